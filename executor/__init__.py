@@ -1,0 +1,1 @@
+"""Provider executor: Celery app for job dispatch, hardened container runs, result store, chain actions and verifier mode."""

@@ -33,18 +33,28 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     // Hard bounds on governance parameters (time in seconds).
-    uint32 public constant MAX_CLAIM_WINDOW = 90 days;
+    uint24 public constant MAX_CLAIM_WINDOW = 90 days;
     uint24 public constant MAX_RUNTIME = 30 days;
     uint24 public constant MAX_CHALLENGE_WINDOW = 30 days;
     uint16 public constant MAX_COLLATERAL_PCT = 1000;
     uint16 public constant MIN_BURN_BPS = 1000;
     uint16 public constant MAX_BURN_BPS = 9000;
-    uint32 public constant MAX_RESOLVE_WINDOW = 30 days;
+    uint24 public constant MAX_RESOLVE_WINDOW = 30 days;
     uint32 public constant MAX_EPOCH_LENGTH = 365 days;
-    uint96 public constant MAX_EMISSION_RATE = 1e24;
+    uint64 public constant MAX_EMISSION_RATE = 1e18;
     uint96 public constant MAX_EPOCH_BUDGET = 1e27;
+    uint64 public constant MAX_MIN_REWARD_PER_CPU_SECOND = 1e18;
+    /// @dev Declared CPU-seconds are at most maxRuntime times this many CPUs.
+    uint256 public constant MAX_CPUS_PER_JOB = 256;
 
     uint256 private constant _BPS = 10_000;
+
+    // Bits of Config.flags.
+    uint8 private constant _PAUSED = 1;
+    uint8 private constant _EMISSIONS_ON = 2;
+    // Bits of Job.flags.
+    uint8 private constant _FAILURE = 1; // the submission is a failure code
+    uint8 private constant _EARNS_EMISSION = 2; // emissions were on when the job was posted
     uint256 private constant _PCT = 100;
 
     /// @dev Three storage words; see the contract's gas layout note.
@@ -57,7 +67,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         // word 2, the hot word: 88 + 8 + 8 + 24 + 32 + 32 + 24 + 24 + 16 = 256 bits
         uint88 reward;
         JobStatus status;
-        bool failure;
+        uint8 flags; // _FAILURE | _EARNS_EMISSION
         uint24 providerId;
         uint32 claimDeadline;
         uint32 deadline;
@@ -77,6 +87,23 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint96 emission;
     }
 
+    /// @dev The market's hot global word (144 + 48 + 24 + 8 + 32 = 256 bits): the parameters, the
+    ///      pause and emissions-on flags, and the job counter, all read by `postJob` in one load.
+    struct Config {
+        uint24 minClaimWindow;
+        uint24 maxClaimWindow;
+        uint24 minRuntime;
+        uint24 maxRuntime;
+        uint24 minChallengeWindow;
+        uint24 maxChallengeWindow;
+        uint16 minCollateralPct;
+        uint16 maxCollateralPct;
+        uint16 burnBps;
+        uint24 resolveWindow;
+        uint8 flags; // _PAUSED | _EMISSIONS_ON
+        uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
+    }
+
     struct EmissionState {
         uint32 epoch;
         uint96 minted;
@@ -85,11 +112,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     IRewardToken private immutable _token;
     IProviderStaking private immutable _staking;
 
-    MarketParams private _params;
+    Config private _config;
     EmissionParams private _emission;
     EmissionState private _emissionState;
     address private _resolver;
-    uint64 private _jobCount;
 
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 jobId => address) private _challengers;
@@ -99,7 +125,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     error ResolverNotSet();
 
     modifier whenNotPaused() {
-        if (_params.paused) revert MarketPaused();
+        if (_config.flags & _PAUSED != 0) revert MarketPaused();
         _;
     }
 
@@ -199,7 +225,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function submitFailure(uint256 jobId, uint8 code, bytes32 evidenceHash) external {
         if (code == uint8(FailureCode.None) || code > uint8(type(FailureCode).max)) revert InvalidFailureCode(code);
         Job storage j = _assignedJob(jobId);
-        j.failure = true;
+        j.flags |= _FAILURE;
         uint32 challengeDeadline = _startChallengeWindow(j);
         emit FailureSubmitted(jobId, msg.sender, code, evidenceHash, challengeDeadline);
     }
@@ -215,7 +241,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         address provider = _staking.providerOf(j.providerId);
         if (msg.sender == provider) revert SelfChallenge(jobId, provider);
         uint96 bond = _collateralOf(j);
-        uint32 resolveDeadline = uint32(block.timestamp) + _params.resolveWindow;
+        uint32 resolveDeadline = uint32(block.timestamp) + _config.resolveWindow;
         j.status = JobStatus.Disputed;
         j.deadline = resolveDeadline;
         _challengers[jobId] = msg.sender;
@@ -259,7 +285,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint96 collateral = _collateralOf(j);
         uint24 providerId = j.providerId;
         bool reopened = block.timestamp <= j.claimDeadline;
-        uint96 refund;
+        uint96 refund = 0;
         if (reopened) {
             j.status = JobStatus.Open;
             j.providerId = 0;
@@ -320,7 +346,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function setPaused(bool paused_) external onlyRole(GUARDIAN_ROLE) {
-        _params.paused = paused_;
+        _config.flags = paused_ ? _config.flags | _PAUSED : _config.flags & ~_PAUSED;
         emit PauseSet(paused_);
     }
 
@@ -334,7 +360,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         v.requester = j.requester;
         v.reward = j.reward;
         v.status = j.status;
-        v.failure = j.failure;
+        v.failure = j.flags & _FAILURE != 0;
         v.provider = j.providerId == 0 ? address(0) : _staking.providerOf(j.providerId);
         v.claimDeadline = j.claimDeadline;
         v.deadline = j.deadline;
@@ -348,7 +374,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function jobCount() external view returns (uint256) {
-        return _jobCount;
+        return _config.jobCount;
     }
 
     /// @inheritdoc IJobMarket
@@ -357,8 +383,21 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
-    function params() external view returns (MarketParams memory) {
-        return _params;
+    function params() external view returns (MarketParams memory p) {
+        Config memory c = _config;
+        p = MarketParams({
+            minClaimWindow: c.minClaimWindow,
+            maxClaimWindow: c.maxClaimWindow,
+            minRuntime: c.minRuntime,
+            maxRuntime: c.maxRuntime,
+            minChallengeWindow: c.minChallengeWindow,
+            maxChallengeWindow: c.maxChallengeWindow,
+            minCollateralPct: c.minCollateralPct,
+            maxCollateralPct: c.maxCollateralPct,
+            burnBps: c.burnBps,
+            resolveWindow: c.resolveWindow,
+            paused: c.flags & _PAUSED != 0
+        });
     }
 
     /// @inheritdoc IJobMarket
@@ -389,11 +428,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- internal
 
     function _post(bytes32 specHash, bytes calldata spec, JobTerms calldata terms) private returns (uint256 jobId) {
-        _checkPost(specHash, spec, terms);
-        // Cannot overflow: 2^64 jobs are out of reach.
-        unchecked {
-            jobId = ++_jobCount;
-        }
+        Config storage c = _config;
+        uint8 configFlags = c.flags;
+        _checkPost(specHash, spec, terms, configFlags);
+        jobId = ++c.jobCount; // checked: reverts after 2^32 - 1 jobs
         // uint32 holds unix times until 2106; claimWindow is bounded by MAX_CLAIM_WINDOW.
         uint32 claimDeadline = uint32(block.timestamp) + terms.claimWindow;
         _jobs[jobId] = Job({
@@ -402,7 +440,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             cpuSeconds: terms.cpuSeconds,
             reward: uint88(terms.reward), // bounded by _checkPost
             status: JobStatus.Open,
-            failure: false,
+            flags: configFlags & _EMISSIONS_ON != 0 ? _EARNS_EMISSION : 0,
             providerId: 0,
             claimDeadline: claimDeadline,
             deadline: 0,
@@ -426,9 +464,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @dev Reverts unless the market is live, the spec matches its hash and the terms are in bounds.
-    function _checkPost(bytes32 specHash, bytes calldata spec, JobTerms calldata terms) private view {
-        MarketParams memory p = _params;
-        if (p.paused) revert MarketPaused();
+    function _checkPost(bytes32 specHash, bytes calldata spec, JobTerms calldata terms, uint8 configFlags)
+        private
+        view
+    {
+        if (configFlags & _PAUSED != 0) revert MarketPaused();
+        Config memory p = _config;
         if (terms.reward == 0) revert ZeroReward();
         if (terms.reward > type(uint88).max) revert TermOutOfBounds("reward", terms.reward, 1, type(uint88).max);
         if (spec.length == 0) revert EmptySpec();
@@ -438,6 +479,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         _checkTerm("maxRuntime", terms.maxRuntime, p.minRuntime, p.maxRuntime);
         _checkTerm("challengeWindow", terms.challengeWindow, p.minChallengeWindow, p.maxChallengeWindow);
         _checkTerm("collateralPct", terms.collateralPct, p.minCollateralPct, p.maxCollateralPct);
+        _checkTerm("cpuSeconds", terms.cpuSeconds, 1, uint256(terms.maxRuntime) * MAX_CPUS_PER_JOB);
+        // A zero collateral (a tiny reward rounded down) would make challenges free and slashes empty.
+        uint256 collateral = uint256(terms.reward) * terms.collateralPct / _PCT;
+        if (collateral == 0) revert TermOutOfBounds("collateral", 0, 1, type(uint96).max);
     }
 
     /// @dev Split out of `_post` to keep the legacy code generator's stack within reach.
@@ -491,36 +536,46 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     function _finalize(uint256 jobId, Job storage j) private {
         j.status = JobStatus.Finalized;
-        bool failure = j.failure;
+        uint8 flags = j.flags;
+        bool failure = flags & _FAILURE != 0;
         uint96 reward = j.reward;
         address provider = _staking.unlock(j.providerId, _collateralOf(j), !failure);
-        uint96 emission;
+        uint96 emission = 0;
         if (failure) {
             _credits[j.requester] += reward;
         } else {
             _credits[provider] += reward;
-            emission = _mintEmission(provider, j);
+            if (flags & _EARNS_EMISSION != 0) emission = _mintEmission(provider, j);
         }
         emit JobFinalized(jobId, provider, failure, reward, emission);
     }
 
     function _settleDispute(uint256 jobId, Job storage j, Ruling ruling) private {
         j.status = JobStatus.Resolved;
-        Settlement memory out;
+        Settlement memory out = Settlement({
+            winner: address(0),
+            forfeited: 0,
+            winnerPayout: 0,
+            burned: 0,
+            requesterRefund: 0,
+            providerPayout: 0,
+            emission: 0
+        });
         address challenger = _challengers[jobId];
         address requester = j.requester;
         uint96 stake = _collateralOf(j); // the provider's collateral, and the challenger's bond
 
         if (ruling == Ruling.ProviderWins) {
-            address provider = _staking.unlock(j.providerId, stake, !j.failure);
+            bool failure = j.flags & _FAILURE != 0;
+            address provider = _staking.unlock(j.providerId, stake, !failure);
             out.winner = provider;
             out.forfeited = stake; // the challenger's bond
             (out.winnerPayout, out.burned) = _split(stake, provider == requester);
-            if (j.failure) {
+            if (failure) {
                 out.requesterRefund = j.reward;
             } else {
                 out.providerPayout = j.reward;
-                out.emission = _mintEmission(provider, j);
+                if (j.flags & _EARNS_EMISSION != 0) out.emission = _mintEmission(provider, j);
             }
             _credits[provider] += uint256(out.winnerPayout) + out.providerPayout;
         } else if (ruling == Ruling.ChallengerWins) {
@@ -557,18 +612,22 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (winnerIsRequester) return (0, amount);
         // Cannot overflow: amount < 2^96 and burnBps <= MAX_BURN_BPS < 2^14.
         unchecked {
-            burned = uint96(uint256(amount) * _params.burnBps / _BPS);
+            burned = uint96(uint256(amount) * _config.burnBps / _BPS);
             winnerShare = amount - burned;
         }
     }
 
     /// @dev Mints the emission for job `j`'s declared CPU-seconds to `provider`, within the epoch
-    ///      budget and the token's cap. Returns the amount minted (zero when emissions are off).
+    ///      budget and the token's cap. Returns the amount minted (zero when emissions are off or
+    ///      the mint fails).
     function _mintEmission(address provider, Job storage j) private returns (uint96 minted) {
         EmissionParams memory e = _emission;
         if (e.ratePerCpuSecond == 0 || e.epochBudget == 0) return 0;
-        uint32 cpuSeconds = j.cpuSeconds; // word 1: read only when emissions are on
-        if (cpuSeconds == 0) return 0;
+        // Word 1, read only when emissions are on.
+        (address requester, uint32 cpuSeconds) = (j.requester, j.cpuSeconds);
+        // Only arm's-length, fairly priced work earns emissions (see IJobMarket.EmissionParams).
+        if (provider == requester) return 0;
+        if (uint256(j.reward) < uint256(cpuSeconds) * e.minRewardPerCpuSecond) return 0;
         EmissionState memory s = _emissionState;
         uint32 epoch = uint32(block.timestamp / e.epochLength);
         if (s.epoch != epoch) {
@@ -588,7 +647,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             s.minted += minted;
         }
         _emissionState = s;
-        _token.mint(provider, amount);
+        // Emissions are a bonus: a failing mint (say, governance revoked the market's MINTER_ROLE)
+        // must never block settlement. The budget it reserved is not returned.
+        try _token.mint(provider, amount) {}
+        catch {
+            return 0;
+        }
     }
 
     function _collateralOf(Job storage j) private view returns (uint96) {
@@ -619,8 +683,18 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         _checkParam("maxCollateralPct", p.maxCollateralPct, p.minCollateralPct, MAX_COLLATERAL_PCT);
         _checkParam("burnBps", p.burnBps, MIN_BURN_BPS, MAX_BURN_BPS);
         _checkParam("resolveWindow", p.resolveWindow, 1, MAX_RESOLVE_WINDOW);
-        p.paused = _params.paused; // the guardian's flag, not governance's
-        _params = p;
+        Config storage c = _config;
+        c.minClaimWindow = p.minClaimWindow;
+        c.maxClaimWindow = p.maxClaimWindow;
+        c.minRuntime = p.minRuntime;
+        c.maxRuntime = p.maxRuntime;
+        c.minChallengeWindow = p.minChallengeWindow;
+        c.maxChallengeWindow = p.maxChallengeWindow;
+        c.minCollateralPct = p.minCollateralPct;
+        c.maxCollateralPct = p.maxCollateralPct;
+        c.burnBps = p.burnBps;
+        c.resolveWindow = p.resolveWindow;
+        p.paused = c.flags & _PAUSED != 0; // the guardian's flag, not governance's
         emit MarketParamsUpdated(p);
     }
 
@@ -628,7 +702,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         _checkParam("ratePerCpuSecond", e.ratePerCpuSecond, 0, MAX_EMISSION_RATE);
         _checkParam("epochBudget", e.epochBudget, 0, MAX_EPOCH_BUDGET);
         _checkParam("epochLength", e.epochLength, 1, MAX_EPOCH_LENGTH);
+        _checkParam("minRewardPerCpuSecond", e.minRewardPerCpuSecond, 0, MAX_MIN_REWARD_PER_CPU_SECOND);
         _emission = e;
+        bool on = e.ratePerCpuSecond != 0 && e.epochBudget != 0;
+        _config.flags = on ? _config.flags | _EMISSIONS_ON : _config.flags & ~_EMISSIONS_ON;
         emit EmissionParamsUpdated(e);
     }
 }

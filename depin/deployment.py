@@ -3,11 +3,47 @@
 Parameters come from ``deployments/parameters.toml``, chosen by chain id. A deployment is recorded
 in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). The ape-specific part
 (:func:`deploy_contracts`) imports ape lazily, so services that only read deployments need no ape.
+
+Deployment file format
+----------------------
+``scripts/deploy.py`` (``ape run deploy --network ...``) writes ``<deployments dir>/<chainId>.json``
+atomically (temp file + rename), as UTF-8 JSON with sorted keys, two-space indent and a trailing
+newline::
+
+    {
+      "addresses": {                      # checksummed addresses of the four contracts
+        "ArbiterResolver": "0x...", "JobMarket": "0x...",
+        "ProviderStaking": "0x...", "RewardToken": "0x..."
+      },
+      "chainId": 31337,                   # the chain the contracts live on (also the file name)
+      "deployBlock": 1,                   # block of the first deploy transaction (RewardToken):
+                                          # indexers start scanning logs here
+      "deployer": "0x...",                # the account that sent every deploy/wiring transaction;
+                                          # it holds DEFAULT_ADMIN_ROLE, GOVERNOR_ROLE, GUARDIAN_ROLE
+      "network": "devnet",                # the [networks.<name>] entry of parameters.toml used
+      "parameters": {                     # the parameters as resolved and sent to the constructors
+        "arbiter": "0x...",               # holder of ArbiterResolver.ARBITER_ROLE
+        "devnetFaucet": true,             # the deployer holds RewardToken.MINTER_ROLE too
+        "emission": {"epochBudget": "...", "epochLength": 3600, "ratePerCpuSecond": "..."},
+        "market": {"burnBps": 5000, "maxChallengeWindow": 3600, ...},   # IJobMarket.MarketParams
+        "staking": {"minStake": "...", "unbondingDelay": 60},
+        "token": {"cap": "...", "initialSupply": "...", "name": "...", "symbol": "DPC"}
+      }
+    }
+
+Token amounts (``cap``, ``initialSupply``, ``minStake``, ``ratePerCpuSecond``, ``epochBudget``) are
+in base units (18 decimals) written as decimal *strings*: they exceed 2^53, which JavaScript and jq
+would silently round if they were JSON numbers. Times are integer seconds; the ``market`` keys are the
+field names of the ``IJobMarket.MarketParams`` struct (without ``paused``). Local-devnet files
+(chain ids 31337 and 1337) are throwaway: write them outside the repository with
+``--deployments-dir``; files for public networks are meant to be committed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,6 +56,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMETERS_FILE = REPO_ROOT / "deployments" / "parameters.toml"
 DEFAULT_DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
 TOKEN_DECIMALS = 18
+# Chains on which the deploy script may default to ape's first test account (anvil, hardhat, geth --dev).
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 
 
 def to_wei(tokens: int | float | str | Decimal) -> int:
@@ -74,12 +112,18 @@ class MarketParameters(_Strict):
 
 class EmissionParameters(_Strict):
     rate_per_cpu_second: Decimal = Field(ge=0)
+    min_reward_per_cpu_second: Decimal = Field(ge=0)
     epoch_budget: Decimal = Field(ge=0)
     epoch_length: int = Field(gt=0)
 
-    def as_tuple(self) -> tuple[int, int, int]:
+    def as_tuple(self) -> tuple[int, int, int, int]:
         """The `IJobMarket.EmissionParams` struct, in base units."""
-        return (to_wei(self.rate_per_cpu_second), to_wei(self.epoch_budget), self.epoch_length)
+        return (
+            to_wei(self.rate_per_cpu_second),
+            to_wei(self.epoch_budget),
+            self.epoch_length,
+            to_wei(self.min_reward_per_cpu_second),
+        )
 
 
 class NetworkParameters(_Strict):
@@ -151,6 +195,40 @@ class Deployment:
         )
 
 
+def resolved_parameters(params: NetworkParameters, arbiter: str) -> dict[str, Any]:
+    """The parameters as the deploy sends them (base units), in the deployment file's layout."""
+    t, s, m, e = params.token, params.staking, params.market, params.emission
+    return {
+        "token": {
+            "name": t.name,
+            "symbol": t.symbol,
+            "cap": str(to_wei(t.cap)),
+            "initialSupply": str(to_wei(t.initial_supply)),
+        },
+        "staking": {"minStake": str(to_wei(s.min_stake)), "unbondingDelay": s.unbonding_delay},
+        "market": {
+            "minClaimWindow": m.min_claim_window,
+            "maxClaimWindow": m.max_claim_window,
+            "minRuntime": m.min_runtime,
+            "maxRuntime": m.max_runtime,
+            "minChallengeWindow": m.min_challenge_window,
+            "maxChallengeWindow": m.max_challenge_window,
+            "minCollateralPct": m.min_collateral_pct,
+            "maxCollateralPct": m.max_collateral_pct,
+            "burnBps": m.burn_bps,
+            "resolveWindow": m.resolve_window,
+        },
+        "emission": {
+            "ratePerCpuSecond": str(to_wei(e.rate_per_cpu_second)),
+            "minRewardPerCpuSecond": str(to_wei(e.min_reward_per_cpu_second)),
+            "epochBudget": str(to_wei(e.epoch_budget)),
+            "epochLength": e.epoch_length,
+        },
+        "devnetFaucet": params.devnet_faucet,
+        "arbiter": arbiter,
+    }
+
+
 def deployment_path(chain_id: int, directory: Path = DEFAULT_DEPLOYMENTS_DIR) -> Path:
     return directory / f"{chain_id}.json"
 
@@ -167,9 +245,17 @@ def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMEN
     """Writes the deployment file atomically (temp file + rename) and returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = deployment_path(deployment.chain_id, directory)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(deployment.to_json() + "\n")
-    tmp.replace(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(deployment.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -65,14 +65,14 @@ interface IJobMarket {
         uint24 maxRuntime; // seconds a provider has from claim to submission
         uint24 challengeWindow; // seconds after submission during which anyone may challenge
         uint16 collateralPct; // provider collateral (and challenge bond) as a percentage of the reward
-        uint32 cpuSeconds; // declared compute (cpus x max runtime); basis of emissions
+        uint32 cpuSeconds; // declared compute (cpus x max runtime), 1..maxRuntime * MAX_CPUS_PER_JOB; basis of emissions
     }
 
-    /// @notice Deployment parameters, one storage word. Governance changes them within the
-    ///         hard-coded bounds; the guardian sets `paused`.
+    /// @notice Deployment parameters (stored in one word with the job counter). Governance changes
+    ///         them within the hard-coded bounds; the guardian sets `paused`.
     struct MarketParams {
-        uint32 minClaimWindow;
-        uint32 maxClaimWindow;
+        uint24 minClaimWindow;
+        uint24 maxClaimWindow;
         uint24 minRuntime;
         uint24 maxRuntime;
         uint24 minChallengeWindow;
@@ -80,17 +80,23 @@ interface IJobMarket {
         uint16 minCollateralPct;
         uint16 maxCollateralPct;
         uint16 burnBps; // share of a loser's bond or collateral that is burned (the rest goes to the winner)
-        uint32 resolveWindow; // seconds a resolver has to rule before anyone may settle without a ruling
+        uint24 resolveWindow; // seconds a resolver has to rule before anyone may settle without a ruling
         bool paused;
     }
 
     /// @notice Protocol emissions: at finalization the provider is minted `ratePerCpuSecond` per
     ///         declared CPU-second, at most `epochBudget` per `epochLength` seconds in total.
-    ///         A zero rate or budget turns emissions off.
+    ///         A zero rate or budget turns emissions off. Only arm's-length work earns them: the
+    ///         provider must not be the job's requester, and the reward must pay at least
+    ///         `minRewardPerCpuSecond` for every declared CPU-second, so that declaring compute
+    ///         costs what the market charges for it (against wash jobs that farm emissions). A job
+    ///         earns emissions only if they were on when it was posted (the finalization of a job
+    ///         posted with emissions off reads no emission state).
     struct EmissionParams {
-        uint96 ratePerCpuSecond;
+        uint64 ratePerCpuSecond;
         uint96 epochBudget;
         uint32 epochLength;
+        uint64 minRewardPerCpuSecond;
     }
 
     /// @notice Everything known about a job, as returned by `getJob`.

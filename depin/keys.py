@@ -1,0 +1,158 @@
+"""Redis key names: the only module that builds Redis key strings.
+
+Every key of one indexed deployment lives under a prefix ``depin:{chainId}:{market address, lower
+case}`` so that several deployments (a devnet and a testnet, say) can share one Redis. The indexer
+writes these keys; the CLI, the HTTP API and the executors read them.
+
+Data model (all values are strings; integers in decimal, addresses checksummed, hashes 0x-hex;
+fields appear once the event that sets them was applied, so read them with ``.get``):
+
+``{p}:meta`` (hash)
+    chainId, market, staking, deployBlock, confirmations, finalityDepth: what this prefix indexes.
+    Progress, written by the indexer: head (last chain head seen), eventsApplied (events currently
+    applied: a rollback subtracts its retractions), eventsPerSecond (over the last 10 s), updatedAt
+    (unix seconds, float).
+``{p}:cursor`` (string)
+    JSON ``{"number": N, "hash": "0x..."}``: the last block whose events are fully applied. Every
+    indexer transaction compares-and-sets it, so readers can WATCH it for consistent snapshots.
+``{p}:blocks`` (hash)
+    block number -> ``"<hash>:<parentHash>"`` for recent, not yet final blocks (reorg detection
+    that survives restarts). Pruned below ``head - finalityDepth``.
+``{p}:undo:{number}`` (string)
+    JSON ``{"h": {key: prior hash or null}, "e": [stream entries of the block]}``: the prior value of
+    every hash the block changed, and its events, for rollback. Only for blocks with events that were
+    not final when applied; pruned with ``blocks``.
+``{p}:job:{id}`` (hash)
+    One job. At post: id, status, requester, specHash, reward, fromCredit, claimDeadline,
+    maxRuntime, challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline
+    (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), spec (the raw
+    bytes, 0x-hex), specValid (``1`` when keccak256(spec) == specHash and the spec is a UTF-8 JSON
+    object, else ``0``), specJson (the spec text, when valid) or specError (why not), postedBlock,
+    postedTx. Claim: provider (current; empty again when a timeout reopens the job), providers
+    (comma-separated: everyone who ever claimed it), submitDeadline, claimedBlock. Submission: failure
+    (``0``/``1``), resultHash and resultURI, or failureCode and failureReason and evidenceHash;
+    challengeDeadline, submittedBlock. Challenge: challenger, bond, resolver, resolveDeadline.
+    Settlement: payout and emission (finalized), refund (cancelled, expired, timed out), slashed and
+    timeouts (timeouts, summed), ruling (``None``/``ProviderWins``/``ChallengerWins``), winner,
+    forfeited, winnerPayout, burned, requesterRefund, providerPayout (resolved). Always:
+    updatedBlock, and ``history``: a JSON list of every transition, oldest first, as
+    ``{"event", "status" (after it), "block", "tx", "logIndex"}``.
+``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
+``{p}:jobs:provider:{address}`` (sorted sets)
+    Job ids, scored by job id. The provider index holds every job the provider ever claimed (also
+    one it timed out on and that another provider then took).
+``{p}:provider:{address}`` (hash)
+    address, id, staked, locked, unbonding, releaseAt, jobsCompleted, jobsSlashed, endpoint,
+    capabilityHash, registeredBlock: as ``ProviderStaking.getProvider`` returns them.
+``{p}:providers`` (sorted set)
+    Provider addresses (checksummed) scored by provider id.
+``{p}:account:{address}`` (hash)
+    withdrawable: the balance the account can withdraw from the market (``withdrawableOf``).
+``{p}:totals`` (hash)
+    Market totals: jobs (ever posted); per-status counts (fields named by status: ``Open``,
+    ``Claimed``, ...); current escrowed (rewards of open, claimed, submitted and disputed jobs),
+    bonds (challenge bonds held), withdrawable (sum of account balances), so that the market's token
+    balance is escrowed + bonds + withdrawable; cumulative paid (rewards to providers), refunded (to
+    requesters), emitted, slashed, burned, deposited, withdrawn; staking: providers (count), staked,
+    locked, unbonding (the staking contract's balance is staked + unbonding).
+``{p}:params`` (hash)
+    Governance parameters as last emitted: the ``MarketParams`` fields but ``paused``, the
+    ``EmissionParams`` fields, paused (``0``/``1``), resolver, minStake, unbondingDelay.
+``{p}:events`` (stream)
+    Every applied event, in chain order, for consumers reading with consumer groups. Fields: kind
+    (``event`` or ``retraction``), event (its name), block, blockHash, tx, logIndex, args (JSON of
+    the event's arguments: integers as decimal strings, addresses checksummed; JobPosted carries
+    specValid instead of the spec bytes, which live in the job hash). Each applied event is appended
+    exactly once (the cursor compare-and-set makes batches atomic and never re-applied); a rollback
+    appends a ``retraction`` entry (same fields) for every event it undid, newest first, and the
+    canonical chain's events follow as new entries. Consumers therefore see at-least-once delivery
+    per (blockHash, logIndex) across reorgs: an event, its retraction, then the event again.
+"""
+
+from __future__ import annotations
+
+JOB_STATUSES = (
+    "None",
+    "Open",
+    "Claimed",
+    "Submitted",
+    "Disputed",
+    "Finalized",
+    "Cancelled",
+    "Expired",
+    "TimedOut",
+    "Resolved",
+)
+
+
+class Keys:
+    """Key names under one deployment's prefix."""
+
+    def __init__(self, chain_id: int, market: str, namespace: str = "depin") -> None:
+        self.prefix = f"{namespace}:{chain_id}:{market.lower()}"
+
+    def _k(self, *parts: object) -> str:
+        return ":".join((self.prefix, *map(str, parts)))
+
+    # bookkeeping
+    @property
+    def meta(self) -> str:
+        return self._k("meta")
+
+    @property
+    def cursor(self) -> str:
+        return self._k("cursor")
+
+    @property
+    def blocks(self) -> str:
+        return self._k("blocks")
+
+    def undo(self, number: int) -> str:
+        return self._k("undo", number)
+
+    # jobs
+    def job(self, job_id: int) -> str:
+        return self._k("job", job_id)
+
+    @property
+    def jobs_all(self) -> str:
+        return self._k("jobs", "all")
+
+    def jobs_by_status(self, status: str) -> str:
+        if status not in JOB_STATUSES:
+            raise ValueError(f"unknown job status {status!r}; one of {', '.join(JOB_STATUSES[1:])}")
+        return self._k("jobs", "status", status)
+
+    def jobs_by_requester(self, address: str) -> str:
+        return self._k("jobs", "requester", address.lower())
+
+    def jobs_by_provider(self, address: str) -> str:
+        return self._k("jobs", "provider", address.lower())
+
+    # providers and accounts
+    def provider(self, address: str) -> str:
+        return self._k("provider", address.lower())
+
+    @property
+    def providers(self) -> str:
+        return self._k("providers")
+
+    def account(self, address: str) -> str:
+        return self._k("account", address.lower())
+
+    # market-wide
+    @property
+    def totals(self) -> str:
+        return self._k("totals")
+
+    @property
+    def params(self) -> str:
+        return self._k("params")
+
+    @property
+    def events(self) -> str:
+        return self._k("events")
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this prefix."""
+        return self.prefix + ":*"

@@ -9,7 +9,6 @@ epoch); the steady-state figure is the median over the following jobs.
 
 from __future__ import annotations
 
-import json
 import statistics
 
 import click
@@ -18,26 +17,15 @@ from ape.cli import ConnectedProviderCommand
 from eth_utils import keccak
 
 from depin.deployment import deploy_contracts, load_parameters, to_wei
+from depin.spec import example_spec
 
 OPS = ("postJob", "claimJob", "submitResult", "finalize")
-
-
-def sample_spec(n: int) -> bytes:
-    """A canonical job spec of about 300 bytes (sorted keys, no whitespace)."""
-    spec = {
-        "command": ["sha256sum", "/in/a"],
-        "image": "depin/checksum@sha256:" + "ab" * 32,
-        "inputs": [{"path": "a", "sha256": "cd" * 32, "uri": f"file:///in/{n}"}],
-        "resources": {"cpus": 1, "max_runtime": 60, "memory_mb": 64},
-        "v": 1,
-    }
-    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
 
 
 def run_jobs(market, token, requester, provider, jobs: int, window: int) -> list[dict[str, int]]:
     rows = []
     for n in range(jobs):
-        spec = sample_spec(n)
+        spec = example_spec(n)
         terms = (to_wei(1), 600, 60, window, 100, 60)
         gas = {}
         tx = market.postJob(keccak(spec), spec, terms, sender=requester)

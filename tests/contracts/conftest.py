@@ -7,12 +7,11 @@ isolating tests from each other. Accounts: `owner` (admin, governor, guardian, a
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from eth_utils import keccak
 
 from depin.deployment import deploy_contracts, load_parameters, to_wei
+from depin.spec import example_spec
 
 TOKEN = 10**18
 MIN_STAKE = to_wei(100)  # devnet parameters (deployments/parameters.toml)
@@ -97,16 +96,8 @@ def registered(funded, staking, provider, provider2):
 
 
 def make_spec(n: int = 0, **extra) -> bytes:
-    """A canonical JSON spec (sorted keys, compact separators)."""
-    spec = {
-        "command": ["sha256sum", "/in/a"],
-        "image": "depin/checksum@sha256:" + "ab" * 32,
-        "inputs": [{"path": "a", "sha256": "cd" * 32, "uri": f"file:///in/{n}"}],
-        "resources": {"cpus": 1, "max_runtime": 60, "memory_mb": 64},
-        "v": 1,
-        **extra,
-    }
-    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+    """A canonical JSON spec (sorted keys, compact separators), distinct for each `n`."""
+    return example_spec(n, **extra)
 
 
 def make_terms(

@@ -19,23 +19,27 @@ fields appear once the event that sets them was applied, so read them with ``.ge
     block number -> ``"<hash>:<parentHash>"`` for recent, not yet final blocks (reorg detection
     that survives restarts). Pruned below ``head - finalityDepth``.
 ``{p}:undo:{number}`` (string)
-    JSON ``{"h": {key: prior hash or null}, "e": [stream entries of the block]}``: the prior value of
-    every hash the block changed, and its events, for rollback. Only for blocks with events that were
-    not final when applied; pruned with ``blocks``.
+    JSON ``{"h": {key: null | {field: prior value or null}}, "e": [entry lines]}``, for rollback:
+    per hash the block changed, null when it did not exist before the block, else the prior values
+    of the fields the block changed (null: the field was absent; a job's append-only ``history`` is
+    left out, a rollback drops its entries above the fork point); and the block's stream entries as
+    tab-separated lines. Only for blocks with events that were not final when applied; pruned with
+    ``blocks``.
 ``{p}:job:{id}`` (hash)
     One job. At post: id, status, requester, specHash, reward, fromCredit, claimDeadline,
     maxRuntime, challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline
-    (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), spec (the raw
-    bytes, 0x-hex), specValid (``1`` when keccak256(spec) == specHash and the spec is a UTF-8 JSON
-    object, else ``0``), specJson (the spec text, when valid) or specError (why not), postedBlock,
-    postedTx. Claim: provider (current; empty again when a timeout reopens the job), providers
-    (comma-separated: everyone who ever claimed it), submitDeadline, claimedBlock. Submission: failure
-    (``0``/``1``), resultHash and resultURI, or failureCode and failureReason and evidenceHash;
-    challengeDeadline, submittedBlock. Challenge: challenger, bond, resolver, resolveDeadline.
+    (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), specValid (``1``
+    when keccak256(spec) == specHash and the spec is a UTF-8 JSON object, else ``0``), specJson (when
+    valid: the spec text, whose UTF-8 bytes are exactly the posted bytes) or, when invalid, spec (the
+    raw bytes, 0x-hex) and specError (why), postedBlock, postedTx. Claim: provider (current; empty
+    again when a timeout reopens the job), providers (comma-separated: everyone who ever claimed
+    it), submitDeadline. Submission: failure (``0``/``1``), resultHash and resultURI, or failureCode
+    and failureReason and evidenceHash; challengeDeadline. Challenge: challenger, bond, resolver,
+    resolveDeadline.
     Settlement: payout and emission (finalized), refund (cancelled, expired, timed out), slashed and
     timeouts (timeouts, summed), ruling (``None``/``ProviderWins``/``ChallengerWins``), winner,
-    forfeited, winnerPayout, burned, requesterRefund, providerPayout (resolved). Always:
-    updatedBlock, and ``history``: a JSON list of every transition, oldest first, as
+    forfeited, winnerPayout, burned, requesterRefund, providerPayout (resolved). Always
+    ``history``: a JSON list of every transition, oldest first, as
     ``{"event", "status" (after it), "block", "tx", "logIndex"}``.
 ``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
 ``{p}:jobs:provider:{address}`` (sorted sets)
@@ -112,7 +116,7 @@ class Keys:
 
     # jobs
     def job(self, job_id: int) -> str:
-        return self._k("job", job_id)
+        return f"{self.prefix}:job:{job_id}"  # hot path of the indexer: same as _k("job", job_id)
 
     @property
     def jobs_all(self) -> str:
@@ -124,21 +128,21 @@ class Keys:
         return self._k("jobs", "status", status)
 
     def jobs_by_requester(self, address: str) -> str:
-        return self._k("jobs", "requester", address.lower())
+        return f"{self.prefix}:jobs:requester:{address.lower()}"
 
     def jobs_by_provider(self, address: str) -> str:
-        return self._k("jobs", "provider", address.lower())
+        return f"{self.prefix}:jobs:provider:{address.lower()}"
 
     # providers and accounts
     def provider(self, address: str) -> str:
-        return self._k("provider", address.lower())
+        return f"{self.prefix}:provider:{address.lower()}"
 
     @property
     def providers(self) -> str:
         return self._k("providers")
 
     def account(self, address: str) -> str:
-        return self._k("account", address.lower())
+        return f"{self.prefix}:account:{address.lower()}"
 
     # market-wide
     @property

@@ -1,0 +1,261 @@
+"""Chain access: the one module that builds raw JSON-RPC calls.
+
+Services that read the chain (the indexer, later the executor) talk to the node through
+:class:`RpcClient`, a thin layer over a web3 provider's ``make_request`` / ``make_batch_request``.
+It skips web3's formatters and middleware (the indexer decodes logs itself, which is ~20x faster),
+retries transient failures with capped exponential backoff, and turns every failure into a
+:class:`~depin.errors.ChainError`:
+
+- :class:`RpcUnavailable`: the node could not be reached or answered garbage (connection refused or
+  reset, timeout, HTTP 5xx, a body that is not JSON-RPC). Retried ``retries`` times, then raised;
+  long-running services catch it and keep waiting for the node.
+- :class:`RpcError`: the node answered with a JSON-RPC error object (``code``, ``message``). Retried
+  only when :func:`is_transient_rpc_error` says so (rate limits, internal errors) and the caller
+  allows it; a caller that must react to the error itself (the indexer shrinking an ``eth_getLogs``
+  range) passes ``retries=0``.
+
+Quantities come back as the node sends them (``"0x..."`` hex strings); :func:`hex_int` converts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from depin.errors import ChainError
+
+log = logging.getLogger("depin.chain")
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_BASE = 0.05
+DEFAULT_BACKOFF_CAP = 5.0
+
+# JSON-RPC error codes worth retrying: internal errors, server errors (geth's -32000 covers "header
+# not found" right after a new head), limit exceeded and rate limits.
+_TRANSIENT_CODES = frozenset({-32603, -32000, -32002, -32005, -32097, 429})
+# Phrases by which nodes and hosted providers say an eth_getLogs query is too big.
+_RANGE_PHRASES = (
+    "range",
+    "too many",
+    "too large",
+    "limit",
+    "exceed",
+    "timeout",
+    "timed out",
+    "query returned more than",
+    "response size",
+)
+
+
+class RpcUnavailable(ChainError):
+    """The node could not be reached, timed out, or answered something that is not JSON-RPC."""
+
+    def __init__(self, method: str, reason: str, url: str = "") -> None:
+        self.method = method
+        self.reason = reason
+        where = f" at {url}" if url else ""
+        super().__init__(
+            f"JSON-RPC node{where} unavailable for {method}: {reason}. "
+            "Check that the node is running and DEPIN_RPC_URL points at it; services keep retrying."
+        )
+
+
+class RpcError(ChainError):
+    """The node answered a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+        super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
+
+
+def is_transient_rpc_error(error: RpcError) -> bool:
+    """Whether retrying the same call later may succeed."""
+    return error.code in _TRANSIENT_CODES or "rate" in error.rpc_message.lower()
+
+
+def is_range_error(error: ChainError) -> bool:
+    """Whether an ``eth_getLogs`` failure suggests asking for fewer blocks (or is a timeout)."""
+    if isinstance(error, RpcUnavailable):
+        return "timeout" in error.reason.lower() or "timed out" in error.reason.lower()
+    if isinstance(error, RpcError):
+        text = error.rpc_message.lower()
+        return error.code in (-32005, -32602, -32600) or any(p in text for p in _RANGE_PHRASES)
+    return False
+
+
+def backoff_delay(attempt: int, base: float = DEFAULT_BACKOFF_BASE, cap: float = DEFAULT_BACKOFF_CAP) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): ``base * 2**attempt``, at most `cap`."""
+    return min(cap, base * (2 ** min(attempt, 30)))
+
+
+def hex_int(value: str | int | None) -> int:
+    """A JSON-RPC quantity (``"0x1a"``) as an int."""
+    if value is None:
+        raise ValueError("missing quantity")
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A ``Web3`` over HTTP with web3's own retry turned off (:class:`RpcClient` retries)."""
+    from web3 import HTTPProvider, Web3
+
+    provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+    return Web3(provider)
+
+
+class RpcClient:
+    """Raw JSON-RPC calls with retries. Thread-safe as far as the underlying provider is."""
+
+    def __init__(
+        self,
+        web3: Any,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_cap: float = DEFAULT_BACKOFF_CAP,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.web3 = web3
+        self.provider = web3.provider
+        self.url = str(getattr(self.provider, "endpoint_uri", "") or "")
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+        self._can_batch = hasattr(self.provider, "make_batch_request")
+
+    @classmethod
+    def from_url(cls, rpc_url: str, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> RpcClient:
+        return cls(make_web3(rpc_url, timeout), **kwargs)
+
+    # ------------------------------------------------------------------ core
+
+    def _raw(self, method: str, params: Sequence[Any]) -> Any:
+        try:
+            response = self.provider.make_request(method, list(params))
+        except ChainError:
+            raise
+        except Exception as exc:  # requests' ConnectionError/Timeout/HTTPError, JSON decode errors, ...
+            raise RpcUnavailable(method, f"{type(exc).__name__}: {exc}", self.url) from exc
+        return _result(method, response)
+
+    def _retrying(self, method: str, attempt_fn: Callable[[], Any], retries: int | None) -> Any:
+        limit = self.retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                return attempt_fn()
+            except RpcUnavailable as exc:
+                error: ChainError = exc
+            except RpcError as exc:
+                if not is_transient_rpc_error(exc):
+                    raise
+                error = exc
+            if attempt >= limit:
+                raise error
+            delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+            log.debug("rpc retry method=%s attempt=%d delay=%.3f error=%s", method, attempt + 1, delay, error)
+            self.sleep(delay)
+            attempt += 1
+
+    def call(self, method: str, params: Sequence[Any] = (), *, retries: int | None = None) -> Any:
+        """The ``result`` of one JSON-RPC call; retries transient failures (``retries`` overrides)."""
+        return self._retrying(method, lambda: self._raw(method, params), retries)
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, retries: int | None = None) -> list[Any]:
+        """The results of several calls, in order, in one JSON-RPC batch request when the provider
+        supports batches (else one call after the other). Any failed member raises (the whole batch
+        is retried)."""
+        if not calls:
+            return []
+        if not self._can_batch:
+            return [self.call(m, p, retries=retries) for m, p in calls]
+        label = f"batch[{len(calls)}x{calls[0][0]}]"
+
+        def attempt() -> list[Any]:
+            try:
+                responses = self.provider.make_batch_request([(m, list(p)) for m, p in calls])
+            except ChainError:
+                raise
+            except NotImplementedError:
+                self._can_batch = False
+                return [self._raw(m, p) for m, p in calls]
+            except Exception as exc:
+                raise RpcUnavailable(label, f"{type(exc).__name__}: {exc}", self.url) from exc
+            if isinstance(responses, dict):  # the node rejected the batch as a whole
+                _result(label, responses)
+                raise RpcUnavailable(label, f"unexpected batch answer {str(responses)[:200]}", self.url)
+            if not isinstance(responses, list) or len(responses) != len(calls):
+                raise RpcUnavailable(label, "batch answer has the wrong number of responses", self.url)
+            return [_result(m, r) for (m, _), r in zip(calls, responses)]
+
+        return self._retrying(label, attempt, retries)
+
+    # ------------------------------------------------------------------ conveniences
+
+    def chain_id(self) -> int:
+        return hex_int(self.call("eth_chainId"))
+
+    def block_number(self) -> int:
+        return hex_int(self.call("eth_blockNumber"))
+
+    def get_block(self, number: int) -> dict[str, Any] | None:
+        """The header of block `number` (no transactions), or None when the node has no such block."""
+        return self.call("eth_getBlockByNumber", [hex(number), False])
+
+    def get_blocks(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
+        """Headers of several blocks in one batch request (None for blocks the node does not have)."""
+        return self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+
+    def get_logs(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str],
+        topics: Sequence[Any] | None = None,
+        *,
+        retries: int | None = 0,
+    ) -> list[dict[str, Any]]:
+        """Raw logs (JSON-RPC dicts) of `addresses` in [from_block, to_block]. No retry by default:
+        the caller decides whether to shrink the range."""
+        flt: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}
+        if topics:
+            flt["topics"] = list(topics)
+        result = self.call("eth_getLogs", [flt], retries=retries)
+        if not isinstance(result, list):
+            raise RpcUnavailable("eth_getLogs", f"expected a list of logs, got {type(result).__name__}", self.url)
+        return result
+
+
+def _result(method: str, response: Any) -> Any:
+    if not isinstance(response, dict):
+        raise RpcUnavailable(method, f"not a JSON-RPC response: {str(response)[:200]}")
+    error = response.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            raise RpcError(method, error.get("code"), str(error.get("message", "")), error.get("data"))
+        raise RpcError(method, None, str(error))
+    if "result" not in response:
+        raise RpcUnavailable(method, f"JSON-RPC response without result: {str(response)[:200]}")
+    return response["result"]
+
+
+def head_reader(rpc_url: str, timeout: float = 2.0) -> Callable[[], int | None]:
+    """A function returning the node's block number, or None when the node does not answer (for
+    status displays, where an unreachable node means "head unknown", never an error)."""
+    client = RpcClient.from_url(rpc_url, timeout=timeout, retries=0)
+
+    def head() -> int | None:
+        try:
+            return client.block_number()
+        except ChainError as exc:
+            log.debug("chain head unavailable from %s: %s", rpc_url, exc)
+            return None
+
+    return head

@@ -1,0 +1,84 @@
+"""Indexer configuration: one pydantic model, read from the environment (devnet defaults).
+
+=========================  ==========================================  ==============================
+environment variable       field                                       devnet default
+=========================  ==========================================  ==============================
+``DEPIN_RPC_URL``          ``rpc_url``                                 ``http://127.0.0.1:8545``
+``DEPIN_REDIS_URL``        ``redis_url``                               ``redis://127.0.0.1:6379/0``
+``DEPIN_DEPLOYMENT``       ``deployment_file``                         ``.devnet/deployments/31337.json``
+``DEPIN_CONFIRMATIONS``    ``confirmations``                           ``0``
+``DEPIN_FINALITY_DEPTH``   ``finality_depth``                          ``64``
+``DEPIN_POLL_INTERVAL``    ``poll_interval`` (seconds)                 ``0.5``
+``DEPIN_MAX_RANGE``        ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
+``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
+=========================  ==========================================  ==============================
+
+Per network: on a devnet, confirmations 0 (reorg detection still on); on a public testnet, a few
+confirmations (e.g. 3 on Sepolia) and a finality depth of at least the chain's finality (64 blocks
+is two Ethereum epochs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from depin.deployment import REPO_ROOT
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DEPLOYMENT_FILE = REPO_ROOT / ".devnet" / "deployments" / "31337.json"
+
+_ENV = {
+    "rpc_url": "DEPIN_RPC_URL",
+    "redis_url": "DEPIN_REDIS_URL",
+    "deployment_file": "DEPIN_DEPLOYMENT",
+    "confirmations": "DEPIN_CONFIRMATIONS",
+    "finality_depth": "DEPIN_FINALITY_DEPTH",
+    "poll_interval": "DEPIN_POLL_INTERVAL",
+    "max_range": "DEPIN_MAX_RANGE",
+    "namespace": "DEPIN_NAMESPACE",
+}
+
+
+class IndexerConfig(BaseModel):
+    """Everything the indexer needs to follow one deployment into one Redis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpc_url: str = DEFAULT_RPC_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    deployment_file: Path = DEFAULT_DEPLOYMENT_FILE
+    confirmations: int = Field(0, ge=0, description="index up to head - confirmations")
+    finality_depth: int = Field(
+        64, ge=1, description="undo logs and block hashes are kept this deep; a deeper reorg raises ReorgTooDeep"
+    )
+    poll_interval: float = Field(0.5, gt=0)
+    max_range: int = Field(5000, ge=1, description="largest eth_getLogs block range")
+    min_range: int = Field(1, ge=1, description="smallest eth_getLogs block range")
+    namespace: str = "depin"
+    # Transport tuning (not in the environment table: rarely changed).
+    rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
+    rpc_retries: int = Field(5, ge=0, description="retries of a transient RPC failure within one call")
+    backoff_base: float = Field(0.05, gt=0, description="first retry delay, doubled per attempt")
+    backoff_cap: float = Field(5.0, gt=0, description="longest delay between retries, and between polls while the node is down")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> IndexerConfig:
+        if self.min_range > self.max_range:
+            raise ValueError(f"min_range ({self.min_range}) must not exceed max_range ({self.max_range})")
+        return self
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> IndexerConfig:
+        """Config from ``DEPIN_*`` environment variables, devnet defaults, then `overrides`."""
+        values: dict[str, Any] = {}
+        for field, var in _ENV.items():
+            raw = os.environ.get(var)
+            if raw is not None and raw.strip() != "":
+                values[field] = raw.strip()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

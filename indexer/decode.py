@@ -1,0 +1,314 @@
+"""Fast decoding of raw ``eth_getLogs`` results into :class:`Event` objects.
+
+Decoders are built once per event type from the shipped ABIs (``depin.artifacts.load_abi``) and
+looked up by ``(contract address, topic0)``. Decoding a log is then string slicing:
+
+- indexed parameters come from the topics by hand (uint from hex, address = last 40 hex digits);
+- static data fields (uintN, intN, address, bool, bytesN, and tuples of those) are sliced out of the
+  hex ``data`` word by word, with the padding checked (a uint96 word must start with 40 zero digits);
+- ``bytes``/``string`` fields follow their head offset, bounds-checked, into the tail;
+- anything else (arrays, dynamic tuples: none of our events today) falls back to ``eth_abi.decode``
+  with the type list precomputed for that event.
+
+A log that cannot be decoded (unknown address or topic, wrong topic count, short or malformed data,
+``removed: true``) is skipped: :meth:`LogDecoder.decode` returns None and logs the reason. It never
+raises for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+
+log = logging.getLogger("indexer.decode")
+
+ZERO_WORD = "0" * 64
+
+
+class DecodeError(ValueError):
+    """One log's data or topics do not match its event's ABI."""
+
+
+@lru_cache(maxsize=1 << 16)
+def checksum(address_hex40: str) -> str:
+    """``0x``-checksummed form of 40 lower-case hex digits (cached: addresses repeat a lot)."""
+    return to_checksum_address("0x" + address_hex40)
+
+
+class Event:
+    """One decoded log. ``args`` holds every parameter by its ABI name (ints, checksummed address
+    strings, ``0x`` hex for fixed bytes, ``bytes`` for ``bytes``, ``str`` for ``string``, dicts for
+    tuples)."""
+
+    __slots__ = ("name", "contract", "address", "block", "block_hash", "tx", "log_index", "args")
+
+    def __init__(
+        self,
+        name: str,
+        contract: str,
+        address: str,
+        block: int,
+        block_hash: str,
+        tx: str,
+        log_index: int,
+        args: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.contract = contract
+        self.address = address
+        self.block = block
+        self.block_hash = block_hash
+        self.tx = tx
+        self.log_index = log_index
+        self.args = args
+
+    def __repr__(self) -> str:
+        return f"Event({self.name} block={self.block} log={self.log_index} args={self.args})"
+
+
+# ------------------------------------------------------------------------------ word converters
+
+
+def _uint_word(bits: int) -> Callable[[str], int]:
+    zeros = "0" * (64 - bits // 4)
+
+    def conv(word: str) -> int:
+        if not word.startswith(zeros):
+            raise DecodeError(f"uint{bits} value out of range")
+        return int(word, 16)
+
+    return conv
+
+
+def _int_word(bits: int) -> Callable[[str], int]:
+    def conv(word: str) -> int:
+        value = int(word, 16)
+        if value >= 1 << 255:
+            value -= 1 << 256
+        if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+            raise DecodeError(f"int{bits} value out of range")
+        return value
+
+    return conv
+
+
+_ADDRESS_PAD = "0" * 24
+
+
+def _address_word(word: str) -> str:
+    if not word.startswith(_ADDRESS_PAD):
+        raise DecodeError("address word has non-zero padding")
+    return checksum(word[24:].lower())
+
+
+def _bool_word(word: str) -> bool:
+    if word == ZERO_WORD:
+        return False
+    if word[:63] == ZERO_WORD[:63] and word[63] == "1":
+        return True
+    raise DecodeError("bool word is neither 0 nor 1")
+
+
+def _fixed_bytes_word(size: int) -> Callable[[str], str]:
+    pad = "0" * (64 - 2 * size)
+
+    def conv(word: str) -> str:
+        if size < 32 and not word.endswith(pad):
+            raise DecodeError(f"bytes{size} word has non-zero padding")
+        return "0x" + word[: 2 * size].lower()
+
+    return conv
+
+
+def _static_converter(abi_type: str) -> Callable[[str], Any] | None:
+    """A converter from one 64-hex-digit word for an elementary static type, or None."""
+    if abi_type.startswith("uint"):
+        return _uint_word(int(abi_type[4:] or 256))
+    if abi_type.startswith("int"):
+        return _int_word(int(abi_type[3:] or 256))
+    if abi_type == "address":
+        return _address_word
+    if abi_type == "bool":
+        return _bool_word
+    if abi_type.startswith("bytes") and abi_type != "bytes" and "[" not in abi_type:
+        return _fixed_bytes_word(int(abi_type[5:]))
+    return None
+
+
+def _topic_converter(abi_type: str) -> Callable[[str], Any]:
+    """Indexed parameters: value types decode like data words; dynamic ones are their keccak hash."""
+    conv = _static_converter(abi_type)
+    if conv is None:  # string, bytes, arrays, tuples: the topic is a hash of the value
+        return lambda topic: topic.lower()
+    return conv
+
+
+# ------------------------------------------------------------------------------ event decoders
+
+
+class EventDecoder:
+    """Decodes one event type of one contract. Built once; :meth:`decode_data` is the hot path."""
+
+    def __init__(self, contract: str, abi: Mapping[str, Any]) -> None:
+        self.contract = contract
+        self.name: str = abi["name"]
+        self.topic0: str = "0x" + event_abi_to_log_topic(dict(abi)).hex()
+        inputs = abi["inputs"]
+        self.indexed: list[tuple[str, Callable[[str], Any]]] = [
+            (i["name"], _topic_converter(i["type"])) for i in inputs if i.get("indexed")
+        ]
+        self.n_topics = 1 + len(self.indexed)
+        data_inputs = [i for i in inputs if not i.get("indexed")]
+        self.data_names = [i["name"] for i in data_inputs]
+        # (name, ABI type) in the order of Event.args: data fields, then indexed ones.
+        self.arg_types: list[tuple[str, str]] = [(i["name"], i["type"]) for i in data_inputs] + [
+            (i["name"], i["type"]) for i in inputs if i.get("indexed")
+        ]
+        # Fast plan: per head slot, ("s", name, conv), ("t", name, [(field, conv)...]) or ("d", name, is_string).
+        plan: list[tuple[str, str, Any]] | None = []
+        for i in data_inputs:
+            typ = i["type"]
+            conv = _static_converter(typ)
+            if conv is not None:
+                plan.append(("s", i["name"], conv))
+            elif typ in ("bytes", "string"):
+                plan.append(("d", i["name"], typ == "string"))
+            elif typ == "tuple" and all(_static_converter(c["type"]) for c in i.get("components", [])):
+                plan.append(("t", i["name"], [(c["name"], _static_converter(c["type"])) for c in i["components"]]))
+            else:
+                plan = None
+                break
+        self.plan = plan
+        if plan is not None:
+            self.head_words = sum(len(p[2]) if p[0] == "t" else 1 for p in plan)
+            self.static_only = all(p[0] != "d" for p in plan)
+        else:  # generic fallback
+            from eth_abi import decode as abi_decode
+            from eth_utils.abi import collapse_if_tuple
+
+            self._abi_decode = abi_decode
+            self._types = [collapse_if_tuple(dict(i)) for i in data_inputs]
+            self.head_words = 0
+            self.static_only = False
+
+    def decode_data(self, data: str) -> dict[str, Any]:
+        """The non-indexed parameters from the ``0x`` hex `data`."""
+        if self.plan is None:
+            values = self._abi_decode(self._types, bytes.fromhex(data[2:]))
+            return dict(zip(self.data_names, values))
+        size = len(data) - 2
+        if self.static_only:
+            if size != 64 * self.head_words:
+                raise DecodeError(f"data is {size // 2} bytes, expected {32 * self.head_words}")
+        elif size < 64 * self.head_words or size % 64:
+            raise DecodeError(f"data is {size // 2} bytes, not a valid ABI encoding")
+        out: dict[str, Any] = {}
+        pos = 2
+        for kind, name, conv in self.plan:
+            if kind == "s":
+                out[name] = conv(data[pos : pos + 64])
+                pos += 64
+            elif kind == "t":
+                tup = {}
+                for field, fconv in conv:
+                    tup[field] = fconv(data[pos : pos + 64])
+                    pos += 64
+                out[name] = tup
+            else:
+                offset = int(data[pos : pos + 64], 16)
+                pos += 64
+                start = 2 + 2 * offset
+                if offset % 32 or start + 64 > len(data):
+                    raise DecodeError(f"{name}: offset {offset} out of bounds")
+                length = int(data[start : start + 64], 16)
+                end = start + 64 + 2 * length
+                if end > len(data):
+                    raise DecodeError(f"{name}: length {length} out of bounds")
+                raw = bytes.fromhex(data[start + 64 : end])
+                out[name] = raw.decode("utf-8", "replace") if conv else raw
+        return out
+
+
+class LogDecoder:
+    """Decodes raw logs of the indexed contracts. ``addresses`` and ``topics`` are the filter for
+    ``eth_getLogs``: logs of other contracts or events never need to be fetched."""
+
+    def __init__(self, contracts: Mapping[str, tuple[str, list[dict[str, Any]]]], events: Iterable[str] | None = None):
+        """`contracts`: contract name -> (address, ABI). `events`: event names to decode (default all)."""
+        wanted = set(events) if events is not None else None
+        self._decoders: dict[tuple[str, str], EventDecoder] = {}
+        topics: list[str] = []
+        self.addresses: list[str] = []
+        for contract, (address, abi) in contracts.items():
+            addr = address.lower()
+            self.addresses.append(addr)
+            for item in abi:
+                if item.get("type") != "event" or item.get("anonymous"):
+                    continue
+                if wanted is not None and item["name"] not in wanted:
+                    continue
+                dec = EventDecoder(contract, item)
+                self._decoders[(addr, dec.topic0)] = dec
+                if dec.topic0 not in topics:
+                    topics.append(dec.topic0)
+        self.topics = topics
+        self.skipped = 0
+
+    def arg_types(self) -> dict[str, list[tuple[str, str]]]:
+        """Event name -> (argument name, ABI type) in the order decoded events hold them."""
+        return {dec.name: dec.arg_types for dec in self._decoders.values()}
+
+    def decoder_for(self, address: str, topic0: str) -> EventDecoder | None:
+        return self._decoders.get((address.lower(), topic0.lower()))
+
+    def decode(self, raw: Mapping[str, Any]) -> Event | None:
+        """The event of one raw log, or None (reason logged) when it cannot be decoded."""
+        try:
+            topics = raw["topics"]
+            address = raw["address"].lower()
+            if raw.get("removed"):
+                return self._skip(raw, "log is marked removed")
+            if not topics:
+                return self._skip(raw, "log has no topics (anonymous event)")
+            dec = self._decoders.get((address, topics[0].lower()))
+            if dec is None:
+                known = any(a == address for a, _ in self._decoders)
+                return self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
+            if len(topics) != dec.n_topics:
+                return self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
+            args = dec.decode_data(raw["data"])
+            for (name, conv), topic in zip(dec.indexed, topics[1:]):
+                args[name] = conv(topic[2:] if topic.startswith("0x") else topic)
+            return Event(
+                dec.name,
+                dec.contract,
+                address,
+                int(raw["blockNumber"], 16),
+                raw["blockHash"],
+                raw["transactionHash"],
+                int(raw["logIndex"], 16),
+                args,
+            )
+        except (DecodeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # eth_abi's own errors and anything else: never crash on input
+            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+
+    def decode_all(self, raws: Iterable[Mapping[str, Any]]) -> list[Event]:
+        """Decoded events in the order given, skipping (and logging) the undecodable ones."""
+        out = []
+        for raw in raws:
+            ev = self.decode(raw)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _skip(self, raw: Mapping[str, Any], reason: str) -> None:
+        self.skipped += 1
+        where = {k: raw.get(k) for k in ("address", "blockNumber", "transactionHash", "logIndex")} if isinstance(raw, Mapping) else raw
+        log.warning("skipping log: %s %s", reason, where)
+        return None

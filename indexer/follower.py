@@ -1,0 +1,552 @@
+"""The indexer loop: fetch logs, detect reorgs, reduce, commit; then follow the head.
+
+One :meth:`Indexer.sync_once` call:
+
+1. reads the head (``eth_blockNumber``) and the cursor from Redis (creating it just before the
+   deployment block on a fresh Redis, or after a ``FLUSHALL``);
+2. checks the cursor's block is still canonical (its hash against the node's block of that
+   number); if not, walks back over the stored recent blocks to the newest one the node still has
+   (the fork point), rolls the orphaned blocks back from their undo records (newest first, with a
+   ``retraction`` stream entry per undone event) and moves the cursor there; a fork point that is
+   not among the stored blocks, or more than ``finality_depth`` blocks below the cursor, raises
+   :class:`~depin.errors.ReorgTooDeep`;
+3. repeats until the cursor reaches ``head - confirmations``: fetch the logs of the next range with
+   one raw ``eth_getLogs`` (both contracts, the handled event topics), decode, reduce, and commit the
+   batch in one Redis transaction with a compare-and-set on the cursor.
+
+Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
+only the headers of its first block's parent and its last block (continuity, and the new cursor
+hash) and writes no undo records or block hashes. Newer blocks are fetched with every header (one
+JSON-RPC batch request): the first block's parent must be the cursor's block, each header's parent
+the previous header, and every log's ``blockHash`` the header's hash for its number (otherwise the
+chain moved during the fetch and the batch is fetched again); their hashes and per-block undo
+records are stored and pruned once they fall below ``head - finality_depth``.
+
+Final blocks are backfilled as a pipeline: a fetch thread gets the next range while the main
+thread decodes and reduces the current one and Redis runs the previous batch's commit script (sent
+without waiting; its answer is read before the next commit is sent). Batches still commit one at a
+time, in order, each with the cursor compare-and-set, and the write-through read cache lets a batch
+see the values of the one still in flight.
+
+The ``eth_getLogs`` range adapts: it halves (down to ``min_range``) when the node rejects a range,
+times out or fails twice in a row; it shrinks toward ``TARGET_LOGS`` logs per request on dense
+ranges and grows (doubling while nearly empty, else by a quarter, up to ``max_range``) on sparse
+ones. Transient RPC failures are retried with capped exponential backoff; when the node stays away,
+:meth:`Indexer.run` logs it and keeps polling with backoff instead of exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from depin.artifacts import load_abi
+from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
+from depin.deployment import Deployment, read_deployment
+from depin.errors import ChainError, IndexerError, ReorgTooDeep
+from depin.keys import Keys
+from indexer.config import IndexerConfig
+from indexer.decode import Event, LogDecoder
+from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
+from indexer.store import Cursor, CursorMoved, PendingCommit, Store
+
+log = logging.getLogger("indexer")
+
+ZERO_HASH = "0x" + "00" * 32
+HEADER_BATCH = 100  # headers per JSON-RPC batch request (hosted nodes often cap batches at 100)
+MAX_UNFINAL_BATCH = 500  # blocks per batch near the head (each needs its header)
+TARGET_LOGS = 4_000  # logs per eth_getLogs the range aims at: big enough to amortise, small enough to pipeline
+INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to the log density
+RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
+
+
+def load_deployment(path: Path) -> Deployment:
+    """The deployment recorded in `path` (``deployments/<chainId>.json``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise IndexerError(
+            f"deployment file {path} not found: deploy first (`ape run deploy --network ... "
+            "--deployments-dir DIR`) and point DEPIN_DEPLOYMENT at DIR/<chainId>.json"
+        )
+    try:
+        deployment = read_deployment(int(path.stem), path.parent) if path.stem.isdigit() else None
+        if deployment is None:
+            deployment = Deployment.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexerError(f"{path} is not a deployment file (format: depin/deployment.py): {exc!r}") from None
+    missing = [n for n in ("JobMarket", "ProviderStaking") if n not in deployment.addresses]
+    if missing:
+        raise IndexerError(f"{path} lacks addresses for {', '.join(missing)}; redeploy or fix the file")
+    return deployment
+
+
+class _ChainMoved(Exception):
+    """The node's chain changed between two reads of one batch: fetch the batch again."""
+
+
+class Indexer:
+    """Indexes one deployment's market and staking events into Redis (see the module docstring)."""
+
+    def __init__(self, config: IndexerConfig, redis_client: redis.Redis | None = None, web3: Any = None) -> None:
+        self.config = config
+        self.deployment = load_deployment(config.deployment_file)
+        addrs = self.deployment.addresses
+        self.market, self.staking = addrs["JobMarket"], addrs["ProviderStaking"]
+        self.keys = Keys(self.deployment.chain_id, self.market, config.namespace)
+        self.web3 = web3 if web3 is not None else make_web3(config.rpc_url, config.rpc_timeout)
+        self.rpc = RpcClient(
+            self.web3, retries=config.rpc_retries, backoff_base=config.backoff_base, backoff_cap=config.backoff_cap
+        )
+        client = redis_client if redis_client is not None else redis.Redis.from_url(config.redis_url, decode_responses=True)
+        self.decoder = LogDecoder(
+            {"JobMarket": (self.market, load_abi("JobMarket")), "ProviderStaking": (self.staking, load_abi("ProviderStaking"))},
+            events=HANDLED_EVENTS,
+        )
+        self.reducer = Reducer(self.keys, self.decoder.arg_types())
+        self.store = Store(client, self.keys, self.reducer)
+        self._topics = [self.decoder.topics]  # topic0 in any of the handled events
+        self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
+        self._chain_checked = False
+        self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
+        self._rate: deque[tuple[float, int]] = deque()
+        self._sleep: Callable[[float], None] = time.sleep
+        self._moved = 0  # consecutive fetches that saw the chain change
+        self.head = 0
+
+    # ------------------------------------------------------------------ public
+
+    def sync_once(self) -> int:
+        """One poll: handle a reorg if there is one, then fetch and apply everything up to
+        ``head - confirmations``. Returns the number of events applied."""
+        return self._sync(None)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Polls every ``poll_interval`` until `stop` is set or SIGTERM/SIGINT arrives; a stop
+        request finishes the current batch, logs and returns. A node or Redis that goes away is
+        waited for (logged, capped backoff); a reorg deeper than the finality depth raises
+        :class:`ReorgTooDeep` after logging it at CRITICAL level."""
+        stop = stop if stop is not None else threading.Event()
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+
+            def request_stop(signum: int, _frame: Any) -> None:
+                log.info("stop requested (%s): finishing the current batch", signal.Signals(signum).name, extra={"signal": signal.Signals(signum).name})
+                stop.set()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, request_stop)
+        log.info(
+            "indexer running for %s (chain %d, market %s) from block %d",
+            self.keys.prefix, self.deployment.chain_id, self.market, self.deployment.deploy_block,
+            extra={"prefix": self.keys.prefix, "chain_id": self.deployment.chain_id, "deploy_block": self.deployment.deploy_block},
+        )
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    self._sync(stop)
+                    failures = 0
+                except ReorgTooDeep as exc:
+                    log.critical("STOPPING: %s", exc, extra={"error": "ReorgTooDeep"})
+                    raise
+                except ChainError as exc:
+                    delay = backoff_delay(failures, max(self.config.poll_interval, self.config.backoff_base), self.config.backoff_cap)
+                    failures += 1
+                    log.warning("chain node unavailable, retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
+                    stop.wait(delay)
+                    continue
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                    delay = backoff_delay(failures, max(self.config.poll_interval, self.config.backoff_base), self.config.backoff_cap)
+                    failures += 1
+                    self._stored = None
+                    log.warning("Redis unavailable, retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
+                    stop.wait(delay)
+                    continue
+                stop.wait(self.config.poll_interval)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        cursor = self._safe_cursor()
+        log.info("indexer stopped cleanly at block %s", cursor.number if cursor else "-", extra={"cursor": cursor.number if cursor else None})
+
+    # ------------------------------------------------------------------ the loop
+
+    def _safe_cursor(self) -> Cursor | None:
+        try:
+            return self.store.cursor()
+        except (redis.RedisError, IndexerError):
+            return None
+
+    def _check_chain(self) -> None:
+        if self._chain_checked:
+            return
+        chain_id = self.rpc.chain_id()
+        if chain_id != self.deployment.chain_id:
+            raise IndexerError(
+                f"the node at {self.config.rpc_url} is chain {chain_id}, but {self.config.deployment_file} "
+                f"records chain {self.deployment.chain_id}: point DEPIN_RPC_URL and DEPIN_DEPLOYMENT at the same chain"
+            )
+        self._chain_checked = True
+
+    def _meta(self) -> dict[str, str]:
+        now = time.time()
+        while self._rate and self._rate[0][0] < now - RATE_WINDOW:
+            self._rate.popleft()
+        span = max(now - self._rate[0][0], 1.0) if self._rate else RATE_WINDOW
+        rate = sum(n for _, n in self._rate) / span if self._rate else 0.0
+        return {
+            "head": str(self.head),
+            "updatedAt": repr(now),
+            "eventsPerSecond": f"{rate:.1f}",
+            "confirmations": str(self.config.confirmations),
+            "finalityDepth": str(self.config.finality_depth),
+        }
+
+    def _initialize(self) -> Cursor:
+        start = self.deployment.deploy_block - 1
+        header = self.rpc.get_block(start) if start >= 0 else None
+        if start >= 0 and header is None:
+            raise IndexerError(f"the node has no block {start} (before the deployment block); is it the right chain?")
+        cursor = Cursor(start, header["hash"] if header else ZERO_HASH)
+        meta = {
+            "chainId": str(self.deployment.chain_id),
+            "market": self.market,
+            "staking": self.staking,
+            "deployBlock": str(self.deployment.deploy_block),
+            **self._meta(),
+        }
+        if self.store.initialize(meta, cursor):
+            log.info("new index at %s: starting at block %d", self.keys.prefix, self.deployment.deploy_block, extra={"prefix": self.keys.prefix})
+        self._stored = None
+        found = self.store.cursor()
+        if found is None:
+            raise CursorMoved("the cursor vanished right after initialisation")
+        return found
+
+    def _sync(self, stop: threading.Event | None) -> int:
+        self._check_chain()
+        self.head = self.rpc.block_number()
+        applied = 0
+        moved = 0
+        while True:
+            try:
+                cursor = self.store.cursor()
+                if cursor is None:
+                    cursor = self._initialize()
+                cursor = self._ensure_canonical(cursor)
+                if self._stored is None:
+                    self._stored = set(self.store.block_numbers())
+                target = self.head - self.config.confirmations
+                final_target = min(target, self.head - self.config.finality_depth)
+                if cursor.number < final_target:
+                    try:
+                        cursor, n = self._backfill(cursor, final_target, stop)
+                        self._moved = 0
+                    except _ChainMoved as exc:
+                        self._moved += 1
+                        if self._moved > 20:
+                            raise IndexerError(f"the node's chain keeps changing under the indexer ({exc}); giving up this poll") from None
+                        log.info("chain moved during the backfill (%s); re-reading the cursor", exc)
+                        continue
+                    applied += n
+                    if stop is not None and stop.is_set():
+                        return applied
+                while cursor.number < target:
+                    try:
+                        cursor, n = self._step(cursor, target)
+                        self._moved = 0
+                    except _ChainMoved as exc:
+                        self._moved += 1
+                        if self._moved > 20:
+                            raise IndexerError(f"the node's chain keeps changing under the indexer ({exc}); giving up this poll") from None
+                        log.info("chain moved during a fetch (%s); fetching again", exc)
+                        self._sleep(min(self.config.poll_interval, 0.1 * self._moved))
+                        self.head = self.rpc.block_number()
+                        break
+                    applied += n
+                    if stop is not None and stop.is_set():
+                        return applied
+                else:
+                    self.store.touch_meta(self._meta())
+                    return applied
+            except CursorMoved as exc:
+                moved += 1
+                self._stored = None
+                log.warning("the cursor moved under the indexer (%s); re-reading it", exc)
+                if moved > 5:
+                    raise IndexerError(
+                        f"the cursor of {self.keys.prefix} keeps changing under this indexer: "
+                        "is another indexer writing the same prefix? Run only one per deployment."
+                    ) from exc
+
+    def _ensure_canonical(self, cursor: Cursor) -> Cursor:
+        """The cursor if its block is still canonical, else the fork point after a rollback."""
+        if cursor.number < 0:
+            return cursor
+        header = self.rpc.get_block(cursor.number)
+        if header is not None and header["hash"] == cursor.hash:
+            return cursor
+        return self._rollback_to_fork(cursor)
+
+    def _rollback_to_fork(self, cursor: Cursor) -> Cursor:
+        stored = self.store.stored_blocks()
+        candidates = sorted({n for n in stored if n <= cursor.number} | {cursor.number}, reverse=True)
+        fork: Cursor | None = None
+        for i in range(0, len(candidates), HEADER_BATCH):
+            chunk = candidates[i : i + HEADER_BATCH]
+            headers = self.rpc.get_blocks(chunk)
+            for n, header in zip(chunk, headers):
+                known = cursor.hash if n == cursor.number else stored[n][0]
+                if header is not None and header["hash"] == known:
+                    fork = Cursor(n, known)
+                    break
+            if fork is not None:
+                break
+        lowest = min(stored) if stored else cursor.number
+        if fork is None or cursor.number - fork.number > self.config.finality_depth:
+            where = f"block {fork.number}" if fork else f"below block {lowest} (the oldest block kept)"
+            raise ReorgTooDeep(
+                f"chain reorganisation deeper than the finality depth ({self.config.finality_depth} blocks): "
+                f"the indexed block {cursor.number} ({cursor.hash}) is no longer canonical and the fork point is "
+                f"{where}. The index at {self.keys.prefix} may hold orphaned blocks and the indexer stops. "
+                "If this chain was replaced (a restarted devnet), re-index from scratch with "
+                "`python -m indexer --reset`; if the network really reorganises this deep, raise DEPIN_FINALITY_DEPTH "
+                "and re-index."
+            )
+        orphaned = list(range(fork.number + 1, cursor.number + 1))
+        missing = [n for n in orphaned if n not in stored]
+        if missing:
+            raise ReorgTooDeep(
+                f"chain reorganisation at block {fork.number + 1}: blocks {missing[0]}..{missing[-1]} were indexed as "
+                f"final (no undo records), so the index at {self.keys.prefix} cannot be rolled back; the indexer stops. "
+                "Re-index from scratch with `python -m indexer --reset`."
+            )
+        retracted = self.store.rollback(cursor, fork, orphaned, self._meta())
+        self._stored = None
+        log.warning(
+            "reorg: rolled back blocks %d..%d to the fork point %d, retracted %d events",
+            fork.number + 1, cursor.number, fork.number, retracted,
+            extra={"fork": fork.number, "orphaned": len(orphaned), "retracted": retracted},
+        )
+        return fork
+
+    # ------------------------------------------------------------------ final blocks, pipelined
+
+    def _backfill(self, cursor: Cursor, limit: int, stop: threading.Event | None) -> tuple[Cursor, int]:
+        """Indexes the final blocks after `cursor` up to `limit` as a pipeline: a fetch thread gets
+        the next range's logs (and its two headers) while this thread reduces the current one and
+        Redis runs the previous one's commit script (sent, its answer read only before the next
+        commit). Batches are still committed one at a time, in order, each with the cursor
+        compare-and-set, so a failure anywhere leaves a prefix of them applied. The read cache holds
+        each batch's values before it is sent, so the next batch reads them even while in flight."""
+        fetcher = ThreadPoolExecutor(1, thread_name_prefix="indexer-fetch")
+        pending: PendingCommit | None = None
+        applied = 0
+        cache = self.store.cache
+        try:
+            upcoming: Future[Any] | None = fetcher.submit(self._fetch_final, cursor.number + 1, limit)
+            while upcoming is not None:
+                start, end, raw_logs, headers = upcoming.result()
+                upcoming = None
+                if end < limit and not (stop is not None and stop.is_set()):
+                    upcoming = fetcher.submit(self._fetch_final, end + 1, limit)
+                parent = headers.get(start - 1)
+                if start - 1 >= 0 and (parent is None or parent["hash"] != cursor.hash):
+                    if pending is not None:
+                        pending.wait()
+                        pending = None
+                    self._ensure_canonical(self.store.cursor() or cursor)
+                    raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+                new_cursor = Cursor(end, headers[end]["hash"])
+                result = self._reduce(self._decode(raw_logs, start, end, None), None)
+                self._rate.append((time.time(), result.events))
+                if pending is not None:
+                    pending.wait()  # the previous batch is in; raises if it was refused
+                    pending = None
+                while len(cache) > self.store.cache_size:  # nothing in flight: any entry may go
+                    cache.popitem(last=False)
+                for key, value in result.values.items():
+                    cache[key] = value
+                    cache.move_to_end(key)
+                pending = self.store.commit(cursor, new_cursor, result, None, (), self._meta(), wait=False)
+                cursor = new_cursor
+                applied += result.events
+            if pending is not None:
+                pending.wait()
+                pending = None
+            while len(cache) > self.store.cache_size:
+                cache.popitem(last=False)
+            return cursor, applied
+        except BaseException:
+            cache.clear()
+            raise
+        finally:
+            if pending is not None:
+                try:
+                    pending.wait()
+                except Exception:  # already failing: the caller re-reads the cursor
+                    pass
+            fetcher.shutdown(wait=True, cancel_futures=True)
+
+    def _fetch_final(self, start: int, limit: int) -> tuple[int, int, list[dict[str, Any]], dict[int, Any]]:
+        """Logs of the next range of final blocks from `start` (at most to `limit`), with the
+        headers of the block before it (continuity) and of its last block (the new cursor)."""
+        logs, end = self._fetch_logs(start, min(limit, start + self.range - 1))
+        numbers = [start - 1, end] if start - 1 >= 0 else [end]
+        headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
+        if headers.get(end) is None:
+            raise _ChainMoved(f"block {end} vanished")
+        return start, end, logs, headers
+
+    # ------------------------------------------------------------------ one batch near the head
+
+    def _step(self, cursor: Cursor, target: int) -> tuple[Cursor, int]:
+        """Fetches, reduces and commits the next batch after `cursor`; returns the new cursor."""
+        start = cursor.number + 1
+        final_limit = self.head - self.config.finality_depth
+        final = start <= final_limit
+        end = min(target, start + self.range - 1)
+        if final:
+            end = min(end, final_limit)
+        else:
+            end = min(end, start + MAX_UNFINAL_BATCH - 1)
+        raw_logs, end = self._fetch_logs(start, end)
+        blocks: dict[int, tuple[str, str]] = {}
+        if final:
+            numbers = [start - 1, end] if start - 1 >= 0 else [end]
+            headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
+            if headers.get(end) is None:
+                raise _ChainMoved(f"block {end} vanished")
+            parent = headers.get(start - 1)
+            if start - 1 >= 0 and (parent is None or parent["hash"] != cursor.hash):
+                # The cursor's block was replaced: handled as a reorg on the next pass.
+                self._ensure_canonical(cursor)
+                raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+            new_cursor = Cursor(end, headers[end]["hash"])
+            events = self._decode(raw_logs, start, end, None)
+            undo_from = None
+        else:
+            numbers = list(range(start - 1, end + 1)) if start - 1 >= 0 else list(range(start, end + 1))
+            fetched: list[Any] = []
+            for i in range(0, len(numbers), HEADER_BATCH):
+                fetched += self.rpc.get_blocks(numbers[i : i + HEADER_BATCH])
+            headers = dict(zip(numbers, fetched))
+            prev_hash = cursor.hash
+            if start - 1 >= 0:
+                parent = headers[start - 1]
+                if parent is None or parent["hash"] != cursor.hash:
+                    self._ensure_canonical(cursor)
+                    raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+            for n in range(start, end + 1):
+                h = headers.get(n)
+                if h is None:
+                    raise _ChainMoved(f"block {n} vanished")
+                if h["parentHash"] != prev_hash:
+                    raise _ChainMoved(f"block {n} does not follow block {n - 1}")
+                prev_hash = h["hash"]
+                blocks[n] = (h["hash"], h["parentHash"])
+            if start - 1 >= 0:
+                blocks[start - 1] = (cursor.hash, headers[start - 1]["parentHash"])
+            new_cursor = Cursor(end, blocks[end][0])
+            events = self._decode(raw_logs, start, end, blocks)
+            undo_from = start
+        result = self._reduce(events, undo_from)
+        assert self._stored is not None
+        keep_from = self.head - self.config.finality_depth  # unfinal batches only hold blocks >= keep_from
+        prune = sorted(n for n in self._stored if n < keep_from)
+        self._rate.append((time.time(), result.events))
+        self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values)
+        self._stored = (self._stored | set(blocks)) - set(prune)
+        if result.events:
+            log.debug("applied %d events in blocks %d..%d", result.events, start, end, extra={"from_block": start, "to_block": end, "events": result.events})
+        return new_cursor, result.events
+
+    def _fetch_logs(self, start: int, end: int) -> tuple[list[dict[str, Any]], int]:
+        """Raw logs of [start, end'] where end' <= end is what the node accepted; adapts the range."""
+        failures = 0
+        same_range_failures = 0
+        while True:
+            span = end - start + 1
+            try:
+                logs = self.rpc.get_logs(start, end, self.decoder.addresses, self._topics, retries=0)
+            except (RpcError, RpcUnavailable) as exc:
+                same_range_failures += 1
+                shrink = is_range_error(exc) or same_range_failures >= 2
+                if shrink and span > self.config.min_range:
+                    span = max(self.config.min_range, span // 2)
+                    self.range = span
+                    end = start + span - 1
+                    same_range_failures = 0
+                    log.info("eth_getLogs failed (%s); range now %d blocks", exc, span, extra={"range": span})
+                    continue
+                failures += 1
+                if failures > self.config.rpc_retries:
+                    raise
+                delay = backoff_delay(failures - 1, self.config.backoff_base, self.config.backoff_cap)
+                log.debug("eth_getLogs failed (%s); retrying in %.2fs", exc, delay)
+                self._sleep(delay)
+                continue
+            self._adapt(span, len(logs))
+            return logs, end
+
+    def _adapt(self, span: int, count: int) -> None:
+        """Next range after `count` logs over `span` blocks: shrink toward TARGET_LOGS per request
+        when dense, grow (fast when nearly empty, else by a quarter) when sparse."""
+        lo, hi = self.config.min_range, self.config.max_range
+        if count > 2 * TARGET_LOGS:
+            self.range = max(lo, min(self.range, span * TARGET_LOGS // count))
+        elif span >= self.range and count < TARGET_LOGS // 2:
+            grow = self.range if count < TARGET_LOGS // 8 else max(1, self.range // 4)
+            self.range = min(hi, self.range + grow)
+
+    def _decode(
+        self, raw_logs: list[dict[str, Any]], start: int, end: int, blocks: dict[int, tuple[str, str]] | None
+    ) -> list[Event]:
+        events = self.decoder.decode_all(raw_logs)
+        ordered = True
+        last = (-1, -1)
+        out = []
+        for ev in events:
+            if not start <= ev.block <= end:
+                log.warning("skipping log outside the requested range %d..%d: %r", start, end, ev)
+                continue
+            if blocks is not None and blocks[ev.block][0] != ev.block_hash:
+                if self._moved < 3:
+                    raise _ChainMoved(f"log of block {ev.block} has hash {ev.block_hash}, the header {blocks[ev.block][0]}")
+                # The headers are stable and still disagree: the log itself is bad.
+                log.warning("skipping log whose blockHash %s is not block %d's hash %s: %r", ev.block_hash, ev.block, blocks[ev.block][0], ev)
+                continue
+            key = (ev.block, ev.log_index)
+            if key <= last:
+                ordered = False
+            last = key
+            out.append(ev)
+        if not ordered:
+            out.sort(key=lambda e: (e.block, e.log_index))
+            dedup = []
+            for ev in out:
+                if dedup and (dedup[-1].block, dedup[-1].log_index) == (ev.block, ev.log_index):
+                    log.warning("skipping duplicate log %d/%d", ev.block, ev.log_index)
+                    continue
+                dedup.append(ev)
+            out = dedup
+        return out
+
+    def _reduce(self, events: list[Event], undo_from: int | None) -> BatchResult:
+        read, absent = self.reducer.prefetch(events)
+        loaded = self.store.read_hashes(read)
+        for key in absent:
+            loaded[key] = {}
+        more = self.reducer.related_keys(loaded)
+        if more:
+            loaded.update(self.store.read_hashes(more))
+        return self.reducer.apply(events, loaded, self.store.read_hashes, undo_from)

@@ -1,0 +1,784 @@
+"""The reducer: decoded events -> new values of the Redis hashes, index memberships and stream entries.
+
+Pure Python: no Redis, no RPC. :meth:`Reducer.apply` takes a batch of events (chain order) and the
+current values of the hashes they touch (prefetched by the store; anything missing is asked of a
+`loader` callback) and returns a :class:`BatchResult`: the changed fields of every touched hash,
+the sorted-set memberships to add and remove (derived from hash contents, so a rollback can recompute
+them), one stream entry per event, and, for blocks that are not final yet, an undo record per block
+holding the prior value of every hash the block changed and the stream entries it appended.
+
+State derivation (see ``depin/keys.py`` for the field list): job hashes follow the job state machine
+event by event; provider records follow the staking events plus the collateral that ``JobClaimed``,
+``JobFinalized`` and ``DisputeResolved`` lock and unlock (``Slashed`` carries slashes); account
+balances mirror ``JobMarket.withdrawableOf`` (credits at settlement, ``fromCredit`` at post,
+deposits, withdrawals); totals are sums of those flows. Everything is computed from event fields:
+no ``eth_call`` is ever needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from eth_utils import keccak
+
+from depin.keys import JOB_STATUSES, Keys
+from indexer.decode import Event
+
+log = logging.getLogger("indexer.reducer")
+
+RULINGS = ("None", "ProviderWins", "ChallengerWins")
+FAILURE_CODES = (
+    "None",
+    "ImageUnavailable",
+    "InputHashMismatch",
+    "OutOfMemory",
+    "TimeLimit",
+    "OutputTooLarge",
+    "BadSpec",
+)
+MARKET_EVENTS = (
+    "JobPosted",
+    "JobClaimed",
+    "ResultSubmitted",
+    "FailureSubmitted",
+    "JobChallenged",
+    "JobFinalized",
+    "JobCancelled",
+    "JobExpired",
+    "JobTimedOut",
+    "DisputeResolved",
+    "Deposited",
+    "Withdrawn",
+    "MarketParamsUpdated",
+    "EmissionParamsUpdated",
+    "ResolverUpdated",
+    "PauseSet",
+)
+STAKING_EVENTS = (
+    "ProviderRegistered",
+    "Staked",
+    "UnstakeRequested",
+    "UnstakeWithdrawn",
+    "MetadataUpdated",
+    "Slashed",
+    "StakingParametersUpdated",
+)
+HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS
+# The fields the sorted-set indexes derive from (job and provider hashes).
+_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address")
+# Escrowed jobs: the reward is still held by the market.
+_LIVE = frozenset({"Open", "Claimed", "Submitted", "Disputed"})
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+Hash = dict[str, str]
+Loader = Callable[[Sequence[str]], dict[str, Hash]]
+
+
+def _plain(value: Any) -> Any:
+    """Event argument -> JSON value: integers as decimal strings (exact beyond 2^53), bytes as hex."""
+    if isinstance(value, bool) or isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+STREAM_FIELDS = ("kind", "event", "block", "blockHash", "tx", "logIndex", "args")
+
+
+def stream_line(ev: Event, extra: dict[str, Any] | None = None) -> str:
+    """The ``{p}:events`` entry of an applied event as one line of tab-separated values in
+    :data:`STREAM_FIELDS` order (``kind`` is ``event``). No field can hold a tab or a newline: the
+    args are JSON, which escapes control characters. (The generic form of
+    :meth:`Reducer.stream_line`, which uses per-event formats.)"""
+    args = {}
+    for k, v in ev.args.items():
+        cls = v.__class__
+        if cls is int:
+            args[k] = str(v)
+        elif cls is str or cls is bool:
+            args[k] = v
+        elif k != "spec":  # the spec lives in the job hash
+            args[k] = _plain(v)
+    if extra:
+        args.update(extra)
+    return "event\t%s\t%d\t%s\t%s\t%d\t%s" % (ev.name, ev.block, ev.block_hash, ev.tx, ev.log_index, _JSON(args))
+
+
+def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], str] | None:
+    """A fast JSON writer for one event type's args (what :func:`stream_line` writes), or None when
+    a type needs the generic path. Integers become decimal strings; addresses and fixed bytes are
+    0x-hex (no escaping needed); strings are JSON-escaped."""
+    parts, names, convs = [], [], []
+    for name, typ in arg_types:
+        if name == "spec":
+            continue
+        if typ.startswith(("uint", "int")) and "[" not in typ:
+            parts.append('"%s":"%%d"' % name)
+            convs.append(None)
+        elif typ == "address" or (typ.startswith("bytes") and typ != "bytes" and "[" not in typ):
+            parts.append('"%s":"%%s"' % name)
+            convs.append(None)
+        elif typ == "bool":
+            parts.append('"%s":%%s' % name)
+            convs.append(lambda v: "true" if v else "false")
+        elif typ == "string":
+            parts.append('"%s":%%s' % name)
+            convs.append(_JSON)
+        else:
+            return None
+        names.append(name)
+    template = "{" + ",".join(parts) + "}"
+    if not names:
+        return lambda args: "{}"
+    getter = itemgetter(*names) if len(names) > 1 else (lambda a, n=names[0]: (a[n],))
+    if all(c is None for c in convs):
+        return lambda args: template % getter(args)
+    return lambda args: template % tuple(v if c is None else c(v) for v, c in zip(getter(args), convs))
+
+
+def retraction_line(line: str) -> str:
+    """The retraction entry of an event entry line."""
+    return "retraction" + line[len("event"):]
+
+
+def parse_stream_line(line: str) -> dict[str, str]:
+    """The stream fields of an entry line."""
+    return dict(zip(STREAM_FIELDS, line.split("\t", 6)))
+
+
+def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
+    """(valid, error, json text) for a posted spec: its keccak256 must be `spec_hash` and it must
+    be UTF-8 JSON with an object at the top."""
+    actual = "0x" + keccak(spec).hex()
+    if actual != spec_hash.lower():
+        return False, f"keccak256(spec) is {actual}, not the posted specHash {spec_hash}", ""
+    try:
+        text = spec.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return False, f"spec is not UTF-8: {exc}", ""
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        return False, f"spec is not JSON: {exc}", ""
+    if not isinstance(parsed, dict):
+        return False, f"spec is JSON but not an object (a {type(parsed).__name__})", ""
+    return True, "", text
+
+
+class BatchResult:
+    """What one batch changes. Every value is a string (Redis hashes hold strings)."""
+
+    __slots__ = ("hset", "zadd", "zrem", "stream", "undo", "events", "values")
+
+    def __init__(self) -> None:
+        self.hset: dict[str, Hash] = {}  # key -> changed fields
+        self.zadd: dict[str, dict[str, float]] = {}  # sorted set -> member -> score
+        self.zrem: dict[str, list[str]] = {}  # sorted set -> members
+        self.stream: list[str] = []  # entry lines (see stream_line), chain order
+        # block -> {"h": {key: None (new) or {field: prior value or None}}, "e": [entry lines]}
+        self.undo: dict[int, dict[str, Any]] = {}
+        self.events = 0
+        self.values: dict[str, Hash] = {}  # key -> full new value of every written hash
+
+
+class _State:
+    """The touched hashes of one batch, with copy-on-write and per-block undo snapshots. The totals
+    hash is kept as integers while the batch runs."""
+
+    def __init__(self, loaded: dict[str, Hash], loader: Loader | None, totals_key: str) -> None:
+        self.orig = loaded
+        self.cur: dict[str, Hash] = {}
+        self.loader = loader
+        self.block = -1
+        self.undo: dict[str, Any] | None = None  # the current block's {"h": ..., "e": ...} when recording
+        self.seen: set[str] = set()  # keys snapshotted in the current block
+        self.tkey = totals_key
+        self.tot: dict[str, int] = {f: int(v) for f, v in self._load(totals_key).items()}
+        self.tseen = False
+
+    def _load(self, key: str) -> Hash:
+        if key in self.orig:
+            return self.orig[key]
+        if self.loader is None:
+            raise KeyError(f"hash {key} was not prefetched and no loader was given")
+        got = self.loader([key])
+        value = got.get(key) or {}
+        self.orig[key] = value
+        return value
+
+    def read(self, key: str) -> Hash:
+        """Current value (do not modify)."""
+        cur = self.cur.get(key)
+        return cur if cur is not None else self._load(key)
+
+    def write(self, key: str) -> Hash:
+        """Current value, to modify in place."""
+        h = self.cur.get(key)
+        if h is None:
+            h = dict(self._load(key))
+            self.cur[key] = h
+        if self.undo is not None and key not in self.seen:
+            self.seen.add(key)
+            self.undo["h"][key] = dict(h) if h else None
+        return h
+
+    def tadd(self, field: str, amount: int) -> None:
+        """Adds `amount` to a totals field."""
+        if amount:
+            if self.undo is not None and not self.tseen:
+                self.tseen = True
+                self.undo["h"][self.tkey] = self.totals() or None
+            tot = self.tot
+            tot[field] = tot.get(field, 0) + amount
+
+    def totals(self) -> Hash:
+        return {f: str(v) for f, v in self.tot.items()}
+
+    def new_block(self, block: int, undo: dict[str, Any] | None) -> None:
+        self.end_block()
+        self.block = block
+        self.undo = undo
+        if undo is not None:
+            self.seen = set(undo["h"])
+            self.tseen = self.tkey in undo["h"]
+
+    def end_block(self) -> None:
+        """Shrinks the current block's undo snapshots to the fields the block changed:
+        key -> None (the hash did not exist before) or {field: prior value, None if absent}; a
+        job's ``history`` is left out (a rollback drops its entries above the fork point)."""
+        undo = self.undo
+        if undo is None:
+            return
+        shrunk: dict[str, Hash | None] = {}
+        for key, prior in undo["h"].items():
+            if prior is None:
+                shrunk[key] = None
+                continue
+            now = self.totals() if key == self.tkey else self.cur.get(key, prior)
+            # "history" is append-only with block numbers: a rollback truncates it instead.
+            changed = {f: prior.get(f) for f, v in now.items() if prior.get(f) != v and f != "history"}
+            changed.update({f: v for f, v in prior.items() if f not in now})
+            if changed:
+                shrunk[key] = changed
+        undo["h"] = shrunk
+        self.undo = None
+
+
+def _add(h: Hash, field: str, amount: int) -> None:
+    if amount:
+        h[field] = str(int(h.get(field) or 0) + amount)
+
+
+class Reducer:
+    """Turns events into Redis changes for one deployment's keys."""
+
+    def __init__(self, keys: Keys, arg_types: dict[str, Sequence[tuple[str, str]]] | None = None) -> None:
+        """`arg_types` (event name -> argument names and ABI types, see
+        ``LogDecoder.arg_types``) enables fast per-event stream formats."""
+        self.keys = keys
+        self._formats: dict[str, Callable[[dict[str, Any]], str]] = {}
+        for name, types in (arg_types or {}).items():
+            fmt = _args_formatter(types)
+            if fmt is not None:
+                self._formats[name] = fmt
+        self._job_prefix = keys.prefix + ":job:"
+        self._jobs_all = keys.jobs_all
+        self._status_keys = {s: keys.jobs_by_status(s) for s in JOB_STATUSES}
+        self._provider_prefix = keys.prefix + ":provider:"
+        self._handlers: dict[str, Callable[[_State, Event, dict[str, Any]], dict[str, Any] | None]] = {
+            name: getattr(self, "_on_" + name) for name in HANDLED_EVENTS
+        }
+
+    # ------------------------------------------------------------------ prefetch
+
+    def prefetch(self, events: Iterable[Event]) -> tuple[set[str], set[str]]:
+        """(keys to read, keys known to be absent) for the first read round: the hashes the events
+        touch that are named by the events themselves. A job whose first event in the batch is its
+        JobPosted is new (job ids are never reused), so it needs no read."""
+        k = self.keys
+        out = {k.totals}
+        first: dict[int, str] = {}
+        for ev in events:
+            a = ev.args
+            name = ev.name
+            job_id = a.get("jobId")
+            if job_id is not None and name != "Slashed" and job_id not in first:
+                first[job_id] = name
+            if name == "JobPosted":
+                if a["fromCredit"]:
+                    out.add(k.account(a["requester"]))
+            elif name in ("JobClaimed", "JobFinalized"):
+                out.add(k.provider(a["provider"]))
+                out.add(k.account(a["provider"]))
+            elif name in ("JobCancelled", "JobExpired"):
+                out.add(k.account(a["requester"]))
+            elif name == "JobChallenged":
+                out.add(k.account(a["challenger"]))
+            elif name in ("Deposited", "Withdrawn"):
+                out.add(k.account(a["account"]))
+            elif ev.contract == "ProviderStaking" and "provider" in a:
+                out.add(k.provider(a["provider"]))
+            elif name in ("MarketParamsUpdated", "EmissionParamsUpdated", "ResolverUpdated", "PauseSet", "StakingParametersUpdated"):
+                out.add(k.params)
+        absent = set()
+        job = k.job
+        for job_id, name in first.items():
+            (absent if name == "JobPosted" else out).add(job(job_id))
+        return out, absent
+
+    def related_keys(self, loaded: dict[str, Hash]) -> set[str]:
+        """Accounts and providers named in already indexed jobs (second read round)."""
+        k = self.keys
+        out: set[str] = set()
+        for key, h in loaded.items():
+            if h and key.startswith(self._job_prefix):
+                for field in ("requester", "provider", "challenger"):
+                    addr = h.get(field)
+                    if addr:
+                        out.add(k.account(addr))
+                        if field == "provider":
+                            out.add(k.provider(addr))
+        return out - loaded.keys()
+
+    # ------------------------------------------------------------------ memberships
+
+    def memberships(self, key: str, h: Hash | None) -> dict[str, dict[str, float]]:
+        """The sorted-set memberships a hash implies: sorted set -> {member: score}."""
+        if not h:
+            return {}
+        k = self.keys
+        if key.startswith(self._job_prefix):
+            jid = h.get("id")
+            if not jid:
+                return {}
+            score = float(jid)
+            out = {self._jobs_all: {jid: score}}
+            status_key = self._status_keys.get(h.get("status"))
+            if status_key is not None:
+                out[status_key] = {jid: score}
+            if h.get("requester"):
+                out[k.jobs_by_requester(h["requester"])] = {jid: score}
+            for p in filter(None, h.get("providers", "").split(",")):
+                out[k.jobs_by_provider(p)] = {jid: score}
+            return out
+        if key.startswith(self._provider_prefix) and h.get("id"):
+            return {k.providers: {h["address"]: float(h["id"])}}
+        return {}
+
+    def membership_diff(
+        self, key: str, before: Hash | None, after: Hash | None, zadd: dict[str, dict[str, float]], zrem: dict[str, list[str]]
+    ) -> None:
+        """Adds to `zadd`/`zrem` what changes when `key` goes from `before` to `after`."""
+        if before and after:
+            if all(before.get(f) == after.get(f) for f in _INDEXED_FIELDS):
+                return  # none of the fields the indexes derive from changed
+            jid = after.get("id")
+            if jid and jid == before.get("id") and before.get("requester") == after.get("requester") and key.startswith(self._job_prefix):
+                # A job moving on: only its status and its providers can change (the common case).
+                score = float(jid)
+                old_status, new_status = before.get("status"), after.get("status")
+                if old_status != new_status:
+                    if old_status in self._status_keys:
+                        zrem.setdefault(self._status_keys[old_status], []).append(jid)
+                    if new_status in self._status_keys:
+                        zadd.setdefault(self._status_keys[new_status], {})[jid] = score
+                old_p, new_p = before.get("providers", ""), after.get("providers", "")
+                if old_p != new_p:
+                    olds, news = set(filter(None, old_p.split(","))), set(filter(None, new_p.split(",")))
+                    for p in news - olds:
+                        zadd.setdefault(self.keys.jobs_by_provider(p), {})[jid] = score
+                    for p in olds - news:
+                        zrem.setdefault(self.keys.jobs_by_provider(p), []).append(jid)
+                return
+        old = self.memberships(key, before)
+        new = self.memberships(key, after)
+        if old == new:
+            return
+        for zkey, members in new.items():
+            prev = old.get(zkey, {})
+            for m, s in members.items():
+                if prev.get(m) != s:
+                    zadd.setdefault(zkey, {})[m] = s
+        for zkey, members in old.items():
+            nxt = new.get(zkey, {})
+            for m in members:
+                if m not in nxt:
+                    zrem.setdefault(zkey, []).append(m)
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(
+        self,
+        events: Sequence[Event],
+        loaded: dict[str, Hash],
+        loader: Loader | None = None,
+        undo_from: int | None = None,
+    ) -> BatchResult:
+        """Reduce `events` (chain order) over the `loaded` hash values.
+
+        Blocks numbered `undo_from` or higher get undo records; None records none (final blocks).
+        `loaded` is taken over (values are not modified, but missing keys are added to it).
+        """
+        st = _State(loaded, loader, self.keys.totals)
+        res = BatchResult()
+        handlers = self._handlers
+        formats = self._formats
+        for ev in events:
+            if ev.block != st.block:
+                if undo_from is not None and ev.block >= undo_from:
+                    st.new_block(ev.block, res.undo.setdefault(ev.block, {"h": {}, "e": []}))
+                else:
+                    st.new_block(ev.block, None)
+            handler = handlers.get(ev.name)
+            if handler is None:
+                log.debug("no handler for %s; ignored", ev.name)
+                continue
+            try:
+                extra = handler(st, ev, ev.args)
+            except (KeyError, ValueError, TypeError) as exc:
+                # An event the state does not support (e.g. a forged log): skip it, keep going.
+                log.warning("skipping %s at block %d log %d: cannot apply (%s: %s)", ev.name, ev.block, ev.log_index, type(exc).__name__, exc)
+                continue
+            fmt = formats.get(ev.name)
+            if fmt is None:
+                entry = stream_line(ev, extra)
+            else:
+                args = fmt(ev.args)
+                if extra:
+                    more = ",".join('"%s":%s' % (k, "true" if v is True else "false" if v is False else _JSON(_plain(v))) for k, v in extra.items())
+                    args = args[:-1] + ("," if len(args) > 2 else "") + more + "}"
+                entry = "event\t%s\t%d\t%s\t%s\t%d\t%s" % (ev.name, ev.block, ev.block_hash, ev.tx, ev.log_index, args)
+            res.stream.append(entry)
+            res.events += 1
+            if st.undo is not None:
+                st.undo["e"].append(entry)
+        st.end_block()
+        if st.tot:
+            st.cur[st.tkey] = st.totals()
+        res.values = st.cur
+        for key, h in st.cur.items():
+            before = st.orig.get(key)
+            if before:
+                changed = {f: v for f, v in h.items() if before.get(f) != v}
+            else:
+                changed = h
+            if changed:
+                res.hset[key] = changed
+                self.membership_diff(key, before, h, res.zadd, res.zrem)
+        return res
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _history(job: Hash, ev: Event) -> None:
+        # Names, statuses and 0x-hex hashes need no JSON escaping.
+        entry = '{"event":"%s","status":"%s","block":%d,"tx":"%s","logIndex":%d}' % (
+            ev.name, job.get("status", ""), ev.block, ev.tx, ev.log_index
+        )
+        hist = job.get("history")
+        job["history"] = "[" + entry + "]" if not hist or hist == "[]" else hist[:-1] + "," + entry + "]"
+
+    @staticmethod
+    def _set_status(st: _State, job: Hash, status: str) -> None:
+        old = job.get("status")
+        if old == status:
+            return
+        if old:
+            st.tadd(old, -1)
+        st.tadd(status, 1)
+        job["status"] = status
+
+    def _job(self, st: _State, job_id: int) -> Hash:
+        job = st.write(self.keys.job(job_id))
+        if not job.get("status"):
+            raise KeyError(f"job {job_id} was never posted")
+        return job
+
+    def _credit(self, st: _State, account: str, amount: int) -> None:
+        if amount:
+            acc = st.write(self.keys.account(account))
+            _add(acc, "withdrawable", amount)
+            st.tadd("withdrawable", amount)
+
+    def _provider(self, st: _State, address: str) -> Hash:
+        p = st.write(self.keys.provider(address))
+        if not p:
+            p.update(address=address, staked="0", locked="0", unbonding="0", releaseAt="0", jobsCompleted="0", jobsSlashed="0")
+        return p
+
+    def _unlock(self, st: _State, address: str, amount: int, completed: bool) -> None:
+        if not address:
+            return
+        p = self._provider(st, address)
+        _add(p, "locked", -amount)
+        if completed:
+            _add(p, "jobsCompleted", 1)
+        st.tadd("locked", -amount)
+
+    # ------------------------------------------------------------------ market: jobs
+
+    def _on_JobPosted(self, st: _State, ev: Event, a: dict[str, Any]) -> dict[str, Any]:
+        job_id = a["jobId"]
+        job = st.write(self.keys.job(job_id))
+        if job.get("status"):
+            log.warning("JobPosted for job %s that is already indexed (block %d); overwriting it", job_id, ev.block)
+        else:
+            st.tadd("jobs", 1)
+        spec: bytes = a["spec"]
+        valid, error, text = check_spec(spec, a["specHash"])
+        reward, pct = a["reward"], a["collateralPct"]
+        job.update(
+            id=str(job_id),
+            requester=a["requester"],
+            specHash=a["specHash"],
+            reward=str(reward),
+            fromCredit=str(a["fromCredit"]),
+            claimDeadline=str(a["claimDeadline"]),
+            maxRuntime=str(a["maxRuntime"]),
+            challengeWindow=str(a["challengeWindow"]),
+            collateralPct=str(pct),
+            cpuSeconds=str(a["cpuSeconds"]),
+            collateral=str(reward * pct // 100),
+            deadline="0",
+            specValid="1" if valid else "0",
+            postedBlock=str(ev.block),
+            postedTx=ev.tx,
+        )
+        if valid:
+            job["specJson"] = text  # exactly the posted bytes, as UTF-8 text
+        else:
+            job["spec"] = "0x" + spec.hex()
+            job["specError"] = error
+            log.warning("job %s posted with an invalid spec: %s", job_id, error)
+        self._set_status(st, job, "Open")
+        st.tadd("escrowed", reward)
+        if a["fromCredit"]:
+            self._credit(st, a["requester"], -a["fromCredit"])
+        self._history(job, ev)
+        return {"specValid": valid}
+
+    def _on_JobClaimed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        provider = a["provider"]
+        providers = job.get("providers", "")
+        if provider not in providers.split(","):
+            job["providers"] = providers + "," + provider if providers else provider
+        job.update(
+            provider=provider,
+            collateral=str(a["collateral"]),
+            submitDeadline=str(a["submitDeadline"]),
+            deadline=str(a["submitDeadline"]),
+        )
+        self._set_status(st, job, "Claimed")
+        p = self._provider(st, provider)
+        _add(p, "locked", a["collateral"])
+        st.tadd("locked", a["collateral"])
+        self._history(job, ev)
+
+    def _on_ResultSubmitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(
+            failure="0",
+            resultHash=a["resultHash"],
+            resultURI=a["resultURI"],
+            challengeDeadline=str(a["challengeDeadline"]),
+            deadline=str(a["challengeDeadline"]),
+        )
+        self._set_status(st, job, "Submitted")
+        self._history(job, ev)
+
+    def _on_FailureSubmitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        code = a["code"]
+        job.update(
+            failure="1",
+            failureCode=str(code),
+            failureReason=FAILURE_CODES[code] if code < len(FAILURE_CODES) else str(code),
+            evidenceHash=a["evidenceHash"],
+            challengeDeadline=str(a["challengeDeadline"]),
+            deadline=str(a["challengeDeadline"]),
+        )
+        self._set_status(st, job, "Submitted")
+        self._history(job, ev)
+
+    def _on_JobChallenged(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(
+            challenger=a["challenger"],
+            bond=str(a["bond"]),
+            resolver=a["resolver"],
+            resolveDeadline=str(a["resolveDeadline"]),
+            deadline=str(a["resolveDeadline"]),
+        )
+        self._set_status(st, job, "Disputed")
+        st.tadd("bonds", a["bond"])
+        self._history(job, ev)
+
+    def _on_JobFinalized(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        payout, emission, failure = a["payout"], a["emission"], a["failure"]
+        job.update(payout=str(payout), emission=str(emission))
+        self._set_status(st, job, "Finalized")
+        self._unlock(st, a["provider"], int(job.get("collateral") or 0), not failure)
+        st.tadd("escrowed", -payout)
+        if failure:
+            self._credit(st, job["requester"], payout)
+            st.tadd("refunded", payout)
+        else:
+            self._credit(st, a["provider"], payout)
+            st.tadd("paid", payout)
+            st.tadd("emitted", emission)
+        self._history(job, ev)
+
+    def _refund_job(self, st: _State, ev: Event, a: dict[str, Any], status: str) -> None:
+        job = self._job(st, a["jobId"])
+        refund = a["refund"]
+        job["refund"] = str(refund)
+        self._set_status(st, job, status)
+        st.tadd("escrowed", -refund)
+        st.tadd("refunded", refund)
+        self._credit(st, a["requester"], refund)
+        self._history(job, ev)
+
+    def _on_JobCancelled(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._refund_job(st, ev, a, "Cancelled")
+
+    def _on_JobExpired(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._refund_job(st, ev, a, "Expired")
+
+    def _on_JobTimedOut(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        slashed, refund = a["slashed"], a["refund"]
+        _add(job, "slashed", slashed)
+        _add(job, "timeouts", 1)
+        st.tadd("burned", slashed)  # a timeout burns the whole collateral
+        if a["reopened"]:
+            job.update(provider="", deadline="0")
+            self._set_status(st, job, "Open")
+        else:
+            job["refund"] = str(refund)
+            self._set_status(st, job, "TimedOut")
+            st.tadd("escrowed", -refund)
+            st.tadd("refunded", refund)
+            self._credit(st, job["requester"], refund)
+        self._history(job, ev)
+
+    def _on_DisputeResolved(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        ruling = a["ruling"]
+        job.update(
+            ruling=RULINGS[ruling] if ruling < len(RULINGS) else str(ruling),
+            winner=a["winner"],
+            forfeited=str(a["forfeited"]),
+            winnerPayout=str(a["winnerPayout"]),
+            burned=str(a["burned"]),
+            requesterRefund=str(a["requesterRefund"]),
+            providerPayout=str(a["providerPayout"]),
+            emission=str(a["emission"]),
+        )
+        self._set_status(st, job, "Resolved")
+        provider, challenger, requester = job.get("provider", ""), job.get("challenger", ""), job["requester"]
+        collateral, bond, reward = int(job.get("collateral") or 0), int(job.get("bond") or 0), int(job["reward"])
+        failure = job.get("failure") == "1"
+        if ruling == 1:  # ProviderWins: collateral unlocked, the challenger's bond split
+            self._unlock(st, provider, collateral, not failure)
+            self._credit(st, provider, a["winnerPayout"] + a["providerPayout"])
+        elif ruling == 2:  # ChallengerWins: collateral slashed (see Slashed), bond back plus the winner's share
+            self._credit(st, challenger, bond + a["winnerPayout"])
+        else:  # no ruling: everyone made whole
+            self._unlock(st, provider, collateral, False)
+            self._credit(st, challenger, bond)
+        self._credit(st, requester, a["requesterRefund"])
+        st.tadd("escrowed", -reward)
+        st.tadd("bonds", -bond)
+        st.tadd("paid", a["providerPayout"])
+        st.tadd("refunded", a["requesterRefund"])
+        st.tadd("emitted", a["emission"])
+        st.tadd("burned", a["burned"])
+        self._history(job, ev)
+
+    # ------------------------------------------------------------------ market: accounts and governance
+
+    def _on_Deposited(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._credit(st, a["account"], a["amount"])
+        st.tadd("deposited", a["amount"])
+
+    def _on_Withdrawn(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._credit(st, a["account"], -a["amount"])
+        st.tadd("withdrawn", a["amount"])
+
+    def _on_MarketParamsUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = st.write(self.keys.params)
+        for name, value in a["params"].items():
+            if name == "paused":
+                continue  # the guardian's flag: PauseSet
+            p[name] = str(value)
+
+    def _on_EmissionParamsUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = st.write(self.keys.params)
+        for name, value in a["params"].items():
+            p[name] = str(value)
+
+    def _on_ResolverUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        st.write(self.keys.params)["resolver"] = a["resolver"]
+
+    def _on_PauseSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        st.write(self.keys.params)["paused"] = "1" if a["paused"] else "0"
+
+    # ------------------------------------------------------------------ staking
+
+    def _on_ProviderRegistered(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = self._provider(st, a["provider"])
+        p.update(
+            id=str(a["id"]),
+            staked=str(a["amount"]),
+            endpoint=a["endpoint"],
+            capabilityHash=a["capabilityHash"],
+            registeredBlock=str(ev.block),
+        )
+        st.tadd("providers", 1)
+        st.tadd("staked", a["amount"])
+
+    def _on_Staked(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._provider(st, a["provider"])["staked"] = str(a["staked"])
+        st.tadd("staked", a["amount"])
+
+    def _on_UnstakeRequested(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = self._provider(st, a["provider"])
+        p.update(staked=str(a["staked"]), unbonding=str(a["unbonding"]), releaseAt=str(a["releaseAt"]))
+        st.tadd("staked", -a["amount"])
+        st.tadd("unbonding", a["amount"])
+
+    def _on_UnstakeWithdrawn(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = self._provider(st, a["provider"])
+        p.update(unbonding="0", releaseAt="0")
+        st.tadd("unbonding", -a["amount"])
+
+    def _on_MetadataUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = self._provider(st, a["provider"])
+        p.update(endpoint=a["endpoint"], capabilityHash=a["capabilityHash"])
+
+    def _on_Slashed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = self._provider(st, a["provider"])
+        amount = a["amount"]
+        _add(p, "staked", -amount)
+        _add(p, "locked", -amount)
+        _add(p, "jobsSlashed", 1)
+        st.tadd("slashed", amount)
+        st.tadd("staked", -amount)
+        st.tadd("locked", -amount)
+
+    def _on_StakingParametersUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = st.write(self.keys.params)
+        p.update(minStake=str(a["minStake"]), unbondingDelay=str(a["unbondingDelay"]))

@@ -1,0 +1,412 @@
+"""Redis side of the indexer: atomic batch commits, rollbacks and the bookkeeping keys.
+
+Atomicity: every commit (:meth:`Store.commit`, :meth:`Store.rollback`, :meth:`Store.initialize`)
+is *one Lua script call* that first compares the cursor with the value the batch was computed
+from (compare-and-set) and then runs all the batch's writes: changed hash fields, index changes,
+stream entries (``XADD``), undo records, recent block hashes, pruning, the new cursor and the
+``meta`` counters. Redis runs a script to the end before serving anything else, and a script is
+only run once its whole call has arrived, so a crash of the indexer at any instant leaves either the
+old state or the new one; a concurrent writer or a ``FLUSHALL`` in between makes the comparison fail
+(the batch is then recomputed from what Redis holds). The writes travel as one JSON array of
+commands (``cjson`` decodes it server-side): building it is a single C-speed ``json.dumps`` on the
+client, where redis-py's per-argument encoding of a ``MULTI`` block cost 4x more.
+
+Caveat (also true of ``MULTI``/``EXEC``): Redis does not roll back a script that fails half-way, which
+only a foreign write of the wrong type under the prefix or a full ``maxmemory`` with an evicting
+policy could cause. Give Redis ``maxmemory-policy noeviction`` and leave the prefix to the indexer.
+The script touches keys it does not declare, so the prefix must live on one Redis node (standalone
+or Sentinel; not Cluster).
+
+Idempotency is guarded by the cursor compare-and-set, not by a per-log set: a batch covers the
+blocks right after the cursor it was computed from and commits only if the cursor has not moved, so a
+log (one ``(blockHash, logIndex)``) can never be applied twice, and each stream entry is appended
+exactly once per application (a rollback appends a ``retraction``; a re-application of a canonical
+block appends the event again).
+
+Reads (the hashes a batch touches) are one pipelined round trip of ``HGETALL`` without a
+transaction; they are consistent because the indexer is the only writer of the prefix and the
+commit re-checks the cursor. Hashes written by recent commits are served from a bounded write-through
+cache instead, which is dropped whenever a commit fails or the cursor moves back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from depin.errors import IndexerError
+from depin.keys import Keys
+from indexer.reducer import BatchResult, Hash, Reducer, retraction_line
+
+log = logging.getLogger("indexer.store")
+
+# KEYS[1]: the cursor, KEYS[2]: the events stream. ARGV[1]: the cursor's expected value ("" for
+# none). ARGV[2]: JSON array of commands. ARGV[3]: stream entries, one per line, fields separated by
+# tabs in STREAM_FIELDS order (no JSON decoding: the entries are most of a batch's bytes).
+_COMMIT_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then
+  return redis.error_reply('CURSOR_MOVED the cursor is ' .. (cur or 'absent'))
+end
+local cmds = cjson.decode(ARGV[2])
+for i = 1, #cmds do
+  redis.call(unpack(cmds[i]))
+end
+local s = ARGV[3]
+local len = #s
+local pos = 1
+local find, sub = string.find, string.sub
+local f = {}
+while pos <= len do
+  local nl = find(s, '\\n', pos, true) or (len + 1)
+  local a = pos
+  for i = 1, 6 do
+    local t = find(s, '\\t', a, true)
+    f[i] = sub(s, a, t - 1)
+    a = t + 1
+  end
+  f[7] = sub(s, a, nl - 1)
+  redis.call('XADD', KEYS[2], '*', 'kind', f[1], 'event', f[2], 'block', f[3], 'blockHash', f[4],
+             'tx', f[5], 'logIndex', f[6], 'args', f[7])
+  pos = nl + 1
+end
+return #cmds
+"""
+_JSON_COMMANDS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
+
+
+def _hset(key: str, mapping: dict[str, str]) -> list[str]:
+    return ["HSET", key, *[x for kv in mapping.items() for x in kv]]
+
+
+def _chunked(head: list[str], args: Sequence[str], step: int = 1) -> list[list[str]]:
+    size = _MAX_ARGS - _MAX_ARGS % step
+    return [[*head, *args[i : i + size]] for i in range(0, len(args), size)]
+
+
+def _score(score: float) -> str:
+    return str(int(score)) if score == int(score) else repr(score)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last block whose events are fully applied."""
+
+    number: int
+    hash: str
+
+    def dumps(self) -> str:
+        return json.dumps({"number": self.number, "hash": self.hash}, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes | None) -> Cursor | None:
+        if raw is None:
+            return None
+        try:
+            d = json.loads(raw)
+            return cls(int(d["number"]), str(d["hash"]))
+        except (ValueError, KeyError, TypeError):
+            raise IndexerError(f"the cursor holds {raw!r}, not JSON {{number, hash}}; reset the index") from None
+
+
+class CursorMoved(IndexerError):
+    """The cursor changed under a batch (another writer, or Redis was wiped): recompute it."""
+
+
+def ensure_text_client(client: redis.Redis) -> redis.Redis:
+    """`client`, or a client on the same server that decodes responses to ``str``."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("decode_responses"):
+        return client
+    pool = client.connection_pool.__class__(
+        connection_class=client.connection_pool.connection_class, **{**kwargs, "decode_responses": True}
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class PendingCommit:
+    """A commit script sent to Redis whose answer has not been read yet (see :meth:`Store.commit`)."""
+
+    def __init__(self, store: Store, conn: Any, expected: Cursor | None, new: Cursor, args: tuple[Any, ...]) -> None:
+        self.store, self.conn, self.expected, self.new, self.args = store, conn, expected, new, args
+        self._outcome: BaseException | None = None
+        self._done = False
+
+    def wait(self) -> None:
+        """Reads the answer: returns once the batch is in Redis, raises CursorMoved if Redis refused
+        it (the cursor was not the expected one) and the connection error if the answer was lost.
+        Later calls repeat the first outcome."""
+        if self._done:
+            if self._outcome is not None:
+                raise self._outcome
+            return
+        self._done = True
+        try:
+            self._read()
+        except BaseException as exc:
+            self._outcome = exc
+            raise
+
+    def _read(self) -> None:
+        store, conn = self.store, self.conn
+        pool = store.r.connection_pool
+        try:
+            try:
+                conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted: nothing ran; send the script itself
+                store._sha = None
+                conn.send_command("EVAL", _COMMIT_SCRIPT, *self.args)
+                conn.read_response()
+            store._committed = self.new
+        except redis.ResponseError as exc:
+            store.cache.clear()
+            if "CURSOR_MOVED" in str(exc):
+                raise CursorMoved(f"cursor is not {self.expected} any more ({exc})") from None
+            raise IndexerError(
+                f"the commit script failed half-way, the index may be inconsistent: {exc}; "
+                "reset the index (python -m indexer --reset)"
+            ) from exc
+        except BaseException:
+            store.cache.clear()
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+
+class Store:
+    """Reads and atomic writes of one deployment's keys."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, reducer: Reducer, cache_size: int = 50_000) -> None:
+        self.r = ensure_text_client(client)
+        self.keys = keys
+        self.reducer = reducer
+        self._sha: str | None = None  # SHA1 of the loaded commit script
+        self.cache: OrderedDict[str, Hash] = OrderedDict()  # key -> value as last committed
+        self.cache_size = cache_size
+        self._committed: Cursor | None = None  # the cursor of this store's last commit
+
+    # ------------------------------------------------------------------ reads
+
+    def cursor(self) -> Cursor | None:
+        """The cursor in Redis. When it is not the one this store last committed (a wipe, another
+        writer), the read cache is dropped."""
+        cursor = Cursor.loads(self.r.get(self.keys.cursor))
+        if cursor != self._committed:
+            self.cache.clear()
+            self._committed = cursor
+        return cursor
+
+    def read_hashes(self, keys: Iterable[str], cached: bool = True) -> dict[str, Hash]:
+        """Current values of hashes (missing keys map to ``{}``): from the write-through cache, the
+        rest with HGETALL in one pipelined round trip. Values must not be modified."""
+        out: dict[str, Hash] = {}
+        missing = []
+        cache = self.cache if cached else {}
+        for key in keys:
+            value = cache.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                out[key] = value
+        if missing:
+            pipe = self.r.pipeline(transaction=False)
+            for key in missing:
+                pipe.hgetall(key)
+            out.update(zip(missing, pipe.execute()))
+        return out
+
+    def stored_blocks(self) -> dict[int, tuple[str, str]]:
+        """Recent (not final) blocks: number -> (hash, parentHash)."""
+        out = {}
+        for number, value in self.r.hgetall(self.keys.blocks).items():
+            h, _, parent = value.partition(":")
+            out[int(number)] = (h, parent)
+        return out
+
+    def block_numbers(self) -> list[int]:
+        return sorted(int(n) for n in self.r.hkeys(self.keys.blocks))
+
+    # ------------------------------------------------------------------ transactions
+
+    def _run(self, expected: Cursor | None, commands: list[list[str]], new: Cursor, stream: Sequence[str] = ()) -> None:
+        """Runs `commands` (which set the cursor to `new`) and appends the `stream` entry lines
+        atomically if the cursor still equals `expected` (None: no cursor)."""
+        self._send(expected, commands, new, stream).wait()
+
+    def _send(self, expected: Cursor | None, commands: list[list[str]], new: Cursor, stream: Sequence[str]) -> PendingCommit:
+        """Sends the commit script on a connection of its own and returns without reading the
+        answer, so that Redis runs it while the indexer prepares the next batch."""
+        payload = _JSON_COMMANDS(commands)
+        if self._committed != expected:
+            self.cache.clear()
+        self._committed = None
+        if self._sha is None:
+            self._sha = self.r.script_load(_COMMIT_SCRIPT)
+        args = (2, self.keys.cursor, self.keys.events, expected.dumps() if expected else "", payload, "\n".join(stream))
+        pool = self.r.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self._sha, *args)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            self.cache.clear()
+            raise
+        return PendingCommit(self, conn, expected, new, args)
+
+    def initialize(self, meta: dict[str, str], start: Cursor) -> bool:
+        """Creates the cursor at `start` and writes `meta` when the prefix holds no cursor.
+
+        Returns False (and writes nothing) when a cursor appeared meanwhile."""
+        k = self.keys
+        commands = [
+            _hset(k.meta, {**meta, "eventsApplied": "0", "updatedAt": repr(time.time())}),
+            ["SET", k.cursor, start.dumps()],
+        ]
+        try:
+            self._run(None, commands, start)
+            return True
+        except CursorMoved:
+            return False
+
+    def commit(
+        self,
+        expected: Cursor,
+        new: Cursor,
+        result: BatchResult | None,
+        blocks: dict[int, tuple[str, str]] | None = None,
+        prune: Sequence[int] = (),
+        meta: dict[str, str] | None = None,
+        touched: dict[str, Hash] | None = None,
+        wait: bool = True,
+    ) -> PendingCommit | None:
+        """Applies one batch atomically: writes, index changes, stream entries, undo records,
+        recent block hashes (`blocks`), pruning of the block numbers in `prune` (their hashes and
+        undo records), the cursor advance from `expected` to `new`, and the meta counters.
+        `touched` (the full new values of the written hashes) feeds the read cache. With
+        ``wait=False`` it returns as soon as the batch is sent; its :meth:`PendingCommit.wait` must
+        be called before anything else is sent through this store."""
+        k = self.keys
+        cmds: list[list[str]] = []
+        if result is not None:
+            for key, fields in result.hset.items():
+                cmds.append(_hset(key, fields))
+            for zkey, members in result.zrem.items():
+                cmds += _chunked(["ZREM", zkey], members)
+            for zkey, mapping in result.zadd.items():
+                cmds += _chunked(["ZADD", zkey], [x for m, score in mapping.items() for x in (_score(score), m)], 2)
+            for number, record in result.undo.items():
+                cmds.append(["SET", k.undo(number), json.dumps(record, separators=(",", ":"), sort_keys=True)])
+            if result.events:
+                cmds.append(["HINCRBY", k.meta, "eventsApplied", str(result.events)])
+        if blocks:
+            cmds += _chunked(["HSET", k.blocks], [x for n, (h, p) in blocks.items() for x in (str(n), f"{h}:{p}")], 2)
+        if prune:
+            cmds += _chunked(["HDEL", k.blocks], [str(n) for n in prune])
+            cmds += _chunked(["DEL"], [k.undo(n) for n in prune])
+        cmds.append(["SET", k.cursor, new.dumps()])
+        if meta:
+            cmds.append(_hset(k.meta, meta))
+        pending = self._send(expected, cmds, new, result.stream if result is not None else ())
+        if not wait:
+            return pending
+        pending.wait()
+        if touched:
+            cache = self.cache
+            for key, value in touched.items():
+                cache[key] = value
+                cache.move_to_end(key)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        return None
+
+    def rollback(self, expected: Cursor, fork: Cursor, orphaned: Sequence[int], meta: dict[str, str] | None = None) -> int:
+        """Undoes the blocks numbered `orphaned` (all blocks after the fork point `fork`, up to the
+        cursor `expected`) from their undo records, newest first, in one transaction: restores every
+        hash the blocks changed, recomputes the index memberships, appends a ``retraction`` stream
+        entry for each undone event (newest first), deletes the blocks' hashes and undo records and
+        moves the cursor back to `fork`. Returns the number of retracted events."""
+        self.cache.clear()
+        k = self.keys
+        numbers = sorted(orphaned)
+        pipe = self.r.pipeline(transaction=False)
+        for n in numbers:
+            pipe.get(k.undo(n))
+        records = {n: json.loads(raw) for n, raw in zip(numbers, pipe.execute()) if raw}
+        # Per key, the value before the oldest orphaned block: None (it did not exist), or the
+        # changed fields' prior values (None: the field was absent), oldest block first.
+        prior: dict[str, dict[str, str | None] | None] = {}
+        for n in numbers:
+            for key, fields in records.get(n, {}).get("h", {}).items():
+                if key not in prior:
+                    prior[key] = None if fields is None else dict(fields)
+                elif prior[key] is not None and fields is not None:
+                    for f, v in fields.items():
+                        prior[key].setdefault(f, v)
+        current = self.read_hashes(prior, cached=False)
+        restored: dict[str, Hash] = {}
+        for key, fields in prior.items():
+            value: Hash = {}
+            if fields is not None:
+                value = dict(current.get(key) or {})
+                for f, v in fields.items():
+                    if v is None:
+                        value.pop(f, None)
+                    else:
+                        value[f] = v
+                if "history" in value:  # append-only: keep the transitions up to the fork point
+                    kept = [h for h in json.loads(value["history"]) if h["block"] <= fork.number]
+                    value["history"] = json.dumps(kept, separators=(",", ":"))
+            restored[key] = value
+        zadd: dict[str, dict[str, float]] = {}
+        zrem: dict[str, list[str]] = {}
+        for key, before in restored.items():
+            self.reducer.membership_diff(key, current.get(key), before, zadd, zrem)
+        cmds: list[list[str]] = []
+        for key, value in restored.items():
+            cmds.append(["DEL", key])
+            if value:
+                cmds.append(_hset(key, value))
+        for zkey, members in zrem.items():
+            cmds += _chunked(["ZREM", zkey], members)
+        for zkey, mapping in zadd.items():
+            cmds += _chunked(["ZADD", zkey], [x for m, score in mapping.items() for x in (_score(score), m)], 2)
+        retractions = [retraction_line(line) for n in reversed(numbers) for line in reversed(records.get(n, {}).get("e", []))]
+        retracted = len(retractions)
+        if numbers:
+            cmds += _chunked(["HDEL", k.blocks], [str(n) for n in numbers])
+            cmds += _chunked(["DEL"], [k.undo(n) for n in numbers])
+        if retracted:
+            cmds.append(["HINCRBY", k.meta, "eventsApplied", str(-retracted)])
+        cmds.append(["SET", k.cursor, fork.dumps()])
+        if meta:
+            cmds.append(_hset(k.meta, meta))
+        self._run(expected, cmds, fork, retractions)
+        return retracted
+
+    def touch_meta(self, meta: dict[str, str]) -> None:
+        """Updates progress fields of meta (head, rate, time) outside any batch."""
+        self.r.hset(self.keys.meta, mapping=meta)
+
+    def reset(self) -> int:
+        """Deletes every key of the prefix (the next run re-indexes from the deployment block)."""
+        deleted = 0
+        batch: list[str] = []
+        self.cache.clear()
+        for key in self.r.scan_iter(match=self.keys.pattern(), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += self.r.delete(*batch)
+                batch = []
+        if batch:
+            deleted += self.r.delete(*batch)
+        return deleted

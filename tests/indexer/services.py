@@ -1,0 +1,758 @@
+"""Real services for the indexer tests: redis-server, anvil, the project's ape deploy, a market
+driver, a flaky JSON-RPC proxy, and helpers to run and compare indexers.
+
+Everything runs for real on free local ports: ``redis-server --save '' --appendonly no``, ``anvil
+--silent``, and ``ape run deploy`` as a subprocess (the deploy script operators use). Transactions
+are sent with ``eth_sendTransaction`` from anvil's unlocked development accounts: account 0 is the
+deployer (admin, arbiter and, on devnets, token minter), the others are funded by it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from eth_utils import keccak, to_checksum_address
+from web3 import HTTPProvider, Web3
+
+from depin.artifacts import load_abi
+from depin.deployment import REPO_ROOT, Deployment, read_deployment
+from depin.keys import Keys
+from indexer.config import IndexerConfig
+from indexer.follower import Indexer
+
+BIN = REPO_ROOT / "node_modules" / ".bin"
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+TOKEN = 10**18
+ZERO32 = b"\x00" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{VENV_BIN}:{env.get('PATH', '')}"
+    return env
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------------------------------- processes
+
+
+class RedisServer:
+    """A throwaway redis-server (no persistence) on a free port."""
+
+    def __init__(self, tmpdir: Path) -> None:
+        self.port = free_port()
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmpdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis.from_url(self.url(db), decode_responses=True)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Anvil:
+    """``anvil --silent`` on a free port."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(BIN / "anvil"), "--port", str(self.port), "--silent", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+        )
+        _wait(lambda: requests.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1).ok, 20, "anvil")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
+    """Deploys the contracts with the project's ape script; returns the deployment and its file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    env["APE_FOUNDRY_HOST"] = rpc_url
+    out = subprocess.run(
+        [str(VENV_BIN / "ape"), "run", "deploy", "--network", "ethereum:local:foundry", "--deployments-dir", str(directory)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"ape run deploy failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    deployment = read_deployment(31337, directory)
+    assert deployment is not None, out.stdout
+    return deployment, directory / "31337.json"
+
+
+# ---------------------------------------------------------------------------------------- market driver
+
+
+class TxReverted(AssertionError):
+    pass
+
+
+@dataclass
+class Terms:
+    reward: int = 10 * TOKEN
+    claim_window: int = 600
+    max_runtime: int = 60
+    challenge_window: int = 30
+    collateral_pct: int = 100
+    cpu_seconds: int = 60
+
+    def tuple(self) -> tuple[int, ...]:
+        return (self.reward, self.claim_window, self.max_runtime, self.challenge_window, self.collateral_pct, self.cpu_seconds)
+
+
+def make_spec(n: int) -> bytes:
+    spec = {
+        "command": ["sha256sum", "/in/a"],
+        "image": "depin/checksum@sha256:" + "ab" * 32,
+        "inputs": [{"path": "a", "sha256": "cd" * 32, "uri": f"file:///in/{n}"}],
+        "resources": {"cpus": 1, "max_runtime": 60, "memory_mb": 64},
+        "v": 1,
+    }
+    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Market:
+    """Drives a deployment from anvil's unlocked accounts. Every call mines (automine) and checks
+    the receipt unless inside :meth:`bulk`, which queues transactions and mines them together."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment) -> None:
+        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.deployment = deployment
+        a = deployment.addresses
+        self.token = self.w3.eth.contract(address=a["RewardToken"], abi=load_abi("RewardToken"))
+        self.market = self.w3.eth.contract(address=a["JobMarket"], abi=load_abi("JobMarket"))
+        self.staking = self.w3.eth.contract(address=a["ProviderStaking"], abi=load_abi("ProviderStaking"))
+        self.resolver = self.w3.eth.contract(address=a["ArbiterResolver"], abi=load_abi("ArbiterResolver"))
+        self.accounts = [to_checksum_address(x) for x in self.w3.provider.make_request("eth_accounts", [])["result"]]
+        self.deployer = self.accounts[0]
+        self._queue: list[str] | None = None
+        self._per_block = 0
+
+    # -------------------------------------------------------------- raw
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        resp = self.w3.provider.make_request(method, params or [])
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp["result"]
+
+    def send(self, sender: str, contract: Any, fn: str, *args: Any, gas: int = 2_000_000) -> str:
+        data = contract.encode_abi(fn, args=list(args))
+        tx = {"from": sender, "to": contract.address, "data": data, "gas": hex(gas)}
+        tx_hash = self.rpc("eth_sendTransaction", [tx])
+        if self._queue is not None:
+            self._queue.append(tx_hash)
+            if self._per_block and len(self._queue) % self._per_block == 0:
+                self.rpc("evm_mine")
+            return tx_hash
+        receipt = self.receipt(tx_hash)
+        if int(receipt["status"], 16) != 1:
+            raise TxReverted(f"{fn}{args} from {sender} reverted")
+        return tx_hash
+
+    def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The receipt, once anvil has it (automine answers the send slightly before that)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise TxReverted(f"no receipt for {tx_hash} after {timeout}s")
+            time.sleep(0.005)
+
+    @contextmanager
+    def bulk(self, per_block: int = 0) -> Iterator[None]:
+        """Automine off: transactions queue in the pool and are mined `per_block` at a time (all in
+        one block when 0); every receipt is checked at the end."""
+        self.rpc("evm_setAutomine", [False])
+        self._queue, self._per_block = [], per_block
+        try:
+            yield
+            self.rpc("evm_mine")
+        finally:
+            queue, self._queue = self._queue, None
+            self.rpc("evm_setAutomine", [True])
+        for h in queue:
+            receipt = self.receipt(h)
+            if int(receipt["status"], 16) != 1:
+                raise TxReverted(f"bulk transaction {h} failed: {receipt}")
+
+    def advance_time(self, seconds: int) -> None:
+        self.rpc("evm_increaseTime", [hex(seconds)])
+        self.rpc("evm_mine")
+
+    def mine(self, blocks: int = 1) -> None:
+        self.rpc("anvil_mine", [hex(blocks)])
+
+    def head(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def snapshot(self) -> str:
+        return self.rpc("evm_snapshot")
+
+    def revert(self, snapshot_id: str) -> None:
+        assert self.rpc("evm_revert", [snapshot_id])
+
+    # -------------------------------------------------------------- token and staking
+
+    def fund(self, account: str, tokens: int = 10_000) -> None:
+        self.send(self.deployer, self.token, "mint", account, tokens * TOKEN)
+        self.send(account, self.token, "approve", self.market.address, 2**256 - 1)
+        self.send(account, self.token, "approve", self.staking.address, 2**256 - 1)
+
+    def register(self, provider: str, stake: int = 1_000 * TOKEN, endpoint: str | None = None) -> None:
+        self.send(provider, self.staking, "register", stake, endpoint or f"http://{provider[:8].lower()}.local:8700", keccak(text=provider))
+
+    def stake(self, provider: str, amount: int) -> None:
+        self.send(provider, self.staking, "stake", amount)
+
+    def request_unstake(self, provider: str, amount: int) -> None:
+        self.send(provider, self.staking, "requestUnstake", amount)
+
+    def withdraw_unstaked(self, provider: str) -> None:
+        self.send(provider, self.staking, "withdrawUnstaked")
+
+    def set_metadata(self, provider: str, endpoint: str, capability: bytes = b"\x42" * 32) -> None:
+        self.send(provider, self.staking, "setMetadata", endpoint, capability)
+
+    # -------------------------------------------------------------- market
+
+    def post(self, requester: str, spec: bytes | None = None, terms: Terms | None = None, n: int = 0) -> int:
+        """Posts a job; returns its id (the job count after posting, as jobs are numbered 1..)."""
+        spec = spec if spec is not None else make_spec(n)
+        self.send(requester, self.market, "postJob", keccak(spec), spec, (terms or Terms()).tuple())
+        return self.job_count() if self._queue is None else -1
+
+    def job_count(self) -> int:
+        return self.market.functions.jobCount().call()
+
+    def claim(self, provider: str, job_id: int) -> None:
+        self.send(provider, self.market, "claimJob", job_id)
+
+    def submit(self, provider: str, job_id: int, uri: str | None = None) -> None:
+        self.send(provider, self.market, "submitResult", job_id, keccak(text=f"result-{job_id}"), uri or f"http://results.local/{job_id}")
+
+    def fail(self, provider: str, job_id: int, code: int = 3) -> None:
+        self.send(provider, self.market, "submitFailure", job_id, code, keccak(text=f"evidence-{job_id}"))
+
+    def finalize(self, job_id: int, sender: str | None = None) -> None:
+        self.send(sender or self.accounts[9], self.market, "finalize", job_id)
+
+    def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> None:
+        self.send(sender or self.accounts[9], self.market, "finalizeMany", list(job_ids))
+
+    def challenge(self, challenger: str, job_id: int) -> None:
+        self.send(challenger, self.market, "challenge", job_id)
+
+    def rule(self, job_id: int, ruling: int) -> None:
+        """The arbiter (the deployer) rules: 1 ProviderWins, 2 ChallengerWins."""
+        self.send(self.deployer, self.resolver, "rule", job_id, ruling, keccak(text=f"ruling-{job_id}"))
+
+    def settle(self, job_id: int, sender: str | None = None) -> None:
+        self.send(sender or self.accounts[9], self.market, "settleUnresolved", job_id)
+
+    def timeout(self, job_id: int, sender: str | None = None) -> None:
+        self.send(sender or self.accounts[9], self.market, "timeoutJob", job_id)
+
+    def expire(self, job_id: int, sender: str | None = None) -> None:
+        self.send(sender or self.accounts[9], self.market, "expireJob", job_id)
+
+    def cancel(self, requester: str, job_id: int) -> None:
+        self.send(requester, self.market, "cancelJob", job_id)
+
+    def deposit(self, account: str, amount: int) -> None:
+        self.send(account, self.market, "deposit", amount)
+
+    def withdraw(self, account: str) -> None:
+        self.send(account, self.market, "withdraw")
+
+    # -------------------------------------------------------------- chain views (for checks)
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        names = [o["name"] for o in next(i for i in self.market.abi if i.get("name") == "getJob")["outputs"][0]["components"]]
+        return dict(zip(names, self.market.functions.getJob(job_id).call()))
+
+    def get_provider(self, address: str) -> dict[str, Any]:
+        names = [o["name"] for o in next(i for i in self.staking.abi if i.get("name") == "getProvider")["outputs"][0]["components"]]
+        return dict(zip(names, self.staking.functions.getProvider(address).call()))
+
+    def withdrawable(self, account: str) -> int:
+        return self.market.functions.withdrawableOf(account).call()
+
+    def token_balance(self, account: str) -> int:
+        return self.token.functions.balanceOf(account).call()
+
+
+# ---------------------------------------------------------------------------------------- scenarios
+
+
+def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[str, int]:
+    """Every transition type the contracts emit, in one story. Returns job ids by role."""
+    step = on_step or (lambda: None)
+    requester, provider, provider2, challenger, other = m.accounts[1:6]
+    for a in (requester, provider, provider2, challenger, other):
+        m.fund(a)
+    m.register(provider)
+    m.register(provider2, 500 * TOKEN)
+    m.stake(provider, 200 * TOKEN)
+    m.set_metadata(provider2, "http://provider-two.local:8700")
+    m.deposit(requester, 15 * TOKEN)
+    step()
+    ids: dict[str, int] = {}
+    # happy path, reward partly from the deposit
+    ids["finalized"] = j = m.post(requester, n=1)
+    m.claim(provider, j)
+    m.submit(provider, j)
+    # failure submission, finalized through finalizeMany
+    ids["failed"] = f = m.post(requester, n=2)
+    m.claim(provider2, f)
+    m.fail(provider2, f, code=2)
+    ids["many"] = g = m.post(other, n=3)
+    m.claim(provider, g)
+    m.submit(provider, g)
+    step()
+    m.advance_time(31)
+    m.finalize(j)
+    m.finalize_many([f, g, 999])
+    step()
+    # disputes: provider wins, challenger wins, no ruling
+    ids["provider_wins"] = a = m.post(requester, n=4)
+    ids["challenger_wins"] = b = m.post(requester, n=5)
+    ids["unresolved"] = c = m.post(other, n=6)
+    for x in (a, b, c):
+        m.claim(provider, x)
+    m.submit(provider, a)
+    m.submit(provider, b)
+    m.fail(provider, c, code=5)
+    m.challenge(challenger, a)
+    m.challenge(requester, b)  # the requester wins its own challenge: all of the collateral is burned
+    m.challenge(challenger, c)
+    m.rule(a, 1)
+    m.rule(b, 2)
+    step()
+    m.advance_time(121)
+    m.settle(c)
+    # expiry, timeout with reopen, timeout with refund, cancel
+    ids["expired"] = e = m.post(requester, terms=Terms(claim_window=5), n=7)
+    ids["reopened"] = r = m.post(requester, n=8)
+    ids["timed_out"] = t = m.post(other, terms=Terms(claim_window=5), n=9)
+    m.claim(provider, r)
+    m.claim(provider2, t)
+    m.advance_time(61)
+    m.expire(e)
+    m.timeout(r)
+    m.timeout(t)
+    m.claim(provider2, r)
+    m.submit(provider2, r, uri="ipfs://bafy-reopened")
+    ids["cancelled"] = x = m.post(requester, n=10)
+    m.cancel(requester, x)
+    step()
+    # a spec that hashes right but is not JSON
+    ids["invalid_spec"] = m.post(other, spec=b"this is not json {", n=11)
+    # open jobs left as they are
+    ids["open"] = m.post(requester, terms=Terms(reward=3 * TOKEN, collateral_pct=200), n=12)
+    ids["claimed"] = cl = m.post(other, n=13)
+    m.claim(provider, cl)
+    # balances out, unbonding
+    m.withdraw(provider)
+    m.withdraw(requester)
+    m.request_unstake(provider2, 100 * TOKEN)
+    m.advance_time(61)
+    m.withdraw_unstaked(provider2)
+    m.request_unstake(provider, 50 * TOKEN)
+    step()
+    return ids
+
+
+def bulk_jobs(m: Market, count: int, per_block: int = 8, start_n: int = 1000) -> None:
+    """`count` jobs through post, claim, submit and finalize, several transactions per block."""
+    requester, provider = m.accounts[6], m.accounts[7]
+    if m.get_provider(provider)["id"] == 0:
+        m.fund(requester, 1_000_000)
+        m.fund(provider, 1_000_000)
+        m.register(provider, 100_000 * TOKEN)
+    first = m.job_count() + 1
+    ids = list(range(first, first + count))
+    with m.bulk(per_block):
+        for i in ids:
+            m.post(requester, n=start_n + i, terms=Terms(reward=TOKEN, challenge_window=2))
+    with m.bulk(per_block):
+        for i in ids:
+            m.claim(provider, i)
+    with m.bulk(per_block):
+        for i in ids:
+            m.submit(provider, i)
+    m.advance_time(3)
+    with m.bulk(per_block):
+        for i in range(0, count, 10):
+            m.finalize_many(ids[i : i + 10])
+
+
+# ---------------------------------------------------------------------------------------- dumps
+
+
+TIMING_META = ("head", "updatedAt", "eventsPerSecond")
+BOOKKEEPING_META = ("confirmations", "finalityDepth")
+
+
+def dump(client: redis.Redis, keys: Keys, *, bookkeeping: bool = True, stream: bool = True) -> dict[str, Any]:
+    """Everything under the prefix, comparable across runs: meta without its timing fields,
+    streams without ids. `bookkeeping=False` also leaves out the recent block hashes, undo records
+    and the configuration echoed in meta (which differ between runs with different settings)."""
+    out: dict[str, Any] = {}
+    for key in sorted(client.scan_iter(match=keys.pattern(), count=1000)):
+        kind = client.type(key)
+        if not bookkeeping and (key == keys.blocks or key.startswith(keys.prefix + ":undo:")):
+            continue
+        if kind == "string":
+            out[key] = client.get(key)
+        elif kind == "hash":
+            h = client.hgetall(key)
+            if key == keys.meta:
+                for f in TIMING_META + (() if bookkeeping else BOOKKEEPING_META):
+                    h.pop(f, None)
+            out[key] = h
+        elif kind == "zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            if stream:
+                out[key] = [fields for _, fields in client.xrange(key)]
+        else:
+            out[key] = f"<{kind}>"
+    return out
+
+
+def net_stream(entries: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The events a stream leaves applied once retractions cancel the entries they retract."""
+    applied: list[dict[str, str]] = []
+    for e in entries:
+        if e["kind"] == "retraction":
+            ident = {**e, "kind": "event"}
+            for i in range(len(applied) - 1, -1, -1):
+                if applied[i] == ident:
+                    del applied[i]
+                    break
+            else:
+                raise AssertionError(f"retraction of an event that is not applied: {e}")
+        else:
+            applied.append(e)
+    return applied
+
+
+def stream_entries(client: redis.Redis, keys: Keys) -> list[dict[str, str]]:
+    return [fields for _, fields in client.xrange(keys.events)]
+
+
+# ---------------------------------------------------------------------------------------- indexer process
+
+
+def indexer_env(rpc_url: str, redis_url: str, deployment_file: Path, **extra: Any) -> dict[str, str]:
+    env = _env()
+    env.update(
+        DEPIN_RPC_URL=rpc_url,
+        DEPIN_REDIS_URL=redis_url,
+        DEPIN_DEPLOYMENT=str(deployment_file),
+        DEPIN_POLL_INTERVAL="0.05",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_indexer_process(env: dict[str, str], *args: str, log_file: Path | None = None) -> subprocess.Popen:
+    """``python -m indexer`` as a subprocess (stderr to `log_file`)."""
+    err = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "indexer", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+# ---------------------------------------------------------------------------------------- flaky proxy
+
+
+class FlakyProxy:
+    """A JSON-RPC proxy in front of a node that misbehaves deterministically:
+
+    - ``eth_getLogs`` over more than `max_range` blocks gets a JSON-RPC error (-32005, "block range
+      too large"), as hosted providers answer;
+    - every `fail_every`-th request is dropped (the connection closes without an answer) or, every
+      other time, answered with HTTP 500;
+    - `inject(params, logs)` (optional) may edit the logs an ``eth_getLogs`` returns.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        max_range: int | None = None,
+        fail_every: int = 0,
+        inject: Callable[[list[Any], list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.max_range = max_range
+        self.fail_every = fail_every
+        self.inject = inject
+        self.count = 0
+        self.down = False  # when set, every request is dropped (the node "went away")
+        self.dropped = 0
+        self.errors500 = 0
+        self.rejected = 0
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms ACK stalls
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, payload = proxy.handle(body)
+                if status is None:  # drop: close without an answer
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def handle(self, body: bytes) -> tuple[int | None, bytes]:
+        with self._lock:
+            self.count += 1
+            n = self.count
+        if self.down:
+            self.dropped += 1
+            return None, b""
+        if self.fail_every and n % self.fail_every == 0:
+            if (n // self.fail_every) % 2:
+                self.dropped += 1
+                return None, b""
+            self.errors500 += 1
+            return 500, b'{"error": "internal server error"}'
+        req = json.loads(body)
+        if isinstance(req, dict) and req.get("method") == "eth_getLogs":
+            flt = req["params"][0]
+            span = int(flt["toBlock"], 16) - int(flt["fromBlock"], 16) + 1
+            if self.max_range is not None and span > self.max_range:
+                self.rejected += 1
+                err = {"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32005, "message": f"block range too large: {span} > {self.max_range}"}}
+                return 200, json.dumps(err).encode()
+        resp = self._session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+        if self.inject is not None and isinstance(req, dict) and req.get("method") == "eth_getLogs":
+            data = resp.json()
+            if "result" in data:
+                data["result"] = self.inject(req["params"], data["result"])
+                return 200, json.dumps(data).encode()
+        return resp.status_code, resp.content
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+@dataclass
+class ChainEnv:
+    anvil: Anvil
+    redis: RedisServer
+    deployment: Deployment
+    deployment_file: Path
+    market: Market
+    tmp: Path
+    ids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.deployment.chain_id, self.deployment.addresses["JobMarket"])
+
+    def config(self, db: int = 0, rpc_url: str | None = None, **overrides: Any) -> IndexerConfig:
+        values: dict[str, Any] = dict(
+            rpc_url=rpc_url or self.anvil.url,
+            redis_url=self.redis.url(db),
+            deployment_file=self.deployment_file,
+            poll_interval=0.05,
+            backoff_base=0.01,
+            backoff_cap=0.3,
+            rpc_timeout=10,
+        )
+        values.update(overrides)
+        return IndexerConfig(**values)
+
+    def indexer(self, db: int = 0, **overrides: Any) -> Indexer:
+        return Indexer(self.config(db, **overrides))
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return self.redis.client(db)
+
+    def rebuild(self, db: int, **overrides: Any) -> Indexer:
+        """A from-scratch index of the whole chain into the (empty) database `db`."""
+        assert not self.client(db).keys("*"), f"db {db} is not empty"
+        ix = self.indexer(db, **overrides)
+        ix.sync_once()
+        return ix
+
+
+class LiveIndexer:
+    """``Indexer.run`` in a background thread (stop with :meth:`stop`)."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self.indexer = indexer
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.indexer.run(self.stop_event)
+        except BaseException as exc:  # surfaced by stop()/wait_synced()
+            self.error = exc
+
+    def wait_synced(self, head: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise self.error
+            cur = self.indexer.store.r.get(self.indexer.keys.cursor)
+            if cur is not None and self.indexer.store.cursor().number >= head:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"the live indexer did not reach block {head} in {timeout}s")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the indexer did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+def _make_env(tmp: Path) -> ChainEnv:
+    anvil = Anvil()
+    try:
+        deployment, path = deploy(anvil.url, tmp / "deployments")
+        server = RedisServer(tmp / "redis")
+    except BaseException:
+        anvil.stop()
+        raise
+    return ChainEnv(anvil, server, deployment, path, Market(anvil.url, deployment), tmp)
+
+
+@pytest.fixture
+def chain_env(tmp_path: Path) -> Iterator[ChainEnv]:
+    """A fresh anvil with the contracts deployed, and an empty redis-server."""
+    env = _make_env(tmp_path)
+    try:
+        yield env
+    finally:
+        env.anvil.stop()
+        env.redis.stop()
+
+
+@pytest.fixture(scope="session")
+def populated_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainEnv]:
+    tmp = tmp_path_factory.mktemp("populated")
+    env = _make_env(tmp)
+    env.redis.stop()
+    try:
+        env.ids = full_scenario(env.market)
+        bulk_jobs(env.market, 60, per_block=3)
+        yield env
+    finally:
+        env.anvil.stop()
+
+
+@pytest.fixture
+def populated_env(populated_chain: ChainEnv, tmp_path: Path) -> Iterator[ChainEnv]:
+    """The session's populated chain (do not send transactions) with a fresh redis-server."""
+    server = RedisServer(tmp_path / "redis")
+    env = ChainEnv(
+        populated_chain.anvil, server, populated_chain.deployment, populated_chain.deployment_file,
+        populated_chain.market, tmp_path, dict(populated_chain.ids),
+    )
+    try:
+        yield env
+    finally:
+        server.stop()

@@ -1,0 +1,71 @@
+"""Exact state despite a misbehaving node and a wiped Redis."""
+
+from __future__ import annotations
+
+import time
+
+from .services import ChainEnv, FlakyProxy, LiveIndexer, dump
+
+
+def test_flaky_rpc_still_yields_the_exact_state(populated_env: ChainEnv) -> None:
+    """Behind a proxy that rejects eth_getLogs ranges over 3 blocks and drops or 500s every 4th
+    request, the indexer shrinks its range, retries with backoff and builds exactly the state of a
+    direct rebuild."""
+    env = populated_env
+    proxy = FlakyProxy(env.anvil.url, max_range=3, fail_every=4)
+    try:
+        ix = env.indexer(0, rpc_url=proxy.url, max_range=40)
+        ix.sync_once()
+        assert proxy.rejected > 0 and proxy.dropped > 0 and proxy.errors500 > 0
+        assert ix.range <= 3 + 3 // 4 + 1
+    finally:
+        proxy.close()
+    env.rebuild(1, max_range=40)
+    assert dump(env.client(0), env.keys) == dump(env.client(1), env.keys)
+
+
+def test_node_that_goes_away_is_waited_for(chain_env: ChainEnv) -> None:
+    """While the node is unreachable the running indexer logs, backs off and keeps polling; when
+    it is back it catches up with what happened meanwhile, ending equal to a rebuild."""
+    env, m = chain_env, chain_env.market
+    requester, provider = m.accounts[1], m.accounts[2]
+    m.fund(requester)
+    proxy = FlakyProxy(env.anvil.url)
+    live = LiveIndexer(env.indexer(0, rpc_url=proxy.url, rpc_retries=1))
+    try:
+        live.wait_synced(m.head())
+        proxy.down = True
+        dropped = proxy.dropped
+        m.post(requester, n=1)
+        m.post(requester, n=2)
+        time.sleep(1.0)
+        assert live.thread.is_alive() and live.error is None
+        assert proxy.dropped > dropped + 3, "the indexer stopped polling"
+        proxy.down = False
+        live.wait_synced(m.head())
+    finally:
+        live.stop()
+        proxy.close()
+    env.rebuild(1)
+    assert dump(env.client(0), env.keys, bookkeeping=False) == dump(env.client(1), env.keys, bookkeeping=False)
+
+
+def test_redis_wiped_while_running_is_rebuilt_from_the_chain(populated_env: ChainEnv) -> None:
+    """FLUSHALL in the middle of a backfill, and again once the indexer follows the head: the
+    running indexer notices (the cursor is gone, its transaction aborts) and rebuilds everything
+    from the deployment block, ending identical to an index that was never wiped."""
+    env = populated_env
+    head = env.market.head()
+    r = env.client(0)
+    live = LiveIndexer(env.indexer(0, max_range=2))
+    try:
+        live.wait_synced((env.deployment.deploy_block + head) // 2)
+        r.flushall()
+        live.wait_synced(head)
+        r.flushall()
+        time.sleep(0.1)
+        live.wait_synced(head)
+    finally:
+        live.stop()
+    env.rebuild(1, max_range=2)
+    assert dump(r, env.keys) == dump(env.client(1), env.keys)

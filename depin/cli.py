@@ -1,12 +1,44 @@
-"""The `depin` command line."""
+"""The `depin` command line.
+
+Groups: ``depin jobs …`` and ``depin providers …`` read the index; ``depin indexer …`` runs the
+indexer, serves its HTTP API and shows its progress. Modules beyond typer and rich are imported
+inside the commands, so ``depin --help`` is instant and works in any install.
+
+Every error a user can cause (Redis unreachable, unknown id, bad status or address, missing
+deployment file, invalid configuration) prints one line, ``error: …``, to stderr and exits 1;
+never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from depin import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from indexer.query import IndexerReader, JobRecord
+
+# Help texts are Markdown: paragraphs reflow, `code` shows as code.
+_TYPER_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "markdown"}
 
 app = typer.Typer(
     name="depin",
@@ -15,9 +47,55 @@ app = typer.Typer(
         "Requesters post, watch, verify and dispute jobs; providers stake, run the executor and "
         "withdraw rewards; operators deploy the contracts."
     ),
-    no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
+    **_TYPER_SETTINGS,
 )
+jobs_app = typer.Typer(
+    help="Jobs as indexed from the market's events (needs `depin indexer run` feeding Redis).", **_TYPER_SETTINGS
+)
+providers_app = typer.Typer(help="Registered providers: stake, locked collateral, counters.", **_TYPER_SETTINGS)
+indexer_app = typer.Typer(help="The chain indexer: run it, serve its HTTP API, show its progress.", **_TYPER_SETTINGS)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(providers_app, name="providers")
+app.add_typer(indexer_app, name="indexer")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+# Tried in order when neither --deployment nor DEPIN_DEPLOYMENT names a file (relative to the cwd).
+DEFAULT_DEPLOYMENT_FILES = (Path("deployments/31337.json"), Path(".devnet/deployments/31337.json"))
+TOKEN_DECIMALS = 18
+TOKEN_SYMBOL = "DPC"
+PIPED_WIDTH = 200
+
+# Common options. Defaults are None so `indexer run` can tell "not given" from a default and let
+# its config file fill in; the commands resolve None to the documented default.
+RedisUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url", envvar="DEPIN_REDIS_URL", show_default=DEFAULT_REDIS_URL, help="Redis holding the index."
+    ),
+]
+RpcUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url", envvar="DEPIN_RPC_URL", show_default=DEFAULT_RPC_URL, help="JSON-RPC node of the chain."
+    ),
+]
+DeploymentOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--deployment",
+        envvar="DEPIN_DEPLOYMENT",
+        metavar="FILE",
+        show_default="deployments/31337.json, else .devnet/deployments/31337.json",
+        help="Deployment file, `<chainId>.json` as written by `ape run deploy`: the chain and contract addresses.",
+    ),
+]
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", envvar="DEPIN_NAMESPACE", help="First part of every Redis key of the index.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as decimal strings) instead of tables.")]
 
 
 def _package_version() -> str:
@@ -36,6 +114,625 @@ def main() -> None:
 def version() -> None:
     """Print the depin-compute version."""
     typer.echo(_package_version())
+
+
+# ------------------------------------------------------------------------------------ error handling
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _user_error_message(exc: BaseException) -> str | None:
+    """One line for an error the user can cause and fix, or None for a bug (which keeps its traceback)."""
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (
+            f"Redis is unreachable ({_one_line(exc)}); start redis-server or point --redis-url / "
+            "DEPIN_REDIS_URL at it"
+        )
+    errors = sys.modules.get("depin.errors")  # loaded iff something could have raised one of its errors
+    if errors is not None and isinstance(exc, errors.DepinError):
+        return _one_line(exc)
+    if hasattr(exc, "errors") and callable(exc.errors) and isinstance(exc, ValueError):  # pydantic ValidationError
+        problems = "; ".join(
+            f"{'.'.join(map(str, e.get('loc', ()))) or 'value'}: {e.get('msg')}" for e in exc.errors()
+        )
+        return f"invalid configuration: {_one_line(problems)}"
+    if isinstance(exc, FileNotFoundError):
+        return _one_line(exc) if exc.filename is None else f"file not found: {exc.filename}"
+    if isinstance(exc, (ValueError, PermissionError, IsADirectoryError)):
+        return _one_line(exc)
+    return None
+
+
+def user_errors(command: F) -> F:
+    """Turns the errors a user can cause into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            message = _user_error_message(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _deployment_file(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    for candidate in DEFAULT_DEPLOYMENT_FILES:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "no deployment file: pass --deployment FILE or set DEPIN_DEPLOYMENT (none at "
+        + " or ".join(map(str, DEFAULT_DEPLOYMENT_FILES))
+        + ")"
+    )
+
+
+def _reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
+    from indexer.query import IndexerReader
+
+    return IndexerReader.for_deployment(redis_url or DEFAULT_REDIS_URL, _deployment_file(deployment), namespace)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or captured: rich would assume 80 columns and cut addresses and hashes; tables
+        # only take the width they need, so a wide page costs nothing.
+        console = Console(highlight=False, width=PIPED_WIDTH)
+    return console
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters (ESC, bidi overrides, ...) shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+class DataTable(Table):
+    """A rich table whose string cells are data, never markup or terminal controls: values from
+    the chain (a result URI, an endpoint) cannot restyle the terminal or break rendering."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def _print_json(model: Any) -> None:
+    if isinstance(model, list):
+        typer.echo(json.dumps([m.model_dump(mode="json", by_alias=True) for m in model], indent=2))
+    else:
+        typer.echo(model.model_dump_json(by_alias=True, indent=2))
+
+
+def format_amount(value: int | None) -> str:
+    """Base units as tokens, e.g. 1500000000000000000 -> "1.5"."""
+    if value is None:
+        return "-"
+    text = format(Decimal(value).scaleb(-TOKEN_DECIMALS), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _short(address: str | None) -> str:
+    return f"{address[:6]}…{address[-4:]}" if address else "-"
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.1f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _hint_if_not_indexed(reader: IndexerReader) -> None:
+    if not reader.status().indexed:
+        typer.echo(
+            f"note: nothing is indexed under {reader.keys.prefix} yet: is `depin indexer run` running "
+            "for this deployment and this Redis?",
+            err=True,
+        )
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+@jobs_app.command("list")
+@user_errors
+def jobs_list(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="open, claimed, submitted, disputed, finalized, cancelled, expired, timedout or resolved.",
+        ),
+    ] = None,
+    requester: Annotated[str | None, typer.Option(help="Only jobs posted by this address.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only jobs claimed by this address.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Jobs per page (1-1000).")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many matching jobs.")] = 0,
+    oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Ascending job ids.")] = False,
+    as_json: JsonOpt = False,
+    redis_url: RedisUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+) -> None:
+    """List jobs, newest first, optionally filtered by status, requester and provider.
+
+    Example: depin jobs list --status open --limit 20
+    """
+    reader = _reader(redis_url, deployment, namespace)
+    page = reader.job_page(status, requester, provider, limit, offset, newest_first=not oldest_first)
+    if as_json:
+        _print_json(page)
+        return
+    if page.total == 0:
+        typer.echo("no jobs match" if (status or requester or provider) else "no jobs")
+        _hint_if_not_indexed(reader)
+        return
+    table = DataTable(box=None, pad_edge=False)
+    for column, justify in (("ID", "right"), ("STATUS", "left"), ("REQUESTER", "left"), ("PROVIDER", "left"),
+                            (f"REWARD {TOKEN_SYMBOL}", "right"), ("SPEC", "left"), ("BLOCK", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for job in page.jobs:
+        last_block = job.extra.get("updatedBlock") or (job.history[-1].get("block") if job.history else None)
+        table.add_row(
+            str(job.id), job.status, _short(job.requester), _short(job.provider), format_amount(job.reward),
+            {True: "ok", False: "INVALID", None: "-"}[job.spec_valid], str(last_block or "-"),
+        )
+    console = _console()
+    console.print(table)
+    shown = f"{offset + 1}-{offset + len(page.jobs)}" if page.jobs else "none"
+    console.print(f"{shown} of {page.total} ({'oldest' if oldest_first else 'newest'} first)")
+
+
+@jobs_app.command("show")
+@user_errors
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The on-chain job id.")],
+    as_json: JsonOpt = False,
+    redis_url: RedisUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+) -> None:
+    """Show one job: every indexed field, its history of transitions and its decoded spec.
+
+    Example: depin jobs show 42
+    """
+    reader = _reader(redis_url, deployment, namespace)
+    job = reader.get_job(job_id)
+    if job is None:
+        from indexer.query import QueryError
+
+        cursor = reader.status().cursor
+        where = f"indexed up to block {cursor}" if cursor is not None else "nothing indexed yet"
+        raise QueryError(f"job {job_id} not found in the index ({reader.keys.prefix}, {where})")
+    if as_json:
+        _print_json(job)
+        return
+    _print_job(_console(), job)
+
+
+_HISTORY_COLUMNS = (("event",), ("status",), ("block", "blockNumber"), ("tx", "txHash", "transactionHash"),
+                    ("logIndex",))
+
+
+def _history_value(entry: dict[str, Any], *names: str) -> Any:
+    return next((entry[n] for n in names if n in entry), None)
+
+
+def _print_job(console: Console, job: JobRecord) -> None:
+    from rich.json import JSON
+
+    fields = DataTable(box=None, show_header=False, pad_edge=False)
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    fields.add_row("id", str(job.id))
+    fields.add_row("status", job.status)
+    fields.add_row("requester", job.requester or "-")
+    fields.add_row("provider", job.provider or "-")
+    if job.providers and job.providers != [job.provider]:
+        fields.add_row("providers", ", ".join(job.providers) + " (everyone who claimed it)")
+    for name, value in (("reward", job.reward), ("collateral", job.collateral)):
+        shown = "-" if value is None else f"{format_amount(value)} {TOKEN_SYMBOL} ({value} base units)"
+        fields.add_row(name, shown)
+    fields.add_row("specHash", job.spec_hash or "-")
+    fields.add_row(
+        "specValid",
+        {True: "yes", False: "NO: the spec bytes do not hash to specHash or do not parse; executors will not run it",
+         None: "-"}[job.spec_valid],
+    )
+    for name, value in job.extra.items():
+        if name != "spec":
+            fields.add_row(name, value if len(value) <= 200 else value[:200] + "…")
+    console.print(fields)
+
+    console.print()
+    console.print(f"[bold]history[/bold] ({len(job.history)} transitions)")
+    if job.history:
+        history = DataTable(box=None, pad_edge=False)
+        known = [n for n in _HISTORY_COLUMNS if any(_history_value(h, *n) is not None for h in job.history)]
+        others = sorted({k for h in job.history for k in h} - {n for names in _HISTORY_COLUMNS for n in names})
+        for names in known:
+            history.add_column(names[0].upper(), no_wrap=names[0] != "tx", overflow="fold")
+        for name in others:
+            history.add_column(name.upper(), overflow="fold")
+        for entry in job.history:
+            cells = [_history_value(entry, *names) for names in known] + [entry.get(n) for n in others]
+            history.add_row(*("-" if c is None else c if isinstance(c, str) else json.dumps(c) for c in cells))
+        console.print(history)
+
+    console.print()
+    if job.spec is not None:
+        console.print("[bold]spec[/bold] (decoded)")
+        console.print(JSON(json.dumps(job.spec), indent=2))
+    else:
+        raw = _spec_text(job.extra.get("spec", ""))
+        console.print("[bold]spec[/bold]: not decoded" + (" (raw bytes as text below)" if raw else ""))
+        if raw:
+            console.print(Text(printable(raw if len(raw) <= 2000 else raw[:2000] + "…")))
+
+
+def _spec_text(spec: str) -> str:
+    """The raw spec (0x-hex bytes in the job hash) as text, undecodable bytes replaced."""
+    if spec.startswith("0x"):
+        try:
+            return bytes.fromhex(spec[2:]).decode("utf-8", errors="replace")
+        except ValueError:
+            pass
+    return spec
+
+
+# ------------------------------------------------------------------------------------ providers
+
+
+@providers_app.command("list")
+@user_errors
+def providers_list(
+    as_json: JsonOpt = False,
+    redis_url: RedisUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+) -> None:
+    """List registered providers by provider id: stake, locked collateral, unbonding, job counters.
+
+    Example: depin providers list --json
+    """
+    reader = _reader(redis_url, deployment, namespace)
+    providers = reader.list_providers()
+    if as_json:
+        _print_json(providers)
+        return
+    if not providers:
+        typer.echo("no providers")
+        _hint_if_not_indexed(reader)
+        return
+    table = DataTable(box=None, pad_edge=False)
+    for column in ("ID", "ADDRESS", f"STAKED {TOKEN_SYMBOL}", "LOCKED", "UNBONDING", "DONE", "SLASHED", "ENDPOINT"):
+        text = column in ("ADDRESS", "ENDPOINT")
+        table.add_column(column, no_wrap=column != "ENDPOINT", justify="left" if text else "right")
+    for p in providers:
+        table.add_row(
+            str(p.id if p.id is not None else "-"), p.address, format_amount(p.staked), format_amount(p.locked),
+            format_amount(p.unbonding), str(p.jobs_completed), str(p.jobs_slashed), p.endpoint or "-",
+        )
+    _console().print(table)
+
+
+@providers_app.command("show")
+@user_errors
+def providers_show(
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="The provider's address.")],
+    as_json: JsonOpt = False,
+    redis_url: RedisUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+) -> None:
+    """Show one provider's record.
+
+    Example: depin providers show 0x90F79bf6EB2c4f870365E785982E1f101E93b906
+    """
+    from indexer.query import QueryError
+
+    reader = _reader(redis_url, deployment, namespace)
+    provider = reader.get_provider(address)
+    if provider is None:
+        raise QueryError(f"provider {address} not found in the index ({reader.keys.prefix})")
+    if as_json:
+        _print_json(provider)
+        return
+    table = DataTable(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in provider.model_dump(by_alias=True, exclude={"extra"}).items():
+        if name in ("staked", "locked", "unbonding"):
+            value = f"{format_amount(value)} {TOKEN_SYMBOL}"
+        table.add_row(name, "-" if value is None else str(value))
+    for name, value in provider.extra.items():
+        table.add_row(name, value)
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------------ indexer
+
+
+@indexer_app.command("status")
+@user_errors
+def indexer_status(
+    as_json: JsonOpt = False,
+    redis_url: RedisUrlOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+) -> None:
+    """Show the indexer's progress: chain head (from the node), cursor, lag, events/s, last update.
+
+    The head comes from the node at --rpc-url; when the node does not answer it is shown as
+    unknown and the lag is measured against the last head the indexer saw.
+
+    Example: depin indexer status --rpc-url http://127.0.0.1:8545
+    """
+    from depin.chain import head_reader
+
+    reader = _reader(redis_url, deployment, namespace)
+    rpc = rpc_url or DEFAULT_RPC_URL
+    chain_head = head_reader(rpc)()
+    st = reader.status(chain_head)
+    if as_json:
+        _print_json(st)
+        return
+    table = DataTable(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("prefix", st.prefix)
+    if not st.indexed:
+        table.add_row("state", "not indexed yet: start `depin indexer run` for this deployment")
+    if chain_head is not None:
+        table.add_row("head", f"{chain_head} (node {rpc})")
+    else:
+        seen = f"; the indexer last saw {st.head}" if st.head is not None else ""
+        table.add_row("head", f"unknown (node {rpc} unreachable{seen})")
+    cursor = "-" if st.cursor is None else f"{st.cursor} ({st.cursor_hash})" if st.cursor_hash else str(st.cursor)
+    table.add_row("cursor", cursor)
+    if st.lag is None:
+        table.add_row("lag", "unknown")
+    else:
+        against = "" if st.head_source == "rpc" else " (against the indexer's last head)"
+        table.add_row("lag", f"{st.lag} blocks{against}")
+    table.add_row("events/s", "-" if st.events_per_second is None else f"{st.events_per_second:,.1f}")
+    table.add_row("events applied", "-" if st.events_applied is None else f"{st.events_applied:,}")
+    if st.updated_at is None:
+        table.add_row("updated", "never")
+    else:
+        when = datetime.fromtimestamp(st.updated_at, UTC)
+        table.add_row("updated", f"{_ago(st.seconds_since_update)} ({when:%Y-%m-%d %H:%M:%S} UTC)")
+    if st.chain_id is not None:
+        table.add_row("chain", f"{st.chain_id}, market {st.market}, from block {st.deploy_block}")
+        table.add_row("confirmations", f"{st.confirmations}, finality depth {st.finality_depth}")
+    _console().print(table)
+
+
+class _LogFormatter(logging.Formatter):
+    """One line per record: ``key=value`` pairs (``kv``) or a JSON object (``json``), with the
+    record's ``extra={...}`` fields included."""
+
+    # LogRecord attributes that are not `extra` fields (color_message: uvicorn's ANSI copy of msg).
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message", "asctime", "taskName", "color_message",
+    }
+
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self.json = style == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields.update({k: v for k, v in vars(record).items() if k not in self._STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        if self.json:
+            return json.dumps(fields, default=str)
+        return " ".join(f"{k}={self._kv(v)}" for k, v in fields.items())
+
+    @staticmethod
+    def _kv(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        return json.dumps(text) if (not text or any(c in text for c in ' "=\n\t')) else text
+
+
+def configure_logging(style: str = "kv", level: str = "INFO") -> None:
+    """Structured logs on stderr: ``kv`` (key=value) or ``json`` lines."""
+    if style not in ("kv", "json"):
+        raise ValueError(f"unknown log format {style!r}; use kv or json")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter(style))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+LogFormatOpt = Annotated[
+    str, typer.Option("--log-format", envvar="DEPIN_LOG_FORMAT", help="kv (key=value) or json lines.")
+]
+LogLevelOpt = Annotated[
+    str, typer.Option("--log-level", envvar="DEPIN_LOG_LEVEL", help="debug, info, warning or error.")
+]
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The ``[indexer]`` table (or top level) of a TOML config file; relative paths are taken from
+    the file's directory."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    data = data.get("indexer", data)
+    if "deployment_file" in data:
+        data["deployment_file"] = path.parent / Path(data["deployment_file"]).expanduser()
+    return data
+
+
+@indexer_app.command("run")
+@user_errors
+def indexer_run(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="DEPIN_CONFIG",
+            metavar="FILE",
+            help="TOML file with IndexerConfig fields (top level or an [indexer] table).",
+        ),
+    ] = None,
+    rpc_url: RpcUrlOpt = None,
+    redis_url: RedisUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    confirmations: Annotated[
+        int | None, typer.Option(envvar="DEPIN_CONFIRMATIONS", help="Blocks behind the head to stay.")
+    ] = None,
+    finality_depth: Annotated[
+        int | None, typer.Option(envvar="DEPIN_FINALITY_DEPTH", help="Deepest reorg to undo.")
+    ] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(envvar="DEPIN_POLL_INTERVAL", help="Seconds between head polls.")
+    ] = None,
+    max_range: Annotated[
+        int | None, typer.Option(envvar="DEPIN_MAX_RANGE", help="Largest eth_getLogs block range.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", envvar="DEPIN_NAMESPACE", help="First part of every Redis key.")
+    ] = None,
+    log_format: LogFormatOpt = "kv",
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Run the indexer: backfill the market's and staking contract's events from the deployment
+    block into Redis, then follow the head until SIGTERM or Ctrl-C (a clean stop between batches).
+
+    Settings, strongest first: options, their DEPIN_* environment variables, the --config file,
+    the defaults. Logs are structured lines on stderr.
+
+    Example: DEPIN_RPC_URL=http://127.0.0.1:8545 depin indexer run --deployment .devnet/deployments/31337.json
+    """
+    configure_logging(log_format, log_level)
+    log = logging.getLogger("depin.indexer")
+    from indexer.config import IndexerConfig
+
+    settings = _read_config_file(config_file) if config_file is not None else {}
+    given = {
+        "rpc_url": rpc_url, "redis_url": redis_url, "deployment_file": deployment, "confirmations": confirmations,
+        "finality_depth": finality_depth, "poll_interval": poll_interval, "max_range": max_range,
+        "namespace": namespace,
+    }
+    settings.update({k: v for k, v in given.items() if v is not None})
+    deployment_file = Path(settings.get("deployment_file") or _deployment_file(None))
+    if not deployment_file.is_file():
+        raise FileNotFoundError(
+            f"deployment file {deployment_file} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT"
+        )
+    settings["deployment_file"] = deployment_file
+    config = IndexerConfig.from_env(**settings)
+    from depin.errors import DepinError
+    from indexer.follower import Indexer
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    log.info(
+        "indexer starting",
+        extra={
+            "rpc": config.rpc_url,
+            "redis": _redact(config.redis_url),
+            "deployment": str(config.deployment_file),
+            "confirmations": config.confirmations,
+            "finality_depth": config.finality_depth,
+        },
+    )
+    started = time.monotonic()
+    try:
+        Indexer(config).run(stop)
+    except DepinError as exc:  # e.g. ReorgTooDeep: logged for the log pipeline, then one line on stderr
+        log.error("indexer failed", extra={"error": type(exc).__name__, "detail": str(exc)})
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    log.info("indexer stopped", extra={"uptime_s": round(time.monotonic() - started, 3)})
+
+
+def _redact(url: str) -> str:
+    """`url` without a password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
+
+
+@indexer_app.command("api")
+@user_errors
+def indexer_api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    redis_url: RedisUrlOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+    log_format: LogFormatOpt = "kv",
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Serve the index as an HTTP JSON API for dashboards until Ctrl-C or SIGTERM.
+
+    Routes: /jobs, /jobs/{id}, /providers, /providers/{address}, /totals, /status, /healthz; the
+    OpenAPI document is at /openapi.json and interactive docs at /docs.
+
+    Example: depin indexer api --port 8000   (then: curl 'http://127.0.0.1:8000/jobs?status=open')
+    """
+    configure_logging(log_format, log_level)
+    from indexer.api import ApiConfig, serve
+
+    config = ApiConfig(
+        redis_url=redis_url or DEFAULT_REDIS_URL,
+        deployment_file=_deployment_file(deployment),
+        rpc_url=rpc_url or DEFAULT_RPC_URL,
+        namespace=namespace,
+    )
+    serve(config, host, port)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,173 @@
+"""HTTP JSON API over the index, for dashboards (FastAPI; OpenAPI document at ``/openapi.json``).
+
+Read-only: every route is a thin call into :class:`indexer.query.IndexerReader`. Amounts are
+decimal strings (base units), addresses checksummed, field names camelCase as in Redis.
+
+Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 for a bad parameter
+(unknown status, malformed address, negative id, limit out of range), 503 when Redis is unreachable.
+
+Run it with ``depin indexer api --host 127.0.0.1 --port 8000`` (see :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import redis
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel
+
+from depin import __version__
+from depin.keys import JOB_STATUSES
+from depin.chain import head_reader
+from indexer.query import (
+    MAX_LIMIT,
+    IndexerReader,
+    IndexerStatus,
+    JobPage,
+    JobRecord,
+    MarketTotals,
+    ProviderRecord,
+    QueryError,
+    parse_address,
+)
+
+if TYPE_CHECKING:
+    from indexer.config import IndexerConfig
+
+log = logging.getLogger(__name__)
+
+JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in JOB_STATUSES[1:]}, type=str)
+JobStatusName.__doc__ = "A job status, lower case."
+
+Address = Annotated[str, AfterValidator(parse_address)]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    ok: bool
+    redis: bool
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """What the API needs; an ``indexer.config.IndexerConfig`` has these attributes too."""
+
+    redis_url: str
+    deployment_file: Path
+    rpc_url: str | None = None
+    namespace: str = "depin"
+
+
+_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record in the index"}}
+_UNAVAILABLE = {503: {"model": ErrorResponse, "description": "Redis is unreachable"}}
+
+
+def create_app(reader: IndexerReader, chain_head: Callable[[], int | None] | None = None) -> FastAPI:
+    """The API app over `reader`. `chain_head` returns the node's head (None when unreachable);
+    without it ``/status`` measures lag against the last head the indexer saw."""
+    app = FastAPI(
+        title="depin-compute indexer API",
+        version=__version__,
+        description=(
+            "Jobs, providers and market totals of one depin-compute deployment, as indexed from "
+            f"chain events into Redis (prefix `{reader.keys.prefix}`). Amounts are decimal strings "
+            "in base units (18 decimals)."
+        ),
+        responses=_UNAVAILABLE,
+    )
+
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
+    async def redis_unreachable(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.warning("redis unreachable: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"Redis is unreachable: {exc}"})
+
+    @app.exception_handler(QueryError)
+    async def bad_query(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.get("/jobs", response_model=JobPage, tags=["jobs"], summary="List jobs, newest first")
+    def list_jobs(
+        status: JobStatusName | None = None,
+        requester: Address | None = None,
+        provider: Address | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        newest_first: bool = True,
+    ) -> JobPage:
+        """Jobs matching every given filter, ordered by id, one page; `total` counts all pages."""
+        return reader.job_page(
+            status.value if status else None, requester, provider, limit, offset, newest_first
+        )
+
+    @app.get("/jobs/{job_id}", response_model=JobRecord, responses=_NOT_FOUND, tags=["jobs"], summary="One job")
+    def get_job(job_id: Annotated[int, PathParam(ge=0)]) -> JobRecord:
+        """Every indexed field of the job, its decoded spec and its history of transitions."""
+        job = reader.get_job(job_id)
+        if job is None:
+            raise HTTPException(404, f"job {job_id} not found in the index")
+        return job
+
+    @app.get("/providers", response_model=list[ProviderRecord], tags=["providers"], summary="List providers")
+    def list_providers() -> list[ProviderRecord]:
+        """Every registered provider, by provider id."""
+        return reader.list_providers()
+
+    @app.get(
+        "/providers/{address}",
+        response_model=ProviderRecord,
+        responses=_NOT_FOUND,
+        tags=["providers"],
+        summary="One provider",
+    )
+    def get_provider(address: Address) -> ProviderRecord:
+        """Stake, locked collateral, unbonding, counters and endpoint of one provider."""
+        found = reader.get_provider(address)
+        if found is None:
+            raise HTTPException(404, f"provider {address} not found in the index")
+        return found
+
+    @app.get("/totals", response_model=MarketTotals, tags=["market"], summary="Market totals")
+    def totals() -> MarketTotals:
+        """Job counts (total and per status) and escrowed, paid, emitted, slashed and burned amounts."""
+        return reader.totals()
+
+    @app.get("/status", response_model=IndexerStatus, tags=["indexer"], summary="Indexer progress")
+    def status() -> IndexerStatus:
+        """Chain head, cursor, lag in blocks, events/s and seconds since the indexer's last write."""
+        return reader.status(chain_head() if chain_head else None)
+
+    @app.get("/healthz", response_model=Health, responses=_UNAVAILABLE, tags=["indexer"], summary="Liveness")
+    def healthz() -> Health:
+        """200 when Redis answers, 503 when it does not."""
+        return Health(ok=reader.ping(), redis=True)
+
+    return app
+
+
+def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serves the API for `config`'s deployment with uvicorn until interrupted (SIGINT/SIGTERM)."""
+    import uvicorn
+
+    reader = IndexerReader.for_deployment(config.redis_url, config.deployment_file, config.namespace)
+    reader.ping()  # fail now, with one clear error, when Redis is unreachable
+    head = head_reader(config.rpc_url) if config.rpc_url else None
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
+        # found; a no-op one lets the process exit 0 after that clean shutdown.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+    log.info("serving indexer API", extra={"prefix": reader.keys.prefix, "host": host, "port": port})
+    uvicorn.run(create_app(reader, head), host=host, port=port, log_config=None)

@@ -1,0 +1,484 @@
+"""The read side of the index: typed, consistent queries over the Redis data model.
+
+The indexer (``indexer.follower``) writes the keys documented in :mod:`depin.keys`; this module only
+reads them, through :class:`depin.keys.Keys`, and turns the string hashes into pydantic models. The
+CLI (``depin jobs …``, ``depin indexer status``) and the HTTP API (:mod:`indexer.api`) are thin
+layers over :class:`IndexerReader`.
+
+Consistency: a read that spans several keys (an index page and its job hashes, the provider list)
+is taken under ``WATCH {p}:cursor`` and its hashes are read in one ``MULTI``/``EXEC``. The indexer
+advances the cursor in the same transaction as the writes of a batch (and a rollback moves it too),
+so a page is never a mix of two indexer states: it holds no job that a rollback removed and misses
+no job of the batch it shows.
+
+Amounts (rewards, stakes, totals) are Python ``int`` in base units; in JSON they are decimal
+strings, because they exceed 2^53 and JavaScript would round JSON numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from depin.deployment import Deployment
+from depin.errors import IndexerError
+from depin.keys import JOB_STATUSES, Keys
+
+ZERO_ADDRESS = "0x" + "0" * 40
+MAX_LIMIT = 1000
+MAX_UINT256 = 2**256 - 1
+# Statuses a job can be listed by (``None`` is the status of a job id that was never posted).
+LISTABLE_STATUSES = JOB_STATUSES[1:]
+# Watched snapshot attempts before a read settles for a best-effort (unwatched) read.
+_SNAPSHOT_ATTEMPTS = 10
+
+Amount = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
+"""Base units. An ``int`` in Python, a decimal string in JSON (exact beyond 2^53)."""
+
+
+class QueryError(IndexerError, ValueError):
+    """A query's input is invalid (unknown status, malformed address, negative id, bad page)."""
+
+
+# ---------------------------------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    """camelCase in JSON (as the Redis fields are named), snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class JobRecord(_Model):
+    """One job as indexed (``{p}:job:{id}``)."""
+
+    id: int
+    status: str = Field(description="One of " + ", ".join(JOB_STATUSES))
+    requester: str | None = None
+    provider: str | None = Field(None, description="Checksummed; null while open (also after a timeout reopens it)")
+    reward: Amount | None = None
+    collateral: Amount | None = None
+    spec_hash: str | None = None
+    spec_valid: bool | None = Field(
+        None, description="The spec bytes hash to specHash and parse; executors never run an invalid spec"
+    )
+    spec: dict[str, Any] | None = Field(None, description="The decoded spec (specJson); null when invalid")
+    providers: list[str] = Field(default_factory=list, description="Everyone who ever claimed the job")
+    history: list[dict[str, Any]] = Field(
+        default_factory=list, description="Every transition, oldest first, with its block, tx and log index"
+    )
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="Every other field of the job hash, verbatim (see depin/keys.py): terms, deadlines, "
+        "result or failure, challenger and bond, ruling and payouts, the raw spec (0x-hex), specError, blocks",
+    )
+
+
+class JobPage(_Model):
+    """One page of a job listing."""
+
+    total: int = Field(description="Jobs matching the filters, on every page")
+    limit: int
+    offset: int
+    jobs: list[JobRecord]
+
+
+class ProviderRecord(_Model):
+    """One registered provider (``{p}:provider:{address}``)."""
+
+    address: str
+    id: int | None = None
+    staked: Amount = 0
+    locked: Amount = 0
+    unbonding: Amount = 0
+    release_at: int | None = Field(None, description="Unix time the unbonding stake can be withdrawn")
+    jobs_completed: int = 0
+    jobs_slashed: int = 0
+    endpoint: str | None = None
+    capability_hash: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict, description="Any other field, verbatim")
+
+
+class MarketTotals(_Model):
+    """Market-wide totals (``{p}:totals``). The market's token balance is escrowed + bonds +
+    withdrawable; the staking contract's is staked + unbonding."""
+
+    jobs: int = Field(0, description="Jobs ever posted")
+    by_status: dict[str, int] = Field(default_factory=dict, description="Jobs now in each status")
+    escrowed: Amount = Field(0, description="Rewards of open, claimed, submitted and disputed jobs")
+    bonds: Amount = Field(0, description="Challenge bonds held")
+    withdrawable: Amount = Field(0, description="Sum of account balances in the market")
+    paid: Amount = Field(0, description="Cumulative rewards paid to providers")
+    refunded: Amount = Field(0, description="Cumulative refunds to requesters")
+    emitted: Amount = 0
+    slashed: Amount = 0
+    burned: Amount = 0
+    deposited: Amount = 0
+    withdrawn: Amount = 0
+    providers: int = Field(0, description="Registered providers")
+    staked: Amount = 0
+    locked: Amount = 0
+    unbonding: Amount = 0
+    extra: dict[str, str] = Field(default_factory=dict, description="Any other field, verbatim")
+
+
+class IndexerStatus(_Model):
+    """Where the indexer stands (``{p}:meta`` and ``{p}:cursor``) against the chain head."""
+
+    prefix: str
+    indexed: bool = Field(description="False when no indexer has written this prefix yet")
+    chain_id: int | None = None
+    market: str | None = None
+    staking: str | None = None
+    deploy_block: int | None = None
+    confirmations: int | None = None
+    finality_depth: int | None = None
+    head: int | None = Field(None, description="Chain head: from the node when it answered, else the indexer's")
+    head_source: str | None = Field(None, description='"rpc", "indexer", or null when unknown')
+    cursor: int | None = Field(None, description="Last block whose events are fully applied")
+    cursor_hash: str | None = None
+    lag: int | None = Field(None, description="head - cursor, in blocks")
+    events_applied: int | None = None
+    events_per_second: float | None = None
+    updated_at: float | None = Field(None, description="Unix time of the indexer's last write")
+    seconds_since_update: float | None = None
+
+
+# ---------------------------------------------------------------------------------------- input
+
+
+def parse_status(status: str) -> str:
+    """The canonical status name for `status`, case- and separator-insensitive ("timed-out" ->
+    "TimedOut"). Raises QueryError for anything else."""
+    wanted = status.strip().replace("_", "").replace("-", "").lower()
+    for name in LISTABLE_STATUSES:
+        if name.lower() == wanted:
+            return name
+    raise QueryError(f"unknown job status {status!r}; use one of: {', '.join(s.lower() for s in LISTABLE_STATUSES)}")
+
+
+def parse_address(address: str) -> str:
+    """`address` checksummed. Raises QueryError for a malformed address (or a wrong checksum)."""
+    text = address.strip() if isinstance(address, str) else ""
+    digits = text[2:]
+    mixed_case = digits != digits.lower() and digits != digits.upper()
+    if not is_address(text) or (mixed_case and not is_checksum_address(text)):
+        raise QueryError(f"malformed address {address!r}: expected 0x and 40 hex digits, checksummed or one case")
+    return to_checksum_address(text)
+
+
+def parse_job_id(job_id: int | str) -> int:
+    """`job_id` as an int. Raises QueryError unless it is a whole number in [0, 2^256)."""
+    try:
+        value = int(job_id)
+    except (TypeError, ValueError):
+        raise QueryError(f"malformed job id {job_id!r}: expected a whole number") from None
+    if isinstance(job_id, float) or not 0 <= value <= MAX_UINT256:
+        raise QueryError(f"malformed job id {job_id!r}: expected a whole number from 0 to 2^256-1")
+    return value
+
+
+# ---------------------------------------------------------------------------------------- reader
+
+
+class IndexerReader:
+    """Typed queries over one deployment's keys. Thread-safe (redis-py clients are)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    @classmethod
+    def for_deployment(
+        cls, redis_url: str, deployment_file: Path | str, namespace: str = "depin"
+    ) -> IndexerReader:
+        """A reader for the deployment recorded in `deployment_file` (``deployments/<chainId>.json``).
+
+        Connecting is lazy: an unreachable Redis raises ``redis.ConnectionError`` at the first query.
+        """
+        path = Path(deployment_file)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"deployment file {path} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT "
+                "(deploy with `ape run deploy` to create one)"
+            )
+        try:
+            deployment = Deployment.from_json(path.read_text(encoding="utf-8"))
+            market = deployment.addresses["JobMarket"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QueryError(f"{path} is not a deployment file (see depin/deployment.py): {exc!r}") from None
+        client = redis.Redis.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+            # A CLI call against a Redis that is down should fail in a moment, not after backoff.
+            retry=Retry(NoBackoff(), 1),
+        )
+        return cls(client, Keys(deployment.chain_id, market, namespace))
+
+    # jobs ------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: int | str) -> JobRecord | None:
+        """The job, or None when the index has no job with that id."""
+        job_id = parse_job_id(job_id)
+        raw = _decode_hash(self.redis.hgetall(self.keys.job(job_id)))
+        return _job_record(job_id, raw) if raw else None
+
+    def list_jobs(
+        self,
+        status: str | None = None,
+        requester: str | None = None,
+        provider: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[JobRecord]:
+        """Jobs matching every given filter, ordered by id (newest first by default), one page."""
+        return self.job_page(status, requester, provider, limit, offset, newest_first).jobs
+
+    def job_page(
+        self,
+        status: str | None = None,
+        requester: str | None = None,
+        provider: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> JobPage:
+        """Like :meth:`list_jobs`, with the number of matching jobs over all pages."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
+        if offset < 0:
+            raise QueryError(f"offset must be 0 or more, not {offset}")
+        indexes = []
+        if status is not None:
+            indexes.append(self.keys.jobs_by_status(parse_status(status)))
+        if requester is not None:
+            indexes.append(self.keys.jobs_by_requester(parse_address(requester)))
+        if provider is not None:
+            indexes.append(self.keys.jobs_by_provider(parse_address(provider)))
+        if not indexes:
+            indexes.append(self.keys.jobs_all)
+
+        def read_ids(pipe: Any) -> tuple[int, list[int]]:
+            if len(indexes) == 1:  # page straight from the sorted set
+                total = pipe.zcard(indexes[0])
+                page_of = pipe.zrevrange if newest_first else pipe.zrange
+                return total, [int(m) for m in page_of(indexes[0], offset, offset + limit - 1)]
+            ids = sorted((int(m) for m in pipe.zinter(indexes)), reverse=newest_first)
+            return len(ids), ids[offset : offset + limit]
+
+        (total, ids), hashes = self._snapshot(read_ids, lambda found: (self.keys.job(i) for i in found[1]))
+        jobs = [_job_record(i, _decode_hash(h)) for i, h in zip(ids, hashes, strict=True) if h]
+        return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
+
+    # providers -------------------------------------------------------------------------------
+
+    def list_providers(self) -> list[ProviderRecord]:
+        """Every registered provider, by provider id."""
+
+        def read_addresses(pipe: Any) -> list[str]:
+            return [_decode(m) for m in pipe.zrange(self.keys.providers, 0, -1)]
+
+        addresses, hashes = self._snapshot(read_addresses, lambda found: map(self.keys.provider, found))
+        return [_provider_record(a, _decode_hash(h)) for a, h in zip(addresses, hashes, strict=True) if h]
+
+    def get_provider(self, address: str) -> ProviderRecord | None:
+        """The provider registered at `address`, or None."""
+        address = parse_address(address)
+        raw = _decode_hash(self.redis.hgetall(self.keys.provider(address)))
+        return _provider_record(address, raw) if raw else None
+
+    # market and indexer ----------------------------------------------------------------------
+
+    def totals(self) -> MarketTotals:
+        """Market totals; job counts per status are the sizes of the status indexes."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(self.keys.totals)
+        pipe.zcard(self.keys.jobs_all)
+        for name in LISTABLE_STATUSES:
+            pipe.zcard(self.keys.jobs_by_status(name))
+        raw, jobs, *counts = pipe.execute()
+        raw = _decode_hash(raw)
+        numbers = {f: _int(raw.pop(f, None)) or 0 for f in _TOTALS_NUMBERS}
+        numbers["jobs"] = _int(raw.pop("jobs", None)) or jobs
+        for name in JOB_STATUSES:  # the hash's per-status counts; the indexes' sizes (same transaction) win
+            raw.pop(name, None)
+        return MarketTotals(by_status=dict(zip(LISTABLE_STATUSES, counts, strict=True)), **numbers, extra=raw)
+
+    def status(self, chain_head: int | None = None, now: float | None = None) -> IndexerStatus:
+        """The indexer's progress. `chain_head` is the node's head when the caller could read it;
+        without it the head is the last one the indexer saw (``head_source == "indexer"``)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(self.keys.meta)
+        pipe.get(self.keys.cursor)
+        meta, cursor_raw = pipe.execute()
+        meta = _decode_hash(meta)
+        cursor: dict[str, Any] = {}
+        if cursor_raw:
+            try:
+                cursor = json.loads(cursor_raw)
+            except ValueError:
+                raise IndexerError(f"{self.keys.cursor} holds {cursor_raw!r}, not JSON {{number, hash}}") from None
+        head, source = (chain_head, "rpc") if chain_head is not None else (_int(meta.get("head")), "indexer")
+        cursor_number = _int(cursor.get("number"))
+        updated_at = _float(meta.get("updatedAt"))
+        return IndexerStatus(
+            prefix=self.keys.prefix,
+            indexed=bool(meta or cursor),
+            chain_id=_int(meta.get("chainId")),
+            market=meta.get("market") or None,
+            staking=meta.get("staking") or None,
+            deploy_block=_int(meta.get("deployBlock")),
+            confirmations=_int(meta.get("confirmations")),
+            finality_depth=_int(meta.get("finalityDepth")),
+            head=head,
+            head_source=source if head is not None else None,
+            cursor=cursor_number,
+            cursor_hash=cursor.get("hash"),
+            lag=max(head - cursor_number, 0) if head is not None and cursor_number is not None else None,
+            events_applied=_int(meta.get("eventsApplied")),
+            events_per_second=_float(meta.get("eventsPerSecond")),
+            updated_at=updated_at,
+            seconds_since_update=(
+                max((time.time() if now is None else now) - updated_at, 0.0) if updated_at is not None else None
+            ),
+        )
+
+    def ping(self) -> bool:
+        """True when Redis answers (raises redis.ConnectionError when it is unreachable)."""
+        return bool(self.redis.ping())
+
+    # internals -------------------------------------------------------------------------------
+
+    def _snapshot(
+        self, read_index: Callable[[Any], Any], hash_keys: Callable[[Any], Iterable[str]]
+    ) -> tuple[Any, list[dict]]:
+        """``read_index(pipe)`` then HGETALL of every key in ``hash_keys(result)``, as of one cursor.
+
+        WATCHes the cursor, reads the index, reads the hashes in MULTI/EXEC; retries when the
+        indexer committed in between. After a few lost races (a backfill committing very fast) it
+        settles for an unwatched read, whose hashes are still each atomic and never invented.
+        """
+        for attempt in range(_SNAPSHOT_ATTEMPTS + 1):
+            watched = attempt < _SNAPSHOT_ATTEMPTS
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    if watched:
+                        pipe.watch(self.keys.cursor)
+                    found = read_index(pipe if watched else self.redis)
+                    pipe.multi()
+                    for key in hash_keys(found):
+                        pipe.hgetall(key)
+                    return found, pipe.execute()
+                except redis.WatchError:
+                    continue
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------- parsing
+
+_JOB_FIELDS = {
+    "id", "status", "requester", "provider", "providers", "reward", "collateral", "specHash", "specValid", "specJson",
+    "history",
+}
+_TOTALS_NUMBERS = (
+    "escrowed", "bonds", "withdrawable", "paid", "refunded", "emitted", "slashed", "burned", "deposited", "withdrawn",
+    "providers", "staked", "locked", "unbonding",
+)
+_PROVIDER_AMOUNTS = ("staked", "locked", "unbonding")
+_PROVIDER_FIELDS = {
+    "id", *_PROVIDER_AMOUNTS, "releaseAt", "jobsCompleted", "jobsSlashed", "endpoint", "capabilityHash", "address",
+}
+
+
+def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
+    status = raw.get("status", "")
+    if status.isdigit() and int(status) < len(JOB_STATUSES):  # tolerate the numeric enum value
+        status = JOB_STATUSES[int(status)]
+    spec = _json(raw.get("specJson"))
+    history = _json(raw.get("history"))
+    return JobRecord(
+        id=job_id,
+        status=status or "None",
+        requester=_address(raw.get("requester")),
+        provider=_address(raw.get("provider")),
+        reward=_int(raw.get("reward")),
+        collateral=_int(raw.get("collateral")),
+        spec_hash=raw.get("specHash") or None,
+        spec_valid=_bool(raw.get("specValid")),
+        spec=spec if isinstance(spec, dict) else None,
+        providers=[a for a in (_address(x.strip()) for x in raw.get("providers", "").split(",")) if a],
+        history=[h for h in history if isinstance(h, dict)] if isinstance(history, list) else [],
+        extra={k: v for k, v in sorted(raw.items()) if k not in _JOB_FIELDS},
+    )
+
+
+def _provider_record(address: str, raw: dict[str, str]) -> ProviderRecord:
+    return ProviderRecord(
+        address=_address(raw.get("address")) or _address(address) or address,
+        id=_int(raw.get("id")),
+        **{f: _int(raw.get(f)) or 0 for f in _PROVIDER_AMOUNTS},
+        release_at=_int(raw.get("releaseAt")),
+        jobs_completed=_int(raw.get("jobsCompleted")) or 0,
+        jobs_slashed=_int(raw.get("jobsSlashed")) or 0,
+        endpoint=raw.get("endpoint") or None,
+        capability_hash=raw.get("capabilityHash") or None,
+        extra={k: v for k, v in sorted(raw.items()) if k not in _PROVIDER_FIELDS},
+    )
+
+
+def _decode(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode_hash(raw: dict) -> dict[str, str]:
+    return {_decode(k): _decode(v) for k, v in raw.items()}
+
+
+def _int(value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return int(value, 16) if str(value).startswith("0x") else None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _bool(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def _json(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _address(value: str | None) -> str | None:
+    if not value or value.lower() == ZERO_ADDRESS:
+        return None
+    return to_checksum_address(value) if is_address(value) else value

@@ -21,6 +21,7 @@ help:
 	@echo "make test      setup, slither gate, then pytest tests (PYTEST_ARGS=..., ALLOW_NO_TESTS=1)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
 	@echo "make bench     gas benchmark: each operation and the optimistic path (scripts/bench_gas.py)"
+	@echo "make bench-indexer  indexer benchmark: backfill vs raw eth_getLogs, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json\")"
 	@echo "make clean     remove build outputs and caches (distclean also removes venvs and node_modules)"
 
 setup:
@@ -50,6 +51,12 @@ slither: setup
 # Gas of each job-market operation and of the optimistic path (fresh contracts on a throwaway anvil).
 bench: setup
 	ape run bench_gas --network ethereum:local:foundry
+
+# Indexer backfill rate against the raw eth_getLogs rate, live lag and Redis memory per job, on a
+# throwaway anvil + redis-server (scripts/bench_indexer.py; e.g. BENCH_INDEXER_ARGS="--jobs 2000").
+.PHONY: bench-indexer
+bench-indexer: setup
+	.venv/bin/python scripts/bench_indexer.py $(BENCH_INDEXER_ARGS)
 
 clean:
 	rm -rf .build contracts/.cache crytic-export .pytest_cache .hypothesis build dist *.egg-info

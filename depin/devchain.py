@@ -1,0 +1,958 @@
+"""Drive a deployment on a local anvil quickly: accounts, funding, providers, jobs, time.
+
+For tests, benchmarks and the devnet, never for a public network: transactions are sent with
+``eth_sendTransaction`` from anvil's unlocked development accounts (or accounts unlocked with
+``anvil_impersonateAccount``), and time and mining are controlled with anvil's methods. The
+provider and requester tools sign their own transactions through the chain client instead.
+
+Two speeds:
+
+- **One transaction at a time** (:meth:`DevChain.post_job`, :meth:`DevChain.claim_job`, ...): sent
+  with the node's automine on, waited for, and checked; a revert raises :class:`TxFailed` with the
+  contract's custom error decoded (``JobMarket.WrongStatus(jobId=1, actual=2, expected=1)``).
+- **Bulk** (:meth:`DevChain.send_bulk`, :meth:`DevChain.generate_jobs`): automine off, calldata
+  encoded once per call with precomputed selectors, explicit nonces, gas limits and gas price,
+  hundreds of ``eth_sendTransaction`` per JSON-RPC batch request, then ``evm_mine`` until the pool
+  is empty (full blocks, base fee pinned so that it does not climb block after block), and every
+  receipt checked with ``eth_getBlockReceipts``. About 1,000 transactions per second on two cores.
+
+Example::
+
+    chain = DevChain.from_deployment_file("http://127.0.0.1:8545", Path("deployments/31337.json"))
+    requester, provider = chain.accounts[1], chain.accounts[2]
+    chain.fund([requester, provider], to_wei(1_000))
+    chain.register_provider(provider, to_wei(500))
+    job_id = chain.post_job(requester, sample_spec(1), JobTerms(reward=to_wei(1)))
+    chain.claim_job(provider, job_id)
+    chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/1")
+    chain.advance_time(JobTerms().challenge_window + 1)
+    chain.finalize(job_id)
+
+    stats = chain.generate_jobs(10_000)        # post, claim, submit, finalize 10,000 jobs in bulk
+
+Transport is :class:`depin.chain.RpcClient` (batch requests, errors as ``ChainError``). This module
+is the one place besides ``depin.chain`` that composes JSON-RPC calls: anvil's own methods
+(``evm_*``, ``anvil_*``) and unlocked-account sends, which only a development chain answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak, to_checksum_address
+from eth_utils.abi import get_abi_input_types, get_abi_output_types
+
+from depin.artifacts import load_abi
+from depin.chain import RpcClient, RpcError
+from depin.deployment import REPO_ROOT, Deployment, read_deployment, to_wei
+from depin.errors import ChainError
+
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+ZERO_HASH = b"\x00" * 32
+MAX_UINT256 = 2**256 - 1
+GWEI = 10**9
+# Bytes of transaction data per batch request: anvil refuses request bodies above 2 MB by default.
+BATCH_BYTES = 1_000_000
+RESULTS_URL = "http://127.0.0.1:8700/results/"  # the result URI prefix of bulk-generated submissions
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+
+class DevChainError(ChainError):
+    """The dev chain could not do what was asked (bad setup, a stuck pool, a missing deployment)."""
+
+
+class TxFailed(DevChainError):
+    """A transaction reverted (or would revert). `reason` is the decoded custom error, if known."""
+
+    def __init__(self, what: str, reason: str, tx_hash: str | None = None) -> None:
+        self.what, self.reason, self.tx_hash = what, reason, tx_hash
+        where = f" (tx {tx_hash})" if tx_hash else ""
+        super().__init__(f"{what} reverted: {reason}{where}")
+
+
+# ---------------------------------------------------------------------------------------- ABI codec
+
+
+@dataclass(frozen=True)
+class _Function:
+    contract: str
+    name: str
+    selector: bytes
+    input_types: tuple[str, ...]
+    output_types: tuple[str, ...]
+
+
+class Codec:
+    """Calldata encoding, return decoding, custom-error and event-topic lookup for the shipped ABIs.
+
+    Selectors and type strings are computed once; encoding a call is one ``eth_abi.encode``.
+    """
+
+    def __init__(self, contracts: Iterable[str] = CONTRACTS) -> None:
+        self._functions: dict[tuple[str, str], _Function] = {}
+        self._errors: dict[bytes, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
+        self.topics: dict[tuple[str, str], bytes] = {}
+        for contract in contracts:
+            for item in load_abi(contract):
+                kind = item.get("type")
+                if kind == "function":
+                    key = (contract, item["name"])
+                    if key in self._functions:  # overloads: none in these contracts; refuse to guess
+                        raise DevChainError(f"{contract}.{item['name']} is overloaded; Codec needs unique names")
+                    self._functions[key] = _Function(
+                        contract,
+                        item["name"],
+                        function_abi_to_4byte_selector(item),
+                        tuple(get_abi_input_types(item)),
+                        tuple(get_abi_output_types(item)),
+                    )
+                elif kind == "error":
+                    selector = function_abi_to_4byte_selector(item)
+                    names = tuple(i.get("name", "") for i in item["inputs"])
+                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(item)), names))
+                elif kind == "event":
+                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(item)
+
+    def function(self, contract: str, name: str) -> _Function:
+        try:
+            return self._functions[(contract, name)]
+        except KeyError:
+            raise DevChainError(f"{contract} has no function {name!r}") from None
+
+    def encode(self, contract: str, name: str, *args: Any) -> str:
+        fn = self.function(contract, name)
+        return "0x" + (fn.selector + abi_encode(fn.input_types, args)).hex()
+
+    def decode_output(self, contract: str, name: str, data: str) -> tuple[Any, ...]:
+        """Return values of a call, addresses checksummed (structs come back as tuples)."""
+        fn = self.function(contract, name)
+        return tuple(_checksummed(v) for v in abi_decode(fn.output_types, bytes.fromhex(data.removeprefix("0x"))))
+
+    def decode_error(self, data: str | bytes | None) -> str:
+        """A readable form of revert data: ``JobMarket.WrongStatus(jobId=1, actual=2, expected=1)``."""
+        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else (data or b"")
+        if not raw:
+            return "no revert data (out of gas, or a revert without a reason)"
+        selector, body = raw[:4], raw[4:]
+        try:
+            if selector == bytes.fromhex("08c379a0"):
+                return f"Error({abi_decode(['string'], body)[0]!r})"
+            if selector == bytes.fromhex("4e487b71"):
+                return f"Panic(0x{abi_decode(['uint256'], body)[0]:02x})"
+            if selector in self._errors:
+                contract, name, types, names = self._errors[selector]
+                values = abi_decode(types, body)
+                fields = ", ".join(f"{n}={_show(v)}" if n else _show(v) for n, v in zip(names, values, strict=True))
+                return f"{contract}.{name}({fields})"
+        except Exception:  # noqa: BLE001 - malformed data: fall through to the raw form
+            pass
+        return f"unknown error 0x{raw.hex()}"
+
+
+def _checksummed(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return type(value)(_checksummed(v) for v in value)
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        return to_checksum_address(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------- job data
+
+
+@dataclass(frozen=True)
+class JobTerms:
+    """`IJobMarket.JobTerms`. Defaults suit the devnet parameters: generous claim and run windows,
+    the shortest challenge window, and a reward that earns emissions for 60 declared CPU-seconds."""
+
+    reward: int = to_wei("0.01")
+    claim_window: int = 86_400
+    max_runtime: int = 3_600
+    challenge_window: int = 2
+    collateral_pct: int = 50
+    cpu_seconds: int = 60
+
+    def as_tuple(self) -> tuple[int, int, int, int, int, int]:
+        return (
+            self.reward, self.claim_window, self.max_runtime, self.challenge_window, self.collateral_pct, self.cpu_seconds
+        )
+
+    @property
+    def collateral(self) -> int:
+        return self.reward * self.collateral_pct // 100
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sample_spec(n: int) -> bytes:
+    """A canonical job spec of about 300 bytes, distinct for each `n` (so is its hash)."""
+    return canonical_json(
+        {
+            "command": ["sha256sum", "/in/a"],
+            "image": "depin/checksum@sha256:" + "ab" * 32,
+            "inputs": [{"path": "a", "sha256": keccak(b"input:%d" % n).hex(), "uri": f"file:///in/{n}"}],
+            "resources": {"cpus": 1, "max_runtime": 60, "memory_mb": 64},
+            "v": 1,
+        }
+    )
+
+
+def result_hash_for(job_id: int) -> bytes:
+    """The result hash that bulk generation submits for `job_id`."""
+    return keccak(b"result:%d" % job_id)
+
+
+# ---------------------------------------------------------------------------------------- bulk results
+
+
+@dataclass(frozen=True)
+class Tx:
+    """One transaction for :meth:`DevChain.send_bulk` (sender must be unlocked on the node)."""
+
+    sender: str
+    to: str
+    data: str
+    gas: int
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    txs: int
+    first_block: int
+    last_block: int
+    gas_used: int
+    seconds: float
+
+    @property
+    def blocks(self) -> int:
+        return self.last_block - self.first_block + 1 if self.txs else 0
+
+
+@dataclass
+class GeneratedJobs:
+    """What :meth:`DevChain.generate_jobs` did."""
+
+    first_job_id: int
+    last_job_id: int
+    first_block: int  # the first block mined for these jobs (after setup), and the last
+    last_block: int = 0
+    txs: int = 0  # every transaction sent, setup included
+    gas_used: int = 0
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (post, claim, ...)
+
+    @property
+    def jobs(self) -> int:
+        return self.last_job_id - self.first_job_id + 1
+
+    @property
+    def blocks(self) -> int:
+        return self.last_block - self.first_block + 1
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.jobs / self.seconds if self.seconds else 0.0
+
+    @property
+    def txs_per_second(self) -> float:
+        return self.txs / self.seconds if self.seconds else 0.0
+
+
+# ---------------------------------------------------------------------------------------- the driver
+
+
+class DevChain:
+    """A deployment on an anvil node, driven through unlocked accounts."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment, *, timeout: float = 120.0) -> None:
+        self.rpc_url = rpc_url
+        self.deployment = deployment
+        self.rpc = RpcClient.from_url(rpc_url, timeout=timeout)
+        self.codec = Codec()
+        self._bulk_txs = 0  # transactions sent and gas used by send_bulk so far (statistics)
+        self._bulk_gas_used = 0
+        self.addresses: dict[str, str] = {name: to_checksum_address(a) for name, a in deployment.addresses.items()}
+        missing = [name for name in CONTRACTS if name not in self.addresses]
+        if missing:
+            raise DevChainError(f"the deployment lacks addresses for {', '.join(missing)}")
+        chain_id = self.rpc.chain_id()
+        if chain_id != deployment.chain_id:
+            raise DevChainError(
+                f"the node at {rpc_url} is chain {chain_id}; the deployment is for chain {deployment.chain_id}"
+            )
+
+    @classmethod
+    def from_deployment_file(cls, rpc_url: str, path: Path, **kwargs: Any) -> DevChain:
+        return cls(rpc_url, Deployment.from_json(Path(path).read_text()), **kwargs)
+
+    @classmethod
+    def from_deployments_dir(cls, rpc_url: str, directory: Path, **kwargs: Any) -> DevChain:
+        chain_id = RpcClient.from_url(rpc_url).chain_id()
+        deployment = read_deployment(chain_id, Path(directory))
+        if deployment is None:
+            raise DevChainError(f"no deployment for chain {chain_id} in {directory}; deploy first (deploy_with_ape)")
+        return cls(rpc_url, deployment, **kwargs)
+
+    # ------------------------------------------------------------------ addresses and accounts
+
+    @property
+    def market(self) -> str:
+        return self.addresses["JobMarket"]
+
+    @property
+    def staking(self) -> str:
+        return self.addresses["ProviderStaking"]
+
+    @property
+    def token(self) -> str:
+        return self.addresses["RewardToken"]
+
+    @property
+    def resolver(self) -> str:
+        return self.addresses["ArbiterResolver"]
+
+    @property
+    def deployer(self) -> str:
+        """Admin, governor and guardian; on devnets also a token minter (the faucet)."""
+        return to_checksum_address(self.deployment.deployer)
+
+    @property
+    def arbiter(self) -> str:
+        return to_checksum_address(self.deployment.parameters.get("arbiter") or self.deployment.deployer)
+
+    @cached_property
+    def accounts(self) -> list[str]:
+        """The node's unlocked development accounts (anvil: 10 by default; [0] deployed on devnets)."""
+        return [to_checksum_address(a) for a in self.rpc.call("eth_accounts")]
+
+    def new_accounts(self, count: int, *, ether: int = 1_000, seed: str = "depin-devchain") -> list[str]:
+        """`count` more accounts, unlocked by impersonation and given `ether` (deterministic per seed)."""
+        addresses = [to_checksum_address(keccak(f"{seed}:{i}".encode())[-20:]) for i in range(count)]
+        calls: list[tuple[str, Sequence[Any]]] = []
+        for a in addresses:
+            calls += [("anvil_impersonateAccount", [a]), ("anvil_setBalance", [a, hex(ether * 10**18)])]
+        self.rpc.batch(calls)
+        return addresses
+
+    # ------------------------------------------------------------------ blocks and time
+
+    def block_number(self) -> int:
+        return int(self.rpc.call("eth_blockNumber"), 16)
+
+    def block(self, number: int | str = "latest") -> dict[str, Any]:
+        tag = hex(number) if isinstance(number, int) else number
+        return self.rpc.call("eth_getBlockByNumber", [tag, False])
+
+    def timestamp(self) -> int:
+        return int(self.block()["timestamp"], 16)
+
+    def mine(self, blocks: int = 1) -> int:
+        """Mines `blocks` blocks (pending transactions go in the first); returns the new head."""
+        self.rpc.call("anvil_mine", [hex(blocks)])
+        return self.block_number()
+
+    def advance_time(self, seconds: int) -> int:
+        """Moves the clock `seconds` forward and mines a block at the new time; returns its timestamp."""
+        self.rpc.call("evm_increaseTime", [hex(seconds)])
+        self.rpc.call("evm_mine")
+        return self.timestamp()
+
+    @property
+    def automine(self) -> bool:
+        return bool(self.rpc.call("anvil_getAutomine"))
+
+    def set_automine(self, enabled: bool) -> None:
+        self.rpc.call("evm_setAutomine", [enabled])
+
+    @contextmanager
+    def manual_mining(self) -> Iterator[None]:
+        """Automine and interval mining off inside the block; restored as they were afterwards."""
+        automine = self.automine
+        interval = self.rpc.call("anvil_getIntervalMining")
+        if interval:
+            self.rpc.call("anvil_setIntervalMining", [0])
+        self.set_automine(False)
+        try:
+            yield
+        finally:
+            self.set_automine(automine)
+            if interval:
+                self.rpc.call("anvil_setIntervalMining", [interval])
+
+    def snapshot(self) -> str:
+        return self.rpc.call("evm_snapshot")
+
+    def revert(self, snapshot_id: str) -> None:
+        if not self.rpc.call("evm_revert", [snapshot_id]):
+            raise DevChainError(f"evm_revert({snapshot_id}) failed: unknown or already used snapshot")
+
+    # ------------------------------------------------------------------ calls and transactions
+
+    def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        """A view call, decoded; a single return value is returned bare, several as a tuple."""
+        data = self.codec.encode(contract, fn, *args)
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            out = self.rpc.call("eth_call", [{"to": self.addresses[contract], "data": data}, tag])
+        except RpcError as exc:
+            raise TxFailed(f"{contract}.{fn}", self.codec.decode_error(exc.data)) from None
+        values = self.codec.decode_output(contract, fn, out)
+        return values[0] if len(values) == 1 else values
+
+    def tx(self, sender: str, contract: str, fn: str, *args: Any, gas: int) -> Tx:
+        """A :class:`Tx` calling `contract`.`fn`(`args`) for :meth:`send_bulk`."""
+        return Tx(sender, self.addresses[contract], self.codec.encode(contract, fn, *args), gas)
+
+    def transact(
+        self, sender: str, contract: str, fn: str, *args: Any, gas: int | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Sends one transaction, waits for its receipt and returns it; raises :class:`TxFailed` on revert.
+
+        Without `gas` the node estimates it first, so a revert is reported with its decoded error
+        and no transaction is sent. Needs automine (or interval mining) to get mined.
+        """
+        what = f"{contract}.{fn} from {sender}"
+        call = self.tx(sender, contract, fn, *args, gas=gas or 0)
+        tx: dict[str, Any] = {"from": sender, "to": call.to, "data": call.data}
+        if gas is None:
+            try:
+                tx["gas"] = hex(int(int(self.rpc.call("eth_estimateGas", [tx]), 16) * 1.25) + 20_000)
+            except RpcError as exc:
+                if exc.data is None and "revert" not in exc.rpc_message:
+                    raise
+                raise TxFailed(what, self.codec.decode_error(exc.data)) from None
+        else:
+            tx["gas"] = hex(gas)
+        tx_hash = self.rpc.call("eth_sendTransaction", [tx], retries=0)  # a retry could send twice
+        receipt = self.wait_for_receipt(tx_hash, timeout=timeout)
+        if receipt["status"] != "0x1":
+            raise TxFailed(what, self._revert_reason(tx_hash), tx_hash)
+        return receipt
+
+    def wait_for_receipt(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt
+            if time.monotonic() > deadline:
+                raise DevChainError(f"no receipt for {tx_hash} after {timeout:.0f} s (is automine off?)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _revert_reason(self, tx_hash: str) -> str:
+        """The decoded revert of a mined, failed transaction (from a call trace; best effort)."""
+        try:
+            trace = self.rpc.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+            return self.codec.decode_error(trace.get("output"))
+        except ChainError:
+            return "reverted (reason unavailable)"
+
+    def send_bulk(self, txs: Sequence[Tx], *, batch_size: int = 500, gas_price: int | None = None) -> BulkResult:
+        """Sends `txs` with automine off and mines them into full blocks (in list order per sender).
+
+        Nonces are assigned here (per sender, in list order, from the pending count), so the node
+        must not receive other transactions from these senders meanwhile. Every receipt is checked:
+        a revert raises :class:`TxFailed` naming the first failed transaction and its error.
+        """
+        if not txs:
+            head = self.block_number()
+            return BulkResult(0, head + 1, head, 0, 0.0)
+        started = time.perf_counter()
+        senders = sorted({t.sender for t in txs})
+        counts = self.rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
+        nonces = {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
+        with self.manual_mining():
+            # Pin the base fee at its current value for every block mined here: a long run of full
+            # blocks would otherwise raise it 12.5% per block until these gas prices no longer pay.
+            base_fee = int(self.block("pending").get("baseFeePerGas") or "0x0", 16)
+            price = gas_price or max(2 * base_fee, GWEI)
+            first_block = self.block_number() + 1
+            hashes: list[str] = []
+            calls: list[tuple[str, Sequence[Any]]] = []
+            size = 0
+            for t in txs:
+                nonce = nonces[t.sender]
+                nonces[t.sender] = nonce + 1
+                body = {"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas), "gasPrice": hex(price)}
+                body["nonce"] = hex(nonce)
+                calls.append(("eth_sendTransaction", [body]))
+                size += len(t.data) + 250
+                if len(calls) >= batch_size or size >= BATCH_BYTES:
+                    hashes += self.rpc.batch(calls, retries=0)
+                    calls, size = [], 0
+            hashes += self.rpc.batch(calls, retries=0)
+            self._mine_pool(base_fee)
+            last_block = self.block_number()
+        gas_used = self._check_receipts(hashes, first_block, last_block)
+        self._bulk_txs += len(txs)
+        self._bulk_gas_used += gas_used
+        return BulkResult(len(txs), first_block, last_block, gas_used, time.perf_counter() - started)
+
+    def _mine_pool(self, base_fee: int) -> None:
+        stalled = 0
+        pending_before = None
+        while True:
+            # Three calls, not one batch: anvil may run the members of a batch concurrently.
+            self.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
+            self.rpc.call("evm_mine")
+            status = self.rpc.call("txpool_status")
+            pending = int(status["pending"], 16) + int(status["queued"], 16)
+            if pending == 0:
+                return
+            stalled = stalled + 1 if pending == pending_before else 0
+            if stalled >= 3:
+                raise DevChainError(
+                    f"{pending} transactions stay in the pool after 3 blocks (nonce gap, gas limit above the "
+                    "block gas limit, or a fee below the base fee?); see txpool_content"
+                )
+            pending_before = pending
+
+    def _check_receipts(self, hashes: Sequence[str], first_block: int, last_block: int) -> int:
+        ours = set(hashes)
+        found = 0
+        gas_used = 0
+        failed: list[str] = []
+        numbers = list(range(first_block, last_block + 1))
+        for start in range(0, len(numbers), 50):
+            chunk = numbers[start : start + 50]
+            for receipts in self.rpc.batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
+                for r in receipts or []:
+                    if r["transactionHash"] not in ours:
+                        continue
+                    found += 1
+                    gas_used += int(r["gasUsed"], 16)
+                    if r["status"] != "0x1":
+                        failed.append(r["transactionHash"])
+        if failed:
+            what = f"{len(failed)} of {len(hashes)} bulk transactions; the first"
+            raise TxFailed(what, self._revert_reason(failed[0]), failed[0])
+        if found != len(ours):
+            raise DevChainError(
+                f"only {found} of {len(ours)} bulk transactions were mined in blocks {first_block}-{last_block}"
+            )
+        return gas_used
+
+    def estimate_gas(self, sender: str, contract: str, fn: str, *args: Any) -> int:
+        tx = {"from": sender, "to": self.addresses[contract], "data": self.codec.encode(contract, fn, *args)}
+        try:
+            return int(self.rpc.call("eth_estimateGas", [tx]), 16)
+        except RpcError as exc:
+            raise TxFailed(f"{contract}.{fn} from {sender} (estimate)", self.codec.decode_error(exc.data)) from None
+
+    def _bulk_gas(self, sender: str, contract: str, fn: str, *args: Any) -> int:
+        """A gas limit for a bulk group of calls like this one: its estimate with a wide margin."""
+        return int(self.estimate_gas(sender, contract, fn, *args) * 1.5) + 30_000
+
+    # ------------------------------------------------------------------ setup: tokens and providers
+
+    @property
+    def faucet(self) -> bool:
+        """Whether the deployer may mint (devnet deployments)."""
+        return bool(self.deployment.parameters.get("devnetFaucet"))
+
+    def fund(self, addresses: Sequence[str], amount: int, *, approve: bool = True) -> None:
+        """Gives each address `amount` tokens (minted on devnets, else sent from the deployer) and,
+        with `approve`, an unlimited allowance to the market and the staking contract. One bulk send."""
+        txs = []
+        for a in addresses:
+            data = (
+                self.codec.encode("RewardToken", "mint", a, amount)
+                if self.faucet
+                else self.codec.encode("RewardToken", "transfer", a, amount)
+            )
+            txs.append(Tx(self.deployer, self.token, data, 150_000))
+            if approve:
+                for spender in (self.market, self.staking):
+                    txs.append(self.tx(a, "RewardToken", "approve", spender, MAX_UINT256, gas=100_000))
+        self.send_bulk(txs)
+
+    def token_balance(self, address: str) -> int:
+        return int(self.call("RewardToken", "balanceOf", address))
+
+    def approve(self, owner: str, spender: str, amount: int = MAX_UINT256) -> dict[str, Any]:
+        return self.transact(owner, "RewardToken", "approve", spender, amount)
+
+    def register_provider(
+        self, provider: str, stake: int, endpoint: str = "http://127.0.0.1:8700", capability_hash: bytes = ZERO_HASH
+    ) -> dict[str, Any]:
+        """Registers `provider` with `stake` (it needs the tokens and an allowance to staking: :meth:`fund`)."""
+        return self.transact(provider, "ProviderStaking", "register", stake, endpoint, capability_hash)
+
+    def register_providers(self, providers: Sequence[str], stake: int, endpoint: str = "http://127.0.0.1:8700") -> None:
+        """Registers several providers in one bulk send (endpoint suffixed with the provider index)."""
+        if not providers:
+            return
+        gas = self._bulk_gas(providers[0], "ProviderStaking", "register", stake, f"{endpoint}/0", ZERO_HASH)
+        self.send_bulk(
+            [
+                self.tx(p, "ProviderStaking", "register", stake, f"{endpoint}/{i}", ZERO_HASH, gas=gas)
+                for i, p in enumerate(providers)
+            ]
+        )
+
+    def deposit(self, account: str, amount: int) -> dict[str, Any]:
+        return self.transact(account, "JobMarket", "deposit", amount)
+
+    def withdraw(self, account: str) -> dict[str, Any]:
+        return self.transact(account, "JobMarket", "withdraw")
+
+    # ------------------------------------------------------------------ jobs, one at a time
+
+    def job_count(self) -> int:
+        return int(self.call("JobMarket", "jobCount"))
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        """`JobMarket.getJob` as a dict keyed by the `JobView` field names."""
+        view = self.call("JobMarket", "getJob", job_id)
+        return dict(zip((c["name"] for c in _getjob_components()), view, strict=True))
+
+    def post_job(self, requester: str, spec: bytes | dict[str, Any], terms: JobTerms | None = None) -> int:
+        """Posts a job (the requester needs the reward and an allowance: :meth:`fund`); returns its id."""
+        receipt = self.post_job_receipt(requester, spec, terms)
+        return self.job_id_from_receipt(receipt)
+
+    def post_job_receipt(
+        self, requester: str, spec: bytes | dict[str, Any], terms: JobTerms | None = None
+    ) -> dict[str, Any]:
+        """:meth:`post_job`, returning the receipt (job id: :meth:`job_id_from_receipt`)."""
+        spec_bytes = spec if isinstance(spec, bytes) else canonical_json(spec)
+        terms = terms or JobTerms()
+        return self.transact(requester, "JobMarket", "postJob", keccak(spec_bytes), spec_bytes, terms.as_tuple())
+
+    def job_id_from_receipt(self, receipt: dict[str, Any]) -> int:
+        topic = "0x" + self.codec.topics[("JobMarket", "JobPosted")].hex()
+        for log in receipt["logs"]:
+            if log["address"].lower() == self.market.lower() and log["topics"][0] == topic:
+                return int(log["topics"][1], 16)
+        raise DevChainError(f"transaction {receipt['transactionHash']} emitted no JobPosted")
+
+    def claim_job(self, provider: str, job_id: int) -> dict[str, Any]:
+        return self.transact(provider, "JobMarket", "claimJob", job_id)
+
+    def submit_result(self, provider: str, job_id: int, result_hash: bytes, result_uri: str) -> dict[str, Any]:
+        return self.transact(provider, "JobMarket", "submitResult", job_id, result_hash, result_uri)
+
+    def submit_failure(self, provider: str, job_id: int, code: int, evidence_hash: bytes = ZERO_HASH) -> dict[str, Any]:
+        return self.transact(provider, "JobMarket", "submitFailure", job_id, code, evidence_hash)
+
+    def challenge(self, challenger: str, job_id: int) -> dict[str, Any]:
+        """Challenges a submission (the challenger needs the bond and an allowance to the market)."""
+        return self.transact(challenger, "JobMarket", "challenge", job_id)
+
+    def finalize(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
+        return self.transact(sender or self.deployer, "JobMarket", "finalize", job_id)
+
+    def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> dict[str, Any]:
+        return self.transact(sender or self.deployer, "JobMarket", "finalizeMany", list(job_ids))
+
+    def cancel_job(self, requester: str, job_id: int) -> dict[str, Any]:
+        return self.transact(requester, "JobMarket", "cancelJob", job_id)
+
+    def expire_job(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
+        return self.transact(sender or self.deployer, "JobMarket", "expireJob", job_id)
+
+    def timeout_job(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
+        return self.transact(sender or self.deployer, "JobMarket", "timeoutJob", job_id)
+
+    def rule(
+        self, job_id: int, ruling: int, evidence_hash: bytes = ZERO_HASH, arbiter: str | None = None
+    ) -> dict[str, Any]:
+        """The arbiter rules on a disputed job through the ArbiterResolver (1: provider wins, 2: challenger wins)."""
+        return self.transact(arbiter or self.arbiter, "ArbiterResolver", "rule", job_id, ruling, evidence_hash)
+
+    def settle_unresolved(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
+        return self.transact(sender or self.deployer, "JobMarket", "settleUnresolved", job_id)
+
+    # ------------------------------------------------------------------ jobs in bulk
+
+    def setup_actors(
+        self,
+        requesters: Sequence[str],
+        providers: Sequence[str],
+        *,
+        jobs: int,
+        terms: JobTerms | None = None,
+    ) -> None:
+        """Funds requesters for `jobs` jobs and providers for a stake covering their share of them,
+        approves, and registers the providers not registered yet."""
+        terms = terms or JobTerms()
+        min_stake = int(self.call("ProviderStaking", "minStake"))
+        per_provider = -(-jobs // max(len(providers), 1))
+        stake = min_stake + per_provider * terms.collateral + to_wei(1)
+        requester_funds = -(-jobs // max(len(requesters), 1)) * terms.reward + to_wei(1)
+        self.fund(list(requesters), requester_funds)
+        self.fund(list(providers), stake)
+        new = [p for p in providers if not self._registered(p)]
+        self.register_providers(new, stake)
+
+    def _registered(self, provider: str) -> bool:
+        return int(self.call("ProviderStaking", "getProvider", provider)[0]) != 0  # ProviderInfo.id
+
+    def generate_jobs(
+        self,
+        count: int,
+        *,
+        requesters: Sequence[str] | None = None,
+        providers: Sequence[str] | None = None,
+        terms: JobTerms | None = None,
+        spec: Callable[[int], bytes] = sample_spec,
+        round_size: int = 2_000,
+        finalize_batch: int = 100,
+        setup: bool = True,
+        progress: Callable[[str], None] | None = None,
+    ) -> GeneratedJobs:
+        """Takes `count` new jobs through post → claim → submit → finalize, in bulk.
+
+        Works in rounds of `round_size` jobs: all posts of a round are mined, then all claims
+        (provider ``k % len(providers)`` claims the round's k-th job), then all result submissions,
+        then the clock moves past the challenge window and ``finalizeMany`` settles the round in
+        batches of `finalize_batch` (one ``JobFinalized`` per job, exactly as ``finalize`` emits).
+        Requesters post in turn; `spec(i)` is the i-th job's spec. Defaults: requesters
+        ``accounts[1:3]``, providers ``accounts[3:5]``; with `setup` they are funded, approved and
+        registered first (:meth:`setup_actors`). Nobody else may post while this runs (job ids are
+        assigned in order).
+        """
+        if count <= 0:
+            raise ValueError("count must be positive")
+        terms = terms or JobTerms()
+        term_tuple = terms.as_tuple()
+        requesters = list(requesters or self.accounts[1:3])
+        providers = list(providers or self.accounts[3:5])
+        say = progress or (lambda _message: None)
+        started = time.perf_counter()
+        phases = dict.fromkeys(("setup", "post", "claim", "submit", "finalize"), 0.0)
+        txs_before, gas_before = self._bulk_txs, self._bulk_gas_used
+        if setup:
+            self.setup_actors(requesters, providers, jobs=count, terms=terms)
+        phases["setup"] = time.perf_counter() - started
+        first_id = self.job_count() + 1
+        out = GeneratedJobs(first_id, first_id + count - 1, first_block=self.block_number() + 1)
+        gas: dict[str, int] = {}  # per phase: estimated once, on the first round's first call
+
+        def lap(phase: str, since: float) -> float:
+            now = time.perf_counter()
+            phases[phase] += now - since
+            return now
+
+        for start in range(0, count, round_size):
+            t = time.perf_counter()
+            ids = range(first_id + start, first_id + min(start + round_size, count))
+            specs = [spec(start + k) for k in range(len(ids))]
+            if "post" not in gas:
+                longest = max(specs, key=len)
+                gas["post"] = self._bulk_gas(requesters[0], "JobMarket", "postJob", keccak(longest), longest, term_tuple)
+            self.send_bulk(
+                [
+                    self.tx(requesters[k % len(requesters)], "JobMarket", "postJob", keccak(s), s, term_tuple, gas=gas["post"])
+                    for k, s in enumerate(specs)
+                ]
+            )
+            if self.job_count() != ids[-1]:
+                raise DevChainError(
+                    f"after posting, jobCount is {self.job_count()}, not {ids[-1]}: did another account post meanwhile?"
+                )
+            t = lap("post", t)
+
+            provider_of = {job: providers[k % len(providers)] for k, job in enumerate(ids)}
+            if "claim" not in gas:
+                gas["claim"] = self._bulk_gas(provider_of[ids[0]], "JobMarket", "claimJob", ids[0])
+            self.send_bulk([self.tx(provider_of[j], "JobMarket", "claimJob", j, gas=gas["claim"]) for j in ids])
+            t = lap("claim", t)
+
+            results = {j: (result_hash_for(j), RESULTS_URL + result_hash_for(j).hex()) for j in ids}
+            if "submit" not in gas:
+                gas["submit"] = self._bulk_gas(provider_of[ids[0]], "JobMarket", "submitResult", ids[0], *results[ids[0]])
+            self.send_bulk(
+                [self.tx(provider_of[j], "JobMarket", "submitResult", j, *results[j], gas=gas["submit"]) for j in ids]
+            )
+            t = lap("submit", t)
+
+            self.advance_time(terms.challenge_window + 1)
+            batches = [list(ids[k : k + finalize_batch]) for k in range(0, len(ids), finalize_batch)]
+            if "finalize" not in gas:
+                gas["finalize"] = self._bulk_gas(self.deployer, "JobMarket", "finalizeMany", batches[0])
+            self.send_bulk([self.tx(self.deployer, "JobMarket", "finalizeMany", b, gas=gas["finalize"]) for b in batches])
+            lap("finalize", t)
+
+            done = ids[-1] - first_id + 1
+            say(f"{done:,}/{count:,} jobs ({done / (time.perf_counter() - started):,.0f} jobs/s)")
+        out.last_block = self.block_number()
+        out.txs = self._bulk_txs - txs_before
+        out.gas_used = self._bulk_gas_used - gas_before
+        out.seconds = time.perf_counter() - started
+        out.phases = phases
+        return out
+
+
+def _getjob_components() -> list[dict[str, Any]]:
+    for item in load_abi("JobMarket"):
+        if item.get("type") == "function" and item["name"] == "getJob":
+            return item["outputs"][0]["components"]
+    raise DevChainError("JobMarket ABI has no getJob")
+
+
+# ---------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (another process may still take it before you do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ManagedProcess:
+    """A child process in its own session, stopped (TERM, then KILL) by :meth:`stop` or ``with``."""
+
+    def __init__(
+        self, name: str, args: Sequence[str], *, log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.args = list(args)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """TERM, then KILL after `timeout`, to the child's whole process group (npm's anvil is a
+        node wrapper around the real binary: both go)."""
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(timeout)
+        self._log.close()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the group this object created (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def anvil_binary() -> str:
+    """The anvil of the npm package (node_modules/.bin), else the one on PATH."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+    found = str(local) if local.exists() else shutil.which("anvil")
+    if not found:
+        raise DevChainError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)")
+    return found
+
+
+def start_anvil(
+    workdir: Path, *, port: int | None = None, args: Sequence[str] = (), timeout: float = 20.0
+) -> tuple[ManagedProcess, str]:
+    """Starts anvil on 127.0.0.1 (a free port unless given), logging to `workdir`/anvil.log.
+
+    Returns the process and its RPC URL once the node answers.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    command = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), *args]
+    proc = ManagedProcess("anvil", command, log_path=workdir / "anvil.log", cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                rpc.chain_id()
+                return proc, url
+            except ChainError:
+                if not proc.alive():
+                    raise DevChainError(f"anvil exited with status {proc.proc.returncode}: {proc.log_tail()}") from None
+                if time.monotonic() > deadline:
+                    why = f"anvil did not answer on {url} within {timeout:.0f} s: {proc.log_tail()}"
+                    raise DevChainError(why) from None
+                time.sleep(0.05)
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def deploy_with_ape(
+    rpc_url: str, deployments_dir: Path, *, extra_args: Sequence[str] = (), timeout: float = 300.0
+) -> Deployment:
+    """Runs the project's deploy script (``ape run deploy``) against the node at `rpc_url` and
+    returns the deployment it recorded in `deployments_dir`."""
+    ape = Path(sys.executable).with_name("ape")
+    command = [
+        str(ape) if ape.exists() else (shutil.which("ape") or "ape"),
+        *("run", "deploy", "--network", "ethereum:local:foundry", "--deployments-dir", str(deployments_dir)),
+        *extra_args,
+    ]
+    env = dict(os.environ, APE_FOUNDRY_HOST=rpc_url)
+    tool_dirs = [str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
+    env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
+    proc = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except BaseException:  # timeout or Ctrl-C: do not leave ape behind
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group started for it (start_new_session)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise DevChainError(f"`{' '.join(command)}` failed (exit {proc.returncode}):\n{output[-3000:]}")
+    chain_id = RpcClient.from_url(rpc_url).chain_id()
+    deployment = read_deployment(chain_id, deployments_dir)
+    if deployment is None:
+        raise DevChainError(f"the deploy script wrote no {chain_id}.json in {deployments_dir}:\n{output[-3000:]}")
+    return deployment

@@ -477,8 +477,13 @@ class DevChain:
         except ChainError:
             return "reverted (reason unavailable)"
 
-    def send_bulk(self, txs: Sequence[Tx], *, batch_size: int = 500, gas_price: int | None = None) -> BulkResult:
+    def send_bulk(
+        self, txs: Sequence[Tx], *, batch_size: int = 500, gas_price: int | None = None, per_block: int = 0
+    ) -> BulkResult:
         """Sends `txs` with automine off and mines them into full blocks (in list order per sender).
+
+        With `per_block`, a block is mined after every `per_block` transactions instead (many small
+        blocks, as a busy chain would have), then once more when all are sent.
 
         Nonces are assigned here (per sender, in list order, from the pending count), so the node
         must not receive other transactions from these senders meanwhile. Every receipt is checked:
@@ -500,14 +505,18 @@ class DevChain:
             hashes: list[str] = []
             calls: list[tuple[str, Sequence[Any]]] = []
             size = 0
-            for t in txs:
+            for k, t in enumerate(txs, 1):
                 nonce = nonces[t.sender]
                 nonces[t.sender] = nonce + 1
                 body = {"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas), "gasPrice": hex(price)}
                 body["nonce"] = hex(nonce)
                 calls.append(("eth_sendTransaction", [body]))
                 size += len(t.data) + 250
-                if len(calls) >= batch_size or size >= BATCH_BYTES:
+                if per_block and k % per_block == 0:
+                    hashes += self.rpc.batch(calls, retries=0)
+                    calls, size = [], 0
+                    self._mine_block(base_fee)
+                elif len(calls) >= batch_size or size >= BATCH_BYTES:
                     hashes += self.rpc.batch(calls, retries=0)
                     calls, size = [], 0
             hashes += self.rpc.batch(calls, retries=0)
@@ -518,13 +527,17 @@ class DevChain:
         self._bulk_gas_used += gas_used
         return BulkResult(len(txs), first_block, last_block, gas_used, time.perf_counter() - started)
 
+    def _mine_block(self, base_fee: int) -> None:
+        """Mines one block at `base_fee`. Two calls, not one batch: anvil may run the members of a
+        batch concurrently."""
+        self.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
+        self.rpc.call("evm_mine")
+
     def _mine_pool(self, base_fee: int) -> None:
         stalled = 0
         pending_before = None
         while True:
-            # Three calls, not one batch: anvil may run the members of a batch concurrently.
-            self.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
-            self.rpc.call("evm_mine")
+            self._mine_block(base_fee)
             status = self.rpc.call("txpool_status")
             pending = int(status["pending"], 16) + int(status["queued"], 16)
             if pending == 0:
@@ -620,11 +633,36 @@ class DevChain:
             ]
         )
 
+    def stake(self, provider: str, amount: int) -> dict[str, Any]:
+        """Adds `amount` to a registered provider's stake (it needs the tokens and an allowance)."""
+        return self.transact(provider, "ProviderStaking", "stake", amount)
+
+    def request_unstake(self, provider: str, amount: int) -> dict[str, Any]:
+        """Starts unbonding `amount` of a provider's free stake."""
+        return self.transact(provider, "ProviderStaking", "requestUnstake", amount)
+
+    def withdraw_unstaked(self, provider: str) -> dict[str, Any]:
+        """Withdraws a provider's stake whose unbonding period has passed."""
+        return self.transact(provider, "ProviderStaking", "withdrawUnstaked")
+
+    def set_metadata(self, provider: str, endpoint: str, capability_hash: bytes = ZERO_HASH) -> dict[str, Any]:
+        """Changes a registered provider's endpoint and capability hash."""
+        return self.transact(provider, "ProviderStaking", "setMetadata", endpoint, capability_hash)
+
+    def get_provider(self, address: str) -> dict[str, Any]:
+        """`ProviderStaking.getProvider` as a dict keyed by the `ProviderInfo` field names."""
+        info = self.call("ProviderStaking", "getProvider", address)
+        return dict(zip((c["name"] for c in _struct_components("ProviderStaking", "getProvider")), info, strict=True))
+
     def deposit(self, account: str, amount: int) -> dict[str, Any]:
         return self.transact(account, "JobMarket", "deposit", amount)
 
     def withdraw(self, account: str) -> dict[str, Any]:
         return self.transact(account, "JobMarket", "withdraw")
+
+    def withdrawable(self, account: str) -> int:
+        """The market balance `account` may withdraw (`JobMarket.withdrawableOf`)."""
+        return int(self.call("JobMarket", "withdrawableOf", account))
 
     # ------------------------------------------------------------------ jobs, one at a time
 
@@ -634,7 +672,7 @@ class DevChain:
     def get_job(self, job_id: int) -> dict[str, Any]:
         """`JobMarket.getJob` as a dict keyed by the `JobView` field names."""
         view = self.call("JobMarket", "getJob", job_id)
-        return dict(zip((c["name"] for c in _getjob_components()), view, strict=True))
+        return dict(zip((c["name"] for c in _struct_components("JobMarket", "getJob")), view, strict=True))
 
     def post_job(self, requester: str, spec: bytes | dict[str, Any], terms: JobTerms | None = None) -> int:
         """Posts a job (the requester needs the reward and an allowance: :meth:`fund`); returns its id."""
@@ -814,11 +852,12 @@ class DevChain:
         return out
 
 
-def _getjob_components() -> list[dict[str, Any]]:
-    for item in load_abi("JobMarket"):
-        if item.get("type") == "function" and item["name"] == "getJob":
+def _struct_components(contract: str, fn: str) -> list[dict[str, Any]]:
+    """The fields of the struct that `contract`.`fn` returns (its single output)."""
+    for item in load_abi(contract):
+        if item.get("type") == "function" and item["name"] == fn:
             return item["outputs"][0]["components"]
-    raise DevChainError("JobMarket ABI has no getJob")
+    raise DevChainError(f"{contract} ABI has no {fn}")
 
 
 # ---------------------------------------------------------------------------------------- processes

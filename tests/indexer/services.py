@@ -2,9 +2,11 @@
 driver, a flaky JSON-RPC proxy, and helpers to run and compare indexers.
 
 Everything runs for real on free local ports: ``redis-server --save '' --appendonly no``, ``anvil
---silent``, and ``ape run deploy`` as a subprocess (the deploy script operators use). Transactions
-are sent with ``eth_sendTransaction`` from anvil's unlocked development accounts: account 0 is the
-deployer (admin, arbiter and, on devnets, token minter), the others are funded by it.
+--silent``, and ``ape run deploy`` as a subprocess (the deploy script operators use). Starting anvil,
+deploying and driving the market are :mod:`depin.devchain`'s (:class:`Market` is a
+:class:`~depin.devchain.DevChain` with the tests' short names and defaults). Transactions are sent
+with ``eth_sendTransaction`` from anvil's unlocked development accounts: account 0 is the deployer
+(admin, arbiter and, on devnets, token minter), the others are funded by it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,25 +30,19 @@ from typing import Any
 import pytest
 import redis
 import requests
-from eth_utils import keccak, to_checksum_address
-from web3 import HTTPProvider, Web3
+from eth_utils import keccak
 
-from depin.artifacts import load_abi
-from depin.deployment import REPO_ROOT, Deployment, read_deployment
+from depin.deployment import REPO_ROOT, Deployment
+from depin.devchain import DevChain, JobTerms, ManagedProcess, deploy_with_ape, free_port, start_anvil
 from depin.keys import Keys
+from depin.spec import example_spec
 from indexer.config import IndexerConfig
 from indexer.follower import Indexer
 
 BIN = REPO_ROOT / "node_modules" / ".bin"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 TOKEN = 10**18
-ZERO32 = b"\x00" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+BULK_GAS = 2_000_000  # the gas limit of every transaction bulk_jobs sends
 
 
 def _env() -> dict[str, str]:
@@ -78,12 +73,13 @@ class RedisServer:
         self.port = free_port()
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
         tmpdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmpdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
+        args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmpdir)]
+        self.proc = ManagedProcess("redis-server", args, log_path=tmpdir / "redis.log")
+        try:
+            _wait(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
+        except BaseException:
+            self.proc.stop()
+            raise
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -92,64 +88,33 @@ class RedisServer:
         return redis.Redis.from_url(self.url(db), decode_responses=True)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.proc.stop()
 
 
 class Anvil:
-    """``anvil --silent`` on a free port."""
+    """``anvil --silent`` on a free port (:func:`depin.devchain.start_anvil`, logging to `workdir`)."""
 
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(BIN / "anvil"), "--port", str(self.port), "--silent", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=_env(),
-        )
-        _wait(lambda: requests.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1).ok, 20, "anvil")
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.proc, self.url = start_anvil(workdir, args=("--silent", *args))
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.proc.stop()
 
 
 def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
     """Deploys the contracts with the project's ape script; returns the deployment and its file."""
     directory.mkdir(parents=True, exist_ok=True)
-    env = _env()
-    env["APE_FOUNDRY_HOST"] = rpc_url
-    out = subprocess.run(
-        [str(VENV_BIN / "ape"), "run", "deploy", "--network", "ethereum:local:foundry", "--deployments-dir", str(directory)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"ape run deploy failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    deployment = read_deployment(31337, directory)
-    assert deployment is not None, out.stdout
-    return deployment, directory / "31337.json"
+    deployment = deploy_with_ape(rpc_url, directory, timeout=180)
+    return deployment, directory / f"{deployment.chain_id}.json"
 
 
 # ---------------------------------------------------------------------------------------- market driver
 
 
-class TxReverted(AssertionError):
-    pass
+@dataclass(frozen=True)
+class Terms(JobTerms):
+    """:class:`~depin.devchain.JobTerms` with the tests' defaults (a 30 s challenge window, full collateral)."""
 
-
-@dataclass
-class Terms:
     reward: int = 10 * TOKEN
     claim_window: int = 600
     max_runtime: int = 60
@@ -157,192 +122,86 @@ class Terms:
     collateral_pct: int = 100
     cpu_seconds: int = 60
 
-    def tuple(self) -> tuple[int, ...]:
-        return (self.reward, self.claim_window, self.max_runtime, self.challenge_window, self.collateral_pct, self.cpu_seconds)
+
+class _Address(str):
+    """A contract address that also answers ``.address`` (as the tests spell it)."""
+
+    @property
+    def address(self) -> str:
+        return str(self)
 
 
-def make_spec(n: int) -> bytes:
-    spec = {
-        "command": ["sha256sum", "/in/a"],
-        "image": "depin/checksum@sha256:" + "ab" * 32,
-        "inputs": [{"path": "a", "sha256": "cd" * 32, "uri": f"file:///in/{n}"}],
-        "resources": {"cpus": 1, "max_runtime": 60, "memory_mb": 64},
-        "v": 1,
-    }
-    return json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+class Market(DevChain):
+    """:class:`~depin.devchain.DevChain` under the tests' short names, with their defaults: specs
+    from `n`, per-job result and evidence hashes, and a bystander (account 9) to finalize, settle,
+    time out and expire. Every call is one transaction, mined (automine) and checked."""
 
+    head = DevChain.block_number
 
-class Market:
-    """Drives a deployment from anvil's unlocked accounts. Every call mines (automine) and checks
-    the receipt unless inside :meth:`bulk`, which queues transactions and mines them together."""
+    @property
+    def market(self) -> _Address:
+        return _Address(self.addresses["JobMarket"])
 
-    def __init__(self, rpc_url: str, deployment: Deployment) -> None:
-        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
-        self.deployment = deployment
-        a = deployment.addresses
-        self.token = self.w3.eth.contract(address=a["RewardToken"], abi=load_abi("RewardToken"))
-        self.market = self.w3.eth.contract(address=a["JobMarket"], abi=load_abi("JobMarket"))
-        self.staking = self.w3.eth.contract(address=a["ProviderStaking"], abi=load_abi("ProviderStaking"))
-        self.resolver = self.w3.eth.contract(address=a["ArbiterResolver"], abi=load_abi("ArbiterResolver"))
-        self.accounts = [to_checksum_address(x) for x in self.w3.provider.make_request("eth_accounts", [])["result"]]
-        self.deployer = self.accounts[0]
-        self._queue: list[str] | None = None
-        self._per_block = 0
+    @property
+    def staking(self) -> _Address:
+        return _Address(self.addresses["ProviderStaking"])
 
-    # -------------------------------------------------------------- raw
+    @property
+    def bystander(self) -> str:
+        return self.accounts[9]
 
-    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
-        resp = self.w3.provider.make_request(method, params or [])
-        if "error" in resp:
-            raise RuntimeError(f"{method}: {resp['error']}")
-        return resp["result"]
-
-    def send(self, sender: str, contract: Any, fn: str, *args: Any, gas: int = 2_000_000) -> str:
-        data = contract.encode_abi(fn, args=list(args))
-        tx = {"from": sender, "to": contract.address, "data": data, "gas": hex(gas)}
-        tx_hash = self.rpc("eth_sendTransaction", [tx])
-        if self._queue is not None:
-            self._queue.append(tx_hash)
-            if self._per_block and len(self._queue) % self._per_block == 0:
-                self.rpc("evm_mine")
-            return tx_hash
-        receipt = self.receipt(tx_hash)
-        if int(receipt["status"], 16) != 1:
-            raise TxReverted(f"{fn}{args} from {sender} reverted")
-        return tx_hash
-
-    def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The receipt, once anvil has it (automine answers the send slightly before that)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
-            if receipt is not None:
-                return receipt
-            if time.monotonic() > deadline:
-                raise TxReverted(f"no receipt for {tx_hash} after {timeout}s")
-            time.sleep(0.005)
-
-    @contextmanager
-    def bulk(self, per_block: int = 0) -> Iterator[None]:
-        """Automine off: transactions queue in the pool and are mined `per_block` at a time (all in
-        one block when 0); every receipt is checked at the end."""
-        self.rpc("evm_setAutomine", [False])
-        self._queue, self._per_block = [], per_block
-        try:
-            yield
-            self.rpc("evm_mine")
-        finally:
-            queue, self._queue = self._queue, None
-            self.rpc("evm_setAutomine", [True])
-        for h in queue:
-            receipt = self.receipt(h)
-            if int(receipt["status"], 16) != 1:
-                raise TxReverted(f"bulk transaction {h} failed: {receipt}")
-
-    def advance_time(self, seconds: int) -> None:
-        self.rpc("evm_increaseTime", [hex(seconds)])
-        self.rpc("evm_mine")
-
-    def mine(self, blocks: int = 1) -> None:
-        self.rpc("anvil_mine", [hex(blocks)])
-
-    def head(self) -> int:
-        return int(self.rpc("eth_blockNumber"), 16)
-
-    def snapshot(self) -> str:
-        return self.rpc("evm_snapshot")
-
-    def revert(self, snapshot_id: str) -> None:
-        assert self.rpc("evm_revert", [snapshot_id])
-
-    # -------------------------------------------------------------- token and staking
-
-    def fund(self, account: str, tokens: int = 10_000) -> None:
-        self.send(self.deployer, self.token, "mint", account, tokens * TOKEN)
-        self.send(account, self.token, "approve", self.market.address, 2**256 - 1)
-        self.send(account, self.token, "approve", self.staking.address, 2**256 - 1)
+    def fund(self, account: str, tokens: int = 10_000) -> None:  # type: ignore[override]
+        """Mints `tokens` whole tokens to `account` and approves the market and staking: three
+        transactions, one block each (the scenarios' block counts depend on it)."""
+        self.transact(self.deployer, "RewardToken", "mint", account, tokens * TOKEN)
+        self.approve(account, self.market)
+        self.approve(account, self.staking)
 
     def register(self, provider: str, stake: int = 1_000 * TOKEN, endpoint: str | None = None) -> None:
-        self.send(provider, self.staking, "register", stake, endpoint or f"http://{provider[:8].lower()}.local:8700", keccak(text=provider))
+        self.register_provider(provider, stake, endpoint or f"http://{provider[:8].lower()}.local:8700", keccak(text=provider))
 
-    def stake(self, provider: str, amount: int) -> None:
-        self.send(provider, self.staking, "stake", amount)
-
-    def request_unstake(self, provider: str, amount: int) -> None:
-        self.send(provider, self.staking, "requestUnstake", amount)
-
-    def withdraw_unstaked(self, provider: str) -> None:
-        self.send(provider, self.staking, "withdrawUnstaked")
-
-    def set_metadata(self, provider: str, endpoint: str, capability: bytes = b"\x42" * 32) -> None:
-        self.send(provider, self.staking, "setMetadata", endpoint, capability)
-
-    # -------------------------------------------------------------- market
+    def set_metadata(self, provider: str, endpoint: str, capability: bytes = b"\x42" * 32) -> dict[str, Any]:  # type: ignore[override]
+        return super().set_metadata(provider, endpoint, capability)
 
     def post(self, requester: str, spec: bytes | None = None, terms: Terms | None = None, n: int = 0) -> int:
-        """Posts a job; returns its id (the job count after posting, as jobs are numbered 1..)."""
-        spec = spec if spec is not None else make_spec(n)
-        self.send(requester, self.market, "postJob", keccak(spec), spec, (terms or Terms()).tuple())
-        return self.job_count() if self._queue is None else -1
-
-    def job_count(self) -> int:
-        return self.market.functions.jobCount().call()
+        """Posts a job (spec ``example_spec(n)`` unless given); returns its id."""
+        return self.post_job(requester, spec if spec is not None else example_spec(n), terms or Terms())
 
     def claim(self, provider: str, job_id: int) -> None:
-        self.send(provider, self.market, "claimJob", job_id)
+        self.claim_job(provider, job_id)
+
+    @staticmethod
+    def result_of(job_id: int, uri: str | None = None) -> tuple[bytes, str]:
+        """The result hash and URI the tests submit for `job_id`."""
+        return keccak(text=f"result-{job_id}"), uri or f"http://results.local/{job_id}"
 
     def submit(self, provider: str, job_id: int, uri: str | None = None) -> None:
-        self.send(provider, self.market, "submitResult", job_id, keccak(text=f"result-{job_id}"), uri or f"http://results.local/{job_id}")
+        self.submit_result(provider, job_id, *self.result_of(job_id, uri))
 
     def fail(self, provider: str, job_id: int, code: int = 3) -> None:
-        self.send(provider, self.market, "submitFailure", job_id, code, keccak(text=f"evidence-{job_id}"))
+        self.submit_failure(provider, job_id, code, keccak(text=f"evidence-{job_id}"))
 
-    def finalize(self, job_id: int, sender: str | None = None) -> None:
-        self.send(sender or self.accounts[9], self.market, "finalize", job_id)
+    def finalize(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
+        return super().finalize(job_id, sender or self.bystander)
 
-    def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> None:
-        self.send(sender or self.accounts[9], self.market, "finalizeMany", list(job_ids))
+    def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> dict[str, Any]:
+        return super().finalize_many(job_ids, sender or self.bystander)
 
-    def challenge(self, challenger: str, job_id: int) -> None:
-        self.send(challenger, self.market, "challenge", job_id)
-
-    def rule(self, job_id: int, ruling: int) -> None:
+    def rule(self, job_id: int, ruling: int) -> None:  # type: ignore[override]
         """The arbiter (the deployer) rules: 1 ProviderWins, 2 ChallengerWins."""
-        self.send(self.deployer, self.resolver, "rule", job_id, ruling, keccak(text=f"ruling-{job_id}"))
+        super().rule(job_id, ruling, keccak(text=f"ruling-{job_id}"), arbiter=self.deployer)
 
     def settle(self, job_id: int, sender: str | None = None) -> None:
-        self.send(sender or self.accounts[9], self.market, "settleUnresolved", job_id)
+        self.settle_unresolved(job_id, sender or self.bystander)
 
     def timeout(self, job_id: int, sender: str | None = None) -> None:
-        self.send(sender or self.accounts[9], self.market, "timeoutJob", job_id)
+        self.timeout_job(job_id, sender or self.bystander)
 
     def expire(self, job_id: int, sender: str | None = None) -> None:
-        self.send(sender or self.accounts[9], self.market, "expireJob", job_id)
+        self.expire_job(job_id, sender or self.bystander)
 
     def cancel(self, requester: str, job_id: int) -> None:
-        self.send(requester, self.market, "cancelJob", job_id)
-
-    def deposit(self, account: str, amount: int) -> None:
-        self.send(account, self.market, "deposit", amount)
-
-    def withdraw(self, account: str) -> None:
-        self.send(account, self.market, "withdraw")
-
-    # -------------------------------------------------------------- chain views (for checks)
-
-    def get_job(self, job_id: int) -> dict[str, Any]:
-        names = [o["name"] for o in next(i for i in self.market.abi if i.get("name") == "getJob")["outputs"][0]["components"]]
-        return dict(zip(names, self.market.functions.getJob(job_id).call()))
-
-    def get_provider(self, address: str) -> dict[str, Any]:
-        names = [o["name"] for o in next(i for i in self.staking.abi if i.get("name") == "getProvider")["outputs"][0]["components"]]
-        return dict(zip(names, self.staking.functions.getProvider(address).call()))
-
-    def withdrawable(self, account: str) -> int:
-        return self.market.functions.withdrawableOf(account).call()
-
-    def token_balance(self, account: str) -> int:
-        return self.token.functions.balanceOf(account).call()
+        self.cancel_job(requester, job_id)
 
 
 # ---------------------------------------------------------------------------------------- scenarios
@@ -435,19 +294,14 @@ def bulk_jobs(m: Market, count: int, per_block: int = 8, start_n: int = 1000) ->
         m.register(provider, 100_000 * TOKEN)
     first = m.job_count() + 1
     ids = list(range(first, first + count))
-    with m.bulk(per_block):
-        for i in ids:
-            m.post(requester, n=start_n + i, terms=Terms(reward=TOKEN, challenge_window=2))
-    with m.bulk(per_block):
-        for i in ids:
-            m.claim(provider, i)
-    with m.bulk(per_block):
-        for i in ids:
-            m.submit(provider, i)
+    terms = Terms(reward=TOKEN, challenge_window=2).as_tuple()
+    specs = {i: example_spec(start_n + i) for i in ids}
+    m.send_bulk([m.tx(requester, "JobMarket", "postJob", keccak(specs[i]), specs[i], terms, gas=BULK_GAS) for i in ids], per_block=per_block)
+    m.send_bulk([m.tx(provider, "JobMarket", "claimJob", i, gas=BULK_GAS) for i in ids], per_block=per_block)
+    m.send_bulk([m.tx(provider, "JobMarket", "submitResult", i, *m.result_of(i), gas=BULK_GAS) for i in ids], per_block=per_block)
     m.advance_time(3)
-    with m.bulk(per_block):
-        for i in range(0, count, 10):
-            m.finalize_many(ids[i : i + 10])
+    batches = [ids[i : i + 10] for i in range(0, count, 10)]
+    m.send_bulk([m.tx(m.bystander, "JobMarket", "finalizeMany", b, gas=BULK_GAS) for b in batches], per_block=per_block)
 
 
 # ---------------------------------------------------------------------------------------- dumps
@@ -710,7 +564,7 @@ class LiveIndexer:
 
 
 def _make_env(tmp: Path) -> ChainEnv:
-    anvil = Anvil()
+    anvil = Anvil(tmp / "anvil")
     try:
         deployment, path = deploy(anvil.url, tmp / "deployments")
         server = RedisServer(tmp / "redis")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from depin.errors import ReorgTooDeep
+from depin.spec import example_spec
 from indexer.store import Cursor
 
-from .services import TOKEN, ChainEnv, Terms, dump, keccak, make_spec, net_stream, stream_entries
+from .services import TOKEN, ChainEnv, Terms, dump, keccak, net_stream, stream_entries
 
 
 def _setup(m) -> tuple[str, str, str]:
@@ -76,12 +77,12 @@ def test_anvil_reorg_at_the_same_height_is_detected(chain_env: ChainEnv) -> None
     ix = env.indexer()
     ix.sync_once()
     head = m.head()
-    spec = make_spec(77)
+    spec = example_spec(77)
     post = {"from": other, "to": m.market.address, "gas": hex(2_000_000),
-            "data": m.market.encode_abi("postJob", args=[keccak(spec), spec, Terms(reward=3 * TOKEN).tuple()])}
-    cancel = {"from": requester, "to": m.market.address, "gas": hex(2_000_000), "data": m.market.encode_abi("cancelJob", args=[j2])}
+            "data": m.codec.encode("JobMarket", "postJob", keccak(spec), spec, Terms(reward=3 * TOKEN).as_tuple())}
+    cancel = {"from": requester, "to": m.market.address, "gas": hex(2_000_000), "data": m.codec.encode("JobMarket", "cancelJob", j2)}
     # the last 3 blocks (claim j1, claim j2, submit j1) become: post a job, cancel j2 (still open there)
-    m.rpc("anvil_reorg", [3, [[post, 0], [cancel, 1]]])
+    m.rpc.call("anvil_reorg", [3, [[post, 0], [cancel, 1]]])
     assert m.head() == head
     ix.sync_once()
     retractions = _assert_equals_rebuild(env)

@@ -456,7 +456,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ requester rules
 
-    @initialize(budget=st.sampled_from([None, None, None, 1, TOKEN // 2]))
+    @initialize(budget=st.sampled_from([None, 1, TOKEN // 2]))
     def emission_budget(self, budget):
         """Some examples run with a tiny epoch budget (governance), so that it runs out."""
         if budget is None:
@@ -885,7 +885,7 @@ class MarketMachine(RuleBasedStateMachine):
                 self._finalize(who, job.id)
             else:
                 self._challenge(who, job.id)
-        elif late and choice < 7:  # DISPUTED
+        elif late and choice < 5:  # DISPUTED; otherwise a ruling, maybe a late one
             self._settle_unresolved(who, job.id)
         else:
             self._resolve(job.id, ruling)

@@ -11,34 +11,48 @@ never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from depin import __version__
+from depin.cliutil import (
+    DEFAULT_REDIS_URL,
+    DEFAULT_RPC_URL,
+    TOKEN_SYMBOL,
+    TYPER_SETTINGS,
+    DataTable,
+    DeploymentOpt,
+    JsonOpt,
+    NamespaceOpt,
+    RedisUrlOpt,
+    RpcUrlOpt,
+    ago,
+    find_deployment_file,
+    format_amount,
+    make_console,
+    open_reader,
+    print_json,
+    printable,
+    short,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from indexer.query import IndexerReader, JobRecord
 
-# Help texts are Markdown: paragraphs reflow, `code` shows as code.
-_TYPER_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "markdown"}
 
 app = typer.Typer(
     name="depin",
@@ -49,54 +63,27 @@ app = typer.Typer(
     ),
     add_completion=False,
     pretty_exceptions_show_locals=False,
-    **_TYPER_SETTINGS,
+    **TYPER_SETTINGS,
 )
 jobs_app = typer.Typer(
-    help="Jobs as indexed from the market's events (needs `depin indexer run` feeding Redis).", **_TYPER_SETTINGS
+    help="Jobs as indexed from the market's events (needs `depin indexer run` feeding Redis).", **TYPER_SETTINGS
 )
-providers_app = typer.Typer(help="Registered providers: stake, locked collateral, counters.", **_TYPER_SETTINGS)
-indexer_app = typer.Typer(help="The chain indexer: run it, serve its HTTP API, show its progress.", **_TYPER_SETTINGS)
+providers_app = typer.Typer(help="Registered providers: stake, locked collateral, counters.", **TYPER_SETTINGS)
+indexer_app = typer.Typer(help="The chain indexer: run it, serve its HTTP API, show its progress.", **TYPER_SETTINGS)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(providers_app, name="providers")
 app.add_typer(indexer_app, name="indexer")
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_RPC_URL = "http://127.0.0.1:8545"
-# Tried in order when neither --deployment nor DEPIN_DEPLOYMENT names a file (relative to the cwd).
-DEFAULT_DEPLOYMENT_FILES = (Path("deployments/31337.json"), Path(".devnet/deployments/31337.json"))
-TOKEN_DECIMALS = 18
-TOKEN_SYMBOL = "DPC"
-PIPED_WIDTH = 200
+def _add_groups() -> None:
+    from depin import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 
-# Common options. Defaults are None so `indexer run` can tell "not given" from a default and let
-# its config file fill in; the commands resolve None to the documented default.
-RedisUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--redis-url", envvar="DEPIN_REDIS_URL", show_default=DEFAULT_REDIS_URL, help="Redis holding the index."
-    ),
-]
-RpcUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--rpc-url", envvar="DEPIN_RPC_URL", show_default=DEFAULT_RPC_URL, help="JSON-RPC node of the chain."
-    ),
-]
-DeploymentOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--deployment",
-        envvar="DEPIN_DEPLOYMENT",
-        metavar="FILE",
-        show_default="deployments/31337.json, else .devnet/deployments/31337.json",
-        help="Deployment file, `<chainId>.json` as written by `ape run deploy`: the chain and contract addresses.",
-    ),
-]
-NamespaceOpt = Annotated[
-    str, typer.Option("--namespace", envvar="DEPIN_NAMESPACE", help="First part of every Redis key of the index.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as decimal strings) instead of tables.")]
+    for module, name in (
+        (cli_job, "job"), (cli_provider, "provider"), (cli_keys, "keys"), (cli_executor, "executor"), (cli_devnet, "devnet"),
+    ):
+        app.add_typer(module.app, name=name)
 
+
+_add_groups()
 
 def _package_version() -> str:
     try:
@@ -114,137 +101,6 @@ def main() -> None:
 def version() -> None:
     """Print the depin-compute version."""
     typer.echo(_package_version())
-
-
-# ------------------------------------------------------------------------------------ error handling
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _user_error_message(exc: BaseException) -> str | None:
-    """One line for an error the user can cause and fix, or None for a bug (which keeps its traceback)."""
-    import redis
-
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return (
-            f"Redis is unreachable ({_one_line(exc)}); start redis-server or point --redis-url / "
-            "DEPIN_REDIS_URL at it"
-        )
-    errors = sys.modules.get("depin.errors")  # loaded iff something could have raised one of its errors
-    if errors is not None and isinstance(exc, errors.DepinError):
-        return _one_line(exc)
-    if hasattr(exc, "errors") and callable(exc.errors) and isinstance(exc, ValueError):  # pydantic ValidationError
-        problems = "; ".join(
-            f"{'.'.join(map(str, e.get('loc', ()))) or 'value'}: {e.get('msg')}" for e in exc.errors()
-        )
-        return f"invalid configuration: {_one_line(problems)}"
-    if isinstance(exc, FileNotFoundError):
-        return _one_line(exc) if exc.filename is None else f"file not found: {exc.filename}"
-    if isinstance(exc, (ValueError, PermissionError, IsADirectoryError)):
-        return _one_line(exc)
-    return None
-
-
-def user_errors(command: F) -> F:
-    """Turns the errors a user can cause into one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            message = _user_error_message(exc)
-            if message is None:
-                raise
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def _deployment_file(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    for candidate in DEFAULT_DEPLOYMENT_FILES:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        "no deployment file: pass --deployment FILE or set DEPIN_DEPLOYMENT (none at "
-        + " or ".join(map(str, DEFAULT_DEPLOYMENT_FILES))
-        + ")"
-    )
-
-
-def _reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
-    from indexer.query import IndexerReader
-
-    return IndexerReader.for_deployment(redis_url or DEFAULT_REDIS_URL, _deployment_file(deployment), namespace)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped or captured: rich would assume 80 columns and cut addresses and hashes; tables
-        # only take the width they need, so a wide page costs nothing.
-        console = Console(highlight=False, width=PIPED_WIDTH)
-    return console
-
-
-def printable(text: str) -> str:
-    """`text` with control and format characters (ESC, bidi overrides, ...) shown as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
-
-
-class DataTable(Table):
-    """A rich table whose string cells are data, never markup or terminal controls: values from
-    the chain (a result URI, an endpoint) cannot restyle the terminal or break rendering."""
-
-    def add_row(self, *cells: Any, **kwargs: Any) -> None:
-        super().add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells), **kwargs)
-
-
-def _print_json(model: Any) -> None:
-    if isinstance(model, list):
-        typer.echo(json.dumps([m.model_dump(mode="json", by_alias=True) for m in model], indent=2))
-    else:
-        typer.echo(model.model_dump_json(by_alias=True, indent=2))
-
-
-def format_amount(value: int | None) -> str:
-    """Base units as tokens, e.g. 1500000000000000000 -> "1.5"."""
-    if value is None:
-        return "-"
-    text = format(Decimal(value).scaleb(-TOKEN_DECIMALS), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _short(address: str | None) -> str:
-    return f"{address[:6]}…{address[-4:]}" if address else "-"
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 120:
-        return f"{seconds:.1f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
 
 
 def _hint_if_not_indexed(reader: IndexerReader) -> None:
@@ -284,10 +140,10 @@ def jobs_list(
 
     Example: depin jobs list --status open --limit 20
     """
-    reader = _reader(redis_url, deployment, namespace)
+    reader = open_reader(redis_url, deployment, namespace)
     page = reader.job_page(status, requester, provider, limit, offset, newest_first=not oldest_first)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     if page.total == 0:
         typer.echo("no jobs match" if (status or requester or provider) else "no jobs")
@@ -300,10 +156,10 @@ def jobs_list(
     for job in page.jobs:
         last_block = job.extra.get("updatedBlock") or (job.history[-1].get("block") if job.history else None)
         table.add_row(
-            str(job.id), job.status, _short(job.requester), _short(job.provider), format_amount(job.reward),
+            str(job.id), job.status, short(job.requester), short(job.provider), format_amount(job.reward),
             {True: "ok", False: "INVALID", None: "-"}[job.spec_valid], str(last_block or "-"),
         )
-    console = _console()
+    console = make_console()
     console.print(table)
     shown = f"{offset + 1}-{offset + len(page.jobs)}" if page.jobs else "none"
     console.print(f"{shown} of {page.total} ({'oldest' if oldest_first else 'newest'} first)")
@@ -322,7 +178,7 @@ def jobs_show(
 
     Example: depin jobs show 42
     """
-    reader = _reader(redis_url, deployment, namespace)
+    reader = open_reader(redis_url, deployment, namespace)
     job = reader.get_job(job_id)
     if job is None:
         from indexer.query import QueryError
@@ -331,9 +187,9 @@ def jobs_show(
         where = f"indexed up to block {cursor}" if cursor is not None else "nothing indexed yet"
         raise QueryError(f"job {job_id} not found in the index ({reader.keys.prefix}, {where})")
     if as_json:
-        _print_json(job)
+        print_json(job)
         return
-    _print_job(_console(), job)
+    _print_job(make_console(), job)
 
 
 _HISTORY_COLUMNS = (("event",), ("status",), ("block", "blockNumber"), ("tx", "txHash", "transactionHash"),
@@ -421,10 +277,10 @@ def providers_list(
 
     Example: depin providers list --json
     """
-    reader = _reader(redis_url, deployment, namespace)
+    reader = open_reader(redis_url, deployment, namespace)
     providers = reader.list_providers()
     if as_json:
-        _print_json(providers)
+        print_json(providers)
         return
     if not providers:
         typer.echo("no providers")
@@ -439,7 +295,7 @@ def providers_list(
             str(p.id if p.id is not None else "-"), p.address, format_amount(p.staked), format_amount(p.locked),
             format_amount(p.unbonding), str(p.jobs_completed), str(p.jobs_slashed), p.endpoint or "-",
         )
-    _console().print(table)
+    make_console().print(table)
 
 
 @providers_app.command("show")
@@ -457,12 +313,12 @@ def providers_show(
     """
     from indexer.query import QueryError
 
-    reader = _reader(redis_url, deployment, namespace)
+    reader = open_reader(redis_url, deployment, namespace)
     provider = reader.get_provider(address)
     if provider is None:
         raise QueryError(f"provider {address} not found in the index ({reader.keys.prefix})")
     if as_json:
-        _print_json(provider)
+        print_json(provider)
         return
     table = DataTable(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -473,7 +329,7 @@ def providers_show(
         table.add_row(name, "-" if value is None else str(value))
     for name, value in provider.extra.items():
         table.add_row(name, value)
-    _console().print(table)
+    make_console().print(table)
 
 
 # ------------------------------------------------------------------------------------ indexer
@@ -497,12 +353,12 @@ def indexer_status(
     """
     from depin.chain import head_reader
 
-    reader = _reader(redis_url, deployment, namespace)
+    reader = open_reader(redis_url, deployment, namespace)
     rpc = rpc_url or DEFAULT_RPC_URL
     chain_head = head_reader(rpc)()
     st = reader.status(chain_head)
     if as_json:
-        _print_json(st)
+        print_json(st)
         return
     table = DataTable(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -528,11 +384,11 @@ def indexer_status(
         table.add_row("updated", "never")
     else:
         when = datetime.fromtimestamp(st.updated_at, UTC)
-        table.add_row("updated", f"{_ago(st.seconds_since_update)} ({when:%Y-%m-%d %H:%M:%S} UTC)")
+        table.add_row("updated", f"{ago(st.seconds_since_update)} ({when:%Y-%m-%d %H:%M:%S} UTC)")
     if st.chain_id is not None:
         table.add_row("chain", f"{st.chain_id}, market {st.market}, from block {st.deploy_block}")
         table.add_row("confirmations", f"{st.confirmations}, finality depth {st.finality_depth}")
-    _console().print(table)
+    make_console().print(table)
 
 
 class _LogFormatter(logging.Formatter):
@@ -654,7 +510,7 @@ def indexer_run(
         "namespace": namespace,
     }
     settings.update({k: v for k, v in given.items() if v is not None})
-    deployment_file = Path(settings.get("deployment_file") or _deployment_file(None))
+    deployment_file = Path(settings.get("deployment_file") or find_deployment_file(None))
     if not deployment_file.is_file():
         raise FileNotFoundError(
             f"deployment file {deployment_file} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT"
@@ -728,7 +584,7 @@ def indexer_api(
 
     config = ApiConfig(
         redis_url=redis_url or DEFAULT_REDIS_URL,
-        deployment_file=_deployment_file(deployment),
+        deployment_file=find_deployment_file(deployment),
         rpc_url=rpc_url or DEFAULT_RPC_URL,
         namespace=namespace,
     )

@@ -1,0 +1,197 @@
+"""Shared pieces of the `depin` command groups: common options, one-line errors, output helpers.
+
+Every group module (``depin/cli*.py``) imports from here; ``depin.cli`` assembles the groups.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from indexer.query import IndexerReader
+
+# Help texts are Markdown: paragraphs reflow, `code` shows as code.
+TYPER_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "markdown"}
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+# Tried in order when neither --deployment nor DEPIN_DEPLOYMENT names a file (relative to the cwd).
+DEFAULT_DEPLOYMENT_FILES = (Path("deployments/31337.json"), Path(".devnet/deployments/31337.json"))
+TOKEN_DECIMALS = 18
+TOKEN_SYMBOL = "DPC"
+PIPED_WIDTH = 200
+
+# Common options. Defaults are None so `indexer run` can tell "not given" from a default and let
+# its config file fill in; the commands resolve None to the documented default.
+RedisUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url", envvar="DEPIN_REDIS_URL", show_default=DEFAULT_REDIS_URL, help="Redis holding the index."
+    ),
+]
+RpcUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url", envvar="DEPIN_RPC_URL", show_default=DEFAULT_RPC_URL, help="JSON-RPC node of the chain."
+    ),
+]
+DeploymentOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--deployment",
+        envvar="DEPIN_DEPLOYMENT",
+        metavar="FILE",
+        show_default="deployments/31337.json, else .devnet/deployments/31337.json",
+        help="Deployment file, `<chainId>.json` as written by `ape run deploy`: the chain and contract addresses.",
+    ),
+]
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", envvar="DEPIN_NAMESPACE", help="First part of every Redis key of the index.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as decimal strings) instead of tables.")]
+
+
+# ------------------------------------------------------------------------------------ error handling
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """One line for an error the user can cause and fix, or None for a bug (which keeps its traceback)."""
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (
+            f"Redis is unreachable ({one_line(exc)}); start redis-server or point --redis-url / "
+            "DEPIN_REDIS_URL at it"
+        )
+    errors = sys.modules.get("depin.errors")  # loaded iff something could have raised one of its errors
+    if errors is not None and isinstance(exc, errors.DepinError):
+        return one_line(exc)
+    if hasattr(exc, "errors") and callable(exc.errors) and isinstance(exc, ValueError):  # pydantic ValidationError
+        problems = "; ".join(
+            f"{'.'.join(map(str, e.get('loc', ()))) or 'value'}: {e.get('msg')}" for e in exc.errors()
+        )
+        return f"invalid configuration: {one_line(problems)}"
+    if isinstance(exc, FileNotFoundError):
+        return one_line(exc) if exc.filename is None else f"file not found: {exc.filename}"
+    if isinstance(exc, (ValueError, PermissionError, IsADirectoryError)):
+        return one_line(exc)
+    return None
+
+
+def user_errors(command: F) -> F:
+    """Turns the errors a user can cause into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            message = user_error_message(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def find_deployment_file(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    for candidate in DEFAULT_DEPLOYMENT_FILES:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "no deployment file: pass --deployment FILE or set DEPIN_DEPLOYMENT (none at "
+        + " or ".join(map(str, DEFAULT_DEPLOYMENT_FILES))
+        + ")"
+    )
+
+
+def open_reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
+    from indexer.query import IndexerReader
+
+    return IndexerReader.for_deployment(redis_url or DEFAULT_REDIS_URL, find_deployment_file(deployment), namespace)
+
+
+def make_console() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or captured: rich would assume 80 columns and cut addresses and hashes; tables
+        # only take the width they need, so a wide page costs nothing.
+        console = Console(highlight=False, width=PIPED_WIDTH)
+    return console
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters (ESC, bidi overrides, ...) shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+class DataTable(Table):
+    """A rich table whose string cells are data, never markup or terminal controls: values from
+    the chain (a result URI, an endpoint) cannot restyle the terminal or break rendering."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def print_json(model: Any) -> None:
+    if isinstance(model, list):
+        typer.echo(json.dumps([m.model_dump(mode="json", by_alias=True) for m in model], indent=2))
+    else:
+        typer.echo(model.model_dump_json(by_alias=True, indent=2))
+
+
+def format_amount(value: int | None) -> str:
+    """Base units as tokens, e.g. 1500000000000000000 -> "1.5"."""
+    if value is None:
+        return "-"
+    text = format(Decimal(value).scaleb(-TOKEN_DECIMALS), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def short(address: str | None) -> str:
+    return f"{address[:6]}…{address[-4:]}" if address else "-"
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.1f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+

@@ -1,0 +1,171 @@
+"""``depin.toml``: the configuration file of a provider's executor (and of verifier/arbiter modes).
+
+One file per executor. Every section is optional except where noted; defaults suit the local devnet.
+Relative paths are resolved against the file's folder. Example::
+
+    [network]
+    rpc_url = "http://127.0.0.1:8545"
+    deployment = "deployments/31337.json"      # written by the deploy script (required)
+
+    [redis]
+    url = "redis://127.0.0.1:6379/0"           # the indexer's Redis; also the Celery broker
+    namespace = "depin"                        # as the indexer's DEPIN_NAMESPACE
+
+    [key]
+    keystore = "keys/provider.json"            # encrypted JSON keystore (`depin keys new`)
+    password_file = "keys/provider.pass"       # or the DEPIN_KEYSTORE_PASSWORD environment variable
+    # dev_account = 1                          # devnet only: Anvil's public development key number
+
+    [engine]
+    docker_host = ""                           # empty: DOCKER_HOST, the Docker socket, else a Podman service
+    state_dir = "state"                        # work folders, result store, Podman socket
+
+    [executor]
+    role = "provider"                          # provider | verifier | arbiter
+    concurrency = 2                            # container runs at once (the `compute` queue)
+    results_url = "http://127.0.0.1:8700"      # public base URL of this executor's result server
+    results_bind = "127.0.0.1:8700"            # where the result server listens
+    withdraw_threshold = "0"                   # withdraw earnings above this many tokens
+    verify_sample_rate = 1.0                   # verifier: share of others' results re-executed
+
+    [policy]
+    images = []                                # allowed image digests ("sha256:..."); empty: any local image
+    max_cpus = 2
+    max_memory_mb = 1024
+    max_runtime = 600
+    max_output_mb = 64
+    min_reward_per_cpu_second = "0"            # tokens per declared CPU-second
+    max_concurrent_jobs = 4
+
+Token amounts are decimal strings in whole tokens (``"0.001"``). Environment variables override the
+file: ``DEPIN_RPC_URL``, ``DEPIN_REDIS_URL``, ``DEPIN_DEPLOYMENT``, ``DEPIN_NAMESPACE``,
+``DEPIN_DOCKER_HOST``, ``DEPIN_KEYSTORE_PASSWORD`` (the password itself, never logged).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from depin.errors import DepinError
+
+
+class ConfigError(DepinError, ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NetworkConfig(_Section):
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployment: Path = Path("deployments/31337.json")
+
+
+class RedisConfig(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "depin"
+
+
+class KeyConfig(_Section):
+    keystore: Path | None = None
+    password_file: Path | None = None
+    dev_account: int | None = Field(default=None, ge=0, le=9)
+
+
+class EngineConfig(_Section):
+    docker_host: str = ""
+    state_dir: Path = Path("state")
+
+
+class ExecutorConfig(_Section):
+    role: Literal["provider", "verifier", "arbiter"] = "provider"
+    concurrency: int = Field(default=2, ge=1, le=64)
+    results_url: str = "http://127.0.0.1:8700"
+    results_bind: str = "127.0.0.1:8700"
+    withdraw_threshold: Decimal = Decimal(0)
+    verify_sample_rate: float = Field(default=1.0, ge=0, le=1)
+
+
+class PolicyConfig(_Section):
+    images: list[str] = Field(default_factory=list)
+    max_cpus: float = Field(default=2, gt=0)
+    max_memory_mb: int = Field(default=1024, ge=6)
+    max_runtime: int = Field(default=600, ge=1)
+    max_output_mb: int = Field(default=64, ge=1)
+    min_reward_per_cpu_second: Decimal = Decimal(0)
+    max_concurrent_jobs: int = Field(default=4, ge=1)
+
+    @field_validator("images")
+    @classmethod
+    def _digests(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if not (d.startswith("sha256:") and len(d) == 71)]
+        if bad:
+            raise ValueError(f"image digests must be sha256:<64 hex>: {', '.join(bad)}")
+        return value
+
+
+class DepinConfig(_Section):
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    key: KeyConfig = Field(default_factory=KeyConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    source: Path | None = Field(default=None, exclude=True)  # the file it was read from
+
+    def resolve_paths(self, base: Path) -> DepinConfig:
+        """Relative paths made absolute against `base` (the config file's folder)."""
+
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+        self.network.deployment = fix(self.network.deployment)  # type: ignore[assignment]
+        self.key.keystore = fix(self.key.keystore)
+        self.key.password_file = fix(self.key.password_file)
+        self.engine.state_dir = fix(self.engine.state_dir)  # type: ignore[assignment]
+        return self
+
+
+_ENV_OVERRIDES = {
+    "DEPIN_RPC_URL": ("network", "rpc_url"),
+    "DEPIN_REDIS_URL": ("redis", "url"),
+    "DEPIN_DEPLOYMENT": ("network", "deployment"),
+    "DEPIN_NAMESPACE": ("redis", "namespace"),
+    "DEPIN_DOCKER_HOST": ("engine", "docker_host"),
+}
+
+
+def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> DepinConfig:
+    """Reads `path` (TOML), applies environment overrides, validates; raises :class:`ConfigError`."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found (create one: see `depin executor start --help`)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        base = path.resolve().parent
+    for var, (section, field) in _ENV_OVERRIDES.items():
+        if env.get(var, "").strip():
+            data.setdefault(section, {})[field] = env[var].strip()
+    try:
+        config = DepinConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path or 'config'}: {where}: {first['msg']}") from None
+    config.source = path
+    return config.resolve_paths(base)

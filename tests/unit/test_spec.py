@@ -1,0 +1,64 @@
+"""The job spec schema: canonical bytes, hash check, and a clear error for each kind of bad spec."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from depin.errors import SpecError
+from depin.spec import JobSpec, cpu_seconds, example_spec, parse_spec, spec_hash
+
+DIGEST = "ab" * 32
+
+
+def _spec(**over: object) -> dict:
+    spec = {
+        "v": 1,
+        "image": f"depin/checksum@sha256:{DIGEST}",
+        "command": ["sha256sum", "/in/data"],
+        "inputs": [{"path": "data", "uri": "data:;base64,aGk=", "sha256": "8f" * 32}],
+        "resources": {"cpus": 0.5, "memory_mb": 64, "max_runtime": 30},
+    }
+    spec.update(over)
+    return spec
+
+
+def test_canonical_bytes_round_trip_and_hash() -> None:
+    spec = JobSpec.model_validate(_spec())
+    raw = spec.to_bytes()
+    assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    assert parse_spec(raw, spec_hash(raw)) == spec
+    assert spec.resources.output_mb == 16 and spec.image_digest == f"sha256:{DIGEST}"
+    assert cpu_seconds(spec) == 15
+
+
+def test_example_spec_is_valid() -> None:
+    assert parse_spec(example_spec(3)).command == ["sha256sum", "/in/a"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{not json", "not UTF-8 JSON"),
+        (b"[1]", "JSON object"),
+        (json.dumps(_spec(v=2)).encode(), "unsupported spec version 2"),
+        (json.dumps(_spec(image="depin/checksum:latest")).encode(), "image: Value error, must be REPOSITORY@sha256"),
+        (json.dumps(_spec(command=[])).encode(), "command"),
+        (json.dumps(_spec(inputs=[{"path": "../x", "uri": "file:///x", "sha256": "00" * 32}])).encode(), "plain file name"),
+        (json.dumps(_spec(inputs=[{"path": "x", "uri": "ftp://x", "sha256": "00" * 32}])).encode(), "must start with"),
+        (json.dumps(_spec(resources={"cpus": 0, "memory_mb": 64, "max_runtime": 1})).encode(), "resources.cpus"),
+        (json.dumps(_spec(extra=1)).encode(), "extra: Extra inputs are not permitted"),
+        (json.dumps(_spec(env={"1BAD": "x"})).encode(), "bad variable name"),
+    ],
+)
+def test_bad_specs_raise_a_clear_spec_error(data: bytes, message: str) -> None:
+    with pytest.raises(SpecError, match=None) as info:
+        parse_spec(data)
+    assert message in str(info.value)
+
+
+def test_hash_mismatch_is_refused() -> None:
+    raw = JobSpec.model_validate(_spec()).to_bytes()
+    with pytest.raises(SpecError, match="not the on-chain specHash"):
+        parse_spec(raw, b"\x00" * 32)

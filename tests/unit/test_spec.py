@@ -62,3 +62,10 @@ def test_hash_mismatch_is_refused() -> None:
     raw = JobSpec.model_validate(_spec()).to_bytes()
     with pytest.raises(SpecError, match="not the on-chain specHash"):
         parse_spec(raw, b"\x00" * 32)
+
+
+def test_status_labels_match_the_indexer() -> None:
+    from depin.keys import JOB_STATUSES
+    from depin.market import JobStatus
+
+    assert [s.label for s in JobStatus] == list(JOB_STATUSES)

@@ -186,6 +186,7 @@ class EventDecoder:
         if plan is not None:
             self.head_words = sum(len(p[2]) if p[0] == "t" else 1 for p in plan)
             self.static_only = all(p[0] != "d" for p in plan)
+            self.decode_args = _compile(self, [(i["name"], i["type"]) for i in data_inputs])
         else:  # generic fallback
             from eth_abi import decode as abi_decode
             from eth_utils.abi import collapse_if_tuple
@@ -194,6 +195,13 @@ class EventDecoder:
             self._types = [collapse_if_tuple(dict(i)) for i in data_inputs]
             self.head_words = 0
             self.static_only = False
+            self.decode_args = self._decode_args_generic
+
+    def _decode_args_generic(self, data: str, topics: list[str]) -> dict[str, Any]:
+        args = self.decode_data(data)
+        for (name, conv), topic in zip(self.indexed, topics[1:]):
+            args[name] = conv(topic[2:] if topic.startswith("0x") else topic)
+        return args
 
     def decode_data(self, data: str) -> dict[str, Any]:
         """The non-indexed parameters from the ``0x`` hex `data`."""
@@ -231,6 +239,114 @@ class EventDecoder:
                 raw = bytes.fromhex(data[start + 64 : end])
                 out[name] = raw.decode("utf-8", "replace") if conv else raw
         return out
+
+
+_ONE_WORD = "0" * 63 + "1"
+
+
+def _dynamic(data: str, pos: int, name: str, is_string: bool) -> bytes | str:
+    """The ``bytes``/``string`` value whose head offset is at `pos` of the ``0x`` hex `data`."""
+    offset = int(data[pos : pos + 64], 16)
+    start = 2 + 2 * offset
+    if offset % 32 or start + 64 > len(data):
+        raise DecodeError(f"{name}: offset {offset} out of bounds")
+    length = int(data[start : start + 64], 16)
+    end = start + 64 + 2 * length
+    if end > len(data):
+        raise DecodeError(f"{name}: length {length} out of bounds")
+    raw = bytes.fromhex(data[start + 64 : end])
+    return raw.decode("utf-8", "replace") if is_string else raw
+
+
+def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[[str, list[str]], dict[str, Any]]:
+    """A function ``(data, topics) -> args`` specialised for one event type: the same checks and
+    values as :meth:`EventDecoder.decode_data` plus the indexed parameters, with the word offsets,
+    padding checks and conversions of the common types written out (Python source built once)."""
+    assert dec.plan is not None
+    ns: dict[str, Any] = {
+        "DecodeError": DecodeError, "checksum": checksum, "ZERO_WORD": ZERO_WORD, "ONE_WORD": _ONE_WORD,
+        "PAD24": _ADDRESS_PAD, "_dynamic": _dynamic,
+    }
+    lines = ["def decode_args(data, topics):", "    size = len(data) - 2"]
+    if dec.static_only:
+        n = 64 * dec.head_words
+        lines += [f"    if size != {n}:", f"        raise DecodeError('data is %d bytes, expected {n // 2}' % (size // 2))"]
+    else:
+        n = 64 * dec.head_words
+        lines += [f"    if size < {n} or size % 64:", "        raise DecodeError('data is %d bytes, not a valid ABI encoding' % (size // 2))"]
+    values: list[tuple[str, str]] = []  # (arg name, expression)
+    types = dict(data_inputs)
+    pos = 2
+    k = 0
+
+    def word(conv: Callable[[str], Any], typ: str, at: int) -> str:
+        nonlocal k
+        k += 1
+        var = f"v{k}"
+        sl = f"data[{at}:{at + 64}]"
+        if typ.startswith("uint"):
+            bits = int(typ[4:] or 256)
+            if bits < 256:
+                zeros = "0" * (64 - bits // 4)
+                lines.extend([f"    if not data.startswith({zeros!r}, {at}):", f"        raise DecodeError('uint{bits} value out of range')"])
+            lines.append(f"    {var} = int({sl}, 16)")
+        elif typ == "address":
+            lines.extend(
+                [
+                    f"    if not data.startswith(PAD24, {at}):",
+                    "        raise DecodeError('address word has non-zero padding')",
+                    f"    {var} = checksum(data[{at + 24}:{at + 64}].lower())",
+                ]
+            )
+        elif typ == "bool":
+            lines.extend(
+                [
+                    f"    {var} = {sl}",
+                    f"    if {var} == ZERO_WORD:",
+                    f"        {var} = False",
+                    f"    elif {var} == ONE_WORD:",
+                    f"        {var} = True",
+                    "    else:",
+                    "        raise DecodeError('bool word is neither 0 nor 1')",
+                ]
+            )
+        elif typ == "bytes32":
+            lines.append(f"    {var} = '0x' + {sl}.lower()")
+        else:  # int<N>, shorter bytes<N>: the word converter itself
+            ns[f"c{k}"] = conv
+            lines.append(f"    {var} = c{k}({sl})")
+        return var
+
+    for kind, name, conv in dec.plan:
+        if kind == "s":
+            values.append((name, word(conv, types[name], pos)))
+            pos += 64
+        elif kind == "t":
+            fields = []
+            for field, fconv in conv:
+                k += 1
+                ns[f"c{k}"] = fconv
+                fields.append(f"{field!r}: c{k}(data[{pos}:{pos + 64}])")
+                pos += 64
+            k += 1
+            lines.append(f"    v{k} = {{{', '.join(fields)}}}")
+            values.append((name, f"v{k}"))
+        else:
+            k += 1
+            lines.append(f"    v{k} = _dynamic(data, {pos}, {name!r}, {conv!r})")
+            values.append((name, f"v{k}"))
+            pos += 64
+    for i, (name, conv) in enumerate(dec.indexed, start=1):
+        k += 1
+        ns[f"c{k}"] = conv
+        lines.append(f"    t = topics[{i}]")
+        lines.append(f"    v{k} = c{k}(t[2:] if t.startswith('0x') else t)")
+        values.append((name, f"v{k}"))
+    lines.append("    return {" + ", ".join(f"{name!r}: {var}" for name, var in values) + "}")
+    exec(compile("\n".join(lines), f"<decoder {dec.contract}.{dec.name}>", "exec"), ns)  # noqa: S102
+    fn = ns["decode_args"]
+    fn.source = "\n".join(lines)  # type: ignore[attr-defined]
+    return fn
 
 
 class LogDecoder:
@@ -280,9 +396,7 @@ class LogDecoder:
                 return self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
             if len(topics) != dec.n_topics:
                 return self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
-            args = dec.decode_data(raw["data"])
-            for (name, conv), topic in zip(dec.indexed, topics[1:]):
-                args[name] = conv(topic[2:] if topic.startswith("0x") else topic)
+            args = dec.decode_args(raw["data"], topics)
             return Event(
                 dec.name,
                 dec.contract,
@@ -299,12 +413,37 @@ class LogDecoder:
             return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
 
     def decode_all(self, raws: Iterable[Mapping[str, Any]]) -> list[Event]:
-        """Decoded events in the order given, skipping (and logging) the undecodable ones."""
+        """Decoded events in the order given, skipping (and logging) the undecodable ones.
+
+        The common case (lower-case address and topic0 as nodes send them, the right topic count,
+        not removed) is decoded inline; anything else, and any failure, goes through
+        :meth:`decode`, which handles (and logs) every odd case."""
         out = []
+        append = out.append
+        decoders = self._decoders
+        decode = self.decode
         for raw in raws:
-            ev = self.decode(raw)
-            if ev is not None:
-                out.append(ev)
+            try:
+                topics = raw["topics"]
+                dec = decoders.get((raw["address"], topics[0]))
+                if dec is None or len(topics) != dec.n_topics or raw["removed"] is not False:
+                    raise LookupError
+                append(
+                    Event(
+                        dec.name,
+                        dec.contract,
+                        raw["address"],
+                        int(raw["blockNumber"], 16),
+                        raw["blockHash"],
+                        raw["transactionHash"],
+                        int(raw["logIndex"], 16),
+                        dec.decode_args(raw["data"], topics),
+                    )
+                )
+            except Exception:  # the slow path decides (and logs why a log is skipped)
+                ev = decode(raw)
+                if ev is not None:
+                    append(ev)
         return out
 
     def _skip(self, raw: Mapping[str, Any], reason: str) -> None:

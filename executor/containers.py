@@ -1,0 +1,476 @@
+"""The container runtime boundary: the one module that builds container options.
+
+Every job container runs hardened as DESIGN.md's executor rules say, through the Docker Engine API
+(Docker, or Podman's compatible service; see :mod:`executor.engine`):
+
+- **image by digest**: the spec's ``repo@sha256:<hex>`` must name a local image whose ID (or one of
+  whose RepoDigests) is that digest, else :class:`ImageUnavailable` (``FailureCode.IMAGE_UNAVAILABLE``).
+  Nothing is pulled unless the image's registry is in ``allowed_registries`` (none by default: this
+  project has no registry); a pulled image is checked the same way;
+- ``network_mode="none"`` (loopback only), never the host network; no host socket or host path is
+  mounted except the job's own ``/in`` (read-only) and ``/out`` folders;
+- read-only root filesystem; ``/tmp`` and ``/var/tmp`` are size-capped tmpfs (``TMP_MB``), ``/run``
+  a 1 MiB tmpfs, ``/dev/shm`` ``SHM_MB``;
+- ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges"]``, user ``65534:65534`` (nobody);
+- ``pids_limit``; ``mem_limit == memswap_limit`` (no swap); ``nano_cpus`` from the spec's cpus;
+  explicit ulimits ``nofile`` and ``nproc`` (Podman fails to start containers with its defaults on
+  sandboxed hosts; RLIMIT_NPROC counts every process of uid 65534 on the host, hence a generous value
+  with ``pids_limit`` doing the per-container capping);
+- log size cap (``max-size`` on the json-file / k8s-file driver): a job cannot fill the disk with logs;
+- labels on every container (``depin.job``, ``depin.executor`` and ``depin.managed=true``) so that
+  :func:`reap_orphans` finds leftovers; a deterministic name per job and role
+  (:func:`container_name`), and a stale container of that name is removed before a new run (crash
+  recovery: a retried task never collides with its previous attempt);
+- the wall-clock limit is enforced here: after ``max_runtime`` seconds the container is killed and
+  removed (Celery's time limits kill only the worker process, never the container).
+
+**Output cap.** ``/out`` is a host folder bind-mounted read-write. When the executor runs as root
+(the supported provider setup) :func:`prepare_output_dir` mounts a **tmpfs sized to the job's
+output limit plus** ``OUT_SLACK_BYTES`` on that folder: the kernel refuses writes beyond it
+(``ENOSPC``), so a job writing 1 GB is stopped at the cap and never touches the host disk. The
+executor then measures the folder after exit: more than the limit is ``OUTPUT_TOO_LARGE`` (the
+slack is what lets "exactly at the limit" and "over it" be told apart). Tmpfs pages are charged to
+the memory cgroup of the writing container (as for a Kubernetes memory-backed ``emptyDir`` with a
+``sizeLimit``), so the container's memory limit is ``memory_mb`` plus the output tmpfs size: the job
+gets its full ``memory_mb`` for processes and its full output allowance. A sparse file cannot cheat
+the measure (it counts apparent size). Without root (no ``mount``), the folder is a plain directory
+and the run loop measures it every ``WATCH_INTERVAL`` seconds and kills the job past the cap: the
+overshoot is bounded by the job's write rate times that interval, not by the kernel. The engine must
+be local (a remote ``DOCKER_HOST`` cannot see the host folders).
+
+**OOM.** Podman's ``State.OOMKilled`` is unreliable (false for a real OOM kill), so a container that
+exits with 137 (SIGKILL) while a memory limit is set, and that the executor did not kill itself, is
+reported as out of memory. A job that SIGKILLs itself is indistinguishable and is reported the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import LogConfig, Mount, Ulimit
+
+from depin.errors import ExecutionError
+from depin.market import FailureCode
+from depin.spec import IMAGE_RE, JobSpec
+
+MIB = 1 << 20
+JOB_USER = "65534:65534"
+JOB_UID = 65534
+JOB_GID = 65534
+TMP_MB = 64
+SHM_MB = 16
+PIDS_LIMIT = 128
+NOFILE = 1024
+NPROC = 4096
+LOG_MAX_SIZE = "1m"
+LOGS_TAIL_LINES = 50
+LOGS_TAIL_CHARS = 4096
+OUT_SLACK_BYTES = MIB
+OUT_MAX_INODES = 65_536
+WATCH_INTERVAL = 0.25
+KILL_GRACE = 10.0
+LABEL_MANAGED = "depin.managed"
+LABEL_JOB = "depin.job"
+LABEL_EXECUTOR = "depin.executor"
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+RunStatus = Literal["exited", "oom", "timeout", "output_too_large"]
+
+
+class ImageUnavailable(ExecutionError):
+    """The spec's image is not available locally under its digest (and may not be pulled)."""
+
+    code = FailureCode.IMAGE_UNAVAILABLE
+
+
+class ContainerEngineError(ExecutionError):
+    """The engine refused or failed an operation (not the job's fault): the caller may retry."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one container run ended.
+
+    ``status`` is ``exited`` (the job's own exit, whatever its code), ``oom``, ``timeout`` (killed at
+    the deadline) or ``output_too_large`` (killed by the output watcher, plain-folder mode only; in
+    tmpfs mode the caller measures the output after exit). ``exit_code`` is None when killed by us.
+    """
+
+    status: RunStatus
+    exit_code: int | None
+    logs_tail: str
+    duration: float
+    container_name: str
+    oom_killed_flag: bool = False
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    """A job's ``/out`` host folder and how its size is capped (``tmpfs`` or ``watch``)."""
+
+    path: Path
+    max_bytes: int
+    mode: Literal["tmpfs", "watch"]
+    tmpfs_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    """Executor-side knobs (not in the spec). Defaults suit small jobs."""
+
+    pids_limit: int = PIDS_LIMIT
+    tmp_mb: int = TMP_MB
+    shm_mb: int = SHM_MB
+    nofile: int = NOFILE
+    nproc: int = NPROC
+    log_max_size: str = LOG_MAX_SIZE
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+def container_name(chain_id: int, job_id: int, role: str = "provider") -> str:
+    """The deterministic container name of a job run: ``depin-job-<chainid>-<jobid>-<role>``."""
+    name = f"depin-job-{int(chain_id)}-{int(job_id)}-{role}"
+    if not NAME_RE.match(name):
+        raise ValueError(f"bad container name {name!r}")
+    return name
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def check_image(client: docker.DockerClient, image: str, *, allowed_registries: Sequence[str] = ()) -> str:
+    """Returns the local image ID (``sha256:<hex>``) of the spec's `image` (``repo@sha256:<hex>``).
+
+    The image matches when its ID or one of its RepoDigests is the pinned digest. Pulls only when
+    the repository's registry (its first path component, e.g. ``registry.example:5000``) is in
+    `allowed_registries`. Raises :class:`ImageUnavailable` otherwise.
+    """
+    match = IMAGE_RE.match(image)
+    if match is None:
+        raise ImageUnavailable(f"{image!r} is not repository@sha256:<64 hex>")
+    digest = "sha256:" + match["digest"]
+    found = _local_image_by_digest(client, match["repo"], digest)
+    if found is not None:
+        return found
+    registry = match["repo"].split("/", 1)[0]
+    if registry in allowed_registries and "/" in match["repo"]:
+        try:
+            client.api.pull(f"{match['repo']}@{digest}")
+        except DockerException as exc:
+            raise ImageUnavailable(f"pulling {image} from {registry} failed: {exc}") from exc
+        found = _local_image_by_digest(client, match["repo"], digest)
+        if found is not None:
+            return found
+        raise ImageUnavailable(f"{registry} served {match['repo']} but not under digest {digest}")
+    raise ImageUnavailable(
+        f"no local image has ID {digest} (wanted by {image}); this executor pulls from no registry, so the "
+        "provider must build or load that exact image (e.g. podman load)"
+    )
+
+
+def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) -> str | None:
+    try:
+        img = client.images.get(digest)
+    except ImageNotFound:
+        img = None
+    except DockerException as exc:
+        raise ContainerEngineError(f"cannot inspect image {digest}: {exc}") from exc
+    if img is not None and img.id == digest:
+        return img.id
+    try:
+        img = client.images.get(f"{repo}@{digest}")
+    except (ImageNotFound, APIError):
+        return None
+    if any(d.endswith("@" + digest) for d in img.attrs.get("RepoDigests") or []):
+        return img.id
+    return None
+
+
+# --- the output folder --------------------------------------------------------------------------
+
+
+def _mounts_under(path: Path) -> list[Path]:
+    """Mount points at or below `path` (deepest first), from /proc/self/mountinfo."""
+    prefix = str(path.resolve())
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                point = line.split()[4].replace("\\040", " ")
+                if point == prefix or point.startswith(prefix + "/"):
+                    found.append(Path(point))
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: len(str(p)), reverse=True)
+
+
+def unmount_all_under(path: Path) -> None:
+    """Unmounts every mount at or below `path` (leftovers of a crashed run). Lazy (``-l``) so that a
+    busy mount cannot block cleanup."""
+    for point in _mounts_under(path):
+        subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)
+
+
+def prepare_output_dir(path: Path, max_bytes: int) -> OutputDir:
+    """Creates the job's ``/out`` folder at `path`, capped at `max_bytes` (see the module doc):
+    a tmpfs of ``max_bytes + OUT_SLACK_BYTES`` owned by the job user when we may mount, else a
+    plain folder that the run loop watches."""
+    path = Path(path)
+    unmount_all_under(path)
+    path.mkdir(parents=True, exist_ok=True)
+    size = max_bytes + OUT_SLACK_BYTES
+    if os.geteuid() == 0:
+        opts = f"size={size},nr_inodes={OUT_MAX_INODES},mode=0700,uid={JOB_UID},gid={JOB_GID},nosuid,nodev"
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "depin-out", str(path)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return OutputDir(path, max_bytes, "tmpfs", size)
+    os.chown(path, JOB_UID, JOB_GID) if os.geteuid() == 0 else os.chmod(path, 0o777)
+    return OutputDir(path, max_bytes, "watch")
+
+
+def release_output_dir(out: OutputDir | Path) -> None:
+    """Unmounts the output tmpfs (its content is gone afterwards: archive it first)."""
+    unmount_all_under(out.path if isinstance(out, OutputDir) else Path(out))
+
+
+def output_size(path: Path) -> int:
+    """Apparent size in bytes of the regular files below `path` (what the result archive holds)."""
+    total = 0
+    for root, _dirs, files in os.walk(path, followlinks=False):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if not os.path.islink(os.path.join(root, name)):
+                total += st.st_size
+    return total
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def container_options(
+    spec: JobSpec,
+    *,
+    image_id: str,
+    name: str,
+    labels: dict[str, str],
+    inputs_dir: Path,
+    output: OutputDir,
+    limits: ContainerLimits = ContainerLimits(),
+) -> dict:
+    """The keyword arguments of ``client.containers.create`` for a hardened job container."""
+    res = spec.resources
+    memory = res.memory_mb * MIB + (output.tmpfs_bytes if output.mode == "tmpfs" else 0)
+    tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
+    return dict(
+        image=image_id,
+        command=list(spec.command),
+        environment=dict(spec.env),
+        name=name,
+        labels={**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
+        user=JOB_USER,
+        working_dir="/tmp",
+        network_mode="none",
+        read_only=True,
+        tmpfs={"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"},
+        shm_size=limits.shm_mb * MIB,
+        mounts=[
+            Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
+            Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
+        ],
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        privileged=False,
+        pids_limit=limits.pids_limit,
+        mem_limit=memory,
+        memswap_limit=memory,
+        nano_cpus=int(res.cpus * 1_000_000_000),
+        ulimits=[
+            Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+            Ulimit(name="nproc", soft=limits.nproc, hard=limits.nproc),
+        ],
+        log_config=LogConfig(type="json-file", config={"max-size": limits.log_max_size}),
+        stdin_open=False,
+        tty=False,
+        auto_remove=False,
+        detach=True,
+    )
+
+
+def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
+    """Force-removes a container (killing it if running); True if one existed."""
+    try:
+        client.api.remove_container(name_or_id, force=True, v=True)
+        return True
+    except NotFound:
+        return False
+    except APIError as exc:
+        if exc.status_code == 404 or "no such container" in str(exc).lower():
+            return False
+        # Podman answers 500 while a removal is already in progress; wait for it.
+        for _ in range(50):
+            time.sleep(0.1)
+            try:
+                client.api.inspect_container(name_or_id)
+            except NotFound:
+                return True
+            except APIError:
+                continue
+        raise ContainerEngineError(f"cannot remove container {name_or_id}: {exc}") from exc
+
+
+def _create(client: docker.DockerClient, options: dict) -> Container:
+    name = options["name"]
+    remove_container(client, name)  # a stale container from a crashed attempt
+    try:
+        return client.containers.create(**options)
+    except APIError as exc:
+        if exc.status_code != 409 and "already in use" not in str(exc):
+            raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
+    remove_container(client, name)  # lost a race with another creator of the same name
+    try:
+        return client.containers.create(**options)
+    except DockerException as exc:
+        raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
+
+
+def _logs_tail(container: Container) -> str:
+    try:
+        raw = container.logs(stdout=True, stderr=True, tail=LOGS_TAIL_LINES)
+    except DockerException:
+        return ""
+    return raw.decode("utf-8", errors="replace")[-LOGS_TAIL_CHARS:]
+
+
+def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int | None:
+    """The exit code, or None if the container is still running after `timeout` seconds."""
+    try:
+        result = client.api.wait(container_id, timeout=max(0.05, timeout))
+        return int(result.get("StatusCode", -1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        pass
+    try:  # a timed-out wait can race with the exit: ask the state
+        state = client.api.inspect_container(container_id)["State"]
+    except NotFound:
+        return -1
+    if state.get("Status") in ("exited", "stopped", "dead"):
+        return int(state.get("ExitCode", -1))
+    return None
+
+
+def run_container(
+    client: docker.DockerClient,
+    spec: JobSpec,
+    *,
+    image_id: str,
+    name: str,
+    labels: dict[str, str],
+    inputs_dir: Path,
+    output: OutputDir,
+    limits: ContainerLimits = ContainerLimits(),
+    deadline_seconds: float | None = None,
+) -> RunResult:
+    """Runs one hardened job container to its end and removes it; never raises for the job's own
+    behaviour (that is in the :class:`RunResult`), raises :class:`ContainerEngineError` when the
+    engine fails.
+
+    The deadline is ``spec.resources.max_runtime`` (or `deadline_seconds`) of wall-clock time from
+    the start: then the container is killed (status ``timeout``). The container is always removed
+    before returning, whatever happened (its logs tail is kept in the result).
+    """
+    if LABEL_EXECUTOR not in labels or LABEL_JOB not in labels:
+        raise ValueError(f"labels must include {LABEL_JOB} and {LABEL_EXECUTOR} (the reaper relies on them)")
+    options = container_options(spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, limits=limits)
+    limit = float(deadline_seconds if deadline_seconds is not None else spec.resources.max_runtime)
+    container = _create(client, options)
+    started = time.monotonic()
+    status: RunStatus = "exited"
+    exit_code: int | None = None
+    oom_flag = False
+    try:
+        try:
+            container.start()
+        except DockerException as exc:
+            raise ContainerEngineError(f"cannot start container {name}: {exc}") from exc
+        started = time.monotonic()
+        deadline = started + limit
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                status = "timeout"
+                break
+            step = min(remaining, WATCH_INTERVAL) if output.mode == "watch" else remaining
+            exit_code = _wait(client, container.id, step)
+            if exit_code is not None:
+                break
+            if output.mode == "watch" and output_size(output.path) > output.max_bytes:
+                status = "output_too_large"
+                break
+        duration = time.monotonic() - started
+        if status != "exited":
+            _kill(client, container.id)
+            exit_code = None
+        else:
+            try:
+                state = client.api.inspect_container(container.id)["State"]
+                oom_flag = bool(state.get("OOMKilled"))
+            except DockerException:
+                pass
+            if oom_flag or (exit_code == 137 and options["mem_limit"]):
+                status = "oom"
+        logs = _logs_tail(container)
+    finally:
+        remove_container(client, container.id)
+    return RunResult(status, exit_code, logs, duration, name, oom_flag)
+
+
+def _kill(client: docker.DockerClient, container_id: str) -> None:
+    try:
+        client.api.kill(container_id, signal="SIGKILL")
+    except DockerException:
+        pass  # already gone or exited; removal below forces it anyway
+    _wait(client, container_id, KILL_GRACE)
+
+
+# --- the reaper ---------------------------------------------------------------------------------
+
+
+def managed_containers(client: docker.DockerClient, *, instance: str | None = None) -> list[Container]:
+    """Every container (running or not) labelled by this project, or by executor `instance`."""
+    label = f"{LABEL_EXECUTOR}={instance}" if instance is not None else LABEL_MANAGED
+    try:
+        return client.containers.list(all=True, filters={"label": label})
+    except DockerException as exc:
+        raise ContainerEngineError(f"cannot list containers: {exc}") from exc
+
+
+def reap_orphans(client: docker.DockerClient, live_names: Iterable[str], *, instance: str | None = None) -> list[str]:
+    """Removes the project's labelled containers whose name is not in `live_names` (the containers
+    that running tasks own); returns the removed names.
+
+    Pass `instance` (the ``depin.executor`` label value) to touch only this executor's containers
+    when several executors share one engine. The caller must include every container it is about
+    to create in `live_names` (e.g. the names of all jobs it holds a lease on), since a container
+    created after the listing but before its task registers would otherwise be removed.
+    """
+    live = set(live_names)
+    removed = []
+    for container in managed_containers(client, instance=instance):
+        if container.name in live:
+            continue
+        if remove_container(client, container.id):
+            removed.append(container.name)
+    return removed

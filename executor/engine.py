@@ -1,0 +1,225 @@
+"""Finding (or starting) the container engine: a Docker client on a Docker or Podman API socket.
+
+The executor talks to containers only through the Docker Engine API (the ``docker`` SDK), which both
+Docker and Podman (``podman system service``) serve. :func:`connect` picks the engine in this order:
+
+1. the ``docker_host`` argument (``[engine] docker_host`` in depin.toml, or ``DEPIN_DOCKER_HOST``);
+2. the ``DOCKER_HOST`` environment variable;
+3. ``/var/run/docker.sock`` if an engine answers on it;
+4. otherwise a Podman API service that this module starts under ``state_dir``
+   (``podman --runtime runc system service --time=0 unix://<state_dir>/podman.sock``), detached in
+   its own session so it outlives the calling process; its pid is kept in ``<state_dir>/podman.pid``
+   and :func:`stop_podman_service` stops it. A second call reuses a running service.
+
+The Podman service runs with ``CONTAINERS_CONF`` pointing at ``<state_dir>/containers.conf``, written
+here: runtime ``runc`` (crun fails on this kernel's hybrid cgroups) and explicit default ulimits
+(Podman's defaults exceed what a sandboxed host allows: "setrlimit RLIMIT_NOFILE: Operation not
+permitted"). :mod:`executor.containers` passes explicit ulimits on every container anyway.
+
+Podman keeps using the system's image and container storage (``/var/lib/containers`` as root), so
+images built by one service are visible to every other service and to the ``podman`` CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from depin.errors import ExecutionError
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+PID_FILE = "podman.pid"
+SOCKET_FILE = "podman.sock"
+CONF_FILE = "containers.conf"
+LOG_FILE = "podman.log"
+DEFAULT_STATE_DIR = Path("state")
+START_TIMEOUT = 30.0
+API_TIMEOUT = 60  # seconds for one API call (a build or a kill can take a while on a busy host)
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+
+CONTAINERS_CONF = """\
+# Written by depin-compute (executor/engine.py) for its Podman API service. Do not edit: rewritten
+# on every start.
+[containers]
+# Explicit limits: Podman's defaults exceed what some hosts allow (setrlimit: Operation not permitted).
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+
+[engine]
+# crun fails on kernels that mount cgroups v1 in hybrid mode; runc works everywhere.
+runtime = "runc"
+"""
+
+
+class EngineUnavailable(ExecutionError):
+    """No container engine answers and none could be started."""
+
+
+def _ping(url: str, timeout: float = 3.0) -> docker.DockerClient | None:
+    """A client for `url` if an engine answers there (``/_ping``), else None."""
+    try:
+        client = docker.DockerClient(base_url=url, timeout=max(1, int(timeout)))
+        client.ping()
+    except (DockerException, OSError, ValueError):
+        return None
+    client.api.timeout = API_TIMEOUT
+    return client
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (the caller started it and never reaped it) counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def podman_socket_url(state_dir: Path) -> str:
+    """``unix://<state_dir>/podman.sock`` (absolute)."""
+    return f"unix://{(Path(state_dir).resolve() / SOCKET_FILE)}"
+
+
+def start_podman_service(state_dir: Path) -> tuple[int, str]:
+    """Starts (or finds running) the project's Podman API service under `state_dir`; returns
+    ``(pid, url)`` once it answers.
+
+    The service is a detached process (new session, output in ``<state_dir>/podman.log``) that keeps
+    running after the caller exits; ``--time=0`` means it never exits on idle. Raises
+    :class:`EngineUnavailable` when podman is missing or the service does not answer in time.
+    """
+    state_dir = Path(state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    url = podman_socket_url(state_dir)
+    sock = state_dir / SOCKET_FILE
+    if len(str(sock)) > MAX_SOCKET_PATH:
+        raise EngineUnavailable(f"the socket path {sock} is longer than {MAX_SOCKET_PATH} bytes; use a shorter state_dir")
+    pid = _read_pid(state_dir)
+    if pid is not None and _pid_alive(pid) and _ping(url) is not None:
+        return pid, url
+    if pid is not None and _pid_alive(pid):  # alive but not answering: a stuck leftover
+        _terminate(pid)
+    podman = shutil.which("podman")
+    if podman is None:
+        raise EngineUnavailable(
+            "no container engine: DOCKER_HOST is unset, nothing answers on /var/run/docker.sock and podman "
+            "is not installed (run tools/setup.sh, or set [engine] docker_host in depin.toml)"
+        )
+    conf = state_dir / CONF_FILE
+    conf.write_text(CONTAINERS_CONF)
+    sock.unlink(missing_ok=True)
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    with open(state_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            [podman, "--runtime", "runc", "system", "service", "--time=0", url],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    (state_dir / PID_FILE).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = _log_tail(state_dir)
+            (state_dir / PID_FILE).unlink(missing_ok=True)
+            raise EngineUnavailable(f"the Podman API service exited with status {proc.returncode}: {tail}")
+        if sock.exists() and _ping(url, timeout=2) is not None:
+            return proc.pid, url
+        time.sleep(0.1)
+    _terminate(proc.pid)
+    (state_dir / PID_FILE).unlink(missing_ok=True)
+    raise EngineUnavailable(f"the Podman API service did not answer on {url} within {START_TIMEOUT:.0f} s: {_log_tail(state_dir)}")
+
+
+def _log_tail(state_dir: Path) -> str:
+    try:
+        return (state_dir / LOG_FILE).read_text(errors="replace").strip()[-500:] or "(no output)"
+    except OSError:
+        return "(no log)"
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; reaps the process if it is our child."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def stop_podman_service(state_dir: Path) -> bool:
+    """Stops the Podman API service started under `state_dir`; True if one was running.
+
+    Containers keep running under their own ``conmon`` monitors; they are not this function's
+    business (the executor removes its containers itself; :func:`executor.containers.reap_orphans`
+    removes leftovers).
+    """
+    state_dir = Path(state_dir).resolve()
+    pid = _read_pid(state_dir)
+    running = pid is not None and _pid_alive(pid)
+    if running:
+        assert pid is not None
+        _terminate(pid)
+    (state_dir / PID_FILE).unlink(missing_ok=True)
+    (state_dir / SOCKET_FILE).unlink(missing_ok=True)
+    return running
+
+
+def connect(docker_host: str = "", state_dir: Path | None = None) -> docker.DockerClient:
+    """A connected Docker client: `docker_host`, else ``DOCKER_HOST``, else the Docker socket if it
+    answers, else the project's Podman service under `state_dir` (started if needed; default
+    ``./state``). Raises :class:`EngineUnavailable` with what to do next."""
+    explicit = docker_host.strip() or os.environ.get("DOCKER_HOST", "").strip()
+    if explicit:
+        client = _ping(explicit, timeout=10)
+        if client is None:
+            raise EngineUnavailable(
+                f"no container engine answers at {explicit} (from docker_host/DOCKER_HOST); start it, or unset "
+                "the setting to let depin start a Podman service"
+            )
+        return client
+    if Path(DOCKER_SOCKET).exists():
+        client = _ping(f"unix://{DOCKER_SOCKET}")
+        if client is not None:
+            return client
+    _, url = start_podman_service(Path(state_dir) if state_dir is not None else DEFAULT_STATE_DIR)
+    client = _ping(url, timeout=10)
+    if client is None:
+        raise EngineUnavailable(f"the Podman service at {url} stopped answering right after it started; see its podman.log")
+    return client

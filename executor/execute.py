@@ -1,0 +1,268 @@
+"""Executing one job end to end: inputs → image → hardened container → result archive → store.
+
+:func:`execute` is the plain, testable function that the Celery ``compute`` task (and the verifier
+and arbiter modes) call. It returns an :class:`Outcome`:
+
+- ``kind="result"``: the job ran to its own end. Its exit code, **whatever it is**, is part of the
+  result (it is the first entry of the ``depin-result-v1`` archive): a job that fails by its own
+  logic still has a result that anyone can recompute.
+- ``kind="failure"``: a provable failure to submit instead of a result (``FailureCode``): the image
+  is not available under its digest (``IMAGE_UNAVAILABLE``), an input does not hash to its sha256
+  (``INPUT_HASH_MISMATCH``), the job ran out of memory (``OUT_OF_MEMORY``), ran past
+  ``max_runtime`` (``TIME_LIMIT``), wrote more than ``output_mb`` (``OUTPUT_TOO_LARGE``), or the spec
+  cannot be run (``BAD_SPEC``: unparsable spec bytes, a command the image cannot execute, or an
+  output the archive format cannot represent such as a fifo). ``evidence_hash`` is the sha256 of
+  ``evidence``, a short canonical text naming the job, the code and the reason.
+  ``retryable=True`` marks a failure that is *not proven*: an input could not be fetched at all
+  (see :mod:`executor.inputs`); the caller should retry later and submit it only as a last resort.
+
+What is *not* an outcome but an exception: the engine failing (:class:`ContainerEngineError`, retry
+the task) and a spec outside this executor's policy (:class:`PolicyRefused`: the dispatcher should
+not have claimed it; clamping the limits instead would change the job's result).
+
+Idempotent per job and role: the work folder is ``<work_root>/<name>`` (``name`` is the
+deterministic container name, e.g. :func:`executor.containers.container_name`); a re-run after a
+crash first removes the stale container of that name, unmounts and deletes the stale folder, and
+always deletes its folder at the end. The result store is content-addressed, so storing the same
+archive twice is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+
+from depin.config import PolicyConfig
+from depin.errors import ExecutionError, SpecError
+from depin.market import FailureCode
+from depin.outputs import InvalidOutput, OutputTooLarge, build_archive
+from depin.spec import JobSpec, parse_spec
+from executor.containers import (
+    LABEL_EXECUTOR,
+    LABEL_JOB,
+    MIB,
+    ContainerEngineError,
+    ContainerLimits,
+    ImageUnavailable,
+    check_image,
+    output_size,
+    prepare_output_dir,
+    release_output_dir,
+    remove_container,
+    run_container,
+    unmount_all_under,
+)
+from executor.inputs import MAX_INPUT_BYTES, InputHashMismatch, InputUnavailable, fetch_inputs
+from executor.results import ResultStore
+
+DEFAULT_INSTANCE = socket.gethostname()
+EVIDENCE_FORMAT = "depin-failure-v1"
+
+
+class PolicyRefused(ExecutionError):
+    """The spec asks for more than this executor's policy allows (it should not have been claimed)."""
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds spent fetching inputs, running the container, and archiving + storing the output."""
+
+    fetch: float = 0.0
+    run: float = 0.0
+    archive: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to submit for a job: a result (digest, uri, exit code, size) or a failure (code, reason,
+    evidence hash). Build with :meth:`result` / :meth:`failure`."""
+
+    kind: Literal["result", "failure"]
+    digest: bytes | None = None  # sha256 of the archive (32 bytes): the on-chain resultHash
+    uri: str | None = None
+    exit_code: int | None = None
+    size: int | None = None
+    code: FailureCode | None = None
+    reason: str = ""
+    evidence_hash: bytes | None = None  # sha256 of `evidence` (32 bytes)
+    evidence: str = ""
+    retryable: bool = False
+    logs_tail: str = ""
+    durations: Durations = field(default_factory=Durations)
+
+    @classmethod
+    def result(cls, *, digest: bytes, uri: str, exit_code: int, size: int, logs_tail: str = "", durations: Durations = Durations()) -> Outcome:
+        return cls("result", digest=digest, uri=uri, exit_code=exit_code, size=size, logs_tail=logs_tail, durations=durations)
+
+    @classmethod
+    def failure(
+        cls,
+        code: FailureCode,
+        reason: str,
+        *,
+        job_id: int,
+        image: str = "",
+        retryable: bool = False,
+        logs_tail: str = "",
+        durations: Durations = Durations(),
+    ) -> Outcome:
+        evidence = failure_evidence(job_id, code, reason, image)
+        return cls(
+            "failure",
+            code=code,
+            reason=reason,
+            evidence=evidence,
+            evidence_hash=hashlib.sha256(evidence.encode()).digest(),
+            retryable=retryable,
+            logs_tail=logs_tail,
+            durations=durations,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "result"
+
+
+def failure_evidence(job_id: int, code: FailureCode, reason: str, image: str = "") -> str:
+    """The canonical evidence text whose sha256 is submitted with a failure."""
+    return f"{EVIDENCE_FORMAT}\njob: {job_id}\ncode: {code.name}\nimage: {image}\nreason: {reason}\n"
+
+
+def check_policy(spec: JobSpec, policy: PolicyConfig | None) -> None:
+    """Raises :class:`PolicyRefused` when `spec` exceeds `policy` (None: no caps)."""
+    if policy is None:
+        return
+    res = spec.resources
+    problems = []
+    if res.cpus > policy.max_cpus:
+        problems.append(f"cpus {res.cpus} > {policy.max_cpus}")
+    if res.memory_mb > policy.max_memory_mb:
+        problems.append(f"memory_mb {res.memory_mb} > {policy.max_memory_mb}")
+    if res.max_runtime > policy.max_runtime:
+        problems.append(f"max_runtime {res.max_runtime} > {policy.max_runtime}")
+    if res.output_mb > policy.max_output_mb:
+        problems.append(f"output_mb {res.output_mb} > {policy.max_output_mb}")
+    if policy.images and spec.image_digest not in policy.images:
+        problems.append(f"image {spec.image_digest} is not in the allowed list")
+    if problems:
+        raise PolicyRefused("the spec exceeds this executor's policy: " + "; ".join(problems))
+
+
+def _clean(client: docker.DockerClient, name: str, job_dir: Path) -> None:
+    remove_container(client, name)
+    unmount_all_under(job_dir)
+    shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _is_exec_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("executable file not found", "no such file or directory", "permission denied", "exec format error"))
+
+
+def execute(
+    client: docker.DockerClient,
+    *,
+    job_id: int,
+    spec: JobSpec | bytes | str | dict[str, Any],
+    work_root: Path,
+    store: ResultStore,
+    name: str,
+    labels: dict[str, str] | None = None,
+    limits_cap: PolicyConfig | None = None,
+    container_limits: ContainerLimits = ContainerLimits(),
+    allowed_registries: Sequence[str] = (),
+    file_roots: Sequence[Path | str] | None = None,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+    input_timeout: float = 30.0,
+) -> Outcome:
+    """Runs job `job_id` and returns its :class:`Outcome` (see the module doc).
+
+    `name` is the container name (deterministic per job and role); `labels` are added to the
+    container (``depin.job`` and ``depin.executor`` default to the job id and the host name).
+    `spec` may be a parsed :class:`JobSpec` or its bytes (then an invalid spec is a ``BAD_SPEC``
+    failure). Raises :class:`PolicyRefused` and :class:`ContainerEngineError` (see the module doc).
+    """
+    t0 = time.monotonic()
+    if not isinstance(spec, JobSpec):
+        try:
+            spec = parse_spec(spec)
+        except SpecError as exc:
+            return Outcome.failure(FailureCode.BAD_SPEC, str(exc), job_id=job_id)
+    check_policy(spec, limits_cap)
+    labels = {LABEL_JOB: str(job_id), LABEL_EXECUTOR: DEFAULT_INSTANCE, **(labels or {})}
+    job_dir = Path(work_root) / name
+    _clean(client, name, job_dir)
+    fail = lambda code, reason, **kw: Outcome.failure(code, reason, job_id=job_id, image=spec.image, **kw)  # noqa: E731
+    try:
+        job_dir.mkdir(parents=True)
+        # 1. inputs
+        try:
+            fetch_inputs(spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots)
+        except InputHashMismatch as exc:
+            return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))
+        except InputUnavailable as exc:
+            return fail(FailureCode.INPUT_HASH_MISMATCH, f"unavailable: {exc}", retryable=exc.retryable, durations=Durations(fetch=time.monotonic() - t0))
+        fetch_s = time.monotonic() - t0
+        # 2. image
+        try:
+            image_id = check_image(client, spec.image, allowed_registries=allowed_registries)
+        except ImageUnavailable as exc:
+            return fail(FailureCode.IMAGE_UNAVAILABLE, str(exc), durations=Durations(fetch=fetch_s))
+        # 3. container
+        max_out = spec.resources.output_mb * MIB
+        output = prepare_output_dir(job_dir / "out", max_out)
+        try:
+            t1 = time.monotonic()
+            try:
+                run = run_container(
+                    client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=job_dir / "in", output=output, limits=container_limits
+                )
+            except ContainerEngineError as exc:
+                if _is_exec_error(exc):
+                    return fail(FailureCode.BAD_SPEC, f"the image cannot run the command {spec.command!r}: {exc}", durations=Durations(fetch=fetch_s))
+                raise
+            run_s = time.monotonic() - t1
+            durations = Durations(fetch=fetch_s, run=run_s)
+            tail = run.logs_tail
+            limit = spec.resources.max_runtime
+            if run.status == "timeout":
+                return fail(FailureCode.TIME_LIMIT, f"still running after max_runtime {limit} s; killed", logs_tail=tail, durations=durations)
+            if run.status == "oom":
+                return fail(
+                    FailureCode.OUT_OF_MEMORY,
+                    f"killed by the kernel at the memory limit ({spec.resources.memory_mb} MiB; exit {run.exit_code})",
+                    logs_tail=tail,
+                    durations=durations,
+                )
+            used = output_size(output.path)
+            if run.status == "output_too_large" or used > max_out:
+                return fail(
+                    FailureCode.OUTPUT_TOO_LARGE,
+                    f"wrote more than output_mb {spec.resources.output_mb} MiB to /out (measured {used} bytes; writes stopped at the cap)",
+                    logs_tail=tail,
+                    durations=durations,
+                )
+            # 4. archive + store
+            t2 = time.monotonic()
+            assert run.exit_code is not None
+            try:
+                archive = build_archive(output.path, run.exit_code, job_dir / "result.tar", max_bytes=max_out)
+            except OutputTooLarge as exc:
+                return fail(FailureCode.OUTPUT_TOO_LARGE, str(exc), logs_tail=tail, durations=durations)
+            except InvalidOutput as exc:
+                return fail(FailureCode.BAD_SPEC, f"the output cannot be archived: {exc}", logs_tail=tail, durations=durations)
+        finally:
+            release_output_dir(output)
+        uri = store.put(archive.path, move=True)
+        durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
+        return Outcome.result(digest=archive.digest, uri=uri, exit_code=archive.exit_code, size=archive.size, logs_tail=tail, durations=durations)
+    finally:
+        _clean(client, name, job_dir)

@@ -1,0 +1,304 @@
+"""Signing keys: encrypted keystores, and Anvil's public development keys on local chains only.
+
+Keystores are Ethereum "v3" JSON keystores (the format geth, Foundry's ``cast wallet`` and ape
+read), written by :mod:`eth_account`:
+
+- **KDF: scrypt, n = 2^17, r = 8, p = 1** (dklen 32, 16-byte random salt). Unlocking takes about
+  0.3-0.5 s and 128 MiB of memory per guess, between geth's "light" (n = 2^12) and "standard"
+  (n = 2^18) settings: a provider's executor unlocks its key once at start, so a slower KDF costs
+  nothing in use and makes an offline guess of a stolen file expensive. ``kdf_n`` overrides it
+  (tests use a smaller one); keystores written elsewhere with scrypt or pbkdf2 load too.
+- **Files** are written atomically (a temporary file in the same folder, fsync, rename) with mode
+  0600 from the moment they exist; an existing file is never overwritten unless asked.
+- **Passwords** come from an explicit argument, a password file (its first line), or the
+  ``DEPIN_KEYSTORE_PASSWORD`` environment variable, in that order. They and the keys are never
+  printed or logged; errors name the file, never its content.
+
+**Development keys.** Anvil (and Hardhat, ``geth --dev`` style setups) fund ten accounts derived from
+the public test mnemonic ``test test ... junk`` (BIP-44 path ``m/44'/60'/0'/0/N``). Anyone can
+sign with them, so :func:`dev_account` hands one out only for chain ids 31337 and 1337
+(:data:`depin.deployment.LOCAL_CHAIN_IDS`) and refuses any other chain with
+:class:`DevKeyRefused`; :func:`refuse_dev_key_off_devnet` lets a client apply the same rule to an
+account that was loaded some other way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from depin.deployment import LOCAL_CHAIN_IDS
+from depin.errors import DepinError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from depin.config import KeyConfig
+
+PASSWORD_ENV = "DEPIN_KEYSTORE_PASSWORD"
+KDF = "scrypt"
+KDF_N = 2**17
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNTS = 10
+# The addresses of the ten development accounts (derived from DEV_MNEMONIC; public knowledge). Lets
+# a client recognise a development key without deriving anything.
+DEV_ADDRESSES = (
+    "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+    "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
+    "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
+    "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
+    "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955",
+    "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f",
+    "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+)
+
+
+class AccountError(DepinError):
+    """A key could not be created, imported or unlocked (no such file, wrong password, ...)."""
+
+
+class DevKeyRefused(AccountError):
+    """A public development key was asked for on a chain where anyone could drain it."""
+
+
+# ------------------------------------------------------------------------------------ keystores
+
+
+def _write_private(path: Path, text: str, *, overwrite: bool) -> None:
+    """Writes `text` to `path` atomically, mode 0600 from creation."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise AccountError(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp: mode 0600
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename durable too
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or not password:
+        raise AccountError("the keystore password must not be empty")
+
+
+def encrypt_key(private_key: bytes | str, password: str, *, kdf_n: int = KDF_N) -> dict[str, Any]:
+    """The v3 keystore JSON object for `private_key` (scrypt, n = `kdf_n`, r = 8, p = 1)."""
+    from eth_account import Account
+
+    _check_password(password)
+    return Account.encrypt(private_key, password, kdf=KDF, iterations=kdf_n)
+
+
+def new_keystore(path: Path | str, password: str, *, kdf_n: int = KDF_N, overwrite: bool = False) -> str:
+    """Creates a fresh random key, writes it encrypted to `path` (0600) and returns its address."""
+    from eth_account import Account
+
+    _check_password(password)
+    account = Account.create()
+    keystore = encrypt_key(account.key, password, kdf_n=kdf_n)
+    _write_private(Path(path), json.dumps(keystore) + "\n", overwrite=overwrite)
+    return account.address
+
+
+def import_key(
+    private_key: bytes | str, path: Path | str, password: str, *, kdf_n: int = KDF_N, overwrite: bool = False
+) -> str:
+    """Writes `private_key` (32 bytes, or 64 hex digits with or without 0x) encrypted to `path`
+    (0600) and returns its address."""
+    from eth_account import Account
+
+    key = _parse_private_key(private_key)
+    _check_password(password)
+    address = Account.from_key(key).address
+    keystore = encrypt_key(key, password, kdf_n=kdf_n)
+    _write_private(Path(path), json.dumps(keystore) + "\n", overwrite=overwrite)
+    return address
+
+
+def _parse_private_key(private_key: bytes | str) -> bytes:
+    if isinstance(private_key, bytes):
+        key = private_key
+    else:
+        text = private_key.strip().removeprefix("0x").removeprefix("0X")
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise AccountError("the private key is not hex (expected 64 hex digits, optionally 0x-prefixed)") from None
+    if len(key) != 32:
+        raise AccountError(f"a private key is 32 bytes (64 hex digits); this one is {len(key)} bytes")
+    if int.from_bytes(key, "big") == 0:
+        raise AccountError("the private key is zero")
+    return key
+
+
+def keystore_address(path: Path | str) -> str | None:
+    """The address recorded (unencrypted) in a keystore file, if it records one."""
+    from eth_utils import to_checksum_address
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return to_checksum_address(data["address"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_password(
+    password: str | None = None, password_file: Path | str | None = None, env: dict[str, str] | None = None
+) -> str:
+    """The keystore password: `password`, else the first line of `password_file`, else
+    ``$DEPIN_KEYSTORE_PASSWORD``; raises :class:`AccountError` when none is given."""
+    if password:
+        return password
+    if password_file is not None:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AccountError(f"password file {password_file} not found") from None
+        except OSError as exc:
+            raise AccountError(f"cannot read password file {password_file}: {exc.strerror}") from None
+        line = text.splitlines()[0] if text.splitlines() else ""
+        if not line:
+            raise AccountError(f"password file {password_file} is empty")
+        return line
+    env = os.environ if env is None else env
+    value = env.get(PASSWORD_ENV)
+    if value:
+        return value
+    raise AccountError(
+        f"no keystore password: pass a password file (--password-file / [key] password_file) or set {PASSWORD_ENV}"
+    )
+
+
+def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
+    """The account in keystore `path`, decrypted with `password`."""
+    from eth_account import Account
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AccountError(f"keystore {path} not found (create one with `depin keys new {path}`)") from None
+    except OSError as exc:
+        raise AccountError(f"cannot read keystore {path}: {exc.strerror}") from None
+    except ValueError:
+        raise AccountError(f"{path} is not a JSON keystore") from None
+    if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
+        raise AccountError(f"{path} is not a JSON keystore (no 'crypto' section)")
+    try:
+        key = Account.decrypt(data, password)
+    except ValueError as exc:
+        if "MAC mismatch" in str(exc):
+            raise AccountError(f"wrong password for keystore {path}") from None
+        raise AccountError(f"cannot decrypt keystore {path}: unsupported or damaged keystore") from None
+    except (KeyError, TypeError, NotImplementedError):
+        raise AccountError(f"cannot decrypt keystore {path}: unsupported or damaged keystore") from None
+    return Account.from_key(key)
+
+
+# ------------------------------------------------------------------------------------ development keys
+
+
+def is_local_chain(chain_id: int) -> bool:
+    return chain_id in LOCAL_CHAIN_IDS
+
+
+@lru_cache(maxsize=DEV_ACCOUNTS)
+def _derive_dev_account(index: int) -> LocalAccount:
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def dev_account(index: int, chain_id: int) -> LocalAccount:
+    """Anvil's public development account `index` (0-9), for a local chain only."""
+    if not 0 <= index < DEV_ACCOUNTS:
+        raise AccountError(f"development account numbers run from 0 to {DEV_ACCOUNTS - 1}, not {index}")
+    if not is_local_chain(chain_id):
+        raise DevKeyRefused(
+            f"refusing Anvil's public development key {index} on chain {chain_id}: its private key is public, "
+            f"so it may sign only on a local devnet (chain ids {', '.join(map(str, sorted(LOCAL_CHAIN_IDS)))}); "
+            "use a keystore (`depin keys new`)"
+        )
+    return _derive_dev_account(index)
+
+
+def is_dev_address(address: str) -> bool:
+    return address.lower() in {a.lower() for a in DEV_ADDRESSES}
+
+
+def refuse_dev_key_off_devnet(address: str, chain_id: int) -> None:
+    """Raises :class:`DevKeyRefused` when `address` is a public development account and the chain
+    is not local."""
+    if is_dev_address(address) and not is_local_chain(chain_id):
+        raise DevKeyRefused(
+            f"refusing to sign with {address} on chain {chain_id}: it is one of Anvil's public development "
+            "accounts, whose private key everyone knows; use your own keystore (`depin keys new`)"
+        )
+
+
+# ------------------------------------------------------------------------------------ one entry point
+
+
+def load_account(
+    *,
+    keystore: Path | str | None = None,
+    password: str | None = None,
+    password_file: Path | str | None = None,
+    dev_account_index: int | None = None,
+    chain_id: int | None = None,
+    env: dict[str, str] | None = None,
+) -> LocalAccount:
+    """The signing account from a keystore (with its password, password file or
+    ``$DEPIN_KEYSTORE_PASSWORD``) or, on a local chain, a development account number.
+
+    `chain_id` is required for a development account (and checked for a keystore that holds one).
+    """
+    if keystore is not None and dev_account_index is not None:
+        raise AccountError("give either a keystore or a development account number, not both")
+    if dev_account_index is not None:
+        if chain_id is None:
+            raise AccountError("a development account needs the chain id (to check that the chain is local)")
+        return dev_account(dev_account_index, chain_id)
+    if keystore is None:
+        raise AccountError(
+            "no signing key: pass --keystore FILE (with --password-file or $DEPIN_KEYSTORE_PASSWORD), "
+            "--dev-account N on a local devnet, or a --config file with a [key] section"
+        )
+    account = unlock_keystore(keystore, read_password(password, password_file, env))
+    if chain_id is not None:
+        refuse_dev_key_off_devnet(account.address, chain_id)
+    return account
+
+
+def account_from_config(key: KeyConfig, chain_id: int, *, env: dict[str, str] | None = None) -> LocalAccount:
+    """The account the ``[key]`` section of ``depin.toml`` names."""
+    return load_account(
+        keystore=key.keystore,
+        password_file=key.password_file,
+        dev_account_index=key.dev_account,
+        chain_id=chain_id,
+        env=env,
+    )

@@ -1,0 +1,912 @@
+"""The typed Python SDK: read the market, post and manage jobs, run a provider, act as executor.
+
+::
+
+    from depin import Client
+    from depin.accounts import load_account
+
+    client = Client.connect("http://127.0.0.1:8545", Path(".devnet/deployments/31337.json"))
+    client = client.with_account(load_account(keystore="keys/me.json", chain_id=client.chain_id))
+    posted = client.post_job(spec, reward=to_wei(1))          # permit + post in one transaction
+    job = client.job(posted.job_id)                            # OnchainJob(status=JobStatus.OPEN, ...)
+    client.fetch_result(posted.job_id, Path("out"))            # download, verify sha256, extract
+
+Every amount is in base units (18 decimals; :func:`depin.deployment.to_wei`). Every transaction
+method signs locally (:class:`depin.transactions.Transactor`) and returns a
+:class:`~depin.transactions.Receipt` (``tx_hash``, ``gas_used``, ``block_number``, ``logs``); a call
+that would revert raises :class:`~depin.transactions.TxReverted` *before* sending, with the decoded
+custom error in ``reason`` and its name in ``error_name`` (an executor that loses a claim race sees
+``error_name == "WrongStatus"``). Problems the caller can fix (no node, wrong network, unknown
+job, not enough tokens, a result that does not match its hash) raise :class:`ClientError`
+subclasses whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
+from depin.deployment import Deployment
+from depin.errors import ChainError, DepinError
+from depin.market import FailureCode, JobStatus, Ruling
+from depin.transactions import Receipt, Transactor, TxReverted
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from depin.config import DepinConfig
+    from depin.devchain import Codec
+    from depin.spec import JobSpec
+
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_HASH = b"\x00" * 32
+TOKEN_DECIMALS = 18
+TOKEN_SYMBOL = "DPC"
+CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+DEFAULT_CLAIM_WINDOW = 3_600
+PERMIT_LIFETIME = 3_600
+DOWNLOAD_TIMEOUT = 60.0
+LOG_CHUNK = 10_000  # blocks per eth_getLogs when the node refuses the whole range
+DEVNET_HINT = "no devnet running? start it with `depin devnet up`"
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+class ClientError(DepinError):
+    """A request the client cannot carry out as asked; the message says why and what to do."""
+
+
+class NodeUnreachable(ClientError, ChainError):
+    """No JSON-RPC node answers at the URL."""
+
+
+class WrongNetwork(ClientError):
+    """The node's chain is not the deployment's chain (or the contracts are not there)."""
+
+
+class UnknownJob(ClientError):
+    """No job with this id was ever posted."""
+
+
+class InsufficientBalance(ClientError):
+    """The account holds too few tokens for the operation."""
+
+
+class InsufficientAllowance(ClientError):
+    """The account has not approved enough tokens for the spender (and approving was not allowed)."""
+
+
+class NoAccount(ClientError):
+    """A transaction was asked of a read-only client."""
+
+
+class ResultUnavailable(ClientError):
+    """The job has no result to fetch (not submitted yet, a failure report, or no longer reachable)."""
+
+
+class ResultMismatch(ClientError):
+    """The downloaded archive's sha256 is not the resultHash submitted on chain."""
+
+
+def format_tokens(amount: int) -> str:
+    """Base units as a decimal number of tokens: 1500000000000000000 -> "1.5"."""
+    text = format(Decimal(amount).scaleb(-TOKEN_DECIMALS), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# ------------------------------------------------------------------------------------ typed records
+
+
+@dataclass(frozen=True)
+class OnchainJob:
+    """``JobMarket.getJob`` (``IJobMarket.JobView``). Zero addresses are None. `deadline` is the
+    submit deadline while Claimed, the challenge deadline while Submitted, the resolve deadline while
+    Disputed. The result hash and URI are not stored on chain: see :meth:`Client.submission`."""
+
+    job_id: int
+    spec_hash: bytes
+    requester: str
+    reward: int
+    status: JobStatus
+    failure: bool
+    provider: str | None
+    claim_deadline: int
+    deadline: int
+    max_runtime: int
+    challenge_window: int
+    collateral_pct: int
+    cpu_seconds: int
+    collateral: int
+    challenger: str | None
+
+    @property
+    def settled(self) -> bool:
+        return self.status.settled
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The latest ``ResultSubmitted`` or ``FailureSubmitted`` event of a job."""
+
+    job_id: int
+    provider: str
+    failure: bool
+    result_hash: bytes  # the archive's sha256 (results); the evidence hash (failures)
+    uri: str  # result URI ("" for failures)
+    failure_code: FailureCode | None
+    challenge_deadline: int
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """``ProviderStaking.getProvider`` (all zero when unregistered)."""
+
+    address: str
+    id: int
+    staked: int
+    locked: int
+    unbonding: int
+    release_at: int
+    jobs_completed: int
+    jobs_slashed: int
+    endpoint: str
+    capability_hash: bytes
+
+    @property
+    def registered(self) -> bool:
+        return self.id != 0
+
+    @property
+    def available(self) -> int:
+        """Stake neither locked as collateral nor unbonding."""
+        return self.staked - self.locked
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """``JobMarket.params()`` (``IJobMarket.MarketParams``)."""
+
+    min_claim_window: int
+    max_claim_window: int
+    min_runtime: int
+    max_runtime: int
+    min_challenge_window: int
+    max_challenge_window: int
+    min_collateral_pct: int
+    max_collateral_pct: int
+    burn_bps: int
+    resolve_window: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class PostedJob:
+    job_id: int
+    tx_hash: str
+    gas_used: int
+    receipt: Receipt | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FetchedResult:
+    job_id: int
+    path: Path  # where the output was extracted
+    digest: bytes
+    size: int
+    exit_code: int
+    uri: str
+
+
+# ------------------------------------------------------------------------------------ the client
+
+
+class Client:
+    """One deployment on one node, optionally with a signing account. Thread-safe for reads; the
+    transactions of one client share one nonce sequence (safe from several threads)."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        deployment: Deployment,
+        account: LocalAccount | None = None,
+        *,
+        chain_id: int | None = None,
+        codec: Codec | None = None,
+        **transactor_options: Any,
+    ) -> None:
+        from eth_utils import to_checksum_address
+
+        from depin.devchain import Codec
+
+        self.rpc = rpc
+        self.deployment = deployment
+        self.chain_id = deployment.chain_id if chain_id is None else chain_id
+        self.codec = codec or Codec()
+        self.addresses: dict[str, str] = {n: to_checksum_address(a) for n, a in deployment.addresses.items()}
+        missing = [n for n in CONTRACT_NAMES if n not in self.addresses]
+        if missing:
+            raise ClientError(f"the deployment file lacks addresses for {', '.join(missing)}")
+        self._transactor_options = transactor_options
+        self.account = account
+        self.tx: Transactor | None = None
+        if account is not None:
+            from depin.accounts import refuse_dev_key_off_devnet
+
+            refuse_dev_key_off_devnet(account.address, self.chain_id)
+            self.tx = Transactor(rpc, account, self.chain_id, codec=self.codec, **transactor_options)
+
+    def __repr__(self) -> str:
+        who = self.account.address if self.account else "read-only"
+        return f"Client(chain_id={self.chain_id}, market={self.market}, account={who})"
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str,
+        deployment: Deployment | Path | str,
+        account: LocalAccount | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        **transactor_options: Any,
+    ) -> Client:
+        """Connects to the node at `rpc_url` and checks that it is the deployment's chain and holds
+        its contracts. `account` signs transactions (None: read-only; see :meth:`with_account`)."""
+        dep = load_deployment(deployment)
+        rpc = RpcClient.from_url(rpc_url, timeout=timeout, retries=retries)
+        try:
+            chain_id = hex_int(rpc.call("eth_chainId", retries=1))
+        except RpcUnavailable:
+            raise NodeUnreachable(f"no JSON-RPC node answers at {rpc_url}: {DEVNET_HINT}") from None
+        if chain_id != dep.chain_id:
+            raise WrongNetwork(
+                f"wrong network: the node at {rpc_url} is chain {chain_id} but the deployment is for chain "
+                f"{dep.chain_id}; pass the matching --rpc-url or --deployment"
+            )
+        market = dep.addresses.get("JobMarket")
+        if market and rpc.call("eth_getCode", [market, "latest"]) in ("0x", "0x0", None):
+            raise WrongNetwork(
+                f"no JobMarket contract at {market} on the node at {rpc_url} (chain {chain_id}): the deployment "
+                "file belongs to another instance of this chain (was the devnet restarted? deploy again)"
+            )
+        return cls(rpc, dep, account, chain_id=chain_id, **transactor_options)
+
+    @classmethod
+    def from_config(cls, config: DepinConfig, account: LocalAccount | None = None, **options: Any) -> Client:
+        """A client for ``depin.toml``: its ``[network]`` and, unless `account` is given and when
+        the ``[key]`` section names one, its key."""
+        client = cls.connect(config.network.rpc_url, config.network.deployment, **options)
+        if account is None and (config.key.keystore is not None or config.key.dev_account is not None):
+            from depin.accounts import account_from_config
+
+            account = account_from_config(config.key, client.chain_id)
+        return client.with_account(account) if account is not None else client
+
+    def with_account(self, account: LocalAccount | None) -> Client:
+        """The same connection with another signing account (or read-only)."""
+        return Client(
+            self.rpc, self.deployment, account, chain_id=self.chain_id, codec=self.codec, **self._transactor_options
+        )
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def market(self) -> str:
+        return self.addresses["JobMarket"]
+
+    @property
+    def staking(self) -> str:
+        return self.addresses["ProviderStaking"]
+
+    @property
+    def token(self) -> str:
+        return self.addresses["RewardToken"]
+
+    @property
+    def resolver(self) -> str:
+        return self.addresses["ArbiterResolver"]
+
+    @property
+    def address(self) -> str:
+        """The signing account's address."""
+        return self._signer().address
+
+    def _signer(self) -> Transactor:
+        if self.tx is None:
+            raise NoAccount(
+                "this needs a signing key: pass --keystore FILE, --dev-account N (devnet), or --config with a [key] "
+                "section (SDK: Client.with_account)"
+            )
+        return self.tx
+
+    def _who(self, address: str | None) -> str:
+        if address is not None:
+            from eth_utils import is_address, to_checksum_address
+
+            if not is_address(address):
+                raise ClientError(f"{address!r} is not an Ethereum address")
+            return to_checksum_address(address)
+        return self.address
+
+    # ------------------------------------------------------------------ low level
+
+    def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        """A view call, decoded (one value bare, several as a tuple); a revert raises TxReverted."""
+        data = self.codec.encode(contract, fn, *args)
+        tag = hex(block) if isinstance(block, int) else block
+        params: dict[str, Any] = {"to": self.addresses[contract], "data": data}
+        try:
+            out = self.rpc.call("eth_call", [params, tag])
+        except RpcError as exc:
+            from depin.transactions import _looks_like_revert, _revert_data
+
+            if _looks_like_revert(exc):
+                raw = _revert_data(exc)
+                raise TxReverted(f"{contract}.{fn}", self.codec.decode_error(raw), data=raw) from None
+            raise
+        values = self.codec.decode_output(contract, fn, out)
+        return values[0] if len(values) == 1 else values
+
+    def transact(self, contract: str, fn: str, *args: Any, gas: int | None = None) -> Receipt:
+        """Signs and sends `contract`.`fn`(`args`); waits for and returns the receipt."""
+        tx = self._signer()
+        data = self.codec.encode(contract, fn, *args)
+        return tx.send(self.addresses[contract], data, gas=gas, what=f"{contract}.{fn}")
+
+    # ------------------------------------------------------------------ reads
+
+    def block_timestamp(self) -> int:
+        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        return hex_int(block["timestamp"])
+
+    def block_number(self) -> int:
+        return self.rpc.block_number()
+
+    def eth_balance(self, address: str | None = None) -> int:
+        return hex_int(self.rpc.call("eth_getBalance", [self._who(address), "latest"]))
+
+    def token_balance(self, address: str | None = None) -> int:
+        return int(self.call("RewardToken", "balanceOf", self._who(address)))
+
+    def allowance(self, owner: str | None = None, spender: str = "JobMarket") -> int:
+        """What `owner` allowed `spender` (a contract name or an address) to pull."""
+        return int(self.call("RewardToken", "allowance", self._who(owner), self.addresses.get(spender, spender)))
+
+    def withdrawable(self, address: str | None = None) -> int:
+        """The balance credited to `address` in the market (earnings, refunds, deposits)."""
+        return int(self.call("JobMarket", "withdrawableOf", self._who(address)))
+
+    def params(self) -> MarketParams:
+        return MarketParams(*self.call("JobMarket", "params"))
+
+    def min_stake(self) -> int:
+        return int(self.call("ProviderStaking", "minStake"))
+
+    def unbonding_delay(self) -> int:
+        return int(self.call("ProviderStaking", "unbondingDelay"))
+
+    def job_count(self) -> int:
+        return int(self.call("JobMarket", "jobCount"))
+
+    def job(self, job_id: int) -> OnchainJob:
+        """The job's on-chain record; :class:`UnknownJob` when it was never posted."""
+        job_id = _job_id(job_id)
+        try:
+            v = self.call("JobMarket", "getJob", job_id)
+        except TxReverted as exc:
+            if exc.error_name == "UnknownJob":
+                raise UnknownJob(f"unknown job id {job_id}: this market has {self.job_count()} jobs") from None
+            raise
+        return OnchainJob(
+            job_id=job_id,
+            spec_hash=v[0],
+            requester=v[1],
+            reward=v[2],
+            status=JobStatus(v[3]),
+            failure=v[4],
+            provider=_address_or_none(v[5]),
+            claim_deadline=v[6],
+            deadline=v[7],
+            max_runtime=v[8],
+            challenge_window=v[9],
+            collateral_pct=v[10],
+            cpu_seconds=v[11],
+            collateral=v[12],
+            challenger=_address_or_none(v[13]),
+        )
+
+    def provider_info(self, address: str | None = None) -> ProviderInfo:
+        who = self._who(address)
+        p = self.call("ProviderStaking", "getProvider", who)
+        return ProviderInfo(who, *p)
+
+    # ------------------------------------------------------------------ events
+
+    def _topic(self, contract: str, event: str) -> str:
+        return "0x" + self.codec.topics[(contract, event)].hex()
+
+    def _latest_logs(self, contract: str, topics: list[Any]) -> list[dict[str, Any]]:
+        """The matching logs of the newest block range that has any (the whole range at once when
+        the node allows, else chunks from the head backwards)."""
+        address = [self.addresses[contract]]
+        first = self.deployment.deploy_block
+        head = self.rpc.block_number()
+        try:
+            return self.rpc.get_logs(first, head, address, topics, retries=2)
+        except ChainError as exc:
+            if not is_range_error(exc):
+                raise
+        span, to = LOG_CHUNK, head
+        while to >= first:
+            frm = max(first, to - span + 1)
+            try:
+                logs = self.rpc.get_logs(frm, to, address, topics, retries=2)
+            except ChainError as exc:
+                if is_range_error(exc) and span > 1:
+                    span //= 2
+                    continue
+                raise
+            if logs:
+                return logs
+            to = frm - 1
+        return []
+
+    def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
+        from eth_abi import decode as abi_decode
+
+        from depin.artifacts import load_abi
+
+        item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
+        plain = [i for i in item["inputs"] if not i["indexed"]]
+        values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
+        out = dict(zip((i["name"] for i in plain), values, strict=True))
+        indexed = [i for i in item["inputs"] if i["indexed"]]
+        for i, topic in zip(indexed, log["topics"][1:], strict=False):
+            raw = bytes.fromhex(topic.removeprefix("0x"))
+            if i["type"] == "address":
+                from eth_utils import to_checksum_address
+
+                out[i["name"]] = to_checksum_address(raw[-20:])
+            elif i["type"].startswith("uint"):
+                out[i["name"]] = int.from_bytes(raw, "big")
+            else:
+                out[i["name"]] = raw
+        return out
+
+    def spec_bytes(self, job_id: int) -> bytes:
+        """The job's spec bytes, from its ``JobPosted`` event (checked against the on-chain specHash
+        by whoever parses them: :func:`depin.spec.parse_spec` with ``expected_hash``)."""
+        job_id = _job_id(job_id)
+        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobPosted"), _uint_topic(job_id)])
+        if not logs:
+            self.job(job_id)  # UnknownJob if it never existed
+            raise ClientError(f"no JobPosted event for job {job_id} since block {self.deployment.deploy_block}")
+        return bytes(self._event_values("JobMarket", "JobPosted", logs[-1])["spec"])
+
+    def submission(self, job_id: int) -> Submission | None:
+        """The job's latest result or failure submission (from the events), or None."""
+        job_id = _job_id(job_id)
+        topics = [[self._topic("JobMarket", "ResultSubmitted"), self._topic("JobMarket", "FailureSubmitted")],
+                  _uint_topic(job_id)]
+        logs = self._latest_logs("JobMarket", topics)
+        if not logs:
+            return None
+        log = max(logs, key=lambda entry: (hex_int(entry["blockNumber"]), hex_int(entry["logIndex"])))
+        failure = log["topics"][0] == self._topic("JobMarket", "FailureSubmitted")
+        values = self._event_values("JobMarket", "FailureSubmitted" if failure else "ResultSubmitted", log)
+        return Submission(
+            job_id=job_id,
+            provider=values["provider"],
+            failure=failure,
+            result_hash=bytes(values["evidenceHash"] if failure else values["resultHash"]),
+            uri="" if failure else values["resultURI"],
+            failure_code=FailureCode(values["code"]) if failure else None,
+            challenge_deadline=values["challengeDeadline"],
+            block_number=hex_int(log["blockNumber"]),
+            tx_hash=log["transactionHash"],
+        )
+
+    # ------------------------------------------------------------------ token helpers
+
+    def approve(self, spender: str, amount: int) -> Receipt:
+        """Sets the allowance of `spender` (a contract name or an address) to `amount`."""
+        return self.transact("RewardToken", "approve", self.addresses.get(spender, spender), amount)
+
+    def _ensure_funds(self, amount: int, what: str) -> None:
+        have = self.token_balance()
+        if have < amount:
+            raise InsufficientBalance(
+                f"insufficient {TOKEN_SYMBOL} balance for {what}: have {format_tokens(have)}, "
+                f"need {format_tokens(amount)} (account {self.address})"
+            )
+
+    def _ensure_allowance(self, spender: str, amount: int, *, approve: bool, what: str) -> None:
+        current = self.allowance(spender=spender)
+        if current >= amount:
+            return
+        if not approve:
+            raise InsufficientAllowance(
+                f"insufficient {TOKEN_SYMBOL} allowance for {spender} ({what}): have {format_tokens(current)}, "
+                f"need {format_tokens(amount)}; approve it first"
+            )
+        self.approve(spender, amount)
+
+    def deposit(self, amount: int, *, approve: bool = True) -> Receipt:
+        """Moves `amount` from the wallet into the market balance that later posts draw from."""
+        self._ensure_funds(amount, "the deposit")
+        self._ensure_allowance("JobMarket", amount, approve=approve, what="deposit")
+        return self.transact("JobMarket", "deposit", amount)
+
+    def permit_signature(self, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
+        """An ERC-2612 permit of `value` to `spender`, signed by this account: ``(v, r, s)``."""
+        account = self._signer().account
+        _fields, name, version, chain_id, verifying, _salt, _ext = self.call("RewardToken", "eip712Domain")
+        nonce = int(self.call("RewardToken", "nonces", account.address))
+        signed = account.sign_typed_data(
+            domain_data={"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
+            message_types={
+                "Permit": [
+                    {"name": "owner", "type": "address"},
+                    {"name": "spender", "type": "address"},
+                    {"name": "value", "type": "uint256"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "deadline", "type": "uint256"},
+                ]
+            },
+            message_data={
+                "owner": account.address,
+                "spender": self.addresses.get(spender, spender),
+                "value": value,
+                "nonce": nonce,
+                "deadline": deadline,
+            },
+        )
+        return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+    # ------------------------------------------------------------------ requester
+
+    def post_job(
+        self,
+        spec: JobSpec | bytes,
+        *,
+        reward: int,
+        claim_window: int | None = None,
+        challenge_window: int | None = None,
+        collateral_pct: int | None = None,
+        max_runtime: int | None = None,
+        cpu_seconds: int | None = None,
+        permit: bool = True,
+        approve: bool = True,
+    ) -> PostedJob:
+        """Posts a job and escrows `reward` (first from the market balance, the rest from the wallet).
+
+        `max_runtime` and `cpu_seconds` default to the spec's (``resources.max_runtime``,
+        :func:`depin.spec.cpu_seconds`); `claim_window` to an hour, `challenge_window` and
+        `collateral_pct` to the market's minimums (each clamped into the market's bounds when
+        defaulted, checked when given). With `permit` the wallet part is approved by an ERC-2612
+        signature inside the same transaction (``postJobWithPermit``); otherwise an ``approve``
+        transaction goes first when the allowance is short (or, with ``approve=False``,
+        :class:`InsufficientAllowance` is raised).
+        """
+        from depin.spec import JobSpec, cpu_seconds as spec_cpu_seconds, parse_spec
+
+        parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
+        spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
+        if reward <= 0:
+            raise ClientError("the reward must be positive")
+        if reward >= 2**88:
+            raise ClientError(f"the reward {format_tokens(reward)} exceeds the market's cap of 2^88-1 base units")
+        p = self.params()
+        if p.paused:
+            raise ClientError("the market is paused: no new jobs are accepted right now")
+        claim_window = _bounded("claim window", claim_window, DEFAULT_CLAIM_WINDOW, p.min_claim_window, p.max_claim_window)
+        challenge_window = _bounded(
+            "challenge window", challenge_window, p.min_challenge_window, p.min_challenge_window, p.max_challenge_window
+        )
+        collateral_pct = _bounded(
+            "collateral percentage", collateral_pct, p.min_collateral_pct, p.min_collateral_pct, p.max_collateral_pct,
+            unit="%",
+        )
+        max_runtime = parsed.resources.max_runtime if max_runtime is None else max_runtime
+        _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
+        cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
+        terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)
+        from eth_utils import keccak
+
+        spec_hash = keccak(spec_bytes)
+        credit = self.withdrawable()
+        need = max(0, reward - credit)
+        if need:
+            self._ensure_funds(need, f"a reward of {format_tokens(reward)}")
+        if need and self.allowance(spender="JobMarket") < need:
+            if permit:
+                deadline = self.block_timestamp() + PERMIT_LIFETIME
+                v, r, s = self.permit_signature("JobMarket", need, deadline)
+                receipt = self.transact("JobMarket", "postJobWithPermit", spec_hash, spec_bytes, terms, deadline, v, r, s)
+                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
+            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
+        receipt = self.transact("JobMarket", "postJob", spec_hash, spec_bytes, terms)
+        return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
+
+    def _job_id_from(self, receipt: Receipt) -> int:
+        topic = self._topic("JobMarket", "JobPosted")
+        for entry in receipt.logs:
+            if entry["address"].lower() == self.market.lower() and entry["topics"][0] == topic:
+                return int(entry["topics"][1], 16)
+        raise ClientError(f"transaction {receipt.tx_hash} emitted no JobPosted event")
+
+    def cancel(self, job_id: int) -> Receipt:
+        """Cancels an open job of this account's; the reward is credited back (see :meth:`withdraw`)."""
+        job = self.job(job_id)
+        if job.requester != self.address:
+            raise ClientError(f"job {job.job_id} was posted by {job.requester}, not by {self.address}")
+        if job.status != JobStatus.OPEN:
+            raise ClientError(f"job {job.job_id} is {job.status.label}; only an Open job can be cancelled")
+        return self.transact("JobMarket", "cancelJob", job.job_id)
+
+    def challenge(self, job_id: int, *, approve: bool = True) -> Receipt:
+        """Disputes a submitted job, posting a bond equal to its collateral (approved first)."""
+        job = self.job(job_id)
+        if job.status != JobStatus.SUBMITTED:
+            raise ClientError(f"job {job.job_id} is {job.status.label}; only a Submitted job can be challenged")
+        if job.provider == self.address:
+            raise ClientError(f"{self.address} is job {job.job_id}'s provider and may not challenge it")
+        self._ensure_funds(job.collateral, f"the challenge bond of job {job.job_id}")
+        self._ensure_allowance("JobMarket", job.collateral, approve=approve, what="the challenge bond")
+        return self.transact("JobMarket", "challenge", job.job_id)
+
+    def fetch_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> Path:
+        """Downloads the job's result archive from its submitted URI, checks that its sha256 is the
+        on-chain resultHash (refusing a mismatch: nothing is extracted), extracts its ``out/`` into
+        `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
+        return self.download_result(job_id, dest_dir, max_bytes=max_bytes).path
+
+    def download_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> FetchedResult:
+        from depin.outputs import extract_archive
+
+        job = self.job(job_id)
+        sub = self.submission(job.job_id)
+        if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
+            raise ResultUnavailable(f"job {job.job_id} has no result yet (it is {job.status.label})")
+        if job.status in (JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT):
+            raise ResultUnavailable(f"job {job.job_id} is {job.status.label}; it has no result")
+        if sub.failure:
+            code = sub.failure_code.name if sub.failure_code is not None else "?"
+            raise ResultUnavailable(f"job {job.job_id} ended with a failure report ({code}), not a result")
+        if max_bytes is None:
+            max_bytes = self._output_limit(job.job_id)
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".depin-result-{job.job_id}.", suffix=".tar", dir=dest_dir)
+        os.close(fd)
+        archive = Path(tmp)
+        try:
+            digest, size = _download(sub.uri, archive, max_bytes)
+            if digest != sub.result_hash:
+                raise ResultMismatch(
+                    f"result of job {job.job_id} from {sub.uri} does not match the chain: sha256 is 0x{digest.hex()}, "
+                    f"the provider submitted 0x{sub.result_hash.hex()}; refusing it (nothing extracted)"
+                )
+            try:
+                exit_code = extract_archive(archive, dest_dir)
+            except (OSError, ValueError, KeyError) as exc:  # tarfile errors are OSError/ValueError subclasses
+                raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}") from None
+        finally:
+            archive.unlink(missing_ok=True)
+        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri)
+
+    def _output_limit(self, job_id: int) -> int:
+        from depin.spec import parse_spec
+
+        try:
+            spec = parse_spec(self.spec_bytes(job_id))
+            mb = spec.resources.output_mb
+        except (DepinError, ValueError):
+            mb = 4_096
+        return mb * 1_048_576 + 4 * 1_048_576  # the archive's headers on top of the output limit
+
+    def withdraw(self) -> Receipt:
+        """Transfers this account's whole market balance (earnings, refunds) to its wallet."""
+        have = self.withdrawable()
+        if have == 0:
+            raise ClientError(f"nothing to withdraw: {self.address} has no balance in the market")
+        return self.transact("JobMarket", "withdraw")
+
+    # ------------------------------------------------------------------ provider
+
+    def register(
+        self, stake: int, endpoint: str, capability_hash: bytes = ZERO_HASH, *, approve: bool = True
+    ) -> Receipt:
+        """Registers this account as a provider with `stake` (approved to the staking contract first)."""
+        info = self.provider_info()
+        if info.registered:
+            raise ClientError(f"{self.address} is registered already (provider id {info.id}); use `stake` to add more")
+        minimum = self.min_stake()
+        if stake < minimum:
+            raise ClientError(
+                f"a registration stake of {format_tokens(stake)} {TOKEN_SYMBOL} is below the minimum of "
+                f"{format_tokens(minimum)}"
+            )
+        self._ensure_funds(stake, "the registration stake")
+        self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
+        return self.transact("ProviderStaking", "register", stake, endpoint, capability_hash)
+
+    def stake(self, amount: int, *, approve: bool = True) -> Receipt:
+        """Adds `amount` to this provider's stake."""
+        if amount <= 0:
+            raise ClientError("the amount must be positive")
+        if not self.provider_info().registered:
+            raise ClientError(f"{self.address} is not a registered provider: `register` first")
+        self._ensure_funds(amount, "the stake")
+        self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
+        return self.transact("ProviderStaking", "stake", amount)
+
+    def request_unstake(self, amount: int) -> Receipt:
+        """Starts unbonding `amount` of the available stake (restarts the delay for all unbonding)."""
+        info = self.provider_info()
+        if not info.registered:
+            raise ClientError(f"{self.address} is not a registered provider")
+        if amount <= 0 or amount > info.available:
+            raise ClientError(
+                f"cannot unstake {format_tokens(amount)} {TOKEN_SYMBOL}: available (staked minus locked) is "
+                f"{format_tokens(info.available)}"
+            )
+        return self.transact("ProviderStaking", "requestUnstake", amount)
+
+    def withdraw_unstaked(self) -> Receipt:
+        """Withdraws the unbonded stake once the unbonding delay has passed."""
+        info = self.provider_info()
+        if info.unbonding == 0:
+            raise ClientError(f"{self.address} has nothing unbonding")
+        now = self.block_timestamp()
+        if now < info.release_at:
+            raise ClientError(
+                f"the unbonding stake of {format_tokens(info.unbonding)} {TOKEN_SYMBOL} is released at "
+                f"{info.release_at} (in {info.release_at - now} s)"
+            )
+        return self.transact("ProviderStaking", "withdrawUnstaked")
+
+    def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
+        return self.transact("ProviderStaking", "setMetadata", endpoint, capability_hash)
+
+    # ------------------------------------------------------------------ executor actions
+    # Thin and fast: no pre-checks beyond the contract's own (the gas estimate raises TxReverted
+    # with the decoded error before anything is sent, e.g. error_name "WrongStatus" on a lost race).
+
+    def claim(self, job_id: int) -> Receipt:
+        return self.transact("JobMarket", "claimJob", _job_id(job_id))
+
+    def submit_result(self, job_id: int, result_hash: bytes, uri: str) -> Receipt:
+        return self.transact("JobMarket", "submitResult", _job_id(job_id), _bytes32(result_hash), uri)
+
+    def submit_failure(self, job_id: int, code: FailureCode | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
+        return self.transact("JobMarket", "submitFailure", _job_id(job_id), int(code), _bytes32(evidence_hash))
+
+    def finalize(self, job_id: int) -> Receipt:
+        return self.transact("JobMarket", "finalize", _job_id(job_id))
+
+    def finalize_many(self, job_ids: Sequence[int]) -> Receipt:
+        """``finalizeMany``: settles the ready ones, skips the others (see :meth:`finalized_count`)."""
+        return self.transact("JobMarket", "finalizeMany", [_job_id(j) for j in job_ids])
+
+    def finalized_count(self, receipt: Receipt) -> int:
+        """How many ``JobFinalized`` events a receipt holds."""
+        topic = self._topic("JobMarket", "JobFinalized")
+        return sum(1 for entry in receipt.logs if entry["topics"] and entry["topics"][0] == topic)
+
+    def expire(self, job_id: int) -> Receipt:
+        return self.transact("JobMarket", "expireJob", _job_id(job_id))
+
+    def timeout(self, job_id: int) -> Receipt:
+        return self.transact("JobMarket", "timeoutJob", _job_id(job_id))
+
+    def settle_unresolved(self, job_id: int) -> Receipt:
+        return self.transact("JobMarket", "settleUnresolved", _job_id(job_id))
+
+    def rule(self, job_id: int, ruling: Ruling | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
+        """The arbiter's ruling on a disputed job, through the ArbiterResolver (needs ARBITER_ROLE)."""
+        return self.transact("ArbiterResolver", "rule", _job_id(job_id), int(ruling), _bytes32(evidence_hash))
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def load_deployment(deployment: Deployment | Path | str) -> Deployment:
+    if isinstance(deployment, Deployment):
+        return deployment
+    path = Path(deployment)
+    try:
+        return Deployment.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClientError(
+            f"deployment file {path} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT ({DEVNET_HINT})"
+        ) from None
+    except IsADirectoryError:
+        raise ClientError(f"deployment {path} is a directory; pass the <chainId>.json file in it") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"{path} is not a deployment file (see depin/deployment.py): {exc!r}") from None
+
+
+def _job_id(job_id: int | str) -> int:
+    try:
+        value = int(job_id)
+    except (TypeError, ValueError):
+        raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)") from None
+    if value <= 0 or value >= 2**256:
+        raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)")
+    return value
+
+
+def _uint_topic(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def _bytes32(value: bytes | str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise ClientError(f"expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _address_or_none(value: str) -> str | None:
+    return None if int(value, 16) == 0 else value
+
+
+def _bounded(name: str, value: int | None, default: int | None, low: int, high: int, unit: str = " s") -> int:
+    if value is None:
+        assert default is not None
+        return min(max(default, low), high)
+    if not low <= value <= high:
+        raise ClientError(f"{name} {value}{unit} is outside the market's bounds [{low}, {high}]")
+    return value
+
+
+def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:
+    """Writes the content at `uri` (http, https or file) to `dest`; returns (sha256, size)."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    h = hashlib.sha256()
+    size = 0
+    try:
+        if scheme in ("http", "https"):
+            import requests
+
+            with requests.get(uri, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.status_code != 200:
+                    raise ResultUnavailable(f"downloading {uri} failed: HTTP {response.status_code}")
+                with open(dest, "wb") as out:
+                    for chunk in response.iter_content(1 << 20):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
+                        h.update(chunk)
+                        out.write(chunk)
+        elif scheme == "file":
+            source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
+            with open(source, "rb") as src, open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
+                    h.update(chunk)
+                    out.write(chunk)
+        else:
+            raise ResultUnavailable(f"cannot download the result from {uri!r}: unsupported URI scheme")
+    except ClientError:
+        raise
+    except OSError as exc:  # requests' errors are OSErrors too
+        raise ResultUnavailable(f"downloading {uri} failed: {exc}") from None
+    return h.digest(), size

@@ -1,0 +1,425 @@
+"""Signed transactions: build, sign (eth_account), send, wait, re-broadcast, decode reverts.
+
+:class:`Transactor` sends EIP-1559 (type 2) transactions from one local key over raw JSON-RPC
+(:class:`depin.chain.RpcClient`), so it works against any node, not only one with unlocked
+accounts. What it does for each transaction:
+
+1. **Estimate gas** with ``eth_estimateGas`` from the sender. An estimate that fails with revert data
+   means the call would revert: :class:`TxReverted` is raised with the decoded custom error
+   (``JobMarket.WrongStatus(jobId=1, actual=2, expected=1)``) and *nothing is sent*. The limit is the
+   estimate x 1.2 + 10,000 (headroom for state that changes between estimate and inclusion).
+2. **Price it**: ``maxPriorityFeePerGas`` from ``eth_maxPriorityFeePerGas`` (else the median tip of
+   the last blocks from ``eth_feeHistory``, else 1 gwei), ``maxFeePerGas = 2 x latest base fee +
+   tip`` (survives six full blocks of base-fee growth).
+3. **Nonce**: one local counter per key, under a lock, initialised from
+   ``eth_getTransactionCount(address, "pending")``. The counter advances only once the node accepted
+   the transaction, so a refused send leaves no gap. On "nonce too low" or "replacement transaction
+   underpriced" (another process used the key) the counter is re-read from the node and the
+   transaction re-signed (up to 3 times); "already known" means these exact bytes are in the pool
+   already, which counts as sent. A send whose answer was lost is retried with the same bytes (the
+   same hash: it cannot be sent twice).
+4. **Wait** for the receipt. If none arrives within ``rebroadcast_after`` seconds the transaction is
+   **re-broadcast with the same nonce and fees raised by 12.5 %** (at least; the node's current
+   suggestion if higher), again after each further period, until ``timeout``. Whichever of the
+   versions is mined is the result; the nonce makes it impossible for two to be mined.
+5. **Check** the receipt: a mined revert raises :class:`TxReverted` with the decoded error (from a
+   ``debug_traceTransaction`` call trace, else an ``eth_call`` replay on the parent block).
+
+Callers that expect to lose a race (two providers claiming one job) catch :class:`TxReverted` and
+look at :attr:`TxReverted.error_name` (``"WrongStatus"``). Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int
+from depin.errors import ChainError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from depin.devchain import Codec
+
+log = logging.getLogger("depin.transactions")
+
+GWEI = 10**9
+DEFAULT_PRIORITY_FEE = GWEI
+GAS_HEADROOM = 1.2
+GAS_EXTRA = 10_000
+FEE_BUMP_NUM, FEE_BUMP_DEN = 1125, 1000  # +12.5 %: geth and most pools demand >= +10 % to replace
+NONCE_RETRIES = 3
+
+_ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
+_NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
+_UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced", "underpriced")
+
+
+class TxReverted(ChainError):
+    """A transaction reverted when mined, or would revert (its gas estimate or call did; then
+    `tx_hash` is None and nothing was sent).
+
+    `reason` is the decoded revert (``JobMarket.WrongStatus(jobId=1, actual=2, expected=1)``);
+    `error_name` its bare name (``WrongStatus``; ``Error`` for a string reason, ``Panic`` for a panic,
+    None when the data is unknown or empty).
+    """
+
+    def __init__(self, what: str, reason: str, tx_hash: str | None = None, data: str | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.tx_hash = tx_hash
+        self.data = data
+        self.error_name = error_name(reason)
+        self.sent = tx_hash is not None
+        if tx_hash:
+            super().__init__(f"{what} reverted: {reason} (tx {tx_hash})")
+        else:
+            super().__init__(f"{what} would revert: {reason} (not sent)")
+
+
+class TxTimeout(ChainError):
+    """No version of the transaction was mined within the timeout (it may still be mined later)."""
+
+    def __init__(self, what: str, nonce: int, hashes: list[str], timeout: float) -> None:
+        self.nonce = nonce
+        self.hashes = list(hashes)
+        super().__init__(
+            f"{what}: not mined within {timeout:.0f} s (nonce {nonce}, sent as {', '.join(hashes)}); "
+            "it may still be mined: check the hashes before sending again"
+        )
+
+
+class InsufficientGasFunds(ChainError):
+    """The sender's ether balance cannot pay for the gas."""
+
+
+def error_name(reason: str) -> str | None:
+    """``JobMarket.WrongStatus(jobId=1, ...)`` → ``WrongStatus``; ``Error('x')`` → ``Error``."""
+    if not reason or reason.startswith(("unknown error", "no revert data", "reverted (")):
+        return None
+    head = reason.split("(", 1)[0]
+    return head.rsplit(".", 1)[-1] or None
+
+
+def _is(message: str, phrases: tuple[str, ...]) -> bool:
+    text = message.lower().replace("_", " ")
+    return any(p in text for p in phrases)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction (successful: a reverted one raises :class:`TxReverted`)."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    status: int
+    effective_gas_price: int
+    logs: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_rpc(cls, r: dict[str, Any]) -> Receipt:
+        return cls(
+            tx_hash=r["transactionHash"],
+            block_number=hex_int(r["blockNumber"]),
+            gas_used=hex_int(r["gasUsed"]),
+            status=hex_int(r.get("status", "0x1")),
+            effective_gas_price=hex_int(r.get("effectiveGasPrice") or "0x0"),
+            logs=tuple(r.get("logs") or ()),
+            raw=r,
+        )
+
+
+@dataclass
+class PendingTx:
+    """A sent transaction not yet known to be mined: every version broadcast for its nonce."""
+
+    what: str
+    nonce: int
+    fields: dict[str, Any]  # the unsigned transaction of the latest version
+    hashes: list[str] = field(default_factory=list)
+
+    @property
+    def tx_hash(self) -> str:
+        """The hash of the latest version."""
+        return self.hashes[-1]
+
+
+class Transactor:
+    """Signs and sends transactions from `account` on chain `chain_id`. Thread-safe: concurrent
+    :meth:`send` calls get consecutive nonces."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        account: LocalAccount,
+        chain_id: int,
+        *,
+        codec: Codec | None = None,
+        receipt_timeout: float = 120.0,
+        rebroadcast_after: float | None = 30.0,
+        poll_interval: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from depin.devchain import Codec
+
+        self.rpc = rpc
+        self.account = account
+        self.address: str = account.address
+        self.chain_id = chain_id
+        self.codec = codec or Codec()
+        self.receipt_timeout = receipt_timeout
+        self.rebroadcast_after = rebroadcast_after
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"Transactor(address={self.address}, chain_id={self.chain_id})"
+
+    # ------------------------------------------------------------------ reads
+
+    def eth_call(self, to: str, data: str, *, what: str = "call", block: int | str = "latest") -> str:
+        """``eth_call`` from this account; a revert raises :class:`TxReverted` (not sent)."""
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            return self.rpc.call("eth_call", [{"from": self.address, "to": to, "data": data}, tag], retries=1)
+        except RpcError as exc:
+            if _looks_like_revert(exc):
+                raise TxReverted(what, self.codec.decode_error(_revert_data(exc)), data=_revert_data(exc)) from None
+            raise
+
+    def estimate_gas(self, to: str, data: str, *, value: int = 0, what: str = "transaction") -> int:
+        """The gas limit to send with (estimate + headroom); raises :class:`TxReverted` if the call
+        would revert."""
+        tx = {"from": self.address, "to": to, "data": data, "value": hex(value)}
+        try:
+            estimate = hex_int(self.rpc.call("eth_estimateGas", [tx], retries=1))
+        except RpcError as exc:
+            if _is(exc.rpc_message, ("insufficient funds",)):
+                raise InsufficientGasFunds(
+                    f"{what}: {self.address} has not enough ether to pay for gas ({exc.rpc_message})"
+                ) from None
+            if _looks_like_revert(exc):
+                data_hex = _revert_data(exc)
+                raise TxReverted(what, self.codec.decode_error(data_hex), data=data_hex) from None
+            raise
+        return int(estimate * GAS_HEADROOM) + GAS_EXTRA
+
+    def suggest_fees(self) -> tuple[int, int]:
+        """``(maxFeePerGas, maxPriorityFeePerGas)`` for a transaction sent now."""
+        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        base = hex_int((block or {}).get("baseFeePerGas") or "0x0")
+        tip = self._priority_fee()
+        return 2 * base + tip, tip
+
+    def _priority_fee(self) -> int:
+        try:
+            return hex_int(self.rpc.call("eth_maxPriorityFeePerGas", retries=1))
+        except (RpcError, ValueError):
+            pass
+        try:
+            history = self.rpc.call("eth_feeHistory", [hex(5), "latest", [50]], retries=1)
+            tips = sorted(hex_int(r[0]) for r in history.get("reward") or [] if r)
+            if tips:
+                return tips[len(tips) // 2]
+        except (RpcError, ValueError, TypeError, AttributeError):
+            pass
+        return DEFAULT_PRIORITY_FEE
+
+    def pending_nonce(self) -> int:
+        return hex_int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]))
+
+    def resync_nonce(self) -> int:
+        """Forgets the local nonce and reads it from the node (pending transactions included)."""
+        with self._lock:
+            self._nonce = self.pending_nonce()
+            return self._nonce
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        to: str,
+        data: str,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        what: str = "transaction",
+        timeout: float | None = None,
+    ) -> Receipt:
+        """Estimates (unless `gas`), signs, sends and waits for one transaction; returns its receipt.
+
+        Raises :class:`TxReverted` (before sending when the estimate reverts; after mining on a mined
+        revert), :class:`TxTimeout`, :class:`InsufficientGasFunds`, or another ChainError.
+        """
+        if gas is None:
+            gas = self.estimate_gas(to, data, value=value, what=what)
+        pending = self.broadcast(to, data, value=value, gas=gas, what=what)
+        return self.wait(pending, timeout=timeout)
+
+    def broadcast(self, to: str, data: str, *, value: int = 0, gas: int, what: str = "transaction") -> PendingTx:
+        """Signs and sends with the next nonce; returns without waiting."""
+        max_fee, tip = self.suggest_fees()
+        with self._lock:
+            for attempt in range(NONCE_RETRIES + 1):
+                if self._nonce is None:
+                    self._nonce = self.pending_nonce()
+                nonce = self._nonce
+                fields = {
+                    "type": 2,
+                    "chainId": self.chain_id,
+                    "nonce": nonce,
+                    "to": to,
+                    "value": value,
+                    "data": data,
+                    "gas": gas,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
+                }
+                pending = PendingTx(what, nonce, fields)
+                outcome = self._send_version(pending, fields)
+                if outcome == "sent":
+                    self._nonce = nonce + 1
+                    log.debug("sent %s nonce=%d tx=%s", what, nonce, pending.tx_hash)
+                    return pending
+                # nonce trouble: somebody else used this key; re-read and re-sign
+                log.info("nonce %d of %s was taken (%s); resyncing", nonce, self.address, outcome)
+                self._nonce = self.pending_nonce()
+                if self._nonce <= nonce and attempt > 0:
+                    self._nonce = nonce + 1  # the pool holds our nonce but the count lags: skip past it
+        raise ChainError(f"{what}: could not find a free nonce for {self.address} after {NONCE_RETRIES} tries")
+
+    def _sign(self, fields: dict[str, Any]) -> tuple[str, str]:
+        signed = self.account.sign_transaction(fields)
+        raw = signed.raw_transaction
+        return "0x" + bytes(raw).hex(), "0x" + bytes(signed.hash).hex()
+
+    def _send_version(self, pending: PendingTx, fields: dict[str, Any], *, replacing: bool = False) -> str:
+        """Sends one signed version. Returns "sent", or "nonce" / "underpriced" when the nonce was
+        taken (only when not `replacing`; a replacement reports them to the caller too)."""
+        raw, tx_hash = self._sign(fields)
+        for lost in range(4):
+            try:
+                self.rpc.call("eth_sendRawTransaction", [raw], retries=0)
+            except RpcUnavailable:
+                if lost == 3:
+                    raise
+                self.sleep(0.2 * (lost + 1))
+                continue  # same bytes, same hash: resending cannot duplicate it
+            except RpcError as exc:
+                message = exc.rpc_message
+                if _is(message, _ALREADY_KNOWN):
+                    break
+                if _is(message, _NONCE_TOO_LOW):
+                    if lost and self._known(tx_hash):  # our earlier, unanswered attempt got in
+                        break
+                    return "nonce"
+                if _is(message, _UNDERPRICED):
+                    return "underpriced"
+                if _is(message, ("insufficient funds",)):
+                    raise InsufficientGasFunds(
+                        f"{pending.what}: {self.address} has not enough ether for gas x price ({message})"
+                    ) from None
+                raise
+            break
+        pending.fields = fields
+        pending.hashes.append(tx_hash)
+        return "sent"
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            return self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+        except ChainError:
+            return False
+
+    def bump(self, pending: PendingTx) -> bool:
+        """Re-broadcasts `pending` with the same nonce and fees raised by at least 12.5 %.
+        Returns whether the node took the replacement."""
+        old = pending.fields
+        max_fee, tip = self.suggest_fees()
+        new_tip = max(tip, math.ceil(old["maxPriorityFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN))
+        new_max = max(max_fee, math.ceil(old["maxFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN), new_tip)
+        fields = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=new_tip)
+        outcome = self._send_version(pending, fields, replacing=True)
+        if outcome == "sent":
+            log.info(
+                "re-broadcast %s nonce=%d maxFeePerGas=%d tip=%d tx=%s",
+                pending.what, pending.nonce, new_max, new_tip, pending.tx_hash,
+            )
+            return True
+        # "nonce": some version was mined meanwhile (the wait loop finds it); "underpriced": try later.
+        log.info("re-broadcast of %s nonce=%d not taken (%s)", pending.what, pending.nonce, outcome)
+        return False
+
+    def wait(self, pending: PendingTx, *, timeout: float | None = None) -> Receipt:
+        """Waits for any version of `pending` to be mined, re-broadcasting with higher fees every
+        ``rebroadcast_after`` seconds; checks the receipt."""
+        timeout = self.receipt_timeout if timeout is None else timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        next_bump = start + self.rebroadcast_after if self.rebroadcast_after else math.inf
+        delay = min(0.005, self.poll_interval)
+        while True:
+            for tx_hash in reversed(pending.hashes):
+                receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+                if receipt is not None and receipt.get("blockNumber"):
+                    return self._check(pending, receipt)
+            now = time.monotonic()
+            if now > deadline:
+                raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
+            if now >= next_bump:
+                self.bump(pending)
+                next_bump = now + (self.rebroadcast_after or math.inf)
+            self.sleep(delay)
+            delay = min(delay * 2, self.poll_interval)
+
+    def _check(self, pending: PendingTx, raw: dict[str, Any]) -> Receipt:
+        receipt = Receipt.from_rpc(raw)
+        if receipt.status != 1:
+            reason, data = self._mined_revert_reason(pending, receipt)
+            raise TxReverted(pending.what, reason, receipt.tx_hash, data)
+        return receipt
+
+    def _mined_revert_reason(self, pending: PendingTx, receipt: Receipt) -> tuple[str, str | None]:
+        try:
+            trace = self.rpc.call("debug_traceTransaction", [receipt.tx_hash, {"tracer": "callTracer"}], retries=0)
+            output = trace.get("output") if isinstance(trace, dict) else None
+            if output:
+                return self.codec.decode_error(output), output
+        except ChainError:
+            pass
+        f = pending.fields
+        call = {"from": self.address, "to": f["to"], "data": f["data"], "value": hex(f["value"]), "gas": hex(f["gas"])}
+        try:
+            self.rpc.call("eth_call", [call, hex(max(receipt.block_number - 1, 0))], retries=0)
+        except RpcError as exc:
+            if _looks_like_revert(exc):
+                data = _revert_data(exc)
+                return self.codec.decode_error(data), data
+        except ChainError:
+            pass
+        if receipt.gas_used >= f["gas"]:
+            return f"out of gas (used all {f['gas']})", None
+        return "reverted (reason unavailable)", None
+
+
+def _revert_data(exc: RpcError) -> str | None:
+    data = exc.data
+    if isinstance(data, dict):  # some nodes nest it: {"data": "0x..."} or {"message":..., "data":...}
+        data = data.get("data") or data.get("result")
+    if isinstance(data, str) and data.startswith("0x"):
+        return data
+    return None
+
+
+def _looks_like_revert(exc: RpcError) -> bool:
+    return exc.code == 3 or _revert_data(exc) is not None or "revert" in exc.rpc_message.lower()

@@ -1,0 +1,1154 @@
+"""A whole local devnet under one state folder: ``depin devnet up | down | status | logs``.
+
+``up`` starts, detached (each in its own session, so they outlive the command), on free local ports:
+
+==============  ====================================================  =================================
+component       what                                                  health check
+==============  ====================================================  =================================
+``anvil``       the chain (npm ``@foundry-rs/anvil``), state kept in  ``eth_chainId`` answers 31337
+                ``anvil-state.json`` across down/up (``--state``)
+``redis``       ``redis-server``: the index and the Celery broker     ``PING``
+                (append-only file, ``maxmemory-policy noeviction``)
+``engine``      Docker when ``DOCKER_HOST`` / the Docker socket       engine ``ping``
+                answers, else the Podman API service
+                (``executor.engine.start_podman_service``)
+``indexer``     ``python -m indexer`` with ``DEPIN_*`` variables      cursor within a few blocks of the
+                                                                      head (Redis meta)
+executor parts  ``depin executor worker|beat|dispatcher|results``     Celery ping, result server HTTP
+                per role (provider, verifier, arbiter), one
+                ``depin.toml`` per role in the state folder
+==============  ====================================================  =================================
+
+and between them deploys the contracts (``scripts/deploy.py`` through ape; a second ``up`` finds
+them), funds and registers the development accounts (Anvil's public keys; devnet only) and builds
+the sample job images. Each process component is one entry of :data:`COMPONENTS` (name, argv, env,
+health check), so adding a process is one entry.
+
+State folder (default ``.devnet`` in the current directory, ``--state-dir`` or ``DEPIN_DEVNET_DIR``)::
+
+    devnet.json            ports, URLs, accounts, images and every started process (pid, command
+                           line, start time, log); written atomically
+    env                    `source .devnet/env`: DEPIN_RPC_URL, DEPIN_REDIS_URL, DEPIN_DEPLOYMENT, DOCKER_HOST
+    anvil-state.json       the chain (anvil --state: loaded at start, dumped at stop and every 30 s)
+    redis/                 Redis's append-only file
+    engine/                the Podman service's socket and state (when Podman is the engine)
+    deployments/31337.json the deployment (addresses, deploy block)
+    executors/<role>/      depin.toml and the executor's state folder, per role
+    logs/<component>.log   every component's stdout and stderr; deploy.log
+    run/<component>.pid    pid files
+
+``down`` stops only processes it can prove it started: the recorded pid must be alive with the
+recorded start time *and* command line, so a recycled pid is never signalled. Each component's
+process group gets SIGTERM, then SIGKILL after a grace period. The chain (anvil dumps its state on
+SIGTERM), the index and the deployment survive ``down``; remove the folder to start afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from depin.deployment import REPO_ROOT
+from depin.errors import DepinError
+
+DEFAULT_STATE_DIR = Path(".devnet")
+STATE_DIR_ENV = "DEPIN_DEVNET_DIR"
+STATE_FILE = "devnet.json"
+CHAIN_ID = 31337
+NAMESPACE = "depin"
+STATE_VERSION = 1
+
+# Development accounts (Anvil's public mnemonic; devnet only).
+DEPLOYER_ACCOUNT = 0  # deployer, admin, and the arbiter
+PROVIDER_ACCOUNTS = (1, 2)  # registered providers; the first runs the devnet's provider executor
+VERIFIER_ACCOUNT = 3
+REQUESTER_ACCOUNTS = (4, 5, 6, 7, 8, 9)
+PROVIDER_FUNDS = 100_000  # tokens
+PROVIDER_STAKE = 10_000
+VERIFIER_FUNDS = 100_000
+REQUESTER_FUNDS = 100_000
+
+INDEXER_MAX_LAG = 5  # blocks behind the head still counted healthy
+START_TIMEOUT = 60.0
+STOP_GRACE = 10.0
+
+
+class DevnetError(DepinError):
+    """The devnet cannot do what was asked; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------- processes
+
+
+@dataclass
+class ProcessRecord:
+    """A process the devnet started: enough to find it again and to prove it is still the same one."""
+
+    pid: int
+    cmdline: list[str]  # /proc/<pid>/cmdline once the process was healthy
+    starttime: int  # /proc/<pid>/stat field 22 (clock ticks after boot)
+    log: str
+    started_at: float
+    port: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time) of `pid`, or None when there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return fields[0], int(fields[19])
+
+
+def _proc_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def _proc_pgid(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[2])
+
+
+def is_ours(record: ProcessRecord) -> bool:
+    """Whether `record.pid` is alive (not a zombie) and is still the process the devnet started:
+    same start time and same command line. A recycled pid fails both."""
+    stat = _proc_stat(record.pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return stat[1] == record.starttime and _proc_cmdline(record.pid) == record.cmdline
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _proc_pgid(int(entry.name)) == pgid:
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[0] not in ("Z", "X"):
+                members.append(int(entry.name))
+    return members
+
+
+def stop_process(record: ProcessRecord, grace: float = STOP_GRACE) -> str:
+    """SIGTERM to the process group the devnet created for `record` (its pid is the group id), then
+    SIGKILL after `grace` seconds. Returns what happened. Refuses when the pid is not ours."""
+    if not is_ours(record):
+        return "not running"
+    pgid = record.pid  # started with start_new_session: leader of its own group
+    if _proc_pgid(record.pid) != pgid:
+        return "not running (pid is not a group leader)"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_members(pgid):
+            return "stopped"
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _group_members(pgid):
+        time.sleep(0.05)
+    return "killed (did not stop on SIGTERM)"
+
+
+def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ProcessRecord:
+    """Starts `argv` detached: its own session, stdin from /dev/null, stdout+stderr appended to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(argv)}\n".encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            raise DevnetError(f"cannot start {argv[0]}: {exc}") from None
+    # Popen returns after the exec: /proc now shows the new program (keep reaping it if it dies
+    # while this process lives, so a dead child is not left as a zombie that looks alive).
+    _children.append(proc)
+    stat = _proc_stat(proc.pid)
+    return ProcessRecord(
+        pid=proc.pid,
+        cmdline=_proc_cmdline(proc.pid) or list(argv),
+        starttime=stat[1] if stat else 0,
+        log=str(log_path),
+        started_at=time.time(),
+    )
+
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(taken: set[int]) -> int:
+    from depin.devchain import free_port as _free
+
+    while True:
+        port = _free()
+        if port not in taken:
+            return port
+
+
+# ---------------------------------------------------------------------------------------- health
+
+
+@dataclass
+class Health:
+    ok: bool
+    detail: str
+
+
+def _json_rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 2.0) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - a local URL we built
+        answer = json.loads(resp.read())
+    if "error" in answer:
+        raise DevnetError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+def check_anvil(rpc_url: str) -> Health:
+    try:
+        chain_id = int(_json_rpc(rpc_url, "eth_chainId"), 16)
+        head = int(_json_rpc(rpc_url, "eth_blockNumber"), 16)
+    except (OSError, ValueError, DevnetError) as exc:
+        return Health(False, f"{rpc_url} does not answer: {exc}")
+    if chain_id != CHAIN_ID:
+        return Health(False, f"{rpc_url} is chain {chain_id}, expected {CHAIN_ID}")
+    return Health(True, f"{rpc_url} chain {chain_id}, block {head}")
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True)
+
+
+def check_redis(redis_url: str) -> Health:
+    import redis
+
+    try:
+        client = _redis_client(redis_url)
+        client.ping()
+        used = client.info("memory").get("used_memory_human", "?")
+    except redis.RedisError as exc:
+        return Health(False, f"{redis_url} does not answer PING: {exc}")
+    return Health(True, f"{redis_url} PONG, {used} used")
+
+
+def check_engine(docker_host: str) -> Health:
+    if not docker_host:
+        return Health(False, "no engine recorded")
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=docker_host, timeout=5)
+        try:
+            client.ping()
+            version = client.version().get("Version", "?")
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - docker raises many kinds; all mean "not answering"
+        return Health(False, f"{docker_host} does not answer: {type(exc).__name__}: {exc}")
+    return Health(True, f"{docker_host} (engine {version})")
+
+
+def check_indexer(redis_url: str, rpc_url: str, deployment_file: Path) -> Health:
+    import redis
+
+    from depin.deployment import Deployment
+    from depin.keys import Keys
+
+    try:
+        deployment = Deployment.from_json(deployment_file.read_text())
+    except (OSError, ValueError) as exc:
+        return Health(False, f"no deployment: {exc}")
+    keys = Keys(deployment.chain_id, deployment.addresses["JobMarket"], NAMESPACE)
+    try:
+        raw = _redis_client(redis_url).get(keys.cursor)
+    except redis.RedisError as exc:
+        return Health(False, f"Redis unreachable: {exc}")
+    if not raw:
+        return Health(False, "nothing indexed yet")
+    cursor = int(json.loads(raw)["number"])
+    try:
+        head = int(_json_rpc(rpc_url, "eth_blockNumber"), 16)
+    except (OSError, ValueError, DevnetError):
+        return Health(False, f"cursor {cursor}, chain head unknown")
+    lag = max(head - cursor, 0)
+    return Health(lag <= INDEXER_MAX_LAG, f"cursor {cursor}, head {head}, lag {lag} blocks")
+
+
+def check_http(url: str) -> Health:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local URL we built
+            return Health(200 <= resp.status < 300, f"{url} HTTP {resp.status}")
+    except urllib.error.HTTPError as exc:
+        return Health(False, f"{url} HTTP {exc.code}")
+    except OSError as exc:
+        return Health(False, f"{url} does not answer: {exc}")
+
+
+def check_celery(config_file: Path) -> Health:
+    """A Celery worker of the executor whose config is `config_file` answers a ping."""
+    try:
+        from executor.celery_app import make_app  # type: ignore[import-not-found]
+    except ImportError:
+        return Health(False, "executor.celery_app not available")
+    try:
+        app = make_app(config_file)
+        replies = app.control.ping(timeout=1.5)
+    except Exception as exc:  # noqa: BLE001
+        return Health(False, f"celery ping failed: {exc}")
+    if not replies:
+        return Health(False, "no Celery worker answered a ping")
+    return Health(True, f"{len(replies)} worker(s) answered: " + ", ".join(sorted(k for r in replies for k in r)))
+
+
+# ---------------------------------------------------------------------------------------- components
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the devnet: how to start it and how to tell that it works.
+
+    `argv` and `env` are called with the :class:`Devnet` (ports and paths are known by then);
+    `available` returns None when this checkout can run the component, else why not (then it is
+    listed as "not wired" and skipped); `port` names the port it listens on, if any."""
+
+    name: str
+    argv: Callable[[Devnet], list[str]]
+    check: Callable[[Devnet], Health]
+    env: Callable[[Devnet], dict[str, str]] = lambda dn: dn.base_env()
+    available: Callable[[], str | None] = lambda: None
+    port: str | None = None
+    timeout: float = START_TIMEOUT
+    grace: float = STOP_GRACE
+
+
+def _anvil_argv(dn: Devnet) -> list[str]:
+    from depin.devchain import DevChainError, anvil_binary
+
+    try:
+        binary = anvil_binary()
+    except DevChainError:
+        raise DevnetError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)") from None
+    return [
+        binary, "--host", "127.0.0.1", "--port", str(dn.ports["anvil"]), "--chain-id", str(CHAIN_ID),
+        "--state", str(dn.anvil_state), "--state-interval", "30",
+    ]
+
+
+def _redis_argv(dn: Devnet) -> list[str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        raise DevnetError("redis-server not found: run `make setup` (it installs Debian's redis-server)")
+    dn.redis_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        binary, "--bind", "127.0.0.1", "--port", str(dn.ports["redis"]), "--dir", str(dn.redis_dir),
+        "--daemonize", "no", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+        "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--logfile", "",
+    ]
+
+
+def _indexer_env(dn: Devnet) -> dict[str, str]:
+    env = dn.base_env()
+    env.update(
+        DEPIN_RPC_URL=dn.rpc_url, DEPIN_REDIS_URL=dn.redis_url, DEPIN_DEPLOYMENT=str(dn.deployment_file),
+        DEPIN_NAMESPACE=NAMESPACE, DEPIN_POLL_INTERVAL="0.2",
+    )
+    return env
+
+
+def _executor_commands() -> set[str]:
+    """The `depin executor` subcommands this checkout has."""
+    try:
+        from depin import cli_executor
+    except Exception:  # noqa: BLE001 - a half-written module must not break the devnet
+        return set()
+    names = set()
+    for command in cli_executor.app.registered_commands:
+        names.add(command.name or (command.callback.__name__.replace("_", "-") if command.callback else ""))
+    return names
+
+
+def _needs_executor(*commands: str) -> Callable[[], str | None]:
+    def available() -> str | None:
+        missing = [c for c in commands if c not in _executor_commands()]
+        return f"`depin executor {' | '.join(missing)}` not in this checkout yet" if missing else None
+
+    return available
+
+
+def _executor_argv(command: str, role: str) -> Callable[[Devnet], list[str]]:
+    return lambda dn: [
+        sys.executable, "-m", "depin.cli", "executor", command, "--config", str(dn.executor_config(role))
+    ]
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("anvil", _anvil_argv, lambda dn: check_anvil(dn.rpc_url), port="anvil", grace=15.0),
+    Component("redis", _redis_argv, lambda dn: check_redis(dn.redis_url), port="redis"),
+    # the container engine is started between redis and the deploy (see Devnet._ensure_engine)
+    Component(
+        "indexer",
+        lambda dn: [sys.executable, "-m", "indexer"],
+        lambda dn: check_indexer(dn.redis_url, dn.rpc_url, dn.deployment_file),
+        env=_indexer_env,
+    ),
+    Component(
+        "results",
+        _executor_argv("results", "provider"),
+        lambda dn: check_http(f"{dn.results_url}/healthz"),
+        available=_needs_executor("results"),
+        port="results",
+    ),
+    Component(
+        "worker",
+        _executor_argv("worker", "provider"),
+        lambda dn: check_celery(dn.executor_config("provider")),
+        available=_needs_executor("worker"),
+    ),
+    Component(
+        "beat",
+        _executor_argv("beat", "provider"),
+        lambda dn: Health(True, "alive"),
+        available=_needs_executor("beat"),
+    ),
+    Component(
+        "dispatcher",
+        _executor_argv("dispatcher", "provider"),
+        lambda dn: Health(True, "alive"),
+        available=_needs_executor("dispatcher"),
+    ),
+    Component(
+        "verifier",
+        _executor_argv("worker", "verifier"),
+        lambda dn: check_celery(dn.executor_config("verifier")),
+        available=_needs_executor("worker"),
+    ),
+    Component(
+        "arbiter",
+        _executor_argv("worker", "arbiter"),
+        lambda dn: check_celery(dn.executor_config("arbiter")),
+        available=_needs_executor("worker"),
+    ),
+)
+ENGINE = "engine"
+# the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
+ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
+PORT_NAMES = ("anvil", "redis", "results")
+
+
+# ---------------------------------------------------------------------------------------- status rows
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    state: str  # ok | unhealthy | stopped | not started | external | not wired
+    pid: int | None = None
+    detail: str = ""
+    log: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("ok", "external")
+
+
+@dataclass
+class UpReport:
+    started: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    not_wired: dict[str, str] = field(default_factory=dict)
+    steps: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------- the devnet
+
+
+def default_state_dir() -> Path:
+    """``$DEPIN_DEVNET_DIR``, else ``.devnet`` in the current directory."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+class Devnet:
+    """The devnet recorded in one state folder."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.dir = Path(state_dir or default_state_dir()).absolute()
+        self.state: dict[str, Any] = self._load()
+
+    # ------------------------------------------------------------------ paths and URLs
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / STATE_FILE
+
+    @property
+    def env_file(self) -> Path:
+        return self.dir / "env"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dir / "run"
+
+    @property
+    def anvil_state(self) -> Path:
+        return self.dir / "anvil-state.json"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.dir / "redis"
+
+    @property
+    def engine_dir(self) -> Path:
+        return self.dir / "engine"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return self.dir / "deployments"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.deployments_dir / f"{CHAIN_ID}.json"
+
+    def executor_dir(self, role: str) -> Path:
+        return self.dir / "executors" / role
+
+    def executor_config(self, role: str) -> Path:
+        return self.executor_dir(role) / "depin.toml"
+
+    def log_path(self, name: str) -> Path:
+        if name == ENGINE:  # executor.engine logs the Podman service next to its socket
+            return self.engine_dir / "podman.log"
+        return self.logs_dir / f"{name}.log"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.state.setdefault("ports", {})
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.get('anvil', 0)}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.get('redis', 0)}/0"
+
+    @property
+    def results_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.get('results', 0)}"
+
+    @property
+    def docker_host(self) -> str:
+        return str(self.state.get("engine", {}).get("docker_host", ""))
+
+    @property
+    def processes(self) -> dict[str, dict[str, Any]]:
+        return self.state.setdefault("processes", {})
+
+    def record(self, name: str) -> ProcessRecord | None:
+        data = self.processes.get(name)
+        return ProcessRecord.from_json(data) if data else None
+
+    def base_env(self) -> dict[str, str]:
+        """The environment of every component: this one without DEPIN_* and DOCKER_HOST (each
+        component gets its settings explicitly), with the source tree importable."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        tool_dirs = [str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
+        env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # ------------------------------------------------------------------ state file
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {"version": STATE_VERSION}
+        except (OSError, ValueError) as exc:
+            raise DevnetError(f"{self.state_file} is unreadable ({exc}); move it away, or remove {self.dir}") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise DevnetError(f"{self.state_file} is not a devnet state file of version {STATE_VERSION}")
+        return data
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state["version"] = STATE_VERSION
+        self.state["state_dir"] = str(self.dir)
+        self.state["updated_at"] = time.time()
+        _write_atomic(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `up` or `down` at a time per state folder."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "devnet.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DevnetError(f"another `depin devnet` command is working on {self.dir}; wait for it") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _set_record(self, name: str, record: ProcessRecord | None) -> None:
+        pid_file = self.run_dir / f"{name}.pid"
+        if record is None:
+            self.processes.pop(name, None)
+            pid_file.unlink(missing_ok=True)
+        else:
+            self.processes[name] = asdict(record)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(pid_file, f"{record.pid}\n")
+        self.save()
+
+    # ------------------------------------------------------------------ up
+
+    def up(self, *, say: Callable[[str], None] = lambda line: None, pinned_ports: dict[str, int] | None = None) -> UpReport:
+        """Brings every component up (leaving healthy ones alone) and returns what it did."""
+        report = UpReport()
+        with self.locked():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.logs_dir.mkdir(exist_ok=True)
+            self._assign_ports(pinned_ports or {})
+            self.save()
+            by_name = {c.name: c for c in COMPONENTS}
+            for name in ("anvil", "redis"):
+                self._ensure(by_name[name], report, say)
+            self._ensure_engine(report, say)
+            self._deploy(report, say)
+            self._fund(report, say)
+            self._build_images(report, say)
+            self._write_executor_configs()
+            self.write_env_file()
+            for component in COMPONENTS[2:]:
+                reason = component.available()
+                if reason is not None:
+                    report.not_wired[component.name] = reason
+                    continue
+                self._ensure(component, report, say)
+            self.save()
+        return report
+
+    def _assign_ports(self, pinned: dict[str, int]) -> None:
+        running = any(self.record(c) is not None and is_ours(self.record(c)) for c in self.processes)  # type: ignore[arg-type]
+        taken: set[int] = set()
+        for name in PORT_NAMES:
+            want = pinned.get(name)
+            have = self.ports.get(name)
+            if want and have and want != have and running:
+                raise DevnetError(
+                    f"the devnet runs with {name} on port {have}; `depin devnet down` before choosing port {want}"
+                )
+            if want:
+                self.ports[name] = want
+            elif have is None or (not running and not port_free(have)):
+                # first start, or nothing of ours runs and someone else took the port: pick another
+                self.ports[name] = free_port(taken | set(self.ports.values()))
+            taken.add(self.ports[name])
+
+    def _ensure(self, component: Component, report: UpReport, say: Callable[[str], None]) -> None:
+        name = component.name
+        record = self.record(name)
+        if record is not None and is_ours(record):
+            health = self._wait_healthy(component, record, timeout=min(component.timeout, 15.0), raise_on_fail=False)
+            if health.ok:
+                report.kept.append(name)
+                say(f"{name}: running (pid {record.pid}), {health.detail}")
+                return
+            say(f"{name}: running but unhealthy ({health.detail}); restarting it")
+            stop_process(record, component.grace)
+        if record is not None:
+            self._set_record(name, None)
+        port = self.ports.get(component.port) if component.port else None
+        if port is not None and not port_free(port):
+            raise DevnetError(
+                f"port {port} for {name} is in use by another process; stop it, or `depin devnet down` "
+                f"and `depin devnet up` again (ports of a stopped devnet are picked afresh)"
+            )
+        argv = component.argv(self)
+        record = spawn(argv, env=component.env(self), cwd=self.dir, log_path=self.log_path(name))
+        record.port = port
+        self._set_record(name, record)
+        self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
+        # the command line as the process shows it once it runs (redis-server retitles itself)
+        record.cmdline = _proc_cmdline(record.pid) or record.cmdline
+        self._set_record(name, record)
+        report.started.append(name)
+        say(f"{name}: started (pid {record.pid}), log {record.log}")
+
+    def _wait_healthy(self, component: Component, record: ProcessRecord, *, timeout: float, raise_on_fail: bool) -> Health:
+        deadline = time.monotonic() + timeout
+        health = Health(False, "not checked")
+        while True:
+            _reap()
+            stat = _proc_stat(record.pid)
+            if stat is None or stat[0] in ("Z", "X"):
+                if raise_on_fail:
+                    raise DevnetError(
+                        f"{component.name} exited during start-up; see {record.log}: {_last_line(Path(record.log))}"
+                    )
+                return Health(False, "exited")
+            health = component.check(self)
+            if health.ok or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if not health.ok and raise_on_fail:
+            raise DevnetError(f"{component.name} is not healthy after {timeout:.0f} s ({health.detail}); see {record.log}")
+        return health
+
+    # ------------------------------------------------------------------ the container engine
+
+    def _ensure_engine(self, report: UpReport, say: Callable[[str], None]) -> None:
+        engine = self.state.get("engine", {})
+        record = self.record(ENGINE)
+        if engine.get("kind") == "podman" and record is not None and is_ours(record):
+            health = check_engine(self.docker_host)
+            if health.ok:
+                report.kept.append(ENGINE)
+                say(f"engine: Podman service running (pid {record.pid}), {health.detail}")
+                return
+        # a Docker engine the user runs
+        docker_host = _external_docker_host()
+        if docker_host:
+            health = check_engine(docker_host)
+            if health.ok:
+                self.state["engine"] = {"kind": "docker", "docker_host": docker_host}
+                self.save()
+                report.kept.append(ENGINE)
+                say(f"engine: Docker at {docker_host}, {health.detail}")
+                return
+        reason = _engine_available()
+        if reason is not None:
+            report.not_wired[ENGINE] = f"no Docker engine answers and {reason}"
+            say(f"engine: {report.not_wired[ENGINE]}")
+            return
+        from executor.engine import start_podman_service  # type: ignore[import-not-found]
+
+        if record is not None:
+            stop_process(record)
+            self._set_record(ENGINE, None)
+        self.engine_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            pid, url = start_podman_service(self.engine_dir)
+        except Exception as exc:  # noqa: BLE001 - any failure here is "engine unavailable"
+            raise DevnetError(f"container engine unavailable: the Podman service did not start ({exc})") from None
+        stat = _proc_stat(pid)
+        record = ProcessRecord(
+            pid=pid, cmdline=_proc_cmdline(pid) or [], starttime=stat[1] if stat else 0,
+            log=str(self.log_path(ENGINE)), started_at=time.time(),
+        )
+        self.state["engine"] = {"kind": "podman", "docker_host": url}
+        self._set_record(ENGINE, record)
+        health = check_engine(url)
+        if not health.ok:
+            raise DevnetError(f"container engine unavailable: {health.detail}")
+        report.started.append(ENGINE)
+        say(f"engine: Podman service started (pid {pid}), {url}")
+
+    # ------------------------------------------------------------------ chain setup
+
+    def _deploy(self, report: UpReport, say: Callable[[str], None]) -> None:
+        if self.deployment_file.is_file() and self._deployment_live():
+            say(f"contracts: deployed ({self.deployment_file})")
+            return
+        from depin.devchain import DevChainError, deploy_with_ape
+
+        say("contracts: deploying (ape run deploy) ...")
+        log = self.log_path("deploy")
+        started = time.monotonic()
+        try:
+            deploy_with_ape(self.rpc_url, self.deployments_dir)
+        except DevChainError as exc:
+            log.write_text(str(exc) + "\n")
+            raise DevnetError(f"deploy failed; see {log}") from None
+        log.write_text(f"deployed to {self.rpc_url} in {time.monotonic() - started:.1f} s: {self.deployment_file}\n")
+        report.steps.append("deployed the contracts")
+        say(f"contracts: deployed in {time.monotonic() - started:.1f} s ({self.deployment_file})")
+
+    def _deployment_live(self) -> bool:
+        from depin.deployment import Deployment
+
+        try:
+            deployment = Deployment.from_json(self.deployment_file.read_text())
+            codes = [_json_rpc(self.rpc_url, "eth_getCode", [a, "latest"]) for a in deployment.addresses.values()]
+        except (OSError, ValueError, KeyError, DevnetError):
+            return False
+        return deployment.chain_id == CHAIN_ID and all(c not in ("0x", "0x0", None) for c in codes)
+
+    def _fund(self, report: UpReport, say: Callable[[str], None]) -> None:
+        from depin.deployment import to_wei
+        from depin.devchain import DevChain
+
+        chain = DevChain.from_deployment_file(self.rpc_url, self.deployment_file, timeout=30.0)
+        accounts = chain.accounts
+        providers = [accounts[i] for i in PROVIDER_ACCOUNTS]
+        verifier = accounts[VERIFIER_ACCOUNT]
+        requesters = [accounts[i] for i in REQUESTER_ACCOUNTS if i < len(accounts)]
+        wanted = {p: to_wei(PROVIDER_FUNDS) for p in providers}
+        wanted[verifier] = to_wei(VERIFIER_FUNDS)
+        wanted.update({r: to_wei(REQUESTER_FUNDS) for r in requesters})
+        staked = {p: chain.get_provider(p)["id"] != 0 for p in providers}
+        low = [
+            a for a, amount in wanted.items()
+            if chain.token_balance(a) + (to_wei(PROVIDER_STAKE) if staked.get(a) else 0) < amount // 2
+        ]
+        if low:
+            chain.fund(low, max(wanted[a] for a in low))
+            report.steps.append(f"funded {len(low)} development accounts")
+        for p in providers:
+            if not staked[p]:
+                chain.register_provider(p, to_wei(PROVIDER_STAKE), endpoint=f"{self.results_url}")
+                report.steps.append(f"registered provider {p}")
+        self.state["accounts"] = {
+            "deployer": {"index": DEPLOYER_ACCOUNT, "address": accounts[DEPLOYER_ACCOUNT], "roles": "admin, governor, guardian, arbiter, faucet"},
+            "providers": [{"index": i, "address": accounts[i]} for i in PROVIDER_ACCOUNTS],
+            "provider_executor": {"index": PROVIDER_ACCOUNTS[0], "address": accounts[PROVIDER_ACCOUNTS[0]]},
+            "verifier": {"index": VERIFIER_ACCOUNT, "address": verifier},
+            "requesters": [{"index": i, "address": accounts[i]} for i in REQUESTER_ACCOUNTS if i < len(accounts)],
+        }
+        self.save()
+        say(
+            f"accounts: providers {', '.join(map(str, PROVIDER_ACCOUNTS))} registered, verifier {VERIFIER_ACCOUNT}, "
+            f"requesters {REQUESTER_ACCOUNTS[0]}-{REQUESTER_ACCOUNTS[-1]} funded"
+            + (f" ({len(low)} topped up)" if low else "")
+        )
+
+    def _build_images(self, report: UpReport, say: Callable[[str], None]) -> None:
+        if not self.docker_host:
+            return
+        try:
+            from executor import images as images_mod  # type: ignore[attr-defined]
+
+            build_sample_images = images_mod.build_sample_images
+        except (ImportError, AttributeError):
+            report.not_wired["images"] = "executor.images.build_sample_images is not in this checkout yet"
+            return
+        import docker
+
+        client = docker.DockerClient(base_url=self.docker_host, timeout=120)
+        try:
+            refs = build_sample_images(client)
+        except Exception as exc:  # noqa: BLE001
+            raise DevnetError(f"building the sample images failed: {exc}") from None
+        finally:
+            client.close()
+        self.state["images"] = _jsonable(refs)
+        self.save()
+        say(f"images: {len(refs)} sample images built")
+
+    def _write_executor_configs(self) -> None:
+        roles = {
+            "provider": PROVIDER_ACCOUNTS[0],
+            "verifier": VERIFIER_ACCOUNT,
+            "arbiter": DEPLOYER_ACCOUNT,
+        }
+        for role, account in roles.items():
+            folder = self.executor_dir(role)
+            (folder / "state").mkdir(parents=True, exist_ok=True)
+            text = _executor_toml(
+                rpc_url=self.rpc_url, deployment=self.deployment_file, redis_url=self.redis_url,
+                account=account, docker_host=self.docker_host, role=role, results_url=self.results_url,
+            )
+            _write_atomic(folder / "depin.toml", text)
+            from depin.config import load_config
+
+            load_config(folder / "depin.toml", env={})  # the schema check: raises ConfigError
+
+    def write_env_file(self) -> None:
+        lines = [
+            "# depin devnet: `source` this file to point the depin commands at the devnet",
+            f"export DEPIN_RPC_URL={shlex.quote(self.rpc_url)}",
+            f"export DEPIN_REDIS_URL={shlex.quote(self.redis_url)}",
+            f"export DEPIN_DEPLOYMENT={shlex.quote(str(self.deployment_file))}",
+            f"export DEPIN_DEVNET_DIR={shlex.quote(str(self.dir))}",
+        ]
+        if self.docker_host:
+            lines.append(f"export DOCKER_HOST={shlex.quote(self.docker_host)}")
+        _write_atomic(self.env_file, "\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------------ down
+
+    def down(self, *, say: Callable[[str], None] = lambda line: None) -> dict[str, str]:
+        """Stops every process this devnet started, newest first; returns name -> what happened."""
+        done: dict[str, str] = {}
+        with self.locked():
+            for name in reversed(ORDER):
+                record = self.record(name)
+                if record is None:
+                    continue
+                if name == ENGINE and is_ours(record):
+                    outcome = self._stop_engine(record)
+                else:
+                    grace = next((c.grace for c in COMPONENTS if c.name == name), STOP_GRACE)
+                    outcome = stop_process(record, grace)
+                stat = _proc_stat(record.pid)
+                if outcome.startswith("not running") and stat is not None and stat[0] not in ("Z", "X"):
+                    outcome = f"left alone: pid {record.pid} is now another process"
+                done[name] = outcome
+                say(f"{name}: {outcome}")
+                self._set_record(name, None)
+            self.save()
+        return done
+
+    def _stop_engine(self, record: ProcessRecord) -> str:
+        """Stops the Podman service (only when the recorded process is still ours), then lets
+        executor.engine clean up its pid file and socket."""
+        outcome = stop_process(record)
+        with contextlib.suppress(Exception):
+            from executor import engine as engine_mod  # type: ignore[attr-defined]
+
+            engine_mod.stop_podman_service(self.engine_dir)  # finds it gone: removes pid file and socket
+        return outcome
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> list[ComponentStatus]:
+        rows = []
+        by_name = {c.name: c for c in COMPONENTS}
+        for name in ORDER:
+            record = self.record(name)
+            log = str(self.log_path(name)) if self.log_path(name).exists() else None
+            if name == ENGINE and self.state.get("engine", {}).get("kind") == "docker":
+                health = check_engine(self.docker_host)
+                rows.append(ComponentStatus(name, "external" if health.ok else "unhealthy", None, "Docker: " + health.detail))
+                continue
+            component = by_name.get(name)
+            reason = component.available() if component is not None else _engine_available()
+            if record is None:
+                if reason is not None:
+                    rows.append(ComponentStatus(name, "not wired", None, reason, log))
+                else:
+                    rows.append(ComponentStatus(name, "not started", None, "", log))
+                continue
+            if not is_ours(record):
+                rows.append(ComponentStatus(name, "stopped", record.pid, "process gone (start it with `depin devnet up`)", log))
+                continue
+            health = check_engine(self.docker_host) if component is None else component.check(self)
+            rows.append(ComponentStatus(name, "ok" if health.ok else "unhealthy", record.pid, health.detail, log))
+        return rows
+
+    def info(self) -> dict[str, Any]:
+        """Where everything is: URLs, files, accounts (for `up`'s summary and `status --json`)."""
+        return {
+            "state_dir": str(self.dir),
+            "rpc_url": self.rpc_url if "anvil" in self.ports else None,
+            "redis_url": self.redis_url if "redis" in self.ports else None,
+            "deployment": str(self.deployment_file) if self.deployment_file.exists() else None,
+            "docker_host": self.docker_host or None,
+            "results_url": self.results_url if "results" in self.ports else None,
+            "env_file": str(self.env_file) if self.env_file.exists() else None,
+            "logs": str(self.logs_dir),
+            "accounts": self.state.get("accounts"),
+            "images": self.state.get("images"),
+        }
+
+    # ------------------------------------------------------------------ logs
+
+    def log_files(self, component: str | None) -> list[tuple[str, Path]]:
+        known = [*ORDER, "deploy"]
+        if component is not None:
+            if component not in known:
+                raise DevnetError(f"unknown component {component!r}; one of: {', '.join(known)}")
+            path = self.log_path(component)
+            if not path.exists():
+                raise DevnetError(f"no log for {component} yet ({path})")
+            return [(component, path)]
+        return [(name, self.log_path(name)) for name in known if self.log_path(name).exists()]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _engine_available() -> str | None:
+    """None when this checkout can start a Podman service (executor.engine), else why not."""
+    try:
+        from executor import engine as engine_mod  # type: ignore[attr-defined]
+    except ImportError:
+        return "executor.engine (start_podman_service) is not in this checkout yet"
+    if not hasattr(engine_mod, "start_podman_service"):
+        return "executor.engine has no start_podman_service yet"
+    return None
+
+
+def _external_docker_host() -> str | None:
+    """DOCKER_HOST when set, else the Docker socket when it exists. A DOCKER_HOST naming the Podman
+    service of a devnet (``<dir>/podman.sock`` next to a ``podman.pid``: what a sourced devnet env
+    file sets) is not an engine of the user's; that devnet's `down` would stop it."""
+    host = os.environ.get("DOCKER_HOST", "").strip()
+    if host.startswith("unix://") and host.endswith("/podman.sock"):
+        if (Path(host.removeprefix("unix://")).parent / "podman.pid").exists():
+            host = ""
+    if host:
+        return host
+    if Path("/var/run/docker.sock").exists():
+        return "unix:///var/run/docker.sock"
+    return None
+
+
+def _executor_toml(
+    *, rpc_url: str, deployment: Path, redis_url: str, account: int, docker_host: str, role: str, results_url: str
+) -> str:
+    bind = results_url.removeprefix("http://")
+
+    def q(value: str) -> str:
+        return json.dumps(value)  # a TOML basic string
+
+    return "\n".join(
+        [
+            f"# depin devnet: the {role} executor (Anvil development key {account}: devnet only)",
+            "[network]",
+            f"rpc_url = {q(rpc_url)}",
+            f"deployment = {q(str(deployment))}",
+            "",
+            "[redis]",
+            f"url = {q(redis_url)}",
+            f"namespace = {q(NAMESPACE)}",
+            "",
+            "[key]",
+            f"dev_account = {account}",
+            "",
+            "[engine]",
+            f"docker_host = {q(docker_host)}",
+            'state_dir = "state"',
+            "",
+            "[executor]",
+            f"role = {q(role)}",
+            f"results_url = {q(results_url)}",
+            f"results_bind = {q(bind)}",
+            "",
+        ]
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [_jsonable(v) for v in value]
+        return str(value)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1][:300] if lines else "(empty log)"
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    """The last `n` lines of `path` (reads from the end; fine for large logs)."""
+    if n <= 0:
+        return []
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        block, data = 8192, b""
+        while size > 0 and data.count(b"\n") <= n:
+            step = min(block, size)
+            size -= step
+            fh.seek(size)
+            data = fh.read(step) + data
+    return [line.decode(errors="replace") for line in data.splitlines()[-n:]]
+
+
+def follow(files: list[tuple[str, Path]], *, prefix: bool, emit: Callable[[str], None], poll: float = 0.25,
+           stop: Callable[[], bool] = lambda: False) -> None:
+    """Prints lines appended to `files` until `stop()` (or Ctrl-C)."""
+    offsets = {path: path.stat().st_size if path.exists() else 0 for _, path in files}
+    partial: dict[Path, bytes] = {path: b"" for _, path in files}
+    while not stop():
+        for name, path in files:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size < offsets[path]:  # truncated or replaced
+                offsets[path] = 0
+            if size == offsets[path]:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offsets[path])
+                chunk = fh.read(size - offsets[path])
+            offsets[path] = size
+            data = partial[path] + chunk
+            *lines, partial[path] = data.split(b"\n")
+            for line in lines:
+                text = line.decode(errors="replace")
+                emit(f"{name:<10} | {text}" if prefix else text)
+        time.sleep(poll)

@@ -1,0 +1,235 @@
+"""`depin devnet up | status | logs | down` against real processes (anvil, redis-server, Podman, the
+indexer, and the executor processes once they exist), run as the user runs them: the CLI in a
+subprocess. One devnet is brought up for the module and shared by the tests in file order; the last
+test takes it down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from depin.deployment import REPO_ROOT
+from depin.devnet import Devnet, ProcessRecord, is_ours, stop_process
+
+
+
+def devnet(state_dir: Path, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "depin.cli", "devnet", *args, "--state-dir", str(state_dir)],
+        capture_output=True, text=True, env=env, cwd=state_dir.parent, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"devnet {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def status_json(state_dir: Path) -> tuple[int, dict]:
+    proc = devnet(state_dir, "status", "--json")
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def recorded(state_dir: Path) -> dict[str, ProcessRecord]:
+    data = json.loads((state_dir / "devnet.json").read_text())
+    return {name: ProcessRecord.from_json(rec) for name, rec in data.get("processes", {}).items()}
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.fixture(scope="module")
+def up_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.CompletedProcess[str], float]]:
+    state_dir = tmp_path_factory.mktemp("devnet") / "dn"
+    started = time.monotonic()
+    proc = devnet(state_dir, "up", check=False)
+    took = time.monotonic() - started
+    try:
+        if proc.returncode != 0:
+            raise AssertionError(f"devnet up failed:\n{proc.stdout}\n{proc.stderr}")
+        yield state_dir, proc, took
+    finally:
+        # whatever the tests left: stop every recorded process that is still ours
+        if (state_dir / "devnet.json").exists():
+            for record in recorded(state_dir).values():
+                stop_process(record, grace=5)
+
+
+def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, proc, took = up_devnet
+    out = proc.stdout
+    for needle in ("RPC URL:", "Redis URL:", "deployment:", "logs:", "source "):
+        assert needle in out, out
+    code, st = status_json(state_dir)
+    states = {c["name"]: c["state"] for c in st["components"]}
+    assert code == 0, st
+    assert st["healthy"] and st["running"]
+    for name in ("anvil", "redis", "indexer"):
+        assert states[name] == "ok", states
+    assert states["engine"] in ("ok", "external", "not wired"), states  # not wired: no executor.engine yet
+    assert all(s in ("ok", "external", "not wired") for s in states.values()), states
+    # the files a user is pointed at
+    assert (state_dir / "deployments" / "31337.json").is_file()
+    env_text = (state_dir / "env").read_text()
+    for var in ("DEPIN_RPC_URL", "DEPIN_REDIS_URL", "DEPIN_DEPLOYMENT") + (("DOCKER_HOST",) if states["engine"] != "not wired" else ()):
+        assert f"export {var}=" in env_text
+    for role in ("provider", "verifier", "arbiter"):
+        assert (state_dir / "executors" / role / "depin.toml").is_file()
+    for name, record in recorded(state_dir).items():
+        assert is_ours(record), name
+        assert (state_dir / "run" / f"{name}.pid").read_text().strip() == str(record.pid)
+    print(f"devnet up took {took:.1f} s")
+
+
+def test_env_file_points_the_cli_at_the_devnet(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, _, _ = up_devnet
+    script = f"source {state_dir / 'env'} && {sys.executable} -m depin.cli providers list --json"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    deadline = time.monotonic() + 30
+    while True:  # the indexer may be a block behind the registrations
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        providers = json.loads(proc.stdout)
+        if len(providers) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    data = json.loads((state_dir / "devnet.json").read_text())
+    registered = {p["address"].lower() for p in data["accounts"]["providers"]}
+    assert registered <= {p["address"].lower() for p in providers}
+
+
+def test_second_up_is_a_noop(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, _, _ = up_devnet
+    before = {name: (r.pid, r.starttime) for name, r in recorded(state_dir).items()}
+    deployment = (state_dir / "deployments" / "31337.json").read_text()
+    proc = devnet(state_dir, "up", check=True)
+    assert "started: nothing" in proc.stdout, proc.stdout
+    after = {name: (r.pid, r.starttime) for name, r in recorded(state_dir).items()}
+    assert after == before
+    assert (state_dir / "deployments" / "31337.json").read_text() == deployment
+
+
+def test_logs(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, _, _ = up_devnet
+    proc = devnet(state_dir, "logs", "indexer", "-n", "5", check=True)
+    lines = proc.stdout.splitlines()
+    assert 0 < len(lines) <= 5
+    assert any("indexer" in line for line in lines), proc.stdout
+    proc = devnet(state_dir, "logs", "-n", "3", check=True)
+    prefixes = {line.split("|", 1)[0].strip() for line in proc.stdout.splitlines()}
+    assert {"anvil", "redis", "indexer"} <= prefixes, proc.stdout
+    proc = devnet(state_dir, "logs", "nosuch")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: unknown component")
+    # -f follows: a new line appended to the log shows up
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "depin.cli", "devnet", "logs", "redis", "-f", "-n", "0", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
+    try:
+        time.sleep(2.0)
+        with open(state_dir / "logs" / "redis.log", "a") as fh:
+            fh.write("a line from the test\n")
+        deadline = time.monotonic() + 10
+        line = ""
+        while time.monotonic() < deadline and "a line from the test" not in line:
+            line = follower.stdout.readline()  # type: ignore[union-attr]
+        assert "a line from the test" in line
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(10)
+
+
+def test_up_restarts_a_dead_component(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, _, _ = up_devnet
+    before = recorded(state_dir)
+    os.killpg(before["indexer"].pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not pid_gone(before["indexer"].pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    code, st = status_json(state_dir)
+    assert code == 1
+    assert {c["name"]: c["state"] for c in st["components"]}["indexer"] == "stopped"
+    proc = devnet(state_dir, "up", check=True)
+    assert "started: indexer;" in proc.stdout, proc.stdout
+    after = recorded(state_dir)
+    assert after["indexer"].pid != before["indexer"].pid
+    assert {n: r.pid for n, r in after.items() if n != "indexer"} == {n: r.pid for n, r in before.items() if n != "indexer"}
+    assert status_json(state_dir)[0] == 0
+
+
+def test_down_stops_everything_but_never_a_recycled_pid(
+    up_devnet: tuple[Path, subprocess.CompletedProcess[str], float],
+) -> None:
+    state_dir, _, _ = up_devnet
+    records = recorded(state_dir)
+    # Pretend the indexer's pid was recycled by another program: its recorded command line differs.
+    data = json.loads((state_dir / "devnet.json").read_text())
+    data["processes"]["indexer"]["cmdline"] = ["/usr/bin/some-other-program", "--flag"]
+    (state_dir / "devnet.json").write_text(json.dumps(data))
+    indexer = records.pop("indexer")
+    try:
+        proc = devnet(state_dir, "down", check=True)
+        assert "left alone" in proc.stdout, proc.stdout
+        for name, record in records.items():
+            assert pid_gone(record.pid), f"{name} (pid {record.pid}) still runs"
+        assert is_ours(indexer), "down signalled a process whose command line did not match"
+    finally:
+        stop_process(indexer, grace=5)
+    assert pid_gone(indexer.pid)
+    # nothing of ours left in any process group the devnet created
+    leftovers = [
+        p.name for p in Path("/proc").iterdir() if p.name.isdigit() and str(state_dir) in _cmdline(int(p.name))
+    ]
+    assert not leftovers, leftovers
+    proc = devnet(state_dir, "status")
+    assert proc.returncode == 1
+    assert "not running" in proc.stdout
+    assert (state_dir / "anvil-state.json").stat().st_size > 0  # the chain is kept for the next `up`
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_status_without_a_devnet(tmp_path: Path) -> None:
+    proc = devnet(tmp_path / "none", "status")
+    assert proc.returncode == 1
+    assert "no devnet" in proc.stdout
+    proc = devnet(tmp_path / "none", "status", "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["running"] is False
+
+
+def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = devnet(tmp_path / "dn", "up", "--rpc-port", str(port))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: port {port} for anvil is in use"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not any(is_ours(r) for r in recorded(tmp_path / "dn").values())
+
+
+def test_devnet_object_without_state(tmp_path: Path) -> None:
+    dn = Devnet(tmp_path / "x")
+    assert dn.status()[0].state == "not started"
+    assert dn.info()["rpc_url"] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -377,7 +378,7 @@ def test_reaper_removes_only_unowned_labelled_containers(engine, sample_images, 
 # --- the engine ---------------------------------------------------------------------------------
 
 
-def test_connect_starts_and_reuses_a_podman_service(monkeypatch, tmp_path_factory):
+def test_connect_starts_and_reuses_a_podman_service(monkeypatch):
     import tempfile
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
@@ -390,8 +391,11 @@ def test_connect_starts_and_reuses_a_podman_service(monkeypatch, tmp_path_factor
         assert "runtime = \"runc\"" in (state / "containers.conf").read_text()
         client.close()
     finally:
-        assert stop_podman_service(state) is True
-    assert not (state / "podman.sock").exists() and not (state / "podman.pid").exists()
+        stopped = stop_podman_service(state)
+        leftovers = sorted(p.name for p in state.iterdir())
+        shutil.rmtree(state, ignore_errors=True)
+    assert stopped is True
+    assert "podman.sock" not in leftovers and "podman.pid" not in leftovers
     assert stop_podman_service(state) is False
 
 

@@ -1,0 +1,209 @@
+"""Input fetching: every scheme, the sha256 check before anything runs, caps and the two error kinds
+(a provable hash mismatch vs an input that could not be fetched)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from depin.market import FailureCode
+from depin.spec import InputSpec, JobSpec
+from executor.containers import LABEL_EXECUTOR, container_name
+from executor.execute import execute
+from executor.inputs import InputHashMismatch, InputUnavailable, fetch_input, fetch_inputs
+
+DATA = b"the quick brown fox\n" * 100
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/data":
+            body = DATA
+        elif self.path == "/big":
+            body = b"x" * 300_000
+        elif self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/data")
+            self.end_headers()
+            return
+        elif self.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+            return
+        elif self.path == "/fail":
+            self.send_response(503)
+            self.end_headers()
+            return
+        elif self.path == "/chunked-big":  # no Content-Length: the cap must cut the stream
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(40):
+                chunk = b"y" * 65536
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_base() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def item(uri: str, sha: str = SHA, path: str = "data") -> InputSpec:
+    return InputSpec(path=path, uri=uri, sha256=sha)
+
+
+def test_http_input_is_fetched_and_checked(tmp_path, http_base):
+    got = fetch_input(item(f"{http_base}/data"), tmp_path)
+    assert got.path.read_bytes() == DATA and got.sha256 == SHA and got.size == len(DATA)
+    assert oct(got.path.stat().st_mode & 0o777) == "0o644"
+    assert fetch_input(item(f"{http_base}/redirect"), tmp_path).path.read_bytes() == DATA
+
+
+def test_hash_mismatch_is_provable_and_leaves_nothing(tmp_path, http_base):
+    with pytest.raises(InputHashMismatch) as info:
+        fetch_input(item(f"{http_base}/data", sha="ab" * 32), tmp_path)
+    assert info.value.expected == "ab" * 32 and info.value.actual == SHA
+    assert info.value.retryable is False and info.value.code == FailureCode.INPUT_HASH_MISMATCH
+    assert "sha256 is" in str(info.value) and "the spec says" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "retryable"),
+    [("/missing", False), ("/fail", True), ("/loop", False)],
+)
+def test_http_errors_are_unavailable(tmp_path, http_base, path, retryable):
+    with pytest.raises(InputUnavailable) as info:
+        fetch_input(item(f"{http_base}{path}"), tmp_path)
+    assert info.value.retryable is retryable
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_host_is_retryable(tmp_path):
+    with pytest.raises(InputUnavailable) as info:
+        fetch_input(item("http://127.0.0.1:9/data"), tmp_path, timeout=2)
+    assert info.value.retryable is True
+
+
+@pytest.mark.parametrize("path", ["/big", "/chunked-big"])
+def test_size_cap_cuts_the_download(tmp_path, http_base, path):
+    with pytest.raises(InputUnavailable, match="input cap") as info:
+        fetch_input(item(f"{http_base}{path}"), tmp_path, budget=100_000)
+    assert info.value.retryable is False
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_uris(tmp_path):
+    b64 = "data:;base64," + base64.b64encode(DATA).decode()
+    assert fetch_input(item(b64), tmp_path).path.read_bytes() == DATA
+    text = b"a b,c%"
+    got = fetch_input(item("data:text/plain,a%20b%2Cc%25", sha=hashlib.sha256(text).hexdigest(), path="t"), tmp_path)
+    assert got.path.read_bytes() == text
+    with pytest.raises(InputUnavailable, match="malformed"):
+        fetch_input(item("data:;base64,@@@@", path="bad"), tmp_path)
+
+
+def test_file_uris_only_below_an_allowed_root(tmp_path, monkeypatch):
+    src = tmp_path / "allowed"
+    src.mkdir()
+    (src / "f").write_bytes(DATA)
+    dest = tmp_path / "in"
+    dest.mkdir()
+    assert fetch_input(item(f"file://{src}/f"), dest, file_roots=[src]).path.read_bytes() == DATA
+    monkeypatch.delenv("DEPIN_INPUT_FILE_ROOTS", raising=False)
+    with pytest.raises(InputUnavailable, match="outside the allowed file roots"):
+        fetch_input(item(f"file://{src}/f"), dest)
+    with pytest.raises(InputUnavailable, match="outside"):
+        fetch_input(item("file:///etc/passwd"), dest, file_roots=[src])
+    with pytest.raises(InputUnavailable, match="outside"):
+        fetch_input(item(f"file://{src}/../../../etc/passwd"), dest, file_roots=[src])
+    monkeypatch.setenv("DEPIN_INPUT_FILE_ROOTS", str(src))
+    assert fetch_input(item(f"file://{src}/f", path="g"), dest).size == len(DATA)
+
+
+def test_fetch_inputs_caps_the_total(tmp_path):
+    b64 = "data:;base64," + base64.b64encode(DATA).decode()
+    spec = JobSpec.model_validate(
+        {
+            "image": "depin/busybox@sha256:" + "0" * 64,
+            "command": ["true"],
+            "inputs": [{"path": p, "uri": b64, "sha256": SHA} for p in ("a", "b", "c")],
+            "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 1},
+        }
+    )
+    assert [f.path.name for f in fetch_inputs(spec, tmp_path / "in")] == ["a", "b", "c"]
+    assert oct((tmp_path / "in").stat().st_mode & 0o777) == "0o755"
+    with pytest.raises(InputUnavailable, match="input cap"):
+        fetch_inputs(spec, tmp_path / "in2", max_bytes=len(DATA) * 2 + 10)
+
+
+# --- through execute(): checked before the container starts -------------------------------------
+
+
+def _spec(images: dict[str, str], uri: str, sha: str) -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "image": images["busybox"],
+            "command": ["sh", "-c", "echo ran > /out/ran"],
+            "inputs": [{"path": "data", "uri": uri, "sha256": sha}],
+            "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 5},
+        }
+    )
+
+
+def test_execute_input_hash_mismatch_never_starts_the_job(engine, sample_images, work_root, result_store, executor_instance, http_base):
+    spec = _spec(sample_images, f"{http_base}/data", "cd" * 32)
+    name = container_name(31337, 9001, "provider")
+    outcome = execute(engine, job_id=9001, spec=spec, work_root=work_root, store=result_store, name=name, labels={LABEL_EXECUTOR: executor_instance})
+    assert (outcome.kind, outcome.code, outcome.retryable) == ("failure", FailureCode.INPUT_HASH_MISMATCH, False)
+    assert "the spec says " + "cd" * 32 in outcome.reason
+    assert outcome.durations.run == 0
+    assert f"job: 9001\ncode: INPUT_HASH_MISMATCH" in outcome.evidence
+    assert outcome.evidence_hash == hashlib.sha256(outcome.evidence.encode()).digest()
+    assert list(work_root.iterdir()) == []
+
+
+def test_execute_unreachable_input_is_a_retryable_failure(engine, sample_images, work_root, result_store, executor_instance):
+    spec = _spec(sample_images, "http://127.0.0.1:9/data", SHA)
+    outcome = execute(
+        engine, job_id=9002, spec=spec, work_root=work_root, store=result_store, name=container_name(31337, 9002, "provider"),
+        labels={LABEL_EXECUTOR: executor_instance}, input_timeout=2,
+    )
+    assert (outcome.kind, outcome.code, outcome.retryable) == ("failure", FailureCode.INPUT_HASH_MISMATCH, True)
+    assert outcome.reason.startswith("unavailable:")
+
+
+def test_execute_good_input_runs(engine, sample_images, work_root, result_store, executor_instance, http_base):
+    spec = _spec(sample_images, f"{http_base}/data", SHA)
+    outcome = execute(
+        engine, job_id=9003, spec=spec, work_root=work_root, store=result_store, name=container_name(31337, 9003, "provider"),
+        labels={LABEL_EXECUTOR: executor_instance},
+    )
+    assert outcome.kind == "result" and outcome.exit_code == 0, outcome
+    assert os.path.getsize(result_store.path(outcome.digest)) == outcome.size

@@ -1,0 +1,121 @@
+"""The result store: content addressing, the HTTP server (200/404/400, content type), and
+download_result's digest and size checks against a real uvicorn server."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from depin.outputs import build_archive, extract_archive
+from executor.results import (
+    ResultMismatch,
+    ResultNotFound,
+    ResultStore,
+    ResultUnavailable,
+    create_app,
+    download_result,
+    normalize_digest,
+)
+
+
+@pytest.fixture
+def archive(tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "a.txt").write_text("hello\n")
+    (out / "sub" / "b").write_bytes(b"\x00" * 1000)
+    return build_archive(out, 0, tmp_path / "result.tar")
+
+
+def test_put_is_content_addressed_and_idempotent(tmp_path, archive):
+    store = ResultStore(tmp_path / "store", "http://example:8700/")
+    uri = store.put(archive.path)
+    assert uri == f"http://example:8700/results/0x{archive.digest.hex()}"
+    assert archive.path.exists()  # copied, not moved
+    assert store.has(archive.digest) and store.has("0x" + archive.digest.hex()) and store.has(archive.digest.hex().upper())
+    stored = store.path(archive.digest)
+    assert hashlib.sha256(stored.read_bytes()).digest() == archive.digest
+    assert store.put(archive.path, move=True) == uri
+    assert not archive.path.exists()
+    assert not store.has(b"\x00" * 32) and not store.has("nonsense")
+    with pytest.raises(ResultNotFound):
+        store.path(b"\x00" * 32)
+    assert [p.name for p in store.root.rglob("*") if p.is_file()] == [f"{archive.digest.hex()}.tar"]
+
+
+def test_normalize_digest():
+    assert normalize_digest(b"\x01" * 32) == "01" * 32
+    assert normalize_digest("0x" + "AB" * 32) == "ab" * 32
+    for bad in (b"\x01" * 31, "0x12", "zz" * 32):
+        with pytest.raises(ValueError):
+            normalize_digest(bad)
+
+
+def test_server_serves_archives_by_digest(tmp_path, archive):
+    store = ResultStore(tmp_path / "store", "http://testserver")
+    store.put(archive.path)
+    client = TestClient(create_app(store))
+    r = client.get(f"/results/0x{archive.digest.hex()}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/x-tar"
+    assert hashlib.sha256(r.content).digest() == archive.digest
+    assert client.head(f"/results/0x{archive.digest.hex()}").status_code == 200
+    assert client.get(f"/results/0x{'00' * 32}").status_code == 404
+    for bad in ("0x1234", archive.digest.hex(), "0x" + "g" * 64, "0x" + archive.digest.hex() + ".tar"):
+        assert client.get(f"/results/{bad}").status_code == 400, bad
+    assert client.get("/results/..%2F..%2Fetc%2Fpasswd").status_code == 404  # decoded to another path: no route
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.fixture
+def served(tmp_path, archive) -> Iterator[tuple[ResultStore, str]]:
+    server = uvicorn.Server(uvicorn.Config(create_app(ResultStore(tmp_path / "store", "http://unused")), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    store = ResultStore(tmp_path / "store", base)
+    store.put(archive.path)
+    yield store, base
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_download_checks_the_digest(tmp_path, archive, served):
+    store, base = served
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    path = download_result(store.uri(archive.digest), archive.digest, dest)
+    assert path == dest / f"0x{archive.digest.hex()}.tar"
+    assert extract_archive(path, tmp_path / "x") == 0
+    assert (tmp_path / "x" / "a.txt").read_text() == "hello\n"
+    # The right bytes under a digest they do not match: refused, nothing left behind.
+    with pytest.raises(ResultMismatch, match="not the expected"):
+        download_result(store.uri(archive.digest), b"\x11" * 32, tmp_path / "wrong.tar")
+    assert not (tmp_path / "wrong.tar").exists() and not (tmp_path / "wrong.tar.partial").exists()
+
+
+def test_download_caps_size_and_reports_unavailable(tmp_path, archive, served):
+    store, base = served
+    with pytest.raises(ResultMismatch, match="more than"):
+        download_result(store.uri(archive.digest), archive.digest, tmp_path / "c.tar", max_bytes=1000)
+    assert not (tmp_path / "c.tar").exists()
+    with pytest.raises(ResultUnavailable, match="404"):
+        download_result(f"{base}/results/0x{'00' * 32}", b"\x00" * 32, tmp_path / "d.tar")
+    with pytest.raises(ResultUnavailable):
+        download_result("http://127.0.0.1:9/results/0x" + "00" * 32, b"\x00" * 32, tmp_path / "e.tar", timeout=2)
+    with pytest.raises(ResultUnavailable, match="unsupported"):
+        download_result("ftp://x/y", b"\x00" * 32, tmp_path / "f.tar")
+
+
+def test_download_from_a_file_uri(tmp_path, archive):
+    path = download_result(f"file://{archive.path}", "0x" + archive.digest.hex(), tmp_path / "copy.tar")
+    assert path.read_bytes() == archive.path.read_bytes()

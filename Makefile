@@ -12,9 +12,19 @@ ALLOW_NO_TESTS ?= 0
 # Extra slither arguments for `make slither` (tools/slither_gate.py fixes solc, remappings and filters).
 SLITHER_ARGS ?=
 
-.PHONY: help setup compile artifacts test slither bench clean distclean
+.PHONY: help demo devnet-down setup compile artifacts test slither bench bench-executor clean distclean
+
+# The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
+# and runs both demo scenarios; exits non-zero with the reason if a step fails.
+DEMO_ARGS ?=
+demo: setup
+	.venv/bin/depin demo $(DEMO_ARGS)
+
+devnet-down:
+	.venv/bin/depin devnet down
 
 help:
+	@echo "make demo      setup, then the local devnet demo: a job from post to paid, a cheater caught (DEMO_ARGS=...)"
 	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither and solc (idempotent)"
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
@@ -22,6 +32,8 @@ help:
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
 	@echo "make bench     gas benchmark: each operation and the optimistic path (scripts/bench_gas.py)"
 	@echo "make bench-indexer  indexer benchmark: backfill vs raw eth_getLogs, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json\")"
+	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs"
+	@echo "make devnet-down  stop the devnet the demo started (depin devnet down)"
 	@echo "make clean     remove build outputs and caches (distclean also removes venvs and node_modules)"
 
 setup:
@@ -57,6 +69,10 @@ bench: setup
 .PHONY: bench-indexer
 bench-indexer: setup
 	.venv/bin/python scripts/bench_indexer.py $(BENCH_INDEXER_ARGS)
+
+# Executor overhead against plain container runs of the same image (scripts/bench_executor.py).
+bench-executor: setup
+	.venv/bin/python scripts/bench_executor.py $(BENCH_EXECUTOR_ARGS)
 
 clean:
 	rm -rf .build contracts/.cache crytic-export .pytest_cache .hypothesis build dist *.egg-info

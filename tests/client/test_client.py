@@ -1,0 +1,239 @@
+"""depin.Client against a real deployment: requester, provider and executor actions with exact
+token deltas, and the clear errors a caller can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from depin import Client
+from depin.accounts import DevKeyRefused, dev_account
+from depin.client import (
+    ClientError,
+    InsufficientAllowance,
+    InsufficientBalance,
+    NodeUnreachable,
+    NoAccount,
+    UnknownJob,
+    WrongNetwork,
+)
+from depin.config import load_config
+from depin.deployment import Deployment, to_wei
+from depin.devchain import free_port
+from depin.market import FailureCode, JobStatus, Ruling
+from depin.spec import cpu_seconds, parse_spec
+from depin.transactions import TxReverted
+
+from .conftest import Devnet, make_spec
+
+
+def test_post_with_permit_escrows_exactly_the_reward_in_one_transaction(devnet: Devnet) -> None:
+    requester = devnet.new_account(10)
+    client = devnet.client(requester)
+    spec = make_spec(1, runtime=120, cpus=2)
+    posted = client.post_job(spec, reward=to_wei("1.25"))
+    assert client.token_balance() == to_wei(10) - to_wei("1.25")
+    assert client.allowance(spender="JobMarket") == 0  # the permit was for exactly what was pulled
+    nonce = int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "latest"]), 16)
+    assert nonce == 1  # permit + post in a single transaction
+    job = client.job(posted.job_id)
+    assert job.status is JobStatus.OPEN and job.requester == requester.address
+    assert cpu_seconds(spec) == 240
+    assert (job.reward, job.max_runtime, job.cpu_seconds) == (to_wei("1.25"), 120, 240)
+    assert job.spec_hash == spec.hash() and job.provider is None and job.challenger is None
+    params = client.params()
+    assert job.challenge_window == params.min_challenge_window and job.collateral_pct == params.min_collateral_pct
+    assert client.spec_bytes(posted.job_id) == spec.to_bytes()
+    assert parse_spec(client.spec_bytes(posted.job_id), job.spec_hash) == spec
+    assert posted.gas_used > 0 and posted.tx_hash.startswith("0x")
+
+
+def test_post_with_approve_and_from_market_credit(devnet: Devnet) -> None:
+    requester = devnet.new_account(5)
+    client = devnet.client(requester)
+    first = client.post_job(make_spec(2), reward=to_wei(2), permit=False, claim_window=600, challenge_window=30,
+                            collateral_pct=100)
+    assert client.token_balance() == to_wei(3)
+    assert client.allowance(spender="JobMarket") == 0
+    job = client.job(first.job_id)
+    assert (job.challenge_window, job.collateral_pct, job.collateral) == (30, 100, to_wei(2))
+    # cancel: the reward is credited in the market, and the next post draws from that credit
+    client.cancel(first.job_id)
+    assert client.job(first.job_id).status is JobStatus.CANCELLED
+    assert client.withdrawable() == to_wei(2)
+    second = client.post_job(make_spec(3), reward=to_wei("1.5"), permit=False)
+    assert client.withdrawable() == to_wei("0.5") and client.token_balance() == to_wei(3)
+    client.cancel(second.job_id)
+    client.withdraw()
+    assert client.withdrawable() == 0 and client.token_balance() == to_wei(5)
+
+
+def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet) -> None:
+    requester = devnet.new_account(1)
+    client = devnet.client(requester)
+    with pytest.raises(InsufficientBalance, match=r"insufficient DPC balance for a reward of 2: have 1, need 2"):
+        client.post_job(make_spec(4), reward=to_wei(2))
+    with pytest.raises(InsufficientAllowance, match="insufficient DPC allowance"):
+        client.post_job(make_spec(4), reward=to_wei(1), permit=False, approve=False)
+    with pytest.raises(ClientError, match=r"claim window 1 s is outside the market's bounds \[5, 86400\]"):
+        client.post_job(make_spec(4), reward=to_wei(1), claim_window=1)
+    assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
+
+
+def test_provider_register_stake_unstake_withdraw(devnet: Devnet) -> None:
+    provider = devnet.new_account(1_000)
+    client = devnet.client(provider)
+    assert not client.provider_info().registered
+    with pytest.raises(ClientError, match="below the minimum of 100"):
+        client.register(to_wei(50), "http://p")
+    client.register(to_wei(300), "http://provider.example:8700")
+    info = client.provider_info()
+    assert info.registered and info.staked == to_wei(300) and info.endpoint == "http://provider.example:8700"
+    with pytest.raises(ClientError, match="registered already"):
+        client.register(to_wei(300), "http://p")
+    client.stake(to_wei(200))
+    assert client.provider_info().staked == to_wei(500)
+    assert client.token_balance() == to_wei(500)
+    with pytest.raises(ClientError, match="available"):
+        client.request_unstake(to_wei(600))
+    client.request_unstake(to_wei(150))
+    info = client.provider_info()
+    assert (info.staked, info.unbonding) == (to_wei(350), to_wei(150))
+    with pytest.raises(ClientError, match="released at"):
+        client.withdraw_unstaked()
+    devnet.chain.advance_time(client.unbonding_delay() + 1)
+    client.withdraw_unstaked()
+    assert client.token_balance() == to_wei(650)
+    assert client.provider_info().unbonding == 0
+
+
+def _provider(devnet: Devnet) -> Client:
+    client = devnet.client(devnet.new_account(1_000))
+    client.register(to_wei(500), "http://provider")
+    return client
+
+
+def test_claim_race_submit_finalize_and_withdraw(devnet: Devnet) -> None:
+    requester = devnet.client(devnet.new_account(10))
+    p1, p2 = _provider(devnet), _provider(devnet)
+    job_id = requester.post_job(make_spec(5), reward=to_wei(1)).job_id
+    p1.claim(job_id)
+    with pytest.raises(TxReverted) as lost:
+        p2.claim(job_id)
+    assert lost.value.error_name == "WrongStatus" and not lost.value.sent
+    job = requester.job(job_id)
+    assert job.status is JobStatus.CLAIMED and job.provider == p1.address
+    assert p1.provider_info().locked == job.collateral
+    p1.submit_result(job_id, b"\x07" * 32, "http://provider/results/0x07")
+    sub = requester.submission(job_id)
+    assert sub is not None and sub.result_hash == b"\x07" * 32 and sub.uri.endswith("0x07") and not sub.failure
+    with pytest.raises(TxReverted) as early:
+        requester.finalize(job_id)
+    assert early.value.error_name == "TooEarly"
+    devnet.chain.advance_time(job.challenge_window + 1)
+    bystander = devnet.client(devnet.new_account())
+    receipt = bystander.finalize_many([job_id])
+    assert bystander.finalized_count(receipt) == 1
+    assert requester.job(job_id).status is JobStatus.FINALIZED
+    assert p1.withdrawable() == to_wei(1)
+    before = p1.token_balance()
+    p1.withdraw()
+    assert p1.token_balance() == before + to_wei(1)
+    assert p1.provider_info().locked == 0 and p1.provider_info().jobs_completed == 1
+
+
+def test_challenge_and_arbiter_ruling(devnet: Devnet) -> None:
+    requester = devnet.client(devnet.new_account(10))
+    provider = _provider(devnet)
+    challenger = devnet.client(devnet.new_account(10))
+    job_id = requester.post_job(make_spec(6), reward=to_wei(2), challenge_window=300, collateral_pct=100).job_id
+    provider.claim(job_id)
+    provider.submit_result(job_id, b"\x09" * 32, "http://provider/results/0x09")
+    with pytest.raises(ClientError, match="may not challenge"):
+        provider.challenge(job_id)
+    challenger.challenge(job_id)  # approves the bond, then challenges
+    assert challenger.token_balance() == to_wei(8)
+    job = requester.job(job_id)
+    assert job.status is JobStatus.DISPUTED and job.challenger == challenger.address
+    arbiter = devnet.client(dev_account(0, devnet.deployment.chain_id))
+    with pytest.raises(TxReverted) as not_arbiter:
+        requester.rule(job_id, Ruling.CHALLENGER_WINS)
+    assert not_arbiter.value.error_name == "AccessControlUnauthorizedAccount"
+    arbiter.rule(job_id, Ruling.CHALLENGER_WINS, b"\x01" * 32)
+    assert requester.job(job_id).status is JobStatus.RESOLVED
+    # the challenger gets its bond back plus the winner's share of the slashed collateral
+    burn_bps = requester.params().burn_bps
+    assert challenger.withdrawable() == to_wei(2) + to_wei(2) * (10_000 - burn_bps) // 10_000
+    assert requester.withdrawable() == to_wei(2)  # the reward is refunded
+
+
+def test_failure_expire_timeout_and_unresolved(devnet: Devnet) -> None:
+    requester = devnet.client(devnet.new_account(20))
+    provider = _provider(devnet)
+    anyone = devnet.client(devnet.new_account())
+    # failure report, unchallenged: refund
+    failed = requester.post_job(make_spec(7), reward=to_wei(1)).job_id
+    provider.claim(failed)
+    provider.submit_failure(failed, FailureCode.IMAGE_UNAVAILABLE, b"\x02" * 32)
+    sub = requester.submission(failed)
+    assert sub is not None and sub.failure and sub.failure_code is FailureCode.IMAGE_UNAVAILABLE
+    job = requester.job(failed)
+    assert job.failure and job.status is JobStatus.SUBMITTED
+    devnet.chain.advance_time(job.challenge_window + 1)
+    anyone.finalize(failed)
+    assert requester.withdrawable() == to_wei(1)
+    # expire
+    expiring = requester.post_job(make_spec(8), reward=to_wei(1), claim_window=5).job_id
+    devnet.chain.advance_time(6)
+    anyone.expire(expiring)
+    assert requester.job(expiring).status is JobStatus.EXPIRED
+    # timeout after the claim deadline: refund, collateral burned
+    slow = requester.post_job(make_spec(9, runtime=5), reward=to_wei(1), claim_window=10).job_id
+    provider.claim(slow)
+    devnet.chain.advance_time(11)
+    anyone.timeout(slow)
+    assert requester.job(slow).status is JobStatus.TIMED_OUT
+    assert provider.provider_info().jobs_slashed == 1
+    # dispute nobody rules on: settled without a ruling after the resolve window
+    disputed = requester.post_job(make_spec(10), reward=to_wei(1), challenge_window=60).job_id
+    provider.claim(disputed)
+    provider.submit_result(disputed, b"\x03" * 32, "http://provider/r")
+    requester.challenge(disputed)
+    devnet.chain.advance_time(requester.params().resolve_window + 1)
+    anyone.settle_unresolved(disputed)
+    assert requester.job(disputed).status is JobStatus.RESOLVED
+
+
+def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
+    client = devnet.client()
+    with pytest.raises(UnknownJob, match="unknown job id 999999"):
+        client.job(999_999)
+    with pytest.raises(UnknownJob):
+        client.job(0)
+    with pytest.raises(NoAccount, match="signing key"):
+        client.cancel(1)
+    with pytest.raises(NodeUnreachable, match="depin devnet up"):
+        Client.connect(f"http://127.0.0.1:{free_port()}", devnet.deployment_file)
+    other = Deployment.from_json(devnet.deployment_file.read_text())
+    wrong_chain = Deployment(11155111, "sepolia", 1, other.addresses, {}, other.deployer)
+    with pytest.raises(WrongNetwork, match="chain 31337 but the deployment is for chain 11155111"):
+        Client.connect(devnet.url, wrong_chain)
+    elsewhere = Deployment(other.chain_id, "devnet", 1, dict(other.addresses, JobMarket="0x" + "12" * 20), {},
+                           other.deployer)
+    with pytest.raises(WrongNetwork, match="no JobMarket contract"):
+        Client.connect(devnet.url, elsewhere)
+    with pytest.raises(ClientError, match="not found"):
+        Client.connect(devnet.url, tmp_path / "missing.json")
+    # a development key for a chain that is not local is refused by the client itself
+    with pytest.raises(DevKeyRefused):
+        Client(client.rpc, wrong_chain, dev_account(1, 31337))
+
+
+def test_from_config(devnet: Devnet, tmp_path: Path) -> None:
+    (tmp_path / "depin.toml").write_text(
+        f'[network]\nrpc_url = "{devnet.url}"\ndeployment = "{devnet.deployment_file}"\n[key]\ndev_account = 4\n'
+    )
+    client = Client.from_config(load_config(tmp_path / "depin.toml", env={}))
+    assert client.address == dev_account(4, 31337).address
+    assert client.block_timestamp() > 0 and client.job_count() >= 0

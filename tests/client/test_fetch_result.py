@@ -1,0 +1,84 @@
+"""Client.fetch_result: the archive is downloaded, checked against the resultHash the provider
+submitted on chain, and only then extracted; a tampered archive is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from depin.client import Client, ResultMismatch, ResultUnavailable
+from depin.deployment import to_wei
+from depin.market import FailureCode
+from depin.outputs import build_archive
+
+from .conftest import Devnet, make_spec
+from .served import serve
+
+
+@pytest.fixture()
+def archive(tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "answer.txt").write_text("42\n")
+    (out / "sub" / "data.bin").write_bytes(bytes(range(256)))
+    return build_archive(out, 3, tmp_path / "result.tar")
+
+
+def _submitted_job(devnet: Devnet, digest: bytes, uri: str) -> tuple[Client, int]:
+    requester = devnet.client(devnet.new_account(10))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    job_id = requester.post_job(make_spec(100), reward=to_wei(1)).job_id
+    provider.claim(job_id)
+    provider.submit_result(job_id, digest, uri)
+    return requester, job_id
+
+
+def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:
+    files = {"/results/a": archive.path.read_bytes()}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/a")
+        dest = tmp_path / "fetched"
+        fetched = requester.download_result(job_id, dest)
+    assert fetched.digest == archive.digest and fetched.exit_code == 3 and fetched.size == archive.size
+    assert (dest / "answer.txt").read_text() == "42\n"
+    assert (dest / "sub" / "data.bin").read_bytes() == bytes(range(256))
+    assert sorted(p.name for p in dest.iterdir()) == ["answer.txt", "sub"]  # no archive left behind
+
+
+def test_tampered_archive_is_refused_and_nothing_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:
+    good = archive.path.read_bytes()
+    files = {"/results/b": good}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/b")
+        files["/results/b"] = good.replace(b"42\n", b"43\n")  # same size, one byte changed
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultMismatch, match=f"the provider submitted 0x{archive.digest.hex()}"):
+            requester.fetch_result(job_id, dest)
+        assert list(dest.iterdir()) == []
+        files["/results/b"] = good
+        assert requester.fetch_result(job_id, dest) == dest
+    assert (dest / "answer.txt").read_text() == "42\n"
+
+
+def test_file_uri_and_unavailable_results(devnet: Devnet, archive, tmp_path: Path) -> None:
+    requester, job_id = _submitted_job(devnet, archive.digest, archive.path.as_uri())
+    assert requester.fetch_result(job_id, tmp_path / "a") == tmp_path / "a"
+    assert (tmp_path / "a" / "answer.txt").exists()
+    # gone from the server
+    with serve({}) as base:
+        requester2, missing = _submitted_job(devnet, archive.digest, f"{base}/results/gone")
+        with pytest.raises(ResultUnavailable, match="HTTP 404"):
+            requester2.fetch_result(missing, tmp_path / "b")
+    # not submitted yet
+    open_job = requester.post_job(make_spec(101), reward=to_wei(1)).job_id
+    with pytest.raises(ResultUnavailable, match="no result yet"):
+        requester.fetch_result(open_job, tmp_path / "c")
+    # a failure report has no result
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    provider.claim(open_job)
+    provider.submit_failure(open_job, FailureCode.OUT_OF_MEMORY)
+    with pytest.raises(ResultUnavailable, match="OUT_OF_MEMORY"):
+        requester.fetch_result(open_job, tmp_path / "d")

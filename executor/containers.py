@@ -235,7 +235,10 @@ def prepare_output_dir(path: Path, max_bytes: int) -> OutputDir:
         proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "depin-out", str(path)], capture_output=True, text=True)
         if proc.returncode == 0:
             return OutputDir(path, max_bytes, "tmpfs", size)
-    os.chown(path, JOB_UID, JOB_GID) if os.geteuid() == 0 else os.chmod(path, 0o777)
+    if os.geteuid() == 0:
+        os.chown(path, JOB_UID, JOB_GID)
+    else:
+        os.chmod(path, 0o777)  # the job user must be able to write; only the job's container sees it
     return OutputDir(path, max_bytes, "watch")
 
 
@@ -317,6 +320,8 @@ def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
         return True
     except NotFound:
         return False
+    except requests.exceptions.RequestException as exc:
+        raise ContainerEngineError(f"cannot remove container {name_or_id}: the engine does not answer ({exc})") from exc
     except APIError as exc:
         if exc.status_code == 404 or "no such container" in str(exc).lower():
             return False
@@ -366,6 +371,8 @@ def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int
         state = client.api.inspect_container(container_id)["State"]
     except NotFound:
         return -1
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise ContainerEngineError(f"lost the engine while waiting for container {container_id[:12]}: {exc}") from exc
     if state.get("Status") in ("exited", "stopped", "dead"):
         return int(state.get("ExitCode", -1))
     return None

@@ -22,6 +22,7 @@ images built by one service are visible to every other service and to the ``podm
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ from depin.errors import ExecutionError
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 PID_FILE = "podman.pid"
+LOCK_FILE = "podman.lock"
 SOCKET_FILE = "podman.sock"
 CONF_FILE = "containers.conf"
 LOG_FILE = "podman.log"
@@ -87,6 +89,19 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _is_our_service(pid: int, url: str) -> bool:
+    """True if `pid` is alive and is a ``podman ... system service`` serving `url` (a recorded pid
+    may have been reused by an unrelated process after a reboot or a crash: never signal that)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode(errors="replace") for a in argv if a]
+    return bool(args) and Path(args[0]).name == "podman" and "service" in args and url in args
+
+
 def _read_pid(state_dir: Path) -> int | None:
     try:
         return int((state_dir / PID_FILE).read_text().strip())
@@ -113,11 +128,17 @@ def start_podman_service(state_dir: Path) -> tuple[int, str]:
     sock = state_dir / SOCKET_FILE
     if len(str(sock)) > MAX_SOCKET_PATH:
         raise EngineUnavailable(f"the socket path {sock} is longer than {MAX_SOCKET_PATH} bytes; use a shorter state_dir")
+    with open(state_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two workers starting at once must not start two services
+        return _start_locked(state_dir, url, sock)
+
+
+def _start_locked(state_dir: Path, url: str, sock: Path) -> tuple[int, str]:
     pid = _read_pid(state_dir)
-    if pid is not None and _pid_alive(pid) and _ping(url) is not None:
-        return pid, url
-    if pid is not None and _pid_alive(pid):  # alive but not answering: a stuck leftover
-        _terminate(pid)
+    if pid is not None and _is_our_service(pid, url):
+        if _ping(url) is not None:
+            return pid, url
+        _terminate(pid)  # ours, alive, not answering: a stuck leftover
     podman = shutil.which("podman")
     if podman is None:
         raise EngineUnavailable(
@@ -192,7 +213,7 @@ def stop_podman_service(state_dir: Path) -> bool:
     """
     state_dir = Path(state_dir).resolve()
     pid = _read_pid(state_dir)
-    running = pid is not None and _pid_alive(pid)
+    running = pid is not None and _is_our_service(pid, podman_socket_url(state_dir))
     if running:
         assert pid is not None
         _terminate(pid)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -51,12 +52,7 @@ def engine(executor_instance: str) -> Iterator[docker.DockerClient]:
         client.close()
     finally:
         stop_podman_service(state_dir)
-        for name in ("containers.conf", "podman.log"):
-            (state_dir / name).unlink(missing_ok=True)
-        try:
-            state_dir.rmdir()
-        except OSError:
-            pass
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _remove_instance_containers(client: docker.DockerClient, instance: str) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
+from indexer.logs import RawLog
+
 log = logging.getLogger("indexer.decode")
 
 ZERO_WORD = "0" * 64
@@ -158,6 +160,7 @@ class EventDecoder:
         self.name: str = abi["name"]
         self.topic0: str = "0x" + event_abi_to_log_topic(dict(abi)).hex()
         inputs = abi["inputs"]
+        self.abi_inputs = list(inputs)
         self.indexed: list[tuple[str, Callable[[str], Any]]] = [
             (i["name"], _topic_converter(i["type"])) for i in inputs if i.get("indexed")
         ]
@@ -336,12 +339,34 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
             lines.append(f"    v{k} = _dynamic(data, {pos}, {name!r}, {conv!r})")
             values.append((name, f"v{k}"))
             pos += 64
-    for i, (name, conv) in enumerate(dec.indexed, start=1):
+    indexed_types = [i["type"] for i in dec.abi_inputs if i.get("indexed")]
+    for i, ((name, conv), typ) in enumerate(zip(dec.indexed, indexed_types), start=1):
         k += 1
-        ns[f"c{k}"] = conv
-        lines.append(f"    t = topics[{i}]")
-        lines.append(f"    v{k} = c{k}(t[2:] if t.startswith('0x') else t)")
-        values.append((name, f"v{k}"))
+        var = f"v{k}"
+        lines.append(f"    {var} = topics[{i}]")
+        lines.append(f"    if {var}.startswith('0x'):")
+        lines.append(f"        {var} = {var}[2:]")
+        # The topic converters of _topic_converter, written out for the common types.
+        if typ.startswith("uint") and "[" not in typ:
+            bits = int(typ[4:] or 256)
+            if bits < 256:
+                zeros = "0" * (64 - bits // 4)
+                lines.extend([f"    if not {var}.startswith({zeros!r}):", f"        raise DecodeError('uint{bits} value out of range')"])
+            lines.append(f"    {var} = int({var}, 16)")
+        elif typ == "address":
+            lines.extend(
+                [
+                    f"    if not {var}.startswith(PAD24):",
+                    "        raise DecodeError('address word has non-zero padding')",
+                    f"    {var} = checksum({var}[24:].lower())",
+                ]
+            )
+        elif typ == "bytes32":
+            lines.append(f"    {var} = '0x' + {var}[:64].lower()")
+        else:
+            ns[f"c{k}"] = conv
+            lines.append(f"    {var} = c{k}({var})")
+        values.append((name, var))
     lines.append("    return {" + ", ".join(f"{name!r}: {var}" for name, var in values) + "}")
     exec(compile("\n".join(lines), f"<decoder {dec.contract}.{dec.name}>", "exec"), ns)  # noqa: S102
     fn = ns["decode_args"]
@@ -418,10 +443,36 @@ class LogDecoder:
         The common case (lower-case address and topic0 as nodes send them, the right topic count,
         not removed) is decoded inline; anything else, and any failure, goes through
         :meth:`decode`, which handles (and logs) every odd case."""
-        out = []
+        out: list[Event] = []
         append = out.append
         decoders = self._decoders
         decode = self.decode
+        if not isinstance(raws, list):
+            raws = list(raws)
+        if raws and raws[0].__class__ is RawLog:
+            for log_ in raws:
+                try:
+                    topics = log_.topics
+                    dec = decoders.get((log_.address, topics[0]))
+                    if dec is None or len(topics) != dec.n_topics or log_.removed is not False:
+                        raise LookupError
+                    append(
+                        Event(
+                            dec.name,
+                            dec.contract,
+                            log_.address,
+                            int(log_.blockNumber, 16),
+                            log_.blockHash,
+                            log_.transactionHash,
+                            int(log_.logIndex, 16),
+                            dec.decode_args(log_.data, topics),
+                        )
+                    )
+                except Exception:
+                    ev = decode(log_.as_dict() if log_.__class__ is RawLog else log_)
+                    if ev is not None:
+                        append(ev)
+            return out
         for raw in raws:
             try:
                 topics = raw["topics"]

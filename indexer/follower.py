@@ -56,6 +56,7 @@ from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
+from indexer.logs import LogFetcher
 from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
 from indexer.store import Cursor, CursorMoved, PendingCommit, Store
 
@@ -105,6 +106,12 @@ class Indexer:
         self.web3 = web3 if web3 is not None else make_web3(config.rpc_url, config.rpc_timeout)
         self.rpc = RpcClient(
             self.web3, retries=config.rpc_retries, backoff_base=config.backoff_base, backoff_cap=config.backoff_cap
+        )
+        # eth_getLogs, the bulk of the bytes, skips web3 (see indexer.logs) when we own the transport.
+        self._logs = (
+            LogFetcher(config.rpc_url, config.rpc_timeout)
+            if web3 is None and config.rpc_url.startswith(("http://", "https://"))
+            else None
         )
         client = redis_client if redis_client is not None else redis.Redis.from_url(config.redis_url, decode_responses=True)
         self.decoder = LogDecoder(
@@ -470,14 +477,17 @@ class Indexer:
             log.debug("applied %d events in blocks %d..%d", result.events, start, end, extra={"from_block": start, "to_block": end, "events": result.events})
         return new_cursor, result.events
 
-    def _fetch_logs(self, start: int, end: int) -> tuple[list[dict[str, Any]], int]:
+    def _fetch_logs(self, start: int, end: int) -> tuple[list[Any], int]:
         """Raw logs of [start, end'] where end' <= end is what the node accepted; adapts the range."""
         failures = 0
         same_range_failures = 0
         while True:
             span = end - start + 1
             try:
-                logs = self.rpc.get_logs(start, end, self.decoder.addresses, self._topics, retries=0)
+                if self._logs is not None:
+                    logs = self._logs.get_logs(start, end, self.decoder.addresses, self._topics)
+                else:
+                    logs = self.rpc.get_logs(start, end, self.decoder.addresses, self._topics, retries=0)
             except (RpcError, RpcUnavailable) as exc:
                 same_range_failures += 1
                 shrink = is_range_error(exc) or same_range_failures >= 2

@@ -1,0 +1,114 @@
+"""``eth_getLogs`` over HTTP with the answer decoded by msgspec straight into typed log records.
+
+The logs of a backfill are tens of megabytes of JSON; web3's provider turns the body into text and
+then into dicts with ``json.loads``, which costs the indexer (one Python process, one GIL) more CPU
+than the node spends answering. :class:`LogFetcher` posts the same JSON-RPC request with a
+``requests`` session and decodes the body with a msgspec decoder typed for the log fields the
+indexer reads (:class:`RawLog`; other fields are ignored), about 25% cheaper, and without the text copy.
+
+Failures are reported exactly as :meth:`depin.chain.RpcClient.call` reports them (the follower
+relies on that to shrink ranges and retry): a transport failure, an HTTP error status or a body that
+is not JSON-RPC raises :class:`~depin.chain.RpcUnavailable`, a JSON-RPC error object
+:class:`~depin.chain.RpcError`. Nothing is retried here. An answer whose logs do not fit
+:class:`RawLog` (a missing field, a number where hex text belongs) is not an error: it is decoded
+again into plain dicts, which :class:`~indexer.decode.LogDecoder` checks field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import requests
+
+from depin.chain import RpcError, RpcUnavailable
+
+METHOD = "eth_getLogs"
+
+
+class RawLog(msgspec.Struct):
+    """One log as the node sent it (hex strings, as in the JSON-RPC answer)."""
+
+    address: str
+    topics: list[str]
+    data: str
+    blockNumber: str  # noqa: N815 (the JSON-RPC field names)
+    blockHash: str  # noqa: N815
+    transactionHash: str  # noqa: N815
+    logIndex: str  # noqa: N815
+    removed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
+class _Answer(msgspec.Struct):
+    result: list[RawLog] | None = None
+    error: Any = None
+
+
+_decode_typed = msgspec.json.Decoder(_Answer).decode
+_decode_plain = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _result(url: str, response: Any) -> Any:
+    """The ``result`` of a JSON-RPC answer, raising as ``RpcClient`` does."""
+    if not isinstance(response, dict):
+        raise RpcUnavailable(METHOD, f"not a JSON-RPC response: {str(response)[:200]}", url)
+    error = response.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            raise RpcError(METHOD, error.get("code"), str(error.get("message", "")), error.get("data"))
+        raise RpcError(METHOD, None, str(error))
+    if "result" not in response:
+        raise RpcUnavailable(METHOD, f"JSON-RPC response without result: {str(response)[:200]}", url)
+    return response["result"]
+
+
+class LogFetcher:
+    """Raw ``eth_getLogs`` calls to one HTTP JSON-RPC endpoint. Use from one thread at a time."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._id = 0
+
+    def get_logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str], topics: Sequence[Any] | None = None
+    ) -> list[RawLog] | list[dict[str, Any]]:
+        """The logs of `addresses` in [from_block, to_block] (:class:`RawLog` records, or dicts when
+        the answer does not fit them). Raises like ``RpcClient.get_logs(..., retries=0)``."""
+        flt: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}
+        if topics:
+            flt["topics"] = list(topics)
+        self._id += 1
+        body = _encode({"jsonrpc": "2.0", "method": METHOD, "params": [flt], "id": self._id})
+        try:
+            with self.session.post(
+                self.url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout, stream=True
+            ) as response:
+                response.raise_for_status()
+                # One read of the whole body (requests' .content joins 10 kB chunks: a copy more).
+                content = response.raw.read(decode_content=True)
+        except Exception as exc:  # requests' ConnectionError/Timeout/HTTPError, ...
+            raise RpcUnavailable(METHOD, f"{type(exc).__name__}: {exc}", self.url) from exc
+        try:
+            answer = _decode_typed(content)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            answer = None
+        if answer is not None and answer.error is None and answer.result is not None:
+            return answer.result
+        try:  # an error object, or logs that do not fit RawLog: the generic path
+            plain = _decode_plain(content)
+        except msgspec.DecodeError as exc:
+            raise RpcUnavailable(METHOD, f"JSONDecodeError: {exc}", self.url) from exc
+        result = _result(self.url, plain)
+        if not isinstance(result, list):
+            raise RpcUnavailable(METHOD, f"expected a list of logs, got {type(result).__name__}", self.url)
+        return result
+
+    def close(self) -> None:
+        self.session.close()

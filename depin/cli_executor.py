@@ -1,9 +1,107 @@
-"""`depin executor …`: The provider executor: Celery workers that claim, run and settle jobs."""
+"""`depin executor …`: The provider executor: Celery workers that claim, run and settle jobs.
+
+``depin executor start --config depin.toml [--role provider|verifier|arbiter]`` runs the whole
+executor (both Celery workers, beat, the dispatcher and the result server) as child processes and
+stops them cleanly on SIGTERM. The sub-commands ``worker``, ``beat``, ``dispatcher`` and ``results``
+run one component each (for a process manager, or the devnet launcher); ``reap`` removes this
+executor's orphan containers.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from depin.cliutil import TYPER_SETTINGS
+from depin.cliutil import TYPER_SETTINGS, user_errors
 
 app = typer.Typer(help="The provider executor: Celery workers that claim, run and settle jobs.", **TYPER_SETTINGS)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="depin.toml (default: $DEPIN_CONFIG).", exists=True, dir_okay=False),
+]
+RoleOpt = Annotated[
+    str | None,
+    typer.Option("--role", help="provider, verifier or arbiter (default: [executor] role)."),
+]
+
+
+def _check(config: Path | None, role: str | None) -> None:
+    """Fails early, with one line, on a bad config or role (before any child process starts)."""
+    from executor.runtime import load_executor_config
+
+    load_executor_config(config, role)
+
+
+@app.command()
+@user_errors
+def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
+    """Run the whole executor: compute and chain workers, beat, dispatcher, result server.
+
+    Example: depin executor start --config depin.toml --role provider
+    """
+    import os
+
+    from executor.worker import run_all
+
+    _check(config, role)
+    path = config or Path(os.environ["DEPIN_CONFIG"])
+    raise typer.Exit(run_all(path, role))
+
+
+@app.command()
+@user_errors
+def worker(
+    config: ConfigOpt = None,
+    role: RoleOpt = None,
+    queue: Annotated[str, typer.Option(help="compute (container runs) or chain (transactions).")] = "compute",
+    concurrency: Annotated[int | None, typer.Option(help="compute: processes (default: [executor] concurrency).")] = None,
+) -> None:
+    """Run one Celery worker (compute: container runs; chain: transactions, one at a time)."""
+    from executor.worker import run_worker
+
+    _check(config, role)
+    run_worker(config, role, queue, concurrency=concurrency)
+
+
+@app.command()
+@user_errors
+def beat(config: ConfigOpt = None, role: RoleOpt = None) -> None:
+    """Run Celery beat: finalize due jobs, withdraw, poke deadlines, recover stuck jobs."""
+    from executor.worker import run_beat
+
+    _check(config, role)
+    run_beat(config, role)
+
+
+@app.command()
+@user_errors
+def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
+    """Run the dispatcher: the indexer's event stream → policy → claim → run."""
+    from executor.worker import run_dispatcher
+
+    _check(config, role)
+    run_dispatcher(config, role)
+
+
+@app.command()
+@user_errors
+def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
+    """Serve this executor's result store (GET /results/0x…) on the [executor] results_bind address."""
+    from executor.worker import run_results
+
+    _check(config, role)
+    run_results(config, role)
+
+
+@app.command()
+@user_errors
+def reap(config: ConfigOpt = None, role: RoleOpt = None) -> None:
+    """Remove this executor's containers that no running task owns; prints their names."""
+    from executor.worker import reap as do_reap
+
+    _check(config, role)
+    for name in do_reap(config, role):
+        typer.echo(name)

@@ -1,0 +1,51 @@
+"""``python -m executor COMPONENT --config depin.toml [--role ROLE]``: one executor component.
+
+Components: ``start`` (all of them, supervised), ``worker --queue compute|chain``, ``beat``,
+``dispatcher``, ``results``, ``reap``. The user-facing entry point is ``depin executor …`` (same
+functions); this one starts faster, which the supervisor and the tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from depin.errors import DepinError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
+    parser.add_argument("component", choices=("start", "worker", "beat", "dispatcher", "results", "reap"))
+    parser.add_argument("--config", default=None, help="depin.toml (default: $DEPIN_CONFIG)")
+    parser.add_argument("--role", choices=("provider", "verifier", "arbiter"), default=None)
+    parser.add_argument("--queue", choices=("compute", "chain"), default="compute")
+    parser.add_argument("--concurrency", type=int, default=None)
+    args = parser.parse_args(argv)
+    from executor import worker
+
+    try:
+        if args.component == "start":
+            if args.config is None:
+                parser.error("start needs --config")
+            return worker.run_all(args.config, args.role)
+        if args.component == "worker":
+            worker.run_worker(args.config, args.role, args.queue, concurrency=args.concurrency)
+        elif args.component == "beat":
+            worker.run_beat(args.config, args.role)
+        elif args.component == "dispatcher":
+            worker.run_dispatcher(args.config, args.role)
+        elif args.component == "results":
+            worker.run_results(args.config, args.role)
+        else:
+            for name in worker.reap(args.config, args.role):
+                print(name)
+    except DepinError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The executor's Celery application: broker, queues, reliability settings and the beat schedule.
+
+**Broker.** Redis, the config's server in the next database number (``DEPIN_BROKER_URL``
+overrides; see :mod:`executor.runtime`), with every broker key under the executor's own prefix
+(kombu's ``global_keyprefix``): several executors (a provider, a verifier, an arbiter) can share
+one Redis without ever taking each other's tasks.
+
+**Queues.**
+
+- ``compute``: container runs (``depin.run``, ``depin.verify``, ``depin.arbitrate``), consumed by a
+  prefork worker with ``[executor] concurrency`` processes;
+- ``chain``: every transaction (``depin.claim``, ``depin.submit``, ``depin.challenge``,
+  ``depin.rule`` and the beat tasks), consumed by one worker with concurrency 1: one nonce sequence
+  per key, and no two actions of this executor racing on one job.
+
+**Reliability (DESIGN.md "Executor rules").** ``task_acks_late`` (a message is acknowledged when
+the task ends, so a dead worker's task is delivered again), ``task_reject_on_worker_lost`` (a pool
+process killed mid-task requeues its message at once) with a **redelivery cap**: every job task
+counts its unfinished deliveries in Redis (``{e}:deliveries:{task}:{id}``) and gives the job up,
+loudly, after :data:`MAX_DELIVERIES` (a job that kills its worker every time must not loop
+forever); ``worker_prefetch_multiplier = 1`` (a worker reserves one task per free process); the
+broker's ``visibility_timeout`` > the hard time limit > the soft time limit (so a task is never
+redelivered while it may still be running); transient errors (chain, Redis, engine) are retried with
+exponential backoff and jitter, at most :data:`MAX_RETRIES` times. Celery's limits only kill the
+worker process: the container deadline is enforced by :mod:`executor.containers` itself.
+
+**Beat** (``depin executor beat``): every :data:`BEAT_INTERVAL` seconds ``depin.finalize_due``
+(our submitted jobs past their challenge window; in verifier mode every such job), ``depin.poke``
+(expire, time out and settle jobs whose deadline passed), ``depin.recover`` (re-queue jobs whose
+task died: no lease and no progress; remove orphan containers); every :data:`WITHDRAW_INTERVAL`
+seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from depin.config import DepinConfig
+
+log = logging.getLogger("executor.app")
+
+COMPUTE = "compute"
+CHAIN = "chain"
+MAX_DELIVERIES = int(os.environ.get("DEPIN_MAX_DELIVERIES", "3"))
+MAX_RETRIES = int(os.environ.get("DEPIN_MAX_RETRIES", "5"))
+BEAT_INTERVAL = float(os.environ.get("DEPIN_BEAT_INTERVAL", "10"))
+WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
+# Seconds beyond a job's max runtime that a compute task may take (inputs, archive, store).
+RUN_OVERHEAD = 60
+CHAIN_SOFT_LIMIT = 300  # a transaction, rebroadcasts included
+CHAIN_HARD_LIMIT = 330
+
+ROUTES = {
+    "depin.run": COMPUTE,
+    "depin.verify": COMPUTE,
+    "depin.arbitrate": COMPUTE,
+    "depin.claim": CHAIN,
+    "depin.submit": CHAIN,
+    "depin.challenge": CHAIN,
+    "depin.rule": CHAIN,
+    "depin.finalize_due": CHAIN,
+    "depin.poke": CHAIN,
+    "depin.recover": CHAIN,
+    "depin.withdraw": CHAIN,
+}
+
+
+def time_limits(config: DepinConfig) -> tuple[int, int, int]:
+    """(soft limit, hard limit, visibility timeout) in seconds for compute tasks: strictly increasing."""
+    soft = config.policy.max_runtime + RUN_OVERHEAD
+    hard = soft + 30
+    visibility = max(hard, CHAIN_HARD_LIMIT) + 300
+    return soft, hard, visibility
+
+
+def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
+    soft, hard, visibility = time_limits(config)
+    interval = BEAT_INTERVAL
+    beat_opts = {"expires": max(interval * 3, 5)}  # a backlog of stale beat runs is useless
+    return {
+        "broker_url": broker_url,
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            "global_keyprefix": key_prefix + ":broker:",
+        },
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": soft,
+        "task_time_limit": hard,
+        "task_default_queue": CHAIN,
+        "task_queues": (
+            Queue(COMPUTE, Exchange(COMPUTE, type="direct"), routing_key=COMPUTE),
+            Queue(CHAIN, Exchange(CHAIN, type="direct"), routing_key=CHAIN),
+        ),
+        "task_default_exchange": CHAIN,
+        "task_default_routing_key": CHAIN,
+        "task_routes": {name: {"queue": queue, "exchange": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": False,
+        "worker_disable_rate_limits": True,
+        "beat_schedule": {
+            "finalize-due": {"task": "depin.finalize_due", "schedule": interval, "options": beat_opts},
+            "poke-deadlines": {"task": "depin.poke", "schedule": interval, "options": beat_opts},
+            "recover": {"task": "depin.recover", "schedule": interval, "options": beat_opts},
+            "withdraw": {"task": "depin.withdraw", "schedule": WITHDRAW_INTERVAL, "options": {"expires": WITHDRAW_INTERVAL}},
+        },
+    }
+
+
+def make_app() -> Celery:
+    """The Celery app, configured from ``DEPIN_CONFIG`` when it is set (worker, beat, dispatcher
+    processes), else with the defaults (imports in tests and tools)."""
+    from executor.runtime import Runtime, broker_url_for, get_runtime, load_executor_config, set_runtime
+
+    celery = Celery("depin_executor", include=["executor.tasks"])
+    try:
+        rt = get_runtime() if os.environ.get("DEPIN_CONFIG") else Runtime(load_executor_config())
+        set_runtime(rt)
+        prefix = rt.xkeys.prefix
+        celery.conf.update(settings(rt.config, broker_url=rt.broker_url, key_prefix=prefix))
+    except Exception as exc:  # noqa: BLE001 - no usable config: defaults, and say so
+        log.debug("executor app without configuration", extra={"error": str(exc)})
+        config = DepinConfig()
+        celery.conf.update(settings(config, broker_url=broker_url_for(config.redis.url), key_prefix="depin-exec:unconfigured"))
+    return celery
+
+
+app = make_app()

@@ -1,0 +1,235 @@
+"""The dispatcher: follows the indexer's event stream and queues the executor's work.
+
+It reads ``{p}:events`` (see :mod:`depin.keys`) through its own consumer group
+(``executor:{role}:{address}``, created at the stream's start so that jobs posted before the
+executor started are considered too), and acknowledges an entry only after acting on it: a
+dispatcher killed mid-way re-reads its pending entries at start. Acting twice is harmless: a job
+with a record is never considered again, and every task re-checks the chain.
+
+By role:
+
+- **provider**: ``JobPosted`` (and ``JobTimedOut`` with ``reopened``): the job must still be Open in
+  the index, its spec valid (``specValid``) and hashing to ``specHash`` (:func:`depin.spec.parse_spec`
+  checks again), the claim deadline ahead, and the :class:`~executor.policy.Policy` must accept it.
+  Then the record says ``claiming`` and ``depin.claim`` is queued on the chain queue (one nonce
+  sequence: the dispatcher never sends transactions itself). A job refused for load is *deferred*
+  and reconsidered when a slot frees. Every refusal is one log line with the reason.
+- **verifier**: ``ResultSubmitted`` by another provider, sampled at ``verify_sample_rate``:
+  ``depin.verify``.
+- **arbiter**: ``JobChallenged`` whose resolver is the deployment's ArbiterResolver: ``depin.arbitrate``.
+
+**Retractions** (a reorg undid an event): a retracted ``JobPosted`` drops a deferred job; for a job
+in hand the next task is queued again, and it re-reads the chain (where the job may now be Open,
+unknown, or claimed by someone else) before it acts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+
+from depin.errors import SpecError
+from depin.spec import parse_spec
+from executor.policy import JobTermsView, Policy
+from executor.runtime import ACTIVE_STATES, Runtime
+
+log = logging.getLogger("executor.dispatcher")
+
+BLOCK_MS = 1_000
+BATCH = 50
+MAX_ENTRY_FAILURES = 3
+
+
+class Dispatcher:
+    def __init__(self, rt: Runtime, *, consumer: str | None = None, block_ms: int = BLOCK_MS) -> None:
+        self.rt = rt
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.block_ms = block_ms
+        self.stream = rt.index_keys.events
+        self.group = rt.xkeys.group
+        self.policy = Policy(rt.config.policy, image_available=self._image_available)
+        self.failures: dict[str, int] = {}
+        self.resolver = rt.deployment.addresses.get("ArbiterResolver", "").lower()
+
+    # ------------------------------------------------------------------ stream plumbing
+
+    def ensure_group(self) -> None:
+        try:
+            self.rt.index.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            log.info("consumer group created", extra={"stream": self.stream, "group": self.group})
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Reads and handles entries until `stop` is set (or SIGTERM/SIGINT in the main thread)."""
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.group})
+        backlog = True  # first our own pending entries (a previous run died before acknowledging)
+        while not stop.is_set():
+            try:
+                self.ensure_group()
+                while not stop.is_set():
+                    start = "0" if backlog else ">"
+                    reply = self.rt.index.xreadgroup(
+                        self.group, self.consumer, {self.stream: start}, count=BATCH, block=None if backlog else self.block_ms
+                    )
+                    entries = reply[0][1] if reply else []
+                    if backlog and not entries:
+                        backlog = False
+                    for entry_id, fields in entries:
+                        self._handle_entry(entry_id, fields)
+                    self.reconsider_deferred()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable; retrying", extra={"error": str(exc)})
+                backlog = True
+                stop.wait(1.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the index was wiped and the stream recreated
+                    log.warning("consumer group vanished; re-creating it", extra={"group": self.group})
+                    backlog = True
+                    continue
+                raise
+        log.info("dispatcher stopped")
+
+    def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+        try:
+            self.handle(fields)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the dispatcher
+            n = self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
+            log.exception("entry failed", extra={"entry": entry_id, "event": fields.get("event"), "attempt": n, "error": str(exc)})
+            if n < MAX_ENTRY_FAILURES:
+                time.sleep(0.5)
+                return  # stays pending: handled again after a restart or the next backlog pass
+            log.error("entry dropped after repeated failures", extra={"entry": entry_id, "event": fields.get("event")})
+        self.failures.pop(entry_id, None)
+        self.rt.index.xack(self.stream, self.group, entry_id)
+
+    # ------------------------------------------------------------------ handling
+
+    def handle(self, fields: dict[str, str]) -> None:
+        kind, event = fields.get("kind"), fields.get("event")
+        args = json.loads(fields.get("args") or "{}")
+        job_id = int(args["jobId"]) if "jobId" in args else None
+        if job_id is None:
+            return
+        if kind == "retraction":
+            self.retracted(event or "", job_id, args)
+            return
+        role = self.rt.role
+        if role == "provider":
+            if event == "JobPosted" or (event == "JobTimedOut" and str(args.get("reopened")).lower() in ("true", "1")):
+                self.consider(job_id, reopened=event == "JobTimedOut")
+        elif role == "verifier":
+            if event == "ResultSubmitted" and args.get("provider", "").lower() != self.rt.address.lower():
+                self.queue_verification(job_id)
+        elif role == "arbiter":
+            if event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
+                self.queue_once(job_id, "arbitrating", "depin.arbitrate")
+
+    def _image_available(self, image: str) -> bool:
+        from executor.containers import ImageUnavailable, check_image
+
+        try:
+            check_image(self.rt.docker, image)
+            return True
+        except ImageUnavailable:
+            return False
+
+    def skip(self, job_id: int, reason: str, level: int = logging.INFO) -> None:
+        self.rt.set_record(job_id, "skipped", reason=reason[:500])
+        log.log(level, "job skipped", extra={"job": job_id, "reason": reason[:500]})
+
+    def consider(self, job_id: int, *, reopened: bool = False) -> None:
+        """Policy, spec and hash checks for an Open job; queues the claim when all pass."""
+        rt = self.rt
+        rec = rt.record(job_id)
+        if rec and not (reopened and rec.get("state") not in ACTIVE_STATES):
+            return  # seen before
+        idx = rt.indexed_job(job_id)
+        if idx.get("status") != "Open":
+            log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
+            return
+        if idx.get("specValid") != "1":
+            self.skip(job_id, f"invalid spec: {idx.get('specError') or 'specValid=0'}", logging.WARNING)
+            return
+        try:
+            spec = parse_spec(idx["specJson"].encode(), expected_hash=idx["specHash"])
+        except SpecError as exc:
+            self.skip(job_id, f"invalid spec: {exc}", logging.WARNING)
+            return
+        if int(idx.get("claimDeadline") or 0) <= rt.chain_now():
+            self.skip(job_id, "the claim deadline has passed")
+            return
+        terms = JobTermsView(reward=int(idx["reward"]), max_runtime=int(idx["maxRuntime"]), cpu_seconds=int(idx.get("cpuSeconds") or 0))
+        decision = self.policy.evaluate(spec, terms, rt.active_count())
+        if not decision:
+            if decision.defer:
+                rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
+                log.info("job deferred", extra={"job": job_id, "reason": decision.reason})
+            else:
+                self.skip(job_id, f"policy: {decision.reason}")
+            return
+        rt.set_record(job_id, "claiming", image=spec.image)
+        from executor.tasks import send
+
+        send("depin.claim", job_id)
+        log.info("claim queued", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
+
+    def reconsider_deferred(self) -> None:
+        rt = self.rt
+        if rt.role != "provider":
+            return
+        while rt.active_count() < rt.config.policy.max_concurrent_jobs:
+            first = rt.state.zrange(rt.xkeys.deferred, 0, 0)
+            if not first:
+                return
+            job_id = int(first[0])
+            rt.state.zrem(rt.xkeys.deferred, first[0])
+            self.consider(job_id)
+
+    def queue_verification(self, job_id: int) -> None:
+        from executor.tasks import sample
+
+        if self.rt.record(job_id):
+            return
+        if not sample(self.rt.config.executor.verify_sample_rate):
+            self.rt.set_record(job_id, "verified", reason="not sampled")
+            return
+        self.queue_once(job_id, "verifying", "depin.verify")
+
+    def queue_once(self, job_id: int, state: str, task: str) -> None:
+        if self.rt.record(job_id).get("state") == state or self.rt.record(job_id):
+            return
+        self.rt.set_record(job_id, state)
+        from executor.tasks import send
+
+        send(task, job_id)
+        log.info("queued", extra={"job": job_id, "task": task})
+
+    def retracted(self, event: str, job_id: int, args: dict[str, Any]) -> None:
+        rt = self.rt
+        log.warning("event retracted by a reorg", extra={"job": job_id, "event": event})
+        rt.state.zrem(rt.xkeys.deferred, str(job_id))
+        state = rt.record(job_id).get("state")
+        from executor.tasks import NEXT_TASK, send
+
+        if state in NEXT_TASK:
+            send(NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
+
+
+def run_dispatcher(rt: Runtime, stop: threading.Event | None = None) -> None:
+    Dispatcher(rt).run(stop)

@@ -1,0 +1,281 @@
+"""What every executor process shares: the configuration, Redis connections, key names, the chain
+client, the container engine and the result store, created lazily once per process.
+
+**Where the executor keeps its state.** The indexer owns its Redis database (``[redis] url``); the
+executor never writes there except to acknowledge its consumer group on the event stream. The Celery
+broker and the executor's own records live in the **next database number** of the same server
+(``redis://host:port/1`` for an index in ``/0``), or in ``DEPIN_BROKER_URL`` when set, under the
+prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
+
+``{e}:job:{id}`` (hash)
+    The executor's record of one job: ``state`` (below), ``updated`` (unix time), ``reason`` (why
+    skipped, lost or abandoned) and, once the run ended, the outcome: ``kind`` (result | failure),
+    ``digest`` and ``uri`` and ``exit_code`` and ``size``, or ``code`` and ``failure_reason`` and
+    ``evidence``; ``tx`` (the submission's transaction hash) once submitted.
+``{e}:lease:{id}`` (string, expires)
+    The per-job lease (:mod:`executor.lease`): held by the task working on the job.
+``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)
+    Attempts of `task` on the job that started and never finished (a worker died during them);
+    reset when an attempt ends. Past :data:`executor.app.MAX_DELIVERIES` the job is given up loudly.
+``{e}:active`` (sorted set)
+    Jobs in hand (claiming, claimed, running, outcome ready), scored by the time they entered:
+    what ``max_concurrent_jobs`` counts and what the recovery task scans.
+``{e}:deferred`` (sorted set)
+    Jobs the policy accepted but that arrived while the executor was full; reconsidered when a slot frees.
+``{e}:submitted`` (sorted set)
+    Submitted jobs scored by their challenge deadline: what the finalize beat task settles.
+
+Record states: ``claiming`` (the dispatcher queued the claim) → ``claimed`` (mined: the run is
+queued) → ``running`` → ``outcome`` (result or failure recorded; the submission is queued) →
+``submitted``. Ends: ``skipped`` (policy or spec), ``lost`` (somebody else claimed it first, or the
+job left our hands), ``late`` (the submit deadline passed), ``abandoned`` (the redelivery cap).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from depin.config import DepinConfig, load_config
+from depin.deployment import Deployment
+from depin.keys import Keys
+from executor.lease import DEFAULT_TTL, Lease
+
+if TYPE_CHECKING:
+    import docker
+
+    from depin.client import Client
+    from executor.results import ResultStore
+
+log = logging.getLogger("executor")
+
+ENV_CONFIG = "DEPIN_CONFIG"
+ENV_ROLE = "DEPIN_EXECUTOR_ROLE"
+ENV_BROKER = "DEPIN_BROKER_URL"
+
+ACTIVE_STATES = ("claiming", "claimed", "running", "outcome", "verifying", "challenge", "arbitrating", "ruling")
+TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verified", "challenged", "too_late", "ruled", "abstained")
+
+
+def broker_url_for(redis_url: str) -> str:
+    """The Celery broker (and executor state) URL: ``DEPIN_BROKER_URL``, else `redis_url` with the
+    next database number (the index keeps its own database)."""
+    explicit = os.environ.get(ENV_BROKER, "").strip()
+    if explicit:
+        return explicit
+    parts = urlsplit(redis_url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db + 1}", parts.query, parts.fragment))
+
+
+def load_executor_config(path: Path | str | None = None, role: str | None = None) -> DepinConfig:
+    """depin.toml from `path`, else ``DEPIN_CONFIG``; `role` (else ``DEPIN_EXECUTOR_ROLE``) overrides
+    ``[executor] role``."""
+    if path is None and os.environ.get(ENV_CONFIG):
+        path = os.environ[ENV_CONFIG]
+    config = load_config(Path(path) if path else None)
+    role = role or os.environ.get(ENV_ROLE) or None
+    if role:
+        if role not in ("provider", "verifier", "arbiter"):
+            from depin.config import ConfigError
+
+            raise ConfigError(f"unknown executor role {role!r}; one of provider, verifier, arbiter")
+        config.executor.role = role  # type: ignore[assignment]
+    return config
+
+
+def configured_address(config: DepinConfig, chain_id: int) -> str:
+    """The executor's account address from the configuration: the keystore's recorded address (no
+    password needed) or the development account's (local chains only)."""
+    from eth_utils import to_checksum_address
+
+    from depin import accounts
+
+    if config.key.keystore is not None:
+        address = accounts.keystore_address(config.key.keystore)
+        if address:
+            return to_checksum_address(address)
+    if config.key.dev_account is not None:
+        return to_checksum_address(accounts.dev_account(config.key.dev_account, chain_id).address)
+    return to_checksum_address(accounts.account_from_config(config.key, chain_id).address)
+
+
+class ExecKeys:
+    """Key names of one executor's state (see the module doc)."""
+
+    def __init__(self, chain_id: int, market: str, role: str, address: str) -> None:
+        self.prefix = f"depin-exec:{chain_id}:{market.lower()}:{role}:{address.lower()}"
+        self.role = role
+        self.address = address
+
+    def job(self, job_id: int) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def lease(self, job_id: int) -> str:
+        return f"{self.prefix}:lease:{job_id}"
+
+    def deliveries(self, task: str, job_id: int) -> str:
+        return f"{self.prefix}:deliveries:{task}:{job_id}"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def deferred(self) -> str:
+        return f"{self.prefix}:deferred"
+
+    @property
+    def submitted(self) -> str:
+        return f"{self.prefix}:submitted"
+
+    @property
+    def group(self) -> str:
+        """The consumer group of this executor on the indexer's event stream."""
+        return f"executor:{self.role}:{self.address.lower()}"
+
+
+class Runtime:
+    """Per-process resources, each created on first use."""
+
+    def __init__(self, config: DepinConfig) -> None:
+        self.config = config
+        self.role: str = config.executor.role
+        self.deployment = Deployment.from_json(Path(config.network.deployment).read_text())
+        self.chain_id = self.deployment.chain_id
+        self.market = self.deployment.addresses["JobMarket"]
+        self.index_keys = Keys(self.chain_id, self.market, config.redis.namespace)
+        self.broker_url = broker_url_for(config.redis.url)
+        self.lease_ttl = DEFAULT_TTL
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ connections
+
+    @cached_property
+    def index(self) -> redis.Redis:
+        """The indexer's database (read; consumer-group acknowledgements)."""
+        return redis.Redis.from_url(self.config.redis.url, decode_responses=True, health_check_interval=30)
+
+    @cached_property
+    def state(self) -> redis.Redis:
+        """The executor's database (also the broker's)."""
+        return redis.Redis.from_url(self.broker_url, decode_responses=True, health_check_interval=30)
+
+    @cached_property
+    def client(self) -> Client:
+        from depin.client import Client
+
+        with self._lock:
+            return Client.from_config(self.config)
+
+    @cached_property
+    def address(self) -> str:
+        """This executor's account (from the configuration, without unlocking the key)."""
+        return configured_address(self.config, self.chain_id)
+
+    @cached_property
+    def xkeys(self) -> ExecKeys:
+        return ExecKeys(self.chain_id, self.market, self.role, self.address)
+
+    @cached_property
+    def docker(self) -> docker.DockerClient:
+        from executor.engine import connect
+
+        return connect(self.config.engine.docker_host, self.config.engine.state_dir)
+
+    @cached_property
+    def store(self) -> ResultStore:
+        from executor.results import ResultStore
+
+        return ResultStore(self.state_dir / "results", self.config.executor.results_url)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.config.engine.state_dir)
+
+    @property
+    def work_root(self) -> Path:
+        return self.state_dir / "work"
+
+    @property
+    def instance(self) -> str:
+        """The ``depin.executor`` label of this executor's containers (the reaper touches only these)."""
+        return f"{self.role}-{self.address.lower()}"
+
+    @cached_property
+    def rpc(self) -> Any:
+        from depin.chain import RpcClient
+
+        return RpcClient.from_url(self.config.network.rpc_url, timeout=10)
+
+    def chain_now(self) -> int:
+        """The timestamp the next block will carry (the pending block's; anvil's time travel included)."""
+        for tag in ("pending", "latest"):
+            try:
+                block = self.rpc.call("eth_getBlockByNumber", [tag, False])
+                if block and block.get("timestamp"):
+                    return int(block["timestamp"], 16)
+            except Exception:  # noqa: BLE001 - fall back to the next source
+                continue
+        return int(time.time())
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, job_id: int) -> dict[str, str]:
+        return self.state.hgetall(self.xkeys.job(job_id))
+
+    def set_record(self, job_id: int, state: str | None = None, **fields: Any) -> None:
+        """Updates the job's record (and the active set) in one transaction."""
+        values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
+        values["updated"] = f"{time.time():.3f}"
+        pipe = self.state.pipeline(transaction=True)
+        if state is not None:
+            values["state"] = state
+            if state in ACTIVE_STATES:
+                pipe.zadd(self.xkeys.active, {str(job_id): time.time()}, nx=True)
+            else:
+                pipe.zrem(self.xkeys.active, str(job_id))
+            pipe.zrem(self.xkeys.deferred, str(job_id))
+        pipe.hset(self.xkeys.job(job_id), mapping=values)
+        pipe.execute()
+
+    def active_count(self) -> int:
+        return int(self.state.zcard(self.xkeys.active))
+
+    def lease(self, job_id: int) -> Lease:
+        return Lease(self.state, self.xkeys.lease(job_id), self.lease_ttl)
+
+    # ------------------------------------------------------------------ index reads
+
+    def indexed_job(self, job_id: int) -> dict[str, str]:
+        return self.index.hgetall(self.index_keys.job(job_id))
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """This process's :class:`Runtime` (configured from ``DEPIN_CONFIG`` / ``DEPIN_EXECUTOR_ROLE``)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(load_executor_config())
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Installs (or, with None, forgets) this process's runtime; forked children call it with None
+    so that they open their own connections."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime

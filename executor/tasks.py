@@ -1,0 +1,543 @@
+"""The executor's Celery tasks. Every one is idempotent, keyed by job id, and safe to run twice or
+to be killed at any instruction.
+
+How each job task stays safe (the crash-safety argument, in the order a job goes):
+
+1. **Read the chain first.** Every task reads ``getJob`` before it acts and acts only on the state
+   it expects (claim: Open; run and submit: Claimed *by us*; challenge: Submitted; rule: Disputed).
+   Anything else means the work is done or no longer ours: the task records that and returns.
+   The contract's state machine makes a second submission impossible (WrongStatus); reading first
+   makes sure we never even send it.
+2. **Hold the job's lease** (:mod:`executor.lease`) while running or submitting, so that two
+   deliveries of one job never work at once; a killed worker's lease expires after its TTL.
+3. **Deterministic container name** per job and role: a re-run removes its predecessor's container
+   first (:func:`executor.execute.execute`), and the reaper removes containers of jobs no longer in hand.
+4. **Record before acting on the chain.** The outcome of a run (digest, URI, or failure code and
+   evidence) is written to the job's record *before* the submission is queued; the archive is in the
+   content-addressed store already. After a crash the record says "outcome", so a restart submits
+   instead of running again, and the submit task's chain read skips the transaction if it was mined
+   before the crash.
+5. **Recovery** (:func:`recover`, every beat and at worker start): a job in hand whose lease is free
+   and whose record has not moved for a while gets its next task queued again. Broker redelivery
+   (acks_late, visibility timeout) is the backstop, not the mechanism.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from celery import Task
+from celery.signals import worker_process_init, worker_ready
+
+from depin.errors import ChainError, SpecError
+from depin.market import FailureCode, JobStatus, Ruling
+from depin.spec import JobSpec, parse_spec
+from executor.app import CHAIN_HARD_LIMIT, CHAIN_SOFT_LIMIT, MAX_DELIVERIES, MAX_RETRIES, ROUTES, app
+from executor.runtime import ACTIVE_STATES, Runtime, get_runtime, set_runtime
+
+log = logging.getLogger("executor.tasks")
+
+RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds without progress
+FORCED_RECOVER_AFTER = 2.0  # at worker start: anything idle this long whose lease is free
+MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))
+RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
+AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
+POKE_LIMIT = 10  # deadline transitions sent per beat and kind
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from executor.containers import ContainerEngineError
+    from executor.engine import EngineUnavailable
+
+    return (ChainError, redis.ConnectionError, redis.TimeoutError, ContainerEngineError, EngineUnavailable)
+
+
+def _reverts() -> tuple[type[BaseException], ...]:
+    from depin.transactions import TxReverted
+
+    return (TxReverted,)
+
+
+class JobTask(Task):
+    """Retries transient errors (chain, Redis, engine) with capped exponential backoff; never a revert."""
+
+    autoretry_for = _transient()
+    dont_autoretry_for = _reverts()
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = MAX_RETRIES
+    acks_late = True
+    reject_on_worker_lost = True
+    typing = False
+
+
+def send(name: str, job_id: int | None = None, **kwargs: Any) -> None:
+    """Queues task `name` (on its queue) for `job_id`."""
+    args = [] if job_id is None else [int(job_id)]
+    app.send_task(name, args=args, kwargs=kwargs or None, queue=ROUTES[name])
+
+
+def same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and a.lower() == b.lower()  # type: ignore[union-attr]
+
+
+def job_task(name: str, *, give_up: Callable[[Runtime, int, str], None] | None = None, **options: Any) -> Callable:
+    """A job task with the redelivery cap: every delivery is counted in Redis before the body runs
+    and the count is cleared when the body ends (returns or raises). Only deliveries that died
+    mid-way (kill -9, the hard time limit, a lost worker) stay counted; past MAX_DELIVERIES the job is
+    given up loudly with `give_up`."""
+    if ROUTES[name] == "chain":
+        options.setdefault("soft_time_limit", CHAIN_SOFT_LIMIT)
+        options.setdefault("time_limit", CHAIN_HARD_LIMIT)
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        def body(self: Task, job_id: int, *args: Any, **kwargs: Any) -> Any:
+            rt = get_runtime()
+            job_id = int(job_id)
+            key = rt.xkeys.deliveries(name, job_id)
+            count = int(rt.state.incr(key))
+            rt.state.expire(key, 86_400)
+            if count > MAX_DELIVERIES:
+                reason = f"{name} died {count - 1} times in a row on this job (redelivery cap {MAX_DELIVERIES})"
+                log.critical("giving the job up", extra={"job": job_id, "task": name, "reason": reason})
+                rt.state.delete(key)
+                if give_up is not None:
+                    give_up(rt, job_id, reason)
+                return None
+            try:
+                return fn(self, rt, job_id, *args, **kwargs)
+            finally:
+                try:
+                    rt.state.delete(key)
+                except redis.RedisError:
+                    pass
+
+        body.__name__ = fn.__name__
+        body.__doc__ = fn.__doc__
+        return app.task(name=name, bind=True, base=JobTask, **options)(body)
+
+    return decorate
+
+
+def _abandon(rt: Runtime, job_id: int, reason: str) -> None:
+    rec = rt.record(job_id)
+    if rec.get("state") == "outcome":  # the result is safe: submitting it is the right thing
+        send("depin.submit", job_id)
+        return
+    rt.set_record(job_id, "abandoned", reason=reason)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _spec_for(rt: Runtime, job_id: int, spec_hash: bytes) -> JobSpec:
+    """The job's spec from the index (else from the chain's JobPosted event), checked against the
+    on-chain hash. Raises SpecError."""
+    idx = rt.indexed_job(job_id)
+    raw: bytes | None = None
+    if idx.get("specJson") is not None:
+        raw = idx["specJson"].encode()
+    elif idx.get("spec"):
+        raw = bytes.fromhex(idx["spec"].removeprefix("0x"))
+    if raw is None:
+        raw = rt.client.spec_bytes(job_id)
+    return parse_spec(raw, expected_hash=spec_hash)
+
+
+def _execute(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Any:
+    from executor.containers import LABEL_EXECUTOR, container_name
+    from executor.execute import execute
+
+    return execute(
+        rt.docker,
+        job_id=job_id,
+        spec=spec,
+        work_root=rt.work_root,
+        store=rt.store,
+        name=container_name(rt.chain_id, job_id, role),
+        labels={LABEL_EXECUTOR: rt.instance},
+        limits_cap=rt.config.policy if role == "provider" else None,
+    )
+
+
+def _outcome_fields(outcome: Any) -> dict[str, Any]:
+    if outcome.kind == "result":
+        return {"kind": "result", "digest": "0x" + outcome.digest.hex(), "uri": outcome.uri, "exit_code": outcome.exit_code, "size": outcome.size}
+    return {
+        "kind": "failure",
+        "code": int(outcome.code),
+        "failure_reason": outcome.reason[:500],
+        "evidence": "0x" + outcome.evidence_hash.hex(),
+    }
+
+
+# ---------------------------------------------------------------------------------------- provider
+
+
+@job_task("depin.claim", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def claim(self: Task, rt: Runtime, job_id: int) -> None:
+    """Claims an Open job the dispatcher accepted, then queues its run. Losing the race is normal."""
+    from depin.transactions import TxReverted
+
+    rec = rt.record(job_id)
+    if rec.get("state") not in ("claiming", None):
+        return
+    job = rt.client.job(job_id)
+    if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+        pass  # claimed before a crash: carry on
+    elif job.status != JobStatus.OPEN:
+        rt.set_record(job_id, "lost", reason=f"job is {job.status.label}")
+        log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
+        return
+    else:
+        try:
+            receipt = rt.client.claim(job_id)
+            log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
+        except TxReverted as exc:
+            job = rt.client.job(job_id)
+            if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
+                rt.set_record(job_id, "lost", reason=exc.error_name or exc.reason)
+                log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
+                return
+    rt.set_record(job_id, "claimed", claimed_at=time.time())
+    send("depin.run", job_id)
+
+
+@job_task("depin.run", give_up=_abandon)
+def run(self: Task, rt: Runtime, job_id: int) -> None:
+    """Runs a job we claimed (unless its outcome is recorded already) and records the outcome."""
+    lease = rt.lease(job_id)
+    if not lease.acquire():
+        log.info("run skipped: another task holds the job", extra={"job": job_id, "holder": lease.holder()})
+        return
+    try:
+        rec = rt.record(job_id)
+        state = rec.get("state")
+        if state not in ("claimed", "running", "claiming"):
+            return  # outcome recorded (recovery submits it), or done
+        job = rt.client.job(job_id)
+        if not same(job.provider, rt.address) or job.status not in (JobStatus.CLAIMED, *AFTER_SUBMIT):
+            rt.set_record(job_id, "lost", reason=f"job is {job.status.label}, provider {job.provider}")
+            log.warning("run skipped: the job is not ours", extra={"job": job_id, "status": job.status.label})
+            return
+        if job.status != JobStatus.CLAIMED:
+            rt.set_record(job_id, "submitted", reason="submitted before a restart")
+            return
+        now = rt.chain_now()
+        if job.deadline <= now:
+            rt.set_record(job_id, "late", reason=f"submit deadline {job.deadline} passed")
+            log.error("submit deadline passed before the run", extra={"job": job_id, "deadline": job.deadline})
+            return
+        try:
+            spec = _spec_for(rt, job_id, job.spec_hash)
+        except SpecError as exc:
+            rt.set_record(job_id, "outcome", kind="failure", code=int(FailureCode.BAD_SPEC), failure_reason=str(exc)[:500],
+                          evidence="0x" + _sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n").hex())
+            send("depin.submit", job_id)
+            return
+        rt.set_record(job_id, "running", started=time.time())
+        log.info("running", extra={"job": job_id, "image": spec.image})
+        outcome = _execute(rt, job_id, spec, "provider")
+        if outcome.kind == "failure" and outcome.retryable:
+            left = job.deadline - rt.chain_now()
+            if left > spec.resources.max_runtime + 2 * RETRY_FETCH_AFTER + 5:
+                rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
+                log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
+                raise self.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
+        fields = _outcome_fields(outcome)
+        rt.set_record(job_id, "outcome", **fields)
+        log.info("outcome recorded", extra={"job": job_id, **fields, "lease_lost": lease.lost})
+    finally:
+        lease.release()
+    send("depin.submit", job_id)
+
+
+def _sha256(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).digest()
+
+
+@job_task("depin.submit", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def submit(self: Task, rt: Runtime, job_id: int) -> None:
+    """Submits the recorded outcome, unless the chain shows it submitted already."""
+    from depin.transactions import TxReverted
+
+    lease = rt.lease(job_id)
+    if not lease.acquire():
+        raise self.retry(countdown=max(1.0, rt.lease_ttl / 2), max_retries=None)
+    try:
+        rec = rt.record(job_id)
+        if rec.get("state") != "outcome":
+            return
+        job = rt.client.job(job_id)
+        if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+            _mark_submitted(rt, job_id, job.deadline, reason="already on chain")
+            log.info("submission found on chain; not sending again", extra={"job": job_id, "status": job.status.label})
+            return
+        if not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED):
+            rt.set_record(job_id, "lost", reason=f"job is {job.status.label}, provider {job.provider}")
+            log.warning("submission skipped: the job is not ours any more", extra={"job": job_id, "status": job.status.label})
+            return
+        if job.deadline < rt.chain_now():
+            rt.set_record(job_id, "late", reason=f"submit deadline {job.deadline} passed")
+            log.error("submit deadline passed", extra={"job": job_id})
+            return
+        try:
+            if rec.get("kind") == "result":
+                receipt = rt.client.submit_result(job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
+            else:
+                receipt = rt.client.submit_failure(job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
+        except TxReverted as exc:
+            job = rt.client.job(job_id)
+            if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+                _mark_submitted(rt, job_id, job.deadline, reason="already on chain")
+                return
+            if exc.error_name == "TooLate":
+                rt.set_record(job_id, "late", reason=exc.reason)
+                log.error("submission too late", extra={"job": job_id})
+                return
+            raise
+        job = rt.client.job(job_id)
+        _mark_submitted(rt, job_id, job.deadline, tx=receipt.tx_hash)
+        log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
+    finally:
+        lease.release()
+
+
+def _mark_submitted(rt: Runtime, job_id: int, deadline: int, **fields: Any) -> None:
+    rt.set_record(job_id, "submitted", challenge_deadline=deadline, **fields)
+    rt.state.zadd(rt.xkeys.submitted, {str(job_id): deadline})
+
+
+# ---------------------------------------------------------------------------------------- verifier
+
+
+@job_task("depin.verify", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def verify(self: Task, rt: Runtime, job_id: int) -> None:
+    """Re-executes another provider's submitted result; a different digest queues a challenge."""
+    from executor.verifier import verify_job
+
+    verify_job(self, rt, job_id)
+
+
+@job_task("depin.challenge", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def challenge(self: Task, rt: Runtime, job_id: int) -> None:
+    """Challenges a submission that re-execution contradicted, while the window is open."""
+    from executor.verifier import challenge_job
+
+    challenge_job(rt, job_id)
+
+
+# ---------------------------------------------------------------------------------------- arbiter
+
+
+@job_task("depin.arbitrate", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def arbitrate(self: Task, rt: Runtime, job_id: int) -> None:
+    """Re-executes a disputed job and decides the ruling."""
+    from executor.arbiter import arbitrate_job
+
+    arbitrate_job(self, rt, job_id)
+
+
+@job_task("depin.rule", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+def rule(self: Task, rt: Runtime, job_id: int) -> None:
+    """Sends the recorded ruling through the ArbiterResolver."""
+    from executor.arbiter import rule_job
+
+    rule_job(rt, job_id)
+
+
+# ---------------------------------------------------------------------------------------- beat
+
+
+@app.task(name="depin.finalize_due", base=JobTask, max_retries=0, autoretry_for=())
+def finalize_due() -> int:
+    """Finalizes submitted jobs whose challenge window has closed: ours, and in verifier mode any."""
+    rt = get_runtime()
+    now = rt.chain_now()
+    ids = {int(j) for j in rt.state.zrangebyscore(rt.xkeys.submitted, 0, now - 1, start=0, num=100)}
+    if rt.role == "verifier":
+        ids |= _index_due(rt, "Submitted", "deadline", now, limit=100)
+    if not ids:
+        return 0
+    ready = []
+    for job_id in sorted(ids):
+        job = rt.client.job(job_id)
+        if job.status == JobStatus.SUBMITTED and now > job.deadline:
+            ready.append(job_id)
+        elif job.status != JobStatus.SUBMITTED:
+            _settled(rt, job_id, job.status)
+    if not ready:
+        return 0
+    from depin.transactions import TxReverted
+
+    try:
+        receipt = rt.client.finalize_many(ready)
+    except TxReverted as exc:
+        log.info("finalize skipped", extra={"jobs": ",".join(map(str, ready)), "error": exc.error_name})
+        return 0
+    count = rt.client.finalized_count(receipt)
+    for job_id in ready:
+        _settled(rt, job_id, rt.client.job(job_id).status)
+    log.info("finalized", extra={"jobs": ",".join(map(str, ready)), "count": count, "tx": receipt.tx_hash})
+    return count
+
+
+def _settled(rt: Runtime, job_id: int, status: JobStatus) -> None:
+    if status == JobStatus.SUBMITTED:
+        return
+    rt.state.zrem(rt.xkeys.submitted, str(job_id))
+    if rt.state.exists(rt.xkeys.job(job_id)) and rt.record(job_id).get("state") == "submitted":
+        rt.set_record(job_id, "finalized" if status.settled else "submitted", chain_status=status.label)
+
+
+def _index_due(rt: Runtime, status: str, field: str, now: int, limit: int = 200) -> set[int]:
+    """Job ids the index lists in `status` whose `field` deadline is before `now`."""
+    ids = rt.index.zrange(rt.index_keys.jobs_by_status(status), 0, limit - 1)
+    if not ids:
+        return set()
+    pipe = rt.index.pipeline(transaction=False)
+    for j in ids:
+        pipe.hget(rt.index_keys.job(int(j)), field)
+    due = set()
+    for j, value in zip(ids, pipe.execute(), strict=True):
+        if value and int(value) < now:
+            due.add(int(j))
+    return due
+
+
+@app.task(name="depin.poke", base=JobTask, max_retries=0, autoretry_for=())
+def poke() -> int:
+    """Sends the permissionless deadline transitions that are due: expire (Open past its claim
+    deadline), timeout (Claimed past its submit deadline), settleUnresolved (Disputed past its
+    resolve deadline). Losing the race to another poker is quiet."""
+    from depin.transactions import TxReverted
+
+    rt = get_runtime()
+    now = rt.chain_now()
+    sent = 0
+    actions = (
+        ("Open", "claimDeadline", JobStatus.OPEN, "claim_deadline", rt.client.expire),
+        ("Claimed", "deadline", JobStatus.CLAIMED, "deadline", rt.client.timeout),
+        ("Disputed", "deadline", JobStatus.DISPUTED, "deadline", rt.client.settle_unresolved),
+    )
+    for status, field, expected, attr, action in actions:
+        for job_id in sorted(_index_due(rt, status, field, now))[:POKE_LIMIT]:
+            job = rt.client.job(job_id)
+            if job.status != expected or getattr(job, attr) >= now:
+                continue
+            try:
+                receipt = action(job_id)
+                sent += 1
+                log.info("deadline transition sent", extra={"job": job_id, "from": status, "tx": receipt.tx_hash})
+            except TxReverted as exc:
+                log.info("deadline transition not needed", extra={"job": job_id, "from": status, "error": exc.error_name})
+    return sent
+
+
+@app.task(name="depin.withdraw", base=JobTask, max_retries=0, autoretry_for=())
+def withdraw() -> int:
+    """Withdraws the market balance when it is above ``[executor] withdraw_threshold``."""
+    from depin.deployment import to_wei
+    from depin.transactions import TxReverted
+
+    rt = get_runtime()
+    balance = rt.client.withdrawable(rt.address)
+    if balance <= 0 or balance <= to_wei(rt.config.executor.withdraw_threshold):
+        return 0
+    try:
+        receipt = rt.client.withdraw()
+    except TxReverted as exc:
+        log.info("withdraw not needed", extra={"error": exc.error_name})
+        return 0
+    log.info("withdrawn", extra={"amount": str(balance), "tx": receipt.tx_hash})
+    return balance
+
+
+NEXT_TASK = {
+    "claiming": "depin.claim",
+    "claimed": "depin.run",
+    "running": "depin.run",
+    "outcome": "depin.submit",
+    "verifying": "depin.verify",
+    "challenge": "depin.challenge",
+    "arbitrating": "depin.arbitrate",
+    "ruling": "depin.rule",
+}
+
+
+@app.task(name="depin.recover", base=JobTask, max_retries=0, autoretry_for=())
+def recover(force: bool = False) -> int:
+    """Re-queues the next task of every job in hand whose lease is free and whose record has not
+    moved for ``DEPIN_RECOVER_AFTER`` seconds (or at once with `force`, at worker start); gives a
+    job up after ``MAX_RECOVERIES`` re-queues; removes this executor's orphan containers."""
+    rt = get_runtime()
+    now = time.time()
+    requeued = 0
+    active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
+    for job_id in active:
+        if rt.state.exists(rt.xkeys.lease(job_id)):
+            continue
+        rec = rt.record(job_id)
+        state = rec.get("state", "")
+        if state not in NEXT_TASK:
+            rt.state.zrem(rt.xkeys.active, str(job_id))
+            continue
+        idle = now - float(rec.get("updated") or 0)
+        if idle < (FORCED_RECOVER_AFTER if force else RECOVER_AFTER):
+            continue
+        tries = int(rt.state.hincrby(rt.xkeys.job(job_id), "recoveries", 1))
+        if tries > MAX_RECOVERIES:
+            rt.set_record(job_id, "abandoned", reason=f"still {state} after {MAX_RECOVERIES} recoveries")
+            log.critical("giving the job up after repeated recoveries", extra={"job": job_id, "state": state})
+            continue
+        rt.set_record(job_id)  # touch: not again before RECOVER_AFTER
+        send(NEXT_TASK[state], job_id)
+        requeued += 1
+        log.warning("job recovered", extra={"job": job_id, "state": state, "task": NEXT_TASK[state], "attempt": tries})
+    _reap(rt, active)
+    return requeued
+
+
+def _reap(rt: Runtime, active: list[int]) -> None:
+    try:
+        from executor.containers import container_name, reap_orphans
+
+        live = {container_name(rt.chain_id, j, rt.role) for j in active}
+        removed = reap_orphans(rt.docker, live, instance=rt.instance)
+        if removed:
+            log.warning("orphan containers removed", extra={"containers": ",".join(removed)})
+    except Exception as exc:  # noqa: BLE001 - the reaper is best effort; the next beat tries again
+        log.info("reaper skipped", extra={"error": str(exc)[:200]})
+
+
+# ---------------------------------------------------------------------------------------- signals
+
+
+@worker_process_init.connect
+def _fresh_runtime(**_: Any) -> None:
+    """A forked pool process opens its own connections (Redis, RPC, the engine)."""
+    rt = get_runtime()
+    set_runtime(Runtime(rt.config))
+
+
+@worker_ready.connect
+def _recover_at_start(sender: Any = None, **_: Any) -> None:
+    """A (re)started worker re-queues, at once, the jobs that no live task holds."""
+    try:
+        app.send_task("depin.recover", kwargs={"force": True}, queue=ROUTES["depin.recover"])
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not queue the start-up recovery", extra={"error": str(exc)})
+
+
+def sample(rate: float) -> bool:
+    """Whether to verify one submission at `rate` (0..1)."""
+    return rate >= 1 or random.random() < rate

@@ -1,0 +1,331 @@
+"""A whole executor stack on free local ports, every service a real process:
+
+anvil + the project's ape deploy (devnet parameters; the arbiter role on its own account),
+redis-server, the indexer (``python -m indexer``), the Podman service of the ``engine`` fixture, and
+for each executor (provider, verifier, arbiter) its components started with ``python -m executor``:
+the compute worker, the chain worker, beat, the dispatcher and the result server, each a
+:class:`~depin.devchain.ManagedProcess` that a test can ``kill -9`` and start again.
+
+Accounts (anvil's development accounts): 0 deployer and faucet, 1 provider, 2 requester,
+3 verifier, 4 a second (test-driven) provider, 5 arbiter, 6 a second requester. The test driver
+(:class:`tests.indexer.services.Market`) sends with ``eth_sendTransaction`` from the accounts no
+executor signs for, so no two senders share a nonce sequence.
+
+Executors run with short timers (``DEPIN_BEAT_INTERVAL=0.5``, lease TTL 3 s, recovery after 4 s)
+so that crash tests recover within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import redis
+import requests
+
+from depin.deployment import REPO_ROOT
+from depin.devchain import JobTerms, ManagedProcess, deploy_with_ape, free_port
+from depin.keys import Keys
+from depin.market import JobStatus
+from depin.spec import canonical_json
+from tests.indexer.services import Anvil, Market, RedisServer, indexer_env
+
+TOKEN = 10**18
+PROVIDER, REQUESTER, VERIFIER, PROVIDER2, ARBITER, REQUESTER2 = 1, 2, 3, 4, 5, 6
+COMPONENTS = ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
+
+EXECUTOR_ENV = {
+    "DEPIN_BEAT_INTERVAL": "0.5",
+    "DEPIN_WITHDRAW_INTERVAL": "1",
+    "DEPIN_LEASE_TTL": "3",
+    "DEPIN_RECOVER_AFTER": "4",
+    "DEPIN_SUBMIT_MARGIN": "3",
+    "DEPIN_STOP_GRACE": "10",
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def docker_host_of(client: docker.DockerClient) -> str:
+    """The URL an executor process should use for the engine the `engine` fixture connected to."""
+    explicit = os.environ.get("DEPIN_TEST_DOCKER_HOST", "").strip()
+    if explicit:
+        return explicit
+    adapter = getattr(client.api, "_custom_adapter", None)
+    socket_path = getattr(adapter, "socket_path", None)
+    if socket_path:
+        return "unix://" + socket_path
+    return client.api.base_url
+
+
+def spec(image: str, command: list[str], *, cpus: float = 1, memory_mb: int = 64, max_runtime: int = 10, output_mb: int = 1, **extra: Any) -> bytes:
+    """Canonical spec bytes."""
+    return canonical_json(
+        {"v": 1, "image": image, "command": command, "env": {}, "inputs": [],
+         "resources": {"cpus": cpus, "memory_mb": memory_mb, "max_runtime": max_runtime, "output_mb": output_mb}, **extra}
+    )
+
+
+@dataclass
+class Executor:
+    """One executor (one role, one account) as separately started component processes."""
+
+    name: str
+    role: str
+    account: int
+    address: str
+    config_path: Path
+    workdir: Path
+    env: dict[str, str]
+    results_url: str
+    procs: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def command(self, component: str) -> list[str]:
+        cmd = [sys.executable, "-m", "executor"]
+        cmd += ["worker", "--queue", component.split("-", 1)[1]] if component.startswith("worker-") else [component]
+        return cmd + ["--config", str(self.config_path)]
+
+    def start(self, *components: str) -> None:
+        for component in components or COMPONENTS:
+            old = self.procs.get(component)
+            if old is not None and old.alive():
+                continue
+            log = self.workdir / f"{component}.log"
+            self.procs[component] = ManagedProcess(f"{self.name}-{component}", self.command(component), log_path=log, cwd=REPO_ROOT, env=self.env)
+
+    def kill9(self, component: str) -> None:
+        """SIGKILL to the component's whole process group (a prefork worker's children too)."""
+        proc = self.procs[component]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.proc.wait(10)
+        proc._log.close()
+
+    def stop(self, *components: str) -> None:
+        for component in components or tuple(self.procs):
+            proc = self.procs.get(component)
+            if proc is not None:
+                proc.stop(timeout=15)
+
+    def log(self, component: str) -> str:
+        path = self.workdir / f"{component}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {c}\n{self.log(c)[-6000:]}" for c in COMPONENTS)
+
+    def log_lines(self, component: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log(component).splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def all_log_lines(self) -> list[dict[str, Any]]:
+        return [entry for c in COMPONENTS for entry in self.log_lines(c)]
+
+
+class Stack:
+    """Chain, Redis, indexer, engine and executors for one test module."""
+
+    def __init__(self, tmp: Path, engine: docker.DockerClient, images: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.engine = engine
+        self.images = images
+        self.docker_host = docker_host_of(engine)
+        self.executors: list[Executor] = []
+        self.indexer: ManagedProcess | None = None
+        self.anvil = Anvil(tmp / "anvil")
+        try:
+            accounts = _rpc_accounts(self.anvil.url)  # the arbiter role goes to its own account
+            self.deployment = deploy_with_ape(self.anvil.url, tmp / "deployments", extra_args=("--arbiter", accounts[ARBITER]), timeout=180)
+            self.deployment_file = tmp / "deployments" / f"{self.deployment.chain_id}.json"
+            self.redis = RedisServer(tmp / "redis")
+            self.market = Market(self.anvil.url, self.deployment)
+            self.keys = Keys(self.deployment.chain_id, self.deployment.addresses["JobMarket"])
+            self.start_indexer()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ services
+
+    @property
+    def accounts(self) -> list[str]:
+        return self.market.accounts
+
+    def index(self) -> redis.Redis:
+        return self.redis.client(0)
+
+    def state(self) -> redis.Redis:
+        return self.redis.client(1)
+
+    def start_indexer(self) -> None:
+        env = indexer_env(self.anvil.url, self.redis.url(0), self.deployment_file, DEPIN_POLL_INTERVAL="0.05")
+        self.indexer = ManagedProcess("indexer", [sys.executable, "-m", "indexer"], log_path=self.tmp / "indexer.log", cwd=REPO_ROOT, env=env)
+
+    def executor(
+        self, name: str, role: str, account: int, *, policy: dict[str, Any] | None = None, concurrency: int = 2, start: bool = True,
+        extra_env: dict[str, str] | None = None, **executor_settings: Any,
+    ) -> Executor:
+        workdir = self.tmp / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        pol = {
+            "images": sorted({ref.split("@", 1)[1] for ref in self.images.values()}),
+            "max_cpus": 2, "max_memory_mb": 512, "max_runtime": 30, "max_output_mb": 16,
+            "min_reward_per_cpu_second": "0", "max_concurrent_jobs": 4,
+        }
+        pol.update(policy or {})
+        ex = {"role": role, "concurrency": concurrency, "results_url": f"http://127.0.0.1:{port}", "results_bind": f"127.0.0.1:{port}",
+              "withdraw_threshold": "0", "verify_sample_rate": 1.0}
+        ex.update(executor_settings)
+        config = {
+            "network": {"rpc_url": self.anvil.url, "deployment": str(self.deployment_file)},
+            "redis": {"url": self.redis.url(0)},
+            "key": {"dev_account": account},
+            "engine": {"docker_host": self.docker_host, "state_dir": str(workdir / "state")},
+            "executor": ex,
+            "policy": pol,
+        }
+        path = workdir / "depin.toml"
+        path.write_text(_toml(config))
+        env = dict(os.environ)
+        env.update(EXECUTOR_ENV)
+        env.update(extra_env or {})
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["PATH"] = f"{REPO_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        executor = Executor(name, role, account, self.accounts[account], path, workdir, env, ex["results_url"])
+        self.executors.append(executor)
+        if start:
+            executor.start()
+        return executor
+
+    def close(self) -> None:
+        for ex in self.executors:
+            try:
+                ex.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.indexer is not None:
+            self.indexer.stop()
+        for attr in ("redis", "anvil"):
+            svc = getattr(self, attr, None)
+            if svc is not None:
+                svc.stop()
+        self._remove_containers()
+
+    def _remove_containers(self) -> None:
+        from executor.containers import LABEL_EXECUTOR, remove_container
+
+        for ex in self.executors:
+            instance = f"{ex.role}-{ex.address.lower()}"
+            try:
+                for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
+                    remove_container(self.engine, c.id)
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ------------------------------------------------------------------ actors
+
+    def setup_provider(self, account: int, stake: int = 1_000) -> None:
+        address = self.accounts[account]
+        self.market.fund(address)
+        self.market.register(address, stake * TOKEN, endpoint=f"http://127.0.0.1/{account}")
+
+    def setup_funded(self, *accounts: int, tokens: int = 10_000) -> None:
+        for a in accounts:
+            self.market.fund(self.accounts[a], tokens)
+
+    def post(self, spec_bytes: bytes, *, requester: int = REQUESTER, terms: JobTerms | None = None) -> int:
+        return self.market.post_job(self.accounts[requester], spec_bytes, terms or JobTerms(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=4, collateral_pct=100, cpu_seconds=10))
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.market.get_job(job_id)
+
+    def status(self, job_id: int) -> JobStatus:
+        return JobStatus(self.job(job_id)["status"])
+
+    def wait_status(self, job_id: int, statuses: JobStatus | Iterable[JobStatus], timeout: float = 60, executors: Iterable[Executor] = ()) -> JobStatus:
+        wanted = {statuses} if isinstance(statuses, JobStatus) else set(statuses)
+        try:
+            return wait_for(lambda: (s := self.status(job_id)) in wanted and s, timeout, f"job {job_id} to be {sorted(w.label for w in wanted)}")
+        except TimeoutError as exc:
+            logs = "\n".join(ex.logs() for ex in (list(executors) or self.executors))
+            raise TimeoutError(f"{exc}; now {self.status(job_id).label}\n{logs}") from None
+
+    def events(self, job_id: int, name: str | None = None) -> list[dict[str, Any]]:
+        """The job's entries in the indexer's stream (kind ``event`` only), oldest first."""
+        out = []
+        for _, fields in self.index().xrange(self.keys.events):
+            if fields.get("kind") != "event":
+                continue
+            args = json.loads(fields.get("args") or "{}")
+            if str(args.get("jobId")) == str(job_id) and (name is None or fields.get("event") == name):
+                out.append({**fields, "args": args})
+        return out
+
+    def chain_log_count(self, job_id: int, event: str) -> int:
+        """How many `event` logs the chain itself holds for the job (not the index)."""
+        topic = "0x" + self.market.codec.topics[("JobMarket", event)].hex()
+        logs = self.market.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": self.market.market,
+                                                       "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])
+        return len(logs)
+
+    def exec_record(self, ex: Executor, job_id: int) -> dict[str, str]:
+        prefix = f"depin-exec:{self.deployment.chain_id}:{self.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
+        return self.state().hgetall(f"{prefix}:job:{job_id}")
+
+    def download(self, uri: str) -> bytes:
+        resp = requests.get(uri, timeout=10)
+        resp.raise_for_status()
+        return resp.content
+
+
+def _rpc_accounts(url: str) -> list[str]:
+    from depin.chain import RpcClient
+
+    return RpcClient.from_url(url).call("eth_accounts")
+
+
+def _toml(data: dict[str, dict[str, Any]]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)

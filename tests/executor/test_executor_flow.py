@@ -1,0 +1,118 @@
+"""The provider executor end to end on real services: anvil, redis-server, the indexer, Podman
+containers and Celery worker processes (tests/executor/stack.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from depin.market import FailureCode, JobStatus
+from depin.outputs import read_exit_code
+
+from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec, wait_for
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("flow"), engine, sample_images)
+    try:
+        s.setup_provider(PROVIDER)
+        s.setup_funded(REQUESTER)
+        # an empty image allowlist: any image the engine holds under the pinned digest
+        s.provider = s.executor("provider", "provider", PROVIDER, policy={"images": [], "max_memory_mb": 512})
+        yield s
+    finally:
+        s.close()
+
+
+def test_happy_path_claim_run_submit_finalize_withdraw(stack: Stack, tmp_path: Path) -> None:
+    provider = stack.accounts[PROVIDER]
+    wallet_before = stack.market.token_balance(provider)
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo hello > /out/hello.txt"]))
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    job = stack.job(job_id)
+    assert job["provider"] == provider
+    submitted = stack.events(job_id, "ResultSubmitted")
+    assert len(submitted) == 1
+    result_hash = submitted[0]["args"]["resultHash"]
+    uri = submitted[0]["args"]["resultURI"]
+    body = stack.download(uri)
+    assert "0x" + hashlib.sha256(body).hexdigest() == result_hash.lower()
+    archive = tmp_path / "r.tar"
+    archive.write_bytes(body)
+    assert read_exit_code(archive) == 0
+    # the withdraw beat moves the reward to the provider's wallet
+    wait_for(lambda: stack.market.withdrawable(provider) == 0 and stack.market.token_balance(provider) >= wallet_before + TOKEN, 30, "withdrawal")
+    assert stack.market.token_balance(provider) >= wallet_before + TOKEN
+
+
+def _failure(stack: Stack, job_id: int) -> dict:
+    events = stack.events(job_id, "FailureSubmitted")
+    assert len(events) == 1, events
+    return events[0]["args"]
+
+
+def test_hostile_jobs_end_as_failures_and_the_worker_serves_the_next_job(stack: Stack) -> None:
+    busybox = stack.images["busybox"]
+    loop = stack.post(spec(busybox, ["sh", "-c", "while :; do :; done"], max_runtime=2))
+    hog = stack.post(spec(busybox, ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"], memory_mb=16))
+    nxt = stack.post(spec(busybox, ["sh", "-c", "echo still here > /out/ok"]))
+    for job_id in (loop, hog, nxt):
+        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    assert int(_failure(stack, loop)["code"]) == FailureCode.TIME_LIMIT
+    assert int(_failure(stack, hog)["code"]) == FailureCode.OUT_OF_MEMORY
+    assert len(stack.events(nxt, "ResultSubmitted")) == 1
+    assert not stack.events(nxt, "FailureSubmitted")
+    # the hostile containers are gone
+    names = [c.name for c in stack.engine.containers.list(all=True) if c.name.startswith(f"depin-job-{stack.deployment.chain_id}-")]
+    assert not [n for n in names if n.endswith((f"-{loop}-provider", f"-{hog}-provider"))]
+
+
+def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stack: Stack) -> None:
+    import json
+
+    from depin.spec import canonical_json
+
+    busybox = stack.images["busybox"]
+    repo, digest = busybox.split("@")
+    unknown_image = stack.post(spec("depin/nonexistent@sha256:" + "ab" * 32, ["true"]))
+    wrong_digest = stack.post(spec(f"{repo}@sha256:" + "cd" * 32, ["true"]))
+    malformed = stack.post(b'{"v": 1, "image": not json')
+    bad_schema = stack.post(canonical_json({"v": 1, "image": "no-digest", "command": ["true"]}))
+    too_big = stack.post(spec(busybox, ["true"], memory_mb=4096))
+    too_long = stack.post(spec(busybox, ["true"], max_runtime=3600))
+    # a spec whose bytes do not hash to the recorded specHash (the contract refuses such a post, so
+    # it is injected into the index, as a buggy or malicious indexer might serve it)
+    fake = 10_000
+    good_bytes = spec(busybox, ["true"])
+    idx = stack.index()
+    idx.hset(stack.keys.job(fake), mapping={"id": fake, "status": "Open", "specValid": "1", "specJson": good_bytes.decode(),
+                                            "specHash": "0x" + "11" * 32, "reward": str(TOKEN), "maxRuntime": "60",
+                                            "claimDeadline": str(2**31), "cpuSeconds": "10"})
+    idx.xadd(stack.keys.events, {"kind": "event", "event": "JobPosted", "block": "0", "blockHash": "0x0", "tx": "0x0",
+                                 "logIndex": "0", "args": json.dumps({"jobId": str(fake)})})
+    good = stack.post(spec(busybox, ["sh", "-c", "echo fine > /out/x"]))
+    stack.wait_status(good, JobStatus.FINALIZED, timeout=60)
+    expected = {
+        unknown_image: "not available locally",
+        wrong_digest: "not available locally",
+        malformed: "invalid spec",
+        bad_schema: "invalid spec",
+        too_big: "memory",
+        too_long: "runs up to 3600",
+        fake: "not the on-chain specHash",
+    }
+    provider = stack.provider
+    for job_id, reason in expected.items():
+        record = wait_for(lambda j=job_id: stack.exec_record(provider, j) or None, 10, f"record of job {job_id}")
+        assert record["state"] == "skipped", (job_id, record)
+        assert reason in record["reason"], (job_id, record["reason"])
+        if job_id != fake:
+            assert stack.status(job_id) == JobStatus.OPEN  # never claimed
+    lines = [e for e in provider.log_lines("dispatcher") if e.get("msg") == "job skipped"]
+    assert {int(e["job"]) for e in lines} >= set(expected)
+    for component in ("worker-compute", "worker-chain", "dispatcher"):
+        assert provider.procs[component].alive(), provider.log(component)[-3000:]

@@ -11,7 +11,8 @@ Every job container runs hardened as DESIGN.md's executor rules say, through the
   mounted except the job's own ``/in`` (read-only) and ``/out`` folders;
 - read-only root filesystem; ``/tmp`` and ``/var/tmp`` are size-capped tmpfs (``TMP_MB``), ``/run``
   a 1 MiB tmpfs, ``/dev/shm`` ``SHM_MB``;
-- ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges"]``, user ``65534:65534`` (nobody);
+- ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges"]``, user ``65534:65534`` (nobody),
+  private IPC namespace, a fixed hostname (``depin-job``) so that reruns see the same environment;
 - ``pids_limit``; ``mem_limit == memswap_limit`` (no swap); ``nano_cpus`` from the spec's cpus;
   explicit ulimits ``nofile`` and ``nproc`` (Podman fails to start containers with its defaults on
   sandboxed hosts; RLIMIT_NPROC counts every process of uid 65534 on the host, hence a generous value
@@ -68,6 +69,7 @@ MIB = 1 << 20
 JOB_USER = "65534:65534"
 JOB_UID = 65534
 JOB_GID = 65534
+JOB_HOSTNAME = "depin-job"
 TMP_MB = 64
 SHM_MB = 16
 PIDS_LIMIT = 128
@@ -285,8 +287,9 @@ def container_options(
         name=name,
         labels={**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
         user=JOB_USER,
-        working_dir="/tmp",
+        hostname=JOB_HOSTNAME,  # not the random container ID: a job that prints it stays reproducible
         network_mode="none",
+        ipc_mode="private",
         read_only=True,
         tmpfs={"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"},
         shm_size=limits.shm_mb * MIB,

@@ -99,6 +99,7 @@ ls /sys/class/net > /out/net
 find / \( -path /proc -o -path /sys \) -prune -o -type s -print > /out/sockets 2>/dev/null
 ls -d /var/run/docker.sock /run/docker.sock /run/podman /var/run/podman > /out/known 2>&1
 mount | grep -E ' on /(tmp|in|out) ' > /out/mounts
+hostname > /out/hostname
 true
 """
 
@@ -122,6 +123,7 @@ def test_limits_and_identity_inside_the_container(run_job, result_store, tmp_pat
     assert files["net"].split() == ["lo"]
     assert files["sockets"].strip() == ""
     assert "No such file" in files["known"] and "docker.sock\n" not in files["known"].replace("No such file", "")
+    assert files["hostname"] == "depin-job\n"
     mounts = files["mounts"]
     assert " on /in " in mounts and "ro," in mounts.split(" on /in ")[1].split("\n")[0]
     assert "size=65536k" in mounts.split(" on /tmp ")[1].split("\n")[0]

@@ -1,9 +1,530 @@
-"""`depin job …`: Requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it."""
+"""`depin job …`: requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.
+
+Transactions are signed locally (``--keystore`` + ``--password-file`` / ``$DEPIN_KEYSTORE_PASSWORD``,
+``--dev-account N`` on a local devnet, or the ``[key]`` section of ``--config depin.toml``) and sent
+through :class:`depin.Client`. Every error a user can cause prints one line, ``error: …``, to
+stderr and exits 1.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
+import shlex
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
-from depin.cliutil import TYPER_SETTINGS
+from depin.cli_keys import (
+    ConfigOpt,
+    DevAccountOpt,
+    KeystoreOpt,
+    PasswordFileOpt,
+    open_client,
+    parse_tokens,
+)
+from depin.cliutil import (
+    DEFAULT_REDIS_URL,
+    TOKEN_SYMBOL,
+    TYPER_SETTINGS,
+    DataTable,
+    DeploymentOpt,
+    JsonOpt,
+    NamespaceOpt,
+    RedisUrlOpt,
+    RpcUrlOpt,
+    find_deployment_file,
+    format_amount,
+    make_console,
+    user_errors,
+)
 
-app = typer.Typer(help="Requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.", **TYPER_SETTINGS)
+if TYPE_CHECKING:
+    from depin.client import Client, OnchainJob
+
+app = typer.Typer(
+    help="Requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.",
+    **TYPER_SETTINGS,
+)
+
+DATA_URI_MAX = 2_048  # local input files up to this size are embedded in the spec as data: URIs
+REMOTE_INPUT_MAX = 256 * 1_048_576
+_NAMED_INPUT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})=(.+)$")
+_SETTLED = {"Finalized", "Cancelled", "Expired", "TimedOut", "Resolved"}
+
+JobIdArg = Annotated[str, typer.Argument(metavar="ID", help="The on-chain job id.")]
+
+
+def _job_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"invalid job id {text!r}: expected a positive integer") from None
+    if value <= 0:
+        raise ValueError(f"invalid job id {text!r}: expected a positive integer")
+    return value
+
+
+# ------------------------------------------------------------------------------------ spec building
+
+
+def _parse_memory(text: str) -> int:
+    """``512``, ``512m``, ``512MB``, ``2g`` → megabytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([mMgG][bB]?|[mM][iI][bB]|[gG][iI][bB])?\s*", text)
+    if not m:
+        raise ValueError(f"invalid memory {text!r}: expected megabytes like 512, 512m or 2g")
+    value = int(m.group(1))
+    return value * 1024 if (m.group(2) or "m").lower().startswith("g") else value
+
+
+def _parse_env(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"invalid --env {item!r}: expected NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def _command(items: list[str]) -> list[str]:
+    if not items:
+        raise ValueError("missing --cmd: the command to run in the container")
+    if len(items) == 1:
+        try:
+            argv = shlex.split(items[0])
+        except ValueError as exc:
+            raise ValueError(f"invalid --cmd {items[0]!r}: {exc}") from None
+    else:
+        argv = list(items)
+    if not argv:
+        raise ValueError("--cmd is empty")
+    return argv
+
+
+def _data_uri_bytes(uri: str) -> bytes:
+    header, sep, payload = uri[len("data:") :].partition(",")
+    if not sep:
+        raise ValueError(f"invalid data: URI {uri[:40]!r}: no comma")
+    if header.endswith(";base64"):
+        try:
+            return base64.b64decode(payload, validate=True)
+        except ValueError:
+            raise ValueError(f"invalid data: URI {uri[:40]!r}: bad base64") from None
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _input(arg: str, index: int) -> dict[str, str]:
+    """One ``--input``: ``[NAME=]FILE`` (a local file; embedded as a data: URI up to 2 KiB, else a
+    file:// URI) or ``[NAME=]URI`` (http, https, file or data; fetched once to compute its sha256)."""
+    name: str | None = None
+    source = arg
+    m = _NAMED_INPUT.match(arg)
+    if m and ":" not in m.group(1):
+        name, source = m.group(1), m.group(2)
+    lower = source.lower()
+    if lower.startswith(("http://", "https://")):
+        import requests
+
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with requests.get(source, stream=True, timeout=60) as response:
+                if response.status_code != 200:
+                    raise ValueError(f"input {source} answered HTTP {response.status_code}")
+                for chunk in response.iter_content(1 << 20):
+                    size += len(chunk)
+                    if size > REMOTE_INPUT_MAX:
+                        raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes")
+                    h.update(chunk)
+        except OSError as exc:
+            raise ValueError(f"cannot fetch input {source}: {exc}") from None
+        uri, digest = source, h.hexdigest()
+        default = Path(urllib.parse.urlsplit(source).path).name
+    elif lower.startswith("data:"):
+        uri, digest, default = source, hashlib.sha256(_data_uri_bytes(source)).hexdigest(), ""
+    else:
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) if lower.startswith("file://") else Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {source} not found") if not path.exists() else ValueError(
+                f"input {source} is not a regular file"
+            )
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) <= DATA_URI_MAX and not lower.startswith("file://"):
+            uri = "data:;base64," + base64.b64encode(data).decode("ascii")
+        else:
+            uri = path.resolve().as_uri()
+        default = path.name
+    if name is None:
+        name = default if default and _NAMED_INPUT.match(default + "=x") and default not in (".", "..") else f"input{index}"
+    return {"path": name, "uri": uri, "sha256": digest}
+
+
+def build_spec(
+    *,
+    image: str,
+    cmd: list[str],
+    inputs: list[str],
+    cpus: float,
+    memory: str,
+    max_runtime: int,
+    output_mb: int,
+    env: list[str],
+) -> Any:
+    from depin.spec import IMAGE_RE, parse_spec
+
+    if not IMAGE_RE.match(image):
+        raise ValueError(
+            f"malformed image reference {image!r}: expected REPOSITORY@sha256:<64 hex digits> (pinned by digest; "
+            "`docker images --digests` or `podman image inspect --format '{{.Digest}}'` shows it)"
+        )
+    spec = {
+        "v": 1,
+        "image": image,
+        "command": _command(cmd),
+        "env": _parse_env(env),
+        "inputs": [_input(item, k) for k, item in enumerate(inputs)],
+        "resources": {"cpus": cpus, "memory_mb": _parse_memory(memory), "max_runtime": max_runtime, "output_mb": output_mb},
+    }
+    return parse_spec(spec)
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+@app.command("post")
+@user_errors
+def job_post(
+    image: Annotated[str, typer.Option("--image", help="Container image pinned by digest: REPOSITORY@sha256:<hex>.")],
+    reward: Annotated[str, typer.Option("--reward", help=f"Payment in {TOKEN_SYMBOL} tokens, escrowed now.")],
+    cmd: Annotated[
+        list[str],
+        typer.Option("--cmd", help="The command: one string (split like a shell does) or repeated, one argument each."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    inputs: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            metavar="[NAME=]FILE_OR_URI",
+            help="An input mounted at /in/NAME: a local file (sha256 computed) or an http(s)/file/data URI. Repeatable.",
+        ),
+    ] = [],  # noqa: B006
+    cpus: Annotated[float, typer.Option("--cpus", help="CPUs (fractional allowed).")] = 1.0,
+    memory: Annotated[str, typer.Option("--memory", help="Memory limit in MB (512, 512m, 2g).")] = "256",
+    max_runtime: Annotated[int, typer.Option("--max-runtime", help="Seconds the job may run.")] = 60,
+    output_mb: Annotated[int, typer.Option("--output-mb", help="Cap on the result archive, MB.")] = 16,
+    env: Annotated[list[str], typer.Option("--env", metavar="K=V", help="Environment variable. Repeatable.")] = [],  # noqa: B006
+    claim_window: Annotated[
+        int | None, typer.Option("--claim-window", help="Seconds providers have to claim it (default 3600, within bounds).")
+    ] = None,
+    challenge_window: Annotated[
+        int | None, typer.Option("--challenge-window", help="Seconds to dispute a result (default: the market minimum).")
+    ] = None,
+    collateral_pct: Annotated[
+        int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
+    ] = None,
+    permit: Annotated[
+        bool, typer.Option("--permit/--approve", help="Approve the reward by an ERC-2612 signature (default) or an approve tx.")
+    ] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the canonical spec and send nothing.")] = False,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Post a job: build its canonical spec, escrow the reward and print the new job id.
+
+    Example: depin job post --image depin/checksum@sha256:… --cmd "sha256sum /in/data" --input data=./data.bin --reward 0.5 --dev-account 1
+    """
+    spec = build_spec(
+        image=image, cmd=cmd, inputs=inputs, cpus=cpus, memory=memory, max_runtime=max_runtime,
+        output_mb=output_mb, env=env,
+    )
+    amount = parse_tokens(reward, "reward")
+    if dry_run:
+        typer.echo(spec.to_bytes().decode())
+        return
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    posted = client.post_job(
+        spec, reward=amount, claim_window=claim_window, challenge_window=challenge_window,
+        collateral_pct=collateral_pct, permit=permit,
+    )
+    typer.echo(str(posted.job_id))
+    typer.echo(
+        f"posted job {posted.job_id}: reward {format_amount(amount)} {TOKEN_SYMBOL}, tx {posted.tx_hash}, "
+        f"gas {posted.gas_used:,}",
+        err=True,
+    )
+
+
+def _when(ts: int, now: int) -> str:
+    if ts == 0:
+        return "-"
+    at = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = ts - now
+    return f"{at} ({'in ' + str(delta) + ' s' if delta >= 0 else str(-delta) + ' s ago'})"
+
+
+def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
+    from depin.market import JobStatus
+
+    unsubmitted = (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT)
+    sub = None if job.status in unsubmitted else client.submission(job.job_id)
+    d: dict[str, Any] = {
+        "id": job.job_id,
+        "status": job.status.label,
+        "requester": job.requester,
+        "provider": job.provider,
+        "reward": str(job.reward),
+        "collateral": str(job.collateral),
+        "collateralPct": job.collateral_pct,
+        "claimDeadline": job.claim_deadline,
+        "deadline": job.deadline,
+        "maxRuntime": job.max_runtime,
+        "challengeWindow": job.challenge_window,
+        "cpuSeconds": job.cpu_seconds,
+        "specHash": "0x" + job.spec_hash.hex(),
+        "failure": job.failure,
+        "challenger": job.challenger,
+    }
+    if sub is not None:
+        if sub.failure:
+            d["failureCode"] = sub.failure_code.name if sub.failure_code is not None else None
+            d["evidenceHash"] = "0x" + sub.result_hash.hex()
+        else:
+            d["resultHash"] = "0x" + sub.result_hash.hex()
+            d["resultURI"] = sub.uri
+    return d
+
+
+def _deadline_label(job: OnchainJob) -> str:
+    from depin.market import JobStatus
+
+    return {
+        JobStatus.CLAIMED: "submit deadline",
+        JobStatus.SUBMITTED: "challenge deadline",
+        JobStatus.DISPUTED: "resolve deadline",
+    }.get(job.status, "deadline")
+
+
+@app.command("status")
+@user_errors
+def job_status(
+    job_id: JobIdArg,
+    as_json: JsonOpt = False,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show a job as the chain has it now: status, parties, amounts, deadlines, result hash and URI.
+
+    Example: depin job status 7
+    """
+    from depin.market import JobStatus
+
+    client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
+    job = client.job(_job_id(job_id))
+    d = _job_dict(client, job)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    now = client.block_timestamp()
+    table = DataTable(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("id", str(job.job_id))
+    table.add_row("status", job.status.label + (" (failure report)" if job.failure else ""))
+    table.add_row("requester", job.requester)
+    table.add_row("provider", job.provider or "-")
+    table.add_row("reward", f"{format_amount(job.reward)} {TOKEN_SYMBOL}")
+    table.add_row("collateral", f"{format_amount(job.collateral)} {TOKEN_SYMBOL} ({job.collateral_pct}%)")
+    table.add_row("claim deadline", _when(job.claim_deadline, now))
+    if job.deadline and job.status in (JobStatus.CLAIMED, JobStatus.SUBMITTED, JobStatus.DISPUTED):
+        table.add_row(_deadline_label(job), _when(job.deadline, now))
+    table.add_row("max runtime", f"{job.max_runtime} s")
+    table.add_row("challenge window", f"{job.challenge_window} s")
+    table.add_row("cpu seconds", str(job.cpu_seconds))
+    table.add_row("spec hash", d["specHash"])
+    for key, label in (("resultHash", "result hash"), ("resultURI", "result URI"), ("failureCode", "failure"),
+                       ("evidenceHash", "evidence hash")):
+        if key in d:
+            table.add_row(label, str(d[key]))
+    if job.challenger:
+        table.add_row("challenger", job.challenger)
+    make_console().print(table)
+
+
+@app.command("watch")
+@user_errors
+def job_watch(
+    job_id: JobIdArg,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 1.0,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.")] = None,
+    redis_url: RedisUrlOpt = None,
+    namespace: NamespaceOpt = "depin",
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Follow a job live, one line per status change, until it is settled.
+
+    Reads the indexer's Redis (`depin indexer run`); when Redis is unreachable or holds no index of
+    this deployment, polls the chain instead.
+
+    Example: depin job watch 7
+    """
+    client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
+    jid = _job_id(job_id)
+    client.job(jid)  # unknown job id: fail now
+    read = _index_reader(redis_url, deployment, config, namespace, client)
+    source = "index"
+    if read is None:
+        source = "chain"
+        read = lambda: client.job(jid).status.label  # noqa: E731
+    else:
+        index_read = read
+
+        def read() -> str:  # the index may lag behind the job's posting: fall back to the chain then
+            return index_read(jid) or client.job(jid).status.label
+
+    typer.echo(f"watching job {jid} (from the {source}; Ctrl-C to stop)", err=True)
+    last = None
+    started = time.monotonic()
+    while True:
+        status = read()
+        if status != last:
+            stamp = datetime.now(UTC).strftime("%H:%M:%S")
+            typer.echo(f"{stamp} job {jid}: {status}")
+            last = status
+        if status in _SETTLED:
+            return
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise TimeoutError(f"job {jid} is still {status} after {timeout:g} s")
+        time.sleep(interval)
+
+
+def _index_reader(
+    redis_url: str | None, deployment: Path | None, config: Path | None, namespace: str, client: Client
+) -> Any:
+    """A function job id → indexed status label (None when not indexed), or None without a usable index."""
+    import redis
+
+    from indexer.query import IndexerReader
+
+    url = redis_url
+    if url is None and config is not None:
+        from depin.config import load_config
+
+        cfg = load_config(config)
+        url, namespace = cfg.redis.url, cfg.redis.namespace
+    url = url or DEFAULT_REDIS_URL
+    try:
+        path = deployment or find_deployment_file(None)
+        reader = IndexerReader.for_deployment(url, path, namespace)
+        reader.ping()
+        if not reader.status().indexed:
+            typer.echo(f"note: nothing indexed under {reader.keys.prefix} in {url}; following the chain", err=True)
+            return None
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        typer.echo(f"note: Redis at {url} is unreachable; following the chain", err=True)
+        return None
+
+    def status(jid: int) -> str | None:
+        try:
+            record = reader.get_job(jid)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return None
+        return record.status if record is not None else None
+
+    return status
+
+
+@app.command("result")
+@user_errors
+def job_result(
+    job_id: JobIdArg,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to extract the job's /out into.")],
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Download a job's result, verify its sha256 against the on-chain resultHash and extract it.
+
+    A result that does not match the hash the provider submitted is refused and nothing is extracted.
+
+    Example: depin job result 7 --out ./result-7
+    """
+    client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
+    fetched = client.download_result(_job_id(job_id), out)
+    typer.echo(
+        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} verified ({fetched.size:,} bytes from {fetched.uri}); "
+        f"exit code {fetched.exit_code}; extracted to {fetched.path}"
+    )
+
+
+@app.command("cancel")
+@user_errors
+def job_cancel(
+    job_id: JobIdArg,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Cancel an open job of yours; its reward is credited back to your market balance.
+
+    Example: depin job cancel 7 --keystore keys/me.json
+    """
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    jid = _job_id(job_id)
+    receipt = client.cancel(jid)
+    typer.echo(
+        f"cancelled job {jid} (tx {receipt.tx_hash}); the reward is in your market balance: "
+        f"{format_amount(client.withdrawable())} {TOKEN_SYMBOL} withdrawable"
+    )
+
+
+@app.command("challenge")
+@user_errors
+def job_challenge(
+    job_id: JobIdArg,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Dispute a submitted result within its challenge window, posting a bond equal to its collateral.
+
+    Example: depin job challenge 7 --keystore keys/me.json
+    """
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    jid = _job_id(job_id)
+    receipt = client.challenge(jid)
+    job = client.job(jid)
+    typer.echo(
+        f"challenged job {jid} with a bond of {format_amount(job.collateral)} {TOKEN_SYMBOL} (tx {receipt.tx_hash}); "
+        f"the resolver must rule by {datetime.fromtimestamp(job.deadline, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )

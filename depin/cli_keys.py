@@ -1,9 +1,230 @@
-"""`depin keys …`: Encrypted keystores for provider and requester keys."""
+"""`depin keys …`: encrypted keystores for provider and requester keys; and the key options the
+`depin job` and `depin provider` commands share (``--keystore``, ``--password-file``,
+``--dev-account``, ``--config``) with :func:`open_client`, which turns them into a connected
+:class:`depin.Client`.
+
+Private keys and passwords never appear on the command line (argv is visible to every user of the
+machine in ``ps``), in output or in logs: ``keys import`` reads the key from standard input or a
+hidden prompt; passwords come from a file, ``$DEPIN_KEYSTORE_PASSWORD`` or a hidden prompt.
+"""
 
 from __future__ import annotations
 
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-from depin.cliutil import TYPER_SETTINGS
+from depin.cliutil import (
+    DEFAULT_RPC_URL,
+    TYPER_SETTINGS,
+    DeploymentOpt,
+    RpcUrlOpt,
+    find_deployment_file,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from depin.client import Client
 
 app = typer.Typer(help="Encrypted keystores for provider and requester keys.", **TYPER_SETTINGS)
+
+# ------------------------------------------------------------------------------------ shared options
+
+KeystoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keystore", envvar="DEPIN_KEYSTORE", metavar="FILE", help="Encrypted JSON keystore that signs (`depin keys new`)."
+    ),
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        envvar="DEPIN_PASSWORD_FILE",
+        metavar="FILE",
+        help="File whose first line is the keystore password (else $DEPIN_KEYSTORE_PASSWORD, else a prompt).",
+    ),
+]
+DevAccountOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dev-account",
+        metavar="N",
+        min=0,
+        max=9,
+        help="Local devnet only (chain 31337/1337): sign with Anvil's public development account N (0-9).",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="DEPIN_CONFIG",
+        metavar="FILE",
+        help="depin.toml: [network] and [key] sections, used where options are not given.",
+    ),
+]
+
+
+def parse_tokens(text: str, what: str = "amount") -> int:
+    """A number of tokens (``"1.5"``) as base units; one-line error for anything else."""
+    from depin.client import TOKEN_DECIMALS, TOKEN_SYMBOL
+
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise ValueError(f"invalid {what} {text!r}: expected a number of {TOKEN_SYMBOL} tokens, like 1.5") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"invalid {what} {text!r}: expected a non-negative number of {TOKEN_SYMBOL} tokens")
+    units = value.scaleb(TOKEN_DECIMALS)
+    if units != units.to_integral_value():
+        raise ValueError(f"invalid {what} {text!r}: more than {TOKEN_DECIMALS} decimals")
+    return int(units)
+
+
+def open_client(
+    *,
+    rpc_url: str | None,
+    deployment: Path | None,
+    config: Path | None,
+    keystore: Path | None = None,
+    password_file: Path | None = None,
+    dev_account: int | None = None,
+    need_key: bool = True,
+) -> Client:
+    """A connected client from the common options (options first, then the --config file, then the
+    defaults), with its signing account when `need_key` (or when one is given)."""
+    from depin.accounts import AccountError, load_account, read_password
+    from depin.client import Client
+
+    cfg = None
+    if config is not None:
+        from depin.config import load_config
+
+        cfg = load_config(config)
+    url = rpc_url or (cfg.network.rpc_url if cfg else None) or DEFAULT_RPC_URL
+    if deployment is None and cfg is not None and cfg.network.deployment is not None and config is not None:
+        deployment = cfg.network.deployment
+    client = Client.connect(url, find_deployment_file(deployment), retries=2)
+    if keystore is None and dev_account is None and cfg is not None:
+        keystore, dev_account = cfg.key.keystore, cfg.key.dev_account
+        password_file = password_file or cfg.key.password_file
+    if keystore is None and dev_account is None:
+        if need_key:
+            load_account(chain_id=client.chain_id)  # raises the "no signing key" explanation
+        return client
+    if keystore is not None:
+        try:
+            password = read_password(None, password_file)
+        except AccountError:
+            if password_file is not None or not sys.stdin.isatty():
+                raise
+            password = typer.prompt(f"password for {keystore}", hide_input=True)
+        account = load_account(keystore=keystore, password=password, chain_id=client.chain_id)
+        del password
+    else:
+        account = load_account(dev_account_index=dev_account, chain_id=client.chain_id)
+    return client.with_account(account)
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def _new_password(password_file: Path | None) -> str:
+    from depin.accounts import AccountError, read_password
+
+    try:
+        return read_password(None, password_file)
+    except AccountError:
+        if password_file is not None or not sys.stdin.isatty():
+            if password_file is None:
+                # not interactive and no password given: read it from stdin (one line)
+                line = sys.stdin.readline().rstrip("\n")
+                if line:
+                    return line
+            raise
+        return typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("new")
+@user_errors
+def keys_new(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the keystore (mode 0600).")],
+    password_file: PasswordFileOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Create a new random key and write it to PATH as an encrypted keystore; print its address.
+
+    The password comes from --password-file, else $DEPIN_KEYSTORE_PASSWORD, else a prompt (or the
+    first line of standard input when it is not a terminal). KDF: scrypt n=2^17, r=8, p=1.
+
+    Example: depin keys new keys/provider.json --password-file keys/provider.pass
+    """
+    from depin.accounts import new_keystore
+
+    password = _new_password(password_file)
+    address = new_keystore(path, password, overwrite=force)
+    typer.echo(address)
+    typer.echo(f"wrote encrypted keystore {path} (mode 0600) for {address}", err=True)
+
+
+@app.command("import")
+@user_errors
+def keys_import(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the keystore (mode 0600).")],
+    password_file: PasswordFileOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Import a private key into an encrypted keystore at PATH; print its address.
+
+    The key is read from standard input (first line; 64 hex digits, 0x optional) or a hidden
+    prompt, never from the command line. The password comes from --password-file, else
+    $DEPIN_KEYSTORE_PASSWORD, else a prompt.
+
+    Example: depin keys import keys/me.json --password-file pw.txt < key.hex
+    """
+    from depin.accounts import import_key
+
+    if sys.stdin.isatty():
+        key = typer.prompt("private key (hex)", hide_input=True)
+    else:
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise ValueError("no private key on standard input (expected 64 hex digits on the first line)")
+    password = _new_password(password_file)
+    address = import_key(key, path, password, overwrite=force)
+    del key, password
+    typer.echo(address)
+    typer.echo(f"wrote encrypted keystore {path} (mode 0600) for {address}", err=True)
+
+
+@app.command("address")
+@user_errors
+def keys_address(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A keystore file.")],
+    password_file: PasswordFileOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Decrypt the keystore to prove the password.")] = False,
+) -> None:
+    """Print the address of a keystore (with --check: after decrypting it with its password).
+
+    Example: depin keys address keys/provider.json
+    """
+    from depin.accounts import AccountError, keystore_address, read_password, unlock_keystore
+
+    if not path.is_file():
+        raise AccountError(f"keystore {path} not found")
+    address = keystore_address(path)
+    if check or address is None:
+        account = unlock_keystore(path, read_password(None, password_file))
+        address = account.address
+    typer.echo(address)
+
+
+# Re-exported for the other group modules.
+__all__ = [
+    "ConfigOpt", "DeploymentOpt", "DevAccountOpt", "KeystoreOpt", "PasswordFileOpt", "RpcUrlOpt", "app",
+    "open_client", "parse_tokens",
+]

@@ -1,0 +1,302 @@
+"""The `depin keys`, `depin job` and `depin provider` commands, end to end on the session's anvil,
+and every bad input a user can give: one line on stderr starting with "error:", exit status 1,
+never a traceback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from depin.accounts import DEV_ADDRESSES, dev_account
+from depin.cli import app
+from depin.deployment import Deployment, to_wei
+from depin.devchain import free_port, start_anvil
+from depin.outputs import build_archive
+
+from .conftest import DIGEST, Devnet
+from .served import serve
+
+IMAGE = f"depin/test@sha256:{DIGEST}"
+
+
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+    runner = CliRunner()
+    result = runner.invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=True)
+    return result
+
+
+def ok(*args: str, **kwargs):
+    result = run(*args, **kwargs)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def fails(*args: str, match: str, **kwargs) -> str:
+    result = run(*args, **kwargs)
+    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def net(devnet: Devnet) -> list[str]:
+    return ["--rpc-url", devnet.url, "--deployment", str(devnet.deployment_file)]
+
+
+# ------------------------------------------------------------------------------------ keys
+
+
+def test_keys_new_import_address(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    result = ok("keys", "new", tmp_path / "a.json", "--password-file", pw)
+    address = result.stdout.strip()
+    assert address.startswith("0x") and len(address) == 42
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o600
+    assert ok("keys", "address", tmp_path / "a.json").stdout.strip() == address
+    assert ok("keys", "address", tmp_path / "a.json", "--check", "--password-file", pw).stdout.strip() == address
+    fails("keys", "address", tmp_path / "a.json", "--check", "--password-file", tmp_path / "nope",
+          match="password file")
+    fails("keys", "new", tmp_path / "a.json", "--password-file", pw, match="exists already")
+
+    key = Account.create()
+    result = ok("keys", "import", tmp_path / "b.json", "--password-file", pw, input=key.key.hex() + "\n")
+    assert result.stdout.strip() == key.address
+    assert key.key.hex() not in result.stdout + result.stderr
+    # the password from the environment, the key from stdin
+    result = ok("keys", "import", tmp_path / "c.json", input="0x" + key.key.hex() + "\n",
+                env={"DEPIN_KEYSTORE_PASSWORD": "from-env"})
+    assert result.stdout.strip() == key.address
+    line = fails("keys", "import", tmp_path / "d.json", "--password-file", pw, input="not-a-key\n", match="not hex")
+    assert "not-a-key" not in line
+    fails("keys", "import", tmp_path / "e.json", "--password-file", pw, input="", match="no private key")
+
+
+# ------------------------------------------------------------------------------------ job
+
+
+def test_job_post_status_cancel(devnet: Devnet, tmp_path: Path) -> None:
+    requester = dev_account(1, 31337).address
+    devnet.chain.fund([requester], to_wei(10), approve=False)
+    before = devnet.client().token_balance(requester)
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 5000)  # above the data: URI limit: becomes a file:// URI
+    small = tmp_path / "small.txt"
+    small.write_text("hi")
+    result = ok("job", "post", "--image", IMAGE, "--cmd", "sha256sum", "--cmd", "/in/data.bin",
+                "--input", data, "--input", f"notes={small}", "--cpus", "0.5", "--memory", "1g",
+                "--max-runtime", "30", "--reward", "1.5", "--claim-window", "600", "--env", "A=1",
+                "--dev-account", "1", *net(devnet))
+    job_id = int(result.stdout.strip())
+    assert "posted job" in result.stderr
+    client = devnet.client()
+    assert client.token_balance(requester) == before - to_wei("1.5")
+    spec = json.loads(client.spec_bytes(job_id))
+    assert spec["command"] == ["sha256sum", "/in/data.bin"] and spec["env"] == {"A": "1"}
+    assert spec["resources"] == {"cpus": 0.5, "memory_mb": 1024, "max_runtime": 30, "output_mb": 16}
+    inputs = {i["path"]: i for i in spec["inputs"]}
+    assert inputs["data.bin"]["uri"] == data.resolve().as_uri()
+    assert inputs["notes"]["uri"].startswith("data:;base64,")
+    import hashlib
+
+    assert inputs["data.bin"]["sha256"] == hashlib.sha256(b"x" * 5000).hexdigest()
+
+    status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
+    assert status["status"] == "Open" and status["requester"] == requester and status["reward"] == str(to_wei("1.5"))
+    assert "Open" in ok("job", "status", job_id, *net(devnet)).stdout
+
+    fails("job", "cancel", job_id, "--dev-account", "2", *net(devnet), match="was posted by")
+    out = ok("job", "cancel", job_id, "--dev-account", "1", *net(devnet)).stdout
+    assert f"cancelled job {job_id}" in out
+    fails("job", "cancel", job_id, "--dev-account", "1", *net(devnet), match="is Cancelled")
+    # the cmd as one string, split like a shell; --approve instead of a permit
+    result = ok("job", "post", "--image", IMAGE, "--cmd", "sh -c 'echo hi > /out/x'", "--reward", "1",
+                "--approve", "--dev-account", "1", *net(devnet))
+    spec = json.loads(client.spec_bytes(int(result.stdout)))
+    assert spec["command"] == ["sh", "-c", "echo hi > /out/x"]
+
+
+def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
+    common = ["--cmd", "true", "--dev-account", "3", *net(devnet)]
+    fails("job", "post", "--image", "ubuntu:latest", "--reward", "1", *common, match="malformed image reference")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--input", tmp_path / "nope.bin", *common,
+          match="input file")
+    fails("job", "post", "--image", IMAGE, "--reward", "lots", *common, match="invalid reward")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--env", "NOEQUALS", *common, match="--env")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--memory", "huge", *common, match="invalid memory")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--cpus", "100", *common, match="cpus")
+    poor = Account.create()
+    devnet.chain.rpc.call("anvil_setBalance", [poor.address, hex(10**18)])
+    ks = tmp_path / "poor.json"
+    from depin.accounts import import_key
+
+    import_key(poor.key, ks, "pw", kdf_n=2**10)
+    (tmp_path / "pw").write_text("pw\n")
+    fails("job", "post", "--image", IMAGE, "--reward", "2", "--cmd", "true", "--keystore", ks,
+          "--password-file", tmp_path / "pw", *net(devnet), match="insufficient DPC balance")
+    fails("job", "post", "--image", IMAGE, "--reward", "2", "--cmd", "true", "--keystore", ks,
+          "--password-file", tmp_path / "wrong", *net(devnet), match="password file")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", *net(devnet), match="no signing key")
+    fails("job", "post", "--image", IMAGE, "--reward", "1", "--claim-window", "1", *common,
+          match="claim window 1 s is outside")
+
+
+def test_network_errors(devnet: Devnet, tmp_path: Path) -> None:
+    fails("job", "status", "1", "--rpc-url", f"http://127.0.0.1:{free_port()}", "--deployment",
+          devnet.deployment_file, match="no devnet running? start it with `depin devnet up`")
+    fails("job", "status", "1", "--rpc-url", devnet.url, "--deployment", tmp_path / "none.json",
+          match="not found")
+    dep = json.loads(devnet.deployment_file.read_text())
+    dep["chainId"] = 11155111
+    (tmp_path / "11155111.json").write_text(json.dumps(dep))
+    fails("job", "status", "1", "--rpc-url", devnet.url, "--deployment", tmp_path / "11155111.json",
+          match="wrong network: the node at")
+    fails("job", "status", "999999", *net(devnet), match="unknown job id 999999")
+    fails("job", "status", "abc", *net(devnet), match="invalid job id 'abc'")
+    fails("job", "cancel", "999999", "--dev-account", "1", *net(devnet), match="unknown job id")
+
+
+def test_dev_account_refused_off_devnet(tmp_path: Path) -> None:
+    proc, url = start_anvil(tmp_path / "anvil", args=("--silent", "--chain-id", "11155111"))
+    try:
+        market = "0x" + "11" * 20
+        from depin.chain import RpcClient
+
+        RpcClient.from_url(url).call("anvil_setCode", [market, "0x00"])
+        dep = Deployment(11155111, "sepolia", 0, {"JobMarket": market, "RewardToken": "0x" + "22" * 20,
+                                                  "ProviderStaking": "0x" + "33" * 20,
+                                                  "ArbiterResolver": "0x" + "44" * 20}, {}, DEV_ADDRESSES[0])
+        (tmp_path / "11155111.json").write_text(dep.to_json())
+        args = ["--rpc-url", url, "--deployment", tmp_path / "11155111.json"]
+        fails("provider", "withdraw", "--dev-account", "1", *args, match="refusing Anvil's public development key 1")
+        fails("job", "cancel", "1", "--dev-account", "0", *args, match="on chain 11155111")
+    finally:
+        proc.stop()
+
+
+def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
+    requester = devnet.client(devnet.new_account(10))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    challenger = dev_account(6, 31337)
+    devnet.chain.fund([challenger.address], to_wei(10), approve=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "r.txt").write_text("result\n")
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    files = {"/r": archive.path.read_bytes()}
+    with serve(files) as base:
+        job_id = requester.post_job(
+            __import__("tests.client.conftest", fromlist=["make_spec"]).make_spec(200), reward=to_wei(2),
+            challenge_window=120,
+        ).job_id
+        fails("job", "result", job_id, "--out", tmp_path / "early", *net(devnet), match="no result yet")
+        provider.claim(job_id)
+        provider.submit_result(job_id, archive.digest, f"{base}/r")
+        status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
+        assert status["resultHash"] == archive.digest_hex and status["resultURI"] == f"{base}/r"
+        result = ok("job", "result", job_id, "--out", tmp_path / "got", *net(devnet))
+        assert "verified" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
+        files["/r"] = archive.path.read_bytes().replace(b"result\n", b"rezult\n")
+        fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not match the chain")
+        assert not (tmp_path / "bad" / "r.txt").exists()
+
+    before = devnet.client().token_balance(challenger.address)
+    out = ok("job", "challenge", job_id, "--dev-account", "6", *net(devnet)).stdout
+    assert f"challenged job {job_id}" in out
+    assert devnet.client().token_balance(challenger.address) == before - to_wei(1)  # bond = 50 % collateral
+    fails("job", "challenge", job_id, "--dev-account", "6", *net(devnet), match="only a Submitted job")
+
+    # watch from the chain (no Redis there): follows Disputed -> Resolved, then exits
+    arbiter = devnet.client(dev_account(0, 31337))
+    timer = threading.Timer(1.0, lambda: arbiter.rule(job_id, 1))
+    timer.start()
+    started = time.monotonic()
+    result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30",
+                "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *net(devnet))
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert "following the chain" in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].endswith(f"job {job_id}: Disputed") and lines[-1].endswith(f"job {job_id}: Resolved")
+    fails("job", "watch", "999999", *net(devnet), match="unknown job id")
+
+
+def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path) -> None:
+    from indexer.config import IndexerConfig
+    from indexer.follower import Indexer
+    from tests.indexer.services import LiveIndexer, RedisServer
+
+    from .conftest import make_spec
+
+    server = RedisServer(tmp_path / "redis")
+    try:
+        live = LiveIndexer(Indexer(IndexerConfig(
+            rpc_url=devnet.url, redis_url=server.url(), deployment_file=devnet.deployment_file, poll_interval=0.05,
+        )))
+        try:
+            requester = devnet.client(devnet.new_account(10))
+            job_id = requester.post_job(make_spec(300), reward=to_wei(1)).job_id
+            live.wait_synced(devnet.chain.block_number())
+            timer = threading.Timer(1.0, lambda: requester.cancel(job_id))
+            timer.start()
+            result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30",
+                        "--redis-url", server.url(), *net(devnet))
+            timer.join()
+            assert "from the index" in result.stderr
+            lines = result.stdout.strip().splitlines()
+            assert lines[0].endswith("Open") and lines[-1].endswith("Cancelled")
+        finally:
+            live.stop()
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------ provider
+
+
+def test_provider_commands(devnet: Devnet, tmp_path: Path) -> None:
+    address = dev_account(5, 31337).address
+    args = ["--dev-account", "5", *net(devnet)]
+    fails("provider", "register", "--stake", "500", "--endpoint", "http://p5", *args,
+          match="insufficient DPC balance for the registration stake: have 0, need 500")
+    devnet.chain.fund([address], to_wei(1_000), approve=False)
+    fails("provider", "register", "--stake", "5", "--endpoint", "http://p5", *args, match="below the minimum")
+    assert "registered" in ok("provider", "register", "--stake", "500", "--endpoint", "http://p5", *args).stdout
+    fails("provider", "register", "--stake", "500", "--endpoint", "http://p5", *args, match="registered already")
+    ok("provider", "stake", "100", *args)
+    status = json.loads(ok("provider", "status", "--json", *args).stdout)
+    assert status["staked"] == str(to_wei(600)) and status["walletBalance"] == str(to_wei(400))
+    assert status["endpoint"] == "http://p5" and status["registered"]
+    assert "provider id" in ok("provider", "status", address, *net(devnet)).stdout
+    fails("provider", "stake", "abc", *args, match="invalid amount")
+    fails("provider", "unstake", "10000", *args, match="cannot unstake")
+    assert "unbonding 50" in ok("provider", "unstake", "50", *args).stdout
+    fails("provider", "withdraw", *args, match="nothing to withdraw")
+    devnet.chain.advance_time(devnet.client().unbonding_delay() + 1)
+    assert "unbonded stake" in ok("provider", "withdraw", *args).stdout
+    assert devnet.client().token_balance(address) == to_wei(450)
+    fails("provider", "status", "not-an-address", *net(devnet), match="not an Ethereum address")
+
+
+def test_config_file_supplies_network_and_key(devnet: Devnet, tmp_path: Path) -> None:
+    from depin.accounts import new_keystore
+
+    address = new_keystore(tmp_path / "k.json", "pw", kdf_n=2**10)
+    (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "depin.toml").write_text(
+        f'[network]\nrpc_url = "{devnet.url}"\ndeployment = "{devnet.deployment_file}"\n'
+        '[key]\nkeystore = "k.json"\npassword_file = "pw"\n'
+    )
+    status = json.loads(ok("provider", "status", "--json", "--config", tmp_path / "depin.toml").stdout)
+    assert status["address"] == address and not status["registered"]
+    fails("provider", "status", "--config", tmp_path / "missing.toml", match="not found")

@@ -95,6 +95,10 @@ class TxTimeout(ChainError):
         )
 
 
+class TxDropped(ChainError):
+    """The transaction's nonce was taken by another transaction from the same key; it will never be mined."""
+
+
 class InsufficientGasFunds(ChainError):
     """The sender's ether balance cannot pay for the gas."""
 
@@ -303,9 +307,9 @@ class Transactor:
         raw = signed.raw_transaction
         return "0x" + bytes(raw).hex(), "0x" + bytes(signed.hash).hex()
 
-    def _send_version(self, pending: PendingTx, fields: dict[str, Any], *, replacing: bool = False) -> str:
-        """Sends one signed version. Returns "sent", or "nonce" / "underpriced" when the nonce was
-        taken (only when not `replacing`; a replacement reports them to the caller too)."""
+    def _send_version(self, pending: PendingTx, fields: dict[str, Any]) -> str:
+        """Sends one signed version. Returns "sent" (recorded in `pending`), or "nonce" /
+        "underpriced" when the node refused it for its nonce."""
         raw, tx_hash = self._sign(fields)
         for lost in range(4):
             try:
@@ -341,24 +345,25 @@ class Transactor:
         except ChainError:
             return False
 
-    def bump(self, pending: PendingTx) -> bool:
+    def bump(self, pending: PendingTx) -> str:
         """Re-broadcasts `pending` with the same nonce and fees raised by at least 12.5 %.
-        Returns whether the node took the replacement."""
+        Returns "sent" when the node took the replacement, "nonce" when the nonce is used up (a
+        version was mined, or another transaction from this key took it), "underpriced" when the
+        node wants a higher bump."""
         old = pending.fields
         max_fee, tip = self.suggest_fees()
         new_tip = max(tip, math.ceil(old["maxPriorityFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN))
         new_max = max(max_fee, math.ceil(old["maxFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN), new_tip)
         fields = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=new_tip)
-        outcome = self._send_version(pending, fields, replacing=True)
+        outcome = self._send_version(pending, fields)
         if outcome == "sent":
             log.info(
                 "re-broadcast %s nonce=%d maxFeePerGas=%d tip=%d tx=%s",
                 pending.what, pending.nonce, new_max, new_tip, pending.tx_hash,
             )
-            return True
-        # "nonce": some version was mined meanwhile (the wait loop finds it); "underpriced": try later.
-        log.info("re-broadcast of %s nonce=%d not taken (%s)", pending.what, pending.nonce, outcome)
-        return False
+        else:
+            log.info("re-broadcast of %s nonce=%d not taken (%s)", pending.what, pending.nonce, outcome)
+        return outcome
 
     def wait(self, pending: PendingTx, *, timeout: float | None = None) -> Receipt:
         """Waits for any version of `pending` to be mined, re-broadcasting with higher fees every
@@ -377,10 +382,21 @@ class Transactor:
             if now > deadline:
                 raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
             if now >= next_bump:
-                self.bump(pending)
+                if self.bump(pending) == "nonce" and not self._mined_version(pending):
+                    raise TxDropped(
+                        f"{pending.what}: nonce {pending.nonce} of {self.address} was used by another transaction "
+                        f"(another process signing with this key?); none of {', '.join(pending.hashes)} was mined"
+                    )
                 next_bump = now + (self.rebroadcast_after or math.inf)
             self.sleep(delay)
             delay = min(delay * 2, self.poll_interval)
+
+    def _mined_version(self, pending: PendingTx) -> bool:
+        """Whether a version of `pending` has a receipt (checked after the node said its nonce is used)."""
+        for tx_hash in pending.hashes:
+            if self.rpc.call("eth_getTransactionReceipt", [tx_hash]) is not None:
+                return True
+        return False
 
     def _check(self, pending: PendingTx, raw: dict[str, Any]) -> Receipt:
         receipt = Receipt.from_rpc(raw)

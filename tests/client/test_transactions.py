@@ -136,3 +136,24 @@ def test_not_enough_ether_for_gas(devnet: Devnet) -> None:
     with pytest.raises(Exception) as info:
         client.approve("JobMarket", to_wei(1))
     assert "ether" in str(info.value) or "funds" in str(info.value)
+
+
+def test_nonce_taken_by_another_transaction_is_reported_as_dropped(devnet: Devnet) -> None:
+    from depin.transactions import TxDropped
+
+    account = devnet.new_account()
+    rpc = RpcClient.from_url(devnet.url)
+    tx = Transactor(rpc, account, devnet.deployment.chain_id, rebroadcast_after=0.2, receipt_timeout=20)
+    token = devnet.deployment.addresses["RewardToken"]
+    with devnet.chain.manual_mining():
+        pending = tx.broadcast(token, tx.codec.encode("RewardToken", "approve", token, 1), gas=100_000)
+        # another signer with the same key replaces it in the pool (same nonce, 10x the fees), and it is mined
+        other = dict(pending.fields, data=tx.codec.encode("RewardToken", "approve", token, 2),
+                     maxFeePerGas=pending.fields["maxFeePerGas"] * 10,
+                     maxPriorityFeePerGas=pending.fields["maxPriorityFeePerGas"] * 10)
+        signed = account.sign_transaction(other)
+        rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+        devnet.chain.mine()
+        with pytest.raises(TxDropped, match=f"nonce {pending.nonce}"):
+            tx.wait(pending)
+    assert int(devnet.chain.call("RewardToken", "allowance", account.address, token)) == 2

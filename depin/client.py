@@ -18,7 +18,11 @@ that would revert raises :class:`~depin.transactions.TxReverted` *before* sendin
 custom error in ``reason`` and its name in ``error_name`` (an executor that loses a claim race sees
 ``error_name == "WrongStatus"``). Problems the caller can fix (no node, wrong network, unknown
 job, not enough tokens, a result that does not match its hash) raise :class:`ClientError`
-subclasses whose message says what to do.
+subclasses whose message says what to do. When the client's own checks find that a transaction
+would revert (challenging a job someone else disputed a moment ago, withdrawing nothing), it raises
+:class:`Refused`, which is also a ``TxReverted`` with the contract error's name in ``error_name``
+(``WrongStatus``, ``SelfChallenge``, ``NothingToWithdraw``, ...): one ``except TxReverted`` covers
+both the client's and the node's refusals, and nothing was sent in either case.
 """
 
 from __future__ import annotations
@@ -74,16 +78,44 @@ class WrongNetwork(ClientError):
     """The node's chain is not the deployment's chain (or the contracts are not there)."""
 
 
-class UnknownJob(ClientError):
+class Refused(ClientError, TxReverted):
+    """The client's own check found that the transaction would revert, and sent nothing.
+
+    Both a :class:`ClientError` (a message written for people) and a
+    :class:`~depin.transactions.TxReverted` whose ``error_name`` is the contract error the call would
+    have raised (``WrongStatus``, ``SelfChallenge``, ``NothingToWithdraw``, ...), so that code which
+    treats a lost race quietly by catching TxReverted sees these too.
+    """
+
+    def __init__(self, message: str, error_name: str | None = None, what: str = "") -> None:
+        Exception.__init__(self, message)
+        self.what = what
+        self.reason = message
+        self.tx_hash = None
+        self.data = None
+        self.sent = False
+        self.error_name = error_name
+
+
+class UnknownJob(Refused):
     """No job with this id was ever posted."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "UnknownJob")
 
-class InsufficientBalance(ClientError):
+
+class InsufficientBalance(Refused):
     """The account holds too few tokens for the operation."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "ERC20InsufficientBalance")
 
-class InsufficientAllowance(ClientError):
+
+class InsufficientAllowance(Refused):
     """The account has not approved enough tokens for the spender (and approving was not allowed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "ERC20InsufficientAllowance")
 
 
 class NoAccount(ClientError):
@@ -607,12 +639,12 @@ class Client:
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
         if reward <= 0:
-            raise ClientError("the reward must be positive")
+            raise Refused("the reward must be positive", "ZeroReward")
         if reward >= 2**88:
-            raise ClientError(f"the reward {format_tokens(reward)} exceeds the market's cap of 2^88-1 base units")
+            raise Refused(f"the reward {format_tokens(reward)} exceeds the market's cap of 2^88-1 base units", "TermOutOfBounds")
         p = self.params()
         if p.paused:
-            raise ClientError("the market is paused: no new jobs are accepted right now")
+            raise Refused("the market is paused: no new jobs are accepted right now", "MarketPaused")
         claim_window = _bounded("claim window", claim_window, DEFAULT_CLAIM_WINDOW, p.min_claim_window, p.max_claim_window)
         challenge_window = _bounded(
             "challenge window", challenge_window, p.min_challenge_window, p.min_challenge_window, p.max_challenge_window
@@ -653,18 +685,18 @@ class Client:
         """Cancels an open job of this account's; the reward is credited back (see :meth:`withdraw`)."""
         job = self.job(job_id)
         if job.requester != self.address:
-            raise ClientError(f"job {job.job_id} was posted by {job.requester}, not by {self.address}")
+            raise Refused(f"job {job.job_id} was posted by {job.requester}, not by {self.address}", "NotRequester")
         if job.status != JobStatus.OPEN:
-            raise ClientError(f"job {job.job_id} is {job.status.label}; only an Open job can be cancelled")
+            raise Refused(f"job {job.job_id} is {job.status.label}; only an Open job can be cancelled", "WrongStatus")
         return self.transact("JobMarket", "cancelJob", job.job_id)
 
     def challenge(self, job_id: int, *, approve: bool = True) -> Receipt:
         """Disputes a submitted job, posting a bond equal to its collateral (approved first)."""
         job = self.job(job_id)
         if job.status != JobStatus.SUBMITTED:
-            raise ClientError(f"job {job.job_id} is {job.status.label}; only a Submitted job can be challenged")
+            raise Refused(f"job {job.job_id} is {job.status.label}; only a Submitted job can be challenged", "WrongStatus")
         if job.provider == self.address:
-            raise ClientError(f"{self.address} is job {job.job_id}'s provider and may not challenge it")
+            raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "SelfChallenge")
         self._ensure_funds(job.collateral, f"the challenge bond of job {job.job_id}")
         self._ensure_allowance("JobMarket", job.collateral, approve=approve, what="the challenge bond")
         return self.transact("JobMarket", "challenge", job.job_id)
@@ -723,7 +755,7 @@ class Client:
         """Transfers this account's whole market balance (earnings, refunds) to its wallet."""
         have = self.withdrawable()
         if have == 0:
-            raise ClientError(f"nothing to withdraw: {self.address} has no balance in the market")
+            raise Refused(f"nothing to withdraw: {self.address} has no balance in the market", "NothingToWithdraw")
         return self.transact("JobMarket", "withdraw")
 
     # ------------------------------------------------------------------ provider
@@ -734,12 +766,15 @@ class Client:
         """Registers this account as a provider with `stake` (approved to the staking contract first)."""
         info = self.provider_info()
         if info.registered:
-            raise ClientError(f"{self.address} is registered already (provider id {info.id}); use `stake` to add more")
+            raise Refused(
+                f"{self.address} is registered already (provider id {info.id}); use `stake` to add more", "AlreadyRegistered"
+            )
         minimum = self.min_stake()
         if stake < minimum:
-            raise ClientError(
+            raise Refused(
                 f"a registration stake of {format_tokens(stake)} {TOKEN_SYMBOL} is below the minimum of "
-                f"{format_tokens(minimum)}"
+                f"{format_tokens(minimum)}",
+                "StakeBelowMinimum",
             )
         self._ensure_funds(stake, "the registration stake")
         self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
@@ -748,9 +783,9 @@ class Client:
     def stake(self, amount: int, *, approve: bool = True) -> Receipt:
         """Adds `amount` to this provider's stake."""
         if amount <= 0:
-            raise ClientError("the amount must be positive")
+            raise Refused("the amount must be positive", "ZeroAmount")
         if not self.provider_info().registered:
-            raise ClientError(f"{self.address} is not a registered provider: `register` first")
+            raise Refused(f"{self.address} is not a registered provider: `register` first", "NotRegistered")
         self._ensure_funds(amount, "the stake")
         self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
         return self.transact("ProviderStaking", "stake", amount)
@@ -759,11 +794,12 @@ class Client:
         """Starts unbonding `amount` of the available stake (restarts the delay for all unbonding)."""
         info = self.provider_info()
         if not info.registered:
-            raise ClientError(f"{self.address} is not a registered provider")
+            raise Refused(f"{self.address} is not a registered provider", "NotRegistered")
         if amount <= 0 or amount > info.available:
-            raise ClientError(
+            raise Refused(
                 f"cannot unstake {format_tokens(amount)} {TOKEN_SYMBOL}: available (staked minus locked) is "
-                f"{format_tokens(info.available)}"
+                f"{format_tokens(info.available)}",
+                "ZeroAmount" if amount <= 0 else "InsufficientStake",
             )
         return self.transact("ProviderStaking", "requestUnstake", amount)
 
@@ -771,12 +807,13 @@ class Client:
         """Withdraws the unbonded stake once the unbonding delay has passed."""
         info = self.provider_info()
         if info.unbonding == 0:
-            raise ClientError(f"{self.address} has nothing unbonding")
+            raise Refused(f"{self.address} has nothing unbonding", "NothingUnbonding")
         now = self.block_timestamp()
         if now < info.release_at:
-            raise ClientError(
+            raise Refused(
                 f"the unbonding stake of {format_tokens(info.unbonding)} {TOKEN_SYMBOL} is released at "
-                f"{info.release_at} (in {info.release_at - now} s)"
+                f"{info.release_at} (in {info.release_at - now} s)",
+                "UnbondingNotReady",
             )
         return self.transact("ProviderStaking", "withdrawUnstaked")
 
@@ -871,7 +908,7 @@ def _bounded(name: str, value: int | None, default: int | None, low: int, high: 
         assert default is not None
         return min(max(default, low), high)
     if not low <= value <= high:
-        raise ClientError(f"{name} {value}{unit} is outside the market's bounds [{low}, {high}]")
+        raise Refused(f"{name} {value}{unit} is outside the market's bounds [{low}, {high}]", "TermOutOfBounds")
     return value
 
 

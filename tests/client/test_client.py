@@ -237,3 +237,19 @@ def test_from_config(devnet: Devnet, tmp_path: Path) -> None:
     client = Client.from_config(load_config(tmp_path / "depin.toml", env={}))
     assert client.address == dev_account(4, 31337).address
     assert client.block_timestamp() > 0 and client.job_count() >= 0
+
+
+def test_client_side_refusals_are_tx_reverted_too(devnet: Devnet) -> None:
+    """Callers that catch TxReverted to shrug off a lost race see the client's own checks as well."""
+    requester = devnet.client(devnet.new_account(10))
+    job_id = requester.post_job(make_spec(11), reward=to_wei(1)).job_id
+    requester.cancel(job_id)
+    for action, name in ((lambda: requester.cancel(job_id), "WrongStatus"),
+                         (lambda: requester.challenge(job_id), "WrongStatus"),
+                         (lambda: requester.job(123_456), "UnknownJob"),
+                         (lambda: devnet.client(devnet.new_account()).withdraw(), "NothingToWithdraw"),
+                         (lambda: requester.request_unstake(1), "NotRegistered")):
+        with pytest.raises(TxReverted) as info:
+            action()
+        assert info.value.error_name == name and not info.value.sent and info.value.tx_hash is None
+        assert isinstance(info.value, ClientError)

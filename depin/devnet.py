@@ -335,20 +335,26 @@ def check_http(url: str) -> Health:
         return Health(False, f"{url} does not answer: {exc}")
 
 
-def check_celery(config_file: Path) -> Health:
-    """A Celery worker of the executor whose config is `config_file` answers a ping."""
+def celery_workers(redis_url: str, key_prefix: str, *, expect: int, timeout: float = 1.5) -> list[str]:
+    """Names of the Celery workers that answer a ping on the executor broker whose keys start with
+    `key_prefix` (the executor's ``{e}`` prefix; kombu's ``global_keyprefix`` is ``{e}:broker:``).
+    Returns as soon as `expect` workers answered."""
+    from celery import Celery
+
+    from executor.runtime import broker_url_for  # type: ignore[import-not-found]
+
+    app = Celery("depin-devnet-probe", set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url_for(redis_url),
+        broker_transport_options={"global_keyprefix": key_prefix + ":broker:"},
+        broker_connection_retry=False,
+        broker_connection_max_retries=0,
+    )
     try:
-        from executor.celery_app import make_app  # type: ignore[import-not-found]
-    except ImportError:
-        return Health(False, "executor.celery_app not available")
-    try:
-        app = make_app(config_file)
-        replies = app.control.ping(timeout=1.5)
-    except Exception as exc:  # noqa: BLE001
-        return Health(False, f"celery ping failed: {exc}")
-    if not replies:
-        return Health(False, "no Celery worker answered a ping")
-    return Health(True, f"{len(replies)} worker(s) answered: " + ", ".join(sorted(k for r in replies for k in r)))
+        replies = app.control.ping(timeout=timeout, limit=expect)
+    finally:
+        app.close()
+    return sorted(name for reply in replies or [] for name in reply)
 
 
 # ---------------------------------------------------------------------------------------- components
@@ -407,7 +413,7 @@ def _indexer_env(dn: Devnet) -> dict[str, str]:
 
 
 def _executor_commands() -> set[str]:
-    """The `depin executor` subcommands this checkout has."""
+    """The `depin executor` subcommands this checkout has (engineer C's executor CLI)."""
     try:
         from depin import cli_executor
     except Exception:  # noqa: BLE001 - a half-written module must not break the devnet
@@ -426,10 +432,23 @@ def _needs_executor(*commands: str) -> Callable[[], str | None]:
     return available
 
 
-def _executor_argv(command: str, role: str) -> Callable[[Devnet], list[str]]:
+def _executor_argv(role: str, command: str, *extra: str) -> Callable[[Devnet], list[str]]:
+    """``python -m executor COMMAND --config <state>/executors/ROLE/depin.toml --role ROLE`` (the
+    same entry points as `depin executor COMMAND`, faster to start)."""
     return lambda dn: [
-        sys.executable, "-m", "depin.cli", "executor", command, "--config", str(dn.executor_config(role))
+        sys.executable, "-m", "executor", command, *extra, "--config", str(dn.executor_config(role)), "--role", role,
     ]
+
+
+def _executor_env(dn: Devnet) -> dict[str, str]:
+    env = dn.base_env()
+    # devnet pace: the challenge window is seconds, so finalize and withdraw often
+    env.update(DEPIN_BEAT_INTERVAL="2", DEPIN_WITHDRAW_INTERVAL="10", DEPIN_STOP_GRACE="10")
+    return env
+
+
+def _alive(dn: Devnet) -> Health:
+    return Health(True, "process alive (no probe)")
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -442,48 +461,66 @@ COMPONENTS: tuple[Component, ...] = (
         lambda dn: check_indexer(dn.redis_url, dn.rpc_url, dn.deployment_file),
         env=_indexer_env,
     ),
+    # the provider executor (dev account 1), one process per part
     Component(
         "results",
-        _executor_argv("results", "provider"),
+        _executor_argv("provider", "results"),
         lambda dn: check_http(f"{dn.results_url}/healthz"),
+        env=_executor_env,
         available=_needs_executor("results"),
         port="results",
     ),
     Component(
-        "worker",
-        _executor_argv("worker", "provider"),
-        lambda dn: check_celery(dn.executor_config("provider")),
+        "worker-compute",
+        _executor_argv("provider", "worker", "--queue", "compute"),
+        lambda dn: dn.check_workers("provider", ("compute",)),
+        env=_executor_env,
         available=_needs_executor("worker"),
+        grace=20.0,
     ),
     Component(
-        "beat",
-        _executor_argv("beat", "provider"),
-        lambda dn: Health(True, "alive"),
-        available=_needs_executor("beat"),
+        "worker-chain",
+        _executor_argv("provider", "worker", "--queue", "chain"),
+        lambda dn: dn.check_workers("provider", ("chain",)),
+        env=_executor_env,
+        available=_needs_executor("worker"),
+        grace=20.0,
     ),
+    Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env, available=_needs_executor("beat")),
     Component(
         "dispatcher",
-        _executor_argv("dispatcher", "provider"),
-        lambda dn: Health(True, "alive"),
+        _executor_argv("provider", "dispatcher"),
+        lambda dn: dn.check_dispatcher("provider"),
+        env=_executor_env,
         available=_needs_executor("dispatcher"),
     ),
+    # the verifier (dev account 3) and the arbiter (dev account 0): each a whole executor under
+    # its own supervisor process (`depin executor start`)
     Component(
         "verifier",
-        _executor_argv("worker", "verifier"),
-        lambda dn: check_celery(dn.executor_config("verifier")),
-        available=_needs_executor("worker"),
+        _executor_argv("verifier", "start"),
+        lambda dn: dn.check_executor("verifier"),
+        env=_executor_env,
+        available=_needs_executor("start"),
+        port="results-verifier",
+        grace=25.0,
     ),
     Component(
         "arbiter",
-        _executor_argv("worker", "arbiter"),
-        lambda dn: check_celery(dn.executor_config("arbiter")),
-        available=_needs_executor("worker"),
+        _executor_argv("arbiter", "start"),
+        lambda dn: dn.check_executor("arbiter"),
+        env=_executor_env,
+        available=_needs_executor("start"),
+        port="results-arbiter",
+        grace=25.0,
     ),
 )
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results")
+PORT_NAMES = ("anvil", "redis", "results", "results-verifier", "results-arbiter")
+ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0], "verifier": VERIFIER_ACCOUNT, "arbiter": DEPLOYER_ACCOUNT}
+ROLE_PORTS = {"provider": "results", "verifier": "results-verifier", "arbiter": "results-arbiter"}
 
 
 # ---------------------------------------------------------------------------------------- status rows
@@ -670,20 +707,44 @@ class Devnet:
             by_name = {c.name: c for c in COMPONENTS}
             for name in ("anvil", "redis"):
                 self._ensure(by_name[name], report, say)
+            self._check_chain_identity(report, say)
             self._ensure_engine(report, say)
             self._deploy(report, say)
             self._fund(report, say)
             self._build_images(report, say)
             self._write_executor_configs()
             self.write_env_file()
-            for component in COMPONENTS[2:]:
+            self._ensure(COMPONENTS[2], report, say)  # the indexer, before the dispatchers that read its stream
+            ready = []
+            for component in COMPONENTS[3:]:
                 reason = component.available()
                 if reason is not None:
                     report.not_wired[component.name] = reason
-                    continue
-                self._ensure(component, report, say)
+                else:
+                    ready.append(component)
+            self._ensure_many(ready, report, say)
             self.save()
         return report
+
+    def _check_chain_identity(self, report: UpReport, say: Callable[[str], None]) -> None:
+        """A chain that starts afresh (anvil-state.json deleted, or lost in a crash before its first
+        dump) gets the same contract addresses again (same deployer, same nonces), so the index and
+        the executors' queues in Redis would describe another chain. The genesis block hash tells
+        the chains apart: when it changed, the processes that read Redis are stopped and the
+        devnet's Redis is emptied (it holds nothing but this devnet's index and queues)."""
+        genesis = _json_rpc(self.rpc_url, "eth_getBlockByNumber", ["0x0", False])["hash"]
+        known = self.state.get("genesis")
+        if known is not None and known != genesis:
+            for component in reversed(COMPONENTS[2:]):
+                record = self.record(component.name)
+                if record is not None:
+                    stop_process(record, component.grace)
+                    self._set_record(component.name, None)
+            _redis_client(self.redis_url).flushall()
+            say("chain: anvil started a new chain (its saved state was missing); the index and queues in Redis were cleared")
+            report.steps.append("cleared Redis for a new chain")
+        self.state["genesis"] = genesis
+        self.save()
 
     def _assign_ports(self, pinned: dict[str, int]) -> None:
         running = any(self.record(c) is not None and is_ours(self.record(c)) for c in self.processes)  # type: ignore[arg-type]
@@ -703,34 +764,113 @@ class Devnet:
             taken.add(self.ports[name])
 
     def _ensure(self, component: Component, report: UpReport, say: Callable[[str], None]) -> None:
-        name = component.name
-        record = self.record(name)
-        if record is not None and is_ours(record):
-            health = self._wait_healthy(component, record, timeout=min(component.timeout, 15.0), raise_on_fail=False)
-            if health.ok:
-                report.kept.append(name)
-                say(f"{name}: running (pid {record.pid}), {health.detail}")
-                return
-            say(f"{name}: running but unhealthy ({health.detail}); restarting it")
-            stop_process(record, component.grace)
-        if record is not None:
-            self._set_record(name, None)
-        port = self.ports.get(component.port) if component.port else None
-        if port is not None and not port_free(port):
-            raise DevnetError(
-                f"port {port} for {name} is in use by another process; stop it, or `depin devnet down` "
-                f"and `depin devnet up` again (ports of a stopped devnet are picked afresh)"
-            )
-        argv = component.argv(self)
-        record = spawn(argv, env=component.env(self), cwd=self.dir, log_path=self.log_path(name))
-        record.port = port
-        self._set_record(name, record)
-        self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
-        # the command line as the process shows it once it runs (redis-server retitles itself)
-        record.cmdline = _proc_cmdline(record.pid) or record.cmdline
-        self._set_record(name, record)
-        report.started.append(name)
-        say(f"{name}: started (pid {record.pid}), log {record.log}")
+        self._ensure_many([component], report, say)
+
+    def _ensure_many(self, components: list[Component], report: UpReport, say: Callable[[str], None]) -> None:
+        """Leaves healthy running components alone, (re)starts the others all at once, then waits
+        until each started one is healthy."""
+        launched: list[tuple[Component, ProcessRecord]] = []
+        for component in components:
+            name = component.name
+            record = self.record(name)
+            if record is not None and is_ours(record):
+                health = self._wait_healthy(component, record, timeout=min(component.timeout, 15.0), raise_on_fail=False)
+                if health.ok:
+                    report.kept.append(name)
+                    say(f"{name}: running (pid {record.pid}), {health.detail}")
+                    continue
+                say(f"{name}: running but unhealthy ({health.detail}); restarting it")
+                stop_process(record, component.grace)
+            if record is not None:
+                self._set_record(name, None)
+            port = self.ports.get(component.port) if component.port else None
+            if port is not None and not port_free(port):
+                raise DevnetError(
+                    f"port {port} for {name} is in use by another process; stop it, or `depin devnet down` "
+                    f"and `depin devnet up` again (ports of a stopped devnet are picked afresh)"
+                )
+            argv = component.argv(self)
+            record = spawn(argv, env=component.env(self), cwd=self.dir, log_path=self.log_path(name))
+            record.port = port
+            self._set_record(name, record)
+            launched.append((component, record))
+        for component, record in launched:
+            self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
+            # the command line as the process shows it once it runs (redis-server retitles itself)
+            record.cmdline = _proc_cmdline(record.pid) or record.cmdline
+            self._set_record(component.name, record)
+            report.started.append(component.name)
+            say(f"{component.name}: started (pid {record.pid}), log {record.log}")
+
+    # ------------------------------------------------------------------ executor probes
+
+    def _exec_prefix(self, role: str) -> str:
+        from depin.deployment import Deployment
+        from executor.runtime import ExecKeys  # type: ignore[import-not-found]
+
+        deployment = Deployment.from_json(self.deployment_file.read_text())
+        address = self._role_address(role)
+        return ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], role, address).prefix
+
+    def _role_address(self, role: str) -> str:
+        accounts = self.state.get("accounts") or {}
+        index = ROLE_ACCOUNTS[role]
+        for entry in [accounts.get("deployer"), accounts.get("verifier"), *accounts.get("providers", [])]:
+            if entry and entry.get("index") == index:
+                return str(entry["address"])
+        raise DevnetError(f"no address recorded for development account {index}; run `depin devnet up`")
+
+    def _workers(self, role: str, expect: int) -> list[str]:
+        """Celery workers of `role` answering a ping (cached for a second: several components share one ping)."""
+        cache = self.__dict__.setdefault("_ping_cache", {})
+        hit = cache.get(role)
+        if hit is not None and time.monotonic() - hit[0] < 1.0 and len(hit[1]) >= expect:
+            return hit[1]
+        names = celery_workers(self.redis_url, self._exec_prefix(role), expect=expect)
+        cache[role] = (time.monotonic(), names)
+        return names
+
+    def check_workers(self, role: str, queues: tuple[str, ...]) -> Health:
+        try:
+            names = self._workers(role, expect=2)
+        except Exception as exc:  # noqa: BLE001 - any failure of the probe is "unhealthy"
+            return Health(False, f"celery ping failed: {type(exc).__name__}: {exc}")
+        mine = [n for n in names if any(n.startswith(f"{q}-{role}-") for q in queues)]
+        missing = [q for q in queues if not any(n.startswith(f"{q}-{role}-") for n in names)]
+        if missing:
+            return Health(False, f"no {'/'.join(missing)} worker of the {role} answered a Celery ping")
+        return Health(True, "celery ping: " + ", ".join(mine))
+
+    def check_dispatcher(self, role: str) -> Health:
+        """The dispatcher's consumer group exists on the indexer's stream and has a consumer."""
+        import redis
+
+        from depin.deployment import Deployment
+        from depin.keys import Keys
+
+        try:
+            deployment = Deployment.from_json(self.deployment_file.read_text())
+            stream = Keys(deployment.chain_id, deployment.addresses["JobMarket"], NAMESPACE).events
+            group = f"executor:{role}:{self._role_address(role).lower()}"
+            groups = _redis_client(self.redis_url).xinfo_groups(stream)
+        except (OSError, ValueError, redis.RedisError, DevnetError) as exc:
+            return Health(False, f"cannot read the event stream's groups: {exc}")
+        for g in groups:
+            if g.get("name") == group:
+                if not g.get("consumers"):
+                    return Health(False, f"group {group} has no consumer")
+                return Health(True, f"group {group}: {g.get('pending', 0)} pending, lag {g.get('lag', '?')}")
+        return Health(False, f"no consumer group {group} on {stream} yet")
+
+    def check_executor(self, role: str) -> Health:
+        """A whole executor of `role` under `depin executor start`: both workers, the dispatcher."""
+        workers = self.check_workers(role, ("compute", "chain"))
+        if not workers.ok:
+            return workers
+        dispatcher = self.check_dispatcher(role)
+        if not dispatcher.ok:
+            return dispatcher
+        return Health(True, f"{workers.detail}; {dispatcher.detail}")
 
     def _wait_healthy(self, component: Component, record: ProcessRecord, *, timeout: float, raise_on_fail: bool) -> Health:
         deadline = time.monotonic() + timeout
@@ -893,21 +1033,19 @@ class Devnet:
         say(f"images: {len(refs)} sample images built")
 
     def _write_executor_configs(self) -> None:
-        roles = {
-            "provider": PROVIDER_ACCOUNTS[0],
-            "verifier": VERIFIER_ACCOUNT,
-            "arbiter": DEPLOYER_ACCOUNT,
-        }
-        for role, account in roles.items():
+        from depin.config import load_config
+
+        images = sorted({ref.rsplit("@", 1)[1] for ref in (self.state.get("images") or {}).values() if "@" in ref})
+        for role, account in ROLE_ACCOUNTS.items():
             folder = self.executor_dir(role)
             (folder / "state").mkdir(parents=True, exist_ok=True)
             text = _executor_toml(
                 rpc_url=self.rpc_url, deployment=self.deployment_file, redis_url=self.redis_url,
-                account=account, docker_host=self.docker_host, role=role, results_url=self.results_url,
+                account=account, docker_host=self.docker_host, role=role,
+                results_url=f"http://127.0.0.1:{self.ports[ROLE_PORTS[role]]}",
+                concurrency=2 if role == "provider" else 1, images=images,
             )
             _write_atomic(folder / "depin.toml", text)
-            from depin.config import load_config
-
             load_config(folder / "depin.toml", env={})  # the schema check: raises ConfigError
 
     def write_env_file(self) -> None:
@@ -1042,7 +1180,8 @@ def _external_docker_host() -> str | None:
 
 
 def _executor_toml(
-    *, rpc_url: str, deployment: Path, redis_url: str, account: int, docker_host: str, role: str, results_url: str
+    *, rpc_url: str, deployment: Path, redis_url: str, account: int, docker_host: str, role: str, results_url: str,
+    concurrency: int, images: list[str],
 ) -> str:
     bind = results_url.removeprefix("http://")
 
@@ -1051,7 +1190,8 @@ def _executor_toml(
 
     return "\n".join(
         [
-            f"# depin devnet: the {role} executor (Anvil development key {account}: devnet only)",
+            f"# depin devnet: the {role} executor (Anvil development key {account}: devnet only).",
+            "# Written by `depin devnet up` on every run: edits are overwritten.",
             "[network]",
             f"rpc_url = {q(rpc_url)}",
             f"deployment = {q(str(deployment))}",
@@ -1069,8 +1209,15 @@ def _executor_toml(
             "",
             "[executor]",
             f"role = {q(role)}",
+            f"concurrency = {concurrency}",
             f"results_url = {q(results_url)}",
             f"results_bind = {q(bind)}",
+            "",
+            "[policy]",
+            "# any locally built image (images cannot be pulled here); list digests to pin them, e.g. the",
+            "# sample images of devnet.json:",
+            f"# images = [{', '.join(q(d) for d in images)}]",
+            "images = []",
             "",
         ]
     )

@@ -171,6 +171,39 @@ def test_up_restarts_a_dead_component(up_devnet: tuple[Path, subprocess.Complete
     assert status_json(state_dir)[0] == 0
 
 
+def _block_number(state_dir: Path) -> int:
+    from depin.devnet import _json_rpc
+
+    return int(_json_rpc(status_json(state_dir)[1]["rpc_url"], "eth_blockNumber"), 16)
+
+
+def test_down_then_up_keeps_the_chain(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    state_dir, _, _ = up_devnet
+    head = _block_number(state_dir)
+    deployment = (state_dir / "deployments" / "31337.json").read_text()
+    devnet(state_dir, "down", check=True)
+    proc = devnet(state_dir, "up", check=True)
+    assert "deploying" not in proc.stdout and "cleared" not in proc.stdout, proc.stdout
+    assert _block_number(state_dir) >= head
+    assert (state_dir / "deployments" / "31337.json").read_text() == deployment
+    assert status_json(state_dir)[0] == 0
+
+
+def test_up_after_the_chain_was_lost_clears_the_index(
+    up_devnet: tuple[Path, subprocess.CompletedProcess[str], float],
+) -> None:
+    state_dir, _, _ = up_devnet
+    # anvil dies and its saved state is gone; everything else keeps running
+    anvil = recorded(state_dir)["anvil"]
+    stop_process(anvil, grace=10)
+    (state_dir / "anvil-state.json").unlink()
+    proc = devnet(state_dir, "up", check=True)
+    assert "deploying" in proc.stdout and "cleared" in proc.stdout, proc.stdout
+    code, st = status_json(state_dir)
+    assert code == 0, st  # the indexer and the executors follow the new chain
+
+
+
 def test_down_stops_everything_but_never_a_recycled_pid(
     up_devnet: tuple[Path, subprocess.CompletedProcess[str], float],
 ) -> None:

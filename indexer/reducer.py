@@ -257,10 +257,15 @@ class _State:
         """Adds `amount` to a totals field."""
         if amount:
             if self.undo is not None and not self.tseen:
-                self.tseen = True
-                self.undo["h"][self.tkey] = self.totals() or None
+                self.snapshot_totals()
             tot = self.tot
             tot[field] = tot.get(field, 0) + amount
+
+    def snapshot_totals(self) -> None:
+        """Records the totals before the current block's first change (undo)."""
+        assert self.undo is not None
+        self.tseen = True
+        self.undo["h"][self.tkey] = self.totals() or None
 
     def totals(self) -> Hash:
         return {f: str(v) for f, v in self.tot.items()}
@@ -319,6 +324,24 @@ class Reducer:
         self._handlers: dict[str, Callable[[_State, Event, dict[str, Any]], dict[str, Any] | None]] = {
             name: getattr(self, "_on_" + name) for name in HANDLED_EVENTS
         }
+        self._pkeys: dict[str, str] = {}  # address -> provider key (addresses repeat a lot)
+        self._akeys: dict[str, str] = {}  # address -> account key
+
+    def _provider_key(self, address: str) -> str:
+        key = self._pkeys.get(address)
+        if key is None:
+            if len(self._pkeys) > 100_000:
+                self._pkeys.clear()
+            key = self._pkeys[address] = self.keys.provider(address)
+        return key
+
+    def _account_key(self, address: str) -> str:
+        key = self._akeys.get(address)
+        if key is None:
+            if len(self._akeys) > 100_000:
+                self._akeys.clear()
+            key = self._akeys[address] = self.keys.account(address)
+        return key
 
     # ------------------------------------------------------------------ prefetch
 
@@ -401,19 +424,19 @@ class Reducer:
     ) -> None:
         """Adds to `zadd`/`zrem` what changes when `key` goes from `before` to `after`."""
         if before and after:
-            if all(before.get(f) == after.get(f) for f in _INDEXED_FIELDS):
-                return  # none of the fields the indexes derive from changed
             jid = after.get("id")
             if jid and jid == before.get("id") and before.get("requester") == after.get("requester") and key.startswith(self._job_prefix):
                 # A job moving on: only its status and its providers can change (the common case).
-                score = float(jid)
                 old_status, new_status = before.get("status"), after.get("status")
+                old_p, new_p = before.get("providers", ""), after.get("providers", "")
+                if old_status == new_status and old_p == new_p:
+                    return
+                score = float(jid)
                 if old_status != new_status:
                     if old_status in self._status_keys:
                         zrem.setdefault(self._status_keys[old_status], []).append(jid)
                     if new_status in self._status_keys:
                         zadd.setdefault(self._status_keys[new_status], {})[jid] = score
-                old_p, new_p = before.get("providers", ""), after.get("providers", "")
                 if old_p != new_p:
                     olds, news = set(filter(None, old_p.split(","))), set(filter(None, new_p.split(",")))
                     for p in news - olds:
@@ -421,6 +444,12 @@ class Reducer:
                     for p in olds - news:
                         zrem.setdefault(self.keys.jobs_by_provider(p), []).append(jid)
                 return
+            if all(before.get(f) == after.get(f) for f in _INDEXED_FIELDS):
+                return  # none of the fields the indexes derive from changed
+        elif not before:  # a new hash: all its memberships are new
+            for zkey, members in self.memberships(key, after).items():
+                zadd.setdefault(zkey, {}).update(members)
+            return
         old = self.memberships(key, before)
         new = self.memberships(key, after)
         if old == new:
@@ -520,9 +549,12 @@ class Reducer:
         old = job.get("status")
         if old == status:
             return
+        if st.undo is not None and not st.tseen:
+            st.snapshot_totals()
+        tot = st.tot
         if old:
-            st.tadd(old, -1)
-        st.tadd(status, 1)
+            tot[old] = tot.get(old, 0) - 1
+        tot[status] = tot.get(status, 0) + 1
         job["status"] = status
 
     def _job(self, st: _State, job_id: int) -> Hash:
@@ -533,12 +565,12 @@ class Reducer:
 
     def _credit(self, st: _State, account: str, amount: int) -> None:
         if amount:
-            acc = st.write(self.keys.account(account))
+            acc = st.write(self._account_key(account))
             _add(acc, "withdrawable", amount)
             st.tadd("withdrawable", amount)
 
     def _provider(self, st: _State, address: str) -> Hash:
-        p = st.write(self.keys.provider(address))
+        p = st.write(self._provider_key(address))
         if not p:
             p.update(address=address, staked="0", locked="0", unbonding="0", releaseAt="0", jobsCompleted="0", jobsSlashed="0")
         return p

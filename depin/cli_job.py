@@ -58,6 +58,7 @@ DATA_URI_MAX = 2_048  # local input files up to this size are embedded in the sp
 REMOTE_INPUT_MAX = 256 * 1_048_576
 _NAMED_INPUT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})=(.+)$")
 _SETTLED = {"Finalized", "Cancelled", "Expired", "TimedOut", "Resolved"}
+INDEX_CROSS_CHECK = 5.0  # seconds between checks that the index keeps up with the chain while watching
 
 JobIdArg = Annotated[str, typer.Argument(metavar="ID", help="The on-chain job id.")]
 
@@ -389,30 +390,46 @@ def job_watch(
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
     jid = _job_id(job_id)
     client.job(jid)  # unknown job id: fail now
-    read = _index_reader(redis_url, deployment, config, namespace, client)
-    source = "index"
-    if read is None:
-        source = "chain"
-        read = lambda: client.job(jid).status.label  # noqa: E731
-    else:
-        index_read = read
+    index_read = _index_reader(redis_url, deployment, config, namespace, client)
 
-        def read() -> str:  # the index may lag behind the job's posting: fall back to the chain then
-            return index_read(jid) or client.job(jid).status.label
+    def chain_status() -> str:
+        return client.job(jid).status.label
 
-    typer.echo(f"watching job {jid} (from the {source}; Ctrl-C to stop)", err=True)
-    last = None
+    last: str | None = None
     started = time.monotonic()
+    next_cross_check = started + INDEX_CROSS_CHECK
+    lagging_since: float | None = None
     while True:
-        status = read()
+        now = time.monotonic()
+        if index_read is None:
+            status = chain_status()
+        else:
+            # the index may not have the job yet (it lags behind its posting): the chain answers then
+            status = index_read(jid) or chain_status()
+            if now >= next_cross_check:  # an indexer that stopped must not leave us waiting forever
+                next_cross_check = now + INDEX_CROSS_CHECK
+                on_chain = chain_status()
+                if on_chain == status:
+                    lagging_since = None
+                elif lagging_since is None:
+                    lagging_since = now
+                elif now - lagging_since >= INDEX_CROSS_CHECK:
+                    typer.echo(
+                        f"note: the index says {status} but the chain says {on_chain} (is `depin indexer run` "
+                        "running?); following the chain",
+                        err=True,
+                    )
+                    index_read, status = None, on_chain
         if status != last:
             stamp = datetime.now(UTC).strftime("%H:%M:%S")
             typer.echo(f"{stamp} job {jid}: {status}")
             last = status
         if status in _SETTLED:
             return
-        if timeout is not None and time.monotonic() - started > timeout:
-            raise TimeoutError(f"job {jid} is still {status} after {timeout:g} s")
+        if timeout is not None and now - started > timeout:
+            from depin.client import ClientError
+
+            raise ClientError(f"job {jid} is still {status} after {timeout:g} s")
         time.sleep(interval)
 
 

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
+from depin import cli_job
 from depin.accounts import DEV_ADDRESSES, dev_account
 from depin.cli import app
 from depin.deployment import Deployment, to_wei
@@ -231,7 +232,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "watch", "999999", *net(devnet), match="unknown job id")
 
 
-def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path) -> None:
+def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from indexer.config import IndexerConfig
     from indexer.follower import Indexer
     from tests.indexer.services import LiveIndexer, RedisServer
@@ -252,13 +253,41 @@ def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path) -> None:
             result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30",
                         "--redis-url", server.url(), *net(devnet))
             timer.join()
-            assert "from the index" in result.stderr
+            assert result.stderr == ""  # read from the index: no note about falling back to the chain
             lines = result.stdout.strip().splitlines()
             assert lines[0].endswith("Open") and lines[-1].endswith("Cancelled")
+            # still Open after the timeout: one line, exit 1
+            other = requester.post_job(make_spec(301), reward=to_wei(1)).job_id
+            fails("job", "watch", other, "--interval", "0.1", "--timeout", "0.5", "--redis-url", server.url(),
+                  *net(devnet), match=f"job {other} is still Open after 0.5 s")
         finally:
             live.stop()
+        # the indexer stopped: the watch notices that the index lags the chain and follows the chain
+        monkeypatch.setattr(cli_job, "INDEX_CROSS_CHECK", 0.3)
+        requester.cancel(other)
+        result = ok("job", "watch", other, "--interval", "0.1", "--timeout", "30", "--redis-url", server.url(),
+                    *net(devnet))
+        assert "following the chain" in result.stderr
+        assert result.stdout.strip().splitlines()[-1].endswith("Cancelled")
     finally:
         server.stop()
+
+
+def test_job_post_inputs_from_uris(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    body = b"remote input bytes"
+    with serve({"/inputs/remote.csv": body}) as base:
+        result = ok("job", "post", "--image", IMAGE, "--cmd", "cat /in/remote.csv", "--reward", "1", "--dry-run",
+                    "--input", f"{base}/inputs/remote.csv",
+                    "--input", "blob=data:;base64," + base64.b64encode(b"inline").decode())
+        fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run",
+              "--input", f"{base}/inputs/missing", match="HTTP 404")
+    spec = json.loads(result.stdout)
+    inputs = {i["path"]: i for i in spec["inputs"]}
+    assert inputs["remote.csv"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert inputs["blob"]["sha256"] == hashlib.sha256(b"inline").hexdigest()
 
 
 # ------------------------------------------------------------------------------------ provider

@@ -233,11 +233,15 @@ class Runtime:
     def record(self, job_id: int) -> dict[str, str]:
         return self.state.hgetall(self.xkeys.job(job_id))
 
-    def set_record(self, job_id: int, state: str | None = None, **fields: Any) -> None:
-        """Updates the job's record (and the active set) in one transaction."""
+    def set_record(self, job_id: int, state: str | None = None, *, challenge_deadline: int | None = None, **fields: Any) -> None:
+        """Updates the job's record, the active set and (with `challenge_deadline`) the set of
+        submitted jobs to finalize, in one transaction."""
         values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         values["updated"] = f"{time.time():.3f}"
         pipe = self.state.pipeline(transaction=True)
+        if challenge_deadline is not None:
+            values["challenge_deadline"] = str(challenge_deadline)
+            pipe.zadd(self.xkeys.submitted, {str(job_id): challenge_deadline})
         if state is not None:
             values["state"] = state
             if state in ACTIVE_STATES:

@@ -76,8 +76,11 @@ def _write_private(path: Path, text: str, *, overwrite: bool) -> None:
     path = Path(path)
     if path.exists() and not overwrite:
         raise AccountError(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp: mode 0600
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp: mode 0600
+    except OSError as exc:
+        raise AccountError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -722,8 +722,11 @@ class Client:
         if max_bytes is None:
             max_bytes = self._output_limit(job.job_id)
         dest_dir = Path(dest_dir)
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".depin-result-{job.job_id}.", suffix=".tar", dir=dest_dir)
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".depin-result-{job.job_id}.", suffix=".tar", dir=dest_dir)
+        except OSError as exc:
+            raise ClientError(f"cannot write the result into {dest_dir}: {exc.strerror or exc}") from None
         os.close(fd)
         archive = Path(tmp)
         try:

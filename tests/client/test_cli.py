@@ -80,6 +80,8 @@ def test_keys_new_import_address(tmp_path: Path) -> None:
     line = fails("keys", "import", tmp_path / "d.json", "--password-file", pw, input="not-a-key\n", match="not hex")
     assert "not-a-key" not in line
     fails("keys", "import", tmp_path / "e.json", "--password-file", pw, input="", match="no private key")
+    fails("keys", "new", tmp_path / "a.json" / "inside.json", "--password-file", pw, match="cannot write")
+    fails("keys", "new", tmp_path / "f.json", match="no keystore password", input="")
 
 
 # ------------------------------------------------------------------------------------ job
@@ -209,6 +211,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         assert "verified" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
         files["/r"] = archive.path.read_bytes().replace(b"result\n", b"rezult\n")
         fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not match the chain")
+        fails("job", "result", job_id, "--out", tmp_path / "r.tar" / "x", *net(devnet), match="cannot write the result")
         assert not (tmp_path / "bad" / "r.txt").exists()
 
     before = devnet.client().token_balance(challenger.address)

@@ -58,7 +58,7 @@ NONCE_RETRIES = 3
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
-_UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced", "underpriced")
+_UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced", "replacementunderpriced")
 
 
 class TxReverted(ChainError):
@@ -298,8 +298,6 @@ class Transactor:
                 # nonce trouble: somebody else used this key; re-read and re-sign
                 log.info("nonce %d of %s was taken (%s); resyncing", nonce, self.address, outcome)
                 self._nonce = self.pending_nonce()
-                if self._nonce <= nonce and attempt > 0:
-                    self._nonce = nonce + 1  # the pool holds our nonce but the count lags: skip past it
         raise ChainError(f"{what}: could not find a free nonce for {self.address} after {NONCE_RETRIES} tries")
 
     def _sign(self, fields: dict[str, Any]) -> tuple[str, str]:
@@ -329,6 +327,8 @@ class Transactor:
                     return "nonce"
                 if _is(message, _UNDERPRICED):
                     return "underpriced"
+                if _is(message, ("underpriced", "fee cap less than", "max fee per gas less than", "gas price too low")):
+                    raise ChainError(f"{pending.what}: the node refused the fees offered ({message})") from None
                 if _is(message, ("insufficient funds",)):
                     raise InsufficientGasFunds(
                         f"{pending.what}: {self.address} has not enough ether for gas x price ({message})"
@@ -348,14 +348,18 @@ class Transactor:
     def bump(self, pending: PendingTx) -> str:
         """Re-broadcasts `pending` with the same nonce and fees raised by at least 12.5 %.
         Returns "sent" when the node took the replacement, "nonce" when the nonce is used up (a
-        version was mined, or another transaction from this key took it), "underpriced" when the
-        node wants a higher bump."""
+        version was mined, or another transaction from this key took it), "underpriced" or "refused"
+        when the node did not take it (the wait goes on for the versions already sent)."""
         old = pending.fields
         max_fee, tip = self.suggest_fees()
         new_tip = max(tip, math.ceil(old["maxPriorityFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN))
         new_max = max(max_fee, math.ceil(old["maxFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN), new_tip)
         fields = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=new_tip)
-        outcome = self._send_version(pending, fields)
+        try:
+            outcome = self._send_version(pending, fields)
+        except ChainError as exc:  # the node refused or did not answer: keep waiting for what was sent
+            log.info("re-broadcast of %s nonce=%d failed: %s", pending.what, pending.nonce, exc)
+            return "refused"
         if outcome == "sent":
             log.info(
                 "re-broadcast %s nonce=%d maxFeePerGas=%d tip=%d tx=%s",

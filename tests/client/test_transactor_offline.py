@@ -1,0 +1,112 @@
+"""Transactor's answers to node refusals, against a scripted fake node (no chain needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from depin.chain import RpcClient, RpcUnavailable
+from depin.errors import ChainError
+from depin.transactions import Transactor
+
+TO = "0x" + "11" * 20
+
+
+class FakeNode:
+    """Answers JSON-RPC from a dict of handlers; eth_sendRawTransaction answers come from `sends`."""
+
+    def __init__(self, sends: list[Callable[[str], Any]], pending_nonce: int = 5) -> None:
+        self.sends = list(sends)
+        self.raw: list[str] = []
+        self.pending_nonce = pending_nonce
+        self.endpoint_uri = "fake://node"
+
+    def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        if method == "eth_sendRawTransaction":
+            self.raw.append(params[0])
+            return self.sends.pop(0)(params[0])
+        result = {
+            "eth_getBlockByNumber": {"baseFeePerGas": hex(10**9), "timestamp": "0x1"},
+            "eth_maxPriorityFeePerGas": hex(10**9),
+            "eth_getTransactionCount": hex(self.pending_nonce),
+            "eth_getTransactionByHash": None,
+        }[method]
+        return {"jsonrpc": "2.0", "id": 1, "result": result}
+
+
+def ok(_raw: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "result": "0x" + "ab" * 32}
+
+
+def error(message: str, code: int = -32000) -> Callable[[str], dict[str, Any]]:
+    return lambda _raw: {"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": message}}
+
+
+def lost(_raw: str) -> dict[str, Any]:
+    raise ConnectionError("connection reset by peer")
+
+
+def transactor(node: FakeNode) -> Transactor:
+    rpc = RpcClient(SimpleNamespace(provider=node), retries=0, sleep=lambda _s: None)
+    return Transactor(rpc, Account.create(), 31337, sleep=lambda _s: None)
+
+
+def _nonce(raw: str) -> int:
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    return TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"]
+
+
+def test_already_known_counts_as_sent() -> None:
+    node = FakeNode([error("already known")])
+    tx = transactor(node)
+    pending = tx.broadcast(TO, "0x", gas=21_000)
+    assert pending.nonce == 5 and len(pending.hashes) == 1
+    assert tx._nonce == 6
+
+
+def test_nonce_too_low_resyncs_and_resigns() -> None:
+    node = FakeNode([ok, error("nonce too low"), ok], pending_nonce=5)
+    tx = transactor(node)
+    tx.broadcast(TO, "0x", gas=21_000)  # nonce 5
+    node.pending_nonce = 8  # another process sent 6 and 7
+    pending = tx.broadcast(TO, "0x", gas=21_000)  # tries 6, refused, resyncs to 8
+    assert pending.nonce == 8 and [_nonce(r) for r in node.raw] == [5, 6, 8]
+    assert tx._nonce == 9
+
+
+def test_lost_answer_resends_the_same_bytes() -> None:
+    node = FakeNode([lost, lost, ok])
+    tx = transactor(node)
+    pending = tx.broadcast(TO, "0x", gas=21_000)
+    assert len(set(node.raw)) == 1 and len(node.raw) == 3  # identical bytes: cannot send twice
+    assert pending.nonce == 5 and tx._nonce == 6
+
+
+def test_node_that_stays_away_raises_and_keeps_the_nonce() -> None:
+    node = FakeNode([lost] * 4 + [ok])
+    tx = transactor(node)
+    with pytest.raises(RpcUnavailable):
+        tx.broadcast(TO, "0x", gas=21_000)
+    assert tx._nonce == 5  # not advanced: the next send retries nonce 5 (and learns if it got in)
+
+
+def test_fee_refusal_is_an_error_without_a_nonce_gap() -> None:
+    node = FakeNode([error("transaction underpriced"), ok])
+    tx = transactor(node)
+    with pytest.raises(ChainError, match="refused the fees"):
+        tx.broadcast(TO, "0x", gas=21_000)
+    assert tx.broadcast(TO, "0x", gas=21_000).nonce == 5
+
+
+def test_insufficient_funds() -> None:
+    from depin.transactions import InsufficientGasFunds
+
+    node = FakeNode([error("insufficient funds for gas * price + value")])
+    with pytest.raises(InsufficientGasFunds, match="not enough ether"):
+        transactor(node).broadcast(TO, "0x", gas=21_000)

@@ -253,3 +253,15 @@ def test_client_side_refusals_are_tx_reverted_too(devnet: Devnet) -> None:
             action()
         assert info.value.error_name == name and not info.value.sent and info.value.tx_hash is None
         assert isinstance(info.value, ClientError)
+
+
+def test_deposit_then_post_from_credit_and_metadata(devnet: Devnet) -> None:
+    requester = devnet.client(devnet.new_account(5))
+    requester.deposit(to_wei(3))
+    assert (requester.token_balance(), requester.withdrawable()) == (to_wei(2), to_wei(3))
+    requester.post_job(make_spec(12), reward=to_wei(2))  # drawn from the credit: no permit, no transfer
+    assert (requester.token_balance(), requester.withdrawable()) == (to_wei(2), to_wei(1))
+    provider = _provider(devnet)
+    provider.set_metadata("http://moved.example:8700", b"\x05" * 32)
+    info = provider.provider_info()
+    assert (info.endpoint, info.capability_hash) == ("http://moved.example:8700", b"\x05" * 32)

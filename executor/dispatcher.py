@@ -44,6 +44,7 @@ from executor.runtime import ACTIVE_STATES, Runtime
 log = logging.getLogger("executor.dispatcher")
 
 BLOCK_MS = 1_000
+DEFERRED_BLOCK_MS = 50
 BATCH = 50
 MAX_ENTRY_FAILURES = 3
 
@@ -82,8 +83,10 @@ class Dispatcher:
                 self.ensure_group()
                 while not stop.is_set():
                     start = "0" if backlog else ">"
+                    # while jobs wait for a free slot, wake up often to hand them the slot
+                    block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
                     reply = self.rt.index.xreadgroup(
-                        self.group, self.consumer, {self.stream: start}, count=BATCH, block=None if backlog else self.block_ms
+                        self.group, self.consumer, {self.stream: start}, count=BATCH, block=None if backlog else block
                     )
                     entries = reply[0][1] if reply else []
                     if backlog and not entries:

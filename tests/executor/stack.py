@@ -153,8 +153,9 @@ class Executor:
 class Stack:
     """Chain, Redis, indexer, engine and executors for one test module."""
 
-    def __init__(self, tmp: Path, engine: docker.DockerClient, images: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, engine: docker.DockerClient, images: dict[str, str], *, poll: float = 0.05) -> None:
         self.tmp = tmp
+        self.poll = poll
         self.engine = engine
         self.images = images
         self.docker_host = docker_host_of(engine)
@@ -186,7 +187,7 @@ class Stack:
         return self.redis.client(1)
 
     def start_indexer(self) -> None:
-        env = indexer_env(self.anvil.url, self.redis.url(0), self.deployment_file, DEPIN_POLL_INTERVAL="0.05")
+        env = indexer_env(self.anvil.url, self.redis.url(0), self.deployment_file, DEPIN_POLL_INTERVAL=str(self.poll))
         self.indexer = ManagedProcess("indexer", [sys.executable, "-m", "indexer"], log_path=self.tmp / "indexer.log", cwd=REPO_ROOT, env=env)
 
     def executor(

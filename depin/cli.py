@@ -133,6 +133,8 @@ def demo(
     happens and ends with a summary (job id, result digest verified against the chain, reward paid,
     gas and wall time per step). Exits non-zero, with the reason, if any step fails. The devnet
     keeps running afterwards; `depin devnet down` stops it.
+
+    Example: depin demo --challenge-window 5
     """
     from depin import demo as demo_mod
 

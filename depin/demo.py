@@ -271,9 +271,10 @@ class Demo:
             status.update("downloading the result and checking it against the chain…")
             out = self.devnet.dir / "demo" / f"result-{job_id}"
             fetched = requester.download_result(job_id, out)
-            onchain = requester.job(job_id).result_hash
+            submission = requester.submission(job_id)
+            onchain = submission.result_hash if submission is not None else None
             if fetched.digest != onchain:
-                raise DemoFailed(f"the downloaded result hashes to 0x{fetched.digest.hex()}, the chain says 0x{onchain.hex()}")
+                raise DemoFailed(f"the downloaded result hashes to 0x{fetched.digest.hex()}, the chain says {onchain!r}")
             result_text = (out / "result.txt").read_text().strip()
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"
             if result_text != expected:

@@ -177,6 +177,38 @@ def parse_stream_line(line: str) -> dict[str, str]:
     return dict(zip(STREAM_FIELDS, line.split("\t", 6)))
 
 
+# The chain does not bound a spec's size, and json's C scanner recurses per nesting level: past the
+# interpreter's recursion limit it raises RecursionError (which stopped the indexer), and where that
+# limit has been raised (pytest sets 100,000) it overflows the C stack. Deeper specs are invalid.
+MAX_SPEC_DEPTH = 512
+
+
+def _too_deep(text: str) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than MAX_SPEC_DEPTH (brackets inside strings
+    do not count). Two C-speed counts decide for any ordinary spec."""
+    if text.count("[") + text.count("{") <= MAX_SPEC_DEPTH:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                return True
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return False
+
+
 def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
     """(valid, error, json text) for a posted spec: its keccak256 must be `spec_hash` and it must
     be UTF-8 JSON with an object at the top."""
@@ -187,10 +219,14 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
         text = spec.decode("utf-8")
     except UnicodeDecodeError as exc:
         return False, f"spec is not UTF-8: {exc}", ""
+    if _too_deep(text):
+        return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     try:
         parsed = json.loads(text)
     except ValueError as exc:
         return False, f"spec is not JSON: {exc}", ""
+    except RecursionError:  # json's C scanner gives up on deep nesting
+        return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     if not isinstance(parsed, dict):
         return False, f"spec is JSON but not an object (a {type(parsed).__name__})", ""
     return True, "", text
@@ -360,10 +396,10 @@ class Reducer:
                 first[job_id] = name
             if name == "JobPosted":
                 if a["fromCredit"]:
-                    out.add(k.account(a["requester"]))
+                    out.add(self._account_key(a["requester"]))
             elif name in ("JobClaimed", "JobFinalized"):
-                out.add(k.provider(a["provider"]))
-                out.add(k.account(a["provider"]))
+                out.add(self._provider_key(a["provider"]))
+                out.add(self._account_key(a["provider"]))
             elif name in ("JobCancelled", "JobExpired"):
                 out.add(k.account(a["requester"]))
             elif name == "JobChallenged":
@@ -382,16 +418,16 @@ class Reducer:
 
     def related_keys(self, loaded: dict[str, Hash]) -> set[str]:
         """Accounts and providers named in already indexed jobs (second read round)."""
-        k = self.keys
         out: set[str] = set()
+        account, provider, job_prefix = self._account_key, self._provider_key, self._job_prefix
         for key, h in loaded.items():
-            if h and key.startswith(self._job_prefix):
+            if h and key.startswith(job_prefix):
                 for field in ("requester", "provider", "challenger"):
                     addr = h.get(field)
                     if addr:
-                        out.add(k.account(addr))
+                        out.add(account(addr))
                         if field == "provider":
-                            out.add(k.provider(addr))
+                            out.add(provider(addr))
         return out - loaded.keys()
 
     # ------------------------------------------------------------------ memberships
@@ -558,7 +594,7 @@ class Reducer:
         job["status"] = status
 
     def _job(self, st: _State, job_id: int) -> Hash:
-        job = st.write(self.keys.job(job_id))
+        job = st.write(f"{self._job_prefix}{job_id}")  # = self.keys.job(job_id)
         if not job.get("status"):
             raise KeyError(f"job {job_id} was never posted")
         return job

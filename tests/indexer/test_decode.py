@@ -14,7 +14,7 @@ from web3 import Web3
 from depin.artifacts import load_abi
 from depin.chain import RpcClient
 from indexer.decode import LogDecoder
-from indexer.reducer import HANDLED_EVENTS
+from indexer.reducer import HANDLED_EVENTS, MAX_SPEC_DEPTH, check_spec
 
 from .services import ChainEnv, FlakyProxy, dump
 
@@ -168,3 +168,18 @@ def test_spec_that_does_not_hash_to_spec_hash_is_indexed_invalid(populated_env: 
     assert job["specValid"] == "0" and "specJson" not in job
     assert "keccak256(spec) is 0x" + keccak(spec).hex() in job["specError"]
     assert job["specHash"] == "0x" + keccak(b"something else").hex()
+
+
+def test_deeply_nested_spec_is_invalid_not_a_crash() -> None:
+    """The chain does not bound a spec's size: a spec nested deeper than MAX_SPEC_DEPTH is indexed
+    as invalid, where json.loads raised RecursionError out of the reducer (stopping the indexer) or,
+    with a raised recursion limit, overflowed the C stack. Brackets inside strings do not count."""
+    spec = b"[" * 100_000 + b"]" * 100_000
+    valid, error, text = check_spec(spec, "0x" + keccak(spec).hex())
+    assert (valid, text) == (False, "") and f"deeper than {MAX_SPEC_DEPTH} levels" in error
+    at_limit = b'{"v":' + b"[" * (MAX_SPEC_DEPTH - 1) + b"]" * (MAX_SPEC_DEPTH - 1) + b"}"
+    assert check_spec(at_limit, "0x" + keccak(at_limit).hex())[0]
+    in_strings = b'{"s":"' + b"[{" * 1000 + b'\\"[", "t":"\\\\"}'
+    assert check_spec(in_strings, "0x" + keccak(in_strings).hex())[0]
+    ok = b'{"v":1}'
+    assert check_spec(ok, "0x" + keccak(ok).hex()) == (True, "", '{"v":1}')

@@ -57,14 +57,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depin.deployment import REPO_ROOT
 from depin.errors import DepinError
 
 DEFAULT_STATE_DIR = Path(".devnet")
@@ -86,6 +83,7 @@ REQUESTER_FUNDS = 100_000
 
 INDEXER_MAX_LAG = 5  # blocks behind the head still counted healthy
 START_TIMEOUT = 60.0
+LOG_ROTATE_BYTES = 20 * 2**20  # a log above this size is moved to <name>.log.1 when its process restarts
 STOP_GRACE = 10.0
 
 
@@ -158,31 +156,45 @@ def _group_members(pgid: int) -> list[int]:
 
 
 def stop_process(record: ProcessRecord, grace: float = STOP_GRACE) -> str:
-    """SIGTERM to the process group the devnet created for `record` (its pid is the group id), then
-    SIGKILL after `grace` seconds. Returns what happened. Refuses when the pid is not ours."""
+    """Stops the process group the devnet created for `record` (its pid is the group id): SIGTERM
+    to the leader first (Celery, the executor supervisor and npm's anvil wrapper stop their own
+    children cleanly), SIGTERM to the whole group if members remain after half of `grace`, SIGKILL
+    to the group after `grace`. Returns what happened. Refuses when the pid is not ours."""
     if not is_ours(record):
         return "not running"
     pgid = record.pid  # started with start_new_session: leader of its own group
     if _proc_pgid(record.pid) != pgid:
         return "not running (pid is not a group leader)"
+
+    def wait(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            _reap()
+            if not _group_members(pgid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.pid, signal.SIGTERM)
+    if wait(grace / 2):
+        return "stopped"
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _group_members(pgid):
-            return "stopped"
-        time.sleep(0.05)
+    if wait(grace / 2):
+        return "stopped"
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _group_members(pgid):
-        time.sleep(0.05)
+    wait(5)
     return "killed (did not stop on SIGTERM)"
 
 
 def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ProcessRecord:
     """Starts `argv` detached: its own session, stdin from /dev/null, stdout+stderr appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if log_path.stat().st_size > LOG_ROTATE_BYTES:  # keep one previous log (anvil logs every call)
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
     with open(log_path, "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(argv)}\n".encode())
         log.flush()
@@ -244,6 +256,8 @@ class Health:
 
 
 def _json_rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 2.0) -> Any:
+    import urllib.request
+
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - a local URL we built
@@ -326,6 +340,9 @@ def check_indexer(redis_url: str, rpc_url: str, deployment_file: Path) -> Health
 
 
 def check_http(url: str) -> Health:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local URL we built
             return Health(200 <= resp.status < 300, f"{url} HTTP {resp.status}")
@@ -555,6 +572,27 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
+def discover(state_dir: Path | None = None) -> dict[str, str] | None:
+    """Where the devnet of `state_dir` (default: :func:`default_state_dir`) is, for commands that
+    were given no URLs: ``{"rpc_url", "redis_url", "deployment", "docker_host"}`` read from its
+    state file, or None when there is no devnet there. Cheap (one small JSON file, no imports
+    beyond the standard library), so a CLI can call it to pick its defaults."""
+    path = Path(state_dir or default_state_dir()) / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        ports = data["ports"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    folder = path.parent.absolute()
+    found = {
+        "rpc_url": f"http://127.0.0.1:{ports['anvil']}" if "anvil" in ports else "",
+        "redis_url": f"redis://127.0.0.1:{ports['redis']}/0" if "redis" in ports else "",
+        "deployment": str(folder / "deployments" / f"{CHAIN_ID}.json"),
+        "docker_host": str((data.get("engine") or {}).get("docker_host", "")),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
 class Devnet:
     """The devnet recorded in one state folder."""
 
@@ -642,6 +680,8 @@ class Devnet:
     def base_env(self) -> dict[str, str]:
         """The environment of every component: this one without DEPIN_* and DOCKER_HOST (each
         component gets its settings explicitly), with the source tree importable."""
+        from depin.deployment import REPO_ROOT
+
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         tool_dirs = [str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
@@ -729,12 +769,19 @@ class Devnet:
     def _check_chain_identity(self, report: UpReport, say: Callable[[str], None]) -> None:
         """A chain that starts afresh (anvil-state.json deleted, or lost in a crash before its first
         dump) gets the same contract addresses again (same deployer, same nonces), so the index and
-        the executors' queues in Redis would describe another chain. The genesis block hash tells
-        the chains apart: when it changed, the processes that read Redis are stopped and the
-        devnet's Redis is emptied (it holds nothing but this devnet's index and queues)."""
-        genesis = _json_rpc(self.rpc_url, "eth_getBlockByNumber", ["0x0", False])["hash"]
-        known = self.state.get("genesis")
-        if known is not None and known != genesis:
+        the executors' queues in Redis would describe another chain. The hash of block 1 tells the
+        chains apart: when it changed, the processes that read Redis are stopped and the devnet's
+        Redis is emptied (it holds nothing but this devnet's index and queues).
+
+        Block 1, not the genesis: anvil 1.7.1 regenerates block 0 when it loads a saved state
+        (after a few down/up cycles ``eth_getBlockByNumber(0)`` no longer is block 1's parent). For
+        the same reason a fresh chain gets one empty block before the deploy, so that the indexer,
+        which anchors at the block before the deploy block, never anchors at block 0."""
+        if int(_json_rpc(self.rpc_url, "eth_blockNumber"), 16) == 0:
+            _json_rpc(self.rpc_url, "evm_mine")
+        identity = _json_rpc(self.rpc_url, "eth_getBlockByNumber", ["0x1", False])["hash"]
+        known = self.state.get("chain_identity")
+        if known is not None and known != identity:
             for component in reversed(COMPONENTS[2:]):
                 record = self.record(component.name)
                 if record is not None:
@@ -743,7 +790,7 @@ class Devnet:
             _redis_client(self.redis_url).flushall()
             say("chain: anvil started a new chain (its saved state was missing); the index and queues in Redis were cleared")
             report.steps.append("cleared Redis for a new chain")
-        self.state["genesis"] = genesis
+        self.state["chain_identity"] = identity
         self.save()
 
     def _assign_ports(self, pinned: dict[str, int]) -> None:

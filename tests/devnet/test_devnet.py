@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depin.devnet import Devnet, ProcessRecord, is_ours, stop_process
+from depin.devnet import Devnet, ProcessRecord, discover, is_ours, stop_process
 
 
 
@@ -42,6 +43,14 @@ def status_json(state_dir: Path) -> tuple[int, dict]:
 def recorded(state_dir: Path) -> dict[str, ProcessRecord]:
     data = json.loads((state_dir / "devnet.json").read_text())
     return {name: ProcessRecord.from_json(rec) for name, rec in data.get("processes", {}).items()}
+
+
+def st_env(state_dir: Path, var: str) -> str:
+    """The value the devnet's env file exports for `var`."""
+    for line in (state_dir / "env").read_text().splitlines():
+        if line.startswith(f"export {var}="):
+            return shlex.split(line.split("=", 1)[1])[0]
+    raise KeyError(var)
 
 
 def pid_gone(pid: int) -> bool:
@@ -83,7 +92,10 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
     assert states["engine"] in ("ok", "external", "not wired"), states  # not wired: no executor.engine yet
     assert all(s in ("ok", "external", "not wired") for s in states.values()), states
     # the files a user is pointed at
-    assert (state_dir / "deployments" / "31337.json").is_file()
+    deployment = json.loads((state_dir / "deployments" / "31337.json").read_text())
+    # not in block 1: anvil regenerates block 0 when it reloads its state, and the indexer anchors
+    # at the block before the deploy block
+    assert deployment["deployBlock"] >= 2
     env_text = (state_dir / "env").read_text()
     for var in ("DEPIN_RPC_URL", "DEPIN_REDIS_URL", "DEPIN_DEPLOYMENT") + (("DOCKER_HOST",) if states["engine"] != "not wired" else ()):
         assert f"export {var}=" in env_text
@@ -108,6 +120,10 @@ def test_env_file_points_the_cli_at_the_devnet(up_devnet: tuple[Path, subprocess
             break
         time.sleep(0.5)
     data = json.loads((state_dir / "devnet.json").read_text())
+    assert discover(state_dir) == {
+        "rpc_url": st_env(state_dir, "DEPIN_RPC_URL"), "redis_url": st_env(state_dir, "DEPIN_REDIS_URL"),
+        "deployment": st_env(state_dir, "DEPIN_DEPLOYMENT"), "docker_host": st_env(state_dir, "DOCKER_HOST"),
+    }
     registered = {p["address"].lower() for p in data["accounts"]["providers"]}
     assert registered <= {p["address"].lower() for p in providers}
 

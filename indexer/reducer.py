@@ -88,6 +88,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 Hash = dict[str, str]
 # The stream args that JobPosted's handler adds, pre-rendered.
 _SPEC_VALID = {(("specValid", True),): '"specValid":true', (("specValid", False),): '"specValid":false'}
+_SPEC_VALID_EXTRA = {True: {"specValid": True}, False: {"specValid": False}}  # shared: never modified
 Loader = Callable[[Sequence[str]], dict[str, Hash]]
 
 
@@ -336,6 +337,16 @@ class _State:
         self.undo = None
 
 
+def _history(job: Hash, ev: Event) -> None:
+    """Appends `ev` (with the job's status after it) to the job's ``history`` JSON array."""
+    # Names, statuses and 0x-hex hashes need no JSON escaping.
+    entry = '{"event":"%s","status":"%s","block":%d,"tx":"%s","logIndex":%d}' % (
+        ev.name, job.get("status", ""), ev.block, ev.tx, ev.log_index
+    )
+    hist = job.get("history")
+    job["history"] = "[" + entry + "]" if not hist or hist == "[]" else hist[:-1] + "," + entry + "]"
+
+
 def _add(h: Hash, field: str, amount: int) -> None:
     if amount:
         h[field] = str(int(h.get(field) or 0) + amount)
@@ -571,14 +582,7 @@ class Reducer:
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _history(job: Hash, ev: Event) -> None:
-        # Names, statuses and 0x-hex hashes need no JSON escaping.
-        entry = '{"event":"%s","status":"%s","block":%d,"tx":"%s","logIndex":%d}' % (
-            ev.name, job.get("status", ""), ev.block, ev.tx, ev.log_index
-        )
-        hist = job.get("history")
-        job["history"] = "[" + entry + "]" if not hist or hist == "[]" else hist[:-1] + "," + entry + "]"
+    _history = staticmethod(_history)
 
     @staticmethod
     def _set_status(st: _State, job: Hash, status: str) -> None:
@@ -632,23 +636,21 @@ class Reducer:
         spec: bytes = a["spec"]
         valid, error, text = check_spec(spec, a["specHash"])
         reward, pct = a["reward"], a["collateralPct"]
-        job.update(
-            id=str(job_id),
-            requester=a["requester"],
-            specHash=a["specHash"],
-            reward=str(reward),
-            fromCredit=str(a["fromCredit"]),
-            claimDeadline=str(a["claimDeadline"]),
-            maxRuntime=str(a["maxRuntime"]),
-            challengeWindow=str(a["challengeWindow"]),
-            collateralPct=str(pct),
-            cpuSeconds=str(a["cpuSeconds"]),
-            collateral=str(reward * pct // 100),
-            deadline="0",
-            specValid="1" if valid else "0",
-            postedBlock=str(ev.block),
-            postedTx=ev.tx,
-        )
+        job["id"] = str(job_id)
+        job["requester"] = a["requester"]
+        job["specHash"] = a["specHash"]
+        job["reward"] = str(reward)
+        job["fromCredit"] = str(a["fromCredit"])
+        job["claimDeadline"] = str(a["claimDeadline"])
+        job["maxRuntime"] = str(a["maxRuntime"])
+        job["challengeWindow"] = str(a["challengeWindow"])
+        job["collateralPct"] = str(pct)
+        job["cpuSeconds"] = str(a["cpuSeconds"])
+        job["collateral"] = str(reward * pct // 100)
+        job["deadline"] = "0"
+        job["specValid"] = "1" if valid else "0"
+        job["postedBlock"] = str(ev.block)
+        job["postedTx"] = ev.tx
         if valid:
             job["specJson"] = text  # exactly the posted bytes, as UTF-8 text
         else:
@@ -659,8 +661,8 @@ class Reducer:
         st.tadd("escrowed", reward)
         if a["fromCredit"]:
             self._credit(st, a["requester"], -a["fromCredit"])
-        self._history(job, ev)
-        return {"specValid": valid}
+        _history(job, ev)
+        return _SPEC_VALID_EXTRA[valid]
 
     def _on_JobClaimed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
@@ -668,29 +670,24 @@ class Reducer:
         providers = job.get("providers", "")
         if provider not in providers.split(","):
             job["providers"] = providers + "," + provider if providers else provider
-        job.update(
-            provider=provider,
-            collateral=str(a["collateral"]),
-            submitDeadline=str(a["submitDeadline"]),
-            deadline=str(a["submitDeadline"]),
-        )
+        collateral = a["collateral"]
+        job["provider"] = provider
+        job["collateral"] = str(collateral)
+        job["submitDeadline"] = job["deadline"] = str(a["submitDeadline"])
         self._set_status(st, job, "Claimed")
         p = self._provider(st, provider)
-        _add(p, "locked", a["collateral"])
-        st.tadd("locked", a["collateral"])
-        self._history(job, ev)
+        _add(p, "locked", collateral)
+        st.tadd("locked", collateral)
+        _history(job, ev)
 
     def _on_ResultSubmitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
-        job.update(
-            failure="0",
-            resultHash=a["resultHash"],
-            resultURI=a["resultURI"],
-            challengeDeadline=str(a["challengeDeadline"]),
-            deadline=str(a["challengeDeadline"]),
-        )
+        job["failure"] = "0"
+        job["resultHash"] = a["resultHash"]
+        job["resultURI"] = a["resultURI"]
+        job["challengeDeadline"] = job["deadline"] = str(a["challengeDeadline"])
         self._set_status(st, job, "Submitted")
-        self._history(job, ev)
+        _history(job, ev)
 
     def _on_FailureSubmitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
@@ -722,18 +719,20 @@ class Reducer:
     def _on_JobFinalized(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
         payout, emission, failure = a["payout"], a["emission"], a["failure"]
-        job.update(payout=str(payout), emission=str(emission))
+        job["payout"] = str(payout)
+        job["emission"] = str(emission)
         self._set_status(st, job, "Finalized")
         self._unlock(st, a["provider"], int(job.get("collateral") or 0), not failure)
-        st.tadd("escrowed", -payout)
+        tadd = st.tadd
+        tadd("escrowed", -payout)
         if failure:
             self._credit(st, job["requester"], payout)
-            st.tadd("refunded", payout)
+            tadd("refunded", payout)
         else:
             self._credit(st, a["provider"], payout)
-            st.tadd("paid", payout)
-            st.tadd("emitted", emission)
-        self._history(job, ev)
+            tadd("paid", payout)
+            tadd("emitted", emission)
+        _history(job, ev)
 
     def _refund_job(self, st: _State, ev: Event, a: dict[str, Any], status: str) -> None:
         job = self._job(st, a["jobId"])

@@ -2,45 +2,58 @@
 
 ``up`` starts, detached (each in its own session, so they outlive the command), on free local ports:
 
-==============  ====================================================  =================================
-component       what                                                  health check
-==============  ====================================================  =================================
-``anvil``       the chain (npm ``@foundry-rs/anvil``), state kept in  ``eth_chainId`` answers 31337
-                ``anvil-state.json`` across down/up (``--state``)
-``redis``       ``redis-server``: the index and the Celery broker     ``PING``
-                (append-only file, ``maxmemory-policy noeviction``)
-``engine``      Docker when ``DOCKER_HOST`` / the Docker socket       engine ``ping``
-                answers, else the Podman API service
-                (``executor.engine.start_podman_service``)
-``indexer``     ``python -m indexer`` with ``DEPIN_*`` variables      cursor within a few blocks of the
-                                                                      head (Redis meta)
-executor parts  ``depin executor worker|beat|dispatcher|results``     Celery ping, result server HTTP
-                per role (provider, verifier, arbiter), one
-                ``depin.toml`` per role in the state folder
-==============  ====================================================  =================================
+==================  ==================================================  =============================
+component           what                                                health check (``status``)
+==================  ==================================================  =============================
+``anvil``           the chain (npm ``@foundry-rs/anvil``), kept in      ``eth_chainId`` is 31337
+                    ``anvil-state.json`` across down/up (``--state``)
+``redis``           ``redis-server``: the index (db 0), the executors'  ``PING``
+                    broker and state (db 1); append-only file,
+                    ``maxmemory-policy noeviction``
+``engine``          Docker when ``DOCKER_HOST`` / the Docker socket     the engine's ``/_ping``
+                    answers, else the Podman API service
+                    (``executor.engine.start_podman_service``)
+``indexer``         ``python -m indexer`` with ``DEPIN_*`` variables    cursor within 5 blocks of the
+                                                                        node's head
+``results``         the provider's result server                        ``GET /healthz``
+``worker-compute``  the provider's Celery worker, ``compute`` queue     Celery ping
+``worker-chain``    the provider's Celery worker, ``chain`` queue       Celery ping
+``beat``            the provider's Celery beat                          process alive
+``dispatcher``      the provider's event-stream consumer                its consumer group exists
+                                                                        and has a consumer
+``verifier``        a whole verifier executor (``executor start``)      both workers ping, group
+``arbiter``         a whole arbiter executor (``executor start``)       both workers ping, group
+==================  ==================================================  =============================
 
-and between them deploys the contracts (``scripts/deploy.py`` through ape; a second ``up`` finds
-them), funds and registers the development accounts (Anvil's public keys; devnet only) and builds
-the sample job images. Each process component is one entry of :data:`COMPONENTS` (name, argv, env,
-health check), so adding a process is one entry.
+Between them it deploys the contracts (``scripts/deploy.py`` through ape; a second ``up`` finds
+them live and sends nothing), funds and registers the development accounts (Anvil's public keys,
+devnet only: 0 deployer and arbiter, 1 and 2 registered providers with 1 running the provider
+executor, 3 the verifier, 4-9 requesters), builds the sample job images
+(``executor.images.build_sample_images``) and writes one ``depin.toml`` per executor role. Each
+process is one entry of :data:`COMPONENTS` (name, argv, env, health check); an entry whose command
+is not in the checkout yet is listed as "not wired" and skipped.
 
 State folder (default ``.devnet`` in the current directory, ``--state-dir`` or ``DEPIN_DEVNET_DIR``)::
 
-    devnet.json            ports, URLs, accounts, images and every started process (pid, command
-                           line, start time, log); written atomically
-    env                    `source .devnet/env`: DEPIN_RPC_URL, DEPIN_REDIS_URL, DEPIN_DEPLOYMENT, DOCKER_HOST
+    devnet.json            ports, engine, chain identity, accounts, images and every started process
+                           (pid, start time, command line, argv, port, log); written atomically
+    env                    `source .devnet/env`: DEPIN_RPC_URL, DEPIN_REDIS_URL, DEPIN_DEPLOYMENT,
+                           DEPIN_DEVNET_DIR, DOCKER_HOST
     anvil-state.json       the chain (anvil --state: loaded at start, dumped at stop and every 30 s)
     redis/                 Redis's append-only file
-    engine/                the Podman service's socket and state (when Podman is the engine)
+    engine/                the Podman service: socket, pid file, containers.conf, podman.log
     deployments/31337.json the deployment (addresses, deploy block)
-    executors/<role>/      depin.toml and the executor's state folder, per role
+    executors/<role>/      depin.toml (rewritten by every `up`) and the executor's state folder
     logs/<component>.log   every component's stdout and stderr; deploy.log
     run/<component>.pid    pid files
+    devnet.lock            one `up`/`down` at a time
 
-``down`` stops only processes it can prove it started: the recorded pid must be alive with the
-recorded start time *and* command line, so a recycled pid is never signalled. Each component's
-process group gets SIGTERM, then SIGKILL after a grace period. The chain (anvil dumps its state on
-SIGTERM), the index and the deployment survive ``down``; remove the folder to start afresh.
+``down`` signals only processes it can prove it started: the recorded pid must be alive with the
+recorded start time *and* command line, so a recycled pid is never signalled. It sends SIGTERM to
+each component's process leader, then to its process group, then SIGKILL after a grace period. The
+chain (anvil dumps its state on SIGTERM), the index and the deployment survive ``down``; delete the
+folder to start afresh. If the chain is lost (state file removed, or a crash before the periodic
+dump), the next ``up`` sees a new block 1, redeploys and empties the devnet's Redis.
 """
 
 from __future__ import annotations
@@ -104,6 +117,7 @@ class ProcessRecord:
     log: str
     started_at: float
     port: int | None = None
+    argv: list[str] = field(default_factory=list)  # as launched (cmdline is what /proc shows)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
@@ -215,6 +229,7 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) ->
         starttime=stat[1] if stat else 0,
         log=str(log_path),
         started_at=time.time(),
+        argv=list(argv),
     )
 
 
@@ -1179,6 +1194,7 @@ class Devnet:
             "results_url": self.results_url if "results" in self.ports else None,
             "env_file": str(self.env_file) if self.env_file.exists() else None,
             "logs": str(self.logs_dir),
+            "ports": dict(self.ports),
             "accounts": self.state.get("accounts"),
             "images": self.state.get("images"),
         }

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 from eth_utils import keccak
 
 try:  # safe-pysha3 (a dependency of the toolchain): ~4x faster than eth_utils.keccak on small inputs
@@ -210,6 +211,10 @@ def _too_deep(text: str) -> bool:
     return False
 
 
+_strict_json = msgspec.json.Decoder().decode
+_NOT_PARSED = object()
+
+
 def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
     """(valid, error, json text) for a posted spec: its keccak256 must be `spec_hash` and it must
     be UTF-8 JSON with an object at the top."""
@@ -223,7 +228,15 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
     if _too_deep(text):
         return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     try:
-        parsed = json.loads(text)
+        # msgspec accepts strict RFC 8259 JSON only, a subset of what json.loads accepts (which adds
+        # NaN, Infinity, lone surrogates, out-of-range floats): whatever it parses, json.loads
+        # parses to the same kind of value, 5x slower. Anything else gets json.loads's verdict.
+        parsed = _strict_json(text)
+    except msgspec.DecodeError:
+        parsed = _NOT_PARSED
+    try:
+        if parsed is _NOT_PARSED:
+            parsed = json.loads(text)
     except ValueError as exc:
         return False, f"spec is not JSON: {exc}", ""
     except RecursionError:  # json's C scanner gives up on deep nesting

@@ -183,3 +183,24 @@ def test_deeply_nested_spec_is_invalid_not_a_crash() -> None:
     assert check_spec(in_strings, "0x" + keccak(in_strings).hex())[0]
     ok = b'{"v":1}'
     assert check_spec(ok, "0x" + keccak(ok).hex()) == (True, "", '{"v":1}')
+
+
+def test_spec_validity_is_json_loads_verdict() -> None:
+    """check_spec parses with msgspec first (strict JSON) and falls back to json.loads: the verdict
+    is always json.loads's, including what only json.loads accepts (NaN, lone surrogates, 1e999)."""
+    import json
+
+    cases = [
+        '{"a":1}', ' {"a":[1,2,{"b":null}]} ', '{"a":NaN}', '{"a":Infinity}', '{"a":1e999}', '{"a":"\\ud800"}',
+        '{"a":1.}', '{"a":01}', '{"a":"\x01"}', '{"a":1,}', '{"a":1}x', "{'a':1}", "[1]", '"s"', "1", "null",
+        '{"a":"\u2028\x7f"}', '{"a":123456789012345678901234567890}', '{"a":-0,"a":1E+2}',
+    ]
+    for text in cases:
+        try:
+            expected = isinstance(json.loads(text), dict)
+        except ValueError:
+            expected = False
+        raw = text.encode("utf-8", "surrogatepass")
+        valid, error, stored = check_spec(raw, "0x" + keccak(raw).hex())
+        assert valid == expected, (text, error)
+        assert stored == (text if expected else "")

@@ -282,3 +282,37 @@ def test_devnet_object_without_state(tmp_path: Path) -> None:
     dn = Devnet(tmp_path / "x")
     assert dn.status()[0].state == "not started"
     assert dn.info()["rpc_url"] is None
+
+
+def test_up_without_anvil_says_run_make_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import depin.devchain
+    from depin.devnet import DevnetError
+
+    def missing() -> str:
+        raise depin.devchain.DevChainError("anvil not found")
+
+    monkeypatch.setattr(depin.devchain, "anvil_binary", missing)
+    with pytest.raises(DevnetError, match="anvil not found: run `make setup`"):
+        Devnet(tmp_path / "dn").up()
+    assert not recorded(tmp_path / "dn")
+
+
+def test_up_with_no_engine_fails_in_one_line_and_down_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import executor.engine
+    from depin.devnet import DevnetError
+
+    def broken(state_dir: Path) -> tuple[int, str]:
+        raise executor.engine.EngineUnavailable("podman is not installed")
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(executor.engine, "start_podman_service", broken)
+    monkeypatch.setattr("depin.devnet._external_docker_host", lambda: None)
+    dn = Devnet(tmp_path / "dn")
+    try:
+        with pytest.raises(DevnetError, match="^container engine unavailable: .*podman is not installed"):
+            dn.up()
+        started = recorded(tmp_path / "dn")
+        assert set(started) == {"anvil", "redis"}
+    finally:
+        Devnet(tmp_path / "dn").down()
+    assert all(pid_gone(r.pid) for r in started.values())

@@ -139,7 +139,7 @@ def status(
 @app.command("logs")
 @user_errors
 def logs(
-    component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker, beat, dispatcher, verifier, arbiter or deploy; all when left out.")] = None,
+    component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker-compute, worker-chain, beat, dispatcher, verifier, arbiter or deploy; all when left out.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to print first.")] = 50,
     state_dir: StateDirOpt = None,

@@ -206,10 +206,23 @@ class Runtime:
     def work_root(self) -> Path:
         return self.state_dir / "work"
 
-    @property
+    @cached_property
     def instance(self) -> str:
-        """The ``depin.executor`` label of this executor's containers (the reaper touches only these)."""
-        return f"{self.role}-{self.address.lower()}"
+        """This executor's identity on the container engine: ``<role>-<hash>`` of the chain, market,
+        role, account and state folder. It is the ``depin.executor`` label of its containers (the
+        reaper touches only these) and part of their names, so that two executors sharing one
+        engine (two devnets with the same chain id, a provider and its verifier on one host) never
+        touch each other's containers, while a restarted executor finds its own again."""
+        import hashlib
+
+        ident = f"{self.chain_id}:{self.market.lower()}:{self.role}:{self.address.lower()}:{self.state_dir.resolve()}"
+        return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+
+    def container_name(self, job_id: int) -> str:
+        """The deterministic container name of this executor's run of `job_id`."""
+        from executor.containers import container_name
+
+        return container_name(self.chain_id, job_id, self.instance)
 
     @cached_property
     def rpc(self) -> Any:

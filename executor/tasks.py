@@ -152,7 +152,7 @@ def _spec_for(rt: Runtime, job_id: int, spec_hash: bytes) -> JobSpec:
 
 
 def _execute(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Any:
-    from executor.containers import LABEL_EXECUTOR, container_name
+    from executor.containers import LABEL_EXECUTOR
     from executor.execute import execute
 
     return execute(
@@ -161,7 +161,7 @@ def _execute(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Any:
         spec=spec,
         work_root=rt.work_root,
         store=rt.store,
-        name=container_name(rt.chain_id, job_id, role),
+        name=rt.container_name(job_id),
         labels={LABEL_EXECUTOR: rt.instance},
         limits_cap=rt.config.policy if role == "provider" else None,
     )
@@ -511,9 +511,9 @@ def recover(force: bool = False) -> int:
 
 def _reap(rt: Runtime, active: list[int]) -> None:
     try:
-        from executor.containers import container_name, reap_orphans
+        from executor.containers import reap_orphans
 
-        live = {container_name(rt.chain_id, j, rt.role) for j in active}
+        live = {rt.container_name(j) for j in active}
         removed = reap_orphans(rt.docker, live, instance=rt.instance)
         if removed:
             log.warning("orphan containers removed", extra={"containers": ",".join(removed)})

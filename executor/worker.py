@@ -102,12 +102,12 @@ def run_results(config: Path | str | None, role: str | None) -> None:
 def reap(config: Path | str | None, role: str | None) -> list[str]:
     """Removes this executor's containers whose job no task holds a lease on; returns their names."""
     _configure(config, role)
-    from executor.containers import container_name, reap_orphans
+    from executor.containers import reap_orphans
     from executor.runtime import get_runtime
 
     rt = get_runtime()
     active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
-    live = {container_name(rt.chain_id, j, rt.role) for j in active if rt.state.exists(rt.xkeys.lease(j))}
+    live = {rt.container_name(j) for j in active if rt.state.exists(rt.xkeys.lease(j))}
     return reap_orphans(rt.docker, live, instance=rt.instance)
 
 

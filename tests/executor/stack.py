@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,18 @@ class Executor:
             proc = self.procs.get(component)
             if proc is not None:
                 proc.stop(timeout=15)
+
+    def instance(self) -> str:
+        """The executor's ``depin.executor`` container label (:attr:`executor.runtime.Runtime.instance`)."""
+        import hashlib
+
+        from depin.deployment import Deployment
+
+        cfg = tomllib.loads(self.config_path.read_text())
+        dep = Deployment.from_json(Path(cfg["network"]["deployment"]).read_text())
+        state_dir = Path(cfg["engine"]["state_dir"]).resolve()
+        ident = f"{dep.chain_id}:{dep.addresses['JobMarket'].lower()}:{self.role}:{self.address.lower()}:{state_dir}"
+        return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
     def log(self, component: str) -> str:
         path = self.workdir / f"{component}.log"
@@ -245,7 +258,7 @@ class Stack:
         from executor.containers import LABEL_EXECUTOR, remove_container
 
         for ex in self.executors:
-            instance = f"{ex.role}-{ex.address.lower()}"
+            instance = ex.instance()
             try:
                 for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
                     remove_container(self.engine, c.id)
@@ -280,8 +293,20 @@ class Stack:
             logs = "\n".join(ex.logs() for ex in (list(executors) or self.executors))
             raise TimeoutError(f"{exc}; now {self.status(job_id).label}\n{logs}") from None
 
+    def synced(self, timeout: float = 20) -> None:
+        """Waits until the indexer has applied every block the chain has now."""
+        head = self.market.block_number()
+
+        def caught_up() -> bool:
+            raw = self.index().get(self.keys.cursor)
+            return raw is not None and json.loads(raw)["number"] >= head
+
+        wait_for(caught_up, timeout, f"the indexer to reach block {head}")
+
     def events(self, job_id: int, name: str | None = None) -> list[dict[str, Any]]:
-        """The job's entries in the indexer's stream (kind ``event`` only), oldest first."""
+        """The job's entries in the indexer's stream (kind ``event`` only), oldest first, once the
+        indexer has caught up with the chain."""
+        self.synced()
         out = []
         for _, fields in self.index().xrange(self.keys.events):
             if fields.get("kind") != "event":

@@ -112,6 +112,12 @@ def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
         events = stack.events(job_id, "JobFinalized")
         assert len(events) == 1
         paid += int(events[0]["args"]["payout"]) + int(events[0]["args"]["emission"])
-    wait_for(lambda: m.withdrawable(address) == 0 and m.token_balance(address) == stack.wallet_before + paid, 30,
-             "the withdrawal of every payout")
+    try:
+        wait_for(lambda: m.withdrawable(address) == 0 and m.token_balance(address) == stack.wallet_before + paid, 30,
+                 "the withdrawal of every payout")
+    except TimeoutError:
+        raise AssertionError(
+            f"wallet {m.token_balance(address)} (before {stack.wallet_before}, +{paid} expected), "
+            f"withdrawable {m.withdrawable(address)}, jobs {stack.crash_jobs}"
+        ) from None
     assert m.get_provider(address)["locked"] == 0

@@ -67,8 +67,9 @@ def test_hostile_jobs_end_as_failures_and_the_worker_serves_the_next_job(stack: 
     assert len(stack.events(nxt, "ResultSubmitted")) == 1
     assert not stack.events(nxt, "FailureSubmitted")
     # the hostile containers are gone
-    names = [c.name for c in stack.engine.containers.list(all=True) if c.name.startswith(f"depin-job-{stack.deployment.chain_id}-")]
-    assert not [n for n in names if n.endswith((f"-{loop}-provider", f"-{hog}-provider"))]
+    instance = stack.provider.instance()
+    names = [c.name for c in stack.engine.containers.list(all=True)]
+    assert not [n for n in names if n.endswith((f"-{loop}-{instance}", f"-{hog}-{instance}"))]
 
 
 def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stack: Stack) -> None:
@@ -116,3 +117,56 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
     assert {int(e["job"]) for e in lines} >= set(expected)
     for component in ("worker-compute", "worker-chain", "dispatcher"):
         assert provider.procs[component].alive(), provider.log(component)[-3000:]
+
+
+def test_depin_executor_start_runs_every_component_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    provider = stack.provider
+    provider.stop()  # the component-wise processes make way for the supervised ones
+    depin = Path(sys.executable).with_name("depin")
+    log = open(provider.workdir / "start.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([str(depin), "executor", "start", "--config", str(provider.config_path)], env=provider.env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        children = wait_for(lambda: len(c := _children(proc.pid)) == 5 and c, 30, "five components")
+        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo supervised > /out/x"]))
+        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+        every = _descendants(proc.pid)
+        assert len(every) >= 5 + 2  # the compute worker's two pool processes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+        wait_for(lambda: not [p for p in every if _alive(p)], 10, "every component to exit")
+        assert set(children) <= set(every)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += _children(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,191 @@
+"""Executor pieces without the chain: the claim policy, leases on a real redis-server, the Celery
+settings' ordering, the broker URL, the redelivery cap and the arbiter's decision."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import redis
+
+from depin.config import DepinConfig, PolicyConfig
+from depin.market import FailureCode, Ruling
+from depin.spec import parse_spec
+from executor import app as app_module
+from executor import tasks
+from executor.arbiter import decide
+from executor.lease import Lease
+from executor.policy import JobTermsView, Policy
+from executor.runtime import ExecKeys, broker_url_for
+from tests.indexer.services import RedisServer
+
+DIGEST = "sha256:" + "ab" * 32
+TOKEN = 10**18
+
+
+def _spec(**resources: object) -> object:
+    res = {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1, **resources}
+    return parse_spec({"v": 1, "image": f"depin/busybox@{DIGEST}", "command": ["true"], "resources": res})
+
+
+TERMS = JobTermsView(reward=TOKEN, max_runtime=60, cpu_seconds=10)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("units-redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> redis.Redis:
+    client = redis_server.client(3)
+    client.flushdb()
+    return client
+
+
+# ------------------------------------------------------------------------------------ policy
+
+
+def test_policy_accepts_a_job_within_every_limit() -> None:
+    assert Policy(PolicyConfig(images=[DIGEST])).evaluate(_spec(), TERMS, active_jobs=0)
+
+
+@pytest.mark.parametrize(
+    ("resources", "terms", "policy", "reason"),
+    [
+        ({}, TERMS, {"images": ["sha256:" + "cd" * 32]}, "allowlist"),
+        ({"cpus": 4}, TERMS, {}, "needs 4.0 CPUs"),
+        ({"memory_mb": 2048}, TERMS, {}, "2048 MB of memory"),
+        ({"max_runtime": 900}, JobTermsView(TOKEN, 1_000), {}, "runs up to 900 s"),
+        ({"output_mb": 128}, TERMS, {}, "writes up to 128 MB"),
+        ({"max_runtime": 58}, TERMS, {}, "submit window is 60 s"),
+        ({}, JobTermsView(reward=TOKEN // 1000, max_runtime=60), {"min_reward_per_cpu_second": "0.001"}, "below"),
+    ],
+)
+def test_policy_refuses_with_a_reason(resources: dict, terms: JobTermsView, policy: dict, reason: str) -> None:
+    config = PolicyConfig(**{"images": [DIGEST], **policy})
+    decision = Policy(config).evaluate(_spec(**resources), terms, active_jobs=0)
+    assert not decision and not decision.defer
+    assert reason in decision.reason
+
+
+def test_policy_defers_when_full_and_asks_the_engine_without_an_allowlist() -> None:
+    full = Policy(PolicyConfig(images=[DIGEST], max_concurrent_jobs=2)).evaluate(_spec(), TERMS, active_jobs=2)
+    assert not full and full.defer
+    asked: list[str] = []
+    policy = Policy(PolicyConfig(images=[]), image_available=lambda image: asked.append(image) or False)
+    decision = policy.evaluate(_spec(), TERMS, active_jobs=0)
+    assert not decision and "not available locally" in decision.reason and asked == [f"depin/busybox@{DIGEST}"]
+
+
+# ------------------------------------------------------------------------------------ leases
+
+
+def test_lease_is_exclusive_renewed_and_released_only_by_its_holder(r: redis.Redis) -> None:
+    first, second = Lease(r, "lease:1", ttl=0.3), Lease(r, "lease:1", ttl=0.3)
+    assert first.acquire()
+    assert not second.acquire()
+    time.sleep(0.8)  # well past the TTL: the renewal thread keeps it
+    assert not second.acquire() and first.holder() == first.token
+    assert not second.release()  # not its lease
+    assert first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_a_dead_holders_lease_expires_and_the_late_holder_knows_it_lost(r: redis.Redis) -> None:
+    dead = Lease(r, "lease:2", ttl=0.2)
+    assert dead.acquire(renew=False)  # a killed worker renews nothing
+    time.sleep(0.3)
+    successor = Lease(r, "lease:2", ttl=5)
+    assert successor.acquire(renew=False)
+    assert not dead.renew() and dead.lost
+    assert not dead.release()  # never deletes its successor's lease
+    assert successor.holder() == successor.token
+
+
+# ------------------------------------------------------------------------------------ settings
+
+
+def test_visibility_timeout_exceeds_the_hard_limit_which_exceeds_the_soft_limit() -> None:
+    for max_runtime in (1, 60, 600, 86_400):
+        config = DepinConfig(policy=PolicyConfig(max_runtime=max_runtime))
+        soft, hard, visibility = app_module.time_limits(config)
+        assert visibility > hard > soft > max_runtime
+        assert visibility > app_module.CHAIN_HARD_LIMIT > app_module.CHAIN_SOFT_LIMIT
+    conf = app_module.settings(DepinConfig(), broker_url="redis://x/1", key_prefix="p")
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"] and conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"] > conf["task_soft_time_limit"]
+    assert {q.name for q in conf["task_queues"]} == {"compute", "chain"}
+    assert all(route["queue"] in ("compute", "chain") for route in conf["task_routes"].values())
+
+
+def test_broker_uses_the_next_database_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPIN_BROKER_URL", raising=False)
+    assert broker_url_for("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/1"
+    assert broker_url_for("redis://:pw@host:7000/4") == "redis://:pw@host:7000/5"
+    assert broker_url_for("redis://host") == "redis://host/1"
+    monkeypatch.setenv("DEPIN_BROKER_URL", "redis://other:1/9")
+    assert broker_url_for("redis://127.0.0.1:6379/0") == "redis://other:1/9"
+
+
+# ------------------------------------------------------------------------------------ redelivery cap
+
+
+class _Runtime(SimpleNamespace):
+    def record(self, job_id: int) -> dict[str, str]:
+        return self.state.hgetall(self.xkeys.job(job_id))
+
+    def set_record(self, job_id: int, state: str | None = None, **fields: object) -> None:
+        values = {k: str(v) for k, v in fields.items()}
+        if state:
+            values["state"] = state
+        self.state.hset(self.xkeys.job(job_id), mapping=values or {"updated": "0"})
+
+
+def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
+    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    # three deliveries died mid-run (counted, never cleared); the fourth gives the job up
+    r.set(rt.xkeys.deliveries("depin.run", 7), tasks.MAX_DELIVERIES)
+    rt.set_record(7, "running")
+    tasks.run(7)
+    assert rt.record(7)["state"] == "abandoned" and "redelivery cap" in rt.record(7)["reason"]
+    assert any(rec.levelname == "CRITICAL" and rec.getMessage() == "giving the job up" for rec in caplog.records)
+    assert not r.exists(rt.xkeys.deliveries("depin.run", 7))
+    # with its outcome recorded, giving up means submitting what is there
+    r.set(rt.xkeys.deliveries("depin.run", 8), tasks.MAX_DELIVERIES)
+    rt.set_record(8, "outcome", kind="result")
+    tasks.run(8)
+    assert sent == [("depin.submit", 8)]
+
+
+def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), lease_ttl=1)
+    rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 1)
+    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    rt.set_record(9, "submitted")  # nothing to do: the run returns at once
+    tasks.run(9)
+    assert not r.exists(rt.xkeys.deliveries("depin.run", 9))
+    assert not r.exists(rt.xkeys.lease(9))
+
+
+# ------------------------------------------------------------------------------------ arbiter
+
+
+def test_the_arbiter_rules_on_digests_and_failure_codes() -> None:
+    result = SimpleNamespace(kind="result", digest=b"\x01" * 32)
+    oom = SimpleNamespace(kind="failure", code=FailureCode.OUT_OF_MEMORY)
+    assert decide(False, b"\x01" * 32, None, result) == Ruling.PROVIDER_WINS
+    assert decide(False, b"\x02" * 32, None, result) == Ruling.CHALLENGER_WINS
+    assert decide(False, b"\x01" * 32, None, oom) == Ruling.CHALLENGER_WINS
+    assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, oom) == Ruling.PROVIDER_WINS
+    assert decide(True, b"\x00" * 32, FailureCode.TIME_LIMIT, oom) == Ruling.CHALLENGER_WINS
+    assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, result) == Ruling.CHALLENGER_WINS

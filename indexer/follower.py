@@ -69,6 +69,7 @@ MAX_UNFINAL_BATCH = 500  # blocks per batch near the head (each needs its header
 TARGET_LOGS = 4_000  # logs per eth_getLogs the range aims at: big enough to amortise, small enough to pipeline
 INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to the log density
 RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
+GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a collection during a backfill
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -362,7 +363,8 @@ class Indexer:
         cache = self.store.cache
         # The cyclic garbage collector would walk the growing read cache again and again (a tenth
         # of the backfill's CPU); batches make almost no reference cycles, so it is paused for the
-        # backfill and its young generations collected after each batch instead.
+        # backfill and its young generations are collected between batches once they hold more
+        # than GC_YOUNG_LIMIT objects (every ten or so batches of TARGET_LOGS logs).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -394,7 +396,7 @@ class Indexer:
                 cursor = new_cursor
                 applied += result.events
                 del result
-                if gc_was_enabled:
+                if gc_was_enabled and gc.get_count()[0] > GC_YOUNG_LIMIT:
                     gc.collect(1)
             if pending is not None:
                 pending.wait()

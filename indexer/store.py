@@ -120,7 +120,8 @@ def _chunked(head: list[str], args: Sequence[str], step: int = 1) -> list[list[s
 
 
 def _score(score: float) -> str:
-    return str(int(score)) if score == int(score) else repr(score)
+    whole = int(score)
+    return str(whole) if whole == score else repr(score)
 
 
 @dataclass(frozen=True)

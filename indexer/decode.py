@@ -1,7 +1,9 @@
 """Fast decoding of raw ``eth_getLogs`` results into :class:`Event` objects.
 
 Decoders are built once per event type from the shipped ABIs (``depin.artifacts.load_abi``) and
-looked up by ``(contract address, topic0)``. Decoding a log is then string slicing:
+looked up by ``(contract address, topic0)``. For each event type whose fields allow it, a Python
+function is generated once (``EventDecoder.decode_args``, its source in ``decode_args.source``) with
+every word offset, padding check and conversion written out; decoding a log is then string slicing:
 
 - indexed parameters come from the topics by hand (uint from hex, address = last 40 hex digits);
 - static data fields (uintN, intN, address, bool, bytesN, and tuples of those) are sliced out of the
@@ -12,7 +14,8 @@ looked up by ``(contract address, topic0)``. Decoding a log is then string slici
 
 A log that cannot be decoded (unknown address or topic, wrong topic count, short or malformed data,
 ``removed: true``) is skipped: :meth:`LogDecoder.decode` returns None and logs the reason. It never
-raises for bad input.
+raises for bad input. :meth:`LogDecoder.decode_all` decodes the common case inline (from dicts or
+from :class:`indexer.logs.RawLog` records) and hands anything unusual to :meth:`LogDecoder.decode`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ Final blocks are backfilled as a pipeline: a fetch thread gets the next range wh
 thread decodes and reduces the current one and Redis runs the previous batch's commit script (sent
 without waiting; its answer is read before the next commit is sent). Batches still commit one at a
 time, in order, each with the cursor compare-and-set, and the write-through read cache lets a batch
-see the values of the one still in flight.
+see the values of the one still in flight. ``eth_getLogs`` answers are read with
+:class:`indexer.logs.LogFetcher` (msgspec straight into typed records) when the indexer owns its
+HTTP transport, and the cyclic garbage collector is paused during the pipeline.
 
 The ``eth_getLogs`` range adapts: it halves (down to ``min_range``) when the node rejects a range,
 times out or fails twice in a row; it shrinks toward ``TARGET_LOGS`` logs per request on dense

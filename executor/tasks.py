@@ -290,11 +290,13 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
             rt.set_record(job_id, "late", reason=f"submit deadline {job.deadline} passed")
             log.error("submit deadline passed", extra={"job": job_id})
             return
+        if rec.get("tx_pending") and _wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
+            return
         try:
             if rec.get("kind") == "result":
-                receipt = rt.client.submit_result(job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
+                receipt = _send_recorded(rt, job_id, "submitResult", job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
             else:
-                receipt = rt.client.submit_failure(job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
+                receipt = _send_recorded(rt, job_id, "submitFailure", job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
         except TxReverted as exc:
             job = rt.client.job(job_id)
             if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
@@ -310,6 +312,53 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
         log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
     finally:
         lease.release()
+
+
+PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
+
+
+def _send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
+    """Sends ``JobMarket.fn(args)`` like :meth:`depin.client.Client.transact`, but records the
+    transaction hash in the job's record between the broadcast and the wait: a worker killed while
+    the transaction is in the pool leaves its hash behind, and the next attempt waits for that
+    transaction instead of sending a second one."""
+    client = rt.client
+    tx = client.tx
+    if tx is None:
+        raise RuntimeError("the executor's client has no signing account")
+    to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
+    what = f"JobMarket.{fn}"
+    gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
+    pending = tx.broadcast(to, data, gas=gas, what=what)
+    rt.set_record(job_id, tx_pending=",".join(pending.hashes), tx_nonce=pending.nonce)
+    return tx.wait(pending)
+
+
+def _wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> bool:
+    """An earlier attempt broadcast `hashes` and died. While one of them is still in the pool, waits
+    for it to be mined (up to PENDING_WAIT seconds). True when the chain then shows the job
+    submitted by us (the record is updated); False when the transactions are gone (dropped, or
+    mined and reverted): the caller sends anew."""
+    deadline = time.monotonic() + PENDING_WAIT
+    while True:
+        known = False
+        for tx_hash in hashes:
+            if rt.rpc.call("eth_getTransactionReceipt", [tx_hash]) is not None:
+                known = False
+                break
+            if rt.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None:
+                known = True
+        job = rt.client.job(job_id)
+        if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+            _mark_submitted(rt, job_id, job.deadline, reason="the pre-crash transaction was mined")
+            log.info("pre-crash submission mined; not sending again", extra={"job": job_id, "tx": hashes[-1]})
+            return True
+        if not known or time.monotonic() > deadline:
+            if known:
+                log.warning("pre-crash submission still pending; sending a new one", extra={"job": job_id, "tx": hashes[-1]})
+            return False
+        log.info("waiting for the pre-crash submission", extra={"job": job_id, "tx": hashes[-1]})
+        time.sleep(0.5)
 
 
 def _mark_submitted(rt: Runtime, job_id: int, deadline: int, **fields: Any) -> None:

@@ -91,6 +91,41 @@ def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
     _settled_once(stack, job_id)
 
 
+def test_kill_9_with_the_submission_still_in_the_pool_waits_for_it(stack: Stack) -> None:
+    """The restarted worker finds the pre-crash transaction pending: it waits for it rather than
+    sending a second one (one submitResult transaction in all)."""
+    p, m = stack.provider, stack.market
+    address = stack.accounts[PROVIDER]
+    submit_selector = "0x" + m.codec.function("JobMarket", "submitResult").selector.hex()
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "sleep 1; echo done > /out/x"], max_runtime=20))
+    wait_for(lambda: _state(stack, job_id) == "running", 30, "the run to start")
+    first_block = m.block_number() + 1
+    m.set_automine(False)
+    try:
+        def submit_pending() -> bool:
+            txs = _pending_from(stack, address)
+            if any(t["input"].startswith(submit_selector) for t in txs):
+                return True
+            if txs:
+                m.mine()
+            return False
+
+        wait_for(submit_pending, 30, "the submission to be in the pool")
+        p.kill9("worker-chain")
+        p.start("worker-chain")
+        wait_for(lambda: any(e.get("msg") == "waiting for the pre-crash submission" and e.get("job") == job_id
+                             for e in p.log_lines("worker-chain")), 30, "the restarted worker to find the pending transaction")
+        m.mine()
+    finally:
+        m.set_automine(True)
+    _settled_once(stack, job_id)
+    sent = 0
+    for number in range(first_block, m.block_number() + 1):
+        block = m.rpc.call("eth_getBlockByNumber", [hex(number), True])
+        sent += sum(1 for t in block["transactions"] if t["from"].lower() == address.lower() and t["input"].startswith(submit_selector))
+    assert sent == 1
+
+
 def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
     p, m = stack.provider, stack.market
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"]))
@@ -106,7 +141,7 @@ def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
 def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
     m = stack.market
     address = stack.accounts[PROVIDER]
-    assert len(stack.crash_jobs) == 3
+    assert len(stack.crash_jobs) == 4
     paid = 0
     for job_id in stack.crash_jobs:
         events = stack.events(job_id, "JobFinalized")

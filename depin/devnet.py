@@ -367,17 +367,15 @@ def check_http(url: str) -> Health:
         return Health(False, f"{url} does not answer: {exc}")
 
 
-def celery_workers(redis_url: str, key_prefix: str, *, expect: int, timeout: float = 1.5) -> list[str]:
-    """Names of the Celery workers that answer a ping on the executor broker whose keys start with
-    `key_prefix` (the executor's ``{e}`` prefix; kombu's ``global_keyprefix`` is ``{e}:broker:``).
-    Returns as soon as `expect` workers answered."""
+def celery_workers(broker_url: str, key_prefix: str, *, expect: int, timeout: float = 1.5) -> list[str]:
+    """Names of the Celery workers that answer a ping on the executor broker at `broker_url` whose
+    keys start with `key_prefix` (the executor's ``{e}`` prefix; kombu's ``global_keyprefix`` is
+    ``{e}:broker:``). Returns as soon as `expect` workers answered."""
     from celery import Celery
-
-    from executor.runtime import broker_url_for  # type: ignore[import-not-found]
 
     app = Celery("depin-devnet-probe", set_as_current=False)
     app.conf.update(
-        broker_url=broker_url_for(redis_url),
+        broker_url=broker_url,
         broker_transport_options={"global_keyprefix": key_prefix + ":broker:"},
         broker_connection_retry=False,
         broker_connection_max_retries=0,
@@ -677,6 +675,12 @@ class Devnet:
         return f"redis://127.0.0.1:{self.ports.get('redis', 0)}/0"
 
     @property
+    def broker_url(self) -> str:
+        """The executors' Celery broker: the next database of the devnet's Redis (executor.runtime's
+        rule; the executors get no DEPIN_BROKER_URL)."""
+        return f"redis://127.0.0.1:{self.ports.get('redis', 0)}/1"
+
+    @property
     def results_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.get('results', 0)}"
 
@@ -888,7 +892,7 @@ class Devnet:
         hit = cache.get(role)
         if hit is not None and time.monotonic() - hit[0] < 1.0 and len(hit[1]) >= expect:
             return hit[1]
-        names = celery_workers(self.redis_url, self._exec_prefix(role), expect=expect)
+        names = celery_workers(self.broker_url, self._exec_prefix(role), expect=expect)
         cache[role] = (time.monotonic(), names)
         return names
 

@@ -51,7 +51,7 @@ def arbitrate_job(task: Task, rt: Runtime, job_id: int) -> None:
         rec = rt.record(job_id)
         if rec.get("state") != "arbitrating":
             return
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if job.status != JobStatus.DISPUTED:
             rt.set_record(job_id, "ruled", reason=f"job is {job.status.label}: nothing to rule")
             return
@@ -87,7 +87,7 @@ def rule_job(rt: Runtime, job_id: int) -> None:
     rec = rt.record(job_id)
     if rec.get("state") != "ruling":
         return
-    job = rt.client.job(job_id)
+    job = rt.job(job_id)
     if job.status != JobStatus.DISPUTED:
         rt.set_record(job_id, "ruled", reason=f"job is {job.status.label}")
         return
@@ -95,7 +95,7 @@ def rule_job(rt: Runtime, job_id: int) -> None:
     try:
         receipt = rt.client.rule(job_id, ruling, bytes.fromhex(rec["evidence"][2:]))
     except TxReverted as exc:
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if job.status != JobStatus.DISPUTED:
             rt.set_record(job_id, "ruled", reason=f"job is {job.status.label}")
             return

@@ -160,8 +160,8 @@ class Dispatcher:
         """Policy, spec and hash checks for an Open job; queues the claim when all pass."""
         rt = self.rt
         rec = rt.record(job_id)
-        if rec and not (reopened and rec.get("state") not in ACTIVE_STATES):
-            return  # seen before
+        if rec and rec.get("state") != "lost" and not (reopened and rec.get("state") not in ACTIVE_STATES):
+            return  # seen before (a lost job is looked at again: it is Open again after a reorg or a timeout)
         idx = rt.indexed_job(job_id)
         if idx.get("status") != "Open":
             log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
@@ -232,6 +232,8 @@ class Dispatcher:
 
         if state in NEXT_TASK:
             send(NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
+        elif event == "JobPosted" and state is not None:
+            rt.state.delete(rt.xkeys.job(job_id))  # the canonical chain's JobPosted (if any) is judged afresh
 
 
 def run_dispatcher(rt: Runtime, stop: threading.Event | None = None) -> None:

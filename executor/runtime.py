@@ -271,6 +271,17 @@ class Runtime:
     def lease(self, job_id: int) -> Lease:
         return Lease(self.state, self.xkeys.lease(job_id), self.lease_ttl)
 
+    def job(self, job_id: int) -> Any:
+        """The job's on-chain record (:class:`depin.client.OnchainJob`); a job the chain does not
+        know (never posted, or posted in blocks a reorg removed) comes back with status ``NONE``."""
+        from depin.client import OnchainJob, UnknownJob
+        from depin.market import JobStatus
+
+        try:
+            return self.client.job(job_id)
+        except UnknownJob:
+            return OnchainJob(job_id, b"\x00" * 32, "", 0, JobStatus.NONE, False, None, 0, 0, 0, 0, 0, 0, 0, None)
+
     # ------------------------------------------------------------------ index reads
 
     def indexed_job(self, job_id: int) -> dict[str, str]:

@@ -126,6 +126,14 @@ def job_task(name: str, *, give_up: Callable[[Runtime, int, str], None] | None =
     return decorate
 
 
+def _lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
+    """The job is not ours (any more). When it is Open again (a reorg removed our claim, a timeout
+    reopened it) the dispatcher is asked to consider it afresh."""
+    rt.set_record(job_id, "lost", reason=reason)
+    if job.status == JobStatus.OPEN and rt.role == "provider":
+        rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
+
+
 def _abandon(rt: Runtime, job_id: int, reason: str) -> None:
     rec = rt.record(job_id)
     if rec.get("state") == "outcome":  # the result is safe: submitting it is the right thing
@@ -189,11 +197,11 @@ def claim(self: Task, rt: Runtime, job_id: int) -> None:
     rec = rt.record(job_id)
     if rec.get("state") not in ("claiming", None):
         return
-    job = rt.client.job(job_id)
+    job = rt.job(job_id)
     if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
         pass  # claimed before a crash: carry on
     elif job.status != JobStatus.OPEN:
-        rt.set_record(job_id, "lost", reason=f"job is {job.status.label}")
+        _lost(rt, job_id, job, f"job is {job.status.label}")
         log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
         return
     else:
@@ -201,9 +209,9 @@ def claim(self: Task, rt: Runtime, job_id: int) -> None:
             receipt = rt.client.claim(job_id)
             log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
         except TxReverted as exc:
-            job = rt.client.job(job_id)
+            job = rt.job(job_id)
             if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
-                rt.set_record(job_id, "lost", reason=exc.error_name or exc.reason)
+                _lost(rt, job_id, job, exc.error_name or exc.reason)
                 log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
                 return
     rt.set_record(job_id, "claimed", claimed_at=time.time())
@@ -222,9 +230,9 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
         state = rec.get("state")
         if state not in ("claimed", "running", "claiming"):
             return  # outcome recorded (recovery submits it), or done
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if not same(job.provider, rt.address) or job.status not in (JobStatus.CLAIMED, *AFTER_SUBMIT):
-            rt.set_record(job_id, "lost", reason=f"job is {job.status.label}, provider {job.provider}")
+            _lost(rt, job_id, job, f"job is {job.status.label}, provider {job.provider}")
             log.warning("run skipped: the job is not ours", extra={"job": job_id, "status": job.status.label})
             return
         if job.status != JobStatus.CLAIMED:
@@ -277,13 +285,13 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
         rec = rt.record(job_id)
         if rec.get("state") != "outcome":
             return
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
             _mark_submitted(rt, job_id, job.deadline, reason="already on chain")
             log.info("submission found on chain; not sending again", extra={"job": job_id, "status": job.status.label})
             return
         if not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED):
-            rt.set_record(job_id, "lost", reason=f"job is {job.status.label}, provider {job.provider}")
+            _lost(rt, job_id, job, f"job is {job.status.label}, provider {job.provider}")
             log.warning("submission skipped: the job is not ours any more", extra={"job": job_id, "status": job.status.label})
             return
         if job.deadline < rt.chain_now():
@@ -298,7 +306,7 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
             else:
                 receipt = _send_recorded(rt, job_id, "submitFailure", job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
         except TxReverted as exc:
-            job = rt.client.job(job_id)
+            job = rt.job(job_id)
             if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
                 _mark_submitted(rt, job_id, job.deadline, reason="already on chain")
                 return
@@ -307,7 +315,7 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
                 log.error("submission too late", extra={"job": job_id})
                 return
             raise
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         _mark_submitted(rt, job_id, job.deadline, tx=receipt.tx_hash)
         log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
     finally:
@@ -348,7 +356,7 @@ def _wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) ->
                 break
             if rt.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None:
                 known = True
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
             _mark_submitted(rt, job_id, job.deadline, reason="the pre-crash transaction was mined")
             log.info("pre-crash submission mined; not sending again", extra={"job": job_id, "tx": hashes[-1]})
@@ -420,7 +428,7 @@ def finalize_due() -> int:
         return 0
     ready = []
     for job_id in sorted(ids):
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if job.status == JobStatus.SUBMITTED and now > job.deadline:
             ready.append(job_id)
         elif job.status != JobStatus.SUBMITTED:
@@ -436,7 +444,7 @@ def finalize_due() -> int:
         return 0
     count = rt.client.finalized_count(receipt)
     for job_id in ready:
-        _settled(rt, job_id, rt.client.job(job_id).status)
+        _settled(rt, job_id, rt.job(job_id).status)
     log.info("finalized", extra={"jobs": ",".join(map(str, ready)), "count": count, "tx": receipt.tx_hash})
     return count
 
@@ -482,7 +490,7 @@ def poke() -> int:
     )
     for status, field, expected, attr, action in actions:
         for job_id in sorted(_index_due(rt, status, field, now))[:POKE_LIMIT]:
-            job = rt.client.job(job_id)
+            job = rt.job(job_id)
             if job.status != expected or getattr(job, attr) >= now:
                 continue
             try:

@@ -41,7 +41,7 @@ def verify_job(task: Task, rt: Runtime, job_id: int) -> None:
         rec = rt.record(job_id)
         if rec.get("state") != "verifying":
             return
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if job.status != JobStatus.SUBMITTED:
             rt.set_record(job_id, "verified", reason=f"job is {job.status.label}: nothing to verify")
             return
@@ -86,7 +86,7 @@ def challenge_job(rt: Runtime, job_id: int) -> None:
     rec = rt.record(job_id)
     if rec.get("state") != "challenge":
         return
-    job = rt.client.job(job_id)
+    job = rt.job(job_id)
     if job.status != JobStatus.SUBMITTED:
         rt.set_record(job_id, "challenged" if job.status in (JobStatus.DISPUTED, JobStatus.RESOLVED) else "too_late",
                       reason=f"job is {job.status.label}", challenger=job.challenger or "")
@@ -98,7 +98,7 @@ def challenge_job(rt: Runtime, job_id: int) -> None:
     try:
         receipt = rt.client.challenge(job_id)
     except TxReverted as exc:
-        job = rt.client.job(job_id)
+        job = rt.job(job_id)
         if job.status == JobStatus.DISPUTED:
             rt.set_record(job_id, "challenged", reason="challenged by someone else", challenger=job.challenger or "")
             return

@@ -189,3 +189,109 @@ def test_the_arbiter_rules_on_digests_and_failure_codes() -> None:
     assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, oom) == Ruling.PROVIDER_WINS
     assert decide(True, b"\x00" * 32, FailureCode.TIME_LIMIT, oom) == Ruling.CHALLENGER_WINS
     assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, result) == Ruling.CHALLENGER_WINS
+
+
+# ------------------------------------------------------------------------------------ dispatcher
+
+
+@pytest.fixture
+def dispatcher_env(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real Runtime and Dispatcher on redis databases 4 (index) and 5 (executor state), no chain:
+    the stream entries and job hashes are written here as the indexer would."""
+    import json
+
+    from depin.config import ExecutorConfig, KeyConfig, NetworkConfig, RedisConfig
+    from executor.dispatcher import Dispatcher
+    from executor.runtime import Runtime
+
+    for db in (4, 5):
+        redis_server.client(db).flushdb()
+    deployment = tmp_path / "31337.json"
+    deployment.write_text(json.dumps({"chainId": 31337, "network": "devnet", "deployBlock": 1, "deployer": "0x" + "11" * 20,
+                                      "addresses": {"JobMarket": "0x" + "22" * 20, "ArbiterResolver": "0x" + "33" * 20}, "parameters": {}}))
+    monkeypatch.setenv("DEPIN_BROKER_URL", redis_server.url(5))
+    config = DepinConfig(network=NetworkConfig(rpc_url="http://127.0.0.1:9", deployment=deployment),
+                         redis=RedisConfig(url=redis_server.url(4)), key=KeyConfig(dev_account=1),
+                         executor=ExecutorConfig(role="provider"), policy=PolicyConfig(images=[DIGEST], max_concurrent_jobs=1))
+    rt = Runtime(config)
+    rt.chain_now = lambda: int(time.time())  # type: ignore[method-assign]
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    return SimpleNamespace(rt=rt, dispatcher=Dispatcher(rt, block_ms=50), sent=sent)
+
+
+def _post(env: SimpleNamespace, job_id: int, *, kind: str = "event", **job: str) -> None:
+    import json
+
+    from depin.spec import canonical_json, spec_hash
+
+    raw = canonical_json({"v": 1, "image": f"depin/busybox@{DIGEST}", "command": ["true"],
+                          "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10}})
+    fields = {"id": str(job_id), "status": "Open", "specValid": "1", "specJson": raw.decode(), "specHash": "0x" + spec_hash(raw).hex(),
+              "reward": str(TOKEN), "maxRuntime": "60", "claimDeadline": str(int(time.time()) + 600), "cpuSeconds": "10", **job}
+    rt = env.rt
+    rt.index.hset(rt.index_keys.job(job_id), mapping=fields)
+    rt.index.xadd(rt.index_keys.events, {"kind": kind, "event": "JobPosted", "block": "1", "blockHash": "0x1", "tx": "0x1",
+                                         "logIndex": "0", "args": json.dumps({"jobId": str(job_id)})})
+
+
+def _drain(env: SimpleNamespace) -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=env.dispatcher.run, args=(stop,), daemon=True)
+    thread.start()
+    rt = env.rt
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        groups = rt.index.xinfo_groups(rt.index_keys.events) if rt.index.exists(rt.index_keys.events) else []
+        if groups and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    stop.set()
+    thread.join(5)
+
+
+def test_dispatcher_claims_once_defers_when_full_and_hands_a_freed_slot_over(dispatcher_env: SimpleNamespace) -> None:
+    env, rt = dispatcher_env, dispatcher_env.rt
+    _post(env, 1)
+    _post(env, 2)
+    _post(env, 1)  # a duplicate delivery (at-least-once): no second claim
+    _drain(env)
+    assert env.sent == [("depin.claim", 1)]
+    assert rt.record(1)["state"] == "claiming"
+    assert rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["2"]  # max_concurrent_jobs = 1
+    rt.set_record(1, "submitted")  # the slot frees
+    _drain(env)
+    assert env.sent == [("depin.claim", 1), ("depin.claim", 2)]
+
+
+def test_dispatcher_rereads_entries_it_never_acknowledged(dispatcher_env: SimpleNamespace) -> None:
+    env, rt = dispatcher_env, dispatcher_env.rt
+    env.dispatcher.ensure_group()
+    _post(env, 3)
+    # a previous dispatcher read the entry and died before acknowledging it
+    rt.index.xreadgroup(rt.xkeys.group, "dead-consumer", {rt.index_keys.events: ">"}, count=10)
+    env.dispatcher.consumer = "dead-consumer"  # the same consumer name after a restart
+    _drain(env)
+    assert env.sent == [("depin.claim", 3)]
+
+
+def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: SimpleNamespace) -> None:
+    env, rt = dispatcher_env, dispatcher_env.rt
+    _post(env, 4, specValid="0", specError="not JSON")  # skipped
+    _drain(env)
+    assert rt.record(4)["state"] == "skipped"
+    rt.set_record(5, "running")
+    _post(env, 5, kind="retraction")
+    _post(env, 4, kind="retraction")
+    # the canonical chain posts a different, valid job 4
+    _post(env, 4)
+    _drain(env)
+    assert ("depin.run", 5) in env.sent  # re-checked against the chain by the run task
+    assert rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["4"]  # judged afresh (and deferred: job 5 holds the slot)
+    rt.set_record(5, "lost")
+    _drain(env)
+    assert ("depin.claim", 4) in env.sent
+    assert rt.record(4)["state"] == "claiming"

@@ -56,6 +56,10 @@ ZERO_HASH = b"\x00" * 32
 TOKEN_DECIMALS = 18
 TOKEN_SYMBOL = "DPC"
 CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+# Seconds added to the spec's runtime for the job's submit window (maxRuntime) when the caller gives
+# none: providers need time to fetch inputs, archive the output and get the submission mined, and
+# their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN).
+SUBMIT_MARGIN = 60
 DEFAULT_CLAIM_WINDOW = 3_600
 PERMIT_LIFETIME = 3_600
 DOWNLOAD_TIMEOUT = 60.0
@@ -626,8 +630,9 @@ class Client:
     ) -> PostedJob:
         """Posts a job and escrows `reward` (first from the market balance, the rest from the wallet).
 
-        `max_runtime` and `cpu_seconds` default to the spec's (``resources.max_runtime``,
-        :func:`depin.spec.cpu_seconds`); `claim_window` to an hour, `challenge_window` and
+        `max_runtime` (the on-chain submit window, from claim to submission) defaults to the spec's
+        ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound;
+        `cpu_seconds` to :func:`depin.spec.cpu_seconds` of the spec; `claim_window` to an hour, `challenge_window` and
         `collateral_pct` to the market's minimums (each clamped into the market's bounds when
         defaulted, checked when given). With `permit` the wallet part is approved by an ERC-2612
         signature inside the same transaction (``postJobWithPermit``); otherwise an ``approve``
@@ -653,7 +658,8 @@ class Client:
             "collateral percentage", collateral_pct, p.min_collateral_pct, p.min_collateral_pct, p.max_collateral_pct,
             unit="%",
         )
-        max_runtime = parsed.resources.max_runtime if max_runtime is None else max_runtime
+        if max_runtime is None:  # the submit window: the run itself plus time to fetch, archive and submit
+            max_runtime = min(parsed.resources.max_runtime + SUBMIT_MARGIN, p.max_runtime)
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
         terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)

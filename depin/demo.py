@@ -300,6 +300,7 @@ class Demo:
 
         from depin.devchain import DevChain, JobTerms
         from depin.deployment import to_wei
+        from depin.client import SUBMIT_MARGIN
         from depin.devnet import PROVIDER_ACCOUNTS
         from depin.spec import cpu_seconds
 
@@ -311,7 +312,7 @@ class Demo:
         spec = self.job_spec("the quick brown fox jumps over the lazy dog\n", "fox.txt")
         spec_bytes = spec.to_bytes()
         window = max(self.challenge_window, 15)  # the verifier re-runs the job before it closes
-        terms = JobTerms(reward=to_wei(1), claim_window=3600, max_runtime=spec.resources.max_runtime,
+        terms = JobTerms(reward=to_wei(1), claim_window=3600, max_runtime=spec.resources.max_runtime + SUBMIT_MARGIN,
                          challenge_window=window, collateral_pct=100, cpu_seconds=cpu_seconds(spec))
         before = chain.get_provider(cheater)
         with self.console.status("a dishonest provider takes a job…") as status:

@@ -22,12 +22,12 @@ print(d)' "$@"; }
 market=$(field "$DEPLOYMENT" addresses JobMarket)
 token=$(field "$DEPLOYMENT" addresses RewardToken)
 spec=$(cat "$spec_file")
-max_runtime=$(field "$spec_file" resources max_runtime)
+submit_window=$(( $(field "$spec_file" resources max_runtime) + 60 ))   # the run + 60 s to fetch, archive, submit
 cpu_seconds=$(python3 -c 'import json,math,sys; r=json.load(open(sys.argv[1]))["resources"]; print(max(1, math.ceil(r["cpus"]*r["max_runtime"])))' "$spec_file")
 reward=$(cast to-wei "$reward_tokens")
 
-# JobTerms: (reward, claimWindow, maxRuntime, challengeWindow, collateralPct, cpuSeconds)
-terms="($reward,3600,$max_runtime,$challenge_window,50,$cpu_seconds)"
+# JobTerms: (reward, claimWindow, maxRuntime = submit window, challengeWindow, collateralPct, cpuSeconds)
+terms="($reward,3600,$submit_window,$challenge_window,50,$cpu_seconds)"
 cast send --rpc-url "$RPC_URL" "${signer[@]}" "$token" 'approve(address,uint256)' "$market" "$reward" >/dev/null
 receipt=$(cast send --json --rpc-url "$RPC_URL" "${signer[@]}" "$market" \
   'postJob(bytes32,bytes,(uint96,uint32,uint24,uint24,uint16,uint32))' \

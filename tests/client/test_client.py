@@ -10,6 +10,7 @@ import pytest
 from depin import Client
 from depin.accounts import DevKeyRefused, dev_account
 from depin.client import (
+    SUBMIT_MARGIN,
     ClientError,
     InsufficientAllowance,
     InsufficientBalance,
@@ -40,7 +41,8 @@ def test_post_with_permit_escrows_exactly_the_reward_in_one_transaction(devnet: 
     job = client.job(posted.job_id)
     assert job.status is JobStatus.OPEN and job.requester == requester.address
     assert cpu_seconds(spec) == 240
-    assert (job.reward, job.max_runtime, job.cpu_seconds) == (to_wei("1.25"), 120, 240)
+    # The submit window is the run plus the margin providers need to fetch, archive and submit.
+    assert (job.reward, job.max_runtime, job.cpu_seconds) == (to_wei("1.25"), 120 + SUBMIT_MARGIN, 240)
     assert job.spec_hash == spec.hash() and job.provider is None and job.challenger is None
     params = client.params()
     assert job.challenge_window == params.min_challenge_window and job.collateral_pct == params.min_collateral_pct
@@ -189,7 +191,7 @@ def test_failure_expire_timeout_and_unresolved(devnet: Devnet) -> None:
     anyone.expire(expiring)
     assert requester.job(expiring).status is JobStatus.EXPIRED
     # timeout after the claim deadline: refund, collateral burned
-    slow = requester.post_job(make_spec(9, runtime=5), reward=to_wei(1), claim_window=10).job_id
+    slow = requester.post_job(make_spec(9, runtime=5), reward=to_wei(1), claim_window=10, max_runtime=5).job_id
     provider.claim(slow)
     devnet.chain.advance_time(11)
     anyone.timeout(slow)

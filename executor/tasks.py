@@ -45,7 +45,7 @@ log = logging.getLogger("executor.tasks")
 
 RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds without progress
 FORCED_RECOVER_AFTER = 2.0  # at worker start: anything idle this long whose lease is free
-MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))
+MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))  # then each recovery logs an error
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
 AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
 POKE_LIMIT = 10  # deadline transitions sent per beat and kind
@@ -90,9 +90,9 @@ def same(a: str | None, b: str | None) -> bool:
 
 def job_task(name: str, *, give_up: Callable[[Runtime, int, str], None] | None = None, **options: Any) -> Callable:
     """A job task with the redelivery cap: every delivery is counted in Redis before the body runs
-    and the count is cleared when the body ends (returns or raises). Only deliveries that died
-    mid-way (kill -9, the hard time limit, a lost worker) stay counted; past MAX_DELIVERIES the job is
-    given up loudly with `give_up`."""
+    and counted off when the body ends (returns or raises). Only deliveries that died mid-way
+    (kill -9, the hard time limit, a lost worker) stay counted; past MAX_DELIVERIES the job is given
+    up loudly with `give_up`."""
     if ROUTES[name] == "chain":
         options.setdefault("soft_time_limit", CHAIN_SOFT_LIMIT)
         options.setdefault("time_limit", CHAIN_HARD_LIMIT)
@@ -114,8 +114,9 @@ def job_task(name: str, *, give_up: Callable[[Runtime, int, str], None] | None =
             try:
                 return fn(self, rt, job_id, *args, **kwargs)
             finally:
-                try:
-                    rt.state.delete(key)
+                try:  # DECR, not DEL: a duplicate delivery ending must not erase a dead one's count
+                    if int(rt.state.decr(key)) <= 0:
+                        rt.state.delete(key)
                 except redis.RedisError:
                     pass
 
@@ -536,8 +537,8 @@ NEXT_TASK = {
 @app.task(name="depin.recover", base=JobTask, max_retries=0, autoretry_for=())
 def recover(force: bool = False) -> int:
     """Re-queues the next task of every job in hand whose lease is free and whose record has not
-    moved for ``DEPIN_RECOVER_AFTER`` seconds (or at once with `force`, at worker start); gives a
-    job up after ``MAX_RECOVERIES`` re-queues; removes this executor's orphan containers."""
+    moved for ``DEPIN_RECOVER_AFTER`` seconds (or, with `force` at worker start, for 2 s); removes
+    this executor's orphan containers."""
     rt = get_runtime()
     now = time.time()
     requeued = 0
@@ -553,15 +554,15 @@ def recover(force: bool = False) -> int:
         idle = now - float(rec.get("updated") or 0)
         if idle < (FORCED_RECOVER_AFTER if force else RECOVER_AFTER):
             continue
+        # No cap here: a job that merely waits in a long queue looks idle too, and a duplicate
+        # message is harmless (lease + state + chain checks). Deliveries that *die* are capped by
+        # the delivery counter; jobs that keep failing end when their chain deadline passes (late).
         tries = int(rt.state.hincrby(rt.xkeys.job(job_id), "recoveries", 1))
-        if tries > MAX_RECOVERIES:
-            rt.set_record(job_id, "abandoned", reason=f"still {state} after {MAX_RECOVERIES} recoveries")
-            log.critical("giving the job up after repeated recoveries", extra={"job": job_id, "state": state})
-            continue
         rt.set_record(job_id)  # touch: not again before RECOVER_AFTER
         send(NEXT_TASK[state], job_id)
         requeued += 1
-        log.warning("job recovered", extra={"job": job_id, "state": state, "task": NEXT_TASK[state], "attempt": tries})
+        level = logging.ERROR if tries > MAX_RECOVERIES else logging.WARNING
+        log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": NEXT_TASK[state], "attempt": tries})
     _reap(rt, active)
     return requeued
 

@@ -27,8 +27,6 @@ from rich.text import Text
 
 from depin import __version__
 from depin.cliutil import (
-    DEFAULT_REDIS_URL,
-    DEFAULT_RPC_URL,
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,
@@ -38,6 +36,8 @@ from depin.cliutil import (
     RedisUrlOpt,
     RpcUrlOpt,
     ago,
+    default_redis_url,
+    default_rpc_url,
     find_deployment_file,
     format_amount,
     make_console,
@@ -388,7 +388,7 @@ def indexer_status(
     from depin.chain import head_reader
 
     reader = open_reader(redis_url, deployment, namespace)
-    rpc = rpc_url or DEFAULT_RPC_URL
+    rpc = rpc_url or default_rpc_url()
     chain_head = head_reader(rpc)()
     st = reader.status(chain_head)
     if as_json:
@@ -617,9 +617,9 @@ def indexer_api(
     from indexer.api import ApiConfig, serve
 
     config = ApiConfig(
-        redis_url=redis_url or DEFAULT_REDIS_URL,
+        redis_url=redis_url or default_redis_url(),
         deployment_file=find_deployment_file(deployment),
-        rpc_url=rpc_url or DEFAULT_RPC_URL,
+        rpc_url=rpc_url or default_rpc_url(),
         namespace=namespace,
     )
     serve(config, host, port)

@@ -31,7 +31,6 @@ from depin.cli_keys import (
     parse_tokens,
 )
 from depin.cliutil import (
-    DEFAULT_REDIS_URL,
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,
@@ -40,6 +39,7 @@ from depin.cliutil import (
     NamespaceOpt,
     RedisUrlOpt,
     RpcUrlOpt,
+    default_redis_url,
     find_deployment_file,
     format_amount,
     make_console,
@@ -447,7 +447,7 @@ def _index_reader(
 
         cfg = load_config(config)
         url, namespace = cfg.redis.url, cfg.redis.namespace
-    url = url or DEFAULT_REDIS_URL
+    url = url or default_redis_url()
     try:
         path = deployment or find_deployment_file(None)
         reader = IndexerReader.for_deployment(url, path, namespace)

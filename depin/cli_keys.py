@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from depin.cliutil import (
-    DEFAULT_RPC_URL,
     TYPER_SETTINGS,
     DeploymentOpt,
     RpcUrlOpt,
+    default_rpc_url,
     find_deployment_file,
     user_errors,
 )
@@ -105,7 +105,7 @@ def open_client(
         from depin.config import load_config
 
         cfg = load_config(config)
-    url = rpc_url or (cfg.network.rpc_url if cfg else None) or DEFAULT_RPC_URL
+    url = rpc_url or (cfg.network.rpc_url if cfg else None) or default_rpc_url()
     if deployment is None and cfg is not None and cfg.network.deployment is not None and config is not None:
         deployment = cfg.network.deployment
     client = Client.connect(url, find_deployment_file(deployment), retries=2)
@@ -212,7 +212,12 @@ def keys_address(
 
     Example: depin keys address keys/provider.json
     """
-    from depin.accounts import AccountError, keystore_address, read_password, unlock_keystore
+    from depin.accounts import (
+        AccountError,
+        keystore_address,
+        read_password,
+        unlock_keystore,
+    )
 
     if not path.is_file():
         raise AccountError(f"keystore {path} not found")

@@ -39,13 +39,13 @@ PIPED_WIDTH = 200
 RedisUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--redis-url", envvar="DEPIN_REDIS_URL", show_default=DEFAULT_REDIS_URL, help="Redis holding the index."
+        "--redis-url", envvar="DEPIN_REDIS_URL", show_default=f"the devnet's (depin devnet up), else {DEFAULT_REDIS_URL}", help="Redis holding the index."
     ),
 ]
 RpcUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--rpc-url", envvar="DEPIN_RPC_URL", show_default=DEFAULT_RPC_URL, help="JSON-RPC node of the chain."
+        "--rpc-url", envvar="DEPIN_RPC_URL", show_default=f"the devnet's (depin devnet up), else {DEFAULT_RPC_URL}", help="JSON-RPC node of the chain."
     ),
 ]
 DeploymentOpt = Annotated[
@@ -119,9 +119,31 @@ def user_errors(command: F) -> F:
 # ------------------------------------------------------------------------------------ helpers
 
 
+def _devnet(key: str) -> str | None:
+    """`key` of the local devnet (``depin devnet up``'s state in ``$DEPIN_DEVNET_DIR`` or ``.devnet``),
+    if there is one: commands given no URL talk to it."""
+    from depin.devnet import discover
+
+    found = discover()
+    return found.get(key) if found else None
+
+
+def default_rpc_url() -> str:
+    """The RPC URL when neither ``--rpc-url`` nor ``DEPIN_RPC_URL`` gives one: the devnet's, else 8545."""
+    return _devnet("rpc_url") or DEFAULT_RPC_URL
+
+
+def default_redis_url() -> str:
+    """The Redis URL when neither ``--redis-url`` nor ``DEPIN_REDIS_URL`` gives one: the devnet's, else 6379."""
+    return _devnet("redis_url") or DEFAULT_REDIS_URL
+
+
 def find_deployment_file(option: Path | None) -> Path:
     if option is not None:
         return option
+    devnet = _devnet("deployment")
+    if devnet and Path(devnet).is_file():
+        return Path(devnet)
     for candidate in DEFAULT_DEPLOYMENT_FILES:
         if candidate.is_file():
             return candidate
@@ -135,7 +157,7 @@ def find_deployment_file(option: Path | None) -> Path:
 def open_reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
     from indexer.query import IndexerReader
 
-    return IndexerReader.for_deployment(redis_url or DEFAULT_REDIS_URL, find_deployment_file(deployment), namespace)
+    return IndexerReader.for_deployment(redis_url or default_redis_url(), find_deployment_file(deployment), namespace)
 
 
 def make_console() -> Console:

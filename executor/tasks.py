@@ -36,10 +36,10 @@ from celery import Task
 from celery.signals import worker_process_init, worker_ready
 
 from depin.errors import ChainError, SpecError
-from depin.market import FailureCode, JobStatus, Ruling
+from depin.market import FailureCode, JobStatus
 from depin.spec import JobSpec, parse_spec
 from executor.app import CHAIN_HARD_LIMIT, CHAIN_SOFT_LIMIT, MAX_DELIVERIES, MAX_RETRIES, ROUTES, app
-from executor.runtime import ACTIVE_STATES, Runtime, get_runtime, set_runtime
+from executor.runtime import Runtime, get_runtime, set_runtime
 
 log = logging.getLogger("executor.tasks")
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,9 +110,14 @@ def main() -> int:
             ids.append(stack.post(job_spec(1_000 + n), terms=terms))
         done = [wait_submitted(stack, j, timeout=600) for j in ids]
         exec_seconds = max(done) - t0
+    except BaseException:
+        say(f"benchmark failed; logs kept in {tmp}")
+        raise
     finally:
         stack.close()
         stop_podman_service(podman_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(podman_dir, ignore_errors=True)
 
     plain_med, exec_med = statistics.median(plain), statistics.median(latencies)
     plain_rate = args.throughput_jobs / plain_seconds * 60

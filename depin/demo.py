@@ -158,7 +158,7 @@ class Demo:
 
     def follow(self, scenario: Scenario, job_id: int, event: str, name: str, status: Any, *,
                detail: Callable[[Any, dict[str, Any]], str] = lambda job, entry: "",
-               label: str | None = None, timeout: float | None = None) -> tuple[Any, dict[str, Any]]:
+               label: str | None = None, timeout: float | None = None, gas: bool = True) -> tuple[Any, dict[str, Any]]:
         """Waits until the indexed job's history has `event`; records it as step `name`."""
         step = Step(name, time.monotonic())
         status.update(label or f"waiting: {name}…")
@@ -170,14 +170,20 @@ class Demo:
             for entry in job.history:
                 if entry.get("event") == event:
                     return job, entry
+            if event == "ResultSubmitted" and job.extra.get("failure") == "1":
+                raise DemoFailed(
+                    f"the provider reported a failure for job {job_id} instead of a result: "
+                    f"{job.extra.get('failureReason') or job.extra.get('failureCode')} (see the worker-compute log)"
+                )
             if job.status in ("Cancelled", "Expired", "TimedOut") and event not in ("JobCancelled", "JobExpired"):
                 raise DemoFailed(f"job {job_id} ended {job.status} while waiting for {event}")
             return None
 
         job, entry = wait_for(f"{event} of job {job_id}", probe, timeout=timeout or self.timeout)
         step.ended = time.monotonic()
-        step.tx = entry.get("tx")
-        step.gas = self.gas_of(step.tx)
+        if gas:  # the step's own transaction (not for "indexed", which only observes one)
+            step.tx = entry.get("tx")
+            step.gas = self.gas_of(step.tx)
         step.detail = detail(job, entry)
         scenario.steps.append(step)
         self.print_step(step)
@@ -243,7 +249,7 @@ class Demo:
             sc.steps.append(step)
             self.print_step(step)
             job_id = posted.job_id
-            self.follow(sc, job_id, "JobPosted", "indexed", status, label="waiting for the indexer…",
+            self.follow(sc, job_id, "JobPosted", "indexed", status, label="waiting for the indexer…", gas=False,
                         detail=lambda job, e: f"block {e.get('block')}, spec valid: {job.spec_valid}")
             job, _ = self.follow(sc, job_id, "JobClaimed", "claimed", status, label="waiting for a provider to claim…",
                                  detail=lambda job, e: f"by provider {job.provider}, collateral {tokens(job.collateral or 0)} locked")
@@ -347,7 +353,8 @@ class Demo:
             "cheater": cheater,
             "slashed": tokens(int(job.extra.get("forfeited", 0))) + f" of the cheater's collateral (stake {tokens(before['staked'])} → {tokens(after['staked'])})",
             "challenger": str(job.extra.get("winner")),
-            "challenger's reward": tokens(int(job.extra.get("winnerPayout", 0))) + " (bond back + share of the slash)",
+            "challenger's reward": tokens(int(job.extra.get("winnerPayout", 0)))
+            + f" from the slash (its {tokens(int(job.extra.get('bond', 0)))} bond returned too)",
             "burned": tokens(int(job.extra.get("burned", 0))),
             "requester refunded": tokens(int(job.extra.get("requesterRefund", 0))),
             "wall time": f"{sum(s.seconds for s in sc.steps):.1f} s",

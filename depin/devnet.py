@@ -474,6 +474,9 @@ def _executor_env(dn: Devnet) -> dict[str, str]:
     env = dn.base_env()
     # devnet pace: the challenge window is seconds, so finalize and withdraw often
     env.update(DEPIN_BEAT_INTERVAL="2", DEPIN_WITHDRAW_INTERVAL="10", DEPIN_STOP_GRACE="10")
+    # file:// inputs (requester and provider share this machine) are read only below the folder that
+    # holds the state folder (the project folder, for the default `.devnet`) and the state folder itself
+    env["DEPIN_INPUT_FILE_ROOTS"] = os.pathsep.join(str(p) for p in (dn.dir.parent, dn.dir))
     return env
 
 

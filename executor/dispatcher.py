@@ -186,7 +186,7 @@ class Dispatcher:
             else:
                 self.skip(job_id, f"policy: {decision.reason}")
             return
-        rt.set_record(job_id, "claiming", image=spec.image)
+        rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
         from executor.tasks import send
 
         send("depin.claim", job_id)

@@ -205,6 +205,11 @@ def claim(self: Task, rt: Runtime, job_id: int) -> None:
         _lost(rt, job_id, job, f"job is {job.status.label}")
         log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
         return
+    elif rec.get("spec_hash") and rec["spec_hash"] != "0x" + job.spec_hash.hex():
+        # A reorg replaced the job under the same id: the policy approved another spec.
+        _lost(rt, job_id, job, f"the on-chain spec hash is 0x{job.spec_hash.hex()}, not the approved {rec['spec_hash']}")
+        log.warning("claim skipped: the job's spec changed since it was approved (reorg)", extra={"job": job_id})
+        return
     else:
         try:
             receipt = rt.client.claim(job_id)

@@ -119,6 +119,32 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
         assert provider.procs[component].alive(), provider.log(component)[-3000:]
 
 
+def test_a_reorg_that_replaces_an_approved_job_is_judged_afresh(stack: Stack) -> None:
+    """The dispatcher approved job N and queued its claim; a reorg replaces job N by another spec
+    (too big for the policy) before the claim is sent: the claim task sees the changed spec hash,
+    the dispatcher re-judges the canonical job and skips it; nothing is claimed."""
+    from depin.spec import spec_hash
+
+    m, provider = stack.market, stack.provider
+    provider.stop("worker-chain")  # claims wait in the queue
+    snap = m.snapshot()
+    try:
+        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo approved > /out/x"]))
+        wait_for(lambda: stack.exec_record(provider, job_id).get("state") == "claiming", 20, "the claim to be queued")
+    finally:
+        m.revert(snap)
+    replacement = spec(stack.images["busybox"], ["true"], memory_mb=4096)
+    assert stack.post(replacement) == job_id
+    wait_for(lambda: stack.index().hget(stack.keys.job(job_id), "specHash") == "0x" + spec_hash(replacement).hex(), 20,
+             "the indexer to follow the reorg")
+    provider.start("worker-chain")
+    record = wait_for(lambda: (r := stack.exec_record(provider, job_id)).get("state") == "skipped" and r, 30, "the job to be re-judged")
+    assert "memory" in record["reason"]
+    assert stack.status(job_id) == JobStatus.OPEN
+    retracted = [e for e in provider.log_lines("dispatcher") if e.get("msg") == "event retracted by a reorg" and e.get("job") == job_id]
+    assert retracted
+
+
 def test_depin_executor_start_runs_every_component_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
     import os
     import signal

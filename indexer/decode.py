@@ -44,6 +44,19 @@ def checksum(address_hex40: str) -> str:
     return to_checksum_address("0x" + address_hex40)
 
 
+# Raw 40 hex digits as sent (any case) -> checksummed address, for the generated decoders: one dict
+# lookup per address. Bounded: cleared when full.
+_CHECKSUMS: dict[str, str] = {}
+
+
+def _checksum_raw(digits: str) -> str:
+    value = checksum(digits.lower())
+    if len(_CHECKSUMS) >= 1 << 16:
+        _CHECKSUMS.clear()
+    _CHECKSUMS[digits] = value
+    return value
+
+
 class Event:
     """One decoded log. ``args`` holds every parameter by its ABI name (ints, checksummed address
     strings, ``0x`` hex for fixed bytes, ``bytes`` for ``bytes``, ``str`` for ``string``, dicts for
@@ -271,7 +284,7 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
     assert dec.plan is not None
     ns: dict[str, Any] = {
         "DecodeError": DecodeError, "checksum": checksum, "ZERO_WORD": ZERO_WORD, "ONE_WORD": _ONE_WORD,
-        "PAD24": _ADDRESS_PAD, "_dynamic": _dynamic,
+        "PAD24": _ADDRESS_PAD, "_dynamic": _dynamic, "_CHECKSUMS": _CHECKSUMS, "_checksum_raw": _checksum_raw,
     }
     lines = ["def decode_args(data, topics):", "    size = len(data) - 2"]
     if dec.static_only:
@@ -301,7 +314,8 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
                 [
                     f"    if not data.startswith(PAD24, {at}):",
                     "        raise DecodeError('address word has non-zero padding')",
-                    f"    {var} = checksum(data[{at + 24}:{at + 64}].lower())",
+                    f"    {var} = data[{at + 24}:{at + 64}]",
+                    f"    {var} = _CHECKSUMS.get({var}) or _checksum_raw({var})",
                 ]
             )
         elif typ == "bool":
@@ -361,7 +375,8 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
                 [
                     f"    if not {var}.startswith(PAD24):",
                     "        raise DecodeError('address word has non-zero padding')",
-                    f"    {var} = checksum({var}[24:].lower())",
+                    f"    {var} = {var}[24:]",
+                    f"    {var} = _CHECKSUMS.get({var}) or _checksum_raw({var})",
                 ]
             )
         elif typ == "bytes32":

@@ -543,37 +543,43 @@ class Reducer:
         res = BatchResult()
         handlers = self._handlers
         formats = self._formats
+        stream = res.stream
+        append = stream.append
+        block = -1
         for ev in events:
-            if ev.block != st.block:
-                if undo_from is not None and ev.block >= undo_from:
-                    st.new_block(ev.block, res.undo.setdefault(ev.block, {"h": {}, "e": []}))
+            name = ev.name
+            if ev.block != block:
+                block = ev.block
+                if undo_from is not None and block >= undo_from:
+                    st.new_block(block, res.undo.setdefault(block, {"h": {}, "e": []}))
                 else:
-                    st.new_block(ev.block, None)
-            handler = handlers.get(ev.name)
+                    st.new_block(block, None)
+            handler = handlers.get(name)
             if handler is None:
-                log.debug("no handler for %s; ignored", ev.name)
+                log.debug("no handler for %s; ignored", name)
                 continue
+            args = ev.args
             try:
-                extra = handler(st, ev, ev.args)
+                extra = handler(st, ev, args)
             except (KeyError, ValueError, TypeError) as exc:
                 # An event the state does not support (e.g. a forged log): skip it, keep going.
-                log.warning("skipping %s at block %d log %d: cannot apply (%s: %s)", ev.name, ev.block, ev.log_index, type(exc).__name__, exc)
+                log.warning("skipping %s at block %d log %d: cannot apply (%s: %s)", name, block, ev.log_index, type(exc).__name__, exc)
                 continue
-            fmt = formats.get(ev.name)
+            fmt = formats.get(name)
             if fmt is None:
                 entry = stream_line(ev, extra)
             else:
-                args = fmt(ev.args)
+                text = fmt(args)
                 if extra:
                     more = _SPEC_VALID.get(tuple(extra.items())) if len(extra) == 1 else None
                     if more is None:
                         more = ",".join('"%s":%s' % (k, "true" if v is True else "false" if v is False else _JSON(_plain(v))) for k, v in extra.items())
-                    args = args[:-1] + ("," if len(args) > 2 else "") + more + "}"
-                entry = "event\t%s\t%d\t%s\t%s\t%d\t%s" % (ev.name, ev.block, ev.block_hash, ev.tx, ev.log_index, args)
-            res.stream.append(entry)
-            res.events += 1
+                    text = text[:-1] + ("," if len(text) > 2 else "") + more + "}"
+                entry = "event\t%s\t%d\t%s\t%s\t%d\t%s" % (name, block, ev.block_hash, ev.tx, ev.log_index, text)
+            append(entry)
             if st.undo is not None:
                 st.undo["e"].append(entry)
+        res.events = len(stream)
         st.end_block()
         if st.tot:
             st.cur[st.tkey] = st.totals()

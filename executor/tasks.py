@@ -146,18 +146,21 @@ def _abandon(rt: Runtime, job_id: int, reason: str) -> None:
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _spec_for(rt: Runtime, job_id: int, spec_hash: bytes) -> JobSpec:
-    """The job's spec from the index (else from the chain's JobPosted event), checked against the
-    on-chain hash. Raises SpecError."""
+def _spec_for(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
+    """The job's spec: the index's bytes when they hash to the on-chain `expected` hash, else the
+    chain's own (the JobPosted event; the index may lag or be mid-reorg). Raises SpecError only for
+    bytes that do hash right but are not a valid spec: a provable BAD_SPEC."""
+    from depin.spec import spec_hash
+
     idx = rt.indexed_job(job_id)
     raw: bytes | None = None
     if idx.get("specJson") is not None:
         raw = idx["specJson"].encode()
     elif idx.get("spec"):
         raw = bytes.fromhex(idx["spec"].removeprefix("0x"))
-    if raw is None:
+    if raw is None or spec_hash(raw) != expected:
         raw = rt.client.spec_bytes(job_id)
-    return parse_spec(raw, expected_hash=spec_hash)
+    return parse_spec(raw, expected_hash=expected)
 
 
 def _execute(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Any:
@@ -172,7 +175,7 @@ def _execute(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Any:
         store=rt.store,
         name=rt.container_name(job_id),
         labels={LABEL_EXECUTOR: rt.instance},
-        limits_cap=rt.config.policy if role == "provider" else None,
+        limits_cap=None if role == "arbiter" else rt.config.policy,  # the arbiter must judge whatever it gets
     )
 
 
@@ -242,7 +245,7 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
             log.warning("run skipped: the job is not ours", extra={"job": job_id, "status": job.status.label})
             return
         if job.status != JobStatus.CLAIMED:
-            rt.set_record(job_id, "submitted", reason="submitted before a restart")
+            _mark_submitted(rt, job_id, job.deadline, reason="submitted before a restart")
             return
         now = rt.chain_now()
         if job.deadline <= now:
@@ -258,7 +261,14 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
             return
         rt.set_record(job_id, "running", started=time.time())
         log.info("running", extra={"job": job_id, "image": spec.image})
-        outcome = _execute(rt, job_id, spec, "provider")
+        from executor.execute import PolicyRefused
+
+        try:
+            outcome = _execute(rt, job_id, spec, "provider")
+        except PolicyRefused as exc:  # the dispatcher checks the same limits: a changed policy
+            rt.set_record(job_id, "abandoned", reason=str(exc)[:300])
+            log.error("claimed job is beyond the policy now; it will time out", extra={"job": job_id, "reason": str(exc)[:300]})
+            return
         if outcome.kind == "failure" and outcome.retryable:
             left = job.deadline - rt.chain_now()
             if left > spec.resources.max_runtime + 2 * RETRY_FETCH_AFTER + 5:

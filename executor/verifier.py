@@ -60,8 +60,15 @@ def verify_job(task: Task, rt: Runtime, job_id: int) -> None:
         except SpecError as exc:
             rt.set_record(job_id, "verified", reason=f"bad spec, inconclusive: {exc}"[:300])
             return
+        from executor.execute import PolicyRefused
+
         t0 = time.monotonic()
-        outcome = _execute(rt, job_id, spec, "verifier")
+        try:
+            outcome = _execute(rt, job_id, spec, "verifier")
+        except PolicyRefused as exc:
+            rt.set_record(job_id, "verified", reason=f"not re-executed: {exc}"[:300])
+            log.info("verification skipped: beyond this machine's policy", extra={"job": job_id})
+            return
         claimed = "0x" + submission.result_hash.hex()
         if outcome.kind != "result":
             rt.set_record(job_id, "verified", reason=f"re-run failed ({outcome.code.name}): inconclusive", expected=claimed)

@@ -378,8 +378,12 @@ def run(state_dir: Path | None = None, *, challenge_window: int = 10, timeout: f
         scenarios: tuple[str, ...] = ("honest", "cheater"), console: Console | None = None) -> int:
     """Runs the demo; returns the exit status (0: every step happened and checked out)."""
     console = console or make_console()
-    demo = Demo(state_dir, challenge_window=challenge_window, console=console, timeout=timeout)
     started = time.monotonic()
+    try:
+        demo = Demo(state_dir, challenge_window=challenge_window, console=console, timeout=timeout)
+    except DepinError as exc:
+        console.print(f"[red]✗ demo failed:[/] {exc}")
+        return 1
     try:
         demo.bring_up()
         if "honest" in scenarios:

@@ -241,6 +241,15 @@ class Stack:
         return executor
 
     def close(self) -> None:
+        procs = [proc for ex in self.executors for proc in ex.procs.values() if proc.alive()]
+        for proc in procs:  # every component at once: their warm shutdowns overlap
+            proc._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs:
+            try:
+                proc.proc.wait(max(0.1, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - stop() below kills what is left
+                pass
         for ex in self.executors:
             try:
                 ex.stop()

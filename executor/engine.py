@@ -156,6 +156,9 @@ def _start_locked(state_dir: Path, url: str, sock: Path) -> tuple[int, str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            # conmon writes files (an `oom` marker after an OOM kill, ...) into its working folder:
+            # keep them in the service's state folder, never in whatever folder started it
+            cwd=state_dir,
             start_new_session=True,
             close_fds=True,
         )

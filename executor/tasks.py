@@ -19,7 +19,9 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
    before the crash.
 5. **Recovery** (:func:`recover`, every beat and at worker start): a job in hand whose lease is free
    and whose record has not moved for a while gets its next task queued again. Broker redelivery
-   (acks_late, visibility timeout) is the backstop, not the mechanism.
+   (acks_late, visibility timeout) is the backstop, not the mechanism. A job the chain shows
+   claimed by us without any local record (the executor's database was lost) is adopted and run;
+   a submitted one is finalized from the index. So the chain, not Redis, is the source of truth.
 """
 
 from __future__ import annotations
@@ -578,8 +580,32 @@ def recover(force: bool = False) -> int:
         requeued += 1
         level = logging.ERROR if tries > MAX_RECOVERIES else logging.WARNING
         log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": NEXT_TASK[state], "attempt": tries})
+    if rt.role == "provider":
+        requeued += _adopt_orphaned_claims(rt)
     _reap(rt, active)
     return requeued
+
+
+def _adopt_orphaned_claims(rt: Runtime) -> int:
+    """Jobs the chain (through the index) shows Claimed by us but that have no local record: the
+    executor's database was lost or wiped. They are ours to finish: recorded as claimed and run."""
+    claimed = set(rt.index.zrange(rt.index_keys.jobs_by_status("Claimed"), 0, -1))
+    if not claimed:
+        return 0
+    mine = claimed & set(rt.index.zrange(rt.index_keys.jobs_by_provider(rt.address), 0, -1))
+    adopted = 0
+    for raw in sorted(mine, key=int):
+        job_id = int(raw)
+        if rt.state.exists(rt.xkeys.job(job_id)):
+            continue
+        job = rt.job(job_id)
+        if job.status != JobStatus.CLAIMED or not same(job.provider, rt.address):
+            continue
+        rt.set_record(job_id, "claimed", reason="found claimed on chain without a local record")
+        send("depin.run", job_id)
+        adopted += 1
+        log.warning("claimed job adopted from the chain", extra={"job": job_id})
+    return adopted
 
 
 def _reap(rt: Runtime, active: list[int]) -> None:

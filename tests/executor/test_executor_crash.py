@@ -138,10 +138,24 @@ def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
     _settled_once(stack, job_id)
 
 
+def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
+    """The broker and the executor's records vanish (Redis restarted without persistence) while a
+    claimed job waits for a compute worker: recovery finds it claimed on chain and finishes it."""
+    p = stack.provider
+    p.stop("worker-compute")
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo adopted > /out/x"]))
+    stack.wait_status(job_id, JobStatus.CLAIMED, timeout=30)
+    stack.synced()
+    stack.state().flushdb()  # every record, lease, queued task of the executor
+    p.start("worker-compute")
+    _settled_once(stack, job_id)
+    assert any(e.get("msg") == "claimed job adopted from the chain" and e.get("job") == job_id for e in p.log_lines("worker-chain"))
+
+
 def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
     m = stack.market
     address = stack.accounts[PROVIDER]
-    assert len(stack.crash_jobs) == 4
+    assert len(stack.crash_jobs) == 5
     paid = 0
     for job_id in stack.crash_jobs:
         events = stack.events(job_id, "JobFinalized")

@@ -46,6 +46,10 @@ def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     from executor.worker import run_all
 
+    if config is None and not os.environ.get("DEPIN_CONFIG"):
+        from depin.config import ConfigError
+
+        raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
     _check(config, role)
     path = config or Path(os.environ["DEPIN_CONFIG"])
     raise typer.Exit(run_all(path, role))

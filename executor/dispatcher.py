@@ -215,7 +215,8 @@ class Dispatcher:
         self.queue_once(job_id, "verifying", "depin.verify")
 
     def queue_once(self, job_id: int, state: str, task: str) -> None:
-        if self.rt.record(job_id).get("state") == state or self.rt.record(job_id):
+        """Records `state` and queues `task` for a job this executor has no record of yet."""
+        if self.rt.record(job_id):
             return
         self.rt.set_record(job_id, state)
         from executor.tasks import send

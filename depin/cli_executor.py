@@ -63,7 +63,10 @@ def worker(
     queue: Annotated[str, typer.Option(help="compute (container runs) or chain (transactions).")] = "compute",
     concurrency: Annotated[int | None, typer.Option(help="compute: processes (default: [executor] concurrency).")] = None,
 ) -> None:
-    """Run one Celery worker (compute: container runs; chain: transactions, one at a time)."""
+    """Run one Celery worker (compute: container runs; chain: transactions, one at a time).
+
+    Example: depin executor worker --config depin.toml --queue chain
+    """
     from executor.worker import run_worker
 
     _check(config, role)
@@ -73,7 +76,10 @@ def worker(
 @app.command()
 @user_errors
 def beat(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Run Celery beat: finalize due jobs, withdraw, poke deadlines, recover stuck jobs."""
+    """Run Celery beat: finalize due jobs, withdraw, poke deadlines, recover stuck jobs.
+
+    Example: depin executor beat --config depin.toml
+    """
     from executor.worker import run_beat
 
     _check(config, role)
@@ -83,7 +89,10 @@ def beat(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 @app.command()
 @user_errors
 def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Run the dispatcher: the indexer's event stream → policy → claim → run."""
+    """Run the dispatcher: the indexer's event stream → policy → claim → run.
+
+    Example: depin executor dispatcher --config depin.toml --role verifier
+    """
     from executor.worker import run_dispatcher
 
     _check(config, role)
@@ -93,7 +102,10 @@ def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 @app.command()
 @user_errors
 def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Serve this executor's result store (GET /results/0x…) on the [executor] results_bind address."""
+    """Serve this executor's result store (GET /results/0x…) on the [executor] results_bind address.
+
+    Example: depin executor results --config depin.toml
+    """
     from executor.worker import run_results
 
     _check(config, role)
@@ -103,7 +115,10 @@ def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 @app.command()
 @user_errors
 def reap(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Remove this executor's containers that no running task owns; prints their names."""
+    """Remove this executor's containers that no running task owns; prints their names.
+
+    Example: depin executor reap --config depin.toml
+    """
     from executor.worker import reap as do_reap
 
     _check(config, role)

@@ -15,7 +15,9 @@ is removed at exit, also on Ctrl-C, unless ``--keep``):
    through :class:`depin.chain.RpcClient` (the indexer's transport) and once through a bare HTTP
    POST + ``json.loads``, three times each; the best of all is the reference (the practical limit);
 4. (b) **backfill**: from an empty Redis, calls ``Indexer.sync_once()`` until it returns 0 with the
-   cursor at the head; events applied per second of that loop, and its ratio to (a);
+   cursor at the head; events applied per second of that loop. Three times (Redis flushed, a new
+   indexer each time), like (a): the best run against the best raw run is the ratio, the median is
+   reported too (on a loaded machine both sides swing);
 5. (d) **memory**: Redis ``used_memory`` after the backfill minus before, per indexed job, also
    without the events stream (its ``MEMORY USAGE`` subtracted);
 6. (c) **live lag**: runs ``Indexer.run()`` in a thread with the configured poll interval, posts
@@ -75,6 +77,7 @@ from depin.keys import Keys  # noqa: E402
 TARGET_RATIO = 0.50
 LAG_MARGIN = 0.200  # seconds on top of the poll interval
 RAW_REPEATS = 3
+BACKFILL_REPEATS = 3
 
 
 def log(message: str) -> None:
@@ -349,13 +352,20 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         return results
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    r.flushall()
-    indexer = Indexer(config)
-    memory_before = redis_memory(r)
-    log("(b) backfill from an empty Redis")
-    results["backfill"] = backfill(indexer, r, head, timeout=args.timeout)
+    runs = []
+    for attempt in range(1, BACKFILL_REPEATS + 1):
+        r.flushall()
+        indexer = Indexer(config)
+        memory_before = redis_memory(r)
+        log(f"(b) backfill from an empty Redis, run {attempt} of {BACKFILL_REPEATS}")
+        runs.append(backfill(indexer, r, head, timeout=args.timeout))
+        log(f"(b) {runs[-1]['events']:,} events in {runs[-1]['seconds']:.2f} s")
+    # Redis now holds the last run's state (memory and state checks below).
+    results["backfill"] = dict(max(runs, key=lambda run: run["events_per_second"]))
+    results["backfill"]["runs_events_per_second"] = [run["events_per_second"] for run in runs]
+    results["backfill"]["median_events_per_second"] = statistics.median(results["backfill"]["runs_events_per_second"])
     results["backfill"]["ratio"] = results["backfill"]["events_per_second"] / results["raw"]["logs_per_second"]
-    log(f"(b) {results['backfill']['events']:,} events in {results['backfill']['seconds']:.2f} s")
+    results["backfill"]["median_ratio"] = results["backfill"]["median_events_per_second"] / results["raw"]["logs_per_second"]
 
     keys = indexer.keys
     finalized = r.zcard(keys.jobs_by_status("Finalized"))
@@ -438,9 +448,10 @@ def report(results: dict[str, Any]) -> str:
         b, mem, live, check = results["backfill"], results["memory"], results["live"], results["state_check"]
         rows += [
             ("(b) indexer backfill", f"{b['events_per_second']:,.0f} events/s", "",
-             f"{b['events']:,} events in {b['seconds']:.2f} s, {b['calls']} sync_once calls"),
+             f"best of {BACKFILL_REPEATS}: {b['events']:,} events in {b['seconds']:.2f} s, {b['calls']} sync_once calls; "
+             f"median {b['median_events_per_second']:,.0f} events/s"),
             ("    backfill / raw", f"{b['ratio']:.0%}", f">= {TARGET_RATIO:.0%}  {verdict(b['ratio'] >= TARGET_RATIO)}",
-             ""),
+             f"best against best; median backfill / best raw {b['median_ratio']:.0%}"),
             ("(c) live lag, median", f"{live['median'] * 1000:,.0f} ms", f"< {live['target'] * 1000:,.0f} ms  "
              f"{verdict(live['median'] < live['target'])}", f"{live['jobs']} jobs posted one by one"),
             ("    live lag, p95", f"{live['p95'] * 1000:,.0f} ms", f"< {live['target'] * 1000:,.0f} ms  "

@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ NOFILE = 1024
 NPROC = 4096
 LOG_MAX_SIZE = "1m"
 LOGS_TAIL_LINES = 50
+# Podman 4.3's compat API sometimes never answers a logs request for a container that just exited
+# (about once in a hundred runs here); the log tail is informational, so it gets this long.
+LOGS_TIMEOUT = 5.0
 LOGS_TAIL_CHARS = 4096
 OUT_SLACK_BYTES = MIB
 OUT_MAX_INODES = 65_536
@@ -355,12 +359,23 @@ def _create(client: docker.DockerClient, options: dict) -> Container:
         raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
 
 
-def _logs_tail(container: Container) -> str:
-    try:
-        raw = container.logs(stdout=True, stderr=True, tail=LOGS_TAIL_LINES)
-    except DockerException:
-        return ""
-    return raw.decode("utf-8", errors="replace")[-LOGS_TAIL_CHARS:]
+def _logs_tail(container: Container, timeout: float = LOGS_TIMEOUT) -> str:
+    """The last lines of the container's output, or a note when the engine does not give them in
+    `timeout` seconds (the request is left to its own timeout in a daemon thread)."""
+    box: dict[str, bytes] = {}
+
+    def fetch() -> None:
+        try:
+            box["raw"] = container.logs(stdout=True, stderr=True, tail=LOGS_TAIL_LINES)
+        except (DockerException, requests.exceptions.RequestException):
+            box["raw"] = b""
+
+    reader = threading.Thread(target=fetch, name="container-logs", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if "raw" not in box:
+        return f"(no logs: the container engine did not answer within {timeout:.0f} s)"
+    return box["raw"].decode("utf-8", errors="replace")[-LOGS_TAIL_CHARS:]
 
 
 def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int | None:

@@ -59,7 +59,7 @@ from typing import Literal
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.models.containers import Container
+from docker.models.containers import Container, _create_container_args
 from docker.types import LogConfig, Mount, Ulimit
 
 from depin.errors import ExecutionError
@@ -344,17 +344,28 @@ def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
         raise ContainerEngineError(f"cannot remove container {name_or_id}: {exc}") from exc
 
 
+def _create_once(client: docker.DockerClient, options: dict) -> Container:
+    """``client.containers.create(**options)`` without the inspect request that follows it there:
+    every engine request costs Podman's API service CPU that the jobs could use."""
+    kwargs = dict(options, version=client.api._version)
+    resp = client.api.create_container(**_create_container_args(kwargs))
+    return client.containers.prepare_model({"Id": resp["Id"], "Name": options["name"]})
+
+
 def _create(client: docker.DockerClient, options: dict) -> Container:
+    """Creates the container; a stale one of the same name (a crashed attempt whose cleanup did not
+    run, or a lost race with another creator) is removed first and the creation retried once."""
     name = options["name"]
-    remove_container(client, name)  # a stale container from a crashed attempt
     try:
-        return client.containers.create(**options)
+        return _create_once(client, options)
     except APIError as exc:
         if exc.status_code != 409 and "already in use" not in str(exc):
             raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
-    remove_container(client, name)  # lost a race with another creator of the same name
+    except DockerException as exc:
+        raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
+    remove_container(client, name)
     try:
-        return client.containers.create(**options)
+        return _create_once(client, options)
     except DockerException as exc:
         raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
 
@@ -448,13 +459,13 @@ def run_container(
         if status != "exited":
             _kill(client, container.id)
             exit_code = None
-        else:
+        elif exit_code == 137:  # SIGKILL: the kernel's OOM killer, or the job killed itself
             try:
                 state = client.api.inspect_container(container.id)["State"]
                 oom_flag = bool(state.get("OOMKilled"))
             except DockerException:
                 pass
-            if oom_flag or (exit_code == 137 and options["mem_limit"]):
+            if oom_flag or options["mem_limit"]:
                 status = "oom"
         logs = _logs_tail(container)
     finally:

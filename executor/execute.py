@@ -156,8 +156,11 @@ def check_policy(spec: JobSpec, policy: PolicyConfig | None) -> None:
         raise PolicyRefused("the spec exceeds this executor's policy: " + "; ".join(problems))
 
 
-def _clean(client: docker.DockerClient, name: str, job_dir: Path) -> None:
-    remove_container(client, name)
+def _clean(client: docker.DockerClient, name: str, job_dir: Path, *, container: bool = True) -> None:
+    """Removes what a run leaves: its container (a crashed attempt's; after a run, run_container has
+    removed its own already) and its work folder (mounts first)."""
+    if container:
+        remove_container(client, name)
     unmount_all_under(job_dir)
     shutil.rmtree(job_dir, ignore_errors=True)
 
@@ -265,4 +268,4 @@ def execute(
         durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
         return Outcome.result(digest=archive.digest, uri=uri, exit_code=archive.exit_code, size=archive.size, logs_tail=tail, durations=durations)
     finally:
-        _clean(client, name, job_dir)
+        _clean(client, name, job_dir, container=False)

@@ -94,7 +94,7 @@ def rule_job(rt: Runtime, job_id: int) -> None:
     ruling = Ruling(int(rec["ruling"]))
     try:
         receipt = rt.client.rule(job_id, ruling, bytes.fromhex(rec["evidence"][2:]))
-    except TxReverted as exc:
+    except TxReverted:
         job = rt.job(job_id)
         if job.status != JobStatus.DISPUTED:
             rt.set_record(job_id, "ruled", reason=f"job is {job.status.label}")

@@ -1,6 +1,6 @@
 from eth_utils import keccak
 
-from .conftest import make_spec, make_terms
+from .conftest import make_terms
 
 
 def test_post_claim_submit_finalize(chain, market, provider, registered, post_job):

@@ -9,7 +9,6 @@ import http.server
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -184,7 +183,7 @@ def test_execute_input_hash_mismatch_never_starts_the_job(engine, sample_images,
     assert (outcome.kind, outcome.code, outcome.retryable) == ("failure", FailureCode.INPUT_HASH_MISMATCH, False)
     assert "the spec says " + "cd" * 32 in outcome.reason
     assert outcome.durations.run == 0
-    assert f"job: 9001\ncode: INPUT_HASH_MISMATCH" in outcome.evidence
+    assert "job: 9001\ncode: INPUT_HASH_MISMATCH" in outcome.evidence
     assert outcome.evidence_hash == hashlib.sha256(outcome.evidence.encode()).digest()
     assert list(work_root.iterdir()) == []
 

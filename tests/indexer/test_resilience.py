@@ -28,7 +28,7 @@ def test_node_that_goes_away_is_waited_for(chain_env: ChainEnv) -> None:
     """While the node is unreachable the running indexer logs, backs off and keeps polling; when
     it is back it catches up with what happened meanwhile, ending equal to a rebuild."""
     env, m = chain_env, chain_env.market
-    requester, provider = m.accounts[1], m.accounts[2]
+    requester = m.accounts[1]
     m.fund(requester)
     proxy = FlakyProxy(env.anvil.url)
     live = LiveIndexer(env.indexer(0, rpc_url=proxy.url, rpc_retries=1))

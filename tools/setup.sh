@@ -58,32 +58,42 @@ apt_step() {
 }
 
 # --- (b) node tools -----------------------------------------------------------------------------
-# `npm ci` first. npm >= 11.16 rejects its own lock when a package names an optional dependency
-# that the registry does not have (npm/cli#9846: "Missing: <name>@ from lock file", empty
-# version); @foundry-rs/anvil and cast 1.7.1 list darwin/win32/linux-arm64 builds that are not
-# published. Only in that case install from the same lock with `npm install --no-save`, and fail
-# if that would change package-lock.json.
+# `npm ci` from package-lock.json, which lists every platform build of anvil and cast (as npm
+# writes it when it resolves them: `npm install --package-lock-only`); npm installs only this
+# platform's. If `npm ci` fails for any reason (an npm that reads the lock differently, a registry
+# that lacks some optional platform build), install from the same lock with `npm install --no-save`
+# and fail if that would change package-lock.json. No step looks at the wording of npm's messages:
+# what decides success is that the pinned anvil and cast run and report the pinned version.
+NODE_TOOLS=(anvil cast)
 npm_step() {
-  local stamp="node_modules/$STAMP_NAME" key out lock_before
-  key="$(hash_of package.json package-lock.json) node $(node --version)"
-  if [[ -d node_modules ]] && is_current "$stamp" "$key"; then log "npm: up to date"; return; fi
+  local stamp="node_modules/$STAMP_NAME" key lock_before
+  log "npm: npm $(npm --version) on node $(node --version)"
+  key="$(hash_of package.json package-lock.json) node $(node --version) npm $(npm --version)"
+  if [[ -d node_modules ]] && is_current "$stamp" "$key" && node_tools_ok; then log "npm: up to date"; return; fi
+  rm -f "$stamp"
   log "npm: npm ci"
-  out="$(mktemp)"
-  if ! npm ci --no-audit --no-fund >"$out" 2>&1; then
-    if grep -q 'Missing: .*@ from lock file' "$out" && ! grep -q 'Missing: .*@[0-9].* from lock file\|Invalid: ' "$out"; then
-      log "npm: npm ci refused the lock over unpublished optional packages (npm/cli#9846); npm install --no-save"
-      lock_before="$(hash_of package-lock.json)"
-      npm install --no-save --no-audit --no-fund
-      [[ "$(hash_of package-lock.json)" == "$lock_before" ]] \
-        || die "npm install changed package-lock.json: review and commit it, or restore it"
-    else
-      cat "$out" >&2; rm -f "$out"; die "npm ci failed"
-    fi
+  if ! npm ci --no-audit --no-fund; then
+    log "npm: npm ci failed (above); installing from the same lock with npm install --no-save"
+    lock_before="$(hash_of package-lock.json)"
+    npm install --no-save --no-audit --no-fund || die "npm install failed (above)"
+    [[ "$(hash_of package-lock.json)" == "$lock_before" ]] \
+      || die "npm install changed package-lock.json: review and commit it, or restore it (git checkout package-lock.json)"
   fi
-  rm -f "$out"
-  npm ls --all >/dev/null || die "node_modules does not match package.json/package-lock.json"
-  [[ -x node_modules/.bin/anvil ]] || die "npm did not provide node_modules/.bin/anvil"
+  node_tools_ok || die "npm did not provide working ${NODE_TOOLS[*]} $(pinned_foundry) in node_modules/.bin"
   printf '%s' "$key" >"$stamp"
+}
+
+# The Foundry version package.json pins for @foundry-rs/anvil.
+pinned_foundry() { node -p 'require("./package.json").devDependencies["@foundry-rs/anvil"]'; }
+
+# True when each node tool runs and reports the pinned version.
+node_tools_ok() {
+  local tool want
+  want="$(pinned_foundry)" || return 1
+  for tool in "${NODE_TOOLS[@]}"; do
+    [[ -x "node_modules/.bin/$tool" ]] || return 1
+    "node_modules/.bin/$tool" --version 2>/dev/null | grep -qF "Version: $want" || return 1
+  done
 }
 
 # --- (c)/(d) virtualenvs ------------------------------------------------------------------------

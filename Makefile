@@ -12,7 +12,7 @@ ALLOW_NO_TESTS ?= 0
 # Extra slither arguments for `make slither` (tools/slither_gate.py fixes solc, remappings and filters).
 SLITHER_ARGS ?=
 
-.PHONY: help demo devnet-down setup compile artifacts test slither bench bench-executor clean distclean
+.PHONY: help demo devnet-down setup compile artifacts test test-loaded fresh-check slither bench bench-executor clean distclean
 
 # The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
 # and runs both demo scenarios; exits non-zero with the reason if a step fails.
@@ -29,6 +29,8 @@ help:
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
 	@echo "make test      setup, slither gate, then pytest tests (PYTEST_ARGS=..., ALLOW_NO_TESTS=1)"
+	@echo "make fresh-check  the newcomer check: clone HEAD into a temp folder, setup from nothing, demo, devnet down"
+	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
 	@echo "make bench     gas benchmark: each operation and the optimistic path (scripts/bench_gas.py)"
 	@echo "make bench-indexer  indexer benchmark: backfill vs raw eth_getLogs, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json\")"
@@ -56,6 +58,15 @@ test: setup
 	  else echo "make test: pytest collected no tests; failing (set ALLOW_NO_TESTS=1 to accept)" >&2; fi; \
 	fi; \
 	exit $$rc
+
+# The newcomer check (tools/fresh_clone_check.sh): a fresh clone of HEAD installs, demos and stops.
+fresh-check:
+	bash tools/fresh_clone_check.sh
+
+# The slow tests with the cores busy (tools/loaded_tests.sh), e.g. LOADED_ARGS="5 tests/executor".
+LOADED_ARGS ?=
+test-loaded: setup
+	bash tools/loaded_tests.sh $(LOADED_ARGS)
 
 slither: setup
 	.venv/bin/python tools/slither_gate.py $(if $(strip $(SLITHER_ARGS)),-- $(SLITHER_ARGS))

@@ -5,8 +5,10 @@ never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 from depin import cli_job
 from depin.accounts import DEV_ADDRESSES, dev_account
 from depin.cli import app
-from depin.deployment import Deployment, to_wei
+from depin.deployment import REPO_ROOT, Deployment, to_wei
 from depin.devchain import free_port, start_anvil
 from depin.outputs import build_archive
 
@@ -221,17 +223,24 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "challenge", job_id, "--dev-account", "6", *net(devnet), match="only a Submitted job")
 
     # watch from the chain (no Redis there): follows Disputed -> Resolved, then exits
+    # (a real process: the ruling is sent once the watcher has printed the Disputed state)
     arbiter = devnet.client(dev_account(0, 31337))
-    timer = threading.Timer(1.0, lambda: arbiter.rule(job_id, 1))
-    timer.start()
-    started = time.monotonic()
-    result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30",
-                "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *net(devnet))
-    timer.join()
-    assert time.monotonic() - started < 30
-    assert "following the chain" in result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert lines[0].endswith(f"job {job_id}: Disputed") and lines[-1].endswith(f"job {job_id}: Resolved")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "depin.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
+         "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *map(str, net(devnet))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1"),
+    )
+    try:
+        first = watcher.stdout.readline()  # type: ignore[union-attr]
+        assert first.rstrip().endswith(f"job {job_id}: Disputed"), first
+        arbiter.rule(job_id, 1)
+        rest, err = watcher.communicate(timeout=180)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    assert "following the chain" in err
+    assert rest.strip().splitlines()[-1].endswith(f"job {job_id}: Resolved")
     fails("job", "watch", "999999", *net(devnet), match="unknown job id")
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,15 +157,23 @@ def test_logs(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -
         [sys.executable, "-m", "depin.cli", "devnet", "logs", "redis", "-f", "-n", "0", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
     )
+    lines_seen: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines_seen.put(x) for x in follower.stdout], daemon=True).start()  # type: ignore[union-attr]
     try:
-        time.sleep(2.0)
-        with open(state_dir / "logs" / "redis.log", "a") as fh:
-            fh.write("a line from the test\n")
-        deadline = time.monotonic() + 10
-        line = ""
-        while time.monotonic() < deadline and "a line from the test" not in line:
-            line = follower.stdout.readline()  # type: ignore[union-attr]
-        assert "a line from the test" in line
+        # The follower may not have opened the file yet (`-n 0` skips what is there when it does):
+        # append numbered lines until one comes through, which proves that appended lines do.
+        deadline = time.monotonic() + 60
+        seen = ""
+        n = 0
+        while "a line from the test" not in seen:
+            assert time.monotonic() < deadline, "devnet logs -f never showed an appended line"
+            n += 1
+            with open(state_dir / "logs" / "redis.log", "a") as fh:
+                fh.write(f"a line from the test {n}\n")
+            try:
+                seen = lines_seen.get(timeout=0.5)
+            except queue.Empty:
+                pass
     finally:
         follower.send_signal(signal.SIGINT)
         follower.wait(10)

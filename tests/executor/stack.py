@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from depin.devchain import JobTerms, ManagedProcess, deploy_with_ape, free_port
 from depin.keys import Keys
 from depin.market import JobStatus
 from depin.spec import canonical_json
-from tests.indexer.services import Anvil, Market, RedisServer, indexer_env
+from tests.indexer.services import Anvil, Market, RedisServer, indexer_env, wait_for
 
 TOKEN = 10**18
 PROVIDER, REQUESTER, VERIFIER, PROVIDER2, ARBITER, REQUESTER2 = 1, 2, 3, 4, 5, 6
@@ -51,20 +51,6 @@ EXECUTOR_ENV = {
     "DEPIN_SUBMIT_MARGIN": "3",
     "DEPIN_STOP_GRACE": "10",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def docker_host_of(client: docker.DockerClient) -> str:

@@ -1,17 +1,29 @@
 """kill -9 at the worst moments: during the container run, during the submission transaction, and
 between submission and finalization. After a restart every job settles exactly once (one
-ResultSubmitted, one JobFinalized per job on the chain itself) and the provider is paid exactly."""
+ResultSubmitted, one JobFinalized per job on the chain itself) and the provider is paid exactly.
+
+Every kill point is reached by waiting for the state it interrupts, never by sleeping: a job that
+must be killed mid-run waits inside its container for a file the test creates with ``exec``
+(:func:`_release`), so the run is provably in progress at the kill; a submission is killed while
+its transaction provably sits in the pool (automine off). Each test posts and checks its own jobs:
+none depends on another having run."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from depin.devchain import JobTerms
 from depin.market import JobStatus
+from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
+
+# A job that runs until the test releases it: it waits for /tmp/go (its own tmpfs), which only
+# the test's `exec` creates.
+GATED = ["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done > /out/x"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +34,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.setup_funded(REQUESTER)
         s.provider = s.executor("provider", "provider", PROVIDER)
         s.wallet_before = s.market.token_balance(s.accounts[PROVIDER])
-        s.crash_jobs = []
         yield s
     finally:
         s.close()
@@ -33,24 +44,28 @@ def _state(stack: Stack, job_id: int) -> str | None:
 
 
 def _settled_once(stack: Stack, job_id: int) -> None:
-    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=90)
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
     assert stack.chain_log_count(job_id, "ResultSubmitted") == 1
     assert stack.chain_log_count(job_id, "FailureSubmitted") == 0
     assert stack.chain_log_count(job_id, "JobFinalized") == 1
-    stack.crash_jobs.append(job_id)
 
 
-def test_kill_9_during_the_run(stack: Stack) -> None:
-    p = stack.provider
-    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "sleep 3; echo done > /out/x"], max_runtime=20))
-    wait_for(lambda: _state(stack, job_id) == "running", 30, "the run to start")
-    time.sleep(0.5)
-    p.kill9("worker-compute")
-    assert stack.status(job_id) == JobStatus.CLAIMED
-    p.start("worker-compute")
-    _settled_once(stack, job_id)
-    recovered = [e for e in p.log_lines("worker-chain") if e.get("msg") == "job recovered" and e.get("job") == job_id]
-    assert recovered and recovered[0]["state"] == "running"
+def _running_container(stack: Stack, ex: Executor, job_id: int) -> Any:
+    """The job's container of this executor while it runs, else None."""
+    found = stack.engine.containers.list(
+        filters={"label": [f"{LABEL_EXECUTOR}={ex.instance()}", f"{LABEL_JOB}={job_id}"], "status": "running"}
+    )
+    return found[0] if found else None
+
+
+def _release(container: Any) -> None:
+    """Lets a GATED job finish."""
+    code, output = container.exec_run(["touch", "/tmp/go"])
+    assert code == 0, output
+
+
+def _log_entries(ex: Executor, component: str, msg: str, job_id: int) -> list[dict[str, Any]]:
+    return [e for e in ex.log_lines(component) if e.get("msg") == msg and e.get("job") == job_id]
 
 
 def _pending_from(stack: Stack, address: str) -> list[dict]:
@@ -61,23 +76,65 @@ def _pending_from(stack: Stack, address: str) -> list[dict]:
     return []
 
 
-def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
-    p, m = stack.provider, stack.market
+def _submissions_sent(stack: Stack, job_id: int, first_block: int) -> int:
+    """submitResult transactions for `job_id` the provider got mined from `first_block` on (the
+    chain's own blocks)."""
+    m = stack.market
     address = stack.accounts[PROVIDER]
-    submit_selector = "0x" + m.codec.function("JobMarket", "submitResult").selector.hex()
-    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "sleep 1; echo done > /out/x"], max_runtime=20))
-    wait_for(lambda: _state(stack, job_id) == "running", 30, "the run to start")
+    selector = "0x" + m.codec.function("JobMarket", "submitResult").selector.hex() + job_id.to_bytes(32, "big").hex()
+    sent = 0
+    for number in range(first_block, m.block_number() + 1):
+        block = m.rpc.call("eth_getBlockByNumber", [hex(number), True])
+        sent += sum(1 for t in block["transactions"] if t["from"].lower() == address.lower() and t["input"].startswith(selector))
+    return sent
+
+
+def _hold_submission_in_pool(stack: Stack, job_id: int) -> None:
+    """With automine off, mines every other transaction of the provider until its submitResult
+    for `job_id` sits in the pool (a beat transaction, withdraw or finalize, may come first)."""
+    m = stack.market
+    address = stack.accounts[PROVIDER]
+    selector = "0x" + m.codec.function("JobMarket", "submitResult").selector.hex()
+    argument = job_id.to_bytes(32, "big").hex()
+
+    def submit_pending() -> bool:
+        txs = _pending_from(stack, address)
+        if any(t["input"].startswith(selector + argument) for t in txs):
+            return True
+        if txs:
+            m.mine()
+        return False
+
+    wait_for(submit_pending, 60, "the submission to be in the pool")
+
+
+def test_kill_9_during_the_run(stack: Stack) -> None:
+    """The compute worker dies while the job's container provably runs: recovery re-runs the job
+    (a new container) and the job settles once."""
+    p = stack.provider
+    job_id = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30))
+    first = wait_for(lambda: _running_container(stack, p, job_id), 120, "the job's container to run")
+    assert _state(stack, job_id) == "running"
+    p.kill9("worker-compute")
+    assert stack.status(job_id) == JobStatus.CLAIMED
+    p.start("worker-compute")
+    rerun = wait_for(lambda: (c := _running_container(stack, p, job_id)) is not None and c.id != first.id and c,
+                     120, "the recovered run's container")
+    _release(rerun)
+    _settled_once(stack, job_id)
+    recovered = _log_entries(p, "worker-chain", "job recovered", job_id)
+    assert any(e["state"] == "running" for e in recovered), recovered
+
+
+def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
+    """The chain worker dies with the submission in the pool; the transaction is then mined. The
+    restarted worker finds the job submitted and sends nothing: one submitResult on chain."""
+    p, m = stack.provider, stack.market
+    first_block = m.block_number() + 1
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
     m.set_automine(False)
     try:
-        def submit_pending() -> bool:
-            txs = _pending_from(stack, address)
-            if any(t["input"].startswith(submit_selector) for t in txs):
-                return True
-            if txs:  # a beat transaction (withdraw, finalize) goes first: let it through
-                m.mine()
-            return False
-
-        wait_for(submit_pending, 30, "the submission to be in the pool")
+        _hold_submission_in_pool(stack, job_id)
         p.kill9("worker-chain")  # the transaction is sent, its receipt never seen, the record says "outcome"
         assert _state(stack, job_id) == "outcome"
         m.mine()
@@ -85,54 +142,39 @@ def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
         m.set_automine(True)
     assert stack.status(job_id) == JobStatus.SUBMITTED
     p.start("worker-chain")
-    wait_for(lambda: _state(stack, job_id) in ("submitted", "finalized"), 30, "the restarted worker to see the submission")
-    found = [e for e in p.log_lines("worker-chain") if e.get("msg") == "submission found on chain; not sending again" and e.get("job") == job_id]
-    assert found
     _settled_once(stack, job_id)
+    assert _submissions_sent(stack, job_id, first_block) == 1
 
 
 def test_kill_9_with_the_submission_still_in_the_pool_waits_for_it(stack: Stack) -> None:
     """The restarted worker finds the pre-crash transaction pending: it waits for it rather than
     sending a second one (one submitResult transaction in all)."""
     p, m = stack.provider, stack.market
-    address = stack.accounts[PROVIDER]
-    submit_selector = "0x" + m.codec.function("JobMarket", "submitResult").selector.hex()
-    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "sleep 1; echo done > /out/x"], max_runtime=20))
-    wait_for(lambda: _state(stack, job_id) == "running", 30, "the run to start")
     first_block = m.block_number() + 1
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
     m.set_automine(False)
     try:
-        def submit_pending() -> bool:
-            txs = _pending_from(stack, address)
-            if any(t["input"].startswith(submit_selector) for t in txs):
-                return True
-            if txs:
-                m.mine()
-            return False
-
-        wait_for(submit_pending, 30, "the submission to be in the pool")
+        _hold_submission_in_pool(stack, job_id)
         p.kill9("worker-chain")
         p.start("worker-chain")
-        wait_for(lambda: any(e.get("msg") == "waiting for the pre-crash submission" and e.get("job") == job_id
-                             for e in p.log_lines("worker-chain")), 30, "the restarted worker to find the pending transaction")
+        wait_for(lambda: _log_entries(p, "worker-chain", "waiting for the pre-crash submission", job_id), 120,
+                 "the restarted worker to find the pending transaction")
         m.mine()
     finally:
         m.set_automine(True)
     _settled_once(stack, job_id)
-    sent = 0
-    for number in range(first_block, m.block_number() + 1):
-        block = m.rpc.call("eth_getBlockByNumber", [hex(number), True])
-        sent += sum(1 for t in block["transactions"] if t["from"].lower() == address.lower() and t["input"].startswith(submit_selector))
-    assert sent == 1
+    assert _submissions_sent(stack, job_id, first_block) == 1
 
 
 def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
+    """The chain worker dies after the submission; the challenge window closes while nobody can
+    finalize; the restarted worker finalizes once."""
     p, m = stack.provider, stack.market
-    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"]))
-    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=30)
+    terms = JobTerms(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=600, collateral_pct=100, cpu_seconds=10)
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"]), terms=terms)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=120)
     p.kill9("worker-chain")
-    m.advance_time(10)  # the challenge window (4 s) closes while nobody can finalize
-    time.sleep(1.5)
+    m.advance_time(601)  # the challenge window closes while no worker can finalize
     assert stack.status(job_id) == JobStatus.SUBMITTED
     p.start("worker-chain")
     _settled_once(stack, job_id)
@@ -143,30 +185,57 @@ def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
     claimed job waits for a compute worker: recovery finds it claimed on chain and finishes it."""
     p = stack.provider
     p.stop("worker-compute")
-    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo adopted > /out/x"]))
-    stack.wait_status(job_id, JobStatus.CLAIMED, timeout=30)
-    stack.synced()
-    stack.state().flushdb()  # every record, lease, queued task of the executor
-    p.start("worker-compute")
+    try:
+        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo adopted > /out/x"]))
+        stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
+        stack.synced()
+        stack.state().flushdb()  # every record, lease, queued task of the executor
+    finally:
+        p.start("worker-compute")
     _settled_once(stack, job_id)
-    assert any(e.get("msg") == "claimed job adopted from the chain" and e.get("job") == job_id for e in p.log_lines("worker-chain"))
+    assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
 
 
 def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
-    m = stack.market
+    """Whatever else ran in this module: the provider's wallet grows by exactly the payouts of the
+    JobFinalized events that name it on chain, its balance in the market is withdrawn to zero and
+    nothing stays locked. This test makes its own crash: the chain worker dies with one job
+    submitted and another one running."""
+    p, m = stack.provider, stack.market
     address = stack.accounts[PROVIDER]
-    assert len(stack.crash_jobs) == 5
-    paid = 0
-    for job_id in stack.crash_jobs:
-        events = stack.events(job_id, "JobFinalized")
-        assert len(events) == 1
-        paid += int(events[0]["args"]["payout"]) + int(events[0]["args"]["emission"])
+    submitted = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo one > /out/x"]))
+    stack.wait_status(submitted, JobStatus.SUBMITTED, timeout=120)
+    gated = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30))
+    running = wait_for(lambda: _running_container(stack, p, gated), 120, "the second job's container to run")
+    p.kill9("worker-chain")
+    _release(running)
+    wait_for(lambda: _state(stack, gated) == "outcome", 120, "the second job's outcome to be recorded")
+    p.start("worker-chain")
+    for job_id in (submitted, gated):
+        _settled_once(stack, job_id)
+    paid = _payouts_on_chain(stack, address)
+    assert paid > 0
     try:
-        wait_for(lambda: m.withdrawable(address) == 0 and m.token_balance(address) == stack.wallet_before + paid, 30,
+        wait_for(lambda: m.withdrawable(address) == 0 and m.token_balance(address) == stack.wallet_before + paid, 120,
                  "the withdrawal of every payout")
     except TimeoutError:
         raise AssertionError(
             f"wallet {m.token_balance(address)} (before {stack.wallet_before}, +{paid} expected), "
-            f"withdrawable {m.withdrawable(address)}, jobs {stack.crash_jobs}"
+            f"withdrawable {m.withdrawable(address)}"
         ) from None
-    assert m.get_provider(address)["locked"] == 0
+    wait_for(lambda: m.get_provider(address)["locked"] == 0, 60, "no collateral locked")
+
+
+def _payouts_on_chain(stack: Stack, address: str) -> int:
+    """Sum of payout + emission over the chain's JobFinalized logs for results of `address`."""
+    m = stack.market
+    topic = "0x" + m.codec.topics[("JobMarket", "JobFinalized")].hex()
+    logs = m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.market,
+                                       "topics": [topic, None, "0x" + address[2:].lower().rjust(64, "0")]}])
+    total = 0
+    for entry in logs:
+        data = bytes.fromhex(entry["data"][2:])
+        failure, payout, emission = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+        if not failure:
+            total += payout + emission
+    return total

@@ -20,6 +20,7 @@ from executor.arbiter import decide
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
 from executor.runtime import ExecKeys, broker_url_for
+from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
 
 DIGEST = "sha256:" + "ab" * 32
@@ -87,10 +88,20 @@ def test_policy_defers_when_full_and_asks_the_engine_without_an_allowlist() -> N
 
 
 def test_lease_is_exclusive_renewed_and_released_only_by_its_holder(r: redis.Redis) -> None:
-    first, second = Lease(r, "lease:1", ttl=0.3), Lease(r, "lease:1", ttl=0.3)
+    first, second = Lease(r, "lease:1", ttl=3), Lease(r, "lease:1", ttl=3)
     assert first.acquire()
     assert not second.acquire()
-    time.sleep(0.8)  # well past the TTL: the renewal thread keeps it
+    # The renewal thread resets the expiry: observe it doing so twice (the remaining time jumps up),
+    # which a lease without renewal never shows.
+    for _ in range(2):
+        last = [r.pttl("lease:1")]
+
+        def extended(last: list[int] = last) -> bool:
+            now = r.pttl("lease:1")
+            jumped, last[0] = now > last[0], now
+            return jumped
+
+        wait_for(extended, 30, "the renewal thread to extend the lease")
     assert not second.acquire() and first.holder() == first.token
     assert not second.release()  # not its lease
     assert first.release()
@@ -101,7 +112,7 @@ def test_lease_is_exclusive_renewed_and_released_only_by_its_holder(r: redis.Red
 def test_a_dead_holders_lease_expires_and_the_late_holder_knows_it_lost(r: redis.Redis) -> None:
     dead = Lease(r, "lease:2", ttl=0.2)
     assert dead.acquire(renew=False)  # a killed worker renews nothing
-    time.sleep(0.3)
+    wait_for(lambda: not r.exists("lease:2"), 30, "the dead holder's lease to expire")
     successor = Lease(r, "lease:2", ttl=5)
     assert successor.acquire(renew=False)
     assert not dead.renew() and dead.lost
@@ -242,13 +253,12 @@ def _drain(env: SimpleNamespace) -> None:
     thread = threading.Thread(target=env.dispatcher.run, args=(stop,), daemon=True)
     thread.start()
     rt = env.rt
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def drained() -> bool:  # every entry delivered and acknowledged (acked after it was handled)
         groups = rt.index.xinfo_groups(rt.index_keys.events) if rt.index.exists(rt.index_keys.events) else []
-        if groups and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0:
-            break
-        time.sleep(0.05)
-    time.sleep(0.2)
+        return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0
+
+    wait_for(drained, 60, "the dispatcher to handle every stream entry")
     stop.set()
     thread.join(5)
 

@@ -51,16 +51,27 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
+# Every wait's timeout is multiplied by this: timeouts only guard against hangs, and a busy CI
+# machine (load average 10+ on 2 cores) makes containers and transactions several times slower.
+TIMEOUT_SCALE = float(os.environ.get("DEPIN_TEST_TIMEOUT_SCALE", "3"))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Polls `predicate` until it returns something true, and returns that; raises TimeoutError
+    (with the last value or exception) after `timeout` × TIMEOUT_SCALE seconds. The tests' one way
+    to wait for a state: never a sleep."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
+    last: Any = None
     while time.monotonic() < deadline:
         try:
-            if predicate():
-                return
-        except Exception:
-            pass
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001
+            last = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 # ---------------------------------------------------------------------------------------- processes
@@ -76,7 +87,7 @@ class RedisServer:
         args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmpdir)]
         self.proc = ManagedProcess("redis-server", args, log_path=tmpdir / "redis.log")
         try:
-            _wait(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
+            wait_for(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
         except BaseException:
             self.proc.stop()
             raise

@@ -209,6 +209,9 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
                             uri=item.uri,
                             retryable=True,
                         )
+    except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
+        log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
+        raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
     except httpx.HTTPError as exc:
         log.debug("input fetch failed", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
         raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} could not be fetched (network error)", path=item.path, uri=item.uri, retryable=True) from None

@@ -18,6 +18,8 @@ from executor.containers import LABEL_EXECUTOR, container_name
 from executor.execute import execute
 from executor.inputs import InputHashMismatch, InputUnavailable, fetch_input, fetch_inputs
 
+from .recording_server import RecordingServer
+
 # the test server listens on the loopback interface, which the fetcher refuses unless allowed
 LOCAL = ["127.0.0.1/32"]
 DATA = b"the quick brown fox\n" * 100
@@ -212,3 +214,148 @@ def test_execute_good_input_runs(engine, sample_images, work_root, result_store,
     )
     assert outcome.kind == "result" and outcome.exit_code == 0, outcome
     assert os.path.getsize(result_store.path(outcome.digest)) == outcome.size
+
+
+# --- the provider's own network is out of reach ------------------------------------------------
+
+SECRET = b"admin-config: token=hunter2\n"
+SECRET_SHA = hashlib.sha256(SECRET).hexdigest()
+
+
+@pytest.fixture
+def internal() -> Iterator[RecordingServer]:
+    """A service listening only on the loopback interface, as an admin API on a provider would."""
+    with RecordingServer("127.0.0.1", {"/admin/config?token=1": (200, {"X-Internal": "yes"}, SECRET)}) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "017700000001", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "0.0.0.0", "0", "[::]"],
+)
+def test_loopback_in_any_spelling_is_refused_before_connecting(tmp_path, internal, host):
+    with pytest.raises(InputUnavailable, match="non-public address") as info:
+        fetch_input(item(f"http://{host}:{internal.port}/admin/config?token=1", sha=SECRET_SHA), tmp_path)
+    assert info.value.retryable is False
+    assert internal.connections == 0 and internal.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_the_http_client_cannot_parse_is_refused(tmp_path, internal):
+    with pytest.raises(InputUnavailable, match="not a valid http"):
+        fetch_input(item(f"http://0177.0.0.1:{internal.port}/admin/config?token=1", sha=SECRET_SHA), tmp_path)
+    assert internal.connections == 0
+
+
+@pytest.mark.parametrize("uri", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://100.64.0.1/",
+                                 "http://10.0.0.1/", "https://192.168.0.1/", "http://[fd00::2]/", "http://[::1]:9/"])
+def test_metadata_private_and_link_local_addresses_are_refused(tmp_path, uri):
+    with pytest.raises(InputUnavailable, match="non-public address") as info:
+        fetch_input(item(uri), tmp_path, timeout=2)
+    assert info.value.retryable is False
+
+
+def test_the_allow_list_admits_an_internal_source_and_keeps_the_host_header(tmp_path, internal):
+    url = f"http://localhost:{internal.port}/admin/config?token=1"
+    got = fetch_input(item(url, sha=SECRET_SHA), tmp_path, allow_networks=["127.0.0.0/8", "::1/128"])
+    assert got.path.read_bytes() == SECRET
+    assert [r.host for r in internal.requests] == [f"localhost:{internal.port}"]  # the name, though the connection went to the IP
+
+
+def test_a_redirect_from_an_allowed_host_to_the_loopback_is_refused(tmp_path, internal):
+    target = f"http://127.0.0.1:{internal.port}/admin/config?token=1"
+    routes = {"/in": (302, {"Location": target}, b""), "/in-relative-host": (301, {"Location": f"//localhost:{internal.port}/admin/config?token=1"}, b"")}
+    with RecordingServer("127.0.0.2", routes) as allowed:
+        for path in routes:
+            with pytest.raises(InputUnavailable, match="a redirect from .* leads to a non-public address") as info:
+                fetch_input(item(allowed.base + path, sha=SECRET_SHA), tmp_path, allow_networks=["127.0.0.2/32"])
+            assert str(internal.port) not in str(info.value) and "admin" not in str(info.value)  # where it pointed stays here
+        assert [r.path for r in allowed.requests] == list(routes)
+    assert internal.connections == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.org/x", "gopher://127.0.0.1:70/", "data:,x"])
+def test_a_redirect_to_another_scheme_is_refused(tmp_path, location):
+    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": location}, b"")}) as allowed:
+        with pytest.raises(InputUnavailable, match="a redirect") as info:
+            fetch_input(item(allowed.base + "/in"), tmp_path, allow_networks=["127.0.0.2/32"])
+    assert location not in str(info.value)
+
+
+def test_redirects_are_capped(tmp_path):
+    routes = {f"/{i}": (302, {"Location": f"/{i + 1}"}, b"") for i in range(5)}
+    routes["/5"] = (200, {}, DATA)
+    with RecordingServer("127.0.0.2", routes) as allowed:
+        assert fetch_input(item(allowed.base + "/2"), tmp_path, allow_networks=["127.0.0.2/32"]).size == len(DATA)  # 3 redirects
+        with pytest.raises(InputUnavailable, match="more than 3 redirects"):
+            fetch_input(item(allowed.base + "/1"), tmp_path, allow_networks=["127.0.0.2/32"])  # 4
+        assert [r.path for r in allowed.requests] == ["/2", "/3", "/4", "/5", "/1", "/2", "/3", "/4"]
+
+
+def test_no_proxy_is_taken_from_the_environment(tmp_path, monkeypatch):
+    with RecordingServer("127.0.0.2", {"/data": (200, {}, DATA)}) as allowed, RecordingServer("127.0.0.3") as proxy:
+        for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(var, proxy.base)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert fetch_input(item(allowed.base + "/data"), tmp_path, allow_networks=["127.0.0.2/32"]).size == len(DATA)
+        assert proxy.connections == 0 and len(allowed.requests) == 1
+
+
+def test_a_wrong_sha256_from_an_allowed_source_says_mismatch_but_not_the_real_hash(tmp_path, internal):
+    url = f"http://127.0.0.1:{internal.port}/admin/config?token=1"
+    with pytest.raises(InputHashMismatch) as info:
+        fetch_input(item(url, sha="ee" * 32), tmp_path, allow_networks=["127.0.0.1/32"])
+    assert "sha256 mismatch" in str(info.value)
+    assert SECRET_SHA not in str(info.value) and "hunter2" not in str(info.value) and "X-Internal" not in str(info.value)
+
+
+# --- input names: the fetcher's staging cannot collide with any ----------------------------------
+
+
+def test_inputs_named_x_and_x_partial_both_arrive_intact(tmp_path):
+    other = b"the partial one\n"
+    spec = JobSpec.model_validate(
+        {
+            "image": "depin/busybox@sha256:" + "0" * 64,
+            "command": ["true"],
+            "inputs": [
+                {"path": "X", "uri": "data:;base64," + base64.b64encode(DATA).decode(), "sha256": SHA},
+                {"path": "X.partial", "uri": "data:;base64," + base64.b64encode(other).decode(), "sha256": hashlib.sha256(other).hexdigest()},
+                {"path": "X.partial.partial", "uri": "data:,3", "sha256": hashlib.sha256(b"3").hexdigest()},
+            ],
+            "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 1},
+        }
+    )
+    fetch_inputs(spec, tmp_path / "in")
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["X", "X.partial", "X.partial.partial"]  # no staging left
+    assert (tmp_path / "in" / "X").read_bytes() == DATA
+    assert (tmp_path / "in" / "X.partial").read_bytes() == other
+    assert (tmp_path / "in" / "X.partial.partial").read_bytes() == b"3"
+
+
+def test_execute_job_sees_x_and_x_partial(engine, sample_images, work_root, result_store, executor_instance, tmp_path):
+    from depin.outputs import extract_archive
+
+    other = b"the partial one\n"
+    spec = JobSpec.model_validate(
+        {
+            "image": sample_images["busybox"],
+            "command": ["sh", "-c", "ls -a /in > /out/ls && cat /in/X /in/X.partial > /out/both"],
+            "inputs": [
+                {"path": "X", "uri": "data:;base64," + base64.b64encode(DATA).decode(), "sha256": SHA},
+                {"path": "X.partial", "uri": "data:;base64," + base64.b64encode(other).decode(), "sha256": hashlib.sha256(other).hexdigest()},
+            ],
+            "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 5},
+        }
+    )
+    outcome = execute(
+        engine, job_id=9004, spec=spec, work_root=work_root, store=result_store, name=container_name(31337, 9004, "provider"),
+        labels={LABEL_EXECUTOR: executor_instance},
+    )
+    assert outcome.kind == "result" and outcome.exit_code == 0, outcome
+    out = tmp_path / "out"
+    extract_archive(result_store.path(outcome.digest), out)
+    assert (out / "ls").read_text().split() == [".", "..", "X", "X.partial"]
+    assert (out / "both").read_bytes() == DATA + other

@@ -333,6 +333,8 @@ def test_inputs_named_x_and_x_partial_both_arrive_intact(tmp_path):
     assert (tmp_path / "in" / "X").read_bytes() == DATA
     assert (tmp_path / "in" / "X.partial").read_bytes() == other
     assert (tmp_path / "in" / "X.partial.partial").read_bytes() == b"3"
+    with pytest.raises(ValueError, match="plain file name"):  # the staging folder's kind of name is no input name
+        InputSpec(path=".fetch-abc", uri="data:,3", sha256=hashlib.sha256(b"3").hexdigest())
 
 
 def test_execute_job_sees_x_and_x_partial(engine, sample_images, work_root, result_store, executor_instance, tmp_path):

@@ -105,3 +105,17 @@ def test_the_allow_list_admits_only_its_networks() -> None:
     assert resolve_checked("2130706434", 80, allow) == ipaddress.ip_address("127.0.0.2")
     with pytest.raises(ValueError):
         parse_networks(["10.1.2.1/24"])
+
+
+def test_the_policy_key_is_read_from_depin_toml_and_checked(tmp_path) -> None:
+    from depin.config import ConfigError, load_config
+
+    path = tmp_path / "depin.toml"
+    assert load_config(None, env={}).policy.input_allow_networks == []  # default: none
+    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2"]\n')
+    assert load_config(path, env={}).policy.input_allow_networks == ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2/32"]
+    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.1/24"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert "policy.input_allow_networks" in message and "host bits set" in message and "\n" not in message

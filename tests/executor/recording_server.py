@@ -4,6 +4,7 @@ test can assert that a refused address was never contacted (not even a TCP conne
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,16 @@ class Seen:
 @dataclass
 class RecordingServer:
     """Serves `routes` (path -> (status, headers, body), or a callable of the server giving one) on
-    `host`, port chosen by the kernel. ``connections`` counts accepted TCP connections; ``requests``
+    `host` and `port`. ``connections`` counts accepted TCP connections; ``requests``
     lists every request. Unknown paths answer 404."""
 
     host: str = "127.0.0.1"
     routes: dict[str, Answer | Callable[[RecordingServer], Answer]] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None  # a server context: HTTPS, recording each client's SNI name
     connections: int = 0
     requests: list[Seen] = field(default_factory=list)
+    sni: list[str | None] = field(default_factory=list)
+    port: int = 0  # 0: the kernel picks one
 
     def __post_init__(self) -> None:
         owner = self
@@ -55,14 +59,17 @@ class RecordingServer:
                 owner.connections += 1
                 return True
 
-        self._server = Server((self.host, 0), Handler)
+        self._server = Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _sock, name, _ctx: owner.sni.append(name)  # type: ignore[assignment]
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def close(self) -> None:
         self._server.shutdown()

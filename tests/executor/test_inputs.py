@@ -7,8 +7,13 @@ import base64
 import hashlib
 import http.server
 import os
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -361,3 +366,65 @@ def test_execute_job_sees_x_and_x_partial(engine, sample_images, work_root, resu
     extract_archive(result_store.path(outcome.digest), out)
     assert (out / "ls").read_text().split() == [".", "..", "X", "X.partial"]
     assert (out / "both").read_bytes() == DATA + other
+
+
+# --- the connection goes to the checked address; the name stays the URL's -----------------------
+
+
+@pytest.fixture(scope="module")
+def localhost_cert(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for the name ``localhost`` only (no IP address in it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_https_checks_the_certificate_and_sni_against_the_name_not_the_pinned_address(tmp_path, monkeypatch, localhost_cert):
+    import certifi
+
+    cert, key = localhost_cert
+    monkeypatch.setattr(certifi, "where", lambda: str(cert))  # the fetcher trusts this test CA, as it would a public one
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with RecordingServer("127.0.0.1", {"/data": (200, {}, DATA)}, tls=context) as server:
+        local = ["127.0.0.0/8", "::1/128"]
+        got = fetch_input(item(f"https://localhost:{server.port}/data"), tmp_path, allow_networks=local)
+        assert got.path.read_bytes() == DATA
+        assert server.sni == ["localhost"] and [r.host for r in server.requests] == [f"localhost:{server.port}"]
+        # the same server by its address: the certificate does not name it, so the fetch fails
+        with pytest.raises(InputUnavailable, match="could not be fetched") as info:
+            fetch_input(item(f"https://127.0.0.1:{server.port}/data", path="other"), tmp_path, allow_networks=local)
+        assert info.value.retryable is True and len(server.requests) == 1
+
+
+def test_the_name_is_resolved_once_and_the_checked_address_is_the_one_connected(tmp_path, monkeypatch):
+    """DNS rebinding: a name that answers an allowed address to the check and the loopback to any
+    later lookup. No DNS server can be run here, so the system resolver is replaced for that one
+    name (every other name goes to the real one)."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            lookups.append(host)
+            address = "127.0.0.2" if len(lookups) == 1 else "127.0.0.1"
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with RecordingServer("127.0.0.2", {"/data": (200, {}, DATA)}) as allowed, _same_port_on("127.0.0.1", allowed.port) as loopback:
+        got = fetch_input(item(f"http://rebind.test:{allowed.port}/data"), tmp_path, allow_networks=["127.0.0.2/32"])
+        assert got.path.read_bytes() == DATA
+        assert lookups == ["rebind.test"]  # one lookup: the connection did not resolve the name again
+        assert [r.host for r in allowed.requests] == [f"rebind.test:{allowed.port}"] and loopback.connections == 0
+
+
+def _same_port_on(host: str, port: int) -> RecordingServer:
+    return RecordingServer(host, {"/data": (200, {}, b"the loopback answered")}, port=port)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import logging
 import os
 import shutil
 import socket
@@ -314,6 +315,20 @@ def test_a_wrong_sha256_from_an_allowed_source_says_mismatch_but_not_the_real_ha
         fetch_input(item(url, sha="ee" * 32), tmp_path, allow_networks=["127.0.0.1/32"])
     assert "sha256 mismatch" in str(info.value)
     assert SECRET_SHA not in str(info.value) and "hunter2" not in str(info.value) and "X-Internal" not in str(info.value)
+
+
+def test_what_a_server_answered_is_logged_locally_at_debug_only(tmp_path, internal, caplog):
+    url = f"http://127.0.0.1:{internal.port}"
+    with caplog.at_level(logging.DEBUG, logger="executor.inputs"):
+        with pytest.raises(InputHashMismatch):
+            fetch_input(item(f"{url}/admin/config?token=1", sha="ee" * 32), tmp_path, allow_networks=["127.0.0.1/32"])
+        with pytest.raises(InputUnavailable) as info:
+            fetch_input(item(f"{url}/missing"), tmp_path, allow_networks=["127.0.0.1/32"])
+    assert "404" not in str(info.value)
+    debug = {r.getMessage(): r for r in caplog.records if r.levelno == logging.DEBUG}
+    assert debug["input sha256 mismatch"].actual == SECRET_SHA  # type: ignore[attr-defined]
+    assert debug["input answered an HTTP error"].status == 404  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG]
 
 
 # --- input names: the fetcher's staging cannot collide with any ----------------------------------

@@ -13,7 +13,8 @@ redirect. An address is refused (:func:`refusal` names why) when it is
   ``198.18.0.0/15``) or otherwise not globally routable (the :mod:`ipaddress` properties, plus the
   explicit ranges of :data:`REFUSED_NETWORKS` so that the rule does not depend on the Python version);
 - an IPv6 form that carries a refused IPv4 address: IPv4-mapped (``::ffff:127.0.0.1``),
-  IPv4-compatible (``::127.0.0.1``), NAT64 (``64:ff9b::/96``), 6to4 (``2002::/16``) and Teredo.
+  IPv4-compatible (``::127.0.0.1``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``); Teredo
+  (``2001::/32``) is refused whole.
 
 An operator who needs internal sources lists them in ``[policy] input_allow_networks`` (CIDR
 strings); an address inside one of them is allowed whatever its kind. The list is empty by default.
@@ -89,8 +90,8 @@ def parse_networks(networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4; Teredo's server
-    is checked by :func:`refusal` separately), else None."""
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), else None.
+    (Teredo, ``2001::/32``, lies in the refused ``2001::/23`` as a whole.)"""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _NAT64:  # :: and ::1 are not
@@ -120,14 +121,12 @@ def refusal(address: IPAddress) -> str | None:
     the IPv4 address it maps to."""
     if isinstance(address, ipaddress.IPv6Address):
         address = ipaddress.IPv6Address(int(address))  # without a %scope
-        if address.ipv4_mapped is not None:
-            kind = refusal(address.ipv4_mapped)
-            return None if kind is None else f"IPv4-in-IPv6 {kind}"
         inner = embedded_ipv4(address)
-        if inner is not None and refusal(inner) is not None:
-            return f"IPv4-in-IPv6 {refusal(inner)}"
-        if address.teredo is not None and any(refusal(a) is not None for a in address.teredo):
-            return "Teredo"
+        inner_kind = refusal(inner) if inner is not None else None
+        if inner_kind is not None:
+            return f"IPv4-in-IPv6 {inner_kind}"
+        if address.ipv4_mapped is not None:
+            return None  # ::ffff:a.b.c.d reaches a.b.c.d, which is public
     explicit = next((kind for kind, net in REFUSED_NETWORKS if address in net), None)
     return explicit if explicit is not None else _kind_by_properties(address)
 

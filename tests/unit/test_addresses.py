@@ -57,6 +57,7 @@ REFUSED = [
     ("64:ff9b::a9fe:a9fe", "IPv4-in-IPv6 link-local"),
     ("2002:7f00:1::1", "IPv4-in-IPv6 loopback"),
     ("2002:c0a8:101::1", "IPv4-in-IPv6 private"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "IETF protocol assignments"),  # Teredo
 ]
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "100.63.255.255", "100.128.0.0", "172.32.0.1", "2001:4860:4860::8888",

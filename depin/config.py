@@ -36,6 +36,8 @@ Relative paths are resolved against the file's folder. Example::
     max_output_mb = 64
     min_reward_per_cpu_second = "0"            # tokens per declared CPU-second
     max_concurrent_jobs = 4
+    input_allow_networks = []                  # internal networks http(s) inputs may come from,
+                                               # e.g. ["10.1.2.0/24"]; empty: public addresses only
 
 Token amounts are decimal strings in whole tokens (``"0.001"``). Environment variables override the
 file: ``DEPIN_RPC_URL``, ``DEPIN_REDIS_URL``, ``DEPIN_DEPLOYMENT``, ``DEPIN_NAMESPACE``,
@@ -44,6 +46,7 @@ file: ``DEPIN_RPC_URL``, ``DEPIN_REDIS_URL``, ``DEPIN_DEPLOYMENT``, ``DEPIN_NAME
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -101,6 +104,18 @@ class PolicyConfig(_Section):
     max_output_mb: int = Field(default=64, ge=1)
     min_reward_per_cpu_second: Decimal = Decimal(0)
     max_concurrent_jobs: int = Field(default=4, ge=1)
+    input_allow_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("input_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for text in value:
+            try:
+                out.append(str(ipaddress.ip_network(text.strip())))
+            except ValueError as exc:
+                raise ValueError(f"not a network in CIDR form (such as 10.1.2.0/24): {exc}") from None
+        return out
 
     @field_validator("images")
     @classmethod

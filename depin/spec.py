@@ -44,6 +44,8 @@ from depin.errors import SpecError
 
 SPEC_VERSION = 1
 IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:(?P<digest>[0-9a-f]{64})$")
+# An input name starts with a letter or digit, so it can never be "." / ".." nor collide with the
+# executor's staging folder (".fetch-*", executor/inputs.py): keep that first character rule.
 INPUT_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -183,6 +183,7 @@ def execute(
     container_limits: ContainerLimits = ContainerLimits(),
     allowed_registries: Sequence[str] = (),
     file_roots: Sequence[Path | str] | None = None,
+    input_allow_networks: Sequence[str] | None = None,
     max_input_bytes: int = MAX_INPUT_BYTES,
     input_timeout: float = 30.0,
 ) -> Outcome:
@@ -191,7 +192,9 @@ def execute(
     `name` is the container name (deterministic per job and role); `labels` are added to the
     container (``depin.job`` and ``depin.executor`` default to the job id and the host name).
     `spec` may be a parsed :class:`JobSpec` or its bytes (then an invalid spec is a ``BAD_SPEC``
-    failure). Raises :class:`PolicyRefused` and :class:`ContainerEngineError` (see the module doc).
+    failure). `input_allow_networks` are the non-public networks http(s) inputs may come from
+    (None: ``limits_cap.input_allow_networks`` when a policy is given, else none). Raises
+    :class:`PolicyRefused` and :class:`ContainerEngineError` (see the module doc).
     """
     t0 = time.monotonic()
     if not isinstance(spec, JobSpec):
@@ -200,6 +203,8 @@ def execute(
         except SpecError as exc:
             return Outcome.failure(FailureCode.BAD_SPEC, str(exc), job_id=job_id)
     check_policy(spec, limits_cap)
+    if input_allow_networks is None:
+        input_allow_networks = limits_cap.input_allow_networks if limits_cap is not None else ()
     labels = {LABEL_JOB: str(job_id), LABEL_EXECUTOR: DEFAULT_INSTANCE, **(labels or {})}
     job_dir = Path(work_root) / name
     _clean(client, name, job_dir)
@@ -208,7 +213,9 @@ def execute(
         job_dir.mkdir(parents=True)
         # 1. inputs
         try:
-            fetch_inputs(spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots)
+            fetch_inputs(
+                spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks
+            )
         except InputHashMismatch as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))
         except InputUnavailable as exc:

@@ -1,17 +1,29 @@
 """Fetching a job's inputs into its inputs folder and checking them before the container starts.
 
-Each input ``{path, uri, sha256}`` is written to ``<inputs_dir>/<path>`` (mode 0644; the folder is
-bind-mounted read-only at ``/in``) while its sha256 is computed; nothing reaches the container
-unless every hash matches. Supported URIs:
+Each input ``{path, uri, sha256}`` is downloaded into a staging folder while its sha256 is computed
+and moved to ``<inputs_dir>/<path>`` (mode 0644; the folder is bind-mounted read-only at ``/in``)
+only when the hash matches; nothing reaches the container unless every hash matches. The staging
+folder (``.fetch-*``) cannot collide with an input name (names start with a letter or digit) and is
+removed before the container starts. Supported URIs:
 
 - ``http://`` / ``https://``: streamed with httpx, a connect/read timeout (``timeout``; the whole
-  download gets ``TOTAL_TIMEOUT_FACTOR`` times that), at most
-  ``MAX_REDIRECTS`` redirects, and a byte cap (``max_bytes``, over all inputs of the job): a server
-  that sends more is cut off at the cap;
+  download gets ``TOTAL_TIMEOUT_FACTOR`` times that), at most ``MAX_REDIRECTS`` redirects (to
+  http(s) only), and a byte cap (``max_bytes``, over all inputs of the job): a server that sends
+  more is cut off at the cap. The URL is the requester's, so it must not reach the provider's own
+  network: each hop's host is resolved once, *every* address of the answer must be public (or in
+  the policy's ``input_allow_networks``; :mod:`executor.addresses`), and the connection goes to
+  that checked address only (Host header and TLS name stay the URL's host). No proxy is taken from
+  the environment;
 - ``data:`` (RFC 2397; ``;base64`` or percent-encoded), for small inline inputs;
 - ``file://`` (devnet): only below an allowed root (the `file_roots` argument, else the
   ``DEPIN_INPUT_FILE_ROOTS`` environment variable, ``os.pathsep``-separated). With no root allowed
   every ``file://`` URI is refused: a spec must never make a provider copy its own files into a job.
+
+Error messages become failure reasons, whose text is hashed into the on-chain evidence and may be
+shown to anyone: they name the input and its URI (the requester's own words) but never what a
+server answered (status, headers, size, body, the hash of what came back), where a redirect
+pointed, which address a name resolved to, or the provider's file roots. Those details are logged
+locally at debug level only.
 
 Two outcomes, two errors (both :class:`~depin.errors.ExecutionError`):
 
@@ -19,7 +31,7 @@ Two outcomes, two errors (both :class:`~depin.errors.ExecutionError`):
   is a *provable* failure: the provider may submit ``FailureCode.INPUT_HASH_MISMATCH`` (anyone can
   fetch the same URI and recompute). ``retryable`` is False.
 - :class:`InputUnavailable`: the input could not be fetched (unreachable host, HTTP error, timeout,
-  refused scheme or path, over the size cap). Nothing is proven; ``retryable`` says whether trying
+  refused scheme, path or address, over the size cap). Nothing is proven; ``retryable`` says whether trying
   again may help (network trouble: True; refused by policy or too large: False). The caller decides:
   retry with backoff while the submit deadline allows, and only then fall back to submitting
   ``INPUT_HASH_MISMATCH`` (which :func:`executor.execute.execute` reports with ``retryable=True``
@@ -29,11 +41,15 @@ Two outcomes, two errors (both :class:`~depin.errors.ExecutionError`):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import logging
 import os
+import shutil
+import tempfile
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +58,7 @@ import httpx
 from depin.errors import ExecutionError
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
+from executor.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 
 CHUNK = 1 << 16
 MAX_INPUT_BYTES = 1 << 30  # over all inputs of one job
@@ -49,6 +66,8 @@ TIMEOUT = 30.0  # seconds per connect/read; a whole download gets TOTAL_TIMEOUT_
 TOTAL_TIMEOUT_FACTOR = 10
 MAX_REDIRECTS = 3
 FILE_ROOTS_ENV = "DEPIN_INPUT_FILE_ROOTS"
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ExecutionError):
@@ -119,26 +138,68 @@ def _short(uri: str, limit: int = 80) -> str:
     return uri if len(uri) <= limit else uri[: limit - 3] + "..."
 
 
-def _fetch_http(item: InputSpec, sink: _Sink, timeout: float) -> None:
+def _fetch_http(item: InputSpec, sink: _Sink, timeout: float, allow: Sequence[IPNetwork]) -> None:
+    """GETs `item.uri`, following at most MAX_REDIRECTS redirects by hand: each hop's host is resolved
+    once, every address checked (:mod:`executor.addresses`), and the connection made to the checked
+    address only (the Host header and the TLS name stay the URL's)."""
+    url = _parse_http_url(item, item.uri)
+    deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * timeout
+    for hop in range(MAX_REDIRECTS + 1):
+        address = _checked_address(item, url, allow, redirected=hop > 0)
+        location = _get_pinned(item, url, address, sink, timeout, deadline)
+        if location is None:
+            return
+        url = _parse_http_url(item, location, base=url)
+    raise InputUnavailable(f"input {item.path!r}: more than {MAX_REDIRECTS} redirects at {_short(item.uri)}", path=item.path, uri=item.uri)
+
+
+def _parse_http_url(item: InputSpec, text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """`text` (a redirect's Location when `base` is given) as an absolute http(s) URL; anything else
+    is refused without saying what a redirect pointed at."""
+    what = "a redirect" if base is not None else _short(item.uri)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True, max_redirects=MAX_REDIRECTS) as client:
-            with client.stream("GET", item.uri) as response:
-                if response.status_code != 200:
-                    raise InputUnavailable(
-                        f"input {item.path!r}: GET {_short(item.uri)} answered HTTP {response.status_code}",
-                        path=item.path,
-                        uri=item.uri,
-                        retryable=response.status_code >= 500 or response.status_code in (408, 429),
-                    )
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > sink.budget:
-                    raise InputUnavailable(
-                        f"input {item.path!r} is {declared} bytes; the executor's input cap leaves {sink.budget}",
-                        path=item.path,
-                        uri=item.uri,
-                        retryable=False,
-                    )
-                deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * timeout
+        url = base.join(text) if base is not None else httpx.URL(text)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        log.debug("input URL refused", extra={"path": item.path, "uri": item.uri, "url": text[:300], "error": str(exc)[:300]})
+        raise InputUnavailable(f"input {item.path!r}: {what}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        log.debug("input URL refused", extra={"path": item.path, "uri": item.uri, "url": text[:300]})
+        raise InputUnavailable(f"input {item.path!r}: {what} leads to a URL that is not http(s) with a host", path=item.path, uri=item.uri)
+    return url
+
+
+def _checked_address(item: InputSpec, url: httpx.URL, allow: Sequence[IPNetwork], *, redirected: bool) -> IPAddress:
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    where = f"a redirect from {_short(item.uri)}" if redirected else _short(item.uri)
+    try:
+        return resolve_checked(host, port, allow)
+    except AddressRefused as exc:
+        log.debug("input address refused", extra={"path": item.path, "uri": item.uri, "host": host, "address": str(exc.address), "kind": exc.kind})
+        raise InputUnavailable(
+            f"input {item.path!r}: {where} leads to a non-public address, which this executor does not fetch from "
+            "(only public addresses and its policy's input_allow_networks)",
+            path=item.path,
+            uri=item.uri,
+            retryable=False,
+        ) from None
+    except HostUnresolvable as exc:
+        log.debug("input host unresolvable", extra={"path": item.path, "uri": item.uri, "host": host, "error": str(exc)[:300]})
+        raise InputUnavailable(f"input {item.path!r}: the host of {where} cannot be resolved", path=item.path, uri=item.uri, retryable=True) from None
+
+
+def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink, timeout: float, deadline: float) -> str | None:
+    """One GET of `url` over a connection to `address`: streams a 200 answer into `sink` (None), or
+    returns a redirect's Location. No proxy from the environment, no redirect followed by httpx."""
+    pinned = url.copy_with(host=str(address))
+    headers = {"Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.raw_host.decode("ascii")}  # TLS SNI and certificate check on the name
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+            with client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
+                if response.is_redirect:
+                    return response.headers["location"]
+                _check_answer(item, response, sink)
                 for chunk in response.iter_bytes(CHUNK):
                     sink.write(chunk)
                     if time.monotonic() > deadline:
@@ -148,12 +209,35 @@ def _fetch_http(item: InputSpec, sink: _Sink, timeout: float) -> None:
                             uri=item.uri,
                             retryable=True,
                         )
-    except httpx.TooManyRedirects as exc:
-        raise InputUnavailable(f"input {item.path!r}: too many redirects at {_short(item.uri)}", path=item.path, uri=item.uri, retryable=False) from exc
+    except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
+        log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
+        raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
     except httpx.HTTPError as exc:
+        log.debug("input fetch failed", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} could not be fetched (network error)", path=item.path, uri=item.uri, retryable=True) from None
+    return None
+
+
+def _check_answer(item: InputSpec, response: httpx.Response, sink: _Sink) -> None:
+    """Refuses a non-200 answer or one that declares more bytes than the budget. The reason says
+    neither the status nor the size (what a server answered stays on this machine)."""
+    if response.status_code != 200:
+        log.debug("input answered an HTTP error", extra={"path": item.path, "uri": item.uri, "status": response.status_code})
         raise InputUnavailable(
-            f"input {item.path!r}: cannot fetch {_short(item.uri)}: {type(exc).__name__}: {exc}", path=item.path, uri=item.uri, retryable=True
-        ) from exc
+            f"input {item.path!r}: GET {_short(item.uri)} did not answer 200 OK",
+            path=item.path,
+            uri=item.uri,
+            retryable=response.status_code >= 500 or response.status_code in (408, 429),
+        )
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > sink.budget:
+        log.debug("input larger than the cap", extra={"path": item.path, "uri": item.uri, "declared": declared})
+        raise InputUnavailable(
+            f"input {item.path!r} ({_short(item.uri)}) exceeds the executor's input cap ({sink.budget} bytes left for this job)",
+            path=item.path,
+            uri=item.uri,
+            retryable=False,
+        )
 
 
 def _fetch_data(item: InputSpec, sink: _Sink) -> None:
@@ -173,18 +257,16 @@ def _fetch_file(item: InputSpec, sink: _Sink, roots: list[Path]) -> None:
         raise InputUnavailable(f"input {item.path!r}: file:// URIs must name a local path", path=item.path, uri=item.uri)
     path = Path(urllib.parse.unquote(parsed.path)).resolve()
     if not any(path == root or root in path.parents for root in roots):
-        raise InputUnavailable(
-            f"input {item.path!r}: {item.uri} is outside the allowed file roots "
-            f"({', '.join(map(str, roots)) or f'none: set {FILE_ROOTS_ENV} on a devnet'})",
-            path=item.path,
-            uri=item.uri,
-        )
+        log.debug("file input outside the roots", extra={"path": item.path, "uri": item.uri, "roots": os.pathsep.join(map(str, roots))})
+        hint = "" if roots else f" (none is set: {FILE_ROOTS_ENV} on a devnet)"
+        raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} is outside the allowed file roots{hint}", path=item.path, uri=item.uri)
     try:
         with open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 sink.write(chunk)
     except OSError as exc:
-        raise InputUnavailable(f"input {item.path!r}: cannot read {path}: {exc.strerror}", path=item.path, uri=item.uri) from exc
+        log.debug("file input unreadable", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
+        raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} cannot be read", path=item.path, uri=item.uri) from None
 
 
 def fetch_input(
@@ -194,16 +276,25 @@ def fetch_input(
     budget: int = MAX_INPUT_BYTES,
     timeout: float = TIMEOUT,
     file_roots: Sequence[Path | str] | None = None,
+    allow_networks: Sequence[str | IPNetwork] = (),
+    staging_dir: Path | None = None,
 ) -> FetchedInput:
     """Fetches one input to ``<inputs_dir>/<item.path>`` and checks its sha256 (see the module doc
-    for the errors). A partial or mismatching file is removed."""
+    for the errors). The bytes are written to a file in `staging_dir` (default: a fresh folder in
+    `inputs_dir` whose name starts with ``.``, which no input name can) and moved into place only
+    when the hash matches; a partial or mismatching download is removed. `allow_networks` are the
+    operator's extra networks an http(s) input may come from (:mod:`executor.addresses`)."""
+    if staging_dir is None:
+        with _staging(Path(inputs_dir)) as staging:
+            return fetch_input(item, inputs_dir, budget=budget, timeout=timeout, file_roots=file_roots, allow_networks=allow_networks, staging_dir=staging)
     dest = Path(inputs_dir) / item.path
-    partial = dest.with_name(dest.name + ".partial")
+    fd, name = tempfile.mkstemp(dir=staging_dir, prefix="download-")
+    partial = Path(name)
     try:
-        with open(partial, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
             sink = _Sink(fh, budget, item)
             if item.uri.startswith(("http://", "https://")):
-                _fetch_http(item, sink, timeout)
+                _fetch_http(item, sink, timeout, parse_networks(allow_networks))
             elif item.uri.startswith("data:"):
                 _fetch_data(item, sink)
             elif item.uri.startswith("file://"):
@@ -212,8 +303,9 @@ def fetch_input(
                 raise InputUnavailable(f"input {item.path!r}: unsupported URI scheme in {_short(item.uri)}", path=item.path, uri=item.uri)
         actual = sink.hash.hexdigest()
         if actual != item.sha256:
+            log.debug("input sha256 mismatch", extra={"path": item.path, "uri": item.uri, "expected": item.sha256, "actual": actual})
             raise InputHashMismatch(
-                f"input {item.path!r} from {_short(item.uri)}: sha256 is {actual}, the spec says {item.sha256}",
+                f"input {item.path!r} from {_short(item.uri)}: sha256 mismatch (the spec says {item.sha256})",
                 path=item.path,
                 uri=item.uri,
                 expected=item.sha256,
@@ -227,6 +319,18 @@ def fetch_input(
     return FetchedInput(dest, actual, sink.size)
 
 
+@contextlib.contextmanager
+def _staging(inputs_dir: Path) -> Iterator[Path]:
+    """A download folder inside `inputs_dir` (same file system: the final rename is atomic), named
+    ``.fetch-*``: input names start with a letter or digit, so none can collide with it or with a
+    download in it. Removed on exit, before any container sees the folder."""
+    path = Path(tempfile.mkdtemp(prefix=".fetch-", dir=inputs_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def fetch_inputs(
     spec: JobSpec,
     inputs_dir: Path,
@@ -234,16 +338,20 @@ def fetch_inputs(
     max_bytes: int = MAX_INPUT_BYTES,
     timeout: float = TIMEOUT,
     file_roots: Sequence[Path | str] | None = None,
+    allow_networks: Sequence[str | IPNetwork] = (),
 ) -> list[FetchedInput]:
     """Fetches and checks every input of `spec` into `inputs_dir` (created, mode 0755), in spec
-    order, stopping at the first error; `max_bytes` caps the total."""
+    order, stopping at the first error; `max_bytes` caps the total; `allow_networks` as for
+    :func:`fetch_input` (the policy's ``input_allow_networks``)."""
     inputs_dir = Path(inputs_dir)
     inputs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(inputs_dir, 0o755)
+    allow = parse_networks(allow_networks)
     fetched: list[FetchedInput] = []
     used = 0
-    for item in spec.inputs:
-        got = fetch_input(item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots)
-        used += got.size
-        fetched.append(got)
+    with _staging(inputs_dir) as staging:
+        for item in spec.inputs:
+            got = fetch_input(item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots, allow_networks=allow, staging_dir=staging)
+            used += got.size
+            fetched.append(got)
     return fetched

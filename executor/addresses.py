@@ -1,0 +1,175 @@
+"""Which network addresses a provider's input fetcher may connect to.
+
+A job's input URL is written by the requester, so it must never make the provider's machine talk to
+its own network: the loopback interface, the LAN, a cloud metadata service at 169.254.169.254. The
+fetcher (:mod:`executor.inputs`) resolves a host name once, checks **every** address of the answer
+with :func:`check_addresses`, and connects only to a checked address; it does so again for every
+redirect. An address is refused (:func:`refusal` names why) when it is
+
+- loopback, private (RFC 1918, ULA ``fc00::/7``), shared/CGNAT (``100.64.0.0/10``), link-local
+  (``169.254.0.0/16``, ``fe80::/10``), site-local (``fec0::/10``), multicast, unspecified
+  (``0.0.0.0``, ``::``), reserved (``240.0.0.0/4``, broadcast), documentation or benchmarking
+  (``192.0.2.0/24``, ``198.51.100.0/24``, ``203.0.113.0/24``, ``2001:db8::/32``, ``3fff::/20``,
+  ``198.18.0.0/15``) or otherwise not globally routable (the :mod:`ipaddress` properties, plus the
+  explicit ranges of :data:`REFUSED_NETWORKS` so that the rule does not depend on the Python version);
+- an IPv6 form that carries a refused IPv4 address: IPv4-mapped (``::ffff:127.0.0.1``),
+  IPv4-compatible (``::127.0.0.1``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``); Teredo
+  (``2001::/32``) is refused whole.
+
+An operator who needs internal sources lists them in ``[policy] input_allow_networks`` (CIDR
+strings); an address inside one of them is allowed whatever its kind. The list is empty by default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+
+from depin.errors import ExecutionError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Named explicitly so the rule holds on every Python version (the ipaddress tables changed in 3.12/3.13).
+REFUSED_NETWORKS: tuple[tuple[str, IPNetwork], ...] = tuple(
+    (kind, ipaddress.ip_network(net))
+    for kind, net in (
+        ("this-network", "0.0.0.0/8"),
+        ("private", "10.0.0.0/8"),
+        ("shared (CGNAT)", "100.64.0.0/10"),
+        ("loopback", "127.0.0.0/8"),
+        ("link-local", "169.254.0.0/16"),
+        ("private", "172.16.0.0/12"),
+        ("protocol assignments", "192.0.0.0/24"),
+        ("documentation", "192.0.2.0/24"),
+        ("6to4 relay", "192.88.99.0/24"),
+        ("private", "192.168.0.0/16"),
+        ("benchmarking", "198.18.0.0/15"),
+        ("documentation", "198.51.100.0/24"),
+        ("documentation", "203.0.113.0/24"),
+        ("multicast", "224.0.0.0/4"),
+        ("reserved", "240.0.0.0/4"),
+        ("unspecified", "::/128"),
+        ("loopback", "::1/128"),
+        ("IPv4-compatible", "::/96"),
+        ("NAT64 local-use", "64:ff9b:1::/48"),
+        ("discard-only", "100::/64"),
+        ("IETF protocol assignments", "2001::/23"),
+        ("documentation", "2001:db8::/32"),
+        ("documentation", "3fff::/20"),
+        ("unique-local", "fc00::/7"),
+        ("link-local", "fe80::/10"),
+        ("site-local", "fec0::/10"),
+        ("multicast", "ff00::/8"),
+    )
+)
+
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class AddressRefused(ExecutionError):
+    """A host resolves (or a redirect leads) to an address the fetcher must not connect to."""
+
+    def __init__(self, host: str, address: IPAddress, kind: str) -> None:
+        super().__init__(f"{host} resolves to {address}, a {kind} address")
+        self.host = host
+        self.address = address
+        self.kind = kind
+
+
+class HostUnresolvable(ExecutionError):
+    """The host name has no address (or the resolver failed)."""
+
+
+def parse_networks(networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    """CIDR strings (``"10.1.2.0/24"``, ``"fd00::/64"``, a bare address) as networks; raises
+    ValueError for a malformed one or one with host bits set."""
+    return tuple(n if isinstance(n, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else ipaddress.ip_network(str(n).strip()) for n in networks)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), else None.
+    (Teredo, ``2001::/32``, lies in the refused ``2001::/23`` as a whole.)"""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _NAT64:  # :: and ::1 are not
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return None
+
+
+def _kind_by_properties(address: IPAddress) -> str | None:
+    checks = (
+        ("loopback", address.is_loopback),
+        ("unspecified", address.is_unspecified),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("site-local", isinstance(address, ipaddress.IPv6Address) and address.is_site_local),
+        ("non-global", not address.is_global),
+    )
+    return next((kind for kind, hit in checks if hit), None)
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why the fetcher must not connect to `address` (a short kind such as ``"loopback"`` or
+    ``"IPv4-in-IPv6 loopback"``), or None for a public address. An IPv4-mapped address is judged as
+    the IPv4 address it maps to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        address = ipaddress.IPv6Address(int(address))  # without a %scope
+        inner = embedded_ipv4(address)
+        inner_kind = refusal(inner) if inner is not None else None
+        if inner_kind is not None:
+            return f"IPv4-in-IPv6 {inner_kind}"
+        if address.ipv4_mapped is not None:
+            return None  # ::ffff:a.b.c.d reaches a.b.c.d, which is public
+    explicit = next((kind for kind, net in REFUSED_NETWORKS if address in net), None)
+    return explicit if explicit is not None else _kind_by_properties(address)
+
+
+def is_allowed(address: IPAddress, allow: Sequence[IPNetwork]) -> bool:
+    """True when `address` (an IPv4-mapped IPv6 address as its IPv4 form) lies in `allow`."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in allow)
+
+
+def check_addresses(host: str, addresses: Sequence[IPAddress], allow: Sequence[IPNetwork] = ()) -> None:
+    """Raises :class:`AddressRefused` unless *every* one of `addresses` is public or allowed."""
+    for address in addresses:
+        if is_allowed(address, allow):
+            continue
+        kind = refusal(address)
+        if kind is not None:
+            raise AddressRefused(host, address, kind)
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for `host` (a name or an IP literal in any form the
+    C library accepts, such as ``2130706433``), in its order, without duplicates."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise HostUnresolvable(f"cannot resolve {host}: {exc}") from exc
+    out: list[IPAddress] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        address = ipaddress.ip_address(sockaddr[0])
+        if address not in out:
+            out.append(address)
+    if not out:
+        raise HostUnresolvable(f"{host} has no IPv4 or IPv6 address")
+    return out
+
+
+def resolve_checked(host: str, port: int, allow: Sequence[IPNetwork] = ()) -> IPAddress:
+    """Resolves `host` once, checks every address (:func:`check_addresses`) and returns the one to
+    connect to (the resolver's first). Raises :class:`HostUnresolvable` or :class:`AddressRefused`."""
+    addresses = resolve(host, port)
+    check_addresses(host, addresses, allow)
+    return addresses[0]

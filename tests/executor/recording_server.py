@@ -1,0 +1,82 @@
+"""A small HTTP server for input tests that records every connection and request it receives, so a
+test can assert that a refused address was never contacted (not even a TCP connection)."""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Seen:
+    """One request: its path and its Host header."""
+
+    path: str
+    host: str
+
+
+@dataclass
+class RecordingServer:
+    """Serves `routes` (path -> (status, headers, body), or a callable of the server giving one) on
+    `host` and `port`. ``connections`` counts accepted TCP connections; ``requests``
+    lists every request. Unknown paths answer 404."""
+
+    host: str = "127.0.0.1"
+    routes: dict[str, Answer | Callable[[RecordingServer], Answer]] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None  # a server context: HTTPS, recording each client's SNI name
+    connections: int = 0
+    requests: list[Seen] = field(default_factory=list)
+    sni: list[str | None] = field(default_factory=list)
+    port: int = 0  # 0: the kernel picks one
+
+    def __post_init__(self) -> None:
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                owner.requests.append(Seen(self.path, self.headers.get("Host", "")))
+                answer = owner.routes.get(self.path, (404, {}, b""))
+                status, headers, body = answer(owner) if callable(answer) else answer
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, client_address) -> bool:  # type: ignore[override]
+                owner.connections += 1
+                return True
+
+        self._server = Server((self.host, self.port), Handler)
+        self.port = self._server.server_address[1]
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _sock, name, _ctx: owner.sni.append(name)  # type: ignore[assignment]
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> RecordingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

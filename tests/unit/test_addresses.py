@@ -1,0 +1,122 @@
+"""The input fetcher's address rule (executor/addresses.py): loopback, private, shared, link-local,
+multicast, unspecified, reserved and documentation addresses are refused in every IPv4 and IPv6
+spelling, public ones are allowed, and the operator's allow-list overrides the rule."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from executor.addresses import AddressRefused, check_addresses, parse_networks, refusal, resolve, resolve_checked
+
+REFUSED = [
+    # IPv4
+    ("127.0.0.1", "loopback"),
+    ("127.255.255.254", "loopback"),
+    ("0.0.0.0", "this-network"),
+    ("0.1.2.3", "this-network"),
+    ("10.0.0.1", "private"),
+    ("172.16.0.1", "private"),
+    ("172.31.255.255", "private"),
+    ("192.168.1.1", "private"),
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("100.127.255.255", "shared (CGNAT)"),
+    ("169.254.169.254", "link-local"),
+    ("192.0.0.8", "protocol assignments"),
+    ("192.0.2.1", "documentation"),
+    ("198.51.100.7", "documentation"),
+    ("203.0.113.9", "documentation"),
+    ("198.18.0.1", "benchmarking"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),
+    # IPv6
+    ("::", "unspecified"),
+    ("::1", "loopback"),
+    ("fe80::1", "link-local"),
+    ("fe80::1%2", "link-local"),
+    ("fc00::1", "unique-local"),
+    ("fd12:3456::1", "unique-local"),
+    ("fec0::1", "site-local"),
+    ("ff02::1", "multicast"),
+    ("2001:db8::1", "documentation"),
+    ("3fff::1", "documentation"),
+    ("100::1", "discard-only"),
+    # IPv4 inside IPv6: mapped, compatible, NAT64, 6to4
+    ("::ffff:127.0.0.1", "IPv4-in-IPv6 loopback"),
+    ("::ffff:7f00:1", "IPv4-in-IPv6 loopback"),
+    ("::ffff:169.254.169.254", "IPv4-in-IPv6 link-local"),
+    ("::ffff:10.1.2.3", "IPv4-in-IPv6 private"),
+    ("::ffff:0.0.0.0", "IPv4-in-IPv6 this-network"),
+    ("::127.0.0.1", "IPv4-in-IPv6 loopback"),
+    ("::7f00:1", "IPv4-in-IPv6 loopback"),
+    ("::8.8.8.8", "IPv4-compatible"),
+    ("64:ff9b::7f00:1", "IPv4-in-IPv6 loopback"),
+    ("64:ff9b::a9fe:a9fe", "IPv4-in-IPv6 link-local"),
+    ("2002:7f00:1::1", "IPv4-in-IPv6 loopback"),
+    ("2002:c0a8:101::1", "IPv4-in-IPv6 private"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "IETF protocol assignments"),  # Teredo
+]
+
+PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "100.63.255.255", "100.128.0.0", "172.32.0.1", "2001:4860:4860::8888",
+          "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1"]
+
+
+@pytest.mark.parametrize(("text", "kind"), REFUSED)
+def test_non_public_addresses_are_refused_with_their_kind(text: str, kind: str) -> None:
+    assert refusal(ipaddress.ip_address(text)) == kind
+
+
+@pytest.mark.parametrize("text", PUBLIC)
+def test_public_addresses_are_allowed(text: str) -> None:
+    assert refusal(ipaddress.ip_address(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [("2130706433", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("017700000001", "127.0.0.1"),
+     ("0", "0.0.0.0"), ("localhost", "127.0.0.1"), ("::ffff:7f00:1", "::ffff:127.0.0.1"), ("::", "::")],
+)
+def test_numeric_host_spellings_resolve_to_what_they_mean_and_are_refused(host: str, address: str) -> None:
+    """The C resolver reads decimal, octal and hex IPv4 forms; the check sees the resolved address."""
+    assert ipaddress.ip_address(address) in resolve(host, 80)
+    with pytest.raises(AddressRefused) as info:
+        resolve_checked(host, 80)
+    assert info.value.kind
+
+
+def test_every_address_of_an_answer_is_checked() -> None:
+    public, internal = ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.5")
+    check_addresses("example", [public])
+    with pytest.raises(AddressRefused) as info:
+        check_addresses("example", [public, internal])
+    assert info.value.address == internal and info.value.kind == "private"
+
+
+def test_the_allow_list_admits_only_its_networks() -> None:
+    allow = parse_networks(["10.1.2.0/24", "fd00:1::/64", "127.0.0.2"])
+    check_addresses("h", [ipaddress.ip_address("10.1.2.200"), ipaddress.ip_address("fd00:1::9")], allow)
+    check_addresses("h", [ipaddress.ip_address("::ffff:10.1.2.3")], allow)  # a mapped form of an allowed address
+    check_addresses("h", [ipaddress.ip_address("127.0.0.2")], allow)
+    for outside in ("10.1.3.1", "127.0.0.1", "169.254.169.254", "fd00:2::1"):
+        with pytest.raises(AddressRefused):
+            check_addresses("h", [ipaddress.ip_address(outside)], allow)
+    assert resolve_checked("2130706434", 80, allow) == ipaddress.ip_address("127.0.0.2")
+    with pytest.raises(ValueError):
+        parse_networks(["10.1.2.1/24"])
+
+
+def test_the_policy_key_is_read_from_depin_toml_and_checked(tmp_path) -> None:
+    from depin.config import ConfigError, load_config
+
+    path = tmp_path / "depin.toml"
+    assert load_config(None, env={}).policy.input_allow_networks == []  # default: none
+    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2"]\n')
+    assert load_config(path, env={}).policy.input_allow_networks == ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2/32"]
+    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.1/24"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert "policy.input_allow_networks" in message and "host bits set" in message and "\n" not in message

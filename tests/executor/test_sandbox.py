@@ -256,3 +256,25 @@ def test_check_sandbox_refuses_with_one_line_and_runs_once_per_engine(engine, sa
     check_sandbox(engine)
     check_sandbox(engine)
     assert calls == [True]
+
+
+def test_executor_start_refuses_such_an_engine_with_one_error_line(engine, tmp_path, monkeypatch, capsys) -> None:
+    """`python -m executor start` checks the engine before it starts any component: on an engine
+    that ignores the profile it prints one `error:` line naming the engine and exits 1."""
+    from executor import worker
+    from executor.__main__ import main
+    from tests.executor.stack import docker_host_of
+
+    monkeypatch.setattr(engine_module, "_sandbox_verified", set())
+    monkeypatch.setattr(engine_module, "probe_sandbox", lambda client, image, work_dir, *, seccomp=True: probe_sandbox(client, image, work_dir, seccomp=False))
+    monkeypatch.setattr(worker, "setup_logging", lambda component: None)
+
+    def no_component(component, config, role):
+        raise AssertionError(f"{component} started on an engine that ignores the profile")
+
+    monkeypatch.setattr(worker, "component_command", no_component)
+    config = tmp_path / "depin.toml"
+    config.write_text(f'[engine]\ndocker_host = "{docker_host_of(engine)}"\nstate_dir = "{tmp_path / "state"}"\n')
+    assert main(["start", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "does not confine jobs" in err[0], err

@@ -11,8 +11,10 @@ Every job container runs hardened as DESIGN.md's executor rules say, through the
   mounted except the job's own ``/in`` (read-only) and ``/out`` folders;
 - read-only root filesystem; ``/tmp`` and ``/var/tmp`` are size-capped tmpfs (``TMP_MB``), ``/run``
   a 1 MiB tmpfs, ``/dev/shm`` ``SHM_MB``;
-- ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges"]``, user ``65534:65534`` (nobody),
-  private IPC namespace, a fixed hostname (``depin-job``) so that reruns see the same environment;
+- ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges", "seccomp=…"]``, user ``65534:65534``
+  (nobody), private IPC namespace, a fixed hostname (``depin-job``) so that reruns see the same
+  environment;
+- the project's **seccomp profile** (``executor/seccomp.json``, see below) on every engine;
 - ``pids_limit``; ``mem_limit == memswap_limit`` (no swap); ``nano_cpus`` from the spec's cpus;
   explicit ulimits ``nofile`` and ``nproc`` (Podman fails to start containers with its defaults on
   sandboxed hosts; RLIMIT_NPROC counts every process of uid 65534 on the host, hence a generous value
@@ -39,6 +41,21 @@ and the run loop measures it every ``WATCH_INTERVAL`` seconds and kills the job 
 overshoot is bounded by the job's write rate times that interval, not by the kernel. The engine must
 be local (a remote ``DOCKER_HOST`` cannot see the host folders).
 
+**Seccomp.** ``executor/seccomp.json`` is Docker's default profile (default action ``EPERM``, an
+allow-list of syscalls) resolved for a container without capabilities, with ``ptrace``,
+``process_vm_readv``/``writev``, ``io_uring_*`` and ``name_to_handle_at`` removed as well. So a job
+cannot create namespaces (``unshare``, ``setns``, ``clone`` with any ``CLONE_NEW*`` flag; ``clone3``
+answers ``ENOSYS`` so that libc falls back to ``clone``), mount anything, load kernel modules or
+BPF, use keyrings, ``perf_event_open``, ``userfaultfd``, ``io_uring``, ``kexec``, ``reboot``,
+``swapon``, set the clock, or switch personality except to the harmless values. Podman's own
+default profile allows ``unshare(CLONE_NEWUSER)``, which is why the executor never relies on the
+engine's default. The two engines take the profile differently through the same API field: Docker
+wants the profile's JSON text in ``seccomp=…`` (its CLI reads the file and inlines it), Podman
+(4.x, 5.x) wants a path and fails at create on inline JSON. :func:`seccomp_option` asks the engine
+which one it is (``/version``, once per client) and passes the right form. :func:`probe_sandbox`
+runs a container with these options and reports what a job could still do; the executor runs it
+at start-up (:func:`executor.engine.check_sandbox`) and refuses an engine that ignores the profile.
+
 **OOM.** Podman's ``State.OOMKilled`` is unreliable (false for a real OOM kill), so a container that
 exits with 137 (SIGKILL) while a memory limit is set, and that the executor did not kill itself, is
 reported as out of memory. A job that SIGKILLs itself is indistinguishable and is reported the same.
@@ -46,11 +63,15 @@ reported as out of memory. A job that SIGKILLs itself is indistinguishable and i
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import subprocess
 import threading
 import time
+import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +111,30 @@ LABEL_MANAGED = "depin.managed"
 LABEL_JOB = "depin.job"
 LABEL_EXECUTOR = "depin.executor"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+SECCOMP_PROFILE = Path(__file__).resolve().with_name("seccomp.json")
+PROBE_LABEL = "sandbox-probe"
+PROBE_FILE = "probe"
+# Each line ``name=value``; an ``unshare*`` value is the exit status of that attempt (0: it worked).
+PROBE_SCRIPT = r"""
+{
+echo "seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)"
+echo "no_new_privs=$(grep '^NoNewPrivs:' /proc/self/status | cut -f2)"
+unshare true 2>/dev/null; echo "unshare=$?"
+unshare -U true 2>/dev/null; echo "unshare_user=$?"
+unshare -n true 2>/dev/null; echo "unshare_net=$?"
+unshare -Urn true 2>/dev/null; echo "unshare_user_net=$?"
+} > /out/probe
+"""
+PROBE_EXPECTED = {
+    "seccomp": ("2", "seccomp is not in filter mode (Seccomp: {value}, expected 2)"),
+    "no_new_privs": ("1", "no-new-privileges is not set (NoNewPrivs: {value})"),
+}
+PROBE_DENIED = {
+    "unshare": "unshare(0) is allowed (the project's profile denies unshare outright; the engine's own default does not)",
+    "unshare_user": "a user namespace could be created (unshare -U)",
+    "unshare_net": "a network namespace could be created (unshare -n)",
+    "unshare_user_net": "user and network namespaces could be created (unshare -Urn)",
+}
 
 RunStatus = Literal["exited", "oom", "timeout", "output_too_large"]
 
@@ -142,6 +187,40 @@ class ContainerLimits:
     nproc: int = NPROC
     log_max_size: str = LOG_MAX_SIZE
     extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+# --- seccomp --------------------------------------------------------------------------------------
+
+_engine_kinds: weakref.WeakKeyDictionary[docker.DockerClient, str] = weakref.WeakKeyDictionary()
+
+
+@functools.cache
+def seccomp_profile_json() -> str:
+    """The job seccomp profile (``executor/seccomp.json``) as compact JSON text."""
+    return json.dumps(json.loads(SECCOMP_PROFILE.read_text()), separators=(",", ":"))
+
+
+def engine_kind(client: docker.DockerClient) -> Literal["docker", "podman"]:
+    """``podman`` when the engine's ``/version`` names a Podman component, else ``docker``; asked
+    once per client."""
+    kind = _engine_kinds.get(client)
+    if kind is None:
+        try:
+            version = client.version()
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise ContainerEngineError(f"cannot ask the engine for its version: {exc}") from exc
+        names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+        kind = "podman" if any("podman" in n.lower() for n in names) else "docker"
+        _engine_kinds[client] = kind
+    return "podman" if kind == "podman" else "docker"
+
+
+def seccomp_option(client: docker.DockerClient) -> str:
+    """The ``security_opt`` entry that applies the job profile on this engine: the profile's JSON
+    text for Docker, its path for Podman (see the module doc)."""
+    if engine_kind(client) == "podman":
+        return f"seccomp={SECCOMP_PROFILE}"
+    return f"seccomp={seccomp_profile_json()}"
 
 
 def container_name(chain_id: int, job_id: int, role: str = "provider") -> str:
@@ -278,9 +357,13 @@ def container_options(
     labels: dict[str, str],
     inputs_dir: Path,
     output: OutputDir,
+    seccomp: str | None,
     limits: ContainerLimits = ContainerLimits(),
 ) -> dict:
-    """The keyword arguments of ``client.containers.create`` for a hardened job container."""
+    """The keyword arguments of ``client.containers.create`` for a hardened job container.
+
+    `seccomp` is the engine's form of the profile (:func:`seccomp_option`); None leaves the engine's
+    default profile in force (only the start-up probe's own tests do that)."""
     res = spec.resources
     memory = res.memory_mb * MIB + (output.tmpfs_bytes if output.mode == "tmpfs" else 0)
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
@@ -302,7 +385,7 @@ def container_options(
             Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
         ],
         cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
+        security_opt=["no-new-privileges", *([seccomp] if seccomp is not None else [])],
         privileged=False,
         pids_limit=limits.pids_limit,
         mem_limit=memory,
@@ -418,6 +501,7 @@ def run_container(
     output: OutputDir,
     limits: ContainerLimits = ContainerLimits(),
     deadline_seconds: float | None = None,
+    seccomp: bool = True,
 ) -> RunResult:
     """Runs one hardened job container to its end and removes it; never raises for the job's own
     behaviour (that is in the :class:`RunResult`), raises :class:`ContainerEngineError` when the
@@ -425,11 +509,15 @@ def run_container(
 
     The deadline is ``spec.resources.max_runtime`` (or `deadline_seconds`) of wall-clock time from
     the start: then the container is killed (status ``timeout``). The container is always removed
-    before returning, whatever happened (its logs tail is kept in the result).
+    before returning, whatever happened (its logs tail is kept in the result). ``seccomp=False``
+    omits the project's seccomp profile (only for testing the start-up probe).
     """
     if LABEL_EXECUTOR not in labels or LABEL_JOB not in labels:
         raise ValueError(f"labels must include {LABEL_JOB} and {LABEL_EXECUTOR} (the reaper relies on them)")
-    options = container_options(spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, limits=limits)
+    profile = seccomp_option(client) if seccomp else None
+    options = container_options(
+        spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits
+    )
     limit = float(deadline_seconds if deadline_seconds is not None else spec.resources.max_runtime)
     container = _create(client, options)
     started = time.monotonic()
@@ -479,6 +567,54 @@ def _kill(client: docker.DockerClient, container_id: str) -> None:
     except DockerException:
         pass  # already gone or exited; removal below forces it anyway
     _wait(client, container_id, KILL_GRACE)
+
+
+# --- the sandbox probe --------------------------------------------------------------------------
+
+
+def probe_sandbox(client: docker.DockerClient, image: str, work_dir: Path, *, seccomp: bool = True) -> list[str]:
+    """Runs :data:`PROBE_SCRIPT` in a container with the options of a job (`image` is a busybox image
+    pinned as ``repo@sha256:<id>``, `work_dir` an empty folder for its ``/in`` and ``/out``) and
+    returns what a job could do there that it must not: an empty list when the sandbox holds.
+    ``seccomp=False`` leaves the project's profile out (to test that the probe notices). Raises
+    :class:`ContainerEngineError` when the engine fails, :class:`ImageUnavailable` without the image."""
+    spec = JobSpec.model_validate(
+        {"image": image, "command": ["sh", "-c", PROBE_SCRIPT], "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 30, "output_mb": 1}}
+    )
+    image_id = check_image(client, image)
+    inputs = Path(work_dir) / "in"
+    inputs.mkdir(parents=True, exist_ok=True)
+    output = prepare_output_dir(Path(work_dir) / "out", MIB)
+    name = f"depin-{PROBE_LABEL}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    labels = {LABEL_JOB: PROBE_LABEL, LABEL_EXECUTOR: PROBE_LABEL}
+    try:
+        run = run_container(client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs, output=output, seccomp=seccomp)
+        try:
+            report = (output.path / PROBE_FILE).read_text(errors="replace")
+        except OSError:
+            report = ""
+    finally:
+        release_output_dir(output)
+    return probe_problems(run, report)
+
+
+def probe_problems(run: RunResult, report: str) -> list[str]:
+    """What the probe's `report` (``name=value`` lines) shows a job could do that it must not."""
+    if run.status != "exited" or run.exit_code != 0:
+        return [f"the probe container did not run to its end ({run.status}, exit {run.exit_code}): {run.logs_tail.strip()[-200:]}"]
+    values = dict(line.split("=", 1) for line in report.splitlines() if "=" in line)
+    problems = []
+    for key, (expected, message) in PROBE_EXPECTED.items():
+        value = values.get(key, "").strip()
+        if value != expected:
+            problems.append(message.format(value=value or "missing"))
+    for key, message in PROBE_DENIED.items():
+        value = values.get(key, "").strip()
+        if not value:
+            problems.append(f"the probe did not report {key}")
+        elif value == "0":
+            problems.append(message)
+    return problems
 
 
 # --- the reaper ---------------------------------------------------------------------------------

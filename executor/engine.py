@@ -18,6 +18,15 @@ permitted"). :mod:`executor.containers` passes explicit ulimits on every contain
 
 Podman keeps using the system's image and container storage (``/var/lib/containers`` as root), so
 images built by one service are visible to every other service and to the ``podman`` CLI.
+
+**The sandbox check.** :func:`check_sandbox` runs the start-up probe
+(:func:`executor.containers.probe_sandbox`: a container from the locally built ``depin/busybox``
+with a job's options, including the project's seccomp profile) and raises
+:class:`SandboxUnavailable` when a job could create a namespace there, or seccomp or
+no-new-privileges is not in force: an engine that ignores the profile never runs a job. It runs once
+per engine and process (a forked pool process inherits its parent's answer);
+:attr:`executor.runtime.Runtime.docker` calls it, and the executor's processes touch that before
+they start work.
 """
 
 from __future__ import annotations
@@ -27,13 +36,17 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import docker
 from docker.errors import DockerException
 
 from depin.errors import ExecutionError
+from executor.containers import ContainerEngineError, ImageUnavailable, probe_sandbox
+from executor.images import ImageBuildError, build_sample_image
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 PID_FILE = "podman.pid"
@@ -59,8 +72,18 @@ runtime = "runc"
 """
 
 
+PROBE_IMAGE = "busybox"
+
+_client_urls: weakref.WeakKeyDictionary[docker.DockerClient, str] = weakref.WeakKeyDictionary()
+_sandbox_verified: set[str] = set()
+
+
 class EngineUnavailable(ExecutionError):
     """No container engine answers and none could be started."""
+
+
+class SandboxUnavailable(EngineUnavailable):
+    """The engine does not confine jobs as the executor requires (it ignores the seccomp profile)."""
 
 
 def _ping(url: str, timeout: float = 3.0) -> docker.DockerClient | None:
@@ -71,7 +94,46 @@ def _ping(url: str, timeout: float = 3.0) -> docker.DockerClient | None:
     except (DockerException, OSError, ValueError):
         return None
     client.api.timeout = API_TIMEOUT
+    _client_urls[client] = url
     return client
+
+
+def engine_url(client: docker.DockerClient) -> str:
+    """The URL `client` was connected to (by :func:`connect`), else its API base URL."""
+    return _client_urls.get(client) or str(client.api.base_url)
+
+
+def engine_name(client: docker.DockerClient) -> str:
+    """``Podman Engine 4.3.1`` or ``Docker Engine - Community 27.1.0``: the engine's first component."""
+    try:
+        version = client.version()
+    except (DockerException, OSError, ValueError):
+        return "the container engine"
+    components = version.get("Components") or [{}]
+    name = components[0].get("Name") or "container engine"
+    return f"{name} {components[0].get('Version') or version.get('Version', '')}".strip()
+
+
+def check_sandbox(client: docker.DockerClient) -> None:
+    """Raises :class:`SandboxUnavailable` unless a job container on this engine runs under the
+    project's seccomp profile with no-new-privileges and cannot create a namespace (see the module
+    doc). Once per engine URL and process; a failed check is not remembered."""
+    url = engine_url(client)
+    if url in _sandbox_verified:
+        return
+    try:
+        image = build_sample_image(client, PROBE_IMAGE)
+        with tempfile.TemporaryDirectory(prefix="depin-sandbox-probe-") as tmp:
+            problems = probe_sandbox(client, image, Path(tmp))
+    except (ImageBuildError, ImageUnavailable, ContainerEngineError) as exc:
+        raise SandboxUnavailable(f"cannot check the job sandbox on {engine_name(client)} at {url}: {exc}") from exc
+    if problems:
+        raise SandboxUnavailable(
+            f"{engine_name(client)} at {url} does not confine jobs as required, so this executor runs none: "
+            f"{'; '.join(problems)}. Use an engine that applies a seccomp profile passed in security_opt "
+            "(Docker 20.10 or later, or Podman 4 or later with runc and libseccomp), then start the executor again"
+        )
+    _sandbox_verified.add(url)
 
 
 def _pid_alive(pid: int) -> bool:

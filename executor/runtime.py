@@ -188,9 +188,13 @@ class Runtime:
 
     @cached_property
     def docker(self) -> docker.DockerClient:
-        from executor.engine import connect
+        """The container engine, once it has passed the start-up sandbox check
+        (:func:`executor.engine.check_sandbox`; raises :class:`executor.engine.SandboxUnavailable`)."""
+        from executor.engine import check_sandbox, connect
 
-        return connect(self.config.engine.docker_host, self.config.engine.state_dir)
+        client = connect(self.config.engine.docker_host, self.config.engine.state_dir)
+        check_sandbox(client)
+        return client
 
     @cached_property
     def store(self) -> ResultStore:

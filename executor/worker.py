@@ -56,6 +56,7 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
 
     rt = get_runtime()
     if queue == "compute":
+        rt.docker  # noqa: B018 - the sandbox check: refuse to start on an engine that ignores it
         n = concurrency or rt.config.executor.concurrency
         pool = ["--pool", "prefork", "--concurrency", str(n)]
     else:
@@ -85,7 +86,9 @@ def run_dispatcher(config: Path | str | None, role: str | None) -> None:
     from executor.dispatcher import Dispatcher
     from executor.runtime import get_runtime
 
-    Dispatcher(get_runtime()).run()
+    rt = get_runtime()
+    rt.docker  # noqa: B018 - the sandbox check: claim nothing on an engine that ignores it
+    Dispatcher(rt).run()
 
 
 def run_results(config: Path | str | None, role: str | None) -> None:
@@ -114,6 +117,17 @@ def reap(config: Path | str | None, role: str | None) -> list[str]:
 # ---------------------------------------------------------------------------------------- supervisor
 
 
+def check_engine(config: Path | str | None, role: str | None) -> None:
+    """Raises :class:`executor.engine.SandboxUnavailable` (one line: which engine, what to do) when
+    the configured engine ignores the job sandbox; :class:`executor.engine.EngineUnavailable` when
+    none answers."""
+    from executor.engine import check_sandbox, connect
+    from executor.runtime import load_executor_config
+
+    engine = load_executor_config(config, role).engine
+    check_sandbox(connect(engine.docker_host, engine.state_dir))
+
+
 def component_command(component: str, config: Path | str, role: str | None) -> list[str]:
     """The command line of one component (``python -m executor …``)."""
     cmd = [sys.executable, "-m", "executor"]
@@ -128,8 +142,10 @@ def component_command(component: str, config: Path | str, role: str | None) -> l
 
 
 def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...] = COMPONENTS, stop: threading.Event | None = None) -> int:
-    """Runs every component as a child process until SIGTERM/SIGINT (or `stop`); returns 0."""
+    """Runs every component as a child process until SIGTERM/SIGINT (or `stop`); returns 0.
+    Refuses to start (:func:`check_engine`) on an engine that ignores the job sandbox."""
     setup_logging("supervisor")
+    check_engine(config, role)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -72,6 +72,28 @@ def test_hostile_jobs_end_as_failures_and_the_worker_serves_the_next_job(stack: 
     assert not [n for n in names if n.endswith((f"-{loop}-{instance}", f"-{hog}-{instance}"))]
 
 
+def test_a_job_that_tries_to_create_namespaces_fails_inside_and_the_provider_is_paid(stack: Stack, tmp_path: Path) -> None:
+    """`unshare -Urn id -u` inside a posted job is refused by the seccomp profile: the job's own
+    exit code (non-zero) is its result, the provider submits it and is paid, and nothing is slashed."""
+    provider = stack.accounts[PROVIDER]
+    before = stack.market.get_provider(provider)
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "unshare -Urn id -u > /out/uid 2> /out/err"]))
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    assert not stack.events(job_id, "FailureSubmitted")
+    (submitted,) = stack.events(job_id, "ResultSubmitted")
+    body = stack.download(submitted["args"]["resultURI"])
+    assert "0x" + hashlib.sha256(body).hexdigest() == submitted["args"]["resultHash"].lower()
+    archive = tmp_path / "r.tar"
+    archive.write_bytes(body)
+    assert read_exit_code(archive) != 0
+    (finalized,) = stack.events(job_id, "JobFinalized")
+    assert finalized["args"]["provider"].lower() == provider.lower()
+    assert str(finalized["args"]["failure"]).lower() in ("false", "0")
+    assert int(finalized["args"]["payout"]) == TOKEN
+    after = stack.market.get_provider(provider)
+    assert after["staked"] == before["staked"] and after["jobsSlashed"] == before["jobsSlashed"]
+
+
 def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stack: Stack) -> None:
     import json
 

@@ -164,7 +164,7 @@ class _Walk:
             entry = Entry(rel, "file", size=entry_stat.st_size, executable=bool(mode & 0o111))
             self.total_bytes += entry_stat.st_size
             if lim.max_bytes is not None and self.total_bytes > lim.max_bytes:
-                raise OutputTooLarge(f"the output is more than {self.total_bytes} bytes; the job's limit is {lim.max_bytes}")
+                raise OutputTooLarge(f"the output is at least {self.total_bytes} bytes; the job's limit is {lim.max_bytes}")
         else:
             entry = Entry(rel, "other")
         self.entries.append((encoded, entry))

@@ -165,16 +165,17 @@ class Dispatcher:
         if rec.get("refused"):
             log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": rec["refused"]})
             return
-        if rec and rec.get("state") != "lost" and not (reopened and rec.get("state") not in ACTIVE_STATES):
-            return  # seen before (a lost job is looked at again: it is Open again after a reorg or a timeout)
         idx = rt.indexed_job(job_id)
-        if idx.get("status") != "Open":
-            log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
-            return
-        if rt.address.lower() in (idx.get("providers") or "").lower().split(","):
+        if idx.get("status") == "Open" and rt.address.lower() in (idx.get("providers") or "").lower().split(","):
+            # Open again after our claim (a reorg that undid the claim rolls `providers` back too)
             reason = "this executor claimed the job before and it was reopened (timed out in our hands)"
             rt.refuse(job_id, reason)
             log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": reason})
+            return
+        if rec and rec.get("state") != "lost" and not (reopened and rec.get("state") not in ACTIVE_STATES):
+            return  # seen before (a lost job is looked at again: it is Open again after a reorg or a timeout)
+        if idx.get("status") != "Open":
+            log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
             return
         if idx.get("specValid") != "1":
             self.skip(job_id, f"invalid spec: {idx.get('specError') or 'specValid=0'}", logging.WARNING)

@@ -147,6 +147,9 @@ class _Runtime(SimpleNamespace):
             values["state"] = state
         self.state.hset(self.xkeys.job(job_id), mapping=values or {"updated": "0"})
 
+    def refuse(self, job_id: int, reason: str) -> None:
+        self.set_record(job_id, refused=reason[:300])
+
 
 def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
@@ -158,6 +161,7 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
     rt.set_record(7, "running")
     tasks.run(7)
     assert rt.record(7)["state"] == "abandoned" and "redelivery cap" in rt.record(7)["reason"]
+    assert "redelivery cap" in rt.record(7)["refused"]  # never claimed again by this executor
     assert any(rec.levelname == "CRITICAL" and rec.getMessage() == "giving the job up" for rec in caplog.records)
     assert not r.exists(rt.xkeys.deliveries("depin.run", 7))
     # with its outcome recorded, giving up means submitting what is there

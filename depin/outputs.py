@@ -44,9 +44,9 @@ is :class:`InvalidOutput`.
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
 links, devices, fifos are refused); no absolute name, no ``..`` component, nothing below a symbolic
-link, and every link target relative and resolving inside ``out/``. A member breaking one of these
-raises :class:`UnsafeArchive` and nothing is extracted; the extraction itself still uses
-``tarfile``'s ``data`` filter as a second line.
+link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
+through another link. A member breaking one of these raises :class:`UnsafeArchive` and nothing
+is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as a second line.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -172,7 +171,9 @@ class _Walk:
 
 
 def _short(rel: str, keep: int = 80) -> str:
-    return rel if len(rel) <= keep else f"{rel[:keep]}... ({len(rel)} characters)"
+    """`rel` for a one-line message: control characters escaped, long paths cut."""
+    shown = rel if rel.isprintable() else repr(rel)[1:-1]
+    return shown if len(shown) <= keep else f"{shown[:keep]}... ({len(rel)} characters)"
 
 
 def _fault(exc: OSError, what: str) -> Exception:
@@ -363,9 +364,29 @@ def read_exit_code(archive: Path) -> int:
 # --- extraction ---------------------------------------------------------------------------------
 
 
+def _escapes(name: str, target: str, links: set[str]) -> bool:
+    """Whether symbolic link `name` -> `target` may point outside ``out/``: an absolute or empty
+    target, one that climbs above ``out/``, or one that steps through another symbolic link of the
+    archive (whose own target would then decide where it lands)."""
+    if not target or target.startswith("/"):
+        return True
+    parts = name.split("/")[:-1]
+    steps = [c for c in target.split("/") if c not in ("", ".")]
+    for i, comp in enumerate(steps):
+        if comp == "..":
+            if not parts:
+                return True
+            parts.pop()
+            continue
+        parts.append(comp)
+        if "/".join(parts) in links and i < len(steps) - 1:
+            return True
+    return False
+
+
 def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
     """Why `member` (named by its path below ``out/``) may not be extracted, or None. `links` holds
-    the names of the symbolic links met so far: nothing may be extracted below one."""
+    the names of every symbolic link of the archive: nothing may be extracted below one."""
     name = member.name
     parts = name.split("/")
     if not name or name.startswith("/") or ".." in parts or "\x00" in name:
@@ -373,10 +394,8 @@ def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
     if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
         return f"out/{_short(name)}: lies below a symbolic link"
     if member.issym():
-        target = member.linkname
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-        if not target or target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-            return f"out/{_short(name)}: a symbolic link to {_short(target)!r}, outside the result"
+        if _escapes(name, member.linkname, links):
+            return f"out/{_short(name)}: a symbolic link to {_short(member.linkname)!r}, outside the result"
         return None
     if member.islnk():
         return f"out/{_short(name)}: a hard link (the format stores files)"
@@ -385,22 +404,26 @@ def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
     return None
 
 
-def _out_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """The archive's ``out/`` members, renamed to their path below ``out/``; UnsafeArchive at the
-    first unsafe one."""
-    links: set[str] = set()
+def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked;
+    UnsafeArchive at the first unsafe one."""
+    members = []
     for member in tar.getmembers():
         if member.name in ("exit_code", "out", "out/"):
             continue
         if not member.name.startswith("out/"):
             raise UnsafeArchive(f"unsafe result archive: {_short(member.name)} is not part of the {FORMAT} format")
         member.name = member.name[len("out/") :].rstrip("/")
+        members.append(member)
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise UnsafeArchive("unsafe result archive: a path appears twice")
+    links = {m.name for m in members if m.issym()}
+    for member in members:
         why = unsafe_member(member, links)
         if why is not None:
             raise UnsafeArchive(f"unsafe result archive: {why}")
-        if member.issym():
-            links.add(member.name)
-        yield member
+    return members
 
 
 def extract_archive(archive: Path, dest: Path) -> int:
@@ -408,7 +431,7 @@ def extract_archive(archive: Path, dest: Path) -> int:
     is checked first (see the module doc): :class:`UnsafeArchive`, and nothing extracted, when one
     is unsafe; ``tarfile.TarError`` / ``OSError`` for a broken archive."""
     with tarfile.open(archive, mode="r") as tar:
-        members = list(_out_members(tar))
+        members = _out_members(tar)
         exit_code = _exit_code_of(tar)
         dest.mkdir(parents=True, exist_ok=True)
         try:

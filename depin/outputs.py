@@ -55,7 +55,6 @@ import errno
 import hashlib
 import io
 import os
-import posixpath
 import stat
 import tarfile
 from dataclasses import dataclass

@@ -480,7 +480,9 @@ def job_result(
 ) -> None:
     """Download a job's result, verify its sha256 against the on-chain resultHash and extract it.
 
-    A result that does not match the hash the provider submitted is refused and nothing is extracted.
+    A result that does not match the hash the provider submitted is refused and nothing is extracted;
+    so is one holding a member that could write or point outside --out (an absolute or escaping
+    symbolic link, a hard link, a device, a '..' path).
 
     Example: depin job result 7 --out ./result-7
     """

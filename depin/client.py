@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
@@ -132,6 +133,11 @@ class ResultUnavailable(ClientError):
 
 class ResultMismatch(ClientError):
     """The downloaded archive's sha256 is not the resultHash submitted on chain."""
+
+
+class ResultUnsafe(ClientError):
+    """The result archive matches its hash but holds a member that extraction refuses (an absolute
+    or escaping symbolic link, a hard link, a device, a ``..`` path): nothing was extracted."""
 
 
 def format_tokens(amount: int) -> str:
@@ -714,7 +720,7 @@ class Client:
         return self.download_result(job_id, dest_dir, max_bytes=max_bytes).path
 
     def download_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> FetchedResult:
-        from depin.outputs import extract_archive
+        from depin.outputs import UnsafeArchive, extract_archive
 
         job = self.job(job_id)
         sub = self.submission(job.job_id)
@@ -744,7 +750,9 @@ class Client:
                 )
             try:
                 exit_code = extract_archive(archive, dest_dir)
-            except (OSError, ValueError, KeyError) as exc:  # tarfile errors are OSError/ValueError subclasses
+            except UnsafeArchive as exc:
+                raise ResultUnsafe(f"result of job {job.job_id} matches its hash but is not safe to extract ({exc}); nothing extracted") from None
+            except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
                 raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}") from None
         finally:
             archive.unlink(missing_ok=True)

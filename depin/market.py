@@ -43,3 +43,4 @@ class FailureCode(IntEnum):
     TIME_LIMIT = 4
     OUTPUT_TOO_LARGE = 5
     BAD_SPEC = 6
+    OUTPUT_INVALID = 7  # the output cannot be a result archive (depth, path length, entries, special files)

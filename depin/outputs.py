@@ -18,10 +18,40 @@ from the same output.
 The **result digest** is the sha256 of those archive bytes. It is the ``resultHash`` posted on chain
 (as bytes32) and the name under which the result store serves the archive
 (``GET /results/0x<digest hex>``), so a downloader checks what it got against the chain with one hash.
+
+**Limits of a representable output** (:class:`OutputLimits`). Beyond any of them the output is
+invalid (``FailureCode.OUTPUT_INVALID``), except bytes (``OUTPUT_TOO_LARGE``): at most ``MAX_DEPTH``
+(64) levels below ``out/``; at most ``MAX_PATH_BYTES`` (1024) bytes of UTF-8 path below ``out/``
+per entry; at most ``MAX_ENTRIES`` (65,536, the output tmpfs's inode cap) entries; at most the job's
+output limit in bytes of regular files (apparent sizes; a hard-linked file counts once per name, as
+the archive stores it). The pax format could hold longer paths: the cap is what every requester can
+extract below any reasonable destination folder without reaching Linux's 4096-byte PATH_MAX, and
+it keeps a hostile tree from making the walk itself expensive.
+
+**One walker** (:func:`walk_output`) serves both the executor's measurement
+(:func:`executor.containers.output_size`) and the archive (:func:`build_archive`). It is iterative
+(no recursion, whatever the depth) and works through directory file descriptors: every directory
+is opened with ``openat`` relative to its parent's descriptor (``O_NOFOLLOW``) and listed with
+``os.scandir(fd)``, so no path handed to the kernel is longer than one name, a symbolic link swapped
+in for a directory is never followed, and nothing lies "too deep to see": every entry is counted
+and anything beyond a limit is an error, never an undercount. At most ``MAX_DEPTH + 1`` descriptors
+are open at once. An entry that vanishes while it is walked (the job still writes during a watched
+run) is not there and is not counted. An ``OSError`` of the walk whose errno says the provider's
+machine ran out of something (``PROVIDER_ERRNOS``: descriptors, memory, disk, I/O) escapes as it is
+(the provider's fault, never blamed on the job); any other (e.g. a folder the job made unreadable)
+is :class:`InvalidOutput`.
+
+**Extraction** (:func:`extract_archive`) checks every member before writing anything: only
+``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
+links, devices, fifos are refused); no absolute name, no ``..`` component, nothing below a symbolic
+link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
+through another link. A member breaking one of these raises :class:`UnsafeArchive` and nothing
+is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as a second line.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -29,11 +59,20 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 from depin.errors import ExecutionError
 
 FORMAT = "depin-result-v1"
 CHUNK = 1 << 20
+MAX_DEPTH = 64
+MAX_PATH_BYTES = 1024
+MAX_ENTRIES = 65_536
+# Errors of a walk that the output cannot cause: the provider's own machine is out of something.
+PROVIDER_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class OutputTooLarge(ExecutionError):
@@ -41,7 +80,45 @@ class OutputTooLarge(ExecutionError):
 
 
 class InvalidOutput(ExecutionError):
-    """The output directory holds something the format cannot represent (a device, a fifo, ...)."""
+    """The output directory holds something the format cannot represent (a device, a fifo, a tree
+    deeper, longer or with more entries than :class:`OutputLimits` allows, ...)."""
+
+
+class UnsafeArchive(ExecutionError, ValueError):
+    """A result archive holds a member that extraction refuses (an absolute or ``..`` path, an
+    absolute or escaping symbolic link, a hard link, a device, ...)."""
+
+
+@dataclass(frozen=True)
+class OutputLimits:
+    """What a representable output may hold (see the module doc); ``max_bytes=None``: no byte cap."""
+
+    max_depth: int = MAX_DEPTH
+    max_path_bytes: int = MAX_PATH_BYTES
+    max_entries: int = MAX_ENTRIES
+    max_bytes: int | None = None
+
+
+EntryKind = Literal["dir", "file", "link", "other"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry below ``out/``; `rel` is its ``/``-separated path below ``out/``."""
+
+    rel: str
+    kind: EntryKind
+    size: int = 0  # regular files: apparent size
+    executable: bool = False
+    linkname: str = ""
+
+
+@dataclass(frozen=True)
+class OutputTree:
+    """Everything below an output folder, sorted byte-wise by path, and its regular files' bytes."""
+
+    entries: list[Entry]
+    total_bytes: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +133,140 @@ class ResultArchive:
         return "0x" + self.digest.hex()
 
 
+# --- walking ------------------------------------------------------------------------------------
+
+
+class _Walk:
+    """One walk's findings, counted against its limits as they come."""
+
+    def __init__(self, limits: OutputLimits) -> None:
+        self.limits = limits
+        self.entries: list[tuple[bytes, Entry]] = []
+        self.total_bytes = 0
+
+    def add(self, rel: str, entry_stat: os.stat_result, depth: int, linkname: str = "") -> Entry:
+        lim = self.limits
+        encoded = rel.encode("utf-8", "surrogateescape")
+        if depth > lim.max_depth:
+            raise InvalidOutput(f"out/{_short(rel)} is {depth} levels deep; the format allows at most {lim.max_depth}")
+        if len(encoded) > lim.max_path_bytes:
+            raise InvalidOutput(f"out/{_short(rel)} has a {len(encoded)}-byte path; the format allows at most {lim.max_path_bytes}")
+        if len(self.entries) >= lim.max_entries:
+            raise InvalidOutput(f"the output holds more than {lim.max_entries} entries (the format's limit)")
+        mode = entry_stat.st_mode
+        if stat.S_ISDIR(mode):
+            entry = Entry(rel, "dir")
+        elif stat.S_ISLNK(mode):
+            entry = Entry(rel, "link", linkname=linkname)
+        elif stat.S_ISREG(mode):
+            entry = Entry(rel, "file", size=entry_stat.st_size, executable=bool(mode & 0o111))
+            self.total_bytes += entry_stat.st_size
+            if lim.max_bytes is not None and self.total_bytes > lim.max_bytes:
+                raise OutputTooLarge(f"the output is at least {self.total_bytes} bytes; the job's limit is {lim.max_bytes}")
+        else:
+            entry = Entry(rel, "other")
+        self.entries.append((encoded, entry))
+        return entry
+
+
+def _short(rel: str, keep: int = 80) -> str:
+    """`rel` for a one-line message: control characters escaped, long paths cut."""
+    shown = rel if rel.isprintable() else repr(rel)[1:-1]
+    return shown if len(shown) <= keep else f"{shown[:keep]}... ({len(rel)} characters)"
+
+
+def _fault(exc: OSError, what: str) -> Exception:
+    """An OSError of the walk as what it is: the provider's (itself) or the output's (InvalidOutput)."""
+    if exc.errno in PROVIDER_ERRNOS:
+        return exc
+    return InvalidOutput(f"{what}: {exc.strerror or exc}")
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int | None:
+    """A descriptor of directory `name` (relative to `dir_fd`), or None when it vanished or is no
+    longer a directory (a job still writing during a watched run)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in _VANISHED:
+            return None
+        raise _fault(exc, f"cannot open out/{_short(name)}") from exc
+
+
+def _list(fd: int, prefix: str, depth: int, walk: _Walk) -> list[str]:
+    """Adds the entries of the directory open as `fd` (whose entries have path `prefix` + name and
+    are `depth` levels down) and returns the names of its subdirectories."""
+    subdirs = []
+    try:
+        with os.scandir(fd) as it:
+            for item in it:
+                rel = prefix + item.name
+                try:
+                    st = item.stat(follow_symlinks=False)
+                    linkname = os.readlink(item.name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else ""
+                except OSError as exc:
+                    if exc.errno in _VANISHED or exc.errno == errno.EINVAL:
+                        continue  # vanished, or no longer a link between stat and readlink
+                    raise _fault(exc, f"cannot read out/{_short(rel)}") from exc
+                if walk.add(rel, st, depth, linkname).kind == "dir":
+                    subdirs.append(item.name)
+    except OSError as exc:
+        raise _fault(exc, f"cannot list out/{_short(prefix) or '.'}") from exc
+    return subdirs
+
+
+def walk_output(root: Path, limits: OutputLimits = OutputLimits()) -> OutputTree:
+    """Every entry below `root` (see the module doc), sorted byte-wise by path, or
+    :class:`InvalidOutput` / :class:`OutputTooLarge` when the tree breaks `limits`. A missing
+    `root` is an empty tree. An ``OSError`` escaping is the provider's (``PROVIDER_ERRNOS``)."""
+    walk = _Walk(limits)
+    root_fd = _open_dir(os.fspath(root), None)
+    if root_fd is None:
+        return OutputTree([], 0)
+    # Depth-first, one frame per open directory: (descriptor, path prefix, subdirectories to visit).
+    stack: list[tuple[int, str, list[str]]] = []
+    try:
+        stack.append((root_fd, "", []))
+        stack[-1][2].extend(_list(root_fd, "", 1, walk))
+        while stack:
+            fd, prefix, todo = stack[-1]
+            if not todo:
+                os.close(fd)
+                stack.pop()
+                continue
+            name = todo.pop()
+            child = _open_dir(name, fd)
+            if child is None:
+                continue
+            child_prefix = f"{prefix}{name}/"
+            stack.append((child, child_prefix, []))
+            stack[-1][2].extend(_list(child, child_prefix, len(stack), walk))
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+    walk.entries.sort(key=lambda item: item[0])
+    return OutputTree([entry for _, entry in walk.entries], walk.total_bytes)
+
+
+def open_entry(root_fd: int, rel: str) -> BinaryIO:
+    """Opens the regular file `rel` below the directory open as `root_fd` for reading, component by
+    component (``openat``), never following a symbolic link."""
+    parts = rel.split("/")
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        file_fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return os.fdopen(file_fd, "rb")
+
+
+# --- the archive --------------------------------------------------------------------------------
+
+
 def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -68,30 +279,21 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") 
     return info
 
 
-def _entries(out_dir: Path) -> list[tuple[str, Path]]:
-    """(archive name, path) of everything under `out_dir`, sorted byte-wise by archive name."""
-    found: list[tuple[bytes, str, Path]] = []
-    for root, dirs, files in os.walk(out_dir, followlinks=False):
-        for name in dirs + files:
-            path = Path(root) / name
-            rel = path.relative_to(out_dir).as_posix()
-            found.append((rel.encode("utf-8", "surrogateescape"), "out/" + rel, path))
-    found.sort(key=lambda item: item[0])
-    return [(name, path) for _, name, path in found]
-
-
-def build_archive(out_dir: Path, exit_code: int, dest: Path, *, max_bytes: int | None = None) -> ResultArchive:
+def build_archive(
+    out_dir: Path, exit_code: int, dest: Path, *, max_bytes: int | None = None, limits: OutputLimits | None = None
+) -> ResultArchive:
     """Writes the ``depin-result-v1`` archive of `out_dir` and `exit_code` to `dest` and hashes it.
 
-    Raises :class:`OutputTooLarge` when the archive would exceed `max_bytes` (nothing is left at
-    `dest`), :class:`InvalidOutput` for entries the format cannot hold.
+    Raises :class:`OutputTooLarge` when the output exceeds `max_bytes` (nothing is left at `dest`),
+    :class:`InvalidOutput` for entries the format cannot hold or a tree beyond `limits` (default:
+    :class:`OutputLimits` with `max_bytes`).
     """
     out_dir = Path(out_dir)
-    entries = _entries(out_dir) if out_dir.exists() else []
-    if max_bytes is not None:
-        total = sum(p.lstat().st_size for _, p in entries if stat.S_ISREG(p.lstat().st_mode))
-        if total > max_bytes:
-            raise OutputTooLarge(f"the output is {total} bytes; the job's limit is {max_bytes}")
+    limits = limits or OutputLimits(max_bytes=max_bytes)
+    tree = walk_output(out_dir, limits)
+    for entry in tree.entries:
+        if entry.kind == "other":
+            raise InvalidOutput(f"out/{_short(entry.rel)} is neither a file, a directory nor a symbolic link (a fifo, socket or device)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     try:
@@ -99,18 +301,7 @@ def build_archive(out_dir: Path, exit_code: int, dest: Path, *, max_bytes: int |
             code = f"{exit_code}\n".encode()
             tar.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
             tar.addfile(_info("out", tarfile.DIRTYPE, 0o755))
-            for name, path in entries:
-                st = path.lstat()
-                if stat.S_ISDIR(st.st_mode):
-                    tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
-                elif stat.S_ISLNK(st.st_mode):
-                    tar.addfile(_info(name, tarfile.SYMTYPE, 0o777, linkname=os.readlink(path)))
-                elif stat.S_ISREG(st.st_mode):
-                    mode = 0o755 if st.st_mode & 0o111 else 0o644
-                    with open(path, "rb") as fh:
-                        tar.addfile(_info(name, tarfile.REGTYPE, mode, st.st_size), fh)
-                else:
-                    raise InvalidOutput(f"{name} is neither a file, a directory nor a symbolic link")
+            _add_entries(tar, out_dir, tree.entries)
         size = partial.stat().st_size
         if max_bytes is not None and size > max_bytes + 1_048_576:  # headers of very many tiny files
             raise OutputTooLarge(f"the output archive is {size} bytes; the job's limit is {max_bytes}")
@@ -120,6 +311,35 @@ def build_archive(out_dir: Path, exit_code: int, dest: Path, *, max_bytes: int |
         partial.unlink(missing_ok=True)
         raise
     return ResultArchive(dest, digest, size, exit_code)
+
+
+def _add_entries(tar: tarfile.TarFile, out_dir: Path, entries: list[Entry]) -> None:
+    if not entries:
+        return
+    root_fd = os.open(out_dir, _DIR_FLAGS)
+    try:
+        for entry in entries:
+            name = "out/" + entry.rel
+            if entry.kind == "dir":
+                tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
+            elif entry.kind == "link":
+                tar.addfile(_info(name, tarfile.SYMTYPE, 0o777, linkname=entry.linkname))
+            else:
+                _add_file(tar, root_fd, entry, name)
+    finally:
+        os.close(root_fd)
+
+
+def _add_file(tar: tarfile.TarFile, root_fd: int, entry: Entry, name: str) -> None:
+    try:
+        fh = open_entry(root_fd, entry.rel)
+    except OSError as exc:
+        raise _fault(exc, f"cannot read out/{_short(entry.rel)}") from exc
+    with fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+            raise InvalidOutput(f"out/{_short(entry.rel)} changed while it was archived")
+        tar.addfile(_info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, entry.size), fh)
 
 
 def file_sha256(path: Path) -> bytes:
@@ -140,13 +360,93 @@ def read_exit_code(archive: Path) -> int:
         return int(data.read().decode().strip())
 
 
+# --- extraction ---------------------------------------------------------------------------------
+
+
+def _escapes(name: str, target: str, links: set[str]) -> bool:
+    """Whether symbolic link `name` -> `target` may point outside ``out/``: an absolute or empty
+    target, one that climbs above ``out/``, or one that steps through another symbolic link of the
+    archive (whose own target would then decide where it lands)."""
+    if not target or target.startswith("/"):
+        return True
+    parts = name.split("/")[:-1]
+    steps = [c for c in target.split("/") if c not in ("", ".")]
+    for i, comp in enumerate(steps):
+        if comp == "..":
+            if not parts:
+                return True
+            parts.pop()
+            continue
+        parts.append(comp)
+        if "/".join(parts) in links and i < len(steps) - 1:
+            return True
+    return False
+
+
+def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
+    """Why `member` (named by its path below ``out/``) may not be extracted, or None. `links` holds
+    the names of every symbolic link of the archive: nothing may be extracted below one."""
+    name = member.name
+    parts = name.split("/")
+    if not name or name.startswith("/") or ".." in parts or "\x00" in name:
+        return f"out/{_short(name)}: an absolute or escaping path"
+    if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+        return f"out/{_short(name)}: lies below a symbolic link"
+    if member.issym():
+        if _escapes(name, member.linkname, links):
+            return f"out/{_short(name)}: a symbolic link to {_short(member.linkname)!r}, outside the result"
+        return None
+    if member.islnk():
+        return f"out/{_short(name)}: a hard link (the format stores files)"
+    if not (member.isdir() or member.isreg()):
+        return f"out/{_short(name)}: neither a file, a directory nor a symbolic link"
+    return None
+
+
+def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked;
+    UnsafeArchive at the first unsafe one."""
+    members = []
+    for member in tar.getmembers():
+        if member.name in ("exit_code", "out", "out/"):
+            continue
+        if not member.name.startswith("out/"):
+            raise UnsafeArchive(f"unsafe result archive: {_short(member.name)} is not part of the {FORMAT} format")
+        member.name = member.name[len("out/") :].rstrip("/")
+        members.append(member)
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise UnsafeArchive("unsafe result archive: a path appears twice")
+    links = {m.name for m in members if m.issym()}
+    for member in members:
+        why = unsafe_member(member, links)
+        if why is not None:
+            raise UnsafeArchive(f"unsafe result archive: {why}")
+    return members
+
+
 def extract_archive(archive: Path, dest: Path) -> int:
-    """Extracts the archive's ``out/`` into `dest` (safely: no absolute paths, no escaping links)
-    and returns the recorded exit code."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """Extracts the archive's ``out/`` into `dest` and returns the recorded exit code. Every member
+    is checked first (see the module doc): :class:`UnsafeArchive`, and nothing extracted, when one
+    is unsafe; ``tarfile.TarError`` / ``OSError`` for a broken archive."""
     with tarfile.open(archive, mode="r") as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("out/")]
-        for m in members:
-            m.name = m.name[len("out/") :]
-        tar.extractall(dest, members=members, filter="data")
-    return read_exit_code(archive)
+        members = _out_members(tar)
+        exit_code = _exit_code_of(tar)
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            tar.extractall(dest, members=members, filter="data")
+        except tarfile.FilterError as exc:  # the second line: the checks above should have caught it
+            raise UnsafeArchive(f"unsafe result archive: {exc}") from None
+    return exit_code
+
+
+def _exit_code_of(tar: tarfile.TarFile) -> int:
+    try:
+        member = tar.getmember("exit_code")
+    except KeyError:
+        raise UnsafeArchive(f"not a {FORMAT} archive: it has no exit_code") from None
+    data = tar.extractfile(member) if member.isreg() else None
+    try:
+        return int(data.read(32).decode().strip()) if data is not None else int("x")
+    except (ValueError, UnicodeDecodeError):
+        raise UnsafeArchive(f"not a {FORMAT} archive: its exit_code is not a number in a regular file") from None

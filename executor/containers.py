@@ -85,6 +85,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from depin.errors import ExecutionError
 from depin.market import FailureCode
+from depin.outputs import OutputLimits, walk_output
 from depin.spec import IMAGE_RE, JobSpec
 
 MIB = 1 << 20
@@ -332,18 +333,11 @@ def release_output_dir(out: OutputDir | Path) -> None:
     unmount_all_under(out.path if isinstance(out, OutputDir) else Path(out))
 
 
-def output_size(path: Path) -> int:
-    """Apparent size in bytes of the regular files below `path` (what the result archive holds)."""
-    total = 0
-    for root, _dirs, files in os.walk(path, followlinks=False):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if not os.path.islink(os.path.join(root, name)):
-                total += st.st_size
-    return total
+def output_size(path: Path, limits: OutputLimits = OutputLimits()) -> int:
+    """Apparent size in bytes of the regular files below `path` (what the result archive holds),
+    counted exactly by :func:`depin.outputs.walk_output`: a tree beyond `limits` (depth, path
+    length, entries) raises :class:`~depin.outputs.InvalidOutput` rather than being undercounted."""
+    return walk_output(path, limits).total_bytes
 
 
 # --- running ------------------------------------------------------------------------------------

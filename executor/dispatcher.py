@@ -157,12 +157,23 @@ class Dispatcher:
         log.log(level, "job skipped", extra={"job": job_id, "reason": reason[:500]})
 
     def consider(self, job_id: int, *, reopened: bool = False) -> None:
-        """Policy, spec and hash checks for an Open job; queues the claim when all pass."""
+        """Policy, spec and hash checks for an Open job; queues the claim when all pass. A job that
+        beat this executor before (its record is ``refused``, or the index shows we claimed it and
+        it is Open again: we timed out on it) is refused with a logged reason, never claimed again."""
         rt = self.rt
         rec = rt.record(job_id)
+        if rec.get("refused"):
+            log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": rec["refused"]})
+            return
+        idx = rt.indexed_job(job_id)
+        if idx.get("status") == "Open" and rt.address.lower() in (idx.get("providers") or "").lower().split(","):
+            # Open again after our claim (a reorg that undid the claim rolls `providers` back too)
+            reason = "this executor claimed the job before and it was reopened (timed out in our hands)"
+            rt.refuse(job_id, reason)
+            log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": reason})
+            return
         if rec and rec.get("state") != "lost" and not (reopened and rec.get("state") not in ACTIVE_STATES):
             return  # seen before (a lost job is looked at again: it is Open again after a reorg or a timeout)
-        idx = rt.indexed_job(job_id)
         if idx.get("status") != "Open":
             log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
             return

@@ -9,16 +9,32 @@ and arbiter modes) call. It returns an :class:`Outcome`:
 - ``kind="failure"``: a provable failure to submit instead of a result (``FailureCode``): the image
   is not available under its digest (``IMAGE_UNAVAILABLE``), an input does not hash to its sha256
   (``INPUT_HASH_MISMATCH``), the job ran out of memory (``OUT_OF_MEMORY``), ran past
-  ``max_runtime`` (``TIME_LIMIT``), wrote more than ``output_mb`` (``OUTPUT_TOO_LARGE``), or the spec
-  cannot be run (``BAD_SPEC``: unparsable spec bytes, a command the image cannot execute, or an
-  output the archive format cannot represent such as a fifo). ``evidence_hash`` is the sha256 of
-  ``evidence``, a short canonical text naming the job, the code and the reason.
+  ``max_runtime`` (``TIME_LIMIT``), wrote more than ``output_mb`` (``OUTPUT_TOO_LARGE``), the spec
+  cannot be run (``BAD_SPEC``: unparsable spec bytes, a command the image cannot execute), or the
+  output is one the archive format cannot represent (``OUTPUT_INVALID``: a fifo or device, a tree
+  deeper, longer or with more entries than :class:`depin.outputs.OutputLimits`).
+  ``evidence_hash`` is the sha256 of ``evidence``, a short canonical text naming the job, the code
+  and the reason.
   ``retryable=True`` marks a failure that is *not proven*: an input could not be fetched at all
   (see :mod:`executor.inputs`); the caller should retry later and submit it only as a last resort.
 
 What is *not* an outcome but an exception: the engine failing (:class:`ContainerEngineError`, retry
-the task) and a spec outside this executor's policy (:class:`PolicyRefused`: the dispatcher should
-not have claimed it; clamping the limits instead would change the job's result).
+the task), the provider's own machine failing while it handles the output (:class:`ProviderFault`:
+disk full, out of descriptors or memory, I/O error; retry the task) and a spec outside this
+executor's policy (:class:`PolicyRefused`: the dispatcher should not have claimed it; clamping the
+limits instead would change the job's result).
+
+**Output handling never crashes a run.** Once the container has ended, whatever the job left in
+``/out`` is turned into an outcome: the walk's limits give ``OUTPUT_TOO_LARGE`` / ``OUTPUT_INVALID``,
+and *any other* exception while measuring or archiving the output also becomes ``OUTPUT_INVALID``
+(with the exception's type in the reason), because after the limits the remaining surprises come
+from what the job wrote (names, links, shapes), and an exception there would otherwise crash the
+task, re-run the job on every recovery and burn the provider's collateral at the timeout. The one
+exception kept apart is an ``OSError`` whose errno says the provider's machine ran out of something
+(:data:`depin.outputs.PROVIDER_ERRNOS`): that is the provider's fault, never blamed on the job; it
+becomes :class:`ProviderFault` (retried; a provider whose disk stays full times out on its own
+account). A failure outcome is challengeable like a result: a verifier that archives the same
+output meets the same error.
 
 Idempotent per job and role: the work folder is ``<work_root>/<name>`` (``name`` is the
 deterministic container name, e.g. :func:`executor.containers.container_name`); a re-run after a
@@ -43,7 +59,7 @@ import docker
 from depin.config import PolicyConfig
 from depin.errors import ExecutionError, SpecError
 from depin.market import FailureCode
-from depin.outputs import InvalidOutput, OutputTooLarge, build_archive
+from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, build_archive
 from depin.spec import JobSpec, parse_spec
 from executor.containers import (
     LABEL_EXECUTOR,
@@ -53,7 +69,6 @@ from executor.containers import (
     ContainerLimits,
     ImageUnavailable,
     check_image,
-    output_size,
     prepare_output_dir,
     release_output_dir,
     remove_container,
@@ -69,6 +84,11 @@ EVIDENCE_FORMAT = "depin-failure-v1"
 
 class PolicyRefused(ExecutionError):
     """The spec asks for more than this executor's policy allows (it should not have been claimed)."""
+
+
+class ProviderFault(ExecutionError):
+    """The provider's own machine failed while handling a job's output (disk full, out of file
+    descriptors or memory, I/O error): not the job's fault, so no failure code; retry the task."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,24 @@ def _is_exec_error(exc: BaseException) -> bool:
     return any(s in text for s in ("executable file not found", "no such file or directory", "permission denied", "exec format error"))
 
 
+def archive_output(out_dir: Path, exit_code: int, dest: Path, max_bytes: int) -> ResultArchive:
+    """:func:`depin.outputs.build_archive`, with every exception sorted (see the module doc):
+    :class:`OutputTooLarge` and :class:`InvalidOutput` as they are, the provider's own faults as
+    :class:`ProviderFault`, anything else as :class:`InvalidOutput`."""
+    try:
+        return build_archive(out_dir, exit_code, dest, max_bytes=max_bytes)
+    except (OutputTooLarge, InvalidOutput):
+        raise
+    except OSError as exc:
+        if exc.errno in PROVIDER_ERRNOS:
+            raise ProviderFault(f"this machine failed while archiving the output: {exc}") from exc
+        raise InvalidOutput(f"{type(exc).__name__}: {exc}") from exc
+    except MemoryError as exc:  # ours: the walk's limits bound what the output can make us hold
+        raise ProviderFault("this machine ran out of memory while archiving the output") from exc
+    except Exception as exc:  # noqa: BLE001 - see the module doc: the output's doing, not a crash
+        raise InvalidOutput(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
 def execute(
     client: docker.DockerClient,
     *,
@@ -194,7 +232,8 @@ def execute(
     `spec` may be a parsed :class:`JobSpec` or its bytes (then an invalid spec is a ``BAD_SPEC``
     failure). `input_allow_networks` are the non-public networks http(s) inputs may come from
     (None: ``limits_cap.input_allow_networks`` when a policy is given, else none). Raises
-    :class:`PolicyRefused` and :class:`ContainerEngineError` (see the module doc).
+    :class:`PolicyRefused`, :class:`ContainerEngineError` and :class:`ProviderFault` (see the
+    module doc).
     """
     t0 = time.monotonic()
     if not isinstance(spec, JobSpec):
@@ -239,6 +278,8 @@ def execute(
                 if _is_exec_error(exc):
                     return fail(FailureCode.BAD_SPEC, f"the image cannot run the command {spec.command!r}: {exc}", durations=Durations(fetch=fetch_s))
                 raise
+            except InvalidOutput as exc:  # a watched run (no tmpfs) measured a tree beyond the limits
+                return fail(FailureCode.OUTPUT_INVALID, f"the output cannot be archived: {exc}", durations=Durations(fetch=fetch_s))
             run_s = time.monotonic() - t1
             durations = Durations(fetch=fetch_s, run=run_s)
             tail = run.logs_tail
@@ -252,23 +293,18 @@ def execute(
                     logs_tail=tail,
                     durations=durations,
                 )
-            used = output_size(output.path)
-            if run.status == "output_too_large" or used > max_out:
-                return fail(
-                    FailureCode.OUTPUT_TOO_LARGE,
-                    f"wrote more than output_mb {spec.resources.output_mb} MiB to /out (measured {used} bytes; writes stopped at the cap)",
-                    logs_tail=tail,
-                    durations=durations,
-                )
-            # 4. archive + store
+            too_large = f"wrote more than output_mb {spec.resources.output_mb} MiB to /out"
+            if run.status == "output_too_large":
+                return fail(FailureCode.OUTPUT_TOO_LARGE, f"{too_large} (writes stopped at the cap)", logs_tail=tail, durations=durations)
+            # 4. archive (the walk measures the output exactly on the way) + store
             t2 = time.monotonic()
             assert run.exit_code is not None
             try:
-                archive = build_archive(output.path, run.exit_code, job_dir / "result.tar", max_bytes=max_out)
+                archive = archive_output(output.path, run.exit_code, job_dir / "result.tar", max_out)
             except OutputTooLarge as exc:
-                return fail(FailureCode.OUTPUT_TOO_LARGE, str(exc), logs_tail=tail, durations=durations)
+                return fail(FailureCode.OUTPUT_TOO_LARGE, f"{too_large}: {exc}", logs_tail=tail, durations=durations)
             except InvalidOutput as exc:
-                return fail(FailureCode.BAD_SPEC, f"the output cannot be archived: {exc}", logs_tail=tail, durations=durations)
+                return fail(FailureCode.OUTPUT_INVALID, f"the output cannot be archived: {exc}", logs_tail=tail, durations=durations)
         finally:
             release_output_dir(output)
         uri = store.put(archive.path, move=True)

@@ -11,7 +11,9 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     The executor's record of one job: ``state`` (below), ``updated`` (unix time), ``reason`` (why
     skipped, lost or abandoned) and, once the run ended, the outcome: ``kind`` (result | failure),
     ``digest`` and ``uri`` and ``exit_code`` and ``size``, or ``code`` and ``failure_reason`` and
-    ``evidence``; ``tx`` (the submission's transaction hash) once submitted.
+    ``evidence``; ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
+    executor never claims the job again: it crashed, was given up or timed out in our hands; kept
+    whatever the state becomes, see :mod:`executor.tasks`).
 ``{e}:lease:{id}`` (string, expires)
     The per-job lease (:mod:`executor.lease`): held by the task working on the job.
 ``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)
@@ -268,6 +270,11 @@ class Runtime:
             pipe.zrem(self.xkeys.deferred, str(job_id))
         pipe.hset(self.xkeys.job(job_id), mapping=values)
         pipe.execute()
+
+    def refuse(self, job_id: int, reason: str) -> None:
+        """Marks the job as one this executor never claims again (the dispatcher's ``consider``
+        refuses it), with `reason`; the record's state is left as it is."""
+        self.set_record(job_id, refused=reason[:300])
 
     def active_count(self) -> int:
         return int(self.state.zcard(self.xkeys.active))

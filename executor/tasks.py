@@ -22,6 +22,14 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
    (acks_late, visibility timeout) is the backstop, not the mechanism. A job the chain shows
    claimed by us without any local record (the executor's database was lost) is adopted and run;
    a submitted one is finalized from the index. So the chain, not Redis, is the source of truth.
+6. **A job that beat this executor is never claimed again by it.** When its run crashes with an
+   unexpected exception (recorded ``abandoned`` at once: no crash-and-rerun loop), a task gives it up
+   at the redelivery cap, or its submit deadline passes in our hands (``late``), the job's record
+   gets a ``refused`` field with the reason (:meth:`Runtime.refuse`); the dispatcher's ``consider`` refuses
+   such a job (and any Open job the index shows we claimed before: we timed out on it) with a
+   logged reason, so a timeout that reopens the job does not hand it back to us to burn more stake.
+   Output handling itself never raises for the job's doing (:mod:`executor.execute`): it is a
+   submitted failure code.
 """
 
 from __future__ import annotations
@@ -56,8 +64,9 @@ POKE_LIMIT = 10  # deadline transitions sent per beat and kind
 def _transient() -> tuple[type[BaseException], ...]:
     from executor.containers import ContainerEngineError
     from executor.engine import EngineUnavailable
+    from executor.execute import ProviderFault
 
-    return (ChainError, redis.ConnectionError, redis.TimeoutError, ContainerEngineError, EngineUnavailable)
+    return (ChainError, redis.ConnectionError, redis.TimeoutError, ContainerEngineError, EngineUnavailable, ProviderFault)
 
 
 def _reverts() -> tuple[type[BaseException], ...]:
@@ -137,12 +146,22 @@ def _lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
         rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
 
 
+def _give_up(rt: Runtime, job_id: int, reason: str) -> None:
+    rt.set_record(job_id, "abandoned", reason=reason)
+    rt.refuse(job_id, f"abandoned: {reason}")
+
+
 def _abandon(rt: Runtime, job_id: int, reason: str) -> None:
     rec = rt.record(job_id)
     if rec.get("state") == "outcome":  # the result is safe: submitting it is the right thing
         send("depin.submit", job_id)
         return
-    rt.set_record(job_id, "abandoned", reason=reason)
+    _give_up(rt, job_id, reason)
+
+
+def _late(rt: Runtime, job_id: int, reason: str) -> None:
+    rt.set_record(job_id, "late", reason=reason)
+    rt.refuse(job_id, f"late: {reason}")
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -195,7 +214,7 @@ def _outcome_fields(outcome: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- provider
 
 
-@job_task("depin.claim", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+@job_task("depin.claim", give_up=_give_up)
 def claim(self: Task, rt: Runtime, job_id: int) -> None:
     """Claims an Open job the dispatcher accepted, then queues its run. Losing the race is normal."""
     from depin.transactions import TxReverted
@@ -251,7 +270,7 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
             return
         now = rt.chain_now()
         if job.deadline <= now:
-            rt.set_record(job_id, "late", reason=f"submit deadline {job.deadline} passed")
+            _late(rt, job_id, f"submit deadline {job.deadline} passed")
             log.error("submit deadline passed before the run", extra={"job": job_id, "deadline": job.deadline})
             return
         try:
@@ -268,8 +287,14 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
         try:
             outcome = _execute(rt, job_id, spec, "provider")
         except PolicyRefused as exc:  # the dispatcher checks the same limits: a changed policy
-            rt.set_record(job_id, "abandoned", reason=str(exc)[:300])
+            _give_up(rt, job_id, str(exc)[:300])
             log.error("claimed job is beyond the policy now; it will time out", extra={"job": job_id, "reason": str(exc)[:300]})
+            return
+        except _transient():
+            raise  # retried with backoff (JobTask.autoretry_for); recovery re-queues after that
+        except Exception as exc:  # noqa: BLE001 - a bug or a surprise: give up once, never a crash-and-rerun loop
+            _give_up(rt, job_id, f"the run crashed: {type(exc).__name__}: {exc}"[:300])
+            log.exception("run crashed; job abandoned and never claimed again", extra={"job": job_id, "error": str(exc)[:300]})
             return
         if outcome.kind == "failure" and outcome.retryable:
             left = job.deadline - rt.chain_now()
@@ -291,7 +316,7 @@ def _sha256(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-@job_task("depin.submit", give_up=lambda rt, j, why: rt.set_record(j, "abandoned", reason=why))
+@job_task("depin.submit", give_up=_give_up)
 def submit(self: Task, rt: Runtime, job_id: int) -> None:
     """Submits the recorded outcome, unless the chain shows it submitted already."""
     from depin.transactions import TxReverted
@@ -313,7 +338,7 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
             log.warning("submission skipped: the job is not ours any more", extra={"job": job_id, "status": job.status.label})
             return
         if job.deadline < rt.chain_now():
-            rt.set_record(job_id, "late", reason=f"submit deadline {job.deadline} passed")
+            _late(rt, job_id, f"submit deadline {job.deadline} passed")
             log.error("submit deadline passed", extra={"job": job_id})
             return
         if rec.get("tx_pending") and _wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
@@ -329,7 +354,7 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
                 _mark_submitted(rt, job_id, job.deadline, reason="already on chain")
                 return
             if exc.error_name == "TooLate":
-                rt.set_record(job_id, "late", reason=exc.reason)
+                _late(rt, job_id, exc.reason)
                 log.error("submission too late", extra={"job": job_id})
                 return
             raise

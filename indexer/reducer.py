@@ -50,6 +50,7 @@ FAILURE_CODES = (
     "TimeLimit",
     "OutputTooLarge",
     "BadSpec",
+    "OutputInvalid",
 )
 MARKET_EVENTS = (
     "JobPosted",

@@ -54,7 +54,8 @@ interface IJobMarket {
         OutOfMemory,
         TimeLimit,
         OutputTooLarge,
-        BadSpec
+        BadSpec,
+        OutputInvalid // the output cannot be represented as a result archive (too deep, too long, too many entries)
     }
 
     /// @notice The requester's economic terms for a job. Every field is checked against the
@@ -218,7 +219,7 @@ interface IJobMarket {
     error TooEarly(uint256 jobId, uint256 notBefore, uint256 nowTime);
     /// @notice Result hashes must be non-zero.
     error EmptyResultHash();
-    /// @notice `code` is not a failure code (1 to 6).
+    /// @notice `code` is not a failure code (1 to 7).
     error InvalidFailureCode(uint8 code);
     /// @notice Only the dispute resolver `resolver` may rule; `caller` is not it.
     error NotResolver(address caller, address resolver);

@@ -215,6 +215,15 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not match the chain")
         fails("job", "result", job_id, "--out", tmp_path / "r.tar" / "x", *net(devnet), match="cannot write the result")
         assert not (tmp_path / "bad" / "r.txt").exists()
+        # a result holding an absolute symbolic link: one error line, nothing extracted
+        (out / "link").symlink_to("/in/a")
+        unsafe = build_archive(out, 0, tmp_path / "unsafe.tar")
+        files["/u"] = unsafe.path.read_bytes()
+        job2 = requester.post_job(__import__("tests.client.conftest", fromlist=["make_spec"]).make_spec(201), reward=to_wei(2)).job_id
+        provider.claim(job2)
+        provider.submit_result(job2, unsafe.digest, f"{base}/u")
+        fails("job", "result", job2, "--out", tmp_path / "unsafe", *net(devnet), match="not safe to extract")
+        assert list((tmp_path / "unsafe").iterdir()) == []
 
     before = devnet.client().token_balance(challenger.address)
     out = ok("job", "challenge", job_id, "--dev-account", "6", *net(devnet)).stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from depin.client import Client, ResultMismatch, ResultUnavailable
+from depin.client import Client, ClientError, ResultMismatch, ResultUnavailable, ResultUnsafe
 from depin.deployment import to_wei
 from depin.market import FailureCode
 from depin.outputs import build_archive
@@ -82,3 +82,20 @@ def test_file_uri_and_unavailable_results(devnet: Devnet, archive, tmp_path: Pat
     provider.submit_failure(open_job, FailureCode.OUT_OF_MEMORY)
     with pytest.raises(ResultUnavailable, match="OUT_OF_MEMORY"):
         requester.fetch_result(open_job, tmp_path / "d")
+
+
+def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: Devnet, tmp_path: Path) -> None:
+    """A result holding `ln -s /in/a /out/link` (its hash matches) raises ResultUnsafe, a
+    ClientError, instead of tarfile's AbsoluteLinkError; nothing lands in the destination."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_text("fine\n")
+    (out / "link").symlink_to("/in/a")
+    archive = build_archive(out, 0, tmp_path / "unsafe.tar")
+    with serve({"/results/u": archive.path.read_bytes()}) as base:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/u")
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultUnsafe, match="not safe to extract .*'/in/a', outside the result.*nothing extracted") as err:
+            requester.fetch_result(job_id, dest)
+    assert isinstance(err.value, ClientError)
+    assert list(dest.iterdir()) == []

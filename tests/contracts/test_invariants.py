@@ -100,7 +100,7 @@ jumps = st.sampled_from([None, None, None, "at", "past"])
 step_plans = st.lists(
     st.fixed_dictionaries(
         dict(
-            choice=st.integers(0, 9), who=st.sampled_from(ACTORS + ("requester",)), code=st.integers(1, 6),
+            choice=st.integers(0, 9), who=st.sampled_from(ACTORS + ("requester",)), code=st.integers(1, 7),
             ruling=st.sampled_from([PROVIDER_WINS, CHALLENGER_WINS]), jump=jumps,
         )  # fmt: skip
     ),
@@ -613,7 +613,7 @@ class MarketMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._some(CLAIMED))
     @rule(
         who=st.sampled_from(STAKERS + ("provider",) * 2), pick=job_pick,
-        code=st.one_of(st.integers(1, 6), st.sampled_from([0, 7, 255])),
+        code=st.one_of(st.integers(1, 7), st.sampled_from([0, 8, 255])),
     )  # fmt: skip
     def submit_failure(self, who, pick, code):
         jid = self._pick(pick, CLAIMED, lambda j, t: t <= j.deadline)
@@ -622,7 +622,7 @@ class MarketMachine(RuleBasedStateMachine):
     def _submit_failure(self, who, jid, code):
         job = self._job(jid)
         t = self._tick()
-        errs = {"InvalidFailureCode"} if not 1 <= code <= 6 else self._submit_errors(job, who, t)
+        errs = {"InvalidFailureCode"} if not 1 <= code <= 7 else self._submit_errors(job, who, t)
         evidence = keccak(text="evidence")
         _, err = self._send(self.market.submitFailure, jid, code, evidence, sender=self.acct[who].account)
         self._agree(f"submitFailure {jid} code {code} by {who}", errs, err)

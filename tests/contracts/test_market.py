@@ -670,9 +670,9 @@ def test_submit_result_opens_the_challenge_window(market, provider, claimed, led
     assert before.changes() == {}
 
 
-@pytest.mark.parametrize("code", [1, 6])
+@pytest.mark.parametrize("code", [1, 6, 7])
 def test_submit_failure_marks_the_job_failed(market, provider, claimed, ledger, code):
-    """The assigned provider reports a failure code (1..6): status Submitted with failure=true,
+    """The assigned provider reports a failure code (1..7): status Submitted with failure=true,
     FailureSubmitted carries the code and evidence hash."""
     view = job_view(market, claimed)
     before = ledger()
@@ -705,9 +705,9 @@ def test_submit_empty_result_hash_reverts(market, provider, claimed):
         market.submitResult(claimed, b"\0" * 32, RESULT_URI, sender=provider)
 
 
-@pytest.mark.parametrize("code", [0, 7, 255])
+@pytest.mark.parametrize("code", [0, 8, 255])
 def test_submit_invalid_failure_code_reverts(market, provider, claimed, code):
-    """Failure codes outside 1..6 revert with InvalidFailureCode(code)."""
+    """Failure codes outside 1..7 revert with InvalidFailureCode(code)."""
     with reverts(market.InvalidFailureCode, code=code):
         market.submitFailure(claimed, code, EVIDENCE, sender=provider)
 

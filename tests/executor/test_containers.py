@@ -471,11 +471,30 @@ def test_spec_over_the_policy_is_refused_before_anything_runs(engine, sample_ima
     assert list(work_root.iterdir()) == []
 
 
-def test_output_the_archive_cannot_hold_is_bad_spec(run_job):
+def test_output_the_archive_cannot_hold_is_output_invalid(run_job):
     """A fifo in /out has no place in depin-result-v1: the job's output is unrepresentable."""
     outcome, _ = run_job(["mkfifo", "/out/pipe"])
-    assert (outcome.kind, outcome.code) == ("failure", FailureCode.BAD_SPEC), outcome
+    assert (outcome.kind, outcome.code) == ("failure", FailureCode.OUTPUT_INVALID), outcome
     assert "cannot be archived" in outcome.reason
+
+
+NESTED_LETTERS = "i=0; while [ $i -lt 1000 ]; do mkdir a && cd a || exit 1; i=$((i+1)); done; echo deep > x"
+NESTED_LONG_NAMES = "n=$(printf 'n%.0s' $(seq 200)); i=0; while [ $i -lt 30 ]; do mkdir $n && cd $n || exit 1; i=$((i+1)); done; echo deep > x"
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [(f"cd /out && {NESTED_LETTERS}", "levels deep"), (f"cd /out && {NESTED_LONG_NAMES}", "byte path")],
+    ids=["1000-nested-folders", "30-nested-200-char-names"],
+)
+def test_hostile_output_trees_are_output_invalid_not_a_crash(run_job, engine, work_root, command, reason):
+    """1,000 nested folders (RecursionError in os.walk before) and 30 nested 200-character names
+    (ENAMETOOLONG before) end as OUTPUT_INVALID outcomes; nothing is left behind."""
+    outcome, name = run_job(["sh", "-c", command], max_runtime=30)
+    assert (outcome.kind, outcome.code) == ("failure", FailureCode.OUTPUT_INVALID), outcome
+    assert reason in outcome.reason
+    assert_gone(engine, name)
+    assert list(work_root.iterdir()) == []
 
 
 def test_a_logs_request_the_engine_never_answers_does_not_hold_the_run() -> None:

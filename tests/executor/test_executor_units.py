@@ -158,6 +158,9 @@ class _Runtime(SimpleNamespace):
             values["state"] = state
         self.state.hset(self.xkeys.job(job_id), mapping=values or {"updated": "0"})
 
+    def refuse(self, job_id: int, reason: str) -> None:
+        self.set_record(job_id, refused=reason[:300])
+
 
 def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
@@ -169,6 +172,7 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
     rt.set_record(7, "running")
     tasks.run(7)
     assert rt.record(7)["state"] == "abandoned" and "redelivery cap" in rt.record(7)["reason"]
+    assert "redelivery cap" in rt.record(7)["refused"]  # never claimed again by this executor
     assert any(rec.levelname == "CRITICAL" and rec.getMessage() == "giving the job up" for rec in caplog.records)
     assert not r.exists(rt.xkeys.deliveries("depin.run", 7))
     # with its outcome recorded, giving up means submitting what is there
@@ -176,6 +180,34 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
     rt.set_record(8, "outcome", kind="result")
     tasks.run(8)
     assert sent == [("depin.submit", 8)]
+
+
+def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """An unexpected exception from a run (a bug; output handling itself never raises for the
+    job's doing) ends the task quietly: the record says abandoned and refused, no submission is
+    queued, and nothing is left for recovery to re-run. `_execute` is replaced by one that raises:
+    there is no real input that crashes it any more."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
+                  chain_now=lambda: 1_000, indexed_job=lambda j: {})
+    rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
+    rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=tasks.JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
+    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    monkeypatch.setattr(tasks, "_spec_for", lambda rt_, job_id, expected: _spec())
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(tasks, "_execute", crash)
+    rt.set_record(11, "claimed")
+    tasks.run(11)
+    record = rt.record(11)
+    assert record["state"] == "abandoned" and "RecursionError" in record["reason"], record
+    assert "RecursionError" in record["refused"]
+    assert sent == []
+    assert not r.exists(rt.xkeys.lease(11))
+    assert any(rec.levelname == "ERROR" and "run crashed" in rec.getMessage() for rec in caplog.records)
 
 
 def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:

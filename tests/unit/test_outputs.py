@@ -1,14 +1,17 @@
-"""The result archive format: deterministic bytes, exit code inside, size cap, safe extraction."""
+"""The result archive format: deterministic bytes, exit code inside, size cap, safe extraction
+(hostile hand-built archives refused with UnsafeArchive before anything is written)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from depin.outputs import InvalidOutput, OutputTooLarge, build_archive, extract_archive, read_exit_code
+from depin.outputs import InvalidOutput, OutputTooLarge, UnsafeArchive, build_archive, extract_archive, read_exit_code
 
 
 def _fill(root: Path) -> None:
@@ -71,3 +74,94 @@ def test_special_files_are_refused(tmp_path: Path) -> None:
     os.mkfifo(out / "fifo")
     with pytest.raises(InvalidOutput, match="fifo"):
         build_archive(out, 0, tmp_path / "r.tar")
+
+
+# --- safe extraction of hand-built hostile archives ---------------------------------------------
+
+
+def _tar(path: Path, *members: tarfile.TarInfo, exit_code: bytes = b"0\n") -> Path:
+    """A hand-built result-like archive: exit_code, out/, then `members` as given (file members
+    get one byte of content)."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        code = tarfile.TarInfo("exit_code")
+        code.size = len(exit_code)
+        tar.addfile(code, io.BytesIO(exit_code))
+        out = tarfile.TarInfo("out")
+        out.type = tarfile.DIRTYPE
+        tar.addfile(out)
+        for m in members:
+            tar.addfile(m, io.BytesIO(b"x" * m.size) if m.isreg() else None)
+    return path
+
+
+def _m(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = 1 if kind == tarfile.REGTYPE else 0
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return info
+
+
+HOSTILE = {
+    "absolute-symlink": ([_m("out/link", tarfile.SYMTYPE, "/in/a")], "outside the result"),
+    "escaping-symlink": ([_m("out/sub", tarfile.DIRTYPE), _m("out/sub/up", tarfile.SYMTYPE, "../../etc/passwd")], "outside the result"),
+    "through-another-link": ([_m("out/d", tarfile.DIRTYPE), _m("out/d/l", tarfile.SYMTYPE, ".."), _m("out/m", tarfile.SYMTYPE, "d/l/..")],
+                             "outside the result"),
+    "below-a-symlink": ([_m("out/l", tarfile.SYMTYPE, "."), _m("out/l/f")], "below a symbolic link"),
+    "hard-link": ([_m("out/f"), _m("out/h", tarfile.LNKTYPE, "out/f")], "hard link"),
+    "device": ([_m("out/dev", tarfile.CHRTYPE)], "neither a file"),
+    "fifo": ([_m("out/p", tarfile.FIFOTYPE)], "neither a file"),
+    "dot-dot-path": ([_m("out/../escaped")], "escaping path"),
+    "absolute-path": ([_m("/etc/evil")], "not part of the depin-result-v1 format"),
+    "outside-out": ([_m("evil")], "not part of the depin-result-v1 format"),
+    "twice": ([_m("out/f"), _m("out/f", tarfile.SYMTYPE, "g")], "appears twice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_unsafe_archives_are_refused_before_anything_is_extracted(tmp_path: Path, case: str) -> None:
+    """Each hostile member raises UnsafeArchive (one line, a ValueError for callers), and the
+    destination stays empty: the checks run before the first write."""
+    members, reason = HOSTILE[case]
+    archive = _tar(tmp_path / "r.tar", _m("out/a-first-file"), *members)
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchive, match=reason) as err:
+        extract_archive(archive, dest)
+    assert "\n" not in str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert not dest.exists() or list(dest.iterdir()) == []
+
+
+def test_an_ordinary_link_to_the_inputs_is_a_valid_result_but_unsafe_to_extract(tmp_path: Path) -> None:
+    """`ln -s /in/a /out/link` archives fine (the format keeps links as they are); extracting it
+    is refused with UnsafeArchive, not tarfile.AbsoluteLinkError."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to("/in/a")
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    with pytest.raises(UnsafeArchive, match="a symbolic link to '/in/a', outside the result"):
+        extract_archive(archive.path, tmp_path / "dest")
+
+
+def test_links_within_out_still_extract(tmp_path: Path) -> None:
+    archive = _tar(
+        tmp_path / "r.tar",
+        _m("out/a.txt"),
+        _m("out/sub", tarfile.DIRTYPE),
+        _m("out/sub/up", tarfile.SYMTYPE, "../a.txt"),
+        _m("out/sub/self", tarfile.SYMTYPE, "."),
+        _m("out/top", tarfile.SYMTYPE, "sub/../a.txt"),
+        exit_code=b"5\n",
+    )
+    dest = tmp_path / "dest"
+    assert extract_archive(archive, dest) == 5
+    assert os.readlink(dest / "sub" / "up") == "../a.txt"
+    assert (dest / "sub" / "up").read_bytes() == b"x"
+    assert (dest / "top").read_bytes() == b"x"
+
+
+def test_an_archive_without_a_valid_exit_code_is_refused(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "r.tar", _m("out/f"), exit_code=b"not a number\n")
+    with pytest.raises(UnsafeArchive, match="exit_code"):
+        extract_archive(archive, tmp_path / "dest")

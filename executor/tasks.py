@@ -355,9 +355,17 @@ def _send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
     to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
     what = f"JobMarket.{fn}"
     gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
-    pending = tx.broadcast(to, data, gas=gas, what=what)
+    # a re-send after a drop or a reorg goes through the same "already done on chain?" check
+    pending = tx.broadcast(to, data, gas=gas, what=what, still_needed=lambda: _submission_needed(rt, job_id))
     rt.set_record(job_id, tx_pending=",".join(pending.hashes), tx_nonce=pending.nonce)
     return tx.wait(pending)
+
+
+def _submission_needed(rt: Runtime, job_id: int) -> bool:
+    """Whether the job still waits for our submission on chain (Claimed by us): asked by the signer
+    before it sends a dropped or reorged-out submission again."""
+    job = rt.job(job_id)
+    return same(job.provider, rt.address) and job.status == JobStatus.CLAIMED
 
 
 def _wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> bool:

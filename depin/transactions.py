@@ -283,11 +283,15 @@ class Transactor:
             assert self._nonce is not None
             return self._nonce
 
+    def oldest_unconfirmed_since(self) -> float | None:
+        """Since when (unix time) the oldest of our sent transactions waits to be mined; None when none waits."""
+        waiting = [p.sent_at for p in list(self._journal.values()) if not p.mined]
+        return min(waiting) if waiting else None
+
     def oldest_unconfirmed_age(self, now: float | None = None) -> float:
         """Seconds the oldest of our sent transactions has waited to be mined (0 when none waits)."""
-        now = time.time() if now is None else now
-        waiting = [p.sent_at for p in list(self._journal.values()) if not p.mined]
-        return max(0.0, now - min(waiting)) if waiting else 0.0
+        since = self.oldest_unconfirmed_since()
+        return 0.0 if since is None else max(0.0, (time.time() if now is None else now) - since)
 
     # ------------------------------------------------------------------ healing
 

@@ -114,6 +114,31 @@ def test_a_reorg_that_undoes_claim_and_submission_gets_the_job_settled_again(sta
     assert stack.chain_log_count(job_id, "JobFinalized") == 1
 
 
+def test_a_job_reopened_by_a_reorg_is_claimed_again_through_the_dispatcher(stack: Stack) -> None:
+    """The same reorg while the chain worker is down (restarted: its journal of sent transactions
+    is gone, so nothing is sent again from it): the dispatcher's handling of the retracted
+    JobClaimed / ResultSubmitted finds the job Open on chain, although our record says submitted,
+    and claims it again; the job runs, is submitted and settles."""
+    p, provider = stack.provider, stack.accounts[PROVIDER]
+    job_id = _job(stack, 5, challenge_window=120)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    p.kill9("worker-chain")
+    claimed = stack.events(job_id, "JobClaimed")
+    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
+    assert stack.status(job_id) == JobStatus.OPEN
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") in ("lost", "claiming"), 30, "the dispatcher to take the job back")
+    p.start("worker-chain")
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    assert stack.job(job_id)["provider"] == provider
+    reopened = [e for e in p.log_lines("dispatcher") if e.get("msg") == "job open again after a reorg; reconsidering it"]
+    assert [e for e in reopened if e.get("job") == job_id]
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    assert stack.chain_log_count(job_id, "ResultSubmitted") == 1 and stack.chain_log_count(job_id, "JobFinalized") == 1
+
+
 def test_health_fails_while_a_transaction_is_stuck_and_passes_after(stack: Stack) -> None:
     p = stack.provider
     wait_for(lambda: _health(p).returncode == 0, 30, "a healthy chain worker")

@@ -133,11 +133,15 @@ def health(
     config: ConfigOpt = None,
     role: RoleOpt = None,
     max_pending_age: Annotated[
-        float, typer.Option(min=1, max=86_400, help="Seconds a transaction may wait to be mined before the worker counts as stuck.")
-    ] = 300.0,
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds a transaction may wait to be mined before the worker counts as stuck "
+                     "(default: $DEPIN_HEALTH_MAX_PENDING_AGE, else 300)."),
+    ] = None,
     max_heartbeat_age: Annotated[
-        float, typer.Option(min=1, max=86_400, help="Seconds since the chain worker's last heartbeat before it counts as dead.")
-    ] = 60.0,
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds since the chain worker's last heartbeat before it counts as dead "
+                     "(default: $DEPIN_HEALTH_MAX_HEARTBEAT_AGE, else 60)."),
+    ] = None,
 ) -> None:
     """Check that the chain worker makes progress: exit 0 when healthy, 1 when not (one line either way).
 
@@ -147,11 +151,13 @@ def health(
 
     Example: depin executor health --config depin.toml --max-pending-age 300
     """
-    from executor.health import check_health
+    from executor.health import MAX_HEARTBEAT_AGE, MAX_PENDING_AGE, check_health
     from executor.runtime import Runtime, load_executor_config
 
     report = check_health(
-        Runtime(load_executor_config(config, role)), max_pending_age=max_pending_age, max_heartbeat_age=max_heartbeat_age
+        Runtime(load_executor_config(config, role)),
+        max_pending_age=MAX_PENDING_AGE if max_pending_age is None else max_pending_age,
+        max_heartbeat_age=MAX_HEARTBEAT_AGE if max_heartbeat_age is None else max_heartbeat_age,
     )
     typer.echo(("healthy: " if report.ok else "unhealthy: ") + report.detail)
     raise typer.Exit(0 if report.ok else 1)

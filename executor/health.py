@@ -30,8 +30,9 @@ from executor.runtime import Runtime, get_runtime
 log = logging.getLogger("executor.health")
 
 HEARTBEAT_INTERVAL = float(os.environ.get("DEPIN_HEARTBEAT_INTERVAL", "5"))
-MAX_HEARTBEAT_AGE = 60.0  # seconds: default bound of `depin executor health`
-MAX_PENDING_AGE = 300.0  # seconds: default bound on the oldest unconfirmed transaction
+# default bounds of `depin executor health` and of the devnet's check, in seconds
+MAX_HEARTBEAT_AGE = float(os.environ.get("DEPIN_HEALTH_MAX_HEARTBEAT_AGE", "60"))
+MAX_PENDING_AGE = float(os.environ.get("DEPIN_HEALTH_MAX_PENDING_AGE", "300"))  # the oldest unconfirmed transaction
 CHAIN_WORKER = "worker-chain"
 
 

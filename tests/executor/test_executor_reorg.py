@@ -139,6 +139,30 @@ def test_a_job_reopened_by_a_reorg_is_claimed_again_through_the_dispatcher(stack
     assert stack.chain_log_count(job_id, "ResultSubmitted") == 1 and stack.chain_log_count(job_id, "JobFinalized") == 1
 
 
+def test_beats_recovery_hands_back_a_submitted_job_the_reorg_reopened(stack: Stack) -> None:
+    """The dispatcher is down during the reorg (no retraction is handled) and the chain worker is
+    restarted (no journal): beat's recovery notices that the index shows our submitted job Open and
+    hands it back (record ``lost``, deferred); the dispatcher, once back, claims it again."""
+    p = stack.provider
+    job_id = _job(stack, 6, challenge_window=120)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    p.kill9("dispatcher")
+    p.kill9("worker-chain")
+    claimed = stack.events(job_id, "JobClaimed")
+    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
+    stack.synced()
+    p.start("worker-chain")
+    record = wait_for(lambda: (r := stack.exec_record(p, job_id)).get("state") == "lost" and r, 60, "recovery to hand the job back")
+    assert "a reorg undid our claim" in record.get("reason", "")
+    assert stack.status(job_id) == JobStatus.OPEN
+    p.start("dispatcher")
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+
+
 def test_health_fails_while_a_transaction_is_stuck_and_passes_after(stack: Stack) -> None:
     p = stack.provider
     wait_for(lambda: _health(p).returncode == 0, 30, "a healthy chain worker")

@@ -575,13 +575,14 @@ class Transactor:
             fresh = self._broadcast_locked(f["to"], f["data"], f["value"], f["gas"], pending.what, max_fee, tip, pending.still_needed)
             if self._journal.get(pending.nonce) is pending:
                 del self._journal[pending.nonce]  # that nonce is somebody else's now
+            old_nonce = pending.nonce
+            pending.nonce, pending.fields = fresh.nonce, fresh.fields
+            pending.hashes.extend(fresh.hashes)
+            pending.raws.update(fresh.raws)
+            pending.sent_at = fresh.sent_at
             self._journal[fresh.nonce] = pending  # one record of the intent: the waiter's
         log.warning("%s: nonce %d was taken by another transaction; sent again as nonce %d tx=%s",
-                    pending.what, pending.nonce, fresh.nonce, fresh.tx_hash)
-        pending.nonce, pending.fields = fresh.nonce, fresh.fields
-        pending.hashes.extend(fresh.hashes)
-        pending.raws.update(fresh.raws)
-        pending.sent_at = fresh.sent_at
+                    pending.what, old_nonce, fresh.nonce, fresh.tx_hash)
 
     def _mined_version(self, pending: PendingTx) -> bool:
         """Whether a version of `pending` has a receipt (checked after the node said its nonce is used)."""

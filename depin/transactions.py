@@ -42,7 +42,14 @@ accounts. What it does for each transaction:
    nonce** only if its ``still_needed`` check says it is still needed, else raises
    :class:`TxDropped`: the signer cannot know whether a foreign transaction did the same work.
    :meth:`Transactor.oldest_unconfirmed_age` says how long the oldest of our transactions has waited
-   to be mined (what a health check bounds).
+   to be mined (what a health check bounds). The cases, one by one:
+
+   - *mined, reorged out, back in the pool*: the node knows it again; nothing is sent, the journal
+     counts it as waiting again until it is mined anew;
+   - *mined, reorged out and dropped* (anvil drops them): sent again, same bytes, same nonce;
+   - *replaced at the same nonce by another of ours* (a fee bump, or the no-op): any known version
+     counts, so the replacement is never itself replaced; a waiter whose nonce went to the no-op
+     gets :class:`TxDropped` (its check said it is no longer needed).
 
 Callers that expect to lose a race (two providers claiming one job) catch :class:`TxReverted` and
 look at :attr:`TxReverted.error_name` (``"WrongStatus"``). Keys are never logged.

@@ -4,7 +4,8 @@
 executor (both Celery workers, beat, the dispatcher and the result server) as child processes and
 stops them cleanly on SIGTERM. The sub-commands ``worker``, ``beat``, ``dispatcher`` and ``results``
 run one component each (for a process manager, or the devnet launcher); ``reap`` removes this
-executor's orphan containers.
+executor's orphan containers; ``health`` exits non-zero when the chain worker is dead or stuck
+(:mod:`executor.health`).
 """
 
 from __future__ import annotations
@@ -124,3 +125,39 @@ def reap(config: ConfigOpt = None, role: RoleOpt = None) -> None:
     _check(config, role)
     for name in do_reap(config, role):
         typer.echo(name)
+
+
+@app.command()
+@user_errors
+def health(
+    config: ConfigOpt = None,
+    role: RoleOpt = None,
+    max_pending_age: Annotated[
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds a transaction may wait to be mined before the worker counts as stuck "
+                     "(default: $DEPIN_HEALTH_MAX_PENDING_AGE, else 300)."),
+    ] = None,
+    max_heartbeat_age: Annotated[
+        float | None,
+        typer.Option(min=1, max=86_400, help="Seconds since the chain worker's last heartbeat before it counts as dead "
+                     "(default: $DEPIN_HEALTH_MAX_HEARTBEAT_AGE, else 60)."),
+    ] = None,
+) -> None:
+    """Check that the chain worker makes progress: exit 0 when healthy, 1 when not (one line either way).
+
+    Unhealthy: no heartbeat within --max-heartbeat-age, or a transaction waiting longer than
+    --max-pending-age. For a process manager (systemd ExecStartPost / a watchdog timer, a container
+    HEALTHCHECK): see the README.
+
+    Example: depin executor health --config depin.toml --max-pending-age 300
+    """
+    from executor.health import MAX_HEARTBEAT_AGE, MAX_PENDING_AGE, check_health
+    from executor.runtime import Runtime, load_executor_config
+
+    report = check_health(
+        Runtime(load_executor_config(config, role)),
+        max_pending_age=MAX_PENDING_AGE if max_pending_age is None else max_pending_age,
+        max_heartbeat_age=MAX_HEARTBEAT_AGE if max_heartbeat_age is None else max_heartbeat_age,
+    )
+    typer.echo(("healthy: " if report.ok else "unhealthy: ") + report.detail)
+    raise typer.Exit(0 if report.ok else 1)

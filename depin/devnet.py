@@ -17,12 +17,17 @@ component           what                                                health c
                                                                         node's head
 ``results``         the provider's result server                        ``GET /healthz``
 ``worker-compute``  the provider's Celery worker, ``compute`` queue     Celery ping
-``worker-chain``    the provider's Celery worker, ``chain`` queue       Celery ping
+``worker-chain``    the provider's Celery worker, ``chain`` queue       its heartbeat (``depin
+                                                                        executor health``): recent,
+                                                                        no transaction unmined for
+                                                                        300 s; Celery ping reported
 ``beat``            the provider's Celery beat                          process alive
 ``dispatcher``      the provider's event-stream consumer                its consumer group exists
                                                                         and has a consumer
-``verifier``        a whole verifier executor (``executor start``)      both workers ping, group
-``arbiter``         a whole arbiter executor (``executor start``)       both workers ping, group
+``verifier``        a whole verifier executor (``executor start``)      both workers ping, group,
+                                                                        chain worker's heartbeat
+``arbiter``         a whole arbiter executor (``executor start``)       both workers ping, group,
+                                                                        chain worker's heartbeat
 ==================  ==================================================  =============================
 
 Between them it deploys the contracts (``scripts/deploy.py`` through ape; a second ``up`` finds
@@ -514,7 +519,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         "worker-chain",
         _executor_argv("provider", "worker", "--queue", "chain"),
-        lambda dn: dn.check_workers("provider", ("chain",)),
+        lambda dn: dn.check_chain_worker("provider"),
         env=_executor_env,
         available=_needs_executor("worker"),
         grace=20.0,
@@ -873,13 +878,40 @@ class Devnet:
 
     # ------------------------------------------------------------------ executor probes
 
-    def _exec_prefix(self, role: str) -> str:
+    def _exec_keys(self, role: str) -> Any:
         from depin.deployment import Deployment
         from executor.runtime import ExecKeys  # type: ignore[import-not-found]
 
         deployment = Deployment.from_json(self.deployment_file.read_text())
         address = self._role_address(role)
-        return ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], role, address).prefix
+        return ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], role, address)
+
+    def _exec_prefix(self, role: str) -> str:
+        return str(self._exec_keys(role).prefix)
+
+    def check_chain_progress(self, role: str) -> Health:
+        """The chain worker's heartbeat (``depin executor health``): recent, and no transaction
+        waiting to be mined for longer than the bound."""
+        import redis
+
+        from executor.health import judge_heartbeat
+
+        try:
+            record = _redis_client(self.broker_url).hgetall(self._exec_keys(role).health("worker-chain"))
+        except (OSError, ValueError, redis.RedisError, DevnetError) as exc:
+            return Health(False, f"cannot read the chain worker's heartbeat: {exc}")
+        report = judge_heartbeat(record)
+        return Health(report.ok, report.detail)
+
+    def check_chain_worker(self, role: str) -> Health:
+        """The chain worker makes progress (its heartbeat: recent, no transaction waiting past the
+        bound). Its Celery ping is only reported: a solo-pool worker cannot answer a ping while a
+        task runs (waiting for a receipt), so a missing answer alone does not mean it is stuck."""
+        progress = self.check_chain_progress(role)
+        if not progress.ok:
+            return progress
+        ping = self.check_workers(role, ("chain",))
+        return Health(True, f"{progress.detail}; " + (ping.detail if ping.ok else "busy (no answer to a Celery ping while a task runs)"))
 
     def _role_address(self, role: str) -> str:
         accounts = self.state.get("accounts") or {}
@@ -936,6 +968,9 @@ class Devnet:
         workers = self.check_workers(role, ("compute", "chain"))
         if not workers.ok:
             return workers
+        progress = self.check_chain_progress(role)
+        if not progress.ok:
+            return progress
         dispatcher = self.check_dispatcher(role)
         if not dispatcher.ok:
             return dispatcher

@@ -24,6 +24,32 @@ accounts. What it does for each transaction:
    versions is mined is the result; the nonce makes it impossible for two to be mined.
 5. **Check** the receipt: a mined revert raises :class:`TxReverted` with the decoded error (from a
    ``debug_traceTransaction`` call trace, else an ``eth_call`` replay on the parent block).
+6. **Heal after reorgs and drops** (:meth:`Transactor.heal`): every transaction sent is kept in a
+   journal by nonce (the last :data:`JOURNAL_SIZE`, mined ones too: a reorg can undo them). Before
+   every broadcast, every ``heal_interval`` seconds of a wait, when a wait times out, and whenever a
+   caller asks (the executor's heartbeat), the signer re-reads the node's ``latest`` and ``pending``
+   nonces and looks at each of its own nonces from ``latest`` up: one whose transaction the node
+   no longer knows (receipt missing and ``eth_getTransactionByHash`` null: dropped from the pool, or
+   mined and then reorged out and not put back) is **sent again at the same nonce**, the same signed
+   bytes (the same hash, so a caller's recorded hash stays valid; the nonce makes a second execution
+   impossible), re-signed with higher fees only if the node refuses the old ones. When the
+   transaction's ``still_needed`` check (given by the caller, e.g. "is the job still Claimed by us?")
+   says no, the nonce is filled with a no-op (0 ether to ourselves) instead. A nonce of ours that
+   is not in the journal (another process used the key, or this one restarted) is filled with the
+   no-op too. So a later nonce is never left waiting behind an earlier, unknown one (no gap), and a
+   reorg needs no restart. When a transaction's nonce was consumed by something else (another
+   signer with the key; none of its versions has a receipt), the wait re-sends it with a **fresh
+   nonce** only if its ``still_needed`` check says it is still needed, else raises
+   :class:`TxDropped`: the signer cannot know whether a foreign transaction did the same work.
+   :meth:`Transactor.oldest_unconfirmed_age` says how long the oldest of our transactions has waited
+   to be mined (what a health check bounds). The cases, one by one:
+
+   - *mined, reorged out, back in the pool*: the node knows it again; nothing is sent, the journal
+     counts it as waiting again until it is mined anew;
+   - *mined, reorged out and dropped* (anvil drops them): sent again, same bytes, same nonce;
+   - *replaced at the same nonce by another of ours* (a fee bump, or the no-op): any known version
+     counts, so the replacement is never itself replaced; a waiter whose nonce went to the no-op
+     gets :class:`TxDropped` (its check said it is no longer needed).
 
 Callers that expect to lose a race (two providers claiming one job) catch :class:`TxReverted` and
 look at :attr:`TxReverted.error_name` (``"WrongStatus"``). Keys are never logged.
@@ -55,6 +81,9 @@ GAS_HEADROOM = 1.2
 GAS_EXTRA = 10_000
 FEE_BUMP_NUM, FEE_BUMP_DEN = 1125, 1000  # +12.5 %: geth and most pools demand >= +10 % to replace
 NONCE_RETRIES = 3
+JOURNAL_SIZE = 256  # sent transactions remembered by nonce (deeper than any reorg we survive)
+HEAL_INTERVAL = 1.0  # seconds between gap checks while waiting
+NOOP_GAS = 21_000
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
@@ -143,12 +172,19 @@ class Receipt:
 
 @dataclass
 class PendingTx:
-    """A sent transaction not yet known to be mined: every version broadcast for its nonce."""
+    """A sent transaction not yet known to be mined: every version broadcast for its nonce.
+
+    `still_needed` (optional, from the caller) answers whether the transaction's effect is still
+    wanted on chain; it is asked before the transaction is sent again after a drop or a reorg."""
 
     what: str
     nonce: int
     fields: dict[str, Any]  # the unsigned transaction of the latest version
     hashes: list[str] = field(default_factory=list)
+    still_needed: Callable[[], bool] | None = field(default=None, repr=False)
+    raws: dict[str, str] = field(default_factory=dict, repr=False)  # hash -> signed bytes
+    sent_at: float = field(default_factory=time.time)  # since when it waits to be mined (unix time)
+    mined: bool = False  # a receipt was seen (a reorg may undo it: see Transactor.heal)
 
     @property
     def tx_hash(self) -> str:
@@ -183,8 +219,10 @@ class Transactor:
         self.rebroadcast_after = rebroadcast_after
         self.poll_interval = poll_interval
         self.sleep = sleep
+        self.heal_interval = HEAL_INTERVAL
         self._lock = threading.Lock()
         self._nonce: int | None = None
+        self._journal: dict[int, PendingTx] = {}
 
     def __repr__(self) -> str:  # never the key
         return f"Transactor(address={self.address}, chain_id={self.chain_id})"
@@ -242,11 +280,100 @@ class Transactor:
     def pending_nonce(self) -> int:
         return hex_int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]))
 
+    def latest_nonce(self) -> int:
+        return hex_int(self.rpc.call("eth_getTransactionCount", [self.address, "latest"]))
+
     def resync_nonce(self) -> int:
-        """Forgets the local nonce and reads it from the node (pending transactions included)."""
+        """Re-reads the nonces from the node and heals gaps (see :meth:`heal`); returns the next nonce."""
         with self._lock:
-            self._nonce = self.pending_nonce()
+            self._heal_locked()
+            assert self._nonce is not None
             return self._nonce
+
+    def oldest_unconfirmed_since(self) -> float | None:
+        """Since when (unix time) the oldest of our sent transactions waits to be mined; None when none waits."""
+        waiting = [p.sent_at for p in list(self._journal.values()) if not p.mined]
+        return min(waiting) if waiting else None
+
+    def oldest_unconfirmed_age(self, now: float | None = None) -> float:
+        """Seconds the oldest of our sent transactions has waited to be mined (0 when none waits)."""
+        since = self.oldest_unconfirmed_since()
+        return 0.0 if since is None else max(0.0, (time.time() if now is None else now) - since)
+
+    # ------------------------------------------------------------------ healing
+
+    def heal(self) -> list[int]:
+        """Re-reads the node's nonces and sends again every transaction of ours the node no longer
+        knows (see the module doc, step 6); returns the nonces sent again or filled."""
+        with self._lock:
+            return self._heal_locked()
+
+    def _heal_locked(self) -> list[int]:
+        latest = self.latest_nonce()
+        for pending in self._journal.values():
+            if pending.nonce < latest:
+                pending.mined = True
+        if self._nonce is None or latest >= self._nonce:
+            if self._nonce is None or latest > self._nonce:  # first use, or another process used the key
+                self._nonce = max(latest, self.pending_nonce())
+            self._prune(latest)
+            return []
+        healed = []
+        for nonce in range(latest, self._nonce):
+            pending = self._journal.get(nonce)
+            if pending is not None and pending.mined:  # mined once, and a reorg undid it
+                log.warning("a reorg undid %s nonce=%d tx=%s", pending.what, nonce, pending.tx_hash)
+                pending.mined = False
+                pending.sent_at = time.time()
+            if pending is not None and self._any_known(pending):
+                continue
+            self._refill(nonce, pending)
+            healed.append(nonce)
+        self._prune(latest)
+        return healed
+
+    def _any_known(self, pending: PendingTx) -> bool:
+        return any(self._known(h) for h in reversed(pending.hashes))
+
+    def _refill(self, nonce: int, pending: PendingTx | None) -> None:
+        """Sends `pending` again at its free `nonce` (or a no-op when it is unknown or no longer needed)."""
+        if pending is not None and (pending.still_needed is None or _needed(pending)):
+            log.warning("%s nonce=%d is unknown to the node (dropped or reorged out); sending it again", pending.what, nonce)
+            if self._resend_same(pending) == "sent":
+                return
+            if self.bump(pending) in ("sent", "nonce"):
+                return
+        reason = "not in this signer's journal" if pending is None else "no longer needed"
+        log.warning("filling nonce %d of %s with a no-op (%s)", nonce, self.address, reason)
+        max_fee, tip = self.suggest_fees()
+        fields = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": self.address, "value": 0, "data": "0x",
+                  "gas": NOOP_GAS, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+        noop = PendingTx(f"no-op for nonce {nonce}", nonce, fields)
+        if self._send_version(noop, fields) == "sent":
+            self._journal[nonce] = noop
+            if pending is not None:
+                pending.mined = True  # it never will be: not counted as waiting any more
+
+    def _resend_same(self, pending: PendingTx) -> str:
+        """The latest version's signed bytes, sent again (same hash)."""
+        raw = pending.raws.get(pending.tx_hash)
+        if raw is None:
+            return "refused"
+        try:
+            self.rpc.call("eth_sendRawTransaction", [raw], retries=1)
+        except RpcError as exc:
+            if _is(exc.rpc_message, _ALREADY_KNOWN):
+                return "sent"
+            log.info("re-send of %s nonce=%d refused: %s", pending.what, pending.nonce, exc.rpc_message)
+            return "nonce" if _is(exc.rpc_message, _NONCE_TOO_LOW) else "refused"
+        except ChainError as exc:
+            log.info("re-send of %s nonce=%d failed: %s", pending.what, pending.nonce, exc)
+            return "refused"
+        return "sent"
+
+    def _prune(self, latest: int) -> None:
+        for nonce in [n for n in self._journal if n < latest - JOURNAL_SIZE]:
+            del self._journal[nonce]
 
     # ------------------------------------------------------------------ sending
 
@@ -259,45 +386,59 @@ class Transactor:
         gas: int | None = None,
         what: str = "transaction",
         timeout: float | None = None,
+        still_needed: Callable[[], bool] | None = None,
     ) -> Receipt:
         """Estimates (unless `gas`), signs, sends and waits for one transaction; returns its receipt.
 
-        Raises :class:`TxReverted` (before sending when the estimate reverts; after mining on a mined
-        revert), :class:`TxTimeout`, :class:`InsufficientGasFunds`, or another ChainError.
+        `still_needed` is asked before the transaction is sent again after a drop or a reorg (see
+        the module doc, step 6). Raises :class:`TxReverted` (before sending when the estimate
+        reverts; after mining on a mined revert), :class:`TxTimeout`, :class:`TxDropped`,
+        :class:`InsufficientGasFunds`, or another ChainError.
         """
         if gas is None:
             gas = self.estimate_gas(to, data, value=value, what=what)
-        pending = self.broadcast(to, data, value=value, gas=gas, what=what)
+        pending = self.broadcast(to, data, value=value, gas=gas, what=what, still_needed=still_needed)
         return self.wait(pending, timeout=timeout)
 
-    def broadcast(self, to: str, data: str, *, value: int = 0, gas: int, what: str = "transaction") -> PendingTx:
-        """Signs and sends with the next nonce; returns without waiting."""
+    def broadcast(
+        self, to: str, data: str, *, value: int = 0, gas: int, what: str = "transaction",
+        still_needed: Callable[[], bool] | None = None,
+    ) -> PendingTx:
+        """Signs and sends with the next nonce, after healing any gap below it; returns without waiting."""
         max_fee, tip = self.suggest_fees()
         with self._lock:
-            for attempt in range(NONCE_RETRIES + 1):
-                if self._nonce is None:
-                    self._nonce = self.pending_nonce()
-                nonce = self._nonce
-                fields = {
-                    "type": 2,
-                    "chainId": self.chain_id,
-                    "nonce": nonce,
-                    "to": to,
-                    "value": value,
-                    "data": data,
-                    "gas": gas,
-                    "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": tip,
-                }
-                pending = PendingTx(what, nonce, fields)
-                outcome = self._send_version(pending, fields)
-                if outcome == "sent":
-                    self._nonce = nonce + 1
-                    log.debug("sent %s nonce=%d tx=%s", what, nonce, pending.tx_hash)
-                    return pending
-                # nonce trouble: somebody else used this key; re-read and re-sign
-                log.info("nonce %d of %s was taken (%s); resyncing", nonce, self.address, outcome)
+            self._heal_locked()
+            return self._broadcast_locked(to, data, value, gas, what, max_fee, tip, still_needed)
+
+    def _broadcast_locked(
+        self, to: str, data: str, value: int, gas: int, what: str, max_fee: int, tip: int,
+        still_needed: Callable[[], bool] | None,
+    ) -> PendingTx:
+        for attempt in range(NONCE_RETRIES + 1):
+            if self._nonce is None:
                 self._nonce = self.pending_nonce()
+            nonce = self._nonce
+            fields = {
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": to,
+                "value": value,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+            pending = PendingTx(what, nonce, fields, still_needed=still_needed)
+            outcome = self._send_version(pending, fields)
+            if outcome == "sent":
+                self._nonce = nonce + 1
+                self._journal[nonce] = pending
+                log.debug("sent %s nonce=%d tx=%s", what, nonce, pending.tx_hash)
+                return pending
+            # nonce trouble: somebody else used this key; re-read and re-sign
+            log.info("nonce %d of %s was taken (%s); resyncing", nonce, self.address, outcome)
+            self._nonce = max(self.pending_nonce(), nonce + 1)
         raise ChainError(f"{what}: could not find a free nonce for {self.address} after {NONCE_RETRIES} tries")
 
     def _sign(self, fields: dict[str, Any]) -> tuple[str, str]:
@@ -337,6 +478,7 @@ class Transactor:
             break
         pending.fields = fields
         pending.hashes.append(tx_hash)
+        pending.raws[tx_hash] = raw
         return "sent"
 
     def _known(self, tx_hash: str) -> bool:
@@ -371,29 +513,83 @@ class Transactor:
 
     def wait(self, pending: PendingTx, *, timeout: float | None = None) -> Receipt:
         """Waits for any version of `pending` to be mined, re-broadcasting with higher fees every
-        ``rebroadcast_after`` seconds; checks the receipt."""
+        ``rebroadcast_after`` seconds and healing gaps and drops every ``heal_interval`` seconds
+        (see the module doc, step 6); checks the receipt."""
         timeout = self.receipt_timeout if timeout is None else timeout
         start = time.monotonic()
         deadline = start + timeout
         next_bump = start + self.rebroadcast_after if self.rebroadcast_after else math.inf
+        next_heal = start + self.heal_interval
         delay = min(0.005, self.poll_interval)
         while True:
-            for tx_hash in reversed(pending.hashes):
-                receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
-                if receipt is not None and receipt.get("blockNumber"):
-                    return self._check(pending, receipt)
+            receipt = self._receipt_of(pending)
+            if receipt is not None:
+                self._mark_mined_through(pending)
+                return self._check(pending, receipt)
             now = time.monotonic()
             if now > deadline:
+                self._heal_quietly()
                 raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
-            if now >= next_bump:
-                if self.bump(pending) == "nonce" and not self._mined_version(pending):
-                    raise TxDropped(
-                        f"{pending.what}: nonce {pending.nonce} of {self.address} was used by another transaction "
-                        f"(another process signing with this key?); none of {', '.join(pending.hashes)} was mined"
-                    )
+            if now >= next_heal:
+                self._heal_quietly()
+                if self._nonce_consumed(pending):
+                    self._resend_fresh_or_drop(pending)
+                next_heal = time.monotonic() + self.heal_interval
+            elif now >= next_bump:
+                if self.bump(pending) == "nonce" and self._nonce_consumed(pending):
+                    self._resend_fresh_or_drop(pending)
                 next_bump = now + (self.rebroadcast_after or math.inf)
             self.sleep(delay)
             delay = min(delay * 2, self.poll_interval)
+
+    def _mark_mined_through(self, pending: PendingTx) -> None:
+        """`pending` is mined, so is every nonce of ours below it (nonces are mined in order)."""
+        pending.mined = True
+        for other in list(self._journal.values()):
+            if other.nonce < pending.nonce:
+                other.mined = True
+
+    def _receipt_of(self, pending: PendingTx) -> dict[str, Any] | None:
+        for tx_hash in reversed(pending.hashes):
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None and receipt.get("blockNumber"):
+                return receipt
+        return None
+
+    def _heal_quietly(self) -> None:
+        try:
+            self.heal()
+        except ChainError as exc:  # the node is away: the wait goes on (or times out)
+            log.info("nonce check failed: %s", exc)
+
+    def _nonce_consumed(self, pending: PendingTx) -> bool:
+        """Whether `pending`'s nonce is used on chain by something that is none of its versions."""
+        return self.latest_nonce() > pending.nonce and not self._mined_version(pending)
+
+    def _resend_fresh_or_drop(self, pending: PendingTx) -> None:
+        """`pending`'s nonce went to another transaction: sends it again with a fresh nonce when its
+        `still_needed` check says so (the wait goes on for the new version), else raises TxDropped."""
+        if pending.still_needed is None or not _needed(pending):
+            pending.mined = True  # not waiting any more: it never will be mined
+            raise TxDropped(
+                f"{pending.what}: nonce {pending.nonce} of {self.address} was used by another transaction "
+                f"(another process signing with this key?); none of {', '.join(pending.hashes)} was mined"
+            )
+        f = pending.fields
+        max_fee, tip = self.suggest_fees()
+        with self._lock:
+            self._heal_locked()
+            fresh = self._broadcast_locked(f["to"], f["data"], f["value"], f["gas"], pending.what, max_fee, tip, pending.still_needed)
+            if self._journal.get(pending.nonce) is pending:
+                del self._journal[pending.nonce]  # that nonce is somebody else's now
+            old_nonce = pending.nonce
+            pending.nonce, pending.fields = fresh.nonce, fresh.fields
+            pending.hashes.extend(fresh.hashes)
+            pending.raws.update(fresh.raws)
+            pending.sent_at = fresh.sent_at
+            self._journal[fresh.nonce] = pending  # one record of the intent: the waiter's
+        log.warning("%s: nonce %d was taken by another transaction; sent again as nonce %d tx=%s",
+                    pending.what, old_nonce, fresh.nonce, fresh.tx_hash)
 
     def _mined_version(self, pending: PendingTx) -> bool:
         """Whether a version of `pending` has a receipt (checked after the node said its nonce is used)."""
@@ -430,6 +626,13 @@ class Transactor:
         if receipt.gas_used >= f["gas"]:
             return f"out of gas (used all {f['gas']})", None
         return "reverted (reason unavailable)", None
+
+
+def _needed(pending: PendingTx) -> bool:
+    """`pending.still_needed()`; a check that fails (the node is away) counts as "not known yet":
+    raised, so that nothing is sent on a guess."""
+    assert pending.still_needed is not None
+    return bool(pending.still_needed())
 
 
 def _revert_data(exc: RpcError) -> str | None:

@@ -18,9 +18,22 @@ By role:
   ``depin.verify``.
 - **arbiter**: ``JobChallenged`` whose resolver is the deployment's ArbiterResolver: ``depin.arbitrate``.
 
-**Retractions** (a reorg undid an event): a retracted ``JobPosted`` drops a deferred job; for a job
-in hand the next task is queued again, and it re-reads the chain (where the job may now be Open,
-unknown, or claimed by someone else) before it acts.
+**Retractions** (a reorg undid an event): a deferred job leaves the deferred set. Then, by the
+job's local record:
+
+- a job in hand (a state with a next task: ``claiming``, ``claimed``, ``running``, ``outcome``...)
+  gets that task queued again; the task re-reads the chain (where the job may now be Open, unknown,
+  or claimed by someone else) before it acts;
+- a retracted ``JobClaimed``, ``ResultSubmitted`` or ``FailureSubmitted`` of a job we hold any
+  other record of (``submitted``, ``finalized``, ``lost``...) makes it read the chain
+  (:func:`executor.tasks.reopen_if_undone`): a job Open again is recorded ``lost`` and considered
+  afresh (claimed again if the policy still accepts it); a job Claimed by us again whose submission
+  was undone has its recorded outcome submitted again;
+- a retracted ``JobPosted`` with a record drops the record: the canonical chain's ``JobPosted`` (if
+  any) is judged afresh.
+
+Beat's recovery (:func:`executor.tasks.recover`) makes the same check for our submitted jobs whose
+indexed status disagrees with the record, in case a retraction entry was missed.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ BLOCK_MS = 1_000
 DEFERRED_BLOCK_MS = 50
 BATCH = 50
 MAX_ENTRY_FAILURES = 3
+WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
 
 
 class Dispatcher:
@@ -244,6 +258,11 @@ class Dispatcher:
 
         if state in NEXT_TASK:
             send(NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
+        elif event in WORK_EVENTS and state is not None and rt.role == "provider":
+            from executor.tasks import reopen_if_undone
+
+            if reopen_if_undone(rt, job_id) == "open":
+                self.reconsider_deferred()
         elif event == "JobPosted" and state is not None:
             rt.state.delete(rt.xkeys.job(job_id))  # the canonical chain's JobPosted (if any) is judged afresh
 

@@ -26,6 +26,10 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     Jobs the policy accepted but that arrived while the executor was full; reconsidered when a slot frees.
 ``{e}:submitted`` (sorted set)
     Submitted jobs scored by their challenge deadline: what the finalize beat task settles.
+``{e}:health:{component}`` (hash)
+    A component's heartbeat (:mod:`executor.health`; today the chain worker's): ``heartbeat`` (unix
+    time of the last beat), ``pid``, ``unconfirmed_since`` (unix time since which the oldest of its
+    transactions waits to be mined; empty when none waits), ``detail``.
 
 Record states: ``claiming`` (the dispatcher queued the claim) → ``claimed`` (mined: the run is
 queued) → ``running`` → ``outcome`` (result or failure recorded; the submission is queued) →
@@ -139,6 +143,10 @@ class ExecKeys:
     @property
     def submitted(self) -> str:
         return f"{self.prefix}:submitted"
+
+    def health(self, component: str) -> str:
+        """A component's heartbeat hash (:mod:`executor.health`)."""
+        return f"{self.prefix}:health:{component}"
 
     @property
     def group(self) -> str:

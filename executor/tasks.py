@@ -225,6 +225,8 @@ def claim(self: Task, rt: Runtime, job_id: int) -> None:
     job = rt.job(job_id)
     if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
         pass  # claimed before a crash: carry on
+    elif _submitted_by_us(rt, job_id, job):
+        return
     elif job.status != JobStatus.OPEN:
         _lost(rt, job_id, job, f"job is {job.status.label}")
         log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
@@ -240,12 +242,24 @@ def claim(self: Task, rt: Runtime, job_id: int) -> None:
             log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
         except TxReverted as exc:
             job = rt.job(job_id)
+            if _submitted_by_us(rt, job_id, job):
+                return
             if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
                 _lost(rt, job_id, job, exc.error_name or exc.reason)
                 log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
                 return
     rt.set_record(job_id, "claimed", claimed_at=time.time())
     send("depin.run", job_id)
+
+
+def _submitted_by_us(rt: Runtime, job_id: int, job: Any) -> bool:
+    """The chain shows our submission already (a reorg undid our claim and submission, and the
+    signer sent both again, unchanged): the record says submitted."""
+    if not (same(job.provider, rt.address) and job.status in AFTER_SUBMIT):
+        return False
+    _mark_submitted(rt, job_id, job.deadline, reason="our earlier claim and submission are on chain")
+    log.info("claim skipped: our submission is on chain", extra={"job": job_id, "status": job.status.label})
+    return True
 
 
 @job_task("depin.run", give_up=_abandon)
@@ -380,9 +394,17 @@ def _send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
     to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
     what = f"JobMarket.{fn}"
     gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
-    pending = tx.broadcast(to, data, gas=gas, what=what)
+    # a re-send after a drop or a reorg goes through the same "already done on chain?" check
+    pending = tx.broadcast(to, data, gas=gas, what=what, still_needed=lambda: _submission_needed(rt, job_id))
     rt.set_record(job_id, tx_pending=",".join(pending.hashes), tx_nonce=pending.nonce)
     return tx.wait(pending)
+
+
+def _submission_needed(rt: Runtime, job_id: int) -> bool:
+    """Whether the job still waits for our submission on chain (Claimed by us): asked by the signer
+    before it sends a dropped or reorged-out submission again."""
+    job = rt.job(job_id)
+    return same(job.provider, rt.address) and job.status == JobStatus.CLAIMED
 
 
 def _wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> bool:
@@ -607,8 +629,53 @@ def recover(force: bool = False) -> int:
         log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": NEXT_TASK[state], "attempt": tries})
     if rt.role == "provider":
         requeued += _adopt_orphaned_claims(rt)
+        requeued += _recheck_submitted(rt)
     _reap(rt, active)
     return requeued
+
+
+RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
+
+
+def _recheck_submitted(rt: Runtime) -> int:
+    """Our submitted jobs whose indexed status says a reorg undid the submission (Open again, or
+    Claimed by us again): confirmed on the chain and handed back (:func:`reopen_if_undone`). Bounded:
+    one Redis round trip for up to :data:`RECHECK_LIMIT` jobs, a chain read only for a mismatch."""
+    ids = rt.state.zrange(rt.xkeys.submitted, 0, RECHECK_LIMIT - 1)
+    if not ids:
+        return 0
+    pipe = rt.index.pipeline(transaction=False)
+    for j in ids:
+        pipe.hmget(rt.index_keys.job(int(j)), ["status", "provider"])
+    handed_back = 0
+    for j, (status, who) in zip(ids, pipe.execute(), strict=True):
+        if status == "Open" or (status == "Claimed" and same(who, rt.address)):
+            handed_back += reopen_if_undone(rt, int(j)) is not None
+    return handed_back
+
+
+def reopen_if_undone(rt: Runtime, job_id: int) -> str | None:
+    """A job whose claim or submission by us a reorg undid, whatever its local state: the chain is
+    read and, when it shows the job Open again, the record says ``lost`` and the job goes to the
+    dispatcher's deferred set to be considered afresh (``"open"``); when it shows the job Claimed by
+    us but our record says the outcome was submitted, the recorded outcome is submitted again
+    (``"resubmit"``). Returns None when the chain agrees with the record."""
+    rec = rt.record(job_id)
+    if not rec:
+        return None
+    job = rt.job(job_id)
+    if job.status == JobStatus.OPEN:
+        rt.state.zrem(rt.xkeys.submitted, str(job_id))
+        _lost(rt, job_id, job, f"a reorg undid our claim (was {rec.get('state')})")
+        log.warning("job open again after a reorg; reconsidering it", extra={"job": job_id, "state": rec.get("state")})
+        return "open"
+    if same(job.provider, rt.address) and job.status == JobStatus.CLAIMED and rec.get("state") in ("submitted", "finalized") and rec.get("kind"):
+        rt.state.zrem(rt.xkeys.submitted, str(job_id))
+        rt.set_record(job_id, "outcome", reason="a reorg undid the submission")
+        send("depin.submit", job_id)
+        log.warning("submission undone by a reorg; submitting again", extra={"job": job_id})
+        return "resubmit"
+    return None
 
 
 def _adopt_orphaned_claims(rt: Runtime) -> int:

@@ -4,6 +4,7 @@ Components (each a separate OS process; ``depin executor <name>`` or ``python -m
 
 - ``worker --queue compute``: Celery prefork worker, ``[executor] concurrency`` processes, container runs;
 - ``worker --queue chain``: Celery worker with one process (solo pool): every transaction, serialized;
+  it also runs the heartbeat thread that ``depin executor health`` reads (:mod:`executor.health`);
 - ``beat``: Celery beat (finalize, withdraw, poke deadlines, recovery), schedule in ``<state_dir>/beat-schedule``;
 - ``dispatcher``: the event-stream consumer (:mod:`executor.dispatcher`);
 - ``results``: the result server (``GET /results/0x<digest>``) on ``[executor] results_bind``.
@@ -61,6 +62,9 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
         pool = ["--pool", "prefork", "--concurrency", str(n)]
     else:
         pool = ["--pool", "solo", "--concurrency", "1"]
+        from executor.health import start_heartbeat
+
+        start_heartbeat()  # the chain worker's progress check (executor.health)
     hostname = f"{queue}-{rt.role}-{rt.address[:10].lower()}-{os.getpid()}@%h"
     argv = ["worker", "--queues", queue, *pool, "--hostname", hostname, "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO"),
             "--without-gossip", "--without-mingle", "--without-heartbeat"]

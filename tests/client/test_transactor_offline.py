@@ -70,14 +70,24 @@ def test_already_known_counts_as_sent() -> None:
     assert tx._nonce == 6
 
 
+def test_nonce_count_above_ours_is_adopted_before_sending() -> None:
+    node = FakeNode([ok, ok], pending_nonce=5)
+    tx = transactor(node)
+    tx.broadcast(TO, "0x", gas=21_000)  # nonce 5
+    node.pending_nonce = 8  # another process sent 6 and 7 (mined)
+    pending = tx.broadcast(TO, "0x", gas=21_000)  # the nonce check before sending reads 8
+    assert pending.nonce == 8 and [_nonce(r) for r in node.raw] == [5, 8]
+    assert tx._nonce == 9
+
+
 def test_nonce_too_low_resyncs_and_resigns() -> None:
     node = FakeNode([ok, error("nonce too low"), ok], pending_nonce=5)
     tx = transactor(node)
     tx.broadcast(TO, "0x", gas=21_000)  # nonce 5
-    node.pending_nonce = 8  # another process sent 6 and 7
-    pending = tx.broadcast(TO, "0x", gas=21_000)  # tries 6, refused, resyncs to 8
-    assert pending.nonce == 8 and [_nonce(r) for r in node.raw] == [5, 6, 8]
-    assert tx._nonce == 9
+    node.pending_nonce = 6  # nonce 5 mined; another process is about to use 6
+    pending = tx.broadcast(TO, "0x", gas=21_000)  # tries 6, refused, resyncs past it
+    assert pending.nonce == 7 and [_nonce(r) for r in node.raw] == [5, 6, 7]
+    assert tx._nonce == 8
 
 
 def test_lost_answer_resends_the_same_bytes() -> None:

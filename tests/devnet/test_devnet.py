@@ -197,6 +197,73 @@ def test_up_restarts_a_dead_component(up_devnet: tuple[Path, subprocess.Complete
     assert status_json(state_dir)[0] == 0
 
 
+def _pool_from(rpc_url: str, address: str) -> bool:
+    from depin.devnet import _json_rpc
+
+    pending = _json_rpc(rpc_url, "txpool_content").get("pending", {})
+    return any(key.lower() == address.lower() for key in pending)
+
+
+def _until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    """Mining stops after a job is posted: the provider's claim waits in the pool, so `status` shows
+    the chain worker unhealthy (its heartbeat says a transaction waits past the bound) and `up`
+    restarts it; once mining resumes the job is claimed."""
+    from depin.devnet import _json_rpc
+
+    state_dir, _, _ = up_devnet
+    rpc_url = status_json(state_dir)[1]["rpc_url"]
+    data = json.loads((state_dir / "devnet.json").read_text())
+    provider = next(p["address"] for p in data["accounts"]["providers"] if p["index"] == 1)
+    image = next(ref for name, ref in data["images"].items() if "busybox" in name)
+    strict = {"DEPIN_HEALTH_MAX_PENDING_AGE": "2"}
+    before = recorded(state_dir)["worker-chain"]
+    _json_rpc(rpc_url, "evm_setAutomine", [False])
+    try:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        script = f"source {state_dir / 'env'} && {sys.executable} -m depin.cli job post --image {image} --cmd true --reward 1 --dev-account 5"
+        poster = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            requester = _json_rpc(rpc_url, "eth_accounts")[5]
+            _until(lambda: _pool_from(rpc_url, requester), 60, "the post in the pool")
+            _json_rpc(rpc_url, "anvil_mine", ["0x1"])  # only the post; the claim will wait
+            out, err = poster.communicate(timeout=60)
+            assert poster.returncode == 0, out + err
+        finally:
+            if poster.poll() is None:
+                poster.kill()
+        _until(lambda: _pool_from(rpc_url, provider), 60, "the provider's claim in the pool")
+
+        def unhealthy() -> bool:
+            proc = devnet_env(state_dir, strict, "status", "--json")
+            rows = {c["name"]: c for c in json.loads(proc.stdout)["components"]}
+            return proc.returncode == 1 and rows["worker-chain"]["state"] == "unhealthy" and "waited" in rows["worker-chain"]["detail"]
+
+        _until(unhealthy, 60, "status to show the stuck chain worker")
+        proc = devnet_env(state_dir, strict, "up")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "worker-chain: running but unhealthy" in proc.stdout and "a transaction has waited" in proc.stdout, proc.stdout
+        assert recorded(state_dir)["worker-chain"].pid != before.pid
+    finally:
+        _json_rpc(rpc_url, "evm_setAutomine", [True])
+        _json_rpc(rpc_url, "anvil_mine", ["0x1"])
+    _until(lambda: not _pool_from(rpc_url, provider), 60, "the claim to be mined")
+    assert status_json(state_dir)[0] == 0
+
+
+def devnet_env(state_dir: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
+    env.update(extra, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run([sys.executable, "-m", "depin.cli", "devnet", *args, "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, env=env, cwd=state_dir.parent, timeout=300)
+
+
 def _block_number(state_dir: Path) -> int:
     from depin.devnet import _json_rpc
 

@@ -1,0 +1,147 @@
+"""depin.transactions after reorgs and drops, on a real anvil: a mined transaction that a reorg
+removes is sent again (same hash, same nonce) before any later one, so no nonce gap ever wedges the
+signer; a dropped pending transaction is sent again by the wait; a transaction whose intent is no
+longer needed leaves a no-op in its nonce; a nonce taken by another signer is re-sent with a fresh
+nonce only when the caller's check says it is still needed; the age of the oldest unconfirmed
+transaction is what a health check reads."""
+
+from __future__ import annotations
+
+import threading
+
+from depin.chain import RpcClient
+from depin.transactions import Transactor
+
+from .conftest import Devnet
+
+
+def nonce_of(devnet: Devnet, address: str, tag: str = "latest") -> int:
+    return int(devnet.chain.rpc.call("eth_getTransactionCount", [address, tag]), 16)
+
+
+def transactor(devnet: Devnet, **options: object) -> tuple[Transactor, str, str]:
+    account = devnet.new_account()
+    tx = Transactor(RpcClient.from_url(devnet.url), account, devnet.deployment.chain_id, **options)  # type: ignore[arg-type]
+    return tx, devnet.deployment.addresses["RewardToken"], devnet.deployment.addresses["JobMarket"]
+
+
+def approve(tx: Transactor, token: str, spender: str, amount: int) -> str:
+    return tx.codec.encode("RewardToken", "approve", spender, amount)
+
+
+def allowance(devnet: Devnet, owner: str, spender: str) -> int:
+    return int(devnet.chain.call("RewardToken", "allowance", owner, spender))
+
+
+def known(devnet: Devnet, tx_hash: str) -> bool:
+    return devnet.chain.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+
+
+def test_a_reorged_out_transaction_is_sent_again_before_the_next_one(devnet: Devnet) -> None:
+    """anvil_reorg drops a mined transaction (it is not put back in the pool): the next send
+    re-sends its exact bytes at its nonce first, so the new one is not stuck behind a gap."""
+    tx, token, market = transactor(devnet)
+    start = nonce_of(devnet, tx.address)
+    first = tx.send(token, approve(tx, token, market, 11), gas=100_000, what="first")
+    devnet.chain.rpc.call("anvil_reorg", [1, []])
+    assert not known(devnet, first.tx_hash)  # anvil dropped it: this is the case to heal
+    assert nonce_of(devnet, tx.address) == start
+    assert allowance(devnet, tx.address, market) == 0
+    second = tx.send(token, approve(tx, token, token, 22), gas=100_000, what="second", timeout=20)
+    assert devnet.chain.rpc.call("eth_getTransactionReceipt", [first.tx_hash]) is not None  # same hash, mined again
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert allowance(devnet, tx.address, market) == 11 and allowance(devnet, tx.address, token) == 22
+    assert second.status == 1
+    assert tx.oldest_unconfirmed_age() == 0
+
+
+def test_the_wait_heals_a_gap_below_its_transaction(devnet: Devnet) -> None:
+    """A transaction queued behind a reorged-out one of ours is mined once the wait notices the
+    gap and re-sends the missing one (no new send needed, no restart)."""
+    tx, token, market = transactor(devnet, receipt_timeout=30)
+    tx.heal_interval = 0.2
+    start = nonce_of(devnet, tx.address)
+    first = tx.send(token, approve(tx, token, market, 5), gas=100_000, what="first")
+    with devnet.chain.manual_mining():
+        second = tx.broadcast(token, approve(tx, token, token, 6), gas=100_000, what="second")
+        devnet.chain.rpc.call("anvil_reorg", [1, []])  # removes `first`; `second` stays queued
+        assert not known(devnet, first.tx_hash) and known(devnet, second.tx_hash)
+        result: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(second)))
+        waiter.start()
+        devnet_wait(lambda: known(devnet, first.tx_hash), "the reorged-out transaction to be sent again")
+        devnet.chain.mine()
+        waiter.join(20)
+    assert result["receipt"].tx_hash == second.tx_hash  # type: ignore[union-attr]
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert allowance(devnet, tx.address, market) == 5
+
+
+def test_a_dropped_pending_transaction_is_sent_again_by_the_wait(devnet: Devnet) -> None:
+    tx, token, market = transactor(devnet, receipt_timeout=30, rebroadcast_after=None)
+    tx.heal_interval = 0.2
+    with devnet.chain.manual_mining():
+        pending = tx.broadcast(token, approve(tx, token, market, 9), gas=100_000, what="approve")
+        devnet.chain.rpc.call("anvil_dropTransaction", [pending.tx_hash])
+        assert not known(devnet, pending.tx_hash)
+        result: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
+        waiter.start()
+        devnet_wait(lambda: known(devnet, pending.tx_hash), "the dropped transaction to be sent again")
+        assert tx.oldest_unconfirmed_age(now=pending.sent_at + 7) == 7  # what the health check reads
+        devnet.chain.mine()
+        waiter.join(20)
+    assert result["receipt"].tx_hash == pending.hashes[0]  # type: ignore[union-attr]
+    assert allowance(devnet, tx.address, market) == 9
+    assert tx.oldest_unconfirmed_age() == 0
+
+
+def test_an_intent_no_longer_needed_leaves_a_no_op_in_its_nonce(devnet: Devnet) -> None:
+    """The caller's still_needed check says no (e.g. the job was settled another way): the freed
+    nonce gets a 0-ether transfer to ourselves, not the old transaction."""
+    tx, token, market = transactor(devnet)
+    start = nonce_of(devnet, tx.address)
+    asked: list[bool] = []
+    first = tx.send(token, approve(tx, token, market, 13), gas=100_000, what="first",
+                    still_needed=lambda: asked.append(True) or False)
+    devnet.chain.rpc.call("anvil_reorg", [1, []])
+    second = tx.send(token, approve(tx, token, token, 14), gas=100_000, what="second", timeout=20)
+    assert asked == [True]
+    assert devnet.chain.rpc.call("eth_getTransactionReceipt", [first.tx_hash]) is None
+    block = devnet.chain.rpc.call("eth_getBlockByNumber", [hex(second.block_number - 1), True])
+    noop = [t for t in block["transactions"] if t["from"].lower() == tx.address.lower()]
+    assert len(noop) == 1 and int(noop[0]["nonce"], 16) == start
+    assert noop[0]["to"].lower() == tx.address.lower() and int(noop[0]["value"], 16) == 0 and noop[0]["input"] == "0x"
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert allowance(devnet, tx.address, market) == 0 and allowance(devnet, tx.address, token) == 14
+
+
+def test_a_nonce_taken_by_another_signer_is_resent_with_a_fresh_nonce_when_still_needed(devnet: Devnet) -> None:
+    tx, token, market = transactor(devnet, rebroadcast_after=None, receipt_timeout=30)
+    tx.heal_interval = 0.2
+    asked: list[bool] = []
+    with devnet.chain.manual_mining():
+        pending = tx.broadcast(token, approve(tx, token, market, 1), gas=100_000, what="ours",
+                               still_needed=lambda: asked.append(True) or True)
+        other = dict(pending.fields, data=approve(tx, token, token, 2),
+                     maxFeePerGas=pending.fields["maxFeePerGas"] * 10,
+                     maxPriorityFeePerGas=pending.fields["maxPriorityFeePerGas"] * 10)
+        signed = tx.account.sign_transaction(other)
+        tx.rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+        devnet.chain.mine()
+        first_nonce = pending.nonce
+        result: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
+        waiter.start()
+        devnet_wait(lambda: pending.nonce == first_nonce + 1 and known(devnet, pending.tx_hash), "the fresh-nonce re-send")
+        devnet.chain.mine()
+        waiter.join(20)
+    assert asked and result["receipt"].tx_hash == pending.tx_hash  # type: ignore[union-attr]
+    assert allowance(devnet, tx.address, market) == 1 and allowance(devnet, tx.address, token) == 2
+    assert nonce_of(devnet, tx.address) == first_nonce + 2
+
+
+def devnet_wait(predicate, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    from tests.executor.stack import wait_for
+
+    wait_for(predicate, timeout, what)

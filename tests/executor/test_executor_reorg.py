@@ -1,0 +1,194 @@
+"""Reorgs against a running provider executor (real anvil, indexer, Celery workers, Podman).
+
+(a) a reorg that drops one of the provider's mined transactions (its withdraw) leaves no nonce gap:
+    the provider's next job is claimed, run, submitted and paid without any restart;
+(b) a reorg that undoes a job's claim and submission: the job is claimed and settled again, not
+    left Open until its claim deadline;
+(c) `depin executor health` fails while one of the worker's transactions cannot be mined (mining
+    stopped) and passes again once it is mined.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from depin.deployment import REPO_ROOT
+from depin.devchain import JobTerms
+from depin.market import JobStatus
+
+from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("reorg"), engine, sample_images)
+    try:
+        s.setup_provider(PROVIDER)
+        s.setup_funded(REQUESTER)
+        s.provider = s.executor("provider", "provider", PROVIDER, extra_env={"DEPIN_HEARTBEAT_INTERVAL": "0.3"})
+        yield s
+    finally:
+        s.close()
+
+
+def _rpc(stack: Stack, method: str, params: list[Any] | None = None) -> Any:
+    return stack.market.rpc.call(method, params or [])
+
+
+def _head(stack: Stack) -> int:
+    return int(_rpc(stack, "eth_blockNumber"), 16)
+
+
+def _nonce(stack: Stack, address: str) -> int:
+    return int(_rpc(stack, "eth_getTransactionCount", [address, "latest"]), 16)
+
+
+def _logged(ex: Executor, msg: str) -> list[dict[str, Any]]:
+    return [e for e in ex.log_lines("worker-chain") if e.get("msg") == msg]
+
+
+def _job(stack: Stack, n: int, **terms: Any) -> int:
+    t = dict(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=4, collateral_pct=100, cpu_seconds=10)
+    t.update(terms)
+    return stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {n} > /out/n"]), terms=JobTerms(**t))
+
+
+def _health(ex: Executor, max_pending_age: float = 2) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "depin"), "executor", "health", "--config", str(ex.config_path),
+         "--max-pending-age", str(max_pending_age)],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=ex.env, timeout=60,
+    )
+
+
+def test_a_reorg_that_drops_the_providers_withdraw_does_not_wedge_it(stack: Stack) -> None:
+    p, provider = stack.provider, stack.accounts[PROVIDER]
+    chain_worker = p.procs["worker-chain"]
+    wallet_before = stack.market.token_balance(provider)
+    first = _job(stack, 1)
+    stack.wait_status(first, JobStatus.FINALIZED, timeout=90)
+    withdrawn = wait_for(lambda: _logged(p, "withdrawn"), 60, "the provider's withdraw")[-1]
+    receipt = _rpc(stack, "eth_getTransactionReceipt", [withdrawn["tx"]])
+    nonce_before = _nonce(stack, provider)
+    depth = _head(stack) - int(receipt["blockNumber"], 16) + 1
+    _rpc(stack, "anvil_reorg", [depth, []])  # the withdraw (and whatever came after it) is gone
+    assert _rpc(stack, "eth_getTransactionByHash", [withdrawn["tx"]]) is None
+    assert _nonce(stack, provider) < nonce_before
+    assert stack.market.withdrawable(provider) >= TOKEN
+
+    second = _job(stack, 2)
+    stack.wait_status(second, JobStatus.FINALIZED, timeout=90)
+    assert stack.job(second)["provider"] == provider
+    wait_for(lambda: stack.market.withdrawable(provider) == 0, 60, "the provider's balance to be withdrawn")
+    assert stack.market.token_balance(provider) >= wallet_before + 2 * TOKEN
+    assert chain_worker.alive() and p.procs["worker-chain"] is chain_worker  # no restart
+    resent = [e for e in p.all_log_lines() if "sending it again" in str(e.get("msg"))]
+    assert resent, "the dropped withdraw was expected to be sent again"
+
+
+def test_a_reorg_that_undoes_claim_and_submission_gets_the_job_settled_again(stack: Stack) -> None:
+    p, provider = stack.provider, stack.accounts[PROVIDER]
+    job_id = _job(stack, 3, challenge_window=120)  # stays Submitted until the clock is moved
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    claimed = stack.events(job_id, "JobClaimed")
+    assert len(claimed) == 1
+    depth = _head(stack) - int(claimed[0]["block"]) + 1
+    _rpc(stack, "anvil_reorg", [depth, []])
+    assert stack.status(job_id) in (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.SUBMITTED)  # the executor may be quick
+
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=60)
+    assert stack.chain_log_count(job_id, "JobClaimed") == 1 and stack.chain_log_count(job_id, "ResultSubmitted") == 1
+    assert stack.job(job_id)["provider"] == provider
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted again")
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    assert stack.chain_log_count(job_id, "JobFinalized") == 1
+
+
+def test_a_job_reopened_by_a_reorg_is_claimed_again_through_the_dispatcher(stack: Stack) -> None:
+    """The same reorg while the chain worker is down (restarted: its journal of sent transactions
+    is gone, so nothing is sent again from it): the dispatcher's handling of the retracted
+    JobClaimed / ResultSubmitted finds the job Open on chain, although our record says submitted,
+    and claims it again; the job runs, is submitted and settles."""
+    p, provider = stack.provider, stack.accounts[PROVIDER]
+    job_id = _job(stack, 5, challenge_window=120)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    p.kill9("worker-chain")
+    claimed = stack.events(job_id, "JobClaimed")
+    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
+    assert stack.status(job_id) == JobStatus.OPEN
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") in ("lost", "claiming"), 30, "the dispatcher to take the job back")
+    p.start("worker-chain")
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    assert stack.job(job_id)["provider"] == provider
+    reopened = [e for e in p.log_lines("dispatcher") if e.get("msg") == "job open again after a reorg; reconsidering it"]
+    assert [e for e in reopened if e.get("job") == job_id]
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+    assert stack.chain_log_count(job_id, "ResultSubmitted") == 1 and stack.chain_log_count(job_id, "JobFinalized") == 1
+
+
+def test_beats_recovery_hands_back_a_submitted_job_the_reorg_reopened(stack: Stack) -> None:
+    """The dispatcher is down during the reorg (no retraction is handled) and the chain worker is
+    restarted (no journal): beat's recovery notices that the index shows our submitted job Open and
+    hands it back (record ``lost``, deferred); the dispatcher, once back, claims it again."""
+    p = stack.provider
+    job_id = _job(stack, 6, challenge_window=120)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    p.kill9("dispatcher")
+    p.kill9("worker-chain")
+    claimed = stack.events(job_id, "JobClaimed")
+    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
+    stack.synced()
+    p.start("worker-chain")
+    record = wait_for(lambda: (r := stack.exec_record(p, job_id)).get("state") == "lost" and r, 60, "recovery to hand the job back")
+    assert "a reorg undid our claim" in record.get("reason", "")
+    assert stack.status(job_id) == JobStatus.OPEN
+    p.start("dispatcher")
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+
+
+def test_health_fails_while_a_transaction_is_stuck_and_passes_after(stack: Stack) -> None:
+    p = stack.provider
+    wait_for(lambda: _health(p).returncode == 0, 30, "a healthy chain worker")
+    _rpc(stack, "evm_setAutomine", [False])
+    try:
+        posted: dict[str, int] = {}
+        poster = threading.Thread(target=lambda: posted.update(job=_job(stack, 4)))
+        poster.start()
+        wait_for(lambda: _pool_from(stack, stack.accounts[REQUESTER]), 30, "the post in the pool")
+        _rpc(stack, "anvil_mine", ["0x1"])  # only the post: the provider's claim will wait in the pool
+        poster.join(30)
+        wait_for(lambda: _pool_from(stack, stack.accounts[PROVIDER]), 60, "the provider's claim in the pool")
+        unhealthy = wait_for(lambda: (r := _health(p)).returncode == 1 and r, 60, "the health check to fail")
+        assert unhealthy.stdout.startswith("unhealthy: worker-chain: a transaction has waited"), unhealthy.stdout
+        assert len(unhealthy.stdout.strip().splitlines()) == 1 and not unhealthy.stderr.strip()
+    finally:
+        _rpc(stack, "evm_setAutomine", [True])
+    _rpc(stack, "anvil_mine", ["0x1"])
+    healthy = wait_for(lambda: (r := _health(p)).returncode == 0 and r, 60, "the health check to pass again")
+    assert healthy.stdout.startswith("healthy: worker-chain")
+    stack.wait_status(posted["job"], JobStatus.FINALIZED, timeout=90)
+
+
+def _pool_from(stack: Stack, address: str) -> list[dict[str, Any]]:
+    content = _rpc(stack, "txpool_content")
+    for key, txs in content.get("pending", {}).items():
+        if key.lower() == address.lower():
+            return list(txs.values())
+    return []

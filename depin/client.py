@@ -639,9 +639,11 @@ class Client:
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
         """
-        from depin.spec import JobSpec, cpu_seconds as spec_cpu_seconds, parse_spec
+        from depin.spec import JobSpec, check_canonical, cpu_seconds as spec_cpu_seconds, parse_spec
 
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
+        if not isinstance(spec, JobSpec):
+            check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
         spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
         if reward <= 0:
             raise Refused("the reward must be positive", "ZeroReward")

@@ -29,7 +29,8 @@ fields appear once the event that sets them was applied, so read them with ``.ge
     One job. At post: id, status, requester, specHash, reward, fromCredit, claimDeadline,
     maxRuntime, challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline
     (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), specValid (``1``
-    when keccak256(spec) == specHash and the spec is a UTF-8 JSON object, else ``0``), specJson (when
+    when keccak256(spec) == specHash and the spec is a UTF-8 JSON object in its RFC 8785 canonical
+    form, else ``0``), specJson (when
     valid: the spec text, whose UTF-8 bytes are exactly the posted bytes) or, when invalid, spec (the
     raw bytes, 0x-hex) and specError (why), postedBlock, postedTx. Claim: provider (current; empty
     again when a timeout reopens the job), providers (comma-separated: everyone who ever claimed

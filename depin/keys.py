@@ -4,8 +4,11 @@ Every key of one indexed deployment lives under a prefix ``depin:{chainId}:{mark
 case}`` so that several deployments (a devnet and a testnet, say) can share one Redis. The indexer
 writes these keys; the CLI, the HTTP API and the executors read them.
 
-Data model (all values are strings; integers in decimal, addresses checksummed, hashes 0x-hex;
-fields appear once the event that sets them was applied, so read them with ``.get``):
+Data model (addresses *in key names* are lower-case hex, whatever case a caller passes; all values
+are strings: integers in decimal, token amounts in base units, addresses checksummed, hashes 0x-hex,
+status and ruling by name (:data:`JOB_STATUSES`; the contracts' enum order gives the numbers), flags
+``0``/``1``; fields appear once the event that sets them was applied, so read them with ``.get``; the
+README's "Redis data model" lists the formats, and tests/unit/test_data_model_doc.py checks it):
 
 ``{p}:meta`` (hash)
     chainId, market, staking, deployBlock, confirmations, finalityDepth: what this prefix indexes.

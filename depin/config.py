@@ -93,6 +93,14 @@ class ExecutorConfig(_Section):
     withdraw_threshold: Decimal = Decimal(0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)
 
+    @field_validator("results_bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
+        return value
+
 
 class PolicyConfig(_Section):
     images: list[str] = Field(default_factory=list)

@@ -4,15 +4,16 @@ A job spec is a JSON object. Its canonical form (the bytes posted on chain in ``
 hashed into ``specHash`` with keccak256) is the JSON Canonicalization Scheme, RFC 8785 (JCS): keys
 sorted by their UTF-16 code units, no insignificant whitespace, strings with the minimal escapes
 (only quote, backslash and control characters; non-ASCII as UTF-8), numbers as ECMAScript prints
-them (``1``, ``1.0`` and ``1e0`` are all ``1``; ``0.5`` is ``0.5``), UTF-8 bytes. Any client in any language with a JCS
-library derives the same bytes, hence the same specHash. Numbers in a spec are plain JSON numbers:
-the integer fields must hold integral values (written without a fraction: ``64``), ``cpus`` may be
-fractional; integers beyond 2^53 are not representable in JCS and make a spec invalid. Spec bytes
-that are not the JCS form of their own parse (``{"cpus":1.0}``, unsorted keys, an escaped
-printable character, spaces) are *non-canonical*: the indexer marks them ``specValid=0`` and executors never run them, so one
-logical job has one posted encoding. Write every field, defaults included (as ``depin job post
---dry-run`` prints them): a spec that leaves out ``env`` or ``output_mb`` is canonical too, but
-hashes differently from the one that spells them out. Schema, version 1::
+them (``1``, ``1.0`` and ``1e0`` are all ``1``; ``0.5`` is ``0.5``), UTF-8 bytes. Any client in any
+language with a JCS library derives the same bytes, hence the same specHash. Numbers in a spec are
+plain JSON numbers: the integer fields must hold integral values (written without a fraction:
+``64``), ``cpus`` may be fractional; integers beyond 2^53 are not representable in JCS and make a
+spec invalid. Spec bytes that are not the JCS form of their own parse (``{"cpus":1.0}``, unsorted
+keys, an escaped printable character, spaces) are *non-canonical*: the indexer marks them
+``specValid=0`` and executors never run them, so one logical job has one posted encoding. Write
+every field, defaults included (as ``depin job post --dry-run`` prints them): a spec that leaves
+out ``env`` or ``output_mb`` is canonical too, but hashes differently from the one that spells them
+out. Schema, version 1::
 
     {
       "v": 1,

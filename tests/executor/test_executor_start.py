@@ -38,13 +38,13 @@ def _deployment(tmp: Path) -> Path:
 
 
 def _config(tmp: Path, *, deployment: str, key: str = "dev_account = 1", redis_url: str | None = None,
-            rpc_url: str | None = None) -> Path:
+            rpc_url: str | None = None, extra: str = "") -> Path:
     path = tmp / "depin.toml"
     path.write_text(
         f'[network]\nrpc_url = "{rpc_url or f"http://127.0.0.1:{_closed_port()}"}"\ndeployment = "{deployment}"\n'
         f'[redis]\nurl = "{redis_url or f"redis://127.0.0.1:{_closed_port()}/0"}"\n'
         f"[key]\n{key}\n"
-        f'[engine]\nstate_dir = "state"\n'
+        f'[engine]\nstate_dir = "state"\n{extra}'
     )
     return path
 
@@ -74,6 +74,8 @@ def _case(name: str, tmp: Path, redis: RedisServer) -> tuple[Path, str]:
         (tmp / "key.json").write_text('{"not": "a keystore"}')
         (tmp / "pass").write_text("secret\n")
         return _config(tmp, deployment="31337.json", key='keystore = "key.json"\npassword_file = "pass"'), "is not a JSON keystore"
+    if name == "results-port-out-of-range":
+        return _config(tmp, deployment="31337.json", extra='[executor]\nresults_bind = "127.0.0.1:99999"\n'), "port from 1 to 65535"
     if name == "redis-unreachable":
         return _config(tmp, deployment="31337.json"), "Redis is unreachable"
     assert name == "rpc-unreachable"
@@ -90,7 +92,7 @@ def redis(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("name", ["deployment-missing", "deployment-a-directory", "deployment-nested-100000-deep",
-                                  "bad-keystore", "redis-unreachable", "rpc-unreachable"])
+                                  "bad-keystore", "results-port-out-of-range", "redis-unreachable", "rpc-unreachable"])
 def test_start_refuses_a_broken_config_before_starting_children(name: str, tmp_path: Path, redis: RedisServer) -> None:
     config, expected = _case(name, tmp_path, redis)
     done = _run([str(DEPIN), "executor", "start", "--config", str(config)], _env(), timeout=120)

@@ -159,8 +159,11 @@ class _Child:
         out = getattr(sys.stderr, "buffer", None)
         for raw in iter(self.proc.stderr.readline, b""):
             if out is not None:
-                out.write(raw)
-                out.flush()
+                try:
+                    out.write(raw)
+                    out.flush()
+                except (OSError, ValueError):  # our stderr is gone: keep draining, or the child blocks
+                    out = None
             text = raw.decode("utf-8", "replace").strip()
             if text:
                 self.last_line = text[:500]

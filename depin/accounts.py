@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from depin.deployment import LOCAL_CHAIN_IDS
+from depin.deployment import LOCAL_CHAIN_IDS, json_nesting_exceeds, shown_path
 from depin.errors import DepinError
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 PASSWORD_ENV = "DEPIN_KEYSTORE_PASSWORD"
 KDF = "scrypt"
+MAX_KEYSTORE_BYTES = 64 * 1024  # a keystore is about 500 bytes
 KDF_N = 2**17
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNTS = 10
@@ -156,14 +157,26 @@ def _parse_private_key(private_key: bytes | str) -> bytes:
     return key
 
 
+def _read_keystore_json(path: Path) -> Any:
+    """The JSON in a keystore file, bounded (a keystore is ~500 bytes, 4 levels deep)."""
+    with open(path, "rb") as f:
+        raw = f.read(MAX_KEYSTORE_BYTES + 1)
+    if len(raw) > MAX_KEYSTORE_BYTES:
+        raise ValueError(f"larger than {MAX_KEYSTORE_BYTES} bytes")
+    text = raw.decode("utf-8")
+    if json_nesting_exceeds(text):
+        raise ValueError("nested too deeply")
+    return json.loads(text)
+
+
 def keystore_address(path: Path | str) -> str | None:
     """The address recorded (unencrypted) in a keystore file, if it records one."""
     from eth_utils import to_checksum_address
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = _read_keystore_json(Path(path))
         return to_checksum_address(data["address"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
@@ -200,13 +213,13 @@ def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
 
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_keystore_json(path)
     except FileNotFoundError:
-        raise AccountError(f"keystore {path} not found (create one with `depin keys new {path}`)") from None
+        raise AccountError(f"keystore {shown_path(path)} not found (create one with `depin keys new PATH`)") from None
     except OSError as exc:
-        raise AccountError(f"cannot read keystore {path}: {exc.strerror}") from None
-    except ValueError:
-        raise AccountError(f"{path} is not a JSON keystore") from None
+        raise AccountError(f"cannot read keystore {shown_path(path)}: {exc.strerror}") from None
+    except (ValueError, RecursionError):
+        raise AccountError(f"{shown_path(path)} is not a JSON keystore") from None
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
         raise AccountError(f"{path} is not a JSON keystore (no 'crypto' section)")
     try:

@@ -480,12 +480,9 @@ LogLevelOpt = Annotated[
 def _read_config_file(path: Path) -> dict[str, Any]:
     """The ``[indexer]`` table (or top level) of a TOML config file; relative paths are taken from
     the file's directory."""
-    import tomllib
+    from depin.config import read_toml_file
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    data = read_toml_file(path)  # bounded: one ConfigError line for a missing, huge, binary or deep file
     data = data.get("indexer", data)
     if "deployment_file" in data:
         data["deployment_file"] = path.parent / Path(data["deployment_file"]).expanduser()
@@ -598,7 +595,7 @@ def _redact(url: str) -> str:
 @user_errors
 def indexer_api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on (1-65535).", min=1, max=65535)] = 8000,
     redis_url: RedisUrlOpt = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

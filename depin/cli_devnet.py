@@ -34,9 +34,9 @@ def _devnet(state_dir: Path | None) -> Any:
 @user_errors
 def up(
     state_dir: StateDirOpt = None,
-    rpc_port: Annotated[int | None, typer.Option(help="Anvil's port (default: a free port, kept across restarts).")] = None,
-    redis_port: Annotated[int | None, typer.Option(help="Redis's port (default: a free port, kept across restarts).")] = None,
-    results_port: Annotated[int | None, typer.Option(help="The provider's result server port (default: a free port).")] = None,
+    rpc_port: Annotated[int | None, typer.Option(help="Anvil's port, 1-65535 (default: a free port, kept across restarts).", min=1, max=65535)] = None,
+    redis_port: Annotated[int | None, typer.Option(help="Redis's port, 1-65535 (default: a free port, kept across restarts).", min=1, max=65535)] = None,
+    results_port: Annotated[int | None, typer.Option(help="The provider's result server port, 1-65535 (default: a free port).", min=1, max=65535)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
     """Start the devnet in the background (or repair it): anvil, Redis, the container engine, the

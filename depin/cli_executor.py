@@ -45,14 +45,14 @@ def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
     """
     import os
 
-    from executor.worker import run_all
+    from executor.worker import preflight, run_all
 
     if config is None and not os.environ.get("DEPIN_CONFIG"):
         from depin.config import ConfigError
 
         raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
-    _check(config, role)
     path = config or Path(os.environ["DEPIN_CONFIG"])
+    preflight(path, role)  # deployment, key, Redis, RPC: one error line before any child starts
     raise typer.Exit(run_all(path, role))
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
-from depin.deployment import Deployment
+from depin.deployment import Deployment, DeploymentFileError, load_deployment_file
 from depin.errors import ChainError, DepinError
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.transactions import Receipt, Transactor, TxReverted
@@ -645,9 +645,11 @@ class Client:
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
         """
-        from depin.spec import JobSpec, cpu_seconds as spec_cpu_seconds, parse_spec
+        from depin.spec import JobSpec, check_canonical, cpu_seconds as spec_cpu_seconds, parse_spec
 
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
+        if not isinstance(spec, JobSpec):
+            check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
         spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
         if reward <= 0:
             raise Refused("the reward must be positive", "ZeroReward")
@@ -882,17 +884,10 @@ class Client:
 def load_deployment(deployment: Deployment | Path | str) -> Deployment:
     if isinstance(deployment, Deployment):
         return deployment
-    path = Path(deployment)
     try:
-        return Deployment.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ClientError(
-            f"deployment file {path} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT ({DEVNET_HINT})"
-        ) from None
-    except IsADirectoryError:
-        raise ClientError(f"deployment {path} is a directory; pass the <chainId>.json file in it") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ClientError(f"{path} is not a deployment file (see depin/deployment.py): {exc!r}") from None
+        return load_deployment_file(deployment, hint=f"pass --deployment FILE or set DEPIN_DEPLOYMENT ({DEVNET_HINT})")
+    except DeploymentFileError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def _job_id(job_id: int | str) -> int:

@@ -77,6 +77,8 @@ def user_error_message(exc: BaseException) -> str | None:
     """One line for an error the user can cause and fix, or None for a bug (which keeps its traceback)."""
     import redis
 
+    from depin.deployment import shown_path  # imported on the error path only: CLI start-up time
+
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return (
             f"Redis is unreachable ({one_line(exc)}); start redis-server or point --redis-url / "
@@ -91,7 +93,9 @@ def user_error_message(exc: BaseException) -> str | None:
         )
         return f"invalid configuration: {one_line(problems)}"
     if isinstance(exc, FileNotFoundError):
-        return one_line(exc) if exc.filename is None else f"file not found: {exc.filename}"
+        return one_line(exc) if exc.filename is None else f"file not found: {shown_path(exc.filename)}"
+    if isinstance(exc, OSError) and exc.filename is not None:  # ENAMETOOLONG, EACCES, ELOOP, EISDIR, ...
+        return f"{exc.strerror or one_line(exc)}: {shown_path(exc.filename)}"
     if isinstance(exc, (ValueError, PermissionError, IsADirectoryError)):
         return one_line(exc)
     return None

@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from depin.deployment import shown_path
 from depin.errors import DepinError
 
 
@@ -94,6 +95,14 @@ class ExecutorConfig(_Section):
     results_bind: str = "127.0.0.1:8700"
     withdraw_threshold: Decimal = Decimal(0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("results_bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
+        return value
 
 
 class PolicyConfig(_Section):
@@ -148,6 +157,8 @@ class DepinConfig(_Section):
         return self
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a real depin.toml is under 2 KB
+
 _ENV_OVERRIDES = {
     "DEPIN_RPC_URL": ("network", "rpc_url"),
     "DEPIN_REDIS_URL": ("redis", "url"),
@@ -157,6 +168,30 @@ _ENV_OVERRIDES = {
 }
 
 
+def read_toml_file(path: Path) -> dict[str, Any]:
+    """The TOML table in `path`, bounded: at most MAX_CONFIG_BYTES, UTF-8; every failure (missing,
+    unreadable, huge, binary, nested too deep, a path too long) is one :class:`ConfigError` line."""
+    shown = shown_path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {shown} not found (create one: see `depin executor start --help`)") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config file {shown}: {reason}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {shown} is larger than {MAX_CONFIG_BYTES} bytes: not a depin.toml")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {shown} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {shown} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {shown} is nested too deeply: not a depin.toml") from None
+
+
 def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> DepinConfig:
     """Reads `path` (TOML), applies environment overrides, validates; raises :class:`ConfigError`."""
     env = dict(os.environ) if env is None else env
@@ -164,14 +199,7 @@ def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> Depi
     base = Path.cwd()
     if path is not None:
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found (create one: see `depin executor start --help`)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = read_toml_file(path)
         base = path.resolve().parent
     for var, (section, field) in _ENV_OVERRIDES.items():
         if env.get(var, "").strip():

@@ -37,12 +37,17 @@ would silently round if they were JSON numbers. Times are integer seconds; the `
 field names of the ``IJobMarket.MarketParams`` struct (without ``paused``). Local-devnet files
 (chain ids 31337 and 1337) are throwaway: write them outside the repository with
 ``--deployments-dir``; files for public networks are meant to be committed.
+
+Reading one (:func:`load_deployment_file`) is bounded: at most :data:`MAX_DEPLOYMENT_FILE_BYTES`
+bytes, UTF-8 JSON, every field of the type above; anything else (a missing, unreadable, huge,
+binary or deeply nested file, a path too long for the OS) is one :class:`DeploymentFileError` line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -52,12 +57,48 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from depin.errors import DepinError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMETERS_FILE = REPO_ROOT / "deployments" / "parameters.toml"
 DEFAULT_DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
 TOKEN_DECIMALS = 18
 # Chains on which the deploy script may default to ape's first test account (anvil, hardhat, geth --dev).
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
+MAX_DEPLOYMENT_FILE_BYTES = 1 << 20  # a real one is about 2 KB
+SHOWN_PATH_CHARS = 160
+
+
+class DeploymentFileError(DepinError, ValueError):
+    """A deployment file is missing, unreadable or not a deployment (the message names it)."""
+
+
+MAX_FILE_JSON_DEPTH = 64  # deployment files and keystores are 4 deep
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_nesting_exceeds(text: str, limit: int = MAX_FILE_JSON_DEPTH) -> bool:
+    """Whether `text` opens more than `limit` JSON arrays/objects inside each other (outside strings).
+
+    Check before ``json.loads``: its C scanner recurses once per level, and under a raised
+    recursion limit (pytest plugins raise it) 100,000 levels overflow the C stack instead of
+    raising RecursionError.
+    """
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def shown_path(path: object, limit: int = SHOWN_PATH_CHARS) -> str:
+    """`path` for a one-line message: shortened in the middle when longer than `limit` characters."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-(limit // 4):]} ({len(text)} characters)"
 
 
 def to_wei(tokens: int | float | str | Decimal) -> int:
@@ -183,8 +224,25 @@ class Deployment:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Deployment:
-        d = json.loads(text)
+    def from_json(cls, text: str | bytes) -> Deployment:
+        """Parses a deployment file's text; raises ValueError (never RecursionError, KeyError or
+        TypeError) when it is not JSON or lacks a field or has one of the wrong type."""
+        if json_nesting_exceeds(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+            raise ValueError(f"JSON nested deeper than {MAX_FILE_JSON_DEPTH} levels")
+        try:
+            d = json.loads(text)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, found {type(d).__name__}")
+        fields = {"chainId": int, "network": str, "deployBlock": int, "addresses": dict, "parameters": dict, "deployer": str}
+        for name, kind in fields.items():
+            if name not in d:
+                raise ValueError(f"no {name!r} field")
+            if not isinstance(d[name], kind) or isinstance(d[name], bool):
+                raise ValueError(f"{name!r} is a {type(d[name]).__name__}, not a {kind.__name__}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in d["addresses"].items()):
+            raise ValueError("'addresses' must map contract names to address strings")
         return cls(
             chain_id=d["chainId"],
             network=d["network"],
@@ -238,7 +296,36 @@ def read_deployment(chain_id: int, directory: Path = DEFAULT_DEPLOYMENTS_DIR) ->
     path = deployment_path(chain_id, directory)
     if not path.exists():
         return None
-    return Deployment.from_json(path.read_text())
+    return load_deployment_file(path)
+
+
+def load_deployment_file(path: Path | str, *, hint: str = "pass --deployment FILE or set DEPIN_DEPLOYMENT") -> Deployment:
+    """Reads and checks a deployment file, bounded (see the module doc); raises
+    :class:`DeploymentFileError` with one line naming the file and what is wrong."""
+    shown = shown_path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_DEPLOYMENT_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise DeploymentFileError(f"deployment file {shown} not found: {hint}") from None
+    except IsADirectoryError:
+        raise DeploymentFileError(f"deployment {shown} is a directory; pass the <chainId>.json file in it") from None
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, a NUL byte in the path, ...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DeploymentFileError(f"cannot read deployment file {shown}: {reason}") from None
+    if len(data) > MAX_DEPLOYMENT_FILE_BYTES:
+        raise DeploymentFileError(
+            f"{shown} is not a deployment file: larger than {MAX_DEPLOYMENT_FILE_BYTES} bytes (a real one is ~2 KB)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DeploymentFileError(f"{shown} is not a deployment file: not UTF-8 text") from None
+    try:
+        return Deployment.from_json(text)
+    except ValueError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DeploymentFileError(f"{shown} is not a deployment file (format: depin/deployment.py): {reason}") from None
 
 
 def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMENTS_DIR) -> Path:

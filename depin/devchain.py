@@ -37,7 +37,6 @@ is the one place besides ``depin.chain`` that composes JSON-RPC calls: anvil's o
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -61,6 +60,7 @@ from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError
 from depin.deployment import REPO_ROOT, Deployment, read_deployment, to_wei
 from depin.errors import ChainError
+from depin.spec import canonical_json
 
 CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
 ZERO_HASH = b"\x00" * 32
@@ -207,9 +207,6 @@ class JobTerms:
         return self.reward * self.collateral_pct // 100
 
 
-def canonical_json(obj: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def sample_spec(n: int) -> bytes:

@@ -4,8 +4,11 @@ Every key of one indexed deployment lives under a prefix ``depin:{chainId}:{mark
 case}`` so that several deployments (a devnet and a testnet, say) can share one Redis. The indexer
 writes these keys; the CLI, the HTTP API and the executors read them.
 
-Data model (all values are strings; integers in decimal, addresses checksummed, hashes 0x-hex;
-fields appear once the event that sets them was applied, so read them with ``.get``):
+Data model (addresses *in key names* are lower-case hex, whatever case a caller passes; all values
+are strings: integers in decimal, token amounts in base units, addresses checksummed, hashes 0x-hex,
+status and ruling by name (:data:`JOB_STATUSES`; the contracts' enum order gives the numbers), flags
+``0``/``1``; fields appear once the event that sets them was applied, so read them with ``.get``; the
+README's "Redis data model" lists the formats, and tests/unit/test_data_model_doc.py checks it):
 
 ``{p}:meta`` (hash)
     chainId, market, staking, deployBlock, confirmations, finalityDepth: what this prefix indexes.
@@ -29,7 +32,8 @@ fields appear once the event that sets them was applied, so read them with ``.ge
     One job. At post: id, status, requester, specHash, reward, fromCredit, claimDeadline,
     maxRuntime, challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline
     (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), specValid (``1``
-    when keccak256(spec) == specHash and the spec is a UTF-8 JSON object, else ``0``), specJson (when
+    when keccak256(spec) == specHash and the spec is a UTF-8 JSON object in its RFC 8785 canonical
+    form, else ``0``), specJson (when
     valid: the spec text, whose UTF-8 bytes are exactly the posted bytes) or, when invalid, spec (the
     raw bytes, 0x-hex) and specError (why), postedBlock, postedTx. Claim: provider (current; empty
     again when a timeout reopens the job), providers (comma-separated: everyone who ever claimed

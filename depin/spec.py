@@ -1,8 +1,19 @@
 """The job spec: its schema, its canonical bytes, and the check an executor makes before running it.
 
 A job spec is a JSON object. Its canonical form (the bytes posted on chain in ``JobPosted`` and
-hashed into ``specHash`` with keccak256) has sorted keys, no insignificant whitespace and UTF-8
-encoding, so that the same spec always hashes to the same value. Schema, version 1::
+hashed into ``specHash`` with keccak256) is the JSON Canonicalization Scheme, RFC 8785 (JCS): keys
+sorted by their UTF-16 code units, no insignificant whitespace, strings with the minimal escapes
+(only quote, backslash and control characters; non-ASCII as UTF-8), numbers as ECMAScript prints
+them (``1``, ``1.0`` and ``1e0`` are all ``1``; ``0.5`` is ``0.5``), UTF-8 bytes. Any client in any
+language with a JCS library derives the same bytes, hence the same specHash. Numbers in a spec are
+plain JSON numbers: the integer fields must hold integral values (written without a fraction:
+``64``), ``cpus`` may be fractional; integers beyond 2^53 are not representable in JCS and make a
+spec invalid. Spec bytes that are not the JCS form of their own parse (``{"cpus":1.0}``, unsorted
+keys, an escaped printable character, spaces) are *non-canonical*: the indexer marks them
+``specValid=0`` and executors never run them, so one logical job has one posted encoding. Write
+every field, defaults included (as ``depin job post --dry-run`` prints them): a spec that leaves
+out ``env`` or ``output_mb`` is canonical too, but hashes differently from the one that spells them
+out. Schema, version 1::
 
     {
       "v": 1,
@@ -37,6 +48,7 @@ import math
 import re
 from typing import Any, Literal
 
+import rfc8785
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,8 +66,38 @@ INPUT_SCHEMES = ("http://", "https://", "file://", "data:")
 
 
 def canonical_json(spec: Any) -> bytes:
-    """The canonical bytes of `spec`: sorted keys, compact separators, UTF-8."""
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical bytes of `spec` by RFC 8785 (JCS); raises :class:`SpecError` for a value JCS
+    cannot represent (an integer beyond 2^53, NaN, a lone surrogate, a non-JSON type)."""
+    try:
+        return rfc8785.dumps(spec)
+    except (rfc8785.CanonicalizationError, UnicodeError, ValueError, TypeError) as exc:
+        raise SpecError(f"the spec has a value RFC 8785 (JCS) cannot represent: {exc}") from None
+
+
+def noncanonical_reason(raw: bytes, parsed: Any) -> str | None:
+    """Why `raw` is not the RFC 8785 form of `parsed` (its own parse), or None when it is."""
+    try:
+        canonical = canonical_json(parsed)
+    except SpecError as exc:
+        return str(exc)
+    if canonical == raw:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(raw, canonical)) if a != b), min(len(raw), len(canonical)))
+    return (
+        f"spec bytes are not canonical JSON (RFC 8785 / JCS): they first differ from their canonical form at "
+        f"byte {at} ({raw[at:at + 12]!r} instead of {canonical[at:at + 12]!r}); post the canonical bytes"
+    )
+
+
+def check_canonical(raw: bytes) -> None:
+    """Raises :class:`SpecError` unless `raw` is a JSON document in its RFC 8785 canonical form."""
+    try:
+        parsed = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+    reason = noncanonical_reason(raw, parsed)
+    if reason is not None:
+        raise SpecError(reason)
 
 
 def spec_hash(spec_bytes: bytes) -> bytes:
@@ -171,8 +213,9 @@ def _describe(error: ValidationError) -> str:
 def parse_spec(data: bytes | str | dict[str, Any], expected_hash: bytes | str | None = None) -> JobSpec:
     """Parses and validates spec bytes (or an already decoded object); raises :class:`SpecError`.
 
-    With `expected_hash` (the on-chain ``specHash``), the bytes must hash to it: an executor never
-    runs a spec that differs from what the requester paid for.
+    With `expected_hash` (the on-chain ``specHash``), the bytes must hash to it and be canonical
+    (RFC 8785): an executor never runs a spec that differs from what the requester paid for, nor
+    one posted in a non-canonical encoding.
     """
     if isinstance(data, dict):
         obj = data
@@ -183,13 +226,16 @@ def parse_spec(data: bytes | str | dict[str, Any], expected_hash: bytes | str | 
             raise SpecError(f"spec is {len(raw)} bytes; the limit is {MAX_SPEC_BYTES}")
         try:
             obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
     if expected_hash is not None:
         expected = expected_hash if isinstance(expected_hash, bytes) else bytes.fromhex(expected_hash.removeprefix("0x"))
         actual = spec_hash(raw)
         if actual != expected:
             raise SpecError(f"keccak256(spec) is 0x{actual.hex()}, not the on-chain specHash 0x{expected.hex()}")
+        reason = noncanonical_reason(raw, obj)
+        if reason is not None:
+            raise SpecError(reason)
     if not isinstance(obj, dict):
         raise SpecError("spec must be a JSON object")
     if obj.get("v") != SPEC_VERSION:

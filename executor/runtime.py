@@ -51,7 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from depin.config import DepinConfig, load_config
-from depin.deployment import Deployment
+from depin.deployment import load_deployment_file
 from depin.keys import Keys
 from executor.lease import DEFAULT_TTL, Lease
 
@@ -160,7 +160,7 @@ class Runtime:
     def __init__(self, config: DepinConfig) -> None:
         self.config = config
         self.role: str = config.executor.role
-        self.deployment = Deployment.from_json(Path(config.network.deployment).read_text())
+        self.deployment = load_deployment_file(config.network.deployment, hint="set [network] deployment in depin.toml")
         self.chain_id = self.deployment.chain_id
         self.market = self.deployment.addresses["JobMarket"]
         self.index_keys = Keys(self.chain_id, self.market, config.redis.namespace)

@@ -12,7 +12,11 @@ Components (each a separate OS process; ``depin executor <name>`` or ``python -m
 ``start`` (:func:`run_all`) runs all five as child processes, restarts a child that dies (with a
 growing delay), and on SIGTERM or SIGINT stops them all: SIGTERM first (Celery finishes or requeues
 its tasks: a warm shutdown; acks_late keeps unfinished tasks in the broker), SIGKILL after a grace
-period.
+period. It gives up instead of restarting forever when a child keeps crashing at start
+(:data:`MAX_START_CRASHES` exits in a row, each within :data:`START_WINDOW` seconds of its start: a
+broken configuration or environment, not a passing fault): it stops the others and exits 1 with one
+line naming the component and the last line it printed (its error). ``depin executor start`` first
+runs :func:`preflight`, which refuses a broken configuration with one line before any child starts.
 
 The configuration reaches every child through ``DEPIN_CONFIG`` (the depin.toml path) and
 ``DEPIN_EXECUTOR_ROLE``; the Celery app reads them when it is imported, so these functions set
@@ -37,6 +41,8 @@ log = logging.getLogger("executor.worker")
 
 COMPONENTS = ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
 STOP_GRACE = float(os.environ.get("DEPIN_STOP_GRACE", "20"))
+MAX_START_CRASHES = int(os.environ.get("DEPIN_MAX_START_CRASHES", "5"))  # in a row, each within START_WINDOW
+START_WINDOW = float(os.environ.get("DEPIN_START_WINDOW", "30"))  # seconds after a start that count as "at start"
 
 
 def _configure(config: Path | str | None, role: str | None) -> None:
@@ -132,6 +138,60 @@ def check_engine(config: Path | str | None, role: str | None) -> None:
     check_sandbox(connect(engine.docker_host, engine.state_dir))
 
 
+def preflight(config: Path | str | None, role: str | None) -> None:
+    """Checks what every component needs before any starts, so that a broken configuration is one
+    error line (a :class:`~depin.errors.DepinError` or ``redis.ConnectionError``) instead of children
+    that crash and restart: the config, the deployment file, the signing key (keystore and password),
+    Redis, and the JSON-RPC node (the deployment's chain, holding its contracts)."""
+    import redis
+
+    from depin.accounts import account_from_config
+    from depin.client import Client
+    from depin.deployment import load_deployment_file
+    from executor.runtime import load_executor_config
+
+    settings = load_executor_config(config, role)
+    deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
+    account_from_config(settings.key, deployment.chain_id)
+    client = redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    Client.connect(settings.network.rpc_url, deployment, timeout=10, retries=1)
+
+
+class _Child:
+    """One component's process, its stderr passed through line by line, its last line kept."""
+
+    def __init__(self, component: str, command: list[str], env: dict[str, str]) -> None:
+        self.component = component
+        self.started = time.monotonic()
+        self.last_line = ""
+        self.proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+        self._relay = threading.Thread(target=self._pass_stderr, name=f"stderr-{component}", daemon=True)
+        self._relay.start()
+
+    def _pass_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        out = getattr(sys.stderr, "buffer", None)
+        for raw in iter(self.proc.stderr.readline, b""):
+            if out is not None:
+                try:
+                    out.write(raw)
+                    out.flush()
+                except (OSError, ValueError):  # our stderr is gone: keep draining, or the child blocks
+                    out = None
+            text = raw.decode("utf-8", "replace").strip()
+            if text:
+                self.last_line = text[:500]
+
+    def last_error(self) -> str:
+        """The child's last stderr line (its error, for a child that failed at start)."""
+        self._relay.join(2)  # the pipe ends when the child does: its last line is read
+        return self.last_line.removeprefix("error: ") or "(it printed nothing)"
+
+
 def component_command(component: str, config: Path | str, role: str | None) -> list[str]:
     """The command line of one component (``python -m executor …``)."""
     cmd = [sys.executable, "-m", "executor"]
@@ -146,8 +206,9 @@ def component_command(component: str, config: Path | str, role: str | None) -> l
 
 
 def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...] = COMPONENTS, stop: threading.Event | None = None) -> int:
-    """Runs every component as a child process until SIGTERM/SIGINT (or `stop`); returns 0.
-    Refuses to start (:func:`check_engine`) on an engine that ignores the job sandbox."""
+    """Runs every component as a child process until SIGTERM/SIGINT (or `stop`); returns 0, or 1
+    after giving up on a component that keeps crashing at start (see the module doc). Refuses to
+    start (:func:`check_engine`) on an engine that ignores the job sandbox."""
     setup_logging("supervisor")
     check_engine(config, role)
     stop = stop or threading.Event()
@@ -155,24 +216,37 @@ def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...]
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     env = dict(os.environ)
-    children: dict[str, subprocess.Popen] = {}
+    children: dict[str, _Child] = {}
     restarts: dict[str, int] = dict.fromkeys(components, 0)
+    start_crashes: dict[str, int] = dict.fromkeys(components, 0)
     next_start: dict[str, float] = dict.fromkeys(components, 0.0)
+    gave_up: str | None = None
 
     def start(component: str) -> None:
-        children[component] = subprocess.Popen(component_command(component, config, role), env=env)
-        log.info("component started", extra={"component_name": component, "child_pid": children[component].pid})
+        children[component] = _Child(component, component_command(component, config, role), env)
+        log.info("component started", extra={"component_name": component, "child_pid": children[component].proc.pid})
 
     for component in components:
         start(component)
     try:
-        while not stop.wait(0.5):
-            for component, proc in list(children.items()):
-                code = proc.poll()
+        while gave_up is None and not stop.wait(0.5):
+            for component, child in list(children.items()):
+                code = child.proc.poll()
                 if code is None:
                     continue
                 now = time.monotonic()
                 if next_start[component] == 0.0:
+                    ran = now - child.started
+                    start_crashes[component] = start_crashes[component] + 1 if ran < START_WINDOW else 0
+                    if start_crashes[component] >= MAX_START_CRASHES:
+                        gave_up = (
+                            f"executor component {component} crashed {start_crashes[component]} times in a row within "
+                            f"{START_WINDOW:g} s of starting (exit code {code}); giving up. Its last error: "
+                            f"{child.last_error()}"
+                        )
+                        log.error("component keeps crashing at start; stopping the executor",
+                                  extra={"component_name": component, "code": code, "crashes": start_crashes[component]})
+                        break
                     restarts[component] += 1
                     delay = min(30.0, 0.5 * 2 ** min(restarts[component], 6))
                     next_start[component] = now + delay
@@ -181,8 +255,11 @@ def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...]
                     next_start[component] = 0.0
                     start(component)
     finally:
-        _stop_children(children)
+        _stop_children({c: child.proc for c, child in children.items()})
     log.info("executor stopped")
+    if gave_up is not None:
+        print(f"error: {gave_up}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

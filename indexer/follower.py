@@ -54,7 +54,7 @@ import redis
 
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
-from depin.deployment import Deployment, read_deployment
+from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
@@ -77,20 +77,17 @@ GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a co
 def load_deployment(path: Path) -> Deployment:
     """The deployment recorded in `path` (``deployments/<chainId>.json``)."""
     path = Path(path)
-    if not path.is_file():
-        raise IndexerError(
-            f"deployment file {path} not found: deploy first (`ape run deploy --network ... "
-            "--deployments-dir DIR`) and point DEPIN_DEPLOYMENT at DIR/<chainId>.json"
-        )
     try:
-        deployment = read_deployment(int(path.stem), path.parent) if path.stem.isdigit() else None
-        if deployment is None:
-            deployment = Deployment.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexerError(f"{path} is not a deployment file (format: depin/deployment.py): {exc!r}") from None
+        deployment = load_deployment_file(
+            path,
+            hint="deploy first (`ape run deploy --network ... --deployments-dir DIR`) and point DEPIN_DEPLOYMENT at "
+            "DIR/<chainId>.json",
+        )
+    except DeploymentFileError as exc:
+        raise IndexerError(str(exc)) from None
     missing = [n for n in ("JobMarket", "ProviderStaking") if n not in deployment.addresses]
     if missing:
-        raise IndexerError(f"{path} lacks addresses for {', '.join(missing)}; redeploy or fix the file")
+        raise IndexerError(f"{shown_path(path)} lacks addresses for {', '.join(missing)}; redeploy or fix the file")
     return deployment
 
 

@@ -18,6 +18,7 @@ strings, because they exceed 2^53 and JavaScript would round JSON numbers.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,7 +31,7 @@ from pydantic.alias_generators import to_camel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from depin.deployment import Deployment
+from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
 from depin.keys import JOB_STATUSES, Keys
 
@@ -206,17 +207,18 @@ class IndexerReader:
 
         Connecting is lazy: an unreachable Redis raises ``redis.ConnectionError`` at the first query.
         """
-        path = Path(deployment_file)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"deployment file {path} not found: pass --deployment FILE or set DEPIN_DEPLOYMENT "
-                "(deploy with `ape run deploy` to create one)"
-            )
         try:
-            deployment = Deployment.from_json(path.read_text(encoding="utf-8"))
-            market = deployment.addresses["JobMarket"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise QueryError(f"{path} is not a deployment file (see depin/deployment.py): {exc!r}") from None
+            deployment = load_deployment_file(
+                deployment_file,
+                hint="pass --deployment FILE or set DEPIN_DEPLOYMENT (deploy with `ape run deploy` to create one)",
+            )
+        except DeploymentFileError as exc:
+            if not os.path.lexists(deployment_file):  # as before: callers fall back on a missing file
+                raise FileNotFoundError(str(exc)) from None
+            raise QueryError(str(exc)) from None
+        market = deployment.addresses.get("JobMarket")
+        if not market:
+            raise QueryError(f"{shown_path(deployment_file)} has no JobMarket address; redeploy or fix the file")
         client = redis.Redis.from_url(
             redis_url,
             decode_responses=True,

@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover
         return keccak(data).hex()
 
 from depin.keys import JOB_STATUSES, Keys
+from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
 log = logging.getLogger("indexer.reducer")
@@ -216,8 +217,9 @@ _NOT_PARSED = object()
 
 
 def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
-    """(valid, error, json text) for a posted spec: its keccak256 must be `spec_hash` and it must
-    be UTF-8 JSON with an object at the top."""
+    """(valid, error, json text) for a posted spec: its keccak256 must be `spec_hash`, it must be
+    UTF-8 JSON with an object at the top, and its bytes must be the RFC 8785 (JCS) canonical form of
+    their own parse (so one logical job has one specHash; see :mod:`depin.spec`)."""
     actual = "0x" + _keccak_hex(spec)
     if actual != spec_hash.lower():
         return False, f"keccak256(spec) is {actual}, not the posted specHash {spec_hash}", ""
@@ -243,6 +245,9 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
         return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     if not isinstance(parsed, dict):
         return False, f"spec is JSON but not an object (a {type(parsed).__name__})", ""
+    reason = noncanonical_reason(spec, parsed)
+    if reason is not None:
+        return False, reason, ""
     return True, "", text
 
 

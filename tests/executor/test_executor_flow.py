@@ -107,6 +107,9 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
     bad_schema = stack.post(canonical_json({"v": 1, "image": "no-digest", "command": ["true"]}))
     too_big = stack.post(spec(busybox, ["true"], memory_mb=4096))
     too_long = stack.post(spec(busybox, ["true"], max_runtime=3600))
+    # a runnable spec posted raw by a client that writes 1.0 where RFC 8785 writes 1
+    canonical = spec(busybox, ["sh", "-c", "echo fine > /out/x"], cpus=1)
+    non_canonical = stack.post(canonical.replace(b'"cpus":1,', b'"cpus":1.0,'))
     # a spec whose bytes do not hash to the recorded specHash (the contract refuses such a post, so
     # it is injected into the index, as a buggy or malicious indexer might serve it)
     fake = 10_000
@@ -126,6 +129,7 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
         bad_schema: "invalid spec",
         too_big: "memory",
         too_long: "runs up to 3600",
+        non_canonical: "not canonical JSON (RFC 8785",
         fake: "not the on-chain specHash",
     }
     provider = stack.provider

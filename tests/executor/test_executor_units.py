@@ -320,6 +320,27 @@ def test_dispatcher_rereads_entries_it_never_acknowledged(dispatcher_env: Simple
     assert env.sent == [("depin.claim", 3)]
 
 
+def test_dispatcher_never_claims_a_non_canonical_spec(dispatcher_env: SimpleNamespace) -> None:
+    """Spec bytes that are not RFC 8785 canonical are never claimed: not when the index marks them
+    (specValid 0), nor when an index that predates the rule calls them valid (the dispatcher checks
+    the bytes itself); the canonical bytes of the same spec are claimed."""
+    from depin.spec import canonical_json, spec_hash
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    canonical = canonical_json({"v": 1, "image": f"depin/busybox@{DIGEST}", "command": ["true"],
+                                "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10}})
+    raw = canonical.replace(b'"cpus":1,', b'"cpus":1.0,')
+    assert raw != canonical
+    _post(env, 21, specValid="0", specError="spec bytes are not canonical JSON (RFC 8785 / JCS): ...",
+          specJson="", spec="0x" + raw.hex(), specHash="0x" + spec_hash(raw).hex())
+    _post(env, 22, specJson=raw.decode(), specHash="0x" + spec_hash(raw).hex())  # a stale index says valid
+    _post(env, 23)  # the canonical bytes
+    _drain(env)
+    assert env.sent == [("depin.claim", 23)]
+    assert rt.record(21)["state"] == rt.record(22)["state"] == "skipped"
+    assert "not canonical JSON (RFC 8785" in rt.record(22)["reason"]
+
+
 def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: SimpleNamespace) -> None:
     env, rt = dispatcher_env, dispatcher_env.rt
     _post(env, 4, specValid="0", specError="not JSON")  # skipped

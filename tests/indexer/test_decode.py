@@ -179,7 +179,7 @@ def test_deeply_nested_spec_is_invalid_not_a_crash() -> None:
     assert (valid, text) == (False, "") and f"deeper than {MAX_SPEC_DEPTH} levels" in error
     at_limit = b'{"v":' + b"[" * (MAX_SPEC_DEPTH - 1) + b"]" * (MAX_SPEC_DEPTH - 1) + b"}"
     assert check_spec(at_limit, "0x" + keccak(at_limit).hex())[0]
-    in_strings = b'{"s":"' + b"[{" * 1000 + b'\\"[", "t":"\\\\"}'
+    in_strings = b'{"s":"' + b"[{" * 1000 + b'\\"[","t":"\\\\"}'
     assert check_spec(in_strings, "0x" + keccak(in_strings).hex())[0]
     ok = b'{"v":1}'
     assert check_spec(ok, "0x" + keccak(ok).hex()) == (True, "", '{"v":1}')
@@ -187,18 +187,23 @@ def test_deeply_nested_spec_is_invalid_not_a_crash() -> None:
 
 def test_spec_validity_is_json_loads_verdict() -> None:
     """check_spec parses with msgspec first (strict JSON) and falls back to json.loads: the verdict
-    is always json.loads's, including what only json.loads accepts (NaN, lone surrogates, 1e999)."""
+    is always json.loads's, including what only json.loads accepts (NaN, lone surrogates, 1e999),
+    followed by the RFC 8785 check: the bytes must be the canonical form of that parse."""
     import json
+
+    import rfc8785
 
     cases = [
         '{"a":1}', ' {"a":[1,2,{"b":null}]} ', '{"a":NaN}', '{"a":Infinity}', '{"a":1e999}', '{"a":"\\ud800"}',
         '{"a":1.}', '{"a":01}', '{"a":"\x01"}', '{"a":1,}', '{"a":1}x', "{'a':1}", "[1]", '"s"', "1", "null",
         '{"a":"\u2028\x7f"}', '{"a":123456789012345678901234567890}', '{"a":-0,"a":1E+2}',
+        '{"b":1,"a":2}', '{"a":2,"b":1}', '{"a":1.0}', '{"a":0.5}', '{"a":"\\u0041"}', '{"a":"\\u001f"}', '{"a": 1}',
     ]
     for text in cases:
         try:
-            expected = isinstance(json.loads(text), dict)
-        except ValueError:
+            parsed = json.loads(text)
+            expected = isinstance(parsed, dict) and rfc8785.dumps(parsed) == text.encode("utf-8")
+        except (ValueError, rfc8785.CanonicalizationError):
             expected = False
         raw = text.encode("utf-8", "surrogatepass")
         valid, error, stored = check_spec(raw, "0x" + keccak(raw).hex())

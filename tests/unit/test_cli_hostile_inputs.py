@@ -1,0 +1,128 @@
+"""Every CLI error a user can cause is one `error:` line (exit 1) or a usage message (exit 2), never
+a traceback: a table of hostile invocations over the commands `depin --help` lists, run through the
+real entry point (typer's CliRunner on `depin.cli.app`). Hostile: files nested 100,000 deep, larger
+than any real one, binary, not JSON/TOML, of the wrong shape, paths too long for the OS (one name
+of 5,000 characters; 30 names of 200), a directory where a file belongs, a missing file; ports out
+of range. Nothing here reaches a chain or a Redis (their URLs point at closed ports)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from depin.cli import app
+
+DEAD_RPC = "http://127.0.0.1:1"
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+IMAGE = "depin/x@sha256:" + "ab" * 32
+
+HOSTILE_FILES: dict[str, bytes] = {
+    "nested-json-array": b"[" * 100_000,
+    "nested-json-object": b'{"a":' * 100_000,
+    "nested-toml": b"a = " + b"[" * 100_000,
+    "huge": b"a" * (3 << 20),
+    "binary": bytes(range(256)) * 64,
+    "not-json": b"hello world",
+    "empty": b"",
+    "wrong-types": b'{"chainId":"x","network":1,"deployBlock":[],"addresses":5,"parameters":{},"deployer":"y"}',
+}
+HOSTILE_PATHS: dict[str, Callable[[Path], str]] = {
+    "name-too-long": lambda tmp: "/tmp/" + "x" * 5_000,
+    "path-too-long": lambda tmp: "/tmp/" + "/".join(["y" * 200] * 30),
+    "directory": lambda tmp: str(tmp),
+    "missing": lambda tmp: str(tmp / "missing.json"),
+}
+
+# Every command that reads a file or folder the user names, with `P` where the hostile path goes.
+FILE_COMMANDS: list[list[str]] = [
+    ["jobs", "list", "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["jobs", "show", "1", "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["providers", "list", "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["providers", "show", "0x" + "11" * 20, "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["indexer", "status", "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["indexer", "run", "--deployment", "P", "--redis-url", DEAD_REDIS, "--rpc-url", DEAD_RPC],
+    ["indexer", "run", "--config", "P"],
+    ["indexer", "api", "--deployment", "P", "--redis-url", DEAD_REDIS],
+    ["job", "status", "1", "--deployment", "P", "--rpc-url", DEAD_RPC],
+    ["job", "status", "1", "--config", "P"],
+    ["job", "watch", "1", "--deployment", "P", "--rpc-url", DEAD_RPC],
+    ["job", "result", "1", "--out", "P", "--rpc-url", DEAD_RPC],
+    ["job", "cancel", "1", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
+    ["job", "challenge", "1", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
+    ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
+    ["provider", "status", "--deployment", "P", "--rpc-url", DEAD_RPC],
+    ["provider", "register", "--stake", "1", "--endpoint", "http://x", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
+    ["provider", "stake", "1", "--keystore", "P", "--password-file", "P", "--deployment", "P", "--rpc-url", DEAD_RPC],
+    ["provider", "withdraw", "--keystore", "P", "--deployment", "P", "--rpc-url", DEAD_RPC],
+    ["keys", "address", "P"],
+    ["keys", "import", "P", "--password-file", "P"],
+    ["keys", "new", "P", "--password-file", "P"],
+    ["executor", "start", "--config", "P"],
+    ["executor", "reap", "--config", "P"],
+    ["devnet", "logs", "--state-dir", "P"],
+]
+# Inputs are any bytes: only paths that cannot be read are errors for `job post --input`.
+INPUT_COMMAND = ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--input", "P", "--dry-run"]
+PORT_COMMANDS: list[list[str]] = [
+    ["indexer", "api", "--port", "99999"],
+    ["indexer", "api", "--port", "0"],
+    ["indexer", "api", "--port", "-5"],
+    ["indexer", "api", "--port", "18446744073709551616"],
+    ["devnet", "up", "--rpc-port", "70000"],
+    ["devnet", "up", "--redis-port", "0"],
+    ["devnet", "up", "--results-port", "65536"],
+]
+
+
+def _problem(argv: list[str]) -> str | None:
+    """Why `argv` does not end as one `error:` line (exit 1) or a usage message (exit 2), if it does not."""
+    result = CliRunner().invoke(app, argv)
+    output = result.stdout + result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return f"raised {result.exception!r}"
+    if "Traceback" in output:
+        return "printed a traceback"
+    if result.exit_code == 2:
+        return None if ("Usage:" in output or "Invalid value" in output or "Missing" in output) else f"exit 2 without usage: {output[-300:]!r}"
+    if result.exit_code != 1:
+        return f"exit {result.exit_code}: {output[-300:]!r}"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    last = result.stderr.strip().splitlines()[-1:] or [""]
+    if len(errors) != 1 or not last[0].startswith("error:"):
+        return f"stderr does not end in exactly one error line: {result.stderr[-400:]!r}"
+    return None
+
+
+def _run_table(commands: list[list[str]], path: str) -> list[str]:
+    failures = []
+    for command in commands:
+        argv = [path if arg == "P" else arg for arg in command]
+        problem = _problem(argv)
+        if problem is not None:
+            failures.append(f"depin {' '.join(a[:60] for a in argv)}: {problem}")
+    return failures
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_FILES))
+def test_hostile_files_give_one_error_line(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / kind
+    path.write_bytes(HOSTILE_FILES[kind])
+    assert _run_table(FILE_COMMANDS, str(path)) == []
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_PATHS))
+def test_unusable_paths_give_one_error_line(kind: str, tmp_path: Path) -> None:
+    path = HOSTILE_PATHS[kind](tmp_path)
+    assert _run_table([*FILE_COMMANDS, INPUT_COMMAND], path) == []
+
+
+def test_ports_out_of_range_are_usage_errors() -> None:
+    for argv in PORT_COMMANDS:
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2, (argv, result.stdout + result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr
+        message = " ".join((result.stdout + result.stderr).split())
+        assert "65535" in message or "greater than or equal to 1" in message or "1<=x" in message, (argv, message)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from depin.config import DepinConfig
-    from depin.devchain import Codec
+    from depin.abi import Codec
     from depin.spec import JobSpec
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -270,7 +270,7 @@ class Client:
     ) -> None:
         from eth_utils import to_checksum_address
 
-        from depin.devchain import Codec
+        from depin.abi import Codec
 
         self.rpc = rpc
         self.deployment = deployment

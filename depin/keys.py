@@ -164,3 +164,42 @@ class Keys:
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this prefix."""
         return self.prefix + ":*"
+
+
+class ExecKeys:
+    """Key names of one executor's state (see the module doc)."""
+
+    def __init__(self, chain_id: int, market: str, role: str, address: str) -> None:
+        self.prefix = f"depin-exec:{chain_id}:{market.lower()}:{role}:{address.lower()}"
+        self.role = role
+        self.address = address
+
+    def job(self, job_id: int) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def lease(self, job_id: int) -> str:
+        return f"{self.prefix}:lease:{job_id}"
+
+    def deliveries(self, task: str, job_id: int) -> str:
+        return f"{self.prefix}:deliveries:{task}:{job_id}"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def deferred(self) -> str:
+        return f"{self.prefix}:deferred"
+
+    @property
+    def submitted(self) -> str:
+        return f"{self.prefix}:submitted"
+
+    def health(self, component: str) -> str:
+        """A component's heartbeat hash (:mod:`executor.health`)."""
+        return f"{self.prefix}:health:{component}"
+
+    @property
+    def group(self) -> str:
+        """The consumer group of this executor on the indexer's event stream."""
+        return f"executor:{self.role}:{self.address.lower()}"

@@ -71,7 +71,7 @@ from depin.errors import ChainError
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from depin.devchain import Codec
+    from depin.abi import Codec
 
 log = logging.getLogger("depin.transactions")
 
@@ -208,7 +208,7 @@ class Transactor:
         poll_interval: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from depin.devchain import Codec
+        from depin.abi import Codec
 
         self.rpc = rpc
         self.account = account

@@ -15,7 +15,7 @@ every word offset, padding check and conversion written out; decoding a log is t
 A log that cannot be decoded (unknown address or topic, wrong topic count, short or malformed data,
 ``removed: true``) is skipped: :meth:`LogDecoder.decode` returns None and logs the reason. It never
 raises for bad input. :meth:`LogDecoder.decode_all` decodes the common case inline (from dicts or
-from :class:`indexer.logs.RawLog` records) and hands anything unusual to :meth:`LogDecoder.decode`.
+from :class:`depin.chain.logs.RawLog` records) and hands anything unusual to :meth:`LogDecoder.decode`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
-from indexer.logs import RawLog
+from depin.chain.logs import RawLog
 
 log = logging.getLogger("indexer.decode")
 

@@ -27,7 +27,7 @@ thread decodes and reduces the current one and Redis runs the previous batch's c
 without waiting; its answer is read before the next commit is sent). Batches still commit one at a
 time, in order, each with the cursor compare-and-set, and the write-through read cache lets a batch
 see the values of the one still in flight. ``eth_getLogs`` answers are read with
-:class:`indexer.logs.LogFetcher` (msgspec straight into typed records) when the indexer owns its
+:class:`depin.chain.logs.LogFetcher` (msgspec straight into typed records) when the indexer owns its
 HTTP transport, and the cyclic garbage collector is paused during the pipeline.
 
 The ``eth_getLogs`` range adapts: it halves (down to ``min_range``) when the node rejects a range,
@@ -59,7 +59,7 @@ from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
-from indexer.logs import LogFetcher
+from depin.chain.logs import LogFetcher
 from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
 from indexer.store import Cursor, CursorMoved, PendingCommit, Store
 
@@ -108,7 +108,7 @@ class Indexer:
         self.rpc = RpcClient(
             self.web3, retries=config.rpc_retries, backoff_base=config.backoff_base, backoff_cap=config.backoff_cap
         )
-        # eth_getLogs, the bulk of the bytes, skips web3 (see indexer.logs) when we own the transport.
+        # eth_getLogs, the bulk of the bytes, skips web3 (see depin.chain.logs) when we own the transport.
         self._logs = (
             LogFetcher(config.rpc_url, config.rpc_timeout)
             if web3 is None and config.rpc_url.startswith(("http://", "https://"))

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["PATH"] = f"{REPO / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
-from depin.devchain import JobTerms  # noqa: E402
+from depinctl.devchain import JobTerms  # noqa: E402
 from depin.market import JobStatus  # noqa: E402
 
 COMMAND = ["sh", "-c", "echo ok > /out/ok"]

@@ -7,7 +7,7 @@ is removed at exit, also on Ctrl-C, unless ``--keep``):
 
 1. deploys the contracts with the project's deploy script (``ape run deploy``);
 2. generates ``--jobs`` jobs through post → claim → submit → finalize with
-   :meth:`depin.devchain.DevChain.generate_jobs` (bulk, many transactions per block; settlement
+   :meth:`depinctl.devchain.DevChain.generate_jobs` (bulk, many transactions per block; settlement
    through ``finalizeMany``, which emits one ``JobFinalized`` per job like ``finalize``), so the
    chain holds at least 4 market events per job plus the provider registrations;
 3. (a) **raw rate**: fetches the same logs (market and staking contracts, deploy block to head) with
@@ -61,7 +61,7 @@ from eth_utils import event_abi_to_log_topic  # noqa: E402
 from depin.artifacts import load_abi  # noqa: E402
 from depin.chain import RpcClient  # noqa: E402
 from depin.deployment import deployment_path, to_wei  # noqa: E402
-from depin.devchain import (  # noqa: E402
+from depinctl.devchain import (  # noqa: E402
     DevChain,
     DevChainError,
     ManagedProcess,

@@ -1,7 +1,7 @@
 """Suite-wide isolation.
 
 Commands given no URL talk to the local devnet recorded in ``$DEPIN_DEVNET_DIR`` or ``./.devnet``
-(``depin.cliutil``). A developer's running devnet must not leak into tests, so every test starts with
+(``depinctl.cliutil``). A developer's running devnet must not leak into tests, so every test starts with
 ``DEPIN_DEVNET_DIR`` pointing at an empty folder; tests about the devnet pass their own.
 """
 

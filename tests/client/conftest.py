@@ -1,7 +1,7 @@
 """Fixtures for the chain client tests: one anvil + the project's ape deploy per test session.
 
 Signing accounts are fresh random keys (``eth_account``), given ether with ``anvil_setBalance`` and
-tokens minted by the deployer (the devnet faucet) through :class:`depin.devchain.DevChain`, so that
+tokens minted by the deployer (the devnet faucet) through :class:`depinctl.devchain.DevChain`, so that
 each test sees exact balances of its own. Anvil's development accounts sign only where a test is
 about them (the arbiter is account 0, the deployer).
 """
@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 
 from depin.client import Client
 from depin.deployment import Deployment, to_wei
-from depin.devchain import DevChain, ManagedProcess, deploy_with_ape, start_anvil
+from depinctl.devchain import DevChain, ManagedProcess, deploy_with_ape, start_anvil
 from depin.spec import JobSpec, parse_spec
 
 DIGEST = "ab" * 32

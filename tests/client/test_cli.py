@@ -15,11 +15,11 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from depin import cli_job
+from depinctl import cli_job
 from depin.accounts import DEV_ADDRESSES, dev_account
-from depin.cli import app
+from depinctl.cli import app
 from depin.deployment import REPO_ROOT, Deployment, to_wei
-from depin.devchain import free_port, start_anvil
+from depinctl.devchain import free_port, start_anvil
 from depin.outputs import build_archive
 
 from .conftest import DIGEST, Devnet
@@ -235,7 +235,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     # (a real process: the ruling is sent once the watcher has printed the Disputed state)
     arbiter = devnet.client(dev_account(0, 31337))
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "depin.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
+        [sys.executable, "-m", "depinctl.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
          "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *map(str, net(devnet))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1"),
     )

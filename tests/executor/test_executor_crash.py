@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from depin.devchain import JobTerms
+from depinctl.devchain import JobTerms
 from depin.market import JobStatus
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from eth_utils import keccak
 
-from depin.devchain import JobTerms
+from depinctl.devchain import JobTerms
 from depin.market import JobStatus, Ruling
 
 from .stack import PROVIDER, PROVIDER2, REQUESTER, TOKEN, VERIFIER, Stack, spec, wait_for

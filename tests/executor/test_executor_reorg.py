@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depin.devchain import JobTerms
+from depinctl.devchain import JobTerms
 from depin.market import JobStatus
 
 from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for

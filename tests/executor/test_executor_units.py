@@ -4,7 +4,7 @@ settings' ordering, the broker URL, the redelivery cap and the arbiter's decisio
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +19,8 @@ from executor import tasks
 from executor.arbiter import decide
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
-from executor.runtime import ExecKeys, broker_url_for
+from depin.keys import ExecKeys
+from executor.runtime import broker_url_for
 from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
 
@@ -278,7 +279,10 @@ def _post(env: SimpleNamespace, job_id: int, *, kind: str = "event", **job: str)
                                          "logIndex": "0", "args": json.dumps({"jobId": str(job_id)})})
 
 
-def _drain(env: SimpleNamespace) -> None:
+def _drain(env: SimpleNamespace, until: Callable[[], bool] = lambda: True, what: str = "") -> None:
+    """Runs the dispatcher until every stream entry is handled and acknowledged and `until()` holds
+    (a state the dispatcher reaches outside the stream, such as handing a freed slot to a deferred
+    job)."""
     import threading
 
     stop = threading.Event()
@@ -290,7 +294,7 @@ def _drain(env: SimpleNamespace) -> None:
         groups = rt.index.xinfo_groups(rt.index_keys.events) if rt.index.exists(rt.index_keys.events) else []
         return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0
 
-    wait_for(drained, 60, "the dispatcher to handle every stream entry")
+    wait_for(lambda: drained() and until(), 60, f"the dispatcher to handle every stream entry{what}")
     stop.set()
     thread.join(5)
 
@@ -305,7 +309,7 @@ def test_dispatcher_claims_once_defers_when_full_and_hands_a_freed_slot_over(dis
     assert rt.record(1)["state"] == "claiming"
     assert rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["2"]  # max_concurrent_jobs = 1
     rt.set_record(1, "submitted")  # the slot frees
-    _drain(env)
+    _drain(env, until=lambda: len(env.sent) >= 2, what=" and hand the freed slot over")
     assert env.sent == [("depin.claim", 1), ("depin.claim", 2)]
 
 
@@ -351,10 +355,10 @@ def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: 
     _post(env, 4, kind="retraction")
     # the canonical chain posts a different, valid job 4
     _post(env, 4)
-    _drain(env)
+    _drain(env, until=lambda: rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["4"], what=" and defer job 4")
     assert ("depin.run", 5) in env.sent  # re-checked against the chain by the run task
     assert rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["4"]  # judged afresh (and deferred: job 5 holds the slot)
     rt.set_record(5, "lost")
-    _drain(env)
+    _drain(env, until=lambda: ("depin.claim", 4) in env.sent, what=" and hand the freed slot to job 4")
     assert ("depin.claim", 4) in env.sent
     assert rt.record(4)["state"] == "claiming"

@@ -3,8 +3,8 @@ driver, a flaky JSON-RPC proxy, and helpers to run and compare indexers.
 
 Everything runs for real on free local ports: ``redis-server --save '' --appendonly no``, ``anvil
 --silent``, and ``ape run deploy`` as a subprocess (the deploy script operators use). Starting anvil,
-deploying and driving the market are :mod:`depin.devchain`'s (:class:`Market` is a
-:class:`~depin.devchain.DevChain` with the tests' short names and defaults). Transactions are sent
+deploying and driving the market are :mod:`depinctl.devchain`'s (:class:`Market` is a
+:class:`~depinctl.devchain.DevChain` with the tests' short names and defaults). Transactions are sent
 with ``eth_sendTransaction`` from anvil's unlocked development accounts: account 0 is the deployer
 (admin, arbiter and, on devnets, token minter), the others are funded by it.
 """
@@ -33,7 +33,7 @@ import requests
 from eth_utils import keccak
 
 from depin.deployment import REPO_ROOT, Deployment
-from depin.devchain import DevChain, JobTerms, ManagedProcess, deploy_with_ape, free_port, start_anvil
+from depinctl.devchain import DevChain, JobTerms, ManagedProcess, deploy_with_ape, free_port, start_anvil
 from depin.keys import Keys
 from depin.spec import example_spec
 from indexer.config import IndexerConfig
@@ -103,7 +103,7 @@ class RedisServer:
 
 
 class Anvil:
-    """``anvil --silent`` on a free port (:func:`depin.devchain.start_anvil`, logging to `workdir`)."""
+    """``anvil --silent`` on a free port (:func:`depinctl.devchain.start_anvil`, logging to `workdir`)."""
 
     def __init__(self, workdir: Path, *args: str) -> None:
         self.proc, self.url = start_anvil(workdir, args=("--silent", *args))
@@ -124,7 +124,7 @@ def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
 
 @dataclass(frozen=True)
 class Terms(JobTerms):
-    """:class:`~depin.devchain.JobTerms` with the tests' defaults (a 30 s challenge window, full collateral)."""
+    """:class:`~depinctl.devchain.JobTerms` with the tests' defaults (a 30 s challenge window, full collateral)."""
 
     reward: int = 10 * TOKEN
     claim_window: int = 600
@@ -143,7 +143,7 @@ class _Address(str):
 
 
 class Market(DevChain):
-    """:class:`~depin.devchain.DevChain` under the tests' short names, with their defaults: specs
+    """:class:`~depinctl.devchain.DevChain` under the tests' short names, with their defaults: specs
     from `n`, per-job result and evidence hashes, and a bystander (account 9) to finalize, settle,
     time out and expire. Every call is one transaction, mined (automine) and checked."""
 

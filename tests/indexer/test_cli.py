@@ -1,4 +1,4 @@
-"""The `depin` command line (depin/cli.py) through typer's CliRunner, over a real redis-server.
+"""The `depin` command line (depinctl/cli.py) through typer's CliRunner, over a real redis-server.
 
 Every error a user can cause must be one line on stderr and a non-zero exit, never a traceback.
 """
@@ -20,7 +20,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from depin.cli import app
+from depinctl.cli import app
 from depin.keys import Keys
 from tests.indexer.test_query import (  # noqa: F401  (fixtures)
     PROVIDER_1,

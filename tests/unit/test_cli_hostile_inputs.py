@@ -1,6 +1,6 @@
 """Every CLI error a user can cause is one `error:` line (exit 1) or a usage message (exit 2), never
 a traceback: a table of hostile invocations over the commands `depin --help` lists, run through the
-real entry point (typer's CliRunner on `depin.cli.app`). Hostile: files nested 100,000 deep, larger
+real entry point (typer's CliRunner on `depinctl.cli.app`). Hostile: files nested 100,000 deep, larger
 than any real one, binary, not JSON/TOML, of the wrong shape, paths too long for the OS (one name
 of 5,000 characters; 30 names of 200), a directory where a file belongs, a missing file; ports out
 of range. Nothing here reaches a chain or a Redis (their URLs point at closed ports)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from depin.cli import app
+from depinctl.cli import app
 
 DEAD_RPC = "http://127.0.0.1:1"
 DEAD_REDIS = "redis://127.0.0.1:1/0"

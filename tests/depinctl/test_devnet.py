@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depin.devnet import Devnet, ProcessRecord, discover, is_ours, stop_process
+from depinctl.devnet import Devnet, ProcessRecord, discover, is_ours, stop_process
 
 
 
@@ -29,7 +29,7 @@ def devnet(state_dir: Path, *args: str, check: bool = False, timeout: float = 30
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
     env["PYTHONPATH"] = str(REPO_ROOT)
     proc = subprocess.run(
-        [sys.executable, "-m", "depin.cli", "devnet", *args, "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "depinctl.cli", "devnet", *args, "--state-dir", str(state_dir)],
         capture_output=True, text=True, env=env, cwd=state_dir.parent, timeout=timeout,
     )
     if check and proc.returncode != 0:
@@ -111,7 +111,7 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
 
 def test_env_file_points_the_cli_at_the_devnet(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
     state_dir, _, _ = up_devnet
-    script = f"source {state_dir / 'env'} && {sys.executable} -m depin.cli providers list --json"
+    script = f"source {state_dir / 'env'} && {sys.executable} -m depinctl.cli providers list --json"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     deadline = time.monotonic() + 30
     while True:  # the indexer may be a block behind the registrations
@@ -154,7 +154,7 @@ def test_logs(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -
     assert proc.returncode == 1 and proc.stderr.startswith("error: unknown component")
     # -f follows: a new line appended to the log shows up
     follower = subprocess.Popen(
-        [sys.executable, "-m", "depin.cli", "devnet", "logs", "redis", "-f", "-n", "0", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "depinctl.cli", "devnet", "logs", "redis", "-f", "-n", "0", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
     )
     lines_seen: queue.Queue[str] = queue.Queue()
@@ -198,7 +198,7 @@ def test_up_restarts_a_dead_component(up_devnet: tuple[Path, subprocess.Complete
 
 
 def _pool_from(rpc_url: str, address: str) -> bool:
-    from depin.devnet import _json_rpc
+    from depinctl.devnet import _json_rpc
 
     pending = _json_rpc(rpc_url, "txpool_content").get("pending", {})
     return any(key.lower() == address.lower() for key in pending)
@@ -215,7 +215,7 @@ def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[
     """Mining stops after a job is posted: the provider's claim waits in the pool, so `status` shows
     the chain worker unhealthy (its heartbeat says a transaction waits past the bound) and `up`
     restarts it; once mining resumes the job is claimed."""
-    from depin.devnet import _json_rpc
+    from depinctl.devnet import _json_rpc
 
     state_dir, _, _ = up_devnet
     rpc_url = status_json(state_dir)[1]["rpc_url"]
@@ -227,7 +227,7 @@ def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[
     _json_rpc(rpc_url, "evm_setAutomine", [False])
     try:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        script = f"source {state_dir / 'env'} && {sys.executable} -m depin.cli job post --image {image} --cmd true --reward 1 --dev-account 5"
+        script = f"source {state_dir / 'env'} && {sys.executable} -m depinctl.cli job post --image {image} --cmd true --reward 1 --dev-account 5"
         poster = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
             requester = _json_rpc(rpc_url, "eth_accounts")[5]
@@ -260,12 +260,12 @@ def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[
 def devnet_env(state_dir: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
     env.update(extra, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "depin.cli", "devnet", *args, "--state-dir", str(state_dir)],
+    return subprocess.run([sys.executable, "-m", "depinctl.cli", "devnet", *args, "--state-dir", str(state_dir)],
                           capture_output=True, text=True, env=env, cwd=state_dir.parent, timeout=300)
 
 
 def _block_number(state_dir: Path) -> int:
-    from depin.devnet import _json_rpc
+    from depinctl.devnet import _json_rpc
 
     return int(_json_rpc(status_json(state_dir)[1]["rpc_url"], "eth_blockNumber"), 16)
 
@@ -362,13 +362,13 @@ def test_devnet_object_without_state(tmp_path: Path) -> None:
 
 
 def test_up_without_anvil_says_run_make_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import depin.devchain
-    from depin.devnet import DevnetError
+    import depinctl.devchain
+    from depinctl.devnet import DevnetError
 
     def missing() -> str:
-        raise depin.devchain.DevChainError("anvil not found")
+        raise depinctl.devchain.DevChainError("anvil not found")
 
-    monkeypatch.setattr(depin.devchain, "anvil_binary", missing)
+    monkeypatch.setattr(depinctl.devchain, "anvil_binary", missing)
     with pytest.raises(DevnetError, match="anvil not found: run `make setup`"):
         Devnet(tmp_path / "dn").up()
     assert not recorded(tmp_path / "dn")
@@ -376,14 +376,14 @@ def test_up_without_anvil_says_run_make_setup(tmp_path: Path, monkeypatch: pytes
 
 def test_up_with_no_engine_fails_in_one_line_and_down_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import executor.engine
-    from depin.devnet import DevnetError
+    from depinctl.devnet import DevnetError
 
     def broken(state_dir: Path) -> tuple[int, str]:
         raise executor.engine.EngineUnavailable("podman is not installed")
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setattr(executor.engine, "start_podman_service", broken)
-    monkeypatch.setattr("depin.devnet._external_docker_host", lambda: None)
+    monkeypatch.setattr("depinctl.devnet._external_docker_host", lambda: None)
     dn = Devnet(tmp_path / "dn")
     try:
         with pytest.raises(DevnetError, match="^container engine unavailable: .*podman is not installed"):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from depin.cliutil import (
+from depinctl.cliutil import (
     TYPER_SETTINGS,
     DeploymentOpt,
     RpcUrlOpt,

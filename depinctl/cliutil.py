@@ -1,6 +1,6 @@
 """Shared pieces of the `depin` command groups: common options, one-line errors, output helpers.
 
-Every group module (``depin/cli*.py``) imports from here; ``depin.cli`` assembles the groups.
+Every group module (``depin/cli*.py``) imports from here; ``depinctl.cli`` assembles the groups.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def user_errors(command: F) -> F:
 def _devnet(key: str) -> str | None:
     """`key` of the local devnet (``depin devnet up``'s state in ``$DEPIN_DEVNET_DIR`` or ``.devnet``),
     if there is one: commands given no URL talk to it."""
-    from depin.devnet import discover
+    from depinctl.devnet import discover
 
     found = discover()
     return found.get(key) if found else None

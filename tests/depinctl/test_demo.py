@@ -21,7 +21,7 @@ from depin.deployment import REPO_ROOT
 def _depin(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="200")
     env["PATH"] = os.pathsep.join([str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent), env["PATH"]])
-    return subprocess.run([sys.executable, "-m", "depin.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "depinctl.cli", *args], capture_output=True, text=True, env=env,
                           cwd=REPO_ROOT, timeout=timeout)
 
 

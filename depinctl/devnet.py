@@ -258,7 +258,7 @@ def port_free(port: int) -> bool:
 
 
 def free_port(taken: set[int]) -> int:
-    from depin.devchain import free_port as _free
+    from depinctl.devchain import free_port as _free
 
     while True:
         port = _free()
@@ -414,7 +414,7 @@ class Component:
 
 
 def _anvil_argv(dn: Devnet) -> list[str]:
-    from depin.devchain import DevChainError, anvil_binary
+    from depinctl.devchain import DevChainError, anvil_binary
 
     try:
         binary = anvil_binary()
@@ -450,7 +450,7 @@ def _indexer_env(dn: Devnet) -> dict[str, str]:
 def _executor_commands() -> set[str]:
     """The `depin executor` subcommands this checkout has (engineer C's executor CLI)."""
     try:
-        from depin import cli_executor
+        from depinctl import cli_executor
     except Exception:  # noqa: BLE001 - a half-written module must not break the devnet
         return set()
     names = set()
@@ -880,7 +880,7 @@ class Devnet:
 
     def _exec_keys(self, role: str) -> Any:
         from depin.deployment import Deployment
-        from executor.runtime import ExecKeys  # type: ignore[import-not-found]
+        from depin.keys import ExecKeys
 
         deployment = Deployment.from_json(self.deployment_file.read_text())
         address = self._role_address(role)
@@ -1051,7 +1051,7 @@ class Devnet:
         if self.deployment_file.is_file() and self._deployment_live():
             say(f"contracts: deployed ({self.deployment_file})")
             return
-        from depin.devchain import DevChainError, deploy_with_ape
+        from depinctl.devchain import DevChainError, deploy_with_ape
 
         say("contracts: deploying (ape run deploy) ...")
         log = self.log_path("deploy")
@@ -1077,7 +1077,7 @@ class Devnet:
 
     def _fund(self, report: UpReport, say: Callable[[str], None]) -> None:
         from depin.deployment import to_wei
-        from depin.devchain import DevChain
+        from depinctl.devchain import DevChain
 
         chain = DevChain.from_deployment_file(self.rpc_url, self.deployment_file, timeout=30.0)
         accounts = chain.accounts

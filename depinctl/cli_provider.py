@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from depin.cli_keys import ConfigOpt, DevAccountOpt, KeystoreOpt, PasswordFileOpt, open_client, parse_tokens
-from depin.cliutil import (
+from depinctl.cli_keys import ConfigOpt, DevAccountOpt, KeystoreOpt, PasswordFileOpt, open_client, parse_tokens
+from depinctl.cliutil import (
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,

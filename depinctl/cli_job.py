@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from depin.cli_keys import (
+from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
     KeystoreOpt,
@@ -30,7 +30,7 @@ from depin.cli_keys import (
     open_client,
     parse_tokens,
 )
-from depin.cliutil import (
+from depinctl.cliutil import (
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from depin.cliutil import TYPER_SETTINGS, DataTable, make_console, user_errors
+from depinctl.cliutil import TYPER_SETTINGS, DataTable, make_console, user_errors
 
 app = typer.Typer(help="A whole local devnet on this machine: chain, Redis, container engine, contracts, indexer, executor.", **TYPER_SETTINGS)
 
@@ -25,7 +25,7 @@ StateDirOpt = Annotated[
 
 
 def _devnet(state_dir: Path | None) -> Any:
-    from depin.devnet import Devnet
+    from depinctl.devnet import Devnet
 
     return Devnet(state_dir)
 
@@ -149,7 +149,7 @@ def logs(
 
     Example: depin devnet logs indexer -f -n 20
     """
-    from depin.devnet import DevnetError, follow as follow_files, tail_lines
+    from depinctl.devnet import DevnetError, follow as follow_files, tail_lines
 
     dn = _devnet(state_dir)
     files = dn.log_files(component)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from depin.cliutil import TYPER_SETTINGS, user_errors
+from depinctl.cliutil import TYPER_SETTINGS, user_errors
 
 app = typer.Typer(help="The provider executor: Celery workers that claim, run and settle jobs.", **TYPER_SETTINGS)
 

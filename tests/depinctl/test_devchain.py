@@ -1,4 +1,4 @@
-"""depin.devchain drives a real deployment on anvil: bulk generation and single transactions.
+"""depinctl.devchain drives a real deployment on anvil: bulk generation and single transactions.
 
 One anvil per module (its own, on a free port: not ape's test network), deployed with the
 project's deploy script, as the indexer benchmark and the devnet do.
@@ -13,7 +13,7 @@ import pytest
 from eth_utils import keccak
 
 from depin.deployment import to_wei
-from depin.devchain import (
+from depinctl.devchain import (
     DevChain,
     JobTerms,
     Tx,

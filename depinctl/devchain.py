@@ -44,18 +44,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak, to_checksum_address
-from eth_utils.abi import get_abi_input_types, get_abi_output_types
+from eth_utils import keccak, to_checksum_address
 
+from depin.abi import Codec
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError
 from depin.deployment import REPO_ROOT, Deployment, read_deployment, to_wei
@@ -88,98 +86,6 @@ class TxFailed(DevChainError):
 
 
 # ---------------------------------------------------------------------------------------- ABI codec
-
-
-@dataclass(frozen=True)
-class _Function:
-    contract: str
-    name: str
-    selector: bytes
-    input_types: tuple[str, ...]
-    output_types: tuple[str, ...]
-
-
-class Codec:
-    """Calldata encoding, return decoding, custom-error and event-topic lookup for the shipped ABIs.
-
-    Selectors and type strings are computed once; encoding a call is one ``eth_abi.encode``.
-    """
-
-    def __init__(self, contracts: Iterable[str] = CONTRACTS) -> None:
-        self._functions: dict[tuple[str, str], _Function] = {}
-        self._errors: dict[bytes, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
-        self.topics: dict[tuple[str, str], bytes] = {}
-        for contract in contracts:
-            for item in load_abi(contract):
-                kind = item.get("type")
-                if kind == "function":
-                    key = (contract, item["name"])
-                    if key in self._functions:  # overloads: none in these contracts; refuse to guess
-                        raise DevChainError(f"{contract}.{item['name']} is overloaded; Codec needs unique names")
-                    self._functions[key] = _Function(
-                        contract,
-                        item["name"],
-                        function_abi_to_4byte_selector(item),
-                        tuple(get_abi_input_types(item)),
-                        tuple(get_abi_output_types(item)),
-                    )
-                elif kind == "error":
-                    selector = function_abi_to_4byte_selector(item)
-                    names = tuple(i.get("name", "") for i in item["inputs"])
-                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(item)), names))
-                elif kind == "event":
-                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(item)
-
-    def function(self, contract: str, name: str) -> _Function:
-        try:
-            return self._functions[(contract, name)]
-        except KeyError:
-            raise DevChainError(f"{contract} has no function {name!r}") from None
-
-    def encode(self, contract: str, name: str, *args: Any) -> str:
-        fn = self.function(contract, name)
-        return "0x" + (fn.selector + abi_encode(fn.input_types, args)).hex()
-
-    def decode_output(self, contract: str, name: str, data: str) -> tuple[Any, ...]:
-        """Return values of a call, addresses checksummed (structs come back as tuples)."""
-        fn = self.function(contract, name)
-        return tuple(_checksummed(v) for v in abi_decode(fn.output_types, bytes.fromhex(data.removeprefix("0x"))))
-
-    def decode_error(self, data: str | bytes | None) -> str:
-        """A readable form of revert data: ``JobMarket.WrongStatus(jobId=1, actual=2, expected=1)``."""
-        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else (data or b"")
-        if not raw:
-            return "no revert data (out of gas, or a revert without a reason)"
-        selector, body = raw[:4], raw[4:]
-        try:
-            if selector == bytes.fromhex("08c379a0"):
-                return f"Error({abi_decode(['string'], body)[0]!r})"
-            if selector == bytes.fromhex("4e487b71"):
-                return f"Panic(0x{abi_decode(['uint256'], body)[0]:02x})"
-            if selector in self._errors:
-                contract, name, types, names = self._errors[selector]
-                values = abi_decode(types, body)
-                fields = ", ".join(f"{n}={_show(v)}" if n else _show(v) for n, v in zip(names, values, strict=True))
-                return f"{contract}.{name}({fields})"
-        except Exception:  # noqa: BLE001 - malformed data: fall through to the raw form
-            pass
-        return f"unknown error 0x{raw.hex()}"
-
-
-def _checksummed(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return type(value)(_checksummed(v) for v in value)
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
-    return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return to_checksum_address(value)
-    return repr(value)
 
 
 # ---------------------------------------------------------------------------------------- job data

@@ -120,7 +120,7 @@ class Demo:
     """Both scenarios against one devnet; each step is printed as it completes."""
 
     def __init__(self, state_dir: Path | None, *, challenge_window: int, console: Console, timeout: float) -> None:
-        from depin.devnet import Devnet
+        from depinctl.devnet import Devnet
 
         self.devnet = Devnet(state_dir)
         self.challenge_window = challenge_window
@@ -304,10 +304,10 @@ class Demo:
     def cheater(self) -> Scenario:
         from eth_utils import keccak
 
-        from depin.devchain import DevChain, JobTerms
+        from depinctl.devchain import DevChain, JobTerms
         from depin.deployment import to_wei
         from depin.client import SUBMIT_MARGIN
-        from depin.devnet import PROVIDER_ACCOUNTS
+        from depinctl.devnet import PROVIDER_ACCOUNTS
         from depin.spec import cpu_seconds
 
         sc = Scenario("Scenario 2: a cheating provider is caught")

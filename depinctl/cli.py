@@ -26,7 +26,7 @@ import typer
 from rich.text import Text
 
 from depin import __version__
-from depin.cliutil import (
+from depinctl.cliutil import (
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,
@@ -75,7 +75,7 @@ app.add_typer(providers_app, name="providers")
 app.add_typer(indexer_app, name="indexer")
 
 def _add_groups() -> None:
-    from depin import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
+    from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 
     for module, name in (
         (cli_job, "job"), (cli_provider, "provider"), (cli_keys, "keys"), (cli_executor, "executor"), (cli_devnet, "devnet"),
@@ -136,7 +136,7 @@ def demo(
 
     Example: depin demo --challenge-window 5
     """
-    from depin import demo as demo_mod
+    from depinctl import demo as demo_mod
 
     chosen = tuple(scenario or ("honest", "cheater"))
     unknown = [s for s in chosen if s not in ("honest", "cheater")]

@@ -50,6 +50,7 @@ from depin.deployment import (
     ParametersError,
     deploy_contracts,
     deployment_path,
+    ensure_current_build,
     load_parameters,
     read_deployment,
     resolved_parameters,
@@ -159,6 +160,9 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
     ape run deploy --network ethereum:sepolia:node --account ALIAS
     """
     chain_id = chain.chain_id
+    rebuilt = ensure_current_build(project)  # before any contract type is read (check_existing too)
+    if rebuilt:
+        click.echo(f"compiled every contract ({rebuilt})")
     try:
         params = load_parameters(chain_id, parameters_file)
     except ParametersError as exc:

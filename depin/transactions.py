@@ -36,7 +36,8 @@ accounts. What it does for each transaction:
    transaction's ``still_needed`` check (given by the caller, e.g. "is the job still Claimed by us?")
    says no, the nonce is filled with a no-op (0 ether to ourselves) instead. A nonce of ours that
    is not in the journal (another process used the key, or this one restarted) is filled with the
-   no-op too. So a later nonce is never left waiting behind an earlier, unknown one (no gap), and a
+   no-op too, but only when the node's pool holds no transaction at that nonce: a restarted
+   signer's pre-crash transaction still in the pool is never replaced (the caller waits for it). So a later nonce is never left waiting behind an earlier, unknown one (no gap), and a
    reorg needs no restart. When a transaction's nonce was consumed by something else (another
    signer with the key; none of its versions has a receipt), the wait re-sends it with a **fresh
    nonce** only if its ``still_needed`` check says it is still needed, else raises
@@ -319,8 +320,13 @@ class Transactor:
             self._prune(latest)
             return []
         healed = []
+        pool = self.pending_nonce()  # the node holds a transaction of this key at every nonce below it
         for nonce in range(latest, self._nonce):
             pending = self._journal.get(nonce)
+            if pending is None and nonce < pool:
+                # Not ours to replace: a transaction this signer did not send (a pre-crash one of this
+                # process, another process with the key) is in the pool at that nonce. No gap.
+                continue
             if pending is not None and pending.mined:  # mined once, and a reorg undid it
                 log.warning("a reorg undid %s nonce=%d tx=%s", pending.what, nonce, pending.tx_hash)
                 pending.mined = False

@@ -145,3 +145,25 @@ def devnet_wait(predicate, what: str, timeout: float = 20) -> None:  # type: ign
     from tests.executor.stack import wait_for
 
     wait_for(predicate, timeout, what)
+
+
+def test_a_restarted_signer_never_replaces_its_pre_crash_transaction_in_the_pool(devnet: Devnet) -> None:
+    """A signer that dies with a transaction in the pool is replaced by a fresh one (empty journal)
+    for the same key: healing sees the node's pool holds a transaction at that nonce and leaves it
+    alone (no no-op replacement); the pre-crash transaction is what gets mined, and the new signer's
+    next transaction takes the nonce after it."""
+    tx, token, market = transactor(devnet)
+    start = nonce_of(devnet, tx.address)
+    with devnet.chain.manual_mining():
+        before = tx.broadcast(token, approve(tx, token, market, 7), gas=100_000, what="pre-crash")
+        restarted = Transactor(tx.rpc, tx.account, tx.chain_id)  # the same key, an empty journal
+        assert restarted.heal() == []
+        assert restarted.heal() == []  # idempotent: still nothing to fill
+        assert devnet.chain.rpc.call("txpool_content")["pending"]  # the pre-crash one is still there
+        assert known(devnet, before.tx_hash)
+        devnet.chain.mine()
+    assert devnet.chain.rpc.call("eth_getTransactionReceipt", [before.tx_hash]) is not None
+    after = restarted.send(token, approve(restarted, token, token, 8), gas=100_000, what="after", timeout=20)
+    assert after.status == 1
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert allowance(devnet, tx.address, market) == 7 and allowance(devnet, tx.address, token) == 8

@@ -151,6 +151,9 @@ def test_kill_9_with_the_submission_still_in_the_pool_waits_for_it(stack: Stack)
     sending a second one (one submitResult transaction in all)."""
     p, m = stack.provider, stack.market
     first_block = m.block_number() + 1
+    # Nothing else for the chain worker to send while mining is held: earlier payouts withdrawn (a
+    # withdraw queued behind the held submission would block the one-at-a-time chain worker).
+    wait_for(lambda: m.withdrawable(stack.accounts[PROVIDER]) == 0, 60, "earlier payouts to be withdrawn")
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
     m.set_automine(False)
     try:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
-from depin.deployment import Deployment, DeploymentFileError, load_deployment_file
+from depin.deployment import DEPLOYMENT_HINT, Deployment, DeploymentFileError, load_deployment
 from depin.errors import ChainError, DepinError
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.transactions import Receipt, Transactor, TxReverted
@@ -308,7 +308,10 @@ class Client:
     ) -> Client:
         """Connects to the node at `rpc_url` and checks that it is the deployment's chain and holds
         its contracts. `account` signs transactions (None: read-only; see :meth:`with_account`)."""
-        dep = load_deployment(deployment)
+        try:
+            dep = load_deployment(deployment, hint=f"{DEPLOYMENT_HINT} ({DEVNET_HINT})")
+        except DeploymentFileError as exc:
+            raise ClientError(str(exc)) from None
         rpc = RpcClient.from_url(rpc_url, timeout=timeout, retries=retries)
         try:
             chain_id = hex_int(rpc.call("eth_chainId", retries=1))
@@ -879,15 +882,6 @@ class Client:
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def load_deployment(deployment: Deployment | Path | str) -> Deployment:
-    if isinstance(deployment, Deployment):
-        return deployment
-    try:
-        return load_deployment_file(deployment, hint=f"pass --deployment FILE or set DEPIN_DEPLOYMENT ({DEVNET_HINT})")
-    except DeploymentFileError as exc:
-        raise ClientError(str(exc)) from None
 
 
 def _job_id(job_id: int | str) -> int:

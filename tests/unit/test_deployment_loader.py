@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from depin.deployment import MAX_DEPLOYMENT_FILE_BYTES, Deployment, DeploymentFileError, load_deployment, write_deployment
+from depin.deployment import (
+    MAX_DEPLOYMENT_FILE_BYTES,
+    Deployment,
+    DeploymentFileError,
+    load_deployment,
+    write_deployment,
+)
 
 ADDRESSES = {
     "RewardToken": "0x" + "11" * 20,

@@ -24,7 +24,7 @@ INTERFACE = Path(__file__).resolve().parents[2] / "contracts" / "interfaces" / "
 def solidity_enum(name: str) -> tuple[str, ...]:
     """The member names of `enum name { ... }` in IJobMarket.sol, comments dropped."""
     source = INTERFACE.read_text()
-    body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.S)
+    body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.DOTALL)
     assert body is not None, name
     text = re.sub(r"//[^\n]*", "", body.group(1))
     return tuple(part.strip() for part in text.split(",") if part.strip())

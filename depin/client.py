@@ -314,7 +314,7 @@ class Client:
             raise ClientError(str(exc)) from None
         rpc = RpcClient.from_url(rpc_url, timeout=timeout, retries=retries)
         try:
-            chain_id = hex_int(rpc.call("eth_chainId", retries=1))
+            chain_id = rpc.chain_id(retries=1)
         except RpcUnavailable:
             raise NodeUnreachable(f"no JSON-RPC node answers at {rpc_url}: {DEVNET_HINT}") from None
         if chain_id != dep.chain_id:
@@ -323,7 +323,7 @@ class Client:
                 f"{dep.chain_id}; pass the matching --rpc-url or --deployment"
             )
         market = dep.addresses.get("JobMarket")
-        if market and rpc.call("eth_getCode", [market, "latest"]) in ("0x", "0x0", None):
+        if market and rpc.get_code(market) in ("0x", "0x0"):
             raise WrongNetwork(
                 f"no JobMarket contract at {market} on the node at {rpc_url} (chain {chain_id}): the deployment "
                 "file belongs to another instance of this chain (was the devnet restarted? deploy again)"
@@ -392,10 +392,9 @@ class Client:
     def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
         """A view call, decoded (one value bare, several as a tuple); a revert raises TxReverted."""
         data = self.codec.encode(contract, fn, *args)
-        tag = hex(block) if isinstance(block, int) else block
         params: dict[str, Any] = {"to": self.addresses[contract], "data": data}
         try:
-            out = self.rpc.call("eth_call", [params, tag])
+            out = self.rpc.eth_call(params, block)
         except RpcError as exc:
             from depin.transactions import _looks_like_revert, _revert_data
 
@@ -415,14 +414,13 @@ class Client:
     # ------------------------------------------------------------------ reads
 
     def block_timestamp(self) -> int:
-        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        return hex_int(block["timestamp"])
+        return hex_int(self.rpc.latest_block()["timestamp"])
 
     def block_number(self) -> int:
         return self.rpc.block_number()
 
     def eth_balance(self, address: str | None = None) -> int:
-        return hex_int(self.rpc.call("eth_getBalance", [self._who(address), "latest"]))
+        return self.rpc.get_balance(self._who(address))
 
     def token_balance(self, address: str | None = None) -> int:
         return int(self.call("RewardToken", "balanceOf", self._who(address)))

@@ -27,12 +27,9 @@ both the client's and the node's refusals, and nothing was sent in either case.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.deployment import DEPLOYMENT_HINT, Deployment, DeploymentFileError, load_deployment
 from depin.errors import ChainError, DepinError
+from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.transactions import Receipt, Transactor, TxReverted
 
@@ -918,36 +916,13 @@ def _bounded(name: str, value: int | None, default: int | None, low: int, high: 
 
 def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:
     """Writes the content at `uri` (http, https or file) to `dest`; returns (sha256, size)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    h = hashlib.sha256()
-    size = 0
     try:
-        if scheme in ("http", "https"):
-            import requests
-
-            with requests.get(uri, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
-                if response.status_code != 200:
-                    raise ResultUnavailable(f"downloading {uri} failed: HTTP {response.status_code}")
-                with open(dest, "wb") as out:
-                    for chunk in response.iter_content(1 << 20):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
-                        h.update(chunk)
-                        out.write(chunk)
-        elif scheme == "file":
-            source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
-            with open(source, "rb") as src, open(dest, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
-                    h.update(chunk)
-                    out.write(chunk)
-        else:
-            raise ResultUnavailable(f"cannot download the result from {uri!r}: unsupported URI scheme")
-    except ClientError:
-        raise
-    except OSError as exc:  # requests' errors are OSErrors too
+        with open(dest, "wb") as out:
+            fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT)
+    except FetchTooLarge:
+        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it") from None
+    except FetchError as exc:
+        raise ResultUnavailable(str(exc)) from None
+    except OSError as exc:
         raise ResultUnavailable(f"downloading {uri} failed: {exc}") from None
-    return h.digest(), size
+    return fetched.digest, fetched.size

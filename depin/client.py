@@ -41,13 +41,14 @@ from depin.deployment import DEPLOYMENT_HINT, Deployment, DeploymentFileError, l
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, Ruling
-from depin.transactions import Receipt, Transactor, TxReverted
+from depin.contracts import Deployed
+from depin.transactions import Receipt, Transactor, TxReverted, looks_like_revert, revert_data
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from depin.abi import Codec, ContractCall
     from depin.config import DepinConfig
-    from depin.abi import Codec
     from depin.spec import JobSpec
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -278,6 +279,7 @@ class Client:
         missing = [n for n in CONTRACT_NAMES if n not in self.addresses]
         if missing:
             raise ClientError(f"the deployment file lacks addresses for {', '.join(missing)}")
+        self.contracts = Deployed(self.addresses, self.codec)  # one binding per contract function
         self._transactor_options = transactor_options
         self.account = account
         self.tx: Transactor | None = None
@@ -389,25 +391,28 @@ class Client:
 
     def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
         """A view call, decoded (one value bare, several as a tuple); a revert raises TxReverted."""
-        data = self.codec.encode(contract, fn, *args)
-        params: dict[str, Any] = {"to": self.addresses[contract], "data": data}
-        try:
-            out = self.rpc.eth_call(params, block)
-        except RpcError as exc:
-            from depin.transactions import _looks_like_revert, _revert_data
-
-            if _looks_like_revert(exc):
-                raw = _revert_data(exc)
-                raise TxReverted(f"{contract}.{fn}", self.codec.decode_error(raw), data=raw) from None
-            raise
-        values = self.codec.decode_output(contract, fn, out)
-        return values[0] if len(values) == 1 else values
+        return self.read(self.contracts[contract].encode(fn, *args), block=block)
 
     def transact(self, contract: str, fn: str, *args: Any, gas: int | None = None) -> Receipt:
         """Signs and sends `contract`.`fn`(`args`); waits for and returns the receipt."""
-        tx = self._signer()
-        data = self.codec.encode(contract, fn, *args)
-        return tx.send(self.addresses[contract], data, gas=gas, what=f"{contract}.{fn}")
+        return self.send(self.contracts[contract].encode(fn, *args), gas=gas)
+
+    def read(self, call: ContractCall, *, block: int | str = "latest") -> Any:
+        """Reads a bound call (``client.read(client.contracts.job_market.get_job(7))``), decoded;
+        a revert raises TxReverted."""
+        try:
+            out = self.rpc.eth_call({"to": call.to, "data": call.data}, block)
+        except RpcError as exc:
+            if looks_like_revert(exc):
+                raw = revert_data(exc)
+                raise TxReverted(call.what, self.codec.decode_error(raw), data=raw) from None
+            raise
+        return call.decode(out)
+
+    def send(self, call: ContractCall, *, gas: int | None = None) -> Receipt:
+        """Signs and sends a bound call (``client.send(client.contracts.job_market.claim_job(7))``);
+        waits for and returns the receipt."""
+        return self._signer().send(call.to, call.data, gas=gas, what=call.what)
 
     # ------------------------------------------------------------------ reads
 
@@ -421,33 +426,33 @@ class Client:
         return self.rpc.get_balance(self._who(address))
 
     def token_balance(self, address: str | None = None) -> int:
-        return int(self.call("RewardToken", "balanceOf", self._who(address)))
+        return int(self.read(self.contracts.reward_token.balance_of(self._who(address))))
 
     def allowance(self, owner: str | None = None, spender: str = "JobMarket") -> int:
         """What `owner` allowed `spender` (a contract name or an address) to pull."""
-        return int(self.call("RewardToken", "allowance", self._who(owner), self.addresses.get(spender, spender)))
+        return int(self.read(self.contracts.reward_token.allowance(self._who(owner), self.addresses.get(spender, spender))))
 
     def withdrawable(self, address: str | None = None) -> int:
         """The balance credited to `address` in the market (earnings, refunds, deposits)."""
-        return int(self.call("JobMarket", "withdrawableOf", self._who(address)))
+        return int(self.read(self.contracts.job_market.withdrawable_of(self._who(address))))
 
     def params(self) -> MarketParams:
-        return MarketParams(*self.call("JobMarket", "params"))
+        return MarketParams(*self.read(self.contracts.job_market.params()))
 
     def min_stake(self) -> int:
-        return int(self.call("ProviderStaking", "minStake"))
+        return int(self.read(self.contracts.provider_staking.min_stake()))
 
     def unbonding_delay(self) -> int:
-        return int(self.call("ProviderStaking", "unbondingDelay"))
+        return int(self.read(self.contracts.provider_staking.unbonding_delay()))
 
     def job_count(self) -> int:
-        return int(self.call("JobMarket", "jobCount"))
+        return int(self.read(self.contracts.job_market.job_count()))
 
     def job(self, job_id: int) -> OnchainJob:
         """The job's on-chain record; :class:`UnknownJob` when it was never posted."""
         job_id = _job_id(job_id)
         try:
-            v = self.call("JobMarket", "getJob", job_id)
+            v = self.read(self.contracts.job_market.get_job(job_id))
         except TxReverted as exc:
             if exc.error_name == "UnknownJob":
                 raise UnknownJob(f"unknown job id {job_id}: this market has {self.job_count()} jobs") from None
@@ -472,13 +477,13 @@ class Client:
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
         who = self._who(address)
-        p = self.call("ProviderStaking", "getProvider", who)
+        p = self.read(self.contracts.provider_staking.get_provider(who))
         return ProviderInfo(who, *p)
 
     # ------------------------------------------------------------------ events
 
     def _topic(self, contract: str, event: str) -> str:
-        return "0x" + self.codec.topics[(contract, event)].hex()
+        return self.contracts[contract].TOPICS[event]
 
     def _latest_logs(self, contract: str, topics: list[Any]) -> list[dict[str, Any]]:
         """The matching logs of the newest block range that has any (the whole range at once when
@@ -565,7 +570,7 @@ class Client:
 
     def approve(self, spender: str, amount: int) -> Receipt:
         """Sets the allowance of `spender` (a contract name or an address) to `amount`."""
-        return self.transact("RewardToken", "approve", self.addresses.get(spender, spender), amount)
+        return self.send(self.contracts.reward_token.approve(self.addresses.get(spender, spender), amount))
 
     def _ensure_funds(self, amount: int, what: str) -> None:
         have = self.token_balance()
@@ -590,13 +595,13 @@ class Client:
         """Moves `amount` from the wallet into the market balance that later posts draw from."""
         self._ensure_funds(amount, "the deposit")
         self._ensure_allowance("JobMarket", amount, approve=approve, what="deposit")
-        return self.transact("JobMarket", "deposit", amount)
+        return self.send(self.contracts.job_market.deposit(amount))
 
     def permit_signature(self, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
         """An ERC-2612 permit of `value` to `spender`, signed by this account: ``(v, r, s)``."""
         account = self._signer().account
-        _fields, name, version, chain_id, verifying, _salt, _ext = self.call("RewardToken", "eip712Domain")
-        nonce = int(self.call("RewardToken", "nonces", account.address))
+        _fields, name, version, chain_id, verifying, _salt, _ext = self.read(self.contracts.reward_token.eip712_domain())
+        nonce = int(self.read(self.contracts.reward_token.nonces(account.address)))
         signed = account.sign_typed_data(
             domain_data={"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
             message_types={
@@ -681,10 +686,10 @@ class Client:
             if permit:
                 deadline = self.block_timestamp() + PERMIT_LIFETIME
                 v, r, s = self.permit_signature("JobMarket", need, deadline)
-                receipt = self.transact("JobMarket", "postJobWithPermit", spec_hash, spec_bytes, terms, deadline, v, r, s)
+                receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
                 return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
             self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
-        receipt = self.transact("JobMarket", "postJob", spec_hash, spec_bytes, terms)
+        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
         return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
 
     def _job_id_from(self, receipt: Receipt) -> int:
@@ -701,7 +706,7 @@ class Client:
             raise Refused(f"job {job.job_id} was posted by {job.requester}, not by {self.address}", "NotRequester")
         if job.status != JobStatus.OPEN:
             raise Refused(f"job {job.job_id} is {job.status.label}; only an Open job can be cancelled", "WrongStatus")
-        return self.transact("JobMarket", "cancelJob", job.job_id)
+        return self.send(self.contracts.job_market.cancel_job(job.job_id))
 
     def challenge(self, job_id: int, *, approve: bool = True) -> Receipt:
         """Disputes a submitted job, posting a bond equal to its collateral (approved first)."""
@@ -712,7 +717,7 @@ class Client:
             raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "SelfChallenge")
         self._ensure_funds(job.collateral, f"the challenge bond of job {job.job_id}")
         self._ensure_allowance("JobMarket", job.collateral, approve=approve, what="the challenge bond")
-        return self.transact("JobMarket", "challenge", job.job_id)
+        return self.send(self.contracts.job_market.challenge(job.job_id))
 
     def fetch_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> Path:
         """Downloads the job's result archive from its submitted URI, checks that its sha256 is the
@@ -774,7 +779,7 @@ class Client:
         have = self.withdrawable()
         if have == 0:
             raise Refused(f"nothing to withdraw: {self.address} has no balance in the market", "NothingToWithdraw")
-        return self.transact("JobMarket", "withdraw")
+        return self.send(self.contracts.job_market.withdraw())
 
     # ------------------------------------------------------------------ provider
 
@@ -796,7 +801,7 @@ class Client:
             )
         self._ensure_funds(stake, "the registration stake")
         self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
-        return self.transact("ProviderStaking", "register", stake, endpoint, capability_hash)
+        return self.send(self.contracts.provider_staking.register(stake, endpoint, capability_hash))
 
     def stake(self, amount: int, *, approve: bool = True) -> Receipt:
         """Adds `amount` to this provider's stake."""
@@ -806,7 +811,7 @@ class Client:
             raise Refused(f"{self.address} is not a registered provider: `register` first", "NotRegistered")
         self._ensure_funds(amount, "the stake")
         self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
-        return self.transact("ProviderStaking", "stake", amount)
+        return self.send(self.contracts.provider_staking.stake(amount))
 
     def request_unstake(self, amount: int) -> Receipt:
         """Starts unbonding `amount` of the available stake (restarts the delay for all unbonding)."""
@@ -819,7 +824,7 @@ class Client:
                 f"{format_tokens(info.available)}",
                 "ZeroAmount" if amount <= 0 else "InsufficientStake",
             )
-        return self.transact("ProviderStaking", "requestUnstake", amount)
+        return self.send(self.contracts.provider_staking.request_unstake(amount))
 
     def withdraw_unstaked(self) -> Receipt:
         """Withdraws the unbonded stake once the unbonding delay has passed."""
@@ -833,30 +838,30 @@ class Client:
                 f"{info.release_at} (in {info.release_at - now} s)",
                 "UnbondingNotReady",
             )
-        return self.transact("ProviderStaking", "withdrawUnstaked")
+        return self.send(self.contracts.provider_staking.withdraw_unstaked())
 
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
-        return self.transact("ProviderStaking", "setMetadata", endpoint, capability_hash)
+        return self.send(self.contracts.provider_staking.set_metadata(endpoint, capability_hash))
 
     # ------------------------------------------------------------------ executor actions
     # Thin and fast: no pre-checks beyond the contract's own (the gas estimate raises TxReverted
     # with the decoded error before anything is sent, e.g. error_name "WrongStatus" on a lost race).
 
     def claim(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "claimJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.claim_job(_job_id(job_id)))
 
     def submit_result(self, job_id: int, result_hash: bytes, uri: str) -> Receipt:
-        return self.transact("JobMarket", "submitResult", _job_id(job_id), _bytes32(result_hash), uri)
+        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(result_hash), uri))
 
     def submit_failure(self, job_id: int, code: FailureCode | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
-        return self.transact("JobMarket", "submitFailure", _job_id(job_id), int(code), _bytes32(evidence_hash))
+        return self.send(self.contracts.job_market.submit_failure(_job_id(job_id), int(code), _bytes32(evidence_hash)))
 
     def finalize(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "finalize", _job_id(job_id))
+        return self.send(self.contracts.job_market.finalize(_job_id(job_id)))
 
     def finalize_many(self, job_ids: Sequence[int]) -> Receipt:
         """``finalizeMany``: settles the ready ones, skips the others (see :meth:`finalized_count`)."""
-        return self.transact("JobMarket", "finalizeMany", [_job_id(j) for j in job_ids])
+        return self.send(self.contracts.job_market.finalize_many([_job_id(j) for j in job_ids]))
 
     def finalized_count(self, receipt: Receipt) -> int:
         """How many ``JobFinalized`` events a receipt holds."""
@@ -864,17 +869,17 @@ class Client:
         return sum(1 for entry in receipt.logs if entry["topics"] and entry["topics"][0] == topic)
 
     def expire(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "expireJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.expire_job(_job_id(job_id)))
 
     def timeout(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "timeoutJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.timeout_job(_job_id(job_id)))
 
     def settle_unresolved(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "settleUnresolved", _job_id(job_id))
+        return self.send(self.contracts.job_market.settle_unresolved(_job_id(job_id)))
 
     def rule(self, job_id: int, ruling: Ruling | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
         """The arbiter's ruling on a disputed job, through the ArbiterResolver (needs ARBITER_ROLE)."""
-        return self.transact("ArbiterResolver", "rule", _job_id(job_id), int(ruling), _bytes32(evidence_hash))
+        return self.send(self.contracts.arbiter_resolver.rule(_job_id(job_id), int(ruling), _bytes32(evidence_hash)))
 
 
 # ------------------------------------------------------------------------------------ helpers

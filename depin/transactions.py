@@ -234,8 +234,8 @@ class Transactor:
         try:
             return self.rpc.eth_call({"from": self.address, "to": to, "data": data}, block, retries=1)
         except RpcError as exc:
-            if _looks_like_revert(exc):
-                raise TxReverted(what, self.codec.decode_error(_revert_data(exc)), data=_revert_data(exc)) from None
+            if looks_like_revert(exc):
+                raise TxReverted(what, self.codec.decode_error(revert_data(exc)), data=revert_data(exc)) from None
             raise
 
     def estimate_gas(self, to: str, data: str, *, value: int = 0, what: str = "transaction") -> int:
@@ -249,8 +249,8 @@ class Transactor:
                 raise InsufficientGasFunds(
                     f"{what}: {self.address} has not enough ether to pay for gas ({exc.rpc_message})"
                 ) from None
-            if _looks_like_revert(exc):
-                data_hex = _revert_data(exc)
+            if looks_like_revert(exc):
+                data_hex = revert_data(exc)
                 raise TxReverted(what, self.codec.decode_error(data_hex), data=data_hex) from None
             raise
         return int(estimate * GAS_HEADROOM) + GAS_EXTRA
@@ -616,8 +616,8 @@ class Transactor:
         try:
             self.rpc.eth_call(call, max(receipt.block_number - 1, 0), retries=0)
         except RpcError as exc:
-            if _looks_like_revert(exc):
-                data = _revert_data(exc)
+            if looks_like_revert(exc):
+                data = revert_data(exc)
                 return self.codec.decode_error(data), data
         except ChainError:
             pass
@@ -633,7 +633,8 @@ def _needed(pending: PendingTx) -> bool:
     return bool(pending.still_needed())
 
 
-def _revert_data(exc: RpcError) -> str | None:
+def revert_data(exc: RpcError) -> str | None:
+    """The revert data (0x-hex) a node put in a JSON-RPC error, or None."""
     data = exc.data
     if isinstance(data, dict):  # some nodes nest it: {"data": "0x..."} or {"message":..., "data":...}
         data = data.get("data") or data.get("result")
@@ -642,5 +643,6 @@ def _revert_data(exc: RpcError) -> str | None:
     return None
 
 
-def _looks_like_revert(exc: RpcError) -> bool:
-    return exc.code == 3 or _revert_data(exc) is not None or "revert" in exc.rpc_message.lower()
+def looks_like_revert(exc: RpcError) -> bool:
+    """Whether a JSON-RPC error says the call reverted (rather than that the node failed)."""
+    return exc.code == 3 or revert_data(exc) is not None or "revert" in exc.rpc_message.lower()

@@ -69,7 +69,10 @@ def test_the_wait_heals_a_gap_below_its_transaction(devnet: Devnet) -> None:
         result: dict[str, object] = {}
         waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(second)))
         waiter.start()
-        devnet_wait(lambda: known(devnet, first.tx_hash), "the reorged-out transaction to be sent again")
+        # mine only once both are in the pool: the heal may find `second` gone too and send it
+        # again after `first` (seen under load), and a block mined in between would leave it waiting
+        devnet_wait(lambda: known(devnet, first.tx_hash) and known(devnet, second.tx_hash),
+                    "the reorged-out transaction to be sent again")
         devnet.chain.mine()
         waiter.join(20)
     assert result["receipt"].tx_hash == second.tx_hash  # type: ignore[union-attr]

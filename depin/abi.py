@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_typing import ABIError, ABIEvent, ABIFunction
 from eth_utils import (
     event_abi_to_log_topic,
     function_abi_to_4byte_selector,
@@ -48,7 +49,7 @@ class Codec:
         self._errors: dict[bytes, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
         self.topics: dict[tuple[str, str], bytes] = {}
         for contract in contracts:
-            for item in load_abi(contract):
+            for item in load_abi(contract):  # JSON: the eth_typing shapes below are what solc writes
                 kind = item.get("type")
                 if kind == "function":
                     key = (contract, item["name"])
@@ -57,17 +58,18 @@ class Codec:
                     self._functions[key] = AbiFunction(
                         contract,
                         item["name"],
-                        function_abi_to_4byte_selector(item),
-                        tuple(get_abi_input_types(item)),
-                        tuple(get_abi_output_types(item)),
+                        function_abi_to_4byte_selector(cast(ABIFunction, item)),
+                        tuple(get_abi_input_types(cast(ABIFunction, item))),
+                        tuple(get_abi_output_types(cast(ABIFunction, item))),
                         item.get("stateMutability") in ("view", "pure"),
                     )
                 elif kind == "error":
-                    selector = function_abi_to_4byte_selector(item)
+                    error = cast(ABIError, item)
+                    selector = function_abi_to_4byte_selector(error)
                     names = tuple(i.get("name", "") for i in item["inputs"])
-                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(item)), names))
+                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(error)), names))
                 elif kind == "event":
-                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(item)
+                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(cast(ABIEvent, item))
 
     def function(self, contract: str, name: str) -> AbiFunction:
         try:

@@ -36,20 +36,38 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eth_abi import decode as abi_decode
+from eth_utils import is_address, keccak, to_checksum_address
+
+from depin.abi import Codec, ContractCall
+from depin.accounts import account_from_config, refuse_dev_key_off_devnet
+from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
-from depin.deployment import DEPLOYMENT_HINT, Deployment, DeploymentFileError, load_deployment
+from depin.contracts import Deployed
+from depin.deployment import (
+    DEPLOYMENT_HINT,
+    Deployment,
+    DeploymentFileError,
+    load_deployment,
+)
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, Ruling
-from depin.contracts import Deployed
-from depin.transactions import Receipt, Transactor, TxReverted, looks_like_revert, revert_data
+from depin.outputs import UnsafeArchive, extract_archive
+from depin.spec import JobSpec, check_canonical, parse_spec
+from depin.spec import cpu_seconds as spec_cpu_seconds
+from depin.transactions import (
+    Receipt,
+    Transactor,
+    TxReverted,
+    looks_like_revert,
+    revert_data,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from depin.abi import Codec, ContractCall
     from depin.config import DepinConfig
-    from depin.spec import JobSpec
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\x00" * 32
@@ -267,10 +285,6 @@ class Client:
         codec: Codec | None = None,
         **transactor_options: Any,
     ) -> None:
-        from eth_utils import to_checksum_address
-
-        from depin.abi import Codec
-
         self.rpc = rpc
         self.deployment = deployment
         self.chain_id = deployment.chain_id if chain_id is None else chain_id
@@ -284,8 +298,6 @@ class Client:
         self.account = account
         self.tx: Transactor | None = None
         if account is not None:
-            from depin.accounts import refuse_dev_key_off_devnet
-
             refuse_dev_key_off_devnet(account.address, self.chain_id)
             self.tx = Transactor(rpc, account, self.chain_id, codec=self.codec, **transactor_options)
 
@@ -336,8 +348,6 @@ class Client:
         the ``[key]`` section names one, its key."""
         client = cls.connect(config.network.rpc_url, config.network.deployment, **options)
         if account is None and (config.key.keystore is not None or config.key.dev_account is not None):
-            from depin.accounts import account_from_config
-
             account = account_from_config(config.key, client.chain_id)
         return client.with_account(account) if account is not None else client
 
@@ -380,8 +390,6 @@ class Client:
 
     def _who(self, address: str | None) -> str:
         if address is not None:
-            from eth_utils import is_address, to_checksum_address
-
             if not is_address(address):
                 raise ClientError(f"{address!r} is not an Ethereum address")
             return to_checksum_address(address)
@@ -512,10 +520,6 @@ class Client:
         return []
 
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
-        from eth_abi import decode as abi_decode
-
-        from depin.artifacts import load_abi
-
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
         values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
@@ -524,8 +528,6 @@ class Client:
         for i, topic in zip(indexed, log["topics"][1:], strict=False):
             raw = bytes.fromhex(topic.removeprefix("0x"))
             if i["type"] == "address":
-                from eth_utils import to_checksum_address
-
                 out[i["name"]] = to_checksum_address(raw[-20:])
             elif i["type"].startswith("uint"):
                 out[i["name"]] = int.from_bytes(raw, "big")
@@ -649,8 +651,6 @@ class Client:
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
         """
-        from depin.spec import JobSpec, check_canonical, cpu_seconds as spec_cpu_seconds, parse_spec
-
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
@@ -675,8 +675,6 @@ class Client:
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
         terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)
-        from eth_utils import keccak
-
         spec_hash = keccak(spec_bytes)
         credit = self.withdrawable()
         need = max(0, reward - credit)
@@ -726,8 +724,6 @@ class Client:
         return self.download_result(job_id, dest_dir, max_bytes=max_bytes).path
 
     def download_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> FetchedResult:
-        from depin.outputs import UnsafeArchive, extract_archive
-
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -765,8 +761,6 @@ class Client:
         return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri)
 
     def _output_limit(self, job_id: int) -> int:
-        from depin.spec import parse_spec
-
         try:
             spec = parse_spec(self.spec_bytes(job_id))
             mb = spec.resources.output_mb

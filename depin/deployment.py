@@ -104,7 +104,7 @@ def shown_path(path: object, limit: int = SHOWN_PATH_CHARS) -> str:
     return f"{text[: limit // 2]}…{text[-(limit // 4):]} ({len(text)} characters)"
 
 
-def to_wei(tokens: int | float | str | Decimal) -> int:
+def to_wei(tokens: float | str | Decimal) -> int:
     """Whole tokens (as written in the parameters file) to base units."""
     return int(Decimal(str(tokens)) * (10**TOKEN_DECIMALS))
 
@@ -237,13 +237,13 @@ class Deployment:
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
         if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object, found {type(d).__name__}")
+            raise ValueError(f"expected a JSON object, found {type(d).__name__}")  # noqa: TRY004 - documented: ValueError only
         fields = {"chainId": int, "network": str, "deployBlock": int, "addresses": dict, "parameters": dict, "deployer": str}
         for name, kind in fields.items():
             if name not in d:
                 raise ValueError(f"no {name!r} field")
             if not isinstance(d[name], kind) or isinstance(d[name], bool):
-                raise ValueError(f"{name!r} is a {type(d[name]).__name__}, not a {kind.__name__}")
+                raise ValueError(f"{name!r} is a {type(d[name]).__name__}, not a {kind.__name__}")  # noqa: TRY004 - see above
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in d["addresses"].items()):
             raise ValueError("'addresses' must map contract names to address strings")
         return cls(
@@ -384,7 +384,7 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
     `deployer` is an ape account; it becomes admin, governor and guardian. `arbiter` (default: the
     deployer) receives ARBITER_ROLE. Returns the ape contract instances by name.
     """
-    from ape import project
+    from ape import project  # lazy: optional
 
     t, s = params.token, params.staking
     token = project.RewardToken.deploy(

@@ -65,13 +65,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from depin.abi import Codec
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int
 from depin.errors import ChainError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
-
-    from depin.abi import Codec
 
 log = logging.getLogger("depin.transactions")
 
@@ -208,8 +207,6 @@ class Transactor:
         poll_interval: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from depin.abi import Codec
-
         self.rpc = rpc
         self.account = account
         self.address: str = account.address
@@ -308,9 +305,9 @@ class Transactor:
 
     def _heal_locked(self) -> list[int]:
         latest = self.latest_nonce()
-        for pending in self._journal.values():
-            if pending.nonce < latest:
-                pending.mined = True
+        for sent in self._journal.values():
+            if sent.nonce < latest:
+                sent.mined = True
         if self._nonce is None or latest >= self._nonce:
             if self._nonce is None or latest > self._nonce:  # first use, or another process used the key
                 self._nonce = max(latest, self.pending_nonce())

@@ -114,7 +114,8 @@ def block_tag(block: BlockTag) -> str:
 
 def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """A ``Web3`` over HTTP with web3's own retry turned off (:class:`RpcClient` retries)."""
-    from web3 import HTTPProvider, Web3
+    # web3 takes seconds to import and only the HTTP transport needs it
+    from web3 import HTTPProvider, Web3  # lazy: start-up
 
     provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
     return Web3(provider)

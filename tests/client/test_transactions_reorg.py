@@ -69,11 +69,15 @@ def test_the_wait_heals_a_gap_below_its_transaction(devnet: Devnet) -> None:
         result: dict[str, object] = {}
         waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(second)))
         waiter.start()
-        # mine only once both are in the pool: the heal may find `second` gone too and send it
-        # again after `first` (seen under load), and a block mined in between would leave it waiting
-        devnet_wait(lambda: known(devnet, first.tx_hash) and known(devnet, second.tx_hash),
-                    "the reorged-out transaction to be sent again")
-        devnet.chain.mine()
+        devnet_wait(lambda: known(devnet, first.tx_hash), "the reorged-out transaction to be sent again")
+
+        def mined_and_returned() -> bool:
+            # anvil may drop `second` from its pool when `first` comes back; the heal then sends it
+            # again right after `first`, possibly after this block: mine until the wait returns
+            devnet.chain.mine()
+            return not waiter.is_alive()
+
+        devnet_wait(mined_and_returned, "the wait to return the second transaction's receipt")
         waiter.join(20)
     assert result["receipt"].tx_hash == second.tx_hash  # type: ignore[union-attr]
     assert nonce_of(devnet, tx.address) == start + 2

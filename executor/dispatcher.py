@@ -26,13 +26,13 @@ job's local record:
   or claimed by someone else) before it acts;
 - a retracted ``JobClaimed``, ``ResultSubmitted`` or ``FailureSubmitted`` of a job we hold any
   other record of (``submitted``, ``finalized``, ``lost``...) makes it read the chain
-  (:func:`executor.tasks.reopen_if_undone`): a job Open again is recorded ``lost`` and considered
+  (:func:`executor.provider.reopen_if_undone`): a job Open again is recorded ``lost`` and considered
   afresh (claimed again if the policy still accepts it); a job Claimed by us again whose submission
   was undone has its recorded outcome submitted again;
 - a retracted ``JobPosted`` with a record drops the record: the canonical chain's ``JobPosted`` (if
   any) is judged afresh.
 
-Beat's recovery (:func:`executor.tasks.recover`) makes the same check for our submitted jobs whose
+Beat's recovery (:func:`executor.beat.recover_jobs`) makes the same check for our submitted jobs whose
 indexed status disagrees with the record, in case a retraction entry was missed.
 """
 
@@ -51,7 +51,10 @@ import redis
 
 from depin.errors import SpecError
 from depin.spec import parse_spec
+from executor import queue
+from executor.containers import ImageUnavailable, check_image
 from executor.policy import JobTermsView, Policy
+from executor.provider import reopen_if_undone
 from executor.runtime import ACTIVE_STATES, Runtime
 
 log = logging.getLogger("executor.dispatcher")
@@ -158,8 +161,6 @@ class Dispatcher:
                 self.queue_once(job_id, "arbitrating", "depin.arbitrate")
 
     def _image_available(self, image: str) -> bool:
-        from executor.containers import ImageUnavailable, check_image
-
         try:
             check_image(self.rt.docker, image)
             return True
@@ -212,9 +213,7 @@ class Dispatcher:
                 self.skip(job_id, f"policy: {decision.reason}")
             return
         rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
-        from executor.tasks import send
-
-        send("depin.claim", job_id)
+        queue.send("depin.claim", job_id)
         log.info("claim queued", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
 
     def reconsider_deferred(self) -> None:
@@ -230,11 +229,9 @@ class Dispatcher:
             self.consider(job_id)
 
     def queue_verification(self, job_id: int) -> None:
-        from executor.tasks import sample
-
         if self.rt.record(job_id):
             return
-        if not sample(self.rt.config.executor.verify_sample_rate):
+        if not queue.sample(self.rt.config.executor.verify_sample_rate):
             self.rt.set_record(job_id, "verified", reason="not sampled")
             return
         self.queue_once(job_id, "verifying", "depin.verify")
@@ -244,9 +241,7 @@ class Dispatcher:
         if self.rt.record(job_id):
             return
         self.rt.set_record(job_id, state)
-        from executor.tasks import send
-
-        send(task, job_id)
+        queue.send(task, job_id)
         log.info("queued", extra={"job": job_id, "task": task})
 
     def retracted(self, event: str, job_id: int, args: dict[str, Any]) -> None:
@@ -254,13 +249,9 @@ class Dispatcher:
         log.warning("event retracted by a reorg", extra={"job": job_id, "event": event})
         rt.state.zrem(rt.xkeys.deferred, str(job_id))
         state = rt.record(job_id).get("state")
-        from executor.tasks import NEXT_TASK, send
-
-        if state in NEXT_TASK:
-            send(NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
+        if state in queue.NEXT_TASK:
+            queue.send(queue.NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
         elif event in WORK_EVENTS and state is not None and rt.role == "provider":
-            from executor.tasks import reopen_if_undone
-
             if reopen_if_undone(rt, job_id) == "open":
                 self.reconsider_deferred()
         elif event == "JobPosted" and state is not None:

@@ -18,7 +18,7 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     The per-job lease (:mod:`executor.lease`): held by the task working on the job.
 ``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)
     Attempts of `task` on the job that started and never finished (a worker died during them);
-    reset when an attempt ends. Past :data:`executor.app.MAX_DELIVERIES` the job is given up loudly.
+    reset when an attempt ends. Past :data:`executor.celery.MAX_DELIVERIES` the job is given up loudly.
 ``{e}:active`` (sorted set)
     Jobs in hand (claiming, claimed, running, outcome ready), scored by the time they entered:
     what ``max_concurrent_jobs`` counts and what the recovery task scans.

@@ -28,6 +28,7 @@ FORCED_RECOVER_AFTER = 2.0  # at worker start: anything idle this long whose lea
 MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))  # then each recovery logs an error
 POKE_LIMIT = 10  # deadline transitions sent per beat and kind
 FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
+FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
 RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
 
 
@@ -41,7 +42,7 @@ def finalize_due_jobs(rt: Runtime) -> int:
     # The index too, so that no local record is needed to get paid (one lost to a crash, a wiped
     # broker database): ours, and in verifier mode everybody's.
     provider = None if rt.role == "verifier" else rt.address
-    ids |= index_due(rt, "Submitted", "deadline", now, limit=200, provider=provider)
+    ids |= set(rt.reader.due_jobs("Submitted", now, provider=provider, limit=FINALIZE_INDEX_LIMIT))
     if not ids:
         return 0
     ready = []
@@ -74,22 +75,6 @@ def settled(rt: Runtime, job_id: int, status: JobStatus) -> None:
         rt.set_record(job_id, "finalized" if status.settled else "submitted", chain_status=status.label)
 
 
-def index_due(rt: Runtime, status: str, field: str, now: int, limit: int = 200, provider: str | None = None) -> set[int]:
-    """Job ids the index lists in `status` whose `field` deadline is before `now` (and, with
-    `provider`, whose provider it is)."""
-    ids = rt.index.zrange(rt.index_keys.jobs_by_status(status), 0, limit - 1)
-    if not ids:
-        return set()
-    pipe = rt.index.pipeline(transaction=False)
-    for j in ids:
-        pipe.hmget(rt.index_keys.job(int(j)), [field, "provider"])
-    due = set()
-    for j, (value, who) in zip(ids, pipe.execute(), strict=True):
-        if value and int(value) < now and (provider is None or same(who, provider)):
-            due.add(int(j))
-    return due
-
-
 # ---------------------------------------------------------------------------------------- poke
 
 
@@ -100,12 +85,12 @@ def poke_deadlines(rt: Runtime) -> int:
     now = rt.chain_now()
     sent = 0
     actions = (
-        ("Open", "claimDeadline", JobStatus.OPEN, "claim_deadline", rt.client.expire),
-        ("Claimed", "deadline", JobStatus.CLAIMED, "deadline", rt.client.timeout),
-        ("Disputed", "deadline", JobStatus.DISPUTED, "deadline", rt.client.settle_unresolved),
+        ("Open", JobStatus.OPEN, "claim_deadline", rt.client.expire),
+        ("Claimed", JobStatus.CLAIMED, "deadline", rt.client.timeout),
+        ("Disputed", JobStatus.DISPUTED, "deadline", rt.client.settle_unresolved),
     )
-    for status, field, expected, attr, action in actions:
-        for job_id in sorted(index_due(rt, status, field, now))[:POKE_LIMIT]:
+    for status, expected, attr, action in actions:
+        for job_id in rt.reader.due_jobs(status, now, limit=POKE_LIMIT):
             job = rt.job(job_id)
             if job.status != expected or getattr(job, attr) >= now:
                 continue

@@ -54,6 +54,7 @@ from depin.config import DepinConfig, load_config
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
 from executor.lease import DEFAULT_TTL, Lease
+from indexer.query import IndexerReader
 
 if TYPE_CHECKING:
     import docker
@@ -135,6 +136,11 @@ class Runtime:
     def index(self) -> redis.Redis:
         """The indexer's database (read; consumer-group acknowledgements)."""
         return redis.Redis.from_url(self.config.redis.url, decode_responses=True, health_check_interval=30)
+
+    @cached_property
+    def reader(self) -> IndexerReader:
+        """Typed reads of the index (:mod:`indexer.query`): due jobs, job fields, claims."""
+        return IndexerReader(self.index, self.index_keys)
 
     @cached_property
     def state(self) -> redis.Redis:

@@ -124,6 +124,7 @@ class Indexer:
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         self._chain_checked = False
+        self._schema_checked = False
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
         self._rate: deque[tuple[float, int]] = deque()
         self._sleep: Callable[[float], None] = time.sleep
@@ -250,6 +251,9 @@ class Indexer:
                 cursor = self.store.cursor()
                 if cursor is None:
                     cursor = self._initialize()
+                if not self._schema_checked:
+                    self.store.upgrade()  # an index written by an older indexer gets the newer keys
+                    self._schema_checked = True
                 cursor = self._ensure_canonical(cursor)
                 if self._stored is None:
                     self._stored = set(self.store.block_numbers())

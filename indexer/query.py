@@ -33,13 +33,15 @@ from redis.retry import Retry
 
 from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
-from depin.keys import JOB_STATUSES, Keys
+from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_LIMIT = 1000
 MAX_UINT256 = 2**256 - 1
 # Statuses a job can be listed by (``None`` is the status of a job id that was never posted).
 LISTABLE_STATUSES = JOB_STATUSES[1:]
+# Due-set entries read per round trip while a provider filter drops entries (:meth:`IndexerReader.due_jobs`).
+_DUE_PAGE = 500
 # Watched snapshot attempts before a read settles for a best-effort (unwatched) read.
 _SNAPSHOT_ATTEMPTS = 10
 
@@ -284,6 +286,32 @@ class IndexerReader:
         (total, ids), hashes = self._snapshot(read_ids, lambda found: (self.keys.job(i) for i in found[1]))
         jobs = [_job_record(i, _decode_hash(h)) for i, h in zip(ids, hashes, strict=True) if h]
         return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
+
+    def due_jobs(self, status: str, before: int, *, provider: str | None = None, limit: int = 100) -> list[int]:
+        """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline
+        (claimDeadline while Open, else deadline) is before `before`, earliest deadline first, at
+        most `limit`; with `provider`, only the jobs that provider holds."""
+        if status not in DUE_STATUSES:
+            raise QueryError(f"no due jobs for status {status!r}; one of {', '.join(DUE_STATUSES)}")
+        if limit < 1:
+            raise QueryError(f"limit must be 1 or more, not {limit}")
+        key = self.keys.due(status)
+        if provider is None:
+            return [int(m) for m in self.redis.zrangebyscore(key, "-inf", f"({before}", start=0, num=limit)]
+        who = parse_address(provider).lower()
+        found: list[int] = []
+        offset = 0
+        while len(found) < limit:
+            ids = self.redis.zrangebyscore(key, "-inf", f"({before}", start=offset, num=_DUE_PAGE)
+            if not ids:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(self.keys.job(int(job_id)), "provider")
+            holders = pipe.execute()
+            found += [int(j) for j, holder in zip(ids, holders, strict=True) if (holder or "").lower() == who]
+            offset += len(ids)
+        return found[:limit]
 
     # providers -------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover
     def _keccak_hex(data: bytes) -> str:
         return keccak(data).hex()
 
-from depin.keys import JOB_STATUSES, Keys
+from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
 from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
@@ -82,7 +82,10 @@ STAKING_EVENTS = (
 )
 HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS
 # The fields the sorted-set indexes derive from (job and provider hashes).
-_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address")
+_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadline", "claimDeadline")
+# The deadline field that scores a live job in its due set (``Keys.due``): the claim deadline while
+# Open, then the submit, challenge or resolve deadline.
+DUE_FIELDS = {status: "claimDeadline" if status == "Open" else "deadline" for status in DUE_STATUSES}
 # Escrowed jobs: the reward is still held by the market.
 _LIVE = frozenset({"Open", "Claimed", "Submitted", "Disputed"})
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -385,6 +388,7 @@ class Reducer:
         self._job_prefix = keys.prefix + ":job:"
         self._jobs_all = keys.jobs_all
         self._status_keys = {s: keys.jobs_by_status(s) for s in JOB_STATUSES}
+        self._due_keys = {s: keys.due(s) for s in DUE_STATUSES}
         self._provider_prefix = keys.prefix + ":provider:"
         self._handlers: dict[str, Callable[[_State, Event, dict[str, Any]], dict[str, Any] | None]] = {
             name: getattr(self, "_on_" + name) for name in HANDLED_EVENTS
@@ -461,6 +465,15 @@ class Reducer:
 
     # ------------------------------------------------------------------ memberships
 
+    def due_membership(self, h: Hash) -> tuple[str, float] | None:
+        """(due set, deadline) of a job hash in a live status with its deadline set, else None."""
+        status = h.get("status")
+        field = DUE_FIELDS.get(status) if status else None
+        value = h.get(field) if field else None
+        if not value:
+            return None
+        return self._due_keys[status], float(value)  # type: ignore[index]
+
     def memberships(self, key: str, h: Hash | None) -> dict[str, dict[str, float]]:
         """The sorted-set memberships a hash implies: sorted set -> {member: score}."""
         if not h:
@@ -479,6 +492,9 @@ class Reducer:
                 out[k.jobs_by_requester(h["requester"])] = {jid: score}
             for p in filter(None, h.get("providers", "").split(",")):
                 out[k.jobs_by_provider(p)] = {jid: score}
+            due = self.due_membership(h)
+            if due is not None:
+                out[due[0]] = {jid: due[1]}
             return out
         if key.startswith(self._provider_prefix) and h.get("id"):
             return {k.providers: {h["address"]: float(h["id"])}}
@@ -491,11 +507,18 @@ class Reducer:
         if before and after:
             jid = after.get("id")
             if jid and jid == before.get("id") and before.get("requester") == after.get("requester") and key.startswith(self._job_prefix):
-                # A job moving on: only its status and its providers can change (the common case).
+                # A job moving on: only its status, its providers and its deadlines can change (the
+                # common case).
                 old_status, new_status = before.get("status"), after.get("status")
                 old_p, new_p = before.get("providers", ""), after.get("providers", "")
-                if old_status == new_status and old_p == new_p:
+                old_due, new_due = self.due_membership(before), self.due_membership(after)
+                if old_status == new_status and old_p == new_p and old_due == new_due:
                     return
+                if old_due != new_due:
+                    if old_due is not None and (new_due is None or new_due[0] != old_due[0]):
+                        zrem.setdefault(old_due[0], []).append(jid)
+                    if new_due is not None:
+                        zadd.setdefault(new_due[0], {})[jid] = new_due[1]
                 score = float(jid)
                 if old_status != new_status:
                     if old_status in self._status_keys:

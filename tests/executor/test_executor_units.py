@@ -247,6 +247,40 @@ def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytes
     assert not r.exists(rt.xkeys.lease(9))
 
 
+# ------------------------------------------------------------------------------------ beat
+
+
+def test_finalize_due_reaches_past_200(redis_server: RedisServer) -> None:
+    """The beat finalizes from the index's due set, earliest challenge deadline first, whatever the
+    ids: with 600 submitted jobs of which only ids above 200 are past their window, ours among them
+    (job 550) is finalized; another provider's past-due jobs and our jobs still in their window are not."""
+    from depin.keys import Keys
+    from executor import beat
+    from indexer.query import IndexerReader
+
+    me, other = "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+    index, state = redis_server.client(6), redis_server.client(7)
+    index.flushdb()
+    state.flushdb()
+    keys = Keys(31337, "0x" + "22" * 20)
+    now = 1_800_000_000
+    deadline = {j: now + 1_000 + j if j <= 200 else now - j for j in range(1, 601)}
+    holder = {j: me if j in (150, 550) else other for j in deadline}
+    pipe = index.pipeline()
+    for j, d in deadline.items():
+        pipe.hset(keys.job(j), mapping={"id": str(j), "status": "Submitted", "deadline": str(d), "provider": holder[j]})
+        pipe.zadd(keys.due("Submitted"), {str(j): d})
+    pipe.execute()
+    finalized: list[list[int]] = []
+    client = SimpleNamespace(finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
+                             finalized_count=lambda receipt: len(finalized[-1]))
+    rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me,
+                  reader=IndexerReader(index, keys), client=client, chain_now=lambda: now,
+                  job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=deadline[j]))
+    assert beat.finalize_due_jobs(rt) == 1
+    assert finalized == [[550]]
+
+
 # ------------------------------------------------------------------------------------ arbiter
 
 

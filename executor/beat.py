@@ -164,12 +164,10 @@ def recheck_submitted(rt: Runtime) -> int:
     ids = rt.state.zrange(rt.xkeys.submitted, 0, RECHECK_LIMIT - 1)
     if not ids:
         return 0
-    pipe = rt.index.pipeline(transaction=False)
-    for j in ids:
-        pipe.hmget(rt.index_keys.job(int(j)), ["status", "provider"])
     handed_back = 0
-    for j, (status, who) in zip(ids, pipe.execute(), strict=True):
-        if status == "Open" or (status == "Claimed" and same(who, rt.address)):
+    for j, fields in zip(ids, rt.reader.jobs_fields(ids, ["status", "provider"]), strict=True):
+        status = fields.get("status")
+        if status == "Open" or (status == "Claimed" and same(fields.get("provider"), rt.address)):
             handed_back += reopen_if_undone(rt, int(j)) is not None
     return handed_back
 
@@ -177,13 +175,8 @@ def recheck_submitted(rt: Runtime) -> int:
 def adopt_orphaned_claims(rt: Runtime) -> int:
     """Jobs the chain (through the index) shows Claimed by us but that have no local record: the
     executor's database was lost or wiped. They are ours to finish: recorded as claimed and run."""
-    claimed = set(rt.index.zrange(rt.index_keys.jobs_by_status("Claimed"), 0, -1))
-    if not claimed:
-        return 0
-    mine = claimed & set(rt.index.zrange(rt.index_keys.jobs_by_provider(rt.address), 0, -1))
     adopted = 0
-    for raw in sorted(mine, key=int):
-        job_id = int(raw)
+    for job_id in sorted(rt.reader.claimed_by(rt.address)):
         if rt.state.exists(rt.xkeys.job(job_id)):
             continue
         job = rt.job(job_id)

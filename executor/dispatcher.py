@@ -63,16 +63,18 @@ BLOCK_MS = 1_000
 DEFERRED_BLOCK_MS = 50
 BATCH = 50
 MAX_ENTRY_FAILURES = 3
+RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, *, consumer: str | None = None, block_ms: int = BLOCK_MS) -> None:
+    def __init__(self, rt: Runtime, *, consumer: str | None = None, block_ms: int = BLOCK_MS,
+                 reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> None:
         self.rt = rt
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.block_ms = block_ms
-        self.stream = rt.index_keys.events
-        self.group = rt.xkeys.group
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.events = rt.event_stream()
         self.policy = Policy(rt.config.policy, image_available=self._image_available)
         self.failures: dict[str, int] = {}
         self.resolver = rt.deployment.addresses.get("ArbiterResolver", "").lower()
@@ -80,12 +82,8 @@ class Dispatcher:
     # ------------------------------------------------------------------ stream plumbing
 
     def ensure_group(self) -> None:
-        try:
-            self.rt.index.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-            log.info("consumer group created", extra={"stream": self.stream, "group": self.group})
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        if self.events.ensure():
+            log.info("consumer group created", extra={"stream": self.events.stream, "group": self.events.group})
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Reads and handles entries until `stop` is set (or SIGTERM/SIGINT in the main thread)."""
@@ -93,35 +91,46 @@ class Dispatcher:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-        log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.group})
-        backlog = True  # first our own pending entries (a previous run died before acknowledging)
+        log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.events.group})
         while not stop.is_set():
             try:
                 self.ensure_group()
+                self.handle_backlog(stop)
                 while not stop.is_set():
-                    start = "0" if backlog else ">"
-                    # while jobs wait for a free slot, wake up often to hand them the slot
-                    block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
-                    reply = self.rt.index.xreadgroup(
-                        self.group, self.consumer, {self.stream: start}, count=BATCH, block=None if backlog else block
-                    )
-                    entries = reply[0][1] if reply else []
-                    if backlog and not entries:
-                        backlog = False
-                    for entry_id, fields in entries:
-                        self._handle_entry(entry_id, fields)
-                    self.reconsider_deferred()
+                    self.handle_batch()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable; retrying", extra={"error": str(exc)})
-                backlog = True
                 stop.wait(1.0)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):  # the index was wiped and the stream recreated
-                    log.warning("consumer group vanished; re-creating it", extra={"group": self.group})
-                    backlog = True
+                    log.warning("consumer group vanished; re-creating it", extra={"group": self.events.group})
                     continue
                 raise
         log.info("dispatcher stopped")
+
+    def handle_backlog(self, stop: threading.Event) -> None:
+        """Our own pending entries, once each (a previous run died before acknowledging them); one
+        that fails stays pending and is retried by the reclaim pass of :meth:`handle_batch`."""
+        after = "0"
+        while not stop.is_set():
+            entries = self.events.read(self.consumer, count=BATCH, pending_after=after)
+            if not entries:
+                return
+            for entry_id, fields in entries:
+                self._handle_entry(entry_id, fields)
+            after = entries[-1][0]
+
+    def handle_batch(self) -> None:
+        """New entries (waiting for them a little), then the pending ones that failed and have been
+        idle for ``reclaim_idle_ms`` (retried without a restart, up to MAX_ENTRY_FAILURES times),
+        then a freed slot handed to a deferred job."""
+        # while jobs wait for a free slot, wake up often to hand them the slot
+        block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
+        for entry_id, fields in self.events.read(self.consumer, count=BATCH, block_ms=block):
+            self._handle_entry(entry_id, fields)
+        for entry_id, fields in self.events.reclaim(self.consumer, min_idle_ms=self.reclaim_idle_ms, count=BATCH):
+            self._handle_entry(entry_id, fields)
+        self.reconsider_deferred()
 
     def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
@@ -132,11 +141,10 @@ class Dispatcher:
             n = self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
             log.exception("entry failed", extra={"entry": entry_id, "event": fields.get("event"), "attempt": n, "error": str(exc)})
             if n < MAX_ENTRY_FAILURES:
-                time.sleep(0.5)
-                return  # stays pending: handled again after a restart or the next backlog pass
+                return  # stays pending: reclaimed and handled again once idle (handle_batch)
             log.error("entry dropped after repeated failures", extra={"entry": entry_id, "event": fields.get("event")})
         self.failures.pop(entry_id, None)
-        self.rt.index.xack(self.stream, self.group, entry_id)
+        self.events.ack(entry_id)
 
     # ------------------------------------------------------------------ handling
 
@@ -180,7 +188,7 @@ class Dispatcher:
         if rec.get("refused"):
             log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": rec["refused"]})
             return
-        idx = rt.indexed_job(job_id)
+        idx = rt.reader.job_fields(job_id)
         if idx.get("status") == "Open" and rt.address.lower() in (idx.get("providers") or "").lower().split(","):
             # Open again after our claim (a reorg that undid the claim rolls `providers` back too)
             reason = "this executor claimed the job before and it was reopened (timed out in our hands)"

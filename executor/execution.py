@@ -69,7 +69,7 @@ def load_spec(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
     """The job's spec: the index's bytes when they hash to the on-chain `expected` hash, else the
     chain's own (the JobPosted event; the index may lag or be mid-reorg). Raises SpecError only for
     bytes that do hash right but are not a valid spec: a provable BAD_SPEC."""
-    idx = rt.indexed_job(job_id)
+    idx = rt.reader.job_fields(job_id)
     raw: bytes | None = None
     if idx.get("specJson") is not None:
         raw = idx["specJson"].encode()

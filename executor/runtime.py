@@ -54,7 +54,7 @@ from depin.config import DepinConfig, load_config
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
 from executor.lease import DEFAULT_TTL, Lease
-from indexer.query import IndexerReader
+from indexer.query import EventStream, IndexerReader
 
 if TYPE_CHECKING:
     import docker
@@ -270,8 +270,9 @@ class Runtime:
 
     # ------------------------------------------------------------------ index reads
 
-    def indexed_job(self, job_id: int) -> dict[str, str]:
-        return self.index.hgetall(self.index_keys.job(job_id))
+    def event_stream(self) -> EventStream:
+        """This executor's consumer group on the index's event stream (the dispatcher reads it)."""
+        return EventStream(self.index, self.index_keys, self.xkeys.group)
 
 
 _runtime: Runtime | None = None

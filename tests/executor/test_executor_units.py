@@ -3,6 +3,7 @@ settings' ordering, the broker URL, the redelivery cap and the arbiter's decisio
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,7 +216,7 @@ def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Red
     queued, and nothing is left for recovery to re-run. `execute_job` is replaced by one that raises:
     there is no real input that crashes it any more."""
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
-                  chain_now=lambda: 1_000, indexed_job=lambda j: {})
+                  chain_now=lambda: 1_000)
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
     rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
     monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
@@ -422,3 +423,31 @@ def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: 
     _drain(env, until=lambda: ("depin.claim", 4) in env.sent, what=" and hand the freed slot to job 4")
     assert ("depin.claim", 4) in env.sent
     assert rt.record(4)["state"] == "claiming"
+
+
+def test_dispatcher_reclaims_failed_entry(dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry whose handling fails (a transient fault: the chain node was away) stays pending and
+    is handled again by the running dispatcher once it has been idle, without a restart; an entry
+    that keeps failing is dropped after MAX_ENTRY_FAILURES attempts."""
+    from executor.dispatcher import MAX_ENTRY_FAILURES, Dispatcher
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    env.dispatcher = Dispatcher(rt, block_ms=50, reclaim_idle_ms=100)
+    real_handle = env.dispatcher.handle
+    attempts: dict[str, int] = {}
+
+    def flaky(fields: dict[str, str]) -> None:
+        job = json.loads(fields["args"])["jobId"]
+        attempts[job] = attempts.get(job, 0) + 1
+        if job == "31" and attempts[job] == 1:
+            raise ConnectionRefusedError("the chain node is away")
+        if job == "32":
+            raise ValueError("a poisoned entry")
+        real_handle(fields)
+
+    monkeypatch.setattr(env.dispatcher, "handle", flaky)
+    _post(env, 31)
+    _post(env, 32)
+    _drain(env, until=lambda: ("depin.claim", 31) in env.sent, what=" and retry the failed entry")
+    assert attempts == {"31": 2, "32": MAX_ENTRY_FAILURES}
+    assert env.sent == [("depin.claim", 31)]

@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
 from depin.chain.logs import RawLog
 
@@ -207,9 +209,6 @@ class EventDecoder:
             self.static_only = all(p[0] != "d" for p in plan)
             self.decode_args = _compile(self, [(i["name"], i["type"]) for i in data_inputs])
         else:  # generic fallback
-            from eth_abi import decode as abi_decode
-            from eth_utils.abi import collapse_if_tuple
-
             self._abi_decode = abi_decode
             self._types = [collapse_if_tuple(dict(i)) for i in data_inputs]
             self.head_words = 0

@@ -27,7 +27,7 @@ import msgspec
 from eth_utils import keccak
 
 try:  # safe-pysha3 (a dependency of the toolchain): ~4x faster than eth_utils.keccak on small inputs
-    from sha3 import keccak_256 as _keccak_256
+    from sha3 import keccak_256 as _keccak_256  # lazy: optional
 
     def _keccak_hex(data: bytes) -> str:
         return _keccak_256(data).hexdigest()

@@ -36,11 +36,11 @@ CANNOT_JUDGE = (FailureCode.IMAGE_UNAVAILABLE,)
 
 def decide(submission_failure: bool, submitted_hash: bytes, submitted_code: FailureCode | None, outcome: object) -> Ruling:
     """The ruling for a submission given the arbiter's own outcome of the job."""
-    kind = getattr(outcome, "kind")
+    kind = outcome.kind
     if submission_failure:
-        right = kind == "failure" and getattr(outcome, "code") == submitted_code
+        right = kind == "failure" and outcome.code == submitted_code
     else:
-        right = kind == "result" and getattr(outcome, "digest") == submitted_hash
+        right = kind == "result" and outcome.digest == submitted_hash
     return Ruling.PROVIDER_WINS if right else Ruling.CHALLENGER_WINS
 
 

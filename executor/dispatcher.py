@@ -137,7 +137,7 @@ class Dispatcher:
             self.handle(fields)
         except (redis.ConnectionError, redis.TimeoutError):
             raise
-        except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the dispatcher
+        except Exception as exc:  # one bad entry must not stop the dispatcher
             n = self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
             log.exception("entry failed", extra={"entry": entry_id, "event": fields.get("event"), "attempt": n, "error": str(exc)})
             if n < MAX_ENTRY_FAILURES:
@@ -164,9 +164,8 @@ class Dispatcher:
         elif role == "verifier":
             if event == "ResultSubmitted" and args.get("provider", "").lower() != self.rt.address.lower():
                 self.queue_verification(job_id)
-        elif role == "arbiter":
-            if event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
-                self.queue_once(job_id, "arbitrating", "depin.arbitrate")
+        elif role == "arbiter" and event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
+            self.queue_once(job_id, "arbitrating", "depin.arbitrate")
 
     def _image_available(self, image: str) -> bool:
         try:

@@ -141,7 +141,7 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             return
         except transient_errors():
             raise  # retried with backoff (JobTask.autoretry_for); recovery re-queues after that
-        except Exception as exc:  # noqa: BLE001 - a bug or a surprise: give up once, never a crash-and-rerun loop
+        except Exception as exc:  # a bug or a surprise: give up once, never a crash-and-rerun loop
             give_up(rt, job_id, f"the run crashed: {type(exc).__name__}: {exc}"[:300])
             log.exception("run crashed; job abandoned and never claimed again", extra={"job": job_id, "error": str(exc)[:300]})
             return

@@ -206,8 +206,8 @@ class Runtime:
                 block = self.rpc.call("eth_getBlockByNumber", [tag, False])
                 if block and block.get("timestamp"):
                     return int(block["timestamp"], 16)
-            except Exception:  # noqa: BLE001 - fall back to the next source
-                continue
+            except Exception as exc:  # noqa: BLE001 - fall back to the next source
+                log.debug("block timestamp unavailable", extra={"tag": tag, "error": str(exc)[:200]})
         return int(time.time())
 
     # ------------------------------------------------------------------ records

@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel
 
 from depin import __version__
-from depin.keys import JOB_STATUSES
 from depin.chain import head_reader
+from depin.keys import JOB_STATUSES
 from indexer.query import (
     MAX_LIMIT,
     IndexerReader,

@@ -64,7 +64,7 @@ class Event:
     strings, ``0x`` hex for fixed bytes, ``bytes`` for ``bytes``, ``str`` for ``string``, dicts for
     tuples)."""
 
-    __slots__ = ("name", "contract", "address", "block", "block_hash", "tx", "log_index", "args")
+    __slots__ = ("address", "args", "block", "block_hash", "contract", "log_index", "name", "tx")
 
     def __init__(
         self,
@@ -218,7 +218,7 @@ class EventDecoder:
     def _decode_args_generic(self, data: str, topics: list[str]) -> dict[str, Any]:
         args = self.decode_data(data)
         for (name, conv), topic in zip(self.indexed, topics[1:]):
-            args[name] = conv(topic[2:] if topic.startswith("0x") else topic)
+            args[name] = conv(topic.removeprefix("0x"))
         return args
 
     def decode_data(self, data: str) -> dict[str, Any]:
@@ -451,7 +451,7 @@ class LogDecoder:
             )
         except (DecodeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # eth_abi's own errors and anything else: never crash on input
+        except Exception as exc:  # noqa: BLE001 - eth_abi's own errors and anything else: never crash on input
             return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
 
     def decode_all(self, raws: Iterable[Mapping[str, Any]]) -> list[Event]:
@@ -485,7 +485,7 @@ class LogDecoder:
                             dec.decode_args(log_.data, topics),
                         )
                     )
-                except Exception:
+                except Exception:  # noqa: BLE001 - the slow path decides (and logs why a log is skipped)
                     ev = decode(log_.as_dict() if log_.__class__ is RawLog else log_)
                     if ev is not None:
                         append(ev)
@@ -508,7 +508,7 @@ class LogDecoder:
                         dec.decode_args(raw["data"], topics),
                     )
                 )
-            except Exception:  # the slow path decides (and logs why a log is skipped)
+            except Exception:  # noqa: BLE001 - the slow path decides (and logs why a log is skipped)
                 ev = decode(raw)
                 if ev is not None:
                     append(ev)
@@ -518,4 +518,3 @@ class LogDecoder:
         self.skipped += 1
         where = {k: raw.get(k) for k in ("address", "blockNumber", "transactionHash", "logIndex")} if isinstance(raw, Mapping) else raw
         log.warning("skipping log: %s %s", reason, where)
-        return None

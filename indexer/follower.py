@@ -54,12 +54,12 @@ import redis
 
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
+from depin.chain.logs import LogFetcher
 from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
-from depin.chain.logs import LogFetcher
 from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
 from indexer.store import Cursor, CursorMoved, PendingCommit, Store
 
@@ -414,7 +414,7 @@ class Indexer:
             if pending is not None:
                 try:
                     pending.wait()
-                except Exception:  # already failing: the caller re-reads the cursor
+                except Exception:  # noqa: BLE001, S110 - already failing: the caller re-reads the cursor
                     pass
             fetcher.shutdown(wait=True, cancel_futures=True)
             if gc_was_enabled:

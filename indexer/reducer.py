@@ -100,7 +100,7 @@ Loader = Callable[[Sequence[str]], dict[str, Hash]]
 
 def _plain(value: Any) -> Any:
     """Event argument -> JSON value: integers as decimal strings (exact beyond 2^53), bytes as hex."""
-    if isinstance(value, bool) or isinstance(value, str) or value is None:
+    if isinstance(value, (bool, str)) or value is None:
         return value
     if isinstance(value, int):
         return str(value)
@@ -132,7 +132,12 @@ def stream_line(ev: Event, extra: dict[str, Any] | None = None) -> str:
             args[k] = _plain(v)
     if extra:
         args.update(extra)
-    return "event\t%s\t%d\t%s\t%s\t%d\t%s" % (ev.name, ev.block, ev.block_hash, ev.tx, ev.log_index, _JSON(args))
+    return f"event\t{ev.name}\t{ev.block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{_JSON(args)}"
+
+
+def _extra_value(value: Any) -> str:
+    """A stream arg the handler added, as JSON (booleans spelled out)."""
+    return "true" if value is True else "false" if value is False else _JSON(_plain(value))
 
 
 def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], str] | None:
@@ -144,16 +149,16 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
         if name == "spec":
             continue
         if typ.startswith(("uint", "int")) and "[" not in typ:
-            parts.append('"%s":"%%d"' % name)
+            parts.append(f'"{name}":"%d"')
             convs.append(None)
         elif typ == "address" or (typ.startswith("bytes") and typ != "bytes" and "[" not in typ):
-            parts.append('"%s":"%%s"' % name)
+            parts.append(f'"{name}":"%s"')
             convs.append(None)
         elif typ == "bool":
-            parts.append('"%s":%%s' % name)
+            parts.append(f'"{name}":%s')
             convs.append(bool)
         elif typ == "string":
-            parts.append('"%s":%%s' % name)
+            parts.append(f'"{name}":%s')
             convs.append(_JSON)
         else:
             return None
@@ -171,7 +176,7 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
         else:
             values.append(f'("true" if a[{name!r}] else "false")')
     source = f"lambda a: {template!r} % ({', '.join(values)},)"
-    return eval(source, {"_JSON": _JSON})  # noqa: S307 (built from ABI names and types only)
+    return eval(source, {"_JSON": _JSON})  # built from ABI names and types only
 
 
 def retraction_line(line: str) -> str:
@@ -258,7 +263,7 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
 class BatchResult:
     """What one batch changes. Every value is a string (Redis hashes hold strings)."""
 
-    __slots__ = ("hset", "zadd", "zrem", "stream", "undo", "events", "values")
+    __slots__ = ("events", "hset", "stream", "undo", "values", "zadd", "zrem")
 
     def __init__(self) -> None:
         self.hset: dict[str, Hash] = {}  # key -> changed fields
@@ -362,9 +367,7 @@ class _State:
 def _history(job: Hash, ev: Event) -> None:
     """Appends `ev` (with the job's status after it) to the job's ``history`` JSON array."""
     # Names, statuses and 0x-hex hashes need no JSON escaping.
-    entry = '{"event":"%s","status":"%s","block":%d,"tx":"%s","logIndex":%d}' % (
-        ev.name, job.get("status", ""), ev.block, ev.tx, ev.log_index
-    )
+    entry = f'{{"event":"{ev.name}","status":"{job.get("status", "")}","block":{ev.block:d},"tx":"{ev.tx}","logIndex":{ev.log_index:d}}}'
     hist = job.get("history")
     job["history"] = "[" + entry + "]" if not hist or hist == "[]" else hist[:-1] + "," + entry + "]"
 
@@ -602,9 +605,9 @@ class Reducer:
                 if extra:
                     more = _SPEC_VALID.get(tuple(extra.items())) if len(extra) == 1 else None
                     if more is None:
-                        more = ",".join('"%s":%s' % (k, "true" if v is True else "false" if v is False else _JSON(_plain(v))) for k, v in extra.items())
+                        more = ",".join(f'"{k}":{_extra_value(v)}' for k, v in extra.items())
                     text = text[:-1] + ("," if len(text) > 2 else "") + more + "}"
-                entry = "event\t%s\t%d\t%s\t%s\t%d\t%s" % (name, block, ev.block_hash, ev.tx, ev.log_index, text)
+                entry = f"event\t{name}\t{block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{text}"
             append(entry)
             if st.undo is not None:
                 st.undo["e"].append(entry)

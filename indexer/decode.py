@@ -190,16 +190,17 @@ class EventDecoder:
             (i["name"], i["type"]) for i in inputs if i.get("indexed")
         ]
         # Fast plan: per head slot, ("s", name, conv), ("t", name, [(field, conv)...]) or ("d", name, is_string).
-        plan: list[tuple[str, str, Any]] | None = []
+        steps: list[tuple[str, str, Any]] = []
+        plan: list[tuple[str, str, Any]] | None = steps
         for i in data_inputs:
             typ = i["type"]
             conv = _static_converter(typ)
             if conv is not None:
-                plan.append(("s", i["name"], conv))
+                steps.append(("s", i["name"], conv))
             elif typ in ("bytes", "string"):
-                plan.append(("d", i["name"], typ == "string"))
+                steps.append(("d", i["name"], typ == "string"))
             elif typ == "tuple" and all(_static_converter(c["type"]) for c in i.get("components", [])):
-                plan.append(("t", i["name"], [(c["name"], _static_converter(c["type"])) for c in i["components"]]))
+                steps.append(("t", i["name"], [(c["name"], _static_converter(c["type"])) for c in i["components"]]))
             else:
                 plan = None
                 break
@@ -429,15 +430,19 @@ class LogDecoder:
             topics = raw["topics"]
             address = raw["address"].lower()
             if raw.get("removed"):
-                return self._skip(raw, "log is marked removed")
+                self._skip(raw, "log is marked removed")
+                return None
             if not topics:
-                return self._skip(raw, "log has no topics (anonymous event)")
+                self._skip(raw, "log has no topics (anonymous event)")
+                return None
             dec = self._decoders.get((address, topics[0].lower()))
             if dec is None:
                 known = any(a == address for a, _ in self._decoders)
-                return self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
+                self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
+                return None
             if len(topics) != dec.n_topics:
-                return self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
+                self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
+                return None
             args = dec.decode_args(raw["data"], topics)
             return Event(
                 dec.name,
@@ -450,9 +455,11 @@ class LogDecoder:
                 args,
             )
         except (DecodeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            return None
         except Exception as exc:  # noqa: BLE001 - eth_abi's own errors and anything else: never crash on input
-            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            return None
 
     def decode_all(self, raws: Iterable[Mapping[str, Any]]) -> list[Event]:
         """Decoded events in the order given, skipping (and logging) the undecodable ones.

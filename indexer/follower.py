@@ -144,7 +144,7 @@ class Indexer:
         waited for (logged, capped backoff); a reorg deeper than the finality depth raises
         :class:`ReorgTooDeep` after logging it at CRITICAL level."""
         stop = stop if stop is not None else threading.Event()
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
 
             def request_stop(signum: int, _frame: Any) -> None:
@@ -558,7 +558,7 @@ class Indexer:
             out.append(ev)
         if not ordered:
             out.sort(key=lambda e: (e.block, e.log_index))
-            dedup = []
+            dedup: list[Event] = []
             for ev in out:
                 if dedup and (dedup[-1].block, dedup[-1].log_index) == (ev.block, ev.log_index):
                     log.warning("skipping duplicate log %d/%d", ev.block, ev.log_index)

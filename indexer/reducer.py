@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -93,7 +93,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 Hash = dict[str, str]
 # The stream args that JobPosted's handler adds, pre-rendered.
-_SPEC_VALID = {(("specValid", True),): '"specValid":true', (("specValid", False),): '"specValid":false'}
+_SPEC_VALID: dict[tuple[tuple[str, Any], ...], str] = {(("specValid", True),): '"specValid":true', (("specValid", False),): '"specValid":false'}
 _SPEC_VALID_EXTRA = {True: {"specValid": True}, False: {"specValid": False}}  # shared: never modified
 Loader = Callable[[Sequence[str]], dict[str, Hash]]
 
@@ -144,7 +144,9 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
     """A fast JSON writer for one event type's args (what :func:`stream_line` writes), or None when
     a type needs the generic path. Integers become decimal strings; addresses and fixed bytes are
     0x-hex (no escaping needed); strings are JSON-escaped."""
-    parts, names, convs = [], [], []
+    parts: list[str] = []
+    names: list[str] = []
+    convs: list[Callable[[Any], Any] | None] = []
     for name, typ in arg_types:
         if name == "spec":
             continue
@@ -380,7 +382,7 @@ def _add(h: Hash, field: str, amount: int) -> None:
 class Reducer:
     """Turns events into Redis changes for one deployment's keys."""
 
-    def __init__(self, keys: Keys, arg_types: dict[str, Sequence[tuple[str, str]]] | None = None) -> None:
+    def __init__(self, keys: Keys, arg_types: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> None:
         """`arg_types` (event name -> argument names and ABI types, see
         ``LogDecoder.arg_types``) enables fast per-event stream formats."""
         self.keys = keys
@@ -447,7 +449,7 @@ class Reducer:
                 out.add(k.provider(a["provider"]))
             elif name in ("MarketParamsUpdated", "EmissionParamsUpdated", "ResolverUpdated", "PauseSet", "StakingParametersUpdated"):
                 out.add(k.params)
-        absent = set()
+        absent: set[str] = set()
         job = k.job
         for job_id, name in first.items():
             (absent if name == "JobPosted" else out).add(job(job_id))
@@ -489,7 +491,7 @@ class Reducer:
                 return {}
             score = float(jid)
             out = {self._jobs_all: {jid: score}}
-            status_key = self._status_keys.get(h.get("status"))
+            status_key = self._status_keys.get(h.get("status") or "")
             if status_key is not None:
                 out[status_key] = {jid: score}
             if h.get("requester"):

@@ -49,6 +49,9 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
 ``{p}:jobs:provider:{address}`` (sorted sets)
     Job ids, scored by job id. The provider index holds every job the provider ever claimed (also
     one it timed out on and that another provider then took).
+``{p}:jobs:due:{status}`` (sorted sets, status Open, Claimed, Submitted or Disputed)
+    The jobs in that status scored by their next deadline: claimDeadline while Open, else deadline
+    (submit, challenge or resolve). What executors poke and finalize, earliest first.
 ``{p}:provider:{address}`` (hash)
     address, id, staked, locked, unbonding, releaseAt, jobsCompleted, jobsSlashed, endpoint,
     capabilityHash, registeredBlock: as ``ProviderStaking.getProvider`` returns them.
@@ -82,6 +85,9 @@ from __future__ import annotations
 from depin.market import JOB_STATUS_NAMES
 
 JOB_STATUSES = JOB_STATUS_NAMES  # the status names a job hash and the status index use (depin.market)
+
+# Live statuses with a deadline after which a transition is due (``{p}:jobs:due:{status}``).
+DUE_STATUSES = ("Open", "Claimed", "Submitted", "Disputed")
 
 
 class Keys:
@@ -127,6 +133,12 @@ class Keys:
 
     def jobs_by_provider(self, address: str) -> str:
         return f"{self.prefix}:jobs:provider:{address.lower()}"
+
+    def due(self, status: str) -> str:
+        """Live jobs in `status` (Open, Claimed, Submitted, Disputed) scored by their next deadline."""
+        if status not in DUE_STATUSES:
+            raise ValueError(f"no due set for status {status!r}; one of {', '.join(DUE_STATUSES)}")
+        return self._k("jobs", "due", status)
 
     # providers and accounts
     def provider(self, address: str) -> str:

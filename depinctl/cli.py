@@ -478,15 +478,11 @@ LogLevelOpt = Annotated[
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    """The ``[indexer]`` table (or top level) of a TOML config file; relative paths are taken from
-    the file's directory."""
-    from depin.config import read_toml_file
+    """IndexerConfig fields of a TOML config file (an [indexer] table, top-level keys, or an
+    executor's depin.toml: see indexer.config.read_config_file)."""
+    from indexer.config import read_config_file
 
-    data = read_toml_file(path)  # bounded: one ConfigError line for a missing, huge, binary or deep file
-    data = data.get("indexer", data)
-    if "deployment_file" in data:
-        data["deployment_file"] = path.parent / Path(data["deployment_file"]).expanduser()
-    return data
+    return read_config_file(path)
 
 
 @indexer_app.command("run")
@@ -498,7 +494,7 @@ def indexer_run(
             "--config",
             envvar="DEPIN_CONFIG",
             metavar="FILE",
-            help="TOML file with IndexerConfig fields (top level or an [indexer] table).",
+            help="TOML file with IndexerConfig fields (top level or an [indexer] table), or a depin.toml.",
         ),
     ] = None,
     rpc_url: RpcUrlOpt = None,

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from depin.errors import DepinError
+from executor import worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", choices=("compute", "chain"), default="compute")
     parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args(argv)
-    from executor import worker
-
     try:
         if args.component == "start":
             if args.config is None:

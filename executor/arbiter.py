@@ -24,6 +24,9 @@ from celery import Task
 
 from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus, Ruling
+from depin.transactions import TxReverted
+from executor import queue
+from executor.execution import execute_job, load_spec
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.arbiter")
@@ -33,17 +36,15 @@ CANNOT_JUDGE = (FailureCode.IMAGE_UNAVAILABLE,)
 
 def decide(submission_failure: bool, submitted_hash: bytes, submitted_code: FailureCode | None, outcome: object) -> Ruling:
     """The ruling for a submission given the arbiter's own outcome of the job."""
-    kind = getattr(outcome, "kind")
+    kind = outcome.kind
     if submission_failure:
-        right = kind == "failure" and getattr(outcome, "code") == submitted_code
+        right = kind == "failure" and outcome.code == submitted_code
     else:
-        right = kind == "result" and getattr(outcome, "digest") == submitted_hash
+        right = kind == "result" and outcome.digest == submitted_hash
     return Ruling.PROVIDER_WINS if right else Ruling.CHALLENGER_WINS
 
 
 def arbitrate_job(task: Task, rt: Runtime, job_id: int) -> None:
-    from executor.tasks import _execute, _spec_for, send
-
     lease = rt.lease(job_id)
     if not lease.acquire():
         return
@@ -60,12 +61,12 @@ def arbitrate_job(task: Task, rt: Runtime, job_id: int) -> None:
             rt.set_record(job_id, "abstained", reason="no submission found")
             return
         try:
-            spec = _spec_for(rt, job_id, job.spec_hash)
+            spec = load_spec(rt, job_id, job.spec_hash)
         except SpecError as exc:
             rt.set_record(job_id, "abstained", reason=f"bad spec: {exc}"[:300])
             log.warning("abstaining: bad spec", extra={"job": job_id})
             return
-        outcome = _execute(rt, job_id, spec, "arbiter")
+        outcome = execute_job(rt, job_id, spec, "arbiter")
         if outcome.kind == "failure" and (outcome.retryable or outcome.code in CANNOT_JUDGE):
             rt.set_record(job_id, "abstained", reason=f"cannot judge: {outcome.code.name}: {outcome.reason}"[:300])
             log.warning("abstaining: cannot re-run the job", extra={"job": job_id, "code": outcome.code.name})
@@ -78,12 +79,10 @@ def arbitrate_job(task: Task, rt: Runtime, job_id: int) -> None:
     finally:
         lease.release()
     if rt.record(job_id).get("state") == "ruling":
-        send("depin.rule", job_id)
+        queue.send("depin.rule", job_id)
 
 
 def rule_job(rt: Runtime, job_id: int) -> None:
-    from depin.transactions import TxReverted
-
     rec = rt.record(job_id)
     if rec.get("state") != "ruling":
         return

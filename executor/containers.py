@@ -98,6 +98,7 @@ SHM_MB = 16
 PIDS_LIMIT = 128
 NOFILE = 1024
 NPROC = 4096
+DEFAULT_OUTPUT_LIMITS = OutputLimits()
 LOG_MAX_SIZE = "1m"
 LOGS_TAIL_LINES = 50
 # Podman 4.3's compat API sometimes never answers a logs request for a container that just exited
@@ -188,6 +189,9 @@ class ContainerLimits:
     nproc: int = NPROC
     log_max_size: str = LOG_MAX_SIZE
     extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+DEFAULT_CONTAINER_LIMITS = ContainerLimits()
 
 
 # --- seccomp --------------------------------------------------------------------------------------
@@ -318,7 +322,7 @@ def prepare_output_dir(path: Path, max_bytes: int) -> OutputDir:
     size = max_bytes + OUT_SLACK_BYTES
     if os.geteuid() == 0:
         opts = f"size={size},nr_inodes={OUT_MAX_INODES},mode=0700,uid={JOB_UID},gid={JOB_GID},nosuid,nodev"
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "depin-out", str(path)], capture_output=True, text=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "depin-out", str(path)], capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return OutputDir(path, max_bytes, "tmpfs", size)
     if os.geteuid() == 0:
@@ -333,7 +337,7 @@ def release_output_dir(out: OutputDir | Path) -> None:
     unmount_all_under(out.path if isinstance(out, OutputDir) else Path(out))
 
 
-def output_size(path: Path, limits: OutputLimits = OutputLimits()) -> int:
+def output_size(path: Path, limits: OutputLimits = DEFAULT_OUTPUT_LIMITS) -> int:
     """Apparent size in bytes of the regular files below `path` (what the result archive holds),
     counted exactly by :func:`depin.outputs.walk_output`: a tree beyond `limits` (depth, path
     length, entries) raises :class:`~depin.outputs.InvalidOutput` rather than being undercounted."""
@@ -361,40 +365,40 @@ def container_options(
     res = spec.resources
     memory = res.memory_mb * MIB + (output.tmpfs_bytes if output.mode == "tmpfs" else 0)
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
-    return dict(
-        image=image_id,
-        command=list(spec.command),
-        environment=dict(spec.env),
-        name=name,
-        labels={**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
-        user=JOB_USER,
-        hostname=JOB_HOSTNAME,  # not the random container ID: a job that prints it stays reproducible
-        network_mode="none",
-        ipc_mode="private",
-        read_only=True,
-        tmpfs={"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"},
-        shm_size=limits.shm_mb * MIB,
-        mounts=[
+    return {
+        "image": image_id,
+        "command": list(spec.command),
+        "environment": dict(spec.env),
+        "name": name,
+        "labels": {**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
+        "user": JOB_USER,
+        "hostname": JOB_HOSTNAME,  # not the random container ID: a job that prints it stays reproducible
+        "network_mode": "none",
+        "ipc_mode": "private",
+        "read_only": True,
+        "tmpfs": {"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"},
+        "shm_size": limits.shm_mb * MIB,
+        "mounts": [
             Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
             Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
         ],
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges", *([seccomp] if seccomp is not None else [])],
-        privileged=False,
-        pids_limit=limits.pids_limit,
-        mem_limit=memory,
-        memswap_limit=memory,
-        nano_cpus=int(res.cpus * 1_000_000_000),
-        ulimits=[
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges", *([seccomp] if seccomp is not None else [])],
+        "privileged": False,
+        "pids_limit": limits.pids_limit,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "nano_cpus": int(res.cpus * 1_000_000_000),
+        "ulimits": [
             Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
             Ulimit(name="nproc", soft=limits.nproc, hard=limits.nproc),
         ],
-        log_config=LogConfig(type="json-file", config={"max-size": limits.log_max_size}),
-        stdin_open=False,
-        tty=False,
-        auto_remove=False,
-        detach=True,
-    )
+        "log_config": LogConfig(type="json-file", config={"max-size": limits.log_max_size}),
+        "stdin_open": False,
+        "tty": False,
+        "auto_remove": False,
+        "detach": True,
+    }
 
 
 def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:

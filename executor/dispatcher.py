@@ -26,13 +26,13 @@ job's local record:
   or claimed by someone else) before it acts;
 - a retracted ``JobClaimed``, ``ResultSubmitted`` or ``FailureSubmitted`` of a job we hold any
   other record of (``submitted``, ``finalized``, ``lost``...) makes it read the chain
-  (:func:`executor.tasks.reopen_if_undone`): a job Open again is recorded ``lost`` and considered
+  (:func:`executor.provider.reopen_if_undone`): a job Open again is recorded ``lost`` and considered
   afresh (claimed again if the policy still accepts it); a job Claimed by us again whose submission
   was undone has its recorded outcome submitted again;
 - a retracted ``JobPosted`` with a record drops the record: the canonical chain's ``JobPosted`` (if
   any) is judged afresh.
 
-Beat's recovery (:func:`executor.tasks.recover`) makes the same check for our submitted jobs whose
+Beat's recovery (:func:`executor.beat.recover_jobs`) makes the same check for our submitted jobs whose
 indexed status disagrees with the record, in case a retraction entry was missed.
 """
 
@@ -51,7 +51,10 @@ import redis
 
 from depin.errors import SpecError
 from depin.spec import parse_spec
+from executor import queue
+from executor.containers import ImageUnavailable, check_image
 from executor.policy import JobTermsView, Policy
+from executor.provider import reopen_if_undone
 from executor.runtime import ACTIVE_STATES, Runtime
 
 log = logging.getLogger("executor.dispatcher")
@@ -60,16 +63,18 @@ BLOCK_MS = 1_000
 DEFERRED_BLOCK_MS = 50
 BATCH = 50
 MAX_ENTRY_FAILURES = 3
+RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, *, consumer: str | None = None, block_ms: int = BLOCK_MS) -> None:
+    def __init__(self, rt: Runtime, *, consumer: str | None = None, block_ms: int = BLOCK_MS,
+                 reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> None:
         self.rt = rt
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.block_ms = block_ms
-        self.stream = rt.index_keys.events
-        self.group = rt.xkeys.group
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.events = rt.event_stream()
         self.policy = Policy(rt.config.policy, image_available=self._image_available)
         self.failures: dict[str, int] = {}
         self.resolver = rt.deployment.addresses.get("ArbiterResolver", "").lower()
@@ -77,12 +82,8 @@ class Dispatcher:
     # ------------------------------------------------------------------ stream plumbing
 
     def ensure_group(self) -> None:
-        try:
-            self.rt.index.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-            log.info("consumer group created", extra={"stream": self.stream, "group": self.group})
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        if self.events.ensure():
+            log.info("consumer group created", extra={"stream": self.events.stream, "group": self.events.group})
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Reads and handles entries until `stop` is set (or SIGTERM/SIGINT in the main thread)."""
@@ -90,50 +91,60 @@ class Dispatcher:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-        log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.group})
-        backlog = True  # first our own pending entries (a previous run died before acknowledging)
+        log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.events.group})
         while not stop.is_set():
             try:
                 self.ensure_group()
+                self.handle_backlog(stop)
                 while not stop.is_set():
-                    start = "0" if backlog else ">"
-                    # while jobs wait for a free slot, wake up often to hand them the slot
-                    block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
-                    reply = self.rt.index.xreadgroup(
-                        self.group, self.consumer, {self.stream: start}, count=BATCH, block=None if backlog else block
-                    )
-                    entries = reply[0][1] if reply else []
-                    if backlog and not entries:
-                        backlog = False
-                    for entry_id, fields in entries:
-                        self._handle_entry(entry_id, fields)
-                    self.reconsider_deferred()
+                    self.handle_batch()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable; retrying", extra={"error": str(exc)})
-                backlog = True
                 stop.wait(1.0)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):  # the index was wiped and the stream recreated
-                    log.warning("consumer group vanished; re-creating it", extra={"group": self.group})
-                    backlog = True
+                    log.warning("consumer group vanished; re-creating it", extra={"group": self.events.group})
                     continue
                 raise
         log.info("dispatcher stopped")
+
+    def handle_backlog(self, stop: threading.Event) -> None:
+        """Our own pending entries, once each (a previous run died before acknowledging them); one
+        that fails stays pending and is retried by the reclaim pass of :meth:`handle_batch`."""
+        after = "0"
+        while not stop.is_set():
+            entries = self.events.read(self.consumer, count=BATCH, pending_after=after)
+            if not entries:
+                return
+            for entry_id, fields in entries:
+                self._handle_entry(entry_id, fields)
+            after = entries[-1][0]
+
+    def handle_batch(self) -> None:
+        """New entries (waiting for them a little), then the pending ones that failed and have been
+        idle for ``reclaim_idle_ms`` (retried without a restart, up to MAX_ENTRY_FAILURES times),
+        then a freed slot handed to a deferred job."""
+        # while jobs wait for a free slot, wake up often to hand them the slot
+        block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
+        for entry_id, fields in self.events.read(self.consumer, count=BATCH, block_ms=block):
+            self._handle_entry(entry_id, fields)
+        for entry_id, fields in self.events.reclaim(self.consumer, min_idle_ms=self.reclaim_idle_ms, count=BATCH):
+            self._handle_entry(entry_id, fields)
+        self.reconsider_deferred()
 
     def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
             self.handle(fields)
         except (redis.ConnectionError, redis.TimeoutError):
             raise
-        except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the dispatcher
+        except Exception as exc:  # one bad entry must not stop the dispatcher
             n = self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
             log.exception("entry failed", extra={"entry": entry_id, "event": fields.get("event"), "attempt": n, "error": str(exc)})
             if n < MAX_ENTRY_FAILURES:
-                time.sleep(0.5)
-                return  # stays pending: handled again after a restart or the next backlog pass
+                return  # stays pending: reclaimed and handled again once idle (handle_batch)
             log.error("entry dropped after repeated failures", extra={"entry": entry_id, "event": fields.get("event")})
         self.failures.pop(entry_id, None)
-        self.rt.index.xack(self.stream, self.group, entry_id)
+        self.events.ack(entry_id)
 
     # ------------------------------------------------------------------ handling
 
@@ -153,13 +164,10 @@ class Dispatcher:
         elif role == "verifier":
             if event == "ResultSubmitted" and args.get("provider", "").lower() != self.rt.address.lower():
                 self.queue_verification(job_id)
-        elif role == "arbiter":
-            if event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
-                self.queue_once(job_id, "arbitrating", "depin.arbitrate")
+        elif role == "arbiter" and event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
+            self.queue_once(job_id, "arbitrating", "depin.arbitrate")
 
     def _image_available(self, image: str) -> bool:
-        from executor.containers import ImageUnavailable, check_image
-
         try:
             check_image(self.rt.docker, image)
             return True
@@ -179,7 +187,7 @@ class Dispatcher:
         if rec.get("refused"):
             log.warning("job refused: it failed in this executor's hands before", extra={"job": job_id, "reason": rec["refused"]})
             return
-        idx = rt.indexed_job(job_id)
+        idx = rt.reader.job_fields(job_id)
         if idx.get("status") == "Open" and rt.address.lower() in (idx.get("providers") or "").lower().split(","):
             # Open again after our claim (a reorg that undid the claim rolls `providers` back too)
             reason = "this executor claimed the job before and it was reopened (timed out in our hands)"
@@ -212,9 +220,7 @@ class Dispatcher:
                 self.skip(job_id, f"policy: {decision.reason}")
             return
         rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
-        from executor.tasks import send
-
-        send("depin.claim", job_id)
+        queue.send("depin.claim", job_id)
         log.info("claim queued", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
 
     def reconsider_deferred(self) -> None:
@@ -230,11 +236,9 @@ class Dispatcher:
             self.consider(job_id)
 
     def queue_verification(self, job_id: int) -> None:
-        from executor.tasks import sample
-
         if self.rt.record(job_id):
             return
-        if not sample(self.rt.config.executor.verify_sample_rate):
+        if not queue.sample(self.rt.config.executor.verify_sample_rate):
             self.rt.set_record(job_id, "verified", reason="not sampled")
             return
         self.queue_once(job_id, "verifying", "depin.verify")
@@ -244,9 +248,7 @@ class Dispatcher:
         if self.rt.record(job_id):
             return
         self.rt.set_record(job_id, state)
-        from executor.tasks import send
-
-        send(task, job_id)
+        queue.send(task, job_id)
         log.info("queued", extra={"job": job_id, "task": task})
 
     def retracted(self, event: str, job_id: int, args: dict[str, Any]) -> None:
@@ -254,13 +256,9 @@ class Dispatcher:
         log.warning("event retracted by a reorg", extra={"job": job_id, "event": event})
         rt.state.zrem(rt.xkeys.deferred, str(job_id))
         state = rt.record(job_id).get("state")
-        from executor.tasks import NEXT_TASK, send
-
-        if state in NEXT_TASK:
-            send(NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
+        if state in queue.NEXT_TASK:
+            queue.send(queue.NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
         elif event in WORK_EVENTS and state is not None and rt.role == "provider":
-            from executor.tasks import reopen_if_undone
-
             if reopen_if_undone(rt, job_id) == "open":
                 self.reconsider_deferred()
         elif event == "JobPosted" and state is not None:

@@ -62,6 +62,7 @@ from depin.market import FailureCode
 from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, build_archive
 from depin.spec import JobSpec, parse_spec
 from executor.containers import (
+    DEFAULT_CONTAINER_LIMITS,
     LABEL_EXECUTOR,
     LABEL_JOB,
     MIB,
@@ -204,7 +205,7 @@ def archive_output(out_dir: Path, exit_code: int, dest: Path, max_bytes: int) ->
         raise InvalidOutput(f"{type(exc).__name__}: {exc}") from exc
     except MemoryError as exc:  # ours: the walk's limits bound what the output can make us hold
         raise ProviderFault("this machine ran out of memory while archiving the output") from exc
-    except Exception as exc:  # noqa: BLE001 - see the module doc: the output's doing, not a crash
+    except Exception as exc:  # see the module doc: the output's doing, not a crash
         raise InvalidOutput(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
@@ -218,7 +219,7 @@ def execute(
     name: str,
     labels: dict[str, str] | None = None,
     limits_cap: PolicyConfig | None = None,
-    container_limits: ContainerLimits = ContainerLimits(),
+    container_limits: ContainerLimits = DEFAULT_CONTAINER_LIMITS,
     allowed_registries: Sequence[str] = (),
     file_roots: Sequence[Path | str] | None = None,
     input_allow_networks: Sequence[str] | None = None,
@@ -247,7 +248,7 @@ def execute(
     labels = {LABEL_JOB: str(job_id), LABEL_EXECUTOR: DEFAULT_INSTANCE, **(labels or {})}
     job_dir = Path(work_root) / name
     _clean(client, name, job_dir)
-    fail = lambda code, reason, **kw: Outcome.failure(code, reason, job_id=job_id, image=spec.image, **kw)  # noqa: E731
+    fail = lambda code, reason, **kw: Outcome.failure(code, reason, job_id=job_id, image=spec.image, **kw)
     try:
         job_dir.mkdir(parents=True)
         # 1. inputs

@@ -70,7 +70,7 @@ def start_heartbeat(component: str = CHAIN_WORKER, interval: float = HEARTBEAT_I
                 beat_once(get_runtime(), component)
             except (redis.RedisError, ChainError, OSError) as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc)[:300]})
-            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one failure
+            except Exception:  # the heartbeat must outlive any one failure
                 log.exception("heartbeat failed")
             time.sleep(interval)
 

@@ -195,20 +195,22 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
     headers = {"Host": url.netloc.decode("ascii")}
     extensions = {"sni_hostname": url.raw_host.decode("ascii")}  # TLS SNI and certificate check on the name
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
-            with client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
-                if response.is_redirect:
-                    return response.headers["location"]
-                _check_answer(item, response, sink)
-                for chunk in response.iter_bytes(CHUNK):
-                    sink.write(chunk)
-                    if time.monotonic() > deadline:
-                        raise InputUnavailable(
-                            f"input {item.path!r}: {_short(item.uri)} took over {TOTAL_TIMEOUT_FACTOR * timeout:.0f} s",
-                            path=item.path,
-                            uri=item.uri,
-                            retryable=True,
-                        )
+        with (
+            httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client,
+            client.stream("GET", pinned, headers=headers, extensions=extensions) as response,
+        ):
+            if response.is_redirect:
+                return response.headers["location"]
+            _check_answer(item, response, sink)
+            for chunk in response.iter_bytes(CHUNK):
+                sink.write(chunk)
+                if time.monotonic() > deadline:
+                    raise InputUnavailable(
+                        f"input {item.path!r}: {_short(item.uri)} took over {TOTAL_TIMEOUT_FACTOR * timeout:.0f} s",
+                        path=item.path,
+                        uri=item.uri,
+                        retryable=True,
+                    )
     except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
         log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
         raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None

@@ -19,6 +19,7 @@ import socket
 import threading
 import uuid
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -106,7 +107,7 @@ class Lease:
         value = self.r.get(self.key)
         return value.decode() if isinstance(value, bytes) else value
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

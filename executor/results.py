@@ -155,7 +155,7 @@ def create_app(store: ResultStore) -> FastAPI:
 
 def serve(store: ResultStore, host: str = "127.0.0.1", port: int = 8700) -> None:
     """Runs the result server in the foreground (uvicorn) until interrupted."""
-    import uvicorn
+    import uvicorn  # lazy: start-up (only the result server runs it)
 
     uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)
 

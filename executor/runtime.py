@@ -18,7 +18,7 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     The per-job lease (:mod:`executor.lease`): held by the task working on the job.
 ``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)
     Attempts of `task` on the job that started and never finished (a worker died during them);
-    reset when an attempt ends. Past :data:`executor.app.MAX_DELIVERIES` the job is given up loudly.
+    reset when an attempt ends. Past :data:`executor.celery.MAX_DELIVERIES` the job is given up loudly.
 ``{e}:active`` (sorted set)
     Jobs in hand (claiming, claimed, running, outcome ready), scored by the time they entered:
     what ``max_concurrent_jobs`` counts and what the recovery task scans.
@@ -39,6 +39,7 @@ job left our hands), ``late`` (the submit deadline passed), ``abandoned`` (the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -49,17 +50,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from eth_utils import to_checksum_address
 
-from depin.config import DepinConfig, load_config
+from depin import accounts
+from depin.chain import RpcClient
+from depin.client import Client, OnchainJob, UnknownJob
+from depin.config import ConfigError, DepinConfig, load_config
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
+from depin.market import JobStatus
+from executor.containers import container_name as engine_container_name
+from executor.engine import check_sandbox, connect
 from executor.lease import DEFAULT_TTL, Lease
+from executor.results import ResultStore
+from indexer.query import EventStream, IndexerReader
 
 if TYPE_CHECKING:
     import docker
-
-    from depin.client import Client
-    from executor.results import ResultStore
 
 log = logging.getLogger("executor")
 
@@ -92,8 +99,6 @@ def load_executor_config(path: Path | str | None = None, role: str | None = None
     role = role or os.environ.get(ENV_ROLE) or None
     if role:
         if role not in ("provider", "verifier", "arbiter"):
-            from depin.config import ConfigError
-
             raise ConfigError(f"unknown executor role {role!r}; one of provider, verifier, arbiter")
         config.executor.role = role  # type: ignore[assignment]
     return config
@@ -102,10 +107,6 @@ def load_executor_config(path: Path | str | None = None, role: str | None = None
 def configured_address(config: DepinConfig, chain_id: int) -> str:
     """The executor's account address from the configuration: the keystore's recorded address (no
     password needed) or the development account's (local chains only)."""
-    from eth_utils import to_checksum_address
-
-    from depin import accounts
-
     if config.key.keystore is not None:
         address = accounts.keystore_address(config.key.keystore)
         if address:
@@ -137,14 +138,17 @@ class Runtime:
         return redis.Redis.from_url(self.config.redis.url, decode_responses=True, health_check_interval=30)
 
     @cached_property
+    def reader(self) -> IndexerReader:
+        """Typed reads of the index (:mod:`indexer.query`): due jobs, job fields, claims."""
+        return IndexerReader(self.index, self.index_keys)
+
+    @cached_property
     def state(self) -> redis.Redis:
         """The executor's database (also the broker's)."""
         return redis.Redis.from_url(self.broker_url, decode_responses=True, health_check_interval=30)
 
     @cached_property
     def client(self) -> Client:
-        from depin.client import Client
-
         with self._lock:
             return Client.from_config(self.config)
 
@@ -161,16 +165,12 @@ class Runtime:
     def docker(self) -> docker.DockerClient:
         """The container engine, once it has passed the start-up sandbox check
         (:func:`executor.engine.check_sandbox`; raises :class:`executor.engine.SandboxUnavailable`)."""
-        from executor.engine import check_sandbox, connect
-
         client = connect(self.config.engine.docker_host, self.config.engine.state_dir)
         check_sandbox(client)
         return client
 
     @cached_property
     def store(self) -> ResultStore:
-        from executor.results import ResultStore
-
         return ResultStore(self.state_dir / "results", self.config.executor.results_url)
 
     @property
@@ -188,21 +188,15 @@ class Runtime:
         reaper touches only these) and part of their names, so that two executors sharing one
         engine (two devnets with the same chain id, a provider and its verifier on one host) never
         touch each other's containers, while a restarted executor finds its own again."""
-        import hashlib
-
         ident = f"{self.chain_id}:{self.market.lower()}:{self.role}:{self.address.lower()}:{self.state_dir.resolve()}"
         return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
     def container_name(self, job_id: int) -> str:
         """The deterministic container name of this executor's run of `job_id`."""
-        from executor.containers import container_name
-
-        return container_name(self.chain_id, job_id, self.instance)
+        return engine_container_name(self.chain_id, job_id, self.instance)
 
     @cached_property
-    def rpc(self) -> Any:
-        from depin.chain import RpcClient
-
+    def rpc(self) -> RpcClient:
         return RpcClient.from_url(self.config.network.rpc_url, timeout=10)
 
     def chain_now(self) -> int:
@@ -212,8 +206,8 @@ class Runtime:
                 block = self.rpc.call("eth_getBlockByNumber", [tag, False])
                 if block and block.get("timestamp"):
                     return int(block["timestamp"], 16)
-            except Exception:  # noqa: BLE001 - fall back to the next source
-                continue
+            except Exception as exc:  # noqa: BLE001 - fall back to the next source
+                log.debug("block timestamp unavailable", extra={"tag": tag, "error": str(exc)[:200]})
         return int(time.time())
 
     # ------------------------------------------------------------------ records
@@ -254,9 +248,6 @@ class Runtime:
     def job(self, job_id: int) -> Any:
         """The job's on-chain record (:class:`depin.client.OnchainJob`); a job the chain does not
         know (never posted, or posted in blocks a reorg removed) comes back with status ``NONE``."""
-        from depin.client import OnchainJob, UnknownJob
-        from depin.market import JobStatus
-
         try:
             return self.client.job(job_id)
         except UnknownJob:
@@ -264,8 +255,9 @@ class Runtime:
 
     # ------------------------------------------------------------------ index reads
 
-    def indexed_job(self, job_id: int) -> dict[str, str]:
-        return self.index.hgetall(self.index_keys.job(job_id))
+    def event_stream(self) -> EventStream:
+        """This executor's consumer group on the index's event stream (the dispatcher reads it)."""
+        return EventStream(self.index, self.index_keys, self.xkeys.group)
 
 
 _runtime: Runtime | None = None

@@ -26,14 +26,16 @@ from celery import Task
 
 from depin.errors import SpecError
 from depin.market import JobStatus
+from depin.transactions import TxReverted
+from executor import queue
+from executor.execute import PolicyRefused
+from executor.execution import execute_job, load_spec
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.verifier")
 
 
 def verify_job(task: Task, rt: Runtime, job_id: int) -> None:
-    from executor.tasks import _execute, _spec_for, send
-
     lease = rt.lease(job_id)
     if not lease.acquire():
         return
@@ -56,15 +58,13 @@ def verify_job(task: Task, rt: Runtime, job_id: int) -> None:
             rt.set_record(job_id, "too_late", reason="the challenge window closed before the re-run")
             return
         try:
-            spec = _spec_for(rt, job_id, job.spec_hash)
+            spec = load_spec(rt, job_id, job.spec_hash)
         except SpecError as exc:
             rt.set_record(job_id, "verified", reason=f"bad spec, inconclusive: {exc}"[:300])
             return
-        from executor.execute import PolicyRefused
-
         t0 = time.monotonic()
         try:
-            outcome = _execute(rt, job_id, spec, "verifier")
+            outcome = execute_job(rt, job_id, spec, "verifier")
         except PolicyRefused as exc:
             rt.set_record(job_id, "verified", reason=f"not re-executed: {exc}"[:300])
             log.info("verification skipped: beyond this machine's policy", extra={"job": job_id})
@@ -84,12 +84,10 @@ def verify_job(task: Task, rt: Runtime, job_id: int) -> None:
     finally:
         lease.release()
     if rt.record(job_id).get("state") == "challenge":
-        send("depin.challenge", job_id)
+        queue.send("depin.challenge", job_id)
 
 
 def challenge_job(rt: Runtime, job_id: int) -> None:
-    from depin.transactions import TxReverted
-
     rec = rt.record(job_id)
     if rec.get("state") != "challenge":
         return

@@ -19,8 +19,8 @@ line naming the component and the last line it printed (its error). ``depin exec
 runs :func:`preflight`, which refuses a broken configuration with one line before any child starts.
 
 The configuration reaches every child through ``DEPIN_CONFIG`` (the depin.toml path) and
-``DEPIN_EXECUTOR_ROLE``; the Celery app reads them when it is imported, so these functions set
-them before importing :mod:`executor.app`.
+``DEPIN_EXECUTOR_ROLE``; each starter sets them, builds the process's runtime and applies it to the
+Celery app (:func:`executor.celery.configure_app`) before the component starts.
 """
 
 from __future__ import annotations
@@ -33,9 +33,22 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import redis
+from celery.signals import worker_process_init, worker_ready
+
+from depin.accounts import account_from_config
+from depin.client import Client
+from depin.deployment import load_deployment_file
+from executor.celery import ROUTES, app, configure_app
+from executor.containers import reap_orphans
+from executor.dispatcher import Dispatcher
+from executor.engine import check_sandbox, connect
+from executor.health import start_heartbeat
 from executor.logs import setup_logging
-from executor.runtime import ENV_CONFIG, ENV_ROLE
+from executor.results import serve
+from executor.runtime import ENV_CONFIG, ENV_ROLE, Runtime, get_runtime, load_executor_config, set_runtime
 
 log = logging.getLogger("executor.worker")
 
@@ -52,24 +65,41 @@ def _configure(config: Path | str | None, role: str | None) -> None:
         os.environ[ENV_ROLE] = role
 
 
+def configured_runtime(config: Path | str | None, role: str | None) -> Runtime:
+    """This process's runtime for `config` and `role`, applied to the Celery app."""
+    _configure(config, role)
+    rt = get_runtime()
+    configure_app(app, rt)
+    return rt
+
+
+def fresh_runtime(**_: Any) -> None:
+    """A forked pool process opens its own connections (Redis, RPC, the engine)."""
+    set_runtime(Runtime(get_runtime().config))
+
+
+def recover_at_start(sender: Any = None, **_: Any) -> None:
+    """A (re)started worker re-queues, at once, the jobs that no live task holds."""
+    try:
+        app.send_task("depin.recover", kwargs={"force": True}, queue=ROUTES["depin.recover"])
+    except Exception as exc:  # noqa: BLE001 - the next beat recovers as well
+        log.warning("could not queue the start-up recovery", extra={"error": str(exc)})
+
+
 def run_worker(config: Path | str | None, role: str | None, queue: str, *, concurrency: int | None = None) -> None:
     """A Celery worker for `queue` (``compute`` or ``chain``)."""
     if queue not in ("compute", "chain"):
         raise ValueError(f"unknown queue {queue!r}: compute or chain")
-    _configure(config, role)
     setup_logging(f"worker-{queue}")
-    from executor.app import app
-    from executor.runtime import get_runtime
-
-    rt = get_runtime()
+    rt = configured_runtime(config, role)
+    worker_process_init.connect(fresh_runtime)
+    worker_ready.connect(recover_at_start)
     if queue == "compute":
         rt.docker  # noqa: B018 - the sandbox check: refuse to start on an engine that ignores it
         n = concurrency or rt.config.executor.concurrency
         pool = ["--pool", "prefork", "--concurrency", str(n)]
     else:
         pool = ["--pool", "solo", "--concurrency", "1"]
-        from executor.health import start_heartbeat
-
         start_heartbeat()  # the chain worker's progress check (executor.health)
     hostname = f"{queue}-{rt.role}-{rt.address[:10].lower()}-{os.getpid()}@%h"
     argv = ["worker", "--queues", queue, *pool, "--hostname", hostname, "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO"),
@@ -78,25 +108,16 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
 
 
 def run_beat(config: Path | str | None, role: str | None) -> None:
-    _configure(config, role)
     setup_logging("beat")
-    from executor.app import app
-    from executor.runtime import get_runtime
-
-    rt = get_runtime()
+    rt = configured_runtime(config, role)
     rt.state_dir.mkdir(parents=True, exist_ok=True)
     schedule = rt.state_dir / f"beat-schedule-{rt.role}"
     app.start(["beat", "--schedule", str(schedule), "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO")])
 
 
 def run_dispatcher(config: Path | str | None, role: str | None) -> None:
-    _configure(config, role)
     setup_logging("dispatcher")
-    from executor.app import app  # noqa: F401  (configures the broker used to queue tasks)
-    from executor.dispatcher import Dispatcher
-    from executor.runtime import get_runtime
-
-    rt = get_runtime()
+    rt = configured_runtime(config, role)  # the broker the dispatcher queues tasks on
     rt.docker  # noqa: B018 - the sandbox check: claim nothing on an engine that ignores it
     Dispatcher(rt).run()
 
@@ -104,9 +125,6 @@ def run_dispatcher(config: Path | str | None, role: str | None) -> None:
 def run_results(config: Path | str | None, role: str | None) -> None:
     _configure(config, role)
     setup_logging("results")
-    from executor.results import serve
-    from executor.runtime import get_runtime
-
     rt = get_runtime()
     host, _, port = rt.config.executor.results_bind.rpartition(":")
     serve(rt.store, host or "127.0.0.1", int(port))
@@ -115,9 +133,6 @@ def run_results(config: Path | str | None, role: str | None) -> None:
 def reap(config: Path | str | None, role: str | None) -> list[str]:
     """Removes this executor's containers whose job no task holds a lease on; returns their names."""
     _configure(config, role)
-    from executor.containers import reap_orphans
-    from executor.runtime import get_runtime
-
     rt = get_runtime()
     active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
     live = {rt.container_name(j) for j in active if rt.state.exists(rt.xkeys.lease(j))}
@@ -131,9 +146,6 @@ def check_engine(config: Path | str | None, role: str | None) -> None:
     """Raises :class:`executor.engine.SandboxUnavailable` (one line: which engine, what to do) when
     the configured engine ignores the job sandbox; :class:`executor.engine.EngineUnavailable` when
     none answers."""
-    from executor.engine import check_sandbox, connect
-    from executor.runtime import load_executor_config
-
     engine = load_executor_config(config, role).engine
     check_sandbox(connect(engine.docker_host, engine.state_dir))
 
@@ -143,13 +155,6 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     error line (a :class:`~depin.errors.DepinError` or ``redis.ConnectionError``) instead of children
     that crash and restart: the config, the deployment file, the signing key (keystore and password),
     Redis, and the JSON-RPC node (the deployment's chain, holding its contracts)."""
-    import redis
-
-    from depin.accounts import account_from_config
-    from depin.client import Client
-    from depin.deployment import load_deployment_file
-    from executor.runtime import load_executor_config
-
     settings = load_executor_config(config, role)
     deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
     account_from_config(settings.key, deployment.chain_id)

@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel
 
 from depin import __version__
-from depin.keys import JOB_STATUSES
 from depin.chain import head_reader
+from depin.keys import JOB_STATUSES
 from indexer.query import (
     MAX_LIMIT,
     IndexerReader,
@@ -160,7 +160,7 @@ def create_app(reader: IndexerReader, chain_head: Callable[[], int | None] | Non
 
 def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serves the API for `config`'s deployment with uvicorn until interrupted (SIGINT/SIGTERM)."""
-    import uvicorn
+    import uvicorn  # lazy: start-up (only `depin indexer api` runs it)
 
     reader = IndexerReader.for_deployment(config.redis_url, config.deployment_file, config.namespace)
     reader.ping()  # fail now, with one clear error, when Redis is unreachable

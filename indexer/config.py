@@ -13,6 +13,12 @@ environment variable       field                                       devnet de
 ``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
 =========================  ==========================================  ==============================
 
+A config file (``depin indexer run --config FILE``, or ``DEPIN_CONFIG``) gives the same fields in an
+``[indexer]`` table or at its top level. It may be an executor's ``depin.toml``
+(:mod:`depin.config`): the indexer then takes ``[network] rpc_url`` and ``deployment`` and
+``[redis] url`` and ``namespace`` from it, an ``[indexer]`` table overrides them, and every other
+table is left to the executor (:func:`read_config_file`).
+
 Per network: on a devnet, confirmations 0 (reorg detection still on); on a public testnet, a few
 confirmations (e.g. 3 on Sepolia) and a finality depth of at least the chain's finality (64 blocks
 is two Ethereum epochs).
@@ -26,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from depin.config import read_toml_file
 from depin.deployment import REPO_ROOT
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -82,3 +89,33 @@ class IndexerConfig(BaseModel):
                 values[field] = raw.strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+# depin.toml (depin.config) tables and keys -> IndexerConfig fields: one file serves both programs.
+_SHARED = {("network", "rpc_url"): "rpc_url", ("network", "deployment"): "deployment_file",
+           ("redis", "url"): "redis_url", ("redis", "namespace"): "namespace"}
+
+
+def settings_from_toml(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """IndexerConfig fields from a parsed TOML file: the shared ``[network]`` and ``[redis]`` keys of
+    a depin.toml, overridden by the ``[indexer]`` table (or, without one, by the top-level keys);
+    other tables are ignored. A relative deployment path is taken from `base` (the file's folder)."""
+    values: dict[str, Any] = {}
+    for (table, key), field in _SHARED.items():
+        section = data.get(table)
+        if isinstance(section, dict) and key in section:
+            values[field] = section[key]
+    own = data.get("indexer")
+    if isinstance(own, dict):
+        values.update(own)
+    else:
+        values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+    if "deployment_file" in values:
+        values["deployment_file"] = base / Path(values["deployment_file"]).expanduser()
+    return values
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """IndexerConfig fields from the TOML file at `path` (:func:`settings_from_toml`); a missing,
+    huge or malformed file is one :class:`depin.config.ConfigError` line."""
+    return settings_from_toml(read_toml_file(path), path.parent)

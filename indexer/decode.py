@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
 from depin.chain.logs import RawLog
 
@@ -62,7 +64,7 @@ class Event:
     strings, ``0x`` hex for fixed bytes, ``bytes`` for ``bytes``, ``str`` for ``string``, dicts for
     tuples)."""
 
-    __slots__ = ("name", "contract", "address", "block", "block_hash", "tx", "log_index", "args")
+    __slots__ = ("address", "args", "block", "block_hash", "contract", "log_index", "name", "tx")
 
     def __init__(
         self,
@@ -188,16 +190,17 @@ class EventDecoder:
             (i["name"], i["type"]) for i in inputs if i.get("indexed")
         ]
         # Fast plan: per head slot, ("s", name, conv), ("t", name, [(field, conv)...]) or ("d", name, is_string).
-        plan: list[tuple[str, str, Any]] | None = []
+        steps: list[tuple[str, str, Any]] = []
+        plan: list[tuple[str, str, Any]] | None = steps
         for i in data_inputs:
             typ = i["type"]
             conv = _static_converter(typ)
             if conv is not None:
-                plan.append(("s", i["name"], conv))
+                steps.append(("s", i["name"], conv))
             elif typ in ("bytes", "string"):
-                plan.append(("d", i["name"], typ == "string"))
+                steps.append(("d", i["name"], typ == "string"))
             elif typ == "tuple" and all(_static_converter(c["type"]) for c in i.get("components", [])):
-                plan.append(("t", i["name"], [(c["name"], _static_converter(c["type"])) for c in i["components"]]))
+                steps.append(("t", i["name"], [(c["name"], _static_converter(c["type"])) for c in i["components"]]))
             else:
                 plan = None
                 break
@@ -207,9 +210,6 @@ class EventDecoder:
             self.static_only = all(p[0] != "d" for p in plan)
             self.decode_args = _compile(self, [(i["name"], i["type"]) for i in data_inputs])
         else:  # generic fallback
-            from eth_abi import decode as abi_decode
-            from eth_utils.abi import collapse_if_tuple
-
             self._abi_decode = abi_decode
             self._types = [collapse_if_tuple(dict(i)) for i in data_inputs]
             self.head_words = 0
@@ -219,7 +219,7 @@ class EventDecoder:
     def _decode_args_generic(self, data: str, topics: list[str]) -> dict[str, Any]:
         args = self.decode_data(data)
         for (name, conv), topic in zip(self.indexed, topics[1:]):
-            args[name] = conv(topic[2:] if topic.startswith("0x") else topic)
+            args[name] = conv(topic.removeprefix("0x"))
         return args
 
     def decode_data(self, data: str) -> dict[str, Any]:
@@ -430,15 +430,19 @@ class LogDecoder:
             topics = raw["topics"]
             address = raw["address"].lower()
             if raw.get("removed"):
-                return self._skip(raw, "log is marked removed")
+                self._skip(raw, "log is marked removed")
+                return None
             if not topics:
-                return self._skip(raw, "log has no topics (anonymous event)")
+                self._skip(raw, "log has no topics (anonymous event)")
+                return None
             dec = self._decoders.get((address, topics[0].lower()))
             if dec is None:
                 known = any(a == address for a, _ in self._decoders)
-                return self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
+                self._skip(raw, "unknown event topic" if known else "log from an unknown contract")
+                return None
             if len(topics) != dec.n_topics:
-                return self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
+                self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
+                return None
             args = dec.decode_args(raw["data"], topics)
             return Event(
                 dec.name,
@@ -451,9 +455,11 @@ class LogDecoder:
                 args,
             )
         except (DecodeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # eth_abi's own errors and anything else: never crash on input
-            return self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - eth_abi's own errors and anything else: never crash on input
+            self._skip(raw, f"undecodable: {type(exc).__name__}: {exc}")
+            return None
 
     def decode_all(self, raws: Iterable[Mapping[str, Any]]) -> list[Event]:
         """Decoded events in the order given, skipping (and logging) the undecodable ones.
@@ -486,7 +492,7 @@ class LogDecoder:
                             dec.decode_args(log_.data, topics),
                         )
                     )
-                except Exception:
+                except Exception:  # noqa: BLE001 - the slow path decides (and logs why a log is skipped)
                     ev = decode(log_.as_dict() if log_.__class__ is RawLog else log_)
                     if ev is not None:
                         append(ev)
@@ -509,7 +515,7 @@ class LogDecoder:
                         dec.decode_args(raw["data"], topics),
                     )
                 )
-            except Exception:  # the slow path decides (and logs why a log is skipped)
+            except Exception:  # noqa: BLE001 - the slow path decides (and logs why a log is skipped)
                 ev = decode(raw)
                 if ev is not None:
                     append(ev)
@@ -519,4 +525,3 @@ class LogDecoder:
         self.skipped += 1
         where = {k: raw.get(k) for k in ("address", "blockNumber", "transactionHash", "logIndex")} if isinstance(raw, Mapping) else raw
         log.warning("skipping log: %s %s", reason, where)
-        return None

@@ -54,12 +54,12 @@ import redis
 
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
+from depin.chain.logs import LogFetcher
 from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
-from depin.chain.logs import LogFetcher
 from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
 from indexer.store import Cursor, CursorMoved, PendingCommit, Store
 
@@ -124,6 +124,7 @@ class Indexer:
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         self._chain_checked = False
+        self._schema_checked = False
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
         self._rate: deque[tuple[float, int]] = deque()
         self._sleep: Callable[[float], None] = time.sleep
@@ -143,7 +144,7 @@ class Indexer:
         waited for (logged, capped backoff); a reorg deeper than the finality depth raises
         :class:`ReorgTooDeep` after logging it at CRITICAL level."""
         stop = stop if stop is not None else threading.Event()
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
 
             def request_stop(signum: int, _frame: Any) -> None:
@@ -250,6 +251,9 @@ class Indexer:
                 cursor = self.store.cursor()
                 if cursor is None:
                     cursor = self._initialize()
+                if not self._schema_checked:
+                    self.store.upgrade()  # an index written by an older indexer gets the newer keys
+                    self._schema_checked = True
                 cursor = self._ensure_canonical(cursor)
                 if self._stored is None:
                     self._stored = set(self.store.block_numbers())
@@ -410,7 +414,7 @@ class Indexer:
             if pending is not None:
                 try:
                     pending.wait()
-                except Exception:  # already failing: the caller re-reads the cursor
+                except Exception:  # noqa: BLE001, S110 - already failing: the caller re-reads the cursor
                     pass
             fetcher.shutdown(wait=True, cancel_futures=True)
             if gc_was_enabled:
@@ -554,7 +558,7 @@ class Indexer:
             out.append(ev)
         if not ordered:
             out.sort(key=lambda e: (e.block, e.log_index))
-            dedup = []
+            dedup: list[Event] = []
             for ev in out:
                 if dedup and (dedup[-1].block, dedup[-1].log_index) == (ev.block, ev.log_index):
                     log.warning("skipping duplicate log %d/%d", ev.block, ev.log_index)

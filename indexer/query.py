@@ -33,13 +33,15 @@ from redis.retry import Retry
 
 from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
-from depin.keys import JOB_STATUSES, Keys
+from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_LIMIT = 1000
 MAX_UINT256 = 2**256 - 1
 # Statuses a job can be listed by (``None`` is the status of a job id that was never posted).
 LISTABLE_STATUSES = JOB_STATUSES[1:]
+# Due-set entries read per round trip while a provider filter drops entries (:meth:`IndexerReader.due_jobs`).
+_DUE_PAGE = 500
 # Watched snapshot attempts before a read settles for a best-effort (unwatched) read.
 _SNAPSHOT_ATTEMPTS = 10
 
@@ -285,6 +287,53 @@ class IndexerReader:
         jobs = [_job_record(i, _decode_hash(h)) for i, h in zip(ids, hashes, strict=True) if h]
         return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
 
+    def due_jobs(self, status: str, before: int, *, provider: str | None = None, limit: int = 100) -> list[int]:
+        """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline
+        (claimDeadline while Open, else deadline) is before `before`, earliest deadline first, at
+        most `limit`; with `provider`, only the jobs that provider holds."""
+        if status not in DUE_STATUSES:
+            raise QueryError(f"no due jobs for status {status!r}; one of {', '.join(DUE_STATUSES)}")
+        if limit < 1:
+            raise QueryError(f"limit must be 1 or more, not {limit}")
+        key = self.keys.due(status)
+        if provider is None:
+            return [int(m) for m in self.redis.zrangebyscore(key, "-inf", f"({before}", start=0, num=limit)]
+        who = parse_address(provider).lower()
+        found: list[int] = []
+        offset = 0
+        while len(found) < limit:
+            ids = self.redis.zrangebyscore(key, "-inf", f"({before}", start=offset, num=_DUE_PAGE)
+            if not ids:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(self.keys.job(int(job_id)), "provider")
+            holders = pipe.execute()
+            found += [int(j) for j, holder in zip(ids, holders, strict=True) if (holder or "").lower() == who]
+            offset += len(ids)
+        return found[:limit]
+
+    def job_fields(self, job_id: int) -> dict[str, str]:
+        """The job's hash as the indexer wrote it (string fields, see :mod:`depin.keys`); empty when
+        the index has no such job."""
+        return _decode_hash(self.redis.hgetall(self.keys.job(parse_job_id(job_id))))
+
+    def jobs_fields(self, job_ids: Iterable[int | str], fields: Iterable[str]) -> list[dict[str, str]]:
+        """`fields` of each job (absent fields left out), in one round trip."""
+        names = list(fields)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self.keys.job(parse_job_id(job_id)), names)
+        return [{f: _decode(v) for f, v in zip(names, values, strict=True) if v is not None} for values in pipe.execute()]
+
+    def claimed_by(self, address: str) -> set[int]:
+        """Ids of the jobs Claimed by `address` now (its provider index crossed with the Claimed
+        jobs, then each job's current provider)."""
+        who = parse_address(address)
+        ids = [int(m) for m in self.redis.zinter([self.keys.jobs_by_status("Claimed"), self.keys.jobs_by_provider(who)])]
+        holders = self.jobs_fields(ids, ["provider"])
+        return {j for j, h in zip(ids, holders, strict=True) if (h.get("provider") or "").lower() == who.lower()}
+
     # providers -------------------------------------------------------------------------------
 
     def list_providers(self) -> list[ProviderRecord]:
@@ -484,3 +533,52 @@ def _address(value: str | None) -> str | None:
     if not value or value.lower() == ZERO_ADDRESS:
         return None
     return to_checksum_address(value) if is_address(value) else value
+
+
+# ---------------------------------------------------------------------------------------- events
+
+
+class EventStream:
+    """One consumer group on the index's event stream (``{p}:events``, see :mod:`depin.keys`):
+    at-least-once delivery of every applied event and retraction, in chain order."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, group: str) -> None:
+        self.redis = client
+        self.stream = keys.events
+        self.group = group
+
+    def ensure(self) -> bool:
+        """Creates the group at the stream's start (so entries from before the consumer started are
+        read too) unless it exists; True when it was created."""
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            return True
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            return False
+
+    def read(self, consumer: str, *, count: int, block_ms: int | None = None, pending_after: str | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Up to `count` entries for `consumer`: new ones (waiting up to `block_ms`), or with
+        `pending_after` (an entry id, ``"0"`` for all) the ones it read before and did not
+        acknowledge, after that id (no wait)."""
+        start = ">" if pending_after is None else pending_after
+        reply = self.redis.xreadgroup(self.group, consumer, {self.stream: start}, count=count,
+                                      block=block_ms if pending_after is None else None)
+        return [(entry_id, fields) for entry_id, fields in (reply[0][1] if reply else []) if fields is not None]
+
+    def ack(self, entry_id: str) -> None:
+        self.redis.xack(self.stream, self.group, entry_id)
+
+    def reclaim(self, consumer: str, *, min_idle_ms: int, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Pending entries of the group idle for `min_idle_ms` or more, claimed for `consumer`
+        (``XAUTOCLAIM``): entries whose handling failed, or whose consumer died. An entry trimmed
+        from the stream meanwhile is acknowledged and left out."""
+        _, entries, *_ = self.redis.xautoclaim(self.stream, self.group, consumer, min_idle_ms, "0-0", count=count)
+        out = []
+        for entry_id, fields in entries:
+            if fields is None:
+                self.ack(entry_id)
+            else:
+                out.append((entry_id, fields))
+        return out

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import IntEnum
 from typing import Any
 
 import msgspec
 from eth_utils import keccak
 
 try:  # safe-pysha3 (a dependency of the toolchain): ~4x faster than eth_utils.keccak on small inputs
-    from sha3 import keccak_256 as _keccak_256
+    from sha3 import keccak_256 as _keccak_256  # lazy: optional
 
     def _keccak_hex(data: bytes) -> str:
         return _keccak_256(data).hexdigest()
@@ -36,23 +37,23 @@ except ImportError:  # pragma: no cover
     def _keccak_hex(data: bytes) -> str:
         return keccak(data).hex()
 
-from depin.keys import JOB_STATUSES, Keys
+from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
+from depin.market import FailureCode, JobStatus, Ruling
 from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
 log = logging.getLogger("indexer.reducer")
 
-RULINGS = ("None", "ProviderWins", "ChallengerWins")
-FAILURE_CODES = (
-    "None",
-    "ImageUnavailable",
-    "InputHashMismatch",
-    "OutOfMemory",
-    "TimeLimit",
-    "OutputTooLarge",
-    "BadSpec",
-    "OutputInvalid",
-)
+
+
+def _solidity_name(member: IntEnum) -> str:
+    """An enum member's Solidity name (``PROVIDER_WINS`` -> ``ProviderWins``), as the index stores it."""
+    return "".join(part.capitalize() for part in member.name.split("_"))
+
+
+# The enums' names, from depin.market (the one enum source), in on-chain order.
+RULINGS = tuple(_solidity_name(r) for r in Ruling)
+FAILURE_CODES = tuple(_solidity_name(c) for c in FailureCode)
 MARKET_EVENTS = (
     "JobPosted",
     "JobClaimed",
@@ -82,21 +83,24 @@ STAKING_EVENTS = (
 )
 HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS
 # The fields the sorted-set indexes derive from (job and provider hashes).
-_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address")
+_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadline", "claimDeadline")
+# The deadline field that scores a live job in its due set (``Keys.due``): the claim deadline while
+# Open, then the submit, challenge or resolve deadline.
+DUE_FIELDS = {status: "claimDeadline" if status == "Open" else "deadline" for status in DUE_STATUSES}
 # Escrowed jobs: the reward is still held by the market.
-_LIVE = frozenset({"Open", "Claimed", "Submitted", "Disputed"})
+_LIVE = frozenset(s.label for s in JobStatus if s != JobStatus.NONE and not s.settled)
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 Hash = dict[str, str]
 # The stream args that JobPosted's handler adds, pre-rendered.
-_SPEC_VALID = {(("specValid", True),): '"specValid":true', (("specValid", False),): '"specValid":false'}
+_SPEC_VALID: dict[tuple[tuple[str, Any], ...], str] = {(("specValid", True),): '"specValid":true', (("specValid", False),): '"specValid":false'}
 _SPEC_VALID_EXTRA = {True: {"specValid": True}, False: {"specValid": False}}  # shared: never modified
 Loader = Callable[[Sequence[str]], dict[str, Hash]]
 
 
 def _plain(value: Any) -> Any:
     """Event argument -> JSON value: integers as decimal strings (exact beyond 2^53), bytes as hex."""
-    if isinstance(value, bool) or isinstance(value, str) or value is None:
+    if isinstance(value, (bool, str)) or value is None:
         return value
     if isinstance(value, int):
         return str(value)
@@ -128,28 +132,35 @@ def stream_line(ev: Event, extra: dict[str, Any] | None = None) -> str:
             args[k] = _plain(v)
     if extra:
         args.update(extra)
-    return "event\t%s\t%d\t%s\t%s\t%d\t%s" % (ev.name, ev.block, ev.block_hash, ev.tx, ev.log_index, _JSON(args))
+    return f"event\t{ev.name}\t{ev.block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{_JSON(args)}"
+
+
+def _extra_value(value: Any) -> str:
+    """A stream arg the handler added, as JSON (booleans spelled out)."""
+    return "true" if value is True else "false" if value is False else _JSON(_plain(value))
 
 
 def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], str] | None:
     """A fast JSON writer for one event type's args (what :func:`stream_line` writes), or None when
     a type needs the generic path. Integers become decimal strings; addresses and fixed bytes are
     0x-hex (no escaping needed); strings are JSON-escaped."""
-    parts, names, convs = [], [], []
+    parts: list[str] = []
+    names: list[str] = []
+    convs: list[Callable[[Any], Any] | None] = []
     for name, typ in arg_types:
         if name == "spec":
             continue
         if typ.startswith(("uint", "int")) and "[" not in typ:
-            parts.append('"%s":"%%d"' % name)
+            parts.append(f'"{name}":"%d"')
             convs.append(None)
         elif typ == "address" or (typ.startswith("bytes") and typ != "bytes" and "[" not in typ):
-            parts.append('"%s":"%%s"' % name)
+            parts.append(f'"{name}":"%s"')
             convs.append(None)
         elif typ == "bool":
-            parts.append('"%s":%%s' % name)
+            parts.append(f'"{name}":%s')
             convs.append(bool)
         elif typ == "string":
-            parts.append('"%s":%%s' % name)
+            parts.append(f'"{name}":%s')
             convs.append(_JSON)
         else:
             return None
@@ -167,7 +178,7 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
         else:
             values.append(f'("true" if a[{name!r}] else "false")')
     source = f"lambda a: {template!r} % ({', '.join(values)},)"
-    return eval(source, {"_JSON": _JSON})  # noqa: S307 (built from ABI names and types only)
+    return eval(source, {"_JSON": _JSON})  # built from ABI names and types only
 
 
 def retraction_line(line: str) -> str:
@@ -254,7 +265,7 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
 class BatchResult:
     """What one batch changes. Every value is a string (Redis hashes hold strings)."""
 
-    __slots__ = ("hset", "zadd", "zrem", "stream", "undo", "events", "values")
+    __slots__ = ("events", "hset", "stream", "undo", "values", "zadd", "zrem")
 
     def __init__(self) -> None:
         self.hset: dict[str, Hash] = {}  # key -> changed fields
@@ -358,9 +369,7 @@ class _State:
 def _history(job: Hash, ev: Event) -> None:
     """Appends `ev` (with the job's status after it) to the job's ``history`` JSON array."""
     # Names, statuses and 0x-hex hashes need no JSON escaping.
-    entry = '{"event":"%s","status":"%s","block":%d,"tx":"%s","logIndex":%d}' % (
-        ev.name, job.get("status", ""), ev.block, ev.tx, ev.log_index
-    )
+    entry = f'{{"event":"{ev.name}","status":"{job.get("status", "")}","block":{ev.block:d},"tx":"{ev.tx}","logIndex":{ev.log_index:d}}}'
     hist = job.get("history")
     job["history"] = "[" + entry + "]" if not hist or hist == "[]" else hist[:-1] + "," + entry + "]"
 
@@ -373,7 +382,7 @@ def _add(h: Hash, field: str, amount: int) -> None:
 class Reducer:
     """Turns events into Redis changes for one deployment's keys."""
 
-    def __init__(self, keys: Keys, arg_types: dict[str, Sequence[tuple[str, str]]] | None = None) -> None:
+    def __init__(self, keys: Keys, arg_types: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> None:
         """`arg_types` (event name -> argument names and ABI types, see
         ``LogDecoder.arg_types``) enables fast per-event stream formats."""
         self.keys = keys
@@ -385,6 +394,7 @@ class Reducer:
         self._job_prefix = keys.prefix + ":job:"
         self._jobs_all = keys.jobs_all
         self._status_keys = {s: keys.jobs_by_status(s) for s in JOB_STATUSES}
+        self._due_keys = {s: keys.due(s) for s in DUE_STATUSES}
         self._provider_prefix = keys.prefix + ":provider:"
         self._handlers: dict[str, Callable[[_State, Event, dict[str, Any]], dict[str, Any] | None]] = {
             name: getattr(self, "_on_" + name) for name in HANDLED_EVENTS
@@ -439,7 +449,7 @@ class Reducer:
                 out.add(k.provider(a["provider"]))
             elif name in ("MarketParamsUpdated", "EmissionParamsUpdated", "ResolverUpdated", "PauseSet", "StakingParametersUpdated"):
                 out.add(k.params)
-        absent = set()
+        absent: set[str] = set()
         job = k.job
         for job_id, name in first.items():
             (absent if name == "JobPosted" else out).add(job(job_id))
@@ -461,6 +471,15 @@ class Reducer:
 
     # ------------------------------------------------------------------ memberships
 
+    def due_membership(self, h: Hash) -> tuple[str, float] | None:
+        """(due set, deadline) of a job hash in a live status with its deadline set, else None."""
+        status = h.get("status")
+        field = DUE_FIELDS.get(status) if status else None
+        value = h.get(field) if field else None
+        if not value:
+            return None
+        return self._due_keys[status], float(value)  # type: ignore[index]
+
     def memberships(self, key: str, h: Hash | None) -> dict[str, dict[str, float]]:
         """The sorted-set memberships a hash implies: sorted set -> {member: score}."""
         if not h:
@@ -472,13 +491,16 @@ class Reducer:
                 return {}
             score = float(jid)
             out = {self._jobs_all: {jid: score}}
-            status_key = self._status_keys.get(h.get("status"))
+            status_key = self._status_keys.get(h.get("status") or "")
             if status_key is not None:
                 out[status_key] = {jid: score}
             if h.get("requester"):
                 out[k.jobs_by_requester(h["requester"])] = {jid: score}
             for p in filter(None, h.get("providers", "").split(",")):
                 out[k.jobs_by_provider(p)] = {jid: score}
+            due = self.due_membership(h)
+            if due is not None:
+                out[due[0]] = {jid: due[1]}
             return out
         if key.startswith(self._provider_prefix) and h.get("id"):
             return {k.providers: {h["address"]: float(h["id"])}}
@@ -491,11 +513,18 @@ class Reducer:
         if before and after:
             jid = after.get("id")
             if jid and jid == before.get("id") and before.get("requester") == after.get("requester") and key.startswith(self._job_prefix):
-                # A job moving on: only its status and its providers can change (the common case).
+                # A job moving on: only its status, its providers and its deadlines can change (the
+                # common case).
                 old_status, new_status = before.get("status"), after.get("status")
                 old_p, new_p = before.get("providers", ""), after.get("providers", "")
-                if old_status == new_status and old_p == new_p:
+                old_due, new_due = self.due_membership(before), self.due_membership(after)
+                if old_status == new_status and old_p == new_p and old_due == new_due:
                     return
+                if old_due != new_due:
+                    if old_due is not None and (new_due is None or new_due[0] != old_due[0]):
+                        zrem.setdefault(old_due[0], []).append(jid)
+                    if new_due is not None:
+                        zadd.setdefault(new_due[0], {})[jid] = new_due[1]
                 score = float(jid)
                 if old_status != new_status:
                     if old_status in self._status_keys:
@@ -578,9 +607,9 @@ class Reducer:
                 if extra:
                     more = _SPEC_VALID.get(tuple(extra.items())) if len(extra) == 1 else None
                     if more is None:
-                        more = ",".join('"%s":%s' % (k, "true" if v is True else "false" if v is False else _JSON(_plain(v))) for k, v in extra.items())
+                        more = ",".join(f'"{k}":{_extra_value(v)}' for k, v in extra.items())
                     text = text[:-1] + ("," if len(text) > 2 else "") + more + "}"
-                entry = "event\t%s\t%d\t%s\t%s\t%d\t%s" % (name, block, ev.block_hash, ev.tx, ev.log_index, text)
+                entry = f"event\t{name}\t{block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{text}"
             append(entry)
             if st.undo is not None:
                 st.undo["e"].append(entry)

@@ -45,8 +45,8 @@ import msgspec
 import redis
 
 from depin.errors import IndexerError
-from depin.keys import Keys
-from indexer.reducer import BatchResult, Hash, Reducer, retraction_line
+from depin.keys import DUE_STATUSES, Keys
+from indexer.reducer import DUE_FIELDS, BatchResult, Hash, Reducer, retraction_line
 
 log = logging.getLogger("indexer.store")
 
@@ -108,6 +108,10 @@ return #cmds
 # ensure_ascii=False), ~4x faster on a batch's megabytes of field values.
 _JSON_COMMANDS = msgspec.json.Encoder().encode
 _MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
+# The index's layout version, in ``{p}:meta`` field ``schema`` (absent: 1). 2 added the due sets
+# (``{p}:jobs:due:{status}``); an older index gets them built on start (:meth:`Store.upgrade`).
+INDEX_SCHEMA = 2
+_UPGRADE_PAGE = 1000  # job hashes read per round trip while building the due sets
 
 
 def _hset(key: str, mapping: dict[str, str]) -> list[str]:
@@ -313,7 +317,7 @@ class Store:
         Returns False (and writes nothing) when a cursor appeared meanwhile."""
         k = self.keys
         commands = [
-            _hset(k.meta, {**meta, "eventsApplied": "0", "updatedAt": repr(time.time())}),
+            _hset(k.meta, {**meta, "schema": str(INDEX_SCHEMA), "eventsApplied": "0", "updatedAt": repr(time.time())}),
             ["SET", k.cursor, start.dumps()],
         ]
         try:
@@ -434,6 +438,46 @@ class Store:
             cmds.append(_hset(k.meta, meta))
         self._run(expected, cmds, fork, retractions)
         return retracted
+
+    def schema(self) -> int:
+        """The layout version of the index in Redis (1 for an index written before versions)."""
+        return int(self.r.hget(self.keys.meta, "schema") or 1)
+
+    def upgrade(self) -> int:
+        """Brings an index of an older layout to :data:`INDEX_SCHEMA` (schema 1: the due sets are
+        built from the job hashes). Returns the schema found. The indexer is the only writer of the
+        prefix and calls this before it applies anything, so no batch interleaves."""
+        found = self.schema()
+        if found < 2:
+            built = self.build_due_sets()
+            log.info("index upgraded to schema %d: due sets built for %d live jobs", INDEX_SCHEMA, built,
+                     extra={"prefix": self.keys.prefix, "jobs": built})
+        if found < INDEX_SCHEMA:
+            self.r.hset(self.keys.meta, "schema", str(INDEX_SCHEMA))
+        return found
+
+    def build_due_sets(self) -> int:
+        """(Re)builds every ``{p}:jobs:due:{status}`` set from the job hashes; returns the number of
+        jobs in them."""
+        fields = ["id", "status", *sorted(set(DUE_FIELDS.values()))]
+        due: dict[str, dict[str, float]] = {}
+        for start in range(0, int(self.r.zcard(self.keys.jobs_all)), _UPGRADE_PAGE):
+            ids = self.r.zrange(self.keys.jobs_all, start, start + _UPGRADE_PAGE - 1)
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(self.keys.job(int(job_id)), fields)
+            for values in pipe.execute():
+                membership = self.reducer.due_membership({f: v for f, v in zip(fields, values, strict=True) if v is not None})
+                if membership is not None:
+                    due.setdefault(membership[0], {})[values[0]] = membership[1]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(*(self.keys.due(status) for status in DUE_STATUSES))
+        for key, members in due.items():
+            items = list(members.items())
+            for i in range(0, len(items), _UPGRADE_PAGE):
+                pipe.zadd(key, dict(items[i : i + _UPGRADE_PAGE]))
+        pipe.execute()
+        return sum(len(members) for members in due.values())
 
     def touch_meta(self, meta: dict[str, str]) -> None:
         """Updates progress fields of meta (head, rate, time) outside any batch."""

@@ -3,6 +3,7 @@ settings' ordering, the broker URL, the redelivery cap and the arbiter's decisio
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +13,10 @@ import pytest
 import redis
 
 from depin.config import DepinConfig, PolicyConfig
-from depin.market import FailureCode, Ruling
+from depin.market import FailureCode, JobStatus, Ruling
 from depin.spec import parse_spec
-from executor import app as app_module
-from executor import tasks
+from executor import celery as celery_module
+from executor import jobtask, provider, queue, tasks
 from executor.arbiter import decide
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
@@ -127,14 +128,40 @@ def test_a_dead_holders_lease_expires_and_the_late_holder_knows_it_lost(r: redis
 def test_visibility_timeout_exceeds_the_hard_limit_which_exceeds_the_soft_limit() -> None:
     for max_runtime in (1, 60, 600, 86_400):
         config = DepinConfig(policy=PolicyConfig(max_runtime=max_runtime))
-        soft, hard, visibility = app_module.time_limits(config)
+        soft, hard, visibility = celery_module.time_limits(config)
         assert visibility > hard > soft > max_runtime
-        assert visibility > app_module.CHAIN_HARD_LIMIT > app_module.CHAIN_SOFT_LIMIT
-    conf = app_module.settings(DepinConfig(), broker_url="redis://x/1", key_prefix="p")
+        assert visibility > celery_module.CHAIN_HARD_LIMIT > celery_module.CHAIN_SOFT_LIMIT
+    conf = celery_module.settings(DepinConfig(), broker_url="redis://x/1", key_prefix="p")
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"] and conf["worker_prefetch_multiplier"] == 1
     assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"] > conf["task_soft_time_limit"]
     assert {q.name for q in conf["task_queues"]} == {"compute", "chain"}
     assert all(route["queue"] in ("compute", "chain") for route in conf["task_routes"].values())
+
+
+def test_import_does_no_work(tmp_path: Path) -> None:
+    """Importing the tasks (and so the Celery app) reads no configuration, builds no runtime and
+    opens no socket: DEPIN_CONFIG naming a missing file does not raise. The starters configure the
+    app (executor.celery.configure_app); the task names and queues are the ones running executors use."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k):\n"
+        "    raise AssertionError('a socket was opened at import')\n"
+        "socket.socket.connect = socket.socket.connect_ex = refuse\n"
+        "import executor.tasks\n"
+        "from executor import runtime\n"
+        "from executor.celery import ROUTES, UNCONFIGURED_PREFIX, app\n"
+        "assert runtime._runtime is None\n"
+        "assert app.conf.broker_transport_options['global_keyprefix'] == UNCONFIGURED_PREFIX + ':broker:'\n"
+        "names = {name for name in app.tasks if name.startswith('depin.')}\n"
+        "assert names == set(ROUTES), names\n"
+    )
+    env = {**os.environ, "DEPIN_CONFIG": str(tmp_path / "missing.toml")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_broker_uses_the_next_database_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,11 +192,11 @@ class _Runtime(SimpleNamespace):
 
 def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
-    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
     sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
     # three deliveries died mid-run (counted, never cleared); the fourth gives the job up
-    r.set(rt.xkeys.deliveries("depin.run", 7), tasks.MAX_DELIVERIES)
+    r.set(rt.xkeys.deliveries("depin.run", 7), celery_module.MAX_DELIVERIES)
     rt.set_record(7, "running")
     tasks.run(7)
     assert rt.record(7)["state"] == "abandoned" and "redelivery cap" in rt.record(7)["reason"]
@@ -177,7 +204,7 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
     assert any(rec.levelname == "CRITICAL" and rec.getMessage() == "giving the job up" for rec in caplog.records)
     assert not r.exists(rt.xkeys.deliveries("depin.run", 7))
     # with its outcome recorded, giving up means submitting what is there
-    r.set(rt.xkeys.deliveries("depin.run", 8), tasks.MAX_DELIVERIES)
+    r.set(rt.xkeys.deliveries("depin.run", 8), celery_module.MAX_DELIVERIES)
     rt.set_record(8, "outcome", kind="result")
     tasks.run(8)
     assert sent == [("depin.submit", 8)]
@@ -186,21 +213,21 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
 def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     """An unexpected exception from a run (a bug; output handling itself never raises for the
     job's doing) ends the task quietly: the record says abandoned and refused, no submission is
-    queued, and nothing is left for recovery to re-run. `_execute` is replaced by one that raises:
+    queued, and nothing is left for recovery to re-run. `execute_job` is replaced by one that raises:
     there is no real input that crashes it any more."""
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
-                  chain_now=lambda: 1_000, indexed_job=lambda j: {})
+                  chain_now=lambda: 1_000)
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
-    rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=tasks.JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
-    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
-    monkeypatch.setattr(tasks, "_spec_for", lambda rt_, job_id, expected: _spec())
+    rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
+    monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
+    monkeypatch.setattr(provider, "load_spec", lambda rt_, job_id, expected: _spec())
     sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
 
     def crash(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(tasks, "_execute", crash)
+    monkeypatch.setattr(provider, "execute_job", crash)
     rt.set_record(11, "claimed")
     tasks.run(11)
     record = rt.record(11)
@@ -214,11 +241,45 @@ def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Red
 def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), lease_ttl=1)
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 1)
-    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
     rt.set_record(9, "submitted")  # nothing to do: the run returns at once
     tasks.run(9)
     assert not r.exists(rt.xkeys.deliveries("depin.run", 9))
     assert not r.exists(rt.xkeys.lease(9))
+
+
+# ------------------------------------------------------------------------------------ beat
+
+
+def test_finalize_due_reaches_past_200(redis_server: RedisServer) -> None:
+    """The beat finalizes from the index's due set, earliest challenge deadline first, whatever the
+    ids: with 600 submitted jobs of which only ids above 200 are past their window, ours among them
+    (job 550) is finalized; another provider's past-due jobs and our jobs still in their window are not."""
+    from depin.keys import Keys
+    from executor import beat
+    from indexer.query import IndexerReader
+
+    me, other = "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+    index, state = redis_server.client(6), redis_server.client(7)
+    index.flushdb()
+    state.flushdb()
+    keys = Keys(31337, "0x" + "22" * 20)
+    now = 1_800_000_000
+    deadline = {j: now + 1_000 + j if j <= 200 else now - j for j in range(1, 601)}
+    holder = {j: me if j in (150, 550) else other for j in deadline}
+    pipe = index.pipeline()
+    for j, d in deadline.items():
+        pipe.hset(keys.job(j), mapping={"id": str(j), "status": "Submitted", "deadline": str(d), "provider": holder[j]})
+        pipe.zadd(keys.due("Submitted"), {str(j): d})
+    pipe.execute()
+    finalized: list[list[int]] = []
+    client = SimpleNamespace(finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
+                             finalized_count=lambda receipt: len(finalized[-1]))
+    rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me,
+                  reader=IndexerReader(index, keys), client=client, chain_now=lambda: now,
+                  job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=deadline[j]))
+    assert beat.finalize_due_jobs(rt) == 1
+    assert finalized == [[550]]
 
 
 # ------------------------------------------------------------------------------------ arbiter
@@ -260,7 +321,7 @@ def dispatcher_env(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytes
     rt = Runtime(config)
     rt.chain_now = lambda: int(time.time())  # type: ignore[method-assign]
     sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(tasks, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
     return SimpleNamespace(rt=rt, dispatcher=Dispatcher(rt, block_ms=50), sent=sent)
 
 
@@ -362,3 +423,31 @@ def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: 
     _drain(env, until=lambda: ("depin.claim", 4) in env.sent, what=" and hand the freed slot to job 4")
     assert ("depin.claim", 4) in env.sent
     assert rt.record(4)["state"] == "claiming"
+
+
+def test_dispatcher_reclaims_failed_entry(dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry whose handling fails (a transient fault: the chain node was away) stays pending and
+    is handled again by the running dispatcher once it has been idle, without a restart; an entry
+    that keeps failing is dropped after MAX_ENTRY_FAILURES attempts."""
+    from executor.dispatcher import MAX_ENTRY_FAILURES, Dispatcher
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    env.dispatcher = Dispatcher(rt, block_ms=50, reclaim_idle_ms=100)
+    real_handle = env.dispatcher.handle
+    attempts: dict[str, int] = {}
+
+    def flaky(fields: dict[str, str]) -> None:
+        job = json.loads(fields["args"])["jobId"]
+        attempts[job] = attempts.get(job, 0) + 1
+        if job == "31" and attempts[job] == 1:
+            raise ConnectionRefusedError("the chain node is away")
+        if job == "32":
+            raise ValueError("a poisoned entry")
+        real_handle(fields)
+
+    monkeypatch.setattr(env.dispatcher, "handle", flaky)
+    _post(env, 31)
+    _post(env, 32)
+    _drain(env, until=lambda: ("depin.claim", 31) in env.sent, what=" and retry the failed entry")
+    assert attempts == {"31": 2, "32": MAX_ENTRY_FAILURES}
+    assert env.sent == [("depin.claim", 31)]

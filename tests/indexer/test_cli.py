@@ -250,6 +250,27 @@ def test_indexer_run_builds_config_and_stops_cleanly_on_sigterm(
     assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
 
 
+def test_indexer_run_reads_what_it_needs_from_an_executors_depin_toml(
+    monkeypatch: pytest.MonkeyPatch, deployment: Path, tmp_path: Path
+) -> None:
+    """DEPIN_CONFIG naming an executor's depin.toml (with [network], [key], [executor], [policy]
+    tables) does not break `depin indexer run`: it takes the RPC URL, the deployment (relative to
+    the file) and the Redis URL and namespace, and leaves the executor's tables alone."""
+    monkeypatch.setitem(sys.modules, "indexer.follower", types.SimpleNamespace(Indexer=FakeIndexer))
+    FakeIndexer.configs.clear()
+    config_file = tmp_path / "depin.toml"
+    config_file.write_text(
+        '[network]\nrpc_url = "http://127.0.0.1:9545"\ndeployment = "31337.json"\n'
+        '[redis]\nurl = "redis://127.0.0.1:1/3"\nnamespace = "other"\n'
+        '[key]\ndev_account = 1\n[executor]\nrole = "provider"\n[policy]\nmax_cpus = 2\n'
+    )
+    result = CliRunner().invoke(app, ["indexer", "run"], env={"DEPIN_CONFIG": str(config_file)})
+    assert result.exit_code == 0, result.stderr
+    (config,) = FakeIndexer.configs
+    assert config.deployment_file == deployment
+    assert (config.rpc_url, config.redis_url, config.namespace) == ("http://127.0.0.1:9545", "redis://127.0.0.1:1/3", "other")
+
+
 def test_indexer_run_json_logs_and_config_errors(monkeypatch: pytest.MonkeyPatch, deployment: Path) -> None:
     monkeypatch.setitem(sys.modules, "indexer.follower", types.SimpleNamespace(Indexer=FakeIndexer))
     result = CliRunner().invoke(

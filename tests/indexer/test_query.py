@@ -321,3 +321,20 @@ def test_for_deployment(redis_url: str, sample: Keys, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(QueryError, match="is not a deployment file"):
         IndexerReader.for_deployment(redis_url, tmp_path / "bad.json")
+
+
+def test_the_executors_reads_job_fields_and_claims(reader: IndexerReader, sample: Keys, r: redis.Redis) -> None:
+    """What the executor reads from the index goes through the reader: a job's raw fields, some
+    fields of many jobs in one round trip, and the jobs a provider holds Claimed now."""
+    assert reader.job_fields(3)["status"] == "Claimed" and reader.job_fields(3)["provider"] == PROVIDER_1
+    assert reader.job_fields(99) == {}
+    assert reader.jobs_fields([3, 2, 99], ["status", "provider"]) == [
+        {"status": "Claimed", "provider": PROVIDER_1}, {"status": "Open"}, {},
+    ]
+    assert reader.claimed_by(PROVIDER_1.lower()) == {3}  # job 1 (Finalized) is in PROVIDER_1's index too
+    assert reader.claimed_by(PROVIDER_2) == set()  # job 5 is Disputed
+    # a job PROVIDER_1 timed out on and PROVIDER_2 claimed stays in PROVIDER_1's provider index
+    write_job(r, sample, 6, "Claimed", REQUESTER_A, PROVIDER_2, 1)
+    r.zadd(sample.jobs_by_provider(PROVIDER_1), {"6": 6})
+    assert reader.claimed_by(PROVIDER_1) == {3}
+    assert reader.claimed_by(PROVIDER_2) == {6}

@@ -29,19 +29,22 @@ worker process: the container deadline is enforced by :mod:`executor.containers`
 (expire, time out and settle jobs whose deadline passed), ``depin.recover`` (re-queue jobs whose
 task died: no lease and no progress; remove orphan containers); every :data:`WITHDRAW_INTERVAL`
 seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``).
+
+**Nothing happens at import.** ``app`` carries the defaults (no configuration is read, no
+connection is opened); the worker, beat and dispatcher starters (:mod:`executor.worker`) build the
+process's :class:`~executor.runtime.Runtime` and apply it with :func:`configure_app` before they
+start. Task names, queues and broker settings are the ones every running executor relies on.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 
 from celery import Celery
 from kombu import Exchange, Queue
 
 from depin.config import DepinConfig
-
-log = logging.getLogger("executor.app")
+from executor.runtime import Runtime, broker_url_for
 
 COMPUTE = "compute"
 CHAIN = "chain"
@@ -53,6 +56,7 @@ WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
 RUN_OVERHEAD = 60
 CHAIN_SOFT_LIMIT = 300  # a transaction, rebroadcasts included
 CHAIN_HARD_LIMIT = 330
+UNCONFIGURED_PREFIX = "depin-exec:unconfigured"
 
 ROUTES = {
     "depin.run": COMPUTE,
@@ -119,22 +123,17 @@ def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
     }
 
 
-def make_app() -> Celery:
-    """The Celery app, configured from ``DEPIN_CONFIG`` when it is set (worker, beat, dispatcher
-    processes), else with the defaults (imports in tests and tools)."""
-    from executor.runtime import Runtime, broker_url_for, get_runtime, load_executor_config, set_runtime
-
-    celery = Celery("depin_executor", include=["executor.tasks"])
-    try:
-        rt = get_runtime() if os.environ.get("DEPIN_CONFIG") else Runtime(load_executor_config())
-        set_runtime(rt)
-        prefix = rt.xkeys.prefix
-        celery.conf.update(settings(rt.config, broker_url=rt.broker_url, key_prefix=prefix))
-    except Exception as exc:  # noqa: BLE001 - no usable config: defaults, and say so
-        log.debug("executor app without configuration", extra={"error": str(exc)})
-        config = DepinConfig()
-        celery.conf.update(settings(config, broker_url=broker_url_for(config.redis.url), key_prefix="depin-exec:unconfigured"))
-    return celery
+def configure_app(celery: Celery, rt: Runtime) -> None:
+    """Applies `rt`'s configuration (broker URL, key prefix, time limits) to `celery`: the worker,
+    beat and dispatcher starters (:mod:`executor.worker`) call it before they start."""
+    celery.conf.update(settings(rt.config, broker_url=rt.broker_url, key_prefix=rt.xkeys.prefix))
 
 
-app = make_app()
+def _defaults() -> dict:
+    """The settings of an unconfigured app (imports in tests and tools): the default config, no I/O."""
+    config = DepinConfig()
+    return settings(config, broker_url=broker_url_for(config.redis.url), key_prefix=UNCONFIGURED_PREFIX)
+
+
+app = Celery("depin_executor", include=["executor.tasks"])
+app.conf.update(_defaults())

@@ -1,0 +1,200 @@
+"""The beat's periodic work (``depin executor beat`` queues it every ``BEAT_INTERVAL`` seconds, see
+:mod:`executor.celery`): finalize jobs past their challenge window, send the deadline transitions
+that are due, withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the
+chain shows without a local record, remove orphan containers).
+
+Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from depin.deployment import to_wei
+from depin.market import JobStatus
+from depin.transactions import TxReverted
+from executor import queue
+from executor.containers import reap_orphans
+from executor.execution import same
+from executor.provider import reopen_if_undone
+from executor.runtime import Runtime
+
+log = logging.getLogger("executor.tasks")
+
+RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds without progress
+FORCED_RECOVER_AFTER = 2.0  # at worker start: anything idle this long whose lease is free
+MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))  # then each recovery logs an error
+POKE_LIMIT = 10  # deadline transitions sent per beat and kind
+FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
+FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
+RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
+
+
+# ---------------------------------------------------------------------------------------- finalize
+
+
+def finalize_due_jobs(rt: Runtime) -> int:
+    """Finalizes submitted jobs whose challenge window has closed: ours, and in verifier mode any."""
+    now = rt.chain_now()
+    ids = {int(j) for j in rt.state.zrangebyscore(rt.xkeys.submitted, 0, now - 1, start=0, num=FINALIZE_LIMIT)}
+    # The index too, so that no local record is needed to get paid (one lost to a crash, a wiped
+    # broker database): ours, and in verifier mode everybody's.
+    provider = None if rt.role == "verifier" else rt.address
+    ids |= set(rt.reader.due_jobs("Submitted", now, provider=provider, limit=FINALIZE_INDEX_LIMIT))
+    if not ids:
+        return 0
+    ready = []
+    for job_id in sorted(ids):
+        job = rt.job(job_id)
+        if job.status == JobStatus.SUBMITTED and now > job.deadline:
+            ready.append(job_id)
+        elif job.status != JobStatus.SUBMITTED:
+            settled(rt, job_id, job.status)
+    if not ready:
+        return 0
+    try:
+        receipt = rt.client.finalize_many(ready)
+    except TxReverted as exc:
+        log.info("finalize skipped", extra={"jobs": ",".join(map(str, ready)), "error": exc.error_name})
+        return 0
+    count = rt.client.finalized_count(receipt)
+    for job_id in ready:
+        settled(rt, job_id, rt.job(job_id).status)
+    log.info("finalized", extra={"jobs": ",".join(map(str, ready)), "count": count, "tx": receipt.tx_hash})
+    return count
+
+
+def settled(rt: Runtime, job_id: int, status: JobStatus) -> None:
+    """A job no longer Submitted leaves the set to finalize; our record says how it ended."""
+    if status == JobStatus.SUBMITTED:
+        return
+    rt.state.zrem(rt.xkeys.submitted, str(job_id))
+    if rt.state.exists(rt.xkeys.job(job_id)) and rt.record(job_id).get("state") == "submitted":
+        rt.set_record(job_id, "finalized" if status.settled else "submitted", chain_status=status.label)
+
+
+# ---------------------------------------------------------------------------------------- poke
+
+
+def poke_deadlines(rt: Runtime) -> int:
+    """Sends the permissionless deadline transitions that are due: expire (Open past its claim
+    deadline), timeout (Claimed past its submit deadline), settleUnresolved (Disputed past its
+    resolve deadline). Losing the race to another poker is quiet."""
+    now = rt.chain_now()
+    sent = 0
+    actions = (
+        ("Open", JobStatus.OPEN, "claim_deadline", rt.client.expire),
+        ("Claimed", JobStatus.CLAIMED, "deadline", rt.client.timeout),
+        ("Disputed", JobStatus.DISPUTED, "deadline", rt.client.settle_unresolved),
+    )
+    for status, expected, attr, action in actions:
+        for job_id in rt.reader.due_jobs(status, now, limit=POKE_LIMIT):
+            job = rt.job(job_id)
+            if job.status != expected or getattr(job, attr) >= now:
+                continue
+            try:
+                receipt = action(job_id)
+                sent += 1
+                log.info("deadline transition sent", extra={"job": job_id, "from": status, "tx": receipt.tx_hash})
+            except TxReverted as exc:
+                log.info("deadline transition not needed", extra={"job": job_id, "from": status, "error": exc.error_name})
+    return sent
+
+
+# ---------------------------------------------------------------------------------------- withdraw
+
+
+def withdraw_earnings(rt: Runtime) -> int:
+    """Withdraws the market balance when it is above ``[executor] withdraw_threshold``."""
+    balance = rt.client.withdrawable(rt.address)
+    if balance <= 0 or balance <= to_wei(rt.config.executor.withdraw_threshold):
+        return 0
+    try:
+        receipt = rt.client.withdraw()
+    except TxReverted as exc:
+        log.info("withdraw not needed", extra={"error": exc.error_name})
+        return 0
+    log.info("withdrawn", extra={"amount": str(balance), "tx": receipt.tx_hash})
+    return balance
+
+
+# ---------------------------------------------------------------------------------------- recover
+
+
+def recover_jobs(rt: Runtime, force: bool = False) -> int:
+    """Re-queues the next task of every job in hand whose lease is free and whose record has not
+    moved for ``DEPIN_RECOVER_AFTER`` seconds (or, with `force` at worker start, for 2 s); removes
+    this executor's orphan containers."""
+    now = time.time()
+    requeued = 0
+    active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
+    for job_id in active:
+        if rt.state.exists(rt.xkeys.lease(job_id)):
+            continue
+        rec = rt.record(job_id)
+        state = rec.get("state", "")
+        if state not in queue.NEXT_TASK:
+            rt.state.zrem(rt.xkeys.active, str(job_id))
+            continue
+        idle = now - float(rec.get("updated") or 0)
+        if idle < (FORCED_RECOVER_AFTER if force else RECOVER_AFTER):
+            continue
+        # No cap here: a job that merely waits in a long queue looks idle too, and a duplicate
+        # message is harmless (lease + state + chain checks). Deliveries that *die* are capped by
+        # the delivery counter; jobs that keep failing end when their chain deadline passes (late).
+        tries = int(rt.state.hincrby(rt.xkeys.job(job_id), "recoveries", 1))
+        rt.set_record(job_id)  # touch: not again before RECOVER_AFTER
+        queue.send(queue.NEXT_TASK[state], job_id)
+        requeued += 1
+        level = logging.ERROR if tries > MAX_RECOVERIES else logging.WARNING
+        log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": queue.NEXT_TASK[state], "attempt": tries})
+    if rt.role == "provider":
+        requeued += adopt_orphaned_claims(rt)
+        requeued += recheck_submitted(rt)
+    reap(rt, active)
+    return requeued
+
+
+def recheck_submitted(rt: Runtime) -> int:
+    """Our submitted jobs whose indexed status says a reorg undid the submission (Open again, or
+    Claimed by us again): confirmed on the chain and handed back (:func:`reopen_if_undone`). Bounded:
+    one Redis round trip for up to :data:`RECHECK_LIMIT` jobs, a chain read only for a mismatch."""
+    ids = rt.state.zrange(rt.xkeys.submitted, 0, RECHECK_LIMIT - 1)
+    if not ids:
+        return 0
+    handed_back = 0
+    for j, fields in zip(ids, rt.reader.jobs_fields(ids, ["status", "provider"]), strict=True):
+        status = fields.get("status")
+        if status == "Open" or (status == "Claimed" and same(fields.get("provider"), rt.address)):
+            handed_back += reopen_if_undone(rt, int(j)) is not None
+    return handed_back
+
+
+def adopt_orphaned_claims(rt: Runtime) -> int:
+    """Jobs the chain (through the index) shows Claimed by us but that have no local record: the
+    executor's database was lost or wiped. They are ours to finish: recorded as claimed and run."""
+    adopted = 0
+    for job_id in sorted(rt.reader.claimed_by(rt.address)):
+        if rt.state.exists(rt.xkeys.job(job_id)):
+            continue
+        job = rt.job(job_id)
+        if job.status != JobStatus.CLAIMED or not same(job.provider, rt.address):
+            continue
+        rt.set_record(job_id, "claimed", reason="found claimed on chain without a local record")
+        queue.send("depin.run", job_id)
+        adopted += 1
+        log.warning("claimed job adopted from the chain", extra={"job": job_id})
+    return adopted
+
+
+def reap(rt: Runtime, active: list[int]) -> None:
+    """Removes this executor's containers of jobs no longer in hand (best effort)."""
+    try:
+        live = {rt.container_name(j) for j in active}
+        removed = reap_orphans(rt.docker, live, instance=rt.instance)
+        if removed:
+            log.warning("orphan containers removed", extra={"containers": ",".join(removed)})
+    except Exception as exc:  # noqa: BLE001 - the reaper is best effort; the next beat tries again
+        log.info("reaper skipped", extra={"error": str(exc)[:200]})

@@ -1,0 +1,107 @@
+"""The shared execution API of the executor's roles (provider, verifier, arbiter): load a job's spec,
+run it in a container for a role, turn the outcome into record fields, and the record transitions
+every role uses when a job leaves its hands (lost, given up, late, submitted).
+
+Plain functions over a :class:`~executor.runtime.Runtime`; no Celery here (:mod:`executor.tasks`
+wraps the roles' functions into tasks) and no queueing (:mod:`executor.queue`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from depin.market import JobStatus
+from depin.spec import JobSpec, parse_spec, spec_hash
+from executor.containers import LABEL_EXECUTOR
+from executor.execute import Outcome, execute
+from executor.runtime import Runtime
+
+AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Whether two addresses are the same (case-insensitive); an empty one is nobody."""
+    return bool(a) and bool(b) and a.lower() == b.lower()  # type: ignore[union-attr]
+
+
+def sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+# ---------------------------------------------------------------------------------------- records
+
+
+def mark_lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
+    """The job is not ours (any more). When it is Open again (a reorg removed our claim, a timeout
+    reopened it) the dispatcher is asked to consider it afresh."""
+    rt.set_record(job_id, "lost", reason=reason)
+    if job.status == JobStatus.OPEN and rt.role == "provider":
+        rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
+
+
+def give_up(rt: Runtime, job_id: int, reason: str) -> None:
+    """Records the job abandoned and refused: this executor never claims it again."""
+    rt.set_record(job_id, "abandoned", reason=reason)
+    rt.refuse(job_id, f"abandoned: {reason}")
+
+
+def record_abandoned(rt: Runtime, job_id: int, reason: str) -> None:
+    """Records the job abandoned (verifier and arbiter tasks at the redelivery cap)."""
+    rt.set_record(job_id, "abandoned", reason=reason)
+
+
+def mark_late(rt: Runtime, job_id: int, reason: str) -> None:
+    """The submit deadline passed in our hands: recorded late and refused."""
+    rt.set_record(job_id, "late", reason=reason)
+    rt.refuse(job_id, f"late: {reason}")
+
+
+def mark_submitted(rt: Runtime, job_id: int, deadline: int, **fields: Any) -> None:
+    rt.set_record(job_id, "submitted", challenge_deadline=deadline, **fields)
+
+
+# ---------------------------------------------------------------------------------------- execution
+
+
+def load_spec(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
+    """The job's spec: the index's bytes when they hash to the on-chain `expected` hash, else the
+    chain's own (the JobPosted event; the index may lag or be mid-reorg). Raises SpecError only for
+    bytes that do hash right but are not a valid spec: a provable BAD_SPEC."""
+    idx = rt.reader.job_fields(job_id)
+    raw: bytes | None = None
+    if idx.get("specJson") is not None:
+        raw = idx["specJson"].encode()
+    elif idx.get("spec"):
+        raw = bytes.fromhex(idx["spec"].removeprefix("0x"))
+    if raw is None or spec_hash(raw) != expected:
+        raw = rt.client.spec_bytes(job_id)
+    return parse_spec(raw, expected_hash=expected)
+
+
+def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
+    """Runs the job in this executor's container for `role`; the arbiter runs it whatever its limits
+    (it must judge whatever it gets), the others within the policy."""
+    return execute(
+        rt.docker,
+        job_id=job_id,
+        spec=spec,
+        work_root=rt.work_root,
+        store=rt.store,
+        name=rt.container_name(job_id),
+        labels={LABEL_EXECUTOR: rt.instance},
+        limits_cap=None if role == "arbiter" else rt.config.policy,
+    )
+
+
+def outcome_fields(outcome: Any) -> dict[str, Any]:
+    """The record fields of a run's outcome (what the submission sends)."""
+    if outcome.kind == "result":
+        return {"kind": "result", "digest": "0x" + outcome.digest.hex(), "uri": outcome.uri, "exit_code": outcome.exit_code, "size": outcome.size}
+    return {
+        "kind": "failure",
+        "code": int(outcome.code),
+        "failure_reason": outcome.reason[:500],
+        "evidence": "0x" + outcome.evidence_hash.hex(),
+    }

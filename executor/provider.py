@@ -1,0 +1,287 @@
+"""Provider mode: claim an Open job the dispatcher accepted, run it, submit the recorded outcome.
+
+Plain functions over a :class:`~executor.runtime.Runtime` (and, where a task retries itself, its
+Celery task); :mod:`executor.tasks` wraps them. The crash-safety argument is in :mod:`executor.tasks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import Task
+
+from depin.errors import SpecError
+from depin.market import FailureCode, JobStatus
+from depin.transactions import TxReverted
+from executor import queue
+from executor.execute import PolicyRefused
+from executor.execution import (
+    AFTER_SUBMIT,
+    execute_job,
+    give_up,
+    load_spec,
+    mark_late,
+    mark_lost,
+    mark_submitted,
+    outcome_fields,
+    same,
+    sha256,
+)
+from executor.jobtask import transient_errors
+from executor.runtime import Runtime
+
+log = logging.getLogger("executor.tasks")
+
+RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
+PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
+
+
+def abandon(rt: Runtime, job_id: int, reason: str) -> None:
+    """The run's redelivery cap: a recorded outcome is submitted (the result is safe), else the job
+    is given up."""
+    rec = rt.record(job_id)
+    if rec.get("state") == "outcome":
+        queue.send("depin.submit", job_id)
+        return
+    give_up(rt, job_id, reason)
+
+
+# ---------------------------------------------------------------------------------------- claim
+
+
+def claim_job(rt: Runtime, job_id: int) -> None:
+    """Claims an Open job the dispatcher accepted, then queues its run. Losing the race is normal."""
+    rec = rt.record(job_id)
+    if rec.get("state") not in ("claiming", None):
+        return
+    job = rt.job(job_id)
+    if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+        pass  # claimed before a crash: carry on
+    elif submitted_by_us(rt, job_id, job):
+        return
+    elif job.status != JobStatus.OPEN:
+        mark_lost(rt, job_id, job, f"job is {job.status.label}")
+        log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
+        return
+    elif rec.get("spec_hash") and rec["spec_hash"] != "0x" + job.spec_hash.hex():
+        # A reorg replaced the job under the same id: the policy approved another spec.
+        mark_lost(rt, job_id, job, f"the on-chain spec hash is 0x{job.spec_hash.hex()}, not the approved {rec['spec_hash']}")
+        log.warning("claim skipped: the job's spec changed since it was approved (reorg)", extra={"job": job_id})
+        return
+    else:
+        try:
+            receipt = rt.client.claim(job_id)
+            log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
+        except TxReverted as exc:
+            job = rt.job(job_id)
+            if submitted_by_us(rt, job_id, job):
+                return
+            if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
+                mark_lost(rt, job_id, job, exc.error_name or exc.reason)
+                log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
+                return
+    rt.set_record(job_id, "claimed", claimed_at=time.time())
+    queue.send("depin.run", job_id)
+
+
+def submitted_by_us(rt: Runtime, job_id: int, job: Any) -> bool:
+    """The chain shows our submission already (a reorg undid our claim and submission, and the
+    signer sent both again, unchanged): the record says submitted."""
+    if not (same(job.provider, rt.address) and job.status in AFTER_SUBMIT):
+        return False
+    mark_submitted(rt, job_id, job.deadline, reason="our earlier claim and submission are on chain")
+    log.info("claim skipped: our submission is on chain", extra={"job": job_id, "status": job.status.label})
+    return True
+
+
+# ---------------------------------------------------------------------------------------- run
+
+
+def run_job(task: Task, rt: Runtime, job_id: int) -> None:
+    """Runs a job we claimed (unless its outcome is recorded already) and records the outcome."""
+    lease = rt.lease(job_id)
+    if not lease.acquire():
+        log.info("run skipped: another task holds the job", extra={"job": job_id, "holder": lease.holder()})
+        return
+    try:
+        rec = rt.record(job_id)
+        state = rec.get("state")
+        if state not in ("claimed", "running", "claiming"):
+            return  # outcome recorded (recovery submits it), or done
+        job = rt.job(job_id)
+        if not same(job.provider, rt.address) or job.status not in (JobStatus.CLAIMED, *AFTER_SUBMIT):
+            mark_lost(rt, job_id, job, f"job is {job.status.label}, provider {job.provider}")
+            log.warning("run skipped: the job is not ours", extra={"job": job_id, "status": job.status.label})
+            return
+        if job.status != JobStatus.CLAIMED:
+            mark_submitted(rt, job_id, job.deadline, reason="submitted before a restart")
+            return
+        now = rt.chain_now()
+        if job.deadline <= now:
+            mark_late(rt, job_id, f"submit deadline {job.deadline} passed")
+            log.error("submit deadline passed before the run", extra={"job": job_id, "deadline": job.deadline})
+            return
+        try:
+            spec = load_spec(rt, job_id, job.spec_hash)
+        except SpecError as exc:
+            rt.set_record(job_id, "outcome", kind="failure", code=int(FailureCode.BAD_SPEC), failure_reason=str(exc)[:500],
+                          evidence="0x" + sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n").hex())
+            queue.send("depin.submit", job_id)
+            return
+        rt.set_record(job_id, "running", started=time.time())
+        log.info("running", extra={"job": job_id, "image": spec.image})
+        try:
+            outcome = execute_job(rt, job_id, spec, "provider")
+        except PolicyRefused as exc:  # the dispatcher checks the same limits: a changed policy
+            give_up(rt, job_id, str(exc)[:300])
+            log.error("claimed job is beyond the policy now; it will time out", extra={"job": job_id, "reason": str(exc)[:300]})
+            return
+        except transient_errors():
+            raise  # retried with backoff (JobTask.autoretry_for); recovery re-queues after that
+        except Exception as exc:  # a bug or a surprise: give up once, never a crash-and-rerun loop
+            give_up(rt, job_id, f"the run crashed: {type(exc).__name__}: {exc}"[:300])
+            log.exception("run crashed; job abandoned and never claimed again", extra={"job": job_id, "error": str(exc)[:300]})
+            return
+        if outcome.kind == "failure" and outcome.retryable:
+            left = job.deadline - rt.chain_now()
+            if left > spec.resources.max_runtime + 2 * RETRY_FETCH_AFTER + 5:
+                rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
+                log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
+                raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
+        fields = outcome_fields(outcome)
+        rt.set_record(job_id, "outcome", **fields)
+        log.info("outcome recorded", extra={"job": job_id, **fields, "lease_lost": lease.lost})
+    finally:
+        lease.release()
+    queue.send("depin.submit", job_id)
+
+
+# ---------------------------------------------------------------------------------------- submit
+
+
+def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
+    """Submits the recorded outcome, unless the chain shows it submitted already."""
+    lease = rt.lease(job_id)
+    if not lease.acquire():
+        raise task.retry(countdown=max(1.0, rt.lease_ttl / 2), max_retries=None)
+    try:
+        rec = rt.record(job_id)
+        if rec.get("state") != "outcome":
+            return
+        job = rt.job(job_id)
+        if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+            mark_submitted(rt, job_id, job.deadline, reason="already on chain")
+            log.info("submission found on chain; not sending again", extra={"job": job_id, "status": job.status.label})
+            return
+        if not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED):
+            mark_lost(rt, job_id, job, f"job is {job.status.label}, provider {job.provider}")
+            log.warning("submission skipped: the job is not ours any more", extra={"job": job_id, "status": job.status.label})
+            return
+        if job.deadline < rt.chain_now():
+            mark_late(rt, job_id, f"submit deadline {job.deadline} passed")
+            log.error("submit deadline passed", extra={"job": job_id})
+            return
+        if rec.get("tx_pending") and wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
+            return
+        try:
+            if rec.get("kind") == "result":
+                receipt = send_recorded(rt, job_id, "submitResult", job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
+            else:
+                receipt = send_recorded(rt, job_id, "submitFailure", job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
+        except TxReverted as exc:
+            job = rt.job(job_id)
+            if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+                mark_submitted(rt, job_id, job.deadline, reason="already on chain")
+                return
+            if exc.error_name == "TooLate":
+                mark_late(rt, job_id, exc.reason)
+                log.error("submission too late", extra={"job": job_id})
+                return
+            raise
+        job = rt.job(job_id)
+        mark_submitted(rt, job_id, job.deadline, tx=receipt.tx_hash)
+        log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
+    finally:
+        lease.release()
+
+
+def send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
+    """Sends ``JobMarket.fn(args)`` like :meth:`depin.client.Client.transact`, but records the
+    transaction hash in the job's record between the broadcast and the wait: a worker killed while
+    the transaction is in the pool leaves its hash behind, and the next attempt waits for that
+    transaction instead of sending a second one."""
+    client = rt.client
+    tx = client.tx
+    if tx is None:
+        raise RuntimeError("the executor's client has no signing account")
+    to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
+    what = f"JobMarket.{fn}"
+    gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
+    # a re-send after a drop or a reorg goes through the same "already done on chain?" check
+    pending = tx.broadcast(to, data, gas=gas, what=what, still_needed=lambda: submission_needed(rt, job_id))
+    rt.set_record(job_id, tx_pending=",".join(pending.hashes), tx_nonce=pending.nonce)
+    return tx.wait(pending)
+
+
+def submission_needed(rt: Runtime, job_id: int) -> bool:
+    """Whether the job still waits for our submission on chain (Claimed by us): asked by the signer
+    before it sends a dropped or reorged-out submission again."""
+    job = rt.job(job_id)
+    return same(job.provider, rt.address) and job.status == JobStatus.CLAIMED
+
+
+def wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> bool:
+    """An earlier attempt broadcast `hashes` and died. While one of them is still in the pool, waits
+    for it to be mined (up to PENDING_WAIT seconds). True when the chain then shows the job
+    submitted by us (the record is updated); False when the transactions are gone (dropped, or
+    mined and reverted): the caller sends anew."""
+    deadline = time.monotonic() + PENDING_WAIT
+    while True:
+        known = False
+        for tx_hash in hashes:
+            if rt.rpc.call("eth_getTransactionReceipt", [tx_hash]) is not None:
+                known = False
+                break
+            if rt.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None:
+                known = True
+        job = rt.job(job_id)
+        if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
+            mark_submitted(rt, job_id, job.deadline, reason="the pre-crash transaction was mined")
+            log.info("pre-crash submission mined; not sending again", extra={"job": job_id, "tx": hashes[-1]})
+            return True
+        if not known or time.monotonic() > deadline:
+            if known:
+                log.warning("pre-crash submission still pending; sending a new one", extra={"job": job_id, "tx": hashes[-1]})
+            return False
+        log.info("waiting for the pre-crash submission", extra={"job": job_id, "tx": hashes[-1]})
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------- reorgs
+
+
+def reopen_if_undone(rt: Runtime, job_id: int) -> str | None:
+    """A job whose claim or submission by us a reorg undid, whatever its local state: the chain is
+    read and, when it shows the job Open again, the record says ``lost`` and the job goes to the
+    dispatcher's deferred set to be considered afresh (``"open"``); when it shows the job Claimed by
+    us but our record says the outcome was submitted, the recorded outcome is submitted again
+    (``"resubmit"``). Returns None when the chain agrees with the record."""
+    rec = rt.record(job_id)
+    if not rec:
+        return None
+    job = rt.job(job_id)
+    if job.status == JobStatus.OPEN:
+        rt.state.zrem(rt.xkeys.submitted, str(job_id))
+        mark_lost(rt, job_id, job, f"a reorg undid our claim (was {rec.get('state')})")
+        log.warning("job open again after a reorg; reconsidering it", extra={"job": job_id, "state": rec.get("state")})
+        return "open"
+    if same(job.provider, rt.address) and job.status == JobStatus.CLAIMED and rec.get("state") in ("submitted", "finalized") and rec.get("kind"):
+        rt.state.zrem(rt.xkeys.submitted, str(job_id))
+        rt.set_record(job_id, "outcome", reason="a reorg undid the submission")
+        queue.send("depin.submit", job_id)
+        log.warning("submission undone by a reorg; submitting again", extra={"job": job_id})
+        return "resubmit"
+    return None

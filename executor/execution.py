@@ -92,6 +92,7 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
         name=rt.container_name(job_id),
         labels={LABEL_EXECUTOR: rt.instance},
         limits_cap=None if role == "arbiter" else rt.config.policy,
+        input_allow_networks=rt.config.policy.input_allow_networks,  # every role: the arbiter too
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from enum import IntEnum
 from typing import Any
 
 import msgspec
@@ -38,7 +37,7 @@ except ImportError:  # pragma: no cover
         return keccak(data).hex()
 
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
-from depin.market import FailureCode, JobStatus, Ruling
+from depin.market import FAILURE_NAMES, LIVE_STATUSES, RULING_NAMES
 from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
@@ -46,14 +45,9 @@ log = logging.getLogger("indexer.reducer")
 
 
 
-def _solidity_name(member: IntEnum) -> str:
-    """An enum member's Solidity name (``PROVIDER_WINS`` -> ``ProviderWins``), as the index stores it."""
-    return "".join(part.capitalize() for part in member.name.split("_"))
-
-
 # The enums' names, from depin.market (the one enum source), in on-chain order.
-RULINGS = tuple(_solidity_name(r) for r in Ruling)
-FAILURE_CODES = tuple(_solidity_name(c) for c in FailureCode)
+RULINGS = RULING_NAMES
+FAILURE_CODES = FAILURE_NAMES
 MARKET_EVENTS = (
     "JobPosted",
     "JobClaimed",
@@ -88,7 +82,7 @@ _INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadlin
 # Open, then the submit, challenge or resolve deadline.
 DUE_FIELDS = {status: "claimDeadline" if status == "Open" else "deadline" for status in DUE_STATUSES}
 # Escrowed jobs: the reward is still held by the market.
-_LIVE = frozenset(s.label for s in JobStatus if s != JobStatus.NONE and not s.settled)
+_LIVE = LIVE_STATUSES
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 Hash = dict[str, str]

@@ -1,8 +1,8 @@
 """Deployment parameters, the deployment file format, and the ape deploy routine.
 
 Parameters come from ``deployments/parameters.toml``, chosen by chain id. A deployment is recorded
-in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). The ape-specific part
-(:func:`deploy_contracts`) imports ape lazily, so services that only read deployments need no ape.
+in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). Deploying (with ape) is
+:mod:`depinctl.deploy`'s: the SDK only reads and writes deployment files.
 
 Deployment file format
 ----------------------
@@ -344,34 +344,3 @@ def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMEN
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
-
-
-def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
-    """Deploys and wires RewardToken, JobMarket (which deploys ProviderStaking) and ArbiterResolver with ape.
-
-    `deployer` is an ape account; it becomes admin, governor and guardian. `arbiter` (default: the
-    deployer) receives ARBITER_ROLE. Returns the ape contract instances by name.
-    """
-    from ape import project
-
-    t, s = params.token, params.staking
-    token = project.RewardToken.deploy(
-        t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer
-    )
-    market = project.JobMarket.deploy(
-        token.address,
-        deployer.address,
-        to_wei(s.min_stake),
-        s.unbonding_delay,
-        params.market.as_tuple(),
-        params.emission.as_tuple(),
-        sender=deployer,
-    )
-    staking = project.ProviderStaking.at(market.staking())
-    resolver = project.ArbiterResolver.deploy(market.address, deployer.address, sender=deployer)
-    market.setResolver(resolver.address, sender=deployer)
-    token.grantRole(token.MINTER_ROLE(), market.address, sender=deployer)
-    resolver.grantRole(resolver.ARBITER_ROLE(), arbiter or deployer.address, sender=deployer)
-    if params.devnet_faucet:
-        token.grantRole(token.MINTER_ROLE(), deployer.address, sender=deployer)
-    return {"RewardToken": token, "ProviderStaking": staking, "JobMarket": market, "ArbiterResolver": resolver}

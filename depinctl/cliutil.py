@@ -18,6 +18,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from depinctl.devnet_state import discover
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -126,8 +128,6 @@ def user_errors(command: F) -> F:
 def _devnet(key: str) -> str | None:
     """`key` of the local devnet (``depin devnet up``'s state in ``$DEPIN_DEVNET_DIR`` or ``.devnet``),
     if there is one: commands given no URL talk to it."""
-    from depinctl.devnet import discover
-
     found = discover()
     return found.get(key) if found else None
 

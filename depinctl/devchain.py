@@ -37,12 +37,6 @@ is the one place besides ``depin.chain`` that composes JSON-RPC calls: anvil's o
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -56,7 +50,7 @@ from eth_utils import keccak, to_checksum_address
 from depin.abi import Codec
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError
-from depin.deployment import REPO_ROOT, Deployment, read_deployment, to_wei
+from depin.deployment import Deployment, read_deployment, to_wei
 from depin.errors import ChainError
 from depin.spec import canonical_json
 
@@ -761,140 +755,3 @@ def _struct_components(contract: str, fn: str) -> list[dict[str, Any]]:
         if item.get("type") == "function" and item["name"] == fn:
             return item["outputs"][0]["components"]
     raise DevChainError(f"{contract} ABI has no {fn}")
-
-
-# ---------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (another process may still take it before you do)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ManagedProcess:
-    """A child process in its own session, stopped (TERM, then KILL) by :meth:`stop` or ``with``."""
-
-    def __init__(
-        self, name: str, args: Sequence[str], *, log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
-    ) -> None:
-        self.name = name
-        self.args = list(args)
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """TERM, then KILL after `timeout`, to the child's whole process group (npm's anvil is a
-        node wrapper around the real binary: both go)."""
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(timeout)
-        self._log.close()
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # the group this object created (start_new_session)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def __enter__(self) -> ManagedProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def anvil_binary() -> str:
-    """The anvil of the npm package (node_modules/.bin), else the one on PATH."""
-    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
-    found = str(local) if local.exists() else shutil.which("anvil")
-    if not found:
-        raise DevChainError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)")
-    return found
-
-
-def start_anvil(
-    workdir: Path, *, port: int | None = None, args: Sequence[str] = (), timeout: float = 20.0
-) -> tuple[ManagedProcess, str]:
-    """Starts anvil on 127.0.0.1 (a free port unless given), logging to `workdir`/anvil.log.
-
-    Returns the process and its RPC URL once the node answers.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    command = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = ManagedProcess("anvil", command, log_path=workdir / "anvil.log", cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                rpc.chain_id()
-                return proc, url
-            except ChainError:
-                if not proc.alive():
-                    raise DevChainError(f"anvil exited with status {proc.proc.returncode}: {proc.log_tail()}") from None
-                if time.monotonic() > deadline:
-                    why = f"anvil did not answer on {url} within {timeout:.0f} s: {proc.log_tail()}"
-                    raise DevChainError(why) from None
-                time.sleep(0.05)
-    except BaseException:
-        proc.stop()
-        raise
-
-
-def deploy_with_ape(
-    rpc_url: str, deployments_dir: Path, *, extra_args: Sequence[str] = (), timeout: float = 300.0
-) -> Deployment:
-    """Runs the project's deploy script (``ape run deploy``) against the node at `rpc_url` and
-    returns the deployment it recorded in `deployments_dir`."""
-    ape = Path(sys.executable).with_name("ape")
-    command = [
-        str(ape) if ape.exists() else (shutil.which("ape") or "ape"),
-        *("run", "deploy", "--network", "ethereum:local:foundry", "--deployments-dir", str(deployments_dir)),
-        *extra_args,
-    ]
-    env = dict(os.environ, APE_FOUNDRY_HOST=rpc_url)
-    tool_dirs = [str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
-    env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
-    proc = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except BaseException:  # timeout or Ctrl-C: do not leave ape behind
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group started for it (start_new_session)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise DevChainError(f"`{' '.join(command)}` failed (exit {proc.returncode}):\n{output[-3000:]}")
-    chain_id = RpcClient.from_url(rpc_url).chain_id()
-    deployment = read_deployment(chain_id, deployments_dir)
-    if deployment is None:
-        raise DevChainError(f"the deploy script wrote no {chain_id}.json in {deployments_dir}:\n{output[-3000:]}")
-    return deployment

@@ -48,13 +48,13 @@ from depin.deployment import (
     LOCAL_CHAIN_IDS,
     Deployment,
     ParametersError,
-    deploy_contracts,
     deployment_path,
     load_parameters,
     read_deployment,
     resolved_parameters,
     write_deployment,
 )
+from depinctl.deploy import deploy_contracts
 
 CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
 

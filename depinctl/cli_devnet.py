@@ -149,7 +149,8 @@ def logs(
 
     Example: depin devnet logs indexer -f -n 20
     """
-    from depinctl.devnet import DevnetError, follow as follow_files, tail_lines
+    from depinctl.devnet import DevnetError, tail_lines
+    from depinctl.devnet import follow as follow_files
 
     dn = _devnet(state_dir)
     files = dn.log_files(component)

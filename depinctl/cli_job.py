@@ -15,7 +15,6 @@ import re
 import shlex
 import time
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -152,7 +151,8 @@ def _input(arg: str, index: int) -> dict[str, str]:
     elif lower.startswith("data:"):
         uri, digest, default = source, hashlib.sha256(_data_uri_bytes(source)).hexdigest(), ""
     else:
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) if lower.startswith("file://") else Path(source)
+        file_url = lower.startswith("file://")  # url2pathname is unquote on POSIX
+        path = Path(urllib.parse.unquote(urllib.parse.urlsplit(source).path)) if file_url else Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"input file {source} not found") if not path.exists() else ValueError(
                 f"input {source} is not a regular file"

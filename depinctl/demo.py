@@ -304,11 +304,11 @@ class Demo:
     def cheater(self) -> Scenario:
         from eth_utils import keccak
 
-        from depinctl.devchain import DevChain, JobTerms
-        from depin.deployment import to_wei
         from depin.client import SUBMIT_MARGIN
-        from depinctl.devnet import PROVIDER_ACCOUNTS
+        from depin.deployment import to_wei
         from depin.spec import cpu_seconds
+        from depinctl.devchain import DevChain, JobTerms
+        from depinctl.devnet import PROVIDER_ACCOUNTS
 
         sc = Scenario("Scenario 2: a cheating provider is caught")
         self.scenarios.append(sc)

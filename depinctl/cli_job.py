@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from depin.market import JobStatus
 from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
@@ -131,7 +132,7 @@ def _input(arg: str, index: int) -> dict[str, str]:
         name, source = m.group(1), m.group(2)
     lower = source.lower()
     if lower.startswith(("http://", "https://")):
-        import requests
+        import requests  # lazy: start-up
 
         h = hashlib.sha256()
         size = 0
@@ -180,7 +181,7 @@ def build_spec(
     output_mb: int,
     env: list[str],
 ) -> Any:
-    from depin.spec import IMAGE_RE, parse_spec
+    from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
     if not IMAGE_RE.match(image):
         raise ValueError(
@@ -280,7 +281,6 @@ def _when(ts: int, now: int) -> str:
 
 
 def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
-    from depin.market import JobStatus
 
     unsubmitted = (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT)
     sub = None if job.status in unsubmitted else client.submission(job.job_id)
@@ -312,7 +312,6 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
 
 
 def _deadline_label(job: OnchainJob) -> str:
-    from depin.market import JobStatus
 
     return {
         JobStatus.CLAIMED: "submit deadline",
@@ -334,7 +333,6 @@ def job_status(
 
     Example: depin job status 7
     """
-    from depin.market import JobStatus
 
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
     job = client.job(_job_id(job_id))
@@ -427,7 +425,7 @@ def job_watch(
         if status in _SETTLED:
             return
         if timeout is not None and now - started > timeout:
-            from depin.client import ClientError
+            from depin.client import ClientError  # lazy: start-up
 
             raise ClientError(f"job {jid} is still {status} after {timeout:g} s")
         time.sleep(interval)
@@ -437,13 +435,13 @@ def _index_reader(
     redis_url: str | None, deployment: Path | None, config: Path | None, namespace: str, client: Client
 ) -> Any:
     """A function job id → indexed status label (None when not indexed), or None without a usable index."""
-    import redis
+    import redis  # lazy: start-up
 
-    from indexer.query import IndexerReader
+    from indexer.query import IndexerReader  # lazy: start-up
 
     url = redis_url
     if url is None and config is not None:
-        from depin.config import load_config
+        from depin.config import load_config  # lazy: start-up
 
         cfg = load_config(config)
         url, namespace = cfg.redis.url, cfg.redis.namespace

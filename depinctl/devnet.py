@@ -79,9 +79,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from depin.chain import RpcClient
+from depin.config import load_config
+from depin.deployment import REPO_ROOT, Deployment, to_wei
 from depin.errors import ChainError, DepinError
+from depin.keys import ExecKeys, Keys
 from depinctl.deploy import DeployError, deploy_with_ape
+from depinctl.devchain import DevChain
 from depinctl.devnet_state import CHAIN_ID, STATE_FILE, default_state_dir
 from depinctl.procs import (
     STOP_GRACE,
@@ -98,6 +104,7 @@ from depinctl.procs import (
     spawn,
     stop_process,
 )
+from executor.health import judge_heartbeat
 
 NAMESPACE = "depin"
 STATE_VERSION = 1
@@ -149,13 +156,11 @@ def check_anvil(rpc_url: str) -> Health:
 
 
 def _redis_client(url: str) -> Any:
-    import redis
 
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True)
 
 
 def check_redis(redis_url: str) -> Health:
-    import redis
 
     try:
         client = _redis_client(redis_url)
@@ -170,7 +175,7 @@ def check_engine(docker_host: str) -> Health:
     if not docker_host:
         return Health(False, "no engine recorded")
     try:
-        import docker
+        import docker  # lazy: start-up
 
         client = docker.DockerClient(base_url=docker_host, timeout=5)
         try:
@@ -184,10 +189,7 @@ def check_engine(docker_host: str) -> Health:
 
 
 def check_indexer(redis_url: str, rpc_url: str, deployment_file: Path) -> Health:
-    import redis
 
-    from depin.deployment import Deployment
-    from depin.keys import Keys
 
     try:
         deployment = Deployment.from_json(deployment_file.read_text())
@@ -224,7 +226,7 @@ def celery_workers(broker_url: str, key_prefix: str, *, expect: int, timeout: fl
     """Names of the Celery workers that answer a ping on the executor broker at `broker_url` whose
     keys start with `key_prefix` (the executor's ``{e}`` prefix; kombu's ``global_keyprefix`` is
     ``{e}:broker:``). Returns as soon as `expect` workers answered."""
-    from celery import Celery
+    from celery import Celery  # lazy: start-up
 
     app = Celery("depin-devnet-probe", set_as_current=False)
     app.conf.update(
@@ -493,7 +495,6 @@ class Devnet:
     def base_env(self) -> dict[str, str]:
         """The environment of every component: this one without DEPIN_* and DOCKER_HOST (each
         component gets its settings explicitly), with the source tree importable."""
-        from depin.deployment import REPO_ROOT
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -668,8 +669,6 @@ class Devnet:
     # ------------------------------------------------------------------ executor probes
 
     def _exec_keys(self, role: str) -> Any:
-        from depin.deployment import Deployment
-        from depin.keys import ExecKeys
 
         deployment = Deployment.from_json(self.deployment_file.read_text())
         address = self._role_address(role)
@@ -681,9 +680,7 @@ class Devnet:
     def check_chain_progress(self, role: str) -> Health:
         """The chain worker's heartbeat (``depin executor health``): recent, and no transaction
         waiting to be mined for longer than the bound."""
-        import redis
 
-        from executor.health import judge_heartbeat
 
         try:
             record = _redis_client(self.broker_url).hgetall(self._exec_keys(role).health("worker-chain"))
@@ -733,10 +730,7 @@ class Devnet:
 
     def check_dispatcher(self, role: str) -> Health:
         """The dispatcher's consumer group exists on the indexer's stream and has a consumer."""
-        import redis
 
-        from depin.deployment import Deployment
-        from depin.keys import Keys
 
         try:
             deployment = Deployment.from_json(self.deployment_file.read_text())
@@ -811,7 +805,7 @@ class Devnet:
             report.not_wired[ENGINE] = f"no Docker engine answers and {reason}"
             say(f"engine: {report.not_wired[ENGINE]}")
             return
-        from executor.engine import start_podman_service  # type: ignore[import-not-found]
+        from executor.engine import start_podman_service  # type: ignore[import-not-found]  # lazy: start-up
 
         if record is not None:
             stop_process(record)
@@ -853,7 +847,6 @@ class Devnet:
         say(f"contracts: deployed in {time.monotonic() - started:.1f} s ({self.deployment_file})")
 
     def _deployment_live(self) -> bool:
-        from depin.deployment import Deployment
 
         try:
             deployment = Deployment.from_json(self.deployment_file.read_text())
@@ -863,8 +856,6 @@ class Devnet:
         return deployment.chain_id == CHAIN_ID and all(c not in ("0x", "0x0", None) for c in codes)
 
     def _fund(self, report: UpReport, say: Callable[[str], None]) -> None:
-        from depin.deployment import to_wei
-        from depinctl.devchain import DevChain
 
         chain = DevChain.from_deployment_file(self.rpc_url, self.deployment_file, timeout=30.0)
         accounts = chain.accounts
@@ -904,13 +895,13 @@ class Devnet:
         if not self.docker_host:
             return
         try:
-            from executor import images as images_mod  # type: ignore[attr-defined]
+            from executor import images as images_mod  # type: ignore[attr-defined]  # lazy: start-up
 
             build_sample_images = images_mod.build_sample_images
         except (ImportError, AttributeError):
             report.not_wired["images"] = "executor.images.build_sample_images is not in this checkout yet"
             return
-        import docker
+        import docker  # lazy: start-up
 
         client = docker.DockerClient(base_url=self.docker_host, timeout=120)
         try:
@@ -924,7 +915,6 @@ class Devnet:
         say(f"images: {len(refs)} sample images built")
 
     def _write_executor_configs(self) -> None:
-        from depin.config import load_config
 
         images = sorted({ref.rsplit("@", 1)[1] for ref in (self.state.get("images") or {}).values() if "@" in ref})
         for role, account in ROLE_ACCOUNTS.items():
@@ -980,7 +970,7 @@ class Devnet:
         executor.engine clean up its pid file and socket."""
         outcome = stop_process(record)
         with contextlib.suppress(Exception):
-            from executor import engine as engine_mod  # type: ignore[attr-defined]
+            from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
 
             engine_mod.stop_podman_service(self.engine_dir)  # finds it gone: removes pid file and socket
         return outcome
@@ -1048,7 +1038,7 @@ class Devnet:
 def _engine_available() -> str | None:
     """None when this checkout can start a Podman service (executor.engine), else why not."""
     try:
-        from executor import engine as engine_mod  # type: ignore[attr-defined]
+        from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
     except ImportError:
         return "executor.engine (start_podman_service) is not in this checkout yet"
     if not hasattr(engine_mod, "start_podman_service"):

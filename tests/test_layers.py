@@ -106,15 +106,7 @@ KNOWN_LOCAL_IMPORTS: dict[str, int] = {
     "executor/worker.py": 19,
     "indexer/api.py": 1,
     "indexer/decode.py": 2,
-    # C (depinctl)
-    "depinctl/cli.py": 12,
-    "depinctl/cli_devnet.py": 3,
-    "depinctl/cli_executor.py": 11,
-    "depinctl/cli_job.py": 9,
-    "depinctl/cli_keys.py": 8,
-    "depinctl/cliutil.py": 4,
-    "depinctl/demo.py": 12,
-    "depinctl/devnet.py": 24,
+    # C (depinctl): none left
 }
 
 

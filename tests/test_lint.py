@@ -29,7 +29,7 @@ VENV_BIN = Path(sys.executable).parent
 LINT_IMPORTS = ROOT / ".venv-lint" / "bin" / "lint-imports"
 BASELINE = ROOT / "tools" / "mypy-baseline.txt"
 # The baseline may only shrink: lower this number by hand when it does.
-MAX_BASELINE_ERRORS = 87
+MAX_BASELINE_ERRORS = 86
 
 # Folders whose ruff findings work packages A and B are fixing (the lead empties this at merge).
 RUFF_PENDING = ("depin", "indexer", "executor", "tests/client", "tests/unit", "tests/indexer", "tests/executor")

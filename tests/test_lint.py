@@ -15,6 +15,7 @@ shrink; the lead empties them after merging the work packages.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -93,6 +94,24 @@ def test_mypy_baseline_only_shrinks() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     errors = [line for line in BASELINE.read_text().splitlines() if line.strip()]
     assert len(errors) <= MAX_BASELINE_ERRORS, f"{BASELINE} grew to {len(errors)} lines (at most {MAX_BASELINE_ERRORS})"
+
+
+def test_readme_boundaries_name_real_tests() -> None:
+    """Every test id in the README's "Boundaries" table names a test function that exists."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Boundaries") :]
+    section = section[: section.index("\n#")]
+    ids = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", section))
+    assert len(ids) >= 5, f"the Boundaries table names {len(ids)} tests"
+    missing = []
+    for path, name in sorted(ids):
+        source = ROOT / path
+        defined = source.exists() and any(
+            isinstance(node, ast.FunctionDef) and node.name == name for node in ast.parse(source.read_text()).body
+        )
+        if not defined:
+            missing.append(f"{path}::{name}")
+    assert not missing, f"README names tests that do not exist: {missing}"
 
 
 def test_solidity_formatted() -> None:

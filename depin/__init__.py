@@ -1,4 +1,5 @@
-"""Shared Python for depin-compute: config, contract bindings, chain client, job spec schema and the `depin` CLI."""
+"""The depin-compute core SDK: config, deployments, contract bindings, the chain gateway, signed
+transactions, job spec and result formats. The `depin` CLI and dev tools live in depinctl/."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # `from depin import Client` without making `import depin` load web3 and the ABIs.
     if name == "Client":
-        from depin.client import Client
+        from depin.client import Client  # lazy: start-up
 
         return Client
     raise AttributeError(f"module 'depin' has no attribute {name!r}")

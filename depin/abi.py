@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, to_checksum_address
+from eth_typing import ABIError, ABIEvent, ABIFunction
+from eth_utils import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    to_checksum_address,
+)
 from eth_utils.abi import get_abi_input_types, get_abi_output_types
 
 from depin.artifacts import load_abi
@@ -22,12 +27,15 @@ class AbiError(ChainError):
 
 
 @dataclass(frozen=True)
-class _Function:
+class AbiFunction:
+    """One function of a shipped contract, as the codec needs it."""
+
     contract: str
     name: str
     selector: bytes
     input_types: tuple[str, ...]
     output_types: tuple[str, ...]
+    view: bool = False  # stateMutability view or pure: read with eth_call, never sent
 
 
 class Codec:
@@ -37,31 +45,33 @@ class Codec:
     """
 
     def __init__(self, contracts: Iterable[str] = CONTRACTS) -> None:
-        self._functions: dict[tuple[str, str], _Function] = {}
+        self._functions: dict[tuple[str, str], AbiFunction] = {}
         self._errors: dict[bytes, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
         self.topics: dict[tuple[str, str], bytes] = {}
         for contract in contracts:
-            for item in load_abi(contract):
+            for item in load_abi(contract):  # JSON: the eth_typing shapes below are what solc writes
                 kind = item.get("type")
                 if kind == "function":
                     key = (contract, item["name"])
                     if key in self._functions:  # overloads: none in these contracts; refuse to guess
                         raise AbiError(f"{contract}.{item['name']} is overloaded; Codec needs unique names")
-                    self._functions[key] = _Function(
+                    self._functions[key] = AbiFunction(
                         contract,
                         item["name"],
-                        function_abi_to_4byte_selector(item),
-                        tuple(get_abi_input_types(item)),
-                        tuple(get_abi_output_types(item)),
+                        function_abi_to_4byte_selector(cast(ABIFunction, item)),
+                        tuple(get_abi_input_types(cast(ABIFunction, item))),
+                        tuple(get_abi_output_types(cast(ABIFunction, item))),
+                        item.get("stateMutability") in ("view", "pure"),
                     )
                 elif kind == "error":
-                    selector = function_abi_to_4byte_selector(item)
+                    error = cast(ABIError, item)
+                    selector = function_abi_to_4byte_selector(error)
                     names = tuple(i.get("name", "") for i in item["inputs"])
-                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(item)), names))
+                    self._errors.setdefault(selector, (contract, item["name"], tuple(get_abi_input_types(error)), names))
                 elif kind == "event":
-                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(item)
+                    self.topics[(contract, item["name"])] = event_abi_to_log_topic(cast(ABIEvent, item))
 
-    def function(self, contract: str, name: str) -> _Function:
+    def function(self, contract: str, name: str) -> AbiFunction:
         try:
             return self._functions[(contract, name)]
         except KeyError:
@@ -92,9 +102,72 @@ class Codec:
                 values = abi_decode(types, body)
                 fields = ", ".join(f"{n}={_show(v)}" if n else _show(v) for n, v in zip(names, values, strict=True))
                 return f"{contract}.{name}({fields})"
-        except Exception:  # noqa: BLE001 - malformed data: fall through to the raw form
+        except Exception:  # noqa: BLE001, S110 - malformed data: fall through to the raw form
             pass
         return f"unknown error 0x{raw.hex()}"
+
+
+@dataclass(frozen=True)
+class ContractCall:
+    """One encoded call of a contract function at an address (from :mod:`depin.contracts`)."""
+
+    contract: str
+    function: str
+    to: str
+    data: str  # 0x-hex calldata
+    codec: Codec = field(repr=False, compare=False)
+
+    @property
+    def what(self) -> str:
+        """``JobMarket.claimJob``: how errors and logs name the call."""
+        return f"{self.contract}.{self.function}"
+
+    def decode(self, result: str) -> Any:
+        """The call's return data decoded: one value bare, several as a tuple (addresses checksummed)."""
+        values = self.codec.decode_output(self.contract, self.function, result)
+        return values[0] if len(values) == 1 else values
+
+
+@dataclass(frozen=True)
+class View(ContractCall):
+    """A call of a view or pure function: read with ``eth_call``."""
+
+
+@dataclass(frozen=True)
+class Transaction(ContractCall):
+    """A call of a state-changing function: sent in a transaction."""
+
+
+class Binding:
+    """A shipped contract at one address; :mod:`depin.contracts` generates a subclass per contract
+    with one method per function (``JobMarket(address).claim_job(7)`` is a :class:`Transaction`)."""
+
+    CONTRACT = ""
+    TOPICS: ClassVar[dict[str, str]] = {}  # event name -> topic 0, 0x-hex
+
+    def __init__(self, address: str, codec: Codec | None = None) -> None:
+        self.address = to_checksum_address(address)
+        self.codec = codec or Codec((self.CONTRACT,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address})"
+
+    def encode(self, function: str, *args: Any) -> ContractCall:
+        """The call of `function` by its Solidity name: a :class:`View` or a :class:`Transaction`."""
+        kind = View if self.codec.function(self.CONTRACT, function).view else Transaction
+        return kind(self.CONTRACT, function, self.address, self.codec.encode(self.CONTRACT, function, *args), self.codec)
+
+    def view(self, function: str, *args: Any) -> View:
+        call = self.encode(function, *args)
+        if not isinstance(call, View):
+            raise AbiError(f"{call.what} changes state: send it as a transaction")
+        return call
+
+    def transaction(self, function: str, *args: Any) -> Transaction:
+        call = self.encode(function, *args)
+        if not isinstance(call, Transaction):
+            raise AbiError(f"{call.what} is a view: read it with a call")
+        return call
 
 
 def _checksummed(value: Any) -> Any:

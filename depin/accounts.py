@@ -27,12 +27,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from eth_typing import HexStr
 
 from depin.deployment import LOCAL_CHAIN_IDS, json_nesting_exceeds, shown_path
 from depin.errors import DepinError
+
+# eth_account takes about a second to import and `depin` CLI commands import this module, so the
+# functions that sign import it themselves (each such line says `# lazy: start-up`).
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
     from depin.config import KeyConfig
 
 PASSWORD_ENV = "DEPIN_KEYSTORE_PASSWORD"
-KDF = "scrypt"
+KDF: Literal["scrypt"] = "scrypt"
 MAX_KEYSTORE_BYTES = 64 * 1024  # a keystore is about 500 bytes
 KDF_N = 2**17
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -109,15 +115,16 @@ def _check_password(password: str) -> None:
 
 def encrypt_key(private_key: bytes | str, password: str, *, kdf_n: int = KDF_N) -> dict[str, Any]:
     """The v3 keystore JSON object for `private_key` (scrypt, n = `kdf_n`, r = 8, p = 1)."""
-    from eth_account import Account
+    from eth_account import Account  # lazy: start-up
 
     _check_password(password)
-    return Account.encrypt(private_key, password, kdf=KDF, iterations=kdf_n)
+    key = HexStr(private_key) if isinstance(private_key, str) else private_key
+    return Account.encrypt(key, password, kdf=KDF, iterations=kdf_n)
 
 
 def new_keystore(path: Path | str, password: str, *, kdf_n: int = KDF_N, overwrite: bool = False) -> str:
     """Creates a fresh random key, writes it encrypted to `path` (0600) and returns its address."""
-    from eth_account import Account
+    from eth_account import Account  # lazy: start-up
 
     _check_password(password)
     account = Account.create()
@@ -131,7 +138,7 @@ def import_key(
 ) -> str:
     """Writes `private_key` (32 bytes, or 64 hex digits with or without 0x) encrypted to `path`
     (0600) and returns its address."""
-    from eth_account import Account
+    from eth_account import Account  # lazy: start-up
 
     key = _parse_private_key(private_key)
     _check_password(password)
@@ -171,7 +178,7 @@ def _read_keystore_json(path: Path) -> Any:
 
 def keystore_address(path: Path | str) -> str | None:
     """The address recorded (unencrypted) in a keystore file, if it records one."""
-    from eth_utils import to_checksum_address
+    from eth_utils import to_checksum_address  # lazy: start-up
 
     try:
         data = _read_keystore_json(Path(path))
@@ -181,7 +188,7 @@ def keystore_address(path: Path | str) -> str | None:
 
 
 def read_password(
-    password: str | None = None, password_file: Path | str | None = None, env: dict[str, str] | None = None
+    password: str | None = None, password_file: Path | str | None = None, env: Mapping[str, str] | None = None
 ) -> str:
     """The keystore password: `password`, else the first line of `password_file`, else
     ``$DEPIN_KEYSTORE_PASSWORD``; raises :class:`AccountError` when none is given."""
@@ -198,8 +205,7 @@ def read_password(
         if not line:
             raise AccountError(f"password file {password_file} is empty")
         return line
-    env = os.environ if env is None else env
-    value = env.get(PASSWORD_ENV)
+    value = (os.environ if env is None else env).get(PASSWORD_ENV)
     if value:
         return value
     raise AccountError(
@@ -209,7 +215,7 @@ def read_password(
 
 def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
     """The account in keystore `path`, decrypted with `password`."""
-    from eth_account import Account
+    from eth_account import Account  # lazy: start-up
 
     path = Path(path)
     try:
@@ -242,7 +248,7 @@ def is_local_chain(chain_id: int) -> bool:
 
 @lru_cache(maxsize=DEV_ACCOUNTS)
 def _derive_dev_account(index: int) -> LocalAccount:
-    from eth_account import Account
+    from eth_account import Account  # lazy: start-up
 
     Account.enable_unaudited_hdwallet_features()
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
@@ -285,7 +291,7 @@ def load_account(
     password_file: Path | str | None = None,
     dev_account_index: int | None = None,
     chain_id: int | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> LocalAccount:
     """The signing account from a keystore (with its password, password file or
     ``$DEPIN_KEYSTORE_PASSWORD``) or, on a local chain, a development account number.
@@ -309,7 +315,7 @@ def load_account(
     return account
 
 
-def account_from_config(key: KeyConfig, chain_id: int, *, env: dict[str, str] | None = None) -> LocalAccount:
+def account_from_config(key: KeyConfig, chain_id: int, *, env: Mapping[str, str] | None = None) -> LocalAccount:
     """The account the ``[key]`` section of ``depin.toml`` names."""
     return load_account(
         keystore=key.keystore,

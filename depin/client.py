@@ -27,30 +27,47 @@ both the client's and the node's refusals, and nothing was sent in either case.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eth_abi import decode as abi_decode
+from eth_utils import is_address, keccak, to_checksum_address
+
+from depin.abi import Codec, ContractCall
+from depin.accounts import account_from_config, refuse_dev_key_off_devnet
+from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
-from depin.deployment import Deployment, DeploymentFileError, load_deployment_file
+from depin.contracts import Deployed
+from depin.deployment import (
+    DEPLOYMENT_HINT,
+    Deployment,
+    DeploymentFileError,
+    load_deployment,
+)
 from depin.errors import ChainError, DepinError
+from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, Ruling
-from depin.transactions import Receipt, Transactor, TxReverted
+from depin.outputs import UnsafeArchive, extract_archive
+from depin.spec import JobSpec, check_canonical, parse_spec
+from depin.spec import cpu_seconds as spec_cpu_seconds
+from depin.transactions import (
+    Receipt,
+    Transactor,
+    TxReverted,
+    looks_like_revert,
+    revert_data,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from depin.config import DepinConfig
-    from depin.abi import Codec
-    from depin.spec import JobSpec
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\x00" * 32
@@ -268,10 +285,6 @@ class Client:
         codec: Codec | None = None,
         **transactor_options: Any,
     ) -> None:
-        from eth_utils import to_checksum_address
-
-        from depin.abi import Codec
-
         self.rpc = rpc
         self.deployment = deployment
         self.chain_id = deployment.chain_id if chain_id is None else chain_id
@@ -280,12 +293,11 @@ class Client:
         missing = [n for n in CONTRACT_NAMES if n not in self.addresses]
         if missing:
             raise ClientError(f"the deployment file lacks addresses for {', '.join(missing)}")
+        self.contracts = Deployed(self.addresses, self.codec)  # one binding per contract function
         self._transactor_options = transactor_options
         self.account = account
         self.tx: Transactor | None = None
         if account is not None:
-            from depin.accounts import refuse_dev_key_off_devnet
-
             refuse_dev_key_off_devnet(account.address, self.chain_id)
             self.tx = Transactor(rpc, account, self.chain_id, codec=self.codec, **transactor_options)
 
@@ -308,10 +320,13 @@ class Client:
     ) -> Client:
         """Connects to the node at `rpc_url` and checks that it is the deployment's chain and holds
         its contracts. `account` signs transactions (None: read-only; see :meth:`with_account`)."""
-        dep = load_deployment(deployment)
+        try:
+            dep = load_deployment(deployment, hint=f"{DEPLOYMENT_HINT} ({DEVNET_HINT})")
+        except DeploymentFileError as exc:
+            raise ClientError(str(exc)) from None
         rpc = RpcClient.from_url(rpc_url, timeout=timeout, retries=retries)
         try:
-            chain_id = hex_int(rpc.call("eth_chainId", retries=1))
+            chain_id = rpc.chain_id(retries=1)
         except RpcUnavailable:
             raise NodeUnreachable(f"no JSON-RPC node answers at {rpc_url}: {DEVNET_HINT}") from None
         if chain_id != dep.chain_id:
@@ -320,7 +335,7 @@ class Client:
                 f"{dep.chain_id}; pass the matching --rpc-url or --deployment"
             )
         market = dep.addresses.get("JobMarket")
-        if market and rpc.call("eth_getCode", [market, "latest"]) in ("0x", "0x0", None):
+        if market and rpc.get_code(market) in ("0x", "0x0"):
             raise WrongNetwork(
                 f"no JobMarket contract at {market} on the node at {rpc_url} (chain {chain_id}): the deployment "
                 "file belongs to another instance of this chain (was the devnet restarted? deploy again)"
@@ -333,8 +348,6 @@ class Client:
         the ``[key]`` section names one, its key."""
         client = cls.connect(config.network.rpc_url, config.network.deployment, **options)
         if account is None and (config.key.keystore is not None or config.key.dev_account is not None):
-            from depin.accounts import account_from_config
-
             account = account_from_config(config.key, client.chain_id)
         return client.with_account(account) if account is not None else client
 
@@ -377,8 +390,6 @@ class Client:
 
     def _who(self, address: str | None) -> str:
         if address is not None:
-            from eth_utils import is_address, to_checksum_address
-
             if not is_address(address):
                 raise ClientError(f"{address!r} is not an Ethereum address")
             return to_checksum_address(address)
@@ -388,67 +399,68 @@ class Client:
 
     def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
         """A view call, decoded (one value bare, several as a tuple); a revert raises TxReverted."""
-        data = self.codec.encode(contract, fn, *args)
-        tag = hex(block) if isinstance(block, int) else block
-        params: dict[str, Any] = {"to": self.addresses[contract], "data": data}
-        try:
-            out = self.rpc.call("eth_call", [params, tag])
-        except RpcError as exc:
-            from depin.transactions import _looks_like_revert, _revert_data
-
-            if _looks_like_revert(exc):
-                raw = _revert_data(exc)
-                raise TxReverted(f"{contract}.{fn}", self.codec.decode_error(raw), data=raw) from None
-            raise
-        values = self.codec.decode_output(contract, fn, out)
-        return values[0] if len(values) == 1 else values
+        return self.read(self.contracts[contract].encode(fn, *args), block=block)
 
     def transact(self, contract: str, fn: str, *args: Any, gas: int | None = None) -> Receipt:
         """Signs and sends `contract`.`fn`(`args`); waits for and returns the receipt."""
-        tx = self._signer()
-        data = self.codec.encode(contract, fn, *args)
-        return tx.send(self.addresses[contract], data, gas=gas, what=f"{contract}.{fn}")
+        return self.send(self.contracts[contract].encode(fn, *args), gas=gas)
+
+    def read(self, call: ContractCall, *, block: int | str = "latest") -> Any:
+        """Reads a bound call (``client.read(client.contracts.job_market.get_job(7))``), decoded;
+        a revert raises TxReverted."""
+        try:
+            out = self.rpc.eth_call({"to": call.to, "data": call.data}, block)
+        except RpcError as exc:
+            if looks_like_revert(exc):
+                raw = revert_data(exc)
+                raise TxReverted(call.what, self.codec.decode_error(raw), data=raw) from None
+            raise
+        return call.decode(out)
+
+    def send(self, call: ContractCall, *, gas: int | None = None) -> Receipt:
+        """Signs and sends a bound call (``client.send(client.contracts.job_market.claim_job(7))``);
+        waits for and returns the receipt."""
+        return self._signer().send(call.to, call.data, gas=gas, what=call.what)
 
     # ------------------------------------------------------------------ reads
 
     def block_timestamp(self) -> int:
-        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        return hex_int(block["timestamp"])
+        return hex_int(self.rpc.latest_block()["timestamp"])
 
     def block_number(self) -> int:
         return self.rpc.block_number()
 
     def eth_balance(self, address: str | None = None) -> int:
-        return hex_int(self.rpc.call("eth_getBalance", [self._who(address), "latest"]))
+        return self.rpc.get_balance(self._who(address))
 
     def token_balance(self, address: str | None = None) -> int:
-        return int(self.call("RewardToken", "balanceOf", self._who(address)))
+        return int(self.read(self.contracts.reward_token.balance_of(self._who(address))))
 
     def allowance(self, owner: str | None = None, spender: str = "JobMarket") -> int:
         """What `owner` allowed `spender` (a contract name or an address) to pull."""
-        return int(self.call("RewardToken", "allowance", self._who(owner), self.addresses.get(spender, spender)))
+        return int(self.read(self.contracts.reward_token.allowance(self._who(owner), self.addresses.get(spender, spender))))
 
     def withdrawable(self, address: str | None = None) -> int:
         """The balance credited to `address` in the market (earnings, refunds, deposits)."""
-        return int(self.call("JobMarket", "withdrawableOf", self._who(address)))
+        return int(self.read(self.contracts.job_market.withdrawable_of(self._who(address))))
 
     def params(self) -> MarketParams:
-        return MarketParams(*self.call("JobMarket", "params"))
+        return MarketParams(*self.read(self.contracts.job_market.params()))
 
     def min_stake(self) -> int:
-        return int(self.call("ProviderStaking", "minStake"))
+        return int(self.read(self.contracts.provider_staking.min_stake()))
 
     def unbonding_delay(self) -> int:
-        return int(self.call("ProviderStaking", "unbondingDelay"))
+        return int(self.read(self.contracts.provider_staking.unbonding_delay()))
 
     def job_count(self) -> int:
-        return int(self.call("JobMarket", "jobCount"))
+        return int(self.read(self.contracts.job_market.job_count()))
 
     def job(self, job_id: int) -> OnchainJob:
         """The job's on-chain record; :class:`UnknownJob` when it was never posted."""
         job_id = _job_id(job_id)
         try:
-            v = self.call("JobMarket", "getJob", job_id)
+            v = self.read(self.contracts.job_market.get_job(job_id))
         except TxReverted as exc:
             if exc.error_name == "UnknownJob":
                 raise UnknownJob(f"unknown job id {job_id}: this market has {self.job_count()} jobs") from None
@@ -473,13 +485,13 @@ class Client:
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
         who = self._who(address)
-        p = self.call("ProviderStaking", "getProvider", who)
+        p = self.read(self.contracts.provider_staking.get_provider(who))
         return ProviderInfo(who, *p)
 
     # ------------------------------------------------------------------ events
 
     def _topic(self, contract: str, event: str) -> str:
-        return "0x" + self.codec.topics[(contract, event)].hex()
+        return self.contracts[contract].TOPICS[event]
 
     def _latest_logs(self, contract: str, topics: list[Any]) -> list[dict[str, Any]]:
         """The matching logs of the newest block range that has any (the whole range at once when
@@ -508,10 +520,6 @@ class Client:
         return []
 
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
-        from eth_abi import decode as abi_decode
-
-        from depin.artifacts import load_abi
-
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
         values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
@@ -520,8 +528,6 @@ class Client:
         for i, topic in zip(indexed, log["topics"][1:], strict=False):
             raw = bytes.fromhex(topic.removeprefix("0x"))
             if i["type"] == "address":
-                from eth_utils import to_checksum_address
-
                 out[i["name"]] = to_checksum_address(raw[-20:])
             elif i["type"].startswith("uint"):
                 out[i["name"]] = int.from_bytes(raw, "big")
@@ -566,7 +572,7 @@ class Client:
 
     def approve(self, spender: str, amount: int) -> Receipt:
         """Sets the allowance of `spender` (a contract name or an address) to `amount`."""
-        return self.transact("RewardToken", "approve", self.addresses.get(spender, spender), amount)
+        return self.send(self.contracts.reward_token.approve(self.addresses.get(spender, spender), amount))
 
     def _ensure_funds(self, amount: int, what: str) -> None:
         have = self.token_balance()
@@ -591,13 +597,13 @@ class Client:
         """Moves `amount` from the wallet into the market balance that later posts draw from."""
         self._ensure_funds(amount, "the deposit")
         self._ensure_allowance("JobMarket", amount, approve=approve, what="deposit")
-        return self.transact("JobMarket", "deposit", amount)
+        return self.send(self.contracts.job_market.deposit(amount))
 
     def permit_signature(self, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
         """An ERC-2612 permit of `value` to `spender`, signed by this account: ``(v, r, s)``."""
         account = self._signer().account
-        _fields, name, version, chain_id, verifying, _salt, _ext = self.call("RewardToken", "eip712Domain")
-        nonce = int(self.call("RewardToken", "nonces", account.address))
+        _fields, name, version, chain_id, verifying, _salt, _ext = self.read(self.contracts.reward_token.eip712_domain())
+        nonce = int(self.read(self.contracts.reward_token.nonces(account.address)))
         signed = account.sign_typed_data(
             domain_data={"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
             message_types={
@@ -645,8 +651,6 @@ class Client:
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
         """
-        from depin.spec import JobSpec, check_canonical, cpu_seconds as spec_cpu_seconds, parse_spec
-
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
@@ -671,8 +675,6 @@ class Client:
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
         terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)
-        from eth_utils import keccak
-
         spec_hash = keccak(spec_bytes)
         credit = self.withdrawable()
         need = max(0, reward - credit)
@@ -682,10 +684,10 @@ class Client:
             if permit:
                 deadline = self.block_timestamp() + PERMIT_LIFETIME
                 v, r, s = self.permit_signature("JobMarket", need, deadline)
-                receipt = self.transact("JobMarket", "postJobWithPermit", spec_hash, spec_bytes, terms, deadline, v, r, s)
+                receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
                 return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
             self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
-        receipt = self.transact("JobMarket", "postJob", spec_hash, spec_bytes, terms)
+        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
         return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
 
     def _job_id_from(self, receipt: Receipt) -> int:
@@ -702,7 +704,7 @@ class Client:
             raise Refused(f"job {job.job_id} was posted by {job.requester}, not by {self.address}", "NotRequester")
         if job.status != JobStatus.OPEN:
             raise Refused(f"job {job.job_id} is {job.status.label}; only an Open job can be cancelled", "WrongStatus")
-        return self.transact("JobMarket", "cancelJob", job.job_id)
+        return self.send(self.contracts.job_market.cancel_job(job.job_id))
 
     def challenge(self, job_id: int, *, approve: bool = True) -> Receipt:
         """Disputes a submitted job, posting a bond equal to its collateral (approved first)."""
@@ -713,7 +715,7 @@ class Client:
             raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "SelfChallenge")
         self._ensure_funds(job.collateral, f"the challenge bond of job {job.job_id}")
         self._ensure_allowance("JobMarket", job.collateral, approve=approve, what="the challenge bond")
-        return self.transact("JobMarket", "challenge", job.job_id)
+        return self.send(self.contracts.job_market.challenge(job.job_id))
 
     def fetch_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> Path:
         """Downloads the job's result archive from its submitted URI, checks that its sha256 is the
@@ -722,8 +724,6 @@ class Client:
         return self.download_result(job_id, dest_dir, max_bytes=max_bytes).path
 
     def download_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> FetchedResult:
-        from depin.outputs import UnsafeArchive, extract_archive
-
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -761,8 +761,6 @@ class Client:
         return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri)
 
     def _output_limit(self, job_id: int) -> int:
-        from depin.spec import parse_spec
-
         try:
             spec = parse_spec(self.spec_bytes(job_id))
             mb = spec.resources.output_mb
@@ -775,7 +773,7 @@ class Client:
         have = self.withdrawable()
         if have == 0:
             raise Refused(f"nothing to withdraw: {self.address} has no balance in the market", "NothingToWithdraw")
-        return self.transact("JobMarket", "withdraw")
+        return self.send(self.contracts.job_market.withdraw())
 
     # ------------------------------------------------------------------ provider
 
@@ -797,7 +795,7 @@ class Client:
             )
         self._ensure_funds(stake, "the registration stake")
         self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
-        return self.transact("ProviderStaking", "register", stake, endpoint, capability_hash)
+        return self.send(self.contracts.provider_staking.register(stake, endpoint, capability_hash))
 
     def stake(self, amount: int, *, approve: bool = True) -> Receipt:
         """Adds `amount` to this provider's stake."""
@@ -807,7 +805,7 @@ class Client:
             raise Refused(f"{self.address} is not a registered provider: `register` first", "NotRegistered")
         self._ensure_funds(amount, "the stake")
         self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
-        return self.transact("ProviderStaking", "stake", amount)
+        return self.send(self.contracts.provider_staking.stake(amount))
 
     def request_unstake(self, amount: int) -> Receipt:
         """Starts unbonding `amount` of the available stake (restarts the delay for all unbonding)."""
@@ -820,7 +818,7 @@ class Client:
                 f"{format_tokens(info.available)}",
                 "ZeroAmount" if amount <= 0 else "InsufficientStake",
             )
-        return self.transact("ProviderStaking", "requestUnstake", amount)
+        return self.send(self.contracts.provider_staking.request_unstake(amount))
 
     def withdraw_unstaked(self) -> Receipt:
         """Withdraws the unbonded stake once the unbonding delay has passed."""
@@ -834,30 +832,30 @@ class Client:
                 f"{info.release_at} (in {info.release_at - now} s)",
                 "UnbondingNotReady",
             )
-        return self.transact("ProviderStaking", "withdrawUnstaked")
+        return self.send(self.contracts.provider_staking.withdraw_unstaked())
 
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
-        return self.transact("ProviderStaking", "setMetadata", endpoint, capability_hash)
+        return self.send(self.contracts.provider_staking.set_metadata(endpoint, capability_hash))
 
     # ------------------------------------------------------------------ executor actions
     # Thin and fast: no pre-checks beyond the contract's own (the gas estimate raises TxReverted
     # with the decoded error before anything is sent, e.g. error_name "WrongStatus" on a lost race).
 
     def claim(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "claimJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.claim_job(_job_id(job_id)))
 
     def submit_result(self, job_id: int, result_hash: bytes, uri: str) -> Receipt:
-        return self.transact("JobMarket", "submitResult", _job_id(job_id), _bytes32(result_hash), uri)
+        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(result_hash), uri))
 
     def submit_failure(self, job_id: int, code: FailureCode | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
-        return self.transact("JobMarket", "submitFailure", _job_id(job_id), int(code), _bytes32(evidence_hash))
+        return self.send(self.contracts.job_market.submit_failure(_job_id(job_id), int(code), _bytes32(evidence_hash)))
 
     def finalize(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "finalize", _job_id(job_id))
+        return self.send(self.contracts.job_market.finalize(_job_id(job_id)))
 
     def finalize_many(self, job_ids: Sequence[int]) -> Receipt:
         """``finalizeMany``: settles the ready ones, skips the others (see :meth:`finalized_count`)."""
-        return self.transact("JobMarket", "finalizeMany", [_job_id(j) for j in job_ids])
+        return self.send(self.contracts.job_market.finalize_many([_job_id(j) for j in job_ids]))
 
     def finalized_count(self, receipt: Receipt) -> int:
         """How many ``JobFinalized`` events a receipt holds."""
@@ -865,29 +863,20 @@ class Client:
         return sum(1 for entry in receipt.logs if entry["topics"] and entry["topics"][0] == topic)
 
     def expire(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "expireJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.expire_job(_job_id(job_id)))
 
     def timeout(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "timeoutJob", _job_id(job_id))
+        return self.send(self.contracts.job_market.timeout_job(_job_id(job_id)))
 
     def settle_unresolved(self, job_id: int) -> Receipt:
-        return self.transact("JobMarket", "settleUnresolved", _job_id(job_id))
+        return self.send(self.contracts.job_market.settle_unresolved(_job_id(job_id)))
 
     def rule(self, job_id: int, ruling: Ruling | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
         """The arbiter's ruling on a disputed job, through the ArbiterResolver (needs ARBITER_ROLE)."""
-        return self.transact("ArbiterResolver", "rule", _job_id(job_id), int(ruling), _bytes32(evidence_hash))
+        return self.send(self.contracts.arbiter_resolver.rule(_job_id(job_id), int(ruling), _bytes32(evidence_hash)))
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def load_deployment(deployment: Deployment | Path | str) -> Deployment:
-    if isinstance(deployment, Deployment):
-        return deployment
-    try:
-        return load_deployment_file(deployment, hint=f"pass --deployment FILE or set DEPIN_DEPLOYMENT ({DEVNET_HINT})")
-    except DeploymentFileError as exc:
-        raise ClientError(str(exc)) from None
 
 
 def _job_id(job_id: int | str) -> int:
@@ -926,36 +915,13 @@ def _bounded(name: str, value: int | None, default: int | None, low: int, high: 
 
 def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:
     """Writes the content at `uri` (http, https or file) to `dest`; returns (sha256, size)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    h = hashlib.sha256()
-    size = 0
     try:
-        if scheme in ("http", "https"):
-            import requests
-
-            with requests.get(uri, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
-                if response.status_code != 200:
-                    raise ResultUnavailable(f"downloading {uri} failed: HTTP {response.status_code}")
-                with open(dest, "wb") as out:
-                    for chunk in response.iter_content(1 << 20):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
-                        h.update(chunk)
-                        out.write(chunk)
-        elif scheme == "file":
-            source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
-            with open(source, "rb") as src, open(dest, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it")
-                    h.update(chunk)
-                    out.write(chunk)
-        else:
-            raise ResultUnavailable(f"cannot download the result from {uri!r}: unsupported URI scheme")
-    except ClientError:
-        raise
-    except OSError as exc:  # requests' errors are OSErrors too
+        with open(dest, "wb") as out:
+            fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT)
+    except FetchTooLarge:
+        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it") from None
+    except FetchError as exc:
+        raise ResultUnavailable(str(exc)) from None
+    except OSError as exc:
         raise ResultUnavailable(f"downloading {uri} failed: {exc}") from None
-    return h.digest(), size
+    return fetched.digest, fetched.size

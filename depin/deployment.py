@@ -1,4 +1,4 @@
-"""Deployment parameters, the deployment file format, and the ape deploy routine.
+"""Deployment parameters and the deployment file format (read and write); deploying is depinctl.deploy's.
 
 Parameters come from ``deployments/parameters.toml``, chosen by chain id. A deployment is recorded
 in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). Deploying (with ape) is
@@ -38,7 +38,8 @@ field names of the ``IJobMarket.MarketParams`` struct (without ``paused``). Loca
 (chain ids 31337 and 1337) are throwaway: write them outside the repository with
 ``--deployments-dir``; files for public networks are meant to be committed.
 
-Reading one (:func:`load_deployment_file`) is bounded: at most :data:`MAX_DEPLOYMENT_FILE_BYTES`
+Every reader goes through :func:`load_deployment` (a file, a directory and chain id, or a
+:class:`Deployment` already loaded). Reading one (:func:`load_deployment_file`) is bounded: at most :data:`MAX_DEPLOYMENT_FILE_BYTES`
 bytes, UTF-8 JSON, every field of the type above; anything else (a missing, unreadable, huge,
 binary or deeply nested file, a path too long for the OS) is one :class:`DeploymentFileError` line.
 """
@@ -50,6 +51,7 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -67,6 +69,7 @@ TOKEN_DECIMALS = 18
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 MAX_DEPLOYMENT_FILE_BYTES = 1 << 20  # a real one is about 2 KB
 SHOWN_PATH_CHARS = 160
+DEPLOYMENT_HINT = "pass --deployment FILE or set DEPIN_DEPLOYMENT"
 
 
 class DeploymentFileError(DepinError, ValueError):
@@ -101,7 +104,7 @@ def shown_path(path: object, limit: int = SHOWN_PATH_CHARS) -> str:
     return f"{text[: limit // 2]}…{text[-(limit // 4):]} ({len(text)} characters)"
 
 
-def to_wei(tokens: int | float | str | Decimal) -> int:
+def to_wei(tokens: float | str | Decimal) -> int:
     """Whole tokens (as written in the parameters file) to base units."""
     return int(Decimal(str(tokens)) * (10**TOKEN_DECIMALS))
 
@@ -234,13 +237,13 @@ class Deployment:
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
         if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object, found {type(d).__name__}")
+            raise ValueError(f"expected a JSON object, found {type(d).__name__}")  # noqa: TRY004 - documented: ValueError only
         fields = {"chainId": int, "network": str, "deployBlock": int, "addresses": dict, "parameters": dict, "deployer": str}
         for name, kind in fields.items():
             if name not in d:
                 raise ValueError(f"no {name!r} field")
             if not isinstance(d[name], kind) or isinstance(d[name], bool):
-                raise ValueError(f"{name!r} is a {type(d[name]).__name__}, not a {kind.__name__}")
+                raise ValueError(f"{name!r} is a {type(d[name]).__name__}, not a {kind.__name__}")  # noqa: TRY004 - see above
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in d["addresses"].items()):
             raise ValueError("'addresses' must map contract names to address strings")
         return cls(
@@ -299,7 +302,7 @@ def read_deployment(chain_id: int, directory: Path = DEFAULT_DEPLOYMENTS_DIR) ->
     return load_deployment_file(path)
 
 
-def load_deployment_file(path: Path | str, *, hint: str = "pass --deployment FILE or set DEPIN_DEPLOYMENT") -> Deployment:
+def load_deployment_file(path: Path | str, *, hint: str = DEPLOYMENT_HINT) -> Deployment:
     """Reads and checks a deployment file, bounded (see the module doc); raises
     :class:`DeploymentFileError` with one line naming the file and what is wrong."""
     shown = shown_path(path)
@@ -326,6 +329,35 @@ def load_deployment_file(path: Path | str, *, hint: str = "pass --deployment FIL
     except ValueError as exc:
         reason = " ".join(str(exc).split())[:200]
         raise DeploymentFileError(f"{shown} is not a deployment file (format: depin/deployment.py): {reason}") from None
+
+
+def load_deployment(
+    src: Deployment | Path | str,
+    *,
+    chain_id: int | None = None,
+    require: Sequence[str] = (),
+    hint: str = DEPLOYMENT_HINT,
+) -> Deployment:
+    """The one way to get a :class:`Deployment`: `src` is one already (returned as it is), a
+    deployment file (read bounded, :func:`load_deployment_file`), or, with `chain_id`, a directory
+    holding ``<chainId>.json``. With `chain_id` the deployment must be for that chain; `require`
+    names contracts whose addresses it must hold. Raises :class:`DeploymentFileError` (one line,
+    naming the file; `hint` says what to do when it is missing)."""
+    path: Path | None = None
+    if isinstance(src, Deployment):
+        deployment = src
+    else:
+        path = Path(src)
+        if chain_id is not None and path.is_dir():
+            path = deployment_path(chain_id, path)
+        deployment = load_deployment_file(path, hint=hint)
+    where = "the deployment" if path is None else shown_path(path)
+    if chain_id is not None and deployment.chain_id != chain_id:
+        raise DeploymentFileError(f"{where} is for chain {deployment.chain_id}, not chain {chain_id}")
+    missing = [name for name in require if name not in deployment.addresses]
+    if missing:
+        raise DeploymentFileError(f"{where} lacks addresses for {', '.join(missing)}; redeploy or fix the file")
+    return deployment
 
 
 def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMENTS_DIR) -> Path:

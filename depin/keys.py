@@ -79,18 +79,9 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
 
 from __future__ import annotations
 
-JOB_STATUSES = (
-    "None",
-    "Open",
-    "Claimed",
-    "Submitted",
-    "Disputed",
-    "Finalized",
-    "Cancelled",
-    "Expired",
-    "TimedOut",
-    "Resolved",
-)
+from depin.market import JOB_STATUS_NAMES
+
+JOB_STATUSES = JOB_STATUS_NAMES  # the status names a job hash and the status index use (depin.market)
 
 
 class Keys:

@@ -1,8 +1,18 @@
-"""The market's on-chain enums, as Python enums (values equal the Solidity ones in IJobMarket)."""
+"""The market's on-chain enums, as Python enums (values equal the Solidity ones in IJobMarket).
+
+The one source of the enums' names: the indexer stores statuses, rulings and failure codes by
+their Solidity names (``TimedOut``, ``ProviderWins``, ``OutputInvalid``), which are the members'
+:attr:`label`; the ``*_NAMES`` tuples list them in enum order (index = on-chain value).
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+
+def solidity_name(member_name: str) -> str:
+    """A Python enum member name as the Solidity one: ``TIMED_OUT`` -> ``TimedOut``."""
+    return "".join(part.capitalize() for part in member_name.split("_"))
 
 
 class JobStatus(IntEnum):
@@ -20,7 +30,7 @@ class JobStatus(IntEnum):
     @property
     def label(self) -> str:
         """The Solidity name (``TimedOut``), as the indexer stores it."""
-        return "".join(part.capitalize() for part in self.name.split("_"))
+        return solidity_name(self.name)
 
     @property
     def settled(self) -> bool:
@@ -31,6 +41,11 @@ class Ruling(IntEnum):
     NONE = 0
     PROVIDER_WINS = 1
     CHALLENGER_WINS = 2
+
+    @property
+    def label(self) -> str:
+        """The Solidity name (``ProviderWins``), as the indexer stores it."""
+        return solidity_name(self.name)
 
 
 class FailureCode(IntEnum):
@@ -44,3 +59,16 @@ class FailureCode(IntEnum):
     OUTPUT_TOO_LARGE = 5
     BAD_SPEC = 6
     OUTPUT_INVALID = 7  # the output cannot be a result archive (depth, path length, entries, special files)
+
+    @property
+    def label(self) -> str:
+        """The Solidity name (``OutputInvalid``), as the indexer stores it."""
+        return solidity_name(self.name)
+
+
+JOB_STATUS_NAMES: tuple[str, ...] = tuple(s.label for s in JobStatus)
+RULING_NAMES: tuple[str, ...] = tuple(r.label for r in Ruling)
+FAILURE_NAMES: tuple[str, ...] = tuple(f.label for f in FailureCode)
+# Escrowed jobs (the market still holds the reward) and jobs that reached a final status, by name.
+LIVE_STATUSES: frozenset[str] = frozenset(s.label for s in JobStatus if JobStatus.NONE < s < JobStatus.FINALIZED)
+SETTLED_STATUSES: frozenset[str] = frozenset(s.label for s in JobStatus if s.settled)

@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from depin.errors import SpecError
 
-SPEC_VERSION = 1
+SPEC_VERSION: Literal[1] = 1
 IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:(?P<digest>[0-9a-f]{64})$")
 # An input name starts with a letter or digit, so it can never be "." / ".." nor collide with the
 # executor's staging folder (".fetch-*", executor/inputs.py): keep that first character rule.

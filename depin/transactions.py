@@ -65,13 +65,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from depin.abi import Codec
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int
 from depin.errors import ChainError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
-
-    from depin.abi import Codec
 
 log = logging.getLogger("depin.transactions")
 
@@ -208,8 +207,6 @@ class Transactor:
         poll_interval: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from depin.abi import Codec
-
         self.rpc = rpc
         self.account = account
         self.address: str = account.address
@@ -231,12 +228,11 @@ class Transactor:
 
     def eth_call(self, to: str, data: str, *, what: str = "call", block: int | str = "latest") -> str:
         """``eth_call`` from this account; a revert raises :class:`TxReverted` (not sent)."""
-        tag = hex(block) if isinstance(block, int) else block
         try:
-            return self.rpc.call("eth_call", [{"from": self.address, "to": to, "data": data}, tag], retries=1)
+            return self.rpc.eth_call({"from": self.address, "to": to, "data": data}, block, retries=1)
         except RpcError as exc:
-            if _looks_like_revert(exc):
-                raise TxReverted(what, self.codec.decode_error(_revert_data(exc)), data=_revert_data(exc)) from None
+            if looks_like_revert(exc):
+                raise TxReverted(what, self.codec.decode_error(revert_data(exc)), data=revert_data(exc)) from None
             raise
 
     def estimate_gas(self, to: str, data: str, *, value: int = 0, what: str = "transaction") -> int:
@@ -244,32 +240,31 @@ class Transactor:
         would revert."""
         tx = {"from": self.address, "to": to, "data": data, "value": hex(value)}
         try:
-            estimate = hex_int(self.rpc.call("eth_estimateGas", [tx], retries=1))
+            estimate = self.rpc.estimate_gas(tx, retries=1)
         except RpcError as exc:
             if _is(exc.rpc_message, ("insufficient funds",)):
                 raise InsufficientGasFunds(
                     f"{what}: {self.address} has not enough ether to pay for gas ({exc.rpc_message})"
                 ) from None
-            if _looks_like_revert(exc):
-                data_hex = _revert_data(exc)
+            if looks_like_revert(exc):
+                data_hex = revert_data(exc)
                 raise TxReverted(what, self.codec.decode_error(data_hex), data=data_hex) from None
             raise
         return int(estimate * GAS_HEADROOM) + GAS_EXTRA
 
     def suggest_fees(self) -> tuple[int, int]:
         """``(maxFeePerGas, maxPriorityFeePerGas)`` for a transaction sent now."""
-        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        base = hex_int((block or {}).get("baseFeePerGas") or "0x0")
+        base = hex_int(self.rpc.latest_block().get("baseFeePerGas") or "0x0")
         tip = self._priority_fee()
         return 2 * base + tip, tip
 
     def _priority_fee(self) -> int:
         try:
-            return hex_int(self.rpc.call("eth_maxPriorityFeePerGas", retries=1))
+            return self.rpc.max_priority_fee(retries=1)
         except (RpcError, ValueError):
             pass
         try:
-            history = self.rpc.call("eth_feeHistory", [hex(5), "latest", [50]], retries=1)
+            history = self.rpc.fee_history(5, "latest", [50], retries=1)
             tips = sorted(hex_int(r[0]) for r in history.get("reward") or [] if r)
             if tips:
                 return tips[len(tips) // 2]
@@ -278,10 +273,10 @@ class Transactor:
         return DEFAULT_PRIORITY_FEE
 
     def pending_nonce(self) -> int:
-        return hex_int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]))
+        return self.rpc.nonce(self.address, "pending")
 
     def latest_nonce(self) -> int:
-        return hex_int(self.rpc.call("eth_getTransactionCount", [self.address, "latest"]))
+        return self.rpc.nonce(self.address, "latest")
 
     def resync_nonce(self) -> int:
         """Re-reads the nonces from the node and heals gaps (see :meth:`heal`); returns the next nonce."""
@@ -310,9 +305,9 @@ class Transactor:
 
     def _heal_locked(self) -> list[int]:
         latest = self.latest_nonce()
-        for pending in self._journal.values():
-            if pending.nonce < latest:
-                pending.mined = True
+        for sent in self._journal.values():
+            if sent.nonce < latest:
+                sent.mined = True
         if self._nonce is None or latest >= self._nonce:
             if self._nonce is None or latest > self._nonce:  # first use, or another process used the key
                 self._nonce = max(latest, self.pending_nonce())
@@ -360,7 +355,7 @@ class Transactor:
         if raw is None:
             return "refused"
         try:
-            self.rpc.call("eth_sendRawTransaction", [raw], retries=1)
+            self.rpc.send_raw_transaction(raw, retries=1)
         except RpcError as exc:
             if _is(exc.rpc_message, _ALREADY_KNOWN):
                 return "sent"
@@ -452,7 +447,7 @@ class Transactor:
         raw, tx_hash = self._sign(fields)
         for lost in range(4):
             try:
-                self.rpc.call("eth_sendRawTransaction", [raw], retries=0)
+                self.rpc.send_raw_transaction(raw, retries=0)
             except RpcUnavailable:
                 if lost == 3:
                     raise
@@ -483,7 +478,7 @@ class Transactor:
 
     def _known(self, tx_hash: str) -> bool:
         try:
-            return self.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+            return self.rpc.get_transaction(tx_hash) is not None
         except ChainError:
             return False
 
@@ -551,7 +546,7 @@ class Transactor:
 
     def _receipt_of(self, pending: PendingTx) -> dict[str, Any] | None:
         for tx_hash in reversed(pending.hashes):
-            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            receipt = self.rpc.get_receipt(tx_hash)
             if receipt is not None and receipt.get("blockNumber"):
                 return receipt
         return None
@@ -594,7 +589,7 @@ class Transactor:
     def _mined_version(self, pending: PendingTx) -> bool:
         """Whether a version of `pending` has a receipt (checked after the node said its nonce is used)."""
         for tx_hash in pending.hashes:
-            if self.rpc.call("eth_getTransactionReceipt", [tx_hash]) is not None:
+            if self.rpc.get_receipt(tx_hash) is not None:
                 return True
         return False
 
@@ -607,7 +602,7 @@ class Transactor:
 
     def _mined_revert_reason(self, pending: PendingTx, receipt: Receipt) -> tuple[str, str | None]:
         try:
-            trace = self.rpc.call("debug_traceTransaction", [receipt.tx_hash, {"tracer": "callTracer"}], retries=0)
+            trace = self.rpc.trace_transaction(receipt.tx_hash, "callTracer", retries=0)
             output = trace.get("output") if isinstance(trace, dict) else None
             if output:
                 return self.codec.decode_error(output), output
@@ -616,10 +611,10 @@ class Transactor:
         f = pending.fields
         call = {"from": self.address, "to": f["to"], "data": f["data"], "value": hex(f["value"]), "gas": hex(f["gas"])}
         try:
-            self.rpc.call("eth_call", [call, hex(max(receipt.block_number - 1, 0))], retries=0)
+            self.rpc.eth_call(call, max(receipt.block_number - 1, 0), retries=0)
         except RpcError as exc:
-            if _looks_like_revert(exc):
-                data = _revert_data(exc)
+            if looks_like_revert(exc):
+                data = revert_data(exc)
                 return self.codec.decode_error(data), data
         except ChainError:
             pass
@@ -635,7 +630,8 @@ def _needed(pending: PendingTx) -> bool:
     return bool(pending.still_needed())
 
 
-def _revert_data(exc: RpcError) -> str | None:
+def revert_data(exc: RpcError) -> str | None:
+    """The revert data (0x-hex) a node put in a JSON-RPC error, or None."""
     data = exc.data
     if isinstance(data, dict):  # some nodes nest it: {"data": "0x..."} or {"message":..., "data":...}
         data = data.get("data") or data.get("result")
@@ -644,5 +640,6 @@ def _revert_data(exc: RpcError) -> str | None:
     return None
 
 
-def _looks_like_revert(exc: RpcError) -> bool:
-    return exc.code == 3 or _revert_data(exc) is not None or "revert" in exc.rpc_message.lower()
+def looks_like_revert(exc: RpcError) -> bool:
+    """Whether a JSON-RPC error says the call reverted (rather than that the node failed)."""
+    return exc.code == 3 or revert_data(exc) is not None or "revert" in exc.rpc_message.lower()

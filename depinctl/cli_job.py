@@ -132,22 +132,15 @@ def _input(arg: str, index: int) -> dict[str, str]:
         name, source = m.group(1), m.group(2)
     lower = source.lower()
     if lower.startswith(("http://", "https://")):
-        import requests  # lazy: start-up
+        from depin.fetch import FetchError, FetchTooLarge, download_and_hash  # lazy: start-up (httpx)
 
-        h = hashlib.sha256()
-        size = 0
         try:
-            with requests.get(source, stream=True, timeout=60) as response:
-                if response.status_code != 200:
-                    raise ValueError(f"input {source} answered HTTP {response.status_code}")
-                for chunk in response.iter_content(1 << 20):
-                    size += len(chunk)
-                    if size > REMOTE_INPUT_MAX:
-                        raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes")
-                    h.update(chunk)
-        except OSError as exc:
+            fetched = download_and_hash(source, max_bytes=REMOTE_INPUT_MAX)
+        except FetchTooLarge:
+            raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes") from None
+        except FetchError as exc:
             raise ValueError(f"cannot fetch input {source}: {exc}") from None
-        uri, digest = source, h.hexdigest()
+        uri, digest = source, fetched.digest.hex()
         default = Path(urllib.parse.urlsplit(source).path).name
     elif lower.startswith("data:"):
         uri, digest, default = source, hashlib.sha256(_data_uri_bytes(source)).hexdigest(), ""

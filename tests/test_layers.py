@@ -74,8 +74,6 @@ KNOWN_REDIS_KEYS: dict[str, int] = {
 }
 KNOWN_CONTAINER_OPTIONS: dict[str, int] = {}
 KNOWN_RPC_NAMES: dict[str, int] = {
-    "depin/client.py": 5,  # A2: typed gateway methods
-    "depin/transactions.py": 14,  # A2: typed gateway methods
     "depinctl/demo.py": 2,  # C: typed gateway methods (after A2)
     "depinctl/devchain.py": 27,  # C: depinctl/anvil.py + typed gateway methods (after A1/A2)
     "depinctl/devnet.py": 7,  # C: depin.chain.probe (after A1)
@@ -83,17 +81,11 @@ KNOWN_RPC_NAMES: dict[str, int] = {
     "executor/tasks.py": 2,  # B: typed gateway methods (after A2)
 }
 KNOWN_PRIVATE_IMPORTS: dict[str, int] = {
-    "depin/client.py": 1,  # A2: transactions' _looks_like_revert/_revert_data become public
     "executor/arbiter.py": 1,  # B1: executor.execution
     "executor/verifier.py": 1,  # B1: executor.execution
 }
 KNOWN_LOCAL_IMPORTS: dict[str, int] = {
-    # A (depin): to the top, or `# lazy:` (the lazy Client in depin/__init__.py)
-    "depin/__init__.py": 1,
-    "depin/accounts.py": 6,
-    "depin/chain/__init__.py": 1,
-    "depin/client.py": 14,
-    "depin/transactions.py": 1,
+    # A (depin): none left
     # B (executor, indexer): uvicorn and docker stay `# lazy:`; the rest to the top
     "executor/__main__.py": 1,
     "executor/app.py": 1,

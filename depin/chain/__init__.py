@@ -1,4 +1,7 @@
-"""Chain access: the one module that builds raw JSON-RPC calls.
+"""Chain access: the one package that builds raw JSON-RPC calls (the gateway).
+
+Everything else calls :class:`RpcClient`'s typed methods (``eth_call``, ``estimate_gas``,
+``get_receipt``, ``send_raw_transaction``, ...) and :func:`probe`, and never names a JSON-RPC method.
 
 Services that read the chain (the indexer, later the executor) talk to the node through
 :class:`RpcClient`, a thin layer over a web3 provider's ``make_request`` / ``make_batch_request``.
@@ -22,11 +25,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from depin.errors import ChainError
 
 log = logging.getLogger("depin.chain")
+
+T = TypeVar("T")
+BlockTag = int | str  # a number or "latest", "pending", "earliest", "safe", "finalized"
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 5
@@ -101,9 +107,15 @@ def hex_int(value: str | int | None) -> int:
     return value if isinstance(value, int) else int(value, 16)
 
 
+def block_tag(block: BlockTag) -> str:
+    """A block number or tag as JSON-RPC wants it (numbers as hex quantities)."""
+    return hex(block) if isinstance(block, int) else block
+
+
 def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """A ``Web3`` over HTTP with web3's own retry turned off (:class:`RpcClient` retries)."""
-    from web3 import HTTPProvider, Web3
+    # web3 takes seconds to import and only the HTTP transport needs it
+    from web3 import HTTPProvider, Web3  # lazy: start-up
 
     provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
     return Web3(provider)
@@ -199,11 +211,78 @@ class RpcClient:
 
     # ------------------------------------------------------------------ conveniences
 
-    def chain_id(self) -> int:
-        return hex_int(self.call("eth_chainId"))
+    def chain_id(self, *, retries: int | None = None) -> int:
+        return hex_int(self.call("eth_chainId", retries=retries))
 
     def block_number(self) -> int:
         return hex_int(self.call("eth_blockNumber"))
+
+    def latest_block(self) -> dict[str, Any]:
+        """The header of the newest block (no transactions)."""
+        block = self.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict):
+            raise RpcUnavailable("eth_getBlockByNumber", f"no latest block: {str(block)[:200]}", self.url)
+        return block
+
+    def accounts(self) -> list[str]:
+        """The node's unlocked accounts (a dev node's funded ones)."""
+        return list(self.call("eth_accounts"))
+
+    def get_code(self, address: str, block: BlockTag = "latest") -> str:
+        """The contract code at `address` (``"0x"`` when there is none)."""
+        return str(self.call("eth_getCode", [address, block_tag(block)]) or "0x")
+
+    def get_balance(self, address: str, block: BlockTag = "latest") -> int:
+        """The ether balance of `address`, in wei."""
+        return hex_int(self.call("eth_getBalance", [address, block_tag(block)]))
+
+    def nonce(self, address: str, block: BlockTag = "pending") -> int:
+        """``eth_getTransactionCount``: the next nonce of `address` as of `block`."""
+        return hex_int(self.call("eth_getTransactionCount", [address, block_tag(block)]))
+
+    def eth_call(self, tx: dict[str, Any], block: BlockTag = "latest", *, retries: int | None = None) -> str:
+        """The return data of a call (raises :class:`RpcError` on a revert; see ``RpcError.data``)."""
+        return str(self.call("eth_call", [tx, block_tag(block)], retries=retries))
+
+    def estimate_gas(self, tx: dict[str, Any], *, retries: int | None = None) -> int:
+        """The node's gas estimate for `tx` (raises :class:`RpcError` when it would revert)."""
+        return hex_int(self.call("eth_estimateGas", [tx], retries=retries))
+
+    def max_priority_fee(self, *, retries: int | None = None) -> int:
+        """``eth_maxPriorityFeePerGas``: the node's suggested tip, in wei."""
+        return hex_int(self.call("eth_maxPriorityFeePerGas", retries=retries))
+
+    def fee_history(
+        self, block_count: int, newest: BlockTag = "latest", percentiles: Sequence[float] = (), *, retries: int | None = None
+    ) -> dict[str, Any]:
+        """``eth_feeHistory`` as the node answers it (``baseFeePerGas``, ``reward``, ...)."""
+        history = self.call("eth_feeHistory", [hex(block_count), block_tag(newest), list(percentiles)], retries=retries)
+        return history if isinstance(history, dict) else {}
+
+    def send_raw_transaction(self, raw: str, *, retries: int | None = None) -> str:
+        """Broadcasts signed bytes; returns the transaction hash."""
+        return str(self.call("eth_sendRawTransaction", [raw], retries=retries))
+
+    def send_transaction(self, tx: dict[str, Any], *, retries: int | None = 0) -> str:
+        """Sends `tx` from an account the node holds unlocked (dev nodes); returns its hash. Not
+        retried by default: a lost answer may still have been sent."""
+        return str(self.call("eth_sendTransaction", [tx], retries=retries))
+
+    def get_transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """The transaction, or None when the node does not know it (never sent, dropped, reorged out)."""
+        return self.call("eth_getTransactionByHash", [tx_hash])
+
+    def get_receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt, or None while the transaction is not mined."""
+        return self.call("eth_getTransactionReceipt", [tx_hash])
+
+    def block_receipts(self, block: BlockTag) -> list[dict[str, Any]]:
+        """Every receipt of one block, in order."""
+        return list(self.call("eth_getBlockReceipts", [block_tag(block)]) or [])
+
+    def trace_transaction(self, tx_hash: str, tracer: str = "callTracer", *, retries: int | None = 0) -> Any:
+        """``debug_traceTransaction`` with `tracer` (nodes without the debug API answer an RpcError)."""
+        return self.call("debug_traceTransaction", [tx_hash, {"tracer": tracer}], retries=retries)
 
     def get_block(self, number: int) -> dict[str, Any] | None:
         """The header of block `number` (no transactions), or None when the node has no such block."""
@@ -244,6 +323,13 @@ def _result(method: str, response: Any) -> Any:
     if "result" not in response:
         raise RpcUnavailable(method, f"JSON-RPC response without result: {str(response)[:200]}")
     return response["result"]
+
+
+def probe(url: str, method: Callable[[RpcClient], T], *, timeout: float = 2.0) -> T:
+    """One attempt of a typed call against the node at `url` with a short timeout, for status
+    checks: ``probe(url, RpcClient.chain_id)``. Raises :class:`~depin.errors.ChainError`
+    (:class:`RpcUnavailable` when the node does not answer)."""
+    return method(RpcClient.from_url(url, timeout=timeout, retries=0))
 
 
 def head_reader(rpc_url: str, timeout: float = 2.0) -> Callable[[], int | None]:

@@ -33,10 +33,10 @@ class RawLog(msgspec.Struct):
     address: str
     topics: list[str]
     data: str
-    blockNumber: str  # noqa: N815 (the JSON-RPC field names)
-    blockHash: str  # noqa: N815
-    transactionHash: str  # noqa: N815
-    logIndex: str  # noqa: N815
+    blockNumber: str
+    blockHash: str
+    transactionHash: str
+    logIndex: str
     removed: bool = False
 
     def as_dict(self) -> dict[str, Any]:

@@ -70,7 +70,14 @@ def test_the_wait_heals_a_gap_below_its_transaction(devnet: Devnet) -> None:
         waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(second)))
         waiter.start()
         devnet_wait(lambda: known(devnet, first.tx_hash), "the reorged-out transaction to be sent again")
-        devnet.chain.mine()
+
+        def mined_and_returned() -> bool:
+            # anvil may drop `second` from its pool when `first` comes back; the heal then sends it
+            # again right after `first`, possibly after this block: mine until the wait returns
+            devnet.chain.mine()
+            return not waiter.is_alive()
+
+        devnet_wait(mined_and_returned, "the wait to return the second transaction's receipt")
         waiter.join(20)
     assert result["receipt"].tx_hash == second.tx_hash  # type: ignore[union-attr]
     assert nonce_of(devnet, tx.address) == start + 2

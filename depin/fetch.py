@@ -1,0 +1,90 @@
+"""Plain HTTP downloads (not JSON-RPC): fetch a URL's bytes while hashing them, with a size cap.
+
+:func:`download_and_hash` is the one way the SDK and the CLI fetch a result archive or an input
+URL: ``http``/``https`` are streamed with httpx (redirects followed, a connect/read timeout), ``file``
+URIs are read from disk. The bytes go to `dest` (a binary file) when one is given, else only their
+sha256 is computed. Every failure is a :class:`FetchError` whose message names the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+import urllib.request
+from collections.abc import Generator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+
+from depin.errors import DepinError
+
+DEFAULT_TIMEOUT = 60.0
+CHUNK = 1 << 20
+
+
+class FetchError(DepinError):
+    """The URL could not be downloaded (the message says why)."""
+
+
+class FetchTooLarge(FetchError):
+    """The content exceeds the caller's size cap; the download stopped there."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a download produced: the sha256 of the bytes and how many there were."""
+
+    digest: bytes
+    size: int
+
+
+def download_and_hash(
+    uri: str, dest: BinaryIO | None = None, *, max_bytes: int, timeout: float = DEFAULT_TIMEOUT
+) -> Fetched:
+    """Streams the content at `uri` (http, https or file) into `dest` (None: hash only), stopping
+    past `max_bytes`; returns its sha256 and size. Raises :class:`FetchTooLarge` past the cap and
+    :class:`FetchError` for anything else (an HTTP status other than 200, an unsupported scheme, a
+    connection or file error)."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme in ("http", "https"):
+        return _hash_chunks(uri, _http_chunks(uri, timeout), dest, max_bytes)
+    if scheme == "file":
+        return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes)
+    raise FetchError(f"cannot download {uri!r}: unsupported URI scheme (http, https or file)")
+
+
+def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_bytes: int) -> Fetched:
+    h = hashlib.sha256()
+    size = 0
+    with closing(chunks):  # stopping early closes the connection or file now
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchTooLarge(f"{uri} exceeds {max_bytes} bytes; refusing it")
+            h.update(chunk)
+            if dest is not None:
+                dest.write(chunk)
+    return Fetched(h.digest(), size)
+
+
+def _http_chunks(uri: str, timeout: float) -> Generator[bytes]:
+    try:
+        with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
+            yield from response.iter_bytes(CHUNK)
+    except httpx.HTTPError as exc:
+        raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+
+
+def _file_chunks(uri: str) -> Generator[bytes]:
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
+    try:
+        with open(source, "rb") as src:
+            while chunk := src.read(CHUNK):
+                yield chunk
+    except OSError as exc:
+        raise FetchError(f"downloading {uri} failed: {exc}") from None

@@ -1,0 +1,60 @@
+"""depin.deployment.load_deployment: the one deployment loader (file, directory + chain id, object)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from depin.deployment import (
+    MAX_DEPLOYMENT_FILE_BYTES,
+    Deployment,
+    DeploymentFileError,
+    load_deployment,
+    write_deployment,
+)
+
+ADDRESSES = {
+    "RewardToken": "0x" + "11" * 20,
+    "ProviderStaking": "0x" + "22" * 20,
+    "JobMarket": "0x" + "33" * 20,
+    "ArbiterResolver": "0x" + "44" * 20,
+}
+
+
+def deployment(chain_id: int = 31337, addresses: dict[str, str] | None = None) -> Deployment:
+    return Deployment(chain_id, "devnet", 1, dict(ADDRESSES if addresses is None else addresses), {}, "0x" + "55" * 20)
+
+
+def test_a_file_a_directory_and_an_object_give_the_same_deployment(tmp_path: Path) -> None:
+    path = write_deployment(deployment(), tmp_path)
+    assert load_deployment(path) == deployment()
+    assert load_deployment(str(path)) == deployment()
+    assert load_deployment(tmp_path, chain_id=31337) == deployment()
+    assert load_deployment(deployment()) == deployment()
+
+
+def test_a_missing_file_names_it_and_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DeploymentFileError, match=r"31337\.json not found: set DEPIN_DEPLOYMENT"):
+        load_deployment(tmp_path, chain_id=31337, hint="set DEPIN_DEPLOYMENT")
+
+
+def test_reading_is_bounded(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (MAX_DEPLOYMENT_FILE_BYTES + 10))
+    with pytest.raises(DeploymentFileError, match="larger than"):
+        load_deployment(huge)
+
+
+def test_the_chain_id_must_match(tmp_path: Path) -> None:
+    path = write_deployment(deployment(1337), tmp_path)
+    with pytest.raises(DeploymentFileError, match="is for chain 1337, not chain 31337"):
+        load_deployment(path, chain_id=31337)
+    with pytest.raises(DeploymentFileError, match="the deployment is for chain 1337"):
+        load_deployment(deployment(1337), chain_id=31337)
+
+
+def test_required_addresses_must_be_there(tmp_path: Path) -> None:
+    path = write_deployment(deployment(addresses={"JobMarket": ADDRESSES["JobMarket"]}), tmp_path)
+    with pytest.raises(DeploymentFileError, match="lacks addresses for ProviderStaking"):
+        load_deployment(path, require=("JobMarket", "ProviderStaking"))

@@ -1,0 +1,75 @@
+"""depin.fetch.download_and_hash: one download (http, https, file) that hashes, caps and reports."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from depin.fetch import FetchError, FetchTooLarge, download_and_hash
+
+BODY = b"result bytes " * 1000
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/missing":
+            self.send_error(404)
+            return
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/body")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_http_download_writes_and_hashes(server: str) -> None:
+    out = io.BytesIO()
+    fetched = download_and_hash(f"{server}/moved", out, max_bytes=len(BODY))
+    assert (fetched.digest, fetched.size) == (hashlib.sha256(BODY).digest(), len(BODY))
+    assert out.getvalue() == BODY
+
+
+def test_http_errors_and_the_cap(server: str) -> None:
+    with pytest.raises(FetchError, match="failed: HTTP 404"):
+        download_and_hash(f"{server}/missing", max_bytes=10)
+    with pytest.raises(FetchTooLarge, match=f"exceeds {len(BODY) - 1} bytes"):
+        download_and_hash(f"{server}/body", max_bytes=len(BODY) - 1)
+
+
+def test_file_uri_hash_only(tmp_path: Path) -> None:
+    path = tmp_path / "a.tar"
+    path.write_bytes(BODY)
+    assert download_and_hash(path.as_uri(), max_bytes=len(BODY)).digest == hashlib.sha256(BODY).digest()
+    with pytest.raises(FetchError, match="failed"):
+        download_and_hash((tmp_path / "none").as_uri(), max_bytes=1)
+
+
+def test_unsupported_scheme_and_dead_host() -> None:
+    with pytest.raises(FetchError, match="unsupported URI scheme"):
+        download_and_hash("ftp://example.org/x", max_bytes=1)
+    with pytest.raises(FetchError, match="failed"):
+        download_and_hash("http://127.0.0.1:9/x", max_bytes=1, timeout=1.0)

@@ -1,0 +1,47 @@
+"""depin.market is the one source of the market's enum names: they are the Solidity ones."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from depin.market import (
+    FAILURE_NAMES,
+    JOB_STATUS_NAMES,
+    LIVE_STATUSES,
+    RULING_NAMES,
+    SETTLED_STATUSES,
+    FailureCode,
+    JobStatus,
+    Ruling,
+)
+
+INTERFACE = Path(__file__).resolve().parents[2] / "contracts" / "interfaces" / "IJobMarket.sol"
+
+
+def solidity_enum(name: str) -> tuple[str, ...]:
+    """The member names of `enum name { ... }` in IJobMarket.sol, comments dropped."""
+    source = INTERFACE.read_text()
+    body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.DOTALL)
+    assert body is not None, name
+    text = re.sub(r"//[^\n]*", "", body.group(1))
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@pytest.mark.parametrize(
+    ("enum", "names", "solidity"),
+    [(JobStatus, JOB_STATUS_NAMES, "JobStatus"), (Ruling, RULING_NAMES, "Ruling"), (FailureCode, FAILURE_NAMES, "FailureCode")],
+)
+def test_names_are_the_solidity_enum_in_order(enum: type, names: tuple[str, ...], solidity: str) -> None:
+    assert names == solidity_enum(solidity)
+    assert [m.label for m in enum] == list(names)
+    assert [m.value for m in enum] == list(range(len(names)))
+
+
+def test_live_and_settled_partition_the_statuses_after_none() -> None:
+    assert LIVE_STATUSES == {"Open", "Claimed", "Submitted", "Disputed"}
+    assert SETTLED_STATUSES == {s.label for s in JobStatus if s.settled}
+    assert LIVE_STATUSES | SETTLED_STATUSES == set(JOB_STATUS_NAMES[1:])
+    assert not LIVE_STATUSES & SETTLED_STATUSES

@@ -12,7 +12,7 @@ ALLOW_NO_TESTS ?= 0
 # Extra slither arguments for `make slither` (tools/slither_gate.py fixes solc, remappings and filters).
 SLITHER_ARGS ?=
 
-.PHONY: help demo devnet-down setup compile artifacts test test-loaded fresh-check slither bench bench-executor clean distclean
+.PHONY: help demo devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor clean distclean
 
 # The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
 # and runs both demo scenarios; exits non-zero with the reason if a step fails.
@@ -28,7 +28,8 @@ help:
 	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither and solc (idempotent)"
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
-	@echo "make test      setup, slither gate, then pytest tests (PYTEST_ARGS=..., ALLOW_NO_TESTS=1)"
+	@echo "make lint      ruff, lint-imports (layers), mypy against tools/mypy-baseline.txt, forge fmt --check"
+	@echo "make test      setup, lint, slither gate, then pytest tests (PYTEST_ARGS=..., ALLOW_NO_TESTS=1)"
 	@echo "make fresh-check  the newcomer check: clone HEAD into a temp folder, setup from nothing, demo, devnet down"
 	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
@@ -49,10 +50,17 @@ compile: setup
 artifacts: compile
 	.venv/bin/python tools/export_artifacts.py
 
-test: setup
+# The lint and type checks (tests/test_lint.py: ruff, lint-imports, the mypy baseline, forge fmt) and
+# the boundaries import-linter cannot see (tests/test_layers.py). `make test` runs them first and
+# then leaves them out of the main run.
+LINT_TESTS := tests/test_lint.py tests/test_layers.py
+lint: setup
+	.venv/bin/pytest -q -p no:cacheprovider $(LINT_TESTS)
+
+test: setup lint
 	@if [ "$${SKIP_SLITHER:-0}" = 1 ]; then echo "make test: slither gate SKIPPED (SKIP_SLITHER=1)" >&2; \
 	else .venv/bin/python tools/slither_gate.py; fi
-	@rc=0; .venv/bin/pytest $(PYTEST_ARGS) tests || rc=$$?; \
+	@rc=0; .venv/bin/pytest $(PYTEST_ARGS) $(addprefix --ignore=,$(LINT_TESTS)) tests || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  if [ "$(ALLOW_NO_TESTS)" = 1 ]; then echo "make test: no tests collected (accepted: ALLOW_NO_TESTS=1)"; rc=0; \
 	  else echo "make test: pytest collected no tests; failing (set ALLOW_NO_TESTS=1 to accept)" >&2; fi; \
@@ -86,8 +94,8 @@ bench-executor: setup
 	.venv/bin/python scripts/bench_executor.py $(BENCH_EXECUTOR_ARGS)
 
 clean:
-	rm -rf .build contracts/.cache crytic-export .pytest_cache .hypothesis build dist *.egg-info
+	rm -rf .build contracts/.cache crytic-export .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache build dist *.egg-info
 	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf .venv .venv-slither node_modules
+	rm -rf .venv .venv-slither .venv-lint node_modules

@@ -1,8 +1,8 @@
-"""Deployment parameters, the deployment file format, and the ape deploy routine.
+"""Deployment parameters and the deployment file format (read and write); deploying is depinctl.deploy's.
 
 Parameters come from ``deployments/parameters.toml``, chosen by chain id. A deployment is recorded
-in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). The ape-specific part
-(:func:`deploy_contracts`) imports ape lazily, so services that only read deployments need no ape.
+in ``deployments/<chainId>.json`` (addresses, deploy block, parameters). Deploying (with ape) is
+:mod:`depinctl.deploy`'s: the SDK only reads and writes deployment files.
 
 Deploys always use a build of the current sources: :func:`ensure_current_build` (called by
 :func:`deploy_contracts` and the deploy script) recompiles every contract when any source or the
@@ -52,10 +52,7 @@ binary or deeply nested file, a path too long for the OS) is one :class:`Deploym
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import logging
 import os
 import re
 import tempfile
@@ -63,7 +60,6 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +67,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from depin.errors import DepinError
 
-log = logging.getLogger("depin.deployment")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMETERS_FILE = REPO_ROOT / "deployments" / "parameters.toml"
@@ -388,105 +383,3 @@ def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMEN
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
-
-
-BUILD_STAMP = "depin-build-stamp.json"  # in the project's .build/, next to ape's manifest
-BUILD_LOCK = ".depin-build.lock"
-
-
-def build_fingerprint(project: Any) -> str:
-    """sha256 over what a full compile of `project` (an ape LocalProject) depends on: every source
-    file (path relative to the project, content), ape-config.yaml, and the ape and ape-solidity versions."""
-    root = Path(project.path)
-    h = hashlib.sha256()
-    for path in sorted(Path(p) for p in project.sources.paths):
-        rel = path.relative_to(root).as_posix() if path.is_absolute() else path.as_posix()
-        h.update(f"source {rel} {hashlib.sha256((root / rel).read_bytes()).hexdigest()}\n".encode())
-    config = root / "ape-config.yaml"
-    if config.is_file():
-        h.update(f"config {hashlib.sha256(config.read_bytes()).hexdigest()}\n".encode())
-    for dist in ("eth-ape", "ape-solidity"):
-        try:
-            h.update(f"{dist} {metadata.version(dist)}\n".encode())
-        except metadata.PackageNotFoundError:
-            pass
-    return h.hexdigest()
-
-
-def ensure_current_build(project: Any = None) -> str | None:
-    """Makes `project`'s build (default: ape's local project) the output of a full compile of the
-    current sources; returns why it recompiled, or None when the build was current.
-
-    ape's incremental compile recompiles a contract only when its own file changed: after an edit
-    to an imported file (IJobMarket.sol's FailureCode enum, say) ``project.JobMarket`` is still the
-    old bytecode. So the fingerprint of the sources (:func:`build_fingerprint`) and the sha256 of the
-    manifest are recorded in ``.build/depin-build-stamp.json`` after every full compile, and every
-    contract is compiled again (``load_contracts(use_cache=False)``) when either differs: a source
-    changed, or something else (``ape compile``, an ape session) rewrote the manifest since. Under an
-    exclusive lock, so concurrent deploys compile once; a current build is (re)read from disk."""
-    if project is None:
-        from ape import project
-    manifest = Path(project.manifest_path)
-    build_dir = manifest.parent
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / BUILD_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fingerprint = build_fingerprint(project)
-        stamp_file = build_dir / BUILD_STAMP
-        try:
-            stamp = json.loads(stamp_file.read_text())
-        except (OSError, ValueError):
-            stamp = {}
-        if not isinstance(stamp, dict):
-            stamp = {}
-        if not manifest.is_file():
-            reason = "no build yet"
-        elif stamp.get("sources") != fingerprint:
-            reason = "no full build of the current sources" if stamp else "no record of a full build"
-        elif stamp.get("manifest") != hashlib.sha256(manifest.read_bytes()).hexdigest():
-            reason = "the build was changed by an incremental compile since the last full one"
-        else:
-            project.load_manifest()  # another process may have compiled since this one read it
-            return None
-        log.warning("compiling every contract: %s", reason)
-        project.load_contracts(use_cache=False)
-        stamp = {"sources": fingerprint, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()}
-        fd, tmp = tempfile.mkstemp(dir=build_dir, prefix=".stamp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(stamp, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, stamp_file)
-        return reason
-
-
-def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
-    """Deploys and wires RewardToken, JobMarket (which deploys ProviderStaking) and ArbiterResolver with ape.
-
-    `deployer` is an ape account; it becomes admin, governor and guardian. `arbiter` (default: the
-    deployer) receives ARBITER_ROLE. Returns the ape contract instances by name. The bytecode is
-    that of the current sources (:func:`ensure_current_build`).
-    """
-    from ape import project  # lazy: optional
-
-    ensure_current_build(project)
-    t, s = params.token, params.staking
-    token = project.RewardToken.deploy(
-        t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer
-    )
-    market = project.JobMarket.deploy(
-        token.address,
-        deployer.address,
-        to_wei(s.min_stake),
-        s.unbonding_delay,
-        params.market.as_tuple(),
-        params.emission.as_tuple(),
-        sender=deployer,
-    )
-    staking = project.ProviderStaking.at(market.staking())
-    resolver = project.ArbiterResolver.deploy(market.address, deployer.address, sender=deployer)
-    market.setResolver(resolver.address, sender=deployer)
-    token.grantRole(token.MINTER_ROLE(), market.address, sender=deployer)
-    resolver.grantRole(resolver.ARBITER_ROLE(), arbiter or deployer.address, sender=deployer)
-    if params.devnet_faucet:
-        token.grantRole(token.MINTER_ROLE(), deployer.address, sender=deployer)
-    return {"RewardToken": token, "ProviderStaking": staking, "JobMarket": market, "ArbiterResolver": resolver}

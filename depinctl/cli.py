@@ -21,11 +21,16 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from rich.json import JSON
 from rich.text import Text
 
 from depin import __version__
+from depin.errors import DepinError
+from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
+from depinctl import demo as demo_mod
 from depinctl.cliutil import (
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
@@ -75,7 +80,6 @@ app.add_typer(providers_app, name="providers")
 app.add_typer(indexer_app, name="indexer")
 
 def _add_groups() -> None:
-    from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 
     for module, name in (
         (cli_job, "job"), (cli_provider, "provider"), (cli_keys, "keys"), (cli_executor, "executor"), (cli_devnet, "devnet"),
@@ -136,7 +140,6 @@ def demo(
 
     Example: depin demo --challenge-window 5
     """
-    from depinctl import demo as demo_mod
 
     chosen = tuple(scenario or ("honest", "cheater"))
     unknown = [s for s in chosen if s not in ("honest", "cheater")]
@@ -215,7 +218,7 @@ def jobs_show(
     reader = open_reader(redis_url, deployment, namespace)
     job = reader.get_job(job_id)
     if job is None:
-        from indexer.query import QueryError
+        from indexer.query import QueryError  # lazy: start-up
 
         cursor = reader.status().cursor
         where = f"indexed up to block {cursor}" if cursor is not None else "nothing indexed yet"
@@ -235,7 +238,6 @@ def _history_value(entry: dict[str, Any], *names: str) -> Any:
 
 
 def _print_job(console: Console, job: JobRecord) -> None:
-    from rich.json import JSON
 
     fields = DataTable(box=None, show_header=False, pad_edge=False)
     fields.add_column(style="bold", no_wrap=True)
@@ -345,7 +347,7 @@ def providers_show(
 
     Example: depin providers show 0x90F79bf6EB2c4f870365E785982E1f101E93b906
     """
-    from indexer.query import QueryError
+    from indexer.query import QueryError  # lazy: start-up
 
     reader = open_reader(redis_url, deployment, namespace)
     provider = reader.get_provider(address)
@@ -385,7 +387,7 @@ def indexer_status(
 
     Example: depin indexer status --rpc-url http://127.0.0.1:8545
     """
-    from depin.chain import head_reader
+    from depin.chain import head_reader  # lazy: start-up
 
     reader = open_reader(redis_url, deployment, namespace)
     rpc = rpc_url or default_rpc_url()
@@ -480,7 +482,7 @@ LogLevelOpt = Annotated[
 def _read_config_file(path: Path) -> dict[str, Any]:
     """IndexerConfig fields of a TOML config file (an [indexer] table, top-level keys, or an
     executor's depin.toml: see indexer.config.read_config_file)."""
-    from indexer.config import read_config_file
+    from indexer.config import read_config_file  # lazy: start-up
 
     return read_config_file(path)
 
@@ -528,7 +530,7 @@ def indexer_run(
     """
     configure_logging(log_format, log_level)
     log = logging.getLogger("depin.indexer")
-    from indexer.config import IndexerConfig
+    from indexer.config import IndexerConfig  # lazy: start-up
 
     settings = _read_config_file(config_file) if config_file is not None else {}
     given = {
@@ -544,8 +546,7 @@ def indexer_run(
         )
     settings["deployment_file"] = deployment_file
     config = IndexerConfig.from_env(**settings)
-    from depin.errors import DepinError
-    from indexer.follower import Indexer
+    from indexer.follower import Indexer  # lazy: start-up
 
     stop = threading.Event()
 
@@ -578,11 +579,10 @@ def indexer_run(
 
 def _redact(url: str) -> str:
     """`url` without a password."""
-    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
     if parts.password:
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a socket path or the default
         parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
     return urlunsplit(parts)
 
@@ -607,7 +607,7 @@ def indexer_api(
     Example: depin indexer api --port 8000   (then: curl 'http://127.0.0.1:8000/jobs?status=open')
     """
     configure_logging(log_format, log_level)
-    from indexer.api import ApiConfig, serve
+    from indexer.api import ApiConfig, serve  # lazy: start-up
 
     config = ApiConfig(
         redis_url=redis_url or default_redis_url(),

@@ -25,7 +25,7 @@ StateDirOpt = Annotated[
 
 
 def _devnet(state_dir: Path | None) -> Any:
-    from depinctl.devnet import Devnet
+    from depinctl.devnet import Devnet  # lazy: start-up
 
     return Devnet(state_dir)
 
@@ -149,7 +149,8 @@ def logs(
 
     Example: depin devnet logs indexer -f -n 20
     """
-    from depinctl.devnet import DevnetError, follow as follow_files, tail_lines
+    from depinctl.devnet import DevnetError, tail_lines  # lazy: start-up
+    from depinctl.devnet import follow as follow_files  # lazy: start-up
 
     dn = _devnet(state_dir)
     files = dn.log_files(component)

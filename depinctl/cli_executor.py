@@ -10,6 +10,7 @@ executor's orphan containers; ``health`` exits non-zero when the chain worker is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,7 @@ RoleOpt = Annotated[
 
 def _check(config: Path | None, role: str | None) -> None:
     """Fails early, with one line, on a bad config or role (before any child process starts)."""
-    from executor.runtime import load_executor_config
+    from executor.runtime import load_executor_config  # lazy: start-up
 
     load_executor_config(config, role)
 
@@ -43,12 +44,11 @@ def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     Example: depin executor start --config depin.toml --role provider
     """
-    import os
 
-    from executor.worker import preflight, run_all
+    from executor.worker import preflight, run_all  # lazy: start-up
 
     if config is None and not os.environ.get("DEPIN_CONFIG"):
-        from depin.config import ConfigError
+        from depin.config import ConfigError  # lazy: start-up
 
         raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
     path = config or Path(os.environ["DEPIN_CONFIG"])
@@ -68,7 +68,7 @@ def worker(
 
     Example: depin executor worker --config depin.toml --queue chain
     """
-    from executor.worker import run_worker
+    from executor.worker import run_worker  # lazy: start-up
 
     _check(config, role)
     run_worker(config, role, queue, concurrency=concurrency)
@@ -81,7 +81,7 @@ def beat(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     Example: depin executor beat --config depin.toml
     """
-    from executor.worker import run_beat
+    from executor.worker import run_beat  # lazy: start-up
 
     _check(config, role)
     run_beat(config, role)
@@ -94,7 +94,7 @@ def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     Example: depin executor dispatcher --config depin.toml --role verifier
     """
-    from executor.worker import run_dispatcher
+    from executor.worker import run_dispatcher  # lazy: start-up
 
     _check(config, role)
     run_dispatcher(config, role)
@@ -107,7 +107,7 @@ def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     Example: depin executor results --config depin.toml
     """
-    from executor.worker import run_results
+    from executor.worker import run_results  # lazy: start-up
 
     _check(config, role)
     run_results(config, role)
@@ -120,7 +120,7 @@ def reap(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 
     Example: depin executor reap --config depin.toml
     """
-    from executor.worker import reap as do_reap
+    from executor.worker import reap as do_reap  # lazy: start-up
 
     _check(config, role)
     for name in do_reap(config, role):
@@ -151,8 +151,8 @@ def health(
 
     Example: depin executor health --config depin.toml --max-pending-age 300
     """
-    from executor.health import MAX_HEARTBEAT_AGE, MAX_PENDING_AGE, check_health
-    from executor.runtime import Runtime, load_executor_config
+    from executor.health import MAX_HEARTBEAT_AGE, MAX_PENDING_AGE, check_health  # lazy: start-up
+    from executor.runtime import Runtime, load_executor_config  # lazy: start-up
 
     report = check_health(
         Runtime(load_executor_config(config, role)),

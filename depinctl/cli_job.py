@@ -15,13 +15,13 @@ import re
 import shlex
 import time
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from depin.market import JobStatus
 from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
@@ -132,27 +132,21 @@ def _input(arg: str, index: int) -> dict[str, str]:
         name, source = m.group(1), m.group(2)
     lower = source.lower()
     if lower.startswith(("http://", "https://")):
-        import requests
+        from depin.fetch import FetchError, FetchTooLarge, download_and_hash  # lazy: start-up (httpx)
 
-        h = hashlib.sha256()
-        size = 0
         try:
-            with requests.get(source, stream=True, timeout=60) as response:
-                if response.status_code != 200:
-                    raise ValueError(f"input {source} answered HTTP {response.status_code}")
-                for chunk in response.iter_content(1 << 20):
-                    size += len(chunk)
-                    if size > REMOTE_INPUT_MAX:
-                        raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes")
-                    h.update(chunk)
-        except OSError as exc:
+            fetched = download_and_hash(source, max_bytes=REMOTE_INPUT_MAX)
+        except FetchTooLarge:
+            raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes") from None
+        except FetchError as exc:
             raise ValueError(f"cannot fetch input {source}: {exc}") from None
-        uri, digest = source, h.hexdigest()
+        uri, digest = source, fetched.digest.hex()
         default = Path(urllib.parse.urlsplit(source).path).name
     elif lower.startswith("data:"):
         uri, digest, default = source, hashlib.sha256(_data_uri_bytes(source)).hexdigest(), ""
     else:
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) if lower.startswith("file://") else Path(source)
+        file_url = lower.startswith("file://")  # url2pathname is unquote on POSIX
+        path = Path(urllib.parse.unquote(urllib.parse.urlsplit(source).path)) if file_url else Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"input file {source} not found") if not path.exists() else ValueError(
                 f"input {source} is not a regular file"
@@ -180,7 +174,7 @@ def build_spec(
     output_mb: int,
     env: list[str],
 ) -> Any:
-    from depin.spec import IMAGE_RE, parse_spec
+    from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
     if not IMAGE_RE.match(image):
         raise ValueError(
@@ -280,7 +274,6 @@ def _when(ts: int, now: int) -> str:
 
 
 def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
-    from depin.market import JobStatus
 
     unsubmitted = (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT)
     sub = None if job.status in unsubmitted else client.submission(job.job_id)
@@ -312,7 +305,6 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
 
 
 def _deadline_label(job: OnchainJob) -> str:
-    from depin.market import JobStatus
 
     return {
         JobStatus.CLAIMED: "submit deadline",
@@ -334,7 +326,6 @@ def job_status(
 
     Example: depin job status 7
     """
-    from depin.market import JobStatus
 
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
     job = client.job(_job_id(job_id))
@@ -427,7 +418,7 @@ def job_watch(
         if status in _SETTLED:
             return
         if timeout is not None and now - started > timeout:
-            from depin.client import ClientError
+            from depin.client import ClientError  # lazy: start-up
 
             raise ClientError(f"job {jid} is still {status} after {timeout:g} s")
         time.sleep(interval)
@@ -437,13 +428,13 @@ def _index_reader(
     redis_url: str | None, deployment: Path | None, config: Path | None, namespace: str, client: Client
 ) -> Any:
     """A function job id → indexed status label (None when not indexed), or None without a usable index."""
-    import redis
+    import redis  # lazy: start-up
 
-    from indexer.query import IndexerReader
+    from indexer.query import IndexerReader  # lazy: start-up
 
     url = redis_url
     if url is None and config is not None:
-        from depin.config import load_config
+        from depin.config import load_config  # lazy: start-up
 
         cfg = load_config(config)
         url, namespace = cfg.redis.url, cfg.redis.namespace

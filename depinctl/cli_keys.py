@@ -71,7 +71,7 @@ ConfigOpt = Annotated[
 
 def parse_tokens(text: str, what: str = "amount") -> int:
     """A number of tokens (``"1.5"``) as base units; one-line error for anything else."""
-    from depin.client import TOKEN_DECIMALS, TOKEN_SYMBOL
+    from depin.client import TOKEN_DECIMALS, TOKEN_SYMBOL  # lazy: start-up
 
     try:
         value = Decimal(text.strip())
@@ -97,12 +97,12 @@ def open_client(
 ) -> Client:
     """A connected client from the common options (options first, then the --config file, then the
     defaults), with its signing account when `need_key` (or when one is given)."""
-    from depin.accounts import AccountError, load_account, read_password
-    from depin.client import Client
+    from depin.accounts import AccountError, load_account, read_password  # lazy: start-up
+    from depin.client import Client  # lazy: start-up
 
     cfg = None
     if config is not None:
-        from depin.config import load_config
+        from depin.config import load_config  # lazy: start-up
 
         cfg = load_config(config)
     url = rpc_url or (cfg.network.rpc_url if cfg else None) or default_rpc_url()
@@ -134,7 +134,7 @@ def open_client(
 
 
 def _new_password(password_file: Path | None) -> str:
-    from depin.accounts import AccountError, read_password
+    from depin.accounts import AccountError, read_password  # lazy: start-up
 
     try:
         return read_password(None, password_file)
@@ -163,7 +163,7 @@ def keys_new(
 
     Example: depin keys new keys/provider.json --password-file keys/provider.pass
     """
-    from depin.accounts import new_keystore
+    from depin.accounts import new_keystore  # lazy: start-up
 
     password = _new_password(password_file)
     address = new_keystore(path, password, overwrite=force)
@@ -186,7 +186,7 @@ def keys_import(
 
     Example: depin keys import keys/me.json --password-file pw.txt < key.hex
     """
-    from depin.accounts import import_key
+    from depin.accounts import import_key  # lazy: start-up
 
     if sys.stdin.isatty():
         key = typer.prompt("private key (hex)", hide_input=True)
@@ -212,7 +212,7 @@ def keys_address(
 
     Example: depin keys address keys/provider.json
     """
-    from depin.accounts import (
+    from depin.accounts import (  # lazy: start-up
         AccountError,
         keystore_address,
         read_password,

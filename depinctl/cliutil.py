@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from depinctl.devnet_state import discover
 
+if TYPE_CHECKING:
     from indexer.query import IndexerReader
 
 # Help texts are Markdown: paragraphs reflow, `code` shows as code.
@@ -75,9 +76,9 @@ def one_line(text: str) -> str:
 
 def user_error_message(exc: BaseException) -> str | None:
     """One line for an error the user can cause and fix, or None for a bug (which keeps its traceback)."""
-    import redis
+    import redis  # lazy: start-up
 
-    from depin.deployment import shown_path  # imported on the error path only: CLI start-up time
+    from depin.deployment import shown_path  # lazy: start-up (imported on the error path only: CLI start-up time)
 
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return (
@@ -126,8 +127,6 @@ def user_errors(command: F) -> F:
 def _devnet(key: str) -> str | None:
     """`key` of the local devnet (``depin devnet up``'s state in ``$DEPIN_DEVNET_DIR`` or ``.devnet``),
     if there is one: commands given no URL talk to it."""
-    from depinctl.devnet import discover
-
     found = discover()
     return found.get(key) if found else None
 
@@ -159,13 +158,12 @@ def find_deployment_file(option: Path | None) -> Path:
 
 
 def open_reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
-    from indexer.query import IndexerReader
+    from indexer.query import IndexerReader  # lazy: start-up
 
     return IndexerReader.for_deployment(redis_url or default_redis_url(), find_deployment_file(deployment), namespace)
 
 
 def make_console() -> Console:
-    from rich.console import Console
 
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:

@@ -120,7 +120,7 @@ class Demo:
     """Both scenarios against one devnet; each step is printed as it completes."""
 
     def __init__(self, state_dir: Path | None, *, challenge_window: int, console: Console, timeout: float) -> None:
-        from depinctl.devnet import Devnet
+        from depinctl.devnet import Devnet  # lazy: start-up
 
         self.devnet = Devnet(state_dir)
         self.challenge_window = challenge_window
@@ -139,9 +139,9 @@ class Demo:
             raise DemoFailed("the devnet is incomplete: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
         self.console.print(f"[green]✓[/] devnet up in {time.monotonic() - started:.1f} s  "
                            f"(RPC {self.devnet.rpc_url}, state in {self.devnet.dir})")
-        from depin.accounts import dev_account
-        from depin.client import Client
-        from indexer.query import IndexerReader
+        from depin.accounts import dev_account  # lazy: start-up
+        from depin.client import Client  # lazy: start-up
+        from indexer.query import IndexerReader  # lazy: start-up
 
         self.client = Client.connect(self.devnet.rpc_url, self.devnet.deployment_file)
         self.dev = lambda n: self.client.with_account(dev_account(n, self.client.chain_id))
@@ -215,7 +215,7 @@ class Demo:
         return logs[0]["transactionHash"], int(logs[0]["data"], 16)
 
     def job_spec(self, text: str, name: str) -> Any:
-        from depin.spec import InputSpec, JobSpec, Resources
+        from depin.spec import InputSpec, JobSpec, Resources  # lazy: start-up
 
         folder = self.devnet.dir / "demo"
         folder.mkdir(parents=True, exist_ok=True)
@@ -234,7 +234,7 @@ class Demo:
     # ------------------------------------------------------------------ scenario 1
 
     def honest(self) -> Scenario:
-        from depin.deployment import to_wei
+        from depin.deployment import to_wei  # lazy: start-up
 
         sc = Scenario("Scenario 1: a job from post to paid")
         self.scenarios.append(sc)
@@ -302,13 +302,13 @@ class Demo:
     # ------------------------------------------------------------------ scenario 2
 
     def cheater(self) -> Scenario:
-        from eth_utils import keccak
+        from eth_utils import keccak  # lazy: start-up
 
-        from depinctl.devchain import DevChain, JobTerms
-        from depin.deployment import to_wei
-        from depin.client import SUBMIT_MARGIN
-        from depinctl.devnet import PROVIDER_ACCOUNTS
-        from depin.spec import cpu_seconds
+        from depin.client import SUBMIT_MARGIN  # lazy: start-up
+        from depin.deployment import to_wei  # lazy: start-up
+        from depin.spec import cpu_seconds  # lazy: start-up
+        from depinctl.devchain import DevChain, JobTerms  # lazy: start-up
+        from depinctl.devnet import PROVIDER_ACCOUNTS  # lazy: start-up
 
         sc = Scenario("Scenario 2: a cheating provider is caught")
         self.scenarios.append(sc)

@@ -30,19 +30,16 @@ Example::
 
     stats = chain.generate_jobs(10_000)        # post, claim, submit, finalize 10,000 jobs in bulk
 
-Transport is :class:`depin.chain.RpcClient` (batch requests, errors as ``ChainError``). This module
+Transport is :class:`depin.chain.RpcClient` (batch requests, errors as ``ChainError``). Every
+contract call is built by the generated bindings of :mod:`depin.contracts` (``self.contracts``),
+the same ones :class:`depin.client.Client` signs and sends: :meth:`DevChain.read` and
+:meth:`DevChain.send` take a binding's call, and the named verbs below are one line over them. This module
 is the one place besides ``depin.chain`` that composes JSON-RPC calls: anvil's own methods
 (``evm_*``, ``anvil_*``) and unlocked-account sends, which only a development chain answers.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,10 +50,11 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
-from depin.abi import Codec
+from depin.abi import Codec, ContractCall
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError
-from depin.deployment import REPO_ROOT, Deployment, read_deployment, to_wei
+from depin.contracts import Deployed, JobMarket
+from depin.deployment import Deployment, read_deployment, to_wei
 from depin.errors import ChainError
 from depin.spec import canonical_json
 
@@ -206,6 +204,7 @@ class DevChain:
         missing = [name for name in CONTRACTS if name not in self.addresses]
         if missing:
             raise DevChainError(f"the deployment lacks addresses for {', '.join(missing)}")
+        self.contracts = Deployed(self.addresses, self.codec)  # one binding per contract function
         chain_id = self.rpc.chain_id()
         if chain_id != deployment.chain_id:
             raise DevChainError(
@@ -320,30 +319,38 @@ class DevChain:
     # ------------------------------------------------------------------ calls and transactions
 
     def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        """A view call, decoded; a single return value is returned bare, several as a tuple."""
-        data = self.codec.encode(contract, fn, *args)
+        """A view call by contract and function name, decoded (see :meth:`read`)."""
+        return self.read(self.contracts[contract].encode(fn, *args), block=block)
+
+    def read(self, call: ContractCall, *, block: int | str = "latest") -> Any:
+        """An ``eth_call`` of a binding's call (:mod:`depin.contracts`), decoded: a single return
+        value bare, several as a tuple."""
         tag = hex(block) if isinstance(block, int) else block
         try:
-            out = self.rpc.call("eth_call", [{"to": self.addresses[contract], "data": data}, tag])
+            out = self.rpc.call("eth_call", [{"to": call.to, "data": call.data}, tag])
         except RpcError as exc:
-            raise TxFailed(f"{contract}.{fn}", self.codec.decode_error(exc.data)) from None
-        values = self.codec.decode_output(contract, fn, out)
-        return values[0] if len(values) == 1 else values
+            raise TxFailed(call.what, self.codec.decode_error(exc.data)) from None
+        return call.decode(out)
 
     def tx(self, sender: str, contract: str, fn: str, *args: Any, gas: int) -> Tx:
         """A :class:`Tx` calling `contract`.`fn`(`args`) for :meth:`send_bulk`."""
-        return Tx(sender, self.addresses[contract], self.codec.encode(contract, fn, *args), gas)
+        call = self.contracts[contract].encode(fn, *args)
+        return Tx(sender, call.to, call.data, gas)
 
     def transact(
         self, sender: str, contract: str, fn: str, *args: Any, gas: int | None = None, timeout: float = 30.0
     ) -> dict[str, Any]:
-        """Sends one transaction, waits for its receipt and returns it; raises :class:`TxFailed` on revert.
+        """A transaction by contract and function name (see :meth:`send`)."""
+        return self.send(sender, self.contracts[contract].encode(fn, *args), gas=gas, timeout=timeout)
+
+    def send(self, sender: str, call: ContractCall, *, gas: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """Sends a binding's call from `sender` (an unlocked account), waits for its receipt and
+        returns it; raises :class:`TxFailed` on revert.
 
         Without `gas` the node estimates it first, so a revert is reported with its decoded error
         and no transaction is sent. Needs automine (or interval mining) to get mined.
         """
-        what = f"{contract}.{fn} from {sender}"
-        call = self.tx(sender, contract, fn, *args, gas=gas or 0)
+        what = f"{call.what} from {sender}"
         tx: dict[str, Any] = {"from": sender, "to": call.to, "data": call.data}
         if gas is None:
             try:
@@ -479,7 +486,8 @@ class DevChain:
         return gas_used
 
     def estimate_gas(self, sender: str, contract: str, fn: str, *args: Any) -> int:
-        tx = {"from": sender, "to": self.addresses[contract], "data": self.codec.encode(contract, fn, *args)}
+        call = self.contracts[contract].encode(fn, *args)
+        tx = {"from": sender, "to": call.to, "data": call.data}
         try:
             return int(self.rpc.call("eth_estimateGas", [tx]), 16)
         except RpcError as exc:
@@ -501,28 +509,25 @@ class DevChain:
         with `approve`, an unlimited allowance to the market and the staking contract. One bulk send."""
         txs = []
         for a in addresses:
-            data = (
-                self.codec.encode("RewardToken", "mint", a, amount)
-                if self.faucet
-                else self.codec.encode("RewardToken", "transfer", a, amount)
-            )
-            txs.append(Tx(self.deployer, self.token, data, 150_000))
+            token = self.contracts.reward_token
+            call = token.mint(a, amount) if self.faucet else token.transfer(a, amount)
+            txs.append(Tx(self.deployer, call.to, call.data, 150_000))
             if approve:
                 for spender in (self.market, self.staking):
                     txs.append(self.tx(a, "RewardToken", "approve", spender, MAX_UINT256, gas=100_000))
         self.send_bulk(txs)
 
     def token_balance(self, address: str) -> int:
-        return int(self.call("RewardToken", "balanceOf", address))
+        return int(self.read(self.contracts.reward_token.balance_of(address)))
 
     def approve(self, owner: str, spender: str, amount: int = MAX_UINT256) -> dict[str, Any]:
-        return self.transact(owner, "RewardToken", "approve", spender, amount)
+        return self.send(owner, self.contracts.reward_token.approve(spender, amount))
 
     def register_provider(
         self, provider: str, stake: int, endpoint: str = "http://127.0.0.1:8700", capability_hash: bytes = ZERO_HASH
     ) -> dict[str, Any]:
         """Registers `provider` with `stake` (it needs the tokens and an allowance to staking: :meth:`fund`)."""
-        return self.transact(provider, "ProviderStaking", "register", stake, endpoint, capability_hash)
+        return self.send(provider, self.contracts.provider_staking.register(stake, endpoint, capability_hash))
 
     def register_providers(self, providers: Sequence[str], stake: int, endpoint: str = "http://127.0.0.1:8700") -> None:
         """Registers several providers in one bulk send (endpoint suffixed with the provider index)."""
@@ -538,43 +543,43 @@ class DevChain:
 
     def stake(self, provider: str, amount: int) -> dict[str, Any]:
         """Adds `amount` to a registered provider's stake (it needs the tokens and an allowance)."""
-        return self.transact(provider, "ProviderStaking", "stake", amount)
+        return self.send(provider, self.contracts.provider_staking.stake(amount))
 
     def request_unstake(self, provider: str, amount: int) -> dict[str, Any]:
         """Starts unbonding `amount` of a provider's free stake."""
-        return self.transact(provider, "ProviderStaking", "requestUnstake", amount)
+        return self.send(provider, self.contracts.provider_staking.request_unstake(amount))
 
     def withdraw_unstaked(self, provider: str) -> dict[str, Any]:
         """Withdraws a provider's stake whose unbonding period has passed."""
-        return self.transact(provider, "ProviderStaking", "withdrawUnstaked")
+        return self.send(provider, self.contracts.provider_staking.withdraw_unstaked())
 
     def set_metadata(self, provider: str, endpoint: str, capability_hash: bytes = ZERO_HASH) -> dict[str, Any]:
         """Changes a registered provider's endpoint and capability hash."""
-        return self.transact(provider, "ProviderStaking", "setMetadata", endpoint, capability_hash)
+        return self.send(provider, self.contracts.provider_staking.set_metadata(endpoint, capability_hash))
 
     def get_provider(self, address: str) -> dict[str, Any]:
         """`ProviderStaking.getProvider` as a dict keyed by the `ProviderInfo` field names."""
-        info = self.call("ProviderStaking", "getProvider", address)
+        info = self.read(self.contracts.provider_staking.get_provider(address))
         return dict(zip((c["name"] for c in _struct_components("ProviderStaking", "getProvider")), info, strict=True))
 
     def deposit(self, account: str, amount: int) -> dict[str, Any]:
-        return self.transact(account, "JobMarket", "deposit", amount)
+        return self.send(account, self.contracts.job_market.deposit(amount))
 
     def withdraw(self, account: str) -> dict[str, Any]:
-        return self.transact(account, "JobMarket", "withdraw")
+        return self.send(account, self.contracts.job_market.withdraw())
 
     def withdrawable(self, account: str) -> int:
         """The market balance `account` may withdraw (`JobMarket.withdrawableOf`)."""
-        return int(self.call("JobMarket", "withdrawableOf", account))
+        return int(self.read(self.contracts.job_market.withdrawable_of(account)))
 
     # ------------------------------------------------------------------ jobs, one at a time
 
     def job_count(self) -> int:
-        return int(self.call("JobMarket", "jobCount"))
+        return int(self.read(self.contracts.job_market.job_count()))
 
     def get_job(self, job_id: int) -> dict[str, Any]:
         """`JobMarket.getJob` as a dict keyed by the `JobView` field names."""
-        view = self.call("JobMarket", "getJob", job_id)
+        view = self.read(self.contracts.job_market.get_job(job_id))
         return dict(zip((c["name"] for c in _struct_components("JobMarket", "getJob")), view, strict=True))
 
     def post_job(self, requester: str, spec: bytes | dict[str, Any], terms: JobTerms | None = None) -> int:
@@ -588,51 +593,51 @@ class DevChain:
         """:meth:`post_job`, returning the receipt (job id: :meth:`job_id_from_receipt`)."""
         spec_bytes = spec if isinstance(spec, bytes) else canonical_json(spec)
         terms = terms or JobTerms()
-        return self.transact(requester, "JobMarket", "postJob", keccak(spec_bytes), spec_bytes, terms.as_tuple())
+        return self.send(requester, self.contracts.job_market.post_job(keccak(spec_bytes), spec_bytes, terms.as_tuple()))
 
     def job_id_from_receipt(self, receipt: dict[str, Any]) -> int:
-        topic = "0x" + self.codec.topics[("JobMarket", "JobPosted")].hex()
+        topic = JobMarket.TOPICS["JobPosted"]
         for log in receipt["logs"]:
             if log["address"].lower() == self.market.lower() and log["topics"][0] == topic:
                 return int(log["topics"][1], 16)
         raise DevChainError(f"transaction {receipt['transactionHash']} emitted no JobPosted")
 
     def claim_job(self, provider: str, job_id: int) -> dict[str, Any]:
-        return self.transact(provider, "JobMarket", "claimJob", job_id)
+        return self.send(provider, self.contracts.job_market.claim_job(job_id))
 
     def submit_result(self, provider: str, job_id: int, result_hash: bytes, result_uri: str) -> dict[str, Any]:
-        return self.transact(provider, "JobMarket", "submitResult", job_id, result_hash, result_uri)
+        return self.send(provider, self.contracts.job_market.submit_result(job_id, result_hash, result_uri))
 
     def submit_failure(self, provider: str, job_id: int, code: int, evidence_hash: bytes = ZERO_HASH) -> dict[str, Any]:
-        return self.transact(provider, "JobMarket", "submitFailure", job_id, code, evidence_hash)
+        return self.send(provider, self.contracts.job_market.submit_failure(job_id, code, evidence_hash))
 
     def challenge(self, challenger: str, job_id: int) -> dict[str, Any]:
         """Challenges a submission (the challenger needs the bond and an allowance to the market)."""
-        return self.transact(challenger, "JobMarket", "challenge", job_id)
+        return self.send(challenger, self.contracts.job_market.challenge(job_id))
 
     def finalize(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
-        return self.transact(sender or self.deployer, "JobMarket", "finalize", job_id)
+        return self.send(sender or self.deployer, self.contracts.job_market.finalize(job_id))
 
     def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> dict[str, Any]:
-        return self.transact(sender or self.deployer, "JobMarket", "finalizeMany", list(job_ids))
+        return self.send(sender or self.deployer, self.contracts.job_market.finalize_many(list(job_ids)))
 
     def cancel_job(self, requester: str, job_id: int) -> dict[str, Any]:
-        return self.transact(requester, "JobMarket", "cancelJob", job_id)
+        return self.send(requester, self.contracts.job_market.cancel_job(job_id))
 
     def expire_job(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
-        return self.transact(sender or self.deployer, "JobMarket", "expireJob", job_id)
+        return self.send(sender or self.deployer, self.contracts.job_market.expire_job(job_id))
 
     def timeout_job(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
-        return self.transact(sender or self.deployer, "JobMarket", "timeoutJob", job_id)
+        return self.send(sender or self.deployer, self.contracts.job_market.timeout_job(job_id))
 
     def rule(
         self, job_id: int, ruling: int, evidence_hash: bytes = ZERO_HASH, arbiter: str | None = None
     ) -> dict[str, Any]:
         """The arbiter rules on a disputed job through the ArbiterResolver (1: provider wins, 2: challenger wins)."""
-        return self.transact(arbiter or self.arbiter, "ArbiterResolver", "rule", job_id, ruling, evidence_hash)
+        return self.send(arbiter or self.arbiter, self.contracts.arbiter_resolver.rule(job_id, ruling, evidence_hash))
 
     def settle_unresolved(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
-        return self.transact(sender or self.deployer, "JobMarket", "settleUnresolved", job_id)
+        return self.send(sender or self.deployer, self.contracts.job_market.settle_unresolved(job_id))
 
     # ------------------------------------------------------------------ jobs in bulk
 
@@ -647,7 +652,7 @@ class DevChain:
         """Funds requesters for `jobs` jobs and providers for a stake covering their share of them,
         approves, and registers the providers not registered yet."""
         terms = terms or JobTerms()
-        min_stake = int(self.call("ProviderStaking", "minStake"))
+        min_stake = int(self.read(self.contracts.provider_staking.min_stake()))
         per_provider = -(-jobs // max(len(providers), 1))
         stake = min_stake + per_provider * terms.collateral + to_wei(1)
         requester_funds = -(-jobs // max(len(requesters), 1)) * terms.reward + to_wei(1)
@@ -657,7 +662,7 @@ class DevChain:
         self.register_providers(new, stake)
 
     def _registered(self, provider: str) -> bool:
-        return int(self.call("ProviderStaking", "getProvider", provider)[0]) != 0  # ProviderInfo.id
+        return int(self.read(self.contracts.provider_staking.get_provider(provider))[0]) != 0  # ProviderInfo.id
 
     def generate_jobs(
         self,
@@ -761,140 +766,3 @@ def _struct_components(contract: str, fn: str) -> list[dict[str, Any]]:
         if item.get("type") == "function" and item["name"] == fn:
             return item["outputs"][0]["components"]
     raise DevChainError(f"{contract} ABI has no {fn}")
-
-
-# ---------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (another process may still take it before you do)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ManagedProcess:
-    """A child process in its own session, stopped (TERM, then KILL) by :meth:`stop` or ``with``."""
-
-    def __init__(
-        self, name: str, args: Sequence[str], *, log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
-    ) -> None:
-        self.name = name
-        self.args = list(args)
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """TERM, then KILL after `timeout`, to the child's whole process group (npm's anvil is a
-        node wrapper around the real binary: both go)."""
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(timeout)
-        self._log.close()
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # the group this object created (start_new_session)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def __enter__(self) -> ManagedProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def anvil_binary() -> str:
-    """The anvil of the npm package (node_modules/.bin), else the one on PATH."""
-    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
-    found = str(local) if local.exists() else shutil.which("anvil")
-    if not found:
-        raise DevChainError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)")
-    return found
-
-
-def start_anvil(
-    workdir: Path, *, port: int | None = None, args: Sequence[str] = (), timeout: float = 20.0
-) -> tuple[ManagedProcess, str]:
-    """Starts anvil on 127.0.0.1 (a free port unless given), logging to `workdir`/anvil.log.
-
-    Returns the process and its RPC URL once the node answers.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    command = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = ManagedProcess("anvil", command, log_path=workdir / "anvil.log", cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                rpc.chain_id()
-                return proc, url
-            except ChainError:
-                if not proc.alive():
-                    raise DevChainError(f"anvil exited with status {proc.proc.returncode}: {proc.log_tail()}") from None
-                if time.monotonic() > deadline:
-                    why = f"anvil did not answer on {url} within {timeout:.0f} s: {proc.log_tail()}"
-                    raise DevChainError(why) from None
-                time.sleep(0.05)
-    except BaseException:
-        proc.stop()
-        raise
-
-
-def deploy_with_ape(
-    rpc_url: str, deployments_dir: Path, *, extra_args: Sequence[str] = (), timeout: float = 300.0
-) -> Deployment:
-    """Runs the project's deploy script (``ape run deploy``) against the node at `rpc_url` and
-    returns the deployment it recorded in `deployments_dir`."""
-    ape = Path(sys.executable).with_name("ape")
-    command = [
-        str(ape) if ape.exists() else (shutil.which("ape") or "ape"),
-        *("run", "deploy", "--network", "ethereum:local:foundry", "--deployments-dir", str(deployments_dir)),
-        *extra_args,
-    ]
-    env = dict(os.environ, APE_FOUNDRY_HOST=rpc_url)
-    tool_dirs = [str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
-    env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
-    proc = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except BaseException:  # timeout or Ctrl-C: do not leave ape behind
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group started for it (start_new_session)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise DevChainError(f"`{' '.join(command)}` failed (exit {proc.returncode}):\n{output[-3000:]}")
-    chain_id = RpcClient.from_url(rpc_url).chain_id()
-    deployment = read_deployment(chain_id, deployments_dir)
-    if deployment is None:
-        raise DevChainError(f"the deploy script wrote no {chain_id}.json in {deployments_dir}:\n{output[-3000:]}")
-    return deployment

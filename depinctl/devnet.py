@@ -35,8 +35,9 @@ them live and sends nothing), funds and registers the development accounts (Anvi
 devnet only: 0 deployer and arbiter, 1 and 2 registered providers with 1 running the provider
 executor, 3 the verifier, 4-9 requesters), builds the sample job images
 (``executor.images.build_sample_images``) and writes one ``depin.toml`` per executor role. Each
-process is one entry of :data:`COMPONENTS` (name, argv, env, health check); an entry whose command
-is not in the checkout yet is listed as "not wired" and skipped.
+process is one entry of :data:`COMPONENTS` (name, argv, env, health check); the provider's parts are
+the executor's own components (``executor.worker.COMPONENTS``; tests/depinctl/test_devnet.py checks
+that the two lists agree).
 
 State folder (default ``.devnet`` in the current directory, ``--state-dir`` or ``DEPIN_DEVNET_DIR``)::
 
@@ -68,24 +69,43 @@ import fcntl
 import json
 import os
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request  # noqa: TID251 - check_http's local health probe, no JSON-RPC
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depin.errors import DepinError
+import redis
 
-DEFAULT_STATE_DIR = Path(".devnet")
-STATE_DIR_ENV = "DEPIN_DEVNET_DIR"
-STATE_FILE = "devnet.json"
-CHAIN_ID = 31337
+from depin.chain import RpcClient
+from depin.config import load_config
+from depin.deployment import REPO_ROOT, Deployment, to_wei
+from depin.errors import ChainError, DepinError
+from depin.keys import ExecKeys, Keys
+from depinctl.deploy import DeployError, deploy_with_ape
+from depinctl.devchain import DevChain
+from depinctl.devnet_state import CHAIN_ID, STATE_FILE, default_state_dir
+from depinctl.procs import (
+    STOP_GRACE,
+    ProcessRecord,
+    ServiceError,
+    anvil_argv,
+    free_port,
+    is_ours,
+    port_free,
+    proc_cmdline,
+    proc_stat,
+    reap_children,
+    redis_argv,
+    spawn,
+    stop_process,
+)
+from executor.health import judge_heartbeat
+
 NAMESPACE = "depin"
 STATE_VERSION = 1
 
@@ -101,169 +121,10 @@ REQUESTER_FUNDS = 100_000
 
 INDEXER_MAX_LAG = 5  # blocks behind the head still counted healthy
 START_TIMEOUT = 60.0
-LOG_ROTATE_BYTES = 20 * 2**20  # a log above this size is moved to <name>.log.1 when its process restarts
-STOP_GRACE = 10.0
 
 
 class DevnetError(DepinError):
     """The devnet cannot do what was asked; the message says what to do."""
-
-
-# ---------------------------------------------------------------------------------------- processes
-
-
-@dataclass
-class ProcessRecord:
-    """A process the devnet started: enough to find it again and to prove it is still the same one."""
-
-    pid: int
-    cmdline: list[str]  # /proc/<pid>/cmdline once the process was healthy
-    starttime: int  # /proc/<pid>/stat field 22 (clock ticks after boot)
-    log: str
-    started_at: float
-    port: int | None = None
-    argv: list[str] = field(default_factory=list)  # as launched (cmdline is what /proc shows)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time) of `pid`, or None when there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return fields[0], int(fields[19])
-
-
-def _proc_cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
-
-
-def _proc_pgid(pid: int) -> int | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return int(raw[raw.rindex(")") + 2 :].split()[2])
-
-
-def is_ours(record: ProcessRecord) -> bool:
-    """Whether `record.pid` is alive (not a zombie) and is still the process the devnet started:
-    same start time and same command line. A recycled pid fails both."""
-    stat = _proc_stat(record.pid)
-    if stat is None or stat[0] in ("Z", "X"):
-        return False
-    return stat[1] == record.starttime and _proc_cmdline(record.pid) == record.cmdline
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _proc_pgid(int(entry.name)) == pgid:
-            stat = _proc_stat(int(entry.name))
-            if stat is not None and stat[0] not in ("Z", "X"):
-                members.append(int(entry.name))
-    return members
-
-
-def stop_process(record: ProcessRecord, grace: float = STOP_GRACE) -> str:
-    """Stops the process group the devnet created for `record` (its pid is the group id): SIGTERM
-    to the leader first (Celery, the executor supervisor and npm's anvil wrapper stop their own
-    children cleanly), SIGTERM to the whole group if members remain after half of `grace`, SIGKILL
-    to the group after `grace`. Returns what happened. Refuses when the pid is not ours."""
-    if not is_ours(record):
-        return "not running"
-    pgid = record.pid  # started with start_new_session: leader of its own group
-    if _proc_pgid(record.pid) != pgid:
-        return "not running (pid is not a group leader)"
-
-    def wait(seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            _reap()
-            if not _group_members(pgid):
-                return True
-            time.sleep(0.05)
-        return False
-
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record.pid, signal.SIGTERM)
-    if wait(grace / 2):
-        return "stopped"
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    if wait(grace / 2):
-        return "stopped"
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    wait(5)
-    return "killed (did not stop on SIGTERM)"
-
-
-def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ProcessRecord:
-    """Starts `argv` detached: its own session, stdin from /dev/null, stdout+stderr appended to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        if log_path.stat().st_size > LOG_ROTATE_BYTES:  # keep one previous log (anvil logs every call)
-            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
-    with open(log_path, "ab") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(argv)}\n".encode())
-        log.flush()
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                start_new_session=True, close_fds=True,
-            )
-        except OSError as exc:
-            raise DevnetError(f"cannot start {argv[0]}: {exc}") from None
-    # Popen returns after the exec: /proc now shows the new program (keep reaping it if it dies
-    # while this process lives, so a dead child is not left as a zombie that looks alive).
-    _children.append(proc)
-    stat = _proc_stat(proc.pid)
-    return ProcessRecord(
-        pid=proc.pid,
-        cmdline=_proc_cmdline(proc.pid) or list(argv),
-        starttime=stat[1] if stat else 0,
-        log=str(log_path),
-        started_at=time.time(),
-        argv=list(argv),
-    )
-
-
-_children: list[subprocess.Popen[bytes]] = []
-
-
-def _reap() -> None:
-    for child in list(_children):
-        if child.poll() is not None:
-            _children.remove(child)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(taken: set[int]) -> int:
-    from depinctl.devchain import free_port as _free
-
-    while True:
-        port = _free()
-        if port not in taken:
-            return port
 
 
 # ---------------------------------------------------------------------------------------- health
@@ -276,15 +137,11 @@ class Health:
 
 
 def _json_rpc(url: str, method: str, params: list[Any] | None = None, timeout: float = 2.0) -> Any:
-    import urllib.request
-
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - a local URL we built
-        answer = json.loads(resp.read())
-    if "error" in answer:
-        raise DevnetError(f"{method}: {answer['error']}")
-    return answer["result"]
+    """One JSON-RPC call through the gateway, no retries (a health probe answers now or not)."""
+    try:
+        return RpcClient.from_url(url, timeout=timeout, retries=0).call(method, params or [])
+    except ChainError as exc:
+        raise DevnetError(f"{method}: {exc}") from None
 
 
 def check_anvil(rpc_url: str) -> Health:
@@ -299,13 +156,11 @@ def check_anvil(rpc_url: str) -> Health:
 
 
 def _redis_client(url: str) -> Any:
-    import redis
 
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True)
 
 
 def check_redis(redis_url: str) -> Health:
-    import redis
 
     try:
         client = _redis_client(redis_url)
@@ -320,7 +175,7 @@ def check_engine(docker_host: str) -> Health:
     if not docker_host:
         return Health(False, "no engine recorded")
     try:
-        import docker
+        import docker  # lazy: start-up
 
         client = docker.DockerClient(base_url=docker_host, timeout=5)
         try:
@@ -334,10 +189,7 @@ def check_engine(docker_host: str) -> Health:
 
 
 def check_indexer(redis_url: str, rpc_url: str, deployment_file: Path) -> Health:
-    import redis
 
-    from depin.deployment import Deployment
-    from depin.keys import Keys
 
     try:
         deployment = Deployment.from_json(deployment_file.read_text())
@@ -360,11 +212,9 @@ def check_indexer(redis_url: str, rpc_url: str, deployment_file: Path) -> Health
 
 
 def check_http(url: str) -> Health:
-    import urllib.error
-    import urllib.request
-
+    """GET `url` (a component's local health endpoint; not a download, so not through depin.fetch)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a local URL we built
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: TID251 - a local health probe
             return Health(200 <= resp.status < 300, f"{url} HTTP {resp.status}")
     except urllib.error.HTTPError as exc:
         return Health(False, f"{url} HTTP {exc.code}")
@@ -376,7 +226,7 @@ def celery_workers(broker_url: str, key_prefix: str, *, expect: int, timeout: fl
     """Names of the Celery workers that answer a ping on the executor broker at `broker_url` whose
     keys start with `key_prefix` (the executor's ``{e}`` prefix; kombu's ``global_keyprefix`` is
     ``{e}:broker:``). Returns as soon as `expect` workers answered."""
-    from celery import Celery
+    from celery import Celery  # lazy: start-up
 
     app = Celery("depin-devnet-probe", set_as_current=False)
     app.conf.update(
@@ -414,28 +264,18 @@ class Component:
 
 
 def _anvil_argv(dn: Devnet) -> list[str]:
-    from depinctl.devchain import DevChainError, anvil_binary
-
     try:
-        binary = anvil_binary()
-    except DevChainError:
+        return anvil_argv(dn.ports["anvil"], chain_id=CHAIN_ID, state=dn.anvil_state)
+    except ServiceError:
         raise DevnetError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)") from None
-    return [
-        binary, "--host", "127.0.0.1", "--port", str(dn.ports["anvil"]), "--chain-id", str(CHAIN_ID),
-        "--state", str(dn.anvil_state), "--state-interval", "30",
-    ]
 
 
 def _redis_argv(dn: Devnet) -> list[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        raise DevnetError("redis-server not found: run `make setup` (it installs Debian's redis-server)")
     dn.redis_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        binary, "--bind", "127.0.0.1", "--port", str(dn.ports["redis"]), "--dir", str(dn.redis_dir),
-        "--daemonize", "no", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-        "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--logfile", "",
-    ]
+    try:
+        return redis_argv(dn.ports["redis"], dn.redis_dir, persistent=True)
+    except ServiceError as exc:
+        raise DevnetError(str(exc)) from None
 
 
 def _indexer_env(dn: Devnet) -> dict[str, str]:
@@ -445,26 +285,6 @@ def _indexer_env(dn: Devnet) -> dict[str, str]:
         DEPIN_NAMESPACE=NAMESPACE, DEPIN_POLL_INTERVAL="0.2",
     )
     return env
-
-
-def _executor_commands() -> set[str]:
-    """The `depin executor` subcommands this checkout has (engineer C's executor CLI)."""
-    try:
-        from depinctl import cli_executor
-    except Exception:  # noqa: BLE001 - a half-written module must not break the devnet
-        return set()
-    names = set()
-    for command in cli_executor.app.registered_commands:
-        names.add(command.name or (command.callback.__name__.replace("_", "-") if command.callback else ""))
-    return names
-
-
-def _needs_executor(*commands: str) -> Callable[[], str | None]:
-    def available() -> str | None:
-        missing = [c for c in commands if c not in _executor_commands()]
-        return f"`depin executor {' | '.join(missing)}` not in this checkout yet" if missing else None
-
-    return available
 
 
 def _executor_argv(role: str, command: str, *extra: str) -> Callable[[Devnet], list[str]]:
@@ -505,7 +325,6 @@ COMPONENTS: tuple[Component, ...] = (
         _executor_argv("provider", "results"),
         lambda dn: check_http(f"{dn.results_url}/healthz"),
         env=_executor_env,
-        available=_needs_executor("results"),
         port="results",
     ),
     Component(
@@ -513,7 +332,6 @@ COMPONENTS: tuple[Component, ...] = (
         _executor_argv("provider", "worker", "--queue", "compute"),
         lambda dn: dn.check_workers("provider", ("compute",)),
         env=_executor_env,
-        available=_needs_executor("worker"),
         grace=20.0,
     ),
     Component(
@@ -521,16 +339,14 @@ COMPONENTS: tuple[Component, ...] = (
         _executor_argv("provider", "worker", "--queue", "chain"),
         lambda dn: dn.check_chain_worker("provider"),
         env=_executor_env,
-        available=_needs_executor("worker"),
         grace=20.0,
     ),
-    Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env, available=_needs_executor("beat")),
+    Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env),
     Component(
         "dispatcher",
         _executor_argv("provider", "dispatcher"),
         lambda dn: dn.check_dispatcher("provider"),
         env=_executor_env,
-        available=_needs_executor("dispatcher"),
     ),
     # the verifier (dev account 3) and the arbiter (dev account 0): each a whole executor under
     # its own supervisor process (`depin executor start`)
@@ -539,7 +355,6 @@ COMPONENTS: tuple[Component, ...] = (
         _executor_argv("verifier", "start"),
         lambda dn: dn.check_executor("verifier"),
         env=_executor_env,
-        available=_needs_executor("start"),
         port="results-verifier",
         grace=25.0,
     ),
@@ -548,7 +363,6 @@ COMPONENTS: tuple[Component, ...] = (
         _executor_argv("arbiter", "start"),
         lambda dn: dn.check_executor("arbiter"),
         env=_executor_env,
-        available=_needs_executor("start"),
         port="results-arbiter",
         grace=25.0,
     ),
@@ -586,32 +400,6 @@ class UpReport:
 
 
 # ---------------------------------------------------------------------------------------- the devnet
-
-
-def default_state_dir() -> Path:
-    """``$DEPIN_DEVNET_DIR``, else ``.devnet`` in the current directory."""
-    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
-
-
-def discover(state_dir: Path | None = None) -> dict[str, str] | None:
-    """Where the devnet of `state_dir` (default: :func:`default_state_dir`) is, for commands that
-    were given no URLs: ``{"rpc_url", "redis_url", "deployment", "docker_host"}`` read from its
-    state file, or None when there is no devnet there. Cheap (one small JSON file, no imports
-    beyond the standard library), so a CLI can call it to pick its defaults."""
-    path = Path(state_dir or default_state_dir()) / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-        ports = data["ports"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    folder = path.parent.absolute()
-    found = {
-        "rpc_url": f"http://127.0.0.1:{ports['anvil']}" if "anvil" in ports else "",
-        "redis_url": f"redis://127.0.0.1:{ports['redis']}/0" if "redis" in ports else "",
-        "deployment": str(folder / "deployments" / f"{CHAIN_ID}.json"),
-        "docker_host": str((data.get("engine") or {}).get("docker_host", "")),
-    }
-    return {k: v for k, v in found.items() if v}
 
 
 class Devnet:
@@ -707,7 +495,6 @@ class Devnet:
     def base_env(self) -> dict[str, str]:
         """The environment of every component: this one without DEPIN_* and DOCKER_HOST (each
         component gets its settings explicitly), with the source tree importable."""
-        from depin.deployment import REPO_ROOT
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_") and k != "DOCKER_HOST"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -864,14 +651,17 @@ class Devnet:
                     f"and `depin devnet up` again (ports of a stopped devnet are picked afresh)"
                 )
             argv = component.argv(self)
-            record = spawn(argv, env=component.env(self), cwd=self.dir, log_path=self.log_path(name))
+            try:
+                record = spawn(argv, env=component.env(self), cwd=self.dir, log_path=self.log_path(name))
+            except ServiceError as exc:
+                raise DevnetError(str(exc)) from None
             record.port = port
             self._set_record(name, record)
             launched.append((component, record))
         for component, record in launched:
             self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
             # the command line as the process shows it once it runs (redis-server retitles itself)
-            record.cmdline = _proc_cmdline(record.pid) or record.cmdline
+            record.cmdline = proc_cmdline(record.pid) or record.cmdline
             self._set_record(component.name, record)
             report.started.append(component.name)
             say(f"{component.name}: started (pid {record.pid}), log {record.log}")
@@ -879,8 +669,6 @@ class Devnet:
     # ------------------------------------------------------------------ executor probes
 
     def _exec_keys(self, role: str) -> Any:
-        from depin.deployment import Deployment
-        from depin.keys import ExecKeys
 
         deployment = Deployment.from_json(self.deployment_file.read_text())
         address = self._role_address(role)
@@ -892,9 +680,7 @@ class Devnet:
     def check_chain_progress(self, role: str) -> Health:
         """The chain worker's heartbeat (``depin executor health``): recent, and no transaction
         waiting to be mined for longer than the bound."""
-        import redis
 
-        from executor.health import judge_heartbeat
 
         try:
             record = _redis_client(self.broker_url).hgetall(self._exec_keys(role).health("worker-chain"))
@@ -944,10 +730,7 @@ class Devnet:
 
     def check_dispatcher(self, role: str) -> Health:
         """The dispatcher's consumer group exists on the indexer's stream and has a consumer."""
-        import redis
 
-        from depin.deployment import Deployment
-        from depin.keys import Keys
 
         try:
             deployment = Deployment.from_json(self.deployment_file.read_text())
@@ -980,8 +763,8 @@ class Devnet:
         deadline = time.monotonic() + timeout
         health = Health(False, "not checked")
         while True:
-            _reap()
-            stat = _proc_stat(record.pid)
+            reap_children()
+            stat = proc_stat(record.pid)
             if stat is None or stat[0] in ("Z", "X"):
                 if raise_on_fail:
                     raise DevnetError(
@@ -1022,7 +805,7 @@ class Devnet:
             report.not_wired[ENGINE] = f"no Docker engine answers and {reason}"
             say(f"engine: {report.not_wired[ENGINE]}")
             return
-        from executor.engine import start_podman_service  # type: ignore[import-not-found]
+        from executor.engine import start_podman_service  # type: ignore[import-not-found]  # lazy: start-up
 
         if record is not None:
             stop_process(record)
@@ -1032,9 +815,9 @@ class Devnet:
             pid, url = start_podman_service(self.engine_dir)
         except Exception as exc:  # noqa: BLE001 - any failure here is "engine unavailable"
             raise DevnetError(f"container engine unavailable: the Podman service did not start ({exc})") from None
-        stat = _proc_stat(pid)
+        stat = proc_stat(pid)
         record = ProcessRecord(
-            pid=pid, cmdline=_proc_cmdline(pid) or [], starttime=stat[1] if stat else 0,
+            pid=pid, cmdline=proc_cmdline(pid) or [], starttime=stat[1] if stat else 0,
             log=str(self.log_path(ENGINE)), started_at=time.time(),
         )
         self.state["engine"] = {"kind": "podman", "docker_host": url}
@@ -1051,14 +834,12 @@ class Devnet:
         if self.deployment_file.is_file() and self._deployment_live():
             say(f"contracts: deployed ({self.deployment_file})")
             return
-        from depinctl.devchain import DevChainError, deploy_with_ape
-
         say("contracts: deploying (ape run deploy) ...")
         log = self.log_path("deploy")
         started = time.monotonic()
         try:
             deploy_with_ape(self.rpc_url, self.deployments_dir)
-        except DevChainError as exc:
+        except DeployError as exc:
             log.write_text(str(exc) + "\n")
             raise DevnetError(f"deploy failed; see {log}") from None
         log.write_text(f"deployed to {self.rpc_url} in {time.monotonic() - started:.1f} s: {self.deployment_file}\n")
@@ -1066,7 +847,6 @@ class Devnet:
         say(f"contracts: deployed in {time.monotonic() - started:.1f} s ({self.deployment_file})")
 
     def _deployment_live(self) -> bool:
-        from depin.deployment import Deployment
 
         try:
             deployment = Deployment.from_json(self.deployment_file.read_text())
@@ -1076,8 +856,6 @@ class Devnet:
         return deployment.chain_id == CHAIN_ID and all(c not in ("0x", "0x0", None) for c in codes)
 
     def _fund(self, report: UpReport, say: Callable[[str], None]) -> None:
-        from depin.deployment import to_wei
-        from depinctl.devchain import DevChain
 
         chain = DevChain.from_deployment_file(self.rpc_url, self.deployment_file, timeout=30.0)
         accounts = chain.accounts
@@ -1117,13 +895,13 @@ class Devnet:
         if not self.docker_host:
             return
         try:
-            from executor import images as images_mod  # type: ignore[attr-defined]
+            from executor import images as images_mod  # type: ignore[attr-defined]  # lazy: start-up
 
             build_sample_images = images_mod.build_sample_images
         except (ImportError, AttributeError):
             report.not_wired["images"] = "executor.images.build_sample_images is not in this checkout yet"
             return
-        import docker
+        import docker  # lazy: start-up
 
         client = docker.DockerClient(base_url=self.docker_host, timeout=120)
         try:
@@ -1137,7 +915,6 @@ class Devnet:
         say(f"images: {len(refs)} sample images built")
 
     def _write_executor_configs(self) -> None:
-        from depin.config import load_config
 
         images = sorted({ref.rsplit("@", 1)[1] for ref in (self.state.get("images") or {}).values() if "@" in ref})
         for role, account in ROLE_ACCOUNTS.items():
@@ -1179,7 +956,7 @@ class Devnet:
                 else:
                     grace = next((c.grace for c in COMPONENTS if c.name == name), STOP_GRACE)
                     outcome = stop_process(record, grace)
-                stat = _proc_stat(record.pid)
+                stat = proc_stat(record.pid)
                 if outcome.startswith("not running") and stat is not None and stat[0] not in ("Z", "X"):
                     outcome = f"left alone: pid {record.pid} is now another process"
                 done[name] = outcome
@@ -1193,7 +970,7 @@ class Devnet:
         executor.engine clean up its pid file and socket."""
         outcome = stop_process(record)
         with contextlib.suppress(Exception):
-            from executor import engine as engine_mod  # type: ignore[attr-defined]
+            from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
 
             engine_mod.stop_podman_service(self.engine_dir)  # finds it gone: removes pid file and socket
         return outcome
@@ -1261,7 +1038,7 @@ class Devnet:
 def _engine_available() -> str | None:
     """None when this checkout can start a Podman service (executor.engine), else why not."""
     try:
-        from executor import engine as engine_mod  # type: ignore[attr-defined]
+        from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
     except ImportError:
         return "executor.engine (start_podman_service) is not in this checkout yet"
     if not hasattr(engine_mod, "start_podman_service"):
@@ -1274,9 +1051,9 @@ def _external_docker_host() -> str | None:
     service of a devnet (``<dir>/podman.sock`` next to a ``podman.pid``: what a sourced devnet env
     file sets) is not an engine of the user's; that devnet's `down` would stop it."""
     host = os.environ.get("DOCKER_HOST", "").strip()
-    if host.startswith("unix://") and host.endswith("/podman.sock"):
-        if (Path(host.removeprefix("unix://")).parent / "podman.pid").exists():
-            host = ""
+    devnet_podman = host.startswith("unix://") and host.endswith("/podman.sock")
+    if devnet_podman and (Path(host.removeprefix("unix://")).parent / "podman.pid").exists():
+        host = ""
     if host:
         return host
     if Path("/var/run/docker.sock").exists():

@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["PATH"] = f"{REPO / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
-from depinctl.devchain import JobTerms  # noqa: E402
-from depin.market import JobStatus  # noqa: E402
+from depin.market import JobStatus
+from depinctl.devchain import JobTerms
 
 COMMAND = ["sh", "-c", "echo ok > /out/ok"]
 
@@ -81,7 +81,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="depin-bench-exec-"))
     podman_dir = Path(tempfile.mkdtemp(prefix="depin-bpod-"))
-    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    say = lambda msg: print(msg, flush=True)
     say(f"setting up in {tmp} (anvil, deploy, redis, indexer, podman, images, provider executor)...")
     engine = connect(os.environ.get("DEPIN_TEST_DOCKER_HOST", ""), podman_dir)
     images = build_sample_images(engine)
@@ -94,7 +94,7 @@ def main() -> int:
                                         policy={"max_concurrent_jobs": args.max_concurrent_jobs},
                                         extra_env={"DEPIN_BEAT_INTERVAL": "2", "DEPIN_LOG_LEVEL": "WARNING"})
         terms = JobTerms(reward=10**18, claim_window=3_600, max_runtime=120, challenge_window=3_600, collateral_pct=50, cpu_seconds=10)
-        job_spec = lambda n: spec(image, COMMAND, env={"N": str(n)})  # noqa: E731 - distinct specs, same work
+        job_spec = lambda n: spec(image, COMMAND, env={"N": str(n)})  # distinct specs, same work
 
         # warm-up: the first run pays one-time costs (image layers, worker imports, connections)
         plain_run(engine, image)

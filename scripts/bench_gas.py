@@ -16,8 +16,9 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand
 from eth_utils import keccak
 
-from depin.deployment import deploy_contracts, load_parameters, to_wei
+from depin.deployment import load_parameters, to_wei
 from depin.spec import example_spec
+from depinctl.deploy import deploy_contracts
 
 OPS = ("postJob", "claimJob", "submitResult", "finalize")
 

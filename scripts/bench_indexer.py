@@ -53,26 +53,18 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO))
 
-import redis  # noqa: E402
-import requests  # noqa: E402
+import redis
+import requests
+from eth_utils import event_abi_to_log_topic
 
-from eth_utils import event_abi_to_log_topic  # noqa: E402
-
-from depin.artifacts import load_abi  # noqa: E402
-from depin.chain import RpcClient  # noqa: E402
-from depin.deployment import deployment_path, to_wei  # noqa: E402
-from depinctl.devchain import (  # noqa: E402
-    DevChain,
-    DevChainError,
-    ManagedProcess,
-    anvil_binary,
-    deploy_with_ape,
-    free_port,
-    sample_spec,
-    start_anvil,
-)
-from depin.errors import DepinError  # noqa: E402
-from depin.keys import Keys  # noqa: E402
+from depin.artifacts import load_abi
+from depin.chain import RpcClient
+from depin.deployment import deployment_path, to_wei
+from depin.errors import DepinError
+from depin.keys import Keys
+from depinctl.deploy import deploy_with_ape
+from depinctl.devchain import DevChain, DevChainError, sample_spec
+from depinctl.procs import ManagedProcess, anvil_binary, start_anvil, start_redis
 
 TARGET_RATIO = 0.50
 LAG_MARGIN = 0.200  # seconds on top of the poll interval
@@ -85,38 +77,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- services
-
-
-def start_redis(workdir: Path, timeout: float = 10.0) -> tuple[ManagedProcess, str]:
-    """A redis-server without persistence on a free port, data and log in `workdir`."""
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise DevChainError("redis-server not found: run `make setup` (it installs Debian's redis-server)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = ManagedProcess(
-        "redis-server",
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "", "--appendonly", "no"],
-        log_path=workdir / "redis.log",
-        cwd=workdir,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                client.ping()
-                return proc, url
-            except redis.ConnectionError:
-                if not proc.alive() or time.monotonic() > deadline:
-                    raise DevChainError(f"redis-server did not start on port {port}: {proc.log_tail()}") from None
-                time.sleep(0.05)
-    except BaseException:
-        proc.stop()
-        raise
-    finally:
-        client.close()
 
 
 def tool_version(command: list[str]) -> str:
@@ -308,7 +268,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         from indexer.config import IndexerConfig
         from indexer.follower import Indexer
     except ImportError as exc:
-        IndexerConfig = Indexer = None  # noqa: N806
+        IndexerConfig = Indexer = None
         results["indexer_unavailable"] = f"{type(exc).__name__}: {exc}"
         log(f"indexer core not importable ({exc}); measuring the raw rate only")
     overrides: dict[str, Any] = {"max_range": args.max_range} if args.max_range else {}
@@ -421,12 +381,12 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "depin-compute indexer benchmark",
         f"  machine     {m['cores']} cores, {m['cpu']}, {m['os']}",
-        f"  versions    anvil {v['anvil'].removeprefix('anvil Version: ')}, {v['redis_server'].split(' sha=')[0]}, "
-        f"Python {v['python']}, web3 {v['web3']}, redis-py {v['redis_py']}, depin-compute {v['depin_compute']}",
-        f"  chain       {g['jobs']:,} jobs, {g['txs']:,} txs in {g['blocks']:,} blocks "
+        (f"  versions    anvil {v['anvil'].removeprefix('anvil Version: ')}, {v['redis_server'].split(' sha=')[0]}, "
+        f"Python {v['python']}, web3 {v['web3']}, redis-py {v['redis_py']}, depin-compute {v['depin_compute']}"),
+        (f"  chain       {g['jobs']:,} jobs, {g['txs']:,} txs in {g['blocks']:,} blocks "
         f"+ {g['empty_blocks_to_finality']} empty (range {g['range'][0]}-{g['range'][1]}); "
         f"deploy {results['deploy_seconds']:.1f} s, generation {g['seconds']:.1f} s "
-        f"({g['jobs_per_second']:,.0f} jobs/s, {g['txs_per_second']:,.0f} tx/s)",
+        f"({g['jobs_per_second']:,.0f} jobs/s, {g['txs_per_second']:,.0f} tx/s)"),
     ]
     if "config" in results:
         c = results["config"]
@@ -440,28 +400,28 @@ def report(results: dict[str, Any]) -> str:
             "(a) raw eth_getLogs, no decoding",
             f"{raw['logs_per_second']:,.0f} logs/s",
             "reference",
-            f"{raw['logs']:,} logs, {raw['requests']} request(s); best of {RAW_REPEATS}: "
-            f"RpcClient {raw['rpc_client_best']:,.0f}, HTTP POST {raw['http_post_best']:,.0f}",
+            (f"{raw['logs']:,} logs, {raw['requests']} request(s); best of {RAW_REPEATS}: "
+            f"RpcClient {raw['rpc_client_best']:,.0f}, HTTP POST {raw['http_post_best']:,.0f}"),
         )
     ]
     if "backfill" in results:
         b, mem, live, check = results["backfill"], results["memory"], results["live"], results["state_check"]
         rows += [
             ("(b) indexer backfill", f"{b['events_per_second']:,.0f} events/s", "",
-             f"best of {BACKFILL_REPEATS}: {b['events']:,} events in {b['seconds']:.2f} s, {b['calls']} sync_once calls; "
-             f"median {b['median_events_per_second']:,.0f} events/s"),
+             (f"best of {BACKFILL_REPEATS}: {b['events']:,} events in {b['seconds']:.2f} s, {b['calls']} sync_once calls; "
+             f"median {b['median_events_per_second']:,.0f} events/s")),
             ("    backfill / raw", f"{b['ratio']:.0%}", f">= {TARGET_RATIO:.0%}  {verdict(b['ratio'] >= TARGET_RATIO)}",
              f"best against best; median backfill / best raw {b['median_ratio']:.0%}"),
-            ("(c) live lag, median", f"{live['median'] * 1000:,.0f} ms", f"< {live['target'] * 1000:,.0f} ms  "
-             f"{verdict(live['median'] < live['target'])}", f"{live['jobs']} jobs posted one by one"),
-            ("    live lag, p95", f"{live['p95'] * 1000:,.0f} ms", f"< {live['target'] * 1000:,.0f} ms  "
-             f"{verdict(live['p95'] < live['target'])}", f"max {live['max'] * 1000:,.0f} ms"),
+            ("(c) live lag, median", f"{live['median'] * 1000:,.0f} ms", (f"< {live['target'] * 1000:,.0f} ms  "
+             f"{verdict(live['median'] < live['target'])}"), f"{live['jobs']} jobs posted one by one"),
+            ("    live lag, p95", f"{live['p95'] * 1000:,.0f} ms", (f"< {live['target'] * 1000:,.0f} ms  "
+             f"{verdict(live['p95'] < live['target'])}"), f"max {live['max'] * 1000:,.0f} ms"),
             ("(d) Redis memory per job", f"{mem['bytes_per_job']:,.0f} B", "(reported)",
-             f"{(mem['used_after'] - mem['used_before']) / 2**20:,.1f} MiB for {g['jobs']:,} jobs, "
-             f"{mem['keys']:,} keys"),
+             (f"{(mem['used_after'] - mem['used_before']) / 2**20:,.1f} MiB for {g['jobs']:,} jobs, "
+             f"{mem['keys']:,} keys")),
             ("    ... without the stream", f"{mem['bytes_per_job_without_stream']:,.0f} B", "(reported)",
-             f"stream {mem['stream_bytes'] / 2**20:,.1f} MiB; undo records + block hashes "
-             f"{mem['undo_and_blocks_bytes'] / 2**10:,.0f} KiB"),
+             (f"stream {mem['stream_bytes'] / 2**20:,.1f} MiB; undo records + block hashes "
+             f"{mem['undo_and_blocks_bytes'] / 2**10:,.0f} KiB")),
         ]
         state_ok = check["events_equal_protocol_logs"] and check["finalized_jobs"] == check["finalized_jobs_expected"]
         skipped = raw["logs"] - raw["protocol_logs"]

@@ -48,14 +48,13 @@ from depin.deployment import (
     LOCAL_CHAIN_IDS,
     Deployment,
     ParametersError,
-    deploy_contracts,
     deployment_path,
-    ensure_current_build,
     load_parameters,
     read_deployment,
     resolved_parameters,
     write_deployment,
 )
+from depinctl.deploy import deploy_contracts, ensure_current_build
 
 CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
 

@@ -5,7 +5,7 @@ OutputInvalid failure code (7) was added to IJobMarket.sol's FailureCode enum, J
 did not change, so a checkout whose ``.build/`` predated the change kept deploying the old JobMarket,
 whose ``submitFailure`` reverts ``InvalidFailureCode(7)``: the executor's OUTPUT_INVALID submissions
 never landed and the jobs timed out (tests/executor/test_hostile_outputs.py failed on such a
-checkout, never on a fresh clone). :func:`depin.deployment.ensure_current_build` (called by
+checkout, never on a fresh clone). :func:`depinctl.deploy.ensure_current_build` (called by
 ``deploy_contracts`` and ``ape run deploy``) recompiles everything when anything changed.
 
 These tests use a two-file project in a temporary folder (an interface with an enum and a contract
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from depin.deployment import BUILD_STAMP, ensure_current_build
+from depinctl.deploy import BUILD_STAMP, ensure_current_build
 
 ape = pytest.importorskip("ape")
 

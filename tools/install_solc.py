@@ -52,7 +52,7 @@ class _Timeout(Exception):
     pass
 
 
-def _on_alarm(signum, frame):  # noqa: ARG001
+def _on_alarm(signum, frame):
     raise _Timeout()
 
 

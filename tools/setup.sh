@@ -3,6 +3,7 @@
 # Idempotent: a step whose inputs did not change since its last success is skipped.
 #   (a) Debian packages   (b) npm ci   (c) .venv from requirements.lock + the project (editable)
 #   (d) .venv-slither from requirements-slither.lock   (e) solc 0.8.37 for py-solc-x
+#   (f) .venv-lint from requirements-lint.lock (import-linter, for `make lint`)
 # Environment: PYTHON (default python3, must be >= 3.11); SKIP_APT=1 skips (a);
 # SKIP_SLITHER=1 skips (d); DEPIN_SOLC_OFFLINE=1 makes (e) skip the download attempt.
 set -euo pipefail
@@ -58,13 +59,13 @@ apt_step() {
 }
 
 # --- (b) node tools -----------------------------------------------------------------------------
-# `npm ci` from package-lock.json, which lists every platform build of anvil and cast (as npm
+# `npm ci` from package-lock.json, which lists every platform build of anvil, cast and forge (as npm
 # writes it when it resolves them: `npm install --package-lock-only`); npm installs only this
 # platform's. If `npm ci` fails for any reason (an npm that reads the lock differently, a registry
 # that lacks some optional platform build), install from the same lock with `npm install --no-save`
 # and fail if that would change package-lock.json. No step looks at the wording of npm's messages:
-# what decides success is that the pinned anvil and cast run and report the pinned version.
-NODE_TOOLS=(anvil cast)
+# what decides success is that the pinned anvil, cast and forge run and report the pinned version.
+NODE_TOOLS=(anvil cast forge)
 npm_step() {
   local stamp="node_modules/$STAMP_NAME" key lock_before
   log "npm: npm $(npm --version) on node $(node --version)"
@@ -134,6 +135,19 @@ slither_step() {
   printf '%s' "$key" >"$stamp"
 }
 
+lint_step() {
+  local stamp=".venv-lint/$STAMP_NAME" key
+  key="$(hash_of requirements-lint.lock) $PY_ID"
+  make_venv .venv-lint
+  if is_current "$stamp" "$key"; then log "lint: up to date"; return; fi
+  rm -f "$stamp"
+  log "lint: installing requirements-lint.lock"
+  .venv-lint/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.lock
+  .venv-lint/bin/python -m pip check
+  .venv-lint/bin/lint-imports --help >/dev/null
+  printf '%s' "$key" >"$stamp"
+}
+
 # --- (e) solc for py-solc-x ---------------------------------------------------------------------
 solc_step() {
   # Always run: cheap when nothing changed, and it rewrites a wrapper left by another checkout.
@@ -145,5 +159,6 @@ apt_step
 npm_step
 venv_step
 slither_step
+lint_step
 solc_step
 log "setup done in $((SECONDS - start))s"

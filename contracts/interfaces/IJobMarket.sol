@@ -153,9 +153,7 @@ interface IJobMarket {
     /// @notice The job settled unchallenged. For a result, `provider` was credited `payout` (the
     ///         reward) and minted `emission`; for a failure, the requester was credited `payout`.
     ///         Either way the provider's collateral was unlocked.
-    event JobFinalized(
-        uint256 indexed jobId, address indexed provider, bool failure, uint96 payout, uint96 emission
-    );
+    event JobFinalized(uint256 indexed jobId, address indexed provider, bool failure, uint96 payout, uint96 emission);
     /// @notice The requester cancelled the open job and was credited `refund`.
     event JobCancelled(uint256 indexed jobId, address indexed requester, uint96 refund);
     /// @notice Nobody claimed the job before its claim deadline; the requester was credited `refund`.

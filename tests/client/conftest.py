@@ -18,8 +18,10 @@ from eth_account.signers.local import LocalAccount
 
 from depin.client import Client
 from depin.deployment import Deployment, to_wei
-from depinctl.devchain import DevChain, ManagedProcess, deploy_with_ape, start_anvil
 from depin.spec import JobSpec, parse_spec
+from depinctl.deploy import deploy_with_ape
+from depinctl.devchain import DevChain
+from depinctl.procs import ManagedProcess, start_anvil
 
 DIGEST = "ab" * 32
 

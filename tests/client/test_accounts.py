@@ -27,7 +27,7 @@ from depin.accounts import (
 )
 from depin.chain import RpcClient
 from depin.config import KeyConfig
-from depinctl.devchain import start_anvil
+from depinctl.procs import start_anvil
 
 FAST = 2**10  # a small scrypt cost for the tests that are not about the KDF
 

@@ -15,12 +15,12 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from depinctl import cli_job
 from depin.accounts import DEV_ADDRESSES, dev_account
-from depinctl.cli import app
 from depin.deployment import REPO_ROOT, Deployment, to_wei
-from depinctl.devchain import free_port, start_anvil
 from depin.outputs import build_archive
+from depinctl import cli_job
+from depinctl.cli import _redact, app
+from depinctl.procs import free_port, start_anvil
 
 from .conftest import DIGEST, Devnet
 from .served import serve
@@ -350,3 +350,15 @@ def test_config_file_supplies_network_and_key(devnet: Devnet, tmp_path: Path) ->
     status = json.loads(ok("provider", "status", "--json", "--config", tmp_path / "depin.toml").stdout)
     assert status["address"] == address and not status["registered"]
     fails("provider", "status", "--config", tmp_path / "missing.toml", match="not found")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:secret@db.example:6380/1", "redis://user:***@db.example:6380/1"),
+        ("redis://:secret@/0", "redis://:***@/0"),  # a password and no host: used to raise TypeError
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_redact_hides_the_password(url: str, shown: str) -> None:
+    assert _redact(url) == shown

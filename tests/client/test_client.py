@@ -21,7 +21,7 @@ from depin.client import (
 )
 from depin.config import load_config
 from depin.deployment import Deployment, to_wei
-from depinctl.devchain import free_port
+from depinctl.procs import free_port
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.spec import cpu_seconds, parse_spec
 from depin.transactions import TxReverted

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from depin.deployment import deploy_contracts, load_parameters, to_wei
+from depin.deployment import load_parameters, to_wei
 from depin.spec import example_spec
+from depinctl.deploy import deploy_contracts
 
 TOKEN = 10**18
 MIN_STAKE = to_wei(100)  # devnet parameters (deployments/parameters.toml)

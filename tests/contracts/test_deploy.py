@@ -1,6 +1,6 @@
 """scripts/deploy.py end to end: `ape run deploy` as an operator runs it, against anvils started here.
 
-Each anvil is our own subprocess on a free port (its own process group, stopped in a finalizer);
+Each anvil is our own subprocess on a free port (``depinctl.procs.start_anvil``, stopped in a finalizer);
 `APE_FOUNDRY_HOST` points ape-foundry at it instead of letting ape start one. Deployment files go
 to a temporary --deployments-dir, never to the repository's deployments/. The chain is read back
 with web3 and the ABIs shipped in depin/artifacts, so these tests also exercise those.
@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from web3 import Web3
 
 from depin.artifacts import load_abi
 from depin.deployment import load_parameters, resolved_parameters, to_wei
+from depinctl import procs
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIRS = [str(REPO / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
@@ -41,12 +39,6 @@ ARBITER_ROLE = keccak(text="ARBITER_ROLE")
 CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _which(tool: str) -> str:
     found = shutil.which(tool, path=os.pathsep.join([*BIN_DIRS, os.environ.get("PATH", "")]))
     if not found:
@@ -55,49 +47,25 @@ def _which(tool: str) -> str:
 
 
 class Anvil:
-    """An anvil subprocess we own (its own session, so its node wrapper and binary stop together)."""
+    """``anvil --silent`` on a free port (:func:`depinctl.procs.start_anvil`: its own session, so its
+    node wrapper and binary stop together), logging to `workdir`."""
 
-    def __init__(self, chain_id: int | None = None):
-        cmd = [_which("anvil"), "--silent"]
-        if chain_id is not None:
-            cmd += ["--chain-id", str(chain_id)]
-        for _ in range(3):
-            self.port = _free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
-            self.proc = subprocess.Popen(
-                [*cmd, "--port", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-            self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if self.w3.is_connected():
-                    return
-                time.sleep(0.1)
-            self.stop()  # port taken or slow start: try another port
-        pytest.fail(f"anvil did not start: {self.proc.stderr.read().decode(errors='replace') if self.proc.stderr else ''}")
+    def __init__(self, workdir: Path, chain_id: int | None = None):
+        args = ["--silent", *(["--chain-id", str(chain_id)] if chain_id is not None else [])]
+        self.proc, self.url = procs.start_anvil(workdir, args=args, timeout=30)
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.proc.stop(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def start_anvil():
+def start_anvil(tmp_path_factory: pytest.TempPathFactory):
     started: list[Anvil] = []
 
     def _start(chain_id: int | None = None) -> Anvil:
-        anvil = Anvil(chain_id)
+        anvil = Anvil(tmp_path_factory.mktemp("anvil"), chain_id)
         started.append(anvil)
         return anvil
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import ClassVar
 
 import ape_ethereum.trace
 import pytest
@@ -99,19 +100,19 @@ amounts = st.one_of(
 jumps = st.sampled_from([None, None, None, "at", "past"])
 step_plans = st.lists(
     st.fixed_dictionaries(
-        dict(
-            choice=st.integers(0, 9), who=st.sampled_from(ACTORS + ("requester",)), code=st.integers(1, 7),
-            ruling=st.sampled_from([PROVIDER_WINS, CHALLENGER_WINS]), jump=jumps,
-        )  # fmt: skip
+        {
+            "choice": st.integers(0, 9), "who": st.sampled_from(ACTORS + ("requester",)), "code": st.integers(1, 7),
+            "ruling": st.sampled_from([PROVIDER_WINS, CHALLENGER_WINS]), "jump": jumps,
+        }
     ),
     min_size=1,
     max_size=5,
 )
-POST_ARGS = dict(
-    who=st.sampled_from(POSTERS), reward=rewards, claim_window=st.integers(5, 1_800), runtime=st.integers(1, 600),
-    challenge_window=st.integers(2, 600), pct=st.integers(50, 500), cpu=cpu_seconds, bad=bad_terms,
-    priced=st.sampled_from([True, True, True, False]),  # declared CPU-seconds paid for (emissions)
-)
+POST_ARGS = {
+    "who": st.sampled_from(POSTERS), "reward": rewards, "claim_window": st.integers(5, 1_800), "runtime": st.integers(1, 600),
+    "challenge_window": st.integers(2, 600), "pct": st.integers(50, 500), "cpu": cpu_seconds, "bad": bad_terms,
+    "priced": st.sampled_from([True, True, True, False]),  # declared CPU-seconds paid for (emissions)
+}
 
 
 # --------------------------------------------------------------------------- model types
@@ -224,7 +225,7 @@ def quiet_reverts(monkeypatch):
 
 class MarketMachine(RuleBasedStateMachine):
     # Set by the test function before running (ape fixtures).
-    env: dict = {}
+    env: ClassVar[dict] = {}
 
     def __init__(self):
         super().__init__()
@@ -414,8 +415,8 @@ class MarketMachine(RuleBasedStateMachine):
         job.status = RESOLVED
         c = job.collateral
         prov, req, ch = self.acct[job.provider], self.acct[job.requester], self.acct[job.challenger]
-        out = dict(ruling=ruling, winner=None, forfeited=0, winnerPayout=0, burned=0, requesterRefund=0,
-                   providerPayout=0, emission=0)  # fmt: skip
+        out = {"ruling": ruling, "winner": None, "forfeited": 0, "winnerPayout": 0, "burned": 0, "requesterRefund": 0,
+               "providerPayout": 0, "emission": 0}  # fmt: skip
         if ruling == PROVIDER_WINS:
             prov.locked -= c
             out["winner"], out["forfeited"] = prov.address, c  # the challenger's bond

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import IntEnum
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
@@ -21,6 +20,9 @@ import pytest
 from ape.exceptions import CustomError
 from eth_account import Account
 from eth_utils import keccak
+
+from depin.market import JobStatus as Status
+from depin.market import Ruling
 
 from .conftest import MIN_STAKE, TOKEN, make_spec
 
@@ -33,25 +35,6 @@ BURN_BPS = 5_000
 RESOLVE_WINDOW = 120
 DEVNET_PARAMS = (5, 86_400, 1, 3_600, 2, 3_600, 50, 500, BURN_BPS, RESOLVE_WINDOW, False)
 DAY = 86_400
-
-
-class Status(IntEnum):
-    NONE = 0
-    OPEN = 1
-    CLAIMED = 2
-    SUBMITTED = 3
-    DISPUTED = 4
-    FINALIZED = 5
-    CANCELLED = 6
-    EXPIRED = 7
-    TIMED_OUT = 8
-    RESOLVED = 9
-
-
-class Ruling(IntEnum):
-    NONE = 0
-    PROVIDER_WINS = 1
-    CHALLENGER_WINS = 2
 
 
 class Terms(NamedTuple):

@@ -5,7 +5,6 @@ Each test states its rule in its docstring. Helpers and the job fixtures come fr
 
 # Job fixtures are imported from test_market.py and then requested by name, which ruff reads as
 # redefinitions.
-# ruff: noqa: F811
 
 from __future__ import annotations
 

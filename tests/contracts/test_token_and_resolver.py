@@ -5,7 +5,6 @@ Each test states its rule in its docstring. Helpers and the job fixtures come fr
 
 # Job fixtures are imported from test_market.py and then requested by name, which ruff reads as
 # redefinitions.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -14,12 +13,13 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
+from depin.market import JobStatus as Status
+from depin.market import Ruling
+
 from .conftest import TOKEN
 from .test_market import (  # noqa: F401  (job, claimed, submitted, disputed are fixtures used by name)
     EVIDENCE,
     ZERO_ADDRESS,
-    Ruling,
-    Status,
     claimed,
     disputed,
     expect_event,

@@ -13,16 +13,16 @@ import pytest
 from eth_utils import keccak
 
 from depin.deployment import to_wei
+from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import (
     DevChain,
     JobTerms,
     Tx,
     TxFailed,
-    deploy_with_ape,
     result_hash_for,
     sample_spec,
-    start_anvil,
 )
+from depinctl.procs import start_anvil
 
 FINALIZED = 5  # IJobMarket.JobStatus.Finalized
 
@@ -83,7 +83,7 @@ def test_single_transactions_walk_a_job_and_decode_reverts(chain: DevChain) -> N
 
     job_id = chain.post_job(requester, sample_spec(10_001), terms)
     assert chain.get_job(job_id)["requester"] == requester
-    with pytest.raises(TxFailed, match=r"JobMarket\.WrongStatus\(jobId=%d, actual=1, expected=2\)" % job_id):
+    with pytest.raises(TxFailed, match=rf"JobMarket\.WrongStatus\(jobId={job_id}, actual=1, expected=2\)"):
         chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/x")
     chain.claim_job(provider, job_id)
     chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/x")
@@ -99,7 +99,7 @@ def test_send_bulk_reports_a_reverted_transaction_and_restores_automine(chain: D
     provider = chain.accounts[3]
     unknown = chain.job_count() + 1000
     txs = [Tx(provider, chain.market, chain.codec.encode("JobMarket", "claimJob", unknown), 200_000)]
-    with pytest.raises(TxFailed, match=r"UnknownJob\(jobId=%d\)" % unknown) as caught:
+    with pytest.raises(TxFailed, match=rf"UnknownJob\(jobId={unknown}\)") as caught:
         chain.send_bulk(txs)
     assert caught.value.tx_hash is not None
     assert chain.automine is True

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depinctl.devnet import Devnet, ProcessRecord, discover, is_ours, stop_process
-
+from depinctl.devnet import Devnet
+from depinctl.devnet_state import discover
+from depinctl.procs import ProcessRecord, is_ours, stop_process
 
 
 def devnet(state_dir: Path, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -355,6 +356,18 @@ def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
     assert not any(is_ours(r) for r in recorded(tmp_path / "dn").values())
 
 
+def test_devnet_runs_every_executor_component() -> None:
+    """The provider's processes of the devnet are exactly the executor's components, and the
+    verifier and arbiter run whole executors (`executor start`)."""
+    import executor.worker
+    from depinctl.devnet import COMPONENTS
+
+    dn = Devnet(Path("/nonexistent"))
+    roles = {c.name: c.argv(dn)[-1] for c in COMPONENTS if c.name not in ("anvil", "redis", "indexer")}
+    assert {name for name, role in roles.items() if role == "provider"} == set(executor.worker.COMPONENTS)
+    assert {name for name, role in roles.items() if role != "provider"} == {"verifier", "arbiter"}
+
+
 def test_devnet_object_without_state(tmp_path: Path) -> None:
     dn = Devnet(tmp_path / "x")
     assert dn.status()[0].state == "not started"
@@ -362,13 +375,13 @@ def test_devnet_object_without_state(tmp_path: Path) -> None:
 
 
 def test_up_without_anvil_says_run_make_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import depinctl.devchain
+    import depinctl.procs
     from depinctl.devnet import DevnetError
 
     def missing() -> str:
-        raise depinctl.devchain.DevChainError("anvil not found")
+        raise depinctl.procs.ServiceError("anvil not found")
 
-    monkeypatch.setattr(depinctl.devchain, "anvil_binary", missing)
+    monkeypatch.setattr(depinctl.procs, "anvil_binary", missing)
     with pytest.raises(DevnetError, match="anvil not found: run `make setup`"):
         Devnet(tmp_path / "dn").up()
     assert not recorded(tmp_path / "dn")

@@ -4,7 +4,7 @@ anvil + the project's ape deploy (devnet parameters; the arbiter role on its own
 redis-server, the indexer (``python -m indexer``), the Podman service of the ``engine`` fixture, and
 for each executor (provider, verifier, arbiter) its components started with ``python -m executor``:
 the compute worker, the chain worker, beat, the dispatcher and the result server, each a
-:class:`~depinctl.devchain.ManagedProcess` that a test can ``kill -9`` and start again.
+:class:`~depinctl.procs.ManagedProcess` that a test can ``kill -9`` and start again.
 
 Accounts (anvil's development accounts): 0 deployer and faucet, 1 provider, 2 requester,
 3 verifier, 4 a second (test-driven) provider, 5 arbiter, 6 a second requester. The test driver
@@ -33,10 +33,12 @@ import redis
 import requests
 
 from depin.deployment import REPO_ROOT
-from depinctl.devchain import JobTerms, ManagedProcess, deploy_with_ape, free_port
 from depin.keys import Keys
 from depin.market import JobStatus
 from depin.spec import canonical_json
+from depinctl.deploy import deploy_with_ape
+from depinctl.devchain import JobTerms
+from depinctl.procs import ManagedProcess, free_port
 from tests.indexer.services import Anvil, Market, RedisServer, indexer_env, wait_for
 
 TOKEN = 10**18

@@ -3,7 +3,7 @@ driver, a flaky JSON-RPC proxy, and helpers to run and compare indexers.
 
 Everything runs for real on free local ports: ``redis-server --save '' --appendonly no``, ``anvil
 --silent``, and ``ape run deploy`` as a subprocess (the deploy script operators use). Starting anvil,
-deploying and driving the market are :mod:`depinctl.devchain`'s (:class:`Market` is a
+deploying and driving the market are :mod:`depinctl.procs`', :mod:`depinctl.deploy`'s and :mod:`depinctl.devchain`'s (:class:`Market` is a
 :class:`~depinctl.devchain.DevChain` with the tests' short names and defaults). Transactions are sent
 with ``eth_sendTransaction`` from anvil's unlocked development accounts: account 0 is the deployer
 (admin, arbiter and, on devnets, token minter), the others are funded by it.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import signal
 import socket
 import socketserver
@@ -33,9 +32,11 @@ import requests
 from eth_utils import keccak
 
 from depin.deployment import REPO_ROOT, Deployment
-from depinctl.devchain import DevChain, JobTerms, ManagedProcess, deploy_with_ape, free_port, start_anvil
 from depin.keys import Keys
 from depin.spec import example_spec
+from depinctl.deploy import deploy_with_ape
+from depinctl.devchain import DevChain, JobTerms
+from depinctl.procs import start_anvil, start_redis
 from indexer.config import IndexerConfig
 from indexer.follower import Indexer
 
@@ -78,19 +79,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 class RedisServer:
-    """A throwaway redis-server (no persistence) on a free port."""
+    """A throwaway redis-server (no persistence) on a free port (:func:`depinctl.procs.start_redis`)."""
 
     def __init__(self, tmpdir: Path) -> None:
-        self.port = free_port()
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        tmpdir.mkdir(parents=True, exist_ok=True)
-        args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmpdir)]
-        self.proc = ManagedProcess("redis-server", args, log_path=tmpdir / "redis.log")
-        try:
-            wait_for(lambda: redis.Redis(port=self.port).ping(), 10, "redis-server")
-        except BaseException:
-            self.proc.stop()
-            raise
+        self.proc, url = start_redis(tmpdir, timeout=10 * TIMEOUT_SCALE)
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -103,7 +96,7 @@ class RedisServer:
 
 
 class Anvil:
-    """``anvil --silent`` on a free port (:func:`depinctl.devchain.start_anvil`, logging to `workdir`)."""
+    """``anvil --silent`` on a free port (:func:`depinctl.procs.start_anvil`, logging to `workdir`)."""
 
     def __init__(self, workdir: Path, *args: str) -> None:
         self.proc, self.url = start_anvil(workdir, args=("--silent", *args))

@@ -8,16 +8,13 @@ the contract), so these tests pin down what the reader expects from the indexer.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from depin.keys import Keys
+from depinctl.procs import free_port, start_redis  # noqa: F401 - free_port: test_api and test_cli import it from here
 from indexer.query import IndexerReader, JobRecord, QueryError
 
 CHAIN_ID = 31337
@@ -41,38 +38,12 @@ SAMPLE_JOBS = {
 SPEC = {"image": "docker.io/library/busybox@sha256:" + "ab" * 32, "cmd": ["echo", "hi"], "cpus": 1}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory):
     """A throwaway redis-server on a free port, no persistence."""
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"redis-server did not start on port {port}") from None
-            time.sleep(0.02)
-    yield url
-    client.close()
-    proc.terminate()
-    proc.wait(5)
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    with proc:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,43 @@
+"""Where a devnet lives, for commands that were given no URLs: its state folder and state file.
+
+Cheap on purpose (standard library only): every CLI command may read it to pick its defaults,
+without importing the devnet machinery (:mod:`depinctl.devnet`), which itself uses the CLI's
+helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path(".devnet")
+STATE_DIR_ENV = "DEPIN_DEVNET_DIR"
+STATE_FILE = "devnet.json"
+CHAIN_ID = 31337
+
+
+def default_state_dir() -> Path:
+    """``$DEPIN_DEVNET_DIR``, else ``.devnet`` in the current directory."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+def discover(state_dir: Path | None = None) -> dict[str, str] | None:
+    """Where the devnet of `state_dir` (default: :func:`default_state_dir`) is, for commands that
+    were given no URLs: ``{"rpc_url", "redis_url", "deployment", "docker_host"}`` read from its
+    state file, or None when there is no devnet there. Cheap (one small JSON file, no imports
+    beyond the standard library), so a CLI can call it to pick its defaults."""
+    path = Path(state_dir or default_state_dir()) / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        ports = data["ports"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    folder = path.parent.absolute()
+    found = {
+        "rpc_url": f"http://127.0.0.1:{ports['anvil']}" if "anvil" in ports else "",
+        "redis_url": f"redis://127.0.0.1:{ports['redis']}/0" if "redis" in ports else "",
+        "deployment": str(folder / "deployments" / f"{CHAIN_ID}.json"),
+        "docker_host": str((data.get("engine") or {}).get("docker_host", "")),
+    }
+    return {k: v for k, v in found.items() if v}

@@ -67,7 +67,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from depin.errors import DepinError
 
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMETERS_FILE = REPO_ROOT / "deployments" / "parameters.toml"
 DEFAULT_DEPLOYMENTS_DIR = REPO_ROOT / "deployments"

@@ -206,3 +206,13 @@ class ExecKeys:
     def group(self) -> str:
         """The consumer group of this executor on the indexer's event stream."""
         return f"executor:{self.role}:{self.address.lower()}"
+
+
+# The broker key prefix of an executor app that was never configured (imported, not started): its
+# tasks can be declared but never reach a real executor's queues.
+UNCONFIGURED_EXEC_PREFIX = "depin-exec:unconfigured"
+
+
+def broker_prefix(exec_prefix: str) -> str:
+    """The Celery broker's key prefix (kombu's ``global_keyprefix``) below an executor's prefix."""
+    return exec_prefix + ":broker:"

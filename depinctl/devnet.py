@@ -175,14 +175,9 @@ def check_engine(docker_host: str) -> Health:
     if not docker_host:
         return Health(False, "no engine recorded")
     try:
-        import docker  # lazy: start-up
+        from executor.engine import engine_version  # lazy: start-up (the Docker SDK)
 
-        client = docker.DockerClient(base_url=docker_host, timeout=5)
-        try:
-            client.ping()
-            version = client.version().get("Version", "?")
-        finally:
-            client.close()
+        version = engine_version(docker_host, timeout=5)
     except Exception as exc:  # noqa: BLE001 - docker raises many kinds; all mean "not answering"
         return Health(False, f"{docker_host} does not answer: {type(exc).__name__}: {exc}")
     return Health(True, f"{docker_host} (engine {version})")
@@ -901,9 +896,9 @@ class Devnet:
         except (ImportError, AttributeError):
             report.not_wired["images"] = "executor.images.build_sample_images is not in this checkout yet"
             return
-        import docker  # lazy: start-up
+        from executor.engine import client_for  # lazy: start-up (the Docker SDK)
 
-        client = docker.DockerClient(base_url=self.docker_host, timeout=120)
+        client = client_for(self.docker_host, timeout=120)
         try:
             refs = build_sample_images(client)
         except Exception as exc:  # noqa: BLE001

@@ -44,6 +44,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from depin.config import DepinConfig
+from depin.keys import UNCONFIGURED_EXEC_PREFIX, broker_prefix
 from executor.runtime import Runtime, broker_url_for
 
 COMPUTE = "compute"
@@ -56,7 +57,6 @@ WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
 RUN_OVERHEAD = 60
 CHAIN_SOFT_LIMIT = 300  # a transaction, rebroadcasts included
 CHAIN_HARD_LIMIT = 330
-UNCONFIGURED_PREFIX = "depin-exec:unconfigured"
 
 ROUTES = {
     "depin.run": COMPUTE,
@@ -89,7 +89,7 @@ def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
         "broker_url": broker_url,
         "broker_transport_options": {
             "visibility_timeout": visibility,
-            "global_keyprefix": key_prefix + ":broker:",
+            "global_keyprefix": broker_prefix(key_prefix),
         },
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,
@@ -132,7 +132,7 @@ def configure_app(celery: Celery, rt: Runtime) -> None:
 def _defaults() -> dict:
     """The settings of an unconfigured app (imports in tests and tools): the default config, no I/O."""
     config = DepinConfig()
-    return settings(config, broker_url=broker_url_for(config.redis.url), key_prefix=UNCONFIGURED_PREFIX)
+    return settings(config, broker_url=broker_url_for(config.redis.url), key_prefix=UNCONFIGURED_EXEC_PREFIX)
 
 
 app = Celery("depin_executor", include=["executor.tasks"])

@@ -98,6 +98,24 @@ def _ping(url: str, timeout: float = 3.0) -> docker.DockerClient | None:
     return client
 
 
+def engine_version(docker_host: str, timeout: float = 5.0) -> str:
+    """The version the engine at `docker_host` reports; raises :class:`EngineUnavailable` when none
+    answers. For callers outside the container boundary (the devnet's health check)."""
+    client = _ping(docker_host, timeout=timeout)
+    if client is None:
+        raise EngineUnavailable(f"no container engine answers at {docker_host}")
+    try:
+        return str(client.version().get("Version", "?"))
+    finally:
+        client.close()
+
+
+def client_for(docker_host: str, timeout: float = 120.0) -> docker.DockerClient:
+    """A client for the engine at `docker_host` with a request timeout of `timeout` seconds (no
+    ping); the caller closes it."""
+    return docker.DockerClient(base_url=docker_host, timeout=max(1, int(timeout)))
+
+
 def engine_url(client: docker.DockerClient) -> str:
     """The URL `client` was connected to (by :func:`connect`), else its API base URL."""
     return _client_urls.get(client) or str(client.api.base_url)

@@ -52,9 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import docker
+from typing import TYPE_CHECKING, Any, Literal
 
 from depin.config import PolicyConfig
 from depin.errors import ExecutionError, SpecError
@@ -81,6 +79,10 @@ from executor.results import ResultStore
 
 DEFAULT_INSTANCE = socket.gethostname()
 EVIDENCE_FORMAT = "depin-failure-v1"
+
+
+if TYPE_CHECKING:  # annotations only: the Docker SDK is used through executor.containers
+    import docker
 
 
 class PolicyRefused(ExecutionError):

@@ -242,10 +242,10 @@ def wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> 
     while True:
         known = False
         for tx_hash in hashes:
-            if rt.rpc.call("eth_getTransactionReceipt", [tx_hash]) is not None:
+            if rt.rpc.get_receipt(tx_hash) is not None:
                 known = False
                 break
-            if rt.rpc.call("eth_getTransactionByHash", [tx_hash]) is not None:
+            if rt.rpc.get_transaction(tx_hash) is not None:
                 known = True
         job = rt.job(job_id)
         if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:

@@ -68,7 +68,6 @@ LAZY = "# lazy:"
 # Each: file -> number of offences today, and who removes them. Lower a count when you fix one.
 KNOWN_REDIS_KEYS: dict[str, int] = {
     "depinctl/devnet.py": 2,  # C: the executor's key prefix and broker prefix -> depin.keys (needs A1)
-    "executor/app.py": 2,  # B1: broker prefix -> depin.keys.broker_prefix
     "executor/lease.py": 1,  # B: lease key -> depin.keys.ExecKeys
     "indexer/reducer.py": 2,  # B2: job/provider prefixes -> depin.keys
 }
@@ -78,28 +77,9 @@ KNOWN_RPC_NAMES: dict[str, int] = {
     "depinctl/devchain.py": 27,  # C: depinctl/anvil.py + typed gateway methods (after A1/A2)
     "depinctl/devnet.py": 7,  # C: depin.chain.probe (after A1)
     "executor/runtime.py": 1,  # B: typed gateway methods (after A2)
-    "executor/tasks.py": 2,  # B: typed gateway methods (after A2)
 }
-KNOWN_PRIVATE_IMPORTS: dict[str, int] = {
-    "executor/arbiter.py": 1,  # B1: executor.execution
-    "executor/verifier.py": 1,  # B1: executor.execution
-}
-KNOWN_LOCAL_IMPORTS: dict[str, int] = {
-    # A (depin): none left
-    # B (executor, indexer): uvicorn and docker stay `# lazy:`; the rest to the top
-    "executor/__main__.py": 1,
-    "executor/app.py": 1,
-    "executor/arbiter.py": 2,
-    "executor/dispatcher.py": 6,
-    "executor/results.py": 1,
-    "executor/runtime.py": 11,
-    "executor/tasks.py": 20,
-    "executor/verifier.py": 3,
-    "executor/worker.py": 19,
-    "indexer/api.py": 1,
-    "indexer/decode.py": 2,
-    # C (depinctl): none left
-}
+KNOWN_PRIVATE_IMPORTS: dict[str, int] = {}
+KNOWN_LOCAL_IMPORTS: dict[str, int] = {}
 
 
 # ---------------------------------------------------------------------------------------- the walk

@@ -34,7 +34,7 @@ class Devnet:
     chain: DevChain
     proc: ManagedProcess
 
-    def new_account(self, tokens: float | int = 0, ether: int = 100) -> LocalAccount:
+    def new_account(self, tokens: float = 0, ether: int = 100) -> LocalAccount:
         account = Account.create()
         self.chain.rpc.call("anvil_setBalance", [account.address, hex(ether * 10**18)])
         if tokens:

@@ -14,7 +14,7 @@ def serve(files: dict[str, bytes]) -> Iterator[str]:
     what is served."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = files.get(self.path)
             if body is None:
                 self.send_response(404)

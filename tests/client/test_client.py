@@ -14,17 +14,17 @@ from depin.client import (
     ClientError,
     InsufficientAllowance,
     InsufficientBalance,
-    NodeUnreachable,
     NoAccount,
+    NodeUnreachable,
     UnknownJob,
     WrongNetwork,
 )
 from depin.config import load_config
 from depin.deployment import Deployment, to_wei
-from depinctl.procs import free_port
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.spec import cpu_seconds, parse_spec
 from depin.transactions import TxReverted
+from depinctl.procs import free_port
 
 from .conftest import Devnet, make_spec
 

@@ -3,6 +3,7 @@ after mining, and re-broadcast of a stuck transaction with bumped fees."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +106,7 @@ def test_stuck_transaction_is_rebroadcast_with_higher_fees_and_mined_once(devnet
         assert len(pending.hashes) >= 3, "expected at least two re-broadcasts"
         versions = [devnet.chain.rpc.call("eth_getTransactionByHash", [h]) for h in pending.hashes]
         fees = [int(v["maxPriorityFeePerGas"], 16) for v in versions if v is not None]
-        assert all(b * 1000 >= a * 1125 for a, b in zip(fees, fees[1:])), fees
+        assert all(b * 1000 >= a * 1125 for a, b in itertools.pairwise(fees)), fees
         assert all(int(v["nonce"], 16) == start for v in versions if v is not None)
         devnet.chain.mine()
         waiter.join(10)

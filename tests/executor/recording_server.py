@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -38,7 +39,7 @@ class RecordingServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.requests.append(Seen(self.path, self.headers.get("Host", "")))
                 answer = owner.routes.get(self.path, (404, {}, b""))
                 status, headers, body = answer(owner) if callable(answer) else answer
@@ -75,7 +76,7 @@ class RecordingServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> RecordingServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -236,12 +236,12 @@ class Stack:
         for proc in procs:
             try:
                 proc.proc.wait(max(0.1, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - stop() below kills what is left
+            except Exception:  # noqa: S110 - best-effort cleanup of a test stack
                 pass
         for ex in self.executors:
             try:
                 ex.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: S110 - best-effort cleanup of a test stack
                 pass
         if self.indexer is not None:
             self.indexer.stop()
@@ -259,7 +259,7 @@ class Stack:
             try:
                 for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
                     remove_container(self.engine, c.id)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: S110 - best-effort cleanup of a test stack
                 pass
 
     # ------------------------------------------------------------------ actors

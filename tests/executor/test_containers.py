@@ -84,7 +84,7 @@ def assert_gone(engine: docker.DockerClient, name: str) -> None:
 
 def assert_engine_serves(run_job) -> None:
     """After a hostile job, the next ordinary job still runs to a result."""
-    outcome, name = run_job(["sh", "-c", "echo fine > /out/ok"])
+    outcome, _name = run_job(["sh", "-c", "echo fine > /out/ok"])
     assert outcome.kind == "result" and outcome.exit_code == 0, outcome
 
 

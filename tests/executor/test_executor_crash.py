@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from depinctl.devchain import JobTerms
 from depin.market import JobStatus
+from depinctl.devchain import JobTerms
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
 from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for

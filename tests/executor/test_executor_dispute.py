@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from eth_utils import keccak
 
-from depinctl.devchain import JobTerms
 from depin.market import JobStatus, Ruling
+from depinctl.devchain import JobTerms
 
 from .stack import PROVIDER, PROVIDER2, REQUESTER, TOKEN, VERIFIER, Stack, spec, wait_for
 

@@ -100,7 +100,7 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
     from depin.spec import canonical_json
 
     busybox = stack.images["busybox"]
-    repo, digest = busybox.split("@")
+    repo, _digest = busybox.split("@")
     unknown_image = stack.post(spec("depin/nonexistent@sha256:" + "ab" * 32, ["true"]))
     wrong_digest = stack.post(spec(f"{repo}@sha256:" + "cd" * 32, ["true"]))
     malformed = stack.post(b'{"v": 1, "image": not json')

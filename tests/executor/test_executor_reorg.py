@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depinctl.devchain import JobTerms
 from depin.market import JobStatus
+from depinctl.devchain import JobTerms
 
 from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
 
@@ -55,7 +55,7 @@ def _logged(ex: Executor, msg: str) -> list[dict[str, Any]]:
 
 
 def _job(stack: Stack, n: int, **terms: Any) -> int:
-    t = dict(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=4, collateral_pct=100, cpu_seconds=10)
+    t = {"reward": TOKEN, "claim_window": 600, "max_runtime": 60, "challenge_window": 4, "collateral_pct": 100, "cpu_seconds": 10}
     t.update(terms)
     return stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {n} > /out/n"]), terms=JobTerms(**t))
 

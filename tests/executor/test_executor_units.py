@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from depin.config import DepinConfig, PolicyConfig
+from depin.keys import ExecKeys
 from depin.market import FailureCode, JobStatus, Ruling
 from depin.spec import parse_spec
 from executor import celery as celery_module
@@ -20,7 +21,6 @@ from executor import jobtask, provider, queue, tasks
 from executor.arbiter import decide
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
-from depin.keys import ExecKeys
 from executor.runtime import broker_url_for
 from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
@@ -153,9 +153,9 @@ def test_import_does_no_work(tmp_path: Path) -> None:
         "socket.socket.connect = socket.socket.connect_ex = refuse\n"
         "import executor.tasks\n"
         "from executor import runtime\n"
-        "from executor.celery import ROUTES, UNCONFIGURED_PREFIX, app\n"
+        "from depin.keys import UNCONFIGURED_EXEC_PREFIX, broker_prefix\nfrom executor.celery import ROUTES, app\n"
         "assert runtime._runtime is None\n"
-        "assert app.conf.broker_transport_options['global_keyprefix'] == UNCONFIGURED_PREFIX + ':broker:'\n"
+        "assert app.conf.broker_transport_options['global_keyprefix'] == broker_prefix(UNCONFIGURED_EXEC_PREFIX)\n"
         "names = {name for name in app.tasks if name.startswith('depin.')}\n"
         "assert names == set(ROUTES), names\n"
     )

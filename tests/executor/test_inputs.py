@@ -33,7 +33,7 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/data":
             body = DATA
         elif self.path == "/big":
@@ -283,7 +283,7 @@ def test_a_redirect_from_an_allowed_host_to_the_loopback_is_refused(tmp_path, in
 
 @pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.org/x", "gopher://127.0.0.1:70/", "data:,x"])
 def test_a_redirect_to_another_scheme_is_refused(tmp_path, location):
-    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": location}, b"")}) as allowed:
+    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": location}, b"")}) as allowed:  # noqa: SIM117 - the second server must start after the first
         with pytest.raises(InputUnavailable, match="a redirect") as info:
             fetch_input(item(allowed.base + "/in"), tmp_path, allow_networks=["127.0.0.2/32"])
     assert location not in str(info.value)

@@ -90,7 +90,7 @@ def served(tmp_path, archive) -> Iterator[tuple[ResultStore, str]]:
 
 
 def test_download_checks_the_digest(tmp_path, archive, served):
-    store, base = served
+    store, _base = served
     dest = tmp_path / "dl"
     dest.mkdir()
     path = download_result(store.uri(archive.digest), archive.digest, dest)

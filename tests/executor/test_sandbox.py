@@ -48,14 +48,7 @@ CLONE_NEW_FLAGS = {
     "CLONE_NEWPID": 0x20000000,
     "CLONE_NEWNET": 0x40000000,
 }
-DENIED = (
-    "unshare setns mount umount2 umount pivot_root chroot keyctl add_key request_key bpf perf_event_open ptrace "
-    "process_vm_readv process_vm_writev kexec_load kexec_file_load init_module finit_module delete_module "
-    "open_by_handle_at name_to_handle_at userfaultfd io_uring_setup io_uring_enter io_uring_register syslog acct "
-    "swapon swapoff reboot settimeofday clock_settime clock_settime64 stime quotactl lookup_dcookie mbind "
-    "set_mempolicy move_pages nfsservctl vm86 vm86old uselib ustat sysfs _sysctl fanotify_init iopl ioperm "
-    "sethostname setdomainname fsopen fsmount fsconfig move_mount open_tree"
-).split()
+DENIED = ["unshare", "setns", "mount", "umount2", "umount", "pivot_root", "chroot", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "ptrace", "process_vm_readv", "process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "syslog", "acct", "swapon", "swapoff", "reboot", "settimeofday", "clock_settime", "clock_settime64", "stime", "quotactl", "lookup_dcookie", "mbind", "set_mempolicy", "move_pages", "nfsservctl", "vm86", "vm86old", "uselib", "ustat", "sysfs", "_sysctl", "fanotify_init", "iopl", "ioperm", "sethostname", "setdomainname", "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree"]
 
 # Every attempt writes its exit status to /out/<name>; the job itself always exits 0.
 ESCAPES = r"""

@@ -69,7 +69,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
@@ -381,7 +381,7 @@ def indexer_env(rpc_url: str, redis_url: str, deployment_file: Path, **extra: An
 
 def start_indexer_process(env: dict[str, str], *args: str, log_file: Path | None = None) -> subprocess.Popen:
     """``python -m indexer`` as a subprocess (stderr to `log_file`)."""
-    err = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    err = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child process owns it for its life
     return subprocess.Popen([sys.executable, "-m", "indexer", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 
@@ -430,7 +430,7 @@ class FlakyProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, payload = proxy.handle(body)
                 if status is None:  # drop: close without an answer
@@ -506,15 +506,15 @@ class ChainEnv:
         return Keys(self.deployment.chain_id, self.deployment.addresses["JobMarket"])
 
     def config(self, db: int = 0, rpc_url: str | None = None, **overrides: Any) -> IndexerConfig:
-        values: dict[str, Any] = dict(
-            rpc_url=rpc_url or self.anvil.url,
-            redis_url=self.redis.url(db),
-            deployment_file=self.deployment_file,
-            poll_interval=0.05,
-            backoff_base=0.01,
-            backoff_cap=0.3,
-            rpc_timeout=10,
-        )
+        values: dict[str, Any] = {
+            "rpc_url": rpc_url or self.anvil.url,
+            "redis_url": self.redis.url(db),
+            "deployment_file": self.deployment_file,
+            "poll_interval": 0.05,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.3,
+            "rpc_timeout": 10,
+        }
         values.update(overrides)
         return IndexerConfig(**values)
 

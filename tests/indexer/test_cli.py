@@ -20,8 +20,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from depinctl.cli import app
 from depin.keys import Keys
+from depinctl.cli import app
 from tests.indexer.test_query import (  # noqa: F401  (fixtures)
     PROVIDER_1,
     REQUESTER_A,
@@ -211,7 +211,7 @@ class FakeIndexer:
     """Stands in for indexer.follower.Indexer: this test checks the command's wiring (config,
     signals, logs); the real indexer is tested on anvil by its own tests."""
 
-    configs: list = []
+    configs: list = []  # noqa: RUF012 - a test double collecting calls
 
     def __init__(self, config) -> None:
         self.configs.append(config)

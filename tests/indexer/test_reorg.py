@@ -99,7 +99,7 @@ def test_reorg_deeper_than_finality_depth_stops_loudly(chain_env: ChainEnv) -> N
     ReorgTooDeep with a message naming the fork and what to do, leaves the index untouched, and
     makes run() stop (raise) instead of serving a mixed state."""
     env, m = chain_env, chain_env.market
-    requester, provider, _ = _setup(m)
+    requester, _provider, _ = _setup(m)
     snap = m.snapshot()
     for n in range(6):
         m.post(requester, n=n)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .services import ChainEnv, FlakyProxy, LiveIndexer, dump, wait_for
 
 

@@ -19,7 +19,7 @@ INTERFACE = (REPO_ROOT / "contracts" / "interfaces" / "IJobMarket.sol").read_tex
 def _table(first_header: str) -> list[tuple[str, int]]:
     """The rows (`name`, number) of the README table whose header row starts with `first_header`."""
     section = README[README.index("### Redis data model"):]
-    match = re.search(rf"^\| {re.escape(first_header)} \| [^\n]*\n\|[- |]+\|\n((?:\|[^\n]*\n)+)", section, re.M)
+    match = re.search(rf"^\| {re.escape(first_header)} \| [^\n]*\n\|[- |]+\|\n((?:\|[^\n]*\n)+)", section, re.MULTILINE)
     assert match, f"no README table headed {first_header!r} under 'Redis data model'"
     rows = []
     for line in match.group(1).splitlines():
@@ -29,7 +29,7 @@ def _table(first_header: str) -> list[tuple[str, int]]:
 
 
 def _solidity_enum(name: str) -> tuple[str, ...]:
-    body = re.search(rf"enum {name} \{{(.*?)\}}", INTERFACE, re.S)
+    body = re.search(rf"enum {name} \{{(.*?)\}}", INTERFACE, re.DOTALL)
     assert body, f"no enum {name} in IJobMarket.sol"
     members = [re.sub(r"//.*", "", line).strip().rstrip(",") for line in body.group(1).splitlines()]
     return tuple(m for m in members if m)
@@ -37,19 +37,19 @@ def _solidity_enum(name: str) -> tuple[str, ...]:
 
 def test_status_table_matches_the_code_and_the_contract() -> None:
     table = _table("status")
-    assert table == list((name, i) for i, name in enumerate(JOB_STATUSES))
+    assert table == [(name, i) for i, name in enumerate(JOB_STATUSES)]
     assert tuple(name for name, _ in table) == _solidity_enum("JobStatus")
 
 
 def test_failure_code_table_matches_the_indexer_and_the_contract() -> None:
     table = _table("failureReason")
-    assert table == list((name, i) for i, name in enumerate(FAILURE_CODES))
+    assert table == [(name, i) for i, name in enumerate(FAILURE_CODES)]
     assert tuple(name for name, _ in table) == _solidity_enum("FailureCode")
 
 
 def test_ruling_table_matches_the_indexer_and_the_contract() -> None:
     table = _table("ruling")
-    assert table == list((name, i) for i, name in enumerate(RULINGS))
+    assert table == [(name, i) for i, name in enumerate(RULINGS)]
     assert tuple(name for name, _ in table) == _solidity_enum("Ruling")
 
 

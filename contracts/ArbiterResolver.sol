@@ -3,30 +3,21 @@ pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
+import {IArbiterResolver} from "./interfaces/IArbiterResolver.sol";
 import {IDisputeResolver} from "./interfaces/IDisputeResolver.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 
-/// @title Arbiter resolver: a trusted role re-executes disputed jobs and rules
-/// @notice The first `IDisputeResolver`: holders of `ARBITER_ROLE` (an executor in arbiter mode,
-///         after re-running the job, as Lilypad's mediator does) rule which side was right. A later
-///         resolver can replace it with a committee of staked verifiers voting by commit-reveal.
+/// @title Arbiter resolver (see IArbiterResolver)
 /// @dev Invariant: this contract never holds tokens; bonds and collateral stay in the market and
 ///      the staking contract. It only records open disputes and forwards rulings.
-contract ArbiterResolver is IDisputeResolver, AccessControl {
+contract ArbiterResolver is IArbiterResolver, AccessControl {
+    /// @inheritdoc IArbiterResolver
     bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
 
+    /// @inheritdoc IArbiterResolver
     IJobMarket public immutable market;
 
-    /// @notice The dispute on `jobId` is waiting for a ruling until `resolveDeadline`.
-    event DisputeReceived(uint256 indexed jobId, address provider, address challenger, uint32 resolveDeadline);
-    /// @notice `arbiter` ruled `ruling` on `jobId`, with `evidenceHash` pointing at its re-execution.
-    event Ruled(uint256 indexed jobId, address indexed arbiter, IJobMarket.Ruling ruling, bytes32 evidenceHash);
-
-    /// @notice Only the market may open disputes; `caller` is not it.
-    error NotMarket(address caller);
-    /// @notice No dispute on `jobId` is waiting for a ruling here.
-    error NoOpenDispute(uint256 jobId);
-
+    /// @inheritdoc IArbiterResolver
     mapping(uint256 jobId => bool) public isOpen;
 
     constructor(address market_, address admin) {
@@ -41,8 +32,8 @@ contract ArbiterResolver is IDisputeResolver, AccessControl {
         emit DisputeReceived(jobId, provider, challenger, resolveDeadline);
     }
 
-    /// @notice Rules on the open dispute `jobId` (ARBITER_ROLE). `ruling` must be ProviderWins or
-    ///         ChallengerWins; the market pays out in the same transaction.
+    /// @inheritdoc IArbiterResolver
+    /// @dev `ruling` must be ProviderWins or ChallengerWins; the market pays out in the same transaction.
     function rule(uint256 jobId, IJobMarket.Ruling ruling, bytes32 evidenceHash) external onlyRole(ARBITER_ROLE) {
         if (!isOpen[jobId]) revert NoOpenDispute(jobId);
         isOpen[jobId] = false;

@@ -5,7 +5,9 @@
   contracts: every contract kept;
 - mypy (``[tool.mypy]``) against ``tools/mypy-baseline.txt``: no new error, and no baseline line
   that mypy no longer reports (tools/mypy_baseline.py; the baseline only shrinks);
-- ``forge fmt --check contracts`` (Foundry's formatter, ``foundry.toml``): the Solidity is formatted.
+- ``forge fmt --check contracts`` (Foundry's formatter, its default style: no foundry.toml, which
+  would make slither's crytic-compile build with forge instead of the project's solc): the Solidity
+  is formatted.
 
 While issue 10's work packages are in flight, the SDK (A) and the indexer and executor (B) are
 being reworked in parallel: ``RUFF_PENDING`` and ``KNOWN_BROKEN_CONTRACTS`` name what they are

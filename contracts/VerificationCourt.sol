@@ -199,6 +199,11 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     }
 
     /// @inheritdoc IVerificationCourt
+    function modules() external view returns (address, address) {
+        return (_engine, _desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
     function token() external view returns (address) {
         return address(_token);
     }

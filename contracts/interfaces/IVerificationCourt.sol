@@ -285,6 +285,9 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     // ---------------------------------------------------------------- views
 
     function market() external view returns (address);
+    /// @notice The delegatecall modules: CourtEngine (advance, redraw, exposeCanary) and its CourtDesk
+    ///         (stakes, challenge, appeal, arbiterRule, setParams).
+    function modules() external view returns (address engine, address desk);
     function token() external view returns (address);
     function params() external view returns (CourtParams memory);
     function paramsVersion() external view returns (uint16);

@@ -680,6 +680,7 @@ def test_leaving_stake_waits_the_leave_delay_and_stays_slashable(c):
 
 
 def test_modules_refuse_direct_calls(c, project):
+    assert c.court.modules() == (c.engine.address, c.engine.desk())
     desk = project.CourtDesk.at(c.engine.desk())
     with ape.reverts():
         c.engine.advance(1, sender=c.owner)

@@ -157,6 +157,16 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     }
 
     /// @inheritdoc IVerificationCourt
+    function setClassOpen(uint8, bool) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function classOpen(uint8 platformClass) external view returns (bool) {
+        return platformClass == 0 || _classOpen[platformClass];
+    }
+
+    /// @inheritdoc IVerificationCourt
     function challenge(uint256) external nonReentrant {
         _delegate(_desk);
     }

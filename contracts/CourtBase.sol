@@ -8,8 +8,6 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
 import {IVerificationCourtTypes} from "./interfaces/IVerificationCourt.sol";
 
 /// @title Storage layout and shared internals of VerificationCourt and its CourtEngine

@@ -6,8 +6,6 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
 import {CourtBase} from "./CourtBase.sol";
 

@@ -269,9 +269,10 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function redraw(uint256 jobId) external;
     /// @notice Anyone: performs whatever is due (redraw, tally, escalation, conclusion).
     function advance(uint256 jobId) external;
-    /// @notice Anyone but the provider, while the job is Submitted and in its challenge window:
-    ///         posts b_c. A drawn audit is not displaced: it runs, and the case then goes to a
-    ///         K = 3 jury even if the audit agrees; an undrawn job goes straight to a K = 3 jury.
+    /// @notice Anyone but the provider, in the job's challenge window, while it is Submitted or
+    ///         under its drawn audit: posts b_c. A drawn audit is not displaced: it runs, and the
+    ///         case then goes to a K = 3 jury even if the audit agrees (or nobody takes it); an
+    ///         undrawn job goes straight to a K = 3 jury.
     function challenge(uint256 jobId) external;
     /// @notice In a jury's appeal window: the provider against ProviderWrong, anyone else against
     ///         ProviderRight or Split; posts nextK * w (15 * w for the arbiter round).

@@ -383,6 +383,16 @@ def test_nobody_starts_after_max_redraws_settles_unaudited(c):
     assert c.market.settledOutcome(job) == UNAUDITED
 
 
+def test_a_challenged_audit_nobody_takes_goes_to_the_jury(c):
+    job = good_job(c)
+    c.tx(c.court.challenge, job, sender=c.others[1], bonds=B_CHALLENGE)
+    for _ in range(PARAMS["maxRedraws"] + 1):
+        c.wait_until(c.case(job).seatDeadline)
+        c.advance(job)
+    case = c.case(job)
+    assert case.round == 1 and case.phase == ACTIVE
+
+
 def test_empty_pool_settles_unaudited_at_once(c):
     lonely = c.others[2]
     job_id = c.market.jobCount() + 1

@@ -16,8 +16,9 @@ The archive is the exact bytes :func:`build_archive` writes: Python's ``tarfile`
 from the same output.
 
 The **result digest** is the sha256 of those archive bytes. It is the ``resultHash`` posted on chain
-(as bytes32) and the name under which the result store serves the archive
-(``GET /results/0x<digest hex>``), so a downloader checks what it got against the chain with one hash.
+(as bytes32), so a downloader checks what it got against the chain with one hash. The result store
+serves the archive under an opaque name unrelated to the digest (:mod:`executor.results`), so that
+nobody can ask it whether a guessed digest exists.
 
 **Limits of a representable output** (:class:`OutputLimits`). Beyond any of them the output is
 invalid (``FailureCode.OUTPUT_INVALID``), except bytes (``OUTPUT_TOO_LARGE``): at most ``MAX_DEPTH``

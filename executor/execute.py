@@ -71,6 +71,8 @@ from executor.containers import (
     ContainerLimits,
     ImageUnavailable,
     check_image,
+    prepare_etc_dir,
+    prepare_input_dir,
     prepare_output_dir,
     release_output_dir,
     remove_container,
@@ -291,6 +293,7 @@ def execute(
     try:
         job_dir.mkdir(parents=True)
         # 1. inputs
+        prepare_input_dir(job_dir / "in", max_input_bytes)
         try:
             fetch_inputs(
                 spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks
@@ -312,7 +315,8 @@ def execute(
             t1 = time.monotonic()
             try:
                 run = run_container(
-                    client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=job_dir / "in", output=output, limits=container_limits
+                    client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=job_dir / "in", output=output, limits=container_limits,
+                    etc_dir=prepare_etc_dir(job_dir / "etc"),
                 )
             except ContainerEngineError as exc:
                 if _is_exec_error(exc):

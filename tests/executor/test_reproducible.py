@@ -112,3 +112,31 @@ def test_cgroup_and_mountinfo_are_the_same_on_every_run(run_twice) -> None:
     assert files["cgroup"] == files_two["cgroup"]
     assert files["mountinfo"] == files_two["mountinfo"]
     assert one.digest == two.digest
+
+
+def test_the_output_selector_keeps_noise_out_of_the_match_digest(engine, sample_images, tmp_path, executor_instance) -> None:
+    """A job that also writes something different on every run (nanoseconds, its cgroup): the result
+    digests differ, the match digest over the selected file does not, and it is what
+    depin.outputs.match_digest recomputes from the archive."""
+    from depin.outputs import match_digest
+
+    spec = JobSpec.model_validate(
+        {
+            "image": sample_images["busybox"],
+            "command": ["sh", "-c", "echo 42 > /out/result.txt; mkdir /out/logs; date +%s%N > /out/logs/noise; cat /proc/self/cgroup >> /out/logs/noise"],
+            "resources": {"cpus": 1, "memory_mb": 32, "max_runtime": 20, "output_mb": 1},
+            "output": {"match": ["result.txt"]},
+        }
+    )
+    outcomes = []
+    for i in (1, 2):
+        store = ResultStore(tmp_path / f"store-{i}", "http://127.0.0.1:8700")
+        outcome = execute(
+            engine, job_id=i, spec=spec, work_root=tmp_path / f"work-{i}", store=store,
+            name=container_name(31337, i, f"select-{os.getpid()}"), labels={LABEL_EXECUTOR: executor_instance},
+        )
+        assert outcome.kind == "result" and outcome.match_digest is not None, outcome
+        assert match_digest(store.path(outcome.name), spec.match) == outcome.match_digest
+        outcomes.append(outcome)
+    assert outcomes[0].digest != outcomes[1].digest
+    assert outcomes[0].match_digest == outcomes[1].match_digest != outcomes[0].digest

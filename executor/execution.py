@@ -16,6 +16,7 @@ from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec, spec_hash
 from executor.containers import LABEL_EXECUTOR
 from executor.execute import Outcome, execute
+from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
 AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
@@ -106,3 +107,35 @@ def outcome_fields(outcome: Any) -> dict[str, Any]:
         "failure_reason": outcome.reason[:500],
         "evidence": "0x" + outcome.evidence_hash.hex(),
     }
+
+
+def journal_outcome(rt: Runtime, job_id: int, spec_hash: bytes, outcome: Outcome) -> Submission:
+    """The job's submission for `outcome`, journaled (salt, commitment, opaque name) before anything
+    is sent: :func:`executor.results.prepare_submission` over this executor's journal and store. A
+    job journaled before (a re-run after a crash) gets its first entry back unchanged."""
+    if outcome.kind == "result":
+        assert outcome.digest is not None
+        return prepare_submission(
+            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result",
+            digest=outcome.digest, committed=outcome.match_digest, name=outcome.name,
+        )
+    assert outcome.code is not None and outcome.evidence_hash is not None
+    return journal_failure(rt, job_id, spec_hash, int(outcome.code), outcome.evidence_hash)
+
+
+def journal_failure(rt: Runtime, job_id: int, spec_hash: bytes, code: int, evidence_hash: bytes) -> Submission:
+    """:func:`journal_outcome` for a failure known without a run (a bad spec)."""
+    return prepare_submission(
+        rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="failure", digest=evidence_hash, code=code
+    )
+
+
+def submission_fields(sub: Submission) -> dict[str, Any]:
+    """The record fields that say what a journaled submission sends (they override the run's own
+    when the journal kept an earlier run's entry)."""
+    fields: dict[str, Any] = {"kind": sub.kind, "commitment": sub.commitment, "committed": sub.committed}
+    if sub.kind == "result":
+        fields.update(digest=sub.digest, uri=sub.uri, name=sub.name)
+    else:
+        fields.update(code=sub.code, evidence=sub.digest)
+    return fields

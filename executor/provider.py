@@ -22,6 +22,8 @@ from executor.execution import (
     AFTER_SUBMIT,
     execute_job,
     give_up,
+    journal_failure,
+    journal_outcome,
     load_spec,
     mark_late,
     mark_lost,
@@ -29,6 +31,7 @@ from executor.execution import (
     outcome_fields,
     same,
     sha256,
+    submission_fields,
 )
 from executor.jobtask import transient_errors
 from executor.runtime import Runtime
@@ -127,8 +130,9 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
         try:
             spec = load_spec(rt, job_id, job.spec_hash)
         except SpecError as exc:
-            rt.set_record(job_id, "outcome", kind="failure", code=int(FailureCode.BAD_SPEC), failure_reason=str(exc)[:500],
-                          evidence="0x" + sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n").hex())
+            evidence = sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n")
+            sub = journal_failure(rt, job_id, job.spec_hash, int(FailureCode.BAD_SPEC), evidence)
+            rt.set_record(job_id, "outcome", failure_reason=str(exc)[:500], **submission_fields(sub))
             queue.send("depin.submit", job_id)
             return
         rt.set_record(job_id, "running", started=time.time())
@@ -151,7 +155,10 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
                 rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
                 log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
                 raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
-        fields = outcome_fields(outcome)
+        # The salt (and the archive's name) are journaled before the record says "outcome": nothing
+        # that carries the commitment is ever sent before its salt is on disk.
+        sub = journal_outcome(rt, job_id, job.spec_hash, outcome)
+        fields = {**outcome_fields(outcome), **submission_fields(sub)}
         rt.set_record(job_id, "outcome", **fields)
         log.info("outcome recorded", extra={"job": job_id, **fields, "lease_lost": lease.lost})
     finally:
@@ -186,11 +193,9 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
             return
         if rec.get("tx_pending") and wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
             return
+        fn, args = submission_call(rt, job_id, job.spec_hash, rec)
         try:
-            if rec.get("kind") == "result":
-                receipt = send_recorded(rt, job_id, "submitResult", job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
-            else:
-                receipt = send_recorded(rt, job_id, "submitFailure", job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
+            receipt = send_recorded(rt, job_id, fn, *args)
         except TxReverted as exc:
             job = rt.job(job_id)
             if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
@@ -206,6 +211,18 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
         log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
     finally:
         lease.release()
+
+
+def submission_call(rt: Runtime, job_id: int, spec_hash: bytes, rec: dict[str, str]) -> tuple[str, tuple[Any, ...]]:
+    """The ``JobMarket`` call that submits the job's outcome: the journaled submission's
+    (:meth:`executor.results.Submission.call`), or, for a record written before the journal
+    existed, the record's own fields."""
+    sub = rt.journal.load(job_id)
+    if sub is not None and sub.spec_hash == "0x" + spec_hash.hex():
+        return sub.call()
+    if rec.get("kind") == "result":
+        return "submitResult", (job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
+    return "submitFailure", (job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
 
 
 def send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:

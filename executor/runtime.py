@@ -10,8 +10,11 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
 ``{e}:job:{id}`` (hash)
     The executor's record of one job: ``state`` (below), ``updated`` (unix time), ``reason`` (why
     skipped, lost or abandoned) and, once the run ended, the outcome: ``kind`` (result | failure),
-    ``digest`` and ``uri`` and ``exit_code`` and ``size``, or ``code`` and ``failure_reason`` and
-    ``evidence``; ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
+    ``digest`` and ``uri`` and ``name`` (the archive's opaque name) and ``exit_code`` and ``size``,
+    or ``code`` and ``failure_reason`` and ``evidence``; ``commitment`` and ``committed`` (the
+    salted commitment and the digest it covers; the salt itself is in the submission journal,
+    ``<state_dir>/journal/<instance>/<job>.json``, :class:`executor.results.SubmissionJournal`,
+    written before the record says ``outcome``); ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
     executor never claims the job again: it crashed, was given up or timed out in our hands; kept
     whatever the state becomes, see :mod:`executor.tasks`).
 ``{e}:lease:{id}`` (string, expires)
@@ -62,7 +65,7 @@ from depin.market import JobStatus
 from executor.containers import container_name as engine_container_name
 from executor.engine import check_sandbox, connect
 from executor.lease import DEFAULT_TTL, Lease
-from executor.results import ResultStore
+from executor.results import ResultStore, SubmissionJournal
 from indexer.query import EventStream, IndexerReader
 
 if TYPE_CHECKING:
@@ -172,6 +175,11 @@ class Runtime:
     @cached_property
     def store(self) -> ResultStore:
         return ResultStore(self.state_dir / "results", self.config.executor.results_url)
+
+    @cached_property
+    def journal(self) -> SubmissionJournal:
+        """This executor's submission journal (salts and names of its commitments), per instance."""
+        return SubmissionJournal(self.state_dir / "journal" / self.instance)
 
     @property
     def state_dir(self) -> Path:

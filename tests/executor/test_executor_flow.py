@@ -4,11 +4,13 @@ containers and Celery worker processes (tests/executor/stack.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from depin.commitment import commitment
 from depin.market import FailureCode, JobStatus
 from depin.outputs import read_exit_code
 
@@ -44,6 +46,16 @@ def test_happy_path_claim_run_submit_finalize_withdraw(stack: Stack, tmp_path: P
     archive = tmp_path / "r.tar"
     archive.write_bytes(body)
     assert read_exit_code(archive) == 0
+    # the URI names the archive opaquely; the journal kept the salt of the commitment it submitted
+    assert result_hash.lower()[2:] not in uri
+    ex = stack.provider
+    journaled = json.loads((ex.workdir / "state" / "journal" / ex.instance() / f"{job_id}.json").read_text())
+    assert journaled["uri"] == uri and journaled["digest"] == result_hash.lower() and journaled["committed"] == journaled["digest"]
+    salt = bytes.fromhex(journaled["salt"][2:])
+    assert journaled["commitment"] == "0x" + commitment(provider, job_id, bytes.fromhex(result_hash[2:]), salt).hex()
+    assert stack.exec_record(ex, job_id)["commitment"] == journaled["commitment"]
+    manifest = json.loads(stack.download(uri + ".json"))
+    assert manifest["salt"] == journaled["salt"] and manifest["commitment"] == journaled["commitment"]
     # the withdraw beat moves the reward to the provider's wallet
     wait_for(lambda: stack.market.withdrawable(provider) == 0 and stack.market.token_balance(provider) >= wallet_before + TOKEN, 30, "withdrawal")
     assert stack.market.token_balance(provider) >= wallet_before + TOKEN

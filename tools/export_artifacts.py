@@ -55,6 +55,8 @@ CONTRACTS = (
     "IJobMarket",
     "IRandomness",
     "ICourtViews",
+    "VerificationCourt",  # the court (its ABI: IVerificationCourt + AccessControl); the indexer and SDK bind to it
+    "IVerificationCourt",
 )
 # solc appends CBOR-encoded metadata; its length is the last two bytes, big-endian.
 METADATA_LENGTH_BYTES = 2

@@ -129,11 +129,21 @@ def court_contract_name(project: Any) -> str:
     return COURT_CONTRACT
 
 
+def court_params(params: NetworkParameters) -> dict[str, int]:
+    """VerificationCourt's CourtParams from the network's parameters. The court's own `betaBps`
+    (the challenger's bounty cap) follows the market's beta, and its `minStake` (the least a
+    verifier joins with) the staking minimum, unless parameters.toml names them."""
+    values = dict(params.court.as_dict())
+    values.setdefault("betaBps", params.market.beta_bps)
+    values.setdefault("minStake", to_wei(params.staking.min_stake))
+    return values
+
+
 def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
     """Deploys and wires the contracts with ape, in the order the verification protocol needs:
     RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
-    JobMarket (which deploys ProviderStaking); the court (`VerificationCourt(market, admin,
-    CourtParams)`, or the TestCourt stand-in while the build has no VerificationCourt); then
+    JobMarket (which deploys ProviderStaking); the court (`CourtEngine`, then
+    `VerificationCourt(market, token, admin, CourtParams, engine)`, or the TestCourt stand-in while the build has no VerificationCourt); then
     `market.setParams` with the court (the first parameter version).
 
     `deployer` is an ape account; it becomes admin, governor and guardian everywhere. `arbiter`
@@ -165,7 +175,12 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
     staking = project.ProviderStaking.at(market.staking())
     court_name = court_contract_name(project)
     if court_name == COURT_CONTRACT:
-        court = project.VerificationCourt.deploy(market.address, deployer.address, c.as_dict(), sender=deployer)
+        # The court runs its cases and its desk by delegatecall into two modules (EIP-170):
+        # CourtEngine deploys its CourtDesk; VerificationCourt(market, token, admin, params, engine).
+        engine = project.CourtEngine.deploy(sender=deployer)
+        court = project.VerificationCourt.deploy(
+            market.address, token.address, deployer.address, court_params(params), engine.address, sender=deployer
+        )
     else:
         court = project.TestCourt.deploy(
             market.address,

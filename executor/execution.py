@@ -1,5 +1,4 @@
-"""The shared execution API of the executor's roles (provider, verifier, arbiter): load a job's spec,
-run it in a container for a role, turn the outcome into record fields, and the record transitions
+"""The shared execution API of the executor: load a job's spec, run it in a container, turn the outcome into record fields, and the record transitions
 every role uses when a job leaves its hands (lost, given up, late, submitted).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; no Celery here (:mod:`executor.tasks`
@@ -48,11 +47,6 @@ def give_up(rt: Runtime, job_id: int, reason: str) -> None:
     rt.refuse(job_id, f"abandoned: {reason}")
 
 
-def record_abandoned(rt: Runtime, job_id: int, reason: str) -> None:
-    """Records the job abandoned (verifier and arbiter tasks at the redelivery cap)."""
-    rt.set_record(job_id, "abandoned", reason=reason)
-
-
 def mark_late(rt: Runtime, job_id: int, reason: str) -> None:
     """The submit deadline passed in our hands: recorded late and refused."""
     rt.set_record(job_id, "late", reason=reason)
@@ -82,8 +76,7 @@ def load_spec(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
 
 
 def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
-    """Runs the job in this executor's container for `role`; the arbiter runs it whatever its limits
-    (it must judge whatever it gets), the others within the policy."""
+    """Runs the job in this executor's container for `role`, within the policy."""
     return execute(
         rt.docker,
         job_id=job_id,
@@ -92,8 +85,8 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
         store=rt.store,
         name=rt.container_name(job_id),
         labels={LABEL_EXECUTOR: rt.instance},
-        limits_cap=None if role == "arbiter" else rt.config.policy,
-        input_allow_networks=rt.config.policy.input_allow_networks,  # every role: the arbiter too
+        limits_cap=rt.config.policy,
+        input_allow_networks=rt.config.policy.input_allow_networks,
     )
 
 

@@ -20,8 +20,8 @@ the submitted digest, the committed digest, the salt, the commitment, the opaque
 archive's path). A run repeated after a crash (or a restart of the worker) finds the entry and
 reuses it as it is: the salt is never drawn twice for a job, and what was committed can always be
 revealed. :meth:`Submission.call` is the one place that turns an entry into the ``JobMarket``
-call; today it submits what the current ABI takes (``submitResult(jobId, resultHash, resultURI)``,
-``submitFailure(jobId, code, evidenceHash)``), the switch to salted commitments changes that line.
+call (``submitResult(jobId, commitment, resultURI)``, ``submitFailure(jobId, code, commitment)``)
+and :meth:`Submission.reveal_args` the one that turns it into the court's ``revealProvider``.
 """
 
 from __future__ import annotations
@@ -350,11 +350,18 @@ class Submission:
     code: int = 0  # failures: the FailureCode
 
     def call(self) -> tuple[str, tuple[Any, ...]]:
-        """The ``JobMarket`` function and arguments that submit this outcome. Today's ABI takes the
-        unsalted digest; the switch to salted commitments changes only this method."""
+        """The ``JobMarket`` function and arguments that submit this outcome: the salted commitment
+        only (``submitResult(jobId, commitment, resultURI)`` with the opaque URI,
+        ``submitFailure(jobId, code, commitment)``); the digest and the salt stay in the journal
+        until the court asks for the reveal (:meth:`reveal_args`)."""
+        commitment = bytes.fromhex(self.commitment[2:])
         if self.kind == "result":
-            return "submitResult", (self.job_id, bytes.fromhex(self.digest[2:]), self.uri)
-        return "submitFailure", (self.job_id, self.code, bytes.fromhex(self.digest[2:]))
+            return "submitResult", (self.job_id, commitment, self.uri)
+        return "submitFailure", (self.job_id, self.code, commitment)
+
+    def reveal_args(self) -> tuple[int, bytes, bytes]:
+        """``VerificationCourt.revealProvider``'s arguments: (jobId, committed digest, salt)."""
+        return self.job_id, bytes.fromhex(self.committed[2:]), bytes.fromhex(self.salt[2:])
 
     def manifest(self) -> dict[str, Any]:
         """What is published next to the archive: enough, with the archive, to check the commitment."""

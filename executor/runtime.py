@@ -76,9 +76,12 @@ log = logging.getLogger("executor")
 ENV_CONFIG = "DEPIN_CONFIG"
 ENV_ROLE = "DEPIN_EXECUTOR_ROLE"
 ENV_BROKER = "DEPIN_BROKER_URL"
+ROLES = ("provider",)  # the volunteer verifier and the arbiter went with issue 12: the court verifies
 
-ACTIVE_STATES = ("claiming", "claimed", "running", "outcome", "verifying", "challenge", "arbitrating", "ruling")
-TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verified", "challenged", "too_late", "ruled", "abstained")
+ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
+# "verifying_court": drawn or challenged, followed by executor.verification (its own set);
+# "no_fault": we reported an availability failure and the market reopened (or refunded) the job.
+TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verifying_court", "no_fault")
 
 
 def broker_url_for(redis_url: str) -> str:
@@ -101,8 +104,8 @@ def load_executor_config(path: Path | str | None = None, role: str | None = None
     config = load_config(Path(path) if path else None)
     role = role or os.environ.get(ENV_ROLE) or None
     if role:
-        if role not in ("provider", "verifier", "arbiter"):
-            raise ConfigError(f"unknown executor role {role!r}; one of provider, verifier, arbiter")
+        if role not in ROLES:
+            raise ConfigError(f"unknown executor role {role!r}; one of {', '.join(ROLES)}")
         config.executor.role = role  # type: ignore[assignment]
     return config
 

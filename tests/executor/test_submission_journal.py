@@ -47,7 +47,8 @@ def test_a_result_is_journaled_with_its_commitment_and_manifest(tmp_path: Path) 
     assert sub.commitment == "0x" + commitment(PARTY, 7, committed, salt).hex()
     assert sub.uri == f"http://p/results/{sub.name}" and Path(sub.archive) == store.path(sub.name)
     # today's submission is unchanged: the archive digest and the URI
-    assert sub.call() == ("submitResult", (7, bytes.fromhex(sub.digest[2:]), sub.uri))
+    assert sub.call() == ("submitResult", (7, bytes.fromhex(sub.commitment[2:]), sub.uri))  # never the digest
+    assert sub.reveal_args() == (7, bytes.fromhex(sub.committed[2:]), bytes.fromhex(sub.salt[2:]))
     manifest = json.loads(store.manifest_path(sub.name).read_text())
     assert manifest == {"format": "depin-result-manifest-v1", "job": 7, "party": PARTY, "salt": sub.salt, "commitment": sub.commitment}
     assert (tmp_path / "journal" / "7.json").stat().st_mode & 0o777 == 0o600
@@ -83,7 +84,7 @@ def test_a_failure_commits_to_its_code(tmp_path: Path) -> None:
     sub = prepare_submission(journal, None, job_id=9, spec_hash=SPEC_HASH, party=PARTY, kind="failure", digest=evidence, code=int(FailureCode.TIME_LIMIT))
     assert sub.committed == "0x" + failure_digest(4).hex()
     assert sub.commitment == "0x" + commitment(PARTY, 9, failure_digest(4), bytes.fromhex(sub.salt[2:])).hex()
-    assert sub.call() == ("submitFailure", (9, 4, evidence))
+    assert sub.call() == ("submitFailure", (9, 4, bytes.fromhex(sub.commitment[2:])))
     assert prepare_submission(journal, None, job_id=9, spec_hash=SPEC_HASH, party=PARTY, kind="failure", digest=evidence, code=4) == sub
     with pytest.raises(ValueError):
         prepare_submission(journal, None, job_id=10, spec_hash=SPEC_HASH, party=PARTY, kind="failure", digest=evidence, code=0)

@@ -151,6 +151,10 @@ class Keys:
     def account(self, address: str) -> str:
         return f"{self.prefix}:account:{address.lower()}"
 
+    # the court's verifiers
+    def verifier(self, address: str) -> str:
+        return f"{self.prefix}:verifier:{address.lower()}"
+
     # market-wide
     @property
     def totals(self) -> str:

@@ -11,7 +11,7 @@ One :meth:`Indexer.sync_once` call:
    not among the stored blocks, or more than ``finality_depth`` blocks below the cursor, raises
    :class:`~depin.errors.ReorgTooDeep`;
 3. repeats until the cursor reaches ``head - confirmations``: fetch the logs of the next range with
-   one raw ``eth_getLogs`` (both contracts, the handled event topics), decode, reduce, and commit the
+   one raw ``eth_getLogs`` (market, staking and court, the handled event topics), decode, reduce, and commit the
    batch in one Redis transaction with a compare-and-set on the cursor.
 
 Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
@@ -96,7 +96,7 @@ class _ChainMoved(Exception):
 
 
 class Indexer:
-    """Indexes one deployment's market and staking events into Redis (see the module docstring)."""
+    """Indexes one deployment's market, staking and court events into Redis (see the module docstring)."""
 
     def __init__(self, config: IndexerConfig, redis_client: redis.Redis | None = None, web3: Any = None) -> None:
         self.config = config
@@ -115,10 +115,13 @@ class Indexer:
             else None
         )
         client = redis_client if redis_client is not None else redis.Redis.from_url(config.redis_url, decode_responses=True)
-        self.decoder = LogDecoder(
-            {"JobMarket": (self.market, load_abi("JobMarket")), "ProviderStaking": (self.staking, load_abi("ProviderStaking"))},
-            events=HANDLED_EVENTS,
-        )
+        contracts = {"JobMarket": (self.market, load_abi("JobMarket")), "ProviderStaking": (self.staking, load_abi("ProviderStaking"))}
+        # The court's events (audits, juries, verifiers' stakes). A deployment whose court is the
+        # TestCourt stand-in has the address too: it emits none of them.
+        self.court = addrs.get("VerificationCourt")
+        if self.court:
+            contracts["VerificationCourt"] = (self.court, load_abi("VerificationCourt"))
+        self.decoder = LogDecoder(contracts, events=HANDLED_EVENTS)
         self.reducer = Reducer(self.keys, self.decoder.arg_types())
         self.store = Store(client, self.keys, self.reducer)
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events

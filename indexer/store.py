@@ -110,7 +110,12 @@ _JSON_COMMANDS = msgspec.json.Encoder().encode
 _MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
 # The index's layout version, in ``{p}:meta`` field ``schema`` (absent: 1). 2 added the due sets
 # (``{p}:jobs:due:{status}``); an older index gets them built on start (:meth:`Store.upgrade`).
-INDEX_SCHEMA = 2
+# 3: JobMarket v2 and the VerificationCourt (job fields commitment, anchorBlock, fee, auditFee,
+# verifyMode, auditBps, outcome, the court's case fields; ``{p}:verifier:{address}``; the Disputed
+# due set scored by courtDeadline; totals pendingBurn, flushed, toCourt, court*). A v2 market is a
+# new contract, hence a new prefix: an index of schema 2 belongs to a v1 market and keeps its layout
+# (its due sets are built as for 2); no index is converted from v1 to v2 fields in place.
+INDEX_SCHEMA = 3
 _UPGRADE_PAGE = 1000  # job hashes read per round trip while building the due sets
 
 

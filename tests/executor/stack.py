@@ -61,7 +61,7 @@ def terms_for(*, verify_mode: int = 1, **overrides: Any) -> JobTerms:
     """The tests' job terms: a 1-token reward, the devnet's least collateral (400 %) and shortest
     challenge window (8 s). Verify mode none by default (never drawn: every job finalizes); tests of
     the court's side post re-executable jobs (`verify_mode=0`)."""
-    values: dict[str, Any] = dict(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=8, collateral_pct=400, cpu_seconds=10)
+    values: dict[str, Any] = {"reward": TOKEN, "claim_window": 600, "max_runtime": 60, "challenge_window": 8, "collateral_pct": 400, "cpu_seconds": 10}
     values.update(overrides)
     return JobTerms(verify_mode=verify_mode, **values)
 

@@ -157,7 +157,7 @@ def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> b
     except Exception:  # noqa: BLE001 - not anvil (no anvil_getAutomine): ape's default applies
         return False
     cls = type(provider)
-    cls.auto_mine = property(lambda self: True, cls.auto_mine.fset)  # type: ignore[attr-defined]
+    cls.auto_mine = property(lambda self: True, cls.auto_mine.fset)
     return True
 
 

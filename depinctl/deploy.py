@@ -114,18 +114,25 @@ COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in t
 
 
 def court_contract_name(project: Any) -> str:
-    """The contract deployed as the court: VerificationCourt when the build has it and its
-    constructor is the one :func:`deploy_contracts` calls (market, admin, CourtParams), else TestCourt.
+    """The contract deployed as the court: VerificationCourt when the build has it with the
+    constructor :func:`deploy_contracts` calls (market, token, admin, CourtParams, engine) and the
+    market answers what the court reads of it (``IMarketForCourt``: ``drawDelay()``), else the
+    TestCourt stand-in.
 
-    (Branch v-i2a: v-court's VerificationCourt takes (market, token, admin, params, engine) and reads
-    a market view set the v-market JobMarket does not have yet; until the lead reconciles the two,
-    deployments here keep the TestCourt stand-in.)"""
+    (v-market's JobMarket has no ``drawDelay()`` view and its ``VerificationInfo`` lacks the court's
+    ``challengeDeadline``: the real court reverts on both, in ``requiredChallengeWindow`` first, so
+    until the lead reconciles the boundary deployments keep the stand-in; they switch by themselves
+    once JobMarket has the view.)"""
     try:
         contract = getattr(project, COURT_CONTRACT)
+        market = project.JobMarket
     except AttributeError:
         return COURT_FALLBACK
     constructor = getattr(getattr(contract, "contract_type", None), "constructor", None)
-    if constructor is not None and len(getattr(constructor, "inputs", ())) != 3:
+    if constructor is not None and len(getattr(constructor, "inputs", ())) != 5:
+        return COURT_FALLBACK
+    methods = getattr(getattr(market, "contract_type", None), "view_methods", None) or []
+    if "drawDelay" not in {getattr(m, "name", "") for m in methods}:
         return COURT_FALLBACK
     return COURT_CONTRACT
 

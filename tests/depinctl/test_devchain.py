@@ -90,6 +90,7 @@ def test_single_transactions_walk_a_job_and_decode_reverts(chain: DevChain) -> N
     with pytest.raises(TxFailed, match="TooEarly"):
         chain.finalize(job_id)
     chain.advance_time(terms.challenge_window + 1)
+    chain.mine()  # the anchor block (submit block + D) is readable once a later block exists
     assert chain.is_drawn(job_id) is False
     chain.finalize(job_id)
     assert chain.get_job(job_id)["status"] == FINALIZED
@@ -98,6 +99,7 @@ def test_single_transactions_walk_a_job_and_decode_reverts(chain: DevChain) -> N
     chain.claim_job(provider, job_id)
     chain.submit_result(provider, job_id, keccak(b"commitment 2"), "http://provider/results/y")
     chain.advance_time(terms.challenge_window + 1)
+    chain.mine()
     if chain.is_drawn(job_id):
         with pytest.raises(TxFailed, match="JobDrawn"):
             chain.finalize(job_id)

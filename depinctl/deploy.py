@@ -113,18 +113,20 @@ COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in t
 
 
 def court_contract_name(project: Any) -> str:
-    """The contract deployed as the court: VerificationCourt when the build has it and its
-    constructor is the one :func:`deploy_contracts` calls (market, admin, CourtParams), else TestCourt.
+    """The contract deployed as the court: VerificationCourt when the build has it and the build's
+    JobMarket implements the court's view of the market (IMarketForCourt: `drawDelay()`, and
+    `verificationInfo` with the challenge deadline), else the TestCourt stand-in.
 
-    (Branch v-i2a: v-court's VerificationCourt takes (market, token, admin, params, engine) and reads
-    a market view set the v-market JobMarket does not have yet; until the lead reconciles the two,
-    deployments here keep the TestCourt stand-in.)"""
+    (Until v-market and v-court agree on that boundary, VerificationCourt reverts on every case it
+    opens against this JobMarket, so deployments keep TestCourt, with which tests drive every
+    Outcome; the switch is automatic once the market has `drawDelay`.)"""
     try:
-        contract = getattr(project, COURT_CONTRACT)
+        getattr(project, COURT_CONTRACT)
+        market = project.JobMarket
     except AttributeError:
         return COURT_FALLBACK
-    constructor = getattr(getattr(contract, "contract_type", None), "constructor", None)
-    if constructor is not None and len(getattr(constructor, "inputs", ())) != 3:
+    abi = getattr(getattr(market, "contract_type", None), "abi", None) or []
+    if not any(getattr(item, "name", None) == "drawDelay" for item in abi):
         return COURT_FALLBACK
     return COURT_CONTRACT
 

@@ -810,8 +810,7 @@ class Reducer:
             job.update(provider="", deadline="0")
             self._set_status(st, job, "Open")
         else:
-            job["refund"] = str(refund)
-            job["deadline"] = "0"
+            job["refund"] = str(refund)  # (the chain keeps the submit deadline in `deadline`)
             self._set_status(st, job, "Expired")
             tadd("escrowed", -refund)
             tadd("refunded", refund)

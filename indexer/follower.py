@@ -14,7 +14,7 @@ One :meth:`Indexer.sync_once` call:
    one raw ``eth_getLogs`` (market, staking and court, the handled event topics), decode, reduce, and commit the
    batch in one Redis transaction with a compare-and-set on the cursor.
 
-Two kinds of batch. Blocks below ``head - finality_depth`` are *final*: their batch fetches
+Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
 only the headers of its first block's parent and its last block (continuity, and the new cursor
 hash) and writes no undo records or block hashes. Newer blocks are fetched with every header (one
 JSON-RPC batch request): the first block's parent must be the cursor's block, each header's parent
@@ -261,9 +261,7 @@ class Indexer:
                 if self._stored is None:
                     self._stored = set(self.store.block_numbers())
                 target = self.head - self.config.confirmations
-                # Final: below head - finality_depth, the blocks whose undo records and hashes
-                # `_step` prunes (keep_from); so a live follow and a backfill keep the same ones.
-                final_target = min(target, self.head - self.config.finality_depth - 1)
+                final_target = min(target, self.head - self.config.finality_depth)
                 if cursor.number < final_target:
                     try:
                         cursor, n = self._backfill(cursor, final_target, stop)
@@ -440,7 +438,7 @@ class Indexer:
     def _step(self, cursor: Cursor, target: int) -> tuple[Cursor, int]:
         """Fetches, reduces and commits the next batch after `cursor`; returns the new cursor."""
         start = cursor.number + 1
-        final_limit = self.head - self.config.finality_depth - 1  # below keep_from (see the pruning below)
+        final_limit = self.head - self.config.finality_depth
         final = start <= final_limit
         end = min(target, start + self.range - 1)
         if final:
@@ -491,8 +489,12 @@ class Indexer:
         assert self._stored is not None
         keep_from = self.head - self.config.finality_depth  # unfinal batches only hold blocks >= keep_from
         prune = sorted(n for n in self._stored if n < keep_from)
+        # Block keep_from's hash stays (the parent of the first unfinal block), but it is final (a
+        # backfill applies it without an undo record, and no reorg within the finality depth
+        # rolls it back): its undo record goes, so a live follow keeps exactly a backfill's.
+        final_undo = [keep_from] if keep_from in self._stored else []
         self._rate.append((time.time(), result.events))
-        self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values)
+        self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values, drop_undo=final_undo)
         self._stored = (self._stored | set(blocks)) - set(prune)
         if result.events:
             log.debug("applied %d events in blocks %d..%d", result.events, start, end, extra={"from_block": start, "to_block": end, "events": result.events})

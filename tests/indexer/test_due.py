@@ -86,13 +86,14 @@ def market(server: RedisServer) -> Chain:
     chain = Chain(client)
     ids = range(1, JOBS + 1)
     chain.block(1, [("JobPosted", {
-        "jobId": j, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(), "reward": 10**18, "fromCredit": 0,
-        "claimDeadline": NOW + j, "maxRuntime": 60, "challengeWindow": 600, "collateralPct": 10, "cpuSeconds": 10, "spec": SPEC,
+        "jobId": j, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(), "reward": 10**18, "fee": 2 * 10**16,
+        "auditFee": 11 * 10**17, "fromCredit": 0, "claimDeadline": NOW + j, "maxRuntime": 60, "challengeWindow": 600,
+        "collateralPct": 400, "cpuSeconds": 10, "verifyMode": 0, "auditBps": 3085, "paramsVersion": 1, "spec": SPEC,
     }) for j in [*ids, JOBS + 1]])
-    chain.block(2, [("JobClaimed", {"jobId": j, "provider": _provider(j), "collateral": 10**17, "submitDeadline": NOW + 5_000})
+    chain.block(2, [("JobClaimed", {"jobId": j, "provider": _provider(j), "collateral": 4 * 10**18, "submitDeadline": NOW + 5_000})
                     for j in ids])
-    chain.block(3, [("ResultSubmitted", {"jobId": j, "provider": _provider(j), "resultHash": _hash(j), "resultURI": f"http://r/{j}",
-                                         "challengeDeadline": _challenge_deadline(j)}) for j in ids])
+    chain.block(3, [("ResultSubmitted", {"jobId": j, "provider": _provider(j), "commitment": _hash(j), "resultURI": f"http://r/{j}",
+                                         "challengeDeadline": _challenge_deadline(j), "anchorBlock": 4}) for j in ids])
     return chain
 
 
@@ -131,14 +132,18 @@ def test_the_provider_filter_is_exact(reader: IndexerReader) -> None:
 
 
 def test_a_reorg_undoes_a_deadline_move(market: Chain, reader: IndexerReader) -> None:
-    """A challenge moves job 550 to the Disputed set with its resolve deadline; rolling the block
-    back puts it back into the Submitted set at its challenge deadline."""
+    """The court starting a verification moves job 550 out of the Submitted set; the Disputed set
+    scores it by the court's next deadline once the court drew its seats (redraw due after the seat
+    deadline); rolling the block back puts it back into the Submitted set at its challenge deadline."""
     before = market.cursor
-    market.block(4, [("JobChallenged", {"jobId": 550, "challenger": PROVIDER_2, "bond": 10**17, "resolver": RESOLVER,
-                                        "resolveDeadline": NOW - 1})], undo=True)
+    market.block(4, [("VerificationStarted", {"jobId": 550, "court": RESOLVER})], undo=True)
     assert 550 not in reader.due_jobs("Submitted", NOW, limit=1_000)
+    assert reader.due_jobs("Disputed", NOW + 10**6) == []  # no court deadline known yet
+    market.block(5, [("SeatsDrawn", {"jobId": 550, "round": 0, "k": 1, "redraws": 0, "anchor": 5, "seatDeadline": NOW - 1,
+                                     "commitDeadline": NOW + 100, "revealDeadline": NOW + 200})], undo=True)
     assert reader.due_jobs("Disputed", NOW) == [550]
-    market.rollback(before, [4])
+    assert reader.due_jobs("Disputed", NOW - 1) == []
+    market.rollback(before, [4, 5])
     assert reader.due_jobs("Disputed", NOW + 10**6) == []
     assert reader.due_jobs("Submitted", NOW, limit=1_000) == _past_due()
 

@@ -594,9 +594,8 @@ def job_challenge(
         dev_account=dev_account,
     )
     jid = _job_id(job_id)
-    job = client.job(jid)
-    bond = client.challenge_bond(job)
     receipt = client.challenge(jid)
+    bond = client.challenge_bond(jid)
     typer.echo(
         f"challenged job {jid} in its court with a bond of {format_amount(bond)} {TOKEN_SYMBOL} (tx {receipt.tx_hash}); "
         f"follow it with `depin job watch {jid}`"

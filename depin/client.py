@@ -27,6 +27,8 @@ both the client's and the node's refusals, and nothing was sent in either case.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tarfile
 import tempfile
@@ -53,6 +55,7 @@ from depin.deployment import (
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
+from depin import outputs as depin_outputs
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, parse_spec
 from depin.spec import cpu_seconds as spec_cpu_seconds
@@ -900,9 +903,7 @@ class Client:
         patterns = getattr(spec, "match", None)
         if not patterns:
             return sha256
-        from depin import outputs  # the selector's digest lives with the archive format
-
-        match_digest = getattr(outputs, "match_digest", None)
+        match_digest = getattr(depin_outputs, "match_digest", None)
         if match_digest is None:  # pragma: no cover - depin.outputs predates output selectors
             raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
         return bytes(match_digest(archive, patterns))
@@ -1089,9 +1090,6 @@ MANIFEST_MAX_BYTES = 65_536
 def _manifest_salt(uri: str) -> bytes | None:
     """The ``salt`` (0x-hex, 32 bytes) of the manifest published beside a result (``<uri>.json``),
     or None when there is none or it is unreadable."""
-    import io
-    import json
-
     buffer = io.BytesIO()
     try:
         download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=DOWNLOAD_TIMEOUT)

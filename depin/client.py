@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
 
+from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
 from depin.accounts import account_from_config, refuse_dev_key_off_devnet
 from depin.artifacts import load_abi
@@ -55,7 +56,6 @@ from depin.deployment import (
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
-from depin import outputs as depin_outputs
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, parse_spec
 from depin.spec import cpu_seconds as spec_cpu_seconds

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -113,20 +114,25 @@ COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in t
 
 
 def court_contract_name(project: Any) -> str:
-    """The contract deployed as the court: VerificationCourt when the build has it and the build's
-    JobMarket implements the court's view of the market (IMarketForCourt: `drawDelay()`, and
-    `verificationInfo` with the challenge deadline), else the TestCourt stand-in.
+    """The contract deployed as the court: VerificationCourt when the build has it with the
+    constructor :func:`deploy_contracts` calls (market, token, admin, CourtParams, engine) and the
+    market answers what the court reads of it (``IMarketForCourt``: ``drawDelay()``), else the
+    TestCourt stand-in.
 
-    (Until v-market and v-court agree on that boundary, VerificationCourt reverts on every case it
-    opens against this JobMarket, so deployments keep TestCourt, with which tests drive every
-    Outcome; the switch is automatic once the market has `drawDelay`.)"""
+    (v-market's JobMarket has no ``drawDelay()`` view and its ``VerificationInfo`` lacks the court's
+    ``challengeDeadline``: the real court reverts on both, in ``requiredChallengeWindow`` first, so
+    until the lead reconciles the boundary deployments keep the stand-in; they switch by themselves
+    once JobMarket has the view.)"""
     try:
-        getattr(project, COURT_CONTRACT)
+        contract = getattr(project, COURT_CONTRACT)
         market = project.JobMarket
     except AttributeError:
         return COURT_FALLBACK
-    abi = getattr(getattr(market, "contract_type", None), "abi", None) or []
-    if not any(getattr(item, "name", None) == "drawDelay" for item in abi):
+    constructor = getattr(getattr(contract, "contract_type", None), "constructor", None)
+    if constructor is not None and len(getattr(constructor, "inputs", ())) != 5:
+        return COURT_FALLBACK
+    methods = getattr(getattr(market, "contract_type", None), "view_methods", None) or []
+    if "drawDelay" not in {getattr(m, "name", "") for m in methods}:
         return COURT_FALLBACK
     return COURT_CONTRACT
 
@@ -139,6 +145,27 @@ def court_params(params: NetworkParameters) -> dict[str, int]:
     values.setdefault("betaBps", params.market.beta_bps)
     values.setdefault("minStake", to_wei(params.staking.min_stake))
     return values
+
+
+def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> bool:
+    """Makes ape wait for receipts on a node that mines on its own although its automine flag is
+    off: ``anvil --block-time N --mixed-mining`` (the devnet's, so that anchor blocks arrive on an
+    idle chain) answers ``anvil_getAutomine`` false, and ape then returns an unmined receipt for
+    every deployment ("did not create a contract"). When the block number moves by itself within
+    `probe` seconds, ape's provider class is told the node automines (ape's only use of the flag:
+    whether to wait for the receipt). True when it did so; a node mined by hand is left alone."""
+    try:
+        if provider.auto_mine:
+            return False
+        first = provider.get_block("latest").number
+        time.sleep(probe)
+        if provider.get_block("latest").number == first:
+            return False
+    except Exception:  # noqa: BLE001 - not anvil (no anvil_getAutomine): ape's default applies
+        return False
+    cls = type(provider)
+    cls.auto_mine = property(lambda self: True, cls.auto_mine.fset)
+    return True
 
 
 def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
@@ -156,6 +183,7 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
     from ape import project  # lazy: optional (ape is heavy and only deploys need it)
 
     ensure_current_build(project)
+    wait_for_receipts_on_interval_mining(deployer.provider)
     t, s, m, c = params.token, params.staking, params.market, params.court
     token = project.RewardToken.deploy(
         t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer

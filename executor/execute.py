@@ -1,7 +1,6 @@
 """Executing one job end to end: inputs → image → hardened container → result archive → store.
 
-:func:`execute` is the plain, testable function that the Celery ``compute`` task (and the verifier
-and arbiter modes) call. It returns an :class:`Outcome`:
+:func:`execute` is the plain, testable function that the Celery ``compute`` task calls. It returns an :class:`Outcome`:
 
 - ``kind="result"``: the job ran to its own end. Its exit code, **whatever it is**, is part of the
   result (it is the first entry of the ``depin-result-v1`` archive): a job that fails by its own
@@ -33,8 +32,8 @@ task, re-run the job on every recovery and burn the provider's collateral at the
 exception kept apart is an ``OSError`` whose errno says the provider's machine ran out of something
 (:data:`depin.outputs.PROVIDER_ERRNOS`): that is the provider's fault, never blamed on the job; it
 becomes :class:`ProviderFault` (retried; a provider whose disk stays full times out on its own
-account). A failure outcome is challengeable like a result: a verifier that archives the same
-output meets the same error.
+account). A failure outcome is committed and drawn for audit like a result: a verifier that
+archives the same output meets the same error.
 
 Idempotent per job and role: the work folder is ``<work_root>/<name>`` (``name`` is the
 deterministic container name, e.g. :func:`executor.containers.container_name`); a re-run after a

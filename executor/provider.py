@@ -163,7 +163,8 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
         sub = journal_outcome(rt, job_id, job.spec_hash, outcome)
         fields = {**outcome_fields(outcome), **submission_fields(sub)}
         rt.set_record(job_id, "outcome", **fields)
-        log.info("outcome recorded", extra={"job": job_id, **fields, "lease_lost": lease.lost})
+        shown = {("result_name" if k == "name" else k): v for k, v in fields.items()}  # "name" is the LogRecord's own
+        log.info("outcome recorded", extra={"job": job_id, **shown, "lease_lost": lease.lost})
     finally:
         lease.release()
     queue.send("depin.submit", job_id)

@@ -61,7 +61,7 @@ from depin.client import Client, OnchainJob, UnknownJob
 from depin.config import ConfigError, DepinConfig, load_config
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
-from depin.market import JobStatus
+from depin.market import JobStatus, VerifyMode
 from executor.containers import container_name as engine_container_name
 from executor.engine import check_sandbox, connect
 from executor.lease import DEFAULT_TTL, Lease
@@ -262,7 +262,10 @@ class Runtime:
         try:
             return self.client.job(job_id)
         except UnknownJob:
-            return OnchainJob(job_id, b"\x00" * 32, "", 0, JobStatus.NONE, False, None, 0, 0, 0, 0, 0, 0, 0, None)
+            zero = b"\x00" * 32
+            return OnchainJob(
+                job_id, zero, zero, "", 0, 0, 0, JobStatus.NONE, 0, VerifyMode.REEXEC, None, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            )
 
     # ------------------------------------------------------------------ index reads
 

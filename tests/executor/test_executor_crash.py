@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from depin.market import JobStatus
-from depinctl.devchain import JobTerms
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, Executor, Stack, spec, terms_for, wait_for
 
 # A job that runs until the test releases it: it waits for /tmp/go (its own tmpfs), which only
 # the test's `exec` creates.
@@ -173,7 +172,7 @@ def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
     """The chain worker dies after the submission; the challenge window closes while nobody can
     finalize; the restarted worker finalizes once."""
     p, m = stack.provider, stack.market
-    terms = JobTerms(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=600, collateral_pct=100, cpu_seconds=10)
+    terms = terms_for(challenge_window=600)
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"]), terms=terms)
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=120)
     p.kill9("worker-chain")

@@ -476,3 +476,72 @@ def test_dispatcher_reclaims_failed_entry(dispatcher_env: SimpleNamespace, monke
     _drain(env, until=lambda: ("depin.claim", 31) in env.sent, what=" and retry the failed entry")
     assert attempts == {"31": 2, "32": MAX_ENTRY_FAILURES}
     assert env.sent == [("depin.claim", 31)]
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis_server: RedisServer, tmp_path) -> None:
+    """executor.verification.follow: nothing while no seat has committed; the journal's digest and
+    salt once the reveal phase is open (RevealNotOpen at the estimate: wait); nothing once the chain
+    shows the reveal; the case is closed when the market shows the job settled."""
+    from depin.transactions import TxReverted
+    from executor import verification
+    from executor.results import SubmissionJournal, prepare_submission
+
+    me = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    state = redis_server.client(9)
+    state.flushdb()
+    journal = SubmissionJournal(tmp_path / "journal")
+    sub = prepare_submission(journal, None, job_id=5, spec_hash=b"\x01" * 32, party=me, kind="failure", digest=b"\xee" * 32, code=4)
+    case = [0] * 26
+    case[0], case[7], case[18] = 1, me, 2_000_000_000  # Active, our job, reveal deadline ahead
+    status = {"job": JobStatus.DISPUTED}
+    sent: list[tuple] = []
+    reveal_open = {"value": False}
+
+    class Court:
+        def __init__(self, address, codec) -> None:
+            pass
+
+        def get_case(self, job_id):
+            return ("getCase", job_id)
+
+        def reveal_provider(self, job_id, digest, salt):
+            return ("revealProvider", job_id, digest, salt)
+
+        def advance(self, job_id):
+            return ("advance", job_id)
+
+    def read(call):
+        return tuple(case) if call[0] == "getCase" else ("info",) + (None,) * 11 + ("0xcourt",)
+
+    def send(call):
+        if call[0] == "revealProvider" and not reveal_open["value"]:
+            raise TxReverted("VerificationCourt.revealProvider", "VerificationCourt.RevealNotOpen(jobId=5)")
+        if call[0] == "advance":
+            raise TxReverted("VerificationCourt.advance", "VerificationCourt.NothingDue(jobId=5)")
+        sent.append(call)
+        return SimpleNamespace(tx_hash="0xr")
+
+    client = SimpleNamespace(read=read, send=send, codec=None,
+                             contracts=SimpleNamespace(job_market=SimpleNamespace(verification_info=lambda j: ("info", j))))
+    rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me, client=client,
+                  chain_now=lambda: 1_900_000_000, journal=journal, job=lambda j: SimpleNamespace(status=status["job"]))
+    original = verification.VerificationCourt
+    verification.VerificationCourt = Court  # type: ignore[misc]
+    try:
+        verification.watch(rt, 5, "drawn for audit")
+        assert verification.follow_verifications(rt) == 0 and sent == []  # no commitment yet: nothing to reveal
+        case[21] = 1  # a seat committed
+        assert verification.follow_verifications(rt) == 0 and sent == []  # reveal not open yet
+        reveal_open["value"] = True
+        assert verification.follow_verifications(rt) == 1
+        assert sent == [("revealProvider", 5, bytes.fromhex(sub.committed[2:]), bytes.fromhex(sub.salt[2:]))]
+        case[6] = True  # the chain shows the reveal
+        assert verification.follow_verifications(rt) == 0 and len(sent) == 1
+        status["job"] = JobStatus.RESOLVED
+        verification.follow_verifications(rt)
+        assert verification.watched(rt) == set()
+    finally:
+        verification.VerificationCourt = original  # type: ignore[misc]

@@ -183,6 +183,7 @@ def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> Non
         requester.challenge(unverified)
     job = requester.job(job_id)
     locked = provider.provider_info().locked
+    court_balance = requester.token_balance(requester.court)
     devnet.chain.send(devnet.chain.deployer, devnet.chain.contracts.test_court.begin(job_id))
     assert requester.job(job_id).status is JobStatus.DISPUTED
     devnet.chain.send(devnet.chain.deployer, devnet.chain.contracts.test_court.settle(job_id, Outcome.PROVIDER_WRONG))
@@ -190,7 +191,7 @@ def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> Non
     assert requester.withdrawable() == job.escrow  # R + fee + A back
     info = provider.provider_info()
     assert (info.locked, info.jobs_slashed) == (locked - job.collateral, 1)
-    assert requester.token_balance(requester.court) == job.collateral  # slashed to the court
+    assert requester.token_balance(requester.court) == court_balance + job.collateral  # slashed to the court
 
 
 def test_failures_no_fault_expire_and_timeout(devnet: Devnet) -> None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
 from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
@@ -593,7 +594,7 @@ class Client:
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
-        values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
+        values = abi_decode([collapse_if_tuple(i) for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
         out = dict(zip((i["name"] for i in plain), values, strict=True))
         indexed = [i for i in item["inputs"] if i["indexed"]]
         for i, topic in zip(indexed, log["topics"][1:], strict=False):

@@ -21,6 +21,7 @@ AUDITOR = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
 JUROR = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
 CHALLENGER = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 R = 10**18
+PARAMS_V1 = {"feeBps": 200, "auditFeeBps": 11_000, "kappaBps": 5_000, "paused": False}
 SPEC = canonical_json({"v": 1, "image": "depin/busybox@sha256:" + "ab" * 32, "command": ["true"],
                        "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10}})
 
@@ -44,6 +45,8 @@ class Index:
                   self.block, "0x" + f"{self.block:064x}", "0x" + f"{i:064x}", i, args)
             for i, (name, args) in enumerate(events)
         ]
+        for ev in evs:
+            ev.timestamp = 1_900_000_000
         read, _absent = self.reducer.prefetch(evs)
         result = self.reducer.apply(evs, self.load(read), self.load)
         for key, value in result.values.items():
@@ -60,10 +63,11 @@ class Index:
 
 
 def _submitted(index: Index, job_id: int) -> None:
-    index.apply(("JobPosted", {
-        "jobId": job_id, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(), "reward": R, "fee": R // 50,
-        "auditFee": R * 11 // 10, "fromCredit": 0, "claimDeadline": 2_000_000_000, "maxRuntime": 60, "challengeWindow": 30,
-        "collateralPct": 400, "cpuSeconds": 10, "verifyMode": 0, "auditBps": 3085, "paramsVersion": 1, "spec": SPEC,
+    index.apply(("MarketParamsUpdated", {"version": 1, "params": PARAMS_V1}), ("JobPosted", {
+        "jobId": job_id, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(),
+        "terms": {"reward": R, "claimWindow": 600, "maxRuntime": 60, "challengeWindow": 30, "collateralPct": 400,
+                  "cpuSeconds": 10, "verifyMode": 0},
+        "fromCredit": 0, "auditBps": 3085, "paramsVersion": 1, "spec": SPEC,
     }))
     index.apply(("JobClaimed", {"jobId": job_id, "provider": PROVIDER, "collateral": 4 * R, "submitDeadline": 1_900_000_100}))
     index.apply(("ResultSubmitted", {"jobId": job_id, "provider": PROVIDER, "commitment": "0x" + "c0" * 32,

@@ -31,7 +31,8 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
 ``{p}:job:{id}`` (hash)
     One job. At post: id, status, requester, specHash, reward, fee (f x R, lowered by an
     availability failure's fee), auditFee (A; 0 for verify-none jobs), verifyMode (``reexec`` or
-    ``none``), auditBps (p_job), paramsVersion, fromCredit, claimDeadline, maxRuntime,
+    ``none``), auditBps (p_job), paramsVersion, fromCredit, claimWindow, claimDeadline (the post's
+    block timestamp + claimWindow), maxRuntime,
     challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline (as
     ``getJob``: 0 while open, then the submit or challenge deadline), specValid (``1``
     when keccak256(spec) == specHash and the spec is a UTF-8 JSON object in its RFC 8785 canonical
@@ -91,7 +92,8 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     courtBurned, courtSlashed.
 ``{p}:params`` (hash)
     Governance parameters as last emitted: the ``MarketParams`` fields but ``paused`` (of the
-    current version, ``paramsVersion``), paused (``0``/``1``), minStake, unbondingDelay, and the
+    current version, ``paramsVersion``), every version's ``feeBps.v{N}`` and ``auditFeeBps.v{N}``
+    (a job's fees are its version's), paused (``0``/``1``), minStake, unbondingDelay, and the
     court's ``CourtParams`` as ``court.<field>`` (with ``court.paramsVersion``).
 ``{p}:events`` (stream)
     Every applied event, in chain order, for consumers reading with consumer groups. Fields: kind

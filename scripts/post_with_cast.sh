@@ -54,7 +54,7 @@ receipt=$("$CAST" send --json --rpc-url "$RPC_URL" "${signer[@]}" "$market" \
   'postJob(bytes32,bytes,(uint96,uint32,uint24,uint24,uint16,uint32,uint8))' "$spec_hash" "$spec_hex" "$terms") \
   || fail "postJob was not sent (cast's reason above; \`cast decode-error <data>\` names a custom error)"
 # The job id is the first indexed topic of the JobPosted event in the receipt.
-posted=$("$CAST" sig-event 'JobPosted(uint256,address,bytes32,uint96,uint96,uint96,uint96,uint32,uint24,uint24,uint16,uint32,uint8,uint16,uint32,bytes)')
+posted=$("$CAST" sig-event 'JobPosted(uint256,address,bytes32,(uint96,uint32,uint24,uint24,uint16,uint32,uint8),uint96,uint16,uint32,bytes)')
 python3 -c 'import json,sys; r=json.loads(sys.argv[1])
 if r["status"] not in ("0x1", 1): sys.exit("error: postJob reverted in transaction " + r["transactionHash"])
 print(next(int(l["topics"][1],16) for l in r["logs"] if l["topics"][0]==sys.argv[2]))' "$receipt" "$posted"

@@ -27,6 +27,8 @@ both the client's and the node's refusals, and nothing was sent in either case.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tarfile
 import tempfile
@@ -38,7 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
+from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
 from depin.accounts import account_from_config, refuse_dev_key_off_devnet
 from depin.artifacts import load_abi
@@ -590,7 +594,7 @@ class Client:
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
-        values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
+        values = abi_decode([collapse_if_tuple(i) for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
         out = dict(zip((i["name"] for i in plain), values, strict=True))
         indexed = [i for i in item["inputs"] if i["indexed"]]
         for i, topic in zip(indexed, log["topics"][1:], strict=False):
@@ -900,9 +904,7 @@ class Client:
         patterns = getattr(spec, "match", None)
         if not patterns:
             return sha256
-        from depin import outputs  # the selector's digest lives with the archive format
-
-        match_digest = getattr(outputs, "match_digest", None)
+        match_digest = getattr(depin_outputs, "match_digest", None)
         if match_digest is None:  # pragma: no cover - depin.outputs predates output selectors
             raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
         return bytes(match_digest(archive, patterns))
@@ -1089,9 +1091,6 @@ MANIFEST_MAX_BYTES = 65_536
 def _manifest_salt(uri: str) -> bytes | None:
     """The ``salt`` (0x-hex, 32 bytes) of the manifest published beside a result (``<uri>.json``),
     or None when there is none or it is unreadable."""
-    import io
-    import json
-
     buffer = io.BytesIO()
     try:
         download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=DOWNLOAD_TIMEOUT)

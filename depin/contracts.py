@@ -276,7 +276,7 @@ class JobMarket(Binding):
         "JobClaimed": "0x186ad188f987e55df5752bfa86826c092c55c025bd0dcffd90a7ac3dd730bfae",
         "JobExpired": "0xec011aaee60f4b40d7d5dc4fcf73daac8612764660988e611793dc273ef35e69",
         "JobFinalized": "0x8be5de47f216e5229d3003772659de49afe9314fda0ad5bd63e41c90bbbfa344",
-        "JobPosted": "0x08ce75ca04ab4532186da44612e4ff0ee7a027c7b71fbae021370f1d4e3eb060",
+        "JobPosted": "0xe4d92c471aa2af2ff8955ce54afae492feeb6d5717cc5277cedadb468f9cbe97",
         "JobSettled": "0x05766e97832621c4d4763737381593f4dd2455e969a54acd66d269a8fdabb046",
         "JobTimedOut": "0x33cc9c12a0b192a12476cdc24d16621b4e103224cb6e1bd8c4fe14cff276506c",
         "MarketParamsUpdated": "0x5a1cca2ec5bba966a99fba3438f276def80bcae623567838c2cce0eead155504",
@@ -653,6 +653,7 @@ class VerificationCourt(Binding):
         "CaseConcluded": "0x794b981d90b53fb9e03faf66c0fce72fe3f7bd282605e2216e29c4f72a196ea9",
         "CaseOpened": "0x2861c187ef9774792420012b94e32ae33034b2ee95072702ce8cffb544755d75",
         "Challenged": "0xbd186aa15ab96781e53b5b1e3d40a924f248a92c903f186a0793c09e49fca4c5",
+        "ClassOpenSet": "0x642d9bf39d9ea46df6d1fd651f8dedd071fa7beb2ce8f0b4ee5e34e871c8d132",
         "CourtParamsSet": "0x412c3cace05c2b11585abe84c6f8dbb66803ad97d7c8cd2495969a9699ae1cf7",
         "LeaveRequested": "0x1c5a05d99b504d143575b9bdcbdea58f89ff33b6fdc3960084a85332d6b6c887",
         "LeftWithdrawn": "0xcf20aa93be51f841d94a843d096897af3ca5bd13e4909d785ee416be7bfda66d",
@@ -729,6 +730,10 @@ class VerificationCourt(Binding):
         """``classMembers(uint8 platformClass) view returns (address[])``"""
         return self.view("classMembers", platform_class)
 
+    def class_open(self, platform_class: int) -> View:
+        """``classOpen(uint8 platformClass) view returns (bool)``"""
+        return self.view("classOpen", platform_class)
+
     def class_stake_at(self, platform_class: int, block_number: int) -> View:
         """``classStakeAt(uint8 platformClass, uint256 blockNumber) view returns (uint256)``"""
         return self.view("classStakeAt", platform_class, block_number)
@@ -785,6 +790,10 @@ class VerificationCourt(Binding):
         """``maxHorizon(uint24 maxRuntime) view returns (uint256)``"""
         return self.view("maxHorizon", max_runtime)
 
+    def modules(self) -> View:
+        """``modules() view returns (address, address)``"""
+        return self.view("modules")
+
     def params(self) -> View:
         """``params() view returns ((uint32,uint16,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint16,uint8,uint32,uint32,uint32,uint32,uint16,uint96))``"""
         return self.view("params")
@@ -824,6 +833,10 @@ class VerificationCourt(Binding):
     def revoke_role(self, role: bytes, account: str) -> Transaction:
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
+
+    def set_class_open(self, arg0: int, arg1: bool) -> Transaction:
+        """``setClassOpen(uint8, bool) nonpayable``"""
+        return self.transaction("setClassOpen", arg0, arg1)
 
     def set_params(self, arg0: tuple[Any, ...]) -> Transaction:
         """``setParams((uint32,uint16,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint16,uint8,uint32,uint32,uint32,uint32,uint16,uint96)) nonpayable``"""

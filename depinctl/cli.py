@@ -63,7 +63,7 @@ app = typer.Typer(
     name="depin",
     help=(
         "depin-compute: a marketplace for containerized compute jobs paid through smart contracts.\n\n"
-        "Requesters post, watch, verify and dispute jobs; providers stake, run the executor and "
+        "Requesters post, watch, verify and challenge jobs; providers stake, run the executor and "
         "withdraw rewards; operators deploy the contracts."
     ),
     add_completion=False,

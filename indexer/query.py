@@ -326,7 +326,8 @@ class IndexerReader:
         """A court verifier's record as the indexer wrote it (``{p}:verifier:{address}``: free,
         locked, unbonding, releaseAt, platformClass, seats, paid, bondsForfeited, noShows, slashed);
         empty when the index has none."""
-        return _decode_hash(self.redis.hgetall(self.keys.verifier(parse_address(address))))
+        raw: dict[Any, Any] = self.redis.hgetall(self.keys.verifier(parse_address(address)))  # type: ignore[assignment]
+        return _decode_hash(raw)
 
     def job_fields(self, job_id: int) -> dict[str, str]:
         """The job's hash as the indexer wrote it (string fields, see :mod:`depin.keys`); empty when

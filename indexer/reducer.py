@@ -69,6 +69,9 @@ MARKET_EVENTS = (
     "MarketParamsUpdated",
     "PauseSet",
 )
+# Events whose handler needs the block's timestamp (Event.timestamp, set by the follower):
+# JobPosted's claim deadline is the post's block timestamp + terms.claimWindow.
+TIMESTAMPED_EVENTS = frozenset({"JobPosted"})
 COURT_EVENTS = (
     "CourtParamsSet",
     "VerifierJoined",
@@ -459,6 +462,7 @@ class Reducer:
             if job_id is not None and name not in ("Slashed", "VerifierSlashed") and job_id not in first:
                 first[job_id] = name
             if name == "JobPosted":
+                out.add(k.params)  # the fee and audit fee of the job's parameter version
                 if a["fromCredit"]:
                     out.add(self._account_key(a["requester"]))
             elif name in ("JobClaimed", "JobFinalized", "NoFaultFailure"):
@@ -706,6 +710,15 @@ class Reducer:
 
     def _on_JobPosted(self, st: _State, ev: Event, a: dict[str, Any]) -> dict[str, Any]:
         job_id = a["jobId"]
+        terms = a["terms"]
+        reward, pct, mode = terms["reward"], terms["collateralPct"], terms["verifyMode"]
+        version = a["paramsVersion"]
+        # f and A are the job's parameter version's (MarketParamsUpdated), as the contract takes them.
+        params = st.read(self.keys.params)
+        fee = reward * int(params[f"feeBps.v{version}"]) // 10_000
+        audit_fee = 0 if mode == 1 else reward * int(params[f"auditFeeBps.v{version}"]) // 10_000
+        if ev.timestamp is None:
+            raise ValueError("JobPosted needs its block's timestamp (the claim deadline)")
         job = st.write(self.keys.job(job_id))
         if job.get("status"):
             log.warning("JobPosted for job %s that is already indexed (block %d); overwriting it", job_id, ev.block)
@@ -713,24 +726,23 @@ class Reducer:
             st.tadd("jobs", 1)
         spec: bytes = a["spec"]
         valid, error, text = check_spec(spec, a["specHash"])
-        reward, pct = a["reward"], a["collateralPct"]
         job["id"] = str(job_id)
         job["requester"] = a["requester"]
         job["specHash"] = a["specHash"]
         job["reward"] = str(reward)
         job["fromCredit"] = str(a["fromCredit"])
-        job["claimDeadline"] = str(a["claimDeadline"])
-        job["maxRuntime"] = str(a["maxRuntime"])
-        job["challengeWindow"] = str(a["challengeWindow"])
+        job["claimDeadline"] = str(ev.timestamp + terms["claimWindow"])
+        job["claimWindow"] = str(terms["claimWindow"])
+        job["maxRuntime"] = str(terms["maxRuntime"])
+        job["challengeWindow"] = str(terms["challengeWindow"])
         job["collateralPct"] = str(pct)
-        job["cpuSeconds"] = str(a["cpuSeconds"])
+        job["cpuSeconds"] = str(terms["cpuSeconds"])
         job["collateral"] = str(reward * pct // 100)
-        fee, audit_fee, mode = a["fee"], a["auditFee"], a["verifyMode"]
         job["fee"] = str(fee)
         job["auditFee"] = str(audit_fee)
         job["verifyMode"] = VERIFY_MODES[mode] if mode < len(VERIFY_MODES) else str(mode)
         job["auditBps"] = str(a["auditBps"])
-        job["paramsVersion"] = str(a["paramsVersion"])
+        job["paramsVersion"] = str(version)
         job["deadline"] = "0"
         job["specValid"] = "1" if valid else "0"
         job["postedBlock"] = str(ev.block)
@@ -810,8 +822,7 @@ class Reducer:
             job.update(provider="", deadline="0")
             self._set_status(st, job, "Open")
         else:
-            job["refund"] = str(refund)
-            job["deadline"] = "0"
+            job["refund"] = str(refund)  # (the chain keeps the submit deadline in `deadline`)
             self._set_status(st, job, "Expired")
             tadd("escrowed", -refund)
             tadd("refunded", refund)
@@ -938,7 +949,11 @@ class Reducer:
             if name == "paused":
                 continue  # the guardian's flag: PauseSet
             p[name] = str(value)
-        p["paramsVersion"] = str(a["version"])
+        version = a["version"]
+        p["paramsVersion"] = str(version)
+        # Every version's fee and audit fee: a job's come from the version it was posted under.
+        p[f"feeBps.v{version}"] = str(a["params"]["feeBps"])
+        p[f"auditFeeBps.v{version}"] = str(a["params"]["auditFeeBps"])
 
     def _on_BurnFlushed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         st.tadd("pendingBurn", -a["amount"])

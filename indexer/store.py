@@ -341,10 +341,12 @@ class Store:
         meta: dict[str, str] | None = None,
         touched: dict[str, Hash] | None = None,
         wait: bool = True,
+        drop_undo: Sequence[int] = (),
     ) -> PendingCommit | None:
         """Applies one batch atomically: writes, index changes, stream entries, undo records,
         recent block hashes (`blocks`), pruning of the block numbers in `prune` (their hashes and
-        undo records), the cursor advance from `expected` to `new`, and the meta counters.
+        undo records) and of the undo records of `drop_undo` (blocks now final whose hash stays),
+        the cursor advance from `expected` to `new`, and the meta counters.
         `touched` (the full new values of the written hashes) feeds the read cache. With
         ``wait=False`` it returns as soon as the batch is sent; its :meth:`PendingCommit.wait` must
         be called before anything else is sent through this store."""
@@ -364,6 +366,8 @@ class Store:
         if prune:
             cmds += _chunked(["HDEL", k.blocks], [str(n) for n in prune])
             cmds += _chunked(["DEL"], [k.undo(n) for n in prune])
+        if drop_undo:
+            cmds += _chunked(["DEL"], [k.undo(n) for n in drop_undo])
         cmds.append(["SET", k.cursor, new.dumps()])
         if meta:
             cmds.append(_hset(k.meta, meta))

@@ -131,6 +131,7 @@ def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
     p, m = stack.provider, stack.market
     first_block = m.block_number() + 1
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
+    m.rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining): hold that too
     m.set_automine(False)
     try:
         _hold_submission_in_pool(stack, job_id)
@@ -154,6 +155,7 @@ def test_kill_9_with_the_submission_still_in_the_pool_waits_for_it(stack: Stack)
     # withdraw queued behind the held submission would block the one-at-a-time chain worker).
     wait_for(lambda: m.withdrawable(stack.accounts[PROVIDER]) == 0, 60, "earlier payouts to be withdrawn")
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
+    m.rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining): hold that too
     m.set_automine(False)
     try:
         _hold_submission_in_pool(stack, job_id)

@@ -231,7 +231,8 @@ def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
 
 
 def _payouts_on_chain(stack: Stack, address: str) -> int:
-    """Sum of payout + emission over the chain's JobFinalized logs for results of `address`."""
+    """Sum of the payouts over the chain's JobFinalized logs for results of `address` (v2: the payout
+    is R + the kappa*f*R rebate, `emission` only names the rebate's part of it: nothing is minted)."""
     m = stack.market
     topic = "0x" + m.codec.topics[("JobMarket", "JobFinalized")].hex()
     logs = m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.market,
@@ -239,7 +240,7 @@ def _payouts_on_chain(stack: Stack, address: str) -> int:
     total = 0
     for entry in logs:
         data = bytes.fromhex(entry["data"][2:])
-        failure, payout, emission = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+        failure, payout = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32))
         if not failure:
-            total += payout + emission
+            total += payout
     return total

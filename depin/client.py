@@ -21,12 +21,14 @@ job, not enough tokens, a result that does not match its hash) raise :class:`Cli
 subclasses whose message says what to do. When the client's own checks find that a transaction
 would revert (challenging a job someone else disputed a moment ago, withdrawing nothing), it raises
 :class:`Refused`, which is also a ``TxReverted`` with the contract error's name in ``error_name``
-(``WrongStatus``, ``SelfChallenge``, ``NothingToWithdraw``, ...): one ``except TxReverted`` covers
+(``WrongStatus``, ``ProviderCannotChallenge``, ``NothingToWithdraw``, ...): one ``except TxReverted`` covers
 both the client's and the node's refusals, and nothing was sent in either case.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tarfile
 import tempfile
@@ -38,7 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
+from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
 from depin.accounts import account_from_config, refuse_dev_key_off_devnet
 from depin.artifacts import load_abi
@@ -52,7 +56,7 @@ from depin.deployment import (
 )
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
-from depin.market import FailureCode, JobStatus, Ruling
+from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, parse_spec
 from depin.spec import cpu_seconds as spec_cpu_seconds
@@ -73,7 +77,8 @@ ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\x00" * 32
 TOKEN_DECIMALS = 18
 TOKEN_SYMBOL = "DPC"
-CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCourt")
+BPS = 10_000
 # Seconds added to the spec's runtime for the job's submit window (maxRuntime) when the caller gives
 # none: providers need time to fetch inputs, archive the output and get the submission mined, and
 # their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN).
@@ -105,7 +110,7 @@ class Refused(ClientError, TxReverted):
 
     Both a :class:`ClientError` (a message written for people) and a
     :class:`~depin.transactions.TxReverted` whose ``error_name`` is the contract error the call would
-    have raised (``WrongStatus``, ``SelfChallenge``, ``NothingToWithdraw``, ...), so that code which
+    have raised (``WrongStatus``, ``ProviderCannotChallenge``, ``NothingToWithdraw``, ...), so that code which
     treats a lost race quietly by catching TxReverted sees these too.
     """
 
@@ -149,7 +154,7 @@ class ResultUnavailable(ClientError):
 
 
 class ResultMismatch(ClientError):
-    """The downloaded archive's sha256 is not the resultHash submitted on chain."""
+    """The downloaded archive does not match what the provider committed to (see :meth:`Client.download_result`)."""
 
 
 class ResultUnsafe(ClientError):
@@ -169,28 +174,43 @@ def format_tokens(amount: int) -> str:
 @dataclass(frozen=True)
 class OnchainJob:
     """``JobMarket.getJob`` (``IJobMarket.JobView``). Zero addresses are None. `deadline` is the
-    submit deadline while Claimed, the challenge deadline while Submitted, the resolve deadline while
-    Disputed. The result hash and URI are not stored on chain: see :meth:`Client.submission`."""
+    submit deadline while Claimed, the challenge deadline while Submitted and later. The spec hash
+    is zero once a commitment replaced it (the spec hash stays in ``JobPosted``); the result URI is
+    not stored on chain: see :meth:`Client.submission`."""
 
     job_id: int
     spec_hash: bytes
+    commitment: bytes
     requester: str
     reward: int
+    fee: int  # f*R still escrowed
+    audit_fee: int  # A (0 for verify-none jobs)
     status: JobStatus
-    failure: bool
+    failure_code: int  # 0 for a result
+    verify_mode: VerifyMode
     provider: str | None
     claim_deadline: int
     deadline: int
+    anchor_block: int  # submitBlock + drawDelay (0 before submission)
     max_runtime: int
     challenge_window: int
     collateral_pct: int
-    cpu_seconds: int
+    audit_bps: int  # p_job in basis points
+    params_version: int
     collateral: int
-    challenger: str | None
 
     @property
     def settled(self) -> bool:
         return self.status.settled
+
+    @property
+    def failure(self) -> bool:
+        return self.failure_code != 0
+
+    @property
+    def escrow(self) -> int:
+        """R + f*R + A: what the requester escrowed (less no-fault fees taken since)."""
+        return self.reward + self.fee + self.audit_fee
 
 
 @dataclass(frozen=True)
@@ -200,10 +220,11 @@ class Submission:
     job_id: int
     provider: str
     failure: bool
-    result_hash: bytes  # the archive's sha256 (results); the evidence hash (failures)
+    commitment: bytes  # keccak256(abi.encode(provider, jobId, digest, salt)); for failures digest = bytes32(code)
     uri: str  # result URI ("" for failures)
     failure_code: FailureCode | None
-    challenge_deadline: int
+    challenge_deadline: int  # 0 for an availability failure (settled at once)
+    anchor_block: int  # the block whose randomness draws the job (0 for an availability failure)
     block_number: int
     tx_hash: str
 
@@ -235,7 +256,7 @@ class ProviderInfo:
 
 @dataclass(frozen=True)
 class MarketParams:
-    """``JobMarket.params()`` (``IJobMarket.MarketParams``)."""
+    """``JobMarket.params()`` (``IJobMarket.MarketParams``, the current version)."""
 
     min_claim_window: int
     max_claim_window: int
@@ -245,9 +266,27 @@ class MarketParams:
     max_challenge_window: int
     min_collateral_pct: int
     max_collateral_pct: int
-    burn_bps: int
-    resolve_window: int
+    alpha_bps: int
+    fee_bps: int
+    kappa_bps: int
+    audit_fee_bps: int
+    beta_bps: int
+    no_fault_fee_bps: int
+    draw_delay: int
+    court: str
     paused: bool
+
+    def fee(self, reward: int) -> int:
+        """f*R, rounded down like the contract."""
+        return reward * self.fee_bps // BPS
+
+    def audit_fee(self, reward: int, verify_mode: int = VerifyMode.REEXEC) -> int:
+        """A (0 for verify-none jobs), rounded down like the contract."""
+        return 0 if verify_mode == VerifyMode.NONE else reward * self.audit_fee_bps // BPS
+
+    def escrow(self, reward: int, verify_mode: int = VerifyMode.REEXEC) -> int:
+        """R + f*R + A: what posting a job with `reward` escrows under these parameters."""
+        return reward + self.fee(reward) + self.audit_fee(reward, verify_mode)
 
 
 @dataclass(frozen=True)
@@ -372,8 +411,10 @@ class Client:
         return self.addresses["RewardToken"]
 
     @property
-    def resolver(self) -> str:
-        return self.addresses["ArbiterResolver"]
+    def court(self) -> str:
+        """The deployment's verification court (jobs snapshot theirs: :attr:`OnchainJob` has no
+        court, ``verificationInfo`` does)."""
+        return self.addresses["VerificationCourt"]
 
     @property
     def address(self) -> str:
@@ -465,23 +506,54 @@ class Client:
             if exc.error_name == "UnknownJob":
                 raise UnknownJob(f"unknown job id {job_id}: this market has {self.job_count()} jobs") from None
             raise
+        (spec_hash, commitment, requester, reward, fee, audit_fee, status, failure_code, verify_mode, provider,
+         claim_deadline, deadline, anchor_block, max_runtime, challenge_window, collateral_pct, audit_bps,
+         params_version, collateral) = v
         return OnchainJob(
             job_id=job_id,
-            spec_hash=v[0],
-            requester=v[1],
-            reward=v[2],
-            status=JobStatus(v[3]),
-            failure=v[4],
-            provider=_address_or_none(v[5]),
-            claim_deadline=v[6],
-            deadline=v[7],
-            max_runtime=v[8],
-            challenge_window=v[9],
-            collateral_pct=v[10],
-            cpu_seconds=v[11],
-            collateral=v[12],
-            challenger=_address_or_none(v[13]),
+            spec_hash=spec_hash,
+            commitment=commitment,
+            requester=requester,
+            reward=reward,
+            fee=fee,
+            audit_fee=audit_fee,
+            status=JobStatus(status),
+            failure_code=failure_code,
+            verify_mode=VerifyMode(verify_mode),
+            provider=_address_or_none(provider),
+            claim_deadline=claim_deadline,
+            deadline=deadline,
+            anchor_block=anchor_block,
+            max_runtime=max_runtime,
+            challenge_window=challenge_window,
+            collateral_pct=collateral_pct,
+            audit_bps=audit_bps,
+            params_version=params_version,
+            collateral=collateral,
         )
+
+    def is_drawn(self, job_id: int) -> bool | None:
+        """Whether the submitted job `job_id` was drawn for audit (``JobMarket.isDrawn``); None while
+        its anchor block's randomness is not readable yet (``RandomnessNotReady``). A drawn job
+        cannot be finalized: its court settles it."""
+        try:
+            return bool(self.read(self.contracts.job_market.is_drawn(_job_id(job_id))))
+        except TxReverted as exc:
+            if exc.error_name == "RandomnessNotReady":
+                return None
+            raise
+
+    def pending_burn(self) -> int:
+        return int(self.read(self.contracts.job_market.pending_burn()))
+
+    def court_case(self, job_id: int) -> dict[str, Any]:
+        """The court's case of job `job_id` (``VerificationCourt.getCase``) by field name."""
+        values = self.read(self.contracts.verification_court.get_case(_job_id(job_id)))
+        return dict(zip(_CASE_FIELDS, values, strict=False))
+
+    def court_params(self) -> dict[str, Any]:
+        """The court's current ``CourtParams`` by field name."""
+        return dict(zip(_COURT_PARAM_FIELDS, self.read(self.contracts.verification_court.params()), strict=False))
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
         who = self._who(address)
@@ -522,7 +594,7 @@ class Client:
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
-        values = abi_decode([i["type"] for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
+        values = abi_decode([collapse_if_tuple(i) for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
         out = dict(zip((i["name"] for i in plain), values, strict=True))
         indexed = [i for i in item["inputs"] if i["indexed"]]
         for i, topic in zip(indexed, log["topics"][1:], strict=False):
@@ -560,10 +632,11 @@ class Client:
             job_id=job_id,
             provider=values["provider"],
             failure=failure,
-            result_hash=bytes(values["evidenceHash"] if failure else values["resultHash"]),
+            commitment=bytes(values["commitment"]),
             uri="" if failure else values["resultURI"],
             failure_code=FailureCode(values["code"]) if failure else None,
             challenge_deadline=values["challengeDeadline"],
+            anchor_block=values["anchorBlock"],
             block_number=hex_int(log["blockNumber"]),
             tx_hash=log["transactionHash"],
         )
@@ -637,10 +710,14 @@ class Client:
         collateral_pct: int | None = None,
         max_runtime: int | None = None,
         cpu_seconds: int | None = None,
+        verify: str | VerifyMode | None = None,
         permit: bool = True,
         approve: bool = True,
     ) -> PostedJob:
-        """Posts a job and escrows `reward` (first from the market balance, the rest from the wallet).
+        """Posts a job and escrows R + f*R + A: the `reward` R, the protocol fee f*R and the audit fee
+        A (0 for ``verify="none"``), all from the market balance when it covers them, else all from
+        the wallet (as the contract takes it). `verify` defaults to the spec's ``verify`` field, else
+        ``reexec``.
 
         `max_runtime` (the on-chain submit window, from claim to submission) defaults to the spec's
         ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound;
@@ -674,12 +751,23 @@ class Client:
             max_runtime = min(parsed.resources.max_runtime + SUBMIT_MARGIN, p.max_runtime)
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
-        terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)
+        try:
+            mode = VerifyMode.from_spec(getattr(parsed, "verify", None)) if verify is None else (
+                verify if isinstance(verify, VerifyMode) else VerifyMode.from_spec(str(verify))
+            )
+        except ValueError as exc:
+            raise Refused(str(exc), "InvalidVerifyMode") from None
+        terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds, int(mode))
         spec_hash = keccak(spec_bytes)
+        escrow = p.escrow(reward, mode)
         credit = self.withdrawable()
-        need = max(0, reward - credit)
+        need = 0 if credit >= escrow else escrow  # the contract takes it all from credit, or all from the wallet
         if need:
-            self._ensure_funds(need, f"a reward of {format_tokens(reward)}")
+            self._ensure_funds(
+                need,
+                f"a reward of {format_tokens(reward)} plus fee {format_tokens(p.fee(reward))} and audit fee "
+                f"{format_tokens(p.audit_fee(reward, mode))}",
+            )
         if need and self.allowance(spender="JobMarket") < need:
             if permit:
                 deadline = self.block_timestamp() + PERMIT_LIFETIME
@@ -707,23 +795,61 @@ class Client:
         return self.send(self.contracts.job_market.cancel_job(job.job_id))
 
     def challenge(self, job_id: int, *, approve: bool = True) -> Receipt:
-        """Disputes a submitted job, posting a bond equal to its collateral (approved first)."""
+        """Challenges a submitted job in its court (``VerificationCourt.challenge``) within its
+        challenge window, posting the court's challenge bond (challengeBondBps x R, approved to the
+        court first). The bond comes back with at most beta x R if the provider was wrong; it is
+        lost if the provider was right."""
         job = self.job(job_id)
-        if job.status != JobStatus.SUBMITTED:
+        if job.status not in (JobStatus.SUBMITTED, JobStatus.DISPUTED):
             raise Refused(f"job {job.job_id} is {job.status.label}; only a Submitted job can be challenged", "WrongStatus")
         if job.provider == self.address:
-            raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "SelfChallenge")
-        self._ensure_funds(job.collateral, f"the challenge bond of job {job.job_id}")
-        self._ensure_allowance("JobMarket", job.collateral, approve=approve, what="the challenge bond")
-        return self.send(self.contracts.job_market.challenge(job.job_id))
+            raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "ProviderCannotChallenge")
+        if job.verify_mode == VerifyMode.NONE:
+            raise Refused(f"job {job.job_id} was posted with verify none: it cannot be challenged", "NotVerifiable")
+        bond = self.challenge_bond(job)
+        self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")
+        self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the challenge bond")
+        return self.send(self.contracts.verification_court.challenge(job.job_id))
 
-    def fetch_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> Path:
-        """Downloads the job's result archive from its submitted URI, checks that its sha256 is the
-        on-chain resultHash (refusing a mismatch: nothing is extracted), extracts its ``out/`` into
-        `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
-        return self.download_result(job_id, dest_dir, max_bytes=max_bytes).path
+    def challenge_bond(self, job: OnchainJob | int) -> int:
+        """The bond :meth:`challenge` posts for `job`: the court's challengeBondBps x R."""
+        record = job if isinstance(job, OnchainJob) else self.job(job)
+        bps = int(self.court_params().get("challengeBondBps", 0))
+        return record.reward * bps // BPS
 
-    def download_result(self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None) -> FetchedResult:
+    def advance(self, job_id: int) -> Receipt:
+        """Moves the job's court case past an elapsed deadline (``VerificationCourt.advance``: tally,
+        conclude, no-shows); anyone may call it."""
+        return self.send(self.contracts.verification_court.advance(_job_id(job_id)))
+
+    def redraw(self, job_id: int) -> Receipt:
+        """Redraws the empty seats of the job's court case once its seat deadline passed (anyone)."""
+        return self.send(self.contracts.verification_court.redraw(_job_id(job_id)))
+
+    def appeal(self, job_id: int, *, approve: bool = True) -> Receipt:
+        """Appeals the last jury tally of the job's case (the losing side), approving the court for the
+        appeal bond (the next round's K x w; the allowance is set to cover the largest, 15 x w)."""
+        job = self.job(job_id)
+        w = job.reward * int(self.court_params().get("jurorPayBps", 0)) // BPS
+        self._ensure_allowance("VerificationCourt", 15 * w, approve=approve, what="the appeal bond")
+        return self.send(self.contracts.verification_court.appeal(job.job_id))
+
+    def fetch_result(
+        self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None, salt: bytes | None = None
+    ) -> Path:
+        """Downloads the job's result archive from its submitted URI, checks it against the
+        provider's on-chain commitment (refusing a mismatch: nothing is extracted), extracts its
+        ``out/`` into `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
+        return self.download_result(job_id, dest_dir, max_bytes=max_bytes, salt=salt).path
+
+    def download_result(
+        self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None, salt: bytes | None = None
+    ) -> FetchedResult:
+        """:meth:`fetch_result` with the details. The check: the archive's digest (its sha256; the
+        match digest of the spec's output selector when it has one) with the provider's `salt` must
+        give the commitment on chain: keccak256(abi.encode(provider, jobId, digest, salt)). The salt
+        is the provider's to publish with the archive: `salt`, else the ``salt`` of the manifest
+        beside the archive (``<uri>.json``)."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -745,10 +871,18 @@ class Client:
         archive = Path(tmp)
         try:
             digest, size = _download(sub.uri, archive, max_bytes)
-            if digest != sub.result_hash:
+            match = self._match_digest(job.job_id, archive, digest)
+            used_salt = salt if salt is not None else _manifest_salt(sub.uri)
+            if used_salt is None:
                 raise ResultMismatch(
-                    f"result of job {job.job_id} from {sub.uri} does not match the chain: sha256 is 0x{digest.hex()}, "
-                    f"the provider submitted 0x{sub.result_hash.hex()}; refusing it (nothing extracted)"
+                    f"result of job {job.job_id} from {sub.uri}: no salt to check it against the provider's commitment "
+                    f"(no manifest at {sub.uri}.json; pass the salt); refusing it (nothing extracted)"
+                )
+            if _commitment(sub.provider, job.job_id, match, used_salt) != sub.commitment:
+                raise ResultMismatch(
+                    f"result of job {job.job_id} from {sub.uri} does not match the chain: digest 0x{match.hex()} with salt "
+                    f"0x{used_salt.hex()} does not give the provider's commitment 0x{sub.commitment.hex()}; refusing it "
+                    "(nothing extracted)"
                 )
             try:
                 exit_code = extract_archive(archive, dest_dir)
@@ -759,6 +893,21 @@ class Client:
         finally:
             archive.unlink(missing_ok=True)
         return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri)
+
+    def _match_digest(self, job_id: int, archive: Path, sha256: bytes) -> bytes:
+        """The digest the provider committed to: the archive's sha256, or, when the spec selects
+        part of the output (``output.match``), the match digest of that part (depin.outputs)."""
+        try:
+            spec = parse_spec(self.spec_bytes(job_id))
+        except (DepinError, ValueError):
+            return sha256
+        patterns = getattr(spec, "match", None)
+        if not patterns:
+            return sha256
+        match_digest = getattr(depin_outputs, "match_digest", None)
+        if match_digest is None:  # pragma: no cover - depin.outputs predates output selectors
+            raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
+        return bytes(match_digest(archive, patterns))
 
     def _output_limit(self, job_id: int) -> int:
         try:
@@ -844,17 +993,24 @@ class Client:
     def claim(self, job_id: int) -> Receipt:
         return self.send(self.contracts.job_market.claim_job(_job_id(job_id)))
 
-    def submit_result(self, job_id: int, result_hash: bytes, uri: str) -> Receipt:
-        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(result_hash), uri))
+    def submit_result(self, job_id: int, commitment: bytes, uri: str) -> Receipt:
+        """Commits to a result: `commitment` = keccak256(abi.encode(provider, jobId, digest, salt))
+        (never the bare digest), the archive at the opaque `uri`."""
+        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(commitment), uri))
 
-    def submit_failure(self, job_id: int, code: FailureCode | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
-        return self.send(self.contracts.job_market.submit_failure(_job_id(job_id), int(code), _bytes32(evidence_hash)))
+    def submit_failure(self, job_id: int, code: FailureCode | int, commitment: bytes) -> Receipt:
+        """Reports failure `code` with `commitment` = keccak256(abi.encode(provider, jobId,
+        bytes32(code), salt)). Availability codes (ImageUnavailable, InputHashMismatch) settle at once
+        (no fault, 2 % of R from each side)."""
+        return self.send(self.contracts.job_market.submit_failure(_job_id(job_id), int(code), _bytes32(commitment)))
 
     def finalize(self, job_id: int) -> Receipt:
+        """Settles a submitted job after its challenge window unless it was drawn for audit (then the
+        contract refuses with ``JobDrawn``: its court settles it)."""
         return self.send(self.contracts.job_market.finalize(_job_id(job_id)))
 
     def finalize_many(self, job_ids: Sequence[int]) -> Receipt:
-        """``finalizeMany``: settles the ready ones, skips the others (see :meth:`finalized_count`)."""
+        """``finalizeMany``: settles the ready, undrawn ones, skips the others (see :meth:`finalized_count`)."""
         return self.send(self.contracts.job_market.finalize_many([_job_id(j) for j in job_ids]))
 
     def finalized_count(self, receipt: Receipt) -> int:
@@ -868,15 +1024,26 @@ class Client:
     def timeout(self, job_id: int) -> Receipt:
         return self.send(self.contracts.job_market.timeout_job(_job_id(job_id)))
 
-    def settle_unresolved(self, job_id: int) -> Receipt:
-        return self.send(self.contracts.job_market.settle_unresolved(_job_id(job_id)))
-
-    def rule(self, job_id: int, ruling: Ruling | int, evidence_hash: bytes = ZERO_HASH) -> Receipt:
-        """The arbiter's ruling on a disputed job, through the ArbiterResolver (needs ARBITER_ROLE)."""
-        return self.send(self.contracts.arbiter_resolver.rule(_job_id(job_id), int(ruling), _bytes32(evidence_hash)))
+    def flush_burn(self) -> Receipt:
+        """Burns the market's ``pendingBurn`` (anyone)."""
+        return self.send(self.contracts.job_market.flush_burn())
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+# IVerificationCourt.CaseView and CourtParams field names, in ABI order.
+_CASE_FIELDS = tuple(
+    c["name"]
+    for item in load_abi("VerificationCourt")
+    if item.get("type") == "function" and item["name"] == "getCase"
+    for c in item["outputs"][0]["components"]
+)
+_COURT_PARAM_FIELDS = tuple(
+    c["name"]
+    for item in load_abi("VerificationCourt")
+    if item.get("type") == "function" and item["name"] == "params"
+    for c in item["outputs"][0]["components"]
+)
 
 
 def _job_id(job_id: int | str) -> int:
@@ -911,6 +1078,27 @@ def _bounded(name: str, value: int | None, default: int | None, low: int, high: 
     if not low <= value <= high:
         raise Refused(f"{name} {value}{unit} is outside the market's bounds [{low}, {high}]", "TermOutOfBounds")
     return value
+
+
+def _commitment(party: str, job_id: int, digest: bytes, salt: bytes) -> bytes:
+    """keccak256(abi.encode(address party, uint256 jobId, bytes32 digest, bytes32 salt))."""
+    return keccak(bytes.fromhex(party.removeprefix("0x")).rjust(32, b"\0") + job_id.to_bytes(32, "big") + digest + salt)
+
+
+MANIFEST_MAX_BYTES = 65_536
+
+
+def _manifest_salt(uri: str) -> bytes | None:
+    """The ``salt`` (0x-hex, 32 bytes) of the manifest published beside a result (``<uri>.json``),
+    or None when there is none or it is unreadable."""
+    buffer = io.BytesIO()
+    try:
+        download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=DOWNLOAD_TIMEOUT)
+        value = json.loads(buffer.getvalue().decode("utf-8")).get("salt")
+        raw = bytes.fromhex(str(value).removeprefix("0x"))
+    except (FetchError, OSError, ValueError, AttributeError):
+        return None
+    return raw if len(raw) == 32 else None
 
 
 def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:

@@ -886,18 +886,34 @@ BINDINGS: dict[str, type[Binding]] = {
 }
 
 
+# A deployment file names the randomness source `Randomness` and the court `VerificationCourt`
+# whatever contract is behind them: those bindings read the address under that name.
+ADDRESS_ALIASES: dict[str, str] = {
+    "BlockhashRandomness": "Randomness",
+    "MockRandomness": "Randomness",
+    "TestCourt": "VerificationCourt",
+}
+
+
+def _address(addresses: Mapping[str, str], contract: str) -> str:
+    """The address of `contract` in a deployment's `addresses` (by its name, else its alias; the
+    zero address when the deployment has neither: calls to it fail, nothing else does)."""
+    found = addresses.get(contract) or addresses.get(ADDRESS_ALIASES.get(contract, contract))
+    return found or "0x" + "00" * 20
+
+
 class Deployed:
     """The bindings of one deployment's contracts, sharing one codec."""
 
     def __init__(self, addresses: Mapping[str, str], codec: Codec | None = None) -> None:
         codec = codec or Codec()
-        self.reward_token = RewardToken(addresses["RewardToken"], codec)
-        self.provider_staking = ProviderStaking(addresses["ProviderStaking"], codec)
-        self.job_market = JobMarket(addresses["JobMarket"], codec)
-        self.blockhash_randomness = BlockhashRandomness(addresses["BlockhashRandomness"], codec)
-        self.mock_randomness = MockRandomness(addresses["MockRandomness"], codec)
-        self.verification_court = VerificationCourt(addresses["VerificationCourt"], codec)
-        self.test_court = TestCourt(addresses["TestCourt"], codec)
+        self.reward_token = RewardToken(_address(addresses, "RewardToken"), codec)
+        self.provider_staking = ProviderStaking(_address(addresses, "ProviderStaking"), codec)
+        self.job_market = JobMarket(_address(addresses, "JobMarket"), codec)
+        self.blockhash_randomness = BlockhashRandomness(_address(addresses, "BlockhashRandomness"), codec)
+        self.mock_randomness = MockRandomness(_address(addresses, "MockRandomness"), codec)
+        self.verification_court = VerificationCourt(_address(addresses, "VerificationCourt"), codec)
+        self.test_court = TestCourt(_address(addresses, "TestCourt"), codec)
 
     def __getitem__(self, contract: str) -> Binding:
         """The binding of a contract by name (``"JobMarket"``)."""

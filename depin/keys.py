@@ -6,7 +6,7 @@ writes these keys; the CLI, the HTTP API and the executors read them.
 
 Data model (addresses *in key names* are lower-case hex, whatever case a caller passes; all values
 are strings: integers in decimal, token amounts in base units, addresses checksummed, hashes 0x-hex,
-status and ruling by name (:data:`JOB_STATUSES`; the contracts' enum order gives the numbers), flags
+status, outcome and verify mode by name (:data:`JOB_STATUSES`; the contracts' enum order gives the numbers), flags
 ``0``/``1``; fields appear once the event that sets them was applied, so read them with ``.get``; the
 README's "Redis data model" lists the formats, and tests/unit/test_data_model_doc.py checks it):
 
@@ -29,20 +29,33 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     tab-separated lines. Only for blocks with events that were not final when applied; pruned with
     ``blocks``.
 ``{p}:job:{id}`` (hash)
-    One job. At post: id, status, requester, specHash, reward, fromCredit, claimDeadline,
-    maxRuntime, challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline
-    (as ``getJob``: 0 while open, then the submit, challenge or resolve deadline), specValid (``1``
+    One job. At post: id, status, requester, specHash, reward, fee (f x R, lowered by an
+    availability failure's fee), auditFee (A; 0 for verify-none jobs), verifyMode (``reexec`` or
+    ``none``), auditBps (p_job), paramsVersion, fromCredit, claimWindow, claimDeadline (the post's
+    block timestamp + claimWindow), maxRuntime,
+    challengeWindow, collateralPct, cpuSeconds, collateral (reward x pct / 100), deadline (as
+    ``getJob``: 0 while open, then the submit or challenge deadline), specValid (``1``
     when keccak256(spec) == specHash and the spec is a UTF-8 JSON object in its RFC 8785 canonical
     form, else ``0``), specJson (when
     valid: the spec text, whose UTF-8 bytes are exactly the posted bytes) or, when invalid, spec (the
     raw bytes, 0x-hex) and specError (why), postedBlock, postedTx. Claim: provider (current; empty
     again when a timeout reopens the job), providers (comma-separated: everyone who ever claimed
-    it), submitDeadline. Submission: failure (``0``/``1``), resultHash and resultURI, or failureCode
-    and failureReason and evidenceHash; challengeDeadline. Challenge: challenger, bond, resolver,
-    resolveDeadline.
-    Settlement: payout and emission (finalized), refund (cancelled, expired, timed out), slashed and
-    timeouts (timeouts, summed), ruling (``None``/``ProviderWins``/``ChallengerWins``), winner,
-    forfeited, winnerPayout, burned, requesterRefund, providerPayout (resolved). Always
+    it), submitDeadline. Submission: failure (``0``/``1``), commitment (the provider's salted
+    commitment), resultURI or failureCode and failureReason; challengeDeadline, anchorBlock (the
+    block whose randomness draws the job), submittedBlock. Availability failures: noFaultFees and
+    noFaults (summed). Verification (``VerificationStarted``): court, verificationBlock; the court's
+    case: casePhase (Active, Tallied, Arbiter, Concluded), caseRound, platformClass, snapshotBlock,
+    courtParamsVersion, roundK, redraws, anchor, seatDeadline, commitDeadline, revealDeadline,
+    courtDeadline (the next deadline after which ``redraw``/``advance`` is due), seats (JSON
+    ``{"round.seat": {verifier, bond, state, commitment, digest, paid, bondReturned, bondForfeited,
+    slashed}}``), providerDigest, tallies (JSON list), challenger, challengeBond, appeals (JSON list),
+    heldBonds, arbiter, arbiterOutcome, arbiterExecutableAt, canaryDigest, canarySeatsCaught,
+    canarySlashed, caseOutcome, courtReceived, courtPaidSeats, courtBounty, courtRefunded,
+    courtBurned. Settlement: payout and emission (finalized; emission = the kappa x fee rebate),
+    refund (cancelled, expired, timed out, an availability failure after the claim deadline),
+    slashed and timeouts (timeouts, summed), outcome (``ProviderRight``, ``ProviderWrong``,
+    ``Split``, ``Unaudited``, ``Canary``), providerPayout, requesterRefund, toCourt, burned
+    (resolved by the court). Always
     ``history``: a JSON list of every transition, oldest first, as
     ``{"event", "status" (after it), "block", "tx", "logIndex"}``.
 ``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
@@ -50,8 +63,10 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     Job ids, scored by job id. The provider index holds every job the provider ever claimed (also
     one it timed out on and that another provider then took).
 ``{p}:jobs:due:{status}`` (sorted sets, status Open, Claimed, Submitted or Disputed)
-    The jobs in that status scored by their next deadline: claimDeadline while Open, else deadline
-    (submit, challenge or resolve). What executors poke and finalize, earliest first.
+    The jobs in that status scored by their next deadline: claimDeadline while Open, deadline while
+    Claimed or Submitted (submit, challenge), courtDeadline while Disputed (absent until the court
+    names one). What executors poke and finalize, earliest first; a Submitted job past its challenge
+    deadline finalizes only if it was not drawn (``JobMarket.isDrawn``).
 ``{p}:provider:{address}`` (hash)
     address, id, staked, locked, unbonding, releaseAt, jobsCompleted, jobsSlashed, endpoint,
     capabilityHash, registeredBlock: as ``ProviderStaking.getProvider`` returns them.
@@ -59,16 +74,27 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     Provider addresses (checksummed) scored by provider id.
 ``{p}:account:{address}`` (hash)
     withdrawable: the balance the account can withdraw from the market (``withdrawableOf``).
+``{p}:verifier:{address}`` (hash)
+    A verifier of the court: address, platformClass, joinedBlock, free (stake not bonded), locked
+    (bonds of open seats), unbonding, releaseAt, seats (taken, summed), paid (seat payments),
+    bondsForfeited, noShows, slashed (canary catches).
 ``{p}:totals`` (hash)
     Market totals: jobs (ever posted); per-status counts (fields named by status: ``Open``,
-    ``Claimed``, ...); current escrowed (rewards of open, claimed, submitted and disputed jobs),
-    bonds (challenge bonds held), withdrawable (sum of account balances), so that the market's token
-    balance is escrowed + bonds + withdrawable; cumulative paid (rewards to providers), refunded (to
-    requesters), emitted, slashed, burned, deposited, withdrawn; staking: providers (count), staked,
-    locked, unbonding (the staking contract's balance is staked + unbonding).
+    ``Claimed``, ...); current escrowed (R + fee + audit fee of open, claimed, submitted and
+    disputed jobs), withdrawable (sum of account balances), pendingBurn (accrued, not flushed), so
+    that the market's token balance is escrowed + withdrawable + pendingBurn; cumulative paid
+    (payouts to providers), refunded (to requesters, audit fees included), emitted (the rebates),
+    slashed, burned (accrued to the burn), flushed (burned by flushBurn), toCourt (audit fees sent to
+    courts), slashedToCourt (collateral slashed to courts), deposited, withdrawn; staking: providers
+    (count), staked, locked, unbonding (the staking contract's balance is staked + unbonding); the
+    court: verifiers, cases, courtStaked (free), courtLocked (seat bonds), courtUnbonding,
+    courtHeldBonds (challenge and appeal bonds), courtPaid, courtBounties, courtRefunded,
+    courtBurned, courtSlashed.
 ``{p}:params`` (hash)
-    Governance parameters as last emitted: the ``MarketParams`` fields but ``paused``, the
-    ``EmissionParams`` fields, paused (``0``/``1``), resolver, minStake, unbondingDelay.
+    Governance parameters as last emitted: the ``MarketParams`` fields but ``paused`` (of the
+    current version, ``paramsVersion``), every version's ``feeBps.v{N}`` and ``auditFeeBps.v{N}``
+    (a job's fees are its version's), paused (``0``/``1``), minStake, unbondingDelay, and the
+    court's ``CourtParams`` as ``court.<field>`` (with ``court.paramsVersion``).
 ``{p}:events`` (stream)
     Every applied event, in chain order, for consumers reading with consumer groups. Fields: kind
     (``event`` or ``retraction``), event (its name), block, blockHash, tx, logIndex, args (JSON of
@@ -150,6 +176,10 @@ class Keys:
 
     def account(self, address: str) -> str:
         return f"{self.prefix}:account:{address.lower()}"
+
+    # the court's verifiers
+    def verifier(self, address: str) -> str:
+        return f"{self.prefix}:verifier:{address.lower()}"
 
     # market-wide
     @property

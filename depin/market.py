@@ -1,7 +1,8 @@
-"""The market's on-chain enums, as Python enums (values equal the Solidity ones in IJobMarket).
+"""The market's on-chain enums, as Python enums (values equal the Solidity ones in IJobMarket and IVerificationCourt).
 
-The one source of the enums' names: the indexer stores statuses, rulings and failure codes by
-their Solidity names (``TimedOut``, ``ProviderWins``, ``OutputInvalid``), which are the members'
+The one source of the enums' names: the indexer stores statuses, outcomes, court phases and failure codes
+by their Solidity names (``TimedOut``, ``ProviderRight``, ``OutputInvalid``) and verify modes by the spec's
+names (``reexec``, ``none``), which are the members'
 :attr:`label`; the ``*_NAMES`` tuples list them in enum order (index = on-chain value).
 """
 
@@ -37,14 +38,55 @@ class JobStatus(IntEnum):
         return self >= JobStatus.FINALIZED
 
 
-class Ruling(IntEnum):
+class Outcome(IntEnum):
+    """How a verification ended (``IJobMarket.Outcome``; the court's ``IMarketForCourt.Outcome``)."""
+
     NONE = 0
-    PROVIDER_WINS = 1
-    CHALLENGER_WINS = 2
+    PROVIDER_RIGHT = 1  # the submission stands (audit agreed, or the jury/arbiter confirmed it)
+    PROVIDER_WRONG = 2  # the provider's collateral was slashed to the court
+    SPLIT = 3  # the jury disagreed among itself: nondeterministic job, the provider is paid
+    UNAUDITED = 4  # drawn, but nobody took the audit: settled like an unchallenged finalize
+    CANARY = 5  # a canary job of the canary operator
 
     @property
     def label(self) -> str:
-        """The Solidity name (``ProviderWins``), as the indexer stores it."""
+        """The Solidity name (``ProviderRight``), as the indexer stores it."""
+        return solidity_name(self.name)
+
+
+class VerifyMode(IntEnum):
+    """``JobTerms.verifyMode``: how a job is verified; the spec's ``verify`` field names it."""
+
+    REEXEC = 0  # drawn audits by re-execution (the default)
+    NONE = 1  # never audited: settled optimistically, no audit fee
+
+    @property
+    def label(self) -> str:
+        """The spec's name (``reexec``, ``none``), as the indexer stores it."""
+        return self.name.lower()
+
+    @classmethod
+    def from_spec(cls, value: str | None) -> VerifyMode:
+        """The mode a spec's ``verify`` field names (absent: reexec)."""
+        if value is None:
+            return cls.REEXEC
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            raise ValueError(f"verify must be 'reexec' or 'none', not {value!r}") from None
+
+
+class Phase(IntEnum):
+    """``IVerificationCourt.Phase``: where a court case stands."""
+
+    NONE = 0
+    ACTIVE = 1
+    TALLIED = 2
+    ARBITER = 3
+    CONCLUDED = 4
+
+    @property
+    def label(self) -> str:
         return solidity_name(self.name)
 
 
@@ -67,7 +109,9 @@ class FailureCode(IntEnum):
 
 
 JOB_STATUS_NAMES: tuple[str, ...] = tuple(s.label for s in JobStatus)
-RULING_NAMES: tuple[str, ...] = tuple(r.label for r in Ruling)
+OUTCOME_NAMES: tuple[str, ...] = tuple(o.label for o in Outcome)
+VERIFY_MODE_NAMES: tuple[str, ...] = tuple(m.label for m in VerifyMode)
+PHASE_NAMES: tuple[str, ...] = tuple(p.label for p in Phase)
 FAILURE_NAMES: tuple[str, ...] = tuple(f.label for f in FailureCode)
 # Escrowed jobs (the market still holds the reward) and jobs that reached a final status, by name.
 LIVE_STATUSES: frozenset[str] = frozenset(s.label for s in JobStatus if JobStatus.NONE < s < JobStatus.FINALIZED)

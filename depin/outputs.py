@@ -16,8 +16,9 @@ The archive is the exact bytes :func:`build_archive` writes: Python's ``tarfile`
 from the same output.
 
 The **result digest** is the sha256 of those archive bytes. It is the ``resultHash`` posted on chain
-(as bytes32) and the name under which the result store serves the archive
-(``GET /results/0x<digest hex>``), so a downloader checks what it got against the chain with one hash.
+(as bytes32), so a downloader checks what it got against the chain with one hash. The result store
+serves the archive under an opaque name unrelated to the digest (:mod:`executor.results`), so that
+nobody can ask it whether a guessed digest exists.
 
 **Limits of a representable output** (:class:`OutputLimits`). Beyond any of them the output is
 invalid (``FailureCode.OUTPUT_INVALID``), except bytes (``OUTPUT_TOO_LARGE``): at most ``MAX_DEPTH``
@@ -41,6 +42,27 @@ machine ran out of something (``PROVIDER_ERRNOS``: descriptors, memory, disk, I/
 (the provider's fault, never blamed on the job); any other (e.g. a folder the job made unreadable)
 is :class:`InvalidOutput`.
 
+**The match digest** (:func:`match_digest`). A spec may name the part of the output that must match
+between independent runs (``"output": {"match": [pattern, ...]}``, iExec's determinism file): a job
+that also writes a timestamp or a log can still be verified on the rest. The *match digest* is the
+sha256 of the ``depin-result-v1`` archive that :func:`build_archive` writes for the same exit code
+and an ``out/`` holding only the **selected** entries: every entry whose path below ``out/``
+matches a pattern, every entry below a selected directory, and the directories on the way to a
+selected entry (so the archive stays a well-formed tree). Entries keep their order (byte-wise by
+path), type, mode class, link target and bytes; nothing else changes. With no selector (None) the
+match digest is the result digest itself. It is computed from the result archive
+(:func:`match_digest`) or from the output folder (:func:`build_archive` with ``select``); both give
+the same bytes, so a provider, a verifier and a requester holding only the archive agree.
+
+A **pattern** is a ``/``-separated path relative to ``out/``: 1 to ``MAX_PATTERN_BYTES`` bytes of
+printable characters, no leading ``/``, no empty, ``.`` or ``..`` component, no backslash. Inside a
+component, ``*`` matches any run of characters, ``?`` one character and ``[...]`` a set
+(:func:`fnmatch.fnmatchcase`, case-sensitive, never across ``/``); a component that is exactly
+``**`` matches zero or more components. A plain path (``result.json``, ``data``) selects that
+entry and, for a directory, its whole subtree. At most ``MAX_PATTERNS`` patterns; an entry is
+selected when any one of them selects it. Symbolic links are selected as links (never followed).
+:func:`check_pattern` says why a pattern is refused.
+
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
 links, devices, fifos are refused); no absolute name, no ``..`` component, nothing below a symbolic
@@ -52,11 +74,14 @@ is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as 
 from __future__ import annotations
 
 import errno
+import fnmatch
+import functools
 import hashlib
 import io
 import os
 import stat
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -68,6 +93,8 @@ CHUNK = 1 << 20
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 MAX_ENTRIES = 65_536
+MAX_PATTERNS = 64
+MAX_PATTERN_BYTES = 1024
 # Errors of a walk that the output cannot cause: the provider's own machine is out of something.
 PROVIDER_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
@@ -280,9 +307,17 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") 
 
 
 def build_archive(
-    out_dir: Path, exit_code: int, dest: Path, *, max_bytes: int | None = None, limits: OutputLimits | None = None
+    out_dir: Path,
+    exit_code: int,
+    dest: Path,
+    *,
+    max_bytes: int | None = None,
+    limits: OutputLimits | None = None,
+    select: Sequence[str] | None = None,
 ) -> ResultArchive:
     """Writes the ``depin-result-v1`` archive of `out_dir` and `exit_code` to `dest` and hashes it.
+    With `select` (output patterns, see the module doc) only the selected entries are archived:
+    the archive whose sha256 is the match digest.
 
     Raises :class:`OutputTooLarge` when the output exceeds `max_bytes` (nothing is left at `dest`),
     :class:`InvalidOutput` for entries the format cannot hold or a tree beyond `limits` (default:
@@ -291,7 +326,8 @@ def build_archive(
     out_dir = Path(out_dir)
     limits = limits or OutputLimits(max_bytes=max_bytes)
     tree = walk_output(out_dir, limits)
-    for entry in tree.entries:
+    entries = tree.entries if select is None else selected(tree.entries, select)
+    for entry in entries:
         if entry.kind == "other":
             raise InvalidOutput(f"out/{_short(entry.rel)} is neither a file, a directory nor a symbolic link (a fifo, socket or device)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +337,7 @@ def build_archive(
             code = f"{exit_code}\n".encode()
             tar.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
             tar.addfile(_info("out", tarfile.DIRTYPE, 0o755))
-            _add_entries(tar, out_dir, tree.entries)
+            _add_entries(tar, out_dir, entries)
         size = partial.stat().st_size
         if max_bytes is not None and size > max_bytes + 1_048_576:  # headers of very many tiny files
             raise OutputTooLarge(f"the output archive is {size} bytes; the job's limit is {max_bytes}")
@@ -358,6 +394,132 @@ def read_exit_code(archive: Path) -> int:
         if data is None:
             raise InvalidOutput("exit_code is not a regular file")
         return int(data.read().decode().strip())
+
+
+# --- the output selector and the match digest ---------------------------------------------------
+
+
+def check_pattern(pattern: str) -> str | None:
+    """Why `pattern` is not a valid output pattern (see the module doc), or None."""
+    if not isinstance(pattern, str) or not pattern:
+        return "an output pattern is a non-empty string"
+    if len(pattern.encode("utf-8", "surrogateescape")) > MAX_PATTERN_BYTES:
+        return f"{_short(pattern)!r} is longer than {MAX_PATTERN_BYTES} bytes"
+    if not pattern.isprintable():
+        return f"{_short(pattern)!r} holds a control character"
+    if pattern.startswith("/"):
+        return f"{_short(pattern)!r} is absolute; patterns are relative to out/"
+    if "\\" in pattern:
+        return f"{_short(pattern)!r} holds a backslash (patterns use '/' and have no escapes)"
+    for part in pattern.split("/"):
+        if part in ("", ".", ".."):
+            return f"{_short(pattern)!r} has an empty, '.' or '..' component"
+        if "**" in part and part != "**":
+            return f"{_short(pattern)!r}: '**' must be a whole component"
+    return None
+
+
+def check_patterns(patterns: Sequence[str]) -> list[str]:
+    """The patterns, checked (ValueError naming the first bad one, or too many/none)."""
+    if isinstance(patterns, (str, bytes)) or not isinstance(patterns, Sequence):
+        raise TypeError("output.match is a list of patterns")
+    if not 1 <= len(patterns) <= MAX_PATTERNS:
+        raise ValueError(f"output.match holds 1 to {MAX_PATTERNS} patterns, not {len(patterns)}")
+    for pattern in patterns:
+        why = check_pattern(pattern)
+        if why is not None:
+            raise ValueError(why)
+    return list(patterns)
+
+
+def _match_parts(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    @functools.cache
+    def go(i: int, j: int) -> bool:
+        if i == len(pattern):
+            return j == len(parts)
+        if pattern[i] == "**":
+            return go(i + 1, j) or (j < len(parts) and go(i, j + 1))
+        return j < len(parts) and fnmatch.fnmatchcase(parts[j], pattern[i]) and go(i + 1, j + 1)
+
+    return go(0, 0)
+
+
+def path_selected(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether the entry `rel` (its path below ``out/``) is selected by one of `patterns` itself or
+    through a selected ancestor directory (ancestors kept only for the tree's shape do not count)."""
+    parts = tuple(rel.split("/"))
+    split = [tuple(p.split("/")) for p in patterns]
+    return any(_match_parts(p, parts[:n]) for p in split for n in range(1, len(parts) + 1))
+
+
+def selected(entries: Sequence[Entry], patterns: Sequence[str]) -> list[Entry]:
+    """The entries the match digest covers (see the module doc): the selected ones and the
+    directories on the way to them, in their original (sorted) order."""
+    check_patterns(patterns)
+    chosen = {e.rel for e in entries if path_selected(e.rel, patterns)}
+    keep = set(chosen)
+    for rel in chosen:
+        parts = rel.split("/")
+        keep.update("/".join(parts[:n]) for n in range(1, len(parts)))
+    return [e for e in entries if e.rel in keep]
+
+
+class _HashSink:
+    """A write-only file object that only hashes (and counts) what is written to it."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.h.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
+    """The match digest of the ``depin-result-v1`` archive at `archive` under the output selector
+    `select` (see the module doc): with None the archive's own sha256; else the sha256 of the
+    archive re-emitted with only the selected ``out/`` entries, bit for bit what
+    :func:`build_archive` with ``select`` writes from the output folder. Raises ValueError for bad
+    patterns and :class:`UnsafeArchive` for an archive that is not of the format."""
+    archive = Path(archive)
+    if select is None:
+        return file_sha256(archive)
+    patterns = check_patterns(select)
+    with tarfile.open(archive, mode="r") as tar:
+        members = tar.getmembers()
+        exit_code = _exit_code_of(tar)
+        rels: list[Entry] = []
+        by_rel: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            if member.name in ("exit_code", "out", "out/"):
+                continue
+            if not member.name.startswith("out/"):
+                raise UnsafeArchive(f"not a {FORMAT} archive: {_short(member.name)}")
+            rel = member.name[len("out/") :].rstrip("/")
+            kind: EntryKind = "dir" if member.isdir() else "link" if member.issym() else "file" if member.isreg() else "other"
+            if kind == "other":
+                raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)} is neither a file, a directory nor a link")
+            rels.append(Entry(rel, kind, size=member.size, executable=bool(member.mode & 0o111), linkname=member.linkname))
+            by_rel[rel] = member
+        sink = _HashSink()
+        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as out:  # type: ignore[call-overload]
+            code = f"{exit_code}\n".encode()
+            out.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
+            out.addfile(_info("out", tarfile.DIRTYPE, 0o755))
+            for entry in selected(rels, patterns):
+                name = "out/" + entry.rel
+                if entry.kind == "dir":
+                    out.addfile(_info(name, tarfile.DIRTYPE, 0o755))
+                elif entry.kind == "link":
+                    out.addfile(_info(name, tarfile.SYMTYPE, 0o777, linkname=entry.linkname))
+                else:
+                    out.addfile(_info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, entry.size), tar.extractfile(by_rel[entry.rel]))
+    return sink.h.digest()
 
 
 # --- extraction ---------------------------------------------------------------------------------

@@ -28,8 +28,20 @@ out. Schema, version 1::
         "memory_mb": 64,       # memory limit, swap included, 6..65536
         "max_runtime": 60,     # wall-clock seconds, 1..86400 (the executor kills the job after it)
         "output_mb": 16        # cap on the output archive, 1..4096 (default 16)
-      }
+      },
+      "verify": "reexec",                            # optional: "reexec" (default) or "none"
+      "output": {"match": ["result.json", "data/**/*.csv"]}   # optional: the part that must match
     }
+
+``verify`` says how the result is checked: ``"reexec"`` (the default) makes the job auditable by
+re-execution; ``"none"`` declares it not re-executable: it is settled optimistically, never audited,
+and shown as such to everyone. ``output.match`` is the output selector (iExec's determinism file):
+when present, what independent runs must agree on (and what a provider commits to) is the *match
+digest* over the selected entries of ``out/`` only (:mod:`depin.outputs` defines the patterns and
+the digest); without it, the whole result archive. These two fields are the exception to "write
+every field": :meth:`JobSpec.to_bytes` leaves ``verify`` out when it is ``"reexec"`` and ``output``
+out when there is no selector, so every spec written before they existed keeps its bytes and its
+specHash (a spec that spells ``"verify":"reexec"`` out is canonical too, and hashes differently).
 
 Inside the container the job sees its inputs under ``/in`` (read-only), writes its results to
 ``/out`` and has a small writable ``/tmp``; everything else is read-only and there is no network.
@@ -53,6 +65,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from depin.errors import SpecError
+from depin.outputs import check_patterns
 
 SPEC_VERSION: Literal[1] = 1
 IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:(?P<digest>[0-9a-f]{64})$")
@@ -146,6 +159,21 @@ class Resources(_Strict):
     output_mb: int = Field(default=16, ge=1, le=4_096)
 
 
+class OutputSelector(_Strict):
+    """The part of ``out/`` whose match digest independent runs must agree on (see
+    :mod:`depin.outputs`): 1 to 64 patterns relative to ``out/``."""
+
+    match: list[str]
+
+    @field_validator("match")
+    @classmethod
+    def _match(cls, value: list[str]) -> list[str]:
+        return check_patterns(value)
+
+
+VerifyMode = Literal["reexec", "none"]
+
+
 class JobSpec(_Strict):
     """A parsed, validated job spec (version 1)."""
 
@@ -155,6 +183,8 @@ class JobSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     inputs: list[InputSpec] = Field(default_factory=list, max_length=32)
     resources: Resources
+    verify: VerifyMode = "reexec"
+    output: OutputSelector | None = None
 
     @field_validator("image")
     @classmethod
@@ -188,9 +218,20 @@ class JobSpec(_Strict):
         """``sha256:<hex>``."""
         return self.image.split("@", 1)[1]
 
+    @property
+    def match(self) -> list[str] | None:
+        """The output selector's patterns, or None: the whole result must match."""
+        return None if self.output is None else list(self.output.match)
+
     def to_bytes(self) -> bytes:
-        """The canonical bytes to post (defaults included, so the bytes say everything)."""
-        return canonical_json(self.model_dump(mode="json"))
+        """The canonical bytes to post: defaults included, so the bytes say everything, except
+        ``verify`` at its default and an absent ``output`` (see the module doc)."""
+        data = self.model_dump(mode="json")
+        if data.get("output") is None:
+            data.pop("output", None)
+        if data.get("verify") == "reexec":
+            data.pop("verify", None)
+        return canonical_json(data)
 
     def hash(self) -> bytes:
         return spec_hash(self.to_bytes())

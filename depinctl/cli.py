@@ -63,7 +63,7 @@ app = typer.Typer(
     name="depin",
     help=(
         "depin-compute: a marketplace for containerized compute jobs paid through smart contracts.\n\n"
-        "Requesters post, watch, verify and dispute jobs; providers stake, run the executor and "
+        "Requesters post, watch, verify and challenge jobs; providers stake, run the executor and "
         "withdraw rewards; operators deploy the contracts."
     ),
     add_completion=False,
@@ -123,28 +123,28 @@ def demo(
         typer.Option("--state-dir", envvar="DEPIN_DEVNET_DIR", show_default=".devnet", help="The devnet's state folder."),
     ] = None,
     challenge_window: Annotated[
-        int, typer.Option(min=2, max=3600, help="Challenge window of the demo job, seconds (the devnet allows 2-3600).")
+        int, typer.Option(min=8, max=3600, help="Challenge window of the demo job, seconds (the devnet allows 8-3600).")
     ] = 10,
     timeout: Annotated[float, typer.Option(min=5, help="Longest wait for any one step, seconds.")] = 120.0,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help="Run only this scenario: `honest` or `cheater` (repeatable; default both)."),
+        typer.Option(help="Run only this scenario: `honest` (repeatable; default all)."),
     ] = None,
 ) -> None:
-    """Run the local demo: devnet up, a job from post to paid, then a cheating provider caught.
+    """Run the local demo: devnet up, a job from post to paid with its verification draw explained.
 
     Brings the devnet up when it is not running (`depin devnet up`), then shows each step as it
-    happens and ends with a summary (job id, result digest verified against the chain, reward paid,
-    gas and wall time per step). Exits non-zero, with the reason, if any step fails. The devnet
+    happens and ends with a summary (job id, the draw: p_job, anchor block, audited or not; the
+    result checked against the on-chain commitment, the money, gas and wall time per step). Exits non-zero, with the reason, if any step fails. The devnet
     keeps running afterwards; `depin devnet down` stops it.
 
-    Example: depin demo --challenge-window 5
+    Example: depin demo --challenge-window 10
     """
 
-    chosen = tuple(scenario or ("honest", "cheater"))
-    unknown = [s for s in chosen if s not in ("honest", "cheater")]
+    chosen = tuple(scenario or ("honest",))
+    unknown = [s for s in chosen if s != "honest"]
     if unknown:
-        typer.echo(f"error: unknown scenario {unknown[0]!r}: choose honest or cheater", err=True)
+        typer.echo(f"error: unknown scenario {unknown[0]!r}: choose honest", err=True)
         raise typer.Exit(2)
     raise typer.Exit(demo_mod.run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=chosen))
 

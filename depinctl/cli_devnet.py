@@ -65,7 +65,7 @@ def up(
     typer.echo("")
     typer.echo(f"use it:  source {info['env_file']}   # then: depin jobs list, depin providers list, depin indexer status")
     typer.echo("         depin devnet status | depin devnet logs [COMPONENT] -f | depin devnet down")
-    typer.echo("         development keys: Anvil's public accounts (0 deployer/arbiter, 1-2 providers, 3 verifier, 4-9 requesters)")
+    typer.echo("         development keys: Anvil's public accounts (0 deployer/arbiter, 1-2 providers, 3 funded for verifiers, 4-9 requesters)")
 
 
 @app.command("down")
@@ -139,7 +139,7 @@ def status(
 @app.command("logs")
 @user_errors
 def logs(
-    component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker-compute, worker-chain, beat, dispatcher, verifier, arbiter or deploy; all when left out.")] = None,
+    component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker-compute, worker-chain, beat, dispatcher or deploy; all when left out.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to print first.")] = 50,
     state_dir: StateDirOpt = None,

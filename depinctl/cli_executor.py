@@ -1,6 +1,6 @@
 """`depin executor …`: The provider executor: Celery workers that claim, run and settle jobs.
 
-``depin executor start --config depin.toml [--role provider|verifier|arbiter]`` runs the whole
+``depin executor start --config depin.toml [--role provider]`` runs the whole
 executor (both Celery workers, beat, the dispatcher and the result server) as child processes and
 stops them cleanly on SIGTERM. The sub-commands ``worker``, ``beat``, ``dispatcher`` and ``results``
 run one component each (for a process manager, or the devnet launcher); ``reap`` removes this
@@ -26,7 +26,7 @@ ConfigOpt = Annotated[
 ]
 RoleOpt = Annotated[
     str | None,
-    typer.Option("--role", help="provider, verifier or arbiter (default: [executor] role)."),
+    typer.Option("--role", help="provider (the only role; default: [executor] role)."),
 ]
 
 
@@ -92,7 +92,7 @@ def beat(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
     """Run the dispatcher: the indexer's event stream → policy → claim → run.
 
-    Example: depin executor dispatcher --config depin.toml --role verifier
+    Example: depin executor dispatcher --config depin.toml --role provider
     """
     from executor.worker import run_dispatcher  # lazy: start-up
 
@@ -103,7 +103,7 @@ def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 @app.command()
 @user_errors
 def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Serve this executor's result store (GET /results/0x…) on the [executor] results_bind address.
+    """Serve this executor's result store (GET /results/<name>) on the [executor] results_bind address.
 
     Example: depin executor results --config depin.toml
     """

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from depin.market import JobStatus
+from depin.market import JobStatus, VerifyMode
 from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
@@ -173,6 +173,8 @@ def build_spec(
     max_runtime: int,
     output_mb: int,
     env: list[str],
+    verify: str = "reexec",
+    match: list[str] | None = None,
 ) -> Any:
     from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
@@ -189,6 +191,10 @@ def build_spec(
         "inputs": [_input(item, k) for k, item in enumerate(inputs)],
         "resources": {"cpus": cpus, "memory_mb": _parse_memory(memory), "max_runtime": max_runtime, "output_mb": output_mb},
     }
+    if verify != "reexec":
+        spec["verify"] = verify
+    if match:
+        spec["output"] = {"match": list(match)}
     return parse_spec(spec)
 
 
@@ -226,8 +232,25 @@ def job_post(
     collateral_pct: Annotated[
         int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
     ] = None,
+    verify: Annotated[
+        str,
+        typer.Option(
+            "--verify",
+            help="reexec (default): drawn verifiers may re-run it (the audit fee, 1.1x the reward, is escrowed and "
+            "refunded unless drawn); none: never audited, no audit fee, shown as unverified.",
+        ),
+    ] = "reexec",
+    match: Annotated[
+        list[str],
+        typer.Option(
+            "--match",
+            metavar="PATTERN",
+            help="Only these /out entries must match between independent runs (a glob relative to /out). Repeatable.",
+        ),
+    ] = [],  # noqa: B006
     permit: Annotated[
-        bool, typer.Option("--permit/--approve", help="Approve the reward by an ERC-2612 signature (default) or an approve tx.")
+        bool,
+        typer.Option("--permit/--approve", help="Approve the escrow by an ERC-2612 signature (default) or an approve tx."),
     ] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the canonical spec and send nothing.")] = False,
     rpc_url: RpcUrlOpt = None,
@@ -237,13 +260,18 @@ def job_post(
     dev_account: DevAccountOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Post a job: build its canonical spec, escrow the reward and print the new job id.
+    """Post a job: build its canonical spec, escrow reward + fee + audit fee and print the new job id.
+
+    The escrow is the reward R, the protocol fee f*R and, unless --verify none, the audit fee A
+    (1.1 R at the default parameters; credited back when the job is not drawn for audit).
 
     Example: depin job post --image depin/checksum@sha256:… --cmd "sha256sum /in/data" --input data=./data.bin --reward 0.5 --dev-account 1
     """
+    if verify not in ("reexec", "none"):
+        raise ValueError(f"--verify must be reexec or none, not {verify!r}")
     spec = build_spec(
         image=image, cmd=cmd, inputs=inputs, cpus=cpus, memory=memory, max_runtime=max_runtime,
-        output_mb=output_mb, env=env,
+        output_mb=output_mb, env=env, verify=verify, match=match,
     )
     amount = parse_tokens(reward, "reward")
     if dry_run:
@@ -258,9 +286,11 @@ def job_post(
         collateral_pct=collateral_pct, permit=permit,
     )
     typer.echo(str(posted.job_id))
+    job = client.job(posted.job_id)
     typer.echo(
-        f"posted job {posted.job_id}: reward {format_amount(amount)} {TOKEN_SYMBOL}, tx {posted.tx_hash}, "
-        f"gas {posted.gas_used:,}",
+        f"posted job {posted.job_id}: reward {format_amount(amount)} {TOKEN_SYMBOL} + fee {format_amount(job.fee)} + audit fee "
+        f"{format_amount(job.audit_fee)} escrowed (verify {job.verify_mode.label}, audit rate {job.audit_bps / 100:g} %), "
+        f"tx {posted.tx_hash}, gas {posted.gas_used:,}",
         err=True,
     )
 
@@ -276,31 +306,38 @@ def _when(ts: int, now: int) -> str:
 def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
 
     unsubmitted = (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT)
-    sub = None if job.status in unsubmitted else client.submission(job.job_id)
+    sub = None if job.status in unsubmitted and not job.failure else client.submission(job.job_id)
     d: dict[str, Any] = {
         "id": job.job_id,
         "status": job.status.label,
         "requester": job.requester,
         "provider": job.provider,
         "reward": str(job.reward),
+        "fee": str(job.fee),
+        "auditFee": str(job.audit_fee),
+        "verifyMode": job.verify_mode.label,
+        "auditBps": job.audit_bps,
+        "paramsVersion": job.params_version,
         "collateral": str(job.collateral),
         "collateralPct": job.collateral_pct,
         "claimDeadline": job.claim_deadline,
         "deadline": job.deadline,
         "maxRuntime": job.max_runtime,
         "challengeWindow": job.challenge_window,
-        "cpuSeconds": job.cpu_seconds,
         "specHash": "0x" + job.spec_hash.hex(),
+        "commitment": "0x" + job.commitment.hex(),
+        "anchorBlock": job.anchor_block,
         "failure": job.failure,
-        "challenger": job.challenger,
     }
     if sub is not None:
+        d["commitment"] = "0x" + sub.commitment.hex()
+        d["anchorBlock"] = sub.anchor_block
         if sub.failure:
             d["failureCode"] = sub.failure_code.name if sub.failure_code is not None else None
-            d["evidenceHash"] = "0x" + sub.result_hash.hex()
         else:
-            d["resultHash"] = "0x" + sub.result_hash.hex()
             d["resultURI"] = sub.uri
+    if job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED) and job.verify_mode == VerifyMode.REEXEC:
+        d["drawn"] = client.is_drawn(job.job_id)  # None until the anchor block's randomness is readable
     return d
 
 
@@ -309,7 +346,7 @@ def _deadline_label(job: OnchainJob) -> str:
     return {
         JobStatus.CLAIMED: "submit deadline",
         JobStatus.SUBMITTED: "challenge deadline",
-        JobStatus.DISPUTED: "resolve deadline",
+        JobStatus.DISPUTED: "challenge deadline",
     }.get(job.status, "deadline")
 
 
@@ -322,7 +359,8 @@ def job_status(
     deployment: DeploymentOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show a job as the chain has it now: status, parties, amounts, deadlines, result hash and URI.
+    """Show a job as the chain has it now: status, parties, amounts and fees, verify mode and audit
+    rate, deadlines, commitment, anchor block, whether it was drawn for audit, result URI.
 
     Example: depin job status 7
     """
@@ -342,20 +380,27 @@ def job_status(
     table.add_row("requester", job.requester)
     table.add_row("provider", job.provider or "-")
     table.add_row("reward", f"{format_amount(job.reward)} {TOKEN_SYMBOL}")
+    table.add_row("fee", f"{format_amount(job.fee)} {TOKEN_SYMBOL}")
+    table.add_row("audit fee", f"{format_amount(job.audit_fee)} {TOKEN_SYMBOL}")
+    verify = job.verify_mode.label + ("" if job.verify_mode == VerifyMode.REEXEC else " (never audited)")
+    table.add_row("verify", f"{verify}, audit rate {job.audit_bps / 100:g} %")
     table.add_row("collateral", f"{format_amount(job.collateral)} {TOKEN_SYMBOL} ({job.collateral_pct}%)")
-    table.add_row("claim deadline", _when(job.claim_deadline, now))
+    if job.claim_deadline:
+        table.add_row("claim deadline", _when(job.claim_deadline, now))
     if job.deadline and job.status in (JobStatus.CLAIMED, JobStatus.SUBMITTED, JobStatus.DISPUTED):
         table.add_row(_deadline_label(job), _when(job.deadline, now))
     table.add_row("max runtime", f"{job.max_runtime} s")
     table.add_row("challenge window", f"{job.challenge_window} s")
-    table.add_row("cpu seconds", str(job.cpu_seconds))
-    table.add_row("spec hash", d["specHash"])
-    for key, label in (("resultHash", "result hash"), ("resultURI", "result URI"), ("failureCode", "failure"),
-                       ("evidenceHash", "evidence hash")):
+    if job.spec_hash != b"\0" * 32:
+        table.add_row("spec hash", d["specHash"])
+    if job.anchor_block or "failureCode" in d:
+        table.add_row("commitment", d["commitment"])
+        table.add_row("anchor block", str(d["anchorBlock"]))
+    if "drawn" in d:
+        table.add_row("drawn for audit", {True: "yes", False: "no", None: "not known yet"}[d["drawn"]])
+    for key, label in (("resultURI", "result URI"), ("failureCode", "failure")):
         if key in d:
             table.add_row(label, str(d[key]))
-    if job.challenger:
-        table.add_row("challenger", job.challenger)
     make_console().print(table)
 
 
@@ -465,22 +510,33 @@ def _index_reader(
 def job_result(
     job_id: JobIdArg,
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to extract the job's /out into.")],
+    salt: Annotated[
+        str | None,
+        typer.Option("--salt", metavar="0xHEX", help="The provider's salt (default: from the manifest beside the archive)."),
+    ] = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Download a job's result, verify its sha256 against the on-chain resultHash and extract it.
+    """Download a job's result, verify it against the provider's on-chain commitment and extract it.
 
-    A result that does not match the hash the provider submitted is refused and nothing is extracted;
-    so is one holding a member that could write or point outside --out (an absolute or escaping
-    symbolic link, a hard link, a device, a '..' path).
+    The archive's digest (its sha256, or the match digest of the spec's --match selection) with the
+    provider's salt (from the manifest published beside the archive, <URI>.json, or --salt) must
+    give the commitment. A result that does not is refused and nothing is extracted; so is one
+    holding a member that could write or point outside --out (an absolute or escaping symbolic
+    link, a hard link, a device, a '..' path).
 
     Example: depin job result 7 --out ./result-7
     """
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
-    fetched = client.download_result(_job_id(job_id), out)
+    salt_bytes = None
+    if salt is not None:
+        salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
+        if len(salt_bytes) != 32:
+            raise ValueError("--salt must be 32 bytes (64 hex digits)")
+    fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes)
     typer.echo(
-        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} verified ({fetched.size:,} bytes from {fetched.uri}); "
+        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}); "
         f"exit code {fetched.exit_code}; extracted to {fetched.path}"
     )
 
@@ -523,7 +579,13 @@ def job_challenge(
     dev_account: DevAccountOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Dispute a submitted result within its challenge window, posting a bond equal to its collateral.
+    """Challenge a submitted result in the job's court within its challenge window, posting the
+    court's challenge bond (3.5x the reward at the default parameters).
+
+    A jury of verifiers drawn from the provider's platform class re-runs the job. If the provider
+    was wrong the bond comes back with a bounty (at most beta x the reward); if it was right the bond
+    pays the jury. The job's provider cannot challenge its own job; verify-none jobs cannot be
+    challenged.
 
     Example: depin job challenge 7 --keystore keys/me.json
     """
@@ -533,8 +595,8 @@ def job_challenge(
     )
     jid = _job_id(job_id)
     receipt = client.challenge(jid)
-    job = client.job(jid)
+    bond = client.challenge_bond(jid)
     typer.echo(
-        f"challenged job {jid} with a bond of {format_amount(job.collateral)} {TOKEN_SYMBOL} (tx {receipt.tx_hash}); "
-        f"the resolver must rule by {datetime.fromtimestamp(job.deadline, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        f"challenged job {jid} in its court with a bond of {format_amount(bond)} {TOKEN_SYMBOL} (tx {receipt.tx_hash}); "
+        f"follow it with `depin job watch {jid}`"
     )

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -113,19 +114,50 @@ COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in t
 
 
 def court_contract_name(project: Any) -> str:
-    """The contract deployed as the court: VerificationCourt when the build has it, else TestCourt."""
+    """The contract deployed as the court: VerificationCourt when the build has it with the
+    constructor :func:`deploy_contracts` calls (market, token, admin, CourtParams, engine) and the
+    market answers what the court reads of it (``IMarketForCourt``: ``drawDelay()``), else the
+    TestCourt stand-in (a build without the court)."""
     try:
-        getattr(project, COURT_CONTRACT)
+        contract = getattr(project, COURT_CONTRACT)
+        market = project.JobMarket
     except AttributeError:
         return COURT_FALLBACK
+    constructor = getattr(getattr(contract, "contract_type", None), "constructor", None)
+    if constructor is not None and len(getattr(constructor, "inputs", ())) != 5:
+        return COURT_FALLBACK
+    methods = getattr(getattr(market, "contract_type", None), "view_methods", None) or []
+    if "drawDelay" not in {getattr(m, "name", "") for m in methods}:
+        return COURT_FALLBACK
     return COURT_CONTRACT
+
+
+def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> bool:
+    """Makes ape wait for receipts on a node that mines on its own although its automine flag is
+    off: ``anvil --block-time N --mixed-mining`` (the devnet's, so that anchor blocks arrive on an
+    idle chain) answers ``anvil_getAutomine`` false, and ape then returns an unmined receipt for
+    every deployment ("did not create a contract"). When the block number moves by itself within
+    `probe` seconds, ape's provider class is told the node automines (ape's only use of the flag:
+    whether to wait for the receipt). True when it did so; a node mined by hand is left alone."""
+    try:
+        if provider.auto_mine:
+            return False
+        first = provider.get_block("latest").number
+        time.sleep(probe)
+        if provider.get_block("latest").number == first:
+            return False
+    except Exception:  # noqa: BLE001 - not anvil (no anvil_getAutomine): ape's default applies
+        return False
+    cls = type(provider)
+    cls.auto_mine = property(lambda self: True, cls.auto_mine.fset)
+    return True
 
 
 def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
     """Deploys and wires the contracts with ape, in the order the verification protocol needs:
     RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
-    JobMarket (which deploys ProviderStaking); the court (`VerificationCourt(market, admin,
-    CourtParams)`, or the TestCourt stand-in while the build has no VerificationCourt); then
+    JobMarket (which deploys ProviderStaking); the court (`CourtEngine`, then
+    `VerificationCourt(market, token, admin, CourtParams, engine)`, or the TestCourt stand-in while the build has no VerificationCourt); then
     `market.setParams` with the court (the first parameter version).
 
     `deployer` is an ape account; it becomes admin, governor and guardian everywhere. `arbiter`
@@ -136,6 +168,7 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
     from ape import project  # lazy: optional (ape is heavy and only deploys need it)
 
     ensure_current_build(project)
+    wait_for_receipts_on_interval_mining(deployer.provider)
     t, s, m, c = params.token, params.staking, params.market, params.court
     token = project.RewardToken.deploy(
         t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer

@@ -22,9 +22,9 @@ Example::
     requester, provider = chain.accounts[1], chain.accounts[2]
     chain.fund([requester, provider], to_wei(1_000))
     chain.register_provider(provider, to_wei(500))
-    job_id = chain.post_job(requester, sample_spec(1), JobTerms(reward=to_wei(1)))
+    job_id = chain.post_job(requester, sample_spec(1), JobTerms(reward=to_wei(1), verify_mode=1))  # never drawn
     chain.claim_job(provider, job_id)
-    chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/1")
+    chain.submit_result(provider, job_id, commitment(provider, job_id, keccak(b"out"), salt), "http://provider/results/<opaque>")
     chain.advance_time(JobTerms().challenge_window + 1)
     chain.finalize(job_id)
 
@@ -58,7 +58,7 @@ from depin.deployment import Deployment, read_deployment, to_wei
 from depin.errors import ChainError
 from depin.spec import canonical_json
 
-CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCourt", "Randomness")
 ZERO_HASH = b"\x00" * 32
 MAX_UINT256 = 2**256 - 1
 GWEI = 10**9
@@ -92,19 +92,28 @@ class TxFailed(DevChainError):
 @dataclass(frozen=True)
 class JobTerms:
     """`IJobMarket.JobTerms`. Defaults suit the devnet parameters: generous claim and run windows,
-    the shortest challenge window, and a reward that earns emissions for 60 declared CPU-seconds."""
+    the shortest challenge window the devnet court allows (8 s: D blocks + start window +
+    inclusion), the least collateral (400 %: k*R pays a 3-juror jury), 60 declared CPU-seconds and
+    re-execution audits (`verify_mode` 0; 1 = none: never drawn, no audit fee)."""
 
     reward: int = to_wei("0.01")
     claim_window: int = 86_400
     max_runtime: int = 3_600
-    challenge_window: int = 2
-    collateral_pct: int = 50
+    challenge_window: int = 8
+    collateral_pct: int = 400
     cpu_seconds: int = 60
+    verify_mode: int = 0
 
-    def as_tuple(self) -> tuple[int, int, int, int, int, int]:
+    def as_tuple(self) -> tuple[int, int, int, int, int, int, int]:
         return (
-            self.reward, self.claim_window, self.max_runtime, self.challenge_window, self.collateral_pct, self.cpu_seconds
+            self.reward, self.claim_window, self.max_runtime, self.challenge_window, self.collateral_pct, self.cpu_seconds,
+            self.verify_mode,
         )
+
+    @property
+    def escrow_bound(self) -> int:
+        """An upper bound of what posting escrows: R + fee (<= 10 % R) + audit fee (<= 5 R)."""
+        return self.reward * 61 // 10
 
     @property
     def collateral(self) -> int:
@@ -238,8 +247,8 @@ class DevChain:
         return self.addresses["RewardToken"]
 
     @property
-    def resolver(self) -> str:
-        return self.addresses["ArbiterResolver"]
+    def court(self) -> str:
+        return self.addresses["VerificationCourt"]
 
     @property
     def deployer(self) -> str:
@@ -605,15 +614,27 @@ class DevChain:
     def claim_job(self, provider: str, job_id: int) -> dict[str, Any]:
         return self.send(provider, self.contracts.job_market.claim_job(job_id))
 
-    def submit_result(self, provider: str, job_id: int, result_hash: bytes, result_uri: str) -> dict[str, Any]:
-        return self.send(provider, self.contracts.job_market.submit_result(job_id, result_hash, result_uri))
+    def submit_result(self, provider: str, job_id: int, commitment: bytes, result_uri: str) -> dict[str, Any]:
+        """Submits a result's salted commitment (:func:`depin.commitment.commitment`) and its opaque URI."""
+        return self.send(provider, self.contracts.job_market.submit_result(job_id, commitment, result_uri))
 
-    def submit_failure(self, provider: str, job_id: int, code: int, evidence_hash: bytes = ZERO_HASH) -> dict[str, Any]:
-        return self.send(provider, self.contracts.job_market.submit_failure(job_id, code, evidence_hash))
+    def submit_failure(self, provider: str, job_id: int, code: int, commitment: bytes) -> dict[str, Any]:
+        """Submits failure `code` with its commitment (over :func:`depin.commitment.failure_digest`)."""
+        return self.send(provider, self.contracts.job_market.submit_failure(job_id, code, commitment))
+
+    def is_drawn(self, job_id: int) -> bool:
+        """`JobMarket.isDrawn` (reverts until the job's anchor block is past)."""
+        return bool(self.read(self.contracts.job_market.is_drawn(job_id)))
+
+    def get_case(self, job_id: int) -> dict[str, Any]:
+        """`VerificationCourt.getCase` as a dict keyed by the `CaseView` field names."""
+        view = self.read(self.contracts.verification_court.get_case(job_id))
+        return dict(zip((c["name"] for c in _struct_components("VerificationCourt", "getCase")), view, strict=True))
 
     def challenge(self, challenger: str, job_id: int) -> dict[str, Any]:
-        """Challenges a submission (the challenger needs the bond and an allowance to the market)."""
-        return self.send(challenger, self.contracts.job_market.challenge(job_id))
+        """Challenges a submission through the court (the challenger needs the bond and an allowance
+        to the court)."""
+        return self.send(challenger, self.contracts.verification_court.challenge(job_id))
 
     def finalize(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
         return self.send(sender or self.deployer, self.contracts.job_market.finalize(job_id))
@@ -629,15 +650,6 @@ class DevChain:
 
     def timeout_job(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
         return self.send(sender or self.deployer, self.contracts.job_market.timeout_job(job_id))
-
-    def rule(
-        self, job_id: int, ruling: int, evidence_hash: bytes = ZERO_HASH, arbiter: str | None = None
-    ) -> dict[str, Any]:
-        """The arbiter rules on a disputed job through the ArbiterResolver (1: provider wins, 2: challenger wins)."""
-        return self.send(arbiter or self.arbiter, self.contracts.arbiter_resolver.rule(job_id, ruling, evidence_hash))
-
-    def settle_unresolved(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
-        return self.send(sender or self.deployer, self.contracts.job_market.settle_unresolved(job_id))
 
     # ------------------------------------------------------------------ jobs in bulk
 
@@ -655,7 +667,7 @@ class DevChain:
         min_stake = int(self.read(self.contracts.provider_staking.min_stake()))
         per_provider = -(-jobs // max(len(providers), 1))
         stake = min_stake + per_provider * terms.collateral + to_wei(1)
-        requester_funds = -(-jobs // max(len(requesters), 1)) * terms.reward + to_wei(1)
+        requester_funds = -(-jobs // max(len(requesters), 1)) * terms.escrow_bound + to_wei(1)
         self.fund(list(requesters), requester_funds)
         self.fund(list(providers), stake)
         new = [p for p in providers if not self._registered(p)]
@@ -686,11 +698,13 @@ class DevChain:
         Requesters post in turn; `spec(i)` is the i-th job's spec. Defaults: requesters
         ``accounts[1:3]``, providers ``accounts[3:5]``; with `setup` they are funded, approved and
         registered first (:meth:`setup_actors`). Nobody else may post while this runs (job ids are
-        assigned in order).
+        assigned in order). The default terms declare ``verify_mode`` none, so that every job
+        finalizes (a re-executable job may be drawn for audit and then waits for the court);
+        submissions are commitments (any non-zero word: nobody reveals them).
         """
         if count <= 0:
             raise ValueError("count must be positive")
-        terms = terms or JobTerms()
+        terms = terms or JobTerms(verify_mode=1)
         term_tuple = terms.as_tuple()
         requesters = list(requesters or self.accounts[1:3])
         providers = list(providers or self.accounts[3:5])

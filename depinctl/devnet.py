@@ -24,17 +24,15 @@ component           what                                                health c
 ``beat``            the provider's Celery beat                          process alive
 ``dispatcher``      the provider's event-stream consumer                its consumer group exists
                                                                         and has a consumer
-``verifier``        a whole verifier executor (``executor start``)      both workers ping, group,
-                                                                        chain worker's heartbeat
-``arbiter``         a whole arbiter executor (``executor start``)       both workers ping, group,
-                                                                        chain worker's heartbeat
 ==================  ==================================================  =============================
 
-Between them it deploys the contracts (``scripts/deploy.py`` through ape; a second ``up`` finds
-them live and sends nothing), funds and registers the development accounts (Anvil's public keys,
-devnet only: 0 deployer and arbiter, 1 and 2 registered providers with 1 running the provider
-executor, 3 the verifier, 4-9 requesters), builds the sample job images
-(``executor.images.build_sample_images``) and writes one ``depin.toml`` per executor role. Each
+Between them it deploys the contracts (``scripts/deploy.py`` through ape: token, randomness,
+market and staking, the VerificationCourt; a second ``up`` finds them live and sends nothing), funds and registers the development accounts (Anvil's public keys,
+devnet only: 0 deployer (and the court's timelocked last-appeal arbiter), 1 and 2 registered
+providers with 1 running the provider executor, 3 a funded account for verifiers, 4-9 requesters), builds the sample job images
+(``executor.images.build_sample_images``) and writes the provider executor's ``depin.toml``. anvil mines a block every
+second besides automining (``--block-time 1 --mixed-mining``), so a job's anchor block arrives and
+its draw becomes readable on an idle chain. Each
 process is one entry of :data:`COMPONENTS` (name, argv, env, health check); the provider's parts are
 the executor's own components (``executor.worker.COMPONENTS``; tests/depinctl/test_devnet.py checks
 that the two lists agree).
@@ -347,31 +345,13 @@ COMPONENTS: tuple[Component, ...] = (
         lambda dn: dn.check_dispatcher("provider"),
         env=_executor_env,
     ),
-    # the verifier (dev account 3) and the arbiter (dev account 0): each a whole executor under
-    # its own supervisor process (`depin executor start`)
-    Component(
-        "verifier",
-        _executor_argv("verifier", "start"),
-        lambda dn: dn.check_executor("verifier"),
-        env=_executor_env,
-        port="results-verifier",
-        grace=25.0,
-    ),
-    Component(
-        "arbiter",
-        _executor_argv("arbiter", "start"),
-        lambda dn: dn.check_executor("arbiter"),
-        env=_executor_env,
-        port="results-arbiter",
-        grace=25.0,
-    ),
 )
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results", "results-verifier", "results-arbiter")
-ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0], "verifier": VERIFIER_ACCOUNT, "arbiter": DEPLOYER_ACCOUNT}
-ROLE_PORTS = {"provider": "results", "verifier": "results-verifier", "arbiter": "results-arbiter"}
+PORT_NAMES = ("anvil", "redis", "results")
+ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0]}
+ROLE_PORTS = {"provider": "results"}
 
 
 # ---------------------------------------------------------------------------------------- status rows

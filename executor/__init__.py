@@ -1,1 +1,1 @@
-"""Provider executor: Celery app for job dispatch, hardened container runs, result store, chain actions and verifier mode."""
+"""Provider executor: Celery app for job dispatch, hardened container runs, result store, chain actions and the provider's side of the verification court."""

@@ -12,13 +12,14 @@ import sys
 
 from depin.errors import DepinError
 from executor import worker
+from executor.runtime import ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
     parser.add_argument("component", choices=("start", "worker", "beat", "dispatcher", "results", "reap"))
     parser.add_argument("--config", default=None, help="depin.toml (default: $DEPIN_CONFIG)")
-    parser.add_argument("--role", choices=("provider", "verifier", "arbiter"), default=None)
+    parser.add_argument("--role", choices=ROLES, default=None)
     parser.add_argument("--queue", choices=("compute", "chain"), default="compute")
     parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args(argv)

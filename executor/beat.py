@@ -1,6 +1,6 @@
 """The beat's periodic work (``depin executor beat`` queues it every ``BEAT_INTERVAL`` seconds, see
 :mod:`executor.celery`): finalize jobs past their challenge window, send the deadline transitions
-that are due, withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the
+that are due, follow our jobs under verification (reveal, advance), withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the
 chain shows without a local record, remove orphan containers).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
@@ -15,7 +15,7 @@ import time
 from depin.deployment import to_wei
 from depin.market import JobStatus
 from depin.transactions import TxReverted
-from executor import queue
+from executor import queue, verification
 from executor.containers import reap_orphans
 from executor.execution import same
 from executor.provider import reopen_if_undone
@@ -36,20 +36,27 @@ RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest c
 
 
 def finalize_due_jobs(rt: Runtime) -> int:
-    """Finalizes submitted jobs whose challenge window has closed: ours, and in verifier mode any."""
+    """Finalizes our submitted jobs whose challenge window has closed and that the draw did not
+    pick for audit (``market.isDrawn``). A drawn job (or one whose draw cannot be read any more) is
+    never sent to ``finalize`` again: it moves to the court's side (:func:`executor.verification.watch`)."""
     now = rt.chain_now()
     ids = {int(j) for j in rt.state.zrangebyscore(rt.xkeys.submitted, 0, now - 1, start=0, num=FINALIZE_LIMIT)}
     # The index too, so that no local record is needed to get paid (one lost to a crash, a wiped
-    # broker database): ours, and in verifier mode everybody's.
-    provider = None if rt.role == "verifier" else rt.address
-    ids |= set(rt.reader.due_jobs("Submitted", now, provider=provider, limit=FINALIZE_INDEX_LIMIT))
+    # broker database).
+    ids |= set(rt.reader.due_jobs("Submitted", now, provider=rt.address, limit=FINALIZE_INDEX_LIMIT))
+    ids -= verification.watched(rt)
     if not ids:
         return 0
     ready = []
     for job_id in sorted(ids):
         job = rt.job(job_id)
         if job.status == JobStatus.SUBMITTED and now > job.deadline:
-            ready.append(job_id)
+            # p_job 0 (verify none): never drawn, no randomness to wait for (isDrawn would still
+            # revert RandomnessNotReady until the anchor block is past)
+            if getattr(job, "audit_bps", None) == 0 or draw_state(rt, job_id) == "undrawn":
+                ready.append(job_id)
+        elif job.status == JobStatus.DISPUTED:
+            verification.watch(rt, job_id, "the court is verifying it (drawn or challenged)")
         elif job.status != JobStatus.SUBMITTED:
             settled(rt, job_id, job.status)
     if not ready:
@@ -66,6 +73,28 @@ def finalize_due_jobs(rt: Runtime) -> int:
     return count
 
 
+def draw_state(rt: Runtime, job_id: int) -> str:
+    """``"undrawn"`` (finalize it), ``"wait"`` (its anchor block's randomness is not readable yet) or
+    ``"drawn"``: drawn for audit, or ``isDrawn`` reverted for another reason (treated as drawn: the
+    job is handed to :mod:`executor.verification`, never retried here in a loop)."""
+    try:
+        drawn = rt.client.read(rt.client.contracts.job_market.is_drawn(job_id))
+    except TxReverted as exc:
+        if exc.error_name == "RandomnessNotReady":
+            return "wait"
+        verification.watch(rt, job_id, f"isDrawn reverted ({exc.error_name}): treated as drawn")
+        return "drawn"
+    if drawn:
+        verification.watch(rt, job_id, "drawn for audit")
+        return "drawn"
+    return "undrawn"
+
+
+def follow_verifications(rt: Runtime) -> int:
+    """Reveals and advances our jobs under verification (:mod:`executor.verification`)."""
+    return verification.follow_verifications(rt)
+
+
 def settled(rt: Runtime, job_id: int, status: JobStatus) -> None:
     """A job no longer Submitted leaves the set to finalize; our record says how it ended."""
     if status == JobStatus.SUBMITTED:
@@ -80,14 +109,13 @@ def settled(rt: Runtime, job_id: int, status: JobStatus) -> None:
 
 def poke_deadlines(rt: Runtime) -> int:
     """Sends the permissionless deadline transitions that are due: expire (Open past its claim
-    deadline), timeout (Claimed past its submit deadline), settleUnresolved (Disputed past its
-    resolve deadline). Losing the race to another poker is quiet."""
+    deadline), timeout (Claimed past its submit deadline). (Verification deadlines are the court's:
+    :mod:`executor.verification` advances our own cases.) Losing the race to another poker is quiet."""
     now = rt.chain_now()
     sent = 0
     actions = (
         ("Open", JobStatus.OPEN, "claim_deadline", rt.client.expire),
         ("Claimed", JobStatus.CLAIMED, "deadline", rt.client.timeout),
-        ("Disputed", JobStatus.DISPUTED, "deadline", rt.client.settle_unresolved),
     )
     for status, expected, attr, action in actions:
         for job_id in rt.reader.due_jobs(status, now, limit=POKE_LIMIT):

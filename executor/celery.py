@@ -2,15 +2,15 @@
 
 **Broker.** Redis, the config's server in the next database number (``DEPIN_BROKER_URL``
 overrides; see :mod:`executor.runtime`), with every broker key under the executor's own prefix
-(kombu's ``global_keyprefix``): several executors (a provider, a verifier, an arbiter) can share
+(kombu's ``global_keyprefix``): several executors (providers of different accounts) can share
 one Redis without ever taking each other's tasks.
 
 **Queues.**
 
-- ``compute``: container runs (``depin.run``, ``depin.verify``, ``depin.arbitrate``), consumed by a
+- ``compute``: container runs (``depin.run``), consumed by a
   prefork worker with ``[executor] concurrency`` processes;
-- ``chain``: every transaction (``depin.claim``, ``depin.submit``, ``depin.challenge``,
-  ``depin.rule`` and the beat tasks), consumed by one worker with concurrency 1: one nonce sequence
+- ``chain``: every transaction (``depin.claim``, ``depin.submit`` and the beat tasks, among them
+  the reveals of ``depin.follow``), consumed by one worker with concurrency 1: one nonce sequence
   per key, and no two actions of this executor racing on one job.
 
 **Reliability (DESIGN.md "Executor rules").** ``task_acks_late`` (a message is acknowledged when
@@ -25,10 +25,12 @@ exponential backoff and jitter, at most :data:`MAX_RETRIES` times. Celery's limi
 worker process: the container deadline is enforced by :mod:`executor.containers` itself.
 
 **Beat** (``depin executor beat``): every :data:`BEAT_INTERVAL` seconds ``depin.finalize_due``
-(our submitted jobs past their challenge window; in verifier mode every such job), ``depin.poke``
-(expire, time out and settle jobs whose deadline passed), ``depin.recover`` (re-queue jobs whose
+(our submitted jobs past their challenge window and not drawn for audit), ``depin.poke``
+(expire and time out jobs whose deadline passed), ``depin.recover`` (re-queue jobs whose
 task died: no lease and no progress; remove orphan containers); every :data:`WITHDRAW_INTERVAL`
-seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``).
+seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``); every :data:`FOLLOW_INTERVAL`
+seconds (at most the beat interval) ``depin.follow`` (reveal to the court, advance our cases:
+:mod:`executor.verification`).
 
 **Nothing happens at import.** ``app`` carries the defaults (no configuration is read, no
 connection is opened); the worker, beat and dispatcher starters (:mod:`executor.worker`) build the
@@ -52,6 +54,8 @@ CHAIN = "chain"
 MAX_DELIVERIES = int(os.environ.get("DEPIN_MAX_DELIVERIES", "3"))
 MAX_RETRIES = int(os.environ.get("DEPIN_MAX_RETRIES", "5"))
 BEAT_INTERVAL = float(os.environ.get("DEPIN_BEAT_INTERVAL", "10"))
+# Our jobs under verification are looked at this often: a reveal phase can be a few seconds long.
+FOLLOW_INTERVAL = float(os.environ.get("DEPIN_FOLLOW_INTERVAL", "2"))
 WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
 # Seconds beyond a job's max runtime that a compute task may take (inputs, archive, store).
 RUN_OVERHEAD = 60
@@ -60,13 +64,10 @@ CHAIN_HARD_LIMIT = 330
 
 ROUTES = {
     "depin.run": COMPUTE,
-    "depin.verify": COMPUTE,
-    "depin.arbitrate": COMPUTE,
     "depin.claim": CHAIN,
     "depin.submit": CHAIN,
-    "depin.challenge": CHAIN,
-    "depin.rule": CHAIN,
     "depin.finalize_due": CHAIN,
+    "depin.follow": CHAIN,
     "depin.poke": CHAIN,
     "depin.recover": CHAIN,
     "depin.withdraw": CHAIN,
@@ -116,6 +117,7 @@ def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
         "worker_disable_rate_limits": True,
         "beat_schedule": {
             "finalize-due": {"task": "depin.finalize_due", "schedule": interval, "options": beat_opts},
+            "follow-verifications": {"task": "depin.follow", "schedule": min(interval, FOLLOW_INTERVAL), "options": beat_opts},
             "poke-deadlines": {"task": "depin.poke", "schedule": interval, "options": beat_opts},
             "recover": {"task": "depin.recover", "schedule": interval, "options": beat_opts},
             "withdraw": {"task": "depin.withdraw", "schedule": WITHDRAW_INTERVAL, "options": {"expires": WITHDRAW_INTERVAL}},

@@ -8,7 +8,8 @@ Every job container runs hardened as DESIGN.md's executor rules say, through the
   Nothing is pulled unless the image's registry is in ``allowed_registries`` (none by default: this
   project has no registry); a pulled image is checked the same way;
 - ``network_mode="none"`` (loopback only), never the host network; no host socket or host path is
-  mounted except the job's own ``/in`` (read-only) and ``/out`` folders;
+  mounted except the job's own ``/in`` (read-only) and ``/out`` folders and the executor's
+  ``/etc/hosts`` and ``/etc/hostname`` for the job (read-only; see "Reproducible runs");
 - read-only root filesystem; ``/tmp`` and ``/var/tmp`` are size-capped tmpfs (``TMP_MB``), ``/run``
   a 1 MiB tmpfs, ``/dev/shm`` ``SHM_MB``;
 - ``cap_drop=["ALL"]``, ``security_opt=["no-new-privileges", "seccomp=…"]``, user ``65534:65534``
@@ -40,6 +41,29 @@ the measure (it counts apparent size). Without root (no ``mount``), the folder i
 and the run loop measures it every ``WATCH_INTERVAL`` seconds and kills the job past the cap: the
 overshoot is bounded by the job's write rate times that interval, not by the kernel. The engine must
 be local (a remote ``DOCKER_HOST`` cannot see the host folders).
+
+**Reproducible runs.** Two executors running the same job must get the same result, so a job learns
+nothing about the host or the run it is in: a fixed hostname (``depin-job``); a fixed environment
+(:data:`JOB_ENV`: ``SOURCE_DATE_EPOCH=0``, ``TZ=UTC``, ``LANG=C.UTF-8``, ``HOME=/tmp``, ``TERM=dumb``
+and ``container=depin`` over the engine's own ``container=podman``/``TERM=xterm``; the spec's env
+on top; nothing from the host); ``/etc/hosts`` and ``/etc/hostname`` from the executor
+(:func:`prepare_etc_dir`), because Podman copies the host's ``/etc/hosts`` and adds the container's
+name (which holds the job id and the executor's instance); ``/in`` on its own tmpfs (``depin-in``,
+:func:`prepare_input_dir`) like ``/out`` (``depin-out``), so that ``/proc/self/mountinfo`` shows
+``/ /in … tmpfs depin-in`` and ``/ /out … tmpfs depin-out`` rather than the host path of the work
+folder (bind mounts show their source path there; a tmpfs has none). Without root (no ``mount``)
+the folders are plain and their host paths stay visible. ``cgroupns="private"`` asks for a private
+cgroup namespace (``/proc/self/cgroup`` then reads ``0::/``): Docker honours it (API 1.41+), and so
+does Podman on cgroups v2, where it is the default; Podman 4.3's Docker-compatible API ignores it,
+and on a cgroups v1 host its jobs still see ``/libpod_parent/libpod-<container id>`` in
+``/proc/self/cgroup`` and ``/proc/self/cpuset``. What no option of either engine hides: the mount
+table names the per-container overlay layer of the root filesystem and, on Podman, the
+per-container source of the ``/etc/passwd`` and ``/etc/group`` it adds for the job user. A mask
+(``--security-opt mask=/proc/self/mountinfo``, Podman only) cannot help: the runtime resolves
+``/proc/self`` once, at setup, to the container's first process, and masking ``/proc`` would
+break ordinary programs. So a job that prints its cgroup or its mount table is not reproducible on
+such a host; a spec can leave those files out of what must match (``output.match``), and
+``tests/executor/test_reproducible.py`` pins what is and is not hidden.
 
 **Seccomp.** ``executor/seccomp.json`` is Docker's default profile (default action ``EPERM``, an
 allow-list of syscalls) resolved for a container without capabilities, with ``ptrace``,
@@ -93,6 +117,23 @@ JOB_USER = "65534:65534"
 JOB_UID = 65534
 JOB_GID = 65534
 JOB_HOSTNAME = "depin-job"
+# The environment every job starts from (the spec's env is applied over it): nothing from the host
+# or the engine (Podman adds container=podman and TERM=xterm, Docker HOME=/), the same for every run.
+JOB_ENV = {
+    "HOME": "/tmp",
+    "HOSTNAME": JOB_HOSTNAME,
+    "LANG": "C.UTF-8",
+    "SOURCE_DATE_EPOCH": "0",
+    "TERM": "dumb",
+    "TZ": "UTC",
+    "container": "depin",
+}
+# /etc/hosts and /etc/hostname of every job: the engine's own copy the host's /etc/hosts (Podman)
+# and names the container (a per-job, per-executor name), so a job reading them is not reproducible.
+JOB_HOSTS = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.0.1\t{JOB_HOSTNAME}\n"
+JOB_ETC_FILES = {"hosts": JOB_HOSTS, "hostname": f"{JOB_HOSTNAME}\n"}
+ETC_TMPFS_BYTES = 64 * 1024
+IN_SLACK_BYTES = MIB
 TMP_MB = 64
 SHM_MB = 16
 PIDS_LIMIT = 128
@@ -332,6 +373,42 @@ def prepare_output_dir(path: Path, max_bytes: int) -> OutputDir:
     return OutputDir(path, max_bytes, "watch")
 
 
+def _private_tmpfs(path: Path, source: str, size: int, mode: str) -> bool:
+    """Mounts a tmpfs named `source` of `size` bytes on `path` when we may (root); True if mounted."""
+    if os.geteuid() != 0:
+        return False
+    opts = f"size={size},mode={mode},nosuid,nodev"
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, source, str(path)], capture_output=True, text=True, check=False)
+    return proc.returncode == 0
+
+
+def prepare_input_dir(path: Path, max_bytes: int) -> Path:
+    """Creates the job's ``/in`` folder at `path` before its inputs are fetched into it: a tmpfs
+    named ``depin-in`` of ``max_bytes + IN_SLACK_BYTES`` when we may mount (root), so that the job's
+    ``/proc/self/mountinfo`` shows ``/ /in ... tmpfs depin-in`` instead of the host path of the
+    work folder; else a plain folder (whose host path a job can read there)."""
+    path = Path(path)
+    unmount_all_under(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _private_tmpfs(path, "depin-in", max_bytes + IN_SLACK_BYTES, "0755")
+    os.chmod(path, 0o755)
+    return path
+
+
+def prepare_etc_dir(path: Path) -> Path:
+    """The job's ``/etc/hosts`` and ``/etc/hostname`` (:data:`JOB_ETC_FILES`), in a small tmpfs
+    named ``depin-etc`` at `path` when we may mount (root; neutral in ``mountinfo``), else a plain
+    folder. :func:`container_options` mounts them read-only over the engine's own copies."""
+    path = Path(path)
+    unmount_all_under(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _private_tmpfs(path, "depin-etc", ETC_TMPFS_BYTES, "0755")
+    for name, text in JOB_ETC_FILES.items():
+        (path / name).write_text(text)
+        os.chmod(path / name, 0o644)
+    return path
+
+
 def release_output_dir(out: OutputDir | Path) -> None:
     """Unmounts the output tmpfs (its content is gone afterwards: archive it first)."""
     unmount_all_under(out.path if isinstance(out, OutputDir) else Path(out))
@@ -357,22 +434,26 @@ def container_options(
     output: OutputDir,
     seccomp: str | None,
     limits: ContainerLimits = ContainerLimits(),
+    etc_dir: Path | None = None,
 ) -> dict:
     """The keyword arguments of ``client.containers.create`` for a hardened job container.
 
     `seccomp` is the engine's form of the profile (:func:`seccomp_option`); None leaves the engine's
-    default profile in force (only the start-up probe's own tests do that)."""
+    default profile in force (only the start-up probe's own tests do that). `etc_dir` (from
+    :func:`prepare_etc_dir`) replaces the engine's ``/etc/hosts`` and ``/etc/hostname``."""
     res = spec.resources
     memory = res.memory_mb * MIB + (output.tmpfs_bytes if output.mode == "tmpfs" else 0)
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
+    etc_mounts = [] if etc_dir is None else [Mount(f"/etc/{n}", str((Path(etc_dir) / n).resolve()), type="bind", read_only=True) for n in JOB_ETC_FILES]
     return {
         "image": image_id,
         "command": list(spec.command),
-        "environment": dict(spec.env),
+        "environment": {**JOB_ENV, **spec.env},
         "name": name,
         "labels": {**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
         "user": JOB_USER,
         "hostname": JOB_HOSTNAME,  # not the random container ID: a job that prints it stays reproducible
+        "cgroupns": "private",  # /proc/self/cgroup shows "/" paths, not the engine's per-container cgroup
         "network_mode": "none",
         "ipc_mode": "private",
         "read_only": True,
@@ -381,6 +462,7 @@ def container_options(
         "mounts": [
             Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
             Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
+            *etc_mounts,
         ],
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges", *([seccomp] if seccomp is not None else [])],
@@ -500,6 +582,7 @@ def run_container(
     limits: ContainerLimits = ContainerLimits(),
     deadline_seconds: float | None = None,
     seccomp: bool = True,
+    etc_dir: Path | None = None,
 ) -> RunResult:
     """Runs one hardened job container to its end and removes it; never raises for the job's own
     behaviour (that is in the :class:`RunResult`), raises :class:`ContainerEngineError` when the
@@ -514,7 +597,7 @@ def run_container(
         raise ValueError(f"labels must include {LABEL_JOB} and {LABEL_EXECUTOR} (the reaper relies on them)")
     profile = seccomp_option(client) if seccomp else None
     options = container_options(
-        spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits
+        spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits, etc_dir=etc_dir
     )
     limit = float(deadline_seconds if deadline_seconds is not None else spec.resources.max_runtime)
     container = _create(client, options)

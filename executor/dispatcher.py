@@ -6,17 +6,16 @@ executor started are considered too), and acknowledges an entry only after actin
 dispatcher killed mid-way re-reads its pending entries at start. Acting twice is harmless: a job
 with a record is never considered again, and every task re-checks the chain.
 
-By role:
-
-- **provider**: ``JobPosted`` (and ``JobTimedOut`` with ``reopened``): the job must still be Open in
+The provider (the only role since issue 12; verification is the court's, see
+:mod:`executor.verification`): ``JobPosted`` (and ``JobTimedOut`` or ``NoFaultFailure`` with
+``reopened``): the job must still be Open in
   the index, its spec valid (``specValid``) and hashing to ``specHash`` (:func:`depin.spec.parse_spec`
   checks again), the claim deadline ahead, and the :class:`~executor.policy.Policy` must accept it.
   Then the record says ``claiming`` and ``depin.claim`` is queued on the chain queue (one nonce
   sequence: the dispatcher never sends transactions itself). A job refused for load is *deferred*
-  and reconsidered when a slot frees. Every refusal is one log line with the reason.
-- **verifier**: ``ResultSubmitted`` by another provider, sampled at ``verify_sample_rate``:
-  ``depin.verify``.
-- **arbiter**: ``JobChallenged`` whose resolver is the deployment's ArbiterResolver: ``depin.arbitrate``.
+  and reconsidered when a slot frees. Every refusal is one log line with the reason. A job that
+  failed in our hands (timed out, abandoned, or reported as an availability failure: the market
+  reopens it at once) is refused, never claimed again.
 
 **Retractions** (a reorg undid an event): a deferred job leaves the deferred set. Then, by the
 job's local record:
@@ -65,6 +64,7 @@ BATCH = 50
 MAX_ENTRY_FAILURES = 3
 RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
+REOPENING_EVENTS = ("JobTimedOut", "NoFaultFailure")  # with reopened = true: the job is Open again
 
 
 class Dispatcher:
@@ -77,7 +77,6 @@ class Dispatcher:
         self.events = rt.event_stream()
         self.policy = Policy(rt.config.policy, image_available=self._image_available)
         self.failures: dict[str, int] = {}
-        self.resolver = rt.deployment.addresses.get("ArbiterResolver", "").lower()
 
     # ------------------------------------------------------------------ stream plumbing
 
@@ -157,15 +156,11 @@ class Dispatcher:
         if kind == "retraction":
             self.retracted(event or "", job_id, args)
             return
-        role = self.rt.role
-        if role == "provider":
-            if event == "JobPosted" or (event == "JobTimedOut" and str(args.get("reopened")).lower() in ("true", "1")):
-                self.consider(job_id, reopened=event == "JobTimedOut")
-        elif role == "verifier":
-            if event == "ResultSubmitted" and args.get("provider", "").lower() != self.rt.address.lower():
-                self.queue_verification(job_id)
-        elif role == "arbiter" and event == "JobChallenged" and args.get("resolver", "").lower() == self.resolver:
-            self.queue_once(job_id, "arbitrating", "depin.arbitrate")
+        if self.rt.role != "provider":
+            return
+        reopened = event in REOPENING_EVENTS and str(args.get("reopened")).lower() in ("true", "1")
+        if event == "JobPosted" or reopened:
+            self.consider(job_id, reopened=reopened)
 
     def _image_available(self, image: str) -> bool:
         try:
@@ -234,22 +229,6 @@ class Dispatcher:
             job_id = int(first[0])
             rt.state.zrem(rt.xkeys.deferred, first[0])
             self.consider(job_id)
-
-    def queue_verification(self, job_id: int) -> None:
-        if self.rt.record(job_id):
-            return
-        if not queue.sample(self.rt.config.executor.verify_sample_rate):
-            self.rt.set_record(job_id, "verified", reason="not sampled")
-            return
-        self.queue_once(job_id, "verifying", "depin.verify")
-
-    def queue_once(self, job_id: int, state: str, task: str) -> None:
-        """Records `state` and queues `task` for a job this executor has no record of yet."""
-        if self.rt.record(job_id):
-            return
-        self.rt.set_record(job_id, state)
-        queue.send(task, job_id)
-        log.info("queued", extra={"job": job_id, "task": task})
 
     def retracted(self, event: str, job_id: int, args: dict[str, Any]) -> None:
         rt = self.rt

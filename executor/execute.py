@@ -1,7 +1,6 @@
 """Executing one job end to end: inputs → image → hardened container → result archive → store.
 
-:func:`execute` is the plain, testable function that the Celery ``compute`` task (and the verifier
-and arbiter modes) call. It returns an :class:`Outcome`:
+:func:`execute` is the plain, testable function that the Celery ``compute`` task calls. It returns an :class:`Outcome`:
 
 - ``kind="result"``: the job ran to its own end. Its exit code, **whatever it is**, is part of the
   result (it is the first entry of the ``depin-result-v1`` archive): a job that fails by its own
@@ -33,14 +32,17 @@ task, re-run the job on every recovery and burn the provider's collateral at the
 exception kept apart is an ``OSError`` whose errno says the provider's machine ran out of something
 (:data:`depin.outputs.PROVIDER_ERRNOS`): that is the provider's fault, never blamed on the job; it
 becomes :class:`ProviderFault` (retried; a provider whose disk stays full times out on its own
-account). A failure outcome is challengeable like a result: a verifier that archives the same
-output meets the same error.
+account). A failure outcome is committed and drawn for audit like a result: a verifier that
+archives the same output meets the same error.
 
 Idempotent per job and role: the work folder is ``<work_root>/<name>`` (``name`` is the
 deterministic container name, e.g. :func:`executor.containers.container_name`); a re-run after a
 crash first removes the stale container of that name, unmounts and deletes the stale folder, and
-always deletes its folder at the end. The result store is content-addressed, so storing the same
-archive twice is harmless.
+always deletes its folder at the end. Every run stores its archive under a fresh opaque name
+(:mod:`executor.results`); the provider's submission journal keeps the name it submits and drops
+a re-run's duplicate. A result outcome carries the archive's digest (delivery) and its *match
+digest* (:func:`depin.outputs.match_digest` under the spec's output selector; the same digest when
+the spec selects nothing): independent runs must agree on the match digest.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from depin.config import PolicyConfig
 from depin.errors import ExecutionError, SpecError
 from depin.market import FailureCode
-from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, build_archive
+from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, build_archive, match_digest
 from depin.spec import JobSpec, parse_spec
 from executor.containers import (
     DEFAULT_CONTAINER_LIMITS,
@@ -68,6 +70,8 @@ from executor.containers import (
     ContainerLimits,
     ImageUnavailable,
     check_image,
+    prepare_etc_dir,
+    prepare_input_dir,
     prepare_output_dir,
     release_output_dir,
     remove_container,
@@ -111,6 +115,8 @@ class Outcome:
     kind: Literal["result", "failure"]
     digest: bytes | None = None  # sha256 of the archive (32 bytes): the on-chain resultHash
     uri: str | None = None
+    name: str = ""  # the archive's opaque name in the result store
+    match_digest: bytes | None = None  # the match digest (the spec's output selector; else `digest`): what is committed
     exit_code: int | None = None
     size: int | None = None
     code: FailureCode | None = None
@@ -122,8 +128,29 @@ class Outcome:
     durations: Durations = field(default_factory=Durations)
 
     @classmethod
-    def result(cls, *, digest: bytes, uri: str, exit_code: int, size: int, logs_tail: str = "", durations: Durations = Durations()) -> Outcome:
-        return cls("result", digest=digest, uri=uri, exit_code=exit_code, size=size, logs_tail=logs_tail, durations=durations)
+    def result(
+        cls,
+        *,
+        digest: bytes,
+        uri: str,
+        exit_code: int,
+        size: int,
+        name: str = "",
+        match_digest: bytes | None = None,
+        logs_tail: str = "",
+        durations: Durations = Durations(),
+    ) -> Outcome:
+        return cls(
+            "result",
+            digest=digest,
+            uri=uri,
+            name=name,
+            match_digest=match_digest if match_digest is not None else digest,
+            exit_code=exit_code,
+            size=size,
+            logs_tail=logs_tail,
+            durations=durations,
+        )
 
     @classmethod
     def failure(
@@ -211,6 +238,17 @@ def archive_output(out_dir: Path, exit_code: int, dest: Path, max_bytes: int) ->
         raise InvalidOutput(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
+def selected_digest(archive: ResultArchive, select: Sequence[str] | None) -> bytes:
+    """The match digest of our own `archive` under the spec's output selector (the archive's digest
+    without one); the provider's machine failing while it reads is :class:`ProviderFault`."""
+    if select is None:
+        return archive.digest
+    try:
+        return match_digest(archive.path, select)
+    except OSError as exc:
+        raise ProviderFault(f"this machine failed while hashing the selected output: {exc}") from exc
+
+
 def execute(
     client: docker.DockerClient,
     *,
@@ -254,6 +292,7 @@ def execute(
     try:
         job_dir.mkdir(parents=True)
         # 1. inputs
+        prepare_input_dir(job_dir / "in", max_input_bytes)
         try:
             fetch_inputs(
                 spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks
@@ -275,7 +314,8 @@ def execute(
             t1 = time.monotonic()
             try:
                 run = run_container(
-                    client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=job_dir / "in", output=output, limits=container_limits
+                    client, spec, image_id=image_id, name=name, labels=labels, inputs_dir=job_dir / "in", output=output, limits=container_limits,
+                    etc_dir=prepare_etc_dir(job_dir / "etc"),
                 )
             except ContainerEngineError as exc:
                 if _is_exec_error(exc):
@@ -310,8 +350,18 @@ def execute(
                 return fail(FailureCode.OUTPUT_INVALID, f"the output cannot be archived: {exc}", logs_tail=tail, durations=durations)
         finally:
             release_output_dir(output)
-        uri = store.put(archive.path, move=True)
+        matched = selected_digest(archive, spec.match)
+        stored = store.put(archive.path, move=True)
         durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
-        return Outcome.result(digest=archive.digest, uri=uri, exit_code=archive.exit_code, size=archive.size, logs_tail=tail, durations=durations)
+        return Outcome.result(
+            digest=archive.digest,
+            uri=stored.uri,
+            name=stored.name,
+            match_digest=matched,
+            exit_code=archive.exit_code,
+            size=archive.size,
+            logs_tail=tail,
+            durations=durations,
+        )
     finally:
         _clean(client, name, job_dir, container=False)

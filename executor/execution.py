@@ -1,5 +1,4 @@
-"""The shared execution API of the executor's roles (provider, verifier, arbiter): load a job's spec,
-run it in a container for a role, turn the outcome into record fields, and the record transitions
+"""The shared execution API of the executor: load a job's spec, run it in a container, turn the outcome into record fields, and the record transitions
 every role uses when a job leaves its hands (lost, given up, late, submitted).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; no Celery here (:mod:`executor.tasks`
@@ -16,6 +15,7 @@ from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec, spec_hash
 from executor.containers import LABEL_EXECUTOR
 from executor.execute import Outcome, execute
+from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
 AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
@@ -47,11 +47,6 @@ def give_up(rt: Runtime, job_id: int, reason: str) -> None:
     rt.refuse(job_id, f"abandoned: {reason}")
 
 
-def record_abandoned(rt: Runtime, job_id: int, reason: str) -> None:
-    """Records the job abandoned (verifier and arbiter tasks at the redelivery cap)."""
-    rt.set_record(job_id, "abandoned", reason=reason)
-
-
 def mark_late(rt: Runtime, job_id: int, reason: str) -> None:
     """The submit deadline passed in our hands: recorded late and refused."""
     rt.set_record(job_id, "late", reason=reason)
@@ -81,8 +76,7 @@ def load_spec(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
 
 
 def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
-    """Runs the job in this executor's container for `role`; the arbiter runs it whatever its limits
-    (it must judge whatever it gets), the others within the policy."""
+    """Runs the job in this executor's container for `role`, within the policy."""
     return execute(
         rt.docker,
         job_id=job_id,
@@ -91,8 +85,8 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
         store=rt.store,
         name=rt.container_name(job_id),
         labels={LABEL_EXECUTOR: rt.instance},
-        limits_cap=None if role == "arbiter" else rt.config.policy,
-        input_allow_networks=rt.config.policy.input_allow_networks,  # every role: the arbiter too
+        limits_cap=rt.config.policy,
+        input_allow_networks=rt.config.policy.input_allow_networks,
     )
 
 
@@ -106,3 +100,35 @@ def outcome_fields(outcome: Any) -> dict[str, Any]:
         "failure_reason": outcome.reason[:500],
         "evidence": "0x" + outcome.evidence_hash.hex(),
     }
+
+
+def journal_outcome(rt: Runtime, job_id: int, spec_hash: bytes, outcome: Outcome) -> Submission:
+    """The job's submission for `outcome`, journaled (salt, commitment, opaque name) before anything
+    is sent: :func:`executor.results.prepare_submission` over this executor's journal and store. A
+    job journaled before (a re-run after a crash) gets its first entry back unchanged."""
+    if outcome.kind == "result":
+        assert outcome.digest is not None
+        return prepare_submission(
+            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result",
+            digest=outcome.digest, committed=outcome.match_digest, name=outcome.name,
+        )
+    assert outcome.code is not None and outcome.evidence_hash is not None
+    return journal_failure(rt, job_id, spec_hash, int(outcome.code), outcome.evidence_hash)
+
+
+def journal_failure(rt: Runtime, job_id: int, spec_hash: bytes, code: int, evidence_hash: bytes) -> Submission:
+    """:func:`journal_outcome` for a failure known without a run (a bad spec)."""
+    return prepare_submission(
+        rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="failure", digest=evidence_hash, code=code
+    )
+
+
+def submission_fields(sub: Submission) -> dict[str, Any]:
+    """The record fields that say what a journaled submission sends (they override the run's own
+    when the journal kept an earlier run's entry)."""
+    fields: dict[str, Any] = {"kind": sub.kind, "commitment": sub.commitment, "committed": sub.committed}
+    if sub.kind == "result":
+        fields.update(digest=sub.digest, uri=sub.uri, name=sub.name)
+    else:
+        fields.update(code=sub.code, evidence=sub.digest)
+    return fields

@@ -22,6 +22,8 @@ from executor.execution import (
     AFTER_SUBMIT,
     execute_job,
     give_up,
+    journal_failure,
+    journal_outcome,
     load_spec,
     mark_late,
     mark_lost,
@@ -29,11 +31,15 @@ from executor.execution import (
     outcome_fields,
     same,
     sha256,
+    submission_fields,
 )
 from executor.jobtask import transient_errors
+from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.tasks")
+
+NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH_MISMATCH))
 
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
 PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
@@ -127,8 +133,9 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
         try:
             spec = load_spec(rt, job_id, job.spec_hash)
         except SpecError as exc:
-            rt.set_record(job_id, "outcome", kind="failure", code=int(FailureCode.BAD_SPEC), failure_reason=str(exc)[:500],
-                          evidence="0x" + sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n").hex())
+            evidence = sha256(f"depin-failure-v1\njob: {job_id}\ncode: BAD_SPEC\nreason: {exc}\n")
+            sub = journal_failure(rt, job_id, job.spec_hash, int(FailureCode.BAD_SPEC), evidence)
+            rt.set_record(job_id, "outcome", failure_reason=str(exc)[:500], **submission_fields(sub))
             queue.send("depin.submit", job_id)
             return
         rt.set_record(job_id, "running", started=time.time())
@@ -151,9 +158,13 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
                 rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
                 log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
                 raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
-        fields = outcome_fields(outcome)
+        # The salt (and the archive's name) are journaled before the record says "outcome": nothing
+        # that carries the commitment is ever sent before its salt is on disk.
+        sub = journal_outcome(rt, job_id, job.spec_hash, outcome)
+        fields = {**outcome_fields(outcome), **submission_fields(sub)}
         rt.set_record(job_id, "outcome", **fields)
-        log.info("outcome recorded", extra={"job": job_id, **fields, "lease_lost": lease.lost})
+        shown = {("result_name" if k == "name" else k): v for k, v in fields.items()}  # "name" is the LogRecord's own
+        log.info("outcome recorded", extra={"job": job_id, **shown, "lease_lost": lease.lost})
     finally:
         lease.release()
     queue.send("depin.submit", job_id)
@@ -186,11 +197,15 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
             return
         if rec.get("tx_pending") and wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
             return
+        sub = journaled_submission(rt, job_id, job.spec_hash, rec)  # the salt is on disk before any send
+        fn, args = sub.call()
+        reopens = sub.kind == "failure" and no_fault(sub.code)
+        if reopens:
+            # The market reopens the job at once: refused first, so that neither this submission
+            # nor a crash after it lets the dispatcher hand the job back to us.
+            rt.refuse(job_id, f"we reported an availability failure (code {sub.code}) on it")
         try:
-            if rec.get("kind") == "result":
-                receipt = send_recorded(rt, job_id, "submitResult", job_id, bytes.fromhex(rec["digest"][2:]), rec["uri"])
-            else:
-                receipt = send_recorded(rt, job_id, "submitFailure", job_id, int(rec["code"]), bytes.fromhex(rec["evidence"][2:]))
+            receipt = send_recorded(rt, job_id, fn, *args)
         except TxReverted as exc:
             job = rt.job(job_id)
             if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:
@@ -201,11 +216,44 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
                 log.error("submission too late", extra={"job": job_id})
                 return
             raise
+        if reopens:
+            rt.set_record(job_id, "no_fault", tx=receipt.tx_hash, reason=f"availability failure {sub.code}: the job reopened (or was refunded)")
+            log.info("availability failure submitted; the job left our hands", extra={"job": job_id, "code": sub.code, "tx": receipt.tx_hash})
+            return
         job = rt.job(job_id)
         mark_submitted(rt, job_id, job.deadline, tx=receipt.tx_hash)
         log.info("submitted", extra={"job": job_id, "kind": rec.get("kind"), "tx": receipt.tx_hash})
     finally:
         lease.release()
+
+
+def submission_call(rt: Runtime, job_id: int, spec_hash: bytes, rec: dict[str, str]) -> tuple[str, tuple[Any, ...]]:
+    """The ``JobMarket`` call that submits the job's outcome: the journaled submission's
+    (:meth:`executor.results.Submission.call`). A record written before the journal existed is
+    journaled now, from its own fields (a fresh salt, durable before anything is sent)."""
+    return journaled_submission(rt, job_id, spec_hash, rec).call()
+
+
+def journaled_submission(rt: Runtime, job_id: int, spec_hash: bytes, rec: dict[str, str]) -> Submission:
+    """The job's journal entry for the spec `spec_hash`, written from the record when missing."""
+    sub = rt.journal.load(job_id)
+    if sub is not None and sub.spec_hash == "0x" + spec_hash.hex():
+        return sub
+    if rec.get("kind") == "result":
+        name = rec.get("name") or rec.get("uri", "").rsplit("/", 1)[-1]
+        committed = rec.get("committed") or rec["digest"]
+        return prepare_submission(
+            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result",
+            digest=bytes.fromhex(rec["digest"][2:]), committed=bytes.fromhex(committed[2:]), name=name,
+        )
+    evidence = rec.get("evidence") or "0x" + "00" * 32
+    return journal_failure(rt, job_id, spec_hash, int(rec["code"]), bytes.fromhex(evidence[2:]))
+
+
+def no_fault(code: int | str | None) -> bool:
+    """Whether failure `code` is an availability failure (image unavailable, input hash mismatch):
+    the market settles it at once, "no fault but not free", and reopens the job (or refunds it)."""
+    return code not in (None, "") and int(code) in NO_FAULT_CODES
 
 
 def send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:

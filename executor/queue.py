@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from executor.celery import ROUTES, app
@@ -16,10 +15,6 @@ NEXT_TASK = {
     "claimed": "depin.run",
     "running": "depin.run",
     "outcome": "depin.submit",
-    "verifying": "depin.verify",
-    "challenge": "depin.challenge",
-    "arbitrating": "depin.arbitrate",
-    "ruling": "depin.rule",
 }
 
 
@@ -27,8 +22,3 @@ def send(name: str, job_id: int | None = None, **kwargs: Any) -> None:
     """Queues task `name` (on its queue) for `job_id`."""
     args = [] if job_id is None else [int(job_id)]
     app.send_task(name, args=args, kwargs=kwargs or None, queue=ROUTES[name])
-
-
-def sample(rate: float) -> bool:
-    """Whether to verify one submission at `rate` (0..1)."""
-    return rate >= 1 or random.random() < rate

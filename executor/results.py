@@ -1,40 +1,61 @@
-"""The result store: content-addressed result archives, served over HTTP, and their download.
+"""The result store (archives under opaque names, served over HTTP, and their download) and the
+submission journal (the salt of every commitment, written before anything carries it).
 
-An archive (format ``depin-result-v1``, see :mod:`depin.outputs`) is stored under its digest, the
-sha256 of its bytes (the on-chain ``resultHash``): ``<root>/<hex[:2]>/<hex>.tar``. Storing is
-atomic (a temporary file in the same folder, fsync, rename), so a reader never sees half an
-archive and storing the same archive twice is harmless. The public URI of an archive is
-``<base_url>/results/0x<hex>``; :func:`create_app` serves ``GET``/``HEAD`` on that path
-(``application/x-tar``, 404 for an unknown digest, 400 for a malformed one) and :func:`serve` runs
-it with uvicorn. Anyone can check a download against the chain with one hash: :func:`download_result`
-streams the archive, caps its size and refuses bytes whose sha256 is not the expected digest.
+**Opaque names.** An archive (format ``depin-result-v1``, see :mod:`depin.outputs`) is stored under a
+random name, 32 bytes from :mod:`secrets` in hex, that has nothing to do with its digest:
+``<root>/<name[:2]>/<name>.tar``, next to its manifest ``<name>.json`` (the job, the party and the
+salt of the commitment, so that a requester can check the archive against the commitment). The
+public URI of an archive is ``<base_url>/results/<name>``, its manifest's ``<base_url>/results/
+<name>.json``; :func:`create_app` serves ``GET``/``HEAD`` on those paths and nothing addressed by a
+digest, so the server is no existence oracle: asking whether a result with a guessed digest exists
+gets nowhere (VERIFICATION-ANALYSIS F2(c)). Storing is atomic (a temporary file in the same folder,
+fsync, rename), so a reader never sees half an archive. Anyone can check a download against a
+digest learnt elsewhere (today: the on-chain ``resultHash``): :func:`download_result` streams the
+archive, caps its size and refuses bytes whose sha256 is not the expected digest.
+
+**The journal** (:class:`SubmissionJournal`, :func:`prepare_submission`). Before the executor sends
+a transaction that carries a commitment, the commitment's inputs are written to one fsync'd file
+per job (``<state>/journal/<instance>/<job>.json``: the job, the spec hash, the party, the kind,
+the submitted digest, the committed digest, the salt, the commitment, the opaque name and the
+archive's path). A run repeated after a crash (or a restart of the worker) finds the entry and
+reuses it as it is: the salt is never drawn twice for a job, and what was committed can always be
+revealed. :meth:`Submission.call` is the one place that turns an entry into the ``JobMarket``
+call (``submitResult(jobId, commitment, resultURI)``, ``submitFailure(jobId, code, commitment)``)
+and :meth:`Submission.reveal_args` the one that turns it into the court's ``revealProvider``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import urllib.parse
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
+from depin.commitment import commitment, failure_digest, new_salt
 from depin.errors import ExecutionError
 
 DIGEST_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
+NAME_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 MEDIA_TYPE = "application/x-tar"
+MANIFEST_FORMAT = "depin-result-manifest-v1"
 DOWNLOAD_MAX_BYTES = 4096 * (1 << 20) + (2 << 20)  # the largest output a spec allows, plus tar headers
 DOWNLOAD_TIMEOUT = 30.0
 
 
 class ResultNotFound(ExecutionError, KeyError):
-    """The store holds no archive with that digest."""
+    """The store holds no archive with that name."""
 
 
 class ResultMismatch(ExecutionError):
@@ -57,6 +78,18 @@ def normalize_digest(digest: bytes | str) -> str:
     return match[1].lower()
 
 
+def new_name() -> str:
+    """A fresh opaque result name: 32 random bytes in lower-case hex (unrelated to any digest)."""
+    return secrets.token_hex(32)
+
+
+def check_name(name: str) -> str:
+    """`name` when it is an opaque result name (64 lower-case hex digits); ValueError otherwise."""
+    if not isinstance(name, str) or NAME_RE.match(name) is None:
+        raise ValueError(f"{name!r} is not a result name (64 lower-case hex digits)")
+    return name
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -65,36 +98,81 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(dest: Path, data: bytes, mode: int = 0o644) -> None:
+    """Writes `data` to `dest` atomically and durably: a temporary file in the same folder, fsync,
+    rename, fsync of the folder. A reader (or a process after a crash) sees the old file or the new
+    one, never half of one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """An archive in the store: its opaque name, public URI, sha256 and local path."""
+
+    name: str
+    uri: str
+    digest: bytes
+    path: Path
+
+
 class ResultStore:
-    """Content-addressed archives under `root`, published at `base_url` (no trailing slash needed)."""
+    """Archives under opaque names below `root`, published at `base_url` (no trailing slash needed)."""
 
     def __init__(self, root: Path, base_url: str):
         self.root = Path(root)
         self.base_url = base_url.rstrip("/")
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, hex_digest: str) -> Path:
-        return self.root / hex_digest[:2] / f"{hex_digest}.tar"
+    def _path(self, name: str) -> Path:
+        return self.root / name[:2] / f"{name}.tar"
 
-    def uri(self, digest: bytes | str) -> str:
-        """``<base_url>/results/0x<hex>``."""
-        return f"{self.base_url}/results/0x{normalize_digest(digest)}"
+    def _manifest_path(self, name: str) -> Path:
+        return self.root / name[:2] / f"{name}.json"
 
-    def put(self, archive: Path, *, move: bool = False) -> str:
-        """Stores `archive` under the sha256 of its bytes and returns its URI. With `move` the file
-        is moved (when on the same filesystem) instead of copied."""
+    def uri(self, name: str) -> str:
+        """``<base_url>/results/<name>``."""
+        return f"{self.base_url}/results/{check_name(name)}"
+
+    def manifest_uri(self, name: str) -> str:
+        """``<base_url>/results/<name>.json``."""
+        return f"{self.base_url}/results/{check_name(name)}.json"
+
+    def put(self, archive: Path, *, name: str | None = None, move: bool = False) -> StoredResult:
+        """Stores `archive` under `name` (default: a fresh :func:`new_name`) and returns where. With
+        `move` the file is moved (when on the same filesystem) instead of copied. Storing under a
+        name that exists replaces that archive."""
         archive = Path(archive)
-        hex_digest = _sha256_file(archive)
-        dest = self._path(hex_digest)
-        if dest.exists():
-            if move:
-                archive.unlink(missing_ok=True)
-            return self.uri(hex_digest)
+        name = check_name(name) if name is not None else new_name()
+        digest = bytes.fromhex(_sha256_file(archive))
+        dest = self._path(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        stored = StoredResult(name, self.uri(name), digest, dest)
         if move:
             try:
+                os.chmod(archive, 0o644)
                 os.replace(archive, dest)
-                return self.uri(hex_digest)
+                _fsync_dir(dest.parent)
+                return stored
             except OSError:
                 pass  # another filesystem: copy below
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
@@ -108,42 +186,67 @@ class ResultStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(dest.parent)
         if move:
             archive.unlink(missing_ok=True)
-        return self.uri(hex_digest)
+        return stored
 
-    def has(self, digest: bytes | str) -> bool:
+    def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        """Writes the archive's manifest (JSON) durably next to it and returns its URI."""
+        write_durably(self._manifest_path(check_name(name)), json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+        return self.manifest_uri(name)
+
+    def has(self, name: str) -> bool:
         try:
-            return self._path(normalize_digest(digest)).is_file()
+            return self._path(check_name(name)).is_file()
         except ValueError:
             return False
 
-    def path(self, digest: bytes | str) -> Path:
+    def path(self, name: str) -> Path:
         """The stored archive's path; :class:`ResultNotFound` if the store does not hold it."""
-        path = self._path(normalize_digest(digest))
+        path = self._path(check_name(name))
         if not path.is_file():
-            raise ResultNotFound(f"no result 0x{normalize_digest(digest)} in {self.root}")
+            raise ResultNotFound(f"no result {name} in {self.root}")
         return path
+
+    def has_manifest(self, name: str) -> bool:
+        return self._manifest_path(check_name(name)).is_file()
+
+    def manifest_path(self, name: str) -> Path:
+        """The stored manifest's path; :class:`ResultNotFound` if the store does not hold it."""
+        path = self._manifest_path(check_name(name))
+        if not path.is_file():
+            raise ResultNotFound(f"no manifest {name}.json in {self.root}")
+        return path
+
+    def remove(self, name: str) -> None:
+        """Deletes the archive `name` and its manifest (nothing when absent)."""
+        self._path(check_name(name)).unlink(missing_ok=True)
+        self._manifest_path(name).unlink(missing_ok=True)
 
 
 def create_app(store: ResultStore) -> FastAPI:
-    """The result server: ``GET``/``HEAD /results/0x<digest>`` and ``GET /healthz``."""
+    """The result server: ``GET``/``HEAD /results/<name>`` (the archive), ``/results/<name>.json``
+    (its manifest) and ``GET /healthz``. Nothing is addressed by a digest."""
     app = FastAPI(title="depin result store", docs_url=None, redoc_url=None)
 
     @app.api_route("/results/{name}", methods=["GET", "HEAD"], response_class=FileResponse)
     def get_result(name: str) -> Response:
-        if not name.startswith("0x") or DIGEST_RE.match(name) is None:
-            raise HTTPException(status_code=400, detail="expected /results/0x<64 hex digits> (the sha256 of the archive)")
-        hex_digest = normalize_digest(name)
+        manifest = name.endswith(".json")
+        base = name.removesuffix(".json")
+        if NAME_RE.match(base) is None:
+            raise HTTPException(status_code=400, detail="expected /results/<name> or /results/<name>.json (a name is 64 lower-case hex digits)")
         try:
-            path = store.path(hex_digest)
+            path = store.manifest_path(base) if manifest else store.path(base)
         except ResultNotFound:
-            raise HTTPException(status_code=404, detail=f"no result 0x{hex_digest} here") from None
+            raise HTTPException(status_code=404, detail=f"no result {name} here") from None
+        if manifest:
+            return JSONResponse(json.loads(path.read_bytes()), headers={"Cache-Control": "no-cache"})
         return FileResponse(
             path,
             media_type=MEDIA_TYPE,
-            filename=f"0x{hex_digest}.tar",
-            headers={"ETag": f'"{hex_digest}"', "Cache-Control": "public, max-age=31536000, immutable"},
+            filename=f"{base}.tar",
+            headers={"ETag": f'"{base}"', "Cache-Control": "public, max-age=31536000, immutable"},
         )
 
     @app.get("/healthz")
@@ -169,7 +272,8 @@ def download_result(
     timeout: float = DOWNLOAD_TIMEOUT,
 ) -> Path:
     """Downloads the archive at `uri` (http(s) or file://) to `dest` (a file path, or a folder where
-    ``0x<digest>.tar`` is written) and returns its path, only if its sha256 is `expected_digest`.
+    ``0x<digest>.tar`` is written) and returns its path, only if its sha256 is `expected_digest`
+    (whatever name the URI gives it: the digest is learnt elsewhere, e.g. from the chain).
 
     Streams to a temporary file next to `dest` while hashing; stops past `max_bytes`. Raises
     :class:`ResultMismatch` (wrong bytes or too large: nothing is left at `dest`) or
@@ -221,3 +325,132 @@ def download_result(
         partial.unlink(missing_ok=True)
         raise
     return dest
+
+
+# --- the submission journal ---------------------------------------------------------------------
+
+SubmissionKind = Literal["result", "failure"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job's journaled submission (see the module doc). Hex fields are ``0x``-prefixed."""
+
+    job_id: int
+    spec_hash: str  # the on-chain specHash the outcome belongs to
+    party: str  # the submitting account
+    kind: SubmissionKind
+    digest: str  # what today's ABI submits: the archive's sha256 (result) or the evidence hash (failure)
+    committed: str  # what the commitment covers: the match digest (result) or failure_digest(code)
+    salt: str
+    commitment: str  # keccak256(abi.encode(party, jobId, committed, salt))
+    name: str = ""  # results: the opaque name in the store
+    uri: str = ""  # results: the archive's public URI
+    archive: str = ""  # results: the archive's path in the store
+    code: int = 0  # failures: the FailureCode
+
+    def call(self) -> tuple[str, tuple[Any, ...]]:
+        """The ``JobMarket`` function and arguments that submit this outcome: the salted commitment
+        only (``submitResult(jobId, commitment, resultURI)`` with the opaque URI,
+        ``submitFailure(jobId, code, commitment)``); the digest and the salt stay in the journal
+        until the court asks for the reveal (:meth:`reveal_args`)."""
+        commitment = bytes.fromhex(self.commitment[2:])
+        if self.kind == "result":
+            return "submitResult", (self.job_id, commitment, self.uri)
+        return "submitFailure", (self.job_id, self.code, commitment)
+
+    def reveal_args(self) -> tuple[int, bytes, bytes]:
+        """``VerificationCourt.revealProvider``'s arguments: (jobId, committed digest, salt)."""
+        return self.job_id, bytes.fromhex(self.committed[2:]), bytes.fromhex(self.salt[2:])
+
+    def manifest(self) -> dict[str, Any]:
+        """What is published next to the archive: enough, with the archive, to check the commitment."""
+        return {"format": MANIFEST_FORMAT, "job": self.job_id, "party": self.party, "salt": self.salt, "commitment": self.commitment}
+
+
+class SubmissionJournal:
+    """One durable file per job below `root` (``<job>.json``), written before the submission."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, job_id: int) -> Path:
+        return self.root / f"{int(job_id)}.json"
+
+    def load(self, job_id: int) -> Submission | None:
+        """The job's entry, or None."""
+        try:
+            data = json.loads(self._path(job_id).read_bytes())
+        except FileNotFoundError:
+            return None
+        return Submission(**data)
+
+    def write(self, sub: Submission) -> None:
+        write_durably(self._path(sub.job_id), json.dumps(asdict(sub), sort_keys=True).encode(), mode=0o600)
+
+    def forget(self, job_id: int) -> None:
+        """Drops the job's entry (once its submission can no longer be asked to reveal)."""
+        self._path(job_id).unlink(missing_ok=True)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def prepare_submission(
+    journal: SubmissionJournal,
+    store: ResultStore | None,
+    *,
+    job_id: int,
+    spec_hash: bytes,
+    party: str,
+    kind: SubmissionKind,
+    digest: bytes,
+    committed: bytes | None = None,
+    name: str = "",
+    code: int = 0,
+) -> Submission:
+    """The job's submission, journaled before anything is sent (see the module doc).
+
+    When the journal holds an entry for this job and spec, that entry is returned unchanged (a
+    re-run after a crash: same salt, same name, same commitment), and a freshly stored archive
+    `name` that it does not use is removed from `store`. Otherwise a fresh salt is drawn, the
+    commitment computed over `committed` (results: the match digest, default `digest`; failures:
+    :func:`depin.commitment.failure_digest` of `code`), the entry written durably and, for a
+    result, the manifest published next to the archive."""
+    existing = journal.load(job_id)
+    if existing is not None and existing.spec_hash == _hex(spec_hash):
+        if store is not None and existing.kind == "result":
+            if kind == "result" and name and name != existing.name and store.has(name):
+                if not store.has(existing.name) and existing.digest == _hex(digest):
+                    store.put(store.path(name), name=existing.name, move=True)  # the same bytes again
+                store.remove(name)
+            if not store.has_manifest(existing.name):  # a crash between the journal and the manifest
+                store.put_manifest(existing.name, existing.manifest())
+        return existing
+    if kind == "result":
+        if store is None or not name:
+            raise ValueError("a result submission needs the store and the archive's name")
+        target = committed if committed is not None else digest
+        uri, archive = store.uri(name), str(store.path(name))
+    else:
+        target, uri, archive = failure_digest(code), "", ""
+    salt = new_salt()
+    sub = Submission(
+        job_id=int(job_id),
+        spec_hash=_hex(spec_hash),
+        party=party,
+        kind=kind,
+        digest=_hex(digest),
+        committed=_hex(target),
+        salt=_hex(salt),
+        commitment=_hex(commitment(party, int(job_id), target, salt)),
+        name=name if kind == "result" else "",
+        uri=uri,
+        archive=archive,
+        code=int(code) if kind == "failure" else 0,
+    )
+    journal.write(sub)  # durable before the manifest is published and before any transaction
+    if kind == "result" and store is not None:
+        store.put_manifest(name, sub.manifest())
+    return sub

@@ -10,8 +10,11 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
 ``{e}:job:{id}`` (hash)
     The executor's record of one job: ``state`` (below), ``updated`` (unix time), ``reason`` (why
     skipped, lost or abandoned) and, once the run ended, the outcome: ``kind`` (result | failure),
-    ``digest`` and ``uri`` and ``exit_code`` and ``size``, or ``code`` and ``failure_reason`` and
-    ``evidence``; ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
+    ``digest`` and ``uri`` and ``name`` (the archive's opaque name) and ``exit_code`` and ``size``,
+    or ``code`` and ``failure_reason`` and ``evidence``; ``commitment`` and ``committed`` (the
+    salted commitment and the digest it covers; the salt itself is in the submission journal,
+    ``<state_dir>/journal/<instance>/<job>.json``, :class:`executor.results.SubmissionJournal`,
+    written before the record says ``outcome``); ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
     executor never claims the job again: it crashed, was given up or timed out in our hands; kept
     whatever the state becomes, see :mod:`executor.tasks`).
 ``{e}:lease:{id}`` (string, expires)
@@ -58,11 +61,11 @@ from depin.client import Client, OnchainJob, UnknownJob
 from depin.config import ConfigError, DepinConfig, load_config
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
-from depin.market import JobStatus
+from depin.market import JobStatus, VerifyMode
 from executor.containers import container_name as engine_container_name
 from executor.engine import check_sandbox, connect
 from executor.lease import DEFAULT_TTL, Lease
-from executor.results import ResultStore
+from executor.results import ResultStore, SubmissionJournal
 from indexer.query import EventStream, IndexerReader
 
 if TYPE_CHECKING:
@@ -73,9 +76,12 @@ log = logging.getLogger("executor")
 ENV_CONFIG = "DEPIN_CONFIG"
 ENV_ROLE = "DEPIN_EXECUTOR_ROLE"
 ENV_BROKER = "DEPIN_BROKER_URL"
+ROLES = ("provider",)  # the volunteer verifier and the arbiter went with issue 12: the court verifies
 
-ACTIVE_STATES = ("claiming", "claimed", "running", "outcome", "verifying", "challenge", "arbitrating", "ruling")
-TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verified", "challenged", "too_late", "ruled", "abstained")
+ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
+# "verifying_court": drawn or challenged, followed by executor.verification (its own set);
+# "no_fault": we reported an availability failure and the market reopened (or refunded) the job.
+TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verifying_court", "no_fault")
 
 
 def broker_url_for(redis_url: str) -> str:
@@ -98,8 +104,8 @@ def load_executor_config(path: Path | str | None = None, role: str | None = None
     config = load_config(Path(path) if path else None)
     role = role or os.environ.get(ENV_ROLE) or None
     if role:
-        if role not in ("provider", "verifier", "arbiter"):
-            raise ConfigError(f"unknown executor role {role!r}; one of provider, verifier, arbiter")
+        if role not in ROLES:
+            raise ConfigError(f"unknown executor role {role!r}; one of {', '.join(ROLES)}")
         config.executor.role = role  # type: ignore[assignment]
     return config
 
@@ -172,6 +178,11 @@ class Runtime:
     @cached_property
     def store(self) -> ResultStore:
         return ResultStore(self.state_dir / "results", self.config.executor.results_url)
+
+    @cached_property
+    def journal(self) -> SubmissionJournal:
+        """This executor's submission journal (salts and names of its commitments), per instance."""
+        return SubmissionJournal(self.state_dir / "journal" / self.instance)
 
     @property
     def state_dir(self) -> Path:
@@ -251,7 +262,10 @@ class Runtime:
         try:
             return self.client.job(job_id)
         except UnknownJob:
-            return OnchainJob(job_id, b"\x00" * 32, "", 0, JobStatus.NONE, False, None, 0, 0, 0, 0, 0, 0, 0, None)
+            zero = b"\x00" * 32
+            return OnchainJob(
+                job_id, zero, zero, "", 0, 0, 0, JobStatus.NONE, 0, VerifyMode.REEXEC, None, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            )
 
     # ------------------------------------------------------------------ index reads
 

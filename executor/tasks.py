@@ -1,11 +1,11 @@
-"""The executor's Celery tasks: thin wrappers over plain functions of the roles (:mod:`executor.provider`,
-:mod:`executor.verifier`, :mod:`executor.arbiter`) and the beat (:mod:`executor.beat`). Every one is idempotent, keyed by job id, and safe to run twice or
+"""The executor's Celery tasks: thin wrappers over plain functions of the provider
+(:mod:`executor.provider`, :mod:`executor.verification`) and the beat (:mod:`executor.beat`). Every one is idempotent, keyed by job id, and safe to run twice or
 to be killed at any instruction.
 
 How each job task stays safe (the crash-safety argument, in the order a job goes):
 
 1. **Read the chain first.** Every task reads ``getJob`` before it acts and acts only on the state
-   it expects (claim: Open; run and submit: Claimed *by us*; challenge: Submitted; rule: Disputed).
+   it expects (claim: Open; run and submit: Claimed *by us*; reveal: the court's case open for it).
    Anything else means the work is done or no longer ours: the task records that and returns.
    The contract's state machine makes a second submission impossible (WrongStatus); reading first
    makes sure we never even send it.
@@ -38,12 +38,10 @@ from __future__ import annotations
 from celery import Task
 
 from executor import beat, provider
-from executor.arbiter import arbitrate_job, rule_job
 from executor.celery import app
-from executor.execution import give_up, record_abandoned
+from executor.execution import give_up
 from executor.jobtask import JobTask, job_task
 from executor.runtime import Runtime, get_runtime
-from executor.verifier import challenge_job, verify_job
 
 # ---------------------------------------------------------------------------------------- provider
 
@@ -66,48 +64,24 @@ def submit(self: Task, rt: Runtime, job_id: int) -> None:
     provider.submit_outcome(self, rt, job_id)
 
 
-# ---------------------------------------------------------------------------------------- verifier
-
-
-@job_task("depin.verify", give_up=record_abandoned)
-def verify(self: Task, rt: Runtime, job_id: int) -> None:
-    """Re-executes another provider's submitted result; a different digest queues a challenge."""
-    verify_job(self, rt, job_id)
-
-
-@job_task("depin.challenge", give_up=record_abandoned)
-def challenge(self: Task, rt: Runtime, job_id: int) -> None:
-    """Challenges a submission that re-execution contradicted, while the window is open."""
-    challenge_job(rt, job_id)
-
-
-# ---------------------------------------------------------------------------------------- arbiter
-
-
-@job_task("depin.arbitrate", give_up=record_abandoned)
-def arbitrate(self: Task, rt: Runtime, job_id: int) -> None:
-    """Re-executes a disputed job and decides the ruling."""
-    arbitrate_job(self, rt, job_id)
-
-
-@job_task("depin.rule", give_up=record_abandoned)
-def rule(self: Task, rt: Runtime, job_id: int) -> None:
-    """Sends the recorded ruling through the ArbiterResolver."""
-    rule_job(rt, job_id)
-
-
 # ---------------------------------------------------------------------------------------- beat
 
 
 @app.task(name="depin.finalize_due", base=JobTask, max_retries=0, autoretry_for=())
 def finalize_due() -> int:
-    """Finalizes submitted jobs whose challenge window has closed: ours, and in verifier mode any."""
+    """Finalizes our submitted jobs whose challenge window has closed and that were not drawn."""
     return beat.finalize_due_jobs(get_runtime())
+
+
+@app.task(name="depin.follow", base=JobTask, max_retries=0, autoretry_for=())
+def follow() -> int:
+    """Reveals to the court and advances our jobs under verification (drawn or challenged)."""
+    return beat.follow_verifications(get_runtime())
 
 
 @app.task(name="depin.poke", base=JobTask, max_retries=0, autoretry_for=())
 def poke() -> int:
-    """Sends the permissionless deadline transitions that are due (expire, timeout, settleUnresolved)."""
+    """Sends the permissionless deadline transitions that are due (expire, timeout)."""
     return beat.poke_deadlines(get_runtime())
 
 

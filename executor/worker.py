@@ -7,7 +7,7 @@ Components (each a separate OS process; ``depin executor <name>`` or ``python -m
   it also runs the heartbeat thread that ``depin executor health`` reads (:mod:`executor.health`);
 - ``beat``: Celery beat (finalize, withdraw, poke deadlines, recovery), schedule in ``<state_dir>/beat-schedule``;
 - ``dispatcher``: the event-stream consumer (:mod:`executor.dispatcher`);
-- ``results``: the result server (``GET /results/0x<digest>``) on ``[executor] results_bind``.
+- ``results``: the result server (``GET /results/<name>``, opaque names) on ``[executor] results_bind``.
 
 ``start`` (:func:`run_all`) runs all five as child processes, restarts a child that dies (with a
 growing delay), and on SIGTERM or SIGINT stops them all: SIGTERM first (Celery finishes or requeues

@@ -62,9 +62,10 @@ def _checksum_raw(digits: str) -> str:
 class Event:
     """One decoded log. ``args`` holds every parameter by its ABI name (ints, checksummed address
     strings, ``0x`` hex for fixed bytes, ``bytes`` for ``bytes``, ``str`` for ``string``, dicts for
-    tuples)."""
+    tuples). ``timestamp`` is the block's, set by the follower for the events that need it
+    (:data:`indexer.reducer.TIMESTAMPED_EVENTS`), else None."""
 
-    __slots__ = ("address", "args", "block", "block_hash", "contract", "log_index", "name", "tx")
+    __slots__ = ("address", "args", "block", "block_hash", "contract", "log_index", "name", "timestamp", "tx")
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class Event:
         self.tx = tx
         self.log_index = log_index
         self.args = args
+        self.timestamp: int | None = None
 
     def __repr__(self) -> str:
         return f"Event({self.name} block={self.block} log={self.log_index} args={self.args})"

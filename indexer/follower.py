@@ -11,7 +11,7 @@ One :meth:`Indexer.sync_once` call:
    not among the stored blocks, or more than ``finality_depth`` blocks below the cursor, raises
    :class:`~depin.errors.ReorgTooDeep`;
 3. repeats until the cursor reaches ``head - confirmations``: fetch the logs of the next range with
-   one raw ``eth_getLogs`` (both contracts, the handled event topics), decode, reduce, and commit the
+   one raw ``eth_getLogs`` (market, staking and court, the handled event topics), decode, reduce, and commit the
    batch in one Redis transaction with a compare-and-set on the cursor.
 
 Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
@@ -60,7 +60,7 @@ from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
-from indexer.reducer import HANDLED_EVENTS, BatchResult, Reducer
+from indexer.reducer import HANDLED_EVENTS, TIMESTAMPED_EVENTS, BatchResult, Reducer
 from indexer.store import Cursor, CursorMoved, PendingCommit, Store
 
 log = logging.getLogger("indexer")
@@ -96,7 +96,7 @@ class _ChainMoved(Exception):
 
 
 class Indexer:
-    """Indexes one deployment's market and staking events into Redis (see the module docstring)."""
+    """Indexes one deployment's market, staking and court events into Redis (see the module docstring)."""
 
     def __init__(self, config: IndexerConfig, redis_client: redis.Redis | None = None, web3: Any = None) -> None:
         self.config = config
@@ -115,10 +115,13 @@ class Indexer:
             else None
         )
         client = redis_client if redis_client is not None else redis.Redis.from_url(config.redis_url, decode_responses=True)
-        self.decoder = LogDecoder(
-            {"JobMarket": (self.market, load_abi("JobMarket")), "ProviderStaking": (self.staking, load_abi("ProviderStaking"))},
-            events=HANDLED_EVENTS,
-        )
+        contracts = {"JobMarket": (self.market, load_abi("JobMarket")), "ProviderStaking": (self.staking, load_abi("ProviderStaking"))}
+        # The court's events (audits, juries, verifiers' stakes). A deployment whose court is the
+        # TestCourt stand-in has the address too: it emits none of them.
+        self.court = addrs.get("VerificationCourt")
+        if self.court:
+            contracts["VerificationCourt"] = (self.court, load_abi("VerificationCourt"))
+        self.decoder = LogDecoder(contracts, events=HANDLED_EVENTS)
         self.reducer = Reducer(self.keys, self.decoder.arg_types())
         self.store = Store(client, self.keys, self.reducer)
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
@@ -486,8 +489,12 @@ class Indexer:
         assert self._stored is not None
         keep_from = self.head - self.config.finality_depth  # unfinal batches only hold blocks >= keep_from
         prune = sorted(n for n in self._stored if n < keep_from)
+        # Block keep_from's hash stays (the parent of the first unfinal block), but it is final (a
+        # backfill applies it without an undo record, and no reorg within the finality depth
+        # rolls it back): its undo record goes, so a live follow keeps exactly a backfill's.
+        final_undo = [keep_from] if keep_from in self._stored else []
         self._rate.append((time.time(), result.events))
-        self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values)
+        self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values, drop_undo=final_undo)
         self._stored = (self._stored | set(blocks)) - set(prune)
         if result.events:
             log.debug("applied %d events in blocks %d..%d", result.events, start, end, extra={"from_block": start, "to_block": end, "events": result.events})
@@ -565,7 +572,23 @@ class Indexer:
                     continue
                 dedup.append(ev)
             out = dedup
+        self._stamp(out)
         return out
+
+    def _stamp(self, events: list[Event]) -> None:
+        """Sets the block timestamp of the events that need one: JobPosted no longer carries the
+        claim deadline (block timestamp + terms.claimWindow). One batch of headers per batch of
+        logs that has any; a header the node lacks means the chain moved under the fetch."""
+        numbers = sorted({ev.block for ev in events if ev.name in TIMESTAMPED_EVENTS})
+        if not numbers:
+            return
+        headers = dict(zip(numbers, self.rpc.get_blocks(numbers), strict=True))
+        for ev in events:
+            if ev.name in TIMESTAMPED_EVENTS:
+                header = headers.get(ev.block)
+                if header is None or header.get("hash") != ev.block_hash:
+                    raise _ChainMoved(f"block {ev.block} changed while its logs were read")
+                ev.timestamp = int(header["timestamp"], 16)
 
     def _reduce(self, events: list[Event], undo_from: int | None) -> BatchResult:
         read, absent = self.reducer.prefetch(events)

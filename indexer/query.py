@@ -83,7 +83,8 @@ class JobRecord(_Model):
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="Every other field of the job hash, verbatim (see depin/keys.py): terms, deadlines, "
-        "result or failure, challenger and bond, ruling and payouts, the raw spec (0x-hex), specError, blocks",
+        "fees, verify mode and audit rate, commitment and anchor block or failure code, the court's case "
+        "(phase, round, seats, tallies, challenger, outcome), payouts, the raw spec (0x-hex), specError, blocks",
     )
 
 
@@ -113,19 +114,22 @@ class ProviderRecord(_Model):
 
 
 class MarketTotals(_Model):
-    """Market-wide totals (``{p}:totals``). The market's token balance is escrowed + bonds +
-    withdrawable; the staking contract's is staked + unbonding."""
+    """Market-wide totals (``{p}:totals``). The market's token balance is escrowed + withdrawable +
+    pendingBurn; the staking contract's is staked + unbonding. Court totals (courtStaked,
+    courtLocked, courtUnbonding, courtHeldBonds, courtPaid, courtBurned, ...) are in `extra`."""
 
     jobs: int = Field(0, description="Jobs ever posted")
     by_status: dict[str, int] = Field(default_factory=dict, description="Jobs now in each status")
-    escrowed: Amount = Field(0, description="Rewards of open, claimed, submitted and disputed jobs")
-    bonds: Amount = Field(0, description="Challenge bonds held")
+    escrowed: Amount = Field(0, description="R + fee + audit fee of open, claimed, submitted and disputed jobs")
     withdrawable: Amount = Field(0, description="Sum of account balances in the market")
-    paid: Amount = Field(0, description="Cumulative rewards paid to providers")
-    refunded: Amount = Field(0, description="Cumulative refunds to requesters")
-    emitted: Amount = 0
+    pending_burn: Amount = Field(0, description="Accrued to the burn, not flushed yet")
+    paid: Amount = Field(0, description="Cumulative payouts to providers (reward + rebate)")
+    refunded: Amount = Field(0, description="Cumulative refunds to requesters (audit fees included)")
+    emitted: Amount = Field(0, description="Cumulative rebates (kappa x fee) inside providers' payouts: the only emission")
     slashed: Amount = 0
-    burned: Amount = 0
+    burned: Amount = Field(0, description="Cumulative amounts accrued to the burn (fees, slashes)")
+    flushed: Amount = Field(0, description="Cumulative amounts actually burned by flushBurn")
+    to_court: Amount = Field(0, description="Cumulative audit fees sent to courts at settlement")
     deposited: Amount = 0
     withdrawn: Amount = 0
     providers: int = Field(0, description="Registered providers")
@@ -288,9 +292,14 @@ class IndexerReader:
         return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
 
     def due_jobs(self, status: str, before: int, *, provider: str | None = None, limit: int = 100) -> list[int]:
-        """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline
-        (claimDeadline while Open, else deadline) is before `before`, earliest deadline first, at
-        most `limit`; with `provider`, only the jobs that provider holds."""
+        """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline is
+        before `before`, earliest deadline first, at most `limit`; with `provider`, only the jobs
+        that provider holds. The deadline: claimDeadline while Open, the submit deadline while
+        Claimed, the challenge deadline while Submitted, the court's next deadline (courtDeadline)
+        while Disputed. A Submitted job past its challenge deadline is due for finalize unless it
+        was drawn for audit, which only the chain knows (``JobMarket.isDrawn``,
+        ``depin.Client.is_drawn``): finalize reverts ``JobDrawn`` for those, and ``finalizeMany``
+        skips them."""
         if status not in DUE_STATUSES:
             raise QueryError(f"no due jobs for status {status!r}; one of {', '.join(DUE_STATUSES)}")
         if limit < 1:
@@ -312,6 +321,13 @@ class IndexerReader:
             found += [int(j) for j, holder in zip(ids, holders, strict=True) if (holder or "").lower() == who]
             offset += len(ids)
         return found[:limit]
+
+    def verifier_fields(self, address: str) -> dict[str, str]:
+        """A court verifier's record as the indexer wrote it (``{p}:verifier:{address}``: free,
+        locked, unbonding, releaseAt, platformClass, seats, paid, bondsForfeited, noShows, slashed);
+        empty when the index has none."""
+        raw: dict[Any, Any] = self.redis.hgetall(self.keys.verifier(parse_address(address)))  # type: ignore[assignment]
+        return _decode_hash(raw)
 
     def job_fields(self, job_id: int) -> dict[str, str]:
         """The job's hash as the indexer wrote it (string fields, see :mod:`depin.keys`); empty when
@@ -445,7 +461,8 @@ _JOB_FIELDS = {
     "history",
 }
 _TOTALS_NUMBERS = (
-    "escrowed", "bonds", "withdrawable", "paid", "refunded", "emitted", "slashed", "burned", "deposited", "withdrawn",
+    "escrowed", "withdrawable", "pendingBurn", "paid", "refunded", "emitted", "slashed", "burned", "flushed", "toCourt",
+    "deposited", "withdrawn",
     "providers", "staked", "locked", "unbonding",
 )
 _PROVIDER_AMOUNTS = ("staked", "locked", "unbonding")

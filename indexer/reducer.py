@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover
         return keccak(data).hex()
 
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
-from depin.market import FAILURE_NAMES, LIVE_STATUSES, RULING_NAMES
+from depin.market import FAILURE_NAMES, LIVE_STATUSES, OUTCOME_NAMES, VERIFY_MODE_NAMES
 from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
@@ -46,25 +46,54 @@ log = logging.getLogger("indexer.reducer")
 
 
 # The enums' names, from depin.market (the one enum source), in on-chain order.
-RULINGS = RULING_NAMES
+OUTCOMES = OUTCOME_NAMES
 FAILURE_CODES = FAILURE_NAMES
+VERIFY_MODES = VERIFY_MODE_NAMES
+# Failure codes settled at once as "no fault" (ImageUnavailable, InputHashMismatch): NoFaultFailure.
+AVAILABILITY_CODES = (1, 2)
 MARKET_EVENTS = (
     "JobPosted",
     "JobClaimed",
     "ResultSubmitted",
     "FailureSubmitted",
-    "JobChallenged",
+    "NoFaultFailure",
     "JobFinalized",
+    "VerificationStarted",
+    "JobSettled",
     "JobCancelled",
     "JobExpired",
     "JobTimedOut",
-    "DisputeResolved",
+    "BurnFlushed",
     "Deposited",
     "Withdrawn",
     "MarketParamsUpdated",
-    "EmissionParamsUpdated",
-    "ResolverUpdated",
     "PauseSet",
+)
+# Events whose handler needs the block's timestamp (Event.timestamp, set by the follower):
+# JobPosted's claim deadline is the post's block timestamp + terms.claimWindow.
+TIMESTAMPED_EVENTS = frozenset({"JobPosted"})
+COURT_EVENTS = (
+    "CourtParamsSet",
+    "VerifierJoined",
+    "StakeAdded",
+    "LeaveRequested",
+    "LeftWithdrawn",
+    "PlatformClassSet",
+    "CaseOpened",
+    "SeatsDrawn",
+    "SeatTaken",
+    "SeatCommitted",
+    "SeatRevealed",
+    "ProviderRevealed",
+    "SeatNoShow",
+    "RoundTallied",
+    "Challenged",
+    "Appealed",
+    "ArbiterRuled",
+    "CanaryExposed",
+    "VerifierSlashed",
+    "SeatSettled",
+    "CaseConcluded",
 )
 STAKING_EVENTS = (
     "ProviderRegistered",
@@ -75,12 +104,17 @@ STAKING_EVENTS = (
     "Slashed",
     "StakingParametersUpdated",
 )
-HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS
+HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS + COURT_EVENTS
 # The fields the sorted-set indexes derive from (job and provider hashes).
-_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadline", "claimDeadline")
+_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadline", "claimDeadline", "courtDeadline")
 # The deadline field that scores a live job in its due set (``Keys.due``): the claim deadline while
-# Open, then the submit, challenge or resolve deadline.
-DUE_FIELDS = {status: "claimDeadline" if status == "Open" else "deadline" for status in DUE_STATUSES}
+# Open, the submit deadline while Claimed, the challenge deadline while Submitted (finalize is due
+# after it unless the job was drawn: ``JobMarket.isDrawn`` tells, the indexer cannot), and the
+# court's next deadline while Disputed (seat, commit, reveal or canary/appeal window end: `advance`
+# or `redraw` is due after it; absent until the court's events name one).
+DUE_FIELDS = {
+    status: {"Open": "claimDeadline", "Disputed": "courtDeadline"}.get(status, "deadline") for status in DUE_STATUSES
+}
 # Escrowed jobs: the reward is still held by the market.
 _LIVE = LIVE_STATUSES
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -425,23 +459,24 @@ class Reducer:
             a = ev.args
             name = ev.name
             job_id = a.get("jobId")
-            if job_id is not None and name != "Slashed" and job_id not in first:
+            if job_id is not None and name not in ("Slashed", "VerifierSlashed") and job_id not in first:
                 first[job_id] = name
             if name == "JobPosted":
+                out.add(k.params)  # the fee and audit fee of the job's parameter version
                 if a["fromCredit"]:
                     out.add(self._account_key(a["requester"]))
-            elif name in ("JobClaimed", "JobFinalized"):
+            elif name in ("JobClaimed", "JobFinalized", "NoFaultFailure"):
                 out.add(self._provider_key(a["provider"]))
                 out.add(self._account_key(a["provider"]))
             elif name in ("JobCancelled", "JobExpired"):
                 out.add(k.account(a["requester"]))
-            elif name == "JobChallenged":
-                out.add(k.account(a["challenger"]))
             elif name in ("Deposited", "Withdrawn"):
                 out.add(k.account(a["account"]))
             elif ev.contract == "ProviderStaking" and "provider" in a:
                 out.add(k.provider(a["provider"]))
-            elif name in ("MarketParamsUpdated", "EmissionParamsUpdated", "ResolverUpdated", "PauseSet", "StakingParametersUpdated"):
+            elif ev.contract == "VerificationCourt" and "verifier" in a:
+                out.add(k.verifier(a["verifier"]))
+            elif name in ("MarketParamsUpdated", "PauseSet", "StakingParametersUpdated", "CourtParamsSet"):
                 out.add(k.params)
         absent: set[str] = set()
         job = k.job
@@ -675,6 +710,15 @@ class Reducer:
 
     def _on_JobPosted(self, st: _State, ev: Event, a: dict[str, Any]) -> dict[str, Any]:
         job_id = a["jobId"]
+        terms = a["terms"]
+        reward, pct, mode = terms["reward"], terms["collateralPct"], terms["verifyMode"]
+        version = a["paramsVersion"]
+        # f and A are the job's parameter version's (MarketParamsUpdated), as the contract takes them.
+        params = st.read(self.keys.params)
+        fee = reward * int(params[f"feeBps.v{version}"]) // 10_000
+        audit_fee = 0 if mode == 1 else reward * int(params[f"auditFeeBps.v{version}"]) // 10_000
+        if ev.timestamp is None:
+            raise ValueError("JobPosted needs its block's timestamp (the claim deadline)")
         job = st.write(self.keys.job(job_id))
         if job.get("status"):
             log.warning("JobPosted for job %s that is already indexed (block %d); overwriting it", job_id, ev.block)
@@ -682,18 +726,23 @@ class Reducer:
             st.tadd("jobs", 1)
         spec: bytes = a["spec"]
         valid, error, text = check_spec(spec, a["specHash"])
-        reward, pct = a["reward"], a["collateralPct"]
         job["id"] = str(job_id)
         job["requester"] = a["requester"]
         job["specHash"] = a["specHash"]
         job["reward"] = str(reward)
         job["fromCredit"] = str(a["fromCredit"])
-        job["claimDeadline"] = str(a["claimDeadline"])
-        job["maxRuntime"] = str(a["maxRuntime"])
-        job["challengeWindow"] = str(a["challengeWindow"])
+        job["claimDeadline"] = str(ev.timestamp + terms["claimWindow"])
+        job["claimWindow"] = str(terms["claimWindow"])
+        job["maxRuntime"] = str(terms["maxRuntime"])
+        job["challengeWindow"] = str(terms["challengeWindow"])
         job["collateralPct"] = str(pct)
-        job["cpuSeconds"] = str(a["cpuSeconds"])
+        job["cpuSeconds"] = str(terms["cpuSeconds"])
         job["collateral"] = str(reward * pct // 100)
+        job["fee"] = str(fee)
+        job["auditFee"] = str(audit_fee)
+        job["verifyMode"] = VERIFY_MODES[mode] if mode < len(VERIFY_MODES) else str(mode)
+        job["auditBps"] = str(a["auditBps"])
+        job["paramsVersion"] = str(version)
         job["deadline"] = "0"
         job["specValid"] = "1" if valid else "0"
         job["postedBlock"] = str(ev.block)
@@ -705,7 +754,7 @@ class Reducer:
             job["specError"] = error
             log.warning("job %s posted with an invalid spec: %s", job_id, error)
         self._set_status(st, job, "Open")
-        st.tadd("escrowed", reward)
+        st.tadd("escrowed", reward + fee + audit_fee)
         if a["fromCredit"]:
             self._credit(st, a["requester"], -a["fromCredit"])
         _history(job, ev)
@@ -730,8 +779,10 @@ class Reducer:
     def _on_ResultSubmitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
         job["failure"] = "0"
-        job["resultHash"] = a["resultHash"]
+        job["commitment"] = a["commitment"]
         job["resultURI"] = a["resultURI"]
+        job["anchorBlock"] = str(a["anchorBlock"])
+        job["submittedBlock"] = str(ev.block)
         job["challengeDeadline"] = job["deadline"] = str(a["challengeDeadline"])
         self._set_status(st, job, "Submitted")
         _history(job, ev)
@@ -743,43 +794,110 @@ class Reducer:
             failure="1",
             failureCode=str(code),
             failureReason=FAILURE_CODES[code] if code < len(FAILURE_CODES) else str(code),
-            evidenceHash=a["evidenceHash"],
+            commitment=a["commitment"],
             challengeDeadline=str(a["challengeDeadline"]),
-            deadline=str(a["challengeDeadline"]),
+            anchorBlock=str(a["anchorBlock"]),
+            submittedBlock=str(ev.block),
         )
-        self._set_status(st, job, "Submitted")
+        if a["challengeDeadline"]:  # an availability failure (deadline 0) settles in NoFaultFailure
+            job["deadline"] = str(a["challengeDeadline"])
+            self._set_status(st, job, "Submitted")
         self._history(job, ev)
 
-    def _on_JobChallenged(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+    def _on_NoFaultFailure(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        """An availability failure settled at once: `providerFee` slashed (see Slashed) and burned,
+        the rest of the collateral unlocked; `requesterFee` out of the escrowed fee, burned; the
+        job reopened or expired with `refund` credited."""
         job = self._job(st, a["jobId"])
-        job.update(
-            challenger=a["challenger"],
-            bond=str(a["bond"]),
-            resolver=a["resolver"],
-            resolveDeadline=str(a["resolveDeadline"]),
-            deadline=str(a["resolveDeadline"]),
-        )
-        self._set_status(st, job, "Disputed")
-        st.tadd("bonds", a["bond"])
+        provider_fee, requester_fee, refund = a["providerFee"], a["requesterFee"], a["refund"]
+        _add(job, "noFaultFees", provider_fee + requester_fee)
+        _add(job, "noFaults", 1)
+        self._unlock(st, a["provider"], int(job.get("collateral") or 0) - provider_fee, False)
+        tadd = st.tadd
+        tadd("escrowed", -requester_fee)
+        tadd("pendingBurn", provider_fee + requester_fee)
+        tadd("burned", provider_fee + requester_fee)
+        if a["reopened"]:
+            _add(job, "fee", -requester_fee)
+            job.update(provider="", deadline="0")
+            self._set_status(st, job, "Open")
+        else:
+            job["refund"] = str(refund)  # (the chain keeps the submit deadline in `deadline`)
+            self._set_status(st, job, "Expired")
+            tadd("escrowed", -refund)
+            tadd("refunded", refund)
+            self._credit(st, job["requester"], refund)
         self._history(job, ev)
 
     def _on_JobFinalized(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        """An undrawn job after its challenge window. A result: provider += R + rebate (payout),
+        the rest of the fee to the burn, A back to the requester. A failure: requester += R + fee
+        (payout) + A."""
         job = self._job(st, a["jobId"])
         payout, emission, failure = a["payout"], a["emission"], a["failure"]
         job["payout"] = str(payout)
         job["emission"] = str(emission)
         self._set_status(st, job, "Finalized")
         self._unlock(st, a["provider"], int(job.get("collateral") or 0), not failure)
+        reward, fee, audit_fee = int(job["reward"]), int(job.get("fee") or 0), int(job.get("auditFee") or 0)
+        requester = job["requester"]
         tadd = st.tadd
-        tadd("escrowed", -payout)
+        tadd("escrowed", -(reward + fee + audit_fee))
         if failure:
-            self._credit(st, job["requester"], payout)
-            tadd("refunded", payout)
+            self._credit(st, requester, payout + audit_fee)
+            tadd("refunded", payout + audit_fee)
         else:
+            burned = reward + fee - payout
             self._credit(st, a["provider"], payout)
+            self._credit(st, requester, audit_fee)
             tadd("paid", payout)
             tadd("emitted", emission)
+            tadd("refunded", audit_fee)
+            tadd("pendingBurn", burned)
+            tadd("burned", burned)
         _history(job, ev)
+
+    def _on_VerificationStarted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job["court"] = a["court"]
+        job["verificationBlock"] = str(ev.block)
+        self._set_status(st, job, "Disputed")
+        self._history(job, ev)
+
+    def _on_JobSettled(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        """The court ended the job (see IJobMarket.settle's table): providerPayout to the provider,
+        requesterRefund to the requester, toCourt to the court (the audit fee; for ProviderWrong the
+        collateral, which went from staking: see Slashed), burned to the burn."""
+        job = self._job(st, a["jobId"])
+        outcome = a["outcome"]
+        name = OUTCOMES[outcome] if outcome < len(OUTCOMES) else str(outcome)
+        provider_payout, refund, to_court, burned = a["providerPayout"], a["requesterRefund"], a["toCourt"], a["burned"]
+        job.update(
+            outcome=name,
+            providerPayout=str(provider_payout),
+            requesterRefund=str(refund),
+            toCourt=str(to_court),
+            burned=str(burned),
+        )
+        self._set_status(st, job, "Resolved")
+        provider, requester = job.get("provider", ""), job["requester"]
+        collateral = int(job.get("collateral") or 0)
+        reward, fee, audit_fee = int(job["reward"]), int(job.get("fee") or 0), int(job.get("auditFee") or 0)
+        tadd = st.tadd
+        if name != "ProviderWrong":  # ProviderWrong: the collateral is slashed to the court (Slashed)
+            self._unlock(st, provider, collateral, provider_payout > 0)
+            tadd("toCourt", to_court)
+        else:
+            tadd("slashedToCourt", to_court)
+        self._credit(st, provider, provider_payout)
+        self._credit(st, requester, refund)
+        tadd("escrowed", -(reward + fee + audit_fee))
+        tadd("paid", provider_payout)
+        tadd("emitted", provider_payout - reward if provider_payout else 0)
+        tadd("refunded", refund)
+        tadd("pendingBurn", burned)
+        tadd("burned", burned)
+        self._history(job, ev)
 
     def _refund_job(self, st: _State, ev: Event, a: dict[str, Any], status: str) -> None:
         job = self._job(st, a["jobId"])
@@ -802,7 +920,8 @@ class Reducer:
         slashed, refund = a["slashed"], a["refund"]
         _add(job, "slashed", slashed)
         _add(job, "timeouts", 1)
-        st.tadd("burned", slashed)  # a timeout burns the whole collateral
+        st.tadd("burned", slashed)  # a timeout burns the whole collateral (through pendingBurn)
+        st.tadd("pendingBurn", slashed)
         if a["reopened"]:
             job.update(provider="", deadline="0")
             self._set_status(st, job, "Open")
@@ -812,40 +931,6 @@ class Reducer:
             st.tadd("escrowed", -refund)
             st.tadd("refunded", refund)
             self._credit(st, job["requester"], refund)
-        self._history(job, ev)
-
-    def _on_DisputeResolved(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
-        job = self._job(st, a["jobId"])
-        ruling = a["ruling"]
-        job.update(
-            ruling=RULINGS[ruling] if ruling < len(RULINGS) else str(ruling),
-            winner=a["winner"],
-            forfeited=str(a["forfeited"]),
-            winnerPayout=str(a["winnerPayout"]),
-            burned=str(a["burned"]),
-            requesterRefund=str(a["requesterRefund"]),
-            providerPayout=str(a["providerPayout"]),
-            emission=str(a["emission"]),
-        )
-        self._set_status(st, job, "Resolved")
-        provider, challenger, requester = job.get("provider", ""), job.get("challenger", ""), job["requester"]
-        collateral, bond, reward = int(job.get("collateral") or 0), int(job.get("bond") or 0), int(job["reward"])
-        failure = job.get("failure") == "1"
-        if ruling == 1:  # ProviderWins: collateral unlocked, the challenger's bond split
-            self._unlock(st, provider, collateral, not failure)
-            self._credit(st, provider, a["winnerPayout"] + a["providerPayout"])
-        elif ruling == 2:  # ChallengerWins: collateral slashed (see Slashed), bond back plus the winner's share
-            self._credit(st, challenger, bond + a["winnerPayout"])
-        else:  # no ruling: everyone made whole
-            self._unlock(st, provider, collateral, False)
-            self._credit(st, challenger, bond)
-        self._credit(st, requester, a["requesterRefund"])
-        st.tadd("escrowed", -reward)
-        st.tadd("bonds", -bond)
-        st.tadd("paid", a["providerPayout"])
-        st.tadd("refunded", a["requesterRefund"])
-        st.tadd("emitted", a["emission"])
-        st.tadd("burned", a["burned"])
         self._history(job, ev)
 
     # ------------------------------------------------------------------ market: accounts and governance
@@ -864,14 +949,15 @@ class Reducer:
             if name == "paused":
                 continue  # the guardian's flag: PauseSet
             p[name] = str(value)
+        version = a["version"]
+        p["paramsVersion"] = str(version)
+        # Every version's fee and audit fee: a job's come from the version it was posted under.
+        p[f"feeBps.v{version}"] = str(a["params"]["feeBps"])
+        p[f"auditFeeBps.v{version}"] = str(a["params"]["auditFeeBps"])
 
-    def _on_EmissionParamsUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
-        p = st.write(self.keys.params)
-        for name, value in a["params"].items():
-            p[name] = str(value)
-
-    def _on_ResolverUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
-        st.write(self.keys.params)["resolver"] = a["resolver"]
+    def _on_BurnFlushed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        st.tadd("pendingBurn", -a["amount"])
+        st.tadd("flushed", a["amount"])
 
     def _on_PauseSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         st.write(self.keys.params)["paused"] = "1" if a["paused"] else "0"
@@ -922,3 +1008,240 @@ class Reducer:
     def _on_StakingParametersUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         p = st.write(self.keys.params)
         p.update(minStake=str(a["minStake"]), unbondingDelay=str(a["unbondingDelay"]))
+
+    # ------------------------------------------------------------------ court (VerificationCourt)
+    # On the job hash: casePhase (Active, Tallied, Arbiter, Concluded), caseRound, platformClass,
+    # snapshotBlock, courtParamsVersion, round fields of the last SeatsDrawn (roundK, redraws,
+    # anchor, seatDeadline, commitDeadline, revealDeadline), courtDeadline (the next deadline after
+    # which `redraw`/`advance` is due: the seat deadline, then a tally's window end, the arbiter's
+    # executableAt), seats (JSON {"round.seat": {verifier, bond, state, commitment, digest, paid,
+    # bondReturned, bondForfeited, slashed}}), providerDigest, tallies (JSON list), challenger and
+    # challengeBond, appeals (JSON list), arbiterOutcome and arbiterExecutableAt, canaryDigest,
+    # caseOutcome and the money of CaseConcluded (courtPaidSeats, courtBounty, courtRefunded,
+    # courtBurned). On ``{p}:verifier:{address}``: platformClass, free, locked, unbonding,
+    # releaseAt, seats, paid, bondsForfeited, noShows, slashed.
+
+    def _verifier(self, st: _State, address: str) -> Hash:
+        v = st.write(self.keys.verifier(address))
+        if not v:
+            v.update(address=address, free="0", locked="0", unbonding="0", releaseAt="0", seats="0", paid="0")
+        return v
+
+    @staticmethod
+    def _seats(job: Hash) -> dict[str, dict[str, Any]]:
+        raw = job.get("seats")
+        return json.loads(raw) if raw else {}
+
+    @staticmethod
+    def _put_seats(job: Hash, seats: dict[str, dict[str, Any]]) -> None:
+        job["seats"] = _JSON(seats)
+
+    def _append_json(self, job: Hash, field: str, entry: dict[str, Any]) -> None:
+        items = json.loads(job[field]) if job.get(field) else []
+        items.append(entry)
+        job[field] = _JSON(items)
+
+    def _on_CourtParamsSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        p = st.write(self.keys.params)
+        for name, value in a["params"].items():
+            p["court." + name] = str(value)
+        p["court.paramsVersion"] = str(a["version"])
+
+    def _on_VerifierJoined(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        v = self._verifier(st, a["verifier"])
+        v["platformClass"] = str(a["platformClass"])
+        v["joinedBlock"] = str(ev.block)
+        _add(v, "free", a["amount"])
+        st.tadd("verifiers", 1)
+        st.tadd("courtStaked", a["amount"])
+
+    def _on_StakeAdded(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        _add(self._verifier(st, a["verifier"]), "free", a["amount"])
+        st.tadd("courtStaked", a["amount"])
+
+    def _on_LeaveRequested(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        v = self._verifier(st, a["verifier"])
+        _add(v, "free", -a["amount"])
+        v.update(unbonding=str(a["unbonding"]), releaseAt=str(a["releaseAt"]))
+        st.tadd("courtStaked", -a["amount"])
+        st.tadd("courtUnbonding", a["amount"])
+
+    def _on_LeftWithdrawn(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        v = self._verifier(st, a["verifier"])
+        _add(v, "unbonding", -a["amount"])
+        st.tadd("courtUnbonding", -a["amount"])
+
+    def _on_PlatformClassSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        self._provider(st, a["provider"])["platformClass"] = str(a["platformClass"])
+
+    def _on_CaseOpened(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(
+            casePhase="Active",
+            caseRound=str(a["round"]),
+            platformClass=str(a["platformClass"]),
+            snapshotBlock=str(a["snapshotBlock"]),
+            courtParamsVersion=str(a["paramsVersion"]),
+            caseOpenedBlock=str(ev.block),
+        )
+        st.tadd("cases", 1)
+        self._history(job, ev)
+
+    def _on_SeatsDrawn(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(
+            casePhase="Active",
+            caseRound=str(a["round"]),
+            roundK=str(a["k"]),
+            redraws=str(a["redraws"]),
+            anchor=str(a["anchor"]),
+            seatDeadline=str(a["seatDeadline"]),
+            commitDeadline=str(a["commitDeadline"]),
+            revealDeadline=str(a["revealDeadline"]),
+            courtDeadline=str(a["seatDeadline"]),
+        )
+        self._history(job, ev)
+
+    def _on_SeatTaken(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        seats = self._seats(job)
+        bond = a["bond"]
+        seats[f"{a['round']}.{a['seat']}"] = {"verifier": a["verifier"], "bond": str(bond), "state": "Taken"}
+        self._put_seats(job, seats)
+        v = self._verifier(st, a["verifier"])
+        _add(v, "free", -bond)
+        _add(v, "locked", bond)
+        _add(v, "seats", 1)
+        st.tadd("courtStaked", -bond)
+        st.tadd("courtLocked", bond)
+        self._history(job, ev)
+
+    def _seat_update(self, job: Hash, a: dict[str, Any], **fields: str) -> dict[str, Any]:
+        seats = self._seats(job)
+        seat = seats.setdefault(f"{a['round']}.{a['seat']}", {})
+        seat.update(fields)
+        self._put_seats(job, seats)
+        return seat
+
+    def _on_SeatCommitted(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        self._seat_update(job, a, state="Committed", commitment=a["commitment"])
+        self._history(job, ev)
+
+    def _on_SeatRevealed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        self._seat_update(job, a, state="Revealed", digest=a["digest"])
+        self._history(job, ev)
+
+    def _on_ProviderRevealed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job["providerDigest"] = a["digest"]
+        self._history(job, ev)
+
+    def _on_SeatNoShow(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        burned = a["bondBurned"]
+        self._seat_update(job, a, state="NoShow", bondForfeited=str(burned))
+        v = self._verifier(st, a["verifier"])
+        _add(v, "locked", -burned)
+        _add(v, "bondsForfeited", burned)
+        _add(v, "noShows", 1)
+        st.tadd("courtLocked", -burned)
+        st.tadd("courtBurned", burned)
+        self._history(job, ev)
+
+    def _on_RoundTallied(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        tally = a["tally"]
+        self._append_json(job, "tallies", {
+            "round": a["round"], "tally": OUTCOMES[tally] if tally < len(OUTCOMES) else str(tally),
+            "revealed": a["revealed"], "forProvider": a["forProvider"], "forTop": a["forTop"],
+            "topDigest": a["topDigest"], "windowEnd": a["windowEnd"],
+        })
+        job.update(casePhase="Tallied", courtDeadline=str(a["windowEnd"]))
+        self._history(job, ev)
+
+    def _on_Challenged(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(challenger=a["challenger"], challengeBond=str(a["bond"]))
+        _add(job, "heldBonds", a["bond"])
+        st.tadd("courtHeldBonds", a["bond"])
+        self._history(job, ev)
+
+    def _on_Appealed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        self._append_json(job, "appeals", {"round": a["round"], "appellant": a["appellant"], "bond": str(a["bond"])})
+        _add(job, "heldBonds", a["bond"])
+        st.tadd("courtHeldBonds", a["bond"])
+        self._history(job, ev)
+
+    def _on_ArbiterRuled(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        outcome = a["outcome"]
+        job.update(
+            casePhase="Arbiter",
+            arbiter=a["arbiter"],
+            arbiterOutcome=OUTCOMES[outcome] if outcome < len(OUTCOMES) else str(outcome),
+            arbiterExecutableAt=str(a["executableAt"]),
+            courtDeadline=str(a["executableAt"]),
+        )
+        self._history(job, ev)
+
+    def _on_CanaryExposed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        job.update(canaryDigest=a["canaryDigest"], canarySeatsCaught=str(a["seatsCaught"]), canarySlashed=str(a["slashed"]))
+        self._history(job, ev)
+
+    def _on_SeatSettled(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        paid, returned, forfeited = a["paid"], a["bondReturned"], a["bondForfeited"]
+        self._seat_update(job, a, state="Settled", paid=str(paid), bondReturned=str(returned), bondForfeited=str(forfeited))
+        v = self._verifier(st, a["verifier"])
+        _add(v, "locked", -(returned + forfeited))
+        _add(v, "free", returned)
+        _add(v, "paid", paid)
+        _add(v, "bondsForfeited", forfeited)
+        st.tadd("courtLocked", -(returned + forfeited))
+        st.tadd("courtStaked", returned)
+        st.tadd("courtPaid", paid)
+
+    def _on_VerifierSlashed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        """A canary catch: `amount` = the seat's bond (already forfeited in SeatSettled) plus up to
+        sigma*R of stake, free first, then unbonding (as the court takes it)."""
+        job = self._job(st, a["jobId"])
+        who, amount = a["verifier"], a["amount"]
+        seats = self._seats(job)
+        bond = 0
+        for seat in seats.values():
+            if seat.get("verifier") == who and seat.get("bondForfeited") and not seat.get("slashed"):
+                bond = int(seat["bondForfeited"])
+                seat["slashed"] = "1"
+                break
+        self._put_seats(job, seats)
+        extra = max(0, amount - bond)
+        v = self._verifier(st, who)
+        from_free = min(int(v.get("free") or 0), extra)
+        _add(v, "free", -from_free)
+        _add(v, "unbonding", -(extra - from_free))
+        _add(v, "slashed", amount)
+        st.tadd("courtStaked", -from_free)
+        st.tadd("courtUnbonding", -(extra - from_free))
+        st.tadd("courtSlashed", amount)
+
+    def _on_CaseConcluded(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        job = self._job(st, a["jobId"])
+        outcome = a["outcome"]
+        job.update(
+            casePhase="Concluded",
+            caseOutcome=OUTCOMES[outcome] if outcome < len(OUTCOMES) else str(outcome),
+            courtReceived=str(a["toCourt"]),
+            courtPaidSeats=str(a["paidSeats"]),
+            courtBounty=str(a["bounty"]),
+            courtRefunded=str(a["refunded"]),
+            courtBurned=str(a["burned"]),
+        )
+        st.tadd("courtHeldBonds", -int(job.get("heldBonds") or 0))
+        st.tadd("courtBounties", a["bounty"])
+        st.tadd("courtRefunded", a["refunded"])
+        st.tadd("courtBurned", a["burned"])
+        self._history(job, ev)

@@ -110,7 +110,12 @@ _JSON_COMMANDS = msgspec.json.Encoder().encode
 _MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
 # The index's layout version, in ``{p}:meta`` field ``schema`` (absent: 1). 2 added the due sets
 # (``{p}:jobs:due:{status}``); an older index gets them built on start (:meth:`Store.upgrade`).
-INDEX_SCHEMA = 2
+# 3: JobMarket v2 and the VerificationCourt (job fields commitment, anchorBlock, fee, auditFee,
+# verifyMode, auditBps, outcome, the court's case fields; ``{p}:verifier:{address}``; the Disputed
+# due set scored by courtDeadline; totals pendingBurn, flushed, toCourt, court*). A v2 market is a
+# new contract, hence a new prefix: an index of schema 2 belongs to a v1 market and keeps its layout
+# (its due sets are built as for 2); no index is converted from v1 to v2 fields in place.
+INDEX_SCHEMA = 3
 _UPGRADE_PAGE = 1000  # job hashes read per round trip while building the due sets
 
 
@@ -336,10 +341,12 @@ class Store:
         meta: dict[str, str] | None = None,
         touched: dict[str, Hash] | None = None,
         wait: bool = True,
+        drop_undo: Sequence[int] = (),
     ) -> PendingCommit | None:
         """Applies one batch atomically: writes, index changes, stream entries, undo records,
         recent block hashes (`blocks`), pruning of the block numbers in `prune` (their hashes and
-        undo records), the cursor advance from `expected` to `new`, and the meta counters.
+        undo records) and of the undo records of `drop_undo` (blocks now final whose hash stays),
+        the cursor advance from `expected` to `new`, and the meta counters.
         `touched` (the full new values of the written hashes) feeds the read cache. With
         ``wait=False`` it returns as soon as the batch is sent; its :meth:`PendingCommit.wait` must
         be called before anything else is sent through this store."""
@@ -359,6 +366,8 @@ class Store:
         if prune:
             cmds += _chunked(["HDEL", k.blocks], [str(n) for n in prune])
             cmds += _chunked(["DEL"], [k.undo(n) for n in prune])
+        if drop_undo:
+            cmds += _chunked(["DEL"], [k.undo(n) for n in drop_undo])
         cmds.append(["SET", k.cursor, new.dumps()])
         if meta:
             cmds.append(_hset(k.meta, meta))

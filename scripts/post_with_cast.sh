@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Post a job with nothing but Foundry's `cast` and the deployment file: what any Ethereum client
-# does to use the market (approve the reward, then postJob with the spec bytes and its keccak256).
+# does to use the market (approve the escrow, reward + fee + audit fee, then postJob with the spec
+# bytes and its keccak256).
 #
 #   RPC_URL=http://127.0.0.1:8545 DEPLOYMENT=.devnet/deployments/31337.json \
 #   PRIVATE_KEY=0x...  scripts/post_with_cast.sh spec.json 1 [CHALLENGE_WINDOW_SECONDS]
@@ -38,15 +39,22 @@ reward=$("$CAST" to-wei "$reward_tokens") || fail "bad reward $reward_tokens (a 
 spec_hash=$("$CAST" keccak "$spec") || fail "cast keccak failed"
 spec_hex=$("$CAST" from-utf8 "$spec") || fail "cast from-utf8 failed"
 
-# JobTerms: (reward, claimWindow, maxRuntime = submit window, challengeWindow, collateralPct, cpuSeconds)
-terms="($reward,3600,$submit_window,$challenge_window,50,$cpu_seconds)"
-"$CAST" send --rpc-url "$RPC_URL" "${signer[@]}" "$token" 'approve(address,uint256)' "$market" "$reward" >/dev/null \
+# The escrow: R + f*R + A, with f = feeBps and A = auditFeeBps (re-execution audits, verifyMode 0)
+# of the current MarketParams (fields 10 and 12 of params()).
+params=$("$CAST" call --rpc-url "$RPC_URL" "$market" \
+  'params()((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool))') \
+  || fail "the market's parameters could not be read (cast's reason above)"
+escrow=$(python3 -c 'import sys; v=[x.split()[0] for x in sys.argv[1].strip().strip("()").split(",")]; r=int(sys.argv[2])
+print(r + r * int(v[9]) // 10000 + r * int(v[11]) // 10000)' "$params" "$reward") || fail "unreadable market parameters: $params"
+# JobTerms: (reward, claimWindow, maxRuntime = submit window, challengeWindow, collateralPct, cpuSeconds, verifyMode)
+terms="($reward,3600,$submit_window,$challenge_window,400,$cpu_seconds,0)"
+"$CAST" send --rpc-url "$RPC_URL" "${signer[@]}" "$token" 'approve(address,uint256)' "$market" "$escrow" >/dev/null \
   || fail "approve was not sent or reverted (cast's reason above)"
 receipt=$("$CAST" send --json --rpc-url "$RPC_URL" "${signer[@]}" "$market" \
-  'postJob(bytes32,bytes,(uint96,uint32,uint24,uint24,uint16,uint32))' "$spec_hash" "$spec_hex" "$terms") \
+  'postJob(bytes32,bytes,(uint96,uint32,uint24,uint24,uint16,uint32,uint8))' "$spec_hash" "$spec_hex" "$terms") \
   || fail "postJob was not sent (cast's reason above; \`cast decode-error <data>\` names a custom error)"
 # The job id is the first indexed topic of the JobPosted event in the receipt.
-posted=$("$CAST" sig-event 'JobPosted(uint256,address,bytes32,uint96,uint96,uint32,uint24,uint24,uint16,uint32,bytes)')
+posted=$("$CAST" sig-event 'JobPosted(uint256,address,bytes32,(uint96,uint32,uint24,uint24,uint16,uint32,uint8),uint96,uint16,uint32,bytes)')
 python3 -c 'import json,sys; r=json.loads(sys.argv[1])
 if r["status"] not in ("0x1", 1): sys.exit("error: postJob reverted in transaction " + r["transactionHash"])
 print(next(int(l["topics"][1],16) for l in r["logs"] if l["topics"][0]==sys.argv[2]))' "$receipt" "$posted"

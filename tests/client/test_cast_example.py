@@ -21,7 +21,7 @@ CAST = REPO_ROOT / "tools" / "cast"
 def _post(devnet: Devnet, key: str, spec_file: Path, reward: str, rpc_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, RPC_URL=rpc_url or devnet.url, DEPLOYMENT=str(devnet.deployment_file), PRIVATE_KEY=key)
     env["PATH"] = f"{REPO_ROOT / 'node_modules' / '.bin'}:{env['PATH']}"
-    return subprocess.run(["bash", str(SCRIPT), str(spec_file), reward, "7"], env=env, capture_output=True,
+    return subprocess.run(["bash", str(SCRIPT), str(spec_file), reward, "8"], env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -46,9 +46,9 @@ def test_a_job_posted_with_cast_is_on_chain_as_sent(devnet: Devnet, tmp_path: Pa
     assert job.status == JobStatus.OPEN
     assert job.requester == account.address
     assert job.reward == to_wei("1.5")
-    assert job.max_runtime == 30 + 60 and job.cpu_seconds == 15
+    assert job.max_runtime == 30 + 60 and job.collateral_pct == 400 and job.verify_mode == 0
     assert client.spec_bytes(job_id) == spec.to_bytes()
-    assert client.token_balance(account.address) == to_wei("3.5")
+    assert client.token_balance(account.address) == to_wei(5) - job.escrow == to_wei("1.82")  # R + 2 % + 1.1 R
 
 
 def test_cast_post_without_funds_fails_with_a_clear_line(devnet: Devnet, tmp_path: Path) -> None:
@@ -64,13 +64,14 @@ def test_cast_post_without_funds_fails_with_a_clear_line(devnet: Devnet, tmp_pat
 
 
 def test_cast_post_to_a_dead_node_fails_at_the_approve(devnet: Devnet, tmp_path: Path) -> None:
-    """The first transaction (approve) cannot be sent: the script stops there with exit 1."""
+    """The node is unreachable: the script stops at its first call (the market's parameters, read for
+    the escrow) with exit 1, before any transaction."""
     account = devnet.new_account(tokens=5)
     spec_file = tmp_path / "spec.json"
     spec_file.write_bytes(make_spec(43).to_bytes())
     done = _post(devnet, account.key.hex(), spec_file, "1", rpc_url=_dead_rpc_url())
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("error: approve was not sent or reverted")
+    assert done.stderr.strip().splitlines()[-1].startswith("error: the market's parameters could not be read")
     assert done.stdout == ""
     assert devnet.client().token_balance(account.address) == to_wei(5)
 
@@ -94,9 +95,9 @@ def test_tools_cast_passes_on_the_exit_status_of_cast(devnet: Devnet) -> None:
     assert reverted.returncode != 0, reverted.stdout
 
 
-def test_the_readme_recipe_reads_the_result_hash_and_uri_with_cast(devnet: Devnet) -> None:
-    """The result hash and URI are not in getJob's view; the README's `cast logs` + `cast decode-abi`
-    recipe reads them from the job's ResultSubmitted event."""
+def test_the_readme_recipe_reads_the_commitment_and_uri_with_cast(devnet: Devnet) -> None:
+    """The result URI is not in getJob's view; the README's `cast logs` + `cast decode-abi` recipe
+    reads it, the commitment and the anchor block from the job's ResultSubmitted event."""
     requester = devnet.client(devnet.new_account(10))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(500), "http://provider")
@@ -107,12 +108,12 @@ def test_the_readme_recipe_reads_the_result_hash_and_uri_with_cast(devnet: Devne
     logs = subprocess.run(
         [str(CAST), "logs", "--json", "--rpc-url", devnet.url, "--from-block", str(devnet.client().deployment.deploy_block),
          "--address", market,
-         "ResultSubmitted(uint256 indexed jobId,address indexed provider,bytes32 resultHash,string resultURI,uint32 challengeDeadline)",
+         "ResultSubmitted(uint256 indexed jobId,address indexed provider,bytes32 commitment,string resultURI,uint32 challengeDeadline,uint64 anchorBlock)",
          str(job_id)],
         capture_output=True, text=True, timeout=60, check=True,
     )
     entries = json.loads(logs.stdout)
     assert len(entries) == 1
-    decoded = subprocess.run([str(CAST), "decode-abi", "f()(bytes32,string,uint32)", entries[-1]["data"]],
+    decoded = subprocess.run([str(CAST), "decode-abi", "f()(bytes32,string,uint32,uint64)", entries[-1]["data"]],
                              capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert decoded[0] == "0x" + "2a" * 32 and decoded[1].strip('"') == "http://provider/results/0x2a"

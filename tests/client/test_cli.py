@@ -102,9 +102,16 @@ def test_job_post_status_cancel(devnet: Devnet, tmp_path: Path) -> None:
                 "--max-runtime", "30", "--reward", "1.5", "--claim-window", "600", "--env", "A=1",
                 "--dev-account", "1", *net(devnet))
     job_id = int(result.stdout.strip())
-    assert "posted job" in result.stderr
+    assert "posted job" in result.stderr and "audit fee 1.65 escrowed (verify reexec" in result.stderr
     client = devnet.client()
-    assert client.token_balance(requester) == before - to_wei("1.5")
+    assert client.token_balance(requester) == before - to_wei("3.18")  # R + 2 % fee + 1.1 R audit fee
+    unaudited = ok("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--verify", "none",
+                   "--match", "result.json", "--dev-account", "1", *net(devnet))
+    assert "audit fee 0 escrowed (verify none, audit rate 0 %)" in unaudited.stderr
+    posted = json.loads(client.spec_bytes(int(unaudited.stdout.strip())))
+    assert posted["verify"] == "none" and posted["output"] == {"match": ["result.json"]}
+    fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--verify", "maybe", "--dev-account", "1",
+          *net(devnet), match="--verify must be reexec or none")
     spec = json.loads(client.spec_bytes(job_id))
     assert spec["command"] == ["sha256sum", "/in/data.bin"] and spec["env"] == {"A": "1"}
     assert spec["resources"] == {"cpus": 0.5, "memory_mb": 1024, "max_runtime": 30, "output_mb": 16}
@@ -179,7 +186,7 @@ def test_dev_account_refused_off_devnet(tmp_path: Path) -> None:
         RpcClient.from_url(url).call("anvil_setCode", [market, "0x00"])
         dep = Deployment(11155111, "sepolia", 0, {"JobMarket": market, "RewardToken": "0x" + "22" * 20,
                                                   "ProviderStaking": "0x" + "33" * 20,
-                                                  "ArbiterResolver": "0x" + "44" * 20}, {}, DEV_ADDRESSES[0])
+                                                  "VerificationCourt": "0x" + "44" * 20}, {}, DEV_ADDRESSES[0])
         (tmp_path / "11155111.json").write_text(dep.to_json())
         args = ["--rpc-url", url, "--deployment", tmp_path / "11155111.json"]
         fails("provider", "withdraw", "--dev-account", "1", *args, match="refusing Anvil's public development key 1")
@@ -189,7 +196,10 @@ def test_dev_account_refused_off_devnet(tmp_path: Path) -> None:
 
 
 def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
-    requester = devnet.client(devnet.new_account(10))
+    from depin.commitment import commitment
+
+    make_spec = __import__("tests.client.conftest", fromlist=["make_spec"]).make_spec
+    requester = devnet.client(devnet.new_account(20))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
     challenger = dev_account(6, 31337)
@@ -198,42 +208,45 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     out.mkdir()
     (out / "r.txt").write_text("result\n")
     archive = build_archive(out, 0, tmp_path / "r.tar")
-    files = {"/r": archive.path.read_bytes()}
+    salt = b"\x5a" * 32
+    manifest = json.dumps({"salt": "0x" + salt.hex()}).encode()
+    files = {"/r": archive.path.read_bytes(), "/r.json": manifest}
     with serve(files) as base:
-        job_id = requester.post_job(
-            __import__("tests.client.conftest", fromlist=["make_spec"]).make_spec(200), reward=to_wei(2),
-            challenge_window=120,
-        ).job_id
+        job_id = requester.post_job(make_spec(200), reward=to_wei(2), challenge_window=120).job_id
         fails("job", "result", job_id, "--out", tmp_path / "early", *net(devnet), match="no result yet")
+        fails("job", "challenge", job_id, "--dev-account", "6", *net(devnet), match="only a Submitted job")
         provider.claim(job_id)
-        provider.submit_result(job_id, archive.digest, f"{base}/r")
+        committed = commitment(provider.address, job_id, archive.digest, salt)
+        provider.submit_result(job_id, committed, f"{base}/r")
         status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
-        assert status["resultHash"] == archive.digest_hex and status["resultURI"] == f"{base}/r"
+        assert status["commitment"] == "0x" + committed.hex() and status["resultURI"] == f"{base}/r"
+        assert (status["verifyMode"], status["auditFee"], status["fee"]) == ("reexec", str(to_wei("2.2")), str(to_wei("0.04")))
+        assert status["anchorBlock"] > 0 and status["specHash"] == "0x" + "00" * 32
+        shown = ok("job", "status", job_id, *net(devnet)).stdout
+        assert "audit fee" in shown and "anchor block" in shown and "drawn for audit" in shown
         result = ok("job", "result", job_id, "--out", tmp_path / "got", *net(devnet))
-        assert "verified" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
+        assert "matches the commitment" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
         files["/r"] = archive.path.read_bytes().replace(b"result\n", b"rezult\n")
-        fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not match the chain")
+        fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not give the provider's commitment")
         fails("job", "result", job_id, "--out", tmp_path / "r.tar" / "x", *net(devnet), match="cannot write the result")
         assert not (tmp_path / "bad" / "r.txt").exists()
         # a result holding an absolute symbolic link: one error line, nothing extracted
         (out / "link").symlink_to("/in/a")
         unsafe = build_archive(out, 0, tmp_path / "unsafe.tar")
         files["/u"] = unsafe.path.read_bytes()
-        job2 = requester.post_job(__import__("tests.client.conftest", fromlist=["make_spec"]).make_spec(201), reward=to_wei(2)).job_id
+        files["/u.json"] = manifest
+        job2 = requester.post_job(make_spec(201), reward=to_wei(2), verify="none").job_id
         provider.claim(job2)
-        provider.submit_result(job2, unsafe.digest, f"{base}/u")
+        provider.submit_result(job2, commitment(provider.address, job2, unsafe.digest, salt), f"{base}/u")
         fails("job", "result", job2, "--out", tmp_path / "unsafe", *net(devnet), match="not safe to extract")
         assert list((tmp_path / "unsafe").iterdir()) == []
+    fails("job", "challenge", job2, "--dev-account", "6", *net(devnet), match="verify none")
 
-    before = devnet.client().token_balance(challenger.address)
-    out = ok("job", "challenge", job_id, "--dev-account", "6", *net(devnet)).stdout
-    assert f"challenged job {job_id}" in out
-    assert devnet.client().token_balance(challenger.address) == before - to_wei(1)  # bond = 50 % collateral
-    fails("job", "challenge", job_id, "--dev-account", "6", *net(devnet), match="only a Submitted job")
-
-    # watch from the chain (no Redis there): follows Disputed -> Resolved, then exits
-    # (a real process: the ruling is sent once the watcher has printed the Disputed state)
-    arbiter = devnet.client(dev_account(0, 31337))
+    # watch from the chain (no Redis there): follows Disputed -> Resolved, then exits (a real
+    # process: the court settles once the watcher has printed the Disputed state; the devnet's
+    # court is the TestCourt stand-in)
+    court = devnet.chain.contracts.test_court
+    devnet.chain.send(devnet.chain.deployer, court.begin(job_id))
     watcher = subprocess.Popen(
         [sys.executable, "-m", "depinctl.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
          "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *map(str, net(devnet))],
@@ -242,7 +255,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     try:
         first = watcher.stdout.readline()  # type: ignore[union-attr]
         assert first.rstrip().endswith(f"job {job_id}: Disputed"), first
-        arbiter.rule(job_id, 1)
+        devnet.chain.send(devnet.chain.deployer, court.settle(job_id, 1))
         rest, err = watcher.communicate(timeout=180)
     finally:
         if watcher.poll() is None:

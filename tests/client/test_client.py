@@ -21,7 +21,7 @@ from depin.client import (
 )
 from depin.config import load_config
 from depin.deployment import Deployment, to_wei
-from depin.market import FailureCode, JobStatus, Ruling
+from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.spec import cpu_seconds, parse_spec
 from depin.transactions import TxReverted
 from depinctl.procs import free_port
@@ -29,12 +29,17 @@ from depinctl.procs import free_port
 from .conftest import Devnet, make_spec
 
 
-def test_post_with_permit_escrows_exactly_the_reward_in_one_transaction(devnet: Devnet) -> None:
+def escrow(reward: int, verify: VerifyMode = VerifyMode.REEXEC) -> int:
+    """R + f*R + A at the devnet parameters (f = 2 %, A = 1.1 R; no A for verify-none jobs)."""
+    return reward + reward * 200 // 10_000 + (0 if verify == VerifyMode.NONE else reward * 11_000 // 10_000)
+
+
+def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(devnet: Devnet) -> None:
     requester = devnet.new_account(10)
     client = devnet.client(requester)
     spec = make_spec(1, runtime=120, cpus=2)
     posted = client.post_job(spec, reward=to_wei("1.25"))
-    assert client.token_balance() == to_wei(10) - to_wei("1.25")
+    assert client.token_balance() == to_wei(10) - escrow(to_wei("1.25")) == to_wei(10) - to_wei("2.65")
     assert client.allowance(spender="JobMarket") == 0  # the permit was for exactly what was pulled
     nonce = int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "latest"]), 16)
     assert nonce == 1  # permit + post in a single transaction
@@ -42,9 +47,12 @@ def test_post_with_permit_escrows_exactly_the_reward_in_one_transaction(devnet: 
     assert job.status is JobStatus.OPEN and job.requester == requester.address
     assert cpu_seconds(spec) == 240
     # The submit window is the run plus the margin providers need to fetch, archive and submit.
-    assert (job.reward, job.max_runtime, job.cpu_seconds) == (to_wei("1.25"), 120 + SUBMIT_MARGIN, 240)
-    assert job.spec_hash == spec.hash() and job.provider is None and job.challenger is None
+    assert (job.reward, job.max_runtime) == (to_wei("1.25"), 120 + SUBMIT_MARGIN)
+    assert (job.fee, job.audit_fee, job.verify_mode) == (to_wei("0.025"), to_wei("1.375"), VerifyMode.REEXEC)
+    assert job.audit_bps > 0 and job.params_version == 1 and job.escrow == escrow(to_wei("1.25"))
+    assert job.spec_hash == spec.hash() and job.provider is None and job.commitment == b"\0" * 32
     params = client.params()
+    assert params.escrow(job.reward) == job.escrow and params.court == client.court
     assert job.challenge_window == params.min_challenge_window and job.collateral_pct == params.min_collateral_pct
     assert client.spec_bytes(posted.job_id) == spec.to_bytes()
     assert parse_spec(client.spec_bytes(posted.job_id), job.spec_hash) == spec
@@ -55,17 +63,17 @@ def test_post_with_approve_and_from_market_credit(devnet: Devnet) -> None:
     requester = devnet.new_account(5)
     client = devnet.client(requester)
     first = client.post_job(make_spec(2), reward=to_wei(2), permit=False, claim_window=600, challenge_window=30,
-                            collateral_pct=100)
-    assert client.token_balance() == to_wei(3)
+                            collateral_pct=500)
+    assert client.token_balance() == to_wei(5) - escrow(to_wei(2)) == to_wei("0.76")
     assert client.allowance(spender="JobMarket") == 0
     job = client.job(first.job_id)
-    assert (job.challenge_window, job.collateral_pct, job.collateral) == (30, 100, to_wei(2))
-    # cancel: the reward is credited in the market, and the next post draws from that credit
+    assert (job.challenge_window, job.collateral_pct, job.collateral) == (30, 500, to_wei(10))
+    # cancel: the escrow is credited in the market, and the next post draws all of it from that credit
     client.cancel(first.job_id)
     assert client.job(first.job_id).status is JobStatus.CANCELLED
-    assert client.withdrawable() == to_wei(2)
+    assert client.withdrawable() == escrow(to_wei(2))
     second = client.post_job(make_spec(3), reward=to_wei("1.5"), permit=False)
-    assert client.withdrawable() == to_wei("0.5") and client.token_balance() == to_wei(3)
+    assert client.withdrawable() == escrow(to_wei(2)) - escrow(to_wei("1.5")) and client.token_balance() == to_wei("0.76")
     client.cancel(second.job_id)
     client.withdraw()
     assert client.withdrawable() == 0 and client.token_balance() == to_wei(5)
@@ -74,10 +82,13 @@ def test_post_with_approve_and_from_market_credit(devnet: Devnet) -> None:
 def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet) -> None:
     requester = devnet.new_account(1)
     client = devnet.client(requester)
-    with pytest.raises(InsufficientBalance, match=r"insufficient DPC balance for a reward of 2: have 1, need 2"):
+    with pytest.raises(InsufficientBalance, match=r"insufficient DPC balance for a reward of 2 plus fee 0.04 and audit fee 2.2: "
+                                                  r"have 1, need 4.24"):
         client.post_job(make_spec(4), reward=to_wei(2))
     with pytest.raises(InsufficientAllowance, match="insufficient DPC allowance"):
-        client.post_job(make_spec(4), reward=to_wei(1), permit=False, approve=False)
+        client.post_job(make_spec(4), reward=to_wei("0.4"), permit=False, approve=False)
+    with pytest.raises(ClientError, match="verify must be 'reexec' or 'none'"):
+        client.post_job(make_spec(4), reward=to_wei("0.4"), verify="sometimes")
     with pytest.raises(ClientError, match=r"claim window 1 s is outside the market's bounds \[5, 86400\]"):
         client.post_job(make_spec(4), reward=to_wei(1), claim_window=1)
     assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
@@ -119,72 +130,95 @@ def _provider(devnet: Devnet) -> Client:
 def test_claim_race_submit_finalize_and_withdraw(devnet: Devnet) -> None:
     requester = devnet.client(devnet.new_account(10))
     p1, p2 = _provider(devnet), _provider(devnet)
-    job_id = requester.post_job(make_spec(5), reward=to_wei(1)).job_id
+    job_id = requester.post_job(make_spec(5), reward=to_wei(1), verify="none").job_id  # never drawn: it finalizes
+    assert requester.token_balance() == to_wei(10) - escrow(to_wei(1), VerifyMode.NONE)
     p1.claim(job_id)
     with pytest.raises(TxReverted) as lost:
         p2.claim(job_id)
     assert lost.value.error_name == "WrongStatus" and not lost.value.sent
     job = requester.job(job_id)
     assert job.status is JobStatus.CLAIMED and job.provider == p1.address
-    assert p1.provider_info().locked == job.collateral
-    p1.submit_result(job_id, b"\x07" * 32, "http://provider/results/0x07")
+    assert (job.verify_mode, job.audit_fee, job.audit_bps) == (VerifyMode.NONE, 0, 0)
+    assert p1.provider_info().locked == job.collateral == to_wei(4)
+    p1.submit_result(job_id, b"\x07" * 32, "http://provider/results/opaque-07")
     sub = requester.submission(job_id)
-    assert sub is not None and sub.result_hash == b"\x07" * 32 and sub.uri.endswith("0x07") and not sub.failure
+    assert sub is not None and sub.commitment == b"\x07" * 32 and sub.uri.endswith("opaque-07") and not sub.failure
+    job = requester.job(job_id)
+    assert job.commitment == b"\x07" * 32 and job.spec_hash == b"\0" * 32 and job.anchor_block == sub.anchor_block > 0
     with pytest.raises(TxReverted) as early:
         requester.finalize(job_id)
     assert early.value.error_name == "TooEarly"
     devnet.chain.advance_time(job.challenge_window + 1)
+    assert requester.is_drawn(job_id) is False
     bystander = devnet.client(devnet.new_account())
     receipt = bystander.finalize_many([job_id])
     assert bystander.finalized_count(receipt) == 1
     assert requester.job(job_id).status is JobStatus.FINALIZED
-    assert p1.withdrawable() == to_wei(1)
+    rebate = job.fee * 5_000 // 10_000  # kappa = 0.5 of the fee: the only emission
+    assert p1.withdrawable() == to_wei(1) + rebate
+    assert requester.pending_burn() >= job.fee - rebate
     before = p1.token_balance()
     p1.withdraw()
-    assert p1.token_balance() == before + to_wei(1)
+    assert p1.token_balance() == before + to_wei(1) + rebate
     assert p1.provider_info().locked == 0 and p1.provider_info().jobs_completed == 1
+    bystander.flush_burn()
+    assert requester.pending_burn() == 1  # one base unit stays, so the slot stays warm
 
 
-def test_challenge_and_arbiter_ruling(devnet: Devnet) -> None:
-    requester = devnet.client(devnet.new_account(10))
+def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> None:
+    """A job's provider cannot challenge it, nor can anyone challenge a verify-none job (the client
+    refuses, nothing is sent); the court ends a re-executed job with an Outcome (the devnet deploys
+    the TestCourt stand-in until the market and VerificationCourt agree on their boundary)."""
+    requester = devnet.client(devnet.new_account(20))
     provider = _provider(devnet)
-    challenger = devnet.client(devnet.new_account(10))
-    job_id = requester.post_job(make_spec(6), reward=to_wei(2), challenge_window=300, collateral_pct=100).job_id
-    provider.claim(job_id)
-    provider.submit_result(job_id, b"\x09" * 32, "http://provider/results/0x09")
-    with pytest.raises(ClientError, match="may not challenge"):
+    job_id = requester.post_job(make_spec(6), reward=to_wei(2), challenge_window=300).job_id
+    unverified = requester.post_job(make_spec(13), reward=to_wei(1), verify="none").job_id
+    for jid in (job_id, unverified):
+        provider.claim(jid)
+        provider.submit_result(jid, b"\x09" * 32, "http://provider/results/opaque-09")
+    with pytest.raises(ClientError, match="may not challenge") as own:
         provider.challenge(job_id)
-    challenger.challenge(job_id)  # approves the bond, then challenges
-    assert challenger.token_balance() == to_wei(8)
+    assert own.value.error_name == "ProviderCannotChallenge"
+    with pytest.raises(ClientError, match="verify none"):
+        requester.challenge(unverified)
     job = requester.job(job_id)
-    assert job.status is JobStatus.DISPUTED and job.challenger == challenger.address
-    arbiter = devnet.client(dev_account(0, devnet.deployment.chain_id))
-    with pytest.raises(TxReverted) as not_arbiter:
-        requester.rule(job_id, Ruling.CHALLENGER_WINS)
-    assert not_arbiter.value.error_name == "AccessControlUnauthorizedAccount"
-    arbiter.rule(job_id, Ruling.CHALLENGER_WINS, b"\x01" * 32)
+    locked = provider.provider_info().locked
+    court_balance = requester.token_balance(requester.court)
+    devnet.chain.send(devnet.chain.deployer, devnet.chain.contracts.test_court.begin(job_id))
+    assert requester.job(job_id).status is JobStatus.DISPUTED
+    devnet.chain.send(devnet.chain.deployer, devnet.chain.contracts.test_court.settle(job_id, Outcome.PROVIDER_WRONG))
     assert requester.job(job_id).status is JobStatus.RESOLVED
-    # the challenger gets its bond back plus the winner's share of the slashed collateral
-    burn_bps = requester.params().burn_bps
-    assert challenger.withdrawable() == to_wei(2) + to_wei(2) * (10_000 - burn_bps) // 10_000
-    assert requester.withdrawable() == to_wei(2)  # the reward is refunded
+    assert requester.withdrawable() == job.escrow  # R + fee + A back
+    info = provider.provider_info()
+    assert (info.locked, info.jobs_slashed) == (locked - job.collateral, 1)
+    assert requester.token_balance(requester.court) == court_balance + job.collateral  # slashed to the court
 
 
-def test_failure_expire_timeout_and_unresolved(devnet: Devnet) -> None:
+def test_failures_no_fault_expire_and_timeout(devnet: Devnet) -> None:
     requester = devnet.client(devnet.new_account(20))
     provider = _provider(devnet)
     anyone = devnet.client(devnet.new_account())
-    # failure report, unchallenged: refund
-    failed = requester.post_job(make_spec(7), reward=to_wei(1)).job_id
-    provider.claim(failed)
-    provider.submit_failure(failed, FailureCode.IMAGE_UNAVAILABLE, b"\x02" * 32)
-    sub = requester.submission(failed)
+    # an availability failure: no fault but not free; the job reopens at once
+    reopened = requester.post_job(make_spec(7), reward=to_wei(1)).job_id
+    provider.claim(reopened)
+    staked = provider.provider_info().staked
+    provider.submit_failure(reopened, FailureCode.IMAGE_UNAVAILABLE, b"\x02" * 32)
+    sub = requester.submission(reopened)
     assert sub is not None and sub.failure and sub.failure_code is FailureCode.IMAGE_UNAVAILABLE
+    assert (sub.challenge_deadline, sub.anchor_block) == (0, 0)
+    job = requester.job(reopened)
+    assert job.status is JobStatus.OPEN and job.provider is None and job.fee == 0  # 2 % of R out of the 2 % fee
+    assert provider.provider_info().staked == staked - to_wei("0.02") and provider.provider_info().locked == 0
+    # a failure report, not drawn (verify none), finalized: R + fee back
+    failed = requester.post_job(make_spec(14), reward=to_wei(1), verify="none").job_id
+    provider.claim(failed)
+    provider.submit_failure(failed, FailureCode.OUT_OF_MEMORY, b"\x03" * 32)
     job = requester.job(failed)
-    assert job.failure and job.status is JobStatus.SUBMITTED
+    assert job.failure and job.status is JobStatus.SUBMITTED and job.failure_code == FailureCode.OUT_OF_MEMORY
     devnet.chain.advance_time(job.challenge_window + 1)
+    credit = requester.withdrawable()
     anyone.finalize(failed)
-    assert requester.withdrawable() == to_wei(1)
+    assert requester.withdrawable() == credit + to_wei(1) + job.fee
     # expire
     expiring = requester.post_job(make_spec(8), reward=to_wei(1), claim_window=5).job_id
     devnet.chain.advance_time(6)
@@ -196,15 +230,7 @@ def test_failure_expire_timeout_and_unresolved(devnet: Devnet) -> None:
     devnet.chain.advance_time(11)
     anyone.timeout(slow)
     assert requester.job(slow).status is JobStatus.TIMED_OUT
-    assert provider.provider_info().jobs_slashed == 1
-    # dispute nobody rules on: settled without a ruling after the resolve window
-    disputed = requester.post_job(make_spec(10), reward=to_wei(1), challenge_window=60).job_id
-    provider.claim(disputed)
-    provider.submit_result(disputed, b"\x03" * 32, "http://provider/r")
-    requester.challenge(disputed)
-    devnet.chain.advance_time(requester.params().resolve_window + 1)
-    anyone.settle_unresolved(disputed)
-    assert requester.job(disputed).status is JobStatus.RESOLVED
+    assert provider.provider_info().jobs_slashed == 2  # the no-fault fee, then the timeout
 
 
 def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
@@ -261,8 +287,8 @@ def test_deposit_then_post_from_credit_and_metadata(devnet: Devnet) -> None:
     requester = devnet.client(devnet.new_account(5))
     requester.deposit(to_wei(3))
     assert (requester.token_balance(), requester.withdrawable()) == (to_wei(2), to_wei(3))
-    requester.post_job(make_spec(12), reward=to_wei(2))  # drawn from the credit: no permit, no transfer
-    assert (requester.token_balance(), requester.withdrawable()) == (to_wei(2), to_wei(1))
+    requester.post_job(make_spec(12), reward=to_wei(2), verify="none")  # from the credit: no permit, no transfer
+    assert (requester.token_balance(), requester.withdrawable()) == (to_wei(2), to_wei(3) - escrow(to_wei(2), VerifyMode.NONE))
     provider = _provider(devnet)
     provider.set_metadata("http://moved.example:8700", b"\x05" * 32)
     info = provider.provider_info()

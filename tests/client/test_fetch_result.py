@@ -1,13 +1,17 @@
-"""Client.fetch_result: the archive is downloaded, checked against the resultHash the provider
-submitted on chain, and only then extracted; a tampered archive is refused."""
+"""Client.fetch_result: the archive is downloaded, checked against the salted commitment the
+provider submitted on chain (its digest with the salt from the manifest beside it, or given), and
+only then extracted; a tampered archive, or a wrong or missing salt, is refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from depin.client import Client, ClientError, ResultMismatch, ResultUnavailable, ResultUnsafe
+from depin.commitment import commitment, failure_digest
 from depin.deployment import to_wei
 from depin.market import FailureCode
 from depin.outputs import build_archive
@@ -25,20 +29,32 @@ def archive(tmp_path: Path):
     return build_archive(out, 3, tmp_path / "result.tar")
 
 
-def _submitted_job(devnet: Devnet, digest: bytes, uri: str) -> tuple[Client, int]:
+SALT = bytes(range(32))
+
+
+def _submitted_job(
+    devnet: Devnet, digest: bytes, uri: str, files: dict[str, Any] | None = None, salt: bytes = SALT
+) -> tuple[Client, int]:
+    """A job whose provider committed to `digest` with `salt` and published the archive at `uri`
+    and its manifest (the salt) beside it: in `files` (served) or next to a file URI."""
     requester = devnet.client(devnet.new_account(10))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
     job_id = requester.post_job(make_spec(100), reward=to_wei(1)).job_id
     provider.claim(job_id)
-    provider.submit_result(job_id, digest, uri)
+    provider.submit_result(job_id, commitment(provider.address, job_id, digest, SALT), uri)
+    manifest = json.dumps({"job": job_id, "party": provider.address, "salt": "0x" + salt.hex()}).encode()
+    if files is not None:
+        files[uri.split("/", 3)[3].join(("/", ".json"))] = manifest
+    elif uri.startswith("file://"):
+        Path(uri.removeprefix("file://") + ".json").write_bytes(manifest)
     return requester, job_id
 
 
 def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:
     files = {"/results/a": archive.path.read_bytes()}
     with serve(files) as base:
-        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/a")
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/a", files)
         dest = tmp_path / "fetched"
         fetched = requester.download_result(job_id, dest)
     assert fetched.digest == archive.digest and fetched.exit_code == 3 and fetched.size == archive.size
@@ -51,13 +67,16 @@ def test_tampered_archive_is_refused_and_nothing_extracted(devnet: Devnet, archi
     good = archive.path.read_bytes()
     files = {"/results/b": good}
     with serve(files) as base:
-        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/b")
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/b", files)
         files["/results/b"] = good.replace(b"42\n", b"43\n")  # same size, one byte changed
         dest = tmp_path / "fetched"
-        with pytest.raises(ResultMismatch, match=f"the provider submitted 0x{archive.digest.hex()}"):
+        with pytest.raises(ResultMismatch, match="does not give the provider's commitment"):
             requester.fetch_result(job_id, dest)
         assert list(dest.iterdir()) == []
         files["/results/b"] = good
+        with pytest.raises(ResultMismatch, match="does not give the provider's commitment"):
+            requester.fetch_result(job_id, dest, salt=b"\x01" * 32)  # the wrong salt
+        assert list(dest.iterdir()) == []
         assert requester.fetch_result(job_id, dest) == dest
     assert (dest / "answer.txt").read_text() == "42\n"
 
@@ -71,6 +90,12 @@ def test_file_uri_and_unavailable_results(devnet: Devnet, archive, tmp_path: Pat
         requester2, missing = _submitted_job(devnet, archive.digest, f"{base}/results/gone")
         with pytest.raises(ResultUnavailable, match="HTTP 404"):
             requester2.fetch_result(missing, tmp_path / "b")
+    # no manifest (no salt published) and none given: refused
+    with serve({"/results/bare": archive.path.read_bytes()}) as base:
+        requester3, bare = _submitted_job(devnet, archive.digest, f"{base}/results/bare")
+        with pytest.raises(ResultMismatch, match="no salt"):
+            requester3.fetch_result(bare, tmp_path / "e")
+        assert requester3.fetch_result(bare, tmp_path / "e", salt=SALT) == tmp_path / "e"
     # not submitted yet
     open_job = requester.post_job(make_spec(101), reward=to_wei(1)).job_id
     with pytest.raises(ResultUnavailable, match="no result yet"):
@@ -79,7 +104,9 @@ def test_file_uri_and_unavailable_results(devnet: Devnet, archive, tmp_path: Pat
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
     provider.claim(open_job)
-    provider.submit_failure(open_job, FailureCode.OUT_OF_MEMORY)
+    provider.submit_failure(
+        open_job, FailureCode.OUT_OF_MEMORY, commitment(provider.address, open_job, failure_digest(3), SALT)
+    )
     with pytest.raises(ResultUnavailable, match="OUT_OF_MEMORY"):
         requester.fetch_result(open_job, tmp_path / "d")
 
@@ -92,8 +119,9 @@ def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: 
     (out / "a.txt").write_text("fine\n")
     (out / "link").symlink_to("/in/a")
     archive = build_archive(out, 0, tmp_path / "unsafe.tar")
-    with serve({"/results/u": archive.path.read_bytes()}) as base:
-        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/u")
+    files = {"/results/u": archive.path.read_bytes()}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/u", files)
         dest = tmp_path / "fetched"
         with pytest.raises(ResultUnsafe, match="not safe to extract .*'/in/a', outside the result.*nothing extracted") as err:
             requester.fetch_result(job_id, dest)

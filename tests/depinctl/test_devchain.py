@@ -79,19 +79,33 @@ def test_single_transactions_walk_a_job_and_decode_reverts(chain: DevChain) -> N
     requester, provider = chain.new_accounts(2, seed="test-devchain-single")
     chain.fund([requester, provider], to_wei(1_000))
     chain.register_provider(provider, to_wei(500))
-    terms = JobTerms(reward=to_wei(1))
+    terms = JobTerms(reward=to_wei(1), verify_mode=1)  # never drawn: it finalizes
 
     job_id = chain.post_job(requester, sample_spec(10_001), terms)
     assert chain.get_job(job_id)["requester"] == requester
     with pytest.raises(TxFailed, match=rf"JobMarket\.WrongStatus\(jobId={job_id}, actual=1, expected=2\)"):
-        chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/x")
+        chain.submit_result(provider, job_id, keccak(b"commitment"), "http://provider/results/x")
     chain.claim_job(provider, job_id)
-    chain.submit_result(provider, job_id, keccak(b"out"), "http://provider/results/x")
+    chain.submit_result(provider, job_id, keccak(b"commitment"), "http://provider/results/x")
     with pytest.raises(TxFailed, match="TooEarly"):
         chain.finalize(job_id)
     chain.advance_time(terms.challenge_window + 1)
+    chain.mine()  # the anchor block (submit block + D) is readable once a later block exists
+    assert chain.is_drawn(job_id) is False
     chain.finalize(job_id)
     assert chain.get_job(job_id)["status"] == FINALIZED
+    # a re-executable job: finalized only when the draw passed it over
+    job_id = chain.post_job(requester, sample_spec(10_002), JobTerms(reward=to_wei(1)))
+    chain.claim_job(provider, job_id)
+    chain.submit_result(provider, job_id, keccak(b"commitment 2"), "http://provider/results/y")
+    chain.advance_time(terms.challenge_window + 1)
+    chain.mine()
+    if chain.is_drawn(job_id):
+        with pytest.raises(TxFailed, match="JobDrawn"):
+            chain.finalize(job_id)
+    else:
+        chain.finalize(job_id)
+        assert chain.get_job(job_id)["status"] == FINALIZED
 
 
 def test_send_bulk_reports_a_reverted_transaction_and_restores_automine(chain: DevChain) -> None:

@@ -102,8 +102,10 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
     env_text = (state_dir / "env").read_text()
     for var in ("DEPIN_RPC_URL", "DEPIN_REDIS_URL", "DEPIN_DEPLOYMENT") + (("DOCKER_HOST",) if states["engine"] != "not wired" else ()):
         assert f"export {var}=" in env_text
-    for role in ("provider", "verifier", "arbiter"):
-        assert (state_dir / "executors" / role / "depin.toml").is_file()
+    assert (state_dir / "executors" / "provider" / "depin.toml").is_file()
+    assert not (state_dir / "executors" / "verifier").exists() and not (state_dir / "executors" / "arbiter").exists()
+    # the court and the randomness are deployed with the market
+    assert {"VerificationCourt", "Randomness"} <= set(deployment["addresses"])
     for name, record in recorded(state_dir).items():
         assert is_ours(record), name
         assert (state_dir / "run" / f"{name}.pid").read_text().strip() == str(record.pid)
@@ -357,15 +359,15 @@ def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
 
 
 def test_devnet_runs_every_executor_component() -> None:
-    """The provider's processes of the devnet are exactly the executor's components, and the
-    verifier and arbiter run whole executors (`executor start`)."""
+    """The provider's processes of the devnet are exactly the executor's components; the old
+    volunteer verifier and arbiter executors are gone (issue 12: the court verifies)."""
     import executor.worker
     from depinctl.devnet import COMPONENTS
 
     dn = Devnet(Path("/nonexistent"))
     roles = {c.name: c.argv(dn)[-1] for c in COMPONENTS if c.name not in ("anvil", "redis", "indexer")}
     assert {name for name, role in roles.items() if role == "provider"} == set(executor.worker.COMPONENTS)
-    assert {name for name, role in roles.items() if role != "provider"} == {"verifier", "arbiter"}
+    assert {name for name, role in roles.items() if role != "provider"} == set()
 
 
 def test_devnet_object_without_state(tmp_path: Path) -> None:

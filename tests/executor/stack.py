@@ -1,13 +1,15 @@
 """A whole executor stack on free local ports, every service a real process:
 
-anvil + the project's ape deploy (devnet parameters; the arbiter role on its own account),
-redis-server, the indexer (``python -m indexer``), the Podman service of the ``engine`` fixture, and
-for each executor (provider, verifier, arbiter) its components started with ``python -m executor``:
+anvil (a block every second besides automining, ``--block-time 1 --mixed-mining``, so that a
+job's anchor block arrives and its draw is readable) + the project's ape deploy (devnet parameters:
+the VerificationCourt, the court's arbiter role on its own account), redis-server, the indexer
+(``python -m indexer``), the Podman service of the ``engine`` fixture, and for each provider
+executor its components started with ``python -m executor``:
 the compute worker, the chain worker, beat, the dispatcher and the result server, each a
 :class:`~depinctl.procs.ManagedProcess` that a test can ``kill -9`` and start again.
 
 Accounts (anvil's development accounts): 0 deployer and faucet, 1 provider, 2 requester,
-3 verifier, 4 a second (test-driven) provider, 5 arbiter, 6 a second requester. The test driver
+3 a test-driven court verifier, 4 a second (test-driven) provider, 5 arbiter, 6 a second requester. The test driver
 (:class:`tests.indexer.services.Market`) sends with ``eth_sendTransaction`` from the accounts no
 executor signs for, so no two senders share a nonce sequence.
 
@@ -53,6 +55,15 @@ EXECUTOR_ENV = {
     "DEPIN_SUBMIT_MARGIN": "3",
     "DEPIN_STOP_GRACE": "10",
 }
+
+
+def terms_for(*, verify_mode: int = 1, **overrides: Any) -> JobTerms:
+    """The tests' job terms: a 1-token reward, the devnet's least collateral (400 %) and shortest
+    challenge window (8 s). Verify mode none by default (never drawn: every job finalizes); tests of
+    the court's side post re-executable jobs (`verify_mode=0`)."""
+    values: dict[str, Any] = {"reward": TOKEN, "claim_window": 600, "max_runtime": 60, "challenge_window": 8, "collateral_pct": 400, "cpu_seconds": 10}
+    values.update(overrides)
+    return JobTerms(verify_mode=verify_mode, **values)
 
 
 def docker_host_of(client: docker.DockerClient) -> str:
@@ -162,7 +173,7 @@ class Stack:
         self.docker_host = docker_host_of(engine)
         self.executors: list[Executor] = []
         self.indexer: ManagedProcess | None = None
-        self.anvil = Anvil(tmp / "anvil")
+        self.anvil = Anvil(tmp / "anvil", "--block-time", "1", "--mixed-mining")
         try:
             accounts = _rpc_accounts(self.anvil.url)  # the arbiter role goes to its own account
             self.deployment = deploy_with_ape(self.anvil.url, tmp / "deployments", extra_args=("--arbiter", accounts[ARBITER]), timeout=180)
@@ -274,7 +285,7 @@ class Stack:
             self.market.fund(self.accounts[a], tokens)
 
     def post(self, spec_bytes: bytes, *, requester: int = REQUESTER, terms: JobTerms | None = None) -> int:
-        return self.market.post_job(self.accounts[requester], spec_bytes, terms or JobTerms(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=4, collateral_pct=100, cpu_seconds=10))
+        return self.market.post_job(self.accounts[requester], spec_bytes, terms or terms_for())
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self.market.get_job(job_id)

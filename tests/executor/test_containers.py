@@ -73,7 +73,7 @@ def run_job(engine, sample_images, work_root, result_store, executor_instance):
 def read_output(store: ResultStore, outcome: Outcome, dest: Path) -> dict[str, str]:
     """The job's /out files (text) from its stored archive."""
     assert outcome.kind == "result", outcome
-    extract_archive(store.path(outcome.digest), dest)
+    extract_archive(store.path(outcome.name), dest)
     return {p.relative_to(dest).as_posix(): p.read_text(errors="replace") for p in dest.rglob("*") if p.is_file()}
 
 
@@ -144,7 +144,7 @@ def test_root_filesystem_and_inputs_are_read_only(run_job, result_store, tmp_pat
     assert files["w"].split("\n")[:5] == [f"{p} denied" for p in ("/x", "/etc/x", "/bin/x", "/in/x", "/in/a")]
     assert "tmp ok" in files["w"]
     assert files["copy"] == "input bytes\n"
-    assert read_exit_code(result_store.path(outcome.digest)) == 7
+    assert read_exit_code(result_store.path(outcome.name)) == 7
 
 
 def test_network_is_loopback_only(run_job, result_store, tmp_path):
@@ -218,7 +218,7 @@ def test_one_gigabyte_of_output_is_stopped_at_the_cap(run_job, engine, work_root
 def test_output_exactly_at_the_cap_is_a_result(run_job, result_store, tmp_path):
     outcome, _ = run_job(["sh", "-c", "head -c 1048576 /dev/zero > /out/f"], output_mb=1)
     assert outcome.kind == "result", outcome
-    assert os.path.getsize(result_store.path(outcome.digest)) > MIB
+    assert os.path.getsize(result_store.path(outcome.name)) > MIB
 
 
 def test_sparse_file_over_the_cap_is_output_too_large(run_job):
@@ -312,7 +312,9 @@ def test_checksum_job_digest_matches_the_downloaded_archive(engine, sample_image
         ]
         first = outcomes[0]
         assert first.kind == "result" and first.exit_code == 0, first
-        assert first.uri == f"http://127.0.0.1:{port}/results/0x{first.digest.hex()}"
+        assert first.uri == f"http://127.0.0.1:{port}/results/{first.name}"  # an opaque name, not the digest
+        assert first.digest.hex() not in first.uri and outcomes[1].name != first.name
+        assert first.match_digest == first.digest  # no output selector: the whole archive must match
         path = download_result(first.uri, first.digest, tmp_path / "dl")
         assert file_sha256(path) == first.digest
         assert outcomes[1].digest == first.digest

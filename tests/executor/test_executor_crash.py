@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from depin.market import JobStatus
-from depinctl.devchain import JobTerms
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, Executor, Stack, spec, terms_for, wait_for
 
 # A job that runs until the test releases it: it waits for /tmp/go (its own tmpfs), which only
 # the test's `exec` creates.
@@ -132,6 +131,7 @@ def test_kill_9_during_the_submission_never_sends_twice(stack: Stack) -> None:
     p, m = stack.provider, stack.market
     first_block = m.block_number() + 1
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
+    m.rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining): hold that too
     m.set_automine(False)
     try:
         _hold_submission_in_pool(stack, job_id)
@@ -155,6 +155,7 @@ def test_kill_9_with_the_submission_still_in_the_pool_waits_for_it(stack: Stack)
     # withdraw queued behind the held submission would block the one-at-a-time chain worker).
     wait_for(lambda: m.withdrawable(stack.accounts[PROVIDER]) == 0, 60, "earlier payouts to be withdrawn")
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"], max_runtime=20))
+    m.rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining): hold that too
     m.set_automine(False)
     try:
         _hold_submission_in_pool(stack, job_id)
@@ -173,7 +174,7 @@ def test_kill_9_between_submission_and_finalization(stack: Stack) -> None:
     """The chain worker dies after the submission; the challenge window closes while nobody can
     finalize; the restarted worker finalizes once."""
     p, m = stack.provider, stack.market
-    terms = JobTerms(reward=TOKEN, claim_window=600, max_runtime=60, challenge_window=600, collateral_pct=100, cpu_seconds=10)
+    terms = terms_for(challenge_window=600)
     job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo done > /out/x"]), terms=terms)
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=120)
     p.kill9("worker-chain")
@@ -230,7 +231,8 @@ def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
 
 
 def _payouts_on_chain(stack: Stack, address: str) -> int:
-    """Sum of payout + emission over the chain's JobFinalized logs for results of `address`."""
+    """Sum of the payouts over the chain's JobFinalized logs for results of `address` (v2: the payout
+    is R + the kappa*f*R rebate, `emission` only names the rebate's part of it: nothing is minted)."""
     m = stack.market
     topic = "0x" + m.codec.topics[("JobMarket", "JobFinalized")].hex()
     logs = m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.market,
@@ -238,7 +240,7 @@ def _payouts_on_chain(stack: Stack, address: str) -> int:
     total = 0
     for entry in logs:
         data = bytes.fromhex(entry["data"][2:])
-        failure, payout, emission = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+        failure, payout = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32))
         if not failure:
-            total += payout + emission
+            total += payout
     return total

@@ -4,11 +4,13 @@ containers and Celery worker processes (tests/executor/stack.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from depin.commitment import commitment
 from depin.market import FailureCode, JobStatus
 from depin.outputs import read_exit_code
 
@@ -37,13 +39,24 @@ def test_happy_path_claim_run_submit_finalize_withdraw(stack: Stack, tmp_path: P
     assert job["provider"] == provider
     submitted = stack.events(job_id, "ResultSubmitted")
     assert len(submitted) == 1
-    result_hash = submitted[0]["args"]["resultHash"]
+    onchain = submitted[0]["args"]["commitment"].lower()
     uri = submitted[0]["args"]["resultURI"]
     body = stack.download(uri)
-    assert "0x" + hashlib.sha256(body).hexdigest() == result_hash.lower()
     archive = tmp_path / "r.tar"
     archive.write_bytes(body)
     assert read_exit_code(archive) == 0
+    # only the salted commitment went on chain; the URI names the archive opaquely; the journal
+    # kept the salt, and the manifest next to the archive lets the requester check it
+    ex = stack.provider
+    journaled = json.loads((ex.workdir / "state" / "journal" / ex.instance() / f"{job_id}.json").read_text())
+    digest = "0x" + hashlib.sha256(body).hexdigest()
+    assert journaled["uri"] == uri and journaled["digest"] == digest and journaled["committed"] == digest
+    assert digest[2:] not in uri and digest[2:] not in json.dumps(submitted[0]["args"])
+    salt = bytes.fromhex(journaled["salt"][2:])
+    assert onchain == journaled["commitment"] == "0x" + commitment(provider, job_id, bytes.fromhex(digest[2:]), salt).hex()
+    assert stack.exec_record(ex, job_id)["commitment"] == journaled["commitment"]
+    manifest = json.loads(stack.download(uri + ".json"))
+    assert manifest["salt"] == journaled["salt"] and manifest["commitment"] == journaled["commitment"]
     # the withdraw beat moves the reward to the provider's wallet
     wait_for(lambda: stack.market.withdrawable(provider) == 0 and stack.market.token_balance(provider) >= wallet_before + TOKEN, 30, "withdrawal")
     assert stack.market.token_balance(provider) >= wallet_before + TOKEN
@@ -82,14 +95,15 @@ def test_a_job_that_tries_to_create_namespaces_fails_inside_and_the_provider_is_
     assert not stack.events(job_id, "FailureSubmitted")
     (submitted,) = stack.events(job_id, "ResultSubmitted")
     body = stack.download(submitted["args"]["resultURI"])
-    assert "0x" + hashlib.sha256(body).hexdigest() == submitted["args"]["resultHash"].lower()
+    salt = bytes.fromhex(json.loads(stack.download(submitted["args"]["resultURI"] + ".json"))["salt"][2:])
+    assert "0x" + commitment(provider, job_id, hashlib.sha256(body).digest(), salt).hex() == submitted["args"]["commitment"].lower()
     archive = tmp_path / "r.tar"
     archive.write_bytes(body)
     assert read_exit_code(archive) != 0
     (finalized,) = stack.events(job_id, "JobFinalized")
     assert finalized["args"]["provider"].lower() == provider.lower()
     assert str(finalized["args"]["failure"]).lower() in ("false", "0")
-    assert int(finalized["args"]["payout"]) == TOKEN
+    assert int(finalized["args"]["payout"]) >= TOKEN  # R + the kappa * fee rebate
     after = stack.market.get_provider(provider)
     assert after["staked"] == before["staked"] and after["jobsSlashed"] == before["jobsSlashed"]
 

@@ -55,7 +55,7 @@ def _logged(ex: Executor, msg: str) -> list[dict[str, Any]]:
 
 
 def _job(stack: Stack, n: int, **terms: Any) -> int:
-    t = {"reward": TOKEN, "claim_window": 600, "max_runtime": 60, "challenge_window": 4, "collateral_pct": 100, "cpu_seconds": 10}
+    t = {"reward": TOKEN, "claim_window": 600, "max_runtime": 60, "challenge_window": 8, "collateral_pct": 400, "cpu_seconds": 10, "verify_mode": 1}
     t.update(terms)
     return stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {n} > /out/n"]), terms=JobTerms(**t))
 

@@ -1,5 +1,5 @@
 """Executor pieces without the chain: the claim policy, leases on a real redis-server, the Celery
-settings' ordering, the broker URL, the redelivery cap and the arbiter's decision."""
+settings' ordering, the broker URL and the redelivery cap."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import redis
 
 from depin.config import DepinConfig, PolicyConfig
 from depin.keys import ExecKeys
-from depin.market import FailureCode, JobStatus, Ruling
+from depin.market import JobStatus
 from depin.spec import parse_spec
 from executor import celery as celery_module
 from executor import jobtask, provider, queue, tasks
-from executor.arbiter import decide
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
 from executor.runtime import broker_url_for
@@ -274,7 +273,8 @@ def test_finalize_due_reaches_past_200(redis_server: RedisServer) -> None:
     pipe.execute()
     finalized: list[list[int]] = []
     client = SimpleNamespace(finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
-                             finalized_count=lambda receipt: len(finalized[-1]))
+                             finalized_count=lambda receipt: len(finalized[-1]),
+                             contracts=SimpleNamespace(job_market=SimpleNamespace(is_drawn=lambda j: j)), read=lambda j: False)
     rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me,
                   reader=IndexerReader(index, keys), client=client, chain_now=lambda: now,
                   job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=deadline[j]))
@@ -282,18 +282,43 @@ def test_finalize_due_reaches_past_200(redis_server: RedisServer) -> None:
     assert finalized == [[550]]
 
 
-# ------------------------------------------------------------------------------------ arbiter
+def test_drawn_jobs_are_never_finalized_and_move_to_the_court(redis_server: RedisServer) -> None:
+    """The beat finalizes only jobs `isDrawn` says were not drawn: a drawn job, and one whose
+    `isDrawn` reverts for good (treated as drawn), leave the set to finalize for the set under
+    verification and are not looked at again; a job whose anchor is not readable yet waits."""
+    from depin.transactions import TxReverted
+    from executor import beat, verification
 
+    me = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    state = redis_server.client(8)
+    state.flushdb()
+    now = 1_800_000_000
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", me)
+    for j in (1, 2, 3, 4):
+        state.zadd(xkeys.submitted, {str(j): now - 10})
+    asked: list[int] = []
 
-def test_the_arbiter_rules_on_digests_and_failure_codes() -> None:
-    result = SimpleNamespace(kind="result", digest=b"\x01" * 32)
-    oom = SimpleNamespace(kind="failure", code=FailureCode.OUT_OF_MEMORY)
-    assert decide(False, b"\x01" * 32, None, result) == Ruling.PROVIDER_WINS
-    assert decide(False, b"\x02" * 32, None, result) == Ruling.CHALLENGER_WINS
-    assert decide(False, b"\x01" * 32, None, oom) == Ruling.CHALLENGER_WINS
-    assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, oom) == Ruling.PROVIDER_WINS
-    assert decide(True, b"\x00" * 32, FailureCode.TIME_LIMIT, oom) == Ruling.CHALLENGER_WINS
-    assert decide(True, b"\x00" * 32, FailureCode.OUT_OF_MEMORY, result) == Ruling.CHALLENGER_WINS
+    def is_drawn(j: int) -> bool:
+        asked.append(j)
+        if j == 3:
+            raise TxReverted("JobMarket.isDrawn", "IRandomness.RandomnessNotReady(blockNumber=9, current=9)")
+        if j == 4:
+            raise TxReverted("JobMarket.isDrawn", "IRandomness.RandomnessExpired(blockNumber=9)")
+        return j == 2
+
+    finalized: list[list[int]] = []
+    client = SimpleNamespace(finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
+                             finalized_count=lambda receipt: len(finalized[-1]),
+                             contracts=SimpleNamespace(job_market=SimpleNamespace(is_drawn=lambda j: j)), read=is_drawn)
+    reader = SimpleNamespace(due_jobs=lambda *a, **k: [])
+    rt = _Runtime(state=state, xkeys=xkeys, role="provider", address=me, reader=reader, client=client, chain_now=lambda: now,
+                  job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=now - 10))
+    assert beat.finalize_due_jobs(rt) == 1
+    assert finalized == [[1]]
+    assert verification.watched(rt) == {2, 4}
+    asked.clear()
+    beat.finalize_due_jobs(rt)
+    assert 2 not in asked and 4 not in asked and 3 in asked  # drawn jobs are never asked again
 
 
 # ------------------------------------------------------------------------------------ dispatcher
@@ -451,3 +476,72 @@ def test_dispatcher_reclaims_failed_entry(dispatcher_env: SimpleNamespace, monke
     _drain(env, until=lambda: ("depin.claim", 31) in env.sent, what=" and retry the failed entry")
     assert attempts == {"31": 2, "32": MAX_ENTRY_FAILURES}
     assert env.sent == [("depin.claim", 31)]
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis_server: RedisServer, tmp_path) -> None:
+    """executor.verification.follow: nothing while no seat has committed; the journal's digest and
+    salt once the reveal phase is open (RevealNotOpen at the estimate: wait); nothing once the chain
+    shows the reveal; the case is closed when the market shows the job settled."""
+    from depin.transactions import TxReverted
+    from executor import verification
+    from executor.results import SubmissionJournal, prepare_submission
+
+    me = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    state = redis_server.client(9)
+    state.flushdb()
+    journal = SubmissionJournal(tmp_path / "journal")
+    sub = prepare_submission(journal, None, job_id=5, spec_hash=b"\x01" * 32, party=me, kind="failure", digest=b"\xee" * 32, code=4)
+    case = [0] * 26
+    case[0], case[7], case[18] = 1, me, 2_000_000_000  # Active, our job, reveal deadline ahead
+    status = {"job": JobStatus.DISPUTED}
+    sent: list[tuple] = []
+    reveal_open = {"value": False}
+
+    class Court:
+        def __init__(self, address, codec) -> None:
+            pass
+
+        def get_case(self, job_id):
+            return ("getCase", job_id)
+
+        def reveal_provider(self, job_id, digest, salt):
+            return ("revealProvider", job_id, digest, salt)
+
+        def advance(self, job_id):
+            return ("advance", job_id)
+
+    def read(call):
+        return tuple(case) if call[0] == "getCase" else ("info",) + (None,) * 11 + ("0xcourt",)
+
+    def send(call):
+        if call[0] == "revealProvider" and not reveal_open["value"]:
+            raise TxReverted("VerificationCourt.revealProvider", "VerificationCourt.RevealNotOpen(jobId=5)")
+        if call[0] == "advance":
+            raise TxReverted("VerificationCourt.advance", "VerificationCourt.NothingDue(jobId=5)")
+        sent.append(call)
+        return SimpleNamespace(tx_hash="0xr")
+
+    client = SimpleNamespace(read=read, send=send, codec=None,
+                             contracts=SimpleNamespace(job_market=SimpleNamespace(verification_info=lambda j: ("info", j))))
+    rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me, client=client,
+                  chain_now=lambda: 1_900_000_000, journal=journal, job=lambda j: SimpleNamespace(status=status["job"]))
+    original = verification.VerificationCourt
+    verification.VerificationCourt = Court  # type: ignore[misc]
+    try:
+        verification.watch(rt, 5, "drawn for audit")
+        assert verification.follow_verifications(rt) == 0 and sent == []  # no commitment yet: nothing to reveal
+        case[21] = 1  # a seat committed
+        assert verification.follow_verifications(rt) == 0 and sent == []  # reveal not open yet
+        reveal_open["value"] = True
+        assert verification.follow_verifications(rt) == 1
+        assert sent == [("revealProvider", 5, bytes.fromhex(sub.committed[2:]), bytes.fromhex(sub.salt[2:]))]
+        case[6] = True  # the chain shows the reveal
+        assert verification.follow_verifications(rt) == 0 and len(sent) == 1
+        status["job"] = JobStatus.RESOLVED
+        verification.follow_verifications(rt)
+        assert verification.watched(rt) == set()
+    finally:
+        verification.VerificationCourt = original  # type: ignore[misc]

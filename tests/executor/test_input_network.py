@@ -5,24 +5,30 @@ A service listens only on 127.0.0.1 (as an admin API on a provider would); a sec
 127.0.0.2 stands for a public source (the provider's ``[policy] input_allow_networks`` lists it,
 since this machine has no internet). A job that points at the loopback service, one redirected
 there by the allowed server, and one at the cloud metadata address each end with an
-InputHashMismatch failure whose published reason and on-chain evidence say nothing the service
-sent; the service is never contacted; the provider keeps its stake; the next job runs."""
+InputHashMismatch failure whose published reason says nothing the service sent (only a salted
+commitment to the failure code goes on chain); the service is never contacted. An input failure is
+an availability failure, "no fault but not free": the market reopens the job at once and burns 2 %
+of the reward from the provider's collateral; the executor never claims the job again; the next job
+runs."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from depin.commitment import commitment, failure_digest
 from depin.market import FailureCode, JobStatus
-from executor.execute import failure_evidence
 
 from .recording_server import RecordingServer
-from .stack import PROVIDER, REQUESTER, Stack, spec
+from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec, wait_for
+
+NO_FAULT_FEE = TOKEN * 200 // 10_000  # noFaultFeeBps of a 1-token reward, from each side
 
 SECRET = b"admin-config: token=hunter2\n"
 SECRET_SHA = hashlib.sha256(SECRET).hexdigest()
@@ -74,9 +80,15 @@ def _assert_clean_failure(stack: Stack, job_id: int, *, internal_port: int | Non
         assert leaked not in reason
     if internal_port is not None:  # a redirect's target is not the requester's to learn
         assert str(internal_port) not in reason and "/admin" not in reason
-    # the on-chain evidence is the hash of exactly that text (the job, the code, the image, the reason)
-    evidence = failure_evidence(job_id, FailureCode.INPUT_HASH_MISMATCH, reason, stack.images["busybox"])
-    assert failures[0]["args"]["evidenceHash"].lower() == "0x" + hashlib.sha256(evidence.encode()).hexdigest()
+    # on chain only the salted commitment to the code; the job reopened and we refuse it for good
+    provider = stack.accounts[PROVIDER]
+    ex = stack.provider
+    entry = json.loads((ex.workdir / "state" / "journal" / ex.instance() / f"{job_id}.json").read_text())
+    salt = bytes.fromhex(entry["salt"][2:])
+    expected = "0x" + commitment(provider, job_id, failure_digest(FailureCode.INPUT_HASH_MISMATCH), salt).hex()
+    assert failures[0]["args"]["commitment"].lower() == expected == record["commitment"]
+    assert record["state"] == "no_fault" and record.get("refused")
+    assert len(stack.events(job_id, "NoFaultFailure")) == 1
     return reason
 
 
@@ -90,16 +102,18 @@ def test_inputs_aimed_at_the_providers_network_fail_cleanly_and_the_next_job_run
     redirected = _input_job(stack, f"{allowed.base}/hop", "ee" * 32)
     metadata = _input_job(stack, "http://169.254.169.254/latest/meta-data/iam/security-credentials/", "ee" * 32)
     for job_id in (loopback, redirected, metadata):
-        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
+        wait_for(lambda j=job_id: stack.events(j, "NoFaultFailure"), 60, f"job {job_id}'s availability failure")
+        assert stack.status(job_id) == JobStatus.OPEN  # reopened at once, for another provider
 
     _assert_clean_failure(stack, loopback)
     assert "a redirect from" in _assert_clean_failure(stack, redirected, internal_port=internal.port)
     _assert_clean_failure(stack, metadata)
     assert internal.connections == 0 and internal.requests == []  # never contacted, not even a TCP connect
     assert [r.path for r in allowed.requests] == ["/hop"]  # only the first, allowed hop
-    # nothing burned: the stake is whole and no collateral is left locked
+    # no fault but not free: 2 % of R burned from the collateral per job, the rest unlocked
     info = stack.market.get_provider(provider)
-    assert info["staked"] == staked_before and info["locked"] == 0
+    assert info["staked"] == staked_before - 3 * NO_FAULT_FEE and info["locked"] == 0
+    staked_before = info["staked"]
 
     # the next job, with an input from the allowed source, runs and its result carries the input
     normal = _input_job(stack, f"{allowed.base}/data", hashlib.sha256(PUBLIC).hexdigest())
@@ -110,6 +124,9 @@ def test_inputs_aimed_at_the_providers_network_fail_cleanly_and_the_next_job_run
         member = next(m for m in tar.getmembers() if m.name.endswith("copy"))
         assert tar.extractfile(member).read() == PUBLIC  # type: ignore[union-attr]
     assert stack.market.get_provider(provider)["staked"] == staked_before
+    # the reopened jobs were never claimed again by this executor
+    for job_id in (loopback, redirected, metadata):
+        assert stack.status(job_id) == JobStatus.OPEN and len(stack.events(job_id, "JobClaimed")) == 1
 
     # the internal service was up all along: it answers the test itself
     assert httpx.get(f"http://127.0.0.1:{internal.port}{ADMIN}", timeout=5).content == SECRET

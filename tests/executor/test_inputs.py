@@ -219,7 +219,7 @@ def test_execute_good_input_runs(engine, sample_images, work_root, result_store,
         labels={LABEL_EXECUTOR: executor_instance}, input_allow_networks=LOCAL,
     )
     assert outcome.kind == "result" and outcome.exit_code == 0, outcome
-    assert os.path.getsize(result_store.path(outcome.digest)) == outcome.size
+    assert os.path.getsize(result_store.path(outcome.name)) == outcome.size
 
 
 # --- the provider's own network is out of reach ------------------------------------------------
@@ -378,7 +378,7 @@ def test_execute_job_sees_x_and_x_partial(engine, sample_images, work_root, resu
     )
     assert outcome.kind == "result" and outcome.exit_code == 0, outcome
     out = tmp_path / "out"
-    extract_archive(result_store.path(outcome.digest), out)
+    extract_archive(result_store.path(outcome.name), out)
     assert (out / "ls").read_text().split() == [".", "..", "X", "X.partial"]
     assert (out / "both").read_bytes() == DATA + other
 

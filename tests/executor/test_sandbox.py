@@ -95,7 +95,7 @@ def run_job(engine, sample_images, work_root, result_store, executor_instance):
 
 def _files(store: ResultStore, outcome: Outcome, dest: Path) -> dict[str, str]:
     assert outcome.kind == "result", outcome
-    extract_archive(store.path(outcome.digest), dest)
+    extract_archive(store.path(outcome.name), dest)
     return {p.relative_to(dest).as_posix(): p.read_text(errors="replace") for p in dest.rglob("*") if p.is_file()}
 
 

@@ -117,14 +117,21 @@ def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
 
 @dataclass(frozen=True)
 class Terms(JobTerms):
-    """:class:`~depinctl.devchain.JobTerms` with the tests' defaults (a 30 s challenge window, full collateral)."""
+    """:class:`~depinctl.devchain.JobTerms` with the tests' defaults: a 30 s challenge window (the
+    devnet parameters' minimum is 8 s), the least collateral (400 %), and verify mode none (1: never
+    drawn, so every job the scenarios finalize does finalize whatever the block hashes; re-executed
+    jobs, verify mode 0, are settled through the court in the scenarios)."""
 
     reward: int = 10 * TOKEN
     claim_window: int = 600
     max_runtime: int = 60
     challenge_window: int = 30
-    collateral_pct: int = 100
+    collateral_pct: int = 400
     cpu_seconds: int = 60
+    verify_mode: int = 1
+
+
+REEXEC = Terms(verify_mode=0)
 
 
 class _Address(str):
@@ -151,6 +158,12 @@ class Market(DevChain):
         return _Address(self.addresses["ProviderStaking"])
 
     @property
+    def court_address(self) -> _Address:
+        """The deployment's court: the TestCourt stand-in (depinctl.deploy.court_contract_name),
+        through which the scenarios end re-executed jobs with every Outcome."""
+        return _Address(self.addresses["VerificationCourt"])
+
+    @property
     def bystander(self) -> str:
         return self.accounts[9]
 
@@ -160,6 +173,17 @@ class Market(DevChain):
         self.transact(self.deployer, "RewardToken", "mint", account, tokens * TOKEN)
         self.approve(account, self.market)
         self.approve(account, self.staking)
+
+    def begin(self, job_id: int) -> None:
+        """The court starts verifying the job (``beginVerification``: Submitted -> Disputed)."""
+        self.send(self.bystander, self.contracts.test_court.begin(job_id))
+
+    def settle(self, job_id: int, outcome: int) -> None:
+        """The court ends the job with `outcome` (:class:`depin.market.Outcome`)."""
+        self.send(self.bystander, self.contracts.test_court.settle(job_id, outcome))
+
+    def flush_burn(self) -> None:
+        self.send(self.bystander, self.contracts.job_market.flush_burn())
 
     def register(self, provider: str, stake: int = 1_000 * TOKEN, endpoint: str | None = None) -> None:
         self.register_provider(provider, stake, endpoint or f"http://{provider[:8].lower()}.local:8700", keccak(text=provider))
@@ -176,27 +200,20 @@ class Market(DevChain):
 
     @staticmethod
     def result_of(job_id: int, uri: str | None = None) -> tuple[bytes, str]:
-        """The result hash and URI the tests submit for `job_id`."""
-        return keccak(text=f"result-{job_id}"), uri or f"http://results.local/{job_id}"
+        """The commitment and (opaque) URI the tests submit for `job_id`."""
+        return keccak(text=f"commitment-{job_id}"), uri or f"http://results.local/r/{keccak(text=str(job_id)).hex()}"
 
     def submit(self, provider: str, job_id: int, uri: str | None = None) -> None:
         self.submit_result(provider, job_id, *self.result_of(job_id, uri))
 
     def fail(self, provider: str, job_id: int, code: int = 3) -> None:
-        self.submit_failure(provider, job_id, code, keccak(text=f"evidence-{job_id}"))
+        self.submit_failure(provider, job_id, code, keccak(text=f"failure-{job_id}"))
 
     def finalize(self, job_id: int, sender: str | None = None) -> dict[str, Any]:
         return super().finalize(job_id, sender or self.bystander)
 
     def finalize_many(self, job_ids: Sequence[int], sender: str | None = None) -> dict[str, Any]:
         return super().finalize_many(job_ids, sender or self.bystander)
-
-    def rule(self, job_id: int, ruling: int) -> None:  # type: ignore[override]
-        """The arbiter (the deployer) rules: 1 ProviderWins, 2 ChallengerWins."""
-        super().rule(job_id, ruling, keccak(text=f"ruling-{job_id}"), arbiter=self.deployer)
-
-    def settle(self, job_id: int, sender: str | None = None) -> None:
-        self.settle_unresolved(job_id, sender or self.bystander)
 
     def timeout(self, job_id: int, sender: str | None = None) -> None:
         self.timeout_job(job_id, sender or self.bystander)
@@ -214,8 +231,8 @@ class Market(DevChain):
 def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[str, int]:
     """Every transition type the contracts emit, in one story. Returns job ids by role."""
     step = on_step or (lambda: None)
-    requester, provider, provider2, challenger, other = m.accounts[1:6]
-    for a in (requester, provider, provider2, challenger, other):
+    requester, provider, provider2, _, other = m.accounts[1:6]
+    for a in (requester, provider, provider2, other):
         m.fund(a)
     m.register(provider)
     m.register(provider2, 500 * TOKEN)
@@ -224,14 +241,14 @@ def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[
     m.deposit(requester, 15 * TOKEN)
     step()
     ids: dict[str, int] = {}
-    # happy path, reward partly from the deposit
+    # happy path, the escrow (R + fee) from the deposit
     ids["finalized"] = j = m.post(requester, n=1)
     m.claim(provider, j)
     m.submit(provider, j)
     # failure submission, finalized through finalizeMany
     ids["failed"] = f = m.post(requester, n=2)
     m.claim(provider2, f)
-    m.fail(provider2, f, code=2)
+    m.fail(provider2, f, code=3)
     ids["many"] = g = m.post(other, n=3)
     m.claim(provider, g)
     m.submit(provider, g)
@@ -240,23 +257,36 @@ def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[
     m.finalize(j)
     m.finalize_many([f, g, 999])
     step()
-    # disputes: provider wins, challenger wins, no ruling
-    ids["provider_wins"] = a = m.post(requester, n=4)
-    ids["challenger_wins"] = b = m.post(requester, n=5)
-    ids["unresolved"] = c = m.post(other, n=6)
-    for x in (a, b, c):
-        m.claim(provider, x)
-    m.submit(provider, a)
-    m.submit(provider, b)
-    m.fail(provider, c, code=5)
-    m.challenge(challenger, a)
-    m.challenge(requester, b)  # the requester wins its own challenge: all of the collateral is burned
-    m.challenge(challenger, c)
-    m.rule(a, 1)
-    m.rule(b, 2)
+    # availability failures: no fault but not free; reopened, or refunded once the claim window is over
+    ids["no_fault_reopened"] = nf = m.post(other, terms=REEXEC, n=14)
+    m.claim(provider, nf)
+    m.fail(provider, nf, code=2)
+    ids["no_fault_expired"] = ne = m.post(other, terms=Terms(claim_window=5), n=15)
+    m.claim(provider2, ne)
+    m.advance_time(6)
+    m.fail(provider2, ne, code=1)
     step()
-    m.advance_time(121)
-    m.settle(c)
+    # re-executed jobs ended by the court with every outcome (the TestCourt stand-in passes them on)
+    ids["provider_right"] = a = m.post(requester, terms=REEXEC, n=4)
+    ids["provider_wrong"] = b = m.post(requester, terms=REEXEC, n=5)
+    ids["split"] = c = m.post(other, terms=REEXEC, n=6)
+    ids["unaudited"] = u = m.post(other, terms=REEXEC, n=16)
+    ids["canary"] = cn = m.post(requester, terms=REEXEC, n=17)
+    ids["failure_right"] = fr = m.post(other, terms=REEXEC, n=18)
+    for x in (a, b, c, u, cn, fr):
+        m.claim(provider, x)
+    for x in (a, b, c, u, cn):
+        m.submit(provider, x)
+    m.fail(provider, fr, code=5)
+    for x in (a, b, c, fr):
+        m.begin(x)
+    m.settle(a, 1)  # ProviderRight
+    m.settle(b, 2)  # ProviderWrong: the collateral is slashed to the court
+    m.settle(c, 3)  # Split
+    m.settle(u, 4)  # Unaudited (settled from Submitted: drawn, nobody audited)
+    m.settle(cn, 5)  # Canary
+    m.settle(fr, 1)  # a failure confirmed
+    step()
     # expiry, timeout with reopen, timeout with refund, cancel
     ids["expired"] = e = m.post(requester, terms=Terms(claim_window=5), n=7)
     ids["reopened"] = r = m.post(requester, n=8)
@@ -275,14 +305,15 @@ def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[
     # a spec that hashes right but is not JSON
     ids["invalid_spec"] = m.post(other, spec=b"this is not json {", n=11)
     # open jobs left as they are
-    ids["open"] = m.post(requester, terms=Terms(reward=3 * TOKEN, collateral_pct=200), n=12)
+    ids["open"] = m.post(requester, terms=Terms(reward=3 * TOKEN, collateral_pct=500), n=12)
     ids["claimed"] = cl = m.post(other, n=13)
     m.claim(provider, cl)
-    # balances out, unbonding
+    # balances out, the burn flushed, unbonding
     m.withdraw(provider)
     m.withdraw(requester)
+    m.flush_burn()
     m.request_unstake(provider2, 100 * TOKEN)
-    m.advance_time(61)
+    m.advance_time(int(m.read(m.contracts.provider_staking.unbonding_delay())) + 1)  # 30 days on the devnet (C9)
     m.withdraw_unstaked(provider2)
     m.request_unstake(provider, 50 * TOKEN)
     step()
@@ -298,12 +329,12 @@ def bulk_jobs(m: Market, count: int, per_block: int = 8, start_n: int = 1000) ->
         m.register(provider, 100_000 * TOKEN)
     first = m.job_count() + 1
     ids = list(range(first, first + count))
-    terms = Terms(reward=TOKEN, challenge_window=2).as_tuple()
+    terms = Terms(reward=TOKEN, challenge_window=8).as_tuple()  # the devnet parameters' minimum window
     specs = {i: example_spec(start_n + i) for i in ids}
     m.send_bulk([m.tx(requester, "JobMarket", "postJob", keccak(specs[i]), specs[i], terms, gas=BULK_GAS) for i in ids], per_block=per_block)
     m.send_bulk([m.tx(provider, "JobMarket", "claimJob", i, gas=BULK_GAS) for i in ids], per_block=per_block)
     m.send_bulk([m.tx(provider, "JobMarket", "submitResult", i, *m.result_of(i), gas=BULK_GAS) for i in ids], per_block=per_block)
-    m.advance_time(3)
+    m.advance_time(9)
     batches = [ids[i : i + 10] for i in range(0, count, 10)]
     m.send_bulk([m.tx(m.bystander, "JobMarket", "finalizeMany", b, gas=BULK_GAS) for b in batches], per_block=per_block)
 

@@ -92,7 +92,9 @@ def test_malformed_logs_are_skipped_with_a_reason(populated_env: ChainEnv, caplo
         "needs 4 topics": {**posted, "topics": posted["topics"][:2]},
         "data is": {**claimed, "data": claimed["data"][:-2]},
         "padding": {**claimed, "topics": [claimed["topics"][0], claimed["topics"][1], "0x" + "ff" * 32]},
-        "out of bounds": {**posted, "data": posted["data"][:2 + 64 * 7] + "f" * 64 + posted["data"][2 + 64 * 8:]},
+        # JobPosted's 11th head word (index 10: the 7 words of the terms, fromCredit, auditBps,
+        # paramsVersion) is the spec's offset.
+        "out of bounds": {**posted, "data": posted["data"][:2 + 64 * 10] + "f" * 64 + posted["data"][2 + 64 * 11:]},
         "removed": {**posted, "removed": True},
         "KeyError": {k: v for k, v in posted.items() if k != "blockHash"},
         "undecodable": {**posted, "data": None},
@@ -106,8 +108,13 @@ def test_malformed_logs_are_skipped_with_a_reason(populated_env: ChainEnv, caplo
 
 
 def _forged_job_posted(market: str, like: dict[str, Any], job_id: int, spec: bytes, spec_hash: bytes) -> dict[str, Any]:
-    topic0 = "0x" + keccak(text="JobPosted(uint256,address,bytes32,uint96,uint96,uint32,uint24,uint24,uint16,uint32,bytes)").hex()
-    data = encode(["uint96", "uint96", "uint32", "uint24", "uint24", "uint16", "uint32", "bytes"], [10**18, 0, 2**31, 60, 30, 100, 60, spec])
+    topic0 = "0x" + keccak(
+        text="JobPosted(uint256,address,bytes32,(uint96,uint32,uint24,uint24,uint16,uint32,uint8),uint96,uint16,uint32,bytes)"
+    ).hex()
+    data = encode(
+        ["(uint96,uint32,uint24,uint24,uint16,uint32,uint8)", "uint96", "uint16", "uint32", "bytes"],
+        [(10**18, 600, 60, 30, 400, 60, 1), 0, 0, 1, spec],
+    )
     return {
         **like,
         "address": market.lower(),

@@ -30,6 +30,9 @@ SPEC = canonical_json({"v": 1, "image": "depin/busybox@sha256:" + "ab" * 32, "co
                        "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10}})
 
 
+PARAMS_V1 = {"feeBps": 200, "auditFeeBps": 11_000, "kappaBps": 5_000, "paused": False}
+
+
 def _challenge_deadline(job_id: int) -> int:
     """Ids 1-200 are inside their challenge window; 201-600 are past it, the highest ids earliest."""
     return NOW + 10_000 + job_id if job_id <= 200 else NOW - job_id
@@ -56,6 +59,8 @@ class Chain:
 
     def block(self, number: int, events: list[tuple[str, dict[str, Any]]], *, undo: bool = False) -> None:
         evs = [Event(name, "JobMarket", MARKET, number, _hash(number), _hash(10_000 + i), i, args) for i, (name, args) in enumerate(events)]
+        for ev in evs:
+            ev.timestamp = NOW  # the follower stamps JobPosted with its block's timestamp
         read, absent = self.reducer.prefetch(evs)
         loaded = self.store.read_hashes(read)
         loaded.update({key: {} for key in absent})
@@ -85,14 +90,16 @@ def market(server: RedisServer) -> Chain:
     client.flushdb()
     chain = Chain(client)
     ids = range(1, JOBS + 1)
-    chain.block(1, [("JobPosted", {
-        "jobId": j, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(), "reward": 10**18, "fromCredit": 0,
-        "claimDeadline": NOW + j, "maxRuntime": 60, "challengeWindow": 600, "collateralPct": 10, "cpuSeconds": 10, "spec": SPEC,
-    }) for j in [*ids, JOBS + 1]])
-    chain.block(2, [("JobClaimed", {"jobId": j, "provider": _provider(j), "collateral": 10**17, "submitDeadline": NOW + 5_000})
+    chain.block(1, [("MarketParamsUpdated", {"version": 1, "params": PARAMS_V1}), *(("JobPosted", {
+        "jobId": j, "requester": REQUESTER, "specHash": "0x" + spec_hash(SPEC).hex(),
+        "terms": {"reward": 10**18, "claimWindow": j, "maxRuntime": 60, "challengeWindow": 600, "collateralPct": 400,
+                  "cpuSeconds": 10, "verifyMode": 0},
+        "fromCredit": 0, "auditBps": 3085, "paramsVersion": 1, "spec": SPEC,
+    }) for j in [*ids, JOBS + 1])])
+    chain.block(2, [("JobClaimed", {"jobId": j, "provider": _provider(j), "collateral": 4 * 10**18, "submitDeadline": NOW + 5_000})
                     for j in ids])
-    chain.block(3, [("ResultSubmitted", {"jobId": j, "provider": _provider(j), "resultHash": _hash(j), "resultURI": f"http://r/{j}",
-                                         "challengeDeadline": _challenge_deadline(j)}) for j in ids])
+    chain.block(3, [("ResultSubmitted", {"jobId": j, "provider": _provider(j), "commitment": _hash(j), "resultURI": f"http://r/{j}",
+                                         "challengeDeadline": _challenge_deadline(j), "anchorBlock": 4}) for j in ids])
     return chain
 
 
@@ -131,14 +138,18 @@ def test_the_provider_filter_is_exact(reader: IndexerReader) -> None:
 
 
 def test_a_reorg_undoes_a_deadline_move(market: Chain, reader: IndexerReader) -> None:
-    """A challenge moves job 550 to the Disputed set with its resolve deadline; rolling the block
-    back puts it back into the Submitted set at its challenge deadline."""
+    """The court starting a verification moves job 550 out of the Submitted set; the Disputed set
+    scores it by the court's next deadline once the court drew its seats (redraw due after the seat
+    deadline); rolling the block back puts it back into the Submitted set at its challenge deadline."""
     before = market.cursor
-    market.block(4, [("JobChallenged", {"jobId": 550, "challenger": PROVIDER_2, "bond": 10**17, "resolver": RESOLVER,
-                                        "resolveDeadline": NOW - 1})], undo=True)
+    market.block(4, [("VerificationStarted", {"jobId": 550, "court": RESOLVER})], undo=True)
     assert 550 not in reader.due_jobs("Submitted", NOW, limit=1_000)
+    assert reader.due_jobs("Disputed", NOW + 10**6) == []  # no court deadline known yet
+    market.block(5, [("SeatsDrawn", {"jobId": 550, "round": 0, "k": 1, "redraws": 0, "anchor": 5, "seatDeadline": NOW - 1,
+                                     "commitDeadline": NOW + 100, "revealDeadline": NOW + 200})], undo=True)
     assert reader.due_jobs("Disputed", NOW) == [550]
-    market.rollback(before, [4])
+    assert reader.due_jobs("Disputed", NOW - 1) == []
+    market.rollback(before, [4, 5])
     assert reader.due_jobs("Disputed", NOW + 10**6) == []
     assert reader.due_jobs("Submitted", NOW, limit=1_000) == _past_due()
 

@@ -63,10 +63,10 @@ def test_every_transition_type_was_indexed(followed: ChainEnv) -> None:
     entries = stream_entries(followed.client(LIVE), followed.keys)
     names = {e["event"] for e in entries}
     expected = {
-        "JobPosted", "JobClaimed", "ResultSubmitted", "FailureSubmitted", "JobChallenged", "JobFinalized",
-        "JobCancelled", "JobExpired", "JobTimedOut", "DisputeResolved", "Deposited", "Withdrawn",
-        "ProviderRegistered", "Staked", "UnstakeRequested", "UnstakeWithdrawn", "MetadataUpdated", "Slashed",
-        "MarketParamsUpdated", "EmissionParamsUpdated", "ResolverUpdated", "StakingParametersUpdated",
+        "JobPosted", "JobClaimed", "ResultSubmitted", "FailureSubmitted", "NoFaultFailure", "JobFinalized",
+        "VerificationStarted", "JobSettled", "JobCancelled", "JobExpired", "JobTimedOut", "BurnFlushed", "Deposited",
+        "Withdrawn", "ProviderRegistered", "Staked", "UnstakeRequested", "UnstakeWithdrawn", "MetadataUpdated",
+        "Slashed", "MarketParamsUpdated", "StakingParametersUpdated",
     }
     assert expected <= names, expected - names
     assert all(e["kind"] == "event" for e in entries)
@@ -74,8 +74,10 @@ def test_every_transition_type_was_indexed(followed: ChainEnv) -> None:
     assert order == sorted(order) and len(set(order)) == len(order)
     meta = followed.client(LIVE).hgetall(followed.keys.meta)
     assert int(meta["eventsApplied"]) == len(entries)
-    rulings = {json.loads(e["args"])["ruling"] for e in entries if e["event"] == "DisputeResolved"}
-    assert rulings == {"0", "1", "2"}
+    outcomes = {json.loads(e["args"])["outcome"] for e in entries if e["event"] == "JobSettled"}
+    assert outcomes == {"1", "2", "3", "4", "5"}
+    reopened = {json.loads(e["args"])["reopened"] for e in entries if e["event"] == "NoFaultFailure"}
+    assert reopened == {True, False}
 
 
 def test_indexed_state_equals_the_contracts_views(followed: ChainEnv) -> None:
@@ -90,12 +92,19 @@ def test_indexed_state_equals_the_contracts_views(followed: ChainEnv) -> None:
         assert job["requester"] == chain["requester"]
         assert int(job["reward"]) == chain["reward"]
         assert int(job["collateral"]) == chain["collateral"]
-        assert int(job["claimDeadline"]) == chain["claimDeadline"]
+        assert int(job["fee"]) == chain["fee"], job_id
+        assert int(job["auditFee"]) == chain["auditFee"]
+        assert int(job["auditBps"]) == chain["auditBps"] and int(job["paramsVersion"]) == chain["paramsVersion"]
+        assert job["verifyMode"] == ("reexec", "none")[chain["verifyMode"]]
         assert int(job["deadline"]) == chain["deadline"], job_id
         assert (job.get("provider") or "0x" + "0" * 40) == chain["provider"], job_id
-        assert (job.get("challenger") or "0x" + "0" * 40) == chain["challenger"]
-        assert (job.get("failure") == "1") == chain["failure"]
-        assert job["specHash"] == "0x" + chain["specHash"].hex()
+        if chain["commitment"] != b"\0" * 32:  # submitted: the commitment replaced the spec hash on chain
+            assert job["commitment"] == "0x" + chain["commitment"].hex()
+            assert int(job["anchorBlock"]) == chain["anchorBlock"]
+            assert int(job.get("failureCode") or 0) == chain["failureCode"]
+        else:
+            assert int(job["claimDeadline"]) == chain["claimDeadline"]
+            assert job["specHash"] == "0x" + chain["specHash"].hex(), job_id
         assert r.zscore(k.jobs_by_status(job["status"]), job_id) == job_id
         assert r.zscore(k.jobs_by_requester(job["requester"]), job_id) == job_id
         history = json.loads(job["history"])
@@ -120,13 +129,18 @@ def test_indexed_state_equals_the_contracts_views(followed: ChainEnv) -> None:
 
 
 def test_totals_satisfy_the_conservation_invariants(followed: ChainEnv) -> None:
-    """Market totals reproduce the contracts' conservation sentences: the market holds escrowed +
-    bonds + withdrawable tokens; the staking contract holds staked + unbonding."""
+    """Market totals reproduce the contracts' conservation sentences: the market holds escrowed
+    (R + fee + A of live jobs) + withdrawable + pendingBurn tokens; the staking contract holds
+    staked + unbonding; the court received the audit fees and the slashed collateral; the burn
+    went down by what was flushed."""
     r, k, m = followed.client(LIVE), followed.keys, followed.market
     t = {f: int(v) for f, v in r.hgetall(k.totals).items()}
-    assert m.token_balance(m.market.address) == t["escrowed"] + t.get("bonds", 0) + t["withdrawable"]
+    assert m.token_balance(m.market.address) == t["escrowed"] + t["withdrawable"] + t["pendingBurn"]
+    assert t["pendingBurn"] == m.read(m.contracts.job_market.pending_burn())
     assert m.token_balance(m.staking.address) == t["staked"] + t["unbonding"]
-    assert t["slashed"] > 0 and t["burned"] > 0 and t["emitted"] > 0 and t["refunded"] > 0
+    assert m.token_balance(m.court_address) == t["toCourt"] + t["slashedToCourt"]
+    assert t["burned"] == t["flushed"] + t["pendingBurn"] and t["flushed"] > 0
+    assert t["slashed"] > 0 and t["emitted"] > 0 and t["refunded"] > 0 and t["paid"] > 0
 
 
 def test_invalid_spec_is_indexed_as_invalid(followed: ChainEnv) -> None:

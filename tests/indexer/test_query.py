@@ -94,7 +94,7 @@ def write_job(r: redis.Redis, keys: Keys, job_id: int, status: str, requester: s
         fields |= {"provider": provider, "providers": provider, "submitDeadline": "1800000600",
                    "deadline": "1800000600", "claimedBlock": str(claimed), "updatedBlock": str(claimed)}
     if status == "Finalized":
-        fields |= {"failure": "0", "resultHash": "0x" + "cd" * 32, "resultURI": "ipfs://result",
+        fields |= {"failure": "0", "commitment": "0x" + "cd" * 32, "resultURI": "ipfs://result",
                    "payout": str(reward), "emission": "0"}
     fields["history"] = json.dumps(history)
     pipe = r.pipeline()
@@ -124,8 +124,9 @@ def write_sample(r: redis.Redis, keys: Keys, now: float = NOW) -> None:
     write_provider(r, keys, PROVIDER_2, 2, 200 * TOKEN, TOKEN // 10 * 5)
     r.hset(keys.totals, mapping={
         "jobs": "5", "Open": "2", "Claimed": "1", "Finalized": "1", "Disputed": "1",
-        "escrowed": str(14 * TOKEN), "bonds": str(TOKEN // 2), "withdrawable": str(10 * TOKEN),
-        "paid": str(10 * TOKEN), "refunded": "0", "emitted": "0", "slashed": "0", "burned": "0",
+        "escrowed": str(14 * TOKEN), "pendingBurn": str(TOKEN // 2), "withdrawable": str(10 * TOKEN),
+        "paid": str(10 * TOKEN), "refunded": "0", "emitted": "0", "slashed": "0", "burned": str(TOKEN // 2),
+        "flushed": "0", "toCourt": "0",
         "deposited": "0", "withdrawn": "0", "providers": "2", "staked": str(700 * TOKEN),
         "locked": str(TOKEN // 10 * 8), "unbonding": "0",
     })
@@ -243,7 +244,7 @@ def test_providers(reader: IndexerReader, sample: Keys) -> None:
 def test_totals_count_statuses_from_the_indexes(reader: IndexerReader, sample: Keys) -> None:
     totals = reader.totals()
     assert totals.jobs == 5 and (totals.escrowed, totals.paid) == (14 * TOKEN, 10 * TOKEN)
-    assert (totals.bonds, totals.providers, totals.staked) == (TOKEN // 2, 2, 700 * TOKEN)
+    assert (totals.pending_burn, totals.providers, totals.staked) == (TOKEN // 2, 2, 700 * TOKEN)
     assert totals.by_status["Open"] == 2 and totals.by_status["Disputed"] == 1 and totals.by_status["Expired"] == 0
     assert totals.extra == {}
 

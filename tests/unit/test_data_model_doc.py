@@ -10,7 +10,7 @@ from eth_utils import to_checksum_address
 
 from depin.deployment import REPO_ROOT
 from depin.keys import JOB_STATUSES, Keys
-from indexer.reducer import FAILURE_CODES, RULINGS
+from indexer.reducer import FAILURE_CODES, OUTCOMES, VERIFY_MODES
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 INTERFACE = (REPO_ROOT / "contracts" / "interfaces" / "IJobMarket.sol").read_text(encoding="utf-8")
@@ -47,10 +47,14 @@ def test_failure_code_table_matches_the_indexer_and_the_contract() -> None:
     assert tuple(name for name, _ in table) == _solidity_enum("FailureCode")
 
 
-def test_ruling_table_matches_the_indexer_and_the_contract() -> None:
-    table = _table("ruling")
-    assert table == [(name, i) for i, name in enumerate(RULINGS)]
-    assert tuple(name for name, _ in table) == _solidity_enum("Ruling")
+def test_outcome_table_matches_the_indexer_and_the_contract() -> None:
+    table = _table("outcome")
+    assert table == [(name, i) for i, name in enumerate(OUTCOMES)]
+    assert tuple(name for name, _ in table) == _solidity_enum("Outcome")
+
+
+def test_verify_mode_table_matches_the_indexer() -> None:
+    assert _table("verifyMode") == [(name, i) for i, name in enumerate(VERIFY_MODES)] == [("reexec", 0), ("none", 1)]
 
 
 def test_addresses_in_key_names_are_lower_case_as_documented() -> None:
@@ -60,7 +64,7 @@ def test_addresses_in_key_names_are_lower_case_as_documented() -> None:
     who = to_checksum_address("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
     keys = Keys(31337, market)
     assert keys.prefix == f"depin:31337:{market.lower()}" and market != market.lower()
-    built = [keys.provider(who), keys.account(who), keys.jobs_by_requester(who), keys.jobs_by_provider(who)]
+    built = [keys.provider(who), keys.account(who), keys.verifier(who), keys.jobs_by_requester(who), keys.jobs_by_provider(who)]
     assert all(key.endswith(":" + who.lower()) for key in built)
     assert ":provider:" + who.lower() in README
     assert "`{market}` is the JobMarket address in **lower-case** hex" in README

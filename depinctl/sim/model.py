@@ -63,6 +63,7 @@ class Branch:
     runs: dict[str, int] = field(default_factory=dict)
     outcome: str = ""
     note: str = ""
+    excluded: set[str] = field(default_factory=set)  # roles not honest in this branch (a no-show)
 
     def as_dict(self, reward: int) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class Branch:
             "outcome": self.outcome,
             "payoff_R": {role: round(v / reward, 6) for role, v in sorted(self.payoff.items())},
             "runs": dict(sorted(self.runs.items())),
+            "not_honest": sorted(self.excluded),
             "note": self.note,
         }
 
@@ -110,28 +112,45 @@ class Row:
 
     @property
     def honest_loss(self) -> float | None:
-        """E[sum over honest roles of what each lost against its budgeted payoff], in R.
+        """E[sum over honest roles of the tokens each lost against its budget], in R.
 
-        A role's budget (`honest_reference`, default 0) is what it accepts in the honest world:
-        the requester pays R(1 + f) + A at most; an honest provider, verifier or juror must not end
-        below zero after paying c per run. Losses only: a role that ends above its budget counts 0.
+        A role's budget (`honest_reference`, default 0) is what it accepts in the honest world: the
+        requester pays R(1 + f) + A at most; an honest provider, verifier or juror must not end with
+        fewer tokens than it started with. Losses only: a role above its budget counts 0.
         """
         if not self.branches:
             return None
         total = 0.0
         for b in self.branches:
             for role in self.honest:
-                shortfall = self.honest_reference.get(role, 0.0) - self._net(b, role)
-                total += b.prob * max(0.0, shortfall)
+                if role in b.excluded:
+                    continue
+                total += b.prob * max(0.0, self.honest_reference.get(role, 0.0) - b.payoff.get(role, 0) / self.reward)
+        return total
+
+    @property
+    def unpaid_work(self) -> float | None:
+        """E[sum over honest roles of the compute (c per run) their pay did not cover], in R: an
+        honest verifier or juror whose token gain is below the cost of the runs it did."""
+        if not self.branches:
+            return None
+        total = 0.0
+        for b in self.branches:
+            for role in self.honest:
+                if role in b.excluded:
+                    continue
+                gain = max(0.0, b.payoff.get(role, 0) / self.reward - self.honest_reference.get(role, 0.0))
+                total += b.prob * max(0.0, self.compute_cost * b.runs.get(role, 0) - gain)
         return total
 
     def as_dict(self) -> dict[str, Any]:
-        ev, loss = self.attacker_ev, self.honest_loss
+        ev, loss, unpaid = self.attacker_ev, self.honest_loss, self.unpaid_work
         return {
             "strategy": self.strategy,
             "attacker_ev_R": None if ev is None else round(ev, 6),
             "honest_loss_R": None if loss is None else round(loss, 6),
             "honest_allowance_R": self.honest_allowance,
+            "unpaid_work_R": None if unpaid is None else round(unpaid, 6),
             "overhead": None if self.overhead is None else round(self.overhead, 6),
             "audit_fee_R": None if self.audit_fee is None else round(self.audit_fee, 6),
             "on_chain": self.on_chain,
@@ -146,17 +165,17 @@ class Row:
 
 def format_table(rows: list[Row]) -> str:
     """The table `make sim` prints: one line per strategy, then each row's parameters and note."""
-    head = f"{'strategy':<34} {'attacker EV/job':>15} {'honest loss':>11} {'overhead':>8} {'audit fee':>9}  params"
+    head = f"{'strategy':<38} {'attacker EV/job':>15} {'honest loss':>11} {'unpaid work':>11} {'overhead':>8} {'audit fee':>9}  params"
     lines = [head, "-" * len(head)]
 
-    def num(v: float | None, width: int, fmt: str = "+.3f") -> str:
-        return f"{'n/a':>{width}}" if v is None else f"{v:{width}{fmt}}"
+    def num(v: float | None, width: int, sign: str = "+") -> str:
+        return f"{'n/a':>{width}}" if v is None else f"{v:{sign}{width}.3f}"
 
     for row in rows:
         params = " ".join(f"{k}={_short(v)}" for k, v in row.params.items())
         lines.append(
-            f"{row.strategy:<34} {num(row.attacker_ev, 13)} R {num(row.honest_loss, 9, '.3f')} R"
-            f" {num(row.overhead, 8, '.3f')} {num(row.audit_fee, 7, '.3f')} R  {params}"
+            f"{row.strategy:<38} {num(row.attacker_ev, 13)} R {num(row.honest_loss, 9, '')} R"
+            f" {num(row.unpaid_work, 9, '')} R {num(row.overhead, 8, '')} {num(row.audit_fee, 7, '')} R  {params}"
         )
     lines.append("")
     for row in rows:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from depinctl.sim.world import (
@@ -70,7 +71,12 @@ class Actors:
     coalition: list[str]  # verifiers colluding with the attacker
 
     def pools(self) -> dict[str, list[str]]:
-        return {"honest": self.honest, "coalition": self.coalition, "lazy": [self.lazy]}
+        return {
+            "honest": self.honest,
+            "coalition": self.coalition,
+            "lazy": [self.lazy],
+            "verifiers": [*self.honest, *self.coalition],  # anyone but the lazy verifier
+        }
 
     def everyone(self) -> list[str]:
         return [
@@ -114,6 +120,10 @@ class Protocol:
         self.w = world
         self.a = actors
         self.runs: dict[str, int] = {}  # account -> job runs done in the current branch
+        self._stakes: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        self._predict = True
+        self.posted: list[int] = []  # jobs posted in the current branch
+        self.no_shows: list[str] = []  # seat holders that did not commit in the current branch
 
     # ------------------------------------------------------------------ reads
 
@@ -173,8 +183,13 @@ class Protocol:
         for log in receipt["logs"]:
             if log["topics"][0] == "0x" + topic.hex():
                 job = Job(int(log["topics"][1], 16), requester, truth=keccak(b"truth:" + spec))
+                self.posted.append(job.id)
                 return job
         raise SimError("postJob emitted no JobPosted")
+
+    def open_jobs(self) -> list[int]:
+        """The jobs posted in the current branch that are Open (their escrow is still the requester's)."""
+        return [j for j in self.posted if self.status(j) == "Open"]
 
     def claim(self, provider: str, job: Job) -> None:
         self.w.send(provider, self.w.market, "claimJob", job.id)
@@ -254,21 +269,104 @@ class Protocol:
                 return None
         return out
 
+    # The court's draw, predicted off chain to skip hopeless candidate values (each candidate the
+    # prediction accepts is still set on chain and checked with `drawnFor`, the court's own answer):
+    # target = keccak256(abi.encode(r, jobId, round, seat, redraw[, j])) % classStakeAt(snapshot),
+    # walking classMembers with their stakes at the snapshot; the job's provider and requester are
+    # skipped with j = 1, 2, ... If a prediction ever disagrees with the court, prediction is off.
+
+    def _members(self, platform_class: int, snapshot: int) -> list[tuple[str, int]]:
+        key = (platform_class, snapshot)
+        if key not in self._stakes:
+            members = self.w.read(self.w.court, "classMembers", platform_class)
+            self._stakes[key] = [(str(m), int(self.w.read(self.w.court, "stakeAt", m, snapshot))) for m in members]
+        return self._stakes[key]
+
+    def _snapshot_block(self, job: Job) -> int:
+        case = self.case(job.id)
+        if int(case["phase"]) != PHASE_NONE:
+            return int(case["snapshotBlock"])
+        d = int(self.market_params()["drawDelay"])
+        return self.anchor(job) - d - int(self.court_params()["activationDelayBlocks"])
+
+    def predict(self, job: Job, r: bytes, round_: int, size: int, redraw: int) -> list[str] | None:
+        """The holders the court should draw for seats 0..size-1 with randomness `r` (None: unknown)."""
+        if not self._predict:
+            return None
+        members = self._members(0, self._snapshot_block(job))
+        total = sum(stake for _, stake in members)
+        if total == 0:
+            return None
+        skip = {job.provider, job.requester}
+        out = []
+        for seat in range(size):
+            for j in range(16):
+                fields: list[Any] = [r, job.id, round_, seat, redraw] + ([j] if j else [])
+                types = ["bytes32", "uint256", "uint8", "uint8", "uint8"] + (["uint256"] if j else [])
+                target = int.from_bytes(keccak(abi_encode(types, fields)), "big") % total
+                acc = 0
+                holder = ""
+                for member, stake in members:
+                    acc += stake
+                    if target < acc:
+                        holder = member
+                        break
+                if holder not in skip:
+                    out.append(holder)
+                    break
+            else:
+                return None
+        return out
+
+    def _force_seats(
+        self,
+        job: Job,
+        anchor: int,
+        round_: int,
+        size: int,
+        label: str,
+        fits: Callable[[list[str]], bool],
+        drawn: Callable[[bytes], bool] = lambda r: True,
+    ) -> None:
+        self._stakes.clear()  # stakes at a block differ between branches (the chain is rewound)
+        redraw = int(self.case(job.id)["redraws"]) if int(self.case(job.id)["phase"]) != PHASE_NONE else 0
+
+        def prefilter(r: bytes) -> bool:
+            if not drawn(r):
+                return False
+            predicted = self.predict(job, r, round_, size, redraw)
+            return predicted is None or fits(predicted)
+
+        def accept(r: bytes) -> bool:
+            if not drawn(r):
+                return False
+            actual = self.holders(job, round_, size)
+            predicted = self.predict(job, r, round_, size, redraw)
+            if predicted is not None and predicted != actual:
+                self._predict = False  # the court draws differently: fall back to asking it
+            return fits(actual)
+
+        self.w.force_local(anchor, f"{label}:r{round_}:{redraw}", prefilter, accept)
+
     def force_audit_draw(self, job: Job, pool: str, label: str) -> None:
         """Sets the anchor randomness so that the job is drawn and its auditor comes from `pool`."""
         bps = int(self.job_view(job.id)["auditBps"])
-        self.w.force_local(
+        self._force_seats(
+            job,
             self.anchor(job),
+            0,
+            1,
             f"{label}:audit",
-            lambda r: drawn_locally(r, job.id, bps),
-            lambda r: self.is_drawn(job) and self.assign(self.holders(job, 0, 1), [(pool, no_show)]) is not None,
+            lambda holders: self.assign(holders, [(pool, no_show)]) is not None,
+            drawn=lambda r: drawn_locally(r, job.id, bps),
         )
+        if not self.is_drawn(job):
+            raise SimError(f"job {job.id}: forced a draw, but isDrawn is false")
 
     def force_jury(self, job: Job, round_: int, want: Sequence[tuple[str, Behaviour]], label: str) -> None:
         """Sets the current round's anchor randomness so that its seats hold the wanted pools."""
         anchor = int(self.case(job.id)["anchor"])
-        size = len(want)
-        self.w.force(anchor, f"{label}:r{round_}", lambda r: self.assign(self.holders(job, round_, size), want) is not None)
+        self._force_seats(job, anchor, round_, len(want), label, lambda holders: self.assign(holders, want) is not None)
 
     # ------------------------------------------------------------------ rounds
 
@@ -289,6 +387,7 @@ class Protocol:
         label: str,
         provider_reveals: bool = True,
         force: bool = True,
+        tally: bool = True,
     ) -> dict[str, Any]:
         """One round: force the seats' pools, every holder takes its seat and commits what its
         behaviour gives (None: a no-show, who takes the seat and never commits), the provider
@@ -308,6 +407,8 @@ class Protocol:
             digest = behaviour(job, holder, round_, seat)
             if digest is not None and behaviour is run_honestly:
                 self.ran(holder)
+            if digest is None:
+                self.no_shows.append(holder)
             salt = keccak(b"seat-salt:%d:%d:%d" % (job.id, round_, seat))
             if digest is not None:
                 c = seat_commitment(holder, job.id, round_, seat, digest, salt)
@@ -319,7 +420,7 @@ class Protocol:
         for seat, holder, digest, salt in seats:
             if digest is not None:
                 self.w.send(holder, self.w.court, "reveal", job.id, seat, digest, salt)
-        return self.tally(job, round_)
+        return self.tally(job, round_) if tally else self.case(job.id)
 
     def escalated_to(self, job: Job, round_: int) -> dict[str, Any]:
         """Advances (windows passing) until round `round_` is open; the case."""
@@ -335,11 +436,12 @@ class Protocol:
         raise SimError(f"job {job.id} never reached round {round_}")
 
     def open_reveals(self, job: Job) -> None:
-        """Moves the clock to the reveal phase if it is not open yet (commits are all in)."""
-        probe = self.w.fails(job.provider, self.w.court, "revealProvider", job.id, job.digest, job.salt)
-        if probe and ("RevealNotOpen" in probe or "CommitClosed" in probe or "WrongPhase" in probe):
-            self.w.warp_to(int(self.case(job.id)["commitDeadline"]) + 1)
-            self.try_advance(job)
+        """Moves the clock past the commit deadline unless every seat committed (reveals open early
+        only when all K seats are taken and committed)."""
+        case = self.case(job.id)
+        size = JURY_SIZES[int(case["round"])]
+        if not (int(case["taken"]) == size and int(case["committed"]) == size):
+            self.w.warp_to(int(case["commitDeadline"]) + 1)
 
     def try_advance(self, job: Job) -> str | None:
         """``advance`` if something is due; the decoded error otherwise."""
@@ -349,15 +451,52 @@ class Protocol:
         return error
 
     def tally(self, job: Job, round_: int) -> dict[str, Any]:
-        """Moves the clock past the round's reveal deadline and advances until it is tallied."""
+        """Moves the clock past the round's reveal deadline and advances until it is tallied, or
+        until its no-shows were redrawn (the case stays in the round with a fresh seat deadline)."""
+        redraws = int(self.case(job.id)["redraws"])
         for _ in range(6):
             case = self.case(job.id)
-            if int(case["phase"]) != PHASE_ACTIVE or int(case["round"]) != round_:
+            if int(case["phase"]) != PHASE_ACTIVE or int(case["round"]) != round_ or int(case["redraws"]) != redraws:
                 return case
             if self.try_advance(job) is None:
                 continue
             self.w.warp_to(int(case["revealDeadline"]) + 1)
         raise SimError(f"job {job.id}: round {round_} did not tally")
+
+    def fill_redrawn(self, job: Job, behaviour: Behaviour, pool: str, label: str) -> dict[str, Any]:
+        """After a redraw: forces the empty seats of the current round onto `pool`, the holders take
+        them, commit and reveal with `behaviour`, and the round is tallied."""
+        case = self.case(job.id)
+        round_ = int(case["round"])
+        size = JURY_SIZES[round_]
+        empty = [i for i in range(size) if int(self.seat(job.id, round_, i)["state"]) == 0]
+        pools = self.a.pools()
+        self._force_seats(
+            job,
+            int(case["anchor"]),
+            round_,
+            size,
+            f"{label}:refill",
+            lambda holders: all(holders[i] in pools[pool] for i in empty),
+        )
+        seats = []
+        for i in empty:
+            holder = self.take(job, round_, i)
+            digest = behaviour(job, holder, round_, i)
+            if behaviour is run_honestly:
+                self.ran(holder)
+            salt = keccak(b"refill-salt:%d:%d:%d" % (job.id, round_, i))
+            if digest is not None:
+                self.w.send(holder, self.w.court, "commit", job.id, i, seat_commitment(holder, job.id, round_, i, digest, salt))
+            seats.append((i, holder, digest, salt))
+        self.open_reveals(job)
+        for i, holder, digest, salt in seats:
+            if digest is not None:
+                self.w.send(holder, self.w.court, "reveal", job.id, i, digest, salt)
+        return self.tally(job, round_)
+
+    def seat(self, job_id: int, round_: int, seat: int) -> dict[str, Any]:
+        return self.w.view(self.w.court, "getSeat", job_id, round_, seat)
 
     def conclude(self, job: Job) -> str:
         """Lets every window pass (no appeal) and advances until the job is settled; its outcome."""

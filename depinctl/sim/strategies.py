@@ -61,6 +61,7 @@ class Strategies:
         self.no_fault = int(mp["noFaultFeeBps"]) / BPS
         self.sigma = int(cp["canarySlashMul"])
         self.max_redraws = int(cp["maxRedraws"])
+        self._overheads: dict[int, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -68,12 +69,20 @@ class Strategies:
         """Runs `body` from the current state, measures each role's holdings change, rewinds."""
         with self.w.branch():
             self.p.runs = {}
+            self.p.posted = []
+            self.p.no_shows = []
             before = self.w.holdings(parties)
             outcome = body()
             after = self.w.holdings(parties)
+            for job_id in self.p.open_jobs():
+                view = self.p.job_view(job_id)  # an open job's escrow is still its requester's money
+                for role, accounts in parties.items():
+                    if view["requester"] in accounts:
+                        after[role] += int(view["reward"]) + int(view["fee"]) + int(view["auditFee"])
             runs = {role: sum(self.p.runs.get(a, 0) for a in accounts) for role, accounts in parties.items()}
+            no_shows = {role for role, accounts in parties.items() if set(accounts) & set(self.p.no_shows)}
         payoff = {role: after[role] - before[role] for role in parties}
-        return Branch(name, prob, payoff, {r: n for r, n in runs.items() if n}, outcome, note)
+        return Branch(name, prob, payoff, {r: n for r, n in runs.items() if n}, outcome, note, excluded=no_shows)
 
     def audit_bps(self, k_pct: int, verify_mode: int = 0) -> int:
         """p_job as the market computes it at post (a job posted and rewound)."""
@@ -106,8 +115,14 @@ class Strategies:
         return tuple(r for r in parties if r not in attacker)
 
     def overhead(self, k_pct: int, p: float) -> tuple[float, float]:
+        if k_pct not in self._overheads:
+            self._overheads[k_pct] = self._measure_overhead(k_pct, p)
+        return self._overheads[k_pct]
+
+    def _measure_overhead(self, k_pct: int, p: float) -> tuple[float, float]:
         """The honest case: (expected verifier runs per job / job compute, expected audit fee in R),
-        from an honest job drawn and audited on chain (its verifier runs and the requester's payment)."""
+        from an honest job drawn and audited on chain (its verifier runs and the requester's payment);
+        the runs include the audits of the canary jobs that come with each real job."""
         parties = self.honest_parties()
 
         def body() -> str:
@@ -120,7 +135,9 @@ class Strategies:
             raise SimError(f"an honest audited job ended {b.outcome}, not ProviderRight")
         verifier_runs = sum(n for role, n in b.runs.items() if role.startswith("verifier"))
         fee = -b.payoff["requester"] / self.R - (1 + self.f)
-        return p * verifier_runs, p * fee
+        # canaries: the operator adds phi/(1 - phi) jobs per real job, drawn and audited alike
+        canaries = self.x.phi / (1 - self.x.phi)
+        return p * verifier_runs * (1 + canaries), p * fee
 
     # ------------------------------------------------------------------ shared branch bodies
 
@@ -143,6 +160,10 @@ class Strategies:
         return self.p.unaudited(job, label)
 
     def _row(self, name: str, attacker: tuple[str, ...], parties: dict[str, list[str]], **kw: Any) -> Row:
+        params = kw.get("params") or {}
+        if "overhead" not in kw and "k" in params and kw.get("on_chain", True):
+            k_pct = round(params["k"] * 100)
+            kw["overhead"], kw["audit_fee"] = self.overhead(k_pct, self.audit_bps(k_pct) / BPS)
         return Row(
             strategy=name,
             attacker=attacker,
@@ -221,7 +242,8 @@ class Strategies:
         row.strategy = f"draw grinding (revert/retry) k={k_pct / 100:g}"
         row.note = (
             "the draw reads block submit+D's randomness, which does not exist in the submission's block: "
-            "a grinder contract cannot condition on it and a submission cannot be retried, so its audit "
+            "a grinder contract (or a builder bundle, which executes in that block too) cannot condition on "
+            "it, and a submission cannot be retried, so its audit "
             "probability is p and its EV the lazy provider's. Evidence: " + "; ".join(evidence)
         )
         return row
@@ -244,7 +266,7 @@ class Strategies:
         def canary(behaviour: Any, pool: str) -> Callable[[], str]:
             def body() -> str:
                 job = self.p.canary_job(self.R, k_pct)
-                self.p.run_round(job, 0, [(pool, behaviour)], label=f"leak-canary-{pool}", provider_reveals=False)
+                self.p.run_round(job, 0, [(pool, behaviour)], label=f"leak-canary-{pool}", provider_reveals=False, tally=False)
                 self.w.send(self.a.canary, self.w.court, "exposeCanary", job.id, job.canary_secret, job.salt)
                 return self.p.outcome(job.id)
 
@@ -297,7 +319,7 @@ class Strategies:
                 job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
                 self.p.run_round(job, 0, [("honest", run_honestly)], label=label)
                 self.p.escalated_to(job, 1)
-                auditor = self.p.drawn_for(job.id, 0, 0)
+                auditor = str(self.p.seat(job.id, 0, 0)["holder"])
                 jury = [("coalition", copy_provider)] * 2 + [("honest", run_honestly)]
                 case = self.p.run_round(job, 1, jury, label=label + "cap")
                 self.p.appeal(job, auditor)
@@ -367,10 +389,10 @@ class Strategies:
             self.p.run_round(job, 0, [("honest", run_honestly)], label=label)
             self.p.escalated_to(job, 1)
             jury = [("coalition", copy_provider), ("honest", no_show), ("honest", run_honestly)]
-            self.p.run_round(job, 1, jury, label=label)
-            case = self.p.case(job.id)
-            if int(case["round"]) == 1 and int(case["phase"]) == 1:  # the no-show's seat was redrawn
-                self.redraw_and_fill(job, 1, label)
+            case = self.p.run_round(job, 1, jury, label=label)
+            if int(case["redraws"]) == 0:
+                raise SimError("the no-show's seat was not redrawn")
+            self.p.fill_redrawn(job, run_honestly, "honest", label)
             return self.p.conclude(job)
 
         branches = [
@@ -386,33 +408,6 @@ class Strategies:
             note="the branch every drawn job meets here (a worst case, probability p): the no-show's bond is burned and its seat redrawn",
         )
 
-    def redraw_and_fill(self, job: Job, round_: int, label: str) -> None:
-        """Redraws the round's empty seats (after the deadline the no-show missed) and has honest
-        verifiers fill them; then tallies."""
-        for _ in range(6):
-            case = self.p.case(job.id)
-            seats = [self.w.view(self.w.court, "getSeat", job.id, round_, i) for i in range(3)]
-            empty = [i for i, s in enumerate(seats) if int(s["state"]) == 0]
-            if empty:
-                break
-            if self.p.try_advance(job) is None:
-                continue
-            self.w.warp_to(int(case["revealDeadline"]) + 1)
-        else:
-            raise SimError(f"job {job.id}: the no-show's seat was never redrawn")
-        anchor = int(self.p.case(job.id)["anchor"])
-        pools = self.a.pools()
-        self.w.force(anchor, f"{label}:redraw", lambda r: all(self.p.drawn_for(job.id, round_, i) in pools["honest"] for i in empty))
-        for i in empty:
-            holder = self.p.take(job, round_, i)
-            salt = keccak(b"redraw-salt:%d:%d" % (job.id, i))
-            digest = run_honestly(job, holder, round_, i)
-            self.p.ran(holder)
-            self.w.send(holder, self.w.court, "commit", job.id, i, seat_commitment(holder, job.id, round_, i, digest, salt))
-            self.p.open_reveals(job)
-            self.w.send(holder, self.w.court, "reveal", job.id, i, digest, salt)
-        self.p.tally(job, round_)
-
     def self_challenge(self, k_pct: int = 400) -> Row:
         """The lazy provider's sybil challenges the wrong result first, hoping to keep the slash in
         the family; the drawn audit is not displaced and the challenger gets at most beta*R."""
@@ -423,16 +418,17 @@ class Strategies:
 
         def undrawn() -> str:
             job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)
             self.p.force_not_drawn(job, label)
+            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)
             self.p.escalated_to(job, 1)
             self.p.run_round(job, 1, [("honest", run_honestly)] * 3, label=label)
             return self.p.conclude(job)
 
         def drawn() -> str:
             job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)
-            self.p.run_round(job, 0, [("honest", run_honestly)], label=label)
+            self.p.force_audit_draw(job, "honest", label)
+            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)  # the audit is not displaced
+            self.p.run_round(job, 0, [("honest", run_honestly)], label=label, force=False)
             self.p.escalated_to(job, 1)
             self.p.run_round(job, 1, [("honest", run_honestly)] * 3, label=label)
             return self.p.conclude(job)
@@ -510,10 +506,7 @@ class Strategies:
             return self.p.status(j.id)
 
         b = self.measure("provider reports InputHashMismatch", 1.0, parties, body)
-        # the requester's job is still open (its escrow stays in the market): count it back
-        escrow = 1 + self.f + self.audit_fee
-        b.payoff["requester"] += int(escrow * self.R) if b.outcome == "Open" else 0
-        b.note = "the reopened job's escrow R(1+f)+A is counted back to the requester (still its money, job open)"
+        b.note = "the reopened job's escrow is counted back to the requester (still its money, the job is open)"
         row = self._row(
             "input switch (availability failure)",
             ("requester",),
@@ -577,8 +570,6 @@ class Strategies:
             return self.p.status(j.id)
 
         b = self.measure("reports ImageUnavailable", 1.0, parties, body)
-        escrow = 1 + self.f + self.audit_fee
-        b.payoff["requester"] += int(escrow * self.R) if b.outcome == "Open" else 0
         row = self._row(
             "fake availability failure (job kill)",
             ("provider",),
@@ -603,8 +594,6 @@ class Strategies:
             return self.p.status(j.id)
 
         b = self.measure("claims, never submits, timed out", 1.0, parties, body)
-        escrow = 1 + self.f + self.audit_fee
-        b.payoff["requester"] += int(escrow * self.R) if b.outcome == "Open" else 0
         return self._row(
             "claim hoarding",
             ("provider",),
@@ -767,25 +756,27 @@ class Strategies:
 
     def bribe(self, k_pct: int = 400) -> Row:
         """p+eps bribe: a briber pays every juror who votes for the provider's digest its bond plus
-        eps if that loses. Jurors all take it, at every round; the honest auditor appeals each time
-        until the timelocked arbiter rules. The briber's payments are the jurors' losses + eps each."""
+        eps if that vote loses, so voting for it is weakly dominant and every drawn juror takes it,
+        in every round. The honest auditor appeals each captured tally up to the timelocked arbiter.
+        The jurors' payoffs count as the attacker's (the briber makes them whole), plus eps a seat."""
         bps = self.audit_bps(k_pct)
         p = bps / BPS
-        bribed = list(self.a.coalition)
-        parties = {"provider": [self.a.provider], "bribed jurors": bribed, **self.honest_parties()}
+        jurors = [*self.a.honest, *self.a.coalition]
+        parties = {
+            "provider": [self.a.provider],
+            "bribed jurors": jurors,
+            "requester": [self.a.requester],
+            "auditor": [self.a.lazy],  # the "lazy" account plays an honest auditor here
+        }
         label = "bribe"
 
         def body() -> str:
             job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.p.run_round(job, 0, [("honest", run_honestly)], label=label)
-            auditor = self.p.drawn_for(job.id, 0, 0)
-            for rnd, size in ((1, 3), (2, 7)):
+            self.p.run_round(job, 0, [("lazy", run_honestly)], label=label)
+            for rnd, size in ((1, 3), (2, 7), (3, 15)):
                 self.p.escalated_to(job, rnd)
-                self.p.run_round(job, rnd, [("coalition", copy_provider)] * size, label=f"{label}{rnd}")
-                self.p.appeal(job, auditor)
-            self.p.escalated_to(job, 3)
-            self.p.run_round(job, 3, [("coalition", copy_provider)] * 15, label=f"{label}3")
-            self.p.appeal(job, auditor)
+                self.p.run_round(job, rnd, [("verifiers", copy_provider)] * size, label=f"{label}{rnd}")
+                self.p.appeal(job, self.a.lazy)
             self.w.send(self.a.deployer, self.w.court, "arbiterRule", job.id, OUTCOME.index("ProviderWrong"))
             return self.p.conclude(job)
 
@@ -799,9 +790,14 @@ class Strategies:
             parties,
             branches=branches,
             params=self.base_params(k_pct, p) | {"eps": self.x.bribe_epsilon, "seats bribed": 25},
-            note="worst case: all 3+7+15 seats take the bribe; the briber repays their losses (+eps each)",
+            note=(
+                "worst case: all 3+7+15 jury seats take the bribe; the honest auditor appeals each tally "
+                "(bonds 7w, 15w, 15w) and the arbiter rules after its timelock; the briber repays the jurors' "
+                "burned bonds and eps a seat"
+            ),
         )
         row.baseline = p * 25 * self.x.bribe_epsilon
+        row.honest = ("requester", "auditor")
         return row
 
     # ------------------------------------------------------------------ the table

@@ -71,7 +71,8 @@ def test_row_arithmetic() -> None:
         compute_cost=1.0,
     )
     assert row.attacker_ev == pytest.approx(0.7 - 1.2)
-    assert row.honest_loss == pytest.approx(0.3 * 1.5)
+    assert row.honest_loss == pytest.approx(0.3 * 0.5)  # tokens lost
+    assert row.unpaid_work == pytest.approx(0.3 * 1.0)  # a run (c = R) nobody paid for
     assert not row_ok(row)
 
 
@@ -119,4 +120,5 @@ def test_lazy_provider_audit_rate_is_the_contracts(table: tuple[list[Row], dict]
             k = row.params["k"]
             expected = audit_probability(15_000, k, 200, 5_000, 1_000)
             assert row.params["p"] == pytest.approx(expected, abs=1e-3), row.strategy
-            assert row.overhead == pytest.approx(row.params["p"], rel=1e-6)  # one verifier run per drawn job
+            # one verifier run per drawn job, canary jobs (phi = 5 %) included
+            assert row.overhead == pytest.approx(row.params["p"] / 0.95, rel=1e-3)

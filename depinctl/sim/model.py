@@ -163,10 +163,12 @@ class Row:
         }
 
 
-def format_table(rows: list[Row]) -> str:
-    """The table `make sim` prints: one line per strategy, then each row's parameters and note."""
-    head = f"{'strategy':<38} {'attacker EV/job':>15} {'honest loss':>11} {'unpaid work':>11} {'overhead':>8} {'audit fee':>9}  params"
+def format_table(rows: list[Row], shared: dict[str, Any] | None = None) -> str:
+    """The table `make sim` prints: the shared parameters, one line per strategy, each row's note."""
+    head = f"{'strategy':<41} {'attacker EV/job':>15} {'honest loss':>11} {'unpaid work':>11} {'overhead':>8} {'audit fee':>9}  params"
     lines = [head, "-" * len(head)]
+    if shared:
+        lines.insert(0, "every row: " + " ".join(f"{k}={_short(v)}" for k, v in shared.items()))
 
     def num(v: float | None, width: int, sign: str = "+") -> str:
         return f"{'n/a':>{width}}" if v is None else f"{v:{sign}{width}.3f}"
@@ -174,8 +176,8 @@ def format_table(rows: list[Row]) -> str:
     for row in rows:
         params = " ".join(f"{k}={_short(v)}" for k, v in row.params.items())
         lines.append(
-            f"{row.strategy:<38} {num(row.attacker_ev, 13)} R {num(row.honest_loss, 9, '')} R"
-            f" {num(row.unpaid_work, 9, '')} R {num(row.overhead, 8, '')} {num(row.audit_fee, 7, '')} R  {params}"
+            f"{row.strategy:<41} {num(row.attacker_ev, 13)} R {num(row.honest_loss, 9, '')} R"
+            f" {num(row.unpaid_work, 9, '')} R {num(row.overhead, 8, '')} {num(row.audit_fee, 7, '')} R  {params}".rstrip()
         )
     lines.append("")
     for row in rows:

@@ -103,8 +103,9 @@ def run(
     only: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
     assumptions: Assumptions | None = None,
-) -> list[Row]:
-    """Runs the whole simulation on a throwaway anvil; returns the rows (and writes `json_path`)."""
+) -> tuple[list[Row], dict[str, Any]]:
+    """Runs the whole simulation on a throwaway anvil; returns the rows and the parameters they
+    share (and writes both, with every branch, to `json_path`)."""
     say = progress or (lambda _m: None)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="depin-sim-") as tmp:
@@ -121,24 +122,25 @@ def run(
             actors = setup_actors(world)
             strategies = Strategies(world, actors, assumptions)
             rows = strategies.all(say, only=only)
+            shared = strategies.shared_params()
             say(f"{world.tx_count} transactions, {time.monotonic() - started:.0f} s")
         finally:
             anvil.stop()
     if json_path is not None:
-        json_path.write_text(json.dumps(table_json(rows, params), indent=2) + "\n")
-    return rows
+        json_path.write_text(json.dumps(table_json(rows, params, shared), indent=2) + "\n")
+    return rows, shared
 
 
-def table_json(rows: list[Row], params: dict[str, Any]) -> dict[str, Any]:
-    return {"parameters": params, "rows": [r.as_dict() for r in rows]}
+def table_json(rows: list[Row], params: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": params, "shared": shared, "rows": [r.as_dict() for r in rows]}
 
 
 def main(json_path: Path | None = None, only: list[str] | None = None) -> int:
     """Prints the table; exit status 1 when any row has a non-negative attacker EV, an honest loss
     above its designed allowance, or failed on chain."""
-    rows = run(json_path, only=only, progress=lambda m: print(m, flush=True))
+    rows, shared = run(json_path, only=only, progress=lambda m: print(m, flush=True))
     print()
-    print(format_table(rows))
+    print(format_table(rows, shared))
     bad = [r.strategy for r in rows if not row_ok(r)]
     if bad:
         print(f"\nFAILED: {', '.join(bad)}")

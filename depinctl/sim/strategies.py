@@ -36,7 +36,7 @@ BPS = 10_000
 class Assumptions:
     """What the contracts cannot tell: stated in every row's params."""
 
-    nu: float = 0.02  # chance a drawn audit never happens after every redraw (VERIFICATION-ANALYSIS C2)
+    no_show: float = 0.27  # chance a drawn seat stays empty (per draw); nu = no_show^(1 + maxRedraws)
     phi: float = 0.05  # the canary operator's share of jobs (C6)
     compute: float = 1.0  # c: the cost of one run of the job, in R (the reward covers it)
     reward: int = WAD  # R of every simulated job (1 token)
@@ -61,6 +61,9 @@ class Strategies:
         self.no_fault = int(mp["noFaultFeeBps"]) / BPS
         self.sigma = int(cp["canarySlashMul"])
         self.max_redraws = int(cp["maxRedraws"])
+        # nu: a drawn audit never happens when the first draw and every redraw find nobody (about the
+        # 2 % of VERIFICATION-ANALYSIS C2 with the default 2 redraws)
+        self.nu = self.x.no_show ** (1 + self.max_redraws)
         self._overheads: dict[int, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ plumbing
@@ -91,13 +94,20 @@ class Strategies:
             return int(self.p.job_view(job.id)["auditBps"])
 
     def base_params(self, k_pct: int, p: float) -> dict[str, Any]:
+        """A row's own parameters (the shared ones are in :meth:`shared_params`)."""
+        return {"k": k_pct / 100, "p": round(p, 4)}
+
+    def shared_params(self) -> dict[str, Any]:
+        """The parameters every row uses: read from the contracts, and the sim's assumptions."""
         return {
-            "k": k_pct / 100,
-            "p": round(p, 4),
             "f": self.f,
             "kappa": self.kappa,
             "A": self.audit_fee,
-            "nu": self.x.nu,
+            "noFaultFee": self.no_fault,
+            "sigma": self.sigma,
+            "maxRedraws": self.max_redraws,
+            "nu": round(self.nu, 4),
+            "phi": self.x.phi,
             "c": self.x.compute,
         }
 
@@ -181,7 +191,7 @@ class Strategies:
         bps = self.audit_bps(k_pct)
         p = bps / BPS
         parties = {"provider": [self.a.provider], **self.honest_parties()}
-        nu = self.x.nu
+        nu = self.nu
         label = f"lazy{k_pct}"
         branches = [
             self.measure("not drawn", 1 - p, parties, lambda: self._lazy_not_drawn(k_pct, label)),
@@ -289,7 +299,7 @@ class Strategies:
             parties,
             branches=lazy,
             baseline=baseline,
-            params={"phi": phi, "sigma": self.sigma, "A": self.audit_fee, "c": self.x.compute, "k": k_pct / 100},
+            params={"k": k_pct / 100},
             note=(
                 f"per audit it is drawn for; EV relative to running the job honestly (baseline {baseline:+.3f} R, "
                 "branches: "
@@ -303,7 +313,7 @@ class Strategies:
         agrees; its jurors try to win the jury; the honest auditor appeals a captured jury."""
         bps = self.audit_bps(k_pct)
         p = bps / BPS
-        nu = self.x.nu
+        nu = self.nu
         parties = {"provider": [self.a.provider], "coalition": list(self.a.coalition), **self.honest_parties()}
         label = f"collude{s}"
         with self.w.branch():
@@ -512,7 +522,7 @@ class Strategies:
             ("requester",),
             parties,
             branches=[b],
-            params={"noFaultFee": self.no_fault, "k": k_pct / 100},
+            params={"k": k_pct / 100},
             note=f"no fault but not free: each side pays {self.no_fault:g} R (burned); the provider's loss is that designed fee",
             honest_allowance=self.no_fault,
         )
@@ -547,8 +557,8 @@ class Strategies:
 
         branches = [
             self.measure("not drawn: requester refunded", 1 - p, parties, undrawn),
-            self.measure("drawn: verifiers run it, it succeeds", p * (1 - self.x.nu), parties, drawn),
-            self.measure("drawn, nobody audits", p * self.x.nu, parties, undrawn),
+            self.measure("drawn: verifiers run it, it succeeds", p * (1 - self.nu), parties, drawn),
+            self.measure("drawn, nobody audits", p * self.nu, parties, undrawn),
         ]
         return self._row(
             "fake failure (audited code)",
@@ -575,7 +585,7 @@ class Strategies:
             ("provider",),
             parties,
             branches=[b],
-            params={"noFaultFee": self.no_fault},
+            params={},
             note="the job reopens (not killed); the griefer pays the no-fault fee each time; the requester pays the same fee",
             honest_allowance=self.no_fault,
         )
@@ -620,9 +630,9 @@ class Strategies:
         branches = [
             self.measure("not drawn", 1 - p, parties, lambda: self._lazy_not_drawn(k_pct, label)),
             self.measure(
-                "drawn, unbonds before the audit", p * (1 - self.x.nu), parties, lambda: self._lazy_caught(k_pct, label, before_audit=leave)
+                "drawn, unbonds before the audit", p * (1 - self.nu), parties, lambda: self._lazy_caught(k_pct, label, before_audit=leave)
             ),
-            self.measure("drawn, nobody audits", p * self.x.nu, parties, lambda: self._lazy_unaudited(k_pct, label)),
+            self.measure("drawn, nobody audits", p * self.nu, parties, lambda: self._lazy_unaudited(k_pct, label)),
         ]
         return self._row(
             "unstake after draw (provider)",
@@ -670,7 +680,7 @@ class Strategies:
             parties,
             branches=branches,
             baseline=honest_ev,
-            params={"phi": phi, "sigma": self.sigma},
+            params={},
             note="bond locked at startAudit; requestLeave moves only free stake, and the canary slash reaches unbonding stake",
         )
 
@@ -714,7 +724,7 @@ class Strategies:
             ("poster", "claimer"),
             parties,
             branches=branches,
-            params={"f": self.f, "kappa": self.kappa, "p": round(p, 4)},
+            params={"p": round(p, 4)},
             note="the pair's compute is priced at 0 (a trivial job): the loss is the burned (1-kappa)*f*R (+ p*A audited)",
         )
         row.compute_cost = 0.0
@@ -740,6 +750,7 @@ class Strategies:
                 return out
 
             before = picks()
+            stake_before = sum(int(self.w.view(self.w.court, "getVerifier", c)["free"]) for c in self.a.coalition)
             for c in self.a.coalition:
                 self.w.send(c, self.w.court, "addStake", 50 * self.R)
             self.w.anvil.mine(int(self.p.court_params()["activationDelayBlocks"]) + 2)
@@ -749,7 +760,8 @@ class Strategies:
             raise SimError(f"stake added after the submission changed {samples - same} of {samples} draws")
         row.strategy = f"stake grinding on the draw s={s:g}"
         row.note = (
-            f"coalition stake x{1 + 50 * len(self.a.coalition)} added after the submission: the auditor drawn for "
+            f"the coalition raised its stake from {stake_before / self.R:g} R to "
+            f"{(stake_before + 50 * self.R * len(self.a.coalition)) / self.R:g} R after the submission: the auditor drawn for "
             f"{samples} anchor values is unchanged ({same}/{samples}); EV is the collusion row's at the pre-submission s"
         )
         return row
@@ -789,7 +801,7 @@ class Strategies:
             ("provider", "bribed jurors"),
             parties,
             branches=branches,
-            params=self.base_params(k_pct, p) | {"eps": self.x.bribe_epsilon, "seats bribed": 25},
+            params=self.base_params(k_pct, p) | {"eps": self.x.bribe_epsilon, "seats": 25},
             note=(
                 "worst case: all 3+7+15 jury seats take the bribe; the honest auditor appeals each tally "
                 "(bonds 7w, 15w, 15w) and the arbiter rules after its timelock; the briber repays the jurors' "

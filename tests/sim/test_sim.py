@@ -82,7 +82,7 @@ def test_row_arithmetic() -> None:
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], dict]:
     out = tmp_path_factory.mktemp("sim") / "sim.json"
-    rows = run(out)
+    rows, _shared = run(out)
     return rows, json.loads(Path(out).read_text())
 
 

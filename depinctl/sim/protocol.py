@@ -200,8 +200,8 @@ class Protocol:
         job.digest = digest
         job.salt = keccak(b"salt:%d:" % job.id + digest)
         c = commitment(job.provider, job.id, digest, job.salt)
-        self.w.send(job.provider, self.w.market, "submitResult", job.id, c, uri or f"sim://results/{job.id}")
-        job.info = self.job_view(job.id)
+        receipt = self.w.send(job.provider, self.w.market, "submitResult", job.id, c, uri or f"sim://results/{job.id}")
+        job.info = self.job_view(job.id) | {"submitTx": receipt["transactionHash"]}
 
     def submit_failure(self, job: Job, code: int) -> None:
         job.digest = code.to_bytes(32, "big")

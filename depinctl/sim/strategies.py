@@ -65,6 +65,7 @@ class Strategies:
         # 2 % of VERIFICATION-ANALYSIS C2 with the default 2 redraws)
         self.nu = self.x.no_show ** (1 + self.max_redraws)
         self._overheads: dict[int, tuple[float, float]] = {}
+        self._verifier_baseline: float | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -76,6 +77,7 @@ class Strategies:
             self.p.no_shows = []
             before = self.w.holdings(parties)
             outcome = body()
+            self.w.check_court_books()
             after = self.w.holdings(parties)
             for job_id in self.p.open_jobs():
                 view = self.p.job_view(job_id)  # an open job's escrow is still its requester's money
@@ -199,6 +201,11 @@ class Strategies:
             self.measure("drawn, nobody audits", p * nu, parties, lambda: self._lazy_unaudited(k_pct, label)),
         ]
         overhead, fee = self.overhead(k_pct, p)
+        with self.w.branch():  # a drawn job has no exit but the court: no settle-unresolved, no finalize
+            job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
+            self.p.force_audit_draw(job, "honest", f"{label}:exit")
+            self.w.warp_to(int(self.p.job_view(job.id)["deadline"]) + 1)
+            exit_error = self.w.fails(self.a.provider, self.w.market, "finalize", job.id) or "none (UNEXPECTED)"
         return self._row(
             f"lazy provider k={k_pct / 100:g}",
             ("provider",),
@@ -209,7 +216,8 @@ class Strategies:
             params=self.base_params(k_pct, p),
             note=(
                 "no hardware: commits a made-up digest; EV = (1-p+p*nu)*g - p*(1-nu)*k measured branch by branch. "
-                "Appealing the jury only adds the appeal bond to the loss."
+                "Appealing the jury only adds the appeal bond to the loss. A drawn job cannot be finalized past its "
+                f"window (finalize reverts {exit_error.split('(')[0]}): the court is its only exit."
             ),
         )
 
@@ -258,6 +266,13 @@ class Strategies:
         )
         return row
 
+    def honest_verifier_baseline(self) -> float:
+        """What an honest verifier earns per audit it is drawn for (real jobs and canaries), net of c."""
+        if self._verifier_baseline is None:
+            self.lazy_verifier()
+        assert self._verifier_baseline is not None
+        return self._verifier_baseline
+
     def lazy_verifier(self) -> Row:
         """A drawn verifier copies the provider's digest (leaked off chain) instead of running the job;
         a share phi of jobs are canaries whose operator hands out the canary digest."""
@@ -291,8 +306,14 @@ class Strategies:
             self.measure("canary, runs it", phi, parties, canary(run_honestly, "lazy")),
         ]
         baseline = sum(b.prob * (b.payoff["lazy verifier"] / self.R - self.x.compute * b.runs.get("lazy verifier", 0)) for b in honest)
+        self._verifier_baseline = baseline
         for b in honest:
             b.name = f"(baseline) {b.name}"
+        with self.w.branch():  # nothing public before the reveal names the digest
+            job = self.p.honest_job(self.a.requester, self.a.honest_provider, self.R, k_pct)
+            public = self.w.public_bytes(job.info["submitTx"])
+            if job.digest in public:
+                raise SimError("the submission made the result digest public")
         return self._row(
             "digest leaked: lazy verifier copies",
             ("lazy verifier",),
@@ -304,7 +325,9 @@ class Strategies:
                 f"per audit it is drawn for; EV relative to running the job honestly (baseline {baseline:+.3f} R, "
                 "branches: "
                 + ", ".join(f"{b.name} {b.payoff['lazy verifier'] / self.R:+.3f} R" for b in honest)
-                + "). The digest is never public: commitments are salted, URIs opaque."
+                + "). Nothing public names the digest before the reveal (checked: the submission's calldata and "
+                "logs hold the salted commitment and an opaque URI), so it leaks only off chain, from the "
+                "provider or the canary operator, and a 256-bit salt defeats brute force."
             ),
         )
 
@@ -558,7 +581,7 @@ class Strategies:
         branches = [
             self.measure("not drawn: requester refunded", 1 - p, parties, undrawn),
             self.measure("drawn: verifiers run it, it succeeds", p * (1 - self.nu), parties, drawn),
-            self.measure("drawn, nobody audits", p * self.nu, parties, undrawn),
+            self.measure("drawn, nobody audits", p * self.nu, parties, lambda: self.p.unaudited(job(), label)),
         ]
         return self._row(
             "fake failure (audited code)",
@@ -566,7 +589,7 @@ class Strategies:
             parties,
             branches=branches,
             params=self.base_params(k_pct, p),
-            note="the griefer's alternative is not to claim (0); the 'nobody audits' branch is counted like not drawn",
+            note="a failure is committed and drawn like a result; the griefer's alternative is not to claim (0)",
         )
 
     def fake_availability_failure(self, k_pct: int = 400) -> Row:
@@ -585,7 +608,7 @@ class Strategies:
             ("provider",),
             parties,
             branches=[b],
-            params={},
+            params={"k": k_pct / 100},
             note="the job reopens (not killed); the griefer pays the no-fault fee each time; the requester pays the same fee",
             honest_allowance=self.no_fault,
         )
@@ -673,7 +696,7 @@ class Strategies:
             self.measure("real job, copies", 1 - phi, parties, real),
             self.measure("canary, leaves then copies", phi, parties, canary),
         ]
-        honest_ev = (1 - phi) * (self.audit_fee - self.x.compute) - phi * self.x.compute
+        honest_ev = self.honest_verifier_baseline()
         return self._row(
             "unstake after draw (verifier)",
             ("lazy verifier",),

@@ -212,6 +212,23 @@ class World:
 
     # ------------------------------------------------------------------ holdings
 
+    def check_court_books(self) -> None:
+        """The court's conservation invariant: its token balance equals its accounted balance
+        (stakes, unbonding, open challenge and appeal bonds). Checked after every branch."""
+        balance = int(self.read(self.token, "balanceOf", self.court.address))
+        accounted = int(self.read(self.court, "accountedBalance"))
+        if balance != accounted:
+            raise SimError(f"court books broken: balance {balance} != accounted {accounted}")
+
+    def public_bytes(self, tx_hash: str) -> bytes:
+        """Everything a transaction made public: its calldata and its logs' topics and data."""
+        tx = self.rpc.get_transaction(tx_hash) or {}
+        receipt = self.rpc.get_receipt(tx_hash) or {}
+        parts = [str(tx.get("input", ""))]
+        for log in receipt.get("logs", []):
+            parts += [*log["topics"], log["data"]]
+        return b"".join(bytes.fromhex(p.removeprefix("0x")) for p in parts if p)
+
     def wealth(self, account: str) -> int:
         """Everything `account` holds in the system, in wei of the token."""
         total = int(self.read(self.token, "balanceOf", account))

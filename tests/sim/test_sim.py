@@ -122,3 +122,16 @@ def test_lazy_provider_audit_rate_is_the_contracts(table: tuple[list[Row], dict]
             assert row.params["p"] == pytest.approx(expected, abs=1e-3), row.strategy
             # one verifier run per drawn job, canary jobs (phi = 5 %) included
             assert row.overhead == pytest.approx(row.params["p"] / 0.95, rel=1e-3)
+
+
+def test_lazy_provider_ev_is_the_design_formula(table: tuple[list[Row], dict]) -> None:
+    """The payoffs measured on chain reproduce VERIFICATION.md §2's arithmetic:
+    EV = (1 - p + p*nu) * g - p * (1 - nu) * k (no collusion, c irrelevant: nothing is run)."""
+    rows, data = table
+    shared = data["shared"]
+    g = 1 + shared["kappa"] * shared["f"]
+    for row in rows:
+        if row.strategy.startswith("lazy provider"):
+            p, k, nu = row.params["p"], row.params["k"], shared["nu"]
+            expected = (1 - p + p * nu) * g - p * (1 - nu) * k
+            assert row.attacker_ev == pytest.approx(expected, abs=2e-3), row.strategy

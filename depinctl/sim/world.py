@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -97,17 +96,6 @@ def job_spec(n: int) -> bytes:
             "v": 1,
         }
     )
-
-
-@dataclass(frozen=True)
-class Names:
-    """The deployment's contract addresses the sim drives."""
-
-    token: str
-    market: str
-    staking: str
-    court: str
-    randomness: str
 
 
 class World:

@@ -7,25 +7,37 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
-import {IDisputeResolver} from "./interfaces/IDisputeResolver.sol";
+import {ICourtViews} from "./interfaces/ICourtViews.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IProviderStaking} from "./interfaces/IProviderStaking.sol";
+import {IRandomness} from "./interfaces/IRandomness.sol";
 import {IRewardToken} from "./interfaces/IRewardToken.sol";
 import {ProviderStaking} from "./ProviderStaking.sol";
 
-/// @title Job market with escrow, challenge-period settlement and disputes
-/// @dev Invariant: token.balanceOf(this) == sum of the rewards of jobs that are Open, Claimed,
-///      Submitted or Disputed + sum of the challenge bonds of Disputed jobs + sum of withdrawable
-///      balances. Every transition moves value between those three terms, or out of this contract
-///      (withdraw, burn), in the same call as the tokens themselves.
+/// @title Job market with escrow, optimistic settlement and court-run verification of drawn jobs
+/// @notice Emissions are the kappa*f*R rebate inside the provider's credit: a share of a fee the
+///         requester actually paid, never a mint (the market needs no MINTER_ROLE). A wash job
+///         (requester = provider) therefore loses (1 - kappa)*f*R and farms nothing, so no global
+///         epoch budget exists (there is nothing to reset: kappa < 1 bounds every job's rebate).
+/// @dev Invariant: token.balanceOf(this) == sum over jobs that are Open, Claimed, Submitted or
+///      Disputed of their escrow (reward R + escrowed fee + audit fee A) + sum of withdrawable
+///      balances + pendingBurn. Every transition moves value between those three terms, or out of
+///      this contract (withdraw, flushBurn, A or nothing to the court in `settle`), in the same
+///      call as the tokens themselves. Slashed collateral enters as pendingBurn (timeouts,
+///      availability fees) or goes from staking straight to the court (ProviderWrong).
 ///
-///      Gas layout: a job is three storage words, all written once at post time: the spec hash; the
-///      requester and declared CPU-seconds; and the "hot" word holding the reward, status, provider
-///      id, deadlines and terms. Claim, submit and finalize (with emissions off) read and rewrite
-///      the hot word only. The spec lives in the `JobPosted` event only; collateral, bond and payouts
-///      are derived from the reward; the provider is stored as the 24-bit id the staking contract
-///      assigns. Rewards are capped at 2^88 - 1 base units (3.09e8 tokens of 18 decimals) so that
-///      the hot word fits.
+///      Gas layout: a job is three storage words, all written at post: word 0, the spec hash,
+///      overwritten by the provider's commitment at submission; word 1, the requester and the
+///      job's snapshot of the parameters it settles by (version, p_job, fee, kappa, audit fee),
+///      read at settlement only; and the "hot" word holding the reward, status, flags (failure
+///      code, verify mode), provider id, claim deadline (the anchor block once submitted),
+///      deadline and terms. Claim and submit read and rewrite the hot word only (submit also
+///      overwrites word 0); finalize reads word 1 too and one randomness value (the block hash in
+///      place when the source is block hashes). Burns accrue to `pendingBurn` (flushed in batches,
+///      one base unit kept so the slot stays non-zero). A post is paid from the requester's credit
+///      only when it covers the whole escrow, otherwise from the wallet without touching the
+///      credit slot, so that the audit fee refunded there at finalize usually writes a non-zero slot. Rewards are capped at 2^88 - 1 base units
+///      (3.09e8 tokens of 18 decimals) so that the hot word fits; anchor blocks below 2^32.
 contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -34,62 +46,71 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     // Hard bounds on governance parameters (time in seconds).
     uint24 public constant MAX_CLAIM_WINDOW = 90 days;
-    uint24 public constant MAX_RUNTIME = 30 days;
+    /// @notice C10: the longest auditable runtime (every job is auditable or verify-none; both obey it).
+    uint24 public constant MAX_RUNTIME = 24 hours;
     uint24 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// @notice C4: k*R must fund a 3-juror jury at w = 1.1 R.
+    uint16 public constant MIN_COLLATERAL_PCT = 400;
     uint16 public constant MAX_COLLATERAL_PCT = 1000;
-    uint16 public constant MIN_BURN_BPS = 1000;
-    uint16 public constant MAX_BURN_BPS = 9000;
-    uint24 public constant MAX_RESOLVE_WINDOW = 30 days;
-    uint32 public constant MAX_EPOCH_LENGTH = 365 days;
-    uint64 public constant MAX_EMISSION_RATE = 1e18;
-    uint96 public constant MAX_EPOCH_BUDGET = 1e27;
-    uint64 public constant MAX_MIN_REWARD_PER_CPU_SECOND = 1e18;
+    /// @notice C2: alpha >= 1.4.
+    uint16 public constant MIN_ALPHA_BPS = 14_000;
+    uint16 public constant MIN_FEE_BPS = 50;
+    uint16 public constant MAX_FEE_BPS = 1000;
+    /// @notice C12: A >= 1.1 R.
+    uint16 public constant MIN_AUDIT_FEE_BPS = 11_000;
+    uint16 public constant MAX_AUDIT_FEE_BPS = 50_000;
+    uint16 public constant MAX_BETA_BPS = 1000;
+    uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
+    uint16 public constant MAX_DRAW_DELAY = 64;
     /// @dev Declared CPU-seconds are at most maxRuntime times this many CPUs.
     uint256 public constant MAX_CPUS_PER_JOB = 256;
 
     uint256 private constant _BPS = 10_000;
+    uint256 private constant _PCT = 100;
 
     // Bits of Config.flags.
     uint8 private constant _PAUSED = 1;
-    uint8 private constant _EMISSIONS_ON = 2;
-    // Bits of Job.flags.
-    uint8 private constant _FAILURE = 1; // the submission is a failure code
-    uint8 private constant _EARNS_EMISSION = 2; // emissions were on when the job was posted
-    uint256 private constant _PCT = 100;
+    // Job.flags: bits 0-2 the failure code (0 = a result), bit 3 verify-none.
+    uint8 private constant _CODE_MASK = 7;
+    uint8 private constant _VERIFY_NONE = 8;
+
+    /// @dev Word 1 of a job: what settlement needs besides the hot word (248 bits).
+    struct Econ {
+        address requester;
+        uint24 version; // parameter version at post: the court and the bounds
+        uint16 auditBps; // p_job (0 for verify-none)
+        uint16 feeBps; // f at post, lowered by availability no-fault fees on reopen
+        uint16 kappaBps;
+        uint16 auditFeeBps; // A / R (0 for verify-none)
+    }
 
     /// @dev Three storage words; see the contract's gas layout note.
     struct Job {
-        // word 0: read by getJob only
-        bytes32 specHash;
-        // word 1: read on refunds and emissions
-        address requester;
-        uint32 cpuSeconds;
+        // word 0: the spec hash until submission, then the commitment
+        bytes32 word0;
+        // word 1
+        Econ econ;
         // word 2, the hot word: 88 + 8 + 8 + 24 + 32 + 32 + 24 + 24 + 16 = 256 bits
         uint88 reward;
         JobStatus status;
-        uint8 flags; // _FAILURE | _EARNS_EMISSION
+        uint8 flags;
         uint24 providerId;
-        uint32 claimDeadline;
+        uint32 claimOrAnchor; // the claim deadline until submission, then the anchor block
         uint32 deadline;
         uint24 maxRuntime;
         uint24 challengeWindow;
         uint16 collateralPct;
     }
 
-    /// @dev What a dispute settlement moved; fields of `DisputeResolved`.
-    struct Settlement {
-        address winner;
-        uint96 forfeited;
-        uint96 winnerPayout;
-        uint96 burned;
-        uint96 requesterRefund;
-        uint96 providerPayout;
-        uint96 emission;
+    /// @dev The global hot word: job counter, current parameter version, flags.
+    struct Config {
+        uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
+        uint24 version;
+        uint8 flags; // _PAUSED
     }
 
-    /// @dev The market's hot global word (144 + 48 + 24 + 8 + 32 = 256 bits): the parameters, the
-    ///      pause and emissions-on flags, and the job counter, all read by `postJob` in one load.
-    struct Config {
+    /// @dev Word A of a parameter version: everything `postJob` reads (exactly 256 bits).
+    struct Bounds {
         uint24 minClaimWindow;
         uint24 maxClaimWindow;
         uint24 minRuntime;
@@ -98,31 +119,48 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint24 maxChallengeWindow;
         uint16 minCollateralPct;
         uint16 maxCollateralPct;
-        uint16 burnBps;
-        uint24 resolveWindow;
-        uint8 flags; // _PAUSED | _EMISSIONS_ON
-        uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
+        uint16 alphaBps;
+        uint16 feeBps;
+        uint16 kappaBps;
+        uint16 auditFeeBps;
+        uint16 betaBps;
     }
 
-    struct EmissionState {
-        uint32 epoch;
-        uint96 minted;
+    /// @dev Word B of a parameter version: read by court calls and availability failures only.
+    struct Extra {
+        uint16 noFaultFeeBps;
+        address court;
+    }
+
+    /// @dev What an optimistic settlement moved; fields of `JobFinalized`.
+    struct Optimistic {
+        bool failure;
+        uint96 payout; // R + rebate to the provider (result), R + fee to the requester (failure)
+        uint96 emission; // the rebate kappa * fee
+        uint96 burned;
+        uint96 auditRefund; // A, credited to the requester
+    }
+
+    /// @dev What a settlement moved; fields of `JobSettled`.
+    struct Moved {
+        uint96 providerPayout;
+        uint96 requesterRefund;
+        uint96 toCourt;
+        uint96 burned;
     }
 
     IRewardToken private immutable _token;
     IProviderStaking private immutable _staking;
+    IRandomness private immutable _randomness;
+    bool private immutable _nativeBlockhash;
+    uint16 private immutable _drawDelay;
 
     Config private _config;
-    EmissionParams private _emission;
-    EmissionState private _emissionState;
-    address private _resolver;
-
+    uint256 private _pendingBurn;
+    mapping(uint256 version => Bounds) private _bounds;
+    mapping(uint256 version => Extra) private _extras;
     mapping(uint256 jobId => Job) private _jobs;
-    mapping(uint256 jobId => address) private _challengers;
     mapping(address account => uint256) private _credits;
-
-    /// @notice A challenge was attempted before governance set a dispute resolver.
-    error ResolverNotSet();
 
     modifier whenNotPaused() {
         if (_config.flags & _PAUSED != 0) revert MarketPaused();
@@ -130,25 +168,35 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice Deploys the market and its staking contract (whose market is fixed to this one).
-    /// @param token_ The reward token; the market needs its MINTER_ROLE for emissions.
+    ///         Jobs can be posted once governance has set the first parameter version (with the
+    ///         court, deployed after the market): `setParams`.
+    /// @param token_ The reward token (the market burns; it never mints).
+    /// @param randomness_ The randomness source of the draws.
+    /// @param nativeBlockhash_ True only when `randomness_` is a BlockhashRandomness: the draw then
+    ///        reads `blockhash(anchor)` in place (the value the source returns; saves an external
+    ///        call) and asks the source only once the hash is gone (a recorded value, or expired).
+    /// @param drawDelay_ D: blocks between a submission and its anchor block (1..MAX_DRAW_DELAY).
     /// @param admin Receives every role here and in the staking contract.
     /// @param minStake Staking's registration minimum (base units).
     /// @param unbondingDelay Staking's unbonding delay (seconds).
     constructor(
         address token_,
+        address randomness_,
+        bool nativeBlockhash_,
+        uint16 drawDelay_,
         address admin,
         uint96 minStake,
-        uint32 unbondingDelay,
-        MarketParams memory params_,
-        EmissionParams memory emission_
+        uint32 unbondingDelay
     ) {
+        _checkParam("drawDelay", drawDelay_, 1, MAX_DRAW_DELAY);
         _token = IRewardToken(token_);
+        _randomness = IRandomness(randomness_);
+        _nativeBlockhash = nativeBlockhash_;
+        _drawDelay = drawDelay_;
         _staking = IProviderStaking(address(new ProviderStaking(token_, admin, minStake, unbondingDelay)));
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNOR_ROLE, admin);
         _grantRole(GUARDIAN_ROLE, admin);
-        _setParams(params_);
-        _setEmissionParams(emission_);
     }
 
     // ---------------------------------------------------------------- requester
@@ -172,10 +220,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (uint256 jobId) {
+        Bounds memory b = _bounds[_config.version];
+        uint256 escrow = uint256(terms.reward) + _bps(terms.reward, b.feeBps)
+            + (terms.verifyMode == 1 ? 0 : _bps(terms.reward, b.auditFeeBps));
         // A front-run permit makes this call fail; the allowance it set is then already in place,
         // and `transferFrom` in `_post` reverts with the token's own error if it is not.
-        try IERC20Permit(address(_token)).permit(msg.sender, address(this), terms.reward, permitDeadline, v, r, s) {}
-            catch {}
+        try IERC20Permit(address(_token)).permit(msg.sender, address(this), escrow, permitDeadline, v, r, s) {} catch {}
         return _post(specHash, spec, terms);
     }
 
@@ -190,11 +240,11 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc IJobMarket
     function cancelJob(uint256 jobId) external {
         Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (msg.sender != j.requester) revert NotRequester(jobId, msg.sender, j.requester);
+        if (msg.sender != j.econ.requester) revert NotRequester(jobId, msg.sender, j.econ.requester);
         j.status = JobStatus.Cancelled;
-        uint96 reward = j.reward;
-        _credits[msg.sender] += reward;
-        emit JobCancelled(jobId, msg.sender, reward);
+        uint96 refund = _escrow(j);
+        _credits[msg.sender] += refund;
+        emit JobCancelled(jobId, msg.sender, refund);
     }
 
     // ---------------------------------------------------------------- provider
@@ -202,7 +252,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc IJobMarket
     function claimJob(uint256 jobId) external whenNotPaused {
         Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (block.timestamp > j.claimDeadline) revert TooLate(jobId, j.claimDeadline, block.timestamp);
+        if (block.timestamp > j.claimOrAnchor) revert TooLate(jobId, j.claimOrAnchor, block.timestamp);
         uint96 collateral = _collateralOf(j);
         // uint32 holds unix times until 2106; maxRuntime is bounded by MAX_RUNTIME.
         uint32 submitDeadline = uint32(block.timestamp) + j.maxRuntime;
@@ -214,68 +264,55 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
-    function submitResult(uint256 jobId, bytes32 resultHash, string calldata resultURI) external {
-        if (resultHash == bytes32(0)) revert EmptyResultHash();
+    function submitResult(uint256 jobId, bytes32 commitment, string calldata resultURI) external {
+        if (commitment == bytes32(0)) revert EmptyCommitment();
         Job storage j = _assignedJob(jobId);
-        uint32 challengeDeadline = _startChallengeWindow(j);
-        emit ResultSubmitted(jobId, msg.sender, resultHash, resultURI, challengeDeadline);
+        j.word0 = commitment;
+        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
+        emit ResultSubmitted(jobId, msg.sender, commitment, resultURI, challengeDeadline, anchorBlock);
     }
 
     /// @inheritdoc IJobMarket
-    function submitFailure(uint256 jobId, uint8 code, bytes32 evidenceHash) external {
+    function submitFailure(uint256 jobId, uint8 code, bytes32 commitment) external nonReentrant {
         if (code == uint8(FailureCode.None) || code > uint8(type(FailureCode).max)) revert InvalidFailureCode(code);
+        if (commitment == bytes32(0)) revert EmptyCommitment();
         Job storage j = _assignedJob(jobId);
-        j.flags |= _FAILURE;
-        uint32 challengeDeadline = _startChallengeWindow(j);
-        emit FailureSubmitted(jobId, msg.sender, code, evidenceHash, challengeDeadline);
+        if (code == uint8(FailureCode.ImageUnavailable) || code == uint8(FailureCode.InputHashMismatch)) {
+            emit FailureSubmitted(jobId, msg.sender, code, commitment, 0, 0);
+            _noFault(jobId, j);
+            return;
+        }
+        j.word0 = commitment;
+        j.flags |= code;
+        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
+        emit FailureSubmitted(jobId, msg.sender, code, commitment, challengeDeadline, anchorBlock);
     }
 
     // ---------------------------------------------------------------- anyone
 
     /// @inheritdoc IJobMarket
-    function challenge(uint256 jobId) external nonReentrant {
-        Job storage j = _jobAt(jobId, JobStatus.Submitted);
-        if (block.timestamp > j.deadline) revert TooLate(jobId, j.deadline, block.timestamp);
-        address resolver_ = _resolver;
-        if (resolver_ == address(0)) revert ResolverNotSet();
-        address provider = _staking.providerOf(j.providerId);
-        if (msg.sender == provider) revert SelfChallenge(jobId, provider);
-        uint96 bond = _collateralOf(j);
-        uint32 resolveDeadline = uint32(block.timestamp) + _config.resolveWindow;
-        j.status = JobStatus.Disputed;
-        j.deadline = resolveDeadline;
-        _challengers[jobId] = msg.sender;
-        emit JobChallenged(jobId, msg.sender, bond, resolver_, resolveDeadline);
-        IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), bond);
-        IDisputeResolver(resolver_).disputeOpened(jobId, provider, msg.sender, resolveDeadline);
-    }
-
-    /// @inheritdoc IJobMarket
     function finalize(uint256 jobId) external nonReentrant {
-        Job storage j = _jobAt(jobId, JobStatus.Submitted);
-        if (block.timestamp <= j.deadline) revert TooEarly(jobId, uint256(j.deadline) + 1, block.timestamp);
-        _finalize(jobId, j);
+        _finalizeIfReady(jobId, true);
     }
 
     /// @inheritdoc IJobMarket
     function finalizeMany(uint256[] calldata jobIds) external nonReentrant returns (uint256 finalized) {
         for (uint256 i = 0; i < jobIds.length; ++i) {
-            Job storage j = _jobs[jobIds[i]];
-            if (j.status == JobStatus.Submitted && block.timestamp > j.deadline) {
-                _finalize(jobIds[i], j);
-                ++finalized;
-            }
+            if (_finalizeIfReady(jobIds[i], false)) ++finalized;
         }
     }
 
     /// @inheritdoc IJobMarket
     function expireJob(uint256 jobId) external {
         Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (block.timestamp <= j.claimDeadline) revert TooEarly(jobId, uint256(j.claimDeadline) + 1, block.timestamp);
+        if (block.timestamp <= j.claimOrAnchor) {
+            revert TooEarly(jobId, uint256(j.claimOrAnchor) + 1, block.timestamp);
+        }
         j.status = JobStatus.Expired;
-        (address requester, uint96 reward) = (j.requester, j.reward);
-        _credits[requester] += reward;
-        emit JobExpired(jobId, requester, reward);
+        address requester = j.econ.requester;
+        uint96 refund = _escrow(j);
+        _credits[requester] += refund;
+        emit JobExpired(jobId, requester, refund);
     }
 
     /// @inheritdoc IJobMarket
@@ -284,7 +321,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (block.timestamp <= j.deadline) revert TooEarly(jobId, uint256(j.deadline) + 1, block.timestamp);
         uint96 collateral = _collateralOf(j);
         uint24 providerId = j.providerId;
-        bool reopened = block.timestamp <= j.claimDeadline;
+        bool reopened = block.timestamp <= j.claimOrAnchor;
         uint96 refund = 0;
         if (reopened) {
             j.status = JobStatus.Open;
@@ -292,19 +329,22 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             j.deadline = 0;
         } else {
             j.status = JobStatus.TimedOut;
-            refund = j.reward;
-            _credits[j.requester] += refund;
+            refund = _escrow(j);
+            _credits[j.econ.requester] += refund;
         }
+        _pendingBurn += collateral;
         address provider = _staking.slash(providerId, collateral, jobId, address(this));
-        _token.burn(collateral);
         emit JobTimedOut(jobId, provider, collateral, reopened, refund);
     }
 
     /// @inheritdoc IJobMarket
-    function settleUnresolved(uint256 jobId) external nonReentrant {
-        Job storage j = _jobAt(jobId, JobStatus.Disputed);
-        if (block.timestamp <= j.deadline) revert TooEarly(jobId, uint256(j.deadline) + 1, block.timestamp);
-        _settleDispute(jobId, j, Ruling.None);
+    function flushBurn() external nonReentrant {
+        uint256 pending = _pendingBurn;
+        if (pending <= 1) return;
+        _pendingBurn = 1;
+        uint256 amount = pending - 1;
+        emit BurnFlushed(amount);
+        _token.burn(amount);
     }
 
     /// @inheritdoc IJobMarket
@@ -316,32 +356,130 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         IERC20(address(_token)).safeTransfer(msg.sender, amount);
     }
 
-    // ---------------------------------------------------------------- resolver
+    // ---------------------------------------------------------------- court
 
     /// @inheritdoc IJobMarket
-    function resolveDispute(uint256 jobId, Ruling ruling) external nonReentrant {
-        if (msg.sender != _resolver) revert NotResolver(msg.sender, _resolver);
-        if (ruling == Ruling.None) revert InvalidRuling();
-        _settleDispute(jobId, _jobAt(jobId, JobStatus.Disputed), ruling);
+    function isDrawn(uint256 jobId) external view returns (bool) {
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (!_hasCommitment(status)) {
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert WrongStatus(jobId, status, JobStatus.Submitted);
+        }
+        uint256 state = _drawState(jobId, j.econ.auditBps, j.claimOrAnchor);
+        if (state == _NOT_READY) revert IRandomness.RandomnessNotReady(j.claimOrAnchor, block.number);
+        return state == _DRAWN;
+    }
+
+    /// @inheritdoc IJobMarket
+    function verificationInfo(uint256 jobId) external view returns (VerificationInfo memory info) {
+        Job memory j = _jobs[jobId];
+        if (j.status == JobStatus.None) revert UnknownJob(jobId);
+        bool submitted = _hasCommitment(j.status);
+        info.status = j.status;
+        info.requester = j.econ.requester;
+        info.provider = j.providerId == 0 ? address(0) : _staking.providerOf(j.providerId);
+        info.reward = j.reward;
+        info.collateral = _collateral(j.reward, j.collateralPct);
+        info.auditFee = _bps(j.reward, j.econ.auditFeeBps);
+        info.commitment = submitted ? j.word0 : bytes32(0);
+        info.failureCode = j.flags & _CODE_MASK;
+        info.maxRuntime = j.maxRuntime;
+        info.submitTime = submitted ? j.deadline - j.challengeWindow : 0;
+        info.anchorBlock = submitted ? j.claimOrAnchor : 0;
+        info.auditBps = j.econ.auditBps;
+        info.court = _extras[j.econ.version].court;
+    }
+
+    /// @inheritdoc IJobMarket
+    function beginVerification(uint256 jobId) external {
+        Job storage j = _jobAt(jobId, JobStatus.Submitted);
+        address court = _onlyCourtOf(jobId, j);
+        j.status = JobStatus.Disputed;
+        emit VerificationStarted(jobId, court);
+    }
+
+    /// @inheritdoc IJobMarket
+    function settle(uint256 jobId, Outcome outcome) external nonReentrant returns (uint96 toCourt) {
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (status != JobStatus.Disputed && status != JobStatus.Submitted) {
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert WrongStatus(jobId, status, JobStatus.Disputed);
+        }
+        address court = _onlyCourtOf(jobId, j);
+        if (outcome == Outcome.None) revert InvalidOutcome();
+        j.status = JobStatus.Resolved;
+        Econ memory e = j.econ;
+        Moved memory m;
+        if (outcome == Outcome.Unaudited) {
+            (, Optimistic memory o) = _optimistic(j, e);
+            if (o.failure) {
+                m.requesterRefund = o.payout + o.auditRefund;
+            } else {
+                (m.providerPayout, m.requesterRefund) = (o.payout, o.auditRefund);
+            }
+            m.burned = o.burned;
+        } else {
+            m = _settleVerified(jobId, j, e, outcome, court);
+        }
+        toCourt = m.toCourt;
+        emit JobSettled(jobId, outcome, m.providerPayout, m.requesterRefund, toCourt, m.burned);
+        // The court's share of the escrow (A); a ProviderWrong slash went from staking directly.
+        if (outcome != Outcome.ProviderWrong && toCourt != 0) {
+            IERC20(address(_token)).safeTransfer(court, toCourt);
+        }
     }
 
     // ---------------------------------------------------------------- governance
 
     /// @inheritdoc IJobMarket
-    function setParams(MarketParams calldata params_) external onlyRole(GOVERNOR_ROLE) {
-        _setParams(params_);
-    }
+    function setParams(MarketParams calldata p) external onlyRole(GOVERNOR_ROLE) {
+        _checkParam("minClaimWindow", p.minClaimWindow, 1, MAX_CLAIM_WINDOW);
+        _checkParam("maxClaimWindow", p.maxClaimWindow, p.minClaimWindow, MAX_CLAIM_WINDOW);
+        _checkParam("minRuntime", p.minRuntime, 1, MAX_RUNTIME);
+        if (p.maxRuntime > MAX_RUNTIME) revert RuntimeAboveAuditable(p.maxRuntime, MAX_RUNTIME);
+        _checkParam("maxRuntime", p.maxRuntime, p.minRuntime, MAX_RUNTIME);
+        _checkParam("minChallengeWindow", p.minChallengeWindow, 1, MAX_CHALLENGE_WINDOW);
+        _checkParam("maxChallengeWindow", p.maxChallengeWindow, p.minChallengeWindow, MAX_CHALLENGE_WINDOW);
+        if (p.minCollateralPct < MIN_COLLATERAL_PCT) {
+            revert CollateralBelowJuryFloor(p.minCollateralPct, MIN_COLLATERAL_PCT);
+        }
+        _checkParam("maxCollateralPct", p.maxCollateralPct, p.minCollateralPct, MAX_COLLATERAL_PCT);
+        if (p.alphaBps < MIN_ALPHA_BPS) revert AlphaBelowFloor(p.alphaBps, MIN_ALPHA_BPS);
+        _checkParam("feeBps", p.feeBps, MIN_FEE_BPS, MAX_FEE_BPS);
+        if (p.kappaBps >= _BPS) revert KappaNotBelowOne(p.kappaBps);
+        if (p.auditFeeBps < MIN_AUDIT_FEE_BPS) revert AuditFeeBelowFloor(p.auditFeeBps, MIN_AUDIT_FEE_BPS);
+        _checkParam("auditFeeBps", p.auditFeeBps, MIN_AUDIT_FEE_BPS, MAX_AUDIT_FEE_BPS);
+        _checkParam("betaBps", p.betaBps, 0, MAX_BETA_BPS);
+        _checkParam("noFaultFeeBps", p.noFaultFeeBps, 0, MAX_NO_FAULT_FEE_BPS);
+        if (p.drawDelay != _drawDelay) revert DrawDelayFixed(p.drawDelay, _drawDelay);
+        if (p.court.code.length == 0) revert CourtNotContract(p.court);
+        uint256 required = ICourtViews(p.court).requiredChallengeWindow();
+        if (p.minChallengeWindow < required) revert ChallengeWindowBelowCourt(p.minChallengeWindow, required);
+        uint256 horizon = _horizon(p.maxClaimWindow, p.maxRuntime, p.maxChallengeWindow, p.court);
+        uint256 unbonding = _staking.unbondingDelay();
+        if (unbonding < horizon) revert UnbondingBelowHorizon(unbonding, horizon);
 
-    /// @inheritdoc IJobMarket
-    function setEmissionParams(EmissionParams calldata params_) external onlyRole(GOVERNOR_ROLE) {
-        _setEmissionParams(params_);
-    }
-
-    /// @inheritdoc IJobMarket
-    function setResolver(address resolver_) external onlyRole(GOVERNOR_ROLE) {
-        if (resolver_ == address(0)) revert ResolverNotSet();
-        _resolver = resolver_;
-        emit ResolverUpdated(resolver_);
+        uint24 version = _config.version + 1; // checked: 2^24 - 1 versions
+        _config.version = version;
+        _bounds[version] = Bounds({
+            minClaimWindow: p.minClaimWindow,
+            maxClaimWindow: p.maxClaimWindow,
+            minRuntime: p.minRuntime,
+            maxRuntime: p.maxRuntime,
+            minChallengeWindow: p.minChallengeWindow,
+            maxChallengeWindow: p.maxChallengeWindow,
+            minCollateralPct: p.minCollateralPct,
+            maxCollateralPct: p.maxCollateralPct,
+            alphaBps: p.alphaBps,
+            feeBps: p.feeBps,
+            kappaBps: p.kappaBps,
+            auditFeeBps: p.auditFeeBps,
+            betaBps: p.betaBps
+        });
+        _extras[version] = Extra({noFaultFeeBps: p.noFaultFeeBps, court: p.court});
+        emit MarketParamsUpdated(version, _paramsAt(version));
     }
 
     /// @inheritdoc IJobMarket
@@ -356,20 +494,26 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function getJob(uint256 jobId) external view returns (JobView memory v) {
         Job memory j = _jobs[jobId];
         if (j.status == JobStatus.None) revert UnknownJob(jobId);
-        v.specHash = j.specHash;
-        v.requester = j.requester;
+        bool submitted = _hasCommitment(j.status);
+        v.specHash = submitted ? bytes32(0) : j.word0;
+        v.commitment = submitted ? j.word0 : bytes32(0);
+        v.requester = j.econ.requester;
         v.reward = j.reward;
+        v.fee = _bps(j.reward, j.econ.feeBps);
+        v.auditFee = _bps(j.reward, j.econ.auditFeeBps);
         v.status = j.status;
-        v.failure = j.flags & _FAILURE != 0;
+        v.failureCode = j.flags & _CODE_MASK;
+        v.verifyMode = j.flags & _VERIFY_NONE != 0 ? 1 : 0;
         v.provider = j.providerId == 0 ? address(0) : _staking.providerOf(j.providerId);
-        v.claimDeadline = j.claimDeadline;
+        v.claimDeadline = submitted ? 0 : j.claimOrAnchor;
         v.deadline = j.deadline;
+        v.anchorBlock = submitted ? j.claimOrAnchor : 0;
         v.maxRuntime = j.maxRuntime;
         v.challengeWindow = j.challengeWindow;
         v.collateralPct = j.collateralPct;
-        v.cpuSeconds = j.cpuSeconds;
+        v.auditBps = j.econ.auditBps;
+        v.paramsVersion = j.econ.version;
         v.collateral = _collateral(j.reward, j.collateralPct);
-        v.challenger = _challengers[jobId];
     }
 
     /// @inheritdoc IJobMarket
@@ -383,31 +527,31 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
-    function params() external view returns (MarketParams memory p) {
-        Config memory c = _config;
-        p = MarketParams({
-            minClaimWindow: c.minClaimWindow,
-            maxClaimWindow: c.maxClaimWindow,
-            minRuntime: c.minRuntime,
-            maxRuntime: c.maxRuntime,
-            minChallengeWindow: c.minChallengeWindow,
-            maxChallengeWindow: c.maxChallengeWindow,
-            minCollateralPct: c.minCollateralPct,
-            maxCollateralPct: c.maxCollateralPct,
-            burnBps: c.burnBps,
-            resolveWindow: c.resolveWindow,
-            paused: c.flags & _PAUSED != 0
-        });
+    function pendingBurn() external view returns (uint256) {
+        return _pendingBurn;
     }
 
     /// @inheritdoc IJobMarket
-    function emissionParams() external view returns (EmissionParams memory) {
-        return _emission;
+    function params() external view returns (MarketParams memory) {
+        return _paramsAt(_config.version);
     }
 
     /// @inheritdoc IJobMarket
-    function emissionState() external view returns (uint32 epoch, uint96 minted) {
-        return (_emissionState.epoch, _emissionState.minted);
+    function paramsAt(uint32 version) external view returns (MarketParams memory) {
+        return _paramsAt(version);
+    }
+
+    /// @inheritdoc IJobMarket
+    function paramsVersion() external view returns (uint32) {
+        return _config.version;
+    }
+
+    /// @inheritdoc IJobMarket
+    function minUnbondingDelay() external view returns (uint256) {
+        uint24 version = _config.version;
+        if (version == 0) return 0;
+        Bounds memory b = _bounds[version];
+        return _horizon(b.maxClaimWindow, b.maxRuntime, b.maxChallengeWindow, _extras[version].court);
     }
 
     /// @inheritdoc IJobMarket
@@ -421,76 +565,90 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
-    function resolver() external view returns (address) {
-        return _resolver;
+    function randomness() external view returns (address) {
+        return address(_randomness);
     }
 
     // ---------------------------------------------------------------- internal
 
+    uint256 private constant _UNDRAWN = 0;
+    uint256 private constant _DRAWN = 1;
+    uint256 private constant _NOT_READY = 2;
+
     function _post(bytes32 specHash, bytes calldata spec, JobTerms calldata terms) private returns (uint256 jobId) {
-        Config storage c = _config;
-        uint8 configFlags = c.flags;
-        _checkPost(specHash, spec, terms, configFlags);
-        jobId = ++c.jobCount; // checked: reverts after 2^32 - 1 jobs
+        Config memory c = _config;
+        if (c.flags & _PAUSED != 0) revert MarketPaused();
+        if (c.version == 0) revert NotConfigured();
+        Bounds memory b = _bounds[c.version];
+        _checkPost(specHash, spec, terms, b);
+        jobId = c.jobCount + 1; // checked: reverts after 2^32 - 1 jobs
+        _config.jobCount = uint32(jobId);
+        bool none = terms.verifyMode == 1;
+        Econ memory e = Econ({
+            requester: msg.sender,
+            version: c.version,
+            auditBps: none ? 0 : _auditBps(b, terms.collateralPct),
+            feeBps: b.feeBps,
+            kappaBps: b.kappaBps,
+            auditFeeBps: none ? 0 : b.auditFeeBps
+        });
         // uint32 holds unix times until 2106; claimWindow is bounded by MAX_CLAIM_WINDOW.
         uint32 claimDeadline = uint32(block.timestamp) + terms.claimWindow;
         _jobs[jobId] = Job({
-            specHash: specHash,
-            requester: msg.sender,
-            cpuSeconds: terms.cpuSeconds,
+            word0: specHash,
+            econ: e,
             reward: uint88(terms.reward), // bounded by _checkPost
             status: JobStatus.Open,
-            flags: configFlags & _EMISSIONS_ON != 0 ? _EARNS_EMISSION : 0,
+            flags: none ? _VERIFY_NONE : 0,
             providerId: 0,
-            claimDeadline: claimDeadline,
+            claimOrAnchor: claimDeadline,
             deadline: 0,
             maxRuntime: terms.maxRuntime,
             challengeWindow: terms.challengeWindow,
             collateralPct: terms.collateralPct
         });
-        // Pay from the requester's withdrawable balance first, then from its wallet.
+        uint96 fee = _bps(terms.reward, e.feeBps);
+        uint96 auditFee = _bps(terms.reward, e.auditFeeBps);
+        uint256 total = uint256(terms.reward) + fee + auditFee;
+        // Pay from the requester's withdrawable balance when it covers the whole escrow, else
+        // from its wallet (see the gas layout note: the credit slot is not written then).
         uint256 credit = _credits[msg.sender];
-        uint96 fromCredit = credit < terms.reward ? uint96(credit) : terms.reward;
-        if (fromCredit != 0) {
-            // Cannot underflow: fromCredit <= credit.
+        bool fromCredit = credit >= total;
+        if (fromCredit) {
+            // Cannot underflow: total <= credit.
             unchecked {
-                _credits[msg.sender] = credit - fromCredit;
+                _credits[msg.sender] = credit - total;
             }
         }
-        _emitPosted(jobId, specHash, claimDeadline, fromCredit, terms, spec);
-        if (fromCredit < terms.reward) {
-            IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), terms.reward - fromCredit);
-        }
+        _emitPosted(jobId, specHash, claimDeadline, fee, auditFee, fromCredit ? uint96(total) : 0, e, terms, spec);
+        if (!fromCredit) IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), total);
     }
 
-    /// @dev Reverts unless the market is live, the spec matches its hash and the terms are in bounds.
-    function _checkPost(bytes32 specHash, bytes calldata spec, JobTerms calldata terms, uint8 configFlags)
-        private
-        view
-    {
-        if (configFlags & _PAUSED != 0) revert MarketPaused();
-        Config memory p = _config;
+    /// @dev Reverts unless the spec matches its hash and the terms are in bounds.
+    function _checkPost(bytes32 specHash, bytes calldata spec, JobTerms calldata terms, Bounds memory b) private pure {
         if (terms.reward == 0) revert ZeroReward();
         if (terms.reward > type(uint88).max) revert TermOutOfBounds("reward", terms.reward, 1, type(uint88).max);
+        if (terms.verifyMode > 1) revert InvalidVerifyMode(terms.verifyMode);
         if (spec.length == 0) revert EmptySpec();
         bytes32 actual = keccak256(spec);
         if (actual != specHash) revert SpecHashMismatch(specHash, actual);
-        _checkTerm("claimWindow", terms.claimWindow, p.minClaimWindow, p.maxClaimWindow);
-        _checkTerm("maxRuntime", terms.maxRuntime, p.minRuntime, p.maxRuntime);
-        _checkTerm("challengeWindow", terms.challengeWindow, p.minChallengeWindow, p.maxChallengeWindow);
-        _checkTerm("collateralPct", terms.collateralPct, p.minCollateralPct, p.maxCollateralPct);
+        _checkTerm("claimWindow", terms.claimWindow, b.minClaimWindow, b.maxClaimWindow);
+        _checkTerm("maxRuntime", terms.maxRuntime, b.minRuntime, b.maxRuntime);
+        // >= minChallengeWindow >= court.requiredChallengeWindow() (checked in setParams), C8.
+        _checkTerm("challengeWindow", terms.challengeWindow, b.minChallengeWindow, b.maxChallengeWindow);
+        _checkTerm("collateralPct", terms.collateralPct, b.minCollateralPct, b.maxCollateralPct);
         _checkTerm("cpuSeconds", terms.cpuSeconds, 1, uint256(terms.maxRuntime) * MAX_CPUS_PER_JOB);
-        // A zero collateral (a tiny reward rounded down) would make challenges free and slashes empty.
-        uint256 collateral = uint256(terms.reward) * terms.collateralPct / _PCT;
-        if (collateral == 0) revert TermOutOfBounds("collateral", 0, 1, type(uint96).max);
     }
 
-    /// @dev Split out of `_post` to keep the legacy code generator's stack within reach.
+    /// @dev Split out of `_post` to keep the stack within reach.
     function _emitPosted(
         uint256 jobId,
         bytes32 specHash,
         uint32 claimDeadline,
+        uint96 fee,
+        uint96 auditFee,
         uint96 fromCredit,
+        Econ memory e,
         JobTerms calldata terms,
         bytes calldata spec
     ) private {
@@ -499,14 +657,170 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             msg.sender,
             specHash,
             terms.reward,
+            fee,
+            auditFee,
             fromCredit,
             claimDeadline,
             terms.maxRuntime,
             terms.challengeWindow,
             terms.collateralPct,
             terms.cpuSeconds,
+            terms.verifyMode,
+            e.auditBps,
+            e.version,
             spec
         );
+    }
+
+    /// @dev p_job = min(1, alpha*g/(g + k - beta)) in basis points, g = 1 + kappa*f (C1).
+    function _auditBps(Bounds memory b, uint16 collateralPct) private pure returns (uint16) {
+        uint256 g = _BPS + uint256(b.kappaBps) * b.feeBps / _BPS;
+        // k - beta > 0: collateralPct >= 400 (k >= 4) and beta <= 0.1.
+        uint256 p = uint256(b.alphaBps) * g / (g + uint256(collateralPct) * _PCT - b.betaBps);
+        return p >= _BPS ? uint16(_BPS) : uint16(p);
+    }
+
+    function _drawnBy(bytes32 r, uint256 jobId, uint16 auditBps) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(r, jobId))) % _BPS < auditBps ? _DRAWN : _UNDRAWN;
+    }
+
+    /// @dev (_UNDRAWN, _DRAWN or _NOT_READY) for a submitted job with p_job `auditBps` and anchor block `anchor`.
+    function _drawState(uint256 jobId, uint16 auditBps, uint32 anchor) private view returns (uint256) {
+        if (auditBps == 0) return _UNDRAWN;
+        if (auditBps >= _BPS) return _DRAWN;
+        if (_nativeBlockhash && block.number > anchor) {
+            bytes32 h = blockhash(anchor);
+            if (h != bytes32(0)) return _drawnBy(h, jobId, auditBps);
+        }
+        try _randomness.randomness(anchor) returns (bytes32 r) {
+            return _drawnBy(r, jobId, auditBps);
+        } catch {
+            // Expired randomness counts as drawn: a provider cannot escape a draw by letting it lapse.
+            (, bool expired) = _randomness.status(anchor);
+            return expired ? _DRAWN : _NOT_READY;
+        }
+    }
+
+    /// @dev Finalizes job `jobId` if it is Submitted, past its challenge deadline and not drawn;
+    ///      otherwise reverts (`strict`) or returns false.
+    function _finalizeIfReady(uint256 jobId, bool strict) private returns (bool) {
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (status != JobStatus.Submitted) {
+            if (!strict) return false;
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert WrongStatus(jobId, status, JobStatus.Submitted);
+        }
+        uint32 deadline = j.deadline;
+        if (block.timestamp <= deadline) {
+            if (!strict) return false;
+            revert TooEarly(jobId, uint256(deadline) + 1, block.timestamp);
+        }
+        Econ memory e = j.econ;
+        uint32 anchor = j.claimOrAnchor;
+        uint256 state = _drawState(jobId, e.auditBps, anchor);
+        if (state != _UNDRAWN) {
+            if (!strict) return false;
+            if (state == _DRAWN) revert JobDrawn(jobId);
+            revert IRandomness.RandomnessNotReady(anchor, block.number);
+        }
+        j.status = JobStatus.Finalized;
+        (address provider, Optimistic memory o) = _optimistic(j, e);
+        emit JobFinalized(jobId, provider, o.failure, o.payout, o.emission);
+        return true;
+    }
+
+    /// @dev An undrawn (or Unaudited) job: a result pays the provider R + rebate, accrues the rest
+    ///      of the fee to the burn and refunds A; a failure refunds R + fee + A. Unlocks the collateral.
+    function _optimistic(Job storage j, Econ memory e) private returns (address provider, Optimistic memory o) {
+        o.failure = j.flags & _CODE_MASK != 0;
+        uint96 reward = j.reward;
+        uint96 fee = _bps(reward, e.feeBps);
+        o.auditRefund = _bps(reward, e.auditFeeBps);
+        provider = _staking.unlock(j.providerId, _collateralOf(j), !o.failure);
+        if (o.failure) {
+            o.payout = reward + fee;
+            _credits[e.requester] += uint256(o.payout) + o.auditRefund;
+        } else {
+            o.emission = _bps(fee, e.kappaBps);
+            o.payout = reward + o.emission;
+            o.burned = fee - o.emission;
+            _credits[provider] += o.payout;
+            _pendingBurn += o.burned;
+            if (o.auditRefund != 0) _credits[e.requester] += o.auditRefund;
+        }
+    }
+
+    /// @dev The verified outcomes of `settle` (see IJobMarket.settle's table).
+    function _settleVerified(uint256 jobId, Job storage j, Econ memory e, Outcome outcome, address court)
+        private
+        returns (Moved memory m)
+    {
+        bool failure = j.flags & _CODE_MASK != 0;
+        uint96 reward = j.reward;
+        uint96 fee = _bps(reward, e.feeBps);
+        uint96 auditFee = _bps(reward, e.auditFeeBps);
+        uint96 collateral = _collateralOf(j);
+        if (outcome == Outcome.ProviderWrong) {
+            m.toCourt = collateral;
+            m.requesterRefund = reward + fee + auditFee;
+            _credits[e.requester] += m.requesterRefund;
+            _staking.slash(j.providerId, collateral, jobId, court);
+            return m;
+        }
+        m.toCourt = auditFee;
+        if (outcome == Outcome.Canary || failure) {
+            _staking.unlock(j.providerId, collateral, false);
+            m.requesterRefund = reward + fee;
+            _credits[e.requester] += m.requesterRefund;
+        } else {
+            // ProviderRight or Split on a result: the provider is paid.
+            address provider = _staking.unlock(j.providerId, collateral, true);
+            uint96 rebate = _bps(fee, e.kappaBps);
+            m.providerPayout = reward + rebate;
+            m.burned = fee - rebate;
+            _credits[provider] += m.providerPayout;
+            _pendingBurn += m.burned;
+        }
+    }
+
+    /// @dev An availability failure: both sides pay noFaultFeeBps * R, burned; reopen or refund.
+    function _noFault(uint256 jobId, Job storage j) private {
+        Econ memory e = j.econ;
+        uint16 nfBps = _extras[e.version].noFaultFeeBps;
+        uint96 reward = j.reward;
+        uint96 collateral = _collateralOf(j);
+        uint96 noFaultFee = _bps(reward, nfBps);
+        uint96 providerFee = noFaultFee < collateral ? noFaultFee : collateral;
+        uint24 providerId = j.providerId;
+        uint96 requesterFee;
+        uint96 refund;
+        bool reopened = block.timestamp <= j.claimOrAnchor && e.feeBps >= nfBps;
+        if (reopened) {
+            // The requester's share comes out of the escrowed fee; the job keeps R and A.
+            uint16 newFeeBps = e.feeBps - nfBps;
+            requesterFee = _bps(reward, e.feeBps) - _bps(reward, newFeeBps);
+            j.econ.feeBps = newFeeBps;
+            j.status = JobStatus.Open;
+            j.providerId = 0;
+            j.deadline = 0;
+        } else {
+            uint96 escrow = _escrow(j);
+            requesterFee = noFaultFee < escrow ? noFaultFee : escrow;
+            refund = escrow - requesterFee;
+            j.status = JobStatus.Expired;
+            _credits[e.requester] += refund;
+        }
+        _pendingBurn += uint256(providerFee) + requesterFee;
+        if (providerFee != 0) _staking.slash(providerId, providerFee, jobId, address(this));
+        _staking.unlock(providerId, collateral - providerFee, false);
+        emit NoFaultFailure(jobId, msg.sender, providerFee, requesterFee, reopened, refund);
+    }
+
+    /// @dev The court of job `j`'s parameter version; reverts unless it is the caller.
+    function _onlyCourtOf(uint256 jobId, Job storage j) private view returns (address court) {
+        court = _extras[j.econ.version].court;
+        if (msg.sender != court) revert NotCourt(jobId, msg.sender, court);
     }
 
     /// @dev The job `jobId`, which must exist and be in `expected` status.
@@ -527,132 +841,59 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (block.timestamp > j.deadline) revert TooLate(jobId, j.deadline, block.timestamp);
     }
 
-    function _startChallengeWindow(Job storage j) private returns (uint32 challengeDeadline) {
+    function _startChallengeWindow(Job storage j) private returns (uint32 challengeDeadline, uint64 anchorBlock) {
         // uint32 holds unix times until 2106; challengeWindow is bounded by MAX_CHALLENGE_WINDOW.
         challengeDeadline = uint32(block.timestamp) + j.challengeWindow;
+        anchorBlock = uint64(block.number) + _drawDelay;
         j.status = JobStatus.Submitted;
         j.deadline = challengeDeadline;
+        j.claimOrAnchor = uint32(anchorBlock); // block numbers below 2^32 (see the gas layout note)
     }
 
-    function _finalize(uint256 jobId, Job storage j) private {
-        j.status = JobStatus.Finalized;
-        uint8 flags = j.flags;
-        bool failure = flags & _FAILURE != 0;
-        uint96 reward = j.reward;
-        address provider = _staking.unlock(j.providerId, _collateralOf(j), !failure);
-        uint96 emission = 0;
-        if (failure) {
-            _credits[j.requester] += reward;
-        } else {
-            _credits[provider] += reward;
-            if (flags & _EARNS_EMISSION != 0) emission = _mintEmission(provider, j);
-        }
-        emit JobFinalized(jobId, provider, failure, reward, emission);
+    /// @dev Whether word 0 holds a commitment and claimOrAnchor the anchor block.
+    function _hasCommitment(JobStatus s) private pure returns (bool) {
+        return
+            s == JobStatus.Submitted || s == JobStatus.Disputed || s == JobStatus.Finalized || s == JobStatus.Resolved;
     }
 
-    function _settleDispute(uint256 jobId, Job storage j, Ruling ruling) private {
-        j.status = JobStatus.Resolved;
-        Settlement memory out = Settlement({
-            winner: address(0),
-            forfeited: 0,
-            winnerPayout: 0,
-            burned: 0,
-            requesterRefund: 0,
-            providerPayout: 0,
-            emission: 0
+    function _paramsAt(uint256 version) private view returns (MarketParams memory p) {
+        Bounds memory b = _bounds[version];
+        Extra memory x = _extras[version];
+        p = MarketParams({
+            minClaimWindow: b.minClaimWindow,
+            maxClaimWindow: b.maxClaimWindow,
+            minRuntime: b.minRuntime,
+            maxRuntime: b.maxRuntime,
+            minChallengeWindow: b.minChallengeWindow,
+            maxChallengeWindow: b.maxChallengeWindow,
+            minCollateralPct: b.minCollateralPct,
+            maxCollateralPct: b.maxCollateralPct,
+            alphaBps: b.alphaBps,
+            feeBps: b.feeBps,
+            kappaBps: b.kappaBps,
+            auditFeeBps: b.auditFeeBps,
+            betaBps: b.betaBps,
+            noFaultFeeBps: x.noFaultFeeBps,
+            drawDelay: _drawDelay,
+            court: x.court,
+            paused: _config.flags & _PAUSED != 0
         });
-        address challenger = _challengers[jobId];
-        address requester = j.requester;
-        uint96 stake = _collateralOf(j); // the provider's collateral, and the challenger's bond
-
-        if (ruling == Ruling.ProviderWins) {
-            bool failure = j.flags & _FAILURE != 0;
-            address provider = _staking.unlock(j.providerId, stake, !failure);
-            out.winner = provider;
-            out.forfeited = stake; // the challenger's bond
-            (out.winnerPayout, out.burned) = _split(stake, provider == requester);
-            if (failure) {
-                out.requesterRefund = j.reward;
-            } else {
-                out.providerPayout = j.reward;
-                if (j.flags & _EARNS_EMISSION != 0) out.emission = _mintEmission(provider, j);
-            }
-            _credits[provider] += uint256(out.winnerPayout) + out.providerPayout;
-        } else if (ruling == Ruling.ChallengerWins) {
-            _staking.slash(j.providerId, stake, jobId, address(this));
-            out.winner = challenger;
-            out.forfeited = stake; // the provider's collateral
-            // Slashed collateral never goes to the job's requester (iExec "kitty" rule).
-            (out.winnerPayout, out.burned) = _split(stake, challenger == requester);
-            out.requesterRefund = j.reward;
-            _credits[challenger] += uint256(stake) + out.winnerPayout; // bond back plus the winner's share
-        } else {
-            _staking.unlock(j.providerId, stake, false);
-            out.requesterRefund = j.reward;
-            _credits[challenger] += stake; // bond back
-        }
-        if (out.requesterRefund != 0) _credits[requester] += out.requesterRefund;
-        if (out.burned != 0) _token.burn(out.burned);
-        emit DisputeResolved(
-            jobId,
-            ruling,
-            out.winner,
-            out.forfeited,
-            out.winnerPayout,
-            out.burned,
-            out.requesterRefund,
-            out.providerPayout,
-            out.emission
-        );
     }
 
-    /// @dev Splits a loser's `amount` into the winner's share and the burned share. A winner that
-    ///      is the job's requester gets nothing: all of it is burned.
-    function _split(uint96 amount, bool winnerIsRequester) private view returns (uint96 winnerShare, uint96 burned) {
-        if (winnerIsRequester) return (0, amount);
-        // Cannot overflow: amount < 2^96 and burnBps <= MAX_BURN_BPS < 2^14.
-        unchecked {
-            burned = uint96(uint256(amount) * _config.burnBps / _BPS);
-            winnerShare = amount - burned;
-        }
+    /// @dev C9: maxClaimWindow + maxRuntime + maxChallengeWindow + court.maxHorizon(maxRuntime).
+    function _horizon(uint24 maxClaimWindow, uint24 maxRuntime, uint24 maxChallengeWindow, address court)
+        private
+        view
+        returns (uint256)
+    {
+        return uint256(maxClaimWindow) + maxRuntime + maxChallengeWindow + ICourtViews(court).maxHorizon(maxRuntime);
     }
 
-    /// @dev Mints the emission for job `j`'s declared CPU-seconds to `provider`, within the epoch
-    ///      budget and the token's cap. Returns the amount minted (zero when emissions are off or
-    ///      the mint fails).
-    function _mintEmission(address provider, Job storage j) private returns (uint96 minted) {
-        EmissionParams memory e = _emission;
-        if (e.ratePerCpuSecond == 0 || e.epochBudget == 0) return 0;
-        // Word 1, read only when emissions are on.
-        (address requester, uint32 cpuSeconds) = (j.requester, j.cpuSeconds);
-        // Only arm's-length, fairly priced work earns emissions (see IJobMarket.EmissionParams).
-        if (provider == requester) return 0;
-        if (uint256(j.reward) < uint256(cpuSeconds) * e.minRewardPerCpuSecond) return 0;
-        EmissionState memory s = _emissionState;
-        uint32 epoch = uint32(block.timestamp / e.epochLength);
-        if (s.epoch != epoch) {
-            s.epoch = epoch;
-            s.minted = 0;
-        }
-        uint256 amount = uint256(cpuSeconds) * e.ratePerCpuSecond;
-        // Governance may have lowered the budget below what this epoch already minted.
-        uint256 budgetLeft = e.epochBudget > s.minted ? e.epochBudget - s.minted : 0;
-        uint256 capLeft = _token.cap() - _token.totalSupply();
-        if (amount > budgetLeft) amount = budgetLeft;
-        if (amount > capLeft) amount = capLeft;
-        if (amount == 0) return 0;
-        // Cannot overflow: amount <= budgetLeft <= epochBudget - minted, all uint96.
-        unchecked {
-            minted = uint96(amount);
-            s.minted += minted;
-        }
-        _emissionState = s;
-        // Emissions are a bonus: a failing mint (say, governance revoked the market's MINTER_ROLE)
-        // must never block settlement. The budget it reserved is not returned.
-        try _token.mint(provider, amount) {}
-        catch {
-            return 0;
-        }
+    /// @dev What the requester has escrowed for job `j`: R + fee + A.
+    function _escrow(Job storage j) private view returns (uint96) {
+        uint96 reward = j.reward;
+        Econ memory e = j.econ;
+        return reward + _bps(reward, e.feeBps) + _bps(reward, e.auditFeeBps);
     }
 
     function _collateralOf(Job storage j) private view returns (uint96) {
@@ -664,48 +905,16 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         return uint96(uint256(reward) * pct / _PCT);
     }
 
+    /// @dev `amount * bps / 10_000`; cannot overflow for amount < 2^88 and bps < 2^16.
+    function _bps(uint96 amount, uint16 bps) private pure returns (uint96) {
+        return uint96(uint256(amount) * bps / _BPS);
+    }
+
     function _checkTerm(bytes32 name, uint256 value, uint256 min, uint256 max) private pure {
         if (value < min || value > max) revert TermOutOfBounds(name, value, min, max);
     }
 
     function _checkParam(bytes32 name, uint256 value, uint256 min, uint256 max) private pure {
         if (value < min || value > max) revert ParameterOutOfBounds(name, value, min, max);
-    }
-
-    function _setParams(MarketParams memory p) private {
-        _checkParam("minClaimWindow", p.minClaimWindow, 1, MAX_CLAIM_WINDOW);
-        _checkParam("maxClaimWindow", p.maxClaimWindow, p.minClaimWindow, MAX_CLAIM_WINDOW);
-        _checkParam("minRuntime", p.minRuntime, 1, MAX_RUNTIME);
-        _checkParam("maxRuntime", p.maxRuntime, p.minRuntime, MAX_RUNTIME);
-        _checkParam("minChallengeWindow", p.minChallengeWindow, 1, MAX_CHALLENGE_WINDOW);
-        _checkParam("maxChallengeWindow", p.maxChallengeWindow, p.minChallengeWindow, MAX_CHALLENGE_WINDOW);
-        _checkParam("minCollateralPct", p.minCollateralPct, 1, MAX_COLLATERAL_PCT);
-        _checkParam("maxCollateralPct", p.maxCollateralPct, p.minCollateralPct, MAX_COLLATERAL_PCT);
-        _checkParam("burnBps", p.burnBps, MIN_BURN_BPS, MAX_BURN_BPS);
-        _checkParam("resolveWindow", p.resolveWindow, 1, MAX_RESOLVE_WINDOW);
-        Config storage c = _config;
-        c.minClaimWindow = p.minClaimWindow;
-        c.maxClaimWindow = p.maxClaimWindow;
-        c.minRuntime = p.minRuntime;
-        c.maxRuntime = p.maxRuntime;
-        c.minChallengeWindow = p.minChallengeWindow;
-        c.maxChallengeWindow = p.maxChallengeWindow;
-        c.minCollateralPct = p.minCollateralPct;
-        c.maxCollateralPct = p.maxCollateralPct;
-        c.burnBps = p.burnBps;
-        c.resolveWindow = p.resolveWindow;
-        p.paused = c.flags & _PAUSED != 0; // the guardian's flag, not governance's
-        emit MarketParamsUpdated(p);
-    }
-
-    function _setEmissionParams(EmissionParams memory e) private {
-        _checkParam("ratePerCpuSecond", e.ratePerCpuSecond, 0, MAX_EMISSION_RATE);
-        _checkParam("epochBudget", e.epochBudget, 0, MAX_EPOCH_BUDGET);
-        _checkParam("epochLength", e.epochLength, 1, MAX_EPOCH_LENGTH);
-        _checkParam("minRewardPerCpuSecond", e.minRewardPerCpuSecond, 0, MAX_MIN_REWARD_PER_CPU_SECOND);
-        _emission = e;
-        bool on = e.ratePerCpuSecond != 0 && e.epochBudget != 0;
-        _config.flags = on ? _config.flags | _EMISSIONS_ON : _config.flags & ~_EMISSIONS_ON;
-        emit EmissionParamsUpdated(e);
     }
 }

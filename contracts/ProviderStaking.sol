@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
+import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IProviderStaking} from "./interfaces/IProviderStaking.sol";
 
 /// @title Provider staking with unbonding and market-controlled collateral
@@ -13,6 +14,8 @@ import {IProviderStaking} from "./interfaces/IProviderStaking.sol";
 /// @dev Invariant: token.balanceOf(this) == sum over providers of (staked + unbonding).
 ///      `locked <= staked` always; only the market moves `locked`, and `requestUnstake` takes
 ///      from `staked - locked` only, so locked collateral can never leave except by `slash`.
+///      Hence a slash (always at most the job's locked collateral) never needs to reach unbonding
+///      funds (C9 holds by construction); the unbonding delay still covers the market's horizon.
 contract ProviderStaking is IProviderStaking, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -177,7 +180,14 @@ contract ProviderStaking is IProviderStaking, AccessControl, ReentrancyGuardTran
     // ---------------------------------------------------------------- governance
 
     /// @notice Sets the minimum stake and the unbonding delay (GOVERNOR_ROLE), within hard bounds.
+    ///         The unbonding delay must also cover the market's verification horizon (C9,
+    ///         `IJobMarket.minUnbondingDelay`), so that a provider cannot leave before every job it
+    ///         could still be slashed for has settled.
     function setParams(uint96 minStake_, uint32 unbondingDelay_) external onlyRole(GOVERNOR_ROLE) {
+        uint256 required = IJobMarket(_market).minUnbondingDelay();
+        if (unbondingDelay_ < required) {
+            revert ParameterOutOfBounds("unbondingDelay", unbondingDelay_, required, MAX_UNBONDING_DELAY);
+        }
         _setParams(minStake_, unbondingDelay_);
     }
 

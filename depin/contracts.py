@@ -269,24 +269,24 @@ class JobMarket(Binding):
 
     CONTRACT = "JobMarket"
     TOPICS: ClassVar[dict[str, str]] = {
+        "BurnFlushed": "0xccd605b127ac40867a420a3a7d0fd9c64af89348a0b66ce430f1303c0db9c1be",
         "Deposited": "0x2da466a7b24304f47e87fa2e1e5a81b9831ce54fec19055ce277ca2f39ba42c4",
-        "DisputeResolved": "0xdeace9b6f92d9cfde6a4ffd2950ad7a595df033504e37313518aabb298278fdf",
-        "EmissionParamsUpdated": "0x4b2a8a8931b3067936e43595e98b4b735e7c7806e6347e5ea6f65a666714f9d1",
-        "FailureSubmitted": "0x1f224aa4df6179dc3f55668f352bbdecad4527a8f9037ceeed9ef211f36ad020",
+        "FailureSubmitted": "0xba303eb22b14ee9198042c9a280981d8819778fb687167a9c7df89c47b5b7d5a",
         "JobCancelled": "0x783f9a6ed85c123f2048a081189a8cf42f14bae9d47c760d1c55eeebe9a7b22a",
-        "JobChallenged": "0x6da0db424d03ae809c6d6586e39c6ce3cce24956f6bb73efbd5e665280cd6fd8",
         "JobClaimed": "0x186ad188f987e55df5752bfa86826c092c55c025bd0dcffd90a7ac3dd730bfae",
         "JobExpired": "0xec011aaee60f4b40d7d5dc4fcf73daac8612764660988e611793dc273ef35e69",
         "JobFinalized": "0x8be5de47f216e5229d3003772659de49afe9314fda0ad5bd63e41c90bbbfa344",
-        "JobPosted": "0x0ac02839504bc9505b6021c3b070b2b2acb7080459d91d4caf4fae9dc3262fb7",
+        "JobPosted": "0x08ce75ca04ab4532186da44612e4ff0ee7a027c7b71fbae021370f1d4e3eb060",
+        "JobSettled": "0x05766e97832621c4d4763737381593f4dd2455e969a54acd66d269a8fdabb046",
         "JobTimedOut": "0x33cc9c12a0b192a12476cdc24d16621b4e103224cb6e1bd8c4fe14cff276506c",
-        "MarketParamsUpdated": "0x1ddc9d4adeb53e23e1581289f5c71258ba19bb3eec16d35544f62456d0d76e63",
+        "MarketParamsUpdated": "0x5a1cca2ec5bba966a99fba3438f276def80bcae623567838c2cce0eead155504",
+        "NoFaultFailure": "0xb4ca1531a1f0d53348f8106cd3180b5fc6ffd889662a7adcb07afad3aa772e68",
         "PauseSet": "0x878ac8a2ca79520471f8f3c8494fa802c03ce3bf034252aad7f22318984fdbdb",
-        "ResolverUpdated": "0x15cd6d20bba01b3fcb790c73829dd07412cbdf689ef818c96a2505889f3736a2",
-        "ResultSubmitted": "0x53f1af6bbde9749e851ac25f7fd50140c4592540fdca1e1c21b37f43e01e94fd",
+        "ResultSubmitted": "0x8dc520669cc215b8a69c345fc0dfdaac782c4521c7ce7b2438f1a7bb81e20861",
         "RoleAdminChanged": "0xbd79b86ffe0ab8e8776151514217cd7cacd52c909f66475c3af44e129f0b00ff",
         "RoleGranted": "0x2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d",
         "RoleRevoked": "0xf6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b",
+        "VerificationStarted": "0xb09c316f7b39bde655c225d1a1aa803ba11f2fad2149bcb4a633487608df3361",
         "Withdrawn": "0x7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d5",
     }
 
@@ -302,9 +302,13 @@ class JobMarket(Binding):
         """``GUARDIAN_ROLE() view returns (bytes32)``"""
         return self.view("GUARDIAN_ROLE")
 
-    def max_burn_bps(self) -> View:
-        """``MAX_BURN_BPS() view returns (uint16)``"""
-        return self.view("MAX_BURN_BPS")
+    def max_audit_fee_bps(self) -> View:
+        """``MAX_AUDIT_FEE_BPS() view returns (uint16)``"""
+        return self.view("MAX_AUDIT_FEE_BPS")
+
+    def max_beta_bps(self) -> View:
+        """``MAX_BETA_BPS() view returns (uint16)``"""
+        return self.view("MAX_BETA_BPS")
 
     def max_challenge_window(self) -> View:
         """``MAX_CHALLENGE_WINDOW() view returns (uint24)``"""
@@ -322,41 +326,45 @@ class JobMarket(Binding):
         """``MAX_CPUS_PER_JOB() view returns (uint256)``"""
         return self.view("MAX_CPUS_PER_JOB")
 
-    def max_emission_rate(self) -> View:
-        """``MAX_EMISSION_RATE() view returns (uint64)``"""
-        return self.view("MAX_EMISSION_RATE")
+    def max_draw_delay(self) -> View:
+        """``MAX_DRAW_DELAY() view returns (uint16)``"""
+        return self.view("MAX_DRAW_DELAY")
 
-    def max_epoch_budget(self) -> View:
-        """``MAX_EPOCH_BUDGET() view returns (uint96)``"""
-        return self.view("MAX_EPOCH_BUDGET")
+    def max_fee_bps(self) -> View:
+        """``MAX_FEE_BPS() view returns (uint16)``"""
+        return self.view("MAX_FEE_BPS")
 
-    def max_epoch_length(self) -> View:
-        """``MAX_EPOCH_LENGTH() view returns (uint32)``"""
-        return self.view("MAX_EPOCH_LENGTH")
-
-    def max_min_reward_per_cpu_second(self) -> View:
-        """``MAX_MIN_REWARD_PER_CPU_SECOND() view returns (uint64)``"""
-        return self.view("MAX_MIN_REWARD_PER_CPU_SECOND")
-
-    def max_resolve_window(self) -> View:
-        """``MAX_RESOLVE_WINDOW() view returns (uint24)``"""
-        return self.view("MAX_RESOLVE_WINDOW")
+    def max_no_fault_fee_bps(self) -> View:
+        """``MAX_NO_FAULT_FEE_BPS() view returns (uint16)``"""
+        return self.view("MAX_NO_FAULT_FEE_BPS")
 
     def max_runtime(self) -> View:
         """``MAX_RUNTIME() view returns (uint24)``"""
         return self.view("MAX_RUNTIME")
 
-    def min_burn_bps(self) -> View:
-        """``MIN_BURN_BPS() view returns (uint16)``"""
-        return self.view("MIN_BURN_BPS")
+    def min_alpha_bps(self) -> View:
+        """``MIN_ALPHA_BPS() view returns (uint16)``"""
+        return self.view("MIN_ALPHA_BPS")
+
+    def min_audit_fee_bps(self) -> View:
+        """``MIN_AUDIT_FEE_BPS() view returns (uint16)``"""
+        return self.view("MIN_AUDIT_FEE_BPS")
+
+    def min_collateral_pct(self) -> View:
+        """``MIN_COLLATERAL_PCT() view returns (uint16)``"""
+        return self.view("MIN_COLLATERAL_PCT")
+
+    def min_fee_bps(self) -> View:
+        """``MIN_FEE_BPS() view returns (uint16)``"""
+        return self.view("MIN_FEE_BPS")
+
+    def begin_verification(self, job_id: int) -> Transaction:
+        """``beginVerification(uint256 jobId) nonpayable``"""
+        return self.transaction("beginVerification", job_id)
 
     def cancel_job(self, job_id: int) -> Transaction:
         """``cancelJob(uint256 jobId) nonpayable``"""
         return self.transaction("cancelJob", job_id)
-
-    def challenge(self, job_id: int) -> Transaction:
-        """``challenge(uint256 jobId) nonpayable``"""
-        return self.transaction("challenge", job_id)
 
     def claim_job(self, job_id: int) -> Transaction:
         """``claimJob(uint256 jobId) nonpayable``"""
@@ -365,14 +373,6 @@ class JobMarket(Binding):
     def deposit(self, amount: int) -> Transaction:
         """``deposit(uint256 amount) nonpayable``"""
         return self.transaction("deposit", amount)
-
-    def emission_params(self) -> View:
-        """``emissionParams() view returns ((uint64,uint96,uint32,uint64))``"""
-        return self.view("emissionParams")
-
-    def emission_state(self) -> View:
-        """``emissionState() view returns (uint32, uint96)``"""
-        return self.view("emissionState")
 
     def expire_job(self, job_id: int) -> Transaction:
         """``expireJob(uint256 jobId) nonpayable``"""
@@ -386,8 +386,12 @@ class JobMarket(Binding):
         """``finalizeMany(uint256[] jobIds) nonpayable returns (uint256)``"""
         return self.transaction("finalizeMany", job_ids)
 
+    def flush_burn(self) -> Transaction:
+        """``flushBurn() nonpayable``"""
+        return self.transaction("flushBurn")
+
     def get_job(self, job_id: int) -> View:
-        """``getJob(uint256 jobId) view returns ((bytes32,address,uint96,uint8,bool,address,uint32,uint32,uint24,uint24,uint16,uint32,uint96,address))``"""
+        """``getJob(uint256 jobId) view returns ((bytes32,bytes32,address,uint96,uint96,uint96,uint8,uint8,uint8,address,uint32,uint32,uint64,uint24,uint24,uint16,uint16,uint32,uint96))``"""
         return self.view("getJob", job_id)
 
     def get_role_admin(self, role: bytes) -> View:
@@ -402,69 +406,77 @@ class JobMarket(Binding):
         """``hasRole(bytes32 role, address account) view returns (bool)``"""
         return self.view("hasRole", role, account)
 
+    def is_drawn(self, job_id: int) -> View:
+        """``isDrawn(uint256 jobId) view returns (bool)``"""
+        return self.view("isDrawn", job_id)
+
     def job_count(self) -> View:
         """``jobCount() view returns (uint256)``"""
         return self.view("jobCount")
 
+    def min_unbonding_delay(self) -> View:
+        """``minUnbondingDelay() view returns (uint256)``"""
+        return self.view("minUnbondingDelay")
+
     def params(self) -> View:
-        """``params() view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint24,bool))``"""
+        """``params() view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool))``"""
         return self.view("params")
 
+    def params_at(self, version: int) -> View:
+        """``paramsAt(uint32 version) view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool))``"""
+        return self.view("paramsAt", version)
+
+    def params_version(self) -> View:
+        """``paramsVersion() view returns (uint32)``"""
+        return self.view("paramsVersion")
+
+    def pending_burn(self) -> View:
+        """``pendingBurn() view returns (uint256)``"""
+        return self.view("pendingBurn")
+
     def post_job(self, spec_hash: bytes, spec: bytes, terms: tuple[Any, ...]) -> Transaction:
-        """``postJob(bytes32 specHash, bytes spec, (uint96,uint32,uint24,uint24,uint16,uint32) terms) nonpayable returns (uint256)``"""
+        """``postJob(bytes32 specHash, bytes spec, (uint96,uint32,uint24,uint24,uint16,uint32,uint8) terms) nonpayable returns (uint256)``"""
         return self.transaction("postJob", spec_hash, spec, terms)
 
     def post_job_with_permit(self, spec_hash: bytes, spec: bytes, terms: tuple[Any, ...], permit_deadline: int, v: int, r: bytes, s: bytes) -> Transaction:
-        """``postJobWithPermit(bytes32 specHash, bytes spec, (uint96,uint32,uint24,uint24,uint16,uint32) terms, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) nonpayable returns (uint256)``"""
+        """``postJobWithPermit(bytes32 specHash, bytes spec, (uint96,uint32,uint24,uint24,uint16,uint32,uint8) terms, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) nonpayable returns (uint256)``"""
         return self.transaction("postJobWithPermit", spec_hash, spec, terms, permit_deadline, v, r, s)
+
+    def randomness(self) -> View:
+        """``randomness() view returns (address)``"""
+        return self.view("randomness")
 
     def renounce_role(self, role: bytes, caller_confirmation: str) -> Transaction:
         """``renounceRole(bytes32 role, address callerConfirmation) nonpayable``"""
         return self.transaction("renounceRole", role, caller_confirmation)
 
-    def resolve_dispute(self, job_id: int, ruling: int) -> Transaction:
-        """``resolveDispute(uint256 jobId, uint8 ruling) nonpayable``"""
-        return self.transaction("resolveDispute", job_id, ruling)
-
-    def resolver(self) -> View:
-        """``resolver() view returns (address)``"""
-        return self.view("resolver")
-
     def revoke_role(self, role: bytes, account: str) -> Transaction:
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
 
-    def set_emission_params(self, params_: tuple[Any, ...]) -> Transaction:
-        """``setEmissionParams((uint64,uint96,uint32,uint64) params_) nonpayable``"""
-        return self.transaction("setEmissionParams", params_)
-
-    def set_params(self, params_: tuple[Any, ...]) -> Transaction:
-        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint24,bool) params_) nonpayable``"""
-        return self.transaction("setParams", params_)
+    def set_params(self, p: tuple[Any, ...]) -> Transaction:
+        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool) p) nonpayable``"""
+        return self.transaction("setParams", p)
 
     def set_paused(self, paused_: bool) -> Transaction:
         """``setPaused(bool paused_) nonpayable``"""
         return self.transaction("setPaused", paused_)
 
-    def set_resolver(self, resolver_: str) -> Transaction:
-        """``setResolver(address resolver_) nonpayable``"""
-        return self.transaction("setResolver", resolver_)
-
-    def settle_unresolved(self, job_id: int) -> Transaction:
-        """``settleUnresolved(uint256 jobId) nonpayable``"""
-        return self.transaction("settleUnresolved", job_id)
+    def settle(self, job_id: int, outcome: int) -> Transaction:
+        """``settle(uint256 jobId, uint8 outcome) nonpayable returns (uint96)``"""
+        return self.transaction("settle", job_id, outcome)
 
     def staking(self) -> View:
         """``staking() view returns (address)``"""
         return self.view("staking")
 
-    def submit_failure(self, job_id: int, code: int, evidence_hash: bytes) -> Transaction:
-        """``submitFailure(uint256 jobId, uint8 code, bytes32 evidenceHash) nonpayable``"""
-        return self.transaction("submitFailure", job_id, code, evidence_hash)
+    def submit_failure(self, job_id: int, code: int, commitment: bytes) -> Transaction:
+        """``submitFailure(uint256 jobId, uint8 code, bytes32 commitment) nonpayable``"""
+        return self.transaction("submitFailure", job_id, code, commitment)
 
-    def submit_result(self, job_id: int, result_hash: bytes, result_uri: str) -> Transaction:
-        """``submitResult(uint256 jobId, bytes32 resultHash, string resultURI) nonpayable``"""
-        return self.transaction("submitResult", job_id, result_hash, result_uri)
+    def submit_result(self, job_id: int, commitment: bytes, result_uri: str) -> Transaction:
+        """``submitResult(uint256 jobId, bytes32 commitment, string resultURI) nonpayable``"""
+        return self.transaction("submitResult", job_id, commitment, result_uri)
 
     def supports_interface(self, interface_id: bytes) -> View:
         """``supportsInterface(bytes4 interfaceId) view returns (bool)``"""
@@ -478,6 +490,10 @@ class JobMarket(Binding):
         """``token() view returns (address)``"""
         return self.view("token")
 
+    def verification_info(self, job_id: int) -> View:
+        """``verificationInfo(uint256 jobId) view returns ((uint8,address,address,uint96,uint96,uint96,bytes32,uint8,uint24,uint32,uint64,uint16,address))``"""
+        return self.view("verificationInfo", job_id)
+
     def withdraw(self) -> Transaction:
         """``withdraw() nonpayable``"""
         return self.transaction("withdraw")
@@ -487,29 +503,47 @@ class JobMarket(Binding):
         return self.view("withdrawableOf", account)
 
 
-class ArbiterResolver(Binding):
-    """The ArbiterResolver contract at one address."""
+class BlockhashRandomness(Binding):
+    """The BlockhashRandomness contract at one address."""
 
-    CONTRACT = "ArbiterResolver"
+    CONTRACT = "BlockhashRandomness"
     TOPICS: ClassVar[dict[str, str]] = {
-        "DisputeReceived": "0xd61117c894bfc8ebacccce5c1a3fe9c329237913df7727fc30a2cecb0e4d26bf",
+        "RandomnessRecorded": "0x5bbc1faa290e6f965e63afbc2da8c6088fa598d6447a0f57885f88f6c8707ecc",
+    }
+
+    def randomness(self, block_number: int) -> View:
+        """``randomness(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("randomness", block_number)
+
+    def record(self, block_number: int) -> Transaction:
+        """``record(uint256 blockNumber) nonpayable``"""
+        return self.transaction("record", block_number)
+
+    def recorded(self, block_number: int) -> View:
+        """``recorded(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("recorded", block_number)
+
+    def status(self, block_number: int) -> View:
+        """``status(uint256 blockNumber) view returns (bool, bool)``"""
+        return self.view("status", block_number)
+
+
+class MockRandomness(Binding):
+    """The MockRandomness contract at one address."""
+
+    CONTRACT = "MockRandomness"
+    TOPICS: ClassVar[dict[str, str]] = {
+        "RandomnessRecorded": "0x5bbc1faa290e6f965e63afbc2da8c6088fa598d6447a0f57885f88f6c8707ecc",
         "RoleAdminChanged": "0xbd79b86ffe0ab8e8776151514217cd7cacd52c909f66475c3af44e129f0b00ff",
         "RoleGranted": "0x2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d",
         "RoleRevoked": "0xf6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b",
-        "Ruled": "0x2e95a8ebb0db60cd99ca4a66ba96991dde8adf8147467190d1d033f0f01e993f",
+        "SeedSet": "0x36d9c0a688d366a03517cca4843dfff4e45db3869d5fd86fb9d15a1b45ce0e5a",
+        "ValueSet": "0xe270435085fd890e16229dbd418c91c7486c8aab746a77a1596b607807fb64ef",
     }
-
-    def arbiter_role(self) -> View:
-        """``ARBITER_ROLE() view returns (bytes32)``"""
-        return self.view("ARBITER_ROLE")
 
     def default_admin_role(self) -> View:
         """``DEFAULT_ADMIN_ROLE() view returns (bytes32)``"""
         return self.view("DEFAULT_ADMIN_ROLE")
-
-    def dispute_opened(self, job_id: int, provider: str, challenger: str, resolve_deadline: int) -> Transaction:
-        """``disputeOpened(uint256 jobId, address provider, address challenger, uint32 resolveDeadline) nonpayable``"""
-        return self.transaction("disputeOpened", job_id, provider, challenger, resolve_deadline)
 
     def get_role_admin(self, role: bytes) -> View:
         """``getRoleAdmin(bytes32 role) view returns (bytes32)``"""
@@ -523,13 +557,17 @@ class ArbiterResolver(Binding):
         """``hasRole(bytes32 role, address account) view returns (bool)``"""
         return self.view("hasRole", role, account)
 
-    def is_open(self, job_id: int) -> View:
-        """``isOpen(uint256 jobId) view returns (bool)``"""
-        return self.view("isOpen", job_id)
+    def overrides(self, block_number: int) -> View:
+        """``overrides(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("overrides", block_number)
 
-    def market(self) -> View:
-        """``market() view returns (address)``"""
-        return self.view("market")
+    def randomness(self, block_number: int) -> View:
+        """``randomness(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("randomness", block_number)
+
+    def record(self, block_number: int) -> Transaction:
+        """``record(uint256 blockNumber) nonpayable``"""
+        return self.transaction("record", block_number)
 
     def renounce_role(self, role: bytes, caller_confirmation: str) -> Transaction:
         """``renounceRole(bytes32 role, address callerConfirmation) nonpayable``"""
@@ -539,20 +577,78 @@ class ArbiterResolver(Binding):
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
 
-    def rule(self, job_id: int, ruling: int, evidence_hash: bytes) -> Transaction:
-        """``rule(uint256 jobId, uint8 ruling, bytes32 evidenceHash) nonpayable``"""
-        return self.transaction("rule", job_id, ruling, evidence_hash)
+    def seed(self) -> View:
+        """``seed() view returns (bytes32)``"""
+        return self.view("seed")
+
+    def set_seed(self, seed_: bytes) -> Transaction:
+        """``setSeed(bytes32 seed_) nonpayable``"""
+        return self.transaction("setSeed", seed_)
+
+    def set_value(self, block_number: int, value: bytes) -> Transaction:
+        """``setValue(uint256 blockNumber, bytes32 value) nonpayable``"""
+        return self.transaction("setValue", block_number, value)
+
+    def status(self, block_number: int) -> View:
+        """``status(uint256 blockNumber) view returns (bool, bool)``"""
+        return self.view("status", block_number)
 
     def supports_interface(self, interface_id: bytes) -> View:
         """``supportsInterface(bytes4 interfaceId) view returns (bool)``"""
         return self.view("supportsInterface", interface_id)
 
 
+class TestCourt(Binding):
+    """The TestCourt contract at one address."""
+
+    CONTRACT = "TestCourt"
+    TOPICS: ClassVar[dict[str, str]] = {
+    }
+
+    def begin(self, job_id: int) -> Transaction:
+        """``begin(uint256 jobId) nonpayable``"""
+        return self.transaction("begin", job_id)
+
+    def horizon(self) -> View:
+        """``horizon() view returns (uint256)``"""
+        return self.view("horizon")
+
+    def market(self) -> View:
+        """``market() view returns (address)``"""
+        return self.view("market")
+
+    def max_horizon(self, arg0: int) -> View:
+        """``maxHorizon(uint24) view returns (uint256)``"""
+        return self.view("maxHorizon", arg0)
+
+    def received(self) -> View:
+        """``received() view returns (uint256)``"""
+        return self.view("received")
+
+    def required_challenge_window(self) -> View:
+        """``requiredChallengeWindow() view returns (uint256)``"""
+        return self.view("requiredChallengeWindow")
+
+    def required_window(self) -> View:
+        """``requiredWindow() view returns (uint256)``"""
+        return self.view("requiredWindow")
+
+    def set_views(self, required_window_: int, horizon_: int) -> Transaction:
+        """``setViews(uint256 requiredWindow_, uint256 horizon_) nonpayable``"""
+        return self.transaction("setViews", required_window_, horizon_)
+
+    def settle(self, job_id: int, outcome: int) -> Transaction:
+        """``settle(uint256 jobId, uint8 outcome) nonpayable returns (uint96)``"""
+        return self.transaction("settle", job_id, outcome)
+
+
 BINDINGS: dict[str, type[Binding]] = {
     "RewardToken": RewardToken,
     "ProviderStaking": ProviderStaking,
     "JobMarket": JobMarket,
-    "ArbiterResolver": ArbiterResolver,
+    "BlockhashRandomness": BlockhashRandomness,
+    "MockRandomness": MockRandomness,
+    "TestCourt": TestCourt,
 }
 
 
@@ -564,7 +660,9 @@ class Deployed:
         self.reward_token = RewardToken(addresses["RewardToken"], codec)
         self.provider_staking = ProviderStaking(addresses["ProviderStaking"], codec)
         self.job_market = JobMarket(addresses["JobMarket"], codec)
-        self.arbiter_resolver = ArbiterResolver(addresses["ArbiterResolver"], codec)
+        self.blockhash_randomness = BlockhashRandomness(addresses["BlockhashRandomness"], codec)
+        self.mock_randomness = MockRandomness(addresses["MockRandomness"], codec)
+        self.test_court = TestCourt(addresses["TestCourt"], codec)
 
     def __getitem__(self, contract: str) -> Binding:
         """The binding of a contract by name (``"JobMarket"``)."""
@@ -572,6 +670,8 @@ class Deployed:
             "RewardToken": self.reward_token,
             "ProviderStaking": self.provider_staking,
             "JobMarket": self.job_market,
-            "ArbiterResolver": self.arbiter_resolver,
+            "BlockhashRandomness": self.blockhash_randomness,
+            "MockRandomness": self.mock_randomness,
+            "TestCourt": self.test_court,
         }
         return bindings[contract]

@@ -17,9 +17,9 @@ atomically (temp file + rename), as UTF-8 JSON with sorted keys, two-space inden
 newline::
 
     {
-      "addresses": {                      # checksummed addresses of the four contracts
-        "ArbiterResolver": "0x...", "JobMarket": "0x...",
-        "ProviderStaking": "0x...", "RewardToken": "0x..."
+      "addresses": {                      # checksummed addresses of the five contracts
+        "JobMarket": "0x...", "ProviderStaking": "0x...", "Randomness": "0x...",
+        "RewardToken": "0x...", "VerificationCourt": "0x..."
       },
       "chainId": 31337,                   # the chain the contracts live on (also the file name)
       "deployBlock": 1,                   # block of the first deploy transaction (RewardToken):
@@ -28,19 +28,22 @@ newline::
                                           # it holds DEFAULT_ADMIN_ROLE, GOVERNOR_ROLE, GUARDIAN_ROLE
       "network": "devnet",                # the [networks.<name>] entry of parameters.toml used
       "parameters": {                     # the parameters as resolved and sent to the constructors
-        "arbiter": "0x...",               # holder of ArbiterResolver.ARBITER_ROLE
+        "court": {"startWindow": 4, ...}, # VerificationCourt's CourtParams
+        "arbiter": "0x...",               # holder of the court's ARBITER_ROLE
+        "courtContract": "VerificationCourt",  # or "TestCourt", the stand-in, before the court ships
         "devnetFaucet": true,             # the deployer holds RewardToken.MINTER_ROLE too
-        "emission": {"epochBudget": "...", "epochLength": 3600, "ratePerCpuSecond": "..."},
-        "market": {"burnBps": 5000, "maxChallengeWindow": 3600, ...},   # IJobMarket.MarketParams
-        "staking": {"minStake": "...", "unbondingDelay": 60},
+        "market": {"alphaBps": 15000, "drawDelay": 1, ...},   # IJobMarket.MarketParams (version 1)
+        "randomness": "blockhash",        # or "mock": the contract at addresses.Randomness
+        "staking": {"minStake": "...", "unbondingDelay": 2592000},
         "token": {"cap": "...", "initialSupply": "...", "name": "...", "symbol": "DPC"}
       }
     }
 
-Token amounts (``cap``, ``initialSupply``, ``minStake``, ``ratePerCpuSecond``, ``epochBudget``) are
+Token amounts (``cap``, ``initialSupply``, ``minStake``) are
 in base units (18 decimals) written as decimal *strings*: they exceed 2^53, which JavaScript and jq
 would silently round if they were JSON numbers. Times are integer seconds; the ``market`` keys are the
-field names of the ``IJobMarket.MarketParams`` struct (without ``paused``). Local-devnet files
+field names of the ``IJobMarket.MarketParams`` struct (without ``court`` and ``paused``; the court is
+``addresses.VerificationCourt``). Local-devnet files
 (chain ids 31337 and 1337) are throwaway: write them outside the repository with
 ``--deployments-dir``; files for public networks are meant to be committed.
 
@@ -132,6 +135,8 @@ class StakingParameters(_Strict):
 
 
 class MarketParameters(_Strict):
+    """The first `IJobMarket.MarketParams` version (set by `setParams` once the court exists)."""
+
     min_claim_window: int
     max_claim_window: int
     min_runtime: int
@@ -140,11 +145,16 @@ class MarketParameters(_Strict):
     max_challenge_window: int
     min_collateral_pct: int
     max_collateral_pct: int
-    burn_bps: int
-    resolve_window: int
+    alpha_bps: int
+    fee_bps: int
+    kappa_bps: int
+    audit_fee_bps: int
+    beta_bps: int
+    no_fault_fee_bps: int
+    draw_delay: int = Field(ge=1)
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        """The `IJobMarket.MarketParams` struct, in field order (`paused` last, false)."""
+    def as_tuple(self, court: str) -> tuple[Any, ...]:
+        """The `IJobMarket.MarketParams` struct, in field order, with `court` (`paused` last, false)."""
         return (
             self.min_claim_window,
             self.max_claim_window,
@@ -154,26 +164,83 @@ class MarketParameters(_Strict):
             self.max_challenge_window,
             self.min_collateral_pct,
             self.max_collateral_pct,
-            self.burn_bps,
-            self.resolve_window,
+            self.alpha_bps,
+            self.fee_bps,
+            self.kappa_bps,
+            self.audit_fee_bps,
+            self.beta_bps,
+            self.no_fault_fee_bps,
+            self.draw_delay,
+            court,
             False,
         )
 
+    def as_dict(self) -> dict[str, int]:
+        """The struct's fields by their Solidity names (without `court` and `paused`)."""
+        return {
+            "minClaimWindow": self.min_claim_window,
+            "maxClaimWindow": self.max_claim_window,
+            "minRuntime": self.min_runtime,
+            "maxRuntime": self.max_runtime,
+            "minChallengeWindow": self.min_challenge_window,
+            "maxChallengeWindow": self.max_challenge_window,
+            "minCollateralPct": self.min_collateral_pct,
+            "maxCollateralPct": self.max_collateral_pct,
+            "alphaBps": self.alpha_bps,
+            "feeBps": self.fee_bps,
+            "kappaBps": self.kappa_bps,
+            "auditFeeBps": self.audit_fee_bps,
+            "betaBps": self.beta_bps,
+            "noFaultFeeBps": self.no_fault_fee_bps,
+            "drawDelay": self.draw_delay,
+        }
 
-class EmissionParameters(_Strict):
-    rate_per_cpu_second: Decimal = Field(ge=0)
-    min_reward_per_cpu_second: Decimal = Field(ge=0)
-    epoch_budget: Decimal = Field(ge=0)
-    epoch_length: int = Field(gt=0)
 
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        """The `IJobMarket.EmissionParams` struct, in base units."""
-        return (
-            to_wei(self.rate_per_cpu_second),
-            to_wei(self.epoch_budget),
-            self.epoch_length,
-            to_wei(self.min_reward_per_cpu_second),
-        )
+class CourtParameters(_Strict):
+    """VerificationCourt's `CourtParams`, keys exactly as the struct's fields (times in seconds,
+    bps of the reward R, `blockTime` in seconds per block)."""
+
+    startWindow: int  # noqa: N815 - the Solidity field names
+    rhoPct: int  # noqa: N815
+    setupTime: int  # noqa: N815
+    inclusionTime: int  # noqa: N815
+    revealWindow: int  # noqa: N815
+    appealWindow: int  # noqa: N815
+    canaryWindow: int  # noqa: N815
+    auditorBondBps: int  # noqa: N815
+    jurorBondBps: int  # noqa: N815
+    jurorPayBps: int  # noqa: N815
+    challengeBondBps: int  # noqa: N815
+    canarySlashMul: int  # noqa: N815
+    maxRedraws: int  # noqa: N815
+    arbiterDelay: int  # noqa: N815
+    arbiterWindow: int  # noqa: N815
+    activationDelayBlocks: int  # noqa: N815
+    blockTime: int  # noqa: N815
+
+    def as_dict(self) -> dict[str, int]:
+        """The struct by field name (in declaration order)."""
+        return dict(self.model_dump())
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The struct in the field order above."""
+        return tuple(self.model_dump().values())
+
+    def required_challenge_window(self, draw_delay: int) -> int:
+        """What the court's `requiredChallengeWindow()` should be: D blocks + start window + inclusion."""
+        return draw_delay * self.blockTime + self.startWindow + self.inclusionTime
+
+    def max_horizon(self, max_runtime: int) -> int:
+        """A bound on the court's `maxHorizon(maxRuntime)` (used for the TestCourt stand-in): four
+        rounds (audit and juries of 3, 7, 15), each with its redraws, start, commit (rho * runtime
+        + setup + inclusion), reveal and appeal windows, plus the canary window and the arbiter."""
+        commit = max_runtime * self.rhoPct // 100 + self.setupTime + self.inclusionTime
+        start = self.startWindow + self.activationDelayBlocks * self.blockTime
+        round_ = (self.maxRedraws + 1) * (start + commit + self.revealWindow) + self.appealWindow
+        return 4 * round_ + self.canaryWindow + self.arbiterDelay + self.arbiterWindow
+
+
+RANDOMNESS_CONTRACTS = {"blockhash": "BlockhashRandomness", "mock": "MockRandomness"}
 
 
 class NetworkParameters(_Strict):
@@ -184,7 +251,8 @@ class NetworkParameters(_Strict):
     token: TokenParameters
     staking: StakingParameters
     market: MarketParameters
-    emission: EmissionParameters
+    court: CourtParameters
+    randomness: str = Field(default="blockhash", pattern="^(blockhash|mock)$")
     devnet_faucet: bool = False
 
 
@@ -262,9 +330,13 @@ class Deployment:
         )
 
 
-def resolved_parameters(params: NetworkParameters, arbiter: str) -> dict[str, Any]:
-    """The parameters as the deploy sends them (base units), in the deployment file's layout."""
-    t, s, m, e = params.token, params.staking, params.market, params.emission
+def resolved_parameters(
+    params: NetworkParameters, court_contract: str = "VerificationCourt", arbiter: str | None = None
+) -> dict[str, Any]:
+    """The parameters as the deploy sends them (base units), in the deployment file's layout.
+    `court_contract` is the contract deployed as the court (VerificationCourt, or the TestCourt
+    stand-in while VerificationCourt is not in the build); `arbiter` the holder of its ARBITER_ROLE."""
+    t, s = params.token, params.staking
     return {
         "token": {
             "name": t.name,
@@ -273,24 +345,10 @@ def resolved_parameters(params: NetworkParameters, arbiter: str) -> dict[str, An
             "initialSupply": str(to_wei(t.initial_supply)),
         },
         "staking": {"minStake": str(to_wei(s.min_stake)), "unbondingDelay": s.unbonding_delay},
-        "market": {
-            "minClaimWindow": m.min_claim_window,
-            "maxClaimWindow": m.max_claim_window,
-            "minRuntime": m.min_runtime,
-            "maxRuntime": m.max_runtime,
-            "minChallengeWindow": m.min_challenge_window,
-            "maxChallengeWindow": m.max_challenge_window,
-            "minCollateralPct": m.min_collateral_pct,
-            "maxCollateralPct": m.max_collateral_pct,
-            "burnBps": m.burn_bps,
-            "resolveWindow": m.resolve_window,
-        },
-        "emission": {
-            "ratePerCpuSecond": str(to_wei(e.rate_per_cpu_second)),
-            "minRewardPerCpuSecond": str(to_wei(e.min_reward_per_cpu_second)),
-            "epochBudget": str(to_wei(e.epoch_budget)),
-            "epochLength": e.epoch_length,
-        },
+        "market": params.market.as_dict(),
+        "court": params.court.as_dict(),
+        "courtContract": court_contract,
+        "randomness": params.randomness,
         "devnetFaucet": params.devnet_faucet,
         "arbiter": arbiter,
     }

@@ -108,37 +108,75 @@ def ensure_current_build(project: Any = None) -> str | None:
         return reason
 
 
-def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
-    """Deploys and wires RewardToken, JobMarket (which deploys ProviderStaking) and ArbiterResolver with ape.
+COURT_CONTRACT = "VerificationCourt"
+COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in the build (removed at merge)
 
-    `deployer` is an ape account; it becomes admin, governor and guardian. `arbiter` (default: the
-    deployer) receives ARBITER_ROLE. Returns the ape contract instances by name. The bytecode is
-    that of the current sources (:func:`ensure_current_build`).
+
+def court_contract_name(project: Any) -> str:
+    """The contract deployed as the court: VerificationCourt when the build has it, else TestCourt."""
+    try:
+        getattr(project, COURT_CONTRACT)
+    except AttributeError:
+        return COURT_FALLBACK
+    return COURT_CONTRACT
+
+
+def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
+    """Deploys and wires the contracts with ape, in the order the verification protocol needs:
+    RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
+    JobMarket (which deploys ProviderStaking); the court (`VerificationCourt(market, admin,
+    CourtParams)`, or the TestCourt stand-in while the build has no VerificationCourt); then
+    `market.setParams` with the court (the first parameter version).
+
+    `deployer` is an ape account; it becomes admin, governor and guardian everywhere. `arbiter`
+    (default: the deployer) receives the court's ARBITER_ROLE when the court has one. Returns the ape contract instances by name ("Randomness" and
+    "VerificationCourt" whatever the contract behind them). The bytecode is that of the current
+    sources (:func:`ensure_current_build`).
     """
     from ape import project  # lazy: optional (ape is heavy and only deploys need it)
 
     ensure_current_build(project)
-    t, s = params.token, params.staking
+    t, s, m, c = params.token, params.staking, params.market, params.court
     token = project.RewardToken.deploy(
         t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer
     )
+    if params.randomness == "mock":
+        randomness = project.MockRandomness.deploy(deployer.address, b"\x00" * 31 + b"\x01", sender=deployer)
+    else:
+        randomness = project.BlockhashRandomness.deploy(sender=deployer)
     market = project.JobMarket.deploy(
         token.address,
+        randomness.address,
+        params.randomness == "blockhash",  # nativeBlockhash: the market reads blockhash(anchor) in place
+        m.draw_delay,
         deployer.address,
         to_wei(s.min_stake),
         s.unbonding_delay,
-        params.market.as_tuple(),
-        params.emission.as_tuple(),
         sender=deployer,
     )
     staking = project.ProviderStaking.at(market.staking())
-    resolver = project.ArbiterResolver.deploy(market.address, deployer.address, sender=deployer)
-    market.setResolver(resolver.address, sender=deployer)
-    token.grantRole(token.MINTER_ROLE(), market.address, sender=deployer)
-    resolver.grantRole(resolver.ARBITER_ROLE(), arbiter or deployer.address, sender=deployer)
+    court_name = court_contract_name(project)
+    if court_name == COURT_CONTRACT:
+        court = project.VerificationCourt.deploy(market.address, deployer.address, c.as_dict(), sender=deployer)
+    else:
+        court = project.TestCourt.deploy(
+            market.address,
+            c.required_challenge_window(m.draw_delay),
+            c.max_horizon(m.max_runtime),
+            sender=deployer,
+        )
+    market.setParams(m.as_tuple(court.address), sender=deployer)
+    if hasattr(court, "ARBITER_ROLE"):
+        court.grantRole(court.ARBITER_ROLE(), arbiter or deployer.address, sender=deployer)
     if params.devnet_faucet:
         token.grantRole(token.MINTER_ROLE(), deployer.address, sender=deployer)
-    return {"RewardToken": token, "ProviderStaking": staking, "JobMarket": market, "ArbiterResolver": resolver}
+    return {
+        "RewardToken": token,
+        "ProviderStaking": staking,
+        "JobMarket": market,
+        "VerificationCourt": court,
+        "Randomness": randomness,
+    }
 
 
 def deploy_with_ape(

@@ -111,6 +111,10 @@ STATE_VERSION = 1
 
 # Development accounts (Anvil's public mnemonic; devnet only).
 DEPLOYER_ACCOUNT = 0  # deployer, admin, and the arbiter
+# anvil mines a block every second besides the transactions (--mixed-mining): a job's anchor block
+# (submitBlock + D) arrives on an idle chain, so its draw is readable (deployments/parameters.toml
+# devnet court.blockTime).
+DEVNET_BLOCK_TIME = 1
 PROVIDER_ACCOUNTS = (1, 2)  # registered providers; the first runs the devnet's provider executor
 VERIFIER_ACCOUNT = 3
 REQUESTER_ACCOUNTS = (4, 5, 6, 7, 8, 9)
@@ -260,7 +264,7 @@ class Component:
 
 def _anvil_argv(dn: Devnet) -> list[str]:
     try:
-        return anvil_argv(dn.ports["anvil"], chain_id=CHAIN_ID, state=dn.anvil_state)
+        return anvil_argv(dn.ports["anvil"], chain_id=CHAIN_ID, state=dn.anvil_state, block_time=DEVNET_BLOCK_TIME)
     except ServiceError:
         raise DevnetError("anvil not found: run `make setup` (it installs @foundry-rs/anvil into node_modules)") from None
 

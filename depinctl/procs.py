@@ -86,12 +86,24 @@ def redis_binary() -> str:
     return binary
 
 
-def anvil_argv(port: int, *, chain_id: int | None = None, state: Path | None = None, args: Sequence[str] = ()) -> list[str]:
+def anvil_argv(
+    port: int,
+    *,
+    chain_id: int | None = None,
+    state: Path | None = None,
+    block_time: int | None = None,
+    args: Sequence[str] = (),
+) -> list[str]:
     """anvil on 127.0.0.1:`port`; with `state`, the chain is loaded from and dumped to that file
-    (at stop and every 30 s)."""
+    (at stop and every 30 s). With `block_time` (seconds), ``--block-time N --mixed-mining``:
+    transactions are still mined at once, and a block is also mined every N seconds without
+    traffic, so that a job's anchor block (submitBlock + D) arrives and its randomness becomes
+    readable on an idle chain (the verification draw needs it)."""
     argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port)]
     if chain_id is not None:
         argv += ["--chain-id", str(chain_id)]
+    if block_time is not None:
+        argv += ["--block-time", str(block_time), "--mixed-mining"]
     if state is not None:
         argv += ["--state", str(state), "--state-interval", "30"]
     return [*argv, *args]
@@ -182,15 +194,22 @@ def wait_until_ready(proc: ManagedProcess, ready: Callable[[], bool], what: str,
 
 
 def start_anvil(
-    workdir: Path, *, port: int | None = None, args: Sequence[str] = (), timeout: float = 20.0
+    workdir: Path,
+    *,
+    port: int | None = None,
+    args: Sequence[str] = (),
+    block_time: int | None = None,
+    timeout: float = 20.0,
 ) -> tuple[ManagedProcess, str]:
     """Starts anvil on 127.0.0.1 (a free port unless given), logging to `workdir`/anvil.log.
+    `block_time`: see :func:`anvil_argv` (``--block-time N --mixed-mining``).
 
     Returns the process and its RPC URL once the node answers.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    proc = ManagedProcess("anvil", anvil_argv(port, args=args), log_path=workdir / "anvil.log", cwd=workdir)
+    argv = anvil_argv(port, block_time=block_time, args=args)
+    proc = ManagedProcess("anvil", argv, log_path=workdir / "anvil.log", cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
 

@@ -1,8 +1,9 @@
 """Deploy (or find) the depin-compute contracts on the connected chain and record them.
 
-Deploys RewardToken, JobMarket (whose constructor deploys ProviderStaking) and ArbiterResolver,
-wires the roles (market: MINTER_ROLE on the token; resolver set on the market; ARBITER_ROLE to
-``--arbiter``, default the deployer; on devnets the deployer also gets MINTER_ROLE as a faucet) and
+Deploys RewardToken, the randomness source, JobMarket (whose constructor deploys ProviderStaking)
+and the court (VerificationCourt, or the TestCourt stand-in while the build lacks it), sets the
+market's first parameter version with the court (on devnets the deployer also gets MINTER_ROLE as a
+faucet; the market never mints) and
 writes ``<deployments dir>/<chainId>.json`` (format: the docstring of ``depin/deployment.py``).
 Parameters come from ``deployments/parameters.toml``, chosen by the chain id the node reports.
 
@@ -54,9 +55,9 @@ from depin.deployment import (
     resolved_parameters,
     write_deployment,
 )
-from depinctl.deploy import deploy_contracts, ensure_current_build
+from depinctl.deploy import court_contract_name, deploy_contracts, ensure_current_build
 
-CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCourt", "Randomness")
 
 
 def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -178,7 +179,8 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
         status, why = check_existing(existing, chain_id)
         if status == "ok":
             print_summary(f"existing deployment at {path}", existing, path)
-            if existing.parameters != resolved_parameters(params, existing.parameters.get("arbiter")):
+            recorded_court = existing.parameters.get("courtContract", "VerificationCourt")
+            if existing.parameters != resolved_parameters(params, recorded_court, existing.parameters.get("arbiter")):
                 click.echo(f"NOTE: {parameters_file} has changed since this deployment (it is not redeployed).")
             click.echo("Nothing sent. Pass --force to deploy a new set.")
             return
@@ -208,7 +210,7 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
         network=params.name,
         deploy_block=first_block,
         addresses={name: to_checksum_address(c.address) for name, c in contracts.items()},
-        parameters=resolved_parameters(params, arbiter),
+        parameters=resolved_parameters(params, court_contract_name(project), arbiter),
         deployer=deployer.address,
     )
     written = write_deployment(deployment, deployments_dir)

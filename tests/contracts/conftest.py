@@ -1,8 +1,12 @@
 """Shared fixtures for the contract tests (ape's pytest plugin, on anvil via ape-foundry).
 
 Session-scoped: one deployment per test session, with ape's automatic per-test snapshot/revert
-isolating tests from each other. Accounts: `owner` (admin, governor, guardian, arbiter),
-`requester`, `provider`, `provider2`, `challenger`, `stranger`.
+isolating tests from each other. Accounts: `owner` (admin, governor, guardian), `requester`,
+`provider`, `provider2`, `challenger`, `stranger`.
+
+The contract tests deploy with MockRandomness (draws forced with `setValue`) and the TestCourt
+stand-in (`court.begin` / `court.settle` drive every Outcome), whatever deploy_contracts would
+pick: `deploy_test_set`. tests/contracts/test_deploy.py covers the deploy script itself.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from eth_utils import keccak
 
 from depin.deployment import load_parameters, to_wei
 from depin.spec import example_spec
-from depinctl.deploy import deploy_contracts
+from depinctl.deploy import ensure_current_build
 
 TOKEN = 10**18
 MIN_STAKE = to_wei(100)  # devnet parameters (deployments/parameters.toml)
@@ -53,9 +57,38 @@ def params(chain):
     return load_parameters(chain.chain_id)
 
 
+def deploy_test_set(owner, params, *, mock: bool = True) -> dict:
+    """RewardToken, MockRandomness (or BlockhashRandomness with `mock=False`), JobMarket and a
+    TestCourt whose views follow the devnet court parameters; `setParams` with that court."""
+    from ape import project
+
+    t, s, m, c = params.token, params.staking, params.market, params.court
+    token = project.RewardToken.deploy(t.name, t.symbol, to_wei(t.cap), owner.address, to_wei(t.initial_supply), sender=owner)
+    if mock:
+        randomness = project.MockRandomness.deploy(owner.address, b"\x00" * 31 + b"\x07", sender=owner)
+    else:
+        randomness = project.BlockhashRandomness.deploy(sender=owner)
+    market = project.JobMarket.deploy(
+        token.address, randomness.address, not mock, m.draw_delay, owner.address, to_wei(s.min_stake), s.unbonding_delay, sender=owner
+    )
+    court = project.TestCourt.deploy(
+        market.address, c.required_challenge_window(m.draw_delay), c.max_horizon(m.max_runtime), sender=owner
+    )
+    market.setParams(m.as_tuple(court.address), sender=owner)
+    token.grantRole(token.MINTER_ROLE(), owner.address, sender=owner)
+    return {
+        "RewardToken": token,
+        "ProviderStaking": project.ProviderStaking.at(market.staking()),
+        "JobMarket": market,
+        "VerificationCourt": court,
+        "Randomness": randomness,
+    }
+
+
 @pytest.fixture(scope="session")
 def deployed(owner, params):
-    return deploy_contracts(owner, params)
+    ensure_current_build()
+    return deploy_test_set(owner, params)
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +107,13 @@ def market(deployed):
 
 
 @pytest.fixture(scope="session")
-def resolver(deployed):
-    return deployed["ArbiterResolver"]
+def court(deployed):
+    return deployed["VerificationCourt"]
+
+
+@pytest.fixture(scope="session")
+def randomness(deployed):
+    return deployed["Randomness"]
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +144,12 @@ def make_terms(
     claim_window: int = 600,
     max_runtime: int = 60,
     challenge_window: int = 30,
-    collateral_pct: int = 100,
+    collateral_pct: int = 400,
     cpu_seconds: int = 60,
-) -> tuple[int, int, int, int, int, int]:
+    verify_mode: int = 0,
+) -> tuple[int, int, int, int, int, int, int]:
     """An `IJobMarket.JobTerms` tuple within the devnet bounds."""
-    return (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds)
+    return (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds, verify_mode)
 
 
 @pytest.fixture

@@ -35,8 +35,7 @@ NETWORK = "ethereum:local:foundry"
 DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 MINTER_ROLE = keccak(text="MINTER_ROLE")
-ARBITER_ROLE = keccak(text="ARBITER_ROLE")
-CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "ArbiterResolver")
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCourt", "Randomness")
 
 
 def _which(tool: str) -> str:
@@ -90,8 +89,10 @@ def _ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
-def contracts(w3: Web3, addresses: dict[str, str]):
-    return {name: w3.eth.contract(address=addresses[name], abi=load_abi(name)) for name in CONTRACTS}
+def contracts(w3: Web3, addresses: dict[str, str], court: str = "TestCourt", randomness: str = "BlockhashRandomness"):
+    """web3 contracts by deployment name; the court and the randomness source by their contract's ABI."""
+    abi_names = {"VerificationCourt": court, "Randomness": randomness}
+    return {name: w3.eth.contract(address=addresses[name], abi=load_abi(abi_names.get(name, name))) for name in CONTRACTS}
 
 
 def check_deployment(w3: Web3, record: dict, chain_id: int, arbiter: str, deployer: str = DEPLOYER) -> None:
@@ -109,33 +110,35 @@ def check_deployment(w3: Web3, record: dict, chain_id: int, arbiter: str, deploy
     assert w3.eth.get_code(token_address, block_identifier=record["deployBlock"])
     assert not w3.eth.get_code(token_address, block_identifier=record["deployBlock"] - 1)
 
-    c = contracts(w3, record["addresses"])
-    token, staking, market, resolver = (c[n] for n in CONTRACTS)
+    court_contract = record["parameters"]["courtContract"]
+    c = contracts(w3, record["addresses"], court=court_contract)
+    token, staking, market, court, randomness = (c[n] for n in CONTRACTS)
     addr = record["addresses"]
-    assert token.functions.hasRole(MINTER_ROLE, addr["JobMarket"]).call()
+    assert not token.functions.hasRole(MINTER_ROLE, addr["JobMarket"]).call(), "the market never mints"
     assert token.functions.hasRole(MINTER_ROLE, deployer).call() == params.devnet_faucet
-    for role_holder in (token, market, resolver):
+    for role_holder in (token, market):
         assert role_holder.functions.hasRole(b"\x00" * 32, deployer).call(), "deployer is admin"
     assert staking.functions.market().call() == addr["JobMarket"]
     assert staking.functions.token().call() == addr["RewardToken"]
     assert market.functions.token().call() == addr["RewardToken"]
     assert market.functions.staking().call() == addr["ProviderStaking"]
-    assert market.functions.resolver().call() == addr["ArbiterResolver"]
-    assert resolver.functions.market().call() == addr["JobMarket"]
-    grants = resolver.events.RoleGranted.get_logs(from_block=record["deployBlock"], argument_filters={"role": ARBITER_ROLE})
-    assert [g.args.account for g in grants] == [arbiter], "exactly one ARBITER_ROLE holder: the arbiter"
-    assert resolver.functions.hasRole(ARBITER_ROLE, arbiter).call()
+    assert market.functions.randomness().call() == addr["Randomness"]
+    assert court.functions.market().call() == addr["JobMarket"]
 
     # The file records the parameters as sent, in base units; the chain holds the same values.
-    assert record["parameters"] == resolved_parameters(params, arbiter)
+    assert record["parameters"] == resolved_parameters(params, court_contract, arbiter)
     t = params.token
     assert token.functions.cap().call() == to_wei(t.cap) == int(record["parameters"]["token"]["cap"])
     assert token.functions.totalSupply().call() == to_wei(t.initial_supply)
     assert token.functions.symbol().call() == t.symbol
     assert staking.functions.minStake().call() == to_wei(params.staking.min_stake)
     assert staking.functions.unbondingDelay().call() == params.staking.unbonding_delay
-    assert tuple(market.functions.params().call()) == params.market.as_tuple()
-    assert tuple(market.functions.emissionParams().call()) == params.emission.as_tuple()
+    assert tuple(market.functions.params().call()) == params.market.as_tuple(addr["VerificationCourt"])
+    assert market.functions.paramsVersion().call() == 1
+    if court_contract == "TestCourt":
+        m = params.market
+        assert court.functions.requiredChallengeWindow().call() == params.court.required_challenge_window(m.draw_delay)
+        assert court.functions.maxHorizon(m.max_runtime).call() == params.court.max_horizon(m.max_runtime)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +179,7 @@ def test_a_record_that_does_not_match_the_chain_is_refused(local, tmp_path):
     """Code at the recorded market, but another token recorded: refuse, touch nothing, suggest --force."""
     anvil, directory, _ = local
     record = json.loads((directory / "31337.json").read_text())
-    record["addresses"]["RewardToken"] = record["addresses"]["ArbiterResolver"]
+    record["addresses"]["RewardToken"] = record["addresses"]["VerificationCourt"]
     bad = tmp_path / "31337.json"
     bad.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     before = bad.read_bytes()

@@ -14,6 +14,8 @@ from eth_utils import keccak
 from .conftest import MIN_STAKE, TOKEN
 from .test_market import (  # noqa: F401  (job and claimed are fixtures used by name)
     COLLATERAL,
+    force_draw,
+    past_window,
     RESULT_HASH,
     RESULT_URI,
     TERMS,
@@ -26,7 +28,7 @@ from .test_market import (  # noqa: F401  (job and claimed are fixtures used by 
     reverts,
 )
 
-UNBONDING_DELAY = 60
+UNBONDING_DELAY = 2_592_000  # devnet: 30 days, above the market's verification horizon (C9)
 STAKE = 1_000 * TOKEN  # what the `registered` fixture stakes for each provider
 ENDPOINT = "http://stranger.local:8700"
 CAPABILITY = keccak(b"cpu:4,mem:8g")
@@ -37,7 +39,7 @@ CAPABILITY = keccak(b"cpu:4,mem:8g")
 
 def test_parameters_and_wiring(staking, token, market):
     """Staking holds the reward token, answers to the market that deployed it, and runs with the
-    devnet minimum stake (100 tokens) and unbonding delay (60 s)."""
+    devnet minimum stake (100 tokens) and unbonding delay (30 days)."""
     assert staking.token() == token.address
     assert staking.market() == market.address
     assert staking.minStake() == MIN_STAKE == 100 * TOKEN
@@ -209,7 +211,7 @@ def test_withdraw_unstaked_with_nothing_unbonding_reverts(staking, provider, str
 # ------------------------------------------------------------------------------------- collateral
 
 
-def test_locked_collateral_cannot_be_unbonded(chain, market, staking, provider, stranger, claimed):
+def test_locked_collateral_cannot_be_unbonded(chain, market, staking, randomness, owner, provider, stranger, claimed):
     """While a job is claimed its collateral is locked: requestUnstake can take staked - locked
     and no more (InsufficientStake); once the job settles the collateral is free again."""
     available = STAKE - COLLATERAL
@@ -223,21 +225,22 @@ def test_locked_collateral_cannot_be_unbonded(chain, market, staking, provider, 
         staking.requestUnstake(1, sender=provider)
 
     market.submitResult(claimed, RESULT_HASH, RESULT_URI, sender=provider)
-    chain.pending_timestamp = market.getJob(claimed).deadline + 1
+    force_draw(randomness, market, owner, claimed, drawn=False)
+    past_window(chain, market, claimed)
     market.finalize(claimed, sender=stranger)
     assert staking.getProvider(provider).locked == 0
     staking.requestUnstake(COLLATERAL, sender=provider)
     assert staking.getProvider(provider).staked == 0
 
 
-@pytest.mark.parametrize(("collateral", "ok"), [(STAKE - MIN_STAKE, True), (STAKE - MIN_STAKE + 1, False)])
+@pytest.mark.parametrize(("collateral", "ok"), [(STAKE - MIN_STAKE, True), (STAKE - MIN_STAKE + 4, False)])
 def test_claim_needs_collateral_plus_minimum_stake_available(
     market, staking, requester, provider, registered, collateral, ok
 ):
     """A provider claims only if its available stake covers the collateral plus minStake; otherwise
     claimJob reverts with InsufficientStake(provider, available, collateral + minStake)."""
-    # collateralPct 100, so the collateral is the reward itself.
-    post(market, requester, TERMS._replace(reward=collateral, collateral_pct=100))
+    # collateralPct 400, so the collateral is four times the reward.
+    post(market, requester, TERMS._replace(reward=collateral // 4, collateral_pct=400))
     if ok:
         market.claimJob(1, sender=provider)
         assert staking.getProvider(provider).locked == collateral
@@ -250,8 +253,8 @@ def test_claim_needs_collateral_plus_minimum_stake_available(
 
 def test_claims_count_stake_already_locked(market, staking, requester, provider, registered):
     """Collateral already locked by a claimed job does not back another claim."""
-    post(market, requester, TERMS._replace(reward=450 * TOKEN, collateral_pct=100), n=1)
-    post(market, requester, TERMS._replace(reward=460 * TOKEN, collateral_pct=100), n=2)
+    post(market, requester, TERMS._replace(reward=450 * TOKEN // 4, collateral_pct=400), n=1)
+    post(market, requester, TERMS._replace(reward=460 * TOKEN // 4, collateral_pct=400), n=2)
     market.claimJob(1, sender=provider)
     with reverts(staking.InsufficientStake, provider=provider.address, available=550 * TOKEN, needed=560 * TOKEN):
         market.claimJob(2, sender=provider)
@@ -309,10 +312,10 @@ def test_set_metadata_unregistered_reverts(staking, stranger):
 # ------------------------------------------------------------------------------------- governance
 
 
-@pytest.mark.parametrize(("min_stake", "delay"), [(1, 0), (10**27, 60 * 86_400)])
+@pytest.mark.parametrize(("min_stake", "delay"), [(1, UNBONDING_DELAY), (10**27, 60 * 86_400)])
 def test_set_params_within_bounds(staking, owner, min_stake, delay):
-    """Governance sets minStake in [1, 1e27] and the unbonding delay in [0, 60 days];
-    StakingParametersUpdated carries both."""
+    """Governance sets minStake in [1, 1e27] and the unbonding delay in [market.minUnbondingDelay(),
+    60 days]; StakingParametersUpdated carries both."""
     tx = staking.setParams(min_stake, delay, sender=owner)
     expect_event(tx, staking.StakingParametersUpdated, minStake=min_stake, unbondingDelay=delay)
     assert (staking.minStake(), staking.unbondingDelay()) == (min_stake, delay)
@@ -321,8 +324,8 @@ def test_set_params_within_bounds(staking, owner, min_stake, delay):
 @pytest.mark.parametrize(
     ("min_stake", "delay", "name", "value", "lo", "hi"),
     [
-        (0, 60, "minStake", 0, 1, 10**27),
-        (10**27 + 1, 60, "minStake", 10**27 + 1, 1, 10**27),
+        (0, UNBONDING_DELAY, "minStake", 0, 1, 10**27),
+        (10**27 + 1, UNBONDING_DELAY, "minStake", 10**27 + 1, 1, 10**27),
         (MIN_STAKE, 60 * 86_400 + 1, "unbondingDelay", 60 * 86_400 + 1, 0, 60 * 86_400),
     ],
 )

@@ -1,4 +1,4 @@
-"""RewardToken (capped, mintable by MINTER_ROLE, EIP-2612 permit, burnable) and ArbiterResolver.
+"""RewardToken (capped, mintable by MINTER_ROLE, EIP-2612 permit, burnable).
 
 Each test states its rule in its docstring. Helpers and the job fixtures come from test_market.py.
 """
@@ -13,27 +13,18 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from depin.market import JobStatus as Status
-from depin.market import Ruling
-
 from .conftest import TOKEN
-from .test_market import (  # noqa: F401  (job, claimed, submitted, disputed are fixtures used by name)
-    EVIDENCE,
+from .test_market import (  # noqa: F401  (newcomer is a fixture used by name)
     ZERO_ADDRESS,
-    claimed,
-    disputed,
     expect_event,
-    job,
     newcomer,
     reverts,
     sign_permit,
-    submitted,
 )
 
 CAP = 1_000_000_000 * TOKEN
 INITIAL_SUPPLY = 100_000_000 * TOKEN
 MINTER_ROLE = keccak(text="MINTER_ROLE")
-ARBITER_ROLE = keccak(text="ARBITER_ROLE")
 
 
 # ------------------------------------------------------------------------------------- token
@@ -41,14 +32,14 @@ ARBITER_ROLE = keccak(text="ARBITER_ROLE")
 
 def test_token_metadata_and_roles(token, market, owner):
     """The devnet token: name, symbol, 18 decimals, a 1e9-token cap, 1e8 tokens minted to the
-    deployer at deployment, and MINTER_ROLE held by the market (emissions) and the deployer
-    (devnet faucet)."""
+    deployer at deployment, and MINTER_ROLE held by the deployer (devnet faucet) but not the
+    market (emissions are the fee rebate; the market never mints)."""
     assert (token.name(), token.symbol(), token.decimals()) == ("depin Compute Token", "DPC", 18)
     assert token.cap() == CAP
     # Read from the deployment itself: later tests and session fixtures mint and burn.
     deployment = token.creation_metadata.receipt
     expect_event(deployment, token.Transfer, **{"from": ZERO_ADDRESS, "to": owner.address, "value": INITIAL_SUPPLY})
-    assert token.hasRole(MINTER_ROLE, market.address)
+    assert not token.hasRole(MINTER_ROLE, market.address)
     assert token.hasRole(MINTER_ROLE, owner.address)
 
 
@@ -156,59 +147,3 @@ def test_burn_from_needs_allowance(token, newcomer, stranger):
 
 
 # ------------------------------------------------------------------------------------- resolver
-
-
-def test_resolver_is_wired_to_the_market(resolver, market, owner):
-    """The resolver answers to the market, and the deployer holds ARBITER_ROLE."""
-    assert resolver.market() == market.address
-    assert resolver.hasRole(ARBITER_ROLE, owner.address)
-
-
-def test_only_the_market_opens_disputes(resolver, stranger, owner):
-    """disputeOpened from anyone but the market reverts with NotMarket(caller)."""
-    for caller in (stranger, owner):
-        with reverts(resolver.NotMarket, caller=caller.address):
-            resolver.disputeOpened(1, caller, caller, 0, sender=caller)
-
-
-def test_only_arbiters_rule(resolver, stranger, disputed):
-    """rule without ARBITER_ROLE reverts with AccessControlUnauthorizedAccount(account, ARBITER_ROLE)."""
-    with reverts(resolver.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=ARBITER_ROLE):
-        resolver.rule(disputed, Ruling.PROVIDER_WINS, EVIDENCE, sender=stranger)
-
-
-def test_ruling_on_a_job_without_an_open_dispute_reverts(resolver, owner, submitted):
-    """rule on a job that is not disputed here, or on an unknown job, reverts with NoOpenDispute(jobId)."""
-    with reverts(resolver.NoOpenDispute, jobId=submitted):
-        resolver.rule(submitted, Ruling.PROVIDER_WINS, EVIDENCE, sender=owner)
-    with reverts(resolver.NoOpenDispute, jobId=999):
-        resolver.rule(999, Ruling.CHALLENGER_WINS, EVIDENCE, sender=owner)
-
-
-def test_rule_emits_ruled_and_settles_the_market_in_the_same_tx(market, resolver, owner, stranger, provider, disputed):
-    """An arbiter's rule emits Ruled(jobId, arbiter, ruling, evidenceHash) and, in the same
-    transaction, the market's DisputeResolved; the dispute is closed and cannot be ruled twice."""
-    resolver.grantRole(ARBITER_ROLE, stranger, sender=owner)
-    assert resolver.isOpen(disputed)
-    tx = resolver.rule(disputed, Ruling.PROVIDER_WINS, EVIDENCE, sender=stranger)
-    expect_event(
-        tx, resolver.Ruled, jobId=disputed, arbiter=stranger.address, ruling=Ruling.PROVIDER_WINS, evidenceHash=EVIDENCE
-    )
-    resolved = tx.decode_logs(market.DisputeResolved)
-    assert [(log.jobId, log.ruling, log.winner) for log in resolved] == [
-        (disputed, Ruling.PROVIDER_WINS, provider.address)
-    ]
-    assert market.getJob(disputed).status == Status.RESOLVED
-    assert not resolver.isOpen(disputed)
-    with reverts(resolver.NoOpenDispute, jobId=disputed):
-        resolver.rule(disputed, Ruling.CHALLENGER_WINS, EVIDENCE, sender=owner)
-
-
-def test_a_ruling_after_settlement_without_ruling_reverts(chain, market, resolver, owner, stranger, disputed):
-    """Once anyone settled the dispute after the resolve deadline, a late ruling reverts in the
-    market with WrongStatus(jobId, Resolved, Disputed): the settlement stands."""
-    chain.pending_timestamp = market.getJob(disputed).deadline + 1
-    market.settleUnresolved(disputed, sender=stranger)
-    with reverts(market.WrongStatus, jobId=disputed, actual=Status.RESOLVED, expected=Status.DISPUTED):
-        resolver.rule(disputed, Ruling.CHALLENGER_WINS, EVIDENCE, sender=owner)
-    assert market.getJob(disputed).status == Status.RESOLVED

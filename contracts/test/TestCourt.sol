@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {ICourtViews} from "../interfaces/ICourtViews.sol";
+import {IJobMarket} from "../interfaces/IJobMarket.sol";
+
+/// @title A stand-in court for tests and the devnet until VerificationCourt ships
+/// @notice Implements the two views the market checks (`requiredChallengeWindow`, `maxHorizon`),
+///         both set by anyone (a test fixture, never a real deployment), and passes
+///         `beginVerification` / `settle` through to the market so that tests can drive every
+///         `Outcome`. Tokens the market sends here stay here (`received` counts them).
+/// @dev No access control: anyone can settle any job of this court. Test use only.
+contract TestCourt is ICourtViews {
+    IJobMarket public immutable market;
+    uint256 public requiredWindow;
+    uint256 public horizon;
+    /// @notice Tokens the market transferred here through `settle` (escrow and collateral).
+    uint256 public received;
+
+    constructor(address market_, uint256 requiredWindow_, uint256 horizon_) {
+        market = IJobMarket(market_);
+        requiredWindow = requiredWindow_;
+        horizon = horizon_;
+    }
+
+    /// @notice Sets what the views return.
+    function setViews(uint256 requiredWindow_, uint256 horizon_) external {
+        requiredWindow = requiredWindow_;
+        horizon = horizon_;
+    }
+
+    /// @inheritdoc ICourtViews
+    function requiredChallengeWindow() external view returns (uint256) {
+        return requiredWindow;
+    }
+
+    /// @inheritdoc ICourtViews
+    function maxHorizon(uint24) external view returns (uint256) {
+        return horizon;
+    }
+
+    /// @notice Starts verifying `jobId` (market.beginVerification).
+    function begin(uint256 jobId) external {
+        market.beginVerification(jobId);
+    }
+
+    /// @notice Ends `jobId` with `outcome` (market.settle).
+    function settle(uint256 jobId, IJobMarket.Outcome outcome) external returns (uint96 toCourt) {
+        toCourt = market.settle(jobId, outcome);
+        received += toCourt;
+    }
+}

@@ -389,6 +389,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         info.anchorBlock = submitted ? j.claimOrAnchor : 0;
         info.auditBps = j.econ.auditBps;
         info.court = _extras[j.econ.version].court;
+        info.challengeDeadline = submitted ? j.deadline : 0;
     }
 
     /// @inheritdoc IJobMarket
@@ -567,6 +568,11 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc IJobMarket
     function randomness() external view returns (address) {
         return address(_randomness);
+    }
+
+    /// @inheritdoc IJobMarket
+    function drawDelay() external view returns (uint64) {
+        return _drawDelay;
     }
 
     // ---------------------------------------------------------------- internal

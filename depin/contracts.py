@@ -374,6 +374,10 @@ class JobMarket(Binding):
         """``deposit(uint256 amount) nonpayable``"""
         return self.transaction("deposit", amount)
 
+    def draw_delay(self) -> View:
+        """``drawDelay() view returns (uint64)``"""
+        return self.view("drawDelay")
+
     def expire_job(self, job_id: int) -> Transaction:
         """``expireJob(uint256 jobId) nonpayable``"""
         return self.transaction("expireJob", job_id)
@@ -491,7 +495,7 @@ class JobMarket(Binding):
         return self.view("token")
 
     def verification_info(self, job_id: int) -> View:
-        """``verificationInfo(uint256 jobId) view returns ((uint8,address,address,uint96,uint96,uint96,bytes32,uint8,uint24,uint32,uint64,uint16,address))``"""
+        """``verificationInfo(uint256 jobId) view returns ((uint8,address,address,uint96,uint96,uint96,bytes32,uint8,uint24,uint32,uint64,uint16,address,uint32))``"""
         return self.view("verificationInfo", job_id)
 
     def withdraw(self) -> Transaction:
@@ -598,6 +602,226 @@ class MockRandomness(Binding):
         return self.view("supportsInterface", interface_id)
 
 
+class VerificationCourt(Binding):
+    """The VerificationCourt contract at one address."""
+
+    CONTRACT = "VerificationCourt"
+    TOPICS: ClassVar[dict[str, str]] = {
+        "Appealed": "0xe4e274ef7a05a196f28f105a4a8b67f5a1a0e1c565738a30ab9de85f1d002189",
+        "ArbiterRuled": "0x071b0df9c8538ef481a750bedef5747e159f89674e3d927bfab16947af73d996",
+        "CanaryExposed": "0x951f11422489928cc06f4ee067d436b69a891865cdd4de0ae17417e8fbfcbb72",
+        "CaseConcluded": "0x794b981d90b53fb9e03faf66c0fce72fe3f7bd282605e2216e29c4f72a196ea9",
+        "CaseOpened": "0x2861c187ef9774792420012b94e32ae33034b2ee95072702ce8cffb544755d75",
+        "Challenged": "0xbd186aa15ab96781e53b5b1e3d40a924f248a92c903f186a0793c09e49fca4c5",
+        "CourtParamsSet": "0x412c3cace05c2b11585abe84c6f8dbb66803ad97d7c8cd2495969a9699ae1cf7",
+        "LeaveRequested": "0x1c5a05d99b504d143575b9bdcbdea58f89ff33b6fdc3960084a85332d6b6c887",
+        "LeftWithdrawn": "0xcf20aa93be51f841d94a843d096897af3ca5bd13e4909d785ee416be7bfda66d",
+        "PlatformClassSet": "0xabba84e2dc82ba24f294393023e2a4d8e3a1202b95f9534928769179baf00be6",
+        "ProviderRevealed": "0x355b8d6c0cbc95130ec806651dde2f0cccea6ac8a5af0cdb72df0314831c344a",
+        "RoleAdminChanged": "0xbd79b86ffe0ab8e8776151514217cd7cacd52c909f66475c3af44e129f0b00ff",
+        "RoleGranted": "0x2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d",
+        "RoleRevoked": "0xf6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b",
+        "RoundTallied": "0xbac1d508e4436ed377415413537bc7fff520b5c6ed077b9e202d0592371bb403",
+        "SeatCommitted": "0xcbe7919f009c81cf4c93703e8e8b37111890f7e4c21514a4fd6b3e80e03813be",
+        "SeatNoShow": "0x5eabba241765479228285dfc9a88c4f46a4cb4d863caeec945fb1caf9fd7c8a4",
+        "SeatRevealed": "0x1356755e3c2434244b6af01da4d6f342d71b6abc893620096270b52b59f482e7",
+        "SeatSettled": "0x730cccf2324bd64038bbcfc740d2dcbaa75ed43611d347c0e54c6530402aae42",
+        "SeatTaken": "0xde8d3a8ab77c4c68bba4a1db1dcce16c2c5be14f1c4e2bc5b5bddb87081c428c",
+        "SeatsDrawn": "0x84c6972c4b1cf06a6c0b29a84e8c74a6afe1a7cc82fa73ce9013182ad5ef5f5e",
+        "StakeAdded": "0xa555f0a0e2e0c2d2feeb29b013d1d8e5c003ea04f9a67929092e2878f3669481",
+        "VerifierJoined": "0x394ef68e2463ab7f8416fac253bd712bf78adcb7adf77f33220d80b5aa728c7b",
+        "VerifierSlashed": "0x2aa0cd9bc64fc5e26cb5e495329d1b0dee842c7ed7bf23bcbad0124de0e370be",
+    }
+
+    def arbiter_role(self) -> View:
+        """``ARBITER_ROLE() view returns (bytes32)``"""
+        return self.view("ARBITER_ROLE")
+
+    def canary_role(self) -> View:
+        """``CANARY_ROLE() view returns (bytes32)``"""
+        return self.view("CANARY_ROLE")
+
+    def default_admin_role(self) -> View:
+        """``DEFAULT_ADMIN_ROLE() view returns (bytes32)``"""
+        return self.view("DEFAULT_ADMIN_ROLE")
+
+    def governor_role(self) -> View:
+        """``GOVERNOR_ROLE() view returns (bytes32)``"""
+        return self.view("GOVERNOR_ROLE")
+
+    def last_jury_round(self) -> View:
+        """``LAST_JURY_ROUND() view returns (uint256)``"""
+        return self.view("LAST_JURY_ROUND")
+
+    def max_audit_runtime(self) -> View:
+        """``MAX_AUDIT_RUNTIME() view returns (uint24)``"""
+        return self.view("MAX_AUDIT_RUNTIME")
+
+    def max_class_members(self) -> View:
+        """``MAX_CLASS_MEMBERS() view returns (uint256)``"""
+        return self.view("MAX_CLASS_MEMBERS")
+
+    def accounted_balance(self) -> View:
+        """``accountedBalance() view returns (uint256)``"""
+        return self.view("accountedBalance")
+
+    def add_stake(self, arg0: int) -> Transaction:
+        """``addStake(uint96) nonpayable``"""
+        return self.transaction("addStake", arg0)
+
+    def advance(self, arg0: int) -> Transaction:
+        """``advance(uint256) nonpayable``"""
+        return self.transaction("advance", arg0)
+
+    def appeal(self, arg0: int) -> Transaction:
+        """``appeal(uint256) nonpayable``"""
+        return self.transaction("appeal", arg0)
+
+    def arbiter_rule(self, arg0: int, arg1: int) -> Transaction:
+        """``arbiterRule(uint256, uint8) nonpayable``"""
+        return self.transaction("arbiterRule", arg0, arg1)
+
+    def challenge(self, arg0: int) -> Transaction:
+        """``challenge(uint256) nonpayable``"""
+        return self.transaction("challenge", arg0)
+
+    def class_members(self, platform_class: int) -> View:
+        """``classMembers(uint8 platformClass) view returns (address[])``"""
+        return self.view("classMembers", platform_class)
+
+    def class_stake_at(self, platform_class: int, block_number: int) -> View:
+        """``classStakeAt(uint8 platformClass, uint256 blockNumber) view returns (uint256)``"""
+        return self.view("classStakeAt", platform_class, block_number)
+
+    def commit(self, job_id: int, seat: int, commitment: bytes) -> Transaction:
+        """``commit(uint256 jobId, uint8 seat, bytes32 commitment) nonpayable``"""
+        return self.transaction("commit", job_id, seat, commitment)
+
+    def drawn_for(self, job_id: int, round: int, seat: int) -> View:
+        """``drawnFor(uint256 jobId, uint8 round, uint8 seat) view returns (address)``"""
+        return self.view("drawnFor", job_id, round, seat)
+
+    def expose_canary(self, arg0: int, arg1: bytes, arg2: bytes) -> Transaction:
+        """``exposeCanary(uint256, bytes32, bytes32) nonpayable``"""
+        return self.transaction("exposeCanary", arg0, arg1, arg2)
+
+    def get_case(self, job_id: int) -> View:
+        """``getCase(uint256 jobId) view returns ((uint8,uint8,uint8,uint8,uint8,uint8,bool,address,address,uint96,uint96,bytes32,bytes32,bytes32,uint64,uint64,uint32,uint32,uint32,uint32,uint8,uint8,uint8,address,uint96,uint16))``"""
+        return self.view("getCase", job_id)
+
+    def get_role_admin(self, role: bytes) -> View:
+        """``getRoleAdmin(bytes32 role) view returns (bytes32)``"""
+        return self.view("getRoleAdmin", role)
+
+    def get_seat(self, job_id: int, round: int, seat: int) -> View:
+        """``getSeat(uint256 jobId, uint8 round, uint8 seat) view returns ((address,uint8,uint96,bytes32,bytes32))``"""
+        return self.view("getSeat", job_id, round, seat)
+
+    def get_verifier(self, verifier: str) -> View:
+        """``getVerifier(address verifier) view returns ((bool,uint8,uint96,uint96,uint96,uint32))``"""
+        return self.view("getVerifier", verifier)
+
+    def grant_role(self, role: bytes, account: str) -> Transaction:
+        """``grantRole(bytes32 role, address account) nonpayable``"""
+        return self.transaction("grantRole", role, account)
+
+    def has_role(self, role: bytes, account: str) -> View:
+        """``hasRole(bytes32 role, address account) view returns (bool)``"""
+        return self.view("hasRole", role, account)
+
+    def join(self, arg0: int, arg1: int) -> Transaction:
+        """``join(uint96, uint8) nonpayable``"""
+        return self.transaction("join", arg0, arg1)
+
+    def leave_delay(self) -> View:
+        """``leaveDelay() view returns (uint256)``"""
+        return self.view("leaveDelay")
+
+    def market(self) -> View:
+        """``market() view returns (address)``"""
+        return self.view("market")
+
+    def max_horizon(self, max_runtime: int) -> View:
+        """``maxHorizon(uint24 maxRuntime) view returns (uint256)``"""
+        return self.view("maxHorizon", max_runtime)
+
+    def modules(self) -> View:
+        """``modules() view returns (address, address)``"""
+        return self.view("modules")
+
+    def params(self) -> View:
+        """``params() view returns ((uint32,uint16,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint16,uint8,uint32,uint32,uint32,uint32,uint16,uint96))``"""
+        return self.view("params")
+
+    def params_version(self) -> View:
+        """``paramsVersion() view returns (uint16)``"""
+        return self.view("paramsVersion")
+
+    def platform_class_of(self, provider: str) -> View:
+        """``platformClassOf(address provider) view returns (uint8, uint64)``"""
+        return self.view("platformClassOf", provider)
+
+    def redraw(self, arg0: int) -> Transaction:
+        """``redraw(uint256) nonpayable``"""
+        return self.transaction("redraw", arg0)
+
+    def renounce_role(self, role: bytes, caller_confirmation: str) -> Transaction:
+        """``renounceRole(bytes32 role, address callerConfirmation) nonpayable``"""
+        return self.transaction("renounceRole", role, caller_confirmation)
+
+    def request_leave(self, arg0: int) -> Transaction:
+        """``requestLeave(uint96) nonpayable``"""
+        return self.transaction("requestLeave", arg0)
+
+    def required_challenge_window(self) -> View:
+        """``requiredChallengeWindow() view returns (uint256)``"""
+        return self.view("requiredChallengeWindow")
+
+    def reveal(self, job_id: int, seat: int, digest: bytes, salt: bytes) -> Transaction:
+        """``reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) nonpayable``"""
+        return self.transaction("reveal", job_id, seat, digest, salt)
+
+    def reveal_provider(self, job_id: int, digest: bytes, salt: bytes) -> Transaction:
+        """``revealProvider(uint256 jobId, bytes32 digest, bytes32 salt) nonpayable``"""
+        return self.transaction("revealProvider", job_id, digest, salt)
+
+    def revoke_role(self, role: bytes, account: str) -> Transaction:
+        """``revokeRole(bytes32 role, address account) nonpayable``"""
+        return self.transaction("revokeRole", role, account)
+
+    def set_params(self, arg0: tuple[Any, ...]) -> Transaction:
+        """``setParams((uint32,uint16,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint16,uint8,uint32,uint32,uint32,uint32,uint16,uint96)) nonpayable``"""
+        return self.transaction("setParams", arg0)
+
+    def set_platform_class(self, arg0: int) -> Transaction:
+        """``setPlatformClass(uint8) nonpayable``"""
+        return self.transaction("setPlatformClass", arg0)
+
+    def stake_at(self, verifier: str, block_number: int) -> View:
+        """``stakeAt(address verifier, uint256 blockNumber) view returns (uint256)``"""
+        return self.view("stakeAt", verifier, block_number)
+
+    def start_audit(self, job_id: int) -> Transaction:
+        """``startAudit(uint256 jobId) nonpayable``"""
+        return self.transaction("startAudit", job_id)
+
+    def supports_interface(self, interface_id: bytes) -> View:
+        """``supportsInterface(bytes4 interfaceId) view returns (bool)``"""
+        return self.view("supportsInterface", interface_id)
+
+    def take_seat(self, job_id: int, seat: int) -> Transaction:
+        """``takeSeat(uint256 jobId, uint8 seat) nonpayable``"""
+        return self.transaction("takeSeat", job_id, seat)
+
+    def token(self) -> View:
+        """``token() view returns (address)``"""
+        return self.view("token")
+
+    def withdraw_left(self) -> Transaction:
+        """``withdrawLeft() nonpayable``"""
+        return self.transaction("withdrawLeft")
+
+
 class TestCourt(Binding):
     """The TestCourt contract at one address."""
 
@@ -648,6 +872,7 @@ BINDINGS: dict[str, type[Binding]] = {
     "JobMarket": JobMarket,
     "BlockhashRandomness": BlockhashRandomness,
     "MockRandomness": MockRandomness,
+    "VerificationCourt": VerificationCourt,
     "TestCourt": TestCourt,
 }
 
@@ -662,6 +887,7 @@ class Deployed:
         self.job_market = JobMarket(addresses["JobMarket"], codec)
         self.blockhash_randomness = BlockhashRandomness(addresses["BlockhashRandomness"], codec)
         self.mock_randomness = MockRandomness(addresses["MockRandomness"], codec)
+        self.verification_court = VerificationCourt(addresses["VerificationCourt"], codec)
         self.test_court = TestCourt(addresses["TestCourt"], codec)
 
     def __getitem__(self, contract: str) -> Binding:
@@ -672,6 +898,7 @@ class Deployed:
             "JobMarket": self.job_market,
             "BlockhashRandomness": self.blockhash_randomness,
             "MockRandomness": self.mock_randomness,
+            "VerificationCourt": self.verification_court,
             "TestCourt": self.test_court,
         }
         return bindings[contract]

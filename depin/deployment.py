@@ -198,7 +198,7 @@ class MarketParameters(_Strict):
 
 class CourtParameters(_Strict):
     """VerificationCourt's `CourtParams`, keys exactly as the struct's fields (times in seconds,
-    bps of the reward R, `blockTime` in seconds per block)."""
+    bps of the reward R, `blockTime` in seconds per block, `minStake` in whole tokens)."""
 
     startWindow: int  # noqa: N815 - the Solidity field names
     rhoPct: int  # noqa: N815
@@ -217,14 +217,18 @@ class CourtParameters(_Strict):
     arbiterWindow: int  # noqa: N815
     activationDelayBlocks: int  # noqa: N815
     blockTime: int  # noqa: N815
+    betaBps: int
+    minStake: Decimal = Field(gt=0)
 
     def as_dict(self) -> dict[str, int]:
-        """The struct by field name (in declaration order)."""
-        return dict(self.model_dump())
+        """The struct by field name (in declaration order; `minStake` in base units)."""
+        fields = self.model_dump()
+        fields["minStake"] = to_wei(self.minStake)
+        return fields
 
     def as_tuple(self) -> tuple[int, ...]:
-        """The struct in the field order above."""
-        return tuple(self.model_dump().values())
+        """The struct in the field order above (`minStake` in base units)."""
+        return tuple(self.as_dict().values())
 
     def required_challenge_window(self, draw_delay: int) -> int:
         """What the court's `requiredChallengeWindow()` should be: D blocks + start window + inclusion."""
@@ -346,7 +350,7 @@ def resolved_parameters(
         },
         "staking": {"minStake": str(to_wei(s.min_stake)), "unbondingDelay": s.unbonding_delay},
         "market": params.market.as_dict(),
-        "court": params.court.as_dict(),
+        "court": params.court.as_dict() | {"minStake": str(to_wei(params.court.minStake))},
         "courtContract": court_contract,
         "randomness": params.randomness,
         "devnetFaucet": params.devnet_faucet,

@@ -157,7 +157,10 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
     staking = project.ProviderStaking.at(market.staking())
     court_name = court_contract_name(project)
     if court_name == COURT_CONTRACT:
-        court = project.VerificationCourt.deploy(market.address, deployer.address, c.as_dict(), sender=deployer)
+        engine = project.CourtEngine.deploy(sender=deployer)  # deploys the CourtDesk module too
+        court = project.VerificationCourt.deploy(
+            market.address, token.address, deployer.address, c.as_tuple(), engine.address, sender=deployer
+        )
     else:
         court = project.TestCourt.deploy(
             market.address,

@@ -49,12 +49,15 @@ CONTRACTS = (
     "JobMarket",
     "BlockhashRandomness",
     "MockRandomness",
-    "TestCourt",  # the court stand-in until VerificationCourt ships (the lead swaps it at merge)
+    "VerificationCourt",
+    "TestCourt",  # the court stand-in the market's unit tests deploy
     "IRewardToken",
     "IProviderStaking",
     "IJobMarket",
     "IRandomness",
     "ICourtViews",
+    "IVerificationCourt",
+    "IMarketForCourt",
 )
 # solc appends CBOR-encoded metadata; its length is the last two bytes, big-endian.
 METADATA_LENGTH_BYTES = 2

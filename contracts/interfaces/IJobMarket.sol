@@ -143,6 +143,7 @@ interface IJobMarket {
         uint64 anchorBlock; // submitBlock + D: the block whose randomness draws this job
         uint16 auditBps; // p_job in basis points, snapshotted at post (0 for verify-none jobs)
         address court; // the court snapshotted for this job at post
+        uint32 challengeDeadline; // submitTime + the job's challengeWindow (0 before submission)
     }
 
     // ---------------------------------------------------------------- events
@@ -452,4 +453,8 @@ interface IJobMarket {
     function staking() external view returns (address);
     /// @notice The randomness source of the draws (fixed at deployment).
     function randomness() external view returns (address);
+
+    /// @notice D: blocks between a submission and its anchor block (fixed at deployment; the court
+    ///         anchors its jury rounds D blocks ahead too).
+    function drawDelay() external view returns (uint64);
 }

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+
+import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
+import {IRandomness} from "./interfaces/IRandomness.sol";
+import {IRewardToken} from "./interfaces/IRewardToken.sol";
+
+import {CourtBase} from "./CourtBase.sol";
+
+/// @title VerificationCourt's desk: verifier stakes, challenges, appeals, the arbiter, parameters
+/// @notice Runs only by delegatecall from a VerificationCourt (its storage, its token balance, its
+///         events); a direct call reverts `NotDelegated`. Split out to stay under EIP-170's limit.
+contract CourtDesk is CourtBase {
+    using SafeERC20 for IERC20;
+    using Checkpoints for Checkpoints.Trace208;
+
+    /// @notice Sets the first parameters (VerificationCourt's constructor).
+    function initialize(CourtParams calldata params_) external onlyDelegated {
+        if (_version != 0) revert ParamOutOfBounds("initialized");
+        _setParams(params_);
+    }
+
+    /// @notice See IVerificationCourt.
+    function join(uint96 amount, uint8 platformClass) external onlyDelegated {
+        Verifier storage v = _verifiers[msg.sender];
+        if (v.joined) revert AlreadyJoined(msg.sender);
+        uint96 minimum = _params[_version].minStake;
+        if (amount < minimum) revert StakeBelowMinimum(amount, minimum);
+        address[] storage members = _members[platformClass];
+        if (members.length >= MAX_CLASS_MEMBERS) revert ClassFull(platformClass);
+        members.push(msg.sender);
+        v.joined = true;
+        v.cls = platformClass;
+        v.free = amount;
+        _stakeChanged(msg.sender, platformClass, amount, true);
+        emit VerifierJoined(msg.sender, platformClass, amount);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice See IVerificationCourt.
+    function addStake(uint96 amount) external onlyDelegated {
+        if (amount == 0) revert ZeroAmount();
+        Verifier storage v = _joined(msg.sender);
+        v.free += amount;
+        _stakeChanged(msg.sender, v.cls, amount, true);
+        emit StakeAdded(msg.sender, amount, v.free + v.locked);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice See IVerificationCourt.
+    function requestLeave(uint96 amount) external onlyDelegated {
+        if (amount == 0) revert ZeroAmount();
+        Verifier storage v = _joined(msg.sender);
+        if (amount > v.free) revert InsufficientFreeStake(msg.sender, v.free, amount);
+        v.free -= amount;
+        _stakeChanged(msg.sender, v.cls, amount, false);
+        Leaving storage l = _leaving[msg.sender];
+        l.amount += amount;
+        l.releaseAt = uint32(block.timestamp + _leaveDelay());
+        _totalUnbonding += amount;
+        emit LeaveRequested(msg.sender, amount, v.free + v.locked, l.amount, l.releaseAt);
+    }
+
+    /// @notice See IVerificationCourt.
+    function withdrawLeft() external onlyDelegated {
+        Leaving memory l = _leaving[msg.sender];
+        if (l.amount == 0) revert NothingToWithdraw(msg.sender);
+        if (block.timestamp < l.releaseAt) revert LeaveNotReady(l.releaseAt);
+        delete _leaving[msg.sender];
+        _totalUnbonding -= l.amount;
+        emit LeftWithdrawn(msg.sender, l.amount);
+        _token.safeTransfer(msg.sender, l.amount);
+    }
+
+    /// @notice See IVerificationCourt.
+    function setPlatformClass(uint8 platformClass) external onlyDelegated {
+        ProviderClass storage pc = _providerClass[msg.sender];
+        if (pc.setBlock != 0) revert PlatformClassAlreadySet(msg.sender);
+        pc.cls = platformClass;
+        pc.setBlock = uint64(block.number);
+        emit PlatformClassSet(msg.sender, platformClass);
+    }
+
+    /// @notice See IVerificationCourt.
+    function challenge(uint256 jobId) external onlyDelegated {
+        Case storage c = _cases[jobId];
+        if (c.phase == Phase.None) {
+            bool drawn = _market.isDrawn(jobId);
+            _open(jobId);
+            if (msg.sender == c.provider) revert ProviderCannotChallenge(jobId);
+            if (block.timestamp > c.challengeDeadline) revert ChallengeClosed(jobId);
+            if (!drawn) _startRound(c, jobId, 1, 0);
+        } else {
+            if (msg.sender == c.provider) revert ProviderCannotChallenge(jobId);
+            if (c.round != 0 || block.timestamp > c.challengeDeadline) revert ChallengeClosed(jobId);
+            if (c.phase == Phase.Tallied) {
+                // The audit agreed and waits out its canary window: the challenge takes it to a jury.
+                _startRound(c, jobId, 1, 0);
+            } else if (c.phase != Phase.Active) {
+                revert ChallengeClosed(jobId);
+            }
+            if (c.challenger != address(0)) revert AlreadyChallenged(jobId);
+        }
+        uint96 bond = _bps(c.reward, _params[c.version].challengeBondBps);
+        c.challenger = msg.sender;
+        c.challengeBond = bond;
+        _heldBonds += bond;
+        emit Challenged(jobId, msg.sender, bond);
+        _token.safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @notice See IVerificationCourt.
+    function appeal(uint256 jobId) external onlyDelegated {
+        Case storage c = _case(jobId);
+        if (c.phase != Phase.Tallied || c.round == 0 || block.timestamp > c.windowEnd) revert AppealClosed(jobId);
+        bool providerLost = c.tally == IMarketForCourt.Outcome.ProviderWrong;
+        if (providerLost != (msg.sender == c.provider)) revert NotAppellant(jobId, msg.sender);
+        CourtParams storage p = _params[c.version];
+        uint8 round = c.round;
+        uint256 nextK = round < LAST_JURY_ROUND ? _k(round + 1) : _k(LAST_JURY_ROUND);
+        uint96 bond = uint96(nextK * _bps(c.reward, p.jurorPayBps));
+        _appeals[jobId][round] = Appeal(msg.sender, bond);
+        _heldBonds += bond;
+        emit Appealed(jobId, round, msg.sender, bond);
+        if (round < LAST_JURY_ROUND) {
+            _startRound(c, jobId, round + 1, 0);
+        } else {
+            c.phase = Phase.Arbiter;
+            c.windowEnd = uint32(block.timestamp + p.arbiterWindow);
+        }
+        _token.safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @notice See IVerificationCourt.
+    function arbiterRule(uint256 jobId, IMarketForCourt.Outcome outcome) external onlyDelegated onlyRole(ARBITER_ROLE) {
+        Case storage c = _case(jobId);
+        if (c.phase != Phase.Arbiter || block.timestamp > c.windowEnd || c.ruling != IMarketForCourt.Outcome.None) {
+            revert ArbiterNotOpen(jobId);
+        }
+        if (outcome == IMarketForCourt.Outcome.None || outcome > IMarketForCourt.Outcome.Split) revert BadOutcome();
+        c.ruling = outcome;
+        c.ruledAt = uint32(block.timestamp);
+        c.ruler = msg.sender;
+        emit ArbiterRuled(jobId, msg.sender, outcome, uint32(block.timestamp + _params[c.version].arbiterDelay));
+    }
+
+    /// @notice See IVerificationCourt.
+    function setParams(CourtParams calldata params_) external onlyDelegated onlyRole(GOVERNOR_ROLE) {
+        _setParams(params_);
+    }
+
+    function _joined(address who) internal view returns (Verifier storage v) {
+        v = _verifiers[who];
+        if (!v.joined) revert NotJoined(who);
+    }
+
+    function _setParams(CourtParams memory p) internal {
+        if (p.startWindow == 0 || p.startWindow > _MAX_TIME) revert ParamOutOfBounds("startWindow");
+        if (p.rhoPct < 100 || p.rhoPct > 1000) revert ParamOutOfBounds("rhoPct");
+        if (p.setupTime > _MAX_TIME) revert ParamOutOfBounds("setupTime");
+        if (p.inclusionTime == 0 || p.inclusionTime > _MAX_TIME) revert ParamOutOfBounds("inclusionTime");
+        if (p.revealWindow < p.inclusionTime || p.revealWindow > _MAX_TIME) revert ParamOutOfBounds("revealWindow");
+        if (p.appealWindow < p.inclusionTime || p.appealWindow > _MAX_TIME) revert ParamOutOfBounds("appealWindow");
+        if (p.canaryWindow < p.inclusionTime || p.canaryWindow > _MAX_TIME) revert ParamOutOfBounds("canaryWindow");
+        // C4/C5: w >= 1.1 R; the auditor's and a challenger's bond each fund a K = 3 jury.
+        if (p.jurorPayBps < 11_000 || p.jurorPayBps > 100_000) revert ParamOutOfBounds("jurorPayBps");
+        if (p.auditorBondBps < 3 * p.jurorPayBps || p.auditorBondBps > 1_000_000) {
+            revert ParamOutOfBounds("auditorBondBps");
+        }
+        if (p.challengeBondBps < 3 * p.jurorPayBps || p.challengeBondBps > 1_000_000) {
+            revert ParamOutOfBounds("challengeBondBps");
+        }
+        // C7: a juror risks at least what it earns; no-show penalty == minority penalty == B_j.
+        if (p.jurorBondBps < p.jurorPayBps || p.jurorBondBps > 1_000_000) revert ParamOutOfBounds("jurorBondBps");
+        // C6: phi * (A + sigma R) >= g R with phi = 5 %, A = 1.1 R.
+        if (p.canarySlashMul < 20 || p.canarySlashMul > 1000) revert ParamOutOfBounds("canarySlashMul");
+        if (p.maxRedraws > 8) revert ParamOutOfBounds("maxRedraws");
+        if (p.arbiterDelay == 0 || p.arbiterDelay > _MAX_TIME) revert ParamOutOfBounds("arbiterDelay");
+        if (p.arbiterWindow < p.inclusionTime || p.arbiterWindow > _MAX_TIME) revert ParamOutOfBounds("arbiterWindow");
+        if (p.activationDelayBlocks == 0 || p.activationDelayBlocks > 1_000_000) {
+            revert ParamOutOfBounds("activationDelayBlocks");
+        }
+        if (p.blockTime == 0 || p.blockTime > 3600) revert ParamOutOfBounds("blockTime");
+        if (p.betaBps > 1000) revert ParamOutOfBounds("betaBps");
+        if (p.minStake == 0) revert ParamOutOfBounds("minStake");
+        uint16 version = _version + 1;
+        _version = version;
+        _params[version] = p;
+        emit CourtParamsSet(version, p);
+    }
+}

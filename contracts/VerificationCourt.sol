@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+
+import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
+import {IRandomness} from "./interfaces/IRandomness.sol";
+import {IRewardToken} from "./interfaces/IRewardToken.sol";
+import {IVerificationCourt} from "./interfaces/IVerificationCourt.sol";
+import {CourtBase} from "./CourtBase.sol";
+import {CourtDesk} from "./CourtDesk.sol";
+import {CourtEngine} from "./CourtEngine.sol";
+
+/// @title Verification court: drawn audits, juries of 3 -> 7 -> 15, a timelocked arbiter, canaries
+/// @notice See IVerificationCourt for the protocol. Money at a conclusion (w = jurorPayBps * R,
+///         A = the job's audit fee, "coherent" = revealed the winning side's digest):
+///         - the market's `settle` sends the court A (ProviderRight, Split, Canary) or the whole
+///           collateral (ProviderWrong); that plus forfeited bonds is the pot;
+///         - ProviderRight: pot += the bond of a disagreeing auditor, the challenger's bond and lost
+///           appeal bonds; coherent jurors get w each (latest round first), a coherent (agreeing)
+///           auditor gets A; the rest is burned;
+///         - ProviderWrong: pot += the provider's lost appeal bonds; coherent jurors w each, then the
+///           coherent auditor A, then the challenger min(beta * R, rest) on top of its bond back; the
+///           rest is burned;
+///         - Split (nondeterministic): pot += a disagreeing auditor's bond and lost appeal bonds;
+///           every revealing juror gets w; what is left returns first to that auditor's bond, then to
+///           the requester (the rest of A); the challenger gets its bond back;
+///         - Canary: seats that revealed the canary digest lose their bond and sigma * R of stake
+///           (burned); an honest revealing auditor gets A, honest jurors their bonds; rest burned;
+///         - Unaudited: all bonds back (nobody was available to verify).
+///         Jurors who revealed an incoherent digest lose their bond (burned); seats taken but not
+///         revealed lose it (burned) and are redrawn (C7). Payments go to the verifier's wallet;
+///         bonds return to its free court stake.
+/// @dev Conservation invariant: token.balanceOf(this) == sum over verifiers of (free + locked +
+///      unbonding) + sum of the challenge and appeal bonds of open cases (`accountedBalance()`).
+///      Escrow received from the market is paid out, returned or burned in the same call.
+///      The draw walks the provider's class member list (O(n), n <= MAX_CLASS_MEMBERS): that cost is
+///      paid on the audit path only (startAudit, takeSeat, drawnFor), never by an unaudited job.
+contract VerificationCourt is CourtBase, IVerificationCourt {
+    using SafeERC20 for IERC20;
+    using Checkpoints for Checkpoints.Trace208;
+
+    /// @dev The modules this court delegatecalls (same storage layout: CourtBase).
+    address private immutable _engine;
+    address private immutable _desk;
+
+    /// @param market_ The job market (IMarketForCourt): escrow, job status, randomness, D.
+    /// @param token_ The reward token (burnable) staked and bonded here.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (grants ARBITER_ROLE, CANARY_ROLE).
+    /// @param engine_ A CourtEngine (deployed first: `new CourtEngine()`, which deploys its CourtDesk).
+    constructor(address market_, address token_, address admin, CourtParams memory params_, address engine_) {
+        _market = IMarketForCourt(market_);
+        _token = IERC20(token_);
+        _engine = engine_;
+        address desk_ = CourtEngine(engine_).desk();
+        _desk = desk_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNOR_ROLE, admin);
+        (bool ok, bytes memory ret) = desk_.delegatecall(abi.encodeCall(CourtDesk.initialize, (params_)));
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- verifiers
+
+    // ---------------------------------------------------------------- cases
+
+    /// @inheritdoc IVerificationCourt
+    function startAudit(uint256 jobId) external nonReentrant {
+        Case storage c = _cases[jobId];
+        if (c.phase == Phase.None) {
+            if (!_market.isDrawn(jobId)) revert NotDrawn(jobId);
+            _open(jobId);
+        }
+        if (c.round != 0) revert WrongPhase(jobId, c.phase);
+        _take(c, jobId, 0);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function takeSeat(uint256 jobId, uint8 seat) external nonReentrant {
+        _take(_case(jobId), jobId, seat);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function commit(uint256 jobId, uint8 seat, bytes32 commitment) external {
+        Case storage c = _active(jobId);
+        Seat storage s = _heldSeat(c, jobId, seat);
+        if (s.state != SeatState.Taken || block.timestamp > c.commitDeadline || _revealOpen(c)) {
+            revert CommitClosed(jobId);
+        }
+        s.state = SeatState.Committed;
+        s.word = commitment;
+        c.committed += 1;
+        emit SeatCommitted(jobId, c.round, seat, commitment);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external {
+        Case storage c = _active(jobId);
+        Seat storage s = _heldSeat(c, jobId, seat);
+        _checkRevealWindow(c, jobId);
+        if (s.state != SeatState.Committed) revert AlreadyRevealed(jobId);
+        if (keccak256(abi.encode(msg.sender, jobId, c.round, seat, digest, salt)) != s.word) revert BadReveal(jobId);
+        s.state = SeatState.Revealed;
+        s.word = digest;
+        c.revealed += 1;
+        emit SeatRevealed(jobId, c.round, seat, digest);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function revealProvider(uint256 jobId, bytes32 digest, bytes32 salt) external {
+        Case storage c = _active(jobId);
+        if (msg.sender != c.provider) revert NotProvider(jobId);
+        if (c.providerRevealed) revert AlreadyRevealed(jobId);
+        _checkRevealWindow(c, jobId);
+        if (c.committed == 0) revert RevealNotOpen(jobId);
+        if (keccak256(abi.encode(msg.sender, jobId, digest, salt)) != c.commitment) revert BadReveal(jobId);
+        c.providerRevealed = true;
+        c.providerDigest = digest;
+        emit ProviderRevealed(jobId, digest);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    // ---------------------------------------------------------------- run by CourtDesk / CourtEngine
+
+    /// @inheritdoc IVerificationCourt
+    function join(uint96, uint8) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function addStake(uint96) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function requestLeave(uint96) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function withdrawLeft() external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function setPlatformClass(uint8) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function challenge(uint256) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function appeal(uint256) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function arbiterRule(uint256, IMarketForCourt.Outcome) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function setParams(CourtParams calldata) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function redraw(uint256) external nonReentrant {
+        _delegate(_engine);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function advance(uint256) external nonReentrant {
+        _delegate(_engine);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function exposeCanary(uint256, bytes32, bytes32) external nonReentrant {
+        _delegate(_engine);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IVerificationCourt
+    function market() external view returns (address) {
+        return address(_market);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function modules() external view returns (address, address) {
+        return (_engine, _desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function params() external view returns (CourtParams memory) {
+        return _params[_version];
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function paramsVersion() external view returns (uint16) {
+        return _version;
+    }
+
+    /// @notice D blocks (at blockTime) + startWindow + inclusionTime, with the current parameters.
+    function requiredChallengeWindow() external view returns (uint256) {
+        return _seatDelay(_params[_version]);
+    }
+
+    /// @notice Every round (audit, juries 3, 7, 15) with maxRedraws redraws each, each cycle being
+    ///         seat delay + commit (rho * maxRuntime + setup + inclusion) + reveal; plus the canary
+    ///         window, three appeal windows, the arbiter window and its timelock.
+    function maxHorizon(uint24 maxRuntime) external view returns (uint256) {
+        return _maxHorizon(maxRuntime);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function leaveDelay() external view returns (uint256) {
+        return _leaveDelay();
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function getCase(uint256 jobId) external view returns (CaseView memory v) {
+        Case storage c = _cases[jobId];
+        v.phase = c.phase;
+        v.round = c.round;
+        v.redraws = c.redraws;
+        v.platformClass = c.cls;
+        v.tally = c.tally;
+        v.outcome = c.outcome;
+        v.providerRevealed = c.providerRevealed;
+        v.provider = c.provider;
+        v.requester = c.requester;
+        v.reward = c.reward;
+        v.auditFee = c.auditFee;
+        v.commitment = c.commitment;
+        v.providerDigest = c.providerDigest;
+        v.topDigest = c.topDigest;
+        v.snapshotBlock = c.snapshotBlock;
+        v.anchor = c.anchor;
+        v.seatDeadline = c.seatDeadline;
+        v.commitDeadline = c.commitDeadline;
+        v.revealDeadline = c.revealDeadline;
+        v.windowEnd = c.windowEnd;
+        v.taken = c.taken;
+        v.committed = c.committed;
+        v.revealed = c.revealed;
+        v.challenger = c.challenger;
+        v.challengeBond = c.challengeBond;
+        v.paramsVersion = c.version;
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function getSeat(uint256 jobId, uint8 round, uint8 seat) external view returns (SeatView memory) {
+        Seat storage s = _seats[jobId][(uint256(round) << 8) | seat];
+        bool revealed = s.state == SeatState.Revealed || s.state == SeatState.Settled;
+        return SeatView(s.holder, s.state, s.bond, revealed ? bytes32(0) : s.word, revealed ? s.word : bytes32(0));
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function getVerifier(address verifier) external view returns (VerifierView memory) {
+        Verifier storage v = _verifiers[verifier];
+        Leaving storage l = _leaving[verifier];
+        return VerifierView(v.joined, v.cls, v.free, v.locked, l.amount, l.releaseAt);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function stakeAt(address verifier, uint256 blockNumber) external view returns (uint256) {
+        return _stakeHistory[verifier].upperLookupRecent(uint48(blockNumber));
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function classStakeAt(uint8 platformClass, uint256 blockNumber) external view returns (uint256) {
+        return _classHistory[platformClass].upperLookupRecent(uint48(blockNumber));
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function classMembers(uint8 platformClass) external view returns (address[] memory) {
+        return _members[platformClass];
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function platformClassOf(address provider) external view returns (uint8, uint64) {
+        ProviderClass storage pc = _providerClass[provider];
+        return (pc.cls, pc.setBlock);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function drawnFor(uint256 jobId, uint8 round, uint8 seat) external view returns (address) {
+        Case storage c = _cases[jobId];
+        if (c.phase != Phase.None) return _candidate(c, jobId, round, seat);
+        IMarketForCourt.VerificationInfo memory info = _market.verificationInfo(jobId);
+        Case memory m;
+        (m.cls, m.snapshotBlock) = _classAndSnapshot(info);
+        m.provider = info.provider;
+        m.requester = info.requester;
+        m.anchor = info.anchorBlock;
+        return _candidateOf(m, jobId, round, seat);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function accountedBalance() external view returns (uint256) {
+        return _totalStake + _totalUnbonding + _heldBonds;
+    }
+
+    // ---------------------------------------------------------------- internal: case flow
+
+    function _take(Case storage c, uint256 jobId, uint8 seat) private {
+        if (c.phase != Phase.Active) revert WrongPhase(jobId, c.phase);
+        if (seat >= _k(c.round)) revert BadSeat(jobId, seat);
+        if (block.timestamp > c.seatDeadline || c.seatingClosed) revert SeatDeadlinePassed(jobId, c.seatDeadline);
+        Seat storage s = _seats[jobId][(uint256(c.round) << 8) | seat];
+        if (s.state != SeatState.Empty) revert BadSeat(jobId, seat);
+        address drawn = _candidate(c, jobId, c.round, seat);
+        if (msg.sender != drawn) revert NotDrawnForSeat(jobId, seat, drawn);
+        CourtParams storage p = _params[c.version];
+        uint96 bond = _bps(c.reward, c.round == 0 ? p.auditorBondBps : p.jurorBondBps);
+        Verifier storage v = _verifiers[msg.sender];
+        if (v.free < bond) revert InsufficientFreeStake(msg.sender, v.free, bond);
+        uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
+        if (uint256(v.free) + v.locked < sigmaR) {
+            revert StakeBelowSigma(msg.sender, uint256(v.free) + v.locked, sigmaR);
+        }
+        v.free -= bond;
+        v.locked += bond;
+        s.holder = msg.sender;
+        s.state = SeatState.Taken;
+        s.bond = bond;
+        c.taken += 1;
+        emit SeatTaken(jobId, c.round, seat, msg.sender, bond);
+    }
+
+    // ---------------------------------------------------------------- internal: draws
+
+    /// @dev Runs the same call in CourtEngine, in this contract's context; bubbles its revert.
+    function _delegate(address target) private {
+        (bool ok, bytes memory ret) = target.delegatecall(msg.data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+    }
+
+    function _candidate(Case storage c, uint256 jobId, uint8 round, uint8 seat) private view returns (address) {
+        Case memory m;
+        m.cls = c.cls;
+        m.snapshotBlock = c.snapshotBlock;
+        m.provider = c.provider;
+        m.requester = c.requester;
+        m.anchor = c.anchor;
+        m.redraws = round == c.round ? c.redraws : 0;
+        return _candidateOf(m, jobId, round, seat);
+    }
+
+    /// @dev Stake-weighted pick with replacement from class `m.cls` at `m.snapshotBlock`, skipping
+    ///      the job's provider and requester with a deterministic extra nonce.
+    function _candidateOf(Case memory m, uint256 jobId, uint8 round, uint8 seat) private view returns (address) {
+        uint256 total = _classHistory[m.cls].upperLookupRecent(uint48(m.snapshotBlock));
+        if (total == 0) return address(0);
+        bytes32 r = IRandomness(_market.randomness()).randomness(m.anchor);
+        for (uint256 j = 0; j < _MAX_DRAW_TRIES; ++j) {
+            bytes32 h = j == 0
+                ? keccak256(abi.encode(r, jobId, round, seat, m.redraws))
+                : keccak256(abi.encode(r, jobId, round, seat, m.redraws, j));
+            address picked = _pick(m.cls, m.snapshotBlock, uint256(h) % total);
+            if (picked != m.provider && picked != m.requester) return picked;
+        }
+        return address(0);
+    }
+
+    function _pick(uint8 cls, uint64 snapshot, uint256 target) private view returns (address) {
+        address[] storage members = _members[cls];
+        uint256 n = members.length;
+        uint256 acc;
+        for (uint256 i = 0; i < n; ++i) {
+            address member = members[i];
+            acc += _stakeHistory[member].upperLookupRecent(uint48(snapshot));
+            if (target < acc) return member;
+        }
+        return address(0); // unreachable: the class total is the sum of its members' stakes
+    }
+
+    // ---------------------------------------------------------------- internal: helpers
+
+    function _heldSeat(Case storage c, uint256 jobId, uint8 seat) private view returns (Seat storage s) {
+        s = _seats[jobId][(uint256(c.round) << 8) | seat];
+        if (s.holder != msg.sender || s.state == SeatState.Empty) revert NotSeatHolder(jobId, seat);
+    }
+
+    /// @dev Reveals open after the commit deadline, or once every seat (all K, or all taken after
+    ///      the seating closed) has committed.
+    function _revealOpen(Case storage c) private view returns (bool) {
+        if (block.timestamp > c.commitDeadline) return true;
+        bool full = c.taken == _k(c.round) || c.seatingClosed;
+        return full && c.committed == c.taken && c.taken > 0;
+    }
+
+    function _checkRevealWindow(Case storage c, uint256 jobId) private view {
+        if (!_revealOpen(c)) revert RevealNotOpen(jobId);
+        if (block.timestamp > c.revealDeadline) revert RevealClosed(jobId);
+    }
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {ICourtViews} from "./ICourtViews.sol";
+import {IMarketForCourt} from "./IMarketForCourt.sol";
+
+/// @title Verification court: drawn verifiers, sealed contributions, juries, canaries
+/// @notice One protocol (VERIFICATION.md §1). A job the market draws for audit becomes a case here.
+///         Round 0 is an audit by one drawn verifier; rounds 1, 2, 3 are juries of K = 3, 7, 15
+///         seats; round 4 is the arbiter (ARBITER_ROLE) as a timelocked last appeal.
+///
+///         Verifiers stake tokens here in a platform class (fixed at their first join). Seats are
+///         drawn stake-weighted WITH replacement from the provider's class, with the stakes of the
+///         block `submitBlock - activationDelayBlocks` (Checkpoints), from the randomness of the
+///         round's anchor block: target = keccak256(abi.encode(r, jobId, round, seat, redraw)) %
+///         classStakeAt(snapshot); the job's provider and requester are skipped (extra nonce j > 0:
+///         keccak256(abi.encode(r, jobId, round, seat, redraw, j))). One seat, one vote, one bond;
+///         a verifier may hold several seats.
+///
+///         Per round: seats are taken (`startAudit` / `takeSeat`, bond locked from the court stake)
+///         until the seat deadline; sealed commitments keccak256(abi.encode(verifier, jobId, round,
+///         seat, digest, salt)) until the commit deadline; then reveals (and the provider's reveal,
+///         checked against its market commitment keccak256(abi.encode(provider, jobId, digest,
+///         salt)); a failure's digest is bytes32(uint256(code))) until the reveal deadline. Empty
+///         seats and no-shows (bond burned) are redrawn up to `maxRedraws` times per round.
+///         `advance` (anyone) moves a case on when its deadline passed. Every transition emits one
+///         event.
+interface IVerificationCourtTypes {
+    // ---------------------------------------------------------------- types
+
+    /// @notice Governance parameters (versioned: a case keeps the version it opened with).
+    ///         Times in seconds, blocks in blocks, `*Bps` in basis points of the job's reward R.
+    struct CourtParams {
+        uint32 startWindow; // seconds a drawn verifier has to take its seat, after D blocks
+        uint16 rhoPct; // verifiers get rho = rhoPct/100 times the job's maxRuntime (>= 100)
+        uint32 setupTime; // T_s: image pull and setup allowance in each commit window
+        uint32 inclusionTime; // T_i: transaction inclusion margin (sequencer censorship on L2s)
+        uint32 revealWindow; // >= inclusionTime
+        uint32 appealWindow; // after each jury tally; >= inclusionTime
+        uint32 canaryWindow; // after an agreeing audit, before it pays; >= inclusionTime
+        uint32 auditorBondBps; // B_a, locked by the auditor; >= 3 * jurorPayBps (C5)
+        uint32 jurorBondBps; // B_j per jury seat; >= jurorPayBps (C7: no-show = minority penalty)
+        uint32 jurorPayBps; // w per coherent jury seat; >= 11000 (w >= 1.1 R)
+        uint32 challengeBondBps; // b_c of an open challenge; >= 3 * jurorPayBps (C5)
+        uint16 canarySlashMul; // sigma: a seat revealing a canary digest loses sigma * R (C6, >= 20)
+        uint8 maxRedraws; // redraws per round (empty seats and no-shows), <= 8
+        uint32 arbiterDelay; // timelock between an arbiter ruling and its execution
+        uint32 arbiterWindow; // seconds after the last appeal within which the arbiter may rule
+        uint32 activationDelayBlocks; // stake counts in draws only this many blocks after it was added (>= 1)
+        uint32 blockTime; // seconds per block, to turn D blocks into seconds
+        uint16 betaBps; // beta: an open challenger's bounty is at most beta * R (<= 1000) (C2 addition)
+        uint96 minStake; // minimum court stake at join (bounds the per-class member list) (C2 addition)
+    }
+
+    /// @notice Where a case stands.
+    enum Phase {
+        None,
+        Active, // seats taken, committed, revealed (deadlines in the case)
+        Tallied, // a tally waits out its canary/appeal window
+        Arbiter, // appealed past round 3: the arbiter may rule, timelocked
+        Concluded
+    }
+
+    /// @notice A seat's state.
+    enum SeatState {
+        Empty,
+        Taken,
+        Committed,
+        Revealed,
+        Settled
+    }
+
+    struct CaseView {
+        Phase phase;
+        uint8 round; // 0 audit, 1..3 juries (K = 3, 7, 15)
+        uint8 redraws; // of the current round
+        uint8 platformClass;
+        IMarketForCourt.Outcome tally; // of the last tallied round
+        IMarketForCourt.Outcome outcome; // once concluded
+        bool providerRevealed;
+        address provider;
+        address requester;
+        uint96 reward;
+        uint96 auditFee;
+        bytes32 commitment;
+        bytes32 providerDigest;
+        bytes32 topDigest; // the most revealed digest other than the provider's, at the last tally
+        uint64 snapshotBlock;
+        uint64 anchor; // the current round's anchor block
+        uint32 seatDeadline;
+        uint32 commitDeadline;
+        uint32 revealDeadline;
+        uint32 windowEnd; // end of the canary/appeal window (Tallied) or of the arbiter window (Arbiter)
+        uint8 taken;
+        uint8 committed;
+        uint8 revealed;
+        address challenger;
+        uint96 challengeBond;
+        uint16 paramsVersion;
+    }
+
+    struct SeatView {
+        address holder;
+        SeatState state;
+        uint96 bond;
+        bytes32 commitment;
+        bytes32 digest;
+    }
+
+    struct VerifierView {
+        bool joined;
+        uint8 platformClass;
+        uint96 free;
+        uint96 locked; // bonds of open seats
+        uint96 unbonding;
+        uint32 releaseAt;
+    }
+
+    // ---------------------------------------------------------------- events
+
+    event CourtParamsSet(uint16 indexed version, CourtParams params);
+    event VerifierJoined(address indexed verifier, uint8 indexed platformClass, uint96 amount);
+    event StakeAdded(address indexed verifier, uint96 amount, uint96 stake);
+    event LeaveRequested(address indexed verifier, uint96 amount, uint96 stake, uint96 unbonding, uint32 releaseAt);
+    event LeftWithdrawn(address indexed verifier, uint96 amount);
+    event PlatformClassSet(address indexed provider, uint8 platformClass);
+
+    /// @notice A case opened (first `startAudit`, `redraw`, or `challenge` of a job).
+    event CaseOpened(
+        uint256 indexed jobId, uint8 platformClass, uint64 snapshotBlock, uint8 round, uint16 paramsVersion
+    );
+    /// @notice Round `round` (K seats) is drawn from `anchor`'s randomness: an escalation, an appeal
+    ///         or a redraw (`redraws` > 0; only Empty seats are drawn anew).
+    event SeatsDrawn(
+        uint256 indexed jobId,
+        uint8 round,
+        uint8 k,
+        uint8 redraws,
+        uint64 anchor,
+        uint32 seatDeadline,
+        uint32 commitDeadline,
+        uint32 revealDeadline
+    );
+    event SeatTaken(uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bond);
+    event SeatCommitted(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 commitment);
+    event SeatRevealed(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 digest);
+    event ProviderRevealed(uint256 indexed jobId, bytes32 digest);
+    /// @notice A seat taken but not committed/revealed in time: its bond is burned, it is redrawn.
+    event SeatNoShow(uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bondBurned);
+    /// @notice A round's votes are counted: `forProvider` reproduced the provider's digest,
+    ///         `forTop` revealed `topDigest` (the most revealed other digest), out of `revealed`.
+    event RoundTallied(
+        uint256 indexed jobId,
+        uint8 round,
+        IMarketForCourt.Outcome tally,
+        uint8 revealed,
+        uint8 forProvider,
+        uint8 forTop,
+        bytes32 topDigest,
+        uint32 windowEnd
+    );
+    event Challenged(uint256 indexed jobId, address indexed challenger, uint96 bond);
+    event Appealed(uint256 indexed jobId, uint8 round, address indexed appellant, uint96 bond);
+    event ArbiterRuled(
+        uint256 indexed jobId, address indexed arbiter, IMarketForCourt.Outcome outcome, uint32 executableAt
+    );
+    event CanaryExposed(uint256 indexed jobId, bytes32 canaryDigest, uint8 seatsCaught, uint96 slashed);
+    /// @notice `verifier` lost `amount` of court stake (burned) on job `jobId` (a canary catch).
+    event VerifierSlashed(address indexed verifier, uint256 indexed jobId, uint96 amount);
+    /// @notice A seat's money at the conclusion: `paid` to its stake, `bondReturned` unlocked,
+    ///         `bondForfeited` burned (minority) or used to pay the jury (a wrong auditor).
+    event SeatSettled(
+        uint256 indexed jobId,
+        uint8 round,
+        uint8 seat,
+        address indexed verifier,
+        uint96 paid,
+        uint96 bondReturned,
+        uint96 bondForfeited
+    );
+    /// @notice The case ended with `outcome`: `toCourt` received from the market, `paidSeats` to
+    ///         coherent seats, `bounty` to the challenger (beyond its bond back), `refunded` to the
+    ///         requester (Split) or bonds returned to appellants/challenger, `burned`.
+    event CaseConcluded(
+        uint256 indexed jobId,
+        IMarketForCourt.Outcome outcome,
+        uint96 toCourt,
+        uint96 paidSeats,
+        uint96 bounty,
+        uint96 refunded,
+        uint96 burned
+    );
+
+    // ---------------------------------------------------------------- errors
+
+    error ParamOutOfBounds(string name);
+    error ZeroAmount();
+    error AlreadyJoined(address verifier);
+    error NotJoined(address verifier);
+    error StakeBelowMinimum(uint256 amount, uint256 minimum);
+    error ClassFull(uint8 platformClass);
+    error InsufficientFreeStake(address verifier, uint256 free, uint256 needed);
+    error NothingToWithdraw(address verifier);
+    error LeaveNotReady(uint32 releaseAt);
+    error PlatformClassAlreadySet(address provider);
+    error WrongCourt(uint256 jobId, address court);
+    error JobNotSubmitted(uint256 jobId, uint8 status);
+    error NotDrawn(uint256 jobId);
+    error NoCase(uint256 jobId);
+    error CaseClosed(uint256 jobId);
+    error WrongPhase(uint256 jobId, Phase phase);
+    error BadSeat(uint256 jobId, uint8 seat);
+    error NotDrawnForSeat(uint256 jobId, uint8 seat, address drawn);
+    error SeatDeadlinePassed(uint256 jobId, uint32 seatDeadline);
+    error NotSeatHolder(uint256 jobId, uint8 seat);
+    error CommitClosed(uint256 jobId);
+    error RevealNotOpen(uint256 jobId);
+    error RevealClosed(uint256 jobId);
+    error BadReveal(uint256 jobId);
+    error AlreadyRevealed(uint256 jobId);
+    error NotProvider(uint256 jobId);
+    error StakeBelowSigma(address verifier, uint256 stake, uint256 needed);
+    error NothingDue(uint256 jobId);
+    error ChallengeClosed(uint256 jobId);
+    error AlreadyChallenged(uint256 jobId);
+    error ProviderCannotChallenge(uint256 jobId);
+    error NotAppellant(uint256 jobId, address who);
+    error AppealClosed(uint256 jobId);
+    error ArbiterNotOpen(uint256 jobId);
+    error BadOutcome();
+    error NotCanary(uint256 jobId);
+    error NotDelegated();
+}
+
+/// @title The court's public API (types, events and errors in IVerificationCourtTypes above)
+interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
+    // ---------------------------------------------------------------- verifiers
+
+    /// @notice Stakes `amount` (>= minStake) as a verifier of `platformClass` (fixed for good).
+    function join(uint96 amount, uint8 platformClass) external;
+    function addStake(uint96 amount) external;
+    /// @notice Moves `amount` of free stake to unbonding for `leaveDelay()`; still slashable.
+    function requestLeave(uint96 amount) external;
+    function withdrawLeft() external;
+    /// @notice A provider's platform class (once; default 0). It applies to jobs submitted in
+    ///         later blocks only.
+    function setPlatformClass(uint8 platformClass) external;
+
+    // ---------------------------------------------------------------- cases
+
+    /// @notice The drawn auditor of job `jobId` (round 0, seat 0) takes the audit: opens the case
+    ///         (market.beginVerification) if needed and locks B_a. Before the seat deadline
+    ///         (submitTime + requiredChallengeWindow(), or the redraw's).
+    function startAudit(uint256 jobId) external;
+    /// @notice The verifier drawn for `seat` of the current jury round locks B_j.
+    function takeSeat(uint256 jobId, uint8 seat) external;
+    function commit(uint256 jobId, uint8 seat, bytes32 commitment) external;
+    function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external;
+    function revealProvider(uint256 jobId, bytes32 digest, bytes32 salt) external;
+    /// @notice Anyone: redraws empty seats after the seat deadline (or opens the case of a drawn job
+    ///         nobody started; settles it Unaudited when the pool is empty or after maxRedraws).
+    function redraw(uint256 jobId) external;
+    /// @notice Anyone: performs whatever is due (redraw, tally, escalation, conclusion).
+    function advance(uint256 jobId) external;
+    /// @notice Anyone but the provider, while the job is Submitted and in its challenge window:
+    ///         posts b_c. A drawn audit is not displaced: it runs, and the case then goes to a
+    ///         K = 3 jury even if the audit agrees; an undrawn job goes straight to a K = 3 jury.
+    function challenge(uint256 jobId) external;
+    /// @notice In a jury's appeal window: the provider against ProviderWrong, anyone else against
+    ///         ProviderRight or Split; posts nextK * w (15 * w for the arbiter round).
+    function appeal(uint256 jobId) external;
+    /// @notice ARBITER_ROLE, within arbiterWindow of the last appeal: records a ruling that
+    ///         `advance` executes arbiterDelay later (dropped if the arbiter lost its role).
+    function arbiterRule(uint256 jobId, IMarketForCourt.Outcome outcome) external;
+    /// @notice The canary operator's provider (CANARY_ROLE): proves the job was a canary
+    ///         (commitment == keccak256(abi.encode(provider, jobId, keccak256(abi.encodePacked(
+    ///         "depin-canary", secret)), salt))). Every seat that revealed that digest loses its bond
+    ///         and sigma * R of stake (burned); the job settles Canary.
+    function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt) external;
+
+    // ---------------------------------------------------------------- governance
+
+    function setParams(CourtParams calldata params) external;
+
+    // ---------------------------------------------------------------- views
+
+    function market() external view returns (address);
+    /// @notice The delegatecall modules: CourtEngine (advance, redraw, exposeCanary) and its CourtDesk
+    ///         (stakes, challenge, appeal, arbiterRule, setParams).
+    function modules() external view returns (address engine, address desk);
+    function token() external view returns (address);
+    function params() external view returns (CourtParams memory);
+    function paramsVersion() external view returns (uint16);
+    function leaveDelay() external view returns (uint256);
+    function getCase(uint256 jobId) external view returns (CaseView memory);
+    function getSeat(uint256 jobId, uint8 round, uint8 seat) external view returns (SeatView memory);
+    function getVerifier(address verifier) external view returns (VerifierView memory);
+    function stakeAt(address verifier, uint256 blockNumber) external view returns (uint256);
+    function classStakeAt(uint8 platformClass, uint256 blockNumber) external view returns (uint256);
+    function classMembers(uint8 platformClass) external view returns (address[] memory);
+    function platformClassOf(address provider) external view returns (uint8 platformClass, uint64 setBlock);
+    /// @notice Who is drawn for `seat` of `round` now (round 0 also before the case exists);
+    ///         address(0) if nobody is eligible. Reverts while the anchor's randomness is not ready.
+    function drawnFor(uint256 jobId, uint8 round, uint8 seat) external view returns (address);
+    /// @notice token.balanceOf(court) must equal this: stakes (free + locked) + unbonding + the
+    ///         challenge and appeal bonds of open cases (escrow is paid out in the settling call).
+    function accountedBalance() external view returns (uint256);
+}

@@ -1,0 +1,732 @@
+"""VerificationCourt against a market stub (contracts/test/MarketStub.sol) and a settable randomness.
+
+Every case of the protocol (VERIFICATION.md §1): the drawn audit, the K = 3 / 7 / 15 juries, redraws
+of empty seats and no-shows, the arbiter as a timelocked last appeal, canaries and open challenges.
+Every transaction goes through `Court.tx`, which checks the court's conservation invariant after it:
+token.balanceOf(court) == accountedBalance() == sum over verifiers of (free + locked + unbonding)
++ the challenge and appeal bonds the test knows are held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from .conftest import TOKEN
+
+R = 10 * TOKEN  # reward
+A = 11 * TOKEN  # audit fee (1.1 R)
+COLLATERAL = 40 * TOKEN  # k = 4
+W = 11 * TOKEN  # juror pay (jurorPayBps 11000)
+B_AUDIT = 35 * TOKEN  # auditorBondBps 35000
+B_JUROR = 11 * TOKEN  # jurorBondBps 11000
+B_CHALLENGE = 35 * TOKEN
+SIGMA_R = 20 * R
+STAKE = 1_000 * TOKEN
+
+GOOD = keccak(b"the right output")
+BAD = keccak(b"a wrong output")
+OTHER = keccak(b"yet another output")
+SALT = keccak(b"salt")
+
+# IMarketForCourt.Outcome
+NONE, RIGHT, WRONG, SPLIT, UNAUDITED, CANARY = range(6)
+# IVerificationCourt.Phase
+P_NONE, ACTIVE, TALLIED, ARBITER, CONCLUDED = range(5)
+
+PARAMS = {
+    "startWindow": 10,
+    "rhoPct": 200,
+    "setupTime": 10,
+    "inclusionTime": 5,
+    "revealWindow": 20,
+    "appealWindow": 20,
+    "canaryWindow": 20,
+    "auditorBondBps": 35_000,
+    "jurorBondBps": 11_000,
+    "jurorPayBps": 11_000,
+    "challengeBondBps": 35_000,
+    "canarySlashMul": 20,
+    "maxRedraws": 2,
+    "arbiterDelay": 30,
+    "arbiterWindow": 60,
+    "activationDelayBlocks": 2,
+    "blockTime": 1,
+    "betaBps": 1_000,
+    "minStake": TOKEN,
+}
+
+
+def params_tuple(**changes: int) -> tuple[int, ...]:
+    return tuple({**PARAMS, **changes}.values())
+
+
+def provider_commitment(provider: str, job_id: int, digest: bytes, salt: bytes = SALT) -> bytes:
+    return keccak(encode(["address", "uint256", "bytes32", "bytes32"], [provider, job_id, digest, salt]))
+
+
+def seat_commitment(verifier: str, job_id: int, rnd: int, seat: int, digest: bytes, salt: bytes = SALT) -> bytes:
+    return keccak(encode(["address", "uint256", "uint8", "uint8", "bytes32", "bytes32"], [verifier, job_id, rnd, seat, digest, salt]))
+
+
+def canary_digest(secret: bytes) -> bytes:
+    return keccak(b"depin-canary" + secret)
+
+
+class Court:
+    """The deployment plus helpers; `tx` checks conservation after every transaction."""
+
+    def __init__(self, chain, token, market, court, owner, requester, provider, verifiers, others):
+        self.chain = chain
+        self.token = token
+        self.market = market
+        self.court = court
+        self.owner = owner
+        self.requester = requester
+        self.provider = provider
+        self.verifiers = verifiers
+        self.others = others
+        self.bonds = 0  # challenge + appeal bonds the court should hold
+        self.known = {v.address: v for v in [*verifiers, *others, provider, requester, owner]}
+
+    # ---------------------------------------------------------------- invariant
+    def check(self) -> None:
+        balance = self.token.balanceOf(self.court)
+        assert balance == self.court.accountedBalance()
+        stakes = 0
+        for address in self.known:
+            v = self.court.getVerifier(address)
+            stakes += v.free + v.locked + v.unbonding
+        assert balance == stakes + self.bonds, (balance, stakes, self.bonds)
+
+    def tx(self, fn, *args, sender, bonds: int = 0, **kw) -> Any:
+        """Sends, then checks conservation; `bonds` = the change in challenge/appeal bonds held."""
+        receipt = fn(*args, sender=sender, **kw)
+        self.bonds += bonds
+        self.check()
+        return receipt
+
+    # ---------------------------------------------------------------- chain
+    def wait(self, seconds: int) -> None:
+        self.chain.mine(1, timestamp=self.chain.pending_timestamp + seconds)
+
+    def wait_until(self, timestamp: int) -> None:
+        if self.chain.pending_timestamp <= timestamp:
+            self.chain.mine(1, timestamp=timestamp + 1)
+
+    def ready(self) -> None:
+        """Mines two blocks so that the newest anchor's randomness is readable (D = 1)."""
+        self.chain.mine(2)
+
+    # ---------------------------------------------------------------- jobs
+    def job(self, digest: bytes = GOOD, audit_bps: int = 10_000, challenge_window: int = 100, provider=None) -> int:
+        provider = provider or self.provider
+        job_id = self.market.jobCount() + 1
+        commitment = provider_commitment(provider.address, job_id, digest)
+        self.market.createJob(
+            self.requester,
+            provider,
+            R,
+            COLLATERAL,
+            A,
+            commitment,
+            10,
+            challenge_window,
+            audit_bps,
+            self.court,
+            sender=self.owner,
+        )
+        self.ready()
+        return job_id
+
+    def case(self, job_id: int) -> Any:
+        return self.court.getCase(job_id)
+
+    def audit(self, job_id: int, digest: bytes, reveal_provider: bool = True, tally: bool = True) -> Any:
+        """The drawn auditor starts, commits and reveals `digest`; the provider reveals; `advance`."""
+        auditor = self.known[self.court.drawnFor(job_id, 0, 0)]
+        self.tx(self.court.startAudit, job_id, sender=auditor)
+        self.tx(self.court.commit, job_id, 0, seat_commitment(auditor.address, job_id, 0, 0, digest), sender=auditor)
+        self.tx(self.court.reveal, job_id, 0, digest, SALT, sender=auditor)
+        if reveal_provider:
+            self.tx(self.court.revealProvider, job_id, GOOD_OF[job_id], SALT, sender=self.provider)
+        if tally:
+            self.advance(job_id)
+        return auditor
+
+    def jury(self, job_id: int, digests: list[bytes], rnd: int | None = None) -> list[Any]:
+        """Fills every seat of the current round, commits and reveals `digests` (one per seat)."""
+        self.ready()
+        rnd = self.case(job_id).round if rnd is None else rnd
+        holders = []
+        for seat in range(len(digests)):
+            holder = self.known[self.court.drawnFor(job_id, rnd, seat)]
+            self.tx(self.court.takeSeat, job_id, seat, sender=holder)
+            holders.append(holder)
+        for seat, (holder, d) in enumerate(zip(holders, digests)):
+            self.tx(self.court.commit, job_id, seat, seat_commitment(holder.address, job_id, rnd, seat, d), sender=holder)
+        for seat, (holder, d) in enumerate(zip(holders, digests)):
+            self.tx(self.court.reveal, job_id, seat, d, SALT, sender=holder)
+        return holders
+
+    def advance(self, job_id: int, sender=None) -> Any:
+        return self.tx(self.court.advance, job_id, sender=sender or self.owner)
+
+    def finish_window(self, job_id: int) -> Any:
+        self.wait_until(self.case(job_id).windowEnd)
+        return self.advance(job_id)
+
+
+GOOD_OF: dict[int, bytes] = {}  # job id -> the provider's committed digest (set by the tests)
+
+
+# ------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def env(accounts, project, chain):
+    owner, requester, provider, v1, v2, v3, v4, challenger, stranger, extra = accounts[:10]
+    token = project.RewardToken.deploy("Test", "TST", 10**30, owner, 0, sender=owner)
+    token.grantRole(token.MINTER_ROLE(), owner, sender=owner)
+    rand = project.StubRandomness.deploy(sender=owner)
+    market = project.MarketStub.deploy(token, rand, 1, sender=owner)
+    engine = project.CourtEngine.deploy(sender=owner)
+    court = project.VerificationCourt.deploy(market, token, owner, params_tuple(), engine, sender=owner)
+    court.grantRole(court.ARBITER_ROLE(), owner, sender=owner)
+    token.mint(market, 100_000 * TOKEN, sender=owner)
+    for acct in (requester, provider, v1, v2, v3, v4, challenger, stranger, extra):
+        token.mint(acct, 100_000 * TOKEN, sender=owner)
+        token.approve(court, 2**256 - 1, sender=acct)
+    ctx = Court(chain, token, market, court, owner, requester, provider, [v1, v2, v3], [v4, challenger, stranger, extra])
+    for v in (v1, v2, v3):
+        court.join(STAKE, 0, sender=v)
+    chain.mine(3)  # past activationDelayBlocks
+    ctx.rand = rand
+    ctx.engine = engine
+    return ctx
+
+
+@pytest.fixture
+def c(env):
+    GOOD_OF.clear()
+    env.bonds = 0
+    return env
+
+
+def good_job(c: Court, **kw) -> int:
+    job_id = c.job(GOOD, **kw)
+    GOOD_OF[job_id] = GOOD
+    return job_id
+
+
+def wallet(c: Court, who) -> int:
+    return c.token.balanceOf(who)
+
+
+# ------------------------------------------------------------------------------------- audit
+
+
+def test_audit_agrees_and_pays_the_auditor_after_the_canary_window(c):
+    job = good_job(c)
+    auditor_addr = c.court.drawnFor(job, 0, 0)
+    assert auditor_addr in [v.address for v in c.verifiers]
+    before = wallet(c, auditor_addr)
+    auditor = c.audit(job, GOOD)
+    case = c.case(job)
+    assert case.phase == TALLIED and case.tally == RIGHT and case.providerDigest == GOOD
+    with ape.reverts():
+        c.advance(job)  # the canary window is still open
+    c.finish_window(job)
+    case = c.case(job)
+    assert case.phase == CONCLUDED and case.outcome == RIGHT
+    assert c.market.settledOutcome(job) == RIGHT
+    assert wallet(c, auditor) == before + A
+    v = c.court.getVerifier(auditor)
+    assert v.locked == 0 and v.free == STAKE
+
+
+def test_only_the_drawn_verifier_starts_and_the_provider_reveal_is_checked(c):
+    job = good_job(c)
+    drawn = c.court.drawnFor(job, 0, 0)
+    other = next(v for v in c.verifiers if v.address != drawn)
+    with ape.reverts():
+        c.court.startAudit(job, sender=other)
+    auditor = c.known[drawn]
+    c.tx(c.court.startAudit, job, sender=auditor)
+    with ape.reverts():  # no commitment yet: reveals are closed
+        c.court.revealProvider(job, GOOD, SALT, sender=c.provider)
+    c.tx(c.court.commit, job, 0, seat_commitment(drawn, job, 0, 0, GOOD), sender=auditor)
+    with ape.reverts():
+        c.court.revealProvider(job, BAD, SALT, sender=c.provider)
+    with ape.reverts():
+        c.court.reveal(job, 0, BAD, SALT, sender=auditor)
+    c.tx(c.court.revealProvider, job, GOOD, SALT, sender=c.provider)
+
+
+def test_disagreement_goes_to_a_jury_of_3_which_slashes_and_the_loser_pays_it(c):
+    job = c.job(BAD)  # the provider committed a wrong digest
+    GOOD_OF[job] = BAD
+    auditor = c.audit(job, GOOD)
+    case = c.case(job)
+    assert case.phase == ACTIVE and case.round == 1
+    wallets = {v.address: wallet(c, v) for v in c.verifiers}
+    holders = c.jury(job, [GOOD, GOOD, GOOD])
+    c.advance(job)
+    case = c.case(job)
+    assert case.phase == TALLIED and case.tally == WRONG and case.topDigest == GOOD
+    burned_before = c.token.totalSupply()
+    c.finish_window(job)
+    assert c.case(job).outcome == WRONG
+    assert c.market.settledOutcome(job) == WRONG
+    # Paid from the collateral: 3 jurors w each, then the auditor what is left up to A, rest burned.
+    paid = {a: 0 for a in wallets}
+    for h in holders:
+        paid[h.address] += W
+    paid[auditor.address] += min(A, COLLATERAL - 3 * W)
+    for a, before in wallets.items():
+        assert wallet(c, a) == before + paid[a]
+    assert c.token.totalSupply() == burned_before - (COLLATERAL - 3 * W - min(A, COLLATERAL - 3 * W))
+    for v in c.verifiers:
+        info = c.court.getVerifier(v)
+        assert info.locked == 0 and info.free == STAKE
+
+
+def test_jury_confirms_the_provider_and_the_wrong_auditor_pays_the_jury(c):
+    job = good_job(c)
+    auditor = c.audit(job, BAD)
+    holders = c.jury(job, [GOOD, GOOD, GOOD])
+    c.advance(job)
+    assert c.case(job).tally == RIGHT
+    supply = c.token.totalSupply()
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    # pot = A (from the market) + the auditor's bond; jurors 3 w; rest burned.
+    assert c.token.totalSupply() == supply - (A + B_AUDIT - 3 * W)
+    stake_loss = STAKE - c.court.getVerifier(auditor).free
+    assert stake_loss == B_AUDIT - 0  # the auditor's whole bond was forfeited
+    assert len(holders) == 3
+
+
+def test_split_pays_the_provider_and_the_jury_from_the_audit_fee_then_the_auditor_bond(c):
+    job = good_job(c)
+    auditor = c.audit(job, BAD)
+    requester_before = wallet(c, c.requester)
+    c.jury(job, [GOOD, BAD, OTHER])
+    c.advance(job)
+    assert c.case(job).tally == SPLIT
+    c.finish_window(job)
+    assert c.market.settledOutcome(job) == SPLIT
+    # pot = A + B_audit = 46; jurors 3 * 11 = 33; the 13 left return to the auditor's stake first.
+    v = c.court.getVerifier(auditor)
+    assert v.locked == 0
+    assert v.free == STAKE - B_AUDIT + (A + B_AUDIT - 3 * W)
+    assert wallet(c, c.requester) == requester_before  # nothing left of A for the requester here
+
+
+def test_with_replacement_one_verifier_can_hold_every_seat(c):
+    # A class with a single member: every seat of a jury goes to it, one bond per seat.
+    solo = c.others[3]
+    c.tx(c.court.join, STAKE, 5, sender=solo)
+    c.tx(c.court.setPlatformClass, 5, sender=c.provider)
+    with ape.reverts():
+        c.court.setPlatformClass(6, sender=c.provider)  # once per provider
+    c.chain.mine(3)
+    job = good_job(c)
+    assert c.case(job).phase == P_NONE
+    assert c.court.drawnFor(job, 0, 0) == solo.address
+    c.audit(job, BAD)
+    holders = c.jury(job, [GOOD, GOOD, GOOD])
+    assert all(h.address == solo.address for h in holders)
+    assert c.court.getVerifier(solo).locked == B_AUDIT + 3 * B_JUROR
+
+
+# ------------------------------------------------------------------------------------- redraws
+
+
+def test_no_show_auditor_loses_its_bond_and_the_seat_is_redrawn(c):
+    job = good_job(c)
+    auditor = c.known[c.court.drawnFor(job, 0, 0)]
+    c.tx(c.court.startAudit, job, sender=auditor)
+    supply = c.token.totalSupply()
+    c.wait_until(c.case(job).revealDeadline)
+    receipt = c.advance(job)
+    assert c.token.totalSupply() == supply - B_AUDIT
+    case = c.case(job)
+    assert case.phase == ACTIVE and case.round == 0 and case.redraws == 1 and case.taken == 0
+    assert c.court.getVerifier(auditor).free == STAKE - B_AUDIT
+    assert receipt.events.filter(c.court.SeatNoShow)[0].bondBurned == B_AUDIT
+    c.ready()
+    c.audit(job, GOOD)  # the redrawn auditor completes it
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+
+
+def test_nobody_starts_after_max_redraws_settles_unaudited(c):
+    job = good_job(c)
+    info = c.market.verificationInfo(job)
+    c.wait_until(info.submitTime + c.court.requiredChallengeWindow())
+    c.advance(job)  # opens the case and redraws (1)
+    assert c.case(job).redraws == 1
+    c.wait_until(c.case(job).seatDeadline)
+    c.advance(job)  # redraw 2
+    assert c.case(job).redraws == 2
+    c.wait_until(c.case(job).seatDeadline)
+    c.advance(job)
+    assert c.case(job).outcome == UNAUDITED
+    assert c.market.settledOutcome(job) == UNAUDITED
+
+
+def test_empty_pool_settles_unaudited_at_once(c):
+    lonely = c.others[2]
+    job_id = c.market.jobCount() + 1
+    c.tx(c.court.setPlatformClass, 9, sender=lonely)
+    c.chain.mine(1)
+    c.market.createJob(
+        c.requester,
+        lonely,
+        R,
+        COLLATERAL,
+        A,
+        provider_commitment(lonely.address, job_id, GOOD),
+        10,
+        100,
+        10_000,
+        c.court,
+        sender=c.owner,
+    )
+    c.ready()
+    assert c.court.drawnFor(job_id, 0, 0) == "0x" + "00" * 20
+    c.tx(c.court.redraw, job_id, sender=c.owner)
+    assert c.case(job_id).outcome == UNAUDITED
+
+
+def test_undrawn_job_cannot_be_opened(c):
+    job = good_job(c, audit_bps=0)
+    with ape.reverts():
+        c.court.startAudit(job, sender=c.verifiers[0])
+    with ape.reverts():
+        c.court.redraw(job, sender=c.owner)
+
+
+# ------------------------------------------------------------------------------------- snapshot
+
+
+def test_stake_added_after_submission_does_not_change_the_draw(c):
+    job = good_job(c)
+    drawn = c.court.drawnFor(job, 0, 0)
+    late = c.others[0]
+    c.tx(c.court.join, 50_000 * TOKEN, 0, sender=late)
+    c.chain.mine(5)
+    assert c.court.drawnFor(job, 0, 0) == drawn
+    info = c.market.verificationInfo(job)
+    snapshot = info.anchorBlock - 1 - PARAMS["activationDelayBlocks"]
+    assert c.court.stakeAt(late, snapshot) == 0
+    assert c.court.classStakeAt(0, snapshot) == 3 * STAKE
+
+
+def test_new_stake_is_inactive_for_activation_delay_blocks(c):
+    late = c.others[0]
+    c.tx(c.court.join, 50_000 * TOKEN, 0, sender=late)
+    joined = c.chain.blocks.head.number
+    job = good_job(c)  # submitted one block after the join: within the activation delay
+    info = c.market.verificationInfo(job)
+    submit_block = info.anchorBlock - 1
+    assert submit_block - joined < PARAMS["activationDelayBlocks"] + 1
+    snapshot = submit_block - PARAMS["activationDelayBlocks"]
+    assert c.court.stakeAt(late, snapshot) == 0
+    for _ in range(5):
+        good_job(c)
+    # Jobs submitted well after the join can draw it (it holds 50/53 of the stake).
+    drawn = {c.court.drawnFor(j, 0, 0) for j in range(job + 1, job + 6)}
+    assert late.address in drawn
+
+
+def test_provider_and_requester_are_never_drawn_for_their_own_job(c):
+    # The provider and the requester join as verifiers with most of the stake.
+    c.tx(c.court.join, 90_000 * TOKEN, 0, sender=c.provider)
+    c.tx(c.court.join, 90_000 * TOKEN, 0, sender=c.requester)
+    c.chain.mine(3)
+    for _ in range(6):
+        job = good_job(c)
+        for seat in range(1):
+            assert c.court.drawnFor(job, 0, seat) not in (c.provider.address, c.requester.address)
+        for seat in range(3):
+            assert c.court.drawnFor(job, 1, seat) not in (c.provider.address, c.requester.address)
+
+
+# ------------------------------------------------------------------------------------- appeals
+
+
+def test_appeals_to_7_and_15_then_the_arbiter_timelock(c):
+    job = c.job(BAD)
+    GOOD_OF[job] = BAD
+    c.audit(job, GOOD)
+    c.jury(job, [GOOD, GOOD, GOOD])
+    c.advance(job)
+    assert c.case(job).tally == WRONG
+    with ape.reverts():
+        c.court.appeal(job, sender=c.others[1])  # only the provider appeals ProviderWrong
+    c.tx(c.court.appeal, job, sender=c.provider, bonds=7 * W)
+    assert c.case(job).round == 2
+    c.jury(job, [BAD] * 7)  # a captured jury of 7 confirms the provider
+    c.advance(job)
+    assert c.case(job).tally == RIGHT
+    with ape.reverts():
+        c.court.appeal(job, sender=c.provider)
+    c.tx(c.court.appeal, job, sender=c.others[1], bonds=15 * W)
+    assert c.case(job).round == 3
+    c.jury(job, [GOOD] * 15)
+    c.advance(job)
+    assert c.case(job).tally == WRONG
+    c.tx(c.court.appeal, job, sender=c.provider, bonds=15 * W)
+    case = c.case(job)
+    assert case.phase == ARBITER
+    with ape.reverts():
+        c.court.arbiterRule(job, RIGHT, sender=c.others[1])  # not the arbiter
+    c.tx(c.court.arbiterRule, job, WRONG, sender=c.owner)
+    with ape.reverts():
+        c.advance(job)  # timelocked
+    c.wait(PARAMS["arbiterDelay"] + 1)
+    before = wallet(c, c.others[1])
+    c.bonds = 0
+    c.advance(job)
+    assert c.case(job).outcome == WRONG
+    assert c.market.settledOutcome(job) == WRONG
+    # The accuser that appealed the captured round-2 tally gets its 15 w back.
+    assert wallet(c, c.others[1]) == before + 15 * W
+
+
+def test_arbiter_silent_leaves_the_last_jury_standing(c):
+    job = good_job(c)
+    c.audit(job, BAD)
+    c.jury(job, [GOOD] * 3)
+    c.advance(job)
+    c.tx(c.court.appeal, job, sender=c.others[1], bonds=7 * W)
+    c.jury(job, [GOOD] * 7)
+    c.advance(job)
+    c.tx(c.court.appeal, job, sender=c.others[1], bonds=15 * W)
+    c.jury(job, [GOOD] * 15)
+    c.advance(job)
+    c.tx(c.court.appeal, job, sender=c.others[2], bonds=15 * W)
+    c.wait_until(c.case(job).windowEnd)
+    c.bonds = 0
+    c.advance(job)
+    assert c.case(job).outcome == RIGHT
+
+
+# ------------------------------------------------------------------------------------- canaries
+
+
+def test_canary_slashes_a_copier_and_never_an_honest_digest(c):
+    canary_op = c.others[2]
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), canary_op, sender=c.owner)
+    secret = keccak(b"canary secret")
+    fake = canary_digest(secret)
+    job = c.job(fake, provider=canary_op)
+    GOOD_OF[job] = fake
+    auditor = c.known[c.court.drawnFor(job, 0, 0)]
+    # A lazy auditor copies the digest the canary operator hands out.
+    c.tx(c.court.startAudit, job, sender=auditor)
+    c.tx(c.court.commit, job, 0, seat_commitment(auditor.address, job, 0, 0, fake), sender=auditor)
+    c.tx(c.court.reveal, job, 0, fake, SALT, sender=auditor)
+    c.tx(c.court.revealProvider, job, fake, SALT, sender=canary_op)
+    c.advance(job)
+    assert c.case(job).phase == TALLIED
+    supply = c.token.totalSupply()
+    with ape.reverts():
+        c.court.exposeCanary(job, secret, SALT, sender=c.provider)
+    c.tx(c.court.exposeCanary, job, secret, SALT, sender=canary_op)
+    assert c.case(job).outcome == CANARY
+    v = c.court.getVerifier(auditor)
+    assert v.free == STAKE - B_AUDIT - SIGMA_R and v.locked == 0
+    assert c.token.totalSupply() == supply - (B_AUDIT + SIGMA_R) - A  # A (no honest seat) is burned
+
+    # An honest auditor of another canary job reveals its own digest: never slashed, paid A.
+    job2 = c.job(canary_digest(keccak(b"s2")), provider=canary_op)
+    GOOD_OF[job2] = canary_digest(keccak(b"s2"))
+    honest = c.known[c.court.drawnFor(job2, 0, 0)]
+    before = c.court.getVerifier(honest)
+    wallet_before = wallet(c, honest)
+    c.tx(c.court.startAudit, job2, sender=honest)
+    c.tx(c.court.commit, job2, 0, seat_commitment(honest.address, job2, 0, 0, GOOD), sender=honest)
+    c.tx(c.court.reveal, job2, 0, GOOD, SALT, sender=honest)
+    c.tx(c.court.exposeCanary, job2, keccak(b"s2"), SALT, sender=canary_op)
+    after = c.court.getVerifier(honest)
+    assert after.free == before.free and after.locked == 0
+    assert wallet(c, honest) == wallet_before + A
+
+
+def test_canary_exposure_needs_the_role_and_the_committed_digest(c):
+    job = good_job(c)
+    c.audit(job, GOOD)
+    with ape.reverts():
+        c.court.exposeCanary(job, keccak(b"x"), SALT, sender=c.provider)  # no CANARY_ROLE
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), c.provider, sender=c.owner)
+    with ape.reverts():
+        c.court.exposeCanary(job, keccak(b"x"), SALT, sender=c.provider)  # not a canary commitment
+
+
+# ------------------------------------------------------------------------------------- challenges
+
+
+def test_the_provider_cannot_challenge_and_a_sybil_challenger_gains_nothing(c):
+    sybil = c.others[1]
+    job = c.job(BAD, audit_bps=0)  # not drawn: the challenge goes straight to a K = 3 jury
+    GOOD_OF[job] = BAD
+    with ape.reverts():
+        c.court.challenge(job, sender=c.provider)
+    before = wallet(c, sybil)
+    c.tx(c.court.challenge, job, sender=sybil, bonds=B_CHALLENGE)
+    case = c.case(job)
+    assert case.round == 1 and case.challenger == sybil.address
+    c.ready()
+    holders = []
+    for seat in range(3):
+        h = c.known[c.court.drawnFor(job, 1, seat)]
+        c.tx(c.court.takeSeat, job, seat, sender=h)
+        holders.append(h)
+    for seat, h in enumerate(holders):
+        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
+    c.tx(c.court.revealProvider, job, BAD, SALT, sender=c.provider)
+    for seat, h in enumerate(holders):
+        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=h)
+    c.advance(job)
+    c.bonds = 0
+    c.finish_window(job)
+    assert c.case(job).outcome == WRONG
+    bounty = wallet(c, sybil) - before
+    assert bounty == R * PARAMS["betaBps"] // 10_000  # its bond back + beta R, never more
+    assert bounty < COLLATERAL  # the coalition (provider + sybil) loses k R - beta R
+
+
+def test_a_challenge_on_a_right_result_loses_the_bond(c):
+    job = good_job(c, audit_bps=0)
+    challenger = c.others[1]
+    before = wallet(c, challenger)
+    c.tx(c.court.challenge, job, sender=challenger, bonds=B_CHALLENGE)
+    c.ready()
+    holders = []
+    for seat in range(3):
+        h = c.known[c.court.drawnFor(job, 1, seat)]
+        c.tx(c.court.takeSeat, job, seat, sender=h)
+        holders.append(h)
+    for seat, h in enumerate(holders):
+        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
+    c.tx(c.court.revealProvider, job, GOOD, SALT, sender=c.provider)
+    for seat, h in enumerate(holders):
+        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=h)
+    c.advance(job)
+    c.bonds = 0
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    assert wallet(c, challenger) == before - B_CHALLENGE
+
+
+def test_a_challenge_does_not_displace_the_drawn_audit_and_takes_an_agreeing_audit_to_a_jury(c):
+    job = good_job(c)
+    challenger = c.others[1]
+    c.tx(c.court.challenge, job, sender=challenger, bonds=B_CHALLENGE)
+    assert c.case(job).round == 0
+    with ape.reverts():
+        c.court.challenge(job, sender=c.others[2])  # one challenger per job
+    c.audit(job, GOOD)
+    case = c.case(job)
+    assert case.round == 1 and case.phase == ACTIVE
+
+
+# ------------------------------------------------------------------------------------- params and leave
+
+
+def test_set_params_enforces_the_constraints(c):
+    for field, bad in [
+        ("jurorPayBps", 10_999),
+        ("auditorBondBps", 3 * 11_000 - 1),
+        ("challengeBondBps", 3 * 11_000 - 1),
+        ("jurorBondBps", 10_999),
+        ("canarySlashMul", 19),
+        ("revealWindow", 4),
+        ("activationDelayBlocks", 0),
+        ("betaBps", 1_001),
+        ("rhoPct", 99),
+    ]:
+        with ape.reverts():
+            c.court.setParams(params_tuple(**{field: bad}), sender=c.owner)
+    version = c.court.paramsVersion()
+    c.tx(c.court.setParams, params_tuple(canaryWindow=30), sender=c.owner)
+    assert c.court.paramsVersion() == version + 1
+    d = 1
+    seat_delay = d * PARAMS["blockTime"] + PARAMS["startWindow"] + PARAMS["inclusionTime"]
+    assert c.court.requiredChallengeWindow() == seat_delay
+    cycle = seat_delay + 10 * 2 + PARAMS["setupTime"] + PARAMS["inclusionTime"] + PARAMS["revealWindow"]
+    horizon = 4 * 3 * cycle + 30 + 3 * PARAMS["appealWindow"] + PARAMS["arbiterWindow"] + PARAMS["arbiterDelay"]
+    assert c.court.maxHorizon(10) == horizon
+
+
+def test_leaving_stake_waits_the_leave_delay_and_stays_slashable(c):
+    v = c.verifiers[0]
+    c.tx(c.court.requestLeave, 100 * TOKEN, sender=v)
+    info = c.court.getVerifier(v)
+    assert info.unbonding == 100 * TOKEN and info.free == STAKE - 100 * TOKEN
+    with ape.reverts():
+        c.court.withdrawLeft(sender=v)
+    c.wait_until(info.releaseAt)
+    before = wallet(c, v)
+    c.tx(c.court.withdrawLeft, sender=v)
+    assert wallet(c, v) == before + 100 * TOKEN
+
+
+def test_modules_refuse_direct_calls(c, project):
+    assert c.court.modules() == (c.engine.address, c.engine.desk())
+    desk = project.CourtDesk.at(c.engine.desk())
+    with ape.reverts():
+        c.engine.advance(1, sender=c.owner)
+    with ape.reverts():
+        desk.join(STAKE, 0, sender=c.verifiers[0])
+
+
+def test_provider_not_revealing_is_wrong(c):
+    job = c.job(BAD)
+    GOOD_OF[job] = BAD
+    auditor = c.audit(job, GOOD, reveal_provider=False, tally=False)
+    with ape.reverts():
+        c.advance(job)  # the reveal window is open
+    c.wait_until(c.case(job).revealDeadline)
+    c.advance(job)
+    case = c.case(job)
+    assert case.outcome == WRONG and case.phase == CONCLUDED
+    # The auditor is paid A from the slashed collateral.
+    assert c.court.getVerifier(auditor).free == STAKE
+
+
+def test_jury_no_show_is_burned_and_redrawn(c):
+    job = good_job(c)
+    c.audit(job, BAD)
+    c.ready()
+    holders = []
+    for seat in range(3):
+        h = c.known[c.court.drawnFor(job, 1, seat)]
+        c.tx(c.court.takeSeat, job, seat, sender=h)
+        holders.append(h)
+    for seat in range(2):  # seat 2 never commits
+        h = holders[seat]
+        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
+    c.wait_until(c.case(job).commitDeadline)
+    for seat in range(2):
+        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=holders[seat])
+    c.wait_until(c.case(job).revealDeadline)
+    supply = c.token.totalSupply()
+    c.advance(job)
+    assert c.token.totalSupply() == supply - B_JUROR
+    case = c.case(job)
+    assert case.redraws == 1 and case.taken == 2 and case.revealed == 2
+    c.ready()
+    h = c.known[c.court.drawnFor(job, 1, 2)]
+    c.tx(c.court.takeSeat, job, 2, sender=h)
+    c.tx(c.court.commit, job, 2, seat_commitment(h.address, job, 1, 2, GOOD), sender=h)
+    c.tx(c.court.reveal, job, 2, GOOD, SALT, sender=h)
+    c.advance(job)
+    assert c.case(job).tally == RIGHT

@@ -41,6 +41,15 @@ STRATEGIES = (
     "stake grinding",
 )
 NOT_EXPRESSIBLE = {"withheld delivery"}  # the contracts have no delivery claim: declared in the row
+# Rows the contracts fail today, with the reason (README "Simulation", findings). strict: when the
+# contracts are fixed the test XPASSes and fails, so the marker goes.
+KNOWN_FAILURES = {
+    "nondeterministic job": (
+        "a Split pays the 3-juror jury from the requester's audit fee A (1.1 R) and then from the honest "
+        "auditor's bond (it loses 2.2 R); the requester pays no more than for any audited job (EV 0, not < 0): "
+        "VERIFICATION.md §1.4 charges the jury to the requester"
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------- no chain
@@ -103,7 +112,14 @@ def test_no_row_failed_on_chain(table: tuple[list[Row], dict]) -> None:
     assert declared <= NOT_EXPRESSIBLE, declared
 
 
-@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s not in NOT_EXPRESSIBLE])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[s])) if s in KNOWN_FAILURES else s
+        for s in STRATEGIES
+        if s not in NOT_EXPRESSIBLE
+    ],
+)
 def test_attacker_loses_and_honest_parties_do_not(table: tuple[list[Row], dict], strategy: str) -> None:
     rows, _ = table
     for row in (r for r in rows if strategy in r.strategy):

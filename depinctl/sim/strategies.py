@@ -644,11 +644,20 @@ class Strategies:
         parties = {"provider": [self.a.provider], **self.honest_parties()}
         label = "unstake"
 
+        evidence: list[str] = []
+
         def leave(job: Job) -> None:
             info = self.w.view(self.w.staking, "getProvider", self.a.provider)
+            everything = self.w.fails(self.a.provider, self.w.staking, "requestUnstake", int(info["staked"]))
+            evidence.append(
+                f"unbonding the whole stake reverts {everything.split('(')[0]}"
+                if everything
+                else "unbonding the whole stake is accepted (UNEXPECTED)"
+            )
             free = int(info["staked"]) - int(info["locked"])
             if free:
                 self.w.send(self.a.provider, self.w.staking, "requestUnstake", free)
+                evidence.append(f"the free {free / self.R:g} R unbonds, the {int(info['locked']) / self.R:g} R collateral stays locked")
 
         branches = [
             self.measure("not drawn", 1 - p, parties, lambda: self._lazy_not_drawn(k_pct, label)),
@@ -663,7 +672,7 @@ class Strategies:
             parties,
             branches=branches,
             params=self.base_params(k_pct, p),
-            note="collateral stays locked while the job is in flight; the slash takes it in full",
+            note="the slash takes the collateral in full: " + "; ".join(evidence[:2]),
         )
 
     def verifier_leaves_after_draw(self) -> Row:

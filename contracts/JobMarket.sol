@@ -41,26 +41,37 @@ import {ProviderStaking} from "./ProviderStaking.sol";
 contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
+    /// @notice Adds parameter versions (`setParams`).
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    /// @notice Pauses and unpauses (`setPaused`).
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     // Hard bounds on governance parameters (time in seconds).
+    /// @notice The longest claim window a version may allow.
     uint24 public constant MAX_CLAIM_WINDOW = 90 days;
     /// @notice C10: the longest auditable runtime (every job is auditable or verify-none; both obey it).
     uint24 public constant MAX_RUNTIME = 24 hours;
+    /// @notice The longest challenge window a version may allow.
     uint24 public constant MAX_CHALLENGE_WINDOW = 30 days;
     /// @notice C4: k*R must fund a 3-juror jury at w = 1.1 R.
     uint16 public constant MIN_COLLATERAL_PCT = 400;
+    /// @notice The highest collateral, 10 R.
     uint16 public constant MAX_COLLATERAL_PCT = 1000;
     /// @notice C2: alpha >= 1.4.
     uint16 public constant MIN_ALPHA_BPS = 14_000;
+    /// @notice C11: the protocol fee f lies in [0.5 %, 10 %].
     uint16 public constant MIN_FEE_BPS = 50;
+    /// @notice C11: see MIN_FEE_BPS.
     uint16 public constant MAX_FEE_BPS = 1000;
     /// @notice C12: A >= 1.1 R.
     uint16 public constant MIN_AUDIT_FEE_BPS = 11_000;
+    /// @notice The highest audit fee, 5 R.
     uint16 public constant MAX_AUDIT_FEE_BPS = 50_000;
+    /// @notice C3: beta <= 0.1.
     uint16 public constant MAX_BETA_BPS = 1000;
+    /// @notice Each side's availability fee is at most 10 % of R.
     uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
+    /// @notice The longest draw delay D (blocks), well inside the 256 blocks a block hash lives.
     uint16 public constant MAX_DRAW_DELAY = 64;
     /// @dev Declared CPU-seconds are at most maxRuntime times this many CPUs.
     uint256 public constant MAX_CPUS_PER_JOB = 256;
@@ -412,7 +423,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (outcome == Outcome.None) revert InvalidOutcome();
         j.status = JobStatus.Resolved;
         Econ memory e = j.econ;
-        Moved memory m;
+        Moved memory m = Moved({providerPayout: 0, requesterRefund: 0, toCourt: 0, burned: 0});
         if (outcome == Outcome.Unaudited) {
             (, Optimistic memory o) = _optimistic(j, e);
             if (o.failure) {
@@ -582,6 +593,29 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     uint256 private constant _NOT_READY = 2;
 
     function _post(bytes32 specHash, bytes calldata spec, JobTerms calldata terms) private returns (uint256 jobId) {
+        Econ memory e;
+        (jobId, e) = _createJob(specHash, spec, terms);
+        uint256 total = uint256(terms.reward) + _bps(terms.reward, e.feeBps) + _bps(terms.reward, e.auditFeeBps);
+        // Pay from the requester's withdrawable balance when it covers the whole escrow, else
+        // from its wallet (see the gas layout note: the credit slot is not written then).
+        uint256 credit = _credits[msg.sender];
+        bool fromCredit = credit >= total;
+        if (fromCredit) {
+            // Cannot underflow: total <= credit.
+            unchecked {
+                _credits[msg.sender] = credit - total;
+            }
+        }
+        _emitPosted(jobId, specHash, fromCredit ? uint96(total) : 0, e, terms, spec);
+        if (!fromCredit) IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @dev Checks the post against the current version and stores the job (split out of `_post`
+    ///      to keep the legacy code generator's stack within reach).
+    function _createJob(bytes32 specHash, bytes calldata spec, JobTerms calldata terms)
+        private
+        returns (uint256 jobId, Econ memory e)
+    {
         Config memory c = _config;
         if (c.flags & _PAUSED != 0) revert MarketPaused();
         if (c.version == 0) revert NotConfigured();
@@ -590,7 +624,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         jobId = c.jobCount + 1; // checked: reverts after 2^32 - 1 jobs
         _config.jobCount = uint32(jobId);
         bool none = terms.verifyMode == 1;
-        Econ memory e = Econ({
+        e = Econ({
             requester: msg.sender,
             version: c.version,
             auditBps: none ? 0 : _auditBps(b, terms.collateralPct),
@@ -613,21 +647,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             challengeWindow: terms.challengeWindow,
             collateralPct: terms.collateralPct
         });
-        uint96 fee = _bps(terms.reward, e.feeBps);
-        uint96 auditFee = _bps(terms.reward, e.auditFeeBps);
-        uint256 total = uint256(terms.reward) + fee + auditFee;
-        // Pay from the requester's withdrawable balance when it covers the whole escrow, else
-        // from its wallet (see the gas layout note: the credit slot is not written then).
-        uint256 credit = _credits[msg.sender];
-        bool fromCredit = credit >= total;
-        if (fromCredit) {
-            // Cannot underflow: total <= credit.
-            unchecked {
-                _credits[msg.sender] = credit - total;
-            }
-        }
-        _emitPosted(jobId, specHash, claimDeadline, fee, auditFee, fromCredit ? uint96(total) : 0, e, terms, spec);
-        if (!fromCredit) IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), total);
     }
 
     /// @dev Reverts unless the spec matches its hash and the terms are in bounds.
@@ -650,32 +669,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function _emitPosted(
         uint256 jobId,
         bytes32 specHash,
-        uint32 claimDeadline,
-        uint96 fee,
-        uint96 auditFee,
         uint96 fromCredit,
         Econ memory e,
         JobTerms calldata terms,
         bytes calldata spec
     ) private {
-        emit JobPosted(
-            jobId,
-            msg.sender,
-            specHash,
-            terms.reward,
-            fee,
-            auditFee,
-            fromCredit,
-            claimDeadline,
-            terms.maxRuntime,
-            terms.challengeWindow,
-            terms.collateralPct,
-            terms.cpuSeconds,
-            terms.verifyMode,
-            e.auditBps,
-            e.version,
-            spec
-        );
+        emit JobPosted(jobId, msg.sender, specHash, terms, fromCredit, e.auditBps, e.version, spec);
     }
 
     /// @dev p_job = min(1, alpha*g/(g + k - beta)) in basis points, g = 1 + kappa*f (C1).
@@ -800,7 +799,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint96 providerFee = noFaultFee < collateral ? noFaultFee : collateral;
         uint24 providerId = j.providerId;
         uint96 requesterFee;
-        uint96 refund;
+        uint96 refund = 0;
         bool reopened = block.timestamp <= j.claimOrAnchor && e.feeBps >= nfBps;
         if (reopened) {
             // The requester's share comes out of the escrowed fee; the job keeps R and A.

@@ -276,7 +276,7 @@ class JobMarket(Binding):
         "JobClaimed": "0x186ad188f987e55df5752bfa86826c092c55c025bd0dcffd90a7ac3dd730bfae",
         "JobExpired": "0xec011aaee60f4b40d7d5dc4fcf73daac8612764660988e611793dc273ef35e69",
         "JobFinalized": "0x8be5de47f216e5229d3003772659de49afe9314fda0ad5bd63e41c90bbbfa344",
-        "JobPosted": "0x08ce75ca04ab4532186da44612e4ff0ee7a027c7b71fbae021370f1d4e3eb060",
+        "JobPosted": "0xe4d92c471aa2af2ff8955ce54afae492feeb6d5717cc5277cedadb468f9cbe97",
         "JobSettled": "0x05766e97832621c4d4763737381593f4dd2455e969a54acd66d269a8fdabb046",
         "JobTimedOut": "0x33cc9c12a0b192a12476cdc24d16621b4e103224cb6e1bd8c4fe14cff276506c",
         "MarketParamsUpdated": "0x5a1cca2ec5bba966a99fba3438f276def80bcae623567838c2cce0eead155504",

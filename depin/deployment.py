@@ -200,23 +200,23 @@ class CourtParameters(_Strict):
     """VerificationCourt's `CourtParams`, keys exactly as the struct's fields (times in seconds,
     bps of the reward R, `blockTime` in seconds per block, `minStake` in whole tokens)."""
 
-    startWindow: int  # noqa: N815 - the Solidity field names
-    rhoPct: int  # noqa: N815
-    setupTime: int  # noqa: N815
-    inclusionTime: int  # noqa: N815
-    revealWindow: int  # noqa: N815
-    appealWindow: int  # noqa: N815
-    canaryWindow: int  # noqa: N815
-    auditorBondBps: int  # noqa: N815
-    jurorBondBps: int  # noqa: N815
-    jurorPayBps: int  # noqa: N815
-    challengeBondBps: int  # noqa: N815
-    canarySlashMul: int  # noqa: N815
-    maxRedraws: int  # noqa: N815
-    arbiterDelay: int  # noqa: N815
-    arbiterWindow: int  # noqa: N815
-    activationDelayBlocks: int  # noqa: N815
-    blockTime: int  # noqa: N815
+    startWindow: int
+    rhoPct: int
+    setupTime: int
+    inclusionTime: int
+    revealWindow: int
+    appealWindow: int
+    canaryWindow: int
+    auditorBondBps: int
+    jurorBondBps: int
+    jurorPayBps: int
+    challengeBondBps: int
+    canarySlashMul: int
+    maxRedraws: int
+    arbiterDelay: int
+    arbiterWindow: int
+    activationDelayBlocks: int
+    blockTime: int
     betaBps: int
     minStake: Decimal = Field(gt=0)
 

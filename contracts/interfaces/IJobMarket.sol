@@ -148,24 +148,19 @@ interface IJobMarket {
 
     // ---------------------------------------------------------------- events
 
-    /// @notice A job was posted: `reward + fee + auditFee` escrowed, from the requester's
-    ///         withdrawable balance (`fromCredit` = all of it) or from its wallet (`fromCredit` 0). `spec` is the
-    ///         canonical JSON spec; its keccak256 is `specHash`. `auditBps` is p_job =
-    ///         min(10000, alpha*g/(g + k - beta)) in basis points, g = 1 + kappa*f, k = collateralPct/100.
+    /// @notice A job was posted with `terms`: R + f*R + A escrowed (f and A from parameter version
+    ///         `paramsVersion`: `paramsAt(paramsVersion).feeBps / auditFeeBps`; A = 0 for verifyMode
+    ///         1), from the requester's withdrawable balance (`fromCredit` = all of it) or from its
+    ///         wallet (`fromCredit` 0). The claim deadline is the block's timestamp +
+    ///         `terms.claimWindow`. `spec` is the canonical JSON spec; its keccak256 is
+    ///         `specHash`. `auditBps` is p_job = min(10000, alpha*g/(g + k - beta)) in basis
+    ///         points, g = 1 + kappa*f, k = collateralPct/100 (0 for verify-none jobs).
     event JobPosted(
         uint256 indexed jobId,
         address indexed requester,
         bytes32 indexed specHash,
-        uint96 reward,
-        uint96 fee,
-        uint96 auditFee,
+        JobTerms terms,
         uint96 fromCredit,
-        uint32 claimDeadline,
-        uint24 maxRuntime,
-        uint24 challengeWindow,
-        uint16 collateralPct,
-        uint32 cpuSeconds,
-        uint8 verifyMode,
         uint16 auditBps,
         uint32 paramsVersion,
         bytes spec

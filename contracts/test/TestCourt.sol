@@ -11,12 +11,16 @@ import {IJobMarket} from "../interfaces/IJobMarket.sol";
 ///         `Outcome`. Tokens the market sends here stay here (`received` counts them).
 /// @dev No access control: anyone can settle any job of this court. Test use only.
 contract TestCourt is ICourtViews {
+    /// @notice The market whose jobs this court settles.
     IJobMarket public immutable market;
+    /// @notice What `requiredChallengeWindow()` returns (seconds).
     uint256 public requiredWindow;
+    /// @notice What `maxHorizon(maxRuntime)` returns for every runtime (seconds).
     uint256 public horizon;
     /// @notice Tokens the market transferred here through `settle` (escrow and collateral).
     uint256 public received;
 
+    /// @param market_ The market; `requiredWindow_` and `horizon_` the views' initial answers.
     constructor(address market_, uint256 requiredWindow_, uint256 horizon_) {
         market = IJobMarket(market_);
         requiredWindow = requiredWindow_;

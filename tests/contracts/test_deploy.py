@@ -112,7 +112,7 @@ def check_deployment(w3: Web3, record: dict, chain_id: int, arbiter: str, deploy
 
     court_contract = record["parameters"]["courtContract"]
     c = contracts(w3, record["addresses"], court=court_contract)
-    token, staking, market, court, randomness = (c[n] for n in CONTRACTS)
+    token, staking, market, court, _randomness = (c[n] for n in CONTRACTS)
     addr = record["addresses"]
     assert not token.functions.hasRole(MINTER_ROLE, addr["JobMarket"]).call(), "the market never mints"
     assert token.functions.hasRole(MINTER_ROLE, deployer).call() == params.devnet_faucet

@@ -278,8 +278,8 @@ def test_post_escrows_reward_fee_and_audit_fee_from_the_wallet(market, token, re
     assert (job.auditBps, job.paramsVersion, job.verifyMode) == (p_job(450), 1, 0)
     assert job.specHash == keccak(make_spec(0)) and job.commitment == ZERO32
     ev = tx.decode_logs(market.JobPosted)[0]
-    assert (ev.fee, ev.auditFee, ev.fromCredit, ev.auditBps, ev.paramsVersion) == (FEE, AUDIT_FEE, 0, p_job(450), 1)
-    assert ev.spec == make_spec(0)
+    assert (ev.fromCredit, ev.auditBps, ev.paramsVersion) == (0, p_job(450), 1)
+    assert tuple(ev.terms) == tuple(TERMS) and ev.spec == make_spec(0)
 
 
 def test_default_p_job_at_k_4_is_about_0_31(market, requester, registered):

@@ -14,8 +14,6 @@ from eth_utils import keccak
 from .conftest import MIN_STAKE, TOKEN
 from .test_market import (  # noqa: F401  (job and claimed are fixtures used by name)
     COLLATERAL,
-    force_draw,
-    past_window,
     RESULT_HASH,
     RESULT_URI,
     TERMS,
@@ -23,7 +21,9 @@ from .test_market import (  # noqa: F401  (job and claimed are fixtures used by 
     b32,
     claimed,
     expect_event,
+    force_draw,
     job,
+    past_window,
     post,
     reverts,
 )

@@ -8,8 +8,6 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
 import {IVerificationCourtTypes} from "./interfaces/IVerificationCourt.sol";
 
 /// @title Storage layout and shared internals of VerificationCourt and its CourtEngine
@@ -125,6 +123,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     mapping(uint8 cls => Checkpoints.Trace208) internal _classHistory;
     mapping(uint8 cls => address[]) internal _members;
     mapping(address provider => ProviderClass) internal _providerClass;
+    mapping(uint8 cls => bool) internal _classOpen; // class 0 is always open
 
     /// @dev Delegatecall-only modules (CourtEngine, CourtDesk) refuse direct calls.
     address private immutable _self = address(this);
@@ -258,6 +257,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         uint64 delay = _params[_version].activationDelayBlocks;
         snapshot = submitBlock > delay ? submitBlock - delay : 0;
         ProviderClass storage pc = _providerClass[info.provider];
-        cls = pc.setBlock != 0 && pc.setBlock < submitBlock ? pc.cls : 0;
+        // A class closed by governance (too small to audit anyone) falls back to class 0.
+        cls = pc.setBlock != 0 && pc.setBlock < submitBlock && _classOpen[pc.cls] ? pc.cls : 0;
     }
 }

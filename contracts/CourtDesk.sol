@@ -6,8 +6,6 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
 import {CourtBase} from "./CourtBase.sol";
 
@@ -30,6 +28,7 @@ contract CourtDesk is CourtBase {
         if (v.joined) revert AlreadyJoined(msg.sender);
         uint96 minimum = _params[_version].minStake;
         if (amount < minimum) revert StakeBelowMinimum(amount, minimum);
+        if (platformClass != 0 && !_classOpen[platformClass]) revert ClassClosed(platformClass);
         address[] storage members = _members[platformClass];
         if (members.length >= MAX_CLASS_MEMBERS) revert ClassFull(platformClass);
         members.push(msg.sender);
@@ -80,9 +79,17 @@ contract CourtDesk is CourtBase {
     function setPlatformClass(uint8 platformClass) external onlyDelegated {
         ProviderClass storage pc = _providerClass[msg.sender];
         if (pc.setBlock != 0) revert PlatformClassAlreadySet(msg.sender);
+        if (platformClass != 0 && !_classOpen[platformClass]) revert ClassClosed(platformClass);
         pc.cls = platformClass;
         pc.setBlock = uint64(block.number);
         emit PlatformClassSet(msg.sender, platformClass);
+    }
+
+    /// @notice See IVerificationCourt.
+    function setClassOpen(uint8 platformClass, bool open) external onlyDelegated onlyRole(GOVERNOR_ROLE) {
+        if (platformClass == 0) revert ClassClosed(0);
+        _classOpen[platformClass] = open;
+        emit ClassOpenSet(platformClass, open);
     }
 
     /// @notice See IVerificationCourt.

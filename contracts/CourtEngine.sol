@@ -6,7 +6,6 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
 import {IRewardToken} from "./interfaces/IRewardToken.sol";
 
 import {CourtBase} from "./CourtBase.sol";
@@ -118,9 +117,14 @@ contract CourtEngine is CourtBase {
         _tally(c, jobId, p);
     }
 
-    /// @dev Nobody could verify: round 0/1 settle Unaudited (all bonds back); in an appeal round the
-    ///      appealed tally stands and the appellant gets its bond back.
+    /// @dev Nobody could verify: a challenged audit goes to its K = 3 jury anyway; otherwise round
+    ///      0/1 settle Unaudited (all bonds back); in an appeal round the appealed tally stands and
+    ///      the appellant gets its bond back.
     function _noParticipation(Case storage c, uint256 jobId) internal {
+        if (c.round == 0 && c.challenger != address(0)) {
+            _startRound(c, jobId, 1, 0);
+            return;
+        }
         if (c.round <= 1) {
             _conclude(c, jobId, IMarketForCourt.Outcome.Unaudited, 0);
             return;

@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
 import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
 import {IVerificationCourt} from "./interfaces/IVerificationCourt.sol";
 import {CourtBase} from "./CourtBase.sol";
 import {CourtDesk} from "./CourtDesk.sol";
@@ -40,6 +37,20 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///      Escrow received from the market is paid out, returned or burned in the same call.
 ///      The draw walks the provider's class member list (O(n), n <= MAX_CLASS_MEMBERS): that cost is
 ///      paid on the audit path only (startAudit, takeSeat, drawnFor), never by an unaudited job.
+///
+///      Code size (EIP-170): this contract holds the seats (startAudit, takeSeat, commit, reveal,
+///      revealProvider), the draws and the views; it delegatecalls CourtEngine for advance, redraw
+///      and exposeCanary, and CourtEngine's CourtDesk for stakes, challenge, appeal, arbiterRule,
+///      setClassOpen and setParams. All three inherit CourtBase (one storage layout); the modules
+///      refuse direct calls. The market and token are storage words (set here) so that the
+///      modules read this court's, not their own.
+///
+///      Decisions (see IVerificationCourt): parameters are pinned per case at its opening; a jury
+///      seat taken but not revealed is burned and redrawn while redraws remain (revealed seats keep
+///      their votes); a round nobody joins settles Unaudited (rounds 0-1) or leaves the appealed
+///      tally standing (appeal bond returned); a challenge of a drawn job waits for the audit and
+///      then always goes to a K = 3 jury; the arbiter's ruling executes arbiterDelay after it is
+///      recorded, and is dropped if the arbiter lost ARBITER_ROLE meanwhile.
 contract VerificationCourt is CourtBase, IVerificationCourt {
     using SafeERC20 for IERC20;
     using Checkpoints for Checkpoints.Trace208;
@@ -154,6 +165,16 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     /// @inheritdoc IVerificationCourt
     function setPlatformClass(uint8) external nonReentrant {
         _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function setClassOpen(uint8, bool) external nonReentrant {
+        _delegate(_desk);
+    }
+
+    /// @inheritdoc IVerificationCourt
+    function classOpen(uint8 platformClass) external view returns (bool) {
+        return platformClass == 0 || _classOpen[platformClass];
     }
 
     /// @inheritdoc IVerificationCourt

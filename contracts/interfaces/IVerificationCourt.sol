@@ -124,6 +124,7 @@ interface IVerificationCourtTypes {
     event LeaveRequested(address indexed verifier, uint96 amount, uint96 stake, uint96 unbonding, uint32 releaseAt);
     event LeftWithdrawn(address indexed verifier, uint96 amount);
     event PlatformClassSet(address indexed provider, uint8 platformClass);
+    event ClassOpenSet(uint8 indexed platformClass, bool open);
 
     /// @notice A case opened (first `startAudit`, `redraw`, or `challenge` of a job).
     event CaseOpened(
@@ -199,6 +200,7 @@ interface IVerificationCourtTypes {
     error NotJoined(address verifier);
     error StakeBelowMinimum(uint256 amount, uint256 minimum);
     error ClassFull(uint8 platformClass);
+    error ClassClosed(uint8 platformClass);
     error InsufficientFreeStake(address verifier, uint256 free, uint256 needed);
     error NothingToWithdraw(address verifier);
     error LeaveNotReady(uint32 releaseAt);
@@ -242,9 +244,14 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     /// @notice Moves `amount` of free stake to unbonding for `leaveDelay()`; still slashable.
     function requestLeave(uint96 amount) external;
     function withdrawLeft() external;
-    /// @notice A provider's platform class (once; default 0). It applies to jobs submitted in
-    ///         later blocks only.
+    /// @notice A provider's platform class (once; default 0; an open class). It applies to jobs
+    ///         submitted in later blocks only, and only while the class stays open (else class 0).
     function setPlatformClass(uint8 platformClass) external;
+    /// @notice GOVERNOR_ROLE: opens or closes platform class `platformClass` (not 0, always open).
+    ///         Only open classes take verifiers and providers: a provider cannot pick an empty class
+    ///         (never audited) or one its own verifiers fill (self-audit); governance opens a class
+    ///         once its pool is large enough (F11: pools matched to capabilities, with a minimum size).
+    function setClassOpen(uint8 platformClass, bool open) external;
 
     // ---------------------------------------------------------------- cases
 
@@ -262,9 +269,10 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function redraw(uint256 jobId) external;
     /// @notice Anyone: performs whatever is due (redraw, tally, escalation, conclusion).
     function advance(uint256 jobId) external;
-    /// @notice Anyone but the provider, while the job is Submitted and in its challenge window:
-    ///         posts b_c. A drawn audit is not displaced: it runs, and the case then goes to a
-    ///         K = 3 jury even if the audit agrees; an undrawn job goes straight to a K = 3 jury.
+    /// @notice Anyone but the provider, in the job's challenge window, while it is Submitted or
+    ///         under its drawn audit: posts b_c. A drawn audit is not displaced: it runs, and the
+    ///         case then goes to a K = 3 jury even if the audit agrees (or nobody takes it); an
+    ///         undrawn job goes straight to a K = 3 jury.
     function challenge(uint256 jobId) external;
     /// @notice In a jury's appeal window: the provider against ProviderWrong, anyone else against
     ///         ProviderRight or Split; posts nextK * w (15 * w for the arbiter round).
@@ -298,6 +306,7 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function stakeAt(address verifier, uint256 blockNumber) external view returns (uint256);
     function classStakeAt(uint8 platformClass, uint256 blockNumber) external view returns (uint256);
     function classMembers(uint8 platformClass) external view returns (address[] memory);
+    function classOpen(uint8 platformClass) external view returns (bool);
     function platformClassOf(address provider) external view returns (uint8 platformClass, uint64 setBlock);
     /// @notice Who is drawn for `seat` of `round` now (round 0 also before the case exists);
     ///         address(0) if nobody is eligible. Reverts while the anchor's randomness is not ready.

@@ -330,6 +330,9 @@ def test_split_pays_the_provider_and_the_jury_from_the_audit_fee_then_the_audito
 def test_with_replacement_one_verifier_can_hold_every_seat(c):
     # A class with a single member: every seat of a jury goes to it, one bond per seat.
     solo = c.others[3]
+    with ape.reverts():
+        c.court.join(STAKE, 5, sender=solo)  # class 5 is not open
+    c.tx(c.court.setClassOpen, 5, True, sender=c.owner)
     c.tx(c.court.join, STAKE, 5, sender=solo)
     c.tx(c.court.setPlatformClass, 5, sender=c.provider)
     with ape.reverts():
@@ -380,9 +383,20 @@ def test_nobody_starts_after_max_redraws_settles_unaudited(c):
     assert c.market.settledOutcome(job) == UNAUDITED
 
 
+def test_a_challenged_audit_nobody_takes_goes_to_the_jury(c):
+    job = good_job(c)
+    c.tx(c.court.challenge, job, sender=c.others[1], bonds=B_CHALLENGE)
+    for _ in range(PARAMS["maxRedraws"] + 1):
+        c.wait_until(c.case(job).seatDeadline)
+        c.advance(job)
+    case = c.case(job)
+    assert case.round == 1 and case.phase == ACTIVE
+
+
 def test_empty_pool_settles_unaudited_at_once(c):
     lonely = c.others[2]
     job_id = c.market.jobCount() + 1
+    c.tx(c.court.setClassOpen, 9, True, sender=c.owner)
     c.tx(c.court.setPlatformClass, 9, sender=lonely)
     c.chain.mine(1)
     c.market.createJob(
@@ -402,6 +416,19 @@ def test_empty_pool_settles_unaudited_at_once(c):
     assert c.court.drawnFor(job_id, 0, 0) == "0x" + "00" * 20
     c.tx(c.court.redraw, job_id, sender=c.owner)
     assert c.case(job_id).outcome == UNAUDITED
+
+
+def test_a_provider_cannot_escape_to_an_empty_or_closed_class(c):
+    with ape.reverts():
+        c.court.setPlatformClass(42, sender=c.provider)  # not open
+    c.tx(c.court.setClassOpen, 42, True, sender=c.owner)
+    c.tx(c.court.setPlatformClass, 42, sender=c.provider)
+    c.tx(c.court.setClassOpen, 42, False, sender=c.owner)  # governance closes it: class 0 again
+    c.chain.mine(1)
+    job = good_job(c)
+    assert c.court.drawnFor(job, 0, 0) in [v.address for v in c.verifiers]
+    with ape.reverts():
+        c.court.setClassOpen(1, True, sender=c.provider)  # GOVERNOR_ROLE only
 
 
 def test_undrawn_job_cannot_be_opened(c):

@@ -613,6 +613,7 @@ class VerificationCourt(Binding):
         "CaseConcluded": "0x794b981d90b53fb9e03faf66c0fce72fe3f7bd282605e2216e29c4f72a196ea9",
         "CaseOpened": "0x2861c187ef9774792420012b94e32ae33034b2ee95072702ce8cffb544755d75",
         "Challenged": "0xbd186aa15ab96781e53b5b1e3d40a924f248a92c903f186a0793c09e49fca4c5",
+        "ClassOpenSet": "0x642d9bf39d9ea46df6d1fd651f8dedd071fa7beb2ce8f0b4ee5e34e871c8d132",
         "CourtParamsSet": "0x412c3cace05c2b11585abe84c6f8dbb66803ad97d7c8cd2495969a9699ae1cf7",
         "LeaveRequested": "0x1c5a05d99b504d143575b9bdcbdea58f89ff33b6fdc3960084a85332d6b6c887",
         "LeftWithdrawn": "0xcf20aa93be51f841d94a843d096897af3ca5bd13e4909d785ee416be7bfda66d",
@@ -688,6 +689,10 @@ class VerificationCourt(Binding):
     def class_members(self, platform_class: int) -> View:
         """``classMembers(uint8 platformClass) view returns (address[])``"""
         return self.view("classMembers", platform_class)
+
+    def class_open(self, platform_class: int) -> View:
+        """``classOpen(uint8 platformClass) view returns (bool)``"""
+        return self.view("classOpen", platform_class)
 
     def class_stake_at(self, platform_class: int, block_number: int) -> View:
         """``classStakeAt(uint8 platformClass, uint256 blockNumber) view returns (uint256)``"""
@@ -788,6 +793,10 @@ class VerificationCourt(Binding):
     def revoke_role(self, role: bytes, account: str) -> Transaction:
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
+
+    def set_class_open(self, arg0: int, arg1: bool) -> Transaction:
+        """``setClassOpen(uint8, bool) nonpayable``"""
+        return self.transaction("setClassOpen", arg0, arg1)
 
     def set_params(self, arg0: tuple[Any, ...]) -> Transaction:
         """``setParams((uint32,uint16,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint32,uint16,uint8,uint32,uint32,uint32,uint32,uint16,uint96)) nonpayable``"""

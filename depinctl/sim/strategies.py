@@ -762,6 +762,51 @@ class Strategies:
         row.compute_cost = 0.0
         return row
 
+    def audit_fee_drain(self, s: float = 0.2) -> Row:
+        """VERIFICATION-ANALYSIS F4's drain: requester, provider and a verifier coalition deal jobs to
+        each other hoping their own auditor collects audit fees from a shared pool. With the fee
+        escrowed per job by its requester there is no pool: their own auditor is paid their own money."""
+        k_pct = 400
+        bps = self.audit_bps(k_pct)
+        p = bps / BPS
+        parties = {
+            "poster": [self.a.requester],
+            "claimer": [self.a.wash],
+            "coalition": list(self.a.coalition),
+            **{f"verifier{i}": [v] for i, v in enumerate(self.a.honest)},
+        }
+        with self.w.branch():
+            s_real = self.set_coalition_share(s)
+
+            def undrawn() -> str:
+                j = self.p.honest_job(self.a.requester, self.a.wash, self.R, k_pct)
+                self.p.force_not_drawn(j, "drain")
+                return self.p.finalize_after_window(j)
+
+            def drawn(pool: str) -> Callable[[], str]:
+                def body() -> str:
+                    j = self.p.honest_job(self.a.requester, self.a.wash, self.R, k_pct)
+                    self.p.run_round(j, 0, [(pool, run_honestly)], label=f"drain-{pool}")
+                    return self.p.conclude(j)
+
+                return body
+
+            branches = [
+                self.measure("not drawn", 1 - p, parties, undrawn),
+                self.measure("drawn to the coalition's auditor", p * s_real, parties, drawn("coalition")),
+                self.measure("drawn to an honest auditor", p * (1 - s_real), parties, drawn("honest")),
+            ]
+        row = self._row(
+            f"audit-fee drain (self-dealt jobs) s={s:g}",
+            ("poster", "claimer", "coalition"),
+            parties,
+            branches=branches,
+            params=self.base_params(k_pct, p) | {"s": round(s_real, 4)},
+            note="no audit pool: A is escrowed by each job's requester, so the coalition's own auditor is paid the coalition's money",
+        )
+        row.compute_cost = 0.0  # a trivial job: the coalition's runs cost nothing
+        return row
+
     def stake_grinding(self, s: float = 0.1, samples: int = 12) -> Row:
         """The coalition adds stake after the submission, before the anchor block, to win the draw:
         the draw uses the stake snapshot of the submission block minus the activation delay."""
@@ -871,6 +916,7 @@ class Strategies:
             ("wash (reexec)", lambda: self.wash_trading(0)),
             ("wash (none)", lambda: self.wash_trading(1)),
             ("stake grinding", self.stake_grinding),
+            ("audit-fee drain", self.audit_fee_drain),
         ]
         rows = []
         for name, build in plan:

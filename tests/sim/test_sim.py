@@ -39,6 +39,7 @@ STRATEGIES = (
     "emission wash trading (reexec)",
     "emission wash trading (verify none)",
     "stake grinding",
+    "audit-fee drain",
 )
 NOT_EXPRESSIBLE = {"withheld delivery"}  # the contracts have no delivery claim: declared in the row
 # Rows the contracts fail today, with the reason (README "Simulation", findings). strict: when the

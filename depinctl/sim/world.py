@@ -235,21 +235,12 @@ class World:
 
     # ------------------------------------------------------------------ randomness
 
-    def force(self, anchor: int, label: str, accept: Callable[[bytes], bool], tries: int = 4_000) -> bytes:
-        """Sets the anchor block's randomness to the first candidate value the predicate accepts
-        (the predicate may read chain views: the value is set on chain before it is asked)."""
-        self.mine_past(anchor)
-        for i in range(tries):
-            r = keccak(f"depin-sim:{label}:{i}".encode())
-            self.send(self.deployer, self.randomness, "setValue", anchor, r)
-            if accept(r):
-                return r
-        raise SimError(f"no randomness value for {label} within {tries} tries")
-
     def force_local(
         self, anchor: int, label: str, prefilter: Callable[[bytes], bool], accept: Callable[[bytes], bool], tries: int = 20_000
     ) -> bytes:
-        """:meth:`force` that skips candidates `prefilter` (computed off chain) rejects."""
+        """Sets the anchor block's randomness to the first candidate value `accept` takes (it may
+        read chain views: the value is set on chain before it is asked), skipping the candidates
+        `prefilter` (computed off chain, no transaction) rejects."""
         self.mine_past(anchor)
         for i in range(tries):
             r = keccak(f"depin-sim:{label}:{i}".encode())

@@ -12,7 +12,7 @@ ALLOW_NO_TESTS ?= 0
 # Extra slither arguments for `make slither` (tools/slither_gate.py fixes solc, remappings and filters).
 SLITHER_ARGS ?=
 
-.PHONY: help demo devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor clean distclean
+.PHONY: help demo sim devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor clean distclean
 
 # The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
 # and runs both demo scenarios; exits non-zero with the reason if a step fails.
@@ -23,8 +23,15 @@ demo: setup
 devnet-down:
 	.venv/bin/depin devnet down
 
+# Every attack strategy as agents on a fresh anvil with the default parameters (depinctl/sim/):
+# one row per strategy, attacker EV per job < 0 or the target fails. SIM_ARGS="--json sim.json".
+SIM_ARGS ?=
+sim: setup
+	.venv/bin/depin sim $(SIM_ARGS)
+
 help:
 	@echo "make demo      setup, then the local devnet demo: a job from post to paid, a cheater caught (DEMO_ARGS=...)"
+	@echo "make sim       every attack strategy on a fresh anvil: attacker EV per job, honest loss, overhead (SIM_ARGS=--json F)"
 	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither and solc (idempotent)"
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"

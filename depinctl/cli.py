@@ -149,6 +149,28 @@ def demo(
     raise typer.Exit(demo_mod.run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=chosen))
 
 
+@app.command()
+def sim(
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the table (and every branch) as JSON here.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only the strategies whose name contains this word (repeatable).")
+    ] = None,
+) -> None:
+    """Run every attack strategy as agents against a fresh anvil deployment and print the table.
+
+    Starts a throwaway anvil, deploys the contracts with the default (production) parameters and
+    mock randomness, runs each strategy branch by branch with real transactions (snapshots between
+    branches, the clock moved, never waited for), and prints one row per strategy: the attacker's
+    expected profit per job (must be < 0), the honest parties' loss, the honest-case verification
+    overhead. Exits 1 when a row fails. Takes one to three minutes.
+
+    Example: depin sim --json sim.json
+    """
+    from depinctl.sim import run as sim_run  # lazy: start-up (ape, eth-abi)
+
+    raise typer.Exit(sim_run.main(json_path, only=only))
+
+
 # ------------------------------------------------------------------------------------ jobs
 
 

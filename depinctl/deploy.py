@@ -110,26 +110,18 @@ def ensure_current_build(project: Any = None) -> str | None:
 
 
 COURT_CONTRACT = "VerificationCourt"
-COURT_FALLBACK = "TestCourt"  # the stand-in while VerificationCourt is not in the build (removed at merge)
+COURT_FALLBACK = "TestCourt"  # the stand-in tests drive by hand (`court.begin` / `court.settle` any Outcome)
 
 
-def court_contract_name(project: Any) -> str:
-    """The contract deployed as the court: VerificationCourt when the build has it with the
-    constructor :func:`deploy_contracts` calls (market, token, admin, CourtParams, engine) and the
-    market answers what the court reads of it (``IMarketForCourt``: ``drawDelay()``), else the
-    TestCourt stand-in (a build without the court)."""
-    try:
-        contract = getattr(project, COURT_CONTRACT)
-        market = project.JobMarket
-    except AttributeError:
-        return COURT_FALLBACK
-    constructor = getattr(getattr(contract, "contract_type", None), "constructor", None)
-    if constructor is not None and len(getattr(constructor, "inputs", ())) != 5:
-        return COURT_FALLBACK
-    methods = getattr(getattr(market, "contract_type", None), "view_methods", None) or []
-    if "drawDelay" not in {getattr(m, "name", "") for m in methods}:
-        return COURT_FALLBACK
-    return COURT_CONTRACT
+def court_contract_name(project: Any, requested: str | None = None) -> str:
+    """The contract deployed as the court: `requested` if given (``VerificationCourt``, or the
+    ``TestCourt`` stand-in that tests of the market's outcomes drive by hand, on local chains only),
+    else VerificationCourt; TestCourt only for a build without the court."""
+    if requested is not None:
+        if requested not in (COURT_CONTRACT, COURT_FALLBACK):
+            raise DeployError(f"unknown court contract {requested!r}: {COURT_CONTRACT} or {COURT_FALLBACK}")
+        return requested
+    return COURT_CONTRACT if hasattr(project, COURT_CONTRACT) else COURT_FALLBACK
 
 
 def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> bool:
@@ -153,7 +145,9 @@ def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> b
     return True
 
 
-def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | None = None) -> dict[str, Any]:
+def deploy_contracts(
+    deployer: Any, params: NetworkParameters, arbiter: str | None = None, court: str | None = None
+) -> dict[str, Any]:
     """Deploys and wires the contracts with ape, in the order the verification protocol needs:
     RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
     JobMarket (which deploys ProviderStaking); the court (`CourtEngine`, then
@@ -188,7 +182,7 @@ def deploy_contracts(deployer: Any, params: NetworkParameters, arbiter: str | No
         sender=deployer,
     )
     staking = project.ProviderStaking.at(market.staking())
-    court_name = court_contract_name(project)
+    court_name = court_contract_name(project, court)
     if court_name == COURT_CONTRACT:
         engine = project.CourtEngine.deploy(sender=deployer)  # deploys the CourtDesk module too
         court = project.VerificationCourt.deploy(

@@ -148,7 +148,15 @@ def print_summary(heading: str, deployment: Deployment, path: Path) -> None:
     help="The per-network parameters file.",
 )
 @click.option("--autosign", is_flag=True, help="Unlock the account once and sign every transaction without asking.")
-def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
+@click.option(
+    "--court",
+    "court_contract",
+    type=click.Choice(["VerificationCourt", "TestCourt"]),
+    default=None,
+    help="The court contract (default VerificationCourt). TestCourt, the hand-driven stand-in some "
+    "tests use, is refused outside local chains.",
+)
+def cli(account, arbiter, force, deployments_dir, parameters_file, autosign, court_contract):
     """Deploy the depin-compute contracts on the connected network and record them.
 
     Idempotent: when <deployments dir>/<chainId>.json records contracts that are live on this
@@ -200,9 +208,11 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
     if deployer.balance == 0:
         raise click.ClickException(f"deployer {deployer.address} has no ether on chain id {chain_id}")
     arbiter = arbiter or deployer.address
+    if court_contract == "TestCourt" and chain_id not in LOCAL_CHAIN_IDS:
+        raise click.UsageError("--court TestCourt is a test stand-in: local chains only")
 
     click.echo(f"deploying to {params.name} (chain id {chain_id}) from {deployer.address}")
-    contracts = deploy_contracts(deployer, params, arbiter)
+    contracts = deploy_contracts(deployer, params, arbiter, court_contract)
     token = contracts["RewardToken"]
     first_block = chain.provider.get_receipt(token.txn_hash).block_number
     deployment = Deployment(
@@ -210,7 +220,7 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign):
         network=params.name,
         deploy_block=first_block,
         addresses={name: to_checksum_address(c.address) for name, c in contracts.items()},
-        parameters=resolved_parameters(params, court_contract_name(project), arbiter),
+        parameters=resolved_parameters(params, court_contract_name(project, court_contract), arbiter),
         deployer=deployer.address,
     )
     written = write_deployment(deployment, deployments_dir)

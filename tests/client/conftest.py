@@ -50,7 +50,8 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     workdir = tmp_path_factory.mktemp("client-devnet")
     proc, url = start_anvil(workdir / "anvil", args=("--silent",))
     try:
-        deployment = deploy_with_ape(url, workdir / "deployments", timeout=240)
+        # the TestCourt stand-in: the client tests settle a disputed job by hand (Disputed -> Resolved)
+        deployment = deploy_with_ape(url, workdir / "deployments", extra_args=("--court", "TestCourt"), timeout=240)
         yield Devnet(url, deployment, workdir / "deployments" / f"{deployment.chain_id}.json",
                      DevChain(url, deployment), proc)
     finally:

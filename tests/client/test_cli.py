@@ -243,8 +243,8 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "challenge", job2, "--dev-account", "6", *net(devnet), match="verify none")
 
     # watch from the chain (no Redis there): follows Disputed -> Resolved, then exits (a real
-    # process: the court settles once the watcher has printed the Disputed state; the devnet's
-    # court is the TestCourt stand-in)
+    # process: the court settles once the watcher has printed the Disputed state; these tests
+    # deploy the TestCourt stand-in, settled by hand)
     court = devnet.chain.contracts.test_court
     devnet.chain.send(devnet.chain.deployer, court.begin(job_id))
     watcher = subprocess.Popen(

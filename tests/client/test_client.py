@@ -167,8 +167,8 @@ def test_claim_race_submit_finalize_and_withdraw(devnet: Devnet) -> None:
 
 def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> None:
     """A job's provider cannot challenge it, nor can anyone challenge a verify-none job (the client
-    refuses, nothing is sent); the court ends a re-executed job with an Outcome (the devnet deploys
-    the TestCourt stand-in until the market and VerificationCourt agree on their boundary)."""
+    refuses, nothing is sent); the court ends a re-executed job with an Outcome (these tests deploy
+    the TestCourt stand-in, settled by hand)."""
     requester = devnet.client(devnet.new_account(20))
     provider = _provider(devnet)
     job_id = requester.post_job(make_spec(6), reward=to_wei(2), challenge_window=300).job_id

@@ -106,9 +106,12 @@ class Anvil:
 
 
 def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
-    """Deploys the contracts with the project's ape script; returns the deployment and its file."""
+    """Deploys the contracts with the project's ape script; returns the deployment and its file.
+    The court is the TestCourt stand-in: the scenarios end re-executed jobs with every Outcome by
+    hand, so the indexer sees each settlement (the real court's flows: tests/contracts/test_court.py,
+    tests/sim, tests/executor/test_executor_court.py)."""
     directory.mkdir(parents=True, exist_ok=True)
-    deployment = deploy_with_ape(rpc_url, directory, timeout=180)
+    deployment = deploy_with_ape(rpc_url, directory, extra_args=("--court", "TestCourt"), timeout=180)
     return deployment, directory / f"{deployment.chain_id}.json"
 
 
@@ -159,8 +162,8 @@ class Market(DevChain):
 
     @property
     def court_address(self) -> _Address:
-        """The deployment's court: the TestCourt stand-in (depinctl.deploy.court_contract_name),
-        through which the scenarios end re-executed jobs with every Outcome."""
+        """The deployment's court: the TestCourt stand-in (:func:`deploy`), through which the
+        scenarios end re-executed jobs with every Outcome."""
         return _Address(self.addresses["VerificationCourt"])
 
     @property

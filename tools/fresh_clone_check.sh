@@ -6,11 +6,11 @@
 # the step that failed, and keeps the folder for inspection. On success the folder is removed
 # (KEEP=1 keeps it).
 #   bash tools/fresh_clone_check.sh            # or: make fresh-check
-# Environment: DEMO_ARGS (default "--challenge-window 3"), KEEP=1, and setup's own (SKIP_APT=1 ...).
+# Environment: DEMO_ARGS (default "--challenge-window 8"), KEEP=1, and setup's own (SKIP_APT=1 ...).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEMO_ARGS="${DEMO_ARGS:---challenge-window 3}"
+DEMO_ARGS="${DEMO_ARGS:---challenge-window 8}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/depin-fresh.XXXXXX")"
 clone="$work/depin-compute"
 failed=""

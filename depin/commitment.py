@@ -74,3 +74,22 @@ def canary_digest(secret: bytes) -> bytes:
     if not isinstance(secret, (bytes, bytearray)) or not secret:
         raise ValueError("the canary secret must be non-empty bytes")
     return keccak(CANARY_TAG + bytes(secret))
+
+
+def seat_commitment(verifier: str, job_id: int, round_: int, seat: int, digest: bytes, salt: bytes) -> bytes:
+    """A court seat's commitment: ``keccak256(abi.encode(address verifier, uint256 jobId, uint8
+    round, uint8 seat, bytes32 digest, bytes32 salt))``, as ``VerificationCourt.reveal`` checks it
+    (the round and seat bind a contribution to one seat). ValueError for out-of-range values."""
+    for name, value in (("round", round_), ("seat", seat)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+            raise ValueError(f"{name} {value!r} is not a uint8")
+    commitment(verifier, job_id, digest, salt)  # validates the address, the job id and both words
+    encoded = (
+        to_canonical_address(verifier).rjust(32, b"\0")
+        + job_id.to_bytes(32, "big")
+        + round_.to_bytes(32, "big")
+        + seat.to_bytes(32, "big")
+        + _word(digest, "the digest")
+        + _word(salt, "the salt")
+    )
+    return keccak(encoded)

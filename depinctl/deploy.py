@@ -146,7 +146,7 @@ def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> b
 
 
 def deploy_contracts(
-    deployer: Any, params: NetworkParameters, arbiter: str | None = None, court: str | None = None
+    deployer: Any, params: NetworkParameters, arbiter: str | None = None, court_contract: str | None = None
 ) -> dict[str, Any]:
     """Deploys and wires the contracts with ape, in the order the verification protocol needs:
     RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
@@ -182,7 +182,7 @@ def deploy_contracts(
         sender=deployer,
     )
     staking = project.ProviderStaking.at(market.staking())
-    court_name = court_contract_name(project, court)
+    court_name = court_contract_name(project, court_contract)
     if court_name == COURT_CONTRACT:
         engine = project.CourtEngine.deploy(sender=deployer)  # deploys the CourtDesk module too
         court = project.VerificationCourt.deploy(

@@ -1,16 +1,17 @@
 """Gas benchmark of the job market with the verification protocol (issue 11).
 
 Run with `make bench` (or `ape run bench_gas --network ethereum:local:foundry`). It deploys a fresh
-set of contracts (`depinctl.deploy.deploy_contracts`: BlockhashRandomness, JobMarket, the court —
-VerificationCourt, or the TestCourt stand-in while the build lacks it) on the selected (local)
+set of contracts (`depinctl.deploy.deploy_contracts`: BlockhashRandomness, JobMarket and the
+TestCourt stand-in, which passes the market's court calls through) on the selected (local)
 network and walks jobs with a ~300-byte canonical spec through post -> claim -> submit, then waits
 out the challenge window (and the anchor block) and settles each job the way the protocol does:
 
 - not drawn (probability 1 - p_job): `finalize` — the unaudited optimistic path. The provider is
   credited R + kappa*f*R (the rebate, always on: it is the protocol's emission), the rest of the
   fee accrues to pendingBurn, the audit fee is credited back to the requester;
-- drawn: through the court, `beginVerification` + `settle(ProviderRight)` (with TestCourt these are
-  the market's share of the audited path; VerificationCourt's own audit transactions come on top).
+- drawn: through the court, `beginVerification` + `settle(ProviderRight)`: the market's share of the
+  audited path. VerificationCourt's own audit transactions (startAudit, commit, reveal,
+  revealProvider, advance) come on top; this benchmark does not measure them.
 
 The requester pays from its wallet (`transferFrom` per post) unless its credit balance (where the
 audit-fee refunds of earlier jobs accumulate) covers the whole escrow; posts of each kind are
@@ -89,7 +90,7 @@ def cli(jobs: int) -> None:
         raise click.UsageError("the gas benchmark deploys fresh contracts: run it on a local network")
     deployer, requester, provider = accounts.test_accounts[0:3]
     params = load_parameters(chain.chain_id)
-    c = deploy_contracts(deployer, params)
+    c = deploy_contracts(deployer, params, court_contract="TestCourt")
     token, staking, market = c["RewardToken"], c["ProviderStaking"], c["JobMarket"]
     token.mint(requester, to_wei(1_000), sender=deployer)
     token.mint(provider, to_wei(10_000), sender=deployer)

@@ -228,6 +228,7 @@ def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[
     strict = {"DEPIN_HEALTH_MAX_PENDING_AGE": "2"}
     before = recorded(state_dir)["worker-chain"]
     _json_rpc(rpc_url, "evm_setAutomine", [False])
+    _json_rpc(rpc_url, "evm_setIntervalMining", [0])  # the devnet's anvil also mines every second (--mixed-mining)
     try:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         script = f"source {state_dir / 'env'} && {sys.executable} -m depinctl.cli job post --image {image} --cmd true --reward 1 --dev-account 5"
@@ -255,6 +256,7 @@ def test_up_restarts_a_chain_worker_whose_transaction_is_stuck(up_devnet: tuple[
         assert recorded(state_dir)["worker-chain"].pid != before.pid
     finally:
         _json_rpc(rpc_url, "evm_setAutomine", [True])
+        _json_rpc(rpc_url, "evm_setIntervalMining", [1])
         _json_rpc(rpc_url, "anvil_mine", ["0x1"])
     _until(lambda: not _pool_from(rpc_url, provider), 60, "the claim to be mined")
     assert status_json(state_dir)[0] == 0

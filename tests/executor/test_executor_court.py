@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from depin.commitment import commitment, new_salt
+from depin.commitment import new_salt, seat_commitment
 from depin.market import JobStatus
 from depinctl.devchain import TxFailed
 
@@ -95,7 +95,7 @@ def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stac
     body = stack.download(submitted["args"]["resultURI"])
     digest = hashlib.sha256(body).digest()  # what an honest re-run of this deterministic job gives
     salt = new_salt()
-    m.send(verifier, m.contracts.verification_court.commit(job_id, 0, commitment(verifier, job_id, digest, salt)))
+    m.send(verifier, m.contracts.verification_court.commit(job_id, 0, seat_commitment(verifier, job_id, 0, 0, digest, salt)))
     # the executor reveals from its journal once every seat has committed
     case = wait_for(lambda: (c := m.get_case(job_id))["providerRevealed"] and c, 30, "the provider's reveal")
     assert case["providerDigest"] == digest

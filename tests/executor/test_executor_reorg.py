@@ -167,6 +167,7 @@ def test_health_fails_while_a_transaction_is_stuck_and_passes_after(stack: Stack
     p = stack.provider
     wait_for(lambda: _health(p).returncode == 0, 30, "a healthy chain worker")
     _rpc(stack, "evm_setAutomine", [False])
+    _rpc(stack, "evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining): hold that too
     try:
         posted: dict[str, int] = {}
         poster = threading.Thread(target=lambda: posted.update(job=_job(stack, 4)))
@@ -180,6 +181,7 @@ def test_health_fails_while_a_transaction_is_stuck_and_passes_after(stack: Stack
         assert len(unhealthy.stdout.strip().splitlines()) == 1 and not unhealthy.stderr.strip()
     finally:
         _rpc(stack, "evm_setAutomine", [True])
+        _rpc(stack, "evm_setIntervalMining", [1])
     _rpc(stack, "anvil_mine", ["0x1"])
     healthy = wait_for(lambda: (r := _health(p)).returncode == 0 and r, 60, "the health check to pass again")
     assert healthy.stdout.startswith("healthy: worker-chain")

@@ -110,3 +110,16 @@ def test_canary_secret_must_be_bytes() -> None:
     for bad in (b"", "secret"):
         with pytest.raises(ValueError):
             canary_digest(bad)  # type: ignore[arg-type]
+
+
+def test_seat_commitment_matches_abi_encode() -> None:
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    from depin.commitment import seat_commitment
+
+    verifier = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    digest, salt = b"\x11" * 32, b"\x22" * 32
+    expected = keccak(encode(["address", "uint256", "uint8", "uint8", "bytes32", "bytes32"], [verifier, 7, 1, 2, digest, salt]))
+    assert seat_commitment(verifier, 7, 1, 2, digest, salt) == expected
+    assert seat_commitment(verifier, 7, 1, 3, digest, salt) != expected

@@ -217,6 +217,9 @@ contract CourtEngine is CourtBase {
             emit SeatSettled(jobId, 0, 0, audit.holder, 0, 0, auditorStake);
         }
         uint96 w = _bps(c.reward, p.jurorPayBps);
+        // ProviderWrong: the auditor who caught it is paid A first (the pot holds A + collateral);
+        // the loop below then skips its settled seat.
+        if (outcome == IMarketForCourt.Outcome.ProviderWrong) _settleSeat(c, jobId, 0, 0, outcome, c.auditFee, m);
         for (uint256 r = c.round + 1; r > 0; --r) {
             uint256 round = r - 1;
             uint256 k = _k(round);

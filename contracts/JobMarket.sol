@@ -438,9 +438,8 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         toCourt = m.toCourt;
         emit JobSettled(jobId, outcome, m.providerPayout, m.requesterRefund, toCourt, m.burned);
         // The court's share of the escrow (A); a ProviderWrong slash went from staking directly.
-        if (outcome != Outcome.ProviderWrong && toCourt != 0) {
-            IERC20(address(_token)).safeTransfer(court, toCourt);
-        }
+        uint96 fromEscrow = outcome == Outcome.ProviderWrong ? _bps(j.reward, e.auditFeeBps) : toCourt;
+        if (fromEscrow != 0) IERC20(address(_token)).safeTransfer(court, fromEscrow);
     }
 
     // ---------------------------------------------------------------- governance
@@ -767,8 +766,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint96 auditFee = _bps(reward, e.auditFeeBps);
         uint96 collateral = _collateralOf(j);
         if (outcome == Outcome.ProviderWrong) {
-            m.toCourt = collateral;
-            m.requesterRefund = reward + fee + auditFee;
+            // A goes to the court with the slashed collateral: it pays the auditor who caught it.
+            m.toCourt = collateral + auditFee;
+            m.requesterRefund = reward + fee;
             _credits[e.requester] += m.requesterRefund;
             _staking.slash(j.providerId, collateral, jobId, court);
             return m;

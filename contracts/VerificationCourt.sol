@@ -15,14 +15,14 @@ import {CourtEngine} from "./CourtEngine.sol";
 /// @title Verification court: drawn audits, juries of 3 -> 7 -> 15, a timelocked arbiter, canaries
 /// @notice See IVerificationCourt for the protocol. Money at a conclusion (w = jurorPayBps * R,
 ///         A = the job's audit fee, "coherent" = revealed the winning side's digest):
-///         - the market's `settle` sends the court A (ProviderRight, Split, Canary) or the whole
-///           collateral (ProviderWrong); that plus forfeited bonds is the pot;
+///         - the market's `settle` sends the court A (ProviderRight, Split, Canary) or A and the
+///           whole collateral (ProviderWrong); that plus forfeited bonds is the pot;
 ///         - ProviderRight: pot += the bond of a disagreeing auditor, the challenger's bond and lost
 ///           appeal bonds; coherent jurors get w each (latest round first), a coherent (agreeing)
 ///           auditor gets A; the rest is burned;
-///         - ProviderWrong: pot += the provider's lost appeal bonds; coherent jurors w each, then the
-///           coherent auditor A, then the challenger min(beta * R, rest) on top of its bond back; the
-///           rest is burned;
+///         - ProviderWrong: pot += the provider's lost appeal bonds; the coherent auditor A first
+///           (paid in full), then coherent jurors w each, then the challenger min(beta * R, rest) on
+///           top of its bond back; the rest is burned;
 ///         - Split (nondeterministic): pot += a disagreeing auditor's bond and lost appeal bonds;
 ///           every revealing juror gets w; what is left returns first to that auditor's bond, then to
 ///           the requester (the rest of A); the challenger gets its bond back;

@@ -51,8 +51,8 @@ def finalize_due_jobs(rt: Runtime) -> int:
     for job_id in sorted(ids):
         job = rt.job(job_id)
         if job.status == JobStatus.SUBMITTED and now > job.deadline:
-            # p_job 0 (verify none): never drawn, no randomness to wait for (isDrawn would still
-            # revert RandomnessNotReady until the anchor block is past)
+            # p_job 0 (verify none): never drawn, no randomness to wait for (isDrawn says false
+            # at once; the job record already tells, without a call)
             if getattr(job, "audit_bps", None) == 0 or draw_state(rt, job_id) == "undrawn":
                 ready.append(job_id)
         elif job.status == JobStatus.DISPUTED:

@@ -867,7 +867,7 @@ class Reducer:
     def _on_JobSettled(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         """The court ended the job (see IJobMarket.settle's table): providerPayout to the provider,
         requesterRefund to the requester, toCourt to the court (the audit fee; for ProviderWrong the
-        collateral, which went from staking: see Slashed), burned to the burn."""
+        audit fee plus the collateral, which went from staking: see Slashed), burned to the burn."""
         job = self._job(st, a["jobId"])
         outcome = a["outcome"]
         name = OUTCOMES[outcome] if outcome < len(OUTCOMES) else str(outcome)
@@ -884,11 +884,12 @@ class Reducer:
         collateral = int(job.get("collateral") or 0)
         reward, fee, audit_fee = int(job["reward"]), int(job.get("fee") or 0), int(job.get("auditFee") or 0)
         tadd = st.tadd
-        if name != "ProviderWrong":  # ProviderWrong: the collateral is slashed to the court (Slashed)
+        if name != "ProviderWrong":
             self._unlock(st, provider, collateral, provider_payout > 0)
             tadd("toCourt", to_court)
-        else:
-            tadd("slashedToCourt", to_court)
+        else:  # ProviderWrong: A from the escrow, the collateral slashed to the court (Slashed)
+            tadd("toCourt", audit_fee)
+            tadd("slashedToCourt", to_court - audit_fee)
         self._credit(st, provider, provider_payout)
         self._credit(st, requester, refund)
         tadd("escrowed", -(reward + fee + audit_fee))

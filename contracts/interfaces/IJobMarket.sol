@@ -210,8 +210,8 @@ interface IJobMarket {
     /// @notice The job's court started verifying it (Submitted -> Disputed).
     event VerificationStarted(uint256 indexed jobId, address indexed court);
     /// @notice The court ended the job with `outcome`: `providerPayout` credited to the provider,
-    ///         `requesterRefund` to the requester, `toCourt` transferred to the court, `burned`
-    ///         accrued to `pendingBurn`.
+    ///         `requesterRefund` to the requester, `toCourt` sent to the court (A from escrow, plus
+    ///         on ProviderWrong the collateral slashed from staking), `burned` accrued to `pendingBurn`.
     event JobSettled(
         uint256 indexed jobId,
         Outcome outcome,
@@ -401,7 +401,8 @@ interface IJobMarket {
     ///   ProviderRight (result):  provider += R + rebate; pendingBurn += fee - rebate; A -> court;
     ///                            collateral unlocked (a completed job)
     ///   ProviderRight (failure): requester += R + fee; A -> court; collateral unlocked
-    ///   ProviderWrong:           requester += R + fee + A; collateral slashed in full -> court
+    ///   ProviderWrong:           requester += R + fee; A -> court; collateral slashed in full
+    ///                            -> court (the court pays the auditor A, then the jurors)
     ///   Split:                   as ProviderRight; A -> court (pays the jury)
     ///   Unaudited:               as an unchallenged finalize (A credited back to the requester)
     ///   Canary:                  requester += R + fee; A -> court; collateral unlocked

@@ -45,7 +45,7 @@ interface IMarketForCourt {
 
     /// @notice Court only: ends a Disputed job with `outcome`, moves the escrow by the table of
     ///         IMarketCourt.sol and transfers the tokens "-> court" to the court in the same call:
-    ///         ProviderRight / Split / Canary: A; ProviderWrong: the whole collateral; Unaudited: 0.
+    ///         ProviderRight / Split / Canary: A; ProviderWrong: A + the whole collateral; Unaudited: 0.
     /// @return toCourt Tokens transferred to the court by this call.
     function settle(uint256 jobId, Outcome outcome) external returns (uint96 toCourt);
 

@@ -10,8 +10,8 @@ import {IRandomness} from "../interfaces/IRandomness.sol";
 /// @title A market stub for the court's tests: settable jobs, the court-side boundary only
 /// @notice `createJob` records a Submitted job (status 3) submitted now, anchored at block.number +
 ///         drawDelay. The stub must hold the tokens it sends: on `settle` it transfers to the court
-///         the job's collateral (ProviderWrong) or audit fee (ProviderRight, Split, Canary), 0 for
-///         Unaudited, as JobMarket does. Tests only.
+///         the job's audit fee plus collateral (ProviderWrong) or audit fee (ProviderRight, Split,
+///         Canary), 0 for Unaudited, as JobMarket does. Tests only.
 contract MarketStub is IMarketForCourt {
     using SafeERC20 for IERC20;
 
@@ -90,7 +90,7 @@ contract MarketStub is IMarketForCourt {
         if (j.status != 4) revert BadStatus(j.status);
         j.status = 9;
         settledOutcome[jobId] = outcome;
-        if (outcome == Outcome.ProviderWrong) toCourt = j.collateral;
+        if (outcome == Outcome.ProviderWrong) toCourt = j.collateral + j.auditFee;
         else if (outcome != Outcome.Unaudited) toCourt = j.auditFee;
         emit JobSettled(jobId, outcome, toCourt);
         if (toCourt > 0) token.safeTransfer(msg.sender, toCourt);

@@ -188,10 +188,11 @@ def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> Non
     assert requester.job(job_id).status is JobStatus.DISPUTED
     devnet.chain.send(devnet.chain.deployer, devnet.chain.contracts.test_court.settle(job_id, Outcome.PROVIDER_WRONG))
     assert requester.job(job_id).status is JobStatus.RESOLVED
-    assert requester.withdrawable() == job.escrow  # R + fee + A back
+    assert requester.withdrawable() == job.escrow - job.audit_fee  # R + fee back; A pays the auditor
     info = provider.provider_info()
     assert (info.locked, info.jobs_slashed) == (locked - job.collateral, 1)
-    assert requester.token_balance(requester.court) == court_balance + job.collateral  # slashed to the court
+    # A from the escrow and the collateral slashed to the court
+    assert requester.token_balance(requester.court) == court_balance + job.audit_fee + job.collateral
 
 
 def test_failures_no_fault_expire_and_timeout(devnet: Devnet) -> None:

@@ -282,14 +282,15 @@ def test_disagreement_goes_to_a_jury_of_3_which_slashes_and_the_loser_pays_it(c)
     c.finish_window(job)
     assert c.case(job).outcome == WRONG
     assert c.market.settledOutcome(job) == WRONG
-    # Paid from the collateral: 3 jurors w each, then the auditor what is left up to A, rest burned.
+    # The market sends A + the collateral: the auditor who caught it is paid A in full first, then
+    # 3 jurors w each from the collateral (k = 4: 40 >= 33), the rest is burned.
     paid = {a: 0 for a in wallets}
     for h in holders:
         paid[h.address] += W
-    paid[auditor.address] += min(A, COLLATERAL - 3 * W)
+    paid[auditor.address] += A
     for a, before in wallets.items():
         assert wallet(c, a) == before + paid[a]
-    assert c.token.totalSupply() == burned_before - (COLLATERAL - 3 * W - min(A, COLLATERAL - 3 * W))
+    assert c.token.totalSupply() == burned_before - (COLLATERAL - 3 * W)
     for v in c.verifiers:
         info = c.court.getVerifier(v)
         assert info.locked == 0 and info.free == STAKE

@@ -287,13 +287,13 @@ class MarketMachine(RuleBasedStateMachine):
             self._settled(job, outcome)
 
     def _settled(self, job, outcome):
-        escrow = job.reward + job.fee + job.auditFee
         if outcome == UNAUDITED:
             self._optimistic(job)
         elif outcome == PROVIDER_WRONG:
+            # A and the slashed collateral go to the court (it pays the auditor A in full).
             self.owed[self._name(job.provider)] -= job.collateral
-            self.court_held += job.collateral
-            self._credit(job.requester, escrow)
+            self.court_held += job.auditFee + job.collateral
+            self._credit(job.requester, job.reward + job.fee)
         else:
             self.court_held += job.auditFee
             if outcome == CANARY or job.failureCode:

@@ -549,6 +549,21 @@ def test_verify_none_finalizes_without_randomness(chain, market, requester, prov
     assert led.changes() == {"credit.provider": REWARD + REBATE, "locked.provider": -COLLATERAL, "completed.provider": 1}
 
 
+def test_is_drawn_of_a_verify_none_job_reads_no_randomness(chain, market, requester, provider, claimed):
+    """isDrawn of a verify-none job (auditBps 0) is false at once, before its anchor block is past,
+    while an audited job submitted with it still reverts RandomnessNotReady."""
+    post(market, requester, TERMS._replace(verify_mode=1), n=1)
+    none = market.jobCount()
+    market.claimJob(none, sender=provider)
+    market.submitResult(none, RESULT_HASH, RESULT_URI, sender=provider)
+    market.submitResult(claimed, RESULT_HASH, RESULT_URI, sender=provider)
+    assert market.getJob(none).auditBps == 0
+    assert market.verificationInfo(none).anchorBlock >= chain.blocks.head.number  # not past
+    with ape.reverts():  # the audited job: IRandomness.RandomnessNotReady(anchorBlock, block.number)
+        market.isDrawn(claimed)
+    assert market.isDrawn(none) is False
+
+
 def test_an_unaudited_failure_refunds_everything(chain, market, randomness, owner, requester, provider, stranger, claimed, ledger):
     """A non-availability failure that is not drawn refunds R + f*R + A at finalize."""
     market.submitFailure(claimed, 3, RESULT_HASH, sender=provider)
@@ -589,8 +604,8 @@ def test_begin_verification_blocks_finalize(chain, market, court, randomness, ow
         (PROVIDER_RIGHT, False, {"credit.provider": REWARD + REBATE, "court": AUDIT_FEE, "market": -AUDIT_FEE, "locked.provider": -COLLATERAL, "completed.provider": 1}),
         (PROVIDER_RIGHT, True, {"credit.requester": REWARD + FEE, "court": AUDIT_FEE, "market": -AUDIT_FEE, "locked.provider": -COLLATERAL}),
         (SPLIT, False, {"credit.provider": REWARD + REBATE, "court": AUDIT_FEE, "market": -AUDIT_FEE, "locked.provider": -COLLATERAL, "completed.provider": 1}),
-        (PROVIDER_WRONG, False, {"credit.requester": ESCROW, "court": COLLATERAL, "staking": -COLLATERAL, "staked.provider": -COLLATERAL, "locked.provider": -COLLATERAL, "slashed.provider": 1}),
-        (PROVIDER_WRONG, True, {"credit.requester": ESCROW, "court": COLLATERAL, "staking": -COLLATERAL, "staked.provider": -COLLATERAL, "locked.provider": -COLLATERAL, "slashed.provider": 1}),
+        (PROVIDER_WRONG, False, {"credit.requester": REWARD + FEE, "court": AUDIT_FEE + COLLATERAL, "market": -AUDIT_FEE, "staking": -COLLATERAL, "staked.provider": -COLLATERAL, "locked.provider": -COLLATERAL, "slashed.provider": 1}),
+        (PROVIDER_WRONG, True, {"credit.requester": REWARD + FEE, "court": AUDIT_FEE + COLLATERAL, "market": -AUDIT_FEE, "staking": -COLLATERAL, "staked.provider": -COLLATERAL, "locked.provider": -COLLATERAL, "slashed.provider": 1}),
         (UNAUDITED, False, {"credit.provider": REWARD + REBATE, "credit.requester": AUDIT_FEE, "locked.provider": -COLLATERAL, "completed.provider": 1}),
         (UNAUDITED, True, {"credit.requester": ESCROW, "locked.provider": -COLLATERAL}),
         (CANARY, False, {"credit.requester": REWARD + FEE, "court": AUDIT_FEE, "market": -AUDIT_FEE, "locked.provider": -COLLATERAL}),

@@ -284,7 +284,7 @@ def full_scenario(m: Market, on_step: Callable[[], None] | None = None) -> dict[
     for x in (a, b, c, fr):
         m.begin(x)
     m.settle(a, 1)  # ProviderRight
-    m.settle(b, 2)  # ProviderWrong: the collateral is slashed to the court
+    m.settle(b, 2)  # ProviderWrong: A and the slashed collateral go to the court
     m.settle(c, 3)  # Split
     m.settle(u, 4)  # Unaudited (settled from Submitted: drawn, nobody audited)
     m.settle(cn, 5)  # Canary

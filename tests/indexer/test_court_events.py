@@ -119,10 +119,10 @@ def test_an_audit_escalated_to_a_jury_and_concluded() -> None:
                          "bondForfeited": 0}),
         ("SeatSettled", {"jobId": 1, "round": 0, "seat": 0, "verifier": AUDITOR, "paid": 11 * R // 10,
                          "bondReturned": 35 * R // 10, "bondForfeited": 0}),
-        ("JobSettled", {"jobId": 1, "outcome": 2, "providerPayout": 0, "requesterRefund": R + R // 50 + R * 11 // 10,
-                        "toCourt": 4 * R, "burned": 0}),
-        ("CaseConcluded", {"jobId": 1, "outcome": 2, "toCourt": 4 * R, "paidSeats": 22 * R // 10, "bounty": R // 10,
-                           "refunded": 35 * R // 10, "burned": 17 * R // 10}),
+        ("JobSettled", {"jobId": 1, "outcome": 2, "providerPayout": 0, "requesterRefund": R + R // 50,
+                        "toCourt": 4 * R + R * 11 // 10, "burned": 0}),
+        ("CaseConcluded", {"jobId": 1, "outcome": 2, "toCourt": 4 * R + R * 11 // 10, "paidSeats": 22 * R // 10,
+                           "bounty": R // 10, "refunded": 35 * R // 10, "burned": 28 * R // 10}),
     )
     job = index.job(1)
     assert (job["status"], job["outcome"], job["casePhase"], job["caseOutcome"]) == ("Resolved", "ProviderWrong", "Concluded", "ProviderWrong")
@@ -132,7 +132,7 @@ def test_an_audit_escalated_to_a_jury_and_concluded() -> None:
     t = index.totals()
     assert t["verifiers"] == 2 and t["courtLocked"] == 0 and t["courtHeldBonds"] == 0
     assert t["courtStaked"] == 160 * R - 11 * R // 10  # the no-show's bond burned
-    assert t["escrowed"] == 0 and t["slashedToCourt"] == 4 * R and t["Resolved"] == 1
+    assert t["escrowed"] == 0 and t["slashedToCourt"] == 4 * R and t["toCourt"] == R * 11 // 10 and t["Resolved"] == 1
 
 
 def test_a_canary_catch_slashes_the_bond_and_stake_beyond_it() -> None:

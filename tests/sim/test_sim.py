@@ -152,3 +152,12 @@ def test_lazy_provider_ev_is_the_design_formula(table: tuple[list[Row], dict]) -
             p, k, nu = row.params["p"], row.params["k"], shared["nu"]
             expected = (1 - p + p * nu) * g - p * (1 - nu) * k
             assert row.attacker_ev == pytest.approx(expected, abs=2e-3), row.strategy
+
+
+def test_the_auditor_who_catches_a_cheat_is_paid_in_full(table: tuple[list[Row], dict]) -> None:
+    """ProviderWrong sends the requester's escrowed A to the court with the collateral, and the
+    court pays the auditor A first: at k = 4 a caught cheat leaves no honest run unpaid."""
+    rows, _ = table
+    for strategy in ("lazy provider k=4", "draw grinding", "fake failure (audited code)", "unstake after draw (provider)"):
+        row = next(r for r in rows if strategy in r.strategy)
+        assert row.unpaid_work == pytest.approx(0.0, abs=1e-9), f"{row.strategy}: unpaid work {row.unpaid_work}"

@@ -202,8 +202,58 @@ contract CourtEngine is CourtBase {
         else m.refunded = preMoved;
         _settleBonds(c, jobId, outcome, m);
         // A disagreeing auditor pays the jury in ProviderRight (forfeit) and Split (first from A).
+        uint96 auditorStake = _forfeitDisagreeingAuditor(c, jobId, outcome, m);
+        uint96 w = _bps(c.reward, p.jurorPayBps);
+        // ProviderWrong: the auditor who caught it is paid A first (the pot holds A + collateral);
+        // the loop below then skips its settled seat.
+        if (outcome == IMarketForCourt.Outcome.ProviderWrong) _settleSeat(c, jobId, 0, 0, outcome, c.auditFee, m);
+        _settleRounds(c, jobId, outcome, w, m);
+        if (outcome == IMarketForCourt.Outcome.ProviderWrong && c.challenger != address(0)) {
+            uint96 bounty = _min(m.pot, _bps(c.reward, p.betaBps));
+            m.pot -= bounty;
+            m.bounty = bounty;
+            if (bounty > 0) _token.safeTransfer(c.challenger, bounty);
+        }
+        if (outcome == IMarketForCourt.Outcome.Split) {
+            uint96 back = _min(m.pot, auditorStake);
+            if (back > 0) {
+                m.pot -= back;
+                address auditor = _seats[jobId][0].holder;
+                _verifiers[auditor].free += back;
+                _stakeChanged(auditor, _verifiers[auditor].cls, back, true);
+            }
+            m.refunded += m.pot;
+            if (m.pot > 0) _token.safeTransfer(c.requester, m.pot);
+        } else {
+            m.burned += m.pot;
+            if (m.pot > 0) IRewardToken(address(_token)).burn(m.pot);
+        }
+        if (m.seatBurn > 0) IRewardToken(address(_token)).burn(m.seatBurn);
+        emit CaseConcluded(jobId, outcome, toCourt, m.paid, m.bounty, m.refunded, m.burned + m.seatBurn);
+    }
+
+    /// @dev Settles every seat of every round, the latest first: the audit seat at rate A, jury
+    ///      seats at `w` (0 for a canary).
+    function _settleRounds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, uint96 w, Money memory m)
+        private
+    {
+        for (uint256 r = c.round + 1; r > 0; --r) {
+            uint256 round = r - 1;
+            uint256 k = _k(round);
+            uint96 rate = round == 0 ? c.auditFee : (outcome == IMarketForCourt.Outcome.Canary ? 0 : w);
+            for (uint256 i = 0; i < k; ++i) {
+                _settleSeat(c, jobId, round, i, outcome, rate, m);
+            }
+        }
+    }
+
+    /// @dev In ProviderRight and Split, an auditor whose revealed digest is not the provider's
+    ///      forfeits its bond into the pot (its seat settled here); returns the bond (0 otherwise).
+    function _forfeitDisagreeingAuditor(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m)
+        private
+        returns (uint96 auditorStake)
+    {
         Seat storage audit = _seats[jobId][0];
-        uint96 auditorStake;
         if (
             audit.state == SeatState.Revealed && audit.word != c.providerDigest
                 && (outcome == IMarketForCourt.Outcome.ProviderRight || outcome == IMarketForCourt.Outcome.Split)
@@ -216,39 +266,6 @@ contract CourtEngine is CourtBase {
             _stakeChanged(audit.holder, v.cls, auditorStake, false);
             emit SeatSettled(jobId, 0, 0, audit.holder, 0, 0, auditorStake);
         }
-        uint96 w = _bps(c.reward, p.jurorPayBps);
-        // ProviderWrong: the auditor who caught it is paid A first (the pot holds A + collateral);
-        // the loop below then skips its settled seat.
-        if (outcome == IMarketForCourt.Outcome.ProviderWrong) _settleSeat(c, jobId, 0, 0, outcome, c.auditFee, m);
-        for (uint256 r = c.round + 1; r > 0; --r) {
-            uint256 round = r - 1;
-            uint256 k = _k(round);
-            uint96 rate = round == 0 ? c.auditFee : (outcome == IMarketForCourt.Outcome.Canary ? 0 : w);
-            for (uint256 i = 0; i < k; ++i) {
-                _settleSeat(c, jobId, round, i, outcome, rate, m);
-            }
-        }
-        if (outcome == IMarketForCourt.Outcome.ProviderWrong && c.challenger != address(0)) {
-            uint96 bounty = _min(m.pot, _bps(c.reward, p.betaBps));
-            m.pot -= bounty;
-            m.bounty = bounty;
-            if (bounty > 0) _token.safeTransfer(c.challenger, bounty);
-        }
-        if (outcome == IMarketForCourt.Outcome.Split) {
-            uint96 back = _min(m.pot, auditorStake);
-            if (back > 0) {
-                m.pot -= back;
-                _verifiers[audit.holder].free += back;
-                _stakeChanged(audit.holder, _verifiers[audit.holder].cls, back, true);
-            }
-            m.refunded += m.pot;
-            if (m.pot > 0) _token.safeTransfer(c.requester, m.pot);
-        } else {
-            m.burned += m.pot;
-            if (m.pot > 0) IRewardToken(address(_token)).burn(m.pot);
-        }
-        if (m.seatBurn > 0) IRewardToken(address(_token)).burn(m.seatBurn);
-        emit CaseConcluded(jobId, outcome, toCourt, m.paid, m.bounty, m.refunded, m.burned + m.seatBurn);
     }
 
     struct Money {

@@ -277,6 +277,9 @@ def slither_command(slither: str, solc: str, report: Path, extra: list[str]) -> 
         slither, "contracts/",
         "--solc", solc,
         "--solc-standard-json",
+        # as ape builds them (ape-config.yaml): the optimizer from these arguments, viaIR from
+        # tools/solc_via_ir.py (the court's modules only compile through the IR)
+        "--solc-args", "--via-ir --optimize --optimize-runs 700",
         "--solc-remaps", f"@openzeppelin/={ROOT}/node_modules/@openzeppelin/",
         "--filter-paths", "node_modules",
         "--exclude-dependencies",
@@ -292,9 +295,10 @@ def run_slither(extra: list[str]) -> dict:
         raise GateError(f"{slither} not found; run `make setup` (without SKIP_SLITHER=1)")
     with tempfile.TemporaryDirectory(prefix="slither-gate-") as tmp:
         report = Path(tmp) / "report.json"  # must not exist: slither refuses to overwrite
-        cmd = slither_command(slither, solc_path(), report, extra)
+        cmd = slither_command(slither, str(ROOT / "tools" / "solc_via_ir.py"), report, extra)
+        env = dict(os.environ, DEPIN_REAL_SOLC=solc_path())
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=SLITHER_TIMEOUT)
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SLITHER_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise GateError(f"slither did not finish within {SLITHER_TIMEOUT}s")
         log = (proc.stdout + proc.stderr).strip()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -52,6 +51,7 @@ from depinctl.cliutil import (
     short,
     user_errors,
 )
+from executor.logs import StderrHandler
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -486,7 +486,7 @@ def configure_logging(style: str = "kv", level: str = "INFO") -> None:
     """Structured logs on stderr: ``kv`` (key=value) or ``json`` lines."""
     if style not in ("kv", "json"):
         raise ValueError(f"unknown log format {style!r}; use kv or json")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(_LogFormatter(style))
     root = logging.getLogger()
     root.handlers[:] = [handler]

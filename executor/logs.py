@@ -12,8 +12,26 @@ import logging
 import os
 import sys
 import time
+from typing import TextIO
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+class StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted, not the
+    stream it was created with: a handler installed while stderr was redirected (a CLI run under a
+    test runner's capture) must not keep writing to that closed stream afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,7 +59,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(component: str, level: str | int | None = None) -> None:
     """JSON lines on stderr for this process (level from ``DEPIN_LOG_LEVEL``, default INFO)."""
     level = level or os.environ.get("DEPIN_LOG_LEVEL", "INFO")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter(component))
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -7,9 +7,22 @@ Commands given no URL talk to the local devnet recorded in ``$DEPIN_DEVNET_DIR``
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A CLI command run in-process configures the root logger (a handler, level INFO), as its own
+    process would: restore it after each test so the next one sees the interpreter's defaults."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IRandomness} from "./interfaces/IRandomness.sol";
+import {IRandomness} from "./IRandomness.sol";
 
 /// @title Block-hash randomness (anvil, L1)
 /// @notice The randomness of block `n` is `blockhash(n)`: readable once the chain is past `n`, for

@@ -7,8 +7,8 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
-import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IVerificationCourtTypes} from "./interfaces/IVerificationCourt.sol";
+import {IMarketForCourt} from "./IMarketForCourt.sol";
+import {IVerificationCourtTypes} from "./IVerificationCourt.sol";
 
 /// @title Storage layout and shared internals of VerificationCourt and its CourtEngine
 /// @dev VerificationCourt delegatecalls CourtEngine (deployed by its constructor) for `advance`,

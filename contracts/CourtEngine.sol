@@ -5,8 +5,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
-import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
+import {IMarketForCourt} from "./IMarketForCourt.sol";
+import {IRewardToken} from "./IRewardToken.sol";
 
 import {CourtBase} from "./CourtBase.sol";
 import {CourtDesk} from "./CourtDesk.sol";

@@ -7,11 +7,11 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
-import {ICourtViews} from "./interfaces/ICourtViews.sol";
-import {IJobMarket} from "./interfaces/IJobMarket.sol";
-import {IProviderStaking} from "./interfaces/IProviderStaking.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
+import {ICourtViews} from "./ICourtViews.sol";
+import {IJobMarket} from "./IJobMarket.sol";
+import {IProviderStaking} from "./IProviderStaking.sol";
+import {IRandomness} from "./IRandomness.sol";
+import {IRewardToken} from "./IRewardToken.sol";
 import {ProviderStaking} from "./ProviderStaking.sol";
 
 /// @title Job market with escrow, optimistic settlement and court-run verification of drawn jobs

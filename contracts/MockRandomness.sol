@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
-import {IRandomness} from "./interfaces/IRandomness.sol";
+import {IRandomness} from "./IRandomness.sol";
 
 /// @title Settable randomness for tests and simulations (never for a real deployment)
 /// @notice The randomness of block `n` is the admin's override for `n` if set, else

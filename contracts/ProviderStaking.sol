@@ -6,8 +6,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
-import {IJobMarket} from "./interfaces/IJobMarket.sol";
-import {IProviderStaking} from "./interfaces/IProviderStaking.sol";
+import {IJobMarket} from "./IJobMarket.sol";
+import {IProviderStaking} from "./IProviderStaking.sol";
 
 /// @title Provider staking with unbonding and market-controlled collateral
 /// @notice Deployed by the job market in its constructor: the deployer is the market, fixed forever.

@@ -8,7 +8,7 @@ import {ERC20Capped} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20C
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 
-import {IRewardToken} from "./interfaces/IRewardToken.sol";
+import {IRewardToken} from "./IRewardToken.sol";
 
 /// @title depin-compute reward token (OpenZeppelin ERC20 + Permit + Capped + Burnable)
 /// @dev Invariant: totalSupply() == sum of balanceOf over all accounts <= cap(). Minting is the

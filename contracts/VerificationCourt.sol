@@ -5,9 +5,9 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
-import {IMarketForCourt} from "./interfaces/IMarketForCourt.sol";
-import {IRandomness} from "./interfaces/IRandomness.sol";
-import {IVerificationCourt} from "./interfaces/IVerificationCourt.sol";
+import {IMarketForCourt} from "./IMarketForCourt.sol";
+import {IRandomness} from "./IRandomness.sol";
+import {IVerificationCourt} from "./IVerificationCourt.sol";
 import {CourtBase} from "./CourtBase.sol";
 import {CourtDesk} from "./CourtDesk.sol";
 import {CourtEngine} from "./CourtEngine.sol";

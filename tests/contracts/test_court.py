@@ -1,4 +1,4 @@
-"""VerificationCourt against a market stub (contracts/test/MarketStub.sol) and a settable randomness.
+"""VerificationCourt against a market stub (contracts/MarketStub.sol) and a settable randomness.
 
 Every case of the protocol (VERIFICATION.md §1): the drawn audit, the K = 3 / 7 / 15 juries, redraws
 of empty seats and no-shows, the arbiter as a timelocked last appeal, canaries and open challenges.

@@ -4,8 +4,8 @@ pragma solidity 0.8.37;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
-import {IMarketForCourt} from "../interfaces/IMarketForCourt.sol";
-import {IRandomness} from "../interfaces/IRandomness.sol";
+import {IMarketForCourt} from "./IMarketForCourt.sol";
+import {IRandomness} from "./IRandomness.sol";
 
 /// @title A market stub for the court's tests: settable jobs, the court-side boundary only
 /// @notice `createJob` records a Submitted job (status 3) submitted now, anchored at block.number +

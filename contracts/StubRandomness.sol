@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IRandomness} from "../interfaces/IRandomness.sol";
+import {IRandomness} from "./IRandomness.sol";
 
 /// @title Test randomness: a settable value per block (default keccak256(abi.encode(blockNumber)))
 /// @notice Ready iff block.number > blockNumber; never expires. Tests only.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {ICourtViews} from "../interfaces/ICourtViews.sol";
-import {IJobMarket} from "../interfaces/IJobMarket.sol";
+import {ICourtViews} from "./ICourtViews.sol";
+import {IJobMarket} from "./IJobMarket.sol";
 
 /// @title A stand-in court for tests and the devnet until VerificationCourt ships
 /// @notice Implements the two views the market checks (`requiredChallengeWindow`, `maxHorizon`),

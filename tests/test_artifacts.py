@@ -113,3 +113,15 @@ def test_package_data_is_declared_and_found():
         rel = PurePosixPath("artifacts") / file_name
         assert any(rel.match(g) for g in globs), f"depin/{rel} is not covered by package-data {globs}"
         assert folder.joinpath(file_name).read_text().endswith("\n")
+
+
+def test_contract_sources_sit_in_one_flat_folder():
+    """ape lists at most 500 files under contracts/ (ProjectManager's source scan), and
+    ape-solidity unpacks OpenZeppelin into contracts/.cache: a subfolder of ours could be listed
+    after those 500 and silently vanish from the project (seen in a fresh clone: every contract
+    test errored on a missing TestCourt). Top-level files are always listed first."""
+    folder = REPO / "contracts"
+    nested = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*.sol") if p.parent != folder and ".cache" not in p.parts
+    )
+    assert nested == [], f"move these into contracts/ itself: {nested}"

@@ -57,7 +57,8 @@ def up(
                f"already running: {', '.join(report.kept) or 'nothing'})")
     for label, key in (
         ("RPC URL", "rpc_url"), ("Redis URL", "redis_url"), ("deployment", "deployment"),
-        ("container engine", "docker_host"), ("result server", "results_url"), ("logs", "logs"), ("env file", "env_file"),
+        ("container engine", "docker_host"), ("result server", "results_url"), ("explorer", "explorer_url"),
+        ("logs", "logs"), ("env file", "env_file"),
     ):
         typer.echo(f"  {label + ':':<18}{info[key] or '-'}")
     for name, reason in report.not_wired.items():
@@ -130,6 +131,8 @@ def status(
             table.add_row(r.name, r.state, str(r.pid) if r.pid else "-", r.detail)
         console = make_console()
         console.print(table)
+        if dn.info().get("explorer_url"):
+            typer.echo(f"explorer: {dn.info()['explorer_url']}/")
         if not running:
             typer.echo(f"the devnet in {dn.dir} is not running: start it with `depin devnet up`")
     if not healthy:

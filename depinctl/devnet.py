@@ -339,6 +339,14 @@ COMPONENTS: tuple[Component, ...] = (
         grace=20.0,
     ),
     Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env),
+    # the web explorer (+ JSON API and /metrics) over the index: `depin explorer`
+    Component(
+        "explorer",
+        lambda dn: [sys.executable, "-m", "depinctl.cli", "explorer", "--port", str(dn.ports["explorer"])],
+        lambda dn: check_http(f"{dn.explorer_url}/healthz"),
+        env=_indexer_env,
+        port="explorer",
+    ),
     Component(
         "dispatcher",
         _executor_argv("provider", "dispatcher"),
@@ -349,7 +357,7 @@ COMPONENTS: tuple[Component, ...] = (
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results")
+PORT_NAMES = ("anvil", "redis", "results", "explorer")
 ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0]}
 ROLE_PORTS = {"provider": "results"}
 
@@ -458,6 +466,10 @@ class Devnet:
     @property
     def results_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.get('results', 0)}"
+
+    @property
+    def explorer_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.get('explorer', 0)}"
 
     @property
     def docker_host(self) -> str:
@@ -990,6 +1002,7 @@ class Devnet:
             "deployment": str(self.deployment_file) if self.deployment_file.exists() else None,
             "docker_host": self.docker_host or None,
             "results_url": self.results_url if "results" in self.ports else None,
+            "explorer_url": self.explorer_url if "explorer" in self.ports else None,
             "env_file": str(self.env_file) if self.env_file.exists() else None,
             "logs": str(self.logs_dir),
             "ports": dict(self.ports),

@@ -541,6 +541,10 @@ def indexer_run(
     ] = None,
     log_format: LogFormatOpt = "kv",
     log_level: LogLevelOpt = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="DEPIN_METRICS_PORT", min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
+    ] = None,
 ) -> None:
     """Run the indexer: backfill the market's and staking contract's events from the deployment
     block into Redis, then follow the head until SIGTERM or Ctrl-C (a clean stop between batches).
@@ -587,6 +591,10 @@ def indexer_run(
             "finality_depth": config.finality_depth,
         },
     )
+    if metrics_port:
+        from indexer.metrics import serve_metrics  # lazy: start-up
+
+        serve_metrics(metrics_port)
     started = time.monotonic()
     try:
         Indexer(config).run(stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ def up(
     redis_port: Annotated[int | None, typer.Option(help="Redis's port, 1-65535 (default: a free port, kept across restarts).", min=1, max=65535)] = None,
     results_port: Annotated[int | None, typer.Option(help="The provider's result server port, 1-65535 (default: a free port).", min=1, max=65535)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    with_flower: Annotated[bool, typer.Option("--with-flower", help="Also run Flower, the Celery monitor of the provider executor.")] = False,
 ) -> None:
     """Start the devnet in the background (or repair it): anvil, Redis, the container engine, the
     contracts (deployed once), funded development accounts and registered providers, the sample job
@@ -48,6 +50,8 @@ def up(
 
     Example: depin devnet up && source .devnet/env && depin jobs list
     """
+    if with_flower:
+        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     dn = _devnet(state_dir)
     pinned = {k: v for k, v in (("anvil", rpc_port), ("redis", redis_port), ("results", results_port)) if v}
     report = dn.up(say=(lambda line: None) if quiet else (lambda line: typer.echo(f"  {line}")), pinned_ports=pinned)
@@ -57,7 +61,7 @@ def up(
                f"already running: {', '.join(report.kept) or 'nothing'})")
     for label, key in (
         ("RPC URL", "rpc_url"), ("Redis URL", "redis_url"), ("deployment", "deployment"),
-        ("container engine", "docker_host"), ("result server", "results_url"), ("explorer", "explorer_url"),
+        ("container engine", "docker_host"), ("result server", "results_url"), ("explorer", "explorer_url"), ("flower", "flower_url"),
         ("logs", "logs"), ("env file", "env_file"),
     ):
         typer.echo(f"  {label + ':':<18}{info[key] or '-'}")

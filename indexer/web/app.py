@@ -109,7 +109,7 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
             [("posted", data["posted_per_minute"], "#2563eb"), ("finalized", data["finalized_per_minute"], "#16a34a")],
             labels, "jobs posted and finalized per minute",
         )
-        stats = templates.get_template("_stats.html").render(d=data, chart=chart, symbol="DPC")
+        stats = templates.get_template("_stats.html").render(d=data, chart=chart, symbol="DPC", status=reader.status())
         jobs = templates.get_template("_jobs.html").render(jobs=explorer.recent_jobs())
         return {"stats": stats, "jobs": jobs}
 
@@ -121,7 +121,7 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
         chart = svg.line(
             d["earnings"], "cumulative earnings",
             (lambda x: utc(x)) if d["time_axis"] else (lambda x: f"block {int(x)}"),
-            lambda y: f"{tokens(int(y))} DPC",
+            lambda y: tokens(int(y)),
         )
         return {"provider-main": templates.get_template("_provider_main.html").render(d=d, chart=chart, symbol="DPC")}
 

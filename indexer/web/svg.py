@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from markupsafe import Markup, escape
 
 W, H = 600, 180
-PAD_L, PAD_R, PAD_T, PAD_B = 48, 10, 10, 24
+PAD_L, PAD_R, PAD_T, PAD_B = 64, 10, 10, 24
 
 
 def _fmt(v: float) -> str:

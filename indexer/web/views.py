@@ -13,7 +13,7 @@ import statistics
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -417,7 +417,7 @@ class Explorer:
             raise NotFound(f"no provider {who} in the index (it never registered with the staking contract)")
         ids = self._party_jobs(self.reader.keys.jobs_by_provider(who))
         fields = ["status", "provider", "failure", "failureCode", "outcome", "payout", "emission", "providerPayout",
-                  "slashed", "verificationBlock", "caseOutcome", "reward", "history", "timeouts"]
+                  "slashed", "verificationBlock", "caseOutcome", "reward", "history", "timeouts", "auditBps"]
         rows = self.reader.jobs_fields(ids, fields)
         mine = who.lower()
         done = failed = slashed = timed_out = audited = 0
@@ -456,7 +456,7 @@ class Explorer:
             total += amount
             points.append((float(times.get(block, block)), total))
         submitted = sum(1 for f in rows if (f.get("provider") or "").lower() == mine and f.get("status") not in ("Claimed", "Open"))
-        params = self._params()
+        latest_bps = next((f["auditBps"] for f in rows if f.get("auditBps") not in (None, "")), None)  # ids: newest first
         withdrawable = self.redis.hget(self.reader.keys.account(who), "withdrawable")
         return {
             "provider": record,
@@ -465,7 +465,7 @@ class Explorer:
             "done": done, "failed": failed, "slashed": slashed, "lost": timed_out,
             "audited": audited, "audit_outcomes": audit_outcomes,
             "observed_audit_rate": (audited / submitted) if submitted else None,
-            "market_audit_bps": params.get("auditBps"),
+            "latest_audit_bps": latest_bps,
             "earnings": points, "earned": total, "time_axis": bool(times),
             "withdrawable": withdrawable,
         }
@@ -515,15 +515,6 @@ class Explorer:
             raise NotFound(f"no verifier {who} in the index")
         return {"address": who, "fields": sorted(fields.items())}
 
-    def _params(self) -> dict[str, str]:
-        raw = self.redis.hgetall(self.reader.keys.params)
-        return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
-
-
-@dataclass
-class SearchResult:
-    url: str | None = None
-    events: list[StreamEvent] = field(default_factory=list)
 
 
 def _seat_order(key: str) -> tuple[int, ...]:

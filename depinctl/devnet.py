@@ -305,7 +305,7 @@ def _executor_env(dn: Devnet) -> dict[str, str]:
 
 
 def _flower_env(dn: Devnet) -> dict[str, str]:
-    return {**_executor_env(dn), "DEPIN_FLOWER_PORT": str(dn.ports["flower"])}
+    return {**_executor_env(dn), "DEPIN_FLOWER_PORT": str(dn.ports.get("flower", 0))}
 
 
 def _flower_wanted() -> str | None:
@@ -352,7 +352,7 @@ COMPONENTS: tuple[Component, ...] = (
     # the web explorer (+ JSON API and /metrics) over the index: `depin explorer`
     Component(
         "explorer",
-        lambda dn: [sys.executable, "-m", "depinctl.cli", "explorer", "--port", str(dn.ports["explorer"])],
+        lambda dn: [sys.executable, "-m", "depinctl.cli", "explorer", "--port", str(dn.ports.get("explorer", 0))],
         lambda dn: check_http(f"{dn.explorer_url}/healthz"),
         env=_indexer_env,
         port="explorer",

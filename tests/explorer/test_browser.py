@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def test_a_job_appears_and_finalizes_live_then_job_and_provider_pages_match_the_
 
     # the row appears, then reaches Finalized, on the page loaded before the post (no reload)
     row = f"#job-row-{job_id}"
-    WebDriverWait(driver, 30).until(lambda d: _attr(d, row, "data-status") is not None)
+    WebDriverWait(driver, 30, poll_frequency=0.05).until(lambda d: _attr(d, row, "data-status") is not None)
+    seen_at = time.time()
     stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)  # the chain first (its failure shows the executor's logs)
     try:
         WebDriverWait(driver, 30, poll_frequency=0.2).until(lambda d: _attr(d, row, "data-status") == "Finalized")
@@ -162,6 +164,10 @@ def test_a_job_appears_and_finalizes_live_then_job_and_provider_pages_match_the_
     assert scraped[("depin_executor_jobs_submitted_total", (("kind", "result"),))] >= 1
     assert scraped[("depin_executor_container_run_seconds_count", ())] >= 1
     WebDriverWait(driver, 10).until(lambda d: f"job {job_id}" in _text(d, "#feed"))
+    posted_entry = next(i for i, f in stack.index().xrange(stack.keys.events)
+                        if f.get("event") == "JobPosted" and json.loads(f["args"]).get("jobId") == str(job_id))
+    # a figure for the report, not an assertion: from the indexer's write of the event to the row on the page
+    print(f"job {job_id} appeared on the overview {seen_at - int(posted_entry.split('-')[0]) / 1000:.2f} s after the indexer applied JobPosted")
     shots = _screenshots(driver, artifacts, "overview")
 
     # the job page: its timeline is the chain's events of the job, with their blocks and txs

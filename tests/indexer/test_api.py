@@ -225,3 +225,21 @@ def test_metrics_are_prometheus_text_from_the_index(client: TestClient) -> None:
     assert samples[("depin_indexer_head_lag_blocks", ())] == 7  # head 125 (chain_head), cursor 118
     assert samples[("depin_market_jobs", (("status", "Open"),))] == 2
     assert samples[("depin_market_tokens", (("kind", "paid"),))] == 10 * TOKEN
+
+
+def test_job_page_shows_the_court_case_and_seat_reveals(client: TestClient, r: redis.Redis, sample: Keys) -> None:
+    """A disputed job's audit: the case fields and one row per seat, its digest once revealed."""
+    seats = {
+        "1.1": {"verifier": PROVIDER_2, "bond": str(5 * TOKEN), "state": "Revealed", "digest": "0x" + "aa" * 32, "paid": "0"},
+        "1.2": {"verifier": REQUESTER_B, "bond": str(5 * TOKEN), "state": "Committed", "commitment": "0x" + "bb" * 32},
+    }
+    r.hset(sample.job(5), mapping={"court": STAKING, "casePhase": "Active", "caseRound": "1", "roundK": "3",
+                                   "seats": json.dumps(seats), "tallies": json.dumps([{"round": 1, "agree": 1}])})
+    html = client.get("/job/5").text
+    assert 'id="court"' in html and "Active" in html and 'id="seats"' in html
+    rows = re.findall(r"<tr><td>(1\.\d)</td>.*?<code>([^<]*)</code>", html, re.DOTALL)
+    assert rows == [("1.1", "0xaaaa…aaaa"), ("1.2", "not revealed")]
+    assert f'href="/verifier/{PROVIDER_2}"' in html and "Tallies" in html
+    # the requester page sums what the requester's jobs cost
+    page = client.get(f"/requester/{REQUESTER_A}").text
+    assert 'id="r-spent">' in page and "Disputed 1" in page

@@ -50,9 +50,9 @@ def up(
 
     Example: depin devnet up && source .devnet/env && depin jobs list
     """
-    if with_flower:
-        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     dn = _devnet(state_dir)
+    if with_flower or "flower" in dn.processes:  # once started, Flower stays part of this devnet until `down`
+        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     pinned = {k: v for k, v in (("anvil", rpc_port), ("redis", redis_port), ("results", results_port)) if v}
     report = dn.up(say=(lambda line: None) if quiet else (lambda line: typer.echo(f"  {line}")), pinned_ports=pinned)
     info = dn.info()
@@ -106,6 +106,8 @@ def status(
     Example: depin devnet status --json
     """
     dn = _devnet(state_dir)
+    if "flower" in dn.processes:  # started by `up --with-flower`
+        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     if not dn.state_file.exists():
         if as_json:
             typer.echo(json.dumps({"state_dir": str(dn.dir), "running": False, "components": []}, indent=2))

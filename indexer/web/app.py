@@ -236,8 +236,12 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
                     if not reply:
                         yield ": idle\n\n"
                         continue
-                    last = reply[0][1][-1][0]
-                    payload = await run_in_threadpool(update, last, page, key)
+                    entries = reply[0][1]
+                    last = entries[-1][0]
+                    payload = await run_in_threadpool(update, last, page, key, entries)
+                    if payload is None:
+                        yield f"id: {last}\n: nothing for this page\n\n"
+                        continue
                     yield f"id: {last}\nevent: update\ndata: {json.dumps(payload)}\n\n"
             finally:
                 await client.aclose()
@@ -245,8 +249,28 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    def update(last: str, which: str, key: str) -> dict[str, Any]:
-        """The feed lines since the page's previous update and its fragments, re-rendered."""
+    def concerns(entries: list[tuple[str, dict[str, str]]], which: str, key: str) -> bool:
+        """Whether new stream entries can change the page: any for the overview; the job's own
+        events for a job page; for a provider or requester page, events naming the address or one
+        of its jobs."""
+        if which == "overview" or not key:
+            return True
+        if which == "job":
+            needle = f'"jobId":"{key}"'
+            return any(needle in (fields.get("args") or "") for _, fields in entries)
+        who = key.lower()
+        if any(who in (fields.get("args") or "").lower() for _, fields in entries):
+            return True
+        job_ids = {str(a["jobId"]) for _, fields in entries if isinstance(a := _args(fields), dict) and "jobId" in a}
+        if not job_ids:
+            return False
+        index = reader.keys.jobs_by_provider(key) if which == "provider" else reader.keys.jobs_by_requester(key)
+        return any(score is not None for score in explorer.redis.zmscore(index, sorted(job_ids)))
+
+    def update(last: str, which: str, key: str, entries: list[tuple[str, dict[str, str]]]) -> dict[str, Any] | None:
+        """The page's fragments re-rendered for new stream `entries` (None: they do not concern it)."""
+        if not concerns(entries, which, key):
+            return None
         started = time.monotonic()
         try:
             frags = fragments(which, key)
@@ -257,6 +281,13 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
         return {"last": last, "fragments": frags, "rendered_ms": round((time.monotonic() - started) * 1000, 1)}
 
     return explorer
+
+
+def _args(fields: dict[str, str]) -> Any:
+    try:
+        return json.loads(fields.get("args") or "{}")
+    except ValueError:
+        return None
 
 
 def _stream_id_ok(text: str) -> bool:

@@ -243,3 +243,25 @@ def test_job_page_shows_the_court_case_and_seat_reveals(client: TestClient, r: r
     # the requester page sums what the requester's jobs cost
     page = client.get(f"/requester/{REQUESTER_A}").text
     assert 'id="r-spent">' in page and "Disputed 1" in page
+
+
+
+def test_stream_skips_entries_that_do_not_concern_the_page(client: TestClient, r: redis.Redis, sample: Keys) -> None:
+    """A job page is re-rendered only for its job's events (others pass as comments); a provider
+    page also for events of its jobs that do not name it (JobFinalized carries the job id only)."""
+    first = _add_stream(r, sample, "JobPosted", 2, 12, "0x" + "12" * 32)
+    for page, key in (("job", "3"), ("provider", PROVIDER_1)):
+        other = _add_stream(r, sample, "JobPosted", 4, 14, "0x" + "14" * 32)  # not job 3, not provider 1's
+        lines: list[str] = []
+        mine = ""
+        with client.stream("GET", "/explorer/stream", params={"after": first, "page": page, "key": key}) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                if line == ": nothing for this page":
+                    assert lines[-2] == f"id: {other}" and not any(x.startswith("event:") for x in lines)
+                    mine = _add_stream(r, sample, "JobFinalized", 3, 33, "0x" + "33" * 32, payout=str(3 * TOKEN))
+                if line.startswith("data:"):
+                    break
+        payload = json.loads(lines[-1].removeprefix("data:"))
+        assert mine and payload["last"] == mine and payload["fragments"], (page, lines)
+        first = mine

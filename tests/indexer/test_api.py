@@ -72,6 +72,7 @@ def test_unknown_ids_are_404_with_a_json_error(client: TestClient) -> None:
         "/jobs?offset=-1",
         "/jobs/-1",
         "/jobs/abc",
+        f"/jobs/{2**256}",
         "/providers/0x1234",
     ],
 )

@@ -119,13 +119,22 @@ class _RetryCounter(logging.Filter):
         return True
 
 
+_installed: list[Any] = []  # the runtime this process counts for (once per process)
+
+
 def install(rt: Any) -> None:
-    """Counts, in this process, the SDK's transaction re-sends and Celery's task retries."""
-    logging.getLogger("depin.transactions").addFilter(_RetryCounter(rt))
+    """Counts, in this process, the SDK's transaction re-sends and Celery's task retries (once:
+    later calls only change the runtime counted for)."""
+    if _installed:
+        _installed[0].rt = rt
+        return
+    counter = _RetryCounter(rt)
+    _installed.append(counter)
+    logging.getLogger("depin.transactions").addFilter(counter)
     from celery.signals import task_retry  # lazy: optional
 
     def on_retry(sender: Any = None, **_: Any) -> None:
-        count(rt, "task_retries", task=getattr(sender, "name", str(sender)))
+        count(counter.rt, "task_retries", task=getattr(sender, "name", str(sender)))
 
     task_retry.connect(on_retry, weak=False)
 

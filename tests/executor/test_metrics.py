@@ -71,6 +71,7 @@ def test_counts_from_any_process_are_served_and_move(rt: FakeRuntime, caplog: py
         # the SDK's transactor logs a fee bump (at INFO, the executor's default level): a transaction retry
         caplog.set_level(logging.INFO, logger="depin.transactions")
         metrics.install(rt)
+        metrics.install(rt)  # idempotent: one count per re-send
         logging.getLogger("depin.transactions").info("re-broadcast %s nonce=%d maxFeePerGas=%d tip=%d tx=%s", "claim", 3, 10, 2, "0x1")
 
         after = scrape(url)
@@ -91,6 +92,7 @@ def test_counts_from_any_process_are_served_and_move(rt: FakeRuntime, caplog: py
         server.shutdown()
         for f in list(logging.getLogger("depin.transactions").filters):
             logging.getLogger("depin.transactions").removeFilter(f)
+        metrics._installed.clear()
 
 
 def test_counting_never_raises_when_redis_is_gone(rt: FakeRuntime) -> None:

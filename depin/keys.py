@@ -228,6 +228,11 @@ class ExecKeys:
     def submitted(self) -> str:
         return f"{self.prefix}:submitted"
 
+    @property
+    def metrics(self) -> str:
+        """The executor's Prometheus counters and histogram buckets (:mod:`executor.metrics`)."""
+        return f"{self.prefix}:metrics"
+
     def health(self, component: str) -> str:
         """A component's heartbeat hash (:mod:`executor.health`)."""
         return f"{self.prefix}:health:{component}"

@@ -541,6 +541,10 @@ def indexer_run(
     ] = None,
     log_format: LogFormatOpt = "kv",
     log_level: LogLevelOpt = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="DEPIN_METRICS_PORT", min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
+    ] = None,
 ) -> None:
     """Run the indexer: backfill the market's and staking contract's events from the deployment
     block into Redis, then follow the head until SIGTERM or Ctrl-C (a clean stop between batches).
@@ -587,6 +591,10 @@ def indexer_run(
             "finality_depth": config.finality_depth,
         },
     )
+    if metrics_port:
+        from indexer.metrics import serve_metrics  # lazy: start-up
+
+        serve_metrics(metrics_port)
     started = time.monotonic()
     try:
         Indexer(config).run(stop)
@@ -624,7 +632,8 @@ def indexer_api(
     """Serve the index as an HTTP JSON API for dashboards until Ctrl-C or SIGTERM.
 
     Routes: /jobs, /jobs/{id}, /providers, /providers/{address}, /totals, /status, /healthz; the
-    OpenAPI document is at /openapi.json and interactive docs at /docs.
+    OpenAPI document is at /openapi.json and interactive docs at /docs. The same server is the web
+    explorer (HTML pages at /, /job/{id}, /provider/{address}, ...) and serves /metrics.
 
     Example: depin indexer api --port 8000   (then: curl 'http://127.0.0.1:8000/jobs?status=open')
     """
@@ -638,6 +647,30 @@ def indexer_api(
         namespace=namespace,
     )
     serve(config, host, port)
+
+
+@app.command("explorer")
+@user_errors
+def explorer(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (1-65535).", min=1, max=65535)] = 8080,
+    redis_url: RedisUrlOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    namespace: NamespaceOpt = "depin",
+    log_format: LogFormatOpt = "kv",
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Serve the web explorer (live pages over the index) until Ctrl-C or SIGTERM.
+
+    Pages: / (overview), /job/{id}, /provider/{address}, /requester/{address}, /tx/{hash},
+    /search?q=; live updates over server-sent events. The same server answers the JSON API
+    (`depin indexer api`) and /metrics. `depin devnet up` starts one and prints its URL.
+
+    Example: depin explorer --port 8080   (then open http://127.0.0.1:8080/)
+    """
+    indexer_api(host=host, port=port, redis_url=redis_url, rpc_url=rpc_url, deployment=deployment,
+                namespace=namespace, log_format=log_format, log_level=log_level)
 
 
 if __name__ == "__main__":

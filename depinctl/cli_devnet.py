@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ def up(
     redis_port: Annotated[int | None, typer.Option(help="Redis's port, 1-65535 (default: a free port, kept across restarts).", min=1, max=65535)] = None,
     results_port: Annotated[int | None, typer.Option(help="The provider's result server port, 1-65535 (default: a free port).", min=1, max=65535)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    with_flower: Annotated[bool, typer.Option("--with-flower", help="Also run Flower, the Celery monitor of the provider executor.")] = False,
 ) -> None:
     """Start the devnet in the background (or repair it): anvil, Redis, the container engine, the
     contracts (deployed once), funded development accounts and registered providers, the sample job
@@ -49,6 +51,8 @@ def up(
     Example: depin devnet up && source .devnet/env && depin jobs list
     """
     dn = _devnet(state_dir)
+    if with_flower or "flower" in dn.processes:  # once started, Flower stays part of this devnet until `down`
+        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     pinned = {k: v for k, v in (("anvil", rpc_port), ("redis", redis_port), ("results", results_port)) if v}
     report = dn.up(say=(lambda line: None) if quiet else (lambda line: typer.echo(f"  {line}")), pinned_ports=pinned)
     info = dn.info()
@@ -57,7 +61,8 @@ def up(
                f"already running: {', '.join(report.kept) or 'nothing'})")
     for label, key in (
         ("RPC URL", "rpc_url"), ("Redis URL", "redis_url"), ("deployment", "deployment"),
-        ("container engine", "docker_host"), ("result server", "results_url"), ("logs", "logs"), ("env file", "env_file"),
+        ("container engine", "docker_host"), ("result server", "results_url"), ("explorer", "explorer_url"), ("flower", "flower_url"),
+        ("logs", "logs"), ("env file", "env_file"),
     ):
         typer.echo(f"  {label + ':':<18}{info[key] or '-'}")
     for name, reason in report.not_wired.items():
@@ -101,6 +106,8 @@ def status(
     Example: depin devnet status --json
     """
     dn = _devnet(state_dir)
+    if "flower" in dn.processes:  # started by `up --with-flower`
+        os.environ["DEPIN_DEVNET_FLOWER"] = "1"
     if not dn.state_file.exists():
         if as_json:
             typer.echo(json.dumps({"state_dir": str(dn.dir), "running": False, "components": []}, indent=2))
@@ -130,6 +137,8 @@ def status(
             table.add_row(r.name, r.state, str(r.pid) if r.pid else "-", r.detail)
         console = make_console()
         console.print(table)
+        if dn.info().get("explorer_url"):
+            typer.echo(f"explorer: {dn.info()['explorer_url']}/")
         if not running:
             typer.echo(f"the devnet in {dn.dir} is not running: start it with `depin devnet up`")
     if not healthy:

@@ -39,13 +39,22 @@ def _check(config: Path | None, role: str | None) -> None:
 
 @app.command()
 @user_errors
-def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Run the whole executor: compute and chain workers, beat, dispatcher, result server.
+def start(
+    config: ConfigOpt = None,
+    role: RoleOpt = None,
+    flower: Annotated[bool, typer.Option("--flower", help="Also run Flower, the Celery monitor (web UI on 127.0.0.1).")] = False,
+    flower_port: Annotated[int, typer.Option(help="Flower's port (1-65535).", min=1, max=65535)] = 5555,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", metavar="HOST:PORT", help="Serve Prometheus /metrics here (default: $DEPIN_EXECUTOR_METRICS; none)."),
+    ] = None,
+) -> None:
+    """Run the whole executor: compute and chain workers, beat, dispatcher, result server (and Flower).
 
-    Example: depin executor start --config depin.toml --role provider
+    Example: depin executor start --config depin.toml --role provider --flower --metrics 127.0.0.1:9102
     """
 
-    from executor.worker import preflight, run_all  # lazy: start-up
+    from executor.worker import COMPONENTS, ENV_EVENTS, ENV_FLOWER_PORT, preflight, run_all  # lazy: start-up
 
     if config is None and not os.environ.get("DEPIN_CONFIG"):
         from depin.config import ConfigError  # lazy: start-up
@@ -53,7 +62,17 @@ def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
         raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
     path = config or Path(os.environ["DEPIN_CONFIG"])
     preflight(path, role)  # deployment, key, Redis, RPC: one error line before any child starts
-    raise typer.Exit(run_all(path, role))
+    components: tuple[str, ...] = COMPONENTS
+    if metrics:
+        os.environ["DEPIN_EXECUTOR_METRICS"] = metrics  # the result server's process serves them
+    if os.environ.get("DEPIN_EXECUTOR_METRICS"):
+        typer.echo(f"metrics: http://{os.environ['DEPIN_EXECUTOR_METRICS']}/metrics")
+    if flower:
+        os.environ[ENV_FLOWER_PORT] = str(flower_port)
+        os.environ[ENV_EVENTS] = "1"  # the workers send the events Flower shows
+        components = (*COMPONENTS, "flower")
+        typer.echo(f"flower: http://127.0.0.1:{flower_port}/")
+    raise typer.Exit(run_all(path, role, components=components))
 
 
 @app.command()

@@ -299,7 +299,17 @@ def _executor_env(dn: Devnet) -> dict[str, str]:
     # file:// inputs (requester and provider share this machine) are read only below the folder that
     # holds the state folder (the project folder, for the default `.devnet`) and the state folder itself
     env["DEPIN_INPUT_FILE_ROOTS"] = os.pathsep.join(str(p) for p in (dn.dir.parent, dn.dir))
+    if os.environ.get(ENV_WITH_FLOWER) == "1":
+        env["DEPIN_CELERY_EVENTS"] = "1"  # the workers send the events Flower shows
     return env
+
+
+def _flower_env(dn: Devnet) -> dict[str, str]:
+    return {**_executor_env(dn), "DEPIN_FLOWER_PORT": str(dn.ports.get("flower", 0))}
+
+
+def _flower_wanted() -> str | None:
+    return None if os.environ.get(ENV_WITH_FLOWER) == "1" else "start it with `depin devnet up --with-flower`"
 
 
 def _alive(dn: Devnet) -> Health:
@@ -339,6 +349,19 @@ COMPONENTS: tuple[Component, ...] = (
         grace=20.0,
     ),
     Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env),
+    # the web explorer (+ JSON API and /metrics) over the index: `depin explorer`
+    Component(
+        "explorer",
+        lambda dn: [sys.executable, "-m", "depinctl.cli", "explorer", "--port", str(dn.ports.get("explorer", 0))],
+        lambda dn: check_http(f"{dn.explorer_url}/healthz"),
+        env=_indexer_env,
+        port="explorer",
+    ),
+    # Flower, the Celery monitor of the provider executor (`depin devnet up --with-flower`)
+    Component(
+        "flower", _executor_argv("provider", "flower"), lambda dn: check_http(f"{dn.flower_url}/healthcheck"),
+        env=_flower_env, available=_flower_wanted, port="flower",
+    ),
     Component(
         "dispatcher",
         _executor_argv("provider", "dispatcher"),
@@ -349,7 +372,8 @@ COMPONENTS: tuple[Component, ...] = (
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results")
+PORT_NAMES = ("anvil", "redis", "results", "explorer", "flower")
+ENV_WITH_FLOWER = "DEPIN_DEVNET_FLOWER"  # "1": the devnet runs Flower (`up --with-flower` sets it)
 ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0]}
 ROLE_PORTS = {"provider": "results"}
 
@@ -458,6 +482,14 @@ class Devnet:
     @property
     def results_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.get('results', 0)}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.get('flower', 0)}"
+
+    @property
+    def explorer_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.get('explorer', 0)}"
 
     @property
     def docker_host(self) -> str:
@@ -990,6 +1022,8 @@ class Devnet:
             "deployment": str(self.deployment_file) if self.deployment_file.exists() else None,
             "docker_host": self.docker_host or None,
             "results_url": self.results_url if "results" in self.ports else None,
+            "explorer_url": self.explorer_url if "explorer" in self.ports else None,
+            "flower_url": self.flower_url if "flower" in self.processes else None,
             "env_file": str(self.env_file) if self.env_file.exists() else None,
             "logs": str(self.logs_dir),
             "ports": dict(self.ports),

@@ -1,7 +1,7 @@
 """``python -m executor COMPONENT --config depin.toml [--role ROLE]``: one executor component.
 
 Components: ``start`` (all of them, supervised), ``worker --queue compute|chain``, ``beat``,
-``dispatcher``, ``results``, ``reap``. The user-facing entry point is ``depin executor …`` (same
+``dispatcher``, ``results``, ``flower`` (the Celery monitor, port ``DEPIN_FLOWER_PORT``), ``reap``. The user-facing entry point is ``depin executor …`` (same
 functions); this one starts faster, which the supervisor and the tests use.
 """
 
@@ -17,7 +17,7 @@ from executor.runtime import ROLES
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
-    parser.add_argument("component", choices=("start", "worker", "beat", "dispatcher", "results", "reap"))
+    parser.add_argument("component", choices=("start", "worker", "beat", "dispatcher", "results", "flower", "reap"))
     parser.add_argument("--config", default=None, help="depin.toml (default: $DEPIN_CONFIG)")
     parser.add_argument("--role", choices=ROLES, default=None)
     parser.add_argument("--queue", choices=("compute", "chain"), default="compute")
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             worker.run_dispatcher(args.config, args.role)
         elif args.component == "results":
             worker.run_results(args.config, args.role)
+        elif args.component == "flower":
+            worker.run_flower(args.config, args.role)
         else:
             for name in worker.reap(args.config, args.role):
                 print(name)

@@ -16,7 +16,7 @@ from celery import Task
 from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus
 from depin.transactions import TxReverted
-from executor import queue
+from executor import metrics, queue
 from executor.execute import PolicyRefused
 from executor.execution import (
     AFTER_SUBMIT,
@@ -90,6 +90,7 @@ def claim_job(rt: Runtime, job_id: int) -> None:
                 log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
                 return
     rt.set_record(job_id, "claimed", claimed_at=time.time())
+    metrics.count(rt, "jobs_claimed")
     queue.send("depin.run", job_id)
 
 
@@ -163,6 +164,7 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
         sub = journal_outcome(rt, job_id, job.spec_hash, outcome)
         fields = {**outcome_fields(outcome), **submission_fields(sub)}
         rt.set_record(job_id, "outcome", **fields)
+        metrics.outcome(rt, outcome)
         shown = {("result_name" if k == "name" else k): v for k, v in fields.items()}  # "name" is the LogRecord's own
         log.info("outcome recorded", extra={"job": job_id, **shown, "lease_lost": lease.lost})
     finally:
@@ -206,6 +208,7 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
             rt.refuse(job_id, f"we reported an availability failure (code {sub.code}) on it")
         try:
             receipt = send_recorded(rt, job_id, fn, *args)
+            metrics.submitted(rt, sub.kind, sub.code)
         except TxReverted as exc:
             job = rt.job(job_id)
             if same(job.provider, rt.address) and job.status in AFTER_SUBMIT:

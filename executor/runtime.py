@@ -33,6 +33,9 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     A component's heartbeat (:mod:`executor.health`; today the chain worker's): ``heartbeat`` (unix
     time of the last beat), ``pid``, ``unconfirmed_since`` (unix time since which the oldest of its
     transactions waits to be mined; empty when none waits), ``detail``.
+``{e}:metrics`` (hash)
+    The executor's Prometheus counters and histogram buckets, added to by every process
+    (:mod:`executor.metrics`).
 
 Record states: ``claiming`` (the dispatcher queued the claim) → ``claimed`` (mined: the run is
 queued) → ``running`` → ``outcome`` (result or failure recorded; the submission is queued) →

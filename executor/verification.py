@@ -30,6 +30,7 @@ from typing import Any
 from depin.contracts import VerificationCourt
 from depin.market import JobStatus
 from depin.transactions import TxReverted
+from executor import metrics
 from executor.execution import same
 from executor.runtime import Runtime
 
@@ -103,6 +104,7 @@ def follow(rt: Runtime, job_id: int) -> int:
         if exc.error_name not in ("NothingDue", "NotDrawn", "CaseClosed"):
             log.info("advance not sent", extra={"job": job_id, "error": exc.error_name})
         return 0
+    metrics.count(rt, "court_actions", action="advance")
     log.info("court advanced", extra={"job": job_id, "tx": receipt.tx_hash})
     return 1
 
@@ -121,6 +123,7 @@ def reveal(rt: Runtime, job_id: int, court: VerificationCourt) -> int:
             return 0
         raise
     rt.set_record(job_id, revealed_tx=receipt.tx_hash)
+    metrics.count(rt, "court_actions", action="reveal")
     log.info("revealed to the court", extra={"job": job_id, "tx": receipt.tx_hash})
     return 1
 

@@ -41,7 +41,9 @@ from celery.signals import worker_process_init, worker_ready
 from depin.accounts import account_from_config
 from depin.client import Client
 from depin.deployment import load_deployment_file
-from executor.celery import ROUTES, app, configure_app
+from depin.keys import broker_prefix
+from executor import metrics
+from executor.celery import CHAIN, COMPUTE, ROUTES, app, configure_app
 from executor.containers import reap_orphans
 from executor.dispatcher import Dispatcher
 from executor.engine import check_sandbox, connect
@@ -53,6 +55,9 @@ from executor.runtime import ENV_CONFIG, ENV_ROLE, Runtime, get_runtime, load_ex
 log = logging.getLogger("executor.worker")
 
 COMPONENTS = ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
+ENV_FLOWER_PORT = "DEPIN_FLOWER_PORT"
+ENV_EVENTS = "DEPIN_CELERY_EVENTS"  # "1": workers send heartbeat and task events (for Flower)
+DEFAULT_FLOWER_PORT = 5555
 STOP_GRACE = float(os.environ.get("DEPIN_STOP_GRACE", "20"))
 MAX_START_CRASHES = int(os.environ.get("DEPIN_MAX_START_CRASHES", "5"))  # in a row, each within START_WINDOW
 START_WINDOW = float(os.environ.get("DEPIN_START_WINDOW", "30"))  # seconds after a start that count as "at start"
@@ -70,6 +75,7 @@ def configured_runtime(config: Path | str | None, role: str | None) -> Runtime:
     _configure(config, role)
     rt = get_runtime()
     configure_app(app, rt)
+    metrics.install(rt)  # count transaction re-sends and task retries
     return rt
 
 
@@ -103,7 +109,9 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
         start_heartbeat()  # the chain worker's progress check (executor.health)
     hostname = f"{queue}-{rt.role}-{rt.address[:10].lower()}-{os.getpid()}@%h"
     argv = ["worker", "--queues", queue, *pool, "--hostname", hostname, "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO"),
-            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            "--without-gossip", "--without-mingle"]
+    # Flower sees workers by their heartbeat events and tasks by task events: sent only when asked
+    argv += ["--task-events"] if os.environ.get(ENV_EVENTS) == "1" else ["--without-heartbeat"]
     app.worker_main(argv)
 
 
@@ -127,7 +135,20 @@ def run_results(config: Path | str | None, role: str | None) -> None:
     setup_logging("results")
     rt = get_runtime()
     host, _, port = rt.config.executor.results_bind.rpartition(":")
+    bind = metrics.bind_from_env()
+    if bind:  # the executor's /metrics (every component counts into Redis; this process serves them)
+        metrics.serve(rt, bind, {broker_prefix(rt.xkeys.prefix) + q: q for q in (COMPUTE, CHAIN)})
     serve(rt.store, host or "127.0.0.1", int(port))
+
+
+def run_flower(config: Path | str | None, role: str | None, port: int | None = None, address: str = "127.0.0.1") -> None:
+    """Flower, the Celery monitor, on this executor's broker (its key prefix included) at
+    ``http://address:port/`` (port: `port`, else ``DEPIN_FLOWER_PORT``, else 5555)."""
+    _configure(config, role)
+    setup_logging("flower")
+    configured_runtime(config, role)
+    port = port or int(os.environ.get(ENV_FLOWER_PORT) or DEFAULT_FLOWER_PORT)
+    app.start(["flower", f"--port={port}", f"--address={address}"])
 
 
 def reap(config: Path | str | None, role: str | None) -> list[str]:

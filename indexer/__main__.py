@@ -3,6 +3,7 @@
     python -m indexer            # backfill, then follow the head until SIGTERM / Ctrl-C
     python -m indexer --once     # one sync (backfill to the head) and exit
     python -m indexer --reset    # delete this deployment's keys first (re-index from scratch)
+    python -m indexer --metrics-port 9101   # also serve Prometheus metrics (or DEPIN_METRICS_PORT)
 
 The user-facing entry point is ``depin indexer run`` (same engine, more options); this one is
 small and fast to start, which the crash tests use.
@@ -18,6 +19,7 @@ import sys
 from depin.errors import DepinError
 from indexer.config import IndexerConfig
 from indexer.follower import Indexer
+from indexer.metrics import serve_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="sync to the head once and exit")
     parser.add_argument("--reset", action="store_true", help="delete the deployment's keys before starting")
     parser.add_argument("--max-range", type=int, default=None, help="largest eth_getLogs range (blocks)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("DEPIN_METRICS_PORT") or 0),
+                        help="serve /metrics on 127.0.0.1:PORT (default: $DEPIN_METRICS_PORT; 0: no metrics)")
     parser.add_argument("--log-level", default=os.environ.get("DEPIN_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = IndexerConfig.from_env(max_range=args.max_range)
         indexer = Indexer(config)
+        if args.metrics_port:
+            serve_metrics(args.metrics_port)
         if args.reset:
             deleted = indexer.store.reset()
             logging.getLogger("indexer").warning("reset: deleted %d keys under %s", deleted, indexer.keys.prefix)

@@ -6,7 +6,10 @@ decimal strings (base units), addresses checksummed, field names camelCase as in
 Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 for a bad parameter
 (unknown status, malformed address, negative id, limit out of range), 503 when Redis is unreachable.
 
-Run it with ``depin indexer api --host 127.0.0.1 --port 8000`` (see :func:`serve`).
+The same app serves the explorer's HTML pages (``/``, ``/job/{id}``, ``/provider/{address}``, ...:
+:mod:`indexer.web.app`) and ``/metrics`` (Prometheus text: :mod:`indexer.metrics`).
+
+Run it with ``depin indexer api --host 127.0.0.1 --port 8000`` or ``depin explorer`` (see :func:`serve`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel
 
 from depin import __version__
-from depin.chain import head_reader
+from depin.chain import RpcClient, head_reader
 from depin.keys import JOB_STATUSES
+from indexer.metrics import add_index_metrics
 from indexer.query import (
     MAX_LIMIT,
     IndexerReader,
@@ -40,6 +44,8 @@ from indexer.query import (
     QueryError,
     parse_address,
 )
+from indexer.web.app import add_explorer
+from indexer.web.views import BlockClock
 
 if TYPE_CHECKING:
     from indexer.config import IndexerConfig
@@ -75,9 +81,13 @@ _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record in th
 _UNAVAILABLE = {503: {"model": ErrorResponse, "description": "Redis is unreachable"}}
 
 
-def create_app(reader: IndexerReader, chain_head: Callable[[], int | None] | None = None) -> FastAPI:
-    """The API app over `reader`. `chain_head` returns the node's head (None when unreachable);
-    without it ``/status`` measures lag against the last head the indexer saw."""
+def create_app(
+    reader: IndexerReader, chain_head: Callable[[], int | None] | None = None, clock: BlockClock | None = None
+) -> FastAPI:
+    """The API app over `reader`, with the explorer's pages and ``/metrics``. `chain_head` returns
+    the node's head (None when unreachable); without it ``/status`` measures lag against the last
+    head the indexer saw. `clock` gives block timestamps to the explorer (without it, pages show when
+    the indexer applied each event)."""
     app = FastAPI(
         title="depin-compute indexer API",
         version=__version__,
@@ -155,6 +165,8 @@ def create_app(reader: IndexerReader, chain_head: Callable[[], int | None] | Non
         """200 when Redis answers, 503 when it does not."""
         return Health(ok=reader.ping(), redis=True)
 
+    add_index_metrics(app, reader, chain_head)
+    add_explorer(app, reader, clock)
     return app
 
 
@@ -165,9 +177,10 @@ def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int 
     reader = IndexerReader.for_deployment(config.redis_url, config.deployment_file, config.namespace)
     reader.ping()  # fail now, with one clear error, when Redis is unreachable
     head = head_reader(config.rpc_url) if config.rpc_url else None
+    clock = BlockClock(RpcClient.from_url(config.rpc_url, timeout=5.0).get_blocks) if config.rpc_url else None
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
         # found; a no-op one lets the process exit 0 after that clean shutdown.
         signal.signal(signal.SIGTERM, lambda *_: None)
-    log.info("serving indexer API", extra={"prefix": reader.keys.prefix, "host": host, "port": port})
-    uvicorn.run(create_app(reader, head), host=host, port=port, log_config=None)
+    log.info("serving indexer API and explorer", extra={"prefix": reader.keys.prefix, "host": host, "port": port})
+    uvicorn.run(create_app(reader, head, clock), host=host, port=port, log_config=None)

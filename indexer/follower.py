@@ -58,6 +58,7 @@ from depin.chain.logs import LogFetcher
 from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
+from indexer import metrics
 from indexer.config import IndexerConfig
 from indexer.decode import Event, LogDecoder
 from indexer.reducer import HANDLED_EVENTS, TIMESTAMPED_EVENTS, BatchResult, Reducer
@@ -258,6 +259,7 @@ class Indexer:
                     self.store.upgrade()  # an index written by an older indexer gets the newer keys
                     self._schema_checked = True
                 cursor = self._ensure_canonical(cursor)
+                metrics.progress(self.head, cursor.number, cursor.number >= self.head - self.config.confirmations)
                 if self._stored is None:
                     self._stored = set(self.store.block_numbers())
                 target = self.head - self.config.confirmations
@@ -291,6 +293,8 @@ class Indexer:
                     if stop is not None and stop.is_set():
                         return applied
                 else:
+                    metrics.progress(self.head, cursor.number, True)
+                    metrics.EVENTS_RATE.set(float(self._meta()["eventsPerSecond"]))
                     self.store.touch_meta(self._meta())
                     return applied
             except CursorMoved as exc:
@@ -346,6 +350,7 @@ class Indexer:
                 "Re-index from scratch with `python -m indexer --reset`."
             )
         retracted = self.store.rollback(cursor, fork, orphaned, self._meta())
+        metrics.reorg(len(orphaned), retracted)
         self._stored = None
         log.warning(
             "reorg: rolled back blocks %d..%d to the fork point %d, retracted %d events",
@@ -390,6 +395,7 @@ class Indexer:
                 new_cursor = Cursor(end, headers[end]["hash"])
                 result = self._reduce(self._decode(raw_logs, start, end, None), None)
                 self._rate.append((time.time(), result.events))
+                metrics.EVENTS.labels(kind="event").inc(result.events)
                 if pending is not None:
                     pending.wait()  # the previous batch is in; raises if it was refused
                     pending = None
@@ -494,6 +500,7 @@ class Indexer:
         # rolls it back): its undo record goes, so a live follow keeps exactly a backfill's.
         final_undo = [keep_from] if keep_from in self._stored else []
         self._rate.append((time.time(), result.events))
+        metrics.EVENTS.labels(kind="event").inc(result.events)
         self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values, drop_undo=final_undo)
         self._stored = (self._stored | set(blocks)) - set(prune)
         if result.events:

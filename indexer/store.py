@@ -46,6 +46,7 @@ import redis
 
 from depin.errors import IndexerError
 from depin.keys import DUE_STATUSES, Keys
+from indexer.metrics import COMMIT_SECONDS
 from indexer.reducer import DUE_FIELDS, BatchResult, Hash, Reducer, retraction_line
 
 log = logging.getLogger("indexer.store")
@@ -174,6 +175,7 @@ class PendingCommit:
 
     def __init__(self, store: Store, conn: Any, expected: Cursor | None, new: Cursor, args: tuple[Any, ...]) -> None:
         self.store, self.conn, self.expected, self.new, self.args = store, conn, expected, new, args
+        self.sent_at = time.perf_counter()
         self._outcome: BaseException | None = None
         self._done = False
 
@@ -203,6 +205,7 @@ class PendingCommit:
                 conn.send_command("EVAL", _COMMIT_SCRIPT, *self.args)
                 conn.read_response()
             store._committed = self.new
+            COMMIT_SECONDS.observe(time.perf_counter() - self.sent_at)
         except redis.ResponseError as exc:
             store.cache.clear()
             if "CURSOR_MOVED" in str(exc):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything depin-compute needs on a Debian 12 machine, from a fresh clone.
 # Idempotent: a step whose inputs did not change since its last success is skipped.
-#   (a) Debian packages   (b) npm ci   (c) .venv from requirements.lock + the project (editable)
+#   (a) Debian packages (redis, podman, chromium for the browser test)   (b) npm ci   (c) .venv from requirements.lock + the project (editable)
 #   (d) .venv-slither from requirements-slither.lock   (e) solc 0.8.37 for py-solc-x
 #   (f) .venv-lint from requirements-lint.lock (import-linter, for `make lint`)
 # Environment: PYTHON (default python3, must be >= 3.11); SKIP_APT=1 skips (a);
@@ -12,7 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(redis-server podman runc busybox-static)
+# chromium + chromium-driver: the explorer's browser test (tests/explorer, Selenium drives Debian's Chromium)
+APT_PACKAGES=(redis-server podman runc busybox-static chromium chromium-driver)
 STAMP_NAME=".depin-setup-stamp"
 
 log() { printf '==> %s\n' "$*"; }

@@ -84,14 +84,16 @@ def up_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
 def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
     state_dir, proc, took = up_devnet
     out = proc.stdout
-    for needle in ("RPC URL:", "Redis URL:", "deployment:", "logs:", "source "):
+    for needle in ("RPC URL:", "Redis URL:", "deployment:", "logs:", "source ", "explorer:"):
         assert needle in out, out
     code, st = status_json(state_dir)
     states = {c["name"]: c["state"] for c in st["components"]}
     assert code == 0, st
     assert st["healthy"] and st["running"]
-    for name in ("anvil", "redis", "indexer"):
+    for name in ("anvil", "redis", "indexer", "explorer"):
         assert states[name] == "ok", states
+    assert states["flower"] == "not wired"  # only with `up --with-flower`
+    assert st["explorer_url"].startswith("http://127.0.0.1:")
     assert states["engine"] in ("ok", "external", "not wired"), states  # not wired: no executor.engine yet
     assert all(s in ("ok", "external", "not wired") for s in states.values()), states
     # the files a user is pointed at
@@ -367,7 +369,8 @@ def test_devnet_runs_every_executor_component() -> None:
     from depinctl.devnet import COMPONENTS
 
     dn = Devnet(Path("/nonexistent"))
-    roles = {c.name: c.argv(dn)[-1] for c in COMPONENTS if c.name not in ("anvil", "redis", "indexer")}
+    # the explorer serves the index; Flower (`up --with-flower`) monitors the provider's workers
+    roles = {c.name: c.argv(dn)[-1] for c in COMPONENTS if c.name not in ("anvil", "redis", "indexer", "explorer", "flower")}
     assert {name for name, role in roles.items() if role == "provider"} == set(executor.worker.COMPONENTS)
     assert {name for name, role in roles.items() if role != "provider"} == set()
 

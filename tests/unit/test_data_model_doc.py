@@ -13,7 +13,7 @@ from depin.keys import JOB_STATUSES, Keys
 from indexer.reducer import FAILURE_CODES, OUTCOMES, VERIFY_MODES
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-INTERFACE = (REPO_ROOT / "contracts" / "interfaces" / "IJobMarket.sol").read_text(encoding="utf-8")
+INTERFACE = (REPO_ROOT / "contracts" / "IJobMarket.sol").read_text(encoding="utf-8")
 
 
 def _table(first_header: str) -> list[tuple[str, int]]:

@@ -21,7 +21,7 @@ from depin.market import (
     VerifyMode,
 )
 
-INTERFACES = Path(__file__).resolve().parents[2] / "contracts" / "interfaces"
+INTERFACES = Path(__file__).resolve().parents[2] / "contracts"
 INTERFACE = INTERFACES / "IJobMarket.sol"
 
 

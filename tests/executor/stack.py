@@ -139,7 +139,7 @@ class Executor:
         dep = Deployment.from_json(Path(cfg["network"]["deployment"]).read_text())
         state_dir = Path(cfg["engine"]["state_dir"]).resolve()
         ident = f"{dep.chain_id}:{dep.addresses['JobMarket'].lower()}:{self.role}:{self.address.lower()}:{state_dir}"
-        return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+        return f"{self.role.replace(',', '_')}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
     def log(self, component: str) -> str:
         path = self.workdir / f"{component}.log"
@@ -216,7 +216,7 @@ class Stack:
         }
         pol.update(policy or {})
         ex = {"role": role, "concurrency": concurrency, "results_url": f"http://127.0.0.1:{port}", "results_bind": f"127.0.0.1:{port}",
-              "withdraw_threshold": "0", "verify_sample_rate": 1.0}
+              "withdraw_threshold": "0"}
         ex.update(executor_settings)
         config = {
             "network": {"rpc_url": self.anvil.url, "deployment": str(self.deployment_file)},

@@ -1,11 +1,15 @@
-"""`depin executor …`: The provider executor: Celery workers that claim, run and settle jobs.
+"""`depin executor …`: the executor: Celery workers that claim, run and settle jobs (provider),
+audit the jobs the court draws them for (verifier), or bait lazy verifiers (canary).
 
-``depin executor start --config depin.toml [--role provider]`` runs the whole
-executor (both Celery workers, beat, the dispatcher and the result server) as child processes and
-stops them cleanly on SIGTERM. The sub-commands ``worker``, ``beat``, ``dispatcher`` and ``results``
-run one component each (for a process manager, or the devnet launcher); ``reap`` removes this
-executor's orphan containers; ``health`` exits non-zero when the chain worker is dead or stuck
-(:mod:`executor.health`).
+``depin executor start --config depin.toml [--role provider|verifier|canary|provider,verifier]``
+runs the whole executor of those roles (a provider: both Celery workers, beat, the dispatcher and
+the result server; a verifier: both workers and beat; a canary: the chain worker, beat and its bait
+server) as child processes and stops them cleanly on SIGTERM. Several roles are joined by commas
+(``--role provider,verifier``: one executor, one key, both roles), in ``[executor] role`` the same.
+The sub-commands ``worker``, ``beat``, ``dispatcher``, ``results`` and ``canary`` run one component
+each (for a process manager, or the devnet launcher); ``reap`` removes this executor's orphan
+containers; ``health`` exits non-zero when the chain worker is dead or stuck
+(:mod:`executor.health`); ``status`` shows what the verifier and canary roles did.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ ConfigOpt = Annotated[
 ]
 RoleOpt = Annotated[
     str | None,
-    typer.Option("--role", help="provider (the only role; default: [executor] role)."),
+    typer.Option("--role", help="provider, verifier or canary, or several joined by commas: provider,verifier "
+                 "(default: [executor] role)."),
 ]
 
 
@@ -40,9 +45,14 @@ def _check(config: Path | None, role: str | None) -> None:
 @app.command()
 @user_errors
 def start(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Run the whole executor: compute and chain workers, beat, dispatcher, result server.
+    """Run the whole executor of its roles (provider: workers, beat, dispatcher, result server;
+    verifier: workers and beat, staked in the court at start; canary: chain worker, beat, bait server).
 
-    Example: depin executor start --config depin.toml --role provider
+    Roles: provider (claims and runs jobs), verifier (audits and sits on juries when drawn; stakes
+    [verifier] court_stake in the court), canary (posts jobs it answers with garbage; serves the
+    fake digest on [canary] bind); several joined by commas: --role provider,verifier.
+
+    Example: depin executor start --config depin.toml --role provider,verifier
     """
 
     from executor.worker import preflight, run_all  # lazy: start-up
@@ -161,3 +171,46 @@ def health(
     )
     typer.echo(("healthy: " if report.ok else "unhealthy: ") + report.detail)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@user_errors
+def status(
+    config: ConfigOpt = None,
+    role: RoleOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per role.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what this executor did as verifier (seats taken, committed, revealed, declined, how the
+    cases ended) and as canary (jobs posted, verifiers caught and slashed).
+
+    Example: depin executor status --config depin.toml --role verifier
+    """
+    import json  # lazy: start-up
+
+    from executor import canary, verifier  # lazy: start-up
+    from executor.runtime import Runtime, load_executor_config  # lazy: start-up
+
+    rt = Runtime(load_executor_config(config, role))
+    report: dict = {"address": rt.address, "roles": list(rt.roles)}
+    if "verifier" in rt.roles:
+        report["seats"] = verifier.summary(rt, limit)
+    if "canary" in rt.roles:
+        rows = canary.summary(rt, limit)
+        report["canary_jobs"] = rows
+        report["caught"] = sorted({v for r in rows for v in (r.get("verifiers") or "").split(",") if v})
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    typer.echo(f"executor {rt.address} ({rt.role})")
+    for row in report.get("seats", []):
+        typer.echo(
+            f"  seat job {row.get('job')} round {row.get('round')} seat {row.get('seat')}: {row.get('state')}"
+            + (f" ({row['outcome']})" if row.get("outcome") else "") + (f" - {row['reason']}" if row.get("reason") else "")
+            + (" SLASHED" if row.get("slashed") == "1" else "")
+        )
+    for row in report.get("canary_jobs", []):
+        typer.echo(f"  canary job {row.get('job')}: {row.get('state')}" + (
+            f", caught {row.get('caught')} seat(s) of {row.get('verifiers')}, slashed {row.get('slashed')} wei" if row.get("verifiers") else ""))
+    if "caught" in report:
+        typer.echo(f"  verifiers caught: {', '.join(report['caught']) or 'none'}")

@@ -258,12 +258,29 @@ class Demo:
     def open_flows(self, sc: Scenario, parties: dict[str, str]) -> None:
         sc.flows = [Flow(name, address, self.wealth(address)) for name, address in parties.items()]
 
-    def close_flows(self, sc: Scenario) -> None:
+    def close_flows(self, sc: Scenario, *, seats: list[int] | None = None) -> None:
         for f in sc.flows:
             f.after = self.wealth(f.address)
+        if seats:
+            self.seat_flows(sc, seats)
         sc.facts["flows"] = {f.party: {"address": f.address, "delta": str(f.delta),
                                        **{k: str(f.part(k)) for k in f.before}} for f in sc.flows}
         sc.facts["left_parties"] = str(sc.left_parties)
+
+    def seat_flows(self, sc: Scenario, job_ids: list[int]) -> None:
+        """Adds the court's payments to the verifiers who sat on `job_ids` (``SeatSettled``: paid to
+        the wallet, a forfeited bond out of the court stake). From the events, not from balances: the
+        pool audits the canary's jobs at the same time, so its balances move for other reasons too."""
+        names = {a.lower(): n for n, a in self.pool().items()}
+        seats: dict[str, Flow] = {}
+        for job_id in job_ids:
+            for e in self.events("VerificationCourt", "SeatSettled", job_id):
+                who = str(e["verifier"])
+                name = names.get(who.lower(), "verifier")
+                f = seats.setdefault(who, Flow(f"{name} (seats)", who, {"wallet": 0, "court_stake": 0}, {"wallet": 0, "court_stake": 0}))
+                f.after["wallet"] += int(e["paid"])
+                f.after["court_stake"] -= int(e["bondForfeited"])
+        sc.flows.extend(seats.values())
 
     def gas_of(self, tx: str | None) -> int | None:
         if not tx:
@@ -477,8 +494,7 @@ class Demo:
         spec = self.job_spec(POEM, "poem.txt")
         reward = to_wei(1)
         provider_address = self.devnet.state.get("accounts", {}).get("provider_executor", {}).get("address")
-        pool = self.pool()
-        parties = {"requester": requester.address, **({"provider": provider_address} if provider_address else {}), **pool}
+        parties = {"requester": requester.address, **({"provider": provider_address} if provider_address else {})}
         self.open_flows(sc, parties)
         with self.console.status("posting the job…") as status:
             step = Step("posted", time.monotonic())
@@ -520,7 +536,7 @@ class Demo:
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"
             if result_text != expected:
                 raise DemoFailed(f"the job's output is {result_text!r}, expected {expected!r}")
-        self.close_flows(sc)
+        self.close_flows(sc, seats=[job_id] if drawn else None)
         total = sum(s.seconds for s in sc.steps)
         onchain = self.client.job(job_id)
         sc.facts.update(job=job_id, drawn=drawn, status=onchain.status.label, reward=str(onchain.reward), fee=str(posted_fee),
@@ -668,8 +684,7 @@ class Demo:
             step.tx, step.gas = receipt.tx_hash, receipt.gas_used
             step.detail = f"provider {cheat.address[:10]}… with 1000 DPC staked and no hardware: it never runs a job"
             self.record(sc, step)
-            pool = self.pool()
-            self.open_flows(sc, {"cheater": cheat.address, "requester": requester.address, **pool})
+            self.open_flows(sc, {"cheater": cheat.address, "requester": requester.address})
             undrawn: list[int] = []
             caught: int | None = None
             secrets_: dict[int, tuple[bytes, bytes]] = {}
@@ -752,7 +767,7 @@ class Demo:
             paid = sum(e["payout"] for j in undrawn for e in self.events("JobMarket", "JobFinalized", j))
             step.detail = f"{len(undrawn)} undrawn job(s) paid the cheater {tokens(paid)} for no work"
             self.record(sc, step)
-        self.close_flows(sc)
+        self.close_flows(sc, seats=[caught])
         p_job = job.audit_bps / BPS
         params = self.client.params()
         g = 1 + params.kappa_bps / BPS * params.fee_bps / BPS
@@ -793,7 +808,7 @@ class Demo:
         stake = to_wei(50_000)
         with self.console.status("the lazy verifier joins the court…") as status:
             lazy = self.actor("the lazy verifier", stake + to_wei(100))
-            self.open_flows(sc, {"lazy verifier": lazy.address, "canary operator": canary_address, **self.pool()})
+            self.open_flows(sc, {"lazy verifier": lazy.address})  # the canary operator posts other jobs meanwhile
             step = Step("lazy verifier staked", time.monotonic())
             lazy.approve("VerificationCourt", stake)
             receipt = lazy.send(court.join(stake, 0))

@@ -48,8 +48,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("demo")
     state, facts_path = folder / "devnet", folder / "facts.json"
     try:
-        done = _depin("demo", "--state-dir", str(state), "--challenge-window", "8", "--timeout", "120",
-                      "--json", str(facts_path), timeout=1_800)
+        # The devnet first (its start-up is tests/depinctl/test_devnet.py's subject): on a loaded
+        # machine a process may give up on a freshly started engine; `up` again starts what stopped.
+        for _ in range(3):
+            if _depin("devnet", "up", "--state-dir", str(state), timeout=600).returncode == 0:
+                break
+        for _ in range(2):  # once more only when the devnet did not come up (nothing of the demo ran)
+            done = _depin("demo", "--state-dir", str(state), "--challenge-window", "8", "--timeout", "120",
+                          "--json", str(facts_path), timeout=1_800)
+            if "✓ devnet up" in done.stdout:
+                break
         recorded = json.loads((state / "devnet.json").read_text()).get("processes", {}) if (state / "devnet.json").exists() else {}
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
         yield done, state, recorded, facts
@@ -124,9 +132,9 @@ def test_scenario_3_a_lazy_verifier_copying_the_canarys_digest_is_slashed(demo_r
     slashed, reward = int(canary["slashed"]), int(canary["reward"])
     assert slashed >= canary["sigma"] * reward > 0
     flows = canary["flows"]
-    # the lazy verifier's court stake (free + bonds + unbonding) lost the slash; it left the pool
-    assert _delta(flows, "lazy verifier", "court_stake") <= -slashed
-    assert _delta(flows, "lazy verifier") <= -slashed
+    # the lazy verifier (wallet + court stake: free, bonds, unbonding) lost exactly the slash; it left the pool
+    assert _delta(flows, "lazy verifier") == -slashed
+    assert int(flows["lazy verifier"]["court_stake"]) == -int(flows["lazy verifier"]["wallet"]) - slashed
     assert "lazy verifier leaves" in out
 
 

@@ -15,7 +15,7 @@ SLITHER_ARGS ?=
 .PHONY: help demo sim devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor clean distclean
 
 # The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
-# and runs both demo scenarios; exits non-zero with the reason if a step fails.
+# and runs the four demo scenarios (DEMO_ARGS="--scenario wash" picks one); exits non-zero with the reason if a step fails.
 DEMO_ARGS ?=
 demo: setup
 	.venv/bin/depin demo $(DEMO_ARGS)
@@ -30,7 +30,7 @@ sim: setup
 	.venv/bin/depin sim $(SIM_ARGS)
 
 help:
-	@echo "make demo      setup, then the local devnet demo: a job from post to paid, a cheater caught (DEMO_ARGS=...)"
+	@echo "make demo      setup, then the local devnet demo: honest job, cheater slashed, lazy verifier caught, wash trade (DEMO_ARGS=...)"
 	@echo "make sim       every attack strategy on a fresh anvil: attacker EV per job, honest loss, overhead (SIM_ARGS=--json F)"
 	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither and solc (idempotent)"
 	@echo "make compile   ape compile"

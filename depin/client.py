@@ -27,6 +27,7 @@ both the client's and the node's refusals, and nothing was sent in either case.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -48,6 +49,7 @@ from depin.accounts import account_from_config, refuse_dev_key_off_devnet
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.contracts import Deployed
+from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, public_key_of
 from depin.deployment import (
     DEPLOYMENT_HINT,
     Deployment,
@@ -155,6 +157,11 @@ class ResultUnavailable(ClientError):
 
 class ResultMismatch(ClientError):
     """The downloaded archive does not match what the provider committed to (see :meth:`Client.download_result`)."""
+
+
+class ResultSealed(ClientError):
+    """The result is sealed to the requester's key (``delivery.encrypt_to``) and the key given (or
+    the client's account) cannot open it; nothing was extracted."""
 
 
 class ResultUnsafe(ClientError):
@@ -305,6 +312,19 @@ class FetchedResult:
     size: int
     exit_code: int
     uri: str
+    sealed: bool = False  # delivered sealed to the requester's key (and opened with it)
+
+
+@dataclass(frozen=True)
+class DeliveryCheck:
+    """What anyone can check of a sealed delivery without its key: the bytes at the on-chain URI
+    hash to the content address the URI (and the manifest) name."""
+
+    job_id: int
+    uri: str
+    sha256: bytes
+    size: int
+    encrypt_to: str  # the recipient's public key (0x-hex)
 
 
 # ------------------------------------------------------------------------------------ the client
@@ -835,21 +855,39 @@ class Client:
         return self.send(self.contracts.verification_court.appeal(job.job_id))
 
     def fetch_result(
-        self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None, salt: bytes | None = None
+        self,
+        job_id: int,
+        dest_dir: Path,
+        *,
+        max_bytes: int | None = None,
+        salt: bytes | None = None,
+        decrypt_key: bytes | None = None,
     ) -> Path:
         """Downloads the job's result archive from its submitted URI, checks it against the
         provider's on-chain commitment (refusing a mismatch: nothing is extracted), extracts its
         ``out/`` into `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
-        return self.download_result(job_id, dest_dir, max_bytes=max_bytes, salt=salt).path
+        return self.download_result(job_id, dest_dir, max_bytes=max_bytes, salt=salt, decrypt_key=decrypt_key).path
 
     def download_result(
-        self, job_id: int, dest_dir: Path, *, max_bytes: int | None = None, salt: bytes | None = None
+        self,
+        job_id: int,
+        dest_dir: Path,
+        *,
+        max_bytes: int | None = None,
+        salt: bytes | None = None,
+        decrypt_key: bytes | None = None,
     ) -> FetchedResult:
         """:meth:`fetch_result` with the details. The check: the archive's digest (its sha256; the
         match digest of the spec's output selector when it has one) with the provider's `salt` must
         give the commitment on chain: keccak256(abi.encode(provider, jobId, digest, salt)). The salt
         is the provider's to publish with the archive: `salt`, else the ``salt`` of the manifest
-        beside the archive (``<uri>.json``)."""
+        beside the archive (``<uri>.json``).
+
+        A sealed delivery (the spec's ``delivery.encrypt_to``, :mod:`depin.delivery`) is first
+        checked against its content address (the sha256 the URI and the manifest name:
+        :class:`ResultMismatch` otherwise), then opened with `decrypt_key` (default: this client's
+        account key; :class:`ResultSealed` when it is not the recipient's), its salt likewise, and
+        then checked against the commitment as above."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -869,10 +907,30 @@ class Client:
             raise ClientError(f"cannot write the result into {dest_dir}: {exc.strerror or exc}") from None
         os.close(fd)
         archive = Path(tmp)
+        plain = archive.with_name(archive.name + ".open")
+        sealed = False
         try:
             digest, size = _download(sub.uri, archive, max_bytes)
+            manifest = _fetch_manifest(sub.uri)
+            if manifest is not None and manifest.get("salt_sealed"):
+                sealed = True
+                _check_content_address(job.job_id, sub.uri, digest, manifest)
+                key = self._delivery_key(decrypt_key)
+                recipient = str(manifest.get("encrypt_to", "?"))
+                try:
+                    size = open_file(key, archive, plain, what=f"the sealed result of job {job.job_id}")
+                    opened_salt = open_bytes(key, bytes.fromhex(str(manifest["salt_sealed"]).removeprefix("0x")), what="the sealed salt")
+                except DeliveryError as exc:
+                    raise ResultSealed(
+                        f"{exc} (it is sealed to {recipient}; the key given has public key 0x{public_key_of(key).hex()}); nothing extracted"
+                    ) from None
+                except ValueError:
+                    raise ResultMismatch(f"the manifest of job {job.job_id}'s result has a malformed salt_sealed; refusing it") from None
+                os.replace(plain, archive)
+                digest = _sha256_file(archive)
+                salt = salt if salt is not None else opened_salt
             match = self._match_digest(job.job_id, archive, digest)
-            used_salt = salt if salt is not None else _manifest_salt(sub.uri)
+            used_salt = salt if salt is not None else _salt_of(manifest)
             if used_salt is None:
                 raise ResultMismatch(
                     f"result of job {job.job_id} from {sub.uri}: no salt to check it against the provider's commitment "
@@ -892,7 +950,36 @@ class Client:
                 raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}") from None
         finally:
             archive.unlink(missing_ok=True)
-        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri)
+            plain.unlink(missing_ok=True)
+        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed)
+
+    def _delivery_key(self, decrypt_key: bytes | None) -> bytes:
+        if decrypt_key is not None:
+            return bytes(decrypt_key)
+        if self.account is None:
+            raise ResultSealed("the result is sealed to the requester's key: give that key (--keystore or --dev-account)")
+        return bytes(self.account.key)
+
+    def check_delivery(self, job_id: int, *, max_bytes: int | None = None) -> DeliveryCheck:
+        """Checks, without any key, that the sealed result at the job's on-chain URI is what the
+        provider published: its bytes hash to the content address in the URI and the manifest.
+        :class:`ResultMismatch` when they do not; :class:`ResultUnavailable` when there is no
+        sealed result to check (none yet, a failure, or a plaintext delivery)."""
+        job = self.job(job_id)
+        sub = self.submission(job.job_id)
+        if sub is None or sub.failure or not sub.uri:
+            raise ResultUnavailable(f"job {job.job_id} has no result to check (it is {job.status.label})")
+        manifest = _fetch_manifest(sub.uri)
+        if manifest is None or not manifest.get("salt_sealed"):
+            raise ResultUnavailable(f"job {job.job_id}'s result is not a sealed delivery (no content address to check)")
+        fd, tmp = tempfile.mkstemp(prefix=f".depin-check-{job.job_id}.", suffix=".sealed")
+        os.close(fd)
+        try:
+            digest, size = _download(sub.uri, Path(tmp), max_bytes if max_bytes is not None else self._output_limit(job.job_id))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        _check_content_address(job.job_id, sub.uri, digest, manifest)
+        return DeliveryCheck(job.job_id, sub.uri, digest, size, str(manifest.get("encrypt_to", "")))
 
     def _match_digest(self, job_id: int, archive: Path, sha256: bytes) -> bytes:
         """The digest the provider committed to: the archive's sha256, or, when the spec selects
@@ -1088,17 +1175,43 @@ def _commitment(party: str, job_id: int, digest: bytes, salt: bytes) -> bytes:
 MANIFEST_MAX_BYTES = 65_536
 
 
-def _manifest_salt(uri: str) -> bytes | None:
-    """The ``salt`` (0x-hex, 32 bytes) of the manifest published beside a result (``<uri>.json``),
-    or None when there is none or it is unreadable."""
+def _fetch_manifest(uri: str) -> dict[str, Any] | None:
+    """The manifest published beside a result (``<uri>.json``), or None when there is none or it
+    is unreadable."""
     buffer = io.BytesIO()
     try:
         download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=DOWNLOAD_TIMEOUT)
-        value = json.loads(buffer.getvalue().decode("utf-8")).get("salt")
-        raw = bytes.fromhex(str(value).removeprefix("0x"))
-    except (FetchError, OSError, ValueError, AttributeError):
+        value = json.loads(buffer.getvalue().decode("utf-8"))
+    except (FetchError, OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _salt_of(manifest: dict[str, Any] | None) -> bytes | None:
+    """The manifest's ``salt`` (0x-hex, 32 bytes), or None."""
+    if manifest is None:
+        return None
+    try:
+        raw = bytes.fromhex(str(manifest.get("salt")).removeprefix("0x"))
+    except ValueError:
         return None
     return raw if len(raw) == 32 else None
+
+
+def _check_content_address(job_id: int, uri: str, sha256: bytes, manifest: dict[str, Any]) -> None:
+    """A sealed delivery's bytes must hash to the name in the URI (on chain) and the manifest's ``sha256``."""
+    try:
+        check_content_address(sha256, uri, str(manifest.get("sha256", "")))
+    except DeliveryError as exc:
+        raise ResultMismatch(f"the sealed result of job {job_id} at {uri}: {exc}; refusing it (nothing extracted)") from None
+
+
+def _sha256_file(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
 
 
 def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:

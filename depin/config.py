@@ -1,4 +1,4 @@
-"""``depin.toml``: the configuration file of a provider's executor (and of verifier/arbiter modes).
+"""``depin.toml``: the configuration file of an executor (provider, verifier and canary roles).
 
 One file per executor. Every section is optional except where noted; defaults suit the local devnet.
 Relative paths are resolved against the file's folder. Example::
@@ -21,12 +21,26 @@ Relative paths are resolved against the file's folder. Example::
     state_dir = "state"                        # work folders, result store, Podman socket
 
     [executor]
-    role = "provider"                          # provider | verifier | arbiter
+    role = "provider"                          # provider | verifier | canary, or several joined by
+                                               # commas ("provider,verifier": one executor, both roles)
     concurrency = 2                            # container runs at once (the `compute` queue)
     results_url = "http://127.0.0.1:8700"      # public base URL of this executor's result server
     results_bind = "127.0.0.1:8700"            # where the result server listens
     withdraw_threshold = "0"                   # withdraw earnings above this many tokens
-    verify_sample_rate = 1.0                   # verifier: share of others' results re-executed
+
+    [verifier]                                 # the verifier role (issue 12)
+    court_stake = "1000"                       # tokens kept staked in the VerificationCourt (staked at
+                                               # start when short; 0: never stake, only use what is there)
+    platform_class = 0                         # the court class to join (fixed at the first join)
+    max_audits = 2                             # audit/jury seats in hand at once
+
+    [canary]                                   # the canary role (devnet and operators)
+    interval = 60                              # seconds between two canary jobs
+    image = "depin/busybox@sha256:..."         # the canary jobs' image (required for the role)
+    command = ["sh", "-c", "echo canary > /out/result"]
+    reward = "1"                               # tokens per canary job
+    max_open = 4                               # canary jobs in flight at once
+    bind = "127.0.0.1:8710"                    # GET /canary/<jobId>: the fake digest (the bait)
 
     [policy]
     images = []                                # allowed image digests ("sha256:..."); empty: any local image
@@ -51,7 +65,7 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -88,21 +102,77 @@ class EngineConfig(_Section):
     state_dir: Path = Path("state")
 
 
+ROLE_NAMES = ("provider", "verifier", "canary")
+
+
+def parse_roles(value: str | list[str] | tuple[str, ...]) -> str:
+    """The canonical role string of an executor: ``provider``, ``verifier``, ``canary``, or several
+    of them joined by commas in that order (``"verifier,provider"`` and ``["provider",
+    "verifier"]`` both give ``"provider,verifier"``). ValueError for an unknown or repeated role."""
+    parts = [p.strip() for p in (value.split(",") if isinstance(value, str) else value)]
+    parts = [p for p in parts if p]
+    unknown = [p for p in parts if p not in ROLE_NAMES]
+    if unknown or not parts:
+        raise ValueError(f"unknown executor role {','.join(unknown) or repr(value)}; one or more of {', '.join(ROLE_NAMES)}")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"executor role {value!r} names a role twice")
+    return ",".join(r for r in ROLE_NAMES if r in parts)
+
+
+def _host_port(value: str) -> str:
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
+    return value
+
+
 class ExecutorConfig(_Section):
-    role: Literal["provider", "verifier", "arbiter"] = "provider"
+    role: str = "provider"
     concurrency: int = Field(default=2, ge=1, le=64)
     results_url: str = "http://127.0.0.1:8700"
     results_bind: str = "127.0.0.1:8700"
     withdraw_threshold: Decimal = Decimal(0)
-    verify_sample_rate: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> str:
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError("must be a role name, a comma-separated list of them, or a TOML list")  # noqa: TRY004 - pydantic reports ValueErrors
+        return parse_roles(value)
 
     @field_validator("results_bind")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        _, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
-        return value
+    def _bind(cls, value: str) -> str:
+        return _host_port(value)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles this executor serves (``("provider", "verifier")``)."""
+        return tuple(self.role.split(","))
+
+
+class VerifierConfig(_Section):
+    """``[verifier]``: the verifier role's court stake and limits."""
+
+    court_stake: Decimal = Field(default=Decimal(1000), ge=0)
+    platform_class: int = Field(default=0, ge=0, le=255)
+    max_audits: int = Field(default=2, ge=1, le=64)
+
+
+class CanaryConfig(_Section):
+    """``[canary]``: the canary operator's jobs and its bait endpoint."""
+
+    interval: float = Field(default=60, gt=0)
+    image: str = ""
+    command: list[str] = Field(default_factory=lambda: ["sh", "-c", "echo canary > /out/result"])
+    reward: Decimal = Field(default=Decimal(1), gt=0)
+    max_open: int = Field(default=4, ge=1, le=100)
+    bind: str = "127.0.0.1:8710"
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        return _host_port(value)
 
 
 class PolicyConfig(_Section):
@@ -142,6 +212,8 @@ class DepinConfig(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
     source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
     def resolve_paths(self, base: Path) -> DepinConfig:

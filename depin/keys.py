@@ -232,6 +232,43 @@ class ExecKeys:
     def metrics(self) -> str:
         """The executor's Prometheus counters and histogram buckets (:mod:`executor.metrics`)."""
         return f"{self.prefix}:metrics"
+    def seat(self, job_id: int, round_: int, seat: int) -> str:
+        """The verifier's record of one court seat it holds (:mod:`executor.verifier`)."""
+        return f"{self.prefix}:seat:{job_id}:{round_}:{seat}"
+
+    @property
+    def seat_pattern(self) -> str:
+        """A SCAN pattern matching every seat record of the verifier."""
+        return f"{self.prefix}:seat:*"
+
+    @property
+    def seats(self) -> str:
+        """The verifier's seats in hand (members ``job:round:seat``, scored by when taken)."""
+        return f"{self.prefix}:seats"
+
+    @property
+    def undrawn(self) -> str:
+        """Jobs the verifier found not drawn for audit (a final answer: never asked again)."""
+        return f"{self.prefix}:undrawn"
+
+    def canary(self, job_id: int) -> str:
+        """The canary operator's record of one canary job (:mod:`executor.canary`)."""
+        return f"{self.prefix}:canary:{job_id}"
+
+    @property
+    def canary_pattern(self) -> str:
+        """A SCAN pattern matching every canary record."""
+        return f"{self.prefix}:canary:*"
+
+    @property
+    def canaries(self) -> str:
+        """The canary operator's jobs in flight (scored by when posted)."""
+        return f"{self.prefix}:canaries"
+
+    @property
+    def canary_posted(self) -> str:
+        """When the canary operator last posted a job (unix time, a string)."""
+        return f"{self.prefix}:canary-posted"
 
     def health(self, component: str) -> str:
         """A component's heartbeat hash (:mod:`executor.health`)."""

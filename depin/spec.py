@@ -30,7 +30,8 @@ out. Schema, version 1::
         "output_mb": 16        # cap on the output archive, 1..4096 (default 16)
       },
       "verify": "reexec",                            # optional: "reexec" (default) or "none"
-      "output": {"match": ["result.json", "data/**/*.csv"]}   # optional: the part that must match
+      "output": {"match": ["result.json", "data/**/*.csv"]},  # optional: the part that must match
+      "delivery": {"encrypt_to": "0x02..."}          # optional: the requester's secp256k1 public key
     }
 
 ``verify`` says how the result is checked: ``"reexec"`` (the default) makes the job auditable by
@@ -42,6 +43,12 @@ the digest); without it, the whole result archive. These two fields are the exce
 every field": :meth:`JobSpec.to_bytes` leaves ``verify`` out when it is ``"reexec"`` and ``output``
 out when there is no selector, so every spec written before they existed keeps its bytes and its
 specHash (a spec that spells ``"verify":"reexec"`` out is canonical too, and hashes differently).
+
+``delivery.encrypt_to`` asks for an encrypted delivery (:mod:`depin.delivery`): the executor seals
+the result archive and the commitment's salt to this secp256k1 public key (33 bytes compressed or
+65 uncompressed, hex, ``0x`` optional; ``depin keys pubkey`` prints the requester's) and publishes
+the sealed archive under its content address. Only the requester can read the result; anyone can
+check the delivered bytes against the address. Left out of the bytes when absent, like ``output``.
 
 Inside the container the job sees its inputs under ``/in`` (read-only), writes its results to
 ``/out`` and has a small writable ``/tmp``; everything else is read-only and there is no network.
@@ -64,6 +71,7 @@ import rfc8785
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from depin.delivery import DeliveryError, parse_public_key
 from depin.errors import SpecError
 from depin.outputs import check_patterns
 
@@ -171,6 +179,26 @@ class OutputSelector(_Strict):
         return check_patterns(value)
 
 
+class Delivery(_Strict):
+    """How the result reaches the requester: ``encrypt_to`` its secp256k1 public key (hex)."""
+
+    encrypt_to: str
+
+    @field_validator("encrypt_to")
+    @classmethod
+    def _encrypt_to(cls, value: str) -> str:
+        try:
+            parse_public_key(value)
+        except DeliveryError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def public_key(self) -> bytes:
+        """The recipient's compressed public key (33 bytes)."""
+        return parse_public_key(self.encrypt_to)
+
+
 VerifyMode = Literal["reexec", "none"]
 
 
@@ -185,6 +213,7 @@ class JobSpec(_Strict):
     resources: Resources
     verify: VerifyMode = "reexec"
     output: OutputSelector | None = None
+    delivery: Delivery | None = None
 
     @field_validator("image")
     @classmethod
@@ -223,12 +252,18 @@ class JobSpec(_Strict):
         """The output selector's patterns, or None: the whole result must match."""
         return None if self.output is None else list(self.output.match)
 
+    @property
+    def encrypt_to(self) -> bytes | None:
+        """The compressed public key the result is sealed to, or None: a plaintext delivery."""
+        return None if self.delivery is None else self.delivery.public_key
+
     def to_bytes(self) -> bytes:
         """The canonical bytes to post: defaults included, so the bytes say everything, except
-        ``verify`` at its default and an absent ``output`` (see the module doc)."""
+        ``verify`` at its default and an absent ``output`` or ``delivery`` (see the module doc)."""
         data = self.model_dump(mode="json")
-        if data.get("output") is None:
-            data.pop("output", None)
+        for optional in ("output", "delivery"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         if data.get("verify") == "reexec":
             data.pop("verify", None)
         return canonical_json(data)

@@ -128,25 +128,29 @@ def demo(
     timeout: Annotated[float, typer.Option(min=5, help="Longest wait for any one step, seconds.")] = 120.0,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help="Run only this scenario: `honest` (repeatable; default all)."),
+        typer.Option(help="all, honest, cheater, canary or wash (repeatable; default all)."),
     ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write each scenario's results (token flows) as JSON here.")] = None,
 ) -> None:
-    """Run the local demo: devnet up, a job from post to paid with its verification draw explained.
+    """Run the local demo: devnet up, then four scenarios with their token flows.
 
-    Brings the devnet up when it is not running (`depin devnet up`), then shows each step as it
-    happens and ends with a summary (job id, the draw: p_job, anchor block, audited or not; the
-    result checked against the on-chain commitment, the money, gas and wall time per step). Exits non-zero, with the reason, if any step fails. The devnet
+    Brings the devnet up when it is not running (`depin devnet up`: a provider, a pool of three
+    verifiers and a canary), then runs: honest (a job from post to paid, its draw explained), wash
+    (two colluding accounts trading jobs lose (1-kappa)*f*R per job), cheater (a provider that never
+    runs a job is caught by a drawn audit, a jury of 3 and a slash), canary (a lazy verifier copying
+    a leaked digest loses sigma*R). Each step is shown as it happens; each scenario ends with every
+    party's token flows. Exits non-zero, with the reason, if any step fails or times out. The devnet
     keeps running afterwards; `depin devnet down` stops it.
 
-    Example: depin demo --challenge-window 10
+    Example: depin demo --scenario wash --scenario cheater
     """
 
-    chosen = tuple(scenario or ("honest",))
-    unknown = [s for s in chosen if s != "honest"]
-    if unknown:
-        typer.echo(f"error: unknown scenario {unknown[0]!r}: choose honest", err=True)
-        raise typer.Exit(2)
-    raise typer.Exit(demo_mod.run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=chosen))
+    try:
+        chosen = demo_mod.choose(scenario)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(demo_mod.run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=chosen, json_path=json_path))
 
 
 @app.command()

@@ -1,11 +1,15 @@
-"""`depin executor …`: The provider executor: Celery workers that claim, run and settle jobs.
+"""`depin executor …`: the executor: Celery workers that claim, run and settle jobs (provider),
+audit the jobs the court draws them for (verifier), or bait lazy verifiers (canary).
 
-``depin executor start --config depin.toml [--role provider]`` runs the whole
-executor (both Celery workers, beat, the dispatcher and the result server) as child processes and
-stops them cleanly on SIGTERM. The sub-commands ``worker``, ``beat``, ``dispatcher`` and ``results``
-run one component each (for a process manager, or the devnet launcher); ``reap`` removes this
-executor's orphan containers; ``health`` exits non-zero when the chain worker is dead or stuck
-(:mod:`executor.health`).
+``depin executor start --config depin.toml [--role provider|verifier|canary|provider,verifier]``
+runs the whole executor of those roles (a provider: both Celery workers, beat, the dispatcher and
+the result server; a verifier: both workers and beat; a canary: the chain worker, beat and its bait
+server) as child processes and stops them cleanly on SIGTERM. Several roles are joined by commas
+(``--role provider,verifier``: one executor, one key, both roles), in ``[executor] role`` the same.
+The sub-commands ``worker``, ``beat``, ``dispatcher``, ``results`` and ``canary`` run one component
+each (for a process manager, or the devnet launcher); ``reap`` removes this executor's orphan
+containers; ``health`` exits non-zero when the chain worker is dead or stuck
+(:mod:`executor.health`); ``status`` shows what the verifier and canary roles did.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ ConfigOpt = Annotated[
 ]
 RoleOpt = Annotated[
     str | None,
-    typer.Option("--role", help="provider (the only role; default: [executor] role)."),
+    typer.Option("--role", help="provider, verifier or canary, or several joined by commas: provider,verifier "
+                 "(default: [executor] role)."),
 ]
 
 
@@ -49,12 +54,18 @@ def start(
         typer.Option("--metrics", metavar="HOST:PORT", help="Serve Prometheus /metrics here (default: $DEPIN_EXECUTOR_METRICS; none)."),
     ] = None,
 ) -> None:
-    """Run the whole executor: compute and chain workers, beat, dispatcher, result server (and Flower).
+    """Run the whole executor of its roles (provider: workers, beat, dispatcher, result server;
+    verifier: workers and beat, staked in the court at start; canary: chain worker, beat, bait
+    server), and optionally Flower and a Prometheus /metrics endpoint.
 
-    Example: depin executor start --config depin.toml --role provider --flower --metrics 127.0.0.1:9102
+    Roles: provider (claims and runs jobs), verifier (audits and sits on juries when drawn; stakes
+    [verifier] court_stake in the court), canary (posts jobs it answers with garbage; serves the
+    fake digest on [canary] bind); several joined by commas: --role provider,verifier.
+
+    Example: depin executor start --config depin.toml --role provider,verifier --flower --metrics 127.0.0.1:9102
     """
 
-    from executor.worker import COMPONENTS, ENV_EVENTS, ENV_FLOWER_PORT, preflight, run_all  # lazy: start-up
+    from executor.worker import ENV_EVENTS, ENV_FLOWER_PORT, components_for, preflight, run_all  # lazy: start-up
 
     if config is None and not os.environ.get("DEPIN_CONFIG"):
         from depin.config import ConfigError  # lazy: start-up
@@ -62,7 +73,7 @@ def start(
         raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
     path = config or Path(os.environ["DEPIN_CONFIG"])
     preflight(path, role)  # deployment, key, Redis, RPC: one error line before any child starts
-    components: tuple[str, ...] = COMPONENTS
+    components: tuple[str, ...] | None = None  # the roles' own
     if metrics:
         os.environ["DEPIN_EXECUTOR_METRICS"] = metrics  # the result server's process serves them
     if os.environ.get("DEPIN_EXECUTOR_METRICS"):
@@ -70,7 +81,9 @@ def start(
     if flower:
         os.environ[ENV_FLOWER_PORT] = str(flower_port)
         os.environ[ENV_EVENTS] = "1"  # the workers send the events Flower shows
-        components = (*COMPONENTS, "flower")
+        from executor.runtime import load_executor_config  # lazy: start-up
+
+        components = (*components_for(load_executor_config(path, role).executor.roles), "flower")
         typer.echo(f"flower: http://127.0.0.1:{flower_port}/")
     raise typer.Exit(run_all(path, role, components=components))
 
@@ -180,3 +193,46 @@ def health(
     )
     typer.echo(("healthy: " if report.ok else "unhealthy: ") + report.detail)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@user_errors
+def status(
+    config: ConfigOpt = None,
+    role: RoleOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per role.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what this executor did as verifier (seats taken, committed, revealed, declined, how the
+    cases ended) and as canary (jobs posted, verifiers caught and slashed).
+
+    Example: depin executor status --config depin.toml --role verifier
+    """
+    import json  # lazy: start-up
+
+    from executor import canary, verifier  # lazy: start-up
+    from executor.runtime import Runtime, load_executor_config  # lazy: start-up
+
+    rt = Runtime(load_executor_config(config, role))
+    report: dict = {"address": rt.address, "roles": list(rt.roles)}
+    if "verifier" in rt.roles:
+        report["seats"] = verifier.summary(rt, limit)
+    if "canary" in rt.roles:
+        rows = canary.summary(rt, limit)
+        report["canary_jobs"] = rows
+        report["caught"] = sorted({v for r in rows for v in (r.get("verifiers") or "").split(",") if v})
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    typer.echo(f"executor {rt.address} ({rt.role})")
+    for row in report.get("seats", []):
+        typer.echo(
+            f"  seat job {row.get('job')} round {row.get('round')} seat {row.get('seat')}: {row.get('state')}"
+            + (f" ({row['outcome']})" if row.get("outcome") else "") + (f" - {row['reason']}" if row.get("reason") else "")
+            + (" SLASHED" if row.get("slashed") == "1" else "")
+        )
+    for row in report.get("canary_jobs", []):
+        typer.echo(f"  canary job {row.get('job')}: {row.get('state')}" + (
+            f", caught {row.get('caught')} seat(s) of {row.get('verifiers')}, slashed {row.get('slashed')} wei" if row.get("verifiers") else ""))
+    if "caught" in report:
+        typer.echo(f"  verifiers caught: {', '.join(report['caught']) or 'none'}")

@@ -175,6 +175,7 @@ def build_spec(
     env: list[str],
     verify: str = "reexec",
     match: list[str] | None = None,
+    encrypt_to: str | None = None,
 ) -> Any:
     from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
@@ -195,6 +196,8 @@ def build_spec(
         spec["verify"] = verify
     if match:
         spec["output"] = {"match": list(match)}
+    if encrypt_to:
+        spec["delivery"] = {"encrypt_to": encrypt_to}
     return parse_spec(spec)
 
 
@@ -248,6 +251,14 @@ def job_post(
             help="Only these /out entries must match between independent runs (a glob relative to /out). Repeatable.",
         ),
     ] = [],  # noqa: B006
+    encrypt_to: Annotated[
+        str | None,
+        typer.Option(
+            "--encrypt-to",
+            metavar="0xPUBKEY",
+            help="Seal the result to this secp256k1 public key (`depin keys pubkey`): only its owner can read it.",
+        ),
+    ] = None,
     permit: Annotated[
         bool,
         typer.Option("--permit/--approve", help="Approve the escrow by an ERC-2612 signature (default) or an approve tx."),
@@ -271,7 +282,7 @@ def job_post(
         raise ValueError(f"--verify must be reexec or none, not {verify!r}")
     spec = build_spec(
         image=image, cmd=cmd, inputs=inputs, cpus=cpus, memory=memory, max_runtime=max_runtime,
-        output_mb=output_mb, env=env, verify=verify, match=match,
+        output_mb=output_mb, env=env, verify=verify, match=match, encrypt_to=encrypt_to,
     )
     amount = parse_tokens(reward, "reward")
     if dry_run:
@@ -516,6 +527,9 @@ def job_result(
     ] = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Download a job's result, verify it against the provider's on-chain commitment and extract it.
@@ -526,17 +540,26 @@ def job_result(
     holding a member that could write or point outside --out (an absolute or escaping symbolic
     link, a hard link, a device, a '..' path).
 
-    Example: depin job result 7 --out ./result-7
+    A result sealed to the requester (the spec's "delivery": {"encrypt_to": ...}) is first checked
+    against its content address (the sha256 in its URI), then opened with the requester's key
+    (--keystore, --dev-account or the config's [key]; `depin keys pubkey` prints the public key to
+    put in the spec), its salt too, and then checked as above.
+
+    Example: depin job result 7 --out ./result-7 --keystore keys/me.json
     """
-    client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account, need_key=False,
+    )
     salt_bytes = None
     if salt is not None:
         salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
         if len(salt_bytes) != 32:
             raise ValueError("--salt must be 32 bytes (64 hex digits)")
     fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes)
+    sealed = " (delivered sealed to your key; content address checked, opened)" if fetched.sealed else ""
     typer.echo(
-        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}); "
+        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}){sealed}; "
         f"exit code {fetched.exit_code}; extracted to {fetched.path}"
     )
 

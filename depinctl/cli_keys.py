@@ -228,6 +228,43 @@ def keys_address(
     typer.echo(address)
 
 
+@app.command("pubkey")
+@user_errors
+def keys_pubkey(
+    path: Annotated[Path | None, typer.Argument(metavar="[PATH]", help="A keystore file (or --dev-account N).")] = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    uncompressed: Annotated[bool, typer.Option("--uncompressed", help="Print the 65-byte 04... form.")] = False,
+) -> None:
+    """Print the secp256k1 public key of a keystore (decrypting it with its password) for an
+    encrypted delivery: put it in a job spec as "delivery": {"encrypt_to": "<it>"} and only this key
+    can read the result (`depin job result` opens it with the same keystore).
+
+    Example: depin keys pubkey keys/me.json --password-file keys/me.pass
+    """
+    from depin.accounts import AccountError, read_password, unlock_keystore  # lazy: start-up
+    from depin.accounts import dev_account as dev_key  # lazy: start-up
+    from depin.delivery import public_key_of  # lazy: start-up
+    from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
+
+    if (path is None) == (dev_account is None):
+        raise AccountError("give a keystore PATH or --dev-account N (one of them)")
+    if path is not None:
+        if not path.is_file():
+            raise AccountError(f"keystore {path} not found")
+        account = unlock_keystore(path, read_password(None, password_file))
+    else:
+        assert dev_account is not None
+        account = dev_key(dev_account, min(LOCAL_CHAIN_IDS))
+    public = public_key_of(bytes(account.key))
+    del account
+    if uncompressed:
+        from coincurve import PublicKey  # lazy: start-up
+
+        public = PublicKey(public).format(compressed=False)
+    typer.echo("0x" + public.hex())
+
+
 # Re-exported for the other group modules.
 __all__ = [
     "ConfigOpt", "DeploymentOpt", "DevAccountOpt", "KeystoreOpt", "PasswordFileOpt", "RpcUrlOpt", "app",

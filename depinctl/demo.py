@@ -1,30 +1,40 @@
-"""The demo: a requester's job from post to paid on the local devnet, with its verification draw.
+"""The demo: four scenarios of an honest marketplace on the local devnet, each with its token flows.
 
 ``depin demo`` (the README's first command, through ``make demo``) brings the devnet up if needed
-(``depin devnet up``), then runs the scenario against it, showing each step as it happens:
+(``depin devnet up``: a provider executor, a verifier pool of three staked verifiers, a canary), then
+runs the scenarios chosen with ``--scenario`` (default ``all``), showing each step as it happens:
 
-**Honest job.** A requester (Anvil dev account 4) posts a checksum job over an input file,
-escrowing the reward R, the fee f*R and the audit fee A. The devnet's provider executor claims it,
-runs it in a hardened container, publishes the result archive under an opaque name and submits a
-salted commitment to it (nothing about the digest is public before a reveal). Then the draw: block
-``anchor = submitBlock + D`` did not exist when the commitment was included; once it is mined its
-randomness decides whether the job is audited, with probability ``p_job`` (snapshotted at post,
-``auditBps``). Not drawn: the challenge window runs out and the executor's beat finalizes the job
-(the provider gets R + the kappa*f*R rebate, the requester its A back). Drawn: the court settles it
-(with no staked verifier in the devnet's pool the executor's ``advance`` concludes ``Unaudited`` and
-the provider is paid). The executor withdraws the pay; the demo downloads the archive, checks it
-against the on-chain commitment with the salt published beside it and prints the summary: job id,
-the draw, the money, gas and wall time per step.
+1. **honest**: a requester's checksum job from post to paid. The devnet's provider executor claims
+   it, runs it in a hardened container, publishes the archive under an opaque name and submits a
+   salted commitment. Then the draw: block ``anchor = submitBlock + D`` did not exist when the
+   commitment was included; its randomness decides whether the job is audited (probability
+   ``p_job``, fixed at post). Not drawn: the challenge window runs out and the job is finalized.
+   Drawn: a verifier of the pool re-runs it, its sealed digest agrees and the court pays everyone.
+   The demo downloads the archive and checks it against the on-chain commitment.
+2. **cheater**: the demo is a provider with no hardware (its own staked account). It claims jobs
+   and commits to a made-up digest. Undrawn jobs pay it (it got away with those: printed); the
+   first drawn one is audited by the pool, the audit disagrees, a jury of 3 confirms, the court
+   rules ProviderWrong and the collateral is slashed. The expected value per job is printed.
+3. **canary**: the demo is a lazy verifier staked in the court. When drawn for a job it asks the
+   canary's off-chain endpoint for the digest instead of running the job, commits and reveals it;
+   the canary reveals its garbage commitment, exposes the copy, and the lazy verifier loses σR of
+   its stake. It then leaves the pool.
+4. **wash**: two colluding accounts post, claim, submit and finalize jobs against each other (and
+   cycle one through a no-fault failure) to farm emissions. The kappa*f*R rebate is a share of the
+   fee f*R it came out of: the pair loses (1-kappa)*f*R per job plus both no-fault fees, every time.
 
-Every wait has a deadline; the exit status is non-zero with the reason when a step fails or times
-out. Progress comes from the indexer's Redis (what every dashboard sees), amounts, the draw and
-receipts from the chain.
+Each scenario ends with its token flows: every party's wealth (wallet + market credit + provider
+stake + court stake) before and after, and what left the parties (burned). Every wait has a
+deadline; the exit status is non-zero with the reason when a step fails or times out. Escrow
+amounts are read from the SDK (``client.params()``, ``client.job()``), never hard-coded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +49,24 @@ from depin.errors import DepinError
 
 REQUESTER_ACCOUNT = 4
 STEP_TIMEOUT = 120.0
+OUTCOME_NAMES = {0: "None", 1: "ProviderRight", 2: "ProviderWrong", 3: "Split", 4: "Unaudited", 5: "Canary"}
+OUTCOME_PROVIDER_WRONG = 2
 OUTCOME_UNAUDITED = 4  # IMarketForCourt.Outcome.Unaudited
+OUTCOME_CANARY = 5
+PHASE_CONCLUDED = 4
 POLL = 0.1
+BPS = 10_000
+SCENARIOS = ("honest", "cheater", "canary", "wash")  # the order `all` runs them in
+SCENARIO_TITLES = {
+    "honest": "Scenario 1: a job from post to paid",
+    "cheater": "Scenario 2: a cheater caught by a drawn audit, a jury and a slash",
+    "canary": "Scenario 3: a lazy verifier caught by a canary",
+    "wash": "Scenario 4: an emission wash trade loses money",
+}
+RUN_ORDER = ("honest", "wash", "cheater", "canary")  # the lazy verifier last: it leaves the pool after
+CHEATER_MAX_JOBS = 16  # P(none drawn at p_job 0.31) < 0.3 %
+WASH_JOBS = 3
+DEMO_ETHER = 100
 
 
 class DemoFailed(DepinError):
@@ -62,10 +88,35 @@ class Step:
 
 
 @dataclass
+class Flow:
+    """One party's wealth before and after a scenario (base units)."""
+
+    party: str
+    address: str
+    before: dict[str, int]
+    after: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def delta(self) -> int:
+        return sum(self.after.values()) - sum(self.before.values())
+
+    def part(self, name: str) -> int:
+        return self.after.get(name, 0) - self.before.get(name, 0)
+
+
+@dataclass
 class Scenario:
+    key: str
     title: str
     steps: list[Step] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
+    flows: list[Flow] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # machine-readable results (--json)
+
+    @property
+    def left_parties(self) -> int:
+        """What left the scenario's parties (burned, or paid to nobody listed): minus the deltas' sum."""
+        return -sum(f.delta for f in self.flows)
 
     def table(self) -> Table:
         table = Table(title=self.title, title_justify="left", box=None, pad_edge=False)
@@ -76,14 +127,29 @@ class Scenario:
             table.add_row(step.name, f"{step.seconds:.2f} s", gas, step.detail)
         return table
 
+    def flow_table(self) -> Table:
+        table = Table(title=f"token flows: {self.title}", title_justify="left", box=None, pad_edge=False)
+        for column, justify in (("party", "left"), ("wallet + credit", "right"), ("provider stake", "right"),
+                                ("court stake", "right"), ("net", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for f in self.flows:
+            table.add_row(f"{f.party} {f.address[:10]}…", signed(f.part("wallet") + f.part("credit")),
+                          signed(f.part("provider_stake")), signed(f.part("court_stake")), signed(f.delta))
+        table.add_row("left the parties (burned)", "", "", "", signed(-self.left_parties))
+        return table
+
 
 def tokens(value: int) -> str:
     text = format(Decimal(value).scaleb(-18), "f")
     return (text.rstrip("0").rstrip(".") if "." in text else text) + " DPC"
 
 
+def signed(value: int) -> str:
+    return ("+" if value > 0 else "") + tokens(value) if value else "0"
+
+
 def wait_for(what: str, probe: Callable[[], Any], *, timeout: float = STEP_TIMEOUT, status: Any = None,
-             label: Callable[[float], str] | None = None) -> Any:
+             label: Callable[[float], str] | None = None, poll: float = POLL) -> Any:
     """Polls `probe` until it returns something truthy; raises :class:`DemoFailed` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -95,7 +161,7 @@ def wait_for(what: str, probe: Callable[[], Any], *, timeout: float = STEP_TIMEO
             raise DemoFailed(f"timed out after {timeout:.0f} s waiting for {what}")
         if status is not None and label is not None:
             status.update(label(left))
-        time.sleep(POLL)
+        time.sleep(poll)
 
 
 def sha256_file(path: Path) -> str:
@@ -114,11 +180,16 @@ def make_console() -> Console:
     return Console(highlight=False)
 
 
+def bps(amount: int, rate: int) -> int:
+    """amount * rate / 10000, rounded down like the contracts."""
+    return amount * rate // BPS
+
+
 # ---------------------------------------------------------------------------------------- the run
 
 
 class Demo:
-    """The scenario against one devnet; each step is printed as it completes."""
+    """The scenarios against one devnet; each step is printed as it completes."""
 
     def __init__(self, state_dir: Path | None, *, challenge_window: int, console: Console, timeout: float) -> None:
         from depinctl.devnet import Devnet  # lazy: start-up
@@ -134,7 +205,15 @@ class Demo:
     def bring_up(self) -> None:
         started = time.monotonic()
         with self.console.status("bringing the devnet up (chain, Redis, container engine, contracts, indexer, executors)…"):
-            report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
+            try:
+                report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
+            except DepinError as exc:
+                if "during start-up" not in str(exc):
+                    raise
+                # A busy machine can be slow to answer a freshly started engine: a process that gave
+                # up waiting for it is started again by a second `up` (which keeps what runs).
+                self.console.print(f"  [yellow]{exc}[/]\n  [yellow]bringing the devnet up once more[/]")
+                report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
         missing = getattr(report, "not_wired", {}) or {}
         if missing:
             raise DemoFailed("the devnet is incomplete: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
@@ -148,14 +227,102 @@ class Demo:
         self.dev = lambda n: self.client.with_account(dev_account(n, self.client.chain_id))
         self.reader = IndexerReader.for_deployment(self.devnet.redis_url, self.devnet.deployment_file)
 
+    def actor(self, name: str, tokens_: int) -> Any:
+        """A fresh account of the demo's own (a random key, kept in memory only), given ether for gas
+        and `tokens_` base units by the devnet's faucet; its client."""
+        from eth_account import Account  # lazy: start-up
+
+        from depinctl.anvil import Anvil  # lazy: start-up
+        from depinctl.devchain import DevChain  # lazy: start-up
+
+        account = Account.create()
+        Anvil(self.client.rpc).impersonate([account.address], ether=DEMO_ETHER)
+        chain = DevChain.from_deployment_file(self.devnet.rpc_url, self.devnet.deployment_file)
+        chain.fund([account.address], tokens_, approve=False)
+        client = self.client.with_account(account)
+        wait_for(f"{name}'s tokens", lambda: client.token_balance() >= tokens_, timeout=self.timeout)
+        return client
+
+    def wealth(self, address: str) -> dict[str, int]:
+        """Everything `address` owns in the system: wallet, market credit, provider stake (free,
+        locked as collateral and unbonding) and court stake (free, locked in bonds, unbonding)."""
+        info = self.client.provider_info(address)
+        verifier = self.client.read(self.client.contracts.verification_court.get_verifier(address))
+        return {
+            "wallet": self.client.token_balance(address),
+            "credit": self.client.withdrawable(address),
+            "provider_stake": info.staked + info.unbonding,
+            "court_stake": int(verifier[2]) + int(verifier[3]) + int(verifier[4]),
+        }
+
+    def open_flows(self, sc: Scenario, parties: dict[str, str]) -> None:
+        sc.flows = [Flow(name, address, self.wealth(address)) for name, address in parties.items()]
+
+    def close_flows(self, sc: Scenario, *, seats: list[int] | None = None) -> None:
+        for f in sc.flows:
+            f.after = self.wealth(f.address)
+        if seats:
+            self.seat_flows(sc, seats)
+        sc.facts["flows"] = {f.party: {"address": f.address, "delta": str(f.delta),
+                                       **{k: str(f.part(k)) for k in f.before}} for f in sc.flows}
+        sc.facts["left_parties"] = str(sc.left_parties)
+
+    def seat_flows(self, sc: Scenario, job_ids: list[int]) -> None:
+        """Adds the court's payments to the verifiers who sat on `job_ids` (``SeatSettled``: paid to
+        the wallet, a forfeited bond out of the court stake). From the events, not from balances: the
+        pool audits the canary's jobs at the same time, so its balances move for other reasons too."""
+        names = {a.lower(): n for n, a in self.pool().items()}
+        seats: dict[str, Flow] = {}
+        for job_id in job_ids:
+            for e in self.events("VerificationCourt", "SeatSettled", job_id):
+                who = str(e["verifier"])
+                name = names.get(who.lower(), "verifier")
+                f = seats.setdefault(who, Flow(f"{name} (seats)", who, {"wallet": 0, "court_stake": 0}, {"wallet": 0, "court_stake": 0}))
+                f.after["wallet"] += int(e["paid"])
+                f.after["court_stake"] -= int(e["bondForfeited"])
+        sc.flows.extend(seats.values())
+
     def gas_of(self, tx: str | None) -> int | None:
         if not tx:
             return None
         receipt = self.client.rpc.call("eth_getTransactionReceipt", [tx])
         return int(receipt["gasUsed"], 16) if receipt else None
 
+    def events(self, contract: str, event: str, job_id: int | None = None, from_block: int = 0) -> list[dict[str, Any]]:
+        """The decoded `event`s of `contract` (for job `job_id`: the first indexed argument)."""
+        from eth_abi import decode as abi_decode  # lazy: start-up
+        from eth_utils import to_checksum_address  # lazy: start-up
+        from eth_utils.abi import collapse_if_tuple  # lazy: start-up
+
+        from depin.artifacts import load_abi  # lazy: start-up
+
+        topics: list[Any] = ["0x" + self.client.codec.topics[(contract, event)].hex()]
+        if job_id is not None:
+            topics.append("0x" + int(job_id).to_bytes(32, "big").hex())
+        first = max(from_block, self.client.deployment.deploy_block)
+        logs = self.client.rpc.get_logs(first, self.client.block_number(), [self.client.addresses[contract]], topics)
+        item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
+        plain = [i for i in item["inputs"] if not i["indexed"]]
+        indexed = [i for i in item["inputs"] if i["indexed"]]
+        out = []
+        for log in logs:
+            data, log_topics = (log["data"], log["topics"]) if isinstance(log, dict) else (log.data, log.topics)
+            values = abi_decode([collapse_if_tuple(i) for i in plain], bytes.fromhex(str(data).removeprefix("0x")))
+            decoded = dict(zip((i["name"] for i in plain), values, strict=True))
+            for i, topic in zip(indexed, log_topics[1:], strict=False):
+                raw = bytes.fromhex(str(topic).removeprefix("0x"))
+                decoded[i["name"]] = to_checksum_address(raw[-20:]) if i["type"] == "address" else (
+                    int.from_bytes(raw, "big") if i["type"].startswith("uint") else raw)
+            out.append(decoded)
+        return out
+
     def indexed(self, job_id: int) -> Any:
         return self.reader.get_job(job_id)
+
+    def record(self, sc: Scenario, step: Step) -> None:
+        step.ended = step.ended or time.monotonic()
+        sc.steps.append(step)
+        self.print_step(step)
 
     def follow(self, scenario: Scenario, job_id: int, event: str, name: str, status: Any, *,
                detail: Callable[[Any, dict[str, Any]], str] = lambda job, entry: "",
@@ -194,15 +361,15 @@ class Demo:
         gas = f", gas {step.gas:,}" if step.gas is not None else ""
         self.console.print(f"[green]✓[/] {step.name:<22} {step.seconds:6.2f} s{gas}  {step.detail}")
 
-    def countdown(self, job: Any, status: Any) -> None:
+    def say(self, text: str) -> None:
+        self.console.print(f"  {text}")
+
+    def countdown(self, deadline: int, status: Any) -> None:
         """Shows the challenge window running out (chain time: anvil stamps new blocks with the clock)."""
-        deadline = int(job.extra.get("challengeDeadline") or 0)
-        while True:
-            left = deadline - time.time()
-            if left < 0:
-                return
-            status.update(f"challenge window open: {left:4.1f} s left (anyone may dispute the result)")
-            time.sleep(min(0.2, left + 0.01))
+        wait_for("the challenge window to run out", lambda: self.client.block_timestamp() > deadline,
+                 timeout=self.timeout, status=status,
+                 label=lambda left: f"challenge window open: {max(0.0, deadline - time.time()):4.1f} s left (anyone may dispute the result)",
+                 poll=0.2)
 
     def withdrawal_of(self, account: str, from_block: int) -> tuple[str, int] | None:
         """(tx, amount) of `account`'s first ``Withdrawn`` from the market at or after `from_block`."""
@@ -215,6 +382,12 @@ class Demo:
             return None
         return logs[0]["transactionHash"], int(logs[0]["data"], 16)
 
+    def drawn(self, job_id: int) -> bool:
+        """Waits for the job's anchor block and returns whether it was drawn for audit."""
+        job = self.client.job(job_id)
+        return bool(wait_for(f"the randomness of block {job.anchor_block}",
+                             lambda: (d := self.client.is_drawn(job_id)) is not None and (d,), timeout=self.timeout)[0])
+
     def draw(self, sc: Scenario, job_id: int, status: Any) -> tuple[bool, str]:
         """Waits for the job's anchor block and reads the draw; records it as a step. Returns
         (drawn, one line explaining it)."""
@@ -222,16 +395,33 @@ class Demo:
         job = self.client.job(job_id)
         p_job = job.audit_bps / 100
         status.update(f"waiting for anchor block {job.anchor_block} (its randomness decides the audit)…")
-        drawn = wait_for(f"the randomness of block {job.anchor_block}",
-                         lambda: (d := self.client.is_drawn(job_id)) is not None and (d,), timeout=self.timeout)[0]
+        drawn = self.drawn(job_id)
         step.ended = time.monotonic()
-        verdict = "drawn for audit: the court verifies it" if drawn else "not drawn: settles optimistically"
+        verdict = "drawn for audit: a verifier of the pool re-runs it" if drawn else "not drawn: settles optimistically"
         explained = (f"p_job = {p_job:.2f} % (alpha*g/(g + lambda*k) at {job.collateral_pct} % collateral, fixed at post); "
                      f"anchor block {job.anchor_block} (submit block + D, mined after the commitment): {verdict}")
         step.detail = f"p_job {p_job:.1f} %, anchor block {job.anchor_block}: {'DRAWN' if drawn else 'not drawn'}"
-        sc.steps.append(step)
-        self.print_step(step)
+        self.record(sc, step)
         return drawn, explained
+
+    def nudge(self, job_id: int) -> None:
+        """Moves the job's court case on when a deadline passed (``advance`` is anyone's to call;
+        the pool's executors call it too): nothing when nothing is due."""
+        from depin.transactions import TxReverted  # lazy: start-up
+
+        try:
+            self.dev(REQUESTER_ACCOUNT).send(self.client.contracts.verification_court.advance(job_id))
+        except TxReverted:
+            pass
+
+    def court_story(self, job_id: int) -> list[str]:
+        """One line per tallied round of the job's case."""
+        lines = []
+        for t in self.events("VerificationCourt", "RoundTallied", job_id):
+            what = "audit" if t["round"] == 0 else f"jury round {t['round']} ({ {1: 3, 2: 7, 3: 15}.get(t['round'], '?') } seats)"
+            lines.append(f"{what}: {t['revealed']} revealed, {t['forProvider']} reproduced the provider's digest, "
+                         f"{t['forTop']} revealed 0x{bytes(t['topDigest']).hex()[:12]}… -> {OUTCOME_NAMES.get(t['tally'], t['tally'])}")
+        return lines
 
     def settled(self, sc: Scenario, job_id: int, status: Any, drawn: bool) -> tuple[str, int]:
         """Waits for the job to be settled: finalized (not drawn) or settled by the court (drawn);
@@ -240,28 +430,40 @@ class Demo:
 
         step = Step("finalized" if not drawn else "settled by the court", time.monotonic())
         start_block = self.client.block_number()  # the pay is credited, then withdrawn, after this
-        status.update("waiting for finalization…" if not drawn else "the court verifies the job (no verifier staked: Unaudited)…")
+        status.update("waiting for finalization…" if not drawn else "a verifier of the pool re-runs the job; the court settles it…")
         stand_in = drawn and self.client.deployment.parameters.get("courtContract") == "TestCourt"
         if stand_in:
-            # The devnet's court is the TestCourt stand-in while the market/court boundary is not
-            # reconciled (depinctl.deploy.court_contract_name): it cannot run the audit, so the demo
-            # settles the drawn job the way the real court does when no verifier is staked in the
-            # pool: Unaudited (the provider is paid).
+            # A deployment with the TestCourt stand-in cannot run the audit: the demo settles the
+            # drawn job the way the real court does when no verifier takes it: Unaudited.
             from depinctl.devchain import DevChain  # lazy: start-up
 
             chain = DevChain.from_deployment_file(self.devnet.rpc_url, self.devnet.deployment_file)
             chain.transact(chain.deployer, "TestCourt", "begin", job_id)
             chain.transact(chain.deployer, "TestCourt", "settle", job_id, OUTCOME_UNAUDITED)
-        job = wait_for("the job to be settled", lambda: (j := self.client.job(job_id)).status.settled and j, timeout=self.timeout)
+
+        def done() -> Any:
+            job = self.client.job(job_id)
+            if job.status.settled:
+                return job
+            if drawn and not stand_in:
+                self.nudge(job_id)
+            return None
+
+        job = wait_for("the job to be settled", done, timeout=self.timeout * 2, poll=0.5)
         step.ended = time.monotonic()
         if job.status not in (JobStatus.FINALIZED, JobStatus.RESOLVED):
             raise DemoFailed(f"job {job_id} ended {job.status.label}")
-        how = "finalized: R + the kappa*f*R rebate to the provider, A back to the requester" if job.status == JobStatus.FINALIZED else (
-            "settled by the court: Unaudited (no verifier staked in the devnet's pool)"
-            + (", through the TestCourt stand-in" if stand_in else ""))
+        if job.status == JobStatus.FINALIZED:
+            how = "finalized: R + the kappa*f*R rebate to the provider, A back to the requester"
+        else:
+            outcome = OUTCOME_NAMES.get(int(self.client.court_case(job_id).get("outcome", 0)), "?")
+            how = (f"settled by the court: {outcome}" + (" (the TestCourt stand-in)" if stand_in else
+                   ": the auditor's digest agreed, the provider is paid R + rebate, the auditor A"))
+            if not stand_in and outcome != "ProviderRight":
+                raise DemoFailed(f"the honest job {job_id} was settled {outcome}, not ProviderRight: "
+                                 + "; ".join(self.court_story(job_id)))
         step.detail = how
-        sc.steps.append(step)
-        self.print_step(step)
+        self.record(sc, step)
         return how, start_block
 
     def job_spec(self, text: str, name: str) -> Any:
@@ -281,16 +483,19 @@ class Demo:
             resources=Resources(cpus=1, memory_mb=64, max_runtime=30, output_mb=1),
         )
 
-    # ------------------------------------------------------------------ scenario 1
+    # ------------------------------------------------------------------ scenario 1: honest
 
     def honest(self) -> Scenario:
         from depin.deployment import to_wei  # lazy: start-up
 
-        sc = Scenario("Scenario 1: a job from post to paid")
+        sc = Scenario("honest", SCENARIO_TITLES["honest"])
         self.scenarios.append(sc)
         requester = self.dev(REQUESTER_ACCOUNT)
         spec = self.job_spec(POEM, "poem.txt")
         reward = to_wei(1)
+        provider_address = self.devnet.state.get("accounts", {}).get("provider_executor", {}).get("address")
+        parties = {"requester": requester.address, **({"provider": provider_address} if provider_address else {})}
+        self.open_flows(sc, parties)
         with self.console.status("posting the job…") as status:
             step = Step("posted", time.monotonic())
             posted = requester.post_job(spec, reward=reward, challenge_window=self.challenge_window)
@@ -299,8 +504,7 @@ class Demo:
             posted_fee, posted_audit = posted_job.fee, posted_job.audit_fee
             step.detail = (f"job {posted.job_id} by {requester.address[:10]}…, reward {tokens(reward)}; "
                            f"R + fee + audit fee = {tokens(posted_job.escrow)} escrowed")
-            sc.steps.append(step)
-            self.print_step(step)
+            self.record(sc, step)
             job_id = posted.job_id
             self.follow(sc, job_id, "JobPosted", "indexed", status, label="waiting for the indexer…", gas=False,
                         detail=lambda job, e: f"block {e.get('block')}, spec valid: {job.spec_valid}")
@@ -313,11 +517,9 @@ class Demo:
             drawn, draw = self.draw(sc, job_id, status)
             if not drawn:
                 step = Step("challenge window", time.monotonic())
-                self.countdown(job, status)
-                step.ended = time.monotonic()
+                self.countdown(self.client.job(job_id).deadline, status)
                 step.detail = f"{self.challenge_window} s, nobody disputed"
-                sc.steps.append(step)
-                self.print_step(step)
+                self.record(sc, step)
             fin, settled_block = self.settled(sc, job_id, status, drawn)
             step = Step("withdrawn", time.monotonic())
             status.update("waiting for the provider to withdraw its pay…")
@@ -326,8 +528,7 @@ class Demo:
             step.ended, step.tx = time.monotonic(), found[0]
             step.gas = self.gas_of(found[0])
             step.detail = f"{tokens(found[1])} to the provider's wallet"
-            sc.steps.append(step)
-            self.print_step(step)
+            self.record(sc, step)
             status.update("downloading the result and checking it against the chain…")
             out = self.devnet.dir / "demo" / f"result-{job_id}"
             fetched = requester.download_result(job_id, out)  # checked against the on-chain commitment
@@ -335,13 +536,17 @@ class Demo:
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"
             if result_text != expected:
                 raise DemoFailed(f"the job's output is {result_text!r}, expected {expected!r}")
+        self.close_flows(sc, seats=[job_id] if drawn else None)
         total = sum(s.seconds for s in sc.steps)
         onchain = self.client.job(job_id)
+        sc.facts.update(job=job_id, drawn=drawn, status=onchain.status.label, reward=str(onchain.reward), fee=str(posted_fee),
+                        audit_fee=str(posted_audit), kappa_bps=self.client.params().kappa_bps, provider=provider)
         sc.summary = {
             "job id": str(job_id),
             "provider": provider,
             "escrowed at post": f"R {tokens(onchain.reward)} + fee {tokens(posted_fee)} + audit fee A {tokens(posted_audit)}",
             "the draw": draw,
+            **({"the audit": "; ".join(self.court_story(job_id))} if drawn else {}),
             "result digest": "0x" + fetched.digest.hex() + " (revealed only by the archive itself)",
             "verified": f"the archive from {fetched.uri} with the salt beside it gives the on-chain commitment",
             "output": result_text,
@@ -351,6 +556,394 @@ class Demo:
         }
         return sc
 
+    def pool(self) -> dict[str, str]:
+        """The devnet's verifier pool, name -> address (from devnet.json)."""
+        accounts = self.devnet.state.get("accounts") or {}
+        return {str(e.get("name") or f"verifier {e.get('index')}"): str(e["address"])
+                for e in accounts.get("verifier_pool") or [] if isinstance(e, dict) and e.get("address")}
+
+    # ------------------------------------------------------------------ scenario 4: wash trading
+
+    def wash_spec(self, n: int) -> Any:
+        """A verify-none job on an image nobody else holds (the devnet's executor never claims it):
+        the pair's compute is a trivial job, priced at 0."""
+        from depin.spec import JobSpec, Resources  # lazy: start-up
+
+        fake = hashlib.sha256(b"depin-demo-wash").hexdigest()
+        return JobSpec(image=f"depin/wash@sha256:{fake}", command=["true", str(n), secrets.token_hex(4)],
+                       resources=Resources(cpus=1, memory_mb=16, max_runtime=5, output_mb=1), verify="none")
+
+    def wash(self) -> Scenario:
+        from depin.commitment import commitment, failure_digest, new_salt  # lazy: start-up
+        from depin.deployment import to_wei  # lazy: start-up
+        from depin.market import FailureCode, JobStatus  # lazy: start-up
+        from depin.transactions import TxReverted  # lazy: start-up
+
+        sc = Scenario("wash", SCENARIO_TITLES["wash"])
+        self.scenarios.append(sc)
+        reward = to_wei(1)
+        with self.console.status("funding two colluding accounts…") as status:
+            alice = self.actor("the wash requester", to_wei(100))
+            bob = self.actor("the wash provider", to_wei(1_000))
+            step = Step("pair set up", time.monotonic())
+            receipt = bob.register(to_wei(500), "http://127.0.0.1:1/wash")
+            step.tx, step.gas = receipt.tx_hash, receipt.gas_used
+            step.detail = f"requester {alice.address[:10]}… and provider {bob.address[:10]}… (500 DPC staked): one owner"
+            self.record(sc, step)
+            self.open_flows(sc, {"wash requester": alice.address, "wash provider": bob.address})
+            p = self.client.params()
+            jobs: list[int] = []
+
+            def submit(job_id: int) -> None:
+                salt = new_salt()
+                bob.submit_result(job_id, commitment(bob.address, job_id, hashlib.sha256(b"trivial %d" % job_id).digest(), salt),
+                                  f"http://127.0.0.1:1/results/{secrets.token_hex(32)}")
+
+            expected_loss = 0
+            for n in range(WASH_JOBS):
+                step = Step(f"wash job {n + 1}", time.monotonic())
+                posted = alice.post_job(self.wash_spec(n), reward=reward, challenge_window=self.challenge_window)
+                bob.claim(posted.job_id)
+                submit(posted.job_id)
+                job = self.client.job(posted.job_id)
+                fee = bps(reward, p.fee_bps)
+                rebate = bps(fee, p.kappa_bps)
+                expected_loss += fee - rebate
+                step.detail = (f"job {posted.job_id}: posted, claimed, submitted by the pair (verify none, p_job {job.audit_bps / 100:g} %); "
+                               f"fee f*R {tokens(fee)} in, rebate kappa*f*R {tokens(rebate)} back: {tokens(fee - rebate)} burned")
+                self.record(sc, step)
+                jobs.append(posted.job_id)
+            # one job through a no-fault failure first: both sides pay the no-fault fee, nothing is emitted
+            step = Step("no-fault cycle", time.monotonic())
+            posted = alice.post_job(self.wash_spec(WASH_JOBS), reward=reward, challenge_window=self.challenge_window)
+            bob.claim(posted.job_id)
+            code = FailureCode.IMAGE_UNAVAILABLE
+            bob.submit_failure(posted.job_id, code, commitment(bob.address, posted.job_id, failure_digest(int(code)), new_salt()))
+            reopened = self.client.job(posted.job_id)
+            if reopened.status != JobStatus.OPEN:
+                raise DemoFailed(f"the no-fault failure left job {posted.job_id} {reopened.status.label}, not reopened")
+            nf = bps(reward, p.no_fault_fee_bps)
+            requester_nf = bps(reward, p.fee_bps) - bps(reward, p.fee_bps - p.no_fault_fee_bps)
+            reduced_fee = bps(reward, p.fee_bps - p.no_fault_fee_bps)
+            expected_loss += nf + requester_nf + reduced_fee - bps(reduced_fee, p.kappa_bps)
+            bob.claim(posted.job_id)
+            submit(posted.job_id)
+            step.detail = (f"job {posted.job_id}: an availability failure (ImageUnavailable) reopened it; provider fee {tokens(nf)} "
+                           f"+ requester fee {tokens(requester_nf)} burned; re-claimed and submitted")
+            self.record(sc, step)
+            jobs.append(posted.job_id)
+            step = Step("finalized", time.monotonic())
+            last = max(self.client.job(j).deadline for j in jobs)
+            self.countdown(last, status)
+            for j in jobs:
+                if not self.client.job(j).status.settled:
+                    try:
+                        bob.finalize(j)
+                    except TxReverted as exc:
+                        if exc.error_name != "WrongStatus":
+                            raise
+            finals = [self.client.job(j) for j in jobs]
+            if any(f.status != JobStatus.FINALIZED for f in finals):
+                raise DemoFailed("wash jobs did not finalize: " + ", ".join(f"{f.job_id} {f.status.label}" for f in finals))
+            emitted = sum(e["emission"] for j in jobs for e in self.events("JobMarket", "JobFinalized", j))
+            step.detail = f"{len(jobs)} jobs finalized; emission (the rebates) {tokens(emitted)} in total"
+            self.record(sc, step)
+        self.close_flows(sc)
+        net = sum(f.delta for f in sc.flows)
+        sc.facts.update(jobs=jobs, expected_loss=str(expected_loss), pair_net=str(net), emitted=str(emitted),
+                        fee_bps=p.fee_bps, kappa_bps=p.kappa_bps, no_fault_fee_bps=p.no_fault_fee_bps)
+        if net != -expected_loss:
+            raise DemoFailed(f"the pair's wealth moved by {tokens(net)}, expected -{tokens(expected_loss)} (conservation broken)")
+        per_job = bps(reward, p.fee_bps) - bps(bps(reward, p.fee_bps), p.kappa_bps)
+        sc.summary = {
+            "the pair": f"{alice.address} posts, {bob.address} claims: the same owner",
+            "per job": (f"fee f*R = {tokens(bps(reward, p.fee_bps))} paid, rebate kappa*f*R = {tokens(bps(bps(reward, p.fee_bps), p.kappa_bps))} "
+                        f"earned (kappa = {p.kappa_bps / BPS:g} < 1, a hard bound in the contract): the pair loses (1-kappa)*f*R = {tokens(per_job)}"),
+            "no-fault cycle": f"both sides pay {p.no_fault_fee_bps / 100:g} % of R, burned; no emission",
+            "the pair's net": f"{signed(net)} over {len(jobs)} jobs (expected -{tokens(expected_loss)}: every token that left the pair was burned)",
+            "why": "emissions are a share of the fee burned by the same job, so wash volume only burns money, at any volume",
+        }
+        return sc
+
+    # ------------------------------------------------------------------ scenario 2: the cheater
+
+    def cheater(self) -> Scenario:
+        from depin.commitment import commitment, new_salt  # lazy: start-up
+        from depin.deployment import to_wei  # lazy: start-up
+        from depin.market import JobStatus  # lazy: start-up
+        from depin.transactions import TxReverted  # lazy: start-up
+
+        sc = Scenario("cheater", SCENARIO_TITLES["cheater"])
+        self.scenarios.append(sc)
+        reward = to_wei(1)
+        with self.console.status("setting up the cheater…") as status:
+            cheat = self.actor("the cheater", to_wei(2_000))
+            requester = self.actor("the cheater's requester", to_wei(200))
+            step = Step("cheater registered", time.monotonic())
+            receipt = cheat.register(to_wei(1_000), "http://127.0.0.1:1/cheater")
+            step.tx, step.gas = receipt.tx_hash, receipt.gas_used
+            step.detail = f"provider {cheat.address[:10]}… with 1000 DPC staked and no hardware: it never runs a job"
+            self.record(sc, step)
+            self.open_flows(sc, {"cheater": cheat.address, "requester": requester.address})
+            undrawn: list[int] = []
+            caught: int | None = None
+            secrets_: dict[int, tuple[bytes, bytes]] = {}
+            for n in range(CHEATER_MAX_JOBS):
+                spec = self.job_spec(f"cheater job {n} {secrets.token_hex(8)}\n", f"cheat-{n}.txt")
+                step = Step(f"cheat job {n + 1}", time.monotonic())
+                # the submit window is the bare runtime: the devnet's provider wants 5 s more and leaves it to the cheater
+                posted = requester.post_job(spec, reward=reward, challenge_window=self.challenge_window,
+                                            max_runtime=spec.resources.max_runtime)
+                job_id = posted.job_id
+                try:
+                    cheat.claim(job_id)
+                except TxReverted as exc:
+                    step.detail = f"job {job_id}: someone else claimed it first ({exc.error_name}); next"
+                    self.record(sc, step)
+                    continue
+                made_up, salt = hashlib.sha256(b"made up %d" % job_id).digest(), new_salt()
+                secrets_[job_id] = (made_up, salt)
+                cheat.submit_result(job_id, commitment(cheat.address, job_id, made_up, salt),
+                                    f"http://127.0.0.1:1/results/{secrets.token_hex(32)}")
+                status.update(f"job {job_id}: waiting for its draw…")
+                job = self.client.job(job_id)
+                if self.drawn(job_id):
+                    caught = job_id
+                    step.detail = (f"job {job_id}: committed to a made-up digest 0x{made_up.hex()[:12]}…; p_job {job.audit_bps / 100:.1f} %: "
+                                   "DRAWN for audit")
+                    self.record(sc, step)
+                    break
+                undrawn.append(job_id)
+                step.detail = (f"job {job_id}: committed to a made-up digest; p_job {job.audit_bps / 100:.1f} %: not drawn: "
+                               "the cheater gets away with this one")
+                self.record(sc, step)
+            if caught is None:
+                raise DemoFailed(f"none of {CHEATER_MAX_JOBS} cheater jobs was drawn for audit (p_job ~ 0.3: improbable; rerun)")
+            job = self.client.job(caught)
+            step = Step("caught", time.monotonic())
+            made_up, salt = secrets_[caught]
+            revealed = False
+
+            def progress() -> Any:
+                nonlocal revealed
+                case = self.client.court_case(caught)
+                if not revealed and int(case.get("phase", 0)) == 1 and int(case.get("committed", 0)) > 0 and not case.get("providerRevealed"):
+                    try:
+                        cheat.send(self.client.contracts.verification_court.reveal_provider(caught, made_up, salt))
+                        revealed = True
+                    except TxReverted as exc:
+                        if exc.error_name == "AlreadyRevealed":
+                            revealed = True
+                j = self.client.job(caught)
+                if j.status.settled:
+                    return j
+                self.nudge(caught)
+                rounds = self.court_story(caught)
+                status.update("the court: " + (rounds[-1] if rounds else f"a pool verifier audits job {caught}…"))
+                return None
+
+            final = wait_for(f"the court to settle job {caught}", progress, timeout=self.timeout * 3, poll=0.5)
+            case = self.client.court_case(caught)
+            outcome = int(case.get("outcome", 0))
+            story = self.court_story(caught)
+            if outcome != OUTCOME_PROVIDER_WRONG or final.status != JobStatus.RESOLVED:
+                raise DemoFailed(f"job {caught} ended {final.status.label} / {OUTCOME_NAMES.get(outcome, outcome)}, not ProviderWrong: "
+                                 + "; ".join(story))
+            settled = self.events("JobMarket", "JobSettled", caught)
+            concluded = self.events("VerificationCourt", "CaseConcluded", caught)
+            step.detail = (f"job {caught}: " + " -> ".join(story) + f"; collateral {tokens(job.collateral)} slashed")
+            self.record(sc, step)
+            # the undrawn jobs pay the cheater once their challenge windows are over
+            step = Step("undrawn jobs paid", time.monotonic())
+            if undrawn:
+                self.countdown(max(self.client.job(j).deadline for j in undrawn), status)
+                for j in undrawn:
+                    if not self.client.job(j).status.settled:
+                        try:
+                            cheat.finalize(j)
+                        except TxReverted as exc:
+                            if exc.error_name != "WrongStatus":
+                                raise
+            paid = sum(e["payout"] for j in undrawn for e in self.events("JobMarket", "JobFinalized", j))
+            step.detail = f"{len(undrawn)} undrawn job(s) paid the cheater {tokens(paid)} for no work"
+            self.record(sc, step)
+        self.close_flows(sc, seats=[caught])
+        p_job = job.audit_bps / BPS
+        params = self.client.params()
+        g = 1 + params.kappa_bps / BPS * params.fee_bps / BPS
+        k = job.collateral_pct / 100
+        ev = (1 - p_job) * g - p_job * k
+        cheater_flow = next(f for f in sc.flows if f.party == "cheater")
+        sc.facts.update(caught=caught, undrawn=undrawn, collateral=str(job.collateral), paid_undrawn=str(paid),
+                        outcome=OUTCOME_NAMES[outcome], p_job=p_job, ev_per_job_R=ev, fee_bps=params.fee_bps,
+                        kappa_bps=params.kappa_bps, reward=str(reward),
+                        settled=[{k2: str(v) for k2, v in e.items()} for e in settled],
+                        concluded=[{k2: str(v) for k2, v in e.items()} for e in concluded])
+        sc.summary = {
+            "jobs": f"{len(undrawn) + 1} claimed by the cheater, {len(undrawn)} undrawn (paid {tokens(paid)}), job {caught} drawn",
+            "the court": "; ".join(story),
+            "slashed": f"{tokens(job.collateral)} of collateral (k = {k:g} R): to the auditor, the jury and the burn",
+            "the cheater's net": (f"{signed(cheater_flow.delta)} this run ({len(undrawn)} undrawn job(s) before the drawn one: "
+                                  f"{'lucky' if cheater_flow.delta > 0 else 'the usual'}; each job is drawn independently)"),
+            "EV per job": (f"(1-p)*g*R - p*k*R = (1-{p_job:.3f})*{g:g} - {p_job:.3f}*{k:g} = {ev:+.3f} R < 0: "
+                           "the undrawn jobs it got away with do not pay for the drawn one, in expectation"),
+        }
+        return sc
+
+    # ------------------------------------------------------------------ scenario 3: the lazy verifier
+
+    def canary(self) -> Scenario:
+        from depin.commitment import new_salt, seat_commitment  # lazy: start-up
+        from depin.deployment import to_wei  # lazy: start-up
+        from depin.market import JobStatus  # lazy: start-up
+        from depin.transactions import TxReverted  # lazy: start-up
+
+        sc = Scenario("canary", SCENARIO_TITLES["canary"])
+        self.scenarios.append(sc)
+        port = int(self.devnet.ports.get("canary", 0))
+        canary_address = (self.devnet.state.get("accounts") or {}).get("canary", {}).get("address")
+        if not port or not canary_address:
+            raise DemoFailed("the devnet runs no canary (no 'canary' port or account in devnet.json); `depin devnet up` again")
+        court = self.client.contracts.verification_court
+        stake = to_wei(50_000)
+        with self.console.status("the lazy verifier joins the court…") as status:
+            lazy = self.actor("the lazy verifier", stake + to_wei(100))
+            self.open_flows(sc, {"lazy verifier": lazy.address})  # the canary operator posts other jobs meanwhile
+            step = Step("lazy verifier staked", time.monotonic())
+            lazy.approve("VerificationCourt", stake)
+            receipt = lazy.send(court.join(stake, 0))
+            step.tx, step.gas = receipt.tx_hash, receipt.gas_used
+            joined_block = receipt.block_number
+            delay = int(self.client.court_params().get("activationDelayBlocks", 1))
+            wait_for("the stake to become active", lambda: self.client.block_number() > joined_block + delay + 1, timeout=self.timeout)
+            step.detail = (f"{lazy.address[:10]}… staked {tokens(stake)} in platform class 0 (most of the pool's stake: "
+                           "it is drawn for most audits); it will never run a job")
+            self.record(sc, step)
+            try:
+                seen: set[int] = set()
+                target: tuple[int, bytes] | None = None
+                declined = 0
+
+                def bait(job_id: int) -> bytes | None:
+                    from depin.fetch import FetchError, download_and_hash  # lazy: start-up
+
+                    buffer = io.BytesIO()
+                    try:
+                        download_and_hash(f"http://127.0.0.1:{port}/canary/{job_id}", buffer, max_bytes=1024, timeout=5)
+                        return bytes.fromhex(buffer.getvalue().decode().strip().removeprefix("0x"))
+                    except (FetchError, ValueError):
+                        return None
+
+                def drawn_job() -> tuple[int, bytes] | None:
+                    nonlocal declined
+                    count = int(self.client.read(self.client.contracts.job_market.job_count()))
+                    for job_id in range(max(1, count - 12), count + 1):
+                        if job_id in seen:
+                            continue
+                        job = self.client.job(job_id)
+                        if job.status != JobStatus.SUBMITTED:
+                            continue
+                        drawn = self.client.is_drawn(job_id)
+                        if drawn is None:
+                            continue
+                        seen.add(job_id)
+                        try:
+                            who = self.client.read(court.drawn_for(job_id, 0, 0))
+                        except TxReverted:
+                            continue
+                        if not drawn or str(who).lower() != lazy.address.lower():
+                            continue
+                        digest = bait(job_id)
+                        if digest is None:
+                            declined += 1
+                            self.say(f"drawn for job {job_id}: the endpoint has no digest for it; the lazy verifier cannot answer "
+                                     "without running it and lets the seat go (unpaid, redrawn)")
+                            continue
+                        return job_id, digest
+                    return None
+
+                status.update("the lazy verifier waits to be drawn for a job (the canary posts one every 20 s)…")
+                step = Step("drawn, copied", time.monotonic())
+                target = wait_for("the lazy verifier to be drawn for a job the bait answers", drawn_job, timeout=self.timeout * 4, poll=0.3)
+                job_id, digest = target
+                lazy.send(court.start_audit(job_id))
+                salt = new_salt()
+                lazy.send(court.commit(job_id, 0, seat_commitment(lazy.address, job_id, 0, 0, digest, salt)))
+                step.detail = (f"drawn for job {job_id}: asked http://127.0.0.1:{port}/canary/{job_id} for the digest "
+                               f"(0x{digest.hex()[:12]}…) instead of running the job; took the seat and committed it")
+                self.record(sc, step)
+                step = Step("revealed", time.monotonic())
+
+                def reveal() -> bool:
+                    try:
+                        lazy.send(court.reveal(job_id, 0, digest, salt))
+                        return True
+                    except TxReverted as exc:
+                        if exc.error_name == "AlreadyRevealed":
+                            return True
+                        if exc.error_name != "RevealNotOpen":
+                            raise DemoFailed(f"the lazy verifier's reveal failed: {exc.error_name}") from None
+                        self.nudge(job_id)
+                        return False
+
+                wait_for("the reveal phase", reveal, timeout=self.timeout, poll=0.5)
+                step.detail = "the copied digest is revealed: it 'agrees' with the provider's"
+                self.record(sc, step)
+                step = Step("exposed, slashed", time.monotonic())
+
+                def exposed() -> Any:
+                    case = self.client.court_case(job_id)
+                    if int(case.get("phase", 0)) == PHASE_CONCLUDED:
+                        return case
+                    status.update("the canary reveals its commitment and exposes the copy within the canary window…")
+                    self.nudge(job_id)
+                    return None
+
+                case = wait_for(f"the canary to expose job {job_id}", exposed, timeout=self.timeout * 2, poll=0.5)
+                outcome = int(case.get("outcome", 0))
+                slashes = [e for e in self.events("VerificationCourt", "VerifierSlashed", from_block=joined_block)  # indexed: verifier, jobId
+                           if e["verifier"].lower() == lazy.address.lower() and int(e["jobId"]) == job_id]
+                if outcome != OUTCOME_CANARY or not slashes:
+                    raise DemoFailed(f"job {job_id} concluded {OUTCOME_NAMES.get(outcome, outcome)} and the lazy verifier was "
+                                     f"{'slashed' if slashes else 'not slashed'}; expected Canary and a slash")
+                slashed = sum(int(e["amount"]) for e in slashes)
+                sigma = int(self.client.court_params().get("canarySlashMul", 0))
+                step.detail = f"outcome Canary: {tokens(slashed)} of the lazy verifier's stake burned (sigma = {sigma} x R)"
+                self.record(sc, step)
+            except BaseException:
+                self.leave(lazy)  # never leave a verifier that does not run jobs in the pool
+                raise
+            step = Step("lazy verifier leaves", time.monotonic())
+            free, step.tx = self.leave(lazy)
+            step.gas = self.gas_of(step.tx)
+            step.detail = f"its remaining {tokens(free)} unbonds: the pool is the honest verifiers again"
+            self.record(sc, step)
+        self.close_flows(sc)
+        reward = self.client.job(job_id).reward
+        sc.facts.update(job=job_id, outcome=OUTCOME_NAMES[outcome], slashed=str(slashed), sigma=sigma, reward=str(reward),
+                        declined=declined, lazy=lazy.address)
+        sc.summary = {
+            "the bait": f"the canary operator answered job {job_id} with a garbage commitment and hands its digest to anyone who asks",
+            "the lazy verifier": f"copied it instead of running the job ({declined} real job(s) it could not answer without running)",
+            "slashed": f"{tokens(slashed)} = sigma*R with sigma = {sigma}, R = {tokens(reward)} (an honest run never matches: 2^-256)",
+            "why": "copying is caught with the canary rate phi per job at sigma*R each: running the job is the verifier's best strategy",
+        }
+        return sc
+
+    def leave(self, verifier: Any) -> tuple[int, str | None]:
+        """Unbonds all of `verifier`'s free court stake (it leaves the pool); (amount, tx)."""
+        from depin.transactions import TxReverted  # lazy: start-up
+
+        court = self.client.contracts.verification_court
+        free = int(self.client.read(court.get_verifier(verifier.address))[2])
+        if not free:
+            return 0, None
+        try:
+            return free, verifier.send(court.request_leave(free)).tx_hash
+        except TxReverted as exc:
+            self.say(f"(request_leave refused: {exc.error_name})")
+            return 0, None
+
     # ------------------------------------------------------------------ summary
 
     def print_summary(self) -> None:
@@ -359,13 +952,41 @@ class Demo:
             self.console.print(sc.table())
             for key, value in sc.summary.items():
                 self.console.print(f"  [bold]{key}:[/] {value}")
+            if sc.flows and all(f.after for f in sc.flows):
+                self.console.print(sc.flow_table())
+        if any(sc.flows and all(f.after for f in sc.flows) for sc in self.scenarios):
+            table = Table(title="token flows per scenario", title_justify="left", box=None, pad_edge=False)
+            for column, justify in (("scenario", "left"), ("party", "left"), ("net", "right")):
+                table.add_column(column, justify=justify)  # type: ignore[arg-type]
+            for sc in self.scenarios:
+                if not (sc.flows and all(f.after for f in sc.flows)):
+                    continue
+                for f in sc.flows:
+                    table.add_row(sc.key, f.party, signed(f.delta))
+                table.add_row(sc.key, "burned (left the parties)", signed(-sc.left_parties))
+            self.console.print()
+            self.console.print(table)
 
 
 POEM = "so much depends\nupon\na red wheel\nbarrow\nglazed with rain\nwater\nbeside the white\nchickens\n"
 
 
+def choose(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The scenarios to run, in run order, from ``--scenario`` values (``all`` or names); ValueError
+    for an unknown name."""
+    wanted: set[str] = set()
+    for name in names or ("all",):
+        if name == "all":
+            wanted.update(SCENARIOS)
+        elif name in SCENARIOS:
+            wanted.add(name)
+        else:
+            raise ValueError(f"unknown scenario {name!r}: choose all, {', '.join(SCENARIOS)}")
+    return tuple(s for s in RUN_ORDER if s in wanted)
+
+
 def run(state_dir: Path | None = None, *, challenge_window: int = 10, timeout: float = STEP_TIMEOUT,
-        scenarios: tuple[str, ...] = ("honest",), console: Console | None = None) -> int:
+        scenarios: tuple[str, ...] = SCENARIOS, console: Console | None = None, json_path: Path | None = None) -> int:
     """Runs the demo; returns the exit status (0: every step happened and checked out)."""
     console = console or make_console()
     started = time.monotonic()
@@ -374,16 +995,21 @@ def run(state_dir: Path | None = None, *, challenge_window: int = 10, timeout: f
     except DepinError as exc:
         console.print(f"[red]✗ demo failed:[/] {exc}")
         return 1
+    code = 0
     try:
         demo.bring_up()
-        if "honest" in scenarios:
-            console.rule("Scenario 1: a job from post to paid")
-            demo.honest()
-    except DepinError as exc:
+        for key in choose(scenarios):
+            console.rule(SCENARIO_TITLES[key])
+            getattr(demo, key)()
+    except (DepinError, ValueError) as exc:
         demo.print_summary()
         console.print(f"[red]✗ demo failed:[/] {exc}")
         console.print(f"  logs: {demo.devnet.logs_dir} (`depin devnet logs`), status: `depin devnet status`")
-        return 1
+        code = 1
+    if json_path is not None:
+        write_json(json_path, {sc.key: {"title": sc.title, **sc.facts} for sc in demo.scenarios} | {"ok": code == 0})
+    if code:
+        return code
     demo.print_summary()
     console.print(f"\n[green]✓ demo complete[/] in {time.monotonic() - started:.1f} s. The devnet keeps running: "
                   "`depin devnet status`, `depin jobs list`, `depin devnet down` to stop it.")

@@ -74,11 +74,13 @@ import urllib.error
 import urllib.request  # noqa: TID251 - check_http's local health probe, no JSON-RPC
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from depin.accounts import DEV_ADDRESSES
 from depin.chain import RpcClient
 from depin.config import load_config
 from depin.deployment import REPO_ROOT, Deployment, to_wei
@@ -115,7 +117,7 @@ DEPLOYER_ACCOUNT = 0  # deployer, admin, and the arbiter
 DEVNET_BLOCK_TIME = 1
 PROVIDER_ACCOUNTS = (1, 2)  # registered providers; the first runs the devnet's provider executor
 VERIFIER_ACCOUNT = 3
-REQUESTER_ACCOUNTS = (4, 5, 6, 7, 8, 9)
+REQUESTER_ACCOUNTS = (4, 5)  # 6-8 run the verifier pool, 9 the canary
 PROVIDER_FUNDS = 100_000  # tokens
 PROVIDER_STAKE = 10_000
 VERIFIER_FUNDS = 100_000
@@ -284,11 +286,12 @@ def _indexer_env(dn: Devnet) -> dict[str, str]:
     return env
 
 
-def _executor_argv(role: str, command: str, *extra: str) -> Callable[[Devnet], list[str]]:
-    """``python -m executor COMMAND --config <state>/executors/ROLE/depin.toml --role ROLE`` (the
-    same entry points as `depin executor COMMAND`, faster to start)."""
+def _executor_argv(name: str, command: str, *extra: str) -> Callable[[Devnet], list[str]]:
+    """``python -m executor COMMAND --config <state>/executors/NAME/depin.toml --role ROLE`` (the
+    same entry points as `depin executor COMMAND`, faster to start) for the devnet's executor NAME
+    (:data:`ROLE_ACCOUNTS`), whose role is :data:`EXECUTOR_ROLES` [NAME]."""
     return lambda dn: [
-        sys.executable, "-m", "executor", command, *extra, "--config", str(dn.executor_config(role)), "--role", role,
+        sys.executable, "-m", "executor", command, *extra, "--config", str(dn.executor_config(name)), "--role", EXECUTOR_ROLES[name],
     ]
 
 
@@ -312,8 +315,47 @@ def _flower_wanted() -> str | None:
     return None if os.environ.get(ENV_WITH_FLOWER) == "1" else "start it with `depin devnet up --with-flower`"
 
 
+def _pool_env(dn: Devnet) -> dict[str, str]:
+    """The verifiers' and the canary's environment: the provider's, with a single-process compute
+    worker (the devnet's 2 cores: one re-run at a time per verifier)."""
+    env = _executor_env(dn)
+    env["DEPIN_COMPUTE_POOL"] = "solo"
+    return env
+
+
 def _alive(dn: Devnet) -> Health:
     return Health(True, "process alive (no probe)")
+
+
+# The devnet's verifier pool (dev accounts 6, 7, 8; each its own key, staked in the court by its
+# executor at start) and canary operator (dev account 9: a registered provider with CANARY_ROLE).
+# Each verifier runs two processes: its compute worker (one re-run at a time) and its chain worker
+# with the beat embedded (``worker --queue chain --beat``); the canary its chain worker (beat
+# embedded) and its bait server.
+VERIFIER_POOL = {"verifier-1": 6, "verifier-2": 7, "verifier-3": 8}
+CANARY_ACCOUNT = 9
+
+
+def _check_compute(dn: Devnet, *, name: str) -> Health:
+    return dn.check_workers(name, ("compute",))
+
+
+def _check_chain(dn: Devnet, *, name: str) -> Health:
+    return dn.check_chain_worker(name)
+
+
+def _pool_components() -> tuple[Component, ...]:
+    out: list[Component] = []
+    for name in VERIFIER_POOL:
+        out.append(Component(f"{name}-compute", _executor_argv(name, "worker", "--queue", "compute"),
+                             partial(_check_compute, name=name), env=_pool_env, grace=20.0))
+        out.append(Component(f"{name}-chain", _executor_argv(name, "worker", "--queue", "chain", "--beat"),
+                             partial(_check_chain, name=name), env=_pool_env, grace=20.0))
+    out.append(Component("canary-chain", _executor_argv("canary", "worker", "--queue", "chain", "--beat"),
+                         lambda dn: dn.check_chain_progress("canary"), env=_pool_env, grace=20.0))
+    out.append(Component("canary-bait", _executor_argv("canary", "canary"),
+                         lambda dn: check_http(f"http://127.0.0.1:{dn.ports.get('canary', 0)}/healthz"), env=_pool_env, port="canary"))
+    return tuple(out)
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -368,14 +410,19 @@ COMPONENTS: tuple[Component, ...] = (
         lambda dn: dn.check_dispatcher("provider"),
         env=_executor_env,
     ),
+    *_pool_components(),
 )
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results", "explorer", "flower")
+PORT_NAMES = ("anvil", "redis", "results", "canary", "explorer", "flower")
 ENV_WITH_FLOWER = "DEPIN_DEVNET_FLOWER"  # "1": the devnet runs Flower (`up --with-flower` sets it)
-ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0]}
-ROLE_PORTS = {"provider": "results"}
+# The devnet's executors by name (its folder executors/<name>/): development account, role.
+ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0], **VERIFIER_POOL, "canary": CANARY_ACCOUNT}
+EXECUTOR_ROLES = {"provider": "provider", **dict.fromkeys(VERIFIER_POOL, "verifier"), "canary": "canary"}
+ROLE_PORTS = dict.fromkeys(ROLE_ACCOUNTS, "results")  # only the provider serves results
+VERIFIER_COURT_STAKE = 2_000  # tokens each pool verifier keeps staked in the court
+CANARY_INTERVAL = 20  # seconds between canary jobs
 
 
 # ---------------------------------------------------------------------------------------- status rows
@@ -683,7 +730,7 @@ class Devnet:
 
         deployment = Deployment.from_json(self.deployment_file.read_text())
         address = self._role_address(role)
-        return ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], role, address)
+        return ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], EXECUTOR_ROLES[role], address)
 
     def _exec_prefix(self, role: str) -> str:
         return str(self._exec_keys(role).prefix)
@@ -711,12 +758,7 @@ class Devnet:
         return Health(True, f"{progress.detail}; " + (ping.detail if ping.ok else "busy (no answer to a Celery ping while a task runs)"))
 
     def _role_address(self, role: str) -> str:
-        accounts = self.state.get("accounts") or {}
-        index = ROLE_ACCOUNTS[role]
-        for entry in [accounts.get("deployer"), accounts.get("verifier"), *accounts.get("providers", [])]:
-            if entry and entry.get("index") == index:
-                return str(entry["address"])
-        raise DevnetError(f"no address recorded for development account {index}; run `depin devnet up`")
+        return DEV_ADDRESSES[ROLE_ACCOUNTS[role]]
 
     def _workers(self, role: str, expect: int) -> list[str]:
         """Celery workers of `role` answering a ping (cached for a second: several components share one ping)."""
@@ -733,8 +775,9 @@ class Devnet:
             names = self._workers(role, expect=2)
         except Exception as exc:  # noqa: BLE001 - any failure of the probe is "unhealthy"
             return Health(False, f"celery ping failed: {type(exc).__name__}: {exc}")
-        mine = [n for n in names if any(n.startswith(f"{q}-{role}-") for q in queues)]
-        missing = [q for q in queues if not any(n.startswith(f"{q}-{role}-") for n in names)]
+        actual = EXECUTOR_ROLES[role]
+        mine = [n for n in names if any(n.startswith(f"{q}-{actual}-") for q in queues)]
+        missing = [q for q in queues if not any(n.startswith(f"{q}-{actual}-") for n in names)]
         if missing:
             return Health(False, f"no {'/'.join(missing)} worker of the {role} answered a Celery ping")
         return Health(True, "celery ping: " + ", ".join(mine))
@@ -876,6 +919,11 @@ class Devnet:
         wanted = {p: to_wei(PROVIDER_FUNDS) for p in providers}
         wanted[verifier] = to_wei(VERIFIER_FUNDS)
         wanted.update({r: to_wei(REQUESTER_FUNDS) for r in requesters})
+        pool = [accounts[i] for i in VERIFIER_POOL.values()]
+        canary = accounts[CANARY_ACCOUNT]
+        wanted.update({v: to_wei(VERIFIER_FUNDS) for v in pool})
+        wanted[canary] = to_wei(PROVIDER_FUNDS)
+        providers = [*providers, canary]  # the canary claims its own jobs: a registered provider
         staked = {p: chain.get_provider(p)["id"] != 0 for p in providers}
         low = [
             a for a, amount in wanted.items()
@@ -888,16 +936,24 @@ class Devnet:
             if not staked[p]:
                 chain.register_provider(p, to_wei(PROVIDER_STAKE), endpoint=f"{self.results_url}")
                 report.steps.append(f"registered provider {p}")
+        court = chain.contracts.verification_court
+        canary_role = chain.read(court.canary_role())
+        if not chain.read(court.has_role(canary_role, canary)):
+            chain.send(chain.deployer, court.grant_role(canary_role, canary))
+            report.steps.append(f"granted CANARY_ROLE to {canary}")
         self.state["accounts"] = {
             "deployer": {"index": DEPLOYER_ACCOUNT, "address": accounts[DEPLOYER_ACCOUNT], "roles": "admin, governor, guardian, arbiter, faucet"},
             "providers": [{"index": i, "address": accounts[i]} for i in PROVIDER_ACCOUNTS],
             "provider_executor": {"index": PROVIDER_ACCOUNTS[0], "address": accounts[PROVIDER_ACCOUNTS[0]]},
             "verifier": {"index": VERIFIER_ACCOUNT, "address": verifier},
+            "verifier_pool": [{"index": i, "address": accounts[i], "name": n} for n, i in VERIFIER_POOL.items()],
+            "canary": {"index": CANARY_ACCOUNT, "address": canary},
             "requesters": [{"index": i, "address": accounts[i]} for i in REQUESTER_ACCOUNTS if i < len(accounts)],
         }
         self.save()
         say(
             f"accounts: providers {', '.join(map(str, PROVIDER_ACCOUNTS))} registered, verifier {VERIFIER_ACCOUNT}, "
+            f"verifier pool {', '.join(map(str, VERIFIER_POOL.values()))}, canary {CANARY_ACCOUNT}, "
             f"requesters {REQUESTER_ACCOUNTS[0]}-{REQUESTER_ACCOUNTS[-1]} funded"
             + (f" ({len(low)} topped up)" if low else "")
         )
@@ -928,15 +984,24 @@ class Devnet:
     def _write_executor_configs(self) -> None:
 
         images = sorted({ref.rsplit("@", 1)[1] for ref in (self.state.get("images") or {}).values() if "@" in ref})
-        for role, account in ROLE_ACCOUNTS.items():
-            folder = self.executor_dir(role)
+        busybox = (self.state.get("images") or {}).get("busybox", "")
+        for name, account in ROLE_ACCOUNTS.items():
+            folder = self.executor_dir(name)
             (folder / "state").mkdir(parents=True, exist_ok=True)
+            role = EXECUTOR_ROLES[name]
             text = _executor_toml(
                 rpc_url=self.rpc_url, deployment=self.deployment_file, redis_url=self.redis_url,
                 account=account, docker_host=self.docker_host, role=role,
-                results_url=f"http://127.0.0.1:{self.ports[ROLE_PORTS[role]]}",
+                results_url=f"http://127.0.0.1:{self.ports[ROLE_PORTS[name]]}",
                 concurrency=2 if role == "provider" else 1, images=images,
             )
+            if role == "verifier":
+                text += f"[verifier]\ncourt_stake = \"{VERIFIER_COURT_STAKE}\"\nmax_audits = 2\n"
+            if role == "canary":
+                text += (
+                    f"[canary]\ninterval = {CANARY_INTERVAL}\nimage = {json.dumps(busybox)}\nreward = \"1\"\nmax_open = 3\n"
+                    f"bind = \"127.0.0.1:{self.ports['canary']}\"\n"
+                )
             _write_atomic(folder / "depin.toml", text)
             load_config(folder / "depin.toml", env={})  # the schema check: raises ConfigError
 

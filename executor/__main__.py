@@ -1,7 +1,8 @@
 """``python -m executor COMPONENT --config depin.toml [--role ROLE]``: one executor component.
 
-Components: ``start`` (all of them, supervised), ``worker --queue compute|chain``, ``beat``,
-``dispatcher``, ``results``, ``flower`` (the Celery monitor, port ``DEPIN_FLOWER_PORT``), ``reap``. The user-facing entry point is ``depin executor …`` (same
+Components: ``start`` (all of the role's, supervised), ``worker --queue compute|chain [--beat]``,
+``beat``, ``dispatcher``, ``results``, ``canary``, ``flower`` (the Celery monitor, port
+``DEPIN_FLOWER_PORT``), ``reap``. The user-facing entry point is ``depin executor …`` (same
 functions); this one starts faster, which the supervisor and the tests use.
 """
 
@@ -17,9 +18,12 @@ from executor.runtime import ROLES
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
-    parser.add_argument("component", choices=("start", "worker", "beat", "dispatcher", "results", "flower", "reap"))
+    parser.add_argument(
+        "component", choices=("start", "worker", "beat", "dispatcher", "results", "canary", "flower", "reap")
+    )
     parser.add_argument("--config", default=None, help="depin.toml (default: $DEPIN_CONFIG)")
-    parser.add_argument("--role", choices=ROLES, default=None)
+    parser.add_argument("--role", default=None, help=f"one or more of {', '.join(ROLES)}, joined by commas (provider,verifier)")
+    parser.add_argument("--beat", action="store_true", help="worker --queue chain: run the beat embedded in it")
     parser.add_argument("--queue", choices=("compute", "chain"), default="compute")
     parser.add_argument("--concurrency", type=int, default=None)
     args = parser.parse_args(argv)
@@ -29,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("start needs --config")
             return worker.run_all(args.config, args.role)
         if args.component == "worker":
-            worker.run_worker(args.config, args.role, args.queue, concurrency=args.concurrency)
+            worker.run_worker(args.config, args.role, args.queue, concurrency=args.concurrency, beat=args.beat)
         elif args.component == "beat":
             worker.run_beat(args.config, args.role)
         elif args.component == "dispatcher":
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             worker.run_results(args.config, args.role)
         elif args.component == "flower":
             worker.run_flower(args.config, args.role)
+        elif args.component == "canary":
+            worker.run_canary(args.config, args.role)
         else:
             for name in worker.reap(args.config, args.role):
                 print(name)

@@ -15,7 +15,7 @@ import time
 from depin.deployment import to_wei
 from depin.market import JobStatus
 from depin.transactions import TxReverted
-from executor import queue, verification
+from executor import queue, verification, verifier
 from executor.containers import reap_orphans
 from executor.execution import same
 from executor.provider import reopen_if_undone
@@ -178,7 +178,7 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
         requeued += 1
         level = logging.ERROR if tries > MAX_RECOVERIES else logging.WARNING
         log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": queue.NEXT_TASK[state], "attempt": tries})
-    if rt.role == "provider":
+    if "provider" in rt.roles:
         requeued += adopt_orphaned_claims(rt)
         requeued += recheck_submitted(rt)
     reap(rt, active)
@@ -220,7 +220,7 @@ def adopt_orphaned_claims(rt: Runtime) -> int:
 def reap(rt: Runtime, active: list[int]) -> None:
     """Removes this executor's containers of jobs no longer in hand (best effort)."""
     try:
-        live = {rt.container_name(j) for j in active}
+        live = {rt.container_name(j) for j in active} | verifier.live_containers(rt)
         removed = reap_orphans(rt.docker, live, instance=rt.instance)
         if removed:
             log.warning("orphan containers removed", extra={"containers": ",".join(removed)})

@@ -30,7 +30,11 @@ worker process: the container deadline is enforced by :mod:`executor.containers`
 task died: no lease and no progress; remove orphan containers); every :data:`WITHDRAW_INTERVAL`
 seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``); every :data:`FOLLOW_INTERVAL`
 seconds (at most the beat interval) ``depin.follow`` (reveal to the court, advance our cases:
-:mod:`executor.verification`).
+:mod:`executor.verification`). Those are the provider's; a verifier's beat queues ``depin.verify``
+every :data:`VERIFY_INTERVAL` seconds (watch the draw, take seats, reveal, advance:
+:mod:`executor.verifier`; its re-runs are ``depin.audit_run`` on the compute queue and its
+commitments ``depin.audit_commit``), a canary's ``depin.canary`` (:mod:`executor.canary`); every
+role recovers and withdraws.
 
 **Nothing happens at import.** ``app`` carries the defaults (no configuration is read, no
 connection is opened); the worker, beat and dispatcher starters (:mod:`executor.worker`) build the
@@ -56,6 +60,8 @@ MAX_RETRIES = int(os.environ.get("DEPIN_MAX_RETRIES", "5"))
 BEAT_INTERVAL = float(os.environ.get("DEPIN_BEAT_INTERVAL", "10"))
 # Our jobs under verification are looked at this often: a reveal phase can be a few seconds long.
 FOLLOW_INTERVAL = float(os.environ.get("DEPIN_FOLLOW_INTERVAL", "2"))
+# A drawn verifier has ``startWindow`` seconds to take its seat (4 s on the devnet): the draw is watched this often.
+VERIFY_INTERVAL = float(os.environ.get("DEPIN_VERIFY_INTERVAL", "1"))
 WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
 # Seconds beyond a job's max runtime that a compute task may take (inputs, archive, store).
 RUN_OVERHEAD = 60
@@ -71,6 +77,12 @@ ROUTES = {
     "depin.poke": CHAIN,
     "depin.recover": CHAIN,
     "depin.withdraw": CHAIN,
+    # the verifier role (executor.verifier)
+    "depin.verify": CHAIN,
+    "depin.audit_run": COMPUTE,
+    "depin.audit_commit": CHAIN,
+    # the canary role (executor.canary)
+    "depin.canary": CHAIN,
 }
 
 
@@ -115,14 +127,28 @@ def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
         "worker_redirect_stdouts": False,
         "worker_send_task_events": False,
         "worker_disable_rate_limits": True,
-        "beat_schedule": {
-            "finalize-due": {"task": "depin.finalize_due", "schedule": interval, "options": beat_opts},
-            "follow-verifications": {"task": "depin.follow", "schedule": min(interval, FOLLOW_INTERVAL), "options": beat_opts},
-            "poke-deadlines": {"task": "depin.poke", "schedule": interval, "options": beat_opts},
-            "recover": {"task": "depin.recover", "schedule": interval, "options": beat_opts},
-            "withdraw": {"task": "depin.withdraw", "schedule": WITHDRAW_INTERVAL, "options": {"expires": WITHDRAW_INTERVAL}},
-        },
+        "beat_schedule": beat_schedule(config.executor.roles, interval, beat_opts),
     }
+
+
+def beat_schedule(roles: tuple[str, ...], interval: float, beat_opts: dict) -> dict:
+    """The periodic tasks of an executor serving `roles` (see the module doc)."""
+    follow = min(interval, FOLLOW_INTERVAL)
+    schedule: dict = {
+        "recover": {"task": "depin.recover", "schedule": interval, "options": beat_opts},
+        "withdraw": {"task": "depin.withdraw", "schedule": WITHDRAW_INTERVAL, "options": {"expires": WITHDRAW_INTERVAL}},
+    }
+    if "provider" in roles:
+        schedule.update({
+            "finalize-due": {"task": "depin.finalize_due", "schedule": interval, "options": beat_opts},
+            "follow-verifications": {"task": "depin.follow", "schedule": follow, "options": beat_opts},
+            "poke-deadlines": {"task": "depin.poke", "schedule": interval, "options": beat_opts},
+        })
+    if "verifier" in roles:
+        schedule["verify"] = {"task": "depin.verify", "schedule": min(follow, VERIFY_INTERVAL), "options": beat_opts}
+    if "canary" in roles:
+        schedule["canary"] = {"task": "depin.canary", "schedule": follow, "options": beat_opts}
+    return schedule
 
 
 def configure_app(celery: Celery, rt: Runtime) -> None:

@@ -156,7 +156,7 @@ class Dispatcher:
         if kind == "retraction":
             self.retracted(event or "", job_id, args)
             return
-        if self.rt.role != "provider":
+        if "provider" not in self.rt.roles:
             return
         reopened = event in REOPENING_EVENTS and str(args.get("reopened")).lower() in ("true", "1")
         if event == "JobPosted" or reopened:
@@ -220,7 +220,7 @@ class Dispatcher:
 
     def reconsider_deferred(self) -> None:
         rt = self.rt
-        if rt.role != "provider":
+        if "provider" not in rt.roles:
             return
         while rt.active_count() < rt.config.policy.max_concurrent_jobs:
             first = rt.state.zrange(rt.xkeys.deferred, 0, 0)
@@ -237,7 +237,7 @@ class Dispatcher:
         state = rt.record(job_id).get("state")
         if state in queue.NEXT_TASK:
             queue.send(queue.NEXT_TASK[state], job_id)  # the task re-reads the chain before acting
-        elif event in WORK_EVENTS and state is not None and rt.role == "provider":
+        elif event in WORK_EVENTS and state is not None and "provider" in rt.roles:
             if reopen_if_undone(rt, job_id) == "open":
                 self.reconsider_deferred()
         elif event == "JobPosted" and state is not None:

@@ -351,7 +351,7 @@ def execute(
         finally:
             release_output_dir(output)
         matched = selected_digest(archive, spec.match)
-        stored = store.put(archive.path, move=True)
+        stored = store.put(archive.path, move=True, encrypt_to=spec.encrypt_to)
         durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
         return Outcome.result(
             digest=archive.digest,

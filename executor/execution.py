@@ -37,7 +37,7 @@ def mark_lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
     """The job is not ours (any more). When it is Open again (a reorg removed our claim, a timeout
     reopened it) the dispatcher is asked to consider it afresh."""
     rt.set_record(job_id, "lost", reason=reason)
-    if job.status == JobStatus.OPEN and rt.role == "provider":
+    if job.status == JobStatus.OPEN and "provider" in rt.roles:
         rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
 
 

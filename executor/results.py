@@ -13,6 +13,16 @@ fsync, rename), so a reader never sees half an archive. Anyone can check a downl
 digest learnt elsewhere (today: the on-chain ``resultHash``): :func:`download_result` streams the
 archive, caps its size and refuses bytes whose sha256 is not the expected digest.
 
+**Encrypted delivery.** When the spec names the requester's key (``delivery.encrypt_to``),
+:meth:`ResultStore.put` seals the archive to it (:mod:`depin.delivery`, ``depin-sealed-v1``) and
+stores the sealed file under its *content address*, the sha256 of the sealed bytes, as its name
+(the plaintext is not kept). A sidecar ``<name>.to`` (not served) records the recipient, and the
+manifest then carries the salt sealed to the same key (``salt_sealed``), the content address
+(``sha256``) and the recipient (``encrypt_to``), never the salt in clear. Anyone can check the
+delivered bytes against the address in the on-chain URI; only the requester can read them or check
+them against the commitment before the reveal. The sealed bytes are fresh randomness, so their hash
+says nothing about the result's digest.
+
 **The journal** (:class:`SubmissionJournal`, :func:`prepare_submission`). Before the executor sends
 a transaction that carries a commitment, the commitment's inputs are written to one fsync'd file
 per job (``<state>/journal/<instance>/<job>.json``: the job, the spec hash, the party, the kind,
@@ -43,6 +53,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from depin.commitment import commitment, failure_digest, new_salt
+from depin.delivery import SEALED_FORMAT, parse_public_key, seal_bytes, seal_file
 from depin.errors import ExecutionError
 
 DIGEST_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
@@ -50,6 +61,7 @@ NAME_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 MEDIA_TYPE = "application/x-tar"
 MANIFEST_FORMAT = "depin-result-manifest-v1"
+SEALED_MANIFEST_FORMAT = "depin-result-manifest-v2"  # encrypted delivery: salt_sealed, sha256, encrypt_to
 DOWNLOAD_MAX_BYTES = 4096 * (1 << 20) + (2 << 20)  # the largest output a spec allows, plus tar headers
 DOWNLOAD_TIMEOUT = 30.0
 
@@ -127,12 +139,15 @@ def write_durably(dest: Path, data: bytes, mode: int = 0o644) -> None:
 
 @dataclass(frozen=True)
 class StoredResult:
-    """An archive in the store: its opaque name, public URI, sha256 and local path."""
+    """An archive in the store: its opaque name, public URI, sha256 and local path. A sealed
+    archive (`encrypt_to` set, the recipient's compressed key in hex) is named by `digest`, the
+    sha256 of the sealed bytes."""
 
     name: str
     uri: str
     digest: bytes
     path: Path
+    encrypt_to: str = ""
 
 
 class ResultStore:
@@ -149,6 +164,9 @@ class ResultStore:
     def _manifest_path(self, name: str) -> Path:
         return self.root / name[:2] / f"{name}.json"
 
+    def _recipient_path(self, name: str) -> Path:
+        return self.root / name[:2] / f"{name}.to"
+
     def uri(self, name: str) -> str:
         """``<base_url>/results/<name>``."""
         return f"{self.base_url}/results/{check_name(name)}"
@@ -157,11 +175,19 @@ class ResultStore:
         """``<base_url>/results/<name>.json``."""
         return f"{self.base_url}/results/{check_name(name)}.json"
 
-    def put(self, archive: Path, *, name: str | None = None, move: bool = False) -> StoredResult:
+    def put(
+        self, archive: Path, *, name: str | None = None, move: bool = False, encrypt_to: bytes | str | None = None
+    ) -> StoredResult:
         """Stores `archive` under `name` (default: a fresh :func:`new_name`) and returns where. With
         `move` the file is moved (when on the same filesystem) instead of copied. Storing under a
-        name that exists replaces that archive."""
+        name that exists replaces that archive. With `encrypt_to` (a secp256k1 public key) the
+        archive is sealed to it and stored under its content address instead (see the module doc;
+        `name` must then be None) and the plaintext is not kept."""
         archive = Path(archive)
+        if encrypt_to is not None:
+            if name is not None:
+                raise ValueError("a sealed archive is named by its content address; pass no name")
+            return self._put_sealed(archive, parse_public_key(encrypt_to), move=move)
         name = check_name(name) if name is not None else new_name()
         digest = bytes.fromhex(_sha256_file(archive))
         dest = self._path(name)
@@ -190,6 +216,33 @@ class ResultStore:
         if move:
             archive.unlink(missing_ok=True)
         return stored
+
+    def _put_sealed(self, archive: Path, recipient: bytes, *, move: bool) -> StoredResult:
+        staging = self.root / ".sealing"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix=".seal-", suffix=".partial")
+        os.close(fd)
+        try:
+            name = seal_file(recipient, archive, Path(tmp)).hex()
+            dest = self._path(name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_durably(self._recipient_path(name), recipient.hex().encode())  # before the archive: put is atomic
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(dest.parent)
+        if move:
+            archive.unlink(missing_ok=True)
+        return StoredResult(name, self.uri(name), bytes.fromhex(name), dest, recipient.hex())
+
+    def recipient(self, name: str) -> str:
+        """The recipient's public key (hex) of a sealed archive, "" for a plaintext one."""
+        try:
+            return self._recipient_path(check_name(name)).read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
         """Writes the archive's manifest (JSON) durably next to it and returns its URI."""
@@ -223,6 +276,7 @@ class ResultStore:
         """Deletes the archive `name` and its manifest (nothing when absent)."""
         self._path(check_name(name)).unlink(missing_ok=True)
         self._manifest_path(name).unlink(missing_ok=True)
+        self._recipient_path(name).unlink(missing_ok=True)
 
 
 def create_app(store: ResultStore) -> FastAPI:
@@ -348,6 +402,8 @@ class Submission:
     uri: str = ""  # results: the archive's public URI
     archive: str = ""  # results: the archive's path in the store
     code: int = 0  # failures: the FailureCode
+    encrypt_to: str = ""  # a sealed delivery: the recipient's compressed public key (hex); the name is sha256(sealed)
+    salt_sealed: str = ""  # a sealed delivery: the salt sealed to `encrypt_to` (0x-hex), published in the manifest
 
     def call(self) -> tuple[str, tuple[Any, ...]]:
         """The ``JobMarket`` function and arguments that submit this outcome: the salted commitment
@@ -364,7 +420,20 @@ class Submission:
         return self.job_id, bytes.fromhex(self.committed[2:]), bytes.fromhex(self.salt[2:])
 
     def manifest(self) -> dict[str, Any]:
-        """What is published next to the archive: enough, with the archive, to check the commitment."""
+        """What is published next to the archive: enough, with the archive, to check the commitment
+        (for a sealed delivery: the salt sealed to the requester, the content address and the
+        recipient; never the salt in clear)."""
+        if self.encrypt_to:
+            return {
+                "format": SEALED_MANIFEST_FORMAT,
+                "job": self.job_id,
+                "party": self.party,
+                "commitment": self.commitment,
+                "encryption": SEALED_FORMAT,
+                "encrypt_to": "0x" + self.encrypt_to,
+                "sha256": "0x" + self.name,
+                "salt_sealed": self.salt_sealed,
+            }
         return {"format": MANIFEST_FORMAT, "job": self.job_id, "party": self.party, "salt": self.salt, "commitment": self.commitment}
 
 
@@ -422,9 +491,9 @@ def prepare_submission(
     if existing is not None and existing.spec_hash == _hex(spec_hash):
         if store is not None and existing.kind == "result":
             if kind == "result" and name and name != existing.name and store.has(name):
-                if not store.has(existing.name) and existing.digest == _hex(digest):
+                if not store.has(existing.name) and existing.digest == _hex(digest) and not existing.encrypt_to:
                     store.put(store.path(name), name=existing.name, move=True)  # the same bytes again
-                store.remove(name)
+                store.remove(name)  # (a sealed archive cannot be re-made with the same bytes: never renamed)
             if not store.has_manifest(existing.name):  # a crash between the journal and the manifest
                 store.put_manifest(existing.name, existing.manifest())
         return existing
@@ -433,8 +502,9 @@ def prepare_submission(
             raise ValueError("a result submission needs the store and the archive's name")
         target = committed if committed is not None else digest
         uri, archive = store.uri(name), str(store.path(name))
+        recipient = store.recipient(name)
     else:
-        target, uri, archive = failure_digest(code), "", ""
+        target, uri, archive, recipient = failure_digest(code), "", "", ""
     salt = new_salt()
     sub = Submission(
         job_id=int(job_id),
@@ -449,6 +519,8 @@ def prepare_submission(
         uri=uri,
         archive=archive,
         code=int(code) if kind == "failure" else 0,
+        encrypt_to=recipient,
+        salt_sealed=_hex(seal_bytes(recipient, salt)) if recipient else "",
     )
     journal.write(sub)  # durable before the manifest is published and before any transaction
     if kind == "result" and store is not None:

@@ -61,7 +61,7 @@ from eth_utils import to_checksum_address
 from depin import accounts
 from depin.chain import RpcClient
 from depin.client import Client, OnchainJob, UnknownJob
-from depin.config import ConfigError, DepinConfig, load_config
+from depin.config import ROLE_NAMES, ConfigError, DepinConfig, load_config, parse_roles
 from depin.deployment import load_deployment_file
 from depin.keys import ExecKeys, Keys
 from depin.market import JobStatus, VerifyMode
@@ -79,7 +79,7 @@ log = logging.getLogger("executor")
 ENV_CONFIG = "DEPIN_CONFIG"
 ENV_ROLE = "DEPIN_EXECUTOR_ROLE"
 ENV_BROKER = "DEPIN_BROKER_URL"
-ROLES = ("provider",)  # the volunteer verifier and the arbiter went with issue 12: the court verifies
+ROLES = ROLE_NAMES  # provider, verifier, canary (issue 12); an executor may serve several: "provider,verifier"
 
 ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
 # "verifying_court": drawn or challenged, followed by executor.verification (its own set);
@@ -107,9 +107,10 @@ def load_executor_config(path: Path | str | None = None, role: str | None = None
     config = load_config(Path(path) if path else None)
     role = role or os.environ.get(ENV_ROLE) or None
     if role:
-        if role not in ROLES:
-            raise ConfigError(f"unknown executor role {role!r}; one of {', '.join(ROLES)}")
-        config.executor.role = role  # type: ignore[assignment]
+        try:
+            config.executor.role = parse_roles(role)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return config
 
 
@@ -130,7 +131,8 @@ class Runtime:
 
     def __init__(self, config: DepinConfig) -> None:
         self.config = config
-        self.role: str = config.executor.role
+        self.role: str = config.executor.role  # "provider", or several roles joined: "provider,verifier"
+        self.roles: tuple[str, ...] = config.executor.roles
         self.deployment = load_deployment_file(config.network.deployment, hint="set [network] deployment in depin.toml")
         self.chain_id = self.deployment.chain_id
         self.market = self.deployment.addresses["JobMarket"]
@@ -203,7 +205,7 @@ class Runtime:
         engine (two devnets with the same chain id, a provider and its verifier on one host) never
         touch each other's containers, while a restarted executor finds its own again."""
         ident = f"{self.chain_id}:{self.market.lower()}:{self.role}:{self.address.lower()}:{self.state_dir.resolve()}"
-        return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+        return f"{self.role.replace(',', '_')}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
     def container_name(self, job_id: int) -> str:
         """The deterministic container name of this executor's run of `job_id`."""

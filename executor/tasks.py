@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from celery import Task
 
-from executor import beat, provider
+from executor import beat, canary, provider, verifier
 from executor.celery import app
 from executor.execution import give_up
 from executor.jobtask import JobTask, job_task
@@ -95,3 +95,34 @@ def withdraw() -> int:
 def recover(force: bool = False) -> int:
     """Re-queues the next task of every job in hand whose task died; removes orphan containers."""
     return beat.recover_jobs(get_runtime(), force)
+
+
+# ---------------------------------------------------------------------------------------- verifier
+
+
+@app.task(name="depin.verify", base=JobTask, max_retries=0, autoretry_for=())
+def verify() -> int:
+    """The verifier's pass: stake, take the seats drawn for us, reveal, advance (:mod:`executor.verifier`)."""
+    rt = get_runtime()
+    return verifier.scan(rt) + verifier.follow_seats(rt)
+
+
+@job_task("depin.audit_run")
+def audit_run(self: Task, rt: Runtime, job_id: int, round: int = 0, seat: int = 0) -> None:
+    """Re-runs a job for a seat we hold and journals digest and salt; then queues the commit."""
+    verifier.run_audit(rt, job_id, round, seat)
+
+
+@job_task("depin.audit_commit")
+def audit_commit(self: Task, rt: Runtime, job_id: int, round: int = 0, seat: int = 0) -> None:
+    """Sends a seat's commitment from the journal unless the chain shows it sent."""
+    verifier.commit_seat(rt, job_id, round, seat)
+
+
+# ---------------------------------------------------------------------------------------- canary
+
+
+@app.task(name="depin.canary", base=JobTask, max_retries=0, autoretry_for=())
+def canary_pass() -> int:
+    """The canary operator's pass: post, claim, commit garbage, reveal, expose (:mod:`executor.canary`)."""
+    return canary.run_pass(get_runtime())

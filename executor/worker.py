@@ -7,7 +7,11 @@ Components (each a separate OS process; ``depin executor <name>`` or ``python -m
   it also runs the heartbeat thread that ``depin executor health`` reads (:mod:`executor.health`);
 - ``beat``: Celery beat (finalize, withdraw, poke deadlines, recovery), schedule in ``<state_dir>/beat-schedule``;
 - ``dispatcher``: the event-stream consumer (:mod:`executor.dispatcher`);
-- ``results``: the result server (``GET /results/<name>``, opaque names) on ``[executor] results_bind``.
+- ``results``: the result server (``GET /results/<name>``, opaque names) on ``[executor] results_bind``;
+- ``canary``: the canary's bait server (``GET /canary/<jobId>``) on ``[canary] bind``.
+
+Which of them an executor runs depends on its roles (:data:`ROLE_COMPONENTS`): a provider all but
+``canary``; a verifier the two workers and beat; a canary the chain worker, beat and ``canary``.
 
 ``start`` (:func:`run_all`) runs all five as child processes, restarts a child that dies (with a
 growing delay), and on SIGTERM or SIGINT stops them all: SIGTERM first (Celery finishes or requeues
@@ -43,6 +47,7 @@ from depin.client import Client
 from depin.deployment import load_deployment_file
 from depin.keys import broker_prefix
 from executor import metrics
+from executor.canary import serve as serve_canary
 from executor.celery import CHAIN, COMPUTE, ROUTES, app, configure_app
 from executor.containers import reap_orphans
 from executor.dispatcher import Dispatcher
@@ -58,6 +63,19 @@ COMPONENTS = ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
 ENV_FLOWER_PORT = "DEPIN_FLOWER_PORT"
 ENV_EVENTS = "DEPIN_CELERY_EVENTS"  # "1": workers send heartbeat and task events (for Flower)
 DEFAULT_FLOWER_PORT = 5555
+# What each role needs (an executor of several roles runs the union, in COMPONENTS' order, "canary" last):
+# a verifier neither claims (no dispatcher) nor publishes (no result server); a canary never runs a job.
+ROLE_COMPONENTS = {
+    "provider": COMPONENTS,
+    "verifier": ("worker-compute", "worker-chain", "beat"),
+    "canary": ("worker-chain", "beat", "canary"),
+}
+
+
+def components_for(roles: tuple[str, ...] | str) -> tuple[str, ...]:
+    """The components an executor of `roles` runs (``"provider,verifier"`` or a tuple)."""
+    wanted = set().union(*(ROLE_COMPONENTS[r] for r in (roles.split(",") if isinstance(roles, str) else roles)))
+    return tuple(c for c in (*COMPONENTS, "canary") if c in wanted)
 STOP_GRACE = float(os.environ.get("DEPIN_STOP_GRACE", "20"))
 MAX_START_CRASHES = int(os.environ.get("DEPIN_MAX_START_CRASHES", "5"))  # in a row, each within START_WINDOW
 START_WINDOW = float(os.environ.get("DEPIN_START_WINDOW", "30"))  # seconds after a start that count as "at start"
@@ -92,8 +110,9 @@ def recover_at_start(sender: Any = None, **_: Any) -> None:
         log.warning("could not queue the start-up recovery", extra={"error": str(exc)})
 
 
-def run_worker(config: Path | str | None, role: str | None, queue: str, *, concurrency: int | None = None) -> None:
-    """A Celery worker for `queue` (``compute`` or ``chain``)."""
+def run_worker(config: Path | str | None, role: str | None, queue: str, *, concurrency: int | None = None, beat: bool = False) -> None:
+    """A Celery worker for `queue` (``compute`` or ``chain``); with `beat` (chain only) the beat runs
+    embedded in it (``celery worker --beat``: one process less, as the devnet's verifiers do)."""
     if queue not in ("compute", "chain"):
         raise ValueError(f"unknown queue {queue!r}: compute or chain")
     setup_logging(f"worker-{queue}")
@@ -103,15 +122,23 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
     if queue == "compute":
         rt.docker  # noqa: B018 - the sandbox check: refuse to start on an engine that ignores it
         n = concurrency or rt.config.executor.concurrency
-        pool = ["--pool", "prefork", "--concurrency", str(n)]
+        if os.environ.get("DEPIN_COMPUTE_POOL") == "solo":  # one run at a time in this process (the devnet's verifiers)
+            pool = ["--pool", "solo", "--concurrency", "1"]
+        else:
+            pool = ["--pool", "prefork", "--concurrency", str(n)]
     else:
         pool = ["--pool", "solo", "--concurrency", "1"]
         start_heartbeat()  # the chain worker's progress check (executor.health)
-    hostname = f"{queue}-{rt.role}-{rt.address[:10].lower()}-{os.getpid()}@%h"
+    hostname = f"{queue}-{rt.role.replace(',', '+')}-{rt.address[:10].lower()}-{os.getpid()}@%h"
     argv = ["worker", "--queues", queue, *pool, "--hostname", hostname, "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO"),
             "--without-gossip", "--without-mingle"]
     # Flower sees workers by their heartbeat events and tasks by task events: sent only when asked
     argv += ["--task-events"] if os.environ.get(ENV_EVENTS) == "1" else ["--without-heartbeat"]
+    if beat:
+        if queue != "chain":
+            raise ValueError("the beat can only be embedded in the chain worker")
+        rt.state_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", "--schedule", str(rt.state_dir / f"beat-schedule-{rt.role.replace(',', '+')}")]
     app.worker_main(argv)
 
 
@@ -119,7 +146,7 @@ def run_beat(config: Path | str | None, role: str | None) -> None:
     setup_logging("beat")
     rt = configured_runtime(config, role)
     rt.state_dir.mkdir(parents=True, exist_ok=True)
-    schedule = rt.state_dir / f"beat-schedule-{rt.role}"
+    schedule = rt.state_dir / f"beat-schedule-{rt.role.replace(',', '+')}"
     app.start(["beat", "--schedule", str(schedule), "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO")])
 
 
@@ -149,6 +176,15 @@ def run_flower(config: Path | str | None, role: str | None, port: int | None = N
     configured_runtime(config, role)
     port = port or int(os.environ.get(ENV_FLOWER_PORT) or DEFAULT_FLOWER_PORT)
     app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+def run_canary(config: Path | str | None, role: str | None) -> None:
+    """The canary's bait server (``GET /canary/<jobId>``) on ``[canary] bind``."""
+    _configure(config, role)
+    setup_logging("canary")
+    rt = get_runtime()
+    host, _, port = rt.config.canary.bind.rpartition(":")
+    serve_canary(rt.state, rt.xkeys, host or "127.0.0.1", int(port))
 
 
 def reap(config: Path | str | None, role: str | None) -> list[str]:
@@ -231,12 +267,16 @@ def component_command(component: str, config: Path | str, role: str | None) -> l
     return cmd
 
 
-def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...] = COMPONENTS, stop: threading.Event | None = None) -> int:
+def run_all(config: Path | str, role: str | None, *, components: tuple[str, ...] | None = None, stop: threading.Event | None = None) -> int:
     """Runs every component as a child process until SIGTERM/SIGINT (or `stop`); returns 0, or 1
     after giving up on a component that keeps crashing at start (see the module doc). Refuses to
     start (:func:`check_engine`) on an engine that ignores the job sandbox."""
     setup_logging("supervisor")
-    check_engine(config, role)
+    settings = load_executor_config(config, role)
+    if components is None:
+        components = components_for(settings.executor.roles)
+    if "worker-compute" in components or "dispatcher" in components:
+        check_engine(config, role)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

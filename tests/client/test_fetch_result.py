@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from depin.client import Client, ClientError, ResultMismatch, ResultUnavailable, ResultUnsafe
+from depin.client import Client, ClientError, ResultMismatch, ResultSealed, ResultUnavailable, ResultUnsafe
 from depin.commitment import commitment, failure_digest
+from depin.delivery import public_key_of
 from depin.deployment import to_wei
 from depin.market import FailureCode
 from depin.outputs import build_archive
+from executor.results import ResultStore, SubmissionJournal, prepare_submission
 
 from .conftest import Devnet, make_spec
 from .served import serve
@@ -127,3 +129,46 @@ def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: 
             requester.fetch_result(job_id, dest)
     assert isinstance(err.value, ClientError)
     assert list(dest.iterdir()) == []
+
+
+def test_a_sealed_delivery_opens_only_with_the_requesters_key(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """A result sealed to the requester (the spec's delivery.encrypt_to; executor.results seals it):
+    anyone can check the bytes against the content address in the on-chain URI; only the requester's
+    key opens them (and the sealed salt), and the opened archive is checked against the commitment."""
+    requester_account = devnet.new_account(10)
+    requester = devnet.client(requester_account)
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    job_id = requester.post_job(make_spec(102), reward=to_wei(1)).job_id
+    provider.claim(job_id)
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        store = ResultStore(tmp_path / "store", base)
+        stored = store.put(archive.path, encrypt_to=public_key_of(bytes(requester_account.key)))
+        sub = prepare_submission(
+            SubmissionJournal(tmp_path / "journal"), store, job_id=job_id, spec_hash=b"\x02" * 32, party=provider.address,
+            kind="result", digest=archive.digest, name=stored.name,
+        )
+        name = f"/results/{stored.name}"
+        files[name] = stored.path.read_bytes()
+        files[name + ".json"] = store.manifest_path(stored.name).read_bytes()
+        provider.submit_result(job_id, bytes.fromhex(sub.commitment[2:]), sub.uri)
+
+        check = devnet.client().check_delivery(job_id)  # read-only: no key needed to check the address
+        assert check.sha256.hex() == stored.name and check.encrypt_to == "0x" + public_key_of(bytes(requester_account.key)).hex()
+        with pytest.raises(ResultSealed, match="not encrypted to this key"):
+            devnet.client(devnet.new_account()).download_result(job_id, tmp_path / "thief")
+        with pytest.raises(ResultSealed, match="requester's key"):
+            devnet.client().download_result(job_id, tmp_path / "anon")
+        fetched = requester.download_result(job_id, tmp_path / "mine")
+        assert fetched.sealed and fetched.digest == archive.digest
+        assert (tmp_path / "mine" / "answer.txt").read_text() == "42\n"
+
+        tampered = bytearray(files[name])
+        tampered[-1] ^= 1
+        files[name] = bytes(tampered)
+        with pytest.raises(ResultMismatch, match="altered or swapped"):
+            devnet.client().check_delivery(job_id)
+        with pytest.raises(ResultMismatch, match="altered or swapped"):
+            requester.download_result(job_id, tmp_path / "tampered")
+        assert not (tmp_path / "tampered").exists() or list((tmp_path / "tampered").iterdir()) == []

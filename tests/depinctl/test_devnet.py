@@ -20,10 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from depin.deployment import REPO_ROOT
-from depinctl.devnet import Devnet
+from depin.accounts import dev_account
+from depin.client import Client
+from depin.deployment import REPO_ROOT, load_deployment_file
+from depin.market import JobStatus
+from depin.spec import canonical_json
+from depinctl.devnet import VERIFIER_POOL, Devnet
 from depinctl.devnet_state import discover
 from depinctl.procs import ProcessRecord, is_ours, stop_process
+from tests.indexer.services import wait_for
 
 
 def devnet(state_dir: Path, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -106,6 +111,12 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
         assert f"export {var}=" in env_text
     assert (state_dir / "executors" / "provider" / "depin.toml").is_file()
     assert not (state_dir / "executors" / "verifier").exists() and not (state_dir / "executors" / "arbiter").exists()
+    # the verifier pool and the canary: their own folders, keys and roles
+    for name, role in (("verifier-1", "verifier"), ("verifier-2", "verifier"), ("verifier-3", "verifier"), ("canary", "canary")):
+        text = (state_dir / "executors" / name / "depin.toml").read_text()
+        assert f'role = "{role}"' in text, text
+    for name in ("verifier-1-compute", "verifier-1-chain", "verifier-2-chain", "verifier-3-chain", "canary-chain", "canary-bait"):
+        assert states[name] == "ok", states
     # the court and the randomness are deployed with the market
     assert {"VerificationCourt", "Randomness"} <= set(deployment["addresses"])
     for name, record in recorded(state_dir).items():
@@ -363,16 +374,25 @@ def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
 
 
 def test_devnet_runs_every_executor_component() -> None:
-    """The provider's processes of the devnet are exactly the executor's components; the old
+    """The provider's processes of the devnet are exactly the executor's components; the verifier
+    pool is three verifiers of two processes each (compute worker, chain worker with the beat
+    embedded), each its own config (key); the canary its chain worker and bait server; the old
     volunteer verifier and arbiter executors are gone (issue 12: the court verifies)."""
     import executor.worker
-    from depinctl.devnet import COMPONENTS
+    from depinctl.devnet import COMPONENTS, ROLE_ACCOUNTS
 
     dn = Devnet(Path("/nonexistent"))
     # the explorer serves the index; Flower (`up --with-flower`) monitors the provider's workers
     roles = {c.name: c.argv(dn)[-1] for c in COMPONENTS if c.name not in ("anvil", "redis", "indexer", "explorer", "flower")}
     assert {name for name, role in roles.items() if role == "provider"} == set(executor.worker.COMPONENTS)
-    assert {name for name, role in roles.items() if role != "provider"} == set()
+    verifiers = {name for name, role in roles.items() if role == "verifier"}
+    assert verifiers == {f"verifier-{i}-{part}" for i in (1, 2, 3) for part in ("compute", "chain")}
+    assert {name for name, role in roles.items() if role == "canary"} == {"canary-chain", "canary-bait"}
+    configs = {str(c.argv(dn)[c.argv(dn).index("--config") + 1]) for c in COMPONENTS if c.name in verifiers}
+    assert len(configs) == 3
+    accounts = [ROLE_ACCOUNTS[n] for n in ("provider", "verifier-1", "verifier-2", "verifier-3", "canary")]
+    assert len(set(accounts)) == 5
+    assert all("--beat" in c.argv(dn) for c in COMPONENTS if c.name.endswith("-chain") and c.name != "worker-chain")
 
 
 def test_devnet_object_without_state(tmp_path: Path) -> None:
@@ -413,3 +433,32 @@ def test_up_with_no_engine_fails_in_one_line_and_down_cleans_up(tmp_path: Path, 
     finally:
         Devnet(tmp_path / "dn").down()
     assert all(pid_gone(r.pid) for r in started.values())
+
+
+def test_a_drawn_job_is_audited_by_the_verifier_pool(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    """The pool verifiers stake themselves in the court; a re-executable job the draw picks is
+    audited by one of them (a real re-run, commit and reveal) and concludes ProviderRight, not
+    Unaudited."""
+    state_dir = up_devnet[0]
+    dep = load_deployment_file(state_dir / "deployments" / "31337.json")
+    client = Client.connect(st_env(state_dir, "DEPIN_RPC_URL"), dep, dev_account(4, 31337))
+    court = client.contracts.verification_court
+    pool = [dev_account(i, 31337).address for i in VERIFIER_POOL.values()]
+    wait_for(lambda: all(client.read(court.get_verifier(v))[0] for v in pool), 120, "the pool to join the court")
+    image = json.loads((state_dir / "devnet.json").read_text())["images"]["busybox"]
+    drawn = None
+    for n in range(14):  # p_job is about 0.3: 14 undrawn jobs in a row have odds of about 1 in 150
+        spec = canonical_json({"v": 1, "image": image, "command": ["sh", "-c", f"echo pool {n} > /out/n"], "env": {}, "inputs": [],
+                               "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1}})
+        job_id = client.post_job(spec, reward=10**18, verify="reexec").job_id
+        wait_for(lambda j=job_id: client.job(j).status not in (JobStatus.OPEN, JobStatus.CLAIMED), 120, "the provider to submit")
+        if wait_for(lambda j=job_id: (d := client.is_drawn(j)) is not None and (d,), 60, "the draw")[0]:
+            drawn = job_id
+            break
+    if drawn is None:
+        pytest.skip("none of 14 jobs was drawn (odds about 1 in 150)")
+    wait_for(lambda: client.job(drawn).status == JobStatus.RESOLVED, 180, "the court to settle the drawn job")
+    case = client.court_case(drawn)
+    assert case["outcome"] == 1, case  # ProviderRight: audited by the pool, not Unaudited (4)
+    holder = client.read(court.get_seat(drawn, 0, 0))[0]
+    assert holder.lower() in {v.lower() for v in pool}

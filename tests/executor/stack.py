@@ -41,6 +41,7 @@ from depin.spec import canonical_json
 from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import JobTerms
 from depinctl.procs import ManagedProcess, free_port
+from executor.worker import components_for
 from tests.indexer.services import Anvil, Market, RedisServer, indexer_env, wait_for
 
 TOKEN = 10**18
@@ -106,7 +107,7 @@ class Executor:
         return cmd + ["--config", str(self.config_path)]
 
     def start(self, *components: str) -> None:
-        for component in components or COMPONENTS:
+        for component in components or components_for(self.role):
             old = self.procs.get(component)
             if old is not None and old.alive():
                 continue
@@ -139,14 +140,14 @@ class Executor:
         dep = Deployment.from_json(Path(cfg["network"]["deployment"]).read_text())
         state_dir = Path(cfg["engine"]["state_dir"]).resolve()
         ident = f"{dep.chain_id}:{dep.addresses['JobMarket'].lower()}:{self.role}:{self.address.lower()}:{state_dir}"
-        return f"{self.role}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+        return f"{self.role.replace(',', '_')}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
     def log(self, component: str) -> str:
         path = self.workdir / f"{component}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def logs(self) -> str:
-        return "\n".join(f"----- {c}\n{self.log(c)[-6000:]}" for c in COMPONENTS)
+        return "\n".join(f"----- {c}\n{self.log(c)[-6000:]}" for c in components_for(self.role))
 
     def log_lines(self, component: str) -> list[dict[str, Any]]:
         out = []
@@ -159,7 +160,7 @@ class Executor:
         return out
 
     def all_log_lines(self) -> list[dict[str, Any]]:
-        return [entry for c in COMPONENTS for entry in self.log_lines(c)]
+        return [entry for c in components_for(self.role) for entry in self.log_lines(c)]
 
 
 class Stack:
@@ -204,7 +205,7 @@ class Stack:
 
     def executor(
         self, name: str, role: str, account: int, *, policy: dict[str, Any] | None = None, concurrency: int = 2, start: bool = True,
-        extra_env: dict[str, str] | None = None, **executor_settings: Any,
+        extra_env: dict[str, str] | None = None, sections: dict[str, dict[str, Any]] | None = None, **executor_settings: Any,
     ) -> Executor:
         workdir = self.tmp / name
         workdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +217,7 @@ class Stack:
         }
         pol.update(policy or {})
         ex = {"role": role, "concurrency": concurrency, "results_url": f"http://127.0.0.1:{port}", "results_bind": f"127.0.0.1:{port}",
-              "withdraw_threshold": "0", "verify_sample_rate": 1.0}
+              "withdraw_threshold": "0"}
         ex.update(executor_settings)
         config = {
             "network": {"rpc_url": self.anvil.url, "deployment": str(self.deployment_file)},
@@ -225,6 +226,7 @@ class Stack:
             "engine": {"docker_host": self.docker_host, "state_dir": str(workdir / "state")},
             "executor": ex,
             "policy": pol,
+            **(sections or {}),
         }
         path = workdir / "depin.toml"
         path.write_text(_toml(config))

@@ -1,0 +1,306 @@
+"""The canary role (issue 12; VERIFICATION.md §1 step 5): jobs whose answer is garbage on purpose,
+to catch verifiers that do not run what they audit.
+
+``depin executor start --role canary`` (devnet and operators). The canary account is a registered
+provider (it claims its own jobs: collateral at stake) that holds the court's ``CANARY_ROLE``.
+Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.canary`` runs
+:func:`run_pass` every few seconds.
+
+- **Post** every ``[canary] interval`` seconds (at most ``max_open`` in flight) one realistic,
+  re-executable job as requester (``[canary] image``, ``command``, ``reward``; a fresh ``SEED`` in
+  its environment so that no two specs are alike), through the SDK.
+- **Claim** it as provider, and **commit garbage**: a fresh 32-byte secret and salt are written to
+  the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
+  commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
+  (:func:`depin.commitment.canary_digest`). The job is never run.
+- **Offer the bait**: ``GET /canary/<jobId>`` on ``[canary] bind`` answers the fake digest's hex to
+  anyone who asks (:func:`serve`): what a lazy verifier copies instead of running the job.
+- **Reveal** the fake digest as the provider once the court's reveal phase is open (a provider that
+  does not reveal loses), and **expose** the canary (``exposeCanary(jobId, secret, salt)``) as soon as
+  the audit round is tallied (the canary window of an agreeing audit) or the case went on to a
+  jury: every seat that revealed the fake digest loses σR of its stake.
+- An undrawn canary job is finalized like any job. The record says what was caught:
+  ``{e}:canary:{job}`` (a hash): ``state`` (posted → claimed → submitted → revealed → exposed |
+  finalized | done), ``digest`` (the bait), ``caught`` (seats slashed), ``slashed`` (wei),
+  ``verifiers`` (the caught addresses, comma-separated), the transactions. ``depin executor
+  status`` lists them (:func:`summary`).
+
+Crash safety: each step reads the chain (the job's status, the court's case) before it acts; the
+secret and salt are on disk before the commitment is sent and are reused by a retried submission.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from depin.commitment import canary_digest, commitment, new_salt
+from depin.contracts import VerificationCourt
+from depin.deployment import to_wei
+from depin.market import JobStatus
+from depin.spec import canonical_json
+from depin.transactions import Receipt, TxReverted
+from executor.execution import same
+from executor.results import write_durably
+from executor.runtime import Runtime
+
+log = logging.getLogger("executor.canary")
+
+PHASE_NONE, PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER, PHASE_CONCLUDED = range(5)
+IN_FLIGHT = ("posted", "claimed", "submitted", "revealed")
+
+
+@dataclass(frozen=True)
+class CanaryEntry:
+    """A canary job's secret: what proves, later, that its commitment was garbage."""
+
+    job_id: int
+    provider: str
+    secret: str
+    salt: str
+    digest: str  # canary_digest(secret)
+    commitment: str  # commitment(provider, job, digest, salt)
+
+    def expose_args(self) -> tuple[int, bytes, bytes]:
+        return self.job_id, bytes.fromhex(self.secret[2:]), bytes.fromhex(self.salt[2:])
+
+
+class CanaryJournal:
+    """One durable file per canary job below `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def load(self, job_id: int) -> CanaryEntry | None:
+        try:
+            return CanaryEntry(**json.loads((self.root / f"{int(job_id)}.json").read_bytes()))
+        except FileNotFoundError:
+            return None
+
+    def record(self, provider: str, job_id: int) -> CanaryEntry:
+        """The job's entry: the existing one, else a fresh secret and salt written durably."""
+        existing = self.load(job_id)
+        if existing is not None:
+            return existing
+        secret, salt = secrets.token_bytes(32), new_salt()
+        digest = canary_digest(secret)
+        entry = CanaryEntry(
+            job_id=int(job_id), provider=provider, secret="0x" + secret.hex(), salt="0x" + salt.hex(), digest="0x" + digest.hex(),
+            commitment="0x" + commitment(provider, int(job_id), digest, salt).hex(),
+        )
+        write_durably(self.root / f"{int(job_id)}.json", json.dumps(asdict(entry), sort_keys=True).encode(), mode=0o600)
+        return entry
+
+
+def journal(rt: Runtime) -> CanaryJournal:
+    return CanaryJournal(rt.state_dir / "canary")
+
+
+def record(rt: Runtime, job_id: int) -> dict[str, str]:
+    return rt.state.hgetall(rt.xkeys.canary(job_id))  # type: ignore[return-value]
+
+
+def set_record(rt: Runtime, job_id: int, state: str | None = None, **fields: Any) -> None:
+    values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
+    values.update(job=str(job_id), updated=f"{time.time():.3f}")
+    pipe = rt.state.pipeline(transaction=True)
+    if state is not None:
+        values["state"] = state
+        if state in IN_FLIGHT:
+            pipe.zadd(rt.xkeys.canaries, {str(job_id): time.time()}, nx=True)
+        else:
+            pipe.zrem(rt.xkeys.canaries, str(job_id))
+    pipe.hset(rt.xkeys.canary(job_id), mapping=values)
+    pipe.execute()
+
+
+def in_flight(rt: Runtime) -> list[int]:
+    return [int(j) for j in rt.state.zrange(rt.xkeys.canaries, 0, -1)]  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------------------- pass
+
+
+def run_pass(rt: Runtime) -> int:
+    """Posts a canary job when one is due, then moves every canary job in flight one step on; the
+    number of transactions sent."""
+    sent = post_if_due(rt)
+    for job_id in in_flight(rt):
+        try:
+            sent += step(rt, job_id)
+        except TxReverted as exc:
+            log.info("canary step not taken", extra={"job": job_id, "error": exc.error_name})
+    return sent
+
+
+def canary_spec(rt: Runtime) -> bytes:
+    c = rt.config.canary
+    if not c.image:
+        raise ValueError("[canary] image is not set: the canary role needs an image reference (repo@sha256:...)")
+    return canonical_json({
+        "v": 1, "image": c.image, "command": list(c.command), "env": {"SEED": secrets.token_hex(8)}, "inputs": [],
+        "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1},
+    })
+
+
+def post_if_due(rt: Runtime) -> int:
+    """Posts one canary job when ``interval`` seconds passed since the last and fewer than
+    ``max_open`` are in flight."""
+    c = rt.config.canary
+    last = float(rt.state.get(rt.xkeys.canary_posted) or 0)  # type: ignore[arg-type]
+    if time.time() - last < c.interval or len(in_flight(rt)) >= c.max_open:
+        return 0
+    rt.state.set(rt.xkeys.canary_posted, f"{time.time():.3f}")
+    posted = rt.client.post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
+    set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
+    log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})
+    return 1 + step(rt, posted.job_id)
+
+
+def step(rt: Runtime, job_id: int) -> int:
+    """One canary job's next step (see the module doc)."""
+    rec = record(rt, job_id)
+    state = rec.get("state")
+    job = rt.job(job_id)
+    client = rt.client
+    if state == "posted":
+        if job.status == JobStatus.OPEN:
+            receipt = client.claim(job_id)
+            set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash)
+            job = rt.job(job_id)
+        elif job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+            set_record(rt, job_id, "claimed")
+        else:
+            set_record(rt, job_id, "done", reason=f"job is {job.status.label}")
+            return 0
+        state = "claimed"
+    if state == "claimed":
+        if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+            entry = journal(rt).record(rt.address, job_id)  # durable before the commitment is sent
+            uri = f"{rt.config.executor.results_url.rstrip('/')}/results/{secrets.token_hex(16)}"
+            receipt = client.submit_result(job_id, bytes.fromhex(entry.commitment[2:]), uri)
+            set_record(rt, job_id, "submitted", digest=entry.digest, submit_tx=receipt.tx_hash)
+            log.info("canary committed", extra={"job": job_id, "tx": receipt.tx_hash})
+            return 2
+        if same(job.provider, rt.address) and job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED):
+            set_record(rt, job_id, "submitted", digest=journal(rt).load(job_id).digest)  # type: ignore[union-attr]
+        else:
+            set_record(rt, job_id, "done", reason=f"job is {job.status.label}")
+        return 0
+    if job.status not in (JobStatus.SUBMITTED, JobStatus.DISPUTED):
+        set_record(rt, job_id, "finalized" if job.status == JobStatus.FINALIZED else "done", chain_status=job.status.label)
+        return 0
+    found = journal(rt).load(job_id)
+    if found is None:
+        log.error("canary job without a journal entry", extra={"job": job_id})
+        set_record(rt, job_id, "done", reason="no journal entry")
+        return 0
+    entry = found
+    case = client.court_case(job_id)
+    phase = int(case["phase"])
+    court = client.contracts.verification_court
+    if phase == PHASE_NONE:
+        if job.status == JobStatus.SUBMITTED and rt.chain_now() > job.deadline and client.is_drawn(job_id) is False:
+            receipt = client.finalize(job_id)
+            set_record(rt, job_id, "finalized", finalize_tx=receipt.tx_hash, caught=0)
+            return 1
+        return 0
+    if phase == PHASE_CONCLUDED:
+        set_record(rt, job_id, "done", outcome=str(case["outcome"]))
+        return 0
+    if phase == PHASE_ACTIVE and int(case["round"]) == 0:
+        if int(case["committed"]) > 0 and not case["providerRevealed"]:
+            try:
+                receipt = client.send(court.reveal_provider(job_id, bytes.fromhex(entry.digest[2:]), bytes.fromhex(entry.salt[2:])))
+            except TxReverted as exc:
+                if exc.error_name in ("RevealNotOpen", "AlreadyRevealed"):
+                    return 0
+                raise
+            set_record(rt, job_id, "revealed", reveal_tx=receipt.tx_hash)
+            return 1
+        if not (case["providerRevealed"] and int(case["revealed"]) >= int(case["taken"]) > 0):
+            return 0
+        # every seat revealed: tally now (advance), then expose in the canary window
+        try:
+            client.send(court.advance(job_id))
+        except TxReverted:
+            return 0
+        return 1
+    receipt = client.send(court.expose_canary(*entry.expose_args()))
+    caught, slashed, who = exposure(receipt, court)
+    set_record(rt, job_id, "exposed", expose_tx=receipt.tx_hash, caught=caught, slashed=slashed, verifiers=",".join(who))
+    log.warning("canary exposed", extra={"job": job_id, "caught": caught, "slashed": str(slashed), "verifiers": ",".join(who)})
+    return 1
+
+
+def exposure(receipt: Receipt, court: VerificationCourt) -> tuple[int, int, list[str]]:
+    """(seats caught, wei slashed, the caught verifiers) from ``exposeCanary``'s events."""
+    exposed, slashed_topic = court.TOPICS["CanaryExposed"], court.TOPICS["VerifierSlashed"]
+    caught, slashed, who = 0, 0, []
+    for entry in receipt.logs:
+        if entry["address"].lower() != court.address.lower():
+            continue
+        topic = entry["topics"][0]
+        data = bytes.fromhex(entry["data"][2:])
+        if topic == exposed:
+            caught, slashed = int.from_bytes(data[32:64], "big"), int.from_bytes(data[64:96], "big")
+        elif topic == slashed_topic:
+            who.append("0x" + entry["topics"][1][-40:])
+    return caught, slashed, who
+
+
+# ---------------------------------------------------------------------------------------- status
+
+
+def summary(rt: Runtime, limit: int = 50) -> list[dict[str, str]]:
+    """The canary records, newest first (for ``depin executor status``)."""
+    rows: list[dict[str, str]] = [rt.state.hgetall(k) for k in rt.state.scan_iter(match=rt.xkeys.canary_pattern, count=500)]  # type: ignore[misc]
+    rows.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)
+    return rows[:limit]
+
+
+# ---------------------------------------------------------------------------------------- bait
+
+
+_PATH = re.compile(r"^/canary/(\d{1,20})/?$")
+
+
+def serve(state: redis.Redis, keys: Any, host: str, port: int) -> None:
+    """``GET /canary/<jobId>`` -> the canary job's fake digest (hex, ``0x``-prefixed, text/plain);
+    404 for a job that is not one of ours (or not committed yet). Runs until killed."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            m = _PATH.match(self.path)
+            if self.path == "/healthz":
+                self._send(200, "ok")
+                return
+            digest = state.hget(keys.canary(int(m.group(1))), "digest") if m else None
+            if not digest:
+                self._send(404, "not found")
+                return
+            self._send(200, str(digest))
+
+        def _send(self, code: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.info("bait request", extra={"request": self.requestline[:200], "client": self.client_address[0]})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    log.info("canary bait server listening", extra={"bind": f"{host}:{port}"})
+    server.serve_forever()

@@ -1,0 +1,521 @@
+"""The verifier role (issue 12; VERIFICATION.md §1 steps 3-4): a staked court member that audits
+the jobs it is drawn for, and sits on juries the same way.
+
+``depin executor start --role verifier`` (or ``--role provider,verifier``: one executor, both
+roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
+
+- **Stake** (:func:`ensure_stake`, every pass, a single view call when nothing is due): joins the
+  court in ``[verifier] platform_class`` with ``[verifier] court_stake`` tokens, or tops the stake up
+  to it (after a slash too). ``court_stake = 0`` never stakes.
+- **Watch the draw** (:func:`scan`, the beat's ``depin.verify`` every ``VERIFY_INTERVAL`` seconds):
+  every job the index shows Submitted or Disputed is looked at: before its case opens, whether the
+  market drew it (``isDrawn``; an undrawn job is remembered and never asked again) and whether the
+  audit seat (round 0, seat 0) is drawn for us (``drawnFor``); in an open round, every empty seat
+  drawn for us.
+- **Take only what we can run** (:func:`take`): the spec is loaded and checked against the policy
+  with ρ × its runtime (the court's ``rhoPct``): cpus, memory, output, ρ × runtime <=
+  ``[policy] max_runtime``, the image allowed (present locally, or in the allowlist); our court
+  class must be the case's; a slot must be free (``[verifier] max_audits`` seats in hand).
+  Otherwise we decline: unpaid, and the court redraws the seat. Then ``startAudit`` (round 0) or
+  ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``).
+- **Re-run** (:func:`run_audit`, the ``compute`` queue): the job runs through the provider's own
+  path (:func:`executor.execution.load_spec` + :func:`executor.execute.execute`) with the spec's
+  ``max_runtime`` raised to ρ × its runtime. A result gives its match digest; a job-caused failure
+  (time limit, memory, output too large or invalid, bad spec) gives
+  :func:`depin.commitment.failure_digest` of its code, as the provider commits to failures. Anything
+  else (the image or an input unavailable here, this machine failing) is **declined**: nothing is
+  committed, so that we never reveal a digest we did not compute.
+- **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
+  (:func:`depin.commitment.seat_commitment`) are written to the audit journal
+  (``<state_dir>/journal/<instance>/seat-<job>-<round>-<seat>.json``, fsync'd) by the re-run,
+  BEFORE ``commit`` is sent; the commit task reads the seat on chain first and sends nothing when it
+  is committed already.
+- **Reveal and advance** (:func:`follow_seats`, every pass): a committed seat reveals from the
+  journal once the reveal phase is open (``RevealNotOpen`` at the gas estimate sends nothing), and
+  the case is advanced when that is due (the permissionless ``advance``). The seat's record ends
+  ``revealed`` → ``done`` with the case's outcome (and ``slashed`` when a canary caught it).
+
+Records (``{e}:seat:{job}:{round}:{seat}``, a hash): ``state`` (taking → seated → running → computed
+→ committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``commitment``,
+``taken_tx``, ``commit_tx``, ``reveal_tx``, ``outcome``, ``updated``. ``{e}:seats`` holds the seats
+in hand. ``depin executor status`` reads them (:func:`summary`).
+
+Crash safety: every step reads the chain before it acts (the seat's state, the case's phase); the
+journal entry of a seat is written once and reused (same salt) by any re-run; kill -9 between the
+commit and the reveal loses no salt (it is on disk before the commit was sent) and sends nothing
+twice (the seat's on-chain state says what was done).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from depin.commitment import failure_digest, new_salt, seat_commitment
+from depin.deployment import to_wei
+from depin.errors import SpecError
+from depin.market import FailureCode, JobStatus
+from depin.spec import JobSpec, parse_spec
+from depin.transactions import TxReverted
+from executor import queue
+from executor.containers import LABEL_EXECUTOR, ImageUnavailable, check_image, container_name
+from executor.execute import PolicyRefused, execute
+from executor.execution import load_spec, same
+from executor.policy import Decision, Policy
+from executor.results import write_durably
+from executor.runtime import Runtime
+
+log = logging.getLogger("executor.verifier")
+
+ROUND_SEATS = (1, 3, 7, 15)  # seats of round 0 (the audit) and of the juries
+PHASE_NONE, PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER, PHASE_CONCLUDED = range(5)
+SEAT_EMPTY, SEAT_TAKEN, SEAT_COMMITTED, SEAT_REVEALED, SEAT_SETTLED = range(5)
+OUTCOMES = ("None", "ProviderRight", "ProviderWrong", "Split", "Unaudited", "Canary")
+SCAN_LIMIT = 200  # jobs looked at per status and pass
+# Failures an honest re-run reproduces (the job's doing): committed like the provider commits them.
+JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.OUTPUT_TOO_LARGE, FailureCode.BAD_SPEC, FailureCode.OUTPUT_INVALID)
+IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
+
+
+# ---------------------------------------------------------------------------------------- journal
+
+
+@dataclass(frozen=True)
+class SeatEntry:
+    """One seat's journaled contribution (hex fields ``0x``-prefixed)."""
+
+    job_id: int
+    round: int
+    seat: int
+    verifier: str
+    digest: str  # what we computed (a match digest, or failure_digest(code))
+    salt: str
+    commitment: str  # seat_commitment(verifier, job, round, seat, digest, salt)
+    kind: str = "result"  # result | failure
+
+    def reveal_args(self) -> tuple[int, int, bytes, bytes]:
+        return self.job_id, self.round, bytes.fromhex(self.digest[2:]), bytes.fromhex(self.salt[2:])
+
+
+class AuditJournal:
+    """One durable file per seat below `root`, written before the seat's commitment is sent."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, job_id: int, round_: int, seat: int) -> Path:
+        return self.root / f"seat-{int(job_id)}-{int(round_)}-{int(seat)}.json"
+
+    def load(self, job_id: int, round_: int, seat: int) -> SeatEntry | None:
+        try:
+            return SeatEntry(**json.loads(self.path(job_id, round_, seat).read_bytes()))
+        except FileNotFoundError:
+            return None
+
+    def record(self, verifier: str, job_id: int, round_: int, seat: int, digest: bytes, kind: str) -> SeatEntry:
+        """The seat's entry: the existing one (a re-run after a crash keeps its first salt), else a
+        fresh salt and commitment, written durably."""
+        existing = self.load(job_id, round_, seat)
+        if existing is not None:
+            return existing
+        salt = new_salt()
+        entry = SeatEntry(
+            job_id=int(job_id), round=int(round_), seat=int(seat), verifier=verifier, digest="0x" + digest.hex(), salt="0x" + salt.hex(),
+            commitment="0x" + seat_commitment(verifier, int(job_id), int(round_), int(seat), digest, salt).hex(), kind=kind,
+        )
+        write_durably(self.path(job_id, round_, seat), json.dumps(asdict(entry), sort_keys=True).encode(), mode=0o600)
+        return entry
+
+
+def journal(rt: Runtime) -> AuditJournal:
+    return AuditJournal(rt.state_dir / "journal" / rt.instance)
+
+
+# ---------------------------------------------------------------------------------------- records
+
+
+def seat_id(job_id: int, round_: int, seat: int) -> str:
+    return f"{int(job_id)}:{int(round_)}:{int(seat)}"
+
+
+def seat_record(rt: Runtime, job_id: int, round_: int, seat: int) -> dict[str, str]:
+    return rt.state.hgetall(rt.xkeys.seat(job_id, round_, seat))  # type: ignore[return-value]
+
+
+def set_seat(rt: Runtime, job_id: int, round_: int, seat: int, state: str | None = None, **fields: Any) -> None:
+    """Updates a seat's record (and the set of seats in hand) in one transaction."""
+    values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
+    values.update(job=str(job_id), round=str(round_), seat=str(seat), updated=f"{time.time():.3f}")
+    pipe = rt.state.pipeline(transaction=True)
+    if state is not None:
+        values["state"] = state
+        if state in IN_HAND:
+            pipe.zadd(rt.xkeys.seats, {seat_id(job_id, round_, seat): time.time()}, nx=True)
+        else:
+            pipe.zrem(rt.xkeys.seats, seat_id(job_id, round_, seat))
+    pipe.hset(rt.xkeys.seat(job_id, round_, seat), mapping=values)
+    pipe.execute()
+
+
+def seats_in_hand(rt: Runtime) -> list[tuple[int, int, int]]:
+    members: list[str] = rt.state.zrange(rt.xkeys.seats, 0, -1)  # type: ignore[assignment]
+    return [tuple(int(x) for x in m.split(":")) for m in members]  # type: ignore[misc]
+
+
+def running_count(rt: Runtime) -> int:
+    """Seats whose re-run is still to come or under way (what ``max_audits`` bounds)."""
+    return sum(1 for j, r, s in seats_in_hand(rt) if seat_record(rt, j, r, s).get("state") in ("taking", "seated", "running"))
+
+
+def audit_container(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
+    """The deterministic container name of our re-run of one seat."""
+    return container_name(rt.chain_id, job_id, f"{rt.instance}-r{round_}s{seat}")
+
+
+def live_containers(rt: Runtime) -> set[str]:
+    """Container names the reaper must leave alone: our seats' re-runs."""
+    return {audit_container(rt, j, r, s) for j, r, s in seats_in_hand(rt)}
+
+
+# ---------------------------------------------------------------------------------------- stake
+
+
+def ensure_stake(rt: Runtime) -> str | None:
+    """Joins the court, or tops the stake up, to ``[verifier] court_stake``; the transaction hash
+    when one was sent."""
+    want = to_wei(rt.config.verifier.court_stake)
+    if want <= 0:
+        return None
+    court = rt.client.contracts.verification_court
+    joined, _cls, free, locked, _unbonding, _release = rt.client.read(court.get_verifier(rt.address))
+    have = int(free) + int(locked)
+    if joined and have >= want:
+        return None
+    need = want - have if joined else want
+    if rt.client.allowance(spender="VerificationCourt") < need:
+        rt.client.approve("VerificationCourt", need)
+    if joined:
+        receipt = rt.client.send(court.add_stake(need))
+    else:
+        receipt = rt.client.send(court.join(need, rt.config.verifier.platform_class))
+    log.info("court stake added", extra={"amount": str(need), "joined": bool(joined), "tx": receipt.tx_hash})
+    return receipt.tx_hash
+
+
+# ---------------------------------------------------------------------------------------- draw
+
+
+def scan(rt: Runtime) -> int:
+    """One pass over the jobs that may have a seat for us (see the module doc); the number of seats
+    taken."""
+    ensure_stake(rt)
+    far = rt.chain_now() + 10**9
+    undrawn = set(rt.state.smembers(rt.xkeys.undrawn))  # type: ignore[arg-type]
+    taken = 0
+    for status in ("Submitted", "Disputed"):
+        for job_id in rt.reader.due_jobs(status, far, limit=SCAN_LIMIT):
+            if str(job_id) in undrawn:
+                continue
+            try:
+                taken += consider(rt, job_id)
+            except TxReverted as exc:
+                log.info("seat not taken", extra={"job": job_id, "error": exc.error_name})
+    return taken
+
+
+def consider(rt: Runtime, job_id: int) -> int:
+    """Takes every seat of the job's current round that is drawn for us and empty (0, 1 or more)."""
+    client, court = rt.client, rt.client.contracts.verification_court
+    case = client.court_case(job_id)
+    phase = int(case["phase"])
+    if phase == PHASE_NONE:
+        job = rt.job(job_id)
+        if job.status != JobStatus.SUBMITTED or same(job.provider, rt.address):
+            return 0
+        drawn = client.is_drawn(job_id)
+        if drawn is None:
+            return 0  # the anchor's randomness is not readable yet: next pass
+        if not drawn:
+            rt.state.sadd(rt.xkeys.undrawn, str(job_id))
+            return 0
+        if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or seat_record(rt, job_id, 0, 0):
+            return 0
+        return take(rt, job_id, 0, 0, platform_class=None)
+    if phase != PHASE_ACTIVE or rt.chain_now() > int(case["seatDeadline"]):
+        return 0
+    round_ = int(case["round"])
+    k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
+    if int(case["taken"]) >= k:
+        return 0
+    taken = 0
+    for seat in range(k):
+        if seat_record(rt, job_id, round_, seat).get("state") not in (None, "taking"):
+            continue
+        holder = client.read(court.get_seat(job_id, round_, seat))[0]
+        if int(holder, 16) != 0:
+            continue
+        if same(client.read(court.drawn_for(job_id, round_, seat)), rt.address):
+            taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]))
+    return taken
+
+
+def posted_spec(rt: Runtime, job_id: int) -> JobSpec:
+    """The job's spec as posted (a submitted job's record holds its commitment, not its spec hash:
+    the hash comes from the index, else the spec from the chain's ``JobPosted``)."""
+    expected = rt.reader.job_fields(job_id).get("specHash")
+    if expected:
+        return load_spec(rt, job_id, bytes.fromhex(expected.removeprefix("0x")))
+    return parse_spec(rt.client.spec_bytes(job_id))
+
+
+def rho_pct(rt: Runtime) -> int:
+    return int(rt.client.court_params()["rhoPct"])
+
+
+def audit_spec(spec: JobSpec, rho: int) -> JobSpec:
+    """The spec a verifier runs: its max runtime raised to ρ × the runtime (``rhoPct``/100)."""
+    runtime = max(spec.resources.max_runtime, spec.resources.max_runtime * rho // 100)
+    return spec.model_copy(update={"resources": spec.resources.model_copy(update={"max_runtime": runtime})})
+
+
+def can_run(rt: Runtime, spec: JobSpec) -> Decision:
+    """Whether this machine may run `spec` (already raised to ρ × its runtime) under its policy."""
+    r, c = spec.resources, rt.config.policy
+    if r.cpus > c.max_cpus:
+        return Decision(False, f"needs {r.cpus} CPUs; the policy allows {c.max_cpus}")
+    if r.memory_mb > c.max_memory_mb:
+        return Decision(False, f"needs {r.memory_mb} MB of memory; the policy allows {c.max_memory_mb}")
+    if r.max_runtime > c.max_runtime:
+        return Decision(False, f"rho x runtime is {r.max_runtime} s; the policy allows {c.max_runtime}")
+    if r.output_mb > c.max_output_mb:
+        return Decision(False, f"writes up to {r.output_mb} MB; the policy allows {c.max_output_mb}")
+    return Policy(c, image_available=lambda image: image_present(rt, image)).check_image(spec)
+
+
+def image_present(rt: Runtime, image: str) -> bool:
+    try:
+        check_image(rt.docker, image)
+        return True
+    except ImageUnavailable:
+        return False
+
+
+def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: int | None) -> int:
+    """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken."""
+    client, court = rt.client, rt.client.contracts.verification_court
+    if running_count(rt) >= rt.config.verifier.max_audits:
+        return decline(rt, job_id, round_, seat, f"no free slot ({rt.config.verifier.max_audits} seats in hand)")
+    try:
+        spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
+    except SpecError as exc:
+        return decline(rt, job_id, round_, seat, f"the spec cannot be read: {exc}")
+    decision = can_run(rt, spec)
+    if not decision:
+        return decline(rt, job_id, round_, seat, f"policy: {decision.reason}")
+    mine = int(client.read(court.get_verifier(rt.address))[1])
+    if platform_class is not None and mine != platform_class:
+        return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})")
+    set_seat(rt, job_id, round_, seat, "taking", image=spec.image)
+    call = court.start_audit(job_id) if round_ == 0 else court.take_seat(job_id, seat)
+    try:
+        receipt = client.send(call)
+    except TxReverted as exc:
+        holder = client.read(court.get_seat(job_id, round_, seat))[0]
+        if not same(holder, rt.address):
+            return decline(rt, job_id, round_, seat, f"{'startAudit' if round_ == 0 else 'takeSeat'} reverted: {exc.error_name or exc.reason}")
+        receipt = None  # taken before a crash
+    set_seat(rt, job_id, round_, seat, "seated", taken_tx=receipt.tx_hash if receipt else "")
+    log.info("seat taken", extra={"job": job_id, "round": round_, "seat": seat, "tx": receipt.tx_hash if receipt else ""})
+    queue.send("depin.audit_run", job_id, round=round_, seat=seat)
+    return 1
+
+
+def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> int:
+    """Records that we do not take (or do not commit on) a seat: unpaid, and the court redraws it."""
+    set_seat(rt, job_id, round_, seat, "declined", reason=reason[:300])
+    log.info("seat declined", extra={"job": job_id, "round": round_, "seat": seat, "reason": reason[:300]})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- run
+
+
+def run_audit(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
+    """Re-runs the job for a seat we hold and journals the digest with a fresh salt (see the module
+    doc); then queues the commit. A run that yields no digest of ours declines the seat."""
+    lease = rt.lease(job_id)
+    if not lease.acquire():
+        raise RuntimeError("another task holds the job's lease")  # retried by the task's backoff
+    try:
+        rec = seat_record(rt, job_id, round_, seat)
+        if rec.get("state") not in ("seated", "running"):
+            if rec.get("state") == "computed":
+                queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+            return
+        if journal(rt).load(job_id, round_, seat) is None:
+            state = seat_state(rt, job_id, round_, seat)
+            if state != SEAT_TAKEN:
+                decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})")
+                return
+            set_seat(rt, job_id, round_, seat, "running", started=time.time())
+            try:
+                spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
+                outcome = execute(
+                    rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
+                    name=audit_container(rt, job_id, round_, seat), labels={LABEL_EXECUTOR: rt.instance},
+                    limits_cap=rt.config.policy.model_copy(update={"max_runtime": max(rt.config.policy.max_runtime, spec.resources.max_runtime)}),
+                )
+            except (SpecError, PolicyRefused) as exc:
+                decline(rt, job_id, round_, seat, f"cannot run: {exc}")
+                return
+            except Exception as exc:
+                decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}")
+                log.exception("audit run failed; seat declined", extra={"job": job_id})
+                return
+            if outcome.kind == "result":
+                assert outcome.match_digest is not None
+                digest, kind = outcome.match_digest, "result"
+                if outcome.name:
+                    rt.store.remove(outcome.name)  # the verifier publishes nothing
+            elif outcome.code in JOB_FAILURES:
+                assert outcome.code is not None
+                digest, kind = failure_digest(int(outcome.code)), "failure"
+            else:
+                decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300])
+                return
+            journal(rt).record(rt.address, job_id, round_, seat, digest, kind)  # durable before any commit
+        entry = journal(rt).load(job_id, round_, seat)
+        assert entry is not None
+        set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind)
+        log.info("audit computed", extra={"job": job_id, "round": round_, "seat": seat, "digest": entry.digest})
+    finally:
+        lease.release()
+    queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+
+
+def seat_state(rt: Runtime, job_id: int, round_: int, seat: int) -> int:
+    """The seat's on-chain state when we hold it, else -1."""
+    holder, state, *_ = rt.client.read(rt.client.contracts.verification_court.get_seat(job_id, round_, seat))
+    return int(state) if same(holder, rt.address) else -1
+
+
+def commit_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
+    """Sends the seat's commitment from the journal, unless the chain shows it sent already."""
+    rec = seat_record(rt, job_id, round_, seat)
+    if rec.get("state") != "computed":
+        return
+    entry = journal(rt).load(job_id, round_, seat)
+    if entry is None:
+        decline(rt, job_id, round_, seat, "no journal entry: nothing computed to commit")
+        return
+    state = seat_state(rt, job_id, round_, seat)
+    if state >= SEAT_COMMITTED:
+        set_seat(rt, job_id, round_, seat, "committed", reason="the commitment is on chain already")
+        return
+    if state != SEAT_TAKEN:
+        decline(rt, job_id, round_, seat, f"the seat is no longer ours (state {state})")
+        return
+    court = rt.client.contracts.verification_court
+    try:
+        receipt = rt.client.send(court.commit(job_id, seat, bytes.fromhex(entry.commitment[2:])))
+    except TxReverted as exc:
+        if seat_state(rt, job_id, round_, seat) >= SEAT_COMMITTED:
+            set_seat(rt, job_id, round_, seat, "committed", reason="the commitment is on chain already")
+            return
+        decline(rt, job_id, round_, seat, f"commit reverted: {exc.error_name or exc.reason}")
+        return
+    set_seat(rt, job_id, round_, seat, "committed", commit_tx=receipt.tx_hash)
+    log.info("seat committed", extra={"job": job_id, "round": round_, "seat": seat, "tx": receipt.tx_hash})
+
+
+# ---------------------------------------------------------------------------------------- reveal
+
+
+def follow_seats(rt: Runtime) -> int:
+    """Reveals our committed seats when their reveal phase is open, advances their cases when due,
+    and closes the records of concluded cases; the number of transactions sent."""
+    sent = 0
+    advanced: set[int] = set()
+    for job_id, round_, seat in seats_in_hand(rt):
+        try:
+            sent += follow_seat(rt, job_id, round_, seat, advanced)
+        except TxReverted as exc:
+            log.info("seat step not taken", extra={"job": job_id, "round": round_, "seat": seat, "error": exc.error_name})
+    return sent
+
+
+def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[int]) -> int:
+    rec = seat_record(rt, job_id, round_, seat)
+    state = rec.get("state")
+    client, court = rt.client, rt.client.contracts.verification_court
+    if state == "computed":
+        queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
+        return 0
+    if state not in ("committed", "revealed"):
+        if state == "taking" and time.time() - float(rec.get("updated") or 0) > 30:
+            if seat_state(rt, job_id, round_, seat) == SEAT_TAKEN:
+                set_seat(rt, job_id, round_, seat, "seated", reason="taken before a crash")
+                queue.send("depin.audit_run", job_id, round=round_, seat=seat)
+            else:
+                decline(rt, job_id, round_, seat, "the seat was not taken (crash before the transaction)")
+        return 0
+    case = client.court_case(job_id)
+    on_chain = client.read(court.get_seat(job_id, round_, seat))
+    if int(case["phase"]) == PHASE_CONCLUDED or (not same(on_chain[0], rt.address) and state == "revealed"):
+        done(rt, job_id, round_, seat, case, on_chain)
+        return 0
+    sent = 0
+    if state == "committed":
+        if int(on_chain[1]) == SEAT_REVEALED:
+            set_seat(rt, job_id, round_, seat, "revealed", reason="revealed on chain already")
+        elif int(on_chain[1]) == SEAT_COMMITTED:
+            entry = journal(rt).load(job_id, round_, seat)
+            if entry is None:
+                log.error("committed seat without a journal entry: cannot reveal", extra={"job": job_id})
+                return 0
+            try:
+                receipt = client.send(court.reveal(job_id, seat, *entry.reveal_args()[2:]))
+            except TxReverted as exc:
+                if exc.error_name not in ("RevealNotOpen", "AlreadyRevealed"):
+                    raise
+            else:
+                set_seat(rt, job_id, round_, seat, "revealed", reveal_tx=receipt.tx_hash)
+                log.info("seat revealed", extra={"job": job_id, "round": round_, "seat": seat, "tx": receipt.tx_hash})
+                sent += 1
+        elif not same(on_chain[0], rt.address):
+            done(rt, job_id, round_, seat, case, on_chain)  # a no-show slot emptied (we missed the reveal)
+            return 0
+    if job_id not in advanced and int(case["phase"]) in (PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER):
+        advanced.add(job_id)
+        try:
+            receipt = client.send(court.advance(job_id))
+        except TxReverted as exc:
+            if exc.error_name not in ("NothingDue", "NotDrawn", "CaseClosed"):
+                log.info("advance not sent", extra={"job": job_id, "error": exc.error_name})
+        else:
+            log.info("court advanced", extra={"job": job_id, "tx": receipt.tx_hash})
+            sent += 1
+    return sent
+
+
+def done(rt: Runtime, job_id: int, round_: int, seat: int, case: dict[str, Any], on_chain: Any) -> None:
+    """The seat's case is over (or the seat left our hands): the record says how it ended."""
+    outcome = OUTCOMES[int(case["outcome"])] if int(case["phase"]) == PHASE_CONCLUDED else ""
+    slashed = bool(outcome == "Canary" and same(on_chain[0], rt.address) and int(on_chain[1]) == SEAT_SETTLED and rt.state.hget(
+        rt.xkeys.seat(job_id, round_, seat), "digest") == "0x" + bytes(case["providerDigest"]).hex())
+    set_seat(rt, job_id, round_, seat, "done", outcome=outcome or "left our hands", slashed=int(slashed))
+    log.info("seat done", extra={"job": job_id, "round": round_, "seat": seat, "outcome": outcome})
+
+
+# ---------------------------------------------------------------------------------------- status
+
+
+def summary(rt: Runtime, limit: int = 50) -> list[dict[str, str]]:
+    """The verifier's seat records, newest first (for ``depin executor status``)."""
+    rows = [rt.state.hgetall(k) for k in rt.state.scan_iter(match=rt.xkeys.seat_pattern, count=500)]
+    rows.sort(key=lambda r: float(r.get("updated") or 0), reverse=True)  # type: ignore[union-attr]
+    return rows[:limit]  # type: ignore[return-value]

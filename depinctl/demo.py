@@ -205,15 +205,7 @@ class Demo:
     def bring_up(self) -> None:
         started = time.monotonic()
         with self.console.status("bringing the devnet up (chain, Redis, container engine, contracts, indexer, executors)…"):
-            try:
-                report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
-            except DepinError as exc:
-                if "during start-up" not in str(exc):
-                    raise
-                # A busy machine can be slow to answer a freshly started engine: a process that gave
-                # up waiting for it is started again by a second `up` (which keeps what runs).
-                self.console.print(f"  [yellow]{exc}[/]\n  [yellow]bringing the devnet up once more[/]")
-                report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
+            report = self.devnet.up(say=lambda line: self.console.print(f"  [dim]{line}[/]"))
         missing = getattr(report, "not_wired", {}) or {}
         if missing:
             raise DemoFailed("the devnet is incomplete: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))

@@ -930,7 +930,14 @@ class Devnet:
             if chain.token_balance(a) + (to_wei(PROVIDER_STAKE) if staked.get(a) else 0) < amount // 2
         ]
         if low:
-            chain.fund(low, max(wanted[a] for a in low))
+            # Approvals are sent from the account itself: only for accounts never approved, so a
+            # top-up never sends from an account whose running executor is sending meanwhile (the
+            # canary spends on every job it posts; two senders of one account collide on nonces).
+            token = chain.contracts.reward_token
+            fresh = [a for a in low if int(chain.read(token.allowance(a, chain.market))) == 0]
+            amount = max(wanted[a] for a in low)
+            chain.fund(fresh, amount)
+            chain.fund([a for a in low if a not in fresh], amount, approve=False)
             report.steps.append(f"funded {len(low)} development accounts")
         for p in providers:
             if not staked[p]:

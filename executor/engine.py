@@ -98,6 +98,24 @@ def _ping(url: str, timeout: float = 3.0) -> docker.DockerClient | None:
     return client
 
 
+ENGINE_WAIT_ENV = "DEPIN_ENGINE_WAIT"  # seconds a process waits at start for its engine to answer
+DEFAULT_ENGINE_WAIT = 60.0
+
+
+def _ping_until(url: str, wait: float | None = None) -> docker.DockerClient | None:
+    """Pings `url` until an engine answers or `wait` seconds (default ``DEPIN_ENGINE_WAIT``, 60)
+    pass: a freshly started engine on a loaded machine can take longer than one ping's timeout."""
+    if wait is None:
+        wait = float(os.environ.get(ENGINE_WAIT_ENV) or DEFAULT_ENGINE_WAIT)
+    deadline = time.monotonic() + wait
+    while True:
+        remaining = deadline - time.monotonic()
+        client = _ping(url, timeout=max(1.0, min(10.0, remaining)))
+        if client is not None or remaining <= 0:
+            return client
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
 def engine_version(docker_host: str, timeout: float = 5.0) -> str:
     """The version the engine at `docker_host` reports; raises :class:`EngineUnavailable` when none
     answers. For callers outside the container boundary (the devnet's health check)."""
@@ -311,7 +329,7 @@ def connect(docker_host: str = "", state_dir: Path | None = None) -> docker.Dock
     ``./state``). Raises :class:`EngineUnavailable` with what to do next."""
     explicit = docker_host.strip() or os.environ.get("DOCKER_HOST", "").strip()
     if explicit:
-        client = _ping(explicit, timeout=10)
+        client = _ping_until(explicit)
         if client is None:
             raise EngineUnavailable(
                 f"no container engine answers at {explicit} (from docker_host/DOCKER_HOST); start it, or unset "
@@ -323,7 +341,7 @@ def connect(docker_host: str = "", state_dir: Path | None = None) -> docker.Dock
         if client is not None:
             return client
     _, url = start_podman_service(Path(state_dir) if state_dir is not None else DEFAULT_STATE_DIR)
-    client = _ping(url, timeout=10)
+    client = _ping_until(url)
     if client is None:
         raise EngineUnavailable(f"the Podman service at {url} stopped answering right after it started; see its podman.log")
     return client

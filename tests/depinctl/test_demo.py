@@ -48,16 +48,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("demo")
     state, facts_path = folder / "devnet", folder / "facts.json"
     try:
-        # The devnet first (its start-up is tests/depinctl/test_devnet.py's subject): on a loaded
-        # machine a process may give up on a freshly started engine; `up` again starts what stopped.
-        for _ in range(3):
-            if _depin("devnet", "up", "--state-dir", str(state), timeout=600).returncode == 0:
-                break
-        for _ in range(2):  # once more only when the devnet did not come up (nothing of the demo ran)
-            done = _depin("demo", "--state-dir", str(state), "--challenge-window", "8", "--timeout", "120",
-                          "--json", str(facts_path), timeout=1_800)
-            if "✓ devnet up" in done.stdout:
-                break
+        # The devnet first (its start-up is tests/depinctl/test_devnet.py's subject), then the demo.
+        up = _depin("devnet", "up", "--state-dir", str(state), timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        done = _depin("demo", "--state-dir", str(state), "--challenge-window", "8", "--timeout", "120",
+                      "--json", str(facts_path), timeout=1_800)
         recorded = json.loads((state / "devnet.json").read_text()).get("processes", {}) if (state / "devnet.json").exists() else {}
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
         yield done, state, recorded, facts

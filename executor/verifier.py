@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ OUTCOMES = ("None", "ProviderRight", "ProviderWrong", "Split", "Unaudited", "Can
 SCAN_LIMIT = 200  # jobs looked at per status and pass
 # Failures an honest re-run reproduces (the job's doing): committed like the provider commits them.
 JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.OUTPUT_TOO_LARGE, FailureCode.BAD_SPEC, FailureCode.OUTPUT_INVALID)
+RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds a seat's task may show no progress
 IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
 
 
@@ -455,8 +457,13 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
     if state == "computed":
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
+    idle = time.time() - float(rec.get("updated") or 0)
+    if state in ("seated", "running") and idle > RECOVER_AFTER and not rt.state.exists(rt.xkeys.lease(job_id)):
+        set_seat(rt, job_id, round_, seat, reason="re-run queued again (its task died)")  # touch: not again before RECOVER_AFTER
+        queue.send("depin.audit_run", job_id, round=round_, seat=seat)
+        return 0
     if state not in ("committed", "revealed"):
-        if state == "taking" and time.time() - float(rec.get("updated") or 0) > 30:
+        if state == "taking" and idle > RECOVER_AFTER:
             if seat_state(rt, job_id, round_, seat) == SEAT_TAKEN:
                 set_seat(rt, job_id, round_, seat, "seated", reason="taken before a crash")
                 queue.send("depin.audit_run", job_id, round=round_, seat=seat)

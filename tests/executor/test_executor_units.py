@@ -24,7 +24,7 @@ from executor.celery import beat_schedule
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
 from executor.runtime import broker_url_for
-from executor.verifier import AuditJournal
+from executor.verifier import AuditJournal, open_to_us
 from executor.worker import components_for
 from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
@@ -596,3 +596,11 @@ def test_the_canary_journal_commits_to_the_canary_digest(tmp_path: Path) -> None
     assert entry.digest == "0x" + canary_digest(secret).hex()
     assert entry.commitment == "0x" + commitment(me, 5, canary_digest(secret), salt).hex()
     assert entry.expose_args() == (5, secret, salt)
+
+
+def test_a_seat_declined_for_want_of_a_slot_may_be_taken_later() -> None:
+    """A declined seat is not looked at again, unless it was declined only because no slot was free."""
+    assert open_to_us({}) and open_to_us({"state": "taking"})
+    assert open_to_us({"state": "declined", "reason": "no free slot (2 seats in hand)"})
+    assert not open_to_us({"state": "declined", "reason": "policy: needs 4 CPUs; the policy allows 2"})
+    assert not open_to_us({"state": "committed"})

@@ -333,6 +333,7 @@ def _alive(dn: Devnet) -> Health:
 # embedded) and its bait server.
 VERIFIER_POOL = {"verifier-1": 6, "verifier-2": 7, "verifier-3": 8}
 CANARY_ACCOUNT = 9
+POOL_PREFIXES = tuple(f"{name}-" for name in (*VERIFIER_POOL, "canary"))
 
 
 def _check_compute(dn: Devnet, *, name: str) -> Health:
@@ -611,7 +612,13 @@ class Devnet:
                     report.not_wired[component.name] = reason
                 else:
                     ready.append(component)
-            self._ensure_many(ready, report, say)
+            # the provider's parts at once, then each pool member's: a compute worker's start-up
+            # sandbox check runs a container, and a dozen at once can keep the engine from answering
+            # within its ping timeout on two cores
+            groups = [[c for c in ready if not c.name.startswith(POOL_PREFIXES)]]
+            groups += [[c for c in ready if c.name.startswith(f"{name}-")] for name in (*VERIFIER_POOL, "canary")]
+            for group in groups:
+                self._ensure_many(group, report, say)
             self.save()
         return report
 

@@ -132,6 +132,7 @@ class ExecutorConfig(_Section):
     results_url: str = "http://127.0.0.1:8700"
     results_bind: str = "127.0.0.1:8700"
     withdraw_threshold: Decimal = Decimal(0)
+    verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # left from the removed volunteer verifier: ignored
 
     @field_validator("role", mode="before")
     @classmethod

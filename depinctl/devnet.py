@@ -24,12 +24,21 @@ component           what                                                health c
 ``beat``            the provider's Celery beat                          process alive
 ``dispatcher``      the provider's event-stream consumer                its consumer group exists
                                                                         and has a consumer
+``verifier-N-       the verifier pool (N = 1, 2, 3: dev accounts 6, 7,  Celery ping
+compute``           8): each verifier's compute worker (solo pool)
+``verifier-N-       each verifier's chain worker, the beat embedded     its heartbeat (as the
+chain``             (``--beat``)                                        provider's chain worker)
+``canary-chain``    the canary's chain worker, the beat embedded (dev   its heartbeat
+                    account 9)
+``canary-bait``     the canary's ``GET /canary/<jobId>`` server         ``GET /healthz``
 ==================  ==================================================  =============================
 
 Between them it deploys the contracts (``scripts/deploy.py`` through ape: token, randomness,
 market and staking, the VerificationCourt; a second ``up`` finds them live and sends nothing), funds and registers the development accounts (Anvil's public keys,
 devnet only: 0 deployer (and the court's timelocked last-appeal arbiter), 1 and 2 registered
-providers with 1 running the provider executor, 3 a funded account for verifiers, 4-9 requesters), builds the sample job images
+providers with 1 running the provider executor, 3 a funded account for a hand-driven verifier, 4
+and 5 requesters, 6-8 the verifier pool (each executor stakes itself in the court at start), 9 the
+canary (a registered provider granted CANARY_ROLE)), builds the sample job images
 (``executor.images.build_sample_images``) and writes the provider executor's ``depin.toml``. anvil mines a block every
 second besides automining (``--block-time 1 --mixed-mining``), so a job's anchor block arrives and
 its draw becomes readable on an idle chain. Each
@@ -334,6 +343,7 @@ def _alive(dn: Devnet) -> Health:
 # embedded) and its bait server.
 VERIFIER_POOL = {"verifier-1": 6, "verifier-2": 7, "verifier-3": 8}
 CANARY_ACCOUNT = 9
+POOL_PREFIXES = tuple(f"{name}-" for name in (*VERIFIER_POOL, "canary"))
 
 
 def _check_compute(dn: Devnet, *, name: str) -> Health:
@@ -634,7 +644,13 @@ class Devnet:
                     report.not_wired[component.name] = reason
                 else:
                     ready.append(component)
-            self._ensure_many(ready, report, say)
+            # the provider's parts at once, then each pool member's: a compute worker's start-up
+            # sandbox check runs a container, and a dozen at once can keep the engine from answering
+            # within its ping timeout on two cores
+            groups = [[c for c in ready if not c.name.startswith(POOL_PREFIXES)]]
+            groups += [[c for c in ready if c.name.startswith(f"{name}-")] for name in (*VERIFIER_POOL, "canary")]
+            for group in groups:
+                self._ensure_many(group, report, say)
             self.save()
         return report
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,6 +79,8 @@ OUTCOMES = ("None", "ProviderRight", "ProviderWrong", "Split", "Unaudited", "Can
 SCAN_LIMIT = 200  # jobs looked at per status and pass
 # Failures an honest re-run reproduces (the job's doing): committed like the provider commits them.
 JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.OUTPUT_TOO_LARGE, FailureCode.BAD_SPEC, FailureCode.OUTPUT_INVALID)
+RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds a seat's task may show no progress
+NO_SLOT = "no free slot"
 IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
 
 
@@ -242,7 +245,7 @@ def consider(rt: Runtime, job_id: int) -> int:
         if not drawn:
             rt.state.sadd(rt.xkeys.undrawn, str(job_id))
             return 0
-        if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or seat_record(rt, job_id, 0, 0):
+        if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or not open_to_us(seat_record(rt, job_id, 0, 0)):
             return 0
         return take(rt, job_id, 0, 0, platform_class=None)
     if phase != PHASE_ACTIVE or rt.chain_now() > int(case["seatDeadline"]):
@@ -253,7 +256,7 @@ def consider(rt: Runtime, job_id: int) -> int:
         return 0
     taken = 0
     for seat in range(k):
-        if seat_record(rt, job_id, round_, seat).get("state") not in (None, "taking"):
+        if not open_to_us(seat_record(rt, job_id, round_, seat)):
             continue
         holder = client.read(court.get_seat(job_id, round_, seat))[0]
         if int(holder, 16) != 0:
@@ -270,6 +273,13 @@ def posted_spec(rt: Runtime, job_id: int) -> JobSpec:
     if expected:
         return load_spec(rt, job_id, bytes.fromhex(expected.removeprefix("0x")))
     return parse_spec(rt.client.spec_bytes(job_id))
+
+
+def open_to_us(rec: dict[str, str]) -> bool:
+    """Whether a seat may be taken by us now: never looked at, a take interrupted by a crash, or
+    declined only for want of a free slot (one may have freed since)."""
+    state = rec.get("state")
+    return state in (None, "taking") or (state == "declined" and rec.get("reason", "").startswith(NO_SLOT))
 
 
 def rho_pct(rt: Runtime) -> int:
@@ -308,7 +318,7 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken."""
     client, court = rt.client, rt.client.contracts.verification_court
     if running_count(rt) >= rt.config.verifier.max_audits:
-        return decline(rt, job_id, round_, seat, f"no free slot ({rt.config.verifier.max_audits} seats in hand)")
+        return decline(rt, job_id, round_, seat, f"{NO_SLOT} ({rt.config.verifier.max_audits} seats in hand)")
     try:
         spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
     except SpecError as exc:
@@ -455,8 +465,13 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
     if state == "computed":
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
+    idle = time.time() - float(rec.get("updated") or 0)
+    if state in ("seated", "running") and idle > RECOVER_AFTER and not rt.state.exists(rt.xkeys.lease(job_id)):
+        set_seat(rt, job_id, round_, seat, reason="re-run queued again (its task died)")  # touch: not again before RECOVER_AFTER
+        queue.send("depin.audit_run", job_id, round=round_, seat=seat)
+        return 0
     if state not in ("committed", "revealed"):
-        if state == "taking" and time.time() - float(rec.get("updated") or 0) > 30:
+        if state == "taking" and idle > RECOVER_AFTER:
             if seat_state(rt, job_id, round_, seat) == SEAT_TAKEN:
                 set_seat(rt, job_id, round_, seat, "seated", reason="taken before a crash")
                 queue.send("depin.audit_run", job_id, round=round_, seat=seat)

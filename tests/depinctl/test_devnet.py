@@ -125,6 +125,35 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
     print(f"devnet up took {took:.1f} s")
 
 
+def test_a_drawn_job_is_audited_by_the_verifier_pool(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
+    """The pool verifiers stake themselves in the court; a re-executable job the draw picks is
+    audited by one of them (a real re-run, commit and reveal) and concludes ProviderRight, not
+    Unaudited."""
+    state_dir = up_devnet[0]
+    dep = load_deployment_file(state_dir / "deployments" / "31337.json")
+    client = Client.connect(st_env(state_dir, "DEPIN_RPC_URL"), dep, dev_account(4, 31337))
+    court = client.contracts.verification_court
+    pool = [dev_account(i, 31337).address for i in VERIFIER_POOL.values()]
+    wait_for(lambda: all(client.read(court.get_verifier(v))[0] for v in pool), 120, "the pool to join the court")
+    image = json.loads((state_dir / "devnet.json").read_text())["images"]["busybox"]
+    drawn = None
+    for n in range(14):  # p_job is about 0.3: 14 undrawn jobs in a row have odds of about 1 in 150
+        spec = canonical_json({"v": 1, "image": image, "command": ["sh", "-c", f"echo pool {n} > /out/n"], "env": {}, "inputs": [],
+                               "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1}})
+        job_id = client.post_job(spec, reward=10**18, verify="reexec").job_id
+        wait_for(lambda j=job_id: client.job(j).status not in (JobStatus.OPEN, JobStatus.CLAIMED), 120, "the provider to submit")
+        if wait_for(lambda j=job_id: (d := client.is_drawn(j)) is not None and (d,), 60, "the draw")[0]:
+            drawn = job_id
+            break
+    if drawn is None:
+        pytest.skip("none of 14 jobs was drawn (odds about 1 in 150)")
+    wait_for(lambda: client.job(drawn).status == JobStatus.RESOLVED, 180, "the court to settle the drawn job")
+    case = client.court_case(drawn)
+    assert case["outcome"] == 1, case  # ProviderRight: audited by the pool, not Unaudited (4)
+    holder = client.read(court.get_seat(drawn, 0, 0))[0]
+    assert holder.lower() in {v.lower() for v in pool}
+
+
 def test_env_file_points_the_cli_at_the_devnet(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
     state_dir, _, _ = up_devnet
     script = f"source {state_dir / 'env'} && {sys.executable} -m depinctl.cli providers list --json"
@@ -434,31 +463,3 @@ def test_up_with_no_engine_fails_in_one_line_and_down_cleans_up(tmp_path: Path, 
         Devnet(tmp_path / "dn").down()
     assert all(pid_gone(r.pid) for r in started.values())
 
-
-def test_a_drawn_job_is_audited_by_the_verifier_pool(up_devnet: tuple[Path, subprocess.CompletedProcess[str], float]) -> None:
-    """The pool verifiers stake themselves in the court; a re-executable job the draw picks is
-    audited by one of them (a real re-run, commit and reveal) and concludes ProviderRight, not
-    Unaudited."""
-    state_dir = up_devnet[0]
-    dep = load_deployment_file(state_dir / "deployments" / "31337.json")
-    client = Client.connect(st_env(state_dir, "DEPIN_RPC_URL"), dep, dev_account(4, 31337))
-    court = client.contracts.verification_court
-    pool = [dev_account(i, 31337).address for i in VERIFIER_POOL.values()]
-    wait_for(lambda: all(client.read(court.get_verifier(v))[0] for v in pool), 120, "the pool to join the court")
-    image = json.loads((state_dir / "devnet.json").read_text())["images"]["busybox"]
-    drawn = None
-    for n in range(14):  # p_job is about 0.3: 14 undrawn jobs in a row have odds of about 1 in 150
-        spec = canonical_json({"v": 1, "image": image, "command": ["sh", "-c", f"echo pool {n} > /out/n"], "env": {}, "inputs": [],
-                               "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1}})
-        job_id = client.post_job(spec, reward=10**18, verify="reexec").job_id
-        wait_for(lambda j=job_id: client.job(j).status not in (JobStatus.OPEN, JobStatus.CLAIMED), 120, "the provider to submit")
-        if wait_for(lambda j=job_id: (d := client.is_drawn(j)) is not None and (d,), 60, "the draw")[0]:
-            drawn = job_id
-            break
-    if drawn is None:
-        pytest.skip("none of 14 jobs was drawn (odds about 1 in 150)")
-    wait_for(lambda: client.job(drawn).status == JobStatus.RESOLVED, 180, "the court to settle the drawn job")
-    case = client.court_case(drawn)
-    assert case["outcome"] == 1, case  # ProviderRight: audited by the pool, not Unaudited (4)
-    holder = client.read(court.get_seat(drawn, 0, 0))[0]
-    assert holder.lower() in {v.lower() for v in pool}

@@ -12,15 +12,20 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from depin.config import DepinConfig, PolicyConfig
+from depin.commitment import canary_digest, commitment, seat_commitment
+from depin.config import ConfigError, DepinConfig, ExecutorConfig, PolicyConfig, parse_roles
 from depin.keys import ExecKeys
 from depin.market import JobStatus
 from depin.spec import parse_spec
 from executor import celery as celery_module
 from executor import jobtask, provider, queue, tasks
+from executor.canary import CanaryJournal
+from executor.celery import beat_schedule
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
 from executor.runtime import broker_url_for
+from executor.verifier import AuditJournal, open_to_us
+from executor.worker import components_for
 from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
 
@@ -176,6 +181,8 @@ def test_broker_uses_the_next_database_unless_told(monkeypatch: pytest.MonkeyPat
 
 
 class _Runtime(SimpleNamespace):
+    roles = ("provider",)
+
     def record(self, job_id: int) -> dict[str, str]:
         return self.state.hgetall(self.xkeys.job(job_id))
 
@@ -545,3 +552,55 @@ def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis
         assert verification.watched(rt) == set()
     finally:
         verification.VerificationCourt = original  # type: ignore[misc]
+
+
+def test_roles_parse_to_one_canonical_string_and_each_role_runs_its_components() -> None:
+    """`--role` / `[executor] role`: provider, verifier, canary or several joined by commas, in a
+    canonical order; an unknown or repeated role is refused; each role runs only its components."""
+    assert parse_roles("verifier,provider") == parse_roles(["provider", "verifier"]) == "provider,verifier"
+    for bad in ("arbiter", "provider,provider", ""):
+        with pytest.raises(ValueError):
+            parse_roles(bad)
+    assert ExecutorConfig(role="verifier , provider").roles == ("provider", "verifier")
+    with pytest.raises(ValueError):
+        ExecutorConfig(role="arbiter")
+    assert issubclass(ConfigError, ValueError)
+    assert components_for("verifier") == ("worker-compute", "worker-chain", "beat")
+    assert components_for("canary") == ("worker-chain", "beat", "canary")
+    assert components_for("provider,verifier") == ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
+    assert set(beat_schedule(("verifier",), 2, {})) == {"recover", "withdraw", "verify"}
+    assert {"finalize-due", "verify", "canary"} <= set(beat_schedule(("provider", "verifier", "canary"), 2, {}))
+
+
+def test_the_audit_journal_keeps_its_first_salt_and_the_commitment_opens(tmp_path: Path) -> None:
+    """A re-run after a crash gets the seat's first entry back (same salt, same commitment), and the
+    commitment is the court's seat commitment of the journaled digest and salt."""
+    j = AuditJournal(tmp_path / "journal")
+    me = "0x" + "ab" * 20
+    first = j.record(me, 7, 1, 2, b"\x11" * 32, "result")
+    again = j.record(me, 7, 1, 2, b"\x22" * 32, "result")
+    assert again == first
+    assert (tmp_path / "journal" / "seat-7-1-2.json").stat().st_mode & 0o777 == 0o600
+    digest, salt = bytes.fromhex(first.digest[2:]), bytes.fromhex(first.salt[2:])
+    assert "0x" + seat_commitment(me, 7, 1, 2, digest, salt).hex() == first.commitment
+    assert j.load(7, 1, 3) is None
+
+
+def test_the_canary_journal_commits_to_the_canary_digest(tmp_path: Path) -> None:
+    """The canary's commitment covers keccak("depin-canary", secret) with its salt: what exposeCanary checks."""
+    j = CanaryJournal(tmp_path / "canary")
+    me = "0x" + "cd" * 20
+    entry = j.record(me, 5)
+    assert j.record(me, 5) == entry
+    secret, salt = bytes.fromhex(entry.secret[2:]), bytes.fromhex(entry.salt[2:])
+    assert entry.digest == "0x" + canary_digest(secret).hex()
+    assert entry.commitment == "0x" + commitment(me, 5, canary_digest(secret), salt).hex()
+    assert entry.expose_args() == (5, secret, salt)
+
+
+def test_a_seat_declined_for_want_of_a_slot_may_be_taken_later() -> None:
+    """A declined seat is not looked at again, unless it was declined only because no slot was free."""
+    assert open_to_us({}) and open_to_us({"state": "taking"})
+    assert open_to_us({"state": "declined", "reason": "no free slot (2 seats in hand)"})
+    assert not open_to_us({"state": "declined", "reason": "policy: needs 4 CPUs; the policy allows 2"})
+    assert not open_to_us({"state": "committed"})

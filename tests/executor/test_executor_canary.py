@@ -1,0 +1,102 @@
+"""The canary role on real services (tests/executor/stack.py): a canary executor (dev account 4, a
+registered provider holding the court's CANARY_ROLE) posts jobs, claims them itself and commits
+garbage (never runs them), serves the fake digest at ``GET /canary/<jobId>``; a lazy verifier
+(dev account 3, driven by the test, the court's only member) copies that bait instead of running
+the job; the canary reveals, exposes the canary, and the lazy verifier loses σR of its stake. The
+canary's records (and ``depin executor status``) name the verifier it caught."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from depin.commitment import new_salt, seat_commitment
+from depin.market import JobStatus
+from depinctl.devchain import TxFailed
+from depinctl.procs import free_port
+
+from .stack import PROVIDER2, REQUESTER, TOKEN, VERIFIER, Stack, wait_for
+
+OUTCOME_CANARY = 5
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("canary"), engine, sample_images)
+    try:
+        m = s.market
+        s.setup_provider(PROVIDER2, stake=2_000)
+        s.setup_funded(REQUESTER)
+        canary, lazy = s.accounts[PROVIDER2], s.accounts[VERIFIER]
+        court = m.contracts.verification_court
+        m.send(m.deployer, court.grant_role(m.read(court.canary_role()), canary))
+        m.transact(m.deployer, "RewardToken", "mint", lazy, 10_000 * TOKEN)
+        m.approve(lazy, m.court)
+        m.send(lazy, court.join(5_000 * TOKEN, 0))
+        m.mine(2)
+        s.bait_port = free_port()
+        s.canary = s.executor(
+            "canary", "canary", PROVIDER2, policy={"images": []},
+            sections={"canary": {"interval": 1, "image": s.images["busybox"], "reward": "1", "max_open": 2,
+                                 "bind": f"127.0.0.1:{s.bait_port}"}},
+        )
+        yield s
+    finally:
+        s.close()
+
+
+def canary_record(stack: Stack, job_id: int) -> dict[str, str]:
+    ex = stack.canary
+    prefix = f"depin-exec:{stack.deployment.chain_id}:{stack.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
+    return stack.state().hgetall(f"{prefix}:canary:{job_id}")
+
+
+def test_a_lazy_verifier_that_copies_the_bait_is_caught_and_slashed(stack: Stack) -> None:
+    m = stack.market
+    court = m.contracts.verification_court
+    lazy = stack.accounts[VERIFIER]
+    stake_before = m.read(court.get_verifier(lazy))[2]
+
+    def drawn_canary_job() -> int | None:
+        for job_id in range(1, m.read(m.contracts.job_market.job_count()) + 1):
+            rec = canary_record(stack, job_id)
+            if rec.get("state") != "submitted":
+                continue
+            try:
+                if m.is_drawn(job_id) and m.read(court.drawn_for(job_id, 0, 0)).lower() == lazy.lower():
+                    return job_id
+            except TxFailed as exc:
+                if "RandomnessNotReady" not in exc.reason:
+                    raise
+        return None
+
+    job_id = wait_for(drawn_canary_job, 240, "a canary job drawn for audit")
+    # the lazy verifier asks the canary's endpoint for the digest instead of running the job
+    bait = requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/{job_id}", timeout=5)
+    assert bait.status_code == 200
+    digest = bytes.fromhex(bait.text.removeprefix("0x"))
+    assert requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/999999", timeout=5).status_code == 404
+    m.send(lazy, court.start_audit(job_id))
+    salt = new_salt()
+    m.send(lazy, court.commit(job_id, 0, seat_commitment(lazy, job_id, 0, 0, digest, salt)))
+    m.send(lazy, court.reveal(job_id, 0, digest, salt))
+    # the canary reveals, the audit "agrees", and the canary exposes it within the canary window
+    rec = wait_for(lambda: (r := canary_record(stack, job_id)).get("state") == "exposed" and r, 90, "the canary to expose")
+    assert rec["caught"] == "1" and rec["verifiers"].lower() == lazy.lower()
+    assert int(rec["slashed"]) >= 20 * TOKEN  # sigma * R of stake, plus the bond
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=30)
+    assert m.get_case(job_id)["outcome"] == OUTCOME_CANARY
+    assert m.read(court.get_verifier(lazy))[2] <= stake_before - 20 * TOKEN
+    # the canary never ran a job: no container of its instance ever existed
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("depin")), "executor", "status", "--config", str(stack.canary.config_path), "--json"],
+        capture_output=True, text=True, timeout=60, env=stack.canary.env, check=True,
+    )
+    report = json.loads(out.stdout)
+    assert lazy.lower() in [v.lower() for v in report["caught"]]

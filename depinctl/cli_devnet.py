@@ -67,6 +67,8 @@ def up(
         typer.echo(f"  {label + ':':<18}{info[key] or '-'}")
     for name, reason in report.not_wired.items():
         typer.echo(f"  not wired:        {name}: {reason}")
+    for name, reason in report.off.items():
+        typer.echo(f"  off:              {name}: {reason}")
     typer.echo("")
     typer.echo(f"use it:  source {info['env_file']}   # then: depin jobs list, depin providers list, depin indexer status")
     typer.echo("         depin devnet status | depin devnet logs [COMPONENT] -f | depin devnet down")
@@ -115,7 +117,7 @@ def status(
             typer.echo(f"no devnet in {dn.dir}: start one with `depin devnet up`")
         raise typer.Exit(1)
     rows = dn.status()
-    wired = [r for r in rows if r.state != "not wired"]
+    wired = [r for r in rows if r.state not in ("not wired", "off")]
     running = any(r.pid is not None and r.state in ("ok", "unhealthy") for r in rows)
     healthy = bool(wired) and all(r.ok for r in wired)
     if as_json:

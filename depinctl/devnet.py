@@ -259,7 +259,8 @@ class Component:
 
     `argv` and `env` are called with the :class:`Devnet` (ports and paths are known by then);
     `available` returns None when this checkout can run the component, else why not (then it is
-    listed as "not wired" and skipped); `port` names the port it listens on, if any."""
+    listed as "not wired" and skipped; an `optional` one, off unless asked for, is listed as "off");
+    `port` names the port it listens on, if any."""
 
     name: str
     argv: Callable[[Devnet], list[str]]
@@ -267,6 +268,7 @@ class Component:
     env: Callable[[Devnet], dict[str, str]] = lambda dn: dn.base_env()
     available: Callable[[], str | None] = lambda: None
     port: str | None = None
+    optional: bool = False
     timeout: float = START_TIMEOUT
     grace: float = STOP_GRACE
 
@@ -412,7 +414,7 @@ COMPONENTS: tuple[Component, ...] = (
     # Flower, the Celery monitor of the provider executor (`depin devnet up --with-flower`)
     Component(
         "flower", _executor_argv("provider", "flower"), lambda dn: check_http(f"{dn.flower_url}/healthcheck"),
-        env=_flower_env, available=_flower_wanted, port="flower",
+        env=_flower_env, available=_flower_wanted, port="flower", optional=True,
     ),
     Component(
         "dispatcher",
@@ -456,6 +458,7 @@ class UpReport:
     started: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     not_wired: dict[str, str] = field(default_factory=dict)
+    off: dict[str, str] = field(default_factory=dict)  # optional components not asked for, and how to ask
     steps: list[str] = field(default_factory=list)
 
 
@@ -641,7 +644,7 @@ class Devnet:
             for component in COMPONENTS[3:]:
                 reason = component.available()
                 if reason is not None:
-                    report.not_wired[component.name] = reason
+                    (report.off if component.optional else report.not_wired)[component.name] = reason
                 else:
                     ready.append(component)
             # the provider's parts at once, then each pool member's: a compute worker's start-up
@@ -1090,7 +1093,8 @@ class Devnet:
             reason = component.available() if component is not None else _engine_available()
             if record is None:
                 if reason is not None:
-                    rows.append(ComponentStatus(name, "not wired", None, reason, log))
+                    state = "off" if component is not None and component.optional else "not wired"
+                    rows.append(ComponentStatus(name, state, None, reason, log))
                 else:
                     rows.append(ComponentStatus(name, "not started", None, "", log))
                 continue

@@ -30,8 +30,9 @@ from .conftest import Devnet, make_spec
 
 
 def escrow(reward: int, verify: VerifyMode = VerifyMode.REEXEC) -> int:
-    """R + f*R + A at the devnet parameters (f = 2 %, A = 1.1 R; no A for verify-none jobs)."""
-    return reward + reward * 200 // 10_000 + (0 if verify == VerifyMode.NONE else reward * 11_000 // 10_000)
+    """R + f*R + E at the devnet parameters (f = 2 %, the audit escrow E = A + 3w = 4.4 R; none for
+    verify-none jobs)."""
+    return reward + reward * 200 // 10_000 + (0 if verify == VerifyMode.NONE else reward * 44_000 // 10_000)
 
 
 def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(devnet: Devnet) -> None:

@@ -220,7 +220,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         provider.submit_result(job_id, committed, f"{base}/r")
         status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
         assert status["commitment"] == "0x" + committed.hex() and status["resultURI"] == f"{base}/r"
-        assert (status["verifyMode"], status["auditFee"], status["fee"]) == ("reexec", str(to_wei("2.2")), str(to_wei("0.04")))
+        assert (status["verifyMode"], status["auditFee"], status["fee"]) == ("reexec", str(to_wei("8.8")), str(to_wei("0.04")))
         assert status["anchorBlock"] > 0 and status["specHash"] == "0x" + "00" * 32
         shown = ok("job", "status", job_id, *net(devnet)).stdout
         assert "audit fee" in shown and "anchor block" in shown and "drawn for audit" in shown

@@ -177,8 +177,10 @@ class Court:
             self.advance(job_id)
         return auditor
 
-    def jury(self, job_id: int, digests: list[bytes], rnd: int | None = None) -> list[Any]:
-        """Fills every seat of the current round, commits and reveals `digests` (one per seat)."""
+    def jury(self, job_id: int, digests: list[bytes], rnd: int | None = None, provider_reveals: bool = False) -> list[Any]:
+        """Fills every seat of the current round, commits and reveals `digests` (one per seat); with
+        `provider_reveals`, the provider reveals its digest between the commits and the reveals (a
+        case that went straight to a jury: no audit revealed it)."""
         self.ready()
         rnd = self.case(job_id).round if rnd is None else rnd
         holders = []
@@ -188,6 +190,8 @@ class Court:
             holders.append(holder)
         for seat, (holder, d) in enumerate(zip(holders, digests)):
             self.tx(self.court.commit, job_id, seat, seat_commitment(holder.address, job_id, rnd, seat, d), sender=holder)
+        if provider_reveals:
+            self.tx(self.court.revealProvider, job_id, GOOD_OF[job_id], SALT, sender=self.provider)
         for seat, (holder, d) in enumerate(zip(holders, digests)):
             self.tx(self.court.reveal, job_id, seat, d, SALT, sender=holder)
         return holders
@@ -666,17 +670,7 @@ def test_the_provider_cannot_challenge_and_a_sybil_challenger_gains_nothing(c):
     c.tx(c.court.challenge, job, sender=sybil, bonds=B_CHALLENGE)
     case = c.case(job)
     assert case.round == 1 and case.challenger == sybil.address
-    c.ready()
-    holders = []
-    for seat in range(3):
-        h = c.known[c.court.drawnFor(job, 1, seat)]
-        c.tx(c.court.takeSeat, job, seat, sender=h)
-        holders.append(h)
-    for seat, h in enumerate(holders):
-        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
-    c.tx(c.court.revealProvider, job, BAD, SALT, sender=c.provider)
-    for seat, h in enumerate(holders):
-        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=h)
+    c.jury(job, [GOOD] * 3, provider_reveals=True)
     c.advance(job)
     c.bonds = 0
     c.finish_window(job)
@@ -691,17 +685,7 @@ def test_a_challenge_on_a_right_result_loses_the_bond(c):
     challenger = c.others[1]
     before = wallet(c, challenger)
     c.tx(c.court.challenge, job, sender=challenger, bonds=B_CHALLENGE)
-    c.ready()
-    holders = []
-    for seat in range(3):
-        h = c.known[c.court.drawnFor(job, 1, seat)]
-        c.tx(c.court.takeSeat, job, seat, sender=h)
-        holders.append(h)
-    for seat, h in enumerate(holders):
-        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
-    c.tx(c.court.revealProvider, job, GOOD, SALT, sender=c.provider)
-    for seat, h in enumerate(holders):
-        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=h)
+    c.jury(job, [GOOD] * 3, provider_reveals=True)
     c.advance(job)
     c.bonds = 0
     c.finish_window(job)
@@ -738,6 +722,8 @@ def test_set_params_enforces_the_constraints(c):
     ]:
         with ape.reverts():
             c.court.setParams(params_tuple(**{field: bad}), sender=c.owner)
+    # The market's audit escrow floor: 1.1 R of audit pay + the jury deposit 3 w (here 4.4 R).
+    assert c.court.minAuditFeeBps() == 11_000 + 3 * PARAMS["jurorPayBps"] == 44_000
     version = c.court.paramsVersion()
     c.tx(c.court.setParams, params_tuple(canaryWindow=30), sender=c.owner)
     assert c.court.paramsVersion() == version + 1

@@ -32,6 +32,10 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     uint32 internal constant _MAX_TIME = 30 days;
     uint8 internal constant _SUBMITTED = 3;
     uint256 internal constant _MAX_DRAW_TRIES = 16;
+    /// @dev C12: the audit pay A = E - K1 * w is at least 1.1 R (E: the market's audit escrow).
+    uint256 internal constant _MIN_AUDIT_PAY_BPS = 11_000;
+    /// @dev K1: the first jury's size, whose pay the requester's jury deposit covers on a Split.
+    uint256 internal constant _FIRST_JURY = 3;
 
     struct Case {
         // word 0
@@ -92,6 +96,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         uint96 locked;
         uint8 cls;
         bool joined;
+        uint8 slot; // index in _members[cls] while joined
     }
 
     struct Leaving {
@@ -124,6 +129,9 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     mapping(uint8 cls => address[]) internal _members;
     mapping(address provider => ProviderClass) internal _providerClass;
     mapping(uint8 cls => bool) internal _classOpen; // class 0 is always open
+    /// @dev Slots of _members[cls] left by verifiers who withdrew all their stake (address(0) there),
+    ///      reused by the next joiner so that no other member's position in the draw's walk moves.
+    mapping(uint8 cls => uint8[]) internal _vacant;
 
     /// @dev Delegatecall-only modules (CourtEngine, CourtDesk) refuse direct calls.
     address private immutable _self = address(this);
@@ -149,6 +157,8 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         IMarketForCourt.VerificationInfo memory info = _market.verificationInfo(jobId);
         if (info.court != address(this)) revert WrongCourt(jobId, info.court);
         if (info.status != _SUBMITTED) revert JobNotSubmitted(jobId, info.status);
+        // A verify-none job escrowed no audit fee: it is never audited, challenged or judged.
+        if (info.auditFee == 0) revert NotVerifiable(jobId);
         Case storage c = _cases[jobId];
         uint16 version = _version;
         CourtParams storage p = _params[version];

@@ -30,8 +30,19 @@ contract CourtDesk is CourtBase {
         if (amount < minimum) revert StakeBelowMinimum(amount, minimum);
         if (platformClass != 0 && !_classOpen[platformClass]) revert ClassClosed(platformClass);
         address[] storage members = _members[platformClass];
-        if (members.length >= MAX_CLASS_MEMBERS) revert ClassFull(platformClass);
-        members.push(msg.sender);
+        uint8[] storage vacant = _vacant[platformClass];
+        uint256 n = vacant.length;
+        if (n > 0) {
+            // A slot left by a verifier who withdrew everything: the walk order of the others stays.
+            uint8 slot = vacant[n - 1];
+            vacant.pop();
+            members[slot] = msg.sender;
+            v.slot = slot;
+        } else {
+            if (members.length >= MAX_CLASS_MEMBERS) revert ClassFull(platformClass);
+            v.slot = uint8(members.length);
+            members.push(msg.sender);
+        }
         v.joined = true;
         v.cls = platformClass;
         v.free = amount;
@@ -72,6 +83,15 @@ contract CourtDesk is CourtBase {
         delete _leaving[msg.sender];
         _totalUnbonding -= l.amount;
         emit LeftWithdrawn(msg.sender, l.amount);
+        Verifier storage v = _verifiers[msg.sender];
+        if (v.joined && v.free == 0 && v.locked == 0) {
+            // Fully withdrawn: its slot in the class list is freed (address(0), weight 0 in every walk
+            // of a case whose snapshot is newer than its leave) for the next joiner.
+            v.joined = false;
+            _members[v.cls][v.slot] = address(0);
+            _vacant[v.cls].push(v.slot);
+            emit ClassLeft(msg.sender, v.cls);
+        }
         _token.safeTransfer(msg.sender, l.amount);
     }
 

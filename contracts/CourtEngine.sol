@@ -190,86 +190,72 @@ contract CourtEngine is CourtBase {
     }
 
     /// @dev Ends the case: the market settles, then every seat, bond and the pot are paid out.
-    ///      `preBurned` (canary slashes) and `preRefunded` (an appeal bond returned) only feed the event.
+    ///      Two budgets: the requester's audit escrow E (audit pay A = E - 3w to a coherent auditor;
+    ///      on a Split also the jury; the rest back to the requester in every outcome) and the pot
+    ///      (the loser's money: slashed collateral, forfeited challenge and seat bonds, and every
+    ///      appeal bond), which pays coherent jurors w each, then repays winning appellants, then
+    ///      the challenger's bounty; the rest is burned. Two passes over the seats (Kleros-style):
+    ///      incoherent revealed seats forfeit their bonds into the pot first, then coherent seats
+    ///      are paid. `preMoved` (canary slashes, an appeal bond returned) only feeds the event.
     function _conclude(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, uint96 preMoved) internal {
         c.phase = Phase.Concluded;
         c.outcome = outcome;
         uint96 toCourt = _market.settle(jobId, outcome);
-        CourtParams storage p = _params[c.version];
         Money memory m;
-        m.pot = toCourt;
+        // toCourt is E (+ the collateral on ProviderWrong), or 0 (Unaudited: E refunded by the market).
+        m.escrow = _min(c.auditFee, toCourt);
+        m.pot = toCourt - m.escrow;
+        m.w = _bps(c.reward, _params[c.version].jurorPayBps);
+        uint96 deposit = uint96(_FIRST_JURY) * m.w;
+        m.auditPay = c.auditFee > deposit ? c.auditFee - deposit : 0;
         if (outcome == IMarketForCourt.Outcome.Canary) m.burned = preMoved;
         else m.refunded = preMoved;
-        _settleBonds(c, jobId, outcome, m);
-        // A disagreeing auditor pays the jury in ProviderRight (forfeit) and Split (first from A).
-        uint96 auditorStake = _forfeitDisagreeingAuditor(c, jobId, outcome, m);
-        uint96 w = _bps(c.reward, p.jurorPayBps);
-        // ProviderWrong: the auditor who caught it is paid A first (the pot holds A + collateral);
-        // the loop below then skips its settled seat.
-        if (outcome == IMarketForCourt.Outcome.ProviderWrong) _settleSeat(c, jobId, 0, 0, outcome, c.auditFee, m);
-        _settleRounds(c, jobId, outcome, w, m);
+        uint256 won = _settleBonds(c, jobId, outcome, m);
+        _settleRounds(c, jobId, outcome, m, true); // collect: incoherent bonds into the pot
+        _settleRounds(c, jobId, outcome, m, false); // pay: coherent seats; no-shows burned
+        for (uint256 r = 1; r <= LAST_JURY_ROUND; ++r) {
+            if (won & (1 << r) == 0) continue;
+            Appeal memory a = _appeals[jobId][r];
+            delete _appeals[jobId][r];
+            uint96 back = _min(m.pot, a.bond);
+            m.pot -= back;
+            m.refunded += back;
+            if (back > 0) _token.safeTransfer(a.appellant, back);
+        }
         if (outcome == IMarketForCourt.Outcome.ProviderWrong && c.challenger != address(0)) {
-            uint96 bounty = _min(m.pot, _bps(c.reward, p.betaBps));
+            uint96 bounty = _min(m.pot, _bps(c.reward, _params[c.version].betaBps));
             m.pot -= bounty;
             m.bounty = bounty;
             if (bounty > 0) _token.safeTransfer(c.challenger, bounty);
         }
-        if (outcome == IMarketForCourt.Outcome.Split) {
-            uint96 back = _min(m.pot, auditorStake);
-            if (back > 0) {
-                m.pot -= back;
-                address auditor = _seats[jobId][0].holder;
-                _verifiers[auditor].free += back;
-                _stakeChanged(auditor, _verifiers[auditor].cls, back, true);
-            }
-            m.refunded += m.pot;
-            if (m.pot > 0) _token.safeTransfer(c.requester, m.pot);
-        } else {
-            m.burned += m.pot;
-            if (m.pot > 0) IRewardToken(address(_token)).burn(m.pot);
+        if (m.escrow > 0) {
+            m.refunded += m.escrow;
+            _token.safeTransfer(c.requester, m.escrow);
         }
-        if (m.seatBurn > 0) IRewardToken(address(_token)).burn(m.seatBurn);
-        emit CaseConcluded(jobId, outcome, toCourt, m.paid, m.bounty, m.refunded, m.burned + m.seatBurn);
+        uint96 burn = m.pot + m.seatBurn;
+        m.burned += burn;
+        if (burn > 0) IRewardToken(address(_token)).burn(burn);
+        emit CaseConcluded(jobId, outcome, toCourt, m.paid, m.bounty, m.refunded, m.burned);
     }
 
-    /// @dev Settles every seat of every round, the latest first: the audit seat at rate A, jury
-    ///      seats at `w` (0 for a canary).
-    function _settleRounds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, uint96 w, Money memory m)
+    /// @dev One pass over every seat of every round, the latest round first (see `_settleSeat`).
+    function _settleRounds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m, bool collect)
         private
     {
         for (uint256 r = c.round + 1; r > 0; --r) {
             uint256 round = r - 1;
             uint256 k = _k(round);
-            uint96 rate = round == 0 ? c.auditFee : (outcome == IMarketForCourt.Outcome.Canary ? 0 : w);
             for (uint256 i = 0; i < k; ++i) {
-                _settleSeat(c, jobId, round, i, outcome, rate, m);
+                _settleSeat(c, jobId, round, i, outcome, m, collect);
             }
         }
     }
 
-    /// @dev In ProviderRight and Split, an auditor whose revealed digest is not the provider's
-    ///      forfeits its bond into the pot (its seat settled here); returns the bond (0 otherwise).
-    function _forfeitDisagreeingAuditor(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m)
-        private
-        returns (uint96 auditorStake)
-    {
-        Seat storage audit = _seats[jobId][0];
-        if (
-            audit.state == SeatState.Revealed && audit.word != c.providerDigest
-                && (outcome == IMarketForCourt.Outcome.ProviderRight || outcome == IMarketForCourt.Outcome.Split)
-        ) {
-            auditorStake = audit.bond;
-            m.pot += auditorStake;
-            audit.state = SeatState.Settled;
-            Verifier storage v = _verifiers[audit.holder];
-            v.locked -= auditorStake;
-            _stakeChanged(audit.holder, v.cls, auditorStake, false);
-            emit SeatSettled(jobId, 0, 0, audit.holder, 0, 0, auditorStake);
-        }
-    }
-
     struct Money {
-        uint96 pot;
+        uint96 pot; // the loser's money: pays jurors, repays winning appellants, the bounty; rest burned
+        uint96 escrow; // the requester's audit escrow E: audit pay, the jury on a Split; rest refunded
+        uint96 w;
+        uint96 auditPay;
         uint96 paid;
         uint96 bounty;
         uint96 refunded;
@@ -277,24 +263,32 @@ contract CourtEngine is CourtBase {
         uint96 seatBurn;
     }
 
-    /// @dev Challenge and appeal bonds: returned to the winner, into the pot from the loser.
-    function _settleBonds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m) internal {
+    /// @dev Challenge and appeal bonds. Every appeal bond joins the pot (it pays the jury it asked
+    ///      for) except in a neutral outcome (returned); returns a bitmask of the rounds whose
+    ///      appellant won (repaid from the pot once the seats are paid; its record kept till then).
+    ///      The challenger's bond joins the pot on ProviderRight and is returned otherwise.
+    function _settleBonds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m)
+        internal
+        returns (uint256 won)
+    {
         bool neutral = outcome == IMarketForCourt.Outcome.Canary || outcome == IMarketForCourt.Outcome.Unaudited;
         for (uint256 r = 1; r <= LAST_JURY_ROUND; ++r) {
             Appeal memory a = _appeals[jobId][r];
             if (a.bond == 0) continue;
-            delete _appeals[jobId][r];
             _heldBonds -= a.bond;
-            IMarketForCourt.Outcome appealed = _tallies[jobId][r];
-            bool won = appealed == IMarketForCourt.Outcome.ProviderWrong
-                ? outcome != IMarketForCourt.Outcome.ProviderWrong
-                : _rank(outcome) > _rank(appealed);
-            if (neutral || won) {
+            if (neutral) {
+                delete _appeals[jobId][r];
                 m.refunded += a.bond;
                 _token.safeTransfer(a.appellant, a.bond);
-            } else {
-                m.pot += a.bond;
+                continue;
             }
+            m.pot += a.bond;
+            IMarketForCourt.Outcome appealed = _tallies[jobId][r];
+            bool wins = appealed == IMarketForCourt.Outcome.ProviderWrong
+                ? outcome != IMarketForCourt.Outcome.ProviderWrong
+                : _rank(outcome) > _rank(appealed);
+            if (wins) won |= 1 << r;
+            else delete _appeals[jobId][r];
         }
         uint96 cb = c.challengeBond;
         if (cb > 0) {
@@ -308,44 +302,61 @@ contract CourtEngine is CourtBase {
         }
     }
 
+    /// @dev Settles one seat in the pass it belongs to: the collect pass (`collect`) takes the
+    ///      revealed incoherent seats, whose bonds join the pot; the pay pass takes the rest: a
+    ///      coherent auditor is paid A from the escrow, a coherent juror w from the pot (on a Split
+    ///      then from the escrow: the requester's jury deposit), 0 on a canary; a seat taken but not
+    ///      revealed is a no-show (bond burned) unless the case was cut short (Canary, Unaudited).
     function _settleSeat(
         Case storage c,
         uint256 jobId,
         uint256 round,
         uint256 i,
         IMarketForCourt.Outcome outcome,
-        uint96 rate,
-        Money memory m
+        Money memory m,
+        bool collect
     ) internal {
         Seat storage s = _seats[jobId][(round << 8) | i];
         SeatState state = s.state;
         if (state == SeatState.Empty || state == SeatState.Settled) return;
+        bool revealed = state == SeatState.Revealed;
+        bool keep = revealed
+            ? _coherent(c, outcome, s.word)
+            : outcome == IMarketForCourt.Outcome.Canary || outcome == IMarketForCourt.Outcome.Unaudited;
+        if (collect != (revealed && !keep)) return;
         s.state = SeatState.Settled;
         address holder = s.holder;
         uint96 bond = s.bond;
         Verifier storage v = _verifiers[holder];
         v.locked -= bond;
-        bool keep;
-        if (state == SeatState.Revealed) {
-            keep = _coherent(c, outcome, s.word);
-        } else {
-            // Taken or committed but the case ended first: a no-show, unless the case was cut short
-            // (canary exposure) or nobody could verify.
-            keep = outcome == IMarketForCourt.Outcome.Canary || outcome == IMarketForCourt.Outcome.Unaudited;
-            rate = 0;
-        }
         uint96 pay;
         if (keep) {
             v.free += bond;
-            pay = _min(rate, m.pot);
-            m.pot -= pay;
-            m.paid += pay;
+            if (revealed) pay = _pay(round, outcome, m);
         } else {
-            m.seatBurn += bond;
+            if (revealed) m.pot += bond;
+            else m.seatBurn += bond;
             _stakeChanged(holder, v.cls, bond, false);
         }
         emit SeatSettled(jobId, uint8(round), uint8(i), holder, pay, keep ? bond : 0, keep ? 0 : bond);
         if (pay > 0) _token.safeTransfer(holder, pay);
+    }
+
+    /// @dev A coherent revealed seat's pay (see `_settleSeat`), taken from the budgets in `m`.
+    function _pay(uint256 round, IMarketForCourt.Outcome outcome, Money memory m) private pure returns (uint96 pay) {
+        if (round == 0) {
+            pay = _min(m.auditPay, m.escrow);
+            m.escrow -= pay;
+        } else if (outcome != IMarketForCourt.Outcome.Canary) {
+            pay = _min(m.w, m.pot);
+            m.pot -= pay;
+            if (outcome == IMarketForCourt.Outcome.Split) {
+                uint96 more = _min(m.w - pay, m.escrow);
+                m.escrow -= more;
+                pay += more;
+            }
+        }
+        m.paid += pay;
     }
 
     function _coherent(Case storage c, IMarketForCourt.Outcome outcome, bytes32 digest) internal view returns (bool) {
@@ -378,6 +389,9 @@ contract CourtEngine is CourtBase {
         Case storage c = _case(jobId);
         if (c.phase == Phase.Concluded) revert CaseClosed(jobId);
         if (msg.sender != c.provider || !hasRole(CANARY_ROLE, msg.sender)) revert NotProvider(jobId);
+        // Only the operator's own jobs (it posts and claims them): a CANARY_ROLE provider cannot turn a
+        // stranger's job it claimed and never ran into an unslashed Canary.
+        if (msg.sender != c.requester) revert NotCanary(jobId);
         bytes32 canary = keccak256(abi.encodePacked("depin-canary", secret));
         if (keccak256(abi.encode(msg.sender, jobId, canary, salt)) != c.commitment) revert NotCanary(jobId);
         uint96 sigmaR = uint96(uint256(c.reward) * _params[c.version].canarySlashMul);

@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 /// @title What the job market reads from a verification court
-/// @notice The two views `JobMarket.setParams` checks its parameters against. The court's full
+/// @notice The views `JobMarket.setParams` checks its parameters against. The court's full
 ///         interface (`IVerificationCourt`) extends this one.
 interface ICourtViews {
     /// @notice Seconds a job's challenge window must at least last for a drawn verifier to see the
@@ -16,4 +16,11 @@ interface ICourtViews {
     ///         the arbiter's timelock. The market requires staking's unbonding delay to cover
     ///         maxClaimWindow + maxRuntime + maxChallengeWindow + maxHorizon(maxRuntime).
     function maxHorizon(uint24 maxRuntime) external view returns (uint256);
+
+    /// @notice The least audit escrow E (basis points of R) a reexec job must escrow at post: the
+    ///         audit pay A >= 1.1 R plus the jury deposit J = 3 * w that pays the first jury when it
+    ///         splits (a nondeterministic job: the requester that declared it re-executable pays).
+    ///         The court pays the auditor A = E - 3 * w and refunds what is left of E to the requester.
+    ///         The market checks its `auditFeeBps` against it in `setParams`.
+    function minAuditFeeBps() external view returns (uint256);
 }

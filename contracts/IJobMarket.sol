@@ -97,7 +97,7 @@ interface IJobMarket {
         uint16 alphaBps; // alpha, the audit-rate multiplier: >= 14000 (C2)
         uint16 feeBps; // f, the protocol fee: 50..1000 (C11)
         uint16 kappaBps; // kappa, the provider's rebate share of the fee: < 10000 (C11)
-        uint16 auditFeeBps; // A / R: 11000..50000 (C12)
+        uint16 auditFeeBps; // the audit escrow E / R: >= court.minAuditFeeBps() (A >= 1.1 R + the jury deposit 3w), <= 50000
         uint16 betaBps; // beta, the open challenger's bounty cap / R: <= 1000 (C3)
         uint16 noFaultFeeBps; // each side's fee on an availability failure: <= 1000
         uint16 drawDelay; // D, blocks between a submission and its anchor block (fixed at deployment)
@@ -112,7 +112,7 @@ interface IJobMarket {
         address requester;
         uint96 reward; // R
         uint96 fee; // f*R still escrowed (reduced by availability no-fault fees)
-        uint96 auditFee; // A (0 for verify-none jobs)
+        uint96 auditFee; // the audit escrow E = A + 3w (0 for verify-none jobs)
         JobStatus status;
         uint8 failureCode; // 0 for a result
         uint8 verifyMode;
@@ -135,7 +135,7 @@ interface IJobMarket {
         address provider;
         uint96 reward; // R
         uint96 collateral; // k * R, locked in staking
-        uint96 auditFee; // A, escrowed at post (0 for verify-none jobs)
+        uint96 auditFee; // the audit escrow E = A + 3w, escrowed at post (0 for verify-none jobs)
         bytes32 commitment; // keccak256(abi.encode(provider, jobId, digest, salt)) as submitted
         uint8 failureCode; // 0 for a result
         uint24 maxRuntime;
@@ -274,6 +274,8 @@ interface IJobMarket {
     error NotCourt(uint256 jobId, address caller, address court);
     /// @notice `settle` needs an outcome other than None.
     error InvalidOutcome();
+    /// @notice A verify-none job cannot be verified (`beginVerification`).
+    error NotVerifiable(uint256 jobId);
     /// @notice `account` has no credited balance.
     error NothingToWithdraw(address account);
     /// @notice The market is paused.
@@ -286,7 +288,8 @@ interface IJobMarket {
     error AlphaBelowFloor(uint256 alphaBps, uint256 floor);
     /// @notice C11: kappa (`kappaBps`) must be below 1 (10000).
     error KappaNotBelowOne(uint256 kappaBps);
-    /// @notice C12: the audit fee (`auditFeeBps` of R) is below 1.1 R (`floor`).
+    /// @notice C12: the audit escrow (`auditFeeBps` of R) is below `floor` = court.minAuditFeeBps():
+    ///         1.1 R of audit pay + the jury deposit 3 * w.
     error AuditFeeBelowFloor(uint256 auditFeeBps, uint256 floor);
     /// @notice C8: minChallengeWindow `minChallengeWindow` is below the court's `required`.
     error ChallengeWindowBelowCourt(uint256 minChallengeWindow, uint256 required);
@@ -393,7 +396,8 @@ interface IJobMarket {
 
     /// @notice Court only (the job's snapshotted court): Submitted -> Disputed ("under
     ///         verification"). From then on `finalize` reverts; only `settle` ends the job.
-    ///         Emits `VerificationStarted(jobId, court)`.
+    ///         Emits `VerificationStarted(jobId, court)`. Reverts `NotVerifiable` for a verify-none
+    ///         job (never audited nor challenged: it escrowed no audit fee).
     function beginVerification(uint256 jobId) external;
 
     /// @notice Court only: ends a Disputed (or a drawn, still Submitted) job with `outcome` and

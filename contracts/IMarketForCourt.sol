@@ -22,7 +22,7 @@ interface IMarketForCourt {
         address provider;
         uint96 reward; // R
         uint96 collateral; // k * R, locked in staking
-        uint96 auditFee; // A, escrowed at post (0 for verify-none jobs)
+        uint96 auditFee; // the audit escrow E = A + 3w, escrowed at post (0 for verify-none jobs)
         bytes32 commitment; // keccak256(abi.encode(provider, jobId, digest, salt)) as submitted
         uint8 failureCode; // 0 for a result
         uint24 maxRuntime;
@@ -45,7 +45,8 @@ interface IMarketForCourt {
 
     /// @notice Court only: ends a Disputed job with `outcome`, moves the escrow by the table of
     ///         IMarketCourt.sol and transfers the tokens "-> court" to the court in the same call:
-    ///         ProviderRight / Split / Canary: A; ProviderWrong: A + the whole collateral; Unaudited: 0.
+    ///         ProviderRight / Split / Canary: E; ProviderWrong: E + the whole collateral; Unaudited: 0
+    ///         (the court pays the auditor A = E - 3w, the jury from the 3w on a Split, and returns the rest).
     /// @return toCourt Tokens transferred to the court by this call.
     function settle(uint256 jobId, Outcome outcome) external returns (uint96 toCourt);
 

@@ -123,6 +123,9 @@ interface IVerificationCourtTypes {
     event StakeAdded(address indexed verifier, uint96 amount, uint96 stake);
     event LeaveRequested(address indexed verifier, uint96 amount, uint96 stake, uint96 unbonding, uint32 releaseAt);
     event LeftWithdrawn(address indexed verifier, uint96 amount);
+    /// @notice A verifier withdrew its whole stake: it left its class's member list (its slot is
+    ///         reused by the next joiner) and may join again.
+    event ClassLeft(address indexed verifier, uint8 indexed platformClass);
     event PlatformClassSet(address indexed provider, uint8 platformClass);
     event ClassOpenSet(uint8 indexed platformClass, bool open);
 
@@ -232,17 +235,21 @@ interface IVerificationCourtTypes {
     error BadOutcome();
     error NotCanary(uint256 jobId);
     error NotDelegated();
+    error NotVerifiable(uint256 jobId);
 }
 
 /// @title The court's public API (types, events and errors in IVerificationCourtTypes above)
 interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     // ---------------------------------------------------------------- verifiers
 
-    /// @notice Stakes `amount` (>= minStake) as a verifier of `platformClass` (fixed for good).
+    /// @notice Stakes `amount` (>= minStake) as a verifier of `platformClass` (fixed until it leaves).
+    ///         A class holds at most MAX_CLASS_MEMBERS verifiers; a slot freed by `withdrawLeft` is reused.
     function join(uint96 amount, uint8 platformClass) external;
     function addStake(uint96 amount) external;
     /// @notice Moves `amount` of free stake to unbonding for `leaveDelay()`; still slashable.
     function requestLeave(uint96 amount) external;
+    /// @notice After `releaseAt`: pays out the unbonded stake. A verifier left with no stake (free and
+    ///         locked 0) leaves its class (`ClassLeft`): its slot is freed and it may `join` again.
     function withdrawLeft() external;
     /// @notice A provider's platform class (once; default 0; an open class). It applies to jobs
     ///         submitted in later blocks only, and only while the class stays open (else class 0).
@@ -272,15 +279,19 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     /// @notice Anyone but the provider, in the job's challenge window, while it is Submitted or
     ///         under its drawn audit: posts b_c. A drawn audit is not displaced: it runs, and the
     ///         case then goes to a K = 3 jury even if the audit agrees (or nobody takes it); an
-    ///         undrawn job goes straight to a K = 3 jury.
+    ///         undrawn job goes straight to a K = 3 jury. A verify-none job (no audit escrow)
+    ///         reverts `NotVerifiable`.
     function challenge(uint256 jobId) external;
     /// @notice In a jury's appeal window: the provider against ProviderWrong, anyone else against
-    ///         ProviderRight or Split; posts nextK * w (15 * w for the arbiter round).
+    ///         ProviderRight or Split; posts nextK * w (15 * w for the arbiter round). The bond
+    ///         pays the next jury: at the conclusion every appeal bond joins the pot that pays the
+    ///         coherent seats, and a winning appellant is repaid from what is left of it.
     function appeal(uint256 jobId) external;
     /// @notice ARBITER_ROLE, within arbiterWindow of the last appeal: records a ruling that
     ///         `advance` executes arbiterDelay later (dropped if the arbiter lost its role).
     function arbiterRule(uint256 jobId, IMarketForCourt.Outcome outcome) external;
-    /// @notice The canary operator's provider (CANARY_ROLE): proves the job was a canary
+    /// @notice The canary operator (CANARY_ROLE), who posted and claimed the job from the same
+    ///         account (requester == provider == caller, else `NotProvider` / `NotCanary`): proves the job was a canary
     ///         (commitment == keccak256(abi.encode(provider, jobId, keccak256(abi.encodePacked(
     ///         "depin-canary", secret)), salt))). Every seat that revealed that digest loses its bond
     ///         and sigma * R of stake (burned); the job settles Canary.
@@ -305,6 +316,7 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function getVerifier(address verifier) external view returns (VerifierView memory);
     function stakeAt(address verifier, uint256 blockNumber) external view returns (uint256);
     function classStakeAt(uint8 platformClass, uint256 blockNumber) external view returns (uint256);
+    /// @notice The class's member list in draw-walk order; address(0) marks a slot freed by a leaver.
     function classMembers(uint8 platformClass) external view returns (address[] memory);
     function classOpen(uint8 platformClass) external view returns (bool);
     function platformClassOf(address provider) external view returns (uint8 platformClass, uint64 setBlock);

@@ -407,6 +407,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function beginVerification(uint256 jobId) external {
         Job storage j = _jobAt(jobId, JobStatus.Submitted);
         address court = _onlyCourtOf(jobId, j);
+        if (j.flags & _VERIFY_NONE != 0) revert NotVerifiable(jobId);
         j.status = JobStatus.Disputed;
         emit VerificationStarted(jobId, court);
     }
@@ -460,12 +461,14 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (p.alphaBps < MIN_ALPHA_BPS) revert AlphaBelowFloor(p.alphaBps, MIN_ALPHA_BPS);
         _checkParam("feeBps", p.feeBps, MIN_FEE_BPS, MAX_FEE_BPS);
         if (p.kappaBps >= _BPS) revert KappaNotBelowOne(p.kappaBps);
-        if (p.auditFeeBps < MIN_AUDIT_FEE_BPS) revert AuditFeeBelowFloor(p.auditFeeBps, MIN_AUDIT_FEE_BPS);
-        _checkParam("auditFeeBps", p.auditFeeBps, MIN_AUDIT_FEE_BPS, MAX_AUDIT_FEE_BPS);
         _checkParam("betaBps", p.betaBps, 0, MAX_BETA_BPS);
         _checkParam("noFaultFeeBps", p.noFaultFeeBps, 0, MAX_NO_FAULT_FEE_BPS);
         if (p.drawDelay != _drawDelay) revert DrawDelayFixed(p.drawDelay, _drawDelay);
         if (p.court.code.length == 0) revert CourtNotContract(p.court);
+        // C12 + the jury deposit: E = A + 3w with A >= 1.1 R (the court pays the auditor E - 3w).
+        uint256 auditFloor = ICourtViews(p.court).minAuditFeeBps();
+        if (p.auditFeeBps < auditFloor) revert AuditFeeBelowFloor(p.auditFeeBps, auditFloor);
+        _checkParam("auditFeeBps", p.auditFeeBps, MIN_AUDIT_FEE_BPS, MAX_AUDIT_FEE_BPS);
         uint256 required = ICourtViews(p.court).requiredChallengeWindow();
         if (p.minChallengeWindow < required) revert ChallengeWindowBelowCourt(p.minChallengeWindow, required);
         uint256 horizon = _horizon(p.maxClaimWindow, p.maxRuntime, p.maxChallengeWindow, p.court);

@@ -5,8 +5,8 @@ import {ICourtViews} from "./ICourtViews.sol";
 import {IJobMarket} from "./IJobMarket.sol";
 
 /// @title A stand-in court for tests and the devnet until VerificationCourt ships
-/// @notice Implements the two views the market checks (`requiredChallengeWindow`, `maxHorizon`),
-///         both set by anyone (a test fixture, never a real deployment), and passes
+/// @notice Implements the views the market checks (`requiredChallengeWindow`, `maxHorizon`,
+///         `minAuditFeeBps`), all set by anyone (a test fixture, never a real deployment), and passes
 ///         `beginVerification` / `settle` through to the market so that tests can drive every
 ///         `Outcome`. Tokens the market sends here stay here (`received` counts them).
 /// @dev No access control: anyone can settle any job of this court. Test use only.
@@ -19,6 +19,9 @@ contract TestCourt is ICourtViews {
     uint256 public horizon;
     /// @notice Tokens the market transferred here through `settle` (escrow and collateral).
     uint256 public received;
+
+    /// @notice What `minAuditFeeBps()` returns (1.1 R until set: no jury deposit required).
+    uint256 public auditFloor = 11_000;
 
     /// @param market_ The market; `requiredWindow_` and `horizon_` the views' initial answers.
     constructor(address market_, uint256 requiredWindow_, uint256 horizon_) {
@@ -36,6 +39,16 @@ contract TestCourt is ICourtViews {
     /// @inheritdoc ICourtViews
     function requiredChallengeWindow() external view returns (uint256) {
         return requiredWindow;
+    }
+
+    /// @notice Sets what `minAuditFeeBps()` returns.
+    function setAuditFloor(uint256 auditFloor_) external {
+        auditFloor = auditFloor_;
+    }
+
+    /// @inheritdoc ICourtViews
+    function minAuditFeeBps() external view returns (uint256) {
+        return auditFloor;
     }
 
     /// @inheritdoc ICourtViews

@@ -14,24 +14,23 @@ import {CourtEngine} from "./CourtEngine.sol";
 
 /// @title Verification court: drawn audits, juries of 3 -> 7 -> 15, a timelocked arbiter, canaries
 /// @notice See IVerificationCourt for the protocol. Money at a conclusion (w = jurorPayBps * R,
-///         A = the job's audit fee, "coherent" = revealed the winning side's digest):
-///         - the market's `settle` sends the court A (ProviderRight, Split, Canary) or A and the
-///           whole collateral (ProviderWrong); that plus forfeited bonds is the pot;
-///         - ProviderRight: pot += the bond of a disagreeing auditor, the challenger's bond and lost
-///           appeal bonds; coherent jurors get w each (latest round first), a coherent (agreeing)
-///           auditor gets A; the rest is burned;
-///         - ProviderWrong: pot += the provider's lost appeal bonds; the coherent auditor A first
-///           (paid in full), then coherent jurors w each, then the challenger min(beta * R, rest) on
-///           top of its bond back; the rest is burned;
-///         - Split (nondeterministic): pot += a disagreeing auditor's bond and lost appeal bonds;
-///           every revealing juror gets w; what is left returns first to that auditor's bond, then to
-///           the requester (the rest of A); the challenger gets its bond back;
+///         E = the job's audit escrow, A = E - 3w the audit pay, J = 3w the requester's jury
+///         deposit, "coherent" = revealed the winning side's digest):
+///         - the market's `settle` sends the court E (ProviderRight, Split, Canary) or E and the
+///           whole collateral (ProviderWrong); E is the requester's budget, the rest is the pot;
+///         - first pass: every revealed incoherent seat (a wrong auditor included) forfeits its bond
+///           into the pot, as do the challenger's bond on ProviderRight and every appeal bond;
+///         - second pass: a coherent auditor gets A from E; coherent jurors get w each from the pot
+///           (latest round first; on a Split then from E: the requester that declared the job
+///           re-executable pays its jury); no-shows' bonds are burned;
+///         - then winning appellants are repaid from the pot, then (ProviderWrong) the challenger
+///           min(beta * R, rest) on top of its bond back; what is left of E goes back to the
+///           requester, what is left of the pot is burned;
+///         - Split: every revealing seat is coherent (the auditor keeps its bond and is paid A);
 ///         - Canary: seats that revealed the canary digest lose their bond and sigma * R of stake
-///           (burned); an honest revealing auditor gets A, honest jurors their bonds; rest burned;
-///         - Unaudited: all bonds back (nobody was available to verify).
-///         Jurors who revealed an incoherent digest lose their bond (burned); seats taken but not
-///         revealed lose it (burned) and are redrawn (C7). Payments go to the verifier's wallet;
-///         bonds return to its free court stake.
+///           (burned); jurors are paid nothing; an honest revealing auditor gets A;
+///         - Unaudited: all bonds back (nobody was available to verify; E was refunded by the market).
+///         Payments go to the verifier's wallet; bonds return to its free court stake.
 /// @dev Conservation invariant: token.balanceOf(this) == sum over verifiers of (free + locked +
 ///      unbonding) + sum of the challenge and appeal bonds of open cases (`accountedBalance()`).
 ///      Escrow received from the market is paid out, returned or burned in the same call.
@@ -251,6 +250,11 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         return _maxHorizon(maxRuntime);
     }
 
+    /// @notice 1.1 R of audit pay + the jury deposit 3 * w, with the current parameters (ICourtViews).
+    function minAuditFeeBps() external view returns (uint256) {
+        return _MIN_AUDIT_PAY_BPS + _FIRST_JURY * _params[_version].jurorPayBps;
+    }
+
     /// @inheritdoc IVerificationCourt
     function leaveDelay() external view returns (uint256) {
         return _leaveDelay();
@@ -415,7 +419,9 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
             acc += _stakeHistory[member].upperLookupRecent(uint48(snapshot));
             if (target < acc) return member;
         }
-        return address(0); // unreachable: the class total is the sum of its members' stakes
+        // Reached only by a case whose snapshot predates a member's leave (its slot freed since):
+        // the seat then has no candidate and is redrawn.
+        return address(0);
     }
 
     // ---------------------------------------------------------------- internal: helpers

@@ -613,6 +613,7 @@ class VerificationCourt(Binding):
         "CaseConcluded": "0x794b981d90b53fb9e03faf66c0fce72fe3f7bd282605e2216e29c4f72a196ea9",
         "CaseOpened": "0x2861c187ef9774792420012b94e32ae33034b2ee95072702ce8cffb544755d75",
         "Challenged": "0xbd186aa15ab96781e53b5b1e3d40a924f248a92c903f186a0793c09e49fca4c5",
+        "ClassLeft": "0x841b85839a947726fe2fb6fc2706048b734555a85c6e83cc8a735507b1a4c6a4",
         "ClassOpenSet": "0x642d9bf39d9ea46df6d1fd651f8dedd071fa7beb2ce8f0b4ee5e34e871c8d132",
         "CourtParamsSet": "0x412c3cace05c2b11585abe84c6f8dbb66803ad97d7c8cd2495969a9699ae1cf7",
         "LeaveRequested": "0x1c5a05d99b504d143575b9bdcbdea58f89ff33b6fdc3960084a85332d6b6c887",
@@ -750,6 +751,10 @@ class VerificationCourt(Binding):
         """``maxHorizon(uint24 maxRuntime) view returns (uint256)``"""
         return self.view("maxHorizon", max_runtime)
 
+    def min_audit_fee_bps(self) -> View:
+        """``minAuditFeeBps() view returns (uint256)``"""
+        return self.view("minAuditFeeBps")
+
     def modules(self) -> View:
         """``modules() view returns (address, address)``"""
         return self.view("modules")
@@ -838,6 +843,10 @@ class TestCourt(Binding):
     TOPICS: ClassVar[dict[str, str]] = {
     }
 
+    def audit_floor(self) -> View:
+        """``auditFloor() view returns (uint256)``"""
+        return self.view("auditFloor")
+
     def begin(self, job_id: int) -> Transaction:
         """``begin(uint256 jobId) nonpayable``"""
         return self.transaction("begin", job_id)
@@ -854,6 +863,10 @@ class TestCourt(Binding):
         """``maxHorizon(uint24) view returns (uint256)``"""
         return self.view("maxHorizon", arg0)
 
+    def min_audit_fee_bps(self) -> View:
+        """``minAuditFeeBps() view returns (uint256)``"""
+        return self.view("minAuditFeeBps")
+
     def received(self) -> View:
         """``received() view returns (uint256)``"""
         return self.view("received")
@@ -865,6 +878,10 @@ class TestCourt(Binding):
     def required_window(self) -> View:
         """``requiredWindow() view returns (uint256)``"""
         return self.view("requiredWindow")
+
+    def set_audit_floor(self, audit_floor_: int) -> Transaction:
+        """``setAuditFloor(uint256 auditFloor_) nonpayable``"""
+        return self.transaction("setAuditFloor", audit_floor_)
 
     def set_views(self, required_window_: int, horizon_: int) -> Transaction:
         """``setViews(uint256 requiredWindow_, uint256 horizon_) nonpayable``"""

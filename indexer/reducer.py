@@ -78,6 +78,7 @@ COURT_EVENTS = (
     "StakeAdded",
     "LeaveRequested",
     "LeftWithdrawn",
+    "ClassLeft",
     "PlatformClassSet",
     "CaseOpened",
     "SeatsDrawn",
@@ -1071,6 +1072,12 @@ class Reducer:
         v = self._verifier(st, a["verifier"])
         _add(v, "unbonding", -a["amount"])
         st.tadd("courtUnbonding", -a["amount"])
+
+    def _on_ClassLeft(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        # The verifier withdrew its whole stake and left its class (it may join again: VerifierJoined).
+        v = self._verifier(st, a["verifier"])
+        v["leftBlock"] = str(ev.block)
+        st.tadd("verifiers", -1)
 
     def _on_PlatformClassSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         self._provider(st, a["provider"])["platformClass"] = str(a["platformClass"])

@@ -226,8 +226,9 @@ class Protocol:
         return job
 
     def canary_job(self, reward: int, k_pct: int) -> Job:
-        """The canary operator posts and claims a realistic job and commits to its canary digest."""
-        job = self.post(self.a.canary_requester, reward, k_pct)
+        """The canary operator posts and claims a realistic job from the same account (the court lets
+        it expose only its own jobs) and commits to its canary digest."""
+        job = self.post(self.a.canary, reward, k_pct)
         self.claim(self.a.canary, job)
         job.canary_secret = keccak(b"canary-secret:%d" % job.id)
         self.submit(job, canary_digest(job.canary_secret))

@@ -57,7 +57,11 @@ class Strategies:
         self.f = int(mp["feeBps"]) / BPS
         self.kappa = int(mp["kappaBps"]) / BPS
         self.g = 1 + self.kappa * self.f
-        self.audit_fee = int(mp["auditFeeBps"]) / BPS
+        # The requester escrows E = A + 3w per reexec job: the court pays the auditor A = E - 3w and
+        # charges the 3w jury deposit only on a Split (a nondeterministic job); the rest comes back.
+        self.audit_escrow = int(mp["auditFeeBps"]) / BPS
+        self.juror_pay = int(cp["jurorPayBps"]) / BPS
+        self.audit_fee = self.audit_escrow - 3 * self.juror_pay
         self.no_fault = int(mp["noFaultFeeBps"]) / BPS
         self.sigma = int(cp["canarySlashMul"])
         self.max_redraws = int(cp["maxRedraws"])
@@ -104,7 +108,8 @@ class Strategies:
         return {
             "f": self.f,
             "kappa": self.kappa,
-            "A": self.audit_fee,
+            "A": round(self.audit_fee, 6),
+            "E": self.audit_escrow,
             "noFaultFee": self.no_fault,
             "sigma": self.sigma,
             "maxRedraws": self.max_redraws,

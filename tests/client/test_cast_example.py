@@ -34,7 +34,7 @@ def _dead_rpc_url() -> str:
 
 
 def test_a_job_posted_with_cast_is_on_chain_as_sent(devnet: Devnet, tmp_path: Path) -> None:
-    account = devnet.new_account(tokens=5)
+    account = devnet.new_account(tokens=10)
     spec = make_spec(41, runtime=30, cpus=0.5)
     spec_file = tmp_path / "spec.json"
     spec_file.write_bytes(spec.to_bytes())
@@ -48,7 +48,8 @@ def test_a_job_posted_with_cast_is_on_chain_as_sent(devnet: Devnet, tmp_path: Pa
     assert job.reward == to_wei("1.5")
     assert job.max_runtime == 30 + 60 and job.collateral_pct == 400 and job.verify_mode == 0
     assert client.spec_bytes(job_id) == spec.to_bytes()
-    assert client.token_balance(account.address) == to_wei(5) - job.escrow == to_wei("1.82")  # R + 2 % + 1.1 R
+    # R + 2 % + the audit escrow 4.4 R (audit pay 1.1 R + the jury deposit 3.3 R, refunded unless used)
+    assert client.token_balance(account.address) == to_wei(10) - job.escrow == to_wei("1.87")
 
 
 def test_cast_post_without_funds_fails_with_a_clear_line(devnet: Devnet, tmp_path: Path) -> None:

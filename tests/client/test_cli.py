@@ -102,9 +102,9 @@ def test_job_post_status_cancel(devnet: Devnet, tmp_path: Path) -> None:
                 "--max-runtime", "30", "--reward", "1.5", "--claim-window", "600", "--env", "A=1",
                 "--dev-account", "1", *net(devnet))
     job_id = int(result.stdout.strip())
-    assert "posted job" in result.stderr and "audit fee 1.65 escrowed (verify reexec" in result.stderr
+    assert "posted job" in result.stderr and "audit fee 6.6 escrowed (verify reexec" in result.stderr
     client = devnet.client()
-    assert client.token_balance(requester) == before - to_wei("3.18")  # R + 2 % fee + 1.1 R audit fee
+    assert client.token_balance(requester) == before - to_wei("8.13")  # R + 2 % fee + 4.4 R audit escrow
     unaudited = ok("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--verify", "none",
                    "--match", "result.json", "--dev-account", "1", *net(devnet))
     assert "audit fee 0 escrowed (verify none, audit rate 0 %)" in unaudited.stderr
@@ -220,7 +220,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         provider.submit_result(job_id, committed, f"{base}/r")
         status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
         assert status["commitment"] == "0x" + committed.hex() and status["resultURI"] == f"{base}/r"
-        assert (status["verifyMode"], status["auditFee"], status["fee"]) == ("reexec", str(to_wei("2.2")), str(to_wei("0.04")))
+        assert (status["verifyMode"], status["auditFee"], status["fee"]) == ("reexec", str(to_wei("8.8")), str(to_wei("0.04")))
         assert status["anchorBlock"] > 0 and status["specHash"] == "0x" + "00" * 32
         shown = ok("job", "status", job_id, *net(devnet)).stdout
         assert "audit fee" in shown and "anchor block" in shown and "drawn for audit" in shown

@@ -30,8 +30,9 @@ from .conftest import Devnet, make_spec
 
 
 def escrow(reward: int, verify: VerifyMode = VerifyMode.REEXEC) -> int:
-    """R + f*R + A at the devnet parameters (f = 2 %, A = 1.1 R; no A for verify-none jobs)."""
-    return reward + reward * 200 // 10_000 + (0 if verify == VerifyMode.NONE else reward * 11_000 // 10_000)
+    """R + f*R + E at the devnet parameters (f = 2 %, the audit escrow E = A + 3w = 4.4 R; none for
+    verify-none jobs)."""
+    return reward + reward * 200 // 10_000 + (0 if verify == VerifyMode.NONE else reward * 44_000 // 10_000)
 
 
 def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(devnet: Devnet) -> None:
@@ -39,7 +40,7 @@ def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(de
     client = devnet.client(requester)
     spec = make_spec(1, runtime=120, cpus=2)
     posted = client.post_job(spec, reward=to_wei("1.25"))
-    assert client.token_balance() == to_wei(10) - escrow(to_wei("1.25")) == to_wei(10) - to_wei("2.65")
+    assert client.token_balance() == to_wei(10) - escrow(to_wei("1.25")) == to_wei(10) - to_wei("6.775")
     assert client.allowance(spender="JobMarket") == 0  # the permit was for exactly what was pulled
     nonce = int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "latest"]), 16)
     assert nonce == 1  # permit + post in a single transaction
@@ -48,7 +49,7 @@ def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(de
     assert cpu_seconds(spec) == 240
     # The submit window is the run plus the margin providers need to fetch, archive and submit.
     assert (job.reward, job.max_runtime) == (to_wei("1.25"), 120 + SUBMIT_MARGIN)
-    assert (job.fee, job.audit_fee, job.verify_mode) == (to_wei("0.025"), to_wei("1.375"), VerifyMode.REEXEC)
+    assert (job.fee, job.audit_fee, job.verify_mode) == (to_wei("0.025"), to_wei("5.5"), VerifyMode.REEXEC)
     assert job.audit_bps > 0 and job.params_version == 1 and job.escrow == escrow(to_wei("1.25"))
     assert job.spec_hash == spec.hash() and job.provider is None and job.commitment == b"\0" * 32
     params = client.params()
@@ -60,11 +61,11 @@ def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(de
 
 
 def test_post_with_approve_and_from_market_credit(devnet: Devnet) -> None:
-    requester = devnet.new_account(5)
+    requester = devnet.new_account(12)
     client = devnet.client(requester)
     first = client.post_job(make_spec(2), reward=to_wei(2), permit=False, claim_window=600, challenge_window=30,
                             collateral_pct=500)
-    assert client.token_balance() == to_wei(5) - escrow(to_wei(2)) == to_wei("0.76")
+    assert client.token_balance() == to_wei(12) - escrow(to_wei(2)) == to_wei("1.16")
     assert client.allowance(spender="JobMarket") == 0
     job = client.job(first.job_id)
     assert (job.challenge_window, job.collateral_pct, job.collateral) == (30, 500, to_wei(10))
@@ -73,20 +74,20 @@ def test_post_with_approve_and_from_market_credit(devnet: Devnet) -> None:
     assert client.job(first.job_id).status is JobStatus.CANCELLED
     assert client.withdrawable() == escrow(to_wei(2))
     second = client.post_job(make_spec(3), reward=to_wei("1.5"), permit=False)
-    assert client.withdrawable() == escrow(to_wei(2)) - escrow(to_wei("1.5")) and client.token_balance() == to_wei("0.76")
+    assert client.withdrawable() == escrow(to_wei(2)) - escrow(to_wei("1.5")) and client.token_balance() == to_wei("1.16")
     client.cancel(second.job_id)
     client.withdraw()
-    assert client.withdrawable() == 0 and client.token_balance() == to_wei(5)
+    assert client.withdrawable() == 0 and client.token_balance() == to_wei(12)
 
 
 def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet) -> None:
     requester = devnet.new_account(1)
     client = devnet.client(requester)
-    with pytest.raises(InsufficientBalance, match=r"insufficient DPC balance for a reward of 2 plus fee 0.04 and audit fee 2.2: "
-                                                  r"have 1, need 4.24"):
+    with pytest.raises(InsufficientBalance, match=r"insufficient DPC balance for a reward of 2 plus fee 0.04 and audit fee 8.8: "
+                                                  r"have 1, need 10.84"):
         client.post_job(make_spec(4), reward=to_wei(2))
     with pytest.raises(InsufficientAllowance, match="insufficient DPC allowance"):
-        client.post_job(make_spec(4), reward=to_wei("0.4"), permit=False, approve=False)
+        client.post_job(make_spec(4), reward=to_wei("0.1"), permit=False, approve=False)
     with pytest.raises(ClientError, match="verify must be 'reexec' or 'none'"):
         client.post_job(make_spec(4), reward=to_wei("0.4"), verify="sometimes")
     with pytest.raises(ClientError, match=r"claim window 1 s is outside the market's bounds \[5, 86400\]"):

@@ -39,7 +39,7 @@ def _submitted_job(
 ) -> tuple[Client, int]:
     """A job whose provider committed to `digest` with `salt` and published the archive at `uri`
     and its manifest (the salt) beside it: in `files` (served) or next to a file URI."""
-    requester = devnet.client(devnet.new_account(10))
+    requester = devnet.client(devnet.new_account(20))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
     job_id = requester.post_job(make_spec(100), reward=to_wei(1)).job_id

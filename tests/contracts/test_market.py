@@ -33,7 +33,7 @@ LIVE = (OPEN, CLAIMED, SUBMITTED, DISPUTED)
 # Outcome
 O_NONE, PROVIDER_RIGHT, PROVIDER_WRONG, SPLIT, UNAUDITED, CANARY = range(6)
 # devnet parameters (deployments/parameters.toml)
-FEE_BPS, KAPPA_BPS, AUDIT_FEE_BPS, ALPHA_BPS, BETA_BPS, NO_FAULT_BPS = 200, 5_000, 11_000, 15_000, 1_000, 200
+FEE_BPS, KAPPA_BPS, AUDIT_FEE_BPS, ALPHA_BPS, BETA_BPS, NO_FAULT_BPS = 200, 5_000, 44_000, 15_000, 1_000, 200
 
 
 class Terms(NamedTuple):
@@ -53,7 +53,7 @@ TERMS = Terms(8 * TOKEN + 3, 600, 60, 30, 450, 120)
 REWARD = TERMS.reward
 COLLATERAL = REWARD * TERMS.collateral_pct // 100
 FEE = REWARD * FEE_BPS // BPS
-AUDIT_FEE = REWARD * AUDIT_FEE_BPS // BPS
+AUDIT_FEE = REWARD * AUDIT_FEE_BPS // BPS  # the audit escrow E (audit pay + jury deposit)
 ESCROW = REWARD + FEE + AUDIT_FEE
 REBATE = FEE * KAPPA_BPS // BPS
 BURN = FEE - REBATE
@@ -638,7 +638,28 @@ def test_court_may_settle_a_drawn_job_nobody_started(market, court, stranger, su
     assert market.getJob(submitted).status == RESOLVED
 
 
+def test_a_verify_none_job_cannot_be_verified(market, court, requester, provider, stranger, registered):
+    """verify: none escrowed no audit fee: its court can neither audit nor judge it (a challenge
+    opens a case through beginVerification, which reverts)."""
+    post(market, requester, TERMS._replace(verify_mode=1))
+    market.claimJob(1, sender=provider)
+    market.submitResult(1, RESULT_HASH, RESULT_URI, sender=provider)
+    with reverts(market.NotVerifiable, jobId=1):
+        court.begin(1, sender=stranger)
+    assert market.getJob(1).status == SUBMITTED
+
+
 # ------------------------------------------------------------------------------------- parameters
+
+
+def test_the_audit_escrow_covers_the_courts_audit_pay_and_jury_deposit(market, court, owner):
+    """auditFeeBps (the escrow E) >= court.minAuditFeeBps() = 1.1 R + 3 w: the court pays the auditor
+    E - 3w and charges the jury deposit 3w on a Split."""
+    court.setAuditFloor(44_000, sender=owner)
+    with reverts(market.AuditFeeBelowFloor, auditFeeBps=43_999, floor=44_000):
+        market.setParams(base_params(market, auditFeeBps=43_999), sender=owner)
+    market.setParams(base_params(market, auditFeeBps=44_000), sender=owner)
+    assert market.params().auditFeeBps == 44_000
 
 
 def base_params(market, **changes):

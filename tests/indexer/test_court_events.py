@@ -152,3 +152,17 @@ def test_a_canary_catch_slashes_the_bond_and_stake_beyond_it() -> None:
     assert v["slashed"] == str(35 * R // 10 + 20 * R)
     assert json.loads(index.job(2)["seats"])["0.0"]["slashed"] == "1"
     assert index.job(2)["canarySeatsCaught"] == "1"
+
+
+def test_a_verifier_that_withdrew_everything_leaves_the_count_and_may_rejoin() -> None:
+    index = Index()
+    index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 3, "amount": 10 * R}),
+                ("VerifierJoined", {"verifier": JUROR, "platformClass": 3, "amount": 10 * R}))
+    index.apply(("LeaveRequested", {"verifier": AUDITOR, "amount": 10 * R, "stake": 0, "unbonding": 10 * R, "releaseAt": 99}))
+    index.apply(("LeftWithdrawn", {"verifier": AUDITOR, "amount": 10 * R}),
+                ("ClassLeft", {"verifier": AUDITOR, "platformClass": 3}))
+    v = index.verifier(AUDITOR)
+    assert (v["free"], v["unbonding"], v["leftBlock"]) == ("0", "0", str(index.block))
+    assert index.totals()["verifiers"] == 1 and index.totals()["courtStaked"] == 10 * R
+    index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 3, "amount": 5 * R}))
+    assert index.totals()["verifiers"] == 2 and index.verifier(AUDITOR)["free"] == str(5 * R)

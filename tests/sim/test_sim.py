@@ -43,14 +43,9 @@ STRATEGIES = (
 )
 NOT_EXPRESSIBLE = {"withheld delivery"}  # the contracts have no delivery claim: declared in the row
 # Rows the contracts fail today, with the reason (README "Simulation", findings). strict: when the
-# contracts are fixed the test XPASSes and fails, so the marker goes.
-KNOWN_FAILURES = {
-    "nondeterministic job": (
-        "a Split pays the 3-juror jury from the requester's audit fee A (1.1 R) and then from the honest "
-        "auditor's bond (it loses 2.2 R); the requester pays no more than for any audited job (EV 0, not < 0): "
-        "VERIFICATION.md §1.4 charges the jury to the requester"
-    ),
-}
+# contracts are fixed the test XPASSes and fails, so the marker goes. None since the requester of a
+# nondeterministic job pays the Split's jury from its escrowed jury deposit (3 w).
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------- no chain

@@ -45,7 +45,7 @@ import msgspec
 import redis
 
 from depin.errors import IndexerError
-from depin.keys import DUE_STATUSES, Keys
+from depin.keys import DUE_STATUSES, SUMMARY_FIELDS, Keys
 from indexer.metrics import COMMIT_SECONDS
 from indexer.reducer import DUE_FIELDS, BatchResult, Hash, Reducer, retraction_line
 
@@ -55,7 +55,8 @@ log = logging.getLogger("indexer.store")
 # none). ARGV[2]: JSON object {key: {field: value}} of hash fields to set first ("" for none): one
 # HSET per key, the field list built in Lua. ARGV[3]: JSON array of the other commands, run in
 # order. ARGV[4]: stream entries, one per line, fields separated by tabs in STREAM_FIELDS order (no
-# JSON decoding: the entries are most of a batch's bytes).
+# JSON decoding: the entries are most of a batch's bytes). ARGV[5]: the stream's approximate maximum
+# length ("" for unbounded): after appending, ``XTRIM MAXLEN ~`` (whole listpack nodes, cheap).
 _COMMIT_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if (cur or '') ~= ARGV[1] then
@@ -102,6 +103,9 @@ while pos <= len do
        'block', sub(s, t2 + 1, t3 - 1), 'blockHash', sub(s, t3 + 1, t4 - 1), 'tx', sub(s, t4 + 1, t5 - 1),
        'logIndex', sub(s, t5 + 1, t6 - 1), 'args', sub(s, t6 + 1, nl - 1))
   pos = nl + 1
+end
+if len > 0 and ARGV[5] ~= '' then
+  call('XTRIM', stream, 'MAXLEN', '~', ARGV[5])
 end
 return #cmds
 """
@@ -225,8 +229,11 @@ class PendingCommit:
 class Store:
     """Reads and atomic writes of one deployment's keys."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, reducer: Reducer, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, reducer: Reducer, cache_size: int = 50_000, stream_max_len: int | None = None
+    ) -> None:
         self.r = ensure_text_client(client)
+        self.stream_max_len = stream_max_len  # None: the events stream is never trimmed by length
         self.keys = keys
         self.reducer = reducer
         self._sha: str | None = None  # SHA1 of the loaded commit script
@@ -307,7 +314,8 @@ class Store:
         self._committed = None
         if self._sha is None:
             self._sha = self.r.script_load(_COMMIT_SCRIPT)
-        args = (2, self.keys.cursor, self.keys.events, expected.dumps() if expected else "", fields, payload, "\n".join(stream))
+        maxlen = str(self.stream_max_len) if self.stream_max_len else ""
+        args = (2, self.keys.cursor, self.keys.events, expected.dumps() if expected else "", fields, payload, "\n".join(stream), maxlen)
         pool = self.r.connection_pool
         conn = pool.get_connection()
         try:
@@ -450,6 +458,55 @@ class Store:
             cmds.append(_hset(k.meta, meta))
         self._run(expected, cmds, fork, retractions)
         return retracted
+
+    # ------------------------------------------------------------------ retention
+
+    def compact(self, upto_block: int, limit: int = 1000) -> int:
+        """Compacts up to `limit` settled jobs whose settledBlock is at most `upto_block` (the caller
+        keeps it below the reorg window): each job hash is replaced by its :data:`SUMMARY_FIELDS`
+        plus ``compacted`` = 1 and ``compactedAt`` (the cursor block), and leaves
+        ``{p}:jobs:settled``. One script call with the cursor compare-and-set, so it never
+        interleaves with a batch; the totals, counters and every other index are untouched.
+        Returns the number of jobs compacted."""
+        k = self.keys
+        cursor = self.cursor()
+        if cursor is None:
+            return 0
+        ids: list[str] = list(self.r.zrangebyscore(k.jobs_settled, "-inf", upto_block, start=0, num=limit))  # type: ignore[arg-type]
+        if not ids:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(k.job(int(job_id)), list(SUMMARY_FIELDS))
+        cmds: list[list[str]] = []
+        summaries: dict[str, Hash] = {}
+        for job_id, values in zip(ids, pipe.execute(), strict=True):
+            key = k.job(int(job_id))
+            summary = {f: v for f, v in zip(SUMMARY_FIELDS, values, strict=True) if v is not None}
+            if not summary.get("status"):
+                continue  # vanished (a reset in between): only the set entry goes
+            summary["compacted"] = "1"
+            summary["compactedAt"] = str(cursor.number)
+            summaries[key] = summary
+            cmds.append(["DEL", key])
+            cmds.append(_hset(key, summary))
+        cmds += _chunked(["ZREM", k.jobs_settled], list(ids))
+        cmds.append(["HINCRBY", k.meta, "jobsCompacted", str(len(summaries))])
+        self._run(cursor, cmds, cursor)
+        for key, summary in summaries.items():
+            if key in self.cache:
+                self.cache[key] = summary
+        return len(summaries)
+
+    def trim_stream(self, max_age: float | None, now: float | None = None) -> int:
+        """Drops events stream entries older than `max_age` seconds (``XTRIM MINID ~``: whole
+        nodes, so a few older entries may stay). Returns the number of entries removed."""
+        if not max_age:
+            return 0
+        cutoff_ms = int(((now if now is not None else time.time()) - max_age) * 1000)
+        if cutoff_ms <= 0:
+            return 0
+        return int(self.r.xtrim(self.keys.events, minid=f"{cutoff_ms}-0", approximate=True))  # type: ignore[arg-type]
 
     def schema(self) -> int:
         """The layout version of the index in Redis (1 for an index written before versions)."""

@@ -61,7 +61,7 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     event that moved it to a settled status (Finalized, Resolved, Expired, Cancelled).
     *Compacted* (the indexer's retention policy, ``IndexerConfig.compact_after``): a settled job
     older than the reorg window plus ``compact_after`` blocks keeps only :data:`SUMMARY_FIELDS`
-    and ``compacted`` (``1``) and ``compactedAt`` (the cursor block of the compaction); the spec,
+    (``providers`` only when someone else claimed it before) and ``compacted`` (``1``) and ``compactedAt`` (the cursor block of the compaction); the spec,
     history, seats and the other bulky fields are dropped. Re-indexing from a block before the job's
     post (``depin indexer run --reset``) rebuilds them from the chain.
 ``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
@@ -124,11 +124,13 @@ from depin.market import JOB_STATUS_NAMES
 
 JOB_STATUSES = JOB_STATUS_NAMES  # the status names a job hash and the status index use (depin.market)
 
-# The fields a compacted settled job keeps (see ``{p}:job:{id}`` above); every other field is dropped.
+# The fields a compacted settled job keeps (see ``{p}:job:{id}`` above); every other field is dropped,
+# and ``providers`` too when it is just ``provider``. No value is a 66-character hash: every value stays
+# under Redis' ``hash-max-listpack-value`` (64 bytes), so a summary is one compact listpack.
 SUMMARY_FIELDS = (
-    "id", "status", "requester", "provider", "providers", "reward", "fee", "auditFee", "verifyMode", "specHash",
+    "id", "status", "requester", "provider", "providers", "reward", "fee", "auditFee", "verifyMode",
     "payout", "emission", "refund", "slashed", "outcome", "providerPayout", "requesterRefund", "toCourt", "burned",
-    "failure", "caseOutcome", "verificationBlock", "postedBlock", "postedTx", "submittedBlock", "settledBlock",
+    "failure", "caseOutcome", "verificationBlock", "postedBlock", "submittedBlock", "settledBlock",
 )
 
 # Live statuses with a deadline after which a transition is due (``{p}:jobs:due:{status}``).

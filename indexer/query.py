@@ -500,12 +500,17 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
         spec_hash=raw.get("specHash") or None,
         spec_valid=_bool(raw.get("specValid")),
         spec=spec if isinstance(spec, dict) else None,
-        providers=[a for a in (_address(x.strip()) for x in raw.get("providers", "").split(",")) if a],
+        providers=[a for a in (_address(x.strip()) for x in (raw.get("providers") or _compacted_claimant(raw)).split(",")) if a],
         history=[h for h in history if isinstance(h, dict)] if isinstance(history, list) else [],
         compacted=raw.get("compacted") == "1",
         compacted_note=COMPACTED_NOTE if raw.get("compacted") == "1" else None,
         extra={k: v for k, v in sorted(raw.items()) if k not in _JOB_FIELDS},
     )
+
+
+def _compacted_claimant(raw: dict[str, str]) -> str:
+    """A compacted job drops ``providers`` when it is just its provider."""
+    return raw.get("provider", "") if raw.get("compacted") == "1" else ""
 
 
 def _provider_record(address: str, raw: dict[str, str]) -> ProviderRecord:

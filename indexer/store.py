@@ -483,6 +483,8 @@ class Store:
         for job_id, values in zip(ids, pipe.execute(), strict=True):
             key = k.job(int(job_id))
             summary = {f: v for f, v in zip(SUMMARY_FIELDS, values, strict=True) if v is not None}
+            if summary.get("providers") == summary.get("provider"):
+                summary.pop("providers", None)  # the usual single claimant: `provider` says it
             if not summary.get("status"):
                 continue  # vanished (a reset in between): only the set entry goes
             summary["compacted"] = "1"

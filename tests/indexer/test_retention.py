@@ -57,7 +57,11 @@ def test_compaction_keeps_summaries_totals_and_indexes_exact(populated_env: Chai
     for j, h in after.items():
         if j in expected:
             assert h.pop("compacted") == "1" and int(h.pop("compactedAt")) >= limit
-            assert h == {f: rebuilt[j][f] for f in SUMMARY_FIELDS if f in rebuilt[j]}, j
+            want = {f: rebuilt[j][f] for f in SUMMARY_FIELDS if f in rebuilt[j]}
+            if "providers" in want and want["providers"] == want.get("provider"):
+                del want["providers"]
+            assert h == want, j
+            assert all(len(v) <= 64 for v in h.values()) or "providers" in h  # one listpack
             assert not any(f in h for f in BULKY)
         else:
             assert h == rebuilt[j], j  # live (or too recent) jobs are as a full index has them
@@ -152,6 +156,7 @@ def test_api_and_explorer_show_a_compacted_job(populated_env: ChainEnv) -> None:
         assert body["compacted"] is True and body["compactedNote"] == COMPACTED_NOTE
         assert body["status"] == "Finalized" and body["history"] == [] and body["spec"] is None
         assert body["requester"] == summary["requester"] and body["reward"] == summary["reward"]
+        assert body["providers"] == [body["provider"]] == [summary["provider"]]
         assert body["extra"]["payout"] == summary["payout"] and body["extra"]["settledBlock"] == summary["settledBlock"]
         assert client.get(f"/jobs/{live[0]}").json()["compacted"] is False
         page = client.get(f"/job/{finalized}")

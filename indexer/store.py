@@ -46,6 +46,7 @@ import redis
 
 from depin.errors import IndexerError
 from depin.keys import DUE_STATUSES, SUMMARY_FIELDS, Keys
+from depin.market import SETTLED_STATUSES
 from indexer.metrics import COMMIT_SECONDS
 from indexer.reducer import DUE_FIELDS, BatchResult, Hash, Reducer, retraction_line
 
@@ -120,7 +121,9 @@ _MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
 # due set scored by courtDeadline; totals pendingBurn, flushed, toCourt, court*). A v2 market is a
 # new contract, hence a new prefix: an index of schema 2 belongs to a v1 market and keeps its layout
 # (its due sets are built as for 2); no index is converted from v1 to v2 fields in place.
-INDEX_SCHEMA = 3
+# 4: retention (``{p}:jobs:settled``, job field settledBlock); an older index gets them on start
+# (:meth:`Store.build_settled_set`: the settling block is the last transition's).
+INDEX_SCHEMA = 4
 _UPGRADE_PAGE = 1000  # job hashes read per round trip while building the due sets
 
 
@@ -523,6 +526,10 @@ class Store:
             built = self.build_due_sets()
             log.info("index upgraded to schema %d: due sets built for %d live jobs", INDEX_SCHEMA, built,
                      extra={"prefix": self.keys.prefix, "jobs": built})
+        if found < 4:
+            queued = self.build_settled_set()
+            log.info("index upgraded to schema %d: %d settled jobs queued for compaction", INDEX_SCHEMA, queued,
+                     extra={"prefix": self.keys.prefix, "jobs": queued})
         if found < INDEX_SCHEMA:
             self.r.hset(self.keys.meta, "schema", str(INDEX_SCHEMA))
         return found
@@ -549,6 +556,38 @@ class Store:
                 pipe.zadd(key, dict(items[i : i + _UPGRADE_PAGE]))
         pipe.execute()
         return sum(len(members) for members in due.values())
+
+    def build_settled_set(self) -> int:
+        """Sets settledBlock (the block of the last transition) on every settled, uncompacted job
+        that lacks it and queues it in ``{p}:jobs:settled``; returns the number queued. For an
+        index written before retention (schema < 4); the indexer calls it before applying anything."""
+        k = self.keys
+        queued = 0
+        for status in sorted(SETTLED_STATUSES):
+            key = k.jobs_by_status(status)
+            for start in range(0, int(self.r.zcard(key)), _UPGRADE_PAGE):  # type: ignore[arg-type]
+                ids = self.r.zrange(key, start, start + _UPGRADE_PAGE - 1)
+                pipe = self.r.pipeline(transaction=False)
+                for job_id in ids:  # type: ignore[union-attr]
+                    pipe.hmget(k.job(int(job_id)), ["settledBlock", "compacted", "history"])
+                write = self.r.pipeline(transaction=True)
+                members: dict[str, float] = {}
+                for job_id, (settled, compacted, history) in zip(ids, pipe.execute(), strict=True):  # type: ignore[arg-type]
+                    if compacted:
+                        continue
+                    if not settled:
+                        entries = json.loads(history) if history else []
+                        if not entries:
+                            continue
+                        settled = str(entries[-1]["block"])
+                        write.hset(k.job(int(job_id)), "settledBlock", settled)
+                    members[job_id] = float(settled)
+                if members:
+                    write.zadd(k.jobs_settled, members)
+                    write.execute()
+                    queued += len(members)
+        self.cache.clear()
+        return queued
 
     def touch_meta(self, meta: dict[str, str]) -> None:
         """Updates progress fields of meta (head, rate, time) outside any batch."""

@@ -169,3 +169,22 @@ def test_api_and_explorer_show_a_compacted_job(populated_env: ChainEnv) -> None:
         assert client.get("/").status_code == 200
         for j in compacted:
             assert client.get(f"/job/{j}").status_code == 200, j
+
+
+def test_an_index_written_before_retention_gets_its_queue_on_upgrade(populated_env: ChainEnv) -> None:
+    """Schema 3 had no {p}:jobs:settled and no settledBlock: the upgrade builds both from the
+    jobs' histories, exactly as a fresh index has them, and compaction then works."""
+    env = populated_env
+    keys = env.keys
+    env.indexer(1, compact_after=-1).sync_once()
+    r = env.client(1)
+    fresh = dump(r, keys, bookkeeping=False, stream=False)
+    r.delete(keys.jobs_settled)
+    for j in r.zrange(keys.jobs_all, 0, -1):
+        r.hdel(keys.job(int(j)), "settledBlock")
+    r.hset(keys.meta, "schema", "3")
+    ix = env.indexer(1, compact_after=0, finality_depth=2)
+    assert ix.store.upgrade() == 3
+    assert dump(r, keys, bookkeeping=False, stream=False) == fresh  # schema back at 4 too
+    ix.sync_once()
+    assert int(r.hget(keys.meta, "jobsCompacted")) > 20

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def wait_submitted(stack: BenchStack, job_id: int, timeout: float = 180, poll: f
     while time.monotonic() < deadline:
         if stack.status(job_id) in (JobStatus.SUBMITTED, JobStatus.FINALIZED):
             return time.perf_counter()
+        stack.revive()  # a component that gave up on a slow engine at start-up
         time.sleep(poll)
     raise TimeoutError(f"job {job_id} not submitted within {timeout} s:\n{stack.executors[0].logs()}")
 
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.setup_requester(REQUESTER)
         stack.executor("provider", PROVIDER, concurrency=2, max_concurrent_jobs=args.max_concurrent_jobs,
                        extra_env={"DEPIN_BEAT_INTERVAL": "2"})
-        job_terms = terms(claim_window=3_600, max_runtime=120, challenge_window=3_600, collateral_pct=50)
+        job_terms = terms(claim_window=3_600, max_runtime=120, challenge_window=3_600)
         counter = iter(range(10**9))
 
         def job_spec() -> bytes:  # distinct specs, same work
@@ -133,6 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     lat_p, lat_e = spread(plain_lat), spread(exec_lat)
     rate_p, rate_e = spread(plain_rate), spread(exec_rate)
     return {
+        "component_restarts": sum(ex.restarts for ex in stack.executors),
         "config": {"poll_interval": args.poll, "reps": args.reps, "throughput_jobs": args.throughput_jobs,
                    "compute_concurrency": 2, "max_concurrent_jobs": args.max_concurrent_jobs, "cores": os.cpu_count(),
                    "interleaved": True},
@@ -166,7 +169,12 @@ def say(msg: str) -> None:
     print(f"[bench-executor] {msg}", file=sys.stderr, flush=True)
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so that the stack is stopped on SIGTERM too
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default 5)")
     parser.add_argument("--throughput-jobs", type=int, default=10, help="jobs (and plain runs) per throughput repetition")

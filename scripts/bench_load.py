@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -82,9 +83,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stack.setup_provider(p)
         for q in requesters:
             stack.setup_requester(q, tokens=10 * args.jobs + 1_000)
-        for i, p in enumerate(providers):
+        for i, p in enumerate(providers):  # staggered: 5 processes each start on 2 cores
             stack.executor(f"provider{i}", p, concurrency=1, max_concurrent_jobs=args.max_concurrent_jobs,
                            extra_env={"DEPIN_BEAT_INTERVAL": "2"})
+            time.sleep(args.stagger)
+        stack.revive()
         job_terms = terms(claim_window=3_600, max_runtime=60, challenge_window=8)
         r = stack.index()
         posted: dict[int, float] = {}
@@ -109,6 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if status == "Finalized":
                     finalized[j] = now
                     pending.discard(j)
+            if stack.revive():
+                say("restarted executor components that had exited")
             if time.monotonic() - last_report > 30:
                 say(f"{len(finalized)}/{len(posted)} finalized")
                 last_report = time.monotonic()
@@ -139,6 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        "compute_concurrency": 1, "max_concurrent_jobs": args.max_concurrent_jobs, "poll_interval": args.poll,
                        "beat_interval": 2, "challenge_window": 8, "cores": os.cpu_count()},
             "post_seconds": post_seconds,
+            "component_restarts": sum(ex.restarts for ex in stack.executors),
             "finalized": done,
             "jobs_per_minute": done / (t_end - t_start) * 60 if done else 0.0,
             "seconds": t_end - t_start,
@@ -193,13 +199,19 @@ def markdown(results: dict[str, Any]) -> str:
     ])
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so that the stack is stopped on SIGTERM too
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", type=int, default=8)
     parser.add_argument("--requesters", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--poll", type=float, default=0.5, help="indexer poll interval (s; the default 0.5)")
     parser.add_argument("--max-concurrent-jobs", type=int, default=2, help="each provider policy's max_concurrent_jobs")
+    parser.add_argument("--stagger", type=float, default=3.0, help="seconds between executor start-ups")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for every job to be finalized")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)

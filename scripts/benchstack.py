@@ -110,14 +110,25 @@ class Executor:
     workdir: Path
     env: dict[str, str]
     procs: dict[str, ManagedProcess] = field(default_factory=dict)
+    restarts: int = 0
 
-    def start(self) -> None:
-        for component in COMPONENTS:
+    def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
+        for component in components:
             cmd = [sys.executable, "-m", "executor"]
             cmd += ["worker", "--queue", component.split("-", 1)[1]] if component.startswith("worker-") else [component]
             cmd += ["--config", str(self.config_path)]
             self.procs[component] = ManagedProcess(f"{self.name}-{component}", cmd, log_path=self.workdir / f"{component}.log",
                                                    cwd=REPO_ROOT, env=self.env)
+
+    def revive(self, limit: int = 10) -> int:
+        """Starts again the components that exited (on a loaded machine a worker may give up on a
+        slow engine at start-up), at most `limit` restarts in all; returns how many it restarted."""
+        dead = tuple(c for c, p in self.procs.items() if not p.alive())
+        if not dead or self.restarts >= limit:
+            return 0
+        self.restarts += len(dead)
+        self.start(dead)
+        return len(dead)
 
     def logs(self) -> str:
         out = []
@@ -162,13 +173,21 @@ class BenchStack:
     def index(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)
 
+    def fund(self, address: str, amount: int) -> None:
+        """Mints `amount` to `address` and approves the market and staking: one transaction each
+        (``DevChain.fund``'s bulk send mines by hand, which the interval-mined chain can defeat)."""
+        chain = self.chain
+        chain.send(chain.deployer, chain.contracts.reward_token.mint(address, amount))
+        chain.approve(address, chain.market)
+        chain.approve(address, chain.staking)
+
     def setup_provider(self, account: int, stake: int = 10_000) -> None:
         address = self.accounts[account]
-        self.chain.fund([address], (stake + 10_000) * TOKEN)
+        self.fund(address, (stake + 10_000) * TOKEN)
         self.chain.register_provider(address, stake * TOKEN, f"http://127.0.0.1/{account}", b"\x00" * 32)
 
     def setup_requester(self, account: int, tokens: int = 100_000) -> None:
-        self.chain.fund([self.accounts[account]], tokens * TOKEN)
+        self.fund(self.accounts[account], tokens * TOKEN)
 
     def executor(self, name: str, account: int, *, concurrency: int = 1, max_concurrent_jobs: int = 4,
                  extra_env: dict[str, str] | None = None) -> Executor:
@@ -200,6 +219,10 @@ class BenchStack:
         self.executors.append(executor)
         executor.start()
         return executor
+
+    def revive(self) -> int:
+        """:meth:`Executor.revive` for every executor; returns the number of components restarted."""
+        return sum(ex.revive() for ex in self.executors)
 
     def post(self, spec_bytes: bytes, *, requester: int, job_terms: JobTerms | None = None) -> int:
         return self.chain.post_job(self.accounts[requester], spec_bytes, job_terms or terms())

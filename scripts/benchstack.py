@@ -120,7 +120,7 @@ class Executor:
             self.procs[component] = ManagedProcess(f"{self.name}-{component}", cmd, log_path=self.workdir / f"{component}.log",
                                                    cwd=REPO_ROOT, env=self.env)
 
-    def revive(self, limit: int = 10) -> int:
+    def revive(self, limit: int = 100) -> int:
         """Starts again the components that exited (on a loaded machine a worker may give up on a
         slow engine at start-up), at most `limit` restarts in all; returns how many it restarted."""
         dead = tuple(c for c, p in self.procs.items() if not p.alive())

@@ -12,7 +12,7 @@ ALLOW_NO_TESTS ?= 0
 # Extra slither arguments for `make slither` (tools/slither_gate.py fixes solc, remappings and filters).
 SLITHER_ARGS ?=
 
-.PHONY: help demo sim devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor clean distclean
+.PHONY: help demo sim devnet-down setup compile artifacts lint test test-loaded fresh-check slither bench bench-executor bench-load bench-all clean distclean
 
 # The README's first command: installs what is missing, brings the devnet up (state in .devnet/)
 # and runs the four demo scenarios (DEMO_ARGS="--scenario wash" picks one); exits non-zero with the reason if a step fails.
@@ -41,8 +41,10 @@ help:
 	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
 	@echo "make bench     gas benchmark: each operation and the optimistic path (scripts/bench_gas.py)"
-	@echo "make bench-indexer  indexer benchmark: backfill vs raw eth_getLogs, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json\")"
-	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs"
+	@echo "make bench-indexer  indexer benchmark: backfill vs the same logs read raw, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json F\")"
+	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs, interleaved (BENCH_EXECUTOR_ARGS=\"--json F\")"
+	@echo "make bench-load  8 providers, 500 jobs from 4 requesters: jobs/min, fairness, post->finalized p50/p95 (BENCH_LOAD_ARGS=...)"
+	@echo "make bench-all   every benchmark (gas, indexer, executor, load): one report in BENCH_OUT (default ./bench-out)"
 	@echo "make devnet-down  stop the devnet the demo started (depin devnet down)"
 	@echo "make clean     remove build outputs and caches (distclean also removes venvs and node_modules)"
 
@@ -99,6 +101,17 @@ bench-indexer: setup
 # Executor overhead against plain container runs of the same image (scripts/bench_executor.py).
 bench-executor: setup
 	.venv/bin/python scripts/bench_executor.py $(BENCH_EXECUTOR_ARGS)
+
+# Many providers (scripts/bench_load.py): 8 provider executors (concurrency 1), 500 jobs from 4
+# requesters on a devnet-like stack; jobs/min, share per provider, post->finalized p50/p95.
+bench-load: setup
+	.venv/bin/python scripts/bench_load.py $(BENCH_LOAD_ARGS)
+
+# Every benchmark, one after the other, and one report (JSON + markdown) in BENCH_OUT.
+BENCH_OUT ?= $(CURDIR)/bench-out
+BENCH_ALL_ARGS ?=
+bench-all: setup
+	BENCH_OUT=$(BENCH_OUT) .venv/bin/python scripts/bench_report.py $(BENCH_ALL_ARGS)
 
 clean:
 	rm -rf .build contracts/.cache crytic-export .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache build dist *.egg-info

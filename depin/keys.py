@@ -57,11 +57,20 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     ``Split``, ``Unaudited``, ``Canary``), providerPayout, requesterRefund, toCourt, burned
     (resolved by the court). Always
     ``history``: a JSON list of every transition, oldest first, as
-    ``{"event", "status" (after it), "block", "tx", "logIndex"}``.
+    ``{"event", "status" (after it), "block", "tx", "logIndex"}``. settledBlock: the block of the
+    event that moved it to a settled status (Finalized, Resolved, Expired, Cancelled).
+    *Compacted* (the indexer's retention policy, ``IndexerConfig.compact_after``): a settled job
+    older than the reorg window plus ``compact_after`` blocks keeps only :data:`SUMMARY_FIELDS`
+    (``providers`` only when someone else claimed it before) and ``compacted`` (``1``) and ``compactedAt`` (the cursor block of the compaction); the spec,
+    history, seats and the other bulky fields are dropped. Re-indexing from a block before the job's
+    post (``depin indexer run --reset``) rebuilds them from the chain.
 ``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
 ``{p}:jobs:provider:{address}`` (sorted sets)
     Job ids, scored by job id. The provider index holds every job the provider ever claimed (also
     one it timed out on and that another provider then took).
+``{p}:jobs:settled`` (sorted set)
+    Settled jobs not yet compacted, scored by settledBlock: what the retention policy compacts
+    next, oldest first.
 ``{p}:jobs:due:{status}`` (sorted sets, status Open, Claimed, Submitted or Disputed)
     The jobs in that status scored by their next deadline: claimDeadline while Open, deadline while
     Claimed or Submitted (submit, challenge), courtDeadline while Disputed (absent until the court
@@ -104,6 +113,9 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     appends a ``retraction`` entry (same fields) for every event it undid, newest first, and the
     canonical chain's events follow as new entries. Consumers therefore see at-least-once delivery
     per (blockHash, logIndex) across reorgs: an event, its retraction, then the event again.
+    Bounded: every append trims it to about ``IndexerConfig.stream_max_len`` entries
+    (``XADD MAXLEN ~``) and the retention pass drops entries older than ``stream_max_age`` seconds
+    (``XTRIM MINID ~``); a consumer further behind than that re-reads the job hashes instead.
 """
 
 from __future__ import annotations
@@ -111,6 +123,15 @@ from __future__ import annotations
 from depin.market import JOB_STATUS_NAMES
 
 JOB_STATUSES = JOB_STATUS_NAMES  # the status names a job hash and the status index use (depin.market)
+
+# The fields a compacted settled job keeps (see ``{p}:job:{id}`` above); every other field is dropped,
+# and ``providers`` too when it is just ``provider``. No value is a 66-character hash: every value stays
+# under Redis' ``hash-max-listpack-value`` (64 bytes), so a summary is one compact listpack.
+SUMMARY_FIELDS = (
+    "id", "status", "requester", "provider", "providers", "reward", "fee", "auditFee", "verifyMode",
+    "payout", "emission", "refund", "slashed", "outcome", "providerPayout", "requesterRefund", "toCourt", "burned",
+    "failure", "caseOutcome", "verificationBlock", "postedBlock", "submittedBlock", "settledBlock",
+)
 
 # Live statuses with a deadline after which a transition is due (``{p}:jobs:due:{status}``).
 DUE_STATUSES = ("Open", "Claimed", "Submitted", "Disputed")
@@ -159,6 +180,11 @@ class Keys:
 
     def jobs_by_provider(self, address: str) -> str:
         return f"{self.prefix}:jobs:provider:{address.lower()}"
+
+    @property
+    def jobs_settled(self) -> str:
+        """Settled jobs not yet compacted, scored by the block that settled them."""
+        return self._k("jobs", "settled")
 
     def due(self, status: str) -> str:
         """Live jobs in `status` (Open, Claimed, Submitted, Disputed) scored by their next deadline."""

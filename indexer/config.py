@@ -11,7 +11,18 @@ environment variable       field                                       devnet de
 ``DEPIN_POLL_INTERVAL``    ``poll_interval`` (seconds)                 ``0.5``
 ``DEPIN_MAX_RANGE``        ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
 ``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
+``DEPIN_STREAM_MAX_LEN``   ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
+``DEPIN_STREAM_MAX_AGE``   ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
+``DEPIN_COMPACT_AFTER``    ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
 =========================  ==========================================  ==============================
+
+Retention (bounded memory): the events stream is trimmed to about ``stream_max_len`` entries on every
+append and to ``stream_max_age`` seconds by the retention pass (every ``retention_interval``
+seconds, once the indexer has caught up); a settled job (Finalized, Resolved, Expired, Cancelled)
+whose settling block is more than ``finality_depth + compact_after`` blocks below the head is
+compacted to a summary hash (``depin.keys.SUMMARY_FIELDS``): never within the reorg window. Totals
+and indexes are unaffected; the dropped fields (spec, history, seats, ...) are rebuilt by
+re-indexing from the deployment block (``depin indexer run --reset``).
 
 A config file (``depin indexer run --config FILE``, or ``DEPIN_CONFIG``) gives the same fields in an
 ``[indexer]`` table or at its top level. It may be an executor's ``depin.toml``
@@ -48,6 +59,9 @@ _ENV = {
     "poll_interval": "DEPIN_POLL_INTERVAL",
     "max_range": "DEPIN_MAX_RANGE",
     "namespace": "DEPIN_NAMESPACE",
+    "stream_max_len": "DEPIN_STREAM_MAX_LEN",
+    "stream_max_age": "DEPIN_STREAM_MAX_AGE",
+    "compact_after": "DEPIN_COMPACT_AFTER",
 }
 
 
@@ -67,6 +81,12 @@ class IndexerConfig(BaseModel):
     max_range: int = Field(5000, ge=1, description="largest eth_getLogs block range")
     min_range: int = Field(1, ge=1, description="smallest eth_getLogs block range")
     namespace: str = "depin"
+    # Retention (see the module doc).
+    stream_max_len: int = Field(100_000, ge=0, description="events stream length kept (approximate); 0: unbounded")
+    stream_max_age: float = Field(7 * 86400.0, ge=0, description="seconds of events stream kept; 0: no age limit")
+    compact_after: int = Field(7200, ge=-1, description="blocks past the finality depth before a settled job is compacted; -1: never")
+    retention_interval: float = Field(60.0, gt=0, description="seconds between retention passes")
+    compact_batch: int = Field(1000, ge=1, description="jobs compacted per Redis script call")
     # Transport tuning (not in the environment table: rarely changed).
     rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
     rpc_retries: int = Field(5, ge=0, description="retries of a transient RPC failure within one call")

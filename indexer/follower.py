@@ -124,7 +124,8 @@ class Indexer:
             contracts["VerificationCourt"] = (self.court, load_abi("VerificationCourt"))
         self.decoder = LogDecoder(contracts, events=HANDLED_EVENTS)
         self.reducer = Reducer(self.keys, self.decoder.arg_types())
-        self.store = Store(client, self.keys, self.reducer)
+        self.store = Store(client, self.keys, self.reducer, stream_max_len=config.stream_max_len or None)
+        self._retained_at = float("-inf")  # monotonic time of the last retention pass
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         self._chain_checked = False
@@ -296,6 +297,8 @@ class Indexer:
                     metrics.progress(self.head, cursor.number, True)
                     metrics.EVENTS_RATE.set(float(self._meta()["eventsPerSecond"]))
                     self.store.touch_meta(self._meta())
+                    if time.monotonic() - self._retained_at >= self.config.retention_interval:
+                        self.retain(cursor)
                     return applied
             except CursorMoved as exc:
                 moved += 1
@@ -306,6 +309,28 @@ class Indexer:
                         f"the cursor of {self.keys.prefix} keeps changing under this indexer: "
                         "is another indexer writing the same prefix? Run only one per deployment."
                     ) from exc
+
+    def retain(self, cursor: Cursor | None = None) -> tuple[int, int]:
+        """One retention pass (see :mod:`indexer.config`): compacts the settled jobs settled at or
+        below ``min(cursor, head - finality_depth) - compact_after`` and trims the events stream by
+        age. Returns (jobs compacted, stream entries trimmed)."""
+        self._retained_at = time.monotonic()
+        compacted = 0
+        cfg = self.config
+        if cursor is None:
+            cursor = self.store.cursor()
+        if cfg.compact_after >= 0 and cursor is not None:
+            upto = min(cursor.number, self.head - cfg.finality_depth) - cfg.compact_after
+            while upto >= 0:
+                n = self.store.compact(upto, cfg.compact_batch)
+                compacted += n
+                if n < cfg.compact_batch:
+                    break
+        trimmed = self.store.trim_stream(cfg.stream_max_age)
+        if compacted or trimmed:
+            log.info("retention: %d settled jobs compacted, %d stream entries trimmed", compacted, trimmed,
+                     extra={"compacted": compacted, "trimmed": trimmed})
+        return compacted, trimmed
 
     def _ensure_canonical(self, cursor: Cursor) -> Cursor:
         """The cursor if its block is still canonical, else the fork point after a rollback."""

@@ -80,6 +80,12 @@ class JobRecord(_Model):
     history: list[dict[str, Any]] = Field(
         default_factory=list, description="Every transition, oldest first, with its block, tx and log index"
     )
+    compacted: bool = Field(
+        False,
+        description="The indexer's retention policy compacted this settled job to a summary: spec, history, seats "
+        "and the other bulky fields were dropped (rebuild: see `compactedNote`)",
+    )
+    compacted_note: str | None = Field(None, description="How to rebuild a compacted job's full record; null if not compacted")
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="Every other field of the job hash, verbatim (see depin/keys.py): terms, deadlines, "
@@ -458,8 +464,15 @@ class IndexerReader:
 
 _JOB_FIELDS = {
     "id", "status", "requester", "provider", "providers", "reward", "collateral", "specHash", "specValid", "specJson",
-    "history",
+    "history", "compacted",
 }
+# Shown with a compacted job (API and explorer): its full record comes back from the chain.
+COMPACTED_NOTE = (
+    "settled long ago: the indexer kept a summary (status, parties, amounts, outcome, blocks) and dropped the "
+    "spec, history and court seats. The chain still has them: re-index into another namespace to rebuild them, "
+    "e.g. `DEPIN_NAMESPACE=depin-full DEPIN_COMPACT_AFTER=-1 python -m indexer --once` (from the deployment "
+    "block), or `python -m indexer --reset` to rebuild this index"
+)
 _TOTALS_NUMBERS = (
     "escrowed", "withdrawable", "pendingBurn", "paid", "refunded", "emitted", "slashed", "burned", "flushed", "toCourt",
     "deposited", "withdrawn",
@@ -487,10 +500,17 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
         spec_hash=raw.get("specHash") or None,
         spec_valid=_bool(raw.get("specValid")),
         spec=spec if isinstance(spec, dict) else None,
-        providers=[a for a in (_address(x.strip()) for x in raw.get("providers", "").split(",")) if a],
+        providers=[a for a in (_address(x.strip()) for x in (raw.get("providers") or _compacted_claimant(raw)).split(",")) if a],
         history=[h for h in history if isinstance(h, dict)] if isinstance(history, list) else [],
+        compacted=raw.get("compacted") == "1",
+        compacted_note=COMPACTED_NOTE if raw.get("compacted") == "1" else None,
         extra={k: v for k, v in sorted(raw.items()) if k not in _JOB_FIELDS},
     )
+
+
+def _compacted_claimant(raw: dict[str, str]) -> str:
+    """A compacted job drops ``providers`` when it is just its provider."""
+    return raw.get("provider", "") if raw.get("compacted") == "1" else ""
 
 
 def _provider_record(address: str, raw: dict[str, str]) -> ProviderRecord:

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover
         return keccak(data).hex()
 
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
-from depin.market import FAILURE_NAMES, LIVE_STATUSES, OUTCOME_NAMES, VERIFY_MODE_NAMES
+from depin.market import FAILURE_NAMES, LIVE_STATUSES, OUTCOME_NAMES, SETTLED_STATUSES, VERIFY_MODE_NAMES
 from depin.spec import noncanonical_reason
 from indexer.decode import Event
 
@@ -107,7 +107,10 @@ STAKING_EVENTS = (
 )
 HANDLED_EVENTS = MARKET_EVENTS + STAKING_EVENTS + COURT_EVENTS
 # The fields the sorted-set indexes derive from (job and provider hashes).
-_INDEXED_FIELDS = ("id", "status", "requester", "providers", "address", "deadline", "claimDeadline", "courtDeadline")
+_INDEXED_FIELDS = (
+    "id", "status", "requester", "providers", "address", "deadline", "claimDeadline", "courtDeadline", "settledBlock", "compacted",
+)
+_SETTLED = SETTLED_STATUSES
 # The deadline field that scores a live job in its due set (``Keys.due``): the claim deadline while
 # Open, the submit deadline while Claimed, the challenge deadline while Submitted (finalize is due
 # after it unless the job was drawn: ``JobMarket.isDrawn`` tells, the indexer cannot), and the
@@ -424,6 +427,7 @@ class Reducer:
         self._jobs_all = keys.jobs_all
         self._status_keys = {s: keys.jobs_by_status(s) for s in JOB_STATUSES}
         self._due_keys = {s: keys.due(s) for s in DUE_STATUSES}
+        self._settled_key = keys.jobs_settled
         self._provider_prefix = keys.prefix + ":provider:"
         self._handlers: dict[str, Callable[[_State, Event, dict[str, Any]], dict[str, Any] | None]] = {
             name: getattr(self, "_on_" + name) for name in HANDLED_EVENTS
@@ -510,6 +514,14 @@ class Reducer:
             return None
         return self._due_keys[status], float(value)  # type: ignore[index]
 
+    @staticmethod
+    def settled_score(h: Hash) -> float | None:
+        """The settled block of a settled job not yet compacted (its ``{p}:jobs:settled`` score), else None."""
+        if h.get("status") not in _SETTLED or h.get("compacted"):
+            return None
+        block = h.get("settledBlock")
+        return float(block) if block else None
+
     def memberships(self, key: str, h: Hash | None) -> dict[str, dict[str, float]]:
         """The sorted-set memberships a hash implies: sorted set -> {member: score}."""
         if not h:
@@ -531,6 +543,9 @@ class Reducer:
             due = self.due_membership(h)
             if due is not None:
                 out[due[0]] = {jid: due[1]}
+            settled = self.settled_score(h)
+            if settled is not None:
+                out[self._settled_key] = {jid: settled}
             return out
         if key.startswith(self._provider_prefix) and h.get("id"):
             return {k.providers: {h["address"]: float(h["id"])}}
@@ -548,8 +563,14 @@ class Reducer:
                 old_status, new_status = before.get("status"), after.get("status")
                 old_p, new_p = before.get("providers", ""), after.get("providers", "")
                 old_due, new_due = self.due_membership(before), self.due_membership(after)
-                if old_status == new_status and old_p == new_p and old_due == new_due:
+                old_settled, new_settled = self.settled_score(before), self.settled_score(after)
+                if old_status == new_status and old_p == new_p and old_due == new_due and old_settled == new_settled:
                     return
+                if old_settled != new_settled:
+                    if new_settled is None:
+                        zrem.setdefault(self._settled_key, []).append(jid)
+                    else:
+                        zadd.setdefault(self._settled_key, {})[jid] = new_settled
                 if old_due != new_due:
                     if old_due is not None and (new_due is None or new_due[0] != old_due[0]):
                         zrem.setdefault(old_due[0], []).append(jid)
@@ -679,6 +700,8 @@ class Reducer:
             tot[old] = tot.get(old, 0) - 1
         tot[status] = tot.get(status, 0) + 1
         job["status"] = status
+        if status in _SETTLED:
+            job["settledBlock"] = str(st.block)
 
     def _job(self, st: _State, job_id: int) -> Hash:
         job = st.write(f"{self._job_prefix}{job_id}")  # = self.keys.job(job_id)

@@ -45,7 +45,8 @@ import msgspec
 import redis
 
 from depin.errors import IndexerError
-from depin.keys import DUE_STATUSES, Keys
+from depin.keys import DUE_STATUSES, SUMMARY_FIELDS, Keys
+from depin.market import SETTLED_STATUSES
 from indexer.metrics import COMMIT_SECONDS
 from indexer.reducer import DUE_FIELDS, BatchResult, Hash, Reducer, retraction_line
 
@@ -55,7 +56,8 @@ log = logging.getLogger("indexer.store")
 # none). ARGV[2]: JSON object {key: {field: value}} of hash fields to set first ("" for none): one
 # HSET per key, the field list built in Lua. ARGV[3]: JSON array of the other commands, run in
 # order. ARGV[4]: stream entries, one per line, fields separated by tabs in STREAM_FIELDS order (no
-# JSON decoding: the entries are most of a batch's bytes).
+# JSON decoding: the entries are most of a batch's bytes). ARGV[5]: the stream's approximate maximum
+# length ("" for unbounded): after appending, ``XTRIM MAXLEN ~`` (whole listpack nodes, cheap).
 _COMMIT_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if (cur or '') ~= ARGV[1] then
@@ -103,6 +105,9 @@ while pos <= len do
        'logIndex', sub(s, t5 + 1, t6 - 1), 'args', sub(s, t6 + 1, nl - 1))
   pos = nl + 1
 end
+if len > 0 and ARGV[5] ~= '' then
+  call('XTRIM', stream, 'MAXLEN', '~', ARGV[5])
+end
 return #cmds
 """
 # msgspec's JSON encoder: the same compact JSON as json.dumps(separators=(",", ":"),
@@ -116,7 +121,9 @@ _MAX_ARGS = 2000  # per command: Lua's unpack() stops near 8000 values
 # due set scored by courtDeadline; totals pendingBurn, flushed, toCourt, court*). A v2 market is a
 # new contract, hence a new prefix: an index of schema 2 belongs to a v1 market and keeps its layout
 # (its due sets are built as for 2); no index is converted from v1 to v2 fields in place.
-INDEX_SCHEMA = 3
+# 4: retention (``{p}:jobs:settled``, job field settledBlock); an older index gets them on start
+# (:meth:`Store.build_settled_set`: the settling block is the last transition's).
+INDEX_SCHEMA = 4
 _UPGRADE_PAGE = 1000  # job hashes read per round trip while building the due sets
 
 
@@ -225,8 +232,11 @@ class PendingCommit:
 class Store:
     """Reads and atomic writes of one deployment's keys."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, reducer: Reducer, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, reducer: Reducer, cache_size: int = 50_000, stream_max_len: int | None = None
+    ) -> None:
         self.r = ensure_text_client(client)
+        self.stream_max_len = stream_max_len  # None: the events stream is never trimmed by length
         self.keys = keys
         self.reducer = reducer
         self._sha: str | None = None  # SHA1 of the loaded commit script
@@ -307,7 +317,8 @@ class Store:
         self._committed = None
         if self._sha is None:
             self._sha = self.r.script_load(_COMMIT_SCRIPT)
-        args = (2, self.keys.cursor, self.keys.events, expected.dumps() if expected else "", fields, payload, "\n".join(stream))
+        maxlen = str(self.stream_max_len) if self.stream_max_len else ""
+        args = (2, self.keys.cursor, self.keys.events, expected.dumps() if expected else "", fields, payload, "\n".join(stream), maxlen)
         pool = self.r.connection_pool
         conn = pool.get_connection()
         try:
@@ -451,6 +462,57 @@ class Store:
         self._run(expected, cmds, fork, retractions)
         return retracted
 
+    # ------------------------------------------------------------------ retention
+
+    def compact(self, upto_block: int, limit: int = 1000) -> int:
+        """Compacts up to `limit` settled jobs whose settledBlock is at most `upto_block` (the caller
+        keeps it below the reorg window): each job hash is replaced by its :data:`SUMMARY_FIELDS`
+        plus ``compacted`` = 1 and ``compactedAt`` (the cursor block), and leaves
+        ``{p}:jobs:settled``. One script call with the cursor compare-and-set, so it never
+        interleaves with a batch; the totals, counters and every other index are untouched.
+        Returns the number of jobs compacted."""
+        k = self.keys
+        cursor = self.cursor()
+        if cursor is None:
+            return 0
+        ids: list[str] = list(self.r.zrangebyscore(k.jobs_settled, "-inf", upto_block, start=0, num=limit))  # type: ignore[arg-type]
+        if not ids:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(k.job(int(job_id)), list(SUMMARY_FIELDS))
+        cmds: list[list[str]] = []
+        summaries: dict[str, Hash] = {}
+        for job_id, values in zip(ids, pipe.execute(), strict=True):
+            key = k.job(int(job_id))
+            summary = {f: v for f, v in zip(SUMMARY_FIELDS, values, strict=True) if v is not None}
+            if summary.get("providers") == summary.get("provider"):
+                summary.pop("providers", None)  # the usual single claimant: `provider` says it
+            if not summary.get("status"):
+                continue  # vanished (a reset in between): only the set entry goes
+            summary["compacted"] = "1"
+            summary["compactedAt"] = str(cursor.number)
+            summaries[key] = summary
+            cmds.append(["DEL", key])
+            cmds.append(_hset(key, summary))
+        cmds += _chunked(["ZREM", k.jobs_settled], list(ids))
+        cmds.append(["HINCRBY", k.meta, "jobsCompacted", str(len(summaries))])
+        self._run(cursor, cmds, cursor)
+        for key, summary in summaries.items():
+            if key in self.cache:
+                self.cache[key] = summary
+        return len(summaries)
+
+    def trim_stream(self, max_age: float | None, now: float | None = None) -> int:
+        """Drops events stream entries older than `max_age` seconds (``XTRIM MINID ~``: whole
+        nodes, so a few older entries may stay). Returns the number of entries removed."""
+        if not max_age:
+            return 0
+        cutoff_ms = int(((now if now is not None else time.time()) - max_age) * 1000)
+        if cutoff_ms <= 0:
+            return 0
+        return int(self.r.xtrim(self.keys.events, minid=f"{cutoff_ms}-0", approximate=True))  # type: ignore[arg-type]
+
     def schema(self) -> int:
         """The layout version of the index in Redis (1 for an index written before versions)."""
         return int(self.r.hget(self.keys.meta, "schema") or 1)
@@ -464,6 +526,10 @@ class Store:
             built = self.build_due_sets()
             log.info("index upgraded to schema %d: due sets built for %d live jobs", INDEX_SCHEMA, built,
                      extra={"prefix": self.keys.prefix, "jobs": built})
+        if found < 4:
+            queued = self.build_settled_set()
+            log.info("index upgraded to schema %d: %d settled jobs queued for compaction", INDEX_SCHEMA, queued,
+                     extra={"prefix": self.keys.prefix, "jobs": queued})
         if found < INDEX_SCHEMA:
             self.r.hset(self.keys.meta, "schema", str(INDEX_SCHEMA))
         return found
@@ -490,6 +556,38 @@ class Store:
                 pipe.zadd(key, dict(items[i : i + _UPGRADE_PAGE]))
         pipe.execute()
         return sum(len(members) for members in due.values())
+
+    def build_settled_set(self) -> int:
+        """Sets settledBlock (the block of the last transition) on every settled, uncompacted job
+        that lacks it and queues it in ``{p}:jobs:settled``; returns the number queued. For an
+        index written before retention (schema < 4); the indexer calls it before applying anything."""
+        k = self.keys
+        queued = 0
+        for status in sorted(SETTLED_STATUSES):
+            key = k.jobs_by_status(status)
+            for start in range(0, int(self.r.zcard(key)), _UPGRADE_PAGE):  # type: ignore[arg-type]
+                ids = self.r.zrange(key, start, start + _UPGRADE_PAGE - 1)
+                pipe = self.r.pipeline(transaction=False)
+                for job_id in ids:  # type: ignore[union-attr]
+                    pipe.hmget(k.job(int(job_id)), ["settledBlock", "compacted", "history"])
+                write = self.r.pipeline(transaction=True)
+                members: dict[str, float] = {}
+                for job_id, (settled, compacted, history) in zip(ids, pipe.execute(), strict=True):  # type: ignore[arg-type]
+                    if compacted:
+                        continue
+                    if not settled:
+                        entries = json.loads(history) if history else []
+                        if not entries:
+                            continue
+                        settled = str(entries[-1]["block"])
+                        write.hset(k.job(int(job_id)), "settledBlock", settled)
+                    members[job_id] = float(settled)
+                if members:
+                    write.zadd(k.jobs_settled, members)
+                    write.execute()
+                    queued += len(members)
+        self.cache.clear()
+        return queued
 
     def touch_meta(self, meta: dict[str, str]) -> None:
         """Updates progress fields of meta (head, rate, time) outside any batch."""

@@ -1,45 +1,56 @@
 """Executor benchmark (``make bench-executor``): the executor's overhead over plain container runs.
 
-Starts a throwaway stack on this machine (anvil + the devnet deployment, redis-server, the indexer,
-a Podman service, the sample images, and one provider executor as separate worker processes:
-compute worker with concurrency 2, chain worker, beat, dispatcher, result server) and measures, for
-a trivial job (``depin/busybox``, ``sh -c 'echo ok > /out/ok'``), in the same run:
+Starts a throwaway stack on this machine (:mod:`scripts.benchstack`: anvil + the devnet deployment,
+redis-server, the indexer at its **default poll interval (0.5 s)**, a Podman service, the sample
+images, and one provider executor as separate processes: compute worker with concurrency 2, chain
+worker, beat, dispatcher, result server) and measures, for a trivial job (``depin/busybox``,
+``sh -c 'echo ok > /out/ok'``), **interleaved** (a plain run, then an executor run, and again):
 
-1. **Latency.** The median time from a job's ``postJob`` receipt to the moment the chain shows it
-   Submitted (the provider's ``submitResult`` mined), over ``--latency-jobs`` jobs posted one at a
-   time, against the median wall time of a plain ``docker`` SDK ``containers.run`` of the same image
-   and command (no hardening, no inputs, no archive). Target: overhead < 1 s at the median.
-2. **Throughput.** ``--throughput-jobs`` jobs posted at once: completed (submitted) jobs per minute
-   with the compute queue at concurrency 2, against plain SDK runs per minute with two threads.
-   Target: at least 70 % of the plain rate.
+1. **Latency**, ``--reps`` times (default 5): the wall time of a plain docker SDK run of the same
+   image and command (create, start, wait, remove; no hardening, no inputs, no archive), then the
+   time from a job's ``postJob`` receipt to the chain showing it Submitted. Median, min, max, stdev.
+2. **Throughput**, ``--reps`` times: ``--throughput-jobs`` plain runs on two threads, then as many
+   jobs posted at once (the compute queue at concurrency 2): runs or jobs per minute. Median and
+   spread, and the ratio of the medians.
 
-The path a job takes in (1): indexer poll (``--poll``, seconds) → stream → dispatcher (spec and
-policy checks) → chain queue: claim transaction → compute queue: hardened container run, output
-archive, content-addressed store → chain queue: submit transaction.
+The path a job takes in (1): indexer poll → stream → dispatcher (spec and policy checks) → chain
+queue: claim transaction → compute queue: hardened container run, output archive,
+content-addressed store → chain queue: submit transaction.
 
-    .venv/bin/python scripts/bench_executor.py [--latency-jobs 10] [--throughput-jobs 20] [--poll 0.1]
+    .venv/bin/python scripts/bench_executor.py [--reps 5] [--throughput-jobs 10] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "scripts"):  # run as a plain script from a checkout
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 os.environ["PATH"] = f"{REPO / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
-from depin.market import JobStatus
-from depinctl.devchain import JobTerms
+from benchstack import COMMAND, BenchStack, spec, terms
 
-COMMAND = ["sh", "-c", "echo ok > /out/ok"]
+from depin.market import JobStatus
+
+PROVIDER, REQUESTER = 1, 2
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"runs": values, "median": statistics.median(values), "min": min(values), "max": max(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def plain_run(client, image: str) -> float:
@@ -56,70 +67,63 @@ def plain_run(client, image: str) -> float:
     return time.perf_counter() - t0
 
 
-def wait_submitted(stack, job_id: int, timeout: float = 120, poll: float = 0.01) -> float:
-    """When the job is seen submitted (a getJob call every `poll` seconds: the harness's own load
-    on the 2 cores is part of what the executor competes with, so throughput polls less often)."""
+def wait_submitted(stack: BenchStack, job_id: int, timeout: float = 180, poll: float = 0.01) -> float:
+    """When the job is seen submitted (a getJob call every `poll` seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if stack.status(job_id) in (JobStatus.SUBMITTED, JobStatus.FINALIZED):
             return time.perf_counter()
+        stack.revive()  # a component that gave up on a slow engine at start-up
         time.sleep(poll)
-    raise TimeoutError(f"job {job_id} not submitted within {timeout} s:\n{stack.provider.logs()}")
+    raise TimeoutError(f"job {job_id} not submitted within {timeout} s:\n{stack.executors[0].logs()}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-jobs", type=int, default=10)
-    parser.add_argument("--throughput-jobs", type=int, default=40)
-    parser.add_argument("--poll", type=float, default=0.1, help="indexer poll interval (s)")
-    parser.add_argument("--max-concurrent-jobs", type=int, default=4, help="the provider policy's max_concurrent_jobs")
-    args = parser.parse_args()
-
+def run(args: argparse.Namespace) -> dict[str, Any]:
     from executor.engine import connect, stop_podman_service
     from executor.images import build_sample_images
-    from tests.executor.stack import PROVIDER, REQUESTER, Stack, spec
 
     tmp = Path(tempfile.mkdtemp(prefix="depin-bench-exec-"))
     podman_dir = Path(tempfile.mkdtemp(prefix="depin-bpod-"))
-    say = lambda msg: print(msg, flush=True)
     say(f"setting up in {tmp} (anvil, deploy, redis, indexer, podman, images, provider executor)...")
     engine = connect(os.environ.get("DEPIN_TEST_DOCKER_HOST", ""), podman_dir)
     images = build_sample_images(engine)
     image = images["busybox"]
-    stack = Stack(tmp, engine, images, poll=args.poll)
+    stack = BenchStack(tmp, engine, images, poll=args.poll)
     try:
-        stack.setup_provider(PROVIDER, stake=10_000)
-        stack.setup_funded(REQUESTER, tokens=100_000)
-        stack.provider = stack.executor("provider", "provider", PROVIDER, concurrency=2,
-                                        policy={"max_concurrent_jobs": args.max_concurrent_jobs},
-                                        extra_env={"DEPIN_BEAT_INTERVAL": "2", "DEPIN_LOG_LEVEL": "WARNING"})
-        terms = JobTerms(reward=10**18, claim_window=3_600, max_runtime=120, challenge_window=3_600, collateral_pct=50, cpu_seconds=10)
-        job_spec = lambda n: spec(image, COMMAND, env={"N": str(n)})  # distinct specs, same work
+        stack.setup_provider(PROVIDER)
+        stack.setup_requester(REQUESTER)
+        stack.executor("provider", PROVIDER, concurrency=2, max_concurrent_jobs=args.max_concurrent_jobs,
+                       extra_env={"DEPIN_BEAT_INTERVAL": "2"})
+        job_terms = terms(claim_window=3_600, max_runtime=120, challenge_window=3_600)
+        counter = iter(range(10**9))
+
+        def job_spec() -> bytes:  # distinct specs, same work
+            return spec(image, COMMAND, env={"N": str(next(counter))})
 
         # warm-up: the first run pays one-time costs (image layers, worker imports, connections)
         plain_run(engine, image)
-        wait_submitted(stack, stack.post(job_spec(0), terms=terms))
+        wait_submitted(stack, stack.post(job_spec(), requester=REQUESTER, job_terms=job_terms), timeout=300)
 
-        say(f"latency: {args.latency_jobs} plain runs and {args.latency_jobs} jobs, one at a time...")
-        plain = [plain_run(engine, image) for _ in range(args.latency_jobs)]
-        latencies = []
-        for n in range(1, args.latency_jobs + 1):
+        plain_lat: list[float] = []
+        exec_lat: list[float] = []
+        plain_rate: list[float] = []
+        exec_rate: list[float] = []
+        for rep in range(1, args.reps + 1):
+            plain_lat.append(plain_run(engine, image))
             t0 = time.perf_counter()
-            job_id = stack.post(job_spec(n), terms=terms)
-            latencies.append(wait_submitted(stack, job_id) - t0)
+            job_id = stack.post(job_spec(), requester=REQUESTER, job_terms=job_terms)
+            exec_lat.append(wait_submitted(stack, job_id) - t0)
 
-        say(f"throughput: {args.throughput_jobs} plain runs on 2 threads, {args.throughput_jobs} jobs at once...")
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda _: plain_run(engine, image), range(args.throughput_jobs)))
-        plain_seconds = time.perf_counter() - t0
-
-        ids: list[int] = []
-        t0 = time.perf_counter()
-        for n in range(args.throughput_jobs):
-            ids.append(stack.post(job_spec(1_000 + n), terms=terms))
-        done = [wait_submitted(stack, j, timeout=600, poll=0.05) for j in ids]  # last one seen within 50 ms
-        exec_seconds = max(done) - t0
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda _: plain_run(engine, image), range(args.throughput_jobs)))
+            plain_rate.append(args.throughput_jobs / (time.perf_counter() - t0) * 60)
+            t0 = time.perf_counter()
+            ids = [stack.post(job_spec(), requester=REQUESTER, job_terms=job_terms) for _ in range(args.throughput_jobs)]
+            done = [wait_submitted(stack, j, timeout=600, poll=0.05) for j in ids]
+            exec_rate.append(args.throughput_jobs / (max(done) - t0) * 60)
+            say(f"rep {rep}/{args.reps}: latency plain {plain_lat[-1]:.3f} s, executor {exec_lat[-1]:.3f} s; "
+                f"throughput plain {plain_rate[-1]:.1f}/min, executor {exec_rate[-1]:.1f}/min")
     except BaseException:
         say(f"benchmark failed; logs kept in {tmp}")
         raise
@@ -128,21 +132,63 @@ def main() -> int:
         stop_podman_service(podman_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(podman_dir, ignore_errors=True)
+    lat_p, lat_e = spread(plain_lat), spread(exec_lat)
+    rate_p, rate_e = spread(plain_rate), spread(exec_rate)
+    return {
+        "component_restarts": sum(ex.restarts for ex in stack.executors),
+        "config": {"poll_interval": args.poll, "reps": args.reps, "throughput_jobs": args.throughput_jobs,
+                   "compute_concurrency": 2, "max_concurrent_jobs": args.max_concurrent_jobs, "cores": os.cpu_count(),
+                   "interleaved": True},
+        "latency": {"plain_seconds": lat_p, "executor_seconds": lat_e, "overhead_median_seconds": lat_e["median"] - lat_p["median"]},
+        "throughput": {"plain_per_minute": rate_p, "executor_per_minute": rate_e,
+                       "ratio_of_medians": rate_e["median"] / rate_p["median"]},
+    }
 
-    plain_med, exec_med = statistics.median(plain), statistics.median(latencies)
-    plain_rate = args.throughput_jobs / plain_seconds * 60
-    exec_rate = args.throughput_jobs / exec_seconds * 60
-    overhead = exec_med - plain_med
-    share = exec_rate / plain_rate
-    say("")
-    say("| measure | plain SDK container run | executor (post -> submitted) | |")
-    say("| --- | ---: | ---: | --- |")
-    say(f"| median latency, one at a time (n={args.latency_jobs}) | {plain_med:.3f} s | {exec_med:.3f} s | "
-        f"overhead {overhead:+.3f} s (target < 1 s: {'met' if overhead < 1 else 'MISSED'}) |")
-    say(f"| p90 latency | {sorted(plain)[int(0.9 * (len(plain) - 1))]:.3f} s | {sorted(latencies)[int(0.9 * (len(latencies) - 1))]:.3f} s | |")
-    say(f"| throughput at concurrency 2 (n={args.throughput_jobs}) | {plain_rate:.1f} runs/min | {exec_rate:.1f} jobs/min | "
-        f"{share:.0%} of plain (target >= 70%: {'met' if share >= 0.7 else 'MISSED'}) |")
-    say(f"(indexer poll {args.poll} s; max_concurrent_jobs {args.max_concurrent_jobs}; 2 CPUs: {os.cpu_count()})")
+
+def markdown(results: dict[str, Any]) -> str:
+    lat, thr, cfg = results["latency"], results["throughput"], results["config"]
+
+    def row(label: str, st: dict[str, Any], unit: str, field: str, scale: float = 1.0) -> str:
+        return f"| {label} | {st['median'] * scale:.3f} {unit} | {st['min'] * scale:.3f} | {st['max'] * scale:.3f} | `{field}` |"
+
+    return "\n".join([
+        f"executor: {cfg['reps']} interleaved reps, indexer poll {cfg['poll_interval']} s, {cfg['cores']} cores",
+        "",
+        "| measurement | median | min | max | JSON field |",
+        "|---|---:|---:|---:|---|",
+        row("plain SDK run, latency", lat["plain_seconds"], "s", "latency.plain_seconds"),
+        row("executor post -> submitted, latency", lat["executor_seconds"], "s", "latency.executor_seconds"),
+        f"| executor overhead (median) | {lat['overhead_median_seconds']:+.3f} s | | | `latency.overhead_median_seconds` |",
+        row(f"plain runs/min, 2 threads, {cfg['throughput_jobs']} runs", thr["plain_per_minute"], "", "throughput.plain_per_minute"),
+        row(f"executor jobs/min, concurrency 2, {cfg['throughput_jobs']} jobs", thr["executor_per_minute"], "", "throughput.executor_per_minute"),
+        f"| executor / plain throughput | {thr['ratio_of_medians']:.0%} | | | `throughput.ratio_of_medians` |",
+    ])
+
+
+def say(msg: str) -> None:
+    print(f"[bench-executor] {msg}", file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so that the stack is stopped on SIGTERM too
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--throughput-jobs", type=int, default=10, help="jobs (and plain runs) per throughput repetition")
+    parser.add_argument("--poll", type=float, default=0.5, help="indexer poll interval (s; default 0.5, the indexer's default)")
+    parser.add_argument("--max-concurrent-jobs", type=int, default=4, help="the provider policy's max_concurrent_jobs")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    args = parser.parse_args(argv)
+    if args.reps < 1 or args.throughput_jobs < 1:
+        parser.error("--reps and --throughput-jobs must be positive")
+    results = run(args)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(markdown(results))
     return 0
 
 

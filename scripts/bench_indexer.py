@@ -1,33 +1,27 @@
-"""Indexer benchmark: backfill rate against the raw eth_getLogs rate, live lag, Redis memory per job.
+"""Indexer benchmark: backfill against the raw reading of the same logs, live lag, Redis memory per job.
 
-Run with ``make bench-indexer`` or ``.venv/bin/python scripts/bench_indexer.py --jobs 10000`` (a plain
-Python script, not an ape script). It prints figures; it is not a test and fails only when it cannot
-measure. In one run, on a throwaway anvil and redis-server (free ports, a temporary directory that
-is removed at exit, also on Ctrl-C, unless ``--keep``):
+Run with ``make bench-indexer`` or ``.venv/bin/python scripts/bench_indexer.py --jobs 10000 --json out.json``
+(a plain Python script). It prints a markdown table and, with ``--json PATH``, writes every figure
+as JSON (the README cites its fields). On a throwaway anvil and redis-server (free ports, a
+temporary directory removed at exit unless ``--keep``):
 
-1. deploys the contracts with the project's deploy script (``ape run deploy``);
-2. generates ``--jobs`` jobs through post → claim → submit → finalize with
-   :meth:`depinctl.devchain.DevChain.generate_jobs` (bulk, many transactions per block; settlement
-   through ``finalizeMany``, which emits one ``JobFinalized`` per job like ``finalize``), so the
-   chain holds at least 4 market events per job plus the provider registrations;
-3. (a) **raw rate**: fetches the same logs (market and staking contracts, deploy block to head) with
-   plain ``eth_getLogs`` calls, chunked by the indexer's ``max_range``, without decoding them: once
-   through :class:`depin.chain.RpcClient` (the indexer's transport) and once through a bare HTTP
-   POST + ``json.loads``, three times each; the best of all is the reference (the practical limit);
-4. (b) **backfill**: from an empty Redis, calls ``Indexer.sync_once()`` until it returns 0 with the
-   cursor at the head; events applied per second of that loop. Three times (Redis flushed, a new
-   indexer each time), like (a): the best run against the best raw run is the ratio, the median is
-   reported too (on a loaded machine both sides swing);
-5. (d) **memory**: Redis ``used_memory`` after the backfill minus before, per indexed job, also
-   without the events stream (its ``MEMORY USAGE`` subtracted);
-6. (c) **live lag**: runs ``Indexer.run()`` in a thread with the configured poll interval, posts
-   ``--live-jobs`` jobs one at a time (after a random pause of up to one poll interval, so that posts
-   land at random points of the poll cycle) and times, for each, from the moment its receipt is in
-   hand to the moment ``HGET {prefix}:job:{id} status`` answers; median and p95.
+1. deploys the contracts (``ape run deploy``) and generates ``--jobs`` jobs through post, claim,
+   submit and finalize (:meth:`depinctl.devchain.DevChain.generate_jobs`), then mines past the
+   finality depth so that the backfill sees final history;
+2. (a) **raw read** and (b) **backfill**, interleaved ``--reps`` times (default 5): (a) reads the
+   same logs the indexer reads with the indexer's own transport (its msgspec ``LogFetcher``) and
+   filter (addresses and handled topics), in ``max_range`` chunks, without decoding; (b) backfills
+   an empty Redis with a new ``Indexer`` (``sync_once`` until at the head). Median, min, max and
+   standard deviation of each, and the ratio of the medians;
+3. (d) Redis ``used_memory`` per indexed job after the backfill (nothing compacted yet);
+4. (c) **live lag** at the default poll interval (0.5 s): ``Indexer.run()`` in a thread, jobs posted
+   one by one at random points of the poll cycle, receipt to ``HGET status``; p50 and p95;
+5. (e) **retention**: ``--memory-jobs`` (default 100,000) settled jobs *synthesized* from the chain's
+   decoded job events straight into the reducer and store (say so in the output: posting 100,000
+   jobs on anvil takes too long here), then compacted; Redis bytes per settled job and per million.
 
-Targets (issue 3): backfill ≥ 50% of the raw rate; live lag under one poll interval + 200 ms
-(judged on the p95). Redis runs without persistence (``--save "" --appendonly no``) so that
-snapshots do not fork in the middle of a measurement.
+Targets (issue 15): backfill >= 75 % of the raw read; live lag p95 < 300 ms; <= 1,500 bytes per settled
+job. Redis runs without persistence so that snapshots do not fork mid-measurement.
 """
 
 from __future__ import annotations
@@ -54,22 +48,13 @@ if str(REPO) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO))
 
 import redis
-import requests
-from eth_utils import event_abi_to_log_topic
 
-from depin.artifacts import load_abi
-from depin.chain import RpcClient
 from depin.deployment import deployment_path, to_wei
 from depin.errors import DepinError
 from depin.keys import Keys
 from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import DevChain, DevChainError, sample_spec
 from depinctl.procs import ManagedProcess, anvil_binary, start_anvil, start_redis
-
-TARGET_RATIO = 0.50
-LAG_MARGIN = 0.200  # seconds on top of the poll interval
-RAW_REPEATS = 3
-BACKFILL_REPEATS = 3
 
 
 def log(message: str) -> None:
@@ -111,58 +96,30 @@ def chunks(first: int, last: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size - 1, last)) for start in range(first, last + 1, size)]
 
 
-def raw_rate(rpc_url: str, first: int, last: int, addresses: list[str], max_range: int) -> dict[str, Any]:
-    """(a): logs/s of plain eth_getLogs over [first, last], chunked by `max_range`, no decoding."""
-    ranges = chunks(first, last, max_range)
-    client = RpcClient.from_url(rpc_url, timeout=300.0)
-    session = requests.Session()
-
-    def via_rpc_client() -> int:
-        return sum(len(client.get_logs(a, b, addresses)) for a, b in ranges)
-
-    def via_http_post() -> int:
-        total = 0
-        for n, (a, b) in enumerate(ranges):
-            flt = {"fromBlock": hex(a), "toBlock": hex(b), "address": addresses}
-            body = json.dumps({"jsonrpc": "2.0", "id": n, "method": "eth_getLogs", "params": [flt]})
-            response = session.post(rpc_url, data=body, headers={"Content-Type": "application/json"}, timeout=300)
-            total += len(json.loads(response.content)["result"])
-        return total
-
-    runs: dict[str, list[float]] = {}
-    counts: set[int] = set()
-    for name, fetch in (("rpc_client", via_rpc_client), ("http_post", via_http_post)):
-        fetch()  # warm-up: connection, node caches
-        for _ in range(RAW_REPEATS):
-            t0 = time.perf_counter()
-            n = fetch()
-            runs.setdefault(name, []).append(n / (time.perf_counter() - t0))
-            counts.add(n)
-    session.close()
-    protocol_topics = {
-        "0x" + event_abi_to_log_topic(item).hex()
-        for name in ("IJobMarket", "IProviderStaking")
-        for item in load_abi(name)
-        if item["type"] == "event"
-    }
-    protocol = sum(
-        1
-        for a, b in ranges
-        for entry in client.get_logs(a, b, addresses)
-        if entry["topics"] and entry["topics"][0] in protocol_topics
-    )
-    if len(counts) != 1:
-        raise DevChainError(f"eth_getLogs returned different counts across runs: {sorted(counts)}")
-    best = max(max(r) for r in runs.values())
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median and spread of repeated measurements."""
     return {
-        "logs": counts.pop(),
-        "protocol_logs": protocol,  # events of IJobMarket / IProviderStaking (not AccessControl's role events)
-        "requests": len(ranges),
-        "logs_per_second": best,
-        "rpc_client_best": max(runs["rpc_client"]),
-        "http_post_best": max(runs["http_post"]),
-        "runs": {k: [round(x) for x in v] for k, v in runs.items()},
+        "runs": values,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
     }
+
+
+def raw_read(indexer: Any, first: int, last: int) -> dict[str, Any]:
+    """(a): one plain read of the logs the indexer backfills, with the indexer's own transport (its
+    msgspec :class:`~depin.chain.logs.LogFetcher`) and its filter (the same addresses and topics),
+    in ranges of the indexer's ``max_range``, serially, without decoding: the practical limit of
+    reading those logs from this node."""
+    fetcher = indexer._logs
+    if fetcher is None:
+        raise DevChainError("the indexer has no LogFetcher (a non-HTTP RPC URL?)")
+    ranges = chunks(first, last, indexer.config.max_range)
+    t0 = time.perf_counter()
+    logs = sum(len(fetcher.get_logs(a, b, indexer.decoder.addresses, indexer._topics)) for a, b in ranges)
+    seconds = time.perf_counter() - t0
+    return {"logs": logs, "requests": len(ranges), "seconds": seconds, "logs_per_second": logs / seconds}
 
 
 def cursor_number(r: redis.Redis, keys: Keys) -> int | None:
@@ -189,6 +146,117 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float) -> dict[st
 
 def redis_memory(r: redis.Redis) -> int:
     return int(r.info("memory")["used_memory"])
+
+
+JOB_EVENTS = ("JobPosted", "JobClaimed", "ResultSubmitted", "JobFinalized")
+
+
+def retained_memory(indexer: Any, r: redis.Redis, jobs: int, batch_jobs: int = 500) -> dict[str, Any]:
+    """(e): Redis bytes per *settled* job under the retention policy, at `jobs` jobs.
+
+    Posting 100,000 jobs on anvil takes too long on this machine, so the jobs are **synthesized**:
+    the decoded events of the jobs already on the chain (post, claim, submit, finalize; real
+    specs, addresses and hashes) are cloned with new job ids, blocks and transaction hashes and fed
+    straight into the indexer's reducer and store (``Reducer.apply`` + ``Store.commit``, final
+    blocks, the store's stream trimming on), batch after batch. Then the retention pass compacts
+    every settled job (``Store.compact`` up to the last block: the synthetic blocks are taken as
+    past the reorg window) and the memory is read again. `indexer` must have indexed the chain.
+    """
+    from indexer.store import Cursor
+
+    store, keys = indexer.store, indexer.keys
+    cursor = store.cursor()
+    assert cursor is not None
+    deploy = indexer.deployment.deploy_block
+    raw = indexer._logs.get_logs(deploy, cursor.number, indexer.decoder.addresses, indexer._topics)
+    events = [e for e in indexer._decode(raw, deploy, cursor.number, None) if e.name in JOB_EVENTS]
+    template_ids = sorted({int(e.args["jobId"]) for e in events})
+    if not template_ids:
+        raise DevChainError("no job events on the chain to synthesize from")
+    by_job: dict[int, list[Any]] = {}
+    for e in events:
+        by_job.setdefault(int(e.args["jobId"]), []).append(e)
+    template = [by_job[j] for j in template_ids if [e.name for e in by_job[j]] == list(JOB_EVENTS)]
+    if not template:
+        raise DevChainError("no job on the chain went through post, claim, submit and finalize")
+    first_id = int(r.hget(keys.totals, "jobs") or 0) + 1
+    synthesized_from = {"template_jobs": len(template), "first_id": first_id}
+    # The chain's own jobs are compacted first, so that the baseline does not shrink under the
+    # measurement (their compaction would be credited to the synthesized jobs).
+    while store.compact(cursor.number, 5000) == 5000:
+        pass
+    r.memory_purge()
+    before = redis_memory(r)
+    stream_before = int(r.memory_usage(keys.events, samples=0) or 0)
+    block = cursor.number
+    t0 = time.perf_counter()
+    made = 0
+    from indexer.decode import Event
+
+    while made < jobs:
+        n = min(batch_jobs, jobs - made)
+        batch: list[Any] = []
+        for phase in range(len(JOB_EVENTS)):  # all posts of the batch, then claims, ... (as generate_jobs)
+            block += 1
+            for k in range(n):
+                job_id = first_id + made + k
+                src = template[(made + k) % len(template)][phase]
+                tx = f"0x{job_id * 8 + phase:064x}"
+                batch.append(Event(src.name, src.contract, src.address, block, f"0x{block:064x}", tx, k,
+                                   {**src.args, "jobId": job_id}))
+                batch[-1].timestamp = src.timestamp
+        result = indexer._reduce(batch, None)
+        new = Cursor(block, f"0x{block:064x}")
+        store.commit(cursor, new, result, touched=result.values)
+        cursor = new
+        made += n
+    fed_seconds = time.perf_counter() - t0
+    full = redis_memory(r)
+    stream_full = int(r.memory_usage(keys.events, samples=0) or 0)
+    t0 = time.perf_counter()
+    compacted = 0
+    while True:
+        n = store.compact(block, 5000)
+        compacted += n
+        if n < 5000:
+            break
+    compact_seconds = time.perf_counter() - t0
+    r.memory_purge()  # jemalloc: return freed pages, so used_memory is what the data holds
+    after = redis_memory(r)
+    stream = int(r.memory_usage(keys.events, samples=0) or 0)
+    sample = [keys.job(first_id + i) for i in range(0, jobs, max(1, jobs // 1000))]
+    job_hash = statistics.mean(int(r.memory_usage(k, samples=0) or 0) for k in sample)
+    index_keys = [k for k in r.scan_iter(match=keys.prefix + ":jobs:*", count=1000)]
+    index_bytes = sum(int(r.memory_usage(k, samples=0) or 0) for k in index_keys)
+    # Hashes and indexes per job (the stream's change left out), then the stream as it stands at
+    # `jobs` jobs: trimmed to stream_max_len entries, its cost does not grow with more jobs.
+    per_job_without_stream = ((after - stream) - (before - stream_before)) / jobs
+    per_job = per_job_without_stream + stream / jobs
+    return {
+        "method": "synthesized: real decoded job events cloned into Reducer.apply + Store.commit (not through a chain)",
+        **synthesized_from,
+        "jobs": jobs,
+        "compacted": compacted,
+        "stream_max_len": store.stream_max_len,
+        "stream_entries": r.xlen(keys.events),
+        "feed_seconds": fed_seconds,
+        "compact_seconds": compact_seconds,
+        "used_before": before,
+        "used_full": full,
+        "used_after": after,
+        "bytes_per_job_uncompacted": ((full - stream_full) - (before - stream_before)) / jobs + stream_full / jobs,
+        "bytes_per_job_uncompacted_without_stream": ((full - stream_full) - (before - stream_before)) / jobs,
+        "bytes_per_settled_job": per_job,
+        "bytes_per_settled_job_without_stream": per_job_without_stream,
+        "job_hash_bytes_mean": job_hash,
+        "index_bytes_per_job": index_bytes / jobs,  # the sorted sets: all, by status, requester, provider
+        "stream_bytes": stream,
+        "stream_bytes_before": stream_before,
+        # A million settled jobs: the per-job cost of hashes and indexes, plus the capped stream.
+        "bytes_per_million_jobs": per_job_without_stream * 1_000_000 + stream,
+        "target_bytes_per_settled_job": 1500,
+        "met": per_job <= 1500,
+    }
 
 
 def live_lag(
@@ -295,58 +363,69 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     }
     log(f"generated {generated.jobs:,} jobs ({generated.txs:,} txs) in {generated.seconds:.1f} s; head {head}")
 
-    max_range = config.max_range if config is not None else (args.max_range or 5000)
     if config is not None:
         results["config"] = {
             "max_range": config.max_range,
             "confirmations": config.confirmations,
             "finality_depth": config.finality_depth,
             "poll_interval": config.poll_interval,
+            "stream_max_len": config.stream_max_len,
+            "compact_after": config.compact_after,
         }
 
-    addresses = [deployment.addresses["JobMarket"], deployment.addresses["ProviderStaking"]]
-    log(f"(a) raw eth_getLogs over blocks {deployment.deploy_block}-{head} in chunks of {max_range}")
-    results["raw"] = raw_rate(rpc_url, deployment.deploy_block, head, addresses, max_range)
-    log(f"(a) {results['raw']['logs']:,} logs, best {results['raw']['logs_per_second']:,.0f} logs/s")
     if config is None or Indexer is None:
-        return results
+        raise DevChainError(f"the indexer is not importable: {results.get('indexer_unavailable')}")
 
+    # (a) and (b) interleaved: raw read, backfill, raw read, backfill, ... so that both sides see the
+    # same machine load; median and spread of each, ratio of the medians.
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    runs = []
-    for attempt in range(1, BACKFILL_REPEATS + 1):
+    raw_runs: list[dict[str, Any]] = []
+    fill_runs: list[dict[str, Any]] = []
+    indexer = Indexer(config)
+    raw_read(indexer, deployment.deploy_block, head)  # warm-up: connection, node caches
+    for attempt in range(1, args.reps + 1):
+        raw_runs.append(raw_read(indexer, deployment.deploy_block, head))
         r.flushall()
         indexer = Indexer(config)
         memory_before = redis_memory(r)
-        log(f"(b) backfill from an empty Redis, run {attempt} of {BACKFILL_REPEATS}")
-        runs.append(backfill(indexer, r, head, timeout=args.timeout))
-        log(f"(b) {runs[-1]['events']:,} events in {runs[-1]['seconds']:.2f} s")
-    # Redis now holds the last run's state (memory and state checks below).
-    results["backfill"] = dict(max(runs, key=lambda run: run["events_per_second"]))
-    results["backfill"]["runs_events_per_second"] = [run["events_per_second"] for run in runs]
-    results["backfill"]["median_events_per_second"] = statistics.median(results["backfill"]["runs_events_per_second"])
-    results["backfill"]["ratio"] = results["backfill"]["events_per_second"] / results["raw"]["logs_per_second"]
-    results["backfill"]["median_ratio"] = results["backfill"]["median_events_per_second"] / results["raw"]["logs_per_second"]
+        fill_runs.append(backfill(indexer, r, head, timeout=args.timeout))
+        log(f"rep {attempt}/{args.reps}: raw {raw_runs[-1]['logs_per_second']:,.0f} logs/s, "
+            f"backfill {fill_runs[-1]['events_per_second']:,.0f} events/s")
+    raw_rates = spread([x["logs_per_second"] for x in raw_runs])
+    fill_rates = spread([x["events_per_second"] for x in fill_runs])
+    results["raw"] = {
+        "transport": "indexer LogFetcher (msgspec), the indexer's addresses and topics, max_range chunks, serial, no decoding",
+        "logs": raw_runs[0]["logs"],
+        "requests": raw_runs[0]["requests"],
+        "logs_per_second": raw_rates,
+    }
+    results["backfill"] = {
+        "events": fill_runs[-1]["events"],
+        "calls": fill_runs[-1]["calls"],
+        "events_per_second": fill_rates,
+        "ratio_of_medians": fill_rates["median"] / raw_rates["median"],
+        "ratio_per_rep": [f["events_per_second"] / w["logs_per_second"] for f, w in zip(fill_runs, raw_runs, strict=True)],
+        "reps": args.reps,
+        "interleaved": True,
+    }
 
     keys = indexer.keys
     finalized = r.zcard(keys.jobs_by_status("Finalized"))
     results["state_check"] = {
-        "events_equal_protocol_logs": results["backfill"]["events"] == results["raw"]["protocol_logs"],
+        "events_equal_logs": results["backfill"]["events"] == results["raw"]["logs"],
         "finalized_jobs": finalized,
         "finalized_jobs_expected": generated.jobs,
     }
-    if not results["state_check"]["events_equal_protocol_logs"] or finalized != generated.jobs:
+    if not results["state_check"]["events_equal_logs"] or finalized != generated.jobs:
         log(f"WARNING: state check failed: {results['state_check']}")
 
     memory_after = redis_memory(r)
     stream = int(r.memory_usage(keys.events, samples=0) or 0)
-    undo_keys = list(r.scan_iter(match=keys.undo("*"), count=1000))  # type: ignore[arg-type]
-    bookkeeping = sum(int(r.memory_usage(k, samples=0) or 0) for k in [*undo_keys, keys.blocks])
     delta = memory_after - memory_before
     results["memory"] = {
         "used_before": memory_before,
         "used_after": memory_after,
         "stream_bytes": stream,
-        "undo_and_blocks_bytes": bookkeeping,
         "keys": r.dbsize(),
         "bytes_per_job": delta / generated.jobs,
         "bytes_per_job_without_stream": (delta - stream) / generated.jobs,
@@ -356,15 +435,18 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     chain.fund([requester], to_wei(1) * args.live_jobs)
     log(f"(c) live lag: Indexer.run(), poll interval {config.poll_interval} s, {args.live_jobs} jobs posted one by one")
     results["live"] = live_lag(chain, indexer, r, requester, args.live_jobs, config.poll_interval, first_spec=args.jobs)
-    results["live"]["target"] = config.poll_interval + LAG_MARGIN
-    live, ratio = results["live"], results["backfill"]["ratio"]
+    if args.memory_jobs:
+        log(f"(e) retention: {args.memory_jobs:,} synthesized settled jobs, then compaction")
+        results["retention"] = retained_memory(indexer, r, args.memory_jobs)
+        log(f"(e) {results['retention']['bytes_per_settled_job']:,.0f} B per settled job")
+    live, ratio = results["live"], results["backfill"]["ratio_of_medians"]
     results["targets"] = {
-        "backfill_ratio": {"value": ratio, "target": f">= {TARGET_RATIO}", "met": ratio >= TARGET_RATIO},
-        **{
-            f"live_lag_{stat}": {"value": live[stat], "target": f"< {live['target']}", "met": live[stat] < live["target"]}
-            for stat in ("median", "p95")
-        },
+        "backfill_ratio": {"value": ratio, "target": ">= 0.75", "met": ratio >= 0.75},
+        "live_lag_p95": {"value": live["p95"], "target": "< 0.3", "met": live["p95"] < 0.3},
     }
+    if "retention" in results:
+        value = results["retention"]["bytes_per_settled_job"]
+        results["targets"]["bytes_per_settled_job"] = {"value": value, "target": "<= 1500", "met": value <= 1500}
     r.close()
     return results
 
@@ -372,74 +454,35 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
 # ---------------------------------------------------------------------------------------- report
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
-def report(results: dict[str, Any]) -> str:
-    m, v, g = results["machine"], results["versions"], results["generation"]
-    lines = [
-        "depin-compute indexer benchmark",
-        f"  machine     {m['cores']} cores, {m['cpu']}, {m['os']}",
-        (f"  versions    anvil {v['anvil'].removeprefix('anvil Version: ')}, {v['redis_server'].split(' sha=')[0]}, "
-        f"Python {v['python']}, web3 {v['web3']}, redis-py {v['redis_py']}, depin-compute {v['depin_compute']}"),
-        (f"  chain       {g['jobs']:,} jobs, {g['txs']:,} txs in {g['blocks']:,} blocks "
-        f"+ {g['empty_blocks_to_finality']} empty (range {g['range'][0]}-{g['range'][1]}); "
-        f"deploy {results['deploy_seconds']:.1f} s, generation {g['seconds']:.1f} s "
-        f"({g['jobs_per_second']:,.0f} jobs/s, {g['txs_per_second']:,.0f} tx/s)"),
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as a markdown table (each row names the JSON field it comes from)."""
+    raw, b, live, mem = results["raw"], results["backfill"], results["live"], results["memory"]
+    rows = [
+        ("raw read, indexer transport (logs/s)", raw["logs_per_second"], "raw.logs_per_second"),
+        ("backfill (events/s)", b["events_per_second"], "backfill.events_per_second"),
     ]
-    if "config" in results:
-        c = results["config"]
-        lines.append(
-            f"  indexer     max_range {c['max_range']}, confirmations {c['confirmations']}, "
-            f"finality depth {c['finality_depth']}, poll interval {c['poll_interval']} s"
-        )
-    raw = results["raw"]
-    rows: list[tuple[str, str, str, str]] = [
-        (
-            "(a) raw eth_getLogs, no decoding",
-            f"{raw['logs_per_second']:,.0f} logs/s",
-            "reference",
-            (f"{raw['logs']:,} logs, {raw['requests']} request(s); best of {RAW_REPEATS}: "
-            f"RpcClient {raw['rpc_client_best']:,.0f}, HTTP POST {raw['http_post_best']:,.0f}"),
-        )
+    out = [
+        f"indexer: {results['generation']['jobs']:,} jobs on chain, {raw['logs']:,} logs, {b['reps']} interleaved reps",
+        "",
+        "| measurement | median | min | max | JSON field |",
+        "|---|---:|---:|---:|---|",
     ]
-    if "backfill" in results:
-        b, mem, live, check = results["backfill"], results["memory"], results["live"], results["state_check"]
-        rows += [
-            ("(b) indexer backfill", f"{b['events_per_second']:,.0f} events/s", "",
-             (f"best of {BACKFILL_REPEATS}: {b['events']:,} events in {b['seconds']:.2f} s, {b['calls']} sync_once calls; "
-             f"median {b['median_events_per_second']:,.0f} events/s")),
-            ("    backfill / raw", f"{b['ratio']:.0%}", f">= {TARGET_RATIO:.0%}  {verdict(b['ratio'] >= TARGET_RATIO)}",
-             f"best against best; median backfill / best raw {b['median_ratio']:.0%}"),
-            ("(c) live lag, median", f"{live['median'] * 1000:,.0f} ms", (f"< {live['target'] * 1000:,.0f} ms  "
-             f"{verdict(live['median'] < live['target'])}"), f"{live['jobs']} jobs posted one by one"),
-            ("    live lag, p95", f"{live['p95'] * 1000:,.0f} ms", (f"< {live['target'] * 1000:,.0f} ms  "
-             f"{verdict(live['p95'] < live['target'])}"), f"max {live['max'] * 1000:,.0f} ms"),
-            ("(d) Redis memory per job", f"{mem['bytes_per_job']:,.0f} B", "(reported)",
-             (f"{(mem['used_after'] - mem['used_before']) / 2**20:,.1f} MiB for {g['jobs']:,} jobs, "
-             f"{mem['keys']:,} keys")),
-            ("    ... without the stream", f"{mem['bytes_per_job_without_stream']:,.0f} B", "(reported)",
-             (f"stream {mem['stream_bytes'] / 2**20:,.1f} MiB; undo records + block hashes "
-             f"{mem['undo_and_blocks_bytes'] / 2**10:,.0f} KiB")),
-        ]
-        state_ok = check["events_equal_protocol_logs"] and check["finalized_jobs"] == check["finalized_jobs_expected"]
-        skipped = raw["logs"] - raw["protocol_logs"]
-        state_note = (
-            f"state check: events applied = the {raw['protocol_logs']:,} protocol logs ({skipped} AccessControl role "
-            "logs skipped by design), every job Finalized in Redis"
-            if state_ok
-            else f"STATE CHECK FAILED: {check}"
-        )
-    else:
-        state_note = f"indexer core unavailable ({results.get('indexer_unavailable')}): (b), (c), (d) not measured"
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines.append("")
-    lines.append(f"  {'measurement':<{widths[0]}}  {'value':>{widths[1]}}  {'target':<{widths[2]}}  notes")
-    for row in rows:
-        lines.append(f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
-    lines += ["", f"  {state_note}"]
-    return "\n".join(lines)
+    for label, st, field in rows:
+        out.append(f"| {label} | {st['median']:,.0f} | {st['min']:,.0f} | {st['max']:,.0f} | `{field}` |")
+    out.append(f"| backfill / raw (ratio of medians) | {b['ratio_of_medians']:.0%} | {min(b['ratio_per_rep']):.0%} | "
+               f"{max(b['ratio_per_rep']):.0%} | `backfill.ratio_of_medians` |")
+    out.append(f"| live lag p50 / p95 (ms, poll {results['config']['poll_interval']} s) | {live['median'] * 1000:,.0f} / "
+               f"{live['p95'] * 1000:,.0f} | {live['min'] * 1000:,.0f} | {live['max'] * 1000:,.0f} | `live.median`, `live.p95` |")
+    out.append(f"| Redis bytes per job, no compaction | {mem['bytes_per_job']:,.0f} | | | `memory.bytes_per_job` |")
+    if "retention" in results:
+        ret = results["retention"]
+        out.append(f"| Redis bytes per settled job, compacted, at {ret['jobs']:,} jobs ({ret['method'].split(':')[0]}) | "
+                   f"{ret['bytes_per_settled_job']:,.0f} | | | `retention.bytes_per_settled_job` |")
+        out.append(f"| Redis memory per million settled jobs (MiB) | {ret['bytes_per_million_jobs'] / 2**20:,.0f} | | | "
+                   "`retention.bytes_per_million_jobs` |")
+    out.append("")
+    out.append("targets: " + ", ".join(f"{k} {v['target']}: {'met' if v['met'] else 'MISSED'}" for k, v in results["targets"].items()))
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -455,10 +498,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--max-range", type=int, default=None, help="override the indexer's max_range (blocks per eth_getLogs)")
     add("--timeout", type=float, default=1800.0, help="give up on the backfill after this many seconds")
     add("--keep", action="store_true", help="keep the temporary directory (anvil and redis logs, deployment)")
-    add("--json", action="store_true", help="print the results as JSON instead of a table")
+    add("--reps", type=int, default=5, help="interleaved repetitions of the raw read and the backfill (default 5)")
+    add("--memory-jobs", type=int, default=100_000,
+        help="settled jobs synthesized for the retention memory figure (default 100,000; 0: skip)")
+    add("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.live_jobs < 1:
-        parser.error("--jobs and --live-jobs must be positive")
+    if args.jobs < 1 or args.live_jobs < 1 or args.reps < 1 or args.memory_jobs < 0:
+        parser.error("--jobs, --live-jobs and --reps must be positive, --memory-jobs not negative")
     return args
 
 
@@ -475,7 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         results = run(args, workdir, started)
-        print(json.dumps(results, indent=2, sort_keys=True) if args.json else report(results))
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            log(f"wrote {args.json}")
+        print(markdown(results))
     except KeyboardInterrupt:
         log("interrupted")
         status = 130

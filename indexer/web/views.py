@@ -417,7 +417,7 @@ class Explorer:
             raise NotFound(f"no provider {who} in the index (it never registered with the staking contract)")
         ids = self._party_jobs(self.reader.keys.jobs_by_provider(who))
         fields = ["status", "provider", "failure", "failureCode", "outcome", "payout", "emission", "providerPayout",
-                  "slashed", "verificationBlock", "caseOutcome", "reward", "history", "timeouts", "auditBps"]
+                  "slashed", "verificationBlock", "caseOutcome", "reward", "history", "timeouts", "auditBps", "settledBlock"]
         rows = self.reader.jobs_fields(ids, fields)
         mine = who.lower()
         done = failed = slashed = timed_out = audited = 0
@@ -446,6 +446,8 @@ class Explorer:
                 if isinstance(history, list):
                     settled_at = [h.get("block", 0) for h in history if isinstance(h, dict) and h.get("event") in SETTLED_EVENTS]
                     block = int(settled_at[-1]) if settled_at else int(history[-1].get("block", 0)) if history else 0
+                elif f.get("settledBlock"):  # a compacted job keeps its settling block only
+                    block = int(f["settledBlock"])
                 earnings.append((block, amount))
             jobs.append({"id": job_id, "status": status, "holder": holder, "failure": f.get("failure") == "1",
                          "reward": f.get("reward"), "payout": amount, "outcome": f.get("outcome") or ""})

@@ -1,0 +1,86 @@
+"""Smoke runs of the benchmarks with tiny sizes: each writes its JSON report with the documented
+fields and positive figures (no speed is asserted: the figures of a tiny run mean nothing). Every
+benchmark starts its own throwaway services (anvil, redis-server, Podman) on free ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from depin.deployment import REPO_ROOT
+
+
+def _run(tmp_path: Path, script: str, *args: str, timeout: float = 900) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, f"scripts/{script}", *args, "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def _spread_ok(st: dict[str, Any], reps: int) -> None:
+    assert set(st) == {"runs", "median", "min", "max", "stdev"}
+    assert len(st["runs"]) == reps and all(x > 0 for x in st["runs"])
+    assert 0 < st["min"] <= st["median"] <= st["max"] and st["stdev"] >= 0
+
+
+def test_bench_indexer_smoke(tmp_path: Path) -> None:
+    res, table = _run(tmp_path, "bench_indexer.py", "--jobs", "20", "--live-jobs", "2", "--reps", "2", "--memory-jobs", "300")
+    _spread_ok(res["raw"]["logs_per_second"], 2)
+    _spread_ok(res["backfill"]["events_per_second"], 2)
+    assert res["backfill"]["interleaved"] is True and res["backfill"]["ratio_of_medians"] > 0
+    assert res["raw"]["logs"] == res["backfill"]["events"] > 80  # the same logs on both sides
+    assert res["state_check"]["finalized_jobs"] == res["state_check"]["finalized_jobs_expected"] == 20
+    assert res["config"]["poll_interval"] == 0.5  # the default poll
+    assert 0 < res["live"]["median"] <= res["live"]["p95"] and res["live"]["jobs"] == 2
+    ret = res["retention"]
+    assert ret["jobs"] == 300 and ret["compacted"] >= 300 and ret["method"].startswith("synthesized")
+    assert 0 < ret["bytes_per_settled_job"] < ret["bytes_per_job_uncompacted"]
+    assert ret["bytes_per_million_jobs"] > 0 and ret["job_hash_bytes_mean"] > 0
+    assert "`retention.bytes_per_settled_job`" in table and "`backfill.ratio_of_medians`" in table
+
+
+def test_bench_executor_smoke(tmp_path: Path) -> None:
+    res, table = _run(tmp_path, "bench_executor.py", "--reps", "2", "--throughput-jobs", "1")
+    assert res["config"]["poll_interval"] == 0.5 and res["config"]["interleaved"] is True
+    for st in (res["latency"]["plain_seconds"], res["latency"]["executor_seconds"],
+               res["throughput"]["plain_per_minute"], res["throughput"]["executor_per_minute"]):
+        _spread_ok(st, 2)
+    assert res["throughput"]["ratio_of_medians"] > 0
+    assert "`latency.executor_seconds`" in table
+
+
+def test_bench_load_smoke(tmp_path: Path) -> None:
+    res, table = _run(tmp_path, "bench_load.py", "--providers", "2", "--requesters", "2", "--jobs", "10")
+    assert res["finalized"] == 10 and res["jobs_per_minute"] > 0
+    checks = res["checks"]
+    assert checks["every_job_finalized_once"] is True and checks["stuck"] == [] and checks["paid_twice"] == []
+    assert checks["finalize_logs"] == 10
+    fair = res["fairness"]
+    assert len(fair["jobs_per_provider"]) == 2 and sum(fair["jobs_per_provider"].values()) == 10
+    assert 0 < fair["jain_index"] <= 1 and 0 <= fair["min_share"] <= fair["max_share"] <= 1
+    lat = res["post_to_finalized_seconds"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["max"]
+    assert "`jobs_per_minute`" in table
+
+
+def test_bench_all_report(tmp_path: Path) -> None:
+    """scripts/bench_report.py: one folder with each benchmark's JSON, report.json and report.md."""
+    out = tmp_path / "bench-out"
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench_report.py", "--quick", "--only", "indexer", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    report = json.loads((out / "report.json").read_text())
+    entry = report["benchmarks"]["indexer"]
+    assert entry["status"] == 0 and entry["json"] == "indexer.json" and entry["seconds"] > 0
+    assert entry["results"] == json.loads((out / "indexer.json").read_text())
+    assert entry["results"]["backfill"]["events_per_second"]["median"] > 0
+    md = (out / "report.md").read_text()
+    assert md.startswith("# depin-compute benchmarks") and "## indexer" in md and "| backfill (events/s) |" in md

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from depin.deployment import REPO_ROOT
+from executor.engine import stop_podman_service
 from tests.indexer.services import RedisServer
 
 DEPIN = Path(sys.executable).parent / "depin"
@@ -109,7 +110,11 @@ def test_supervisor_gives_up_on_a_component_that_keeps_crashing_at_start(tmp_pat
     naming the component and the child's own error."""
     config = _config(tmp_path, deployment="missing.json")
     env = _env(DEPIN_MAX_START_CRASHES="2", DEPIN_STOP_GRACE="10")
-    done = _run([sys.executable, "-m", "executor", "start", "--config", str(config)], env, timeout=180)
+    try:
+        done = _run([sys.executable, "-m", "executor", "start", "--config", str(config)], env, timeout=180)
+    finally:
+        # the supervisor's engine check started the project's Podman service under the config's state_dir
+        stop_podman_service(tmp_path / "state")
     assert done.returncode == 1, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: executor component "), last

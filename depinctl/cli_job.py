@@ -273,8 +273,10 @@ def job_post(
 ) -> None:
     """Post a job: build its canonical spec, escrow reward + fee + audit fee and print the new job id.
 
-    The escrow is the reward R, the protocol fee f*R and, unless --verify none, the audit fee A
-    (1.1 R at the default parameters; credited back when the job is not drawn for audit).
+    The escrow is the reward R, the protocol fee f*R and, unless --verify none, the audit escrow
+    E = A + 3w (4.4 R at the default parameters: the auditor's pay A and the jury deposit that pays
+    a jury when the job turns out not to be reproducible; credited back when the job is not drawn
+    for audit, and what the court does not use is refunded).
 
     Example: depin job post --image depin/checksum@sha256:… --cmd "sha256sum /in/data" --input data=./data.bin --reward 0.5 --dev-account 1
     """

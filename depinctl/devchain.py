@@ -303,9 +303,19 @@ class DevChain:
     def set_automine(self, enabled: bool) -> None:
         self.rpc.call("evm_setAutomine", [enabled])
 
+    def mining_is_pausable(self) -> bool:
+        """Whether :meth:`manual_mining` can stop this node's mining (and restore it afterwards).
+
+        False for a node that reports neither automine nor an interval: one already held by hand,
+        or ``anvil --block-time N --mixed-mining`` (the devnet's), which answers exactly so while it
+        mines every transaction at once and a block every N s. The RPC can neither tell the two
+        apart nor put a node back into mixed mining, so such a node is left alone."""
+        return bool(self.automine or self.rpc.call("anvil_getIntervalMining"))
+
     @contextmanager
     def manual_mining(self) -> Iterator[None]:
-        """Automine and interval mining off inside the block; restored as they were afterwards."""
+        """Automine and interval mining off inside the block; restored as they were afterwards.
+        A mixed-mining node keeps mining (see :meth:`mining_is_pausable`)."""
         automine = self.automine
         interval = self.rpc.call("anvil_getIntervalMining")
         if interval:
@@ -412,6 +422,12 @@ class DevChain:
             head = self.block_number()
             return BulkResult(0, head + 1, head, 0, 0.0)
         started = time.perf_counter()
+        if not self.mining_is_pausable():
+            first_block = self.block_number() + 1
+            gas_used = self._send_in_waves(txs, gas_price)
+            self._bulk_txs += len(txs)
+            self._bulk_gas_used += gas_used
+            return BulkResult(len(txs), first_block, self.block_number(), gas_used, time.perf_counter() - started)
         senders = sorted({t.sender for t in txs})
         counts = self.rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
         nonces = {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
@@ -445,6 +461,39 @@ class DevChain:
         self._bulk_txs += len(txs)
         self._bulk_gas_used += gas_used
         return BulkResult(len(txs), first_block, last_block, gas_used, time.perf_counter() - started)
+
+    def _send_in_waves(self, txs: Sequence[Tx], gas_price: int | None, timeout: float = 60.0) -> int:
+        """:meth:`send_bulk` on a node whose mining cannot be paused (mixed mining, or held by
+        hand): in waves of at most one transaction per sender, each wave mined (by the node, or by
+        the block mined here) and its receipts read before the next is sent. Anvil mines while it
+        adds a batch's members concurrently, and a transaction added just after its same-sender
+        predecessor was mined stays queued for good (the pool waits for a nonce marker that the
+        mined block already pruned): three of a devnet's funding transactions once did. Within a
+        wave every transaction carries its sender's next on-chain nonce, so none waits on another.
+        Returns the gas used; raises :class:`TxFailed` on the first revert."""
+        queues: dict[str, list[Tx]] = {}
+        for t in txs:
+            queues.setdefault(t.sender, []).append(t)
+        gas_used = 0
+        while queues:
+            wave = [q.pop(0) for q in queues.values()]
+            queues = {s: q for s, q in queues.items() if q}
+            counts = self.rpc.batch([("eth_getTransactionCount", [t.sender, "pending"]) for t in wave])
+            base_fee = int(self.block("pending").get("baseFeePerGas") or "0x0", 16)
+            price = gas_price or max(2 * base_fee, GWEI)
+            calls = [
+                ("eth_sendTransaction", [{"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas),
+                                          "gasPrice": hex(price), "nonce": c}])
+                for t, c in zip(wave, counts, strict=True)
+            ]
+            hashes = self.rpc.batch(calls, retries=0)
+            self.rpc.call("evm_mine")  # a node held by hand mines nothing else; a mixed one has mined them already
+            receipts = [self.wait_for_receipt(h, timeout=timeout) for h in hashes]
+            for h, r in zip(hashes, receipts, strict=True):
+                gas_used += int(r["gasUsed"], 16)
+                if r["status"] != "0x1":
+                    raise TxFailed(f"a bulk transaction from {r['from']}", self._revert_reason(h), h)
+        return gas_used
 
     def _mine_block(self, base_fee: int) -> None:
         """Mines one block at `base_fee`. Two calls, not one batch: anvil may run the members of a

@@ -6,6 +6,7 @@ project's deploy script, as the indexer benchmark and the devnet do.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -124,3 +125,43 @@ def test_codec_round_trips_and_names_unknown_errors(chain: DevChain) -> None:
     assert data.startswith("0x" + chain.codec.function("JobMarket", "submitResult").selector.hex())
     assert chain.codec.decode_error("0xdeadbeef").startswith("unknown error 0xdeadbeef")
     assert "no revert data" in chain.codec.decode_error("0x")
+
+
+@pytest.fixture(scope="module")
+def mixed_chain(tmp_path_factory: pytest.TempPathFactory):
+    """The devnet's kind of node: ``anvil --block-time 1 --mixed-mining`` (mines every transaction
+    at once and a block every second; reports neither automine nor an interval)."""
+    workdir: Path = tmp_path_factory.mktemp("devchain-mixed")
+    proc, url = start_anvil(workdir / "anvil", block_time=1)
+    try:
+        deployment = deploy_with_ape(url, workdir / "deployments")
+        yield DevChain(url, deployment)
+    finally:
+        proc.stop()
+
+
+def test_send_bulk_on_a_mixed_mining_node_mines_every_transaction_and_leaves_its_mining_alone(mixed_chain: DevChain) -> None:
+    """The devnet's funding bulk: many transactions from one sender (the faucet's mints) and a
+    few from each funded account (its approvals). On a node that mines while anvil adds a batch's
+    members concurrently, a same-sender transaction added just after its predecessor was mined
+    stayed queued for good ("3 transactions stay in the pool" in a fresh devnet). Sent in waves
+    of one transaction per sender, every one is mined, in several rounds, and the node keeps
+    mining on its own afterwards (mixed mining cannot be restored over RPC once turned off)."""
+    chain = mixed_chain
+    assert not chain.mining_is_pausable()
+    token = chain.contracts.reward_token
+    for round_ in range(3):
+        accounts = chain.new_accounts(16, seed=f"test-devchain-mixed-{round_}")
+        chain.fund(accounts, to_wei(7))
+        assert {chain.token_balance(a) for a in accounts} == {to_wei(7)}
+        assert all(int(chain.read(token.allowance(a, chain.staking))) > 0 for a in accounts)
+        status = chain.rpc.call("txpool_status")
+        assert (status["pending"], status["queued"]) == ("0x0", "0x0"), status
+    # still mixed: a block arrives on an idle chain, and a transaction is mined without help
+    head = chain.block_number()
+    deadline = time.monotonic() + 30
+    while chain.block_number() == head:
+        assert time.monotonic() < deadline, "the node stopped mining on its own"
+        time.sleep(0.05)
+    receipt = chain.approve(chain.accounts[1], chain.market, 1)
+    assert receipt["status"] == "0x1"

@@ -12,7 +12,6 @@ Used by ``scripts/bench_executor.py`` and ``scripts/bench_load.py``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import tomli_w
 
 from depin.chain import RpcClient
 from depin.deployment import REPO_ROOT
@@ -79,24 +79,6 @@ def docker_host_of(client: Any) -> str:
     adapter = getattr(client.api, "_custom_adapter", None)
     socket_path = getattr(adapter, "socket_path", None)
     return "unix://" + socket_path if socket_path else str(client.api.base_url)
-
-
-def _toml(data: dict[str, dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    lines = []
-    for section, values in data.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {value(v)}" for k, v in values.items()]
-        lines.append("")
-    return "\n".join(lines)
 
 
 @dataclass
@@ -210,7 +192,7 @@ class BenchStack:
             "policy": policy,
         }
         path = workdir / "depin.toml"
-        path.write_text(_toml(config))
+        path.write_text(tomli_w.dumps(config))
         env = dict(os.environ)
         env.update({"DEPIN_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO_ROOT)})
         env.update(extra_env or {})

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from depin.deployment import DEFAULT_PARAMETERS_FILE
 from depinctl.deploy import deploy_with_ape
 from depinctl.procs import start_anvil
@@ -31,20 +33,6 @@ CHAIN_ID = 31337
 ACCOUNTS = 24
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def sim_parameters(source: Path = DEFAULT_PARAMETERS_FILE, network: str = SOURCE_NETWORK) -> dict[str, Any]:
     """The `network` entry of the parameters file, for the sim's anvil: mock randomness, faucet on."""
     entry = dict(tomllib.loads(source.read_text())["networks"][network])
@@ -55,8 +43,7 @@ def sim_parameters(source: Path = DEFAULT_PARAMETERS_FILE, network: str = SOURCE
 
 
 def write_parameters(path: Path, entry: dict[str, Any]) -> Path:
-    lines = ["[networks.sim]"] + [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tomli_w.dumps({"networks": {"sim": entry}}))
     return path
 
 

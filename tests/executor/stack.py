@@ -33,6 +33,7 @@ from typing import Any
 import docker
 import redis
 import requests
+import tomli_w
 
 from depin.deployment import REPO_ROOT
 from depin.keys import Keys
@@ -229,7 +230,7 @@ class Stack:
             **(sections or {}),
         }
         path = workdir / "depin.toml"
-        path.write_text(_toml(config))
+        path.write_text(tomli_w.dumps(config))
         env = dict(os.environ)
         env.update(EXECUTOR_ENV)
         env.update(extra_env or {})
@@ -347,21 +348,3 @@ def _rpc_accounts(url: str) -> list[str]:
     from depin.chain import RpcClient
 
     return RpcClient.from_url(url).call("eth_accounts")
-
-
-def _toml(data: dict[str, dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    lines = []
-    for section, values in data.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {value(v)}" for k, v in values.items()]
-        lines.append("")
-    return "\n".join(lines)

@@ -5,7 +5,8 @@ SHELL := /bin/bash
 # anvil/cast/solcjs from npm, ape/pytest from the project venv.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
-PYTEST_ARGS ?=
+# The 30 slowest test phases are listed at the end of every run (where CI time goes).
+PYTEST_ARGS ?= --durations=30
 # pytest exits 5 when it collects no tests. That is a failure here (CI must run real tests);
 # set ALLOW_NO_TESTS=1 to accept it, e.g. while the test suite is still being written.
 ALLOW_NO_TESTS ?= 0

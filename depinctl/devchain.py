@@ -310,14 +310,17 @@ class DevChain:
         or ``anvil --block-time N --mixed-mining`` (the devnet's), which answers exactly so while it
         mines every transaction at once and a block every N s. The RPC can neither tell the two
         apart nor put a node back into mixed mining, so such a node is left alone."""
-        return bool(self.automine or self.rpc.call("anvil_getIntervalMining"))
+        return bool(self.automine or self._interval_mining())
+
+    def _interval_mining(self) -> int | None:
+        return self.rpc.call("anvil_getIntervalMining")
 
     @contextmanager
     def manual_mining(self) -> Iterator[None]:
         """Automine and interval mining off inside the block; restored as they were afterwards.
         A mixed-mining node keeps mining (see :meth:`mining_is_pausable`)."""
         automine = self.automine
-        interval = self.rpc.call("anvil_getIntervalMining")
+        interval = self._interval_mining()
         if interval:
             self.rpc.call("anvil_setIntervalMining", [0])
         self.set_automine(False)
@@ -428,9 +431,7 @@ class DevChain:
             self._bulk_txs += len(txs)
             self._bulk_gas_used += gas_used
             return BulkResult(len(txs), first_block, self.block_number(), gas_used, time.perf_counter() - started)
-        senders = sorted({t.sender for t in txs})
-        counts = self.rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
-        nonces = {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
+        nonces = self._pending_nonces(sorted({t.sender for t in txs}))
         with self.manual_mining():
             # Pin the base fee at its current value for every block mined here: a long run of full
             # blocks would otherwise raise it 12.5% per block until these gas prices no longer pay.
@@ -441,11 +442,8 @@ class DevChain:
             calls: list[tuple[str, Sequence[Any]]] = []
             size = 0
             for k, t in enumerate(txs, 1):
-                nonce = nonces[t.sender]
-                nonces[t.sender] = nonce + 1
-                body = {"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas), "gasPrice": hex(price)}
-                body["nonce"] = hex(nonce)
-                calls.append(("eth_sendTransaction", [body]))
+                calls.append(self._send_call(t, nonces[t.sender], price))
+                nonces[t.sender] += 1
                 size += len(t.data) + 250
                 if per_block and k % per_block == 0:
                     hashes += self.rpc.batch(calls, retries=0)
@@ -478,22 +476,26 @@ class DevChain:
         while queues:
             wave = [q.pop(0) for q in queues.values()]
             queues = {s: q for s, q in queues.items() if q}
-            counts = self.rpc.batch([("eth_getTransactionCount", [t.sender, "pending"]) for t in wave])
+            nonces = self._pending_nonces([t.sender for t in wave])
             base_fee = int(self.block("pending").get("baseFeePerGas") or "0x0", 16)
             price = gas_price or max(2 * base_fee, GWEI)
-            calls = [
-                ("eth_sendTransaction", [{"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas),
-                                          "gasPrice": hex(price), "nonce": c}])
-                for t, c in zip(wave, counts, strict=True)
-            ]
-            hashes = self.rpc.batch(calls, retries=0)
-            self.rpc.call("evm_mine")  # a node held by hand mines nothing else; a mixed one has mined them already
+            hashes = self.rpc.batch([self._send_call(t, nonces[t.sender], price) for t in wave], retries=0)
+            self._mine_block(base_fee)  # a node held by hand mines nothing else; a mixed one has mined them already
             receipts = [self.wait_for_receipt(h, timeout=timeout) for h in hashes]
             for h, r in zip(hashes, receipts, strict=True):
                 gas_used += int(r["gasUsed"], 16)
                 if r["status"] != "0x1":
                     raise TxFailed(f"a bulk transaction from {r['from']}", self._revert_reason(h), h)
         return gas_used
+
+    def _pending_nonces(self, senders: Sequence[str]) -> dict[str, int]:
+        counts = self.rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
+        return {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
+
+    @staticmethod
+    def _send_call(t: Tx, nonce: int, price: int) -> tuple[str, Sequence[Any]]:
+        body = {"from": t.sender, "to": t.to, "data": t.data, "gas": hex(t.gas), "gasPrice": hex(price), "nonce": hex(nonce)}
+        return ("eth_sendTransaction", [body])
 
     def _mine_block(self, base_fee: int) -> None:
         """Mines one block at `base_fee`. Two calls, not one batch: anvil may run the members of a

@@ -7,9 +7,9 @@
 
     client = Client.connect("http://127.0.0.1:8545", Path(".devnet/deployments/31337.json"))
     client = client.with_account(load_account(keystore="keys/me.json", chain_id=client.chain_id))
-    posted = client.post_job(spec, reward=to_wei(1))          # permit + post in one transaction
+    posted = client.post_job(spec, reward=to_wei(1))          # permit + post in one transaction; sealed to me
     job = client.job(posted.job_id)                            # OnchainJob(status=JobStatus.OPEN, ...)
-    client.fetch_result(posted.job_id, Path("out"))            # download, verify sha256, extract
+    client.fetch_result(posted.job_id, Path("out"))            # download, open with my key, verify, extract
 
 Every amount is in base units (18 decimals; :func:`depin.deployment.to_wei`). Every transaction
 method signs locally (:class:`depin.transactions.Transactor`) and returns a
@@ -49,7 +49,7 @@ from depin.accounts import account_from_config, refuse_dev_key_off_devnet
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.contracts import Deployed
-from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, public_key_of
+from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, parse_public_key, public_key_of
 from depin.deployment import (
     DEPLOYMENT_HINT,
     Deployment,
@@ -60,7 +60,7 @@ from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
-from depin.spec import JobSpec, check_canonical, parse_spec
+from depin.spec import JobSpec, check_canonical, parse_spec, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
 from depin.transactions import (
     Receipt,
@@ -302,6 +302,7 @@ class PostedJob:
     tx_hash: str
     gas_used: int
     receipt: Receipt | None = field(default=None, repr=False, compare=False)
+    sealed_to: bytes | None = None  # the compressed public key the result is sealed to; None: a plaintext result
 
 
 @dataclass(frozen=True)
@@ -733,11 +734,27 @@ class Client:
         verify: str | VerifyMode | None = None,
         permit: bool = True,
         approve: bool = True,
+        seal: bool = True,
+        encrypt_to: str | bytes | None = None,
     ) -> PostedJob:
         """Posts a job and escrows R + f*R + A: the `reward` R, the protocol fee f*R and the audit fee
         A (0 for ``verify="none"``), all from the market balance when it covers them, else all from
         the wallet (as the contract takes it). `verify` defaults to the spec's ``verify`` field, else
         ``reexec``.
+
+        **The result is sealed to the poster by default.** A spec without ``delivery`` is posted with
+        ``delivery.encrypt_to`` = this client's own compressed public key (derived from its local
+        signing key; the key is never logged), so the executor publishes the archive encrypted to
+        it (:mod:`depin.delivery`) and :meth:`download_result` opens it with the same account. The
+        added field is part of the posted bytes and the specHash (:func:`depin.spec.with_delivery`).
+        `encrypt_to` (a secp256k1 public key, 33 or 65 bytes or their hex) seals to another key
+        instead. ``seal=False`` posts a spec without ``delivery`` as it is: a plaintext archive,
+        public under its opaque name once submitted, so a drawn verifier could hash it instead of
+        running the job. A spec that already names ``delivery`` is posted as it is (an `encrypt_to`
+        naming another key is refused as contradictory). A client whose account has no local
+        private key (not a :class:`LocalAccount`; e.g. a node-side signer) cannot derive its own
+        key: it posts a plaintext result unless the spec or `encrypt_to` names a key.
+        :attr:`PostedJob.sealed_to` says which key the result is sealed to (None: plaintext).
 
         `max_runtime` (the on-chain submit window, from claim to submission) defaults to the spec's
         ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound;
@@ -752,6 +769,10 @@ class Client:
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
         spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
+        recipient = self._seal_recipient(parsed, seal=seal, encrypt_to=encrypt_to)
+        if recipient is not None and parsed.delivery is None:
+            spec_bytes = with_delivery(spec if isinstance(spec, JobSpec) else spec_bytes, recipient)
+            parsed = parse_spec(spec_bytes)  # the size limit and the schema, with the key in
         if reward <= 0:
             raise Refused("the reward must be positive", "ZeroReward")
         if reward >= 2**88:
@@ -793,10 +814,34 @@ class Client:
                 deadline = self.block_timestamp() + PERMIT_LIFETIME
                 v, r, s = self.permit_signature("JobMarket", need, deadline)
                 receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
-                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
+                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
             self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
         receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
-        return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt)
+        return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
+
+    def own_public_key(self) -> bytes | None:
+        """The compressed secp256k1 public key of this client's local signing key (what
+        :meth:`post_job` seals results to by default), or None: no account, or one without a local
+        private key."""
+        key = getattr(self.account, "key", None) if self.account is not None else None
+        if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+            return None
+        return public_key_of(bytes(key))
+
+    def _seal_recipient(self, spec: JobSpec, *, seal: bool, encrypt_to: str | bytes | None) -> bytes | None:
+        """The key :meth:`post_job` adds as ``delivery.encrypt_to`` (None: post the spec as it is)."""
+        if spec.delivery is not None:
+            if encrypt_to is not None and parse_public_key(encrypt_to) != spec.encrypt_to:
+                raise ClientError("the spec already names a delivery key (delivery.encrypt_to) and encrypt_to gives another one")
+            return None  # posted as it is (seal=False too: it only declines the default)
+        if encrypt_to is not None:
+            if not seal:
+                raise ClientError("encrypt_to seals the result; it contradicts seal=False")
+            try:
+                return parse_public_key(encrypt_to)
+            except DeliveryError as exc:
+                raise ClientError(f"encrypt_to: {exc}") from None
+        return self.own_public_key() if seal else None
 
     def _job_id_from(self, receipt: Receipt) -> int:
         topic = self._topic("JobMarket", "JobPosted")

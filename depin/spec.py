@@ -49,6 +49,9 @@ the result archive and the commitment's salt to this secp256k1 public key (33 by
 65 uncompressed, hex, ``0x`` optional; ``depin keys pubkey`` prints the requester's) and publishes
 the sealed archive under its content address. Only the requester can read the result; anyone can
 check the delivered bytes against the address. Left out of the bytes when absent, like ``output``.
+:meth:`depin.client.Client.post_job` and ``depin job post`` add it by default (the poster's own
+key, :func:`with_delivery`) to a spec that has none, unless told not to (``seal=False``,
+``--clear``); the key is then in the posted bytes and the specHash like any other field.
 
 Inside the container the job sees its inputs under ``/in`` (read-only), writes its results to
 ``/out`` and has a small writable ``/tmp``; everything else is read-only and there is no network.
@@ -270,6 +273,30 @@ class JobSpec(_Strict):
 
     def hash(self) -> bytes:
         return spec_hash(self.to_bytes())
+
+
+def with_delivery(spec: JobSpec | bytes, public_key: str | bytes) -> bytes:
+    """The canonical bytes of `spec` with ``delivery.encrypt_to`` set to `public_key` (any form
+    :func:`depin.delivery.parse_public_key` takes; written compressed, ``0x``-hex). Every other field
+    stays as it was: a :class:`JobSpec` gives :meth:`JobSpec.to_bytes` plus the field, raw
+    (canonical) bytes keep what they spell out and what they leave out. This is what
+    :meth:`depin.client.Client.post_job` posts when it seals a result to the poster by default; the
+    bytes are canonical, so the specHash covers the key and an executor reads it from the posted
+    spec. :class:`SpecError` for a key that is not on the curve or bytes that do not parse."""
+    try:
+        key = "0x" + parse_public_key(public_key).hex()
+    except DeliveryError as exc:
+        raise SpecError(f"delivery.encrypt_to: {exc}") from None
+    if isinstance(spec, JobSpec):
+        return spec.model_copy(update={"delivery": Delivery(encrypt_to=key)}).to_bytes()
+    try:
+        obj = json.loads(bytes(spec).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise SpecError("spec must be a JSON object")
+    obj["delivery"] = {"encrypt_to": key}
+    return canonical_json(obj)
 
 
 def cpu_seconds(spec: JobSpec) -> int:

@@ -29,6 +29,7 @@ from depinctl.cli_keys import (
     PasswordFileOpt,
     open_client,
     parse_tokens,
+    signing_account,
 )
 from depinctl.cliutil import (
     TOKEN_SYMBOL,
@@ -256,9 +257,18 @@ def job_post(
         typer.Option(
             "--encrypt-to",
             metavar="0xPUBKEY",
-            help="Seal the result to this secp256k1 public key (`depin keys pubkey`): only its owner can read it.",
+            help="Seal the result to this secp256k1 public key (`depin keys pubkey`) instead of the signing key's: "
+            "only its owner can read it.",
         ),
     ] = None,
+    clear: Annotated[
+        bool,
+        typer.Option(
+            "--clear",
+            help="Do not seal the result: the archive is then public under its opaque name once submitted, and a "
+            "drawn verifier could copy its digest from it instead of running the job.",
+        ),
+    ] = False,
     permit: Annotated[
         bool,
         typer.Option("--permit/--approve", help="Approve the escrow by an ERC-2612 signature (default) or an approve tx."),
@@ -278,17 +288,40 @@ def job_post(
     a jury when the job turns out not to be reproducible; credited back when the job is not drawn
     for audit, and what the court does not use is refunded).
 
+    The result is sealed to the signing key by default: the spec gets "delivery": {"encrypt_to":
+    <its public key>} (part of the posted bytes and the specHash), the provider publishes the
+    archive encrypted to it, and `depin job result` with the same key opens it. --encrypt-to seals
+    to another key; --clear publishes it in the clear (anyone can read it, and a drawn verifier
+    could copy its digest). --dry-run adds the key only when a key option (or the config's [key])
+    is given. A poster without a local key (a spec posted with `cast` or a node-side unlocked
+    account) gets a plaintext result unless its spec names a key.
+
     Example: depin job post --image depin/checksum@sha256:… --cmd "sha256sum /in/data" --input data=./data.bin --reward 0.5 --dev-account 1
     """
     if verify not in ("reexec", "none"):
         raise ValueError(f"--verify must be reexec or none, not {verify!r}")
+    if clear and encrypt_to:
+        raise ValueError("--clear and --encrypt-to contradict each other: give one of them")
     spec = build_spec(
         image=image, cmd=cmd, inputs=inputs, cpus=cpus, memory=memory, max_runtime=max_runtime,
         output_mb=output_mb, env=env, verify=verify, match=match, encrypt_to=encrypt_to,
     )
     amount = parse_tokens(reward, "reward")
     if dry_run:
+        from depin.delivery import public_key_of  # lazy: start-up
+        from depin.spec import with_delivery  # lazy: start-up
+
+        account = None if clear or encrypt_to else signing_account(
+            config=config, keystore=keystore, password_file=password_file, dev_account=dev_account,
+        )
+        if account is not None:
+            typer.echo(with_delivery(spec, public_key_of(bytes(account.key))).decode())
+            del account
+            return
         typer.echo(spec.to_bytes().decode())
+        if not clear and not encrypt_to:
+            typer.echo("note: posted with a signing key, the spec also gets its public key as delivery.encrypt_to (a sealed "
+                       "result); give the key option to see it, or --clear", err=True)
         return
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
@@ -296,14 +329,20 @@ def job_post(
     )
     posted = client.post_job(
         spec, reward=amount, claim_window=claim_window, challenge_window=challenge_window,
-        collateral_pct=collateral_pct, permit=permit,
+        collateral_pct=collateral_pct, permit=permit, seal=not clear,
     )
     typer.echo(str(posted.job_id))
     job = client.job(posted.job_id)
+    if posted.sealed_to is None:
+        delivery = "result in the clear"
+    elif posted.sealed_to == client.own_public_key():
+        delivery = "result sealed to your key"
+    else:
+        delivery = "result sealed to the --encrypt-to key"
     typer.echo(
         f"posted job {posted.job_id}: reward {format_amount(amount)} {TOKEN_SYMBOL} + fee {format_amount(job.fee)} + audit fee "
-        f"{format_amount(job.audit_fee)} escrowed (verify {job.verify_mode.label}, audit rate {job.audit_bps / 100:g} %), "
-        f"tx {posted.tx_hash}, gas {posted.gas_used:,}",
+        f"{format_amount(job.audit_fee)} escrowed (verify {job.verify_mode.label}, audit rate {job.audit_bps / 100:g} %); "
+        f"{delivery}; tx {posted.tx_hash}, gas {posted.gas_used:,}",
         err=True,
     )
 
@@ -542,7 +581,8 @@ def job_result(
     holding a member that could write or point outside --out (an absolute or escaping symbolic
     link, a hard link, a device, a '..' path).
 
-    A result sealed to the requester (the spec's "delivery": {"encrypt_to": ...}) is first checked
+    A result sealed to the requester (the spec's "delivery": {"encrypt_to": ...}; `job post` seals to
+    the signing key unless --clear) is first checked
     against its content address (the sha256 in its URI), then opened with the requester's key
     (--keystore, --dev-account or the config's [key]; `depin keys pubkey` prints the public key to
     put in the spec), its salt too, and then checked as above.

@@ -27,7 +27,10 @@ from depinctl.cliutil import (
 )
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from depin.client import Client
+    from depin.config import DepinConfig
 
 app = typer.Typer(help="Encrypted keystores for provider and requester keys.", **TYPER_SETTINGS)
 
@@ -97,7 +100,7 @@ def open_client(
 ) -> Client:
     """A connected client from the common options (options first, then the --config file, then the
     defaults), with its signing account when `need_key` (or when one is given)."""
-    from depin.accounts import AccountError, load_account, read_password  # lazy: start-up
+    from depin.accounts import load_account  # lazy: start-up
     from depin.client import Client  # lazy: start-up
 
     cfg = None
@@ -109,13 +112,42 @@ def open_client(
     if deployment is None and cfg is not None and cfg.network.deployment is not None and config is not None:
         deployment = cfg.network.deployment
     client = Client.connect(url, find_deployment_file(deployment), retries=2)
+    account = signing_account(
+        config=config, keystore=keystore, password_file=password_file, dev_account=dev_account, chain_id=client.chain_id,
+        cfg=cfg,
+    )
+    if account is None:
+        if need_key:
+            load_account(chain_id=client.chain_id)  # raises the "no signing key" explanation
+        return client
+    return client.with_account(account)
+
+
+def signing_account(
+    *,
+    config: Path | None,
+    keystore: Path | None = None,
+    password_file: Path | None = None,
+    dev_account: int | None = None,
+    chain_id: int | None = None,
+    cfg: DepinConfig | None = None,
+) -> LocalAccount | None:
+    """The signing account the common key options name (options first, then the --config file's
+    [key] section), unlocked; None when they name none. Without a `chain_id` (no node asked: ``job
+    post --dry-run``) a dev account is taken as on the local devnet."""
+    from depin.accounts import AccountError, load_account, read_password  # lazy: start-up
+    from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
+
+    if cfg is None and config is not None:
+        from depin.config import load_config  # lazy: start-up
+
+        cfg = load_config(config)
     if keystore is None and dev_account is None and cfg is not None:
         keystore, dev_account = cfg.key.keystore, cfg.key.dev_account
         password_file = password_file or cfg.key.password_file
     if keystore is None and dev_account is None:
-        if need_key:
-            load_account(chain_id=client.chain_id)  # raises the "no signing key" explanation
-        return client
+        return None
+    chain = min(LOCAL_CHAIN_IDS) if chain_id is None else chain_id
     if keystore is not None:
         try:
             password = read_password(None, password_file)
@@ -123,11 +155,10 @@ def open_client(
             if password_file is not None or not sys.stdin.isatty():
                 raise
             password = typer.prompt(f"password for {keystore}", hide_input=True)
-        account = load_account(keystore=keystore, password=password, chain_id=client.chain_id)
+        account = load_account(keystore=keystore, password=password, chain_id=chain)
         del password
-    else:
-        account = load_account(dev_account_index=dev_account, chain_id=client.chain_id)
-    return client.with_account(account)
+        return account
+    return load_account(dev_account_index=dev_account, chain_id=chain)
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -268,5 +299,5 @@ def keys_pubkey(
 # Re-exported for the other group modules.
 __all__ = [
     "ConfigOpt", "DeploymentOpt", "DevAccountOpt", "KeystoreOpt", "PasswordFileOpt", "RpcUrlOpt", "app",
-    "open_client", "parse_tokens",
+    "open_client", "parse_tokens", "signing_account",
 ]

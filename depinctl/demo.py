@@ -10,7 +10,9 @@ runs the scenarios chosen with ``--scenario`` (default ``all``), showing each st
    commitment was included; its randomness decides whether the job is audited (probability
    ``p_job``, fixed at post). Not drawn: the challenge window runs out and the job is finalized.
    Drawn: a verifier of the pool re-runs it, its sealed digest agrees and the court pays everyone.
-   The demo downloads the archive and checks it against the on-chain commitment.
+   The job is posted with the SDK's defaults, so its result is sealed to the requester's key: the
+   demo downloads the sealed archive, opens it with that key and checks it against the on-chain
+   commitment.
 2. **cheater**: the demo is a provider with no hardware (its own staked account). It claims jobs
    and commits to a made-up digest. Undrawn jobs pay it (it got away with those: printed); the
    first drawn one is audited by the pool, the audit disagrees, a jury of 3 confirms, the court
@@ -523,7 +525,7 @@ class Demo:
             self.record(sc, step)
             status.update("downloading the result and checking it against the chain…")
             out = self.devnet.dir / "demo" / f"result-{job_id}"
-            fetched = requester.download_result(job_id, out)  # checked against the on-chain commitment
+            fetched = requester.download_result(job_id, out)  # sealed to the requester: opened, checked against the commitment
             result_text = (out / "result.txt").read_text().strip()
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"
             if result_text != expected:
@@ -531,7 +533,7 @@ class Demo:
         self.close_flows(sc, seats=[job_id] if drawn else None)
         total = sum(s.seconds for s in sc.steps)
         onchain = self.client.job(job_id)
-        sc.facts.update(job=job_id, drawn=drawn, status=onchain.status.label, reward=str(onchain.reward), fee=str(posted_fee),
+        sc.facts.update(job=job_id, drawn=drawn, sealed=fetched.sealed, status=onchain.status.label, reward=str(onchain.reward), fee=str(posted_fee),
                         audit_fee=str(posted_audit), kappa_bps=self.client.params().kappa_bps, provider=provider)
         sc.summary = {
             "job id": str(job_id),
@@ -540,6 +542,8 @@ class Demo:
             "the draw": draw,
             **({"the audit": "; ".join(self.court_story(job_id))} if drawn else {}),
             "result digest": "0x" + fetched.digest.hex() + " (revealed only by the archive itself)",
+            "delivery": ("sealed to the requester's key (the SDK's default): only it opens the archive and its salt"
+                         if fetched.sealed else "in the clear: anyone can read the archive"),
             "verified": f"the archive from {fetched.uri} with the salt beside it gives the on-chain commitment",
             "output": result_text,
             "paid": f"{tokens(found[1])} withdrawn by the provider ({fin})",

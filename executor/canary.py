@@ -160,6 +160,8 @@ def post_if_due(rt: Runtime) -> int:
     if time.time() - last < c.interval or len(in_flight(rt)) >= c.max_open:
         return 0
     rt.state.set(rt.xkeys.canary_posted, f"{time.time():.3f}")
+    # the SDK's defaults: sealed to the canary's own key like any job posted through the SDK, so a
+    # canary's spec does not stand out by a missing delivery field
     posted = rt.client.post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
     set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
     log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})

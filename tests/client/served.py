@@ -1,4 +1,4 @@
-"""A tiny local HTTP server for result archives (tests only)."""
+"""A tiny local HTTP server for result archives, and what an executor publishes on it (tests only)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from depin.client import Client
+from depin.outputs import ResultArchive
+from depin.spec import parse_spec
+from executor.results import ResultStore, SubmissionJournal, prepare_submission
 
 
 @contextmanager
@@ -36,3 +42,20 @@ def serve(files: dict[str, bytes]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def publish(provider: Client, job_id: int, archive: ResultArchive, store: ResultStore, files: dict[str, bytes], tmp: Path) -> str:
+    """What an executor does with a finished job (executor.execute, executor.results): store the
+    archive, sealed to the key the *posted* spec names (``store.put(..., encrypt_to=spec.encrypt_to)``;
+    plaintext when it names none), journal the salted commitment, serve the archive and its manifest
+    from `files` and submit; returns the stored name."""
+    spec = parse_spec(provider.spec_bytes(job_id), provider.job(job_id).spec_hash)
+    stored = store.put(archive.path, encrypt_to=spec.encrypt_to)
+    sub = prepare_submission(
+        SubmissionJournal(tmp / f"journal-{job_id}"), store, job_id=job_id, spec_hash=spec.hash(), party=provider.address,
+        kind="result", digest=archive.digest, name=stored.name,
+    )
+    files[f"/results/{stored.name}"] = stored.path.read_bytes()
+    files[f"/results/{stored.name}.json"] = store.manifest_path(stored.name).read_bytes()
+    provider.submit_result(job_id, bytes.fromhex(sub.commitment[2:]), sub.uri)
+    return stored.name

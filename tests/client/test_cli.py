@@ -137,6 +137,70 @@ def test_job_post_status_cancel(devnet: Devnet, tmp_path: Path) -> None:
     assert spec["command"] == ["sh", "-c", "echo hi > /out/x"]
 
 
+def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devnet, tmp_path: Path) -> None:
+    """`job post` adds the signing key's public key as delivery.encrypt_to (in the posted bytes and
+    the specHash); --encrypt-to seals to another key, --clear to none; `job result` opens a sealed
+    result with the poster's key only. --dry-run shows the key when a key option is given."""
+    from depin.client import Client
+    from depin.delivery import public_key_of
+    from depin.spec import parse_spec
+
+    from .served import publish
+
+    me, friend = dev_account(7, 31337), dev_account(8, 31337)
+    mine, theirs = ("0x" + public_key_of(bytes(a.key)).hex() for a in (me, friend))
+    devnet.chain.fund([me.address], to_wei(30), approve=False)
+    base_args = ["job", "post", "--image", IMAGE, "--cmd", "sh -c 'echo sealed > /out/r.txt'", "--reward", "1"]
+    client = devnet.client()
+
+    def posted(*extra: str) -> tuple[int, dict, str]:
+        result = ok(*base_args, *extra, *net(devnet))
+        job_id = int(result.stdout.strip())
+        raw = client.spec_bytes(job_id)
+        parse_spec(raw, client.job(job_id).spec_hash)  # canonical, and the specHash covers the field
+        return job_id, json.loads(raw), result.stderr
+
+    sealed_id, spec, note = posted("--dev-account", "7")
+    assert spec["delivery"] == {"encrypt_to": mine} and "result sealed to your key" in note
+    clear_id, spec, note = posted("--dev-account", "7", "--clear")
+    assert "delivery" not in spec and "result in the clear" in note
+    _, spec, note = posted("--dev-account", "7", "--encrypt-to", theirs)
+    assert spec["delivery"] == {"encrypt_to": theirs} and "sealed to the --encrypt-to key" in note
+    fails(*base_args, "--dev-account", "7", "--clear", "--encrypt-to", theirs, *net(devnet), match="contradict")
+    assert "--clear" in ok("job", "post", "--help").stdout
+
+    dry = ok(*base_args, "--dry-run", "--dev-account", "7")  # no node needed
+    assert json.loads(dry.stdout)["delivery"] == {"encrypt_to": mine}
+    dry = ok(*base_args, "--dry-run")
+    assert "delivery" not in json.loads(dry.stdout) and "give the key option to see it, or --clear" in dry.stderr
+    dry = ok(*base_args, "--dry-run", "--dev-account", "7", "--clear")
+    assert "delivery" not in json.loads(dry.stdout) and dry.stderr == ""
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "r.txt").write_text("sealed\n")
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    provider = Client.connect(devnet.url, devnet.deployment_file, Account.create())
+    devnet.chain.rpc.call("anvil_setBalance", [provider.address, hex(10**20)])
+    devnet.chain.fund([provider.address], to_wei(1_000), approve=False)
+    provider.register(to_wei(200), "http://provider")
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        from executor.results import ResultStore
+
+        store = ResultStore(tmp_path / "store", base)
+        for job_id in (sealed_id, clear_id):
+            provider.claim(job_id)
+            publish(provider, job_id, archive, store, files, tmp_path)
+        fails("job", "result", sealed_id, "--out", tmp_path / "anon", *net(devnet), match="sealed to the requester's key")
+        fails("job", "result", sealed_id, "--out", tmp_path / "other", "--dev-account", "8", *net(devnet),
+              match="not encrypted to this key")
+        got = ok("job", "result", sealed_id, "--out", tmp_path / "mine", "--dev-account", "7", *net(devnet))
+        assert "delivered sealed to your key" in got.stdout and (tmp_path / "mine" / "r.txt").read_text() == "sealed\n"
+        public = ok("job", "result", clear_id, "--out", tmp_path / "public", *net(devnet))  # anyone reads --clear
+        assert "sealed" not in public.stdout and (tmp_path / "public" / "r.txt").read_text() == "sealed\n"
+
+
 def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
     common = ["--cmd", "true", "--dev-account", "3", *net(devnet)]
     fails("job", "post", "--image", "ubuntu:latest", "--reward", "1", *common, match="malformed image reference")
@@ -212,7 +276,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     manifest = json.dumps({"salt": "0x" + salt.hex()}).encode()
     files = {"/r": archive.path.read_bytes(), "/r.json": manifest}
     with serve(files) as base:
-        job_id = requester.post_job(make_spec(200), reward=to_wei(2), challenge_window=120).job_id
+        job_id = requester.post_job(make_spec(200), reward=to_wei(2), challenge_window=120, seal=False).job_id
         fails("job", "result", job_id, "--out", tmp_path / "early", *net(devnet), match="no result yet")
         fails("job", "challenge", job_id, "--dev-account", "6", *net(devnet), match="only a Submitted job")
         provider.claim(job_id)
@@ -235,7 +299,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         unsafe = build_archive(out, 0, tmp_path / "unsafe.tar")
         files["/u"] = unsafe.path.read_bytes()
         files["/u.json"] = manifest
-        job2 = requester.post_job(make_spec(201), reward=to_wei(2), verify="none").job_id
+        job2 = requester.post_job(make_spec(201), reward=to_wei(2), verify="none", seal=False).job_id
         provider.claim(job2)
         provider.submit_result(job2, commitment(provider.address, job2, unsafe.digest, salt), f"{base}/u")
         fails("job", "result", job2, "--out", tmp_path / "unsafe", *net(devnet), match="not safe to extract")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth_utils import keccak
 
 from depin import Client
 from depin.accounts import DevKeyRefused, dev_account
@@ -20,9 +21,10 @@ from depin.client import (
     WrongNetwork,
 )
 from depin.config import load_config
+from depin.delivery import public_key_of
 from depin.deployment import Deployment, to_wei
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
-from depin.spec import cpu_seconds, parse_spec
+from depin.spec import cpu_seconds, parse_spec, with_delivery
 from depin.transactions import TxReverted
 from depinctl.procs import free_port
 
@@ -51,12 +53,13 @@ def test_post_with_permit_escrows_reward_fee_and_audit_fee_in_one_transaction(de
     assert (job.reward, job.max_runtime) == (to_wei("1.25"), 120 + SUBMIT_MARGIN)
     assert (job.fee, job.audit_fee, job.verify_mode) == (to_wei("0.025"), to_wei("5.5"), VerifyMode.REEXEC)
     assert job.audit_bps > 0 and job.params_version == 1 and job.escrow == escrow(to_wei("1.25"))
-    assert job.spec_hash == spec.hash() and job.provider is None and job.commitment == b"\0" * 32
+    sealed = with_delivery(spec, public_key_of(bytes(requester.key)))  # sealed to the poster by default
+    assert job.spec_hash == keccak(sealed) and job.provider is None and job.commitment == b"\0" * 32
     params = client.params()
     assert params.escrow(job.reward) == job.escrow and params.court == client.court
     assert job.challenge_window == params.min_challenge_window and job.collateral_pct == params.min_collateral_pct
-    assert client.spec_bytes(posted.job_id) == spec.to_bytes()
-    assert parse_spec(client.spec_bytes(posted.job_id), job.spec_hash) == spec
+    assert client.spec_bytes(posted.job_id) == sealed
+    assert parse_spec(client.spec_bytes(posted.job_id), job.spec_hash) == parse_spec(sealed)
     assert posted.gas_used > 0 and posted.tx_hash.startswith("0x")
 
 

@@ -4,11 +4,15 @@ only then extracted; a tampered archive, or a wrong or missing salt, is refused.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 
 from depin.client import Client, ClientError, ResultMismatch, ResultSealed, ResultUnavailable, ResultUnsafe
 from depin.commitment import commitment, failure_digest
@@ -16,10 +20,11 @@ from depin.delivery import public_key_of
 from depin.deployment import to_wei
 from depin.market import FailureCode
 from depin.outputs import build_archive
-from executor.results import ResultStore, SubmissionJournal, prepare_submission
+from depin.spec import parse_spec, with_delivery
+from executor.results import ResultStore
 
 from .conftest import Devnet, make_spec
-from .served import serve
+from .served import publish, serve
 
 
 @pytest.fixture()
@@ -42,7 +47,7 @@ def _submitted_job(
     requester = devnet.client(devnet.new_account(20))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
-    job_id = requester.post_job(make_spec(100), reward=to_wei(1)).job_id
+    job_id = requester.post_job(make_spec(100), reward=to_wei(1), seal=False).job_id  # a plaintext archive
     provider.claim(job_id)
     provider.submit_result(job_id, commitment(provider.address, job_id, digest, SALT), uri)
     manifest = json.dumps({"job": job_id, "party": provider.address, "salt": "0x" + salt.hex()}).encode()
@@ -51,6 +56,80 @@ def _submitted_job(
     elif uri.startswith("file://"):
         Path(uri.removeprefix("file://") + ".json").write_bytes(manifest)
     return requester, job_id
+
+
+def test_a_job_posted_with_the_defaults_is_sealed_to_its_poster(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """post_job seals to the poster unless told otherwise: the posted spec (and its specHash) names
+    the poster's public key, the executor publishes a ciphertext (no tar, no salt in clear), the
+    poster's own client opens it and no other key does."""
+    requester_account = devnet.new_account(10)
+    requester = devnet.client(requester_account)
+    mine = public_key_of(bytes(requester_account.key))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    spec = make_spec(103)
+    posted = requester.post_job(spec, reward=to_wei(1))
+    assert posted.sealed_to == mine == requester.own_public_key()
+    onchain = requester.spec_bytes(posted.job_id)
+    assert onchain == with_delivery(spec, mine) != spec.to_bytes()
+    assert json.loads(onchain)["delivery"] == {"encrypt_to": "0x" + mine.hex()}
+    assert requester.job(posted.job_id).spec_hash == keccak(onchain)  # the hash covers the key
+    parsed = parse_spec(onchain, keccak(onchain))  # canonical: executors and the indexer accept it
+    assert parsed.encrypt_to == mine and parsed.model_copy(update={"delivery": None}) == spec
+    provider.claim(posted.job_id)
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        name = publish(provider, posted.job_id, archive, ResultStore(tmp_path / "store", base), files, tmp_path)
+        served = files[f"/results/{name}"]
+        manifest = json.loads(files[f"/results/{name}.json"])
+        assert manifest["salt_sealed"] and "salt" not in manifest and manifest["encrypt_to"] == "0x" + mine.hex()
+        assert not tarfile.is_tarfile(io.BytesIO(served)) and b"42\n" not in served
+        assert hashlib.sha256(served).hexdigest() == name  # content-addressed
+        with pytest.raises(ResultSealed, match="not encrypted to this key"):
+            devnet.client(devnet.new_account()).download_result(posted.job_id, tmp_path / "thief")
+        assert not (tmp_path / "thief").exists() or list((tmp_path / "thief").iterdir()) == []
+        fetched = requester.download_result(posted.job_id, tmp_path / "mine")
+    assert fetched.sealed and fetched.digest == archive.digest and fetched.exit_code == 3
+    assert (tmp_path / "mine" / "answer.txt").read_text() == "42\n"
+
+
+def test_seal_false_gives_a_plaintext_archive_and_encrypt_to_seals_to_another_key(
+    devnet: Devnet, archive, tmp_path: Path
+) -> None:
+    requester = devnet.client(devnet.new_account(20))
+    friend = devnet.new_account()
+    friend_key = public_key_of(bytes(friend.key))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    clear = requester.post_job(make_spec(104), reward=to_wei(1), seal=False)
+    other = requester.post_job(make_spec(105).to_bytes(), reward=to_wei(1), encrypt_to="0x" + friend_key.hex())
+    assert clear.sealed_to is None and "delivery" not in json.loads(requester.spec_bytes(clear.job_id))
+    assert requester.spec_bytes(clear.job_id) == make_spec(104).to_bytes()
+    assert other.sealed_to == friend_key
+    assert requester.spec_bytes(other.job_id) == with_delivery(make_spec(105).to_bytes(), friend_key)
+    # a spec that names its key is posted as it is (seal=False only declines the default); another
+    # encrypt_to contradicts it
+    named = requester.post_job(parse_spec(with_delivery(make_spec(106), friend_key)), reward=to_wei(1), seal=False)
+    assert named.sealed_to == friend_key
+    with pytest.raises(ClientError, match="already names a delivery key"):
+        requester.post_job(parse_spec(with_delivery(make_spec(107), friend_key)), reward=to_wei(1),
+                           encrypt_to=requester.own_public_key())
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        store = ResultStore(tmp_path / "store", base)
+        for job_id in (clear.job_id, other.job_id):
+            provider.claim(job_id)
+        plain = publish(provider, clear.job_id, archive, store, files, tmp_path)
+        sealed = publish(provider, other.job_id, archive, store, files, tmp_path)
+        assert tarfile.is_tarfile(io.BytesIO(files[f"/results/{plain}"]))  # public: anyone can read it
+        assert json.loads(files[f"/results/{plain}.json"])["salt"]
+        fetched = devnet.client().download_result(clear.job_id, tmp_path / "anyone")  # no key at all
+        assert not fetched.sealed and fetched.digest == archive.digest
+        with pytest.raises(ResultSealed, match="not encrypted to this key"):
+            requester.download_result(other.job_id, tmp_path / "poster")  # sealed to the friend, not the poster
+        opened = requester.download_result(other.job_id, tmp_path / "friend", decrypt_key=bytes(friend.key))
+        assert not tarfile.is_tarfile(io.BytesIO(files[f"/results/{sealed}"]))
+    assert opened.sealed and (tmp_path / "friend" / "answer.txt").read_text() == "42\n"
 
 
 def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:
@@ -139,23 +218,14 @@ def test_a_sealed_delivery_opens_only_with_the_requesters_key(devnet: Devnet, ar
     requester = devnet.client(requester_account)
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
-    job_id = requester.post_job(make_spec(102), reward=to_wei(1)).job_id
+    job_id = requester.post_job(make_spec(102), reward=to_wei(1)).job_id  # sealed to the poster by default
     provider.claim(job_id)
     files: dict[str, bytes] = {}
     with serve(files) as base:
-        store = ResultStore(tmp_path / "store", base)
-        stored = store.put(archive.path, encrypt_to=public_key_of(bytes(requester_account.key)))
-        sub = prepare_submission(
-            SubmissionJournal(tmp_path / "journal"), store, job_id=job_id, spec_hash=b"\x02" * 32, party=provider.address,
-            kind="result", digest=archive.digest, name=stored.name,
-        )
-        name = f"/results/{stored.name}"
-        files[name] = stored.path.read_bytes()
-        files[name + ".json"] = store.manifest_path(stored.name).read_bytes()
-        provider.submit_result(job_id, bytes.fromhex(sub.commitment[2:]), sub.uri)
+        name = "/results/" + publish(provider, job_id, archive, ResultStore(tmp_path / "store", base), files, tmp_path)
 
         check = devnet.client().check_delivery(job_id)  # read-only: no key needed to check the address
-        assert check.sha256.hex() == stored.name and check.encrypt_to == "0x" + public_key_of(bytes(requester_account.key)).hex()
+        assert "/results/" + check.sha256.hex() == name and check.encrypt_to == "0x" + public_key_of(bytes(requester_account.key)).hex()
         with pytest.raises(ResultSealed, match="not encrypted to this key"):
             devnet.client(devnet.new_account()).download_result(job_id, tmp_path / "thief")
         with pytest.raises(ResultSealed, match="requester's key"):

@@ -89,6 +89,8 @@ def test_scenario_1_walks_a_job_to_paid_and_explains_its_draw(demo_run) -> None:
     assert _delta(flows, "provider") == reward + rebate
     assert sum(_delta(flows, p) for p in flows if p.startswith("verifier")) == (audit_fee if honest["drawn"] else 0)
     assert int(honest["left_parties"]) == fee - rebate
+    # posted with the SDK's defaults: the result was sealed to the requester and opened with its key
+    assert honest["sealed"] is True and "sealed to the requester's key" in out
     # the job's output, downloaded and verified, is in the state folder
     results = list((state / "demo").glob("result-*/result.txt"))
     assert results and results[0].read_text().startswith("poem.txt ")

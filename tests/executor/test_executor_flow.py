@@ -4,17 +4,23 @@ containers and Celery worker processes (tests/executor/stack.py)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
+from depin.accounts import dev_account
+from depin.client import Client, ResultSealed
 from depin.commitment import commitment
+from depin.delivery import public_key_of
 from depin.market import FailureCode, JobStatus
 from depin.outputs import read_exit_code
 
-from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, Stack, spec, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +66,40 @@ def test_happy_path_claim_run_submit_finalize_withdraw(stack: Stack, tmp_path: P
     # the withdraw beat moves the reward to the provider's wallet
     wait_for(lambda: stack.market.withdrawable(provider) == 0 and stack.market.token_balance(provider) >= wallet_before + TOKEN, 30, "withdrawal")
     assert stack.market.token_balance(provider) >= wallet_before + TOKEN
+
+
+def test_a_job_posted_through_the_sdk_with_defaults_is_delivered_sealed_to_its_poster(stack: Stack, tmp_path: Path) -> None:
+    """Client.post_job seals to the poster by default: the executor reads the key from the posted
+    spec and publishes a ciphertext under its content address (no tar, the salt sealed), which the
+    poster's client opens and checks against the commitment, and no other key opens; with
+    seal=False the same job is published as a plaintext archive anyone can read."""
+    stack.setup_funded(REQUESTER2)
+    poster = dev_account(REQUESTER2, stack.deployment.chain_id)
+    requester = Client.connect(stack.anvil.url, stack.deployment_file, poster)
+    job_spec = spec(stack.images["busybox"], ["sh", "-c", "echo for my eyes only > /out/secret.txt"])
+    terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
+    sealed = requester.post_job(job_spec, **terms)
+    clear = requester.post_job(job_spec, seal=False, **terms)
+    assert sealed.sealed_to == public_key_of(bytes(poster.key)) and clear.sealed_to is None
+    for job_id in (sealed.job_id, clear.job_id):
+        stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.FINALIZED), timeout=90)
+
+    uri = stack.events(sealed.job_id, "ResultSubmitted")[0]["args"]["resultURI"]
+    body = stack.download(uri)
+    manifest = json.loads(stack.download(uri + ".json"))
+    assert manifest["salt_sealed"] and "salt" not in manifest and manifest["encrypt_to"] == "0x" + sealed.sealed_to.hex()
+    assert not tarfile.is_tarfile(io.BytesIO(body)) and b"for my eyes only" not in body
+    assert uri.endswith("/" + hashlib.sha256(body).hexdigest())  # content-addressed
+    stranger = Client.connect(stack.anvil.url, stack.deployment_file, Account.create())
+    with pytest.raises(ResultSealed, match="not encrypted to this key"):
+        stranger.download_result(sealed.job_id, tmp_path / "stranger")
+    fetched = requester.download_result(sealed.job_id, tmp_path / "mine")
+    assert fetched.sealed and (tmp_path / "mine" / "secret.txt").read_text() == "for my eyes only\n"
+
+    plain_uri = stack.events(clear.job_id, "ResultSubmitted")[0]["args"]["resultURI"]
+    assert tarfile.is_tarfile(io.BytesIO(stack.download(plain_uri)))
+    public = stranger.download_result(clear.job_id, tmp_path / "public")
+    assert not public.sealed and (tmp_path / "public" / "secret.txt").read_text() == "for my eyes only\n"
 
 
 def _failure(stack: Stack, job_id: int) -> dict:

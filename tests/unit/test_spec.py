@@ -69,3 +69,26 @@ def test_status_labels_match_the_indexer() -> None:
     from depin.market import JobStatus
 
     assert [s.label for s in JobStatus] == list(JOB_STATUSES)
+
+
+def test_with_delivery_adds_the_key_and_keeps_everything_else() -> None:
+    """What Client.post_job posts by default: the spec plus delivery.encrypt_to (compressed, 0x-hex),
+    canonical, hashed with the key in; raw bytes keep the fields they leave out."""
+    from depin.delivery import public_key_of
+    from depin.spec import check_canonical, with_delivery
+
+    key = public_key_of(b"\x5a" * 32)
+    raw = example_spec(3)  # leaves env and output_mb out
+    sealed = with_delivery(raw, key)
+    check_canonical(sealed)
+    obj = json.loads(sealed)
+    assert obj.pop("delivery") == {"encrypt_to": "0x" + key.hex()} and obj == json.loads(raw)
+    assert spec_hash(sealed) != spec_hash(raw) and parse_spec(sealed, spec_hash(sealed)).encrypt_to == key
+    from coincurve import PublicKey
+
+    uncompressed = PublicKey(key).format(compressed=False)
+    assert with_delivery(raw, "0x" + uncompressed.hex()) == sealed  # written compressed whatever the form given
+    spec = JobSpec.model_validate(_spec())
+    assert with_delivery(spec, key) == parse_spec({**json.loads(spec.to_bytes()), "delivery": {"encrypt_to": "0x" + key.hex()}}).to_bytes()
+    with pytest.raises(SpecError, match="delivery.encrypt_to"):
+        with_delivery(raw, "0x02" + "00" * 32)

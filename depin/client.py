@@ -28,8 +28,6 @@ both the client's and the node's refusals, and nothing was sent in either case.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import tarfile
 import tempfile
@@ -50,6 +48,7 @@ from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.contracts import Deployed
 from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, parse_public_key, public_key_of
+from depin.delivery_check import fetch_manifest
 from depin.deployment import (
     DEPLOYMENT_HINT,
     Deployment,
@@ -1217,19 +1216,15 @@ def _commitment(party: str, job_id: int, digest: bytes, salt: bytes) -> bytes:
     return keccak(bytes.fromhex(party.removeprefix("0x")).rjust(32, b"\0") + job_id.to_bytes(32, "big") + digest + salt)
 
 
-MANIFEST_MAX_BYTES = 65_536
 
 
 def _fetch_manifest(uri: str) -> dict[str, Any] | None:
     """The manifest published beside a result (``<uri>.json``), or None when there is none or it
     is unreadable."""
-    buffer = io.BytesIO()
     try:
-        download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=DOWNLOAD_TIMEOUT)
-        value = json.loads(buffer.getvalue().decode("utf-8"))
+        return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT)
     except (FetchError, OSError, ValueError):
         return None
-    return value if isinstance(value, dict) else None
 
 
 def _salt_of(manifest: dict[str, Any] | None) -> bytes | None:

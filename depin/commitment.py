@@ -15,7 +15,10 @@ What the digest is:
 - a result: the *match digest* of the result (:func:`depin.outputs.match_digest`; the sha256 of the
   whole ``depin-result-v1`` archive when the spec selects no output subset);
 - a failure: :func:`failure_digest` of the failure code, the code as a big-endian bytes32;
-- a canary operator's garbage answer: :func:`canary_digest` of a secret only the operator knows.
+- a canary operator's garbage answer: :func:`canary_digest` of a secret only the operator knows;
+- a verifier's or juror's finding that the provider did not deliver the result it committed to
+  (:data:`NOT_DELIVERED`, :mod:`depin.delivery_check`): committed instead of its re-run digest, so
+  that jurors who agree on it outvote the provider's revealed digest (ProviderWrong).
 
 Pure functions over bytes (``eth_utils.keccak``); no web3, no chain access.
 """
@@ -30,6 +33,10 @@ SALT_BYTES = 32
 FAILURE_CODES = range(1, 8)  # depin.market.FailureCode, NONE excluded
 CANARY_TAG = b"depin-canary"
 _UINT256_MAX = (1 << 256) - 1
+# What an auditor or juror commits when its re-run yields a result but the provider's archive was not
+# served at its on-chain URI (or does not match the provider's commitment). No archive hashes to it
+# (sha256 of anything is not keccak256 of this tag) and it is not a failure code.
+NOT_DELIVERED = keccak(b"depin.not-delivered")
 
 
 def new_salt() -> bytes:

@@ -1,0 +1,176 @@
+"""Whether a provider delivered the result it committed to: what a drawn auditor or juror checks
+before it commits (VERIFICATION.md §4, "delivery is enforced"; VERIFICATION-ANALYSIS F7).
+
+A provider commits on chain to ``C = keccak256(abi.encode(provider, jobId, digest, salt))`` and
+names a result URI. Re-running the job shows whether ``digest`` is right, not whether anybody can
+get the archive: a provider could commit to the right digest and never publish it. So a verifier
+whose own re-run yields a result also fetches what the provider published (:func:`check_delivered`):
+
+- **plaintext** delivery (the spec names no ``delivery.encrypt_to``): the archive at the URI and
+  its manifest beside it (``<uri>.json``, with the ``salt``). The archive's digest (its sha256, or
+  the match digest of the spec's ``output.match``) with that salt must give the provider's
+  commitment: what the requester's ``depin job result`` checks, without extracting anything;
+- **sealed** delivery (the spec names the requester's key; :mod:`depin.delivery`): the sealed bytes
+  must hash to the content address the URI and the manifest (``sha256``) name, and the manifest must
+  be a sealed one (``salt_sealed``) naming the spec's key (``encrypt_to``). The verifier cannot open
+  it: it checks that these bytes were served, not that the plaintext inside matches the commitment
+  (only the requester can tell that).
+
+Anything else (no URI, the archive or the manifest missing or unreachable, bytes over the size cap,
+a mismatch, a delivery of the other kind than the spec asks for) is *not delivered*, and the
+verifier commits :data:`depin.commitment.NOT_DELIVERED` instead of its re-run digest. Missing or
+unreachable content is asked for again every `retry_every` seconds until `wait` seconds have passed
+(a provider's server restarting is not a withheld result); a mismatch is final.
+
+Pure over HTTP (:mod:`depin.fetch`: bounded size, timeouts); no chain access: the caller passes the
+URI and the commitment (the provider's ``ResultSubmitted``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from depin.commitment import commitment as commitment_of
+from depin.delivery import DeliveryError, check_content_address, parse_public_key
+from depin.fetch import FetchError, FetchTooLarge, download_and_hash
+from depin.outputs import UnsafeArchive, match_digest
+
+MANIFEST_MAX_BYTES = 65_536
+DEFAULT_TIMEOUT = 30.0
+# why a delivery failed; the first two are asked for again within the caller's wait
+UNAVAILABLE, NO_MANIFEST, MISMATCH, TOO_LARGE, NO_URI, WRONG_KIND = (
+    "unavailable", "no-manifest", "mismatch", "too-large", "no-uri", "wrong-kind",
+)
+RETRIED = (UNAVAILABLE, NO_MANIFEST)
+
+
+@dataclass(frozen=True)
+class DeliveryVerdict:
+    """The outcome of :func:`check_delivered`: ``delivered`` (true also as the verdict's truth
+    value), and when not, ``failure`` (one of the module's kinds) and ``reason`` (one line)."""
+
+    delivered: bool
+    uri: str
+    sealed: bool
+    reason: str = ""
+    failure: str = ""
+    size: int = 0  # bytes of the archive as served
+    attempts: int = 1
+
+    def __bool__(self) -> bool:
+        return self.delivered
+
+    def summary(self) -> str:
+        """One line for a record or a log: ``delivered (sealed, 10240 bytes)`` or ``not delivered:
+        <reason>``."""
+        if self.delivered:
+            return f"delivered ({'sealed' if self.sealed else 'plaintext'}, {self.size} bytes)"
+        return f"not delivered: {self.reason}"
+
+
+def fetch_manifest(uri: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """The manifest published beside a result (``<uri>.json``, at most 64 KiB of JSON object).
+    :class:`~depin.fetch.FetchError` when it cannot be downloaded, ValueError when it is not a JSON
+    object."""
+    buffer = io.BytesIO()
+    download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=timeout)
+    value = json.loads(buffer.getvalue().decode("utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError("the manifest is not a JSON object")  # noqa: TRY004 - bad content from a server, not a caller's type error
+    return value
+
+
+def check_delivered(
+    uri: str,
+    *,
+    provider: str,
+    job_id: int,
+    commitment: bytes,
+    match: Sequence[str] | None,
+    encrypt_to: bytes | str | None,
+    max_bytes: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    wait: float = 0.0,
+    retry_every: float = 1.0,
+) -> DeliveryVerdict:
+    """Whether the result at `uri` is what `provider` committed to for `job_id` (see the module doc).
+    `match` and `encrypt_to` are the spec's ``output.match`` and ``delivery.encrypt_to`` (None: the
+    whole archive, a plaintext delivery). Missing or unreachable content is asked for again until
+    `wait` seconds have passed. Never raises for what the server does; ValueError for bad arguments."""
+    if len(commitment) != 32:
+        raise ValueError("the commitment must be 32 bytes")
+    key = parse_public_key(encrypt_to) if encrypt_to is not None else None
+    deadline = time.monotonic() + max(0.0, wait)
+    attempts = 0
+    while True:
+        attempts += 1
+        verdict = _check_once(uri, provider, int(job_id), bytes(commitment), match, key, max_bytes, timeout)
+        if verdict.delivered or verdict.failure not in RETRIED or time.monotonic() + retry_every > deadline:
+            return replace(verdict, attempts=attempts)
+        time.sleep(retry_every)  # a bounded wait for a server that may be restarting
+
+
+def _check_once(
+    uri: str, provider: str, job_id: int, commitment: bytes, match: Sequence[str] | None, key: bytes | None, max_bytes: int, timeout: float
+) -> DeliveryVerdict:
+    sealed = key is not None
+
+    def no(failure: str, reason: str, size: int = 0) -> DeliveryVerdict:
+        return DeliveryVerdict(False, uri, sealed, reason[:300], failure, size)
+
+    if not uri:
+        return no(NO_URI, "the provider named no result URI")
+    try:
+        manifest = fetch_manifest(uri, timeout=timeout)
+    except FetchError as exc:
+        return no(NO_MANIFEST, f"no manifest: {exc}")
+    except ValueError as exc:
+        return no(MISMATCH, f"the manifest at {uri}.json is unreadable: {exc}")
+    if bool(manifest.get("salt_sealed")) != sealed:
+        asked = "sealed to the requester" if sealed else "in plaintext"
+        return no(WRONG_KIND, f"the spec asks for a delivery {asked}; the manifest at {uri}.json is of the other kind")
+    with tempfile.TemporaryDirectory(prefix="depin-delivery-") as tmp:
+        archive = Path(tmp) / "archive"
+        keep = not sealed and bool(match)  # the match digest needs the archive; else hashing is enough
+        try:
+            if keep:
+                with open(archive, "wb") as out:
+                    fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=timeout)
+            else:
+                fetched = download_and_hash(uri, None, max_bytes=max_bytes, timeout=timeout)
+        except FetchTooLarge:
+            return no(TOO_LARGE, f"the archive at {uri} exceeds {max_bytes} bytes")
+        except FetchError as exc:
+            return no(UNAVAILABLE, str(exc))
+        if sealed:
+            assert key is not None
+            try:
+                check_content_address(fetched.digest, uri, str(manifest.get("sha256", "")))
+                named = parse_public_key(str(manifest.get("encrypt_to", "")))
+            except DeliveryError as exc:
+                return no(MISMATCH, str(exc), fetched.size)
+            if named != key:
+                return no(MISMATCH, "the manifest names another recipient than the spec's delivery.encrypt_to", fetched.size)
+            return DeliveryVerdict(True, uri, sealed, size=fetched.size)
+        try:
+            salt = bytes.fromhex(str(manifest.get("salt", "")).removeprefix("0x"))
+        except ValueError:
+            salt = b""
+        if len(salt) != 32:
+            return no(MISMATCH, f"the manifest at {uri}.json has no 32-byte salt", fetched.size)
+        try:
+            digest = match_digest(archive, list(match)) if match else fetched.digest
+        except (UnsafeArchive, ValueError, OSError, tarfile.TarError) as exc:
+            return no(MISMATCH, f"the archive at {uri} is not a result archive: {exc}", fetched.size)
+        if commitment_of(provider, job_id, digest, salt) != commitment:
+            return no(MISMATCH, f"the archive at {uri} (digest 0x{digest.hex()}) with its manifest's salt does not give the provider's commitment", fetched.size)
+        return DeliveryVerdict(True, uri, sealed, size=fetched.size)
+

@@ -1,0 +1,164 @@
+"""depin.delivery_check.check_delivered, what a drawn auditor or juror checks of the provider's
+delivery, against the executor's real result server (uvicorn on a free port) serving what the
+executor's own store and submission journal publish: plaintext good, tampered, missing (404 and a
+server that is down), over the cap, with an output selector; sealed good, tampered, sealed to
+another key, of the wrong kind. Also the sentinel NOT_DELIVERED."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from eth_utils import keccak
+
+from depin.commitment import NOT_DELIVERED, failure_digest
+from depin.delivery import public_key_of
+from depin.delivery_check import MISMATCH, NO_MANIFEST, TOO_LARGE, UNAVAILABLE, WRONG_KIND, check_delivered
+from depin.outputs import build_archive, match_digest
+from depinctl.procs import free_port
+from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
+
+PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+JOB = 7
+REQUESTER_KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+OTHER_KEY = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+CAP = 1 << 20
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ResultStore]:
+    """The executor's result server over a store; the store's base URL is the server's."""
+    root = tmp_path / "store"
+    server = uvicorn.Server(uvicorn.Config(create_app(ResultStore(root, "http://unused")), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the result server did not start"
+        time.sleep(0.02)
+    yield ResultStore(root, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}")
+    server.should_exit = True
+    thread.join(5)
+
+
+def _publish(tmp_path: Path, store: ResultStore, *, encrypt_to: bytes | None = None, select: list[str] | None = None) -> Submission:
+    """What a provider executor publishes for a result: the archive in the store (sealed when the
+    spec names a key) and, journaled first, its manifest; the submission carries the commitment."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    (out / "result.txt").write_text("42\n")
+    (out / "noise.log").write_text(f"{time.time()}\n")
+    built = build_archive(out, 0, tmp_path / "result.tar")
+    committed = match_digest(built.path, select) if select else built.digest
+    stored = store.put(built.path, encrypt_to=encrypt_to)
+    journal = SubmissionJournal(tmp_path / "journal")
+    return prepare_submission(journal, store, job_id=JOB, spec_hash=b"\x01" * 32, party=PARTY, kind="result",
+                              digest=built.digest, committed=committed, name=stored.name)
+
+
+def _check(sub: Submission, **kw: object):
+    args = {"provider": PARTY, "job_id": JOB, "commitment": bytes.fromhex(sub.commitment[2:]), "match": None, "encrypt_to": None,
+            "max_bytes": CAP, "timeout": 5.0}
+    args.update(kw)
+    return check_delivered(sub.uri, **args)  # type: ignore[arg-type]
+
+
+def test_not_delivered_is_a_fixed_word_no_archive_or_failure_gives() -> None:
+    assert NOT_DELIVERED == keccak(b"depin.not-delivered") and len(NOT_DELIVERED) == 32
+    assert NOT_DELIVERED not in {failure_digest(c) for c in range(1, 8)}
+
+
+def test_a_plaintext_delivery_matches_the_commitment(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    verdict = _check(sub)
+    assert verdict and verdict.delivered and not verdict.sealed and verdict.size > 0 and verdict.attempts == 1
+    assert verdict.summary().startswith("delivered (plaintext,")
+    # another job's or another party's commitment does not match the same bytes
+    assert not _check(sub, job_id=JOB + 1)
+    wrong = _check(sub, commitment=b"\x00" * 32)
+    assert not wrong and wrong.failure == MISMATCH and "does not give the provider's commitment" in wrong.reason
+
+
+def test_a_tampered_plaintext_archive_is_not_delivered(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    path = served.path(sub.name)
+    data = bytearray(path.read_bytes())
+    data[600] ^= 1  # a flipped bit inside the first member's content
+    path.write_bytes(bytes(data))
+    verdict = _check(sub, wait=3.0)
+    assert not verdict and verdict.failure == MISMATCH
+    assert verdict.attempts == 1  # a mismatch is final: not asked for again
+
+
+def test_a_missing_archive_is_asked_for_within_the_wait_then_not_delivered(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    served.path(sub.name).unlink()  # the provider withholds: its server answers 404
+    verdict = _check(sub, wait=0.5, retry_every=0.2)
+    assert not verdict and verdict.failure == UNAVAILABLE and "HTTP 404" in verdict.reason and verdict.attempts >= 2
+    assert verdict.summary().startswith("not delivered:")
+    served.remove(sub.name)  # the manifest too
+    verdict = _check(sub)
+    assert not verdict and verdict.failure == NO_MANIFEST and verdict.attempts == 1
+
+
+def test_an_archive_that_comes_back_within_the_wait_is_delivered(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    path = served.path(sub.name)
+    kept = path.read_bytes()
+    path.unlink()
+    timer = threading.Timer(0.5, path.write_bytes, args=(kept,))  # the provider's disk is back shortly
+    timer.start()
+    try:
+        verdict = _check(sub, wait=20.0, retry_every=0.1)
+    finally:
+        timer.join()
+    assert verdict and verdict.attempts >= 2
+
+
+def test_a_server_that_is_down_is_not_delivered(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    uri = sub.uri.replace(served.base_url, f"http://127.0.0.1:{free_port()}")
+    verdict = check_delivered(uri, provider=PARTY, job_id=JOB, commitment=bytes.fromhex(sub.commitment[2:]), match=None,
+                              encrypt_to=None, max_bytes=CAP, timeout=5.0)
+    assert not verdict and verdict.failure == NO_MANIFEST
+    assert not check_delivered("", provider=PARTY, job_id=JOB, commitment=b"\x00" * 32, match=None, encrypt_to=None, max_bytes=CAP)
+
+
+def test_an_archive_over_the_cap_is_not_delivered(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    verdict = _check(sub, max_bytes=100)
+    assert not verdict and verdict.failure == TOO_LARGE
+
+
+def test_an_output_selector_checks_the_match_digest(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served, select=["result.txt"])
+    assert _check(sub, match=["result.txt"])
+    assert not _check(sub)  # the whole archive's sha256 is not what was committed
+
+
+def test_a_sealed_delivery_is_checked_by_its_content_address(tmp_path: Path, served: ResultStore) -> None:
+    key = public_key_of(REQUESTER_KEY)
+    sub = _publish(tmp_path, served, encrypt_to=key)
+    verdict = _check(sub, encrypt_to=key)
+    assert verdict and verdict.sealed and verdict.summary().startswith("delivered (sealed,")
+    # the spec asks for a plaintext delivery: a sealed one is not it (and the other way round below)
+    assert _check(sub).failure == WRONG_KIND
+    # a manifest naming another recipient than the spec's key
+    assert _check(sub, encrypt_to=public_key_of(OTHER_KEY)).failure == MISMATCH
+    # altered bytes no longer hash to the content address in the URI
+    path = served.path(sub.name)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    verdict = _check(sub, encrypt_to=key)
+    assert not verdict and verdict.failure == MISMATCH and "content address" in verdict.reason
+
+
+def test_a_plaintext_delivery_is_not_a_sealed_one(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served)
+    verdict = _check(sub, encrypt_to=public_key_of(REQUESTER_KEY))
+    assert not verdict and verdict.failure == WRONG_KIND

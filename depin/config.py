@@ -33,6 +33,8 @@ Relative paths are resolved against the file's folder. Example::
                                                # start when short; 0: never stake, only use what is there)
     platform_class = 0                         # the court class to join (fixed at the first join)
     max_audits = 2                             # audit/jury seats in hand at once
+    delivery_wait = 30                         # seconds a re-run with a result waits for the provider's
+                                               # archive to be served before committing NOT_DELIVERED
 
     [canary]                                   # the canary role (devnet and operators)
     interval = 60                              # seconds between two canary jobs
@@ -158,6 +160,7 @@ class VerifierConfig(_Section):
     court_stake: Decimal = Field(default=Decimal(1000), ge=0)
     platform_class: int = Field(default=0, ge=0, le=255)
     max_audits: int = Field(default=2, ge=1, le=64)
+    delivery_wait: float = Field(default=30, ge=0, le=3600)
 
 
 class CanaryConfig(_Section):

@@ -204,7 +204,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show what this executor did as verifier (seats taken, committed, revealed, declined, how the
-    cases ended) and as canary (jobs posted, verifiers caught and slashed).
+    cases ended, whether the provider's archive was delivered) and as canary (jobs posted, verifiers
+    caught and slashed).
 
     Example: depin executor status --config depin.toml --role verifier
     """
@@ -229,6 +230,7 @@ def status(
         typer.echo(
             f"  seat job {row.get('job')} round {row.get('round')} seat {row.get('seat')}: {row.get('state')}"
             + (f" ({row['outcome']})" if row.get("outcome") else "") + (f" - {row['reason']}" if row.get("reason") else "")
+            + (f"; provider's archive {row['delivery']}" if row.get("delivery") else "")
             + (" SLASHED" if row.get("slashed") == "1" else "")
         )
     for row in report.get("canary_jobs", []):

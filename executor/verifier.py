@@ -9,7 +9,8 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   to it (after a slash too). ``court_stake = 0`` never stakes.
 - **Watch the draw** (:func:`scan`, the beat's ``depin.verify`` every ``VERIFY_INTERVAL`` seconds):
   every job the index shows Submitted or Disputed is looked at: before its case opens, whether the
-  market drew it (``isDrawn``; an undrawn job is remembered and never asked again) and whether the
+  market drew it (``isDrawn``; an undrawn job is remembered and not asked again while it stays
+  Submitted: a challenge makes it Disputed, with a jury to draw) and whether the
   audit seat (round 0, seat 0) is drawn for us (``drawnFor``); in an open round, every empty seat
   drawn for us.
 - **Take only what we can run** (:func:`take`): the spec is loaded and checked against the policy
@@ -25,6 +26,14 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   :func:`depin.commitment.failure_digest` of its code, as the provider commits to failures. Anything
   else (the image or an input unavailable here, this machine failing) is **declined**: nothing is
   committed, so that we never reveal a digest we did not compute.
+- **Check the delivery** (:func:`check_provider_delivery`, VERIFICATION.md §4): when our re-run
+  yields a result, the provider must have published its archive at the URI it put on chain. We
+  fetch it (:func:`depin.delivery_check.check_delivered`: a plaintext archive with its manifest's
+  salt must give the provider's commitment; a sealed one must hash to its content address) and,
+  when it is missing, unreachable for ``[verifier] delivery_wait`` seconds (never past the commit
+  deadline) or does not match, commit :data:`depin.commitment.NOT_DELIVERED` instead of our digest:
+  jurors who agree on it outvote the provider (ProviderWrong). A requester who got no archive
+  challenges; a drawn audit checks the same way. After a failure report no archive is due.
 - **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
   (:func:`depin.commitment.seat_commitment`) are written to the audit journal
   (``<state_dir>/journal/<instance>/seat-<job>-<round>-<seat>.json``, fsync'd) by the re-run,
@@ -36,7 +45,8 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   ``revealed`` → ``done`` with the case's outcome (and ``slashed`` when a canary caught it).
 
 Records (``{e}:seat:{job}:{round}:{seat}``, a hash): ``state`` (taking → seated → running → computed
-→ committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``commitment``,
+→ committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``kind`` (result,
+failure or not-delivered), ``delivery`` (what the delivery check found), ``commitment``,
 ``taken_tx``, ``commit_tx``, ``reveal_tx``, ``outcome``, ``updated``. ``{e}:seats`` holds the seats
 in hand. ``depin executor status`` reads them (:func:`summary`).
 
@@ -56,7 +66,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from depin.commitment import failure_digest, new_salt, seat_commitment
+from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
+from depin.delivery_check import check_delivered
 from depin.deployment import to_wei
 from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus
@@ -82,6 +93,9 @@ JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.O
 RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds a seat's task may show no progress
 NO_SLOT = "no free slot"
 IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
+DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt and the commit deadline
+DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
+ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
 
 
 # ---------------------------------------------------------------------------------------- journal
@@ -95,10 +109,10 @@ class SeatEntry:
     round: int
     seat: int
     verifier: str
-    digest: str  # what we computed (a match digest, or failure_digest(code))
+    digest: str  # what we computed (a match digest, failure_digest(code), or NOT_DELIVERED)
     salt: str
     commitment: str  # seat_commitment(verifier, job, round, seat, digest, salt)
-    kind: str = "result"  # result | failure
+    kind: str = "result"  # result | failure | not-delivered
 
     def reveal_args(self) -> tuple[int, int, bytes, bytes]:
         return self.job_id, self.round, bytes.fromhex(self.digest[2:]), bytes.fromhex(self.salt[2:])
@@ -221,8 +235,8 @@ def scan(rt: Runtime) -> int:
     taken = 0
     for status in ("Submitted", "Disputed"):
         for job_id in rt.reader.due_jobs(status, far, limit=SCAN_LIMIT):
-            if str(job_id) in undrawn:
-                continue
+            if status == "Submitted" and str(job_id) in undrawn:
+                continue  # an undrawn job that is challenged becomes Disputed: its jury is drawn then
             try:
                 taken += consider(rt, job_id)
             except TxReverted as exc:
@@ -391,6 +405,10 @@ def run_audit(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
                 digest, kind = outcome.match_digest, "result"
                 if outcome.name:
                     rt.store.remove(outcome.name)  # the verifier publishes nothing
+                verdict = round_delivery(rt, job_id, round_, seat) or check_provider_delivery(rt, job_id, spec)
+                set_seat(rt, job_id, round_, seat, delivery=verdict)
+                if verdict.startswith("not delivered"):
+                    digest, kind = NOT_DELIVERED, "not-delivered"
             elif outcome.code in JOB_FAILURES:
                 assert outcome.code is not None
                 digest, kind = failure_digest(int(outcome.code)), "failure"
@@ -405,6 +423,43 @@ def run_audit(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
     finally:
         lease.release()
     queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+
+
+def round_delivery(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
+    """What another of our seats of the same round found of the provider's delivery ("" when none
+    checked yet): several seats of one jury drawn for us check once (their re-runs take turns on
+    the job's lease, and each would otherwise wait for a withheld archive again)."""
+    k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
+    for other in range(k):
+        if other != seat and (found := seat_record(rt, job_id, round_, other).get("delivery")):
+            return found
+    return ""
+
+
+def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
+    """Whether the provider served the result it committed to (:func:`depin.delivery_check.check_delivered`
+    on its ``ResultSubmitted``: the URI and the commitment), asked for again while it is missing for
+    up to ``[verifier] delivery_wait`` seconds, never past the case's commit deadline less the
+    inclusion time. The record's line: ``delivered (...)``, ``not delivered: <why>``, or ``not
+    checked: <why>`` when the provider reported a failure (no archive is due: our result digest
+    differs from its failure digest anyway)."""
+    sub = rt.client.submission(job_id)
+    if sub is None:  # the case exists, so this node failed us: never a verdict against the provider
+        return "not checked: no ResultSubmitted event found on this node"
+    if sub.failure:
+        return "not checked: the provider reported a failure"
+    case, params = rt.client.court_case(job_id), rt.client.court_params()
+    left = int(case["commitDeadline"]) - rt.chain_now() - int(params["inclusionTime"]) - DELIVERY_MARGIN
+    wait = max(0.0, min(float(rt.config.verifier.delivery_wait), float(left)))
+    verdict = check_delivered(
+        sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=spec.match, encrypt_to=spec.encrypt_to,
+        max_bytes=spec.resources.output_mb * 1_048_576 + ARCHIVE_OVERHEAD, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)),
+        wait=wait,
+    )
+    log.info("provider delivery checked", extra={
+        "job": job_id, "delivered": verdict.delivered, "uri": sub.uri, "reason": verdict.reason, "attempts": verdict.attempts,
+    })
+    return verdict.summary()
 
 
 def seat_state(rt: Runtime, job_id: int, round_: int, seat: int) -> int:

@@ -3,7 +3,9 @@
 drawn job, re-runs it in its own container, journals salt and digest before it commits, reveals,
 and the case concludes ProviderRight with the provider paid. Then kill -9 of the verifier's chain
 worker with its commitment in the pool: after the restart the seat is revealed from the journal and
-nothing is sent twice."""
+nothing is sent twice. Delivery is enforced: a provider that withholds its archive (its result
+server down) and is challenged by the requester is outvoted by jurors committing NOT_DELIVERED and
+slashed; a requester that challenges a delivered result loses its bond to the jury."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from typing import Any
 
 import pytest
 
+from depin.commitment import NOT_DELIVERED
 from depin.market import JobStatus
 from depinctl.devchain import TxFailed
 
-from .stack import PROVIDER, REQUESTER, TOKEN, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Executor, Stack, spec, terms_for, wait_for
 
 PHASE_CONCLUDED = 4
-OUTCOME_PROVIDER_RIGHT, OUTCOME_SPLIT = 1, 3
+OUTCOME_PROVIDER_RIGHT, OUTCOME_PROVIDER_WRONG, OUTCOME_SPLIT = 1, 2, 3
 MAX_JOBS = 14  # p_job is about 0.3 at 400 % collateral: 14 jobs all undrawn has odds of about 1 in 150
 
 
@@ -31,11 +34,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
     s = Stack(tmp_path_factory.mktemp("verifier"), engine, sample_images)
     try:
         s.setup_provider(PROVIDER)
-        s.setup_funded(REQUESTER, tokens=100_000)
+        s.setup_funded(REQUESTER, REQUESTER2, tokens=100_000)
         s.setup_funded(VERIFIER, tokens=10_000)
         s.provider = s.executor("provider", "provider", PROVIDER, policy={"images": [], "max_memory_mb": 512})
         s.verifier = s.executor("verifier", "verifier", VERIFIER, policy={"images": [], "max_memory_mb": 512, "max_runtime": 60},
-                                sections={"verifier": {"max_audits": 4}})  # a jury of 3 can be all ours (the only member)
+                                sections={"verifier": {"max_audits": 4, "delivery_wait": 3}})  # a jury of 3 can be all ours (the only member)
         m = s.market
         court = m.contracts.verification_court
         # the executor joins the court by itself ([verifier] court_stake, default 1000 tokens)
@@ -171,3 +174,111 @@ def test_a_nondeterministic_job_splits_and_no_honest_party_is_slashed(stack: Sta
     # requester's audit escrow E = A + 3w pays the jury (a nondeterministic Split is the requester's)
     forfeited = sum(int(e["data"][258:322], 16) for e in settled_seats if int(e["data"][2:66], 16) == 0)
     assert forfeited == 0 and by_seat.get((0, 0), 0) > 0, by_seat
+
+
+def _words(entry: dict[str, Any]) -> list[int]:
+    data = entry["data"][2:]
+    return [int(data[i : i + 64], 16) for i in range(0, len(data), 64)]
+
+
+def _challenged_job(stack: Stack, command: str) -> tuple[int, int, int]:
+    """A re-executable job of REQUESTER2 (no other job of its moves its balance), challenged by it
+    as soon as it is submitted; (job id, its balance before the challenge, the bond)."""
+    m = stack.market
+    requester = stack.accounts[REQUESTER2]
+    m.approve(requester, m.court)
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", command]), requester=REQUESTER2, terms=terms_for(verify_mode=0))
+    stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED), timeout=120)
+    wait_for(lambda: _drawn(stack, job_id) is not None, 30, "the anchor block")  # a challenge reads the draw
+    before = m.token_balance(requester)
+    m.challenge(requester, job_id)
+    (challenged,) = _court_logs(stack, "Challenged", job_id)
+    return job_id, before, _words(challenged)[0]
+
+
+def _settled(stack: Stack, job_id: int) -> tuple[dict[str, Any], list[int], int]:
+    """The concluded case, its CaseConcluded words (outcome, toCourt, paidSeats, bounty, refunded,
+    burned: the court's token transfers) and what the market credited the requester (its
+    withdrawable balance, not a transfer)."""
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=300)
+    (concluded,) = _court_logs(stack, "CaseConcluded", job_id)
+    (settled,) = stack.events(job_id, "JobSettled")
+    return stack.market.get_case(job_id), _words(concluded), int(settled["args"]["requesterRefund"])
+
+
+def _diagnosis(stack: Stack, job_id: int, case: dict[str, Any]) -> str:
+    v = stack.verifier
+    lines = [v.log(c) for c in ("worker-chain", "worker-compute", "beat")]
+    mine = "\n".join(line for text in lines for line in text.splitlines() if f'"job": {job_id}' in line or "Traceback" in line or "rror" in line)
+    return (f"{case}\nseats: {[seat(stack, v, job_id, r, s) for r in (0, 1) for s in range(3)]}\n"
+            f"taken {len(_court_logs(stack, 'SeatTaken', job_id))}, no-shows {len(_court_logs(stack, 'SeatNoShow', job_id))}, "
+            f"drawn {len(_court_logs(stack, 'SeatsDrawn', job_id))}\n{mine[-6000:]}")
+
+
+def _revealed_digests(stack: Stack, job_id: int) -> dict[tuple[int, int], bytes]:
+    return {(w[0], w[1]): w[2].to_bytes(32, "big") for w in map(_words, _court_logs(stack, "SeatRevealed", job_id))}
+
+
+def test_a_provider_that_withholds_its_archive_is_outvoted_and_slashed(stack: Stack) -> None:
+    """The provider commits to the right digest but serves nothing (its result server is down); the
+    requester challenges. Every seat re-runs the job, gets the provider's digest, finds no archive
+    and commits NOT_DELIVERED: ProviderWrong, the provider's collateral slashed, the requester's bond
+    returned with the bounty."""
+    m, p, v = stack.market, stack.provider, stack.verifier
+    provider = stack.accounts[PROVIDER]
+    before = m.get_provider(provider)
+    p.stop("results")
+    try:
+        job_id, balance, bond = _challenged_job(stack, "echo withheld > /out/r")
+        case, (outcome, _to_court, paid, bounty, refunded, _burned), market_refund = _settled(stack, job_id)
+    finally:
+        p.start("results")
+    assert case["outcome"] == outcome == OUTCOME_PROVIDER_WRONG, _diagnosis(stack, job_id, case)
+    # every revealed seat (the audit when the job was drawn, the jury of three) says NOT_DELIVERED
+    digests = _revealed_digests(stack, job_id)
+    assert {r for r, _s in digests} >= {1} and set(digests.values()) == {NOT_DELIVERED}, digests
+    assert bytes(case["providerDigest"]) != NOT_DELIVERED  # the provider revealed its (right) digest
+    # the provider is slashed its collateral (k x R) and the jury is paid from it
+    after = m.get_provider(provider)
+    collateral = terms_for(verify_mode=0).collateral
+    assert after["staked"] == before["staked"] - collateral and after["jobsSlashed"] == before["jobsSlashed"] + 1
+    assert paid > 0 and bounty > 0
+    # the requester: its bond back and the bounty (and its escrow E) from the court, its reward
+    # credited back in the market
+    assert refunded >= bond and market_refund >= TOKEN
+    assert m.token_balance(stack.accounts[REQUESTER2]) == balance - bond + refunded + bounty
+    # the verifier's records say why, and its re-runs computed the provider's digest all the same
+    wait_for(lambda: all(seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 60, "the jury seats' records to close")
+    for s in range(3):
+        rec = seat(stack, v, job_id, 1, s)
+        assert rec["kind"] == "not-delivered" and rec["digest"] == "0x" + NOT_DELIVERED.hex(), rec
+        assert rec["delivery"].startswith("not delivered:") and rec["outcome"] == "ProviderWrong", rec
+    out = subprocess.run([str(Path(sys.executable).with_name("depin")), "executor", "status", "--config", str(v.config_path)],
+                         capture_output=True, text=True, timeout=60, env=v.env, check=True)
+    assert f"seat job {job_id} round 1 seat 0: done (ProviderWrong)" in out.stdout and "provider's archive not delivered" in out.stdout
+
+
+def test_a_false_non_delivery_claim_costs_the_claimant_its_bond(stack: Stack) -> None:
+    """The provider served its archive; the requester claims otherwise and challenges. The jurors
+    fetch it, find it matches the provider's commitment and commit their re-run digest:
+    ProviderRight, and the requester's bond pays the jury."""
+    m, v = stack.market, stack.verifier
+    provider = stack.accounts[PROVIDER]
+    before = m.get_provider(provider)
+    job_id, balance, bond = _challenged_job(stack, "echo delivered > /out/r")
+    case, (outcome, _to_court, paid, bounty, refunded, _burned), market_refund = _settled(stack, job_id)
+    assert case["outcome"] == outcome == OUTCOME_PROVIDER_RIGHT, _diagnosis(stack, job_id, case)
+    assert bond == 35 * TOKEN // 10  # challengeBondBps 35,000 of R
+    digests = _revealed_digests(stack, job_id)
+    assert set(digests.values()) == {bytes(case["providerDigest"])}, digests
+    # the bond is lost: the requester gets back what is left of its escrow, nothing of the bond
+    assert bounty == 0 and paid >= 3 * 11 * TOKEN // 10  # three coherent jurors paid w = 1.1 R each
+    assert m.token_balance(stack.accounts[REQUESTER2]) == balance - bond + refunded
+    assert refunded <= case["auditFee"]  # what the court returned is (part of) its escrow E, none of the bond
+    assert market_refund < TOKEN  # the reward went to the provider
+    after = m.get_provider(provider)
+    assert after["staked"] == before["staked"] and after["jobsSlashed"] == before["jobsSlashed"]
+    wait_for(lambda: all(seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 60, "the jury seats' records to close")
+    for s in range(3):
+        rec = seat(stack, v, job_id, 1, s)
+        assert rec["kind"] == "result" and rec["delivery"].startswith("delivered (plaintext,"), rec

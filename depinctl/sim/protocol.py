@@ -16,6 +16,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
+from depin.commitment import NOT_DELIVERED
 from depinctl.sim.world import (
     MAX_UINT256,
     SimError,
@@ -101,6 +102,12 @@ def run_honestly(job: Job, holder: str, round_: int, seat: int) -> bytes:
     if job.truth is None:
         return keccak(b"nondeterministic:%d:%s:%d:%d" % (job.id, holder.encode(), round_, seat))
     return job.truth
+
+
+def report_not_delivered(job: Job, holder: str, round_: int, seat: int) -> bytes:
+    """An honest verifier whose re-run yields a result but who finds no archive at the provider's
+    URI (executor/verifier.py): it commits NOT_DELIVERED instead of its digest."""
+    return NOT_DELIVERED
 
 
 def copy_provider(job: Job, holder: str, round_: int, seat: int) -> bytes:

@@ -25,6 +25,7 @@ from depinctl.sim.protocol import (
     Protocol,
     copy_provider,
     no_show,
+    report_not_delivered,
     run_honestly,
 )
 from depinctl.sim.world import WAD, SimError, TxFailed, World, seat_commitment
@@ -721,16 +722,46 @@ class Strategies:
             note="bond locked at startAudit; requestLeave moves only free stake, and the canary slash reaches unbonding stake",
         )
 
-    def withheld_delivery(self) -> Row:
+    def withheld_delivery(self, k_pct: int = 400) -> Row:
+        """The provider runs the job and commits to the right digest but never serves the archive
+        (VERIFICATION.md §4). The requester, who got nothing, challenges; every seat re-runs (the
+        provider's digest), finds no archive at the URI and commits NOT_DELIVERED
+        (executor/verifier.py): ProviderWrong. Drawn or not, the requester challenges."""
+        bps = self.audit_bps(k_pct)
+        p = bps / BPS
+        parties = {"provider": [self.a.provider], **self.honest_parties()}
+        label = "withheld"
+
+        def undrawn() -> str:
+            job = self.p.honest_job(self.a.requester, self.a.provider, self.R, k_pct)
+            self.p.force_not_drawn(job, label)
+            self.w.send(self.a.requester, self.w.court, "challenge", job.id)
+            self.p.escalated_to(job, 1)
+            self.p.run_round(job, 1, [("honest", report_not_delivered)] * 3, label=label)
+            return self.p.conclude(job)
+
+        def drawn() -> str:
+            job = self.p.honest_job(self.a.requester, self.a.provider, self.R, k_pct)
+            self.p.force_audit_draw(job, "honest", label)
+            self.w.send(self.a.requester, self.w.court, "challenge", job.id)
+            self.p.run_round(job, 0, [("honest", report_not_delivered)], label=label, force=False)
+            self.p.escalated_to(job, 1)
+            self.p.run_round(job, 1, [("honest", report_not_delivered)] * 3, label=label)
+            return self.p.conclude(job)
+
+        branches = [
+            self.measure("not drawn: the requester challenges, 3-jury", 1 - p, parties, undrawn),
+            self.measure("drawn: audit, then the jury", p, parties, drawn),
+        ]
         return self._row(
             "withheld delivery",
             ("provider",),
-            {"provider": [self.a.provider]},
-            on_chain=False,
+            parties,
+            branches=branches,
+            params=self.base_params(k_pct, p),
             note=(
-                "NOT COVERED: the contracts have no delivery claim (no archive hash in the commitment is checked "
-                "on chain, no non-delivery outcome). A provider that runs the job and withholds the archive is paid; "
-                "the requester's only recourse is off chain. Needs the delivery claim of VERIFICATION.md §4."
+                "the provider ran the job and withholds the archive; the requester challenges and the seats, "
+                "finding no archive at the URI, commit NOT_DELIVERED: the provider loses k*R and its work"
             ),
         )
 

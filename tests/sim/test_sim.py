@@ -41,7 +41,9 @@ STRATEGIES = (
     "stake grinding",
     "audit-fee drain",
 )
-NOT_EXPRESSIBLE = {"withheld delivery"}  # the contracts have no delivery claim: declared in the row
+# Rows a strategy declares instead of measuring (none since the verifiers check delivery and commit
+# NOT_DELIVERED: "withheld delivery" is measured like every other row).
+NOT_EXPRESSIBLE: set[str] = set()
 # Rows the contracts fail today, with the reason (README "Simulation", findings). strict: when the
 # contracts are fixed the test XPASSes and fails, so the marker goes. None since the requester of a
 # nondeterministic job pays the Split's jury from its escrowed jury deposit (3 w).
@@ -156,3 +158,12 @@ def test_the_auditor_who_catches_a_cheat_is_paid_in_full(table: tuple[list[Row],
     for strategy in ("lazy provider k=4", "draw grinding", "fake failure (audited code)", "unstake after draw (provider)"):
         row = next(r for r in rows if strategy in r.strategy)
         assert row.unpaid_work == pytest.approx(0.0, abs=1e-9), f"{row.strategy}: unpaid work {row.unpaid_work}"
+
+
+def test_withheld_delivery_costs_the_provider_its_collateral_and_its_work(table: tuple[list[Row], dict]) -> None:
+    """The provider that withholds is challenged and outvoted by NOT_DELIVERED in every branch: it
+    loses k*R and the run it paid for (c = R), whatever the draw; nobody honest loses."""
+    rows, _ = table
+    (row,) = [r for r in rows if r.strategy == "withheld delivery"]
+    assert row.on_chain and row.attacker_ev == pytest.approx(-(row.params["k"] + 1), abs=1e-3)
+    assert row.honest_loss == pytest.approx(0, abs=1e-9)

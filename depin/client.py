@@ -1216,8 +1216,6 @@ def _commitment(party: str, job_id: int, digest: bytes, salt: bytes) -> bytes:
     return keccak(bytes.fromhex(party.removeprefix("0x")).rjust(32, b"\0") + job_id.to_bytes(32, "big") + digest + salt)
 
 
-
-
 def _fetch_manifest(uri: str) -> dict[str, Any] | None:
     """The manifest published beside a result (``<uri>.json``), or None when there is none or it
     is unreadable."""

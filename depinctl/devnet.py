@@ -1022,7 +1022,8 @@ class Devnet:
                 concurrency=2 if role == "provider" else 1, images=images,
             )
             if role == "verifier":
-                text += f"[verifier]\ncourt_stake = \"{VERIFIER_COURT_STAKE}\"\nmax_audits = 2\n"
+                # its providers are local: 5 s is long enough to tell a withheld archive from a restart
+                text += f"[verifier]\ncourt_stake = \"{VERIFIER_COURT_STAKE}\"\nmax_audits = 2\ndelivery_wait = 5\n"
             if role == "canary":
                 text += (
                     f"[canary]\ninterval = {CANARY_INTERVAL}\nimage = {json.dumps(busybox)}\nreward = \"1\"\nmax_open = 3\n"

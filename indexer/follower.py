@@ -62,7 +62,7 @@ import redis
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
 from depin.chain.heads import HeadSubscription
-from depin.chain.logs import LogFetcher
+from depin.chain.logs import LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
@@ -136,6 +136,7 @@ class Indexer:
         self.store = Store(client, self.keys, self.reducer, stream_max_len=config.stream_max_len or None)
         self._retained_at = float("-inf")  # monotonic time of the last retention pass
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
+        self._stamp_topics = self.decoder.topics_of(TIMESTAMPED_EVENTS)  # their blocks' headers are needed
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         self._chain_checked = False
         self._schema_checked = False
@@ -456,7 +457,7 @@ class Indexer:
                     self._ensure_canonical(self.store.cursor() or cursor)
                     raise _ChainMoved(f"block {cursor.number} is no longer canonical")
                 new_cursor = Cursor(end, headers[end]["hash"])
-                result = self._reduce(self._decode(raw_logs, start, end, None), None)
+                result = self._reduce(self._decode(raw_logs, start, end, None, headers), None)
                 self._rate.append((time.time(), result.events))
                 metrics.EVENTS.labels(kind="event").inc(result.events)
                 if pending is not None:
@@ -494,13 +495,32 @@ class Indexer:
 
     def _fetch_final(self, start: int, limit: int) -> tuple[int, int, list[dict[str, Any]], dict[int, Any]]:
         """Logs of the next range of final blocks from `start` (at most to `limit`), with the
-        headers of the block before it (continuity) and of its last block (the new cursor)."""
+        headers of the block before it (continuity), of its last block (the new cursor) and of the
+        blocks holding timestamped events (:meth:`_stamp` then needs no request of its own), in one
+        batch request, all in the fetch thread."""
         logs, end = self._fetch_logs(start, min(limit, start + self.range - 1))
         numbers = [start - 1, end] if start - 1 >= 0 else [end]
+        numbers += sorted(self._stamp_blocks(logs) - set(numbers))
         headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
         if headers.get(end) is None:
             raise _ChainMoved(f"block {end} vanished")
         return start, end, logs, headers
+
+    def _stamp_blocks(self, logs: list[Any]) -> set[int]:
+        """Numbers of the blocks whose logs include a timestamped event (by topic0; a log that is not
+        a well-formed RawLog or dict is left to the decoder, and _stamp fetches what is missing)."""
+        wanted = self._stamp_topics
+        out: set[int] = set()
+        for log_ in logs:
+            try:
+                if log_.__class__ is RawLog:
+                    if log_.topics and log_.topics[0] in wanted:
+                        out.add(int(log_.blockNumber, 16))
+                elif log_["topics"] and log_["topics"][0] in wanted:
+                    out.add(int(log_["blockNumber"], 16))
+            except (KeyError, TypeError, ValueError, IndexError):
+                continue
+        return out
 
     # ------------------------------------------------------------------ one batch near the head
 
@@ -612,7 +632,12 @@ class Indexer:
             self.range = min(hi, self.range + grow)
 
     def _decode(
-        self, raw_logs: list[dict[str, Any]], start: int, end: int, blocks: dict[int, tuple[str, str]] | None
+        self,
+        raw_logs: list[dict[str, Any]],
+        start: int,
+        end: int,
+        blocks: dict[int, tuple[str, str]] | None,
+        headers: dict[int, Any] | None = None,
     ) -> list[Event]:
         events = self.decoder.decode_all(raw_logs)
         ordered = True
@@ -642,17 +667,22 @@ class Indexer:
                     continue
                 dedup.append(ev)
             out = dedup
-        self._stamp(out)
+        self._stamp(out, headers)
         return out
 
-    def _stamp(self, events: list[Event]) -> None:
+    def _stamp(self, events: list[Event], known: dict[int, Any] | None = None) -> None:
         """Sets the block timestamp of the events that need one: JobPosted no longer carries the
-        claim deadline (block timestamp + terms.claimWindow). One batch of headers per batch of
-        logs that has any; a header the node lacks means the chain moved under the fetch."""
+        claim deadline (block timestamp + terms.claimWindow). The headers come from `known` (the
+        backfill's fetch thread got them with the logs) or one batch request per batch of logs that
+        has any; a header the node lacks, or whose hash is not the log's, means the chain moved
+        under the fetch."""
         numbers = sorted({ev.block for ev in events if ev.name in TIMESTAMPED_EVENTS})
         if not numbers:
             return
-        headers = dict(zip(numbers, self.rpc.get_blocks(numbers), strict=True))
+        headers = {n: known[n] for n in numbers if known and known.get(n) is not None}
+        missing = [n for n in numbers if n not in headers]
+        if missing:
+            headers.update(zip(missing, self.rpc.get_blocks(missing), strict=True))
         for ev in events:
             if ev.name in TIMESTAMPED_EVENTS:
                 header = headers.get(ev.block)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -43,23 +44,27 @@ def test_a_new_job_is_indexed_on_its_head_notification_without_a_poll(chain_env:
     assert ix.heads is not None and not ix.heads.alive  # run() closed its subscription
 
 
-def test_a_node_without_websocket_is_still_indexed_by_polling(chain_env: ChainEnv) -> None:
-    """A ws_url where nothing listens: the subscription fails (and keeps retrying in the
-    background), and the indexer indexes new jobs by polling, without an error."""
+def test_a_node_without_websocket_is_still_indexed_by_polling(chain_env: ChainEnv, caplog: pytest.LogCaptureFixture) -> None:
+    """A ws_url where nothing listens: the subscription fails, retries in the background (one
+    warning for the outage, not one per attempt), and the indexer indexes new jobs by polling,
+    without an error."""
     env, m = chain_env, chain_env.market
     requester = m.accounts[1]
     m.fund(requester)
+    caplog.set_level(logging.DEBUG, logger="depin.chain.heads")
     ix = env.indexer(0, ws_url=f"ws://127.0.0.1:{closed_port()}")
     live = LiveIndexer(ix)
     try:
         live.wait_synced(m.head())
-        wait_for(lambda: ix.heads is not None and ix.heads.failures >= 1, 30, "the subscription to fail")
+        wait_for(lambda: ix.heads is not None and ix.heads.failures >= 2, 30, "the subscription to fail twice")
         job_id = m.post(requester, n=1)
         assert wait_for(lambda: env.client(0).hget(env.keys.job(job_id), "status"), 30, f"job {job_id} in Redis") == "Open"
         assert ix.heads is not None and not ix.heads.subscribed.is_set() and ix.heads.heads == 0
         assert live.thread.is_alive() and live.error is None
     finally:
         live.stop()
+    warnings = [r for r in caplog.records if r.name == "depin.chain.heads" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "polling meanwhile" in warnings[0].getMessage()
 
 
 @pytest.mark.parametrize(

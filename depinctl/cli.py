@@ -540,6 +540,13 @@ def indexer_run(
     max_range: Annotated[
         int | None, typer.Option(envvar="DEPIN_MAX_RANGE", help="Largest eth_getLogs block range.")
     ] = None,
+    ws_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DEPIN_WS_URL",
+            help="WebSocket URL for newHeads notifications (default: a local --rpc-url as ws://; 'off': poll only).",
+        ),
+    ] = None,
     namespace: Annotated[
         str | None, typer.Option("--namespace", envvar="DEPIN_NAMESPACE", help="First part of every Redis key.")
     ] = None,
@@ -566,7 +573,7 @@ def indexer_run(
     given = {
         "rpc_url": rpc_url, "redis_url": redis_url, "deployment_file": deployment, "confirmations": confirmations,
         "finality_depth": finality_depth, "poll_interval": poll_interval, "max_range": max_range,
-        "namespace": namespace,
+        "namespace": namespace, "ws_url": ws_url,
     }
     settings.update({k: v for k, v in given.items() if v is not None})
     deployment_file = Path(settings.get("deployment_file") or find_deployment_file(None))
@@ -593,6 +600,7 @@ def indexer_run(
             "deployment": str(config.deployment_file),
             "confirmations": config.confirmations,
             "finality_depth": config.finality_depth,
+            "ws": config.resolved_ws_url() or "-",
         },
     )
     if metrics_port:

@@ -9,12 +9,20 @@ environment variable       field                                       devnet de
 ``DEPIN_CONFIRMATIONS``    ``confirmations``                           ``0``
 ``DEPIN_FINALITY_DEPTH``   ``finality_depth``                          ``64``
 ``DEPIN_POLL_INTERVAL``    ``poll_interval`` (seconds)                 ``0.5``
+``DEPIN_WS_URL``           ``ws_url`` (new-head subscription)          a local ``rpc_url`` as ``ws://``
 ``DEPIN_MAX_RANGE``        ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
 ``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
 ``DEPIN_STREAM_MAX_LEN``   ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
 ``DEPIN_STREAM_MAX_AGE``   ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
 ``DEPIN_COMPACT_AFTER``    ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
 =========================  ==========================================  ==============================
+
+New heads (``ws_url``): the indexer subscribes to ``newHeads`` (``eth_subscribe``) at ``ws_url`` and
+indexes each new block as soon as the node announces it; the poll every ``poll_interval`` stays as
+the safety net (a refused or lost subscription is retried with backoff and never stops indexing).
+Unset, it is ``rpc_url`` with the scheme swapped (``http`` -> ``ws``) when the node is local (anvil
+serves both on one port), and nothing (poll only) for a remote node, whose WebSocket endpoint is
+usually elsewhere: set it. ``off`` turns subscriptions off (:func:`depin.chain.heads.websocket_url`).
 
 Retention (bounded memory): the events stream is trimmed to about ``stream_max_len`` entries on every
 append and to ``stream_max_age`` seconds by the retention pass (every ``retention_interval``
@@ -43,6 +51,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from depin.chain.heads import websocket_url
 from depin.config import read_toml_file
 from depin.deployment import REPO_ROOT
 
@@ -57,6 +66,7 @@ _ENV = {
     "confirmations": "DEPIN_CONFIRMATIONS",
     "finality_depth": "DEPIN_FINALITY_DEPTH",
     "poll_interval": "DEPIN_POLL_INTERVAL",
+    "ws_url": "DEPIN_WS_URL",
     "max_range": "DEPIN_MAX_RANGE",
     "namespace": "DEPIN_NAMESPACE",
     "stream_max_len": "DEPIN_STREAM_MAX_LEN",
@@ -78,6 +88,9 @@ class IndexerConfig(BaseModel):
         64, ge=1, description="undo logs and block hashes are kept this deep; a deeper reorg raises ReorgTooDeep"
     )
     poll_interval: float = Field(0.5, gt=0)
+    ws_url: str | None = Field(
+        None, description="newHeads subscription endpoint (ws:// or wss://); unset: a local rpc_url as ws://; 'off': poll only"
+    )
     max_range: int = Field(5000, ge=1, description="largest eth_getLogs block range")
     min_range: int = Field(1, ge=1, description="smallest eth_getLogs block range")
     namespace: str = "depin"
@@ -97,7 +110,12 @@ class IndexerConfig(BaseModel):
     def _ranges(self) -> IndexerConfig:
         if self.min_range > self.max_range:
             raise ValueError(f"min_range ({self.min_range}) must not exceed max_range ({self.max_range})")
+        websocket_url(self.rpc_url, self.ws_url)  # a ws_url that is neither ws(s):// nor 'off' is refused
         return self
+
+    def resolved_ws_url(self) -> str | None:
+        """The WebSocket URL the indexer subscribes at, or None (poll only): see the module doc."""
+        return websocket_url(self.rpc_url, self.ws_url)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> IndexerConfig:

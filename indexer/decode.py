@@ -423,6 +423,11 @@ class LogDecoder:
         """Event name -> (argument name, ABI type) in the order decoded events hold them."""
         return {dec.name: dec.arg_types for dec in self._decoders.values()}
 
+    def topics_of(self, names: Iterable[str]) -> frozenset[str]:
+        """The topic0 values (lower-case hex) of the events called one of `names`."""
+        wanted = set(names)
+        return frozenset(dec.topic0 for dec in self._decoders.values() if dec.name in wanted)
+
     def decoder_for(self, address: str, topic0: str) -> EventDecoder | None:
         return self._decoders.get((address.lower(), topic0.lower()))
 

@@ -30,6 +30,13 @@ see the values of the one still in flight. ``eth_getLogs`` answers are read with
 :class:`depin.chain.logs.LogFetcher` (msgspec straight into typed records) when the indexer owns its
 HTTP transport, and the cyclic garbage collector is paused during the pipeline.
 
+:meth:`Indexer.run` makes a pass at once for each new head the node announces (``newHeads`` over
+the node's WebSocket, :class:`depin.chain.heads.HeadSubscription`, at
+:meth:`~indexer.config.IndexerConfig.resolved_ws_url`) and otherwise every ``poll_interval``. The
+subscription's thread only sets a wake-up event: every pass runs in ``run``'s thread exactly as a
+poll does (the same reorg check, batches and commits), and a missing, refused or lost subscription
+leaves the poll (the subscription retries with backoff in the background).
+
 The ``eth_getLogs`` range adapts: it halves (down to ``min_range``) when the node rejects a range,
 times out or fails twice in a row; it shrinks toward ``TARGET_LOGS`` logs per request on dense
 ranges and grows (doubling while nearly empty, else by a quarter, up to ``max_range``) on sparse
@@ -54,7 +61,8 @@ import redis
 
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
-from depin.chain.logs import LogFetcher
+from depin.chain.heads import HeadSubscription
+from depin.chain.logs import LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
@@ -72,6 +80,7 @@ MAX_UNFINAL_BATCH = 500  # blocks per batch near the head (each needs its header
 TARGET_LOGS = 4_000  # logs per eth_getLogs the range aims at: big enough to amortise, small enough to pipeline
 INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to the log density
 RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
+IDLE_SLICE = 0.25  # seconds: how soon run() sees a stop request while it waits for a head
 GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a collection during a backfill
 
 
@@ -127,6 +136,7 @@ class Indexer:
         self.store = Store(client, self.keys, self.reducer, stream_max_len=config.stream_max_len or None)
         self._retained_at = float("-inf")  # monotonic time of the last retention pass
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
+        self._stamp_topics = self.decoder.topics_of(TIMESTAMPED_EVENTS)  # their blocks' headers are needed
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         self._chain_checked = False
         self._schema_checked = False
@@ -134,6 +144,8 @@ class Indexer:
         self._rate: deque[tuple[float, int]] = deque()
         self._sleep: Callable[[float], None] = time.sleep
         self._moved = 0  # consecutive fetches that saw the chain change
+        self._wake = threading.Event()  # set by the new-head subscription (and a stop signal)
+        self.heads: HeadSubscription | None = None  # run()'s new-head subscription, while it runs
         self.head = 0
 
     # ------------------------------------------------------------------ public
@@ -144,8 +156,10 @@ class Indexer:
         return self._sync(None)
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Polls every ``poll_interval`` until `stop` is set or SIGTERM/SIGINT arrives; a stop
-        request finishes the current batch, logs and returns. A node or Redis that goes away is
+        """Follows the head until `stop` is set or SIGTERM/SIGINT arrives: a pass at once for each
+        head the node announces (``newHeads`` at ``config.resolved_ws_url()``, when there is one)
+        and otherwise every ``poll_interval``; a stop request finishes the current batch, logs and
+        returns. A node or Redis that goes away is
         waited for (logged, capped backoff); a reorg deeper than the finality depth raises
         :class:`ReorgTooDeep` after logging it at CRITICAL level."""
         stop = stop if stop is not None else threading.Event()
@@ -155,6 +169,7 @@ class Indexer:
             def request_stop(signum: int, _frame: Any) -> None:
                 log.info("stop requested (%s): finishing the current batch", signal.Signals(signum).name, extra={"signal": signal.Signals(signum).name})
                 stop.set()
+                self._wake.set()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, request_stop)
@@ -163,9 +178,11 @@ class Indexer:
             self.keys.prefix, self.deployment.chain_id, self.market, self.deployment.deploy_block,
             extra={"prefix": self.keys.prefix, "chain_id": self.deployment.chain_id, "deploy_block": self.deployment.deploy_block},
         )
+        heads = self.heads = self._subscribe()
         failures = 0
         try:
             while not stop.is_set():
+                self._wake.clear()  # a head announced from here on wakes the next pass
                 try:
                     self._sync(stop)
                     failures = 0
@@ -185,14 +202,36 @@ class Indexer:
                     log.warning("Redis unavailable, retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
                     stop.wait(delay)
                     continue
-                stop.wait(self.config.poll_interval)
+                self._idle(stop, self.config.poll_interval)
         finally:
+            if heads is not None:
+                heads.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         cursor = self._safe_cursor()
         log.info("indexer stopped cleanly at block %s", cursor.number if cursor else "-", extra={"cursor": cursor.number if cursor else None})
 
     # ------------------------------------------------------------------ the loop
+
+    def _subscribe(self) -> HeadSubscription | None:
+        """Starts the new-head subscription (None without a WebSocket URL). Its thread only sets
+        the wake-up event: every pass still runs in :meth:`run`'s thread, in order, exactly as a
+        poll does, so reorg handling, atomic commits and restarts are unchanged."""
+        url = self.config.resolved_ws_url()
+        if url is None:
+            log.info("no WebSocket URL: polling every %.2fs", self.config.poll_interval)
+            return None
+        return HeadSubscription(url, lambda _number: self._wake.set(), backoff_cap=max(self.config.backoff_cap, 30.0)).start()
+
+    def _idle(self, stop: threading.Event, seconds: float) -> None:
+        """Waits up to `seconds` for a new head (the wake-up event) or `stop`. The caller's `stop`
+        cannot wake an Event wait on another event, so the wait is sliced (IDLE_SLICE): a stop
+        request is seen within a slice, a head at once."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, IDLE_SLICE)):
+                return
 
     def _safe_cursor(self) -> Cursor | None:
         try:
@@ -418,7 +457,7 @@ class Indexer:
                     self._ensure_canonical(self.store.cursor() or cursor)
                     raise _ChainMoved(f"block {cursor.number} is no longer canonical")
                 new_cursor = Cursor(end, headers[end]["hash"])
-                result = self._reduce(self._decode(raw_logs, start, end, None), None)
+                result = self._reduce(self._decode(raw_logs, start, end, None, headers), None)
                 self._rate.append((time.time(), result.events))
                 metrics.EVENTS.labels(kind="event").inc(result.events)
                 if pending is not None:
@@ -456,13 +495,32 @@ class Indexer:
 
     def _fetch_final(self, start: int, limit: int) -> tuple[int, int, list[dict[str, Any]], dict[int, Any]]:
         """Logs of the next range of final blocks from `start` (at most to `limit`), with the
-        headers of the block before it (continuity) and of its last block (the new cursor)."""
+        headers of the block before it (continuity), of its last block (the new cursor) and of the
+        blocks holding timestamped events (:meth:`_stamp` then needs no request of its own), in one
+        batch request, all in the fetch thread."""
         logs, end = self._fetch_logs(start, min(limit, start + self.range - 1))
         numbers = [start - 1, end] if start - 1 >= 0 else [end]
+        numbers += sorted(self._stamp_blocks(logs) - set(numbers))
         headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
         if headers.get(end) is None:
             raise _ChainMoved(f"block {end} vanished")
         return start, end, logs, headers
+
+    def _stamp_blocks(self, logs: list[Any]) -> set[int]:
+        """Numbers of the blocks whose logs include a timestamped event (by topic0; a log that is not
+        a well-formed RawLog or dict is left to the decoder, and _stamp fetches what is missing)."""
+        wanted = self._stamp_topics
+        out: set[int] = set()
+        for log_ in logs:
+            try:
+                if log_.__class__ is RawLog:
+                    if log_.topics and log_.topics[0] in wanted:
+                        out.add(int(log_.blockNumber, 16))
+                elif log_["topics"] and log_["topics"][0] in wanted:
+                    out.add(int(log_["blockNumber"], 16))
+            except (KeyError, TypeError, ValueError, IndexError):
+                continue
+        return out
 
     # ------------------------------------------------------------------ one batch near the head
 
@@ -574,7 +632,12 @@ class Indexer:
             self.range = min(hi, self.range + grow)
 
     def _decode(
-        self, raw_logs: list[dict[str, Any]], start: int, end: int, blocks: dict[int, tuple[str, str]] | None
+        self,
+        raw_logs: list[dict[str, Any]],
+        start: int,
+        end: int,
+        blocks: dict[int, tuple[str, str]] | None,
+        headers: dict[int, Any] | None = None,
     ) -> list[Event]:
         events = self.decoder.decode_all(raw_logs)
         ordered = True
@@ -604,17 +667,22 @@ class Indexer:
                     continue
                 dedup.append(ev)
             out = dedup
-        self._stamp(out)
+        self._stamp(out, headers)
         return out
 
-    def _stamp(self, events: list[Event]) -> None:
+    def _stamp(self, events: list[Event], known: dict[int, Any] | None = None) -> None:
         """Sets the block timestamp of the events that need one: JobPosted no longer carries the
-        claim deadline (block timestamp + terms.claimWindow). One batch of headers per batch of
-        logs that has any; a header the node lacks means the chain moved under the fetch."""
+        claim deadline (block timestamp + terms.claimWindow). The headers come from `known` (the
+        backfill's fetch thread got them with the logs) or one batch request per batch of logs that
+        has any; a header the node lacks, or whose hash is not the log's, means the chain moved
+        under the fetch."""
         numbers = sorted({ev.block for ev in events if ev.name in TIMESTAMPED_EVENTS})
         if not numbers:
             return
-        headers = dict(zip(numbers, self.rpc.get_blocks(numbers), strict=True))
+        headers = {n: known[n] for n in numbers if known and known.get(n) is not None}
+        missing = [n for n in numbers if n not in headers]
+        if missing:
+            headers.update(zip(missing, self.rpc.get_blocks(missing), strict=True))
         for ev in events:
             if ev.name in TIMESTAMPED_EVENTS:
                 header = headers.get(ev.block)

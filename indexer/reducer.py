@@ -122,6 +122,7 @@ DUE_FIELDS = {
 # Escrowed jobs: the reward is still held by the market.
 _LIVE = LIVE_STATUSES
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_MSGSPEC_JSON = msgspec.json.Encoder().encode
 
 Hash = dict[str, str]
 # The stream args that JobPosted's handler adds, pre-rendered.
@@ -132,6 +133,11 @@ Loader = Callable[[Sequence[str]], dict[str, Hash]]
 
 def _plain(value: Any) -> Any:
     """Event argument -> JSON value: integers as decimal strings (exact beyond 2^53), bytes as hex."""
+    cls = value.__class__
+    if cls is int:
+        return str(value)
+    if cls is dict:  # a tuple argument: its components by name
+        return {k: str(v) if v.__class__ is int else _plain(v) for k, v in value.items()}
     if isinstance(value, (bool, str)) or value is None:
         return value
     if isinstance(value, int):
@@ -164,12 +170,27 @@ def stream_line(ev: Event, extra: dict[str, Any] | None = None) -> str:
             args[k] = _plain(v)
     if extra:
         args.update(extra)
-    return f"event\t{ev.name}\t{ev.block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{_JSON(args)}"
+    return f"event\t{ev.name}\t{ev.block:d}\t{ev.block_hash}\t{ev.tx}\t{ev.log_index:d}\t{_json_text(args)}"
+
+
+def _json_text(value: Any) -> str:
+    """`value` as compact JSON text: the same text as ``_JSON`` (json.dumps, compact, non-ASCII as
+    is, the same escapes) for the strings, booleans, None, lists and dicts that _plain returns,
+    ~8x faster (msgspec); anything msgspec refuses (a lone surrogate) goes to json.dumps."""
+    try:
+        return _MSGSPEC_JSON(value).decode()
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return _JSON(value)
 
 
 def _extra_value(value: Any) -> str:
     """A stream arg the handler added, as JSON (booleans spelled out)."""
     return "true" if value is True else "false" if value is False else _JSON(_plain(value))
+
+
+def _tuple_json(value: Any) -> str:
+    """A tuple argument (a dict of its components) as stream_line writes it."""
+    return _json_text(_plain(value))
 
 
 def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str, Any]], str] | None:
@@ -194,6 +215,9 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
         elif typ == "string":
             parts.append(f'"{name}":%s')
             convs.append(_JSON)
+        elif typ == "tuple":
+            parts.append(f'"{name}":%s')
+            convs.append(_tuple_json)
         else:
             return None
         names.append(name)
@@ -207,10 +231,12 @@ def _args_formatter(arg_types: Sequence[tuple[str, str]]) -> Callable[[dict[str,
             values.append(f"a[{name!r}]")
         elif conv is _JSON:
             values.append(f"_JSON(a[{name!r}])")
+        elif conv is _tuple_json:
+            values.append(f"_tuple_json(a[{name!r}])")
         else:
             values.append(f'("true" if a[{name!r}] else "false")')
     source = f"lambda a: {template!r} % ({', '.join(values)},)"
-    return eval(source, {"_JSON": _JSON})  # built from ABI names and types only
+    return eval(source, {"_JSON": _JSON, "_tuple_json": _tuple_json})  # built from ABI names and types only
 
 
 def retraction_line(line: str) -> str:
@@ -288,10 +314,57 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
         return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     if not isinstance(parsed, dict):
         return False, f"spec is JSON but not an object (a {type(parsed).__name__})", ""
-    reason = noncanonical_reason(spec, parsed)
-    if reason is not None:
-        return False, reason, ""
+    if not _canonical_fast(spec, parsed):
+        reason = noncanonical_reason(spec, parsed)
+        if reason is not None:
+            return False, reason, ""
     return True, "", text
+
+
+# RFC 8785 (JCS) output of the values _jcs_simple admits is exactly msgspec's compact JSON with
+# sorted keys: strings are escaped alike for every code point but the lone surrogates (which
+# msgspec refuses to encode), integers within +-(2^53 - 1) are plain decimals, and for ASCII keys the
+# UTF-16 order of JCS is the code point order msgspec sorts by. Floats (JCS has its own number
+# form) and anything else take the rfc8785 path, ~50x slower on a typical spec.
+_JCS_INT = 2**53 - 1
+_sorted_json = msgspec.json.Encoder(order="sorted").encode
+
+
+def _jcs_simple(value: Any) -> bool:
+    """Whether `value` holds only strings, booleans, None, safe integers, lists and objects with
+    ASCII keys (iterative: no recursion, no generator per container)."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v = pop()
+        cls = v.__class__
+        if cls is str or cls is bool or v is None:
+            continue
+        if cls is dict:
+            for k, x in v.items():
+                if k.__class__ is not str or not k.isascii():
+                    return False
+                if x.__class__ is not str:
+                    push(x)
+        elif cls is list:
+            stack.extend(v)
+        elif cls is int:
+            if not -_JCS_INT <= v <= _JCS_INT:
+                return False
+        else:
+            return False
+    return True
+
+
+def _canonical_fast(spec: bytes, parsed: Any) -> bool:
+    """True when `spec` is certainly the RFC 8785 form of `parsed` (see _jcs_simple); False means
+    "ask rfc8785" (depin.spec.noncanonical_reason), not "not canonical"."""
+    if not _jcs_simple(parsed):
+        return False
+    try:
+        return _sorted_json(parsed) == spec
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False
 
 
 class BatchResult:

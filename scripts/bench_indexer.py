@@ -14,8 +14,10 @@ temporary directory removed at exit unless ``--keep``):
    an empty Redis with a new ``Indexer`` (``sync_once`` until at the head). Median, min, max and
    standard deviation of each, and the ratio of the medians;
 3. (d) Redis ``used_memory`` per indexed job after the backfill (nothing compacted yet);
-4. (c) **live lag** at the default poll interval (0.5 s): ``Indexer.run()`` in a thread, jobs posted
-   one by one at random points of the poll cycle, receipt to ``HGET status``; p50 and p95;
+4. (c) **live lag** at the default poll interval (0.5 s) with the default new-head subscription
+   (anvil's ``ws://`` on the RPC port): ``Indexer.run()`` in a thread, jobs posted one by one at
+   random points of the poll cycle, receipt to ``HGET status``; p50 and p95; then (unless
+   ``--skip-poll-only``) the same with the subscription off (``live_poll_only``: the poll alone);
 5. (e) **retention**: ``--memory-jobs`` (default 100,000) settled jobs *synthesized* from the chain's
    decoded job events straight into the reducer and store (say so in the output: posting 100,000
    jobs on anvil takes too long here), then compacted; Redis bytes per settled job and per million.
@@ -369,6 +371,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
             "confirmations": config.confirmations,
             "finality_depth": config.finality_depth,
             "poll_interval": config.poll_interval,
+            "ws_url": config.resolved_ws_url(),
             "stream_max_len": config.stream_max_len,
             "compact_after": config.compact_after,
         }
@@ -432,9 +435,18 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     }
 
     requester = chain.accounts[1]
-    chain.fund([requester], to_wei(1) * args.live_jobs)
-    log(f"(c) live lag: Indexer.run(), poll interval {config.poll_interval} s, {args.live_jobs} jobs posted one by one")
-    results["live"] = live_lag(chain, indexer, r, requester, args.live_jobs, config.poll_interval, first_spec=args.jobs)
+    chain.fund([requester], to_wei(1) * args.live_jobs * 2)
+    ws_url = config.resolved_ws_url()
+    log(f"(c) live lag: Indexer.run(), poll interval {config.poll_interval} s, newHeads at {ws_url or '-'}, "
+        f"{args.live_jobs} jobs posted one by one")
+    results["live"] = {**live_lag(chain, indexer, r, requester, args.live_jobs, config.poll_interval, first_spec=args.jobs),
+                       "ws_url": ws_url}
+    if ws_url is not None and not args.skip_poll_only:
+        # The same with the subscription off: what the poll alone gives (the figure before newHeads).
+        log(f"(c') live lag, poll only: {args.live_jobs} more jobs")
+        poll_only = Indexer(config.model_copy(update={"ws_url": "off"}))
+        results["live_poll_only"] = live_lag(chain, poll_only, r, requester, args.live_jobs, config.poll_interval,
+                                             first_spec=args.jobs + args.live_jobs)
     if args.memory_jobs:
         log(f"(e) retention: {args.memory_jobs:,} synthesized settled jobs, then compaction")
         results["retention"] = retained_memory(indexer, r, args.memory_jobs)
@@ -473,6 +485,11 @@ def markdown(results: dict[str, Any]) -> str:
                f"{max(b['ratio_per_rep']):.0%} | `backfill.ratio_of_medians` |")
     out.append(f"| live lag p50 / p95 (ms, poll {results['config']['poll_interval']} s) | {live['median'] * 1000:,.0f} / "
                f"{live['p95'] * 1000:,.0f} | {live['min'] * 1000:,.0f} | {live['max'] * 1000:,.0f} | `live.median`, `live.p95` |")
+    if "live_poll_only" in results:
+        po = results["live_poll_only"]
+        out.append(f"| live lag p50 / p95, poll only (ms, subscription off) | {po['median'] * 1000:,.0f} / "
+                   f"{po['p95'] * 1000:,.0f} | {po['min'] * 1000:,.0f} | {po['max'] * 1000:,.0f} | "
+                   "`live_poll_only.median`, `live_poll_only.p95` |")
     out.append(f"| Redis bytes per job, no compaction | {mem['bytes_per_job']:,.0f} | | | `memory.bytes_per_job` |")
     if "retention" in results:
         ret = results["retention"]
@@ -501,6 +518,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--reps", type=int, default=5, help="interleaved repetitions of the raw read and the backfill (default 5)")
     add("--memory-jobs", type=int, default=100_000,
         help="settled jobs synthesized for the retention memory figure (default 100,000; 0: skip)")
+    add("--skip-poll-only", action="store_true",
+        help="measure the live lag with the newHeads subscription only, not again with polling alone")
     add("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.live_jobs < 1 or args.reps < 1 or args.memory_jobs < 0:

@@ -30,6 +30,8 @@ compute``           8): each verifier's compute worker (solo pool)
 chain``             (``--beat``)                                        provider's chain worker)
 ``canary-chain``    the canary's chain worker, the beat embedded (dev   its heartbeat
                     account 9)
+``canary-results``  the canary's result server (its jobs' sealed        ``GET /healthz``
+                    decoys), on a port of its own
 ``canary-bait``     the canary's ``GET /canary/<jobId>`` server         ``GET /healthz``
 ==================  ==================================================  =============================
 
@@ -365,6 +367,9 @@ def _pool_components() -> tuple[Component, ...]:
                              partial(_check_chain, name=name), env=_pool_env, grace=20.0))
     out.append(Component("canary-chain", _executor_argv("canary", "worker", "--queue", "chain", "--beat"),
                          lambda dn: dn.check_chain_progress("canary"), env=_pool_env, grace=20.0))
+    out.append(Component("canary-results", _executor_argv("canary", "results"),
+                         lambda dn: check_http(f"http://127.0.0.1:{dn.ports.get('canary_results', 0)}/healthz"), env=_pool_env,
+                         port="canary_results"))
     out.append(Component("canary-bait", _executor_argv("canary", "canary"),
                          lambda dn: check_http(f"http://127.0.0.1:{dn.ports.get('canary', 0)}/healthz"), env=_pool_env, port="canary"))
     return tuple(out)
@@ -427,12 +432,14 @@ COMPONENTS: tuple[Component, ...] = (
 ENGINE = "engine"
 # the order of `status` and `logs`; `up` starts in this order, `down` stops in reverse
 ORDER = ("anvil", "redis", ENGINE, *(c.name for c in COMPONENTS[2:]))
-PORT_NAMES = ("anvil", "redis", "results", "canary", "explorer", "flower")
+PORT_NAMES = ("anvil", "redis", "results", "canary", "canary_results", "explorer", "flower")
 ENV_WITH_FLOWER = "DEPIN_DEVNET_FLOWER"  # "1": the devnet runs Flower (`up --with-flower` sets it)
 # The devnet's executors by name (its folder executors/<name>/): development account, role.
 ROLE_ACCOUNTS = {"provider": PROVIDER_ACCOUNTS[0], **VERIFIER_POOL, "canary": CANARY_ACCOUNT}
 EXECUTOR_ROLES = {"provider": "provider", **dict.fromkeys(VERIFIER_POOL, "verifier"), "canary": "canary"}
-ROLE_PORTS = dict.fromkeys(ROLE_ACCOUNTS, "results")  # only the provider serves results
+# the provider serves results, and the canary its decoys (on a port of its own, as a provider of its own
+# would: not next to its bait); the verifiers publish nothing
+ROLE_PORTS = {**dict.fromkeys(ROLE_ACCOUNTS, "results"), "canary": "canary_results"}
 VERIFIER_COURT_STAKE = 2_000  # tokens each pool verifier keeps staked in the court
 CANARY_INTERVAL = 20  # seconds between canary jobs
 

@@ -12,7 +12,9 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
 - **Claim** it as provider, and **commit garbage**: a fresh 32-byte secret and salt are written to
   the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
   commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
-  (:func:`depin.commitment.canary_digest`). The job is never run.
+  (:func:`depin.commitment.canary_digest`). The job is never run. What the URI serves is a
+  **decoy** (:func:`publish_decoy`): a random output sealed to the job's delivery key under its
+  content address, so a juror's delivery check passes as for any honest provider's archive.
 - **Offer the bait**: ``GET /canary/<jobId>`` on ``[canary] bind`` answers the fake digest's hex to
   anyone who asks (:func:`serve`): what a lazy verifier copies instead of running the job.
 - **Reveal** the fake digest as the provider once the court's reveal phase is open (a provider that
@@ -35,6 +37,7 @@ import json
 import logging
 import re
 import secrets
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,12 +48,15 @@ import redis
 
 from depin.commitment import canary_digest, commitment, new_salt
 from depin.contracts import VerificationCourt
+from depin.delivery import seal_bytes
 from depin.deployment import to_wei
+from depin.errors import DepinError
 from depin.market import JobStatus
-from depin.spec import canonical_json
+from depin.outputs import build_archive
+from depin.spec import canonical_json, parse_spec
 from depin.transactions import Receipt, TxReverted
 from executor.execution import same
-from executor.results import write_durably
+from executor.results import sealed_manifest, write_durably
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.canary")
@@ -188,7 +194,7 @@ def step(rt: Runtime, job_id: int) -> int:
     if state == "claimed":
         if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
             entry = journal(rt).record(rt.address, job_id)  # durable before the commitment is sent
-            uri = f"{rt.config.executor.results_url.rstrip('/')}/results/{secrets.token_hex(16)}"
+            uri = publish_decoy(rt, job_id, entry)
             receipt = client.submit_result(job_id, bytes.fromhex(entry.commitment[2:]), uri)
             set_record(rt, job_id, "submitted", digest=entry.digest, submit_tx=receipt.tx_hash)
             log.info("canary committed", extra={"job": job_id, "tx": receipt.tx_hash})
@@ -242,6 +248,36 @@ def step(rt: Runtime, job_id: int) -> int:
     set_record(rt, job_id, "exposed", expose_tx=receipt.tx_hash, caught=caught, slashed=slashed, verifiers=",".join(who))
     log.warning("canary exposed", extra={"job": job_id, "caught": caught, "slashed": str(slashed), "verifiers": ",".join(who)})
     return 1
+
+
+def publish_decoy(rt: Runtime, job_id: int, entry: CanaryEntry) -> str:
+    """Publishes what an honest provider would for the canary job, and returns its URI: an archive
+    sealed to the job's ``delivery.encrypt_to`` (the canary's own key: it posted the job) under its
+    content address, with the usual sealed manifest (the salt sealed to the same key). Inside is
+    the archive of an output like the job's, with random content: only the recipient could open
+    it, and nothing in it is checked against the garbage commitment. A juror's delivery check
+    (:func:`depin.delivery_check.check_delivered`: content address, recipient) therefore passes,
+    so a canary job does not give itself away by a missing archive. A job posted in the clear
+    (no ``delivery``) gets an unserved random name, as no plaintext archive can match garbage."""
+    base = f"{rt.config.executor.results_url.rstrip('/')}/results/"
+    try:
+        recipient = parse_spec(rt.client.spec_bytes(job_id)).encrypt_to
+    except (DepinError, ValueError) as exc:
+        log.warning("canary spec unreadable; decoy not published", extra={"job": job_id, "error": str(exc)[:200]})
+        recipient = None
+    if recipient is None:
+        return base + secrets.token_hex(16)
+    store = rt.store
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=".decoy-") as tmp:
+        out = Path(tmp) / "out"
+        out.mkdir()
+        (out / "result").write_text(secrets.token_hex(secrets.randbelow(24) + 4) + "\n")
+        archive = Path(tmp) / "result.tar"
+        build_archive(out, 0, archive)
+        stored = store.put(archive, move=True, encrypt_to=recipient)
+    salt_sealed = "0x" + seal_bytes(recipient, bytes.fromhex(entry.salt[2:])).hex()
+    store.put_manifest(stored.name, sealed_manifest(job_id, rt.address, entry.commitment, stored.name, recipient.hex(), salt_sealed))
+    return stored.uri
 
 
 def exposure(receipt: Receipt, court: VerificationCourt) -> tuple[int, int, list[str]]:

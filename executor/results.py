@@ -424,17 +424,23 @@ class Submission:
         (for a sealed delivery: the salt sealed to the requester, the content address and the
         recipient; never the salt in clear)."""
         if self.encrypt_to:
-            return {
-                "format": SEALED_MANIFEST_FORMAT,
-                "job": self.job_id,
-                "party": self.party,
-                "commitment": self.commitment,
-                "encryption": SEALED_FORMAT,
-                "encrypt_to": "0x" + self.encrypt_to,
-                "sha256": "0x" + self.name,
-                "salt_sealed": self.salt_sealed,
-            }
+            return sealed_manifest(self.job_id, self.party, self.commitment, self.name, self.encrypt_to, self.salt_sealed)
         return {"format": MANIFEST_FORMAT, "job": self.job_id, "party": self.party, "salt": self.salt, "commitment": self.commitment}
+
+
+def sealed_manifest(job_id: int, party: str, commitment: str, name: str, encrypt_to: str, salt_sealed: str) -> dict[str, Any]:
+    """The manifest of a sealed archive `name` (its content address, hex): the recipient's key
+    (hex, no ``0x``) and the salt sealed to it (``0x``-hex), never the salt in clear."""
+    return {
+        "format": SEALED_MANIFEST_FORMAT,
+        "job": int(job_id),
+        "party": party,
+        "commitment": commitment,
+        "encryption": SEALED_FORMAT,
+        "encrypt_to": "0x" + encrypt_to.removeprefix("0x"),
+        "sha256": "0x" + name,
+        "salt_sealed": salt_sealed,
+    }
 
 
 class SubmissionJournal:

@@ -11,7 +11,8 @@ Components (each a separate OS process; ``depin executor <name>`` or ``python -m
 - ``canary``: the canary's bait server (``GET /canary/<jobId>``) on ``[canary] bind``.
 
 Which of them an executor runs depends on its roles (:data:`ROLE_COMPONENTS`): a provider all but
-``canary``; a verifier the two workers and beat; a canary the chain worker, beat and ``canary``.
+``canary``; a verifier the two workers and beat; a canary the chain worker, beat, ``results`` and
+``canary``.
 
 ``start`` (:func:`run_all`) runs all five as child processes, restarts a child that dies (with a
 growing delay), and on SIGTERM or SIGINT stops them all: SIGTERM first (Celery finishes or requeues
@@ -64,11 +65,12 @@ ENV_FLOWER_PORT = "DEPIN_FLOWER_PORT"
 ENV_EVENTS = "DEPIN_CELERY_EVENTS"  # "1": workers send heartbeat and task events (for Flower)
 DEFAULT_FLOWER_PORT = 5555
 # What each role needs (an executor of several roles runs the union, in COMPONENTS' order, "canary" last):
-# a verifier neither claims (no dispatcher) nor publishes (no result server); a canary never runs a job.
+# a verifier neither claims (no dispatcher) nor publishes (no result server); a canary never runs a job
+# but publishes a sealed decoy for each of its jobs, as a provider would (executor.canary.publish_decoy).
 ROLE_COMPONENTS = {
     "provider": COMPONENTS,
     "verifier": ("worker-compute", "worker-chain", "beat"),
-    "canary": ("worker-chain", "beat", "canary"),
+    "canary": ("worker-chain", "beat", "results", "canary"),
 }
 
 

@@ -115,7 +115,8 @@ def test_up_brings_everything_healthy(up_devnet: tuple[Path, subprocess.Complete
     for name, role in (("verifier-1", "verifier"), ("verifier-2", "verifier"), ("verifier-3", "verifier"), ("canary", "canary")):
         text = (state_dir / "executors" / name / "depin.toml").read_text()
         assert f'role = "{role}"' in text, text
-    for name in ("verifier-1-compute", "verifier-1-chain", "verifier-2-chain", "verifier-3-chain", "canary-chain", "canary-bait"):
+    for name in ("verifier-1-compute", "verifier-1-chain", "verifier-2-chain", "verifier-3-chain", "canary-chain", "canary-results",
+                 "canary-bait"):
         assert states[name] == "ok", states
     # the court and the randomness are deployed with the market
     assert {"VerificationCourt", "Randomness"} <= set(deployment["addresses"])
@@ -405,7 +406,8 @@ def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
 def test_devnet_runs_every_executor_component() -> None:
     """The provider's processes of the devnet are exactly the executor's components; the verifier
     pool is three verifiers of two processes each (compute worker, chain worker with the beat
-    embedded), each its own config (key); the canary its chain worker and bait server; the old
+    embedded), each its own config (key); the canary its chain worker, decoy result server and bait
+    server; the old
     volunteer verifier and arbiter executors are gone (issue 12: the court verifies)."""
     import executor.worker
     from depinctl.devnet import COMPONENTS, ROLE_ACCOUNTS
@@ -416,7 +418,7 @@ def test_devnet_runs_every_executor_component() -> None:
     assert {name for name, role in roles.items() if role == "provider"} == set(executor.worker.COMPONENTS)
     verifiers = {name for name, role in roles.items() if role == "verifier"}
     assert verifiers == {f"verifier-{i}-{part}" for i in (1, 2, 3) for part in ("compute", "chain")}
-    assert {name for name, role in roles.items() if role == "canary"} == {"canary-chain", "canary-bait"}
+    assert {name for name, role in roles.items() if role == "canary"} == {"canary-chain", "canary-results", "canary-bait"}
     configs = {str(c.argv(dn)[c.argv(dn).index("--config") + 1]) for c in COMPONENTS if c.name in verifiers}
     assert len(configs) == 3
     accounts = [ROLE_ACCOUNTS[n] for n in ("provider", "verifier-1", "verifier-2", "verifier-3", "canary")]

@@ -7,6 +7,7 @@ canary's records (and ``depin executor status``) name the verifier it caught."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,8 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from depin.client import Client
 from depin.commitment import new_salt, seat_commitment
+from depin.delivery_check import check_delivered
 from depin.market import JobStatus
+from depin.spec import parse_spec
 from depinctl.devchain import TxFailed
 from depinctl.procs import free_port
 
@@ -100,3 +104,33 @@ def test_a_lazy_verifier_that_copies_the_bait_is_caught_and_slashed(stack: Stack
     )
     report = json.loads(out.stdout)
     assert lazy.lower() in [v.lower() for v in report["caught"]]
+
+
+def test_a_canary_job_serves_a_sealed_decoy_that_passes_a_jurors_delivery_check(stack: Stack) -> None:
+    """What a juror checks before it votes (depin.delivery_check): a canary job's URI serves an
+    archive sealed to the job's delivery key under its content address, with the usual sealed
+    manifest, so a verifier cannot tell a canary by a missing or odd archive. The canary's own
+    result server serves it, not its bait endpoint."""
+    m = stack.market
+    client = Client.connect(stack.anvil.url, stack.deployment_file)
+
+    def submitted_canary_job() -> int | None:
+        for job_id in range(m.read(m.contracts.job_market.job_count()), 0, -1):
+            state = canary_record(stack, job_id).get("state")
+            if state in ("submitted", "revealed", "exposed", "finalized", "done") and client.submission(job_id) is not None:
+                return job_id
+        return None
+
+    job_id = wait_for(submitted_canary_job, 120, "a submitted canary job")
+    sub = client.submission(job_id)
+    spec = parse_spec(client.spec_bytes(job_id))
+    assert spec.encrypt_to is not None  # posted through the SDK: sealed to the canary's own key
+    assert f":{stack.bait_port}/" not in sub.uri
+    verdict = check_delivered(sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=None,
+                              encrypt_to=spec.encrypt_to, max_bytes=1_048_576)
+    assert verdict.delivered and verdict.sealed, verdict
+    # and a tampered copy would not pass: the content address is the sha256 of what is served
+    served = requests.get(sub.uri, timeout=10).content
+    assert hashlib.sha256(served).hexdigest() == sub.uri.rsplit("/", 1)[1]
+    manifest = requests.get(sub.uri + ".json", timeout=10).json()
+    assert "salt" not in manifest and manifest["salt_sealed"] and manifest["commitment"] == "0x" + sub.commitment.hex()

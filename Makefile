@@ -7,6 +7,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 # The 30 slowest test phases are listed at the end of every run (where CI time goes).
 PYTEST_ARGS ?= --durations=30
+# `make test` runs the suite in PYTEST_WORKERS processes (pytest-xdist), each taking whole test files
+# so that a module's fixtures (a devnet, an anvil) start once; most tests wait on a chain, a container
+# or a devnet, so two workers on two cores about halve the time. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 # pytest exits 5 when it collects no tests. That is a failure here (CI must run real tests);
 # set ALLOW_NO_TESTS=1 to accept it, e.g. while the test suite is still being written.
 ALLOW_NO_TESTS ?= 0
@@ -37,7 +42,7 @@ help:
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
 	@echo "make lint      ruff, lint-imports (layers), mypy against tools/mypy-baseline.txt, forge fmt --check"
-	@echo "make test      setup, lint, slither gate, then pytest tests (PYTEST_ARGS=..., ALLOW_NO_TESTS=1)"
+	@echo "make test      setup, lint, slither gate, then pytest tests (PYTEST_ARGS=..., PYTEST_WORKERS=2, ALLOW_NO_TESTS=1)"
 	@echo "make fresh-check  the newcomer check: clone HEAD into a temp folder, setup from nothing, demo, devnet down"
 	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
@@ -70,7 +75,7 @@ lint: setup
 test: setup lint
 	@if [ "$${SKIP_SLITHER:-0}" = 1 ]; then echo "make test: slither gate SKIPPED (SKIP_SLITHER=1)" >&2; \
 	else .venv/bin/python tools/slither_gate.py; fi
-	@rc=0; .venv/bin/pytest $(PYTEST_ARGS) $(addprefix --ignore=,$(LINT_TESTS)) tests || rc=$$?; \
+	@rc=0; .venv/bin/pytest $(PYTEST_XDIST) $(PYTEST_ARGS) $(addprefix --ignore=,$(LINT_TESTS)) tests || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  if [ "$(ALLOW_NO_TESTS)" = 1 ]; then echo "make test: no tests collected (accepted: ALLOW_NO_TESTS=1)"; rc=0; \
 	  else echo "make test: pytest collected no tests; failing (set ALLOW_NO_TESTS=1 to accept)" >&2; fi; \

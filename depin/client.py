@@ -313,6 +313,10 @@ class FetchedResult:
     exit_code: int
     uri: str
     sealed: bool = False  # delivered sealed to the requester's key (and opened with it)
+    # The spec asked for a sealed delivery (``delivery.encrypt_to``) but the archive came in plaintext:
+    # it matches the commitment, yet anyone who fetched the URI could read it (jurors count it as not
+    # delivered). The CLI warns.
+    sealing_ignored: bool = False
 
 
 @dataclass(frozen=True)
@@ -941,8 +945,9 @@ class Client:
         if sub.failure:
             code = sub.failure_code.name if sub.failure_code is not None else "?"
             raise ResultUnavailable(f"job {job.job_id} ended with a failure report ({code}), not a result")
+        spec = self._parsed_spec(job.job_id)
         if max_bytes is None:
-            max_bytes = self._output_limit(job.job_id)
+            max_bytes = self._output_limit(job.job_id, spec)
         dest_dir = Path(dest_dir)
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -995,7 +1000,8 @@ class Client:
         finally:
             archive.unlink(missing_ok=True)
             plain.unlink(missing_ok=True)
-        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed)
+        asked = spec is not None and spec.encrypt_to is not None
+        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed)
 
     def _delivery_key(self, decrypt_key: bytes | None) -> bytes:
         if decrypt_key is not None:
@@ -1040,12 +1046,17 @@ class Client:
             raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
         return bytes(match_digest(archive, patterns))
 
-    def _output_limit(self, job_id: int) -> int:
+    def _parsed_spec(self, job_id: int) -> JobSpec | None:
+        """The job's spec as posted, or None when it cannot be read or is not a valid spec."""
         try:
-            spec = parse_spec(self.spec_bytes(job_id))
-            mb = spec.resources.output_mb
+            return parse_spec(self.spec_bytes(job_id))
         except (DepinError, ValueError):
-            mb = 4_096
+            return None
+
+    def _output_limit(self, job_id: int, spec: JobSpec | None = None) -> int:
+        if spec is None:
+            spec = self._parsed_spec(job_id)
+        mb = spec.resources.output_mb if spec is not None else 4_096
         return mb * 1_048_576 + 4 * 1_048_576  # the archive's headers on top of the output limit
 
     def withdraw(self) -> Receipt:

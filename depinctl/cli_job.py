@@ -604,6 +604,13 @@ def job_result(
         f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}){sealed}; "
         f"exit code {fetched.exit_code}; extracted to {fetched.path}"
     )
+    if fetched.sealing_ignored:
+        typer.echo(
+            f"warning: job {fetched.job_id}'s spec asked for a delivery sealed to your key, but the provider published it in "
+            f"plaintext at {fetched.uri}: anyone who fetched it could read it. Jurors count such a delivery as not "
+            "delivered: challenge the result (depin job challenge) while its window is open.",
+            err=True,
+        )
 
 
 @app.command("cancel")

@@ -8,10 +8,18 @@ Commands given no URL talk to the local devnet recorded in ``$DEPIN_DEVNET_DIR``
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A pytest-xdist worker (``make test`` runs two) is started with COLUMNS=80 and LINES=24 set;
+    # a serial run has neither. Without them the CLI prints captured tables at their full width, as
+    # it does for any pipe, so every test sees the same terminal whichever process runs it.
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
 
 
 @pytest.fixture(autouse=True)

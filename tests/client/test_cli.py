@@ -162,6 +162,7 @@ def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devne
 
     sealed_id, spec, note = posted("--dev-account", "7")
     assert spec["delivery"] == {"encrypt_to": mine} and "result sealed to your key" in note
+    ignored_id, _, _ = posted("--dev-account", "7")  # sealed too; its provider will publish it in plaintext
     clear_id, spec, note = posted("--dev-account", "7", "--clear")
     assert "delivery" not in spec and "result in the clear" in note
     _, spec, note = posted("--dev-account", "7", "--encrypt-to", theirs)
@@ -189,9 +190,9 @@ def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devne
         from executor.results import ResultStore
 
         store = ResultStore(tmp_path / "store", base)
-        for job_id in (sealed_id, clear_id):
+        for job_id in (sealed_id, clear_id, ignored_id):
             provider.claim(job_id)
-            publish(provider, job_id, archive, store, files, tmp_path)
+            publish(provider, job_id, archive, store, files, tmp_path, ignore_sealing=job_id == ignored_id)
         fails("job", "result", sealed_id, "--out", tmp_path / "anon", *net(devnet), match="sealed to the requester's key")
         fails("job", "result", sealed_id, "--out", tmp_path / "other", "--dev-account", "8", *net(devnet),
               match="not encrypted to this key")
@@ -199,6 +200,13 @@ def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devne
         assert "delivered sealed to your key" in got.stdout and (tmp_path / "mine" / "r.txt").read_text() == "sealed\n"
         public = ok("job", "result", clear_id, "--out", tmp_path / "public", *net(devnet))  # anyone reads --clear
         assert "sealed" not in public.stdout and (tmp_path / "public" / "r.txt").read_text() == "sealed\n"
+        assert got.stderr == "" and public.stderr == ""
+        # the spec asked for sealing, the provider published plaintext: it matches, so it is extracted,
+        # with a warning that says so and what to do
+        leaked = ok("job", "result", ignored_id, "--out", tmp_path / "leaked", "--dev-account", "7", *net(devnet))
+        assert "sealed" not in leaked.stdout and (tmp_path / "leaked" / "r.txt").read_text() == "sealed\n"
+        assert leaked.stderr.startswith("warning: ") and "published it in plaintext" in leaked.stderr
+        assert "depin job challenge" in leaked.stderr
 
 
 def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_a_job_posted_with_the_defaults_is_sealed_to_its_poster(devnet: Devnet, 
             devnet.client(devnet.new_account()).download_result(posted.job_id, tmp_path / "thief")
         assert not (tmp_path / "thief").exists() or list((tmp_path / "thief").iterdir()) == []
         fetched = requester.download_result(posted.job_id, tmp_path / "mine")
-    assert fetched.sealed and fetched.digest == archive.digest and fetched.exit_code == 3
+    assert fetched.sealed and not fetched.sealing_ignored and fetched.digest == archive.digest and fetched.exit_code == 3
     assert (tmp_path / "mine" / "answer.txt").read_text() == "42\n"
 
 
@@ -139,6 +139,7 @@ def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_
         dest = tmp_path / "fetched"
         fetched = requester.download_result(job_id, dest)
     assert fetched.digest == archive.digest and fetched.exit_code == 3 and fetched.size == archive.size
+    assert not fetched.sealed and not fetched.sealing_ignored  # posted with seal=False: plaintext was asked for
     assert (dest / "answer.txt").read_text() == "42\n"
     assert (dest / "sub" / "data.bin").read_bytes() == bytes(range(256))
     assert sorted(p.name for p in dest.iterdir()) == ["answer.txt", "sub"]  # no archive left behind

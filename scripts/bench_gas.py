@@ -18,11 +18,22 @@ audit-fee refunds of earlier jobs accumulate) covers the whole escrow; posts of 
 reported separately, and the target applies to wallet-paid ones. The first job of a fresh deployment pays
 one-time costs (first credit of each balance, first pendingBurn accrual); the steady-state figure is
 the median over the following jobs of each kind.
+
+A second series (`--withdraw-jobs`) walks the same path with the provider withdrawing its credit after
+every finalize, as the executor does (`withdraw_threshold = 0`): the next finalize then writes the
+provider's credit slot from zero (issue 15's target applies to this path). `--breakdown` traces one
+steady-state job of that series (`debug_traceTransaction`) and splits each step's gas into the
+intrinsic cost (21,000 + calldata), storage writes and reads (cold/warm, new slot or update), events,
+external calls (inclusive, per callee), keccak and the rest; `--json F` writes every figure to F.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import click
 from ape import accounts, chain
@@ -37,36 +48,106 @@ OPTIMISTIC = ("postJob", "claimJob", "submitResult", "finalize")
 AUDITED = ("postJob", "claimJob", "submitResult", "beginVerification", "settle")
 BASELINE = 263_878  # the pre-verification optimistic path (issue 10), wallet, emissions off
 TARGET = BASELINE * 110 // 100  # +10 %
+SINGLE_TARGET = 230_000  # issue 15: wallet, a withdrawal between jobs, emissions off
 PROVIDER_RIGHT = 1
 
 
-def run_jobs(c: dict, requester, provider, jobs: int, window: int) -> list[dict[str, int]]:
+def run_jobs(c: dict, requester, provider, jobs: int, window: int, withdraw: bool = False, first_n: int = 0) -> list[dict[str, Any]]:
+    """Walks `jobs` jobs; with `withdraw` the provider withdraws its credit after each settlement.
+    Each row holds the gas of every step and, under "tx", the transaction hashes (for traces)."""
     market, court = c["JobMarket"], c["VerificationCourt"]
     rows = []
-    for n in range(jobs):
+    for n in range(first_n, first_n + jobs):
         spec = example_spec(n)
         terms = (to_wei(1), 600, 60, window, 400, 60, 0)
-        gas: dict[str, int] = {"n": n}
+        gas: dict[str, Any] = {"n": n}
+        txs: dict[str, str] = {}
+
+        def record(op: str, receipt, gas: dict[str, Any] = gas, txs: dict[str, str] = txs) -> None:
+            gas[op] = receipt.gas_used
+            txs[op] = receipt.txn_hash
+
         tx = market.postJob(keccak(spec), spec, terms, sender=requester)
-        gas["postJob"] = tx.gas_used
+        record("postJob", tx)
         gas["fromCredit"] = int(tx.events.filter(market.JobPosted)[0].fromCredit)
         job_id = market.jobCount()
-        gas["claimJob"] = market.claimJob(job_id, sender=provider).gas_used
+        record("claimJob", market.claimJob(job_id, sender=provider))
         commitment = keccak(b"commitment" + spec)
-        gas["submitResult"] = market.submitResult(
-            job_id, commitment, f"http://provider.example:8700/results/{n:064x}", sender=provider
-        ).gas_used
+        record(
+            "submitResult",
+            market.submitResult(job_id, commitment, f"http://provider.example:8700/results/{n:064x}", sender=provider),
+        )
         chain.mine(2, deltatime=window + 1)  # past the challenge deadline and the anchor block
         if market.isDrawn(job_id):
-            gas["beginVerification"] = court.begin(job_id, sender=requester).gas_used
-            gas["settle"] = court.settle(job_id, PROVIDER_RIGHT, sender=requester).gas_used
+            record("beginVerification", court.begin(job_id, sender=requester))
+            record("settle", court.settle(job_id, PROVIDER_RIGHT, sender=requester))
         else:
-            gas["finalize"] = market.finalize(job_id, sender=requester).gas_used
+            record("finalize", market.finalize(job_id, sender=requester))
+        if withdraw and market.withdrawableOf(provider) > 0:
+            gas["withdraw"] = market.withdraw(sender=provider).gas_used
+        gas["tx"] = txs
         rows.append(gas)
     return rows
 
 
-def summarize(label: str, rows: list[dict[str, int]], ops: tuple[str, ...], wallet: bool = True) -> int | None:
+# What each opcode's gas goes to, at the top call frame (calls are counted inclusively, per callee).
+_SSTORE_KIND = {
+    22_100: "sstore new slot (cold)",
+    20_000: "sstore new slot (warm)",
+    5_000: "sstore update (cold)",
+    2_900: "sstore update (warm)",
+}
+
+
+def breakdown(txn_hash: str, names: dict[str, str]) -> dict[str, int]:
+    """Splits one transaction's gas by what it pays for (see the module doc); `names` maps lower-case
+    addresses to contract names for the external calls. The parts add up to the gas used."""
+    provider = chain.provider
+    tx = provider.web3.eth.get_transaction(txn_hash)
+    receipt = provider.web3.eth.get_transaction_receipt(txn_hash)
+    data = bytes(tx["input"])
+    calldata = sum(4 if b == 0 else 16 for b in data)
+    trace = provider.make_request(
+        "debug_traceTransaction",
+        [txn_hash if isinstance(txn_hash, str) else txn_hash.hex(), {"disableMemory": True, "disableStorage": True}],
+    )
+    logs = trace["structLogs"]
+    parts: Counter[str] = Counter({"intrinsic: 21,000 base": 21_000, "intrinsic: calldata": calldata})
+    for i, step in enumerate(logs):
+        if step["depth"] != 1:
+            continue
+        op = step["op"]
+        if i + 1 < len(logs) and logs[i + 1]["depth"] > 1:
+            # A call: its cost is the gas the frame had before it minus after it returns.
+            after = next((s["gas"] for s in logs[i + 1 :] if s["depth"] == 1), step["gas"] - step["gasCost"])
+            cost = step["gas"] - after
+            target = "0x" + step["stack"][-2][2:].rjust(40, "0")[-40:]
+            parts[f"call {names.get(target.lower(), target)}"] += cost
+            continue
+        cost = step["gasCost"]
+        if op == "SSTORE":
+            parts[_SSTORE_KIND.get(cost, "sstore other")] += cost
+        elif op == "SLOAD":
+            parts["sload cold" if cost >= 2_100 else "sload warm"] += cost
+        elif op.startswith("LOG"):
+            parts["events"] += cost
+        elif op in ("KECCAK256", "SHA3"):
+            parts["keccak"] += cost
+        elif op in ("TLOAD", "TSTORE"):
+            parts["reentrancy guard (transient)"] += cost
+        else:
+            parts["compute, memory, other"] += cost
+    # The rest is the refund (negative) and anything the trace does not show.
+    parts["refund"] = receipt["gasUsed"] - sum(parts.values())
+    return {k: v for k, v in parts.items() if v}
+
+
+def steady_rows(rows: list[dict[str, Any]], ops: tuple[str, ...], wallet: bool = True) -> list[dict[str, Any]]:
+    kind = [r for r in rows if ops[-1] in r and (r["fromCredit"] == 0) == wallet]
+    return kind[1:] or kind
+
+
+def summarize(label: str, rows: list[dict[str, Any]], ops: tuple[str, ...], wallet: bool = True) -> int | None:
     kind = [r for r in rows if ops[-1] in r and (r["fromCredit"] == 0) == wallet]
     if not kind:
         click.echo(f"\n== {label}: no job of this kind in this run ==")
@@ -84,7 +165,18 @@ def summarize(label: str, rows: list[dict[str, int]], ops: tuple[str, ...], wall
 
 @click.command(cls=ConnectedProviderCommand)
 @click.option("--jobs", default=40, show_default=True, help="Jobs to walk (p_job ~ 0.31 of them are drawn).")
-def cli(jobs: int) -> None:
+@click.option("--withdraw-jobs", default=24, show_default=True, help="Jobs of the second series (provider withdraws between jobs).")
+@click.option(
+    "--breakdown/--no-breakdown",
+    "with_breakdown",
+    default=True,
+    show_default=True,
+    help="Trace one steady-state job of the withdrawal series and split each step's gas.",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write every figure to this JSON file."
+)
+def cli(jobs: int, withdraw_jobs: int, with_breakdown: bool, json_path: Path | None) -> None:
     """Print the gas of the optimistic (undrawn) and the audited (drawn) paths."""
     if chain.chain_id not in (31337, 1337):
         raise click.UsageError("the gas benchmark deploys fresh contracts: run it on a local network")
@@ -102,11 +194,62 @@ def cli(jobs: int) -> None:
     p_job = market.getJob(1).auditBps / 100
     click.echo(f"court: {c['VerificationCourt'].contract_type.name}; p_job = {p_job:.2f} % at k = 4")
     optimistic = summarize("unaudited optimistic path (not drawn), escrow from the wallet", rows, OPTIMISTIC)
-    summarize("unaudited optimistic path (not drawn), escrow from the credit balance", rows, OPTIMISTIC, wallet=False)
+    credit = summarize("unaudited optimistic path (not drawn), escrow from the credit balance", rows, OPTIMISTIC, wallet=False)
     audited = summarize("audited path (drawn), escrow from the wallet, market side through the court", rows, AUDITED)
+    with_withdraw = None
+    wrows: list[dict[str, Any]] = []
+    if withdraw_jobs > 0:
+        wrows = run_jobs(c, requester, provider, max(withdraw_jobs, 4), window, withdraw=True, first_n=len(rows))
+        with_withdraw = summarize("unaudited optimistic path, escrow from the wallet, provider withdraws between jobs", wrows, OPTIMISTIC)
+        summarize(
+            "unaudited optimistic path, escrow from the credit balance, provider withdraws between jobs",
+            wrows,
+            OPTIMISTIC,
+            wallet=False,
+        )
+    parts: dict[str, dict[str, int]] = {}
+    if with_breakdown and wrows:
+        steady = steady_rows(wrows, OPTIMISTIC)
+        if steady:
+            names = {a.address.lower(): n for n, a in c.items() if hasattr(a, "address")}
+            row = steady[len(steady) // 2]
+            parts = {op: breakdown(row["tx"][op], names) for op in OPTIMISTIC}
+            click.echo(f"\n== where the gas goes: job {row['n']}, escrow from the wallet, provider withdraws between jobs ==")
+            keys = sorted({k for p in parts.values() for k in p}, key=lambda k: -sum(p.get(k, 0) for p in parts.values()))
+            click.echo(f"{'':<34}" + "".join(f"{op:>14}" for op in OPTIMISTIC) + f"{'path':>10}")
+            for k in keys:
+                vals = [parts[op].get(k, 0) for op in OPTIMISTIC]
+                click.echo(f"{k:<34}" + "".join(f"{v:>14,}" for v in vals) + f"{sum(vals):>10,}")
+            totals = [sum(parts[op].values()) for op in OPTIMISTIC]
+            click.echo(f"{'TOTAL':<34}" + "".join(f"{v:>14,}" for v in totals) + f"{sum(totals):>10,}")
     click.echo(f"\nTarget: unaudited optimistic path <= {TARGET:,} gas (+10 % of {BASELINE:,}), wallet, rebate on.")
     if optimistic is not None:
         verdict = "meets" if optimistic <= TARGET else "MISSES"
         click.echo(f"  optimistic path   {optimistic:>9,} gas  ({(optimistic - BASELINE) / BASELINE:+.1%}; {verdict} the target)")
     if audited is not None:
         click.echo(f"  audited path      {audited:>9,} gas per drawn job (market side; court transactions extra)")
+    click.echo(f"Target (issue 15): optimistic path from the wallet with a withdrawal between jobs <= {SINGLE_TARGET:,} gas.")
+    if with_withdraw is not None:
+        verdict = "meets" if with_withdraw <= SINGLE_TARGET else "MISSES"
+        click.echo(f"  with withdrawals  {with_withdraw:>9,} gas  ({verdict} the target by {abs(SINGLE_TARGET - with_withdraw):,})")
+    if json_path is not None:
+
+        def strip(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in r.items() if k != "tx"} for r in rs]
+
+        json_path.write_text(
+            json.dumps(
+                {
+                    "optimistic_wallet": optimistic,
+                    "optimistic_credit": credit,
+                    "audited_wallet": audited,
+                    "optimistic_wallet_withdraw": with_withdraw,
+                    "single_target": SINGLE_TARGET,
+                    "breakdown": parts,
+                    "jobs": strip(rows),
+                    "withdraw_jobs": strip(wrows),
+                },
+                indent=2,
+            )
+            + "\n"
+        )

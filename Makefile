@@ -50,7 +50,7 @@ help:
 	@echo "make bench-indexer  indexer benchmark: backfill vs the same logs read raw, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json F\")"
 	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs, interleaved (BENCH_EXECUTOR_ARGS=\"--json F\")"
 	@echo "make bench-load  8 providers, 500 jobs from 4 requesters: jobs/min, fairness, post->finalized p50/p95 (BENCH_LOAD_ARGS=...)"
-	@echo "make bench-all   every benchmark (gas, indexer, executor, load): one report in BENCH_OUT (default ./bench-out)"
+	@echo "make bench-all   every benchmark (gas, indexer, executor, load, sim): one report in BENCH_OUT (default ./bench-out)"
 	@echo "make devnet-down  stop the devnet the demo started (depin devnet down)"
 	@echo "make clean     remove build outputs and caches (distclean also removes venvs and node_modules)"
 

@@ -3,10 +3,11 @@
     .venv/bin/python scripts/bench_report.py [--out DIR] [--quick]
 
 Runs, one after the other (each on its own throwaway services, so that they do not compete):
-the gas benchmark (``make bench``: ``ape run bench_gas``, its table kept as text), the indexer
-benchmark (``scripts/bench_indexer.py --json``), the executor benchmark
-(``scripts/bench_executor.py --json``) and the load benchmark (``scripts/bench_load.py --json``).
-Writes ``DIR/<name>.json`` (and ``gas.txt``) per benchmark, ``DIR/report.json`` (all of them, with
+the gas benchmark (``make bench``: ``ape run bench_gas --json``, its table also kept as text), the
+indexer benchmark (``scripts/bench_indexer.py --json``), the executor benchmark
+(``scripts/bench_executor.py --json``), the load benchmark (``scripts/bench_load.py --json``) and the
+simulation (``depin sim --json``: every attack on the real contracts, and the gas of each transaction
+of an audited job). Writes ``DIR/<name>.json`` (and ``gas.txt``) per benchmark, ``DIR/report.json`` (all of them, with
 the machine and the commit) and ``DIR/report.md`` (their markdown tables). DIR defaults to
 ``$BENCH_OUT`` or ``./bench-out``. A benchmark that fails is recorded as failed (its exit status and
 the tail of its output) and the others still run; the exit status is then 1. ``--quick`` runs each
@@ -33,6 +34,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "indexer": ([PY, "scripts/bench_indexer.py"], ["--jobs", "200", "--live-jobs", "5", "--reps", "2", "--memory-jobs", "2000"]),
     "executor": ([PY, "scripts/bench_executor.py"], ["--reps", "2", "--throughput-jobs", "2"]),
     "load": ([PY, "scripts/bench_load.py"], ["--providers", "2", "--jobs", "10"]),
+    # the attack table on the real contracts, with the gas of every transaction of an audited job
+    "sim": ([PY, "-m", "depinctl.cli", "sim"], []),
 }
 
 
@@ -69,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         print(f"[bench-all] {name} ...", file=sys.stderr, flush=True)
         if name == "gas":
-            cmd = ["ape", "run", "bench_gas", "--network", "ethereum:local:foundry"]
+            json_path = out / "gas.json"
+            cmd = ["ape", "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(json_path)]
             status, stdout, seconds = _run(cmd, out / "gas.log")
             (out / "gas.txt").write_text(stdout)
-            entry: dict[str, Any] = {"status": status, "seconds": seconds, "text": "gas.txt"}
+            entry: dict[str, Any] = {"status": status, "seconds": seconds, "text": "gas.txt", "json": json_path.name}
+            if status == 0 and json_path.exists():
+                entry["results"] = json.loads(json_path.read_text())
             sections.append(f"## gas (`make bench`)\n\n```\n{stdout.strip()}\n```")
         else:
             base, quick = BENCHES[name]

@@ -90,9 +90,10 @@ def run(
     only: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
     assumptions: Assumptions | None = None,
-) -> tuple[list[Row], dict[str, Any]]:
-    """Runs the whole simulation on a throwaway anvil; returns the rows and the parameters they
-    share (and writes both, with every branch, to `json_path`)."""
+) -> tuple[list[Row], dict[str, Any], dict[str, Any] | None]:
+    """Runs the whole simulation on a throwaway anvil; returns the rows, the parameters they share
+    and the audited job's gas (:func:`audited_path_gas`), and writes them all, with every branch,
+    to `json_path`."""
     say = progress or (lambda _m: None)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="depin-sim-") as tmp:
@@ -110,24 +111,53 @@ def run(
             strategies = Strategies(world, actors, assumptions)
             rows = strategies.all(say, only=only)
             shared = strategies.shared_params()
+            gas = audited_path_gas(strategies.audited_gas)
             say(f"{world.tx_count} transactions, {time.monotonic() - started:.0f} s")
         finally:
             anvil.stop()
     if json_path is not None:
-        json_path.write_text(json.dumps(table_json(rows, params, shared), indent=2) + "\n")
-    return rows, shared
+        json_path.write_text(json.dumps(table_json(rows, params, shared, gas), indent=2) + "\n")
+    return rows, shared, gas
 
 
-def table_json(rows: list[Row], params: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
-    return {"parameters": params, "shared": shared, "rows": [r.as_dict() for r in rows]}
+def table_json(rows: list[Row], params: dict[str, Any], shared: dict[str, Any], gas: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"parameters": params, "shared": shared, "rows": [r.as_dict() for r in rows], "audited_path_gas": gas}
+
+
+# The sim forces draws through MockRandomness; a real deployment reads a block's randomness instead.
+_STAND_IN = ("MockRandomness.",)
+
+
+def audited_path_gas(logs: dict[int, list[tuple[str, int]]]) -> dict[str, Any] | None:
+    """The gas of every transaction of one honest job drawn for audit and settled through the real
+    VerificationCourt (the sim's "honest, drawn" branch at the lowest k it measured): post, claim,
+    submit, the audit round (startAudit, commit, reveal, revealProvider) and the advances that tally
+    and conclude it. The MockRandomness calls that force the draw are listed but not counted."""
+    if not logs:
+        return None
+    k_pct = min(logs)
+    calls: list[dict[str, Any]] = [{"call": what, "gas": gas, "counted": not what.startswith(_STAND_IN)} for what, gas in logs[k_pct]]
+    total = sum(int(c["gas"]) for c in calls if c["counted"])
+    return {"k": k_pct / 100, "calls": calls, "total": total}
+
+
+def format_gas(gas: dict[str, Any]) -> str:
+    lines = [f"gas of one honest audited job (drawn, one verifier, ProviderRight; k={gas['k']:g}), every transaction:"]
+    for c in gas["calls"]:
+        lines.append(f"  {c['call']:<38} {c['gas']:>10,}" + ("" if c["counted"] else "  (the sim's draw stand-in; not counted)"))
+    lines.append(f"  {'total':<38} {gas['total']:>10,}")
+    return "\n".join(lines)
 
 
 def main(json_path: Path | None = None, only: list[str] | None = None) -> int:
     """Prints the table; exit status 1 when any row has a non-negative attacker EV, an honest loss
     above its designed allowance, or failed on chain."""
-    rows, shared = run(json_path, only=only, progress=lambda m: print(m, flush=True))
+    rows, shared, gas = run(json_path, only=only, progress=lambda m: print(m, flush=True))
     print()
     print(format_table(rows, shared))
+    if gas is not None:
+        print()
+        print(format_gas(gas))
     bad = [r.strategy for r in rows if not row_ok(r)]
     if bad:
         print(f"\nFAILED: {', '.join(bad)}")

@@ -70,6 +70,8 @@ class Strategies:
         # 2 % of VERIFICATION-ANALYSIS C2 with the default 2 redraws)
         self.nu = self.x.no_show ** (1 + self.max_redraws)
         self._overheads: dict[int, tuple[float, float]] = {}
+        # k (percent) -> every transaction of the honest drawn job of _measure_overhead, with its gas
+        self.audited_gas: dict[int, list[tuple[str, int]]] = {}
         self._verifier_baseline: float | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -144,9 +146,13 @@ class Strategies:
         parties = self.honest_parties()
 
         def body() -> str:
-            job = self.p.honest_job(self.a.requester, self.a.honest_provider, self.R, k_pct)
-            self.p.run_round(job, 0, [("honest", run_honestly)], label=f"overhead{k_pct}")
-            return self.p.conclude(job)
+            self.w.gas_log = []
+            try:
+                job = self.p.honest_job(self.a.requester, self.a.honest_provider, self.R, k_pct)
+                self.p.run_round(job, 0, [("honest", run_honestly)], label=f"overhead{k_pct}")
+                return self.p.conclude(job)
+            finally:
+                self.audited_gas[k_pct], self.w.gas_log = self.w.gas_log, None
 
         b = self.measure("honest, drawn", p, parties, body)
         if b.outcome != "ProviderRight":

@@ -117,6 +117,8 @@ class World:
         self.randomness = contract("MockRandomness", randomness, self.codec)
         self._spec_counter = 0
         self.tx_count = 0
+        # While a list: every mined transaction's (``Contract.function``, gasUsed), in order.
+        self.gas_log: list[tuple[str, int]] | None = None
 
     # ------------------------------------------------------------------ accounts
 
@@ -160,6 +162,8 @@ class World:
             except ChainError:
                 reason = "reverted (no trace)"
             raise TxFailed(f"{call.what} from {sender}", reason)
+        if self.gas_log is not None:
+            self.gas_log.append((call.what, int(receipt["gasUsed"], 16)))
         return receipt
 
     def fails(self, sender: str, binding: Binding, fn: str, *args: Any) -> str | None:

@@ -89,7 +89,7 @@ def test_row_arithmetic() -> None:
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], dict]:
     out = tmp_path_factory.mktemp("sim") / "sim.json"
-    rows, _shared = run(out)
+    rows, _shared, _gas = run(out)
     return rows, json.loads(Path(out).read_text())
 
 
@@ -125,6 +125,20 @@ def test_attacker_loses_and_honest_parties_do_not(table: tuple[list[Row], dict],
         assert row.attacker_ev is not None and row.attacker_ev < 0, f"{row.strategy}: attacker EV {row.attacker_ev}"
         assert row.honest_loss is not None
         assert row.honest_loss <= row.honest_allowance + 1e-9, f"{row.strategy}: honest loss {row.honest_loss}"
+
+
+def test_the_gas_of_an_honest_audited_job_is_every_transaction_of_it(table: tuple[list[Row], dict]) -> None:
+    """The JSON lists each transaction of the honest drawn job with its gas; the total counts all of
+    them but the sim's randomness stand-in."""
+    _, data = table
+    gas = data["audited_path_gas"]
+    calls = [c["call"] for c in gas["calls"]]
+    for step in ("JobMarket.postJob", "JobMarket.claimJob", "JobMarket.submitResult", "VerificationCourt.startAudit",
+                 "VerificationCourt.commit", "VerificationCourt.reveal", "VerificationCourt.revealProvider", "VerificationCourt.advance"):
+        assert step in calls, (step, calls)
+    assert calls.index("JobMarket.postJob") < calls.index("VerificationCourt.startAudit") < calls.index("VerificationCourt.advance")
+    assert all(c["gas"] > 21_000 for c in gas["calls"])
+    assert gas["total"] == sum(c["gas"] for c in gas["calls"] if not c["call"].startswith("MockRandomness."))
 
 
 def test_lazy_provider_audit_rate_is_the_contracts(table: tuple[list[Row], dict]) -> None:

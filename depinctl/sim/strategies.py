@@ -179,6 +179,20 @@ class Strategies:
         self.p.run_round(job, 1, [("honest", run_honestly)] * 3, label=label)
         return self.p.conclude(job)
 
+    def _challenged(self, job: Job, challenger: str, seat: Any, label: str, *, drawn: bool) -> str:
+        """`challenger` challenges `job` (drawn for audit or not, as forced here); a drawn job's audit
+        runs first (a challenge does not displace it), then a jury of 3; every seat acts as `seat`."""
+        if drawn:
+            self.p.force_audit_draw(job, "honest", label)
+        else:
+            self.p.force_not_drawn(job, label)
+        self.w.send(challenger, self.w.court, "challenge", job.id)
+        if drawn:
+            self.p.run_round(job, 0, [("honest", seat)], label=label, force=False)
+        self.p.escalated_to(job, 1)
+        self.p.run_round(job, 1, [("honest", seat)] * 3, label=label)
+        return self.p.conclude(job)
+
     def _lazy_unaudited(self, k_pct: int, label: str) -> str:
         job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
         return self.p.unaudited(job, label)
@@ -461,26 +475,14 @@ class Strategies:
         parties = {"provider": [self.a.provider], "sybil": [self.a.sybil], **self.honest_parties()}
         label = "selfchal"
 
-        def undrawn() -> str:
-            job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.p.force_not_drawn(job, label)
-            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)
-            self.p.escalated_to(job, 1)
-            self.p.run_round(job, 1, [("honest", run_honestly)] * 3, label=label)
-            return self.p.conclude(job)
-
-        def drawn() -> str:
-            job = self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.p.force_audit_draw(job, "honest", label)
-            self.w.send(self.a.sybil, self.w.court, "challenge", job.id)  # the audit is not displaced
-            self.p.run_round(job, 0, [("honest", run_honestly)], label=label, force=False)
-            self.p.escalated_to(job, 1)
-            self.p.run_round(job, 1, [("honest", run_honestly)] * 3, label=label)
-            return self.p.conclude(job)
+        def branch(drawn: bool) -> Callable[[], str]:
+            return lambda: self._challenged(
+                self.p.lazy_job(self.a.requester, self.a.provider, self.R, k_pct), self.a.sybil, run_honestly, label, drawn=drawn
+            )
 
         branches = [
-            self.measure("not drawn: straight to a 3-jury", 1 - p, parties, undrawn),
-            self.measure("drawn: audit runs, then the jury", p, parties, drawn),
+            self.measure("not drawn: straight to a 3-jury", 1 - p, parties, branch(False)),
+            self.measure("drawn: audit runs, then the jury", p, parties, branch(True)),
         ]
         return self._row(
             "self-challenge by the provider's sybil",
@@ -738,26 +740,15 @@ class Strategies:
         parties = {"provider": [self.a.provider], **self.honest_parties()}
         label = "withheld"
 
-        def undrawn() -> str:
-            job = self.p.honest_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.p.force_not_drawn(job, label)
-            self.w.send(self.a.requester, self.w.court, "challenge", job.id)
-            self.p.escalated_to(job, 1)
-            self.p.run_round(job, 1, [("honest", report_not_delivered)] * 3, label=label)
-            return self.p.conclude(job)
-
-        def drawn() -> str:
-            job = self.p.honest_job(self.a.requester, self.a.provider, self.R, k_pct)
-            self.p.force_audit_draw(job, "honest", label)
-            self.w.send(self.a.requester, self.w.court, "challenge", job.id)
-            self.p.run_round(job, 0, [("honest", report_not_delivered)], label=label, force=False)
-            self.p.escalated_to(job, 1)
-            self.p.run_round(job, 1, [("honest", report_not_delivered)] * 3, label=label)
-            return self.p.conclude(job)
+        def branch(drawn: bool) -> Callable[[], str]:
+            return lambda: self._challenged(
+                self.p.honest_job(self.a.requester, self.a.provider, self.R, k_pct), self.a.requester, report_not_delivered, label,
+                drawn=drawn,
+            )
 
         branches = [
-            self.measure("not drawn: the requester challenges, 3-jury", 1 - p, parties, undrawn),
-            self.measure("drawn: audit, then the jury", p, parties, drawn),
+            self.measure("not drawn: the requester challenges, 3-jury", 1 - p, parties, branch(False)),
+            self.measure("drawn: audit, then the jury", p, parties, branch(True)),
         ]
         return self._row(
             "withheld delivery",

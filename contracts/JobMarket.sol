@@ -77,6 +77,11 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     uint256 public constant MAX_CPUS_PER_JOB = 256;
 
     uint256 private constant _BPS = 10_000;
+    /// @dev Set in a credit slot by `withdraw` so that the slot never returns to zero: a later
+    ///      credit (a provider's next payout) then updates the slot instead of creating it (17,100
+    ///      gas less at the next finalize). Balances stay far below it (token amounts < 2^128), and
+    ///      every read of a balance masks it out.
+    uint256 private constant _KEPT = 1 << 255;
     uint256 private constant _PCT = 100;
 
     // Bits of Config.flags.
@@ -360,9 +365,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function withdraw() external nonReentrant {
-        uint256 amount = _credits[msg.sender];
+        uint256 amount = _credits[msg.sender] & ~_KEPT;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
-        _credits[msg.sender] = 0;
+        // The slot stays non-zero (see `_KEPT`): the next credit updates it instead of creating it.
+        _credits[msg.sender] = _KEPT;
         emit Withdrawn(msg.sender, amount);
         IERC20(address(_token)).safeTransfer(msg.sender, amount);
     }
@@ -537,7 +543,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function withdrawableOf(address account) external view returns (uint256) {
-        return _credits[account];
+        return _credits[account] & ~_KEPT;
     }
 
     /// @inheritdoc IJobMarket
@@ -601,9 +607,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         // Pay from the requester's withdrawable balance when it covers the whole escrow, else
         // from its wallet (see the gas layout note: the credit slot is not written then).
         uint256 credit = _credits[msg.sender];
-        bool fromCredit = credit >= total;
+        bool fromCredit = (credit & ~_KEPT) >= total;
         if (fromCredit) {
-            // Cannot underflow: total <= credit.
+            // Cannot underflow: total <= the balance, which lies below the `_KEPT` bit (kept set).
             unchecked {
                 _credits[msg.sender] = credit - total;
             }

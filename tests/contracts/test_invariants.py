@@ -398,17 +398,24 @@ def test_market_state_machine(chain, accounts, owner, token, staking, market, co
         "all_accounts": list(accounts)[:10],
         "stats": {},
     }
-    run_state_machine_as_test(
-        MarketMachine,
-        settings=settings(
-            max_examples=12,
-            stateful_step_count=40,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-        ),
-    )
-    # The machine must have reached every kind of settlement, not only reverts.
+    # The machine must have reached every kind of settlement, not only reverts. A court settlement
+    # takes three rules in a row (force_draw drawn, begin, settle), which twelve random sequences of
+    # 40 steps sometimes never line up (seen once in about ten runs): then up to two more batches of
+    # sequences run. A broken invariant fails the first batch that hits it; only coverage tops up.
     stats = MarketMachine.env["stats"]
+    kinds = ("postJob", "claimJob", "submitResult", "submitFailure", "finalize", "settle", "begin")
+    for _batch in range(3):
+        run_state_machine_as_test(
+            MarketMachine,
+            settings=settings(
+                max_examples=12,
+                stateful_step_count=40,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+            ),
+        )
+        if all(stats.get(name, 0) > 0 for name in kinds):
+            break
     print("successful transactions:", dict(sorted(stats.items())))
-    for name in ("postJob", "claimJob", "submitResult", "submitFailure", "finalize", "settle", "begin"):
+    for name in kinds:
         assert stats.get(name, 0) > 0, f"no successful {name} in any example: {stats}"

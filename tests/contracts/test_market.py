@@ -760,3 +760,26 @@ def test_withdraw(market, token, requester, job):
     assert token.balanceOf(requester) == before + ESCROW
     with reverts(market.NothingToWithdraw, account=requester.address):
         market.withdraw(sender=requester)
+
+
+def test_credits_after_a_withdrawal_are_exact(market, token, requester, registered, ledger, everyone):
+    """withdraw keeps the credit slot non-zero internally (a gas layout choice) but the balance
+    reads 0: a later credit, a post from credit and a second withdrawal move exact amounts."""
+    market.deposit(ESCROW + 5, sender=requester)
+    market.withdraw(sender=requester)
+    assert market.withdrawableOf(requester) == 0
+    with reverts(market.NothingToWithdraw, account=requester.address):
+        market.withdraw(sender=requester)
+    led = ledger()
+    tx = post(market, requester)  # a zero balance does not cover the escrow: the wallet pays
+    assert tx.decode_logs(market.JobPosted)[0].fromCredit == 0
+    market.cancelJob(market.jobCount(), sender=requester)
+    assert led.changes() == {"credit.requester": ESCROW, "market": ESCROW, "requester": -ESCROW}
+    tx = post(market, requester, n=1)  # exactly covered
+    assert tx.decode_logs(market.JobPosted)[0].fromCredit == ESCROW
+    assert market.withdrawableOf(requester) == 0
+    market.deposit(7, sender=requester)
+    led = ledger()
+    market.withdraw(sender=requester)
+    assert led.changes() == {"credit.requester": -7, "market": -7, "requester": 7}
+    assert_market_invariant(market, token, everyone)

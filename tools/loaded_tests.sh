@@ -11,7 +11,7 @@ cd "$ROOT"
 export PATH="$ROOT/node_modules/.bin:$ROOT/.venv/bin:$PATH"
 ROUNDS="${1:-3}"
 shift || true
-(( $# )) || set -- tests/executor tests/devnet
+(( $# )) || set -- tests/executor tests/depinctl
 
 pids=()
 stop_load() { (( ${#pids[@]} )) && kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; }

@@ -55,7 +55,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 
@@ -311,7 +311,7 @@ class Indexer:
                     except _ChainMoved as exc:
                         self._moved += 1
                         if self._moved > 20:
-                            raise IndexerError(f"the node's chain keeps changing under the indexer ({exc}); giving up this poll") from None
+                            self._give_up_this_poll(exc)
                         log.info("chain moved during the backfill (%s); re-reading the cursor", exc)
                         continue
                     applied += n
@@ -324,7 +324,7 @@ class Indexer:
                     except _ChainMoved as exc:
                         self._moved += 1
                         if self._moved > 20:
-                            raise IndexerError(f"the node's chain keeps changing under the indexer ({exc}); giving up this poll") from None
+                            self._give_up_this_poll(exc)
                         log.info("chain moved during a fetch (%s); fetching again", exc)
                         self._sleep(min(self.config.poll_interval, 0.1 * self._moved))
                         self.head = self.rpc.block_number()
@@ -348,6 +348,13 @@ class Indexer:
                         f"the cursor of {self.keys.prefix} keeps changing under this indexer: "
                         "is another indexer writing the same prefix? Run only one per deployment."
                     ) from exc
+
+    def _give_up_this_poll(self, exc: Exception) -> NoReturn:
+        """After 20 fetches in a row that saw the chain change (a node busy re-mining a reorg can
+        answer a head whose blocks it does not serve yet): a ChainError, so that :meth:`run` backs
+        off and polls again, as for a node that is away. It used to stop the indexer."""
+        self._moved = 0
+        raise ChainError(f"the node's chain keeps changing under the indexer ({exc}); giving up this poll") from None
 
     def retain(self, cursor: Cursor | None = None) -> tuple[int, int]:
         """One retention pass (see :mod:`indexer.config`): compacts the settled jobs settled at or

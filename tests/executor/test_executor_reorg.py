@@ -46,8 +46,8 @@ def _head(stack: Stack) -> int:
     return int(_rpc(stack, "eth_blockNumber"), 16)
 
 
-def _nonce(stack: Stack, address: str) -> int:
-    return int(_rpc(stack, "eth_getTransactionCount", [address, "latest"]), 16)
+def _nonce(stack: Stack, address: str, block: int | None = None) -> int:
+    return int(_rpc(stack, "eth_getTransactionCount", [address, "latest" if block is None else hex(block)]), 16)
 
 
 def _logged(ex: Executor, msg: str) -> list[dict[str, Any]]:
@@ -76,12 +76,20 @@ def test_a_reorg_that_drops_the_providers_withdraw_does_not_wedge_it(stack: Stac
     stack.wait_status(first, JobStatus.FINALIZED, timeout=90)
     withdrawn = wait_for(lambda: _logged(p, "withdrawn"), 60, "the provider's withdraw")[-1]
     receipt = _rpc(stack, "eth_getTransactionReceipt", [withdrawn["tx"]])
-    nonce_before = _nonce(stack, provider)
-    depth = _head(stack) - int(receipt["blockNumber"], 16) + 1
-    _rpc(stack, "anvil_reorg", [depth, []])  # the withdraw (and whatever came after it) is gone
-    assert _rpc(stack, "eth_getTransactionByHash", [withdrawn["tx"]]) is None
-    assert _nonce(stack, provider) < nonce_before
-    assert stack.market.withdrawable(provider) >= TOKEN
+    mined_at = int(receipt["blockNumber"], 16)
+    nonce_before = _nonce(stack, provider, mined_at)
+    # The withdraw's block and every later one are replaced by empty blocks up to the head. anvil
+    # also mines a block every second: one mined between reading the head and the reorg leaves the
+    # withdraw's block in place, and then the reorg is made again from the new head.
+    for _ in range(3):
+        _rpc(stack, "anvil_reorg", [_head(stack) - mined_at + 1, []])
+        replaced = _rpc(stack, "eth_getBlockByNumber", [hex(mined_at), False])
+        if replaced["hash"] != receipt["blockHash"]:
+            break
+    # The executor may send the withdraw again at once (into blocks above the replaced ones), so the
+    # reorg is checked at the withdraw's height.
+    assert replaced["hash"] != receipt["blockHash"] and withdrawn["tx"] not in replaced["transactions"]
+    assert _nonce(stack, provider, mined_at) < nonce_before
 
     second = _job(stack, 2)
     stack.wait_status(second, JobStatus.FINALIZED, timeout=90)

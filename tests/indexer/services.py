@@ -450,6 +450,10 @@ class FlakyProxy:
         self.inject = inject
         self.count = 0
         self.down = False  # when set, every request is dropped (the node "went away")
+        # When set, headers of blocks at or above it come back null, as from a node that reports a
+        # head whose blocks it is still re-mining after a reorg; `hidden` counts them.
+        self.vanish_from: int | None = None
+        self.hidden = 0
         self.dropped = 0
         self.errors500 = 0
         self.rejected = 0
@@ -511,12 +515,23 @@ class FlakyProxy:
                 err = {"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32005, "message": f"block range too large: {span} > {self.max_range}"}}
                 return 200, json.dumps(err).encode()
         resp = self._session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+        if self.vanish_from is not None and isinstance(req, list):
+            return 200, json.dumps(self._hide_headers(req, resp.json())).encode()
         if self.inject is not None and isinstance(req, dict) and req.get("method") == "eth_getLogs":
             data = resp.json()
             if "result" in data:
                 data["result"] = self.inject(req["params"], data["result"])
                 return 200, json.dumps(data).encode()
         return resp.status_code, resp.content
+
+    def _hide_headers(self, req: list[dict[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        asked = {r["id"]: r for r in req}
+        for answer in answers:
+            r = asked.get(answer.get("id"))
+            if r and r.get("method") == "eth_getBlockByNumber" and int(r["params"][0], 16) >= (self.vanish_from or 0):
+                answer["result"] = None
+                self.hidden += 1
+        return answers
 
     def close(self) -> None:
         self.server.shutdown()

@@ -48,6 +48,33 @@ def test_node_that_goes_away_is_waited_for(chain_env: ChainEnv) -> None:
     assert dump(env.client(0), env.keys, bookkeeping=False) == dump(env.client(1), env.keys, bookkeeping=False)
 
 
+def test_a_node_that_keeps_changing_its_chain_is_waited_for(chain_env: ChainEnv) -> None:
+    """A node that answers a head but not its blocks (as anvil does while it re-mines a reorg on a
+    loaded machine) makes every fetch see the chain move. After 20 such fetches the indexer gives
+    up that poll, backs off and polls again; it used to stop. When the blocks are served again it
+    catches up, ending equal to a rebuild."""
+    env, m = chain_env, chain_env.market
+    requester = m.accounts[1]
+    m.fund(requester)
+    proxy = FlakyProxy(env.anvil.url)
+    live = LiveIndexer(env.indexer(0, rpc_url=proxy.url))
+    try:
+        live.wait_synced(m.head())
+        proxy.vanish_from = m.head() + 1
+        m.post(requester, n=1)
+        m.post(requester, n=2)
+        # 20 refetches give up one poll; three polls' worth shows it polls on after giving up
+        wait_for(lambda: proxy.hidden > 70 or not live.thread.is_alive(), 120, "the indexer to keep polling the changing node")
+        assert live.thread.is_alive() and live.error is None
+        proxy.vanish_from = None
+        live.wait_synced(m.head())
+    finally:
+        live.stop()
+        proxy.close()
+    env.rebuild(1)
+    assert dump(env.client(0), env.keys, bookkeeping=False) == dump(env.client(1), env.keys, bookkeeping=False)
+
+
 def test_redis_wiped_while_running_is_rebuilt_from_the_chain(populated_env: ChainEnv) -> None:
     """FLUSHALL in the middle of a backfill, and again once the indexer follows the head: the
     running indexer notices (the cursor is gone, its transaction aborts) and rebuilds everything

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from .services import ChainEnv, FlakyProxy, LiveIndexer, dump, wait_for
 
 
@@ -22,30 +25,45 @@ def test_flaky_rpc_still_yields_the_exact_state(populated_env: ChainEnv) -> None
     assert dump(env.client(0), env.keys) == dump(env.client(1), env.keys)
 
 
-def test_node_that_goes_away_is_waited_for(chain_env: ChainEnv) -> None:
-    """While the node is unreachable the running indexer logs, backs off and keeps polling; when
-    it is back it catches up with what happened meanwhile, ending equal to a rebuild."""
-    env, m = chain_env, chain_env.market
+def _outage_is_waited_for(
+    env: ChainEnv, misbehave: Callable[[FlakyProxy, int], Callable[[], bool]], recover: Callable[[FlakyProxy], None],
+    what: str, **overrides: Any,
+) -> None:
+    """A live indexer behind a proxy: synced, then `misbehave(proxy, head)` starts an outage (it
+    returns when the indexer has been seen polling through it) while two jobs are posted. The
+    indexer must keep running; after `recover(proxy)` it catches up, ending equal to a rebuild."""
+    m = env.market
     requester = m.accounts[1]
     m.fund(requester)
     proxy = FlakyProxy(env.anvil.url)
-    live = LiveIndexer(env.indexer(0, rpc_url=proxy.url, rpc_retries=1))
+    live = LiveIndexer(env.indexer(0, rpc_url=proxy.url, **overrides))
     try:
         live.wait_synced(m.head())
-        proxy.down = True
-        dropped = proxy.dropped
+        polled_through = misbehave(proxy, m.head())
         m.post(requester, n=1)
         m.post(requester, n=2)
-        # the indexer keeps polling (and failing) while the node is away, without dying
-        wait_for(lambda: proxy.dropped > dropped + 3, 60, "the indexer to keep polling the dead node")
+        wait_for(lambda: polled_through() or not live.thread.is_alive(), 120, what)
         assert live.thread.is_alive() and live.error is None
-        proxy.down = False
+        recover(proxy)
         live.wait_synced(m.head())
     finally:
         live.stop()
         proxy.close()
     env.rebuild(1)
     assert dump(env.client(0), env.keys, bookkeeping=False) == dump(env.client(1), env.keys, bookkeeping=False)
+
+
+def test_node_that_goes_away_is_waited_for(chain_env: ChainEnv) -> None:
+    """While the node is unreachable the running indexer logs, backs off and keeps polling; when
+    it is back it catches up with what happened meanwhile, ending equal to a rebuild."""
+
+    def go_away(proxy: FlakyProxy, _head: int) -> Callable[[], bool]:
+        proxy.down = True
+        dropped = proxy.dropped
+        return lambda: proxy.dropped > dropped + 3
+
+    _outage_is_waited_for(chain_env, go_away, lambda proxy: setattr(proxy, "down", False),
+                          "the indexer to keep polling the dead node", rpc_retries=1)
 
 
 def test_a_node_that_keeps_changing_its_chain_is_waited_for(chain_env: ChainEnv) -> None:
@@ -53,26 +71,13 @@ def test_a_node_that_keeps_changing_its_chain_is_waited_for(chain_env: ChainEnv)
     loaded machine) makes every fetch see the chain move. After 20 such fetches the indexer gives
     up that poll, backs off and polls again; it used to stop. When the blocks are served again it
     catches up, ending equal to a rebuild."""
-    env, m = chain_env, chain_env.market
-    requester = m.accounts[1]
-    m.fund(requester)
-    proxy = FlakyProxy(env.anvil.url)
-    live = LiveIndexer(env.indexer(0, rpc_url=proxy.url))
-    try:
-        live.wait_synced(m.head())
-        proxy.vanish_from = m.head() + 1
-        m.post(requester, n=1)
-        m.post(requester, n=2)
-        # 20 refetches give up one poll; three polls' worth shows it polls on after giving up
-        wait_for(lambda: proxy.hidden > 70 or not live.thread.is_alive(), 120, "the indexer to keep polling the changing node")
-        assert live.thread.is_alive() and live.error is None
-        proxy.vanish_from = None
-        live.wait_synced(m.head())
-    finally:
-        live.stop()
-        proxy.close()
-    env.rebuild(1)
-    assert dump(env.client(0), env.keys, bookkeeping=False) == dump(env.client(1), env.keys, bookkeeping=False)
+
+    def hide_new_blocks(proxy: FlakyProxy, head: int) -> Callable[[], bool]:
+        proxy.vanish_from = head + 1
+        return lambda: proxy.hidden > 70  # 20 refetches give up one poll: three polls' worth and more
+
+    _outage_is_waited_for(chain_env, hide_new_blocks, lambda proxy: setattr(proxy, "vanish_from", None),
+                          "the indexer to keep polling the changing node")
 
 
 def test_redis_wiped_while_running_is_rebuilt_from_the_chain(populated_env: ChainEnv) -> None:

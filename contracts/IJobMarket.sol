@@ -83,6 +83,20 @@ interface IJobMarket {
         uint8 verifyMode; // 0 = re-execution audits (default), 1 = none (never drawn, no audit fee)
     }
 
+    /// @notice One job of a `postJobs` batch: `postJob`'s arguments.
+    struct JobPost {
+        bytes32 specHash;
+        bytes spec;
+        JobTerms terms;
+    }
+
+    /// @notice One result of a `submitResults` batch: `submitResult`'s arguments.
+    struct JobResult {
+        uint256 jobId;
+        bytes32 commitment;
+        string resultURI;
+    }
+
     /// @notice One version of the market parameters. Governance adds a version with `setParams`;
     ///         a job uses the version current at its post for its whole life.
     struct MarketParams {
@@ -244,6 +258,8 @@ interface IJobMarket {
     error ZeroReward();
     /// @notice Deposits must be positive.
     error ZeroDeposit();
+    /// @notice A batch call (`postJobs`, `claimJobs`, `submitResults`) needs at least one job.
+    error EmptyBatch();
     /// @notice The spec is empty.
     error EmptySpec();
     /// @notice keccak256 of the spec bytes is `actual`, not the declared `expected`.
@@ -315,6 +331,13 @@ interface IJobMarket {
     /// @return jobId The new job's id (sequential from 1).
     function postJob(bytes32 specHash, bytes calldata spec, JobTerms calldata terms) external returns (uint256 jobId);
 
+    /// @notice `postJob` for each of `posts`, in order, in one transaction (ids are sequential). The
+    ///         escrow of the whole batch is paid at once: from the caller's withdrawable balance
+    ///         when it covers all of it, else all from its wallet in one `transferFrom`. Each job
+    ///         emits its own `JobPosted` (its `fromCredit` is its own escrow or 0). All or nothing.
+    /// @return firstJobId The first new job's id; the others follow it.
+    function postJobs(JobPost[] calldata posts) external returns (uint256 firstJobId);
+
     /// @notice `postJob` in one transaction: applies the caller's ERC-2612 permit for the escrow
     ///         (R + f*R + A under the current parameters) first. A permit that was already used (front-run) is tolerated
     ///         if the allowance suffices.
@@ -340,11 +363,18 @@ interface IJobMarket {
     /// @notice Claims an open job before its claim deadline, locking collateral in staking.
     function claimJob(uint256 jobId) external;
 
+    /// @notice `claimJob` for each of `jobIds`, with one collateral lock in staking for their sum.
+    ///         All or nothing: one job that cannot be claimed (or a repeated id) reverts the batch.
+    function claimJobs(uint256[] calldata jobIds) external;
+
     /// @notice Commits to the result of a claimed job (assigned provider, before the submit
     ///         deadline): `commitment` = keccak256(abi.encode(provider, jobId, digest, salt)),
     ///         non-zero. It replaces the spec hash in storage (the spec hash stays in `JobPosted`).
     ///         The job's anchor block is block.number + drawDelay.
     function submitResult(uint256 jobId, bytes32 commitment, string calldata resultURI) external;
+
+    /// @notice `submitResult` for each of `results`, in order. All or nothing.
+    function submitResults(JobResult[] calldata results) external;
 
     /// @notice Reports failure `code` instead of a result; `commitment` =
     ///         keccak256(abi.encode(provider, jobId, bytes32(uint256(code)), salt)).

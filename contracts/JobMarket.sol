@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {ICourtViews} from "./ICourtViews.sol";
@@ -12,6 +13,8 @@ import {IJobMarket} from "./IJobMarket.sol";
 import {IProviderStaking} from "./IProviderStaking.sol";
 import {IRandomness} from "./IRandomness.sol";
 import {IRewardToken} from "./IRewardToken.sol";
+import {JobMarketGovernance} from "./JobMarketGovernance.sol";
+import {JobMarketState} from "./JobMarketState.sol";
 import {ProviderStaking} from "./ProviderStaking.sol";
 
 /// @title Job market with escrow, optimistic settlement and court-run verification of drawn jobs
@@ -38,115 +41,8 @@ import {ProviderStaking} from "./ProviderStaking.sol";
 ///      only when it covers the whole escrow, otherwise from the wallet without touching the
 ///      credit slot, so that the audit fee refunded there at finalize usually writes a non-zero slot. Rewards are capped at 2^88 - 1 base units
 ///      (3.09e8 tokens of 18 decimals) so that the hot word fits; anchor blocks below 2^32.
-contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
+contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
-
-    /// @notice Adds parameter versions (`setParams`).
-    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
-    /// @notice Pauses and unpauses (`setPaused`).
-    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
-
-    // Hard bounds on governance parameters (time in seconds).
-    /// @notice The longest claim window a version may allow.
-    uint24 public constant MAX_CLAIM_WINDOW = 90 days;
-    /// @notice C10: the longest auditable runtime (every job is auditable or verify-none; both obey it).
-    uint24 public constant MAX_RUNTIME = 24 hours;
-    /// @notice The longest challenge window a version may allow.
-    uint24 public constant MAX_CHALLENGE_WINDOW = 30 days;
-    /// @notice C4: k*R must fund a 3-juror jury at w = 1.1 R.
-    uint16 public constant MIN_COLLATERAL_PCT = 400;
-    /// @notice The highest collateral, 10 R.
-    uint16 public constant MAX_COLLATERAL_PCT = 1000;
-    /// @notice C2: alpha >= 1.4.
-    uint16 public constant MIN_ALPHA_BPS = 14_000;
-    /// @notice C11: the protocol fee f lies in [0.5 %, 10 %].
-    uint16 public constant MIN_FEE_BPS = 50;
-    /// @notice C11: see MIN_FEE_BPS.
-    uint16 public constant MAX_FEE_BPS = 1000;
-    /// @notice C12: A >= 1.1 R.
-    uint16 public constant MIN_AUDIT_FEE_BPS = 11_000;
-    /// @notice The highest audit fee, 5 R.
-    uint16 public constant MAX_AUDIT_FEE_BPS = 50_000;
-    /// @notice C3: beta <= 0.1.
-    uint16 public constant MAX_BETA_BPS = 1000;
-    /// @notice Each side's availability fee is at most 10 % of R.
-    uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
-    /// @notice The longest draw delay D (blocks), well inside the 256 blocks a block hash lives.
-    uint16 public constant MAX_DRAW_DELAY = 64;
-    /// @dev Declared CPU-seconds are at most maxRuntime times this many CPUs.
-    uint256 public constant MAX_CPUS_PER_JOB = 256;
-
-    uint256 private constant _BPS = 10_000;
-    /// @dev Set in a credit slot by `withdraw` so that the slot never returns to zero: a later
-    ///      credit (a provider's next payout) then updates the slot instead of creating it (17,100
-    ///      gas less at the next finalize). Balances stay far below it (token amounts < 2^128), and
-    ///      every read of a balance masks it out.
-    uint256 private constant _KEPT = 1 << 255;
-    uint256 private constant _PCT = 100;
-
-    // Bits of Config.flags.
-    uint8 private constant _PAUSED = 1;
-    // Job.flags: bits 0-2 the failure code (0 = a result), bit 3 verify-none.
-    uint8 private constant _CODE_MASK = 7;
-    uint8 private constant _VERIFY_NONE = 8;
-
-    /// @dev Word 1 of a job: what settlement needs besides the hot word (248 bits).
-    struct Econ {
-        address requester;
-        uint24 version; // parameter version at post: the court and the bounds
-        uint16 auditBps; // p_job (0 for verify-none)
-        uint16 feeBps; // f at post, lowered by availability no-fault fees on reopen
-        uint16 kappaBps;
-        uint16 auditFeeBps; // A / R (0 for verify-none)
-    }
-
-    /// @dev Three storage words; see the contract's gas layout note.
-    struct Job {
-        // word 0: the spec hash until submission, then the commitment
-        bytes32 word0;
-        // word 1
-        Econ econ;
-        // word 2, the hot word: 88 + 8 + 8 + 24 + 32 + 32 + 24 + 24 + 16 = 256 bits
-        uint88 reward;
-        JobStatus status;
-        uint8 flags;
-        uint24 providerId;
-        uint32 claimOrAnchor; // the claim deadline until submission, then the anchor block
-        uint32 deadline;
-        uint24 maxRuntime;
-        uint24 challengeWindow;
-        uint16 collateralPct;
-    }
-
-    /// @dev The global hot word: job counter, current parameter version, flags.
-    struct Config {
-        uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
-        uint24 version;
-        uint8 flags; // _PAUSED
-    }
-
-    /// @dev Word A of a parameter version: everything `postJob` reads (exactly 256 bits).
-    struct Bounds {
-        uint24 minClaimWindow;
-        uint24 maxClaimWindow;
-        uint24 minRuntime;
-        uint24 maxRuntime;
-        uint24 minChallengeWindow;
-        uint24 maxChallengeWindow;
-        uint16 minCollateralPct;
-        uint16 maxCollateralPct;
-        uint16 alphaBps;
-        uint16 feeBps;
-        uint16 kappaBps;
-        uint16 auditFeeBps;
-        uint16 betaBps;
-    }
-
-    /// @dev Word B of a parameter version: read by court calls and availability failures only.
-    struct Extra {
-        uint16 noFaultFeeBps;
-        address court;
-    }
 
     /// @dev What an optimistic settlement moved; fields of `JobFinalized`.
     struct Optimistic {
@@ -166,17 +62,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     IRewardToken private immutable _token;
-    IProviderStaking private immutable _staking;
     IRandomness private immutable _randomness;
     bool private immutable _nativeBlockhash;
-    uint16 private immutable _drawDelay;
-
-    Config private _config;
-    uint256 private _pendingBurn;
-    mapping(uint256 version => Bounds) private _bounds;
-    mapping(uint256 version => Extra) private _extras;
-    mapping(uint256 jobId => Job) private _jobs;
-    mapping(address account => uint256) private _credits;
+    /// @dev JobMarketGovernance, which `setParams` delegates to (see JobMarketState).
+    address private immutable _governance;
 
     modifier whenNotPaused() {
         if (_config.flags & _PAUSED != 0) revert MarketPaused();
@@ -203,13 +92,15 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         address admin,
         uint96 minStake,
         uint32 unbondingDelay
-    ) {
-        _checkParam("drawDelay", drawDelay_, 1, MAX_DRAW_DELAY);
+    )
+        JobMarketState(
+            IProviderStaking(address(new ProviderStaking(token_, admin, minStake, unbondingDelay))), drawDelay_
+        )
+    {
         _token = IRewardToken(token_);
         _randomness = IRandomness(randomness_);
         _nativeBlockhash = nativeBlockhash_;
-        _drawDelay = drawDelay_;
-        _staking = IProviderStaking(address(new ProviderStaking(token_, admin, minStake, unbondingDelay)));
+        _governance = address(new JobMarketGovernance(_staking, drawDelay_));
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNOR_ROLE, admin);
         _grantRole(GUARDIAN_ROLE, admin);
@@ -227,6 +118,29 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
+    function postJobs(JobPost[] calldata posts) external nonReentrant returns (uint256 firstJobId) {
+        uint256 n = posts.length;
+        if (n == 0) revert EmptyBatch();
+        // The whole batch's escrow first, so that every JobPosted can say where its escrow came from.
+        Bounds memory b = _bounds[_config.version];
+        uint256 total = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            total += _escrowOf(posts[i].terms, b);
+        }
+        bool fromCredit = _takeFromCredit(total);
+        // Called through a pointer: solc then keeps inlining `_createJob` into the single post
+        // (one direct call), which a second direct call here would stop (+890 gas per postJob).
+        function(bytes32, bytes calldata, JobTerms calldata) internal returns (uint256, Econ memory) create = _createJob;
+        for (uint256 i = 0; i < n; ++i) {
+            JobPost calldata p = posts[i];
+            (uint256 jobId, Econ memory e) = create(p.specHash, p.spec, p.terms);
+            if (i == 0) firstJobId = jobId;
+            _emitPosted(jobId, p.specHash, fromCredit ? _escrowAt(p.terms.reward, e) : 0, e, p.terms, p.spec);
+        }
+        if (!fromCredit) IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @inheritdoc IJobMarket
     function postJobWithPermit(
         bytes32 specHash,
         bytes calldata spec,
@@ -236,9 +150,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (uint256 jobId) {
-        Bounds memory b = _bounds[_config.version];
-        uint256 escrow = uint256(terms.reward) + _bps(terms.reward, b.feeBps)
-            + (terms.verifyMode == 1 ? 0 : _bps(terms.reward, b.auditFeeBps));
+        uint256 escrow = _escrowOf(terms, _bounds[_config.version]);
         // A front-run permit makes this call fail; the allowance it set is then already in place,
         // and `transferFrom` in `_post` reverts with the token's own error if it is not.
         try IERC20Permit(address(_token)).permit(msg.sender, address(this), escrow, permitDeadline, v, r, s) {} catch {}
@@ -280,19 +192,41 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobMarket
+    function claimJobs(uint256[] calldata jobIds) external whenNotPaused {
+        uint256 n = jobIds.length;
+        if (n == 0) revert EmptyBatch();
+        uint256 total = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            total += _collateralOf(_claimable(jobIds[i]));
+        }
+        // One lock for the sum; `_claim` checks each job is still Open, so a repeated id reverts.
+        uint24 providerId = _staking.lock(msg.sender, SafeCast.toUint96(total));
+        for (uint256 i = 0; i < n; ++i) {
+            _claim(jobIds[i], providerId);
+        }
+    }
+
+    /// @inheritdoc IJobMarket
     function submitResult(uint256 jobId, bytes32 commitment, string calldata resultURI) external {
-        if (commitment == bytes32(0)) revert EmptyCommitment();
-        Job storage j = _assignedJob(jobId);
-        j.word0 = commitment;
-        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
-        emit ResultSubmitted(jobId, msg.sender, commitment, resultURI, challengeDeadline, anchorBlock);
+        _submit(jobId, commitment, resultURI, 0);
+    }
+
+    /// @inheritdoc IJobMarket
+    function submitResults(JobResult[] calldata results) external {
+        uint256 n = results.length;
+        if (n == 0) revert EmptyBatch();
+        uint24 checked = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            JobResult calldata r = results[i];
+            checked = _submit(r.jobId, r.commitment, r.resultURI, checked);
+        }
     }
 
     /// @inheritdoc IJobMarket
     function submitFailure(uint256 jobId, uint8 code, bytes32 commitment) external nonReentrant {
         if (code == uint8(FailureCode.None) || code > uint8(type(FailureCode).max)) revert InvalidFailureCode(code);
         if (commitment == bytes32(0)) revert EmptyCommitment();
-        Job storage j = _assignedJob(jobId);
+        (Job storage j,) = _assignedJob(jobId, 0);
         if (code == uint8(FailureCode.ImageUnavailable) || code == uint8(FailureCode.InputHashMismatch)) {
             emit FailureSubmitted(jobId, msg.sender, code, commitment, 0, 0);
             _noFault(jobId, j);
@@ -452,54 +386,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- governance
 
     /// @inheritdoc IJobMarket
-    function setParams(MarketParams calldata p) external onlyRole(GOVERNOR_ROLE) {
-        _checkParam("minClaimWindow", p.minClaimWindow, 1, MAX_CLAIM_WINDOW);
-        _checkParam("maxClaimWindow", p.maxClaimWindow, p.minClaimWindow, MAX_CLAIM_WINDOW);
-        _checkParam("minRuntime", p.minRuntime, 1, MAX_RUNTIME);
-        if (p.maxRuntime > MAX_RUNTIME) revert RuntimeAboveAuditable(p.maxRuntime, MAX_RUNTIME);
-        _checkParam("maxRuntime", p.maxRuntime, p.minRuntime, MAX_RUNTIME);
-        _checkParam("minChallengeWindow", p.minChallengeWindow, 1, MAX_CHALLENGE_WINDOW);
-        _checkParam("maxChallengeWindow", p.maxChallengeWindow, p.minChallengeWindow, MAX_CHALLENGE_WINDOW);
-        if (p.minCollateralPct < MIN_COLLATERAL_PCT) {
-            revert CollateralBelowJuryFloor(p.minCollateralPct, MIN_COLLATERAL_PCT);
-        }
-        _checkParam("maxCollateralPct", p.maxCollateralPct, p.minCollateralPct, MAX_COLLATERAL_PCT);
-        if (p.alphaBps < MIN_ALPHA_BPS) revert AlphaBelowFloor(p.alphaBps, MIN_ALPHA_BPS);
-        _checkParam("feeBps", p.feeBps, MIN_FEE_BPS, MAX_FEE_BPS);
-        if (p.kappaBps >= _BPS) revert KappaNotBelowOne(p.kappaBps);
-        _checkParam("betaBps", p.betaBps, 0, MAX_BETA_BPS);
-        _checkParam("noFaultFeeBps", p.noFaultFeeBps, 0, MAX_NO_FAULT_FEE_BPS);
-        if (p.drawDelay != _drawDelay) revert DrawDelayFixed(p.drawDelay, _drawDelay);
-        if (p.court.code.length == 0) revert CourtNotContract(p.court);
-        // C12 + the jury deposit: E = A + 3w with A >= 1.1 R (the court pays the auditor E - 3w).
-        uint256 auditFloor = ICourtViews(p.court).minAuditFeeBps();
-        if (p.auditFeeBps < auditFloor) revert AuditFeeBelowFloor(p.auditFeeBps, auditFloor);
-        _checkParam("auditFeeBps", p.auditFeeBps, MIN_AUDIT_FEE_BPS, MAX_AUDIT_FEE_BPS);
-        uint256 required = ICourtViews(p.court).requiredChallengeWindow();
-        if (p.minChallengeWindow < required) revert ChallengeWindowBelowCourt(p.minChallengeWindow, required);
-        uint256 horizon = _horizon(p.maxClaimWindow, p.maxRuntime, p.maxChallengeWindow, p.court);
-        uint256 unbonding = _staking.unbondingDelay();
-        if (unbonding < horizon) revert UnbondingBelowHorizon(unbonding, horizon);
-
-        uint24 version = _config.version + 1; // checked: 2^24 - 1 versions
-        _config.version = version;
-        _bounds[version] = Bounds({
-            minClaimWindow: p.minClaimWindow,
-            maxClaimWindow: p.maxClaimWindow,
-            minRuntime: p.minRuntime,
-            maxRuntime: p.maxRuntime,
-            minChallengeWindow: p.minChallengeWindow,
-            maxChallengeWindow: p.maxChallengeWindow,
-            minCollateralPct: p.minCollateralPct,
-            maxCollateralPct: p.maxCollateralPct,
-            alphaBps: p.alphaBps,
-            feeBps: p.feeBps,
-            kappaBps: p.kappaBps,
-            auditFeeBps: p.auditFeeBps,
-            betaBps: p.betaBps
-        });
-        _extras[version] = Extra({noFaultFeeBps: p.noFaultFeeBps, court: p.court});
-        emit MarketParamsUpdated(version, _paramsAt(version));
+    /// @dev Runs in JobMarketGovernance's code on this market's storage (the role check included).
+    function setParams(MarketParams calldata) external {
+        Address.functionDelegateCall(_governance, msg.data);
     }
 
     /// @inheritdoc IJobMarket
@@ -616,6 +505,60 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         }
         _emitPosted(jobId, specHash, fromCredit ? uint96(total) : 0, e, terms, spec);
         if (!fromCredit) IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @dev Pays `total` from the caller's withdrawable balance when it covers all of it (true);
+    ///      otherwise leaves the credit slot untouched (false: the caller pays from its wallet).
+    function _takeFromCredit(uint256 total) private returns (bool) {
+        uint256 credit = _credits[msg.sender];
+        if ((credit & ~_KEPT) < total) return false;
+        // Cannot underflow: total <= the balance, which lies below the `_KEPT` bit (kept set).
+        unchecked {
+            _credits[msg.sender] = credit - total;
+        }
+        return true;
+    }
+
+    /// @dev R + f*R + A of a job posted now under bounds `b` (A = 0 for verify-none).
+    function _escrowOf(JobTerms calldata terms, Bounds memory b) private pure returns (uint256) {
+        return uint256(terms.reward) + _bps(terms.reward, b.feeBps)
+            + (terms.verifyMode == 1 ? 0 : _bps(terms.reward, b.auditFeeBps));
+    }
+
+    /// @dev R + f*R + A of a job with reward `reward` and parameter snapshot `e`.
+    function _escrowAt(uint96 reward, Econ memory e) private pure returns (uint96) {
+        return reward + _bps(reward, e.feeBps) + _bps(reward, e.auditFeeBps);
+    }
+
+    /// @dev The Open job `jobId`, before its claim deadline.
+    function _claimable(uint256 jobId) private view returns (Job storage j) {
+        j = _jobAt(jobId, JobStatus.Open);
+        if (block.timestamp > j.claimOrAnchor) revert TooLate(jobId, j.claimOrAnchor, block.timestamp);
+    }
+
+    /// @dev Marks the Open job `jobId` claimed by provider `providerId`, whose collateral is locked.
+    function _claim(uint256 jobId, uint24 providerId) private {
+        Job storage j = _jobAt(jobId, JobStatus.Open);
+        // uint32 holds unix times until 2106; maxRuntime is bounded by MAX_RUNTIME.
+        uint32 submitDeadline = uint32(block.timestamp) + j.maxRuntime;
+        j.status = JobStatus.Claimed;
+        j.deadline = submitDeadline;
+        j.providerId = providerId;
+        emit JobClaimed(jobId, msg.sender, _collateralOf(j), submitDeadline);
+    }
+
+    /// @dev Submits a result. `checked`: a provider id already known to be the caller's (0: none).
+    ///      Returns the job's provider id (the caller's).
+    function _submit(uint256 jobId, bytes32 commitment, string calldata resultURI, uint24 checked)
+        private
+        returns (uint24 providerId)
+    {
+        if (commitment == bytes32(0)) revert EmptyCommitment();
+        Job storage j;
+        (j, providerId) = _assignedJob(jobId, checked);
+        j.word0 = commitment;
+        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
+        emit ResultSubmitted(jobId, msg.sender, commitment, resultURI, challengeDeadline, anchorBlock);
     }
 
     /// @dev Checks the post against the current version and stores the job (split out of `_post`
@@ -847,11 +790,16 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev The claimed job `jobId`, whose assigned provider must be the caller, before its submit deadline.
-    function _assignedJob(uint256 jobId) private view returns (Job storage j) {
+    /// @dev The claimed job `jobId` and its provider id, whose provider must be the caller, before
+    ///      its submit deadline. `checked`: a provider id already known to be the caller's (0: none;
+    ///      a claimed job's provider id is never 0), whose address is not looked up again.
+    function _assignedJob(uint256 jobId, uint24 checked) private view returns (Job storage j, uint24 providerId) {
         j = _jobAt(jobId, JobStatus.Claimed);
-        address provider = _staking.providerOf(j.providerId);
-        if (msg.sender != provider) revert NotAssignedProvider(jobId, msg.sender, provider);
+        providerId = j.providerId;
+        if (providerId != checked) {
+            address provider = _staking.providerOf(providerId);
+            if (msg.sender != provider) revert NotAssignedProvider(jobId, msg.sender, provider);
+        }
         if (block.timestamp > j.deadline) revert TooLate(jobId, j.deadline, block.timestamp);
     }
 
@@ -868,39 +816,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function _hasCommitment(JobStatus s) private pure returns (bool) {
         return
             s == JobStatus.Submitted || s == JobStatus.Disputed || s == JobStatus.Finalized || s == JobStatus.Resolved;
-    }
-
-    function _paramsAt(uint256 version) private view returns (MarketParams memory p) {
-        Bounds memory b = _bounds[version];
-        Extra memory x = _extras[version];
-        p = MarketParams({
-            minClaimWindow: b.minClaimWindow,
-            maxClaimWindow: b.maxClaimWindow,
-            minRuntime: b.minRuntime,
-            maxRuntime: b.maxRuntime,
-            minChallengeWindow: b.minChallengeWindow,
-            maxChallengeWindow: b.maxChallengeWindow,
-            minCollateralPct: b.minCollateralPct,
-            maxCollateralPct: b.maxCollateralPct,
-            alphaBps: b.alphaBps,
-            feeBps: b.feeBps,
-            kappaBps: b.kappaBps,
-            auditFeeBps: b.auditFeeBps,
-            betaBps: b.betaBps,
-            noFaultFeeBps: x.noFaultFeeBps,
-            drawDelay: _drawDelay,
-            court: x.court,
-            paused: _config.flags & _PAUSED != 0
-        });
-    }
-
-    /// @dev C9: maxClaimWindow + maxRuntime + maxChallengeWindow + court.maxHorizon(maxRuntime).
-    function _horizon(uint24 maxClaimWindow, uint24 maxRuntime, uint24 maxChallengeWindow, address court)
-        private
-        view
-        returns (uint256)
-    {
-        return uint256(maxClaimWindow) + maxRuntime + maxChallengeWindow + ICourtViews(court).maxHorizon(maxRuntime);
     }
 
     /// @dev What the requester has escrowed for job `j`: R + fee + A.
@@ -926,9 +841,5 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     function _checkTerm(bytes32 name, uint256 value, uint256 min, uint256 max) private pure {
         if (value < min || value > max) revert TermOutOfBounds(name, value, min, max);
-    }
-
-    function _checkParam(bytes32 name, uint256 value, uint256 min, uint256 max) private pure {
-        if (value < min || value > max) revert ParameterOutOfBounds(name, value, min, max);
     }
 }

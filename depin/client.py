@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
@@ -293,6 +293,15 @@ class MarketParams:
     def escrow(self, reward: int, verify_mode: int = VerifyMode.REEXEC) -> int:
         """R + f*R + A: what posting a job with `reward` escrows under these parameters."""
         return reward + self.fee(reward) + self.audit_fee(reward, verify_mode)
+
+
+class _Post(NamedTuple):
+    """One job as :meth:`Client.post_job` sends it."""
+
+    spec_hash: bytes
+    spec_bytes: bytes
+    terms: tuple[int, int, int, int, int, int, int]
+    parsed: JobSpec
 
 
 @dataclass(frozen=True)
@@ -768,6 +777,96 @@ class Client:
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
         """
+        p = self.params()
+        post = self._prepare_post(
+            spec, p, reward=reward, claim_window=claim_window, challenge_window=challenge_window,
+            collateral_pct=collateral_pct, max_runtime=max_runtime, cpu_seconds=cpu_seconds, verify=verify,
+            seal=seal, encrypt_to=encrypt_to,
+        )
+        spec_hash, spec_bytes, terms, parsed = post.spec_hash, post.spec_bytes, post.terms, post.parsed
+        mode = VerifyMode(terms[6])
+        escrow = p.escrow(reward, mode)
+        credit = self.withdrawable()
+        need = 0 if credit >= escrow else escrow  # the contract takes it all from credit, or all from the wallet
+        if need:
+            self._ensure_funds(
+                need,
+                f"a reward of {format_tokens(reward)} plus fee {format_tokens(p.fee(reward))} and audit fee "
+                f"{format_tokens(p.audit_fee(reward, mode))}",
+            )
+        if need and self.allowance(spender="JobMarket") < need:
+            if permit:
+                deadline = self.block_timestamp() + PERMIT_LIFETIME
+                v, r, s = self.permit_signature("JobMarket", need, deadline)
+                receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
+                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
+            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
+        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
+        return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
+
+    def post_jobs(
+        self,
+        specs: Sequence[JobSpec | bytes],
+        *,
+        reward: int,
+        claim_window: int | None = None,
+        challenge_window: int | None = None,
+        collateral_pct: int | None = None,
+        max_runtime: int | None = None,
+        cpu_seconds: int | None = None,
+        verify: str | VerifyMode | None = None,
+        approve: bool = True,
+        seal: bool = True,
+        encrypt_to: str | bytes | None = None,
+    ) -> list[PostedJob]:
+        """Posts every spec of `specs` in one ``postJobs`` transaction, each with the same terms and
+        defaults as :meth:`post_job` (each spec is checked, sealed and defaulted on its own), and
+        escrows the sum at once: from the market balance when it covers all of it, else all from the
+        wallet in one transfer (an ``approve`` goes first when the allowance is short; there is no
+        permit variant). All or nothing. Returns one :class:`PostedJob` per spec, in order; they
+        share the transaction (`gas_used` is the whole batch's)."""
+        if not specs:
+            raise ClientError("post_jobs needs at least one spec")
+        p = self.params()
+        posts = [
+            self._prepare_post(
+                spec, p, reward=reward, claim_window=claim_window, challenge_window=challenge_window,
+                collateral_pct=collateral_pct, max_runtime=max_runtime, cpu_seconds=cpu_seconds, verify=verify,
+                seal=seal, encrypt_to=encrypt_to,
+            )
+            for spec in specs
+        ]
+        escrow = sum(p.escrow(reward, VerifyMode(post.terms[6])) for post in posts)
+        need = 0 if self.withdrawable() >= escrow else escrow
+        if need:
+            self._ensure_funds(need, f"{len(posts)} jobs with a reward of {format_tokens(reward)} each, plus fees")
+            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the jobs")
+        receipt = self.send(self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts]))
+        ids = self._job_ids_from(receipt)
+        if len(ids) != len(posts):
+            raise ClientError(f"transaction {receipt.tx_hash} emitted {len(ids)} JobPosted events for {len(posts)} jobs")
+        return [
+            PostedJob(job_id, receipt.tx_hash, receipt.gas_used, receipt, post.parsed.encrypt_to)
+            for job_id, post in zip(ids, posts, strict=True)
+        ]
+
+    def _prepare_post(
+        self,
+        spec: JobSpec | bytes,
+        p: Any,
+        *,
+        reward: int,
+        claim_window: int | None,
+        challenge_window: int | None,
+        collateral_pct: int | None,
+        max_runtime: int | None,
+        cpu_seconds: int | None,
+        verify: str | VerifyMode | None,
+        seal: bool,
+        encrypt_to: str | bytes | None,
+    ) -> _Post:
+        """What :meth:`post_job` and :meth:`post_jobs` send for one spec under parameters `p`: the
+        checked, sealed spec bytes, their hash and the terms (defaults filled in, bounds checked)."""
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
@@ -780,7 +879,6 @@ class Client:
             raise Refused("the reward must be positive", "ZeroReward")
         if reward >= 2**88:
             raise Refused(f"the reward {format_tokens(reward)} exceeds the market's cap of 2^88-1 base units", "TermOutOfBounds")
-        p = self.params()
         if p.paused:
             raise Refused("the market is paused: no new jobs are accepted right now", "MarketPaused")
         claim_window = _bounded("claim window", claim_window, DEFAULT_CLAIM_WINDOW, p.min_claim_window, p.max_claim_window)
@@ -802,25 +900,7 @@ class Client:
         except ValueError as exc:
             raise Refused(str(exc), "InvalidVerifyMode") from None
         terms = (reward, claim_window, max_runtime, challenge_window, collateral_pct, cpu_seconds, int(mode))
-        spec_hash = keccak(spec_bytes)
-        escrow = p.escrow(reward, mode)
-        credit = self.withdrawable()
-        need = 0 if credit >= escrow else escrow  # the contract takes it all from credit, or all from the wallet
-        if need:
-            self._ensure_funds(
-                need,
-                f"a reward of {format_tokens(reward)} plus fee {format_tokens(p.fee(reward))} and audit fee "
-                f"{format_tokens(p.audit_fee(reward, mode))}",
-            )
-        if need and self.allowance(spender="JobMarket") < need:
-            if permit:
-                deadline = self.block_timestamp() + PERMIT_LIFETIME
-                v, r, s = self.permit_signature("JobMarket", need, deadline)
-                receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
-                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
-            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
-        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
-        return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
+        return _Post(keccak(spec_bytes), spec_bytes, terms, parsed)
 
     def own_public_key(self) -> bytes | None:
         """The compressed secp256k1 public key of this client's local signing key (what
@@ -847,11 +927,19 @@ class Client:
         return self.own_public_key() if seal else None
 
     def _job_id_from(self, receipt: Receipt) -> int:
+        ids = self._job_ids_from(receipt)
+        if not ids:
+            raise ClientError(f"transaction {receipt.tx_hash} emitted no JobPosted event")
+        return ids[0]
+
+    def _job_ids_from(self, receipt: Receipt) -> list[int]:
+        """The ids of the market's JobPosted events in `receipt`, in log order."""
         topic = self._topic("JobMarket", "JobPosted")
-        for entry in receipt.logs:
-            if entry["address"].lower() == self.market.lower() and entry["topics"][0] == topic:
-                return int(entry["topics"][1], 16)
-        raise ClientError(f"transaction {receipt.tx_hash} emitted no JobPosted event")
+        return [
+            int(entry["topics"][1], 16)
+            for entry in receipt.logs
+            if entry["address"].lower() == self.market.lower() and entry["topics"] and entry["topics"][0] == topic
+        ]
 
     def cancel(self, job_id: int) -> Receipt:
         """Cancels an open job of this account's; the reward is credited back (see :meth:`withdraw`)."""
@@ -1135,10 +1223,26 @@ class Client:
     def claim(self, job_id: int) -> Receipt:
         return self.send(self.contracts.job_market.claim_job(_job_id(job_id)))
 
+    def claim_many(self, job_ids: Sequence[int]) -> Receipt:
+        """``claimJobs``: claims every job of `job_ids` in one transaction, with one collateral lock
+        for their sum. All or nothing: a job that cannot be claimed reverts the whole batch."""
+        if not job_ids:
+            raise ClientError("claim_many needs at least one job id")
+        return self.send(self.contracts.job_market.claim_jobs([_job_id(j) for j in job_ids]))
+
     def submit_result(self, job_id: int, commitment: bytes, uri: str) -> Receipt:
         """Commits to a result: `commitment` = keccak256(abi.encode(provider, jobId, digest, salt))
         (never the bare digest), the archive at the opaque `uri`."""
         return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(commitment), uri))
+
+    def submit_results(self, results: Sequence[tuple[int, bytes, str]]) -> Receipt:
+        """``submitResults``: :meth:`submit_result` for each ``(job_id, commitment, uri)`` in one
+        transaction. All or nothing."""
+        if not results:
+            raise ClientError("submit_results needs at least one result")
+        return self.send(
+            self.contracts.job_market.submit_results([(_job_id(j), _bytes32(c), uri) for j, c, uri in results])
+        )
 
     def submit_failure(self, job_id: int, code: FailureCode | int, commitment: bytes) -> Receipt:
         """Reports failure `code` with `commitment` = keccak256(abi.encode(provider, jobId,

@@ -370,6 +370,10 @@ class JobMarket(Binding):
         """``claimJob(uint256 jobId) nonpayable``"""
         return self.transaction("claimJob", job_id)
 
+    def claim_jobs(self, job_ids: Sequence[int]) -> Transaction:
+        """``claimJobs(uint256[] jobIds) nonpayable``"""
+        return self.transaction("claimJobs", job_ids)
+
     def deposit(self, amount: int) -> Transaction:
         """``deposit(uint256 amount) nonpayable``"""
         return self.transaction("deposit", amount)
@@ -446,6 +450,10 @@ class JobMarket(Binding):
         """``postJobWithPermit(bytes32 specHash, bytes spec, (uint96,uint32,uint24,uint24,uint16,uint32,uint8) terms, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) nonpayable returns (uint256)``"""
         return self.transaction("postJobWithPermit", spec_hash, spec, terms, permit_deadline, v, r, s)
 
+    def post_jobs(self, posts: Sequence[tuple[Any, ...]]) -> Transaction:
+        """``postJobs((bytes32,bytes,(uint96,uint32,uint24,uint24,uint16,uint32,uint8))[] posts) nonpayable returns (uint256)``"""
+        return self.transaction("postJobs", posts)
+
     def randomness(self) -> View:
         """``randomness() view returns (address)``"""
         return self.view("randomness")
@@ -458,9 +466,9 @@ class JobMarket(Binding):
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
 
-    def set_params(self, p: tuple[Any, ...]) -> Transaction:
-        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool) p) nonpayable``"""
-        return self.transaction("setParams", p)
+    def set_params(self, arg0: tuple[Any, ...]) -> Transaction:
+        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool)) nonpayable``"""
+        return self.transaction("setParams", arg0)
 
     def set_paused(self, paused_: bool) -> Transaction:
         """``setPaused(bool paused_) nonpayable``"""
@@ -481,6 +489,10 @@ class JobMarket(Binding):
     def submit_result(self, job_id: int, commitment: bytes, result_uri: str) -> Transaction:
         """``submitResult(uint256 jobId, bytes32 commitment, string resultURI) nonpayable``"""
         return self.transaction("submitResult", job_id, commitment, result_uri)
+
+    def submit_results(self, results: Sequence[tuple[Any, ...]]) -> Transaction:
+        """``submitResults((uint256,bytes32,string)[] results) nonpayable``"""
+        return self.transaction("submitResults", results)
 
     def supports_interface(self, interface_id: bytes) -> View:
         """``supportsInterface(bytes4 interfaceId) view returns (bool)``"""

@@ -61,6 +61,7 @@ log = logging.getLogger("executor.dispatcher")
 BLOCK_MS = 1_000
 DEFERRED_BLOCK_MS = 50
 BATCH = 50
+CLAIM_BATCH = 20  # accepted jobs claimed in one claimJobs transaction, at most
 MAX_ENTRY_FAILURES = 3
 RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
@@ -77,6 +78,7 @@ class Dispatcher:
         self.events = rt.event_stream()
         self.policy = Policy(rt.config.policy, image_available=self._image_available)
         self.failures: dict[str, int] = {}
+        self.accepted: list[int] = []  # jobs whose claim is to be queued (:meth:`queue_claims`)
 
     # ------------------------------------------------------------------ stream plumbing
 
@@ -117,6 +119,7 @@ class Dispatcher:
                 return
             for entry_id, fields in entries:
                 self._handle_entry(entry_id, fields)
+            self.queue_claims()
             after = entries[-1][0]
 
     def handle_batch(self) -> None:
@@ -130,6 +133,7 @@ class Dispatcher:
         for entry_id, fields in self.events.reclaim(self.consumer, min_idle_ms=self.reclaim_idle_ms, count=BATCH):
             self._handle_entry(entry_id, fields)
         self.reconsider_deferred()
+        self.queue_claims()
 
     def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
@@ -215,8 +219,22 @@ class Dispatcher:
                 self.skip(job_id, f"policy: {decision.reason}")
             return
         rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
-        queue.send("depin.claim", job_id)
-        log.info("claim queued", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
+        self.accepted.append(job_id)
+        log.info("claim accepted", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
+
+    def queue_claims(self) -> None:
+        """Queues the claims of the jobs accepted since the last call: one ``depin.claim`` task per
+        CLAIM_BATCH jobs, which claims them in one ``claimJobs`` transaction (a single job: a plain
+        ``claimJob``). The records say ``claiming`` already, so a dispatcher that dies before this
+        loses nothing: the beat's recovery queues their claims."""
+        accepted, self.accepted = self.accepted, []
+        for i in range(0, len(accepted), CLAIM_BATCH):
+            first, *more = accepted[i : i + CLAIM_BATCH]
+            if more:
+                queue.send("depin.claim", first, more=more)
+            else:
+                queue.send("depin.claim", first)
+            log.info("claim queued", extra={"jobs": ",".join(map(str, [first, *more]))})
 
     def reconsider_deferred(self) -> None:
         rt = self.rt

@@ -94,6 +94,43 @@ def claim_job(rt: Runtime, job_id: int) -> None:
     queue.send("depin.run", job_id)
 
 
+def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
+    """Claims several accepted jobs in one ``claimJobs`` transaction (one collateral lock), then
+    queues each run. Only jobs whose record still says ``claiming`` and that the chain shows Open
+    with the approved spec go in the batch; any other job (claimed before a crash, lost, changed
+    by a reorg) goes through :func:`claim_job`, which knows each case. A batch that reverts (one
+    job lost its race: the call is all or nothing) falls back to :func:`claim_job` for each, so
+    the others are still claimed. A crash after the batch is mined is safe: the task runs again
+    and :func:`claim_job` finds each job Claimed by us and carries on."""
+    batch = []
+    for job_id in job_ids:
+        rec = rt.record(job_id)
+        if rec.get("state") not in ("claiming", None):
+            continue
+        job = rt.job(job_id)
+        approved = rec.get("spec_hash")
+        if job.status == JobStatus.OPEN and not (approved and approved != "0x" + job.spec_hash.hex()):
+            batch.append(job_id)
+        else:
+            claim_job(rt, job_id)
+    if len(batch) < 2:
+        for job_id in batch:
+            claim_job(rt, job_id)
+        return
+    try:
+        receipt = rt.client.claim_many(batch)
+    except TxReverted as exc:
+        log.info("batch claim reverted; claiming one by one", extra={"jobs": ",".join(map(str, batch)), "error": exc.error_name})
+        for job_id in batch:
+            claim_job(rt, job_id)
+        return
+    log.info("claimed", extra={"jobs": ",".join(map(str, batch)), "tx": receipt.tx_hash})
+    for job_id in batch:
+        rt.set_record(job_id, "claimed", claimed_at=time.time())
+        metrics.count(rt, "jobs_claimed")
+        queue.send("depin.run", job_id)
+
+
 def submitted_by_us(rt: Runtime, job_id: int, job: Any) -> bool:
     """The chain shows our submission already (a reorg undid our claim and submission, and the
     signer sent both again, unchanged): the record says submitted."""

@@ -47,9 +47,13 @@ from executor.runtime import Runtime, get_runtime
 
 
 @job_task("depin.claim", give_up=give_up)
-def claim(self: Task, rt: Runtime, job_id: int) -> None:
-    """Claims an Open job the dispatcher accepted, then queues its run. Losing the race is normal."""
-    provider.claim_job(rt, job_id)
+def claim(self: Task, rt: Runtime, job_id: int, more: list[int] | None = None) -> None:
+    """Claims an Open job the dispatcher accepted (with `more`: those too, in one ``claimJobs``
+    transaction), then queues each run. Losing the race is normal."""
+    if more:
+        provider.claim_jobs(rt, [job_id, *more])
+    else:
+        provider.claim_job(rt, job_id)
 
 
 @job_task("depin.run", give_up=provider.abandon)

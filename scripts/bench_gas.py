@@ -49,6 +49,8 @@ AUDITED = ("postJob", "claimJob", "submitResult", "beginVerification", "settle")
 BASELINE = 263_878  # the pre-verification optimistic path (issue 10), wallet, emissions off
 TARGET = BASELINE * 110 // 100  # +10 %
 SINGLE_TARGET = 230_000  # issue 15: wallet, a withdrawal between jobs, emissions off
+BATCH_TARGET = 130_000  # issue 15: amortized per job, batches of 20
+BATCH_OPS = ("postJobs", "claimJobs", "submitResults", "finalizeMany")
 PROVIDER_RIGHT = 1
 
 
@@ -88,6 +90,69 @@ def run_jobs(c: dict, requester, provider, jobs: int, window: int, withdraw: boo
         gas["tx"] = txs
         rows.append(gas)
     return rows
+
+
+def run_batches(c: dict, requester, provider, batches: int, size: int, window: int, first_n: int) -> list[dict[str, Any]]:
+    """Walks `batches` batches of `size` jobs through the batch calls: postJobs (escrow from the
+    wallet in one transferFrom), claimJobs (one collateral lock), submitResults, then finalizeMany
+    for the jobs the draw left alone once the window has closed (the executor reads `isDrawn` first
+    too); the drawn jobs are settled through the court and not counted. The provider withdraws after each batch, as the executor does. Per batch:
+    each call's gas, the jobs finalized, and the amortized gas per optimistic job (the three batch
+    calls over all jobs plus finalizeMany over the jobs it finalized)."""
+    market, court = c["JobMarket"], c["VerificationCourt"]
+    rows = []
+    for b in range(batches):
+        first = first_n + b * size
+        specs = [example_spec(n) for n in range(first, first + size)]
+        terms = (to_wei(1), 600, 60, window, 400, 60, 0)
+        row: dict[str, Any] = {"batch": b, "size": size}
+        txs: dict[str, str] = {}
+        tx = market.postJobs([(keccak(s), s, terms) for s in specs], sender=requester)
+        row["postJobs"], txs["postJobs"] = tx.gas_used, tx.txn_hash
+        row["fromCredit"] = int(sum(e.fromCredit for e in tx.events.filter(market.JobPosted)))
+        last = market.jobCount()
+        ids = list(range(last - size + 1, last + 1))
+        tx = market.claimJobs(ids, sender=provider)
+        row["claimJobs"], txs["claimJobs"] = tx.gas_used, tx.txn_hash
+        results = [
+            (i, keccak(b"commitment" + s), f"http://provider.example:8700/results/{i:064x}") for i, s in zip(ids, specs, strict=True)
+        ]
+        tx = market.submitResults(results, sender=provider)
+        row["submitResults"], txs["submitResults"] = tx.gas_used, tx.txn_hash
+        chain.mine(2, deltatime=window + 1)
+        # Like the executor (executor/beat.py): only the jobs the draw left alone go to finalizeMany.
+        drawn = [i for i in ids if market.isDrawn(i)]
+        tx = market.finalizeMany([i for i in ids if i not in drawn], sender=requester)
+        row["finalizeMany"], txs["finalizeMany"] = tx.gas_used, tx.txn_hash
+        row["tx"] = txs
+        row["finalized"] = len(tx.events.filter(market.JobFinalized))
+        for i in drawn:
+            court.begin(i, sender=requester)
+            court.settle(i, PROVIDER_RIGHT, sender=requester)
+        if market.withdrawableOf(provider) > 0:
+            row["withdraw"] = market.withdraw(sender=provider).gas_used
+        row["per_job"] = (row["postJobs"] + row["claimJobs"] + row["submitResults"]) // size + row["finalizeMany"] // max(
+            row["finalized"], 1
+        )
+        rows.append(row)
+    return rows
+
+
+def summarize_batches(rows: list[dict[str, Any]]) -> int | None:
+    """Prints the batch series; returns the median amortized gas per optimistic job (batches after the first)."""
+    if not rows:
+        return None
+    rest = rows[1:] or rows
+    size = rows[0]["size"]
+    click.echo(f"\n== batch calls, {len(rows)} batches of {size} jobs (escrow from the wallet, provider withdraws after each batch) ==")
+    click.echo(f"{'operation':<16}{'first batch':>14}{'steady (median)':>17}{'per job':>10}")
+    for op in BATCH_OPS:
+        steady = int(statistics.median(r[op] for r in rest))
+        per = steady // (int(statistics.median(r["finalized"] for r in rest)) or 1) if op == "finalizeMany" else steady // size
+        click.echo(f"{op:<16}{rows[0][op]:>14,}{steady:>17,}{per:>10,}")
+    per_job = int(statistics.median(r["per_job"] for r in rest))
+    click.echo(f"{'PER JOB':<16}{rows[0]['per_job']:>14,}{per_job:>17,}   (finalizeMany over the jobs it finalized)")
+    return per_job
 
 
 # What each opcode's gas goes to, at the top call frame (calls are counted inclusively, per callee).
@@ -142,6 +207,18 @@ def breakdown(txn_hash: str, names: dict[str, str]) -> dict[str, int]:
     return {k: v for k, v in parts.items() if v}
 
 
+def print_parts(title: str, parts: dict[str, dict[str, int]], ops: tuple[str, ...]) -> None:
+    """One column per operation, one row per kind of cost (largest first), and the sum of each row."""
+    click.echo(f"\n== {title} ==")
+    keys = sorted({k for p in parts.values() for k in p}, key=lambda k: -sum(p.get(k, 0) for p in parts.values()))
+    click.echo(f"{'':<34}" + "".join(f"{op:>14}" for op in ops) + f"{'sum':>10}")
+    for k in keys:
+        vals = [parts[op].get(k, 0) for op in ops]
+        click.echo(f"{k:<34}" + "".join(f"{v:>14,}" for v in vals) + f"{sum(vals):>10,}")
+    totals = [sum(parts[op].values()) for op in ops]
+    click.echo(f"{'TOTAL':<34}" + "".join(f"{v:>14,}" for v in totals) + f"{sum(totals):>10,}")
+
+
 def steady_rows(rows: list[dict[str, Any]], ops: tuple[str, ...], wallet: bool = True) -> list[dict[str, Any]]:
     kind = [r for r in rows if ops[-1] in r and (r["fromCredit"] == 0) == wallet]
     return kind[1:] or kind
@@ -166,6 +243,8 @@ def summarize(label: str, rows: list[dict[str, Any]], ops: tuple[str, ...], wall
 @click.command(cls=ConnectedProviderCommand)
 @click.option("--jobs", default=40, show_default=True, help="Jobs to walk (p_job ~ 0.31 of them are drawn).")
 @click.option("--withdraw-jobs", default=24, show_default=True, help="Jobs of the second series (provider withdraws between jobs).")
+@click.option("--batches", default=4, show_default=True, help="Batches of the batch-call series (0: none).")
+@click.option("--batch-size", default=20, show_default=True, help="Jobs per batch.")
 @click.option(
     "--breakdown/--no-breakdown",
     "with_breakdown",
@@ -176,7 +255,7 @@ def summarize(label: str, rows: list[dict[str, Any]], ops: tuple[str, ...], wall
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write every figure to this JSON file."
 )
-def cli(jobs: int, withdraw_jobs: int, with_breakdown: bool, json_path: Path | None) -> None:
+def cli(jobs: int, withdraw_jobs: int, batches: int, batch_size: int, with_breakdown: bool, json_path: Path | None) -> None:
     """Print the gas of the optimistic (undrawn) and the audited (drawn) paths."""
     if chain.chain_id not in (31337, 1337):
         raise click.UsageError("the gas benchmark deploys fresh contracts: run it on a local network")
@@ -207,21 +286,20 @@ def cli(jobs: int, withdraw_jobs: int, with_breakdown: bool, json_path: Path | N
             OPTIMISTIC,
             wallet=False,
         )
+    brows = run_batches(c, requester, provider, batches, batch_size, window, len(rows) + len(wrows)) if batches > 0 else []
+    per_job = summarize_batches(brows)
     parts: dict[str, dict[str, int]] = {}
+    if with_breakdown and len(brows) > 1:
+        names = {a.address.lower(): n for n, a in c.items() if hasattr(a, "address")}
+        bparts = {op: breakdown(brows[1]["tx"][op], names) for op in BATCH_OPS}
+        print_parts(f"where the gas goes: batch 1 ({batch_size} jobs), whole transactions", bparts, BATCH_OPS)
     if with_breakdown and wrows:
         steady = steady_rows(wrows, OPTIMISTIC)
         if steady:
             names = {a.address.lower(): n for n, a in c.items() if hasattr(a, "address")}
             row = steady[len(steady) // 2]
             parts = {op: breakdown(row["tx"][op], names) for op in OPTIMISTIC}
-            click.echo(f"\n== where the gas goes: job {row['n']}, escrow from the wallet, provider withdraws between jobs ==")
-            keys = sorted({k for p in parts.values() for k in p}, key=lambda k: -sum(p.get(k, 0) for p in parts.values()))
-            click.echo(f"{'':<34}" + "".join(f"{op:>14}" for op in OPTIMISTIC) + f"{'path':>10}")
-            for k in keys:
-                vals = [parts[op].get(k, 0) for op in OPTIMISTIC]
-                click.echo(f"{k:<34}" + "".join(f"{v:>14,}" for v in vals) + f"{sum(vals):>10,}")
-            totals = [sum(parts[op].values()) for op in OPTIMISTIC]
-            click.echo(f"{'TOTAL':<34}" + "".join(f"{v:>14,}" for v in totals) + f"{sum(totals):>10,}")
+            print_parts(f"where the gas goes: job {row['n']}, escrow from the wallet, provider withdraws between jobs", parts, OPTIMISTIC)
     click.echo(f"\nTarget: unaudited optimistic path <= {TARGET:,} gas (+10 % of {BASELINE:,}), wallet, rebate on.")
     if optimistic is not None:
         verdict = "meets" if optimistic <= TARGET else "MISSES"
@@ -232,6 +310,10 @@ def cli(jobs: int, withdraw_jobs: int, with_breakdown: bool, json_path: Path | N
     if with_withdraw is not None:
         verdict = "meets" if with_withdraw <= SINGLE_TARGET else "MISSES"
         click.echo(f"  with withdrawals  {with_withdraw:>9,} gas  ({verdict} the target by {abs(SINGLE_TARGET - with_withdraw):,})")
+    click.echo(f"Target (issue 15): batch calls in batches of {batch_size}, amortized per job <= {BATCH_TARGET:,} gas.")
+    if per_job is not None:
+        verdict = "meets" if per_job <= BATCH_TARGET else "MISSES"
+        click.echo(f"  batched           {per_job:>9,} gas per job  ({verdict} the target by {abs(BATCH_TARGET - per_job):,})")
     if json_path is not None:
 
         def strip(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -245,6 +327,10 @@ def cli(jobs: int, withdraw_jobs: int, with_breakdown: bool, json_path: Path | N
                     "audited_wallet": audited,
                     "optimistic_wallet_withdraw": with_withdraw,
                     "single_target": SINGLE_TARGET,
+                    "batch_per_job": per_job,
+                    "batch_target": BATCH_TARGET,
+                    "batch_size": batch_size,
+                    "batches": [{k: v for k, v in r.items() if k != "tx"} for r in brows],
                     "breakdown": parts,
                     "jobs": strip(rows),
                     "withdraw_jobs": strip(wrows),

@@ -169,6 +169,36 @@ def test_claim_race_submit_finalize_and_withdraw(devnet: Devnet) -> None:
     assert requester.pending_burn() == 1  # one base unit stays, so the slot stays warm
 
 
+def test_batch_post_claim_and_submit_in_one_transaction_each(devnet: Devnet) -> None:
+    """Client.post_jobs escrows the whole batch in one transaction (each spec sealed and defaulted
+    like post_job), claim_many locks the sum of the collaterals once, submit_results submits every
+    result; an empty batch is refused before anything is sent, and a batch holding a job that
+    cannot be claimed reverts whole at the estimate (nothing sent)."""
+    requester = devnet.client(devnet.new_account(20))
+    provider, other = _provider(devnet), _provider(devnet)
+    with pytest.raises(ClientError, match="at least one"):
+        requester.post_jobs([], reward=to_wei(1))
+    posted = requester.post_jobs([make_spec(30), make_spec(31), make_spec(32)], reward=to_wei(1), verify="none")
+    ids = [p.job_id for p in posted]
+    assert ids == list(range(ids[0], ids[0] + 3)) and len({p.tx_hash for p in posted}) == 1
+    assert requester.token_balance() == to_wei(20) - 3 * escrow(to_wei(1), VerifyMode.NONE)
+    mine = public_key_of(bytes(requester.account.key))
+    assert all(p.sealed_to == mine for p in posted)
+    assert [requester.job(i).spec_hash for i in ids] == [keccak(with_delivery(make_spec(n), mine)) for n in (30, 31, 32)]
+    other.claim(ids[1])
+    with pytest.raises(TxReverted) as lost:
+        provider.claim_many(ids)
+    assert lost.value.error_name == "WrongStatus" and not lost.value.sent
+    provider.claim_many([ids[0], ids[2]])
+    assert provider.provider_info().locked == 2 * requester.job(ids[0]).collateral
+    provider.submit_results([(i, bytes([i % 256]) * 32, f"http://provider/results/{i}") for i in (ids[0], ids[2])])
+    for i in (ids[0], ids[2]):
+        job = requester.job(i)
+        assert job.status is JobStatus.SUBMITTED and job.commitment == bytes([i % 256]) * 32 and job.provider == provider.address
+    with pytest.raises(ClientError, match="at least one"):
+        provider.submit_results([])
+
+
 def test_challenges_go_to_the_court_and_the_court_settles(devnet: Devnet) -> None:
     """A job's provider cannot challenge it, nor can anyone challenge a verify-none job (the client
     refuses, nothing is sent); the court ends a re-executed job with an Outcome (these tests deploy

@@ -102,6 +102,25 @@ def test_a_job_posted_through_the_sdk_with_defaults_is_delivered_sealed_to_its_p
     assert not public.sealed and (tmp_path / "public" / "secret.txt").read_text() == "for my eyes only\n"
 
 
+def test_jobs_posted_in_one_batch_are_claimed_in_one_transaction(stack: Stack) -> None:
+    """Client.post_jobs posts three jobs in one postJobs transaction; the dispatcher reads their
+    JobPosted entries together and claims them with one claimJobs transaction (one collateral
+    lock), and each is run, submitted and finalized like a job claimed alone."""
+    stack.setup_funded(REQUESTER2)
+    requester = Client.connect(stack.anvil.url, stack.deployment_file, dev_account(REQUESTER2, stack.deployment.chain_id))
+    specs = [spec(stack.images["busybox"], ["sh", "-c", f"echo batch {n} > /out/n.txt"]) for n in range(3)]
+    terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
+    posted = requester.post_jobs(specs, **terms)
+    ids = [p.job_id for p in posted]
+    assert ids == list(range(ids[0], ids[0] + 3)) and len({p.tx_hash for p in posted}) == 1
+    for job_id in ids:
+        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
+    claims = [stack.events(job_id, "JobClaimed") for job_id in ids]
+    assert all(len(c) == 1 for c in claims), claims
+    assert len({c[0]["tx"] for c in claims}) == 1, "the three claims went in one transaction"
+    assert all(stack.job(job_id)["provider"] == stack.accounts[PROVIDER] for job_id in ids)
+
+
 def _failure(stack: Stack, job_id: int) -> dict:
     events = stack.events(job_id, "FailureSubmitted")
     assert len(events) == 1, events

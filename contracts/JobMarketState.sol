@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+
+import {IJobMarket} from "./IJobMarket.sol";
+import {ICourtViews} from "./ICourtViews.sol";
+import {IProviderStaking} from "./IProviderStaking.sol";
+
+/// @title The job market's storage, constants and the helpers its two code contracts share
+/// @notice JobMarket keeps every job operation; governance's `setParams`, a large function that runs
+///         once per parameter version, lives in JobMarketGovernance, which the market runs on its
+///         own storage with DELEGATECALL. That keeps JobMarket's code under the 24,576-byte limit
+///         (EIP-170) with the batch calls in it. Both inherit this contract only, so their storage
+///         layouts are the same by construction: AccessControl's role mapping, then the variables
+///         below in this order. Nothing else in either contract declares storage.
+abstract contract JobMarketState is AccessControl {
+    /// @notice Adds parameter versions (`setParams`).
+    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    /// @notice Pauses and unpauses (`setPaused`).
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+
+    // Hard bounds on governance parameters (time in seconds).
+    /// @notice The longest claim window a version may allow.
+    uint24 public constant MAX_CLAIM_WINDOW = 90 days;
+    /// @notice C10: the longest auditable runtime (every job is auditable or verify-none; both obey it).
+    uint24 public constant MAX_RUNTIME = 24 hours;
+    /// @notice The longest challenge window a version may allow.
+    uint24 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// @notice C4: k*R must fund a 3-juror jury at w = 1.1 R.
+    uint16 public constant MIN_COLLATERAL_PCT = 400;
+    /// @notice The highest collateral, 10 R.
+    uint16 public constant MAX_COLLATERAL_PCT = 1000;
+    /// @notice C2: alpha >= 1.4.
+    uint16 public constant MIN_ALPHA_BPS = 14_000;
+    /// @notice C11: the protocol fee f lies in [0.5 %, 10 %].
+    uint16 public constant MIN_FEE_BPS = 50;
+    /// @notice C11: see MIN_FEE_BPS.
+    uint16 public constant MAX_FEE_BPS = 1000;
+    /// @notice C12: A >= 1.1 R.
+    uint16 public constant MIN_AUDIT_FEE_BPS = 11_000;
+    /// @notice The highest audit fee, 5 R.
+    uint16 public constant MAX_AUDIT_FEE_BPS = 50_000;
+    /// @notice C3: beta <= 0.1.
+    uint16 public constant MAX_BETA_BPS = 1000;
+    /// @notice Each side's availability fee is at most 10 % of R.
+    uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
+    /// @notice The longest draw delay D (blocks), well inside the 256 blocks a block hash lives.
+    uint16 public constant MAX_DRAW_DELAY = 64;
+    /// @dev Declared CPU-seconds are at most maxRuntime times this many CPUs.
+    uint256 public constant MAX_CPUS_PER_JOB = 256;
+
+    uint256 internal constant _BPS = 10_000;
+    /// @dev Set in a credit slot by `withdraw` so that the slot never returns to zero: a later
+    ///      credit (a provider's next payout) then updates the slot instead of creating it (17,100
+    ///      gas less at the next finalize). Balances stay far below it (token amounts < 2^128), and
+    ///      every read of a balance masks it out.
+    uint256 internal constant _KEPT = 1 << 255;
+    uint256 internal constant _PCT = 100;
+
+    // Bits of Config.flags.
+    uint8 internal constant _PAUSED = 1;
+    // Job.flags: bits 0-2 the failure code (0 = a result), bit 3 verify-none.
+    uint8 internal constant _CODE_MASK = 7;
+    uint8 internal constant _VERIFY_NONE = 8;
+
+    /// @dev Word 1 of a job: what settlement needs besides the hot word (248 bits).
+    struct Econ {
+        address requester;
+        uint24 version; // parameter version at post: the court and the bounds
+        uint16 auditBps; // p_job (0 for verify-none)
+        uint16 feeBps; // f at post, lowered by availability no-fault fees on reopen
+        uint16 kappaBps;
+        uint16 auditFeeBps; // A / R (0 for verify-none)
+    }
+
+    /// @dev Three storage words; see the contract's gas layout note.
+    struct Job {
+        // word 0: the spec hash until submission, then the commitment
+        bytes32 word0;
+        // word 1
+        Econ econ;
+        // word 2, the hot word: 88 + 8 + 8 + 24 + 32 + 32 + 24 + 24 + 16 = 256 bits
+        uint88 reward;
+        IJobMarket.JobStatus status;
+        uint8 flags;
+        uint24 providerId;
+        uint32 claimOrAnchor; // the claim deadline until submission, then the anchor block
+        uint32 deadline;
+        uint24 maxRuntime;
+        uint24 challengeWindow;
+        uint16 collateralPct;
+    }
+
+    /// @dev The global hot word: job counter, current parameter version, flags.
+    struct Config {
+        uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
+        uint24 version;
+        uint8 flags; // _PAUSED
+    }
+
+    /// @dev Word A of a parameter version: everything `postJob` reads (exactly 256 bits).
+    struct Bounds {
+        uint24 minClaimWindow;
+        uint24 maxClaimWindow;
+        uint24 minRuntime;
+        uint24 maxRuntime;
+        uint24 minChallengeWindow;
+        uint24 maxChallengeWindow;
+        uint16 minCollateralPct;
+        uint16 maxCollateralPct;
+        uint16 alphaBps;
+        uint16 feeBps;
+        uint16 kappaBps;
+        uint16 auditFeeBps;
+        uint16 betaBps;
+    }
+
+    /// @dev Word B of a parameter version: read by court calls and availability failures only.
+    struct Extra {
+        uint16 noFaultFeeBps;
+        address court;
+    }
+
+    /// @dev Fixed at deployment; both code contracts are given the same values.
+    IProviderStaking internal immutable _staking;
+    uint16 internal immutable _drawDelay;
+
+    Config internal _config;
+    uint256 internal _pendingBurn;
+    mapping(uint256 version => Bounds) internal _bounds;
+    mapping(uint256 version => Extra) internal _extras;
+    mapping(uint256 jobId => Job) internal _jobs;
+    mapping(address account => uint256) internal _credits;
+
+    constructor(IProviderStaking staking_, uint16 drawDelay_) {
+        _checkParam("drawDelay", drawDelay_, 1, MAX_DRAW_DELAY);
+        _staking = staking_;
+        _drawDelay = drawDelay_;
+    }
+
+    function _paramsAt(uint256 version) internal view returns (IJobMarket.MarketParams memory p) {
+        Bounds memory b = _bounds[version];
+        Extra memory x = _extras[version];
+        p = IJobMarket.MarketParams({
+            minClaimWindow: b.minClaimWindow,
+            maxClaimWindow: b.maxClaimWindow,
+            minRuntime: b.minRuntime,
+            maxRuntime: b.maxRuntime,
+            minChallengeWindow: b.minChallengeWindow,
+            maxChallengeWindow: b.maxChallengeWindow,
+            minCollateralPct: b.minCollateralPct,
+            maxCollateralPct: b.maxCollateralPct,
+            alphaBps: b.alphaBps,
+            feeBps: b.feeBps,
+            kappaBps: b.kappaBps,
+            auditFeeBps: b.auditFeeBps,
+            betaBps: b.betaBps,
+            noFaultFeeBps: x.noFaultFeeBps,
+            drawDelay: _drawDelay,
+            court: x.court,
+            paused: _config.flags & _PAUSED != 0
+        });
+    }
+
+    /// @dev C9: maxClaimWindow + maxRuntime + maxChallengeWindow + court.maxHorizon(maxRuntime).
+    function _horizon(uint24 maxClaimWindow, uint24 maxRuntime, uint24 maxChallengeWindow, address court)
+        internal
+        view
+        returns (uint256)
+    {
+        return uint256(maxClaimWindow) + maxRuntime + maxChallengeWindow + ICourtViews(court).maxHorizon(maxRuntime);
+    }
+
+    function _checkParam(bytes32 name, uint256 value, uint256 min, uint256 max) internal pure {
+        if (value < min || value > max) revert IJobMarket.ParameterOutOfBounds(name, value, min, max);
+    }
+}

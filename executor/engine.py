@@ -55,7 +55,10 @@ SOCKET_FILE = "podman.sock"
 CONF_FILE = "containers.conf"
 LOG_FILE = "podman.log"
 DEFAULT_STATE_DIR = Path("state")
-START_TIMEOUT = 30.0
+# How long a fresh `podman system service` may take to answer. It is a bound on a poll, not a wait:
+# an idle machine answers in about a second, but a CI run at load 8+ (two test workers, anvil
+# nodes and a Hypothesis run beside it) once took over 30 s before the socket answered.
+START_TIMEOUT = 90.0
 API_TIMEOUT = 60  # seconds for one API call (a build or a kill can take a while on a busy host)
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 

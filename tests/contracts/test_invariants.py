@@ -143,15 +143,24 @@ class MarketMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ rules
 
     @rule(who=st.sampled_from(REQUESTERS), reward=amounts, pct=st.sampled_from([400, 450, 1000]),
-          window=st.sampled_from([8, 30, 600]), mode=st.sampled_from([0, 0, 0, 1]))  # fmt: skip
-    def post(self, who, reward, pct, window, mode):
-        self.spec_n += 1
-        spec = make_spec(self.spec_n)
+          window=st.sampled_from([8, 30, 600]), mode=st.sampled_from([0, 0, 0, 1]),
+          n=st.sampled_from([1, 1, 1, 2, 3]))  # fmt: skip
+    def post(self, who, reward, pct, window, mode, n):
+        """One postJob, or n jobs in one postJobs (the batch's escrow paid at once)."""
+        specs = []
+        for _ in range(n):
+            self.spec_n += 1
+            specs.append(make_spec(self.spec_n))
         terms = (reward, 600, 60, window, pct, 60, mode)
-        tx = self._send(self.market.postJob, keccak(spec), spec, terms, sender=self.acts[who])
+        if n == 1:
+            tx = self._send(self.market.postJob, keccak(specs[0]), specs[0], terms, sender=self.acts[who])
+        else:
+            tx = self._send(self.market.postJobs, [(keccak(spec), spec, terms) for spec in specs], sender=self.acts[who])
         if tx is not None:
-            job = self.market.getJob(self.market.jobCount())
-            self.owed[who] -= job.reward + job.fee + job.auditFee
+            last = self.market.jobCount()
+            for jid in range(last - n + 1, last + 1):
+                job = self.market.getJob(jid)
+                self.owed[who] -= job.reward + job.fee + job.auditFee
 
     @rule(who=st.sampled_from(REQUESTERS), prov=st.sampled_from(PROVIDERS), reward=amounts,
           mode=st.sampled_from([0, 0, 0, 1]), code=st.sampled_from([0, 0, 0, 0, 1, 2, 4]),
@@ -160,7 +169,7 @@ class MarketMachine(RuleBasedStateMachine):
     def pipeline(self, who, prov, reward, mode, code, then):
         """post + claim + submit (+ finalize, or begin + settle) in one step, so that many jobs
         reach every settlement."""
-        self.post(who, reward, 400, 30, mode)
+        self.post(who, reward, 400, 30, mode, 1)
         jid = self.market.jobCount()
         if jid < self.first_job or self.market.getJob(jid).status != OPEN:
             return
@@ -201,17 +210,39 @@ class MarketMachine(RuleBasedStateMachine):
         if self._send(self.market.cancelJob, jid, sender=self.acts[who]) is not None:
             self._credit(job.requester, job.reward + job.fee + job.auditFee)
 
-    @rule(who=st.sampled_from(PROVIDERS), p=pick)
-    def claim(self, who, p):
+    @rule(who=st.sampled_from(PROVIDERS), p=pick, batch=st.sampled_from([False, False, True]))
+    def claim(self, who, p, batch):
+        """claimJob, or claimJobs of this job and the next open one (one collateral lock), then, for
+        every other `p`, their results in one submitResults."""
         jid = self._job(p, (OPEN,))
-        if jid is not None:
+        if jid is None:
+            return
+        if not batch:
             self._send(self.market.claimJob, jid, sender=self.acts[who])
+            return
+        more = self._job(p + 1, (OPEN,))
+        ids = sorted({jid, more})
+        if self._send(self.market.claimJobs, ids, sender=self.acts[who]) is not None and p % 2:
+            results = [(i, keccak(text=f"r{i}"), "http://r") for i in ids]
+            self._send(self.market.submitResults, results, sender=self.acts[who])
 
-    @rule(p=pick, code=st.sampled_from([0, 0, 0, 1, 2, 3, 7]))
-    def submit(self, p, code):
+    @rule(p=pick, code=st.sampled_from([0, 0, 0, 1, 2, 3, 7]), batch=st.sampled_from([False, False, True]))
+    def submit(self, p, code, batch):
+        """A result or a failure; with `batch`, results for every job its provider holds (before
+        their deadline), in one submitResults."""
         jid = self._job(p, (CLAIMED,))
-        if jid is not None:
+        if jid is None:
+            return
+        if not batch:
             self._submit(jid, code)
+            return
+        provider = self.market.getJob(jid).provider
+        now = self.chain.pending_timestamp
+        mine = [
+            i for i in self._ids() if (j := self.market.getJob(i)).status == CLAIMED and j.provider == provider and j.deadline >= now
+        ] or [jid]
+        results = [(i, keccak(text=f"r{i}"), "http://r") for i in mine]
+        self._send(self.market.submitResults, results, sender=self.acts[self._name(provider)])
 
     def _submit(self, jid, code):
         job = self.market.getJob(jid)

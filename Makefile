@@ -46,7 +46,7 @@ help:
 	@echo "make fresh-check  the newcomer check: clone HEAD into a temp folder, setup from nothing, demo, devnet down"
 	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"
-	@echo "make bench     gas benchmark: each operation and the optimistic path (scripts/bench_gas.py)"
+	@echo "make bench     gas benchmark: each operation, the optimistic path, the batch calls in batches of 20 (scripts/bench_gas.py)"
 	@echo "make bench-indexer  indexer benchmark: backfill vs the same logs read raw, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json F\")"
 	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs, interleaved (BENCH_EXECUTOR_ARGS=\"--json F\")"
 	@echo "make bench-load  8 providers, 500 jobs from 4 requesters: jobs/min, fairness, post->finalized p50/p95 (BENCH_LOAD_ARGS=...)"

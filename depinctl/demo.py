@@ -842,12 +842,15 @@ class Demo:
                         drawn = self.client.is_drawn(job_id)
                         if drawn is None:
                             continue
-                        seen.add(job_id)
+                        if not drawn:
+                            seen.add(job_id)
+                            continue
                         try:
                             who = self.client.read(court.drawn_for(job_id, 0, 0))
                         except TxReverted:
-                            continue
-                        if not drawn or str(who).lower() != lazy.address.lower():
+                            continue  # not readable yet: asked again at the next poll
+                        seen.add(job_id)  # only once the seat's verifier was read: a job is never skipped unread
+                        if str(who).lower() != lazy.address.lower():
                             continue
                         digest = bait(job_id)
                         if digest is None:

@@ -25,6 +25,11 @@ provider's credit slot from zero (issue 15's target applies to this path). `--br
 steady-state job of that series (`debug_traceTransaction`) and splits each step's gas into the
 intrinsic cost (21,000 + calldata), storage writes and reads (cold/warm, new slot or update), events,
 external calls (inclusive, per callee), keccak and the rest; `--json F` writes every figure to F.
+
+A third series (`--batches`, `--batch-size`, default 4 x 20) walks jobs through the batch calls:
+postJobs, claimJobs, submitResults and, for the jobs the draw left alone, finalizeMany, with a
+withdrawal after each batch; it prints each call's gas and the amortized gas per job (issue 15's
+target: <= 130,000 in batches of 20), and with `--breakdown` splits one batch's calls by kind.
 """
 
 from __future__ import annotations

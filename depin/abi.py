@@ -123,7 +123,11 @@ class ContractCall:
         return f"{self.contract}.{self.function}"
 
     def decode(self, result: str) -> Any:
-        """The call's return data decoded: one value bare, several as a tuple (addresses checksummed)."""
+        """The call's return data decoded: one value bare, several as a tuple (addresses checksummed).
+        No data where the function returns something means no contract code at the address (a
+        chain restarted without it, or the wrong chain): ChainError, which callers treat as transient."""
+        if result in ("0x", "") and self.codec.function(self.contract, self.function).output_types:
+            raise ChainError(f"{self.what} at {self.to} returned no data: is the contract deployed on this chain?")
         values = self.codec.decode_output(self.contract, self.function, result)
         return values[0] if len(values) == 1 else values
 

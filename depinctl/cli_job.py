@@ -49,6 +49,7 @@ from depinctl.cliutil import (
 
 if TYPE_CHECKING:
     from depin.client import Client, OnchainJob
+    from depin.spec import JobSpec
 
 app = typer.Typer(
     help="Requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.",
@@ -343,6 +344,161 @@ def job_post(
         f"posted job {posted.job_id}: reward {format_amount(amount)} {TOKEN_SYMBOL} + fee {format_amount(job.fee)} + audit fee "
         f"{format_amount(job.audit_fee)} escrowed (verify {job.verify_mode.label}, audit rate {job.audit_bps / 100:g} %); "
         f"{delivery}; tx {posted.tx_hash}, gas {posted.gas_used:,}",
+        err=True,
+    )
+
+
+MAX_BATCH = 100  # specs per `job post-batch`: they all go into one transaction, whose gas grows with each job
+
+
+def _read_specs(sources: list[str]) -> list[tuple[str, JobSpec]]:
+    """The parsed specs of `sources` in order, each with where it came from (for messages): each
+    source a JSON spec file, or ``-``: JSON lines on stdin (one spec per non-empty line). A source
+    that cannot be read or parsed is a one-line error naming it (and the line, for stdin)."""
+    from depin.deployment import shown_path  # lazy: start-up
+    from depin.errors import SpecError  # lazy: start-up
+    from depin.spec import parse_spec  # lazy: start-up
+
+    if sources.count("-") > 1:
+        raise ValueError("- (stdin) is given more than once: stdin can be read only once")
+    specs: list[tuple[str, JobSpec]] = []
+    for source in sources:
+        if source == "-":
+            # bytes, split at \n, \r or \r\n only (a JSON string may hold U+2028 unescaped; bad UTF-8 is the line's error)
+            for number, line in enumerate(typer.get_binary_stream("stdin").read().splitlines(), start=1):
+                if line.strip():
+                    where = f"stdin line {number}"
+                    try:
+                        specs.append((where, parse_spec(line)))
+                    except SpecError as exc:
+                        raise ValueError(f"{where}: {exc}") from None
+            continue
+        where = f"spec file {shown_path(source)}"
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {where}: {exc.strerror or exc}") from None
+        try:
+            specs.append((where, parse_spec(raw)))
+        except SpecError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return specs
+
+
+@app.command("post-batch")
+@user_errors
+def job_post_batch(
+    reward: Annotated[str, typer.Option("--reward", help=f"Payment per job in {TOKEN_SYMBOL} tokens, escrowed now.")],
+    spec_files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SPEC_FILE",
+            help="JSON job spec files (as `depin job post --dry-run` prints them; formatting does not matter), "
+            "or - for JSON lines on stdin, one spec per line.",
+            show_default=False,
+        ),
+    ] = [],  # noqa: B006 - typer needs a literal default; zero specs get their own error
+    claim_window: Annotated[
+        int | None, typer.Option("--claim-window", help="Seconds providers have to claim each job (default 3600, within bounds).")
+    ] = None,
+    challenge_window: Annotated[
+        int | None, typer.Option("--challenge-window", help="Seconds to dispute a result (default: the market minimum).")
+    ] = None,
+    collateral_pct: Annotated[
+        int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
+    ] = None,
+    encrypt_to: Annotated[
+        str | None,
+        typer.Option(
+            "--encrypt-to",
+            metavar="0xPUBKEY",
+            help="Seal the results of the specs without a delivery key to this secp256k1 public key "
+            "(`depin keys pubkey`) instead of the signing key's.",
+        ),
+    ] = None,
+    clear: Annotated[
+        bool,
+        typer.Option("--clear", help="Do not seal the results of the specs without a delivery key: public once submitted."),
+    ] = False,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve/--no-approve",
+            help="Send an approve transaction first when the allowance is short (default), or fail instead.",
+        ),
+    ] = True,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Post many jobs in one transaction: one per spec file, each with the same terms; print their ids.
+
+    Each SPEC_FILE holds one JSON job spec (what `depin job post --dry-run` prints, or written by
+    hand: it is parsed and posted in its canonical form); - reads JSON lines from stdin, one spec
+    per non-empty line. All specs are read and checked before anything is sent: a file that cannot
+    be read or parsed is an error naming it, and nothing is posted. 1 to 100 specs per batch (they
+    all go into one transaction, whose gas grows with each job).
+
+    Every job gets the same --reward and windows, and escrows reward + fee + audit fee as with
+    `depin job post`; the batch's escrow is paid at once (an approve transaction goes first when the
+    allowance is short: there is no permit for a batch). Each job's verify mode is its spec's
+    "verify" field (default reexec). The results are sealed to the signing key unless a spec names
+    its own delivery key, --encrypt-to names another or --clear. All or nothing: one bad job
+    reverts the whole batch.
+
+    Prints the job ids on stdout, one per line, in the order of the specs.
+
+    Example: depin job post-batch a.json b.json c.json --reward 0.5 --dev-account 1
+    """
+    if clear and encrypt_to:
+        raise ValueError("--clear and --encrypt-to contradict each other: give one of them")
+    amount = parse_tokens(reward, "reward")
+    specs = _read_specs(spec_files)
+    if not specs:
+        raise ValueError("no job specs: give one or more SPEC_FILE, or - to read JSON lines from stdin")
+    if len(specs) > MAX_BATCH:
+        raise ValueError(
+            f"{len(specs)} specs: at most {MAX_BATCH} per batch (they all go into one transaction, and its gas grows "
+            "with each job); split them into several batches"
+        )
+    if encrypt_to:
+        from depin.delivery import parse_public_key  # lazy: start-up
+
+        try:
+            key = parse_public_key(encrypt_to)
+        except ValueError as exc:
+            raise ValueError(f"--encrypt-to: {exc}") from None
+        for where, spec in specs:
+            if spec.encrypt_to is not None and spec.encrypt_to != key:
+                raise ValueError(f"{where}: the spec already names another delivery key (delivery.encrypt_to) than --encrypt-to")
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    posted = client.post_jobs(
+        [spec for _, spec in specs], reward=amount, claim_window=claim_window, challenge_window=challenge_window,
+        collateral_pct=collateral_pct, approve=approve, seal=not clear, encrypt_to=encrypt_to,
+    )
+    for item in posted:
+        typer.echo(str(item.job_id))
+    jobs = [client.job(item.job_id) for item in posted]
+    escrow = sum(job.reward + job.fee + job.audit_fee for job in jobs)
+    own = client.own_public_key()
+    kinds = {"sealed to your key": 0, "sealed to another key": 0, "in the clear": 0}
+    for item in posted:
+        kind = "in the clear" if item.sealed_to is None else "sealed to your key" if item.sealed_to == own else "sealed to another key"
+        kinds[kind] += 1
+    delivery = ", ".join(f"{count} {kind}" for kind, count in kinds.items() if count)
+    unverified = sum(job.verify_mode == VerifyMode.NONE for job in jobs)
+    n, tx, gas = len(posted), posted[0].tx_hash, posted[0].gas_used
+    typer.echo(
+        f"posted {n} jobs in one transaction: reward {format_amount(amount)} {TOKEN_SYMBOL} each, "
+        f"{format_amount(escrow)} {TOKEN_SYMBOL} escrowed in all (rewards + fees + audit fees)"
+        f"{f'; {unverified} with verify none' if unverified else ''}; results {delivery}; tx {tx}, gas {gas:,} "
+        f"({gas // n:,} per job)",
         err=True,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
 
@@ -34,6 +34,7 @@ from executor.execution import (
     submission_fields,
 )
 from executor.jobtask import transient_errors
+from executor.lease import Lease
 from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
@@ -42,6 +43,7 @@ log = logging.getLogger("executor.tasks")
 NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH_MISMATCH))
 
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
+SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most (as claims: CLAIM_BATCH)
 PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
 
 
@@ -237,6 +239,8 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
         if rec.get("tx_pending") and wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
             return
         sub = journaled_submission(rt, job_id, job.spec_hash, rec)  # the salt is on disk before any send
+        if sub.kind == "result" and submit_with_others(rt, sub):
+            return
         fn, args = sub.call()
         reopens = sub.kind == "failure" and no_fault(sub.code)
         if reopens:
@@ -244,7 +248,7 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
             # nor a crash after it lets the dispatcher hand the job back to us.
             rt.refuse(job_id, f"we reported an availability failure (code {sub.code}) on it")
         try:
-            receipt = send_recorded(rt, job_id, fn, *args)
+            receipt = send_recorded(rt, [job_id], fn, *args)
             metrics.submitted(rt, sub.kind, sub.code)
         except TxReverted as exc:
             job = rt.job(job_id)
@@ -296,11 +300,71 @@ def no_fault(code: int | str | None) -> bool:
     return code not in (None, "") and int(code) in NO_FAULT_CODES
 
 
-def send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
+def submit_with_others(rt: Runtime, sub: Submission) -> bool:
+    """Submits the result `sub` together with the other results of ours that wait for their
+    submission (a busy chain worker queues them behind this one: a slow block, a long wait for a
+    receipt) in one ``submitResults`` transaction. True when they were submitted; False when there
+    was no other (or the batch would revert: each job then goes through the single path, its own
+    task included)."""
+    others = ready_results(rt, sub.job_id)
+    if not others:
+        return False
+    subs = [sub, *(other for other, _ in others)]
+    ids = [s.job_id for s in subs]
+    try:
+        try:
+            receipt = send_recorded(rt, ids, "submitResults", [s.call()[1] for s in subs])
+        except TxReverted as exc:
+            log.warning("batch submission reverted; submitting one by one", extra={"job": sub.job_id, "jobs": ",".join(map(str, ids)), "error": exc.reason})
+            return False
+        for s in subs:
+            metrics.submitted(rt, "result")
+            mark_submitted(rt, s.job_id, rt.job(s.job_id).deadline, tx=receipt.tx_hash)
+        log.info("submitted in one batch", extra={"job": sub.job_id, "jobs": ",".join(map(str, ids)), "tx": receipt.tx_hash})
+        return True
+    finally:
+        for _, lease in others:
+            lease.release()
+
+
+def ready_results(rt: Runtime, first: int) -> list[tuple[Submission, Lease]]:
+    """Up to SUBMIT_BATCH - 1 jobs besides `first` whose recorded result waits for its submission
+    and nothing was sent for it yet: each one leased (a job whose lease another task holds is left
+    to it), read on chain Claimed by us before its submit deadline, and journaled (its salt durable
+    before anything is sent). The caller releases the leases."""
+    taken: list[tuple[Submission, Lease]] = []
+    now = rt.chain_now()
+    for member in cast(list[str], rt.state.zrange(rt.xkeys.active, 0, -1)):
+        other = int(member)
+        if other == first or not _result_waiting(rt.record(other)):
+            continue
+        lease = rt.lease(other)
+        if not lease.acquire():
+            continue
+        try:
+            rec = rt.record(other)  # again, under the lease
+            job = rt.job(other) if _result_waiting(rec) else None
+            if job is None or not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED) or job.deadline < now:
+                lease.release()  # its own task settles it
+                continue
+            taken.append((journaled_submission(rt, other, job.spec_hash, rec), lease))
+        except BaseException:
+            lease.release()
+            raise
+        if len(taken) == SUBMIT_BATCH - 1:
+            break
+    return taken
+
+
+def _result_waiting(rec: dict[str, str]) -> bool:
+    return rec.get("state") == "outcome" and rec.get("kind") == "result" and not rec.get("tx_pending") and not rec.get("refused")
+
+
+def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
     """Sends ``JobMarket.fn(args)`` like :meth:`depin.client.Client.transact`, but records the
-    transaction hash in the job's record between the broadcast and the wait: a worker killed while
-    the transaction is in the pool leaves its hash behind, and the next attempt waits for that
-    transaction instead of sending a second one."""
+    transaction hash in the record of each job of `job_ids` between the broadcast and the wait: a
+    worker killed while the transaction is in the pool leaves its hash behind, and the next attempt
+    waits for that transaction instead of sending a second one."""
     client = rt.client
     tx = client.tx
     if tx is None:
@@ -309,8 +373,14 @@ def send_recorded(rt: Runtime, job_id: int, fn: str, *args: Any) -> Any:
     what = f"JobMarket.{fn}"
     gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
     # a re-send after a drop or a reorg goes through the same "already done on chain?" check
-    pending = tx.broadcast(to, data, gas=gas, what=what, still_needed=lambda: submission_needed(rt, job_id))
-    rt.set_record(job_id, tx_pending=",".join(pending.hashes), tx_nonce=pending.nonce)
+    pending = tx.broadcast(
+        to, data, gas=gas, what=what, still_needed=lambda: all(submission_needed(rt, job_id) for job_id in job_ids),
+    )
+    fields = {"tx_pending": ",".join(pending.hashes), "tx_nonce": str(pending.nonce), "updated": f"{time.time():.3f}"}
+    pipe = rt.state.pipeline(transaction=True)  # every job of a batch knows its transaction, or none does
+    for job_id in job_ids:
+        pipe.hset(rt.xkeys.job(job_id), mapping=fields)
+    pipe.execute()
     return tx.wait(pending)
 
 

@@ -234,6 +234,168 @@ def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
           match="claim window 1 s is outside")
 
 
+# ------------------------------------------------------------------------------------ job post-batch
+
+BATCH = ["--dev-account", "9"]  # Anvil's account 9: no other test here signs with it
+
+
+def _batch_files(tmp_path: Path) -> list[Path]:
+    """Three spec files: two printed by `job post --dry-run` (the second verify none), one written by
+    hand, pretty-printed with its keys out of order and "cpus": 1.0 (not the canonical form)."""
+    files = []
+    for n, extra in enumerate(([], ["--verify", "none"])):
+        dry = ok("job", "post", "--image", IMAGE, "--cmd", f"echo batch {n}", "--reward", "1", "--dry-run", "--clear", *extra)
+        files.append(tmp_path / f"dry{n}.json")
+        files[-1].write_text(dry.stdout)
+    hand = {"v": 1, "resources": {"output_mb": 16, "max_runtime": 30, "memory_mb": 64, "cpus": 1.0},
+            "inputs": [], "env": {"B": "2"}, "command": ["echo", "by hand"], "image": IMAGE}
+    files.append(tmp_path / "hand.json")
+    files[-1].write_text(json.dumps(hand, indent=2) + "\n")
+    return files
+
+
+def _posted_in(devnet: Devnet, tx_hash: str) -> list[tuple[int, bytes]]:
+    """(job id, specHash) of each JobPosted event of the market in transaction `tx_hash`, in log order."""
+    from depin.contracts import JobMarket
+
+    receipt = devnet.chain.rpc.get_receipt(tx_hash)
+    assert receipt is not None and int(receipt["status"], 16) == 1
+    market = devnet.deployment.addresses["JobMarket"].lower()
+    return [
+        (int(log["topics"][1], 16), bytes.fromhex(log["topics"][3][2:]))
+        for log in receipt["logs"]
+        if log["address"].lower() == market and log["topics"][0] == JobMarket.TOPICS["JobPosted"]
+    ]
+
+
+def test_job_post_batch_posts_every_spec_in_one_transaction(devnet: Devnet, tmp_path: Path) -> None:
+    """Three spec files (formatting aside) become three jobs of one postJobs transaction, in order:
+    each posted as its canonical bytes plus the signing key as delivery.encrypt_to, its specHash
+    the keccak of those bytes, its verify mode its spec's; the summary's escrow is what left the wallet."""
+    import re
+
+    from eth_utils import keccak
+
+    from depin.delivery import public_key_of
+    from depin.market import VerifyMode
+    from depin.spec import parse_spec
+    from depinctl.cliutil import format_amount
+
+    me = dev_account(9, 31337)
+    mine = "0x" + public_key_of(bytes(me.key)).hex()
+    devnet.chain.fund([me.address], to_wei(50), approve=False)
+    client = devnet.client()
+    files = _batch_files(tmp_path)
+    assert files[2].read_bytes() != parse_spec(files[2].read_bytes()).to_bytes()  # the hand-written one is not canonical
+    count, before = client.job_count(), client.token_balance(me.address)
+
+    result = ok("job", "post-batch", *files, "--reward", "0.5", *BATCH, *net(devnet))
+    ids = [int(line) for line in result.stdout.splitlines()]
+    assert len(ids) == 3 and ids == list(range(ids[0], ids[0] + 3)) and client.job_count() == count + 3
+    m = re.search(r"tx (0x[0-9a-f]{64}), gas ([\d,]+) \(([\d,]+) per job\)", result.stderr)
+    assert m, result.stderr
+    tx_hash, gas = m.group(1), int(m.group(2).replace(",", ""))
+    assert int(m.group(3).replace(",", "")) == gas // 3
+    assert int(devnet.chain.rpc.get_receipt(tx_hash)["gasUsed"], 16) == gas
+    events = _posted_in(devnet, tx_hash)
+    assert [job_id for job_id, _ in events] == ids  # all three in this one transaction, in the files' order
+
+    jobs = [client.job(job_id) for job_id in ids]
+    for job_id, job, (_, event_hash), source in zip(ids, jobs, events, files, strict=True):
+        raw = client.spec_bytes(job_id)
+        assert job.spec_hash == keccak(raw) == event_hash
+        parse_spec(raw, job.spec_hash)  # canonical
+        posted = json.loads(raw)
+        assert posted.pop("delivery") == {"encrypt_to": mine}  # sealed to the signing key by default
+        assert posted == json.loads(source.read_text())
+        assert job.requester == me.address and job.reward == to_wei("0.5")
+    assert [job.verify_mode for job in jobs] == [VerifyMode.REEXEC, VerifyMode.NONE, VerifyMode.REEXEC]
+    spent = before - client.token_balance(me.address)
+    assert spent == sum(job.reward + job.fee + job.audit_fee for job in jobs) > 0
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("posted 3 jobs in one transaction")
+    assert f"{format_amount(spent)} DPC escrowed in all" in result.stderr
+    assert "1 with verify none" in result.stderr and "results 3 sealed to your key" in result.stderr
+
+
+def test_job_post_batch_reads_json_lines_from_stdin(devnet: Devnet, tmp_path: Path) -> None:
+    """`-` reads one spec per non-empty line of stdin, in place among the files; --clear posts the
+    canonical bytes as they are, --encrypt-to seals to another key."""
+    from eth_utils import keccak
+
+    from depin.delivery import public_key_of
+    from depin.spec import parse_spec
+
+    devnet.chain.fund([dev_account(9, 31337).address], to_wei(50), approve=False)
+    theirs = "0x" + public_key_of(bytes(dev_account(8, 31337).key)).hex()
+    client = devnet.client()
+    first, second, hand = _batch_files(tmp_path)
+    lines = [json.dumps(json.loads(second.read_text())), json.dumps(json.loads(hand.read_text()), indent=None)]
+    result = ok("job", "post-batch", first, "-", "--reward", "1", "--clear", *BATCH, *net(devnet),
+                input=f"{lines[0]}\n\n   \n{lines[1]}\n")
+    ids = [int(line) for line in result.stdout.splitlines()]
+    assert len(ids) == 3 and "results 3 in the clear" in result.stderr
+    tx_hash = result.stderr.split(" tx ")[1].split(",")[0]
+    assert [job_id for job_id, _ in _posted_in(devnet, tx_hash)] == ids
+    for job_id, source in zip(ids, (first.read_bytes(), lines[0], lines[1]), strict=True):
+        raw = client.spec_bytes(job_id)
+        assert raw == parse_spec(source).to_bytes() and client.job(job_id).spec_hash == keccak(raw)
+
+    sealed = ok("job", "post-batch", "-", "--reward", "1", "--encrypt-to", theirs, *BATCH, *net(devnet), input=lines[1])
+    (job_id,) = map(int, sealed.stdout.split())
+    assert json.loads(client.spec_bytes(job_id))["delivery"] == {"encrypt_to": theirs}
+    assert "results 1 sealed to another key" in sealed.stderr
+
+
+def test_job_post_batch_bad_specs_post_nothing(devnet: Devnet, tmp_path: Path) -> None:
+    """A spec file that is not JSON, fails validation or cannot be read, a bad stdin line, a spec
+    naming another delivery key than --encrypt-to, more than 100 specs: one error line naming the
+    file (or the line), exit 1, and nothing posted, even when the other specs are good."""
+    from depin.delivery import public_key_of
+
+    me = dev_account(9, 31337)
+    devnet.chain.fund([me.address], to_wei(50), approve=False)
+    client = devnet.client()
+    good = _batch_files(tmp_path)[0]
+    not_json = tmp_path / "not.json"
+    not_json.write_text("image: depin/test\n")
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text(json.dumps({**json.loads(good.read_text()), "image": "ubuntu:latest"}))
+    sealed = tmp_path / "sealed.json"
+    sealed.write_text(ok("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run",
+                         "--dev-account", "7").stdout)
+    theirs = "0x" + public_key_of(bytes(dev_account(8, 31337).key)).hex()
+    count, before = client.job_count(), client.token_balance(me.address)
+    args = ["--reward", "1", *BATCH, *net(devnet)]
+
+    line = fails("job", "post-batch", good, not_json, *args, match=f"spec file {not_json}: spec is not UTF-8 JSON")
+    assert str(good) not in line
+    fails("job", "post-batch", good, invalid, *args, match=f"spec file {invalid}: invalid spec: image")
+    fails("job", "post-batch", good, tmp_path / "missing.json", *args,
+          match=f"cannot read spec file {tmp_path / 'missing.json'}: No such file")
+    fails("job", "post-batch", tmp_path, *args, match=f"cannot read spec file {tmp_path}")
+    fails("job", "post-batch", good, "-", *args, input=good.read_text().strip() + "\n{\"v\": 1}\n",
+          match="stdin line 2: invalid spec")
+    fails("job", "post-batch", "-", "-", *args, input=good.read_text(), match="more than once")
+    fails("job", "post-batch", good, sealed, *args[:2], "--encrypt-to", theirs, *args[2:],
+          match=f"spec file {sealed}: the spec already names another delivery key")
+    fails("job", "post-batch", good, "--clear", "--encrypt-to", theirs, *args, match="contradict")
+    many = fails("job", "post-batch", "-", *args, input=(good.read_text().strip() + "\n") * 101,
+                 match="101 specs: at most 100 per batch")
+    assert "one transaction" in many
+    assert client.job_count() == count and client.token_balance(me.address) == before
+
+
+def test_job_post_batch_refuses_zero_specs(devnet: Devnet) -> None:
+    """No SPEC_FILE, or a stdin without a spec: refused before anything is sent."""
+    client = devnet.client()
+    count = client.job_count()
+    args = ["--reward", "1", *BATCH, *net(devnet)]
+    fails("job", "post-batch", *args, match="no job specs: give one or more SPEC_FILE")
+    fails("job", "post-batch", "-", *args, input="\n  \n", match="no job specs")
+    assert client.job_count() == count
+    assert "Example: depin job post-batch" in ok("job", "post-batch", "--help").stdout
+
+
 def test_network_errors(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "status", "1", "--rpc-url", f"http://127.0.0.1:{free_port()}", "--deployment",
           devnet.deployment_file, match="no devnet running? start it with `depin devnet up`")

@@ -3,6 +3,7 @@ token deltas, and the clear errors a caller can act on."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from depin.client import (
 from depin.config import load_config
 from depin.delivery import public_key_of
 from depin.deployment import Deployment, to_wei
+from depin.errors import ChainError
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.spec import cpu_seconds, parse_spec, with_delivery
 from depin.transactions import TxReverted
@@ -274,8 +276,9 @@ def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
         client.job(999_999)
     with pytest.raises(UnknownJob):
         client.job(0)
-    with pytest.raises(NoAccount, match="signing key"):
-        client.cancel(1)
+    posted = devnet.client(devnet.new_account(10)).post_job(make_spec(40), reward=to_wei(1), permit=False)
+    with pytest.raises(NoAccount, match="signing key"):  # a job that exists, whatever ran before
+        client.cancel(posted.job_id)
     with pytest.raises(NodeUnreachable, match="depin devnet up"):
         Client.connect(f"http://127.0.0.1:{free_port()}", devnet.deployment_file)
     other = Deployment.from_json(devnet.deployment_file.read_text())
@@ -288,6 +291,10 @@ def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
         Client.connect(devnet.url, elsewhere)
     with pytest.raises(ClientError, match="not found"):
         Client.connect(devnet.url, tmp_path / "missing.json")
+    # a view of an address with no code (a chain restarted without the contracts) answers no data
+    codeless = replace(client.contracts.job_market.withdrawable_of(other.deployer), to="0x" + "12" * 20)
+    with pytest.raises(ChainError, match="JobMarket.withdrawableOf at 0x1212.* returned no data"):
+        client.read(codeless)
     # a development key for a chain that is not local is refused by the client itself
     with pytest.raises(DevKeyRefused):
         Client(client.rpc, wrong_chain, dev_account(1, 31337))

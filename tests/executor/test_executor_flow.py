@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +120,60 @@ def test_jobs_posted_in_one_batch_are_claimed_in_one_transaction(stack: Stack) -
     assert all(len(c) == 1 for c in claims), claims
     assert len({c[0]["tx"] for c in claims}) == 1, "the three claims went in one transaction"
     assert all(stack.job(job_id)["provider"] == stack.accounts[PROVIDER] for job_id in ids)
+
+
+def _pool_from(stack: Stack, address: str) -> bool:
+    pending = stack.market.rpc.call("txpool_content").get("pending", {})
+    return any(key.lower() == address.lower() for key in pending)
+
+
+def test_results_ready_together_are_submitted_in_one_transaction(stack: Stack) -> None:
+    """Mining is held once the three jobs of a batch are claimed: the first result's submission
+    waits in the pool (the chain worker waits for its receipt) while the other runs finish and
+    their submissions queue behind it. Once blocks are mined again, the next submit task takes every
+    result still waiting along in one submitResults transaction; each job is then finalized and
+    paid like one submitted alone."""
+    rpc = stack.market.rpc
+    stack.setup_funded(REQUESTER2)
+    requester = Client.connect(stack.anvil.url, stack.deployment_file, dev_account(REQUESTER2, stack.deployment.chain_id))
+    specs = [spec(stack.images["busybox"], ["sh", "-c", f"echo together {n} > /out/n.txt"]) for n in range(3)]
+    terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
+    provider = stack.accounts[PROVIDER]
+    rpc.call("evm_setAutomine", [False])
+    rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining)
+    try:
+        posted: list = []
+        poster = threading.Thread(target=lambda: posted.extend(requester.post_jobs(specs, **terms)))
+        poster.start()
+        wait_for(lambda: _pool_from(stack, stack.accounts[REQUESTER2]), 30, "the batch post in the pool")
+        rpc.call("anvil_mine", ["0x1"])
+        poster.join(60)
+        ids = [p.job_id for p in posted]
+        assert len(ids) == 3
+
+        def claimed() -> bool:  # mines a block while the provider has a transaction waiting (the claim)
+            if _pool_from(stack, provider):
+                rpc.call("anvil_mine", ["0x1"])
+            return all(stack.status(job_id) == JobStatus.CLAIMED for job_id in ids)
+
+        wait_for(claimed, 60, "the three jobs claimed")
+        # every run has recorded its outcome, and the first submission waits in the pool
+        wait_for(lambda: all(stack.exec_record(stack.provider, j).get("state") == "outcome" for j in ids), 90, "three outcomes")
+        wait_for(lambda: _pool_from(stack, provider), 60, "a submission in the pool")
+    finally:
+        rpc.call("evm_setAutomine", [True])
+        rpc.call("evm_setIntervalMining", [1])
+    rpc.call("anvil_mine", ["0x1"])
+    for job_id in ids:
+        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
+    txs = [stack.events(job_id, "ResultSubmitted")[0]["tx"] for job_id in ids]
+    assert len(set(txs)) < 3, f"at least two results share a submitResults transaction: {txs}"
+    batched = [line for line in stack.provider.log_lines("worker-chain") if line.get("msg") == "submitted in one batch"]
+    together = [{int(j) for j in line["jobs"].split(",")} for line in batched]
+    assert together and all(len(jobs) >= 2 and jobs <= set(ids) for jobs in together), batched
+    for job_id in ids:
+        (finalized,) = stack.events(job_id, "JobFinalized")
+        assert finalized["args"]["provider"].lower() == provider.lower() and int(finalized["args"]["payout"]) >= TOKEN
 
 
 def _failure(stack: Stack, job_id: int) -> dict:

@@ -206,6 +206,18 @@ def build_spec(
 # ------------------------------------------------------------------------------------ commands
 
 
+# The terms `job post` and `job post-batch` share.
+ClaimWindowOpt = Annotated[
+    int | None, typer.Option("--claim-window", help="Seconds providers have to claim the job (default 3600, within bounds).")
+]
+ChallengeWindowOpt = Annotated[
+    int | None, typer.Option("--challenge-window", help="Seconds to dispute a result (default: the market minimum).")
+]
+CollateralPctOpt = Annotated[
+    int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
+]
+
+
 @app.command("post")
 @user_errors
 def job_post(
@@ -228,15 +240,9 @@ def job_post(
     max_runtime: Annotated[int, typer.Option("--max-runtime", help="Seconds the job may run.")] = 60,
     output_mb: Annotated[int, typer.Option("--output-mb", help="Cap on the result archive, MB.")] = 16,
     env: Annotated[list[str], typer.Option("--env", metavar="K=V", help="Environment variable. Repeatable.")] = [],  # noqa: B006
-    claim_window: Annotated[
-        int | None, typer.Option("--claim-window", help="Seconds providers have to claim it (default 3600, within bounds).")
-    ] = None,
-    challenge_window: Annotated[
-        int | None, typer.Option("--challenge-window", help="Seconds to dispute a result (default: the market minimum).")
-    ] = None,
-    collateral_pct: Annotated[
-        int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
-    ] = None,
+    claim_window: ClaimWindowOpt = None,
+    challenge_window: ChallengeWindowOpt = None,
+    collateral_pct: CollateralPctOpt = None,
     verify: Annotated[
         str,
         typer.Option(
@@ -398,15 +404,9 @@ def job_post_batch(
             show_default=False,
         ),
     ] = [],  # noqa: B006 - typer needs a literal default; zero specs get their own error
-    claim_window: Annotated[
-        int | None, typer.Option("--claim-window", help="Seconds providers have to claim each job (default 3600, within bounds).")
-    ] = None,
-    challenge_window: Annotated[
-        int | None, typer.Option("--challenge-window", help="Seconds to dispute a result (default: the market minimum).")
-    ] = None,
-    collateral_pct: Annotated[
-        int | None, typer.Option("--collateral-pct", help="Provider collateral, % of the reward (default: market minimum).")
-    ] = None,
+    claim_window: ClaimWindowOpt = None,
+    challenge_window: ChallengeWindowOpt = None,
+    collateral_pct: CollateralPctOpt = None,
     encrypt_to: Annotated[
         str | None,
         typer.Option(

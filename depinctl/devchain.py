@@ -655,6 +655,19 @@ class DevChain:
         terms = terms or JobTerms()
         return self.send(requester, self.contracts.job_market.post_job(keccak(spec_bytes), spec_bytes, terms.as_tuple()))
 
+    def post_jobs(self, requester: str, specs: list[bytes], terms: JobTerms | None = None) -> list[int]:
+        """Posts every spec of `specs` with the same terms in one ``postJobs`` transaction (the
+        requester needs the sum of the escrows and an allowance: :meth:`fund`); returns their ids."""
+        terms = terms or JobTerms()
+        posts = [(keccak(spec_bytes), spec_bytes, terms.as_tuple()) for spec_bytes in specs]
+        receipt = self.send(requester, self.contracts.job_market.post_jobs(posts))
+        topic = JobMarket.TOPICS["JobPosted"]
+        return [
+            int(log["topics"][1], 16)
+            for log in receipt["logs"]
+            if log["address"].lower() == self.market.lower() and log["topics"][0] == topic
+        ]
+
     def job_id_from_receipt(self, receipt: dict[str, Any]) -> int:
         topic = JobMarket.TOPICS["JobPosted"]
         for log in receipt["logs"]:

@@ -333,11 +333,10 @@ def ready_results(rt: Runtime, first: int) -> list[tuple[Submission, Lease]]:
     to it), read on chain Claimed by us before its submit deadline, and journaled (its salt durable
     before anything is sent). The caller releases the leases."""
     taken: list[tuple[Submission, Lease]] = []
-    now = rt.chain_now()
-    for member in cast(list[str], rt.state.zrange(rt.xkeys.active, 0, -1)):
-        other = int(member)
-        if other == first or not _result_waiting(rt.record(other)):
-            continue
+    members = (int(m) for m in cast(list[str], rt.state.zrange(rt.xkeys.active, 0, -1)))
+    waiting = [other for other in members if other != first and _result_waiting(rt.record(other))]
+    now = rt.chain_now() if waiting else 0  # no read of the chain when nothing else waits
+    for other in waiting:
         lease = rt.lease(other)
         if not lease.acquire():
             continue

@@ -192,7 +192,7 @@ class Indexer:
                 except ChainError as exc:
                     delay = backoff_delay(failures, max(self.config.poll_interval, self.config.backoff_base), self.config.backoff_cap)
                     failures += 1
-                    log.warning("chain node unavailable, retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
+                    log.warning("reading the chain failed (node unavailable, or its chain kept changing), retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
                     stop.wait(delay)
                     continue
                 except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:

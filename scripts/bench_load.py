@@ -15,7 +15,11 @@ p95; checked on the chain at the end: every job Finalized (nothing stuck: a job 
 ``--timeout`` seconds is listed) and exactly one ``JobFinalized`` log per job in the chain's logs
 (nothing paid twice: a finalize pays once). Exit status 1 when a check fails.
 
-    .venv/bin/python scripts/bench_load.py [--providers 8] [--jobs 500] [--requesters 4] [--json PATH]
+With ``--post-batch N`` the requesters post N jobs per ``postJobs`` transaction. The JSON's
+``transactions`` counts, for each step (post, claim, submit, finalize), the logs of these jobs and
+the transactions they came in: how much the batch calls were used.
+
+    .venv/bin/python scripts/bench_load.py [--providers 8] [--jobs 500] [--requesters 4] [--post-batch 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -94,9 +98,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         posted: dict[int, float] = {}
         say(f"posting {args.jobs} jobs from {args.requesters} requesters")
         t_start = time.perf_counter()
-        for n in range(args.jobs):
-            job_id = stack.post(spec(image, COMMAND, env={"N": str(n)}), requester=requesters[n % len(requesters)], job_terms=job_terms)
-            posted[job_id] = time.perf_counter()
+        size = args.post_batch
+        for first in range(0, args.jobs, size):  # requesters in turn, each post (or postJobs batch) as fast as the node takes it
+            specs = [spec(image, COMMAND, env={"N": str(n)}) for n in range(first, min(first + size, args.jobs))]
+            requester = requesters[(first // size) % len(requesters)]
+            if size == 1:
+                ids = [stack.post(specs[0], requester=requester, job_terms=job_terms)]
+            else:
+                ids = stack.post_many(specs, requester=requester, job_terms=job_terms)
+            at = time.perf_counter()
+            posted.update(dict.fromkeys(ids, at))
         post_seconds = time.perf_counter() - t_start
         say(f"posted in {post_seconds:.1f} s; waiting for every job to be finalized (timeout {args.timeout:.0f} s)")
         finalized: dict[int, float] = {}
@@ -130,9 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             holder = chain.get_job(j)["provider"]
             if statuses[j] == JobStatus.FINALIZED:
                 by_provider[holder] = by_provider.get(holder, 0) + 1
-        topic = "0x" + chain.codec.topics[("JobMarket", "JobFinalized")].hex()
-        logs = chain.rpc.call("eth_getLogs", [{"fromBlock": hex(stack.deployment.deploy_block), "toBlock": "latest",
-                                                "address": chain.market, "topics": [topic]}])
+        logs = market_logs(stack, "JobFinalized")
         finalize_logs: dict[int, int] = {}
         for entry in logs:
             job_id = int(entry["topics"][1], 16)
@@ -144,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         done = len(finalized)
         results = {
             "config": {"providers": args.providers, "requesters": args.requesters, "jobs": args.jobs,
-                       "compute_concurrency": 1, "max_concurrent_jobs": args.max_concurrent_jobs, "poll_interval": args.poll,
+                       "post_batch": args.post_batch, "compute_concurrency": 1, "max_concurrent_jobs": args.max_concurrent_jobs, "poll_interval": args.poll,
                        "beat_interval": 2, "challenge_window": 8, "cores": os.cpu_count()},
             "post_seconds": post_seconds,
             "component_restarts": sum(ex.restarts for ex in stack.executors),
@@ -161,6 +170,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "min_share": min(shares) / done if done else 0.0,
                 "max_share": max(shares) / done if done else 0.0,
                 "jain_index": jain(shares),
+            },
+            "transactions": {  # how many transactions each step took for these jobs: batching at work
+                step: per_transaction(stack, event, set(posted))
+                for step, event in (("post", "JobPosted"), ("claim", "JobClaimed"), ("submit", "ResultSubmitted"),
+                                    ("finalize", "JobFinalized"))
             },
             "checks": {
                 "stuck": stuck,
@@ -185,6 +199,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(podman_dir, ignore_errors=True)
 
 
+def market_logs(stack: BenchStack, event: str) -> list[dict[str, Any]]:
+    """Every `event` log of the market since its deployment, from the chain."""
+    chain = stack.chain
+    topic = "0x" + chain.codec.topics[("JobMarket", event)].hex()
+    return chain.rpc.call("eth_getLogs", [{"fromBlock": hex(stack.deployment.deploy_block), "toBlock": "latest",
+                                           "address": chain.market, "topics": [topic]}])
+
+
+def per_transaction(stack: BenchStack, event: str, jobs: set[int]) -> dict[str, Any]:
+    """How the `event` logs of `jobs` fall into transactions: logs, transactions, jobs per
+    transaction (mean and largest)."""
+    sizes: dict[str, int] = {}
+    for entry in market_logs(stack, event):
+        if int(entry["topics"][1], 16) in jobs:
+            sizes[entry["transactionHash"]] = sizes.get(entry["transactionHash"], 0) + 1
+    logs = sum(sizes.values())
+    return {"logs": logs, "transactions": len(sizes), "jobs_per_transaction": logs / len(sizes) if sizes else 0.0,
+            "largest": max(sizes.values(), default=0)}
+
+
 def markdown(results: dict[str, Any]) -> str:
     cfg, lat, fair, checks = results["config"], results["post_to_finalized_seconds"], results["fairness"], results["checks"]
     return "\n".join([
@@ -199,6 +233,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"| Jain's fairness index (1 = equal) | {fair['jain_index']:.3f} | `fairness.jain_index` |",
         (f"| finalized / stuck / paid twice | {results['finalized']} / {len(checks['stuck'])} / {len(checks['paid_twice'])} | "
          "`finalized`, `checks.stuck`, `checks.paid_twice` |"),
+        *(
+            f"| {step}: jobs per transaction, mean / largest ({t['logs']} logs in {t['transactions']} transactions) | "
+            f"{t['jobs_per_transaction']:.2f} / {t['largest']} | `transactions.{step}` |"
+            for step, t in results["transactions"].items()
+        ),
     ])
 
 
@@ -215,11 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.5, help="indexer poll interval (s; the default 0.5)")
     parser.add_argument("--max-concurrent-jobs", type=int, default=2, help="each provider policy's max_concurrent_jobs")
     parser.add_argument("--stagger", type=float, default=3.0, help="seconds between executor start-ups")
+    parser.add_argument("--post-batch", type=int, default=1, metavar="N",
+                        help="jobs per post: 1 (default) sends postJob per job, N > 1 one postJobs per N jobs")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for every job to be finalized")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     if args.providers < 1 or args.requesters < 1 or args.jobs < 1:
         parser.error("--providers, --requesters and --jobs must be positive")
+    if not 1 <= args.post_batch <= 100:
+        parser.error("--post-batch must be 1 to 100")
     if args.providers > len(PROVIDER_ACCOUNTS) or args.requesters > 20:
         parser.error(f"at most {len(PROVIDER_ACCOUNTS)} providers (anvil keys 1-9 but 5) and 20 requesters")
     results = run(args)

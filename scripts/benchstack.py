@@ -209,6 +209,10 @@ class BenchStack:
     def post(self, spec_bytes: bytes, *, requester: int, job_terms: JobTerms | None = None) -> int:
         return self.chain.post_job(self.accounts[requester], spec_bytes, job_terms or terms())
 
+    def post_many(self, specs: list[bytes], *, requester: int, job_terms: JobTerms | None = None) -> list[int]:
+        """Posts `specs` in one ``postJobs`` transaction; returns their ids."""
+        return self.chain.post_jobs(self.accounts[requester], specs, job_terms or terms())
+
     def status(self, job_id: int) -> JobStatus:
         return JobStatus(self.chain.get_job(job_id)["status"])
 

@@ -56,8 +56,12 @@ def test_bench_executor_smoke(tmp_path: Path) -> None:
 
 
 def test_bench_load_smoke(tmp_path: Path) -> None:
-    res, table = _run(tmp_path, "bench_load.py", "--providers", "2", "--requesters", "2", "--jobs", "10")
+    res, table = _run(tmp_path, "bench_load.py", "--providers", "2", "--requesters", "2", "--jobs", "10", "--post-batch", "5")
     assert res["finalized"] == 10 and res["jobs_per_minute"] > 0
+    tx = res["transactions"]
+    assert tx["post"] == {"logs": 10, "transactions": 2, "jobs_per_transaction": 5.0, "largest": 5}  # two postJobs
+    for step in ("claim", "submit", "finalize"):
+        assert tx[step]["logs"] == 10 and 1 <= tx[step]["transactions"] <= 10 and tx[step]["largest"] >= 1, tx
     checks = res["checks"]
     assert checks["every_job_finalized_once"] is True and checks["stuck"] == [] and checks["paid_twice"] == []
     assert checks["finalize_logs"] == 10

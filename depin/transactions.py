@@ -175,13 +175,17 @@ class PendingTx:
     """A sent transaction not yet known to be mined: every version broadcast for its nonce.
 
     `still_needed` (optional, from the caller) answers whether the transaction's effect is still
-    wanted on chain; it is asked before the transaction is sent again after a drop or a reorg."""
+    wanted on chain; it is asked before the transaction is sent again after a drop or a reorg.
+    `on_signed` (optional) is called with every hash signed so far and the nonce *before* each
+    version is sent: a caller that records them durably there leaves no window in which a crash
+    forgets a transaction that reached the pool (a recorded hash may also never have been sent)."""
 
     what: str
     nonce: int
     fields: dict[str, Any]  # the unsigned transaction of the latest version
     hashes: list[str] = field(default_factory=list)
     still_needed: Callable[[], bool] | None = field(default=None, repr=False)
+    on_signed: Callable[[list[str], int], None] | None = field(default=None, repr=False)
     raws: dict[str, str] = field(default_factory=dict, repr=False)  # hash -> signed bytes
     sent_at: float = field(default_factory=time.time)  # since when it waits to be mined (unix time)
     mined: bool = False  # a receipt was seen (a reorg may undo it: see Transactor.heal)
@@ -404,16 +408,18 @@ class Transactor:
     def broadcast(
         self, to: str, data: str, *, value: int = 0, gas: int, what: str = "transaction",
         still_needed: Callable[[], bool] | None = None,
+        on_signed: Callable[[list[str], int], None] | None = None,
     ) -> PendingTx:
-        """Signs and sends with the next nonce, after healing any gap below it; returns without waiting."""
+        """Signs and sends with the next nonce, after healing any gap below it; returns without
+        waiting. `still_needed` and `on_signed`: see :class:`PendingTx`."""
         max_fee, tip = self.suggest_fees()
         with self._lock:
             self._heal_locked()
-            return self._broadcast_locked(to, data, value, gas, what, max_fee, tip, still_needed)
+            return self._broadcast_locked(to, data, value, gas, what, max_fee, tip, still_needed, on_signed)
 
     def _broadcast_locked(
         self, to: str, data: str, value: int, gas: int, what: str, max_fee: int, tip: int,
-        still_needed: Callable[[], bool] | None,
+        still_needed: Callable[[], bool] | None, on_signed: Callable[[list[str], int], None] | None = None,
     ) -> PendingTx:
         for attempt in range(NONCE_RETRIES + 1):
             if self._nonce is None:
@@ -430,7 +436,7 @@ class Transactor:
                 "maxFeePerGas": max_fee,
                 "maxPriorityFeePerGas": tip,
             }
-            pending = PendingTx(what, nonce, fields, still_needed=still_needed)
+            pending = PendingTx(what, nonce, fields, still_needed=still_needed, on_signed=on_signed)
             outcome = self._send_version(pending, fields)
             if outcome == "sent":
                 self._nonce = nonce + 1
@@ -451,6 +457,8 @@ class Transactor:
         """Sends one signed version. Returns "sent" (recorded in `pending`), or "nonce" /
         "underpriced" when the node refused it for its nonce."""
         raw, tx_hash = self._sign(fields)
+        if pending.on_signed is not None:
+            pending.on_signed([*pending.hashes, tx_hash], pending.nonce)
         for lost in range(4):
             try:
                 self.rpc.send_raw_transaction(raw, retries=0)
@@ -580,7 +588,8 @@ class Transactor:
         max_fee, tip = self.suggest_fees()
         with self._lock:
             self._heal_locked()
-            fresh = self._broadcast_locked(f["to"], f["data"], f["value"], f["gas"], pending.what, max_fee, tip, pending.still_needed)
+            fresh = self._broadcast_locked(f["to"], f["data"], f["value"], f["gas"], pending.what, max_fee, tip, pending.still_needed,
+                                          pending.on_signed)
             if self._journal.get(pending.nonce) is pending:
                 del self._journal[pending.nonce]  # that nonce is somebody else's now
             old_nonce = pending.nonce

@@ -361,9 +361,10 @@ def _result_waiting(rec: dict[str, str]) -> bool:
 
 def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
     """Sends ``JobMarket.fn(args)`` like :meth:`depin.client.Client.transact`, but records the
-    transaction hash in the record of each job of `job_ids` between the broadcast and the wait: a
-    worker killed while the transaction is in the pool leaves its hash behind, and the next attempt
-    waits for that transaction instead of sending a second one."""
+    transaction hash in the record of each job of `job_ids` before each version is broadcast: a
+    worker killed at any instant after the transaction can have reached the pool leaves its hash
+    behind, and the next attempt waits for that transaction instead of sending a second one (a
+    recorded hash that never reached the pool is found unknown, and the next attempt sends anew)."""
     client = rt.client
     tx = client.tx
     if tx is None:
@@ -371,15 +372,19 @@ def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
     to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
     what = f"JobMarket.{fn}"
     gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
+
+    def record(hashes: list[str], nonce: int) -> None:
+        fields = {"tx_pending": ",".join(hashes), "tx_nonce": str(nonce), "updated": f"{time.time():.3f}"}
+        pipe = rt.state.pipeline(transaction=True)  # every job of a batch knows its transaction, or none does
+        for job_id in job_ids:
+            pipe.hset(rt.xkeys.job(job_id), mapping=fields)
+        pipe.execute()
+
     # a re-send after a drop or a reorg goes through the same "already done on chain?" check
     pending = tx.broadcast(
-        to, data, gas=gas, what=what, still_needed=lambda: all(submission_needed(rt, job_id) for job_id in job_ids),
+        to, data, gas=gas, what=what, on_signed=record,
+        still_needed=lambda: all(submission_needed(rt, job_id) for job_id in job_ids),
     )
-    fields = {"tx_pending": ",".join(pending.hashes), "tx_nonce": str(pending.nonce), "updated": f"{time.time():.3f}"}
-    pipe = rt.state.pipeline(transaction=True)  # every job of a batch knows its transaction, or none does
-    for job_id in job_ids:
-        pipe.hset(rt.xkeys.job(job_id), mapping=fields)
-    pipe.execute()
     return tx.wait(pending)
 
 

@@ -118,6 +118,41 @@ def test_stuck_transaction_is_rebroadcast_with_higher_fees_and_mined_once(devnet
     assert int(devnet.chain.call("RewardToken", "allowance", account.address, market)) == 77
 
 
+def test_on_signed_records_every_version_before_the_node_has_it(devnet: Devnet) -> None:
+    """`on_signed` sees each version's hash (the first and every re-broadcast) while the node does
+    not know it yet: a caller that records it there cannot lose a transaction that reached the pool."""
+    account = devnet.new_account()
+    rpc = RpcClient.from_url(devnet.url)
+    tx = Transactor(rpc, account, devnet.deployment.chain_id, rebroadcast_after=0.3, receipt_timeout=30)
+    token = devnet.deployment.addresses["RewardToken"]
+    data = tx.codec.encode("RewardToken", "approve", token, 5)
+    calls: list[tuple[list[str], int, bool]] = []
+
+    def on_signed(hashes: list[str], nonce: int) -> None:
+        known = devnet.chain.rpc.call("eth_getTransactionByHash", [hashes[-1]]) is not None
+        calls.append((list(hashes), nonce, known))
+
+    start = nonce_of(devnet, account.address)
+    with devnet.chain.manual_mining():
+        pending = tx.broadcast(token, data, gas=100_000, what="approve", on_signed=on_signed)
+        assert calls == [([pending.tx_hash], start, False)]
+        result: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while len(pending.hashes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        devnet.chain.mine()
+        waiter.join(10)
+    assert len(pending.hashes) >= 2, "expected a re-broadcast"
+    # every version sent was named before it was sent, after the versions sent before it (a last
+    # re-broadcast signed while the block was mined may have been refused: named, never sent)
+    assert set(pending.hashes) <= {hashes[-1] for hashes, _, _ in calls}
+    assert all(hashes[:-1] == pending.hashes[: len(hashes) - 1] for hashes, _, _ in calls)
+    assert all(nonce == start and not known for _, nonce, known in calls)
+    assert result["receipt"].tx_hash in pending.hashes
+
+
 def test_timeout_names_the_hashes(devnet: Devnet) -> None:
     account = devnet.new_account()
     rpc = RpcClient.from_url(devnet.url)

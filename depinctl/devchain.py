@@ -660,7 +660,10 @@ class DevChain:
         requester needs the sum of the escrows and an allowance: :meth:`fund`); returns their ids."""
         terms = terms or JobTerms()
         posts = [(keccak(spec_bytes), spec_bytes, terms.as_tuple()) for spec_bytes in specs]
-        receipt = self.send(requester, self.contracts.job_market.post_jobs(posts))
+        return self.job_ids_from_receipt(self.send(requester, self.contracts.job_market.post_jobs(posts)))
+
+    def job_ids_from_receipt(self, receipt: dict[str, Any]) -> list[int]:
+        """The ids of the market's JobPosted logs in `receipt`, in order."""
         topic = JobMarket.TOPICS["JobPosted"]
         return [
             int(log["topics"][1], 16)
@@ -669,11 +672,10 @@ class DevChain:
         ]
 
     def job_id_from_receipt(self, receipt: dict[str, Any]) -> int:
-        topic = JobMarket.TOPICS["JobPosted"]
-        for log in receipt["logs"]:
-            if log["address"].lower() == self.market.lower() and log["topics"][0] == topic:
-                return int(log["topics"][1], 16)
-        raise DevChainError(f"transaction {receipt['transactionHash']} emitted no JobPosted")
+        ids = self.job_ids_from_receipt(receipt)
+        if not ids:
+            raise DevChainError(f"transaction {receipt['transactionHash']} emitted no JobPosted")
+        return ids[0]
 
     def claim_job(self, provider: str, job_id: int) -> dict[str, Any]:
         return self.send(provider, self.contracts.job_market.claim_job(job_id))

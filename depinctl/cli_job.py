@@ -391,6 +391,36 @@ def _read_specs(sources: list[str]) -> list[tuple[str, JobSpec]]:
     return specs
 
 
+def _print_batch(
+    specs: list[tuple[str, JobSpec]], *, encrypt_to: str | None, clear: bool, config: Path | None,
+    keystore: Path | None, password_file: Path | None, dev_account: int | None,
+) -> None:
+    """`post-batch --dry-run`: each spec as `post_jobs` would post it, one canonical JSON line each."""
+    from depin.delivery import public_key_of  # lazy: start-up
+    from depin.spec import with_delivery  # lazy: start-up
+
+    key: str | bytes | None = encrypt_to
+    if key is None and not clear:
+        account = signing_account(
+            config=config, keystore=keystore, password_file=password_file, dev_account=dev_account,
+        )
+        if account is not None:
+            key = public_key_of(bytes(account.key))
+            del account
+    unsealed = 0
+    for _, spec in specs:
+        if spec.encrypt_to is None and key is not None:
+            typer.echo(with_delivery(spec, key).decode())
+        else:
+            unsealed += spec.encrypt_to is None
+            typer.echo(spec.to_bytes().decode())
+    note = ""
+    if unsealed and not clear:
+        note = (f"; {unsealed} without a delivery key: posted with a signing key, each gets its public key as "
+                "delivery.encrypt_to (a sealed result); give the key option to see it, or --clear")
+    typer.echo(f"{len(specs)} specs read and checked; nothing sent{note}", err=True)
+
+
 @app.command("post-batch")
 @user_errors
 def job_post_batch(
@@ -427,6 +457,14 @@ def job_post_batch(
             help="Send an approve transaction first when the allowance is short (default), or fail instead.",
         ),
     ] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read and check every spec, print each as it would be posted (one canonical JSON line each, "
+            "with the delivery key it would get) and send nothing; no node needed.",
+        ),
+    ] = False,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -449,7 +487,10 @@ def job_post_batch(
     its own delivery key, --encrypt-to names another or --clear. All or nothing: one bad job
     reverts the whole batch.
 
-    Prints the job ids on stdout, one per line, in the order of the specs.
+    Prints the job ids on stdout, one per line, in the order of the specs. --dry-run prints the
+    specs instead, one canonical JSON line each, as they would be posted (a spec without a delivery
+    key gets the --encrypt-to key, or the signing key's when a key option or the config's [key]
+    names one): a batch to check before paying for it, and JSON lines that `post-batch -` takes.
 
     Example: depin job post-batch a.json b.json c.json --reward 0.5 --dev-account 1
     """
@@ -474,6 +515,10 @@ def job_post_batch(
         for where, spec in specs:
             if spec.encrypt_to is not None and spec.encrypt_to != key:
                 raise ValueError(f"{where}: the spec already names another delivery key (delivery.encrypt_to) than --encrypt-to")
+    if dry_run:
+        _print_batch(specs, encrypt_to=encrypt_to, clear=clear, config=config, keystore=keystore,
+                     password_file=password_file, dev_account=dev_account)
+        return
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,

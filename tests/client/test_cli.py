@@ -385,6 +385,47 @@ def test_job_post_batch_bad_specs_post_nothing(devnet: Devnet, tmp_path: Path) -
     assert client.job_count() == count and client.token_balance(me.address) == before
 
 
+def test_job_post_batch_dry_run_prints_what_would_be_posted(devnet: Devnet, tmp_path: Path) -> None:
+    """--dry-run checks every spec and prints each as one canonical JSON line with the delivery key
+    it would get, sends nothing, needs no node; its lines posted with `post-batch -` are the exact
+    bytes posted."""
+    from eth_utils import keccak
+
+    from depin.delivery import public_key_of
+    from depin.spec import parse_spec
+
+    me = dev_account(9, 31337)
+    mine = "0x" + public_key_of(bytes(me.key)).hex()
+    theirs = "0x" + public_key_of(bytes(dev_account(8, 31337).key)).hex()
+    devnet.chain.fund([me.address], to_wei(50), approve=False)
+    client = devnet.client()
+    files = _batch_files(tmp_path)
+    count = client.job_count()
+    dead = ["--rpc-url", f"http://127.0.0.1:{free_port()}"]  # no node: a dry run never asks one
+
+    sealed = ok("job", "post-batch", *files, "--reward", "1", "--dry-run", *BATCH, *dead)
+    lines = sealed.stdout.splitlines()
+    assert len(lines) == 3 and sealed.stderr.strip() == "3 specs read and checked; nothing sent"
+    for line, source in zip(lines, files, strict=True):
+        parse_spec(line.encode(), keccak(line.encode()))  # canonical
+        printed = json.loads(line)
+        assert printed.pop("delivery") == {"encrypt_to": mine}
+        assert printed == json.loads(source.read_text())
+    clear = ok("job", "post-batch", *files, "--reward", "1", "--dry-run", "--clear", *dead)
+    assert [json.loads(line) for line in clear.stdout.splitlines()] == [json.loads(f.read_text()) for f in files]
+    keyless = ok("job", "post-batch", *files, "--reward", "1", "--dry-run", *dead)
+    assert keyless.stdout == clear.stdout and "3 without a delivery key" in keyless.stderr
+    other = ok("job", "post-batch", files[0], "--reward", "1", "--dry-run", "--encrypt-to", theirs, *dead)
+    assert json.loads(other.stdout)["delivery"] == {"encrypt_to": theirs}
+    fails("job", "post-batch", files[0], tmp_path / "missing.json", "--reward", "1", "--dry-run", *dead,
+          match="cannot read spec file")
+    assert client.job_count() == count  # nothing sent
+
+    posted = ok("job", "post-batch", "-", "--reward", "1", *BATCH, *net(devnet), input=sealed.stdout)
+    ids = [int(line) for line in posted.stdout.splitlines()]
+    assert [client.spec_bytes(job_id).decode() for job_id in ids] == lines
+
+
 def test_job_post_batch_refuses_zero_specs(devnet: Devnet) -> None:
     """No SPEC_FILE, or a stdin without a spec: refused before anything is sent."""
     client = devnet.client()

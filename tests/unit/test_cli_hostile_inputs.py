@@ -55,6 +55,7 @@ FILE_COMMANDS: list[list[str]] = [
     ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
     ["job", "post-batch", "P", "--reward", "1", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
     ["job", "post-batch", "P", "--reward", "1", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
+    ["job", "post-batch", "P", "--reward", "1", "--dry-run", "--keystore", "P", "--password-file", "P"],
     ["provider", "status", "--deployment", "P", "--rpc-url", DEAD_RPC],
     ["provider", "register", "--stake", "1", "--endpoint", "http://x", "--deployment", "P", "--rpc-url", DEAD_RPC, "--dev-account", "1"],
     ["provider", "stake", "1", "--keystore", "P", "--password-file", "P", "--deployment", "P", "--rpc-url", DEAD_RPC],

@@ -12,7 +12,7 @@ import pytest
 
 from depin.chain import RpcClient
 from depin.deployment import to_wei
-from depin.transactions import Transactor, TxReverted, TxTimeout, error_name
+from depin.transactions import PendingTx, Transactor, TxReverted, TxTimeout, error_name
 
 from .conftest import Devnet
 
@@ -86,6 +86,18 @@ def test_mined_revert_is_decoded(devnet: Devnet) -> None:
     assert receipt["status"] == "0x0"
 
 
+def _wait_until_versions(tx: Transactor, pending: PendingTx, versions: int) -> tuple[threading.Thread, dict[str, object]]:
+    """Starts `tx.wait(pending)` in a thread (its receipt goes to the dict's "receipt") and polls
+    until `versions` versions were broadcast (re-broadcasts while mining is held), for up to 10 s."""
+    result: dict[str, object] = {}
+    waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while len(pending.hashes) < versions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return waiter, result
+
+
 def test_stuck_transaction_is_rebroadcast_with_higher_fees_and_mined_once(devnet: Devnet) -> None:
     account = devnet.new_account()
     rpc = RpcClient.from_url(devnet.url)
@@ -97,12 +109,7 @@ def test_stuck_transaction_is_rebroadcast_with_higher_fees_and_mined_once(devnet
     with devnet.chain.manual_mining():
         gas = tx.estimate_gas(token, data)
         pending = tx.broadcast(token, data, gas=gas, what="approve")
-        result: dict[str, object] = {}
-        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
-        waiter.start()
-        deadline = time.monotonic() + 10
-        while len(pending.hashes) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        waiter, result = _wait_until_versions(tx, pending, 3)
         assert len(pending.hashes) >= 3, "expected at least two re-broadcasts"
         versions = [devnet.chain.rpc.call("eth_getTransactionByHash", [h]) for h in pending.hashes]
         fees = [int(v["maxPriorityFeePerGas"], 16) for v in versions if v is not None]
@@ -136,12 +143,7 @@ def test_on_signed_records_every_version_before_the_node_has_it(devnet: Devnet) 
     with devnet.chain.manual_mining():
         pending = tx.broadcast(token, data, gas=100_000, what="approve", on_signed=on_signed)
         assert calls == [([pending.tx_hash], start, False)]
-        result: dict[str, object] = {}
-        waiter = threading.Thread(target=lambda: result.update(receipt=tx.wait(pending)))
-        waiter.start()
-        deadline = time.monotonic() + 10
-        while len(pending.hashes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        waiter, result = _wait_until_versions(tx, pending, 2)
         devnet.chain.mine()
         waiter.join(10)
     assert len(pending.hashes) >= 2, "expected a re-broadcast"

@@ -315,20 +315,17 @@ def job_post(
     )
     amount = parse_tokens(reward, "reward")
     if dry_run:
-        from depin.delivery import public_key_of  # lazy: start-up
         from depin.spec import with_delivery  # lazy: start-up
 
-        account = None if clear or encrypt_to else signing_account(
+        own = None if clear or encrypt_to else _own_public_key(
             config=config, keystore=keystore, password_file=password_file, dev_account=dev_account,
         )
-        if account is not None:
-            typer.echo(with_delivery(spec, public_key_of(bytes(account.key))).decode())
-            del account
+        if own is not None:
+            typer.echo(with_delivery(spec, own).decode())
             return
         typer.echo(spec.to_bytes().decode())
         if not clear and not encrypt_to:
-            typer.echo("note: posted with a signing key, the spec also gets its public key as delivery.encrypt_to (a sealed "
-                       "result); give the key option to see it, or --clear", err=True)
+            typer.echo(f"note: {_UNSEALED_NOTE}", err=True)
         return
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
@@ -352,6 +349,26 @@ def job_post(
         f"{delivery}; tx {posted.tx_hash}, gas {posted.gas_used:,}",
         err=True,
     )
+
+
+# What a dry run without a key option says of a spec that names no delivery key.
+_UNSEALED_NOTE = ("posted with a signing key, the spec also gets its public key as delivery.encrypt_to (a sealed "
+                  "result); give the key option to see it, or --clear")
+
+
+def _own_public_key(
+    *, config: Path | None, keystore: Path | None, password_file: Path | None, dev_account: int | None,
+) -> bytes | None:
+    """The public key of the signing key the options (or the config's [key]) name, which a post
+    seals results to by default; None when they name none. For the dry runs: no node is asked."""
+    from depin.delivery import public_key_of  # lazy: start-up
+
+    account = signing_account(config=config, keystore=keystore, password_file=password_file, dev_account=dev_account)
+    if account is None:
+        return None
+    key = public_key_of(bytes(account.key))
+    del account
+    return key
 
 
 MAX_BATCH = 100  # specs per `job post-batch`: they all go into one transaction, whose gas grows with each job
@@ -396,17 +413,11 @@ def _print_batch(
     keystore: Path | None, password_file: Path | None, dev_account: int | None,
 ) -> None:
     """`post-batch --dry-run`: each spec as `post_jobs` would post it, one canonical JSON line each."""
-    from depin.delivery import public_key_of  # lazy: start-up
     from depin.spec import with_delivery  # lazy: start-up
 
     key: str | bytes | None = encrypt_to
     if key is None and not clear:
-        account = signing_account(
-            config=config, keystore=keystore, password_file=password_file, dev_account=dev_account,
-        )
-        if account is not None:
-            key = public_key_of(bytes(account.key))
-            del account
+        key = _own_public_key(config=config, keystore=keystore, password_file=password_file, dev_account=dev_account)
     unsealed = 0
     for _, spec in specs:
         if spec.encrypt_to is None and key is not None:
@@ -416,8 +427,7 @@ def _print_batch(
             typer.echo(spec.to_bytes().decode())
     note = ""
     if unsealed and not clear:
-        note = (f"; {unsealed} without a delivery key: posted with a signing key, each gets its public key as "
-                "delivery.encrypt_to (a sealed result); give the key option to see it, or --clear")
+        note = f"; {unsealed} without a delivery key: {_UNSEALED_NOTE}"
     typer.echo(f"{len(specs)} specs read and checked; nothing sent{note}", err=True)
 
 

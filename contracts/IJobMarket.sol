@@ -45,7 +45,10 @@ interface IJobMarket {
         Cancelled,
         Expired,
         TimedOut,
-        Resolved // settled by the court
+        Resolved, // settled by the court
+        // Settled long ago: its ring entry holds a later job (only `getJob` and errors say it; the
+        // job's events keep its history)
+        Pruned
     }
 
     /// @notice How a verification ended; `settle` moves the escrow by a fixed table (see `settle`).
@@ -120,8 +123,9 @@ interface IJobMarket {
     }
 
     /// @notice Everything known about a job, as returned by `getJob`.
+    /// @dev The spec hash is not stored (it costs every job a storage write): it is JobPosted's
+    ///      indexed `specHash` topic.
     struct JobView {
-        bytes32 specHash; // the spec hash while Open/Claimed; zero once a commitment replaced it
         bytes32 commitment; // the provider's commitment once submitted (zero before)
         address requester;
         uint96 reward; // R
@@ -268,6 +272,8 @@ interface IJobMarket {
     error TermOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
     /// @notice No job has id `jobId`.
     error UnknownJob(uint256 jobId);
+    /// @notice The deployment's last job id is taken (jobSlots * 2^23 - 1, at most 2^32 - 1).
+    error JobLimitReached(uint256 maxJobId);
     /// @notice Job `jobId` is `actual`; the call needs it `expected`.
     error WrongStatus(uint256 jobId, JobStatus actual, JobStatus expected);
     /// @notice Only `requester` may do this to job `jobId`; `caller` is not it.
@@ -460,10 +466,15 @@ interface IJobMarket {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice The job `jobId` (reverts with `UnknownJob` for an id never posted).
+    /// @notice The job `jobId` (reverts with `UnknownJob` for an id never posted). A job settled
+    ///         at least `jobSlots` posts ago may be Pruned: only the status is then set (its
+    ///         events hold its history).
     function getJob(uint256 jobId) external view returns (JobView memory);
     /// @notice Number of jobs ever posted; ids run from 1 to this.
     function jobCount() external view returns (uint256);
+    /// @notice Entries of the job ring, fixed at deployment: a job reuses the storage of the job
+    ///         `jobSlots` ids before it once that one has settled (`getJob` then says Pruned for it).
+    function jobSlots() external view returns (uint256);
     /// @notice The balance `account` can withdraw.
     function withdrawableOf(address account) external view returns (uint256);
     /// @notice Tokens owed to the burn, burned by `flushBurn`.

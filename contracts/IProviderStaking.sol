@@ -66,6 +66,8 @@ interface IProviderStaking {
     error NothingUnbonding(address provider);
     /// @notice All 2^24 - 1 provider ids are taken.
     error RegistryFull();
+    /// @notice The market is paused: no claims (the same error as IJobMarket.MarketPaused).
+    error MarketPaused();
     /// @notice Amounts must be positive.
     error ZeroAmount();
     /// @notice Only the job market may call; `caller` is not it.
@@ -97,6 +99,10 @@ interface IProviderStaking {
     /// @notice Locks `amount` of `provider`'s available stake. Market only.
     /// @return id The provider's id.
     function lock(address provider, uint96 amount) external returns (uint24 id);
+
+    /// @notice Market only: its pause, as far as `lock` (a claim) goes. The market's own flag
+    ///         stops posts and deposits; this copy sits in the word `lock` reads anyway.
+    function setClaimsPaused(bool paused) external;
 
     /// @notice Unlocks `amount` for provider `id`; counts a completed job when `completed`. Market only.
     /// @return provider The provider's address.

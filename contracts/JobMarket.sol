@@ -29,18 +29,34 @@ import {ProviderStaking} from "./ProviderStaking.sol";
 ///      call as the tokens themselves. Slashed collateral enters as pendingBurn (timeouts,
 ///      availability fees) or goes from staking straight to the court (ProviderWrong).
 ///
-///      Gas layout: a job is three storage words, all written at post: word 0, the spec hash,
-///      overwritten by the provider's commitment at submission; word 1, the requester and the
-///      job's snapshot of the parameters it settles by (version, p_job, fee, kappa, audit fee),
-///      read at settlement only; and the "hot" word holding the reward, status, flags (failure
-///      code, verify mode), provider id, claim deadline (the anchor block once submitted),
-///      deadline and terms. Claim and submit read and rewrite the hot word only (submit also
-///      overwrites word 0); finalize reads word 1 too and one randomness value (the block hash in
-///      place when the source is block hashes). Burns accrue to `pendingBurn` (flushed in batches,
-///      one base unit kept so the slot stays non-zero). A post is paid from the requester's credit
-///      only when it covers the whole escrow, otherwise from the wallet without touching the
-///      credit slot, so that the audit fee refunded there at finalize usually writes a non-zero slot. Rewards are capped at 2^88 - 1 base units
-///      (3.09e8 tokens of 18 decimals) so that the hot word fits; anchor blocks below 2^32.
+///      Gas layout: a job is three storage words: word 0, the provider's commitment, written at
+///      submission (the spec hash is not stored: it is JobPosted's indexed topic); word 1, the
+///      requester and the job's snapshot of the parameters it settles by (version, p_job, fee,
+///      kappa, audit fee), read at settlement only; and the "hot" word, packed by hand, holding
+///      the reward, status, flags (failure code, verify mode), provider id, claim deadline (the
+///      anchor block once submitted), deadline, terms and the job's lap of the ring. Claim reads
+///      and rewrites the hot word only, submit also writes word 0; finalize reads word 1 too and
+///      one randomness value (the block hash in place when the source is block hashes).
+///
+///      The words live in a ring of `jobSlots` entries (fixed at deployment): job `id` takes entry
+///      id % jobSlots, rewriting the words of the job jobSlots ids before it once that one has
+///      settled (Finalized, Cancelled, Expired, TimedOut or Resolved): 5,000 gas a word instead
+///      of 22,100 for a new one. When that job has not settled yet, the new job spills to words
+///      of its own (the price of a new job, as without the ring), so nothing waits and nothing is
+///      lost; a spilled job is found by its id after its entry. The hot word's lap (id /
+///      jobSlots) tells the entry's job apart from the others of the entry; an id whose entry
+///      holds a later job and that has no spilled words has settled and is Pruned: `getJob` says
+///      only that, its events keep its history. Job ids stay below jobSlots * 2^23 (the lap's 23
+///      bits) and 2^32.
+///
+///      Burns accrue to `pendingBurn` (flushed in batches, one base unit kept so the slot stays
+///      non-zero). A post is paid from the requester's credit only when it covers the whole
+///      escrow, otherwise from the wallet without touching the credit slot, so that the audit
+///      fee refunded there at finalize usually writes a non-zero slot. Rewards are capped at
+///      2^88 - 1 base units (3.09e8 tokens of 18 decimals) so that the hot word fits; anchor
+///      blocks below 2^32. The pause flag for claims is copied into the staking word that
+///      `lock` reads anyway (`ProviderStaking.setClaimsPaused`), so a claim reads no market
+///      word but the job's.
 contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -66,6 +82,8 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     bool private immutable _nativeBlockhash;
     /// @dev JobMarketGovernance, which `setParams` delegates to (see JobMarketState).
     address private immutable _governance;
+    /// @dev The last job id: min(2^32 - 1, jobSlots * 2^23 - 1).
+    uint256 private immutable _maxJobId;
 
     modifier whenNotPaused() {
         if (_config.flags & _PAUSED != 0) revert MarketPaused();
@@ -81,6 +99,9 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     ///        reads `blockhash(anchor)` in place (the value the source returns; saves an external
     ///        call) and asks the source only once the hash is gone (a recorded value, or expired).
     /// @param drawDelay_ D: blocks between a submission and its anchor block (1..MAX_DRAW_DELAY).
+    /// @param jobSlots Entries of the job ring (see the gas layout note): a job rewrites the words
+    ///        of the job `jobSlots` ids before it when that one has settled. Job ids stay below
+    ///        jobSlots * 2^23 (and 2^32).
     /// @param admin Receives every role here and in the staking contract.
     /// @param minStake Staking's registration minimum (base units).
     /// @param unbondingDelay Staking's unbonding delay (seconds).
@@ -89,18 +110,23 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         address randomness_,
         bool nativeBlockhash_,
         uint16 drawDelay_,
+        uint32 jobSlots,
         address admin,
         uint96 minStake,
         uint32 unbondingDelay
     )
         JobMarketState(
-            IProviderStaking(address(new ProviderStaking(token_, admin, minStake, unbondingDelay))), drawDelay_
+            IProviderStaking(address(new ProviderStaking(token_, admin, minStake, unbondingDelay))),
+            drawDelay_,
+            jobSlots
         )
     {
+        uint256 limit = (uint256(jobSlots) << 23) - 1;
+        _maxJobId = limit < type(uint32).max ? limit : type(uint32).max;
         _token = IRewardToken(token_);
         _randomness = IRandomness(randomness_);
         _nativeBlockhash = nativeBlockhash_;
-        _governance = address(new JobMarketGovernance(_staking, drawDelay_));
+        _governance = address(new JobMarketGovernance(_staking, drawDelay_, jobSlots));
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNOR_ROLE, admin);
         _grantRole(GUARDIAN_ROLE, admin);
@@ -167,10 +193,12 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function cancelJob(uint256 jobId) external {
-        Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (msg.sender != j.econ.requester) revert NotRequester(jobId, msg.sender, j.econ.requester);
-        j.status = JobStatus.Cancelled;
-        uint96 refund = _escrow(j);
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Open);
+        Econ memory e = j.econ;
+        if (msg.sender != e.requester) revert NotRequester(jobId, msg.sender, e.requester);
+        h = _withStatus(h, JobStatus.Cancelled);
+        j.hot = h;
+        uint96 refund = _escrowAt(_reward(h), e);
         _credits[msg.sender] += refund;
         emit JobCancelled(jobId, msg.sender, refund);
     }
@@ -178,26 +206,29 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- provider
 
     /// @inheritdoc IJobMarket
-    function claimJob(uint256 jobId) external whenNotPaused {
-        Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (block.timestamp > j.claimOrAnchor) revert TooLate(jobId, j.claimOrAnchor, block.timestamp);
-        uint96 collateral = _collateralOf(j);
+    /// @dev Paused: `_staking.lock` reverts MarketPaused (its copy of the flag, see setPaused).
+    function claimJob(uint256 jobId) external {
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Open);
+        if (block.timestamp > _claimOrAnchor(h)) revert TooLate(jobId, _claimOrAnchor(h), block.timestamp);
+        uint96 collateral = _collateral(_reward(h), _collateralPct(h));
         // uint32 holds unix times until 2106; maxRuntime is bounded by MAX_RUNTIME.
-        uint32 submitDeadline = uint32(block.timestamp) + j.maxRuntime;
-        j.status = JobStatus.Claimed;
-        j.deadline = submitDeadline;
+        uint32 submitDeadline = uint32(block.timestamp) + _maxRuntime(h);
+        h = _withStatus(h, JobStatus.Claimed);
+        h = _with(h, _HOT_DEADLINE, 32, submitDeadline);
         // The staking contract is fixed at construction and only moves its own records.
-        j.providerId = _staking.lock(msg.sender, collateral);
+        h = _with(h, _HOT_PROVIDER, 24, _staking.lock(msg.sender, collateral));
+        j.hot = h;
         emit JobClaimed(jobId, msg.sender, collateral, submitDeadline);
     }
 
     /// @inheritdoc IJobMarket
-    function claimJobs(uint256[] calldata jobIds) external whenNotPaused {
+    function claimJobs(uint256[] calldata jobIds) external {
         uint256 n = jobIds.length;
         if (n == 0) revert EmptyBatch();
         uint256 total = 0;
         for (uint256 i = 0; i < n; ++i) {
-            total += _collateralOf(_claimable(jobIds[i]));
+            uint256 h = _claimable(jobIds[i]);
+            total += _collateral(_reward(h), _collateralPct(h));
         }
         // One lock for the sum; `_claim` checks each job is still Open, so a repeated id reverts.
         uint24 providerId = _staking.lock(msg.sender, SafeCast.toUint96(total));
@@ -226,15 +257,18 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     function submitFailure(uint256 jobId, uint8 code, bytes32 commitment) external nonReentrant {
         if (code == uint8(FailureCode.None) || code > uint8(type(FailureCode).max)) revert InvalidFailureCode(code);
         if (commitment == bytes32(0)) revert EmptyCommitment();
-        (Job storage j,) = _assignedJob(jobId, 0);
+        (Job storage j, uint256 h) = _assignedJob(jobId, 0);
         if (code == uint8(FailureCode.ImageUnavailable) || code == uint8(FailureCode.InputHashMismatch)) {
             emit FailureSubmitted(jobId, msg.sender, code, commitment, 0, 0);
-            _noFault(jobId, j);
+            _noFault(jobId, j, h);
             return;
         }
         j.word0 = commitment;
-        j.flags |= code;
-        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
+        h |= uint256(code) << _HOT_FLAGS;
+        uint32 challengeDeadline;
+        uint64 anchorBlock;
+        (h, challengeDeadline, anchorBlock) = _startChallengeWindow(h);
+        j.hot = h;
         emit FailureSubmitted(jobId, msg.sender, code, commitment, challengeDeadline, anchorBlock);
     }
 
@@ -254,34 +288,38 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function expireJob(uint256 jobId) external {
-        Job storage j = _jobAt(jobId, JobStatus.Open);
-        if (block.timestamp <= j.claimOrAnchor) {
-            revert TooEarly(jobId, uint256(j.claimOrAnchor) + 1, block.timestamp);
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Open);
+        if (block.timestamp <= _claimOrAnchor(h)) {
+            revert TooEarly(jobId, uint256(_claimOrAnchor(h)) + 1, block.timestamp);
         }
-        j.status = JobStatus.Expired;
-        address requester = j.econ.requester;
-        uint96 refund = _escrow(j);
+        h = _withStatus(h, JobStatus.Expired);
+        j.hot = h;
+        Econ memory e = j.econ;
+        address requester = e.requester;
+        uint96 refund = _escrowAt(_reward(h), e);
         _credits[requester] += refund;
         emit JobExpired(jobId, requester, refund);
     }
 
     /// @inheritdoc IJobMarket
     function timeoutJob(uint256 jobId) external nonReentrant {
-        Job storage j = _jobAt(jobId, JobStatus.Claimed);
-        if (block.timestamp <= j.deadline) revert TooEarly(jobId, uint256(j.deadline) + 1, block.timestamp);
-        uint96 collateral = _collateralOf(j);
-        uint24 providerId = j.providerId;
-        bool reopened = block.timestamp <= j.claimOrAnchor;
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Claimed);
+        if (block.timestamp <= _deadline(h)) revert TooEarly(jobId, uint256(_deadline(h)) + 1, block.timestamp);
+        uint96 collateral = _collateral(_reward(h), _collateralPct(h));
+        uint24 providerId = _providerId(h);
+        bool reopened = block.timestamp <= _claimOrAnchor(h);
         uint96 refund = 0;
         if (reopened) {
-            j.status = JobStatus.Open;
-            j.providerId = 0;
-            j.deadline = 0;
+            h = _withStatus(h, JobStatus.Open);
+            h = _with(h, _HOT_PROVIDER, 24, 0);
+            h = _with(h, _HOT_DEADLINE, 32, 0);
         } else {
-            j.status = JobStatus.TimedOut;
-            refund = _escrow(j);
-            _credits[j.econ.requester] += refund;
+            h = _withStatus(h, JobStatus.TimedOut);
+            Econ memory e = j.econ;
+            refund = _escrowAt(_reward(h), e);
+            _credits[e.requester] += refund;
         }
+        j.hot = h;
         _pendingBurn += collateral;
         address provider = _staking.slash(providerId, collateral, jobId, address(this));
         emit JobTimedOut(jobId, provider, collateral, reopened, refund);
@@ -311,62 +349,66 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function isDrawn(uint256 jobId) external view returns (bool) {
-        Job storage j = _jobs[jobId];
-        JobStatus status = j.status;
+        (Job storage j, uint256 h) = _jobRef(jobId);
+        JobStatus status = _status(h);
         if (!_hasCommitment(status)) {
             if (status == JobStatus.None) revert UnknownJob(jobId);
             revert WrongStatus(jobId, status, JobStatus.Submitted);
         }
-        uint256 state = _drawState(jobId, j.econ.auditBps, j.claimOrAnchor);
-        if (state == _NOT_READY) revert IRandomness.RandomnessNotReady(j.claimOrAnchor, block.number);
+        uint256 state = _drawState(jobId, j.econ.auditBps, _claimOrAnchor(h));
+        if (state == _NOT_READY) revert IRandomness.RandomnessNotReady(_claimOrAnchor(h), block.number);
         return state == _DRAWN;
     }
 
     /// @inheritdoc IJobMarket
     function verificationInfo(uint256 jobId) external view returns (VerificationInfo memory info) {
-        Job memory j = _jobs[jobId];
-        if (j.status == JobStatus.None) revert UnknownJob(jobId);
-        bool submitted = _hasCommitment(j.status);
-        info.status = j.status;
-        info.requester = j.econ.requester;
-        info.provider = j.providerId == 0 ? address(0) : _staking.providerOf(j.providerId);
-        info.reward = j.reward;
-        info.collateral = _collateral(j.reward, j.collateralPct);
-        info.auditFee = _bps(j.reward, j.econ.auditFeeBps);
+        (Job storage j, uint256 h) = _jobRef(jobId);
+        if (_status(h) == JobStatus.None) revert UnknownJob(jobId);
+        info.status = _status(h);
+        if (_status(h) == JobStatus.Pruned) return info;
+        bool submitted = _hasCommitment(_status(h));
+        Econ memory e = j.econ;
+        info.requester = e.requester;
+        info.provider = _providerId(h) == 0 ? address(0) : _staking.providerOf(_providerId(h));
+        info.reward = _reward(h);
+        info.collateral = _collateral(_reward(h), _collateralPct(h));
+        info.auditFee = _bps(_reward(h), e.auditFeeBps);
         info.commitment = submitted ? j.word0 : bytes32(0);
-        info.failureCode = j.flags & _CODE_MASK;
-        info.maxRuntime = j.maxRuntime;
-        info.submitTime = submitted ? j.deadline - j.challengeWindow : 0;
-        info.anchorBlock = submitted ? j.claimOrAnchor : 0;
-        info.auditBps = j.econ.auditBps;
-        info.court = _extras[j.econ.version].court;
-        info.challengeDeadline = submitted ? j.deadline : 0;
+        info.failureCode = _flags(h) & _CODE_MASK;
+        info.maxRuntime = _maxRuntime(h);
+        info.submitTime = submitted ? _deadline(h) - _challengeWindow(h) : 0;
+        info.anchorBlock = submitted ? _claimOrAnchor(h) : 0;
+        info.auditBps = e.auditBps;
+        info.court = _extras[e.version].court;
+        info.challengeDeadline = submitted ? _deadline(h) : 0;
     }
 
     /// @inheritdoc IJobMarket
     function beginVerification(uint256 jobId) external {
-        Job storage j = _jobAt(jobId, JobStatus.Submitted);
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Submitted);
         address court = _onlyCourtOf(jobId, j);
-        if (j.flags & _VERIFY_NONE != 0) revert NotVerifiable(jobId);
-        j.status = JobStatus.Disputed;
+        if (_flags(h) & _VERIFY_NONE != 0) revert NotVerifiable(jobId);
+        h = _withStatus(h, JobStatus.Disputed);
+        j.hot = h;
         emit VerificationStarted(jobId, court);
     }
 
     /// @inheritdoc IJobMarket
     function settle(uint256 jobId, Outcome outcome) external nonReentrant returns (uint96 toCourt) {
-        Job storage j = _jobs[jobId];
-        JobStatus status = j.status;
+        (Job storage j, uint256 h) = _jobRef(jobId);
+        JobStatus status = _status(h);
         if (status != JobStatus.Disputed && status != JobStatus.Submitted) {
             if (status == JobStatus.None) revert UnknownJob(jobId);
             revert WrongStatus(jobId, status, JobStatus.Disputed);
         }
         address court = _onlyCourtOf(jobId, j);
         if (outcome == Outcome.None) revert InvalidOutcome();
-        j.status = JobStatus.Resolved;
+        h = _withStatus(h, JobStatus.Resolved);
+        j.hot = h;
         Econ memory e = j.econ;
         Moved memory m = Moved({providerPayout: 0, requesterRefund: 0, toCourt: 0, burned: 0});
         if (outcome == Outcome.Unaudited) {
-            (, Optimistic memory o) = _optimistic(j, e);
+            (, Optimistic memory o) = _optimistic(h, e);
             if (o.failure) {
                 m.requesterRefund = o.payout + o.auditRefund;
             } else {
@@ -374,12 +416,12 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
             }
             m.burned = o.burned;
         } else {
-            m = _settleVerified(jobId, j, e, outcome, court);
+            m = _settleVerified(jobId, h, e, outcome, court);
         }
         toCourt = m.toCourt;
         emit JobSettled(jobId, outcome, m.providerPayout, m.requesterRefund, toCourt, m.burned);
         // The court's share of the escrow (A); a ProviderWrong slash went from staking directly.
-        uint96 fromEscrow = outcome == Outcome.ProviderWrong ? _bps(j.reward, e.auditFeeBps) : toCourt;
+        uint96 fromEscrow = outcome == Outcome.ProviderWrong ? _bps(_reward(h), e.auditFeeBps) : toCourt;
         if (fromEscrow != 0) IERC20(address(_token)).safeTransfer(court, fromEscrow);
     }
 
@@ -394,6 +436,8 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     /// @inheritdoc IJobMarket
     function setPaused(bool paused_) external onlyRole(GUARDIAN_ROLE) {
         _config.flags = paused_ ? _config.flags | _PAUSED : _config.flags & ~_PAUSED;
+        // Claims check the copy in staking, in the word its `lock` reads anyway.
+        _staking.setClaimsPaused(paused_);
         emit PauseSet(paused_);
     }
 
@@ -401,33 +445,39 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function getJob(uint256 jobId) external view returns (JobView memory v) {
-        Job memory j = _jobs[jobId];
-        if (j.status == JobStatus.None) revert UnknownJob(jobId);
-        bool submitted = _hasCommitment(j.status);
-        v.specHash = submitted ? bytes32(0) : j.word0;
+        (Job storage j, uint256 h) = _jobRef(jobId);
+        if (_status(h) == JobStatus.None) revert UnknownJob(jobId);
+        v.status = _status(h);
+        if (_status(h) == JobStatus.Pruned) return v;
+        bool submitted = _hasCommitment(_status(h));
+        Econ memory e = j.econ;
         v.commitment = submitted ? j.word0 : bytes32(0);
-        v.requester = j.econ.requester;
-        v.reward = j.reward;
-        v.fee = _bps(j.reward, j.econ.feeBps);
-        v.auditFee = _bps(j.reward, j.econ.auditFeeBps);
-        v.status = j.status;
-        v.failureCode = j.flags & _CODE_MASK;
-        v.verifyMode = j.flags & _VERIFY_NONE != 0 ? 1 : 0;
-        v.provider = j.providerId == 0 ? address(0) : _staking.providerOf(j.providerId);
-        v.claimDeadline = submitted ? 0 : j.claimOrAnchor;
-        v.deadline = j.deadline;
-        v.anchorBlock = submitted ? j.claimOrAnchor : 0;
-        v.maxRuntime = j.maxRuntime;
-        v.challengeWindow = j.challengeWindow;
-        v.collateralPct = j.collateralPct;
-        v.auditBps = j.econ.auditBps;
-        v.paramsVersion = j.econ.version;
-        v.collateral = _collateral(j.reward, j.collateralPct);
+        v.requester = e.requester;
+        v.reward = _reward(h);
+        v.fee = _bps(_reward(h), e.feeBps);
+        v.auditFee = _bps(_reward(h), e.auditFeeBps);
+        v.failureCode = _flags(h) & _CODE_MASK;
+        v.verifyMode = _flags(h) & _VERIFY_NONE != 0 ? 1 : 0;
+        v.provider = _providerId(h) == 0 ? address(0) : _staking.providerOf(_providerId(h));
+        v.claimDeadline = submitted ? 0 : _claimOrAnchor(h);
+        v.deadline = _deadline(h);
+        v.anchorBlock = submitted ? _claimOrAnchor(h) : 0;
+        v.maxRuntime = _maxRuntime(h);
+        v.challengeWindow = _challengeWindow(h);
+        v.collateralPct = _collateralPct(h);
+        v.auditBps = e.auditBps;
+        v.paramsVersion = e.version;
+        v.collateral = _collateral(_reward(h), _collateralPct(h));
     }
 
     /// @inheritdoc IJobMarket
     function jobCount() external view returns (uint256) {
         return _config.jobCount;
+    }
+
+    /// @inheritdoc IJobMarket
+    function jobSlots() external view returns (uint256) {
+        return _jobSlots;
     }
 
     /// @inheritdoc IJobMarket
@@ -530,21 +580,22 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         return reward + _bps(reward, e.feeBps) + _bps(reward, e.auditFeeBps);
     }
 
-    /// @dev The Open job `jobId`, before its claim deadline.
-    function _claimable(uint256 jobId) private view returns (Job storage j) {
-        j = _jobAt(jobId, JobStatus.Open);
-        if (block.timestamp > j.claimOrAnchor) revert TooLate(jobId, j.claimOrAnchor, block.timestamp);
+    /// @dev The hot word of the Open job `jobId`, before its claim deadline.
+    function _claimable(uint256 jobId) private view returns (uint256 h) {
+        (, h) = _jobAt(jobId, JobStatus.Open);
+        if (block.timestamp > _claimOrAnchor(h)) revert TooLate(jobId, _claimOrAnchor(h), block.timestamp);
     }
 
     /// @dev Marks the Open job `jobId` claimed by provider `providerId`, whose collateral is locked.
     function _claim(uint256 jobId, uint24 providerId) private {
-        Job storage j = _jobAt(jobId, JobStatus.Open);
+        (Job storage j, uint256 h) = _jobAt(jobId, JobStatus.Open);
         // uint32 holds unix times until 2106; maxRuntime is bounded by MAX_RUNTIME.
-        uint32 submitDeadline = uint32(block.timestamp) + j.maxRuntime;
-        j.status = JobStatus.Claimed;
-        j.deadline = submitDeadline;
-        j.providerId = providerId;
-        emit JobClaimed(jobId, msg.sender, _collateralOf(j), submitDeadline);
+        uint32 submitDeadline = uint32(block.timestamp) + _maxRuntime(h);
+        h = _withStatus(h, JobStatus.Claimed);
+        h = _with(h, _HOT_DEADLINE, 32, submitDeadline);
+        h = _with(h, _HOT_PROVIDER, 24, providerId);
+        j.hot = h;
+        emit JobClaimed(jobId, msg.sender, _collateral(_reward(h), _collateralPct(h)), submitDeadline);
     }
 
     /// @dev Submits a result. `checked`: a provider id already known to be the caller's (0: none).
@@ -554,10 +605,13 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         returns (uint24 providerId)
     {
         if (commitment == bytes32(0)) revert EmptyCommitment();
-        Job storage j;
-        (j, providerId) = _assignedJob(jobId, checked);
+        (Job storage j, uint256 h) = _assignedJob(jobId, checked);
+        providerId = _providerId(h);
         j.word0 = commitment;
-        (uint32 challengeDeadline, uint64 anchorBlock) = _startChallengeWindow(j);
+        uint32 challengeDeadline;
+        uint64 anchorBlock;
+        (h, challengeDeadline, anchorBlock) = _startChallengeWindow(h);
+        j.hot = h;
         emit ResultSubmitted(jobId, msg.sender, commitment, resultURI, challengeDeadline, anchorBlock);
     }
 
@@ -572,7 +626,8 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         if (c.version == 0) revert NotConfigured();
         Bounds memory b = _bounds[c.version];
         _checkPost(specHash, spec, terms, b);
-        jobId = c.jobCount + 1; // checked: reverts after 2^32 - 1 jobs
+        jobId = uint256(c.jobCount) + 1;
+        if (jobId > _maxJobId) revert JobLimitReached(_maxJobId);
         _config.jobCount = uint32(jobId);
         bool none = terms.verifyMode == 1;
         e = Econ({
@@ -585,19 +640,24 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         });
         // uint32 holds unix times until 2106; claimWindow is bounded by MAX_CLAIM_WINDOW.
         uint32 claimDeadline = uint32(block.timestamp) + terms.claimWindow;
-        _jobs[jobId] = Job({
-            word0: specHash,
-            econ: e,
-            reward: uint88(terms.reward), // bounded by _checkPost
-            status: JobStatus.Open,
-            flags: none ? _VERIFY_NONE : 0,
-            providerId: 0,
-            claimOrAnchor: claimDeadline,
-            deadline: 0,
-            maxRuntime: terms.maxRuntime,
-            challengeWindow: terms.challengeWindow,
-            collateralPct: terms.collateralPct
-        });
+        // The job's ring entry, unless the job there has not settled yet: then a fresh entry of
+        // its own (see the gas layout note).
+        uint256 slots = _jobSlots;
+        Job storage j = _ring[jobId % slots];
+        uint256 previous = j.hot;
+        if (previous != 0 && !_isSettled(_status(previous))) j = _spilled[jobId];
+        j.econ = e; // word 0 waits for the commitment: the spec hash is JobPosted's (an indexed topic)
+        // Every value fits its field: reward < 2^88 (_checkPost), the terms within the version's
+        // bounds (setParams keeps those within MAX_*), the lap < 2^23 (the job limit).
+        j.hot = _newHot(
+            terms.reward,
+            none ? _VERIFY_NONE : 0,
+            claimDeadline,
+            terms.maxRuntime,
+            terms.challengeWindow,
+            terms.collateralPct,
+            jobId / slots
+        );
     }
 
     /// @dev Reverts unless the spec matches its hash and the terms are in bounds.
@@ -660,40 +720,41 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     /// @dev Finalizes job `jobId` if it is Submitted, past its challenge deadline and not drawn;
     ///      otherwise reverts (`strict`) or returns false.
     function _finalizeIfReady(uint256 jobId, bool strict) private returns (bool) {
-        Job storage j = _jobs[jobId];
-        JobStatus status = j.status;
+        (Job storage j, uint256 h) = _jobRef(jobId);
+        JobStatus status = _status(h);
         if (status != JobStatus.Submitted) {
             if (!strict) return false;
             if (status == JobStatus.None) revert UnknownJob(jobId);
             revert WrongStatus(jobId, status, JobStatus.Submitted);
         }
-        uint32 deadline = j.deadline;
+        uint32 deadline = _deadline(h);
         if (block.timestamp <= deadline) {
             if (!strict) return false;
             revert TooEarly(jobId, uint256(deadline) + 1, block.timestamp);
         }
         Econ memory e = j.econ;
-        uint32 anchor = j.claimOrAnchor;
+        uint32 anchor = _claimOrAnchor(h);
         uint256 state = _drawState(jobId, e.auditBps, anchor);
         if (state != _UNDRAWN) {
             if (!strict) return false;
             if (state == _DRAWN) revert JobDrawn(jobId);
             revert IRandomness.RandomnessNotReady(anchor, block.number);
         }
-        j.status = JobStatus.Finalized;
-        (address provider, Optimistic memory o) = _optimistic(j, e);
+        h = _withStatus(h, JobStatus.Finalized);
+        j.hot = h;
+        (address provider, Optimistic memory o) = _optimistic(h, e);
         emit JobFinalized(jobId, provider, o.failure, o.payout, o.emission);
         return true;
     }
 
     /// @dev An undrawn (or Unaudited) job: a result pays the provider R + rebate, accrues the rest
     ///      of the fee to the burn and refunds A; a failure refunds R + fee + A. Unlocks the collateral.
-    function _optimistic(Job storage j, Econ memory e) private returns (address provider, Optimistic memory o) {
-        o.failure = j.flags & _CODE_MASK != 0;
-        uint96 reward = j.reward;
+    function _optimistic(uint256 h, Econ memory e) private returns (address provider, Optimistic memory o) {
+        o.failure = _flags(h) & _CODE_MASK != 0;
+        uint96 reward = _reward(h);
         uint96 fee = _bps(reward, e.feeBps);
         o.auditRefund = _bps(reward, e.auditFeeBps);
-        provider = _staking.unlock(j.providerId, _collateralOf(j), !o.failure);
+        provider = _staking.unlock(_providerId(h), _collateral(reward, _collateralPct(h)), !o.failure);
         if (o.failure) {
             o.payout = reward + fee;
             _credits[e.requester] += uint256(o.payout) + o.auditRefund;
@@ -708,31 +769,31 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     }
 
     /// @dev The verified outcomes of `settle` (see IJobMarket.settle's table).
-    function _settleVerified(uint256 jobId, Job storage j, Econ memory e, Outcome outcome, address court)
+    function _settleVerified(uint256 jobId, uint256 h, Econ memory e, Outcome outcome, address court)
         private
         returns (Moved memory m)
     {
-        bool failure = j.flags & _CODE_MASK != 0;
-        uint96 reward = j.reward;
+        bool failure = _flags(h) & _CODE_MASK != 0;
+        uint96 reward = _reward(h);
         uint96 fee = _bps(reward, e.feeBps);
         uint96 auditFee = _bps(reward, e.auditFeeBps);
-        uint96 collateral = _collateralOf(j);
+        uint96 collateral = _collateral(reward, _collateralPct(h));
         if (outcome == Outcome.ProviderWrong) {
             // A goes to the court with the slashed collateral: it pays the auditor who caught it.
             m.toCourt = collateral + auditFee;
             m.requesterRefund = reward + fee;
             _credits[e.requester] += m.requesterRefund;
-            _staking.slash(j.providerId, collateral, jobId, court);
+            _staking.slash(_providerId(h), collateral, jobId, court);
             return m;
         }
         m.toCourt = auditFee;
         if (outcome == Outcome.Canary || failure) {
-            _staking.unlock(j.providerId, collateral, false);
+            _staking.unlock(_providerId(h), collateral, false);
             m.requesterRefund = reward + fee;
             _credits[e.requester] += m.requesterRefund;
         } else {
             // ProviderRight or Split on a result: the provider is paid.
-            address provider = _staking.unlock(j.providerId, collateral, true);
+            address provider = _staking.unlock(_providerId(h), collateral, true);
             uint96 rebate = _bps(fee, e.kappaBps);
             m.providerPayout = reward + rebate;
             m.burned = fee - rebate;
@@ -742,32 +803,33 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     }
 
     /// @dev An availability failure: both sides pay noFaultFeeBps * R, burned; reopen or refund.
-    function _noFault(uint256 jobId, Job storage j) private {
+    function _noFault(uint256 jobId, Job storage j, uint256 h) private {
         Econ memory e = j.econ;
         uint16 nfBps = _extras[e.version].noFaultFeeBps;
-        uint96 reward = j.reward;
-        uint96 collateral = _collateralOf(j);
+        uint96 reward = _reward(h);
+        uint96 collateral = _collateral(reward, _collateralPct(h));
         uint96 noFaultFee = _bps(reward, nfBps);
         uint96 providerFee = noFaultFee < collateral ? noFaultFee : collateral;
-        uint24 providerId = j.providerId;
+        uint24 providerId = _providerId(h);
         uint96 requesterFee;
         uint96 refund = 0;
-        bool reopened = block.timestamp <= j.claimOrAnchor && e.feeBps >= nfBps;
+        bool reopened = block.timestamp <= _claimOrAnchor(h) && e.feeBps >= nfBps;
         if (reopened) {
             // The requester's share comes out of the escrowed fee; the job keeps R and A.
             uint16 newFeeBps = e.feeBps - nfBps;
             requesterFee = _bps(reward, e.feeBps) - _bps(reward, newFeeBps);
             j.econ.feeBps = newFeeBps;
-            j.status = JobStatus.Open;
-            j.providerId = 0;
-            j.deadline = 0;
+            h = _withStatus(h, JobStatus.Open);
+            h = _with(h, _HOT_PROVIDER, 24, 0);
+            h = _with(h, _HOT_DEADLINE, 32, 0);
         } else {
-            uint96 escrow = _escrow(j);
+            uint96 escrow = _escrowAt(reward, e);
             requesterFee = noFaultFee < escrow ? noFaultFee : escrow;
             refund = escrow - requesterFee;
-            j.status = JobStatus.Expired;
+            h = _withStatus(h, JobStatus.Expired);
             _credits[e.requester] += refund;
         }
+        j.hot = h;
         _pendingBurn += uint256(providerFee) + requesterFee;
         if (providerFee != 0) _staking.slash(providerId, providerFee, jobId, address(this));
         _staking.unlock(providerId, collateral - providerFee, false);
@@ -780,10 +842,24 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         if (msg.sender != court) revert NotCourt(jobId, msg.sender, court);
     }
 
+    /// @dev The words of job `jobId` and its hot word: its ring entry when the entry holds
+    ///      it, else its own entry. Status None: no such job; Pruned: settled, its entry reused
+    ///      (`j` is then an empty entry, never written).
+    function _jobRef(uint256 jobId) private view returns (Job storage j, uint256 h) {
+        uint256 slots = _jobSlots;
+        j = _ring[jobId % slots];
+        uint256 w = j.hot;
+        if (w != 0 && w >> _HOT_LAP == jobId / slots) return (j, w);
+        j = _spilled[jobId];
+        w = j.hot;
+        if (w != 0) return (j, w);
+        if (jobId != 0 && jobId <= _config.jobCount) h = _withStatus(h, JobStatus.Pruned);
+    }
+
     /// @dev The job `jobId`, which must exist and be in `expected` status.
-    function _jobAt(uint256 jobId, JobStatus expected) private view returns (Job storage j) {
-        j = _jobs[jobId];
-        JobStatus actual = j.status;
+    function _jobAt(uint256 jobId, JobStatus expected) private view returns (Job storage j, uint256 h) {
+        (j, h) = _jobRef(jobId);
+        JobStatus actual = _status(h);
         if (actual != expected) {
             if (actual == JobStatus.None) revert UnknownJob(jobId);
             revert WrongStatus(jobId, actual, expected);
@@ -793,40 +869,36 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
     /// @dev The claimed job `jobId` and its provider id, whose provider must be the caller, before
     ///      its submit deadline. `checked`: a provider id already known to be the caller's (0: none;
     ///      a claimed job's provider id is never 0), whose address is not looked up again.
-    function _assignedJob(uint256 jobId, uint24 checked) private view returns (Job storage j, uint24 providerId) {
-        j = _jobAt(jobId, JobStatus.Claimed);
-        providerId = j.providerId;
+    function _assignedJob(uint256 jobId, uint24 checked) private view returns (Job storage j, uint256 h) {
+        (j, h) = _jobAt(jobId, JobStatus.Claimed);
+        uint24 providerId = _providerId(h);
         if (providerId != checked) {
             address provider = _staking.providerOf(providerId);
             if (msg.sender != provider) revert NotAssignedProvider(jobId, msg.sender, provider);
         }
-        if (block.timestamp > j.deadline) revert TooLate(jobId, j.deadline, block.timestamp);
+        if (block.timestamp > _deadline(h)) revert TooLate(jobId, _deadline(h), block.timestamp);
     }
 
-    function _startChallengeWindow(Job storage j) private returns (uint32 challengeDeadline, uint64 anchorBlock) {
+    /// @dev Hot word `h` moved to Submitted (the caller writes it back), with its new deadlines.
+    function _startChallengeWindow(uint256 h)
+        private
+        view
+        returns (uint256, uint32 challengeDeadline, uint64 anchorBlock)
+    {
         // uint32 holds unix times until 2106; challengeWindow is bounded by MAX_CHALLENGE_WINDOW.
-        challengeDeadline = uint32(block.timestamp) + j.challengeWindow;
+        challengeDeadline = uint32(block.timestamp) + _challengeWindow(h);
         anchorBlock = uint64(block.number) + _drawDelay;
-        j.status = JobStatus.Submitted;
-        j.deadline = challengeDeadline;
-        j.claimOrAnchor = uint32(anchorBlock); // block numbers below 2^32 (see the gas layout note)
+        h = _withStatus(h, JobStatus.Submitted);
+        h = _with(h, _HOT_DEADLINE, 32, challengeDeadline);
+        // Block numbers stay below 2^32 (see the gas layout note).
+        h = _with(h, _HOT_CLAIM_OR_ANCHOR, 32, uint32(anchorBlock));
+        return (h, challengeDeadline, anchorBlock);
     }
 
     /// @dev Whether word 0 holds a commitment and claimOrAnchor the anchor block.
     function _hasCommitment(JobStatus s) private pure returns (bool) {
         return
             s == JobStatus.Submitted || s == JobStatus.Disputed || s == JobStatus.Finalized || s == JobStatus.Resolved;
-    }
-
-    /// @dev What the requester has escrowed for job `j`: R + fee + A.
-    function _escrow(Job storage j) private view returns (uint96) {
-        uint96 reward = j.reward;
-        Econ memory e = j.econ;
-        return reward + _bps(reward, e.feeBps) + _bps(reward, e.auditFeeBps);
-    }
-
-    function _collateralOf(Job storage j) private view returns (uint96) {
-        return _collateral(j.reward, j.collateralPct);
     }
 
     /// @dev Cannot overflow: reward < 2^88 and pct <= MAX_COLLATERAL_PCT < 2^10, so the result < 2^95.

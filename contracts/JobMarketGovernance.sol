@@ -10,7 +10,9 @@ import {JobMarketState} from "./JobMarketState.sol";
 /// @notice Deployed by JobMarket's constructor. Called directly it acts on its own, empty storage,
 ///         where nobody holds a role: every call reverts. See JobMarketState.
 contract JobMarketGovernance is JobMarketState {
-    constructor(IProviderStaking staking_, uint16 drawDelay_) JobMarketState(staking_, drawDelay_) {}
+    constructor(IProviderStaking staking_, uint16 drawDelay_, uint32 jobSlots_)
+        JobMarketState(staking_, drawDelay_, jobSlots_)
+    {}
 
     /// @notice IJobMarket.setParams, run by JobMarket with DELEGATECALL on the market's storage.
     function setParams(IJobMarket.MarketParams calldata p) external onlyRole(GOVERNOR_ROLE) {

@@ -74,22 +74,17 @@ abstract contract JobMarketState is AccessControl {
         uint16 auditFeeBps; // A / R (0 for verify-none)
     }
 
-    /// @dev Three storage words; see the contract's gas layout note.
+    /// @dev Three storage words; see the contract's gas layout note. Kept in a ring of `_jobSlots`
+    ///      entries (job id modulo the ring size), so that a job posted after an earlier one settled
+    ///      rewrites its three words instead of creating them; a job whose entry is still taken by
+    ///      an unsettled job lives in `_spilled` under its own id.
     struct Job {
         // word 0: the spec hash until submission, then the commitment
         bytes32 word0;
         // word 1
         Econ econ;
-        // word 2, the hot word: 88 + 8 + 8 + 24 + 32 + 32 + 24 + 24 + 16 = 256 bits
-        uint88 reward;
-        IJobMarket.JobStatus status;
-        uint8 flags;
-        uint24 providerId;
-        uint32 claimOrAnchor; // the claim deadline until submission, then the anchor block
-        uint32 deadline;
-        uint24 maxRuntime;
-        uint24 challengeWindow;
-        uint16 collateralPct;
+        // word 2, the hot word, packed by hand (some fields are not whole bytes): see `_HOT_*`
+        uint256 hot;
     }
 
     /// @dev The global hot word: job counter, current parameter version, flags.
@@ -125,18 +120,102 @@ abstract contract JobMarketState is AccessControl {
     /// @dev Fixed at deployment; both code contracts are given the same values.
     IProviderStaking internal immutable _staking;
     uint16 internal immutable _drawDelay;
+    /// @dev Entries of the job ring; job ids stay below `_jobSlots * 2^23` (the lap's 23 bits).
+    uint256 internal immutable _jobSlots;
 
     Config internal _config;
     uint256 internal _pendingBurn;
     mapping(uint256 version => Bounds) internal _bounds;
     mapping(uint256 version => Extra) internal _extras;
-    mapping(uint256 jobId => Job) internal _jobs;
+    mapping(uint256 entry => Job) internal _ring;
+    mapping(uint256 jobId => Job) internal _spilled;
     mapping(address account => uint256) internal _credits;
 
-    constructor(IProviderStaking staking_, uint16 drawDelay_) {
+    constructor(IProviderStaking staking_, uint16 drawDelay_, uint32 jobSlots_) {
         _checkParam("drawDelay", drawDelay_, 1, MAX_DRAW_DELAY);
+        _checkParam("jobSlots", jobSlots_, 1, type(uint32).max);
         _staking = staking_;
         _drawDelay = drawDelay_;
+        _jobSlots = jobSlots_;
+    }
+
+    // The hot word, from bit 0: reward (88 bits, < 2^88 by _checkPost), status (4), flags (4),
+    // provider id (24), claim deadline or anchor block (32), deadline (32), maxRuntime (17 bits:
+    // <= MAX_RUNTIME), challengeWindow (22: <= MAX_CHALLENGE_WINDOW), collateralPct (10: <=
+    // MAX_COLLATERAL_PCT) and the lap (23): jobId / _jobSlots, which job of the ring entry it is.
+    uint256 internal constant _HOT_STATUS = 88;
+    uint256 internal constant _HOT_FLAGS = 92;
+    uint256 internal constant _HOT_PROVIDER = 96;
+    uint256 internal constant _HOT_CLAIM_OR_ANCHOR = 120;
+    uint256 internal constant _HOT_DEADLINE = 152;
+    uint256 internal constant _HOT_MAX_RUNTIME = 184;
+    uint256 internal constant _HOT_CHALLENGE_WINDOW = 201;
+    uint256 internal constant _HOT_COLLATERAL_PCT = 223;
+    uint256 internal constant _HOT_LAP = 233;
+
+    /// @dev A new Open job's hot word (every value within its width; see `_HOT_*`).
+    function _newHot(
+        uint256 reward,
+        uint256 flags,
+        uint256 claimDeadline,
+        uint256 maxRuntime,
+        uint256 challengeWindow,
+        uint256 collateralPct,
+        uint256 lap
+    ) internal pure returns (uint256) {
+        return reward | uint256(uint8(IJobMarket.JobStatus.Open)) << _HOT_STATUS | flags << _HOT_FLAGS | claimDeadline
+            << _HOT_CLAIM_OR_ANCHOR | maxRuntime << _HOT_MAX_RUNTIME | challengeWindow << _HOT_CHALLENGE_WINDOW
+            | collateralPct << _HOT_COLLATERAL_PCT | lap << _HOT_LAP;
+    }
+
+    function _reward(uint256 h) internal pure returns (uint96) {
+        return uint96(h & ((1 << 88) - 1));
+    }
+
+    function _status(uint256 h) internal pure returns (IJobMarket.JobStatus) {
+        return IJobMarket.JobStatus((h >> _HOT_STATUS) & 15);
+    }
+
+    function _flags(uint256 h) internal pure returns (uint8) {
+        return uint8((h >> _HOT_FLAGS) & 15);
+    }
+
+    function _providerId(uint256 h) internal pure returns (uint24) {
+        return uint24(h >> _HOT_PROVIDER);
+    }
+
+    function _claimOrAnchor(uint256 h) internal pure returns (uint32) {
+        return uint32(h >> _HOT_CLAIM_OR_ANCHOR);
+    }
+
+    function _deadline(uint256 h) internal pure returns (uint32) {
+        return uint32(h >> _HOT_DEADLINE);
+    }
+
+    function _maxRuntime(uint256 h) internal pure returns (uint24) {
+        return uint24((h >> _HOT_MAX_RUNTIME) & ((1 << 17) - 1));
+    }
+
+    function _challengeWindow(uint256 h) internal pure returns (uint24) {
+        return uint24((h >> _HOT_CHALLENGE_WINDOW) & ((1 << 22) - 1));
+    }
+
+    function _collateralPct(uint256 h) internal pure returns (uint16) {
+        return uint16((h >> _HOT_COLLATERAL_PCT) & ((1 << 10) - 1));
+    }
+
+    /// @dev `h` with the `bits`-wide field at `at` set to `value` (which must fit).
+    function _with(uint256 h, uint256 at, uint256 bits, uint256 value) internal pure returns (uint256) {
+        return (h & ~(((1 << bits) - 1) << at)) | value << at;
+    }
+
+    function _withStatus(uint256 h, IJobMarket.JobStatus s) internal pure returns (uint256) {
+        return _with(h, _HOT_STATUS, 4, uint8(s));
+    }
+
+    /// @dev Whether a job in status `s` is over: its ring entry may take a later job.
+    function _isSettled(IJobMarket.JobStatus s) internal pure returns (bool) {
+        return s >= IJobMarket.JobStatus.Finalized && s <= IJobMarket.JobStatus.Resolved;
     }
 
     function _paramsAt(uint256 version) internal view returns (IJobMarket.MarketParams memory p) {

@@ -45,6 +45,9 @@ contract ProviderStaking is IProviderStaking, AccessControl, ReentrancyGuardTran
     uint96 private _minStake;
     uint32 private _unbondingDelay;
     uint24 private _providerCount;
+    /// @dev The market's pause, as far as claims go: `lock` reads this word anyway (for the
+    ///      minimum stake), so a claim pays no read of its own for it (IProviderStaking.setClaimsPaused).
+    bool private _claimsPaused;
 
     mapping(address provider => Record) private _records;
     mapping(address provider => Unbonding) private _unbonding;
@@ -141,6 +144,7 @@ contract ProviderStaking is IProviderStaking, AccessControl, ReentrancyGuardTran
         // A provider whose stake fell below the minimum (by unbonding or slashes) cannot claim:
         // the minimum must stay at stake on top of the collateral being locked.
         uint96 available = r.staked - r.locked;
+        if (_claimsPaused) revert MarketPaused();
         uint256 needed = uint256(amount) + _minStake;
         if (r.staked < needed + r.locked) {
             revert InsufficientStake(provider, available, needed);
@@ -151,6 +155,11 @@ contract ProviderStaking is IProviderStaking, AccessControl, ReentrancyGuardTran
         }
         _records[provider] = r;
         return r.id;
+    }
+
+    /// @inheritdoc IProviderStaking
+    function setClaimsPaused(bool paused) external onlyMarket {
+        _claimsPaused = paused;
     }
 
     /// @inheritdoc IProviderStaking

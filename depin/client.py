@@ -88,6 +88,8 @@ DEFAULT_CLAIM_WINDOW = 3_600
 PERMIT_LIFETIME = 3_600
 DOWNLOAD_TIMEOUT = 60.0
 LOG_CHUNK = 10_000  # blocks per eth_getLogs when the node refuses the whole range
+# The statuses of a job with no commitment yet: `OnchainJob.spec_hash` is read from its JobPosted log.
+_BEFORE_COMMITMENT = frozenset({JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT})
 DEVNET_HINT = "no devnet running? start it with `depin devnet up`"
 
 
@@ -180,9 +182,10 @@ def format_tokens(amount: int) -> str:
 @dataclass(frozen=True)
 class OnchainJob:
     """``JobMarket.getJob`` (``IJobMarket.JobView``). Zero addresses are None. `deadline` is the
-    submit deadline while Claimed, the challenge deadline while Submitted and later. The spec hash
-    is zero once a commitment replaced it (the spec hash stays in ``JobPosted``); the result URI is
-    not stored on chain: see :meth:`Client.submission`."""
+    submit deadline while Claimed, the challenge deadline while Submitted and later. The market does
+    not store the spec hash: until a commitment (Open, Claimed, Cancelled, Expired, TimedOut) it is
+    read from the job's ``JobPosted`` log (:meth:`Client.posted_spec_hash`), zero after. The result
+    URI is not stored on chain either: see :meth:`Client.submission`."""
 
     job_id: int
     spec_hash: bytes
@@ -539,18 +542,19 @@ class Client:
             if exc.error_name == "UnknownJob":
                 raise UnknownJob(f"unknown job id {job_id}: this market has {self.job_count()} jobs") from None
             raise
-        (spec_hash, commitment, requester, reward, fee, audit_fee, status, failure_code, verify_mode, provider,
+        (commitment, requester, reward, fee, audit_fee, status, failure_code, verify_mode, provider,
          claim_deadline, deadline, anchor_block, max_runtime, challenge_window, collateral_pct, audit_bps,
          params_version, collateral) = v
+        status = JobStatus(status)
         return OnchainJob(
             job_id=job_id,
-            spec_hash=spec_hash,
+            spec_hash=self.posted_spec_hash(job_id) if status in _BEFORE_COMMITMENT else bytes(32),
             commitment=commitment,
             requester=requester,
             reward=reward,
             fee=fee,
             audit_fee=audit_fee,
-            status=JobStatus(status),
+            status=status,
             failure_code=failure_code,
             verify_mode=VerifyMode(verify_mode),
             provider=_address_or_none(provider),
@@ -564,6 +568,15 @@ class Client:
             params_version=params_version,
             collateral=collateral,
         )
+
+    def posted_spec_hash(self, job_id: int) -> bytes:
+        """The spec hash the job was posted with: the indexed ``specHash`` of its ``JobPosted`` log
+        as the node has it now (the market does not store it); :class:`UnknownJob` without one."""
+        job_id = _job_id(job_id)
+        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobPosted"), _uint_topic(job_id)])
+        if not logs:
+            raise UnknownJob(f"no JobPosted event for job {job_id} since block {self.deployment.deploy_block}")
+        return bytes(self._event_values("JobMarket", "JobPosted", logs[-1])["specHash"])
 
     def is_drawn(self, job_id: int) -> bool | None:
         """Whether the submitted job `job_id` was drawn for audit (``JobMarket.isDrawn``); None while

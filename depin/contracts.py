@@ -227,6 +227,10 @@ class ProviderStaking(Binding):
         """``revokeRole(bytes32 role, address account) nonpayable``"""
         return self.transaction("revokeRole", role, account)
 
+    def set_claims_paused(self, paused: bool) -> Transaction:
+        """``setClaimsPaused(bool paused) nonpayable``"""
+        return self.transaction("setClaimsPaused", paused)
+
     def set_metadata(self, endpoint: str, capability_hash: bytes) -> Transaction:
         """``setMetadata(string endpoint, bytes32 capabilityHash) nonpayable``"""
         return self.transaction("setMetadata", endpoint, capability_hash)
@@ -399,7 +403,7 @@ class JobMarket(Binding):
         return self.transaction("flushBurn")
 
     def get_job(self, job_id: int) -> View:
-        """``getJob(uint256 jobId) view returns ((bytes32,bytes32,address,uint96,uint96,uint96,uint8,uint8,uint8,address,uint32,uint32,uint64,uint24,uint24,uint16,uint16,uint32,uint96))``"""
+        """``getJob(uint256 jobId) view returns ((bytes32,address,uint96,uint96,uint96,uint8,uint8,uint8,address,uint32,uint32,uint64,uint24,uint24,uint16,uint16,uint32,uint96))``"""
         return self.view("getJob", job_id)
 
     def get_role_admin(self, role: bytes) -> View:
@@ -421,6 +425,10 @@ class JobMarket(Binding):
     def job_count(self) -> View:
         """``jobCount() view returns (uint256)``"""
         return self.view("jobCount")
+
+    def job_slots(self) -> View:
+        """``jobSlots() view returns (uint256)``"""
+        return self.view("jobSlots")
 
     def min_unbonding_delay(self) -> View:
         """``minUnbondingDelay() view returns (uint256)``"""

@@ -152,6 +152,9 @@ class MarketParameters(_Strict):
     beta_bps: int
     no_fault_fee_bps: int
     draw_delay: int = Field(ge=1)
+    # Entries of the market's job ring (fixed at deployment; not part of MarketParams): a job reuses
+    # the storage of the job `job_slots` ids before it once that one has settled.
+    job_slots: int = Field(default=4096, ge=1, le=2**32 - 1)
 
     def as_tuple(self, court: str) -> tuple[Any, ...]:
         """The `IJobMarket.MarketParams` struct, in field order, with `court` (`paused` last, false)."""
@@ -350,6 +353,7 @@ def resolved_parameters(
         },
         "staking": {"minStake": str(to_wei(s.min_stake)), "unbondingDelay": s.unbonding_delay},
         "market": params.market.as_dict(),
+        "jobSlots": params.market.job_slots,
         "court": params.court.as_dict() | {"minStake": str(to_wei(params.court.minStake))},
         "courtContract": court_contract,
         "randomness": params.randomness,

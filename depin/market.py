@@ -27,6 +27,9 @@ class JobStatus(IntEnum):
     EXPIRED = 7
     TIMED_OUT = 8
     RESOLVED = 9
+    # Settled at least the market's jobSlots posts ago: its ring entry holds a later job, so
+    # getJob says only this (the job's events keep its history; see JobMarket's gas layout note).
+    PRUNED = 10
 
     @property
     def label(self) -> str:

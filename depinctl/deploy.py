@@ -176,6 +176,7 @@ def deploy_contracts(
         randomness.address,
         params.randomness == "blockhash",  # nativeBlockhash: the market reads blockhash(anchor) in place
         m.draw_delay,
+        m.job_slots,
         deployer.address,
         to_wei(s.min_stake),
         s.unbonding_delay,

@@ -31,7 +31,7 @@ from depinctl.sim.world import (
 JURY_SIZES = (1, 3, 7, 15)  # round 0 is the audit (one seat), rounds 1..3 juries
 
 # IJobMarket.JobStatus / IMarketForCourt.Outcome / IVerificationCourt.Phase
-STATUS = ("None", "Open", "Claimed", "Submitted", "Disputed", "Finalized", "Cancelled", "Expired", "TimedOut", "Resolved")
+STATUS = ("None", "Open", "Claimed", "Submitted", "Disputed", "Finalized", "Cancelled", "Expired", "TimedOut", "Resolved", "Pruned")
 OUTCOME = ("None", "ProviderRight", "ProviderWrong", "Split", "Unaudited", "Canary")
 PHASE_NONE, PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER, PHASE_CONCLUDED = range(5)
 

@@ -276,7 +276,11 @@ def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
         client.job(999_999)
     with pytest.raises(UnknownJob):
         client.job(0)
+    with pytest.raises(UnknownJob, match="no JobPosted event for job 999999"):
+        client.posted_spec_hash(999_999)
     posted = devnet.client(devnet.new_account(10)).post_job(make_spec(40), reward=to_wei(1), permit=False)
+    spec_hash = client.posted_spec_hash(posted.job_id)
+    assert spec_hash == keccak(client.spec_bytes(posted.job_id)) == client.job(posted.job_id).spec_hash
     with pytest.raises(NoAccount, match="signing key"):  # a job that exists, whatever ran before
         client.cancel(posted.job_id)
     with pytest.raises(NodeUnreachable, match="depin devnet up"):

@@ -57,9 +57,15 @@ def params(chain):
     return load_parameters(chain.chain_id)
 
 
-def deploy_test_set(owner, params, *, mock: bool = True) -> dict:
-    """RewardToken, MockRandomness (or BlockhashRandomness with `mock=False`), JobMarket and a
-    TestCourt whose views follow the devnet court parameters; `setParams` with that court."""
+# The contract tests' job ring: three entries (the devnet has 4,096), so that every test posting
+# more than three jobs reuses settled jobs' storage or spills past unsettled ones.
+TEST_JOB_SLOTS = 3
+
+
+def deploy_test_set(owner, params, *, mock: bool = True, job_slots: int = TEST_JOB_SLOTS) -> dict:
+    """RewardToken, MockRandomness (or BlockhashRandomness with `mock=False`), JobMarket with a
+    `job_slots`-entry job ring and a TestCourt whose views follow the devnet court parameters;
+    `setParams` with that court."""
     from ape import project
 
     t, s, m, c = params.token, params.staking, params.market, params.court
@@ -69,7 +75,7 @@ def deploy_test_set(owner, params, *, mock: bool = True) -> dict:
     else:
         randomness = project.BlockhashRandomness.deploy(sender=owner)
     market = project.JobMarket.deploy(
-        token.address, randomness.address, not mock, m.draw_delay, owner.address, to_wei(s.min_stake), s.unbonding_delay, sender=owner
+        token.address, randomness.address, not mock, m.draw_delay, job_slots, owner.address, to_wei(s.min_stake), s.unbonding_delay, sender=owner
     )
     court = project.TestCourt.deploy(
         market.address, c.required_challenge_window(m.draw_delay), c.max_horizon(m.max_runtime), sender=owner

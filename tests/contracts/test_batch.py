@@ -77,14 +77,15 @@ def test_post_jobs_posts_each_job_as_post_job_would_and_pays_once_from_the_walle
     logs = posted(market, tx)
     assert [log.jobId for log in logs] == ids
     assert [bytes(log.spec) for log in logs] == [p[1] for p in posts]
+    assert [bytes(log.specHash) for log in logs] == [p[0] for p in posts]
     assert [log.fromCredit for log in logs] == [0, 0, 0]
     # one transfer for the whole batch's escrow
     transfers = [t for t in tx.decode_logs(token.Transfer) if t.contract_address == token.address]
     assert len(transfers) == 1 and transfers[0].value == escrow_of(posts)
     assert before.changes() == {"market": escrow_of(posts), "requester": -escrow_of(posts)}
-    for job_id, (spec_hash, _, terms) in zip(ids, posts, strict=True):
+    for job_id, (_, _, terms) in zip(ids, posts, strict=True):
         job = market.getJob(job_id)
-        assert (job.status, job.specHash, job.requester) == (OPEN, spec_hash, requester.address)
+        assert (job.status, job.requester) == (OPEN, requester.address)
         assert (job.reward, job.collateralPct, job.verifyMode) == (terms[0], terms[4], terms[6])
         assert job.auditFee == (0 if terms[6] == 1 else AUDIT_FEE)
     assert_market_invariant(market, token, everyone)
@@ -165,7 +166,7 @@ def test_submit_results_submits_each_job(chain, market, provider, posted_batch):
     assert [(log.jobId, log.commitment, log.resultURI) for log in logs] == results
     for job_id, commitment, _ in results:
         job = market.getJob(job_id)
-        assert (job.status, job.commitment, job.specHash) == (SUBMITTED, commitment, b"\x00" * 32)
+        assert (job.status, job.commitment) == (SUBMITTED, commitment)
         assert job.anchorBlock == tx.block_number + market.drawDelay()
 
 

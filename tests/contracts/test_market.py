@@ -276,8 +276,10 @@ def test_post_escrows_reward_fee_and_audit_fee_from_the_wallet(market, token, re
     job = market.getJob(1)
     assert (job.reward, job.fee, job.auditFee, job.status) == (REWARD, FEE, AUDIT_FEE, OPEN)
     assert (job.auditBps, job.paramsVersion, job.verifyMode) == (p_job(450), 1, 0)
-    assert job.specHash == keccak(make_spec(0)) and job.commitment == ZERO32
+    assert job.commitment == ZERO32
     ev = tx.decode_logs(market.JobPosted)[0]
+    # The spec hash is not stored (getJob has none): JobPosted's indexed topic carries it.
+    assert ev.specHash == keccak(make_spec(0))
     assert (ev.fromCredit, ev.auditBps, ev.paramsVersion) == (0, p_job(450), 1)
     assert tuple(ev.terms) == tuple(TERMS) and ev.spec == make_spec(0)
 
@@ -326,7 +328,7 @@ def test_post_before_any_parameters_reverts(owner, params, requester):
 
     token = project.RewardToken.deploy("T", "T", 10**30, owner.address, 0, sender=owner)
     rnd = project.BlockhashRandomness.deploy(sender=owner)
-    market = project.JobMarket.deploy(token.address, rnd.address, True, 1, owner.address, 1, 10**6, sender=owner)
+    market = project.JobMarket.deploy(token.address, rnd.address, True, 1, 16, owner.address, 1, 10**6, sender=owner)
     assert market.paramsVersion() == 0 and market.params().drawDelay == 1
     with reverts(market.NotConfigured):
         post(market, requester)
@@ -387,10 +389,10 @@ def test_timeout_reopens_or_refunds(chain, market, staking, requester, provider,
 
 
 def test_submit_result_stores_the_commitment_and_anchor(chain, market, provider, claimed):
-    """submitResult overwrites the spec hash with the commitment; anchor = block + D."""
+    """submitResult stores the commitment; anchor = block + D."""
     tx = market.submitResult(claimed, RESULT_HASH, RESULT_URI, sender=provider)
     job = market.getJob(claimed)
-    assert job.status == SUBMITTED and job.commitment == RESULT_HASH and job.specHash == ZERO32
+    assert job.status == SUBMITTED and job.commitment == RESULT_HASH
     assert job.anchorBlock == tx.block_number + 1
     ev = tx.decode_logs(market.ResultSubmitted)[0]
     assert (ev.commitment, ev.anchorBlock, ev.challengeDeadline) == (RESULT_HASH, tx.block_number + 1, job.deadline)
@@ -744,13 +746,27 @@ def test_set_params_needs_the_governor(market, stranger):
         market.setParams(base_params(market), sender=stranger)
 
 
-def test_pause_blocks_new_work_only(market, owner, requester, provider, submitted):
+def test_pause_blocks_new_work_only(market, owner, requester, provider, job):
+    """Paused: posts, deposits and claims (single and batched: staking's copy of the flag) revert
+    MarketPaused; a cancel still goes through. Unpaused, all of them work again."""
+    post(market, requester, n=4)
+    other = market.jobCount()
     market.setPaused(True, sender=owner)
     assert market.params().paused
     with reverts(market.MarketPaused):
         post(market, requester, n=5)
+    with reverts(market.MarketPaused):
+        market.deposit(1, sender=requester)
+    with reverts(market.MarketPaused):
+        market.claimJob(job, sender=provider)
+    with reverts(market.MarketPaused):
+        market.claimJobs([job, other], sender=provider)
+    market.cancelJob(other, sender=requester)
     market.setPaused(False, sender=owner)
+    assert not market.params().paused
     post(market, requester, n=5)
+    market.claimJob(job, sender=provider)
+    assert market.getJob(job).status == CLAIMED
 
 
 def test_withdraw(market, token, requester, job):

@@ -13,6 +13,7 @@ import pytest
 from ape.exceptions import ContractLogicError, CustomError
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
+from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
 from .conftest import TEST_JOB_SLOTS, TOKEN, deploy_test_set
 from .test_market import (
@@ -137,12 +138,22 @@ def test_an_entry_held_by_an_unsettled_job_makes_the_next_job_spill(
     assert_market_invariant(market, token, everyone)
 
 
-def test_a_market_takes_at_least_one_entry(owner):
+def test_a_market_takes_at_least_one_entry(chain, owner):
+    """The constructor refuses an empty ring: ParameterOutOfBounds("jobSlots", 0, 1, 2^32 - 1).
+    (Run as an eth_call of the creation code: ape's trace of a reverted deployment cannot decode
+    the constructor's arguments.)"""
     from ape import project
 
-    with pytest.raises(ContractLogicError) as info:
-        project.JobMarket.deploy(ZERO_ADDRESS, ZERO_ADDRESS, True, 1, 0, owner.address, 1, 10**6, sender=owner)
-    assert b"jobSlots".hex() in str(info.value)  # ParameterOutOfBounds("jobSlots", 0, 1, 2^32 - 1)
+    code = project.JobMarket.contract_type.deployment_bytecode.bytecode
+    args = abi_encode(
+        ["address", "address", "bool", "uint16", "uint32", "address", "uint96", "uint32"],
+        [ZERO_ADDRESS, ZERO_ADDRESS, True, 1, 0, owner.address, 1, 10**6],
+    )
+    with pytest.raises(Web3ContractLogicError) as info:
+        chain.provider.web3.eth.call({"from": owner.address, "data": code + args.hex()})
+    error = keccak(text="ParameterOutOfBounds(bytes32,uint256,uint256,uint256)")[:4]
+    fields = abi_encode(["bytes32", "uint256", "uint256", "uint256"], [b"jobSlots".ljust(32, b"\0"), 0, 1, 2**32 - 1])
+    assert info.value.data == "0x" + (error + fields).hex()
 
 
 def test_a_one_entry_ring_reuses_the_last_jobs_words(chain, owner, params, requester, provider):

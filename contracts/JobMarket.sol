@@ -362,14 +362,13 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function verificationInfo(uint256 jobId) external view returns (VerificationInfo memory info) {
-        (Job storage j, uint256 h) = _jobRef(jobId);
-        if (_status(h) == JobStatus.None) revert UnknownJob(jobId);
+        (Job storage j, uint256 h) = _existingJob(jobId);
         info.status = _status(h);
-        if (_status(h) == JobStatus.Pruned) return info;
-        bool submitted = _hasCommitment(_status(h));
+        if (info.status == JobStatus.Pruned) return info;
+        bool submitted = _hasCommitment(info.status);
         Econ memory e = j.econ;
         info.requester = e.requester;
-        info.provider = _providerId(h) == 0 ? address(0) : _staking.providerOf(_providerId(h));
+        info.provider = _providerAddress(h);
         info.reward = _reward(h);
         info.collateral = _collateral(_reward(h), _collateralPct(h));
         info.auditFee = _bps(_reward(h), e.auditFeeBps);
@@ -445,11 +444,10 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobMarket
     function getJob(uint256 jobId) external view returns (JobView memory v) {
-        (Job storage j, uint256 h) = _jobRef(jobId);
-        if (_status(h) == JobStatus.None) revert UnknownJob(jobId);
+        (Job storage j, uint256 h) = _existingJob(jobId);
         v.status = _status(h);
-        if (_status(h) == JobStatus.Pruned) return v;
-        bool submitted = _hasCommitment(_status(h));
+        if (v.status == JobStatus.Pruned) return v;
+        bool submitted = _hasCommitment(v.status);
         Econ memory e = j.econ;
         v.commitment = submitted ? j.word0 : bytes32(0);
         v.requester = e.requester;
@@ -458,7 +456,7 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         v.auditFee = _bps(_reward(h), e.auditFeeBps);
         v.failureCode = _flags(h) & _CODE_MASK;
         v.verifyMode = _flags(h) & _VERIFY_NONE != 0 ? 1 : 0;
-        v.provider = _providerId(h) == 0 ? address(0) : _staking.providerOf(_providerId(h));
+        v.provider = _providerAddress(h);
         v.claimDeadline = submitted ? 0 : _claimOrAnchor(h);
         v.deadline = _deadline(h);
         v.anchorBlock = submitted ? _claimOrAnchor(h) : 0;
@@ -854,6 +852,18 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         w = j.hot;
         if (w != 0) return (j, w);
         if (jobId != 0 && jobId <= _config.jobCount) h = _withStatus(h, JobStatus.Pruned);
+    }
+
+    /// @dev The job `jobId`, which must have been posted (it may be Pruned).
+    function _existingJob(uint256 jobId) private view returns (Job storage j, uint256 h) {
+        (j, h) = _jobRef(jobId);
+        if (_status(h) == JobStatus.None) revert UnknownJob(jobId);
+    }
+
+    /// @dev The address of hot word `h`'s provider (none before a claim).
+    function _providerAddress(uint256 h) private view returns (address) {
+        uint24 id = _providerId(h);
+        return id == 0 ? address(0) : _staking.providerOf(id);
     }
 
     /// @dev The job `jobId`, which must exist and be in `expected` status.

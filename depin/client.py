@@ -573,10 +573,15 @@ class Client:
         """The spec hash the job was posted with: the indexed ``specHash`` of its ``JobPosted`` log
         as the node has it now (the market does not store it); :class:`UnknownJob` without one."""
         job_id = _job_id(job_id)
-        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobPosted"), _uint_topic(job_id)])
-        if not logs:
+        posted = self._posted(job_id)
+        if posted is None:
             raise UnknownJob(f"no JobPosted event for job {job_id} since block {self.deployment.deploy_block}")
-        return bytes(self._event_values("JobMarket", "JobPosted", logs[-1])["specHash"])
+        return bytes(posted["specHash"])
+
+    def _posted(self, job_id: int) -> dict[str, Any] | None:
+        """The values of job `job_id`'s latest ``JobPosted`` log as the node has it now, or None."""
+        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobPosted"), _uint_topic(job_id)])
+        return self._event_values("JobMarket", "JobPosted", logs[-1]) if logs else None
 
     def is_drawn(self, job_id: int) -> bool | None:
         """Whether the submitted job `job_id` was drawn for audit (``JobMarket.isDrawn``); None while
@@ -657,11 +662,11 @@ class Client:
         """The job's spec bytes, from its ``JobPosted`` event (checked against the on-chain specHash
         by whoever parses them: :func:`depin.spec.parse_spec` with ``expected_hash``)."""
         job_id = _job_id(job_id)
-        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobPosted"), _uint_topic(job_id)])
-        if not logs:
+        posted = self._posted(job_id)
+        if posted is None:
             self.job(job_id)  # UnknownJob if it never existed
             raise ClientError(f"no JobPosted event for job {job_id} since block {self.deployment.deploy_block}")
-        return bytes(self._event_values("JobMarket", "JobPosted", logs[-1])["spec"])
+        return bytes(posted["spec"])
 
     def submission(self, job_id: int) -> Submission | None:
         """The job's latest result or failure submission (from the events), or None."""

@@ -12,7 +12,12 @@ temporary directory removed at exit unless ``--keep``):
    same logs the indexer reads with the indexer's own transport (its msgspec ``LogFetcher``) and
    filter (addresses and handled topics), in ``max_range`` chunks, without decoding; (b) backfills
    an empty Redis with a new ``Indexer`` (``sync_once`` until at the head). Median, min, max and
-   standard deviation of each, and the ratio of the medians;
+   standard deviation of each, and the ratio of the medians; per event, the CPU each backfill cost
+   the indexer process, redis-server and the node (and the node's per log in the raw read);
+   (b') **ceilings**: one more backfill into a spare Redis database records every commit, whose
+   writes are then sent again as plain ``MULTI``/``EXEC`` commands (Redis's CPU without the commit
+   script); from these, the ratio each bottleneck allows (the indexer's one GIL, Redis's one thread,
+   all cores together) and the indexer CPU per event the 75 % target leaves;
 3. (d) Redis ``used_memory`` per indexed job after the backfill (nothing compacted yet);
 4. (c) **live lag** at the default poll interval (0.5 s) with the default new-head subscription
    (anvil's ``ws://`` on the RPC port): ``Indexer.run()`` in a thread, jobs posted one by one at
@@ -109,7 +114,24 @@ def spread(values: list[float]) -> dict[str, Any]:
     }
 
 
-def raw_read(indexer: Any, first: int, last: int) -> dict[str, Any]:
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) process `pid` and its live descendants have used, from /proc
+    (0.0 when unknown): the node may be a launcher's child (npm's anvil is a node script)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += process_cpu(int(child))
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
+def raw_read(indexer: Any, first: int, last: int, node_pid: int | None = None) -> dict[str, Any]:
     """(a): one plain read of the logs the indexer backfills, with the indexer's own transport (its
     msgspec :class:`~depin.chain.logs.LogFetcher`) and its filter (the same addresses and topics),
     in ranges of the indexer's ``max_range``, serially, without decoding: the practical limit of
@@ -118,10 +140,13 @@ def raw_read(indexer: Any, first: int, last: int) -> dict[str, Any]:
     if fetcher is None:
         raise DevChainError("the indexer has no LogFetcher (a non-HTTP RPC URL?)")
     ranges = chunks(first, last, indexer.config.max_range)
+    node0 = process_cpu(node_pid)
     t0 = time.perf_counter()
     logs = sum(len(fetcher.get_logs(a, b, indexer.decoder.addresses, indexer._topics)) for a, b in ranges)
     seconds = time.perf_counter() - t0
-    return {"logs": logs, "requests": len(ranges), "seconds": seconds, "logs_per_second": logs / seconds}
+    node = process_cpu(node_pid) - node0
+    return {"logs": logs, "requests": len(ranges), "seconds": seconds, "logs_per_second": logs / seconds,
+            "node_cpu_us_per_log": node / max(logs, 1) * 1e6}
 
 
 def cursor_number(r: redis.Redis, keys: Keys) -> int | None:
@@ -129,9 +154,17 @@ def cursor_number(r: redis.Redis, keys: Keys) -> int | None:
     return None if raw is None else int(json.loads(raw)["number"])
 
 
-def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float) -> dict[str, Any]:
-    """(b): sync_once() until it returns 0 with the cursor at `head`."""
+def redis_cpu(r: redis.Redis) -> float:
+    """CPU seconds the redis-server process has used (user + system, ``INFO cpu``)."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float, node_pid: int | None = None) -> dict[str, Any]:
+    """(b): sync_once() until it returns 0 with the cursor at `head`; also the CPU it cost this
+    process (all its threads: one GIL runs them), redis-server and the node, per event."""
     events = calls = 0
+    cpu0, redis0, node0 = time.process_time(), redis_cpu(r), process_cpu(node_pid)
     t0 = time.perf_counter()
     while True:
         applied = indexer.sync_once()
@@ -143,7 +176,65 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float) -> dict[st
         if time.perf_counter() - t0 > timeout:
             raise DevChainError(f"backfill not at head {head} after {timeout:.0f} s (cursor {at}, {events} events)")
     seconds = time.perf_counter() - t0
-    return {"events": events, "seconds": seconds, "calls": calls, "events_per_second": events / seconds}
+    cpu, redis_seconds, node = time.process_time() - cpu0, redis_cpu(r) - redis0, process_cpu(node_pid) - node0
+    return {
+        "events": events,
+        "seconds": seconds,
+        "calls": calls,
+        "events_per_second": events / seconds,
+        "indexer_cpu_us_per_event": cpu / max(events, 1) * 1e6,
+        "redis_cpu_us_per_event": redis_seconds / max(events, 1) * 1e6,
+        "node_cpu_us_per_event": node / max(events, 1) * 1e6,
+    }
+
+
+def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int = 15) -> dict[str, Any]:
+    """(b'): what redis-server alone spends storing one backfill, per event. Backfills into an
+    empty database `db` with the indexer's commit script while recording each commit's writes (the
+    hash fields, the other commands, the stream entries), then sends the same writes again as plain
+    commands, one MULTI/EXEC per commit, into the emptied database: the least Redis spends
+    storing what the index holds without the script's decoding. A single-threaded Redis spending
+    X us per event caps the backfill at 1/X events/s however fast the indexer gets."""
+    from indexer.follower import Indexer
+    from indexer.reducer import parse_stream_line
+
+    client = redis.Redis.from_url(redis_url, db=db, decode_responses=True)
+    client.flushdb()
+    indexer = Indexer(config, redis_client=client)
+    store = indexer.store
+    commits: list[tuple[dict[str, dict[str, str]], list[list[str]], list[str]]] = []
+    send = store._send
+
+    def recording(expected: Any, hset: Any, commands: Any, new: Any, stream: Any) -> Any:
+        commits.append((dict(hset or {}), [list(c) for c in commands], list(stream)))
+        return send(expected, hset, commands, new, stream)
+
+    store._send = recording
+    scripted = backfill(indexer, client, head, timeout)
+    keys = client.dbsize()
+    client.flushdb()
+    before = redis_cpu(client)
+    for hset, commands, stream in commits:
+        pipe = client.pipeline(transaction=True)
+        for key, fields in hset.items():
+            pipe.hset(key, mapping=fields)
+        for command in commands:
+            pipe.execute_command(*command)
+        for line in stream:
+            pipe.xadd(store.keys.events, parse_stream_line(line))
+        pipe.execute()
+    plain = (redis_cpu(client) - before) / max(scripted["events"], 1) * 1e6
+    replayed_keys = client.dbsize()
+    client.flushdb()
+    client.close()
+    return {
+        "events": scripted["events"],
+        "commits": len(commits),
+        "hash_fields_written": sum(len(f) for hset, _, _ in commits for f in hset.values()),
+        "script_us_per_event": scripted["redis_cpu_us_per_event"],
+        "plain_us_per_event": plain,
+        "same_keys": keys == replayed_keys,
+    }
 
 
 def redis_memory(r: redis.Redis) -> int:
@@ -385,13 +476,14 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     raw_runs: list[dict[str, Any]] = []
     fill_runs: list[dict[str, Any]] = []
     indexer = Indexer(config)
+    node_pid = anvil.pid
     raw_read(indexer, deployment.deploy_block, head)  # warm-up: connection, node caches
     for attempt in range(1, args.reps + 1):
-        raw_runs.append(raw_read(indexer, deployment.deploy_block, head))
+        raw_runs.append(raw_read(indexer, deployment.deploy_block, head, node_pid))
         r.flushall()
         indexer = Indexer(config)
         memory_before = redis_memory(r)
-        fill_runs.append(backfill(indexer, r, head, timeout=args.timeout))
+        fill_runs.append(backfill(indexer, r, head, timeout=args.timeout, node_pid=node_pid))
         log(f"rep {attempt}/{args.reps}: raw {raw_runs[-1]['logs_per_second']:,.0f} logs/s, "
             f"backfill {fill_runs[-1]['events_per_second']:,.0f} events/s")
     raw_rates = spread([x["logs_per_second"] for x in raw_runs])
@@ -401,6 +493,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         "logs": raw_runs[0]["logs"],
         "requests": raw_runs[0]["requests"],
         "logs_per_second": raw_rates,
+        "node_cpu_us_per_log": spread([x["node_cpu_us_per_log"] for x in raw_runs]),
     }
     results["backfill"] = {
         "events": fill_runs[-1]["events"],
@@ -410,6 +503,9 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         "ratio_per_rep": [f["events_per_second"] / w["logs_per_second"] for f, w in zip(fill_runs, raw_runs, strict=True)],
         "reps": args.reps,
         "interleaved": True,
+        "indexer_cpu_us_per_event": spread([f["indexer_cpu_us_per_event"] for f in fill_runs]),
+        "redis_cpu_us_per_event": spread([f["redis_cpu_us_per_event"] for f in fill_runs]),
+        "node_cpu_us_per_event": spread([f["node_cpu_us_per_event"] for f in fill_runs]),
     }
 
     keys = indexer.keys
@@ -433,6 +529,33 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         "bytes_per_job": delta / generated.jobs,
         "bytes_per_job_without_stream": (delta - stream) / generated.jobs,
     }
+
+    # (b') The ceilings. A backfill cannot go faster than the one thread of redis-server stores its
+    # writes, nor than the indexer's GIL runs its Python, nor than the machine's cores run the node,
+    # Redis and the indexer together; each as a share of the raw read's rate (medians). And the CPU
+    # per event left to the indexer at the target, with the node and Redis (plain commands) as
+    # measured: cores x (raw us per log / 0.75) - node - Redis, at most raw / 0.75 (one GIL).
+    log("(b') Redis alone: the same writes through the commit script and as plain MULTI/EXEC commands")
+    floor = redis_floor(config, redis_url, head, args.timeout)
+    raw_us = 1e6 / raw_rates["median"]
+    fill = results["backfill"]
+    indexer_us = fill["indexer_cpu_us_per_event"]["median"]
+    node_us = fill["node_cpu_us_per_event"]["median"]
+    cores = os.cpu_count() or 1
+    target_us = raw_us / 0.75
+    results["ceilings"] = {
+        "raw_us_per_log": raw_us,
+        "cores": cores,
+        "redis": floor,
+        "redis_script_ratio": raw_us / floor["script_us_per_event"],
+        "redis_plain_ratio": raw_us / floor["plain_us_per_event"],
+        "indexer_cpu_ratio": raw_us / indexer_us,
+        "all_cores_ratio": raw_us / max((node_us + fill["redis_cpu_us_per_event"]["median"] + indexer_us) / cores,
+                                        indexer_us, fill["redis_cpu_us_per_event"]["median"]),
+        "indexer_budget_us_at_target": min(target_us, cores * target_us - node_us - floor["plain_us_per_event"]),
+    }
+    log(f"(b') Redis {floor['script_us_per_event']:.1f} us/event (script), {floor['plain_us_per_event']:.1f} (plain); "
+        f"raw read {raw_us:.1f} us/log")
 
     requester = chain.accounts[1]
     chain.fund([requester], to_wei(1) * args.live_jobs * 2)
@@ -483,6 +606,24 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {label} | {st['median']:,.0f} | {st['min']:,.0f} | {st['max']:,.0f} | `{field}` |")
     out.append(f"| backfill / raw (ratio of medians) | {b['ratio_of_medians']:.0%} | {min(b['ratio_per_rep']):.0%} | "
                f"{max(b['ratio_per_rep']):.0%} | `backfill.ratio_of_medians` |")
+    c = results["ceilings"]
+    out.append(f"| indexer process CPU per event (us; all threads, one GIL) | "
+               f"{b['indexer_cpu_us_per_event']['median']:,.1f} | {b['indexer_cpu_us_per_event']['min']:,.1f} | "
+               f"{b['indexer_cpu_us_per_event']['max']:,.1f} | `backfill.indexer_cpu_us_per_event` |")
+    out.append(f"| redis-server CPU per event (us), during the backfill | {b['redis_cpu_us_per_event']['median']:,.1f} | "
+               f"{b['redis_cpu_us_per_event']['min']:,.1f} | {b['redis_cpu_us_per_event']['max']:,.1f} | "
+               "`backfill.redis_cpu_us_per_event` |")
+    out.append(f"| redis-server CPU per event (us), the same writes as plain MULTI/EXEC commands | "
+               f"{c['redis']['plain_us_per_event']:,.1f} | | | `ceilings.redis.plain_us_per_event` |")
+    out.append(f"| node CPU per log (us): raw read / backfill | {raw['node_cpu_us_per_log']['median']:,.1f} / "
+               f"{b['node_cpu_us_per_event']['median']:,.1f} | | | `raw.node_cpu_us_per_log`, `backfill.node_cpu_us_per_event` |")
+    out.append(f"| ceiling of backfill / raw set by Redis alone (script / plain), the indexer's CPU, all {c['cores']} cores | "
+               f"{c['redis_script_ratio']:.0%} / {c['redis_plain_ratio']:.0%} / {c['indexer_cpu_ratio']:.0%} / "
+               f"{c['all_cores_ratio']:.0%} | | | `ceilings.redis_script_ratio`, `.redis_plain_ratio`, "
+               "`.indexer_cpu_ratio`, `.all_cores_ratio` |")
+    out.append(f"| indexer CPU per event the 75 % target leaves (us), against the measured | "
+               f"{c['indexer_budget_us_at_target']:,.1f} vs {b['indexer_cpu_us_per_event']['median']:,.1f} | | | "
+               "`ceilings.indexer_budget_us_at_target` |")
     out.append(f"| live lag p50 / p95 (ms, poll {results['config']['poll_interval']} s) | {live['median'] * 1000:,.0f} / "
                f"{live['p95'] * 1000:,.0f} | {live['min'] * 1000:,.0f} | {live['max'] * 1000:,.0f} | `live.median`, `live.p95` |")
     if "live_poll_only" in results:

@@ -36,6 +36,15 @@ def test_bench_indexer_smoke(tmp_path: Path) -> None:
     assert res["backfill"]["interleaved"] is True and res["backfill"]["ratio_of_medians"] > 0
     assert res["raw"]["logs"] == res["backfill"]["events"] > 80  # the same logs on both sides
     assert res["state_check"]["finalized_jobs"] == res["state_check"]["finalized_jobs_expected"] == 20
+    for field in ("indexer_cpu_us_per_event", "redis_cpu_us_per_event"):
+        _spread_ok(res["backfill"][field], 2)
+    ceil = res["ceilings"]
+    # The replay of the recorded commits as plain commands rebuilt the same keys from the same events.
+    assert ceil["redis"]["events"] == res["backfill"]["events"] and ceil["redis"]["same_keys"] is True
+    assert ceil["redis"]["hash_fields_written"] > ceil["redis"]["events"] > 0
+    assert ceil["redis"]["script_us_per_event"] > 0 and ceil["redis"]["plain_us_per_event"] > 0
+    # All cores together allow no more than the indexer's own CPU does (the max of the bottlenecks).
+    assert 0 < ceil["all_cores_ratio"] <= ceil["indexer_cpu_ratio"] * (1 + 1e-9)
     assert res["config"]["poll_interval"] == 0.5  # the default poll
     assert 0 < res["live"]["median"] <= res["live"]["p95"] and res["live"]["jobs"] == 2
     ret = res["retention"]
@@ -43,6 +52,7 @@ def test_bench_indexer_smoke(tmp_path: Path) -> None:
     assert 0 < ret["bytes_per_settled_job"] < ret["bytes_per_job_uncompacted"]
     assert ret["bytes_per_million_jobs"] > 0 and ret["job_hash_bytes_mean"] > 0
     assert "`retention.bytes_per_settled_job`" in table and "`backfill.ratio_of_medians`" in table
+    assert "`ceilings.indexer_budget_us_at_target`" in table
 
 
 def test_bench_executor_smoke(tmp_path: Path) -> None:

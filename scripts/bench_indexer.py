@@ -16,8 +16,10 @@ temporary directory removed at exit unless ``--keep``):
    the indexer process, redis-server and the node (and the node's per log in the raw read);
    (b') **ceilings**: one more backfill into a spare Redis database records every commit, whose
    writes are then sent again as plain ``MULTI``/``EXEC`` commands (Redis's CPU without the commit
-   script); from these, the ratio each bottleneck allows (the indexer's one GIL, Redis's one thread,
-   all cores together) and the indexer CPU per event the 75 % target leaves;
+   script), and ``INFO commandstats`` times the write commands the script ran (Redis's cost of the
+   writes themselves, apart from the script's decoding); from these, the ratio each bottleneck
+   allows (the indexer's one GIL, Redis's one thread, all cores together) and the indexer CPU per
+   event the 75 % target leaves;
 3. (d) Redis ``used_memory`` per indexed job after the backfill (nothing compacted yet);
 4. (c) **live lag** at the default poll interval (0.5 s) with the default new-head subscription
    (anvil's ``ws://`` on the RPC port): ``Indexer.run()`` in a thread, jobs posted one by one at
@@ -188,13 +190,24 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float, node_pid: 
     }
 
 
+# The write commands the commit script runs (INFO commandstats times them inside EVALSHA too).
+_WRITES = frozenset({"hset", "hdel", "hincrby", "xadd", "xtrim", "zadd", "zrem", "set", "del"})
+
+
+def _command_stats(r: redis.Redis) -> dict[str, dict[str, float]]:
+    """``INFO commandstats`` by command name (``cmdstat_`` dropped): calls, usec, usec_per_call."""
+    return {name.removeprefix("cmdstat_"): stats for name, stats in r.info("commandstats").items()}
+
+
 def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int = 15) -> dict[str, Any]:
     """(b'): what redis-server alone spends storing one backfill, per event. Backfills into an
     empty database `db` with the indexer's commit script while recording each commit's writes (the
     hash fields, the other commands, the stream entries), then sends the same writes again as plain
     commands, one MULTI/EXEC per commit, into the emptied database: the least Redis spends
     storing what the index holds without the script's decoding. A single-threaded Redis spending
-    X us per event caps the backfill at 1/X events/s however fast the indexer gets."""
+    X us per event caps the backfill at 1/X events/s however fast the indexer gets. Also the time
+    Redis spent executing the write commands themselves inside the script (``INFO commandstats``):
+    the rest of the script's cost is its decoding and calling them, not the index's writes."""
     from indexer.follower import Indexer
     from indexer.reducer import parse_stream_line
 
@@ -210,7 +223,10 @@ def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int 
         return send(expected, hset, commands, new, stream)
 
     store._send = recording
+    client.config_resetstat()  # INFO commandstats from here: the scripted backfill's commands
     scripted = backfill(indexer, client, head, timeout)
+    events = max(scripted["events"], 1)
+    timed = {name: stats["usec"] / events for name, stats in _command_stats(client).items() if name in _WRITES}
     keys = client.dbsize()
     client.flushdb()
     before = redis_cpu(client)
@@ -222,6 +238,8 @@ def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int 
             pipe.execute_command(*command)
         for line in stream:
             pipe.xadd(store.keys.events, parse_stream_line(line))
+        if stream and store.stream_max_len:  # as the script trims after appending
+            pipe.xtrim(store.keys.events, maxlen=store.stream_max_len, approximate=True)
         pipe.execute()
     plain = (redis_cpu(client) - before) / max(scripted["events"], 1) * 1e6
     replayed_keys = client.dbsize()
@@ -232,6 +250,8 @@ def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int 
         "commits": len(commits),
         "hash_fields_written": sum(len(f) for hset, _, _ in commits for f in hset.values()),
         "script_us_per_event": scripted["redis_cpu_us_per_event"],
+        "commands_us_per_event": sum(timed.values()),
+        "commands": dict(sorted(timed.items(), key=lambda kv: -kv[1])),
         "plain_us_per_event": plain,
         "same_keys": keys == replayed_keys,
     }
@@ -541,17 +561,17 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     fill = results["backfill"]
     indexer_us = fill["indexer_cpu_us_per_event"]["median"]
     node_us = fill["node_cpu_us_per_event"]["median"]
+    redis_us = fill["redis_cpu_us_per_event"]["median"]  # the commit script, median of the reps like the rest
     cores = os.cpu_count() or 1
     target_us = raw_us / 0.75
     results["ceilings"] = {
         "raw_us_per_log": raw_us,
         "cores": cores,
         "redis": floor,
-        "redis_script_ratio": raw_us / floor["script_us_per_event"],
+        "redis_script_ratio": raw_us / redis_us,
         "redis_plain_ratio": raw_us / floor["plain_us_per_event"],
         "indexer_cpu_ratio": raw_us / indexer_us,
-        "all_cores_ratio": raw_us / max((node_us + fill["redis_cpu_us_per_event"]["median"] + indexer_us) / cores,
-                                        indexer_us, fill["redis_cpu_us_per_event"]["median"]),
+        "all_cores_ratio": raw_us / max((node_us + redis_us + indexer_us) / cores, indexer_us, redis_us),
         "indexer_budget_us_at_target": min(target_us, cores * target_us - node_us - floor["plain_us_per_event"]),
     }
     log(f"(b') Redis {floor['script_us_per_event']:.1f} us/event (script), {floor['plain_us_per_event']:.1f} (plain); "
@@ -613,6 +633,8 @@ def markdown(results: dict[str, Any]) -> str:
     out.append(f"| redis-server CPU per event (us), during the backfill | {b['redis_cpu_us_per_event']['median']:,.1f} | "
                f"{b['redis_cpu_us_per_event']['min']:,.1f} | {b['redis_cpu_us_per_event']['max']:,.1f} | "
                "`backfill.redis_cpu_us_per_event` |")
+    out.append(f"| redis-server time per event (us) in the write commands themselves, inside the script | "
+               f"{c['redis']['commands_us_per_event']:,.1f} | | | `ceilings.redis.commands_us_per_event` |")
     out.append(f"| redis-server CPU per event (us), the same writes as plain MULTI/EXEC commands | "
                f"{c['redis']['plain_us_per_event']:,.1f} | | | `ceilings.redis.plain_us_per_event` |")
     out.append(f"| node CPU per log (us): raw read / backfill | {raw['node_cpu_us_per_log']['median']:,.1f} / "

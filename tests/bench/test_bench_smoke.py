@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from depin.deployment import REPO_ROOT
 
 
@@ -43,6 +45,10 @@ def test_bench_indexer_smoke(tmp_path: Path) -> None:
     assert ceil["redis"]["events"] == res["backfill"]["events"] and ceil["redis"]["same_keys"] is True
     assert ceil["redis"]["hash_fields_written"] > ceil["redis"]["events"] > 0
     assert ceil["redis"]["script_us_per_event"] > 0 and ceil["redis"]["plain_us_per_event"] > 0
+    # The script's own write commands were timed: stream appends and hash writes among them.
+    assert {"xadd", "hset"} <= set(ceil["redis"]["commands"])
+    assert ceil["redis"]["commands_us_per_event"] == pytest.approx(sum(ceil["redis"]["commands"].values()))
+    assert ceil["redis"]["commands_us_per_event"] > 0
     # All cores together allow no more than the indexer's own CPU does (the max of the bottlenecks).
     assert 0 < ceil["all_cores_ratio"] <= ceil["indexer_cpu_ratio"] * (1 + 1e-9)
     assert res["config"]["poll_interval"] == 0.5  # the default poll

@@ -747,8 +747,10 @@ class Reducer:
         for key, h in st.cur.items():
             before = orig.get(key)
             if before:
-                # The fields whose value differs (hash values are all strings; fields are never removed).
-                changed = dict(h.items() - before.items())
+                # The fields whose value differs (fields are never removed). Compared, not hashed:
+                # an unchanged field is mostly the very string object it was copied from.
+                get = before.get
+                changed = {f: v for f, v in h.items() if get(f) != v}
             else:
                 changed = h
             if changed:

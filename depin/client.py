@@ -51,6 +51,7 @@ from depin.delivery import DeliveryError, check_content_address, open_bytes, ope
 from depin.delivery_check import fetch_manifest
 from depin.deployment import (
     DEPLOYMENT_HINT,
+    ContractAddresses,
     Deployment,
     DeploymentFileError,
     load_deployment,
@@ -346,7 +347,7 @@ class DeliveryCheck:
 # ------------------------------------------------------------------------------------ the client
 
 
-class Client:
+class Client(ContractAddresses):
     """One deployment on one node, optionally with a signing account. Thread-safe for reads; the
     transactions of one client share one nonce sequence (safe from several threads)."""
 
@@ -433,24 +434,6 @@ class Client:
         )
 
     # ------------------------------------------------------------------ addresses
-
-    @property
-    def market(self) -> str:
-        return self.addresses["JobMarket"]
-
-    @property
-    def staking(self) -> str:
-        return self.addresses["ProviderStaking"]
-
-    @property
-    def token(self) -> str:
-        return self.addresses["RewardToken"]
-
-    @property
-    def court(self) -> str:
-        """The deployment's verification court (jobs snapshot theirs: :attr:`OnchainJob` has no
-        court, ``verificationInfo`` does)."""
-        return self.addresses["VerificationCourt"]
 
     @property
     def address(self) -> str:

@@ -403,6 +403,31 @@ def load_deployment_file(path: Path | str, *, hint: str = DEPLOYMENT_HINT) -> De
         raise DeploymentFileError(f"{shown} is not a deployment file (format: depin/deployment.py): {reason}") from None
 
 
+class ContractAddresses:
+    """The core contracts' addresses by role, for a class whose ``addresses`` maps contract names
+    to checksummed addresses (a :class:`~depin.client.Client`, a devnet driver)."""
+
+    addresses: dict[str, str]
+
+    @property
+    def market(self) -> str:
+        return self.addresses["JobMarket"]
+
+    @property
+    def staking(self) -> str:
+        return self.addresses["ProviderStaking"]
+
+    @property
+    def token(self) -> str:
+        return self.addresses["RewardToken"]
+
+    @property
+    def court(self) -> str:
+        """The deployment's verification court (jobs snapshot theirs: :attr:`OnchainJob` has no
+        court, ``verificationInfo`` does)."""
+        return self.addresses["VerificationCourt"]
+
+
 def load_deployment(
     src: Deployment | Path | str,
     *,

@@ -54,7 +54,7 @@ from depin.abi import Codec, ContractCall
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError
 from depin.contracts import Deployed, JobMarket
-from depin.deployment import Deployment, read_deployment, to_wei
+from depin.deployment import ContractAddresses, Deployment, read_deployment, to_wei
 from depin.errors import ChainError
 from depin.spec import canonical_json
 
@@ -199,7 +199,7 @@ class GeneratedJobs:
 # ---------------------------------------------------------------------------------------- the driver
 
 
-class DevChain:
+class DevChain(ContractAddresses):
     """A deployment on an anvil node, driven through unlocked accounts."""
 
     def __init__(self, rpc_url: str, deployment: Deployment, *, timeout: float = 120.0) -> None:
@@ -232,23 +232,7 @@ class DevChain:
             raise DevChainError(f"no deployment for chain {chain_id} in {directory}; deploy first (deploy_with_ape)")
         return cls(rpc_url, deployment, **kwargs)
 
-    # ------------------------------------------------------------------ addresses and accounts
-
-    @property
-    def market(self) -> str:
-        return self.addresses["JobMarket"]
-
-    @property
-    def staking(self) -> str:
-        return self.addresses["ProviderStaking"]
-
-    @property
-    def token(self) -> str:
-        return self.addresses["RewardToken"]
-
-    @property
-    def court(self) -> str:
-        return self.addresses["VerificationCourt"]
+    # ------------------------------------------------------------------ accounts
 
     @property
     def deployer(self) -> str:

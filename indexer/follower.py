@@ -63,7 +63,8 @@ from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
 from depin.chain.heads import HeadSubscription
 from depin.chain.logs import LogFetcher, RawLog
-from depin.deployment import Deployment, DeploymentFileError, load_deployment_file, shown_path
+from depin.deployment import Deployment, DeploymentFileError
+from depin.deployment import load_deployment as load_deployment_from
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer import metrics
@@ -86,19 +87,15 @@ GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a co
 
 def load_deployment(path: Path) -> Deployment:
     """The deployment recorded in `path` (``deployments/<chainId>.json``)."""
-    path = Path(path)
     try:
-        deployment = load_deployment_file(
-            path,
+        return load_deployment_from(
+            Path(path),
+            require=("JobMarket", "ProviderStaking"),
             hint="deploy first (`ape run deploy --network ... --deployments-dir DIR`) and point DEPIN_DEPLOYMENT at "
             "DIR/<chainId>.json",
         )
     except DeploymentFileError as exc:
         raise IndexerError(str(exc)) from None
-    missing = [n for n in ("JobMarket", "ProviderStaking") if n not in deployment.addresses]
-    if missing:
-        raise IndexerError(f"{shown_path(path)} lacks addresses for {', '.join(missing)}; redeploy or fix the file")
-    return deployment
 
 
 class _ChainMoved(Exception):

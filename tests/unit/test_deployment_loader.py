@@ -58,3 +58,16 @@ def test_required_addresses_must_be_there(tmp_path: Path) -> None:
     path = write_deployment(deployment(addresses={"JobMarket": ADDRESSES["JobMarket"]}), tmp_path)
     with pytest.raises(DeploymentFileError, match="lacks addresses for ProviderStaking"):
         load_deployment(path, require=("JobMarket", "ProviderStaking"))
+
+
+def test_the_indexer_loader_reports_a_bad_file_as_an_indexer_error(tmp_path: Path) -> None:
+    from depin.errors import IndexerError
+    from indexer.follower import load_deployment as indexer_load_deployment
+
+    path = write_deployment(deployment(addresses={"JobMarket": ADDRESSES["JobMarket"]}), tmp_path)
+    with pytest.raises(IndexerError, match=f"{path.name} lacks addresses for ProviderStaking; redeploy"):
+        indexer_load_deployment(path)
+    with pytest.raises(IndexerError, match="point DEPIN_DEPLOYMENT at"):
+        indexer_load_deployment(tmp_path / "1.json")
+    full = write_deployment(deployment(1337), tmp_path)
+    assert indexer_load_deployment(full) == deployment(1337)

@@ -43,8 +43,8 @@ step() {
 if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]]; then
   log "note: the working tree has uncommitted changes; the check uses HEAD ($(git -C "$ROOT" rev-parse --short HEAD)) only"
 fi
-# py-solc-x's compilers (and setup's offline solc wrapper, which points into the clone) live in the
-# temporary folder too: the user's ~/.solcx must not end up pointing at a folder this check deletes.
+# py-solc-x's compilers (and setup's offline solc wrapper with its bundle) live in the temporary
+# folder too: the check proves a setup from nothing and leaves the user's ~/.solcx as it was.
 export SOLCX_BINARY_PATH="$work/solcx"
 step clone git clone -q "$ROOT" "$clone"
 cd "$clone"

@@ -3,10 +3,16 @@
 
 Route 1: `solcx.install_solc` downloads the native binary (machines with internet).
 Route 2: if that fails, write a small sh wrapper in py-solc-x's install folder that runs the
-npm `solc` package (solcjs) through tools/solc-native.cjs, which speaks native solc's CLI.
+npm `solc` package (solcjs) through tools/solc-native.cjs, which speaks native solc's CLI. The
+wrapper runs a copy of the two (the shim and the `solc` package with its dependencies, ~9 MB) kept
+beside it in that folder, in a bundle named by their content: the folder is per user and shared by
+every checkout, and a wrapper that ran a checkout's own files broke every other checkout's compiles
+once that one was deleted (a CI clone's, for instance).
 
-Re-runnable: a working native binary or an up-to-date wrapper is left alone; a wrapper that points
-at another checkout (the project moved) is replaced. Honours SOLCX_BINARY_PATH (py-solc-x does).
+Re-runnable: a working native binary or an up-to-date wrapper is left alone; a wrapper of another
+content (an older shim, or the wrapper of before the bundles, which ran a checkout's files) is
+replaced, and bundles are never deleted (another checkout's compile may be running one). Honours
+SOLCX_BINARY_PATH (py-solc-x does).
 Run it with the project venv's Python after `npm ci`:  .venv/bin/python tools/install_solc.py
 Environment: DEPIN_SOLC_OFFLINE=1 skips the download; DEPIN_SOLC_DOWNLOAD_TIMEOUT (seconds, default
 120) bounds the download attempt.
@@ -15,7 +21,11 @@ Environment: DEPIN_SOLC_OFFLINE=1 skips the download; DEPIN_SOLC_DOWNLOAD_TIMEOU
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
+import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -32,12 +42,70 @@ SHIM = PROJECT_ROOT / "tools" / "solc-native.cjs"
 MARKER = "# depin-compute solc wrapper"
 
 
-def wrapper_text() -> str:
+def solc_packages(node_modules: Path) -> list[Path]:
+    """The `solc` npm package and every package it needs at run time, found in `node_modules`
+    (npm's flat layout): the folders the bundle copies."""
+    found: dict[str, Path] = {}
+    todo = ["solc"]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        folder = node_modules / name
+        manifest = folder / "package.json"
+        if not manifest.is_file():
+            sys.exit(f"install_solc: {manifest} is missing; run `npm ci` first")
+        found[name] = folder
+        todo += sorted(json.loads(manifest.read_text()).get("dependencies") or {})
+    return [found[name] for name in sorted(found)]
+
+
+def bundle_name(packages: list[Path]) -> str:
+    """`depin-solcjs-<version>-<digest>`: the digest covers the shim's bytes and each package's
+    name and version, so a bundle never changes once written."""
+    digest = hashlib.sha256(SHIM.read_bytes())
+    for folder in packages:
+        manifest = json.loads((folder / "package.json").read_text())
+        digest.update(f"\0{manifest.get('name')}@{manifest.get('version')}".encode())
+    return f"depin-solcjs-{SOLC_VERSION}-{digest.hexdigest()[:12]}"
+
+
+def wrapper_text(bundle: Path) -> str:
     return (
         "#!/bin/sh\n"
-        f"{MARKER}: solc {SOLC_VERSION} via npm solcjs. Written by {PROJECT_ROOT}/tools/install_solc.py.\n"
-        f'exec node "{SHIM}" "$@"\n'
+        f"{MARKER}: solc {SOLC_VERSION} via npm solcjs, run from the bundle {bundle.name} beside it "
+        "(no checkout needed). Written by depin-compute's tools/install_solc.py.\n"
+        f'exec node {shlex.quote(str(bundle / "tools" / SHIM.name))} "$@"\n'
     )
+
+
+def write_bundle(folder: Path, packages: list[Path], rebuild: bool = False) -> Path:
+    """The bundle for this checkout's shim and `solc` package in `folder`, copied there unless it
+    is there already (built in a temporary folder, then renamed: a concurrent setup or a crash
+    never leaves a half-copied bundle under the final name). `rebuild`: replace one that is there
+    (its files were damaged by hand: the wrapper did not run)."""
+    bundle = folder / bundle_name(packages)
+    if bundle.exists() and rebuild:
+        damaged = Path(tempfile.mkdtemp(prefix=".depin-solcjs-damaged-", dir=folder))
+        bundle.rename(damaged / bundle.name)
+        shutil.rmtree(damaged, ignore_errors=True)
+    if (bundle / "tools" / SHIM.name).is_file():
+        return bundle
+    tmp = Path(tempfile.mkdtemp(prefix=".depin-solcjs-", dir=folder))
+    try:
+        tmp.chmod(0o755)
+        (tmp / "tools").mkdir()
+        shutil.copy2(SHIM, tmp / "tools" / SHIM.name)
+        for package in packages:
+            shutil.copytree(package, tmp / "node_modules" / package.name)  # links followed: no outside file
+        try:
+            tmp.rename(bundle)
+        except OSError:  # another setup renamed its identical copy first
+            if not (bundle / "tools" / SHIM.name).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return bundle
 
 
 def reported_version(binary: Path) -> Version | None:
@@ -85,16 +153,28 @@ def try_download(folder: Path) -> bool:
     return False
 
 
-def write_wrapper(target: Path) -> None:
+def write_wrapper(target: Path, rebuild: bool = False) -> Path:
+    """Writes the wrapper `target` (and its bundle, if new or `rebuild`); returns the bundle."""
     if not SHIM.is_file():
         sys.exit(f"install_solc: {SHIM} is missing")
-    if not (PROJECT_ROOT / "node_modules" / "solc" / "package.json").is_file():
+    node_modules = PROJECT_ROOT / "node_modules"
+    if not (node_modules / "solc" / "package.json").is_file():
         sys.exit("install_solc: node_modules/solc is missing; run `npm ci` first")
+    bundle = write_bundle(target.parent, solc_packages(node_modules), rebuild)
     fd, tmp = tempfile.mkstemp(prefix=".solc-wrapper-", dir=target.parent)
     with os.fdopen(fd, "w") as fh:
-        fh.write(wrapper_text())
+        fh.write(wrapper_text(bundle))
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
+    return bundle
+
+
+def expected_wrapper(folder: Path) -> str | None:
+    """The wrapper this checkout would write into `folder` (None when it cannot: no node_modules)."""
+    node_modules = PROJECT_ROOT / "node_modules"
+    if not SHIM.is_file() or not (node_modules / "solc" / "package.json").is_file():
+        return None
+    return wrapper_text(folder / bundle_name(solc_packages(node_modules)))
 
 
 def main() -> int:
@@ -103,13 +183,18 @@ def main() -> int:
     target = folder / f"solc-v{SOLC_VERSION}"
 
     route = None
+    rebuild = False
     if target.is_file():
         head = target.read_bytes()[:4096]
         if MARKER.encode() in head:
-            if head.decode(errors="replace") == wrapper_text() and reported_version(target) == SOLC_VERSION:
-                route = "wrapper (already in place)"
+            if head.decode(errors="replace") == expected_wrapper(folder):
+                if reported_version(target) == SOLC_VERSION:
+                    route = "wrapper (already in place)"
+                else:
+                    print(f"install_solc: {target} is this checkout's wrapper but does not run; rebuilding its bundle")
+                    rebuild = True
             else:
-                print(f"install_solc: {target} is a stale wrapper (another checkout?); replacing it")
+                print(f"install_solc: {target} is a wrapper of another content or a broken one; replacing it")
                 target.unlink()
         elif reported_version(target) == SOLC_VERSION:
             route = "native solc (already installed)"
@@ -121,8 +206,7 @@ def main() -> int:
         if try_download(folder):
             route = "native solc (downloaded by solcx.install_solc)"
         else:
-            write_wrapper(target)
-            route = f"wrapper over npm solcjs ({SHIM})"
+            route = f"wrapper over npm solcjs (bundle {write_wrapper(target, rebuild)})"
 
     # The check ape-solidity relies on: select the version, then ask py-solc-x what it runs.
     try:

@@ -12,6 +12,8 @@
 const fs = require("fs");
 const path = require("path");
 
+// The folder above tools/: a checkout, or the self-contained bundle tools/install_solc.py copies
+// this file and the npm `solc` package into (beside py-solc-x's compilers).
 const projectRoot = path.resolve(__dirname, "..");
 const solc = require(path.join(projectRoot, "node_modules", "solc"));
 

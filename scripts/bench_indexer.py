@@ -257,7 +257,7 @@ def redis_floor(config: Any, redis_url: str, head: int, timeout: float, db: int 
         if stream and store.stream_max_len:  # as the script trims after appending
             pipe.xtrim(store.keys.events, maxlen=store.stream_max_len, approximate=True)
         pipe.execute()
-    plain = (redis_cpu(client) - before) / max(scripted["events"], 1) * 1e6
+    plain = (redis_cpu(client) - before) / events * 1e6
     replayed_keys = client.dbsize()
     client.flushdb()
     client.close()

@@ -57,7 +57,11 @@ def _version(wrapper: Path) -> str:
     return proc.stdout
 
 
-def test_the_wrapper_compiles_after_its_checkout_is_deleted(checkout: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_the_wrapper_compiles_after_its_checkout_is_deleted(checkout: Path, tmp_path: Path, layout: str) -> None:
+    if layout == "nested":  # as npm lays out a dependency whose hoisted copy has another version
+        (checkout / "node_modules" / "solc" / "node_modules").mkdir()
+        (checkout / "node_modules" / "semver").rename(checkout / "node_modules" / "solc" / "node_modules" / "semver")
     folder = tmp_path / "solcx"
     _install(checkout, folder)
     wrapper = folder / f"solc-v{SOLC}"

@@ -42,31 +42,43 @@ SHIM = PROJECT_ROOT / "tools" / "solc-native.cjs"
 MARKER = "# depin-compute solc wrapper"
 
 
+def _resolve(name: str, requirer: Path, node_modules: Path) -> Path | None:
+    """Where node finds package `name` required from the package folder `requirer`: the nearest
+    ``node_modules/<name>`` from it upwards, within the project's `node_modules`."""
+    folder = requirer
+    while True:
+        if folder.name != "node_modules" and (folder / "node_modules" / name / "package.json").is_file():
+            return folder / "node_modules" / name
+        if folder == node_modules.parent:
+            return None
+        folder = folder.parent
+
+
 def solc_packages(node_modules: Path) -> list[Path]:
-    """The `solc` npm package and every package it needs at run time, found in `node_modules`
-    (npm's flat layout): the folders the bundle copies."""
-    found: dict[str, Path] = {}
-    todo = ["solc"]
+    """The `solc` package and every package it needs at run time, resolved as node does, as
+    paths relative to `node_modules` (``semver``, or ``solc/node_modules/semver`` where npm nested
+    one in another's folder)."""
+    found: set[Path] = set()
+    todo = [("solc", node_modules.parent)]
     while todo:
-        name = todo.pop()
-        if name in found:
+        name, requirer = todo.pop()
+        folder = _resolve(name, requirer, node_modules)
+        if folder is None:
+            sys.exit(f"install_solc: npm package {name} (needed by {requirer.name}) is missing; run `npm ci` first")
+        if folder.relative_to(node_modules) in found:
             continue
-        folder = node_modules / name
-        manifest = folder / "package.json"
-        if not manifest.is_file():
-            sys.exit(f"install_solc: {manifest} is missing; run `npm ci` first")
-        found[name] = folder
-        todo += sorted(json.loads(manifest.read_text()).get("dependencies") or {})
-    return [found[name] for name in sorted(found)]
+        found.add(folder.relative_to(node_modules))
+        todo += [(dep, folder) for dep in sorted(json.loads((folder / "package.json").read_text()).get("dependencies") or {})]
+    return sorted(found)
 
 
-def bundle_name(packages: list[Path]) -> str:
+def bundle_name(node_modules: Path, packages: list[Path]) -> str:
     """`depin-solcjs-<version>-<digest>`: the digest covers the shim's bytes and each package's
-    name and version, so a bundle never changes once written."""
+    place and version, so a bundle never changes once written."""
     digest = hashlib.sha256(SHIM.read_bytes())
-    for folder in packages:
-        manifest = json.loads((folder / "package.json").read_text())
-        digest.update(f"\0{manifest.get('name')}@{manifest.get('version')}".encode())
+    for package in packages:
+        version = json.loads((node_modules / package / "package.json").read_text()).get("version")
+        digest.update(f"\0{package.as_posix()}@{version}".encode())
     return f"depin-solcjs-{SOLC_VERSION}-{digest.hexdigest()[:12]}"
 
 
@@ -79,12 +91,12 @@ def wrapper_text(bundle: Path) -> str:
     )
 
 
-def write_bundle(folder: Path, packages: list[Path], rebuild: bool = False) -> Path:
+def write_bundle(folder: Path, node_modules: Path, packages: list[Path], rebuild: bool = False) -> Path:
     """The bundle for this checkout's shim and `solc` package in `folder`, copied there unless it
     is there already (built in a temporary folder, then renamed: a concurrent setup or a crash
     never leaves a half-copied bundle under the final name). `rebuild`: replace one that is there
     (its files were damaged by hand: the wrapper did not run)."""
-    bundle = folder / bundle_name(packages)
+    bundle = folder / bundle_name(node_modules, packages)
     if bundle.exists() and rebuild:
         damaged = Path(tempfile.mkdtemp(prefix=".depin-solcjs-damaged-", dir=folder))
         bundle.rename(damaged / bundle.name)
@@ -97,7 +109,9 @@ def write_bundle(folder: Path, packages: list[Path], rebuild: bool = False) -> P
         (tmp / "tools").mkdir()
         shutil.copy2(SHIM, tmp / "tools" / SHIM.name)
         for package in packages:
-            shutil.copytree(package, tmp / "node_modules" / package.name)  # links followed: no outside file
+            if "node_modules" not in package.parts:  # a nested one comes with its parent's folder
+                # links followed: no file outside the bundle
+                shutil.copytree(node_modules / package, tmp / "node_modules" / package)
         try:
             tmp.rename(bundle)
         except OSError:  # another setup renamed its identical copy first
@@ -160,7 +174,7 @@ def write_wrapper(target: Path, rebuild: bool = False) -> Path:
     node_modules = PROJECT_ROOT / "node_modules"
     if not (node_modules / "solc" / "package.json").is_file():
         sys.exit("install_solc: node_modules/solc is missing; run `npm ci` first")
-    bundle = write_bundle(target.parent, solc_packages(node_modules), rebuild)
+    bundle = write_bundle(target.parent, node_modules, solc_packages(node_modules), rebuild)
     fd, tmp = tempfile.mkstemp(prefix=".solc-wrapper-", dir=target.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(wrapper_text(bundle))
@@ -174,7 +188,7 @@ def expected_wrapper(folder: Path) -> str | None:
     node_modules = PROJECT_ROOT / "node_modules"
     if not SHIM.is_file() or not (node_modules / "solc" / "package.json").is_file():
         return None
-    return wrapper_text(folder / bundle_name(solc_packages(node_modules)))
+    return wrapper_text(folder / bundle_name(node_modules, solc_packages(node_modules)))
 
 
 def main() -> int:

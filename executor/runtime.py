@@ -85,6 +85,7 @@ ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
 # "verifying_court": drawn or challenged, followed by executor.verification (its own set);
 # "no_fault": we reported an availability failure and the market reopened (or refunded) the job.
 TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verifying_court", "no_fault")
+RECORD_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
 
 
 def broker_url_for(redis_url: str) -> str:
@@ -233,7 +234,10 @@ class Runtime:
 
     def set_record(self, job_id: int, state: str | None = None, *, challenge_deadline: int | None = None, **fields: Any) -> None:
         """Updates the job's record, the active set and (with `challenge_deadline`) the set of
-        submitted jobs to finalize, in one transaction."""
+        submitted jobs to finalize, in one transaction. An unknown `state` raises ValueError before
+        anything is written: a misspelt one would drop the job from the active set unnoticed."""
+        if state is not None and state not in RECORD_STATES:
+            raise ValueError(f"unknown job record state {state!r}; known: {', '.join(sorted(RECORD_STATES))}")
         values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         values["updated"] = f"{time.time():.3f}"
         pipe = self.state.pipeline(transaction=True)

@@ -23,7 +23,7 @@ from executor.canary import CanaryJournal
 from executor.celery import beat_schedule
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
-from executor.runtime import broker_url_for
+from executor.runtime import ACTIVE_STATES, TERMINAL_STATES, Runtime, broker_url_for
 from executor.verifier import AuditJournal, open_to_us
 from executor.worker import components_for
 from tests.executor.stack import wait_for
@@ -175,6 +175,24 @@ def test_broker_uses_the_next_database_unless_told(monkeypatch: pytest.MonkeyPat
     assert broker_url_for("redis://host") == "redis://host/1"
     monkeypatch.setenv("DEPIN_BROKER_URL", "redis://other:1/9")
     assert broker_url_for("redis://127.0.0.1:6379/0") == "redis://other:1/9"
+
+
+def test_a_job_record_takes_only_known_states(r: redis.Redis) -> None:
+    """The real `Runtime.set_record` on a real Redis: a known state moves the job in or out of the
+    active set; a misspelt one raises before anything is written (it would have dropped the job
+    from the active set, so that recovery never looked at it again)."""
+    rt = SimpleNamespace(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
+    Runtime.set_record(rt, 5, "claimed", claim_tx="0xabc")  # type: ignore[arg-type]
+    assert r.zscore(rt.xkeys.active, "5") is not None
+    with pytest.raises(ValueError, match="unknown job record state 'claimd'"):
+        Runtime.set_record(rt, 5, "claimd")  # type: ignore[arg-type]
+    assert r.hget(rt.xkeys.job(5), "state") == "claimed" and r.zscore(rt.xkeys.active, "5") is not None
+    for state in TERMINAL_STATES:
+        Runtime.set_record(rt, 5, state)  # type: ignore[arg-type]
+        assert r.hget(rt.xkeys.job(5), "state") == state and r.zscore(rt.xkeys.active, "5") is None
+    for state in ACTIVE_STATES:
+        Runtime.set_record(rt, 6, state)  # type: ignore[arg-type]
+        assert r.zscore(rt.xkeys.active, "6") is not None
 
 
 # ------------------------------------------------------------------------------------ redelivery cap

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ class Seen:
 class RecordingServer:
     """Serves `routes` (path -> (status, headers, body), or a callable of the server giving one) on
     `host` and `port`. ``connections`` counts accepted TCP connections; ``requests``
-    lists every request. Unknown paths answer 404."""
+    lists every request; ``socket_errors`` every connection that ended in a socket or TLS error
+    (a client refusing the certificate, or hanging up), recorded instead of printed. Unknown paths
+    answer 404."""
 
     host: str = "127.0.0.1"
     routes: dict[str, Answer | Callable[[RecordingServer], Answer]] = field(default_factory=dict)
@@ -33,6 +36,7 @@ class RecordingServer:
     connections: int = 0
     requests: list[Seen] = field(default_factory=list)
     sni: list[str | None] = field(default_factory=list)
+    socket_errors: list[OSError] = field(default_factory=list)
     port: int = 0  # 0: the kernel picks one
 
     def __post_init__(self) -> None:
@@ -59,6 +63,13 @@ class RecordingServer:
             def verify_request(self, request, client_address) -> bool:  # type: ignore[override]
                 owner.connections += 1
                 return True
+
+            def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+                error = sys.exc_info()[1]
+                if isinstance(error, OSError):
+                    owner.socket_errors.append(error)
+                else:
+                    super().handle_error(request, client_address)
 
         self._server = Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]

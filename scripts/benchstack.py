@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,21 +36,6 @@ TOKEN = 10**18
 ARBITER = 5  # anvil account that holds the court's arbiter role
 COMPONENTS = ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
 COMMAND = ["sh", "-c", "echo ok > /out/ok"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Polls `predicate` until it returns something true; TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def spec(image: str, command: list[str], *, cpus: float = 1, memory_mb: int = 64, max_runtime: int = 10, **extra: Any) -> bytes:

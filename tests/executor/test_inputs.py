@@ -120,7 +120,10 @@ def test_http_errors_are_unavailable(tmp_path, http_base, path, retryable):
     with pytest.raises(InputUnavailable) as info:
         fetch_input(item(f"{http_base}{path}"), tmp_path, allow_networks=LOCAL)
     assert info.value.retryable is retryable
-    assert "404" not in str(info.value) and "503" not in str(info.value)
+    # the server's status is not told back (the URL's own digits aside: the port is random, and
+    # 44503 once made this fail)
+    told = str(info.value).replace(http_base, "<server>")
+    assert "<server>" in told and "404" not in told and "503" not in told
     assert list(tmp_path.iterdir()) == []
 
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import JobTerms
 from depinctl.procs import ManagedProcess, free_port
 from executor.worker import components_for
-from tests.indexer.services import Anvil, Market, RedisServer, indexer_env, wait_for
+from tests.indexer.services import TIMEOUT_SCALE, Anvil, Market, RedisServer, indexer_env, wait_for
 
 TOKEN = 10**18
 PROVIDER, REQUESTER, VERIFIER, PROVIDER2, ARBITER, REQUESTER2 = 1, 2, 3, 4, 5, 6
@@ -56,6 +56,9 @@ EXECUTOR_ENV = {
     "DEPIN_RECOVER_AFTER": "4",
     "DEPIN_SUBMIT_MARGIN": "3",
     "DEPIN_STOP_GRACE": "10",
+    # How long a component waits at start for the engine to answer: a hang guard like every wait
+    # of the tests, so scaled like them (a loaded machine once kept one from answering for 60 s).
+    "DEPIN_ENGINE_WAIT": str(60 * TIMEOUT_SCALE),
 }
 
 
@@ -298,8 +301,14 @@ class Stack:
 
     def wait_status(self, job_id: int, statuses: JobStatus | Iterable[JobStatus], timeout: float = 60, executors: Iterable[Executor] = ()) -> JobStatus:
         wanted = {statuses} if isinstance(statuses, JobStatus) else set(statuses)
+        what = f"job {job_id} to be {sorted(w.label for w in wanted)}"
+        return self._wait_job(job_id, lambda: (s := self.status(job_id)) in wanted and s, timeout, what, executors)
+
+    def _wait_job(self, job_id: int, predicate: Callable[[], Any], timeout: float, what: str, executors: Iterable[Executor]) -> Any:
+        """wait_for; on a timeout the error names the job's status and carries the executors' logs
+        (a component that gave up says why there)."""
         try:
-            return wait_for(lambda: (s := self.status(job_id)) in wanted and s, timeout, f"job {job_id} to be {sorted(w.label for w in wanted)}")
+            return wait_for(predicate, timeout, what)
         except TimeoutError as exc:
             logs = "\n".join(ex.logs() for ex in (list(executors) or self.executors))
             raise TimeoutError(f"{exc}; now {self.status(job_id).label}\n{logs}") from None
@@ -313,6 +322,10 @@ class Stack:
             return raw is not None and json.loads(raw)["number"] >= head
 
         wait_for(caught_up, timeout, f"the indexer to reach block {head}")
+
+    def wait_event(self, job_id: int, name: str, timeout: float = 60, executors: Iterable[Executor] = ()) -> list[dict[str, Any]]:
+        """Waits for the job's indexed `name` events (see _wait_job on a timeout)."""
+        return self._wait_job(job_id, lambda: self.events(job_id, name), timeout, f"job {job_id}'s {name}", executors)
 
     def events(self, job_id: int, name: str | None = None) -> list[dict[str, Any]]:
         """The job's entries in the indexer's stream (kind ``event`` only), oldest first, once the

@@ -26,7 +26,7 @@ from depin.commitment import commitment, failure_digest
 from depin.market import FailureCode, JobStatus
 
 from .recording_server import RecordingServer
-from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec
 
 NO_FAULT_FEE = TOKEN * 200 // 10_000  # noFaultFeeBps of a 1-token reward, from each side
 
@@ -102,7 +102,7 @@ def test_inputs_aimed_at_the_providers_network_fail_cleanly_and_the_next_job_run
     redirected = _input_job(stack, f"{allowed.base}/hop", "ee" * 32)
     metadata = _input_job(stack, "http://169.254.169.254/latest/meta-data/iam/security-credentials/", "ee" * 32)
     for job_id in (loopback, redirected, metadata):
-        wait_for(lambda j=job_id: stack.events(j, "NoFaultFailure"), 60, f"job {job_id}'s availability failure")
+        stack.wait_event(job_id, "NoFaultFailure")
         assert stack.status(job_id) == JobStatus.OPEN  # reopened at once, for another provider
 
     _assert_clean_failure(stack, loopback)

@@ -6,6 +6,7 @@ another key, of the wrong kind. Also the sentinel NOT_DELIVERED."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,12 +16,14 @@ import pytest
 import uvicorn
 from eth_utils import keccak
 
+from depin import delivery_check
 from depin.commitment import NOT_DELIVERED, failure_digest
 from depin.delivery import public_key_of
 from depin.delivery_check import MISMATCH, NO_MANIFEST, TOO_LARGE, UNAVAILABLE, WRONG_KIND, check_delivered
 from depin.outputs import build_archive, match_digest
 from depinctl.procs import free_port
 from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
+from tests.indexer.services import TIMEOUT_SCALE
 
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 JOB = 7
@@ -97,7 +100,9 @@ def test_a_tampered_plaintext_archive_is_not_delivered(tmp_path: Path, served: R
 def test_a_missing_archive_is_asked_for_within_the_wait_then_not_delivered(tmp_path: Path, served: ResultStore) -> None:
     sub = _publish(tmp_path, served)
     served.path(sub.name).unlink()  # the provider withholds: its server answers 404
-    verdict = _check(sub, wait=0.5, retry_every=0.2)
+    # asked for again until the wait ends (a wait scaled like the tests' hang guards: on a loaded
+    # machine one attempt once took the whole of a 0.5 s wait, leaving no time for a second)
+    verdict = _check(sub, wait=1.0 * TIMEOUT_SCALE, retry_every=0.2)
     assert not verdict and verdict.failure == UNAVAILABLE and "HTTP 404" in verdict.reason and verdict.attempts >= 2
     assert verdict.summary().startswith("not delivered:")
     served.remove(sub.name)  # the manifest too
@@ -105,17 +110,37 @@ def test_a_missing_archive_is_asked_for_within_the_wait_then_not_delivered(tmp_p
     assert not verdict and verdict.failure == NO_MANIFEST and verdict.attempts == 1
 
 
-def test_an_archive_that_comes_back_within_the_wait_is_delivered(tmp_path: Path, served: ResultStore) -> None:
+def test_an_archive_that_comes_back_within_the_wait_is_delivered(tmp_path: Path, served: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
     sub = _publish(tmp_path, served)
     path = served.path(sub.name)
     kept = path.read_bytes()
     path.unlink()
-    timer = threading.Timer(0.5, path.write_bytes, args=(kept,))  # the provider's disk is back shortly
-    timer.start()
+    # The provider's disk is back once the first attempt has been answered 404 (observed, not timed:
+    # each attempt still asks the real server).
+    first_failed = threading.Event()
+    check_once = delivery_check._check_once
+
+    def observed(*args: object) -> object:
+        verdict = check_once(*args)
+        if not verdict.delivered:
+            first_failed.set()
+        return verdict
+
+    monkeypatch.setattr(delivery_check, "_check_once", observed)
+
+    def restore() -> None:
+        if first_failed.wait(60):
+            part = path.with_name(path.name + ".part")
+            part.write_bytes(kept)
+            os.replace(part, path)  # at once: a half-written archive would be a final mismatch
+
+    restorer = threading.Thread(target=restore)
+    restorer.start()
     try:
         verdict = _check(sub, wait=20.0, retry_every=0.1)
     finally:
-        timer.join()
+        first_failed.set()
+        restorer.join()
     assert verdict and verdict.attempts >= 2
 
 

@@ -22,6 +22,19 @@ TOKEN = 10**18
 MIN_STAKE = to_wei(100)  # devnet parameters (deployments/parameters.toml)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def block_clock(chain):
+    """Chain time stands still unless a test moves it (`mine(timestamp=...)`, `pending_timestamp`):
+    every block gets its parent's timestamp. anvil otherwise stamps a block with the wall-clock time
+    it is mined at, so on a busy machine a test's transactions ran out windows the contracts enforce
+    (a court case's 16 s to take the jury seats, in a loaded round), and how many seconds a block
+    adds is not for a test to guess (one per block would run out the same window in a 15-seat
+    round). ape's snapshots and reverts keep the setting."""
+    chain.provider.make_request("anvil_setBlockTimestampInterval", [0])
+    yield
+    chain.provider.make_request("anvil_removeBlockTimestampInterval", [])
+
+
 @pytest.fixture(scope="session")
 def owner(accounts):
     return accounts[0]

@@ -18,7 +18,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from .conftest import TOKEN
+from .conftest import TOKEN, Reads
 
 R = 10 * TOKEN  # reward
 A = 11 * TOKEN  # audit pay (1.1 R): the escrow less the jury deposit
@@ -103,15 +103,17 @@ class Court:
         self.others = others
         self.bonds = 0  # challenge + appeal bonds the court should hold
         self.known = {v.address: v for v in [*verifiers, *others, provider, requester, owner]}
+        self.reads = Reads(chain, token=token, court=court)
 
     # ---------------------------------------------------------------- invariant
     def check(self) -> None:
-        balance = self.token.balanceOf(self.court)
-        assert balance == self.court.accountedBalance()
-        stakes = 0
-        for address in self.known:
-            v = self.court.getVerifier(address)
-            stakes += v.free + v.locked + v.unbonding
+        """The court's conservation, read in one batch (it runs after every transaction)."""
+        court = self.court.address
+        balance, accounted, *infos = self.reads.many(
+            [("token", "balanceOf", court), ("court", "accountedBalance")] + [("court", "getVerifier", a) for a in self.known]
+        )
+        assert balance == accounted
+        stakes = sum(v.free + v.locked + v.unbonding for v in infos)
         assert balance == stakes + self.bonds, (balance, stakes, self.bonds)
 
     def tx(self, fn, *args, sender, bonds: int = 0, **kw) -> Any:

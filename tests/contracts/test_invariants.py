@@ -23,7 +23,6 @@ Each Hypothesis example starts from the same chain snapshot and restores it at t
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any, ClassVar
 
 import ape_ethereum.trace
@@ -33,9 +32,8 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from web3 import Web3
 
-from .conftest import TOKEN, make_spec
+from .conftest import TOKEN, Reads, make_spec
 from .test_market import drawn_by
 
 NONE, OPEN, CLAIMED, SUBMITTED, DISPUTED, FINALIZED, CANCELLED, EXPIRED, TIMED_OUT, RESOLVED = range(10)
@@ -65,44 +63,6 @@ def actors(accounts, owner, token, staking, market):
         if staking.getProvider(acts[name]).id == 0:
             staking.register(INITIAL_STAKE[name], f"http://{name}.local:8700", keccak(text=name), sender=acts[name])
     return acts
-
-
-class Reads:
-    """The machine's view calls, many in one JSON-RPC batch. ape spends about three requests on
-    each call (a code check among them), and the invariants, run after every step, read every job
-    and account: through ape they were nine tenths of this test's time (a cProfile of one run).
-    A struct comes back as a named tuple with the ABI's field names, as ape returns it."""
-
-    def __init__(self, chain, **contracts):
-        self.w3 = Web3(Web3.HTTPProvider(chain.provider.uri))
-        self.contracts = {}
-        self.structs: dict[tuple[str, str], Any] = {}
-        for name, contract in contracts.items():
-            abi = contract.contract_type.model_dump(mode="json", by_alias=True)["abi"]
-            self.contracts[name] = self.w3.eth.contract(contract.address, abi=abi)
-            for item in abi:
-                outputs = item.get("outputs") or []
-                if item.get("type") == "function" and len(outputs) == 1 and outputs[0]["type"] == "tuple":
-                    fields = [c["name"] for c in outputs[0]["components"]]
-                    self.structs[(name, item["name"])] = namedtuple(item["name"], fields)
-
-    def many(self, calls: list[tuple]) -> list:
-        """[(contract, function, *args), ...] -> their results, in order, in one request."""
-        if not calls:
-            return []
-        with self.w3.batch_requests() as batch:
-            for contract, function, *args in calls:
-                batch.add(self.contracts[contract].functions[function](*args))
-            results = batch.execute()
-        assert len(results) == len(calls)
-        out = []
-        for (contract, function, *_), value in zip(calls, results, strict=True):
-            struct = self.structs.get((contract, function))
-            out.append(struct(*value) if struct else value)
-        return out
-
-    def one(self, contract: str, function: str, *args) -> Any:
-        return self.many([(contract, function, *args)])[0]
 
 
 @pytest.fixture

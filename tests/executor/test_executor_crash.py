@@ -18,7 +18,7 @@ import pytest
 from depin.market import JobStatus
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, Executor, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, REQUESTER, Executor, Stack, release_gate, spec, terms_for, wait_for
 
 # A job that runs until the test releases it: it waits for /tmp/go (its own tmpfs), which only
 # the test's `exec` creates.
@@ -55,12 +55,6 @@ def _running_container(stack: Stack, ex: Executor, job_id: int) -> Any:
         filters={"label": [f"{LABEL_EXECUTOR}={ex.instance()}", f"{LABEL_JOB}={job_id}"], "status": "running"}
     )
     return found[0] if found else None
-
-
-def _release(container: Any) -> None:
-    """Lets a GATED job finish."""
-    code, output = container.exec_run(["touch", "/tmp/go"])
-    assert code == 0, output
 
 
 def _log_entries(ex: Executor, component: str, msg: str, job_id: int) -> list[dict[str, Any]]:
@@ -119,7 +113,7 @@ def test_kill_9_during_the_run(stack: Stack) -> None:
     p.start("worker-compute")
     rerun = wait_for(lambda: (c := _running_container(stack, p, job_id)) is not None and c.id != first.id and c,
                      120, "the recovered run's container")
-    _release(rerun)
+    release_gate(rerun)
     _settled_once(stack, job_id)
     recovered = _log_entries(p, "worker-chain", "job recovered", job_id)
     assert any(e["state"] == "running" for e in recovered), recovered
@@ -212,7 +206,7 @@ def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:
     gated = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30))
     running = wait_for(lambda: _running_container(stack, p, gated), 120, "the second job's container to run")
     p.kill9("worker-chain")
-    _release(running)
+    release_gate(running)
     wait_for(lambda: _state(stack, gated) == "outcome", 120, "the second job's outcome to be recorded")
     p.start("worker-chain")
     for job_id in (submitted, gated):

@@ -185,7 +185,6 @@ class Reads:
             for contract, function, *args in calls:
                 batch.add(self.contracts[contract].functions[function](*args))
             results = batch.execute()
-        assert len(results) == len(calls)
         out = []
         for (contract, function, *_), value in zip(calls, results, strict=True):
             struct = self.structs.get((contract, function))

@@ -156,6 +156,14 @@ def registered(funded, staking, provider, provider2):
     return True
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_state(registered, token, staking, market, court, randomness):
+    """Every session-wide fixture set up before the first test: a session fixture first requested
+    after ape has snapshotted a module makes ape revert to the session level and set the module
+    up again (its InvalidIsolationWarning). Tests that need unregistered providers use `stranger`
+    or a deployment of their own (`deploy_test_set`)."""
+
+
 class Reads:
     """View calls, many in one JSON-RPC batch, for checks that read many accounts after every step.
     ape spends about three requests on each call (a code check among them): through ape, the

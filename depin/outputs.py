@@ -61,7 +61,14 @@ component, ``*`` matches any run of characters, ``?`` one character and ``[...]`
 ``**`` matches zero or more components. A plain path (``result.json``, ``data``) selects that
 entry and, for a directory, its whole subtree. At most ``MAX_PATTERNS`` patterns; an entry is
 selected when any one of them selects it. Symbolic links are selected as links (never followed).
-:func:`check_pattern` says why a pattern is refused.
+:func:`check_pattern` says why a pattern is refused. Applying a selector to an output is one more
+limit of a representable output: its entries times its patterns' components (``a/**/*.csv`` is 3)
+at most ``MAX_SELECTION_WORK`` (2^25: all 65,536 entries under 512 components), else the output is
+invalid (``OUTPUT_INVALID``), and an archive beyond it is no result archive for that selector
+(:class:`UnsafeArchive` from :func:`match_digest`). Matching follows each pattern as a small
+automaton along the path, continuing the parent directory's state, so an entry costs one step per
+pattern whatever its depth, and that limit bounds the glob tests a hostile output and selector
+can demand of a provider, a verifier or a requester.
 
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
@@ -69,13 +76,16 @@ links, devices, fifos are refused); no absolute name, no ``..`` component, nothi
 link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
 through another link. A member breaking one of these raises :class:`UnsafeArchive` and nothing
 is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as a second line.
+Every reader of an archive someone else published (extraction, :func:`match_digest`) opens it as a
+plain tar (:func:`open_result`): a compressed one (gzip, bzip2, xz, ...) is refused before anything
+is decompressed, and a sparse member is refused like a device, so that a download whose size is
+capped never turns into more bytes than it holds.
 """
 
 from __future__ import annotations
 
 import errno
 import fnmatch
-import functools
 import hashlib
 import io
 import os
@@ -95,6 +105,11 @@ MAX_PATH_BYTES = 1024
 MAX_ENTRIES = 65_536
 MAX_PATTERNS = 64
 MAX_PATTERN_BYTES = 1024
+# An output selector applied to an output: its entries times its patterns' components at most (the
+# module doc). Bounds the glob tests of the match digest (``make bench-selector``: the costliest case
+# it builds at the cap, 64 patterns of 190 components alternating ``**`` and a set over 2,762
+# entries 61 deep, makes 10 M glob tests in about 6 s).
+MAX_SELECTION_WORK = 1 << 25
 # Errors of a walk that the output cannot cause: the provider's own machine is out of something.
 PROVIDER_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
@@ -113,7 +128,31 @@ class InvalidOutput(ExecutionError):
 
 class UnsafeArchive(ExecutionError, ValueError):
     """A result archive holds a member that extraction refuses (an absolute or ``..`` path, an
-    absolute or escaping symbolic link, a hard link, a device, ...)."""
+    absolute or escaping symbolic link, a hard link, a device, a sparse file, ...), or is not a
+    plain tar (a compressed one)."""
+
+
+# Magic numbers of the compressions ``tarfile.open(mode="r")`` would undo on its own. The format is
+# a plain tar, whose members' bytes all lie in the file: extracting one can write no more than the
+# archive's own size. A compressed archive could (bzip2 makes 300 MB of zeros from 343 bytes), so
+# a downloaded archive, whose size alone is capped, is refused before anything is decompressed.
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"\x5d\x00\x00": "lzma"}
+
+
+def open_result(archive: Path) -> tarfile.TarFile:
+    """Opens a result archive for reading: a plain tar only (never decompressed), else
+    :class:`UnsafeArchive`; ``tarfile.TarError`` / ``OSError`` for a broken or missing one."""
+    with open(archive, "rb") as fh:
+        head = fh.read(8)
+    for magic, name in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise UnsafeArchive(f"not a {FORMAT} archive: it is {name}-compressed (the format is a plain tar; nothing is decompressed)")
+    return tarfile.open(archive, mode="r:")
+
+
+def _sparse(member: tarfile.TarInfo) -> bool:
+    """A sparse file (GNU or pax sparse headers): its stored bytes say nothing of its size."""
+    return member.type == tarfile.GNUTYPE_SPARSE or getattr(member, "sparse", None) is not None
 
 
 @dataclass(frozen=True)
@@ -388,7 +427,7 @@ def file_sha256(path: Path) -> bytes:
 
 def read_exit_code(archive: Path) -> int:
     """The exit code recorded in a result archive."""
-    with tarfile.open(archive, mode="r") as tar:
+    with open_result(archive) as tar:
         member = tar.getmember("exit_code")
         data = tar.extractfile(member)
         if data is None:
@@ -432,35 +471,102 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
     return list(patterns)
 
 
-def _match_parts(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    @functools.cache
-    def go(i: int, j: int) -> bool:
-        if i == len(pattern):
-            return j == len(parts)
-        if pattern[i] == "**":
-            return go(i + 1, j) or (j < len(parts) and go(i, j + 1))
-        return j < len(parts) and fnmatch.fnmatchcase(parts[j], pattern[i]) and go(i + 1, j + 1)
+class _Pattern:
+    """One pattern as a small automaton over path components: bit ``i`` of a state says that the
+    pattern's first ``i`` components match the components read so far (``**`` matching any number
+    of them, ``fnmatchcase`` the others); bit ``len(comps)`` set is a match. Consecutive ``**``
+    are one (they match the same)."""
 
-    return go(0, 0)
+    def __init__(self, pattern: str) -> None:
+        comps: list[str] = []
+        for comp in pattern.split("/"):
+            if not (comp == "**" and comps and comps[-1] == "**"):
+                comps.append(comp)
+        self.comps = comps
+        self.accept = 1 << len(comps)
+        self.stars = sum(1 << i for i, c in enumerate(comps) if c == "**")
+        self.globs = (self.accept - 1) & ~self.stars
+        self.start = self._close(1)
+
+    def _close(self, state: int) -> int:
+        """With ``**`` at position i also matching no component: i in the state puts i + 1 in it."""
+        return state | ((state & self.stars) << 1)
+
+    def step(self, state: int, name: str, tests: dict[str, bool]) -> int:
+        """The state after one more component, `name`. `tests` caches ``fnmatchcase(name, glob)``
+        for this name (globs recur across patterns)."""
+        nxt = state & self.stars  # ``**`` takes the component and stays
+        pending = state & self.globs
+        while pending:
+            low = pending & -pending
+            pending ^= low
+            glob = self.comps[low.bit_length() - 1]
+            hit = tests.get(glob)
+            if hit is None:
+                hit = tests[glob] = glob == "*" or fnmatch.fnmatchcase(name, glob)
+            if hit:
+                nxt |= low << 1
+        return self._close(nxt)
+
+
+class _Selection:
+    """Which paths `patterns` select, itself or through a selected ancestor directory (the module
+    doc). An entry's automaton states continue its parent's, remembered by path: an entry costs one
+    step per pattern, however deep it lies. (Trying every pattern on every prefix of every path
+    cost a provider about 20 s for 260 entries 60 deep under 64 patterns of ``*`` components,
+    which a hostile job's output can make 65,536.)"""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = [_Pattern(p) for p in patterns]
+        # path -> (the patterns' states, selected); "" is out/ itself, which no pattern selects
+        self.known: dict[str, tuple[tuple[int, ...], bool]] = {"": (tuple(p.start for p in self.patterns), False)}
+
+    def __call__(self, rel: str) -> bool:
+        return self._of(rel)[1]
+
+    def _of(self, rel: str) -> tuple[tuple[int, ...], bool]:
+        got = self.known.get(rel)
+        if got is not None:
+            return got
+        parts = rel.split("/")
+        k = len(parts) - 1  # the deepest ancestor already known (out/ always is)
+        while "/".join(parts[:k]) not in self.known:
+            k -= 1
+        states, chosen = self.known["/".join(parts[:k])]
+        for n in range(k, len(parts)):
+            if not chosen:
+                tests: dict[str, bool] = {}
+                states = tuple(p.step(s, parts[n], tests) for p, s in zip(self.patterns, states, strict=True))
+                chosen = any(s & p.accept for p, s in zip(self.patterns, states, strict=True))
+            self.known["/".join(parts[: n + 1])] = (states, chosen)
+        return states, chosen
 
 
 def path_selected(rel: str, patterns: Sequence[str]) -> bool:
     """Whether the entry `rel` (its path below ``out/``) is selected by one of `patterns` itself or
     through a selected ancestor directory (ancestors kept only for the tree's shape do not count)."""
-    parts = tuple(rel.split("/"))
-    split = [tuple(p.split("/")) for p in patterns]
-    return any(_match_parts(p, parts[:n]) for p in split for n in range(1, len(parts) + 1))
+    return _Selection(patterns)(rel)
 
 
 def selected(entries: Sequence[Entry], patterns: Sequence[str]) -> list[Entry]:
     """The entries the match digest covers (see the module doc): the selected ones and the
     directories on the way to them, in their original (sorted) order."""
     check_patterns(patterns)
-    chosen = {e.rel for e in entries if path_selected(e.rel, patterns)}
+    components = sum(p.count("/") + 1 for p in patterns)
+    work = len(entries) * components
+    if work > MAX_SELECTION_WORK:
+        raise InvalidOutput(
+            f"the output selector's {components} pattern components over {len(entries)} entries"
+            f" make {work} selection steps; the format allows at most {MAX_SELECTION_WORK}"
+        )
+    chooses = _Selection(patterns)
+    chosen = {e.rel for e in entries if chooses(e.rel)}
     keep = set(chosen)
-    for rel in chosen:
-        parts = rel.split("/")
-        keep.update("/".join(parts[:n]) for n in range(1, len(parts)))
+    for rel in chosen:  # and the directories on the way (each walk stops where an earlier one went)
+        parent = rel.rpartition("/")[0]
+        while parent and parent not in keep:
+            keep.add(parent)
+            parent = parent.rpartition("/")[0]
     return [e for e in entries if e.rel in keep]
 
 
@@ -490,7 +596,7 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
     if select is None:
         return file_sha256(archive)
     patterns = check_patterns(select)
-    with tarfile.open(archive, mode="r") as tar:
+    with open_result(archive) as tar:
         members = tar.getmembers()
         exit_code = _exit_code_of(tar)
         rels: list[Entry] = []
@@ -504,14 +610,20 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
             kind: EntryKind = "dir" if member.isdir() else "link" if member.issym() else "file" if member.isreg() else "other"
             if kind == "other":
                 raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)} is neither a file, a directory nor a link")
+            if _sparse(member):
+                raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)} is a sparse file")
             rels.append(Entry(rel, kind, size=member.size, executable=bool(member.mode & 0o111), linkname=member.linkname))
             by_rel[rel] = member
+        try:
+            chosen = selected(rels, patterns)
+        except InvalidOutput as exc:  # no result archive: its provider had to fail OUTPUT_INVALID
+            raise UnsafeArchive(f"not a {FORMAT} archive under this selector: {exc}") from None
         sink = _HashSink()
         with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as out:  # type: ignore[call-overload]
             code = f"{exit_code}\n".encode()
             out.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
             out.addfile(_info("out", tarfile.DIRTYPE, 0o755))
-            for entry in selected(rels, patterns):
+            for entry in chosen:
                 name = "out/" + entry.rel
                 if entry.kind == "dir":
                     out.addfile(_info(name, tarfile.DIRTYPE, 0o755))
@@ -560,6 +672,8 @@ def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
         return None
     if member.islnk():
         return f"out/{_short(name)}: a hard link (the format stores files)"
+    if _sparse(member):
+        return f"out/{_short(name)}: a sparse file (the format stores files whole)"
     if not (member.isdir() or member.isreg()):
         return f"out/{_short(name)}: neither a file, a directory nor a symbolic link"
     return None
@@ -591,7 +705,7 @@ def extract_archive(archive: Path, dest: Path) -> int:
     """Extracts the archive's ``out/`` into `dest` and returns the recorded exit code. Every member
     is checked first (see the module doc): :class:`UnsafeArchive`, and nothing extracted, when one
     is unsafe; ``tarfile.TarError`` / ``OSError`` for a broken archive."""
-    with tarfile.open(archive, mode="r") as tar:
+    with open_result(archive) as tar:
         members = _out_members(tar)
         exit_code = _exit_code_of(tar)
         dest.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from depin.config import PolicyConfig
 from depin.errors import ExecutionError, SpecError
 from depin.market import FailureCode
-from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, build_archive, match_digest
+from depin.outputs import PROVIDER_ERRNOS, InvalidOutput, OutputTooLarge, ResultArchive, UnsafeArchive, build_archive, match_digest
 from depin.spec import JobSpec, parse_spec
 from executor.containers import (
     DEFAULT_CONTAINER_LIMITS,
@@ -247,6 +247,8 @@ def selected_digest(archive: ResultArchive, select: Sequence[str] | None) -> byt
         return match_digest(archive.path, select)
     except OSError as exc:
         raise ProviderFault(f"this machine failed while hashing the selected output: {exc}") from exc
+    except UnsafeArchive as exc:  # our own archive: only the selector's limit (MAX_SELECTION_WORK)
+        raise InvalidOutput(str(exc)) from exc
 
 
 def execute(
@@ -350,7 +352,10 @@ def execute(
                 return fail(FailureCode.OUTPUT_INVALID, f"the output cannot be archived: {exc}", logs_tail=tail, durations=durations)
         finally:
             release_output_dir(output)
-        matched = selected_digest(archive, spec.match)
+        try:
+            matched = selected_digest(archive, spec.match)
+        except InvalidOutput as exc:
+            return fail(FailureCode.OUTPUT_INVALID, f"the output selector cannot be applied: {exc}", logs_tail=tail, durations=durations)
         stored = store.put(archive.path, move=True, encrypt_to=spec.encrypt_to)
         durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
         return Outcome.result(

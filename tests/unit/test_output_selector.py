@@ -4,15 +4,29 @@ bad selectors are a clear SpecError."""
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from depin.errors import SpecError
-from depin.outputs import build_archive, check_pattern, match_digest, path_selected
+from depin.outputs import (
+    MAX_SELECTION_WORK,
+    Entry,
+    InvalidOutput,
+    UnsafeArchive,
+    build_archive,
+    check_pattern,
+    match_digest,
+    path_selected,
+    selected,
+)
 from depin.spec import JobSpec, parse_spec, spec_hash
 
 DIGEST = "ab" * 32
@@ -184,3 +198,95 @@ def test_the_spec_selector_feeds_the_digest(tmp_path: Path) -> None:
     assert match_digest(archive.path, spec.match) != archive.digest
     with pytest.raises(ValueError, match="'..'"):
         match_digest(archive.path, ["../x"])
+
+
+# ---------------------------------------------------------------------------------------- cost
+
+
+def _reference_selected(rel: str, patterns: list[str]) -> bool:
+    """The selection as first written: every pattern tried on every prefix of the path (the module
+    doc's rule, word for word), the meaning the automaton must keep."""
+
+    def match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+        @functools.cache
+        def go(i: int, j: int) -> bool:
+            if i == len(pattern):
+                return j == len(parts)
+            if pattern[i] == "**":
+                return go(i + 1, j) or (j < len(parts) and go(i, j + 1))
+            return j < len(parts) and fnmatch.fnmatchcase(parts[j], pattern[i]) and go(i + 1, j + 1)
+
+        return go(0, 0)
+
+    parts = tuple(rel.split("/"))
+    return any(match(tuple(p.split("/")), parts[:n]) for p in patterns for n in range(1, len(parts) + 1))
+
+
+_NAMES = st.sampled_from(["a", "b", "ab", "ba", ".a", "a.csv", "b1"])
+_GLOBS = st.sampled_from(["a", "b", "*", "?", "a*", "*a", "[ab]", "[!a]*", "**", "*.csv", "b?", "ab"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    paths=st.lists(st.lists(_NAMES, min_size=1, max_size=6).map("/".join), min_size=1, max_size=12),
+    patterns=st.lists(st.lists(_GLOBS, min_size=1, max_size=5).map("/".join), min_size=1, max_size=4),
+)
+def test_the_automaton_selects_what_every_prefix_tried_selects(paths: list[str], patterns: list[str]) -> None:
+    # the tree: every path and the directories on the way, sorted as the walker lists them
+    rels = sorted({"/".join(p.split("/")[:n]) for p in paths for n in range(1, p.count("/") + 2)})
+    entries = [Entry(rel, "dir" if any(o.startswith(rel + "/") for o in rels) else "file") for rel in rels]
+    for rel in rels:
+        assert path_selected(rel, patterns) is _reference_selected(rel, patterns), (rel, patterns)
+    expected = {rel for rel in rels if _reference_selected(rel, patterns)}
+    expected |= {"/".join(rel.split("/")[:n]) for rel in expected for n in range(1, rel.count("/") + 1)}
+    assert [e.rel for e in selected(entries, patterns)] == [rel for rel in rels if rel in expected]
+
+
+def _deep_tree(depth: int, files: int) -> list[Entry]:
+    dirs = ["/".join(["d"] * n) for n in range(1, depth + 1)]
+    return [Entry(d, "dir") for d in dirs] + [Entry(f"{dirs[-1]}/f{i}", "file") for i in range(files)]
+
+
+def test_an_entry_costs_one_glob_test_per_pattern_whatever_its_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """260 entries 60 deep under 64 patterns of 59-63 components: every pattern tried on every
+    prefix made about 30 million glob tests (20 s); the automaton, continuing each parent's
+    state, makes at most one per entry and pattern. A count of fnmatchcase calls, not a time."""
+    calls = []
+    real = fnmatch.fnmatchcase
+    monkeypatch.setattr(fnmatch, "fnmatchcase", lambda name, glob: calls.append(glob) or real(name, glob))
+    entries = _deep_tree(60, 200)
+    patterns = ["/".join(["[d]"] * (62 - k % 5) + [f"x{k}"]) for k in range(64)]
+    assert selected(entries, patterns) == []
+    assert 0 < len(calls) <= len(entries) * len(patterns)
+
+
+def test_a_selection_beyond_the_work_limit_is_an_invalid_output(tmp_path: Path) -> None:
+    """Entries times pattern components above MAX_SELECTION_WORK: the provider's output is
+    OUTPUT_INVALID (build_archive), and an archive holding such an output is no result archive for
+    that selector (match_digest), before any glob test."""
+    patterns = ["/".join(["a"] * 512)] * 64  # 32,768 components, the most a spec can name
+    assert 64 * 512 * 1_024 == MAX_SELECTION_WORK
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(1_024):
+        (out / f"f{i}").touch()
+    build_archive(out, 0, tmp_path / "ok.tar", select=patterns)  # 1,024 entries: at the limit
+    (out / "one-more").touch()
+    with pytest.raises(InvalidOutput, match="32768 pattern components over 1025 entries make 33587200 selection steps"):
+        build_archive(out, 0, tmp_path / "sel.tar", select=patterns)
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    with pytest.raises(UnsafeArchive, match="not a depin-result-v1 archive under this selector"):
+        match_digest(archive.path, patterns)
+    assert match_digest(archive.path, patterns[:63]) != archive.digest  # under the limit it applies
+
+
+def test_the_executor_fails_a_selection_beyond_the_limit_as_output_invalid(tmp_path: Path) -> None:
+    from executor.execute import selected_digest
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(1_025):
+        (out / f"f{i}").touch()
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    with pytest.raises(InvalidOutput, match="selection steps"):
+        selected_digest(archive, ["/".join(["a"] * 512)] * 64)

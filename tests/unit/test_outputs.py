@@ -6,12 +6,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from depin.outputs import InvalidOutput, OutputTooLarge, UnsafeArchive, build_archive, extract_archive, read_exit_code
+from depin.outputs import (
+    InvalidOutput,
+    OutputTooLarge,
+    UnsafeArchive,
+    build_archive,
+    extract_archive,
+    match_digest,
+    read_exit_code,
+)
 
 
 def _fill(root: Path) -> None:
@@ -165,3 +174,56 @@ def test_an_archive_without_a_valid_exit_code_is_refused(tmp_path: Path) -> None
     archive = _tar(tmp_path / "r.tar", _m("out/f"), exit_code=b"not a number\n")
     with pytest.raises(UnsafeArchive, match="exit_code"):
         extract_archive(archive, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("compression, name", [("gz", "gzip"), ("bz2", "bzip2"), ("xz", "xz")])
+def test_a_compressed_archive_is_refused_before_anything_is_decompressed(tmp_path: Path, compression: str, name: str) -> None:
+    """The format is a plain tar, so every member's bytes lie in the file and extraction writes no
+    more than the download's capped size. tarfile's own ``mode="r"`` would decompress: a provider
+    committing to a compressed archive (a bomb: bzip2 holds 300 MB of zeros in 343 bytes) could
+    fill the requester's disk, or keep a juror's match digest busy, from a download under its cap."""
+    n = 16 * 2**20
+    path = tmp_path / f"r.tar.{compression}"
+    with tarfile.open(path, f"w:{compression}", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        tar.addfile(_m("exit_code"), io.BytesIO(b"0"))
+        tar.addfile(_m("out", tarfile.DIRTYPE))
+        zeros = _m("out/zeros")
+        zeros.size = n
+        with open("/dev/zero", "rb") as source:
+            tar.addfile(zeros, source)
+    assert path.stat().st_size < n // 100  # it holds far more than it weighs
+    with tarfile.open(path) as tar:  # and tarfile alone opens it
+        assert tar.getmember("out/zeros").size == n
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchive, match=f"it is {name}-compressed"):
+        extract_archive(path, dest)
+    assert not dest.exists()
+    with pytest.raises(UnsafeArchive, match="compressed"):
+        match_digest(path, ["zeros"])
+    with pytest.raises(UnsafeArchive, match="compressed"):
+        read_exit_code(path)
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix"])
+def test_a_sparse_file_is_refused(tmp_path: Path, fmt: str) -> None:
+    """GNU tar's sparse members (old GNU headers, or pax's GNU.sparse records) store a file's data
+    runs only: 1 GiB of apparent size in a few KB. The format stores files whole, so a sparse
+    member is refused by extraction and by the match digest."""
+    src = tmp_path / "src"
+    (src / "out").mkdir(parents=True)
+    (src / "exit_code").write_text("0\n")
+    with open(src / "out" / "holes", "wb") as fh:
+        fh.truncate(2**30)
+        fh.seek(2**29)
+        fh.write(b"x")
+    archive = tmp_path / "r.tar"
+    subprocess.run(["tar", "--sparse", f"--format={fmt}", "-C", str(src), "-cf", str(archive), "exit_code", "out"], check=True)
+    assert archive.stat().st_size < 2**20
+    with tarfile.open(archive, "r:") as tar:
+        assert tar.getmember("out/holes").sparse is not None  # what tarfile would expand
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchive, match="out/holes: a sparse file"):
+        extract_archive(archive, dest)
+    assert not dest.exists() or list(dest.iterdir()) == []
+    with pytest.raises(UnsafeArchive, match="out/holes is a sparse file"):
+        match_digest(archive, ["holes"])

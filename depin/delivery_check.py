@@ -33,6 +33,7 @@ import json
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,16 +41,19 @@ from typing import Any
 
 from depin.commitment import commitment as commitment_of
 from depin.delivery import DeliveryError, check_content_address, parse_public_key
+from depin.deployment import json_nesting_exceeds
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.outputs import UnsafeArchive, match_digest
 
 MANIFEST_MAX_BYTES = 65_536
+MANIFEST_MAX_DEPTH = 8  # a manifest is one flat object
 DEFAULT_TIMEOUT = 30.0
 # why a delivery failed; the first two are asked for again within the caller's wait
 UNAVAILABLE, NO_MANIFEST, MISMATCH, TOO_LARGE, NO_URI, WRONG_KIND = (
     "unavailable", "no-manifest", "mismatch", "too-large", "no-uri", "wrong-kind",
 )
 RETRIED = (UNAVAILABLE, NO_MANIFEST)
+HTTP = ("http", "https")  # what a delivery is fetched over
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,16 @@ class DeliveryVerdict:
         return f"not delivered: {self.reason}"
 
 
-def fetch_manifest(uri: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+def fetch_manifest(uri: str, *, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> dict[str, Any]:
     """The manifest published beside a result (``<uri>.json``, at most 64 KiB of JSON object).
     :class:`~depin.fetch.FetchError` when it cannot be downloaded, ValueError when it is not a JSON
     object."""
     buffer = io.BytesIO()
-    download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=timeout)
-    value = json.loads(buffer.getvalue().decode("utf-8"))
+    download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=timeout, deadline=deadline)
+    text = buffer.getvalue().decode("utf-8")
+    if json_nesting_exceeds(text, MANIFEST_MAX_DEPTH):  # json's scanner would recurse per level
+        raise ValueError(f"the manifest is nested deeper than {MANIFEST_MAX_DEPTH} levels")
+    value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError("the manifest is not a JSON object")  # noqa: TRY004 - bad content from a server, not a caller's type error
     return value
@@ -100,26 +107,41 @@ def check_delivered(
     timeout: float = DEFAULT_TIMEOUT,
     wait: float = 0.0,
     retry_every: float = 1.0,
+    total_timeout: float | None = None,
 ) -> DeliveryVerdict:
     """Whether the result at `uri` is what `provider` committed to for `job_id` (see the module doc).
     `match` and `encrypt_to` are the spec's ``output.match`` and ``delivery.encrypt_to`` (None: the
     whole archive, a plaintext delivery). Missing or unreachable content is asked for again until
-    `wait` seconds have passed. Never raises for what the server does; ValueError for bad arguments."""
+    `wait` seconds have passed. `timeout` bounds each connect and read; `total_timeout` (None: no
+    bound) the whole check, attempts included: a server that trickles its bytes is not delivering.
+    Only http(s) URIs are fetched (a ``file://`` URI would read the checker's own disk). Never
+    raises for what the server does; ValueError for bad arguments."""
     if len(commitment) != 32:
         raise ValueError("the commitment must be 32 bytes")
     key = parse_public_key(encrypt_to) if encrypt_to is not None else None
-    deadline = time.monotonic() + max(0.0, wait)
+    started = time.monotonic()
+    deadline = started + max(0.0, wait)
+    stop = None if total_timeout is None else started + total_timeout
     attempts = 0
     while True:
         attempts += 1
-        verdict = _check_once(uri, provider, int(job_id), bytes(commitment), match, key, max_bytes, timeout)
-        if verdict.delivered or verdict.failure not in RETRIED or time.monotonic() + retry_every > deadline:
+        verdict = _check_once(uri, provider, int(job_id), bytes(commitment), match, key, max_bytes, timeout, stop)
+        late = stop is not None and time.monotonic() + retry_every > stop
+        if verdict.delivered or verdict.failure not in RETRIED or time.monotonic() + retry_every > deadline or late:
             return replace(verdict, attempts=attempts)
         time.sleep(retry_every)  # a bounded wait for a server that may be restarting
 
 
 def _check_once(
-    uri: str, provider: str, job_id: int, commitment: bytes, match: Sequence[str] | None, key: bytes | None, max_bytes: int, timeout: float
+    uri: str,
+    provider: str,
+    job_id: int,
+    commitment: bytes,
+    match: Sequence[str] | None,
+    key: bytes | None,
+    max_bytes: int,
+    timeout: float,
+    stop: float | None,
 ) -> DeliveryVerdict:
     sealed = key is not None
 
@@ -128,8 +150,10 @@ def _check_once(
 
     if not uri:
         return no(NO_URI, "the provider named no result URI")
+    if urllib.parse.urlsplit(uri).scheme.lower() not in HTTP:
+        return no(NO_URI, f"the result URI {uri[:80]!r} is not an http(s) URL that anyone can fetch")
     try:
-        manifest = fetch_manifest(uri, timeout=timeout)
+        manifest = fetch_manifest(uri, timeout=timeout, deadline=stop)
     except FetchError as exc:
         return no(NO_MANIFEST, f"no manifest: {exc}")
     except ValueError as exc:
@@ -143,9 +167,9 @@ def _check_once(
         try:
             if keep:
                 with open(archive, "wb") as out:
-                    fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=timeout)
+                    fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=timeout, deadline=stop, schemes=HTTP)
             else:
-                fetched = download_and_hash(uri, None, max_bytes=max_bytes, timeout=timeout)
+                fetched = download_and_hash(uri, None, max_bytes=max_bytes, timeout=timeout, deadline=stop, schemes=HTTP)
         except FetchTooLarge:
             return no(TOO_LARGE, f"the archive at {uri} exceeds {max_bytes} bytes")
         except FetchError as exc:

@@ -9,6 +9,7 @@ sha256 is computed. Every failure is a :class:`FetchError` whose message names t
 from __future__ import annotations
 
 import hashlib
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Generator
@@ -42,25 +43,35 @@ class Fetched:
 
 
 def download_and_hash(
-    uri: str, dest: BinaryIO | None = None, *, max_bytes: int, timeout: float = DEFAULT_TIMEOUT
+    uri: str,
+    dest: BinaryIO | None = None,
+    *,
+    max_bytes: int,
+    timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
+    schemes: tuple[str, ...] = ("http", "https", "file"),
 ) -> Fetched:
-    """Streams the content at `uri` (http, https or file) into `dest` (None: hash only), stopping
-    past `max_bytes`; returns its sha256 and size. Raises :class:`FetchTooLarge` past the cap and
-    :class:`FetchError` for anything else (an HTTP status other than 200, an unsupported scheme, a
-    connection or file error)."""
+    """Streams the content at `uri` into `dest` (None: hash only), stopping past `max_bytes`;
+    returns its sha256 and size. `timeout` bounds each connect and each read; `deadline` (a
+    ``time.monotonic()`` instant) the whole download, checked at every read, so a server that
+    trickles a byte per read timeout cannot hold it for ever. `schemes`: the URI schemes taken.
+    Raises :class:`FetchTooLarge` past the cap and :class:`FetchError` for anything else (an HTTP
+    status other than 200, a scheme not taken, the deadline, a connection or file error)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    if scheme in ("http", "https"):
-        return _hash_chunks(uri, _http_chunks(uri, timeout), dest, max_bytes)
-    if scheme == "file":
-        return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes)
-    raise FetchError(f"cannot download {uri!r}: unsupported URI scheme (http, https or file)")
+    if scheme in ("http", "https") and scheme in schemes:
+        return _hash_chunks(uri, _http_chunks(uri, timeout), dest, max_bytes, deadline)
+    if scheme == "file" and scheme in schemes:
+        return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes, deadline)
+    raise FetchError(f"cannot download {uri[:200]!r}: unsupported URI scheme ({', '.join(schemes)})")
 
 
-def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_bytes: int) -> Fetched:
+def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_bytes: int, deadline: float | None) -> Fetched:
     h = hashlib.sha256()
     size = 0
     with closing(chunks):  # stopping early closes the connection or file now
         for chunk in chunks:
+            if deadline is not None and time.monotonic() > deadline:
+                raise FetchError(f"downloading {uri} took too long ({size} bytes by the deadline)")
             size += len(chunk)
             if size > max_bytes:
                 raise FetchTooLarge(f"{uri} exceeds {max_bytes} bytes; refusing it")
@@ -75,7 +86,7 @@ def _http_chunks(uri: str, timeout: float) -> Generator[bytes]:
         with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
-            yield from response.iter_bytes(CHUNK)
+            yield from response.iter_bytes()  # as the bytes arrive: the deadline is checked per read
     except httpx.HTTPError as exc:
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
 

@@ -96,6 +96,7 @@ IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
 DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt and the commit deadline
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
+MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
 
 
 # ---------------------------------------------------------------------------------------- journal
@@ -451,10 +452,13 @@ def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
     case, params = rt.client.court_case(job_id), rt.client.court_params()
     left = int(case["commitDeadline"]) - rt.chain_now() - int(params["inclusionTime"]) - DELIVERY_MARGIN
     wait = max(0.0, min(float(rt.config.verifier.delivery_wait), float(left)))
+    max_bytes = spec.resources.output_mb * 1_048_576 + ARCHIVE_OVERHEAD
+    # the whole check, retries included: a server trickling its bytes (one per read timeout) would
+    # otherwise hold this seat past its commit deadline
+    total = min(wait + DELIVERY_TIMEOUT + max_bytes / MIN_DELIVERY_RATE, max(float(left), DELIVERY_TIMEOUT))
     verdict = check_delivered(
         sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=spec.match, encrypt_to=spec.encrypt_to,
-        max_bytes=spec.resources.output_mb * 1_048_576 + ARCHIVE_OVERHEAD, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)),
-        wait=wait,
+        max_bytes=max_bytes, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)), wait=wait, total_timeout=total,
     )
     log.info("provider delivery checked", extra={
         "job": job_id, "delivered": verdict.delivered, "uri": sub.uri, "reason": verdict.reason, "attempts": verdict.attempts,

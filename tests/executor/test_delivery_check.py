@@ -7,6 +7,7 @@ another key, of the wrong kind. Also the sentinel NOT_DELIVERED."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +20,11 @@ from eth_utils import keccak
 from depin import delivery_check
 from depin.commitment import NOT_DELIVERED, failure_digest
 from depin.delivery import public_key_of
-from depin.delivery_check import MISMATCH, NO_MANIFEST, TOO_LARGE, UNAVAILABLE, WRONG_KIND, check_delivered
+from depin.delivery_check import MISMATCH, NO_MANIFEST, NO_URI, TOO_LARGE, UNAVAILABLE, WRONG_KIND, check_delivered
 from depin.outputs import build_archive, match_digest
 from depinctl.procs import free_port
 from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
+from tests.client.served import serve
 from tests.indexer.services import TIMEOUT_SCALE
 
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -187,3 +189,76 @@ def test_a_plaintext_delivery_is_not_a_sealed_one(tmp_path: Path, served: Result
     sub = _publish(tmp_path, served)
     verdict = _check(sub, encrypt_to=public_key_of(REQUESTER_KEY))
     assert not verdict and verdict.failure == WRONG_KIND
+
+
+@pytest.mark.parametrize("manifest", [b"[" * 30_000 + b"]" * 30_000, b'{"salt":' * 6_000 + b"1" + b"}" * 6_000])
+def test_a_manifest_nested_too_deeply_is_a_mismatch_not_a_crash(manifest: bytes) -> None:
+    """A provider's manifest nested 30,000 deep (60 KB, under the 64 KiB cap) made json's scanner
+    raise RecursionError (at the interpreter's default limit, which pytest raises: set back here)
+    out of check_delivered, which never raises for what a server sends: the juror's check crashed
+    instead of voting. It is an unreadable manifest, a MISMATCH."""
+    assert len(manifest) < delivery_check.MANIFEST_MAX_BYTES
+    limit = sys.getrecursionlimit()
+    with serve({"/results/x": b"archive", "/results/x.json": manifest}) as base:
+        sys.setrecursionlimit(1_000)  # CPython's default: what a juror's worker runs with
+        try:
+            verdict = check_delivered(f"{base}/results/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None,
+                                      encrypt_to=None, max_bytes=CAP, timeout=5.0)
+        finally:
+            sys.setrecursionlimit(limit)
+    assert not verdict and verdict.failure == MISMATCH and "nested deeper than" in verdict.reason
+
+
+def test_a_file_uri_is_never_fetched(tmp_path: Path) -> None:
+    """A provider naming file:///dev/zero (or a fifo of the juror's machine, which would block the
+    read for ever) as its result: the checker's own disk is not a delivery; nothing is read."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    for uri in (fifo.as_uri(), "file:///dev/zero", "ftp://example.invalid/r"):
+        verdict = check_delivered(uri, provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None,
+                                  max_bytes=CAP, timeout=5.0, wait=30.0)
+        assert not verdict and verdict.failure == NO_URI and verdict.attempts == 1, verdict
+        assert "not an http(s) URL" in verdict.reason
+
+
+def test_a_server_trickling_its_archive_is_cut_off_by_the_total_timeout() -> None:
+    """A provider's server that sends the archive a few bytes at a time, each within the read
+    timeout, held a juror's check for as long as it liked; total_timeout bounds the whole check.
+    The server answers the manifest at once, then trickles until the client hangs up (recorded)."""
+    import http.server
+
+    hung_up = threading.Event()
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith(".json"):
+                body = b'{"salt":"0x' + b"11" * 32 + b'"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(CAP))
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)  # the server's pace, well inside the client's read timeout
+            except OSError:
+                hung_up.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}/results/slow"
+        verdict = check_delivered(uri, provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None,
+                                  max_bytes=CAP, timeout=5.0, total_timeout=1.0)
+        assert not verdict and verdict.failure == UNAVAILABLE and "took too long" in verdict.reason, verdict
+        assert hung_up.wait(30 * TIMEOUT_SCALE), "the checker kept the connection open"
+    finally:
+        server.shutdown()

@@ -28,6 +28,7 @@ both the client's and the node's refusals, and nothing was sent in either case.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import tarfile
 import tempfile
@@ -679,7 +680,10 @@ class Client(ContractAddresses):
 
     def approve(self, spender: str, amount: int) -> Receipt:
         """Sets the allowance of `spender` (a contract name or an address) to `amount`."""
-        return self.send(self.contracts.reward_token.approve(self.addresses.get(spender, spender), amount))
+        address = self.addresses.get(spender, spender)
+        if not is_address(address):
+            raise ClientError(f"unknown spender {spender!r}: a contract name ({', '.join(sorted(self.addresses))}) or an address")
+        return self.send(self.contracts.reward_token.approve(address, amount))
 
     def _ensure_funds(self, amount: int, what: str) -> None:
         have = self.token_balance()
@@ -1024,7 +1028,8 @@ class Client(ContractAddresses):
         checked against its content address (the sha256 the URI and the manifest name:
         :class:`ResultMismatch` otherwise), then opened with `decrypt_key` (default: this client's
         account key; :class:`ResultSealed` when it is not the recipient's), its salt likewise, and
-        then checked against the commitment as above."""
+        then checked against the commitment as above. `dest_dir` must be new or empty
+        (:class:`ClientError` otherwise): the result's files never replace files already there."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -1040,6 +1045,11 @@ class Client(ContractAddresses):
         dest_dir = Path(dest_dir)
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
+            if any(dest_dir.iterdir()):  # a result's out/.bashrc must never replace a file of the user's
+                raise ClientError(
+                    f"{dest_dir} is not empty: a result is extracted only into a new or empty folder (its files"
+                    " would replace what is there); give another --out folder"
+                )
             fd, tmp = tempfile.mkstemp(prefix=f".depin-result-{job.job_id}.", suffix=".tar", dir=dest_dir)
         except OSError as exc:
             raise ClientError(f"cannot write the result into {dest_dir}: {exc.strerror or exc}") from None
@@ -1294,10 +1304,17 @@ _COURT_PARAM_FIELDS = tuple(
 
 
 def _job_id(job_id: int | str) -> int:
-    try:
+    """A job id: an integer (not a bool or a float, which ``int()`` would truncate: 1.5 is no job 1)
+    or a string of decimal digits."""
+    if isinstance(job_id, str) and job_id.isascii() and job_id.isdigit():
         value = int(job_id)
-    except (TypeError, ValueError):
-        raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)") from None
+    elif isinstance(job_id, (bool, str)):
+        raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)")
+    else:
+        try:
+            value = operator.index(job_id)  # int and integer types (numpy's), never a float
+        except TypeError:
+            raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)") from None
     if value <= 0 or value >= 2**256:
         raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)")
     return value

@@ -136,9 +136,9 @@ def demo(
 
     Brings the devnet up when it is not running (`depin devnet up`: a provider, a pool of three
     verifiers and a canary), then runs: honest (a job from post to paid, its draw explained), wash
-    (two colluding accounts trading jobs lose (1-kappa)*f*R per job), cheater (a provider that never
+    (two colluding accounts trading jobs lose `(1-kappa)*f*R` per job), cheater (a provider that never
     runs a job is caught by a drawn audit, a jury of 3 and a slash), canary (a lazy verifier copying
-    a leaked digest loses sigma*R). Each step is shown as it happens; each scenario ends with every
+    a leaked digest loses `sigma*R`). Each step is shown as it happens; each scenario ends with every
     party's token flows. Exits non-zero, with the reason, if any step fails or times out. The devnet
     keeps running afterwards; `depin devnet down` stops it.
 

@@ -135,7 +135,7 @@ def dispatcher(config: ConfigOpt = None, role: RoleOpt = None) -> None:
 @app.command()
 @user_errors
 def results(config: ConfigOpt = None, role: RoleOpt = None) -> None:
-    """Serve this executor's result store (GET /results/<name>) on the [executor] results_bind address.
+    """Serve this executor's result store (`GET /results/NAME`) on the [executor] results_bind address.
 
     Example: depin executor results --config depin.toml
     """

@@ -59,6 +59,7 @@ app = typer.Typer(
 DATA_URI_MAX = 2_048  # local input files up to this size are embedded in the spec as data: URIs
 REMOTE_INPUT_MAX = 256 * 1_048_576
 _NAMED_INPUT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})=(.+)$")
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")  # what reads as a URI, not a file path
 _SETTLED = {"Finalized", "Cancelled", "Expired", "TimedOut", "Resolved"}
 INDEX_CROSS_CHECK = 5.0  # seconds between checks that the index keeps up with the chain while watching
 
@@ -127,12 +128,25 @@ def _data_uri_bytes(uri: str) -> bytes:
 def _input(arg: str, index: int) -> dict[str, str]:
     """One ``--input``: ``[NAME=]FILE`` (a local file; embedded as a data: URI up to 2 KiB, else a
     file:// URI) or ``[NAME=]URI`` (http, https, file or data; fetched once to compute its sha256)."""
+    from depin.spec import INPUT_PATH_RE, INPUT_SCHEMES  # lazy: start-up
+
     name: str | None = None
     source = arg
     m = _NAMED_INPUT.match(arg)
     if m and ":" not in m.group(1):
         name, source = m.group(1), m.group(2)
+    elif ":" not in (bad := arg.partition("=")[0]) and bad != arg and not Path(arg).exists():
+        raise ValueError(  # NAME=SOURCE with a bad NAME ('=' in a URI's query or base64 comes after a ':')
+            f"--input {arg!r}: no such file, and {bad!r} is not an input name (NAME=FILE mounts FILE at"
+            " /in/NAME; NAME is a plain file name: letters, digits, '.', '_', '-', first a letter or digit, at most 128)"
+        )
     lower = source.lower()
+    scheme = _URI_SCHEME.match(source)
+    if scheme and not lower.startswith(INPUT_SCHEMES):
+        raise ValueError(
+            f"unsupported input URI scheme {scheme.group(1)!r} in {source!r}: expected {', '.join(INPUT_SCHEMES)}"
+            " or a local file"
+        )
     if lower.startswith(("http://", "https://")):
         from depin.fetch import FetchError, FetchTooLarge, download_and_hash  # lazy: start-up (httpx)
 
@@ -161,7 +175,7 @@ def _input(arg: str, index: int) -> dict[str, str]:
             uri = path.resolve().as_uri()
         default = path.name
     if name is None:
-        name = default if default and _NAMED_INPUT.match(default + "=x") and default not in (".", "..") else f"input{index}"
+        name = default if INPUT_PATH_RE.match(default) and default not in (".", "..") else f"input{index}"
     return {"path": name, "uri": uri, "sha256": digest}
 
 
@@ -221,7 +235,7 @@ CollateralPctOpt = Annotated[
 @app.command("post")
 @user_errors
 def job_post(
-    image: Annotated[str, typer.Option("--image", help="Container image pinned by digest: REPOSITORY@sha256:<hex>.")],
+    image: Annotated[str, typer.Option("--image", help="Container image pinned by digest: REPOSITORY@sha256:HEX.")],
     reward: Annotated[str, typer.Option("--reward", help=f"Payment in {TOKEN_SYMBOL} tokens, escrowed now.")],
     cmd: Annotated[
         list[str],
@@ -295,8 +309,8 @@ def job_post(
     a jury when the job turns out not to be reproducible; credited back when the job is not drawn
     for audit, and what the court does not use is refunded).
 
-    The result is sealed to the signing key by default: the spec gets "delivery": {"encrypt_to":
-    <its public key>} (part of the posted bytes and the specHash), the provider publishes the
+    The result is sealed to the signing key by default: the spec gets `"delivery": {"encrypt_to":
+    KEY}` with KEY its public key (part of the posted bytes and the specHash), the provider publishes the
     archive encrypted to it, and `depin job result` with the same key opens it. --encrypt-to seals
     to another key; --clear publishes it in the clear (anyone can read it, and a drawn verifier
     could copy its digest). --dry-run adds the key only when a key option (or the config's [key])
@@ -772,7 +786,7 @@ def _index_reader(
 @user_errors
 def job_result(
     job_id: JobIdArg,
-    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to extract the job's /out into.")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder to extract the job's /out into: new or empty (a result never replaces your files).")],
     salt: Annotated[
         str | None,
         typer.Option("--salt", metavar="0xHEX", help="The provider's salt (default: from the manifest beside the archive)."),
@@ -787,7 +801,7 @@ def job_result(
     """Download a job's result, verify it against the provider's on-chain commitment and extract it.
 
     The archive's digest (its sha256, or the match digest of the spec's --match selection) with the
-    provider's salt (from the manifest published beside the archive, <URI>.json, or --salt) must
+    provider's salt (from the manifest published beside the archive, `URI.json`, or --salt) must
     give the commitment. A result that does not is refused and nothing is extracted; so is one
     holding a member that could write or point outside --out (an absolute or escaping symbolic
     link, a hard link, a device, a '..' path).

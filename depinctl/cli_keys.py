@@ -268,7 +268,7 @@ def keys_pubkey(
     uncompressed: Annotated[bool, typer.Option("--uncompressed", help="Print the 65-byte 04... form.")] = False,
 ) -> None:
     """Print the secp256k1 public key of a keystore (decrypting it with its password) for an
-    encrypted delivery: put it in a job spec as "delivery": {"encrypt_to": "<it>"} and only this key
+    encrypted delivery: put it in a job spec as `"delivery": {"encrypt_to": "0x…"}` and only this key
     can read the result (`depin job result` opens it with the same keystore).
 
     Example: depin keys pubkey keys/me.json --password-file keys/me.pass

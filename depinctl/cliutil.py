@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from depinctl.devnet_state import discover
+from depinctl.devnet_state import CHAIN_ID, default_state_dir, discover
 
 if TYPE_CHECKING:
     from indexer.query import IndexerReader
@@ -30,7 +30,7 @@ TYPER_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 # Tried in order when neither --deployment nor DEPIN_DEPLOYMENT names a file (relative to the cwd).
-DEFAULT_DEPLOYMENT_FILES = (Path("deployments/31337.json"), Path(".devnet/deployments/31337.json"))
+DEFAULT_DEPLOYMENT_FILE = Path("deployments/31337.json")  # `ape run deploy` on the local chain
 TOKEN_DECIMALS = 18
 TOKEN_SYMBOL = "DPC"
 PIPED_WIDTH = 200
@@ -55,7 +55,7 @@ DeploymentOpt = Annotated[
         "--deployment",
         envvar="DEPIN_DEPLOYMENT",
         metavar="FILE",
-        show_default="deployments/31337.json, else .devnet/deployments/31337.json",
+        show_default="deployments/31337.json, else the devnet's ($DEPIN_DEVNET_DIR or .devnet)",
         help="Deployment file, `<chainId>.json` as written by `ape run deploy`: the chain and contract addresses.",
     ),
 ]
@@ -147,13 +147,13 @@ def find_deployment_file(option: Path | None) -> Path:
     devnet = _devnet("deployment")
     if devnet and Path(devnet).is_file():
         return Path(devnet)
-    for candidate in DEFAULT_DEPLOYMENT_FILES:
+    # The devnet's folder is $DEPIN_DEVNET_DIR when set (never a .devnet that merely lies here)
+    candidates = (DEFAULT_DEPLOYMENT_FILE, default_state_dir() / "deployments" / f"{CHAIN_ID}.json")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        "no deployment file: pass --deployment FILE or set DEPIN_DEPLOYMENT (none at "
-        + " or ".join(map(str, DEFAULT_DEPLOYMENT_FILES))
-        + ")"
+        "no deployment file: pass --deployment FILE or set DEPIN_DEPLOYMENT (none at " + " or ".join(map(str, candidates)) + ")"
     )
 
 

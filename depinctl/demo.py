@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -525,6 +526,7 @@ class Demo:
             self.record(sc, step)
             status.update("downloading the result and checking it against the chain…")
             out = self.devnet.dir / "demo" / f"result-{job_id}"
+            shutil.rmtree(out, ignore_errors=True)  # the demo's own folder (a chain started afresh reuses ids)
             fetched = requester.download_result(job_id, out)  # sealed to the requester: opened, checked against the commitment
             result_text = (out / "result.txt").read_text().strip()
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"

@@ -593,6 +593,15 @@ def test_job_post_inputs_from_uris(tmp_path: Path) -> None:
                     "--input", "blob=data:;base64," + base64.b64encode(b"inline").decode())
         fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run",
               "--input", f"{base}/inputs/missing", match="HTTP 404")
+    dry = ["job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run", "--input"]
+    fails(*dry, "x=ftp://host/file", match="unsupported input URI scheme 'ftp' in 'ftp://host/file'")
+    fails(*dry, "s3://bucket/key", match="unsupported input URI scheme 's3'")
+    fails(*dry, f"../up={tmp_path}/f", match="'../up' is not an input name")
+    # '=' after a ':' is part of a URI (base64 padding, a query), and a file whose name has '=' is a file
+    (named := tmp_path / "x=y").write_bytes(b"x")
+    spec = json.loads(ok(*dry, "data:;base64,YQ==", "--input", str(named)).stdout)
+    assert [i["sha256"] for i in spec["inputs"]] == [hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"x").hexdigest()]
+    assert [i["path"] for i in spec["inputs"]] == ["input0", "input1"]  # neither has a usable name of its own
     spec = json.loads(result.stdout)
     inputs = {i["path"]: i for i in spec["inputs"]}
     assert inputs["remote.csv"]["sha256"] == hashlib.sha256(body).hexdigest()

@@ -93,6 +93,8 @@ def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet)
         client.post_job(make_spec(4), reward=to_wei(2))
     with pytest.raises(InsufficientAllowance, match="insufficient DPC allowance"):
         client.post_job(make_spec(4), reward=to_wei("0.1"), permit=False, approve=False)
+    with pytest.raises(ClientError, match="unknown spender 'JobMarkt': a contract name .*JobMarket.* or an address"):
+        client.approve("JobMarkt", 1)
     with pytest.raises(ClientError, match="verify must be 'reexec' or 'none'"):
         client.post_job(make_spec(4), reward=to_wei("0.4"), verify="sometimes")
     with pytest.raises(ClientError, match=r"claim window 1 s is outside the market's bounds \[5, 86400\]"):
@@ -276,6 +278,11 @@ def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:
         client.job(999_999)
     with pytest.raises(UnknownJob):
         client.job(0)
+    first = devnet.client(devnet.new_account(10)).post_job(make_spec(41), reward=to_wei(1), permit=False).job_id
+    assert client.job(str(first)).job_id == client.job(first).job_id == first
+    for bad in (first + 0.5, float(first), True, f" {first}", "1e3", "٣", None):  # int() would truncate or take these
+        with pytest.raises(UnknownJob, match="is not a job id"):
+            client.job(bad)  # type: ignore[arg-type]
     with pytest.raises(UnknownJob, match="no JobPosted event for job 999999"):
         client.posted_spec_hash(999_999)
     posted = devnet.client(devnet.new_account(10)).post_job(make_spec(40), reward=to_wei(1), permit=False)

@@ -146,6 +146,17 @@ def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_
     assert (dest / "answer.txt").read_text() == "42\n"
     assert (dest / "sub" / "data.bin").read_bytes() == bytes(range(256))
     assert sorted(p.name for p in dest.iterdir()) == ["answer.txt", "sub"]  # no archive left behind
+    # a folder that holds anything is refused before any byte is written: the result's answer.txt
+    # (or a hostile one's .bashrc) never replaces a file of the user's
+    with serve(files) as base:
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        (mine / "answer.txt").write_text("my own\n")
+        with pytest.raises(ClientError, match="is not empty: a result is extracted only into a new or empty folder"):
+            requester.fetch_result(job_id, mine)
+    assert [p.name for p in mine.iterdir()] == ["answer.txt"] and (mine / "answer.txt").read_text() == "my own\n"
+    with pytest.raises(ClientError, match="is not empty"):
+        requester.fetch_result(job_id, dest)  # a second download into the same folder too
 
 
 def test_tampered_archive_is_refused_and_nothing_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:
@@ -212,6 +223,31 @@ def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: 
             requester.fetch_result(job_id, dest)
     assert isinstance(err.value, ClientError)
     assert list(dest.iterdir()) == []
+
+
+def test_a_compressed_archive_bomb_is_refused_and_nothing_is_written(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """A provider that commits to a bzip2 archive holding 64 MB of zeros (a few hundred bytes on
+    the wire, far under the job's output cap) gets ResultUnsafe from the requester's client, and
+    nothing is decompressed into the destination."""
+    bomb = tmp_path / "bomb.tar.bz2"
+    n = 64 * 2**20
+    with tarfile.open(bomb, "w:bz2", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        with tarfile.open(archive.path) as honest:  # the honest archive's members, then the zeros
+            for member in honest.getmembers():
+                tar.addfile(member, honest.extractfile(member) if member.isreg() else None)
+        zeros = tarfile.TarInfo("out/zeros")
+        zeros.size = n
+        with open("/dev/zero", "rb") as source:
+            tar.addfile(zeros, source)
+    assert bomb.stat().st_size < 2**16
+    data = bomb.read_bytes()
+    files = {"/results/b": data}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, hashlib.sha256(data).digest(), f"{base}/results/b", files)
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultUnsafe, match="bzip2-compressed.*nothing extracted"):
+            requester.fetch_result(job_id, dest)
+    assert not dest.exists() or list(dest.iterdir()) == []
 
 
 def test_a_sealed_delivery_opens_only_with_the_requesters_key(devnet: Devnet, archive, tmp_path: Path) -> None:

@@ -170,13 +170,22 @@ def test_redis_down_is_one_line(run, args: tuple[str, ...]) -> None:
 def test_no_deployment_file_anywhere() -> None:
     """Without --deployment, DEPIN_DEPLOYMENT or a default file in the cwd, say where it looked."""
     result = CliRunner().invoke(app, ["jobs", "list"])
-    assert_one_line_error(result, "no deployment file", "deployments/31337.json", ".devnet/deployments/31337.json")
+    assert_one_line_error(result, "no deployment file", "deployments/31337.json", "no-devnet0/deployments/31337.json")
 
 
-def test_default_deployment_file_in_cwd(run, redis_url: str, deployment: Path, tmp_path: Path) -> None:
+def test_default_deployment_file_in_cwd(run, redis_url: str, deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".devnet" / "deployments").mkdir(parents=True)
     deployment.rename(tmp_path / ".devnet" / "deployments" / "31337.json")
+    # DEPIN_DEVNET_DIR names the devnet's folder (here: an empty one, tests/conftest.py): a .devnet
+    # that merely lies in the cwd is not it (a test run after the demo, in the same clone, found
+    # the demo's deployment and ran `depin indexer run` against it until killed)
+    assert_one_line_error(CliRunner().invoke(app, ["jobs", "list"]), "no deployment file", "no-devnet")
+    monkeypatch.delenv("DEPIN_DEVNET_DIR")  # unset: .devnet in the cwd
     result = CliRunner().invoke(app, ["jobs", "list", "--json"], env={"DEPIN_REDIS_URL": redis_url})
+    assert result.exit_code == 0 and json.loads(result.stdout)["total"] == 5
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / ".devnet").rename(elsewhere)
+    result = CliRunner().invoke(app, ["jobs", "list", "--json"], env={"DEPIN_REDIS_URL": redis_url, "DEPIN_DEVNET_DIR": str(elsewhere)})
     assert result.exit_code == 0 and json.loads(result.stdout)["total"] == 5
 
 

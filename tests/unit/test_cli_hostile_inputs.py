@@ -80,6 +80,13 @@ PORT_COMMANDS: list[list[str]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cwd holds no default files: a deployment there (`ape run deploy` writes
+    deployments/31337.json) would let `indexer run --config EMPTY` start and retry a dead node forever."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _problem(argv: list[str]) -> str | None:
     """Why `argv` does not end as one `error:` line (exit 1) or a usage message (exit 2), if it does not."""
     result = CliRunner().invoke(app, argv)

@@ -50,7 +50,8 @@ help:
 	@echo "make bench-indexer  indexer benchmark: backfill vs the same logs read raw, live lag, Redis bytes/job (BENCH_INDEXER_ARGS=\"--jobs N --json F\")"
 	@echo "make bench-executor  executor benchmark: post->submitted latency and jobs/min vs plain container runs, interleaved (BENCH_EXECUTOR_ARGS=\"--json F\")"
 	@echo "make bench-load  8 providers, 500 jobs from 4 requesters: jobs/min, fairness, post->finalized p50/p95 (BENCH_LOAD_ARGS=...)"
-	@echo "make bench-all   every benchmark (gas, indexer, executor, load, sim): one report in BENCH_OUT (default ./bench-out)"
+	@echo "make bench-selector  output selector: glob tests and seconds, deep / adversarial at the work cap / 65,536 entries (BENCH_SELECTOR_ARGS=\"--json F\")"
+	@echo "make bench-all   every benchmark (gas, indexer, executor, load, selector, sim): one report in BENCH_OUT (default ./bench-out)"
 	@echo "make devnet-down  stop the devnet the demo started (depin devnet down)"
 	@echo "make clean     remove build outputs and caches (distclean also removes venvs and node_modules)"
 
@@ -112,6 +113,11 @@ bench-executor: setup
 # requesters on a devnet-like stack; jobs/min, share per provider, post->finalized p50/p95.
 bench-load: setup
 	.venv/bin/python scripts/bench_load.py $(BENCH_LOAD_ARGS)
+
+# The output selector's cost: glob tests and seconds for a deep, an adversarial and a wide case.
+.PHONY: bench-selector
+bench-selector: setup
+	.venv/bin/python scripts/bench_selector.py $(BENCH_SELECTOR_ARGS)
 
 # Every benchmark, one after the other, and one report (JSON + markdown) in BENCH_OUT.
 BENCH_OUT ?= $(CURDIR)/bench-out

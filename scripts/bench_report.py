@@ -5,7 +5,8 @@
 Runs, one after the other (each on its own throwaway services, so that they do not compete):
 the gas benchmark (``make bench``: ``ape run bench_gas --json``, its table also kept as text), the
 indexer benchmark (``scripts/bench_indexer.py --json``), the executor benchmark
-(``scripts/bench_executor.py --json``), the load benchmark (``scripts/bench_load.py --json``) and the
+(``scripts/bench_executor.py --json``), the load benchmark (``scripts/bench_load.py --json``), the
+output selector's cost (``scripts/bench_selector.py --json``) and the
 simulation (``depin sim --json``: every attack on the real contracts, and the gas of each transaction
 of an audited job). Writes ``DIR/<name>.json`` (and ``gas.txt``) per benchmark, ``DIR/report.json`` (all of them, with
 the machine and the commit) and ``DIR/report.md`` (their markdown tables). DIR defaults to
@@ -34,6 +35,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "indexer": ([PY, "scripts/bench_indexer.py"], ["--jobs", "200", "--live-jobs", "5", "--reps", "2", "--memory-jobs", "2000"]),
     "executor": ([PY, "scripts/bench_executor.py"], ["--reps", "2", "--throughput-jobs", "2"]),
     "load": ([PY, "scripts/bench_load.py"], ["--providers", "2", "--jobs", "10"]),
+    # the output selector's cost (pure Python, no services)
+    "selector": ([PY, "scripts/bench_selector.py"], ["--quick", "--reps", "1"]),
     # the attack table on the real contracts, with the gas of every transaction of an audited job
     "sim": ([PY, "-m", "depinctl.cli", "sim"], []),
 }

@@ -111,3 +111,16 @@ def test_bench_all_report(tmp_path: Path) -> None:
     assert entry["results"]["backfill"]["events_per_second"]["median"] > 0
     md = (out / "report.md").read_text()
     assert md.startswith("# depin-compute benchmarks") and "## indexer" in md and "| backfill (events/s) |" in md
+
+
+def test_bench_selector_smoke(tmp_path: Path) -> None:
+    """scripts/bench_selector.py: the three cases, each within the work cap, with at most one glob
+    test per entry, pattern and live automaton position (counted, not timed)."""
+    res, table = _run(tmp_path, "bench_selector.py", "--quick", "--reps", "1")
+    assert set(res["cases"]) == {"deep", "adversarial_at_cap", "wide"} and res["quick"]
+    for case in res["cases"].values():
+        assert 0 < case["work"] == case["entries"] * case["components"] <= case["work_cap"]
+        assert case["glob_tests"] <= case["work"] and case["seconds_best"] > 0
+    assert res["cases"]["deep"]["glob_tests"] <= res["cases"]["deep"]["entries"] * res["cases"]["deep"]["patterns"]
+    assert res["cases"]["wide"]["selected"] > 0
+    assert "| adversarial_at_cap |" in table

@@ -115,6 +115,7 @@ class Scenario:
     summary: dict[str, str] = field(default_factory=dict)
     flows: list[Flow] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # machine-readable results (--json)
+    opened_block: int = 0  # the chain's head when the flows were opened
 
     @property
     def left_parties(self) -> int:
@@ -251,16 +252,36 @@ class Demo:
         }
 
     def open_flows(self, sc: Scenario, parties: dict[str, str]) -> None:
+        sc.opened_block = self.client.block_number()
         sc.flows = [Flow(name, address, self.wealth(address)) for name, address in parties.items()]
 
-    def close_flows(self, sc: Scenario, *, seats: list[int] | None = None) -> None:
+    def close_flows(self, sc: Scenario, *, seats: list[int] | None = None, job: int | None = None) -> None:
+        """The parties' wealth after the scenario. With `job`, what a listed party was paid for
+        other jobs finalized meanwhile gets a row of its own that takes it back out (the devnet's
+        provider also wins the race to claim a canary job now and then: its pay is not this job's)."""
         for f in sc.flows:
             f.after = self.wealth(f.address)
+        if job is not None:
+            self.other_jobs_flows(sc, job)
         if seats:
             self.seat_flows(sc, seats)
         sc.facts["flows"] = {f.party: {"address": f.address, "delta": str(f.delta),
                                        **{k: str(f.part(k)) for k in f.before}} for f in sc.flows}
         sc.facts["left_parties"] = str(sc.left_parties)
+
+    def other_jobs_flows(self, sc: Scenario, job_id: int) -> None:
+        """Rows taking out what the scenario's parties were paid (``JobFinalized``: payout and
+        emission) for jobs other than `job_id` since the flows were opened."""
+        paid: dict[str, dict[int, int]] = {}
+        for e in self.events("JobMarket", "JobFinalized", from_block=sc.opened_block):
+            if int(e["jobId"]) != job_id:
+                paid.setdefault(str(e["provider"]).lower(), {})[int(e["jobId"])] = int(e["payout"]) + int(e["emission"])
+        for f in list(sc.flows):
+            others = paid.get(f.address.lower())
+            if others:
+                jobs = ", ".join(map(str, sorted(others)))
+                sc.flows.append(Flow(f"{f.party} (other jobs)", f.address, {"wallet": 0}, {"wallet": -sum(others.values())}))
+                sc.facts.setdefault("other_jobs", {})[f.party] = {"jobs": jobs, "paid": str(sum(others.values()))}
 
     def seat_flows(self, sc: Scenario, job_ids: list[int]) -> None:
         """Adds the court's payments to the verifiers who sat on `job_ids` (``SeatSettled``: paid to
@@ -532,7 +553,7 @@ class Demo:
             expected = f"poem.txt {hashlib.sha256(POEM.encode()).hexdigest()} {len(POEM.split())}"
             if result_text != expected:
                 raise DemoFailed(f"the job's output is {result_text!r}, expected {expected!r}")
-        self.close_flows(sc, seats=[job_id] if drawn else None)
+        self.close_flows(sc, seats=[job_id] if drawn else None, job=job_id)
         total = sum(s.seconds for s in sc.steps)
         onchain = self.client.job(job_id)
         sc.facts.update(job=job_id, drawn=drawn, sealed=fetched.sealed, status=onchain.status.label, reward=str(onchain.reward), fee=str(posted_fee),

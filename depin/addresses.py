@@ -1,4 +1,4 @@
-"""Which network addresses a provider's input fetcher may connect to.
+"""Which network addresses a fetch of somebody else's URL may connect to.
 
 A job's input URL is written by the requester, so it must never make the provider's machine talk to
 its own network: the loopback interface, the LAN, a cloud metadata service at 169.254.169.254. The
@@ -18,6 +18,11 @@ redirect. An address is refused (:func:`refusal` names why) when it is
 
 An operator who needs internal sources lists them in ``[policy] input_allow_networks`` (CIDR
 strings); an address inside one of them is allowed whatever its kind. The list is empty by default.
+
+A provider's result URI is the provider's, so whoever fetches it follows the same rule through
+:func:`public_resolver` (a :data:`depin.fetch.Resolver`): a verifier, with ``[verifier]
+result_allow_networks`` as its allowed networks, and a requester's client
+(:meth:`depin.client.Client.download_result`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import socket
 from collections.abc import Iterable, Sequence
 
 from depin.errors import ExecutionError
+from depin.fetch import FetchError, FetchRefused, Resolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -173,3 +179,19 @@ def resolve_checked(host: str, port: int, allow: Sequence[IPNetwork] = ()) -> IP
     addresses = resolve(host, port)
     check_addresses(host, addresses, allow)
     return addresses[0]
+
+
+def public_resolver(allow: Sequence[IPNetwork] = ()) -> Resolver:
+    """A :data:`depin.fetch.Resolver` by this module's rule: a host whose addresses are all public
+    (or inside `allow`) gives the first of them; any other is :class:`~depin.fetch.FetchRefused`,
+    an unresolvable one :class:`~depin.fetch.FetchError`."""
+
+    def resolve_public(host: str, port: int) -> str:
+        try:
+            return str(resolve_checked(host, port, allow))
+        except AddressRefused as exc:
+            raise FetchRefused(f"{host} resolves to a {exc.kind} address, which is not fetched from here") from None
+        except HostUnresolvable as exc:
+            raise FetchError(str(exc)) from None
+
+    return resolve_public

@@ -32,6 +32,7 @@ import operator
 import os
 import tarfile
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,7 +45,8 @@ from eth_utils.abi import collapse_if_tuple
 
 from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
-from depin.accounts import account_from_config, refuse_dev_key_off_devnet
+from depin.accounts import account_from_config, is_local_chain, refuse_dev_key_off_devnet
+from depin.addresses import parse_networks, public_resolver
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.contracts import Deployed
@@ -58,7 +60,7 @@ from depin.deployment import (
     load_deployment,
 )
 from depin.errors import ChainError, DepinError
-from depin.fetch import FetchError, FetchTooLarge, download_and_hash
+from depin.fetch import FetchError, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, parse_spec, with_delivery
@@ -88,7 +90,12 @@ BPS = 10_000
 SUBMIT_MARGIN = 60
 DEFAULT_CLAIM_WINDOW = 3_600
 PERMIT_LIFETIME = 3_600
-DOWNLOAD_TIMEOUT = 60.0
+DOWNLOAD_TIMEOUT = 60.0  # each connect and read of a result download
+# A result download as a whole: DOWNLOAD_TIMEOUT plus its size cap at this rate (bytes/s), so that a
+# provider's server trickling its bytes cannot hold the requester for ever.
+DOWNLOAD_MIN_RATE = 1_048_576
+# Where a local devnet's providers serve their results: allowed by default on a local chain only.
+LOCAL_RESULT_NETWORKS = ("127.0.0.0/8", "::1/128")
 LOG_CHUNK = 10_000  # blocks per eth_getLogs when the node refuses the whole range
 # The statuses of a job with no commitment yet: `OnchainJob.spec_hash` is read from its JobPosted log.
 _BEFORE_COMMITMENT = frozenset({JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT})
@@ -1003,11 +1010,14 @@ class Client(ContractAddresses):
         max_bytes: int | None = None,
         salt: bytes | None = None,
         decrypt_key: bytes | None = None,
+        allow_networks: Sequence[str] | None = None,
     ) -> Path:
         """Downloads the job's result archive from its submitted URI, checks it against the
         provider's on-chain commitment (refusing a mismatch: nothing is extracted), extracts its
         ``out/`` into `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
-        return self.download_result(job_id, dest_dir, max_bytes=max_bytes, salt=salt, decrypt_key=decrypt_key).path
+        return self.download_result(
+            job_id, dest_dir, max_bytes=max_bytes, salt=salt, decrypt_key=decrypt_key, allow_networks=allow_networks
+        ).path
 
     def download_result(
         self,
@@ -1017,6 +1027,7 @@ class Client(ContractAddresses):
         max_bytes: int | None = None,
         salt: bytes | None = None,
         decrypt_key: bytes | None = None,
+        allow_networks: Sequence[str] | None = None,
     ) -> FetchedResult:
         """:meth:`fetch_result` with the details. The check: the archive's digest (its sha256; the
         match digest of the spec's output selector when it has one) with the provider's `salt` must
@@ -1029,7 +1040,14 @@ class Client(ContractAddresses):
         :class:`ResultMismatch` otherwise), then opened with `decrypt_key` (default: this client's
         account key; :class:`ResultSealed` when it is not the recipient's), its salt likewise, and
         then checked against the commitment as above. `dest_dir` must be new or empty
-        (:class:`ClientError` otherwise): the result's files never replace files already there."""
+        (:class:`ClientError` otherwise): the result's files never replace files already there.
+
+        The URI is the provider's, so it is fetched as a verifier fetches it (:mod:`depin.addresses`):
+        over http(s), each hop (the URI's host, each redirect's) only to a public address or one in
+        `allow_networks` (CIDR; None: loopback on a local devnet chain, where the providers serve,
+        none elsewhere), so that a provider cannot make this machine send requests into its own
+        network; a local devnet also takes ``file://`` URIs. The whole download is bounded by
+        ``DOWNLOAD_TIMEOUT`` plus `max_bytes` at ``DOWNLOAD_MIN_RATE``."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -1042,6 +1060,7 @@ class Client(ContractAddresses):
         spec = self._parsed_spec(job.job_id)
         if max_bytes is None:
             max_bytes = self._output_limit(job.job_id, spec)
+        source = self._result_source(allow_networks)
         dest_dir = Path(dest_dir)
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -1058,8 +1077,8 @@ class Client(ContractAddresses):
         plain = archive.with_name(archive.name + ".open")
         sealed = False
         try:
-            digest, size = _download(sub.uri, archive, max_bytes)
-            manifest = _fetch_manifest(sub.uri)
+            digest, size = source.download(sub.uri, archive, max_bytes)
+            manifest = source.manifest(sub.uri)
             if manifest is not None and manifest.get("salt_sealed"):
                 sealed = True
                 _check_content_address(job.job_id, sub.uri, digest, manifest)
@@ -1109,26 +1128,40 @@ class Client(ContractAddresses):
             raise ResultSealed("the result is sealed to the requester's key: give that key (--keystore or --dev-account)")
         return bytes(self.account.key)
 
-    def check_delivery(self, job_id: int, *, max_bytes: int | None = None) -> DeliveryCheck:
+    def check_delivery(
+        self, job_id: int, *, max_bytes: int | None = None, allow_networks: Sequence[str] | None = None
+    ) -> DeliveryCheck:
         """Checks, without any key, that the sealed result at the job's on-chain URI is what the
         provider published: its bytes hash to the content address in the URI and the manifest.
         :class:`ResultMismatch` when they do not; :class:`ResultUnavailable` when there is no
-        sealed result to check (none yet, a failure, or a plaintext delivery)."""
+        sealed result to check (none yet, a failure, or a plaintext delivery). Fetched as
+        :meth:`download_result` fetches (`allow_networks` likewise)."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if sub is None or sub.failure or not sub.uri:
             raise ResultUnavailable(f"job {job.job_id} has no result to check (it is {job.status.label})")
-        manifest = _fetch_manifest(sub.uri)
+        source = self._result_source(allow_networks)
+        manifest = source.manifest(sub.uri)
         if manifest is None or not manifest.get("salt_sealed"):
             raise ResultUnavailable(f"job {job.job_id}'s result is not a sealed delivery (no content address to check)")
         fd, tmp = tempfile.mkstemp(prefix=f".depin-check-{job.job_id}.", suffix=".sealed")
         os.close(fd)
         try:
-            digest, size = _download(sub.uri, Path(tmp), max_bytes if max_bytes is not None else self._output_limit(job.job_id))
+            digest, size = source.download(sub.uri, Path(tmp), max_bytes if max_bytes is not None else self._output_limit(job.job_id))
         finally:
             Path(tmp).unlink(missing_ok=True)
         _check_content_address(job.job_id, sub.uri, digest, manifest)
         return DeliveryCheck(job.job_id, sub.uri, digest, size, str(manifest.get("encrypt_to", "")))
+
+    def _result_source(self, allow_networks: Sequence[str] | None) -> _ResultSource:
+        local = is_local_chain(self.chain_id)
+        if allow_networks is None:
+            allow_networks = LOCAL_RESULT_NETWORKS if local else ()
+        try:
+            networks = parse_networks(allow_networks)
+        except ValueError as exc:
+            raise ClientError(f"allowed networks {list(allow_networks)!r}: not networks in CIDR form (such as 10.1.2.0/24): {exc}") from None
+        return _ResultSource(public_resolver(networks), ("http", "https", "file") if local else ("http", "https"))
 
     def _match_digest(self, job_id: int, archive: Path, sha256: bytes) -> bytes:
         """The digest the provider committed to: the archive's sha256, or, when the spec selects
@@ -1349,15 +1382,6 @@ def _commitment(party: str, job_id: int, digest: bytes, salt: bytes) -> bytes:
     return keccak(bytes.fromhex(party.removeprefix("0x")).rjust(32, b"\0") + job_id.to_bytes(32, "big") + digest + salt)
 
 
-def _fetch_manifest(uri: str) -> dict[str, Any] | None:
-    """The manifest published beside a result (``<uri>.json``), or None when there is none or it
-    is unreadable."""
-    try:
-        return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT)
-    except (FetchError, OSError, ValueError):
-        return None
-
-
 def _salt_of(manifest: dict[str, Any] | None) -> bytes | None:
     """The manifest's ``salt`` (0x-hex, 32 bytes), or None."""
     if manifest is None:
@@ -1385,15 +1409,32 @@ def _sha256_file(path: Path) -> bytes:
     return h.digest()
 
 
-def _download(uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:
-    """Writes the content at `uri` (http, https or file) to `dest`; returns (sha256, size)."""
-    try:
-        with open(dest, "wb") as out:
-            fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT)
-    except FetchTooLarge:
-        raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it") from None
-    except FetchError as exc:
-        raise ResultUnavailable(str(exc)) from None
-    except OSError as exc:
-        raise ResultUnavailable(f"downloading {uri} failed: {exc}") from None
-    return fetched.digest, fetched.size
+@dataclass(frozen=True)
+class _ResultSource:
+    """How this client fetches a provider's result and manifest (:meth:`Client.download_result`)."""
+
+    resolver: Resolver
+    schemes: tuple[str, ...]
+
+    def manifest(self, uri: str) -> dict[str, Any] | None:
+        """The manifest beside the result at `uri`, or None when there is none to read."""
+        try:
+            return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT, resolver=self.resolver, schemes=self.schemes)
+        except (FetchError, OSError, ValueError):
+            return None
+
+    def download(self, uri: str, dest: Path, max_bytes: int) -> tuple[bytes, int]:
+        """Writes the content at `uri` to `dest`; returns (sha256, size)."""
+        deadline = time.monotonic() + DOWNLOAD_TIMEOUT + max_bytes / DOWNLOAD_MIN_RATE
+        try:
+            with open(dest, "wb") as out:
+                fetched = download_and_hash(
+                    uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT, deadline=deadline, schemes=self.schemes, resolver=self.resolver
+                )
+        except FetchTooLarge:
+            raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it") from None
+        except FetchError as exc:
+            raise ResultUnavailable(str(exc)) from None
+        except OSError as exc:
+            raise ResultUnavailable(f"downloading {uri} failed: {exc}") from None
+        return fetched.digest, fetched.size

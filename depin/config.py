@@ -35,6 +35,8 @@ Relative paths are resolved against the file's folder. Example::
     max_audits = 2                             # audit/jury seats in hand at once
     delivery_wait = 30                         # seconds a re-run with a result waits for the provider's
                                                # archive to be served before committing NOT_DELIVERED
+    result_allow_networks = []                 # non-public networks a provider's result may be fetched
+                                               # from (the devnet: ["127.0.0.0/8"]); empty: public only
 
     [canary]                                   # the canary role (devnet and operators)
     interval = 60                              # seconds between two canary jobs
@@ -121,6 +123,17 @@ def parse_roles(value: str | list[str] | tuple[str, ...]) -> str:
     return ",".join(r for r in ROLE_NAMES if r in parts)
 
 
+def _cidrs(value: list[str]) -> list[str]:
+    """Networks in CIDR form, normalised (``127.0.0.2`` is ``127.0.0.2/32``)."""
+    out = []
+    for text in value:
+        try:
+            out.append(str(ipaddress.ip_network(text.strip())))
+        except ValueError as exc:
+            raise ValueError(f"not a network in CIDR form (such as 10.1.2.0/24): {exc}") from None
+    return out
+
+
 def _host_port(value: str) -> str:
     _, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -161,6 +174,12 @@ class VerifierConfig(_Section):
     platform_class: int = Field(default=0, ge=0, le=255)
     max_audits: int = Field(default=2, ge=1, le=64)
     delivery_wait: float = Field(default=30, ge=0, le=3600)
+    result_allow_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("result_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return _cidrs(value)
 
 
 class CanaryConfig(_Section):
@@ -192,13 +211,7 @@ class PolicyConfig(_Section):
     @field_validator("input_allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        out = []
-        for text in value:
-            try:
-                out.append(str(ipaddress.ip_network(text.strip())))
-            except ValueError as exc:
-                raise ValueError(f"not a network in CIDR form (such as 10.1.2.0/24): {exc}") from None
-        return out
+        return _cidrs(value)
 
     @field_validator("images")
     @classmethod

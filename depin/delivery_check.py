@@ -23,7 +23,10 @@ unreachable content is asked for again every `retry_every` seconds until `wait` 
 (a provider's server restarting is not a withheld result); a mismatch is final.
 
 Pure over HTTP (:mod:`depin.fetch`: bounded size, timeouts); no chain access: the caller passes the
-URI and the commitment (the provider's ``ResultSubmitted``).
+URI and the commitment (the provider's ``ResultSubmitted``). The URI is the provider's, so a
+verifier passes a `resolver` (``depin.addresses.public_resolver``): a URI, or a redirect, that
+leads to the verifier's own network (loopback, the LAN, a metadata service) is then not fetched
+at all and the result is *not delivered* (``no-uri``), as it is for anyone outside that network.
 """
 
 from __future__ import annotations
@@ -34,15 +37,16 @@ import tarfile
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from depin.commitment import commitment as commitment_of
 from depin.delivery import DeliveryError, check_content_address, parse_public_key
 from depin.deployment import json_nesting_exceeds
-from depin.fetch import FetchError, FetchTooLarge, download_and_hash
+from depin.fetch import Fetched, FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.outputs import UnsafeArchive, match_digest
 
 MANIFEST_MAX_BYTES = 65_536
@@ -80,12 +84,41 @@ class DeliveryVerdict:
         return f"not delivered: {self.reason}"
 
 
-def fetch_manifest(uri: str, *, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> dict[str, Any]:
-    """The manifest published beside a result (``<uri>.json``, at most 64 KiB of JSON object).
-    :class:`~depin.fetch.FetchError` when it cannot be downloaded, ValueError when it is not a JSON
-    object."""
+# one download of the check: (uri, dest or None, max_bytes) -> what came
+_Get = Callable[[str, BinaryIO | None, int], Fetched]
+
+
+def fetch_manifest(
+    uri: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
+    resolver: Resolver | None = None,
+    schemes: tuple[str, ...] = ("http", "https", "file"),
+) -> dict[str, Any]:
+    """The manifest published beside a result (``<uri>.json``, at most 64 KiB of JSON object),
+    downloaded as :func:`depin.fetch.download_and_hash` does with these arguments.
+    :class:`~depin.fetch.FetchError` when it cannot be downloaded (:class:`~depin.fetch.FetchRefused`
+    when `resolver` refuses where it leads), ValueError when it is not a JSON object."""
+    return _manifest(uri, partial(_download, timeout=timeout, deadline=deadline, resolver=resolver, schemes=schemes))
+
+
+def _download(
+    uri: str,
+    dest: BinaryIO | None,
+    max_bytes: int,
+    *,
+    timeout: float,
+    deadline: float | None,
+    resolver: Resolver | None,
+    schemes: tuple[str, ...] = HTTP,
+) -> Fetched:
+    return download_and_hash(uri, dest, max_bytes=max_bytes, timeout=timeout, deadline=deadline, schemes=schemes, resolver=resolver)
+
+
+def _manifest(uri: str, get: _Get) -> dict[str, Any]:
     buffer = io.BytesIO()
-    download_and_hash(uri + ".json", buffer, max_bytes=MANIFEST_MAX_BYTES, timeout=timeout, deadline=deadline)
+    get(uri + ".json", buffer, MANIFEST_MAX_BYTES)
     text = buffer.getvalue().decode("utf-8")
     if json_nesting_exceeds(text, MANIFEST_MAX_DEPTH):  # json's scanner would recurse per level
         raise ValueError(f"the manifest is nested deeper than {MANIFEST_MAX_DEPTH} levels")
@@ -108,24 +141,27 @@ def check_delivered(
     wait: float = 0.0,
     retry_every: float = 1.0,
     total_timeout: float | None = None,
+    resolver: Resolver | None = None,
 ) -> DeliveryVerdict:
     """Whether the result at `uri` is what `provider` committed to for `job_id` (see the module doc).
     `match` and `encrypt_to` are the spec's ``output.match`` and ``delivery.encrypt_to`` (None: the
     whole archive, a plaintext delivery). Missing or unreachable content is asked for again until
     `wait` seconds have passed. `timeout` bounds each connect and read; `total_timeout` (None: no
     bound) the whole check, attempts included: a server that trickles its bytes is not delivering.
-    Only http(s) URIs are fetched (a ``file://`` URI would read the checker's own disk). Never
-    raises for what the server does; ValueError for bad arguments."""
+    Only http(s) URIs are fetched (a ``file://`` URI would read the checker's own disk), each hop
+    through `resolver` when given (the module doc). Never raises for what the server does;
+    ValueError for bad arguments."""
     if len(commitment) != 32:
         raise ValueError("the commitment must be 32 bytes")
     key = parse_public_key(encrypt_to) if encrypt_to is not None else None
     started = time.monotonic()
     deadline = started + max(0.0, wait)
     stop = None if total_timeout is None else started + total_timeout
+    get = partial(_download, timeout=timeout, deadline=stop, resolver=resolver)
     attempts = 0
     while True:
         attempts += 1
-        verdict = _check_once(uri, provider, int(job_id), bytes(commitment), match, key, max_bytes, timeout, stop)
+        verdict = _check_once(uri, provider, int(job_id), bytes(commitment), match, key, max_bytes, get)
         late = stop is not None and time.monotonic() + retry_every > stop
         if verdict.delivered or verdict.failure not in RETRIED or time.monotonic() + retry_every > deadline or late:
             return replace(verdict, attempts=attempts)
@@ -140,8 +176,7 @@ def _check_once(
     match: Sequence[str] | None,
     key: bytes | None,
     max_bytes: int,
-    timeout: float,
-    stop: float | None,
+    get: _Get,
 ) -> DeliveryVerdict:
     sealed = key is not None
 
@@ -153,7 +188,9 @@ def _check_once(
     if urllib.parse.urlsplit(uri).scheme.lower() not in HTTP:
         return no(NO_URI, f"the result URI {uri[:80]!r} is not an http(s) URL that anyone can fetch")
     try:
-        manifest = fetch_manifest(uri, timeout=timeout, deadline=stop)
+        manifest = _manifest(uri, get)
+    except FetchRefused as exc:
+        return no(NO_URI, f"the result URI leads where this checker does not fetch from: {exc}")
     except FetchError as exc:
         return no(NO_MANIFEST, f"no manifest: {exc}")
     except ValueError as exc:
@@ -167,9 +204,11 @@ def _check_once(
         try:
             if keep:
                 with open(archive, "wb") as out:
-                    fetched = download_and_hash(uri, out, max_bytes=max_bytes, timeout=timeout, deadline=stop, schemes=HTTP)
+                    fetched = get(uri, out, max_bytes)
             else:
-                fetched = download_and_hash(uri, None, max_bytes=max_bytes, timeout=timeout, deadline=stop, schemes=HTTP)
+                fetched = get(uri, None, max_bytes)
+        except FetchRefused as exc:
+            return no(NO_URI, f"the result URI leads where this checker does not fetch from: {exc}")
         except FetchTooLarge:
             return no(TOO_LARGE, f"the archive at {uri} exceeds {max_bytes} bytes")
         except FetchError as exc:

@@ -4,6 +4,13 @@
 URL: ``http``/``https`` are streamed with httpx (redirects followed, a connect/read timeout), ``file``
 URIs are read from disk. The bytes go to `dest` (a binary file) when one is given, else only their
 sha256 is computed. Every failure is a :class:`FetchError` whose message names the URL.
+
+A caller fetching a URL that somebody else wrote (a verifier fetching a provider's result) passes a
+`resolver`: every hop's host (the URL's, then each redirect's, at most ``MAX_REDIRECTS``, http(s)
+only) is resolved by it, which refuses an address it must not reach with :class:`FetchRefused`,
+and the connection goes to the address it returned (the Host header and the TLS name stay the
+URL's), so a name cannot resolve to one address when checked and another when connected. No proxy
+is then taken from the environment. ``depin.addresses.public_resolver`` is such a resolver.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,10 @@ from depin.errors import DepinError
 
 DEFAULT_TIMEOUT = 60.0
 CHUNK = 1 << 20
+MAX_REDIRECTS = 5  # followed with a resolver (httpx's own limit, 20, without one)
+Resolver = Callable[[str, int], str]
+"""A host and port to the one address to connect to; raises :class:`FetchRefused` (or
+:class:`FetchError`) for a host that must not be reached or cannot be resolved."""
 
 
 class FetchError(DepinError):
@@ -32,6 +43,11 @@ class FetchError(DepinError):
 
 class FetchTooLarge(FetchError):
     """The content exceeds the caller's size cap; the download stopped there."""
+
+
+class FetchRefused(FetchError):
+    """The URL (or a redirect) leads where the caller's resolver does not connect: nothing was
+    sent there."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +66,20 @@ def download_and_hash(
     timeout: float = DEFAULT_TIMEOUT,
     deadline: float | None = None,
     schemes: tuple[str, ...] = ("http", "https", "file"),
+    resolver: Resolver | None = None,
 ) -> Fetched:
     """Streams the content at `uri` into `dest` (None: hash only), stopping past `max_bytes`;
     returns its sha256 and size. `timeout` bounds each connect and each read; `deadline` (a
     ``time.monotonic()`` instant) the whole download, checked at every read, so a server that
     trickles a byte per read timeout cannot hold it for ever. `schemes`: the URI schemes taken.
-    Raises :class:`FetchTooLarge` past the cap and :class:`FetchError` for anything else (an HTTP
-    status other than 200, a scheme not taken, the deadline, a connection or file error)."""
+    `resolver`: where http(s) connections may go (the module doc; None: wherever the URL and its
+    redirects lead). Raises :class:`FetchTooLarge` past the cap, :class:`FetchRefused` when the
+    resolver refuses a hop, and :class:`FetchError` for anything else (an HTTP status other than
+    200, a scheme not taken, the deadline, a connection or file error)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https") and scheme in schemes:
-        return _hash_chunks(uri, _http_chunks(uri, timeout), dest, max_bytes, deadline)
+        chunks = _http_chunks(uri, timeout) if resolver is None else _pinned_chunks(uri, timeout, resolver)
+        return _hash_chunks(uri, chunks, dest, max_bytes, deadline)
     if scheme == "file" and scheme in schemes:
         return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes, deadline)
     raise FetchError(f"cannot download {uri[:200]!r}: unsupported URI scheme ({', '.join(schemes)})")
@@ -89,6 +109,42 @@ def _http_chunks(uri: str, timeout: float) -> Generator[bytes]:
             yield from response.iter_bytes()  # as the bytes arrive: the deadline is checked per read
     except httpx.HTTPError as exc:
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+
+
+def _http_url(uri: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """`text` (a redirect's Location when `base` is given) as an absolute http(s) URL with a host."""
+    what = "a redirect" if base is not None else "it"
+    try:
+        url = base.join(text) if base is not None else httpx.URL(text)
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        raise FetchRefused(f"downloading {uri} failed: {what} is not a valid http(s) URL") from None
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        raise FetchRefused(f"downloading {uri} failed: {what} leads to a URL that is not http(s) with a host")
+    return url
+
+
+def _pinned_chunks(uri: str, timeout: float, resolver: Resolver) -> Generator[bytes]:
+    """GETs `uri`, following redirects by hand: each hop connects only to the address `resolver`
+    gave for its host (the module doc)."""
+    url = _http_url(uri, uri)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+            for _hop in range(MAX_REDIRECTS + 1):
+                host = url.raw_host.decode("ascii")
+                address = resolver(host, url.port or (443 if url.scheme == "https" else 80))
+                pinned = url.copy_with(host=address)
+                headers = {"Host": url.netloc.decode("ascii")}
+                with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host}) as response:
+                    if response.is_redirect:
+                        url = _http_url(uri, response.headers["location"], base=url)
+                        continue
+                    if response.status_code != 200:
+                        raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
+                    yield from response.iter_bytes()  # as the bytes arrive: the deadline is checked per read
+                    return
+    except httpx.HTTPError as exc:
+        raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+    raise FetchError(f"downloading {uri} failed: more than {MAX_REDIRECTS} redirects")
 
 
 def _file_chunks(uri: str) -> Generator[bytes]:

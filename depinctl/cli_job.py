@@ -791,6 +791,14 @@ def job_result(
         str | None,
         typer.Option("--salt", metavar="0xHEX", help="The provider's salt (default: from the manifest beside the archive)."),
     ] = None,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-network",
+            metavar="CIDR",
+            help="A non-public network the result may be fetched from (repeatable; default: none, or loopback on a local devnet).",
+        ),
+    ] = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -812,6 +820,11 @@ def job_result(
     (--keystore, --dev-account or the config's [key]; `depin keys pubkey` prints the public key to
     put in the spec), its salt too, and then checked as above.
 
+    The URI is the provider's: it is fetched over http(s) from public addresses only (each redirect
+    too, at most 5), never from this machine's own network (loopback, the LAN, a cloud metadata
+    service) unless --allow-network names it; on a local devnet loopback (where its providers serve)
+    and file:// URIs are allowed. The download must average 1 MiB/s beyond a 60 s start.
+
     Example: depin job result 7 --out ./result-7 --keystore keys/me.json
     """
     client = open_client(
@@ -823,7 +836,7 @@ def job_result(
         salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
         if len(salt_bytes) != 32:
             raise ValueError("--salt must be 32 bytes (64 hex digits)")
-    fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes)
+    fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes, allow_networks=allow_network or None)
     sealed = " (delivered sealed to your key; content address checked, opened)" if fetched.sealed else ""
     typer.echo(
         f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}){sealed}; "

@@ -1030,7 +1030,11 @@ class Devnet:
             )
             if role == "verifier":
                 # its providers are local: 5 s is long enough to tell a withheld archive from a restart
-                text += f"[verifier]\ncourt_stake = \"{VERIFIER_COURT_STAKE}\"\nmax_audits = 2\ndelivery_wait = 5\n"
+                # and they serve on loopback, which a verifier fetches from only when allowed
+                text += (
+                    f"[verifier]\ncourt_stake = \"{VERIFIER_COURT_STAKE}\"\nmax_audits = 2\ndelivery_wait = 5\n"
+                    'result_allow_networks = ["127.0.0.0/8"]\n'
+                )
             if role == "canary":
                 text += (
                     f"[canary]\ninterval = {CANARY_INTERVAL}\nimage = {json.dumps(busybox)}\nreward = \"1\"\nmax_open = 3\n"

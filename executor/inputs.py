@@ -11,7 +11,7 @@ removed before the container starts. Supported URIs:
   http(s) only), and a byte cap (``max_bytes``, over all inputs of the job): a server that sends
   more is cut off at the cap. The URL is the requester's, so it must not reach the provider's own
   network: each hop's host is resolved once, *every* address of the answer must be public (or in
-  the policy's ``input_allow_networks``; :mod:`executor.addresses`), and the connection goes to
+  the policy's ``input_allow_networks``; :mod:`depin.addresses`), and the connection goes to
   that checked address only (Host header and TLS name stay the URL's host). No proxy is taken from
   the environment;
 - ``data:`` (RFC 2397; ``;base64`` or percent-encoded), for small inline inputs;
@@ -55,10 +55,10 @@ from pathlib import Path
 
 import httpx
 
+from depin.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 from depin.errors import ExecutionError
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
-from executor.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 
 CHUNK = 1 << 16
 MAX_INPUT_BYTES = 1 << 30  # over all inputs of one job
@@ -140,7 +140,7 @@ def _short(uri: str, limit: int = 80) -> str:
 
 def _fetch_http(item: InputSpec, sink: _Sink, timeout: float, allow: Sequence[IPNetwork]) -> None:
     """GETs `item.uri`, following at most MAX_REDIRECTS redirects by hand: each hop's host is resolved
-    once, every address checked (:mod:`executor.addresses`), and the connection made to the checked
+    once, every address checked (:mod:`depin.addresses`), and the connection made to the checked
     address only (the Host header and the TLS name stay the URL's)."""
     url = _parse_http_url(item, item.uri)
     deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * timeout
@@ -285,7 +285,7 @@ def fetch_input(
     for the errors). The bytes are written to a file in `staging_dir` (default: a fresh folder in
     `inputs_dir` whose name starts with ``.``, which no input name can) and moved into place only
     when the hash matches; a partial or mismatching download is removed. `allow_networks` are the
-    operator's extra networks an http(s) input may come from (:mod:`executor.addresses`)."""
+    operator's extra networks an http(s) input may come from (:mod:`depin.addresses`)."""
     if staging_dir is None:
         with _staging(Path(inputs_dir)) as staging:
             return fetch_input(item, inputs_dir, budget=budget, timeout=timeout, file_roots=file_roots, allow_networks=allow_networks, staging_dir=staging)

@@ -9,9 +9,9 @@ public URI of an archive is ``<base_url>/results/<name>``, its manifest's ``<bas
 <name>.json``; :func:`create_app` serves ``GET``/``HEAD`` on those paths and nothing addressed by a
 digest, so the server is no existence oracle: asking whether a result with a guessed digest exists
 gets nowhere (VERIFICATION-ANALYSIS F2(c)). Storing is atomic (a temporary file in the same folder,
-fsync, rename), so a reader never sees half an archive. Anyone can check a download against a
-digest learnt elsewhere (today: the on-chain ``resultHash``): :func:`download_result` streams the
-archive, caps its size and refuses bytes whose sha256 is not the expected digest.
+fsync, rename), so a reader never sees half an archive. A requester or a verifier fetches it with
+:mod:`depin.fetch` (size cap, deadline, public addresses only) and checks it against the provider's
+on-chain commitment (:meth:`depin.client.Client.download_result`, :mod:`depin.delivery_check`).
 
 **Encrypted delivery.** When the spec names the requester's key (``delivery.encrypt_to``),
 :meth:`ResultStore.put` seals the archive to it (:mod:`depin.delivery`, ``depin-sealed-v1``) and
@@ -43,12 +43,10 @@ import re
 import secrets
 import shutil
 import tempfile
-import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -56,38 +54,15 @@ from depin.commitment import commitment, failure_digest, new_salt
 from depin.delivery import SEALED_FORMAT, parse_public_key, seal_bytes, seal_file
 from depin.errors import ExecutionError
 
-DIGEST_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
 NAME_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 MEDIA_TYPE = "application/x-tar"
 MANIFEST_FORMAT = "depin-result-manifest-v1"
 SEALED_MANIFEST_FORMAT = "depin-result-manifest-v2"  # encrypted delivery: salt_sealed, sha256, encrypt_to
-DOWNLOAD_MAX_BYTES = 4096 * (1 << 20) + (2 << 20)  # the largest output a spec allows, plus tar headers
-DOWNLOAD_TIMEOUT = 30.0
 
 
 class ResultNotFound(ExecutionError, KeyError):
     """The store holds no archive with that name."""
-
-
-class ResultMismatch(ExecutionError):
-    """A downloaded archive does not hash to the expected digest (or is over the size cap)."""
-
-
-class ResultUnavailable(ExecutionError):
-    """A result could not be downloaded (unreachable, HTTP error, timeout)."""
-
-
-def normalize_digest(digest: bytes | str) -> str:
-    """The 64 lower-case hex digits of a digest given as 32 bytes or (0x-)hex; ValueError otherwise."""
-    if isinstance(digest, (bytes, bytearray)):
-        if len(digest) != 32:
-            raise ValueError(f"a digest is 32 bytes, not {len(digest)}")
-        return bytes(digest).hex()
-    match = DIGEST_RE.match(digest.strip())
-    if match is None:
-        raise ValueError(f"{digest!r} is not a sha256 digest (64 hex digits, optionally 0x-prefixed)")
-    return match[1].lower()
 
 
 def new_name() -> str:
@@ -315,70 +290,6 @@ def serve(store: ResultStore, host: str = "127.0.0.1", port: int = 8700) -> None
     import uvicorn  # lazy: start-up (only the result server runs it)
 
     uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)
-
-
-def download_result(
-    uri: str,
-    expected_digest: bytes | str,
-    dest: Path,
-    *,
-    max_bytes: int = DOWNLOAD_MAX_BYTES,
-    timeout: float = DOWNLOAD_TIMEOUT,
-) -> Path:
-    """Downloads the archive at `uri` (http(s) or file://) to `dest` (a file path, or a folder where
-    ``0x<digest>.tar`` is written) and returns its path, only if its sha256 is `expected_digest`
-    (whatever name the URI gives it: the digest is learnt elsewhere, e.g. from the chain).
-
-    Streams to a temporary file next to `dest` while hashing; stops past `max_bytes`. Raises
-    :class:`ResultMismatch` (wrong bytes or too large: nothing is left at `dest`) or
-    :class:`ResultUnavailable` (could not download).
-    """
-    expected = normalize_digest(expected_digest)
-    dest = Path(dest)
-    if dest.is_dir():
-        dest = dest / f"0x{expected}.tar"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    h = hashlib.sha256()
-    size = 0
-
-    def take(chunk: bytes, fh) -> None:
-        nonlocal size
-        size += len(chunk)
-        if size > max_bytes:
-            raise ResultMismatch(f"{uri} sent more than {max_bytes} bytes; refusing it")
-        h.update(chunk)
-        fh.write(chunk)
-
-    try:
-        with open(partial, "wb") as fh:
-            if uri.startswith("file://"):
-                path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
-                try:
-                    with open(path, "rb") as src:
-                        while chunk := src.read(CHUNK):
-                            take(chunk, fh)
-                except OSError as exc:
-                    raise ResultUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-            elif uri.startswith(("http://", "https://")):
-                try:
-                    with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
-                        if response.status_code != 200:
-                            raise ResultUnavailable(f"GET {uri} answered HTTP {response.status_code}")
-                        for chunk in response.iter_bytes(CHUNK):
-                            take(chunk, fh)
-                except httpx.HTTPError as exc:
-                    raise ResultUnavailable(f"cannot download {uri}: {type(exc).__name__}: {exc}") from exc
-            else:
-                raise ResultUnavailable(f"unsupported result URI {uri!r} (http, https or file)")
-        actual = h.hexdigest()
-        if actual != expected:
-            raise ResultMismatch(f"{uri} served an archive with sha256 0x{actual}, not the expected 0x{expected}")
-        os.replace(partial, dest)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return dest
 
 
 # --- the submission journal ---------------------------------------------------------------------

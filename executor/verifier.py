@@ -31,8 +31,10 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   fetch it (:func:`depin.delivery_check.check_delivered`: a plaintext archive with its manifest's
   salt must give the provider's commitment; a sealed one must hash to its content address) and,
   when it is missing, unreachable for ``[verifier] delivery_wait`` seconds (never past the commit
-  deadline) or does not match, commit :data:`depin.commitment.NOT_DELIVERED` instead of our digest:
-  jurors who agree on it outvote the provider (ProviderWrong). A requester who got no archive
+  deadline) or does not match, or when its URI or a redirect leads to this machine's own network
+  (loopback, the LAN, a metadata service: never fetched, unless listed in ``[verifier]
+  result_allow_networks``; :mod:`depin.addresses`), commit :data:`depin.commitment.NOT_DELIVERED`
+  instead of our digest: jurors who agree on it outvote the provider (ProviderWrong). A requester who got no archive
   challenges; a drawn audit checks the same way. After a failure report no archive is due.
 - **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
   (:func:`depin.commitment.seat_commitment`) are written to the audit journal
@@ -66,6 +68,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from depin.addresses import parse_networks, public_resolver
 from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
 from depin.delivery_check import check_delivered
 from depin.deployment import to_wei
@@ -459,6 +462,7 @@ def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
     verdict = check_delivered(
         sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=spec.match, encrypt_to=spec.encrypt_to,
         max_bytes=max_bytes, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)), wait=wait, total_timeout=total,
+        resolver=public_resolver(parse_networks(rt.config.verifier.result_allow_networks)),
     )
     log.info("provider delivery checked", extra={
         "job": job_id, "delivered": verdict.delivered, "uri": sub.uri, "reason": verdict.reason, "attempts": verdict.attempts,

@@ -1,9 +1,11 @@
-"""A tiny local HTTP server for result archives, and what an executor publishes on it (tests only)."""
+"""Tiny local HTTP servers for result archives (one that serves, one that trickles), and what an
+executor publishes on them (tests only)."""
 
 from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +41,43 @@ def serve(files: dict[str, bytes]) -> Iterator[str]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def trickle(files: dict[str, bytes] | None = None, *, every: float = 0.05) -> Iterator[tuple[str, threading.Event]]:
+    """Serves `files` at once and any other path as a body that never ends, one byte every `every`
+    seconds (well inside any read timeout), on 127.0.0.1; yields the base URL and an event set when
+    a client hangs up on the trickle."""
+    hung_up = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (files or {}).get(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) if body is not None else 1 << 30))
+            self.end_headers()
+            if body is not None:
+                self.wfile.write(body)
+                return
+            try:
+                while True:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(every)
+            except OSError:
+                hung_up.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hung_up
     finally:
         server.shutdown()
         server.server_close()

@@ -24,7 +24,7 @@ from depin.spec import parse_spec, with_delivery
 from executor.results import ResultStore
 
 from .conftest import Devnet, make_spec
-from .served import publish, serve
+from .served import publish, serve, trickle
 
 
 @pytest.fixture()
@@ -282,3 +282,59 @@ def test_a_sealed_delivery_opens_only_with_the_requesters_key(devnet: Devnet, ar
         with pytest.raises(ResultMismatch, match="altered or swapped"):
             requester.download_result(job_id, tmp_path / "tampered")
         assert not (tmp_path / "tampered").exists() or list((tmp_path / "tampered").iterdir()) == []
+
+
+def test_a_result_on_the_requesters_own_network_is_fetched_only_when_allowed(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """The URI is the provider's: on a local devnet chain loopback is allowed (its providers serve
+    there); with no network allowed, or on any other chain (a client of chain 11155111 over the
+    same node), the loopback URI, a name resolving there, a redirect leading there and a file:// URI
+    are refused before any connection, and nothing is extracted. --allow-network (allow_networks)
+    lets a named network in."""
+    from tests.executor.recording_server import RecordingServer
+
+    data = archive.path.read_bytes()
+    with RecordingServer("127.0.0.1") as server:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{server.base}/results/a")
+        server.routes["/results/a"] = (200, {}, data)
+        server.routes["/results/a.json"] = (200, {}, json.dumps({"salt": "0x" + SALT.hex()}).encode())
+        elsewhere = Client(requester.rpc, requester.deployment, chain_id=11_155_111)  # read-only: the chain id only decides
+        for client, allow in ((requester, []), (elsewhere, None)):
+            dest = tmp_path / f"refused-{allow}"
+            with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
+                client.download_result(job_id, dest, allow_networks=allow)
+            assert list(dest.iterdir()) == []
+        assert server.connections == 0
+        fetched = elsewhere.download_result(job_id, tmp_path / "allowed", allow_networks=["127.0.0.1/32"])
+        assert fetched.digest == archive.digest and (tmp_path / "allowed" / "answer.txt").read_text() == "42\n"
+        assert [r.path for r in server.requests] == ["/results/a", "/results/a.json"]
+        with pytest.raises(ClientError, match="not networks in CIDR form"):
+            requester.download_result(job_id, tmp_path / "bad", allow_networks=["10.0.0.1/8"])
+    # a redirect from an allowed (public-standing) address into loopback
+    with RecordingServer("127.0.0.1") as inner, RecordingServer("127.0.0.2") as outer:
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{outer.base}/results/b")
+        outer.routes["/results/b"] = (302, {"Location": f"{inner.base}/results/b"}, b"")
+        with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
+            requester.download_result(job_id, tmp_path / "redirected", allow_networks=["127.0.0.2/32"])
+        assert [r.path for r in outer.requests] == ["/results/b"] and inner.connections == 0
+    # a file:// URI only on a local chain
+    requester, job_id = _submitted_job(devnet, archive.digest, archive.path.as_uri())
+    with pytest.raises(ResultUnavailable, match=r"unsupported URI scheme \(http, https\)"):
+        Client(requester.rpc, requester.deployment, chain_id=11_155_111).download_result(job_id, tmp_path / "file")
+    assert requester.download_result(job_id, tmp_path / "file-local").digest == archive.digest
+
+
+def test_a_provider_trickling_its_result_is_cut_off(devnet: Devnet, archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server sending the archive a byte at a time, each within the read timeout, held `depin job
+    result` for as long as it liked; the download is bounded by DOWNLOAD_TIMEOUT plus the size cap
+    at DOWNLOAD_MIN_RATE (here 1 s and a rate that makes the cap's share nothing)."""
+    from depin import client as client_module
+
+    monkeypatch.setattr(client_module, "DOWNLOAD_TIMEOUT", 1.0)
+    monkeypatch.setattr(client_module, "DOWNLOAD_MIN_RATE", 1 << 40)
+    with trickle() as (base, hung_up):
+        requester, job_id = _submitted_job(devnet, archive.digest, f"{base}/results/slow")
+        dest = tmp_path / "slow"
+        with pytest.raises(ResultUnavailable, match="took too long"):
+            requester.download_result(job_id, dest)
+        assert list(dest.iterdir()) == []
+        assert hung_up.wait(30), "the client kept the connection open"

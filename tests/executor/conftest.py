@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -75,3 +76,18 @@ def work_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def result_store(tmp_path: Path) -> ResultStore:
     return ResultStore(tmp_path / "results", "http://127.0.0.1:8700")
+
+
+@pytest.fixture(scope="module")  # not session: ape warns when one starts after module fixtures
+def localhost_cert(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for the name ``localhost`` only (no IP address in it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True, capture_output=True,
+    )
+    return cert, key

@@ -249,6 +249,8 @@ class Stack:
             "policy": pol,
             **(sections or {}),
         }
+        # the providers here serve on loopback, which a verifier fetches from only when allowed
+        config["verifier"] = {"result_allow_networks": ["127.0.0.0/8"], **config.get("verifier", {})}
         path = workdir / "depin.toml"
         path.write_text(tomli_w.dumps(config))
         env = dict(os.environ)

@@ -16,6 +16,7 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from depin.fetch import download_and_hash
 from depin.market import FailureCode
 from depin.outputs import extract_archive, file_sha256, read_exit_code
 from depin.spec import JobSpec
@@ -38,7 +39,7 @@ from executor.containers import (
 from executor.engine import EngineUnavailable, connect, start_podman_service, stop_podman_service
 from executor.execute import Outcome, execute
 from executor.images import build_sample_images
-from executor.results import ResultStore, create_app, download_result
+from executor.results import ResultStore, create_app
 
 from .stack import release_gate, wait_for
 
@@ -315,7 +316,9 @@ def test_checksum_job_digest_matches_the_downloaded_archive(engine, sample_image
         assert first.uri == f"http://127.0.0.1:{port}/results/{first.name}"  # an opaque name, not the digest
         assert first.digest.hex() not in first.uri and outcomes[1].name != first.name
         assert first.match_digest == first.digest  # no output selector: the whole archive must match
-        path = download_result(first.uri, first.digest, tmp_path / "dl")
+        path = tmp_path / "dl.tar"
+        with open(path, "wb") as fh:
+            assert download_and_hash(first.uri, fh, max_bytes=64 * 2**20).digest == first.digest
         assert file_sha256(path) == first.digest
         assert outcomes[1].digest == first.digest
     finally:

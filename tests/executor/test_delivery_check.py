@@ -13,18 +13,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from eth_utils import keccak
 
 from depin import delivery_check
+from depin.addresses import parse_networks, public_resolver
 from depin.commitment import NOT_DELIVERED, failure_digest
 from depin.delivery import public_key_of
 from depin.delivery_check import MISMATCH, NO_MANIFEST, NO_URI, TOO_LARGE, UNAVAILABLE, WRONG_KIND, check_delivered
+from depin.fetch import MAX_REDIRECTS
 from depin.outputs import build_archive, match_digest
 from depinctl.procs import free_port
 from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
-from tests.client.served import serve
+from tests.client.served import serve, trickle
+from tests.executor.recording_server import Answer, RecordingServer
 from tests.indexer.services import TIMEOUT_SCALE
 
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -225,40 +229,85 @@ def test_a_server_trickling_its_archive_is_cut_off_by_the_total_timeout() -> Non
     """A provider's server that sends the archive a few bytes at a time, each within the read
     timeout, held a juror's check for as long as it liked; total_timeout bounds the whole check.
     The server answers the manifest at once, then trickles until the client hangs up (recorded)."""
-    import http.server
-
-    hung_up = threading.Event()
-
-    class Trickle(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.endswith(".json"):
-                body = b'{"salt":"0x' + b"11" * 32 + b'"}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(CAP))
-            self.end_headers()
-            try:
-                while True:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.05)  # the server's pace, well inside the client's read timeout
-            except OSError:
-                hung_up.set()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        uri = f"http://127.0.0.1:{server.server_address[1]}/results/slow"
-        verdict = check_delivered(uri, provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None,
-                                  max_bytes=CAP, timeout=5.0, total_timeout=1.0)
+    manifest = b'{"salt":"0x' + b"11" * 32 + b'"}'
+    with trickle({"/results/slow.json": manifest}) as (base, hung_up):
+        verdict = check_delivered(f"{base}/results/slow", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None,
+                                  encrypt_to=None, max_bytes=CAP, timeout=5.0, total_timeout=1.0)
         assert not verdict and verdict.failure == UNAVAILABLE and "took too long" in verdict.reason, verdict
         assert hung_up.wait(30 * TIMEOUT_SCALE), "the checker kept the connection open"
-    finally:
-        server.shutdown()
+
+
+def _published_bytes(tmp_path: Path, served: ResultStore) -> tuple[Submission, dict[str, Answer]]:
+    """A provider's publication: the submission, and routes serving its archive and manifest at /r/x."""
+    sub = _publish(tmp_path, served)
+    archive = httpx.get(sub.uri, timeout=10).content
+    manifest = httpx.get(sub.uri + ".json", timeout=10).content
+    return sub, {"/r/x": (200, {}, archive), "/r/x.json": (200, {}, manifest)}
+
+
+def _check_at(uri: str, sub: Submission | None, allow: list[str], **kw: object):
+    commitment = bytes.fromhex(sub.commitment[2:]) if sub else bytes(32)
+    return check_delivered(uri, provider=PARTY, job_id=JOB, commitment=commitment, match=None, encrypt_to=None, max_bytes=CAP,
+                           timeout=5.0, resolver=public_resolver(parse_networks(allow)), **kw)  # type: ignore[arg-type]
+
+
+def test_a_result_on_the_checkers_own_network_is_never_fetched(tmp_path: Path, served: ResultStore) -> None:
+    """A provider naming a URI on the verifier's loopback (or a name resolving there): with the
+    verifier's resolver (public addresses only) not even a connection is made and the result is not
+    delivered (no-uri, not asked for again); the same publication with loopback allowed (the
+    devnet's [verifier] result_allow_networks) is delivered."""
+    sub, routes = _published_bytes(tmp_path, served)
+    with RecordingServer("127.0.0.1", routes) as server:
+        for uri in (f"{server.base}/r/x", f"http://localhost:{server.port}/r/x", f"http://2130706433:{server.port}/r/x"):
+            verdict = _check_at(uri, sub, [], wait=30.0)
+            assert not verdict and verdict.failure == NO_URI and verdict.attempts == 1, verdict
+            assert "does not fetch from" in verdict.reason and "loopback" in verdict.reason
+        assert server.connections == 0
+        verdict = _check_at(f"{server.base}/r/x", sub, ["127.0.0.0/8"])
+        assert verdict.delivered, verdict
+        assert [r.path for r in server.requests] == ["/r/x.json", "/r/x"]
+
+
+def test_a_redirect_to_the_checkers_own_network_is_not_followed(tmp_path: Path, served: ResultStore) -> None:
+    """127.0.0.2 stands for a public server (allowed here); it redirects the manifest and the archive
+    to 127.0.0.1, the verifier's loopback: the redirect is not followed (no connection reaches
+    127.0.0.1) and the result is not delivered. With 127.0.0.1 allowed too, the redirects deliver it."""
+    sub, routes = _published_bytes(tmp_path, served)
+    with RecordingServer("127.0.0.1", routes) as inner:
+        redirects: dict[str, Answer] = {path: (302, {"Location": f"{inner.base}{path}"}, b"") for path in routes}
+        with RecordingServer("127.0.0.2", redirects) as outer:  # type: ignore[arg-type]
+            verdict = _check_at(f"{outer.base}/r/x", sub, ["127.0.0.2/32"], wait=30.0)
+            assert not verdict and verdict.failure == NO_URI and verdict.attempts == 1, verdict
+            assert [r.path for r in outer.requests] == ["/r/x.json"] and inner.connections == 0
+            verdict = _check_at(f"{outer.base}/r/x", sub, ["127.0.0.2/32", "127.0.0.1/32"])
+            assert verdict.delivered, verdict
+            assert [r.path for r in inner.requests] == ["/r/x.json", "/r/x"]
+
+
+def test_a_redirect_loop_ends() -> None:
+    """With a resolver, redirects are followed by hand, at most depin.fetch.MAX_REDIRECTS of them."""
+    with RecordingServer("127.0.0.1") as server:
+        server.routes["/r/x.json"] = (302, {"Location": f"{server.base}/r/x.json"}, b"")  # to itself
+        verdict = _check_at(f"{server.base}/r/x", None, ["127.0.0.0/8"])
+    assert not verdict and verdict.failure == NO_MANIFEST and f"more than {MAX_REDIRECTS} redirects" in verdict.reason
+    assert [r.path for r in server.requests] == ["/r/x.json"] * (MAX_REDIRECTS + 1)
+
+
+def test_https_is_checked_against_the_name_not_the_pinned_address(tmp_path: Path, served: ResultStore, localhost_cert) -> None:
+    """The connection goes to the address the resolver checked, but TLS (SNI and the certificate)
+    and the Host header stay the URL's name; by its address the same server's certificate fails."""
+    import ssl
+
+    import certifi
+
+    cert, key = localhost_cert
+    sub, routes = _published_bytes(tmp_path, served)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with pytest.MonkeyPatch.context() as mp, RecordingServer("127.0.0.1", routes, tls=context) as server:
+        mp.setattr(certifi, "where", lambda: str(cert))  # trusted as a public CA would be
+        verdict = _check_at(f"https://localhost:{server.port}/r/x", sub, ["127.0.0.0/8", "::1/128"])
+        assert verdict.delivered, verdict
+        assert server.sni == ["localhost", "localhost"] and {r.host for r in server.requests} == {f"localhost:{server.port}"}
+        verdict = _check_at(f"https://127.0.0.1:{server.port}/r/x", sub, ["127.0.0.0/8"])
+        assert not verdict and verdict.failure == NO_MANIFEST and "CERTIFICATE_VERIFY_FAILED" in verdict.reason, verdict

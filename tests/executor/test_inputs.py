@@ -8,13 +8,10 @@ import hashlib
 import http.server
 import logging
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -395,21 +392,6 @@ def test_execute_job_sees_x_and_x_partial(engine, sample_images, work_root, resu
 
 
 # --- the connection goes to the checked address; the name stays the URL's -----------------------
-
-
-@pytest.fixture(scope="module")
-def localhost_cert(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for the name ``localhost`` only (no IP address in it)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE"],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def test_https_checks_the_certificate_and_sni_against_the_name_not_the_pinned_address(tmp_path, monkeypatch, localhost_cert):

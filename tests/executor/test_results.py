@@ -1,6 +1,6 @@
 """The result store: opaque names unrelated to the digest, the HTTP server (200/404/400, content
-type, nothing addressed by digest), manifests, and download_result's digest and size checks
-against a real uvicorn server."""
+type, nothing addressed by digest), manifests, and what depin.fetch gets from a real uvicorn
+server (the bytes, the size cap, a 404)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,14 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.outputs import build_archive, extract_archive
 from executor.results import (
     NAME_RE,
-    ResultMismatch,
     ResultNotFound,
     ResultStore,
-    ResultUnavailable,
     create_app,
-    download_result,
     new_name,
-    normalize_digest,
 )
 
 
@@ -67,14 +64,6 @@ def test_put_under_a_given_name_and_the_manifest(tmp_path, archive):
         store.put(archive.path, name="../../etc/passwd")
 
 
-def test_normalize_digest():
-    assert normalize_digest(b"\x01" * 32) == "01" * 32
-    assert normalize_digest("0x" + "AB" * 32) == "ab" * 32
-    for bad in (b"\x01" * 31, "0x12", "zz" * 32):
-        with pytest.raises(ValueError):
-            normalize_digest(bad)
-
-
 def test_server_serves_archives_by_name_never_by_digest(tmp_path, archive):
     store = ResultStore(tmp_path / "store", "http://testserver")
     stored = store.put(archive.path)
@@ -114,34 +103,18 @@ def served(tmp_path, archive) -> Iterator[tuple[ResultStore, str]]:
     thread.join(5)
 
 
-def test_download_checks_the_digest(tmp_path, archive, served):
-    store, _base = served
-    uri = store.put(archive.path).uri
-    dest = tmp_path / "dl"
-    dest.mkdir()
-    path = download_result(uri, archive.digest, dest)
-    assert path == dest / f"0x{archive.digest.hex()}.tar"
-    assert extract_archive(path, tmp_path / "x") == 0
-    assert (tmp_path / "x" / "a.txt").read_text() == "hello\n"
-    # The right bytes under a digest they do not match: refused, nothing left behind.
-    with pytest.raises(ResultMismatch, match="not the expected"):
-        download_result(uri, b"\x11" * 32, tmp_path / "wrong.tar")
-    assert not (tmp_path / "wrong.tar").exists() and not (tmp_path / "wrong.tar.partial").exists()
-
-
-def test_download_caps_size_and_reports_unavailable(tmp_path, archive, served):
+def test_a_served_archive_downloads_whole_within_the_cap(tmp_path, archive, served):
+    """What a requester's or a verifier's fetch (depin.fetch) gets from the real server: the
+    archive's bytes; the size cap stops a larger one; an unknown name is a 404."""
     store, base = served
-    with pytest.raises(ResultMismatch, match="more than"):
-        download_result(store.put(archive.path).uri, archive.digest, tmp_path / "c.tar", max_bytes=1000)
-    assert not (tmp_path / "c.tar").exists()
-    with pytest.raises(ResultUnavailable, match="404"):
-        download_result(f"{base}/results/{new_name()}", b"\x00" * 32, tmp_path / "d.tar")
-    with pytest.raises(ResultUnavailable):
-        download_result("http://127.0.0.1:9/results/0x" + "00" * 32, b"\x00" * 32, tmp_path / "e.tar", timeout=2)
-    with pytest.raises(ResultUnavailable, match="unsupported"):
-        download_result("ftp://x/y", b"\x00" * 32, tmp_path / "f.tar")
+    uri = store.put(archive.path).uri
+    dest = tmp_path / "dl.tar"
+    with open(dest, "wb") as out:
+        fetched = download_and_hash(uri, out, max_bytes=10 * 2**20)
+    assert fetched.digest == archive.digest and fetched.size == archive.path.stat().st_size
+    assert extract_archive(dest, tmp_path / "x") == 0 and (tmp_path / "x" / "a.txt").read_text() == "hello\n"
+    with pytest.raises(FetchTooLarge, match="exceeds 1000 bytes"):
+        download_and_hash(uri, max_bytes=1000)
+    with pytest.raises(FetchError, match="HTTP 404"):
+        download_and_hash(f"{base}/results/{new_name()}", max_bytes=1000)
 
-
-def test_download_from_a_file_uri(tmp_path, archive):
-    path = download_result(f"file://{archive.path}", "0x" + archive.digest.hex(), tmp_path / "copy.tar")
-    assert path.read_bytes() == archive.path.read_bytes()

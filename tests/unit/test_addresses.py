@@ -1,4 +1,4 @@
-"""The input fetcher's address rule (executor/addresses.py): loopback, private, shared, link-local,
+"""The input fetcher's address rule (depin/addresses.py): loopback, private, shared, link-local,
 multicast, unspecified, reserved and documentation addresses are refused in every IPv4 and IPv6
 spelling, public ones are allowed, and the operator's allow-list overrides the rule."""
 
@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from executor.addresses import AddressRefused, check_addresses, parse_networks, refusal, resolve, resolve_checked
+from depin.addresses import AddressRefused, check_addresses, parse_networks, refusal, resolve, resolve_checked
 
 REFUSED = [
     # IPv4
@@ -108,15 +108,33 @@ def test_the_allow_list_admits_only_its_networks() -> None:
         parse_networks(["10.1.2.1/24"])
 
 
-def test_the_policy_key_is_read_from_depin_toml_and_checked(tmp_path) -> None:
+@pytest.mark.parametrize("section, key", [("policy", "input_allow_networks"), ("verifier", "result_allow_networks")])
+def test_the_allowed_networks_are_read_from_depin_toml_and_checked(tmp_path, section: str, key: str) -> None:
     from depin.config import ConfigError, load_config
 
     path = tmp_path / "depin.toml"
-    assert load_config(None, env={}).policy.input_allow_networks == []  # default: none
-    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2"]\n')
-    assert load_config(path, env={}).policy.input_allow_networks == ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2/32"]
-    path.write_text('[policy]\ninput_allow_networks = ["10.1.2.1/24"]\n')
+    assert getattr(getattr(load_config(None, env={}), section), key) == []  # default: none
+    path.write_text(f'[{section}]\n{key} = ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2"]\n')
+    assert getattr(getattr(load_config(path, env={}), section), key) == ["10.1.2.0/24", "fd00:1::/64", "127.0.0.2/32"]
+    path.write_text(f'[{section}]\n{key} = ["10.1.2.1/24"]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     message = str(info.value)
-    assert "policy.input_allow_networks" in message and "host bits set" in message and "\n" not in message
+    assert f"{section}.{key}" in message and "host bits set" in message and "\n" not in message
+
+
+def test_the_public_resolver_answers_a_fetch_with_a_checked_address() -> None:
+    """depin.addresses.public_resolver, the depin.fetch resolver a verifier fetches a provider's
+    result through: the checked address as a string, FetchRefused for a non-public one (unless
+    allowed), FetchError for a name that does not resolve."""
+    from depin.addresses import public_resolver
+    from depin.fetch import FetchError, FetchRefused
+
+    with pytest.raises(FetchRefused, match="127.0.0.1 resolves to a loopback address"):
+        public_resolver()("127.0.0.1", 80)
+    with pytest.raises(FetchRefused, match="link-local"):
+        public_resolver(parse_networks(["127.0.0.0/8"]))("169.254.169.254", 80)
+    assert public_resolver(parse_networks(["127.0.0.0/8"]))("2130706434", 80) == "127.0.0.2"
+    assert public_resolver()("8.8.8.8", 443) == "8.8.8.8"
+    with pytest.raises(FetchError, match="cannot resolve"):
+        public_resolver()("no-such-host.invalid", 80)

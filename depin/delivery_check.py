@@ -23,10 +23,11 @@ unreachable content is asked for again every `retry_every` seconds until `wait` 
 (a provider's server restarting is not a withheld result); a mismatch is final.
 
 Pure over HTTP (:mod:`depin.fetch`: bounded size, timeouts); no chain access: the caller passes the
-URI and the commitment (the provider's ``ResultSubmitted``). The URI is the provider's, so a
-verifier passes a `resolver` (``depin.addresses.public_resolver``): a URI, or a redirect, that
-leads to the verifier's own network (loopback, the LAN, a metadata service) is then not fetched
-at all and the result is *not delivered* (``no-uri``), as it is for anyone outside that network.
+URI and the commitment (the provider's ``ResultSubmitted``). The URI is the provider's, so it is
+fetched through a `resolver` (default: :func:`depin.addresses.public_resolver`, public addresses
+only; a verifier adds its ``[verifier] result_allow_networks``): a URI, or a redirect, that leads
+to the checker's own network (loopback, the LAN, a metadata service) is not fetched at all and
+the result is *not delivered* (``no-uri``), as it is for anyone outside that network.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from depin.addresses import public_resolver
 from depin.commitment import commitment as commitment_of
 from depin.delivery import DeliveryError, check_content_address, parse_public_key
 from depin.deployment import json_nesting_exceeds
@@ -149,15 +151,15 @@ def check_delivered(
     `wait` seconds have passed. `timeout` bounds each connect and read; `total_timeout` (None: no
     bound) the whole check, attempts included: a server that trickles its bytes is not delivering.
     Only http(s) URIs are fetched (a ``file://`` URI would read the checker's own disk), each hop
-    through `resolver` when given (the module doc). Never raises for what the server does;
-    ValueError for bad arguments."""
+    through `resolver` (None: public addresses only; the module doc). Never raises for what the
+    server does; ValueError for bad arguments."""
     if len(commitment) != 32:
         raise ValueError("the commitment must be 32 bytes")
     key = parse_public_key(encrypt_to) if encrypt_to is not None else None
     started = time.monotonic()
     deadline = started + max(0.0, wait)
     stop = None if total_timeout is None else started + total_timeout
-    get = partial(_download, timeout=timeout, deadline=stop, resolver=resolver)
+    get = partial(_download, timeout=timeout, deadline=stop, resolver=resolver or public_resolver())
     attempts = 0
     while True:
         attempts += 1

@@ -36,6 +36,8 @@ JOB = 7
 REQUESTER_KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
 OTHER_KEY = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
 CAP = 1 << 20
+# the result servers here are on loopback, which check_delivered does not fetch from unless allowed
+LOOPBACK = public_resolver(parse_networks(["127.0.0.0/8"]))
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def _publish(tmp_path: Path, store: ResultStore, *, encrypt_to: bytes | None = N
 
 def _check(sub: Submission, **kw: object):
     args = {"provider": PARTY, "job_id": JOB, "commitment": bytes.fromhex(sub.commitment[2:]), "match": None, "encrypt_to": None,
-            "max_bytes": CAP, "timeout": 5.0}
+            "max_bytes": CAP, "timeout": 5.0, "resolver": LOOPBACK}
     args.update(kw)
     return check_delivered(sub.uri, **args)  # type: ignore[arg-type]
 
@@ -154,7 +156,7 @@ def test_a_server_that_is_down_is_not_delivered(tmp_path: Path, served: ResultSt
     sub = _publish(tmp_path, served)
     uri = sub.uri.replace(served.base_url, f"http://127.0.0.1:{free_port()}")
     verdict = check_delivered(uri, provider=PARTY, job_id=JOB, commitment=bytes.fromhex(sub.commitment[2:]), match=None,
-                              encrypt_to=None, max_bytes=CAP, timeout=5.0)
+                              encrypt_to=None, max_bytes=CAP, timeout=5.0, resolver=LOOPBACK)
     assert not verdict and verdict.failure == NO_MANIFEST
     assert not check_delivered("", provider=PARTY, job_id=JOB, commitment=b"\x00" * 32, match=None, encrypt_to=None, max_bytes=CAP)
 
@@ -207,7 +209,7 @@ def test_a_manifest_nested_too_deeply_is_a_mismatch_not_a_crash(manifest: bytes)
         sys.setrecursionlimit(1_000)  # CPython's default: what a juror's worker runs with
         try:
             verdict = check_delivered(f"{base}/results/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None,
-                                      encrypt_to=None, max_bytes=CAP, timeout=5.0)
+                                      encrypt_to=None, max_bytes=CAP, timeout=5.0, resolver=LOOPBACK)
         finally:
             sys.setrecursionlimit(limit)
     assert not verdict and verdict.failure == MISMATCH and "nested deeper than" in verdict.reason
@@ -232,7 +234,7 @@ def test_a_server_trickling_its_archive_is_cut_off_by_the_total_timeout() -> Non
     manifest = b'{"salt":"0x' + b"11" * 32 + b'"}'
     with trickle({"/results/slow.json": manifest}) as (base, hung_up):
         verdict = check_delivered(f"{base}/results/slow", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None,
-                                  encrypt_to=None, max_bytes=CAP, timeout=5.0, total_timeout=1.0)
+                                  encrypt_to=None, max_bytes=CAP, timeout=5.0, total_timeout=1.0, resolver=LOOPBACK)
         assert not verdict and verdict.failure == UNAVAILABLE and "took too long" in verdict.reason, verdict
         assert hung_up.wait(30 * TIMEOUT_SCALE), "the checker kept the connection open"
 
@@ -262,6 +264,9 @@ def test_a_result_on_the_checkers_own_network_is_never_fetched(tmp_path: Path, s
             verdict = _check_at(uri, sub, [], wait=30.0)
             assert not verdict and verdict.failure == NO_URI and verdict.attempts == 1, verdict
             assert "does not fetch from" in verdict.reason and "loopback" in verdict.reason
+        default = check_delivered(f"{server.base}/r/x", provider=PARTY, job_id=JOB, commitment=bytes.fromhex(sub.commitment[2:]),
+                                  match=None, encrypt_to=None, max_bytes=CAP, timeout=5.0)  # no resolver given: public only
+        assert not default and default.failure == NO_URI, default
         assert server.connections == 0
         verdict = _check_at(f"{server.base}/r/x", sub, ["127.0.0.0/8"])
         assert verdict.delivered, verdict

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from depin.addresses import parse_networks, public_resolver
 from depin.client import Client
 from depin.commitment import new_salt, seat_commitment
 from depin.delivery_check import check_delivered
@@ -127,7 +128,8 @@ def test_a_canary_job_serves_a_sealed_decoy_that_passes_a_jurors_delivery_check(
     assert spec.encrypt_to is not None  # posted through the SDK: sealed to the canary's own key
     assert f":{stack.bait_port}/" not in sub.uri
     verdict = check_delivered(sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=None,
-                              encrypt_to=spec.encrypt_to, max_bytes=1_048_576)
+                              encrypt_to=spec.encrypt_to, max_bytes=1_048_576,
+                              resolver=public_resolver(parse_networks(["127.0.0.0/8"])))  # the stack serves on loopback
     assert verdict.delivered and verdict.sealed, verdict
     # and a tampered copy would not pass: the content address is the sha256 of what is served
     served = requests.get(sub.uri, timeout=10).content

@@ -499,7 +499,13 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         assert status["anchorBlock"] > 0 and status["specHash"] == "0x" + "00" * 32
         shown = ok("job", "status", job_id, *net(devnet)).stdout
         assert "audit fee" in shown and "anchor block" in shown and "drawn for audit" in shown
-        result = ok("job", "result", job_id, "--out", tmp_path / "got", *net(devnet))
+        # --allow-network replaces the devnet's loopback default: a network that does not hold the
+        # server is refused before any connection; one that does lets the result in
+        fails("job", "result", job_id, "--out", tmp_path / "lan", "--allow-network", "10.0.0.0/8", *net(devnet),
+              match="127.0.0.1 resolves to a loopback address")
+        fails("job", "result", job_id, "--out", tmp_path / "typo", "--allow-network", "10.0.0.1/8", *net(devnet),
+              match="not networks in CIDR form")
+        result = ok("job", "result", job_id, "--out", tmp_path / "got", "--allow-network", "127.0.0.1/32", *net(devnet))
         assert "matches the commitment" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
         files["/r"] = archive.path.read_bytes().replace(b"result\n", b"rezult\n")
         fails("job", "result", job_id, "--out", tmp_path / "bad", *net(devnet), match="does not give the provider's commitment")

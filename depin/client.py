@@ -60,7 +60,7 @@ from depin.deployment import (
     load_deployment,
 )
 from depin.errors import ChainError, DepinError
-from depin.fetch import FetchError, FetchTooLarge, Resolver, download_and_hash
+from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, parse_spec, with_delivery
@@ -1417,9 +1417,12 @@ class _ResultSource:
     schemes: tuple[str, ...]
 
     def manifest(self, uri: str) -> dict[str, Any] | None:
-        """The manifest beside the result at `uri`, or None when there is none to read."""
+        """The manifest beside the result at `uri`, or None when there is none to read;
+        :class:`ResultUnavailable` when `uri` leads where this client does not fetch from."""
         try:
             return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT, resolver=self.resolver, schemes=self.schemes)
+        except FetchRefused as exc:  # not "no manifest": nothing was asked of that address
+            raise ResultUnavailable(str(exc)) from None
         except (FetchError, OSError, ValueError):
             return None
 

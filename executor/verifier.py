@@ -34,8 +34,9 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   deadline) or does not match, or when its URI or a redirect leads to this machine's own network
   (loopback, the LAN, a metadata service: never fetched, unless listed in ``[verifier]
   result_allow_networks``; :mod:`depin.addresses`), commit :data:`depin.commitment.NOT_DELIVERED`
-  instead of our digest: jurors who agree on it outvote the provider (ProviderWrong). A requester who got no archive
-  challenges; a drawn audit checks the same way. After a failure report no archive is due.
+  instead of our digest: jurors who agree on it outvote the provider (ProviderWrong). A requester
+  who got no archive challenges; a drawn audit checks the same way. After a failure report no
+  archive is due.
 - **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
   (:func:`depin.commitment.seat_commitment`) are written to the audit journal
   (``<state_dir>/journal/<instance>/seat-<job>-<round>-<seat>.json``, fsync'd) by the re-run,

@@ -303,6 +303,8 @@ def test_a_result_on_the_requesters_own_network_is_fetched_only_when_allowed(dev
             with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
                 client.download_result(job_id, dest, allow_networks=allow)
             assert list(dest.iterdir()) == []
+        with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
+            elsewhere.check_delivery(job_id)  # the refusal, not "not a sealed delivery"
         assert server.connections == 0
         fetched = elsewhere.download_result(job_id, tmp_path / "allowed", allow_networks=["127.0.0.1/32"])
         assert fetched.digest == archive.digest and (tmp_path / "allowed" / "answer.txt").read_text() == "42\n"

@@ -72,8 +72,8 @@ can demand of a provider, a verifier or a requester.
 
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
-links, devices, fifos are refused); no absolute name, no ``..`` component, nothing below a symbolic
-link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
+links, devices, fifos are refused); no absolute name, no empty, ``.`` or ``..`` component (each
+path spelled the one way the format writes it), nothing below a symbolic link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
 through another link. A member breaking one of these raises :class:`UnsafeArchive` and nothing
 is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as a second line.
 Every reader of an archive someone else published (extraction, :func:`match_digest`) opens it as a
@@ -607,6 +607,9 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
             if not member.name.startswith("out/"):
                 raise UnsafeArchive(f"not a {FORMAT} archive: {_short(member.name)}")
             rel = member.name[len("out/") :].rstrip("/")
+            why = _name_fault(rel)
+            if why is not None or rel in by_rel:
+                raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)}: {why or 'appears twice'}")
             kind: EntryKind = "dir" if member.isdir() else "link" if member.issym() else "file" if member.isreg() else "other"
             if kind == "other":
                 raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)} is neither a file, a directory nor a link")
@@ -657,13 +660,27 @@ def _escapes(name: str, target: str, links: set[str]) -> bool:
     return False
 
 
+def _name_fault(rel: str) -> str | None:
+    """Why `rel` (a member's path below ``out/``, a directory's trailing ``/`` removed) is not a
+    path the format writes, or None. The format writes each path one way (:func:`build_archive`),
+    so one with an empty, ``.`` or ``..`` component (``a//b``, ``./a``) is refused outright: every
+    later check compares names as spelled, and ``./l/f`` would otherwise not read as below link ``l``."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\x00" in rel:
+        return "an absolute or empty path"
+    if any(part in ("", ".", "..") for part in parts):
+        return "a path with an empty, '.' or '..' component (an escaping or non-canonical path)"
+    return None
+
+
 def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
     """Why `member` (named by its path below ``out/``) may not be extracted, or None. `links` holds
     the names of every symbolic link of the archive: nothing may be extracted below one."""
     name = member.name
+    why = _name_fault(name)
+    if why is not None:
+        return f"out/{_short(name)}: {why}"
     parts = name.split("/")
-    if not name or name.startswith("/") or ".." in parts or "\x00" in name:
-        return f"out/{_short(name)}: an absolute or escaping path"
     if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
         return f"out/{_short(name)}: lies below a symbolic link"
     if member.issym():

@@ -121,7 +121,13 @@ HOSTILE = {
     "hard-link": ([_m("out/f"), _m("out/h", tarfile.LNKTYPE, "out/f")], "hard link"),
     "device": ([_m("out/dev", tarfile.CHRTYPE)], "neither a file"),
     "fifo": ([_m("out/p", tarfile.FIFOTYPE)], "neither a file"),
-    "dot-dot-path": ([_m("out/../escaped")], "escaping path"),
+    "dot-dot-path": ([_m("out/../escaped")], "'..' component"),
+    # Names spelled another way than the format writes them: "./l" is link "l" to the file system,
+    # but not to a check comparing names ("./l/f" would not read as below link "l").
+    "dot-below-a-symlink": ([_m("out/d", tarfile.DIRTYPE), _m("out/l", tarfile.SYMTYPE, "d"), _m("out/./l/f")], "'.' or '..' component"),
+    "dot-named-link-stepped-through": ([_m("out/./x", tarfile.SYMTYPE, "."), _m("out/y", tarfile.SYMTYPE, "x/..")], "'.' or '..' component"),
+    "dot-twice": ([_m("out/f"), _m("out/./f")], "'.' or '..' component"),
+    "empty-component": ([_m("out/d", tarfile.DIRTYPE), _m("out/d//f")], "empty, '.' or '..' component"),
     "absolute-path": ([_m("/etc/evil")], "not part of the depin-result-v1 format"),
     "outside-out": ([_m("evil")], "not part of the depin-result-v1 format"),
     "twice": ([_m("out/f"), _m("out/f", tarfile.SYMTYPE, "g")], "appears twice"),
@@ -227,3 +233,47 @@ def test_a_sparse_file_is_refused(tmp_path: Path, fmt: str) -> None:
     assert not dest.exists() or list(dest.iterdir()) == []
     with pytest.raises(UnsafeArchive, match="out/holes is a sparse file"):
         match_digest(archive, ["holes"])
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ([_m("out/f"), _m("out/./f")], "'.' or '..' component"),
+        ([_m("out/d", tarfile.DIRTYPE), _m("out/d//f")], "empty, '.' or '..' component"),
+        ([_m("out/f"), _m("out/f")], "appears twice"),
+    ],
+)
+def test_the_match_digest_refuses_a_name_the_format_does_not_write(tmp_path: Path, members: list, reason: str) -> None:
+    """The match digest reads the archive the extraction reads, so it refuses the same names: the
+    selection must be of the paths a requester would get, each spelled once and one way."""
+    archive = _tar(tmp_path / "r.tar", *members)
+    with pytest.raises(UnsafeArchive, match=reason):
+        match_digest(archive, ["f"])
+
+
+def test_a_dot_named_link_cannot_carry_a_path_max_escape(tmp_path: Path) -> None:
+    """The realpath attack on tarfile's ``data`` filter (CVE-2025-4517, open in Python before
+    3.11.13 / 3.12.11) built from result members: a chain of links through directories long enough
+    that the filter's ``realpath`` stops expanding, a last link climbing back out, and a file
+    written through it. Our checks refuse every link below another link and every link stepping
+    through one, so the attack spells names with ``./`` (``./a``, ``a/…/p/./lll…``, ``./escape/…``),
+    which must not read as names different from ``a``, ``a/…/p/lll…`` and ``escape/…``: the archive
+    is refused and nothing lands next to the destination."""
+    dest = tmp_path / "dest"
+    steps = "abcdefghijklmnop"
+    component = "d" * ((os.pathconf(tmp_path, "PC_PATH_MAX") - len(str(dest)) - 1) // (len(steps) + 1))
+    members: list[tarfile.TarInfo] = []
+    path = ""
+    for i, step in enumerate(steps):
+        members.append(_m(f"out/{path}{component}", tarfile.DIRTYPE))
+        members.append(_m(f"out/{'./' if i == 0 else path}{step}", tarfile.SYMTYPE, component))
+        path += component + "/"
+    long_link = "/".join(steps) + "/" + "l" * 254
+    members.append(_m(f"out/{'/'.join(steps)}/./{'l' * 254}", tarfile.SYMTYPE, "/".join([".."] * len(steps))))
+    members.append(_m("out/escape", tarfile.SYMTYPE, long_link + "/.."))
+    members.append(_m("out/./escape/planted"))
+    archive = _tar(tmp_path / "r.tar", *members)
+    with pytest.raises(UnsafeArchive, match="'.' or '..' component"):
+        extract_archive(archive, dest)
+    assert not (tmp_path / "planted").exists()
+    assert not dest.exists() or list(dest.iterdir()) == []

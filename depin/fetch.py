@@ -5,6 +5,11 @@ URL: ``http``/``https`` are streamed with httpx (redirects followed, a connect/r
 URIs are read from disk. The bytes go to `dest` (a binary file) when one is given, else only their
 sha256 is computed. Every failure is a :class:`FetchError` whose message names the URL.
 
+Nothing is ever decompressed: every request (every redirect hop too) asks for the content as is
+(``Accept-Encoding: identity``), a 200 answer with any ``Content-Encoding`` but ``identity`` is
+refused unread, and the body is read raw, so the size cap counts the bytes as sent (a few hundred
+compressed bytes could otherwise decode to gigabytes in one read).
+
 A caller fetching a URL that somebody else wrote (a verifier fetching a provider's result) passes a
 `resolver`: every hop's host (the URL's, then each redirect's, at most ``MAX_REDIRECTS``, http(s)
 only) is resolved by it, which refuses an address it must not reach with :class:`FetchRefused`,
@@ -32,6 +37,7 @@ from depin.errors import DepinError
 DEFAULT_TIMEOUT = 60.0
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5  # followed with a resolver (httpx's own limit, 20, without one)
+IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is decompressed (the module doc)
 Resolver = Callable[[str, int], str]
 """A host and port to the one address to connect to; raises :class:`FetchRefused` (or
 :class:`FetchError`) for a host that must not be reached or cannot be resolved."""
@@ -75,7 +81,7 @@ def download_and_hash(
     `resolver`: where http(s) connections may go (the module doc; None: wherever the URL and its
     redirects lead). Raises :class:`FetchTooLarge` past the cap, :class:`FetchRefused` when the
     resolver refuses a hop, and :class:`FetchError` for anything else (an HTTP status other than
-    200, a scheme not taken, the deadline, a connection or file error)."""
+    200, a compressed answer, a scheme not taken, the deadline, a connection or file error)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https") and scheme in schemes:
         chunks = _http_chunks(uri, timeout) if resolver is None else _pinned_chunks(uri, timeout, resolver)
@@ -103,12 +109,23 @@ def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_
 
 def _http_chunks(uri: str, timeout: float) -> Generator[bytes]:
     try:
-        with httpx.stream("GET", uri, timeout=timeout, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
-            yield from response.iter_bytes()  # as the bytes arrive: the deadline is checked per read
+        with httpx.stream("GET", uri, headers=IDENTITY, timeout=timeout, follow_redirects=True) as response:
+            _check_answer(uri, response)
+            yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
     except httpx.HTTPError as exc:
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+
+
+def _check_answer(uri: str, response: httpx.Response) -> None:
+    """Refuses, before any of the body is read, an answer other than 200 or one whose body is
+    encoded (compressed): only the content as is is taken (the module doc)."""
+    if response.status_code != 200:
+        raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
+    if response.headers.get("content-encoding", "").strip().lower() not in ("", "identity"):
+        raise FetchError(
+            f"downloading {uri} failed: the server sent a compressed (Content-Encoding) answer, which is not accepted "
+            "(the content must be served as is)"
+        )
 
 
 def _http_url(uri: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
@@ -133,14 +150,13 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver) -> Generator[by
                 host = url.raw_host.decode("ascii")
                 address = resolver(host, url.port or (443 if url.scheme == "https" else 80))
                 pinned = url.copy_with(host=address)
-                headers = {"Host": url.netloc.decode("ascii")}
+                headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
                 with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host}) as response:
                     if response.is_redirect:
                         url = _http_url(uri, response.headers["location"], base=url)
                         continue
-                    if response.status_code != 200:
-                        raise FetchError(f"downloading {uri} failed: HTTP {response.status_code}")
-                    yield from response.iter_bytes()  # as the bytes arrive: the deadline is checked per read
+                    _check_answer(uri, response)
+                    yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
                     return
     except httpx.HTTPError as exc:
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None

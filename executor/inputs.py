@@ -13,7 +13,9 @@ removed before the container starts. Supported URIs:
   network: each hop's host is resolved once, *every* address of the answer must be public (or in
   the policy's ``input_allow_networks``; :mod:`depin.addresses`), and the connection goes to
   that checked address only (Host header and TLS name stay the URL's host). No proxy is taken from
-  the environment;
+  the environment. Nothing is decompressed: every request asks for the content as is
+  (``Accept-Encoding: identity``), a 200 answer with any ``Content-Encoding`` but ``identity`` is
+  refused unread, and the body is read raw, so the cap counts the bytes as sent;
 - ``data:`` (RFC 2397; ``;base64`` or percent-encoded), for small inline inputs;
 - ``file://`` (devnet): only below an allowed root (the `file_roots` argument, else the
   ``DEPIN_INPUT_FILE_ROOTS`` environment variable, ``os.pathsep``-separated). With no root allowed
@@ -31,7 +33,7 @@ Two outcomes, two errors (both :class:`~depin.errors.ExecutionError`):
   is a *provable* failure: the provider may submit ``FailureCode.INPUT_HASH_MISMATCH`` (anyone can
   fetch the same URI and recompute). ``retryable`` is False.
 - :class:`InputUnavailable`: the input could not be fetched (unreachable host, HTTP error, timeout,
-  refused scheme, path or address, over the size cap). Nothing is proven; ``retryable`` says whether trying
+  refused scheme, path, address or content encoding, over the size cap). Nothing is proven; ``retryable`` says whether trying
   again may help (network trouble: True; refused by policy or too large: False). The caller decides:
   retry with backoff while the submit deadline allows, and only then fall back to submitting
   ``INPUT_HASH_MISMATCH`` (which :func:`executor.execute.execute` reports with ``retryable=True``
@@ -65,6 +67,7 @@ MAX_INPUT_BYTES = 1 << 30  # over all inputs of one job
 TIMEOUT = 30.0  # seconds per connect/read; a whole download gets TOTAL_TIMEOUT_FACTOR times that
 TOTAL_TIMEOUT_FACTOR = 10
 MAX_REDIRECTS = 3
+IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is decompressed (the module doc)
 FILE_ROOTS_ENV = "DEPIN_INPUT_FILE_ROOTS"
 
 log = logging.getLogger(__name__)
@@ -192,7 +195,7 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
     """One GET of `url` over a connection to `address`: streams a 200 answer into `sink` (None), or
     returns a redirect's Location. No proxy from the environment, no redirect followed by httpx."""
     pinned = url.copy_with(host=str(address))
-    headers = {"Host": url.netloc.decode("ascii")}
+    headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
     extensions = {"sni_hostname": url.raw_host.decode("ascii")}  # TLS SNI and certificate check on the name
     try:
         with (
@@ -202,7 +205,7 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
             if response.is_redirect:
                 return response.headers["location"]
             _check_answer(item, response, sink)
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_raw(CHUNK):  # never decoded: _check_answer refused any encoding
                 sink.write(chunk)
                 if time.monotonic() > deadline:
                     raise InputUnavailable(
@@ -221,8 +224,9 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
 
 
 def _check_answer(item: InputSpec, response: httpx.Response, sink: _Sink) -> None:
-    """Refuses a non-200 answer or one that declares more bytes than the budget. The reason says
-    neither the status nor the size (what a server answered stays on this machine)."""
+    """Refuses a non-200 answer, one whose body is encoded (compressed: it is never decompressed, the
+    module doc) or one that declares more bytes than the budget. The reason says neither the status,
+    the encoding nor the size (what a server answered stays on this machine)."""
     if response.status_code != 200:
         log.debug("input answered an HTTP error", extra={"path": item.path, "uri": item.uri, "status": response.status_code})
         raise InputUnavailable(
@@ -230,6 +234,16 @@ def _check_answer(item: InputSpec, response: httpx.Response, sink: _Sink) -> Non
             path=item.path,
             uri=item.uri,
             retryable=response.status_code >= 500 or response.status_code in (408, 429),
+        )
+    encoding = response.headers.get("content-encoding", "")
+    if encoding.strip().lower() not in ("", "identity"):
+        log.debug("input answered a content encoding", extra={"path": item.path, "uri": item.uri, "encoding": encoding[:300]})
+        raise InputUnavailable(
+            f"input {item.path!r}: {_short(item.uri)} was served with a content encoding (compressed), "
+            "which this executor does not accept",
+            path=item.path,
+            uri=item.uri,
+            retryable=False,
         )
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > sink.budget:

@@ -3,10 +3,12 @@ test can assert that a refused address was never contacted (not even a TCP conne
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import ssl
 import sys
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
@@ -16,10 +18,11 @@ Answer = tuple[int, dict[str, str], bytes]
 
 @dataclass
 class Seen:
-    """One request: its path and its Host header."""
+    """One request: its path, its Host header and its Accept-Encoding header (None: not sent)."""
 
     path: str
     host: str
+    accept_encoding: str | None = None
 
 
 @dataclass
@@ -44,7 +47,7 @@ class RecordingServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                owner.requests.append(Seen(self.path, self.headers.get("Host", "")))
+                owner.requests.append(Seen(self.path, self.headers.get("Host", ""), self.headers.get("Accept-Encoding")))
                 answer = owner.routes.get(self.path, (404, {}, b""))
                 status, headers, body = answer(owner) if callable(answer) else answer
                 self.send_response(status)
@@ -92,3 +95,12 @@ class RecordingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def double_gzip(size: int) -> bytes:
+    """`size` zero bytes (a multiple of 1 MiB), gzipped twice: a few hundred bytes that a client
+    honouring ``Content-Encoding: gzip, gzip`` decodes back to `size` bytes."""
+    once = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # the gzip format, streamed
+    block = bytes(1 << 20)
+    inner = b"".join(once.compress(block) for _ in range(size >> 20)) + once.flush()
+    return gzip.compress(inner, 9)

@@ -24,7 +24,7 @@ out. Schema, version 1::
         {"path": "data", "uri": "https://...|file:///...|data:;base64,...", "sha256": "<64 hex>"}
       ],
       "resources": {
-        "cpus": 1,             # CPUs (fractional allowed), 0 < cpus <= 64
+        "cpus": 1,             # CPUs (fractional allowed), 0.01 <= cpus <= 64
         "memory_mb": 64,       # memory limit, swap included, 6..65536
         "max_runtime": 60,     # wall-clock seconds, 1..86400 (the executor kills the job after it)
         "output_mb": 16        # cap on the output archive, 1..4096 (default 16)
@@ -86,6 +86,7 @@ INPUT_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SPEC_BYTES = 16_384
+MIN_CPUS = 0.01
 INPUT_SCHEMES = ("http://", "https://", "file://", "data:")
 
 
@@ -164,7 +165,9 @@ class InputSpec(_Strict):
 
 
 class Resources(_Strict):
-    cpus: float = Field(gt=0, le=64)
+    # At least 0.01 (the engines' smallest CPU quota): a smaller value becomes NanoCpus 0, which
+    # the engine reads as no limit at all.
+    cpus: float = Field(ge=MIN_CPUS, le=64)
     memory_mb: int = Field(ge=6, le=65_536)
     max_runtime: int = Field(ge=1, le=86_400)
     output_mb: int = Field(default=16, ge=1, le=4_096)

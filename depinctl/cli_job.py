@@ -249,7 +249,7 @@ def job_post(
             help="An input mounted at /in/NAME: a local file (sha256 computed) or an http(s)/file/data URI. Repeatable.",
         ),
     ] = [],  # noqa: B006
-    cpus: Annotated[float, typer.Option("--cpus", help="CPUs (fractional allowed).")] = 1.0,
+    cpus: Annotated[float, typer.Option("--cpus", help="CPUs (fractional allowed, 0.01 to 64).")] = 1.0,
     memory: Annotated[str, typer.Option("--memory", help="Memory limit in MB (512, 512m, 2g).")] = "256",
     max_runtime: Annotated[int, typer.Option("--max-runtime", help="Seconds the job may run.")] = 60,
     output_mb: Annotated[int, typer.Option("--output-mb", help="Cap on the result archive, MB.")] = 16,

@@ -110,7 +110,7 @@ from docker.types import LogConfig, Mount, Ulimit
 from depin.errors import ExecutionError
 from depin.market import FailureCode
 from depin.outputs import OutputLimits, walk_output
-from depin.spec import IMAGE_RE, JobSpec
+from depin.spec import IMAGE_RE, MIN_CPUS, JobSpec
 
 MIB = 1 << 20
 JOB_USER = "65534:65534"
@@ -470,7 +470,8 @@ def container_options(
         "pids_limit": limits.pids_limit,
         "mem_limit": memory,
         "memswap_limit": memory,
-        "nano_cpus": int(res.cpus * 1_000_000_000),
+        # Never 0, which the engine reads as no CPU limit (the spec's MIN_CPUS already forbids it).
+        "nano_cpus": max(int(res.cpus * 1_000_000_000), int(MIN_CPUS * 1_000_000_000)),
         "ulimits": [
             Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
             Ulimit(name="nproc", soft=limits.nproc, hard=limits.nproc),

@@ -159,6 +159,14 @@ def test_container_options_keep_every_hardening_option_and_add_the_profile(engin
     assert options["security_opt"] == ["no-new-privileges", option]
     assert options["cap_drop"] == ["ALL"] and options["read_only"] is True and options["network_mode"] == "none"
     assert options["privileged"] is False and options["user"] == "65534:65534"
+    assert options["nano_cpus"] == 1_000_000_000
+    # A spec that skipped validation still gets a CPU limit: NanoCpus 0 would be none at all.
+    tiny = spec.model_copy(update={"resources": spec.resources.model_copy(update={"cpus": 1e-10})})
+    tiny_options = container_options(
+        tiny, image_id="sha256:" + "ab" * 32, name="n", labels={}, inputs_dir=tmp_path, output=OutputDir(tmp_path, 1, "watch"),
+        seccomp=option, limits=ContainerLimits(),
+    )
+    assert tiny_options["nano_cpus"] == 10_000_000
 
 
 # --- inside a job -------------------------------------------------------------------------------

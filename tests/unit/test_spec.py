@@ -48,6 +48,9 @@ def test_example_spec_is_valid() -> None:
         (json.dumps(_spec(inputs=[{"path": "../x", "uri": "file:///x", "sha256": "00" * 32}])).encode(), "plain file name"),
         (json.dumps(_spec(inputs=[{"path": "x", "uri": "ftp://x", "sha256": "00" * 32}])).encode(), "must start with"),
         (json.dumps(_spec(resources={"cpus": 0, "memory_mb": 64, "max_runtime": 1})).encode(), "resources.cpus"),
+        # NanoCpus int(1e-10 * 1e9) == 0 is no CPU limit at all to the engine
+        (json.dumps(_spec(resources={"cpus": 1e-10, "memory_mb": 64, "max_runtime": 86_400})).encode(), "resources.cpus"),
+        (json.dumps(_spec(resources={"cpus": 0.009, "memory_mb": 64, "max_runtime": 1})).encode(), "resources.cpus"),
         (json.dumps(_spec(extra=1)).encode(), "extra: Extra inputs are not permitted"),
         (json.dumps(_spec(env={"1BAD": "x"})).encode(), "bad variable name"),
     ],

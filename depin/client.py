@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
+import shutil
 import tarfile
 import tempfile
 import time
@@ -1112,9 +1113,11 @@ class Client(ContractAddresses):
             try:
                 exit_code = extract_archive(archive, dest_dir)
             except UnsafeArchive as exc:
+                _remove_extracted(dest_dir, keep=(archive, plain))  # tarfile's filter, the second line, stops mid-way
                 raise ResultUnsafe(f"result of job {job.job_id} matches its hash but is not safe to extract ({exc}); nothing extracted") from None
             except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
-                raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}") from None
+                _remove_extracted(dest_dir, keep=(archive, plain))
+                raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}; nothing extracted") from None
         finally:
             archive.unlink(missing_ok=True)
             plain.unlink(missing_ok=True)
@@ -1176,7 +1179,13 @@ class Client(ContractAddresses):
         match_digest = getattr(depin_outputs, "match_digest", None)
         if match_digest is None:  # pragma: no cover - depin.outputs predates output selectors
             raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
-        return bytes(match_digest(archive, patterns))
+        try:
+            return bytes(match_digest(archive, patterns))
+        except (UnsafeArchive, tarfile.TarError, OSError) as exc:  # what the provider served is no result archive
+            raise ResultMismatch(
+                f"result of job {job_id} is not a {depin_outputs.FORMAT} archive the spec's output.match can select from "
+                f"({exc or type(exc).__name__}); refusing it (nothing extracted)"
+            ) from None
 
     def _parsed_spec(self, job_id: int) -> JobSpec | None:
         """The job's spec as posted, or None when it cannot be read or is not a valid spec."""
@@ -1391,6 +1400,18 @@ def _salt_of(manifest: dict[str, Any] | None) -> bytes | None:
     except ValueError:
         return None
     return raw if len(raw) == 32 else None
+
+
+def _remove_extracted(folder: Path, keep: tuple[Path, ...]) -> None:
+    """Empties `folder` (which was empty before the extraction began) but for `keep`: what a
+    refused extraction wrote before it stopped. Links are removed, never followed."""
+    for entry in folder.iterdir():
+        if entry in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _check_content_address(job_id: int, uri: str, sha256: bytes, manifest: dict[str, Any]) -> None:

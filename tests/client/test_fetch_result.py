@@ -40,14 +40,16 @@ SALT = bytes(range(32))
 
 
 def _submitted_job(
-    devnet: Devnet, digest: bytes, uri: str, files: dict[str, Any] | None = None, salt: bytes = SALT
+    devnet: Devnet, digest: bytes, uri: str, files: dict[str, Any] | None = None, salt: bytes = SALT, spec: Any = None
 ) -> tuple[Client, int]:
-    """A job whose provider committed to `digest` with `salt` and published the archive at `uri`
-    and its manifest (the salt) beside it: in `files` (served) or next to a file URI."""
+    """A job (`spec`, default ``make_spec(100)``) whose provider committed to `digest` with `salt`
+    and published the archive at `uri` and its manifest (the salt) beside it: in `files` (served)
+    or next to a file URI."""
     requester = devnet.client(devnet.new_account(20))
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
-    job_id = requester.post_job(make_spec(100), reward=to_wei(1), seal=False).job_id  # a plaintext archive
+    spec = make_spec(100) if spec is None else spec
+    job_id = requester.post_job(spec, reward=to_wei(1), seal=False).job_id  # a plaintext archive
     provider.claim(job_id)
     provider.submit_result(job_id, commitment(provider.address, job_id, digest, SALT), uri)
     manifest = json.dumps({"job": job_id, "party": provider.address, "salt": "0x" + salt.hex()}).encode()
@@ -222,6 +224,42 @@ def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: 
         with pytest.raises(ResultUnsafe, match="not safe to extract .*'/in/a', outside the result.*nothing extracted") as err:
             requester.fetch_result(job_id, dest)
     assert isinstance(err.value, ClientError)
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("served", [b"", b"not a tar archive\n"], ids=["empty", "text"])
+def test_a_result_that_is_no_archive_under_an_output_selector_is_a_mismatch(devnet: Devnet, tmp_path: Path, served: bytes) -> None:
+    """With ``output.match`` the client digests the selected part of the archive; a provider
+    serving bytes that are no tar archive at all (and committing to them) gets ResultMismatch, one
+    client error (it was tarfile.ReadError, a traceback in ``depin job result``), and nothing is
+    extracted."""
+    spec = parse_spec({**json.loads(make_spec(100).to_bytes()), "output": {"match": ["answer.txt"]}})
+    files = {"/results/n": served}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, hashlib.sha256(served).digest(), f"{base}/results/n", files, spec=spec)
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultMismatch, match="not a depin-result-v1 archive .*output.match.*nothing extracted"):
+            requester.fetch_result(job_id, dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_an_extraction_that_stops_half_way_leaves_nothing(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """An archive whose last member's name is longer than a file name may be (NAME_MAX, 255 bytes)
+    passes the checks and makes the extraction fail after the members before it were written (the
+    provider committed to those bytes, so the hash matches): they are removed again, so "nothing
+    extracted" holds."""
+    hostile = tmp_path / "long.tar"
+    with tarfile.open(archive.path) as honest, tarfile.open(hostile, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member in honest.getmembers():
+            tar.addfile(member, honest.extractfile(member) if member.isreg() else None)
+        tar.addfile(tarfile.TarInfo("out/" + "n" * 300), io.BytesIO(b""))
+    data = hostile.read_bytes()
+    files = {"/results/c": data}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, hashlib.sha256(data).digest(), f"{base}/results/c", files)
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultUnavailable, match="cannot be extracted.*nothing extracted"):
+            requester.fetch_result(job_id, dest)
     assert list(dest.iterdir()) == []
 
 

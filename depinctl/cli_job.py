@@ -44,6 +44,7 @@ from depinctl.cliutil import (
     find_deployment_file,
     format_amount,
     make_console,
+    printable,
     user_errors,
 )
 
@@ -839,13 +840,13 @@ def job_result(
     fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes, allow_networks=allow_network or None)
     sealed = " (delivered sealed to your key; content address checked, opened)" if fetched.sealed else ""
     typer.echo(
-        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {fetched.uri}){sealed}; "
+        f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {printable(fetched.uri)}){sealed}; "
         f"exit code {fetched.exit_code}; extracted to {fetched.path}"
     )
     if fetched.sealing_ignored:
         typer.echo(
             f"warning: job {fetched.job_id}'s spec asked for a delivery sealed to your key, but the provider published it in "
-            f"plaintext at {fetched.uri}: anyone who fetched it could read it. Jurors count such a delivery as not "
+            f"plaintext at {printable(fetched.uri)}: anyone who fetched it could read it. Jurors count such a delivery as not "
             "delivered: challenge the result (depin job challenge) while its window is open.",
             err=True,
         )

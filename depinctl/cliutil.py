@@ -71,7 +71,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """`text` on one line, its control and format characters shown as escapes (:func:`printable`):
+    an error message may quote what somebody else wrote (a provider's result URI, a server's
+    answer), which must not move the cursor, retitle the terminal or hide the rest of the line."""
+    return printable(" ".join(str(text).split()))
 
 
 def user_error_message(exc: BaseException) -> str | None:

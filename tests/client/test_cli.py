@@ -452,6 +452,25 @@ def test_network_errors(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "cancel", "999999", "--dev-account", "1", *net(devnet), match="unknown job id")
 
 
+def test_a_provider_written_uri_cannot_drive_the_terminal(devnet: Devnet, tmp_path: Path) -> None:
+    """A result URI is the provider's words: one carrying terminal controls (retitle the window,
+    clear the screen, recolour) reaches the requester's terminal only as visible escapes, here in
+    the error line of a download that fails (the URI's port has no server)."""
+    from depin.commitment import commitment
+
+    make_spec = __import__("tests.client.conftest", fromlist=["make_spec"]).make_spec
+    requester = devnet.client(devnet.new_account(20))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    job_id = requester.post_job(make_spec(300), reward=to_wei(2), seal=False).job_id
+    provider.claim(job_id)
+    hostile = f"http://127.0.0.1:{free_port()}/r\x1b]0;owned\x07\x1b[2J\x1b[1;32mresult OK\u202e"
+    provider.submit_result(job_id, commitment(provider.address, job_id, b"\x01" * 32, b"\x02" * 32), hostile)
+    line = fails("job", "result", job_id, "--out", tmp_path / "got", *net(devnet), match="result OK")
+    assert not any(c in line for c in "\x1b\x07\u202e"), repr(line)
+    assert "\\x1b]0;owned\\x07" in line and "\\u202e" in line
+
+
 def test_dev_account_refused_off_devnet(tmp_path: Path) -> None:
     proc, url = start_anvil(tmp_path / "anvil", args=("--silent", "--chain-id", "11155111"))
     try:

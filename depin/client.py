@@ -87,8 +87,9 @@ CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCo
 BPS = 10_000
 # Seconds added to the spec's runtime for the job's submit window (maxRuntime) when the caller gives
 # none: providers need time to fetch inputs, archive the output and get the submission mined, and
-# their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN).
-SUBMIT_MARGIN = 60
+# their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN,
+# 45 s by default, and INPUT_MARGIN, 30 s more for http(s) inputs).
+SUBMIT_MARGIN = 120
 DEFAULT_CLAIM_WINDOW = 3_600
 PERMIT_LIFETIME = 3_600
 DOWNLOAD_TIMEOUT = 60.0  # each connect and read of a result download

@@ -51,6 +51,7 @@ from kombu import Exchange, Queue
 
 from depin.config import DepinConfig
 from depin.keys import UNCONFIGURED_EXEC_PREFIX, broker_prefix
+from executor.inputs import JOB_INPUTS_TIMEOUT
 from executor.runtime import Runtime, broker_url_for
 
 COMPUTE = "compute"
@@ -63,7 +64,8 @@ FOLLOW_INTERVAL = float(os.environ.get("DEPIN_FOLLOW_INTERVAL", "2"))
 # A drawn verifier has ``startWindow`` seconds to take its seat (4 s on the devnet): the draw is watched this often.
 VERIFY_INTERVAL = float(os.environ.get("DEPIN_VERIFY_INTERVAL", "1"))
 WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
-# Seconds beyond a job's max runtime that a compute task may take (inputs, archive, store).
+# Seconds beyond a job's max runtime and its inputs' time (JOB_INPUTS_TIMEOUT) that a compute
+# task may take (container start and kill, archive, store).
 RUN_OVERHEAD = 60
 CHAIN_SOFT_LIMIT = 300  # a transaction, rebroadcasts included
 CHAIN_HARD_LIMIT = 330
@@ -88,7 +90,7 @@ ROUTES = {
 
 def time_limits(config: DepinConfig) -> tuple[int, int, int]:
     """(soft limit, hard limit, visibility timeout) in seconds for compute tasks: strictly increasing."""
-    soft = config.policy.max_runtime + RUN_OVERHEAD
+    soft = config.policy.max_runtime + JOB_INPUTS_TIMEOUT + RUN_OVERHEAD
     hard = soft + 30
     visibility = max(hard, CHAIN_HARD_LIMIT) + 300
     return soft, hard, visibility

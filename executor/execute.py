@@ -267,6 +267,7 @@ def execute(
     input_allow_networks: Sequence[str] | None = None,
     max_input_bytes: int = MAX_INPUT_BYTES,
     input_timeout: float = 30.0,
+    input_deadline: float | None = None,
 ) -> Outcome:
     """Runs job `job_id` and returns its :class:`Outcome` (see the module doc).
 
@@ -274,7 +275,9 @@ def execute(
     container (``depin.job`` and ``depin.executor`` default to the job id and the host name).
     `spec` may be a parsed :class:`JobSpec` or its bytes (then an invalid spec is a ``BAD_SPEC``
     failure). `input_allow_networks` are the non-public networks http(s) inputs may come from
-    (None: ``limits_cap.input_allow_networks`` when a policy is given, else none). Raises
+    (None: ``limits_cap.input_allow_networks`` when a policy is given, else none); `input_deadline`
+    (a ``time.monotonic()`` instant) ends the http(s) input downloads (a retryable
+    INPUT_HASH_MISMATCH "unavailable" failure past it). Raises
     :class:`PolicyRefused`, :class:`ContainerEngineError` and :class:`ProviderFault` (see the
     module doc).
     """
@@ -297,7 +300,8 @@ def execute(
         prepare_input_dir(job_dir / "in", max_input_bytes)
         try:
             fetch_inputs(
-                spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks
+                spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks,
+                deadline=input_deadline,
             )
         except InputHashMismatch as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))

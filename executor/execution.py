@@ -75,8 +75,9 @@ def load_spec(rt: Runtime, job_id: int, expected: bytes) -> JobSpec:
     return parse_spec(raw, expected_hash=expected)
 
 
-def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
-    """Runs the job in this executor's container for `role`, within the policy."""
+def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str, input_deadline: float | None = None) -> Outcome:
+    """Runs the job in this executor's container for `role`, within the policy; `input_deadline`
+    (a ``time.monotonic()`` instant) ends its http(s) input downloads."""
     return execute(
         rt.docker,
         job_id=job_id,
@@ -87,6 +88,7 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str) -> Outcome:
         labels={LABEL_EXECUTOR: rt.instance},
         limits_cap=rt.config.policy,
         input_allow_networks=rt.config.policy.input_allow_networks,
+        input_deadline=input_deadline,
     )
 
 

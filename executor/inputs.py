@@ -7,7 +7,8 @@ folder (``.fetch-*``) cannot collide with an input name (names start with a lett
 removed before the container starts. Supported URIs:
 
 - ``http://`` / ``https://``: streamed with httpx, a connect/read timeout (``timeout``; the whole
-  download gets ``TOTAL_TIMEOUT_FACTOR`` times that), at most ``MAX_REDIRECTS`` redirects (to
+  download gets ``TOTAL_TIMEOUT_FACTOR`` times that, and all of a job's downloads end by the
+  caller's `deadline`: what the job's submit window leaves for its inputs), at most ``MAX_REDIRECTS`` redirects (to
   http(s) only), and a byte cap (``max_bytes``, over all inputs of the job): a server that sends
   more is cut off at the cap. The URL is the requester's, so it must not reach the provider's own
   network: each hop's host is resolved once, *every* address of the answer must be public (or in
@@ -67,6 +68,9 @@ MAX_INPUT_BYTES = 1 << 30  # over all inputs of one job
 TIMEOUT = 30.0  # seconds per connect/read; a whole download gets TOTAL_TIMEOUT_FACTOR times that
 TOTAL_TIMEOUT_FACTOR = 10
 MAX_REDIRECTS = 3
+# Seconds all of one job's http(s) inputs may take together, whatever its deadline: the compute
+# task's time limit counts on it (executor.celery.time_limits).
+JOB_INPUTS_TIMEOUT = int(TOTAL_TIMEOUT_FACTOR * TIMEOUT)
 IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is decompressed (the module doc)
 FILE_ROOTS_ENV = "DEPIN_INPUT_FILE_ROOTS"
 
@@ -141,15 +145,22 @@ def _short(uri: str, limit: int = 80) -> str:
     return uri if len(uri) <= limit else uri[: limit - 3] + "..."
 
 
-def _fetch_http(item: InputSpec, sink: _Sink, timeout: float, allow: Sequence[IPNetwork]) -> None:
+def _fetch_http(item: InputSpec, sink: _Sink, timeout: float, allow: Sequence[IPNetwork], job_deadline: float | None = None) -> None:
     """GETs `item.uri`, following at most MAX_REDIRECTS redirects by hand: each hop's host is resolved
     once, every address checked (:mod:`depin.addresses`), and the connection made to the checked
-    address only (the Host header and the TLS name stay the URL's)."""
+    address only (the Host header and the TLS name stay the URL's). The download ends by
+    ``TOTAL_TIMEOUT_FACTOR * timeout`` from now or `job_deadline` (a ``time.monotonic()`` instant:
+    what the job's submit window leaves for its inputs), whichever comes first."""
     url = _parse_http_url(item, item.uri)
     deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * timeout
+    if job_deadline is not None and job_deadline < deadline:
+        deadline = job_deadline
     for hop in range(MAX_REDIRECTS + 1):
         address = _checked_address(item, url, allow, redirected=hop > 0)
-        location = _get_pinned(item, url, address, sink, timeout, deadline)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _too_slow(item)
+        location = _get_pinned(item, url, address, sink, min(timeout, left), deadline)
         if location is None:
             return
         url = _parse_http_url(item, location, base=url)
@@ -205,15 +216,10 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
             if response.is_redirect:
                 return response.headers["location"]
             _check_answer(item, response, sink)
-            for chunk in response.iter_raw(CHUNK):  # never decoded: _check_answer refused any encoding
+            for chunk in response.iter_raw():  # as the bytes arrive (the deadline is checked per read); never decoded
                 sink.write(chunk)
                 if time.monotonic() > deadline:
-                    raise InputUnavailable(
-                        f"input {item.path!r}: {_short(item.uri)} took over {TOTAL_TIMEOUT_FACTOR * timeout:.0f} s",
-                        path=item.path,
-                        uri=item.uri,
-                        retryable=True,
-                    )
+                    raise _too_slow(item)
     except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
         log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
         raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
@@ -221,6 +227,15 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
         log.debug("input fetch failed", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
         raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} could not be fetched (network error)", path=item.path, uri=item.uri, retryable=True) from None
     return None
+
+
+def _too_slow(item: InputSpec) -> InputUnavailable:
+    return InputUnavailable(
+        f"input {item.path!r}: {_short(item.uri)} was not fetched in the time this job leaves for its inputs",
+        path=item.path,
+        uri=item.uri,
+        retryable=True,
+    )
 
 
 def _check_answer(item: InputSpec, response: httpx.Response, sink: _Sink) -> None:
@@ -294,15 +309,20 @@ def fetch_input(
     file_roots: Sequence[Path | str] | None = None,
     allow_networks: Sequence[str | IPNetwork] = (),
     staging_dir: Path | None = None,
+    deadline: float | None = None,
 ) -> FetchedInput:
     """Fetches one input to ``<inputs_dir>/<item.path>`` and checks its sha256 (see the module doc
     for the errors). The bytes are written to a file in `staging_dir` (default: a fresh folder in
     `inputs_dir` whose name starts with ``.``, which no input name can) and moved into place only
     when the hash matches; a partial or mismatching download is removed. `allow_networks` are the
-    operator's extra networks an http(s) input may come from (:mod:`depin.addresses`)."""
+    operator's extra networks an http(s) input may come from (:mod:`depin.addresses`). `deadline`
+    (a ``time.monotonic()`` instant) ends an http(s) download early: InputUnavailable, retryable."""
     if staging_dir is None:
         with _staging(Path(inputs_dir)) as staging:
-            return fetch_input(item, inputs_dir, budget=budget, timeout=timeout, file_roots=file_roots, allow_networks=allow_networks, staging_dir=staging)
+            return fetch_input(
+                item, inputs_dir, budget=budget, timeout=timeout, file_roots=file_roots, allow_networks=allow_networks, staging_dir=staging,
+                deadline=deadline,
+            )
     dest = Path(inputs_dir) / item.path
     fd, name = tempfile.mkstemp(dir=staging_dir, prefix="download-")
     partial = Path(name)
@@ -310,7 +330,7 @@ def fetch_input(
         with os.fdopen(fd, "wb") as fh:
             sink = _Sink(fh, budget, item)
             if item.uri.startswith(("http://", "https://")):
-                _fetch_http(item, sink, timeout, parse_networks(allow_networks))
+                _fetch_http(item, sink, timeout, parse_networks(allow_networks), deadline)
             elif item.uri.startswith("data:"):
                 _fetch_data(item, sink)
             elif item.uri.startswith("file://"):
@@ -355,19 +375,28 @@ def fetch_inputs(
     timeout: float = TIMEOUT,
     file_roots: Sequence[Path | str] | None = None,
     allow_networks: Sequence[str | IPNetwork] = (),
+    deadline: float | None = None,
 ) -> list[FetchedInput]:
     """Fetches and checks every input of `spec` into `inputs_dir` (created, mode 0755), in spec
     order, stopping at the first error; `max_bytes` caps the total; `allow_networks` as for
-    :func:`fetch_input` (the policy's ``input_allow_networks``)."""
+    :func:`fetch_input` (the policy's ``input_allow_networks``); `deadline` (a ``time.monotonic()``
+    instant) bounds all the http(s) downloads together, and so does ``JOB_INPUTS_TIMEOUT`` from
+    now: past either the next one, or the one under way, is InputUnavailable (retryable), so a
+    job's inputs never eat the time its run and submission need."""
     inputs_dir = Path(inputs_dir)
     inputs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(inputs_dir, 0o755)
     allow = parse_networks(allow_networks)
+    cap = time.monotonic() + JOB_INPUTS_TIMEOUT
+    deadline = cap if deadline is None else min(deadline, cap)
     fetched: list[FetchedInput] = []
     used = 0
     with _staging(inputs_dir) as staging:
         for item in spec.inputs:
-            got = fetch_input(item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots, allow_networks=allow, staging_dir=staging)
+            got = fetch_input(
+                item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots, allow_networks=allow, staging_dir=staging,
+                deadline=deadline,
+            )
             used += got.size
             fetched.append(got)
     return fetched

@@ -7,8 +7,13 @@ A job is claimed only when every check passes (``[policy]`` in depin.toml):
 - **capacity**: cpus <= ``max_cpus``, memory <= ``max_memory_mb``, max runtime <= ``max_runtime``,
   output <= ``max_output_mb``;
 - **time to submit**: the job's on-chain ``maxRuntime`` (seconds from claim to submission) leaves at
-  least :data:`SUBMIT_MARGIN` seconds beyond the spec's runtime for inputs, archiving and the
-  transaction; otherwise the job would time out and the collateral would burn;
+  least :data:`SUBMIT_MARGIN` seconds beyond the spec's runtime: a job that never exits is stopped
+  at its runtime, and after that the container's kill (``KILL_GRACE``), its logs, the archive and
+  the submit transaction must still land before the deadline, or the job times out and the
+  collateral is slashed. A requester choosing a tight window (runtime + 5 s) and a command that
+  never exits could otherwise burn an honest provider's collateral for the price of the gas.
+  Inputs get what the window leaves beyond that (:func:`input_deadline`), and a job with http(s)
+  inputs must leave :data:`INPUT_MARGIN` seconds more (the SDK's default margin is 120 s);
 - **price**: the reward pays at least ``min_reward_per_cpu_second`` per declared CPU-second
   (:func:`depin.spec.cpu_seconds` of the spec: cpus x max runtime);
 - **load**: fewer than ``max_concurrent_jobs`` jobs in hand (claimed, not yet submitted). This one
@@ -25,7 +30,21 @@ from depin.config import PolicyConfig
 from depin.deployment import to_wei
 from depin.spec import JobSpec, cpu_seconds
 
-SUBMIT_MARGIN = int(os.environ.get("DEPIN_SUBMIT_MARGIN", "5"))
+# Seconds a submit window must leave beyond the spec's runtime for everything but the inputs:
+# starting the container, stopping it at its runtime (KILL_GRACE 10 s, logs 5 s), archiving,
+# journaling and the submit transaction (a few blocks).
+SUBMIT_MARGIN = int(os.environ.get("DEPIN_SUBMIT_MARGIN", "45"))
+
+
+# Seconds more a job with http(s) inputs must leave for fetching them (beyond SUBMIT_MARGIN).
+INPUT_MARGIN = int(os.environ.get("DEPIN_INPUT_MARGIN", "30"))
+
+
+def input_deadline(submit_deadline: int, chain_now: int, runtime: int) -> int:
+    """Seconds from now the job's inputs may take: what its submit window (`submit_deadline`, chain
+    time) leaves once the spec's `runtime` and :data:`SUBMIT_MARGIN` are kept for the run and the
+    submission (0 or less: no time for inputs)."""
+    return submit_deadline - chain_now - runtime - SUBMIT_MARGIN
 
 
 @dataclass(frozen=True)
@@ -82,7 +101,13 @@ class Policy:
             return Decision(
                 False,
                 f"the submit window is {terms.max_runtime} s, less than the spec's runtime {r.max_runtime} s "
-                f"+ {SUBMIT_MARGIN} s to fetch, archive and submit",
+                f"+ {SUBMIT_MARGIN} s to stop it at its runtime, archive and submit",
+            )
+        if any(i.uri.startswith(("http://", "https://")) for i in spec.inputs) and terms.max_runtime < r.max_runtime + SUBMIT_MARGIN + INPUT_MARGIN:
+            return Decision(
+                False,
+                f"the submit window is {terms.max_runtime} s, less than the spec's runtime {r.max_runtime} s "
+                f"+ {SUBMIT_MARGIN} s to stop it at its runtime, archive and submit + {INPUT_MARGIN} s to fetch its inputs",
             )
         needed = self.min_rate_wei * cpu_seconds(spec)
         if terms.reward < needed:

@@ -35,6 +35,7 @@ from executor.execution import (
 )
 from executor.jobtask import transient_errors
 from executor.lease import Lease
+from executor.policy import input_deadline
 from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
@@ -180,8 +181,11 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             return
         rt.set_record(job_id, "running", started=time.time())
         log.info("running", extra={"job": job_id, "image": spec.image})
+        # The inputs get what the submit window leaves once the runtime and the submission are
+        # kept: a slow input can never push the submission past the deadline.
+        inputs_for = input_deadline(job.deadline, rt.chain_now(), spec.resources.max_runtime)
         try:
-            outcome = execute_job(rt, job_id, spec, "provider")
+            outcome = execute_job(rt, job_id, spec, "provider", input_deadline=time.monotonic() + inputs_for)
         except PolicyRefused as exc:  # the dispatcher checks the same limits: a changed policy
             give_up(rt, job_id, str(exc)[:300])
             log.error("claimed job is beyond the policy now; it will time out", extra={"job": job_id, "reason": str(exc)[:300]})
@@ -192,12 +196,15 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             give_up(rt, job_id, f"the run crashed: {type(exc).__name__}: {exc}"[:300])
             log.exception("run crashed; job abandoned and never claimed again", extra={"job": job_id, "error": str(exc)[:300]})
             return
-        if outcome.kind == "failure" and outcome.retryable:
-            left = job.deadline - rt.chain_now()
-            if left > spec.resources.max_runtime + 2 * RETRY_FETCH_AFTER + 5:
-                rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
-                log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
-                raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
+        # Retried only while the window still leaves the inputs time (input_deadline), else reported.
+        if (
+            outcome.kind == "failure"
+            and outcome.retryable
+            and input_deadline(job.deadline, rt.chain_now(), spec.resources.max_runtime) > 2 * RETRY_FETCH_AFTER
+        ):
+            rt.set_record(job_id, "claimed", reason=outcome.reason[:300])
+            log.warning("input unavailable; retrying", extra={"job": job_id, "reason": outcome.reason[:300]})
+            raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
         # The salt (and the archive's name) are journaled before the record says "outcome": nothing
         # that carries the commitment is ever sent before its salt is on disk.
         sub = journal_outcome(rt, job_id, job.spec_hash, outcome)

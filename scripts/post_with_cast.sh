@@ -32,7 +32,7 @@ market=$(field "$DEPLOYMENT" addresses JobMarket) || fail "$DEPLOYMENT is not a 
 token=$(field "$DEPLOYMENT" addresses RewardToken) || fail "$DEPLOYMENT is not a deployment file (no addresses.RewardToken)"
 spec=$(cat "$spec_file")
 max_runtime=$(field "$spec_file" resources max_runtime) || fail "$spec_file has no resources.max_runtime"
-submit_window=$(( max_runtime + 60 ))   # JobTerms.maxRuntime: the run + 60 s to fetch, archive, submit
+submit_window=$(( max_runtime + 120 ))  # JobTerms.maxRuntime: the run + 120 s to fetch, archive, submit
 cpu_seconds=$(python3 -c 'import json,math,sys; r=json.load(open(sys.argv[1]))["resources"]; print(max(1, math.ceil(r["cpus"]*r["max_runtime"])))' "$spec_file") \
   || fail "$spec_file has no resources.cpus"
 reward=$("$CAST" to-wei "$reward_tokens") || fail "bad reward $reward_tokens (a number of tokens, e.g. 1.5)"

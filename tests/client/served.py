@@ -47,9 +47,11 @@ def serve(files: dict[str, bytes]) -> Iterator[str]:
 
 
 @contextmanager
-def trickle(files: dict[str, bytes] | None = None, *, every: float = 0.05) -> Iterator[tuple[str, threading.Event]]:
+def trickle(
+    files: dict[str, bytes] | None = None, *, every: float = 0.05, host: str = "127.0.0.1"
+) -> Iterator[tuple[str, threading.Event]]:
     """Serves `files` at once and any other path as a body that never ends, one byte every `every`
-    seconds (well inside any read timeout), on 127.0.0.1; yields the base URL and an event set when
+    seconds (well inside any read timeout), on `host`; yields the base URL and an event set when
     a client hangs up on the trickle."""
     hung_up = threading.Event()
 
@@ -73,11 +75,11 @@ def trickle(files: dict[str, bytes] | None = None, *, every: float = 0.05) -> It
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hung_up
+        yield f"http://{host}:{server.server_address[1]}", hung_up
     finally:
         server.shutdown()
         server.server_close()

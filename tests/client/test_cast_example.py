@@ -46,7 +46,7 @@ def test_a_job_posted_with_cast_is_on_chain_as_sent(devnet: Devnet, tmp_path: Pa
     assert job.status == JobStatus.OPEN
     assert job.requester == account.address
     assert job.reward == to_wei("1.5")
-    assert job.max_runtime == 30 + 60 and job.collateral_pct == 400 and job.verify_mode == 0
+    assert job.max_runtime == 30 + 120 and job.collateral_pct == 400 and job.verify_mode == 0
     assert client.spec_bytes(job_id) == spec.to_bytes()
     # R + 2 % + the audit escrow 4.4 R (audit pay 1.1 R + the jury deposit 3.3 R, refunded unless used)
     assert client.token_balance(account.address) == to_wei(10) - job.escrow == to_wei("1.87")

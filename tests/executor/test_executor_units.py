@@ -622,3 +622,33 @@ def test_a_seat_declined_for_want_of_a_slot_may_be_taken_later() -> None:
     assert open_to_us({"state": "declined", "reason": "no free slot (2 seats in hand)"})
     assert not open_to_us({"state": "declined", "reason": "policy: needs 4 CPUs; the policy allows 2"})
     assert not open_to_us({"state": "committed"})
+
+
+def test_policy_keeps_time_to_stop_and_report_a_job_that_never_exits() -> None:
+    """A requester's tight window (runtime + 5 s) and a command that never exits would make an honest
+    provider miss its deadline (the run is stopped at its runtime, then killed, archived and
+    submitted): the policy wants SUBMIT_MARGIN (45 s) beyond the runtime, and INPUT_MARGIN (30 s)
+    more when the job has http(s) inputs; the inputs get what the window leaves beyond the margin."""
+    from executor.policy import INPUT_MARGIN, SUBMIT_MARGIN, input_deadline
+
+    assert SUBMIT_MARGIN >= 45 and INPUT_MARGIN >= 30
+    policy = Policy(PolicyConfig(images=[DIGEST]))
+    tight = policy.evaluate(_spec(), JobTermsView(TOKEN, 10 + 5), active_jobs=0)
+    assert not tight and "stop it at its runtime" in tight.reason
+    assert policy.evaluate(_spec(), JobTermsView(TOKEN, 10 + SUBMIT_MARGIN), active_jobs=0)
+    inputs = [{"path": "data", "uri": "https://example.org/d", "sha256": "ab" * 32}]
+    with_inputs = parse_spec({"v": 1, "image": f"depin/busybox@{DIGEST}", "command": ["true"], "inputs": inputs,
+                              "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1}})
+    short = policy.evaluate(with_inputs, JobTermsView(TOKEN, 10 + SUBMIT_MARGIN), active_jobs=0)
+    assert not short and "to fetch its inputs" in short.reason
+    assert policy.evaluate(with_inputs, JobTermsView(TOKEN, 10 + SUBMIT_MARGIN + INPUT_MARGIN), active_jobs=0)
+    assert input_deadline(1_000 + 10 + SUBMIT_MARGIN + 30, 1_000, 10) == 30
+
+
+def test_the_compute_time_limit_covers_the_runtime_and_the_inputs() -> None:
+    """A compute task that reaches its soft limit is given up (the job then times out on chain), so
+    the limit must cover the longest run the policy allows plus all of its inputs' time."""
+    from executor.inputs import JOB_INPUTS_TIMEOUT
+
+    soft, _hard, _visibility = celery_module.time_limits(DepinConfig(policy=PolicyConfig(max_runtime=600)))
+    assert soft >= 600 + JOB_INPUTS_TIMEOUT + 30

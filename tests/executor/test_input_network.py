@@ -24,6 +24,7 @@ import pytest
 
 from depin.commitment import commitment, failure_digest
 from depin.market import FailureCode, JobStatus
+from tests.client.served import trickle
 
 from .recording_server import RecordingServer
 from .stack import PROVIDER, REQUESTER, TOKEN, Stack, spec
@@ -130,3 +131,23 @@ def test_inputs_aimed_at_the_providers_network_fail_cleanly_and_the_next_job_run
 
     # the internal service was up all along: it answers the test itself
     assert httpx.get(f"http://127.0.0.1:{internal.port}{ADMIN}", timeout=5).content == SECRET
+
+
+def test_an_input_that_never_ends_is_given_up_in_time_to_report_it(stack: Stack) -> None:
+    """An input served one byte every half second for ever (from an allowed address, under the cap
+    it declares): the provider's fetch stops when the submit window has only the spec's runtime and
+    the submission margin left, and the failure report lands before the deadline (a no-fault
+    failure: the job reopens at once), not a missed deadline that slashes the collateral. Before,
+    one input alone could take 300 s, past this job's 60 s window."""
+    provider = stack.accounts[PROVIDER]
+    staked_before = stack.market.get_provider(provider)["staked"]
+    with trickle(host="127.0.0.2", every=0.5) as (base, hung_up):
+        job_id = _input_job(stack, f"{base}/never-ends", "ee" * 32)
+        stack.wait_event(job_id, "NoFaultFailure", timeout=180)
+        assert hung_up.wait(30), "the provider still reads the endless input"
+    (failure,) = stack.events(job_id, "FailureSubmitted")
+    assert int(failure["args"]["code"]) == FailureCode.INPUT_HASH_MISMATCH
+    assert not stack.events(job_id, "JobTimedOut")
+    record = stack.exec_record(stack.provider, job_id)
+    assert "was not fetched in the time this job leaves for its inputs" in record["failure_reason"], record
+    assert stack.market.get_provider(provider)["staked"] == staked_before - NO_FAULT_FEE

@@ -86,6 +86,10 @@ INPUT_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SPEC_BYTES = 16_384
+# Arrays and objects nest at most this deep in a spec the index calls valid (a version-1 spec nests
+# 3 deep; the HTTP API's serializer refuses values nested ~255 deep). The indexer's check_spec
+# enforces it, with MAX_SPEC_BYTES; parse_spec's schema rejects any deeper spec anyway.
+MAX_SPEC_DEPTH = 64
 MIN_CPUS = 0.01
 INPUT_SCHEMES = ("http://", "https://", "file://", "data:")
 

@@ -4,7 +4,7 @@ Read-only: every route is a thin call into :class:`indexer.query.IndexerReader`.
 decimal strings (base units), addresses checksummed, field names camelCase as in Redis.
 
 Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 for a bad parameter
-(unknown status, malformed address, negative id, limit out of range), 503 when Redis is unreachable.
+(unknown status, malformed address, negative id, limit or offset out of range), 503 when Redis is unreachable.
 
 The same app serves the explorer's HTML pages (``/``, ``/job/{id}``, ``/provider/{address}``, ...:
 :mod:`indexer.web.app`) and ``/metrics`` (Prometheus text: :mod:`indexer.metrics`).
@@ -35,6 +35,7 @@ from depin.keys import JOB_STATUSES
 from indexer.metrics import add_index_metrics
 from indexer.query import (
     MAX_LIMIT,
+    MAX_OFFSET,
     IndexerReader,
     IndexerStatus,
     JobPage,
@@ -44,7 +45,7 @@ from indexer.query import (
     QueryError,
     parse_address,
 )
-from indexer.web.app import add_explorer
+from indexer.web.app import STREAM_MAX, add_explorer
 from indexer.web.views import BlockClock
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class ApiConfig:
     deployment_file: Path
     rpc_url: str | None = None
     namespace: str = "depin"
+    explorer_max_streams: int = STREAM_MAX
 
 
 _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record in the index"}}
@@ -82,12 +84,16 @@ _UNAVAILABLE = {503: {"model": ErrorResponse, "description": "Redis is unreachab
 
 
 def create_app(
-    reader: IndexerReader, chain_head: Callable[[], int | None] | None = None, clock: BlockClock | None = None
+    reader: IndexerReader,
+    chain_head: Callable[[], int | None] | None = None,
+    clock: BlockClock | None = None,
+    max_streams: int = STREAM_MAX,
 ) -> FastAPI:
     """The API app over `reader`, with the explorer's pages and ``/metrics``. `chain_head` returns
     the node's head (None when unreachable); without it ``/status`` measures lag against the last
     head the indexer saw. `clock` gives block timestamps to the explorer (without it, pages show when
-    the indexer applied each event)."""
+    the indexer applied each event). `max_streams`: live pages (``/explorer/stream``) served at a
+    time; one more is answered 503."""
     app = FastAPI(
         title="depin-compute indexer API",
         version=__version__,
@@ -115,7 +121,7 @@ def create_app(
         requester: Address | None = None,
         provider: Address | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         newest_first: bool = True,
     ) -> JobPage:
         """Jobs matching every given filter, ordered by id, one page; `total` counts all pages."""
@@ -166,7 +172,7 @@ def create_app(
         return Health(ok=reader.ping(), redis=True)
 
     add_index_metrics(app, reader, chain_head)
-    add_explorer(app, reader, clock)
+    add_explorer(app, reader, clock, max_streams)
     return app
 
 
@@ -183,4 +189,5 @@ def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int 
         # found; a no-op one lets the process exit 0 after that clean shutdown.
         signal.signal(signal.SIGTERM, lambda *_: None)
     log.info("serving indexer API and explorer", extra={"prefix": reader.keys.prefix, "host": host, "port": port})
-    uvicorn.run(create_app(reader, head, clock), host=host, port=port, log_config=None)
+    app = create_app(reader, head, clock, config.explorer_max_streams)
+    uvicorn.run(app, host=host, port=port, log_config=None)

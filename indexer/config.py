@@ -15,6 +15,7 @@ environment variable       field                                       devnet de
 ``DEPIN_STREAM_MAX_LEN``   ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
 ``DEPIN_STREAM_MAX_AGE``   ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
 ``DEPIN_COMPACT_AFTER``    ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
+``DEPIN_MAX_STREAMS``      ``explorer_max_streams`` (live pages)       ``100`` (more: HTTP 503)
 =========================  ==========================================  ==============================
 
 New heads (``ws_url``): the indexer subscribes to ``newHeads`` (``eth_subscribe``) at ``ws_url`` and
@@ -52,7 +53,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from depin.chain.heads import websocket_url
-from depin.config import read_toml_file
+from depin.config import ConfigError, read_toml_file
 from depin.deployment import REPO_ROOT
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -72,6 +73,7 @@ _ENV = {
     "stream_max_len": "DEPIN_STREAM_MAX_LEN",
     "stream_max_age": "DEPIN_STREAM_MAX_AGE",
     "compact_after": "DEPIN_COMPACT_AFTER",
+    "explorer_max_streams": "DEPIN_MAX_STREAMS",
 }
 
 
@@ -100,6 +102,9 @@ class IndexerConfig(BaseModel):
     compact_after: int = Field(7200, ge=-1, description="blocks past the finality depth before a settled job is compacted; -1: never")
     retention_interval: float = Field(60.0, gt=0, description="seconds between retention passes")
     compact_batch: int = Field(1000, ge=1, description="jobs compacted per Redis script call")
+    explorer_max_streams: int = Field(
+        100, ge=1, description="concurrent /explorer/stream connections (live pages) the API serves; more get HTTP 503"
+    )
     # Transport tuning (not in the environment table: rarely changed).
     rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
     rpc_retries: int = Field(5, ge=0, description="retries of a transient RPC failure within one call")
@@ -149,7 +154,10 @@ def settings_from_toml(data: dict[str, Any], base: Path) -> dict[str, Any]:
     else:
         values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
     if "deployment_file" in values:
-        values["deployment_file"] = base / Path(values["deployment_file"]).expanduser()
+        given = values["deployment_file"]
+        if not isinstance(given, str):
+            raise ConfigError(f"deployment_file must be a path (a string), not {given!r}")
+        values["deployment_file"] = base / Path(given).expanduser()
     return values
 
 

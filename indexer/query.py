@@ -34,9 +34,13 @@ from redis.retry import Retry
 from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
+from depin.spec import MAX_SPEC_DEPTH
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_LIMIT = 1000
+# The largest page offset: far beyond any index's size, and offset + limit stays within the signed
+# 64-bit range Redis takes for ZRANGE indexes (a larger offset was a Redis error, an HTTP 500).
+MAX_OFFSET = 2**53 - 1
 MAX_UINT256 = 2**256 - 1
 # Statuses a job can be listed by (``None`` is the status of a job id that was never posted).
 LISTABLE_STATUSES = JOB_STATUSES[1:]
@@ -75,7 +79,10 @@ class JobRecord(_Model):
     spec_valid: bool | None = Field(
         None, description="The spec bytes hash to specHash and parse; executors never run an invalid spec"
     )
-    spec: dict[str, Any] | None = Field(None, description="The decoded spec (specJson); null when invalid")
+    spec: dict[str, Any] | None = Field(None, description="The decoded spec (specJson); null when invalid (or see `specNote`)")
+    spec_note: str | None = Field(
+        None, description="Why `spec` is null although specJson is stored (a spec nested too deeply to serve); null otherwise"
+    )
     providers: list[str] = Field(default_factory=list, description="Everyone who ever claimed the job")
     history: list[dict[str, Any]] = Field(
         default_factory=list, description="Every transition, oldest first, with its block, tx and log index"
@@ -275,6 +282,8 @@ class IndexerReader:
             raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
         if offset < 0:
             raise QueryError(f"offset must be 0 or more, not {offset}")
+        if offset > MAX_OFFSET:
+            raise QueryError(f"offset must be at most {MAX_OFFSET}, not {offset}")
         indexes = []
         if status is not None:
             indexes.append(self.keys.jobs_by_status(parse_status(status)))
@@ -488,7 +497,14 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
     status = raw.get("status", "")
     if status.isdigit() and int(status) < len(JOB_STATUSES):  # tolerate the numeric enum value
         status = JOB_STATUSES[int(status)]
-    spec = _json(raw.get("specJson"))
+    spec_text = raw.get("specJson")
+    spec_note = None
+    if spec_text is not None and _nested_deeper(spec_text, MAX_SPEC_DEPTH):
+        # Indexed as valid before the depth limit existed: serializing it could fail (pydantic refuses
+        # values nested ~255 deep), and it is not a spec any executor runs. Left out, with a note.
+        spec, spec_note = None, f"the spec is nested deeper than {MAX_SPEC_DEPTH} levels; not served by the API"
+    else:
+        spec = _json(spec_text)
     history = _json(raw.get("history"))
     return JobRecord(
         id=job_id,
@@ -500,12 +516,39 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
         spec_hash=raw.get("specHash") or None,
         spec_valid=_bool(raw.get("specValid")),
         spec=spec if isinstance(spec, dict) else None,
+        spec_note=spec_note,
         providers=[a for a in (_address(x.strip()) for x in (raw.get("providers") or _compacted_claimant(raw)).split(",")) if a],
         history=[h for h in history if isinstance(h, dict)] if isinstance(history, list) else [],
         compacted=raw.get("compacted") == "1",
         compacted_note=COMPACTED_NOTE if raw.get("compacted") == "1" else None,
         extra={k: v for k, v in sorted(raw.items()) if k not in _JOB_FIELDS},
     )
+
+
+def _nested_deeper(text: str, limit: int) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than `limit` (brackets in strings do not
+    count; a C-speed count decides for any ordinary text)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _compacted_claimant(raw: dict[str, str]) -> str:

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover
 
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
 from depin.market import FAILURE_NAMES, LIVE_STATUSES, OUTCOME_NAMES, SETTLED_STATUSES, VERIFY_MODE_NAMES
-from depin.spec import noncanonical_reason
+from depin.spec import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, noncanonical_reason
 from indexer.decode import Event
 
 log = logging.getLogger("indexer.reducer")
@@ -251,8 +251,21 @@ def parse_stream_line(line: str) -> dict[str, str]:
 
 # The chain does not bound a spec's size, and json's C scanner recurses per nesting level: past the
 # interpreter's recursion limit it raises RecursionError (which stopped the indexer), and where that
-# limit has been raised (pytest sets 100,000) it overflows the C stack. Deeper specs are invalid.
-MAX_SPEC_DEPTH = 512
+# limit has been raised (pytest sets 100,000) it overflows the C stack; the API's serializer (pydantic)
+# refuses values nested ~255 deep. Deeper specs than depin.spec.MAX_SPEC_DEPTH are invalid, and so are
+# specs longer than depin.spec.MAX_SPEC_BYTES (what parse_spec, hence an executor, accepts): of those,
+# the job hash keeps the length only (``specLength``), never the bytes.
+# Strings an event carries (a result URI, a provider endpoint) are stored, in the hashes and in the
+# stream entry, truncated to MAX_STRING_BYTES of UTF-8 plus TRUNCATED_MARK, with a flag field
+# ``<name>Truncated`` (``1``): a truncated value is for display only, never a URI to fetch.
+MAX_STRING_BYTES = 4096
+TRUNCATED_MARK = "…[truncated]"
+# The string arguments of the events (the ABIs' `string` inputs) that are capped.
+STRING_ARGS: dict[str, tuple[str, ...]] = {
+    "ResultSubmitted": ("resultURI",),
+    "ProviderRegistered": ("endpoint",),
+    "MetadataUpdated": ("endpoint",),
+}
 
 
 def _too_deep(text: str) -> bool:
@@ -298,6 +311,8 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
         return False, f"spec is not UTF-8: {exc}", ""
     if _too_deep(text):
         return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
+    if len(spec) > MAX_SPEC_BYTES:
+        return False, f"spec is {len(spec)} bytes; the limit is {MAX_SPEC_BYTES}", ""
     try:
         # msgspec accepts strict RFC 8259 JSON only, a subset of what json.loads accepts (which adds
         # NaN, Infinity, lone surrogates, out-of-range floats): whatever it parses, json.loads
@@ -469,6 +484,44 @@ class _State:
                 shrunk[key] = changed
         undo["h"] = shrunk
         self.undo = None
+
+
+def _capped(value: Any) -> str | None:
+    """`value` cut to MAX_STRING_BYTES of UTF-8 plus TRUNCATED_MARK, or None when it fits."""
+    if value.__class__ is not str or len(value) <= MAX_STRING_BYTES // 4:  # 4 bytes a character at most
+        return None
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_STRING_BYTES:
+        return None
+    return raw[:MAX_STRING_BYTES].decode("utf-8", "ignore") + TRUNCATED_MARK
+
+
+def _cap_strings(ev: Event, names: tuple[str, ...]) -> Event:
+    """`ev`, or a copy whose over-long string args (`names`) are cut (:func:`_capped`), each with
+    an arg ``<name>Truncated`` (true) that the handler stores and the stream entry carries."""
+    args = None
+    for name in names:
+        cut = _capped(ev.args.get(name))
+        if cut is not None:
+            if args is None:
+                args = dict(ev.args)
+            args[name] = cut
+            args[name + "Truncated"] = True
+    if args is None:
+        return ev
+    copy = Event(ev.name, ev.contract, ev.address, ev.block, ev.block_hash, ev.tx, ev.log_index, args)
+    copy.timestamp = ev.timestamp
+    return copy
+
+
+def _truncated_flag(h: Hash, a: dict[str, Any], name: str) -> None:
+    """Sets ``<name>Truncated`` in `h` from the event's args: ``1`` when the stored value was cut,
+    ``0`` when a cut value is replaced by a whole one (hash fields are never removed)."""
+    flag = name + "Truncated"
+    if a.get(flag):
+        h[flag] = "1"
+    elif flag in h:
+        h[flag] = "0"
 
 
 def _history(job: Hash, ev: Event) -> None:
@@ -716,6 +769,13 @@ class Reducer:
             if handler is None:
                 log.debug("no handler for %s; ignored", name)
                 continue
+            capped = STRING_ARGS.get(name)
+            cut = None
+            if capped is not None:
+                cut_ev = _cap_strings(ev, capped)
+                if cut_ev is not ev:
+                    ev = cut_ev
+                    cut = {n + "Truncated": True for n in capped if ev.args.get(n + "Truncated")}
             args = ev.args
             try:
                 extra = handler(st, ev, args)
@@ -723,6 +783,8 @@ class Reducer:
                 # An event the state does not support (e.g. a forged log): skip it, keep going.
                 log.warning("skipping %s at block %d log %d: cannot apply (%s: %s)", name, block, ev.log_index, type(exc).__name__, exc)
                 continue
+            if cut:
+                extra = {**extra, **cut} if extra else cut
             fmt = formats.get(name)
             if fmt is None:
                 entry = stream_line(ev, extra)
@@ -849,7 +911,10 @@ class Reducer:
         if valid:
             job["specJson"] = text  # exactly the posted bytes, as UTF-8 text
         else:
-            job["spec"] = "0x" + spec.hex()
+            if len(spec) <= MAX_SPEC_BYTES:
+                job["spec"] = "0x" + spec.hex()
+            else:  # caller-chosen bytes beyond what any executor accepts: their length only
+                job["specLength"] = str(len(spec))
             job["specError"] = error
             log.warning("job %s posted with an invalid spec: %s", job_id, error)
         self._set_status(st, job, "Open")
@@ -880,6 +945,7 @@ class Reducer:
         job["failure"] = "0"
         job["commitment"] = a["commitment"]
         job["resultURI"] = a["resultURI"]
+        _truncated_flag(job, a, "resultURI")
         job["anchorBlock"] = str(a["anchorBlock"])
         job["submittedBlock"] = str(ev.block)
         job["challengeDeadline"] = job["deadline"] = str(a["challengeDeadline"])
@@ -1073,6 +1139,7 @@ class Reducer:
             capabilityHash=a["capabilityHash"],
             registeredBlock=str(ev.block),
         )
+        _truncated_flag(p, a, "endpoint")
         st.tadd("providers", 1)
         st.tadd("staked", a["amount"])
 
@@ -1094,6 +1161,7 @@ class Reducer:
     def _on_MetadataUpdated(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         p = self._provider(st, a["provider"])
         p.update(endpoint=a["endpoint"], capabilityHash=a["capabilityHash"])
+        _truncated_flag(p, a, "endpoint")
 
     def _on_Slashed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         p = self._provider(st, a["provider"])

@@ -15,13 +15,23 @@ Live updates: a page carries the id of the newest stream entry it was rendered f
 of the index's event stream and, for every batch of new entries, sends one ``update`` message: the
 new feed lines and the page's live fragments re-rendered (HTML), which the page swaps in. Reconnects
 resume from ``Last-Event-ID``. Malformed input gives a 400 page, an unknown subject a 404 page.
+
+The streams of one app share one asyncio Redis client (:class:`StreamHub`: a pool of at most
+``STREAM_CONNECTIONS`` connections, opened at startup and closed at shutdown): one watcher task
+blocks on ``XREAD`` for all of them, each stream reads its new entries with a non-blocking ``XREAD``,
+and a page's update for a batch is rendered once for every stream at the same point. At most
+``max_streams`` streams are served at a time; one more is answered 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +42,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from indexer.query import IndexerReader
 from indexer.web import svg
 from indexer.web.views import (
     RATE_MINUTES,
+    TX_SCAN,
     BadInput,
     BlockClock,
     Explorer,
@@ -49,9 +61,17 @@ from indexer.web.views import (
     utc,
 )
 
+log = logging.getLogger(__name__)
+
 HERE = Path(__file__).resolve().parent
 STREAM_BLOCK_MS = 1000  # an idle stream sends a comment this often (and notices a closed page)
 STREAM_BATCH = 500
+STREAM_MAX = 100  # concurrent /explorer/stream connections per app (IndexerConfig.explorer_max_streams)
+STREAM_CONNECTIONS = 4  # the streams' shared asyncio Redis pool: the watcher's XREAD and short reads
+STREAM_RETRY_AFTER = 30  # seconds, in the 503 answer to one stream too many
+STREAM_CLIENT_NAME = "depin-explorer-stream"
+_RENDERS_KEPT = 64  # recent (page, batch) updates shared by the streams at the same point
+_MAX_ID_PART = 2**64 - 1
 PAGES = ("overview", "job", "provider", "requester")
 
 
@@ -69,20 +89,171 @@ def _templates() -> Jinja2Templates:
     return templates
 
 
-def _async_client(client: redis.Redis) -> aioredis.Redis:
-    """An asyncio client on the same server as `client` (for the blocking stream reads)."""
+def _async_client(client: redis.Redis, max_connections: int = STREAM_CONNECTIONS) -> aioredis.Redis:
+    """An asyncio client on the same server as `client`, over a pool of at most `max_connections`
+    (a caller waits for a free one rather than opening more)."""
     kw = client.connection_pool.connection_kwargs
-    keep = {k: kw[k] for k in ("host", "port", "db", "username", "password", "path") if kw.get(k) is not None}
+    keep: dict[str, Any] = {k: kw[k] for k in ("host", "port", "db", "username", "password", "path") if kw.get(k) is not None}
     if "path" in keep:
-        return aioredis.Redis(unix_socket_path=keep.pop("path"), decode_responses=True, **keep)
-    return aioredis.Redis(decode_responses=True, **keep)
+        keep["connection_class"] = aioredis.UnixDomainSocketConnection
+    pool = aioredis.BlockingConnectionPool(
+        max_connections=max_connections, timeout=10, decode_responses=True, client_name=STREAM_CLIENT_NAME, **keep
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
-def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None = None) -> Explorer:
-    """Adds the explorer's pages, its event stream and its stylesheet to `app`."""
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class StreamHub:
+    """The live updates of one app (see the module doc): the shared asyncio client, the watcher task,
+    the count of open streams against `max_streams`, and the recent rendered updates."""
+
+    def __init__(self, reader: IndexerReader, max_streams: int = STREAM_MAX, connections: int = STREAM_CONNECTIONS) -> None:
+        if max_streams < 1 or connections < 2:
+            raise ValueError("a StreamHub needs max_streams >= 1 and connections >= 2 (the watcher holds one)")
+        self.reader = reader
+        self.max_streams = max_streams
+        self.connections = connections
+        self.active = 0  # streams open now (the event loop's thread only: no lock needed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: aioredis.Redis | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._newest: tuple[int, int] | None = None  # the newest entry id the watcher has seen
+        self._wake = asyncio.Event()
+        self._renders: OrderedDict[tuple[str, ...], asyncio.Future[Any]] = OrderedDict()
+
+    def client(self) -> aioredis.Redis:
+        """The shared client of the running event loop (made on first use: a server makes it at
+        startup; an app served without its lifespan, e.g. by a bare test client, on a stream)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._loop = loop
+            self._client = _async_client(self.reader.redis, self.connections)
+            self._watcher = None
+            self._newest = None
+            self._wake = asyncio.Event()
+            self._renders = OrderedDict()
+        return self._client
+
+    async def start(self) -> None:
+        self.client()
+
+    async def close(self) -> None:
+        """Stops the watcher and closes the client (at the app's shutdown)."""
+        if self._client is None or self._loop is not asyncio.get_running_loop():
+            return
+        watcher, client = self._watcher, self._client
+        self._watcher = self._client = None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        await client.aclose()
+
+    def try_acquire(self) -> bool:
+        """Takes a stream slot; False when `max_streams` streams are open."""
+        if self.active >= self.max_streams:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+    def _ensure_watcher(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(self.client()))
+
+    def _saw(self, entry_id: str) -> None:
+        self._newest = _id_key(entry_id)
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    async def _watch(self, client: aioredis.Redis) -> None:
+        """One blocking XREAD for every stream: wakes them when the index's stream grows."""
+        key = self.reader.keys.events
+        last: str | None = None
+        while True:
+            try:
+                if last is None:
+                    newest = await client.xrevrange(key, count=1)
+                    last = newest[0][0] if newest else "0-0"
+                    self._saw(last)
+                reply = await client.xread({key: last}, count=STREAM_BATCH, block=STREAM_BLOCK_MS)
+                if reply:
+                    last = reply[0][1][-1][0]
+                    self._saw(last)
+            except redis.RedisError as exc:
+                log.warning("explorer stream watcher: %s; retrying", exc)
+                last = None
+                await asyncio.sleep(STREAM_BLOCK_MS / 1000)
+
+    async def entries(self, last: str) -> list[tuple[str, dict[str, str]]] | None:
+        """The entries after `last` (at most STREAM_BATCH); when there are none yet, waits up to
+        STREAM_BLOCK_MS for the watcher to see new ones and returns None (idle) or []."""
+        client = self.client()
+        self._ensure_watcher()
+        wake = self._wake
+        if self._newest is None or _id_key(last) < self._newest:
+            reply = await client.xread({self.reader.keys.events: last}, count=STREAM_BATCH)
+            if reply:
+                return reply[0][1]
+        try:
+            await asyncio.wait_for(wake.wait(), STREAM_BLOCK_MS / 1000)
+        except TimeoutError:
+            return None
+        return []
+
+    async def shared(self, key: tuple[str, ...], render: Callable[[], Awaitable[Any]]) -> Any:
+        """``await render()``, once for every caller with the same `key` (a page and a batch)."""
+        future = self._renders.get(key)
+        if future is None:
+            future = self._renders[key] = asyncio.ensure_future(render())
+            while len(self._renders) > _RENDERS_KEPT:
+                self._renders.popitem(last=False)
+        return await asyncio.shield(future)
+
+
+class _SlotStream(StreamingResponse):
+    """A StreamingResponse that gives its stream slot back however it ends (done, cancelled by a
+    disconnect, failed), also when its body never started."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def add_explorer(
+    app: FastAPI, reader: IndexerReader, clock: BlockClock | None = None, max_streams: int = STREAM_MAX
+) -> Explorer:
+    """Adds the explorer's pages, its event stream (at most `max_streams` at a time) and its
+    stylesheet to `app`; the streams' Redis client opens at the app's startup, closes at shutdown."""
     explorer = Explorer(reader, clock)
     templates = _templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    hub = StreamHub(reader, max_streams)
+    app.state.stream_hub = hub
+    outer_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with outer_lifespan(a) as state:
+            await hub.start()
+            try:
+                yield state
+            finally:
+                await hub.close()
+
+    app.router.lifespan_context = lifespan
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -194,9 +365,10 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
         def build() -> Response:
             if not is_tx_hash(tx_hash):
                 raise BadInput(f"{tx_hash[:80]!r} is not a transaction hash: expected 0x and 64 hex digits")
-            events = explorer.tx_events(tx_hash)
+            events, partial = explorer.tx_events(tx_hash)
             if not events:
-                raise NotFound(f"no event of transaction {tx_hash} in the index")
+                where = f" among the latest {TX_SCAN} events (older events are not searched)" if partial else ""
+                raise NotFound(f"no event of transaction {tx_hash} in the index{where}")
             return page(request, "tx.html", tx=tx_hash, events=events)
         return guarded(request, build)
 
@@ -225,29 +397,44 @@ def add_explorer(app: FastAPI, reader: IndexerReader, clock: BlockClock | None =
         start = request.headers.get("last-event-id") or after
         if not _stream_id_ok(start):
             return error_page(request, 400, "Bad request", f"{start[:40]!r} is not a stream entry id")
+        if not hub.try_acquire():
+            busy = error_page(request, 503, "Too many live pages",
+                              f"this explorer serves at most {hub.max_streams} live pages at a time; reload later")
+            busy.headers["Retry-After"] = str(STREAM_RETRY_AFTER)
+            return busy
 
         async def events() -> AsyncIterator[str]:
-            client = _async_client(reader.redis)  # its own connection: XREAD blocks it
             last = start
-            try:
-                yield "retry: 1000\n\n"
-                while not await request.is_disconnected():
-                    reply = await client.xread({reader.keys.events: last}, count=STREAM_BATCH, block=STREAM_BLOCK_MS)
-                    if not reply:
-                        yield ": idle\n\n"
-                        continue
-                    entries = reply[0][1]
-                    last = entries[-1][0]
-                    payload = await run_in_threadpool(update, last, page, key, entries)
-                    if payload is None:
-                        yield f"id: {last}\n: nothing for this page\n\n"
-                        continue
-                    yield f"id: {last}\nevent: update\ndata: {json.dumps(payload)}\n\n"
-            finally:
-                await client.aclose()
+            yield "retry: 1000\n\n"
+            while not await request.is_disconnected():
+                entries = await hub.entries(last)
+                if entries is None:
+                    yield ": idle\n\n"
+                    continue
+                if not entries:
+                    continue
+                first, last = entries[0][0], entries[-1][0]
+                batch = entries
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                async def render(last: str = last, batch: list[tuple[str, dict[str, str]]] = batch) -> Any:
+                    return await run_in_threadpool(update, last, page, key, batch)
+
+                payload = await hub.shared((page, key, first, last), render)
+                if payload is None:
+                    yield f"id: {last}\n: nothing for this page\n\n"
+                    continue
+                yield f"id: {last}\nevent: update\ndata: {json.dumps(payload)}\n\n"
+
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                hub.release()
+
+        return _SlotStream(events(), release, media_type="text/event-stream",
+                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def concerns(entries: list[tuple[str, dict[str, str]]], which: str, key: str) -> bool:
         """Whether new stream entries can change the page: any for the overview; the job's own
@@ -291,5 +478,10 @@ def _args(fields: dict[str, str]) -> Any:
 
 
 def _stream_id_ok(text: str) -> bool:
-    left, _, right = text.partition("-")
-    return left.isdigit() and (right == "" or right.isdigit()) and len(text) < 48
+    """Whether `text` is a Redis stream entry id Redis accepts: ``<ms>`` or ``<ms>-<seq>``, ASCII
+    digits, each part at most 2^64-1."""
+    if len(text) > 41:
+        return False
+    left, dash, right = text.partition("-")
+    parts = (left, right) if dash else (left,)
+    return all(p.isascii() and p.isdigit() and int(p) <= _MAX_ID_PART for p in parts)

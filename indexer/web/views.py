@@ -27,8 +27,12 @@ STATS_WINDOW = 5000  # newest stream entries the overview's rates and latencies 
 RATE_MINUTES = 30  # minutes shown in the posted/finalized per minute chart
 RECENT_JOBS = 20
 PARTY_JOBS = 1000  # newest jobs of a provider or requester read for its page
-TX_SCAN = 200_000  # stream entries a tx-hash search and a job's timeline scan at most
-_SCAN_PAGE = 2000
+# Stream entries a tx-hash search and a job's timeline read at most (newest first, _SCAN_PAGE per
+# XREVRANGE): a request costs at most TX_SCAN / _SCAN_PAGE round trips, found or not. A job page
+# stops at the job's first event (its history names it) and fills what lies beyond the bound from
+# the job's history; a tx search says when it stopped at the bound.
+TX_SCAN = 5_000
+_SCAN_PAGE = 1_000
 
 LIVE_STATUSES = ("Open", "Claimed", "Submitted", "Disputed")
 SETTLED_EVENTS = ("JobFinalized", "JobSettled")
@@ -222,21 +226,38 @@ class Explorer:
         raw = self.redis.xrange(self.reader.keys.events, min=f"({after}" if after != "0-0" else "-", count=count)
         return self.timed([_stream_event(i, f) for i, f in raw])
 
-    def scan(self, match: Callable[[str, dict[str, str]], bool], limit: int = TX_SCAN) -> list[StreamEvent]:
+    def scan(
+        self,
+        match: Callable[[str, dict[str, str]], bool],
+        limit: int = TX_SCAN,
+        stop: Callable[[str, dict[str, str]], bool] | None = None,
+    ) -> tuple[list[StreamEvent], str]:
         """Stream entries (oldest first) for which ``match(id, fields)`` holds, among the newest `limit`
-        (read newest first, a page at a time)."""
+        (read newest first, a page at a time), and why the scan ended: ``"stop"`` (``stop(id, fields)``
+        held for an entry, after which older ones are not read), ``"end"`` (the stream's oldest entry
+        was read) or ``"limit"`` (`limit` entries were read: older ones were not searched)."""
         r, key = self.redis, self.reader.keys.events
         found: list[StreamEvent] = []
         end, seen = "+", 0
+        ended = "limit"
         while seen < limit:
-            page = r.xrevrange(key, max=end, min="-", count=min(_SCAN_PAGE, limit - seen))
-            if not page:
-                break
+            want = min(_SCAN_PAGE, limit - seen)
+            page = r.xrevrange(key, max=end, min="-", count=want)
             seen += len(page)
-            found += [_stream_event(i, f) for i, f in page if match(i, f)]
+            for i, f in page:
+                if match(i, f):
+                    found.append(_stream_event(i, f))
+                if stop is not None and stop(i, f):
+                    ended = "stop"
+                    break
+            if ended == "stop":
+                break
+            if len(page) < want:
+                ended = "end"
+                break
             end = "(" + page[-1][0]
         found.reverse()
-        return self.timed(found)
+        return self.timed(found), ended
 
     def timed(self, events: list[StreamEvent]) -> list[StreamEvent]:
         if self.clock is not None and events:
@@ -246,14 +267,53 @@ class Explorer:
                     e.time = float(times[e.block])
         return events
 
-    def job_events(self, job_id: int) -> list[StreamEvent]:
-        """Every event of the job still applied, in chain order."""
+    def job_events(self, job_id: int, history: Sequence[dict[str, Any]] = ()) -> tuple[list[StreamEvent], bool]:
+        """Every event of the job still applied, in chain order, and whether some may be missing
+        (older than the newest TX_SCAN stream entries). With the job's `history`, the scan stops at
+        the job's first event, and transitions it did not reach (beyond the bound, or trimmed from
+        the stream) are filled in from the history (event, block, tx; no arguments)."""
         needle = f'"jobId":"{job_id}"'
-        return net_events(self.scan(lambda _i, f: needle in (f.get("args") or "")))
+        first = history[0] if history else None
+        stop = None
+        if first is not None:
+            tx, log_index, name = str(first.get("tx", "")), str(first.get("logIndex", "")), str(first.get("event", ""))
 
-    def tx_events(self, tx_hash: str) -> list[StreamEvent]:
+            def stop(_i: str, f: dict[str, str]) -> bool:
+                return (f.get("tx") == tx and f.get("logIndex") == log_index and f.get("event") == name
+                        and f.get("kind") == "event" and needle in (f.get("args") or ""))
+
+        events, ended = self.scan(lambda _i, f: needle in (f.get("args") or ""), stop=stop)
+        events = net_events(events)
+        if ended != "stop" and history:
+            have = {(e.tx, e.log_index, e.event) for e in events}
+            filled = [
+                StreamEvent(id="0-0", kind="event", event=str(h.get("event", "?")), block=_int(h.get("block")) or 0,
+                            tx=str(h.get("tx", "")), log_index=_int(h.get("logIndex")) or 0, args={"status": h.get("status")}, time=0.0)
+                for h in history
+                if (str(h.get("tx", "")), _int(h.get("logIndex")) or 0, str(h.get("event", "?"))) not in have
+            ]
+            if filled:
+                self.timed(filled)
+                events = sorted(events + filled, key=lambda e: (e.block, e.log_index))
+        return events, ended == "limit"
+
+    def tx_events(self, tx_hash: str) -> tuple[list[StreamEvent], bool]:
+        """The transaction's events still applied, and whether the search stopped at the bound
+        (the newest TX_SCAN stream entries) before the stream's oldest entry."""
         wanted = tx_hash.strip().lower()
-        return net_events(self.scan(lambda _i, f: (f.get("tx") or "").lower() == wanted))
+        blocks: list[int] = []
+
+        def match(_i: str, f: dict[str, str]) -> bool:
+            if (f.get("tx") or "").lower() != wanted:
+                return False
+            blocks.append(_int(f.get("block")) or 0)
+            return True
+
+        def stop(_i: str, f: dict[str, str]) -> bool:  # a transaction's events are all in one block
+            return bool(blocks) and (_int(f.get("block")) or 0) < min(blocks)
+
+        events, ended = self.scan(match, stop=stop)
+        return net_events(events), ended == "limit"
 
     # ------------------------------------------------------------------ overview
 
@@ -333,14 +393,8 @@ class Explorer:
         if record is None:
             raise NotFound(f"job {job_id} is not in the index (the market has {self.reader.totals().jobs} jobs)")
         extra = record.extra
-        events = self.job_events(job_id)
-        if not events:  # the stream was trimmed: the job's transitions still give block and tx
-            events = [
-                StreamEvent(id="0-0", kind="event", event=h.get("event", "?"), block=int(h.get("block", 0)), tx=h.get("tx", ""),
-                            log_index=int(h.get("logIndex", 0)), args={"status": h.get("status")}, time=0.0)
-                for h in record.history
-            ]
-            self.timed(events)
+        # The stream for the events' arguments; the job's history for what the bounded scan missed.
+        events, partial = self.job_events(job_id, record.history)
         seats = _json_value(extra.get("seats"))
         seat_rows = []
         if isinstance(seats, dict):
@@ -392,13 +446,20 @@ class Explorer:
             "terms": terms,
             "deadlines": deadlines,
             "events": events,
+            "events_note": (
+                f"events older than the latest {TX_SCAN} in the index's stream are shown from the job's history, without their arguments"
+                if partial else None
+            ),
             "seats": seat_rows,
             "tallies": tallies if isinstance(tallies, list) else [],
             "court": court,
             "payout": payout,
             "result": [
                 (label, extra.get(name)) for label, name in (
-                    ("commitment", "commitment"), ("result URI", "resultURI"), ("failure code", "failureCode"),
+                    ("commitment", "commitment"),
+                    ("result URI (truncated in the index: the whole URI is in the ResultSubmitted event on chain)"
+                     if extra.get("resultURITruncated") == "1" else "result URI", "resultURI"),
+                    ("failure code", "failureCode"),
                     ("failure reason", "failureReason"), ("anchor block", "anchorBlock"), ("submitted in block", "submittedBlock"),
                     ("outcome", "outcome"),
                 ) if extra.get(name) not in (None, "")
@@ -540,7 +601,7 @@ def _int(value: str | int | None) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
 
 

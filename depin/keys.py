@@ -38,10 +38,12 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     when keccak256(spec) == specHash and the spec is a UTF-8 JSON object in its RFC 8785 canonical
     form, else ``0``), specJson (when
     valid: the spec text, whose UTF-8 bytes are exactly the posted bytes) or, when invalid, spec (the
-    raw bytes, 0x-hex) and specError (why), postedBlock, postedTx. Claim: provider (current; empty
+    raw bytes, 0x-hex; specLength instead for bytes over ``depin.spec.MAX_SPEC_BYTES``) and
+    specError (why), postedBlock, postedTx. Claim: provider (current; empty
     again when a timeout reopens the job), providers (comma-separated: everyone who ever claimed
     it), submitDeadline. Submission: failure (``0``/``1``), commitment (the provider's salted
-    commitment), resultURI or failureCode and failureReason; challengeDeadline, anchorBlock (the
+    commitment), resultURI (cut past 4,096 bytes, then resultURITruncated ``1``: for display only,
+    the chain holds the whole) or failureCode and failureReason; challengeDeadline, anchorBlock (the
     block whose randomness draws the job), submittedBlock. Availability failures: noFaultFees and
     noFaults (summed). Verification (``VerificationStarted``): court, verificationBlock; the court's
     case: casePhase (Active, Tallied, Arbiter, Concluded), caseRound, platformClass, snapshotBlock,
@@ -78,7 +80,8 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     deadline finalizes only if it was not drawn (``JobMarket.isDrawn``).
 ``{p}:provider:{address}`` (hash)
     address, id, staked, locked, unbonding, releaseAt, jobsCompleted, jobsSlashed, endpoint,
-    capabilityHash, registeredBlock: as ``ProviderStaking.getProvider`` returns them.
+    capabilityHash, registeredBlock: as ``ProviderStaking.getProvider`` returns them (an endpoint
+    past 4,096 bytes cut, with endpointTruncated ``1``).
 ``{p}:providers`` (sorted set)
     Provider addresses (checksummed) scored by provider id.
 ``{p}:account:{address}`` (hash)

@@ -372,14 +372,17 @@ def build_archive(
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     try:
-        with open(partial, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            code = f"{exit_code}\n".encode()
-            tar.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
-            tar.addfile(_info("out", tarfile.DIRTYPE, 0o755))
-            _add_entries(tar, out_dir, entries)
-        size = partial.stat().st_size
-        if max_bytes is not None and size > max_bytes + 1_048_576:  # headers of very many tiny files
-            raise OutputTooLarge(f"the output archive is {size} bytes; the job's limit is {max_bytes}")
+        with open(partial, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                code = f"{exit_code}\n".encode()
+                tar.addfile(_info("exit_code", tarfile.REGTYPE, 0o644, len(code)), io.BytesIO(code))
+                tar.addfile(_info("out", tarfile.DIRTYPE, 0o755))
+                _add_entries(tar, out_dir, entries)
+            raw.flush()
+            size = os.fstat(raw.fileno()).st_size
+            if max_bytes is not None and size > max_bytes + 1_048_576:  # headers of very many tiny files
+                raise OutputTooLarge(f"the output archive is {size} bytes; the job's limit is {max_bytes}")
+            os.fsync(raw.fileno())  # the bytes are on disk before the name is: never a truncated archive after a power cut
         digest = file_sha256(partial)
         os.replace(partial, dest)
     except BaseException:

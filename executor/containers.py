@@ -87,6 +87,7 @@ reported as out of memory. A job that SIGKILLs itself is indistinguishable and i
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -96,7 +97,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -192,6 +194,46 @@ class ContainerEngineError(ExecutionError):
     """The engine refused or failed an operation (not the job's fault): the caller may retry."""
 
 
+class ContainerGone(ContainerEngineError):
+    """The container vanished under a run (removed by something else): its exit code is unknown."""
+
+
+@contextmanager
+def _engine_call(what: str) -> Iterator[None]:
+    """Turns what the docker SDK raises when the engine fails into :class:`ContainerEngineError`
+    ("`what`: why", one line): its own errors (:class:`~docker.errors.DockerException`) and those of
+    ``requests`` that it lets through when the engine's socket goes away or a call times out
+    (:class:`~requests.exceptions.RequestException`, no DockerException). Anything else, such as a
+    more specific error raised inside the block, passes through unchanged."""
+    try:
+        yield
+    except DockerException as exc:  # first: an APIError is a RequestException too
+        raise ContainerEngineError(f"{what}: {_one_line(exc)}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ContainerEngineError(f"{what}: the engine does not answer ({_transport_error(exc)})") from exc
+
+
+def _one_line(exc: BaseException | str, limit: int = 500) -> str:
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
+def _transport_error(exc: BaseException) -> str:
+    """The error's type and the errno name below it (``ConnectionError, ENOENT``), never its text:
+    ``No such file or directory`` from a vanished socket must not read as an exec error of the job
+    (:func:`executor.execute._is_exec_error`). The whole chain stays on the exception's cause."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        err = todo.pop(0)
+        if not isinstance(err, BaseException) or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, OSError) and isinstance(err.errno, int):
+            return f"{type(exc).__name__}, {errno.errorcode.get(err.errno, err.errno)}"
+        todo.extend([*err.args, err.__cause__, err.__context__])
+    return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How one container run ended.
@@ -251,10 +293,8 @@ def engine_kind(client: docker.DockerClient) -> Literal["docker", "podman"]:
     once per client."""
     kind = _engine_kinds.get(client)
     if kind is None:
-        try:
+        with _engine_call("cannot ask the engine for its version"):
             version = client.version()
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise ContainerEngineError(f"cannot ask the engine for its version: {exc}") from exc
         names = [str(c.get("Name", "")) for c in version.get("Components") or []]
         kind = "podman" if any("podman" in n.lower() for n in names) else "docker"
         _engine_kinds[client] = kind
@@ -296,10 +336,11 @@ def check_image(client: docker.DockerClient, image: str, *, allowed_registries: 
         return found
     registry = match["repo"].split("/", 1)[0]
     if registry in allowed_registries and "/" in match["repo"]:
-        try:
-            client.api.pull(f"{match['repo']}@{digest}")
-        except DockerException as exc:
-            raise ImageUnavailable(f"pulling {image} from {registry} failed: {exc}") from exc
+        with _engine_call(f"cannot pull {image}"):
+            try:
+                client.api.pull(f"{match['repo']}@{digest}")
+            except DockerException as exc:
+                raise ImageUnavailable(f"pulling {image} from {registry} failed: {_one_line(exc)}") from exc
         found = _local_image_by_digest(client, match["repo"], digest)
         if found is not None:
             return found
@@ -311,18 +352,22 @@ def check_image(client: docker.DockerClient, image: str, *, allowed_registries: 
 
 
 def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) -> str | None:
-    try:
-        img = client.images.get(digest)
-    except ImageNotFound:
-        img = None
-    except DockerException as exc:
-        raise ContainerEngineError(f"cannot inspect image {digest}: {exc}") from exc
+    with _engine_call(f"cannot inspect image {digest}"):
+        try:
+            img = client.images.get(digest)
+        except ImageNotFound:
+            img = None
     if img is not None and img.id == digest:
         return img.id
-    try:
-        img = client.images.get(f"{repo}@{digest}")
-    except (ImageNotFound, APIError):
-        return None
+    with _engine_call(f"cannot inspect image {repo}@{digest}"):
+        try:
+            img = client.images.get(f"{repo}@{digest}")
+        except ImageNotFound:
+            return None
+        except APIError as exc:
+            if exc.status_code is not None and exc.status_code < 500:  # a reference the engine will not look up
+                return None
+            raise
     if any(d.endswith("@" + digest) for d in img.attrs.get("RepoDigests") or []):
         return img.id
     return None
@@ -485,27 +530,28 @@ def container_options(
 
 
 def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
-    """Force-removes a container (killing it if running); True if one existed."""
-    try:
-        client.api.remove_container(name_or_id, force=True, v=True)
-        return True
-    except NotFound:
-        return False
-    except requests.exceptions.RequestException as exc:
-        raise ContainerEngineError(f"cannot remove container {name_or_id}: the engine does not answer ({exc})") from exc
-    except APIError as exc:
-        if exc.status_code == 404 or "no such container" in str(exc).lower():
+    """Force-removes a container (killing it if running); True if this call removed one (False:
+    there was none, or another removal of it was under way)."""
+    with _engine_call(f"cannot remove container {name_or_id}"):
+        try:
+            client.api.remove_container(name_or_id, force=True, v=True)
+            return True
+        except NotFound:
             return False
+        except APIError as exc:
+            if exc.status_code == 404 or "no such container" in str(exc).lower():
+                return False
+            refused = exc
         # Podman answers 500 while a removal is already in progress; wait for it.
         for _ in range(50):
             time.sleep(0.1)
             try:
                 client.api.inspect_container(name_or_id)
             except NotFound:
-                return True
+                return False  # removed, by that other removal (a run must not take it for its own)
             except APIError:
                 continue
-        raise ContainerEngineError(f"cannot remove container {name_or_id}: {exc}") from exc
+        raise refused
 
 
 def _create_once(client: docker.DockerClient, options: dict) -> Container:
@@ -519,19 +565,16 @@ def _create_once(client: docker.DockerClient, options: dict) -> Container:
 def _create(client: docker.DockerClient, options: dict) -> Container:
     """Creates the container; a stale one of the same name (a crashed attempt whose cleanup did not
     run, or a lost race with another creator) is removed first and the creation retried once."""
-    name = options["name"]
-    try:
+    what = f"cannot create container {options['name']}"
+    with _engine_call(what):
+        try:
+            return _create_once(client, options)
+        except APIError as exc:
+            if exc.status_code != 409 and "already in use" not in str(exc):
+                raise
+    remove_container(client, options["name"])
+    with _engine_call(what):
         return _create_once(client, options)
-    except APIError as exc:
-        if exc.status_code != 409 and "already in use" not in str(exc):
-            raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
-    except DockerException as exc:
-        raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
-    remove_container(client, name)
-    try:
-        return _create_once(client, options)
-    except DockerException as exc:
-        raise ContainerEngineError(f"cannot create container {name}: {exc}") from exc
 
 
 def _logs_tail(container: Container, timeout: float = LOGS_TIMEOUT) -> str:
@@ -554,21 +597,40 @@ def _logs_tail(container: Container, timeout: float = LOGS_TIMEOUT) -> str:
 
 
 def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int | None:
-    """The exit code, or None if the container is still running after `timeout` seconds."""
-    try:
-        result = client.api.wait(container_id, timeout=max(0.05, timeout))
-        return int(result.get("StatusCode", -1))
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-        pass
-    try:  # a timed-out wait can race with the exit: ask the state
-        state = client.api.inspect_container(container_id)["State"]
-    except NotFound:
-        return -1
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        raise ContainerEngineError(f"lost the engine while waiting for container {container_id[:12]}: {exc}") from exc
+    """The exit code, or None if the container is still running after `timeout` seconds. Raises
+    :class:`ContainerGone` when the container no longer exists (its exit code is lost: never a
+    made-up one), :class:`ContainerEngineError` when the engine fails."""
+    gone = _gone(container_id[:12])
+    with _engine_call(f"lost the engine while waiting for container {container_id[:12]}"):
+        try:
+            result = client.api.wait(container_id, timeout=max(0.05, timeout))
+        except NotFound as exc:
+            raise ContainerGone(gone) from exc
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass  # the timeout (a lost engine fails the inspect below)
+        else:
+            error = result.get("Error")
+            message = str(error.get("Message") or "") if isinstance(error, dict) else ""
+            if not message:
+                return int(result.get("StatusCode", -1))
+            # The wait failed (Podman answers one on a container removed meanwhile with StatusCode 0
+            # and an Error): its StatusCode is no exit code.
+            try:
+                client.api.inspect_container(container_id)
+            except NotFound as exc:
+                raise ContainerGone(gone) from exc
+            raise ContainerEngineError(f"the engine failed to wait for container {container_id[:12]}: {_one_line(message)}")
+        try:  # a timed-out wait can race with the exit: ask the state
+            state = client.api.inspect_container(container_id)["State"]
+        except NotFound as exc:
+            raise ContainerGone(gone) from exc
     if state.get("Status") in ("exited", "stopped", "dead"):
         return int(state.get("ExitCode", -1))
     return None
+
+
+def _gone(name: str) -> str:
+    return f"container {name} is gone: something else removed it while it ran (its exit code is lost)"
 
 
 def run_container(
@@ -587,7 +649,8 @@ def run_container(
 ) -> RunResult:
     """Runs one hardened job container to its end and removes it; never raises for the job's own
     behaviour (that is in the :class:`RunResult`), raises :class:`ContainerEngineError` when the
-    engine fails.
+    engine fails or does not answer (:class:`ContainerGone` when the container vanishes under the
+    run: its end is then unknown).
 
     The deadline is ``spec.resources.max_runtime`` (or `deadline_seconds`) of wall-clock time from
     the start: then the container is killed (status ``timeout``). The container is always removed
@@ -607,10 +670,8 @@ def run_container(
     exit_code: int | None = None
     oom_flag = False
     try:
-        try:
+        with _engine_call(f"cannot start container {name}"):
             container.start()
-        except DockerException as exc:
-            raise ContainerEngineError(f"cannot start container {name}: {exc}") from exc
         started = time.monotonic()
         deadline = started + limit
         while True:
@@ -630,25 +691,34 @@ def run_container(
             _kill(client, container.id)
             exit_code = None
         elif exit_code == 137:  # SIGKILL: the kernel's OOM killer, or the job killed itself
-            try:
-                state = client.api.inspect_container(container.id)["State"]
-                oom_flag = bool(state.get("OOMKilled"))
-            except DockerException:
-                pass
+            with _engine_call(f"cannot inspect container {name}"):
+                try:
+                    state = client.api.inspect_container(container.id)["State"]
+                    oom_flag = bool(state.get("OOMKilled"))
+                except NotFound as exc:  # removed under us (its SIGKILL is not the job's doing)
+                    raise ContainerGone(_gone(name)) from exc
+                except DockerException:
+                    pass  # the flag is a hint only (see the module doc)
             if oom_flag or options["mem_limit"]:
                 status = "oom"
         logs = _logs_tail(container)
     finally:
-        remove_container(client, container.id)
+        removed = remove_container(client, container.id)
+    if not removed:  # something else removed it: what the run saw (an exit code, 137) is not the job's
+        raise ContainerGone(_gone(name))
     return RunResult(status, exit_code, logs, duration, name, oom_flag)
 
 
 def _kill(client: docker.DockerClient, container_id: str) -> None:
+    with _engine_call(f"cannot kill container {container_id[:12]}"):
+        try:
+            client.api.kill(container_id, signal="SIGKILL")
+        except DockerException:
+            pass  # already gone or exited; removal below forces it anyway
     try:
-        client.api.kill(container_id, signal="SIGKILL")
-    except DockerException:
-        pass  # already gone or exited; removal below forces it anyway
-    _wait(client, container_id, KILL_GRACE)
+        _wait(client, container_id, KILL_GRACE)
+    except ContainerGone:
+        pass  # what the kill was for
 
 
 # --- the sandbox probe --------------------------------------------------------------------------
@@ -705,10 +775,8 @@ def probe_problems(run: RunResult, report: str) -> list[str]:
 def managed_containers(client: docker.DockerClient, *, instance: str | None = None) -> list[Container]:
     """Every container (running or not) labelled by this project, or by executor `instance`."""
     label = f"{LABEL_EXECUTOR}={instance}" if instance is not None else LABEL_MANAGED
-    try:
+    with _engine_call("cannot list containers"):
         return client.containers.list(all=True, filters={"label": label})
-    except DockerException as exc:
-        raise ContainerEngineError(f"cannot list containers: {exc}") from exc
 
 
 def reap_orphans(client: docker.DockerClient, live_names: Iterable[str], *, instance: str | None = None) -> list[str]:

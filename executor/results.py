@@ -85,6 +85,14 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -171,6 +179,7 @@ class ResultStore:
         if move:
             try:
                 os.chmod(archive, 0o644)
+                _fsync_file(archive)  # the bytes before the name (as for a copy below)
                 os.replace(archive, dest)
                 _fsync_dir(dest.parent)
                 return stored
@@ -228,6 +237,13 @@ class ResultStore:
         try:
             return self._path(check_name(name)).is_file()
         except ValueError:
+            return False
+
+    def holds(self, name: str, digest: bytes) -> bool:
+        """Whether the archive `name` is stored and its bytes hash to `digest` (sha256)."""
+        try:
+            return _sha256_file(self.path(name)) == bytes(digest).hex()
+        except (ResultNotFound, ValueError, OSError):
             return False
 
     def path(self, name: str) -> Path:
@@ -400,7 +416,9 @@ def prepare_submission(
 
     When the journal holds an entry for this job and spec, that entry is returned unchanged (a
     re-run after a crash: same salt, same name, same commitment), and a freshly stored archive
-    `name` that it does not use is removed from `store`. Otherwise a fresh salt is drawn, the
+    `name` that it does not use is removed from `store`, after taking the entry's name when the
+    archive stored there is missing or does not hash to the journaled digest (a crash or a power
+    cut) and the fresh one does. Otherwise a fresh salt is drawn, the
     commitment computed over `committed` (results: the match digest, default `digest`; failures:
     :func:`depin.commitment.failure_digest` of `code`), the entry written durably and, for a
     result, the manifest published next to the archive."""
@@ -408,8 +426,10 @@ def prepare_submission(
     if existing is not None and existing.spec_hash == _hex(spec_hash):
         if store is not None and existing.kind == "result":
             if kind == "result" and name and name != existing.name and store.has(name):
-                if not store.has(existing.name) and existing.digest == _hex(digest) and not existing.encrypt_to:
-                    store.put(store.path(name), name=existing.name, move=True)  # the same bytes again
+                same_bytes = existing.digest == _hex(digest) and not existing.encrypt_to
+                if same_bytes and not store.holds(existing.name, bytes.fromhex(existing.digest[2:])):
+                    # the stored copy is missing or damaged (a crash or power cut): the same bytes again
+                    store.put(store.path(name), name=existing.name, move=True)
                 store.remove(name)  # (a sealed archive cannot be re-made with the same bytes: never renamed)
             if not store.has_manifest(existing.name):  # a crash between the journal and the manifest
                 store.put_manifest(existing.name, existing.manifest())

@@ -187,6 +187,13 @@ def keystore_address(path: Path | str) -> str | None:
         return None
 
 
+def password_line(text: str) -> str:
+    """The password in `text`, a password file's content or a line read from standard input: its
+    first line without its line break (LF, CR LF or CR: a file written on Windows works too)."""
+    lines = text.splitlines()
+    return lines[0] if lines else ""
+
+
 def read_password(
     password: str | None = None, password_file: Path | str | None = None, env: Mapping[str, str] | None = None
 ) -> str:
@@ -201,7 +208,9 @@ def read_password(
             raise AccountError(f"password file {password_file} not found") from None
         except OSError as exc:
             raise AccountError(f"cannot read password file {password_file}: {exc.strerror}") from None
-        line = text.splitlines()[0] if text.splitlines() else ""
+        except UnicodeDecodeError:  # its text names a byte of the password and where it is
+            raise AccountError(f"password file {password_file} is not UTF-8 text") from None
+        line = password_line(text)
         if not line:
             raise AccountError(f"password file {password_file} is empty")
         return line
@@ -234,7 +243,7 @@ def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
         if "MAC mismatch" in str(exc):
             raise AccountError(f"wrong password for keystore {path}") from None
         raise AccountError(f"cannot decrypt keystore {path}: unsupported or damaged keystore") from None
-    except (KeyError, TypeError, NotImplementedError):
+    except (KeyError, TypeError, AttributeError, ArithmeticError, NotImplementedError):  # kdfparams r = 0, n = 16.0, ...
         raise AccountError(f"cannot decrypt keystore {path}: unsupported or damaged keystore") from None
     return Account.from_key(key)
 

@@ -414,16 +414,16 @@ class Client(ContractAddresses):
         try:
             chain_id = rpc.chain_id(retries=1)
         except RpcUnavailable:
-            raise NodeUnreachable(f"no JSON-RPC node answers at {rpc_url}: {DEVNET_HINT}") from None
+            raise NodeUnreachable(f"no JSON-RPC node answers at {rpc.shown_url}: {DEVNET_HINT}") from None
         if chain_id != dep.chain_id:
             raise WrongNetwork(
-                f"wrong network: the node at {rpc_url} is chain {chain_id} but the deployment is for chain "
+                f"wrong network: the node at {rpc.shown_url} is chain {chain_id} but the deployment is for chain "
                 f"{dep.chain_id}; pass the matching --rpc-url or --deployment"
             )
         market = dep.addresses.get("JobMarket")
         if market and rpc.get_code(market) in ("0x", "0x0"):
             raise WrongNetwork(
-                f"no JobMarket contract at {market} on the node at {rpc_url} (chain {chain_id}): the deployment "
+                f"no JobMarket contract at {market} on the node at {rpc.shown_url} (chain {chain_id}): the deployment "
                 "file belongs to another instance of this chain (was the devnet restarted? deploy again)"
             )
         return cls(rpc, dep, account, chain_id=chain_id, **transactor_options)

@@ -1,7 +1,9 @@
 """``depin.toml``: the configuration file of an executor (provider, verifier and canary roles).
 
 One file per executor. Every section is optional except where noted; defaults suit the local devnet.
-Relative paths are resolved against the file's folder. Example::
+Relative paths are resolved against the file's folder (a relative ``DEPIN_DEPLOYMENT`` against the
+current folder, as the indexer and ``--deployment`` read it). An ``[indexer]`` table is the
+indexer's (:mod:`indexer.config`: one file can serve both) and is ignored here. Example::
 
     [network]
     rpc_url = "http://127.0.0.1:8545"
@@ -134,7 +136,8 @@ def _cidrs(value: list[str]) -> list[str]:
     return out
 
 
-def _host_port(value: str) -> str:
+def parse_host_port(value: str) -> str:
+    """`value` when it is ``HOST:PORT`` with a port from 1 to 65535 (a bind address), else ValueError."""
     _, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
@@ -159,7 +162,7 @@ class ExecutorConfig(_Section):
     @field_validator("results_bind")
     @classmethod
     def _bind(cls, value: str) -> str:
-        return _host_port(value)
+        return parse_host_port(value)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -195,7 +198,7 @@ class CanaryConfig(_Section):
     @field_validator("bind")
     @classmethod
     def _bind(cls, value: str) -> str:
-        return _host_port(value)
+        return parse_host_port(value)
 
 
 class PolicyConfig(_Section):
@@ -231,6 +234,7 @@ class DepinConfig(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    indexer: dict[str, Any] = Field(default_factory=dict, exclude=True)  # the indexer's table (indexer.config): ignored
     source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
     def resolve_paths(self, base: Path) -> DepinConfig:
@@ -291,8 +295,14 @@ def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> Depi
         data = read_toml_file(path)
         base = path.resolve().parent
     for var, (section, field) in _ENV_OVERRIDES.items():
-        if env.get(var, "").strip():
-            data.setdefault(section, {})[field] = env[var].strip()
+        value = env.get(var, "").strip()
+        if not value:
+            continue
+        if var == "DEPIN_DEPLOYMENT":  # relative to the current folder, as for the indexer and --deployment
+            value = str((Path.cwd() / value).resolve())
+        table = data.setdefault(section, {})
+        if isinstance(table, dict):  # else not a table (redis = 1): validation says so below
+            table[field] = value
     try:
         config = DepinConfig.model_validate(data)
     except ValidationError as exc:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.json import JSON
@@ -28,6 +27,7 @@ from rich.text import Text
 
 from depin import __version__
 from depin.errors import DepinError
+from depin.redact import redact_url
 from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 from depinctl import demo as demo_mod
 from depinctl.cliutil import (
@@ -595,12 +595,12 @@ def indexer_run(
     log.info(
         "indexer starting",
         extra={
-            "rpc": config.rpc_url,
-            "redis": _redact(config.redis_url),
+            "rpc": redact_url(config.rpc_url),
+            "redis": redact_url(config.redis_url),
             "deployment": str(config.deployment_file),
             "confirmations": config.confirmations,
             "finality_depth": config.finality_depth,
-            "ws": config.resolved_ws_url() or "-",
+            "ws": redact_url(config.resolved_ws_url() or "-"),
         },
     )
     if metrics_port:
@@ -619,14 +619,7 @@ def indexer_run(
     log.info("indexer stopped", extra={"uptime_s": round(time.monotonic() - started, 3)})
 
 
-def _redact(url: str) -> str:
-    """`url` without a password."""
-
-    parts = urlsplit(url)
-    if parts.password:
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a socket path or the default
-        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-    return urlunsplit(parts)
+_redact = redact_url  # the name tests/client/test_cli.py knows
 
 
 @indexer_app.command("api")

@@ -65,12 +65,17 @@ def start(
     Example: depin executor start --config depin.toml --role provider,verifier --flower --metrics 127.0.0.1:9102
     """
 
+    from depin.config import ConfigError, parse_host_port  # lazy: start-up
     from executor.worker import ENV_EVENTS, ENV_FLOWER_PORT, components_for, preflight, run_all  # lazy: start-up
 
     if config is None and not os.environ.get("DEPIN_CONFIG"):
-        from depin.config import ConfigError  # lazy: start-up
-
         raise ConfigError("no configuration: pass --config depin.toml (or set DEPIN_CONFIG)")
+    bind = metrics or os.environ.get("DEPIN_EXECUTOR_METRICS")
+    if bind:  # checked here: the result server's process would die on it, and be restarted, again and again
+        try:
+            parse_host_port(bind)
+        except ValueError as exc:
+            raise ConfigError(f"--metrics / DEPIN_EXECUTOR_METRICS {exc}") from None
     path = config or Path(os.environ["DEPIN_CONFIG"])
     preflight(path, role)  # deployment, key, Redis, RPC: one error line before any child starts
     components: tuple[str, ...] | None = None  # the roles' own

@@ -762,15 +762,16 @@ def _index_reader(
         cfg = load_config(config)
         url, namespace = cfg.redis.url, cfg.redis.namespace
     url = url or default_redis_url()
+    from depin.redact import redact_url  # lazy: start-up
     try:
         path = deployment or find_deployment_file(None)
         reader = IndexerReader.for_deployment(url, path, namespace)
         reader.ping()
         if not reader.status().indexed:
-            typer.echo(f"note: nothing indexed under {reader.keys.prefix} in {url}; following the chain", err=True)
+            typer.echo(f"note: nothing indexed under {reader.keys.prefix} in {redact_url(url)}; following the chain", err=True)
             return None
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
-        typer.echo(f"note: Redis at {url} is unreachable; following the chain", err=True)
+        typer.echo(f"note: Redis at {redact_url(url)} is unreachable; following the chain", err=True)
         return None
 
     def status(jid: int) -> str | None:

@@ -165,15 +165,15 @@ def signing_account(
 
 
 def _new_password(password_file: Path | None) -> str:
-    from depin.accounts import AccountError, read_password  # lazy: start-up
+    from depin.accounts import AccountError, password_line, read_password  # lazy: start-up
 
     try:
         return read_password(None, password_file)
     except AccountError:
         if password_file is not None or not sys.stdin.isatty():
             if password_file is None:
-                # not interactive and no password given: read it from stdin (one line)
-                line = sys.stdin.readline().rstrip("\n")
+                # not interactive and no password given: read it from stdin (one line, read as a password file is)
+                line = password_line(sys.stdin.readline())
                 if line:
                     return line
             raise

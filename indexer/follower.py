@@ -242,7 +242,7 @@ class Indexer:
         chain_id = self.rpc.chain_id()
         if chain_id != self.deployment.chain_id:
             raise IndexerError(
-                f"the node at {self.config.rpc_url} is chain {chain_id}, but {self.config.deployment_file} "
+                f"the node at {self.rpc.shown_url} is chain {chain_id}, but {self.config.deployment_file} "
                 f"records chain {self.deployment.chain_id}: point DEPIN_RPC_URL and DEPIN_DEPLOYMENT at the same chain"
             )
         self._chain_checked = True

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from depin.errors import ChainError
+from depin.redact import redact_text, redact_url
 
 log = logging.getLogger("depin.chain")
 
@@ -61,10 +62,10 @@ class RpcUnavailable(ChainError):
 
     def __init__(self, method: str, reason: str, url: str = "") -> None:
         self.method = method
-        self.reason = reason
-        where = f" at {url}" if url else ""
+        self.reason = redact_text(reason, url)  # requests' errors quote the URL, password and all
+        where = f" at {redact_url(url)}" if url else ""
         super().__init__(
-            f"JSON-RPC node{where} unavailable for {method}: {reason}. "
+            f"JSON-RPC node{where} unavailable for {method}: {self.reason}. "
             "Check that the node is running and DEPIN_RPC_URL points at it; services keep retrying."
         )
 
@@ -136,6 +137,7 @@ class RpcClient:
         self.web3 = web3
         self.provider = web3.provider
         self.url = str(getattr(self.provider, "endpoint_uri", "") or "")
+        self.shown_url = redact_url(self.url)  # for messages and logs: no password or API key
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -341,7 +343,7 @@ def head_reader(rpc_url: str, timeout: float = 2.0) -> Callable[[], int | None]:
         try:
             return client.block_number()
         except ChainError as exc:
-            log.debug("chain head unavailable from %s: %s", rpc_url, exc)
+            log.debug("chain head unavailable from %s: %s", client.shown_url, exc)
             return None
 
     return head

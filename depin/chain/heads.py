@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from depin.chain import backoff_delay
+from depin.redact import redact_text, redact_url
 
 log = logging.getLogger("depin.chain.heads")
 
@@ -72,6 +73,7 @@ class HeadSubscription:
         backoff_cap: float = 30.0,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url)  # for the logs: no password or API key
         self.on_head = on_head
         self.open_timeout = open_timeout
         self.backoff_base = backoff_base
@@ -121,15 +123,22 @@ class HeadSubscription:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
                 if attempt == 0:
                     log.warning(
-                        "no new-head subscription at %s (%s); polling meanwhile, retrying with backoff", self.url,
-                        _describe(exc), extra={"ws_url": self.url, "retry_in_s": delay},
+                        "no new-head subscription at %s (%s); polling meanwhile, retrying with backoff", self.shown_url,
+                        self._reason(exc), extra={"ws_url": self.shown_url, "retry_in_s": delay},
                     )
                 else:
-                    log.debug("new-head subscription at %s still unavailable (%s); retrying in %.1fs", self.url, _describe(exc), delay)
+                    log.debug(
+                        "new-head subscription at %s still unavailable (%s); retrying in %.1fs", self.shown_url,
+                        self._reason(exc), delay,
+                    )
                 attempt += 1
                 self._closed.wait(delay)
                 continue
             attempt = 0  # the connection ended without an error (closed by the node): reconnect at once
+
+    def _reason(self, exc: BaseException) -> str:
+        """`exc` for the log, without the URL's secrets (websockets quotes a URL it cannot use)."""
+        return redact_text(_describe(exc), self.url)
 
     def _follow(self) -> None:
         """One connection: subscribe, then deliver heads until the connection ends."""
@@ -145,7 +154,7 @@ class HeadSubscription:
                 if not isinstance(sub_id, str):
                     raise SubscriptionRefused(str(reply.get("error") if isinstance(reply, dict) else reply)[:200])
                 self.subscribed.set()
-                log.info("subscribed to new heads at %s", self.url, extra={"ws_url": self.url})
+                log.info("subscribed to new heads at %s", self.shown_url, extra={"ws_url": self.shown_url})
                 self.on_head(None)  # heads may have been missed before the subscription
                 for message in conn:
                     number = _head_number(message, sub_id)
@@ -157,7 +166,7 @@ class HeadSubscription:
                 with self._lock:
                     self._conn = None
         if not self._closed.is_set():
-            log.info("new-head subscription at %s closed by the node; reconnecting", self.url)
+            log.info("new-head subscription at %s closed by the node; reconnecting", self.shown_url)
 
 
 def _head_number(message: str | bytes, sub_id: str) -> int | None:

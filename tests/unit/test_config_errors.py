@@ -1,0 +1,172 @@
+"""Configuration and key files that are wrong in a way a user can cause give one clear error (an
+AccountError or ConfigError; on the command line one `error:` line, exit 1, no traceback), and the
+executor and the indexer read one depin.toml alike: password files with CRLF line ends or bytes that
+are not UTF-8, damaged keystore KDF parameters, a section that is not a table, a deployment path
+that is not a string, an `[indexer]` table in the executor's file, a bad --metrics address, and a
+relative DEPIN_DEPLOYMENT (the current folder's, for every program)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from depin.accounts import AccountError, new_keystore, password_line, read_password, unlock_keystore
+from depin.config import ConfigError, load_config
+from depinctl.cli import app
+from indexer.config import IndexerConfig, read_config_file
+
+FAST = 2**10  # a small scrypt cost: these tests are not about the KDF
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DEPIN_KEYSTORE_PASSWORD", "DEPIN_DEPLOYMENT", "DEPIN_REDIS_URL", "DEPIN_CONFIG", "DEPIN_EXECUTOR_METRICS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------ password files
+
+
+@pytest.mark.parametrize("text", ["secret\n", "secret\r\n", "secret\r", "secret", "secret\r\nsecond line\r\n"])
+def test_password_line_drops_any_line_break(text: str) -> None:
+    assert password_line(text) == "secret"
+
+
+def test_a_keystore_made_from_a_crlf_line_opens_with_its_crlf_password_file(tmp_path: Path) -> None:
+    """`printf 'secret\\r\\n' | depin keys new k.json`: the password is "secret", as the same bytes
+    in a password file read."""
+    keystore = tmp_path / "k.json"
+    result = CliRunner().invoke(app, ["keys", "new", str(keystore)], input="secret\r\n")
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / "pw").write_bytes(b"secret\r\n")
+    assert unlock_keystore(keystore, read_password(None, tmp_path / "pw")).address == result.stdout.strip()
+    checked = CliRunner().invoke(app, ["keys", "address", str(keystore), "--check", "--password-file", str(tmp_path / "pw")])
+    assert checked.exit_code == 0 and checked.stdout == result.stdout, checked.stderr
+
+
+def test_a_password_file_that_is_not_utf8_is_named_without_its_bytes(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"se\xffcret\n")
+    with pytest.raises(AccountError) as caught:
+        read_password(None, pw)
+    assert str(caught.value) == f"password file {pw} is not UTF-8 text"
+    keystore = tmp_path / "k.json"
+    new_keystore(keystore, "secret", kdf_n=FAST)
+    line = assert_one_line_error(
+        CliRunner().invoke(app, ["keys", "pubkey", str(keystore), "--password-file", str(pw)]), "is not UTF-8 text"
+    )
+    assert "xff" not in line and "position" not in line
+
+
+# ------------------------------------------------------------------------------------ keystores
+
+
+@pytest.mark.parametrize("damage", [{"r": 0}, {"n": 16.0}, {"n": 0}, {"n": "x"}, {"salt": 5}])
+def test_a_keystore_with_damaged_kdf_parameters_is_one_error(tmp_path: Path, damage: dict[str, object]) -> None:
+    keystore = tmp_path / "k.json"
+    new_keystore(keystore, "secret", kdf_n=FAST)
+    data = json.loads(keystore.read_text())
+    data["crypto"]["kdfparams"].update(damage)
+    keystore.write_text(json.dumps(data))
+    with pytest.raises(AccountError, match="unsupported or damaged keystore"):
+        unlock_keystore(keystore, "secret")
+    (tmp_path / "pw").write_text("secret\n")
+    assert_one_line_error(
+        CliRunner().invoke(app, ["keys", "address", str(keystore), "--check", "--password-file", str(tmp_path / "pw")]),
+        "unsupported or damaged keystore",
+    )
+
+
+# ------------------------------------------------------------------------------------ depin.toml
+
+SHARED_TOML = """
+[network]
+rpc_url = "http://node:8545"
+deployment = "deployments/31337.json"
+
+[redis]
+url = "redis://cache:6379/0"
+
+[key]
+dev_account = 1
+
+[executor]
+role = "provider"
+
+[policy]
+max_cpus = 2
+
+[indexer]
+confirmations = 3
+finality_depth = 12
+"""
+
+
+def test_one_depin_toml_serves_the_executor_and_the_indexer(tmp_path: Path) -> None:
+    """The executor ignores the [indexer] table; the indexer ignores the executor's tables."""
+    path = tmp_path / "depin.toml"
+    path.write_text(SHARED_TOML)
+    config = load_config(path, env={})
+    assert config.network.deployment == tmp_path / "deployments" / "31337.json"
+    assert config.executor.roles == ("provider",) and config.policy.max_cpus == 2
+    indexer = IndexerConfig(**read_config_file(path))
+    assert (indexer.confirmations, indexer.finality_depth) == (3, 12)
+    path.write_text("indexer = 5\n")
+    with pytest.raises(ConfigError, match="indexer"):
+        load_config(path, env={})
+
+
+def test_a_section_that_is_not_a_table_is_a_config_error_with_an_override(tmp_path: Path) -> None:
+    path = tmp_path / "depin.toml"
+    path.write_text("redis = 1\n")
+    with pytest.raises(ConfigError, match="redis"):
+        load_config(path, env={"DEPIN_REDIS_URL": "redis://other:6379/0"})
+
+
+@pytest.mark.parametrize("toml", ["deployment_file = 5\n", "[indexer]\ndeployment_file = [1]\n", "[network]\ndeployment = 5\n"])
+def test_an_indexer_deployment_path_that_is_not_a_string_is_one_error(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "indexer.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match="deployment_file must be a path"):
+        read_config_file(path)
+    assert_one_line_error(CliRunner().invoke(app, ["indexer", "run", "--config", str(path)]), "deployment_file must be a path")
+
+
+def test_a_relative_depin_deployment_is_the_current_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for the indexer and --deployment; a path written in the file stays relative to the file."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "work").mkdir()
+    path = tmp_path / "etc" / "depin.toml"
+    path.write_text('[network]\ndeployment = "deployments/31337.json"\n')
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_config(path, env={}).network.deployment == tmp_path / "etc" / "deployments" / "31337.json"
+    from_env = load_config(path, env={"DEPIN_DEPLOYMENT": "deployments/5.json"}).network.deployment
+    assert from_env == tmp_path / "work" / "deployments" / "5.json"
+    monkeypatch.setenv("DEPIN_DEPLOYMENT", "deployments/5.json")
+    assert IndexerConfig.from_env().deployment_file.resolve() == from_env
+
+
+# ------------------------------------------------------------------------------------ depin executor start
+
+
+@pytest.mark.parametrize(("option", "env"), [(["--metrics", "abc"], {}), ([], {"DEPIN_EXECUTOR_METRICS": "127.0.0.1:99999"})])
+def test_executor_start_refuses_a_bad_metrics_address_before_anything_starts(
+    tmp_path: Path, option: list[str], env: dict[str, str]
+) -> None:
+    path = tmp_path / "depin.toml"
+    path.write_text("")
+    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path), *option], env=env)
+    assert_one_line_error(result, "DEPIN_EXECUTOR_METRICS", "must be HOST:PORT")

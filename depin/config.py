@@ -54,6 +54,7 @@ indexer's (:mod:`indexer.config`: one file can serve both) and is ignored here. 
     max_memory_mb = 1024
     max_runtime = 600
     max_output_mb = 64
+    max_input_mb = 1024                        # all of one job's inputs (a tmpfs of that size at most)
     min_reward_per_cpu_second = "0"            # tokens per declared CPU-second
     max_concurrent_jobs = 4
     input_allow_networks = []                  # internal networks http(s) inputs may come from,
@@ -207,6 +208,9 @@ class PolicyConfig(_Section):
     max_memory_mb: int = Field(default=1024, ge=6)
     max_runtime: int = Field(default=600, ge=1)
     max_output_mb: int = Field(default=64, ge=1)
+    # All of one job's inputs together: their /in is a tmpfs of that size at most, whose pages are the
+    # host's (not the job's memory limit), so a provider sizes it to its RAM.
+    max_input_mb: int = Field(default=1024, ge=1, le=1024)
     min_reward_per_cpu_second: Decimal = Decimal(0)
     max_concurrent_jobs: int = Field(default=4, ge=1)
     input_allow_networks: list[str] = Field(default_factory=list)

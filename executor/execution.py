@@ -13,7 +13,7 @@ from typing import Any
 
 from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec, spec_hash
-from executor.containers import LABEL_EXECUTOR
+from executor.containers import LABEL_EXECUTOR, MIB
 from executor.execute import Outcome, execute
 from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
@@ -88,6 +88,7 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str, input_deadli
         labels={LABEL_EXECUTOR: rt.instance},
         limits_cap=rt.config.policy,
         input_allow_networks=rt.config.policy.input_allow_networks,
+        max_input_bytes=rt.config.policy.max_input_mb * MIB,
         input_deadline=input_deadline,
     )
 

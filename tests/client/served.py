@@ -48,18 +48,20 @@ def serve(files: dict[str, bytes]) -> Iterator[str]:
 
 @contextmanager
 def trickle(
-    files: dict[str, bytes] | None = None, *, every: float = 0.05, host: str = "127.0.0.1"
+    files: dict[str, bytes] | None = None, *, every: float = 0.05, host: str = "127.0.0.1", declared: int | None = 1 << 30
 ) -> Iterator[tuple[str, threading.Event]]:
     """Serves `files` at once and any other path as a body that never ends, one byte every `every`
-    seconds (well inside any read timeout), on `host`; yields the base URL and an event set when
-    a client hangs up on the trickle."""
+    seconds (well inside any read timeout), on `host`, declaring `declared` bytes (None: no
+    Content-Length, the body ends at the close); yields the base URL and an event set when a client
+    hangs up on the trickle."""
     hung_up = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = (files or {}).get(self.path)
             self.send_response(200)
-            self.send_header("Content-Length", str(len(body) if body is not None else 1 << 30))
+            if body is not None or declared is not None:
+                self.send_header("Content-Length", str(len(body) if body is not None else declared))
             self.end_headers()
             if body is not None:
                 self.wfile.write(body)

@@ -36,6 +36,7 @@ SECRET_SHA = hashlib.sha256(SECRET).hexdigest()
 SECRET_HEADER = "X-Internal-Build"
 PUBLIC = b"a public input\n"
 ADMIN = "/admin/config?token=1"
+BIG = b"\x00" * ((1 << 20) + 1)  # one byte over the provider's max_input_mb = 1
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,11 @@ def internal() -> Iterator[RecordingServer]:
 
 @pytest.fixture(scope="module")
 def allowed(internal: RecordingServer) -> Iterator[RecordingServer]:
-    routes = {"/hop": (302, {"Location": f"http://127.0.0.1:{internal.port}{ADMIN}"}, b""), "/data": (200, {}, PUBLIC)}
+    routes = {
+        "/hop": (302, {"Location": f"http://127.0.0.1:{internal.port}{ADMIN}"}, b""),
+        "/data": (200, {}, PUBLIC),
+        "/big": (200, {}, BIG),
+    }
     with RecordingServer("127.0.0.2", routes) as server:
         yield server
 
@@ -57,7 +62,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
     try:
         s.setup_provider(PROVIDER)
         s.setup_funded(REQUESTER)
-        s.provider = s.executor("provider", "provider", PROVIDER, policy={"images": [], "input_allow_networks": ["127.0.0.2/32"]})
+        s.provider = s.executor(
+            "provider", "provider", PROVIDER, policy={"images": [], "input_allow_networks": ["127.0.0.2/32"], "max_input_mb": 1}
+        )
         yield s
     finally:
         s.close()
@@ -141,7 +148,7 @@ def test_an_input_that_never_ends_is_given_up_in_time_to_report_it(stack: Stack)
     one input alone could take 300 s, past this job's 60 s window."""
     provider = stack.accounts[PROVIDER]
     staked_before = stack.market.get_provider(provider)["staked"]
-    with trickle(host="127.0.0.2", every=0.5) as (base, hung_up):
+    with trickle(host="127.0.0.2", every=0.5, declared=None) as (base, hung_up):
         job_id = _input_job(stack, f"{base}/never-ends", "ee" * 32)
         stack.wait_event(job_id, "NoFaultFailure", timeout=180)
         assert hung_up.wait(30), "the provider still reads the endless input"
@@ -151,3 +158,12 @@ def test_an_input_that_never_ends_is_given_up_in_time_to_report_it(stack: Stack)
     record = stack.exec_record(stack.provider, job_id)
     assert "was not fetched in the time this job leaves for its inputs" in record["failure_reason"], record
     assert stack.market.get_provider(provider)["staked"] == staked_before - NO_FAULT_FEE
+
+
+def test_inputs_over_the_policys_max_input_mb_are_refused(stack: Stack, allowed: RecordingServer) -> None:
+    """``[policy] max_input_mb`` (1 here) caps all of a job's inputs together (and the tmpfs they
+    land in): an input one byte over it is an input failure, reported, and the job reopens."""
+    job_id = _input_job(stack, f"{allowed.base}/big", hashlib.sha256(BIG).hexdigest())
+    stack.wait_event(job_id, "NoFaultFailure")
+    record = stack.exec_record(stack.provider, job_id)
+    assert "exceeds the executor's input cap (1048576 bytes left for this job)" in record["failure_reason"], record

@@ -9,14 +9,20 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
 - **Post** every ``[canary] interval`` seconds (at most ``max_open`` in flight) one realistic,
   re-executable job as requester (``[canary] image``, ``command``, ``reward``; a fresh ``SEED`` in
   its environment so that no two specs are alike), through the SDK.
-- **Claim** it as provider, and **commit garbage**: a fresh 32-byte secret and salt are written to
-  the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
+- **Claim** it as provider, and **commit garbage**: a 32-byte secret and a fresh salt are written
+  to the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
   commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
-  (:func:`depin.commitment.canary_digest`). The job is never run. What the URI serves is a
+  (:func:`depin.commitment.canary_digest`). The secret is HMAC-SHA256 of the job id under the
+  operator's **bait key** (``<state_dir>/canary/bait.key``, made once), so the bait below exists
+  for every job id, canary or not. The job is never run. What the URI serves is a
   **decoy** (:func:`publish_decoy`): a random output sealed to the job's delivery key under its
   content address, so a juror's delivery check passes as for any honest provider's archive.
-- **Offer the bait**: ``GET /canary/<jobId>`` on ``[canary] bind`` answers the fake digest's hex to
-  anyone who asks (:func:`serve`): what a lazy verifier copies instead of running the job.
+- **Offer the bait**: ``GET /canary/<jobId>`` on ``[canary] bind`` answers a fake digest's hex to
+  anyone who asks, for *every* job id (:func:`serve`): what a lazy verifier copies instead of
+  running the job. For a canary it is the committed digest; for any other job the same derivation
+  gives a digest no honest run matches. The answer is the same before and after a canary is
+  committed, so asking cannot tell canaries from other jobs (the operator is trusted only not to
+  say which jobs are canaries: VERIFICATION.md §1.5).
 - **Reveal** the fake digest as the provider once the court's reveal phase is open (a provider that
   does not reveal loses), and **expose** the canary (``exposeCanary(jobId, secret, salt)``) as soon as
   the audit round is tallied (the canary window of an agreeing audit) or the case went on to a
@@ -33,8 +39,11 @@ secret and salt are on disk before the commitment is sent and are reused by a re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import tempfile
@@ -92,12 +101,40 @@ class CanaryJournal:
         except FileNotFoundError:
             return None
 
+    def bait_key(self) -> bytes:
+        """The operator's 32-byte bait key (``bait.key``, mode 0600): made once, durably, and never
+        replaced (two processes making it at once agree: the first link wins)."""
+        path = self.root / "bait.key"
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            pass
+        tmp = self.root / f".bait-{secrets.token_hex(8)}"
+        write_durably(tmp, secrets.token_bytes(32).hex().encode(), mode=0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return bytes.fromhex(path.read_text().strip())
+
+    def secret_for(self, job_id: int) -> bytes:
+        """Job `job_id`'s canary secret: HMAC-SHA256 of its id under :meth:`bait_key` (revealed on
+        chain by exposeCanary; it says nothing of the key or of any other job's secret)."""
+        return hmac.new(self.bait_key(), b"depin-canary-secret:%d" % int(job_id), hashlib.sha256).digest()
+
+    def bait(self, job_id: int) -> str:
+        """The fake digest offered for job `job_id` (``0x``-hex): ``canary_digest`` of its secret."""
+        return "0x" + canary_digest(self.secret_for(job_id)).hex()
+
     def record(self, provider: str, job_id: int) -> CanaryEntry:
-        """The job's entry: the existing one, else a fresh secret and salt written durably."""
+        """The job's entry: the existing one, else its secret (:meth:`secret_for`) and a fresh salt
+        written durably."""
         existing = self.load(job_id)
         if existing is not None:
             return existing
-        secret, salt = secrets.token_bytes(32), new_salt()
+        secret, salt = self.secret_for(job_id), new_salt()
         digest = canary_digest(secret)
         entry = CanaryEntry(
             job_id=int(job_id), provider=provider, secret="0x" + secret.hex(), salt="0x" + salt.hex(), digest="0x" + digest.hex(),
@@ -312,9 +349,11 @@ def summary(rt: Runtime, limit: int = 50) -> list[dict[str, str]]:
 _PATH = re.compile(r"^/canary/(\d{1,20})/?$")
 
 
-def serve(state: redis.Redis, keys: Any, host: str, port: int) -> None:
-    """``GET /canary/<jobId>`` -> the canary job's fake digest (hex, ``0x``-prefixed, text/plain);
-    404 for a job that is not one of ours (or not committed yet). Runs until killed."""
+def serve(state: redis.Redis, keys: Any, host: str, port: int, journal: CanaryJournal) -> None:
+    """``GET /canary/<jobId>`` -> a fake digest (hex, ``0x``-prefixed, text/plain) for every job id:
+    a canary's committed one (its record's, else :meth:`CanaryJournal.bait`), and for any other job
+    :meth:`CanaryJournal.bait` too, so the answer never says which jobs are canaries. 404 only for a
+    path that is not ``/canary/<digits>``. Runs until killed."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -322,11 +361,11 @@ def serve(state: redis.Redis, keys: Any, host: str, port: int) -> None:
             if self.path == "/healthz":
                 self._send(200, "ok")
                 return
-            digest = state.hget(keys.canary(int(m.group(1))), "digest") if m else None
-            if not digest:
+            if not m:
                 self._send(404, "not found")
                 return
-            self._send(200, str(digest))
+            job_id = int(m.group(1))
+            self._send(200, str(state.hget(keys.canary(job_id), "digest") or journal.bait(job_id)))
 
         def _send(self, code: int, text: str) -> None:
             body = text.encode()

@@ -48,6 +48,7 @@ from depin.client import Client
 from depin.deployment import load_deployment_file
 from depin.keys import broker_prefix
 from executor import metrics
+from executor.canary import journal as canary_journal
 from executor.canary import serve as serve_canary
 from executor.celery import CHAIN, COMPUTE, ROUTES, app, configure_app
 from executor.containers import reap_orphans
@@ -186,7 +187,7 @@ def run_canary(config: Path | str | None, role: str | None) -> None:
     setup_logging("canary")
     rt = get_runtime()
     host, _, port = rt.config.canary.bind.rpartition(":")
-    serve_canary(rt.state, rt.xkeys, host or "127.0.0.1", int(port))
+    serve_canary(rt.state, rt.xkeys, host or "127.0.0.1", int(port), canary_journal(rt))
 
 
 def reap(config: Path | str | None, role: str | None) -> list[str]:

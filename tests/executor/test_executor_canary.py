@@ -86,7 +86,11 @@ def test_a_lazy_verifier_that_copies_the_bait_is_caught_and_slashed(stack: Stack
     bait = requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/{job_id}", timeout=5)
     assert bait.status_code == 200
     digest = bytes.fromhex(bait.text.removeprefix("0x"))
-    assert requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/999999", timeout=5).status_code == 404
+    # every job id gets an answer, the same each time: asking does not say which jobs are canaries
+    other = requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/999999", timeout=5)
+    assert other.status_code == 200 and len(bytes.fromhex(other.text.removeprefix("0x"))) == 32 and other.text != bait.text
+    assert requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/999999", timeout=5).text == other.text
+    assert requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/{job_id}", timeout=5).text == bait.text
     m.send(lazy, court.start_audit(job_id))
     salt = new_salt()
     m.send(lazy, court.commit(job_id, 0, seat_commitment(lazy, job_id, 0, 0, digest, salt)))

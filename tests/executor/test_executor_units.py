@@ -616,6 +616,19 @@ def test_the_canary_journal_commits_to_the_canary_digest(tmp_path: Path) -> None
     assert entry.expose_args() == (5, secret, salt)
 
 
+def test_the_bait_exists_for_every_job_and_a_canarys_is_its_committed_digest(tmp_path: Path) -> None:
+    """The bait key is made once (0600) and kept; every job id has a bait, the same each time; a
+    canary's bait is the digest it commits to; one job's revealed secret is not another's."""
+    j = CanaryJournal(tmp_path / "canary")
+    key = j.bait_key()
+    assert len(key) == 32 and CanaryJournal(tmp_path / "canary").bait_key() == key
+    assert (tmp_path / "canary" / "bait.key").stat().st_mode & 0o777 == 0o600
+    entry = j.record("0x" + "cd" * 20, 7)
+    assert j.bait(7) == entry.digest and entry.secret == "0x" + j.secret_for(7).hex()
+    assert j.bait(8) != j.bait(7) and j.bait(8) == CanaryJournal(tmp_path / "canary").bait(8)
+    assert j.secret_for(8) != j.secret_for(7)
+
+
 def test_a_seat_declined_for_want_of_a_slot_may_be_taken_later() -> None:
     """A declined seat is not looked at again, unless it was declined only because no slot was free."""
     assert open_to_us({}) and open_to_us({"state": "taking"})

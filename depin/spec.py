@@ -94,6 +94,33 @@ MIN_CPUS = 0.01
 INPUT_SCHEMES = ("http://", "https://", "file://", "data:")
 
 
+def nested_deeper(text: str, limit: int) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than `limit` (brackets inside strings do not
+    count). Two C-speed counts decide for any ordinary text; only a text with more brackets than
+    `limit` is walked, without recursion (json's C scanner recurses per level)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return False
+
+
 def canonical_json(spec: Any) -> bytes:
     """The canonical bytes of `spec` by RFC 8785 (JCS); raises :class:`SpecError` for a value JCS
     cannot represent (an integer beyond 2^53, NaN, a lone surrogate, a non-JSON type)."""

@@ -34,7 +34,7 @@ from redis.retry import Retry
 from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
-from depin.spec import MAX_SPEC_DEPTH
+from depin.spec import MAX_SPEC_DEPTH, nested_deeper
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_LIMIT = 1000
@@ -499,7 +499,7 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
         status = JOB_STATUSES[int(status)]
     spec_text = raw.get("specJson")
     spec_note = None
-    if spec_text is not None and _nested_deeper(spec_text, MAX_SPEC_DEPTH):
+    if spec_text is not None and nested_deeper(spec_text, MAX_SPEC_DEPTH):
         # Indexed as valid before the depth limit existed: serializing it could fail (pydantic refuses
         # values nested ~255 deep), and it is not a spec any executor runs. Left out, with a note.
         spec, spec_note = None, f"the spec is nested deeper than {MAX_SPEC_DEPTH} levels; not served by the API"
@@ -524,31 +524,6 @@ def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:
         extra={k: v for k, v in sorted(raw.items()) if k not in _JOB_FIELDS},
     )
 
-
-def _nested_deeper(text: str, limit: int) -> bool:
-    """Whether JSON `text` nests arrays/objects deeper than `limit` (brackets in strings do not
-    count; a C-speed count decides for any ordinary text)."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
 
 
 def _compacted_claimant(raw: dict[str, str]) -> str:

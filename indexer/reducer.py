@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover
 
 from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
 from depin.market import FAILURE_NAMES, LIVE_STATUSES, OUTCOME_NAMES, SETTLED_STATUSES, VERIFY_MODE_NAMES
-from depin.spec import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, noncanonical_reason
+from depin.spec import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, nested_deeper, noncanonical_reason
 from indexer.decode import Event
 
 log = logging.getLogger("indexer.reducer")
@@ -268,32 +268,6 @@ STRING_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _too_deep(text: str) -> bool:
-    """Whether JSON `text` nests arrays/objects deeper than MAX_SPEC_DEPTH (brackets inside strings
-    do not count). Two C-speed counts decide for any ordinary spec."""
-    if text.count("[") + text.count("{") <= MAX_SPEC_DEPTH:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "[" or ch == "{":
-            depth += 1
-            if depth > MAX_SPEC_DEPTH:
-                return True
-        elif ch == "]" or ch == "}":
-            depth -= 1
-    return False
-
-
 _strict_json = msgspec.json.Decoder().decode
 _NOT_PARSED = object()
 
@@ -309,7 +283,7 @@ def check_spec(spec: bytes, spec_hash: str) -> tuple[bool, str, str]:
         text = spec.decode("utf-8")
     except UnicodeDecodeError as exc:
         return False, f"spec is not UTF-8: {exc}", ""
-    if _too_deep(text):
+    if nested_deeper(text, MAX_SPEC_DEPTH):
         return False, f"spec is nested deeper than {MAX_SPEC_DEPTH} levels", ""
     if len(spec) > MAX_SPEC_BYTES:
         return False, f"spec is {len(spec)} bytes; the limit is {MAX_SPEC_BYTES}", ""

@@ -280,6 +280,13 @@ class ExecKeys:
         """Jobs the verifier found not drawn for audit (a final answer: never asked again)."""
         return f"{self.prefix}:undrawn"
 
+    @property
+    def anchors(self) -> str:
+        """Anchor block hashes this provider records (:func:`executor.beat.record_anchors`, a hash):
+        block number -> ``recorded`` (done: by anyone, no longer needed, or too late) or
+        ``pending:<tx hashes>`` (our record transaction, written before each version is broadcast)."""
+        return f"{self.prefix}:anchors"
+
     def canary(self, job_id: int) -> str:
         """The canary operator's record of one canary job (:mod:`executor.canary`)."""
         return f"{self.prefix}:canary:{job_id}"

@@ -1,7 +1,8 @@
 """The beat's periodic work (``depin executor beat`` queues it every ``BEAT_INTERVAL`` seconds, see
 :mod:`executor.celery`): finalize jobs past their challenge window, send the deadline transitions
 that are due, follow our jobs under verification (reveal, advance), withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the
-chain shows without a local record, remove orphan containers).
+chain shows without a local record, remove orphan containers), and keep the anchor block hashes of
+our submitted jobs before the EVM forgets them (:func:`record_anchors`).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any, cast
 
+from depin.client import BPS
 from depin.deployment import to_wei
 from depin.market import JobStatus
-from depin.transactions import TxReverted
+from depin.transactions import TxDropped, TxReverted
 from executor import queue, verification, verifier
 from executor.containers import reap_orphans
 from executor.execution import same
@@ -30,6 +33,18 @@ POKE_LIMIT = 10  # deadline transitions sent per beat and kind
 FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
 FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
 RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
+
+# Anchor block hashes (record_anchors). The draw of a submitted job reads blockhash(anchor), which the
+# EVM keeps for BLOCKHASH_WINDOW blocks only; once it is gone and nobody called
+# BlockhashRandomness.record(anchor), the job counts as drawn (expired randomness = drawn). A challenge
+# window longer than that (testnets: 3600 s = 300 blocks of 12 s) would send every job to audit.
+BLOCKHASH_WINDOW = 256  # blocks after which blockhash(n) reads zero (EVM)
+RECORD_ANCHOR_AFTER = 64  # blocks: an anchor this old whose job is still Submitted is recorded (a job
+#   finalized or taken to the court sooner never needs it; 64 blocks = 13 min at 12 s, 64 s on devnet)
+RECORD_ANCHOR_UNTIL = BLOCKHASH_WINDOW - 16  # blocks: the last age tried (the transaction must be
+#   mined while the hash is readable: 16 blocks to get in); the beat normally records by age ~65
+RECORD_ANCHOR_LIMIT = 10  # record transactions per beat (each anchor once; jobs sharing it count once)
+ANCHOR_SCAN_LIMIT = 2_000  # submitted jobs looked at per beat, latest challenge deadline first
 
 
 # ---------------------------------------------------------------------------------------- finalize
@@ -182,6 +197,8 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
         requeued += adopt_orphaned_claims(rt)
         requeued += recheck_submitted(rt)
     reap(rt, active)
+    if "provider" in rt.roles:
+        record_anchors(rt)
     return requeued
 
 
@@ -226,3 +243,98 @@ def reap(rt: Runtime, active: list[int]) -> None:
             log.warning("orphan containers removed", extra={"containers": ",".join(removed)})
     except Exception as exc:  # noqa: BLE001 - the reaper is best effort; the next beat tries again
         log.info("reaper skipped", extra={"error": str(exc)[:200]})
+
+
+# ---------------------------------------------------------------------------------------- anchors
+
+
+def record_anchors(rt: Runtime) -> int:
+    """Records (``BlockhashRandomness.record``) the anchor block hash of each of our submitted jobs
+    whose draw the block hash decides (0 < p_job < 100 %), still Submitted once its anchor is
+    :data:`RECORD_ANCHOR_AFTER` blocks old and at most :data:`RECORD_ANCHOR_UNTIL`: without it the
+    market counts the job as drawn once the hash is gone, and the job waits for a whole audit.
+    Each anchor once (jobs submitted in one block share it), confirmed on the chain first (a job
+    still Submitted with that anchor, the hash not recorded yet). Idempotent across crashes: the
+    transaction's hashes are in ``{e}:anchors`` (:attr:`depin.keys.ExecKeys.anchors`; entries older than the block hash window trimmed) before it is broadcast, and one still known to
+    the node is waited for instead of sent again; a record somebody else sent first, or one that
+    reverts, is done. Cheap when there is nothing to do: one Redis read without submitted jobs,
+    one index read and one ``eth_blockNumber`` without an anchor in range. Returns the number of
+    record transactions mined."""
+    ids = cast(list[str], rt.state.zrevrange(rt.xkeys.submitted, 0, ANCHOR_SCAN_LIMIT - 1))
+    if not ids or rt.deployment.parameters.get("randomness", "blockhash") != "blockhash":
+        return 0  # MockRandomness (tests, simulations) never expires
+    jobs: dict[int, list[int]] = {}  # anchor -> our jobs the index shows Submitted with it
+    for j, fields in zip(ids, rt.reader.jobs_fields(ids, ["status", "anchorBlock", "auditBps"]), strict=True):
+        if fields.get("status") == "Submitted" and 0 < int(fields.get("auditBps") or 0) < BPS and int(fields.get("anchorBlock") or 0) > 0:
+            jobs.setdefault(int(fields["anchorBlock"]), []).append(int(j))
+    if not jobs:
+        return 0
+    head = rt.client.block_number()
+    due = sorted(a for a in jobs if RECORD_ANCHOR_AFTER <= head - a <= RECORD_ANCHOR_UNTIL)
+    if not due:
+        return 0
+    key = rt.xkeys.anchors
+    marks = cast(dict[str, str], rt.state.hgetall(key))
+    stale = [a for a in marks if int(a) < head - BLOCKHASH_WINDOW]
+    if stale:
+        rt.state.hdel(key, *stale)
+    sent = 0
+    for anchor in due:
+        mark = marks.get(str(anchor), "")
+        if mark == "recorded":
+            continue
+        if sent >= RECORD_ANCHOR_LIMIT:
+            break
+        sent += record_anchor(rt, anchor, jobs[anchor], mark.removeprefix("pending:").split(",") if mark else [])
+    return sent
+
+
+def record_anchor(rt: Runtime, anchor: int, job_ids: list[int], pending: list[str]) -> int:
+    """One anchor of :func:`record_anchors`: 1 when our record transaction was mined, else 0."""
+    key = rt.xkeys.anchors
+    if anchor_recorded(rt, anchor):
+        rt.state.hset(key, str(anchor), "recorded")
+        return 0
+    if any(rt.rpc.get_receipt(h) is None and rt.rpc.get_transaction(h) is not None for h in pending if h):
+        log.info("anchor record still pending", extra={"anchor": anchor, "tx": pending[-1]})
+        return 0  # sent before a crash and still in the pool: the next beat sees it mined
+    needed = [j for j in job_ids if _draw_needs(rt.job(j), anchor)]
+    if not needed:
+        rt.state.hset(key, str(anchor), "recorded")  # finalized or taken to the court since the index read
+        return 0
+    tx = rt.client.tx
+    if tx is None:
+        raise RuntimeError("the executor's client has no signing account")
+    call = rt.client.contracts.blockhash_randomness.record(anchor)
+    jobs = ",".join(map(str, needed))
+
+    def on_signed(hashes: list[str], nonce: int) -> None:
+        rt.state.hset(key, str(anchor), "pending:" + ",".join(hashes))
+
+    def still_needed() -> bool:
+        return not anchor_recorded(rt, anchor) and rt.client.block_number() - anchor < BLOCKHASH_WINDOW
+
+    try:
+        gas = tx.estimate_gas(call.to, call.data, what=call.what)  # TxReverted here: nothing was sent
+        receipt = tx.wait(tx.broadcast(call.to, call.data, gas=gas, what=call.what, on_signed=on_signed, still_needed=still_needed))
+    except TxReverted as exc:
+        # RandomnessExpired: too late, the jobs count as drawn (the court settles them)
+        rt.state.hset(key, str(anchor), "recorded")
+        log.warning("anchor block hash not recorded", extra={"anchor": anchor, "jobs": jobs, "error": exc.error_name})
+        return 0
+    except TxDropped:
+        rt.state.hset(key, str(anchor), "recorded")  # recorded by somebody else meanwhile, or expired
+        return 0
+    rt.state.hset(key, str(anchor), "recorded")
+    log.info("anchor block hash recorded", extra={"anchor": anchor, "jobs": jobs, "tx": receipt.tx_hash})
+    return 1
+
+
+def anchor_recorded(rt: Runtime, anchor: int) -> bool:
+    """Whether ``BlockhashRandomness.recorded(anchor)`` holds the hash already."""
+    return bytes(rt.client.read(rt.client.contracts.blockhash_randomness.recorded(anchor))) != bytes(32)
+
+
+def _draw_needs(job: Any, anchor: int) -> bool:
+    """Whether the on-chain `job` still waits for a draw from block `anchor`'s hash."""
+    return job.status == JobStatus.SUBMITTED and job.anchor_block == anchor and 0 < job.audit_bps < BPS

@@ -1,0 +1,240 @@
+"""The provider executor keeps the anchor block hash of its submitted jobs (``executor.beat.record_anchors``).
+
+A job's draw reads ``blockhash(anchor)``, which the EVM keeps for 256 blocks; once it is gone and
+nobody called ``BlockhashRandomness.record(anchor)``, the market counts the job as drawn. With a
+challenge window longer than 256 blocks (the testnets': 3600 s = 300 blocks) every job would go to
+audit. On real services (tests/executor/stack.py): a re-executable job with a one-hour challenge
+window is submitted by the executor; once its anchor is RECORD_ANCHOR_AFTER blocks old the executor
+has recorded the hash, and 256 blocks later the market still draws the job from that hash, while a
+job nobody recorded (submitted by a test-driven provider) counts as drawn. The unit tests below
+pin the rules on a fake runtime over a real Redis: each anchor once, only in range, only while
+needed, never twice across a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import redis
+from eth_abi import encode
+from eth_utils import keccak
+
+from depin.keys import ExecKeys
+from depin.market import JobStatus
+from executor import beat
+from executor.beat import BLOCKHASH_WINDOW, RECORD_ANCHOR_AFTER, RECORD_ANCHOR_UNTIL
+from tests.indexer.services import RedisServer
+
+from .stack import PROVIDER, PROVIDER2, REQUESTER, Stack, spec, terms_for, wait_for
+
+_Index = dict[int, dict[str, str]]  # job id -> its indexed fields
+ONE_HOUR = 3_600  # the devnet's longest challenge window: longer than 256 one-second blocks
+ZERO = bytes(32)
+
+
+def _drawn_by(value: bytes, job_id: int, audit_bps: int) -> bool:
+    """JobMarket._drawnBy: keccak256(abi.encode(r, jobId)) % 10000 < auditBps."""
+    return int.from_bytes(keccak(encode(["bytes32", "uint256"], [value, job_id])), "big") % 10_000 < audit_bps
+
+
+# ------------------------------------------------------------------------------------ real stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("anchor"), engine, sample_images)
+    try:
+        s.setup_provider(PROVIDER)
+        s.setup_provider(PROVIDER2)
+        s.setup_funded(REQUESTER, tokens=10_000)
+        s.executor("provider", "provider", PROVIDER)
+        yield s
+    finally:
+        s.close()
+
+
+def test_the_executor_records_its_anchor_and_the_draw_outlives_the_blockhash_window(stack: Stack) -> None:
+    m = stack.market
+    rnd = m.contracts.blockhash_randomness
+    assert stack.deployment.parameters.get("randomness") == "blockhash"
+
+    def recorded(block: int) -> bytes:
+        return bytes(m.read(rnd.recorded(block)))
+
+    terms = terms_for(verify_mode=0, challenge_window=ONE_HOUR)  # re-executable: 0 < p_job < 100 %
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo anchor > /out/a"]), terms=terms)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=120)
+    job = stack.job(job_id)
+    anchor, audit_bps = job["anchorBlock"], job["auditBps"]
+    assert 0 < audit_bps < 10_000
+    # not before the trigger: read the record first, then the head (the head only grows)
+    early = recorded(anchor)
+    if m.block_number() < anchor + RECORD_ANCHOR_AFTER:
+        assert early == ZERO
+
+    # a control job nobody records: the image is outside the executor's policy, so a test-driven
+    # provider claims and submits it (in a later block: another anchor)
+    other = stack.post(spec("depin/absent@sha256:" + "0" * 64, ["true"]), terms=terms)
+    provider2 = stack.accounts[PROVIDER2]
+    m.claim(provider2, other)
+    m.submit(provider2, other)
+    other_anchor = stack.job(other)["anchorBlock"]
+    assert other_anchor != anchor
+
+    # past the trigger (one-second blocks: the challenge window stays open); the beat records
+    m.mine(RECORD_ANCHOR_AFTER + 1)
+    wait_for(lambda: recorded(anchor) != ZERO, 60, f"the anchor block {anchor} to be recorded")
+    value = recorded(anchor)
+    assert value == bytes.fromhex(m.rpc.call("eth_getBlockByNumber", [hex(anchor), False])["hash"][2:])
+    assert m.is_drawn(job_id) == _drawn_by(value, job_id, audit_bps)
+    assert stack.status(job_id) == JobStatus.SUBMITTED
+    assert recorded(other_anchor) == ZERO  # only our own jobs' anchors
+
+    # past the block hash window: the job is drawn from the recorded hash, not "expired = drawn"
+    head = m.mine(BLOCKHASH_WINDOW)
+    assert head > anchor + BLOCKHASH_WINDOW and head > other_anchor + BLOCKHASH_WINDOW
+    assert m.read(rnd.status(anchor)) == (True, False)  # ready, not expired
+    assert m.is_drawn(job_id) == _drawn_by(value, job_id, audit_bps)
+    assert m.read(rnd.status(other_anchor)) == (False, True)
+    assert m.is_drawn(other) is True  # the defect, for a job whose anchor nobody recorded
+    assert stack.status(job_id) == JobStatus.SUBMITTED  # still inside its one-hour window
+    sent = [e for e in stack.executors[0].all_log_lines() if e.get("msg") == "anchor block hash recorded"]
+    assert [e.get("anchor") for e in sent] == [anchor], sent
+
+
+# ------------------------------------------------------------------------------------ rules (fake runtime)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("anchor-redis"))
+    yield server
+    server.stop()
+
+
+class _Chain:
+    """The chain as record_anchors sees it: a head, jobs, the randomness contract's records and
+    the signer (every broadcast mines at once, unless `hold` keeps it in the pool)."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+        self.jobs: dict[int, SimpleNamespace] = {}
+        self.recorded: dict[int, bytes] = {}
+        self.sent: list[int] = []
+        self.pool: set[str] = set()
+        self.hold = False
+        self.contracts = SimpleNamespace(blockhash_randomness=SimpleNamespace(
+            recorded=lambda a: ("recorded", a), record=lambda a: SimpleNamespace(to="0xrnd", data=str(a), what="BlockhashRandomness.record"),
+        ))
+        self.tx = SimpleNamespace(estimate_gas=lambda to, data, what: 50_000, broadcast=self._broadcast, wait=self._wait)
+
+    def block_number(self) -> int:
+        return self.head
+
+    def read(self, call: tuple[str, int]) -> bytes:
+        return self.recorded.get(call[1], ZERO)
+
+    def _broadcast(self, to: str, data: str, *, gas: int, what: str, on_signed: Any, still_needed: Any) -> SimpleNamespace:
+        anchor = int(data)
+        tx_hash = f"0x{anchor:064x}"
+        on_signed([tx_hash], 0)
+        self.sent.append(anchor)
+        if self.hold:
+            self.pool.add(tx_hash)
+            raise ConnectionError("the worker died after the broadcast")
+        return SimpleNamespace(anchor=anchor, tx_hash=tx_hash)
+
+    def _wait(self, pending: SimpleNamespace) -> SimpleNamespace:
+        self.recorded[pending.anchor] = keccak(text=str(pending.anchor))
+        return pending
+
+
+def _runtime(r: redis.Redis, chain: _Chain, index: _Index, randomness: str = "blockhash") -> Any:
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", "0xme")
+    for job_id in index:
+        r.zadd(xkeys.submitted, {str(job_id): 1_000 + job_id})
+    return SimpleNamespace(
+        state=r, xkeys=xkeys, roles=("provider",), client=chain,
+        deployment=SimpleNamespace(parameters={"randomness": randomness}),
+        reader=SimpleNamespace(jobs_fields=lambda ids, fields: [index.get(int(j), {}) for j in ids]),
+        rpc=SimpleNamespace(get_receipt=lambda h: None, get_transaction=lambda h: {"hash": h} if h in chain.pool else None),
+        job=lambda j: chain.jobs[j],
+    )
+
+
+def _job(chain: _Chain, index: _Index, job_id: int, anchor: int, audit_bps: int = 3_000) -> None:
+    chain.jobs[job_id] = SimpleNamespace(status=JobStatus.SUBMITTED, anchor_block=anchor, audit_bps=audit_bps)
+    index[job_id] = {"status": "Submitted", "anchorBlock": str(anchor), "auditBps": str(audit_bps)}
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> redis.Redis:
+    client = redis_server.client(9)
+    client.flushdb()
+    return client
+
+
+def test_each_anchor_in_range_is_recorded_once(r: redis.Redis) -> None:
+    chain, index = _Chain(head=1_000), _Index()
+    _job(chain, index, 1, 1_000 - RECORD_ANCHOR_AFTER)  # due
+    _job(chain, index, 2, 1_000 - RECORD_ANCHOR_AFTER)  # same anchor (one batch): one record
+    _job(chain, index, 3, 1_000 - RECORD_ANCHOR_AFTER + 1)  # too young: its draw may still settle alone
+    _job(chain, index, 4, 1_000 - RECORD_ANCHOR_UNTIL - 1)  # too old to get in before the hash is gone
+    _job(chain, index, 5, 1_000 - 100, audit_bps=0)  # verify none: never drawn, nothing to keep
+    _job(chain, index, 6, 1_000 - 101, audit_bps=10_000)  # always drawn
+    _job(chain, index, 7, 1_000 - 102)
+    index[7]["status"] = "Finalized"  # settled: no draw any more
+    _job(chain, index, 8, 1_000 - 103)
+    chain.recorded[1_000 - 103] = b"\x01" * 32  # somebody recorded it already
+    _job(chain, index, 9, 1_000 - 104)
+    chain.jobs[9].status = JobStatus.FINALIZED  # the index lags: the chain says settled
+    rt = _runtime(r, chain, index)
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [1_000 - RECORD_ANCHOR_AFTER]
+    assert beat.record_anchors(rt) == 0  # done: neither sent again nor read again
+    chain.head += 1  # job 3's anchor comes of age
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [1_000 - RECORD_ANCHOR_AFTER, 1_000 - RECORD_ANCHOR_AFTER + 1]
+    chain.head += BLOCKHASH_WINDOW + 200
+    assert beat.record_anchors(rt) == 0
+    _job(chain, index, 10, chain.head - RECORD_ANCHOR_AFTER)
+    rt = _runtime(r, chain, index)
+    assert beat.record_anchors(rt) == 1
+    # the next record trims the marks of anchors past the window
+    assert r.hkeys(rt.xkeys.anchors) == [str(chain.head - RECORD_ANCHOR_AFTER)]
+
+
+def test_a_record_sent_before_a_crash_is_waited_for_not_sent_again(r: redis.Redis) -> None:
+    chain, index = _Chain(head=500), _Index()
+    _job(chain, index, 1, 500 - RECORD_ANCHOR_AFTER)
+    rt = _runtime(r, chain, index)
+    chain.hold = True
+    with pytest.raises(ConnectionError):
+        beat.record_anchors(rt)
+    chain.hold = False
+    assert beat.record_anchors(rt) == 0  # its transaction is still in the pool
+    assert chain.sent == [500 - RECORD_ANCHOR_AFTER]
+    chain.pool.clear()  # dropped: sent anew
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [500 - RECORD_ANCHOR_AFTER] * 2
+
+
+def test_nothing_to_do_is_cheap(r: redis.Redis) -> None:
+    chain, index = _Chain(head=500), _Index()
+    calls: list[str] = []
+
+    def head() -> int:
+        calls.append("head")
+        return 500
+
+    chain.block_number = head  # type: ignore[method-assign]
+    rt = _runtime(r, chain, index)
+    assert beat.record_anchors(rt) == 0 and calls == []  # no submitted job: no chain read
+    _job(chain, index, 1, 499)
+    rt = _runtime(r, chain, index, randomness="mock")
+    assert beat.record_anchors(rt) == 0 and calls == []  # MockRandomness never expires
+    rt = _runtime(r, chain, index)
+    assert beat.record_anchors(rt) == 0 and calls == ["head"] and chain.sent == []

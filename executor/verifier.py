@@ -16,12 +16,23 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
 - **Take only what we can run** (:func:`take`): the spec is loaded and checked against the policy
   with ρ × its runtime (the court's ``rhoPct``): cpus, memory, output, ρ × runtime <=
   ``[policy] max_runtime``, the image allowed (present locally, or in the allowlist); our court
-  class must be the case's; a slot must be free (``[verifier] max_audits`` seats in hand).
+  class must be the case's; a slot must be free (``[verifier] max_audits`` seats in hand); the
+  run must fit the seat's commit window (:func:`time_to_run`: now + ρ × the spec's runtime +
+  :data:`~executor.policy.SUBMIT_MARGIN`, and ``INPUT_MARGIN`` for http(s) inputs, by the commit
+  deadline, which the court derives from the job's ON-CHAIN ``maxRuntime``: before the case opens
+  it is computed the way ``startAudit`` will set it, :func:`seat_deadlines`); the image must be
+  here and every input fetchable with its sha256 now (:func:`runnable_here`: a requester who
+  removed or changed an input after the provider ran cannot make us lose a locked bond).
   Otherwise we decline: unpaid, and the court redraws the seat. Then ``startAudit`` (round 0) or
-  ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``).
+  ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``). A seat the
+  chain shows held by us that we have no record of (the ``taking`` write lost with Redis's unsaved
+  writes) is adopted: recorded seated and run (:func:`adopt`).
 - **Re-run** (:func:`run_audit`, the ``compute`` queue): the job runs through the provider's own
   path (:func:`executor.execution.load_spec` + :func:`executor.execute.execute`) with the spec's
-  ``max_runtime`` raised to ρ × its runtime. A result gives its match digest; a job-caused failure
+  ``max_runtime`` raised to ρ × its runtime, its inputs ending by what the commit window leaves; each
+  seat under its own lease, so that our seats of one round run side by side. A seat with no time
+  left for a run of its own (:func:`time_to_run`) when another of our seats of the round has a
+  journaled digest commits that digest with a fresh salt (:func:`reuse`). A result gives its match digest; a job-caused failure
   (time limit, memory, output too large or invalid, bad spec) gives
   :func:`depin.commitment.failure_digest` of its code, as the provider commits to failures. Anything
   else (the image or an input unavailable here, this machine failing) is **declined**: nothing is
@@ -64,6 +75,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,10 +91,12 @@ from depin.market import FailureCode, JobStatus
 from depin.spec import JobSpec, parse_spec
 from depin.transactions import TxReverted
 from executor import queue
-from executor.containers import LABEL_EXECUTOR, ImageUnavailable, check_image, container_name
+from executor.containers import LABEL_EXECUTOR, MIB, ImageUnavailable, check_image, container_name
 from executor.execute import PolicyRefused, execute
 from executor.execution import load_spec, same
-from executor.policy import Decision, Policy
+from executor.inputs import InputError, fetch_inputs
+from executor.lease import Lease
+from executor.policy import INPUT_MARGIN, SUBMIT_MARGIN, Decision, Policy, input_deadline
 from executor.results import write_durably
 from executor.runtime import Runtime
 
@@ -101,6 +116,7 @@ DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt an
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
 MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
+PREFETCH_TIMEOUT = 60.0  # seconds the inputs' check before a seat is taken may take (the scan waits on it)
 
 
 # ---------------------------------------------------------------------------------------- journal
@@ -267,22 +283,40 @@ def consider(rt: Runtime, job_id: int) -> int:
         if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or not open_to_us(seat_record(rt, job_id, 0, 0)):
             return 0
         return take(rt, job_id, 0, 0, platform_class=None)
-    if phase != PHASE_ACTIVE or rt.chain_now() > int(case["seatDeadline"]):
+    if phase != PHASE_ACTIVE:
         return 0
+    now = rt.chain_now()
     round_ = int(case["round"])
     k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
-    if int(case["taken"]) >= k:
+    seating = now <= int(case["seatDeadline"]) and int(case["taken"]) < k
+    if not seating and (now > int(case["commitDeadline"]) or int(case["taken"]) == 0):
         return 0
     taken = 0
+    checked: dict[str, Decision] = {}  # the inputs are fetched once for all our seats of the round
     for seat in range(k):
-        if not open_to_us(seat_record(rt, job_id, round_, seat)):
+        rec = seat_record(rt, job_id, round_, seat)
+        if not open_to_us(rec):
             continue
         holder = client.read(court.get_seat(job_id, round_, seat))[0]
-        if int(holder, 16) != 0:
+        if same(holder, rt.address):
+            if rec.get("state") in (None, "taking"):
+                adopt(rt, job_id, round_, seat)  # taken, but our record of it was lost
+            continue
+        if int(holder, 16) != 0 or not seating:
             continue
         if same(client.read(court.drawn_for(job_id, round_, seat)), rt.address):
-            taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]))
+            taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]), checked=checked)
     return taken
+
+
+def adopt(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
+    """A seat the chain shows held by us that we have no record of (the record of ``taking`` was
+    lost with Redis's unsaved writes while the transaction was mined): recorded seated and its
+    re-run queued, as if the take had been seen through, instead of leaving it to be burned as a
+    no-show."""
+    set_seat(rt, job_id, round_, seat, "seated", reason="held on chain with no record of ours: adopted")
+    log.warning("seat held on chain without a record: adopted", extra={"job": job_id, "round": round_, "seat": seat})
+    queue.send("depin.audit_run", job_id, round=round_, seat=seat)
 
 
 def posted_spec(rt: Runtime, job_id: int) -> JobSpec:
@@ -303,6 +337,43 @@ def open_to_us(rec: dict[str, str]) -> bool:
 
 def rho_pct(rt: Runtime) -> int:
     return int(rt.client.court_params()["rhoPct"])
+
+
+def seat_deadlines(rt: Runtime, job_id: int, case: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> tuple[int, int]:
+    """The (seat, commit) deadlines, chain time, of the job's current round: the case's own once it
+    is open; before (the audit's ``startAudit`` opens it) what the court will set, computed the
+    way ``CourtBase._open`` does from the job's on-chain ``maxRuntime`` and submit time:
+    seat = submitTime + drawDelay x blockTime + startWindow + inclusionTime, commit = seat +
+    maxRuntime x rhoPct / 100 + setupTime + inclusionTime (the current court parameters)."""
+    case = rt.client.court_case(job_id) if case is None else case
+    if int(case["phase"]) != PHASE_NONE:
+        return int(case["seatDeadline"]), int(case["commitDeadline"])
+    p = rt.client.court_params() if params is None else params
+    market = rt.client.contracts.job_market
+    info = rt.client.read(market.verification_info(job_id))
+    max_runtime, submit_time = int(info[8]), int(info[9])
+    seat_deadline = submit_time + int(rt.client.read(market.draw_delay())) * int(p["blockTime"]) + int(p["startWindow"]) + int(p["inclusionTime"])
+    return seat_deadline, seat_deadline + max_runtime * int(p["rhoPct"]) // 100 + int(p["setupTime"]) + int(p["inclusionTime"])
+
+
+def run_margin(spec: JobSpec) -> int:
+    """Seconds a re-run needs beyond its (ρ-raised) runtime before the commit deadline: the
+    provider's :data:`~executor.policy.SUBMIT_MARGIN` (start, kill at the runtime, archive, the
+    transaction), and :data:`~executor.policy.INPUT_MARGIN` more for http(s) inputs."""
+    http = any(i.uri.startswith(("http://", "https://")) for i in spec.inputs)
+    return SUBMIT_MARGIN + (INPUT_MARGIN if http else 0)
+
+
+def time_to_run(spec: JobSpec, now: int, commit_deadline: int) -> Decision:
+    """Whether a re-run of `spec` (already raised to ρ x its runtime) started at chain time `now`
+    can commit by `commit_deadline`. The court's commit window follows the job's ON-CHAIN
+    ``maxRuntime``, which the requester may set far below the spec's runtime: a seat taken then
+    would burn our bond as a no-show."""
+    need = spec.resources.max_runtime + run_margin(spec)
+    if now + need > commit_deadline:
+        return Decision(False, f"no time to run: the commit deadline is {commit_deadline - now} s away; rho x runtime "
+                               f"{spec.resources.max_runtime} s + {run_margin(spec)} s to fetch, archive and commit need {need} s")
+    return Decision(True)
 
 
 def audit_spec(spec: JobSpec, rho: int) -> JobSpec:
@@ -333,8 +404,10 @@ def image_present(rt: Runtime, image: str) -> bool:
         return False
 
 
-def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: int | None) -> int:
-    """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken."""
+def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: int | None, checked: dict[str, Decision] | None = None) -> int:
+    """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken.
+    `checked` keeps :func:`runnable_here`'s answer for the other seats of the same pass."""
+    checked = {} if checked is None else checked
     client, court = rt.client, rt.client.contracts.verification_court
     if running_count(rt) >= rt.config.verifier.max_audits:
         return decline(rt, job_id, round_, seat, f"{NO_SLOT} ({rt.config.verifier.max_audits} seats in hand)")
@@ -348,6 +421,18 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     mine = int(client.read(court.get_verifier(rt.address))[1])
     if platform_class is not None and mine != platform_class:
         return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})")
+    seat_deadline, commit_deadline = seat_deadlines(rt, job_id)
+    now = rt.chain_now()
+    decision = time_to_run(spec, now, commit_deadline)
+    if not decision:
+        return decline(rt, job_id, round_, seat, decision.reason)
+    # nothing is locked yet: what a re-run needs must be here now (a requester who removed or changed
+    # an input after the provider ran would otherwise make our run decline with our bond locked)
+    if "inputs" not in checked:
+        checked["inputs"] = runnable_here(rt, job_id, spec, min(PREFETCH_TIMEOUT, float(max(1, seat_deadline - now))))
+    decision = checked["inputs"]
+    if not decision:
+        return decline(rt, job_id, round_, seat, decision.reason)
     set_seat(rt, job_id, round_, seat, "taking", image=spec.image)
     call = court.start_audit(job_id) if round_ == 0 else court.take_seat(job_id, seat)
     try:
@@ -363,6 +448,30 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     return 1
 
 
+def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> Decision:
+    """Whether the re-run's image is on this machine and every input can be fetched and hashes to
+    its sha256 now (fetched into a scratch folder below the work root, then removed), within
+    `timeout` seconds."""
+    try:
+        check_image(rt.docker, spec.image)
+    except ImageUnavailable as exc:
+        return Decision(False, f"the image is not available here: {exc}")
+    if not spec.inputs:
+        return Decision(True)
+    Path(rt.work_root).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"precheck-{int(job_id)}-", dir=rt.work_root))
+    try:
+        fetch_inputs(
+            spec, scratch / "in", max_bytes=rt.config.policy.max_input_mb * MIB, allow_networks=rt.config.policy.input_allow_networks,
+            deadline=time.monotonic() + timeout,
+        )
+    except InputError as exc:
+        return Decision(False, f"the inputs cannot be fetched and checked now: {exc}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Decision(True)
+
+
 def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> int:
     """Records that we do not take (or do not commit on) a seat: unpaid, and the court redraws it."""
     set_seat(rt, job_id, round_, seat, "declined", reason=reason[:300])
@@ -376,58 +485,110 @@ def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> in
 def run_audit(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
     """Re-runs the job for a seat we hold and journals the digest with a fresh salt (see the module
     doc); then queues the commit. A run that yields no digest of ours declines the seat."""
-    lease = rt.lease(job_id)
+    lease = seat_lease(rt, job_id, round_, seat)
     if not lease.acquire():
-        raise RuntimeError("another task holds the job's lease")  # retried by the task's backoff
+        raise RuntimeError("another task holds the seat's lease")  # recovered by follow_seat once it is free
     try:
-        rec = seat_record(rt, job_id, round_, seat)
-        if rec.get("state") not in ("seated", "running"):
-            if rec.get("state") == "computed":
-                queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
-            return
-        if journal(rt).load(job_id, round_, seat) is None:
-            state = seat_state(rt, job_id, round_, seat)
-            if state != SEAT_TAKEN:
-                decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})")
-                return
-            set_seat(rt, job_id, round_, seat, "running", started=time.time())
-            try:
-                spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
-                outcome = execute(
-                    rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
-                    name=audit_container(rt, job_id, round_, seat), labels={LABEL_EXECUTOR: rt.instance},
-                    limits_cap=rt.config.policy.model_copy(update={"max_runtime": max(rt.config.policy.max_runtime, spec.resources.max_runtime)}),
-                )
-            except (SpecError, PolicyRefused) as exc:
-                decline(rt, job_id, round_, seat, f"cannot run: {exc}")
-                return
-            except Exception as exc:
-                decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}")
-                log.exception("audit run failed; seat declined", extra={"job": job_id})
-                return
-            if outcome.kind == "result":
-                assert outcome.match_digest is not None
-                digest, kind = outcome.match_digest, "result"
-                if outcome.name:
-                    rt.store.remove(outcome.name)  # the verifier publishes nothing
-                verdict = round_delivery(rt, job_id, round_, seat) or check_provider_delivery(rt, job_id, spec)
-                set_seat(rt, job_id, round_, seat, delivery=verdict)
-                if verdict.startswith("not delivered"):
-                    digest, kind = NOT_DELIVERED, "not-delivered"
-            elif outcome.code in JOB_FAILURES:
-                assert outcome.code is not None
-                digest, kind = failure_digest(int(outcome.code)), "failure"
-            else:
-                decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300])
-                return
-            journal(rt).record(rt.address, job_id, round_, seat, digest, kind)  # durable before any commit
-        entry = journal(rt).load(job_id, round_, seat)
-        assert entry is not None
-        set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind)
-        log.info("audit computed", extra={"job": job_id, "round": round_, "seat": seat, "digest": entry.digest})
+        computed = compute_seat(rt, job_id, round_, seat)
     finally:
         lease.release()
-    queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+    if computed:
+        queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+
+
+def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
+    """:func:`run_audit` under the seat's lease: whether the seat is computed (its commit is due)."""
+    rec = seat_record(rt, job_id, round_, seat)
+    if rec.get("state") not in ("seated", "running"):
+        return rec.get("state") == "computed"
+    if journal(rt).load(job_id, round_, seat) is None:
+        state = seat_state(rt, job_id, round_, seat)
+        if state != SEAT_TAKEN:
+            decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})")
+            return False
+        set_seat(rt, job_id, round_, seat, "running", started=time.time())
+        try:
+            spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
+        except SpecError as exc:
+            decline(rt, job_id, round_, seat, f"cannot run: {exc}")
+            return False
+        commit_deadline = int(rt.client.court_case(job_id)["commitDeadline"])
+        now = rt.chain_now()
+        sibling = sibling_entry(rt, job_id, round_, seat)
+        if sibling is not None and not time_to_run(spec, now, commit_deadline):
+            reuse(rt, sibling, seat)  # no time left for a run of our own: our other seat's answer, a fresh salt
+        elif not run_seat(rt, job_id, round_, seat, spec, input_deadline(commit_deadline, now, spec.resources.max_runtime)):
+            return False
+    entry = journal(rt).load(job_id, round_, seat)
+    assert entry is not None
+    set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind)
+    log.info("audit computed", extra={"job": job_id, "round": round_, "seat": seat, "digest": entry.digest})
+    return True
+
+
+def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, inputs_left: int) -> bool:
+    """Runs `spec` for the seat and journals its digest (durably, before any commit); False when the
+    seat was declined instead. The inputs get `inputs_left` seconds (what the commit window leaves
+    once the run and the commit are kept): a slow input server cannot push the run past it."""
+    try:
+        outcome = execute(
+            rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
+            name=audit_container(rt, job_id, round_, seat), labels={LABEL_EXECUTOR: rt.instance},
+            limits_cap=rt.config.policy.model_copy(update={"max_runtime": max(rt.config.policy.max_runtime, spec.resources.max_runtime)}),
+            input_deadline=time.monotonic() + max(1, inputs_left),
+        )
+    except (SpecError, PolicyRefused) as exc:
+        decline(rt, job_id, round_, seat, f"cannot run: {exc}")
+        return False
+    except Exception as exc:
+        decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}")
+        log.exception("audit run failed; seat declined", extra={"job": job_id})
+        return False
+    if outcome.kind == "result":
+        assert outcome.match_digest is not None
+        digest, kind = outcome.match_digest, "result"
+        if outcome.name:
+            rt.store.remove(outcome.name)  # the verifier publishes nothing
+        verdict = round_delivery(rt, job_id, round_, seat) or check_provider_delivery(rt, job_id, spec)
+        set_seat(rt, job_id, round_, seat, delivery=verdict)
+        if verdict.startswith("not delivered"):
+            digest, kind = NOT_DELIVERED, "not-delivered"
+    elif outcome.code in JOB_FAILURES:
+        assert outcome.code is not None
+        digest, kind = failure_digest(int(outcome.code)), "failure"
+    else:
+        decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300])
+        return False
+    journal(rt).record(rt.address, job_id, round_, seat, digest, kind)
+    return True
+
+
+def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:
+    """The lease of one seat's re-run: our seats of one job run side by side (a lease per job made
+    each wait for the other's whole run, past its commit deadline), each seat's at most once."""
+    return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl)
+
+
+def sibling_entry(rt: Runtime, job_id: int, round_: int, seat: int) -> SeatEntry | None:
+    """The journaled entry of another of our seats of the same round (the lowest seat first), or None."""
+    k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
+    for other in range(k):
+        if other != seat and (entry := journal(rt).load(job_id, round_, other)) is not None:
+            return entry
+    return None
+
+
+def reuse(rt: Runtime, sibling: SeatEntry, seat: int) -> SeatEntry:
+    """Journals for `seat` the digest (and kind) another of our seats of the round computed, with a
+    fresh salt. The sibling's entry is durable and never rewritten, and this seat's, once written,
+    is kept by every later run (:meth:`AuditJournal.record`): a crash between the two cannot make
+    the seats commit different digests."""
+    entry = journal(rt).record(rt.address, sibling.job_id, sibling.round, seat, bytes.fromhex(sibling.digest[2:]), sibling.kind)
+    delivery = seat_record(rt, sibling.job_id, sibling.round, sibling.seat).get("delivery", "")
+    set_seat(rt, sibling.job_id, sibling.round, seat, delivery=delivery, reused=sibling.seat,
+             reason=f"no time for a run of its own: seat {sibling.seat}'s digest reused with a fresh salt")
+    log.info("audit digest reused", extra={"job": sibling.job_id, "round": sibling.round, "seat": seat, "from": sibling.seat})
+    return entry
 
 
 def round_delivery(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
@@ -530,7 +691,7 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
     idle = time.time() - float(rec.get("updated") or 0)
-    if state in ("seated", "running") and idle > RECOVER_AFTER and not rt.state.exists(rt.xkeys.lease(job_id)):
+    if state in ("seated", "running") and idle > RECOVER_AFTER and not rt.state.exists(seat_lease(rt, job_id, round_, seat).key):
         set_seat(rt, job_id, round_, seat, reason="re-run queued again (its task died)")  # touch: not again before RECOVER_AFTER
         queue.send("depin.audit_run", job_id, round=round_, seat=seat)
         return 0

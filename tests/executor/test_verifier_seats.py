@@ -1,0 +1,312 @@
+"""The verifier's seat handling (executor/verifier.py) against a simulated court, on a real
+redis-server: an honest verifier never locks a bond it must then lose to something the requester
+or provider controls. Only what tests/executor/test_verifier_seats_stack.py does not prove on the
+real stack (anvil and the deployed VerificationCourt, Redis, Celery workers, Podman) is here.
+
+On the real stack (test_verifier_seats_stack.py):
+
+- A, the audit seat (round 0, before the case opens): on-chain ``maxRuntime`` 60 s, spec runtime
+  3000 s: declined "no time to run", no case opened, no bond
+  (``test_a_spec_runtime_beyond_the_on_chain_window_is_declined_before_any_bond``); the deadlines
+  the verifier computes before the case opens equal those the real court sets (in the C test).
+- C, round 0: the seat's record, its entry among the seats in hand and the queued re-run deleted
+  from the verifier's Redis after ``startAudit`` was mined: adopted, run, committed, revealed
+  (``test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_revealed``).
+- D: an http input gone, or serving other bytes, after the provider ran: the audit seat declined
+  before any bond, the scratch folders removed
+  (``test_inputs_gone_or_changed_before_the_draw_decline_the_seat_before_any_bond``).
+
+Here, what needs seats the stack cannot produce at will:
+
+- A, juries: a jury seat whose commit window cannot hold ρ x the runtime is declined, and a re-run's
+  inputs get only what the window leaves (``input_deadline``).
+- B: two of our seats in one round run side by side (a lease per seat), and a seat with no time
+  left for its own run commits the digest another of our seats computed, with a fresh salt.
+- C, juries: a jury seat held by us with no record is adopted past the seat deadline (the commit
+  window still open); a seat held by someone else is left alone.
+- D, the image: an image missing here declines the seat before any bond.
+
+The court is a small in-memory model of VerificationCourt's seat rules (bonds, deadlines,
+``_commitWindow``); the container run is replaced by a recorded stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import redis
+
+from depin.config import DepinConfig, PolicyConfig, VerifierConfig
+from depin.keys import ExecKeys
+from depin.market import JobStatus
+from depin.spec import JobSpec, parse_spec
+from executor import queue, verifier
+from executor.execute import Outcome
+from executor.lease import Lease
+from executor.policy import SUBMIT_MARGIN
+from tests.indexer.services import RedisServer
+
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = f"depin/busybox@{DIGEST}"
+ME = "0x" + "33" * 20
+OTHER = "0x" + "44" * 20
+ZERO = "0x" + "00" * 20
+PARAMS = {"startWindow": 4, "rhoPct": 200, "setupTime": 20, "inclusionTime": 6, "blockTime": 1, "revealWindow": 10}
+BOND = 10**17
+RUN_DIGEST = hashlib.sha256(b"the job's output").digest()
+
+
+def _spec(max_runtime: int = 10, inputs: list[dict[str, str]] | None = None) -> JobSpec:
+    return parse_spec({"v": 1, "image": IMAGE, "command": ["true"], "inputs": inputs or [],
+                       "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": max_runtime, "output_mb": 1}})
+
+
+class Court:
+    """VerificationCourt's jury seats, cases and bonds as far as the verifier touches them; views and
+    transactions are ``(name, *args)`` tuples that :meth:`read` and :meth:`send` carry out."""
+
+    def __init__(self) -> None:
+        self.now = 10_000
+        self.cases: dict[int, dict[str, Any]] = {}
+        self.seats: dict[tuple[int, int, int], list[Any]] = {}  # holder, state, bond
+        self.drawn: dict[tuple[int, int, int], str] = {}
+        self.free, self.locked = 100 * BOND, 0
+        self.sent: list[tuple[Any, ...]] = []
+        self.contracts = SimpleNamespace(verification_court=self, job_market=self)
+
+    # views and transactions (bindings)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: (name, *args)
+
+    def jury(self, job_id: int, *, round_: int = 1, commit_in: int, mine: tuple[int, ...]) -> None:
+        """An open jury round whose commit deadline is `commit_in` seconds away; `mine` drawn for us."""
+        k = verifier.ROUND_SEATS[round_]
+        self.cases[job_id] = {"phase": verifier.PHASE_ACTIVE, "round": round_, "taken": 0, "platformClass": 0,
+                              "seatDeadline": self.now + 10, "commitDeadline": self.now + commit_in,
+                              "revealDeadline": self.now + commit_in + 10, "outcome": 0}
+        for s in range(k):
+            self.drawn[(job_id, round_, s)] = ME if s in mine else OTHER
+
+    def read(self, view: tuple[Any, ...]) -> Any:
+        name, *args = view
+        if name == "get_seat":
+            holder, state, bond = self.seats.get(tuple(args), [ZERO, verifier.SEAT_EMPTY, 0])
+            return (holder, state, bond, b"\0" * 32, b"\0" * 32)
+        if name == "drawn_for":
+            return self.drawn.get(tuple(args), OTHER)
+        if name == "get_verifier":
+            return (True, 0, self.free, self.locked, 0, 0)
+        raise AssertionError(f"unexpected view {view}")
+
+    def send(self, call: tuple[Any, ...]) -> Any:
+        self.sent.append(call)
+        name, job_id, *args = call
+        c = self.cases[job_id]
+        if name == "take_seat":
+            key = (job_id, c["round"], args[0])
+            assert self.now <= c["seatDeadline"] and self.drawn.get(key) == ME and key not in self.seats
+            self.free, self.locked = self.free - BOND, self.locked + BOND
+            self.seats[key] = [ME, verifier.SEAT_TAKEN, BOND]
+            c["taken"] += 1
+        elif name == "commit":
+            key = (job_id, c["round"], args[0])
+            assert self.seats[key][:2] == [ME, verifier.SEAT_TAKEN] and self.now <= c["commitDeadline"], "CommitClosed"
+            self.seats[key][1] = verifier.SEAT_COMMITTED
+        else:
+            raise AssertionError(f"unexpected transaction {call}")
+        return SimpleNamespace(tx_hash="0x" + f"{len(self.sent):064x}")
+
+    def is_drawn(self, job_id: int) -> bool:
+        return True
+
+    def court_case(self, job_id: int) -> dict[str, Any]:
+        return dict(self.cases[job_id])
+
+    def court_params(self) -> dict[str, Any]:
+        return dict(PARAMS)
+
+    def seats_by_us(self, job_id: int) -> list[tuple[Any, ...]]:
+        return [c for c in self.sent if c[0] == "take_seat" and c[1] == job_id]
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("seats-redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def court() -> Court:
+    return Court()
+
+
+@pytest.fixture
+def runs() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def sent() -> list[tuple[str, int, dict[str, Any]]]:
+    return []
+
+
+@pytest.fixture
+def specs() -> dict[int, JobSpec]:
+    return {}
+
+
+@pytest.fixture
+def rt(redis_server: RedisServer, tmp_path: Path, court: Court, runs: list[dict[str, Any]], sent: list[Any], specs: dict[int, JobSpec],
+       monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    r: redis.Redis = redis_server.client(4)
+    r.flushdb()
+    config = DepinConfig(policy=PolicyConfig(images=[DIGEST], max_runtime=86_400, input_allow_networks=["127.0.0.0/8"]),
+                         verifier=VerifierConfig(max_audits=8))
+    runtime = SimpleNamespace(
+        state=r, xkeys=ExecKeys(31337, "0xmarket", "verifier", ME), address=ME, instance="verifier-test", chain_id=31337,
+        state_dir=tmp_path / "state", work_root=tmp_path / "work", lease_ttl=5, chain_now=lambda: court.now, config=config,
+        client=court, docker=None, store=SimpleNamespace(remove=lambda name: None),
+    )
+    runtime.lease = lambda job_id: Lease(r, runtime.xkeys.lease(job_id), 5)
+    runtime.job = lambda job_id: SimpleNamespace(status=JobStatus.SUBMITTED, provider=OTHER)
+    monkeypatch.setattr(verifier, "posted_spec", lambda rt_, job_id: specs[job_id])
+    monkeypatch.setattr(verifier, "check_image", lambda client, image, **kw: "sha256:" + "cd" * 32)
+    monkeypatch.setattr(verifier, "check_provider_delivery", lambda rt_, job_id, spec: "delivered (test)")
+    monkeypatch.setattr(queue, "send", lambda name, job_id, **kw: sent.append((name, job_id, kw)))
+
+    def execute(client: Any, **kw: Any) -> Outcome:
+        runs.append({**kw, "monotonic": time.monotonic()})
+        return Outcome.result(digest=RUN_DIGEST, uri="", exit_code=0, size=1, match_digest=RUN_DIGEST)
+
+    monkeypatch.setattr(verifier, "execute", execute)
+    return runtime
+
+
+def _record(rt: SimpleNamespace, job_id: int, round_: int = 0, seat: int = 0) -> dict[str, str]:
+    return verifier.seat_record(rt, job_id, round_, seat)  # type: ignore[arg-type]
+
+
+def _drain(rt: SimpleNamespace, sent: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Carries out the queued audit tasks (what the compute and chain workers would), in order."""
+    while sent:
+        name, job_id, kw = sent.pop(0)
+        if name == "depin.audit_run":
+            verifier.run_audit(rt, job_id, kw["round"], kw["seat"])  # type: ignore[arg-type]
+        elif name == "depin.audit_commit":
+            verifier.commit_seat(rt, job_id, kw["round"], kw["seat"])  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------ A: time to run (juries)
+
+
+def test_a_jury_seat_without_time_to_run_is_declined_and_the_inputs_get_what_the_window_leaves(rt, court, specs, sent, runs) -> None:
+    court.jury(3, commit_in=100, mine=(0, 1, 2))
+    specs[3] = _spec(max_runtime=60)  # ρ x 60 = 120 s > 100 s
+    assert verifier.consider(rt, 3) == 0
+    assert court.sent == [] and court.locked == 0
+    assert all(_record(rt, 3, 1, s)["reason"].startswith("no time to run") for s in range(3))
+    # a seat that fits: the re-run's inputs end by the commit deadline less the run and the margin
+    court.jury(4, commit_in=200, mine=(0,))
+    specs[4] = _spec(max_runtime=30)
+    assert verifier.consider(rt, 4) == 1
+    _drain(rt, sent)
+    (run,) = runs
+    left = run["input_deadline"] - run["monotonic"]
+    assert abs(left - (200 - 60 - SUBMIT_MARGIN)) < 2, left
+    assert court.seats[(4, 1, 0)][1] == verifier.SEAT_COMMITTED
+
+
+# ------------------------------------------------------------------------------------ B: several seats
+
+
+def test_two_seats_of_one_round_do_not_wait_on_each_other(rt, court, specs, sent, runs) -> None:
+    """Seat 1's run starts while seat 0's holds its lease (a lease per seat, not per job)."""
+    court.jury(5, commit_in=300, mine=(0, 1))
+    specs[5] = _spec(max_runtime=10)
+    assert verifier.consider(rt, 5) == 2
+    held = verifier.seat_lease(rt, 5, 1, 0)  # seat 0's re-run under way
+    assert held.acquire(renew=False)
+    try:
+        verifier.run_audit(rt, 5, 1, 1)
+    finally:
+        held.release()
+    assert _record(rt, 5, 1, 1)["state"] == "computed" and len(runs) == 1
+
+
+def test_a_seat_with_no_time_left_commits_our_other_seats_digest_with_a_fresh_salt(rt, court, specs, sent, runs) -> None:
+    court.jury(6, commit_in=300, mine=(0, 1, 2))
+    specs[6] = _spec(max_runtime=100)  # ρ x 100 = 200 s: one run fits, a second after it does not
+    assert verifier.consider(rt, 6) == 3
+    verifier.run_audit(rt, 6, 1, 0)
+    assert len(runs) == 1
+    court.now += 150  # seat 0's run took its time
+    verifier.run_audit(rt, 6, 1, 1)
+    assert len(runs) == 1  # no second run
+    j = verifier.journal(rt)
+    first, second = j.load(6, 1, 0), j.load(6, 1, 1)
+    assert first is not None and second is not None
+    assert second.digest == first.digest == "0x" + RUN_DIGEST.hex() and second.kind == first.kind
+    assert second.salt != first.salt and second.commitment != first.commitment
+    rec = _record(rt, 6, 1, 1)
+    assert rec["state"] == "computed" and rec["reused"] == "0" and rec["delivery"] == "delivered (test)", rec
+    # a crash after seat 2's entry is journaled: its re-run keeps that entry (same salt, same digest)
+    entry = verifier.reuse(rt, first, 2)
+    verifier.set_seat(rt, 6, 1, 2, "running")
+    verifier.run_audit(rt, 6, 1, 2)
+    assert j.load(6, 1, 2) == entry and len(runs) == 1
+    _drain(rt, sent)
+    assert all(court.seats[(6, 1, s)][1] == verifier.SEAT_COMMITTED for s in range(3))
+
+
+def test_a_seat_with_time_left_runs_on_its_own(rt, court, specs, sent, runs) -> None:
+    """Independent runs while they fit: a nondeterministic job still shows as such."""
+    court.jury(7, commit_in=300, mine=(0, 1))
+    specs[7] = _spec(max_runtime=10)
+    assert verifier.consider(rt, 7) == 2
+    _drain(rt, sent)
+    assert len(runs) == 2 and not _record(rt, 7, 1, 1).get("reused")
+
+
+# ------------------------------------------------------------------------------------ C: lost record (juries)
+
+
+def test_a_jury_seat_held_on_chain_without_a_record_is_adopted_past_the_seat_deadline(rt, court, specs, sent, runs) -> None:
+    """takeSeat was mined but the ``taking`` write was lost (round 0 is proven on the real stack);
+    the seat deadline has passed, the commit window is still open."""
+    court.jury(9, commit_in=300, mine=(1,))
+    specs[9] = _spec(max_runtime=10)
+    court.seats[(9, 1, 1)] = [ME, verifier.SEAT_TAKEN, BOND]
+    court.cases[9]["taken"] = 1
+    court.now = court.cases[9]["seatDeadline"] + 1
+    assert verifier.consider(rt, 9) == 0
+    rec = _record(rt, 9, 1, 1)
+    assert rec["state"] == "seated" and "adopted" in rec["reason"], rec
+    assert (9, 1, 1) in verifier.seats_in_hand(rt)
+    assert sent == [("depin.audit_run", 9, {"round": 1, "seat": 1})]
+    assert not _record(rt, 9, 1, 0)  # a seat held by someone else is left alone
+    _drain(rt, sent)
+    assert len(runs) == 1 and court.seats[(9, 1, 1)][1] == verifier.SEAT_COMMITTED
+
+
+# ------------------------------------------------------------------------------------ D: the image
+
+
+def test_an_image_missing_here_declines_before_any_bond(rt, court, specs, sent, monkeypatch) -> None:
+    from executor.containers import ImageUnavailable
+
+    def missing(client: Any, image: str, **kw: Any) -> str:
+        raise ImageUnavailable(f"{image} is not here")
+
+    monkeypatch.setattr(verifier, "check_image", missing)
+    court.jury(13, commit_in=300, mine=(0,))
+    specs[13] = _spec(max_runtime=10)
+    assert verifier.consider(rt, 13) == 0 and court.sent == []
+    assert _record(rt, 13, 1, 0)["reason"].startswith("the image is not available here")

@@ -1,0 +1,293 @@
+"""The verifier's bond guards on real services (tests/executor/stack.py): anvil with the deployed
+VerificationCourt, redis-server, the indexer, Podman, a provider executor and a verifier executor
+(dev account 3, ``role = "verifier"``, the court's only member: every draw is its).
+
+An honest verifier never locks a bond it must then lose to what the requester controls:
+
+- A (time to run): a requester posts on-chain ``maxRuntime`` 60 with a spec runtime of 3000 s. The
+  provider executor refuses such a job, so a colluding provider (dev account 4, driven by the test)
+  claims it and submits a commitment. The court's commit window follows the on-chain 60 s: the
+  verifier declines the audit seat ("no time to run") before ``startAudit``; no case is opened, no
+  seat taken, its court stake untouched.
+- D (inputs gone or changed): the test-driven provider fetches the job's http input (served from
+  127.0.0.2, which the verifier's ``[policy] input_allow_networks`` lists), then the requester's
+  server stops serving it, or serves other bytes, and the commitment is submitted. The verifier
+  fetches the input before it takes the seat, and declines: no bond.
+- C (a lost record): the verifier takes the audit of a job the provider executor ran, with its
+  compute worker down; its workers are stopped and the seat's record, its entry among the seats in
+  hand and the queued re-run are deleted from its Redis (what a Redis restart loses of unsaved
+  writes after ``startAudit`` was mined). Restarted, the verifier finds the seat held by it on chain,
+  adopts it, re-runs, commits and reveals: the case concludes ProviderRight, no no-show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from depin.client import Client
+from depin.commitment import commitment, new_salt
+from depin.market import JobStatus
+from depinctl.devchain import JobTerms, TxFailed
+from executor import verifier
+
+from .recording_server import RecordingServer
+from .stack import PROVIDER, PROVIDER2, REQUESTER, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+
+PHASE_NONE, PHASE_CONCLUDED = 0, 4
+OUTCOME_PROVIDER_RIGHT = 1
+MAX_JOBS = 14  # p_job is about 0.3 at 400 % collateral: 14 jobs all undrawn has odds of about 1 in 150
+INPUT = b"the requester's input\n"
+INPUT_SHA = hashlib.sha256(INPUT).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> Iterator[RecordingServer]:
+    """The requester's input server, on 127.0.0.2 (a public source: the verifier's policy allows it)."""
+    with RecordingServer("127.0.0.2") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("seats"), engine, sample_images)
+    try:
+        s.setup_provider(PROVIDER)
+        s.setup_provider(PROVIDER2)  # the test-driven (colluding) provider
+        s.setup_funded(REQUESTER, tokens=100_000)
+        s.setup_funded(VERIFIER, tokens=10_000)
+        # the provider's policy allows 30 s runs: it never claims the jobs of A and D (3000 s, 40 s)
+        s.provider = s.executor("provider", "provider", PROVIDER, policy={"images": [], "max_memory_mb": 512, "max_runtime": 30})
+        # the verifier would run ρ x 3000 s: only the court's commit window stops it taking A's seat
+        s.verifier = s.executor(
+            "verifier", "verifier", VERIFIER,
+            policy={"images": [], "max_memory_mb": 512, "max_runtime": 20_000, "input_allow_networks": ["127.0.0.2/32"]},
+            sections={"verifier": {"max_audits": 4, "delivery_wait": 3}},
+        )
+        m = s.market
+        court = m.contracts.verification_court
+        wait_for(lambda: m.read(court.get_verifier(s.accounts[VERIFIER]))[0], 120, "the verifier to join the court")
+        m.mine(2)  # its stake counts in draws after the activation delay
+        yield s
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _drawn(stack: Stack, job_id: int) -> bool | None:
+    try:
+        return stack.market.is_drawn(job_id)
+    except TxFailed as exc:
+        if "RandomnessNotReady" in exc.reason:
+            return None
+        raise
+
+
+def _wait_drawn(stack: Stack, job_id: int) -> bool:
+    return wait_for(lambda: (d := _drawn(stack, job_id)) is not None and (d,), 30, "the anchor block")[0]
+
+
+def _by_hand_drawn(stack: Stack, make_spec: Callable[[int], bytes], terms: JobTerms, after_run: Callable[[int], None] = lambda n: None) -> int:
+    """Posts jobs that the test-driven provider (account 4) claims and "runs" (`after_run(n)`: what
+    changes after its run) and submits a commitment for, until one is drawn for audit."""
+    m = stack.market
+    provider = stack.accounts[PROVIDER2]
+    for n in range(MAX_JOBS):
+        job_id = stack.post(make_spec(n), terms=terms)
+        m.claim_job(provider, job_id)
+        after_run(n)
+        digest = hashlib.sha256(f"output of {job_id}".encode()).digest()
+        m.submit_result(provider, job_id, commitment(provider, job_id, digest, new_salt()), f"http://127.0.0.1:9/r/{job_id}")
+        assert stack.status(job_id) == JobStatus.SUBMITTED
+        if _wait_drawn(stack, job_id):
+            return job_id
+    pytest.skip(f"none of {MAX_JOBS} jobs was drawn (odds about 1 in 150)")
+
+
+def _prefix(stack: Stack, ex: Executor) -> str:
+    """The executor's Redis key prefix (depin.keys.ExecKeys)."""
+    return f"depin-exec:{stack.deployment.chain_id}:{stack.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
+
+
+def _seat(stack: Stack, ex: Executor, job_id: int, round_: int = 0, seat_: int = 0) -> dict[str, str]:
+    return stack.state().hgetall(f"{_prefix(stack, ex)}:seat:{job_id}:{round_}:{seat_}")
+
+
+def _court_logs(stack: Stack, event: str, job_id: int) -> list[dict[str, Any]]:
+    m = stack.market
+    topic = "0x" + m.codec.topics[("VerificationCourt", event)].hex()
+    return m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.court,
+                                       "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])
+
+
+def _court_stake(stack: Stack) -> tuple[int, int]:
+    """The verifier's (free, locked) court stake."""
+    m = stack.market
+    info = m.read(m.contracts.verification_court.get_verifier(stack.accounts[VERIFIER]))
+    return int(info[2]), int(info[3])
+
+
+def _declined(stack: Stack, job_id: int) -> dict[str, str]:
+    v = stack.verifier
+    try:
+        return wait_for(lambda: (r := _seat(stack, v, job_id)).get("state") == "declined" and r, 60, f"the verifier to decline job {job_id}'s audit")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; record {_seat(stack, v, job_id)}\n{v.logs()}") from None
+
+
+def _no_bond_locked(stack: Stack, job_id: int, stake_before: tuple[int, int]) -> None:
+    """Nothing of the verifier's on chain: no case opened, no seat taken, its stake as it was."""
+    m = stack.market
+    assert not _court_logs(stack, "CaseOpened", job_id) and not _court_logs(stack, "SeatTaken", job_id)
+    assert int(m.get_case(job_id)["phase"]) == PHASE_NONE
+    holder = m.read(m.contracts.verification_court.get_seat(job_id, 0, 0))[0]
+    assert int(holder, 16) == 0
+    assert _court_stake(stack) == stake_before
+    assert stack.status(job_id) not in (JobStatus.DISPUTED, JobStatus.RESOLVED)  # never moved to the court
+
+
+def _declined_log(stack: Stack, job_id: int) -> str:
+    lines = [e for e in stack.verifier.log_lines("worker-chain") if e.get("msg") == "seat declined" and e.get("job") == job_id]
+    assert len(lines) == 1, lines
+    return str(lines[0]["reason"])
+
+
+# ---------------------------------------------------------------------------------------- A
+
+
+def test_a_spec_runtime_beyond_the_on_chain_window_is_declined_before_any_bond(stack: Stack) -> None:
+    """On-chain maxRuntime 60 s, the spec's 3000 s: the commit window startAudit would open (ρ x 60 s
+    + setup + inclusion) cannot hold ρ x 3000 s. The verifier declines: no startAudit, no bond."""
+    stake_before = _court_stake(stack)
+    assert stake_before[0] > 0 and stake_before[1] == 0
+    image = stack.images["busybox"]
+    job_id = _by_hand_drawn(stack, lambda n: spec(image, ["sh", "-c", f"echo {n} > /out/n"], max_runtime=3000), terms_for(verify_mode=0, max_runtime=60))
+    assert int(stack.market.read(stack.market.contracts.job_market.verification_info(job_id))[8]) == 60  # the on-chain maxRuntime
+    rec = _declined(stack, job_id)
+    assert rec["reason"].startswith("no time to run: the commit deadline is"), rec
+    rho = int(Client.connect(stack.anvil.url, stack.deployment_file).court_params()["rhoPct"])
+    assert f"rho x runtime {3000 * rho // 100} s" in rec["reason"] and not rec.get("taken_tx"), rec
+    assert _declined_log(stack, job_id).startswith("no time to run")
+    _no_bond_locked(stack, job_id, stake_before)
+
+
+# ---------------------------------------------------------------------------------------- D
+
+
+def _input_job(stack: Stack, inputs: RecordingServer, change: Callable[[str], None]) -> tuple[int, str]:
+    """A drawn job whose input the test-driven provider fetched (served right) before `change(path)`
+    was applied to the requester's server; (job id, the input's path)."""
+    image = stack.images["busybox"]
+    paths: list[str] = []
+
+    def make_spec(n: int) -> bytes:
+        path = f"/in/{new_salt().hex()[:12]}-{n}"
+        inputs.routes[path] = (200, {}, INPUT)
+        paths.append(path)
+        return spec(image, ["sh", "-c", "cat /in/data > /out/copy"], max_runtime=40,
+                    inputs=[{"path": "data", "uri": f"http://127.0.0.2:{inputs.port}{path}", "sha256": INPUT_SHA}])
+
+    def after_run(n: int) -> None:
+        # the provider's run fetched the input as the spec says; then the requester changes it
+        assert httpx.get(f"http://127.0.0.2:{inputs.port}{paths[n]}", timeout=10).content == INPUT
+        change(paths[n])
+
+    # the provider executor would not take this job (40 s > its policy's 30 s); the window fits the verifier
+    job_id = _by_hand_drawn(stack, make_spec, terms_for(verify_mode=0, max_runtime=600), after_run)
+    return job_id, paths[-1]
+
+
+def test_inputs_gone_or_changed_before_the_draw_decline_the_seat_before_any_bond(stack: Stack, inputs: RecordingServer) -> None:
+    stake_before = _court_stake(stack)
+
+    def gone(path: str) -> None:
+        inputs.routes[path] = (404, {}, b"")
+
+    job_id, path = _input_job(stack, inputs, gone)
+    fetched_before = sum(1 for r in inputs.requests if r.path == path)
+    rec = _declined(stack, job_id)
+    assert rec["reason"].startswith("the inputs cannot be fetched and checked now:") and "input 'data'" in rec["reason"], rec
+    assert sum(1 for r in inputs.requests if r.path == path) > fetched_before  # the verifier asked for it
+    assert _declined_log(stack, job_id).startswith("the inputs cannot be fetched")
+    _no_bond_locked(stack, job_id, stake_before)
+
+    def changed(path: str) -> None:
+        inputs.routes[path] = (200, {}, b"switched by the requester\n")
+
+    job_id, path = _input_job(stack, inputs, changed)
+    rec = _declined(stack, job_id)
+    assert rec["reason"].startswith("the inputs cannot be fetched and checked now:") and "sha256 mismatch" in rec["reason"], rec
+    _no_bond_locked(stack, job_id, stake_before)
+    # the scratch folders of the checks are gone
+    work = stack.verifier.workdir / "state" / "work"
+    assert not list(work.glob("precheck-*")), list(work.glob("precheck-*"))
+
+
+# ---------------------------------------------------------------------------------------- C
+
+
+def test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_revealed(stack: Stack) -> None:
+    """startAudit is mined and the verifier records the seat (its re-run queued, its compute worker
+    down); then every verifier component stops and what Redis would lose of unsaved writes goes: the
+    seat's record, its entry among the seats in hand and the queued re-run. Restarted, the verifier
+    adopts the seat the chain shows it holds: re-run, commit, reveal; ProviderRight, no no-show."""
+    m, v, r = stack.market, stack.verifier, stack.state()
+    prefix = _prefix(stack, v)
+    v.stop("worker-compute")  # the re-run waits in the queue
+    try:
+        job_id = None
+        for n in range(MAX_JOBS):
+            # a run of the provider executor; a 300 s window: room for the verifier's restart
+            candidate = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo adopted {n} > /out/n"]), terms=terms_for(verify_mode=0, max_runtime=300))
+            stack.wait_status(candidate, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
+            if _wait_drawn(stack, candidate):
+                job_id = candidate
+                break
+        if job_id is None:
+            pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
+        wait_for(lambda: _seat(stack, v, job_id).get("state") == "seated", 60, "the verifier to take the audit seat")
+        queued = wait_for(lambda: r.keys(f"{prefix}:broker:compute*"), 30, "the re-run to be queued")
+        v.stop("beat", "worker-chain")
+    except BaseException:
+        v.start()
+        raise
+    # the seat is the verifier's on chain, its bond locked
+    court = m.contracts.verification_court
+    (taken,) = _court_logs(stack, "SeatTaken", job_id)
+    assert taken["topics"][2][-40:].lower() == v.address[2:].lower()
+    assert m.read(court.get_seat(job_id, 0, 0))[0].lower() == v.address.lower()
+    assert _court_stake(stack)[1] > 0
+    # the deadlines the verifier computes before a case opens (what A's decline rests on) are the
+    # ones the real court set when startAudit opened it
+    case = m.get_case(job_id)
+    reader = SimpleNamespace(client=Client.connect(stack.anvil.url, stack.deployment_file))
+    assert verifier.seat_deadlines(reader, job_id, case={"phase": PHASE_NONE}) == (int(case["seatDeadline"]), int(case["commitDeadline"]))  # type: ignore[arg-type]
+    assert not (v.workdir / "state" / "journal" / v.instance() / f"seat-{job_id}-0-0.json").exists()  # never run
+    # what a Redis restart loses: the seat's record, the seats in hand, the queued re-run
+    assert r.delete(f"{prefix}:seat:{job_id}:0:0") == 1
+    assert r.zrem(f"{prefix}:seats", f"{job_id}:0:0") == 1
+    assert r.delete(*queued) == len(queued)
+    assert not _seat(stack, v, job_id) and not r.keys(f"{prefix}:broker:compute*")
+    v.start()
+    try:
+        rec = wait_for(lambda: (x := _seat(stack, v, job_id)).get("state") in ("revealed", "done") and x, 120, "the adopted seat to be revealed")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; record {_seat(stack, v, job_id)}\n{v.logs()}") from None
+    adopted = [e for e in v.log_lines("worker-chain") if e.get("msg") == "seat held on chain without a record: adopted" and e.get("job") == job_id]
+    assert len(adopted) == 1, adopted
+    assert rec["commit_tx"] and rec["reveal_tx"] and rec["kind"] == "result", rec
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=120)
+    case = m.get_case(job_id)
+    assert case["phase"] == PHASE_CONCLUDED and case["outcome"] == OUTCOME_PROVIDER_RIGHT, case
+    rec = wait_for(lambda: (x := _seat(stack, v, job_id)).get("state") == "done" and x, 60, "the verifier's record to close")
+    assert rec["outcome"] == "ProviderRight" and rec["slashed"] == "0", rec
+    assert rec["digest"] == "0x" + bytes(case["providerDigest"]).hex()  # its own re-run's digest
+    assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1 and len(_court_logs(stack, "SeatRevealed", job_id)) == 1
+    assert not _court_logs(stack, "SeatNoShow", job_id) and not _court_logs(stack, "VerifierSlashed", job_id)

@@ -17,9 +17,9 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   with ρ × its runtime (the court's ``rhoPct``): cpus, memory, output, ρ × runtime <=
   ``[policy] max_runtime``, the image allowed (present locally, or in the allowlist); our court
   class must be the case's; a slot must be free (``[verifier] max_audits`` seats in hand); the
-  run must fit the seat's commit window (:func:`time_to_run`: now + ρ × the spec's runtime +
-  :data:`~executor.policy.SUBMIT_MARGIN`, and ``INPUT_MARGIN`` for http(s) inputs, by the commit
-  deadline, which the court derives from the job's ON-CHAIN ``maxRuntime``: before the case opens
+  run must fit the seat's commit window (:func:`time_to_run`: now + ρ × the spec's runtime + the
+  court's own allowance for setting up and committing, ``setupTime + inclusionTime``, by the
+  commit deadline, which the court derives from the job's ON-CHAIN ``maxRuntime``: before the case opens
   it is computed the way ``startAudit`` will set it, :func:`seat_deadlines`); the image must be
   here and every input fetchable with its sha256 now (:func:`runnable_here`: a requester who
   removed or changed an input after the provider ran cannot make us lose a locked bond).
@@ -96,7 +96,7 @@ from executor.execute import PolicyRefused, execute
 from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
 from executor.lease import Lease
-from executor.policy import INPUT_MARGIN, SUBMIT_MARGIN, Decision, Policy, input_deadline
+from executor.policy import Decision, Policy
 from executor.results import write_durably
 from executor.runtime import Runtime
 
@@ -356,23 +356,23 @@ def seat_deadlines(rt: Runtime, job_id: int, case: dict[str, Any] | None = None,
     return seat_deadline, seat_deadline + max_runtime * int(p["rhoPct"]) // 100 + int(p["setupTime"]) + int(p["inclusionTime"])
 
 
-def run_margin(spec: JobSpec) -> int:
-    """Seconds a re-run needs beyond its (ρ-raised) runtime before the commit deadline: the
-    provider's :data:`~executor.policy.SUBMIT_MARGIN` (start, kill at the runtime, archive, the
-    transaction), and :data:`~executor.policy.INPUT_MARGIN` more for http(s) inputs."""
-    http = any(i.uri.startswith(("http://", "https://")) for i in spec.inputs)
-    return SUBMIT_MARGIN + (INPUT_MARGIN if http else 0)
+def run_margin(params: dict[str, Any]) -> int:
+    """Seconds a re-run needs beyond its (ρ-raised) runtime before the commit deadline: what the
+    court itself allows for that in every commit window (``setupTime`` to fetch and start,
+    ``inclusionTime`` to get the commit mined). A spec whose runtime is within the job's on-chain
+    ``maxRuntime`` always fits a seat taken before its seat deadline."""
+    return int(params["setupTime"]) + int(params["inclusionTime"])
 
 
-def time_to_run(spec: JobSpec, now: int, commit_deadline: int) -> Decision:
+def time_to_run(spec: JobSpec, now: int, commit_deadline: int, margin: int) -> Decision:
     """Whether a re-run of `spec` (already raised to ρ x its runtime) started at chain time `now`
-    can commit by `commit_deadline`. The court's commit window follows the job's ON-CHAIN
-    ``maxRuntime``, which the requester may set far below the spec's runtime: a seat taken then
-    would burn our bond as a no-show."""
-    need = spec.resources.max_runtime + run_margin(spec)
+    can commit by `commit_deadline`, keeping `margin` (:func:`run_margin`). The court's commit
+    window follows the job's ON-CHAIN ``maxRuntime``, which the requester may set far below the
+    spec's runtime: a seat taken then would burn our bond as a no-show."""
+    need = spec.resources.max_runtime + margin
     if now + need > commit_deadline:
         return Decision(False, f"no time to run: the commit deadline is {commit_deadline - now} s away; rho x runtime "
-                               f"{spec.resources.max_runtime} s + {run_margin(spec)} s to fetch, archive and commit need {need} s")
+                               f"{spec.resources.max_runtime} s + {margin} s to set up and commit need {need} s")
     return Decision(True)
 
 
@@ -421,9 +421,10 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     mine = int(client.read(court.get_verifier(rt.address))[1])
     if platform_class is not None and mine != platform_class:
         return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})")
-    seat_deadline, commit_deadline = seat_deadlines(rt, job_id)
+    params = rt.client.court_params()
+    seat_deadline, commit_deadline = seat_deadlines(rt, job_id, params=params)
     now = rt.chain_now()
-    decision = time_to_run(spec, now, commit_deadline)
+    decision = time_to_run(spec, now, commit_deadline, run_margin(params))
     if not decision:
         return decline(rt, job_id, round_, seat, decision.reason)
     # nothing is locked yet: what a re-run needs must be here now (a requester who removed or changed
@@ -452,11 +453,12 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
     """Whether the re-run's image is on this machine and every input can be fetched and hashes to
     its sha256 now (fetched into a scratch folder below the work root, then removed), within
     `timeout` seconds."""
-    try:
-        check_image(rt.docker, spec.image)
-    except ImageUnavailable as exc:
-        return Decision(False, f"the image is not available here: {exc}")
-    if not spec.inputs:
+    if rt.config.policy.images:  # an allowlisted image may still be missing here (else can_run asked the engine)
+        try:
+            check_image(rt.docker, spec.image)
+        except ImageUnavailable as exc:
+            return Decision(False, f"the image is not available here: {exc}")
+    if all(i.uri.startswith("data:") for i in spec.inputs):  # none, or inline: nothing can go away
         return Decision(True)
     Path(rt.work_root).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"precheck-{int(job_id)}-", dir=rt.work_root))
@@ -514,10 +516,11 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
             return False
         commit_deadline = int(rt.client.court_case(job_id)["commitDeadline"])
         now = rt.chain_now()
+        margin = run_margin(rt.client.court_params())
         sibling = sibling_entry(rt, job_id, round_, seat)
-        if sibling is not None and not time_to_run(spec, now, commit_deadline):
+        if sibling is not None and not time_to_run(spec, now, commit_deadline, margin):
             reuse(rt, sibling, seat)  # no time left for a run of our own: our other seat's answer, a fresh salt
-        elif not run_seat(rt, job_id, round_, seat, spec, input_deadline(commit_deadline, now, spec.resources.max_runtime)):
+        elif not run_seat(rt, job_id, round_, seat, spec, commit_deadline - now - spec.resources.max_runtime - margin):
             return False
     entry = journal(rt).load(job_id, round_, seat)
     assert entry is not None

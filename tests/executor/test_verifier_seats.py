@@ -48,7 +48,6 @@ from depin.spec import JobSpec, parse_spec
 from executor import queue, verifier
 from executor.execute import Outcome
 from executor.lease import Lease
-from executor.policy import SUBMIT_MARGIN
 from tests.indexer.services import RedisServer
 
 DIGEST = "sha256:" + "ab" * 32
@@ -220,7 +219,7 @@ def test_a_jury_seat_without_time_to_run_is_declined_and_the_inputs_get_what_the
     _drain(rt, sent)
     (run,) = runs
     left = run["input_deadline"] - run["monotonic"]
-    assert abs(left - (200 - 60 - SUBMIT_MARGIN)) < 2, left
+    assert abs(left - (200 - 60 - verifier.run_margin(PARAMS))) < 2, left  # the court's setupTime + inclusionTime
     assert court.seats[(4, 1, 0)][1] == verifier.SEAT_COMMITTED
 
 

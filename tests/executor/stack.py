@@ -41,7 +41,7 @@ from depin.keys import Keys
 from depin.market import JobStatus
 from depin.spec import canonical_json
 from depinctl.deploy import deploy_with_ape
-from depinctl.devchain import JobTerms
+from depinctl.devchain import JobTerms, TxFailed
 from depinctl.procs import ManagedProcess, free_port
 from executor.worker import components_for
 from tests.indexer.services import TIMEOUT_SCALE, Anvil, Market, RedisServer, indexer_env, wait_for
@@ -380,3 +380,13 @@ def _rpc_accounts(url: str) -> list[str]:
     from depin.chain import RpcClient
 
     return RpcClient.from_url(url).call("eth_accounts")
+
+
+def drawn(stack: Stack, job_id: int) -> bool | None:
+    """``JobMarket.isDrawn`` once the job's anchor block is readable; None before (RandomnessNotReady)."""
+    try:
+        return stack.market.is_drawn(job_id)
+    except TxFailed as exc:
+        if "RandomnessNotReady" in exc.reason:
+            return None
+        raise

@@ -18,9 +18,9 @@ import pytest
 
 from depin.commitment import new_salt, seat_commitment
 from depin.market import JobStatus
-from depinctl.devchain import TxFailed
 
 from .stack import PROVIDER, REQUESTER, TOKEN, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import drawn as _drawn
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT = 1
@@ -48,16 +48,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
 
 def _real_court(stack: Stack) -> bool:
     return stack.deployment.parameters.get("courtContract", "VerificationCourt") == "VerificationCourt"
-
-
-def _drawn(stack: Stack, job_id: int) -> bool | None:
-    """isDrawn once the anchor block is readable; None before."""
-    try:
-        return stack.market.is_drawn(job_id)
-    except TxFailed as exc:
-        if "RandomnessNotReady" in exc.reason:
-            return None
-        raise
 
 
 def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stack: Stack) -> None:

@@ -20,9 +20,9 @@ import pytest
 
 from depin.commitment import NOT_DELIVERED
 from depin.market import JobStatus
-from depinctl.devchain import TxFailed
 
 from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import drawn as _drawn
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT, OUTCOME_PROVIDER_WRONG, OUTCOME_SPLIT = 1, 2, 3
@@ -47,15 +47,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         yield s
     finally:
         s.close()
-
-
-def _drawn(stack: Stack, job_id: int) -> bool | None:
-    try:
-        return stack.market.is_drawn(job_id)
-    except TxFailed as exc:
-        if "RandomnessNotReady" in exc.reason:
-            return None
-        raise
 
 
 def _drawn_job(stack: Stack, command: str) -> int:

@@ -33,11 +33,12 @@ import pytest
 from depin.client import Client
 from depin.commitment import commitment, new_salt
 from depin.market import JobStatus
-from depinctl.devchain import JobTerms, TxFailed
+from depinctl.devchain import JobTerms
 from executor import verifier
 
 from .recording_server import RecordingServer
 from .stack import PROVIDER, PROVIDER2, REQUESTER, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import drawn as _drawn
 
 PHASE_NONE, PHASE_CONCLUDED = 0, 4
 OUTCOME_PROVIDER_RIGHT = 1
@@ -79,15 +80,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-def _drawn(stack: Stack, job_id: int) -> bool | None:
-    try:
-        return stack.market.is_drawn(job_id)
-    except TxFailed as exc:
-        if "RandomnessNotReady" in exc.reason:
-            return None
-        raise
 
 
 def _wait_drawn(stack: Stack, job_id: int) -> bool:

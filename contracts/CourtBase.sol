@@ -132,6 +132,10 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     /// @dev Slots of _members[cls] left by verifiers who withdrew all their stake (address(0) there),
     ///      reused by the next joiner so that no other member's position in the draw's walk moves.
     mapping(uint8 cls => uint8[]) internal _vacant;
+    /// @dev Who held each slot of _members[cls] from which block (the address as uint160): the draw
+    ///      walks the list as it stood at the case's snapshot, so that a joiner taking a slot (a freed
+    ///      one, or a displaced member's) cannot move any pending draw's pick.
+    mapping(uint8 cls => mapping(uint256 slot => Checkpoints.Trace208)) internal _slotHolders;
 
     /// @dev Delegatecall-only modules (CourtEngine, CourtDesk) refuse direct calls.
     address private immutable _self = address(this);

@@ -32,23 +32,63 @@ contract CourtDesk is CourtBase {
         address[] storage members = _members[platformClass];
         uint8[] storage vacant = _vacant[platformClass];
         uint256 n = vacant.length;
+        uint8 slot;
         if (n > 0) {
             // A slot left by a verifier who withdrew everything: the walk order of the others stays.
-            uint8 slot = vacant[n - 1];
+            slot = vacant[n - 1];
             vacant.pop();
             members[slot] = msg.sender;
-            v.slot = slot;
-        } else {
-            if (members.length >= MAX_CLASS_MEMBERS) revert ClassFull(platformClass);
-            v.slot = uint8(members.length);
+        } else if (members.length < MAX_CLASS_MEMBERS) {
+            slot = uint8(members.length);
             members.push(msg.sender);
+        } else {
+            slot = _displace(platformClass, amount);
+            members[slot] = msg.sender;
         }
+        _slotHolders[platformClass][slot].push(uint48(block.number), uint160(msg.sender));
+        v.slot = slot;
         v.joined = true;
         v.cls = platformClass;
         v.free = amount;
         _stakeChanged(msg.sender, platformClass, amount, true);
         emit VerifierJoined(msg.sender, platformClass, amount);
         _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @dev A full class admits a joiner in place of its smallest member: the one with the least
+    ///      stake and none of it locked in a seat (the first such in the walk), if the joiner stakes
+    ///      strictly more; else `ClassFull`. The member's stake goes to unbonding for `leaveDelay()`
+    ///      (slashable there, as after `requestLeave`) and it leaves the class; the slot's history
+    ///      (`_slotHolders`) keeps every pending draw's walk as it was. So a class is the (at most)
+    ///      128 largest stakes that want it, and squatting it with minimum stakes no longer locks
+    ///      anyone out. A member with locked stake is passed over: its bonds return to free stake,
+    ///      which must stay in the class's walk. O(members): one read of each.
+    function _displace(uint8 cls, uint96 amount) internal returns (uint8 slot) {
+        address[] storage members = _members[cls];
+        uint256 n = members.length;
+        address victim;
+        uint96 least = type(uint96).max;
+        for (uint256 i = 0; i < n; ++i) {
+            address member = members[i];
+            Verifier storage m = _verifiers[member];
+            if (member != address(0) && m.locked == 0 && m.free < least) {
+                least = m.free;
+                victim = member;
+                slot = uint8(i);
+            }
+        }
+        if (victim == address(0) || amount <= least) revert ClassFull(cls);
+        Verifier storage out = _verifiers[victim];
+        out.joined = false;
+        out.free = 0;
+        _stakeChanged(victim, cls, least, false);
+        Leaving storage l = _leaving[victim];
+        l.amount += least;
+        l.releaseAt = uint32(block.timestamp + _leaveDelay());
+        _totalUnbonding += least;
+        emit LeaveRequested(victim, least, 0, l.amount, l.releaseAt);
+        emit VerifierDisplaced(victim, msg.sender, cls, least);
+        emit ClassLeft(victim, cls);
     }
 
     /// @notice See IVerificationCourt.

@@ -126,6 +126,9 @@ interface IVerificationCourtTypes {
     /// @notice A verifier withdrew its whole stake: it left its class's member list (its slot is
     ///         reused by the next joiner) and may join again.
     event ClassLeft(address indexed verifier, uint8 indexed platformClass);
+    /// @notice `by` joined a full class in place of `verifier`, its smallest member with no locked
+    ///         stake; `verifier`'s `stake` went to unbonding (LeaveRequested) and it left (ClassLeft).
+    event VerifierDisplaced(address indexed verifier, address indexed by, uint8 indexed platformClass, uint96 stake);
     event PlatformClassSet(address indexed provider, uint8 platformClass);
     event ClassOpenSet(uint8 indexed platformClass, bool open);
 
@@ -244,6 +247,9 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
 
     /// @notice Stakes `amount` (>= minStake) as a verifier of `platformClass` (fixed until it leaves).
     ///         A class holds at most MAX_CLASS_MEMBERS verifiers; a slot freed by `withdrawLeft` is reused.
+    ///         When the class is full, the joiner takes the place of its smallest member with no
+    ///         locked stake if `amount` is strictly larger (`VerifierDisplaced`: that member's stake
+    ///         goes to unbonding), else `ClassFull`. Joining a full class reads every member.
     function join(uint96 amount, uint8 platformClass) external;
     function addStake(uint96 amount) external;
     /// @notice Moves `amount` of free stake to unbonding for `leaveDelay()`; still slashable.

@@ -411,15 +411,16 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     }
 
     function _pick(uint8 cls, uint64 snapshot, uint256 target) private view returns (address) {
-        address[] storage members = _members[cls];
-        uint256 n = members.length;
+        uint256 n = _members[cls].length;
+        mapping(uint256 => Checkpoints.Trace208) storage holders = _slotHolders[cls];
         uint256 acc;
         for (uint256 i = 0; i < n; ++i) {
-            address member = members[i];
+            // The slot's holder at the snapshot (a slot pushed since reads address(0), weight 0).
+            address member = address(uint160(holders[i].upperLookupRecent(uint48(snapshot))));
             acc += _stakeHistory[member].upperLookupRecent(uint48(snapshot));
             if (target < acc) return member;
         }
-        // Reached only by a case whose snapshot predates a member's leave (its slot freed since):
+        // Not reached while the class total equals the sum of its members' stakes; kept as a guard:
         // the seat then has no candidate and is redrawn.
         return address(0);
     }

@@ -651,6 +651,7 @@ class VerificationCourt(Binding):
         "SeatTaken": "0xde8d3a8ab77c4c68bba4a1db1dcce16c2c5be14f1c4e2bc5b5bddb87081c428c",
         "SeatsDrawn": "0x84c6972c4b1cf06a6c0b29a84e8c74a6afe1a7cc82fa73ce9013182ad5ef5f5e",
         "StakeAdded": "0xa555f0a0e2e0c2d2feeb29b013d1d8e5c003ea04f9a67929092e2878f3669481",
+        "VerifierDisplaced": "0x59981d9b40881ba2bb95f9ec77b4ea09781145356db81be17439dd95a152fdbd",
         "VerifierJoined": "0x394ef68e2463ab7f8416fac253bd712bf78adcb7adf77f33220d80b5aa728c7b",
         "VerifierSlashed": "0x2aa0cd9bc64fc5e26cb5e495329d1b0dee842c7ed7bf23bcbad0124de0e370be",
     }

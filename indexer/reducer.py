@@ -79,6 +79,7 @@ COURT_EVENTS = (
     "LeaveRequested",
     "LeftWithdrawn",
     "ClassLeft",
+    "VerifierDisplaced",
     "PlatformClassSet",
     "CaseOpened",
     "SeatsDrawn",
@@ -1218,6 +1219,12 @@ class Reducer:
         v = self._verifier(st, a["verifier"])
         v["leftBlock"] = str(ev.block)
         st.tadd("verifiers", -1)
+
+    def _on_VerifierDisplaced(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        # A larger joiner took its place in a full class; LeaveRequested (its stake to unbonding) came
+        # before and ClassLeft (the count) comes after, in the same transaction.
+        v = self._verifier(st, a["verifier"])
+        v.update(displacedBy=a["by"], displacedBlock=str(ev.block))
 
     def _on_PlatformClassSet(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         self._provider(st, a["provider"])["platformClass"] = str(a["platformClass"])

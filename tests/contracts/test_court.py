@@ -927,6 +927,103 @@ def test_a_fully_withdrawn_verifier_leaves_its_class_and_its_slot_is_reused_at_t
         del c.known[m.address]
 
 
+def _fill_class(c: Court, accounts, cls: int, stakes: list[int]) -> list[Any]:
+    """Opens class `cls` and joins one fresh account per stake (the test removes them from c.known)."""
+    c.tx(c.court.setClassOpen, cls, True, sender=c.owner)
+    members = [accounts.generate_test_account() for _ in stakes]
+    for m, stake in zip(members, stakes):
+        c.owner.transfer(m, 10**17)
+        c.token.mint(m, stake + 1_000 * TOKEN, sender=c.owner)
+        c.token.approve(c.court, 2**256 - 1, sender=m)
+        c.known[m.address] = m
+        c.court.join(stake, cls, sender=m)
+    c.check()
+    return members
+
+
+def _newcomer(c: Court, accounts, tokens: int) -> Any:
+    m = accounts.generate_test_account()
+    c.owner.transfer(m, 10**17)
+    c.token.mint(m, tokens, sender=c.owner)
+    c.token.approve(c.court, 2**256 - 1, sender=m)
+    c.known[m.address] = m
+    return m
+
+
+def test_a_full_class_takes_a_larger_joiner_in_place_of_its_smallest_unlocked_member(c, accounts):
+    """128 minimum stakes no longer lock a class: a larger joiner displaces the smallest member
+    (its stake to unbonding, still slashable), and every pending draw keeps its pick."""
+    cls = 78
+    cap = c.court.MAX_CLASS_MEMBERS()
+    stakes = [3 * TOKEN] * cap
+    stakes[7] = 2 * TOKEN  # the smallest
+    members = _fill_class(c, accounts, cls, stakes)
+    # A job of a provider in this class, submitted before the displacement: its draws are pending.
+    prov = _newcomer(c, accounts, 1_000 * TOKEN)
+    c.court.setPlatformClass(cls, sender=prov)
+    c.chain.mine(3)
+    job = c.job(GOOD, provider=prov)
+    seats = [(r, s) for r in range(4) for s in range(3)]
+    before = [c.court.drawnFor(job, r, s) for r, s in seats]
+    assert set(before) <= {m.address for m in members}
+
+    small = _newcomer(c, accounts, 2 * TOKEN)
+    with reverts_with("ClassFull"):
+        c.court.join(2 * TOKEN, cls, sender=small)  # not more than the smallest
+    big = _newcomer(c, accounts, 5 * TOKEN)
+    receipt = c.tx(c.court.join, 5 * TOKEN, cls, sender=big)
+    victim = members[7]
+    [d] = receipt.events.filter(c.court.VerifierDisplaced)
+    assert (d.verifier, d.by, d.platformClass, d.stake) == (victim.address, big.address, cls, 2 * TOKEN)
+    assert [e.verifier for e in receipt.events.filter(c.court.ClassLeft)] == [victim.address]
+    out = c.court.getVerifier(victim)
+    assert (out.joined, out.free, out.locked, out.unbonding) == (False, 0, 0, 2 * TOKEN)
+    listed = c.court.classMembers(cls)
+    assert len(listed) == cap and listed[7] == big.address
+    now = c.chain.blocks.head.number
+    assert c.court.classStakeAt(cls, now) == sum(stakes) - 2 * TOKEN + 5 * TOKEN
+    # The draws of the job submitted before are those of the class as it was at its snapshot.
+    assert [c.court.drawnFor(job, r, s) for r, s in seats] == before
+    # The displaced stake unbonds like a leave; its withdrawal does not touch the slot it lost.
+    c.wait_until(out.releaseAt)
+    receipt = c.tx(c.court.withdrawLeft, sender=victim)
+    assert not list(receipt.events.filter(c.court.ClassLeft))
+    assert c.court.classMembers(cls)[7] == big.address and c.court.getVerifier(big).joined
+    for m in [*members, prov, small, big]:
+        del c.known[m.address]
+
+
+def test_a_member_with_a_locked_bond_is_not_displaced(c, accounts):
+    cls = 79
+    cap = c.court.MAX_CLASS_MEMBERS()
+    stakes = [STAKE + TOKEN] * cap
+    stakes[4] = STAKE  # the smallest, but about to hold a seat
+    members = _fill_class(c, accounts, cls, stakes)
+    prov = _newcomer(c, accounts, 1_000 * TOKEN)
+    c.court.setPlatformClass(cls, sender=prov)
+    c.chain.mine(3)
+    job = c.job(GOOD, provider=prov)
+    GOOD_OF[job] = GOOD
+    anchor = c.market.verificationInfo(job).anchorBlock
+    # Choose the randomness so that the audit seat is drawn for the smallest member.
+    for i in range(2_000):
+        c.rand.setValue(anchor, keccak(i.to_bytes(32, "big")), sender=c.owner)
+        if c.court.drawnFor(job, 0, 0) == members[4].address:
+            break
+    else:
+        pytest.fail("no randomness drew member 4")
+    c.tx(c.court.startAudit, job, sender=members[4])
+    assert c.court.getVerifier(members[4]).locked == B_AUDIT
+    big = _newcomer(c, accounts, STAKE + 2 * TOKEN)
+    receipt = c.tx(c.court.join, STAKE + 2 * TOKEN, cls, sender=big)
+    [d] = receipt.events.filter(c.court.VerifierDisplaced)
+    assert d.verifier == members[0].address and d.stake == STAKE + TOKEN  # the first smallest unlocked
+    assert c.court.getVerifier(members[4]).joined
+    assert c.court.classMembers(cls)[0] == big.address
+    for m in [*members, prov, big]:
+        del c.known[m.address]
+
+
 def test_a_partial_leave_keeps_the_membership(c):
     v = c.verifiers[1]
     c.tx(c.court.requestLeave, TOKEN, sender=v)

@@ -166,3 +166,16 @@ def test_a_verifier_that_withdrew_everything_leaves_the_count_and_may_rejoin() -
     assert index.totals()["verifiers"] == 1 and index.totals()["courtStaked"] == 10 * R
     index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 3, "amount": 5 * R}))
     assert index.totals()["verifiers"] == 2 and index.verifier(AUDITOR)["free"] == str(5 * R)
+
+
+def test_a_displaced_verifier_moves_to_unbonding_and_leaves_the_count() -> None:
+    index = Index()
+    index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 3, "amount": 10 * R}))
+    index.apply(("LeaveRequested", {"verifier": AUDITOR, "amount": 10 * R, "stake": 0, "unbonding": 10 * R, "releaseAt": 99}),
+                ("VerifierDisplaced", {"verifier": AUDITOR, "by": JUROR, "platformClass": 3, "stake": 10 * R}),
+                ("ClassLeft", {"verifier": AUDITOR, "platformClass": 3}),
+                ("VerifierJoined", {"verifier": JUROR, "platformClass": 3, "amount": 11 * R}))
+    v = index.verifier(AUDITOR)
+    assert (v["free"], v["unbonding"], v["displacedBy"], v["displacedBlock"]) == ("0", str(10 * R), JUROR, str(index.block))
+    t = index.totals()
+    assert t["verifiers"] == 1 and t["courtStaked"] == 11 * R and t["courtUnbonding"] == 10 * R

@@ -6,7 +6,9 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
 
 - **Stake** (:func:`ensure_stake`, every pass, a single view call when nothing is due): joins the
   court in ``[verifier] platform_class`` with ``[verifier] court_stake`` tokens, or tops the stake up
-  to it (after a slash too). ``court_stake = 0`` never stakes.
+  to it (after a slash too). ``court_stake = 0`` never stakes. One the chain refuses (the wallet
+  short of tokens; a full class whose smallest unlocked member stakes as much: ``ClassFull``) is
+  logged and tried again next pass, and the pass goes on to follow the seats in hand.
 - **Watch the draw** (:func:`scan`, the beat's ``depin.verify`` every ``VERIFY_INTERVAL`` seconds):
   every job the index shows Submitted or Disputed is looked at: before its case opens, whether the
   market drew it (``isDrawn``; an undrawn job is remembered and not asked again while it stays
@@ -236,10 +238,18 @@ def ensure_stake(rt: Runtime) -> str | None:
     need = want - have if joined else want
     if rt.client.allowance(spender="VerificationCourt") < need:
         rt.client.approve("VerificationCourt", need)
-    if joined:
-        receipt = rt.client.send(court.add_stake(need))
-    else:
-        receipt = rt.client.send(court.join(need, rt.config.verifier.platform_class))
+    try:
+        if joined:
+            receipt = rt.client.send(court.add_stake(need))
+        else:
+            receipt = rt.client.send(court.join(need, rt.config.verifier.platform_class))
+    except TxReverted as exc:
+        # A wallet short of tokens after a slash, or a full class whose smallest member stakes as
+        # much (ClassFull): the pass goes on, so that the seats in hand are still followed (their
+        # bonds are lost to a no-show otherwise); the stake is tried again next pass.
+        log.warning("court stake not added", extra={"amount": str(need), "joined": bool(joined), "error": exc.error_name,
+                                                    "reason": exc.reason})
+        return None
     log.info("court stake added", extra={"amount": str(need), "joined": bool(joined), "tx": receipt.tx_hash})
     return receipt.tx_hash
 

@@ -37,7 +37,7 @@ from depinctl.devchain import JobTerms
 from executor import verifier
 
 from .recording_server import RecordingServer
-from .stack import PROVIDER, PROVIDER2, REQUESTER, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, VERIFIER, Executor, Stack, spec, terms_for, wait_for
 from .stack import drawn as _drawn
 
 PHASE_NONE, PHASE_CONCLUDED = 0, 4
@@ -283,3 +283,22 @@ def test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_reveale
     assert rec["digest"] == "0x" + bytes(case["providerDigest"]).hex()  # its own re-run's digest
     assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1 and len(_court_logs(stack, "SeatRevealed", job_id)) == 1
     assert not _court_logs(stack, "SeatNoShow", job_id) and not _court_logs(stack, "VerifierSlashed", job_id)
+
+
+def test_a_stake_the_chain_refuses_is_logged_and_the_pass_goes_on(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """A verifier whose wallet cannot pay its ``court_stake`` (short after a slash, or displaced from
+    a full class and staking no more than its smallest member) must still follow its seats: the
+    refused join is one warning, and ``scan`` and ``follow_seats`` run on."""
+    from executor.runtime import Runtime, load_executor_config
+
+    stack.setup_funded(REQUESTER2, tokens=10)
+    ex = stack.executor("short", "verifier", REQUESTER2, start=False, sections={"verifier": {"court_stake": "5000"}})
+    rt = Runtime(load_executor_config(ex.config_path))
+    with caplog.at_level("WARNING", logger="executor.verifier"):
+        assert verifier.ensure_stake(rt) is None
+        assert verifier.scan(rt) == 0
+        assert verifier.follow_seats(rt) == 0
+    refused = [r for r in caplog.records if r.getMessage() == "court stake not added"]
+    assert refused and {r.error for r in refused} == {"ERC20InsufficientBalance"}  # type: ignore[attr-defined]
+    m = stack.market
+    assert not m.read(m.contracts.verification_court.get_verifier(stack.accounts[REQUESTER2]))[0]

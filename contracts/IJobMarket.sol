@@ -23,7 +23,7 @@ pragma solidity 0.8.37;
 ///         - Open      -> Expired     `expireJob` (anyone, after claim deadline) JobExpired
 ///         - Open      -> Claimed     `claimJob` (registered provider)          JobClaimed
 ///         - Claimed   -> Submitted   `submitResult` / `submitFailure`          ResultSubmitted / FailureSubmitted
-///         - Claimed   -> Open|Cancelled  `submitFailure` with an availability code (no fault, 2 % each
+///         - Claimed   -> Open|Expired  `submitFailure` with an availability code (no fault, 2 % each
 ///                                    side): reopened, or refunded after the claim deadline  NoFaultFailure
 ///         - Claimed   -> Open|TimedOut `timeoutJob` (anyone, after submit deadline) JobTimedOut
 ///         - Submitted -> Disputed    `beginVerification` (the job's court)     VerificationStarted
@@ -116,7 +116,7 @@ interface IJobMarket {
         uint16 kappaBps; // kappa, the provider's rebate share of the fee: < 10000 (C11)
         uint16 auditFeeBps; // the audit escrow E / R: >= court.minAuditFeeBps() (A >= 1.1 R + the jury deposit 3w), <= 50000
         uint16 betaBps; // beta, the open challenger's bounty cap / R: <= 1000 (C3)
-        uint16 noFaultFeeBps; // each side's fee on an availability failure: <= 1000
+        uint16 noFaultFeeBps; // each side's fee on an availability failure: 50..1000
         uint16 drawDelay; // D, blocks between a submission and its anchor block (fixed at deployment)
         address court; // the verification court of jobs posted under this version (a contract)
         bool paused; // the guardian's flag (ignored by setParams)
@@ -388,7 +388,7 @@ interface IJobMarket {
     ///         at once, noFaultFeeBps * R is slashed from the provider's collateral (the rest is
     ///         unlocked) and as much is taken from the job's escrowed fee, both burned; the job
     ///         reopens if its claim deadline has not passed and its remaining fee covers the
-    ///         requester's share, else it is cancelled and the requester refunded the rest of its
+    ///         requester's share, else it expires (Expired) and the requester is refunded the rest of its
     ///         escrow. Other codes are committed, drawn and finalized like results (an unaudited
     ///         failure refunds the requester R + f*R + A).
     function submitFailure(uint256 jobId, uint8 code, bytes32 commitment) external;

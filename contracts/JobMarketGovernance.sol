@@ -31,7 +31,7 @@ contract JobMarketGovernance is JobMarketState {
         _checkParam("feeBps", p.feeBps, MIN_FEE_BPS, MAX_FEE_BPS);
         if (p.kappaBps >= _BPS) revert IJobMarket.KappaNotBelowOne(p.kappaBps);
         _checkParam("betaBps", p.betaBps, 0, MAX_BETA_BPS);
-        _checkParam("noFaultFeeBps", p.noFaultFeeBps, 0, MAX_NO_FAULT_FEE_BPS);
+        _checkParam("noFaultFeeBps", p.noFaultFeeBps, _MIN_NO_FAULT_FEE_BPS, MAX_NO_FAULT_FEE_BPS);
         if (p.drawDelay != _drawDelay) revert IJobMarket.DrawDelayFixed(p.drawDelay, _drawDelay);
         if (p.court.code.length == 0) revert IJobMarket.CourtNotContract(p.court);
         // C12 + the jury deposit: E = A + 3w with A >= 1.1 R (the court pays the auditor E - 3w).

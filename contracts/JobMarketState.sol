@@ -43,6 +43,9 @@ abstract contract JobMarketState is AccessControl {
     uint16 public constant MAX_AUDIT_FEE_BPS = 50_000;
     /// @notice C3: beta <= 0.1.
     uint16 public constant MAX_BETA_BPS = 1000;
+    /// @notice F6: each side's availability fee is at least 0.5 % of R, so that neither side drops
+    ///         a claimed job for free (an availability failure is the only no-fault exit).
+    uint16 internal constant _MIN_NO_FAULT_FEE_BPS = 50; // internal: a getter would move every call's dispatch
     /// @notice Each side's availability fee is at most 10 % of R.
     uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
     /// @notice The longest draw delay D (blocks), well inside the 256 blocks a block hash lives.

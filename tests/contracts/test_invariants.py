@@ -383,7 +383,7 @@ class MarketMachine(RuleBasedStateMachine):
         self._send(method, amount, sender=self.acts[who])
 
     @rule(fee=st.sampled_from([50, 200, 1000]), kappa=st.sampled_from([0, 5000, 9999]),
-          audit=st.sampled_from([11_000, 20_000]), nofault=st.sampled_from([0, 200, 1000]))  # fmt: skip
+          audit=st.sampled_from([11_000, 20_000]), nofault=st.sampled_from([50, 200, 1000]))  # fmt: skip
     def new_version(self, fee, kappa, audit, nofault):
         p = self.market.params()
         t = (p.minClaimWindow, p.maxClaimWindow, p.minRuntime, p.maxRuntime, p.minChallengeWindow,

@@ -712,7 +712,9 @@ def test_params_are_snapshotted_per_job(chain, market, court, owner, requester, 
         ({"court": "0x" + "11" * 20}, "CourtNotContract", {"court": "0x" + "11" * 20}),
         ({"feeBps": 49}, "ParameterOutOfBounds", {"name": b32("feeBps"), "value": 49, "min": 50, "max": 1000}),
         ({"betaBps": 1001}, "ParameterOutOfBounds", {"name": b32("betaBps"), "value": 1001, "min": 0, "max": 1000}),
-        ({"noFaultFeeBps": 1001}, "ParameterOutOfBounds", {"name": b32("noFaultFeeBps"), "value": 1001, "min": 0, "max": 1000}),
+        ({"noFaultFeeBps": 1001}, "ParameterOutOfBounds", {"name": b32("noFaultFeeBps"), "value": 1001, "min": 50, "max": 1000}),
+        # F6: a free availability failure would let a provider drop any claimed job at no cost
+        ({"noFaultFeeBps": 0}, "ParameterOutOfBounds", {"name": b32("noFaultFeeBps"), "value": 0, "min": 50, "max": 1000}),
     ],
 )
 def test_set_params_rejects_each_broken_constraint(market, owner, changes, error, fields):

@@ -222,6 +222,45 @@ def read_password(
     )
 
 
+# A keystore's KDF parameters are the file's to choose: bound what unlocking it may cost. Geth's
+# "standard" scrypt is n = 2^18, r = 8 (256 MiB, a second or so); eth-account's pbkdf2 default is
+# c = 1,000,000; a derived key is 32 bytes (16 for AES, 16 for the MAC).
+MAX_SCRYPT_MEMORY = 1 << 30  # bytes: 128 * n * r
+MAX_SCRYPT_WORK = 1 << 24  # n * r * p, 16 x this module's default
+MAX_PBKDF2_ROUNDS = 10_000_000
+MAX_DKLEN = 64
+
+
+def _kdf_too_costly(data: dict[str, Any]) -> str:
+    """What the keystore's KDF parameters would cost beyond the bounds above ("" when within them;
+    malformed values are left to the decryption, which refuses them as damaged)."""
+    crypto = data.get("crypto", data.get("Crypto"))
+    if not isinstance(crypto, dict):
+        return ""
+    found = crypto.get("kdfparams")
+    if not isinstance(found, dict):
+        return ""
+    params: dict[str, Any] = found
+
+    def num(name: str) -> int:
+        value = params.get(name, 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+    dklen = num("dklen")
+    if dklen > MAX_DKLEN:
+        return f"a {dklen}-byte key (at most {MAX_DKLEN})"
+    kdf = crypto.get("kdf")
+    if kdf == "scrypt":
+        n, r, p = num("n"), num("r"), num("p")
+        if 128 * n * r > MAX_SCRYPT_MEMORY:
+            return f"{128 * n * r >> 20} MiB of scrypt memory (at most {MAX_SCRYPT_MEMORY >> 20} MiB)"
+        if n * r * p > MAX_SCRYPT_WORK:
+            return f"scrypt work n*r*p = {n * r * p} (at most {MAX_SCRYPT_WORK})"
+    elif kdf == "pbkdf2" and num("c") > MAX_PBKDF2_ROUNDS:
+        return f"{num('c')} pbkdf2 rounds (at most {MAX_PBKDF2_ROUNDS})"
+    return ""
+
+
 def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
     """The account in keystore `path`, decrypted with `password`."""
     from eth_account import Account  # lazy: start-up
@@ -237,6 +276,9 @@ def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
         raise AccountError(f"{shown_path(path)} is not a JSON keystore") from None
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
         raise AccountError(f"{path} is not a JSON keystore (no 'crypto' section)")
+    too_costly = _kdf_too_costly(data)
+    if too_costly:
+        raise AccountError(f"cannot decrypt keystore {path}: its KDF parameters ask for {too_costly}; refused")
     try:
         key = Account.decrypt(data, password)
     except ValueError as exc:

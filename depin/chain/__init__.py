@@ -155,8 +155,9 @@ class RpcClient:
             response = self.provider.make_request(method, list(params))
         except ChainError:
             raise
-        except Exception as exc:  # requests' ConnectionError/Timeout/HTTPError, JSON decode errors, ...
-            raise RpcUnavailable(method, f"{type(exc).__name__}: {exc}", self.url) from exc
+        except Exception as exc:  # noqa: BLE001 - requests' ConnectionError/Timeout/HTTPError, JSON errors: re-raised
+            # from None: the cause's text quotes the URL, password and all, in any traceback shown
+            raise RpcUnavailable(method, f"{type(exc).__name__}: {exc}", self.url) from None
         return _result(method, response)
 
     def _retrying(self, method: str, attempt_fn: Callable[[], Any], retries: int | None) -> Any:
@@ -200,8 +201,8 @@ class RpcClient:
             except NotImplementedError:
                 self._can_batch = False
                 return [self._raw(m, p) for m, p in calls]
-            except Exception as exc:
-                raise RpcUnavailable(label, f"{type(exc).__name__}: {exc}", self.url) from exc
+            except Exception as exc:  # noqa: BLE001 - re-raised as RpcUnavailable, from None: see _raw
+                raise RpcUnavailable(label, f"{type(exc).__name__}: {exc}", self.url) from None
             if isinstance(responses, dict):  # the node rejected the batch as a whole
                 _result(label, responses)
                 raise RpcUnavailable(label, f"unexpected batch answer {str(responses)[:200]}", self.url)

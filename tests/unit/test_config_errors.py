@@ -90,6 +90,30 @@ def test_a_keystore_with_damaged_kdf_parameters_is_one_error(tmp_path: Path, dam
     )
 
 
+@pytest.mark.parametrize(("params", "said"), [
+    ({"dklen": 1 << 30}, "a 1073741824-byte key"),
+    ({"n": 1 << 30}, "MiB of scrypt memory"),
+    ({"n": 1 << 17, "p": 1 << 10}, "scrypt work"),
+])
+def test_a_keystore_whose_kdf_would_run_for_ages_is_refused_before_it_runs(tmp_path: Path, params: dict[str, int], said: str) -> None:
+    keystore = tmp_path / "k.json"
+    new_keystore(keystore, "secret", kdf_n=FAST)
+    data = json.loads(keystore.read_text())
+    data["crypto"]["kdfparams"].update(params)
+    keystore.write_text(json.dumps(data))
+    with pytest.raises(AccountError, match=f"its KDF parameters ask for .*{said}.*; refused"):
+        unlock_keystore(keystore, "secret")
+
+
+def test_a_pbkdf2_keystore_with_too_many_rounds_is_refused(tmp_path: Path) -> None:
+    keystore = tmp_path / "k.json"
+    keystore.write_text(json.dumps({"version": 3, "address": "00" * 20, "crypto": {
+        "kdf": "pbkdf2", "kdfparams": {"c": 10**9, "dklen": 32, "prf": "hmac-sha256", "salt": "00" * 16},
+        "cipher": "aes-128-ctr", "cipherparams": {"iv": "00" * 16}, "ciphertext": "00" * 32, "mac": "00" * 32}}))
+    with pytest.raises(AccountError, match="1000000000 pbkdf2 rounds"):
+        unlock_keystore(keystore, "secret")
+
+
 # ------------------------------------------------------------------------------------ depin.toml
 
 SHARED_TOML = """

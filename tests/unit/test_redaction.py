@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import types
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,7 +136,9 @@ def test_rpc_unavailable_names_the_node_without_its_secrets(
     caplog.set_level(logging.DEBUG, logger="depin.chain")
     with pytest.raises(RpcUnavailable) as caught:
         RpcClient.from_url(url, timeout=5, retries=1, backoff_base=0.001).chain_id()
-    text = str(caught.value) + caught.value.reason + caplog.text
+    # the whole traceback a crash would print too: no chained cause quoting the URL
+    shown = "".join(traceback.format_exception(caught.value))
+    text = str(caught.value) + caught.value.reason + caplog.text + shown
     assert "127.0.0.1" in str(caught.value) and "user:***@" in str(caught.value)
     assert SECRET not in text and KEY not in text
 

@@ -66,7 +66,7 @@ contract CourtDesk is CourtBase {
     function _displace(uint8 cls, uint96 amount) internal returns (uint8 slot) {
         address[] storage members = _members[cls];
         uint256 n = members.length;
-        address victim;
+        address victim = address(0);
         uint96 least = type(uint96).max;
         for (uint256 i = 0; i < n; ++i) {
             address member = members[i];

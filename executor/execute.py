@@ -268,6 +268,7 @@ def execute(
     max_input_bytes: int = MAX_INPUT_BYTES,
     input_timeout: float = 30.0,
     input_deadline: float | None = None,
+    input_cache: Path | None = None,
 ) -> Outcome:
     """Runs job `job_id` and returns its :class:`Outcome` (see the module doc).
 
@@ -277,7 +278,8 @@ def execute(
     failure). `input_allow_networks` are the non-public networks http(s) inputs may come from
     (None: ``limits_cap.input_allow_networks`` when a policy is given, else none); `input_deadline`
     (a ``time.monotonic()`` instant) ends the http(s) input downloads (a retryable
-    INPUT_HASH_MISMATCH "unavailable" failure past it). Raises
+    INPUT_HASH_MISMATCH "unavailable" failure past it); `input_cache` is the verifier's cache of
+    checked inputs (:func:`executor.inputs.fetch_inputs`). Raises
     :class:`PolicyRefused`, :class:`ContainerEngineError` and :class:`ProviderFault` (see the
     module doc).
     """
@@ -301,7 +303,7 @@ def execute(
         try:
             fetch_inputs(
                 spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks,
-                deadline=input_deadline,
+                deadline=input_deadline, cache_dir=input_cache,
             )
         except InputHashMismatch as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))

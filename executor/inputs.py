@@ -22,6 +22,13 @@ removed before the container starts. Supported URIs:
   ``DEPIN_INPUT_FILE_ROOTS`` environment variable, ``os.pathsep``-separated). With no root allowed
   every ``file://`` URI is refused: a spec must never make a provider copy its own files into a job.
 
+**A cache** (`cache_dir`, the verifier's: :mod:`executor.verifier`): every http(s) or file input
+that passed its check is copied to ``<cache_dir>/<sha256>``, and a later fetch with the same
+`cache_dir` takes it from there (hash-checked again, and under the same byte cap) instead of asking
+the URI. A verifier checks a job's inputs before it locks a bond and then re-runs the job later; the
+cache is what makes the run use the bytes it checked, so a requester who switches an input in
+between cannot turn the honest verifier's run into a no-show.
+
 Error messages become failure reasons, whose text is hashed into the on-chain evidence and may be
 shown to anyone: they name the input and its URI (the requester's own words) but never what a
 server answered (status, headers, size, body, the hash of what came back), where a redirect
@@ -376,13 +383,14 @@ def fetch_inputs(
     file_roots: Sequence[Path | str] | None = None,
     allow_networks: Sequence[str | IPNetwork] = (),
     deadline: float | None = None,
+    cache_dir: Path | None = None,
 ) -> list[FetchedInput]:
     """Fetches and checks every input of `spec` into `inputs_dir` (created, mode 0755), in spec
     order, stopping at the first error; `max_bytes` caps the total; `allow_networks` as for
     :func:`fetch_input` (the policy's ``input_allow_networks``); `deadline` (a ``time.monotonic()``
     instant) bounds all the http(s) downloads together, and so does ``JOB_INPUTS_TIMEOUT`` from
     now: past either the next one, or the one under way, is InputUnavailable (retryable), so a
-    job's inputs never eat the time its run and submission need."""
+    job's inputs never eat the time its run and submission need. `cache_dir`: see the module doc."""
     inputs_dir = Path(inputs_dir)
     inputs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(inputs_dir, 0o755)
@@ -393,10 +401,55 @@ def fetch_inputs(
     used = 0
     with _staging(inputs_dir) as staging:
         for item in spec.inputs:
-            got = fetch_input(
-                item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots, allow_networks=allow, staging_dir=staging,
-                deadline=deadline,
-            )
+            cache = None if cache_dir is None or item.uri.startswith("data:") else Path(cache_dir)
+            got = None if cache is None else _from_cache(item, inputs_dir, cache, max_bytes - used, staging)
+            if got is None:
+                got = fetch_input(
+                    item, inputs_dir, budget=max_bytes - used, timeout=timeout, file_roots=file_roots, allow_networks=allow, staging_dir=staging,
+                    deadline=deadline,
+                )
+                if cache is not None:
+                    _keep(got, cache)
             used += got.size
             fetched.append(got)
     return fetched
+
+
+def _from_cache(item: InputSpec, inputs_dir: Path, cache_dir: Path, budget: int, staging: Path) -> FetchedInput | None:
+    """The input from ``<cache_dir>/<sha256>`` (checked as any file input: hash, byte budget), or
+    None when the cache has no good copy (a bad one is removed)."""
+    cached = cache_dir / item.sha256
+    if not cached.is_file():
+        return None
+    try:
+        got = fetch_input(item.model_copy(update={"uri": cached.resolve().as_uri()}), inputs_dir, budget=budget, file_roots=[cache_dir],
+                          staging_dir=staging)
+    except InputHashMismatch:
+        log.warning("cached input damaged; fetched again", extra={"path": item.path, "sha256": item.sha256})
+        cached.unlink(missing_ok=True)
+        return None
+    except InputUnavailable:
+        return None  # unreadable, or over this job's byte budget: the URI decides
+    log.debug("input taken from the cache", extra={"path": item.path, "sha256": item.sha256})
+    return got
+
+
+def _keep(got: FetchedInput, cache_dir: Path) -> None:
+    """Copies a checked input to ``<cache_dir>/<sha256>`` (atomically); a failure costs only the cache."""
+    target = cache_dir / got.sha256
+    if target.is_file():
+        return
+    tmp: str | None = None
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".keep-")
+        with os.fdopen(fd, "wb") as out, open(got.path, "rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as exc:
+        log.warning("input not cached", extra={"sha256": got.sha256, "error": str(exc)[:300]})
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

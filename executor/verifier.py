@@ -24,7 +24,10 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   commit deadline, which the court derives from the job's ON-CHAIN ``maxRuntime``: before the case opens
   it is computed the way ``startAudit`` will set it, :func:`seat_deadlines`); the image must be
   here and every input fetchable with its sha256 now (:func:`runnable_here`: a requester who
-  removed or changed an input after the provider ran cannot make us lose a locked bond).
+  removed or changed an input after the provider ran cannot make us lose a locked bond; the checked
+  bytes are kept in the job's input cache, ``<work root>/input-cache/<job>``, and the re-run takes
+  them from there, so switching an input after we took the seat cannot either; the cache goes when
+  the job has no seat in our hands, and any left by a crash after an hour).
   Otherwise we decline: unpaid, and the court redraws the seat. Then ``startAudit`` (round 0) or
   ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``). A seat the
   chain shows held by us that we have no record of (the ``taking`` write lost with Redis's unsaved
@@ -114,6 +117,7 @@ JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.O
 RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds a seat's task may show no progress
 NO_SLOT = "no free slot"
 IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
+INPUT_CACHE_MAX_AGE = 3600  # seconds: a job's input cache with no seat in our hands is removed after this
 DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt and the commit deadline
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
@@ -261,6 +265,7 @@ def scan(rt: Runtime) -> int:
     """One pass over the jobs that may have a seat for us (see the module doc); the number of seats
     taken."""
     ensure_stake(rt)
+    sweep_input_caches(rt)
     far = rt.chain_now() + 10**9
     undrawn = set(rt.state.smembers(rt.xkeys.undrawn))  # type: ignore[arg-type]
     taken = 0
@@ -461,8 +466,8 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
 
 def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> Decision:
     """Whether the re-run's image is on this machine and every input can be fetched and hashes to
-    its sha256 now (fetched into a scratch folder below the work root, then removed), within
-    `timeout` seconds."""
+    its sha256 now (fetched into a scratch folder below the work root, then removed; each checked
+    input stays in the job's :func:`input_cache` for the re-run), within `timeout` seconds."""
     if rt.config.policy.images:  # an allowlisted image may still be missing here (else can_run asked the engine)
         try:
             check_image(rt.docker, spec.image)
@@ -475,7 +480,7 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
     try:
         fetch_inputs(
             spec, scratch / "in", max_bytes=rt.config.policy.max_input_mb * MIB, allow_networks=rt.config.policy.input_allow_networks,
-            deadline=time.monotonic() + timeout,
+            deadline=time.monotonic() + timeout, cache_dir=input_cache(rt, job_id),
         )
     except InputError as exc:
         return Decision(False, f"the inputs cannot be fetched and checked now: {exc}")
@@ -488,7 +493,39 @@ def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> in
     """Records that we do not take (or do not commit on) a seat: unpaid, and the court redraws it."""
     set_seat(rt, job_id, round_, seat, "declined", reason=reason[:300])
     log.info("seat declined", extra={"job": job_id, "round": round_, "seat": seat, "reason": reason[:300]})
+    drop_input_cache(rt, job_id)
     return 0
+
+
+def input_cache(rt: Runtime, job_id: int) -> Path:
+    """The job's cache of checked inputs: filled by the check before a seat is taken, read by the
+    re-run (:func:`executor.inputs.fetch_inputs`), so the run uses the bytes that were checked."""
+    return Path(rt.work_root) / "input-cache" / str(int(job_id))
+
+
+def drop_input_cache(rt: Runtime, job_id: int) -> None:
+    """Removes the job's input cache once none of its seats is in our hands."""
+    if all(j != int(job_id) for j, _r, _s in seats_in_hand(rt)):
+        shutil.rmtree(input_cache(rt, job_id), ignore_errors=True)
+
+
+def sweep_input_caches(rt: Runtime, max_age: float = INPUT_CACHE_MAX_AGE) -> int:
+    """Removes the caches of jobs with no seat in our hands that were last written over `max_age`
+    seconds ago (what a crash between a check and its decline left); the number removed."""
+    root = Path(rt.work_root) / "input-cache"
+    if not root.is_dir():
+        return 0
+    held = {j for j, _r, _s in seats_in_hand(rt)}
+    removed = 0
+    for entry in root.iterdir():
+        try:
+            stale = not entry.name.isdigit() or (int(entry.name) not in held and time.time() - entry.stat().st_mtime > max_age)
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------------------------- run
@@ -548,7 +585,7 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
             rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
             name=audit_container(rt, job_id, round_, seat), labels={LABEL_EXECUTOR: rt.instance},
             limits_cap=rt.config.policy.model_copy(update={"max_runtime": max(rt.config.policy.max_runtime, spec.resources.max_runtime)}),
-            input_deadline=time.monotonic() + max(1, inputs_left),
+            input_deadline=time.monotonic() + max(1, inputs_left), input_cache=input_cache(rt, job_id),
         )
     except (SpecError, PolicyRefused) as exc:
         decline(rt, job_id, round_, seat, f"cannot run: {exc}")
@@ -762,6 +799,7 @@ def done(rt: Runtime, job_id: int, round_: int, seat: int, case: dict[str, Any],
         rt.xkeys.seat(job_id, round_, seat), "digest") == "0x" + bytes(case["providerDigest"]).hex())
     set_seat(rt, job_id, round_, seat, "done", outcome=outcome or "left our hands", slashed=int(slashed))
     log.info("seat done", extra={"job": job_id, "round": round_, "seat": seat, "outcome": outcome})
+    drop_input_cache(rt, job_id)
 
 
 # ---------------------------------------------------------------------------------------- status

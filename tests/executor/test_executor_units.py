@@ -4,10 +4,12 @@ settings' ordering, the broker URL and the redelivery cap."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import redis
@@ -665,3 +667,31 @@ def test_the_compute_time_limit_covers_the_runtime_and_the_inputs() -> None:
 
     soft, _hard, _visibility = celery_module.time_limits(DepinConfig(policy=PolicyConfig(max_runtime=600)))
     assert soft >= 600 + JOB_INPUTS_TIMEOUT + 30
+
+
+# ------------------------------------------------------------------------------------ the verifier's input cache
+
+
+def test_a_jobs_input_cache_lives_while_one_of_its_seats_is_in_hand(r: redis.Redis, tmp_path: Path) -> None:
+    from executor import verifier
+
+    rt: Any = SimpleNamespace(state=r, xkeys=ExecKeys(31337, "0xmarket", "verifier", "0xme"), work_root=tmp_path / "work")
+    for job in (5, 6, 7):
+        verifier.input_cache(rt, job).mkdir(parents=True)
+        (verifier.input_cache(rt, job) / ("ab" * 32)).write_bytes(b"checked")
+    verifier.set_seat(rt, 5, 0, 0, "revealed")
+    verifier.set_seat(rt, 5, 1, 2, "seated")
+    # one of job 5's seats ends: the other still needs the checked inputs
+    verifier.set_seat(rt, 5, 1, 2, "done")
+    verifier.drop_input_cache(rt, 5)
+    assert verifier.input_cache(rt, 5).is_dir()
+    verifier.set_seat(rt, 5, 0, 0, "done")
+    verifier.drop_input_cache(rt, 5)
+    assert not verifier.input_cache(rt, 5).exists()
+    # the sweep: job 6's cache is an hour old with no seat in hand (a crash between check and
+    # decline), job 7's is fresh (a check whose seat is being taken), a stray name goes
+    old = time.time() - verifier.INPUT_CACHE_MAX_AGE - 5
+    os.utime(verifier.input_cache(rt, 6), (old, old))
+    (tmp_path / "work" / "input-cache" / "not-a-job").mkdir()
+    assert verifier.sweep_input_caches(rt) == 2
+    assert sorted(p.name for p in (tmp_path / "work" / "input-cache").iterdir()) == ["7"]

@@ -438,3 +438,43 @@ def test_the_name_is_resolved_once_and_the_checked_address_is_the_one_connected(
 
 def _same_port_on(host: str, port: int) -> RecordingServer:
     return RecordingServer(host, {"/data": (200, {}, b"the loopback answered")}, port=port)
+
+
+# ---------------------------------------------------------------------------------------- the cache
+
+
+def test_a_cached_input_is_used_even_after_the_source_switched_it(tmp_path, internal):
+    """The verifier's case: the inputs it checked before locking a bond are the ones its re-run gets,
+    whatever the requester's server says by then; the source is not asked again."""
+    internal.routes["/in"] = (200, {}, DATA)
+    spec = JobSpec(v=1, image="x@sha256:" + "0" * 64, command=["true"], resources={"cpus": 1, "memory_mb": 64, "max_runtime": 10},
+                   inputs=[InputSpec(path="data", uri=f"http://127.0.0.1:{internal.port}/in", sha256=SHA),
+                           InputSpec(path="inline", uri="data:,hello", sha256=hashlib.sha256(b"hello").hexdigest())])
+    cache = tmp_path / "cache"
+    fetch_inputs(spec, tmp_path / "check", allow_networks=LOCAL, cache_dir=cache)
+    assert sorted(p.name for p in cache.iterdir()) == [SHA]  # data: inputs are not cached: they cannot change
+    asked = len(internal.requests)
+    internal.routes["/in"] = (200, {}, b"switched by the requester\n")
+    got = fetch_inputs(spec, tmp_path / "run", allow_networks=LOCAL, cache_dir=cache)
+    assert (tmp_path / "run" / "data").read_bytes() == DATA and got[0].sha256 == SHA
+    assert len(internal.requests) == asked
+    # without the cache the switch is a provable mismatch (what made an honest run decline)
+    with pytest.raises(InputHashMismatch):
+        fetch_inputs(spec, tmp_path / "plain", allow_networks=LOCAL)
+
+
+def test_a_damaged_cache_entry_is_dropped_and_the_source_asked(tmp_path, internal, caplog):
+    internal.routes["/in"] = (200, {}, DATA)
+    spec = JobSpec(v=1, image="x@sha256:" + "0" * 64, command=["true"], resources={"cpus": 1, "memory_mb": 64, "max_runtime": 10},
+                   inputs=[InputSpec(path="data", uri=f"http://127.0.0.1:{internal.port}/in", sha256=SHA)])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / SHA).write_bytes(b"not the input")
+    with caplog.at_level(logging.WARNING, logger="executor.inputs"):
+        fetch_inputs(spec, tmp_path / "run", allow_networks=LOCAL, cache_dir=cache)
+    assert (tmp_path / "run" / "data").read_bytes() == DATA and (cache / SHA).read_bytes() == DATA
+    assert any(r.getMessage() == "cached input damaged; fetched again" for r in caplog.records)
+    assert any(r.path == "/in" for r in internal.requests)
+    # the byte cap holds for cached bytes too: over it, the source decides (and is over it as well)
+    with pytest.raises(InputUnavailable, match=r"input 'data' \(http://127\.0\.0\.1:\d+/in\) exceeds the executor's input cap"):
+        fetch_inputs(spec, tmp_path / "small", allow_networks=LOCAL, cache_dir=cache, max_bytes=100)

@@ -9,7 +9,7 @@ import ssl
 import sys
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -104,3 +104,18 @@ def double_gzip(size: int) -> bytes:
     block = bytes(1 << 20)
     inner = b"".join(once.compress(block) for _ in range(size >> 20)) + once.flush()
     return gzip.compress(inner, 9)
+
+
+def encoding_routes(data: bytes, bomb: bytes, encodings: Sequence[str]) -> dict[str, Answer]:
+    """The routes of the content-encoding tests: the bomb (``gzip, gzip``) and a redirect to it, the
+    data plain and labelled `` IDENTITY ``, and the data under each of `encodings` at
+    ``/encoded/<i>``."""
+    routes: dict[str, Answer] = {
+        "/bomb": (200, {"Content-Encoding": "gzip, gzip"}, bomb),
+        "/moved": (302, {"Location": "/bomb"}, b""),
+        "/data": (200, {}, data),
+        "/data-identity": (200, {"Content-Encoding": " IDENTITY "}, data),
+    }
+    for i, encoding in enumerate(encodings):
+        routes[f"/encoded/{i}"] = (200, {"Content-Encoding": encoding}, data)
+    return routes

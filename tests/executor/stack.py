@@ -305,6 +305,14 @@ class Stack:
         self.market.fund(address)
         self.market.register(address, stake * TOKEN, endpoint=f"http://127.0.0.1/{account}")
 
+    def wait_court_member(self, account: int) -> None:
+        """Waits for `account`'s verifier executor to join the court by itself (``[verifier]
+        court_stake``), then mines past the activation delay so that its stake counts in draws."""
+        m = self.market
+        court = m.contracts.verification_court
+        wait_for(lambda: m.read(court.get_verifier(self.accounts[account]))[0], 120, "the verifier to join the court")
+        m.mine(2)
+
     def setup_funded(self, *accounts: int, tokens: int = 10_000) -> None:
         for a in accounts:
             self.market.fund(self.accounts[a], tokens)

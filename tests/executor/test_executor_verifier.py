@@ -39,11 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.provider = s.executor("provider", "provider", PROVIDER, policy={"images": [], "max_memory_mb": 512})
         s.verifier = s.executor("verifier", "verifier", VERIFIER, policy={"images": [], "max_memory_mb": 512, "max_runtime": 60},
                                 sections={"verifier": {"max_audits": 4, "delivery_wait": 3}})  # a jury of 3 can be all ours (the only member)
-        m = s.market
-        court = m.contracts.verification_court
-        # the executor joins the court by itself ([verifier] court_stake, default 1000 tokens)
-        wait_for(lambda: m.read(court.get_verifier(s.accounts[VERIFIER]))[0], 120, "the verifier to join the court")
-        m.mine(2)  # its stake counts in draws after the activation delay
+        s.wait_court_member(VERIFIER)  # ([verifier] court_stake, default 1000 tokens)
         yield s
     finally:
         s.close()

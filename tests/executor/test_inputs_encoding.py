@@ -15,7 +15,7 @@ import pytest
 from depin.spec import InputSpec
 from executor.inputs import InputUnavailable, fetch_input
 
-from .recording_server import RecordingServer, double_gzip
+from .recording_server import RecordingServer, double_gzip, encoding_routes
 
 LOCAL = ["127.0.0.0/8"]  # the test server listens on the loopback, which the fetcher refuses unless allowed
 BOMB = double_gzip(64 << 20)
@@ -26,15 +26,8 @@ REFUSED = "was served with a content encoding \\(compressed\\), which this execu
 
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
-    routes = {
-        "/bomb": (200, {"Content-Encoding": "gzip, gzip"}, BOMB),
-        "/moved": (302, {"Location": "/bomb"}, b""),
-        "/data": (200, {}, DATA),
-        "/data-identity": (200, {"Content-Encoding": " IDENTITY "}, DATA),
-        "/data-moved": (302, {"Location": "/data-identity"}, b""),
-    }
-    for i, encoding in enumerate(("gzip", "deflate", "br", "zstd", "identity, gzip", "x-unknown")):
-        routes[f"/encoded/{i}"] = (200, {"Content-Encoding": encoding}, DATA)
+    routes = encoding_routes(DATA, BOMB, ("gzip", "deflate", "br", "zstd", "identity, gzip", "x-unknown"))
+    routes["/data-moved"] = (302, {"Location": "/data-identity"}, b"")
     with RecordingServer("127.0.0.1", routes) as server:
         yield server
 

@@ -76,10 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
             policy={"images": [], "max_memory_mb": 512, "max_runtime": 20_000, "input_allow_networks": ["127.0.0.2/32"]},
             sections={"verifier": {"max_audits": 4, "delivery_wait": 3}},
         )
-        m = s.market
-        court = m.contracts.verification_court
-        wait_for(lambda: m.read(court.get_verifier(s.accounts[VERIFIER]))[0], 120, "the verifier to join the court")
-        m.mine(2)  # its stake counts in draws after the activation delay
+        s.wait_court_member(VERIFIER)
         yield s
     finally:
         s.close()

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from depin.keys import Keys
 from depinctl.cli import app
+from tests.cli_errors import assert_one_line_error
 from tests.indexer.test_query import (  # noqa: F401  (fixtures)
     PROVIDER_1,
     REQUESTER_A,
@@ -65,15 +66,6 @@ def run(redis_url: str, deployment: Path, sample: Keys):
         )
 
     return invoke
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_jobs_list_table(run) -> None:

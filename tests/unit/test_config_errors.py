@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from depin.accounts import AccountError, new_keystore, password_line, read_password, unlock_keystore
 from depin.config import ConfigError, load_config
 from depinctl.cli import app
 from indexer.config import IndexerConfig, read_config_file
+from tests.cli_errors import assert_one_line_error
 
 FAST = 2**10  # a small scrypt cost: these tests are not about the KDF
 
@@ -25,16 +26,6 @@ FAST = 2**10  # a small scrypt cost: these tests are not about the KDF
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DEPIN_KEYSTORE_PASSWORD", "DEPIN_DEPLOYMENT", "DEPIN_REDIS_URL", "DEPIN_CONFIG", "DEPIN_EXECUTOR_METRICS"):
         monkeypatch.delenv(name, raising=False)
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------------ password files

@@ -16,7 +16,7 @@ import pytest
 
 from depin.addresses import parse_networks, public_resolver
 from depin.fetch import FetchError, FetchTooLarge, Resolver, download_and_hash
-from tests.executor.recording_server import RecordingServer, double_gzip
+from tests.executor.recording_server import RecordingServer, double_gzip, encoding_routes
 
 BOMB_SIZE = 64 << 20
 BOMB = double_gzip(BOMB_SIZE)
@@ -32,16 +32,9 @@ def test_the_bomb_is_one() -> None:
 
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
-    routes = {
-        "/bomb": (200, {"Content-Encoding": "gzip, gzip"}, BOMB),
-        "/moved": (302, {"Location": "/bomb"}, b""),
-        "/data": (200, {}, DATA),
-        "/data-identity": (200, {"Content-Encoding": " IDENTITY "}, DATA),
-        "/data-empty": (200, {"Content-Encoding": ""}, DATA),
-        "/data-moved": (302, {"Location": "/data"}, b""),
-    }
-    for i, encoding in enumerate(("gzip", "x-gzip", "deflate", "br", "zstd", "identity, gzip", "gzip, identity", "x-unknown")):
-        routes[f"/encoded/{i}"] = (200, {"Content-Encoding": encoding}, DATA)
+    routes = encoding_routes(DATA, BOMB, ("gzip", "x-gzip", "deflate", "br", "zstd", "identity, gzip", "gzip, identity", "x-unknown"))
+    routes["/data-empty"] = (200, {"Content-Encoding": ""}, DATA)
+    routes["/data-moved"] = (302, {"Location": "/data"}, b"")
     with RecordingServer("127.0.0.1", routes) as server:
         yield server
 

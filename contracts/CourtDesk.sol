@@ -80,13 +80,16 @@ contract CourtDesk is CourtBase {
         if (victim == address(0) || amount <= least) revert ClassFull(cls);
         Verifier storage out = _verifiers[victim];
         out.joined = false;
-        out.free = 0;
-        _stakeChanged(victim, cls, least, false);
-        Leaving storage l = _leaving[victim];
-        l.amount += least;
-        l.releaseAt = uint32(block.timestamp + _leaveDelay());
-        _totalUnbonding += least;
-        emit LeaveRequested(victim, least, 0, l.amount, l.releaseAt);
+        if (least > 0) {
+            // (a member whose whole stake is already unbonding keeps its release time)
+            out.free = 0;
+            _stakeChanged(victim, cls, least, false);
+            Leaving storage l = _leaving[victim];
+            l.amount += least;
+            l.releaseAt = uint32(block.timestamp + _leaveDelay());
+            _totalUnbonding += least;
+            emit LeaveRequested(victim, least, 0, l.amount, l.releaseAt);
+        }
         emit VerifierDisplaced(victim, msg.sender, cls, least);
         emit ClassLeft(victim, cls);
     }
@@ -126,9 +129,12 @@ contract CourtDesk is CourtBase {
         Verifier storage v = _verifiers[msg.sender];
         if (v.joined && v.free == 0 && v.locked == 0) {
             // Fully withdrawn: its slot in the class list is freed (address(0), weight 0 in every walk
-            // of a case whose snapshot is newer than its leave) for the next joiner.
+            // of a case whose snapshot is newer than its leave) for the next joiner. The slot's history
+            // says so too: the walk reads it, and the address's stake history is not per class (staked
+            // again elsewhere, it would otherwise count here until the slot is reused).
             v.joined = false;
             _members[v.cls][v.slot] = address(0);
+            _slotHolders[v.cls][v.slot].push(uint48(block.number), 0);
             _vacant[v.cls].push(v.slot);
             emit ClassLeft(msg.sender, v.cls);
         }

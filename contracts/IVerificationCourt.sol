@@ -123,8 +123,9 @@ interface IVerificationCourtTypes {
     event StakeAdded(address indexed verifier, uint96 amount, uint96 stake);
     event LeaveRequested(address indexed verifier, uint96 amount, uint96 stake, uint96 unbonding, uint32 releaseAt);
     event LeftWithdrawn(address indexed verifier, uint96 amount);
-    /// @notice A verifier withdrew its whole stake: it left its class's member list (its slot is
-    ///         reused by the next joiner) and may join again.
+    /// @notice A verifier left its class's member list (its slot is reused by the next joiner): it
+    ///         withdrew its whole stake, or a larger joiner displaced it (VerifierDisplaced). It may
+    ///         join again.
     event ClassLeft(address indexed verifier, uint8 indexed platformClass);
     /// @notice `by` joined a full class in place of `verifier`, its smallest member with no locked
     ///         stake; `verifier`'s `stake` went to unbonding (LeaveRequested) and it left (ClassLeft).

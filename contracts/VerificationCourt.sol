@@ -357,6 +357,9 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         CourtParams storage p = _params[c.version];
         uint96 bond = _bps(c.reward, c.round == 0 ? p.auditorBondBps : p.jurorBondBps);
         Verifier storage v = _verifiers[msg.sender];
+        // A seat is for a member of the case's class now (one that left or moved since the snapshot
+        // is redrawn): its bond must come from stake the class's walk counts.
+        if (!v.joined || v.cls != c.cls) revert NotJoined(msg.sender);
         if (v.free < bond) revert InsufficientFreeStake(msg.sender, v.free, bond);
         uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
         if (uint256(v.free) + v.locked < sigmaR) {

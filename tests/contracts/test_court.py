@@ -956,7 +956,7 @@ def test_a_full_class_takes_a_larger_joiner_in_place_of_its_smallest_unlocked_me
     cls = 78
     cap = c.court.MAX_CLASS_MEMBERS()
     stakes = [3 * TOKEN] * cap
-    stakes[7] = 2 * TOKEN  # the smallest
+    stakes[7] = 2 * TOKEN  # the smallest staked member
     members = _fill_class(c, accounts, cls, stakes)
     # A job of a provider in this class, submitted before the displacement: its draws are pending.
     prov = _newcomer(c, accounts, 1_000 * TOKEN)
@@ -966,30 +966,63 @@ def test_a_full_class_takes_a_larger_joiner_in_place_of_its_smallest_unlocked_me
     seats = [(r, s) for r in range(4) for s in range(3)]
     before = [c.court.drawnFor(job, r, s) for r, s in seats]
     assert set(before) <= {m.address for m in members}
+    # Member 9 unbonds its whole stake (still a member until it withdraws): the smallest now, at 0.
+    leaver = members[9]
+    c.tx(c.court.requestLeave, 3 * TOKEN, sender=leaver)
+    release = c.court.getVerifier(leaver).releaseAt
 
     small = _newcomer(c, accounts, 2 * TOKEN)
-    with reverts_with("ClassFull"):
-        c.court.join(2 * TOKEN, cls, sender=small)  # not more than the smallest
     big = _newcomer(c, accounts, 5 * TOKEN)
+    big2 = _newcomer(c, accounts, 5 * TOKEN)
     receipt = c.tx(c.court.join, 5 * TOKEN, cls, sender=big)
+    [d] = receipt.events.filter(c.court.VerifierDisplaced)
+    assert (d.verifier, d.by, d.platformClass, d.stake) == (leaver.address, big.address, cls, 0)
+    assert not list(receipt.events.filter(c.court.LeaveRequested))  # its unbonding keeps its release time
+    gone = c.court.getVerifier(leaver)
+    assert (gone.joined, gone.unbonding, gone.releaseAt) == (False, 3 * TOKEN, release)
+    with reverts_with("ClassFull"):
+        c.court.join(2 * TOKEN, cls, sender=small)  # not more than the smallest (member 7's 2)
+    receipt = c.tx(c.court.join, 5 * TOKEN, cls, sender=big2)
     victim = members[7]
     [d] = receipt.events.filter(c.court.VerifierDisplaced)
-    assert (d.verifier, d.by, d.platformClass, d.stake) == (victim.address, big.address, cls, 2 * TOKEN)
+    assert (d.verifier, d.by, d.platformClass, d.stake) == (victim.address, big2.address, cls, 2 * TOKEN)
     assert [e.verifier for e in receipt.events.filter(c.court.ClassLeft)] == [victim.address]
     out = c.court.getVerifier(victim)
     assert (out.joined, out.free, out.locked, out.unbonding) == (False, 0, 0, 2 * TOKEN)
     listed = c.court.classMembers(cls)
-    assert len(listed) == cap and listed[7] == big.address
+    assert len(listed) == cap and (listed[9], listed[7]) == (big.address, big2.address)
     now = c.chain.blocks.head.number
-    assert c.court.classStakeAt(cls, now) == sum(stakes) - 2 * TOKEN + 5 * TOKEN
+    assert c.court.classStakeAt(cls, now) == sum(stakes) - 3 * TOKEN - 2 * TOKEN + 2 * 5 * TOKEN
     # The draws of the job submitted before are those of the class as it was at its snapshot.
     assert [c.court.drawnFor(job, r, s) for r, s in seats] == before
     # The displaced stake unbonds like a leave; its withdrawal does not touch the slot it lost.
     c.wait_until(out.releaseAt)
     receipt = c.tx(c.court.withdrawLeft, sender=victim)
     assert not list(receipt.events.filter(c.court.ClassLeft))
-    assert c.court.classMembers(cls)[7] == big.address and c.court.getVerifier(big).joined
-    for m in [*members, prov, small, big]:
+    assert c.court.classMembers(cls)[7] == big2.address and c.court.getVerifier(big2).joined
+    for m in [*members, prov, small, big, big2]:
+        del c.known[m.address]
+
+
+def test_a_freed_slot_never_counts_its_old_holders_stake_elsewhere(c, accounts):
+    """A verifier that left class A (its slot freed) and staked a fortune in class B is not drawn
+    for class A: the slot's history says address(0) from its leave, and the address's stake
+    history (which is not per class) is never read for that slot again."""
+    cls, other = 81, 82
+    members = _fill_class(c, accounts, cls, [TOKEN] * 4)
+    c.tx(c.court.setClassOpen, other, True, sender=c.owner)
+    leaver = members[0]  # slot 0: the first of the walk
+    c.tx(c.court.requestLeave, TOKEN, sender=leaver)
+    c.wait_until(c.court.getVerifier(leaver).releaseAt)
+    c.tx(c.court.withdrawLeft, sender=leaver)
+    c.tx(c.court.join, 1_000 * TOKEN, other, sender=leaver)  # a thousand times class A's total
+    prov = _newcomer(c, accounts, 1_000 * TOKEN)
+    c.court.setPlatformClass(cls, sender=prov)
+    c.chain.mine(3)
+    job = c.job(GOOD, provider=prov)
+    picks = [c.court.drawnFor(job, r, s) for r in range(4) for s in range(3)]
+    assert set(picks) <= {m.address for m in members[1:]}, picks
+    for m in [*members, prov]:
         del c.known[m.address]
 
 

@@ -21,6 +21,7 @@ from :class:`depin.chain.logs.RawLog` records) and hands anything unusual to :me
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -34,6 +35,11 @@ from depin.chain.logs import RawLog
 log = logging.getLogger("indexer.decode")
 
 ZERO_WORD = "0" * 64
+# A block or transaction hash as the node must send it: these go into the events stream's lines and
+# the commit script's arguments as they are, so anything else (a newline would split a stream line)
+# makes the log malformed.
+_is_hash = re.compile("0x[0-9a-fA-F]{64}").fullmatch
+_is_word = re.compile("[0-9a-fA-F]{64}").fullmatch  # one 32-byte word or topic, without 0x
 
 
 class DecodeError(ValueError):
@@ -139,6 +145,8 @@ def _fixed_bytes_word(size: int) -> Callable[[str], str]:
     pad = "0" * (64 - 2 * size)
 
     def conv(word: str) -> str:
+        if not _is_word(word):
+            raise DecodeError(f"bytes{size} word is not 64 hex digits")
         if size < 32 and not word.endswith(pad):
             raise DecodeError(f"bytes{size} word has non-zero padding")
         return "0x" + word[: 2 * size].lower()
@@ -165,8 +173,14 @@ def _topic_converter(abi_type: str) -> Callable[[str], Any]:
     """Indexed parameters: value types decode like data words; dynamic ones are their keccak hash."""
     conv = _static_converter(abi_type)
     if conv is None:  # string, bytes, arrays, tuples: the topic is a hash of the value
-        return lambda topic: topic.lower()
+        return _hash_topic
     return conv
+
+
+def _hash_topic(topic: str) -> str:
+    if not _is_word(topic):
+        raise DecodeError("topic is not 64 hex digits")
+    return topic.lower()
 
 
 # ------------------------------------------------------------------------------ event decoders
@@ -287,6 +301,7 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
     ns: dict[str, Any] = {
         "DecodeError": DecodeError, "checksum": checksum, "ZERO_WORD": ZERO_WORD, "ONE_WORD": _ONE_WORD,
         "PAD24": _ADDRESS_PAD, "_dynamic": _dynamic, "_CHECKSUMS": _CHECKSUMS, "_checksum_raw": _checksum_raw,
+        "_is_word": _is_word,
     }
     lines = ["def decode_args(data, topics):", "    size = len(data) - 2"]
     if dec.static_only:
@@ -333,7 +348,8 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
                 ]
             )
         elif typ == "bytes32":
-            lines.append(f"    {var} = '0x' + {sl}.lower()")
+            lines.extend([f"    {var} = {sl}", f"    if not _is_word({var}):", "        raise DecodeError('bytes32 word is not 64 hex digits')"])
+            lines.append(f"    {var} = '0x' + {var}.lower()")
         else:  # int<N>, shorter bytes<N>: the word converter itself
             ns[f"c{k}"] = conv
             lines.append(f"    {var} = c{k}({sl})")
@@ -382,7 +398,8 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
                 ]
             )
         elif typ == "bytes32":
-            lines.append(f"    {var} = '0x' + {var}[:64].lower()")
+            lines.extend([f"    if not _is_word({var}):", "        raise DecodeError('bytes32 topic is not 64 hex digits')"])
+            lines.append(f"    {var} = '0x' + {var}.lower()")
         else:
             ns[f"c{k}"] = conv
             lines.append(f"    {var} = c{k}({var})")
@@ -450,14 +467,21 @@ class LogDecoder:
             if len(topics) != dec.n_topics:
                 self._skip(raw, f"{dec.name} needs {dec.n_topics} topics, log has {len(topics)}")
                 return None
+            block_hash, tx = raw["blockHash"], raw["transactionHash"]
+            if not (block_hash.__class__ is str and _is_hash(block_hash)):
+                self._skip(raw, f"blockHash {block_hash!r} is not 0x and 64 hex digits")
+                return None
+            if not (tx.__class__ is str and _is_hash(tx)):
+                self._skip(raw, f"transactionHash {tx!r} is not 0x and 64 hex digits")
+                return None
             args = dec.decode_args(raw["data"], topics)
             return Event(
                 dec.name,
                 dec.contract,
                 address,
                 int(raw["blockNumber"], 16),
-                raw["blockHash"],
-                raw["transactionHash"],
+                block_hash,
+                tx,
                 int(raw["logIndex"], 16),
                 args,
             )
@@ -478,6 +502,7 @@ class LogDecoder:
         append = out.append
         decoders = self._decoders
         decode = self.decode
+        is_hash = _is_hash
         if not isinstance(raws, list):
             raws = list(raws)
         if raws and raws[0].__class__ is RawLog:
@@ -485,7 +510,10 @@ class LogDecoder:
                 try:
                     topics = log_.topics
                     dec = decoders.get((log_.address, topics[0]))
-                    if dec is None or len(topics) != dec.n_topics or log_.removed is not False:
+                    if (
+                        dec is None or len(topics) != dec.n_topics or log_.removed is not False
+                        or not is_hash(log_.blockHash) or not is_hash(log_.transactionHash)
+                    ):
                         raise LookupError
                     append(
                         Event(
@@ -508,7 +536,10 @@ class LogDecoder:
             try:
                 topics = raw["topics"]
                 dec = decoders.get((raw["address"], topics[0]))
-                if dec is None or len(topics) != dec.n_topics or raw["removed"] is not False:
+                if (
+                    dec is None or len(topics) != dec.n_topics or raw["removed"] is not False
+                    or not is_hash(raw["blockHash"]) or not is_hash(raw["transactionHash"])
+                ):
                     raise LookupError
                 append(
                     Event(

@@ -9,7 +9,9 @@ One :meth:`Indexer.sync_once` call:
    (the fork point), rolls the orphaned blocks back from their undo records (newest first, with a
    ``retraction`` stream entry per undone event) and moves the cursor there; a fork point that is
    not among the stored blocks, or more than ``finality_depth`` blocks below the cursor, raises
-   :class:`~depin.errors.ReorgTooDeep`;
+   :class:`~depin.errors.ReorgTooDeep`. A node that has no block at the cursor because it is behind
+   (its head below the cursor, and its head block the stored one when it is kept) is no reorg:
+   :class:`NodeBehind` is raised and :meth:`Indexer.run` waits for it;
 3. repeats until the cursor reaches ``head - confirmations``: fetch the logs of the next range with
    one raw ``eth_getLogs`` (market, staking and court, the handled event topics), decode, reduce, and commit the
    batch in one Redis transaction with a compare-and-set on the cursor.
@@ -17,9 +19,11 @@ One :meth:`Indexer.sync_once` call:
 Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
 only the headers of its first block's parent and its last block (continuity, and the new cursor
 hash) and writes no undo records or block hashes. Newer blocks are fetched with every header (one
-JSON-RPC batch request): the first block's parent must be the cursor's block, each header's parent
-the previous header, and every log's ``blockHash`` the header's hash for its number (otherwise the
-chain moved during the fetch and the batch is fetched again); their hashes and per-block undo
+JSON-RPC batch request) *before* their logs, and the last header is read again after the logs: the
+first block's parent must be the cursor's block, each header's parent the previous header, the last
+header unchanged, and every log's ``blockHash`` the header's hash for its number (otherwise the
+chain moved during the fetch and the batch is fetched again; such a log is never skipped, and a
+node that keeps disagreeing is waited for); their hashes and per-block undo
 records are stored and pruned once they fall below ``head - finality_depth``.
 
 Final blocks are backfilled as a pipeline: a fetch thread gets the next range while the main
@@ -98,6 +102,12 @@ def load_deployment(path: Path) -> Deployment:
         raise IndexerError(str(exc)) from None
 
 
+class NodeBehind(ChainError):
+    """The node's head is below the cursor and every block it has that the index can compare
+    matches: it is lagging (a failover to a replica that is behind), not reorganised. Retried with
+    backoff like an unreachable node; nothing is rolled back."""
+
+
 class _ChainMoved(Exception):
     """The node's chain changed between two reads of one batch: fetch the batch again."""
 
@@ -141,6 +151,7 @@ class Indexer:
         self._rate: deque[tuple[float, int]] = deque()
         self._sleep: Callable[[float], None] = time.sleep
         self._moved = 0  # consecutive fetches that saw the chain change
+        self._lagging = False  # the node was seen behind the cursor (logged once until it is past it)
         self._wake = threading.Event()  # set by the new-head subscription (and a stop signal)
         self.heads: HeadSubscription | None = None  # run()'s new-head subscription, while it runs
         self.head = 0
@@ -189,6 +200,10 @@ class Indexer:
                 except ChainError as exc:
                     delay = backoff_delay(failures, max(self.config.poll_interval, self.config.backoff_base), self.config.backoff_cap)
                     failures += 1
+                    if isinstance(exc, NodeBehind):  # logged once, when first seen
+                        log.debug("%s; retrying in %.1fs", exc, delay)
+                        stop.wait(delay)
+                        continue
                     log.warning("reading the chain failed (node unavailable, or its chain kept changing), retrying in %.1fs: %s", delay, exc, extra={"retry_in_s": delay, "failures": failures})
                     stop.wait(delay)
                     continue
@@ -381,8 +396,35 @@ class Indexer:
             return cursor
         header = self.rpc.get_block(cursor.number)
         if header is not None and header["hash"] == cursor.hash:
+            self._lagging = False
             return cursor
+        if header is None and self.head < cursor.number:
+            self._check_lagging(cursor)
         return self._rollback_to_fork(cursor)
+
+    def _check_lagging(self, cursor: Cursor) -> None:
+        """The node has no block at the cursor and its head is below it: raises
+        :class:`NodeBehind` (run() waits, nothing is rolled back) unless the node's head block is
+        one of the stored recent blocks with another hash (then it is a reorg to a shorter chain,
+        rolled back by the caller). A head below the stored blocks cannot be compared: it is waited
+        for too (when the node is past the cursor again, the cursor's hash is checked as ever)."""
+        head = self.head
+        known = self.store.stored_blocks().get(head)
+        if known is not None:
+            header = self.rpc.get_block(head)
+            if header is not None and header["hash"] != known[0]:
+                return
+        if not self._lagging:
+            self._lagging = True
+            log.warning(
+                "the node is behind the index: its head is block %d, the indexed block %d%s; "
+                "waiting for it to catch up (nothing rolled back). If the chain was replaced (a "
+                "restarted devnet), re-index with `python -m indexer --reset`",
+                head, cursor.number,
+                " (its head block matches the index)" if known is not None else " (below the recent blocks kept, not comparable)",
+                extra={"head": head, "cursor": cursor.number},
+            )
+        raise NodeBehind(f"the node's head {head} is behind the indexed block {cursor.number}")
 
     def _rollback_to_fork(self, cursor: Cursor) -> Cursor:
         stored = self.store.stored_blocks()
@@ -538,9 +580,9 @@ class Indexer:
             end = min(end, final_limit)
         else:
             end = min(end, start + MAX_UNFINAL_BATCH - 1)
-        raw_logs, end = self._fetch_logs(start, end)
         blocks: dict[int, tuple[str, str]] = {}
         if final:
+            raw_logs, end = self._fetch_logs(start, end)
             numbers = [start - 1, end] if start - 1 >= 0 else [end]
             headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
             if headers.get(end) is None:
@@ -554,6 +596,10 @@ class Indexer:
             events = self._decode(raw_logs, start, end, None)
             undo_from = None
         else:
+            # Headers first, then the logs, then the last header again: a block replaced between
+            # the reads (even by one whose parent is the same, with logs where the old had none)
+            # changes the last header's hash, and the batch is fetched again. Logs read before the
+            # headers could belong to a block the headers no longer show, with no blockHash to tell.
             numbers = list(range(start - 1, end + 1)) if start - 1 >= 0 else list(range(start, end + 1))
             fetched: list[Any] = []
             for i in range(0, len(numbers), HEADER_BATCH):
@@ -573,10 +619,16 @@ class Indexer:
                     raise _ChainMoved(f"block {n} does not follow block {n - 1}")
                 prev_hash = h["hash"]
                 blocks[n] = (h["hash"], h["parentHash"])
+            raw_logs, end = self._fetch_logs(start, end)  # the node may accept a shorter range
+            for n in [n for n in blocks if n > end]:
+                del blocks[n]
+            again = self.rpc.get_block(end)
+            if again is None or again["hash"] != blocks[end][0]:
+                raise _ChainMoved(f"block {end} changed while the logs were read")
             if start - 1 >= 0:
                 blocks[start - 1] = (cursor.hash, headers[start - 1]["parentHash"])
             new_cursor = Cursor(end, blocks[end][0])
-            events = self._decode(raw_logs, start, end, blocks)
+            events = self._decode(raw_logs, start, end, blocks, headers)
             undo_from = start
         result = self._reduce(events, undo_from)
         assert self._stored is not None
@@ -652,11 +704,10 @@ class Indexer:
                 log.warning("skipping log outside the requested range %d..%d: %r", start, end, ev)
                 continue
             if blocks is not None and blocks[ev.block][0] != ev.block_hash:
-                if self._moved < 3:
-                    raise _ChainMoved(f"log of block {ev.block} has hash {ev.block_hash}, the header {blocks[ev.block][0]}")
-                # The headers are stable and still disagree: the log itself is bad.
-                log.warning("skipping log whose blockHash %s is not block %d's hash %s: %r", ev.block_hash, ev.block, blocks[ev.block][0], ev)
-                continue
+                # Never skipped: committing the header's hash without this block's logs would lose
+                # them for good. A node whose logs keep disagreeing with its headers (a lagging log
+                # backend) is retried, then waited for (_give_up_this_poll).
+                raise _ChainMoved(f"log of block {ev.block} has hash {ev.block_hash}, the header {blocks[ev.block][0]}")
             key = (ev.block, ev.log_index)
             if key <= last:
                 ordered = False

@@ -64,9 +64,36 @@ if (cur or '') ~= ARGV[1] then
   return redis.error_reply('CURSOR_MOVED the cursor is ' .. (cur or 'absent'))
 end
 local call = redis.call
-if ARGV[2] ~= '' then
+-- Everything is decoded and checked before the first write: a malformed argument fails the
+-- script with nothing written (Redis does not roll back a script that fails half-way).
+local hset = ARGV[2] ~= '' and cjson.decode(ARGV[2]) or nil
+local cmds = cjson.decode(ARGV[3])
+local s = ARGV[4]
+local len = #s
+local pos = 1
+local find, sub = string.find, string.sub
+local stream = KEYS[2]
+local cuts = {}
+local nc = 0
+while pos <= len do
+  local nl = find(s, '\\n', pos, true) or (len + 1)
+  local t1 = find(s, '\\t', pos, true)
+  local t2 = t1 and find(s, '\\t', t1 + 1, true)
+  local t3 = t2 and find(s, '\\t', t2 + 1, true)
+  local t4 = t3 and find(s, '\\t', t3 + 1, true)
+  local t5 = t4 and find(s, '\\t', t4 + 1, true)
+  local t6 = t5 and find(s, '\\t', t5 + 1, true)
+  if not t6 or t6 > nl then
+    return redis.error_reply('BAD_STREAM_LINE a stream entry line has fewer than 7 fields; nothing written')
+  end
+  cuts[nc + 1], cuts[nc + 2], cuts[nc + 3], cuts[nc + 4] = pos, t1, t2, t3
+  cuts[nc + 5], cuts[nc + 6], cuts[nc + 7], cuts[nc + 8] = t4, t5, t6, nl
+  nc = nc + 8
+  pos = nl + 1
+end
+if hset then
   local a = {'HSET', false}
-  for key, fields in pairs(cjson.decode(ARGV[2])) do
+  for key, fields in pairs(hset) do
     a[2] = key
     local n = 2
     for f, v in pairs(fields) do
@@ -83,27 +110,14 @@ if ARGV[2] ~= '' then
     end
   end
 end
-local cmds = cjson.decode(ARGV[3])
 for i = 1, #cmds do
   call(unpack(cmds[i]))
 end
-local s = ARGV[4]
-local len = #s
-local pos = 1
-local find, sub = string.find, string.sub
-local stream = KEYS[2]
-while pos <= len do
-  local nl = find(s, '\\n', pos, true) or (len + 1)
-  local t1 = find(s, '\\t', pos, true)
-  local t2 = find(s, '\\t', t1 + 1, true)
-  local t3 = find(s, '\\t', t2 + 1, true)
-  local t4 = find(s, '\\t', t3 + 1, true)
-  local t5 = find(s, '\\t', t4 + 1, true)
-  local t6 = find(s, '\\t', t5 + 1, true)
-  call('XADD', stream, '*', 'kind', sub(s, pos, t1 - 1), 'event', sub(s, t1 + 1, t2 - 1),
+for i = 1, nc, 8 do
+  local p, t1, t2, t3, t4, t5, t6, nl = unpack(cuts, i, i + 7)
+  call('XADD', stream, '*', 'kind', sub(s, p, t1 - 1), 'event', sub(s, t1 + 1, t2 - 1),
        'block', sub(s, t2 + 1, t3 - 1), 'blockHash', sub(s, t3 + 1, t4 - 1), 'tx', sub(s, t4 + 1, t5 - 1),
        'logIndex', sub(s, t5 + 1, t6 - 1), 'args', sub(s, t6 + 1, nl - 1))
-  pos = nl + 1
 end
 if len > 0 and ARGV[5] ~= '' then
   call('XTRIM', stream, 'MAXLEN', '~', ARGV[5])
@@ -217,6 +231,8 @@ class PendingCommit:
             store.cache.clear()
             if "CURSOR_MOVED" in str(exc):
                 raise CursorMoved(f"cursor is not {self.expected} any more ({exc})") from None
+            if "BAD_STREAM_LINE" in str(exc):
+                raise IndexerError(f"the commit script refused the batch, nothing was written: {exc}") from exc
             raise IndexerError(
                 f"the commit script failed half-way, the index may be inconsistent: {exc}; "
                 "reset the index (python -m indexer --reset)"

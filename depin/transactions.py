@@ -10,14 +10,28 @@ accounts. What it does for each transaction:
    estimate x 1.2 + 10,000 (headroom for state that changes between estimate and inclusion).
 2. **Price it**: ``maxPriorityFeePerGas`` from ``eth_maxPriorityFeePerGas`` (else the median tip of
    the last blocks from ``eth_feeHistory``, else 1 gwei), ``maxFeePerGas = 2 x latest base fee +
-   tip`` (survives six full blocks of base-fee growth).
+   tip`` (survives six full blocks of base-fee growth). Both are **capped** so that a hostile or
+   buggy node cannot make a transaction cost a fortune: the tip at ``DEPIN_MAX_TIP_GWEI`` (default
+   100 gwei), ``maxFeePerGas`` at ``DEPIN_MAX_FEE_GWEI`` (default 1000 gwei), read from the
+   environment when the :class:`Transactor` is made (or given to it as ``max_tip`` / ``max_fee``,
+   in wei). A suggestion above a cap is clamped to it with one warning; re-broadcasts never bump
+   past the caps either (a node that demands more refuses the transaction: an error, not a payment).
 3. **Nonce**: one local counter per key, under a lock, initialised from
    ``eth_getTransactionCount(address, "pending")``. The counter advances only once the node accepted
    the transaction, so a refused send leaves no gap. On "nonce too low" or "replacement transaction
-   underpriced" (another process used the key) the counter is re-read from the node and the
-   transaction re-signed (up to 3 times); "already known" means these exact bytes are in the pool
+   underpriced" the signer first asks the node for its own signed version
+   (``eth_getTransactionByHash``): known (in the pool or mined: an earlier, unanswered attempt got
+   in, or a node forwarded it and answered wrongly) it counts as sent; when that lookup fails it
+   counts as sent too (it may be in the pool: moving to another nonce could pay twice). Only a
+   definite "unknown" means another process used the key: the counter is re-read from the node and
+   the transaction re-signed (up to 3 times). "already known" means these exact bytes are in the pool
    already, which counts as sent. A send whose answer was lost is retried with the same bytes (the
-   same hash: it cannot be sent twice).
+   same hash: it cannot be sent twice); when every try's answer is lost the version counts as
+   *possibly sent*: it is journalled and the counter advances like for any sent transaction, and
+   the wait for it goes on (step 4; the node being away does not end it) until it is mined or the
+   timeout raises :class:`TxTimeout`, which names its hash and says it may still be mined. Raising
+   instead would invite the caller to send the same thing again under a new nonce; journalled, the
+   version is re-sent with the same bytes by healing (step 6) if the node never got it.
 4. **Wait** for the receipt. If none arrives within ``rebroadcast_after`` seconds the transaction is
    **re-broadcast with the same nonce and fees raised by 12.5 %** (at least; the node's current
    suggestion if higher), again after each further period, until ``timeout``. Whichever of the
@@ -42,6 +56,9 @@ accounts. What it does for each transaction:
    signer with the key; none of its versions has a receipt), the wait re-sends it with a **fresh
    nonce** only if its ``still_needed`` check says it is still needed, else raises
    :class:`TxDropped`: the signer cannot know whether a foreign transaction did the same work.
+   "Consumed by something else" is concluded only when none of our versions has a receipt *and*
+   ``eth_getTransactionByHash`` shows none of them in a block (a lagging or load-balanced node may
+   serve the nonce before the receipt); when in doubt the wait goes on.
    :meth:`Transactor.oldest_unconfirmed_age` says how long the oldest of our transactions has waited
    to be mined (what a health check bounds). The cases, one by one:
 
@@ -60,6 +77,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +102,9 @@ NONCE_RETRIES = 3
 JOURNAL_SIZE = 256  # sent transactions remembered by nonce (deeper than any reorg we survive)
 HEAL_INTERVAL = 1.0  # seconds between gap checks while waiting
 NOOP_GAS = 21_000
+MAX_FEE_ENV, DEFAULT_MAX_FEE_GWEI = "DEPIN_MAX_FEE_GWEI", 1000  # cap on maxFeePerGas
+MAX_TIP_ENV, DEFAULT_MAX_TIP_GWEI = "DEPIN_MAX_TIP_GWEI", 100  # cap on maxPriorityFeePerGas
+LOST_ANSWER_TRIES = 4  # sends of the same bytes while the node's answer is lost
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
@@ -138,6 +159,21 @@ def error_name(reason: str) -> str | None:
         return None
     head = reason.split("(", 1)[0]
     return head.rsplit(".", 1)[-1] or None
+
+
+def fee_cap_from_env(name: str, default_gwei: int, env: dict[str, str] | None = None) -> int:
+    """The fee cap (wei) in environment variable `name` (gwei, e.g. ``"250"`` or ``"0.5"``), else
+    `default_gwei`; raises ValueError for anything but a positive number."""
+    text = (os.environ if env is None else env).get(name, "").strip()
+    if not text:
+        return default_gwei * GWEI
+    try:
+        gwei = float(text)
+    except ValueError:
+        gwei = math.nan
+    if not math.isfinite(gwei) or gwei <= 0:
+        raise ValueError(f"{name}={text!r}: expected a positive number of gwei")
+    return max(1, int(gwei * GWEI))
 
 
 def _is(message: str, phrases: tuple[str, ...]) -> bool:
@@ -211,7 +247,11 @@ class Transactor:
         rebroadcast_after: float | None = 30.0,
         poll_interval: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
+        max_fee: int | None = None,
+        max_tip: int | None = None,
     ) -> None:
+        """`max_fee` / `max_tip`: caps on maxFeePerGas / maxPriorityFeePerGas in wei (default:
+        ``DEPIN_MAX_FEE_GWEI`` / ``DEPIN_MAX_TIP_GWEI`` from the environment, else 1000 / 100 gwei)."""
         self.rpc = rpc
         self.account = account
         self.address: str = account.address
@@ -222,6 +262,8 @@ class Transactor:
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.heal_interval = HEAL_INTERVAL
+        self.max_fee = max_fee if max_fee is not None else fee_cap_from_env(MAX_FEE_ENV, DEFAULT_MAX_FEE_GWEI)
+        self.max_tip = max_tip if max_tip is not None else fee_cap_from_env(MAX_TIP_ENV, DEFAULT_MAX_TIP_GWEI)
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._journal: dict[int, PendingTx] = {}
@@ -261,7 +303,20 @@ class Transactor:
         """``(maxFeePerGas, maxPriorityFeePerGas)`` for a transaction sent now."""
         base = hex_int(self.rpc.latest_block().get("baseFeePerGas") or "0x0")
         tip = self._priority_fee()
-        return 2 * base + tip, tip
+        return self._capped(2 * base + tip, tip)
+
+    def _capped(self, max_fee: int, tip: int) -> tuple[int, int]:
+        """`(max_fee, tip)` clamped to the caps (see the module doc, step 2); one warning when clamped."""
+        capped_tip = min(tip, self.max_tip, self.max_fee)
+        capped_fee = max(min(max_fee, self.max_fee), capped_tip)
+        if (capped_fee, capped_tip) != (max_fee, tip):
+            log.warning(
+                "fees clamped to the caps: maxFeePerGas %d -> %d wei, maxPriorityFeePerGas %d -> %d wei "
+                "(caps %s=%g and %s=%g gwei; a node suggesting more is lying, or the chain is congested)",
+                max_fee, capped_fee, tip, capped_tip,
+                MAX_FEE_ENV, self.max_fee / GWEI, MAX_TIP_ENV, self.max_tip / GWEI,
+            )
+        return capped_fee, capped_tip
 
     def _priority_fee(self) -> int:
         try:
@@ -454,29 +509,41 @@ class Transactor:
         return "0x" + bytes(raw).hex(), "0x" + bytes(signed.hash).hex()
 
     def _send_version(self, pending: PendingTx, fields: dict[str, Any]) -> str:
-        """Sends one signed version. Returns "sent" (recorded in `pending`), or "nonce" /
-        "underpriced" when the node refused it for its nonce."""
+        """Sends one signed version. Returns "sent" (recorded in `pending`: accepted, or possibly
+        accepted), or "nonce" / "underpriced" when the node refused it for its nonce and does not
+        know it (see the module doc, step 3)."""
         raw, tx_hash = self._sign(fields)
         if pending.on_signed is not None:
             pending.on_signed([*pending.hashes, tx_hash], pending.nonce)
-        for lost in range(4):
+        for lost in range(LOST_ANSWER_TRIES):
             try:
                 self.rpc.send_raw_transaction(raw, retries=0)
-            except RpcUnavailable:
-                if lost == 3:
-                    raise
+            except RpcUnavailable as exc:
+                if lost == LOST_ANSWER_TRIES - 1:  # it may have been broadcast: never re-signed at another nonce
+                    log.warning(
+                        "%s nonce=%d tx=%s: no answer from the node to %d sends (%s); counted as possibly sent",
+                        pending.what, pending.nonce, tx_hash, LOST_ANSWER_TRIES, exc,
+                    )
+                    break
                 self.sleep(0.2 * (lost + 1))
                 continue  # same bytes, same hash: resending cannot duplicate it
             except RpcError as exc:
                 message = exc.rpc_message
                 if _is(message, _ALREADY_KNOWN):
                     break
-                if _is(message, _NONCE_TOO_LOW):
-                    if lost and self._known(tx_hash):  # our earlier, unanswered attempt got in
-                        break
-                    return "nonce"
-                if _is(message, _UNDERPRICED):
-                    return "underpriced"
+                refusal = "nonce" if _is(message, _NONCE_TOO_LOW) else "underpriced" if _is(message, _UNDERPRICED) else None
+                if refusal is not None:
+                    known = self._lookup(tx_hash)
+                    if known is False:  # definitely not ours in the pool or a block: the nonce is somebody else's
+                        return refusal
+                    # ours is in the pool or mined (an unanswered attempt got in, or the node forwarded
+                    # it and answered wrongly), or we cannot tell: re-signing at another nonce could pay twice
+                    log.warning(
+                        "%s nonce=%d tx=%s: the node said %r but %s; counted as sent",
+                        pending.what, pending.nonce, tx_hash, message,
+                        "knows the transaction" if known else "could not say whether it knows the transaction",
+                    )
+                    break
                 if _is(message, ("underpriced", "fee cap less than", "max fee per gas less than", "gas price too low")):
                     raise ChainError(f"{pending.what}: the node refused the fees offered ({message})") from None
                 if _is(message, ("insufficient funds",)):
@@ -491,10 +558,14 @@ class Transactor:
         return "sent"
 
     def _known(self, tx_hash: str) -> bool:
+        return self._lookup(tx_hash) is True
+
+    def _lookup(self, tx_hash: str) -> bool | None:
+        """Whether the node knows `tx_hash` (in its pool or a block); None when the lookup failed."""
         try:
             return self.rpc.get_transaction(tx_hash) is not None
         except ChainError:
-            return False
+            return None
 
     def bump(self, pending: PendingTx) -> str:
         """Re-broadcasts `pending` with the same nonce and fees raised by at least 12.5 %.
@@ -502,9 +573,17 @@ class Transactor:
         version was mined, or another transaction from this key took it), "underpriced" or "refused"
         when the node did not take it (the wait goes on for the versions already sent)."""
         old = pending.fields
-        max_fee, tip = self.suggest_fees()
+        try:
+            max_fee, tip = self.suggest_fees()
+        except ChainError as exc:  # the node is away: keep waiting for what was sent
+            log.info("re-broadcast of %s nonce=%d failed: %s", pending.what, pending.nonce, exc)
+            return "refused"
         new_tip = max(tip, math.ceil(old["maxPriorityFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN))
         new_max = max(max_fee, math.ceil(old["maxFeePerGas"] * FEE_BUMP_NUM / FEE_BUMP_DEN), new_tip)
+        new_max, new_tip = self._capped(new_max, new_tip)
+        if (new_max, new_tip) == (old["maxFeePerGas"], old["maxPriorityFeePerGas"]):
+            log.info("re-broadcast of %s nonce=%d skipped: its fees are at the caps", pending.what, pending.nonce)
+            return "underpriced"
         fields = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=new_tip)
         try:
             outcome = self._send_version(pending, fields)
@@ -531,7 +610,11 @@ class Transactor:
         next_heal = start + self.heal_interval
         delay = min(0.005, self.poll_interval)
         while True:
-            receipt = self._receipt_of(pending)
+            try:
+                receipt = self._receipt_of(pending)
+            except RpcUnavailable as exc:  # the node is away: the wait goes on (or times out, naming the hashes)
+                log.info("receipt check of %s failed: %s", pending.what, exc)
+                receipt = None
             if receipt is not None:
                 self._mark_mined_through(pending)
                 return self._check(pending, receipt)
@@ -572,8 +655,14 @@ class Transactor:
             log.info("nonce check failed: %s", exc)
 
     def _nonce_consumed(self, pending: PendingTx) -> bool:
-        """Whether `pending`'s nonce is used on chain by something that is none of its versions."""
-        return self.latest_nonce() > pending.nonce and not self._mined_version(pending)
+        """Whether `pending`'s nonce is used on chain by something that is none of its versions. False
+        when in doubt: a version's receipt or its block may lag behind the nonce on a load-balanced
+        node, and a lookup that fails proves nothing."""
+        try:
+            return self.latest_nonce() > pending.nonce and not self._mined_version(pending)
+        except ChainError as exc:
+            log.info("check of %s nonce=%d failed: %s", pending.what, pending.nonce, exc)
+            return False
 
     def _resend_fresh_or_drop(self, pending: PendingTx) -> None:
         """`pending`'s nonce went to another transaction: sends it again with a fresh nonce when its
@@ -582,7 +671,8 @@ class Transactor:
             pending.mined = True  # not waiting any more: it never will be mined
             raise TxDropped(
                 f"{pending.what}: nonce {pending.nonce} of {self.address} was used by another transaction "
-                f"(another process signing with this key?); none of {', '.join(pending.hashes)} was mined"
+                f"(another process signing with this key?); its versions could not be found mined "
+                f"(no receipt, in no block): {', '.join(pending.hashes)}"
             )
         f = pending.fields
         max_fee, tip = self.suggest_fees()
@@ -602,9 +692,16 @@ class Transactor:
                     pending.what, old_nonce, fresh.nonce, fresh.tx_hash)
 
     def _mined_version(self, pending: PendingTx) -> bool:
-        """Whether a version of `pending` has a receipt (checked after the node said its nonce is used)."""
+        """Whether a version of `pending` has a receipt, or is in a block by ``eth_getTransactionByHash``
+        (checked after the node said its nonce is used; its receipt may not be served yet)."""
         for tx_hash in pending.hashes:
             if self.rpc.get_receipt(tx_hash) is not None:
+                return True
+        for tx_hash in pending.hashes:
+            found = self.rpc.get_transaction(tx_hash)
+            if isinstance(found, dict) and found.get("blockNumber"):
+                log.info("%s tx=%s is in block %s but has no receipt yet; waiting for it",
+                         pending.what, tx_hash, found.get("blockNumber"))
                 return True
         return False
 

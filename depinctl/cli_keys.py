@@ -11,7 +11,7 @@ hidden prompt; passwords come from a file, ``$DEPIN_KEYSTORE_PASSWORD`` or a hid
 from __future__ import annotations
 
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, Underflow
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,10 +82,20 @@ def parse_tokens(text: str, what: str = "amount") -> int:
         raise ValueError(f"invalid {what} {text!r}: expected a number of {TOKEN_SYMBOL} tokens, like 1.5") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"invalid {what} {text!r}: expected a non-negative number of {TOKEN_SYMBOL} tokens")
-    units = value.scaleb(TOKEN_DECIMALS)
+    # exact or an error: no rounding, no overflow (1e999999), no underflow to 0 (1e-9999999)
+    exact = Context(prec=_UNITS_DIGITS, traps=[InvalidOperation, Overflow, Underflow, Inexact])
+    try:
+        units = value.scaleb(TOKEN_DECIMALS, exact)
+    except DecimalException:
+        raise ValueError(f"invalid {what} {text!r}: out of range (too large, or too many digits)") from None
     if units != units.to_integral_value():
         raise ValueError(f"invalid {what} {text!r}: more than {TOKEN_DECIMALS} decimals")
+    if units >= 2**256:  # before int(): int(Decimal("1e999990")) takes a minute
+        raise ValueError(f"invalid {what} {text!r}: too large")
     return int(units)
+
+
+_UNITS_DIGITS = 100  # more than any uint256 (78 digits) needs
 
 
 def open_client(

@@ -192,6 +192,9 @@ def test_nonce_taken_by_another_transaction_is_reported_as_dropped(devnet: Devne
         signed = account.sign_transaction(other)
         rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
         devnet.chain.mine()
-        with pytest.raises(TxDropped, match=f"nonce {pending.nonce}"):
+        with pytest.raises(TxDropped, match=f"nonce {pending.nonce}") as info:
             tx.wait(pending)
+    # not "none was mined" (a lagging node cannot prove that): none could be found mined, listed
+    assert "could not be found mined" in str(info.value)
+    assert all(h in str(info.value) for h in pending.hashes)
     assert int(devnet.chain.call("RewardToken", "allowance", account.address, token)) == 2

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from depin.chain import RpcClient, RpcUnavailable
+from depin.chain import RpcClient
 from depin.errors import ChainError
 from depin.transactions import Transactor
 
@@ -98,12 +98,18 @@ def test_lost_answer_resends_the_same_bytes() -> None:
     assert pending.nonce == 5 and tx._nonce == 6
 
 
-def test_node_that_stays_away_raises_and_keeps_the_nonce() -> None:
-    node = FakeNode([lost] * 4 + [ok])
+def test_node_that_stays_away_counts_the_version_as_possibly_sent() -> None:
+    """Four lost answers: the version may have been broadcast, so it is journalled and the nonce
+    advances (raising would invite a second send under a new nonce). The next broadcast heals it:
+    the node does not know it, so the same bytes (the same hash) are sent again before nonce 6."""
+    node = FakeNode([lost] * 4 + [ok, ok])
     tx = transactor(node)
-    with pytest.raises(RpcUnavailable):
-        tx.broadcast(TO, "0x", gas=21_000)
-    assert tx._nonce == 5  # not advanced: the next send retries nonce 5 (and learns if it got in)
+    pending = tx.broadcast(TO, "0x", gas=21_000)
+    assert pending.nonce == 5 and len(pending.hashes) == 1 and tx._nonce == 6
+    assert tx._journal[5] is pending and len(set(node.raw)) == 1
+    following = tx.broadcast(TO, "0x", gas=21_000)
+    assert node.raw[4] == node.raw[0]  # healed with the same signed bytes
+    assert following.nonce == 6 and [_nonce(r) for r in node.raw] == [5] * 5 + [6]
 
 
 def test_fee_refusal_is_an_error_without_a_nonce_gap() -> None:

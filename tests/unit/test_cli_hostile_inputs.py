@@ -136,3 +136,18 @@ def test_ports_out_of_range_are_usage_errors() -> None:
         assert "Traceback" not in result.stdout + result.stderr
         message = " ".join((result.stdout + result.stderr).split())
         assert "65535" in message or "greater than or equal to 1" in message or "1<=x" in message, (argv, message)
+
+
+# Token amounts a user can type that Decimal cannot scale to base units (1e999999 overflowed with
+# decimal.Overflow, a traceback) or that take a minute to turn into an int (1e999980).
+HOSTILE_AMOUNTS = ["1e999999", "1e999980", "1e-9999999", "9" * 200]
+
+
+@pytest.mark.parametrize("amount", HOSTILE_AMOUNTS)
+def test_hostile_token_amounts_give_one_error_line(amount: str) -> None:
+    post = ["job", "post", "--image", IMAGE, "--reward", amount, "--cmd", "true", "--dry-run", "--clear"]
+    stake = ["provider", "stake", amount, "--rpc-url", DEAD_RPC, "--dev-account", "1"]
+    for argv in (post, stake):
+        result = CliRunner().invoke(app, argv)
+        assert _problem(argv) is None, (argv, result.stderr[-400:])
+        assert result.exit_code == 1 and "invalid" in result.stderr and amount[:20] in result.stderr, result.stderr

@@ -1,0 +1,241 @@
+"""depin.transactions against a node that loses answers, lies, or lags: never two payments for one
+send, a possibly-sent transaction is never forgotten, fees are capped, and a lagging receipt is not
+mistaken for a dropped transaction.
+
+The chain is a real anvil; between it and the signer sits :class:`Proxy`, a JSON-RPC provider that
+forwards every call to anvil and then loses or rewrites some answers: the node behaviour anvil
+cannot produce (an answer lost after the node accepted the transaction, a node that forwards a
+transaction and answers "nonce too low", an absurd fee suggestion, a receipt not served yet)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from web3 import HTTPProvider
+
+from depin.chain import RpcClient
+from depin.transactions import GWEI, Transactor, TxTimeout
+
+from .conftest import Devnet
+
+DEAD = "0x000000000000000000000000000000000000dEaD"
+NODE_URL: list[str] = []  # anvil's, for the rules
+Rule = Callable[[str, list[Any], Callable[[], dict[str, Any]]], dict[str, Any]]
+
+
+class Proxy:
+    """Forwards JSON-RPC to anvil; `rules[method]` may forward (call `forward()`), drop, or rewrite.
+    Records every call it saw in `calls` (method, first parameter)."""
+
+    def __init__(self, url: str, rules: dict[str, Rule]) -> None:
+        self.node = HTTPProvider(url)
+        self.endpoint_uri = url
+        self.rules = rules
+        self.calls: list[tuple[str, Any]] = []
+
+    def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        self.calls.append((method, params[0] if params else None))
+        def forward() -> dict[str, Any]:
+            return dict(self.node.make_request(method, params))
+
+        rule = self.rules.get(method)
+        return rule(method, params, forward) if rule else forward()
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+
+def signer(devnet: Devnet, rules: dict[str, Rule], **options: Any) -> tuple[Transactor, Proxy]:
+    NODE_URL[:] = [devnet.url]
+    proxy = Proxy(devnet.url, rules)
+    rpc = RpcClient(SimpleNamespace(provider=proxy), retries=0, sleep=lambda _s: None)
+    options.setdefault("rebroadcast_after", None)
+    options.setdefault("receipt_timeout", 20)
+    return Transactor(rpc, devnet.new_account(), devnet.deployment.chain_id, sleep=lambda _s: None, **options), proxy
+
+
+def nonce_of(devnet: Devnet, address: str) -> int:
+    return int(devnet.chain.rpc.call("eth_getTransactionCount", [address, "latest"]), 16)
+
+
+def balance(devnet: Devnet, address: str) -> int:
+    return int(devnet.chain.rpc.call("eth_getBalance", [address, "latest"]), 16)
+
+
+def forward_and_mine(forward: Callable[[], dict[str, Any]]) -> None:
+    """Sends the transaction to anvil and waits until anvil (automining) has it in a block, so that
+    what the signer sees next is a mined transaction, whatever the timing."""
+    answer = forward()
+    tx_hash = answer.get("result")
+    if tx_hash is None:
+        return
+    node = HTTPProvider(NODE_URL[0])
+    deadline = time.monotonic() + 10
+    while not node.make_request("eth_getTransactionReceipt", [tx_hash]).get("result"):
+        assert time.monotonic() < deadline, f"anvil did not mine {tx_hash}"
+        time.sleep(0.01)
+
+
+def lost_answer(_method: str, _params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    forward_and_mine(forward)  # anvil accepts and mines it; the answer never arrives
+    raise TimeoutError("Read timed out")
+
+
+def first_only(rule: Rule) -> Rule:
+    """`rule` for the first call, plain forwarding after it."""
+    used: list[bool] = []
+
+    def once(method: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if used:
+            return forward()
+        used.append(True)
+        return rule(method, params, forward)
+
+    return once
+
+
+def lying(message: str) -> Rule:
+    """A node that forwards the transaction (anvil mines it) and answers an error anyway."""
+
+    def rule(_method: str, _params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        forward_and_mine(forward)
+        return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": message}}
+
+    return rule
+
+
+def flaky_lookup(_method: str, _params: list[Any], _forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    raise ConnectionError("connection reset by peer")
+
+
+def pays_once(devnet: Devnet, tx: Transactor, proxy: Proxy) -> None:
+    """One send() of 1 ether: exactly one transaction mined, exactly 1 ether moved."""
+    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
+    receipt = tx.send(DEAD, "0x", value=10**18, gas=21_000, what="pay 1 ether")
+    assert receipt.status == 1
+    assert nonce_of(devnet, tx.address) == start + 1
+    assert balance(devnet, DEAD) - before == 10**18
+    assert proxy.count("eth_getTransactionByHash") >= 1  # it asked before deciding
+
+
+def test_lost_answer_then_nonce_too_low_and_a_failed_lookup_does_not_pay_twice(devnet: Devnet) -> None:
+    """Proxy: the first send's answer is lost (anvil mined it), the retry gets anvil's real "nonce
+    too low", and the lookup of our hash fails once. The signer cannot know: it must count the
+    version as sent, not re-sign the payment at the next nonce."""
+    tx, proxy = signer(devnet, {"eth_sendRawTransaction": first_only(lost_answer),
+                                "eth_getTransactionByHash": first_only(flaky_lookup)})
+    pays_once(devnet, tx, proxy)
+
+
+@pytest.mark.parametrize("message", ["nonce too low", "replacement transaction underpriced"])
+def test_a_node_that_forwards_and_answers_a_nonce_error_does_not_make_it_pay_again(devnet: Devnet, message: str) -> None:
+    """Proxy: a lying node forwards every transaction to anvil (mined) and answers `message`. Our
+    hash is known to the node, so the version counts as sent; no second (third, fourth) payment."""
+    tx, proxy = signer(devnet, {"eth_sendRawTransaction": lying(message)})
+    pays_once(devnet, tx, proxy)
+    assert proxy.count("eth_sendRawTransaction") == 1
+
+
+def test_every_answer_lost_is_waited_for_not_raised_without_a_hash(devnet: Devnet) -> None:
+    """Proxy: every send reaches anvil (mined) but no answer comes back. The send is not an error
+    without a hash (the user would send again): the version counts as possibly sent and the wait
+    finds its receipt."""
+    tx, proxy = signer(devnet, {"eth_sendRawTransaction": lost_answer})
+    start = nonce_of(devnet, tx.address)
+    receipt = tx.send(DEAD, "0x", value=1, gas=21_000, what="pay")
+    assert receipt.status == 1 and nonce_of(devnet, tx.address) == start + 1
+    assert proxy.count("eth_sendRawTransaction") == 4  # the same bytes, four times
+    assert len({p for m, p in proxy.calls if m == "eth_sendRawTransaction"}) == 1
+
+
+def test_a_send_that_never_arrives_times_out_naming_its_hash(devnet: Devnet) -> None:
+    """Proxy: sends never reach anvil and get no answer (the node is away for them). The caller
+    gets TxTimeout with the hash and nonce ("it may still be mined"), and the signer keeps the
+    nonce: its next send, once the node is back, heals it with the same bytes first."""
+    def never(_m: str, _p: list[Any], _f: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        raise TimeoutError("Read timed out")
+
+    rules: dict[str, Rule] = {"eth_sendRawTransaction": never}
+    tx, _proxy = signer(devnet, rules, receipt_timeout=0.5)
+    start = nonce_of(devnet, tx.address)
+    with pytest.raises(TxTimeout, match="may still be mined") as info:
+        tx.send(DEAD, "0x", value=1, gas=21_000, what="pay")
+    # the first version, and any re-sent by healing during the wait (same nonce, higher fees)
+    assert info.value.nonce == start and info.value.hashes
+    assert all(h in str(info.value) for h in info.value.hashes)
+    del rules["eth_sendRawTransaction"]  # the node is back
+    following = tx.send(DEAD, "0x", value=2, gas=21_000, what="pay again")
+    mined = [h for h in info.value.hashes if devnet.chain.rpc.call("eth_getTransactionReceipt", [h])]
+    assert len(mined) == 1  # healed at its own nonce before the next one: paid once
+    assert following.status == 1 and nonce_of(devnet, tx.address) == start + 2
+
+
+def huge_tip(_m: str, _p: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "result": hex(50_000 * GWEI)}
+
+
+def sent_fees(devnet: Devnet, tx_hash: str) -> tuple[int, int]:
+    found = devnet.chain.rpc.call("eth_getTransactionByHash", [tx_hash])
+    return int(found["maxFeePerGas"], 16), int(found["maxPriorityFeePerGas"], 16)
+
+
+def test_a_node_suggesting_an_absurd_tip_is_capped(devnet: Devnet, caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxy: eth_maxPriorityFeePerGas answers 50,000 gwei (1.05 ether for a 21k-gas transfer).
+    The tip is clamped to the default cap (100 gwei), maxFeePerGas to at most 1000 gwei, with one
+    warning per fee suggestion."""
+    monkeypatch.delenv("DEPIN_MAX_FEE_GWEI", raising=False)
+    monkeypatch.delenv("DEPIN_MAX_TIP_GWEI", raising=False)
+    tx, _proxy = signer(devnet, {"eth_maxPriorityFeePerGas": huge_tip})
+    before = balance(devnet, tx.address)
+    with caplog.at_level(logging.WARNING, logger="depin.transactions"):
+        receipt = tx.send(DEAD, "0x", gas=21_000, what="plain")
+    max_fee, tip = sent_fees(devnet, receipt.tx_hash)
+    assert tip == 100 * GWEI and tip <= max_fee <= 1000 * GWEI
+    assert before - balance(devnet, tx.address) <= 21_000 * 1000 * GWEI
+    assert len([r for r in caplog.records if "clamped" in r.getMessage()]) == 1
+
+
+def test_fee_caps_come_from_the_environment(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPIN_MAX_TIP_GWEI", "2")
+    monkeypatch.setenv("DEPIN_MAX_FEE_GWEI", "50")
+    tx, _proxy = signer(devnet, {"eth_maxPriorityFeePerGas": huge_tip})
+    max_fee, tip = sent_fees(devnet, tx.send(DEAD, "0x", gas=21_000).tx_hash)
+    assert tip == 2 * GWEI and max_fee <= 50 * GWEI
+    monkeypatch.setenv("DEPIN_MAX_FEE_GWEI", "lots")
+    with pytest.raises(ValueError, match="DEPIN_MAX_FEE_GWEI"):
+        signer(devnet, {})
+
+
+@pytest.mark.parametrize("still_needed", [None, True], ids=["no-check", "still-needed"])
+def test_a_lagging_receipt_is_not_taken_for_a_dropped_transaction(devnet: Devnet, still_needed: bool | None) -> None:
+    """Proxy: a load-balanced node whose receipt backend lags: the nonce has moved on but the
+    receipt of our (mined) transaction is served only once the signer has looked the transaction
+    up by hash and seen its block. The wait must not raise TxDropped ("none was mined"), nor send
+    the payment again with a fresh nonce; it waits for the receipt."""
+    state = {"looked_up": False}
+
+    def lagging_receipt(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if not state["looked_up"]:
+            return {"jsonrpc": "2.0", "id": 1, "result": None}
+        return forward()
+
+    def lookup(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        answer = forward()
+        if (answer.get("result") or {}).get("blockNumber"):
+            state["looked_up"] = True
+        return answer
+
+    tx, proxy = signer(devnet, {"eth_getTransactionReceipt": lagging_receipt, "eth_getTransactionByHash": lookup})
+    tx.heal_interval = 0.0  # check the nonce at once
+    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
+    check = None if still_needed is None else (lambda: True)
+    receipt = tx.send(DEAD, "0x", value=10**18, gas=21_000, what="pay", still_needed=check)
+    assert receipt.status == 1 and state["looked_up"]
+    assert nonce_of(devnet, tx.address) == start + 1 and balance(devnet, DEAD) - before == 10**18
+    assert proxy.count("eth_sendRawTransaction") == 1

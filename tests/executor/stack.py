@@ -398,3 +398,21 @@ def drawn(stack: Stack, job_id: int) -> bool | None:
         if "RandomnessNotReady" in exc.reason:
             return None
         raise
+
+
+def exec_prefix(stack: Stack, ex: Executor) -> str:
+    """The executor's Redis key prefix (depin.keys.ExecKeys)."""
+    return f"depin-exec:{stack.deployment.chain_id}:{stack.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
+
+
+def seat_record(stack: Stack, ex: Executor, job_id: int, round_: int = 0, seat_: int = 0) -> dict[str, str]:
+    """A verifier executor's record of one seat (``{e}:seat:{job}:{round}:{seat}``)."""
+    return stack.state().hgetall(f"{exec_prefix(stack, ex)}:seat:{job_id}:{round_}:{seat_}")
+
+
+def court_logs(stack: Stack, event: str, job_id: int) -> list[dict[str, Any]]:
+    """The court's `event` logs of job `job_id` (its first indexed argument), from block 0."""
+    m = stack.market
+    topic = "0x" + m.codec.topics[("VerificationCourt", event)].hex()
+    return m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.court,
+                                       "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])

@@ -21,8 +21,10 @@ import pytest
 from depin.commitment import NOT_DELIVERED
 from depin.market import JobStatus
 
-from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import court_logs as _court_logs
 from .stack import drawn as _drawn
+from .stack import seat_record as seat
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT, OUTCOME_PROVIDER_WRONG, OUTCOME_SPLIT = 1, 2, 3
@@ -53,18 +55,6 @@ def _drawn_job(stack: Stack, command: str) -> int:
         if drawn:
             return job_id
     pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
-
-
-def seat(stack: Stack, ex: Executor, job_id: int, round_: int = 0, seat_: int = 0) -> dict[str, str]:
-    prefix = f"depin-exec:{stack.deployment.chain_id}:{stack.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
-    return stack.state().hgetall(f"{prefix}:seat:{job_id}:{round_}:{seat_}")
-
-
-def _court_logs(stack: Stack, event: str, job_id: int) -> list[dict[str, Any]]:
-    m = stack.market
-    topic = "0x" + m.codec.topics[("VerificationCourt", event)].hex()
-    return m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.court,
-                                       "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])
 
 
 def test_a_drawn_job_is_audited_by_the_verifier_executor(stack: Stack) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -43,8 +42,11 @@ from depinctl.devchain import JobTerms
 from executor import verifier
 
 from .recording_server import RecordingServer
-from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, VERIFIER, Executor, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import court_logs as _court_logs
 from .stack import drawn as _drawn
+from .stack import exec_prefix as _prefix
+from .stack import seat_record as _seat
 
 PHASE_NONE, PHASE_CONCLUDED = 0, 4
 OUTCOME_PROVIDER_RIGHT = 1
@@ -104,22 +106,6 @@ def _by_hand_drawn(stack: Stack, make_spec: Callable[[int], bytes], terms: JobTe
         if _wait_drawn(stack, job_id):
             return job_id
     pytest.skip(f"none of {MAX_JOBS} jobs was drawn (odds about 1 in 150)")
-
-
-def _prefix(stack: Stack, ex: Executor) -> str:
-    """The executor's Redis key prefix (depin.keys.ExecKeys)."""
-    return f"depin-exec:{stack.deployment.chain_id}:{stack.deployment.addresses['JobMarket'].lower()}:{ex.role}:{ex.address.lower()}"
-
-
-def _seat(stack: Stack, ex: Executor, job_id: int, round_: int = 0, seat_: int = 0) -> dict[str, str]:
-    return stack.state().hgetall(f"{_prefix(stack, ex)}:seat:{job_id}:{round_}:{seat_}")
-
-
-def _court_logs(stack: Stack, event: str, job_id: int) -> list[dict[str, Any]]:
-    m = stack.market
-    topic = "0x" + m.codec.topics[("VerificationCourt", event)].hex()
-    return m.rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": m.court,
-                                       "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])
 
 
 def _court_stake(stack: Stack) -> tuple[int, int]:

@@ -32,6 +32,7 @@ SIGMA_R = 20 * R
 STAKE = 1_000 * TOKEN
 
 GOOD = keccak(b"the right output")
+NOT_DELIVERED = keccak(b"depin.not-delivered")  # depin.commitment.NOT_DELIVERED
 BAD = keccak(b"a wrong output")
 OTHER = keccak(b"yet another output")
 SALT = keccak(b"salt")
@@ -342,6 +343,29 @@ def test_jury_confirms_the_provider_and_the_wrong_auditor_pays_the_jury(c):
     stake_loss = STAKE - c.court.getVerifier(auditor).free
     assert stake_loss == B_AUDIT - 0  # the auditor's whole bond was forfeited
     assert len(holders) == 3
+
+
+def test_an_outvoted_not_delivered_is_a_minority_vote_like_any_other(c):
+    """NOT_DELIVERED is a digest like any other: jurors who agree on it outvote the provider, and a
+    juror who says it against a majority that found the archive loses its bond to the pot."""
+    job = good_job(c)
+    auditor = c.audit(job, BAD)
+    holders = c.jury(job, [GOOD, GOOD, NOT_DELIVERED])
+    c.advance(job)
+    assert c.case(job).tally == RIGHT
+    supply = c.token.totalSupply()
+    requester_before = wallet(c, c.requester)
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    # pot = the wrong auditor's bond + the NOT_DELIVERED juror's; two coherent jurors w each; the
+    # rest burned; the requester's escrow comes back whole (the jury was the losers').
+    assert c.token.totalSupply() == supply - (B_AUDIT + B_JUROR - 2 * W)
+    assert wallet(c, c.requester) == requester_before + E
+    lost = {v.address: 0 for v in c.verifiers}
+    lost[auditor.address] += B_AUDIT
+    lost[holders[2].address] += B_JUROR
+    for v in c.verifiers:
+        assert STAKE - c.court.getVerifier(v).free == lost[v.address]
 
 
 def test_split_pays_the_provider_and_charges_the_jury_to_the_requester(c):

@@ -27,7 +27,11 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   removed or changed an input after the provider ran cannot make us lose a locked bond; the checked
   bytes are kept in the job's input cache, ``<work root>/input-cache/<job>``, and the re-run takes
   them from there, so switching an input after we took the seat cannot either; the cache goes when
-  the job has no seat in our hands, and any left by a crash after an hour).
+  the job has no seat in our hands, and any left by a crash after an hour). The inputs are fetched
+  in a background thread of the chain worker (:func:`input_check`): a pass waits for such checks
+  at most ``PASS_CHECK_WAIT`` seconds in all and moves on, and a later pass takes the seat (or
+  declines it) once the check has ended, so a requester's slow input server cannot hold up the
+  commits and reveals queued behind the pass.
   Otherwise we decline: unpaid, and the court redraws the seat. Then ``startAudit`` (round 0) or
   ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``). A seat the
   chain shows held by us that we have no record of (the ``taking`` write lost with Redis's unsaved
@@ -82,7 +86,11 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +130,9 @@ DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt an
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
 MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
-PREFETCH_TIMEOUT = 60.0  # seconds the inputs' check before a seat is taken may take (the scan waits on it)
+PREFETCH_TIMEOUT = 60.0  # seconds the inputs' check before a seat is taken may take (in the background)
+PASS_CHECK_WAIT = 2.0  # seconds one verify pass waits, in all, for input checks before it moves on
+INPUT_CHECK_THREADS = 4  # input checks running side by side in the verifier's chain worker
 
 
 # ---------------------------------------------------------------------------------------- journal
@@ -266,6 +276,8 @@ def scan(rt: Runtime) -> int:
     taken."""
     ensure_stake(rt)
     sweep_input_caches(rt)
+    _checks.sweep(INPUT_CACHE_MAX_AGE)
+    _pass["check_until"] = time.monotonic() + PASS_CHECK_WAIT
     far = rt.chain_now() + 10**9
     undrawn = set(rt.state.smembers(rt.xkeys.undrawn))  # type: ignore[arg-type]
     taken = 0
@@ -445,7 +457,10 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     # nothing is locked yet: what a re-run needs must be here now (a requester who removed or changed
     # an input after the provider ran would otherwise make our run decline with our bond locked)
     if "inputs" not in checked:
-        checked["inputs"] = runnable_here(rt, job_id, spec, min(PREFETCH_TIMEOUT, float(max(1, seat_deadline - now))))
+        found = runnable_here(rt, job_id, spec, min(PREFETCH_TIMEOUT, float(max(1, seat_deadline - now))))
+        if found is None:
+            return 0  # still fetching, off the chain queue: a later pass takes the seat or declines it
+        checked["inputs"] = found
     decision = checked["inputs"]
     if not decision:
         return decline(rt, job_id, round_, seat, decision.reason)
@@ -464,10 +479,14 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     return 1
 
 
-def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> Decision:
+def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> Decision | None:
     """Whether the re-run's image is on this machine and every input can be fetched and hashes to
-    its sha256 now (fetched into a scratch folder below the work root, then removed; each checked
-    input stays in the job's :func:`input_cache` for the re-run), within `timeout` seconds."""
+    its sha256 now (each checked input stays in the job's :func:`input_cache` for the re-run).
+    The image is asked of the engine here; the inputs are fetched in the background
+    (:func:`input_check`, at most `timeout` seconds), and None means that fetch is still running:
+    the verify pass runs on the chain queue, and a requester's slow server must not hold up the
+    commits, reveals and transactions queued behind it (a seat missing its deadline there is a
+    no-show that burns its bond)."""
     if rt.config.policy.images:  # an allowlisted image may still be missing here (else can_run asked the engine)
         try:
             check_image(rt.docker, spec.image)
@@ -475,18 +494,77 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
             return Decision(False, f"the image is not available here: {exc}")
     if all(i.uri.startswith("data:") for i in spec.inputs):  # none, or inline: nothing can go away
         return Decision(True)
-    Path(rt.work_root).mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"precheck-{int(job_id)}-", dir=rt.work_root))
+    return input_check(rt, job_id, spec, deadline=time.monotonic() + timeout, wait=max(0.0, _pass["check_until"] - time.monotonic()))
+
+
+class _Checks:
+    """The input checks of one process (the verifier's chain worker), each in a thread of a small
+    pool, by job: started by the first pass that needs one, ended by the pass that reads it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool: ThreadPoolExecutor | None = None
+        self.running: dict[int, tuple[Future[Decision], float]] = {}
+
+    def start(self, job_id: int, work: Callable[[], Decision]) -> tuple[Future[Decision], bool]:
+        """The job's check, started now unless one is running (and whether it was started now)."""
+        with self.lock:
+            found = self.running.get(job_id)
+            if found is not None:
+                return found[0], False
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=INPUT_CHECK_THREADS, thread_name_prefix="input-check")
+            future = self.pool.submit(work)
+            self.running[job_id] = (future, time.monotonic())
+            return future, True
+
+    def forget(self, job_id: int) -> None:
+        with self.lock:
+            self.running.pop(job_id, None)
+
+    def sweep(self, max_age: float) -> None:
+        """Forgets ended checks no pass read within `max_age` seconds (the seat went to another)."""
+        now = time.monotonic()
+        with self.lock:
+            for job_id in [j for j, (f, t) in self.running.items() if f.done() and now - t > max_age]:
+                del self.running[job_id]
+
+
+_checks = _Checks()
+_pass = {"check_until": 0.0}  # monotonic time until which this verify pass may wait for input checks
+
+
+def input_check(rt: Runtime, job_id: int, spec: JobSpec, *, deadline: float, wait: float) -> Decision | None:
+    """The job's inputs fetched and hash-checked (:func:`fetch_inputs` into a scratch folder below
+    the work root, then removed; into the job's :func:`input_cache`) in a background thread, by
+    `deadline` (monotonic). Waits at most `wait` seconds for it: its answer once it has ended (the
+    check is then forgotten, so a later call checks again), else None."""
+    job_id = int(job_id)
+
+    def work() -> Decision:
+        Path(rt.work_root).mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"precheck-{job_id}-", dir=rt.work_root))
+        try:
+            fetch_inputs(
+                spec, scratch / "in", max_bytes=rt.config.policy.max_input_mb * MIB,
+                allow_networks=rt.config.policy.input_allow_networks, deadline=deadline, cache_dir=input_cache(rt, job_id),
+            )
+        except InputError as exc:
+            return Decision(False, f"the inputs cannot be fetched and checked now: {exc}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return Decision(True)
+
+    future, started = _checks.start(job_id, work)
     try:
-        fetch_inputs(
-            spec, scratch / "in", max_bytes=rt.config.policy.max_input_mb * MIB, allow_networks=rt.config.policy.input_allow_networks,
-            deadline=time.monotonic() + timeout, cache_dir=input_cache(rt, job_id),
-        )
-    except InputError as exc:
-        return Decision(False, f"the inputs cannot be fetched and checked now: {exc}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return Decision(True)
+        decision = future.result(timeout=wait)
+    except FutureTimeout:
+        (log.info if started else log.debug)("inputs being checked in the background", extra={"job": job_id})
+        return None
+    except Exception as exc:  # noqa: BLE001 - the check itself broke: never a reason to lock a bond
+        decision = Decision(False, f"the inputs' check failed here: {type(exc).__name__}: {exc}")
+    _checks.forget(job_id)
+    return decision
 
 
 def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> int:

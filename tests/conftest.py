@@ -22,6 +22,31 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.pop(_name, None)
 
 
+def _patient_anvil_start() -> None:
+    """ape's pytest plugin (``addopts``: ``--network ethereum:local:foundry``) starts an anvil in
+    every pytest process at the end of collection and gives it 20 s to answer, a fixed value no ape
+    setting changes. On a busy two-core machine (another suite, a fresh-clone CI run beside it) one
+    start took longer, and the worker died with an INTERNALERROR before running a test. The start
+    still waits for anvil to answer; it now gives up after 180 s."""
+    try:
+        from ape.api.providers import SubprocessProvider
+    except ImportError:  # pragma: no cover - the test extras are not installed
+        return
+    start = SubprocessProvider.start
+    if getattr(start, "_patient", False):
+        return
+
+    def patient(self: SubprocessProvider, timeout: int = ANVIL_START_TIMEOUT) -> None:
+        start(self, timeout=max(timeout, ANVIL_START_TIMEOUT))
+
+    patient._patient = True  # type: ignore[attr-defined]
+    SubprocessProvider.start = patient  # type: ignore[method-assign]
+
+
+ANVIL_START_TIMEOUT = 180
+_patient_anvil_start()
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_restored() -> Iterator[None]:
     """A CLI command run in-process configures the root logger (a handler, level INFO), as its own

@@ -31,6 +31,9 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     uint256 internal constant _BPS = 10_000;
     uint32 internal constant _MAX_TIME = 30 days;
     uint8 internal constant _SUBMITTED = 3;
+    /// @dev What a canary key signs (EIP-191) to let a job's requester expose it:
+    ///      keccak256(abi.encode(_CANARY_AUTHORIZATION, chainid, court, jobId)).
+    bytes32 internal constant _CANARY_AUTHORIZATION = keccak256("depin-canary-authorization");
     uint256 internal constant _MAX_DRAW_TRIES = 16;
     /// @dev C12: the audit pay A = E - K1 * w is at least 1.1 R (E: the market's audit escrow).
     uint256 internal constant _MIN_AUDIT_PAY_BPS = 11_000;

@@ -4,6 +4,8 @@ pragma solidity 0.8.37;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 import {IMarketForCourt} from "./IMarketForCourt.sol";
 import {IRewardToken} from "./IRewardToken.sol";
@@ -385,15 +387,25 @@ contract CourtEngine is CourtBase {
     }
 
     /// @notice See IVerificationCourt.exposeCanary.
-    function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt) external onlyDelegated {
+    function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt, bytes calldata authorization)
+        external
+        onlyDelegated
+    {
         Case storage c = _case(jobId);
         if (c.phase == Phase.Concluded) revert CaseClosed(jobId);
-        if (msg.sender != c.provider || !hasRole(CANARY_ROLE, msg.sender)) revert NotProvider(jobId);
-        // Only the operator's own jobs (it posts and claims them): a CANARY_ROLE provider cannot turn a
-        // stranger's job it claimed and never ran into an unslashed Canary.
+        // The requester, who gets no result from a Canary, is the only one who may choose it (a
+        // canary key cannot turn a stranger's job into one), and only for a job a CANARY_ROLE key
+        // signed for (a requester and a provider colluding cannot turn a lost case into a Canary to
+        // keep the collateral). Neither account needs the role, nor to be the other: until this
+        // call nothing on chain tells a canary job from any other.
         if (msg.sender != c.requester) revert NotCanary(jobId);
+        bytes32 signed = MessageHashUtils.toEthSignedMessageHash(
+            keccak256(abi.encode(_CANARY_AUTHORIZATION, block.chainid, address(this), jobId))
+        );
+        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(signed, authorization);
+        if (error != ECDSA.RecoverError.NoError || !hasRole(CANARY_ROLE, signer)) revert NotCanary(jobId);
         bytes32 canary = keccak256(abi.encodePacked("depin-canary", secret));
-        if (keccak256(abi.encode(msg.sender, jobId, canary, salt)) != c.commitment) revert NotCanary(jobId);
+        if (keccak256(abi.encode(c.provider, jobId, canary, salt)) != c.commitment) revert NotCanary(jobId);
         uint96 sigmaR = uint96(uint256(c.reward) * _params[c.version].canarySlashMul);
         uint8 caught;
         uint96 slashed;

@@ -297,12 +297,14 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     /// @notice ARBITER_ROLE, within arbiterWindow of the last appeal: records a ruling that
     ///         `advance` executes arbiterDelay later (dropped if the arbiter lost its role).
     function arbiterRule(uint256 jobId, IMarketForCourt.Outcome outcome) external;
-    /// @notice The canary operator (CANARY_ROLE), who posted and claimed the job from the same
-    ///         account (requester == provider == caller, else `NotProvider` / `NotCanary`): proves the job was a canary
-    ///         (commitment == keccak256(abi.encode(provider, jobId, keccak256(abi.encodePacked(
-    ///         "depin-canary", secret)), salt))). Every seat that revealed that digest loses its bond
-    ///         and sigma * R of stake (burned); the job settles Canary.
-    function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt) external;
+    /// @notice The job's requester proves the job was a canary: `authorization` is a CANARY_ROLE
+    ///         key's EIP-191 signature of keccak256(abi.encode(keccak256("depin-canary-authorization"),
+    ///         chainid, court, jobId)), and the provider's commitment == keccak256(abi.encode(provider,
+    ///         jobId, keccak256(abi.encodePacked("depin-canary", secret)), salt)); else `NotCanary`.
+    ///         The requester and the provider need not hold the role nor be one account, so nothing
+    ///         on chain tells a canary before it is exposed. Every seat that revealed that digest
+    ///         loses its bond and sigma * R of stake (burned); the job settles Canary.
+    function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt, bytes calldata authorization) external;
 
     // ---------------------------------------------------------------- governance
 

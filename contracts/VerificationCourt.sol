@@ -207,7 +207,7 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     }
 
     /// @inheritdoc IVerificationCourt
-    function exposeCanary(uint256, bytes32, bytes32) external nonReentrant {
+    function exposeCanary(uint256, bytes32, bytes32, bytes calldata) external nonReentrant {
         _delegate(_engine);
     }
 

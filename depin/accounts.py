@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eth_typing import HexStr
 
+from depin.commitment import canary_authorization
 from depin.deployment import LOCAL_CHAIN_IDS, json_nesting_exceeds, shown_path
 from depin.errors import DepinError
 
@@ -375,3 +376,13 @@ def account_from_config(key: KeyConfig, chain_id: int, *, env: Mapping[str, str]
         chain_id=chain_id,
         env=env,
     )
+
+
+def sign_canary_authorization(account: LocalAccount, chain_id: int, court: str, job_id: int) -> bytes:
+    """A canary key's EIP-191 signature (65 bytes) of :func:`depin.commitment.canary_authorization`:
+    what lets job `job_id`'s requester expose it (``VerificationCourt.exposeCanary``; `account` must
+    hold the court's ``CANARY_ROLE``)."""
+    from eth_account.messages import encode_defunct  # lazy: start-up
+
+    message = encode_defunct(primitive=canary_authorization(chain_id, court, job_id))
+    return bytes(account.sign_message(message).signature)

@@ -83,6 +83,23 @@ def canary_digest(secret: bytes) -> bytes:
     return keccak(CANARY_TAG + bytes(secret))
 
 
+CANARY_AUTHORIZATION_TAG = keccak(b"depin-canary-authorization")
+
+
+def canary_authorization(chain_id: int, court: str, job_id: int) -> bytes:
+    """What a canary key (``CANARY_ROLE``) signs, EIP-191 (:func:`depin.accounts.sign_canary_authorization`),
+    to let job `job_id`'s requester expose it: ``keccak256(abi.encode(keccak256(
+    "depin-canary-authorization"), chainid, court, jobId))``, as ``VerificationCourt.exposeCanary``
+    checks it. The signature names neither account, so the job's requester and provider need not
+    hold the role (nothing on chain tells a canary before its exposure)."""
+    if not isinstance(court, str) or not is_address(court):
+        raise ValueError(f"{court!r} is not an address")
+    for name, value in (("chain id", chain_id), ("job id", job_id)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT256_MAX:
+            raise ValueError(f"{name} {value!r} is not a uint256")
+    return keccak(CANARY_AUTHORIZATION_TAG + chain_id.to_bytes(32, "big") + to_canonical_address(court).rjust(32, b"\0") + job_id.to_bytes(32, "big"))
+
+
 def seat_commitment(verifier: str, job_id: int, round_: int, seat: int, digest: bytes, salt: bytes) -> bytes:
     """A court seat's commitment: ``keccak256(abi.encode(address verifier, uint256 jobId, uint8
     round, uint8 seat, bytes32 digest, bytes32 salt))``, as ``VerificationCourt.reveal`` checks it

@@ -47,6 +47,10 @@ indexer's (:mod:`indexer.config`: one file can serve both) and is ignored here. 
     reward = "1"                               # tokens per canary job
     max_open = 4                               # canary jobs in flight at once
     bind = "127.0.0.1:8710"                    # GET /canary/<jobId>: the fake digest (the bait)
+    # [canary.requester] and [canary.signer] (each like [key]): the account that posts the canary
+    # jobs and exposes them, and the CANARY_ROLE key that signs each exposure (it sends nothing).
+    # Without them the executor's own account does all three, and holds the role: a canary is then
+    # told apart on chain (requester == provider, the role); give both to hide them.
 
     [policy]
     images = []                                # allowed image digests ("sha256:..."); empty: any local image
@@ -195,6 +199,8 @@ class CanaryConfig(_Section):
     reward: Decimal = Field(default=Decimal(1), gt=0)
     max_open: int = Field(default=4, ge=1, le=100)
     bind: str = "127.0.0.1:8710"
+    requester: KeyConfig | None = None  # posts the canary jobs and exposes them (default: [key])
+    signer: KeyConfig | None = None  # holds CANARY_ROLE and signs each exposure (default: [key])
 
     @field_validator("bind")
     @classmethod
@@ -248,8 +254,10 @@ class DepinConfig(_Section):
             return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
         self.network.deployment = fix(self.network.deployment)  # type: ignore[assignment]
-        self.key.keystore = fix(self.key.keystore)
-        self.key.password_file = fix(self.key.password_file)
+        for key in (self.key, self.canary.requester, self.canary.signer):
+            if key is not None:
+                key.keystore = fix(key.keystore)
+                key.password_file = fix(key.password_file)
         self.engine.state_dir = fix(self.engine.state_dir)  # type: ignore[assignment]
         return self
 

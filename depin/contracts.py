@@ -728,9 +728,9 @@ class VerificationCourt(Binding):
         """``drawnFor(uint256 jobId, uint8 round, uint8 seat) view returns (address)``"""
         return self.view("drawnFor", job_id, round, seat)
 
-    def expose_canary(self, arg0: int, arg1: bytes, arg2: bytes) -> Transaction:
-        """``exposeCanary(uint256, bytes32, bytes32) nonpayable``"""
-        return self.transaction("exposeCanary", arg0, arg1, arg2)
+    def expose_canary(self, arg0: int, arg1: bytes, arg2: bytes, arg3: bytes) -> Transaction:
+        """``exposeCanary(uint256, bytes32, bytes32, bytes) nonpayable``"""
+        return self.transaction("exposeCanary", arg0, arg1, arg2, arg3)
 
     def get_case(self, job_id: int) -> View:
         """``getCase(uint256 jobId) view returns ((uint8,uint8,uint8,uint8,uint8,uint8,bool,address,address,uint96,uint96,bytes32,bytes32,bytes32,uint64,uint64,uint32,uint32,uint32,uint32,uint8,uint8,uint8,address,uint96,uint16))``"""

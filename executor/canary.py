@@ -1,8 +1,13 @@
 """The canary role (issue 12; VERIFICATION.md §1 step 5): jobs whose answer is garbage on purpose,
 to catch verifiers that do not run what they audit.
 
-``depin executor start --role canary`` (devnet and operators). The canary account is a registered
-provider (it claims its own jobs: collateral at stake) that holds the court's ``CANARY_ROLE``.
+``depin executor start --role canary`` (devnet and operators). The executor's account is a
+registered provider (it claims the canary jobs: collateral at stake). The jobs are posted, and
+exposed, by ``[canary.requester]``'s account, and each exposure is signed by ``[canary.signer]``,
+a key holding the court's ``CANARY_ROLE`` that sends nothing; without those sections the executor's
+own account does all three (the devnet does), and a canary is then told apart on chain by its
+requester being its provider and holding the role. With them, nothing on chain tells a canary job
+from another until it is exposed.
 Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.canary`` runs
 :func:`run_pass` every few seconds.
 
@@ -24,7 +29,9 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
   committed, so asking cannot tell canaries from other jobs (the operator is trusted only not to
   say which jobs are canaries: VERIFICATION.md §1.5).
 - **Reveal** the fake digest as the provider once the court's reveal phase is open (a provider that
-  does not reveal loses), and **expose** the canary (``exposeCanary(jobId, secret, salt)``) as soon as
+  does not reveal loses), and **expose** the canary (``exposeCanary(jobId, secret, salt,
+  authorization)``, sent by the requester with the signer's
+  :func:`depin.accounts.sign_canary_authorization`) as soon as
   the audit round is tallied (the canary window of an agreeing audit) or the case went on to a
   jury: every seat that revealed the fake digest loses σR of its stake.
 - An undrawn canary job is finalized like any job. The record says what was caught:
@@ -51,10 +58,12 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+from depin.accounts import account_from_config, sign_canary_authorization
+from depin.client import Client
 from depin.commitment import canary_digest, commitment, new_salt
 from depin.contracts import VerificationCourt
 from depin.delivery import seal_bytes
@@ -67,6 +76,9 @@ from depin.transactions import Receipt, TxReverted
 from executor.execution import same
 from executor.results import sealed_manifest, write_durably
 from executor.runtime import Runtime
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("executor.canary")
 
@@ -205,7 +217,7 @@ def post_if_due(rt: Runtime) -> int:
     rt.state.set(rt.xkeys.canary_posted, f"{time.time():.3f}")
     # the SDK's defaults: sealed to the canary's own key like any job posted through the SDK, so a
     # canary's spec does not stand out by a missing delivery field
-    posted = rt.client.post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
+    posted = requester(rt).post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
     set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
     log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})
     return 1 + step(rt, posted.job_id)
@@ -280,11 +292,40 @@ def step(rt: Runtime, job_id: int) -> int:
         except TxReverted:
             return 0
         return 1
-    receipt = client.send(court.expose_canary(*entry.expose_args()))
+    key = signer(rt)
+    if not client.read(court.has_role(client.read(court.canary_role()), key.address)):
+        log.error("the canary signer does not hold CANARY_ROLE: nothing exposed", extra={"job": job_id, "signer": key.address})
+        return 0
+    authorization = sign_canary_authorization(key, rt.chain_id, court.address, job_id)
+    receipt = requester(rt).send(court.expose_canary(*entry.expose_args(), authorization))
     caught, slashed, who = exposure(receipt, court)
     set_record(rt, job_id, "exposed", expose_tx=receipt.tx_hash, caught=caught, slashed=slashed, verifiers=",".join(who))
     log.warning("canary exposed", extra={"job": job_id, "caught": caught, "slashed": str(slashed), "verifiers": ",".join(who)})
     return 1
+
+
+_accounts: dict[tuple[str, str], Any] = {}  # (instance, role) -> the unlocked account (or client), per process
+
+
+def requester(rt: Runtime) -> Client:
+    """The client that posts the canary jobs and exposes them: ``[canary.requester]``'s account,
+    else the executor's own (:attr:`Runtime.client`)."""
+    key = rt.config.canary.requester
+    if key is None:
+        return rt.client
+    found = _accounts.get((rt.instance, "requester"))
+    if found is None:
+        found = _accounts[(rt.instance, "requester")] = rt.client.with_account(account_from_config(key, rt.chain_id))
+    return found
+
+
+def signer(rt: Runtime) -> LocalAccount:
+    """The CANARY_ROLE key that signs each exposure (it sends no transaction): ``[canary.signer]``,
+    else the executor's own ``[key]``."""
+    found = _accounts.get((rt.instance, "signer"))
+    if found is None:
+        found = _accounts[(rt.instance, "signer")] = account_from_config(rt.config.canary.signer or rt.config.key, rt.chain_id)
+    return found
 
 
 def publish_decoy(rt: Runtime, job_id: int, entry: CanaryEntry) -> str:

@@ -271,6 +271,11 @@ class RpcClient:
         retried by default: a lost answer may still have been sent."""
         return str(self.call("eth_sendTransaction", [tx], retries=retries))
 
+    def sign_message(self, address: str, data: bytes) -> bytes:
+        """An account the node holds unlocked (dev nodes) signs `data` as an EIP-191 personal
+        message (``eth_sign``); the 65-byte signature."""
+        return bytes.fromhex(str(self.call("eth_sign", [address, "0x" + data.hex()])).removeprefix("0x"))
+
     def get_transaction(self, tx_hash: str) -> dict[str, Any] | None:
         """The transaction, or None when the node does not know it (never sent, dropped, reorged out)."""
         return self.call("eth_getTransactionByHash", [tx_hash])

@@ -16,7 +16,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from depin.commitment import NOT_DELIVERED
+from depin.commitment import NOT_DELIVERED, canary_authorization
 from depinctl.sim.world import (
     MAX_UINT256,
     SimError,
@@ -64,8 +64,8 @@ class Actors:
     provider: str  # the attacker's provider (lazy, hoarding, ...)
     honest_provider: str
     sybil: str  # the provider's second account
-    canary: str  # the canary operator's provider account (CANARY_ROLE)
-    canary_requester: str
+    canary: str  # the canary operator's provider account (no role: it claims and commits)
+    canary_requester: str  # the canary operator's requester account (no role: it posts and exposes)
     wash: str  # the wash trader's second account (a registered provider)
     lazy: str  # a verifier that copies digests instead of running jobs
     honest: list[str]  # honest verifiers
@@ -233,13 +233,22 @@ class Protocol:
         return job
 
     def canary_job(self, reward: int, k_pct: int) -> Job:
-        """The canary operator posts and claims a realistic job from the same account (the court lets
-        it expose only its own jobs) and commits to its canary digest."""
-        job = self.post(self.a.canary, reward, k_pct)
+        """The canary operator posts a realistic job from one account and claims it from another
+        (neither holds CANARY_ROLE: nothing on chain tells it from any job) and commits to its
+        canary digest."""
+        job = self.post(self.a.canary_requester, reward, k_pct)
         self.claim(self.a.canary, job)
         job.canary_secret = keccak(b"canary-secret:%d" % job.id)
         self.submit(job, canary_digest(job.canary_secret))
         return job
+
+    def expose_canary(self, job: Job) -> dict[str, Any]:
+        """The canary job's requester exposes it with the canary key's authorization: the deployer
+        holds CANARY_ROLE in the sim and anvil signs for it (``eth_sign``, EIP-191)."""
+        assert job.canary_secret is not None
+        message = canary_authorization(self.w.rpc.chain_id(), self.w.court.address, job.id)
+        signature = self.w.rpc.sign_message(self.w.deployer, message)
+        return self.w.send(self.a.canary_requester, self.w.court, "exposeCanary", job.id, job.canary_secret, job.salt, signature)
 
     def ran(self, account: str, times: int = 1) -> None:
         self.runs[account] = self.runs.get(account, 0) + times

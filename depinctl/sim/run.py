@@ -77,8 +77,9 @@ def setup_actors(world: World) -> Actors:
     p.join_court(actors.lazy, unit)
     for c in actors.coalition:
         p.join_court(c, unit)
+    # the canary key signs exposures only; the operator's job accounts hold no role
     canary_role = world.read(world.court, "CANARY_ROLE")
-    world.send(world.deployer, world.court, "grantRole", canary_role, actors.canary)
+    world.send(world.deployer, world.court, "grantRole", canary_role, world.deployer)
     world.anvil.mine(int(court["activationDelayBlocks"]) + 2)
     return actors
 

@@ -318,7 +318,7 @@ class Strategies:
             def body() -> str:
                 job = self.p.canary_job(self.R, k_pct)
                 self.p.run_round(job, 0, [(pool, behaviour)], label=f"leak-canary-{pool}", provider_reveals=False, tally=False)
-                self.w.send(self.a.canary, self.w.court, "exposeCanary", job.id, job.canary_secret, job.salt)
+                self.p.expose_canary(job)
                 return self.p.outcome(job.id)
 
             return body
@@ -707,7 +707,7 @@ class Strategies:
             self.w.send(self.a.lazy, self.w.court, "commit", job.id, 0, seat_commitment(self.a.lazy, job.id, 0, 0, job.digest, salt))
             self.p.open_reveals(job)
             self.w.send(self.a.lazy, self.w.court, "reveal", job.id, 0, job.digest, salt)
-            self.w.send(self.a.canary, self.w.court, "exposeCanary", job.id, job.canary_secret, job.salt)
+            self.p.expose_canary(job)
             return self.p.outcome(job.id)
 
         def real() -> str:

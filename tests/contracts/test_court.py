@@ -16,7 +16,10 @@ from typing import Any
 import ape
 import pytest
 from eth_abi import encode
+from eth_account import Account
 from eth_utils import keccak
+
+from depin.accounts import sign_canary_authorization
 
 from .conftest import TOKEN, Reads
 
@@ -616,34 +619,43 @@ def test_arbiter_silent_leaves_the_last_jury_standing(c):
 # ------------------------------------------------------------------------------------- canaries
 
 
+def authorize(c: Court, signer: Any, job_id: int) -> bytes:
+    """`signer`'s canary authorization of job `job_id` (what exposeCanary checks)."""
+    return sign_canary_authorization(Account.from_key(signer.private_key), c.chain.chain_id, c.court.address, job_id)
+
+
 def test_canary_slashes_a_copier_and_never_an_honest_digest(c):
-    canary_op = c.others[2]
-    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), canary_op, sender=c.owner)
+    # The operator posts from one account, claims from another, and authorizes the exposure with a
+    # canary key that never sends a transaction: neither job account holds the role or is the other.
+    signer, op_requester, op_provider = c.others[3], c.others[2], c.provider
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), signer, sender=c.owner)
+    role = c.court.CANARY_ROLE()
+    assert not c.court.hasRole(role, op_requester) and not c.court.hasRole(role, op_provider)
     secret = keccak(b"canary secret")
     fake = canary_digest(secret)
-    job = c.job(fake, provider=canary_op, requester=canary_op)  # the operator posts its own canaries
+    job = c.job(fake, provider=op_provider, requester=op_requester)
     GOOD_OF[job] = fake
     auditor = c.known[c.court.drawnFor(job, 0, 0)]
     # A lazy auditor copies the digest the canary operator hands out.
     c.tx(c.court.startAudit, job, sender=auditor)
     c.tx(c.court.commit, job, 0, seat_commitment(auditor.address, job, 0, 0, fake), sender=auditor)
     c.tx(c.court.reveal, job, 0, fake, SALT, sender=auditor)
-    c.tx(c.court.revealProvider, job, fake, SALT, sender=canary_op)
+    c.tx(c.court.revealProvider, job, fake, SALT, sender=op_provider)
     c.advance(job)
     assert c.case(job).phase == TALLIED
     supply = c.token.totalSupply()
-    op_before = wallet(c, canary_op)
-    with ape.reverts():
-        c.court.exposeCanary(job, secret, SALT, sender=c.provider)
-    c.tx(c.court.exposeCanary, job, secret, SALT, sender=canary_op)
+    op_before = wallet(c, op_requester)
+    with reverts_with("NotCanary"):
+        c.court.exposeCanary(job, secret, SALT, authorize(c, signer, job), sender=op_provider)  # not the requester
+    c.tx(c.court.exposeCanary, job, secret, SALT, authorize(c, signer, job), sender=op_requester)
     assert c.case(job).outcome == CANARY
     v = c.court.getVerifier(auditor)
     assert v.free == STAKE - B_AUDIT - SIGMA_R and v.locked == 0
     assert c.token.totalSupply() == supply - (B_AUDIT + SIGMA_R)
-    assert wallet(c, canary_op) == op_before + E  # no honest seat to pay: the escrow goes back
+    assert wallet(c, op_requester) == op_before + E  # no honest seat to pay: the escrow goes back
 
     # An honest auditor of another canary job reveals its own digest: never slashed, paid A.
-    job2 = c.job(canary_digest(keccak(b"s2")), provider=canary_op, requester=canary_op)
+    job2 = c.job(canary_digest(keccak(b"s2")), provider=op_provider, requester=op_requester)
     GOOD_OF[job2] = canary_digest(keccak(b"s2"))
     honest = c.known[c.court.drawnFor(job2, 0, 0)]
     before = c.court.getVerifier(honest)
@@ -651,25 +663,35 @@ def test_canary_slashes_a_copier_and_never_an_honest_digest(c):
     c.tx(c.court.startAudit, job2, sender=honest)
     c.tx(c.court.commit, job2, 0, seat_commitment(honest.address, job2, 0, 0, GOOD), sender=honest)
     c.tx(c.court.reveal, job2, 0, GOOD, SALT, sender=honest)
-    c.tx(c.court.exposeCanary, job2, keccak(b"s2"), SALT, sender=canary_op)
+    c.tx(c.court.exposeCanary, job2, keccak(b"s2"), SALT, authorize(c, signer, job2), sender=op_requester)
     after = c.court.getVerifier(honest)
     assert after.free == before.free and after.locked == 0
     assert wallet(c, honest) == wallet_before + A
 
 
-def test_canary_exposure_needs_the_role_and_the_committed_digest(c):
-    job = good_job(c)
+def test_canary_exposure_needs_a_canary_keys_signature_for_the_job_and_the_committed_digest(c):
+    # A requester and a provider colluding (here: a provider that committed garbage on a job whose
+    # requester would like it voided) cannot make a Canary without the canary key.
+    signer = c.others[3]
+    secret = keccak(b"x")
+    job = c.job(canary_digest(secret))
+    GOOD_OF[job] = canary_digest(secret)
     c.audit(job, GOOD)
-    with ape.reverts():
-        c.court.exposeCanary(job, keccak(b"x"), SALT, sender=c.provider)  # no CANARY_ROLE
-    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), c.provider, sender=c.owner)
-    with ape.reverts():
-        c.court.exposeCanary(job, keccak(b"x"), SALT, sender=c.provider)  # not a canary commitment
+    with reverts_with("NotCanary"):
+        c.court.exposeCanary(job, secret, SALT, authorize(c, signer, job), sender=c.requester)  # no CANARY_ROLE
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), signer, sender=c.owner)
+    for bad in (authorize(c, signer, job + 1), b"", b"\x01" * 65, authorize(c, c.requester, job)):
+        with reverts_with("NotCanary"):  # another job's, malformed, or signed by a key without the role
+            c.court.exposeCanary(job, secret, SALT, bad, sender=c.requester)
+    with reverts_with("NotCanary"):
+        c.court.exposeCanary(job, keccak(b"not the secret"), SALT, authorize(c, signer, job), sender=c.requester)
+    c.tx(c.court.exposeCanary, job, secret, SALT, authorize(c, signer, job), sender=c.requester)
+    assert c.case(job).outcome == CANARY
 
 
 def test_canary_exposure_only_for_the_operators_own_jobs(c):
-    # A CANARY_ROLE account that claimed a stranger's job and committed garbage cannot expose it as a
-    # canary (its collateral unslashed, the requester's job dead): the requester must be the caller.
+    # A canary key's holder that claimed a stranger's job and committed garbage cannot expose it as a
+    # canary (its collateral unslashed, the requester's job dead): only the requester may.
     op = c.others[2]
     c.tx(c.court.grantRole, c.court.CANARY_ROLE(), op, sender=c.owner)
     secret = keccak(b"stranger's job")
@@ -677,9 +699,7 @@ def test_canary_exposure_only_for_the_operators_own_jobs(c):
     GOOD_OF[job] = canary_digest(secret)
     c.tx(c.court.startAudit, job, sender=c.known[c.court.drawnFor(job, 0, 0)])  # opens the case
     with reverts_with("NotCanary"):
-        c.court.exposeCanary(job, secret, SALT, sender=op)
-    with reverts_with("NotProvider"):
-        c.court.exposeCanary(job, secret, SALT, sender=c.requester)  # the requester has no role
+        c.court.exposeCanary(job, secret, SALT, authorize(c, op, job), sender=op)
     assert c.case(job).phase == ACTIVE
 
 

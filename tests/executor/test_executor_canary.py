@@ -1,6 +1,9 @@
 """The canary role on real services (tests/executor/stack.py): a canary executor (dev account 4, a
-registered provider holding the court's CANARY_ROLE) posts jobs, claims them itself and commits
-garbage (never runs them), serves the fake digest at ``GET /canary/<jobId>``; a lazy verifier
+registered provider) posts jobs from its ``[canary.requester]`` account (dev account 6), claims
+them itself and commits garbage (never runs them), serves the fake digest at ``GET
+/canary/<jobId>``; its ``[canary.signer]`` (dev account 7, the court's CANARY_ROLE, sending
+nothing) authorizes each exposure. Neither job account holds the role nor is the other, so the
+chain does not tell a canary job from any other until its exposure. A lazy verifier
 (dev account 3, driven by the test, the court's only member) copies that bait instead of running
 the job; the canary reveals, exposes the canary, and the lazy verifier loses σR of its stake. The
 canary's records (and ``depin executor status``) name the verifier it caught."""
@@ -26,9 +29,10 @@ from depin.spec import parse_spec
 from depinctl.devchain import TxFailed
 from depinctl.procs import free_port
 
-from .stack import PROVIDER2, REQUESTER, TOKEN, VERIFIER, Stack, wait_for
+from .stack import PROVIDER2, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, wait_for
 
 OUTCOME_CANARY = 5
+SIGNER = 7  # the canary key: holds CANARY_ROLE, sends no transaction
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +41,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
     try:
         m = s.market
         s.setup_provider(PROVIDER2, stake=2_000)
-        s.setup_funded(REQUESTER)
-        canary, lazy = s.accounts[PROVIDER2], s.accounts[VERIFIER]
+        s.setup_funded(REQUESTER, REQUESTER2)
+        lazy = s.accounts[VERIFIER]
         court = m.contracts.verification_court
-        m.send(m.deployer, court.grant_role(m.read(court.canary_role()), canary))
+        m.send(m.deployer, court.grant_role(m.read(court.canary_role()), s.accounts[SIGNER]))
         m.transact(m.deployer, "RewardToken", "mint", lazy, 10_000 * TOKEN)
         m.approve(lazy, m.court)
         m.send(lazy, court.join(5_000 * TOKEN, 0))
@@ -49,7 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.canary = s.executor(
             "canary", "canary", PROVIDER2, policy={"images": []},
             sections={"canary": {"interval": 1, "image": s.images["busybox"], "reward": "1", "max_open": 2,
-                                 "bind": f"127.0.0.1:{s.bait_port}"}},
+                                 "bind": f"127.0.0.1:{s.bait_port}",
+                                 "requester": {"dev_account": REQUESTER2}, "signer": {"dev_account": SIGNER}}},
         )
         yield s
     finally:
@@ -82,6 +87,12 @@ def test_a_lazy_verifier_that_copies_the_bait_is_caught_and_slashed(stack: Stack
         return None
 
     job_id = wait_for(drawn_canary_job, 240, "a canary job drawn for audit")
+    # no tell on chain: posted and claimed from two accounts, neither holding the canary role
+    job = m.get_job(job_id)
+    requester, provider = job["requester"], job["provider"]
+    assert requester.lower() == stack.accounts[REQUESTER2].lower() and provider.lower() == stack.accounts[PROVIDER2].lower()
+    role = m.read(court.canary_role())
+    assert not m.read(court.has_role(role, requester)) and not m.read(court.has_role(role, provider))
     # the lazy verifier asks the canary's endpoint for the digest instead of running the job
     bait = requests.get(f"http://127.0.0.1:{stack.bait_port}/canary/{job_id}", timeout=5)
     assert bait.status_code == 200
@@ -101,6 +112,8 @@ def test_a_lazy_verifier_that_copies_the_bait_is_caught_and_slashed(stack: Stack
     assert int(rec["slashed"]) >= 20 * TOKEN  # sigma * R of stake, plus the bond
     stack.wait_status(job_id, JobStatus.RESOLVED, timeout=30)
     assert m.get_case(job_id)["outcome"] == OUTCOME_CANARY
+    # the requester sent the exposure; the signer never sent a transaction
+    assert m.rpc.nonce(stack.accounts[SIGNER], "latest") == 0
     assert m.read(court.get_verifier(lazy))[2] <= stake_before - 20 * TOKEN
     # the canary never ran a job: no container of its instance ever existed
     out = subprocess.run(

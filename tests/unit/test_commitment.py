@@ -123,3 +123,37 @@ def test_seat_commitment_matches_abi_encode() -> None:
     expected = keccak(encode(["address", "uint256", "uint8", "uint8", "bytes32", "bytes32"], [verifier, 7, 1, 2, digest, salt]))
     assert seat_commitment(verifier, 7, 1, 2, digest, salt) == expected
     assert seat_commitment(verifier, 7, 1, 3, digest, salt) != expected
+
+
+@given(st.integers(min_value=0, max_value=(1 << 256) - 1), addresses, job_ids)
+def test_canary_authorization_is_the_abi_encoded_keccak(chain_id: int, court: str, job_id: int) -> None:
+    from depin.commitment import canary_authorization
+
+    tag = keccak(b"depin-canary-authorization")
+    expected = keccak(encode(["bytes32", "uint256", "address", "uint256"], [tag, chain_id, court, job_id]))
+    assert canary_authorization(chain_id, court, job_id) == expected
+
+
+def test_a_canary_authorization_recovers_to_its_signer_and_binds_the_job() -> None:
+    """The EIP-191 signature exposeCanary checks (ECDSA.tryRecover of toEthSignedMessageHash)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from depin.accounts import dev_account, sign_canary_authorization
+    from depin.commitment import canary_authorization
+
+    signer, court = dev_account(7, 31337), "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    signature = sign_canary_authorization(signer, 31337, court, 12)
+    assert len(signature) == 65
+    recovered = Account.recover_message(encode_defunct(primitive=canary_authorization(31337, court, 12)), signature=signature)
+    assert recovered == signer.address
+    other = Account.recover_message(encode_defunct(primitive=canary_authorization(31337, court, 13)), signature=signature)
+    assert other != signer.address  # another job's authorization is not this one
+
+
+@pytest.mark.parametrize("args", [(-1, PARTY, 1), (1, "0x12", 1), (1, PARTY, 1 << 256), (True, PARTY, 1)])
+def test_canary_authorization_refuses_bad_arguments(args: tuple) -> None:
+    from depin.commitment import canary_authorization
+
+    with pytest.raises(ValueError):
+        canary_authorization(*args)

@@ -185,3 +185,24 @@ def test_executor_start_refuses_a_bad_metrics_address_before_anything_starts(
     path.write_text("")
     result = CliRunner().invoke(app, ["executor", "start", "--config", str(path), *option], env=env)
     assert_one_line_error(result, "DEPIN_EXECUTOR_METRICS", "must be HOST:PORT")
+
+
+def test_the_canary_keys_paths_are_the_files_folders_like_the_key_section(tmp_path: Path) -> None:
+    """``[canary.requester]`` and ``[canary.signer]`` are ``[key]`` sections: relative paths are read
+    against the file's folder, and an unknown field is refused."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "depin.toml"
+    path.write_text(
+        '[key]\nkeystore = "keys/provider.json"\n'
+        '[canary.requester]\nkeystore = "keys/requester.json"\npassword_file = "keys/requester.pass"\n'
+        "[canary.signer]\ndev_account = 7\n"
+    )
+    config = load_config(path, env={})
+    assert config.canary.requester is not None and config.canary.signer is not None
+    assert config.canary.requester.keystore == (folder / "keys" / "requester.json").resolve()
+    assert config.canary.requester.password_file == (folder / "keys" / "requester.pass").resolve()
+    assert config.canary.signer.dev_account == 7 and config.canary.signer.keystore is None
+    path.write_text('[canary.signer]\nkeystor = "typo.json"\n')
+    with pytest.raises(ConfigError, match="keystor"):
+        load_config(path, env={})

@@ -329,16 +329,24 @@ def test_disagreement_goes_to_a_jury_of_3_which_slashes_and_the_loser_pays_it(c)
         assert info.locked == 0 and info.free == STAKE
 
 
-def test_jury_confirms_the_provider_and_the_wrong_auditor_pays_the_jury(c):
-    job = good_job(c)
-    auditor = c.audit(job, BAD)
-    holders = c.jury(job, [GOOD, GOOD, GOOD])
+def _audit_then_jury(c: Court, job: int, audit: bytes, jury: list[bytes], outcome: int) -> tuple[Any, list[Any], int, int]:
+    """The audit reveals `audit`, a jury `jury`; the jury's tally is `outcome` and the case concludes
+    so after the appeal window. (the auditor, the jurors, and the token supply and the requester's
+    wallet just before the conclusion)."""
+    auditor = c.audit(job, audit)
+    holders = c.jury(job, jury)
     c.advance(job)
-    assert c.case(job).tally == RIGHT
+    assert c.case(job).tally == outcome
     supply = c.token.totalSupply()
     requester_before = wallet(c, c.requester)
     c.finish_window(job)
-    assert c.case(job).outcome == RIGHT
+    assert c.case(job).outcome == outcome
+    return auditor, holders, supply, requester_before
+
+
+def test_jury_confirms_the_provider_and_the_wrong_auditor_pays_the_jury(c):
+    job = good_job(c)
+    auditor, holders, supply, requester_before = _audit_then_jury(c, job, BAD, [GOOD, GOOD, GOOD], RIGHT)
     # pot = the auditor's bond; jurors 3 w; rest burned. The requester's escrow E comes back whole
     # (the auditor was wrong: no audit pay; the jury was the auditor's).
     assert c.token.totalSupply() == supply - (B_AUDIT - 3 * W)
@@ -352,14 +360,7 @@ def test_an_outvoted_not_delivered_is_a_minority_vote_like_any_other(c):
     """NOT_DELIVERED is a digest like any other: jurors who agree on it outvote the provider, and a
     juror who says it against a majority that found the archive loses its bond to the pot."""
     job = good_job(c)
-    auditor = c.audit(job, BAD)
-    holders = c.jury(job, [GOOD, GOOD, NOT_DELIVERED])
-    c.advance(job)
-    assert c.case(job).tally == RIGHT
-    supply = c.token.totalSupply()
-    requester_before = wallet(c, c.requester)
-    c.finish_window(job)
-    assert c.case(job).outcome == RIGHT
+    auditor, holders, supply, requester_before = _audit_then_jury(c, job, BAD, [GOOD, GOOD, NOT_DELIVERED], RIGHT)
     # pot = the wrong auditor's bond + the NOT_DELIVERED juror's; two coherent jurors w each; the
     # rest burned; the requester's escrow comes back whole (the jury was the losers').
     assert c.token.totalSupply() == supply - (B_AUDIT + B_JUROR - 2 * W)

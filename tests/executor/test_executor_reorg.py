@@ -60,6 +60,23 @@ def _job(stack: Stack, n: int, **terms: Any) -> int:
     return stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {n} > /out/n"]), terms=JobTerms(**t))
 
 
+def _reorg_back_to(stack: Stack, height: int) -> None:
+    """Replaces the blocks from `height` up to the head with empty ones, and checks that the block
+    at `height` is another one now. Mining is held meanwhile: the stack's anvil mines a block every
+    second and on every transaction (an executor may send one at any time), and a block mined
+    between reading the head and the reorg left the block at `height` in place (a loaded machine's
+    CI run: the reorg then undid the submission only, and the job stayed Claimed)."""
+    before = _rpc(stack, "eth_getBlockByNumber", [hex(height), False])["hash"]
+    _rpc(stack, "evm_setAutomine", [False])
+    _rpc(stack, "evm_setIntervalMining", [0])
+    try:
+        _rpc(stack, "anvil_reorg", [_head(stack) - height + 1, []])
+    finally:
+        _rpc(stack, "evm_setAutomine", [True])
+        _rpc(stack, "evm_setIntervalMining", [1])
+    assert _rpc(stack, "eth_getBlockByNumber", [hex(height), False])["hash"] != before
+
+
 def _health(ex: Executor, max_pending_age: float = 2) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "depin"), "executor", "health", "--config", str(ex.config_path),
@@ -78,16 +95,10 @@ def test_a_reorg_that_drops_the_providers_withdraw_does_not_wedge_it(stack: Stac
     receipt = _rpc(stack, "eth_getTransactionReceipt", [withdrawn["tx"]])
     mined_at = int(receipt["blockNumber"], 16)
     nonce_before = _nonce(stack, provider, mined_at)
-    # The withdraw's block and every later one are replaced by empty blocks up to the head. anvil
-    # also mines a block every second: one mined between reading the head and the reorg leaves the
-    # withdraw's block in place, and then the reorg is made again from the new head.
-    for _ in range(3):
-        _rpc(stack, "anvil_reorg", [_head(stack) - mined_at + 1, []])
-        replaced = _rpc(stack, "eth_getBlockByNumber", [hex(mined_at), False])
-        if replaced["hash"] != receipt["blockHash"]:
-            break
+    _reorg_back_to(stack, mined_at)  # the withdraw's block and every later one, replaced by empty blocks
     # The executor may send the withdraw again at once (into blocks above the replaced ones), so the
     # reorg is checked at the withdraw's height.
+    replaced = _rpc(stack, "eth_getBlockByNumber", [hex(mined_at), False])
     assert replaced["hash"] != receipt["blockHash"] and withdrawn["tx"] not in replaced["transactions"]
     assert _nonce(stack, provider, mined_at) < nonce_before
 
@@ -108,8 +119,7 @@ def test_a_reorg_that_undoes_claim_and_submission_gets_the_job_settled_again(sta
     wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
     claimed = stack.events(job_id, "JobClaimed")
     assert len(claimed) == 1
-    depth = _head(stack) - int(claimed[0]["block"]) + 1
-    _rpc(stack, "anvil_reorg", [depth, []])
+    _reorg_back_to(stack, int(claimed[0]["block"]))
     assert stack.status(job_id) in (JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.SUBMITTED)  # the executor may be quick
 
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=60)
@@ -132,11 +142,13 @@ def test_a_job_reopened_by_a_reorg_is_claimed_again_through_the_dispatcher(stack
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
     wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
     p.kill9("worker-chain")
-    claimed = stack.events(job_id, "JobClaimed")
-    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
-    assert stack.status(job_id) == JobStatus.OPEN
-    wait_for(lambda: stack.exec_record(p, job_id).get("state") in ("lost", "claiming"), 30, "the dispatcher to take the job back")
-    p.start("worker-chain")
+    try:
+        claimed = stack.events(job_id, "JobClaimed")
+        _reorg_back_to(stack, int(claimed[0]["block"]))
+        assert stack.status(job_id) == JobStatus.OPEN
+        wait_for(lambda: stack.exec_record(p, job_id).get("state") in ("lost", "claiming"), 30, "the dispatcher to take the job back")
+    finally:
+        p.start("worker-chain")  # also when the test fails: the module's next tests need it
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
     assert stack.job(job_id)["provider"] == provider
     reopened = [e for e in p.log_lines("dispatcher") if e.get("msg") == "job open again after a reorg; reconsidering it"]
@@ -157,14 +169,17 @@ def test_beats_recovery_hands_back_a_submitted_job_the_reorg_reopened(stack: Sta
     wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
     p.kill9("dispatcher")
     p.kill9("worker-chain")
-    claimed = stack.events(job_id, "JobClaimed")
-    _rpc(stack, "anvil_reorg", [_head(stack) - int(claimed[0]["block"]) + 1, []])
-    stack.synced()
-    p.start("worker-chain")
-    record = wait_for(lambda: (r := stack.exec_record(p, job_id)).get("state") == "lost" and r, 60, "recovery to hand the job back")
-    assert "a reorg undid our claim" in record.get("reason", "")
-    assert stack.status(job_id) == JobStatus.OPEN
-    p.start("dispatcher")
+    try:
+        claimed = stack.events(job_id, "JobClaimed")
+        _reorg_back_to(stack, int(claimed[0]["block"]))
+        assert stack.status(job_id) == JobStatus.OPEN
+        stack.synced()
+        p.start("worker-chain")
+        record = wait_for(lambda: (r := stack.exec_record(p, job_id)).get("state") == "lost" and r, 60, "recovery to hand the job back")
+        assert "a reorg undid our claim" in record.get("reason", "")
+        assert stack.status(job_id) == JobStatus.OPEN
+    finally:
+        p.start("worker-chain", "dispatcher")  # those not running (also when the test fails: the next tests need both)
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
     _rpc(stack, "evm_increaseTime", [hex(125)])
     _rpc(stack, "evm_mine")

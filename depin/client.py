@@ -487,10 +487,11 @@ class Client(ContractAddresses):
             raise
         return call.decode(out)
 
-    def send(self, call: ContractCall, *, gas: int | None = None) -> Receipt:
+    def send(self, call: ContractCall, *, gas: int | None = None, confirmations: int = 1) -> Receipt:
         """Signs and sends a bound call (``client.send(client.contracts.job_market.claim_job(7))``);
-        waits for and returns the receipt."""
-        return self._signer().send(call.to, call.data, gas=gas, what=call.what)
+        waits for and returns the receipt, once `confirmations` blocks hold it (1: mined; more: as it
+        reads after that many blocks, a reorg in between accounted for)."""
+        return self._signer().send(call.to, call.data, gas=gas, what=call.what, confirmations=confirmations)
 
     # ------------------------------------------------------------------ reads
 
@@ -762,6 +763,7 @@ class Client(ContractAddresses):
         approve: bool = True,
         seal: bool = True,
         encrypt_to: str | bytes | None = None,
+        confirmations: int = 1,
     ) -> PostedJob:
         """Posts a job and escrows R + f*R + A: the `reward` R, the protocol fee f*R and the audit fee
         A (0 for ``verify="none"``), all from the market balance when it covers them, else all from
@@ -790,6 +792,10 @@ class Client(ContractAddresses):
         signature inside the same transaction (``postJobWithPermit``); otherwise an ``approve``
         transaction goes first when the allowance is short (or, with ``approve=False``,
         :class:`InsufficientAllowance` is raised).
+
+        The job id is read from the post's receipt once `confirmations` blocks hold it: ids are
+        given in the order posts are mined, so a reorg that puts another post first gives this one
+        another id; with 1 (mined), the id is the first receipt's. 2 or 3 on a public network.
         """
         p = self.params()
         post = self._prepare_post(
@@ -812,10 +818,12 @@ class Client(ContractAddresses):
             if permit:
                 deadline = self.block_timestamp() + PERMIT_LIFETIME
                 v, r, s = self.permit_signature("JobMarket", need, deadline)
-                receipt = self.send(self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s))
+                receipt = self.send(
+                    self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s), confirmations=confirmations
+                )
                 return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
             self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
-        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms))
+        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms), confirmations=confirmations)
         return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
 
     def post_jobs(
@@ -832,13 +840,15 @@ class Client(ContractAddresses):
         approve: bool = True,
         seal: bool = True,
         encrypt_to: str | bytes | None = None,
+        confirmations: int = 1,
     ) -> list[PostedJob]:
         """Posts every spec of `specs` in one ``postJobs`` transaction, each with the same terms and
         defaults as :meth:`post_job` (each spec is checked, sealed and defaulted on its own), and
         escrows the sum at once: from the market balance when it covers all of it, else all from the
         wallet in one transfer (an ``approve`` goes first when the allowance is short; there is no
         permit variant). All or nothing. Returns one :class:`PostedJob` per spec, in order; they
-        share the transaction (`gas_used` is the whole batch's)."""
+        share the transaction (`gas_used` is the whole batch's). `confirmations`: as for
+        :meth:`post_job`."""
         if not specs:
             raise ClientError("post_jobs needs at least one spec")
         p = self.params()
@@ -855,7 +865,9 @@ class Client(ContractAddresses):
         if need:
             self._ensure_funds(need, f"{len(posts)} jobs with a reward of {format_tokens(reward)} each, plus fees")
             self._ensure_allowance("JobMarket", need, approve=approve, what="posting the jobs")
-        receipt = self.send(self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts]))
+        receipt = self.send(
+            self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts]), confirmations=confirmations
+        )
         ids = self._job_ids_from(receipt)
         if len(ids) != len(posts):
             raise ClientError(f"transaction {receipt.tx_hash} emitted {len(ids)} JobPosted events for {len(posts)} jobs")

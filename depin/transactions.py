@@ -447,18 +447,46 @@ class Transactor:
         what: str = "transaction",
         timeout: float | None = None,
         still_needed: Callable[[], bool] | None = None,
+        confirmations: int = 1,
     ) -> Receipt:
         """Estimates (unless `gas`), signs, sends and waits for one transaction; returns its receipt.
 
         `still_needed` is asked before the transaction is sent again after a drop or a reorg (see
-        the module doc, step 6). Raises :class:`TxReverted` (before sending when the estimate
-        reverts; after mining on a mined revert), :class:`TxTimeout`, :class:`TxDropped`,
-        :class:`InsufficientGasFunds`, or another ChainError.
+        the module doc, step 6). With `confirmations` > 1 the receipt is returned once that many
+        blocks hold it (its own and those on top: :meth:`confirm`), as it reads then. Raises
+        :class:`TxReverted` (before sending when the estimate reverts; after mining on a mined
+        revert), :class:`TxTimeout`, :class:`TxDropped`, :class:`InsufficientGasFunds`, or another
+        ChainError.
         """
+        if confirmations < 1:
+            raise ValueError(f"confirmations must be at least 1 (the block that mines it), not {confirmations}")
         if gas is None:
             gas = self.estimate_gas(to, data, value=value, what=what)
         pending = self.broadcast(to, data, value=value, gas=gas, what=what, still_needed=still_needed)
-        return self.wait(pending, timeout=timeout)
+        receipt = self.wait(pending, timeout=timeout)
+        return self.confirm(pending, confirmations, timeout=timeout) if confirmations > 1 else receipt
+
+    def confirm(self, pending: PendingTx, confirmations: int, *, timeout: float | None = None) -> Receipt:
+        """Waits until a version of `pending` is in a block with ``confirmations - 1`` blocks on top
+        of it, and returns its receipt as it reads then: a reorg may have moved the transaction to
+        another block (another position among other transactions: the ids its logs carry, such as a
+        JobPosted's, can differ from the first receipt's). One that a reorg removed is waited for
+        again (:meth:`wait` re-sends the same signed bytes) and counted from its new block."""
+        timeout = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                raw = self._receipt_of(pending)
+                if raw is None:  # reorged out: wait for it to be mined again
+                    self.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+                    continue
+                if self.rpc.block_number() - hex_int(raw["blockNumber"]) + 1 >= confirmations:
+                    return self._check(pending, raw)
+            except RpcUnavailable as exc:  # the node is away: the count goes on (or times out)
+                log.info("confirmation check of %s failed: %s", pending.what, exc)
+            if time.monotonic() > deadline:
+                raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
+            time.sleep(self.poll_interval)
 
     def broadcast(
         self, to: str, data: str, *, value: int = 0, gas: int, what: str = "transaction",

@@ -57,6 +57,28 @@ app = typer.Typer(
     **TYPER_SETTINGS,
 )
 
+ConfirmationsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--confirmations",
+        min=1,
+        max=64,
+        show_default="1 on a local chain, else 2",
+        help="Blocks that must hold the post (its own and those on top) before its job id is printed: a reorg in "
+        "between can give it another id (ids follow the order posts are mined).",
+    ),
+]
+
+
+def _confirmations(client: Client, given: int | None) -> int:
+    """`--confirmations`, else 1 on a local chain (no reorgs but the tests') and 2 elsewhere."""
+    if given is not None:
+        return given
+    from depin.accounts import is_local_chain  # lazy: start-up
+
+    return 1 if is_local_chain(client.chain_id) else 2
+
+
 DATA_URI_MAX = 2_048  # local input files up to this size are embedded in the spec as data: URIs
 REMOTE_INPUT_MAX = 256 * 1_048_576
 _NAMED_INPUT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})=(.+)$")
@@ -296,6 +318,7 @@ def job_post(
         typer.Option("--permit/--approve", help="Approve the escrow by an ERC-2612 signature (default) or an approve tx."),
     ] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the canonical spec and send nothing.")] = False,
+    confirmations: ConfirmationsOpt = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -348,7 +371,7 @@ def job_post(
     )
     posted = client.post_job(
         spec, reward=amount, claim_window=claim_window, challenge_window=challenge_window,
-        collateral_pct=collateral_pct, permit=permit, seal=not clear,
+        collateral_pct=collateral_pct, permit=permit, seal=not clear, confirmations=_confirmations(client, confirmations),
     )
     typer.echo(str(posted.job_id))
     job = client.job(posted.job_id)
@@ -490,6 +513,7 @@ def job_post_batch(
             "with the delivery key it would get) and send nothing; no node needed.",
         ),
     ] = False,
+    confirmations: ConfirmationsOpt = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -551,6 +575,7 @@ def job_post_batch(
     posted = client.post_jobs(
         [spec for _, spec in specs], reward=amount, claim_window=claim_window, challenge_window=challenge_window,
         collateral_pct=collateral_pct, approve=approve, seal=not clear, encrypt_to=encrypt_to,
+        confirmations=_confirmations(client, confirmations),
     )
     for item in posted:
         typer.echo(str(item.job_id))

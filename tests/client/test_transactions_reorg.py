@@ -10,9 +10,12 @@ from __future__ import annotations
 import threading
 
 from depin.chain import RpcClient
+from depin.client import PostedJob
+from depin.deployment import to_wei
 from depin.transactions import Transactor
+from tests.indexer.services import wait_for
 
-from .conftest import Devnet
+from .conftest import Devnet, make_spec
 
 
 def nonce_of(devnet: Devnet, address: str, tag: str = "latest") -> int:
@@ -174,3 +177,47 @@ def test_a_restarted_signer_never_replaces_its_pre_crash_transaction_in_the_pool
     assert after.status == 1
     assert nonce_of(devnet, tx.address) == start + 2
     assert allowance(devnet, tx.address, market) == 7 and allowance(devnet, tx.address, token) == 8
+
+
+def _other_post_raw(devnet: Devnet, n: int) -> str:
+    """Another requester's postJob, signed (escrowed from its market credit): what anvil_reorg
+    puts into the block it builds in place of ours."""
+    other = devnet.new_account(tokens=50)
+    client = devnet.client(other)
+    client.deposit(to_wei(20))
+    prepared = client._prepare_post(
+        make_spec(n), client.params(), reward=to_wei(1), claim_window=None, challenge_window=None, collateral_pct=None,
+        max_runtime=None, cpu_seconds=None, verify=None, seal=False, encrypt_to=None,
+    )
+    call = client.contracts.job_market.post_job(prepared.spec_hash, prepared.spec_bytes, prepared.terms)
+    fields = {"type": 2, "chainId": devnet.deployment.chain_id, "nonce": nonce_of(devnet, other.address), "to": call.to, "value": 0,
+              "data": call.data, "gas": 2_000_000, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9}
+    return "0x" + bytes(other.sign_transaction(fields).raw_transaction).hex()
+
+
+def test_a_post_confirmed_across_a_reorg_reports_the_id_it_ended_with(devnet: Devnet) -> None:
+    """Job ids follow the order posts are mined. Our post is mined as job N; a reorg replaces its
+    block with one holding another requester's post, which becomes job N; ours is sent again (same
+    bytes) and mined as job N + 1. With confirmations=3 post_job returns N + 1, read from the
+    receipt after the reorg; the first receipt's id would have named the other requester's job."""
+    me = devnet.new_account(tokens=50)
+    client = devnet.client(me)
+    client.tx.heal_interval = 0.2  # type: ignore[union-attr]
+    other_post = _other_post_raw(devnet, 1)
+    before = client.job_count()
+    result: dict[str, object] = {}
+    poster = threading.Thread(target=lambda: result.update(posted=client.post_job(make_spec(0), reward=to_wei(1), confirmations=3)))
+    poster.start()
+    wait_for(lambda: client.job_count() == before + 1, 30, "our post mined")
+    first = before + 1
+    assert client.job(first).requester == me.address
+    devnet.chain.rpc.call("anvil_reorg", [1, [[other_post, 0]]])
+    assert client.job(first).requester != me.address  # job N is the other requester's now
+    while poster.is_alive():  # blocks on top, until the post has 3 (ours is mined again meanwhile)
+        devnet.chain.rpc.call("anvil_mine", ["0x1"])
+        poster.join(0.2)
+    posted = result["posted"]
+    assert isinstance(posted, PostedJob)
+    assert posted.job_id == first + 1, posted
+    assert client.job(first + 1).requester == me.address
+    assert client.job_count() == before + 2

@@ -132,7 +132,8 @@ ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive'
 MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
 PREFETCH_TIMEOUT = 60.0  # seconds the inputs' check before a seat is taken may take (in the background)
 PASS_CHECK_WAIT = 2.0  # seconds one verify pass waits, in all, for input checks before it moves on
-INPUT_CHECK_THREADS = 4  # input checks running side by side in the verifier's chain worker
+INPUT_CHECK_THREADS = 8  # input checks running side by side in the verifier's chain worker (they wait on servers)
+INPUT_CHECK_FRESH = 30.0  # seconds an ended input check's answer is used; a later one checks again
 
 
 # ---------------------------------------------------------------------------------------- journal
@@ -276,7 +277,7 @@ def scan(rt: Runtime) -> int:
     taken."""
     ensure_stake(rt)
     sweep_input_caches(rt)
-    _checks.sweep(INPUT_CACHE_MAX_AGE)
+    _checks.sweep()
     _pass["check_until"] = time.monotonic() + PASS_CHECK_WAIT
     far = rt.chain_now() + 10**9
     undrawn = set(rt.state.smembers(rt.xkeys.undrawn))  # type: ignore[arg-type]
@@ -483,10 +484,12 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
     """Whether the re-run's image is on this machine and every input can be fetched and hashes to
     its sha256 now (each checked input stays in the job's :func:`input_cache` for the re-run).
     The image is asked of the engine here; the inputs are fetched in the background
-    (:func:`input_check`, at most `timeout` seconds), and None means that fetch is still running:
-    the verify pass runs on the chain queue, and a requester's slow server must not hold up the
-    commits, reveals and transactions queued behind it (a seat missing its deadline there is a
-    no-show that burns its bond)."""
+    (:func:`input_check`, at most `timeout` seconds from the check's start), and None means that
+    fetch is still running: the verify pass runs on the chain queue, and a requester's slow server
+    must not hold up the commits, reveals and transactions queued behind it (a seat missing its
+    deadline there is a no-show that burns its bond). A check's "yes" counts only while every
+    checked input is still in the cache (a declined seat removes it): else the inputs are checked
+    again, since the re-run would otherwise ask the requester's server anew."""
     if rt.config.policy.images:  # an allowlisted image may still be missing here (else can_run asked the engine)
         try:
             check_image(rt.docker, spec.image)
@@ -494,39 +497,62 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
             return Decision(False, f"the image is not available here: {exc}")
     if all(i.uri.startswith("data:") for i in spec.inputs):  # none, or inline: nothing can go away
         return Decision(True)
-    return input_check(rt, job_id, spec, deadline=time.monotonic() + timeout, wait=max(0.0, _pass["check_until"] - time.monotonic()))
+    latest = time.monotonic() + timeout  # the seat's deadline, as the caller computed the timeout
+    wait = max(0.0, _pass["check_until"] - time.monotonic())
+    decision = input_check(rt, job_id, spec, latest=latest, wait=wait)
+    if decision is not None and decision.ok and not inputs_cached(rt, job_id, spec):
+        log.info("checked inputs no longer cached; checking again", extra={"job": job_id})
+        decision = input_check(rt, job_id, spec, latest=latest, wait=max(0.0, _pass["check_until"] - time.monotonic()))
+        if decision is not None and decision.ok and not inputs_cached(rt, job_id, spec):
+            decision = Decision(False, "the checked inputs could not be kept in the input cache here")
+    return decision
+
+
+def inputs_cached(rt: Runtime, job_id: int, spec: JobSpec) -> bool:
+    """Every input the re-run would fetch is in the job's input cache (``<cache>/<sha256>``)."""
+    cache = input_cache(rt, job_id)
+    return all((cache / i.sha256).is_file() for i in spec.inputs if not i.uri.startswith("data:"))
+
+
+@dataclass
+class _Check:
+    future: Future[Decision]
+    finished: float | None = None  # monotonic time it ended
 
 
 class _Checks:
     """The input checks of one process (the verifier's chain worker), each in a thread of a small
-    pool, by job: started by the first pass that needs one, ended by the pass that reads it."""
+    pool, by job: started by the first pass that needs one, ended by the pass that reads it, or
+    forgotten with the job's cache (:func:`drop_input_cache`) or once stale."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pool: ThreadPoolExecutor | None = None
-        self.running: dict[int, tuple[Future[Decision], float]] = {}
+        self.running: dict[int, _Check] = {}
 
     def start(self, job_id: int, work: Callable[[], Decision]) -> tuple[Future[Decision], bool]:
-        """The job's check, started now unless one is running (and whether it was started now)."""
+        """The job's check, started now unless one is running or ended less than
+        ``INPUT_CHECK_FRESH`` seconds ago (and whether it was started now)."""
         with self.lock:
             found = self.running.get(job_id)
-            if found is not None:
-                return found[0], False
+            if found is not None and (found.finished is None or time.monotonic() - found.finished <= INPUT_CHECK_FRESH):
+                return found.future, False
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(max_workers=INPUT_CHECK_THREADS, thread_name_prefix="input-check")
-            future = self.pool.submit(work)
-            self.running[job_id] = (future, time.monotonic())
-            return future, True
+            check = _Check(self.pool.submit(work))
+            check.future.add_done_callback(lambda _f: setattr(check, "finished", time.monotonic()))
+            self.running[job_id] = check
+            return check.future, True
 
     def forget(self, job_id: int) -> None:
         with self.lock:
             self.running.pop(job_id, None)
 
-    def sweep(self, max_age: float) -> None:
-        """Forgets ended checks no pass read within `max_age` seconds (the seat went to another)."""
+    def sweep(self) -> None:
+        """Forgets ended checks no pass read in time (the seat went to another)."""
         now = time.monotonic()
         with self.lock:
-            for job_id in [j for j, (f, t) in self.running.items() if f.done() and now - t > max_age]:
+            for job_id in [j for j, c in self.running.items() if c.finished is not None and now - c.finished > INPUT_CHECK_FRESH]:
                 del self.running[job_id]
 
 
@@ -534,14 +560,16 @@ _checks = _Checks()
 _pass = {"check_until": 0.0}  # monotonic time until which this verify pass may wait for input checks
 
 
-def input_check(rt: Runtime, job_id: int, spec: JobSpec, *, deadline: float, wait: float) -> Decision | None:
+def input_check(rt: Runtime, job_id: int, spec: JobSpec, *, latest: float, wait: float) -> Decision | None:
     """The job's inputs fetched and hash-checked (:func:`fetch_inputs` into a scratch folder below
-    the work root, then removed; into the job's :func:`input_cache`) in a background thread, by
-    `deadline` (monotonic). Waits at most `wait` seconds for it: its answer once it has ended (the
-    check is then forgotten, so a later call checks again), else None."""
+    the work root, then removed; into the job's :func:`input_cache`) in a background thread, within
+    ``PREFETCH_TIMEOUT`` seconds of the thread's start and by `latest` (monotonic): a check queued
+    behind others does not lose its time waiting. Waits at most `wait` seconds for it: its answer
+    once it has ended (the check is then forgotten, so a later call checks again), else None."""
     job_id = int(job_id)
 
     def work() -> Decision:
+        deadline = min(time.monotonic() + PREFETCH_TIMEOUT, latest)
         Path(rt.work_root).mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"precheck-{job_id}-", dir=rt.work_root))
         try:
@@ -582,8 +610,10 @@ def input_cache(rt: Runtime, job_id: int) -> Path:
 
 
 def drop_input_cache(rt: Runtime, job_id: int) -> None:
-    """Removes the job's input cache once none of its seats is in our hands."""
+    """Removes the job's input cache, and forgets its input check (whose answer vouched for the
+    cache), once none of its seats is in our hands."""
     if all(j != int(job_id) for j, _r, _s in seats_in_hand(rt)):
+        _checks.forget(int(job_id))
         shutil.rmtree(input_cache(rt, job_id), ignore_errors=True)
 
 

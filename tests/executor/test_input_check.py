@@ -11,6 +11,7 @@ reads the answer.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -114,3 +115,24 @@ def test_a_quick_check_answers_within_the_pass(tmp_path: Path, held: tuple[Recor
     finally:
         verifier._pass["check_until"] = 0.0
     assert decision is not None and decision.ok, decision
+
+
+def test_a_yes_whose_cached_bytes_are_gone_is_checked_again(tmp_path: Path, held: tuple[RecordingServer, threading.Event]) -> None:
+    """A check ends "yes" but no pass reads it yet; the job's input cache is then removed (a seat of
+    it declined, e.g. no free slot) and the requester removes the input. The old "yes" must not let
+    a seat be taken: the re-run would find no cached bytes and ask the server, fail, and the locked
+    bond would burn as a no-show. The inputs are checked again, and the seat declined."""
+    server, _release = held
+    server.routes["/gone-later"] = (200, {}, INPUT)
+    rt = _runtime(tmp_path)
+    job_spec = _spec(server, "/gone-later")
+    assert verifier.runnable_here(rt, 904, job_spec, 60) is None  # started, not waited for
+    wait_for(lambda: verifier._checks.running[904].finished is not None, 60, "the check to end")
+    cache = tmp_path / "work" / "input-cache" / "904"
+    assert (cache / INPUT_SHA).is_file()
+    shutil.rmtree(cache)  # what a declined seat's drop_input_cache does
+    server.routes["/gone-later"] = (404, {}, b"")
+    decision = _answer(rt, 904, job_spec)
+    assert not decision.ok and "cannot be fetched" in decision.reason, decision
+    assert [r.path for r in server.requests].count("/gone-later") == 2  # asked again
+

@@ -14,7 +14,8 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
 - **Post** every ``[canary] interval`` seconds (at most ``max_open`` in flight) one realistic,
   re-executable job as requester (``[canary] image``, ``command``, ``reward``; a fresh ``SEED`` in
   its environment so that no two specs are alike), through the SDK.
-- **Claim** it as provider, and **commit garbage**: a 32-byte secret and a fresh salt are written
+- **Claim** it as provider in a later pass (as a provider claims what its index shows), and, after
+  what a run of its spec could take (a random 1 s to its runtime), **commit garbage**: a 32-byte secret and a fresh salt are written
   to the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
   commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
   (:func:`depin.commitment.canary_digest`). The secret is HMAC-SHA256 of the job id under the
@@ -34,7 +35,7 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
   :func:`depin.accounts.sign_canary_authorization`) as soon as
   the audit round is tallied (the canary window of an agreeing audit) or the case went on to a
   jury: every seat that revealed the fake digest loses σR of its stake.
-- An undrawn canary job is finalized like any job. The record says what was caught:
+- An undrawn canary job is finalized like any job (``finalizeMany``, as a provider's beat does). The record says what was caught:
   ``{e}:canary:{job}`` (a hash): ``state`` (posted → claimed → submitted → revealed → exposed |
   finalized | done), ``digest`` (the bait), ``caught`` (seats slashed), ``slashed`` (wei),
   ``verifiers`` (the caught addresses, comma-separated), the transactions. ``depin executor
@@ -220,7 +221,7 @@ def post_if_due(rt: Runtime) -> int:
     posted = requester(rt).post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
     set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
     log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})
-    return 1 + step(rt, posted.job_id)
+    return 1  # claimed by a later pass, as a provider claims what its index shows
 
 
 def step(rt: Runtime, job_id: int) -> int:
@@ -232,7 +233,10 @@ def step(rt: Runtime, job_id: int) -> int:
     if state == "posted":
         if job.status == JobStatus.OPEN:
             receipt = client.claim(job_id)
-            set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash)
+            # submitted after what a run of the spec could take, not in the next block: a provider
+            # that commits at once runs nothing, and the chain would say so
+            run = secrets.SystemRandom().uniform(1.0, float(max(1, spec_runtime(rt, job_id))))
+            set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash, submit_after=f"{time.time() + run:.3f}")
             job = rt.job(job_id)
         elif job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
             set_record(rt, job_id, "claimed")
@@ -242,6 +246,8 @@ def step(rt: Runtime, job_id: int) -> int:
         state = "claimed"
     if state == "claimed":
         if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+            if time.time() < float(record(rt, job_id).get("submit_after") or 0):
+                return 0
             entry = journal(rt).record(rt.address, job_id)  # durable before the commitment is sent
             uri = publish_decoy(rt, job_id, entry)
             receipt = client.submit_result(job_id, bytes.fromhex(entry.commitment[2:]), uri)
@@ -267,7 +273,7 @@ def step(rt: Runtime, job_id: int) -> int:
     court = client.contracts.verification_court
     if phase == PHASE_NONE:
         if job.status == JobStatus.SUBMITTED and rt.chain_now() > job.deadline and client.is_drawn(job_id) is False:
-            receipt = client.finalize(job_id)
+            receipt = client.finalize_many([job_id])  # as a provider's beat finalizes (finalize() would stand out)
             set_record(rt, job_id, "finalized", finalize_tx=receipt.tx_hash, caught=0)
             return 1
         return 0
@@ -326,6 +332,14 @@ def signer(rt: Runtime) -> LocalAccount:
     if found is None:
         found = _accounts[(rt.instance, "signer")] = account_from_config(rt.config.canary.signer or rt.config.key, rt.chain_id)
     return found
+
+
+def spec_runtime(rt: Runtime, job_id: int) -> int:
+    """The canary job's spec runtime (seconds; 10 when its spec cannot be read)."""
+    try:
+        return parse_spec(rt.client.spec_bytes(job_id)).resources.max_runtime
+    except (DepinError, ValueError):
+        return 10
 
 
 def publish_decoy(rt: Runtime, job_id: int, entry: CanaryEntry) -> str:

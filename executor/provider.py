@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from celery import Task
 
-from depin.errors import SpecError
+from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus
 from depin.transactions import TxReverted
 from executor import metrics, queue
@@ -39,6 +39,9 @@ from executor.policy import input_deadline
 from executor.results import Submission, prepare_submission
 from executor.runtime import Runtime
 
+if TYPE_CHECKING:
+    from depin.client import OnchainJob
+
 log = logging.getLogger("executor.tasks")
 
 NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH_MISMATCH))
@@ -46,6 +49,7 @@ NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
 SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most (as claims: CLAIM_BATCH)
 PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
+OWN_PENDING_WAIT = 60.0  # seconds a reverted claim waits for our own pending transactions before it counts as lost
 
 
 def abandon(rt: Runtime, job_id: int, reason: str) -> None:
@@ -86,6 +90,8 @@ def claim_job(rt: Runtime, job_id: int) -> None:
             log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
         except TxReverted as exc:
             job = rt.job(job_id)
+            if job.status == JobStatus.OPEN:
+                job = after_own_pending(rt, job_id, job)
             if submitted_by_us(rt, job_id, job):
                 return
             if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
@@ -95,6 +101,37 @@ def claim_job(rt: Runtime, job_id: int) -> None:
     rt.set_record(job_id, "claimed", claimed_at=time.time())
     metrics.count(rt, "jobs_claimed")
     queue.send("depin.run", job_id)
+
+
+def after_own_pending(rt: Runtime, job_id: int, job: OnchainJob) -> OnchainJob:
+    """The job as it reads once our own pending transactions are mined (at most OWN_PENDING_WAIT
+    seconds). A claim whose estimate reverts while the chain still shows the job Open may have met
+    our own claim of it in the pool: after a reorg undid our claim, the signer sends it again (same
+    bytes) and the dispatcher, seeing the job Open again, asks for a claim too. Counted lost then,
+    the job was claimed by us on chain and never run, and timed out in our hands."""
+    tx = rt.client.tx
+    if tx is None:
+        return job
+    try:
+        if tx.pending_nonce() <= tx.latest_nonce():
+            return job
+    except ChainError:
+        return job
+    log.info("claim reverted while a transaction of ours is pending; waiting for it", extra={"job": job_id})
+    deadline = time.monotonic() + OWN_PENDING_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if tx.pending_nonce() <= tx.latest_nonce():
+                break
+        except ChainError:
+            break
+        time.sleep(0.5)
+    else:
+        return job
+    found = rt.job(job_id)
+    if found.status != job.status:
+        log.info("claim reverted against our own pending transaction; the chain now says", extra={"job": job_id, "status": found.status.label})
+    return found
 
 
 def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:

@@ -60,21 +60,31 @@ def _job(stack: Stack, n: int, **terms: Any) -> int:
     return stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {n} > /out/n"]), terms=JobTerms(**t))
 
 
-def _reorg_back_to(stack: Stack, height: int) -> None:
+def _reorg_back_to(stack: Stack, height: int, *, resume: bool = True) -> None:
     """Replaces the blocks from `height` up to the head with empty ones, and checks that the block
     at `height` is another one now. Mining is held meanwhile: the stack's anvil mines a block every
     second and on every transaction (an executor may send one at any time), and a block mined
     between reading the head and the reorg left the block at `height` in place (a loaded machine's
-    CI run: the reorg then undid the submission only, and the job stayed Claimed)."""
+    CI run: the reorg then undid the submission only, and the job stayed Claimed). Afterwards anvil
+    mines a block every second, without automining (no RPC restores ``--mixed-mining``): as a real
+    chain does, so a transaction the executor sends waits in the pool for its block. With
+    `resume` False mining stays held (the caller calls :func:`_resume_mining`)."""
     before = _rpc(stack, "eth_getBlockByNumber", [hex(height), False])["hash"]
     _rpc(stack, "evm_setAutomine", [False])
     _rpc(stack, "evm_setIntervalMining", [0])
     try:
         _rpc(stack, "anvil_reorg", [_head(stack) - height + 1, []])
-    finally:
-        _rpc(stack, "evm_setAutomine", [True])
-        _rpc(stack, "evm_setIntervalMining", [1])
+    except BaseException:
+        _resume_mining(stack)
+        raise
+    if resume:
+        _resume_mining(stack)
     assert _rpc(stack, "eth_getBlockByNumber", [hex(height), False])["hash"] != before
+
+
+def _resume_mining(stack: Stack) -> None:
+    _rpc(stack, "evm_setAutomine", [True])
+    _rpc(stack, "evm_setIntervalMining", [1])
 
 
 def _health(ex: Executor, max_pending_age: float = 2) -> subprocess.CompletedProcess[str]:
@@ -130,6 +140,33 @@ def test_a_reorg_that_undoes_claim_and_submission_gets_the_job_settled_again(sta
     _rpc(stack, "evm_mine")
     stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
     assert stack.chain_log_count(job_id, "JobFinalized") == 1
+
+
+def test_a_claim_that_meets_our_own_resent_claim_in_the_pool_waits_for_it(stack: Stack) -> None:
+    """After a reorg undid our claim and submission, the signer sends the claim again (same bytes)
+    and the dispatcher, seeing the job Open again, asks for a claim too, whose estimate (against the
+    pool) reverts WrongStatus while the chain still shows Open. Counted lost, the job was claimed
+    by us on chain and never run: it timed out in our hands (a ci53 failure, on a chain mining every
+    second). Mining is held until the claim task says it waits for our pending transaction; then the
+    job is run and submitted again."""
+    p, provider = stack.provider, stack.accounts[PROVIDER]
+    job_id = _job(stack, 7, challenge_window=120)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
+    claimed = stack.events(job_id, "JobClaimed")
+    _reorg_back_to(stack, int(claimed[0]["block"]), resume=False)
+    try:
+        wait_for(lambda: [e for e in _logged(p, "claim reverted while a transaction of ours is pending; waiting for it") if e.get("job") == job_id],
+                 60, "the claim task to wait for our resent claim")
+        assert stack.status(job_id) == JobStatus.OPEN  # nothing mined meanwhile
+    finally:
+        _resume_mining(stack)
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
+    assert stack.job(job_id)["provider"] == provider
+    assert not [e for e in _logged(p, "claim race lost") if e.get("job") == job_id]
+    _rpc(stack, "evm_increaseTime", [hex(125)])
+    _rpc(stack, "evm_mine")
+    stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)
 
 
 def test_a_job_reopened_by_a_reorg_is_claimed_again_through_the_dispatcher(stack: Stack) -> None:

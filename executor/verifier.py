@@ -457,8 +457,9 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
         return decline(rt, job_id, round_, seat, decision.reason)
     # nothing is locked yet: what a re-run needs must be here now (a requester who removed or changed
     # an input after the provider ran would otherwise make our run decline with our bond locked)
-    if "inputs" not in checked:
-        found = runnable_here(rt, job_id, spec, min(PREFETCH_TIMEOUT, float(max(1, seat_deadline - now))))
+    if "inputs" not in checked or (checked["inputs"] and not inputs_cached(rt, job_id, spec)):
+        # (a yes of this pass whose bytes a declined seat of the job removed since is checked again)
+        found = runnable_here(rt, job_id, spec, float(max(1, seat_deadline - now)))
         if found is None:
             return 0  # still fetching, off the chain queue: a later pass takes the seat or declines it
         checked["inputs"] = found
@@ -480,12 +481,12 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     return 1
 
 
-def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> Decision | None:
+def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, seat_left: float) -> Decision | None:
     """Whether the re-run's image is on this machine and every input can be fetched and hashes to
     its sha256 now (each checked input stays in the job's :func:`input_cache` for the re-run).
     The image is asked of the engine here; the inputs are fetched in the background
-    (:func:`input_check`, at most `timeout` seconds from the check's start), and None means that
-    fetch is still running: the verify pass runs on the chain queue, and a requester's slow server
+    (:func:`input_check`: within ``PREFETCH_TIMEOUT`` seconds of the check's start and the seat's
+    deadline, `seat_left` seconds from now), and None means that fetch is still running: the verify pass runs on the chain queue, and a requester's slow server
     must not hold up the commits, reveals and transactions queued behind it (a seat missing its
     deadline there is a no-show that burns its bond). A check's "yes" counts only while every
     checked input is still in the cache (a declined seat removes it): else the inputs are checked
@@ -497,7 +498,7 @@ def runnable_here(rt: Runtime, job_id: int, spec: JobSpec, timeout: float) -> De
             return Decision(False, f"the image is not available here: {exc}")
     if all(i.uri.startswith("data:") for i in spec.inputs):  # none, or inline: nothing can go away
         return Decision(True)
-    latest = time.monotonic() + timeout  # the seat's deadline, as the caller computed the timeout
+    latest = time.monotonic() + seat_left  # the seat's deadline
     wait = max(0.0, _pass["check_until"] - time.monotonic())
     decision = input_check(rt, job_id, spec, latest=latest, wait=wait)
     if decision is not None and decision.ok and not inputs_cached(rt, job_id, spec):

@@ -471,21 +471,31 @@ class Transactor:
         of it, and returns its receipt as it reads then: a reorg may have moved the transaction to
         another block (another position among other transactions: the ids its logs carry, such as a
         JobPosted's, can differ from the first receipt's). One that a reorg removed is waited for
-        again (:meth:`wait` re-sends the same signed bytes) and counted from its new block."""
+        again (:meth:`wait` re-sends the same signed bytes) and counted from its new block. The count
+        has its own `timeout` (default ``receipt_timeout``): past it, a mined transaction's receipt is
+        returned as it stands, with a warning (raising would invite sending it again); one not mined
+        again raises :class:`TxTimeout` as :meth:`wait` does."""
         timeout = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        raw: dict[str, Any] | None = None
+        have = 0
         while True:
             try:
                 raw = self._receipt_of(pending)
                 if raw is None:  # reorged out: wait for it to be mined again
                     self.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
                     continue
-                if self.rpc.block_number() - hex_int(raw["blockNumber"]) + 1 >= confirmations:
+                have = self.rpc.block_number() - hex_int(raw["blockNumber"]) + 1
+                if have >= confirmations:
                     return self._check(pending, raw)
             except RpcUnavailable as exc:  # the node is away: the count goes on (or times out)
                 log.info("confirmation check of %s failed: %s", pending.what, exc)
             if time.monotonic() > deadline:
-                raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
+                if raw is None:
+                    raise TxTimeout(pending.what, pending.nonce, pending.hashes, timeout)
+                log.warning("%s has %d of %d confirmations after %.0f s; going on with its receipt as it stands",
+                            pending.what, max(have, 1), confirmations, timeout)
+                return self._check(pending, raw)
             time.sleep(self.poll_interval)
 
     def broadcast(

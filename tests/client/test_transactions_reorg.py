@@ -7,7 +7,10 @@ transaction is what a health check reads."""
 
 from __future__ import annotations
 
+import logging
 import threading
+
+import pytest
 
 from depin.chain import RpcClient
 from depin.client import PostedJob
@@ -221,3 +224,13 @@ def test_a_post_confirmed_across_a_reorg_reports_the_id_it_ended_with(devnet: De
     assert posted.job_id == first + 1, posted
     assert client.job(first + 1).requester == me.address
     assert client.job_count() == before + 2
+
+
+def test_a_mined_transaction_short_of_its_confirmations_is_returned_with_a_warning(devnet: Devnet, caplog: pytest.LogCaptureFixture) -> None:
+    """The confirmation count has its own timeout; past it, a transaction that is mined comes back as
+    it stands, loudly, instead of TxTimeout ("not mined"), which would invite paying twice."""
+    tx, token, market = transactor(devnet)
+    with caplog.at_level(logging.WARNING, logger="depin.transactions"):
+        receipt = tx.send(token, approve(tx, token, market, 5), gas=100_000, what="approve", timeout=1, confirmations=50)
+    assert receipt.status == 1 and allowance(devnet, tx.address, market) == 5
+    assert any("of 50 confirmations after 1 s" in r.getMessage() for r in caplog.records), caplog.text

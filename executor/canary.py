@@ -14,7 +14,8 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
 - **Post** every ``[canary] interval`` seconds (at most ``max_open`` in flight) one realistic,
   re-executable job as requester (``[canary] image``, ``command``, ``reward``; a fresh ``SEED`` in
   its environment so that no two specs are alike), through the SDK.
-- **Claim** it as provider in a later pass (as a provider claims what its index shows), and, after
+- **Claim** it as provider 1 to 4 s after the post (as a provider claims what its index shows;
+  a job that a reorg gave another requester is never claimed), and, after
   what a run of its spec could take (a random 1 s to its runtime), **commit garbage**: a 32-byte secret and a fresh salt are written
   to the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
   commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
@@ -35,7 +36,9 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
   :func:`depin.accounts.sign_canary_authorization`) as soon as
   the audit round is tallied (the canary window of an agreeing audit) or the case went on to a
   jury: every seat that revealed the fake digest loses σR of its stake.
-- An undrawn canary job is finalized like any job (``finalizeMany``, as a provider's beat does). The record says what was caught:
+- An undrawn canary job is finalized like any job (``finalizeMany``, as a provider's beat does),
+  and its anchor block hash recorded like a provider's (it is listed among the submitted jobs that
+  :func:`executor.beat.record_anchors` looks at). The record says what was caught:
   ``{e}:canary:{job}`` (a hash): ``state`` (posted → claimed → submitted → revealed → exposed |
   finalized | done), ``digest`` (the bait), ``caught`` (seats slashed), ``slashed`` (wei),
   ``verifiers`` (the caught addresses, comma-separated), the transactions. ``depin executor
@@ -175,6 +178,7 @@ def set_record(rt: Runtime, job_id: int, state: str | None = None, **fields: Any
             pipe.zadd(rt.xkeys.canaries, {str(job_id): time.time()}, nx=True)
         else:
             pipe.zrem(rt.xkeys.canaries, str(job_id))
+            pipe.zrem(rt.xkeys.submitted, str(job_id))
     pipe.hset(rt.xkeys.canary(job_id), mapping=values)
     pipe.execute()
 
@@ -219,9 +223,11 @@ def post_if_due(rt: Runtime) -> int:
     # the SDK's defaults: sealed to the canary's own key like any job posted through the SDK, so a
     # canary's spec does not stand out by a missing delivery field
     posted = requester(rt).post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
-    set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
+    # claimed a moment later, as a provider claims what its index shows (not by this pass)
+    claim_after = time.time() + secrets.SystemRandom().uniform(1.0, 4.0)
+    set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash, claim_after=f"{claim_after:.3f}")
     log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})
-    return 1  # claimed by a later pass, as a provider claims what its index shows
+    return 1
 
 
 def step(rt: Runtime, job_id: int) -> int:
@@ -231,31 +237,40 @@ def step(rt: Runtime, job_id: int) -> int:
     job = rt.job(job_id)
     client = rt.client
     if state == "posted":
+        if not same(job.requester, requester(rt).address):
+            # a reorg gave our post another id: this one is somebody else's job, never ours to claim
+            set_record(rt, job_id, "done", reason=f"job {job_id} was posted by {job.requester}, not by the canary")
+            return 0
         if job.status == JobStatus.OPEN:
+            if time.time() < float(rec.get("claim_after") or 0):
+                return 0
             receipt = client.claim(job_id)
-            # submitted after what a run of the spec could take, not in the next block: a provider
-            # that commits at once runs nothing, and the chain would say so
-            run = secrets.SystemRandom().uniform(1.0, float(max(1, spec_runtime(rt, job_id))))
-            set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash, submit_after=f"{time.time() + run:.3f}")
+            set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash, submit_after=_submit_after(rt, job_id))
             job = rt.job(job_id)
         elif job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
-            set_record(rt, job_id, "claimed")
+            set_record(rt, job_id, "claimed", submit_after=_submit_after(rt, job_id))  # claimed before a crash
         else:
             set_record(rt, job_id, "done", reason=f"job is {job.status.label}")
             return 0
         state = "claimed"
     if state == "claimed":
         if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
-            if time.time() < float(record(rt, job_id).get("submit_after") or 0):
+            after = record(rt, job_id).get("submit_after")
+            if not after:  # a record written before the delay existed: give it one now
+                set_record(rt, job_id, submit_after=_submit_after(rt, job_id))
+                return 0
+            if time.time() < float(after):
                 return 0
             entry = journal(rt).record(rt.address, job_id)  # durable before the commitment is sent
             uri = publish_decoy(rt, job_id, entry)
             receipt = client.submit_result(job_id, bytes.fromhex(entry.commitment[2:]), uri)
             set_record(rt, job_id, "submitted", digest=entry.digest, submit_tx=receipt.tx_hash)
+            _watch_anchor(rt, job_id)
             log.info("canary committed", extra={"job": job_id, "tx": receipt.tx_hash})
             return 2
         if same(job.provider, rt.address) and job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED):
             set_record(rt, job_id, "submitted", digest=journal(rt).load(job_id).digest)  # type: ignore[union-attr]
+            _watch_anchor(rt, job_id)
         else:
             set_record(rt, job_id, "done", reason=f"job is {job.status.label}")
         return 0
@@ -332,6 +347,20 @@ def signer(rt: Runtime) -> LocalAccount:
     if found is None:
         found = _accounts[(rt.instance, "signer")] = account_from_config(rt.config.canary.signer or rt.config.key, rt.chain_id)
     return found
+
+
+def _submit_after(rt: Runtime, job_id: int) -> str:
+    """When to commit a claimed canary: after what a run of its spec could take (a random 1 s to its
+    runtime), not in the next block (a provider that commits at once runs nothing, and the chain
+    would say so)."""
+    return f"{time.time() + secrets.SystemRandom().uniform(1.0, float(max(1, spec_runtime(rt, job_id)))):.3f}"
+
+
+def _watch_anchor(rt: Runtime, job_id: int) -> None:
+    """Lists the submitted canary among the executor's submitted jobs, so that its anchor block hash
+    is recorded like a provider's (:func:`executor.beat.record_anchors`, run by the canary pass):
+    an unrecorded hash that expires makes the job count as drawn, which a provider's would not."""
+    rt.state.zadd(rt.xkeys.submitted, {str(job_id): rt.job(job_id).deadline})
 
 
 def spec_runtime(rt: Runtime, job_id: int) -> int:

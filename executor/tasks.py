@@ -129,4 +129,8 @@ def audit_commit(self: Task, rt: Runtime, job_id: int, round: int = 0, seat: int
 @app.task(name="depin.canary", base=JobTask, max_retries=0, autoretry_for=())
 def canary_pass() -> int:
     """The canary operator's pass: post, claim, commit garbage, reveal, expose (:mod:`executor.canary`)."""
-    return canary.run_pass(get_runtime())
+    rt = get_runtime()
+    sent = canary.run_pass(rt)
+    if "provider" not in rt.roles:  # a provider's beat records the anchors already (recover)
+        sent += beat.record_anchors(rt)
+    return sent

@@ -14,8 +14,9 @@ Plain functions over a :class:`~executor.runtime.Runtime`; the beat's ``depin.ca
 - **Post** every ``[canary] interval`` seconds (at most ``max_open`` in flight) one realistic,
   re-executable job as requester (``[canary] image``, ``command``, ``reward``; a fresh ``SEED`` in
   its environment so that no two specs are alike), through the SDK.
-- **Claim** it as provider 1 to 4 s after the post (as a provider claims what its index shows;
-  a job that a reorg gave another requester is never claimed), and, after
+- **Claim** it as provider in the next block (as fast as a provider that sees the post in its index:
+  any later and a provider takes the canary first; a job that a reorg gave another requester is
+  never claimed), and, after
   what a run of its spec could take (a random 1 s to its runtime), **commit garbage**: a 32-byte secret and a fresh salt are written
   to the canary journal (``<state_dir>/canary/<job>.json``, fsync'd) BEFORE the submission; the
   commitment covers ``canary_digest(secret)`` = keccak("depin-canary", secret)
@@ -223,10 +224,10 @@ def post_if_due(rt: Runtime) -> int:
     # the SDK's defaults: sealed to the canary's own key like any job posted through the SDK, so a
     # canary's spec does not stand out by a missing delivery field
     posted = requester(rt).post_job(canary_spec(rt), reward=to_wei(c.reward), verify="reexec")
-    # claimed a moment later, as a provider claims what its index shows (not by this pass)
-    claim_after = time.time() + secrets.SystemRandom().uniform(1.0, 4.0)
-    set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash, claim_after=f"{claim_after:.3f}")
+    set_record(rt, posted.job_id, "posted", post_tx=posted.tx_hash)
     log.info("canary job posted", extra={"job": posted.job_id, "tx": posted.tx_hash})
+    # claimed by the next step of this pass, in the next block: as fast as a provider that sees the
+    # post in its index, and no later, or a provider takes the canary first (every one, on the devnet)
     return 1
 
 
@@ -242,8 +243,6 @@ def step(rt: Runtime, job_id: int) -> int:
             set_record(rt, job_id, "done", reason=f"job {job_id} was posted by {job.requester}, not by the canary")
             return 0
         if job.status == JobStatus.OPEN:
-            if time.time() < float(rec.get("claim_after") or 0):
-                return 0
             receipt = client.claim(job_id)
             set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash, submit_after=_submit_after(rt, job_id))
             job = rt.job(job_id)

@@ -260,6 +260,8 @@ contract CourtDesk is CourtBase {
         if (p.blockTime == 0 || p.blockTime > 3600) revert ParamOutOfBounds("blockTime");
         if (p.betaBps > 1000) revert ParamOutOfBounds("betaBps");
         if (p.minStake == 0) revert ParamOutOfBounds("minStake");
+        // C6: every member can sit for every job the market admits (it holds sigma * maxReward).
+        if (uint256(p.minStake) < uint256(p.canarySlashMul) * _market.maxReward()) revert ParamOutOfBounds("minStake");
         uint16 version = _version + 1;
         _version = version;
         _params[version] = p;

@@ -23,4 +23,10 @@ interface ICourtViews {
     ///         The court pays the auditor A = E - 3 * w and refunds what is left of E to the requester.
     ///         The market checks its `auditFeeBps` against it in `setParams`.
     function minAuditFeeBps() external view returns (uint256);
+
+    /// @notice The largest reward every verifier the court admits can be seated for: minStake /
+    ///         sigma (`canarySlashMul`) with the current parameters, since a seat needs sigma * R of
+    ///         stake. The market's `maxReward` must not exceed it (checked by both contracts'
+    ///         `setParams`): above it a draw could find no seat filled and the job settle Unaudited.
+    function maxVerifiableReward() external view returns (uint256);
 }

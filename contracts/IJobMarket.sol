@@ -117,6 +117,7 @@ interface IJobMarket {
         uint16 auditFeeBps; // the audit escrow E / R: >= court.minAuditFeeBps() (A >= 1.1 R + the jury deposit 3w), <= 50000
         uint16 betaBps; // beta, the open challenger's bounty cap / R: <= 1000 (C3)
         uint16 noFaultFeeBps; // each side's fee on an availability failure: 50..1000
+        uint80 maxReward; // the largest R a post may offer: 1..court.maxVerifiableReward() (C6: every verifier can sit)
         uint16 drawDelay; // D, blocks between a submission and its anchor block (fixed at deployment)
         address court; // the verification court of jobs posted under this version (a contract)
         bool paused; // the guardian's flag (ignored by setParams)
@@ -498,4 +499,8 @@ interface IJobMarket {
     /// @notice D: blocks between a submission and its anchor block (fixed at deployment; the court
     ///         anchors its jury rounds D blocks ahead too).
     function drawDelay() external view returns (uint64);
+
+    /// @notice The largest reward a post may offer now (the current version's `maxReward`; 0
+    ///         before the first `setParams`). The court keeps its `minStake >= sigma * maxReward()`.
+    function maxReward() external view returns (uint256);
 }

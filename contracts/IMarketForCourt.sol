@@ -56,4 +56,7 @@ interface IMarketForCourt {
 
     /// @notice D: blocks between a submission and its anchor block (>= 1).
     function drawDelay() external view returns (uint64);
+
+    /// @notice The largest reward a post may offer now (the court keeps minStake >= sigma * it).
+    function maxReward() external view returns (uint256);
 }

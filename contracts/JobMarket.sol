@@ -531,6 +531,11 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         return _drawDelay;
     }
 
+    /// @inheritdoc IJobMarket
+    function maxReward() external view returns (uint256) {
+        return _config.maxReward;
+    }
+
     // ---------------------------------------------------------------- internal
 
     uint256 private constant _UNDRAWN = 0;
@@ -623,7 +628,7 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         if (c.flags & _PAUSED != 0) revert MarketPaused();
         if (c.version == 0) revert NotConfigured();
         Bounds memory b = _bounds[c.version];
-        _checkPost(specHash, spec, terms, b);
+        _checkPost(specHash, spec, terms, b, c.maxReward);
         jobId = uint256(c.jobCount) + 1;
         if (jobId > _maxJobId) revert JobLimitReached(_maxJobId);
         _config.jobCount = uint32(jobId);
@@ -658,10 +663,17 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         );
     }
 
-    /// @dev Reverts unless the spec matches its hash and the terms are in bounds.
-    function _checkPost(bytes32 specHash, bytes calldata spec, JobTerms calldata terms, Bounds memory b) private pure {
+    /// @dev Reverts unless the spec matches its hash and the terms are in bounds. `maxReward` (the
+    ///      current version's, < 2^80) keeps R within what every court member can be seated for (C6).
+    function _checkPost(
+        bytes32 specHash,
+        bytes calldata spec,
+        JobTerms calldata terms,
+        Bounds memory b,
+        uint256 maxReward_
+    ) private pure {
         if (terms.reward == 0) revert ZeroReward();
-        if (terms.reward > type(uint88).max) revert TermOutOfBounds("reward", terms.reward, 1, type(uint88).max);
+        if (terms.reward > maxReward_) revert TermOutOfBounds("reward", terms.reward, 1, maxReward_);
         if (terms.verifyMode > 1) revert InvalidVerifyMode(terms.verifyMode);
         if (spec.length == 0) revert EmptySpec();
         bytes32 actual = keccak256(spec);

@@ -38,6 +38,9 @@ contract JobMarketGovernance is JobMarketState {
         uint256 auditFloor = ICourtViews(p.court).minAuditFeeBps();
         if (p.auditFeeBps < auditFloor) revert IJobMarket.AuditFeeBelowFloor(p.auditFeeBps, auditFloor);
         _checkParam("auditFeeBps", p.auditFeeBps, MIN_AUDIT_FEE_BPS, MAX_AUDIT_FEE_BPS);
+        // C6: a drawn verifier must hold sigma * R to sit, and the court admits members from
+        // minStake: R above minStake / sigma could find no seat filled and settle Unaudited.
+        _checkParam("maxReward", p.maxReward, 1, ICourtViews(p.court).maxVerifiableReward());
         uint256 required = ICourtViews(p.court).requiredChallengeWindow();
         if (p.minChallengeWindow < required) {
             revert IJobMarket.ChallengeWindowBelowCourt(p.minChallengeWindow, required);
@@ -48,6 +51,7 @@ contract JobMarketGovernance is JobMarketState {
 
         uint24 version = _config.version + 1; // checked: 2^24 - 1 versions
         _config.version = version;
+        _config.maxReward = p.maxReward;
         _bounds[version] = Bounds({
             minClaimWindow: p.minClaimWindow,
             maxClaimWindow: p.maxClaimWindow,
@@ -63,7 +67,7 @@ contract JobMarketGovernance is JobMarketState {
             auditFeeBps: p.auditFeeBps,
             betaBps: p.betaBps
         });
-        _extras[version] = Extra({noFaultFeeBps: p.noFaultFeeBps, court: p.court});
+        _extras[version] = Extra({noFaultFeeBps: p.noFaultFeeBps, court: p.court, maxReward: p.maxReward});
         emit IJobMarket.MarketParamsUpdated(version, _paramsAt(version));
     }
 }

@@ -90,11 +90,12 @@ abstract contract JobMarketState is AccessControl {
         uint256 hot;
     }
 
-    /// @dev The global hot word: job counter, current parameter version, flags.
+    /// @dev The global hot word: job counter, current parameter version, flags, reward cap.
     struct Config {
         uint32 jobCount; // ids run from 1; 2^32 - 1 jobs per deployment
         uint24 version;
         uint8 flags; // _PAUSED
+        uint80 maxReward; // the current version's cap on R (also in its Extra), read by every post
     }
 
     /// @dev Word A of a parameter version: everything `postJob` reads (exactly 256 bits).
@@ -118,6 +119,7 @@ abstract contract JobMarketState is AccessControl {
     struct Extra {
         uint16 noFaultFeeBps;
         address court;
+        uint80 maxReward;
     }
 
     /// @dev Fixed at deployment; both code contracts are given the same values.
@@ -239,6 +241,7 @@ abstract contract JobMarketState is AccessControl {
             auditFeeBps: b.auditFeeBps,
             betaBps: b.betaBps,
             noFaultFeeBps: x.noFaultFeeBps,
+            maxReward: x.maxReward,
             drawDelay: _drawDelay,
             court: x.court,
             paused: _config.flags & _PAUSED != 0

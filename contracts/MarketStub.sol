@@ -25,6 +25,8 @@ contract MarketStub is IMarketForCourt {
     address public immutable randomness;
     uint64 public immutable drawDelay;
     uint256 public jobCount;
+    /// @notice What the court reads as the market's reward cap (`setMaxReward`; 0 until set).
+    uint256 public maxReward;
 
     mapping(uint256 jobId => VerificationInfo) private _jobs;
     mapping(uint256 jobId => Outcome) public settledOutcome;
@@ -33,6 +35,10 @@ contract MarketStub is IMarketForCourt {
         token = IERC20(token_);
         randomness = randomness_;
         drawDelay = drawDelay_;
+    }
+
+    function setMaxReward(uint256 maxReward_) external {
+        maxReward = maxReward_;
     }
 
     function createJob(

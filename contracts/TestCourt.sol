@@ -23,6 +23,9 @@ contract TestCourt is ICourtViews {
     /// @notice What `minAuditFeeBps()` returns (1.1 R until set: no jury deposit required).
     uint256 public auditFloor = 11_000;
 
+    /// @notice What `maxVerifiableReward()` returns (the reward field's limit until set).
+    uint256 public maxVerifiableReward = type(uint80).max;
+
     /// @param market_ The market; `requiredWindow_` and `horizon_` the views' initial answers.
     constructor(address market_, uint256 requiredWindow_, uint256 horizon_) {
         market = IJobMarket(market_);
@@ -39,6 +42,11 @@ contract TestCourt is ICourtViews {
     /// @inheritdoc ICourtViews
     function requiredChallengeWindow() external view returns (uint256) {
         return requiredWindow;
+    }
+
+    /// @notice Sets what `maxVerifiableReward()` returns.
+    function setMaxVerifiableReward(uint256 maxVerifiableReward_) external {
+        maxVerifiableReward = maxVerifiableReward_;
     }
 
     /// @notice Sets what `minAuditFeeBps()` returns.

@@ -255,6 +255,12 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         return _MIN_AUDIT_PAY_BPS + _FIRST_JURY * _params[_version].jurorPayBps;
     }
 
+    /// @notice minStake / sigma with the current parameters (ICourtViews).
+    function maxVerifiableReward() external view returns (uint256) {
+        CourtParams storage p = _params[_version];
+        return uint256(p.minStake) / p.canarySlashMul;
+    }
+
     /// @inheritdoc IVerificationCourt
     function leaveDelay() external view returns (uint256) {
         return _leaveDelay();

@@ -292,6 +292,7 @@ class MarketParams:
     audit_fee_bps: int
     beta_bps: int
     no_fault_fee_bps: int
+    max_reward: int  # base units: the largest R a post may offer (minStake / sigma of the court at most)
     draw_delay: int
     court: str
     paused: bool
@@ -903,8 +904,12 @@ class Client(ContractAddresses):
             parsed = parse_spec(spec_bytes)  # the size limit and the schema, with the key in
         if reward <= 0:
             raise Refused("the reward must be positive", "ZeroReward")
-        if reward >= 2**88:
-            raise Refused(f"the reward {format_tokens(reward)} exceeds the market's cap of 2^88-1 base units", "TermOutOfBounds")
+        if reward > p.max_reward:
+            raise Refused(
+                f"the reward {format_tokens(reward)} exceeds the market's cap of {format_tokens(p.max_reward)} per job "
+                "(what every verifier of the court can be seated for: its minimum stake / sigma)",
+                "TermOutOfBounds",
+            )
         if p.paused:
             raise Refused("the market is paused: no new jobs are accepted right now", "MarketPaused")
         claim_window = _bounded("claim window", claim_window, DEFAULT_CLAIM_WINDOW, p.min_claim_window, p.max_claim_window)

@@ -283,7 +283,7 @@ class JobMarket(Binding):
         "JobPosted": "0xe4d92c471aa2af2ff8955ce54afae492feeb6d5717cc5277cedadb468f9cbe97",
         "JobSettled": "0x05766e97832621c4d4763737381593f4dd2455e969a54acd66d269a8fdabb046",
         "JobTimedOut": "0x33cc9c12a0b192a12476cdc24d16621b4e103224cb6e1bd8c4fe14cff276506c",
-        "MarketParamsUpdated": "0x5a1cca2ec5bba966a99fba3438f276def80bcae623567838c2cce0eead155504",
+        "MarketParamsUpdated": "0x1f49f60b7290cd04832b3fe3de006695a7807e8b8ee40b1c906591232dffbf81",
         "NoFaultFailure": "0xb4ca1531a1f0d53348f8106cd3180b5fc6ffd889662a7adcb07afad3aa772e68",
         "PauseSet": "0x878ac8a2ca79520471f8f3c8494fa802c03ce3bf034252aad7f22318984fdbdb",
         "ResultSubmitted": "0x8dc520669cc215b8a69c345fc0dfdaac782c4521c7ce7b2438f1a7bb81e20861",
@@ -430,16 +430,20 @@ class JobMarket(Binding):
         """``jobSlots() view returns (uint256)``"""
         return self.view("jobSlots")
 
+    def max_reward(self) -> View:
+        """``maxReward() view returns (uint256)``"""
+        return self.view("maxReward")
+
     def min_unbonding_delay(self) -> View:
         """``minUnbondingDelay() view returns (uint256)``"""
         return self.view("minUnbondingDelay")
 
     def params(self) -> View:
-        """``params() view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool))``"""
+        """``params() view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint80,uint16,address,bool))``"""
         return self.view("params")
 
     def params_at(self, version: int) -> View:
-        """``paramsAt(uint32 version) view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool))``"""
+        """``paramsAt(uint32 version) view returns ((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint80,uint16,address,bool))``"""
         return self.view("paramsAt", version)
 
     def params_version(self) -> View:
@@ -475,7 +479,7 @@ class JobMarket(Binding):
         return self.transaction("revokeRole", role, account)
 
     def set_params(self, arg0: tuple[Any, ...]) -> Transaction:
-        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,address,bool)) nonpayable``"""
+        """``setParams((uint24,uint24,uint24,uint24,uint24,uint24,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint16,uint80,uint16,address,bool)) nonpayable``"""
         return self.transaction("setParams", arg0)
 
     def set_paused(self, paused_: bool) -> Transaction:
@@ -772,6 +776,10 @@ class VerificationCourt(Binding):
         """``maxHorizon(uint24 maxRuntime) view returns (uint256)``"""
         return self.view("maxHorizon", max_runtime)
 
+    def max_verifiable_reward(self) -> View:
+        """``maxVerifiableReward() view returns (uint256)``"""
+        return self.view("maxVerifiableReward")
+
     def min_audit_fee_bps(self) -> View:
         """``minAuditFeeBps() view returns (uint256)``"""
         return self.view("minAuditFeeBps")
@@ -884,6 +892,10 @@ class TestCourt(Binding):
         """``maxHorizon(uint24) view returns (uint256)``"""
         return self.view("maxHorizon", arg0)
 
+    def max_verifiable_reward(self) -> View:
+        """``maxVerifiableReward() view returns (uint256)``"""
+        return self.view("maxVerifiableReward")
+
     def min_audit_fee_bps(self) -> View:
         """``minAuditFeeBps() view returns (uint256)``"""
         return self.view("minAuditFeeBps")
@@ -903,6 +915,10 @@ class TestCourt(Binding):
     def set_audit_floor(self, audit_floor_: int) -> Transaction:
         """``setAuditFloor(uint256 auditFloor_) nonpayable``"""
         return self.transaction("setAuditFloor", audit_floor_)
+
+    def set_max_verifiable_reward(self, max_verifiable_reward_: int) -> Transaction:
+        """``setMaxVerifiableReward(uint256 maxVerifiableReward_) nonpayable``"""
+        return self.transaction("setMaxVerifiableReward", max_verifiable_reward_)
 
     def set_views(self, required_window_: int, horizon_: int) -> Transaction:
         """``setViews(uint256 requiredWindow_, uint256 horizon_) nonpayable``"""

@@ -151,6 +151,9 @@ class MarketParameters(_Strict):
     audit_fee_bps: int
     beta_bps: int
     no_fault_fee_bps: int
+    # Whole tokens: the largest reward a post may offer; at most the court's minStake / canarySlashMul
+    # (a seat needs sigma * R of stake: above it a draw could seat nobody and the job settle Unaudited).
+    max_reward: Decimal = Field(gt=0)
     draw_delay: int = Field(ge=1)
     # Entries of the market's job ring (fixed at deployment; not part of MarketParams): a job reuses
     # the storage of the job `job_slots` ids before it once that one has settled.
@@ -173,6 +176,7 @@ class MarketParameters(_Strict):
             self.audit_fee_bps,
             self.beta_bps,
             self.no_fault_fee_bps,
+            to_wei(self.max_reward),
             self.draw_delay,
             court,
             False,
@@ -195,6 +199,7 @@ class MarketParameters(_Strict):
             "auditFeeBps": self.audit_fee_bps,
             "betaBps": self.beta_bps,
             "noFaultFeeBps": self.no_fault_fee_bps,
+            "maxReward": to_wei(self.max_reward),
             "drawDelay": self.draw_delay,
         }
 
@@ -352,7 +357,7 @@ def resolved_parameters(
             "initialSupply": str(to_wei(t.initial_supply)),
         },
         "staking": {"minStake": str(to_wei(s.min_stake)), "unbondingDelay": s.unbonding_delay},
-        "market": params.market.as_dict(),
+        "market": params.market.as_dict() | {"maxReward": str(to_wei(params.market.max_reward))},
         "jobSlots": params.market.job_slots,
         "court": params.court.as_dict() | {"minStake": str(to_wei(params.court.minStake))},
         "courtContract": court_contract,

@@ -232,6 +232,9 @@ def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", *net(devnet), match="no signing key")
     fails("job", "post", "--image", IMAGE, "--reward", "1", "--claim-window", "1", *common,
           match="claim window 1 s is outside")
+    # C6: above minStake / sigma of the court (50 on the devnet) no verifier could be seated for it
+    fails("job", "post", "--image", IMAGE, "--reward", "50.000000000000000001", *common,
+          match="exceeds the market's cap of 50 per job")
 
 
 # ------------------------------------------------------------------------------------ job post-batch

@@ -12,6 +12,7 @@ pick: `deploy_test_set`. tests/contracts/test_deploy.py covers the deploy script
 from __future__ import annotations
 
 from collections import namedtuple
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -76,6 +77,7 @@ def params(chain):
 # The contract tests' job ring: three entries (the devnet has 4,096), so that every test posting
 # more than three jobs reuses settled jobs' storage or spills past unsettled ones.
 TEST_JOB_SLOTS = 3
+TEST_MAX_REWARD = Decimal(1_000_000)  # whole tokens
 
 
 def deploy_test_set(owner, params, *, mock: bool = True, job_slots: int = TEST_JOB_SLOTS) -> dict:
@@ -96,7 +98,9 @@ def deploy_test_set(owner, params, *, mock: bool = True, job_slots: int = TEST_J
     court = project.TestCourt.deploy(
         market.address, c.required_challenge_window(m.draw_delay), c.max_horizon(m.max_runtime), sender=owner
     )
-    market.setParams(m.as_tuple(court.address), sender=owner)
+    # TestCourt seats nobody, so no verifier stake bounds R here (its maxVerifiableReward is the
+    # field's limit): the tests post up to 115 tokens, above the devnet's 5 (test_reward_cap.py).
+    market.setParams(m.model_copy(update={"max_reward": TEST_MAX_REWARD}).as_tuple(court.address), sender=owner)
     token.grantRole(token.MINTER_ROLE(), owner.address, sender=owner)
     return {
         "RewardToken": token,

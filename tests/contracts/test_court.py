@@ -769,6 +769,13 @@ def test_set_params_enforces_the_constraints(c):
     ]:
         with ape.reverts():
             c.court.setParams(params_tuple(**{field: bad}), sender=c.owner)
+    # C6: every member (from minStake) can sit for every job the market admits: minStake >= sigma * maxReward.
+    assert c.court.maxVerifiableReward() == PARAMS["minStake"] // PARAMS["canarySlashMul"]
+    c.market.setMaxReward(PARAMS["minStake"] // 20 + 1, sender=c.owner)
+    with ape.reverts(c.court.ParamOutOfBounds, name="minStake"):
+        c.court.setParams(params_tuple(), sender=c.owner)
+    c.tx(c.court.setParams, params_tuple(minStake=20 * (PARAMS["minStake"] // 20 + 1)), sender=c.owner)
+    c.market.setMaxReward(0, sender=c.owner)
     # The market's audit escrow floor: 1.1 R of audit pay + the jury deposit 3 w (here 4.4 R).
     assert c.court.minAuditFeeBps() == 11_000 + 3 * PARAMS["jurorPayBps"] == 44_000
     version = c.court.paramsVersion()

@@ -135,10 +135,20 @@ def check_deployment(w3: Web3, record: dict, chain_id: int, arbiter: str, deploy
     assert staking.functions.unbondingDelay().call() == params.staking.unbonding_delay
     assert tuple(market.functions.params().call()) == params.market.as_tuple(addr["VerificationCourt"])
     assert market.functions.paramsVersion().call() == 1
+    # C6: every member the court admits can sit for the largest job the market admits.
+    assert market.functions.maxReward().call() == to_wei(params.market.max_reward) <= court.functions.maxVerifiableReward().call()
     if court_contract == "TestCourt":
         m = params.market
         assert court.functions.requiredChallengeWindow().call() == params.court.required_challenge_window(m.draw_delay)
         assert court.functions.maxHorizon(m.max_runtime).call() == params.court.max_horizon(m.max_runtime)
+
+
+@pytest.mark.parametrize("chain_id", [31337, 11155111, 17000])
+def test_each_networks_reward_cap_fits_its_court(chain_id):
+    """The parameters file keeps max_reward <= court minStake / sigma (both setParams enforce it:
+    a file that breaks it could not be deployed)."""
+    params = load_parameters(chain_id)
+    assert 0 < params.market.max_reward * params.court.canarySlashMul <= params.court.minStake
 
 
 @pytest.fixture(scope="module")

@@ -383,12 +383,13 @@ class MarketMachine(RuleBasedStateMachine):
         self._send(method, amount, sender=self.acts[who])
 
     @rule(fee=st.sampled_from([50, 200, 1000]), kappa=st.sampled_from([0, 5000, 9999]),
-          audit=st.sampled_from([11_000, 20_000]), nofault=st.sampled_from([50, 200, 1000]))  # fmt: skip
-    def new_version(self, fee, kappa, audit, nofault):
+          audit=st.sampled_from([11_000, 20_000]), nofault=st.sampled_from([50, 200, 1000]),
+          cap=st.sampled_from([8 * TOKEN, 10**6 * TOKEN]))  # fmt: skip
+    def new_version(self, fee, kappa, audit, nofault, cap):
         p = self.market.params()
         t = (p.minClaimWindow, p.maxClaimWindow, p.minRuntime, p.maxRuntime, p.minChallengeWindow,
              p.maxChallengeWindow, p.minCollateralPct, p.maxCollateralPct, p.alphaBps, fee, kappa, audit,
-             p.betaBps, nofault, p.drawDelay, p.court, False)  # fmt: skip
+             p.betaBps, nofault, cap, p.drawDelay, p.court, False)  # fmt: skip
         self._send(self.market.setParams, t, sender=self.owner)
 
     @rule(seconds=st.sampled_from([1, 9, 31, 61, 601]))

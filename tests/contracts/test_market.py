@@ -669,7 +669,7 @@ def base_params(market, **changes):
     fields = [
         "minClaimWindow", "maxClaimWindow", "minRuntime", "maxRuntime", "minChallengeWindow", "maxChallengeWindow",
         "minCollateralPct", "maxCollateralPct", "alphaBps", "feeBps", "kappaBps", "auditFeeBps", "betaBps",
-        "noFaultFeeBps", "drawDelay", "court", "paused",
+        "noFaultFeeBps", "maxReward", "drawDelay", "court", "paused",
     ]
     d = {f: getattr(p, f) for f in fields}
     d.update(changes)
@@ -715,6 +715,7 @@ def test_params_are_snapshotted_per_job(chain, market, court, owner, requester, 
         ({"noFaultFeeBps": 1001}, "ParameterOutOfBounds", {"name": b32("noFaultFeeBps"), "value": 1001, "min": 50, "max": 1000}),
         # F6: a free availability failure would let a provider drop any claimed job at no cost
         ({"noFaultFeeBps": 0}, "ParameterOutOfBounds", {"name": b32("noFaultFeeBps"), "value": 0, "min": 50, "max": 1000}),
+        ({"maxReward": 0}, "ParameterOutOfBounds", {"name": b32("maxReward"), "value": 0, "min": 1, "max": 2**80 - 1}),
     ],
 )
 def test_set_params_rejects_each_broken_constraint(market, owner, changes, error, fields):
@@ -801,3 +802,27 @@ def test_credits_after_a_withdrawal_are_exact(market, token, requester, register
     market.withdraw(sender=requester)
     assert led.changes() == {"credit.requester": -7, "market": -7, "requester": 7}
     assert_market_invariant(market, token, everyone)
+
+
+def test_the_reward_cap_bounds_every_post_and_follows_the_court(market, court, owner, requester):
+    """C6: a seat needs sigma * R of court stake, so R may not exceed what every member the court
+    admits holds (minStake / sigma, the court's maxVerifiableReward): above it a drawn job could
+    find no seat filled and settle Unaudited, paying a provider that ran nothing (review, stop 36)."""
+    cap = 5 * TOKEN
+    court.setMaxVerifiableReward(cap, sender=owner)
+    with reverts(market.ParameterOutOfBounds, name=b32("maxReward"), value=cap + 1, min=1, max=cap):
+        market.setParams(base_params(market, maxReward=cap + 1), sender=owner)
+    market.setParams(base_params(market, maxReward=cap), sender=owner)
+    assert market.maxReward() == cap == market.params().maxReward
+    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=1, max=cap):
+        post(market, requester, TERMS._replace(reward=cap + 1))
+    spec = make_spec(1)
+    batch = [(keccak(spec), spec, tuple(TERMS._replace(reward=cap))), (keccak(spec), spec, tuple(TERMS._replace(reward=cap + 1)))]
+    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=1, max=cap):
+        market.postJobs(batch, sender=requester)
+    post(market, requester, TERMS._replace(reward=cap), n=2)
+    assert market.getJob(market.jobCount()).reward == cap
+    # The version keeps its cap: a later version's does not rewrite it.
+    version = market.paramsVersion()
+    market.setParams(base_params(market, maxReward=cap // 2), sender=owner)
+    assert market.paramsAt(version).maxReward == cap and market.maxReward() == cap // 2

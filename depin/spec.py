@@ -259,12 +259,27 @@ class JobSpec(_Strict):
             raise ValueError("must be REPOSITORY@sha256:<64 hex digits> (an image pinned by digest)")
         return value
 
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        # An argument is a C string to the kernel: engines refuse or cut one holding NUL, and not
+        # alike (so two honest runs could differ).
+        bad = [i for i, arg in enumerate(value) if "\x00" in arg]
+        if bad:
+            raise ValueError(f"argument(s) {', '.join(map(str, bad))} contain a NUL character")
+        return value
+
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         bad = [name for name in value if not ENV_NAME_RE.match(name)]
         if bad:
             raise ValueError(f"bad variable name(s): {', '.join(map(repr, bad))}")
+        # The OCI runtime refuses to start a container whose environment holds NUL: a job that can
+        # never start, which a provider would hold and retry until its deadline (review, stop 36).
+        bad = [name for name, text in value.items() if "\x00" in text]
+        if bad:
+            raise ValueError(f"the value of {', '.join(map(repr, bad))} contains a NUL character")
         return value
 
     @field_validator("inputs")

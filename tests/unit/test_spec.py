@@ -53,6 +53,9 @@ def test_example_spec_is_valid() -> None:
         (json.dumps(_spec(resources={"cpus": 0.009, "memory_mb": 64, "max_runtime": 1})).encode(), "resources.cpus"),
         (json.dumps(_spec(extra=1)).encode(), "extra: Extra inputs are not permitted"),
         (json.dumps(_spec(env={"1BAD": "x"})).encode(), "bad variable name"),
+        # runc refuses to start such a container: a job that never starts, held until its deadline
+        (json.dumps(_spec(env={"X": "a\u0000b"})).encode(), "the value of 'X' contains a NUL character"),
+        (json.dumps(_spec(command=["sh", "-c", "echo a\u0000b"])).encode(), "argument(s) 2 contain a NUL character"),
     ],
 )
 def test_bad_specs_raise_a_clear_spec_error(data: bytes, message: str) -> None:

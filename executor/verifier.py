@@ -105,7 +105,7 @@ from depin.spec import JobSpec, parse_spec
 from depin.transactions import TxReverted
 from executor import queue
 from executor.containers import LABEL_EXECUTOR, MIB, ImageUnavailable, check_image, container_name
-from executor.execute import PolicyRefused, execute
+from executor.execute import Outcome, PolicyRefused, execute
 from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
 from executor.lease import Lease
@@ -666,7 +666,8 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
             return False
         set_seat(rt, job_id, round_, seat, "running", started=time.time())
         try:
-            spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
+            posted = posted_spec(rt, job_id)
+            spec = audit_spec(posted, rho_pct(rt))
         except SpecError as exc:
             decline(rt, job_id, round_, seat, f"cannot run: {exc}")
             return False
@@ -676,7 +677,9 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
         sibling = sibling_entry(rt, job_id, round_, seat)
         if sibling is not None and not time_to_run(spec, now, commit_deadline, margin):
             reuse(rt, sibling, seat)  # no time left for a run of our own: our other seat's answer, a fresh salt
-        elif not run_seat(rt, job_id, round_, seat, spec, commit_deadline - now - spec.resources.max_runtime - margin):
+        elif not run_seat(
+            rt, job_id, round_, seat, spec, commit_deadline - now - spec.resources.max_runtime - margin, limit=posted.resources.max_runtime,
+        ):
             return False
     entry = journal(rt).load(job_id, round_, seat)
     assert entry is not None
@@ -685,10 +688,11 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
     return True
 
 
-def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, inputs_left: int) -> bool:
+def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, inputs_left: int, *, limit: int | None = None) -> bool:
     """Runs `spec` for the seat and journals its digest (durably, before any commit); False when the
     seat was declined instead. The inputs get `inputs_left` seconds (what the commit window leaves
-    once the run and the commit are kept): a slow input server cannot push the run past it."""
+    once the run and the commit are kept): a slow input server cannot push the run past it.
+    `limit`: the posted spec's runtime (`spec` has ρ times it), for :func:`past_time_limit`."""
     try:
         outcome = execute(
             rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
@@ -703,11 +707,15 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
         decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}")
         log.exception("audit run failed; seat declined", extra={"job": job_id})
         return False
-    if outcome.kind == "result":
+    if outcome.kind == "result" and outcome.name:
+        rt.store.remove(outcome.name)  # the verifier publishes nothing
+    if limit is not None and past_time_limit(outcome, limit, lambda: rt.client.job(job_id).failure_code):
+        digest, kind = failure_digest(int(FailureCode.TIME_LIMIT)), "failure"
+        log.info("the run outlasted the job's runtime the provider was held to; agreeing with its TIME_LIMIT",
+                 extra={"job": job_id, "round": round_, "seat": seat, "run_s": round(outcome.durations.run, 3), "limit": limit})
+    elif outcome.kind == "result":
         assert outcome.match_digest is not None
         digest, kind = outcome.match_digest, "result"
-        if outcome.name:
-            rt.store.remove(outcome.name)  # the verifier publishes nothing
         verdict = round_delivery(rt, job_id, round_, seat) or check_provider_delivery(rt, job_id, spec)
         set_seat(rt, job_id, round_, seat, delivery=verdict)
         if verdict.startswith("not delivered"):
@@ -720,6 +728,16 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
         return False
     journal(rt).record(rt.address, job_id, round_, seat, digest, kind)
     return True
+
+
+def past_time_limit(outcome: Outcome, limit: int, provider_code: Callable[[], int]) -> bool:
+    """Whether a re-run must be committed as ``TIME_LIMIT``: the provider submitted that failure
+    (`provider_code`, read only when it matters) and the re-run lasted longer than the `limit` it
+    was held to. A verifier runs with ρ × the runtime so that a slower machine still reproduces a
+    provider's result; judging a provider's TIME_LIMIT by that slack would outvote every honest
+    provider of a job that runs between 1 and ρ times its limit (review, stop 36). A re-run that
+    ends within the limit still commits what it got: the provider's claim was then false here."""
+    return outcome.durations.run > limit and int(provider_code()) == int(FailureCode.TIME_LIMIT)
 
 
 def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:

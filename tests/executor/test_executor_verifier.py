@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from depin.commitment import NOT_DELIVERED
-from depin.market import JobStatus
+from depin.commitment import NOT_DELIVERED, failure_digest
+from depin.market import FailureCode, JobStatus
 
 from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, spec, terms_for, wait_for
 from .stack import court_logs as _court_logs
@@ -47,9 +47,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.close()
 
 
-def _drawn_job(stack: Stack, command: str) -> int:
+def _drawn_job(stack: Stack, command: str, max_runtime: int = 10) -> int:
     for n in range(MAX_JOBS):
-        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"{command}; echo {n} > /out/n"]), terms=terms_for(verify_mode=0))
+        job_spec = spec(stack.images["busybox"], ["sh", "-c", f"{command}; echo {n} > /out/n"], max_runtime=max_runtime)
+        job_id = stack.post(job_spec, terms=terms_for(verify_mode=0))
         stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
         drawn = wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]
         if drawn:
@@ -80,6 +81,23 @@ def test_a_drawn_job_is_audited_by_the_verifier_executor(stack: Stack) -> None:
                          capture_output=True, text=True, timeout=60, env=v.env, check=True)
     shown = [r for r in json.loads(out.stdout)["seats"] if r["job"] == str(job_id)]
     assert shown and shown[0]["state"] == "done" and shown[0]["outcome"] == "ProviderRight"
+
+
+def test_a_job_that_outlasts_its_runtime_confirms_the_providers_time_limit(stack: Stack) -> None:
+    """A job that runs between 1 and ρ (2) times its runtime: the provider is killed at the limit and
+    submits TIME_LIMIT; the auditor, running with ρ x the limit, finishes it, yet commits TIME_LIMIT
+    (the provider's claim and a run past the limit it was held to): ProviderRight, nobody slashed.
+    Before (review, stop 36) the auditor committed its result and the provider lost its collateral."""
+    m, v = stack.market, stack.verifier
+    job_id = _drawn_job(stack, "sleep 4", max_runtime=3)
+    assert stack.job(job_id)["failureCode"] == FailureCode.TIME_LIMIT
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=180)
+    case = m.get_case(job_id)
+    assert case["phase"] == PHASE_CONCLUDED and case["outcome"] == OUTCOME_PROVIDER_RIGHT
+    rec = wait_for(lambda: (r := seat(stack, v, job_id)).get("state") == "done" and r, 30, "the verifier's record to close")
+    assert rec["kind"] == "failure" and rec["digest"] == "0x" + failure_digest(int(FailureCode.TIME_LIMIT)).hex()
+    assert rec["slashed"] == "0"
+    assert any("agreeing with its TIME_LIMIT" in str(e.get("msg")) for e in v.all_log_lines())
 
 
 def test_kill_9_between_commit_and_reveal_loses_no_salt_and_sends_nothing_twice(stack: Stack) -> None:

@@ -92,6 +92,7 @@ import functools
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -101,7 +102,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import docker
 import requests
@@ -211,6 +212,21 @@ def _engine_call(what: str) -> Iterator[None]:
         raise ContainerEngineError(f"{what}: {_one_line(exc)}") from exc
     except requests.exceptions.RequestException as exc:
         raise ContainerEngineError(f"{what}: the engine does not answer ({_transport_error(exc)})") from exc
+
+
+# How the OCI runtimes (runc, crun) word a command that cannot be executed.
+_EXEC_ERRORS = ("executable file not found", "no such file or directory", "permission denied", "exec format error", "file name too long")
+
+
+def refused_command(exc: BaseException) -> bool:
+    """Whether a :class:`ContainerEngineError` says the engine refused to start the job's command
+    (the job's fault: ``BAD_SPEC``). Read in the engine's whole answer (the error's DockerException
+    cause), not the one-line message cut at 500 characters, which a long command path pushes the
+    reason out of (runc repeats the path; found by review, stop 36). A transport error (the engine's
+    socket gone) has no such cause and never reads as the job's (:func:`_transport_error`)."""
+    cause = exc.__cause__
+    text = (str(cause) if isinstance(cause, DockerException) else str(exc)).lower()
+    return any(s in text for s in _EXEC_ERRORS)
 
 
 def _one_line(exc: BaseException | str, limit: int = 500) -> str:
@@ -351,6 +367,53 @@ def check_image(client: docker.DockerClient, image: str, *, allowed_registries: 
     )
 
 
+# The config of every image check_image found (by image ID, which is the config's sha256, so it
+# cannot change): image_config_fault reads it without another engine request.
+_IMAGE_CONFIGS: dict[str, dict[str, Any]] = {}
+
+
+def _found(img: Any) -> str:
+    _IMAGE_CONFIGS[img.id] = dict(img.attrs.get("Config") or {})
+    return str(img.id)
+
+
+def image_config_fault(image_id: str) -> str | None:
+    """Why the image's own config (of :func:`check_image`'s last look at `image_id`) makes a job
+    that can never run as a job may, or None. Each is the image's doing, the same on every engine
+    and machine (its ID pins the config), and the engine refuses none before it creates or starts
+    the container, where a refusal reads as the engine failing: a provider would retry it to its
+    deadline and be slashed (found by review, stop 36). So they are ``BAD_SPEC``:
+
+    - ``VOLUME``s: the engine makes each a writable volume on the host disk, outside the read-only
+      root, the tmpfs caps and the output cap (a job could fill the provider's disk);
+    - a working directory that is not absolute, or any NUL in it, in ``Env``, ``Entrypoint`` or ``Cmd``
+      (the OCI runtime refuses them: they are C strings);
+    - a ``StopSignal`` that is no signal (the engine refuses to create the container)."""
+    config = _IMAGE_CONFIGS.get(image_id)
+    if config is None:
+        return None
+    if config.get("Volumes"):
+        return f"the image declares volumes ({', '.join(sorted(map(str, config['Volumes'])))[:200]}): a job's writes there would escape its caps"
+    workdir = config.get("WorkingDir") or ""
+    if workdir and (not str(workdir).startswith("/") or "\x00" in str(workdir)):
+        return f"the image's working directory {str(workdir)[:100]!r} is not an absolute path"
+    for key in ("Env", "Entrypoint", "Cmd"):
+        if any("\x00" in str(item) for item in config.get(key) or []):
+            return f"the image's {key} holds a NUL character"
+    stop = config.get("StopSignal")
+    if stop and not _valid_signal(str(stop)):
+        return f"the image's stop signal {str(stop)[:40]!r} is no signal"
+    return None
+
+
+def _valid_signal(text: str) -> bool:
+    if text.isdigit():
+        return 0 < int(text) < signal.NSIG
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    return name in signal.Signals.__members__ or name.startswith(("SIGRTMIN", "SIGRTMAX"))
+
+
 def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) -> str | None:
     with _engine_call(f"cannot inspect image {digest}"):
         try:
@@ -358,7 +421,7 @@ def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) 
         except ImageNotFound:
             img = None
     if img is not None and img.id == digest:
-        return img.id
+        return _found(img)
     with _engine_call(f"cannot inspect image {repo}@{digest}"):
         try:
             img = client.images.get(f"{repo}@{digest}")
@@ -369,7 +432,7 @@ def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) 
                 return None
             raise
     if any(d.endswith("@" + digest) for d in img.attrs.get("RepoDigests") or []):
-        return img.id
+        return _found(img)
     return None
 
 

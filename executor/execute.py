@@ -70,9 +70,11 @@ from executor.containers import (
     ContainerLimits,
     ImageUnavailable,
     check_image,
+    image_config_fault,
     prepare_etc_dir,
     prepare_input_dir,
     prepare_output_dir,
+    refused_command,
     release_output_dir,
     remove_container,
     run_container,
@@ -216,8 +218,7 @@ def _clean(client: docker.DockerClient, name: str, job_dir: Path, *, container: 
 
 
 def _is_exec_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return any(s in text for s in ("executable file not found", "no such file or directory", "permission denied", "exec format error"))
+    return refused_command(exc)
 
 
 def archive_output(out_dir: Path, exit_code: int, dest: Path, max_bytes: int) -> ResultArchive:
@@ -315,6 +316,9 @@ def execute(
             image_id = check_image(client, spec.image, allowed_registries=allowed_registries)
         except ImageUnavailable as exc:
             return fail(FailureCode.IMAGE_UNAVAILABLE, str(exc), durations=Durations(fetch=fetch_s))
+        fault = image_config_fault(image_id)
+        if fault is not None:
+            return fail(FailureCode.BAD_SPEC, f"the image cannot run a job here: {fault}", durations=Durations(fetch=fetch_s))
         # 3. container
         max_out = spec.resources.output_mb * MIB
         output = prepare_output_dir(job_dir / "out", max_out)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tarfile
 import tempfile
 import time
@@ -150,6 +151,9 @@ def check_delivered(
     whole archive, a plaintext delivery). Missing or unreachable content is asked for again until
     `wait` seconds have passed. `timeout` bounds each connect and read; `total_timeout` (None: no
     bound) the whole check, attempts included: a server that trickles its bytes is not delivering.
+    In process that bound has two holes (a response head trickled a byte per read timeout, and
+    ``tarfile``'s pax parsing on old Pythons): a checker with a deadline of its own, a juror, runs
+    :func:`executor.verifier.check_delivered_bounded`.
     Only http(s) URIs are fetched (a ``file://`` URI would read the checker's own disk), each hop
     through `resolver` (None: public addresses only; the module doc). Never raises for what the
     server does; ValueError for bad arguments."""
@@ -239,3 +243,24 @@ def _check_once(
             return no(MISMATCH, f"the archive at {uri} (digest 0x{digest.hex()}) with its manifest's salt does not give the provider's commitment", fetched.size)
         return DeliveryVerdict(True, uri, sealed, size=fetched.size)
 
+
+
+def _main() -> None:
+    """The child of :func:`executor.verifier.check_delivered_bounded`: a request (JSON) on stdin,
+    the verdict (JSON) on stdout."""
+    from dataclasses import asdict  # lazy: start-up
+
+    from depin.addresses import parse_networks  # lazy: start-up
+
+    r = json.loads(sys.stdin.read())
+    verdict = check_delivered(
+        r["uri"], provider=r["provider"], job_id=r["job_id"], commitment=bytes.fromhex(r["commitment"]), match=r["match"],
+        encrypt_to=r["encrypt_to"],  # hex: parse_public_key takes it
+        max_bytes=r["max_bytes"], timeout=r["timeout"], wait=r["wait"], total_timeout=r["total_timeout"],
+        resolver=public_resolver(parse_networks(r["allow_networks"])),
+    )
+    sys.stdout.write(json.dumps(asdict(verdict)))
+
+
+if __name__ == "__main__":
+    _main()

@@ -85,19 +85,21 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from depin.addresses import parse_networks, public_resolver
+from depin.addresses import parse_networks
 from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
-from depin.delivery_check import check_delivered
+from depin.delivery_check import UNAVAILABLE, DeliveryVerdict
 from depin.deployment import to_wei
 from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus
@@ -779,6 +781,57 @@ def round_delivery(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
     return ""
 
 
+# What a bounded check (:func:`check_delivered_bounded`) allows beyond its `total_timeout`: the
+# child's start (importing this module) and the archive's parse after the download.
+ISOLATION_SLACK = 10.0
+
+
+def check_delivered_bounded(
+    uri: str,
+    *,
+    provider: str,
+    job_id: int,
+    commitment: bytes,
+    match: Sequence[str] | None,
+    encrypt_to: bytes | str | None,
+    max_bytes: int,
+    timeout: float,
+    wait: float,
+    total_timeout: float,
+    allow_networks: Sequence[str] = (),
+) -> DeliveryVerdict:
+    """:func:`check_delivered` in a child process that is killed `total_timeout` +
+    ``ISOLATION_SLACK`` seconds after it starts: what a juror runs, whose commit deadline must hold
+    whatever the provider's server and archive do. In process, two things outlasted
+    `total_timeout` (found by review, stop 36): response headers sent one byte per read timeout
+    (the deadline is checked between body chunks, and httpcore takes up to 100 KiB of head), and a
+    plaintext archive whose pax header is a long run of digits, which ``tarfile`` before CPython
+    3.11.10 / 3.12.6 scans in quadratic time (CVE-2024-6232) holding the GIL, so every thread of
+    the executor stopped (33 s for a 170 KB archive). A child killed at its deadline is "not
+    delivered" (UNAVAILABLE), as a check that ran out of `total_timeout` is. `allow_networks`: the
+    CIDRs the result may come from besides public addresses. A child that fails for any other
+    reason raises RuntimeError: our failure is never a verdict against the provider."""
+    request = {
+        "uri": uri, "provider": provider, "job_id": int(job_id), "commitment": bytes(commitment).hex(),
+        "match": None if match is None else list(match),
+        "encrypt_to": encrypt_to.hex() if isinstance(encrypt_to, bytes) else encrypt_to,
+        "max_bytes": int(max_bytes), "timeout": float(timeout), "wait": float(wait), "total_timeout": float(total_timeout),
+        "allow_networks": list(allow_networks),
+    }
+    limit = float(total_timeout) + ISOLATION_SLACK
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "depin.delivery_check"], input=json.dumps(request), capture_output=True, text=True,
+            timeout=limit, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        reason = f"the check did not end within {limit:.0f} s (the server or the archive held it); stopped"
+        return DeliveryVerdict(False, uri, encrypt_to is not None, reason=reason, failure=UNAVAILABLE)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the delivery check failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return DeliveryVerdict(**json.loads(proc.stdout))
+
+
 def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
     """Whether the provider served the result it committed to (:func:`depin.delivery_check.check_delivered`
     on its ``ResultSubmitted``: the URI and the commitment), asked for again while it is missing for
@@ -798,10 +851,10 @@ def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
     # the whole check, retries included: a server trickling its bytes (one per read timeout) would
     # otherwise hold this seat past its commit deadline
     total = min(wait + DELIVERY_TIMEOUT + max_bytes / MIN_DELIVERY_RATE, max(float(left), DELIVERY_TIMEOUT))
-    verdict = check_delivered(
+    verdict = check_delivered_bounded(  # in a child killed at its deadline: see its doc
         sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=spec.match, encrypt_to=spec.encrypt_to,
         max_bytes=max_bytes, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)), wait=wait, total_timeout=total,
-        resolver=public_resolver(parse_networks(rt.config.verifier.result_allow_networks)),
+        allow_networks=[str(n) for n in parse_networks(rt.config.verifier.result_allow_networks)],
     )
     log.info("provider delivery checked", extra={
         "job": job_id, "delivered": verdict.delivered, "uri": sub.uri, "reason": verdict.reason, "attempts": verdict.attempts,

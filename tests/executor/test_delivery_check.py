@@ -7,7 +7,9 @@ another key, of the wrong kind. Also the sentinel NOT_DELIVERED."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from depin.fetch import MAX_REDIRECTS
 from depin.outputs import build_archive, match_digest
 from depinctl.procs import free_port
 from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
+from executor.verifier import check_delivered_bounded
 from tests.client.served import serve, trickle
 from tests.executor.recording_server import Answer, RecordingServer
 from tests.indexer.services import TIMEOUT_SCALE
@@ -316,3 +319,84 @@ def test_https_is_checked_against_the_name_not_the_pinned_address(tmp_path: Path
         assert server.sni == ["localhost", "localhost"] and {r.host for r in server.requests} == {f"localhost:{server.port}"}
         verdict = _check_at(f"https://127.0.0.1:{server.port}/r/x", sub, ["127.0.0.0/8"])
         assert not verdict and verdict.failure == NO_MANIFEST and "CERTIFICATE_VERIFY_FAILED" in verdict.reason, verdict
+
+
+# ------------------------------------------------------------------ the bounded check (a child process)
+
+
+def _bounded(uri: str, commitment: bytes, **kw: object):
+    args = {"provider": PARTY, "job_id": JOB, "commitment": commitment, "match": None, "encrypt_to": None, "max_bytes": CAP,
+            "timeout": 1.0, "wait": 0.0, "total_timeout": 2.0, "allow_networks": ["127.0.0.0/8"], **kw}
+    return check_delivered_bounded(uri, **args)  # type: ignore[arg-type]
+
+
+def test_the_bounded_check_gives_the_in_process_verdicts(tmp_path: Path, served: ResultStore) -> None:
+    sub = _publish(tmp_path, served, select=["result.txt"])
+    commitment = bytes.fromhex(sub.commitment[2:])
+    verdict = _bounded(sub.uri, commitment, match=["result.txt"])
+    assert verdict.delivered and not verdict.sealed and verdict.size > 0, verdict
+    wrong = _bounded(sub.uri, b"\x00" * 32, match=["result.txt"])
+    assert not wrong and wrong.failure == MISMATCH and "does not give the provider's commitment" in wrong.reason
+
+
+def test_headers_sent_a_byte_per_read_timeout_are_stopped_by_the_bounded_check() -> None:
+    """The in-process deadline is checked between body chunks: a server that trickles its response
+    HEADERS, one byte inside each read timeout, held the check as long as it liked (found by
+    review, stop 36). The bounded check's child is stopped at its deadline."""
+    release = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                while not release.wait(0.3):
+                    conn.sendall(b"a")
+            except OSError:
+                pass
+
+    def serve() -> None:
+        while not release.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        verdict = _bounded(f"http://127.0.0.1:{listener.getsockname()[1]}/results/x", bytes(32))
+        assert not verdict and verdict.failure == UNAVAILABLE and "did not end within" in verdict.reason, verdict
+    finally:
+        release.set()
+        listener.close()
+
+
+def _digit_pax_archive(digits: int) -> bytes:
+    """A tar whose pax header is `digits` ASCII digits, then exit_code: Python's tarfile before
+    3.11.10 / 3.12.6 scans such a header in time quadratic in its length (CVE-2024-6232)."""
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, digits
+    code = tarfile.TarInfo("exit_code")
+    code.size = 2
+    return (pax.tobuf(format=tarfile.USTAR_FORMAT) + b"1" * digits + b"\0" * (-digits % 512)
+            + code.tobuf(format=tarfile.USTAR_FORMAT) + b"0\n" + b"\0" * 510 + b"\0" * 10240)
+
+
+def test_an_archive_that_stalls_the_tar_parser_is_stopped_by_the_bounded_check() -> None:
+    """A provider's plaintext archive for a spec with an output selector, whose pax header is a long
+    run of digits: parsed in process it held the GIL, and so every thread of the executor, for
+    minutes (found by review, stop 36). In the child it is stopped at the check's deadline. (On a
+    Python with the fix the archive is refused at once instead: not delivered either way.)"""
+    routes: dict[str, Answer] = {
+        "/r/x": (200, {}, _digit_pax_archive(400_000)),
+        "/r/x.json": (200, {}, b'{"salt":"0x' + b"11" * 32 + b'"}'),
+    }
+    with RecordingServer("127.0.0.1", routes) as server:
+        verdict = _bounded(f"http://127.0.0.1:{server.port}/r/x", bytes(32), match=["result.txt"])
+    vulnerable = sys.version_info < (3, 11, 10) or (3, 12) <= sys.version_info < (3, 12, 6)
+    if vulnerable:
+        assert not verdict and verdict.failure == UNAVAILABLE and "did not end within" in verdict.reason, verdict
+    else:
+        assert not verdict and verdict.failure == MISMATCH, verdict

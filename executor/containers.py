@@ -836,10 +836,11 @@ def probe_problems(run: RunResult, report: str) -> list[str]:
 
 
 def managed_containers(client: docker.DockerClient, *, instance: str | None = None) -> list[Container]:
-    """Every container (running or not) labelled by this project, or by executor `instance`."""
+    """Every container (running or not) labelled by this project, or by executor `instance` (one
+    removed while they are listed is left out, not an engine error)."""
     label = f"{LABEL_EXECUTOR}={instance}" if instance is not None else LABEL_MANAGED
     with _engine_call("cannot list containers"):
-        return client.containers.list(all=True, filters={"label": label})
+        return client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
 
 
 def reap_orphans(client: docker.DockerClient, live_names: Iterable[str], *, instance: str | None = None) -> list[str]:

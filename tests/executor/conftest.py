@@ -57,7 +57,7 @@ def engine(executor_instance: str) -> Iterator[docker.DockerClient]:
 
 
 def _remove_instance_containers(client: docker.DockerClient, instance: str) -> None:
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}, ignore_removed=True):
         remove_container(client, container.id)
 
 

@@ -293,7 +293,7 @@ class Stack:
         for ex in self.executors:
             instance = ex.instance()
             try:
-                for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
+                for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}, ignore_removed=True):
                     remove_container(self.engine, c.id)
             except Exception:  # noqa: S110 - best-effort cleanup of a test stack
                 pass

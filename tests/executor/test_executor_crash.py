@@ -52,7 +52,7 @@ def _settled_once(stack: Stack, job_id: int) -> None:
 def _running_container(stack: Stack, ex: Executor, job_id: int) -> Any:
     """The job's container of this executor while it runs, else None."""
     found = stack.engine.containers.list(
-        filters={"label": [f"{LABEL_EXECUTOR}={ex.instance()}", f"{LABEL_JOB}={job_id}"], "status": "running"}
+        filters={"label": [f"{LABEL_EXECUTOR}={ex.instance()}", f"{LABEL_JOB}={job_id}"], "status": "running"}, ignore_removed=True
     )
     return found[0] if found else None
 

@@ -1459,7 +1459,9 @@ class _ResultSource:
         """The manifest beside the result at `uri`, or None when there is none to read;
         :class:`ResultUnavailable` when `uri` leads where this client does not fetch from."""
         try:
-            return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT, resolver=self.resolver, schemes=self.schemes)
+            # a whole minute at most, the head included (a manifest is at most 64 KiB)
+            deadline = time.monotonic() + DOWNLOAD_TIMEOUT
+            return fetch_manifest(uri, timeout=DOWNLOAD_TIMEOUT, deadline=deadline, resolver=self.resolver, schemes=self.schemes)
         except FetchRefused as exc:  # not "no manifest": nothing was asked of that address
             raise ResultUnavailable(str(exc)) from None
         except (FetchError, OSError, ValueError):

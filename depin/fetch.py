@@ -21,6 +21,8 @@ is then taken from the environment. ``depin.addresses.public_resolver`` is such 
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -28,7 +30,7 @@ from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Self
 
 import httpx
 
@@ -84,11 +86,74 @@ def download_and_hash(
     200, a compressed answer, a scheme not taken, the deadline, a connection or file error)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https") and scheme in schemes:
-        chunks = _http_chunks(uri, timeout) if resolver is None else _pinned_chunks(uri, timeout, resolver)
+        chunks = _http_chunks(uri, timeout, deadline) if resolver is None else _pinned_chunks(uri, timeout, resolver, deadline)
         return _hash_chunks(uri, chunks, dest, max_bytes, deadline)
     if scheme == "file" and scheme in schemes:
         return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes, deadline)
     raise FetchError(f"cannot download {uri[:200]!r}: unsupported URI scheme ({', '.join(schemes)})")
+
+
+class Watchdog:
+    """Shuts down, at `deadline` (``time.monotonic()``; None: never), every connection a request
+    made under it, so that the request ends then whatever the server does. A deadline checked
+    between body chunks cannot stop a server that sends its response head one byte per read
+    timeout (httpcore takes up to 100 KiB of head): found by review, stop 36, holding a provider's
+    input fetch past its deadline. Pass :attr:`extensions` with the request (httpcore's ``trace``
+    hook names each TCP connection as it is made); :attr:`fired` tells whether the deadline did."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"trace": self._trace}
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with self._lock:
+                    self._sockets.append(sock)
+                    fired = self.fired
+                if fired:
+                    self._shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread; close() would not
+        except OSError:
+            pass
+
+    def __enter__(self) -> Self:
+        if self.deadline is not None:
+            self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _check_watchdog(uri: str, watchdog: Watchdog) -> None:
+    """A body the watchdog cut short can look complete (no Content-Length: the close ends it): it
+    is too late, never a short answer of the server's."""
+    if watchdog.fired:
+        raise FetchError(f"downloading {uri} took too long (stopped at the deadline)")
 
 
 def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_bytes: int, deadline: float | None) -> Fetched:
@@ -107,12 +172,20 @@ def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_
     return Fetched(h.digest(), size)
 
 
-def _http_chunks(uri: str, timeout: float) -> Generator[bytes]:
+def _http_chunks(uri: str, timeout: float, deadline: float | None = None) -> Generator[bytes]:
+    watchdog = Watchdog(deadline)
     try:
-        with httpx.stream("GET", uri, headers=IDENTITY, timeout=timeout, follow_redirects=True) as response:
+        with (
+            watchdog,
+            httpx.Client(timeout=timeout, follow_redirects=True) as client,
+            client.stream("GET", uri, headers=IDENTITY, extensions=watchdog.extensions) as response,
+        ):
             _check_answer(uri, response)
             yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
+            _check_watchdog(uri, watchdog)
     except httpx.HTTPError as exc:
+        if watchdog.fired:
+            raise FetchError(f"downloading {uri} took too long (stopped at the deadline)") from None
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
 
 
@@ -140,25 +213,29 @@ def _http_url(uri: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
     return url
 
 
-def _pinned_chunks(uri: str, timeout: float, resolver: Resolver) -> Generator[bytes]:
+def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float | None = None) -> Generator[bytes]:
     """GETs `uri`, following redirects by hand: each hop connects only to the address `resolver`
-    gave for its host (the module doc)."""
+    gave for its host (the module doc). Every connection is shut down at `deadline` (:class:`Watchdog`)."""
     url = _http_url(uri, uri)
+    watchdog = Watchdog(deadline)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+        with watchdog, httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 host = url.raw_host.decode("ascii")
                 address = resolver(host, url.port or (443 if url.scheme == "https" else 80))
                 pinned = url.copy_with(host=address)
                 headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
-                with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host}) as response:
+                with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host, **watchdog.extensions}) as response:
                     if response.is_redirect:
                         url = _http_url(uri, response.headers["location"], base=url)
                         continue
                     _check_answer(uri, response)
                     yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
+                    _check_watchdog(uri, watchdog)
                     return
     except httpx.HTTPError as exc:
+        if watchdog.fired:
+            raise FetchError(f"downloading {uri} took too long (stopped at the deadline)") from None
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
     raise FetchError(f"downloading {uri} failed: more than {MAX_REDIRECTS} redirects")
 

@@ -67,6 +67,7 @@ import httpx
 
 from depin.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 from depin.errors import ExecutionError
+from depin.fetch import Watchdog
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
 
@@ -214,9 +215,11 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
     returns a redirect's Location. No proxy from the environment, no redirect followed by httpx."""
     pinned = url.copy_with(host=str(address))
     headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
-    extensions = {"sni_hostname": url.raw_host.decode("ascii")}  # TLS SNI and certificate check on the name
+    watchdog = Watchdog(deadline)  # the head too ends at the deadline: see its doc
+    extensions = {"sni_hostname": url.raw_host.decode("ascii"), **watchdog.extensions}  # TLS SNI and certificate check on the name
     try:
         with (
+            watchdog,
             httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client,
             client.stream("GET", pinned, headers=headers, extensions=extensions) as response,
         ):
@@ -227,10 +230,14 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
                 sink.write(chunk)
                 if time.monotonic() > deadline:
                     raise _too_slow(item)
+            if watchdog.fired:  # cut short at the deadline: a body without Content-Length looks whole
+                raise _too_slow(item)
     except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
         log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
         raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
     except httpx.HTTPError as exc:
+        if watchdog.fired:
+            raise _too_slow(item) from None
         log.debug("input fetch failed", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
         raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} could not be fetched (network error)", path=item.path, uri=item.uri, retryable=True) from None
     return None

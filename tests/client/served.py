@@ -4,6 +4,7 @@ executor publishes on them (tests only)."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +86,43 @@ def trickle(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def trickle_head(*, every: float = 0.3, host: str = "127.0.0.1", give_up: float = 300.0) -> Iterator[tuple[str, threading.Event]]:
+    """Answers every request with a response HEAD that never ends: the status line, then one byte of
+    a header every `every` seconds (inside any read timeout), until the client hangs up (the event
+    yielded is set then) or `give_up` seconds pass (so that a client that never stops cannot hang
+    the test run). Yields the base URL and that event."""
+    hung_up = threading.Event()
+    closed = threading.Event()
+    listener = socket.create_server((host, 0))
+
+    def answer(conn: socket.socket) -> None:
+        end = time.monotonic() + give_up
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                while time.monotonic() < end and not closed.wait(every):
+                    conn.sendall(b"a")
+            except OSError:
+                hung_up.set()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://{host}:{listener.getsockname()[1]}", hung_up
+    finally:
+        closed.set()
+        listener.close()
 
 
 def publish(

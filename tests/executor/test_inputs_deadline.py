@@ -13,7 +13,7 @@ import pytest
 from depin.spec import parse_spec
 from executor import inputs as inputs_module
 from executor.inputs import InputUnavailable, fetch_inputs
-from tests.client.served import trickle
+from tests.client.served import trickle, trickle_head
 
 LOOPBACK = ["127.0.0.0/8"]
 
@@ -33,6 +33,16 @@ def test_an_endless_input_stops_at_the_jobs_deadline(tmp_path: Path) -> None:
         assert hung_up.wait(30)
     assert err.value.retryable  # the caller retries while its window allows, then reports the failure
     assert list((tmp_path / "in").iterdir()) == []
+
+
+def test_an_input_whose_response_head_never_ends_stops_at_the_deadline(tmp_path: Path) -> None:
+    """The deadline was checked between body chunks only: a server sending its response head one
+    byte per read timeout held the fetch as long as it liked, and the provider past its submit
+    deadline (found by review, stop 36). The connection is now shut down at the deadline."""
+    with trickle_head() as (base, hung_up):
+        with pytest.raises(InputUnavailable, match="was not fetched in the time this job leaves for its inputs"):
+            fetch_inputs(_spec(f"{base}/head"), tmp_path / "in", timeout=1.0, allow_networks=LOOPBACK, deadline=time.monotonic() + 2)
+        assert hung_up.wait(30)
 
 
 def test_a_deadline_already_past_sends_nothing(tmp_path: Path) -> None:

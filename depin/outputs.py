@@ -23,7 +23,7 @@ nobody can ask it whether a guessed digest exists.
 **Limits of a representable output** (:class:`OutputLimits`). Beyond any of them the output is
 invalid (``FailureCode.OUTPUT_INVALID``), except bytes (``OUTPUT_TOO_LARGE``): at most ``MAX_DEPTH``
 (64) levels below ``out/``; at most ``MAX_PATH_BYTES`` (1024) bytes of UTF-8 path below ``out/``
-per entry; at most ``MAX_ENTRIES`` (65,536, the output tmpfs's inode cap) entries; at most the job's
+per entry, and as many in a symbolic link's target; at most ``MAX_ENTRIES`` (65,536, the output tmpfs's inode cap) entries; at most the job's
 output limit in bytes of regular files (apparent sizes; a hard-linked file counts once per name, as
 the archive stores it). The pax format could hold longer paths: the cap is what every requester can
 extract below any reasonable destination folder without reaching Linux's 4096-byte PATH_MAX, and
@@ -140,14 +140,126 @@ _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x
 
 
 def open_result(archive: Path) -> tarfile.TarFile:
-    """Opens a result archive for reading: a plain tar only (never decompressed), else
-    :class:`UnsafeArchive`; ``tarfile.TarError`` / ``OSError`` for a broken or missing one."""
+    """Opens a result archive for reading: a plain tar only (never decompressed) whose headers are
+    the ones the format writes (:func:`check_headers`), else :class:`UnsafeArchive`;
+    ``tarfile.TarError`` / ``OSError`` for a broken or missing one."""
     with open(archive, "rb") as fh:
         head = fh.read(8)
-    for magic, name in _COMPRESSED.items():
-        if head.startswith(magic):
-            raise UnsafeArchive(f"not a {FORMAT} archive: it is {name}-compressed (the format is a plain tar; nothing is decompressed)")
+        for magic, name in _COMPRESSED.items():
+            if head.startswith(magic):
+                raise UnsafeArchive(f"not a {FORMAT} archive: it is {name}-compressed (the format is a plain tar; nothing is decompressed)")
+        check_headers(fh)
     return tarfile.open(archive, mode="r:")
+
+
+# The pax records `build_archive` can write (tarfile's PAX_FORMAT for a long or non-ASCII name or
+# link target; GNU tar's times too), each with the longest value it may hold; the whole extended header at most
+# MAX_PAX_HEADER bytes. Python's tarfile before 3.11.10 / 3.12.6 scans a pax header for digits in
+# quadratic time (CVE-2024-6232: a 170 KB header held a process for 33 s), and before the fixes of
+# CVE-2025-8194 a negative size sends it back over the archive forever. With these bounds, a header
+# costs that scan about what an honest one with a 1,024-digit name costs, on every Python, and the
+# same archives are refused on every Python (a verifier's verdict may not depend on its version).
+_PAX_LIMITS = {b"path": MAX_PATH_BYTES + 16, b"linkpath": MAX_PATH_BYTES + 16, b"hdrcharset": 64, b"size": 32,
+               b"mtime": 32, b"atime": 32, b"ctime": 32, b"uid": 32, b"gid": 32, b"uname": 64, b"gname": 64}
+MAX_PAX_HEADER = 8192
+_BLOCK = tarfile.BLOCKSIZE
+_DATA_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+_OTHER_HEADERS = {tarfile.XGLTYPE: "a global pax header", tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
+                  tarfile.GNUTYPE_LONGNAME: "a GNU long-name header", tarfile.GNUTYPE_LONGLINK: "a GNU long-link header"}
+
+
+def check_headers(fh: BinaryIO) -> None:
+    """Walks an archive's headers the way ``tarfile`` will, before it does, and raises
+    :class:`UnsafeArchive` for one the format never writes: a global, Solaris or GNU long-name
+    header, a sparse member, a negative size, two extended headers for one member, or an extended
+    header over MAX_PAX_HEADER bytes, malformed, or with a record outside ``_PAX_LIMITS``. A header
+    ``tarfile`` would take for the end (zeros, a bad checksum) ends the walk as it ends the reading;
+    a broken archive is left for ``tarfile`` to refuse. One read per member."""
+    fh.seek(0, os.SEEK_END)
+    total = fh.tell()
+    offset = 0
+    pax: dict[bytes, bytes] | None = None
+    while offset + _BLOCK <= total:
+        fh.seek(offset)
+        block = fh.read(_BLOCK)
+        checksum, size = _number(block[148:156]), _number(block[124:136])
+        if checksum is None or size is None or checksum not in _checksums(block):
+            return
+        kind = block[156:157]
+        name = (pax or {}).get(b"path") or block[:100].split(b"\0", 1)[0]
+        shown = _short(name.decode("utf-8", "replace"))
+        if size < 0:
+            raise UnsafeArchive(f"unsafe result archive: {shown} has a negative size")
+        if kind == tarfile.XHDTYPE:
+            if pax is not None:
+                raise UnsafeArchive(f"unsafe result archive: two extended headers in a row at byte {offset}")
+            if size > MAX_PAX_HEADER:
+                raise UnsafeArchive(f"unsafe result archive: an extended header of {size} bytes (the format writes at most {MAX_PAX_HEADER})")
+            pax = _pax_records(fh.read(size), offset)
+            offset += _BLOCK + -(-size // _BLOCK) * _BLOCK
+            continue
+        if kind == tarfile.GNUTYPE_SPARSE:
+            raise UnsafeArchive(f"unsafe result archive: {shown}: a sparse file (the format stores files whole)")
+        if kind in _OTHER_HEADERS:
+            raise UnsafeArchive(f"not a {FORMAT} archive: it holds {_OTHER_HEADERS[kind]} at byte {offset}")
+        if pax is not None and b"size" in pax:
+            size = int(pax[b"size"])
+        pax = None
+        # tarfile's rule: the data of a regular file (an old-style one named with a trailing slash
+        # is a directory) or of a type it does not know follows the header; no other type has any.
+        regular = kind in _DATA_TYPES and not (kind == tarfile.AREGTYPE and block[:100].split(b"\0", 1)[0].endswith(b"/"))
+        if regular or kind not in tarfile.SUPPORTED_TYPES:
+            offset += -(-size // _BLOCK) * _BLOCK
+        offset += _BLOCK
+
+
+def _number(field: bytes) -> int | None:
+    """A header's number as tarfile reads it: base-256 (negative when the first byte is 0xff) or
+    octal text up to its first NUL; None where tarfile finds the header invalid."""
+    if field[:1] in (b"\x80", b"\xff"):
+        n = int.from_bytes(field[1:], "big")
+        return n - 256 ** (len(field) - 1) if field[0] == 0xFF else n
+    try:
+        return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _checksums(block: bytes) -> tuple[int, int]:
+    """The header's checksum summed as unsigned and as signed bytes (tarfile accepts either), its
+    own field counted as spaces."""
+    rest = block[:148] + block[156:]
+    return 256 + sum(rest), 256 + sum(b - 256 if b > 127 else b for b in rest)
+
+
+def _pax_records(buf: bytes, offset: int) -> dict[bytes, bytes]:
+    """The records of an extended header (``"<length> <keyword>=<value>\\n"``, read in linear
+    time), or UnsafeArchive for a malformed one or one the format never writes."""
+    found: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while pos < len(buf):
+        space = buf.find(b" ", pos, pos + 21)
+        length = int(buf[pos:space]) if space > pos and buf[pos:space].isdigit() else 0
+        end = pos + length
+        equals = buf.find(b"=", space + 1, end - 1) if length else -1
+        if equals < 0 or end > len(buf) or buf[end - 1 : end] != b"\n":
+            raise UnsafeArchive(f"unsafe result archive: a malformed extended header at byte {offset}")
+        found.append((buf[space + 1 : equals], buf[equals + 1 : end - 1]))
+        pos = end
+    records = dict(found)
+    if any(keyword.startswith(b"GNU.sparse.") for keyword in records):
+        name = (records.get(b"GNU.sparse.name") or records.get(b"path", b"")).decode("utf-8", "replace")
+        raise UnsafeArchive(f"unsafe result archive: {_short(name)}: a sparse file (the format stores files whole)")
+    for keyword, value in found:
+        limit = _PAX_LIMITS.get(keyword)
+        if limit is None:
+            shown = _short(keyword.decode("utf-8", "replace"))
+            raise UnsafeArchive(f"not a {FORMAT} archive: an extended header holds {shown!r}, which the format never writes")
+        if len(value) > limit:
+            raise UnsafeArchive(f"unsafe result archive: an extended header's {keyword.decode()} holds {len(value)} bytes (at most {limit})")
+    if b"size" in records and not records[b"size"].isdigit():
+        raise UnsafeArchive(f"unsafe result archive: an extended header's size {_short(records[b'size'].decode('utf-8', 'replace'))!r} is not a number")
+    return records
 
 
 def _sparse(member: tarfile.TarInfo) -> bool:
@@ -223,6 +335,8 @@ class _Walk:
         if stat.S_ISDIR(mode):
             entry = Entry(rel, "dir")
         elif stat.S_ISLNK(mode):
+            if len(linkname.encode("utf-8", "surrogateescape")) > lim.max_path_bytes:
+                raise InvalidOutput(f"out/{_short(rel)} is a symbolic link to a {len(linkname.encode('utf-8', 'surrogateescape'))}-byte target; the format allows at most {lim.max_path_bytes}")
             entry = Entry(rel, "link", linkname=linkname)
         elif stat.S_ISREG(mode):
             entry = Entry(rel, "file", size=entry_stat.st_size, executable=bool(mode & 0o111))

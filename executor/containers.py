@@ -562,6 +562,9 @@ def container_options(
         "user": JOB_USER,
         "hostname": JOB_HOSTNAME,  # not the random container ID: a job that prints it stays reproducible
         "cgroupns": "private",  # /proc/self/cgroup shows "/" paths, not the engine's per-container cgroup
+        # An image's HEALTHCHECK would have the engine run its command inside the job's container,
+        # on the job's CPU and pid budget and on a schedule that differs between machines.
+        "healthcheck": {"test": ["NONE"]},
         "network_mode": "none",
         "ipc_mode": "private",
         "read_only": True,

@@ -93,3 +93,30 @@ def test_image_config_faults(config: dict, fault: str | None) -> None:
     finally:
         del containers._IMAGE_CONFIGS[image_id]
     assert (found is None) if fault is None else (found is not None and fault in found), found
+
+
+def test_an_images_healthcheck_never_runs_in_a_job_container(
+    engine: docker.DockerClient, sample_images: dict[str, str], tmp_path: Path, executor_instance: str
+) -> None:
+    """An image's HEALTHCHECK would have the engine run its command inside the job's container (on
+    Docker), on the job's budget and on each machine's own schedule. Every job container turns it off."""
+    base = sample_images["busybox"].split("@", 1)[1]
+    dockerfile = f"FROM {base}\nHEALTHCHECK --interval=1s CMD touch /tmp/probed\n".encode()
+    image, _ = engine.images.build(fileobj=io.BytesIO(dockerfile), tag=f"depin-test/healthcheck-{executor_instance}", rm=True, pull=False)
+    spec = _spec(image_reference("depin-test/healthcheck", image.id), ["true"])
+    options = containers.container_options(
+        spec, image_id=image.id, name=container_name(31337, 8, "healthcheck"), labels={LABEL_EXECUTOR: executor_instance},
+        inputs_dir=tmp_path, output=containers.OutputDir(tmp_path, 1, "watch"), seccomp=None,
+    )
+    created = containers._create(engine, options)
+    try:
+        assert engine.api.inspect_container(created.id)["Config"]["Healthcheck"]["Test"] == ["NONE"]
+        # The control: the same image without the option inherits the check.
+        plain = engine.api.create_container(image.id, ["true"], labels={LABEL_EXECUTOR: executor_instance})
+        try:
+            assert engine.api.inspect_container(plain["Id"])["Config"]["Healthcheck"]["Test"][0] != "NONE"
+        finally:
+            containers.remove_container(engine, plain["Id"])
+    finally:
+        containers.remove_container(engine, created.id)
+        engine.images.remove(image.id, force=True)

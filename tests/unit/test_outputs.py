@@ -231,7 +231,8 @@ def test_a_sparse_file_is_refused(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(UnsafeArchive, match="out/holes: a sparse file"):
         extract_archive(archive, dest)
     assert not dest.exists() or list(dest.iterdir()) == []
-    with pytest.raises(UnsafeArchive, match="out/holes is a sparse file"):
+    # Refused as its header is read (check_headers), before tarfile would take the sparse map.
+    with pytest.raises(UnsafeArchive, match="out/holes: a sparse file"):
         match_digest(archive, ["holes"])
 
 
@@ -258,7 +259,9 @@ def test_a_dot_named_link_cannot_carry_a_path_max_escape(tmp_path: Path) -> None
     written through it. Our checks refuse every link below another link and every link stepping
     through one, so the attack spells names with ``./`` (``./a``, ``a/…/p/./lll…``, ``./escape/…``),
     which must not read as names different from ``a``, ``a/…/p/lll…`` and ``escape/…``: the archive
-    is refused and nothing lands next to the destination."""
+    is refused and nothing lands next to the destination. (Its names are longer than an extended
+    header of the format may hold, so check_headers now refuses it first; the ``./`` rule alone is
+    tested with short names above.)"""
     dest = tmp_path / "dest"
     steps = "abcdefghijklmnop"
     component = "d" * ((os.pathconf(tmp_path, "PC_PATH_MAX") - len(str(dest)) - 1) // (len(steps) + 1))
@@ -273,7 +276,7 @@ def test_a_dot_named_link_cannot_carry_a_path_max_escape(tmp_path: Path) -> None
     members.append(_m("out/escape", tarfile.SYMTYPE, long_link + "/.."))
     members.append(_m("out/./escape/planted"))
     archive = _tar(tmp_path / "r.tar", *members)
-    with pytest.raises(UnsafeArchive, match="'.' or '..' component"):
+    with pytest.raises(UnsafeArchive, match=r"'\.' or '\.\.' component|extended header's path holds"):
         extract_archive(archive, dest)
     assert not (tmp_path / "planted").exists()
     assert not dest.exists() or list(dest.iterdir()) == []

@@ -29,6 +29,8 @@ indexer's (:mod:`indexer.config`: one file can serve both) and is ignored here. 
     results_url = "http://127.0.0.1:8700"      # public base URL of this executor's result server
     results_bind = "127.0.0.1:8700"            # where the result server listens
     withdraw_threshold = "0"                   # withdraw earnings above this many tokens
+    allow_unmounted_output = false             # without root, run anyway off a local devnet (see
+                                               # executor/containers.py, "Output cap")
 
     [verifier]                                 # the verifier role (issue 12)
     court_stake = "1000"                       # tokens kept staked in the VerificationCourt (staked at
@@ -156,6 +158,7 @@ class ExecutorConfig(_Section):
     results_bind: str = "127.0.0.1:8700"
     withdraw_threshold: Decimal = Decimal(0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # left from the removed volunteer verifier: ignored
+    allow_unmounted_output: bool = False
 
     @field_validator("role", mode="before")
     @classmethod

@@ -17,9 +17,15 @@ Every job container runs hardened as DESIGN.md's executor rules say, through the
   environment;
 - the project's **seccomp profile** (``executor/seccomp.json``, see below) on every engine;
 - ``pids_limit``; ``mem_limit == memswap_limit`` (no swap); ``nano_cpus`` from the spec's cpus;
-  explicit ulimits ``nofile`` and ``nproc`` (Podman fails to start containers with its defaults on
-  sandboxed hosts; RLIMIT_NPROC counts every process of uid 65534 on the host, hence a generous value
-  with ``pids_limit`` doing the per-container capping);
+  every ulimit explicit (:data:`JOB_ULIMITS`, with ``nofile`` and ``nproc`` from
+  :class:`ContainerLimits`): left out, a limit comes from whoever started the engine, and a job
+  that reads it, or a stack depth or core dump that depends on it, differs between two honest
+  machines (found by review: a deep recursion exited 139 on one engine and 137 on another; a crash
+  wrote a ``core`` file into ``/out`` on one only). Podman does not take ``as``; the service the
+  executor starts has RLIMIT_AS raised to unlimited (:mod:`executor.engine`). Podman fails to start
+  containers with its own ``nofile``/``nproc`` defaults on sandboxed hosts; RLIMIT_NPROC counts
+  every process of uid 65534 on the host, hence a generous value with ``pids_limit`` doing the
+  per-container capping;
 - log size cap (``max-size`` on the json-file / k8s-file driver): a job cannot fill the disk with logs;
 - labels on every container (``depin.job``, ``depin.executor`` and ``depin.managed=true``) so that
   :func:`reap_orphans` finds leftovers; a deterministic name per job and role
@@ -130,13 +136,40 @@ JOB_ENV = {
     "TERM": "dumb",
     "TZ": "UTC",
     "container": "depin",
+    # Python's str and bytes hashes (set and dict order of strings) are seeded per process: the most
+    # common accidental source of output that differs between two honest runs.
+    "PYTHONHASHSEED": "0",
+}
+# Every resource limit a job gets, whoever started the engine (-1: unlimited); nofile and nproc come
+# from ContainerLimits. The values are the kernel's usual defaults, except core dumps (none: a crash
+# would write a file into the job's working folder, /out included) and the fixed sigpending and
+# msgqueue (the kernel scales them with the machine's memory).
+JOB_ULIMITS = {
+    "core": 0,
+    "cpu": -1,
+    "data": -1,
+    "fsize": -1,
+    "locks": -1,
+    "memlock": 8 * 1024 * 1024,
+    "msgqueue": 819_200,
+    "nice": 0,
+    "rss": -1,
+    "rtprio": 0,
+    "rttime": -1,
+    "sigpending": 16_384,
+    "stack": 8 * 1024 * 1024,
 }
 # /etc/hosts and /etc/hostname of every job: the engine's own copy the host's /etc/hosts (Podman)
 # and names the container (a per-job, per-executor name), so a job reading them is not reproducible.
 JOB_HOSTS = f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.0.1\t{JOB_HOSTNAME}\n"
 JOB_ETC_FILES = {"hosts": JOB_HOSTS, "hostname": f"{JOB_HOSTNAME}\n"}
 ETC_TMPFS_BYTES = 64 * 1024
-IN_SLACK_BYTES = MIB
+# /in's tmpfs has the same size and inode count on every machine and for every role (a job sees
+# them with `df`); the fetcher caps the bytes written into it (the policy's max_input_mb), so the
+# size is only what `df` shows. Before, it was the provider's policy cap plus 1 MiB and the
+# verifier's default 1 GiB, and a job printing `df /in` got two digests (found by review).
+IN_TMPFS_BYTES = 64 * 1024**3
+IN_TMPFS_INODES = 1024
 TMP_MB = 64
 SHM_MB = 16
 PIDS_LIMIT = 128
@@ -481,24 +514,34 @@ def prepare_output_dir(path: Path, max_bytes: int) -> OutputDir:
     return OutputDir(path, max_bytes, "watch")
 
 
-def _private_tmpfs(path: Path, source: str, size: int, mode: str) -> bool:
-    """Mounts a tmpfs named `source` of `size` bytes on `path` when we may (root); True if mounted."""
+def output_cap_mountable() -> bool:
+    """Whether :func:`prepare_output_dir` can make ``/out`` a size-capped tmpfs (it needs root):
+    else the output cap is the run loop's watch, where a job that writes past the cap and then
+    deletes it is OUTPUT_TOO_LARGE or not depending on when the watch looked, and a tmpfs executor
+    would have refused the write (ENOSPC). Two such executors can disagree on one job's result."""
+    return os.geteuid() == 0
+
+
+def _private_tmpfs(path: Path, source: str, size: int, mode: str, inodes: int = 1024) -> bool:
+    """Mounts a tmpfs named `source` of `size` bytes and `inodes` inodes on `path` when we may
+    (root); True if mounted. Both are explicit: tmpfs's default inode count scales with the
+    machine's memory, which a job would see with ``df -i``."""
     if os.geteuid() != 0:
         return False
-    opts = f"size={size},mode={mode},nosuid,nodev"
+    opts = f"size={size},nr_inodes={inodes},mode={mode},nosuid,nodev,noatime"
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, source, str(path)], capture_output=True, text=True, check=False)
     return proc.returncode == 0
 
 
-def prepare_input_dir(path: Path, max_bytes: int) -> Path:
+def prepare_input_dir(path: Path) -> Path:
     """Creates the job's ``/in`` folder at `path` before its inputs are fetched into it: a tmpfs
-    named ``depin-in`` of ``max_bytes + IN_SLACK_BYTES`` when we may mount (root), so that the job's
+    named ``depin-in`` of ``IN_TMPFS_BYTES`` when we may mount (root), so that the job's
     ``/proc/self/mountinfo`` shows ``/ /in ... tmpfs depin-in`` instead of the host path of the
     work folder; else a plain folder (whose host path a job can read there)."""
     path = Path(path)
     unmount_all_under(path)
     path.mkdir(parents=True, exist_ok=True)
-    _private_tmpfs(path, "depin-in", max_bytes + IN_SLACK_BYTES, "0755")
+    _private_tmpfs(path, "depin-in", IN_TMPFS_BYTES, "0755", IN_TMPFS_INODES)
     os.chmod(path, 0o755)
     return path
 
@@ -550,7 +593,9 @@ def container_options(
     default profile in force (only the start-up probe's own tests do that). `etc_dir` (from
     :func:`prepare_etc_dir`) replaces the engine's ``/etc/hosts`` and ``/etc/hostname``."""
     res = spec.resources
-    memory = res.memory_mb * MIB + (output.tmpfs_bytes if output.mode == "tmpfs" else 0)
+    # The same limit whether /out is a tmpfs (whose pages the cgroup is charged for) or a watched
+    # folder: a job can read its memory limit, and a different one changes where it runs out.
+    memory = res.memory_mb * MIB + output.max_bytes + OUT_SLACK_BYTES
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
     etc_mounts = [] if etc_dir is None else [Mount(f"/etc/{n}", str((Path(etc_dir) / n).resolve()), type="bind", read_only=True) for n in JOB_ETC_FILES]
     return {
@@ -583,10 +628,7 @@ def container_options(
         "memswap_limit": memory,
         # Never 0, which the engine reads as no CPU limit (the spec's MIN_CPUS already forbids it).
         "nano_cpus": max(int(res.cpus * 1_000_000_000), int(MIN_CPUS * 1_000_000_000)),
-        "ulimits": [
-            Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-            Ulimit(name="nproc", soft=limits.nproc, hard=limits.nproc),
-        ],
+        "ulimits": [Ulimit(name=n, soft=v, hard=v) for n, v in {**JOB_ULIMITS, "nofile": limits.nofile, "nproc": limits.nproc}.items()],
         "log_config": LogConfig(type="json-file", config={"max-size": limits.log_max_size}),
         "stdin_open": False,
         "tty": False,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -264,6 +265,7 @@ def _start_locked(state_dir: Path, url: str, sock: Path) -> tuple[int, str]:
             close_fds=True,
         )
     (state_dir / PID_FILE).write_text(f"{proc.pid}\n")
+    _unlimit_address_space(proc.pid)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -276,6 +278,18 @@ def _start_locked(state_dir: Path, url: str, sock: Path) -> tuple[int, str]:
     _terminate(proc.pid)
     (state_dir / PID_FILE).unlink(missing_ok=True)
     raise EngineUnavailable(f"the Podman API service did not answer on {url} within {START_TIMEOUT:.0f} s: {_log_tail(state_dir)}")
+
+
+def _unlimit_address_space(pid: int) -> None:
+    """Raises the service's RLIMIT_AS to unlimited (else to its hard limit), before it starts a
+    container: every job inherits it, and Podman's API takes no ``as`` ulimit to set it per
+    container as :data:`executor.containers.JOB_ULIMITS` does every other limit."""
+    for value in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (resource.getrlimit(resource.RLIMIT_AS)[1],) * 2):
+        try:
+            resource.prlimit(pid, resource.RLIMIT_AS, value)
+            return
+        except (OSError, ValueError):
+            continue
 
 
 def _log_tail(state_dir: Path) -> str:

@@ -300,7 +300,7 @@ def execute(
     try:
         job_dir.mkdir(parents=True)
         # 1. inputs
-        prepare_input_dir(job_dir / "in", max_input_bytes)
+        prepare_input_dir(job_dir / "in")
         try:
             fetch_inputs(
                 spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks,

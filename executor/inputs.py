@@ -419,6 +419,12 @@ def fetch_inputs(
                     _keep(got, cache)
             used += got.size
             fetched.append(got)
+    # Every input and /in itself dated the epoch: their times were the download's or the cache
+    # copy's, and a job that archives /in (tar, zip, rsync, make) got another digest on every run
+    # (found by review). Change times cannot be set; the format never records them.
+    for got in fetched:
+        os.utime(got.path, (0, 0), follow_symlinks=False)
+    os.utime(inputs_dir, (0, 0))
     return fetched
 
 

@@ -45,13 +45,14 @@ from celery.signals import worker_process_init, worker_ready
 
 from depin.accounts import account_from_config
 from depin.client import Client
-from depin.deployment import load_deployment_file
+from depin.config import ConfigError
+from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
 from depin.keys import broker_prefix
 from executor import metrics
 from executor.canary import journal as canary_journal
 from executor.canary import serve as serve_canary
 from executor.celery import CHAIN, COMPUTE, ROUTES, app, configure_app
-from executor.containers import reap_orphans
+from executor.containers import output_cap_mountable, reap_orphans
 from executor.dispatcher import Dispatcher
 from executor.engine import check_sandbox, connect
 from executor.health import start_heartbeat
@@ -217,6 +218,7 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     Redis, and the JSON-RPC node (the deployment's chain, holding its contracts)."""
     settings = load_executor_config(config, role)
     deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
+    check_output_cap(deployment.chain_id, allow_unmounted=settings.executor.allow_unmounted_output)
     account_from_config(settings.key, deployment.chain_id)
     client = redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5, socket_timeout=5)
     try:
@@ -224,6 +226,22 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     finally:
         client.close()
     Client.connect(settings.network.rpc_url, deployment, timeout=10, retries=1)
+
+
+def check_output_cap(chain_id: int, *, allow_unmounted: bool) -> None:
+    """Refuses to serve a public chain without root unless the operator accepts the risk
+    (``[executor] allow_unmounted_output``): without root ``/out`` is a watched folder, not a
+    size-capped tmpfs, and such an executor can get another result than the others for the same job
+    (:func:`executor.containers.output_cap_mountable`); as a provider or a juror in the minority,
+    it is slashed. A local devnet is always allowed (the demo on a machine without root)."""
+    if output_cap_mountable() or chain_id in LOCAL_CHAIN_IDS or allow_unmounted:
+        return
+    raise ConfigError(
+        f"the executor is not running as root, so a job's /out cannot be a size-capped tmpfs on chain {chain_id}: "
+        "a job that writes past its output cap would then end differently here than on other executors, and the "
+        "minority of a court is slashed. Run the executor as root, or set [executor] allow_unmounted_output = true "
+        "to accept that risk"
+    )
 
 
 class _Child:

@@ -121,3 +121,26 @@ def test_supervisor_gives_up_on_a_component_that_keeps_crashing_at_start(tmp_pat
     assert "crashed 2 times in a row" in last and "giving up" in last, last
     assert "deployment file" in last and "missing.json" in last and "not found" in last, last
     assert sum(line.startswith("error: executor component") for line in done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("root", "chain_id", "allow", "refused"),
+    [
+        (True, 11155111, False, False),
+        (False, 31337, False, False),  # the demo on a machine without root
+        (False, 11155111, True, False),  # the operator accepted the risk
+        (False, 11155111, False, True),
+    ],
+)
+def test_without_root_a_public_chain_is_refused_unless_accepted(monkeypatch: pytest.MonkeyPatch, root: bool, chain_id: int, allow: bool, refused: bool) -> None:
+    """Without root /out is a watched folder, where a job writing past its cap ends otherwise than on
+    a tmpfs executor (found by review, stop 37): a court's minority is slashed for it."""
+    from depin.config import ConfigError
+    from executor import containers, worker
+
+    monkeypatch.setattr(containers.os, "geteuid", lambda: 0 if root else 1000)
+    if refused:
+        with pytest.raises(ConfigError, match="not running as root.*allow_unmounted_output = true"):
+            worker.check_output_cap(chain_id, allow_unmounted=allow)
+    else:
+        worker.check_output_cap(chain_id, allow_unmounted=allow)

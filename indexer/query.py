@@ -306,6 +306,13 @@ class IndexerReader:
         jobs = [_job_record(i, _decode_hash(h)) for i, h in zip(ids, hashes, strict=True) if h]
         return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
 
+    def claimable_jobs(self, after: int, *, limit: int = 100) -> list[int]:
+        """Ids of Open jobs whose claim deadline is after `after` (a chain timestamp), earliest
+        deadline first, at most `limit`."""
+        if limit < 1:
+            raise QueryError(f"limit must be 1 or more, not {limit}")
+        return [int(m) for m in self.redis.zrangebyscore(self.keys.due("Open"), f"({after}", "+inf", start=0, num=limit)]
+
     def due_jobs(self, status: str, before: int, *, provider: str | None = None, limit: int = 100) -> list[int]:
         """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline is
         before `before`, earliest deadline first, at most `limit`; with `provider`, only the jobs
@@ -593,6 +600,11 @@ def _address(value: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------- events
 
 
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = str(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
 class EventStream:
     """One consumer group on the index's event stream (``{p}:events``, see :mod:`depin.keys`):
     at-least-once delivery of every applied event and retraction, in chain order."""
@@ -612,6 +624,25 @@ class EventStream:
             if "BUSYGROUP" not in str(exc):
                 raise
             return False
+
+    def missed(self) -> bool:
+        """Whether the stream's trimming (the indexer's ``stream_max_len``) removed entries this
+        group never read: more entries left the stream than the group has read, and its last
+        delivered id lies before the stream's first entry. The consumer must then rescan the index
+        for what those entries told (a dispatcher: the Open jobs), since the stream will never
+        deliver them. (Redis counts entries added and read per group; an unknown count reads as 0,
+        which at worst costs a needless rescan.)"""
+        try:
+            info = self.redis.xinfo_stream(self.stream)
+            groups = self.redis.xinfo_groups(self.stream)
+        except redis.ResponseError:  # no stream yet
+            return False
+        group = next((g for g in groups if g["name"] == self.group), None)
+        first = info.get("first-entry")
+        if group is None or not first:
+            return False
+        removed = int(info.get("entries-added") or 0) - int(info.get("length") or 0)
+        return removed > int(group.get("entries-read") or 0) and _entry_key(group["last-delivered-id"]) < _entry_key(first[0])
 
     def read(self, consumer: str, *, count: int, block_ms: int | None = None, pending_after: str | None = None) -> list[tuple[str, dict[str, str]]]:
         """Up to `count` entries for `consumer`: new ones (waiting up to `block_ms`), or with

@@ -404,8 +404,11 @@ def _drain(env: SimpleNamespace, until: Callable[[], bool] = lambda: True, what:
     rt = env.rt
 
     def drained() -> bool:  # every entry delivered and acknowledged (acked after it was handled)
-        groups = rt.index.xinfo_groups(rt.index_keys.events) if rt.index.exists(rt.index_keys.events) else []
-        return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0
+        if not rt.index.exists(rt.index_keys.events):
+            return False
+        groups = rt.index.xinfo_groups(rt.index_keys.events)
+        newest = rt.index.xinfo_stream(rt.index_keys.events)["last-generated-id"]  # (a group's lag is unknown after a trim)
+        return bool(groups) and groups[0]["pending"] == 0 and groups[0]["last-delivered-id"] == newest
 
     wait_for(lambda: drained() and until(), 60, f"the dispatcher to handle every stream entry{what}")
     stop.set()
@@ -695,3 +698,22 @@ def test_a_jobs_input_cache_lives_while_one_of_its_seats_is_in_hand(r: redis.Red
     (tmp_path / "work" / "input-cache" / "not-a-job").mkdir()
     assert verifier.sweep_input_caches(rt) == 2
     assert sorted(p.name for p in (tmp_path / "work" / "input-cache").iterdir()) == ["7"]
+
+
+def test_dispatcher_rescans_open_jobs_the_trimmed_stream_never_delivered(dispatcher_env: SimpleNamespace) -> None:
+    """The indexer trims its stream to ``stream_max_len``; a dispatcher down or behind for longer
+    never reads the trimmed JobPosted entries. It notices (the group's last delivered id is older
+    than the newest trimmed entry) and considers the index's Open jobs instead (review, stop 37)."""
+    env, rt = dispatcher_env, dispatcher_env.rt
+    env.dispatcher.ensure_group()
+    for job_id in (41, 42, 43, 44):
+        _post(env, job_id)
+        rt.index.zadd(rt.index_keys.due("Open"), {str(job_id): int(time.time()) + 600})
+    rt.index.zadd(rt.index_keys.due("Open"), {"45": int(time.time()) - 5})  # past its claim deadline: not looked at
+    rt.index.xtrim(rt.index_keys.events, maxlen=1, approximate=False)  # only job 44's entry is left
+    assert env.dispatcher.events.missed()
+    _drain(env, until=lambda: rt.state.zcard(rt.xkeys.deferred) == 3, what=" and rescan the Open jobs")
+    assert env.sent == [("depin.claim", 41)]  # max_concurrent_jobs = 1: one claim, the others wait for the slot
+    assert sorted(rt.state.zrange(rt.xkeys.deferred, 0, -1)) == ["42", "43", "44"]
+    assert not rt.record(45)
+    assert not env.dispatcher.events.missed()  # the group has read past the trimmed entries

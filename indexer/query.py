@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import redis
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -311,7 +311,8 @@ class IndexerReader:
         deadline first, at most `limit`."""
         if limit < 1:
             raise QueryError(f"limit must be 1 or more, not {limit}")
-        return [int(m) for m in self.redis.zrangebyscore(self.keys.due("Open"), f"({after}", "+inf", start=0, num=limit)]
+        found = cast(list[str], self.redis.zrangebyscore(self.keys.due("Open"), f"({after}", "+inf", start=0, num=limit))
+        return [int(m) for m in found]
 
     def due_jobs(self, status: str, before: int, *, provider: str | None = None, limit: int = 100) -> list[int]:
         """Ids of jobs in `status` (Open, Claimed, Submitted or Disputed) whose next deadline is
@@ -633,8 +634,8 @@ class EventStream:
         deliver them. (Redis counts entries added and read per group; an unknown count reads as 0,
         which at worst costs a needless rescan.)"""
         try:
-            info = self.redis.xinfo_stream(self.stream)
-            groups = self.redis.xinfo_groups(self.stream)
+            info = cast(dict[str, Any], self.redis.xinfo_stream(self.stream))
+            groups = cast(list[dict[str, Any]], self.redis.xinfo_groups(self.stream))
         except redis.ResponseError:  # no stream yet
             return False
         group = next((g for g in groups if g["name"] == self.group), None)

@@ -1,8 +1,10 @@
 """The beat's periodic work (``depin executor beat`` queues it every ``BEAT_INTERVAL`` seconds, see
-:mod:`executor.celery`): finalize jobs past their challenge window, send the deadline transitions
-that are due, follow our jobs under verification (reveal, advance), withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the
-chain shows without a local record, remove orphan containers), and keep the anchor block hashes of
-our submitted jobs before the EVM forgets them (:func:`record_anchors`).
+:mod:`executor.celery`): read each submitted job's draw as soon as it is readable and finalize jobs
+past their challenge window, send the deadline transitions that are due, follow our jobs under
+verification (every Disputed job of ours the index shows, and the drawn ones: reveal, advance),
+withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the chain shows
+without a local record, remove orphan containers), and keep the anchor block hashes of our
+submitted jobs before the EVM forgets them (:func:`record_anchors`).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
 """
@@ -33,6 +35,7 @@ POKE_LIMIT = 10  # deadline transitions sent per beat and kind
 FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
 FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
 RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
+DRAW_CHECK_LIMIT = 50  # isDrawn reads per beat for jobs whose anchor randomness is readable (check_draws)
 
 # Anchor block hashes (record_anchors). The draw of a submitted job reads blockhash(anchor), which the
 # EVM keeps for BLOCKHASH_WINDOW blocks only; once it is gone and nobody called
@@ -51,10 +54,14 @@ ANCHOR_SCAN_LIMIT = 2_000  # submitted jobs looked at per beat, latest challenge
 
 
 def finalize_due_jobs(rt: Runtime) -> int:
-    """Finalizes our submitted jobs whose challenge window has closed and that the draw did not
-    pick for audit (``market.isDrawn``). A drawn job (or one whose draw cannot be read any more) is
-    never sent to ``finalize`` again: it moves to the court's side (:func:`executor.verification.watch`)."""
+    """Reads the draw of our submitted jobs as soon as it is readable (:func:`check_draws`), then
+    finalizes those whose challenge window has closed and that the draw did not pick for audit
+    (``market.isDrawn``, asked once per job: the answer is kept in its record). A drawn job (or one
+    whose draw cannot be read any more) is never sent to ``finalize`` again: it moves to the court's
+    side (:func:`executor.verification.watch`). A job ``finalizeMany`` left Submitted has its kept
+    answer forgotten (a reorg may have changed its anchor block): the next beat asks again."""
     now = rt.chain_now()
+    check_draws(rt)
     ids = {int(j) for j in rt.state.zrangebyscore(rt.xkeys.submitted, 0, now - 1, start=0, num=FINALIZE_LIMIT)}
     # The index too, so that no local record is needed to get paid (one lost to a crash, a wiped
     # broker database).
@@ -68,7 +75,8 @@ def finalize_due_jobs(rt: Runtime) -> int:
         if job.status == JobStatus.SUBMITTED and now > job.deadline:
             # p_job 0 (verify none): never drawn, no randomness to wait for (isDrawn says false
             # at once; the job record already tells, without a call)
-            if getattr(job, "audit_bps", None) == 0 or draw_state(rt, job_id) == "undrawn":
+            anchor = int(getattr(job, "anchor_block", 0) or 0)
+            if getattr(job, "audit_bps", None) == 0 or known_undrawn(rt, job_id, anchor) or draw_state(rt, job_id, anchor) == "undrawn":
                 ready.append(job_id)
         elif job.status == JobStatus.DISPUTED:
             verification.watch(rt, job_id, "the court is verifying it (drawn or challenged)")
@@ -83,15 +91,19 @@ def finalize_due_jobs(rt: Runtime) -> int:
         return 0
     count = rt.client.finalized_count(receipt)
     for job_id in ready:
-        settled(rt, job_id, rt.job(job_id).status)
+        status = rt.job(job_id).status
+        if status == JobStatus.SUBMITTED:  # skipped by finalizeMany (drawn after all?): ask again
+            rt.state.hdel(rt.xkeys.job(job_id), verification.DRAW_FIELD)
+        settled(rt, job_id, status)
     log.info("finalized", extra={"jobs": ",".join(map(str, ready)), "count": count, "tx": receipt.tx_hash})
     return count
 
 
-def draw_state(rt: Runtime, job_id: int) -> str:
+def draw_state(rt: Runtime, job_id: int, anchor: int = 0) -> str:
     """``"undrawn"`` (finalize it), ``"wait"`` (its anchor block's randomness is not readable yet) or
     ``"drawn"``: drawn for audit, or ``isDrawn`` reverted for another reason (treated as drawn: the
-    job is handed to :mod:`executor.verification`, never retried here in a loop)."""
+    job is handed to :mod:`executor.verification`, never retried here in a loop). An undrawn job's
+    answer is kept in its record with its `anchor` block (:func:`known_undrawn`)."""
     try:
         drawn = rt.client.read(rt.client.contracts.job_market.is_drawn(job_id))
     except TxReverted as exc:
@@ -102,11 +114,69 @@ def draw_state(rt: Runtime, job_id: int) -> str:
     if drawn:
         verification.watch(rt, job_id, "drawn for audit")
         return "drawn"
+    if anchor and rt.state.exists(rt.xkeys.job(job_id)):
+        rt.state.hset(rt.xkeys.job(job_id), verification.DRAW_FIELD, f"undrawn@{anchor}")
     return "undrawn"
 
 
+def known_undrawn(rt: Runtime, job_id: int, anchor: int) -> bool:
+    """Whether the job's record keeps ``isDrawn`` = false for its current `anchor` block."""
+    return bool(anchor) and rt.state.hget(rt.xkeys.job(job_id), verification.DRAW_FIELD) == f"undrawn@{anchor}"
+
+
+def check_draws(rt: Runtime) -> int:
+    """Reads the draw (``isDrawn``) of each of our submitted jobs once its anchor block's
+    randomness is readable (the index's ``anchorBlock`` below the chain head), not at its challenge
+    deadline: a drawn job's case opens (``startAudit``) before its seat deadline, minutes after the
+    submission, and its reveal deadline follows from then, while the challenge window may be days
+    long. A drawn job is watched at once (:func:`executor.verification.watch`); an undrawn one's
+    answer is kept in its record, so ``isDrawn`` is asked once per job and anchor, here or at the
+    deadline. At most :data:`DRAW_CHECK_LIMIT` reads per beat, earliest challenge deadline first.
+    Jobs without a local record (a wiped database) are found by the finalize pass at their deadline
+    and, once a case opens, by :func:`watch_disputed`. Cheap when there is nothing to ask: one Redis
+    and one index round trip, and one ``eth_blockNumber`` only when a job waits for its answer.
+    Returns the number of ``isDrawn`` reads."""
+    ids = cast(list[str], rt.state.zrange(rt.xkeys.submitted, 0, ANCHOR_SCAN_LIMIT - 1))
+    if not ids:
+        return 0
+    pipe = rt.state.pipeline(transaction=False)
+    for j in ids:
+        pipe.hget(rt.xkeys.job(int(j)), verification.DRAW_FIELD)
+    kept = pipe.execute()
+    head: int | None = None
+    asked = 0
+    for j, fields, draw in zip(ids, rt.reader.jobs_fields(ids, ["status", "anchorBlock", "auditBps"]), kept, strict=True):
+        anchor = int(fields.get("anchorBlock") or 0)
+        if fields.get("status") != "Submitted" or anchor <= 0 or draw == f"undrawn@{anchor}":
+            continue
+        if fields.get("auditBps") == "0":  # verify none: never drawn, no randomness to read
+            rt.state.hset(rt.xkeys.job(int(j)), verification.DRAW_FIELD, f"undrawn@{anchor}")
+            continue
+        head = rt.client.block_number() if head is None else head
+        if head <= anchor:
+            continue  # its randomness is not readable yet
+        if asked >= DRAW_CHECK_LIMIT:
+            break
+        asked += 1
+        draw_state(rt, int(j), anchor)
+    return asked
+
+
+def watch_disputed(rt: Runtime) -> int:
+    """Watches every job of ours the index shows Disputed and that is not watched yet: a case
+    opened before its challenge deadline (an early ``startAudit``, a requester's ``challenge``), or
+    the set under verification was lost with the executor's database. Redis reads only (the
+    index's Disputed jobs crossed with ours); returns the number of jobs newly watched."""
+    found = rt.reader.held_by(rt.address, "Disputed") - verification.watched(rt)
+    for job_id in sorted(found):
+        verification.watch(rt, job_id, "the index shows it Disputed: the court is verifying it")
+    return len(found)
+
+
 def follow_verifications(rt: Runtime) -> int:
-    """Reveals and advances our jobs under verification (:mod:`executor.verification`)."""
+    """Reveals and advances our jobs under verification (:mod:`executor.verification`), every
+    Disputed job of ours in the index among them (:func:`watch_disputed`)."""
+    watch_disputed(rt)
     return verification.follow_verifications(rt)
 
 

@@ -16,6 +16,11 @@ The provider (the only role since issue 12; verification is the court's, see
   and reconsidered when a slot frees. Every refusal is one log line with the reason. A job that
   failed in our hands (timed out, abandoned, or reported as an availability failure: the market
   reopens it at once) is refused, never claimed again.
+  ``VerificationStarted`` of a job of ours that the index shows Disputed: the court opened its case
+  (a drawn auditor's ``startAudit``, a challenge), whenever in the challenge window that was; the
+  job joins the set under verification at once (:func:`executor.verification.watch`), so that the
+  provider reveals before the case's reveal deadline. (Each follow pass also watches every Disputed
+  job of ours the index shows: :func:`executor.beat.watch_disputed`.)
 
 **Retractions** (a reorg undid an event): a deferred job leaves the deferred set. Then, by the
 job's local record:
@@ -50,8 +55,9 @@ import redis
 
 from depin.errors import SpecError
 from depin.spec import parse_spec
-from executor import queue
+from executor import queue, verification
 from executor.containers import ImageUnavailable, check_image
+from executor.execution import same
 from executor.policy import JobTermsView, Policy
 from executor.provider import reopen_if_undone
 from executor.runtime import ACTIVE_STATES, Runtime
@@ -170,6 +176,16 @@ class Dispatcher:
         reopened = event in REOPENING_EVENTS and str(args.get("reopened")).lower() in ("true", "1")
         if event == "JobPosted" or reopened:
             self.consider(job_id, reopened=reopened)
+        elif event == "VerificationStarted":
+            self.case_opened(job_id)
+
+    def case_opened(self, job_id: int) -> None:
+        """The court opened a case for the job: one of ours the index still shows Disputed is
+        watched now (a replayed entry of a case long settled is not: the index says so)."""
+        rt = self.rt
+        idx = rt.reader.job_fields(job_id)
+        if idx.get("status") == "Disputed" and same(idx.get("provider"), rt.address) and job_id not in verification.watched(rt):
+            verification.watch(rt, job_id, "the court opened a case for it (VerificationStarted)")
 
     def _image_available(self, image: str) -> bool:
         try:

@@ -16,7 +16,8 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     ``<state_dir>/journal/<instance>/<job>.json``, :class:`executor.results.SubmissionJournal`,
     written before the record says ``outcome``); ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
     executor never claims the job again: it crashed, was given up or timed out in our hands; kept
-    whatever the state becomes, see :mod:`executor.tasks`).
+    whatever the state becomes, see :mod:`executor.tasks`); ``draw`` (``undrawn@<anchor block>``
+    once ``isDrawn`` said so, :func:`executor.beat.check_draws`); ``recoveries``.
 ``{e}:lease:{id}`` (string, expires)
     The per-job lease (:mod:`executor.lease`): held by the task working on the job.
 ``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)

@@ -368,8 +368,14 @@ class IndexerReader:
     def claimed_by(self, address: str) -> set[int]:
         """Ids of the jobs Claimed by `address` now (its provider index crossed with the Claimed
         jobs, then each job's current provider)."""
+        return self.held_by(address, "Claimed")
+
+    def held_by(self, address: str, status: str) -> set[int]:
+        """Ids of the jobs in `status` whose provider is `address` now (its provider index crossed
+        with the jobs in that status, then each job's current provider): e.g. its Disputed jobs,
+        whatever fields the court has written yet."""
         who = parse_address(address)
-        ids = [int(m) for m in self.redis.zinter([self.keys.jobs_by_status("Claimed"), self.keys.jobs_by_provider(who)])]
+        ids = [int(m) for m in self.redis.zinter([self.keys.jobs_by_status(parse_status(status)), self.keys.jobs_by_provider(who)])]
         holders = self.jobs_fields(ids, ["provider"])
         return {j for j, h in zip(ids, holders, strict=True) if (h.get("provider") or "").lower() == who.lower()}
 

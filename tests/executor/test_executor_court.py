@@ -15,11 +15,12 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from depin.commitment import new_salt, seat_commitment
 from depin.market import JobStatus
 
-from .stack import PROVIDER, REQUESTER, TOKEN, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, REQUESTER, TOKEN, VERIFIER, Executor, Stack, exec_prefix, spec, terms_for, wait_for
 from .stack import drawn as _drawn
 
 PHASE_CONCLUDED = 4
@@ -105,3 +106,121 @@ def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stac
     # one reveal in all
     assert len([e for e in ex.log_lines("worker-chain") if e.get("msg") == "revealed to the court" and e.get("job") == job_id]) == 1
     assert provider.lower() == case["provider"].lower()
+
+
+def _drawn_job(stack: Stack, *, challenge_window: int, tag: str, batch: int = 5, rounds: int = 4) -> int:
+    """Posts re-executable jobs in batches until one is drawn for audit; returns it (skips the test
+    when none is: odds about 1 in 1,600 for 20 jobs)."""
+    for r in range(rounds):
+        terms = terms_for(verify_mode=0, challenge_window=challenge_window)
+        ids = [stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {tag}-{r}-{n} > /out/n"]), terms=terms) for n in range(batch)]
+        for job_id in ids:
+            stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
+        for job_id in ids:
+            if wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]:
+                return job_id
+    pytest.skip(f"none of {batch * rounds} re-executable jobs was drawn")
+
+
+def _audit_and_commit(stack: Stack, job_id: int) -> tuple[bytes, bytes]:
+    """The test's verifier takes the audit, re-computes the digest (downloads the result: the job
+    is deterministic) and commits; returns (digest, salt) for its reveal."""
+    m = stack.market
+    verifier = stack.accounts[VERIFIER]
+    m.send(verifier, m.contracts.verification_court.start_audit(job_id))
+    (submitted,) = stack.events(job_id, "ResultSubmitted")
+    digest = hashlib.sha256(stack.download(submitted["args"]["resultURI"])).digest()
+    salt = new_salt()
+    m.send(verifier, m.contracts.verification_court.commit(job_id, 0, seat_commitment(verifier, job_id, 0, 0, digest, salt)))
+    return digest, salt
+
+
+def _revealed_in_time(stack: Stack, job_id: int) -> dict:
+    """Waits for the provider's reveal, or for the case's reveal deadline to pass without it."""
+    m = stack.market
+    deadline = m.get_case(job_id)["revealDeadline"]
+    wait_for(lambda: m.get_case(job_id)["providerRevealed"] or m.timestamp() > deadline, 240, "the provider's reveal or the reveal deadline")
+    case = m.get_case(job_id)
+    assert case["providerRevealed"], f"no reveal before the reveal deadline; executor record {stack.exec_record(stack.provider, job_id)}"
+    return case
+
+
+def _dispatcher_handled(stack: Stack, ex: Executor, event: str, job_id: int) -> bool:
+    """Whether the executor's dispatcher has read and acknowledged the job's `event` entry."""
+    index = stack.index()
+    entry = next(
+        (eid for eid, f in index.xrange(stack.keys.events) if f.get("event") == event and json.loads(f.get("args") or "{}").get("jobId") == str(job_id)),
+        None,
+    )
+    if entry is None:
+        return False
+    group = f"executor:{ex.role}:{ex.address.lower()}"
+    (info,) = [g for g in index.xinfo_groups(stack.keys.events) if g["name"] == group]
+    delivered = tuple(map(int, info["last-delivered-id"].split("-"))) >= tuple(map(int, entry.split("-")))
+    return delivered and not index.xpending_range(stack.keys.events, group, min=entry, max=entry, count=1)
+
+
+def _restart_state_db_empty(stack: Stack) -> None:
+    """What a restart of the executor's Redis without persistence does to the executor: every
+    record, set and broker key gone (FLUSHDB), every connection to its database dropped, so that
+    each component reconnects (and the Celery workers declare their queues again, as after a
+    restart; a FLUSHDB alone would leave the broker without its queue bindings until then)."""
+    state = stack.state()
+    state.flushdb()
+    for client in state.client_list():
+        if client.get("db") == "1":
+            try:
+                state.client_kill_filter(_id=client["id"], skipme=True)
+            except redis.ResponseError:
+                pass  # gone already, or this very connection
+
+
+def _concludes_provider_right(stack: Stack, job_id: int, digest: bytes, salt: bytes) -> None:
+    m = stack.market
+    m.send(stack.accounts[VERIFIER], m.contracts.verification_court.reveal(job_id, 0, digest, salt))
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=120)
+    case = m.get_case(job_id)
+    assert case["phase"] == PHASE_CONCLUDED and case["outcome"] == OUTCOME_PROVIDER_RIGHT
+
+
+def test_a_case_opened_long_before_the_challenge_deadline_is_revealed_in_time(stack: Stack) -> None:
+    """Found by review: a drawn job's case opens when its auditor takes it (before the seat
+    deadline, minutes after the submission) and its reveal deadline follows from then; the executor
+    looked at the draw only once the challenge window had closed, so with a window longer than the
+    case (testnets: any window above about an hour, and up to two days is allowed) the honest
+    provider never revealed and was slashed (ProviderWrong). With a 600 s window the whole case
+    runs inside it: the provider reveals and the case concludes ProviderRight."""
+    if not _real_court(stack):
+        pytest.skip("the reveal needs the real VerificationCourt")
+    m = stack.market
+    job_id = _drawn_job(stack, challenge_window=600, tag="early")
+    digest, salt = _audit_and_commit(stack, job_id)
+    _revealed_in_time(stack, job_id)
+    assert m.timestamp() < stack.job(job_id)["deadline"]  # revealed while the challenge window is open
+    _concludes_provider_right(stack, job_id, digest, salt)
+
+
+def test_a_wiped_executor_database_loses_no_disputed_job(stack: Stack) -> None:
+    """Found by review: the executor's Redis wiped (restarted without persistence) while a job of
+    ours is Disputed: nothing found the job again (the finalize pass reads the index's Submitted
+    jobs only), and the honest provider, never revealing, was slashed. Every follow pass now
+    watches the Disputed jobs of ours the index shows; the salt is in the on-disk journal."""
+    if not _real_court(stack):
+        pytest.skip("the reveal needs the real VerificationCourt")
+    ex = stack.provider
+    m = stack.market
+    job_id = _drawn_job(stack, challenge_window=8, tag="wiped")
+    m.send(stack.accounts[VERIFIER], m.contracts.verification_court.start_audit(job_id))
+    wait_for(lambda: stack.exec_record(ex, job_id).get("state") == "verifying_court", 60, "the executor to follow the case")
+    wait_for(lambda: _dispatcher_handled(stack, ex, "VerificationStarted", job_id), 60, "the dispatcher to handle the case's opening")
+    _restart_state_db_empty(stack)
+    # found again from the index (nothing else knows it now), before the seat commits
+    state, verifying = stack.state(), f"{exec_prefix(stack, ex)}:verifying"
+    wait_for(lambda: state.zscore(verifying, str(job_id)) is not None, 60, "the executor to find the Disputed job again")
+    (submitted,) = stack.events(job_id, "ResultSubmitted")
+    digest = hashlib.sha256(stack.download(submitted["args"]["resultURI"])).digest()
+    salt = new_salt()
+    verifier = stack.accounts[VERIFIER]
+    m.send(verifier, m.contracts.verification_court.commit(job_id, 0, seat_commitment(verifier, job_id, 0, 0, digest, salt)))
+    _revealed_in_time(stack, job_id)
+    _concludes_provider_right(stack, job_id, digest, salt)

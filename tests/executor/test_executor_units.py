@@ -337,7 +337,7 @@ def test_drawn_jobs_are_never_finalized_and_move_to_the_court(redis_server: Redi
     client = SimpleNamespace(finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
                              finalized_count=lambda receipt: len(finalized[-1]),
                              contracts=SimpleNamespace(job_market=SimpleNamespace(is_drawn=lambda j: j)), read=is_drawn)
-    reader = SimpleNamespace(due_jobs=lambda *a, **k: [])
+    reader = SimpleNamespace(due_jobs=lambda *a, **k: [], jobs_fields=lambda ids, fields: [{} for _ in ids])
     rt = _Runtime(state=state, xkeys=xkeys, role="provider", address=me, reader=reader, client=client, chain_now=lambda: now,
                   job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=now - 10))
     assert beat.finalize_due_jobs(rt) == 1
@@ -346,6 +346,83 @@ def test_drawn_jobs_are_never_finalized_and_move_to_the_court(redis_server: Redi
     asked.clear()
     beat.finalize_due_jobs(rt)
     assert 2 not in asked and 4 not in asked and 3 in asked  # drawn jobs are never asked again
+
+
+def test_a_drawn_job_is_watched_as_soon_as_its_draw_is_readable_and_isdrawn_is_asked_once(redis_server: RedisServer) -> None:
+    """The finalize pass reads the draw of our submitted jobs once their anchor block's randomness
+    is readable, long before their challenge deadline (a drawn job's case, and its reveal deadline,
+    come minutes after the submission; the window may be days long): a drawn job is watched at
+    once; an undrawn one's answer is kept, so `isDrawn` is asked once per job, the finalize at the
+    deadline included. A job whose anchor is not readable yet waits; a verify-none job is never asked."""
+    from executor import beat, verification
+
+    me = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    state = redis_server.client(10)
+    state.flushdb()
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", me)
+    now = 1_800_000_000
+    deadline = now + 3_600
+    anchor = {1: 100, 2: 100, 3: 200, 4: 100}
+    bps = {1: 3_000, 2: 3_000, 3: 3_000, 4: 0}
+    for j in anchor:
+        state.hset(xkeys.job(j), mapping={"state": "submitted", "updated": "1"})
+        state.zadd(xkeys.submitted, {str(j): deadline})
+    indexed = {j: {"status": "Submitted", "anchorBlock": str(anchor[j]), "auditBps": str(bps[j]), "deadline": str(deadline)} for j in anchor}
+    head, clock = [150], [now]
+    asked: list[int] = []
+    finalized: list[list[int]] = []
+    client = SimpleNamespace(block_number=lambda: head[0], read=lambda j: asked.append(j) or j == 1,
+                             contracts=SimpleNamespace(job_market=SimpleNamespace(is_drawn=lambda j: j)),
+                             finalize_many=lambda ids: finalized.append(list(ids)) or SimpleNamespace(tx_hash="0xt"),
+                             finalized_count=lambda receipt: len(finalized[-1]))
+    reader = SimpleNamespace(due_jobs=lambda *a, **k: [], jobs_fields=lambda ids, fields: [indexed[int(j)] for j in ids])
+    rt = _Runtime(state=state, xkeys=xkeys, role="provider", address=me, reader=reader, client=client, chain_now=lambda: clock[0],
+                  job=lambda j: SimpleNamespace(status=JobStatus.SUBMITTED, deadline=deadline, anchor_block=anchor[j], audit_bps=bps[j]))
+    assert beat.finalize_due_jobs(rt) == 0
+    assert verification.watched(rt) == {1} and sorted(asked) == [1, 2] and finalized == []
+    assert state.hget(xkeys.job(1), "state") == "verifying_court"
+    beat.finalize_due_jobs(rt)
+    assert sorted(asked) == [1, 2]  # the answers are kept
+    head[0] = 250  # job 3's anchor randomness is readable now
+    beat.finalize_due_jobs(rt)
+    assert sorted(asked) == [1, 2, 3] and finalized == []
+    clock[0] = deadline + 1  # the challenge window closes: finalized without asking again
+    beat.finalize_due_jobs(rt)
+    assert finalized == [[2, 3, 4]] and sorted(asked) == [1, 2, 3]
+
+
+def test_every_disputed_job_of_ours_in_the_index_is_followed(redis_server: RedisServer) -> None:
+    """Each follow pass watches every Disputed job of ours the index shows (a case opened before
+    the challenge deadline by an early `startAudit` or a challenge; or the set under verification
+    lost with a wiped executor database), never another provider's. A watched job the index shows
+    Submitted before its challenge deadline (drawn, no case yet) costs no chain read."""
+    from depin.keys import Keys
+    from executor import beat, verification
+    from indexer.query import IndexerReader
+
+    me, other = "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+    index, state = redis_server.client(11), redis_server.client(12)
+    index.flushdb()
+    state.flushdb()
+    keys = Keys(31337, "0x" + "22" * 20)
+    now = 1_800_000_000
+    jobs = {7: ("Disputed", me), 8: ("Disputed", other), 9: ("Submitted", me)}
+    for j, (status, holder) in jobs.items():
+        index.hset(keys.job(j), mapping={"id": str(j), "status": status, "provider": holder, "deadline": str(now + 600)})
+        index.zadd(keys.jobs_by_status(status), {str(j): j})
+        index.zadd(keys.jobs_by_provider(holder), {str(j): j})
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", me)
+    read: list[int] = []
+
+    def job(j: int) -> SimpleNamespace:
+        read.append(j)
+        return SimpleNamespace(status=JobStatus.RESOLVED)  # the court settled it since: the pass closes it
+
+    rt = _Runtime(state=state, xkeys=xkeys, role="provider", address=me, reader=IndexerReader(index, keys), chain_now=lambda: now, job=job)
+    verification.watch(rt, 9, "drawn for audit")
+    assert beat.follow_verifications(rt) == 0
+    assert read == [7]  # job 9 waits for its case without a chain read; job 8 is not ours
+    assert verification.watched(rt) == {9}  # job 7 was followed, found settled and closed
 
 
 # ------------------------------------------------------------------------------------ dispatcher
@@ -508,6 +585,23 @@ def test_dispatcher_reclaims_failed_entry(dispatcher_env: SimpleNamespace, monke
     assert env.sent == [("depin.claim", 31)]
 
 
+def test_dispatcher_watches_our_job_when_the_court_opens_its_case(dispatcher_env: SimpleNamespace) -> None:
+    """`VerificationStarted` (the court opened a case: an early `startAudit`, a challenge, whenever
+    in the challenge window) puts a job of ours the index shows Disputed under verification at
+    once; another provider's, and a replayed entry of a case settled since, are left alone."""
+    from executor import verification
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    other = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+    for job_id, status, holder in ((41, "Disputed", rt.address), (42, "Disputed", other), (43, "Resolved", rt.address)):
+        rt.index.hset(rt.index_keys.job(job_id), mapping={"id": str(job_id), "status": status, "provider": holder})
+        rt.index.xadd(rt.index_keys.events, {"kind": "event", "event": "VerificationStarted", "block": "1", "blockHash": "0x1", "tx": "0x1",
+                                             "logIndex": "0", "args": json.dumps({"jobId": str(job_id), "court": "0x" + "44" * 20})})
+    _drain(env)
+    assert verification.watched(rt) == {41}
+    assert env.sent == []
+
+
 # ------------------------------------------------------------------------------------ verification
 
 
@@ -557,7 +651,8 @@ def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis
     client = SimpleNamespace(read=read, send=send, codec=None,
                              contracts=SimpleNamespace(job_market=SimpleNamespace(verification_info=lambda j: ("info", j))))
     rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me, client=client,
-                  chain_now=lambda: 1_900_000_000, journal=journal, job=lambda j: SimpleNamespace(status=status["job"]))
+                  chain_now=lambda: 1_900_000_000, journal=journal, job=lambda j: SimpleNamespace(status=status["job"]),
+                  reader=SimpleNamespace(jobs_fields=lambda ids, fields: [{} for _ in ids]))
     original = verification.VerificationCourt
     verification.VerificationCourt = Court  # type: ignore[misc]
     try:

@@ -36,6 +36,10 @@ FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
 FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
 RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
 DRAW_CHECK_LIMIT = 50  # isDrawn reads per beat for jobs whose anchor randomness is readable (check_draws)
+# Recovery's second look (recover_jobs): a job found idle (its lease free, its record unchanged) is
+# marked "<updated>@<time>" in this record field and re-queued only when a look at least a lease
+# TTL later finds the same `updated`.
+IDLE_MARK = "idle_seen"
 
 # Anchor block hashes (record_anchors). The draw of a submitted job reads blockhash(anchor), which the
 # EVM keeps for BLOCKHASH_WINDOW blocks only; once it is gone and nobody called
@@ -238,8 +242,10 @@ def withdraw_earnings(rt: Runtime) -> int:
 
 def recover_jobs(rt: Runtime, force: bool = False) -> int:
     """Re-queues the next task of every job in hand whose lease is free and whose record has not
-    moved for ``DEPIN_RECOVER_AFTER`` seconds (or, with `force` at worker start, for 2 s); removes
-    this executor's orphan containers."""
+    moved for ``DEPIN_RECOVER_AFTER`` seconds (or, with `force` at worker start, for 2 s), as seen
+    twice at least a lease TTL apart (:func:`idle_confirmed`); removes this executor's orphan
+    containers. A task alive holds its lease and its renewals keep the record's ``updated`` fresh
+    (:meth:`executor.runtime.Runtime.lease`)."""
     now = time.time()
     requeued = 0
     active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
@@ -251,13 +257,22 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
         if state not in queue.NEXT_TASK:
             rt.state.zrem(rt.xkeys.active, str(job_id))
             continue
-        idle = now - float(rec.get("updated") or 0)
+        updated = float(rec.get("updated") or 0)
+        if updated > now + RECOVER_AFTER:
+            # written "in the future": this machine's clock went back (or the writer's runs ahead).
+            # Idle from now on, rather than never idle until the clock catches up.
+            rt.set_record(job_id)
+            continue
+        idle = now - updated
         if idle < (FORCED_RECOVER_AFTER if force else RECOVER_AFTER):
+            continue
+        if not idle_confirmed(rt, job_id, rec, now):
             continue
         # No cap here: a job that merely waits in a long queue looks idle too, and a duplicate
         # message is harmless (lease + state + chain checks). Deliveries that *die* are capped by
         # the delivery counter; jobs that keep failing end when their chain deadline passes (late).
         tries = int(rt.state.hincrby(rt.xkeys.job(job_id), "recoveries", 1))
+        rt.state.hdel(rt.xkeys.job(job_id), IDLE_MARK)
         rt.set_record(job_id)  # touch: not again before RECOVER_AFTER
         queue.send(queue.NEXT_TASK[state], job_id)
         requeued += 1
@@ -270,6 +285,23 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
     if "provider" in rt.roles:
         record_anchors(rt)
     return requeued
+
+
+def idle_confirmed(rt: Runtime, job_id: int, rec: dict[str, str], now: float) -> bool:
+    """Whether the idle job (lease free, record not moved) was found so at least a lease TTL ago
+    with the same ``updated``; else it is marked (:data:`IDLE_MARK`) and left for the next look.
+    A free lease alone does not prove the task dead: when Redis stalls or is unreachable for longer
+    than the lease TTL (a restart, a failover, a paused VM) the key expires on the server while its
+    holder lives. That holder's renewal takes the key again and touches ``updated`` within a third
+    of the TTL once Redis answers (:mod:`executor.lease`), so a second look a TTL later tells it
+    from a dead one. Re-queueing a live run would start the job again: the second run removes the
+    first one's container and work folder, and the restarted job can miss its deadline."""
+    mark = rec.get(IDLE_MARK, "")
+    seen_updated, _, seen_at = mark.partition("@")
+    if mark and seen_updated == rec.get("updated", "") and 0 <= now - float(seen_at or "inf"):
+        return now - float(seen_at) >= rt.lease_ttl
+    rt.state.hset(rt.xkeys.job(job_id), IDLE_MARK, f"{rec.get('updated', '')}@{now:.3f}")
+    return False
 
 
 def recheck_submitted(rt: Runtime) -> int:

@@ -6,9 +6,15 @@ holder, set with ``SET NX PX`` (acquire) and touched only through compare-and-ac
 
 While a task holds a lease a daemon thread renews it every ``ttl / 3`` seconds. A worker killed with
 ``kill -9`` stops renewing: the lease expires after ``ttl`` seconds and the recovery task
-(:func:`executor.tasks.recover`) hands the job to another attempt. A holder that fails to renew
-(Redis away longer than the TTL, or the process was stopped) sets :attr:`Lease.lost`; the task then
+(:func:`executor.tasks.recover`) hands the job to another attempt. A renewal that finds the key gone
+(Redis stalled or unreachable for longer than the TTL, so the key expired on the server while its
+holder was alive, or the database was restarted empty) takes it again with the holder's own token,
+in the same script: nobody else took it, so the holder still holds the job. Only a renewal that
+finds *another* token sets :attr:`Lease.lost` (another attempt took the job over); the task then
 acts only after re-reading the chain (the chain, not the lease, is what prevents a double submission).
+With `touch` (the job's record), every renewal also sets the record's ``updated`` field (only when
+the record exists): a task alive behind its lease keeps its record fresh, which is what recovery
+(:func:`executor.beat.recover_jobs`) checks before it re-queues a job.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from types import TracebackType
 from typing import Self
@@ -25,11 +32,22 @@ import redis
 
 log = logging.getLogger("executor.lease")
 
+# KEYS: the lease, the record to touch (optional); ARGV: token, TTL in ms, the record's new
+# `updated`. Returns 1 renewed, 2 taken again (the key was gone), 0 held by another token.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local holder = redis.call('GET', KEYS[1])
+local result = 0
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  result = 1
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  result = 2
 end
-return 0
+if result > 0 and KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'updated', ARGV[3])
+end
+return result
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -49,12 +67,13 @@ def new_token() -> str:
 class Lease:
     """One job's lease. Use :meth:`acquire` / :meth:`release`, or ``with Lease(...).held():``."""
 
-    def __init__(self, r: redis.Redis, key: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, r: redis.Redis, key: str, ttl: float = DEFAULT_TTL, *, touch: str | None = None) -> None:
         if ttl <= 0:
             raise ValueError("the lease TTL must be positive")
         self.r = r
         self.key = key
         self.ttl = ttl
+        self.touch = touch  # a hash whose `updated` field each renewal sets (the job's record)
         self.token = new_token()
         self.lost = False
         self._stop = threading.Event()
@@ -76,18 +95,26 @@ class Lease:
         return True
 
     def renew(self) -> bool:
-        """Extends the lease by a full TTL if we still hold it; False (and :attr:`lost`) otherwise."""
+        """Extends the lease by a full TTL if we still hold it, or takes it again with our token when
+        the key is gone (it expired while Redis did not answer us); touches `touch`. False (and
+        :attr:`lost`) when another token holds it."""
+        keys = [self.key] if self.touch is None else [self.key, self.touch]
         try:
-            ok = bool(self.r.eval(_RENEW, 1, self.key, self.token, self._ttl_ms))
+            answer = self.r.eval(_RENEW, len(keys), *keys, self.token, self._ttl_ms, f"{time.time():.3f}")
+            result = int(answer)  # type: ignore[arg-type]
         except redis.RedisError as exc:
             log.warning("lease renewal failed", extra={"lease": self.key, "error": str(exc)})
-            return True  # not known to be lost yet: it still has up to one TTL to live
-        if not ok:
+            return True  # not known to be lost yet: the next renewal takes it again if it expired meanwhile
+        if result == 2:
+            log.warning("lease expired while held (Redis did not answer in time); taken again", extra={"lease": self.key})
+        if result == 0:
             self.lost = True
-        return ok
+        return result > 0
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
+            if self._stop.is_set():
+                return  # release() began: never take the key again (it would outlive the task)
             if not self.renew():
                 log.error("lease lost while held", extra={"lease": self.key})
                 return

@@ -8,7 +8,8 @@ broker and the executor's own records live in the **next database number** of th
 prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
 
 ``{e}:job:{id}`` (hash)
-    The executor's record of one job: ``state`` (below), ``updated`` (unix time), ``reason`` (why
+    The executor's record of one job: ``state`` (below), ``updated`` (unix time of the last write,
+    and of the last lease renewal while a task holds the job), ``reason`` (why
     skipped, lost or abandoned) and, once the run ended, the outcome: ``kind`` (result | failure),
     ``digest`` and ``uri`` and ``name`` (the archive's opaque name) and ``exit_code`` and ``size``,
     or ``code`` and ``failure_reason`` and ``evidence``; ``commitment`` and ``committed`` (the
@@ -17,7 +18,8 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
     written before the record says ``outcome``); ``tx`` (the submission's transaction hash) once submitted; ``refused`` (why this
     executor never claims the job again: it crashed, was given up or timed out in our hands; kept
     whatever the state becomes, see :mod:`executor.tasks`); ``draw`` (``undrawn@<anchor block>``
-    once ``isDrawn`` said so, :func:`executor.beat.check_draws`); ``recoveries``.
+    once ``isDrawn`` said so, :func:`executor.beat.check_draws`); ``idle_seen`` (recovery's first
+    look at an idle job, :func:`executor.beat.idle_confirmed`); ``recoveries``.
 ``{e}:lease:{id}`` (string, expires)
     The per-job lease (:mod:`executor.lease`): held by the task working on the job.
 ``{e}:deliveries:{task}:{id}`` (string counter, expires after a day)
@@ -264,7 +266,9 @@ class Runtime:
         return int(self.state.zcard(self.xkeys.active))
 
     def lease(self, job_id: int) -> Lease:
-        return Lease(self.state, self.xkeys.lease(job_id), self.lease_ttl)
+        """The job's lease; while held, its renewals keep the record's ``updated`` fresh (what
+        :func:`executor.beat.recover_jobs` reads to tell a live task from a dead one)."""
+        return Lease(self.state, self.xkeys.lease(job_id), self.lease_ttl, touch=self.xkeys.job(job_id))
 
     def job(self, job_id: int) -> Any:
         """The job's on-chain record (:class:`depin.client.OnchainJob`); a job the chain does not

@@ -19,7 +19,9 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
    instead of running again, and the submit task's chain read skips the transaction if it was mined
    before the crash.
 5. **Recovery** (:func:`executor.beat.recover_jobs`, every beat and at worker start): a job in hand whose lease is free
-   and whose record has not moved for a while gets its next task queued again. Broker redelivery
+   and whose record has not moved for a while, seen so twice a lease TTL apart (a live task takes
+   back a lease that expired during a Redis stall and its renewals keep the record fresh), gets its
+   next task queued again. Broker redelivery
    (acks_late, visibility timeout) is the backstop, not the mechanism. A job the chain shows
    claimed by us without any local record (the executor's database was lost) is adopted and run;
    a submitted one is finalized from the index. So the chain, not Redis, is the source of truth.

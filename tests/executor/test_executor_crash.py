@@ -238,3 +238,41 @@ def _payouts_on_chain(stack: Stack, address: str) -> int:
         if not failure:
             total += payout
     return total
+
+
+def test_a_redis_stall_longer_than_the_lease_never_restarts_a_live_run(stack: Stack) -> None:
+    """Found by review: Redis stalled (a restart, a failover, a paused VM) for longer than the lease
+    TTL while a job ran. The lease expired on the server while its holder lived; the holder's
+    renewal then saw it lost and stopped, recovery saw a free lease and a stale record and queued
+    the run again, and the second run removed the live container and started the job over (a job
+    that fitted its window then missed its deadline: the provider slashed). Now the holder takes
+    its lease back, its renewals keep the record fresh, and recovery re-queues only what a second
+    look still finds idle: the first run ends the job, never restarted."""
+    import os
+    import signal
+    import time
+
+    from .stack import EXECUTOR_ENV, exec_prefix
+
+    p = stack.provider
+    job_id = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30))
+    first = wait_for(lambda: _running_container(stack, p, job_id), 120, "the job's container to run")
+    lease_key = f"{exec_prefix(stack, p)}:lease:{job_id}"
+    state = stack.state()
+    token = wait_for(lambda: state.get(lease_key), 30, "the run's lease")
+    # Stall Redis until the lease has expired on the server and the record is older than the
+    # recovery threshold (both read from the recorded state: the key's TTL, the record's time).
+    expired_at = time.monotonic() + state.pttl(lease_key) / 1000
+    stale_at = float(state.hget(f"{exec_prefix(stack, p)}:job:{job_id}", "updated") or 0) + float(EXECUTOR_ENV["DEPIN_RECOVER_AFTER"])
+    pid = stack.redis.proc.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: time.monotonic() > expired_at + 0.5 and time.time() > stale_at + 0.5, 60, "the lease to expire and the record to go stale")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    holder = wait_for(lambda: state.get(lease_key), 60, "the lease to be held again")
+    assert holder == token, "another task took the running job over"
+    assert _state(stack, job_id) == "running"
+    release_gate(first)  # the first run is still the one running
+    _settled_once(stack, job_id)
+    assert not _log_entries(p, "worker-chain", "job recovered", job_id)

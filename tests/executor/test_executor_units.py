@@ -128,6 +128,27 @@ def test_a_dead_holders_lease_expires_and_the_late_holder_knows_it_lost(r: redis
     assert successor.holder() == successor.token
 
 
+def test_a_holder_takes_back_its_lease_after_it_expired_while_redis_did_not_answer(r: redis.Redis) -> None:
+    """A Redis stall longer than the TTL expires the key on the server while its holder lives (its
+    renewal waits on the stalled Redis). The holder's next renewal finds the key gone and takes it
+    again with its own token, touching the job's record, so that a recovered duplicate cannot take
+    the job; only another token makes it lost (and then it never takes the key back)."""
+    r.hset("rec:1", mapping={"state": "running", "updated": "1.000"})
+    holder = Lease(r, "lease:3", ttl=30, touch="rec:1")
+    assert holder.acquire(renew=False)
+    r.delete("lease:3")  # expired on the server during the stall
+    assert holder.renew() and not holder.lost
+    assert holder.holder() == holder.token and 0 < r.pttl("lease:3") <= 30_000
+    assert float(r.hget("rec:1", "updated") or 0) > 1.0  # the live task's record is fresh again
+    assert not Lease(r, "lease:3", ttl=30).acquire()  # a duplicate queued by recovery cannot take it
+    other = Lease(r, "lease:4", ttl=30, touch="rec:2")  # a touch never creates a record
+    assert other.acquire(renew=False) and other.renew() and not r.exists("rec:2")
+    r.set("lease:3", "another-task")
+    assert not holder.renew() and holder.lost
+    assert r.get("lease:3") == "another-task"
+    assert other.release()
+
+
 # ------------------------------------------------------------------------------------ settings
 
 
@@ -346,6 +367,54 @@ def test_drawn_jobs_are_never_finalized_and_move_to_the_court(redis_server: Redi
     asked.clear()
     beat.finalize_due_jobs(rt)
     assert 2 not in asked and 4 not in asked and 3 in asked  # drawn jobs are never asked again
+
+
+class _RecordingRuntime(_Runtime):
+    """_Runtime with the real record writes (Runtime.set_record: `updated`, the active set)."""
+
+    set_record = Runtime.set_record
+    lease_ttl = 0.5
+
+
+def test_recovery_leaves_a_job_to_its_task_alive_behind_a_redis_stall(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs `running` whose lease key is gone and whose record is older than
+    DEPIN_RECOVER_AFTER, as a Redis stall longer than the lease TTL leaves them. Job 1's run is
+    alive (its renewal waited on the stalled Redis), job 2's worker is dead. One look cannot tell
+    them apart: recovery only marks them. The live holder's renewal then takes its lease back and
+    touches its record, so job 1 is never re-queued (a second run would remove the live
+    container and start the job again); job 2 is, once a second look a lease TTL later finds it
+    unchanged."""
+    from executor import beat
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    xkeys = ExecKeys(31337, "0xmarket", "provider", "0xme")
+    rt = _RecordingRuntime(state=r, xkeys=xkeys, roles=())
+    stale = f"{time.time() - beat.RECOVER_AFTER - 60:.3f}"
+    for job in (1, 2):
+        r.hset(xkeys.job(job), mapping={"state": "running", "updated": stale})
+        r.zadd(xkeys.active, {str(job): 1})
+    assert beat.recover_jobs(rt) == 0 and sent == []  # the first look only marks them
+    alive = Lease(r, xkeys.lease(1), ttl=30, touch=xkeys.job(1))  # job 1's holder, its key expired
+    assert alive.renew() and alive.holder() == alive.token  # Redis answers again: it takes its lease back
+    wait_for(lambda: beat.recover_jobs(rt) == 1, 30, "the dead task's job to be recovered")
+    assert sent == [("depin.run", 2)]
+    r.delete(xkeys.lease(1))  # even with its lease gone again, its fresh record keeps job 1 from recovery
+    assert beat.recover_jobs(rt) == 0 and sent == [("depin.run", 2)]
+
+
+def test_recovery_after_the_clock_went_back(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record written before this machine's clock went back an hour reads as updated in the
+    future: recovery counts its idle time from now instead of never recovering it for an hour."""
+    from executor import beat
+
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: None)
+    xkeys = ExecKeys(31337, "0xmarket", "provider", "0xme")
+    rt = _RecordingRuntime(state=r, xkeys=xkeys, roles=())
+    r.hset(xkeys.job(3), mapping={"state": "outcome", "updated": f"{time.time() + 3600:.3f}"})
+    r.zadd(xkeys.active, {"3": 1})
+    beat.recover_jobs(rt)
+    assert float(r.hget(xkeys.job(3), "updated") or 0) <= time.time() + 1  # from now, not in an hour
 
 
 def test_a_drawn_job_is_watched_as_soon_as_its_draw_is_readable_and_isdrawn_is_asked_once(redis_server: RedisServer) -> None:

@@ -53,6 +53,7 @@ from typing import Any
 
 import redis
 
+from depin.chain import RpcUnavailable
 from depin.errors import SpecError
 from depin.spec import parse_spec
 from executor import queue, verification
@@ -110,6 +111,9 @@ class Dispatcher:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable; retrying", extra={"error": str(exc)})
                 stop.wait(1.0)
+            except RpcUnavailable as exc:  # the entry stays pending: handled again, not counted as failed
+                log.warning("chain node unavailable; retrying", extra={"error": str(exc)[:300]})
+                stop.wait(1.0)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):  # the index was wiped and the stream recreated
                     log.warning("consumer group vanished; re-creating it", extra={"group": self.events.group})
@@ -149,8 +153,8 @@ class Dispatcher:
     def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
             self.handle(fields)
-        except (redis.ConnectionError, redis.TimeoutError):
-            raise
+        except (redis.ConnectionError, redis.TimeoutError, RpcUnavailable):
+            raise  # not the entry's fault: run() waits and handles it again
         except Exception as exc:  # one bad entry must not stop the dispatcher
             n = self.failures[entry_id] = self.failures.get(entry_id, 0) + 1
             log.exception("entry failed", extra={"entry": entry_id, "event": fields.get("event"), "attempt": n, "error": str(exc)})

@@ -62,7 +62,7 @@ import redis
 from eth_utils import to_checksum_address
 
 from depin import accounts
-from depin.chain import RpcClient
+from depin.chain import RpcClient, RpcUnavailable
 from depin.client import Client, OnchainJob, UnknownJob
 from depin.config import ROLE_NAMES, ConfigError, DepinConfig, load_config, parse_roles
 from depin.deployment import load_deployment_file
@@ -89,6 +89,8 @@ ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
 # "no_fault": we reported an availability failure and the market reopened (or refunded) the job.
 TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verifying_court", "no_fault")
 RECORD_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
+CHAIN_NOW_ROUNDS = 2  # rounds of (pending, latest) block reads before chain_now gives up
+CHAIN_NOW_PAUSE = 0.5  # seconds between them
 
 
 def broker_url_for(redis_url: str) -> str:
@@ -220,15 +222,27 @@ class Runtime:
         return RpcClient.from_url(self.config.network.rpc_url, timeout=10)
 
     def chain_now(self) -> int:
-        """The timestamp the next block will carry (the pending block's; anvil's time travel included)."""
-        for tag in ("pending", "latest"):
-            try:
-                block = self.rpc.call("eth_getBlockByNumber", [tag, False])
-                if block and block.get("timestamp"):
-                    return int(block["timestamp"], 16)
-            except Exception as exc:  # noqa: BLE001 - fall back to the next source
-                log.debug("block timestamp unavailable", extra={"tag": tag, "error": str(exc)[:200]})
-        return int(time.time())
+        """The timestamp the next block will carry (the pending block's; anvil's time travel
+        included), else the latest block's. Raises :class:`~depin.chain.RpcUnavailable` when the
+        node gives neither after :data:`CHAIN_NOW_ROUNDS` rounds: what it decides is final (a job
+        recorded late and refused, a claim skipped, a reveal given up) and this machine's clock is
+        not the chain's (a node's clock ahead or behind, anvil's time travel). Job tasks retry the
+        error (transient); a beat task tries again at the next beat."""
+        method = "eth_getBlockByNumber"
+        last: BaseException | str = "no block"
+        for attempt in range(CHAIN_NOW_ROUNDS):
+            if attempt:
+                time.sleep(CHAIN_NOW_PAUSE)
+            for tag in ("pending", "latest"):
+                try:
+                    block = self.rpc.call(method, [tag, False])
+                    if block and block.get("timestamp"):
+                        return int(block["timestamp"], 16)
+                    last = f"the {tag} block has no timestamp: {str(block)[:100]}"
+                except Exception as exc:  # noqa: BLE001 - try the next source; raised below when none answers
+                    last = exc
+                    log.debug("block timestamp unavailable", extra={"tag": tag, "error": str(exc)[:200]})
+        raise RpcUnavailable(method, f"no block timestamp after {CHAIN_NOW_ROUNDS} rounds: {str(last)[:300]}")
 
     # ------------------------------------------------------------------ records
 

@@ -671,6 +671,38 @@ def test_dispatcher_watches_our_job_when_the_court_opens_its_case(dispatcher_env
     assert env.sent == []
 
 
+def test_dispatcher_waits_for_the_chain_node_instead_of_dropping_a_job(dispatcher_env: SimpleNamespace) -> None:
+    """The claim deadline is read from the chain's clock (`chain_now`), never this machine's: while
+    the node does not answer, the entry stays pending and is handled again once it does, however
+    long that takes (not counted as a failing entry and dropped after MAX_ENTRY_FAILURES)."""
+    from depin.chain import RpcUnavailable
+    from executor.dispatcher import MAX_ENTRY_FAILURES
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    calls = {"n": 0}
+
+    def chain_now() -> int:
+        calls["n"] += 1
+        if calls["n"] <= MAX_ENTRY_FAILURES + 1:
+            raise RpcUnavailable("eth_getBlockByNumber", "connection refused")
+        return int(time.time())
+
+    rt.chain_now = chain_now  # type: ignore[method-assign]
+    _post(env, 51)
+    _drain(env, until=lambda: ("depin.claim", 51) in env.sent, what=" and claim once the node answers")
+    assert env.sent == [("depin.claim", 51)]
+
+
+def test_chain_now_raises_when_the_node_gives_no_block(dispatcher_env: SimpleNamespace) -> None:
+    """What `chain_now` decides is final (late, refused, skipped): without a block from the node it
+    raises (retried by the task or the next beat) instead of answering with this machine's clock."""
+    from depin.chain import RpcUnavailable
+
+    rt = dispatcher_env.rt  # its node URL, http://127.0.0.1:9, refuses connections
+    with pytest.raises(RpcUnavailable, match="no block timestamp"):
+        Runtime.chain_now(rt)
+
+
 # ------------------------------------------------------------------------------------ verification
 
 

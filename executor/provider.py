@@ -62,6 +62,20 @@ def abandon(rt: Runtime, job_id: int, reason: str) -> None:
     give_up(rt, job_id, reason)
 
 
+def keep_submitting(rt: Runtime, job_id: int, reason: str) -> None:
+    """The submission's redelivery cap: a recorded outcome is kept, not given up. Its salt is
+    journaled and its archive stored: giving it up would leave an honest result to time out in our
+    hands (collateral slashed). Recovery queues the submission again once the job is idle
+    (:func:`executor.beat.recover_jobs`), until the chain shows it submitted or its submit deadline
+    passes (``late``), so a submission that keeps killing its worker still ends. Without a recorded
+    outcome there is nothing to submit: the job is given up as before."""
+    if rt.record(job_id).get("state") != "outcome":
+        give_up(rt, job_id, reason)
+        return
+    rt.set_record(job_id, reason=f"{reason}; the recorded outcome is kept and submitted again by recovery"[:300])
+    log.error("submission kept for recovery after its redelivery cap", extra={"job": job_id, "reason": reason[:300]})
+
+
 # ---------------------------------------------------------------------------------------- claim
 
 

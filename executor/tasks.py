@@ -27,7 +27,9 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
    a submitted one is finalized from the index. So the chain, not Redis, is the source of truth.
 6. **A job that beat this executor is never claimed again by it.** When its run crashes with an
    unexpected exception (recorded ``abandoned`` at once: no crash-and-rerun loop), a task gives it up
-   at the redelivery cap, or its submit deadline passes in our hands (``late``), the job's record
+   at the redelivery cap (not ``depin.submit`` with a recorded outcome: that is kept and submitted
+   again by recovery until the deadline, :func:`executor.provider.keep_submitting`), or its submit
+   deadline passes in our hands (``late``), the job's record
    gets a ``refused`` field with the reason (:meth:`Runtime.refuse`); the dispatcher's ``consider`` refuses
    such a job (and any Open job the index shows we claimed before: we timed out on it) with a
    logged reason, so a timeout that reopens the job does not hand it back to us to burn more stake.
@@ -64,7 +66,7 @@ def run(self: Task, rt: Runtime, job_id: int) -> None:
     provider.run_job(self, rt, job_id)
 
 
-@job_task("depin.submit", give_up=give_up)
+@job_task("depin.submit", give_up=provider.keep_submitting)
 def submit(self: Task, rt: Runtime, job_id: int) -> None:
     """Submits the recorded outcome, unless the chain shows it submitted already."""
     provider.submit_outcome(self, rt, job_id)

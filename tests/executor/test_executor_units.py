@@ -703,6 +703,20 @@ def test_chain_now_raises_when_the_node_gives_no_block(dispatcher_env: SimpleNam
         Runtime.chain_now(rt)
 
 
+def test_a_submission_that_keeps_killing_its_worker_keeps_its_outcome(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redelivery cap of `depin.submit`: the recorded outcome (salt journaled, archive stored) is
+    kept for recovery, not abandoned (the job would time out in our hands, collateral slashed);
+    recovery submits it again until the chain shows it or its deadline passes."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"))
+    monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
+    r.set(rt.xkeys.deliveries("depin.submit", 9), celery_module.MAX_DELIVERIES)
+    rt.set_record(9, "outcome", kind="result")
+    tasks.submit(9)
+    rec = rt.record(9)
+    assert rec["state"] == "outcome" and not rec.get("refused") and "redelivery cap" in rec["reason"]
+    assert not r.exists(rt.xkeys.deliveries("depin.submit", 9))
+
+
 # ------------------------------------------------------------------------------------ verification
 
 

@@ -68,7 +68,7 @@ contract CourtEngine is CourtBase {
     function _advanceActive(Case storage c, uint256 jobId) internal {
         CourtParams storage p = _params[c.version];
         if (_classHistory[c.cls].upperLookupRecent(uint48(c.snapshotBlock)) == 0) {
-            _noParticipation(c, jobId);
+            _noParticipation(c, jobId, false); // an empty pool: no round can ever be judged
             return;
         }
         uint8 k = uint8(_k(c.round));
@@ -79,7 +79,7 @@ contract CourtEngine is CourtBase {
                 return;
             }
             if (c.taken == 0) {
-                _noParticipation(c, jobId);
+                _noParticipation(c, jobId, true);
                 return;
             }
             c.seatingClosed = true;
@@ -113,7 +113,7 @@ contract CourtEngine is CourtBase {
             return;
         }
         if (c.revealed == 0) {
-            _noParticipation(c, jobId);
+            _noParticipation(c, jobId, true);
             return;
         }
         _tally(c, jobId, p);
@@ -121,10 +121,20 @@ contract CourtEngine is CourtBase {
 
     /// @dev Nobody could verify: a challenged audit goes to its K = 3 jury anyway; otherwise round
     ///      0/1 settle Unaudited (all bonds back); in an appeal round the appealed tally stands and
-    ///      the appellant gets its bond back.
-    function _noParticipation(Case storage c, uint256 jobId) internal {
+    ///      the appellant gets its bond back. An unaudited round 0 waits (Tallied, tally Unaudited)
+    ///      until the job's challenge deadline when `wait`: the job keeps its whole challenge
+    ///      window, as an undrawn job does, and a challenge takes it to a jury; not for an empty
+    ///      pool (no jury could be drawn either).
+    function _noParticipation(Case storage c, uint256 jobId, bool wait) internal {
         if (c.round == 0 && c.challenger != address(0)) {
             _startRound(c, jobId, 1, 0);
+            return;
+        }
+        if (c.round == 0 && wait && block.timestamp <= c.challengeDeadline) {
+            c.phase = Phase.Tallied;
+            c.tally = IMarketForCourt.Outcome.Unaudited;
+            c.windowEnd = c.challengeDeadline;
+            emit RoundTallied(jobId, 0, IMarketForCourt.Outcome.Unaudited, 0, 0, 0, bytes32(0), c.windowEnd);
             return;
         }
         if (c.round <= 1) {
@@ -174,11 +184,13 @@ contract CourtEngine is CourtBase {
         c.topDigest = top;
         _tallies[jobId][round] = tally;
         if (round == 0) {
-            // The audit: agreement (and no challenge) waits out the canary window; anything else
-            // goes to a K = 3 jury.
+            // The audit: agreement (and no challenge) waits out the canary window and the job's
+            // challenge window (a challenge there takes it to a jury); anything else goes to a
+            // K = 3 jury.
             if (tally == IMarketForCourt.Outcome.ProviderRight && c.challenger == address(0)) {
                 c.phase = Phase.Tallied;
-                c.windowEnd = uint32(block.timestamp + p.canaryWindow);
+                uint256 end = block.timestamp + p.canaryWindow;
+                c.windowEnd = uint32(end > c.challengeDeadline ? end : c.challengeDeadline);
                 emit RoundTallied(jobId, 0, tally, c.revealed, forProvider, forTop, top, c.windowEnd);
             } else {
                 emit RoundTallied(jobId, 0, tally, c.revealed, forProvider, forTop, top, 0);

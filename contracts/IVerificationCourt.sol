@@ -22,8 +22,9 @@ import {IMarketForCourt} from "./IMarketForCourt.sol";
 ///         seat, digest, salt)) until the commit deadline; then reveals (and the provider's reveal,
 ///         checked against its market commitment keccak256(abi.encode(provider, jobId, digest,
 ///         salt)); a failure's digest is bytes32(uint256(code))) until the reveal deadline. Empty
-///         seats and no-shows (bond burned) are redrawn up to `maxRedraws` times per round.
-///         `advance` (anyone) moves a case on when its deadline passed. Every transition emits one
+///         seats and no-shows (bond burned) are redrawn up to `maxRedraws` times per round. Round 0
+///         never concludes before the job's challenge deadline (an agreeing or unaudited audit
+///         waits for it, Tallied). `advance` (anyone) moves a case on when its deadline passed. Every transition emits one
 ///         event.
 interface IVerificationCourtTypes {
     // ---------------------------------------------------------------- types
@@ -37,7 +38,7 @@ interface IVerificationCourtTypes {
         uint32 inclusionTime; // T_i: transaction inclusion margin (sequencer censorship on L2s)
         uint32 revealWindow; // >= inclusionTime
         uint32 appealWindow; // after each jury tally; >= inclusionTime
-        uint32 canaryWindow; // after an agreeing audit, before it pays; >= inclusionTime
+        uint32 canaryWindow; // after an agreeing audit, before it pays (and not before the challenge deadline)
         uint32 auditorBondBps; // B_a, locked by the auditor; >= 3 * jurorPayBps (C5)
         uint32 jurorBondBps; // B_j per jury seat; >= jurorPayBps (C7: no-show = minority penalty)
         uint32 jurorPayBps; // w per coherent jury seat; >= 11000 (w >= 1.1 R)
@@ -56,7 +57,7 @@ interface IVerificationCourtTypes {
     enum Phase {
         None,
         Active, // seats taken, committed, revealed (deadlines in the case)
-        Tallied, // a tally waits out its canary/appeal window
+        Tallied, // a tally waits out its appeal window, or round 0 its canary and challenge windows
         Arbiter, // appealed past round 3: the arbiter may rule, timelocked
         Concluded
     }
@@ -90,7 +91,7 @@ interface IVerificationCourtTypes {
         uint32 seatDeadline;
         uint32 commitDeadline;
         uint32 revealDeadline;
-        uint32 windowEnd; // end of the canary/appeal window (Tallied) or of the arbiter window (Arbiter)
+        uint32 windowEnd; // end of the canary/challenge/appeal window (Tallied) or of the arbiter window (Arbiter)
         uint8 taken;
         uint8 committed;
         uint8 revealed;
@@ -279,12 +280,14 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external;
     function revealProvider(uint256 jobId, bytes32 digest, bytes32 salt) external;
     /// @notice Anyone: redraws empty seats after the seat deadline (or opens the case of a drawn job
-    ///         nobody started; settles it Unaudited when the pool is empty or after maxRedraws).
+    ///         nobody started; settles it Unaudited when the pool is empty, or after maxRedraws once
+    ///         the job's challenge deadline passed: until then it waits Tallied, tally Unaudited).
     function redraw(uint256 jobId) external;
     /// @notice Anyone: performs whatever is due (redraw, tally, escalation, conclusion).
     function advance(uint256 jobId) external;
     /// @notice Anyone but the provider, in the job's challenge window, while it is Submitted or
-    ///         under its drawn audit: posts b_c. A drawn audit is not displaced: it runs, and the
+    ///         under its drawn audit (or its audit agreed, or went unaudited, and waits for the
+    ///         challenge deadline): posts b_c. A drawn audit is not displaced: it runs, and the
     ///         case then goes to a K = 3 jury even if the audit agrees (or nobody takes it); an
     ///         undrawn job goes straight to a K = 3 jury. A verify-none job (no audit escrow)
     ///         reverts `NotVerifiable`.

@@ -46,9 +46,10 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///
 ///      Decisions (see IVerificationCourt): parameters are pinned per case at its opening; a jury
 ///      seat taken but not revealed is burned and redrawn while redraws remain (revealed seats keep
-///      their votes); a round nobody joins settles Unaudited (rounds 0-1) or leaves the appealed
-///      tally standing (appeal bond returned); a challenge of a drawn job waits for the audit and
-///      then always goes to a K = 3 jury; the arbiter's ruling executes arbiterDelay after it is
+///      their votes); a round nobody joins settles Unaudited (rounds 0-1; round 0 not before the
+///      challenge deadline) or leaves the appealed tally standing (appeal bond returned); round 0
+///      never concludes before the job's challenge deadline; a challenge of a drawn job waits for
+///      the audit and then always goes to a K = 3 jury; the arbiter's ruling executes arbiterDelay after it is
 ///      recorded, and is dropped if the arbiter lost ARBITER_ROLE meanwhile.
 contract VerificationCourt is CourtBase, IVerificationCourt {
     using SafeERC20 for IERC20;

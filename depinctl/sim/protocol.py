@@ -542,7 +542,11 @@ class Protocol:
                 self.w.send(self.a.deployer, self.w.court, "redraw", job.id)
                 continue
             case = self.case(job.id)
-            deadline = int(case["seatDeadline"]) if int(case["phase"]) else int(self.job_view(job.id)["deadline"])
+            phase = int(case["phase"])
+            if phase == PHASE_TALLIED:  # Unaudited, waiting for the job's challenge deadline
+                deadline = int(case["windowEnd"])
+            else:
+                deadline = int(case["seatDeadline"]) if phase else int(self.job_view(job.id)["deadline"])
             self.w.warp_to(max(deadline, self.w.now()) + 1)
         raise SimError(f"job {job.id}: redraws did not end in Unaudited")
 

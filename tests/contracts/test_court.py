@@ -440,8 +440,8 @@ def test_no_show_auditor_loses_its_bond_and_the_seat_is_redrawn(c):
     assert c.case(job).outcome == RIGHT
 
 
-def test_nobody_starts_after_max_redraws_settles_unaudited(c):
-    job = good_job(c)
+def _nobody_audits(c: Court, job: int) -> None:
+    """Lets the drawn audit and its maxRedraws redraws pass without a taker."""
     info = c.market.verificationInfo(job)
     c.wait_until(info.submitTime + c.court.requiredChallengeWindow())
     c.advance(job)  # opens the case and redraws (1)
@@ -450,6 +450,19 @@ def test_nobody_starts_after_max_redraws_settles_unaudited(c):
     c.advance(job)  # redraw 2
     assert c.case(job).redraws == 2
     c.wait_until(c.case(job).seatDeadline)
+    c.advance(job)
+
+
+def test_nobody_starts_after_max_redraws_settles_unaudited_at_the_challenge_deadline(c):
+    """Unaudited waits for the job's challenge deadline (Tallied, tally Unaudited), then settles."""
+    job = good_job(c)
+    _nobody_audits(c, job)
+    case = c.case(job)
+    deadline = c.market.verificationInfo(job).challengeDeadline
+    assert case.phase == TALLIED and case.tally == UNAUDITED and case.windowEnd == deadline
+    with reverts_with("NothingDue"):
+        c.advance(job)
+    c.wait_until(deadline)
     c.advance(job)
     assert c.case(job).outcome == UNAUDITED
     assert c.market.settledOutcome(job) == UNAUDITED
@@ -750,6 +763,62 @@ def test_a_challenge_does_not_displace_the_drawn_audit_and_takes_an_agreeing_aud
     c.audit(job, GOOD)
     case = c.case(job)
     assert case.round == 1 and case.phase == ACTIVE
+
+
+def test_an_agreeing_audit_waits_for_the_challenge_deadline(c):
+    """A drawn job keeps its whole challenge window, as an undrawn one does: an agreeing audit
+    concludes at max(tally + canaryWindow, challengeDeadline), not after the canary window alone
+    (before the fix a 1000 s window was cut to ~20 s and `challenge` reverted ChallengeClosed;
+    reviewer C, F1a). A challenge in the window takes the agreeing audit to a K = 3 jury."""
+    job = good_job(c, challenge_window=1_000)
+    c.audit(job, GOOD)
+    deadline = c.market.verificationInfo(job).challengeDeadline
+    case = c.case(job)
+    assert case.phase == TALLIED and case.tally == RIGHT and case.windowEnd == deadline
+    c.wait(PARAMS["canaryWindow"] + 1)  # the canary window is over, the challenge window is not
+    with reverts_with("NothingDue"):
+        c.advance(job)
+    assert c.chain.pending_timestamp < deadline - 900
+    c.tx(c.court.challenge, job, sender=c.requester, bonds=B_CHALLENGE)
+    case = c.case(job)
+    assert case.phase == ACTIVE and case.round == 1 and case.challenger == c.requester.address
+    c.jury(job, [GOOD] * 3)
+    c.advance(job)
+    c.bonds = 0
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+
+
+def test_an_agreeing_audit_after_the_challenge_deadline_waits_the_canary_window_only(c):
+    """With a challenge window shorter than the audit, the canary window still runs after the tally."""
+    job = good_job(c, challenge_window=20)
+    c.audit(job, GOOD, tally=False)
+    c.wait_until(c.market.verificationInfo(job).challengeDeadline)
+    receipt = c.advance(job)
+    case = c.case(job)
+    assert case.phase == TALLIED and case.windowEnd == receipt.timestamp + PARAMS["canaryWindow"]
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+
+
+def test_an_unaudited_drawn_job_keeps_its_challenge_window(c):
+    """Nobody takes the drawn audit: the case waits as Tallied (Unaudited) until the challenge
+    deadline instead of settling ~48 s after the submission (reviewer C, F1b); a challenge in the
+    window takes it to a K = 3 jury, which judges it."""
+    job = c.job(BAD, challenge_window=1_000)
+    GOOD_OF[job] = BAD
+    _nobody_audits(c, job)
+    case = c.case(job)
+    assert case.phase == TALLIED and case.tally == UNAUDITED
+    assert c.chain.pending_timestamp < c.market.verificationInfo(job).challengeDeadline - 900
+    c.tx(c.court.challenge, job, sender=c.requester, bonds=B_CHALLENGE)
+    case = c.case(job)
+    assert case.phase == ACTIVE and case.round == 1
+    c.jury(job, [GOOD] * 3, provider_reveals=True)
+    c.advance(job)
+    c.bonds = 0
+    c.finish_window(job)
+    assert c.case(job).outcome == WRONG
 
 
 # ------------------------------------------------------------------------------------- params and leave

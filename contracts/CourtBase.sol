@@ -80,6 +80,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         uint96 challengeBond;
         // word 8
         address ruler;
+        uint96 forfeited; // no-shows' bonds, held for the pot until the conclusion
     }
 
     struct Seat {
@@ -118,7 +119,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     uint16 internal _version;
     uint256 internal _totalStake; // sum of free + locked
     uint256 internal _totalUnbonding;
-    uint256 internal _heldBonds; // challenge + appeal bonds of open cases
+    uint256 internal _heldBonds; // challenge and appeal bonds and no-shows' forfeited bonds of open cases
 
     mapping(uint16 version => CourtParams) internal _params;
     mapping(uint256 jobId => Case) internal _cases;

@@ -74,7 +74,9 @@ contract CourtEngine is CourtBase {
         uint8 k = uint8(_k(c.round));
         if (c.taken < k && !c.seatingClosed) {
             if (block.timestamp <= c.seatDeadline) revert NothingDue(jobId);
-            if (c.redraws < p.maxRedraws) {
+            // Once a seat of the round revealed, its vote is public: a seat drawn now could copy
+            // it without running the job. Empty seats are redrawn only before any reveal.
+            if (c.redraws < p.maxRedraws && c.revealed == 0) {
                 _startRound(c, jobId, c.round, c.redraws + 1);
                 return;
             }
@@ -91,8 +93,9 @@ contract CourtEngine is CourtBase {
             _conclude(c, jobId, IMarketForCourt.Outcome.ProviderWrong, 0);
             return;
         }
-        // No-shows: taken but not revealed. Bond burned, seat emptied (redrawn below).
-        uint96 burned;
+        // No-shows: taken but not revealed. Bond forfeited (held for the case's pot, which pays the
+        // jury and burns the rest at the conclusion), seat emptied (redrawn below if nobody revealed).
+        uint96 forfeited;
         for (uint256 i = 0; i < k; ++i) {
             Seat storage s = _seats[jobId][(uint256(c.round) << 8) | i];
             if (s.state != SeatState.Taken && s.state != SeatState.Committed) continue;
@@ -100,15 +103,21 @@ contract CourtEngine is CourtBase {
             c.taken -= 1;
             address holder = s.holder;
             uint96 bond = s.bond;
-            burned += bond;
+            forfeited += bond;
             Verifier storage v = _verifiers[holder];
             v.locked -= bond;
             _stakeChanged(holder, v.cls, bond, false);
             delete _seats[jobId][(uint256(c.round) << 8) | i];
             emit SeatNoShow(jobId, c.round, uint8(i), holder, bond);
         }
-        if (burned > 0) IRewardToken(address(_token)).burn(burned);
-        if (c.taken < k && c.redraws < p.maxRedraws) {
+        if (forfeited > 0) {
+            c.forfeited += forfeited;
+            _heldBonds += forfeited;
+        }
+        // A seat is missing where a redraw would be due: redrawn while no seat revealed; after a
+        // reveal the round is tallied if the missing seats could not change it, else escalated.
+        bool shortRound = c.taken < k && c.redraws < p.maxRedraws;
+        if (shortRound && c.revealed == 0) {
             _startRound(c, jobId, c.round, c.redraws + 1);
             return;
         }
@@ -116,15 +125,15 @@ contract CourtEngine is CourtBase {
             _noParticipation(c, jobId, true);
             return;
         }
-        _tally(c, jobId, p);
+        _tally(c, jobId, p, shortRound);
     }
 
     /// @dev Nobody could verify: a challenged audit goes to its K = 3 jury anyway; otherwise round
     ///      0/1 settle Unaudited (all bonds back); in an appeal round the appealed tally stands and
-    ///      the appellant gets its bond back. An unaudited round 0 waits (Tallied, tally Unaudited)
-    ///      until the job's challenge deadline when `wait`: the job keeps its whole challenge
-    ///      window, as an undrawn job does, and a challenge takes it to a jury; not for an empty
-    ///      pool (no jury could be drawn either).
+    ///      the appellant gets its bond back (an escalated round: the short round's tally stands).
+    ///      An unaudited round 0 waits (Tallied, tally Unaudited) until the job's challenge deadline
+    ///      when `wait`: the job keeps its whole challenge window, as an undrawn job does, and a
+    ///      challenge takes it to a jury; not for an empty pool (no jury could be drawn either).
     function _noParticipation(Case storage c, uint256 jobId, bool wait) internal {
         if (c.round == 0 && c.challenger != address(0)) {
             _startRound(c, jobId, 1, 0);
@@ -147,10 +156,12 @@ contract CourtEngine is CourtBase {
         _heldBonds -= a.bond;
         c.round = appealed;
         _conclude(c, jobId, _tallies[jobId][appealed], a.bond);
-        _token.safeTransfer(a.appellant, a.bond);
+        if (a.bond > 0) _token.safeTransfer(a.appellant, a.bond); // none after an escalation
     }
 
-    function _tally(Case storage c, uint256 jobId, CourtParams storage p) internal {
+    /// @dev Counts the current round's revealed seats. `shortRound`: seats are missing where a redraw
+    ///      would have been due but a seat had already revealed (see `_advanceActive`).
+    function _tally(Case storage c, uint256 jobId, CourtParams storage p, bool shortRound) internal {
         uint8 round = c.round;
         uint256 k = _k(round);
         bytes32 dp = c.providerDigest;
@@ -198,19 +209,42 @@ contract CourtEngine is CourtBase {
             }
             return;
         }
+        if (shortRound && round < LAST_JURY_ROUND && !_decided(tally, k, c.revealed, forProvider, forTop)) {
+            // The missing seats could have changed the tally and cannot be redrawn (this round's
+            // votes are public): the next, larger jury decides, without an appeal bond (its pay
+            // comes from the pot, which the no-shows' forfeited bonds join).
+            emit RoundTallied(jobId, round, tally, c.revealed, forProvider, forTop, top, 0);
+            _startRound(c, jobId, round + 1, 0);
+            return;
+        }
         c.phase = Phase.Tallied;
         c.windowEnd = uint32(block.timestamp + p.appealWindow);
         emit RoundTallied(jobId, round, tally, c.revealed, forProvider, forTop, top, c.windowEnd);
     }
 
+    /// @dev Whether the k - revealed missing votes of a K = k round, however cast, could not change
+    ///      `tally` (the rules of `_tally`: ProviderWrong needs >= ceil(2k/3) on one other digest and
+    ///      fewer than 2 for the provider; ProviderRight more than half of the revealed seats).
+    function _decided(IMarketForCourt.Outcome tally, uint256 k, uint256 revealed, uint256 forProvider, uint256 forTop)
+        internal
+        pure
+        returns (bool)
+    {
+        uint256 missing = k - revealed;
+        if (tally == IMarketForCourt.Outcome.ProviderWrong) return forProvider + missing < 2;
+        if (tally == IMarketForCourt.Outcome.ProviderRight) return 2 * forProvider > k;
+        bool wrongPossible = forProvider < 2 && forTop + missing >= (2 * k + 2) / 3;
+        return !wrongPossible && 2 * (forProvider + missing) <= k;
+    }
+
     /// @dev Ends the case: the market settles, then every seat, bond and the pot are paid out.
     ///      Two budgets: the requester's audit escrow E (audit pay A = E - 3w to a coherent auditor;
     ///      on a Split also the jury; the rest back to the requester in every outcome) and the pot
-    ///      (the loser's money: slashed collateral, forfeited challenge and seat bonds, and every
-    ///      appeal bond), which pays coherent jurors w each, then repays winning appellants, then
-    ///      the challenger's bounty; the rest is burned. Two passes over the seats (Kleros-style):
-    ///      incoherent revealed seats forfeit their bonds into the pot first, then coherent seats
-    ///      are paid. `preMoved` (canary slashes, an appeal bond returned) only feeds the event.
+    ///      (the loser's money: slashed collateral, forfeited challenge and seat bonds, no-shows'
+    ///      bonds, and every appeal bond), which pays coherent jurors w each, then repays winning
+    ///      appellants, then the challenger's bounty; the rest is burned. Two passes over the seats
+    ///      (Kleros-style): incoherent revealed seats forfeit their bonds into the pot first, then
+    ///      coherent seats are paid. `preMoved` (canary slashes, an appeal bond returned) only feeds the event.
     function _conclude(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, uint96 preMoved) internal {
         c.phase = Phase.Concluded;
         c.outcome = outcome;
@@ -219,6 +253,11 @@ contract CourtEngine is CourtBase {
         // toCourt is E (+ the collateral on ProviderWrong), or 0 (Unaudited: E refunded by the market).
         m.escrow = _min(c.auditFee, toCourt);
         m.pot = toCourt - m.escrow;
+        uint96 forfeited = c.forfeited;
+        if (forfeited > 0) {
+            _heldBonds -= forfeited;
+            m.pot += forfeited;
+        }
         m.w = _bps(c.reward, _params[c.version].jurorPayBps);
         uint96 deposit = uint96(_FIRST_JURY) * m.w;
         m.auditPay = c.auditFee > deposit ? c.auditFee - deposit : 0;

@@ -22,9 +22,13 @@ import {IMarketForCourt} from "./IMarketForCourt.sol";
 ///         seat, digest, salt)) until the commit deadline; then reveals (and the provider's reveal,
 ///         checked against its market commitment keccak256(abi.encode(provider, jobId, digest,
 ///         salt)); a failure's digest is bytes32(uint256(code))) until the reveal deadline. Empty
-///         seats and no-shows (bond burned) are redrawn up to `maxRedraws` times per round. Round 0
-///         never concludes before the job's challenge deadline (an agreeing or unaudited audit
-///         waits for it, Tallied). `advance` (anyone) moves a case on when its deadline passed. Every transition emits one
+///         seats and no-shows (bond forfeited to the case's pot) are redrawn up to `maxRedraws`
+///         times per round while no seat of the round has revealed; once one has, a missing seat
+///         is not redrawn (its holder could copy the public votes, and no commitment is accepted
+///         any more): the round is tallied if the missing votes could not change its tally, else
+///         it escalates to the next jury without an appeal bond. Round 0 never concludes before
+///         the job's challenge deadline (an agreeing or unaudited audit waits for it, Tallied).
+///         `advance` (anyone) moves a case on when its deadline passed. Every transition emits one
 ///         event.
 interface IVerificationCourtTypes {
     // ---------------------------------------------------------------- types
@@ -154,7 +158,9 @@ interface IVerificationCourtTypes {
     event SeatCommitted(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 commitment);
     event SeatRevealed(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 digest);
     event ProviderRevealed(uint256 indexed jobId, bytes32 digest);
-    /// @notice A seat taken but not committed/revealed in time: its bond is burned, it is redrawn.
+    /// @notice A seat taken but not committed/revealed in time: its bond (`bondBurned`) leaves its
+    ///         stake and is held for the case's pot (it pays the jury; the rest is burned at the
+    ///         conclusion); the seat is redrawn while no seat of the round has revealed.
     event SeatNoShow(uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bondBurned);
     /// @notice A round's votes are counted: `forProvider` reproduced the provider's digest,
     ///         `forTop` revealed `topDigest` (the most revealed other digest), out of `revealed`.

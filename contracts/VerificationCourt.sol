@@ -22,10 +22,11 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///           into the pot, as do the challenger's bond on ProviderRight and every appeal bond;
 ///         - second pass: a coherent auditor gets A from E; coherent jurors get w each from the pot
 ///           (latest round first; on a Split then from E: the requester that declared the job
-///           re-executable pays its jury); no-shows' bonds are burned;
+///           re-executable pays its jury); bonds of seats still unrevealed are burned;
 ///         - then winning appellants are repaid from the pot, then (ProviderWrong) the challenger
 ///           min(beta * R, rest) on top of its bond back; what is left of E goes back to the
-///           requester, what is left of the pot is burned;
+///           requester, what is left of the pot is burned (the pot also holds the bonds no-shows
+///           forfeited during the case);
 ///         - Split: every revealing seat is coherent (the auditor keeps its bond and is paid A);
 ///         - Canary: seats that revealed the canary digest lose their bond and sigma * R of stake
 ///           (burned); jurors are paid nothing; an honest revealing auditor gets A;
@@ -44,13 +45,15 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///      refuse direct calls. The market and token are storage words (set here) so that the
 ///      modules read this court's, not their own.
 ///
-///      Decisions (see IVerificationCourt): parameters are pinned per case at its opening; a jury
-///      seat taken but not revealed is burned and redrawn while redraws remain (revealed seats keep
-///      their votes); a round nobody joins settles Unaudited (rounds 0-1; round 0 not before the
-///      challenge deadline) or leaves the appealed tally standing (appeal bond returned); round 0
-///      never concludes before the job's challenge deadline; a challenge of a drawn job waits for
-///      the audit and then always goes to a K = 3 jury; the arbiter's ruling executes arbiterDelay after it is
-///      recorded, and is dropped if the arbiter lost ARBITER_ROLE meanwhile.
+///      Decisions (see IVerificationCourt): parameters are pinned per case at its opening; a seat
+///      taken but not revealed forfeits its bond to the pot and is redrawn while redraws remain and
+///      no seat of the round revealed (after a reveal the round is tallied, or escalated when the
+///      missing votes could change it); a round nobody joins settles Unaudited (rounds 0-1; round 0
+///      not before the challenge deadline) or leaves the appealed tally standing (appeal bond
+///      returned); round 0 never concludes before the job's challenge deadline; a challenge of a
+///      drawn job waits for the audit and then always goes to a K = 3 jury; the arbiter's ruling
+///      executes arbiterDelay after it is recorded, and is dropped if the arbiter lost ARBITER_ROLE
+///      meanwhile.
 contract VerificationCourt is CourtBase, IVerificationCourt {
     using SafeERC20 for IERC20;
     using Checkpoints for Checkpoints.Trace208;
@@ -103,7 +106,8 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
     function commit(uint256 jobId, uint8 seat, bytes32 commitment) external {
         Case storage c = _active(jobId);
         Seat storage s = _heldSeat(c, jobId, seat);
-        if (s.state != SeatState.Taken || block.timestamp > c.commitDeadline || _revealOpen(c)) {
+        // No commitment once a seat of the round revealed: its vote is public (a copy is no run).
+        if (s.state != SeatState.Taken || block.timestamp > c.commitDeadline || _revealOpen(c) || c.revealed != 0) {
             revert CommitClosed(jobId);
         }
         s.state = SeatState.Committed;

@@ -1302,7 +1302,9 @@ class Reducer:
         _add(v, "bondsForfeited", burned)
         _add(v, "noShows", 1)
         st.tadd("courtLocked", -burned)
-        st.tadd("courtBurned", burned)
+        # Held for the case's pot until CaseConcluded (which counts what of it is burned).
+        _add(job, "heldBonds", burned)
+        st.tadd("courtHeldBonds", burned)
         self._history(job, ev)
 
     def _on_RoundTallied(self, st: _State, ev: Event, a: dict[str, Any]) -> None:

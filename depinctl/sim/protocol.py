@@ -480,38 +480,6 @@ class Protocol:
             self.w.warp_to(int(case["revealDeadline"]) + 1)
         raise SimError(f"job {job.id}: round {round_} did not tally")
 
-    def fill_redrawn(self, job: Job, behaviour: Behaviour, pool: str, label: str) -> dict[str, Any]:
-        """After a redraw: forces the empty seats of the current round onto `pool`, the holders take
-        them, commit and reveal with `behaviour`, and the round is tallied."""
-        case = self.case(job.id)
-        round_ = int(case["round"])
-        size = JURY_SIZES[round_]
-        empty = [i for i in range(size) if int(self.seat(job.id, round_, i)["state"]) == 0]
-        pools = self.a.pools()
-        self._force_seats(
-            job,
-            int(case["anchor"]),
-            round_,
-            size,
-            f"{label}:refill",
-            lambda holders: all(holders[i] in pools[pool] for i in empty),
-        )
-        seats = []
-        for i in empty:
-            holder = self.take(job, round_, i)
-            digest = behaviour(job, holder, round_, i)
-            if behaviour is run_honestly:
-                self.ran(holder)
-            salt = keccak(b"refill-salt:%d:%d:%d" % (job.id, round_, i))
-            if digest is not None:
-                self.w.send(holder, self.w.court, "commit", job.id, i, seat_commitment(holder, job.id, round_, i, digest, salt))
-            seats.append((i, holder, digest, salt))
-        self.open_reveals(job)
-        for i, holder, digest, salt in seats:
-            if digest is not None:
-                self.w.send(holder, self.w.court, "reveal", job.id, i, digest, salt)
-        return self.tally(job, round_)
-
     def seat(self, job_id: int, round_: int, seat: int) -> dict[str, Any]:
         return self.w.view(self.w.court, "getSeat", job_id, round_, seat)
 

@@ -437,7 +437,9 @@ class Strategies:
 
     def colluding_juror_no_show(self, k_pct: int = 400) -> Row:
         """A 3-jury with one colluding juror and one honest juror who takes the seat and never shows:
-        the no-show is redrawn (its bond burned), the cheat does not escape."""
+        the no-show's bond is forfeited, and since the round's votes are public its seat is not
+        redrawn (a new holder could copy them): the undecided round escalates to a 7-jury, paid
+        from the pot the forfeited bond joins. The cheat does not escape."""
         bps = self.audit_bps(k_pct)
         p = bps / BPS
         parties = {"provider": [self.a.provider], "coalition": list(self.a.coalition), **self.honest_parties()}
@@ -449,9 +451,9 @@ class Strategies:
             self.p.escalated_to(job, 1)
             jury = [("coalition", copy_provider), ("honest", no_show), ("honest", run_honestly)]
             case = self.p.run_round(job, 1, jury, label=label)
-            if int(case["redraws"]) == 0:
-                raise SimError("the no-show's seat was not redrawn")
-            self.p.fill_redrawn(job, run_honestly, "honest", label)
+            if int(case["round"]) != 2 or int(case["redraws"]) != 0:
+                raise SimError("the no-show's undecided round did not escalate to a 7-jury")
+            self.p.run_round(job, 2, [("honest", run_honestly)] * 7, label=label)
             return self.p.conclude(job)
 
         branches = [
@@ -464,7 +466,10 @@ class Strategies:
             parties,
             branches=branches,
             params=self.base_params(k_pct, p) | {"K": 3},
-            note="the branch every drawn job meets here (a worst case, probability p): the no-show's bond is burned and its seat redrawn",
+            note=(
+                "the branch every drawn job meets here (a worst case, probability p): the no-show's bond is forfeited to the"
+                " pot; the round's votes being public, its seat is not redrawn: the undecided round escalates to a 7-jury"
+            ),
         )
 
     def self_challenge(self, k_pct: int = 400) -> Row:

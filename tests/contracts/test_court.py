@@ -4,7 +4,8 @@ Every case of the protocol (VERIFICATION.md §1): the drawn audit, the K = 3 / 7
 of empty seats and no-shows, the arbiter as a timelocked last appeal, canaries and open challenges.
 Every transaction goes through `Court.tx`, which checks the court's conservation invariant after it:
 token.balanceOf(court) == accountedBalance() == sum over verifiers of (free + locked + unbonding)
-+ the challenge and appeal bonds the test knows are held.
++ the challenge and appeal bonds the test knows are held + the no-shows' forfeited bonds of open
+cases (held for the case's pot until its conclusion, read from the SeatNoShow/CaseConcluded events).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Court:
         self.verifiers = verifiers
         self.others = others
         self.bonds = 0  # challenge + appeal bonds the court should hold
+        self.forfeited: dict[int, int] = {}  # job id -> no-shows' bonds held for its pot
         self.known = {v.address: v for v in [*verifiers, *others, provider, requester, owner]}
         self.reads = Reads(chain, token=token, court=court)
 
@@ -118,12 +120,17 @@ class Court:
         )
         assert balance == accounted
         stakes = sum(v.free + v.locked + v.unbonding for v in infos)
-        assert balance == stakes + self.bonds, (balance, stakes, self.bonds)
+        held = self.bonds + sum(self.forfeited.values())
+        assert balance == stakes + held, (balance, stakes, self.bonds, self.forfeited)
 
     def tx(self, fn, *args, sender, bonds: int = 0, **kw) -> Any:
         """Sends, then checks conservation; `bonds` = the change in challenge/appeal bonds held."""
         receipt = fn(*args, sender=sender, **kw)
         self.bonds += bonds
+        for e in receipt.events.filter(self.court.SeatNoShow):
+            self.forfeited[e.jobId] = self.forfeited.get(e.jobId, 0) + e.bondBurned
+        for e in receipt.events.filter(self.court.CaseConcluded):
+            self.forfeited.pop(e.jobId, None)  # into the pot: paid out or burned
         self.check()
         return receipt
 
@@ -243,6 +250,7 @@ def env(accounts, project, chain):
 def c(env):
     GOOD_OF.clear()
     env.bonds = 0
+    env.forfeited = {}
     return env
 
 
@@ -423,13 +431,16 @@ def test_with_replacement_one_verifier_can_hold_every_seat(c):
 
 
 def test_no_show_auditor_loses_its_bond_and_the_seat_is_redrawn(c):
+    """The no-show's bond leaves its stake at once and is held for the case's pot (which pays a
+    jury, if any, and burns the rest at the conclusion); nobody revealed, so the seat is redrawn."""
     job = good_job(c)
     auditor = c.known[c.court.drawnFor(job, 0, 0)]
     c.tx(c.court.startAudit, job, sender=auditor)
     supply = c.token.totalSupply()
     c.wait_until(c.case(job).revealDeadline)
     receipt = c.advance(job)
-    assert c.token.totalSupply() == supply - B_AUDIT
+    assert c.token.totalSupply() == supply  # held for the pot, not burned yet
+    assert c.court.accountedBalance() == 3 * STAKE  # the forfeited bond is accounted as held
     case = c.case(job)
     assert case.phase == ACTIVE and case.round == 0 and case.redraws == 1 and case.taken == 0
     assert c.court.getVerifier(auditor).free == STAKE - B_AUDIT
@@ -438,6 +449,7 @@ def test_no_show_auditor_loses_its_bond_and_the_seat_is_redrawn(c):
     c.audit(job, GOOD)  # the redrawn auditor completes it
     c.finish_window(job)
     assert c.case(job).outcome == RIGHT
+    assert c.token.totalSupply() == supply - B_AUDIT  # no jury to pay: the pot is burned
 
 
 def _nobody_audits(c: Court, job: int) -> None:
@@ -894,9 +906,13 @@ def test_provider_not_revealing_is_wrong(c):
     assert c.court.getVerifier(auditor).free == STAKE
 
 
-def test_jury_no_show_is_burned_and_redrawn(c):
+def test_jury_no_show_after_reveals_is_not_redrawn_and_a_decided_tally_stands(c):
+    """Seats 0 and 1 reveal the provider's digest, seat 2 took its seat and never committed. Its
+    bond is forfeited into the case's pot, and it is NOT redrawn: the round's votes are public, a
+    seat drawn now could copy them. Its vote could not change 2 of 3 for the provider: the tally
+    stands (ProviderRight), and the forfeited bond pays the jury with the wrong auditor's."""
     job = good_job(c)
-    c.audit(job, BAD)
+    auditor = c.audit(job, BAD)
     c.ready()
     holders = []
     for seat in range(3):
@@ -911,17 +927,149 @@ def test_jury_no_show_is_burned_and_redrawn(c):
         c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=holders[seat])
     c.wait_until(c.case(job).revealDeadline)
     supply = c.token.totalSupply()
-    c.advance(job)
-    assert c.token.totalSupply() == supply - B_JUROR
+    receipt = c.advance(job)
+    assert receipt.events.filter(c.court.SeatNoShow)[0].bondBurned == B_JUROR
+    assert c.token.totalSupply() == supply  # held for the pot
     case = c.case(job)
-    assert case.redraws == 1 and case.taken == 2 and case.revealed == 2
+    assert case.redraws == 0 and case.round == 1 and case.phase == TALLIED and case.tally == RIGHT
+    assert case.taken == 2 and case.revealed == 2
+    receipt = c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    pay = seat_pay(c, receipt)
+    assert pay[(1, 0)] == pay[(1, 1)] == W and (1, 2) not in pay and pay[(0, 0)] == 0
+    # pot = the wrong auditor's bond + the no-show's; two jurors w each; the rest is burned.
+    assert c.token.totalSupply() == supply - (B_AUDIT + B_JUROR - 2 * W)
+    assert STAKE - c.court.getVerifier(auditor).free >= B_AUDIT
+
+
+def test_jury_no_shows_before_any_reveal_are_redrawn(c):
+    """No seat revealed (all three took their seats, none committed): nothing is public yet, so
+    the no-shows are redrawn, their bonds forfeited into the pot."""
+    job = good_job(c)
+    c.audit(job, BAD)
     c.ready()
-    h = c.known[c.court.drawnFor(job, 1, 2)]
-    c.tx(c.court.takeSeat, job, 2, sender=h)
-    c.tx(c.court.commit, job, 2, seat_commitment(h.address, job, 1, 2, GOOD), sender=h)
-    c.tx(c.court.reveal, job, 2, GOOD, SALT, sender=h)
+    for seat in range(3):
+        c.tx(c.court.takeSeat, job, seat, sender=c.known[c.court.drawnFor(job, 1, seat)])
+    c.wait_until(c.case(job).revealDeadline)
+    receipt = c.advance(job)
+    assert len(receipt.events.filter(c.court.SeatNoShow)) == 3
+    case = c.case(job)
+    assert case.phase == ACTIVE and case.round == 1 and case.redraws == 1 and case.taken == 0
+    c.jury(job, [GOOD] * 3)
     c.advance(job)
     assert c.case(job).tally == RIGHT
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+
+
+def test_no_redraw_after_a_reveal_so_a_late_seat_cannot_copy_the_revealed_votes(c):
+    """Round 1 (K = 3): seats 0 and 1 commit, seat 2 stays empty, and nobody calls `advance` before
+    the commit deadline, so reveals open and seats 0, 1 and the provider reveal. Before the fix,
+    `advance` then redrew seat 2 with fresh deadlines: its holder read the revealed digests, committed
+    a copy without running the job and was paid w. Now the empty seat is not redrawn once a seat
+    revealed; 2 of 3 against the provider is a tally the missing vote cannot change (reviewer C, F2)."""
+    job = c.job(BAD, audit_bps=0)  # a lazy provider's result, not drawn
+    GOOD_OF[job] = BAD
+    c.tx(c.court.challenge, job, sender=c.others[1], bonds=B_CHALLENGE)  # straight to a K = 3 jury
+    c.ready()
+    holders = []
+    for seat in (0, 1):
+        h = c.known[c.court.drawnFor(job, 1, seat)]
+        c.tx(c.court.takeSeat, job, seat, sender=h)
+        c.tx(c.court.commit, job, seat, seat_commitment(h.address, job, 1, seat, GOOD), sender=h)
+        holders.append(h)
+    c.wait_until(c.case(job).commitDeadline)  # reveals open; seat 2 still empty
+    for seat, h in enumerate(holders):
+        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=h)
+    c.tx(c.court.revealProvider, job, BAD, SALT, sender=c.provider)
+    late = c.known[c.court.drawnFor(job, 1, 2)]
+    with reverts_with("SeatDeadlinePassed"):
+        c.court.takeSeat(job, 2, sender=late)
+    c.advance(job)  # anyone: no redraw; the round is tallied as it stands
+    case = c.case(job)
+    assert case.redraws == 0 and case.revealed == 2 and case.round == 1
+    assert case.phase == TALLIED and case.tally == WRONG and case.topDigest == GOOD
+    with reverts_with("WrongPhase"):
+        c.court.takeSeat(job, 2, sender=late)
+    c.bonds = 0  # the challenge bond is released at the conclusion
+    receipt = c.finish_window(job)
+    assert c.case(job).outcome == WRONG
+    pay = seat_pay(c, receipt)
+    assert pay == {(1, 0): W, (1, 1): W}  # only the two seats that ran it
+
+
+def test_a_missing_vote_that_could_change_the_tally_escalates_to_the_next_jury(c):
+    """The juror + no-show attack: the provider's accomplice reveals the provider's digest, an
+    honest juror the right one, the third seat took its seat and never showed. Its vote would have
+    decided the round (ProviderWrong or Split), and a redraw now would let the new holder copy the
+    revealed votes: the round escalates to a fresh 7-jury instead, without an appeal bond. Its pay
+    comes from the pot, which the no-show's forfeited bond joins: with the deployed juror bond
+    (B_j = 3 w) the loser's collateral + the accomplice's bond + the no-show's cover all 8 coherent
+    jurors."""
+    c.tx(c.court.setParams, params_tuple(jurorBondBps=33_000), sender=c.owner)
+    try:
+        b_j = 33 * TOKEN
+        job = c.job(BAD)
+        GOOD_OF[job] = BAD
+        auditor = c.audit(job, GOOD)
+        assert c.case(job).round == 1
+        c.ready()
+        holders = [c.known[c.court.drawnFor(job, 1, seat)] for seat in range(3)]
+        for seat, h in enumerate(holders):
+            c.tx(c.court.takeSeat, job, seat, sender=h)
+        for seat, d in ((0, BAD), (1, GOOD)):  # seat 2 never commits
+            c.tx(c.court.commit, job, seat, seat_commitment(holders[seat].address, job, 1, seat, d), sender=holders[seat])
+        c.wait_until(c.case(job).commitDeadline)
+        for seat, d in ((0, BAD), (1, GOOD)):
+            c.tx(c.court.reveal, job, seat, d, SALT, sender=holders[seat])
+        c.wait_until(c.case(job).revealDeadline)
+        receipt = c.advance(job)
+        tallied = receipt.events.filter(c.court.RoundTallied)[0]
+        assert tallied.round == 1 and tallied.tally == SPLIT and tallied.windowEnd == 0
+        case = c.case(job)
+        assert case.phase == ACTIVE and case.round == 2 and case.redraws == 0 and case.taken == 0
+        with reverts_with("AppealClosed"):
+            c.court.appeal(job, sender=c.provider)
+        c.jury(job, [GOOD] * 7)
+        c.advance(job)
+        assert c.case(job).tally == WRONG
+        supply = c.token.totalSupply()
+        receipt = c.finish_window(job)
+        assert c.case(job).outcome == WRONG
+        pay = seat_pay(c, receipt)
+        assert [pay[(2, i)] for i in range(7)] == [W] * 7
+        assert [pay[(1, i)] for i in range(2)] == [0, W] and (1, 2) not in pay
+        assert pay[(0, 0)] == A
+        # pot = collateral + the accomplice's bond + the no-show's; 8 jurors w each; the rest burned.
+        assert c.token.totalSupply() == supply - (COLLATERAL + 2 * b_j - 8 * W)
+        assert c.court.getVerifier(auditor).locked == 0
+    finally:
+        c.tx(c.court.setParams, params_tuple(), sender=c.owner)
+
+
+def test_an_escalated_round_nobody_joins_leaves_the_short_tally_standing(c):
+    """An escalation carries no appeal bond: when nobody takes the 7-jury's seats, the short round's
+    tally (a Split here) concludes the case, with nothing to return to anyone."""
+    job = c.job(BAD)
+    GOOD_OF[job] = BAD
+    c.audit(job, GOOD)
+    c.ready()
+    holders = [c.known[c.court.drawnFor(job, 1, seat)] for seat in range(3)]
+    for seat, h in enumerate(holders):
+        c.tx(c.court.takeSeat, job, seat, sender=h)
+    for seat, d in ((0, BAD), (1, GOOD)):
+        c.tx(c.court.commit, job, seat, seat_commitment(holders[seat].address, job, 1, seat, d), sender=holders[seat])
+    c.wait_until(c.case(job).commitDeadline)
+    for seat, d in ((0, BAD), (1, GOOD)):
+        c.tx(c.court.reveal, job, seat, d, SALT, sender=holders[seat])
+    c.wait_until(c.case(job).revealDeadline)
+    c.advance(job)
+    assert c.case(job).round == 2
+    for _ in range(PARAMS["maxRedraws"] + 1):
+        c.wait_until(c.case(job).seatDeadline)
+        c.advance(job)
+    case = c.case(job)
+    assert case.phase == CONCLUDED and case.outcome == SPLIT and case.round == 1
 
 
 # ------------------------------------------------------------------------------------- economics

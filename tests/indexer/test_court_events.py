@@ -114,6 +114,8 @@ def test_an_audit_escalated_to_a_jury_and_concluded() -> None:
     assert seats["1.1"]["state"] == "NoShow" and job["providerDigest"] == "0x" + "ee" * 32
     assert json.loads(job["tallies"])[0]["tally"] == "ProviderWrong" and job["courtDeadline"] == "1900000800"
     assert (job["challenger"], job["challengeBond"]) == (CHALLENGER, str(35 * R // 10))
+    # The no-show's bond is held for the case's pot (with the challenge bond) until the conclusion.
+    assert index.totals()["courtHeldBonds"] == 35 * R // 10 + 11 * R // 10 and not index.totals().get("courtBurned")
     index.apply(
         ("SeatSettled", {"jobId": 1, "round": 1, "seat": 0, "verifier": JUROR, "paid": 11 * R // 10, "bondReturned": 11 * R // 10,
                          "bondForfeited": 0}),

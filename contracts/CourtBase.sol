@@ -87,6 +87,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         address holder;
         SeatState state;
         uint96 bond;
+        uint96 reserve; // locked with the bond: sigma * R - bond (C6), released at the settlement
         bytes32 word; // the commitment, then the revealed digest
     }
 

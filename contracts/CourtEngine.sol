@@ -103,12 +103,14 @@ contract CourtEngine is CourtBase {
             c.taken -= 1;
             address holder = s.holder;
             uint96 bond = s.bond;
+            uint96 reserve = s.reserve;
             forfeited += bond;
             Verifier storage v = _verifiers[holder];
-            v.locked -= bond;
+            v.locked -= bond + reserve;
+            v.free += reserve;
             _stakeChanged(holder, v.cls, bond, false);
             delete _seats[jobId][(uint256(c.round) << 8) | i];
-            emit SeatNoShow(jobId, c.round, uint8(i), holder, bond);
+            emit SeatNoShow(jobId, c.round, uint8(i), holder, bond, reserve);
         }
         if (forfeited > 0) {
             c.forfeited += forfeited;
@@ -380,18 +382,20 @@ contract CourtEngine is CourtBase {
         s.state = SeatState.Settled;
         address holder = s.holder;
         uint96 bond = s.bond;
+        uint96 reserve = s.reserve; // the canary reserve goes back to free stake in every case
         Verifier storage v = _verifiers[holder];
-        v.locked -= bond;
+        v.locked -= bond + reserve;
         uint96 pay;
         if (keep) {
-            v.free += bond;
+            v.free += bond + reserve;
             if (revealed) pay = _pay(round, outcome, m);
         } else {
+            v.free += reserve;
             if (revealed) m.pot += bond;
             else m.seatBurn += bond;
             _stakeChanged(holder, v.cls, bond, false);
         }
-        emit SeatSettled(jobId, uint8(round), uint8(i), holder, pay, keep ? bond : 0, keep ? 0 : bond);
+        emit SeatSettled(jobId, uint8(round), uint8(i), holder, pay, keep ? bond + reserve : reserve, keep ? 0 : bond);
         if (pay > 0) _token.safeTransfer(holder, pay);
     }
 
@@ -421,19 +425,19 @@ contract CourtEngine is CourtBase {
         return true; // Split, Canary (canary seats were settled by the exposure), Unaudited
     }
 
-    /// @dev Burns `bond` from `who`'s locked stake and up to `sigmaR` more from its free stake, then
-    ///      from its unbonding stake. Returns the total burned.
-    function _slash(address who, uint96 bond, uint96 sigmaR) internal returns (uint96 lost) {
+    /// @dev Burns `lock` (a seat's bond and canary reserve) from `who`'s locked stake and up to
+    ///      `extra` more from its free stake, then from its unbonding stake. Returns the total burned.
+    function _slash(address who, uint96 lock, uint96 extra) internal returns (uint96 lost) {
         Verifier storage v = _verifiers[who];
-        v.locked -= bond;
-        uint96 fromFree = _min(v.free, sigmaR);
+        v.locked -= lock;
+        uint96 fromFree = _min(v.free, extra);
         v.free -= fromFree;
-        _stakeChanged(who, v.cls, bond + fromFree, false);
+        _stakeChanged(who, v.cls, lock + fromFree, false);
         Leaving storage l = _leaving[who];
-        uint96 fromLeaving = _min(l.amount, sigmaR - fromFree);
+        uint96 fromLeaving = _min(l.amount, extra - fromFree);
         l.amount -= fromLeaving;
         _totalUnbonding -= fromLeaving;
-        lost = bond + fromFree + fromLeaving;
+        lost = lock + fromFree + fromLeaving;
         IRewardToken(address(_token)).burn(lost);
     }
 
@@ -467,9 +471,12 @@ contract CourtEngine is CourtBase {
                 if (s.state != SeatState.Revealed || s.word != canary) continue;
                 s.state = SeatState.Settled;
                 caught += 1;
-                uint96 lost = _slash(s.holder, s.bond, sigmaR);
+                // bond + sigma * R: the seat's lock (bond + reserve >= sigma * R, always there), the
+                // rest (sigma * R - reserve <= the bond) from free, then unbonding stake.
+                uint96 lock = s.bond + s.reserve;
+                uint96 lost = _slash(s.holder, lock, sigmaR - s.reserve);
                 slashed += lost;
-                emit SeatSettled(jobId, uint8(r), uint8(i), s.holder, 0, 0, s.bond);
+                emit SeatSettled(jobId, uint8(r), uint8(i), s.holder, 0, 0, lock);
                 emit VerifierSlashed(s.holder, jobId, lost);
             }
         }

@@ -116,7 +116,7 @@ interface IVerificationCourtTypes {
         bool joined;
         uint8 platformClass;
         uint96 free;
-        uint96 locked; // bonds of open seats
+        uint96 locked; // bonds and canary reserves (max(bond, sigma * R) a seat) of open seats
         uint96 unbonding;
         uint32 releaseAt;
     }
@@ -154,14 +154,27 @@ interface IVerificationCourtTypes {
         uint32 commitDeadline,
         uint32 revealDeadline
     );
-    event SeatTaken(uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bond);
+    /// @notice `verifier` locked `bond` and `reserve` (sigma * R - bond, or 0: the seat's lock is
+    ///         max(bond, sigma * R), C6) of its free stake for the seat; the reserve comes back to
+    ///         its free stake when the seat settles, unless a canary catch burns it.
+    event SeatTaken(
+        uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bond, uint96 reserve
+    );
     event SeatCommitted(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 commitment);
     event SeatRevealed(uint256 indexed jobId, uint8 round, uint8 seat, bytes32 digest);
     event ProviderRevealed(uint256 indexed jobId, bytes32 digest);
     /// @notice A seat taken but not committed/revealed in time: its bond (`bondBurned`) leaves its
     ///         stake and is held for the case's pot (it pays the jury; the rest is burned at the
-    ///         conclusion); the seat is redrawn while no seat of the round has revealed.
-    event SeatNoShow(uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bondBurned);
+    ///         conclusion); its canary reserve goes back to free stake (`reserveReturned`); the
+    ///         seat is redrawn while no seat of the round has revealed.
+    event SeatNoShow(
+        uint256 indexed jobId,
+        uint8 round,
+        uint8 seat,
+        address indexed verifier,
+        uint96 bondBurned,
+        uint96 reserveReturned
+    );
     /// @notice A round's votes are counted: `forProvider` reproduced the provider's digest,
     ///         `forTop` revealed `topDigest` (the most revealed other digest), out of `revealed`.
     event RoundTallied(
@@ -182,8 +195,10 @@ interface IVerificationCourtTypes {
     event CanaryExposed(uint256 indexed jobId, bytes32 canaryDigest, uint8 seatsCaught, uint96 slashed);
     /// @notice `verifier` lost `amount` of court stake (burned) on job `jobId` (a canary catch).
     event VerifierSlashed(address indexed verifier, uint256 indexed jobId, uint96 amount);
-    /// @notice A seat's money at the conclusion: `paid` to its stake, `bondReturned` unlocked,
-    ///         `bondForfeited` burned (minority) or used to pay the jury (a wrong auditor).
+    /// @notice A seat's money at the conclusion: `paid` to its wallet, `bondReturned` unlocked back
+    ///         to free stake (the bond and the canary reserve, or the reserve alone when the bond is
+    ///         forfeited), `bondForfeited` burned (minority) or used to pay the jury (a wrong
+    ///         auditor); a canary catch forfeits the bond and the reserve (see VerifierSlashed).
     event SeatSettled(
         uint256 indexed jobId,
         uint8 round,
@@ -277,10 +292,12 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     // ---------------------------------------------------------------- cases
 
     /// @notice The drawn auditor of job `jobId` (round 0, seat 0) takes the audit: opens the case
-    ///         (market.beginVerification) if needed and locks B_a. Before the seat deadline
-    ///         (submitTime + requiredChallengeWindow(), or the redraw's).
+    ///         (market.beginVerification) if needed and locks B_a and the canary reserve
+    ///         (max(B_a, sigma * R) in all: `StakeBelowSigma` if its free stake is short). Before the
+    ///         seat deadline (submitTime + requiredChallengeWindow(), or the redraw's).
     function startAudit(uint256 jobId) external;
-    /// @notice The verifier drawn for `seat` of the current jury round locks B_j.
+    /// @notice The verifier drawn for `seat` of the current jury round locks B_j and the canary
+    ///         reserve (max(B_j, sigma * R) in all).
     function takeSeat(uint256 jobId, uint8 seat) external;
     function commit(uint256 jobId, uint8 seat, bytes32 commitment) external;
     function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external;
@@ -312,7 +329,9 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     ///         jobId, keccak256(abi.encodePacked("depin-canary", secret)), salt)); else `NotCanary`.
     ///         The requester and the provider need not hold the role nor be one account, so nothing
     ///         on chain tells a canary before it is exposed. Every seat that revealed that digest
-    ///         loses its bond and sigma * R of stake (burned); the job settles Canary.
+    ///         loses its bond and sigma * R of stake (burned): its lock (bond + reserve, at least
+    ///         sigma * R, locked since it took the seat), the rest from its free, then unbonding
+    ///         stake; the job settles Canary.
     function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt, bytes calldata authorization) external;
 
     // ---------------------------------------------------------------- governance

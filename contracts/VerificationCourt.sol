@@ -372,17 +372,22 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         // is redrawn): its bond must come from stake the class's walk counts.
         if (!v.joined || v.cls != c.cls) revert NotJoined(msg.sender);
         if (v.free < bond) revert InsufficientFreeStake(msg.sender, v.free, bond);
+        // C6: every open seat locks sigma * R of stake (its bond counts towards it) until it
+        // settles, so that a canary catch costs at least sigma * R on each seat a verifier holds,
+        // however many are open at once (stake checked per seat but shared let one sigma * R back
+        // them all).
         uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
-        if (uint256(v.free) + v.locked < sigmaR) {
-            revert StakeBelowSigma(msg.sender, uint256(v.free) + v.locked, sigmaR);
-        }
-        v.free -= bond;
-        v.locked += bond;
+        uint96 reserve = sigmaR > bond ? uint96(sigmaR - bond) : 0;
+        uint96 lock = bond + reserve;
+        if (v.free < lock) revert StakeBelowSigma(msg.sender, v.free, lock);
+        v.free -= lock;
+        v.locked += lock;
         s.holder = msg.sender;
         s.state = SeatState.Taken;
         s.bond = bond;
+        s.reserve = reserve;
         c.taken += 1;
-        emit SeatTaken(jobId, c.round, seat, msg.sender, bond);
+        emit SeatTaken(jobId, c.round, seat, msg.sender, bond, reserve);
     }
 
     // ---------------------------------------------------------------- internal: draws

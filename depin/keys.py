@@ -99,9 +99,9 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     slashed, burned (accrued to the burn), flushed (burned by flushBurn), toCourt (audit fees sent to
     courts), slashedToCourt (collateral slashed to courts), deposited, withdrawn; staking: providers
     (count), staked, locked, unbonding (the staking contract's balance is staked + unbonding); the
-    court: verifiers, cases, courtStaked (free), courtLocked (seat bonds), courtUnbonding,
-    courtHeldBonds (challenge and appeal bonds, no-shows' bonds held for the case's pot),
-    courtPaid, courtBounties, courtRefunded, courtBurned, courtSlashed.
+    court: verifiers, cases, courtStaked (free), courtLocked (seat bonds and canary reserves),
+    courtUnbonding, courtHeldBonds (challenge and appeal bonds, no-shows' bonds held for the case's
+    pot), courtPaid, courtBounties, courtRefunded, courtBurned, courtSlashed.
 ``{p}:params`` (hash)
     Governance parameters as last emitted: the ``MarketParams`` fields but ``paused`` (of the
     current version, ``paramsVersion``), every version's ``feeBps.v{N}`` and ``auditFeeBps.v{N}``

@@ -1261,14 +1261,15 @@ class Reducer:
         job = self._job(st, a["jobId"])
         seats = self._seats(job)
         bond = a["bond"]
+        lock = bond + a.get("reserve", 0)  # the bond and the seat's canary reserve
         seats[f"{a['round']}.{a['seat']}"] = {"verifier": a["verifier"], "bond": str(bond), "state": "Taken"}
         self._put_seats(job, seats)
         v = self._verifier(st, a["verifier"])
-        _add(v, "free", -bond)
-        _add(v, "locked", bond)
+        _add(v, "free", -lock)
+        _add(v, "locked", lock)
         _add(v, "seats", 1)
-        st.tadd("courtStaked", -bond)
-        st.tadd("courtLocked", bond)
+        st.tadd("courtStaked", -lock)
+        st.tadd("courtLocked", lock)
         self._history(job, ev)
 
     def _seat_update(self, job: Hash, a: dict[str, Any], **fields: str) -> dict[str, Any]:
@@ -1295,13 +1296,15 @@ class Reducer:
 
     def _on_SeatNoShow(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
         job = self._job(st, a["jobId"])
-        burned = a["bondBurned"]
+        burned, reserve = a["bondBurned"], a.get("reserveReturned", 0)
         self._seat_update(job, a, state="NoShow", bondForfeited=str(burned))
         v = self._verifier(st, a["verifier"])
-        _add(v, "locked", -burned)
+        _add(v, "locked", -(burned + reserve))
+        _add(v, "free", reserve)
         _add(v, "bondsForfeited", burned)
         _add(v, "noShows", 1)
-        st.tadd("courtLocked", -burned)
+        st.tadd("courtLocked", -(burned + reserve))
+        st.tadd("courtStaked", reserve)
         # Held for the case's pot until CaseConcluded (which counts what of it is burned).
         _add(job, "heldBonds", burned)
         st.tadd("courtHeldBonds", burned)
@@ -1363,14 +1366,17 @@ class Reducer:
         st.tadd("courtPaid", paid)
 
     def _on_VerifierSlashed(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
-        """A canary catch: `amount` = the seat's bond (already forfeited in SeatSettled) plus up to
-        sigma*R of stake, free first, then unbonding (as the court takes it)."""
+        """A canary catch: `amount` = the seat's lock (bond and canary reserve, already forfeited in
+        SeatSettled) plus the rest of bond + sigma*R, free first, then unbonding (as the court takes it)."""
         job = self._job(st, a["jobId"])
         who, amount = a["verifier"], a["amount"]
         seats = self._seats(job)
         bond = 0
         for seat in seats.values():
-            if seat.get("verifier") == who and seat.get("bondForfeited") and not seat.get("slashed"):
+            # the caught seat was just settled (SeatSettled precedes each VerifierSlashed); a no-show
+            # of the same verifier also forfeited a bond, but was never settled
+            forfeited = seat.get("state") == "Settled" and int(seat.get("bondForfeited") or 0) > 0
+            if seat.get("verifier") == who and forfeited and not seat.get("slashed"):
                 bond = int(seat["bondForfeited"])
                 seat["slashed"] = "1"
                 break

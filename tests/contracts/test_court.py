@@ -33,7 +33,7 @@ B_AUDIT = 35 * TOKEN  # auditorBondBps 35000
 B_JUROR = 11 * TOKEN  # jurorBondBps 11000
 B_CHALLENGE = 35 * TOKEN
 SIGMA_R = 20 * R
-STAKE = 1_000 * TOKEN
+STAKE = 10_000 * TOKEN  # each open seat locks max(bond, sigma R) = 200 tokens here
 
 GOOD = keccak(b"the right output")
 NOT_DELIVERED = keccak(b"depin.not-delivered")  # depin.commitment.NOT_DELIVERED
@@ -424,7 +424,7 @@ def test_with_replacement_one_verifier_can_hold_every_seat(c):
     c.audit(job, BAD)
     holders = c.jury(job, [GOOD, GOOD, GOOD])
     assert all(h.address == solo.address for h in holders)
-    assert c.court.getVerifier(solo).locked == B_AUDIT + 3 * B_JUROR
+    assert c.court.getVerifier(solo).locked == 4 * SIGMA_R  # each seat: max(bond, sigma R)
 
 
 # ------------------------------------------------------------------------------------- redraws
@@ -554,7 +554,7 @@ def test_stake_added_after_submission_does_not_change_the_draw(c):
 
 def test_new_stake_is_inactive_for_activation_delay_blocks(c):
     late = c.others[0]
-    c.tx(c.court.join, 50_000 * TOKEN, 0, sender=late)
+    c.tx(c.court.join, 90_000 * TOKEN, 0, sender=late)
     joined = c.chain.blocks.head.number
     job = good_job(c)  # submitted one block after the join: within the activation delay
     info = c.market.verificationInfo(job)
@@ -564,7 +564,7 @@ def test_new_stake_is_inactive_for_activation_delay_blocks(c):
     assert c.court.stakeAt(late, snapshot) == 0
     for _ in range(5):
         good_job(c)
-    # Jobs submitted well after the join can draw it (it holds 50/53 of the stake).
+    # Jobs submitted well after the join can draw it (it holds 90/120 of the stake).
     drawn = {c.court.drawnFor(j, 0, 0) for j in range(job + 1, job + 6)}
     assert late.address in drawn
 
@@ -727,6 +727,46 @@ def test_canary_exposure_only_for_the_operators_own_jobs(c):
     with reverts_with("NotCanary"):
         c.court.exposeCanary(job, secret, SALT, authorize(c, op, job), sender=op)
     assert c.case(job).phase == ACTIVE
+
+
+def test_every_open_seat_reserves_sigma_r_so_each_canary_catch_costs_it(c):
+    """A lazy verifier staking sigma R + 2 B_a could audit two canary jobs at once (`_take` counted
+    the bonds locked in its other seat towards sigma R) and lost 2 B_a + sigma R for two catches,
+    half the designed sigma R each (reviewer C, F3). Each seat now locks max(B_a, sigma R) of stake
+    until it settles: the second audit needs sigma R more, and two catches cost 2 (B_a + sigma R)."""
+    lazy, signer, op_requester = c.others[0], c.others[3], c.others[2]
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), signer, sender=c.owner)
+    c.tx(c.court.setClassOpen, 5, True, sender=c.owner)
+    c.tx(c.court.join, SIGMA_R + 2 * B_AUDIT, 5, sender=lazy)  # the class's only member
+    c.tx(c.court.setPlatformClass, 5, sender=c.provider)
+    c.chain.mine(3)
+    secrets = [keccak(b"c1"), keccak(b"c2")]
+    jobs = []
+    for secret in secrets:
+        job = c.job(canary_digest(secret), requester=op_requester)
+        GOOD_OF[job] = canary_digest(secret)
+        assert c.court.drawnFor(job, 0, 0) == lazy.address
+        jobs.append(job)
+    c.tx(c.court.startAudit, jobs[0], sender=lazy)
+    v = c.court.getVerifier(lazy)
+    assert (v.free, v.locked) == (2 * B_AUDIT, SIGMA_R)  # B_a + its reserve sigma R - B_a
+    with reverts_with("StakeBelowSigma"):
+        c.court.startAudit(jobs[1], sender=lazy)  # before: passed (free + locked == sigma R + 2 B_a)
+    with reverts_with("InsufficientFreeStake"):
+        c.court.requestLeave(2 * B_AUDIT + 1, sender=lazy)  # the reserve cannot be unbonded
+    c.tx(c.court.addStake, SIGMA_R, sender=lazy)
+    c.tx(c.court.startAudit, jobs[1], sender=lazy)
+    for job, secret in zip(jobs, secrets):
+        fake = canary_digest(secret)  # the lazy verifier copies the digest the operator hands out
+        c.tx(c.court.commit, job, 0, seat_commitment(lazy.address, job, 0, 0, fake), sender=lazy)
+        c.tx(c.court.reveal, job, 0, fake, SALT, sender=lazy)
+    supply = c.token.totalSupply()
+    for job, secret in zip(jobs, secrets):
+        receipt = c.tx(c.court.exposeCanary, job, secret, SALT, authorize(c, signer, job), sender=op_requester)
+        assert receipt.events.filter(c.court.VerifierSlashed)[0].amount == B_AUDIT + SIGMA_R
+    v = c.court.getVerifier(lazy)
+    assert v.free + v.locked + v.unbonding == 0  # 2 (B_a + sigma R): everything it staked
+    assert c.token.totalSupply() == supply - 2 * (B_AUDIT + SIGMA_R)
 
 
 # ------------------------------------------------------------------------------------- challenges
@@ -1315,7 +1355,7 @@ def test_a_member_with_a_locked_bond_is_not_displaced(c, accounts):
     else:
         pytest.fail("no randomness drew member 4")
     c.tx(c.court.startAudit, job, sender=members[4])
-    assert c.court.getVerifier(members[4]).locked == B_AUDIT
+    assert c.court.getVerifier(members[4]).locked == SIGMA_R  # the bond and its canary reserve
     big = _newcomer(c, accounts, STAKE + 2 * TOKEN)
     receipt = c.tx(c.court.join, STAKE + 2 * TOKEN, cls, sender=big)
     [d] = receipt.events.filter(c.court.VerifierDisplaced)

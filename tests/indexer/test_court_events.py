@@ -156,6 +156,34 @@ def test_a_canary_catch_slashes_the_bond_and_stake_beyond_it() -> None:
     assert index.job(2)["canarySeatsCaught"] == "1"
 
 
+def test_a_seats_canary_reserve_is_locked_until_it_settles() -> None:
+    """Each seat locks max(bond, sigma R): SeatTaken's `bond` and `reserve` leave free stake; a
+    no-show's reserve comes back (`reserveReturned`) while its bond is forfeited; a settled seat's
+    `bondReturned` carries its reserve; a canary catch forfeits bond + reserve and takes the rest of
+    bond + sigma R from free stake."""
+    index = Index()
+    index.apply(("VerifierJoined", {"verifier": JUROR, "platformClass": 0, "amount": 100 * R}))
+    _submitted(index, 3)
+    bond, reserve = 11 * R // 10, 20 * R - 11 * R // 10
+    index.apply(*[("SeatTaken", {"jobId": 3, "round": 1, "seat": i, "verifier": JUROR, "bond": bond, "reserve": reserve})
+                  for i in range(3)])
+    v = index.verifier(JUROR)
+    assert (v["free"], v["locked"]) == (str(40 * R), str(60 * R))
+    index.apply(("SeatNoShow", {"jobId": 3, "round": 1, "seat": 2, "verifier": JUROR, "bondBurned": bond,
+                                "reserveReturned": reserve}))
+    v = index.verifier(JUROR)
+    assert (v["free"], v["locked"]) == (str(40 * R + reserve), str(40 * R))
+    index.apply(("SeatSettled", {"jobId": 3, "round": 1, "seat": 0, "verifier": JUROR, "paid": bond,
+                                 "bondReturned": bond + reserve, "bondForfeited": 0}),
+                ("SeatSettled", {"jobId": 3, "round": 1, "seat": 1, "verifier": JUROR, "paid": 0,
+                                 "bondReturned": 0, "bondForfeited": bond + reserve}),
+                ("VerifierSlashed", {"verifier": JUROR, "jobId": 3, "amount": bond + 20 * R}))
+    v = index.verifier(JUROR)
+    assert (v["free"], v["locked"]) == (str(100 * R - 2 * bond - 20 * R), "0")
+    t = index.totals()
+    assert t["courtLocked"] == 0 and t["courtStaked"] == 100 * R - 2 * bond - 20 * R
+
+
 def test_a_verifier_that_withdrew_everything_leaves_the_count_and_may_rejoin() -> None:
     index = Index()
     index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 3, "amount": 10 * R}),

@@ -175,9 +175,16 @@ def _restart_state_db_empty(stack: Stack) -> None:
                 pass  # gone already, or this very connection
 
 
-def _concludes_provider_right(stack: Stack, job_id: int, digest: bytes, salt: bytes) -> None:
+def _concludes_provider_right(stack: Stack, job_id: int, digest: bytes, salt: bytes, *, skip_window: bool = False) -> None:
+    """The test's verifier reveals; the case concludes ProviderRight. With `skip_window`, the clock
+    then moves past the job's challenge deadline (a drawn job keeps its whole window: an agreeing
+    audit concludes only after it)."""
     m = stack.market
     m.send(stack.accounts[VERIFIER], m.contracts.verification_court.reveal(job_id, 0, digest, salt))
+    if skip_window:
+        deadline = stack.job(job_id)["deadline"]
+        assert m.timestamp() < deadline  # everything so far happened inside the challenge window
+        m.advance_time(deadline - m.timestamp() + 1)
     stack.wait_status(job_id, JobStatus.RESOLVED, timeout=120)
     case = m.get_case(job_id)
     assert case["phase"] == PHASE_CONCLUDED and case["outcome"] == OUTCOME_PROVIDER_RIGHT
@@ -188,8 +195,9 @@ def test_a_case_opened_long_before_the_challenge_deadline_is_revealed_in_time(st
     deadline, minutes after the submission) and its reveal deadline follows from then; the executor
     looked at the draw only once the challenge window had closed, so with a window longer than the
     case (testnets: any window above about an hour, and up to two days is allowed) the honest
-    provider never revealed and was slashed (ProviderWrong). With a 600 s window the whole case
-    runs inside it: the provider reveals and the case concludes ProviderRight."""
+    provider never revealed and was slashed (ProviderWrong). With a 600 s window the provider
+    reveals inside it; the agreeing audit concludes ProviderRight once the window has closed (a
+    drawn job keeps its whole challenge window), which the test reaches by moving the clock."""
     if not _real_court(stack):
         pytest.skip("the reveal needs the real VerificationCourt")
     m = stack.market
@@ -197,7 +205,7 @@ def test_a_case_opened_long_before_the_challenge_deadline_is_revealed_in_time(st
     digest, salt = _audit_and_commit(stack, job_id)
     _revealed_in_time(stack, job_id)
     assert m.timestamp() < stack.job(job_id)["deadline"]  # revealed while the challenge window is open
-    _concludes_provider_right(stack, job_id, digest, salt)
+    _concludes_provider_right(stack, job_id, digest, salt, skip_window=True)
 
 
 def test_a_wiped_executor_database_loses_no_disputed_job(stack: Stack) -> None:

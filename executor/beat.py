@@ -363,6 +363,10 @@ def record_anchors(rt: Runtime) -> int:
     one index read and one ``eth_blockNumber`` without an anchor in range. Returns the number of
     record transactions mined."""
     ids = cast(list[str], rt.state.zrevrange(rt.xkeys.submitted, 0, ANCHOR_SCAN_LIMIT - 1))
+    # A drawn job is watched (moved to the set under verification) as soon as its draw is read, and
+    # stays Submitted until an auditor opens its case: its anchor's hash is still what the court
+    # draws that auditor from.
+    ids += [str(j) for j in sorted(verification.watched(rt))[:ANCHOR_SCAN_LIMIT]]
     if not ids or rt.deployment.parameters.get("randomness", "blockhash") != "blockhash":
         return 0  # MockRandomness (tests, simulations) never expires
     jobs: dict[int, list[int]] = {}  # anchor -> our jobs the index shows Submitted with it

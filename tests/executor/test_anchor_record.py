@@ -207,6 +207,22 @@ def test_each_anchor_in_range_is_recorded_once(r: redis.Redis) -> None:
     assert r.hkeys(rt.xkeys.anchors) == [str(chain.head - RECORD_ANCHOR_AFTER)]
 
 
+def test_a_drawn_job_under_verification_keeps_its_anchor(r: redis.Redis) -> None:
+    """A drawn job is watched (moved from the submitted set to the set under verification) as soon
+    as its draw is read, long before its challenge deadline, and stays Submitted until an auditor
+    opens its case, whose draw reads the same anchor: the anchor is still recorded (ci61 caught it
+    left out when the stack test's job happened to be drawn)."""
+    from executor import verification
+
+    chain, index = _Chain(head=1_000), _Index()
+    _job(chain, index, 1, 1_000 - RECORD_ANCHOR_AFTER)
+    rt = _runtime(r, chain, index)
+    verification.watch(rt, 1, "drawn for audit")
+    assert r.zscore(rt.xkeys.submitted, "1") is None and 1 in verification.watched(rt)
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [1_000 - RECORD_ANCHOR_AFTER]
+
+
 def test_a_record_sent_before_a_crash_is_waited_for_not_sent_again(r: redis.Redis) -> None:
     chain, index = _Chain(head=500), _Index()
     _job(chain, index, 1, 500 - RECORD_ANCHOR_AFTER)

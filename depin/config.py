@@ -31,6 +31,8 @@ indexer's (:mod:`indexer.config`: one file can serve both) and is ignored here. 
     withdraw_threshold = "0"                   # withdraw earnings above this many tokens
     allow_unmounted_output = false             # without root, run anyway off a local devnet (see
                                                # executor/containers.py, "Output cap")
+    result_retention_days = 7                  # days a settled job's archive and journal entry are
+                                               # kept after settlement (0: for good)
 
     [verifier]                                 # the verifier role (issue 12)
     court_stake = "1000"                       # tokens kept staked in the VerificationCourt (staked at
@@ -159,6 +161,7 @@ class ExecutorConfig(_Section):
     withdraw_threshold: Decimal = Decimal(0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # left from the removed volunteer verifier: ignored
     allow_unmounted_output: bool = False
+    result_retention_days: float = Field(default=7, ge=0)  # after settlement; 0 keeps results for good
 
     @field_validator("role", mode="before")
     @classmethod

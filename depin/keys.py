@@ -258,6 +258,12 @@ class ExecKeys:
         return f"{self.prefix}:submitted"
 
     @property
+    def retained(self) -> str:
+        """When each settled job's journal entry and result archive were first seen settled (job
+        id -> unix time; :mod:`executor.retention` removes them a retention period later)."""
+        return f"{self.prefix}:retained"
+
+    @property
     def metrics(self) -> str:
         """The executor's Prometheus counters and histogram buckets (:mod:`executor.metrics`)."""
         return f"{self.prefix}:metrics"

@@ -28,13 +28,15 @@ worker process: the container deadline is enforced by :mod:`executor.containers`
 (our submitted jobs past their challenge window and not drawn for audit), ``depin.poke``
 (expire and time out jobs whose deadline passed), ``depin.recover`` (re-queue jobs whose
 task died: no lease and no progress; remove orphan containers); every :data:`WITHDRAW_INTERVAL`
-seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``); every :data:`FOLLOW_INTERVAL`
+seconds ``depin.withdraw`` (earnings above ``withdraw_threshold``); every :data:`~executor.retention.PRUNE_INTERVAL`
+seconds ``depin.prune`` (settled jobs' archives and journal entries past ``result_retention_days``:
+:mod:`executor.retention`); every :data:`FOLLOW_INTERVAL`
 seconds (at most the beat interval) ``depin.follow`` (reveal to the court, advance our cases:
 :mod:`executor.verification`). Those are the provider's; a verifier's beat queues ``depin.verify``
 every :data:`VERIFY_INTERVAL` seconds (watch the draw, take seats, reveal, advance:
 :mod:`executor.verifier`; its re-runs are ``depin.audit_run`` on the compute queue and its
 commitments ``depin.audit_commit``), a canary's ``depin.canary`` (:mod:`executor.canary`); every
-role recovers and withdraws.
+role recovers, withdraws and prunes.
 
 **Nothing happens at import.** ``app`` carries the defaults (no configuration is read, no
 connection is opened); the worker, beat and dispatcher starters (:mod:`executor.worker`) build the
@@ -52,6 +54,7 @@ from kombu import Exchange, Queue
 from depin.config import DepinConfig
 from depin.keys import UNCONFIGURED_EXEC_PREFIX, broker_prefix
 from executor.inputs import JOB_INPUTS_TIMEOUT
+from executor.retention import PRUNE_INTERVAL
 from executor.runtime import Runtime, broker_url_for
 
 COMPUTE = "compute"
@@ -78,6 +81,7 @@ ROUTES = {
     "depin.follow": CHAIN,
     "depin.poke": CHAIN,
     "depin.recover": CHAIN,
+    "depin.prune": CHAIN,
     "depin.withdraw": CHAIN,
     # the verifier role (executor.verifier)
     "depin.verify": CHAIN,
@@ -139,6 +143,7 @@ def beat_schedule(roles: tuple[str, ...], interval: float, beat_opts: dict) -> d
     schedule: dict = {
         "recover": {"task": "depin.recover", "schedule": interval, "options": beat_opts},
         "withdraw": {"task": "depin.withdraw", "schedule": WITHDRAW_INTERVAL, "options": {"expires": WITHDRAW_INTERVAL}},
+        "prune": {"task": "depin.prune", "schedule": PRUNE_INTERVAL, "options": {"expires": PRUNE_INTERVAL}},
     }
     if "provider" in roles:
         schedule.update({

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from celery import Task
 
-from executor import beat, canary, provider, verifier
+from executor import beat, canary, provider, retention, verifier
 from executor.celery import app
 from executor.execution import give_up
 from executor.jobtask import JobTask, job_task
@@ -103,6 +103,12 @@ def withdraw() -> int:
 def recover(force: bool = False) -> int:
     """Re-queues the next task of every job in hand whose task died; removes orphan containers."""
     return beat.recover_jobs(get_runtime(), force)
+
+
+@app.task(name="depin.prune", base=JobTask, max_retries=0, autoretry_for=())
+def prune() -> int:
+    """Removes settled jobs' archives and journal entries past ``[executor] result_retention_days``."""
+    return retention.prune_results(get_runtime())
 
 
 # ---------------------------------------------------------------------------------------- verifier

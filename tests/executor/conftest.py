@@ -8,6 +8,7 @@
 - ``executor_instance``: a ``depin.executor`` label value unique to this test session, so that the
   reaper tests never touch containers of other sessions sharing the engine.
 - ``result_store`` / ``work_root``: a fresh :class:`executor.results.ResultStore` and work folder.
+- ``redis_server``: a redis-server for the module (the unit tests' runtimes over a real Redis).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from executor.containers import LABEL_EXECUTOR, remove_container
 from executor.engine import connect, start_podman_service, stop_podman_service
 from executor.images import build_sample_images
 from executor.results import ResultStore
+from tests.indexer.services import RedisServer
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -801,7 +801,7 @@ def test_roles_parse_to_one_canonical_string_and_each_role_runs_its_components()
     assert components_for("verifier") == ("worker-compute", "worker-chain", "beat")
     assert components_for("canary") == ("worker-chain", "beat", "results", "canary")  # results: its decoys
     assert components_for("provider,verifier") == ("worker-compute", "worker-chain", "beat", "dispatcher", "results")
-    assert set(beat_schedule(("verifier",), 2, {})) == {"recover", "withdraw", "verify"}
+    assert set(beat_schedule(("verifier",), 2, {})) == {"recover", "withdraw", "prune", "verify"}
     assert {"finalize-due", "verify", "canary"} <= set(beat_schedule(("provider", "verifier", "canary"), 2, {}))
 
 

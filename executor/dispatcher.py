@@ -61,7 +61,7 @@ from executor.containers import ImageUnavailable, check_image
 from executor.execution import same
 from executor.policy import JobTermsView, Policy
 from executor.provider import reopen_if_undone
-from executor.runtime import ACTIVE_STATES, Runtime
+from executor.runtime import ACTIVE_STATES, PASSING_RECORD_TTL, Runtime
 
 log = logging.getLogger("executor.dispatcher")
 
@@ -198,8 +198,12 @@ class Dispatcher:
         except ImageUnavailable:
             return False
 
-    def skip(self, job_id: int, reason: str, level: int = logging.INFO) -> None:
-        self.rt.set_record(job_id, "skipped", reason=reason[:500])
+    def skip(self, job_id: int, reason: str, level: int = logging.INFO, claim_deadline: int = 0) -> None:
+        """Records the job skipped with `reason`; the record expires once it can no longer save a
+        second look (:data:`~executor.runtime.PASSING_RECORD_TTL`, and not before a day after the
+        job's `claim_deadline`): a replayed ``JobPosted`` after that finds the job no longer Open."""
+        expire_at = max(time.time() + PASSING_RECORD_TTL, claim_deadline + 86_400)
+        self.rt.set_record(job_id, "skipped", reason=reason[:500], expire_at=expire_at)
         log.log(level, "job skipped", extra={"job": job_id, "reason": reason[:500]})
 
     def consider(self, job_id: int, *, reopened: bool = False) -> None:
@@ -223,16 +227,17 @@ class Dispatcher:
         if idx.get("status") != "Open":
             log.debug("job not open", extra={"job": job_id, "status": idx.get("status")})
             return
+        deadline = int(idx.get("claimDeadline") or 0)
         if idx.get("specValid") != "1":
-            self.skip(job_id, f"invalid spec: {idx.get('specError') or 'specValid=0'}", logging.WARNING)
+            self.skip(job_id, f"invalid spec: {idx.get('specError') or 'specValid=0'}", logging.WARNING, claim_deadline=deadline)
             return
         try:
             spec = parse_spec(idx["specJson"].encode(), expected_hash=idx["specHash"])
         except SpecError as exc:
-            self.skip(job_id, f"invalid spec: {exc}", logging.WARNING)
+            self.skip(job_id, f"invalid spec: {exc}", logging.WARNING, claim_deadline=deadline)
             return
-        if int(idx.get("claimDeadline") or 0) <= rt.chain_now():
-            self.skip(job_id, "the claim deadline has passed")
+        if deadline <= rt.chain_now():
+            self.skip(job_id, "the claim deadline has passed", claim_deadline=deadline)
             return
         terms = JobTermsView(reward=int(idx["reward"]), max_runtime=int(idx["maxRuntime"]), cpu_seconds=int(idx.get("cpuSeconds") or 0))
         decision = self.policy.evaluate(spec, terms, rt.active_count())
@@ -241,7 +246,7 @@ class Dispatcher:
                 rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
                 log.info("job deferred", extra={"job": job_id, "reason": decision.reason})
             else:
-                self.skip(job_id, f"policy: {decision.reason}")
+                self.skip(job_id, f"policy: {decision.reason}", claim_deadline=deadline)
             return
         rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
         self.accepted.append(job_id)

@@ -16,7 +16,7 @@ from depin.spec import JobSpec, parse_spec, spec_hash
 from executor.containers import LABEL_EXECUTOR, MIB
 from executor.execute import Outcome, execute
 from executor.results import Submission, prepare_submission
-from executor.runtime import Runtime
+from executor.runtime import PASSING_RECORD_TTL, Runtime
 
 AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
 
@@ -36,7 +36,8 @@ def sha256(text: str) -> bytes:
 def mark_lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
     """The job is not ours (any more). When it is Open again (a reorg removed our claim, a timeout
     reopened it) the dispatcher is asked to consider it afresh."""
-    rt.set_record(job_id, "lost", reason=reason)
+    keep = bool(rt.record(job_id).get("refused"))  # a refusal outlives the record's other states
+    rt.set_record(job_id, "lost", reason=reason, expire_at=None if keep else time.time() + PASSING_RECORD_TTL)
     if job.status == JobStatus.OPEN and "provider" in rt.roles:
         rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
 

@@ -8,8 +8,8 @@ and its runs fail as its own fault. A job's files are kept while anyone may stil
   and the archive it names is what a verifier or juror downloads to re-check the result, so both
   stay until the job is **settled on chain** (``JobStatus.settled``: Finalized, Resolved, Cancelled,
   Expired, TimedOut, Pruned): after that no challenge, audit or reveal can concern it;
-- the requester downloads its result after that too, so the files stay ``[executor]
-  result_retention_days`` longer (default 7; ``0`` keeps everything for good), counted from the
+- the requester downloads its result after that too, so the files (and the job's ``finalized``
+  record in Redis) stay ``[executor] result_retention_days`` longer (default 7; ``0`` keeps everything for good), counted from the
   first pass that saw the job settled (kept in Redis, ``ExecKeys.retained``).
 
 Each pass (``depin.prune``, every :data:`PRUNE_INTERVAL` seconds) looks at the journal's entries,
@@ -112,7 +112,8 @@ def prune_results(rt: Runtime, now: float | None = None) -> int:
 
 def _remove(rt: Runtime, job_id: int, entries: _Entries) -> None:
     """Removes the job's archive (named by its submission entry), then its journal entries, then
-    its mark: a crash in between leaves a mark whose next pass removes what is left."""
+    its record when the beat recorded the job ``finalized``, then its mark: a crash in between
+    leaves a mark whose next pass removes what is left."""
     try:
         sub = rt.journal.load(job_id) if entries.submission is not None else None
     except (ValueError, TypeError):  # an unreadable entry of a settled job: nothing left to reveal
@@ -125,4 +126,7 @@ def _remove(rt: Runtime, job_id: int, entries: _Entries) -> None:
     for seat in entries.seats:
         seat.unlink(missing_ok=True)
     rt.journal.forget(job_id)
+    rec = rt.record(job_id)
+    if rec.get("state") == "finalized" and not rec.get("refused"):  # settled, as the beat saw it: nothing left to recover
+        rt.state.delete(rt.xkeys.job(job_id))
     rt.state.hdel(rt.xkeys.retained, str(job_id))

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -89,6 +90,11 @@ ACTIVE_STATES = ("claiming", "claimed", "running", "outcome")
 # "no_fault": we reported an availability failure and the market reopened (or refunded) the job.
 TERMINAL_STATES = ("submitted", "skipped", "lost", "late", "abandoned", "finalized", "verifying_court", "no_fault")
 RECORD_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
+# A record that only says a job was not for us (``skipped``, ``lost``) expires this long after it
+# was written (a skipped one not before its job's claim deadline + a day): otherwise every job of
+# the market leaves a record behind in every provider's Redis for good. Any later state, and a
+# ``refused`` mark, makes the record permanent again.
+PASSING_RECORD_TTL = 7 * 86_400
 CHAIN_NOW_ROUNDS = 2  # rounds of (pending, latest) block reads before chain_now gives up
 CHAIN_NOW_PAUSE = 0.5  # seconds between them
 
@@ -249,10 +255,14 @@ class Runtime:
     def record(self, job_id: int) -> dict[str, str]:
         return self.state.hgetall(self.xkeys.job(job_id))
 
-    def set_record(self, job_id: int, state: str | None = None, *, challenge_deadline: int | None = None, **fields: Any) -> None:
+    def set_record(
+        self, job_id: int, state: str | None = None, *, challenge_deadline: int | None = None, expire_at: float | None = None, **fields: Any
+    ) -> None:
         """Updates the job's record, the active set and (with `challenge_deadline`) the set of
         submitted jobs to finalize, in one transaction. An unknown `state` raises ValueError before
-        anything is written: a misspelt one would drop the job from the active set unnoticed."""
+        anything is written: a misspelt one would drop the job from the active set unnoticed. With
+        `expire_at` (unix time) the record expires then; a new `state` or a ``refused`` mark
+        without it makes the record permanent (see :data:`PASSING_RECORD_TTL`)."""
         if state is not None and state not in RECORD_STATES:
             raise ValueError(f"unknown job record state {state!r}; known: {', '.join(sorted(RECORD_STATES))}")
         values = {k: ("" if v is None else str(v)) for k, v in fields.items()}
@@ -269,6 +279,10 @@ class Runtime:
                 pipe.zrem(self.xkeys.active, str(job_id))
             pipe.zrem(self.xkeys.deferred, str(job_id))
         pipe.hset(self.xkeys.job(job_id), mapping=values)
+        if expire_at is not None:
+            pipe.expireat(self.xkeys.job(job_id), math.ceil(expire_at))
+        elif state is not None or "refused" in fields:
+            pipe.persist(self.xkeys.job(job_id))
         pipe.execute()
 
     def refuse(self, job_id: int, reason: str) -> None:

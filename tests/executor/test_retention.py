@@ -1,6 +1,6 @@
 """Result retention (:mod:`executor.retention`): a settled job's archive and journal entries go a
 retention period after the executor first saw the job settled; nothing of a job that is not settled
-on chain is ever removed.
+on chain is ever removed. Records of jobs that were never ours (skipped, lost) expire.
 
 The unit tests pin the rules on a runtime whose chain is a table of statuses, over a real Redis, a
 real result store and a real journal on disk, with the pass's clock given. The stack test runs a real
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,8 +26,11 @@ import requests
 from depin.keys import ExecKeys
 from depin.market import JobStatus
 from executor import retention
+from executor.dispatcher import Dispatcher
+from executor.execution import mark_lost
 from executor.results import ResultStore, Submission, SubmissionJournal
 from executor.retention import DAY, prune_results
+from executor.runtime import PASSING_RECORD_TTL, Runtime
 from tests.indexer.services import RedisServer
 
 from .stack import PROVIDER, REQUESTER, Stack, spec, terms_for, wait_for
@@ -52,8 +56,9 @@ def r(redis_server: RedisServer) -> redis.Redis:
 
 
 def _runtime(r: redis.Redis, tmp_path: Path, chain: _Chain, days: float = 7) -> Any:
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", "0xme")
     return SimpleNamespace(
-        state=r, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", "0xme"), job=chain.job,
+        state=r, xkeys=xkeys, job=chain.job, record=lambda job_id: r.hgetall(xkeys.job(job_id)),
         config=SimpleNamespace(executor=SimpleNamespace(result_retention_days=days)),
         journal=SubmissionJournal(tmp_path / "journal"), store=ResultStore(tmp_path / "results", "http://127.0.0.1:1"),
     )
@@ -177,6 +182,56 @@ def test_an_unreadable_entry_of_a_settled_job_is_removed_and_other_files_are_lef
     prune_results(rt, now=T0)
     assert prune_results(rt, now=T0 + DAY) == 1
     assert sorted(p.name for p in (tmp_path / "journal").iterdir()) == ["notes.json", "seat-x-0-0.json"]
+
+
+def test_a_finalized_record_goes_with_the_files_and_other_records_stay(r: redis.Redis, tmp_path: Path) -> None:
+    chain = _Chain()
+    rt = _runtime(r, tmp_path, chain, days=1)
+    for job_id, record in ((1, {"state": "finalized"}), (2, {"state": "finalized", "refused": "late"}), (3, {"state": "submitted"})):
+        _submitted(rt, tmp_path, job_id)
+        r.hset(rt.xkeys.job(job_id), mapping=record)
+        chain.status[job_id] = JobStatus.FINALIZED
+    prune_results(rt, now=T0)
+    assert prune_results(rt, now=T0 + DAY) == 3 and _files(tmp_path) == set()
+    assert not r.exists(rt.xkeys.job(1))
+    assert r.hget(rt.xkeys.job(2), "refused") == "late" and r.hget(rt.xkeys.job(3), "state") == "submitted"
+
+
+# ------------------------------------------------------------------------------------ passing records
+
+
+class _RecordRuntime(SimpleNamespace):
+    """The real record writes of :class:`Runtime` over a real Redis, without a chain."""
+
+    record = Runtime.record
+    set_record = Runtime.set_record
+    refuse = Runtime.refuse
+
+
+def test_records_of_jobs_that_were_not_for_us_expire_and_any_later_state_keeps_them(r: redis.Redis) -> None:
+    """``skipped`` and ``lost`` records expire (every job of the market would otherwise leave one in
+    every provider's Redis for good); a later state or a refusal makes the record permanent again."""
+    r.flushdb()
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "provider", "0xme")
+    rt = _RecordRuntime(state=r, xkeys=xkeys, roles=("provider",))
+    now = time.time()
+    deadline = int(now) + 30 * 86_400  # a 30-day claim window
+    Dispatcher.skip(SimpleNamespace(rt=rt), 1, "policy: image not allowed", claim_deadline=deadline)  # type: ignore[arg-type]
+    assert r.hget(xkeys.job(1), "state") == "skipped"
+    assert deadline + 86_400 - now - 5 <= r.ttl(xkeys.job(1)) <= deadline + 86_400 - now + 5
+    Dispatcher.skip(SimpleNamespace(rt=rt), 2, "invalid spec", claim_deadline=0)  # type: ignore[arg-type]
+    assert PASSING_RECORD_TTL - 5 <= r.ttl(xkeys.job(2)) <= PASSING_RECORD_TTL + 1  # (rounded up to a second)
+    rt.set_record(2, reason="a field update keeps the expiry")
+    assert r.ttl(xkeys.job(2)) > 0
+    rt.set_record(2, "claiming")
+    assert r.ttl(xkeys.job(2)) == -1  # in hand: permanent
+
+    mark_lost(rt, 3, SimpleNamespace(status=JobStatus.CLAIMED), "job is Claimed, provider 0xother")  # type: ignore[arg-type]
+    assert r.hget(xkeys.job(3), "state") == "lost" and 0 < r.ttl(xkeys.job(3)) <= PASSING_RECORD_TTL + 1
+    rt.refuse(3, "timed out in our hands")
+    assert r.ttl(xkeys.job(3)) == -1
+    mark_lost(rt, 3, SimpleNamespace(status=JobStatus.CLAIMED), "lost again")  # type: ignore[arg-type]
+    assert r.ttl(xkeys.job(3)) == -1 and r.hget(xkeys.job(3), "refused") == "timed out in our hands"
 
 
 # ------------------------------------------------------------------------------------ real stack

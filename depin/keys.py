@@ -20,7 +20,7 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     indexer transaction compares-and-sets it, so readers can WATCH it for consistent snapshots.
 ``{p}:blocks`` (hash)
     block number -> ``"<hash>:<parentHash>"`` for recent, not yet final blocks (reorg detection
-    that survives restarts). Pruned below ``head - finalityDepth``.
+    that survives restarts). Pruned below ``head - 2 * finalityDepth``.
 ``{p}:undo:{number}`` (string)
     JSON ``{"h": {key: null | {field: prior value or null}}, "e": [entry lines]}``, for rollback:
     per hash the block changed, null when it did not exist before the block, else the prior values

@@ -28,8 +28,9 @@ usually elsewhere: set it. ``off`` turns subscriptions off (:func:`depin.chain.h
 Retention (bounded memory): the events stream is trimmed to about ``stream_max_len`` entries on every
 append and to ``stream_max_age`` seconds by the retention pass (every ``retention_interval``
 seconds, once the indexer has caught up); a settled job (Finalized, Resolved, Expired, Cancelled)
-whose settling block is more than ``finality_depth + compact_after`` blocks below the head is
-compacted to a summary hash (``depin.keys.SUMMARY_FIELDS``): never within the reorg window. Totals
+whose settling block is more than ``2 * finality_depth + compact_after`` blocks below the head
+(below the blocks a rollback can reach: undo records are kept twice the finality depth, see
+:mod:`indexer.follower`) is compacted to a summary hash (``depin.keys.SUMMARY_FIELDS``): never within the reorg window. Totals
 and indexes are unaffected; the dropped fields (spec, history, seats, ...) are rebuilt by
 re-indexing from the deployment block (``depin indexer run --reset``).
 
@@ -87,7 +88,10 @@ class IndexerConfig(BaseModel):
     deployment_file: Path = DEFAULT_DEPLOYMENT_FILE
     confirmations: int = Field(0, ge=0, description="index up to head - confirmations")
     finality_depth: int = Field(
-        64, ge=1, description="undo logs and block hashes are kept this deep; a deeper reorg raises ReorgTooDeep"
+        64,
+        ge=1,
+        description="a reorg deeper than this raises ReorgTooDeep; undo logs and block hashes are kept twice this deep "
+        "(a reorg to a shorter chain leaves a full finality depth below the new cursor)",
     )
     poll_interval: float = Field(0.5, gt=0)
     ws_url: str | None = Field(

@@ -16,7 +16,8 @@ One :meth:`Indexer.sync_once` call:
    one raw ``eth_getLogs`` (market, staking and court, the handled event topics), decode, reduce, and commit the
    batch in one Redis transaction with a compare-and-set on the cursor.
 
-Two kinds of batch. Blocks at or below ``head - finality_depth`` are *final*: their batch fetches
+Two kinds of batch. Blocks at or below ``head - 2 * finality_depth`` (:attr:`Indexer.window`) are
+*final*: their batch fetches
 only the headers of its first block's parent and its last block (continuity, and the new cursor
 hash) and writes no undo records or block hashes. Newer blocks are fetched with every header (one
 JSON-RPC batch request) *before* their logs, and the last header is read again after the logs: the
@@ -24,7 +25,17 @@ first block's parent must be the cursor's block, each header's parent the previo
 header unchanged, and every log's ``blockHash`` the header's hash for its number (otherwise the
 chain moved during the fetch and the batch is fetched again; such a log is never skipped, and a
 node that keeps disagreeing is waited for); their hashes and per-block undo
-records are stored and pruned once they fall below ``head - finality_depth``.
+records are stored and pruned once they fall below ``head - 2 * finality_depth``.
+
+Why twice the finality depth: a reorg to a *shorter* chain (a devnet's ``anvil_revert`` to an older
+snapshot) lowers the head, and blocks that were more than ``finality_depth`` below the old head are
+within ``finality_depth`` of the new cursor again. Such a reorg is at most ``finality_depth`` deep
+(a deeper one raises ReorgTooDeep), so with ``2 * finality_depth`` blocks kept the next reorg within
+``finality_depth`` of the new cursor still finds its fork point and every orphaned block's undo
+record. Only a series of shorter-chain reorgs that ends more than ``2 * finality_depth`` below the
+highest head followed can leave a later reorg with its fork point below the kept blocks (then
+ReorgTooDeep, as for a reorg deeper than the finality depth). The ReorgTooDeep check itself is
+unchanged: a fork point more than ``finality_depth`` below the cursor stops the indexer.
 
 Final blocks are backfilled as a pipeline: a fetch thread gets the next range while the main
 thread decodes and reduces the current one and Redis runs the previous batch's commit script (sent
@@ -145,6 +156,9 @@ class Indexer:
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
         self._stamp_topics = self.decoder.topics_of(TIMESTAMPED_EVENTS)  # their blocks' headers are needed
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
+        # Blocks below the head whose hashes and undo records are kept (see the module doc): twice
+        # the finality depth, so a reorg to a shorter chain leaves a full finality depth below it.
+        self.window = 2 * config.finality_depth
         self._chain_checked = False
         self._schema_checked = False
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
@@ -315,7 +329,7 @@ class Indexer:
                 if self._stored is None:
                     self._stored = set(self.store.block_numbers())
                 target = self.head - self.config.confirmations
-                final_target = min(target, self.head - self.config.finality_depth)
+                final_target = min(target, self.head - self.window)
                 if cursor.number < final_target:
                     try:
                         cursor, n = self._backfill(cursor, final_target, stop)
@@ -370,15 +384,16 @@ class Indexer:
 
     def retain(self, cursor: Cursor | None = None) -> tuple[int, int]:
         """One retention pass (see :mod:`indexer.config`): compacts the settled jobs settled at or
-        below ``min(cursor, head - finality_depth) - compact_after`` and trims the events stream by
-        age. Returns (jobs compacted, stream entries trimmed)."""
+        below ``min(cursor, head - 2 * finality_depth) - compact_after`` (below the blocks a
+        rollback can reach: :attr:`window`) and trims the events stream by age. Returns (jobs
+        compacted, stream entries trimmed)."""
         self._retained_at = time.monotonic()
         compacted = 0
         cfg = self.config
         if cursor is None:
             cursor = self.store.cursor()
         if cfg.compact_after >= 0 and cursor is not None:
-            upto = min(cursor.number, self.head - cfg.finality_depth) - cfg.compact_after
+            upto = min(cursor.number, self.head - self.window) - cfg.compact_after
             while upto >= 0:
                 n = self.store.compact(upto, cfg.compact_batch)
                 compacted += n
@@ -573,7 +588,7 @@ class Indexer:
     def _step(self, cursor: Cursor, target: int) -> tuple[Cursor, int]:
         """Fetches, reduces and commits the next batch after `cursor`; returns the new cursor."""
         start = cursor.number + 1
-        final_limit = self.head - self.config.finality_depth
+        final_limit = self.head - self.window
         final = start <= final_limit
         end = min(target, start + self.range - 1)
         if final:
@@ -632,7 +647,7 @@ class Indexer:
             undo_from = start
         result = self._reduce(events, undo_from)
         assert self._stored is not None
-        keep_from = self.head - self.config.finality_depth  # unfinal batches only hold blocks >= keep_from
+        keep_from = self.head - self.window  # unfinal batches only hold blocks >= keep_from
         prune = sorted(n for n in self._stored if n < keep_from)
         # Block keep_from's hash stays (the parent of the first unfinal block), but it is final (a
         # backfill applies it without an undo record, and no reorg within the finality depth

@@ -476,9 +476,10 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
     )
     # Make the generated history final, as history is when an indexer backfills it: otherwise the
     # memory per job would include the undo records of the unfinalized tail, which the finality
-    # depth bounds, not the number of jobs (this chain packs hundreds of events per block).
+    # depth bounds, not the number of jobs (this chain packs hundreds of events per block). The
+    # indexer keeps undo records for twice the finality depth (Indexer.window).
     finality_depth = config.finality_depth if config is not None else 64
-    head = chain.mine(finality_depth + 1)
+    head = chain.mine(2 * finality_depth + 1)
     results["generation"] = {
         "jobs": generated.jobs,
         "txs": generated.txs,
@@ -488,7 +489,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         "txs_per_second": generated.txs_per_second,
         "phases": generated.phases,
         "range": [deployment.deploy_block, head],
-        "empty_blocks_to_finality": finality_depth + 1,
+        "empty_blocks_to_finality": 2 * finality_depth + 1,
     }
     log(f"generated {generated.jobs:,} jobs ({generated.txs:,} txs) in {generated.seconds:.1f} s; head {head}")
 

@@ -20,12 +20,15 @@ def _setup(m) -> tuple[str, str, str]:
     return requester, provider, other
 
 
-def _assert_equals_rebuild(env: ChainEnv, db: int = 0, rebuild_db: int = 5, **settings: object) -> list[dict[str, str]]:
+def _assert_equals_rebuild(
+    env: ChainEnv, db: int = 0, rebuild_db: int = 5, bookkeeping: bool = True, **settings: object
+) -> list[dict[str, str]]:
     """The index in `db` equals a rebuild of the current chain with the same `settings`, but for
-    the stream, whose events net of retractions equal the rebuild's stream. Returns the retractions."""
+    the stream, whose events net of retractions equal the rebuild's stream (and, with
+    `bookkeeping` False, for the recent block hashes and undo records). Returns the retractions."""
     env.rebuild(rebuild_db, **settings)
     r, k = env.client(db), env.keys
-    assert dump(r, k, stream=False) == dump(env.client(rebuild_db), k, stream=False)
+    assert dump(r, k, stream=False, bookkeeping=bookkeeping) == dump(env.client(rebuild_db), k, stream=False, bookkeeping=bookkeeping)
     entries = stream_entries(r, k)
     assert net_stream(entries) == stream_entries(env.client(rebuild_db), k)
     return [e for e in entries if e["kind"] == "retraction"]
@@ -117,8 +120,9 @@ def test_reorg_deeper_than_finality_depth_stops_loudly(chain_env: ChainEnv) -> N
 
 
 def test_reorg_within_finality_depth_after_a_final_backfill(chain_env: ChainEnv) -> None:
-    """Blocks backfilled as final keep no undo records, but the blocks after them do: a reorg of
-    exactly finality_depth blocks right after a mostly-final backfill is still rolled back."""
+    """Blocks backfilled as final keep no undo records, but the blocks after them (twice the
+    finality depth) do: a reorg of exactly finality_depth blocks right after a mostly-final
+    backfill is still rolled back."""
     env, m = chain_env, chain_env.market
     requester, provider, _ = _setup(m)
     for n in range(4):
@@ -129,10 +133,48 @@ def test_reorg_within_finality_depth_after_a_final_backfill(chain_env: ChainEnv)
     ix = env.indexer(finality_depth=4)
     ix.sync_once()
     stored = ix.store.stored_blocks()
-    assert min(stored) == m.head() - 4 and ix.store.cursor() == Cursor(m.head(), stored[m.head()][0])
+    assert min(stored) == m.head() - 8 and ix.store.cursor() == Cursor(m.head(), stored[m.head()][0])
     m.revert(snap)
     m.claim(provider, 2)
     m.mine(3)
     ix.sync_once()
     retractions = _assert_equals_rebuild(env, finality_depth=4)
     assert len(retractions) == 4
+
+
+def test_reorg_within_finality_depth_after_a_reorg_to_a_shorter_chain(chain_env: ChainEnv) -> None:
+    """Nested devnet snapshots: a revert to the inner one (a reorg to a shorter chain, 3 blocks
+    deep) and then to the outer one (4 blocks below the new cursor, within finality_depth 4). The
+    first rollback lowered the chain, so blocks the indexer had pruned as final (below the old
+    head - finality_depth) are within finality_depth of the new cursor again: their hashes and undo
+    records must still be there, and the second reorg is rolled back like any other."""
+    env, m = chain_env, chain_env.market
+    requester, _provider, _ = _setup(m)
+    outer = m.snapshot()
+    fork = m.head()
+    for n in range(3):
+        m.post(requester, n=n)
+    inner = m.snapshot()
+    for n in range(3, 6):
+        m.post(requester, n=n)
+    ix = env.indexer(finality_depth=4)
+    ix.sync_once()
+    assert ix.store.cursor().number == fork + 6
+    m.revert(inner)  # the chain is now 3 blocks shorter than the index
+    m.post(requester, n=10)
+    ix.sync_once()
+    cursor = ix.store.cursor()
+    assert cursor.number == fork + 4
+    # A rebuild keeps the window below its head; the rolled-back index keeps what it had below the
+    # fork point (blocks once final are never given undo records afterwards).
+    first = _assert_equals_rebuild(env, bookkeeping=False, finality_depth=4)
+    assert [e["event"] for e in first] == ["JobPosted"] * 3
+    env.client(5).flushdb()
+    m.revert(outer)  # fork + 4 - fork = 4 blocks below the cursor: within the finality depth
+    for n in range(20, 25):
+        m.post(requester, n=n)
+    assert m.head() == fork + 5
+    ix.sync_once()  # raised ReorgTooDeep: no stored block at or below the fork point
+    retractions = _assert_equals_rebuild(env, bookkeeping=False, finality_depth=4)
+    assert [e["event"] for e in retractions] == ["JobPosted"] * (3 + 4)  # then the blocks of n=10, 2, 1, 0
+    assert all(int(e["block"]) > fork for e in retractions)

@@ -47,9 +47,9 @@ def test_compaction_keeps_summaries_totals_and_indexes_exact(populated_env: Chai
     for j in settled:
         assert int(r1.zscore(keys.jobs_settled, str(j))) == json.loads(before[j]["history"])[-1]["block"]
     # the follower runs the retention pass once caught up (the first one at once)
-    ix = env.indexer(0, compact_after=0, finality_depth=2)
+    ix = env.indexer(0, compact_after=0, finality_depth=1)
     ix.sync_once()
-    limit = min(ix.store.cursor().number, ix.head - 2)
+    limit = min(ix.store.cursor().number, ix.head - 2)  # below the kept window: twice the finality depth
     expected = {j for j in settled if int(before[j]["settledBlock"]) <= limit}
     assert 20 < len(expected) < len(settled)  # the newest settlements are still within the reorg window
     after = _jobs(r0, keys)
@@ -183,7 +183,7 @@ def test_an_index_written_before_retention_gets_its_queue_on_upgrade(populated_e
     for j in r.zrange(keys.jobs_all, 0, -1):
         r.hdel(keys.job(int(j)), "settledBlock")
     r.hset(keys.meta, "schema", "3")
-    ix = env.indexer(1, compact_after=0, finality_depth=2)
+    ix = env.indexer(1, compact_after=0, finality_depth=1)
     assert ix.store.upgrade() == 3
     assert dump(r, keys, bookkeeping=False, stream=False) == fresh  # schema back at 4 too
     ix.sync_once()

@@ -11,12 +11,21 @@ environment variable       field                                       devnet de
 ``DEPIN_POLL_INTERVAL``    ``poll_interval`` (seconds)                 ``0.5``
 ``DEPIN_WS_URL``           ``ws_url`` (new-head subscription)          a local ``rpc_url`` as ``ws://``
 ``DEPIN_MAX_RANGE``        ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
+``DEPIN_MAX_LOGS_BYTES``   ``max_logs_bytes`` (one ``eth_getLogs``)    ``33554432`` (32 MiB; 0: no limit)
 ``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
 ``DEPIN_STREAM_MAX_LEN``   ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
 ``DEPIN_STREAM_MAX_AGE``   ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
 ``DEPIN_COMPACT_AFTER``    ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
 ``DEPIN_MAX_STREAMS``      ``explorer_max_streams`` (live pages)       ``100`` (more: HTTP 503)
 =========================  ==========================================  ==============================
+
+The ``eth_getLogs`` range (``max_range``, ``max_logs_bytes``): the indexer adapts the block range of
+each request to the logs it finds (:mod:`indexer.follower`): toward 4,000 logs and a quarter of
+``max_logs_bytes`` per answer. An answer larger than ``max_logs_bytes`` (jobs with big specs: a 1 MB
+spec is a 2 MB log) is dropped without being read and asked again over half the range, so one
+answer, and one batch in memory and in the Redis commit, stays under it; a single block larger than
+the budget (``min_range`` blocks) is still read whole. Raise it when the node is local and answers
+are cheap; lower it when a hosted node caps its answers' size (their errors also halve the range).
 
 New heads (``ws_url``): the indexer subscribes to ``newHeads`` (``eth_subscribe``) at ``ws_url`` and
 indexes each new block as soon as the node announces it; the poll every ``poll_interval`` stays as
@@ -70,6 +79,7 @@ _ENV = {
     "poll_interval": "DEPIN_POLL_INTERVAL",
     "ws_url": "DEPIN_WS_URL",
     "max_range": "DEPIN_MAX_RANGE",
+    "max_logs_bytes": "DEPIN_MAX_LOGS_BYTES",
     "namespace": "DEPIN_NAMESPACE",
     "stream_max_len": "DEPIN_STREAM_MAX_LEN",
     "stream_max_age": "DEPIN_STREAM_MAX_AGE",
@@ -99,6 +109,12 @@ class IndexerConfig(BaseModel):
     )
     max_range: int = Field(5000, ge=1, description="largest eth_getLogs block range")
     min_range: int = Field(1, ge=1, description="smallest eth_getLogs block range")
+    max_logs_bytes: int = Field(
+        32 * 2**20,
+        ge=0,
+        description="bytes of one eth_getLogs answer: a larger one is dropped and its range halved (down to "
+        "min_range, whose answer is taken whatever its size); the range aims at a quarter of it; 0: no limit",
+    )
     namespace: str = "depin"
     # Retention (see the module doc).
     stream_max_len: int = Field(100_000, ge=0, description="events stream length kept (approximate); 0: unbounded")

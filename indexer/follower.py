@@ -53,9 +53,12 @@ poll does (the same reorg check, batches and commits), and a missing, refused or
 leaves the poll (the subscription retries with backoff in the background).
 
 The ``eth_getLogs`` range adapts: it halves (down to ``min_range``) when the node rejects a range,
-times out or fails twice in a row; it shrinks toward ``TARGET_LOGS`` logs per request on dense
-ranges and grows (doubling while nearly empty, else by a quarter, up to ``max_range``) on sparse
-ones. Transient RPC failures are retried with capped exponential backoff; when the node stays away,
+times out or fails twice in a row, and when an answer is larger than ``max_logs_bytes`` (that answer
+is dropped unread: :class:`~depin.chain.logs.AnswerTooLarge`; over ``min_range`` blocks it is taken
+whatever its size, or the indexer could not move on); it shrinks toward ``TARGET_LOGS`` logs and
+toward a quarter of ``max_logs_bytes`` per request on dense ranges (many logs, or large ones: jobs
+with big specs) and grows (doubling while nearly empty, else by a quarter, up to ``max_range``) on
+sparse ones. Transient RPC failures are retried with capped exponential backoff; when the node stays away,
 :meth:`Indexer.run` logs it and keeps polling with backoff instead of exiting.
 """
 
@@ -77,7 +80,7 @@ import redis
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
 from depin.chain.heads import HeadSubscription
-from depin.chain.logs import LogFetcher, RawLog
+from depin.chain.logs import AnswerTooLarge, LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError
 from depin.deployment import load_deployment as load_deployment_from
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
@@ -94,6 +97,7 @@ ZERO_HASH = "0x" + "00" * 32
 HEADER_BATCH = 100  # headers per JSON-RPC batch request (hosted nodes often cap batches at 100)
 MAX_UNFINAL_BATCH = 500  # blocks per batch near the head (each needs its header)
 TARGET_LOGS = 4_000  # logs per eth_getLogs the range aims at: big enough to amortise, small enough to pipeline
+LOG_JSON_OVERHEAD = 500  # bytes of a log's JSON besides its data (address, topics, hashes, keys): size estimates
 INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to the log density
 RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
 IDLE_SLICE = 0.25  # seconds: how soon run() sees a stop request while it waits for a head
@@ -111,6 +115,19 @@ def load_deployment(path: Path) -> Deployment:
         )
     except DeploymentFileError as exc:
         raise IndexerError(str(exc)) from None
+
+
+def _estimated_bytes(logs: list[Any]) -> int:
+    """About the JSON size of `logs` (dicts from web3's path, where the body's size is not known):
+    their data's hex plus a fixed overhead per log."""
+    size = LOG_JSON_OVERHEAD * len(logs)
+    for log_ in logs:
+        try:
+            data = log_["data"]
+        except (KeyError, TypeError):
+            continue
+        size += len(data) if isinstance(data, (str, bytes)) else 2 * len(bytes(data))
+    return size
 
 
 class NodeBehind(ChainError):
@@ -665,13 +682,25 @@ class Indexer:
         """Raw logs of [start, end'] where end' <= end is what the node accepted; adapts the range."""
         failures = 0
         same_range_failures = 0
+        budget = self.config.max_logs_bytes or None
         while True:
             span = end - start + 1
+            limit = budget if span > self.config.min_range else None  # one block's logs are taken whatever their size
             try:
                 if self._logs is not None:
-                    logs = self._logs.get_logs(start, end, self.decoder.addresses, self._topics)
+                    logs = self._logs.get_logs(start, end, self.decoder.addresses, self._topics, max_bytes=limit)
+                    size = self._logs.last_bytes
                 else:
                     logs = self.rpc.get_logs(start, end, self.decoder.addresses, self._topics, retries=0)
+                    size = _estimated_bytes(logs)
+                    if limit is not None and size > limit:
+                        raise AnswerTooLarge(self.rpc.url, size, limit)
+            except AnswerTooLarge as exc:
+                span = max(self.config.min_range, span // 2)
+                self.range = min(self.range, span)
+                end = start + span - 1
+                log.info("%s; range now %d blocks", exc, span, extra={"range": span})
+                continue
             except (RpcError, RpcUnavailable) as exc:
                 same_range_failures += 1
                 shrink = is_range_error(exc) or same_range_failures >= 2
@@ -689,17 +718,24 @@ class Indexer:
                 log.debug("eth_getLogs failed (%s); retrying in %.2fs", exc, delay)
                 self._sleep(delay)
                 continue
-            self._adapt(span, len(logs))
+            self._adapt(span, len(logs), size)
             return logs, end
 
-    def _adapt(self, span: int, count: int) -> None:
-        """Next range after `count` logs over `span` blocks: shrink toward TARGET_LOGS per request
-        when dense, grow (fast when nearly empty, else by a quarter) when sparse."""
+    def _adapt(self, span: int, count: int, size: int = 0) -> None:
+        """Next range after `count` logs of `size` bytes over `span` blocks: shrink toward
+        TARGET_LOGS and a quarter of max_logs_bytes per request when dense, grow (fast when nearly
+        empty, else by a quarter) when sparse."""
         lo, hi = self.config.min_range, self.config.max_range
-        if count > 2 * TARGET_LOGS:
-            self.range = max(lo, min(self.range, span * TARGET_LOGS // count))
-        elif span >= self.range and count < TARGET_LOGS // 2:
-            grow = self.range if count < TARGET_LOGS // 8 else max(1, self.range // 4)
+        target_bytes = self.config.max_logs_bytes // 4  # 0: no byte budget
+        many = count > 2 * TARGET_LOGS
+        large = target_bytes > 0 and size > 2 * target_bytes
+        if many or large:
+            by_count = span * TARGET_LOGS // count if many else self.range
+            by_size = span * target_bytes // size if large else self.range
+            self.range = max(lo, min(self.range, by_count, by_size))
+        elif span >= self.range and count < TARGET_LOGS // 2 and (not target_bytes or size < target_bytes // 2):
+            sparse = count < TARGET_LOGS // 8 and (not target_bytes or size < target_bytes // 8)
+            grow = self.range if sparse else max(1, self.range // 4)
             self.range = min(hi, self.range + grow)
 
     def _decode(

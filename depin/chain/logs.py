@@ -12,6 +12,10 @@ is not JSON-RPC raises :class:`~depin.chain.RpcUnavailable`, a JSON-RPC error ob
 :class:`~depin.chain.RpcError`. Nothing is retried here. An answer whose logs do not fit
 :class:`RawLog` (a missing field, a number where hex text belongs) is not an error: it is decoded
 again into plain dicts, which :class:`~indexer.decode.LogDecoder` checks field by field.
+
+Size: with ``max_bytes``, an answer whose body is larger (by its ``Content-Length``, or once that
+many bytes were read) is not read further: :class:`AnswerTooLarge` is raised and the caller asks for
+a shorter range. The size of the last answer read is in :attr:`LogFetcher.last_bytes`.
 """
 
 from __future__ import annotations
@@ -23,8 +27,20 @@ import msgspec
 import requests
 
 from depin.chain import RpcError, RpcUnavailable
+from depin.errors import ChainError
+from depin.redact import redact_url
 
 METHOD = "eth_getLogs"
+
+
+class AnswerTooLarge(ChainError):
+    """The ``eth_getLogs`` answer is larger than the caller's byte budget (it was not read to its
+    end, nor decoded): ask for a shorter range."""
+
+    def __init__(self, url: str, size: int | None, limit: int) -> None:
+        shown = f"{size:,} bytes" if size is not None else "more bytes"
+        super().__init__(f"eth_getLogs answer of {shown} at {redact_url(url)} exceeds the budget of {limit:,} bytes")
+        self.size, self.limit = size, limit
 
 
 class RawLog(msgspec.Struct):
@@ -75,12 +91,19 @@ class LogFetcher:
         self.timeout = timeout
         self.session = requests.Session()
         self._id = 0
+        self.last_bytes = 0  # size of the last answer's body
 
     def get_logs(
-        self, from_block: int, to_block: int, addresses: Sequence[str], topics: Sequence[Any] | None = None
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str],
+        topics: Sequence[Any] | None = None,
+        max_bytes: int | None = None,
     ) -> list[RawLog] | list[dict[str, Any]]:
         """The logs of `addresses` in [from_block, to_block] (:class:`RawLog` records, or dicts when
-        the answer does not fit them). Raises like ``RpcClient.get_logs(..., retries=0)``."""
+        the answer does not fit them). Raises like ``RpcClient.get_logs(..., retries=0)``, and
+        :class:`AnswerTooLarge` when the answer's body exceeds `max_bytes` (None: no limit)."""
         flt: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}
         if topics:
             flt["topics"] = list(topics)
@@ -91,10 +114,20 @@ class LogFetcher:
                 self.url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout, stream=True
             ) as response:
                 response.raise_for_status()
-                # One read of the whole body (requests' .content joins 10 kB chunks: a copy more).
-                content = response.raw.read(decode_content=True)
+                declared = response.headers.get("Content-Length", "")
+                if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise AnswerTooLarge(self.url, int(declared), max_bytes)
+                # One read of the whole body (requests' .content joins 10 kB chunks: a copy more);
+                # with a budget and no Content-Length (chunked), at most one byte more than it.
+                amount = max_bytes + 1 if max_bytes is not None and not declared.isdigit() else None
+                content = response.raw.read(amount, decode_content=True)
+                if max_bytes is not None and len(content) > max_bytes:  # chunked, or compressed
+                    raise AnswerTooLarge(self.url, None if amount is not None else len(content), max_bytes)
+        except AnswerTooLarge:
+            raise
         except Exception as exc:  # requests' ConnectionError/Timeout/HTTPError, ...
             raise RpcUnavailable(METHOD, f"{type(exc).__name__}: {exc}", self.url) from exc
+        self.last_bytes = len(content)
         try:
             answer = _decode_typed(content)
         except (msgspec.ValidationError, msgspec.DecodeError):

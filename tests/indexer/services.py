@@ -435,6 +435,8 @@ class FlakyProxy:
     - every `fail_every`-th request is dropped (the connection closes without an answer) or, every
       other time, answered with HTTP 500;
     - `inject(params, logs)` (optional) may edit the logs an ``eth_getLogs`` returns.
+
+    `log_answers` records each ``eth_getLogs`` the node answered: (fromBlock, toBlock, body bytes).
     """
 
     def __init__(
@@ -457,6 +459,7 @@ class FlakyProxy:
         self.dropped = 0
         self.errors500 = 0
         self.rejected = 0
+        self.log_answers: list[tuple[int, int, int]] = []
         self._lock = threading.Lock()
         self._session = requests.Session()
         proxy = self
@@ -515,6 +518,10 @@ class FlakyProxy:
                 err = {"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32005, "message": f"block range too large: {span} > {self.max_range}"}}
                 return 200, json.dumps(err).encode()
         resp = self._session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+        if isinstance(req, dict) and req.get("method") == "eth_getLogs":
+            flt = req["params"][0]
+            with self._lock:
+                self.log_answers.append((int(flt["fromBlock"], 16), int(flt["toBlock"], 16), len(resp.content)))
         if self.vanish_from is not None and isinstance(req, list):
             return 200, json.dumps(self._hide_headers(req, resp.json())).encode()
         if self.inject is not None and isinstance(req, dict) and req.get("method") == "eth_getLogs":

@@ -4,7 +4,13 @@ Read-only: every route is a thin call into :class:`indexer.query.IndexerReader`.
 decimal strings (base units), addresses checksummed, field names camelCase as in Redis.
 
 Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 for a bad parameter
-(unknown status, malformed address, negative id, limit or offset out of range), 503 when Redis is unreachable.
+(unknown status, malformed address, negative id, limit or offset out of range, a malformed cursor),
+503 when Redis is unreachable.
+
+Listings are paged: ``/jobs`` (by ``offset`` or ``cursor``) and ``/providers`` (by ``cursor``) answer
+at most ``limit`` records and about :data:`~indexer.query.PAGE_BYTES` (4 MiB) of them: a page whose
+records reach that budget ends early. Each page's ``nextCursor`` (null on the last page) is the
+``cursor`` of the next one; keep following it rather than counting on ``limit`` records per page.
 
 The same app serves the explorer's HTML pages (``/``, ``/job/{id}``, ``/provider/{address}``, ...:
 :mod:`indexer.web.app`) and ``/metrics`` (Prometheus text: :mod:`indexer.metrics`).
@@ -36,11 +42,13 @@ from indexer.metrics import add_index_metrics
 from indexer.query import (
     MAX_LIMIT,
     MAX_OFFSET,
+    PAGE_BYTES,
     IndexerReader,
     IndexerStatus,
     JobPage,
     JobRecord,
     MarketTotals,
+    ProviderPage,
     ProviderRecord,
     QueryError,
     parse_address,
@@ -88,12 +96,14 @@ def create_app(
     chain_head: Callable[[], int | None] | None = None,
     clock: BlockClock | None = None,
     max_streams: int = STREAM_MAX,
+    page_bytes: int = PAGE_BYTES,
 ) -> FastAPI:
     """The API app over `reader`, with the explorer's pages and ``/metrics``. `chain_head` returns
     the node's head (None when unreachable); without it ``/status`` measures lag against the last
     head the indexer saw. `clock` gives block timestamps to the explorer (without it, pages show when
     the indexer applied each event). `max_streams`: live pages (``/explorer/stream``) served at a
-    time; one more is answered 503."""
+    time; one more is answered 503. `page_bytes`: the byte budget of one page of ``/jobs`` and
+    ``/providers`` (see the module doc)."""
     app = FastAPI(
         title="depin-compute indexer API",
         version=__version__,
@@ -123,10 +133,13 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         newest_first: bool = True,
+        cursor: Annotated[str | None, Query(description="A page's nextCursor: the page after it (offset stays 0)")] = None,
     ) -> JobPage:
-        """Jobs matching every given filter, ordered by id, one page; `total` counts all pages."""
+        """Jobs matching every given filter, ordered by id, one page (at most `limit` jobs and about
+        4 MiB of them); `total` counts all pages, `nextCursor` continues."""
         return reader.job_page(
-            status.value if status else None, requester, provider, limit, offset, newest_first
+            status.value if status else None, requester, provider, limit, offset, newest_first,
+            cursor=cursor, max_bytes=page_bytes,
         )
 
     @app.get("/jobs/{job_id}", response_model=JobRecord, responses=_NOT_FOUND, tags=["jobs"], summary="One job")
@@ -137,10 +150,14 @@ def create_app(
             raise HTTPException(404, f"job {job_id} not found in the index")
         return job
 
-    @app.get("/providers", response_model=list[ProviderRecord], tags=["providers"], summary="List providers")
-    def list_providers() -> list[ProviderRecord]:
-        """Every registered provider, by provider id."""
-        return reader.list_providers()
+    @app.get("/providers", response_model=ProviderPage, tags=["providers"], summary="List providers")
+    def list_providers(
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        cursor: Annotated[str | None, Query(description="A page's nextCursor: the page after it")] = None,
+    ) -> ProviderPage:
+        """Registered providers by provider id, one page (at most `limit` and about 4 MiB of them);
+        `total` counts all pages, `nextCursor` continues."""
+        return reader.provider_page(limit, cursor, max_bytes=page_bytes)
 
     @app.get(
         "/providers/{address}",

@@ -38,6 +38,10 @@ from depin.spec import MAX_SPEC_DEPTH, nested_deeper
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_LIMIT = 1000
+# Bytes of records (job or provider hash fields and values) one HTTP API page carries at most: a
+# page of /jobs or /providers ends early, with a `nextCursor`, once its records reach it (a page
+# always has its first record). 1,000 jobs with big specs were a 17 MB answer.
+PAGE_BYTES = 4 * 2**20
 # The largest page offset: far beyond any index's size, and offset + limit stays within the signed
 # 64-bit range Redis takes for ZRANGE indexes (a larger offset was a Redis error, an HTTP 500).
 MAX_OFFSET = 2**53 - 1
@@ -101,6 +105,12 @@ class JobRecord(_Model):
     )
 
 
+_NEXT_CURSOR = (
+    "Pass as `cursor` to get the next page (the id of this page's last record); null on the last page. A page "
+    "can hold fewer than `limit` records when they reach the byte budget: follow `nextCursor`, not `limit`"
+)
+
+
 class JobPage(_Model):
     """One page of a job listing."""
 
@@ -108,6 +118,7 @@ class JobPage(_Model):
     limit: int
     offset: int
     jobs: list[JobRecord]
+    next_cursor: str | None = Field(None, description=_NEXT_CURSOR)
 
 
 class ProviderRecord(_Model):
@@ -124,6 +135,15 @@ class ProviderRecord(_Model):
     endpoint: str | None = None
     capability_hash: str | None = None
     extra: dict[str, str] = Field(default_factory=dict, description="Any other field, verbatim")
+
+
+class ProviderPage(_Model):
+    """One page of the provider listing (by provider id)."""
+
+    total: int = Field(description="Registered providers, on every page")
+    limit: int
+    providers: list[ProviderRecord]
+    next_cursor: str | None = Field(None, description=_NEXT_CURSOR)
 
 
 class MarketTotals(_Model):
@@ -276,14 +296,23 @@ class IndexerReader:
         limit: int = 50,
         offset: int = 0,
         newest_first: bool = True,
+        *,
+        cursor: int | str | None = None,
+        max_bytes: int | None = None,
     ) -> JobPage:
-        """Like :meth:`list_jobs`, with the number of matching jobs over all pages."""
+        """Like :meth:`list_jobs`, with the number of matching jobs over all pages and the cursor of
+        the next page. `cursor` (a page's ``next_cursor``: a job id) starts the page after that job
+        in the listing's order, instead of at `offset`. With `max_bytes`, the page ends early once
+        its jobs' hashes reach that many bytes (it always holds its first job)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
         if offset < 0:
             raise QueryError(f"offset must be 0 or more, not {offset}")
         if offset > MAX_OFFSET:
             raise QueryError(f"offset must be at most {MAX_OFFSET}, not {offset}")
+        after = _parse_cursor(cursor)
+        if after is not None and offset:
+            raise QueryError("give either offset or cursor, not both")
         indexes = []
         if status is not None:
             indexes.append(self.keys.jobs_by_status(parse_status(status)))
@@ -294,17 +323,28 @@ class IndexerReader:
         if not indexes:
             indexes.append(self.keys.jobs_all)
 
+        # One id more than the page: whether another page follows.
         def read_ids(pipe: Any) -> tuple[int, list[int]]:
-            if len(indexes) == 1:  # page straight from the sorted set
-                total = pipe.zcard(indexes[0])
-                page_of = pipe.zrevrange if newest_first else pipe.zrange
-                return total, [int(m) for m in page_of(indexes[0], offset, offset + limit - 1)]
+            if len(indexes) == 1:  # page straight from the sorted set (scored by job id)
+                key = indexes[0]
+                total = pipe.zcard(key)
+                if after is None:
+                    page_of = pipe.zrevrange if newest_first else pipe.zrange
+                    return total, [int(m) for m in page_of(key, offset, offset + limit)]
+                if newest_first:
+                    return total, [int(m) for m in pipe.zrevrangebyscore(key, f"({after}", "-inf", start=0, num=limit + 1)]
+                return total, [int(m) for m in pipe.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit + 1)]
             ids = sorted((int(m) for m in pipe.zinter(indexes)), reverse=newest_first)
-            return len(ids), ids[offset : offset + limit]
+            if after is None:
+                return len(ids), ids[offset : offset + limit + 1]
+            return len(ids), [i for i in ids if (i < after if newest_first else i > after)][: limit + 1]
 
-        (total, ids), hashes = self._snapshot(read_ids, lambda found: (self.keys.job(i) for i in found[1]))
-        jobs = [_job_record(i, _decode_hash(h)) for i, h in zip(ids, hashes, strict=True) if h]
-        return JobPage(total=total, limit=limit, offset=offset, jobs=jobs)
+        (total, ids), hashes = self._snapshot(read_ids, lambda found: (self.keys.job(i) for i in found[1][:limit]))
+        found = [(i, _decode_hash(h)) for i, h in zip(ids[:limit], hashes, strict=True) if h]
+        kept, cut = _within(found, max_bytes)
+        jobs = [_job_record(i, raw) for i, raw in kept]
+        next_cursor = str(kept[-1][0]) if cut else str(ids[limit - 1]) if len(ids) > limit else None
+        return JobPage(total=total, limit=limit, offset=offset, jobs=jobs, next_cursor=next_cursor)
 
     def claimable_jobs(self, after: int, *, limit: int = 100) -> list[int]:
         """Ids of Open jobs whose claim deadline is after `after` (a chain timestamp), earliest
@@ -389,6 +429,27 @@ class IndexerReader:
 
         addresses, hashes = self._snapshot(read_addresses, lambda found: map(self.keys.provider, found))
         return [_provider_record(a, _decode_hash(h)) for a, h in zip(addresses, hashes, strict=True) if h]
+
+    def provider_page(self, limit: int = 100, cursor: int | str | None = None, max_bytes: int | None = None) -> ProviderPage:
+        """One page of the registered providers, by provider id: after the provider id `cursor` (a
+        page's ``next_cursor``), at most `limit`, ending early once their hashes reach `max_bytes`."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
+        after = _parse_cursor(cursor)
+
+        def read_index(pipe: Any) -> tuple[int, list[tuple[str, int]]]:
+            total = pipe.zcard(self.keys.providers)
+            low = f"({after}" if after is not None else "-inf"
+            members = pipe.zrangebyscore(self.keys.providers, low, "+inf", start=0, num=limit + 1, withscores=True)
+            return total, [(_decode(m), int(score)) for m, score in members]
+
+        (total, members), hashes = self._snapshot(read_index, lambda found: (self.keys.provider(a) for a, _ in found[1][:limit]))
+        ids = {a: pid for a, pid in members}
+        found = [(a, _decode_hash(h)) for (a, _), h in zip(members[:limit], hashes, strict=True) if h]
+        kept, cut = _within(found, max_bytes)
+        providers = [_provider_record(a, raw) for a, raw in kept]
+        next_cursor = str(ids[kept[-1][0]]) if cut else str(members[limit - 1][1]) if len(members) > limit else None
+        return ProviderPage(total=total, limit=limit, providers=providers, next_cursor=next_cursor)
 
     def get_provider(self, address: str) -> ProviderRecord | None:
         """The provider registered at `address`, or None."""
@@ -505,6 +566,29 @@ _PROVIDER_AMOUNTS = ("staked", "locked", "unbonding")
 _PROVIDER_FIELDS = {
     "id", *_PROVIDER_AMOUNTS, "releaseAt", "jobsCompleted", "jobsSlashed", "endpoint", "capabilityHash", "address",
 }
+
+
+def _parse_cursor(cursor: int | str | None) -> int | None:
+    """A page cursor (``nextCursor``: a job or provider id), or None for the first page."""
+    if cursor is None or cursor == "":
+        return None
+    text = str(cursor).strip()
+    if not text.isdigit() or len(text) > 30:
+        raise QueryError(f"cursor must be a page's nextCursor (an id), not {str(cursor)[:40]!r}")
+    return int(text)
+
+
+def _within(found: list[tuple[Any, dict[str, str]]], max_bytes: int | None) -> tuple[list[tuple[Any, dict[str, str]]], bool]:
+    """The records of `found` that fit in `max_bytes` (their fields' and values' lengths; always the
+    first one), and whether any was left out."""
+    if max_bytes is None:
+        return found, False
+    used = 0
+    for n, (_, raw) in enumerate(found):
+        used += sum(len(f) + len(v) for f, v in raw.items())
+        if n and used > max_bytes:
+            return found[:n], True
+    return found, False
 
 
 def _job_record(job_id: int, raw: dict[str, str]) -> JobRecord:

@@ -45,6 +45,37 @@ def test_jobs_list_filters_and_pages(client: TestClient) -> None:
     assert (body["total"], [j["id"] for j in body["jobs"]], body["limit"], body["offset"]) == (3, [2, 1], 2, 1)
     body = client.get("/jobs", params={"provider": PROVIDER_1, "newest_first": "false"}).json()
     assert [j["id"] for j in body["jobs"]] == [1, 3]
+    assert body["nextCursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "pages"),
+    [
+        ({}, [[5, 4], [3, 2], [1]]),
+        ({"newest_first": "false"}, [[1, 2], [3, 4], [5]]),
+        ({"requester": REQUESTER_A}, [[5, 2], [1]]),
+        ({"status": "open", "requester": REQUESTER_A}, [[2]]),
+    ],
+)
+def test_jobs_pages_follow_next_cursor(client: TestClient, params: dict[str, str], pages: list[list[int]]) -> None:
+    """`nextCursor` is the cursor of the next page, null on the last one (also with several filters)."""
+    seen, cursor = [], None
+    while True:
+        body = client.get("/jobs", params={**params, "limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen.append([j["id"] for j in body["jobs"]])
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == pages
+
+
+def test_providers_page_by_cursor(client: TestClient) -> None:
+    first = client.get("/providers", params={"limit": 1}).json()
+    assert (first["total"], first["limit"], [p["address"] for p in first["providers"]]) == (2, 1, [PROVIDER_1])
+    second = client.get("/providers", params={"limit": 1, "cursor": first["nextCursor"]}).json()
+    assert len(second["providers"]) == 1 and second["providers"][0]["address"] != PROVIDER_1
+    assert second["nextCursor"] is None
+    assert client.get("/providers", params={"cursor": second["nextCursor"] or "999"}).json()["providers"] == []
 
 
 def test_job_fields_are_camel_case_with_string_amounts(client: TestClient) -> None:
@@ -70,6 +101,10 @@ def test_unknown_ids_are_404_with_a_json_error(client: TestClient) -> None:
         "/jobs?limit=0",
         "/jobs?limit=100000",
         "/jobs?offset=-1",
+        "/jobs?cursor=abc",
+        "/jobs?cursor=3&offset=1",
+        "/providers?limit=0",
+        "/providers?cursor=-1",
         "/jobs/-1",
         "/jobs/abc",
         f"/jobs/{2**256}",
@@ -83,7 +118,9 @@ def test_bad_parameters_are_422(client: TestClient, path: str) -> None:
 
 
 def test_providers_totals_status_healthz(client: TestClient) -> None:
-    providers = client.get("/providers").json()
+    page = client.get("/providers").json()
+    assert page["total"] == len(page["providers"]) and page["nextCursor"] is None
+    providers = page["providers"]
     assert [p["address"] for p in providers][:1] == [PROVIDER_1] and providers[0]["staked"] == str(500 * TOKEN)
     assert client.get(f"/providers/{PROVIDER_1.lower()}").json()["endpoint"] == "https://p1.example"
     totals = client.get("/totals").json()
@@ -102,7 +139,7 @@ def test_openapi_document(client: TestClient) -> None:
         "/jobs", "/jobs/{job_id}", "/providers", "/providers/{address}", "/totals", "/status", "/healthz",
     }  # the explorer's pages and /metrics are not part of the JSON API's document
     schemas = doc["components"]["schemas"]
-    assert {"JobRecord", "JobPage", "ProviderRecord", "MarketTotals", "IndexerStatus", "ErrorResponse"} <= {
+    assert {"JobRecord", "JobPage", "ProviderRecord", "ProviderPage", "MarketTotals", "IndexerStatus", "ErrorResponse"} <= {
         name.removesuffix("-Output") for name in schemas
     }
     job_get = doc["paths"]["/jobs/{job_id}"]["get"]["responses"]

@@ -19,7 +19,7 @@ from eth_utils.abi import get_abi_input_types, get_abi_output_types
 from depin.artifacts import load_abi
 from depin.errors import ChainError
 
-CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "BlockhashRandomness", "MockRandomness", "VerificationCourt", "TestCourt")
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "BlockhashRandomness", "MockRandomness", "HeaderRandomness", "VerificationCourt", "TestCourt")
 
 
 class AbiError(ChainError):

@@ -626,6 +626,39 @@ class MockRandomness(Binding):
         return self.view("supportsInterface", interface_id)
 
 
+class HeaderRandomness(Binding):
+    """The HeaderRandomness contract at one address."""
+
+    CONTRACT = "HeaderRandomness"
+    TOPICS: ClassVar[dict[str, str]] = {
+        "RandomnessRecorded": "0x5bbc1faa290e6f965e63afbc2da8c6088fa598d6447a0f57885f88f6c8707ecc",
+    }
+
+    def parse(self, header: bytes) -> View:
+        """``parse(bytes header) pure returns (uint256, bytes32)``"""
+        return self.view("parse", header)
+
+    def prove(self, header: bytes) -> Transaction:
+        """``prove(bytes header) nonpayable returns (uint256, bytes32)``"""
+        return self.transaction("prove", header)
+
+    def proved(self, block_number: int) -> View:
+        """``proved(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("proved", block_number)
+
+    def randomness(self, block_number: int) -> View:
+        """``randomness(uint256 blockNumber) view returns (bytes32)``"""
+        return self.view("randomness", block_number)
+
+    def record(self, block_number: int) -> View:
+        """``record(uint256 blockNumber) view``"""
+        return self.view("record", block_number)
+
+    def status(self, block_number: int) -> View:
+        """``status(uint256 blockNumber) view returns (bool, bool)``"""
+        return self.view("status", block_number)
+
+
 class VerificationCourt(Binding):
     """The VerificationCourt contract at one address."""
 
@@ -935,6 +968,7 @@ BINDINGS: dict[str, type[Binding]] = {
     "JobMarket": JobMarket,
     "BlockhashRandomness": BlockhashRandomness,
     "MockRandomness": MockRandomness,
+    "HeaderRandomness": HeaderRandomness,
     "VerificationCourt": VerificationCourt,
     "TestCourt": TestCourt,
 }
@@ -945,6 +979,7 @@ BINDINGS: dict[str, type[Binding]] = {
 ADDRESS_ALIASES: dict[str, str] = {
     "BlockhashRandomness": "Randomness",
     "MockRandomness": "Randomness",
+    "HeaderRandomness": "Randomness",
     "TestCourt": "VerificationCourt",
 }
 
@@ -966,6 +1001,7 @@ class Deployed:
         self.job_market = JobMarket(_address(addresses, "JobMarket"), codec)
         self.blockhash_randomness = BlockhashRandomness(_address(addresses, "BlockhashRandomness"), codec)
         self.mock_randomness = MockRandomness(_address(addresses, "MockRandomness"), codec)
+        self.header_randomness = HeaderRandomness(_address(addresses, "HeaderRandomness"), codec)
         self.verification_court = VerificationCourt(_address(addresses, "VerificationCourt"), codec)
         self.test_court = TestCourt(_address(addresses, "TestCourt"), codec)
 
@@ -977,6 +1013,7 @@ class Deployed:
             "JobMarket": self.job_market,
             "BlockhashRandomness": self.blockhash_randomness,
             "MockRandomness": self.mock_randomness,
+            "HeaderRandomness": self.header_randomness,
             "VerificationCourt": self.verification_court,
             "TestCourt": self.test_court,
         }

@@ -49,6 +49,7 @@ CONTRACTS = (
     "JobMarket",
     "BlockhashRandomness",
     "MockRandomness",
+    "HeaderRandomness",
     "VerificationCourt",
     "TestCourt",  # the court stand-in the market's unit tests deploy
     "IRewardToken",

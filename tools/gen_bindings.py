@@ -28,7 +28,7 @@ from eth_utils import event_abi_to_log_topic
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = REPO / "depin" / "artifacts"
 OUTPUT = REPO / "depin" / "contracts.py"
-CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "BlockhashRandomness", "MockRandomness", "VerificationCourt", "TestCourt")  # = depin.abi.CONTRACTS
+CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "BlockhashRandomness", "MockRandomness", "HeaderRandomness", "VerificationCourt", "TestCourt")  # = depin.abi.CONTRACTS
 
 HEADER = '''"""Typed bindings of the shipped contracts: one method per contract function.
 
@@ -162,6 +162,7 @@ def deployed() -> list[str]:
         "ADDRESS_ALIASES: dict[str, str] = {",
         '    "BlockhashRandomness": "Randomness",',
         '    "MockRandomness": "Randomness",',
+        '    "HeaderRandomness": "Randomness",',
         '    "TestCourt": "VerificationCourt",',
         "}",
         "",

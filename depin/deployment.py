@@ -33,7 +33,7 @@ newline::
         "courtContract": "VerificationCourt",  # or "TestCourt", the stand-in, before the court ships
         "devnetFaucet": true,             # the deployer holds RewardToken.MINTER_ROLE too
         "market": {"alphaBps": 15000, "drawDelay": 1, ...},   # IJobMarket.MarketParams (version 1)
-        "randomness": "blockhash",        # or "mock": the contract at addresses.Randomness
+        "randomness": "blockhash",        # or "header", "mock": the contract at addresses.Randomness
         "staking": {"minStake": "...", "unbondingDelay": 2592000},
         "token": {"cap": "...", "initialSupply": "...", "name": "...", "symbol": "DPC"}
       }
@@ -252,7 +252,7 @@ class CourtParameters(_Strict):
         return 4 * round_ + self.canaryWindow + self.arbiterDelay + self.arbiterWindow
 
 
-RANDOMNESS_CONTRACTS = {"blockhash": "BlockhashRandomness", "mock": "MockRandomness"}
+RANDOMNESS_CONTRACTS = {"blockhash": "BlockhashRandomness", "header": "HeaderRandomness", "mock": "MockRandomness"}
 
 
 class NetworkParameters(_Strict):
@@ -264,7 +264,7 @@ class NetworkParameters(_Strict):
     staking: StakingParameters
     market: MarketParameters
     court: CourtParameters
-    randomness: str = Field(default="blockhash", pattern="^(blockhash|mock)$")
+    randomness: str = Field(default="blockhash", pattern="^(blockhash|header|mock)$")
     devnet_faucet: bool = False
 
 

@@ -149,7 +149,8 @@ def deploy_contracts(
     deployer: Any, params: NetworkParameters, arbiter: str | None = None, court_contract: str | None = None
 ) -> dict[str, Any]:
     """Deploys and wires the contracts with ape, in the order the verification protocol needs:
-    RewardToken; the randomness source (`params.randomness`: BlockhashRandomness or MockRandomness);
+    RewardToken; the randomness source (`params.randomness`: BlockhashRandomness, HeaderRandomness
+    or MockRandomness);
     JobMarket (which deploys ProviderStaking); the court (`CourtEngine`, then
     `VerificationCourt(market, token, admin, CourtParams, engine)`, or the TestCourt stand-in while the build has no VerificationCourt); then
     `market.setParams` with the court (the first parameter version).
@@ -169,6 +170,8 @@ def deploy_contracts(
     )
     if params.randomness == "mock":
         randomness = project.MockRandomness.deploy(deployer.address, b"\x00" * 31 + b"\x01", sender=deployer)
+    elif params.randomness == "header":
+        randomness = project.HeaderRandomness.deploy(sender=deployer)
     else:
         randomness = project.BlockhashRandomness.deploy(sender=deployer)
     market = project.JobMarket.deploy(

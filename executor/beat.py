@@ -3,8 +3,9 @@
 past their challenge window, send the deadline transitions that are due, follow our jobs under
 verification (every Disputed job of ours the index shows, and the drawn ones: reveal, advance),
 withdraw earnings, and recover jobs whose task died (re-queue it, adopt claims the chain shows
-without a local record, remove orphan containers), and keep the anchor block hashes of our
-submitted jobs before the EVM forgets them (:func:`record_anchors`).
+without a local record, remove orphan containers), and keep the anchor block randomness of our
+submitted jobs before the EVM forgets it (:func:`record_anchors`: a block hash recorded, or a
+header proved).
 
 Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks` wraps them.
 """
@@ -20,7 +21,7 @@ from depin.client import BPS
 from depin.deployment import to_wei
 from depin.market import JobStatus
 from depin.transactions import TxDropped, TxReverted
-from executor import queue, verification, verifier
+from executor import anchors, queue, verification, verifier
 from executor.containers import reap_orphans
 from executor.execution import same
 from executor.provider import reopen_if_undone
@@ -51,6 +52,13 @@ RECORD_ANCHOR_AFTER = 64  # blocks: an anchor this old whose job is still Submit
 RECORD_ANCHOR_UNTIL = BLOCKHASH_WINDOW - 16  # blocks: the last age tried (the transaction must be
 #   mined while the hash is readable: 16 blocks to get in); the beat normally records by age ~65
 RECORD_ANCHOR_LIMIT = 10  # record transactions per beat (each anchor once; jobs sharing it count once)
+# HeaderRandomness (randomness = "header"): the draw reads the anchor block's prevrandao, which only
+# a proof of the block's header (HeaderRandomness.prove) makes readable, and only while
+# blockhash(anchor) is available. Nothing can read the draw before (isDrawn says "not ready", the
+# job cannot be finalized), so the anchor is proved as soon as it is mined (age >= 1), up to
+# RECORD_ANCHOR_UNTIL like a record.
+PROVE_ANCHOR_AFTER = anchors.PROVE_ANCHOR_AFTER
+ANCHOR_SOURCES = ("blockhash", "header")  # the randomness sources whose anchors expire
 ANCHOR_SCAN_LIMIT = 2_000  # submitted jobs looked at per beat, latest challenge deadline first
 
 
@@ -355,6 +363,10 @@ def record_anchors(rt: Runtime) -> int:
     whose draw the block hash decides (0 < p_job < 100 %), still Submitted once its anchor is
     :data:`RECORD_ANCHOR_AFTER` blocks old and at most :data:`RECORD_ANCHOR_UNTIL`: without it the
     market counts the job as drawn once the hash is gone, and the job waits for a whole audit.
+    With ``HeaderRandomness`` (deployment parameter ``randomness = "header"``) it proves the anchor
+    block's header instead (``HeaderRandomness.prove``, the header fetched and checked against the
+    node's block hash by :func:`depin.chain.header.block_header`) from :data:`PROVE_ANCHOR_AFTER`
+    block old: before that proof nobody can read the draw.
     Each anchor once (jobs submitted in one block share it), confirmed on the chain first (a job
     still Submitted with that anchor, the hash not recorded yet). Idempotent across crashes: the
     transaction's hashes are in ``{e}:anchors`` (:attr:`depin.keys.ExecKeys.anchors`; entries older than the block hash window trimmed) before it is broadcast, and one still known to
@@ -367,7 +379,8 @@ def record_anchors(rt: Runtime) -> int:
     # stays Submitted until an auditor opens its case: its anchor's hash is still what the court
     # draws that auditor from.
     ids += [str(j) for j in sorted(verification.watched(rt))[:ANCHOR_SCAN_LIMIT]]
-    if not ids or rt.deployment.parameters.get("randomness", "blockhash") != "blockhash":
+    source = rt.deployment.parameters.get("randomness", "blockhash")
+    if not ids or source not in ANCHOR_SOURCES:
         return 0  # MockRandomness (tests, simulations) never expires
     jobs: dict[int, list[int]] = {}  # anchor -> our jobs the index shows Submitted with it
     for j, fields in zip(ids, rt.reader.jobs_fields(ids, ["status", "anchorBlock", "auditBps"]), strict=True):
@@ -376,7 +389,8 @@ def record_anchors(rt: Runtime) -> int:
     if not jobs:
         return 0
     head = rt.client.block_number()
-    due = sorted(a for a in jobs if RECORD_ANCHOR_AFTER <= head - a <= RECORD_ANCHOR_UNTIL)
+    after = PROVE_ANCHOR_AFTER if source == "header" else RECORD_ANCHOR_AFTER
+    due = sorted(a for a in jobs if after <= head - a <= RECORD_ANCHOR_UNTIL)
     if not due:
         return 0
     key = rt.xkeys.anchors
@@ -391,7 +405,8 @@ def record_anchors(rt: Runtime) -> int:
             continue
         if sent >= RECORD_ANCHOR_LIMIT:
             break
-        sent += record_anchor(rt, anchor, jobs[anchor], mark.removeprefix("pending:").split(",") if mark else [])
+        pending = mark.removeprefix("pending:").split(",") if mark else []
+        sent += prove_anchor(rt, anchor, jobs[anchor], pending) if source == "header" else record_anchor(rt, anchor, jobs[anchor], pending)
     return sent
 
 
@@ -439,6 +454,12 @@ def record_anchor(rt: Runtime, anchor: int, job_ids: list[int], pending: list[st
 def anchor_recorded(rt: Runtime, anchor: int) -> bool:
     """Whether ``BlockhashRandomness.recorded(anchor)`` holds the hash already."""
     return bytes(rt.client.read(rt.client.contracts.blockhash_randomness.recorded(anchor))) != bytes(32)
+
+
+def prove_anchor(rt: Runtime, anchor: int, job_ids: list[int], pending: list[str]) -> int:
+    """One anchor of :func:`record_anchors` with ``HeaderRandomness``: 1 when our proof of block
+    `anchor`'s header was mined, else 0 (:func:`executor.anchors.prove`)."""
+    return anchors.prove(rt, anchor, pending, lambda: [j for j in job_ids if _draw_needs(rt.job(j), anchor)])
 
 
 def _draw_needs(job: Any, anchor: int) -> bool:

@@ -105,7 +105,7 @@ from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus
 from depin.spec import JobSpec, parse_spec
 from depin.transactions import TxReverted
-from executor import queue
+from executor import anchors, queue
 from executor.containers import LABEL_EXECUTOR, MIB, ImageUnavailable, check_image, container_name
 from executor.execute import Outcome, PolicyRefused, execute
 from executor.execution import load_spec, same
@@ -321,6 +321,8 @@ def consider(rt: Runtime, job_id: int) -> int:
     seating = now <= int(case["seatDeadline"]) and int(case["taken"]) < k
     if not seating and (now > int(case["commitDeadline"]) or int(case["taken"]) == 0):
         return 0
+    if seating and anchors.uses_headers(rt):  # nobody's seat is known until the round's anchor is proved
+        anchors.prove_if_due(rt, int(case["anchor"]), lambda: [job_id])
     taken = 0
     checked: dict[str, Decision] = {}  # the inputs are fetched once for all our seats of the round
     for seat in range(k):

@@ -24,8 +24,8 @@ from eth_utils import keccak
 
 from depin.keys import ExecKeys
 from depin.market import JobStatus
-from executor import beat
-from executor.beat import BLOCKHASH_WINDOW, RECORD_ANCHOR_AFTER, RECORD_ANCHOR_UNTIL
+from executor import anchors, beat
+from executor.beat import BLOCKHASH_WINDOW, PROVE_ANCHOR_AFTER, RECORD_ANCHOR_AFTER, RECORD_ANCHOR_UNTIL
 from tests.indexer.services import RedisServer
 
 from .stack import PROVIDER, PROVIDER2, REQUESTER, Stack, spec, terms_for, wait_for
@@ -128,6 +128,9 @@ class _Chain:
         self.hold = False
         self.contracts = SimpleNamespace(blockhash_randomness=SimpleNamespace(
             recorded=lambda a: ("recorded", a), record=lambda a: SimpleNamespace(to="0xrnd", data=str(a), what="BlockhashRandomness.record"),
+        ), header_randomness=SimpleNamespace(  # a header is b"header <n>" here (block_header is faked)
+            proved=lambda a: ("recorded", a),
+            prove=lambda h: SimpleNamespace(to="0xrnd", data=h.decode().split()[1], what="HeaderRandomness.prove"),
         ))
         self.tx = SimpleNamespace(estimate_gas=lambda to, data, what: 50_000, broadcast=self._broadcast, wait=self._wait)
 
@@ -254,3 +257,49 @@ def test_nothing_to_do_is_cheap(r: redis.Redis) -> None:
     assert beat.record_anchors(rt) == 0 and calls == []  # MockRandomness never expires
     rt = _runtime(r, chain, index)
     assert beat.record_anchors(rt) == 0 and calls == ["head"] and chain.sent == []
+
+
+# ------------------------------------------------------------------------------------ HeaderRandomness
+
+
+def test_header_source_proves_each_anchor_once_from_its_first_block(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With randomness = "header" nobody can read a draw before its anchor's header is proved: the
+    executor proves it as soon as the anchor is mined (PROVE_ANCHOR_AFTER), each anchor once, until
+    RECORD_ANCHOR_UNTIL, with the header the gateway fetched and checked."""
+    fetched: list[int] = []
+
+    def header(rpc: Any, n: int) -> bytes:
+        fetched.append(n)
+        return b"header %d" % n
+
+    monkeypatch.setattr(anchors, "block_header", header)
+    chain, index = _Chain(head=1_000), _Index()
+    _job(chain, index, 1, 1_000)  # the head itself: not mined past yet
+    _job(chain, index, 2, 1_000 - PROVE_ANCHOR_AFTER)
+    _job(chain, index, 3, 1_000 - PROVE_ANCHOR_AFTER)  # same anchor: one proof
+    _job(chain, index, 4, 1_000 - RECORD_ANCHOR_UNTIL - 1)  # too old to get in
+    _job(chain, index, 5, 1_000 - 50, audit_bps=0)  # never drawn
+    rt = _runtime(r, chain, index, randomness="header")
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [1_000 - PROVE_ANCHOR_AFTER] and fetched == [1_000 - PROVE_ANCHOR_AFTER]
+    assert beat.record_anchors(rt) == 0
+    chain.head += 1
+    assert beat.record_anchors(rt) == 1
+    assert chain.sent == [999, 1_000]
+
+
+def test_header_source_retries_a_header_it_could_not_check(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header whose local hash check fails (HeaderError) is not sent, nor marked done: next beat."""
+    from depin.chain.header import HeaderError
+
+    def broken(rpc: Any, n: int) -> bytes:
+        raise HeaderError(f"block {n}: the encoded header hashes to something else")
+
+    monkeypatch.setattr(anchors, "block_header", broken)
+    chain, index = _Chain(head=1_000), _Index()
+    _job(chain, index, 1, 990)
+    rt = _runtime(r, chain, index, randomness="header")
+    assert beat.record_anchors(rt) == 0 and chain.sent == []
+    assert r.hget(rt.xkeys.anchors, "990") is None
+    monkeypatch.setattr(anchors, "block_header", lambda rpc, n: b"header %d" % n)
+    assert beat.record_anchors(rt) == 1 and chain.sent == [990]

@@ -173,6 +173,7 @@ def rt(redis_server: RedisServer, tmp_path: Path, court: Court, runs: list[dict[
         state=r, xkeys=ExecKeys(31337, "0xmarket", "verifier", ME), address=ME, instance="verifier-test", chain_id=31337,
         state_dir=tmp_path / "state", work_root=tmp_path / "work", lease_ttl=5, chain_now=lambda: court.now, config=config,
         client=court, docker=None, store=SimpleNamespace(remove=lambda name: None),
+        deployment=SimpleNamespace(parameters={"randomness": "blockhash"}),  # no header to prove
     )
     runtime.lease = lambda job_id: Lease(r, runtime.xkeys.lease(job_id), 5)
     runtime.job = lambda job_id: SimpleNamespace(status=JobStatus.SUBMITTED, provider=OTHER)

@@ -71,3 +71,21 @@ def test_the_indexer_loader_reports_a_bad_file_as_an_indexer_error(tmp_path: Pat
         indexer_load_deployment(tmp_path / "1.json")
     full = write_deployment(deployment(1337), tmp_path)
     assert indexer_load_deployment(full) == deployment(1337)
+
+
+SOURCES = [("blockhash", "BlockhashRandomness"), ("header", "HeaderRandomness"), ("mock", "MockRandomness")]
+
+
+@pytest.mark.parametrize(("source", "contract"), SOURCES)
+def test_the_randomness_source_is_a_deployment_choice(tmp_path: Path, source: str, contract: str) -> None:
+    """`randomness = "header"` (HeaderRandomness) is a parameters choice like the others; a typo is refused."""
+    from depin.deployment import DEFAULT_PARAMETERS_FILE, RANDOMNESS_CONTRACTS, ParametersError, load_parameters
+
+    text = DEFAULT_PARAMETERS_FILE.read_text(encoding="utf-8")
+    path = tmp_path / "parameters.toml"
+    path.write_text(text.replace('randomness = "blockhash"', f'randomness = "{source}"'), encoding="utf-8")
+    assert load_parameters(11155111, path).randomness == source
+    assert RANDOMNESS_CONTRACTS[source] == contract
+    path.write_text(text.replace('randomness = "blockhash"', 'randomness = "prevrandao"'), encoding="utf-8")
+    with pytest.raises((ParametersError, ValueError)):
+        load_parameters(11155111, path)

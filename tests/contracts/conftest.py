@@ -80,20 +80,24 @@ TEST_JOB_SLOTS = 3
 TEST_MAX_REWARD = Decimal(1_000_000)  # whole tokens
 
 
-def deploy_test_set(owner, params, *, mock: bool = True, job_slots: int = TEST_JOB_SLOTS) -> dict:
-    """RewardToken, MockRandomness (or BlockhashRandomness with `mock=False`), JobMarket with a
+def deploy_test_set(owner, params, *, mock: bool = True, header: bool = False, job_slots: int = TEST_JOB_SLOTS) -> dict:
+    """RewardToken, MockRandomness (or BlockhashRandomness with `mock=False`, HeaderRandomness with
+    `header=True`), JobMarket with a
     `job_slots`-entry job ring and a TestCourt whose views follow the devnet court parameters;
     `setParams` with that court."""
     from ape import project
 
     t, s, m, c = params.token, params.staking, params.market, params.court
     token = project.RewardToken.deploy(t.name, t.symbol, to_wei(t.cap), owner.address, to_wei(t.initial_supply), sender=owner)
-    if mock:
+    if header:
+        randomness = project.HeaderRandomness.deploy(sender=owner)
+    elif mock:
         randomness = project.MockRandomness.deploy(owner.address, b"\x00" * 31 + b"\x07", sender=owner)
     else:
         randomness = project.BlockhashRandomness.deploy(sender=owner)
+    native = not mock and not header  # the market reads blockhash(anchor) in place
     market = project.JobMarket.deploy(
-        token.address, randomness.address, not mock, m.draw_delay, job_slots, owner.address, to_wei(s.min_stake), s.unbonding_delay, sender=owner
+        token.address, randomness.address, native, m.draw_delay, job_slots, owner.address, to_wei(s.min_stake), s.unbonding_delay, sender=owner
     )
     court = project.TestCourt.deploy(
         market.address, c.required_challenge_window(m.draw_delay), c.max_horizon(m.max_runtime), sender=owner

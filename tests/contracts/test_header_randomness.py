@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import ape
 import pytest
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
-from depin.chain.header import MIX_HASH_FIELD, encode_header, header_fields, rlp_list, rlp_string
+from depin.chain import RpcClient
+from depin.chain.header import MIX_HASH_FIELD, block_header, encode_header, header_fields, rlp_list, rlp_string
 
-from .test_market import expect_event, reverts
+from .conftest import TOKEN, deploy_test_set
+from .test_market import RESULT_HASH, RESULT_URI, ZERO32, expect_event, post, reverts
 
 WINDOW = 256  # blocks for which blockhash(n) is available
 ERRORS = {
@@ -31,10 +35,10 @@ ERRORS = {
 
 
 def refused(method: Any, arg: Any, error: str, *args: int | None) -> None:
-    """The view `method(arg)` reverts with custom error `error` and these inputs (None: any value),
+    """The view `method(arg)` (a tuple: the arguments) reverts with custom error `error` and these inputs (None: any value),
     read from the node's raw revert data (ape does not decode the custom errors of view calls)."""
     contract = method.contract
-    data = "0x" + bytes(method.encode_input(arg)).hex()
+    data = "0x" + bytes(method.encode_input(*arg) if isinstance(arg, tuple) else method.encode_input(arg)).hex()
     with pytest.raises(Web3ContractLogicError) as info:
         contract.chain_manager.provider.web3.eth.call({"to": contract.address, "data": data})
     raw = bytes.fromhex(str(info.value.data).removeprefix("0x"))
@@ -125,6 +129,19 @@ def test_forged_or_altered_headers_are_rejected(chain, header_randomness, strang
     assert hr.status(n) == (False, False)
 
 
+def test_every_forks_field_list_parses(chain, header_randomness):
+    """Pre-London (15 fields) to Prague (21) and later forks' appended fields: number and mixHash
+    are read at fields 8 and 13 whatever follows."""
+    hr = header_randomness
+    n, block = past_block(chain)
+    fields = [rlp_string(f) for f in header_fields(block)]
+    mix = bytes.fromhex(block["mixHash"][2:])
+    extra = rlp_string(b"\x42" * 32)  # a field a later fork might append
+    for count in (15, 16, 17, 20, 21):
+        assert hr.parse(rlp_list((fields + [extra] * 21)[:count])) == (n, mix)
+    assert hr.parse(rlp_list(fields + [extra, extra])) == (n, mix)
+
+
 def test_malformed_rlp_is_rejected(chain, header_randomness):
     hr = header_randomness
     n, block = past_block(chain)
@@ -182,3 +199,87 @@ def test_the_last_provable_block(chain, header_randomness, stranger):
     tx = hr.prove(encode_header(block), sender=stranger)
     assert tx.block_number == n + WINDOW
     assert hr.status(n) == (True, False)
+
+
+def _drawn_by(value: bytes, job_id: int, audit_bps: int) -> bool:
+    """JobMarket._drawnBy: keccak256(abi.encode(r, jobId)) % 10000 < auditBps."""
+    return int.from_bytes(keccak(abi_encode(["bytes32", "uint256"], [value, job_id])), "big") % 10_000 < audit_bps
+
+
+def test_a_market_draw_from_a_proved_header(chain, owner, params, requester, provider, stranger):
+    """End to end on the market: a submitted job's draw is not readable (nor the job finalizable)
+    until its anchor's header is proved, the header coming from the executor's gateway
+    (depin.chain.header.block_header over a real RpcClient); then it is the anchor's prevrandao's
+    draw. A job whose anchor nobody proved in 256 blocks counts as drawn."""
+    c = deploy_test_set(owner, params, mock=False, header=True)
+    token, staking, market, hr = c["RewardToken"], c["ProviderStaking"], c["JobMarket"], c["Randomness"]
+    token.mint(requester, 1_000 * TOKEN, sender=owner)
+    token.mint(provider, 1_000 * TOKEN, sender=owner)
+    token.approve(market.address, 2**256 - 1, sender=requester)
+    token.approve(staking.address, 2**256 - 1, sender=provider)
+    staking.register(500 * TOKEN, "http://p", ZERO32, sender=provider)
+    ids = []
+    for n in range(2):
+        post(market, requester, n=n)
+        jid = market.jobCount()
+        market.claimJob(jid, sender=provider)
+        market.submitResult(jid, RESULT_HASH, RESULT_URI, sender=provider)
+        ids.append(jid)
+    first, second = (market.getJob(i) for i in ids)
+    assert 0 < first.auditBps < 10_000
+    chain.mine(2)
+    assert chain.blocks.head.number > first.anchorBlock
+    refused(market.isDrawn, ids[0], "RandomnessNotReady", first.anchorBlock, None)
+    chain.pending_timestamp = max(first.deadline, second.deadline) + 1
+    with ape.reverts():  # RandomnessNotReady: not provable by finalize itself
+        market.finalize(ids[0], sender=stranger)
+    rpc = RpcClient.from_url(chain.provider.http_uri)
+    header = block_header(rpc, first.anchorBlock)
+    hr.prove(header, sender=stranger)
+    mix = bytes.fromhex(block_json(chain, first.anchorBlock)["mixHash"][2:])
+    drawn = _drawn_by(mix, ids[0], first.auditBps)
+    assert market.isDrawn(ids[0]) == drawn
+    if drawn:
+        with ape.reverts():  # JobDrawn
+            market.finalize(ids[0], sender=stranger)
+    else:
+        market.finalize(ids[0], sender=stranger)
+        assert market.getJob(ids[0]).status != first.status
+    # the second job's anchor (another block) is never proved: expired, it counts as drawn
+    chain.provider.make_request("anvil_mine", [hex(WINDOW + 2)])
+    assert hr.status(second.anchorBlock) == (False, True)
+    assert market.isDrawn(ids[1]) is True
+
+
+def test_a_court_audit_draw_from_a_proved_header(accounts, project, chain):
+    """End to end on the real VerificationCourt (behind the MarketStub): the auditor of a job is not
+    known, and the audit cannot start, until the anchor's header is proved; then the drawn auditor
+    starts the audit."""
+    from .test_court import COLLATERAL, GOOD, STAKE, E, R, params_tuple, provider_commitment
+
+    owner, requester, provider, v1, v2, v3 = accounts[:6]
+    token = project.RewardToken.deploy("Test", "TST", 10**30, owner, 0, sender=owner)
+    token.grantRole(token.MINTER_ROLE(), owner, sender=owner)
+    hr = project.HeaderRandomness.deploy(sender=owner)
+    market = project.MarketStub.deploy(token, hr, 1, sender=owner)
+    engine = project.CourtEngine.deploy(sender=owner)
+    court = project.VerificationCourt.deploy(market, token, owner, params_tuple(), engine, sender=owner)
+    token.mint(market, 100_000 * TOKEN, sender=owner)
+    for v in (v1, v2, v3):
+        token.mint(v, 100_000 * TOKEN, sender=owner)
+        token.approve(court, 2**256 - 1, sender=v)
+        court.join(STAKE, 0, sender=v)
+    chain.mine(3)  # past activationDelayBlocks
+    job_id = market.jobCount() + 1
+    commitment = provider_commitment(provider.address, job_id, GOOD)
+    market.createJob(requester, provider, R, COLLATERAL, E, commitment, 10, 100, 10_000, court, sender=owner)
+    anchor = market.verificationInfo(job_id).anchorBlock
+    chain.mine(2)
+    refused(court.drawnFor, (job_id, 0, 0), "RandomnessNotReady", anchor, None)
+    with ape.reverts():  # RandomnessNotReady: nobody is drawn yet
+        court.startAudit(job_id, sender=v1)
+    hr.prove(block_header(RpcClient.from_url(chain.provider.http_uri), anchor), sender=requester)
+    auditor = court.drawnFor(job_id, 0, 0)
+    assert auditor in {v1.address, v2.address, v3.address}
+    court.startAudit(job_id, sender=next(v for v in (v1, v2, v3) if v.address == auditor))
+    assert court.getCase(job_id).phase != 0

@@ -23,6 +23,7 @@ log = logging.getLogger("executor.tasks")
 
 BLOCKHASH_WINDOW = 256  # blocks after which blockhash(n) reads zero (EVM): the header is unprovable
 PROVE_ANCHOR_AFTER = 1  # blocks: an anchor is provable once mined
+FALLBACK_AFTER = 16  # blocks: a verifier proves a job's anchor its provider has left unproved this long
 PROVED = "recorded"  # the mark of a done anchor in {e}:anchors (shared with block hash records)
 
 
@@ -90,13 +91,14 @@ def prove(rt: Runtime, anchor: int, pending: list[str], needed: Callable[[], lis
     return 1
 
 
-def prove_if_due(rt: Runtime, anchor: int, needed: Callable[[], list[int]]) -> int:
-    """Proves block `anchor`'s header if the deployment draws from headers, the anchor is mined and
-    still provable, and no proof of it is done or pending (per ``{e}:anchors``); see :func:`prove`."""
+def prove_if_due(rt: Runtime, anchor: int, needed: Callable[[], list[int]], *, after: int = PROVE_ANCHOR_AFTER) -> int:
+    """Proves block `anchor`'s header if the deployment draws from headers, the anchor is at least
+    `after` blocks old and still provable, and no proof of it is done or pending (per
+    ``{e}:anchors``); see :func:`prove`."""
     if anchor <= 0 or not uses_headers(rt):
         return 0
     age = rt.client.block_number() - anchor
-    if not PROVE_ANCHOR_AFTER <= age < BLOCKHASH_WINDOW:
+    if not after <= age < BLOCKHASH_WINDOW:
         return 0
     mark = str(rt.state.hget(rt.xkeys.anchors, str(anchor)) or "")
     if mark == PROVED:

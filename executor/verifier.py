@@ -305,8 +305,11 @@ def consider(rt: Runtime, job_id: int) -> int:
         if job.status != JobStatus.SUBMITTED or same(job.provider, rt.address):
             return 0
         drawn = client.is_drawn(job_id)
-        if drawn is None:
-            return 0  # the anchor's randomness is not readable yet: next pass
+        if drawn is None:  # the anchor's randomness is not readable yet: next pass
+            # HeaderRandomness: its provider proves the anchor at once; one that did not (a provider
+            # hoping the anchor expires unread) is proved for it, a few blocks later
+            anchors.prove_if_due(rt, job.anchor_block, lambda: [job_id], after=anchors.FALLBACK_AFTER)
+            return 0
         if not drawn:
             rt.state.sadd(rt.xkeys.undrawn, str(job_id))
             return 0

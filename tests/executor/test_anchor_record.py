@@ -303,3 +303,18 @@ def test_header_source_retries_a_header_it_could_not_check(r: redis.Redis, monke
     assert r.hget(rt.xkeys.anchors, "990") is None
     monkeypatch.setattr(anchors, "block_header", lambda rpc, n: b"header %d" % n)
     assert beat.record_anchors(rt) == 1 and chain.sent == [990]
+
+
+def test_a_verifier_proves_an_anchor_its_provider_left_unproved(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """executor.verifier.consider's fallback (anchors.prove_if_due with FALLBACK_AFTER): nothing
+    before that age, nothing with block hashes, once after it."""
+    monkeypatch.setattr(anchors, "block_header", lambda rpc, n: b"header %d" % n)
+    chain, index = _Chain(head=1_000), _Index()
+    rt = _runtime(r, chain, index, randomness="header")
+    young = 1_000 - anchors.FALLBACK_AFTER + 1
+    assert anchors.prove_if_due(rt, young, lambda: [7], after=anchors.FALLBACK_AFTER) == 0
+    assert anchors.prove_if_due(_runtime(r, chain, index), young - 1, lambda: [7], after=anchors.FALLBACK_AFTER) == 0
+    assert chain.sent == []
+    assert anchors.prove_if_due(rt, young - 1, lambda: [7], after=anchors.FALLBACK_AFTER) == 1
+    assert anchors.prove_if_due(rt, young - 1, lambda: [7], after=anchors.FALLBACK_AFTER) == 0  # done
+    assert chain.sent == [young - 1]

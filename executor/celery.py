@@ -13,6 +13,11 @@ one Redis without ever taking each other's tasks.
   the reveals of ``depin.follow``), consumed by one worker with concurrency 1: one nonce sequence
   per key, and no two actions of this executor racing on one job.
 
+Tasks are sent to a queue by its name (the default exchange), never through a named exchange: kombu's
+Redis transport would route those through binding keys (``_kombu.binding.*``) that a FLUSHDB or a
+Redis restarted without its data removes, and every task sent before the sender reconnected would
+be dropped (tests/executor/test_broker_flush.py).
+
 **Reliability (DESIGN.md "Executor rules").** ``task_acks_late`` (a message is acknowledged when
 the task ends, so a dead worker's task is delivered again), ``task_reject_on_worker_lost`` (a pool
 process killed mid-task requeues its message at once) with a **redelivery cap**: every job task
@@ -126,7 +131,11 @@ def settings(config: DepinConfig, *, broker_url: str, key_prefix: str) -> dict:
         ),
         "task_default_exchange": CHAIN,
         "task_default_routing_key": CHAIN,
-        "task_routes": {name: {"queue": queue, "exchange": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        # The queue only: Celery then sends to the queue by name (the default exchange), which kombu's
+        # Redis transport delivers without the exchange's binding set (``_kombu.binding.<exchange>``).
+        # A named exchange here made every task sent after a FLUSHDB (a Redis restarted without its
+        # data) vanish until the sender reconnected and declared its queues again.
+        "task_routes": {name: {"queue": queue} for name, queue in ROUTES.items()},
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,

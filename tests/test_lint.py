@@ -105,6 +105,32 @@ def test_readme_boundaries_name_real_tests() -> None:
     assert not missing, f"README names tests that do not exist: {missing}"
 
 
+def solidity_sources(folder: Path) -> list[str]:
+    """The project's Solidity files under `folder`, relative to ROOT when inside it: hidden folders
+    left out. ``ape compile`` copies its dependencies' sources (OpenZeppelin) into
+    ``contracts/.cache`` (gitignored), which is not our code and not in Foundry's style: given the
+    folder, ``forge fmt --check`` read them too and failed in any clone that had compiled."""
+    found = (p for p in sorted(folder.rglob("*.sol")) if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in found]
+
+
 def test_solidity_formatted() -> None:
-    proc = run([str(ROOT / "tools" / "forge"), "fmt", "--check", "contracts"])
+    sources = solidity_sources(ROOT / "contracts")
+    assert sources, "no Solidity file under contracts/"
+    proc = run([str(ROOT / "tools" / "forge"), "fmt", "--check", *sources])
     assert proc.returncode == 0, "run `tools/forge fmt contracts`:\n" + proc.stdout + proc.stderr
+
+
+def test_the_format_check_skips_apes_dependency_cache(tmp_path: Path) -> None:
+    """A badly formatted file in ``contracts/.cache`` (where ``ape compile`` puts OpenZeppelin's
+    sources) fails ``forge fmt --check`` on the folder, never the check of :func:`solidity_sources`."""
+    contracts = tmp_path / "contracts"
+    (contracts / ".cache" / "dep").mkdir(parents=True)
+    (contracts / "Ours.sol").write_text("// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n\ncontract Ours {}\n")
+    (contracts / ".cache" / "dep" / "Theirs.sol").write_text("pragma solidity ^0.8.0;\ncontract   Theirs {  }\n")
+    forge = str(ROOT / "tools" / "forge")
+    assert run([forge, "fmt", "--check", str(contracts)]).returncode != 0, "forge fmt no longer reads hidden folders"
+    sources = solidity_sources(contracts)
+    assert sources == [str(contracts / "Ours.sol")]
+    proc = run([forge, "fmt", "--check", *sources])
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -24,6 +24,8 @@ from depin.transactions import TxDropped, TxReverted
 from executor import anchors, queue, verification, verifier
 from executor.containers import reap_orphans
 from executor.execution import same
+from executor.lease import IDLE_MARK
+from executor.lease import idle_confirmed as lease_idle_confirmed
 from executor.provider import reopen_if_undone
 from executor.runtime import Runtime
 
@@ -37,10 +39,6 @@ FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
 FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)
 RECHECK_LIMIT = 100  # submitted jobs compared with the index per beat (oldest challenge deadline first)
 DRAW_CHECK_LIMIT = 50  # isDrawn reads per beat for jobs whose anchor randomness is readable (check_draws)
-# Recovery's second look (recover_jobs): a job found idle (its lease free, its record unchanged) is
-# marked "<updated>@<time>" in this record field and re-queued only when a look at least a lease
-# TTL later finds the same `updated`.
-IDLE_MARK = "idle_seen"
 
 # Anchor block hashes (record_anchors). The draw of a submitted job reads blockhash(anchor), which the
 # EVM keeps for BLOCKHASH_WINDOW blocks only; once it is gone and nobody called
@@ -297,19 +295,9 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
 
 def idle_confirmed(rt: Runtime, job_id: int, rec: dict[str, str], now: float) -> bool:
     """Whether the idle job (lease free, record not moved) was found so at least a lease TTL ago
-    with the same ``updated``; else it is marked (:data:`IDLE_MARK`) and left for the next look.
-    A free lease alone does not prove the task dead: when Redis stalls or is unreachable for longer
-    than the lease TTL (a restart, a failover, a paused VM) the key expires on the server while its
-    holder lives. That holder's renewal takes the key again and touches ``updated`` within a third
-    of the TTL once Redis answers (:mod:`executor.lease`), so a second look a TTL later tells it
-    from a dead one. Re-queueing a live run would start the job again: the second run removes the
-    first one's container and work folder, and the restarted job can miss its deadline."""
-    mark = rec.get(IDLE_MARK, "")
-    seen_updated, _, seen_at = mark.partition("@")
-    if mark and seen_updated == rec.get("updated", "") and 0 <= now - float(seen_at or "inf"):
-        return now - float(seen_at) >= rt.lease_ttl
-    rt.state.hset(rt.xkeys.job(job_id), IDLE_MARK, f"{rec.get('updated', '')}@{now:.3f}")
-    return False
+    with the same ``updated`` (:func:`executor.lease.idle_confirmed`, the rule the verifier's seats
+    follow too); else it is marked and left for the next look."""
+    return lease_idle_confirmed(rt.state, rt.xkeys.job(job_id), rec, now, rt.lease_ttl)
 
 
 def recheck_submitted(rt: Runtime) -> int:

@@ -144,3 +144,28 @@ class Lease:
 def is_held(r: redis.Redis, key: str) -> bool:
     """Whether anybody holds the lease at `key` right now."""
     return bool(r.exists(key))
+
+
+# The second look of recovery (:func:`idle_confirmed`): a record found idle is marked
+# "<updated>@<time>" in this field, and its task is taken for dead only when a look at least a lease
+# TTL later finds the same `updated`.
+IDLE_MARK = "idle_seen"
+
+
+def idle_confirmed(r: redis.Redis, key: str, rec: dict[str, str], now: float, ttl: float) -> bool:
+    """Whether the record at `key` (a job's or a seat's hash, `rec` its fields), found idle (its
+    lease free, its ``updated`` old), was found so at least `ttl` seconds (a lease TTL) ago with the
+    same ``updated``; else it is marked (:data:`IDLE_MARK`) and False is returned: the caller looks
+    again later. A free lease alone does not prove the holder dead: when Redis stalls or is
+    unreachable for longer than the TTL (a restart, a failover, a paused VM), or its database is
+    wiped, the key is gone on the server while its holder lives. That holder's renewal takes the key
+    again, and touches ``updated`` (a lease with `touch`), within a third of the TTL once Redis
+    answers, so a second look a TTL later tells it from a dead one. Re-queueing a live run would
+    start the job again: the second run removes the first one's container and work folder, and the
+    restarted run can miss its deadline (a provider is then slashed, a verifier loses its bond)."""
+    mark = rec.get(IDLE_MARK, "")
+    seen_updated, _, seen_at = mark.partition("@")
+    if mark and seen_updated == rec.get("updated", "") and 0 <= now - float(seen_at or "inf"):
+        return now - float(seen_at) >= ttl
+    r.hset(key, IDLE_MARK, f"{rec.get('updated', '')}@{now:.3f}")
+    return False

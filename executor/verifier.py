@@ -110,7 +110,7 @@ from executor.containers import LABEL_EXECUTOR, MIB, ImageUnavailable, check_ima
 from executor.execute import Outcome, PolicyRefused, execute
 from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
-from executor.lease import Lease
+from executor.lease import IDLE_MARK, Lease, idle_confirmed
 from executor.policy import Decision, Policy
 from executor.results import write_durably
 from executor.runtime import Runtime
@@ -346,12 +346,14 @@ def consider(rt: Runtime, job_id: int) -> int:
 
 def adopt(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
     """A seat the chain shows held by us that we have no record of (the record of ``taking`` was
-    lost with Redis's unsaved writes while the transaction was mined): recorded seated and its
-    re-run queued, as if the take had been seen through, instead of leaving it to be burned as a
-    no-show."""
+    lost with Redis's unsaved writes while the transaction was mined, or the database wiped):
+    recorded seated, idle at once (``updated`` 0), and its re-run left to :func:`follow_seat`'s two
+    looks a lease TTL apart, instead of leaving it to be burned as a no-show. Not queued at once: a
+    re-run of ours may still be live (a wiped database does not end it; it takes its lease back
+    within a third of the TTL), and a second run would remove its container."""
     set_seat(rt, job_id, round_, seat, "seated", reason="held on chain with no record of ours: adopted")
+    rt.state.hset(rt.xkeys.seat(job_id, round_, seat), "updated", "0")
     log.warning("seat held on chain without a record: adopted", extra={"job": job_id, "round": round_, "seat": seat})
-    queue.send("depin.audit_run", job_id, round=round_, seat=seat)
 
 
 def posted_spec(rt: Runtime, job_id: int) -> JobSpec:
@@ -749,8 +751,9 @@ def past_time_limit(outcome: Outcome, limit: int, provider_code: Callable[[], in
 
 def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:
     """The lease of one seat's re-run: our seats of one job run side by side (a lease per job made
-    each wait for the other's whole run, past its commit deadline), each seat's at most once."""
-    return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl)
+    each wait for the other's whole run, past its commit deadline), each seat's at most once. Its
+    renewals keep the seat record's ``updated`` fresh (what :func:`follow_seat` reads)."""
+    return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl, touch=rt.xkeys.seat(job_id, round_, seat))
 
 
 def sibling_entry(rt: Runtime, job_id: int, round_: int, seat: int) -> SeatEntry | None:
@@ -925,10 +928,15 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
     if state == "computed":
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
-    idle = time.time() - float(rec.get("updated") or 0)
+    now = time.time()
+    idle = now - float(rec.get("updated") or 0)
     if state in ("seated", "running") and idle > RECOVER_AFTER and not rt.state.exists(seat_lease(rt, job_id, round_, seat).key):
-        set_seat(rt, job_id, round_, seat, reason="re-run queued again (its task died)")  # touch: not again before RECOVER_AFTER
-        queue.send("depin.audit_run", job_id, round=round_, seat=seat)
+        # Two looks a lease TTL apart, as for the provider's jobs: a free lease alone may be a live
+        # re-run's whose key a Redis stall or a wiped database took (:func:`executor.lease.idle_confirmed`).
+        if idle_confirmed(rt.state, rt.xkeys.seat(job_id, round_, seat), rec, now, rt.lease_ttl):
+            rt.state.hdel(rt.xkeys.seat(job_id, round_, seat), IDLE_MARK)
+            set_seat(rt, job_id, round_, seat, reason="re-run queued again (its task died)")  # touch: not again before RECOVER_AFTER
+            queue.send("depin.audit_run", job_id, round=round_, seat=seat)
         return 0
     if state not in ("committed", "revealed"):
         if state == "taking" and idle > RECOVER_AFTER:

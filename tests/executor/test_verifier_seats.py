@@ -48,7 +48,7 @@ from depin.spec import JobSpec, parse_spec
 from executor import queue, verifier
 from executor.execute import Outcome
 from executor.lease import Lease
-from tests.indexer.services import RedisServer
+from tests.indexer.services import RedisServer, wait_for
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = f"depin/busybox@{DIGEST}"
@@ -290,6 +290,9 @@ def test_a_jury_seat_held_on_chain_without_a_record_is_adopted_past_the_seat_dea
     rec = _record(rt, 9, 1, 1)
     assert rec["state"] == "seated" and "adopted" in rec["reason"], rec
     assert (9, 1, 1) in verifier.seats_in_hand(rt)
+    # its re-run is queued by the follow pass once two looks a lease TTL apart find no live task on it
+    assert rec["updated"] == "0" and sent == []
+    wait_for(lambda: verifier.follow_seats(rt) == 0 and sent, 30, "the adopted seat's re-run to be queued")
     assert sent == [("depin.audit_run", 9, {"round": 1, "seat": 1})]
     assert not _record(rt, 9, 1, 0)  # a seat held by someone else is left alone
     _drain(rt, sent)
@@ -310,3 +313,31 @@ def test_an_image_missing_here_declines_before_any_bond(rt, court, specs, sent, 
     specs[13] = _spec(max_runtime=10)
     assert verifier.consider(rt, 13) == 0 and court.sent == []
     assert _record(rt, 13, 1, 0)["reason"].startswith("the image is not available here")
+
+
+# ------------------------------------------------------------------------------------ recovery
+
+
+def test_a_live_rerun_whose_lease_key_vanished_is_never_queued_again(rt, court, sent) -> None:
+    """Found by review: the verifier re-queued a seat's re-run on one look at a free lease and a
+    stale record, while the provider's recovery needs two looks a lease TTL apart. A Redis stall
+    longer than the lease TTL (or a wiped database) takes the key of a live re-run; the second run
+    then removed its container and started it over, past the commit deadline (the bond lost).
+    Two seats `running`, their records stale, their lease keys gone: seat 0's re-run is alive,
+    seat 1's task died. Recovery only marks them at first; seat 0's holder takes its lease back and
+    its renewal touches the record (the seat's lease keeps it fresh), so it is never queued again;
+    seat 1 is, once a look a lease TTL later finds it unchanged."""
+    court.jury(7, commit_in=300, mine=(0, 1))
+    stale = f"{time.time() - verifier.RECOVER_AFTER - 60:.3f}"
+    for seat in (0, 1):
+        verifier.set_seat(rt, 7, 1, seat, "running")
+        rt.state.hset(rt.xkeys.seat(7, 1, seat), "updated", stale)
+    assert verifier.follow_seats(rt) == 0 and sent == []  # the first look only marks them
+    lease = verifier.seat_lease(rt, 7, 1, 0)
+    assert lease.touch == rt.xkeys.seat(7, 1, 0)  # a seat's renewals keep its record fresh
+    alive = Lease(rt.state, lease.key, ttl=30, touch=lease.touch)  # seat 0's holder (a longer TTL: it never lapses here)
+    assert alive.renew() and alive.holder() == alive.token and _record(rt, 7, 1, 0)["updated"] != stale
+    wait_for(lambda: verifier.follow_seats(rt) == 0 and sent, 30, "the dead seat's re-run to be queued")
+    assert sent == [("depin.audit_run", 7, {"round": 1, "seat": 1})]
+    rt.state.delete(lease.key)  # even with its lease gone again, its fresh record keeps seat 0 from recovery
+    assert verifier.follow_seats(rt) == 0 and sent == [("depin.audit_run", 7, {"round": 1, "seat": 1})]

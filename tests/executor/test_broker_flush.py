@@ -44,27 +44,33 @@ def test_tasks_sent_after_a_flushdb_are_delivered(server: RedisServer) -> None:
     broker = server.url(1)
     record = server.client(2)
     app = Celery("broker-flush-test", set_as_current=False)
-    app.conf.update(settings(DepinConfig(), broker_url=broker, key_prefix="depin-exec:test"))
+    conf = settings(DepinConfig(), broker_url=broker, key_prefix="depin-exec:test")
+    # Two test tasks routed exactly as a chain task (the beat's) and a compute task (the
+    # dispatcher's): the executor's own task names are taken by executor.tasks (Celery shares them
+    # with every app), and those need a configured executor.
+    tasks = {"test.chain": "depin.poke", "test.compute": "depin.run"}
+    conf["task_routes"].update({name: conf["task_routes"][like] for name, like in tasks.items()})
+    app.conf.update(conf)
 
-    @app.task(name="depin.poke", shared=False)
-    def poke(n: int) -> None:  # a chain-queue task name, as the beat sends it
+    @app.task(name="test.chain", shared=False)
+    def chain_task(n: int) -> None:
         redis.Redis.from_url(server.url(2)).sadd(DONE, f"chain:{n}")
 
-    @app.task(name="depin.run", shared=False)
-    def run(n: int) -> None:  # a compute-queue task name, as the dispatcher sends it
+    @app.task(name="test.compute", shared=False)
+    def compute_task(n: int) -> None:
         redis.Redis.from_url(server.url(2)).sadd(DONE, f"compute:{n}")
 
-    def send(name: str, n: int) -> None:  # what executor.queue.send does
-        app.send_task(name, args=[n], queue=ROUTES[name])
+    def send(name: str, n: int) -> None:  # what executor.queue.send does, for the task it stands for
+        app.send_task(name, args=[n], queue=ROUTES[tasks[name]])
 
     with start_worker(app, pool="solo", queues=[CHAIN, COMPUTE], perform_ping_check=False, shutdown_timeout=30):
-        send("depin.poke", 1)
-        send("depin.run", 1)
+        send("test.chain", 1)
+        send("test.compute", 1)
         wait_for(lambda: record.scard(DONE) == 2, 60, "the tasks sent before the flush to run")
         state = server.client(1)
         assert state.keys("*_kombu.binding.*"), "the broker's queue bindings"
         state.flushdb()  # the broker's bindings, queues and records are gone; sender and worker stay connected
-        send("depin.poke", 2)
-        send("depin.run", 2)
+        send("test.chain", 2)
+        send("test.compute", 2)
         wait_for(lambda: record.scard(DONE) == 4, 60, "the tasks sent after the flush to run")
     assert record.smembers(DONE) == {"chain:1", "compute:1", "chain:2", "compute:2"}

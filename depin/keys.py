@@ -293,6 +293,12 @@ class ExecKeys:
         ``pending:<tx hashes>`` (our record transaction, written before each version is broadcast)."""
         return f"{self.prefix}:anchors"
 
+    @property
+    def orphans(self) -> str:
+        """Containers of this executor the reaper found orphaned (:func:`executor.beat.reap`, a
+        hash): container id -> when first found so (unix time); removed a lease TTL later if still so."""
+        return f"{self.prefix}:orphans"
+
     def canary(self, job_id: int) -> str:
         """The canary operator's record of one canary job (:mod:`executor.canary`)."""
         return f"{self.prefix}:canary:{job_id}"

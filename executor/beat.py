@@ -22,7 +22,7 @@ from depin.deployment import to_wei
 from depin.market import JobStatus
 from depin.transactions import TxDropped, TxReverted
 from executor import anchors, queue, verification, verifier
-from executor.containers import reap_orphans
+from executor.containers import LABEL_LEASE, reap_orphans
 from executor.execution import same
 from executor.lease import IDLE_MARK
 from executor.lease import idle_confirmed as lease_idle_confirmed
@@ -285,7 +285,7 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
         level = logging.ERROR if tries > MAX_RECOVERIES else logging.WARNING
         log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": queue.NEXT_TASK[state], "attempt": tries})
     if "provider" in rt.roles:
-        requeued += adopt_orphaned_claims(rt)
+        adopt_orphaned_claims(rt)  # recorded only: the next passes' two looks queue their runs
         requeued += recheck_submitted(rt)
     reap(rt, active)
     if "provider" in rt.roles:
@@ -317,7 +317,11 @@ def recheck_submitted(rt: Runtime) -> int:
 
 def adopt_orphaned_claims(rt: Runtime) -> int:
     """Jobs the chain (through the index) shows Claimed by us but that have no local record: the
-    executor's database was lost or wiped. They are ours to finish: recorded as claimed and run."""
+    executor's database was lost or wiped. They are ours to finish: recorded as claimed, idle at
+    once (``updated`` 0), and left to recovery's two looks (:func:`recover_jobs`), which queue the
+    run a lease TTL later unless a live task holds the job: a wiped database does not end a running
+    task, which takes its lease back and, now that the record exists again, keeps it fresh. A run
+    queued at once could take the lease before that task does and remove its live container."""
     adopted = 0
     for job_id in sorted(rt.reader.claimed_by(rt.address)):
         if rt.state.exists(rt.xkeys.job(job_id)):
@@ -326,21 +330,71 @@ def adopt_orphaned_claims(rt: Runtime) -> int:
         if job.status != JobStatus.CLAIMED or not same(job.provider, rt.address):
             continue
         rt.set_record(job_id, "claimed", reason="found claimed on chain without a local record")
-        queue.send("depin.run", job_id)
+        rt.state.hset(rt.xkeys.job(job_id), "updated", "0")
         adopted += 1
         log.warning("claimed job adopted from the chain", extra={"job": job_id})
     return adopted
 
 
-def reap(rt: Runtime, active: list[int]) -> None:
-    """Removes this executor's containers of jobs no longer in hand (best effort)."""
+def reap(rt: Runtime, active: list[int]) -> list[str]:
+    """Removes this executor's containers whose run is over (best effort); returns their names.
+
+    A container is left alone while its job (`active`) or seat (:func:`executor.verifier.live_containers`)
+    is in hand, or while the lease its run holds (the container's ``depin.lease`` label) is held.
+    Any other one is removed only when two looks at least a lease TTL apart find it so (the first
+    look is kept in ``{e}:orphans``, container id -> time). One look is not enough: a Redis stall
+    longer than the lease TTL, or a wiped database (FLUSHDB, a restart without persistence), takes
+    the records, the sets in hand and the lease keys of runs that are still live. Such a run takes
+    its lease back within a third of the TTL (:mod:`executor.lease`), so the second look sees it
+    held; removing its container instead had the job restarted or missed (a provider slashed, a
+    verifier's bond lost)."""
     try:
-        live = {rt.container_name(j) for j in active} | verifier.live_containers(rt)
-        removed = reap_orphans(rt.docker, live, instance=rt.instance)
-        if removed:
-            log.warning("orphan containers removed", extra={"containers": ",".join(removed)})
+        removed = reap_containers(rt, active)
     except Exception as exc:  # noqa: BLE001 - the reaper is best effort; the next beat tries again
         log.info("reaper skipped", extra={"error": str(exc)[:200]})
+        return []
+    if removed:
+        log.warning("orphan containers removed", extra={"containers": ",".join(removed)})
+    return removed
+
+
+def reap_containers(rt: Runtime, active: list[int]) -> list[str]:
+    """One look of the reaper (:func:`reap`, which this is without its error handling); the names
+    of the containers removed."""
+    live = {rt.container_name(j) for j in active} | verifier.live_containers(rt)
+    now = time.time()
+    marks = cast(dict[str, str], rt.state.hgetall(rt.xkeys.orphans))
+    looked: set[str] = set()
+
+    def confirm(container_id: str, name: str, labels: dict[str, str]) -> bool:
+        looked.add(container_id)
+        return orphaned(rt, container_id, name, labels, marks.get(container_id), now)
+
+    removed = reap_orphans(rt.docker, live, instance=rt.instance, confirm=confirm)
+    if stale := set(marks) - looked:  # containers gone, or in hand again: a later orphan starts over
+        rt.state.hdel(rt.xkeys.orphans, *stale)
+    return removed
+
+
+def orphaned(rt: Runtime, container_id: str, name: str, labels: dict[str, str], mark: str | None, now: float) -> bool:
+    """The reaper's look at one container that is not in hand (:func:`reap`): True when its run's
+    lease is free now and was found free by a look at least a lease TTL ago (`mark`: that look's
+    time); otherwise the look is recorded (or a live run's mark dropped) and False returned."""
+    key = rt.xkeys.orphans
+    lease = labels.get(LABEL_LEASE)
+    if lease and rt.state.exists(lease):  # its run is live
+        if mark is not None:
+            rt.state.hdel(key, container_id)
+        return False
+    first = float(mark or "nan")
+    if 0 <= now - first:  # (a mark "in the future", the clock went back, or none: this is the first look)
+        if now - first < rt.lease_ttl:
+            return False
+        rt.state.hdel(key, container_id)
+        return True
+    rt.state.hset(key, container_id, f"{now:.3f}")
+    log.info("container without a live run; removed if a look a lease TTL later finds it so", extra={"container": name})
+    return False
 
 
 # ---------------------------------------------------------------------------------------- anchors

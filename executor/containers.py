@@ -104,7 +104,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +189,7 @@ KILL_GRACE = 10.0
 LABEL_MANAGED = "depin.managed"
 LABEL_JOB = "depin.job"
 LABEL_EXECUTOR = "depin.executor"
+LABEL_LEASE = "depin.lease"  # the Redis key of the lease its run holds (the reaper's liveness check)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 SECCOMP_PROFILE = Path(__file__).resolve().with_name("seccomp.json")
 PROBE_LABEL = "sandbox-probe"
@@ -888,9 +889,13 @@ def managed_containers(client: docker.DockerClient, *, instance: str | None = No
         return client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
 
 
-def reap_orphans(client: docker.DockerClient, live_names: Iterable[str], *, instance: str | None = None) -> list[str]:
+def reap_orphans(
+    client: docker.DockerClient, live_names: Iterable[str], *, instance: str | None = None,
+    confirm: Callable[[str, str, dict[str, str]], bool] | None = None,
+) -> list[str]:
     """Removes the project's labelled containers whose name is not in `live_names` (the containers
-    that running tasks own); returns the removed names.
+    that running tasks own) and, with `confirm`, that ``confirm(id, name, labels)`` finds orphaned
+    (the executor's rule: :func:`executor.beat.reap`); returns the removed names.
 
     Pass `instance` (the ``depin.executor`` label value) to touch only this executor's containers
     when several executors share one engine. The caller must include every container it is about
@@ -901,6 +906,8 @@ def reap_orphans(client: docker.DockerClient, live_names: Iterable[str], *, inst
     removed = []
     for container in managed_containers(client, instance=instance):
         if container.name in live:
+            continue
+        if confirm is not None and not confirm(container.id, container.name, dict(container.labels or {})):
             continue
         if remove_container(client, container.id):
             removed.append(container.name)

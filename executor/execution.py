@@ -13,7 +13,7 @@ from typing import Any
 
 from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec, spec_hash
-from executor.containers import LABEL_EXECUTOR, MIB
+from executor.containers import LABEL_EXECUTOR, LABEL_LEASE, MIB
 from executor.execute import Outcome, execute
 from executor.results import Submission, prepare_submission
 from executor.runtime import PASSING_RECORD_TTL, Runtime
@@ -86,7 +86,7 @@ def execute_job(rt: Runtime, job_id: int, spec: JobSpec, role: str, input_deadli
         work_root=rt.work_root,
         store=rt.store,
         name=rt.container_name(job_id),
-        labels={LABEL_EXECUTOR: rt.instance},
+        labels={LABEL_EXECUTOR: rt.instance, LABEL_LEASE: rt.xkeys.lease(job_id)},  # the lease its run holds (the reaper reads it)
         limits_cap=rt.config.policy,
         input_allow_networks=rt.config.policy.input_allow_networks,
         max_input_bytes=rt.config.policy.max_input_mb * MIB,

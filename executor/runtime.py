@@ -39,6 +39,9 @@ prefix ``depin-exec:{chainId}:{market}:{role}:{address}`` (``{e}`` below):
 ``{e}:metrics`` (hash)
     The executor's Prometheus counters and histogram buckets, added to by every process
     (:mod:`executor.metrics`).
+``{e}:orphans`` (hash)
+    Containers of this executor the reaper found without a live run (container id -> unix time of
+    that look); removed when a look a lease TTL later finds them so (:func:`executor.beat.reap`).
 
 Record states: ``claiming`` (the dispatcher queued the claim) → ``claimed`` (mined: the run is
 queued) → ``running`` → ``outcome`` (result or failure recorded; the submission is queued) →

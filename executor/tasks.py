@@ -12,7 +12,8 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
 2. **Hold the job's lease** (:mod:`executor.lease`) while running or submitting, so that two
    deliveries of one job never work at once; a killed worker's lease expires after its TTL.
 3. **Deterministic container name** per job and role: a re-run removes its predecessor's container
-   first (:func:`executor.execute.execute`), and the reaper removes containers of jobs no longer in hand.
+   first (:func:`executor.execute.execute`), and the reaper removes containers of jobs no longer in hand
+   whose run's lease two looks a lease TTL apart find free (:func:`executor.beat.reap`).
 4. **Record before acting on the chain.** The outcome of a run (digest, URI, or failure code and
    evidence) is written to the job's record *before* the submission is queued; the archive is in the
    content-addressed store already. After a crash the record says "outcome", so a restart submits
@@ -23,7 +24,8 @@ How each job task stays safe (the crash-safety argument, in the order a job goes
    back a lease that expired during a Redis stall and its renewals keep the record fresh), gets its
    next task queued again. Broker redelivery
    (acks_late, visibility timeout) is the backstop, not the mechanism. A job the chain shows
-   claimed by us without any local record (the executor's database was lost) is adopted and run;
+   claimed by us without any local record (the executor's database was lost) is adopted, and run
+   once two such looks find no live task on it;
    a submitted one is finalized from the index. So the chain, not Redis, is the source of truth.
 6. **A job that beat this executor is never claimed again by it.** When its run crashes with an
    unexpected exception (recorded ``abandoned`` at once: no crash-and-rerun loop), a task gives it up

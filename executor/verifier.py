@@ -106,7 +106,7 @@ from depin.market import FailureCode, JobStatus
 from depin.spec import JobSpec, parse_spec
 from depin.transactions import TxReverted
 from executor import anchors, queue
-from executor.containers import LABEL_EXECUTOR, MIB, ImageUnavailable, check_image, container_name
+from executor.containers import LABEL_EXECUTOR, LABEL_LEASE, MIB, ImageUnavailable, check_image, container_name
 from executor.execute import Outcome, PolicyRefused, execute
 from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
@@ -705,7 +705,8 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
     try:
         outcome = execute(
             rt.docker, job_id=job_id, spec=spec, work_root=rt.work_root, store=rt.store,
-            name=audit_container(rt, job_id, round_, seat), labels={LABEL_EXECUTOR: rt.instance},
+            name=audit_container(rt, job_id, round_, seat),
+            labels={LABEL_EXECUTOR: rt.instance, LABEL_LEASE: seat_lease(rt, job_id, round_, seat).key},
             limits_cap=rt.config.policy.model_copy(update={"max_runtime": max(rt.config.policy.max_runtime, spec.resources.max_runtime)}),
             input_deadline=time.monotonic() + max(1, inputs_left), input_cache=input_cache(rt, job_id),
         )

@@ -49,10 +49,11 @@ from depin.config import ConfigError
 from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
 from depin.keys import broker_prefix
 from executor import metrics
+from executor.beat import reap_containers
 from executor.canary import journal as canary_journal
 from executor.canary import serve as serve_canary
 from executor.celery import CHAIN, COMPUTE, ROUTES, app, configure_app
-from executor.containers import output_cap_mountable, reap_orphans
+from executor.containers import output_cap_mountable
 from executor.dispatcher import Dispatcher
 from executor.engine import check_sandbox, connect
 from executor.health import start_heartbeat
@@ -192,12 +193,17 @@ def run_canary(config: Path | str | None, role: str | None) -> None:
 
 
 def reap(config: Path | str | None, role: str | None) -> list[str]:
-    """Removes this executor's containers whose job no task holds a lease on; returns their names."""
+    """Removes this executor's containers whose run is over, by the beat's rule
+    (:func:`executor.beat.reap`: neither in hand nor leased, on two looks a lease TTL apart: this
+    waits a lease TTL when the first look finds such a container); returns their names."""
     _configure(config, role)
     rt = get_runtime()
-    active = [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)]
-    live = {rt.container_name(j) for j in active if rt.state.exists(rt.xkeys.lease(j))}
-    return reap_orphans(rt.docker, live, instance=rt.instance)
+    removed: list[str] = []
+    for look in range(2):
+        removed += reap_containers(rt, [int(j) for j in rt.state.zrange(rt.xkeys.active, 0, -1)])
+        if look == 0 and rt.state.exists(rt.xkeys.orphans):
+            time.sleep(rt.lease_ttl)  # the second look (the first one is recorded in Redis)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------- supervisor

@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 import pytest
@@ -23,6 +24,7 @@ from depin.spec import JobSpec
 from executor.containers import (
     LABEL_EXECUTOR,
     LABEL_JOB,
+    LABEL_LEASE,
     LABEL_MANAGED,
     MIB,
     OUT_SLACK_BYTES,
@@ -333,12 +335,12 @@ def test_checksum_job_digest_matches_the_downloaded_archive(engine, sample_image
 # --- crash recovery and the reaper --------------------------------------------------------------
 
 
-def _labelled(engine, sample_images, name: str, instance: str, *, job: str = "1"):
+def _labelled(engine, sample_images, name: str, instance: str, *, job: str = "1", lease: str | None = None):
     return engine.containers.create(
         sample_images["busybox"].split("@")[1],
         ["sleep", "300"],
         name=name,
-        labels={LABEL_MANAGED: "true", LABEL_EXECUTOR: instance, LABEL_JOB: job},
+        labels={LABEL_MANAGED: "true", LABEL_EXECUTOR: instance, LABEL_JOB: job, **({LABEL_LEASE: lease} if lease else {})},
         network_mode="none",
         ulimits=[docker.types.Ulimit(name="nofile", soft=64, hard=64), docker.types.Ulimit(name="nproc", soft=4096, hard=4096)],
     )
@@ -378,6 +380,52 @@ def test_reaper_removes_only_unowned_labelled_containers(engine, sample_images, 
     finally:
         for c in (live, other, unlabelled):
             c.remove(force=True)
+
+
+def test_the_reaper_never_removes_a_live_run_whose_records_were_wiped(engine, sample_images, executor_instance, tmp_path):
+    """Found by review: with the executor's Redis wiped (FLUSHDB, a restart without persistence)
+    while a job's container ran, the beat's reaper found the container in no record and under no
+    lease and removed it on one look: the live run was lost (restarted or late: the provider
+    slashed). Now a container outside the jobs and seats in hand is removed only when two looks a
+    lease TTL apart find the lease its run holds (its ``depin.lease`` label) free: a live run takes
+    its lease back within a third of the TTL. Real Podman containers, a real redis-server."""
+    from depin.keys import ExecKeys
+    from executor import beat
+    from executor.lease import Lease
+    from tests.indexer.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    r = server.client(0)
+    xkeys = ExecKeys(31337, "0xmarket", "provider", "0xme")
+    rt = SimpleNamespace(state=r, xkeys=xkeys, instance=executor_instance, docker=engine, chain_id=31337, lease_ttl=1.0,
+                         container_name=lambda j: container_name(31337, j, executor_instance))
+    suffix = os.urandom(3).hex()
+    live = _labelled(engine, sample_images, f"depin-job-1-7-live-{suffix}", executor_instance, job="7", lease=xkeys.lease(7))
+    dead = _labelled(engine, sample_images, f"depin-job-1-8-dead-{suffix}", executor_instance, job="8", lease=xkeys.lease(8))
+    try:
+        for c in (live, dead):
+            c.start()
+        # The database was wiped: no record, no job in hand, no lease key. One look only marks them.
+        assert beat.reap(rt, []) == []
+        assert set(r.hkeys(xkeys.orphans)) == {live.id, dead.id}
+        holder = Lease(r, xkeys.lease(7), ttl=30)  # the live run's renewal takes its lease back
+        assert holder.acquire(renew=False)
+        removed = wait_for(lambda: beat.reap(rt, []), 30, "the dead run's container to be removed")
+        assert removed == [dead.name]
+        live.reload()
+        assert live.status == "running" and r.hkeys(xkeys.orphans) == []  # seen live: its mark is dropped
+        with pytest.raises(NotFound):
+            dead.reload()
+        holder.release()  # the live run's task dies with its container left behind: two looks again
+        assert beat.reap(rt, []) == [] and r.hkeys(xkeys.orphans) == [live.id]
+        assert wait_for(lambda: beat.reap(rt, []), 30, "the container to be removed") == [live.name]
+    finally:
+        for c in (live, dead):
+            try:
+                c.remove(force=True)
+            except NotFound:
+                pass
+        server.stop()
 
 
 # --- the engine ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ none depends on another having run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -192,6 +193,46 @@ def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
         p.start("worker-compute")
     _settled_once(stack, job_id)
     assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
+
+
+def _recover_passes_after(ex: Executor, after: float) -> int:
+    """Recovery passes (``depin.recover``, the reaper's looks among them) the chain worker logged as
+    ended after unix time `after`."""
+    ends = [e["ts"] for e in ex.log_lines("worker-chain") if str(e.get("msg", "")).startswith("Task depin.recover[") and "succeeded" in e["msg"]]
+    return sum(1 for ts in ends if datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp() > after)
+
+
+def test_a_wiped_executor_database_never_removes_a_live_run(stack: Stack) -> None:
+    """Found by review: the executor's Redis wiped (FLUSHDB, a restart without persistence) while a
+    job's container runs. Recovery found the container in no record and under no lease: its reaper
+    removed it on one look (and the claim it adopted from the chain could be run again at once,
+    before the live run took its lease back, removing the container too). The job restarted or
+    missed its deadline: the provider slashed. Now the live run takes its lease back, the reaper
+    removes a container only when two looks a lease TTL apart find its lease free, and an adopted
+    claim waits for recovery's two looks: the first run ends the job."""
+    import time
+
+    from .stack import EXECUTOR_ENV, exec_prefix
+
+    p = stack.provider
+    job_id = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30))
+    first = wait_for(lambda: _running_container(stack, p, job_id), 120, "the job's container to run")
+    lease_key = f"{exec_prefix(stack, p)}:lease:{job_id}"
+    state = stack.state()
+    token = wait_for(lambda: state.get(lease_key), 30, "the run's lease")
+    state.flushdb()  # records, sets in hand, leases, queued tasks: the run itself goes on
+    wait_for(lambda: _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id), 60, "the claim to be adopted")
+    assert wait_for(lambda: state.get(lease_key), 60, "the lease to be held again") == token, "another run took the job over"
+    back = time.time()
+    # Two passes ended a lease TTL after that: the later one looked (reaper and recovery) entirely after it.
+    ttl = float(EXECUTOR_ENV["DEPIN_LEASE_TTL"])
+    wait_for(lambda: _recover_passes_after(p, back + ttl) >= 2, 120, "recovery passes a lease TTL after the flush")
+    running = _running_container(stack, p, job_id)
+    assert running is not None and running.id == first.id, "the live run's container was removed"
+    release_gate(first)
+    _settled_once(stack, job_id)
+    assert not _log_entries(p, "worker-chain", "job recovered", job_id)
+    assert not [e for e in p.log_lines("worker-chain") if e.get("msg") == "orphan containers removed" and first.name in str(e.get("containers"))]
 
 
 def test_the_provider_is_paid_exactly_once_per_job(stack: Stack) -> None:

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ import pytest
 
 from depin.commitment import NOT_DELIVERED, failure_digest
 from depin.market import FailureCode, JobStatus
+from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, release_gate, spec, terms_for, wait_for
 from .stack import court_logs as _court_logs
 from .stack import drawn as _drawn
 from .stack import seat_record as seat
@@ -136,6 +138,65 @@ def test_kill_9_between_commit_and_reveal_loses_no_salt_and_sends_nothing_twice(
     assert m.get_case(job_id)["outcome"] == OUTCOME_PROVIDER_RIGHT
     assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1
     assert len(_court_logs(stack, "SeatRevealed", job_id)) == 1
+
+
+GATED = ["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done > /out/x"]  # runs until the test releases it
+
+
+def _running(stack: Stack, ex: Any, job_id: int) -> Any:
+    """The job's container of executor `ex` while it runs, else None."""
+    found = stack.engine.containers.list(
+        filters={"label": [f"{LABEL_EXECUTOR}={ex.instance()}", f"{LABEL_JOB}={job_id}"], "status": "running"}, ignore_removed=True
+    )
+    return found[0] if found else None
+
+
+def test_a_wiped_database_never_restarts_or_removes_a_live_audit_run(stack: Stack) -> None:
+    """Found by review: the verifier's recovery had no second look. With its Redis wiped (FLUSHDB,
+    a restart without persistence) while a re-run ran, the seat's record, the seats in hand and
+    the lease key were gone: the seat held on chain was adopted and its re-run queued at once,
+    before the live run took its lease back (the second run removed the live container), and the
+    reaper removed the container on one look. Now the adopted seat waits for two looks a lease TTL
+    apart, which find the live run's lease taken back and its record kept fresh, and the reaper
+    leaves a container whose run's lease is held: the first run commits, the case concludes
+    ProviderRight."""
+    import time
+
+    from .stack import EXECUTOR_ENV, exec_prefix
+
+    m, p, v = stack.market, stack.provider, stack.verifier
+    for _ in range(MAX_JOBS):  # each job's provider run is released by the test; the first drawn one is audited
+        job_id = stack.post(spec(stack.images["busybox"], GATED, max_runtime=20), terms=terms_for(verify_mode=0))
+        release_gate(wait_for(lambda j=job_id: _running(stack, p, j), 120, "the provider's run"))
+        stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED), timeout=120)
+        if wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]:
+            break
+    else:
+        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
+    first = wait_for(lambda: _running(stack, v, job_id), 120, "the verifier's re-run")
+    state = stack.state()
+    lease_key = f"{exec_prefix(stack, v)}:lease:{job_id}:0:0"
+    token = wait_for(lambda: state.get(lease_key), 30, "the re-run's lease")
+    state.flushdb()  # records, seats in hand, leases, queued tasks (the provider's too): the re-run goes on
+    wait_for(lambda: seat(stack, v, job_id).get("state"), 60, "the seat to be adopted from the chain")
+    assert wait_for(lambda: state.get(lease_key), 60, "the lease to be held again") == token, "another run took the seat over"
+    back = time.time()
+    ttl = float(EXECUTOR_ENV["DEPIN_LEASE_TTL"])
+
+    def passes_after(after: float) -> int:  # verify passes (recovery of seats) and recover passes (the reaper) ended after `after`
+        ends = [(e["msg"].split("[", 1)[0], e["ts"]) for e in v.log_lines("worker-chain")
+                if str(e.get("msg", "")).startswith(("Task depin.verify[", "Task depin.recover[")) and "succeeded" in e["msg"]]
+        stamp = lambda ts: datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        return min(sum(1 for name, ts in ends if name == task and stamp(ts) > after) for task in ("Task depin.verify", "Task depin.recover"))
+
+    wait_for(lambda: passes_after(back + ttl) >= 2, 120, "verify and recover passes a lease TTL after the flush")
+    running = _running(stack, v, job_id)
+    assert running is not None and running.id == first.id, "the live re-run's container was removed"
+    release_gate(first)
+    stack.wait_status(job_id, JobStatus.RESOLVED, timeout=180)
+    assert m.get_case(job_id)["outcome"] == OUTCOME_PROVIDER_RIGHT
+    assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1
+    assert "queued again" not in seat(stack, v, job_id).get("reason", "")
 
 
 def test_a_nondeterministic_job_splits_and_no_honest_party_is_slashed(stack: Stack) -> None:

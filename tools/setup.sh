@@ -4,6 +4,7 @@
 #   (a) Debian packages (redis, podman, chromium for the browser test)   (b) npm ci   (c) .venv from requirements.lock + the project (editable)
 #   (d) .venv-slither from requirements-slither.lock   (e) solc 0.8.37 for py-solc-x
 #   (f) .venv-lint from requirements-lint.lock (import-linter, for `make lint`)
+#   (g) executor/depin-init, the job containers' first program, from its C source (tools/build_init.sh)
 # Environment: PYTHON (default python3, must be >= 3.11); SKIP_APT=1 skips (a);
 # SKIP_SLITHER=1 skips (d); DEPIN_SOLC_OFFLINE=1 makes (e) skip the download attempt.
 set -euo pipefail
@@ -13,7 +14,8 @@ cd "$ROOT"
 
 PYTHON="${PYTHON:-python3}"
 # chromium + chromium-driver: the explorer's browser test (tests/explorer, Selenium drives Debian's Chromium)
-APT_PACKAGES=(redis-server podman runc busybox-static chromium chromium-driver)
+# gcc: builds executor/depin-init (freestanding: no libc headers or static libc needed)
+APT_PACKAGES=(redis-server podman runc busybox-static chromium chromium-driver gcc)
 STAMP_NAME=".depin-setup-stamp"
 
 log() { printf '==> %s\n' "$*"; }
@@ -155,6 +157,11 @@ solc_step() {
   .venv/bin/python tools/install_solc.py
 }
 
+# --- (g) the job init -------------------------------------------------------------------------
+init_step() {
+  bash tools/build_init.sh
+}
+
 start=$SECONDS
 apt_step
 npm_step
@@ -162,4 +169,5 @@ venv_step
 slither_step
 lint_step
 solc_step
+init_step
 log "setup done in $((SECONDS - start))s"

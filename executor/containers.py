@@ -31,6 +31,8 @@ Every job container runs hardened as DESIGN.md's executor rules say, through the
   :func:`reap_orphans` finds leftovers; a deterministic name per job and role
   (:func:`container_name`), and a stale container of that name is removed before a new run (crash
   recovery: a retried task never collides with its previous attempt);
+- the job's init (:data:`INIT_PATH`, see "PID numbers" below) starts the job's command, so that
+  its processes get the same PID numbers on every machine;
 - the wall-clock limit is enforced here: after ``max_runtime`` seconds the container is killed and
   removed (Celery's time limits kill only the worker process, never the container).
 
@@ -71,6 +73,26 @@ break ordinary programs. So a job that prints its cgroup or its mount table is n
 such a host; a spec can leave those files out of what must match (``output.match``), and
 ``tests/executor/test_reproducible.py`` pins what is and is not hidden.
 
+**PID numbers.** The OCI runtime uses PIDs of the job's PID namespace before the job's command
+starts (runc's Go threads: four or five, varying between runs of one engine; crun one), so a job's
+first child got PID 6 on one run and 7 on another, and a job printing it had no reproducible
+result (found by review). Every job container therefore starts the job's init
+(``executor/depin-init.c``, a freestanding static binary that ``tools/build_init.sh`` builds at
+setup), bind-mounted read-only at :data:`INIT_PATH` (under the runtime's own ``/dev``, so no image
+content clashes with it) as the entrypoint. As PID 1 it forks children that exit at once, reaping
+each, until one gets PID :data:`INIT_LAST_PID`, then execs the image's entrypoint and the spec's
+command in place: the job keeps PID 1, its argv, environment, signal state, descriptors, limits and
+seccomp filter exactly as the engine gave them (``tests/executor/test_job_init.py`` compares them
+with a run without the init), its exit status is the container's, and its first child gets
+:data:`JOB_FIRST_CHILD_PID` on every machine (the kernel hands out PIDs in increasing order). The
+command is looked up as runc looks it up. When the init does not exec the command it exits
+:data:`INIT_STATUS` after writing one line to ``/out/<marker>``, a name drawn afresh for each run
+that the job never sees (it is in the init's arguments only, which the exec replaces): a command the
+image cannot execute is :class:`CommandRefused` (``BAD_SPEC``, as the engine's refusal was), while a
+runtime that used more than :data:`INIT_LAST_PID` PIDs, a failed fork, or a missing init binary is
+:class:`InitFailed` (the machine's fault, retried). A job that exits 127 with files of its own in
+``/out`` has an ordinary result. A job still sees the init's mount in its mount table.
+
 **Seccomp.** ``executor/seccomp.json`` is Docker's default profile (default action ``EPERM``, an
 allow-list of syscalls) resolved for a container without capabilities, with ``ptrace``,
 ``process_vm_readv``/``writev``, ``io_uring_*`` and ``name_to_handle_at`` removed as well. So a job
@@ -98,7 +120,10 @@ import functools
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -192,11 +217,30 @@ LABEL_EXECUTOR = "depin.executor"
 LABEL_LEASE = "depin.lease"  # the Redis key of the lease its run holds (the reaper's liveness check)
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 SECCOMP_PROFILE = Path(__file__).resolve().with_name("seccomp.json")
+# The first program of every job container (executor/depin-init.c, built by tools/build_init.sh;
+# see "PID numbers" in the module doc): bind-mounted read-only at INIT_PATH, it forks until a child
+# gets PID INIT_LAST_PID, then execs the job's command, whose first child is JOB_FIRST_CHILD_PID on
+# every machine. A protocol constant: changing it changes the output of every job that prints a PID.
+INIT_NAME = "depin-init"
+INIT_BINARY = Path(__file__).resolve().with_name(INIT_NAME)
+INIT_PATH = "/dev/depin-init"
+INIT_LAST_PID = 64
+JOB_FIRST_CHILD_PID = INIT_LAST_PID + 1
+# The init's exit status when it did not exec the command; it then wrote one line to /out/<marker>,
+# a name fresh for each run (INIT_MARKER_PREFIX + 32 random hex digits), which the job never learns.
+INIT_STATUS = 127
+INIT_MARKER_PREFIX = ".depin-init-"
+# The init's execve (or Go's LookPath checks, which it mirrors) failing with these is the image's
+# doing, the same on every machine: BAD_SPEC. runc worded them "no such file or directory",
+# "permission denied", "exec format error", "file name too long"; ENOTDIR and ELOOP (a path through
+# a file or a symlink loop) were engine failures before, retried until the deadline.
+INIT_BAD_SPEC_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP})
 PROBE_LABEL = "sandbox-probe"
 PROBE_FILE = "probe"
 # Each line ``name=value``; an ``unshare*`` value is the exit status of that attempt (0: it worked).
 PROBE_SCRIPT = r"""
 {
+sh -c 'echo "first_child_pid=$$"'
 echo "seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)"
 echo "no_new_privs=$(grep '^NoNewPrivs:' /proc/self/status | cut -f2)"
 unshare true 2>/dev/null; echo "unshare=$?"
@@ -206,6 +250,7 @@ unshare -Urn true 2>/dev/null; echo "unshare_user_net=$?"
 } > /out/probe
 """
 PROBE_EXPECTED = {
+    "first_child_pid": (str(JOB_FIRST_CHILD_PID), f"a job's first child got PID {{value}}, not {JOB_FIRST_CHILD_PID} (the job's init did not pin PID numbers)"),
     "seccomp": ("2", "seccomp is not in filter mode (Seccomp: {value}, expected 2)"),
     "no_new_privs": ("1", "no-new-privileges is not set (NoNewPrivs: {value})"),
 }
@@ -227,6 +272,17 @@ class ImageUnavailable(ExecutionError):
 
 class ContainerEngineError(ExecutionError):
     """The engine refused or failed an operation (not the job's fault): the caller may retry."""
+
+
+class InitFailed(ContainerEngineError):
+    """The job's init (:data:`INIT_BINARY`) is missing here, or could not prepare the job's PID
+    numbers (the runtime used more than :data:`INIT_LAST_PID`, a fork failed): this machine's
+    fault, never the job's; the caller may retry."""
+
+
+class CommandRefused(ContainerEngineError):
+    """The image cannot execute the job's command (the init's execve failed with one of
+    :data:`INIT_BAD_SPEC_ERRNOS`, or no PATH entry holds it): the job's fault, ``BAD_SPEC``."""
 
 
 class ContainerGone(ContainerEngineError):
@@ -257,9 +313,15 @@ def refused_command(exc: BaseException) -> bool:
     (the job's fault: ``BAD_SPEC``). Read in the engine's whole answer (the error's DockerException
     cause), not the one-line message cut at 500 characters, which a long command path pushes the
     reason out of (runc repeats the path; found by review, stop 36). A transport error (the engine's
-    socket gone) has no such cause and never reads as the job's (:func:`_transport_error`)."""
+    socket gone) has no such cause and never reads as the job's (:func:`_transport_error`). Since
+    the engine starts the job's init rather than the command, the command's refusal comes from the
+    init (:class:`CommandRefused`); :class:`InitFailed` is never the job's."""
+    if isinstance(exc, (CommandRefused, InitFailed)):
+        return isinstance(exc, CommandRefused)
     cause = exc.__cause__
     text = (str(cause) if isinstance(cause, DockerException) else str(exc)).lower()
+    if INIT_PATH in text:  # the engine could not start the init itself (e.g. its mount): never the job's
+        return False
     return any(s in text for s in _EXEC_ERRORS)
 
 
@@ -548,9 +610,12 @@ def prepare_input_dir(path: Path) -> Path:
 
 
 def prepare_etc_dir(path: Path) -> Path:
-    """The job's ``/etc/hosts`` and ``/etc/hostname`` (:data:`JOB_ETC_FILES`), in a small tmpfs
-    named ``depin-etc`` at `path` when we may mount (root; neutral in ``mountinfo``), else a plain
-    folder. :func:`container_options` mounts them read-only over the engine's own copies."""
+    """The job's ``/etc/hosts`` and ``/etc/hostname`` (:data:`JOB_ETC_FILES`) and a copy of the job
+    init (:data:`INIT_BINARY`, as ``depin-init``), in a small tmpfs named ``depin-etc`` at `path`
+    when we may mount (root; neutral in ``mountinfo``: a bind mount of the init from the package
+    folder showed its host path and disk there), else a plain folder. :func:`container_options`
+    mounts them read-only over the engine's own copies and at :data:`INIT_PATH`. Raises
+    :class:`InitFailed` without the init."""
     path = Path(path)
     unmount_all_under(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -558,6 +623,8 @@ def prepare_etc_dir(path: Path) -> Path:
     for name, text in JOB_ETC_FILES.items():
         (path / name).write_text(text)
         os.chmod(path / name, 0o644)
+    shutil.copyfile(check_init(), path / INIT_NAME)
+    os.chmod(path / INIT_NAME, 0o755)
     return path
 
 
@@ -587,21 +654,29 @@ def container_options(
     seccomp: str | None,
     limits: ContainerLimits = ContainerLimits(),
     etc_dir: Path | None = None,
+    init_marker: str | None = None,
 ) -> dict:
     """The keyword arguments of ``client.containers.create`` for a hardened job container.
 
     `seccomp` is the engine's form of the profile (:func:`seccomp_option`); None leaves the engine's
     default profile in force (only the start-up probe's own tests do that). `etc_dir` (from
-    :func:`prepare_etc_dir`) replaces the engine's ``/etc/hosts`` and ``/etc/hostname``."""
+    :func:`prepare_etc_dir`) replaces the engine's ``/etc/hosts`` and ``/etc/hostname``. The
+    container starts the job's init (:data:`INIT_PATH`), which execs the image's entrypoint (as
+    :func:`check_image` found it) followed by the spec's command; `init_marker` is the name in
+    ``/out`` where the init reports why it did not (a fresh one when None; see :func:`run_container`)."""
     res = spec.resources
     # The same limit whether /out is a tmpfs (whose pages the cgroup is charged for) or a watched
     # folder: a job can read its memory limit, and a different one changes where it runs out.
     memory = res.memory_mb * MIB + output.max_bytes + OUT_SLACK_BYTES
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
     etc_mounts = [] if etc_dir is None else [Mount(f"/etc/{n}", str((Path(etc_dir) / n).resolve()), type="bind", read_only=True) for n in JOB_ETC_FILES]
+    marker = init_marker if init_marker is not None else new_init_marker()
     return {
         "image": image_id,
-        "command": list(spec.command),
+        # The engine would put the image's ENTRYPOINT before the command; the init is the
+        # entrypoint now, so it gets the image's in front of the spec's command itself.
+        "entrypoint": [INIT_PATH],
+        "command": [str(INIT_LAST_PID), f"/out/{marker}", "--", *image_entrypoint(image_id), *spec.command],
         "environment": {**JOB_ENV, **spec.env},
         "name": name,
         "labels": {**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
@@ -620,6 +695,9 @@ def container_options(
             Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
             Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
             *etc_mounts,
+            # Under /dev, the runtime's own tmpfs: no image content there can clash with it. From
+            # etc_dir's tmpfs (prepare_etc_dir), so that the mount table shows no host path.
+            Mount(INIT_PATH, str(Path(etc_dir).resolve() / INIT_NAME if etc_dir is not None else INIT_BINARY), type="bind", read_only=True),
         ],
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges", *([seccomp] if seccomp is not None else [])],
@@ -636,6 +714,71 @@ def container_options(
         "auto_remove": False,
         "detach": True,
     }
+
+
+def new_init_marker() -> str:
+    """A fresh name for the init's report in ``/out`` (see :data:`INIT_STATUS`)."""
+    return INIT_MARKER_PREFIX + secrets.token_hex(16)
+
+
+def image_entrypoint(image_id: str) -> list[str]:
+    """The image's ``ENTRYPOINT`` from its config as :func:`check_image` read it (none if unread)."""
+    entry = _IMAGE_CONFIGS.get(image_id, {}).get("Entrypoint")
+    if not entry:
+        return []
+    return [entry] if isinstance(entry, str) else [str(e) for e in entry]
+
+
+def check_init() -> Path:
+    """The job's init binary (:data:`INIT_BINARY`); raises :class:`InitFailed` when it is missing
+    or not executable by the job's user, before any container is made."""
+    try:
+        mode = INIT_BINARY.stat().st_mode
+    except OSError as exc:
+        raise InitFailed(f"the job init {INIT_BINARY} is missing ({type(exc).__name__}): build it with `bash tools/build_init.sh` (make setup does)") from None
+    if not stat.S_ISREG(mode) or mode & 0o005 != 0o005:
+        raise InitFailed(f"the job init {INIT_BINARY} is not a file that every user may read and execute (mode {mode:o}): rebuild it with `bash tools/build_init.sh`")
+    return INIT_BINARY
+
+
+def _image_config(client: docker.DockerClient, image_id: str) -> None:
+    """Reads the image's config into the cache :func:`image_entrypoint` uses, if not there yet."""
+    if image_id in _IMAGE_CONFIGS:
+        return
+    with _engine_call(f"cannot inspect image {image_id}"):
+        _IMAGE_CONFIGS[image_id] = dict(client.api.inspect_image(image_id).get("Config") or {})
+
+
+def init_failure(report: Path, command: Sequence[str]) -> ContainerEngineError | None:
+    """What the job's init reported in `report` (its marker in ``/out``; None when there is none:
+    the command ran and exited :data:`INIT_STATUS` itself). :class:`CommandRefused` when the image
+    cannot execute `command` (the spec's argv, entrypoint first), else :class:`InitFailed`."""
+    try:
+        with open(report, "rb") as fh:
+            text = fh.read(256).decode("ascii", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return InitFailed(f"cannot read the job init's report: {exc}")
+    kind, _, value = text.partition(" ")
+    number = int(value) if value.isdigit() else -1
+    name = _one_line(repr(command[0]) if command else "''", 200)
+    if kind == "notfound":
+        return CommandRefused(f"{name}: executable file not found in $PATH")
+    if kind == "exec" and number in INIT_BAD_SPEC_ERRNOS:
+        return CommandRefused(f"{name}: {os.strerror(number)} ({errno.errorcode[number]})")
+    if kind == "exec":
+        return InitFailed(f"the job init could not start {name} here: execve failed ({errno.errorcode.get(number, number)})")
+    if kind == "pids":
+        return InitFailed(
+            f"the container runtime used PIDs up to {number} of the job's namespace before the job started (the job init "
+            f"pins them at {INIT_LAST_PID}): its PID numbers would differ from other machines'"
+        )
+    if kind == "fork":
+        return InitFailed(f"the job init could not fork ({errno.errorcode.get(number, number)})")
+    if kind == "pid1":
+        return InitFailed(f"the job init is PID {number} of its namespace, not 1: the container does not have its own PID namespace")
+    return InitFailed(f"the job init failed: {_one_line(text, 100)}")
 
 
 def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
@@ -768,9 +911,13 @@ def run_container(
     """
     if LABEL_EXECUTOR not in labels or LABEL_JOB not in labels:
         raise ValueError(f"labels must include {LABEL_JOB} and {LABEL_EXECUTOR} (the reaper relies on them)")
+    check_init()
     profile = seccomp_option(client) if seccomp else None
+    _image_config(client, image_id)
+    marker = new_init_marker()
     options = container_options(
-        spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits, etc_dir=etc_dir
+        spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits, etc_dir=etc_dir,
+        init_marker=marker,
     )
     limit = float(deadline_seconds if deadline_seconds is not None else spec.resources.max_runtime)
     container = _create(client, options)
@@ -778,6 +925,7 @@ def run_container(
     status: RunStatus = "exited"
     exit_code: int | None = None
     oom_flag = False
+    refused: ContainerEngineError | None = None
     try:
         with _engine_call(f"cannot start container {name}"):
             container.start()
@@ -810,11 +958,15 @@ def run_container(
                     pass  # the flag is a hint only (see the module doc)
             if oom_flag or options["mem_limit"]:
                 status = "oom"
+        elif exit_code == INIT_STATUS:  # the init's report, if it wrote one: the job never ran
+            refused = init_failure(output.path / marker, options["command"][3:])
         logs = _logs_tail(container)
     finally:
         removed = remove_container(client, container.id)
     if not removed:  # something else removed it: what the run saw (an exit code, 137) is not the job's
         raise ContainerGone(_gone(name))
+    if refused is not None:
+        raise refused
     return RunResult(status, exit_code, logs, duration, name, oom_flag)
 
 

@@ -23,6 +23,7 @@ import requests
 from docker.errors import NotFound
 
 from depin.spec import JobSpec
+from executor import containers
 from executor.containers import (
     LABEL_EXECUTOR,
     LABEL_JOB,
@@ -109,10 +110,15 @@ def test_run_container_on_an_engine_that_is_not_there(dead_engine, short_dir: Pa
 
     try:
         _assert_engine_error(_errors_of(lambda: run(True)))  # asks for the engine's version first
+        exc = _errors_of(lambda: run(False))  # the image's config (its entrypoint), as check_image did not read it
+        _assert_engine_error(exc)
+        assert "cannot inspect image" in str(exc)
+        containers._IMAGE_CONFIGS["sha256:" + "a" * 64] = {}  # as check_image leaves it
         exc = _errors_of(lambda: run(False))  # straight to create
         _assert_engine_error(exc)
         assert "cannot create container depin-job-0-1-dead" in str(exc)
     finally:
+        containers._IMAGE_CONFIGS.pop("sha256:" + "a" * 64, None)
         release_output_dir(output)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from depin.outputs import extract_archive
 from depin.spec import JobSpec
-from executor.containers import JOB_ULIMITS, LABEL_EXECUTOR, container_name
+from executor.containers import JOB_FIRST_CHILD_PID, JOB_ULIMITS, LABEL_EXECUTOR, container_name
 from executor.engine import connect, start_podman_service, stop_podman_service
 from executor.execute import Outcome, execute
 from executor.images import build_sample_images
@@ -37,16 +37,28 @@ echo "$PYTHONHASHSEED" > /out/hashseed
 """
 
 
-def _spec(images: dict[str, str]) -> JobSpec:
+# The PIDs a job's processes get: the shell's own (PID 1), its first child's, a grandchild's, and the
+# fork of a pipeline (the runtime used four or five PIDs before the job, so they varied by run).
+PIDS = r"""
+echo $$ > /out/self
+sh -c 'echo $$' > /out/child
+sh -c 'sh -c "echo \$\$"; exit 0' > /out/grandchild
+echo x | sh -c 'echo $$' > /out/pipeline
+"""
+
+
+def _spec(images: dict[str, str], script: str = PROBE) -> JobSpec:
     return JobSpec.model_validate(
-        {"image": images["busybox"], "command": ["sh", "-c", PROBE], "inputs": [DATA],
+        {"image": images["busybox"], "command": ["sh", "-c", script], "inputs": [DATA],
          "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 30, "output_mb": 1}}
     )
 
 
-def _run(client: docker.DockerClient, images: dict[str, str], root: Path, instance: str, job_id: int, **kw: int) -> tuple[Outcome, dict[str, str]]:
+def _run(
+    client: docker.DockerClient, images: dict[str, str], root: Path, instance: str, job_id: int, script: str = PROBE, **kw: int
+) -> tuple[Outcome, dict[str, str]]:
     store = ResultStore(root / "results", "http://127.0.0.1:8700")
-    outcome = execute(client, job_id=job_id, spec=_spec(images), work_root=root / "work", store=store,
+    outcome = execute(client, job_id=job_id, spec=_spec(images, script), work_root=root / "work", store=store,
                       name=container_name(31337, job_id, f"host-{os.getpid()}-{root.name}"), labels={LABEL_EXECUTOR: instance}, **kw)
     assert outcome.kind == "result" and outcome.exit_code == 0, outcome
     dest = root / "extracted"
@@ -123,3 +135,21 @@ def test_inputs_look_the_same_to_every_role_and_on_every_run(engine, sample_imag
     assert files["depth"].splitlines() == ["2000", "0"]
     if os.geteuid() == 0:  # /in is a tmpfs of a fixed size only where the executor may mount
         assert int(files["in_size"]) == 64 * 1024 * 1024 and int(files["in_inodes"]) == 1024
+
+
+def test_a_jobs_pids_are_the_same_on_every_engine_and_run(engine, other_engine, sample_images, tmp_path, executor_instance) -> None:
+    """The OCI runtime uses four or five PIDs of the job's namespace before the job starts (runc's
+    threads; it varied between runs of one engine), so a job printing a child's PID got 6 or 7 and
+    two honest executors could disagree. The job's init pins them: the first child is always
+    JOB_FIRST_CHILD_PID. Three runs on this engine and two on another started with other limits."""
+    build_sample_images(other_engine)
+    seen = []
+    for i, client in enumerate([engine, other_engine, engine, other_engine, engine]):
+        outcome, files = _run(client, sample_images, tmp_path / f"run{i}", executor_instance, 701 + i, PIDS)
+        seen.append((outcome.digest, files))
+    first = JOB_FIRST_CHILD_PID
+    # The grandchild's parent is the second PID; a pipeline forks its two sides (echo, then sh).
+    expected = {"self": "1\n", "child": f"{first}\n", "grandchild": f"{first + 2}\n", "pipeline": f"{first + 4}\n"}
+    for digest, files in seen:
+        assert {k: files[k] for k in expected} == expected, files
+        assert digest == seen[0][0]

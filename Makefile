@@ -38,7 +38,7 @@ sim: setup
 help:
 	@echo "make demo      setup, then the local devnet demo: honest job, cheater slashed, lazy verifier caught, wash trade (DEMO_ARGS=...)"
 	@echo "make sim       every attack strategy on a fresh anvil: attacker EV per job, honest loss, overhead (SIM_ARGS=--json F)"
-	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither and solc (idempotent)"
+	@echo "make setup     install Debian packages, node tools, .venv, .venv-slither, solc and the job init (idempotent)"
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
 	@echo "make lint      ruff, lint-imports (layers), mypy against tools/mypy-baseline.txt, forge fmt --check"
@@ -130,4 +130,4 @@ clean:
 	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf .venv .venv-slither .venv-lint node_modules
+	rm -rf .venv .venv-slither .venv-lint node_modules executor/depin-init executor/depin-init.stamp

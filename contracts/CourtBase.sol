@@ -87,8 +87,17 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         address holder;
         SeatState state;
         uint96 bond;
-        uint96 reserve; // locked with the bond: sigma * R - bond (C6), released at the settlement
         bytes32 word; // the commitment, then the revealed digest
+    }
+
+    /// @dev What one verifier holds in one case: the canary reserve it locked with its first seat
+    ///      there (sigma * R - that seat's bond, or 0; C6), once per (verifier, case) whatever its
+    ///      number of seats, and how many of its seats there are open. The reserve goes back to free
+    ///      stake with its last open seat (a settlement or a no-show), unless a canary catch burns it.
+    struct Hold {
+        uint96 reserve;
+        uint8 seats;
+        bool slashed; // a canary catch took sigma * R from it in this case (once)
     }
 
     struct Appeal {
@@ -141,6 +150,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     ///      walks the list as it stood at the case's snapshot, so that a joiner taking a slot (a freed
     ///      one, or a displaced member's) cannot move any pending draw's pick.
     mapping(uint8 cls => mapping(uint256 slot => Checkpoints.Trace208)) internal _slotHolders;
+    mapping(uint256 jobId => mapping(address verifier => Hold)) internal _holds;
 
     /// @dev Delegatecall-only modules (CourtEngine, CourtDesk) refuse direct calls.
     address private immutable _self = address(this);
@@ -239,6 +249,23 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
 
     function _min(uint96 a, uint96 b) internal pure returns (uint96) {
         return a < b ? a : b;
+    }
+
+    /// @dev One of `who`'s open seats in case `jobId` (bond `bond`) closes: its bond leaves the lock
+    ///      (back to free stake when `keep`, else out of its stake), and with its last open seat in
+    ///      the case the canary reserve goes back to free stake. Returns the reserve released.
+    function _release(uint256 jobId, address who, uint96 bond, bool keep) internal returns (uint96 reserve) {
+        Hold storage h = _holds[jobId][who];
+        Verifier storage v = _verifiers[who];
+        if (h.seats == 1) {
+            reserve = h.reserve;
+            delete _holds[jobId][who];
+        } else {
+            h.seats -= 1;
+        }
+        v.locked -= bond + reserve;
+        v.free += keep ? bond + reserve : reserve;
+        if (!keep) _stakeChanged(who, v.cls, bond, false);
     }
 
     function _stakeChanged(address who, uint8 cls, uint96 amount, bool up) internal {

@@ -247,8 +247,13 @@ contract CourtDesk is CourtBase {
         if (p.challengeBondBps < 3 * p.jurorPayBps || p.challengeBondBps > 1_000_000) {
             revert ParamOutOfBounds("challengeBondBps");
         }
-        // C7: a juror risks at least what it earns; no-show penalty == minority penalty == B_j.
-        if (p.jurorBondBps < p.jurorPayBps || p.jurorBondBps > 1_000_000) revert ParamOutOfBounds("jurorBondBps");
+        // C7: a juror risks at least what it earns; no-show penalty == minority penalty == B_j. And
+        // B_j >= 3w: a round escalated without an appeal bond (a no-show's missing vote could decide)
+        // is paid in full from the pot when the provider is right or wrong: 3 -> 7 needs the loser's
+        // 3w + the no-show's and an incoherent juror's bonds >= 8w (B_j >= 2.5w); 7 -> 15 after an
+        // appeal needs 3w + 7w + 4 B_j >= 21w (B_j >= 2.75w). Found by review: at B_j = w an
+        // escalated 7-jury was paid 5.7 R of its 8.8 R.
+        if (p.jurorBondBps < 3 * p.jurorPayBps || p.jurorBondBps > 1_000_000) revert ParamOutOfBounds("jurorBondBps");
         // C6: phi * (A + sigma R) >= g R with phi = 5 %, A = 1.1 R.
         if (p.canarySlashMul < 20 || p.canarySlashMul > 1000) revert ParamOutOfBounds("canarySlashMul");
         if (p.maxRedraws > 8) revert ParamOutOfBounds("maxRedraws");

@@ -103,12 +103,8 @@ contract CourtEngine is CourtBase {
             c.taken -= 1;
             address holder = s.holder;
             uint96 bond = s.bond;
-            uint96 reserve = s.reserve;
             forfeited += bond;
-            Verifier storage v = _verifiers[holder];
-            v.locked -= bond + reserve;
-            v.free += reserve;
-            _stakeChanged(holder, v.cls, bond, false);
+            uint96 reserve = _release(jobId, holder, bond, false);
             delete _seats[jobId][(uint256(c.round) << 8) | i];
             emit SeatNoShow(jobId, c.round, uint8(i), holder, bond, reserve);
         }
@@ -116,10 +112,12 @@ contract CourtEngine is CourtBase {
             c.forfeited += forfeited;
             _heldBonds += forfeited;
         }
-        // A seat is missing where a redraw would be due: redrawn while no seat revealed; after a
-        // reveal the round is tallied if the missing seats could not change it, else escalated.
-        bool shortRound = c.taken < k && c.redraws < p.maxRedraws;
-        if (shortRound && c.revealed == 0) {
+        // A seat is missing (a no-show, or nobody could take it through the redraws): redrawn while
+        // no seat revealed and redraws remain; after a reveal the round is tallied if the missing
+        // seats could not change it, else escalated (found by review: a jury the seating closed
+        // with one vote of three was tallied a Split, and a caught lazy provider was paid).
+        bool shortRound = c.taken < k;
+        if (shortRound && c.revealed == 0 && c.redraws < p.maxRedraws) {
             _startRound(c, jobId, c.round, c.redraws + 1);
             return;
         }
@@ -161,8 +159,8 @@ contract CourtEngine is CourtBase {
         if (a.bond > 0) _token.safeTransfer(a.appellant, a.bond); // none after an escalation
     }
 
-    /// @dev Counts the current round's revealed seats. `shortRound`: seats are missing where a redraw
-    ///      would have been due but a seat had already revealed (see `_advanceActive`).
+    /// @dev Counts the current round's revealed seats. `shortRound`: seats are missing and cannot be
+    ///      redrawn (a seat already revealed, or the redraws are spent; see `_advanceActive`).
     function _tally(Case storage c, uint256 jobId, CourtParams storage p, bool shortRound) internal {
         uint8 round = c.round;
         uint256 k = _k(round);
@@ -263,6 +261,12 @@ contract CourtEngine is CourtBase {
         m.w = _bps(c.reward, _params[c.version].jurorPayBps);
         uint96 deposit = uint96(_FIRST_JURY) * m.w;
         m.auditPay = c.auditFee > deposit ? c.auditFee - deposit : 0;
+        // On a Split the juries draw on E's jury deposit, at most 3w, never on the audit pay A
+        // (kept for the auditor, paid first; found by review: a Split after an escalation let the
+        // juries take all of E and the coherent auditor got nothing).
+        if (outcome == IMarketForCourt.Outcome.Split) {
+            m.topUp = _min(deposit, m.escrow > m.auditPay ? m.escrow - m.auditPay : 0);
+        }
         if (outcome == IMarketForCourt.Outcome.Canary) m.burned = preMoved;
         else m.refunded = preMoved;
         uint256 won = _settleBonds(c, jobId, outcome, m);
@@ -293,17 +297,40 @@ contract CourtEngine is CourtBase {
         emit CaseConcluded(jobId, outcome, toCourt, m.paid, m.bounty, m.refunded, m.burned);
     }
 
-    /// @dev One pass over every seat of every round, the latest round first (see `_settleSeat`).
+    /// @dev One pass over every seat of every round, the audit first, then the juries in order (see
+    ///      `_settleSeat`). In the pay pass each jury round's coherent seats get w each while the
+    ///      budget (the pot, plus E's jury deposit on a Split) covers them all, else share what is
+    ///      left equally; a later round gets what earlier ones left. Each round but an escalated one
+    ///      brought its own funds (the loser's money for round 1, appeal bonds for 2 and 3), so a
+    ///      shortfall (a Split after a bondless escalation) falls on the escalated round only, never
+    ///      on the auditor or on the jurors who ran the job before it (found by review: paying the
+    ///      latest round first left them nothing).
     function _settleRounds(Case storage c, uint256 jobId, IMarketForCourt.Outcome outcome, Money memory m, bool collect)
         private
     {
-        for (uint256 r = c.round + 1; r > 0; --r) {
-            uint256 round = r - 1;
+        for (uint256 round = 0; round <= c.round; ++round) {
             uint256 k = _k(round);
+            if (!collect && round > 0) m.share = _share(jobId, round, k, outcome, m);
             for (uint256 i = 0; i < k; ++i) {
                 _settleSeat(c, jobId, round, i, outcome, m, collect);
             }
         }
+    }
+
+    /// @dev A coherent juror's pay in `round` (pay pass: its revealed seats left are the coherent ones).
+    function _share(uint256 jobId, uint256 round, uint256 k, IMarketForCourt.Outcome outcome, Money memory m)
+        private
+        view
+        returns (uint96)
+    {
+        if (outcome == IMarketForCourt.Outcome.Canary) return 0;
+        uint256 n = 0;
+        for (uint256 i = 0; i < k; ++i) {
+            if (_seats[jobId][(round << 8) | i].state == SeatState.Revealed) n += 1;
+        }
+        if (n == 0) return 0;
+        uint256 budget = uint256(m.pot) + m.topUp;
+        return n * m.w <= budget ? m.w : uint96(budget / n);
     }
 
     struct Money {
@@ -316,6 +343,8 @@ contract CourtEngine is CourtBase {
         uint96 refunded;
         uint96 burned;
         uint96 seatBurn;
+        uint96 topUp; // Split: what of E the juries may still draw on (its jury deposit, <= 3w)
+        uint96 share; // a coherent juror's pay in the round being paid
     }
 
     /// @dev Challenge and appeal bonds. Every appeal bond joins the pot (it pays the jury it asked
@@ -382,36 +411,32 @@ contract CourtEngine is CourtBase {
         s.state = SeatState.Settled;
         address holder = s.holder;
         uint96 bond = s.bond;
-        uint96 reserve = s.reserve; // the canary reserve goes back to free stake in every case
-        Verifier storage v = _verifiers[holder];
-        v.locked -= bond + reserve;
+        // the canary reserve goes back to free stake with the holder's last seat, in every case
+        uint96 reserve = _release(jobId, holder, bond, keep);
         uint96 pay;
         if (keep) {
-            v.free += bond + reserve;
-            if (revealed) pay = _pay(round, outcome, m);
+            if (revealed) pay = _pay(round, m);
+        } else if (revealed) {
+            m.pot += bond;
         } else {
-            v.free += reserve;
-            if (revealed) m.pot += bond;
-            else m.seatBurn += bond;
-            _stakeChanged(holder, v.cls, bond, false);
+            m.seatBurn += bond;
         }
         emit SeatSettled(jobId, uint8(round), uint8(i), holder, pay, keep ? bond + reserve : reserve, keep ? 0 : bond);
         if (pay > 0) _token.safeTransfer(holder, pay);
     }
 
     /// @dev A coherent revealed seat's pay (see `_settleSeat`), taken from the budgets in `m`.
-    function _pay(uint256 round, IMarketForCourt.Outcome outcome, Money memory m) private pure returns (uint96 pay) {
+    function _pay(uint256 round, Money memory m) private pure returns (uint96 pay) {
         if (round == 0) {
             pay = _min(m.auditPay, m.escrow);
             m.escrow -= pay;
-        } else if (outcome != IMarketForCourt.Outcome.Canary) {
-            pay = _min(m.w, m.pot);
-            m.pot -= pay;
-            if (outcome == IMarketForCourt.Outcome.Split) {
-                uint96 more = _min(m.w - pay, m.escrow);
-                m.escrow -= more;
-                pay += more;
-            }
+        } else {
+            pay = m.share; // <= what is left of the pot + m.topUp (see `_share`)
+            uint96 fromPot = _min(pay, m.pot);
+            m.pot -= fromPot;
+            uint96 more = pay - fromPot;
+            m.topUp -= more;
+            m.escrow -= more;
         }
         m.paid += pay;
     }
@@ -471,13 +496,25 @@ contract CourtEngine is CourtBase {
                 if (s.state != SeatState.Revealed || s.word != canary) continue;
                 s.state = SeatState.Settled;
                 caught += 1;
-                // bond + sigma * R: the seat's lock (bond + reserve >= sigma * R, always there), the
-                // rest (sigma * R - reserve <= the bond) from free, then unbonding stake.
-                uint96 lock = s.bond + s.reserve;
-                uint96 lost = _slash(s.holder, lock, sigmaR - s.reserve);
+                // Each caught seat's bond, and sigma * R once per holder in the case: with its first
+                // caught seat, the holder's reserve (locked with its first seat here: bond + reserve
+                // >= sigma * R) and the rest of sigma * R from free, then unbonding stake.
+                address holder = s.holder;
+                Hold storage h = _holds[jobId][holder];
+                uint96 lock = s.bond;
+                uint96 extra;
+                if (!h.slashed) {
+                    h.slashed = true;
+                    lock += h.reserve;
+                    extra = sigmaR - h.reserve;
+                    h.reserve = 0;
+                }
+                if (h.seats == 1) delete _holds[jobId][holder];
+                else h.seats -= 1;
+                uint96 lost = _slash(holder, lock, extra);
                 slashed += lost;
-                emit SeatSettled(jobId, uint8(r), uint8(i), s.holder, 0, 0, lock);
-                emit VerifierSlashed(s.holder, jobId, lost);
+                emit SeatSettled(jobId, uint8(r), uint8(i), holder, 0, 0, lock);
+                emit VerifierSlashed(holder, jobId, lost);
             }
         }
         emit CanaryExposed(jobId, canary, caught, slashed);

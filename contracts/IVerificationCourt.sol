@@ -116,7 +116,7 @@ interface IVerificationCourtTypes {
         bool joined;
         uint8 platformClass;
         uint96 free;
-        uint96 locked; // bonds and canary reserves (max(bond, sigma * R) a seat) of open seats
+        uint96 locked; // bonds of open seats + a canary reserve per case sat in (sigma * R with the first bond)
         uint96 unbonding;
         uint32 releaseAt;
     }
@@ -154,9 +154,10 @@ interface IVerificationCourtTypes {
         uint32 commitDeadline,
         uint32 revealDeadline
     );
-    /// @notice `verifier` locked `bond` and `reserve` (sigma * R - bond, or 0: the seat's lock is
-    ///         max(bond, sigma * R), C6) of its free stake for the seat; the reserve comes back to
-    ///         its free stake when the seat settles, unless a canary catch burns it.
+    /// @notice `verifier` locked `bond` and `reserve` of its free stake for the seat: with its first
+    ///         seat in the case the canary reserve sigma * R - bond (or 0: the lock is max(bond,
+    ///         sigma * R), C6), 0 with a further seat there; the reserve comes back to its free stake
+    ///         with its last seat in the case (SeatSettled, SeatNoShow), unless a canary catch burns it.
     event SeatTaken(
         uint256 indexed jobId, uint8 round, uint8 seat, address indexed verifier, uint96 bond, uint96 reserve
     );
@@ -165,7 +166,8 @@ interface IVerificationCourtTypes {
     event ProviderRevealed(uint256 indexed jobId, bytes32 digest);
     /// @notice A seat taken but not committed/revealed in time: its bond (`bondBurned`) leaves its
     ///         stake and is held for the case's pot (it pays the jury; the rest is burned at the
-    ///         conclusion); its canary reserve goes back to free stake (`reserveReturned`); the
+    ///         conclusion); the case's canary reserve goes back to free stake (`reserveReturned`,
+    ///         0 while the verifier holds another seat in the case); the
     ///         seat is redrawn while no seat of the round has revealed.
     event SeatNoShow(
         uint256 indexed jobId,
@@ -292,12 +294,13 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     // ---------------------------------------------------------------- cases
 
     /// @notice The drawn auditor of job `jobId` (round 0, seat 0) takes the audit: opens the case
-    ///         (market.beginVerification) if needed and locks B_a and the canary reserve
+    ///         (market.beginVerification) if needed and locks B_a and the case's canary reserve
     ///         (max(B_a, sigma * R) in all: `StakeBelowSigma` if its free stake is short). Before the
     ///         seat deadline (submitTime + requiredChallengeWindow(), or the redraw's).
     function startAudit(uint256 jobId) external;
-    /// @notice The verifier drawn for `seat` of the current jury round locks B_j and the canary
-    ///         reserve (max(B_j, sigma * R) in all).
+    /// @notice The verifier drawn for `seat` of the current jury round locks B_j, and with its first
+    ///         seat in the case the canary reserve (max(B_j, sigma * R) in all); a further seat in
+    ///         the same case locks its bond only (sigma * R once per verifier and case).
     function takeSeat(uint256 jobId, uint8 seat) external;
     function commit(uint256 jobId, uint8 seat, bytes32 commitment) external;
     function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external;
@@ -329,9 +332,9 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     ///         jobId, keccak256(abi.encodePacked("depin-canary", secret)), salt)); else `NotCanary`.
     ///         The requester and the provider need not hold the role nor be one account, so nothing
     ///         on chain tells a canary before it is exposed. Every seat that revealed that digest
-    ///         loses its bond and sigma * R of stake (burned): its lock (bond + reserve, at least
-    ///         sigma * R, locked since it took the seat), the rest from its free, then unbonding
-    ///         stake; the job settles Canary.
+    ///         loses its bond, and its holder sigma * R of stake once in the case (burned): its
+    ///         locks (the bonds and the case's reserve, bond + reserve >= sigma * R, locked since its
+    ///         first seat here), the rest from its free, then unbonding stake; the job settles Canary.
     function exposeCanary(uint256 jobId, bytes32 secret, bytes32 salt, bytes calldata authorization) external;
 
     // ---------------------------------------------------------------- governance

@@ -20,16 +20,18 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///           whole collateral (ProviderWrong); E is the requester's budget, the rest is the pot;
 ///         - first pass: every revealed incoherent seat (a wrong auditor included) forfeits its bond
 ///           into the pot, as do the challenger's bond on ProviderRight and every appeal bond;
-///         - second pass: a coherent auditor gets A from E; coherent jurors get w each from the pot
-///           (latest round first; on a Split then from E: the requester that declared the job
-///           re-executable pays its jury); bonds of seats still unrevealed are burned;
+///         - second pass, the audit first, then the juries in order: a coherent auditor gets A from
+///           E; coherent jurors get w each from the pot (on a Split then from E's jury deposit J,
+///           never from A: the requester that declared the job re-executable pays its jury); a
+///           round the rest cannot pay in full (a Split after a bondless escalation) shares it
+///           equally; bonds of seats still unrevealed are burned;
 ///         - then winning appellants are repaid from the pot, then (ProviderWrong) the challenger
 ///           min(beta * R, rest) on top of its bond back; what is left of E goes back to the
 ///           requester, what is left of the pot is burned (the pot also holds the bonds no-shows
 ///           forfeited during the case);
 ///         - Split: every revealing seat is coherent (the auditor keeps its bond and is paid A);
-///         - Canary: seats that revealed the canary digest lose their bond and sigma * R of stake
-///           (burned); jurors are paid nothing; an honest revealing auditor gets A;
+///         - Canary: seats that revealed the canary digest lose their bond, their holder sigma * R of
+///           stake once a case (burned); jurors are paid nothing; an honest revealing auditor gets A;
 ///         - Unaudited: all bonds back (nobody was available to verify; E was refunded by the market).
 ///         Payments go to the verifier's wallet; bonds return to its free court stake.
 /// @dev Conservation invariant: token.balanceOf(this) == sum over verifiers of (free + locked +
@@ -47,8 +49,8 @@ import {CourtEngine} from "./CourtEngine.sol";
 ///
 ///      Decisions (see IVerificationCourt): parameters are pinned per case at its opening; a seat
 ///      taken but not revealed forfeits its bond to the pot and is redrawn while redraws remain and
-///      no seat of the round revealed (after a reveal the round is tallied, or escalated when the
-///      missing votes could change it); a round nobody joins settles Unaudited (rounds 0-1; round 0
+///      no seat of the round revealed (after a reveal, or once the redraws are spent, a short round
+///      is tallied, or escalated when the missing votes could change it); a round nobody joins settles Unaudited (rounds 0-1; round 0
 ///      not before the challenge deadline) or leaves the appealed tally standing (appeal bond
 ///      returned); round 0 never concludes before the job's challenge deadline; a challenge of a
 ///      drawn job waits for the audit and then always goes to a K = 3 jury; the arbiter's ruling
@@ -372,12 +374,22 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         // is redrawn): its bond must come from stake the class's walk counts.
         if (!v.joined || v.cls != c.cls) revert NotJoined(msg.sender);
         if (v.free < bond) revert InsufficientFreeStake(msg.sender, v.free, bond);
-        // C6: every open seat locks sigma * R of stake (its bond counts towards it) until it
-        // settles, so that a canary catch costs at least sigma * R on each seat a verifier holds,
-        // however many are open at once (stake checked per seat but shared let one sigma * R back
-        // them all).
-        uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
-        uint96 reserve = sigmaR > bond ? uint96(sigmaR - bond) : 0;
+        // C6: a verifier's first seat in a case locks sigma * R of stake (its bond counts towards
+        // it), held until its last seat there closes; each further seat there locks its bond. A canary
+        // catch takes every seat of the verifier in the case at once (exposeCanary) and burns bonds +
+        // sigma * R, so sigma * R a case is backed by a lock however many cases it sits in (stake
+        // checked per case but shared across cases let one sigma * R back them all), while its seats
+        // in one case need sigma * R + their bonds, not sigma * R each (found by review: a member
+        // with 2 sigma * R could hold two seats a case, a class's jury went short, and a caught lazy
+        // provider was paid on a Split).
+        Hold storage h = _holds[jobId][msg.sender];
+        uint96 reserve = 0;
+        if (h.seats == 0) {
+            uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
+            reserve = sigmaR > bond ? uint96(sigmaR - bond) : 0;
+            h.reserve = reserve;
+        }
+        h.seats += 1;
         uint96 lock = bond + reserve;
         if (v.free < lock) revert StakeBelowSigma(msg.sender, v.free, lock);
         v.free -= lock;
@@ -385,7 +397,6 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         s.holder = msg.sender;
         s.state = SeatState.Taken;
         s.bond = bond;
-        s.reserve = reserve;
         c.taken += 1;
         emit SeatTaken(jobId, c.round, seat, msg.sender, bond, reserve);
     }

@@ -30,7 +30,7 @@ COLLATERAL = 40 * TOKEN  # k = 4
 W = 11 * TOKEN  # juror pay (jurorPayBps 11000)
 E = A + 3 * W  # the requester's audit escrow (auditFeeBps 44000): audit pay + jury deposit 3 w
 B_AUDIT = 35 * TOKEN  # auditorBondBps 35000
-B_JUROR = 11 * TOKEN  # jurorBondBps 11000
+B_JUROR = 33 * TOKEN  # jurorBondBps 33000 (3 w, the floor)
 B_CHALLENGE = 35 * TOKEN
 SIGMA_R = 20 * R
 STAKE = 10_000 * TOKEN  # each open seat locks max(bond, sigma R) = 200 tokens here
@@ -55,7 +55,7 @@ PARAMS = {
     "appealWindow": 20,
     "canaryWindow": 20,
     "auditorBondBps": 35_000,
-    "jurorBondBps": 11_000,
+    "jurorBondBps": 33_000,
     "jurorPayBps": 11_000,
     "challengeBondBps": 35_000,
     "canarySlashMul": 20,
@@ -424,7 +424,8 @@ def test_with_replacement_one_verifier_can_hold_every_seat(c):
     c.audit(job, BAD)
     holders = c.jury(job, [GOOD, GOOD, GOOD])
     assert all(h.address == solo.address for h in holders)
-    assert c.court.getVerifier(solo).locked == 4 * SIGMA_R  # each seat: max(bond, sigma R)
+    # sigma R once in the case (the audit seat's bond and its reserve), then each jury seat's bond
+    assert c.court.getVerifier(solo).locked == SIGMA_R + 3 * B_JUROR
 
 
 # ------------------------------------------------------------------------------------- redraws
@@ -881,7 +882,7 @@ def test_set_params_enforces_the_constraints(c):
         ("jurorPayBps", 10_999),
         ("auditorBondBps", 3 * 11_000 - 1),
         ("challengeBondBps", 3 * 11_000 - 1),
-        ("jurorBondBps", 10_999),
+        ("jurorBondBps", 3 * 11_000 - 1),
         ("canarySlashMul", 19),
         ("revealWindow", 4),
         ("activationDelayBlocks", 0),
@@ -1152,12 +1153,12 @@ def test_appeal_won_by_the_provider_pays_every_coherent_juror_of_every_round(c):
     assert [pay[(2, i)] for i in range(7)] == [W] * 7
     assert [pay[(1, i)] for i in range(3)] == [0, 0, W]
     assert pay[(0, 0)] == 0
-    # The pot: the auditor's bond 35 + 2 incoherent juror bonds 22 + the appeal bond 77 = 134;
-    # jurors 8 w = 88; the provider's appeal bond is repaid from the 46 left (a 31 shortfall, the
-    # README's worst case for 3 -> 7); nothing is burned; the requester's escrow comes back whole.
-    repaid = B_AUDIT + 2 * B_JUROR + 7 * W - 8 * W
-    assert wallet(c, c.provider) == provider_before - 7 * W + repaid and 7 * W - repaid == 31 * TOKEN
-    assert c.token.totalSupply() == supply
+    # The pot: the auditor's bond 35 + 2 incoherent juror bonds 66 + the appeal bond 77 = 178;
+    # jurors 8 w = 88; the provider's appeal bond is repaid in full from the 90 left (at B_j = w it
+    # was 31 short, the README's old worst case for 3 -> 7); 13 burned; E comes back whole.
+    pot = B_AUDIT + 2 * B_JUROR + 7 * W
+    assert wallet(c, c.provider) == provider_before  # its 7 w back
+    assert c.token.totalSupply() == supply - (pot - 8 * W - 7 * W) and pot - 15 * W == 13 * TOKEN
     assert wallet(c, c.requester) == requester_before + E
     assert len(round1) == 3 and len(round2) == 7
 
@@ -1182,8 +1183,8 @@ def test_appeal_lost_by_the_provider_pays_every_coherent_juror_of_every_round(c)
     assert [pay[(2, i)] for i in range(7)] == [W] * 6 + [0]
     assert [pay[(1, i)] for i in range(3)] == [W] * 3
     assert pay[(0, 0)] == A  # the auditor who caught it, from the escrow
-    # pot = collateral 40 + the lost appeal bond 77 + the incoherent juror's bond 11 = 128; jurors
-    # 9 w = 99; the 29 left are burned. The requester gets the unused deposit E - A back.
+    # pot = collateral 40 + the lost appeal bond 77 + the incoherent juror's bond 33 = 150; jurors
+    # 9 w = 99; the 51 left are burned. The requester gets the unused deposit E - A back.
     assert c.token.totalSupply() == supply - (COLLATERAL + 7 * W + B_JUROR - 9 * W)
     assert wallet(c, c.requester) == requester_before + E - A
 

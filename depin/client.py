@@ -64,7 +64,7 @@ from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
-from depin.spec import JobSpec, check_canonical, parse_spec, with_delivery
+from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
 from depin.transactions import (
     Receipt,
@@ -898,6 +898,9 @@ class Client(ContractAddresses):
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
         spec_bytes = parsed.to_bytes() if isinstance(spec, JobSpec) else bytes(spec)
+        # Executors and the indexer refuse spec bytes over MAX_SPEC_BYTES: such a job could never run
+        # (a JobSpec built without parse_spec has not been measured yet).
+        check_spec_size(spec_bytes)
         recipient = self._seal_recipient(parsed, seal=seal, encrypt_to=encrypt_to)
         if recipient is not None and parsed.delivery is None:
             spec_bytes = with_delivery(spec if isinstance(spec, JobSpec) else spec_bytes, recipient)

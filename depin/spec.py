@@ -156,6 +156,13 @@ def check_canonical(raw: bytes) -> None:
         raise SpecError(reason)
 
 
+def check_spec_size(raw: bytes, what: str = "spec") -> None:
+    """Raises :class:`SpecError` when `raw` is longer than :data:`MAX_SPEC_BYTES`: every executor
+    and the indexer refuse such bytes, so a job posted with them could never run."""
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{what} is {len(raw)} bytes; the limit is {MAX_SPEC_BYTES}")
+
+
 def spec_hash(spec_bytes: bytes) -> bytes:
     """keccak256 of the spec bytes: the `specHash` stored on chain."""
     return keccak(spec_bytes)
@@ -331,21 +338,25 @@ def with_delivery(spec: JobSpec | bytes, public_key: str | bytes) -> bytes:
     (canonical) bytes keep what they spell out and what they leave out. This is what
     :meth:`depin.client.Client.post_job` posts when it seals a result to the poster by default; the
     bytes are canonical, so the specHash covers the key and an executor reads it from the posted
-    spec. :class:`SpecError` for a key that is not on the curve or bytes that do not parse."""
+    spec. :class:`SpecError` for a key that is not on the curve, bytes that do not parse, or a
+    result over :data:`MAX_SPEC_BYTES` (the key adds about 90 bytes)."""
     try:
         key = "0x" + parse_public_key(public_key).hex()
     except DeliveryError as exc:
         raise SpecError(f"delivery.encrypt_to: {exc}") from None
     if isinstance(spec, JobSpec):
-        return spec.model_copy(update={"delivery": Delivery(encrypt_to=key)}).to_bytes()
-    try:
-        obj = json.loads(bytes(spec).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise SpecError("spec must be a JSON object")
-    obj["delivery"] = {"encrypt_to": key}
-    return canonical_json(obj)
+        sealed = spec.model_copy(update={"delivery": Delivery(encrypt_to=key)}).to_bytes()
+    else:
+        try:
+            obj = json.loads(bytes(spec).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise SpecError("spec must be a JSON object")
+        obj["delivery"] = {"encrypt_to": key}
+        sealed = canonical_json(obj)
+    check_spec_size(sealed, "the spec with its delivery key")
+    return sealed
 
 
 def cpu_seconds(spec: JobSpec) -> int:
@@ -372,10 +383,10 @@ def parse_spec(data: bytes | str | dict[str, Any], expected_hash: bytes | str | 
     if isinstance(data, dict):
         obj = data
         raw = canonical_json(data)
+        check_spec_size(raw, "the canonical spec")  # the bytes that would be posted
     else:
         raw = data.encode() if isinstance(data, str) else bytes(data)
-        if len(raw) > MAX_SPEC_BYTES:
-            raise SpecError(f"spec is {len(raw)} bytes; the limit is {MAX_SPEC_BYTES}")
+        check_spec_size(raw)
         try:
             obj = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -237,6 +237,15 @@ def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
           match="exceeds the market's cap of 50 per job")
 
 
+def test_job_post_refuses_a_spec_over_the_size_limit(tmp_path: Path) -> None:
+    """A spec whose canonical bytes exceed 16 KiB is one that no executor runs: `job post` refuses it,
+    --dry-run included (it used to print it and exit 0)."""
+    big = ["--image", IMAGE, "--cmd", "true", "--reward", "1", "--env", "A=" + "x" * 20_000]
+    fails("job", "post", *big, "--clear", "--dry-run", match="bytes; the limit is 16384")
+    fails("job", "post", *big, "--dry-run", "--dev-account", "3", match="the limit is 16384")
+    fails("job", "post", *big, "--rpc-url", "http://127.0.0.1:1", "--dev-account", "3", match="the limit is 16384")
+
+
 # ------------------------------------------------------------------------------------ job post-batch
 
 BATCH = ["--dev-account", "9"]  # Anvil's account 9: no other test here signs with it

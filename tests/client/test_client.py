@@ -102,6 +102,25 @@ def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet)
     assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
 
 
+def test_a_spec_over_the_size_limit_is_refused_before_anything_is_escrowed(devnet: Devnet) -> None:
+    """Executors and the indexer refuse spec bytes over MAX_SPEC_BYTES (parse_spec with the on-chain
+    hash): such a job could never be claimed, its escrow held until the claim window expires. A
+    JobSpec built without parse_spec, posted unsealed, is measured too: nothing is sent."""
+    from depin.errors import SpecError
+    from depin.spec import JobSpec
+
+    requester = devnet.new_account(20)
+    client = devnet.client(requester)
+    spec = JobSpec.model_validate({**make_spec(60).model_dump(mode="json"), "env": {"A": "x" * 20_000}})
+    for seal in (False, True):
+        with pytest.raises(SpecError, match=r"is 20\d\d\d bytes; the limit is 16384"):
+            client.post_job(spec, reward=to_wei(1), seal=seal)
+        with pytest.raises(SpecError, match="the limit is 16384"):
+            client.post_jobs([make_spec(61), spec], reward=to_wei(1), seal=seal)
+    assert client.token_balance() == to_wei(20)
+    assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
+
+
 def test_provider_register_stake_unstake_withdraw(devnet: Devnet) -> None:
     provider = devnet.new_account(1_000)
     client = devnet.client(provider)

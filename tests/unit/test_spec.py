@@ -64,6 +64,23 @@ def test_bad_specs_raise_a_clear_spec_error(data: bytes, message: str) -> None:
     assert message in str(info.value)
 
 
+def test_a_spec_over_the_size_limit_is_refused_as_a_dict_and_when_sealed() -> None:
+    """Executors and the indexer refuse spec bytes over MAX_SPEC_BYTES: a dict whose canonical bytes
+    are longer is refused too (it used to pass: only bytes were measured), and so is a spec the
+    delivery key pushes over the limit."""
+    from depin.delivery import public_key_of
+    from depin.spec import MAX_SPEC_BYTES, with_delivery
+
+    with pytest.raises(SpecError, match=r"the canonical spec is 20\d\d\d bytes; the limit is 16384"):
+        parse_spec(_spec(env={"A": "x" * 20_000}))
+    assert MAX_SPEC_BYTES == 16_384
+    base = len(JobSpec.model_validate(_spec(env={"A": ""})).to_bytes())
+    near = JobSpec.model_validate(_spec(env={"A": "x" * (MAX_SPEC_BYTES - base)}))
+    assert len(near.to_bytes()) == MAX_SPEC_BYTES and parse_spec(near.to_bytes()) == near  # at the limit: fine
+    with pytest.raises(SpecError, match="the spec with its delivery key is 16[45]\\d\\d bytes; the limit is 16384"):
+        with_delivery(near, public_key_of(b"\x5a" * 32))
+
+
 def test_hash_mismatch_is_refused() -> None:
     raw = JobSpec.model_validate(_spec()).to_bytes()
     with pytest.raises(SpecError, match="not the on-chain specHash"):

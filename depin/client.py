@@ -62,7 +62,7 @@ from depin.deployment import (
 )
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
-from depin.market import FailureCode, JobStatus, VerifyMode
+from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
@@ -176,6 +176,12 @@ class ResultSealed(ClientError):
     the client's account) cannot open it; nothing was extracted."""
 
 
+class ResultRuledWrong(ClientError):
+    """The job's court ruled its result wrong (``JobSettled`` outcome ProviderWrong: the provider's
+    collateral slashed, the requester refunded); :meth:`Client.download_result` refuses it unless
+    told otherwise. Nothing was downloaded."""
+
+
 class ResultUnsafe(ClientError):
     """The result archive matches its hash but holds a member that extraction refuses (an absolute
     or escaping symbolic link, a hard link, a device, a ``..`` path): nothing was extracted."""
@@ -245,6 +251,21 @@ class Submission:
     failure_code: FailureCode | None
     challenge_deadline: int  # 0 for an availability failure (settled at once)
     anchor_block: int  # the block whose randomness draws the job (0 for an availability failure)
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A job's ``JobSettled`` event: how its court ended it (the job is Resolved) and where the
+    escrow went (base units)."""
+
+    job_id: int
+    outcome: Outcome
+    provider_payout: int
+    requester_refund: int
+    to_court: int
+    burned: int
     block_number: int
     tx_hash: str
 
@@ -341,6 +362,11 @@ class FetchedResult:
     # it matches the commitment, yet anyone who fetched the URI could read it (jurors count it as not
     # delivered). The CLI warns.
     sealing_ignored: bool = False
+    # The job's status when it was fetched, and its court's ruling (None: no court settled it, e.g.
+    # Finalized unchallenged, or still Submitted / Disputed). Outcome.SPLIT: the job is not
+    # reproducible and its result unconfirmed; PROVIDER_WRONG is only extracted when allowed.
+    status: JobStatus = JobStatus.NONE
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -662,6 +688,26 @@ class Client(ContractAddresses):
             self.job(job_id)  # UnknownJob if it never existed
             raise ClientError(f"no JobPosted event for job {job_id} since block {self.deployment.deploy_block}")
         return bytes(posted["spec"])
+
+    def settlement(self, job_id: int) -> Settlement | None:
+        """The job's ``JobSettled`` event (its court's outcome and where the escrow went), or None:
+        no court settled it (yet; a Finalized job never has one)."""
+        job_id = _job_id(job_id)
+        logs = self._latest_logs("JobMarket", [self._topic("JobMarket", "JobSettled"), _uint_topic(job_id)])
+        if not logs:
+            return None
+        log = max(logs, key=lambda entry: (hex_int(entry["blockNumber"]), hex_int(entry["logIndex"])))
+        values = self._event_values("JobMarket", "JobSettled", log)
+        return Settlement(
+            job_id=job_id,
+            outcome=Outcome(values["outcome"]),
+            provider_payout=values["providerPayout"],
+            requester_refund=values["requesterRefund"],
+            to_court=values["toCourt"],
+            burned=values["burned"],
+            block_number=hex_int(log["blockNumber"]),
+            tx_hash=log["transactionHash"],
+        )
 
     def submission(self, job_id: int) -> Submission | None:
         """The job's latest result or failure submission (from the events), or None."""
@@ -1036,7 +1082,8 @@ class Client(ContractAddresses):
     ) -> Path:
         """Downloads the job's result archive from its submitted URI, checks it against the
         provider's on-chain commitment (refusing a mismatch: nothing is extracted), extracts its
-        ``out/`` into `dest_dir` and returns `dest_dir`. :meth:`download_result` gives the details."""
+        ``out/`` into `dest_dir` and returns `dest_dir`. A result its court ruled wrong is refused
+        (:class:`ResultRuledWrong`). :meth:`download_result` gives the details."""
         return self.download_result(
             job_id, dest_dir, max_bytes=max_bytes, salt=salt, decrypt_key=decrypt_key, allow_networks=allow_networks
         ).path
@@ -1050,6 +1097,7 @@ class Client(ContractAddresses):
         salt: bytes | None = None,
         decrypt_key: bytes | None = None,
         allow_networks: Sequence[str] | None = None,
+        allow_ruled_wrong: bool = False,
     ) -> FetchedResult:
         """:meth:`fetch_result` with the details. The check: the archive's digest (its sha256; the
         match digest of the spec's output selector when it has one) with the provider's `salt` must
@@ -1069,7 +1117,13 @@ class Client(ContractAddresses):
         `allow_networks` (CIDR; None: loopback on a local devnet chain, where the providers serve,
         none elsewhere), so that a provider cannot make this machine send requests into its own
         network; a local devnet also takes ``file://`` URIs. The whole download is bounded by
-        ``DOWNLOAD_TIMEOUT`` plus `max_bytes` at ``DOWNLOAD_MIN_RATE``."""
+        ``DOWNLOAD_TIMEOUT`` plus `max_bytes` at ``DOWNLOAD_MIN_RATE``.
+
+        A job its court settled (Resolved) has an outcome (``JobSettled``), returned in
+        :attr:`FetchedResult.outcome`. When the court ruled the result wrong (ProviderWrong: the
+        provider's collateral slashed, the requester refunded), the result may match the commitment
+        but is the wrong answer: :class:`ResultRuledWrong`, nothing downloaded, unless
+        `allow_ruled_wrong` (to look at what the provider delivered)."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -1079,6 +1133,14 @@ class Client(ContractAddresses):
         if sub.failure:
             code = sub.failure_code.name if sub.failure_code is not None else "?"
             raise ResultUnavailable(f"job {job.job_id} ended with a failure report ({code}), not a result")
+        settled = self.settlement(job.job_id) if job.status in (JobStatus.RESOLVED, JobStatus.PRUNED) else None
+        outcome = settled.outcome if settled is not None else None
+        if settled is not None and outcome == Outcome.PROVIDER_WRONG and not allow_ruled_wrong:
+            raise ResultRuledWrong(
+                f"job {job.job_id}'s court ruled its result wrong (outcome ProviderWrong: the provider's collateral was "
+                f"slashed, {format_tokens(settled.requester_refund)} {TOKEN_SYMBOL} refunded to the requester); "
+                "refusing it (nothing downloaded)"
+            )
         spec = self._parsed_spec(job.job_id)
         if max_bytes is None:
             max_bytes = self._output_limit(job.job_id, spec)
@@ -1143,7 +1205,10 @@ class Client(ContractAddresses):
             archive.unlink(missing_ok=True)
             plain.unlink(missing_ok=True)
         asked = spec is not None and spec.encrypt_to is not None
-        return FetchedResult(job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed)
+        return FetchedResult(
+            job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed,
+            status=job.status, outcome=outcome,
+        )
 
     def _delivery_key(self, decrypt_key: bytes | None) -> bytes:
         if decrypt_key is not None:

@@ -56,6 +56,22 @@ class Outcome(IntEnum):
         """The Solidity name (``ProviderRight``), as the indexer stores it."""
         return solidity_name(self.name)
 
+    @property
+    def meaning(self) -> str:
+        """What the ruling says of the submission, for people (who was paid is in ``JobSettled``)."""
+        return _OUTCOME_MEANINGS[self]
+
+
+_OUTCOME_MEANINGS = {
+    Outcome.NONE: "no ruling",
+    Outcome.PROVIDER_RIGHT: "the court upheld the submission (the audit or the jury agreed with it)",
+    Outcome.PROVIDER_WRONG: "the court ruled the submission wrong and slashed the provider's collateral: do not trust its result",
+    Outcome.SPLIT: "the jurors disagreed among themselves: the job is not reproducible (nondeterministic), its result is "
+    "not confirmed; the provider is paid as if unchallenged",
+    Outcome.UNAUDITED: "drawn for audit, but no verifier took it: settled as if unchallenged, never re-executed",
+    Outcome.CANARY: "a canary job (the canary operator's test of the verifiers): nobody is paid for it",
+}
+
 
 class VerifyMode(IntEnum):
     """``JobTerms.verifyMode``: how a job is verified; the spec's ``verify`` field names it."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from depin.market import JobStatus, VerifyMode
+from depin.market import JobStatus, Outcome, VerifyMode
 from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
@@ -641,6 +641,18 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
             d["resultURI"] = sub.uri
     if job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED) and job.verify_mode == VerifyMode.REEXEC:
         d["drawn"] = client.is_drawn(job.job_id)  # None until the anchor block's randomness is readable
+    if job.status in (JobStatus.RESOLVED, JobStatus.PRUNED):
+        settled = client.settlement(job.job_id)  # the court's ruling: JobSettled (a Finalized job has none)
+        if settled is not None:
+            d["outcome"] = settled.outcome.label
+            d["outcomeMeaning"] = settled.outcome.meaning
+            d["settlement"] = {
+                "providerPayout": str(settled.provider_payout),
+                "requesterRefund": str(settled.requester_refund),
+                "toCourt": str(settled.to_court),
+                "burned": str(settled.burned),
+                "tx": settled.tx_hash,
+            }
     return d
 
 
@@ -663,7 +675,11 @@ def job_status(
     config: ConfigOpt = None,
 ) -> None:
     """Show a job as the chain has it now: status, parties, amounts and fees, verify mode and audit
-    rate, deadlines, commitment, anchor block, whether it was drawn for audit, result URI.
+    rate, deadlines, commitment, anchor block, whether it was drawn for audit, result URI, and for a
+    job its court settled (Resolved) the court's outcome: ProviderRight (the result upheld),
+    ProviderWrong (ruled wrong, the provider slashed: do not use the result), Split (jurors
+    disagreed: not reproducible, the result unconfirmed), Unaudited (drawn but nobody audited it) or
+    Canary, with who was paid.
 
     Example: depin job status 7
     """
@@ -704,6 +720,14 @@ def job_status(
     for key, label in (("resultURI", "result URI"), ("failureCode", "failure")):
         if key in d:
             table.add_row(label, str(d[key]))
+    if "outcome" in d:
+        table.add_row("court outcome", f"{d['outcome']}: {d['outcomeMeaning']}")
+        paid = d["settlement"]
+        table.add_row(
+            "settled",
+            f"provider paid {format_amount(int(paid['providerPayout']))} {TOKEN_SYMBOL}, requester refunded "
+            f"{format_amount(int(paid['requesterRefund']))} {TOKEN_SYMBOL}, court {format_amount(int(paid['toCourt']))} {TOKEN_SYMBOL}",
+        )
     make_console().print(table)
 
 
@@ -826,6 +850,10 @@ def job_result(
             help="A non-public network the result may be fetched from (repeatable; default: none, or loopback on a local devnet).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Extract a result its court ruled wrong (ProviderWrong) anyway, with a warning."),
+    ] = False,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -852,6 +880,11 @@ def job_result(
     service) unless --allow-network names it; on a local devnet loopback (where its providers serve)
     and file:// URIs are allowed. The download must average 1 MiB/s beyond a 60 s start.
 
+    A result whose court ruled it wrong (outcome ProviderWrong, `depin job status` shows it) is
+    refused: it is the wrong answer even when it matches the commitment. --force extracts it anyway
+    (with a warning). A Split outcome (jurors disagreed: the job is not reproducible) is extracted
+    with a warning that the result is unconfirmed; so is a result still disputed in its court.
+
     Example: depin job result 7 --out ./result-7 --keystore keys/me.json
     """
     client = open_client(
@@ -863,12 +896,38 @@ def job_result(
         salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
         if len(salt_bytes) != 32:
             raise ValueError("--salt must be 32 bytes (64 hex digits)")
-    fetched = client.download_result(_job_id(job_id), out, salt=salt_bytes, allow_networks=allow_network or None)
+    from depin.client import ResultRuledWrong  # lazy: start-up
+
+    try:
+        fetched = client.download_result(
+            _job_id(job_id), out, salt=salt_bytes, allow_networks=allow_network or None, allow_ruled_wrong=force
+        )
+    except ResultRuledWrong as exc:
+        raise ResultRuledWrong(f"{exc}; --force extracts it anyway") from None
     sealed = " (delivered sealed to your key; content address checked, opened)" if fetched.sealed else ""
+    upheld = "; upheld by its court (ProviderRight)" if fetched.outcome == Outcome.PROVIDER_RIGHT else ""
     typer.echo(
         f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {printable(fetched.uri)}){sealed}; "
-        f"exit code {fetched.exit_code}; extracted to {fetched.path}"
+        f"exit code {fetched.exit_code}; extracted to {fetched.path}{upheld}"
     )
+    if fetched.outcome == Outcome.PROVIDER_WRONG:
+        typer.echo(
+            f"warning: job {fetched.job_id}'s court ruled this result WRONG (outcome ProviderWrong: the provider's collateral "
+            f"was slashed, you were refunded); extracted only because of --force: do not use it as the job's answer",
+            err=True,
+        )
+    elif fetched.outcome == Outcome.SPLIT:
+        typer.echo(
+            f"warning: job {fetched.job_id}'s jurors disagreed among themselves (outcome Split): the job is not reproducible "
+            "(nondeterministic) and this result is unconfirmed",
+            err=True,
+        )
+    elif fetched.status == JobStatus.DISPUTED:
+        typer.echo(
+            f"warning: job {fetched.job_id} is under verification in its court (Disputed): its ruling may still find this "
+            f"result wrong; `depin job status {fetched.job_id}` shows the outcome once it is settled",
+            err=True,
+        )
     if fetched.sealing_ignored:
         typer.echo(
             f"warning: job {fetched.job_id}'s spec asked for a delivery sealed to your key, but the provider published it in "

@@ -578,6 +578,54 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "watch", "999999", *net(devnet), match="unknown job id")
 
 
+def test_job_status_shows_the_courts_outcome_and_result_refuses_a_wrong_one(devnet: Devnet, tmp_path: Path) -> None:
+    """The provider committed to its archive, the job was disputed and its court settled it
+    ProviderWrong (collateral slashed, the requester refunded): `job status` (text and --json) shows
+    the outcome and who was paid, `job result` refuses the result (one error line, nothing written)
+    unless --force, which extracts it with a warning. A ProviderRight ruling is said on success."""
+    from depin.commitment import commitment
+    from depin.market import Outcome
+    from tests.client.conftest import make_spec
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "answer.txt").write_text("41\n")  # the wrong answer
+    archive = build_archive(out, 0, tmp_path / "result.tar")
+    requester = devnet.client(devnet.new_account(20))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    salt = bytes(range(32))
+    court = devnet.chain.contracts.test_court
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        jobs = {}
+        for n, outcome in ((5151, Outcome.PROVIDER_WRONG), (5152, Outcome.PROVIDER_RIGHT)):
+            jid = requester.post_job(make_spec(n), reward=to_wei(1), seal=False, challenge_window=300).job_id
+            provider.claim(jid)
+            files[f"/results/{jid}"] = archive.path.read_bytes()
+            files[f"/results/{jid}.json"] = json.dumps({"job": jid, "party": provider.address, "salt": "0x" + salt.hex()}).encode()
+            provider.submit_result(jid, commitment(provider.address, jid, archive.digest, salt), f"{base}/results/{jid}")
+            devnet.chain.send(devnet.chain.deployer, court.begin(jid))
+            devnet.chain.send(devnet.chain.deployer, court.settle(jid, outcome))
+            jobs[outcome] = jid
+        wrong = jobs[Outcome.PROVIDER_WRONG]
+        status = json.loads(ok("job", "status", wrong, "--json", *net(devnet)).stdout)
+        assert (status["status"], status["outcome"]) == ("Resolved", "ProviderWrong")
+        assert "slashed" in status["outcomeMeaning"] and status["settlement"]["providerPayout"] == "0"
+        assert status["settlement"]["requesterRefund"] == str(to_wei("1.02"))
+        shown = ok("job", "status", wrong, *net(devnet)).stdout
+        assert "ProviderWrong" in shown and "do not trust" in shown and "requester refunded 1.02" in shown
+        fails("job", "result", wrong, "--out", tmp_path / "got", *net(devnet),
+              match="ruled its result wrong (outcome ProviderWrong")
+        assert not (tmp_path / "got").exists()
+        forced = ok("job", "result", wrong, "--out", tmp_path / "got", "--force", *net(devnet))
+        assert (tmp_path / "got" / "answer.txt").read_text() == "41\n"
+        assert forced.stderr.startswith("warning: ") and "ruled this result WRONG" in forced.stderr
+        right = ok("job", "result", jobs[Outcome.PROVIDER_RIGHT], "--out", tmp_path / "right", *net(devnet))
+        assert "upheld by its court (ProviderRight)" in right.stdout and not right.stderr
+        assert json.loads(ok("job", "status", jobs[Outcome.PROVIDER_RIGHT], "--json", *net(devnet)).stdout)["outcome"] == "ProviderRight"
+
+
 def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from indexer.config import IndexerConfig
     from indexer.follower import Indexer

@@ -14,11 +14,19 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
-from depin.client import Client, ClientError, ResultMismatch, ResultSealed, ResultUnavailable, ResultUnsafe
+from depin.client import (
+    Client,
+    ClientError,
+    ResultMismatch,
+    ResultRuledWrong,
+    ResultSealed,
+    ResultUnavailable,
+    ResultUnsafe,
+)
 from depin.commitment import commitment, failure_digest
 from depin.delivery import public_key_of
 from depin.deployment import to_wei
-from depin.market import FailureCode
+from depin.market import FailureCode, JobStatus, Outcome
 from depin.outputs import build_archive
 from depin.spec import parse_spec, with_delivery
 from executor.results import ResultStore
@@ -40,7 +48,8 @@ SALT = bytes(range(32))
 
 
 def _submitted_job(
-    devnet: Devnet, digest: bytes, uri: str, files: dict[str, Any] | None = None, salt: bytes = SALT, spec: Any = None
+    devnet: Devnet, digest: bytes, uri: str, files: dict[str, Any] | None = None, salt: bytes = SALT, spec: Any = None,
+    challenge_window: int | None = None,
 ) -> tuple[Client, int]:
     """A job (`spec`, default ``make_spec(100)``) whose provider committed to `digest` with `salt`
     and published the archive at `uri` and its manifest (the salt) beside it: in `files` (served)
@@ -49,7 +58,7 @@ def _submitted_job(
     provider = devnet.client(devnet.new_account(1_000))
     provider.register(to_wei(200), "http://provider")
     spec = make_spec(100) if spec is None else spec
-    job_id = requester.post_job(spec, reward=to_wei(1), seal=False).job_id  # a plaintext archive
+    job_id = requester.post_job(spec, reward=to_wei(1), seal=False, challenge_window=challenge_window).job_id  # a plaintext archive
     provider.claim(job_id)
     provider.submit_result(job_id, commitment(provider.address, job_id, digest, SALT), uri)
     manifest = json.dumps({"job": job_id, "party": provider.address, "salt": "0x" + salt.hex()}).encode()
@@ -159,6 +168,38 @@ def test_correct_archive_is_verified_and_extracted(devnet: Devnet, archive, tmp_
     assert [p.name for p in mine.iterdir()] == ["answer.txt"] and (mine / "answer.txt").read_text() == "my own\n"
     with pytest.raises(ClientError, match="is not empty"):
         requester.fetch_result(job_id, dest)  # a second download into the same folder too
+
+
+def test_a_result_its_court_ruled_wrong_is_refused_unless_allowed(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """The archive matches the provider's commitment, but the job's court settled it ProviderWrong
+    (collateral slashed, the requester refunded): the JobSettled outcome is read and the result
+    refused before anything is downloaded, unless allow_ruled_wrong. A Split ruling (the job is not
+    reproducible) is extracted and says so in the outcome."""
+    court = devnet.chain.contracts.test_court
+    files = {"/results/w": archive.path.read_bytes(), "/results/s": archive.path.read_bytes()}
+    with serve(files) as base:
+        requester, wrong = _submitted_job(devnet, archive.digest, f"{base}/results/w", files, challenge_window=300)
+        _, split = _submitted_job(devnet, archive.digest, f"{base}/results/s", files, challenge_window=300)
+        assert requester.settlement(wrong) is None
+        job = requester.job(wrong)
+        for jid, outcome in ((wrong, Outcome.PROVIDER_WRONG), (split, Outcome.SPLIT)):
+            devnet.chain.send(devnet.chain.deployer, court.begin(jid))
+            assert requester.download_result(jid, tmp_path / f"disputed-{jid}").status is JobStatus.DISPUTED
+            devnet.chain.send(devnet.chain.deployer, court.settle(jid, outcome))
+        settled = requester.settlement(wrong)
+        assert settled is not None and settled.outcome is Outcome.PROVIDER_WRONG
+        assert (settled.provider_payout, settled.requester_refund) == (0, job.reward + job.fee)
+        dest = tmp_path / "wrong"
+        with pytest.raises(ResultRuledWrong, match=r"ruled its result wrong \(outcome ProviderWrong.*refusing it \(nothing downloaded\)"):
+            requester.fetch_result(wrong, dest)
+        assert not dest.exists()
+        forced = requester.download_result(wrong, dest, allow_ruled_wrong=True)
+        assert (forced.outcome, forced.status) == (Outcome.PROVIDER_WRONG, JobStatus.RESOLVED)
+        assert (dest / "answer.txt").read_text() == "42\n"
+        fetched = requester.download_result(split, tmp_path / "split")
+        assert fetched.outcome is Outcome.SPLIT and (tmp_path / "split" / "answer.txt").exists()
+        paid = requester.settlement(split)
+        assert paid is not None and paid.provider_payout >= job.reward and paid.requester_refund == 0
 
 
 def test_tampered_archive_is_refused_and_nothing_extracted(devnet: Devnet, archive, tmp_path: Path) -> None:

@@ -1146,8 +1146,13 @@ class Client(ContractAddresses):
             max_bytes = self._output_limit(job.job_id, spec)
         source = self._result_source(allow_networks)
         dest_dir = Path(dest_dir)
+        created = done = False  # a folder made here and left empty by a failure is removed again
         try:
-            dest_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                dest_dir.mkdir(parents=True)
+                created = True
+            except FileExistsError:
+                pass
             if any(dest_dir.iterdir()):  # a result's out/.bashrc must never replace a file of the user's
                 raise ClientError(
                     f"{dest_dir} is not empty: a result is extracted only into a new or empty folder (its files"
@@ -1155,7 +1160,11 @@ class Client(ContractAddresses):
                 )
             fd, tmp = tempfile.mkstemp(prefix=f".depin-result-{job.job_id}.", suffix=".tar", dir=dest_dir)
         except OSError as exc:
+            _remove_if_made(dest_dir, created)
             raise ClientError(f"cannot write the result into {dest_dir}: {exc.strerror or exc}") from None
+        except BaseException:
+            _remove_if_made(dest_dir, created)
+            raise
         os.close(fd)
         archive = Path(tmp)
         plain = archive.with_name(archive.name + ".open")
@@ -1201,9 +1210,12 @@ class Client(ContractAddresses):
             except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
                 _remove_extracted(dest_dir, keep=(archive, plain))
                 raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}; nothing extracted") from None
+            done = True
         finally:
             archive.unlink(missing_ok=True)
             plain.unlink(missing_ok=True)
+            if not done:
+                _remove_if_made(dest_dir, created)
         asked = spec is not None and spec.encrypt_to is not None
         return FetchedResult(
             job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed,
@@ -1498,6 +1510,16 @@ def _remove_extracted(folder: Path, keep: tuple[Path, ...]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def _remove_if_made(folder: Path, created: bool) -> None:
+    """Removes `folder` when this download created it and it is still empty (a failed download
+    leaves no new empty --out folder behind)."""
+    if created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _check_content_address(job_id: int, uri: str, sha256: bytes, manifest: dict[str, Any]) -> None:

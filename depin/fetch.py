@@ -20,8 +20,11 @@ is then taken from the environment. ``depin.addresses.public_resolver`` is such 
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import socket
+import stat
 import threading
 import time
 import urllib.parse
@@ -241,10 +244,24 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float
 
 
 def _file_chunks(uri: str) -> Generator[bytes]:
+    """The bytes of a ``file://`` URI's regular file. Opened without blocking and without following a
+    final symbolic link, then refused unless it is a regular file: a FIFO, a terminal or another
+    device (``/dev/zero``, ``/dev/tty``) would block the open or never end, past any deadline (a
+    deadline is checked between reads only)."""
     source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
     try:
-        with open(source, "rb") as src:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FetchError(f"downloading {uri} failed: it names a symbolic link (not followed)") from None
+        raise FetchError(f"downloading {uri} failed: {exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FetchError(f"downloading {uri} failed: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as src:
             while chunk := src.read(CHUNK):
                 yield chunk
     except OSError as exc:
         raise FetchError(f"downloading {uri} failed: {exc}") from None
+    finally:
+        os.close(fd)

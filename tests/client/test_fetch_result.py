@@ -211,11 +211,11 @@ def test_tampered_archive_is_refused_and_nothing_extracted(devnet: Devnet, archi
         dest = tmp_path / "fetched"
         with pytest.raises(ResultMismatch, match="does not give the provider's commitment"):
             requester.fetch_result(job_id, dest)
-        assert list(dest.iterdir()) == []
+        assert not dest.exists()  # nothing extracted; the folder made for it removed
         files["/results/b"] = good
         with pytest.raises(ResultMismatch, match="does not give the provider's commitment"):
             requester.fetch_result(job_id, dest, salt=b"\x01" * 32)  # the wrong salt
-        assert list(dest.iterdir()) == []
+        assert not dest.exists()  # nothing extracted; the folder made for it removed
         assert requester.fetch_result(job_id, dest) == dest
     assert (dest / "answer.txt").read_text() == "42\n"
 
@@ -250,6 +250,38 @@ def test_file_uri_and_unavailable_results(devnet: Devnet, archive, tmp_path: Pat
         requester.fetch_result(open_job, tmp_path / "d")
 
 
+def test_a_fifo_result_uri_is_refused_at_once(devnet: Devnet, tmp_path: Path) -> None:
+    """On a local devnet the requester takes file:// result URIs. A provider that submitted the URI
+    of a FIFO held `download_result` in open() past its deadline: now refused at once (not a
+    regular file). The --out folder made for it is removed again; one that was there stays."""
+    import os
+    import threading
+
+    fifo = tmp_path / "result.tar"
+    os.mkfifo(fifo)
+    requester, job_id = _submitted_job(devnet, b"\x01" * 32, fifo.as_uri())
+    outcome: list[BaseException] = []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+
+    def fetch() -> None:
+        for dest in (tmp_path / "got", kept):
+            try:
+                requester.download_result(job_id, dest, max_bytes=1 << 20)
+            except Exception as exc:  # handed to the test
+                outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # let the blocked open() go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not worker.is_alive(), "download_result blocked on the provider's FIFO"
+    assert len(outcome) == 2 and all(isinstance(exc, ResultUnavailable) for exc in outcome), outcome
+    assert "not a regular file" in str(outcome[0])
+    assert not (tmp_path / "got").exists() and kept.is_dir() and list(kept.iterdir()) == []
+
+
 def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: Devnet, tmp_path: Path) -> None:
     """A result holding `ln -s /in/a /out/link` (its hash matches) raises ResultUnsafe, a
     ClientError, instead of tarfile's AbsoluteLinkError; nothing lands in the destination."""
@@ -265,7 +297,7 @@ def test_an_unsafe_archive_is_one_client_error_and_nothing_is_extracted(devnet: 
         with pytest.raises(ResultUnsafe, match="not safe to extract .*'/in/a', outside the result.*nothing extracted") as err:
             requester.fetch_result(job_id, dest)
     assert isinstance(err.value, ClientError)
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nothing extracted; the folder made for it removed
 
 
 @pytest.mark.parametrize("served", [b"", b"not a tar archive\n"], ids=["empty", "text"])
@@ -281,7 +313,7 @@ def test_a_result_that_is_no_archive_under_an_output_selector_is_a_mismatch(devn
         dest = tmp_path / "fetched"
         with pytest.raises(ResultMismatch, match="not a depin-result-v1 archive .*output.match.*nothing extracted"):
             requester.fetch_result(job_id, dest)
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nothing extracted; the folder made for it removed
 
 
 def test_an_extraction_that_stops_half_way_leaves_nothing(devnet: Devnet, archive, tmp_path: Path) -> None:
@@ -301,7 +333,7 @@ def test_an_extraction_that_stops_half_way_leaves_nothing(devnet: Devnet, archiv
         dest = tmp_path / "fetched"
         with pytest.raises(ResultUnavailable, match="cannot be extracted.*nothing extracted"):
             requester.fetch_result(job_id, dest)
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nothing extracted; the folder made for it removed
 
 
 def test_a_compressed_archive_bomb_is_refused_and_nothing_is_written(devnet: Devnet, archive, tmp_path: Path) -> None:
@@ -381,7 +413,7 @@ def test_a_result_on_the_requesters_own_network_is_fetched_only_when_allowed(dev
             dest = tmp_path / f"refused-{allow}"
             with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
                 client.download_result(job_id, dest, allow_networks=allow)
-            assert list(dest.iterdir()) == []
+            assert not dest.exists()  # nothing extracted; the folder made for it removed
         with pytest.raises(ResultUnavailable, match="127.0.0.1 resolves to a loopback address"):
             elsewhere.check_delivery(job_id)  # the refusal, not "not a sealed delivery"
         assert server.connections == 0
@@ -417,5 +449,5 @@ def test_a_provider_trickling_its_result_is_cut_off(devnet: Devnet, archive, tmp
         dest = tmp_path / "slow"
         with pytest.raises(ResultUnavailable, match="took too long"):
             requester.download_result(job_id, dest)
-        assert list(dest.iterdir()) == []
+        assert not dest.exists()  # nothing extracted; the folder made for it removed
         assert hung_up.wait(30), "the client kept the connection open"

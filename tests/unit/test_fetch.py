@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,6 +68,44 @@ def test_file_uri_hash_only(tmp_path: Path) -> None:
     assert download_and_hash(path.as_uri(), max_bytes=len(BODY)).digest == hashlib.sha256(BODY).digest()
     with pytest.raises(FetchError, match="failed"):
         download_and_hash((tmp_path / "none").as_uri(), max_bytes=1)
+
+
+def _within(seconds: float, fetch) -> BaseException | None:
+    """Runs `fetch` in a thread; its exception (None if it returned), or fails when it blocks."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fetch()
+            raised.append(None)
+        except BaseException as exc:  # handed to the test
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert raised, f"the download still blocks after {seconds} s"
+    return raised[0]
+
+
+def test_file_uri_of_a_fifo_device_or_link_is_refused_at_once(tmp_path: Path) -> None:
+    """A file:// URI (a devnet provider's result) naming a FIFO, a device or a symbolic link: a
+    blocking open() of a FIFO (or /dev/tty) held the requester past any deadline (the deadline is
+    checked between reads), /dev/zero never ended. Refused at once: not a regular file."""
+    fifo = tmp_path / "result.tar"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.tar"
+    link.symlink_to(tmp_path / "nowhere")
+    try:
+        for uri, message in ((fifo.as_uri(), "not a regular file"), ("file:///dev/zero", "not a regular file"),
+                             (link.as_uri(), "symbolic link")):
+            exc = _within(10, lambda uri=uri: download_and_hash(uri, max_bytes=1024, deadline=time.monotonic() + 1))
+            assert isinstance(exc, FetchError) and message in str(exc), (uri, exc)
+    finally:  # had a reader blocked in open() (the defect), a writer lets it go
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader waiting: ENXIO
 
 
 def test_unsupported_scheme_and_dead_host() -> None:

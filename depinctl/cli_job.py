@@ -15,6 +15,7 @@ import re
 import shlex
 import time
 import urllib.parse
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -190,10 +191,16 @@ def _input(arg: str, index: int) -> dict[str, str]:
             raise FileNotFoundError(f"input file {source} not found") if not path.exists() else ValueError(
                 f"input {source} is not a regular file"
             )
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if len(data) <= DATA_URI_MAX and not lower.startswith("file://"):
-            uri = "data:;base64," + base64.b64encode(data).decode("ascii")
+        # Hashed as it is read: a large input (a dataset of gigabytes, sent as a file:// URI) never
+        # sits in memory; only a small one's bytes are kept, for its data: URI.
+        with open(path, "rb") as fh:
+            head = fh.read(DATA_URI_MAX + 1)
+            hasher = hashlib.sha256(head)
+            while chunk := fh.read(1 << 20):
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+        if len(head) <= DATA_URI_MAX and not file_url:
+            uri = "data:;base64," + base64.b64encode(head).decode("ascii")
         else:
             uri = path.resolve().as_uri()
         default = path.name
@@ -412,33 +419,78 @@ def _own_public_key(
 MAX_BATCH = 100  # specs per `job post-batch`: they all go into one transaction, whose gas grows with each job
 
 
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _bounded_lines(stream: Any, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """The non-blank lines of binary `stream`, split at \\n, \\r or \\r\\n (as bytes.splitlines),
+    numbered from 1, without ever holding more than `limit` + 1 bytes of one line: a longer one is
+    ``(number, None)``, as soon as it is known, and the last (a line of blanks is skipped however long)."""
+    number, line, over, blank, after_cr = 1, bytearray(), False, True, False
+    while chunk := stream.read(1 << 16):
+        i = 1 if after_cr and chunk.startswith(b"\n") else 0
+        after_cr = False
+        while True:
+            m = _EOL.search(chunk, i)
+            piece = chunk[i : m.start() if m else len(chunk)]
+            blank = blank and not piece.strip()
+            if not over:
+                line += piece
+                if len(line) > limit:
+                    over = True
+                    line.clear()
+            if over and not blank:  # too long whatever follows (/dev/zero has no line end at all)
+                yield number, None
+                return
+            if m is None:
+                break
+            if not blank:
+                yield number, None if over else bytes(line)
+            number, line, over, blank = number + 1, bytearray(), False, True
+            after_cr = m.group() == b"\r" and m.end() == len(chunk)
+            i = m.end()
+    if not blank:
+        yield number, None if over else bytes(line)
+
+
 def _read_specs(sources: list[str]) -> list[tuple[str, JobSpec]]:
     """The parsed specs of `sources` in order, each with where it came from (for messages): each
     source a JSON spec file, or ``-``: JSON lines on stdin (one spec per non-empty line). A source
     that cannot be read or parsed is a one-line error naming it (and the line, for stdin)."""
     from depin.deployment import shown_path  # lazy: start-up
     from depin.errors import SpecError  # lazy: start-up
-    from depin.spec import parse_spec  # lazy: start-up
+    from depin.spec import MAX_SPEC_BYTES, parse_spec  # lazy: start-up
 
+    too_long = f"more than {MAX_SPEC_BYTES} bytes; the limit is {MAX_SPEC_BYTES}"
     if sources.count("-") > 1:
         raise ValueError("- (stdin) is given more than once: stdin can be read only once")
     specs: list[tuple[str, JobSpec]] = []
     for source in sources:
         if source == "-":
             # bytes, split at \n, \r or \r\n only (a JSON string may hold U+2028 unescaped; bad UTF-8 is the line's error)
-            for number, line in enumerate(typer.get_binary_stream("stdin").read().splitlines(), start=1):
-                if line.strip():
-                    where = f"stdin line {number}"
-                    try:
-                        specs.append((where, parse_spec(line)))
-                    except SpecError as exc:
-                        raise ValueError(f"{where}: {exc}") from None
+            # (read a line at a time, at most MAX_SPEC_BYTES + 1 bytes of it: an endless stream is refused, not held)
+            for number, line in _bounded_lines(typer.get_binary_stream("stdin"), MAX_SPEC_BYTES):
+                where = f"stdin line {number}"
+                if line is None:
+                    raise ValueError(f"{where}: spec is {too_long}")
+                try:
+                    specs.append((where, parse_spec(line)))
+                except SpecError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+                if len(specs) > MAX_BATCH:
+                    raise ValueError(
+                        f"{len(specs)} specs: at most {MAX_BATCH} per batch (stdin holds more; they all go into one "
+                        "transaction, and its gas grows with each job); split them into several batches"
+                    )
             continue
         where = f"spec file {shown_path(source)}"
         try:
-            raw = Path(source).read_bytes()
+            with open(source, "rb") as fh:  # at most one byte past the limit: /dev/zero or a huge file is refused, not read
+                raw = fh.read(MAX_SPEC_BYTES + 1)
         except OSError as exc:
             raise ValueError(f"cannot read {where}: {exc.strerror or exc}") from None
+        if len(raw) > MAX_SPEC_BYTES:
+            raise ValueError(f"{where}: spec is {too_long}")
         try:
             specs.append((where, parse_spec(raw)))
         except SpecError as exc:

@@ -7,6 +7,12 @@ of range. Nothing here reaches a chain or a Redis (their URLs point at closed po
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,3 +157,49 @@ def test_hostile_token_amounts_give_one_error_line(amount: str) -> None:
         result = CliRunner().invoke(app, argv)
         assert _problem(argv) is None, (argv, result.stderr[-400:])
         assert result.exit_code == 1 and "invalid" in result.stderr and amount[:20] in result.stderr, result.stderr
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli_limited(args: list[str], mem_bytes: int, stdin: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `depin ARGS` in a child whose address space is capped at `mem_bytes`."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    with open(stdin or os.devnull, "rb") as source:
+        return subprocess.run([sys.executable, "-m", "depinctl.cli", *args], capture_output=True, text=True, stdin=source,
+                              preexec_fn=limit, env=env, timeout=timeout, cwd=REPO)
+
+
+def test_job_post_hashes_a_large_input_file_without_reading_it_whole(tmp_path: Path) -> None:
+    """`--input FILE` hashes the file as it reads it: a 3 GB dataset (sent as a file:// URI) under
+    a 1.5 GB address-space cap used to end in a MemoryError traceback (path.read_bytes())."""
+    big = tmp_path / "dataset.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: no disk used
+    proc = _cli_limited(["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--input", str(big),
+                         "--dry-run", "--clear"], mem_bytes=1_500_000_000)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-600:]
+    assert big.as_uri() in proc.stdout
+    small = tmp_path / "small.bin"  # hashed alike; embedded as a data: URI up to DATA_URI_MAX
+    for size, embedded in ((2_048, True), (2_049, False)):
+        small.write_bytes(b"x" * size)
+        result = CliRunner().invoke(app, ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--input",
+                                          str(small), "--dry-run", "--clear"])
+        item = json.loads(result.stdout)["inputs"][0]
+        assert item["sha256"] == hashlib.sha256(b"x" * size).hexdigest()
+        assert item["uri"].startswith("data:") is embedded
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "-"])
+def test_post_batch_reads_no_more_than_the_spec_limit(source: str) -> None:
+    """`job post-batch /dev/zero` (or a huge file, or `-` fed an endless stream) used to read it all
+    before the 16 KiB spec limit: a MemoryError traceback or the OOM killer. Now refused after
+    MAX_SPEC_BYTES + 1 bytes of a file or a line."""
+    proc = _cli_limited(["job", "post-batch", source, "--reward", "1", "--dry-run"], mem_bytes=1_000_000_000,
+                        stdin=Path("/dev/zero") if source == "-" else None, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-600:]
+    assert proc.stderr.startswith("error: ") and "spec is more than 16384 bytes; the limit is 16384" in proc.stderr, proc.stderr

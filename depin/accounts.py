@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
@@ -162,7 +163,12 @@ def _parse_private_key(private_key: bytes | str) -> bytes:
         raise AccountError(f"a private key is 32 bytes (64 hex digits); this one is {len(key)} bytes")
     if int.from_bytes(key, "big") == 0:
         raise AccountError("the private key is zero")
+    if int.from_bytes(key, "big") >= SECP256K1_ORDER:
+        raise AccountError("the private key is out of range for secp256k1 (it must be below the curve order n, 0xffff…4141)")
     return key
+
+
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # n: a key is 1..n-1
 
 
 def _read_keystore_json(path: Path) -> Any:
@@ -262,11 +268,19 @@ def _kdf_too_costly(data: dict[str, Any]) -> str:
     return ""
 
 
-def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
-    """The account in keystore `path`, decrypted with `password`."""
-    from eth_account import Account  # lazy: start-up
-
+def load_keystore(path: Path | str) -> dict[str, Any]:
+    """The JSON of keystore `path`, checked to be one (before any password is asked for);
+    :class:`AccountError` when it is missing, not a regular file (a device or a FIFO is never
+    opened), or not a JSON keystore."""
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AccountError(f"keystore {shown_path(path)} not found (create one with `depin keys new PATH`)") from None
+    except OSError as exc:
+        raise AccountError(f"cannot read keystore {shown_path(path)}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise AccountError(f"keystore {shown_path(path)} is not a regular file (a keystore is a JSON file)")
     try:
         data = _read_keystore_json(path)
     except FileNotFoundError:
@@ -276,7 +290,16 @@ def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
     except (ValueError, RecursionError):
         raise AccountError(f"{shown_path(path)} is not a JSON keystore") from None
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
-        raise AccountError(f"{path} is not a JSON keystore (no 'crypto' section)")
+        raise AccountError(f"{shown_path(path)} is not a JSON keystore (no 'crypto' section)")
+    return data
+
+
+def unlock_keystore(path: Path | str, password: str) -> LocalAccount:
+    """The account in keystore `path`, decrypted with `password`."""
+    from eth_account import Account  # lazy: start-up
+
+    path = Path(path)
+    data = load_keystore(path)
     too_costly = _kdf_too_costly(data)
     if too_costly:
         raise AccountError(f"cannot decrypt keystore {path}: its KDF parameters ask for {too_costly}; refused")
@@ -361,6 +384,7 @@ def load_account(
             "no signing key: pass --keystore FILE (with --password-file or $DEPIN_KEYSTORE_PASSWORD), "
             "--dev-account N on a local devnet, or a --config file with a [key] section"
         )
+    load_keystore(keystore)  # a path that is no keystore is said before a password is asked for
     account = unlock_keystore(keystore, read_password(password, password_file, env))
     if chain_id is not None:
         refuse_dev_key_off_devnet(account.address, chain_id)

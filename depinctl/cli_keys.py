@@ -145,7 +145,7 @@ def signing_account(
     """The signing account the common key options name (options first, then the --config file's
     [key] section), unlocked; None when they name none. Without a `chain_id` (no node asked: ``job
     post --dry-run``) a dev account is taken as on the local devnet."""
-    from depin.accounts import AccountError, load_account, read_password  # lazy: start-up
+    from depin.accounts import AccountError, load_account, load_keystore, read_password  # lazy: start-up
     from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
 
     if cfg is None and config is not None:
@@ -159,6 +159,7 @@ def signing_account(
         return None
     chain = min(LOCAL_CHAIN_IDS) if chain_id is None else chain_id
     if keystore is not None:
+        load_keystore(keystore)  # missing, not a file, not a keystore: said before a password is asked for
         try:
             password = read_password(None, password_file)
         except AccountError:
@@ -254,14 +255,13 @@ def keys_address(
     Example: depin keys address keys/provider.json
     """
     from depin.accounts import (  # lazy: start-up
-        AccountError,
         keystore_address,
+        load_keystore,
         read_password,
         unlock_keystore,
     )
 
-    if not path.is_file():
-        raise AccountError(f"keystore {path} not found")
+    load_keystore(path)  # missing, not a regular file, not a keystore: said before any password is asked for
     address = keystore_address(path)
     if check or address is None:
         account = unlock_keystore(path, read_password(None, password_file))
@@ -283,7 +283,7 @@ def keys_pubkey(
 
     Example: depin keys pubkey keys/me.json --password-file keys/me.pass
     """
-    from depin.accounts import AccountError, read_password, unlock_keystore  # lazy: start-up
+    from depin.accounts import AccountError, load_keystore, read_password, unlock_keystore  # lazy: start-up
     from depin.accounts import dev_account as dev_key  # lazy: start-up
     from depin.delivery import public_key_of  # lazy: start-up
     from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
@@ -291,8 +291,7 @@ def keys_pubkey(
     if (path is None) == (dev_account is None):
         raise AccountError("give a keystore PATH or --dev-account N (one of them)")
     if path is not None:
-        if not path.is_file():
-            raise AccountError(f"keystore {path} not found")
+        load_keystore(path)  # checked before the password is asked for
         account = unlock_keystore(path, read_password(None, password_file))
     else:
         assert dev_account is not None

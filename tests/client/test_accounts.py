@@ -64,12 +64,26 @@ def test_existing_keystore_is_not_overwritten(tmp_path: Path) -> None:
     assert keystore_address(path) == first
 
 
-@pytest.mark.parametrize("bad", ["zz" * 32, "ab" * 31, "00" * 32, ""])
+@pytest.mark.parametrize(
+    "bad",
+    ["zz" * 32, "ab" * 31, "00" * 32, "", "ff" * 32, "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"],
+)
 def test_import_rejects_bad_keys_without_echoing_them(tmp_path: Path, bad: str) -> None:
     with pytest.raises(AccountError) as info:
         import_key(bad, tmp_path / "k.json", "pw", kdf_n=FAST)
     assert (bad not in str(info.value)) or not bad
     assert not (tmp_path / "k.json").exists()
+
+
+def test_a_key_not_below_the_curve_order_is_out_of_range(tmp_path: Path) -> None:
+    """A 32-byte key >= the secp256k1 order n: "out of range for secp256k1", not eth_keys' "must be
+    exactly 32 bytes long, instead of 32 bytes"; n - 1 is a key."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    for key in ("ff" * 32, n.to_bytes(32, "big").hex()):
+        with pytest.raises(AccountError, match="out of range for secp256k1") as info:
+            import_key(key, tmp_path / "k.json", "pw", kdf_n=FAST)
+        assert "instead of 32 bytes" not in str(info.value)
+    assert import_key((n - 1).to_bytes(32, "big"), tmp_path / "k.json", "pw", kdf_n=FAST).startswith("0x")
 
 
 def test_password_sources_and_wrong_password(tmp_path: Path) -> None:
@@ -91,6 +105,11 @@ def test_password_sources_and_wrong_password(tmp_path: Path) -> None:
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(AccountError, match="not a JSON keystore"):
         load_account(keystore=tmp_path / "junk.json", password="x")
+    # checked before any password is asked for: a device is not a keystore, and never opened
+    with pytest.raises(AccountError, match="is not a regular file"):
+        load_account(keystore="/dev/zero", env={})
+    with pytest.raises(AccountError, match="not a JSON keystore"):
+        load_account(keystore=tmp_path / "junk.json", env={})
 
 
 def test_empty_password_refused(tmp_path: Path) -> None:

@@ -84,6 +84,28 @@ def test_keys_new_import_address(tmp_path: Path) -> None:
     fails("keys", "import", tmp_path / "e.json", "--password-file", pw, input="", match="no private key")
     fails("keys", "new", tmp_path / "a.json" / "inside.json", "--password-file", pw, match="cannot write")
     fails("keys", "new", tmp_path / "f.json", match="no keystore password", input="")
+    fails("keys", "import", tmp_path / "g.json", "--password-file", pw, input="ff" * 32 + "\n",
+          match="out of range for secp256k1")
+
+
+def test_keys_address_of_what_is_no_keystore_says_so(tmp_path: Path) -> None:
+    """`keys address /dev/zero` said "not found" for a path that exists; `keys address notes.txt`
+    asked for a password: both are said before any password is asked for (a FIFO is never opened)."""
+    import os
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    (tmp_path / "other.json").write_text('{"address": "0x' + "11" * 20 + '"}')
+    os.mkfifo(tmp_path / "fifo")
+    no_password = {"DEPIN_KEYSTORE_PASSWORD": ""}
+    for command in ("address", "pubkey"):
+        fails("keys", command, "/dev/zero", match="keystore /dev/zero is not a regular file", env=no_password)
+        fails("keys", command, tmp_path / "fifo", match="is not a regular file", env=no_password)
+        fails("keys", command, notes, match="notes.txt is not a JSON keystore", input="\n", env=no_password)
+        fails("keys", command, tmp_path / "other.json", match="is not a JSON keystore (no 'crypto' section)", env=no_password)
+        fails("keys", command, tmp_path / "missing.json", match="not found", env=no_password)
+    fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run", "--keystore", notes,
+          match="not a JSON keystore", env=no_password)
 
 
 # ------------------------------------------------------------------------------------ job

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
@@ -64,6 +65,7 @@ from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
+from depin.redact import redact_url
 from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
 from depin.transactions import (
@@ -437,6 +439,7 @@ class Client(ContractAddresses):
             dep = load_deployment(deployment, hint=f"{DEPLOYMENT_HINT} ({DEVNET_HINT})")
         except DeploymentFileError as exc:
             raise ClientError(str(exc)) from None
+        check_rpc_url(rpc_url)  # a malformed URL is no "no devnet running?"
         rpc = RpcClient.from_url(rpc_url, timeout=timeout, retries=retries)
         try:
             chain_id = rpc.chain_id(retries=1)
@@ -1441,6 +1444,19 @@ _COURT_PARAM_FIELDS = tuple(
     if item.get("type") == "function" and item["name"] == "params"
     for c in item["outputs"][0]["components"]
 )
+
+
+def check_rpc_url(url: str) -> None:
+    """:class:`ClientError` unless `url` is an http(s) URL with a host (the only transport a node is
+    reached by), shown without its secrets (:func:`depin.redact.redact_url`)."""
+    expected = "expected http(s)://HOST[:PORT][/PATH], such as http://127.0.0.1:8545"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL ({exc}); {expected}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL with a host; {expected}")
 
 
 def _job_id(job_id: int | str) -> int:

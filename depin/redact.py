@@ -27,8 +27,8 @@ def redact_url(url: str) -> str:
     """`url` without its password, API keys or secret query values (see the module doc)."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # not a URL (an unclosed IPv6 bracket): say nothing of it
-        return MASK
+    except ValueError:  # not a URL (an unclosed IPv6 bracket): shown as written, what looks secret masked
+        return _redact_unparsable(url)
     netloc = parts.netloc
     if parts.password is not None:
         host = netloc.rpartition("@")[2]  # may be empty: a socket path or the default host
@@ -42,6 +42,20 @@ def redact_url(url: str) -> str:
     if netloc or url[len(head) :].startswith("//"):  # urlunsplit would drop an empty one (unix:///run/redis.sock)
         head += f"//{netloc}"
     return head + path + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+_USERINFO_PASSWORD = re.compile(r"(//[^/?#@]*?:)[^/?#@]*@")
+_KEY_IN_PATH = re.compile(r"(?<=/)[A-Za-z0-9_\-]{16,}(?=[/?#]|$)")
+_SECRET_VALUE = re.compile(r"([?&][^=&#]*(?:" + SECRET_PARAMS.pattern + r")[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def _redact_unparsable(url: str) -> str:
+    """A URL ``urlsplit`` refuses (``http://[::1``), as written but with the same secrets masked
+    as :func:`redact_url` masks, found by pattern: a password before ``@``, a key-like path
+    segment, a secret query value. Its writer can then see what is wrong with it."""
+    url = _USERINFO_PASSWORD.sub(rf"\1{MASK}@", url)
+    url = _KEY_IN_PATH.sub(lambda m: _short(m.group()), url)
+    return _SECRET_VALUE.sub(rf"\1{MASK}", url)
 
 
 def redact_text(text: str, url: str) -> str:

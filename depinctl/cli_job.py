@@ -939,15 +939,15 @@ def job_result(
 
     Example: depin job result 7 --out ./result-7 --keystore keys/me.json
     """
+    salt_bytes = None
+    if salt is not None:  # checked before any node is asked
+        if not re.fullmatch(r"(0[xX])?[0-9a-fA-F]{64}", salt.strip()):
+            raise ValueError(f"--salt must be 0x + 64 hex digits (32 bytes), not {salt[:80]!r}")
+        salt_bytes = bytes.fromhex(salt.strip()[-64:])
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account, need_key=False,
     )
-    salt_bytes = None
-    if salt is not None:
-        salt_bytes = bytes.fromhex(salt.removeprefix("0x"))
-        if len(salt_bytes) != 32:
-            raise ValueError("--salt must be 32 bytes (64 hex digits)")
     from depin.client import ResultRuledWrong  # lazy: start-up
 
     try:

@@ -486,6 +486,27 @@ def test_network_errors(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "cancel", "999999", "--dev-account", "1", *net(devnet), match="unknown job id")
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("ftp://x", "'ftp://x'"), ("foo", "'foo'"), ("http://[::1", "'http://[::1' is not an http(s) URL (Invalid IPv6 URL)"),
+     ("http://u:s3cret@[::1", "'http://u:***@[::1'"), ("http://127.0.0.1:99999", "Port out of range")],
+)
+def test_a_malformed_rpc_url_is_called_malformed(devnet: Devnet, url: str, shown: str) -> None:
+    """A URL that is no http(s) URL was reported as "no JSON-RPC node answers at …: no devnet
+    running?" (and "http://[::1" shown as "***"); it is named as written, its password masked."""
+    line = fails("job", "status", "1", "--rpc-url", url, "--deployment", devnet.deployment_file, match="is not an http(s) URL")
+    assert shown in line and "devnet up" not in line and "s3cret" not in line
+
+
+def test_job_result_checks_the_salt_before_connecting(tmp_path: Path) -> None:
+    """`--salt zz` gave fromhex()'s "non-hexadecimal number found …" with no word of --salt, and only
+    once connected: now said first (the node here is a closed port)."""
+    for salt in ("zz", "0x" + "ab" * 31, "ab" * 33, "0x" + "g" * 64):
+        fails("job", "result", "1", "--out", tmp_path / "o", "--salt", salt, "--rpc-url", "http://127.0.0.1:1",
+              match="--salt must be 0x + 64 hex digits (32 bytes)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_provider_written_uri_cannot_drive_the_terminal(devnet: Devnet, tmp_path: Path) -> None:
     """A result URI is the provider's words: one carrying terminal controls (retitle the window,
     clear the screen, recolour) reaches the requester's terminal only as visible escapes, here in

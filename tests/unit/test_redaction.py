@@ -71,7 +71,11 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) 
         # nothing secret: unchanged
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("http://user@127.0.0.1:8545/ext/bc/C/rpc", "http://user@127.0.0.1:8545/ext/bc/C/rpc"),
-        ("http://[::1", "***"),  # not a URL: nothing of it is shown
+        # not a URL (urlsplit refuses it): shown as written so that its writer sees what is wrong, but
+        # for what looks secret
+        ("http://[::1", "http://[::1"),
+        ("http://user:s3cret@[::1:8545/", "http://user:***@[::1:8545/"),
+        (f"https://[::1/v3/{KEY}?apikey=abc&chain=1", "https://[::1/v3/9aa3***?apikey=***&chain=1"),
         ("", ""),
     ],
 )

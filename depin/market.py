@@ -67,9 +67,9 @@ _OUTCOME_MEANINGS = {
     Outcome.PROVIDER_RIGHT: "the court upheld the submission (the audit or the jury agreed with it)",
     Outcome.PROVIDER_WRONG: "the court ruled the submission wrong and slashed the provider's collateral: do not trust its result",
     Outcome.SPLIT: "the jurors disagreed among themselves: the job is not reproducible (nondeterministic), its result is "
-    "not confirmed; the provider is paid as if unchallenged",
+    "not confirmed",
     Outcome.UNAUDITED: "drawn for audit, but no verifier took it: settled as if unchallenged, never re-executed",
-    Outcome.CANARY: "a canary job (the canary operator's test of the verifiers): nobody is paid for it",
+    Outcome.CANARY: "a canary job (the canary operator's test of the verifiers): its provider is not paid",
 }
 
 

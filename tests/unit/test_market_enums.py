@@ -63,3 +63,12 @@ def test_verify_modes_are_the_spec_names() -> None:
     assert VerifyMode.from_spec(None) is VerifyMode.REEXEC and VerifyMode.from_spec("none") is VerifyMode.NONE
     with pytest.raises(ValueError, match="reexec"):
         VerifyMode.from_spec("maybe")
+
+
+def test_every_outcome_says_what_it_means() -> None:
+    """`depin job status` shows a settled job's outcome with its meaning: one for every member."""
+    from depin.market import Outcome
+
+    meanings = {o: o.meaning for o in Outcome}
+    assert len(set(meanings.values())) == len(Outcome)
+    assert "wrong" in meanings[Outcome.PROVIDER_WRONG] and "not reproducible" in meanings[Outcome.SPLIT]

@@ -20,7 +20,7 @@ from typing import Any, cast
 from depin.client import BPS
 from depin.deployment import to_wei
 from depin.market import JobStatus
-from depin.transactions import TxDropped, TxReverted
+from depin.transactions import TxReverted
 from executor import anchors, queue, verification, verifier
 from executor.containers import LABEL_LEASE, reap_orphans
 from executor.execution import same
@@ -44,7 +44,7 @@ DRAW_CHECK_LIMIT = 50  # isDrawn reads per beat for jobs whose anchor randomness
 # EVM keeps for BLOCKHASH_WINDOW blocks only; once it is gone and nobody called
 # BlockhashRandomness.record(anchor), the job counts as drawn (expired randomness = drawn). A challenge
 # window longer than that (testnets: 3600 s = 300 blocks of 12 s) would send every job to audit.
-BLOCKHASH_WINDOW = 256  # blocks after which blockhash(n) reads zero (EVM)
+BLOCKHASH_WINDOW = anchors.BLOCKHASH_WINDOW  # blocks after which blockhash(n) reads zero (EVM)
 RECORD_ANCHOR_AFTER = 64  # blocks: an anchor this old whose job is still Submitted is recorded (a job
 #   finalized or taken to the court sooner never needs it; 64 blocks = 13 min at 12 s, 64 s on devnet)
 RECORD_ANCHOR_UNTIL = BLOCKHASH_WINDOW - 16  # blocks: the last age tried (the transaction must be
@@ -443,7 +443,7 @@ def record_anchors(rt: Runtime) -> int:
     sent = 0
     for anchor in due:
         mark = marks.get(str(anchor), "")
-        if mark == "recorded":
+        if mark == anchors.DONE:
             continue
         if sent >= RECORD_ANCHOR_LIMIT:
             break
@@ -453,44 +453,12 @@ def record_anchors(rt: Runtime) -> int:
 
 
 def record_anchor(rt: Runtime, anchor: int, job_ids: list[int], pending: list[str]) -> int:
-    """One anchor of :func:`record_anchors`: 1 when our record transaction was mined, else 0."""
-    key = rt.xkeys.anchors
-    if anchor_recorded(rt, anchor):
-        rt.state.hset(key, str(anchor), "recorded")
-        return 0
-    if any(rt.rpc.get_receipt(h) is None and rt.rpc.get_transaction(h) is not None for h in pending if h):
-        log.info("anchor record still pending", extra={"anchor": anchor, "tx": pending[-1]})
-        return 0  # sent before a crash and still in the pool: the next beat sees it mined
-    needed = [j for j in job_ids if _draw_needs(rt.job(j), anchor)]
-    if not needed:
-        rt.state.hset(key, str(anchor), "recorded")  # finalized or taken to the court since the index read
-        return 0
-    tx = rt.client.tx
-    if tx is None:
-        raise RuntimeError("the executor's client has no signing account")
-    call = rt.client.contracts.blockhash_randomness.record(anchor)
-    jobs = ",".join(map(str, needed))
-
-    def on_signed(hashes: list[str], nonce: int) -> None:
-        rt.state.hset(key, str(anchor), "pending:" + ",".join(hashes))
-
-    def still_needed() -> bool:
-        return not anchor_recorded(rt, anchor) and rt.client.block_number() - anchor < BLOCKHASH_WINDOW
-
-    try:
-        gas = tx.estimate_gas(call.to, call.data, what=call.what)  # TxReverted here: nothing was sent
-        receipt = tx.wait(tx.broadcast(call.to, call.data, gas=gas, what=call.what, on_signed=on_signed, still_needed=still_needed))
-    except TxReverted as exc:
-        # RandomnessExpired: too late, the jobs count as drawn (the court settles them)
-        rt.state.hset(key, str(anchor), "recorded")
-        log.warning("anchor block hash not recorded", extra={"anchor": anchor, "jobs": jobs, "error": exc.error_name})
-        return 0
-    except TxDropped:
-        rt.state.hset(key, str(anchor), "recorded")  # recorded by somebody else meanwhile, or expired
-        return 0
-    rt.state.hset(key, str(anchor), "recorded")
-    log.info("anchor block hash recorded", extra={"anchor": anchor, "jobs": jobs, "tx": receipt.tx_hash})
-    return 1
+    """One anchor of :func:`record_anchors`: 1 when our record transaction was mined, else 0
+    (:func:`executor.anchors.send_anchor_tx`; a record that reverts, RandomnessExpired, is done:
+    the jobs count as drawn and the court settles them)."""
+    return anchors.send_anchor_tx(rt, anchor, pending, lambda: [j for j in job_ids if _draw_needs(rt.job(j), anchor)],
+                                  done=anchor_recorded, build_call=lambda: rt.client.contracts.blockhash_randomness.record(anchor),
+                                  retry_reverts={}, what=anchors.RECORD)
 
 
 def anchor_recorded(rt: Runtime, anchor: int) -> bool:

@@ -318,3 +318,34 @@ def test_a_verifier_proves_an_anchor_its_provider_left_unproved(r: redis.Redis, 
     assert anchors.prove_if_due(rt, young - 1, lambda: [7], after=anchors.FALLBACK_AFTER) == 1
     assert anchors.prove_if_due(rt, young - 1, lambda: [7], after=anchors.FALLBACK_AFTER) == 0  # done
     assert chain.sent == [young - 1]
+
+
+@pytest.mark.parametrize(
+    ("randomness", "failure", "marked"),
+    [
+        ("blockhash", "BlockhashRandomness.RandomnessExpired(blockNumber=936)", True),  # too late: drawn
+        ("header", "HeaderRandomness.RandomnessExpired(blockNumber=936)", True),
+        ("header", "HeaderRandomness.HeaderMismatch()", False),  # reorged since the fetch: next beat
+        ("blockhash", "dropped", True),  # done by somebody else meanwhile, or expired
+        ("header", "dropped", True),
+    ],
+)
+def test_a_failed_anchor_transaction_is_done_unless_worth_retrying(
+    r: redis.Redis, monkeypatch: pytest.MonkeyPatch, randomness: str, failure: str, marked: bool
+) -> None:
+    """Both anchor transactions (a record, a proof: executor.anchors.send_anchor_tx) mark the anchor
+    done when it reverts or is dropped, except a header proof the chain rejects as not the anchor's."""
+    from depin.transactions import TxDropped, TxReverted
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        if failure == "dropped":
+            raise TxDropped("nonce taken by another transaction")
+        raise TxReverted("anchor", failure)
+
+    monkeypatch.setattr(anchors, "block_header", lambda rpc, n: b"header %d" % n)
+    chain, index = _Chain(head=1_000), _Index()
+    _job(chain, index, 1, 936)
+    chain.tx.wait = fail
+    rt = _runtime(r, chain, index, randomness=randomness)
+    assert beat.record_anchors(rt) == 0 and chain.sent == [936]
+    assert r.hget(rt.xkeys.anchors, "936") == ("recorded" if marked else "pending:0x" + f"{936:064x}")

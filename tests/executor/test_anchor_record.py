@@ -108,13 +108,6 @@ def test_the_executor_records_its_anchor_and_the_draw_outlives_the_blockhash_win
 # ------------------------------------------------------------------------------------ rules (fake runtime)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("anchor-redis"))
-    yield server
-    server.stop()
-
-
 class _Chain:
     """The chain as record_anchors sees it: a head, jobs, the randomness contract's records and
     the signer (every broadcast mines at once, unless `hold` keeps it in the pool)."""

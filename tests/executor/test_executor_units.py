@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,13 +41,6 @@ def _spec(**resources: object) -> object:
 
 
 TERMS = JobTermsView(reward=TOKEN, max_runtime=60, cpu_seconds=10)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("units-redis"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,13 +40,6 @@ def test_a_transaction_waiting_past_the_bound_is_unhealthy_even_with_a_fresh_hea
 
 def test_no_heartbeat_is_unhealthy() -> None:
     assert not judge_heartbeat({}, now=NOW).ok
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("health-redis"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -133,13 +132,6 @@ class Court:
 
     def seats_by_us(self, job_id: int) -> list[tuple[Any, ...]]:
         return [c for c in self.sent if c[0] == "take_seat" and c[1] == job_id]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("seats-redis"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -204,7 +204,8 @@ def jobs_list(
     Example: depin jobs list --status open --limit 20
     """
     reader = open_reader(redis_url, deployment, namespace)
-    page = reader.job_page(status, requester, provider, limit, offset, newest_first=not oldest_first)
+    # no scan cap: a local listing with several filters pages by offset through the whole intersection
+    page = reader.job_page(status, requester, provider, limit, offset, newest_first=not oldest_first, max_scan=None)
     if as_json:
         print_json(page)
         return

@@ -9,8 +9,11 @@ Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 f
 
 Listings are paged: ``/jobs`` (by ``offset`` or ``cursor``) and ``/providers`` (by ``cursor``) answer
 at most ``limit`` records and about :data:`~indexer.query.PAGE_BYTES` (4 MiB) of them: a page whose
-records reach that budget ends early. Each page's ``nextCursor`` (null on the last page) is the
-``cursor`` of the next one; keep following it rather than counting on ``limit`` records per page.
+records reach that budget ends early (its hashes are read a few at a time, so the server reads and
+holds about one page, whatever ``limit``). ``/jobs`` with two or more filters also ends a page once
+it has scanned :data:`~indexer.query.SCAN_ENTRIES` entries of the smallest filter's index. Each
+page's ``nextCursor`` (null on the last page) is the ``cursor`` of the next one; keep following it
+rather than counting on ``limit`` records per page.
 
 The same app serves the explorer's HTML pages (``/``, ``/job/{id}``, ``/provider/{address}``, ...:
 :mod:`indexer.web.app`) and ``/metrics`` (Prometheus text: :mod:`indexer.metrics`).
@@ -43,6 +46,7 @@ from indexer.query import (
     MAX_LIMIT,
     MAX_OFFSET,
     PAGE_BYTES,
+    SCAN_ENTRIES,
     IndexerReader,
     IndexerStatus,
     JobPage,
@@ -97,13 +101,15 @@ def create_app(
     clock: BlockClock | None = None,
     max_streams: int = STREAM_MAX,
     page_bytes: int = PAGE_BYTES,
+    scan_entries: int = SCAN_ENTRIES,
 ) -> FastAPI:
     """The API app over `reader`, with the explorer's pages and ``/metrics``. `chain_head` returns
     the node's head (None when unreachable); without it ``/status`` measures lag against the last
     head the indexer saw. `clock` gives block timestamps to the explorer (without it, pages show when
     the indexer applied each event). `max_streams`: live pages (``/explorer/stream``) served at a
     time; one more is answered 503. `page_bytes`: the byte budget of one page of ``/jobs`` and
-    ``/providers`` (see the module doc)."""
+    ``/providers`` (see the module doc). `scan_entries`: the index entries one page of ``/jobs``
+    with two or more filters scans at most."""
     app = FastAPI(
         title="depin-compute indexer API",
         version=__version__,
@@ -136,10 +142,13 @@ def create_app(
         cursor: Annotated[str | None, Query(description="A page's nextCursor: the page after it (offset stays 0)")] = None,
     ) -> JobPage:
         """Jobs matching every given filter, ordered by id, one page (at most `limit` jobs and about
-        4 MiB of them); `total` counts all pages, `nextCursor` continues."""
+        4 MiB of them); `total` counts all pages, `nextCursor` continues. With two or more filters a
+        page scans at most 10,000 entries of the smallest filter's index: it can end short (even
+        empty) with a `nextCursor`, `total` is null when that index is larger, and an `offset` it
+        cannot skip within them is 422 (page with `cursor`)."""
         return reader.job_page(
             status.value if status else None, requester, provider, limit, offset, newest_first,
-            cursor=cursor, max_bytes=page_bytes,
+            cursor=cursor, max_bytes=page_bytes, max_scan=scan_entries,
         )
 
     @app.get("/jobs/{job_id}", response_model=JobRecord, responses=_NOT_FOUND, tags=["jobs"], summary="One job")

@@ -6,10 +6,12 @@ CLI (``depin jobs …``, ``depin indexer status``) and the HTTP API (:mod:`index
 layers over :class:`IndexerReader`.
 
 Consistency: a read that spans several keys (an index page and its job hashes, the provider list)
-is taken under ``WATCH {p}:cursor`` and its hashes are read in one ``MULTI``/``EXEC``. The indexer
-advances the cursor in the same transaction as the writes of a batch (and a rollback moves it too),
-so a page is never a mix of two indexer states: it holds no job that a rollback removed and misses
-no job of the batch it shows.
+is taken under ``WATCH {p}:cursor``: the provider list's hashes are read in one ``MULTI``/``EXEC``;
+a page's index entries and hashes are read a few at a time (so a page reads and holds about its own
+bytes, not `limit` hashes), then an empty ``MULTI``/``EXEC`` proves the cursor did not move meanwhile.
+The indexer advances the cursor in the same transaction as the writes of a batch (and a rollback
+moves it too), so a page is never a mix of two indexer states: it holds no job that a rollback
+removed and misses no job of the batch it shows.
 
 Amounts (rewards, stakes, totals) are Python ``int`` in base units; in JSON they are decimal
 strings, because they exceed 2^53 and JavaScript would round JSON numbers.
@@ -20,9 +22,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import redis
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -52,6 +55,20 @@ LISTABLE_STATUSES = JOB_STATUSES[1:]
 _DUE_PAGE = 500
 # Watched snapshot attempts before a read settles for a best-effort (unwatched) read.
 _SNAPSHOT_ATTEMPTS = 10
+# Index entries one page of /jobs may scan with two or more filters (status, requester, provider):
+# it walks the smallest of their indexes and checks each entry against the others, and ends with a
+# `nextCursor` once it has scanned this many, however few jobs matched. `total` is counted only
+# when the smallest index holds at most this many entries (else null).
+SCAN_ENTRIES = 10_000
+# Index entries read (and checked against the other filters' indexes) per round trip of such a scan.
+_SCAN_CHUNK = 500
+# Record hashes read per round trip while a page fills: a few first, then about as many as the rest
+# of the byte budget holds at the sizes seen so far, at most _HASH_CHUNK_MAX: the hashes held in
+# memory stay within about the page's bytes, not `limit` hashes of any size.
+_HASH_CHUNK_FIRST = 8
+_HASH_CHUNK_MAX = 256
+
+_T = TypeVar("_T")
 
 Amount = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
 """Base units. An ``int`` in Python, a decimal string in JSON (exact beyond 2^53)."""
@@ -114,11 +131,19 @@ _NEXT_CURSOR = (
 class JobPage(_Model):
     """One page of a job listing."""
 
-    total: int = Field(description="Jobs matching the filters, on every page")
+    total: int | None = Field(
+        description="Jobs matching the filters, on every page; null with two or more filters whose smallest "
+        "index holds more entries than one page may scan (counting them would scan it whole)"
+    )
     limit: int
     offset: int
     jobs: list[JobRecord]
-    next_cursor: str | None = Field(None, description=_NEXT_CURSOR)
+    next_cursor: str | None = Field(
+        None,
+        description=_NEXT_CURSOR + ". With two or more filters a page also ends once it has scanned "
+        f"{SCAN_ENTRIES:,} index entries, possibly with no job: `nextCursor` is then the id of the last entry it "
+        "scanned",
+    )
 
 
 class ProviderRecord(_Model):
@@ -299,17 +324,29 @@ class IndexerReader:
         *,
         cursor: int | str | None = None,
         max_bytes: int | None = None,
+        max_scan: int | None = SCAN_ENTRIES,
     ) -> JobPage:
         """Like :meth:`list_jobs`, with the number of matching jobs over all pages and the cursor of
         the next page. `cursor` (a page's ``next_cursor``: a job id) starts the page after that job
         in the listing's order, instead of at `offset`. With `max_bytes`, the page ends early once
-        its jobs' hashes reach that many bytes (it always holds its first job)."""
+        its jobs' hashes reach that many bytes (it always holds its first job); hashes are read a
+        few at a time, so no more than about that many bytes are read or held.
+
+        With two or more filters the page walks the smallest of their indexes from the cursor and
+        checks each entry against the others, at most `max_scan` entries (skipped `offset` entries
+        included; None: no cap): past that it ends, with the last scanned id as ``next_cursor``,
+        however few jobs matched; an `offset` it cannot skip within them is a QueryError (page with
+        the cursor). ``total`` is then counted only when the smallest index holds at most `max_scan`
+        entries."""
         if not 1 <= limit <= MAX_LIMIT:
             raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
         if offset < 0:
             raise QueryError(f"offset must be 0 or more, not {offset}")
         if offset > MAX_OFFSET:
             raise QueryError(f"offset must be at most {MAX_OFFSET}, not {offset}")
+        if max_scan is not None and max_scan < 1:
+            raise QueryError(f"max_scan must be 1 or more, not {max_scan}")
+        scan_cap = MAX_OFFSET if max_scan is None else max_scan
         after = _parse_cursor(cursor)
         if after is not None and offset:
             raise QueryError("give either offset or cursor, not both")
@@ -323,27 +360,26 @@ class IndexerReader:
         if not indexes:
             indexes.append(self.keys.jobs_all)
 
-        # One id more than the page: whether another page follows.
-        def read_ids(pipe: Any) -> tuple[int, list[int]]:
-            if len(indexes) == 1:  # page straight from the sorted set (scored by job id)
-                key = indexes[0]
-                total = pipe.zcard(key)
-                if after is None:
-                    page_of = pipe.zrevrange if newest_first else pipe.zrange
-                    return total, [int(m) for m in page_of(key, offset, offset + limit)]
-                if newest_first:
-                    return total, [int(m) for m in pipe.zrevrangebyscore(key, f"({after}", "-inf", start=0, num=limit + 1)]
-                return total, [int(m) for m in pipe.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit + 1)]
-            ids = sorted((int(m) for m in pipe.zinter(indexes)), reverse=newest_first)
-            if after is None:
-                return len(ids), ids[offset : offset + limit + 1]
-            return len(ids), [i for i in ids if (i < after if newest_first else i > after)][: limit + 1]
+        def read(r: redis.Redis) -> tuple[int | None, list[tuple[int, dict[str, str]]], str | None]:
+            walk: Iterator[tuple[int, str] | _ScanCut]
+            if len(indexes) == 1:  # every entry matches: one id more than the page tells whether another follows
+                total: int | None = cast(int, r.zcard(indexes[0]))
+                walk = _as_matches(_index_range(r, indexes[0], newest_first, after, offset, limit + 1))
+            else:
+                pipe = r.pipeline(transaction=False)
+                for key in indexes:
+                    pipe.zcard(key)
+                sizes = pipe.execute()
+                smallest = min(range(len(indexes)), key=lambda n: sizes[n])
+                others = indexes[:smallest] + indexes[smallest + 1 :]
+                # ZINTERCARD walks the smallest index: counted only when that is within one page's scan
+                total = cast(int, r.zintercard(len(indexes), indexes)) if sizes[smallest] <= scan_cap else None
+                walk = _scan(r, indexes[smallest], others, newest_first, after, offset, scan_cap)
+            found, next_cursor = self._fill(r, walk, self.keys.job, limit, max_bytes)
+            return total, found, next_cursor
 
-        (total, ids), hashes = self._snapshot(read_ids, lambda found: (self.keys.job(i) for i in found[1][:limit]))
-        found = [(i, _decode_hash(h)) for i, h in zip(ids[:limit], hashes, strict=True) if h]
-        kept, cut = _within(found, max_bytes)
-        jobs = [_job_record(i, raw) for i, raw in kept]
-        next_cursor = str(kept[-1][0]) if cut else str(ids[limit - 1]) if len(ids) > limit else None
+        total, found, next_cursor = self._consistently(read)
+        jobs = [_job_record(i, raw) for i, raw in found]
         return JobPage(total=total, limit=limit, offset=offset, jobs=jobs, next_cursor=next_cursor)
 
     def claimable_jobs(self, after: int, *, limit: int = 100) -> list[int]:
@@ -437,18 +473,17 @@ class IndexerReader:
             raise QueryError(f"limit must be from 1 to {MAX_LIMIT}, not {limit}")
         after = _parse_cursor(cursor)
 
-        def read_index(pipe: Any) -> tuple[int, list[tuple[str, int]]]:
-            total = pipe.zcard(self.keys.providers)
+        def read(r: redis.Redis) -> tuple[int, list[tuple[str, dict[str, str]]], str | None]:
+            total = cast(int, r.zcard(self.keys.providers))
             low = f"({after}" if after is not None else "-inf"
-            members = pipe.zrangebyscore(self.keys.providers, low, "+inf", start=0, num=limit + 1, withscores=True)
-            return total, [(_decode(m), int(score)) for m, score in members]
+            members = cast(list[tuple[Any, float]], r.zrangebyscore(
+                self.keys.providers, low, "+inf", start=0, num=limit + 1, withscores=True))
+            walk = ((_decode(m), str(int(score))) for m, score in members)
+            found, next_cursor = self._fill(r, walk, self.keys.provider, limit, max_bytes)
+            return total, found, next_cursor
 
-        (total, members), hashes = self._snapshot(read_index, lambda found: (self.keys.provider(a) for a, _ in found[1][:limit]))
-        ids = {a: pid for a, pid in members}
-        found = [(a, _decode_hash(h)) for (a, _), h in zip(members[:limit], hashes, strict=True) if h]
-        kept, cut = _within(found, max_bytes)
-        providers = [_provider_record(a, raw) for a, raw in kept]
-        next_cursor = str(ids[kept[-1][0]]) if cut else str(members[limit - 1][1]) if len(members) > limit else None
+        total, found, next_cursor = self._consistently(read)
+        providers = [_provider_record(a, raw) for a, raw in found]
         return ProviderPage(total=total, limit=limit, providers=providers, next_cursor=next_cursor)
 
     def get_provider(self, address: str) -> ProviderRecord | None:
@@ -542,6 +577,142 @@ class IndexerReader:
                 except redis.WatchError:
                     continue
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _consistently(self, read: Callable[[redis.Redis], _T]) -> _T:
+        """``read(client)`` as of one cursor: any number of round trips on `client`, between a WATCH
+        of the cursor and an empty MULTI/EXEC on another connection. The indexer moves the cursor in
+        the transaction of every batch (and rollback), so an EXEC that succeeds proves no batch
+        landed while `read` ran; otherwise it runs again. After a few lost races (a backfill
+        committing very fast) it settles for an unwatched read, as :meth:`_snapshot` does."""
+        for attempt in range(_SNAPSHOT_ATTEMPTS + 1):
+            watched = attempt < _SNAPSHOT_ATTEMPTS
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    if watched:
+                        pipe.watch(self.keys.cursor)
+                    result = read(self.redis)
+                    if watched:
+                        pipe.multi()
+                        pipe.execute()  # WatchError when the cursor moved since the WATCH
+                    return result
+                except redis.WatchError:
+                    continue
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _fill(
+        r: redis.Redis,
+        walk: Iterator[tuple[_T, str] | _ScanCut],
+        key_of: Callable[[_T], str],
+        limit: int,
+        max_bytes: int | None,
+    ) -> tuple[list[tuple[_T, dict[str, str]]], str | None]:
+        """The records of a page: the hashes (``key_of(item)``) of the items `walk` yields, in its
+        order, read a few per round trip until `limit` records or `max_bytes` of them (always the
+        first one), and the page's next cursor (None when `walk` has nothing more). `walk` yields
+        ``(item, cursor)`` pairs, and a :class:`_ScanCut` when it stops before its end. An item whose
+        hash is gone is left out."""
+        kept: list[tuple[_T, dict[str, str]]] = []
+        cursors: list[str] = []
+        used = 0
+        chunk = _HASH_CHUNK_FIRST
+        while len(kept) < limit:
+            batch: list[tuple[_T, str]] = []
+            cut: _ScanCut | None = None
+            for entry in walk:
+                if isinstance(entry, _ScanCut):
+                    cut = entry
+                    break
+                batch.append(entry)
+                if len(batch) >= min(chunk, limit - len(kept)):
+                    break
+            if batch:
+                pipe = r.pipeline(transaction=False)
+                for item, _ in batch:
+                    pipe.hgetall(key_of(item))
+                for (item, item_cursor), raw in zip(batch, pipe.execute(), strict=True):
+                    if not raw:
+                        continue
+                    record = _decode_hash(raw)
+                    size = sum(len(f) + len(v) for f, v in record.items())
+                    if max_bytes is not None and kept and used + size > max_bytes:
+                        return kept, cursors[-1]
+                    kept.append((item, record))
+                    cursors.append(item_cursor)
+                    used += size
+            if cut is not None:
+                return kept, cut.cursor
+            if not batch:
+                return kept, None
+            if max_bytes is not None and kept:  # about as many as the rest of the budget holds
+                chunk = max(1, min(_HASH_CHUNK_MAX, (max_bytes - used) * len(kept) // used + 1 if used else _HASH_CHUNK_MAX))
+            else:
+                chunk = _HASH_CHUNK_MAX
+        for entry in walk:  # a full page: is there another one?
+            return kept, entry.cursor if isinstance(entry, _ScanCut) else cursors[-1]
+        return kept, None
+
+
+@dataclass(frozen=True)
+class _ScanCut:
+    """A walk of an index stopped at its scan cap with entries left: the page continues after `cursor`."""
+
+    cursor: str
+
+
+def _as_matches(job_ids: Iterable[int]) -> Iterator[tuple[int, str]]:
+    return ((i, str(i)) for i in job_ids)
+
+
+def _index_range(r: redis.Redis, key: str, newest_first: bool, after: int | None, offset: int, count: int) -> list[int]:
+    """Up to `count` ids of the job index `key` (scored by job id) in the listing's order: after
+    the id `after`, else from rank `offset`."""
+    if after is None:
+        page_of = r.zrevrange if newest_first else r.zrange
+        found = page_of(key, offset, offset + count - 1)
+    elif newest_first:
+        found = r.zrevrangebyscore(key, f"({after}", "-inf", start=0, num=count)
+    else:
+        found = r.zrangebyscore(key, f"({after}", "+inf", start=0, num=count)
+    return [int(m) for m in cast(list[Any], found)]
+
+
+def _scan(
+    r: redis.Redis, key: str, others: list[str], newest_first: bool, after: int | None, offset: int, max_scan: int
+) -> Iterator[tuple[int, str] | _ScanCut]:
+    """The ids of the index `key` that every index of `others` holds too, in the listing's order,
+    after `after` (else past the first `offset` such ids), scanning at most `max_scan` entries of
+    `key`: then a :class:`_ScanCut` at the last one scanned, when `key` has more."""
+    scanned = skipped = 0
+    last = after
+    while True:
+        count = min(_SCAN_CHUNK, max_scan - scanned)
+        if count == 0:
+            if _index_range(r, key, newest_first, last, 0, 1):
+                if skipped < offset:
+                    raise QueryError(
+                        f"offset {offset} with several filters: only {skipped} matching jobs among the first "
+                        f"{max_scan} entries of the smallest index; page with cursor (nextCursor) instead"
+                    )
+                yield _ScanCut(str(last))
+            return
+        ids = _index_range(r, key, newest_first, last, 0, count)
+        if not ids:
+            return
+        scanned += len(ids)
+        last = ids[-1]
+        pipe = r.pipeline(transaction=False)
+        for other in others:
+            pipe.zmscore(other, [str(i) for i in ids])
+        held = pipe.execute()
+        for n, job_id in enumerate(ids):
+            if all(scores[n] is not None for scores in held):
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                yield job_id, str(job_id)
+        if len(ids) < count:
+            return
 
 
 # ---------------------------------------------------------------------------------------- parsing

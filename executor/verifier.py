@@ -313,6 +313,11 @@ def consider(rt: Runtime, job_id: int) -> int:
         if not drawn:
             rt.state.sadd(rt.xkeys.undrawn, str(job_id))
             return 0
+        # HeaderRandomness: the audit seat is drawn from the job's anchor too. Its provider proved
+        # it to learn the draw, unless p_job is 100 % (drawn whatever the randomness): then nobody
+        # can know the seat's holder, or take it, before somebody proves it (the round was lost to
+        # a redraw, found on the live stack)
+        anchors.prove_if_due(rt, job.anchor_block, lambda: [job_id])
         if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or not open_to_us(seat_record(rt, job_id, 0, 0)):
             return 0
         return take(rt, job_id, 0, 0, platform_class=None)

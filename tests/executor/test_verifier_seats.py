@@ -307,6 +307,31 @@ def test_an_image_missing_here_declines_before_any_bond(rt, court, specs, sent, 
     assert _record(rt, 13, 1, 0)["reason"].startswith("the image is not available here")
 
 
+# ------------------------------------------------------------------------------------ HeaderRandomness
+
+
+def test_a_job_drawn_whatever_the_randomness_has_its_anchor_proved_for_the_audit_seat(rt, court, monkeypatch) -> None:
+    """Found on the live stack (test_header_randomness_stack.py): with randomness = "header", a job
+    whose p_job is 100 % is drawn without its anchor's randomness, so its provider never proves the
+    anchor, yet the audit seat (round 0) is drawn from it: drawnFor reverted RandomnessNotReady on
+    every pass until the seat deadline passed and the round was lost to a redraw. The verifier
+    proves the anchor at once (not after the FALLBACK_AFTER blocks left to a provider), then reads
+    the seat; with block hashes nothing is proved."""
+    from executor import anchors
+
+    proofs: list[tuple[int, list[int]]] = []
+    monkeypatch.setattr(anchors, "prove", lambda rt_, anchor, pending, needed: proofs.append((anchor, needed())) or 1)
+    court.block_number = lambda: 1_000  # type: ignore[attr-defined]
+    court.cases[21] = {"phase": verifier.PHASE_NONE}
+    rt.job = lambda job_id: SimpleNamespace(status=JobStatus.SUBMITTED, provider=OTHER, anchor_block=1_000 - anchors.PROVE_ANCHOR_AFTER)
+    assert verifier.consider(rt, 21) == 0  # the seat is someone else's (drawn_for: OTHER)
+    assert proofs == []  # block hashes: nothing to prove
+    rt.deployment = SimpleNamespace(parameters={"randomness": "header"})
+    assert verifier.consider(rt, 21) == 0
+    assert proofs == [(1_000 - anchors.PROVE_ANCHOR_AFTER, [21])]
+    assert court.sent == []
+
+
 # ------------------------------------------------------------------------------------ recovery
 
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,10 @@ class Executor:
 class Stack:
     """Chain, Redis, indexer, engine and executors for one test module."""
 
-    def __init__(self, tmp: Path, engine: docker.DockerClient, images: dict[str, str], *, poll: float = 0.05) -> None:
+    def __init__(
+        self, tmp: Path, engine: docker.DockerClient, images: dict[str, str], *, poll: float = 0.05, deploy_args: Sequence[str] = ()
+    ) -> None:
+        """`deploy_args`: more arguments of the deploy script (``--parameters FILE``, say)."""
         self.tmp = tmp
         self.poll = poll
         self.engine = engine
@@ -198,7 +201,8 @@ class Stack:
         self.anvil = Anvil(tmp / "anvil", "--block-time", "1", "--mixed-mining")
         try:
             accounts = _rpc_accounts(self.anvil.url)  # the arbiter role goes to its own account
-            self.deployment = deploy_with_ape(self.anvil.url, tmp / "deployments", extra_args=("--arbiter", accounts[ARBITER]), timeout=180)
+            self.deployment = deploy_with_ape(self.anvil.url, tmp / "deployments", extra_args=("--arbiter", accounts[ARBITER], *deploy_args),
+                                            timeout=180)
             self.deployment_file = tmp / "deployments" / f"{self.deployment.chain_id}.json"
             self.redis = RedisServer(tmp / "redis")
             self.market = Market(self.anvil.url, self.deployment)

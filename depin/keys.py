@@ -239,6 +239,11 @@ class ExecKeys:
     def job(self, job_id: int) -> str:
         return f"{self.prefix}:job:{job_id}"
 
+    @property
+    def job_pattern(self) -> str:
+        """A SCAN pattern matching every job record of the executor (:mod:`executor.retention`)."""
+        return f"{self.prefix}:job:*"
+
     def lease(self, job_id: int) -> str:
         return f"{self.prefix}:lease:{job_id}"
 
@@ -262,6 +267,13 @@ class ExecKeys:
         """When each settled job's journal entry and result archive were first seen settled (job
         id -> unix time; :mod:`executor.retention` removes them a retention period later)."""
         return f"{self.prefix}:retained"
+
+    @property
+    def prune_cursor(self) -> str:
+        """Where the last retention pass stopped reading job statuses (``<time> <job id>`` of the
+        last one it read, a string): the next pass reads on from there, so that jobs that never
+        settle cannot take every pass's reads (:mod:`executor.retention`)."""
+        return f"{self.prefix}:prune-cursor"
 
     @property
     def metrics(self) -> str:

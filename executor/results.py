@@ -264,10 +264,12 @@ class ResultStore:
         return path
 
     def remove(self, name: str) -> None:
-        """Deletes the archive `name` and its manifest (nothing when absent)."""
+        """Deletes the archive `name` and its manifest (nothing when absent). The manifest, which
+        names the job, goes last: what a crash in between leaves, a retention pass can still tell
+        (:mod:`executor.retention`)."""
         self._path(check_name(name)).unlink(missing_ok=True)
-        self._manifest_path(name).unlink(missing_ok=True)
         self._recipient_path(name).unlink(missing_ok=True)
+        self._manifest_path(name).unlink(missing_ok=True)
 
 
 def create_app(store: ResultStore) -> FastAPI:

@@ -31,8 +31,9 @@ What a pass (``depin.prune``, every :data:`PRUNE_INTERVAL` seconds) looks at, by
 - with the canary role, the canary journal's entries (``<state_dir>/canary/<job>.json``; never
   ``bait.key``).
 
-A job seen settled long enough ago loses all of these; one not yet seen settled costs one chain
-read, at most :data:`PRUNE_CHAIN_READS` per pass for all of them together, oldest first and then on
+A job seen settled long enough ago, and read settled once more just before (a reorg may have
+undone the finalize the mark came from: then the mark goes and counting starts afresh), loses all
+of these; one not yet seen settled costs one chain read; at most :data:`PRUNE_CHAIN_READS` per pass for all of them together, oldest first and then on
 from where the last pass stopped (``ExecKeys.prune_cursor``), so that jobs that never settle cannot
 take every pass's reads. Only what the chain says settled is removed: a job the chain does not know
 (a node on another chain, a reorg) is never taken for settled. A lost Redis loses the marks only:
@@ -290,26 +291,35 @@ def prune_results(rt: Runtime, now: float | None = None) -> int:
 
 
 def _settle(rt: Runtime, jobs: dict[int, _Job], held: set[int], now: float, grace: float) -> int:
-    """Removes what belongs to jobs seen settled `grace` seconds ago and reads the status of at most
-    :data:`PRUNE_CHAIN_READS` jobs not yet seen settled; returns the number of jobs removed."""
+    """Removes what belongs to jobs seen settled `grace` seconds ago and still settled (read again:
+    a reorg may have undone what the mark was taken from), then reads the status of jobs not yet
+    seen settled, :data:`PRUNE_CHAIN_READS` reads in all; returns the number of jobs removed."""
     order = sorted(jobs, key=lambda job_id: (jobs[job_id].mtime, job_id))
     marks = cast(list[str | None], rt.state.hmget(rt.xkeys.retained, [str(job_id) for job_id in order])) if order else []
     removed = 0
+    reads = 0
     unmarked = []
     for job_id, mark in zip(order, marks, strict=True):
         if mark is None:
             unmarked.append(job_id)
-        elif now - float(mark) >= grace and job_id not in held and _remove(rt, job_id, jobs[job_id]):
-            removed += 1
+        elif now - float(mark) >= grace and job_id not in held and reads < PRUNE_CHAIN_READS:
+            # Read again before anything goes: the mark may come from a head a reorg has since
+            # undone (a finalize replaced by a challenge), and the court may still want the salt.
+            reads += 1
+            if not rt.job(job_id).status.settled:
+                rt.state.hdel(rt.xkeys.retained, str(job_id))  # counted afresh once settled again
+            elif _remove(rt, job_id, jobs[job_id]):
+                removed += 1
     position = [(jobs[job_id].mtime, job_id) for job_id in unmarked]
     cursor = _cursor(cast(str | None, rt.state.get(rt.xkeys.prune_cursor)))
     start = next((i for i, key in enumerate(position) if cursor is not None and key > cursor), 0)
-    turn = (unmarked[start:] + unmarked[:start])[:PRUNE_CHAIN_READS]
+    turn = (unmarked[start:] + unmarked[:start])[: max(0, PRUNE_CHAIN_READS - reads)]
     for job_id in turn:
         if rt.job(job_id).status.settled:
             rt.state.hsetnx(rt.xkeys.retained, str(job_id), f"{now:.3f}")
-    if len(unmarked) > PRUNE_CHAIN_READS:
-        rt.state.set(rt.xkeys.prune_cursor, f"{jobs[turn[-1]].mtime!r} {turn[-1]}")
+    if len(unmarked) > len(turn):
+        if turn:  # else every read went to removals: the next pass goes on from the same place
+            rt.state.set(rt.xkeys.prune_cursor, f"{jobs[turn[-1]].mtime!r} {turn[-1]}")
     else:
         rt.state.delete(rt.xkeys.prune_cursor)
     return removed

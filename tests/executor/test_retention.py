@@ -301,7 +301,7 @@ def test_an_archive_no_entry_names_goes_when_the_job_its_manifest_names_is_settl
     assert not rt.store.has(spare) and not rt.store.has(alone) and not journaled.exists()
     assert not rt.store.has_manifest(spare) and not rt.store.has_manifest(alone)
     assert rt.store.has(waiting) and rt.store.has_manifest(waiting)
-    assert sorted(chain.reads) == [6, 7, 8, 8]
+    assert sorted(chain.reads) == [6, 6, 7, 7, 8, 8]  # settled ones read again before they go
 
 
 def test_an_archive_whose_job_cannot_be_told_goes_only_by_age_and_never_one_a_journal_names(r: redis.Redis, tmp_path: Path) -> None:
@@ -546,3 +546,21 @@ def test_the_executor_removes_a_finalized_jobs_result_and_keeps_one_in_its_chall
     assert entry(waiting) == kept and Path(kept["archive"]).exists()
     assert store.has(spares[waiting]) and stack.exec_record(ex, waiting).get("state") == "submitted"
     assert len(stack.download(kept["uri"])) > 0
+
+
+def test_a_job_unsettled_again_after_a_reorg_keeps_its_files(r: redis.Redis, tmp_path: Path) -> None:
+    """A job seen Finalized at the head, then Disputed (a reorg let a challenge in): a pass a
+    retention period after the first mark reads it again and keeps everything (review)."""
+    chain = _Chain()
+    rt = _runtime(r, tmp_path, chain, days=7)
+    archive = _submitted(rt, tmp_path, 5)
+    before = _files(tmp_path)
+    chain.status[5] = JobStatus.FINALIZED  # the head the first pass read: a finalize not yet final
+    assert prune_results(rt, now=T0) == 0
+    chain.status[5] = JobStatus.DISPUTED  # reorged: a challenge mined in the finalize's place; the court needs the salt
+    prune_results(rt, now=T0 + 7 * DAY)
+    assert archive.exists() and _files(tmp_path) == before, "an unsettled job's archive and journal entry were removed"
+    chain.status[5] = JobStatus.RESOLVED  # the court concluded: counted from this pass, not the first mark
+    assert prune_results(rt, now=T0 + 8 * DAY) == 0
+    assert prune_results(rt, now=T0 + 15 * DAY - 1) == 0 and archive.exists()
+    assert prune_results(rt, now=T0 + 15 * DAY) == 1 and not archive.exists()

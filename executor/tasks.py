@@ -109,8 +109,12 @@ def recover(force: bool = False) -> int:
 
 @app.task(name="depin.prune", base=JobTask, max_retries=0, autoretry_for=())
 def prune() -> int:
-    """Removes settled jobs' archives and journal entries past ``[executor] result_retention_days``."""
-    return retention.prune_results(get_runtime())
+    """Removes settled jobs' archives and journal entries past ``[executor] result_retention_days``;
+    a verifier also forgets the undrawn jobs that left Submitted."""
+    rt = get_runtime()
+    if "verifier" in rt.roles:
+        verifier.prune_undrawn(rt)
+    return retention.prune_results(rt)
 
 
 # ---------------------------------------------------------------------------------------- verifier

@@ -95,7 +95,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from depin.addresses import parse_networks
 from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
@@ -282,17 +282,38 @@ def scan(rt: Runtime) -> int:
     _checks.sweep()
     _pass["check_until"] = time.monotonic() + PASS_CHECK_WAIT
     far = rt.chain_now() + 10**9
-    undrawn = set(rt.state.smembers(rt.xkeys.undrawn))  # type: ignore[arg-type]
     taken = 0
     for status in ("Submitted", "Disputed"):
-        for job_id in rt.reader.due_jobs(status, far, limit=SCAN_LIMIT):
-            if status == "Submitted" and str(job_id) in undrawn:
-                continue  # an undrawn job that is challenged becomes Disputed: its jury is drawn then
+        listed = rt.reader.due_jobs(status, far, limit=SCAN_LIMIT)
+        # an undrawn job that is challenged becomes Disputed: its jury is drawn then
+        known = cast(list[int], rt.state.smismember(rt.xkeys.undrawn, [str(j) for j in listed])) if status == "Submitted" and listed else []
+        for n, job_id in enumerate(listed):
+            if known and known[n]:
+                continue
             try:
                 taken += consider(rt, job_id)
             except TxReverted as exc:
                 log.info("seat not taken", extra={"job": job_id, "error": exc.error_name})
     return taken
+
+
+UNDRAWN_PRUNE_CHUNK = 1000  # {e}:undrawn members looked at per prune pass
+
+
+def prune_undrawn(rt: Runtime) -> int:
+    """Forgets the undrawn jobs (``{e}:undrawn``) the index shows no longer Submitted (finalized, or
+    challenged: a Disputed job is considered for its jury whatever the set says), at most
+    :data:`UNDRAWN_PRUNE_CHUNK` members per pass from a random point of the set: without this the set
+    grows with every job the verifier ever looked at. A job the index does not show (an index
+    behind) is kept. Returns the number forgotten."""
+    members = [str(m) for m in cast(list[Any], rt.state.srandmember(rt.xkeys.undrawn, UNDRAWN_PRUNE_CHUNK))]
+    ids = [m for m in members if m.isdigit()]
+    gone = [m for m in members if not m.isdigit()]  # nothing this module writes
+    statuses = rt.reader.jobs_fields(ids, ["status"]) if ids else []
+    gone += [m for m, fields in zip(ids, statuses, strict=True) if fields.get("status") not in (None, "Submitted")]
+    if gone:
+        rt.state.srem(rt.xkeys.undrawn, *gone)
+    return len(gone)
 
 
 def consider(rt: Runtime, job_id: int) -> int:

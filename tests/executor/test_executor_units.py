@@ -920,3 +920,37 @@ def test_dispatcher_rescans_open_jobs_the_trimmed_stream_never_delivered(dispatc
     assert sorted(rt.state.zrange(rt.xkeys.deferred, 0, -1)) == ["42", "43", "44"]
     assert not rt.record(45)
     assert not env.dispatcher.events.missed()  # the group has read past the trimmed entries
+
+
+def test_a_verifier_forgets_undrawn_jobs_that_left_submitted(redis_server: RedisServer) -> None:
+    """``{e}:undrawn`` (jobs the verifier found undrawn, not asked about again) loses the jobs the
+    index shows finalized or disputed; a job still Submitted, or one the index does not show yet
+    (an index behind), stays; each pass looks at a bounded sample of the set."""
+    from depin.keys import Keys
+    from executor import verifier
+    from indexer.query import IndexerReader
+
+    me = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    index, state = redis_server.client(11), redis_server.client(12)
+    index.flushdb()
+    state.flushdb()
+    keys = Keys(31337, "0x" + "22" * 20)
+    statuses = {1: "Finalized", 2: "Submitted", 3: "Disputed", 4: "Pruned"}
+    for j, status in statuses.items():
+        index.hset(keys.job(j), mapping={"id": str(j), "status": status})
+    xkeys = ExecKeys(31337, "0x" + "22" * 20, "verifier", me)
+    state.sadd(xkeys.undrawn, "1", "2", "3", "4", "5", "junk")
+    rt = _Runtime(state=state, xkeys=xkeys, role="verifier", address=me, reader=IndexerReader(index, keys))
+    assert verifier.prune_undrawn(rt) == 4
+    assert state.smembers(xkeys.undrawn) == {"2", "5"}
+    assert verifier.prune_undrawn(rt) == 0
+
+    state.delete(xkeys.undrawn)
+    many = range(100, 100 + 3 * verifier.UNDRAWN_PRUNE_CHUNK)
+    state.sadd(xkeys.undrawn, *map(str, many))
+    for j in many:
+        index.hset(keys.job(j), mapping={"id": str(j), "status": "Finalized"})
+    assert verifier.prune_undrawn(rt) == verifier.UNDRAWN_PRUNE_CHUNK  # bounded per pass
+    while verifier.prune_undrawn(rt):
+        pass
+    assert state.scard(xkeys.undrawn) == 0

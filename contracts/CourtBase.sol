@@ -75,6 +75,7 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
         uint32 ruledAt;
         uint24 maxRuntime;
         IMarketForCourt.Outcome ruling;
+        uint32 canaryEnd; // an agreeing audit's tally + canaryWindow: its reserve may go back after it
         // word 7
         address challenger;
         uint96 challengeBond;
@@ -93,11 +94,13 @@ abstract contract CourtBase is IVerificationCourtTypes, AccessControl, Reentranc
     /// @dev What one verifier holds in one case: the canary reserve it locked with its first seat
     ///      there (sigma * R - that seat's bond, or 0; C6), once per (verifier, case) whatever its
     ///      number of seats, and how many of its seats there are open. The reserve goes back to free
-    ///      stake with its last open seat (a settlement or a no-show), unless a canary catch burns it.
+    ///      stake with its last open seat (a settlement or a no-show), unless a canary catch burns it,
+    ///      or earlier, once an agreeing audit's canary window is over (`releaseReserve`).
     struct Hold {
         uint96 reserve;
         uint8 seats;
         bool slashed; // a canary catch took sigma * R from it in this case (once)
+        bool released; // its reserve went back early (releaseReserve): a further seat locks a new one
     }
 
     struct Appeal {

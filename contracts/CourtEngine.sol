@@ -201,6 +201,7 @@ contract CourtEngine is CourtBase {
             if (tally == IMarketForCourt.Outcome.ProviderRight && c.challenger == address(0)) {
                 c.phase = Phase.Tallied;
                 uint256 end = block.timestamp + p.canaryWindow;
+                c.canaryEnd = uint32(end);
                 c.windowEnd = uint32(end > c.challengeDeadline ? end : c.challengeDeadline);
                 emit RoundTallied(jobId, 0, tally, c.revealed, forProvider, forTop, top, c.windowEnd);
             } else {

@@ -102,6 +102,7 @@ interface IVerificationCourtTypes {
         address challenger;
         uint96 challengeBond;
         uint16 paramsVersion;
+        uint32 canaryEnd; // an agreeing audit (round 0): its tally + canaryWindow (releaseReserve after it)
     }
 
     struct SeatView {
@@ -189,6 +190,9 @@ interface IVerificationCourtTypes {
         bytes32 topDigest,
         uint32 windowEnd
     );
+    /// @notice The agreeing auditor's canary reserve went back to its free stake once the canary
+    ///         window was over (`releaseReserve`); its bond stays locked until the conclusion.
+    event ReserveReleased(uint256 indexed jobId, address indexed verifier, uint96 reserve);
     event Challenged(uint256 indexed jobId, address indexed challenger, uint96 bond);
     event Appealed(uint256 indexed jobId, uint8 round, address indexed appellant, uint96 bond);
     event ArbiterRuled(
@@ -305,6 +309,13 @@ interface IVerificationCourt is ICourtViews, IVerificationCourtTypes {
     function commit(uint256 jobId, uint8 seat, bytes32 commitment) external;
     function reveal(uint256 jobId, uint8 seat, bytes32 digest, bytes32 salt) external;
     function revealProvider(uint256 jobId, bytes32 digest, bytes32 salt) external;
+    /// @notice Anyone, once the canary window of an agreeing, unchallenged audit is over (round 0,
+    ///         Tallied ProviderRight, after the case's canaryEnd): the auditor's canary reserve goes
+    ///         back to its free stake (ReserveReleased) instead of staying locked until the job's
+    ///         challenge deadline; its bond stays locked until the conclusion. A later canary
+    ///         exposure takes sigma * R from its free, then unbonding stake; a later challenge's jury
+    ///         seat of the same verifier locks a reserve again. `NothingDue` otherwise, or once done.
+    function releaseReserve(uint256 jobId) external;
     /// @notice Anyone: redraws empty seats after the seat deadline (or opens the case of a drawn job
     ///         nobody started; settles it Unaudited when the pool is empty, or after maxRedraws once
     ///         the job's challenge deadline passed: until then it waits Tallied, tally Unaudited).

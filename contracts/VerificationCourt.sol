@@ -144,6 +144,29 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         emit ProviderRevealed(jobId, digest);
     }
 
+    /// @inheritdoc IVerificationCourt
+    function releaseReserve(uint256 jobId) external nonReentrant {
+        Case storage c = _case(jobId);
+        // Only an agreeing, unchallenged audit waiting out the challenge deadline past its canary
+        // window: a canary exposure (the requester's, right after the tally) no longer needs the
+        // lock (exposeCanary takes sigma * R from free, then unbonding stake when the reserve is 0),
+        // while the bond stays locked (a challenge's jury may still find the auditor incoherent).
+        if (
+            c.phase != Phase.Tallied || c.round != 0 || c.tally != IMarketForCourt.Outcome.ProviderRight
+                || c.challenger != address(0) || block.timestamp <= c.canaryEnd
+        ) revert NothingDue(jobId);
+        address holder = _seats[jobId][0].holder;
+        Hold storage h = _holds[jobId][holder];
+        uint96 reserve = h.reserve;
+        if (reserve == 0) revert NothingDue(jobId);
+        h.reserve = 0;
+        h.released = true;
+        Verifier storage v = _verifiers[holder];
+        v.locked -= reserve;
+        v.free += reserve;
+        emit ReserveReleased(jobId, holder, reserve);
+    }
+
     // ---------------------------------------------------------------- governance
 
     // ---------------------------------------------------------------- run by CourtDesk / CourtEngine
@@ -302,6 +325,7 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         v.challenger = c.challenger;
         v.challengeBond = c.challengeBond;
         v.paramsVersion = c.version;
+        v.canaryEnd = c.canaryEnd;
     }
 
     /// @inheritdoc IVerificationCourt
@@ -382,12 +406,15 @@ contract VerificationCourt is CourtBase, IVerificationCourt {
         // in one case need sigma * R + their bonds, not sigma * R each (found by review: a member
         // with 2 sigma * R could hold two seats a case, a class's jury went short, and a caught lazy
         // provider was paid on a Split).
+        // A verifier whose agreeing audit's reserve went back (releaseReserve) and who is drawn onto
+        // the jury of a later challenge locks a reserve again with that seat.
         Hold storage h = _holds[jobId][msg.sender];
         uint96 reserve = 0;
-        if (h.seats == 0) {
+        if (h.seats == 0 || h.released) {
             uint256 sigmaR = uint256(c.reward) * p.canarySlashMul;
             reserve = sigmaR > bond ? uint96(sigmaR - bond) : 0;
             h.reserve = reserve;
+            h.released = false;
         }
         h.seats += 1;
         uint96 lock = bond + reserve;

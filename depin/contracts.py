@@ -677,6 +677,7 @@ class VerificationCourt(Binding):
         "LeftWithdrawn": "0xcf20aa93be51f841d94a843d096897af3ca5bd13e4909d785ee416be7bfda66d",
         "PlatformClassSet": "0xabba84e2dc82ba24f294393023e2a4d8e3a1202b95f9534928769179baf00be6",
         "ProviderRevealed": "0x355b8d6c0cbc95130ec806651dde2f0cccea6ac8a5af0cdb72df0314831c344a",
+        "ReserveReleased": "0xd76c006da565a871dc93274939a5619d0ab1ae2fa95a9e3b47e226cc11492ec1",
         "RoleAdminChanged": "0xbd79b86ffe0ab8e8776151514217cd7cacd52c909f66475c3af44e129f0b00ff",
         "RoleGranted": "0x2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d",
         "RoleRevoked": "0xf6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b",
@@ -770,7 +771,7 @@ class VerificationCourt(Binding):
         return self.transaction("exposeCanary", arg0, arg1, arg2, arg3)
 
     def get_case(self, job_id: int) -> View:
-        """``getCase(uint256 jobId) view returns ((uint8,uint8,uint8,uint8,uint8,uint8,bool,address,address,uint96,uint96,bytes32,bytes32,bytes32,uint64,uint64,uint32,uint32,uint32,uint32,uint8,uint8,uint8,address,uint96,uint16))``"""
+        """``getCase(uint256 jobId) view returns ((uint8,uint8,uint8,uint8,uint8,uint8,bool,address,address,uint96,uint96,bytes32,bytes32,bytes32,uint64,uint64,uint32,uint32,uint32,uint32,uint8,uint8,uint8,address,uint96,uint16,uint32))``"""
         return self.view("getCase", job_id)
 
     def get_role_admin(self, role: bytes) -> View:
@@ -836,6 +837,10 @@ class VerificationCourt(Binding):
     def redraw(self, arg0: int) -> Transaction:
         """``redraw(uint256) nonpayable``"""
         return self.transaction("redraw", arg0)
+
+    def release_reserve(self, job_id: int) -> Transaction:
+        """``releaseReserve(uint256 jobId) nonpayable``"""
+        return self.transaction("releaseReserve", job_id)
 
     def renounce_role(self, role: bytes, caller_confirmation: str) -> Transaction:
         """``renounceRole(bytes32 role, address callerConfirmation) nonpayable``"""

@@ -696,6 +696,35 @@ def test_canary_slashes_a_copier_and_never_an_honest_digest(c):
     assert wallet(c, honest) == wallet_before + A
 
 
+def test_a_canary_exposed_after_the_reserve_went_back_still_costs_sigma_r(c):
+    """The reserve goes back once the canary window is over; an exposure after that (a slow canary
+    requester) still burns the bond and sigma R, the rest from the copier's free stake."""
+    signer, op_requester, op_provider = c.others[3], c.others[2], c.provider
+    c.tx(c.court.grantRole, c.court.CANARY_ROLE(), signer, sender=c.owner)
+    secret = keccak(b"late canary")
+    fake = canary_digest(secret)
+    job = c.job(fake, provider=op_provider, requester=op_requester, challenge_window=1_000)
+    GOOD_OF[job] = fake
+    auditor = c.known[c.court.drawnFor(job, 0, 0)]
+    c.tx(c.court.startAudit, job, sender=auditor)
+    c.tx(c.court.commit, job, 0, seat_commitment(auditor.address, job, 0, 0, fake), sender=auditor)
+    c.tx(c.court.reveal, job, 0, fake, SALT, sender=auditor)
+    c.tx(c.court.revealProvider, job, fake, SALT, sender=op_provider)
+    c.advance(job)
+    c.wait_until(c.case(job).canaryEnd)
+    locked0 = c.court.getVerifier(auditor).locked
+    c.tx(c.court.releaseReserve, job, sender=auditor)
+    v = c.court.getVerifier(auditor)
+    assert v.locked == locked0 - (SIGMA_R - B_AUDIT)
+    free0 = v.free
+    supply = c.token.totalSupply()
+    receipt = c.tx(c.court.exposeCanary, job, secret, SALT, authorize(c, signer, job), sender=op_requester)
+    assert receipt.events.filter(c.court.VerifierSlashed)[0].amount == B_AUDIT + SIGMA_R
+    after = c.court.getVerifier(auditor)
+    assert (after.free, after.locked) == (free0 - SIGMA_R, v.locked - B_AUDIT)  # B_a locked + sigma R from free
+    assert c.token.totalSupply() == supply - (B_AUDIT + SIGMA_R)
+
+
 def test_canary_exposure_needs_a_canary_keys_signature_for_the_job_and_the_committed_digest(c):
     # A requester and a provider colluding (here: a provider that committed garbage on a job whose
     # requester would like it voided) cannot make a Canary without the canary key.
@@ -840,6 +869,95 @@ def test_an_agreeing_audit_waits_for_the_challenge_deadline(c):
     c.bonds = 0
     c.finish_window(job)
     assert c.case(job).outcome == RIGHT
+
+
+def test_an_agreeing_audits_reserve_goes_back_after_the_canary_window_and_its_bond_at_the_conclusion(c):
+    """The canary reserve (sigma R - B_a) of an agreeing, unchallenged audit is only needed while a
+    canary exposure can come (the canary window): anyone may then return it to the auditor's free
+    stake (releaseReserve) instead of it staying locked until the job's challenge deadline (review:
+    self-dealt long-window jobs locked honest verifiers' sigma R and a drawn lazy job went
+    Unaudited). The bond stays locked until the conclusion."""
+    job = good_job(c, challenge_window=1_000)
+    before = {v.address: c.court.getVerifier(v) for v in c.verifiers}  # (other tests' cases may hold locks)
+    auditor = c.audit(job, GOOD)
+    free0, locked0 = before[auditor.address].free, before[auditor.address].locked
+    tallied = c.chain.blocks.head.timestamp
+    case = c.case(job)
+    assert case.phase == TALLIED and case.canaryEnd == tallied + PARAMS["canaryWindow"]
+    assert case.windowEnd == c.market.verificationInfo(job).challengeDeadline > case.canaryEnd
+    v = c.court.getVerifier(auditor)
+    assert (v.free, v.locked) == (free0 - SIGMA_R, locked0 + SIGMA_R)  # bond + reserve = max(B_a, sigma R)
+    with reverts_with("NothingDue"):
+        c.court.releaseReserve(job, sender=c.others[2])  # the canary window is still open
+    c.wait_until(case.canaryEnd)
+    receipt = c.tx(c.court.releaseReserve, job, sender=c.others[2])  # anyone
+    [ev] = list(receipt.events.filter(c.court.ReserveReleased))
+    assert (ev.jobId, ev.verifier, ev.reserve) == (job, auditor.address, SIGMA_R - B_AUDIT)
+    v = c.court.getVerifier(auditor)
+    assert (v.free, v.locked) == (free0 - B_AUDIT, locked0 + B_AUDIT)
+    with reverts_with("NothingDue"):
+        c.court.releaseReserve(job, sender=auditor)  # once
+    with reverts_with("NothingDue"):
+        c.advance(job)  # the case still waits for the challenge deadline
+    before = wallet(c, auditor)
+    receipt = c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    [settled] = list(receipt.events.filter(c.court.SeatSettled))
+    assert (settled.paid, settled.bondReturned, settled.bondForfeited) == (A, B_AUDIT, 0)  # no second release
+    v = c.court.getVerifier(auditor)
+    assert (v.free, v.locked) == (free0, locked0)
+    assert wallet(c, auditor) == before + A
+
+
+def test_no_reserve_release_for_a_challenged_or_disagreeing_audit(c):
+    """Only an agreeing audit nobody challenged waits Tallied in round 0: once challenged, its jury
+    decides, and a juror who audited the job (its reserve released) locks a reserve again."""
+    job = good_job(c, challenge_window=1_000)
+    before = {v.address: c.court.getVerifier(v) for v in c.verifiers}
+    auditor = c.audit(job, GOOD)
+    c.wait_until(c.case(job).canaryEnd)
+    c.tx(c.court.releaseReserve, job, sender=auditor)
+    c.tx(c.court.challenge, job, sender=c.requester, bonds=B_CHALLENGE)
+    with reverts_with("NothingDue"):
+        c.court.releaseReserve(job, sender=auditor)  # the case is a jury's now
+    c.ready()
+    anchor = c.case(job).anchor
+    for i in range(64):  # a draw that seats the auditor on the jury (the stub's value is settable)
+        if c.court.drawnFor(job, 1, 0) == auditor.address:
+            break
+        c.rand.setValue(anchor, keccak(i.to_bytes(32, "big")), sender=c.owner)
+    first: dict[str, int] = {}
+    for seat in range(3):
+        holder = c.known[c.court.drawnFor(job, 1, seat)]
+        receipt = c.tx(c.court.takeSeat, job, seat, sender=holder)
+        [taken] = list(receipt.events.filter(c.court.SeatTaken))
+        first.setdefault(holder.address, taken.reserve)
+    # Every holder's first jury seat locks sigma R with its bond, the auditor's too (its audit seat
+    # keeps only its bond): sigma R a case backs each juror's seats.
+    assert auditor.address in first and set(first.values()) == {SIGMA_R - B_JUROR}
+    for seat in range(3):
+        holder = c.known[c.court.getSeat(job, 1, seat).holder]
+        c.tx(c.court.commit, job, seat, seat_commitment(holder.address, job, 1, seat, GOOD), sender=holder)
+    for seat in range(3):
+        holder = c.known[c.court.getSeat(job, 1, seat).holder]
+        c.tx(c.court.reveal, job, seat, GOOD, SALT, sender=holder)
+    c.advance(job)
+    c.bonds = 0
+    c.finish_window(job)
+    assert c.case(job).outcome == RIGHT
+    for v in c.verifiers:
+        info = c.court.getVerifier(v)
+        b = before[v.address]
+        assert (info.free, info.locked) == (b.free, b.locked), v  # every bond and reserve back, once
+
+    # A disagreeing audit goes to a jury at once: never Tallied in round 0, nothing to release.
+    bad = c.job(BAD, challenge_window=1_000)
+    GOOD_OF[bad] = BAD
+    c.audit(bad, GOOD)
+    assert c.case(bad).round == 1
+    c.wait(PARAMS["canaryWindow"] + 1)
+    with reverts_with("NothingDue"):
+        c.court.releaseReserve(bad, sender=c.owner)
 
 
 def test_an_agreeing_audit_after_the_challenge_deadline_waits_the_canary_window_only(c):

@@ -1,11 +1,13 @@
 """Adversarial economic review (emissions, staking, slashing, withdrawals): defects reproduced on
-anvil, each marked xfail(strict) until a fix lands (the production contracts are not changed here).
+anvil, each marked xfail(strict) until a fix lands (then kept as a regression test).
 
-1. Verifier stake lockout: an attacker ties up every honest verifier's free stake with cheap
-   self-dealt audits, which hold each auditor's sigma * R reserve until their (long) challenge
-   deadlines. A lazy provider's drawn job then finds no verifier that can sit (StakeBelowSigma),
-   neither for the audit nor for the jury a victim's challenge asks for, and the case settles
-   Unaudited: the provider is paid as if it had been verified.
+1. Verifier stake lockout (mitigated, now a regression test): an attacker tied up every honest
+   verifier's free stake with cheap self-dealt audits, which held each auditor's sigma * R reserve
+   until their (long) challenge deadlines. A lazy provider's drawn job then found no verifier that
+   could sit (StakeBelowSigma), neither for the audit nor for the jury a victim's challenge asks
+   for, and the case settled Unaudited. The reserve now goes back after the canary window
+   (releaseReserve); only the bond stays locked, so the lockout needs sigma R / B_a (5.7) times as
+   many audits; the test asserts that bound.
 2. Rounding: below 50 base units of reward (f = 2 %, no-fault fee 2 %) every fee rounds to 0, so an
    availability failure is a free exit for both sides (F6 says it never is).
 """
@@ -17,18 +19,17 @@ from eth_utils import keccak
 
 from .conftest import TOKEN, make_spec, make_terms
 from .test_court import (
-    B_CHALLENGE,
+    B_AUDIT,
     BAD,
     GOOD,
     GOOD_OF,
     SIGMA_R,
-    UNAUDITED,
     Court,
     params_tuple,
     reverts_with,
 )
 
-ACTIVE, TALLIED, CONCLUDED = 1, 2, 4
+ACTIVE, TALLIED = 1, 2
 
 
 class ReviewDefect(AssertionError):
@@ -66,71 +67,77 @@ def lockout(accounts, project, chain):
     return ctx
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ReviewDefect,
-    reason="review: cheap self-dealt audits lock every honest verifier's sigma*R reserve until their "
-    "challenge deadlines; a lazy provider's drawn and challenged job then settles Unaudited and is paid",
-)
-def test_locking_honest_verifiers_stake_does_not_let_a_lazy_job_settle_unaudited(lockout):
+def _attack(c, sponsor, honest: set[str], per_verifier: int, max_jobs: int = 60) -> tuple[dict[str, int], list[int]]:
+    """Self-dealt jobs (sponsor -> cheat) with a long challenge window, answered honestly, until each
+    honest verifier audited `per_verifier` of them or can no longer sit (free < sigma R). After each
+    agreeing audit's canary window its reserve goes back (releaseReserve: what the verifier's
+    executor sends); only its bond B_a stays locked until the job's challenge deadline."""
+    audits = dict.fromkeys(honest, 0)
+    jobs: list[int] = []
+    for _ in range(max_jobs):
+        if all(n >= per_verifier or c.court.getVerifier(v).free < SIGMA_R for v, n in audits.items()):
+            break
+        job = c.job(GOOD, requester=sponsor, challenge_window=LONG_WINDOW)
+        GOOD_OF[job] = GOOD
+        drawn = c.court.drawnFor(job, 0, 0)
+        if audits[drawn] >= per_verifier or c.court.getVerifier(drawn).free < SIGMA_R:
+            continue
+        c.audit(job, GOOD)
+        assert c.case(job).phase == TALLIED  # until the job's challenge deadline, LONG_WINDOW away
+        c.wait_until(c.case(job).canaryEnd)
+        c.tx(c.court.releaseReserve, job, sender=c.known[drawn])
+        audits[drawn] += 1
+        jobs.append(job)
+    return audits, jobs
+
+
+def test_the_stake_lockout_needs_one_bond_per_audit_not_sigma_r_since_the_reserve_goes_back(lockout):
+    """Review (stake lockout): each self-dealt agreeing audit kept its auditor's sigma R = 20 R locked
+    until the job's challenge deadline, so ONE audit per honest verifier (cost ~A = 1.1 R each)
+    locked the pool for the whole window and a drawn lazy job settled Unaudited. The canary reserve
+    (sigma R - B_a) now goes back once the canary window is over (releaseReserve); only the bond
+    B_a = 3.5 R stays locked till the deadline. (1) The reviewer's attack (one audit per verifier)
+    no longer locks anybody: the lazy job is audited and goes to a jury. (2) The residual: a
+    verifier of stake S is locked out by floor((S - sigma R) / B_a) + 1 concurrent audits instead of
+    floor(S / sigma R) (here 3 instead of 1), i.e. the attack costs sigma R / B_a = 5.7 times more
+    per locked sigma R and window."""
     c = lockout
     GOOD_OF.clear()
     c.bonds, c.forfeited = 0, {}
     sponsor = c.others[0]
     honest = {v.address for v in c.verifiers}
 
-    # The attack: self-dealt jobs (sponsor -> cheat) with a long challenge window, answered honestly.
-    # Each drawn honest auditor agrees, and its sigma R reserve stays locked until the job's
-    # challenge deadline (the agreeing audit waits for it). A job whose drawn verifier is already
-    # locked cannot be seated and ends Unaudited: the sponsor's escrow comes back in full.
-    locked: set[str] = set()
-    for _ in range(8):
-        if locked == honest:
-            break
-        job = c.job(GOOD, requester=sponsor, challenge_window=LONG_WINDOW)
-        GOOD_OF[job] = GOOD
-        if c.court.drawnFor(job, 0, 0) in locked:
-            continue
-        auditor = c.audit(job, GOOD)
-        assert c.case(job).phase == TALLIED  # until the job's challenge deadline, LONG_WINDOW away
-        locked.add(auditor.address)
-    assert locked == honest
+    # (2) first, on fresh stakes: how many concurrent audits lock a verifier out now.
+    needed = (SMALL - SIGMA_R) // B_AUDIT + 1
+    assert (needed, SMALL // SIGMA_R) == (3, 1)  # now vs before the release
+    audits, jobs = _attack(c, sponsor, honest, per_verifier=needed + 1)
+    assert audits == dict.fromkeys(honest, needed)
     for v in c.verifiers:
-        assert c.court.getVerifier(v).free < SIGMA_R  # SMALL - sigma R: no room for another case
-    # The lockout costs the attacker A = 1.1 R per honest verifier (paid to it for running the
-    # attacker's own job; the rest of E comes back) plus the market's (1 - kappa) f R, against
-    # sigma R = 20 R of honest stake held for LONG_WINDOW.
+        info = c.court.getVerifier(v)
+        assert info.locked == needed * B_AUDIT and info.free == SMALL - needed * B_AUDIT < SIGMA_R
+    lazy = c.job(BAD, requester=c.requester, challenge_window=200)
+    GOOD_OF[lazy] = BAD
+    with reverts_with("StakeBelowSigma"):  # the residual lockout, at `needed` audits per verifier
+        c.court.startAudit(lazy, sender=c.known[c.court.drawnFor(lazy, 0, 0)])
+    # The attacker's jobs conclude at their challenge deadlines: every bond goes back.
+    c.wait_until(max(c.case(j).windowEnd for j in jobs))
+    for j in jobs:
+        c.advance(j)
+    for v in c.verifiers:
+        assert c.court.getVerifier(v).free == SMALL
 
-    # The lazy job: an honest requester's job, the cheat commits garbage; drawn for audit.
+    # (1) the reviewer's attack: one self-dealt audit per honest verifier.
+    audits, _ = _attack(c, sponsor, honest, per_verifier=1)
+    assert audits == dict.fromkeys(honest, 1)
+    for v in c.verifiers:
+        assert c.court.getVerifier(v).free == SMALL - B_AUDIT >= SIGMA_R  # room for another case
     lazy = c.job(BAD, requester=c.requester, challenge_window=200)
     GOOD_OF[lazy] = BAD
     drawn = c.known[c.court.drawnFor(lazy, 0, 0)]
     assert drawn.address in honest
-    with reverts_with("StakeBelowSigma"):
-        c.court.startAudit(lazy, sender=drawn)
-    # The victim challenges within the window: the case goes to a K = 3 jury, drawn from the same
-    # locked verifiers.
-    c.tx(c.court.challenge, lazy, sender=c.requester, bonds=B_CHALLENGE)
-    for _ in range(12):
-        case = c.case(lazy)
-        if case.phase == CONCLUDED:
-            break
-        if case.phase == ACTIVE and c.chain.pending_timestamp <= case.seatDeadline:
-            c.ready()  # the round's anchor block
-            for seat in range(3 if case.round else 1):
-                holder = c.known.get(c.court.drawnFor(lazy, case.round, seat))
-                if holder is not None and holder.address in honest:
-                    with reverts_with("StakeBelowSigma"):
-                        c.court.takeSeat(lazy, seat, sender=holder)
-        c.wait_until(case.seatDeadline if case.phase == ACTIVE else case.windowEnd)
-        receipt = c.court.advance(lazy, sender=c.owner)
-        if list(receipt.events.filter(c.court.CaseConcluded)):
-            c.bonds -= B_CHALLENGE  # returned to the challenger
-        c.check()
-    assert c.case(lazy).phase == CONCLUDED
-    assert c.case(lazy).round == 1  # the challenge's jury was drawn, and nobody could sit
-    # Nobody ran the job: the garbage result is paid as if no verifier existed.
-    defect(c.market.settledOutcome(lazy) != UNAUDITED, "a drawn, challenged lazy job settled Unaudited")
+    c.audit(lazy, GOOD)  # the drawn verifier sits and runs the job: it disagrees
+    case = c.case(lazy)
+    assert case.phase == ACTIVE and case.round == 1  # its K = 3 jury: before, StakeBelowSigma and Unaudited
 
 
 @pytest.mark.xfail(

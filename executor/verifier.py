@@ -64,13 +64,16 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   is committed already.
 - **Reveal and advance** (:func:`follow_seats`, every pass): a committed seat reveals from the
   journal once the reveal phase is open (``RevealNotOpen`` at the gas estimate sends nothing), and
-  the case is advanced when that is due (the permissionless ``advance``). The seat's record ends
+  the case is advanced when that is due (the permissionless ``advance``). An agreeing audit of ours
+  waiting for its job's challenge deadline gets its canary reserve back once the canary window is
+  over (:func:`release_reserve`, one ``releaseReserve`` per seat). The seat's record ends
   ``revealed`` → ``done`` with the case's outcome (and ``slashed`` when a canary caught it).
 
 Records (``{e}:seat:{job}:{round}:{seat}``, a hash): ``state`` (taking → seated → running → computed
 → committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``kind`` (result,
 failure or not-delivered), ``delivery`` (what the delivery check found), ``commitment``,
-``taken_tx``, ``commit_tx``, ``reveal_tx``, ``outcome``, ``updated``. ``{e}:seats`` holds the seats
+``taken_tx``, ``commit_tx``, ``reveal_tx``, ``reserve`` and ``reserve_tx`` (the audit's canary
+reserve released early), ``outcome``, ``updated``. ``{e}:seats`` holds the seats
 in hand. ``depin executor status`` reads them (:func:`summary`).
 
 Crash safety: every step reads the chain before it acts (the seat's state, the case's phase); the
@@ -999,6 +1002,8 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
         elif not same(on_chain[0], rt.address):
             done(rt, job_id, round_, seat, case, on_chain)  # a no-show slot emptied (we missed the reveal)
             return 0
+    if round_ == 0 and int(case["phase"]) == PHASE_TALLIED and same(on_chain[0], rt.address):
+        sent += release_reserve(rt, job_id, case, rec)
     if job_id not in advanced and int(case["phase"]) in (PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER):
         advanced.add(job_id)
         try:
@@ -1010,6 +1015,29 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
             log.info("court advanced", extra={"job": job_id, "tx": receipt.tx_hash})
             sent += 1
     return sent
+
+
+def release_reserve(rt: Runtime, job_id: int, case: dict[str, Any], rec: dict[str, str]) -> int:
+    """Our agreeing audit (round 0, Tallied ProviderRight, unchallenged) waits for the job's
+    challenge deadline: once its canary window is over (the case's ``canaryEnd``) its canary reserve
+    (sigma R - the bond) goes back to our free stake (``releaseReserve``), so that self-dealt jobs
+    with long challenge windows cannot keep our sigma R locked (only the bond stays until the
+    conclusion). One transaction per seat (the record's ``reserve``); ``NothingDue`` (somebody
+    released it first, a challenge came meanwhile, or nothing to release) ends it all the same."""
+    if rec.get("reserve") or int(case["round"]) != 0 or OUTCOMES[int(case["tally"])] != "ProviderRight":
+        return 0
+    if int(str(case["challenger"]), 16) != 0 or rt.chain_now() <= int(case["canaryEnd"]):
+        return 0
+    try:
+        receipt = rt.client.send(rt.client.contracts.verification_court.release_reserve(job_id))
+    except TxReverted as exc:
+        if exc.error_name != "NothingDue":
+            raise
+        set_seat(rt, job_id, 0, 0, reserve="nothing due")
+        return 0
+    set_seat(rt, job_id, 0, 0, reserve="released", reserve_tx=receipt.tx_hash)
+    log.info("canary reserve released", extra={"job": job_id, "tx": receipt.tx_hash})
+    return 1
 
 
 def done(rt: Runtime, job_id: int, round_: int, seat: int, case: dict[str, Any], on_chain: Any) -> None:

@@ -44,6 +44,7 @@ from depin.config import DepinConfig, PolicyConfig, VerifierConfig
 from depin.keys import ExecKeys
 from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec
+from depin.transactions import TxReverted
 from executor import queue, verifier
 from executor.execute import Outcome
 from executor.lease import Lease
@@ -117,6 +118,13 @@ class Court:
             key = (job_id, c["round"], args[0])
             assert self.seats[key][:2] == [ME, verifier.SEAT_TAKEN] and self.now <= c["commitDeadline"], "CommitClosed"
             self.seats[key][1] = verifier.SEAT_COMMITTED
+        elif name == "advance":
+            raise TxReverted(name, f"VerificationCourt.NothingDue(jobId={job_id})")
+        elif name == "release_reserve":  # VerificationCourt.releaseReserve's rule
+            due = c["phase"] == verifier.PHASE_TALLIED and c["round"] == 0 and c["tally"] == 1 and c["challenger"] == ZERO
+            if not due or self.now <= c["canaryEnd"] or c.get("released"):
+                raise TxReverted(name, f"VerificationCourt.NothingDue(jobId={job_id})")
+            c["released"] = True
         else:
             raise AssertionError(f"unexpected transaction {call}")
         return SimpleNamespace(tx_hash="0x" + f"{len(self.sent):064x}")
@@ -358,3 +366,31 @@ def test_a_live_rerun_whose_lease_key_vanished_is_never_queued_again(rt, court, 
     assert sent == [("depin.audit_run", 7, {"round": 1, "seat": 1})]
     rt.state.delete(lease.key)  # even with its lease gone again, its fresh record keeps seat 0 from recovery
     assert verifier.follow_seats(rt) == 0 and sent == [("depin.audit_run", 7, {"round": 1, "seat": 1})]
+
+
+# ------------------------------------------------------------------------------------ the canary reserve
+
+
+def test_an_agreeing_audit_releases_its_canary_reserve_once_after_the_canary_window(rt, court) -> None:
+    """Review (stake lockout): our agreeing audit of a job with a long challenge window kept sigma R
+    of our stake locked until that deadline. The verifier sends ``releaseReserve`` for its own
+    round-0 seat as soon as the canary window is over, once; somebody else's release first (or a
+    challenge meanwhile: no longer due) is no error, and a challenged audit sends nothing."""
+    for job_id, challenger in ((5, ZERO), (6, ZERO), (7, OTHER)):
+        court.cases[job_id] = {"phase": verifier.PHASE_TALLIED, "round": 0, "tally": 1, "challenger": challenger,
+                               "canaryEnd": court.now + 20, "outcome": 0, "providerDigest": b"\0" * 32}
+        court.seats[(job_id, 0, 0)] = [ME, verifier.SEAT_REVEALED, BOND]
+        verifier.set_seat(rt, job_id, 0, 0, "revealed")
+
+    def releases() -> list[int]:
+        return [call[1] for call in court.sent if call[0] == "release_reserve"]
+
+    assert verifier.follow_seats(rt) == 0 and releases() == []  # the canary window is still open
+    court.now += 21
+    court.cases[6]["released"] = True  # somebody released job 6's reserve first
+    assert verifier.follow_seats(rt) == 1
+    assert sorted(releases()) == [5, 6]  # job 6: tried, NothingDue, not again
+    assert _record(rt, 5)["reserve"] == "released" and _record(rt, 5)["reserve_tx"]
+    assert _record(rt, 6)["reserve"] == "nothing due" and "reserve_tx" not in _record(rt, 6)
+    assert "reserve" not in _record(rt, 7)  # challenged: its jury decides, nothing to release
+    assert verifier.follow_seats(rt) == 0 and sorted(releases()) == [5, 6]  # one transaction per job

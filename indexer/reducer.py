@@ -88,6 +88,7 @@ COURT_EVENTS = (
     "SeatRevealed",
     "ProviderRevealed",
     "SeatNoShow",
+    "ReserveReleased",
     "RoundTallied",
     "Challenged",
     "Appealed",
@@ -1308,6 +1309,18 @@ class Reducer:
         # Held for the case's pot until CaseConcluded (which counts what of it is burned).
         _add(job, "heldBonds", burned)
         st.tadd("courtHeldBonds", burned)
+        self._history(job, ev)
+
+    def _on_ReserveReleased(self, st: _State, ev: Event, a: dict[str, Any]) -> None:
+        """An agreeing audit's canary reserve back to free stake after the canary window (its bond
+        stays locked: SeatSettled then returns the bond alone)."""
+        job = self._job(st, a["jobId"])
+        reserve = a["reserve"]
+        v = self._verifier(st, a["verifier"])
+        _add(v, "locked", -reserve)
+        _add(v, "free", reserve)
+        st.tadd("courtLocked", -reserve)
+        st.tadd("courtStaked", reserve)
         self._history(job, ev)
 
     def _on_RoundTallied(self, st: _State, ev: Event, a: dict[str, Any]) -> None:

@@ -209,3 +209,23 @@ def test_a_displaced_verifier_moves_to_unbonding_and_leaves_the_count() -> None:
     assert (v["free"], v["unbonding"], v["displacedBy"], v["displacedBlock"]) == ("0", str(10 * R), JUROR, str(index.block))
     t = index.totals()
     assert t["verifiers"] == 1 and t["courtStaked"] == 11 * R and t["courtUnbonding"] == 10 * R
+
+
+def test_an_agreeing_audits_reserve_released_early_then_its_bond_at_the_conclusion() -> None:
+    """ReserveReleased (releaseReserve, after the canary window): the reserve goes from locked back
+    to free at once; SeatSettled then returns the bond alone, and nothing stays locked."""
+    index = Index()
+    index.apply(("VerifierJoined", {"verifier": AUDITOR, "platformClass": 0, "amount": 100 * R}))
+    _submitted(index, 1)
+    bond, reserve = 35 * R // 10, 20 * R - 35 * R // 10
+    index.apply(
+        ("CaseOpened", {"jobId": 1, "platformClass": 0, "snapshotBlock": 3, "round": 0, "paramsVersion": 1}),
+        ("SeatTaken", {"jobId": 1, "round": 0, "seat": 0, "verifier": AUDITOR, "bond": bond, "reserve": reserve}),
+    )
+    assert (index.verifier(AUDITOR)["free"], index.verifier(AUDITOR)["locked"]) == (str(80 * R), str(20 * R))
+    index.apply(("ReserveReleased", {"jobId": 1, "verifier": AUDITOR, "reserve": reserve}))
+    assert (index.verifier(AUDITOR)["free"], index.verifier(AUDITOR)["locked"]) == (str(100 * R - bond), str(bond))
+    index.apply(("SeatSettled", {"jobId": 1, "round": 0, "seat": 0, "verifier": AUDITOR, "paid": 11 * R // 10,
+                                 "bondReturned": bond, "bondForfeited": 0}))
+    assert (index.verifier(AUDITOR)["free"], index.verifier(AUDITOR)["locked"]) == (str(100 * R), "0")
+    assert index.totals()["courtLocked"] == 0 and index.totals()["courtStaked"] == 100 * R

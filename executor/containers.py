@@ -230,11 +230,32 @@ JOB_FIRST_CHILD_PID = INIT_LAST_PID + 1
 # a name fresh for each run (INIT_MARKER_PREFIX + 32 random hex digits), which the job never learns.
 INIT_STATUS = 127
 INIT_MARKER_PREFIX = ".depin-init-"
-# The init's execve (or Go's LookPath checks, which it mirrors) failing with these is the image's
-# doing, the same on every machine: BAD_SPEC. runc worded them "no such file or directory",
-# "permission denied", "exec format error", "file name too long"; ENOTDIR and ELOOP (a path through
-# a file or a symlink loop) were engine failures before, retried until the deadline.
-INIT_BAD_SPEC_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP})
+# The init's execve (or Go's LookPath checks, which it mirrors) failing is the image's doing, the
+# same on every machine (BAD_SPEC), unless its errno is one of these, which only this machine's state
+# can cause (InitFailed, retried): before, only a list of image errnos was BAD_SPEC, and an ELF whose
+# interpreter is not an ELF file (ELIBBAD, or EIO when shorter than an ELF header) was retried to the
+# deadline by every provider (found by review). Nothing of the job runs before the execve, so:
+#   EAGAIN        RLIMIT_NPROC counts every process of the job's uid on the host;
+#   ENOMEM        the kernel could not allocate (host memory pressure);
+#   ENFILE EMFILE the host's file table, or descriptors the runtime left open;
+#   ETXTBSY       a host process has the file open for writing (no process of the job exists yet);
+#   EPERM         a host security module (SELinux's no-new-privileges transition) or seccomp;
+#   EFAULT EINTR  a bug or a signal here; ESTALE EUCLEAN EBADMSG ENODEV ENXIO EBUSY: the host's
+#                 storage (a stale or corrupt layer, an fs-verity/IMA appraisal failing);
+#   ENOSYS EOPNOTSUPP: the host's kernel or file system lacks a feature.
+# Everything else comes from the image's files, argv and environment (pinned by the image ID and
+# the spec): ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG (the path), EACCES (no execute bit, not a regular
+# file, a noexec mount), ENOEXEC (no binary format), ELIBBAD and EISDIR (the ELF interpreter is not
+# an ELF file of this machine / is a directory), EINVAL (two PT_INTERP, a bad PT_GNU_PROPERTY or
+# file capability), EIO (a program header, PT_INTERP or interpreter header beyond the end of its
+# file: binfmt_elf's short read; a host disk failing is EIO too, but that machine is broken and its
+# jobs' own reads fail as well), E2BIG (argv and environment over the stack limit, which
+# JOB_ULIMITS pins). An unknown errno counts as the image's: a hostile image must not find one that
+# burns every provider's collateral.
+INIT_MACHINE_ERRNOS = frozenset({
+    errno.EAGAIN, errno.ENOMEM, errno.ENFILE, errno.EMFILE, errno.ETXTBSY, errno.EPERM, errno.EFAULT, errno.EINTR,
+    errno.ESTALE, errno.EUCLEAN, errno.EBADMSG, errno.ENODEV, errno.ENXIO, errno.EBUSY, errno.ENOSYS, errno.EOPNOTSUPP,
+})
 PROBE_LABEL = "sandbox-probe"
 PROBE_FILE = "probe"
 # Each line ``name=value``; an ``unshare*`` value is the exit status of that attempt (0: it worked).
@@ -282,7 +303,7 @@ class InitFailed(ContainerEngineError):
 
 class CommandRefused(ContainerEngineError):
     """The image cannot execute the job's command (the init's execve failed with one of
-    :data:`INIT_BAD_SPEC_ERRNOS`, or no PATH entry holds it): the job's fault, ``BAD_SPEC``."""
+    an errno not in :data:`INIT_MACHINE_ERRNOS`, or no PATH entry holds it): the job's fault, ``BAD_SPEC``."""
 
 
 class ContainerGone(ContainerEngineError):
@@ -765,8 +786,8 @@ def init_failure(report: Path, command: Sequence[str]) -> ContainerEngineError |
     name = _one_line(repr(command[0]) if command else "''", 200)
     if kind == "notfound":
         return CommandRefused(f"{name}: executable file not found in $PATH")
-    if kind == "exec" and number in INIT_BAD_SPEC_ERRNOS:
-        return CommandRefused(f"{name}: {os.strerror(number)} ({errno.errorcode[number]})")
+    if kind == "exec" and 0 < number < 4096 and number not in INIT_MACHINE_ERRNOS:
+        return CommandRefused(f"{name}: {os.strerror(number)} ({errno.errorcode.get(number, number)})")
     if kind == "exec":
         return InitFailed(f"the job init could not start {name} here: execve failed ({errno.errorcode.get(number, number)})")
     if kind == "pids":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import platform
+import struct
 from pathlib import Path
 
 import docker
@@ -230,7 +232,16 @@ def test_the_engine_failing_to_start_the_init_is_never_the_jobs_fault() -> None:
         ("exec 2\n", CommandRefused, "'x': No such file or directory (ENOENT)"),
         ("exec 8\n", CommandRefused, "(ENOEXEC)"),
         ("exec 36\n", CommandRefused, "(ENAMETOOLONG)"),
+        ("exec 80\n", CommandRefused, "(ELIBBAD)"),  # an ELF interpreter that is not ELF: InitFailed before review
+        ("exec 5\n", CommandRefused, "(EIO)"),  # ... shorter than an ELF header
+        ("exec 21\n", CommandRefused, "(EISDIR)"),
+        ("exec 22\n", CommandRefused, "(EINVAL)"),
+        ("exec 7\n", CommandRefused, "(E2BIG)"),
+        ("exec 4000\n", CommandRefused, "'x'"),  # no errno this kernel knows: never the provider's fault
         ("exec 26\n", InitFailed, "execve failed (ETXTBSY)"),
+        ("exec 1\n", InitFailed, "execve failed (EPERM)"),
+        ("exec 11\n", InitFailed, "execve failed (EAGAIN)"),
+        ("exec 23\n", InitFailed, "execve failed (ENFILE)"),
         ("exec 12\n", InitFailed, "execve failed (ENOMEM)"),
         ("fork 11\n", InitFailed, "could not fork (EAGAIN)"),
         ("pids 70\n", InitFailed, "used PIDs up to 70"),
@@ -246,3 +257,44 @@ def test_the_inits_reports(tmp_path, report, kind, text) -> None:
     found = init_failure(path, ["x"])
     assert type(found) is kind and text in str(found), found
     assert isinstance(found, ContainerEngineError) and _is_exec_error(found) == (kind is CommandRefused)
+
+
+def _tiny_elf(interpreter: bytes) -> bytes:
+    """An ELF executable of this machine's architecture whose only program header is PT_INTERP
+    naming `interpreter`: execve reads the interpreter's ELF header before the point of no return."""
+    machine = {"x86_64": 62, "aarch64": 183}[platform.machine()]
+    path = interpreter + b"\0"
+    ehdr = (
+        b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack("<HHIQQQIHHHHHH", 2, machine, 1, 0x400000, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    )
+    phdr = struct.pack("<IIQQQQQQ", 3, 4, 64 + 56, 0, 0, len(path), len(path), 1)
+    return ehdr + phdr + path
+
+
+def _build(engine: docker.DockerClient, context: Path, base: str, lines: str, files: dict[str, bytes], tag: str) -> str:
+    """Builds ``FROM base`` + `lines` with `files` (mode 0755) in the build context."""
+    context.mkdir()
+    for name, data in files.items():
+        (context / name).write_bytes(data)
+        (context / name).chmod(0o755)
+    (context / "Dockerfile").write_text(f"FROM {base}\n{lines}")
+    image, _ = engine.images.build(path=str(context), tag=tag, rm=True, forcerm=True, pull=False)
+    return str(image.id)
+
+
+@pytest.mark.parametrize("interpreter", ["X" * 200, "hi"], ids=["ELIBBAD", "EIO"])
+def test_a_program_with_a_broken_elf_interpreter_is_bad_spec(engine, sample_images, tmp_path, executor_instance, interpreter) -> None:
+    """A hostile requester's image (found by review): /job is an ELF whose PT_INTERP names /interp,
+    an executable text file (ELIBBAD when it is at least an ELF header long, EIO when shorter).
+    Every honest machine's init gets the same errno from execve: BAD_SPEC, like ENOEXEC (it was
+    InitFailed, retried by every provider to the deadline, where its collateral burned)."""
+    base = sample_images["busybox"].split("@", 1)[1]
+    files = {"job": _tiny_elf(b"/interp"), "interp": interpreter.encode()}
+    image_id = _build(engine, tmp_path / "ctx", base, "COPY job interp /\n", files, f"depin-test/badinterp-{executor_instance}")
+    try:
+        outcome = _execute(engine, tmp_path, executor_instance, _spec(image_reference("depin-test/badinterp", image_id), ["/job"]))
+        assert outcome.kind == "failure" and outcome.code == FailureCode.BAD_SPEC, (outcome.exit_code, outcome.logs_tail)
+        assert ("(ELIBBAD)" if len(interpreter) > 64 else "(EIO)") in outcome.reason, outcome.reason
+    finally:
+        if image_id != base:  # never the shared sample image
+            engine.images.remove(image_id, force=True)

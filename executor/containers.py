@@ -125,6 +125,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -226,10 +227,17 @@ INIT_BINARY = Path(__file__).resolve().with_name(INIT_NAME)
 INIT_PATH = "/dev/depin-init"
 INIT_LAST_PID = 64
 JOB_FIRST_CHILD_PID = INIT_LAST_PID + 1
-# The init's exit status when it did not exec the command; it then wrote one line to /out/<marker>,
-# a name fresh for each run (INIT_MARKER_PREFIX + 32 random hex digits), which the job never learns.
+# The init's exit status when it did not exec the command. Its report is a file named afresh for
+# each run (INIT_MARKER_PREFIX + 32 random hex digits, which the job never learns) in a directory
+# the job may traverse but not list or write (prepare_init_report), mounted at INIT_REPORT_DIR: the
+# init writes "init" there first (the proof that the runtime started it: a run without it never ran
+# the job and is never a result), then one line when it does not exec the command. Under the
+# runtime's own /dev, no image content can shadow it (it was in /out, which an image's /out -> /tmp
+# symlink moved, found by review).
 INIT_STATUS = 127
 INIT_MARKER_PREFIX = ".depin-init-"
+INIT_REPORT_DIR = "/dev/depin-report"
+INIT_PROOF = "init"
 # The init's execve (or Go's LookPath checks, which it mirrors) failing is the image's doing, the
 # same on every machine (BAD_SPEC), unless its errno is one of these, which only this machine's state
 # can cause (InitFailed, retried): before, only a list of image errnos was BAD_SPEC, and an ELF whose
@@ -675,7 +683,8 @@ def container_options(
     seccomp: str | None,
     limits: ContainerLimits = ContainerLimits(),
     etc_dir: Path | None = None,
-    init_marker: str | None = None,
+    report_dir: Path,
+    init_marker: str,
 ) -> dict:
     """The keyword arguments of ``client.containers.create`` for a hardened job container.
 
@@ -683,21 +692,33 @@ def container_options(
     default profile in force (only the start-up probe's own tests do that). `etc_dir` (from
     :func:`prepare_etc_dir`) replaces the engine's ``/etc/hosts`` and ``/etc/hostname``. The
     container starts the job's init (:data:`INIT_PATH`), which execs the image's entrypoint (as
-    :func:`check_image` found it) followed by the spec's command; `init_marker` is the name in
-    ``/out`` where the init reports why it did not (a fresh one when None; see :func:`run_container`)."""
+    :func:`check_image` found it) followed by the spec's command; `init_marker` is the name of its
+    report in `report_dir` (:func:`prepare_init_report`), mounted at :data:`INIT_REPORT_DIR`."""
     res = spec.resources
     # The same limit whether /out is a tmpfs (whose pages the cgroup is charged for) or a watched
     # folder: a job can read its memory limit, and a different one changes where it runs out.
     memory = res.memory_mb * MIB + output.max_bytes + OUT_SLACK_BYTES
     tmp = f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"
     etc_mounts = [] if etc_dir is None else [Mount(f"/etc/{n}", str((Path(etc_dir) / n).resolve()), type="bind", read_only=True) for n in JOB_ETC_FILES]
-    marker = init_marker if init_marker is not None else new_init_marker()
+    tmpfs = {"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"}
+    mounts = [
+        Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
+        Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
+        *etc_mounts,
+        # Under /dev, the runtime's own tmpfs: no image content there can clash with it. From
+        # etc_dir's tmpfs (prepare_etc_dir), so that the mount table shows no host path.
+        Mount(INIT_PATH, str(Path(etc_dir).resolve() / INIT_NAME if etc_dir is not None else INIT_BINARY), type="bind", read_only=True),
+        Mount(INIT_REPORT_DIR, str(Path(report_dir).resolve()), type="bind", read_only=False),
+    ]
+    # Every place the engine mounts something for the job: the init refuses a symlink on the way to
+    # any of them (the image's; the runtime follows it and mounts elsewhere, or on an engine's whim).
+    targets = sorted({*tmpfs, *(m["Target"] for m in mounts), "/dev/shm"})
     return {
         "image": image_id,
         # The engine would put the image's ENTRYPOINT before the command; the init is the
         # entrypoint now, so it gets the image's in front of the spec's command itself.
         "entrypoint": [INIT_PATH],
-        "command": [str(INIT_LAST_PID), f"/out/{marker}", "--", *image_entrypoint(image_id), *spec.command],
+        "command": [str(INIT_LAST_PID), f"{INIT_REPORT_DIR}/{init_marker}", *targets, "--", *image_entrypoint(image_id), *spec.command],
         "environment": {**JOB_ENV, **spec.env},
         "name": name,
         "labels": {**limits.extra_labels, **labels, LABEL_MANAGED: "true"},
@@ -710,16 +731,9 @@ def container_options(
         "network_mode": "none",
         "ipc_mode": "private",
         "read_only": True,
-        "tmpfs": {"/tmp": tmp, "/var/tmp": tmp, "/run": "rw,nosuid,nodev,noexec,size=1m,mode=755"},
+        "tmpfs": tmpfs,
         "shm_size": limits.shm_mb * MIB,
-        "mounts": [
-            Mount("/in", str(Path(inputs_dir).resolve()), type="bind", read_only=True),
-            Mount("/out", str(output.path.resolve()), type="bind", read_only=False),
-            *etc_mounts,
-            # Under /dev, the runtime's own tmpfs: no image content there can clash with it. From
-            # etc_dir's tmpfs (prepare_etc_dir), so that the mount table shows no host path.
-            Mount(INIT_PATH, str(Path(etc_dir).resolve() / INIT_NAME if etc_dir is not None else INIT_BINARY), type="bind", read_only=True),
-        ],
+        "mounts": mounts,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges", *([seccomp] if seccomp is not None else [])],
         "privileged": False,
@@ -738,8 +752,28 @@ def container_options(
 
 
 def new_init_marker() -> str:
-    """A fresh name for the init's report in ``/out`` (see :data:`INIT_STATUS`)."""
+    """A fresh name for the init's report (see :data:`INIT_STATUS`)."""
     return INIT_MARKER_PREFIX + secrets.token_hex(16)
+
+
+def prepare_init_report(path: Path) -> str:
+    """Makes `path` afresh the directory mounted at :data:`INIT_REPORT_DIR`: mode 0711 (the job's
+    user may reach a file it can name, but neither list nor create one), holding one empty file
+    under a fresh name (returned) that only the job's user may write. The init writes its report
+    there; the job, which never learns the name, cannot remove, write or forge it."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    os.chmod(path, 0o711)
+    marker = new_init_marker()
+    fd = os.open(path / marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    if os.geteuid() == 0:
+        os.chown(path / marker, JOB_UID, JOB_GID)
+    else:
+        os.chmod(path / marker, 0o666)  # the job user is another user (or a sub-user of a rootless engine)
+    return marker
 
 
 def image_entrypoint(image_id: str) -> list[str]:
@@ -770,22 +804,31 @@ def _image_config(client: docker.DockerClient, image_id: str) -> None:
         _IMAGE_CONFIGS[image_id] = dict(client.api.inspect_image(image_id).get("Config") or {})
 
 
-def init_failure(report: Path, command: Sequence[str]) -> ContainerEngineError | None:
-    """What the job's init reported in `report` (its marker in ``/out``; None when there is none:
-    the command ran and exited :data:`INIT_STATUS` itself). :class:`CommandRefused` when the image
-    cannot execute `command` (the spec's argv, entrypoint first), else :class:`InitFailed`."""
+def init_failure(report: Path, command: Sequence[str], targets: Sequence[str] = (), logs: str = "") -> ContainerEngineError | None:
+    """What the job's init reported in `report` (see :data:`INIT_STATUS`): None when it started the
+    command (the run is the job's); :class:`CommandRefused` when the image cannot execute `command`
+    (the spec's argv, entrypoint first) or has a symlink on the way to one of the mount `targets`;
+    else :class:`InitFailed`, also when the init never ran (no proof: the runtime could not start
+    it, e.g. an argument list over the kernel's limit; `logs` is the container's output)."""
     try:
         with open(report, "rb") as fh:
-            text = fh.read(256).decode("ascii", errors="replace").strip()
-    except FileNotFoundError:
-        return None
+            lines = fh.read(256).decode("ascii", errors="replace").split("\n")
     except OSError as exc:
         return InitFailed(f"cannot read the job init's report: {exc}")
+    if lines[0] != INIT_PROOF:
+        return InitFailed(f"the container runtime never started the job init (no proof that it ran): {_one_line(logs, 300) or 'no output'}")
+    text = lines[1].strip() if len(lines) > 1 else ""
+    if not text:
+        return None
     kind, _, value = text.partition(" ")
     number = int(value) if value.isdigit() else -1
     name = _one_line(repr(command[0]) if command else "''", 200)
     if kind == "notfound":
         return CommandRefused(f"{name}: executable file not found in $PATH")
+    if kind == "mount" and 0 <= number < len(targets):
+        return CommandRefused(
+            f"the image has a symlink on the path {targets[number]!r}, where every job gets a mount of its own: the engine would mount it elsewhere"
+        )
     if kind == "exec" and 0 < number < 4096 and number not in INIT_MACHINE_ERRNOS:
         return CommandRefused(f"{name}: {os.strerror(number)} ({errno.errorcode.get(number, number)})")
     if kind == "exec":
@@ -935,11 +978,25 @@ def run_container(
     check_init()
     profile = seccomp_option(client) if seccomp else None
     _image_config(client, image_id)
-    marker = new_init_marker()
+    own_report = etc_dir is None
+    report_dir = Path(tempfile.mkdtemp(prefix="depin-init-")) if etc_dir is None else Path(etc_dir) / "report"
+    try:
+        return _run(client, spec, image_id, name, labels, inputs_dir, output, limits, deadline_seconds, profile, etc_dir, report_dir)
+    finally:
+        if own_report:
+            shutil.rmtree(report_dir, ignore_errors=True)
+
+
+def _run(
+    client: docker.DockerClient, spec: JobSpec, image_id: str, name: str, labels: dict[str, str], inputs_dir: Path, output: OutputDir,
+    limits: ContainerLimits, deadline_seconds: float | None, profile: str | None, etc_dir: Path | None, report_dir: Path,
+) -> RunResult:
+    marker = prepare_init_report(report_dir)
     options = container_options(
         spec, image_id=image_id, name=name, labels=labels, inputs_dir=inputs_dir, output=output, seccomp=profile, limits=limits, etc_dir=etc_dir,
-        init_marker=marker,
+        report_dir=report_dir, init_marker=marker,
     )
+    dash = options["command"].index("--")
     limit = float(deadline_seconds if deadline_seconds is not None else spec.resources.max_runtime)
     container = _create(client, options)
     started = time.monotonic()
@@ -979,9 +1036,9 @@ def run_container(
                     pass  # the flag is a hint only (see the module doc)
             if oom_flag or options["mem_limit"]:
                 status = "oom"
-        elif exit_code == INIT_STATUS:  # the init's report, if it wrote one: the job never ran
-            refused = init_failure(output.path / marker, options["command"][3:])
         logs = _logs_tail(container)
+        # The init's report (after the exit or the kill): no proof, or a line, and the job never ran.
+        refused = init_failure(report_dir / marker, options["command"][dash + 1 :], options["command"][2:dash], logs)
     finally:
         removed = remove_container(client, container.id)
     if not removed:  # something else removed it: what the run saw (an exit code, 137) is not the job's

@@ -1,25 +1,33 @@
 /* depin-init: the first program of every job container (executor/containers.py, "PID numbers").
  *
- *   depin-init <N> <marker> -- <command> [<arg>...]
+ *   depin-init <N> <report> [<mount target>...] -- <command> [<arg>...]
  *
  * The OCI runtime uses a varying number of PIDs of the job's PID namespace before its first
  * program runs (runc's Go threads: four or five), so a job's first child got PID 6 on one run and 7
  * on another. As PID 1, this program forks children that exit at once (reaping each) until one gets
  * PID N, then execs <command> in place: the command keeps PID 1, its argv and environment exactly
- * as given, no signal disposition or mask changed, no file descriptor opened, and the next PID of
- * the namespace is N + 1 on every machine (the kernel hands out PIDs in increasing order until
- * pid_max). The command is looked up as runc looks it up (Go's exec.LookPath): a name with a slash
- * as it is, else the first PATH entry holding a non-directory with an execute bit.
+ * as given, no signal disposition or mask changed, no file descriptor left open (its report's is
+ * close-on-exec), and the next PID of the namespace is N + 1 on every machine (the kernel hands out
+ * PIDs in increasing order until pid_max). The command is looked up as runc looks it up (Go's
+ * exec.LookPath): a name with a slash as it is, else the first PATH entry holding a non-directory
+ * with an execute bit.
  *
- * If it cannot do that, it writes one line "<kind> <number>" to the new file <marker> (a per-run
- * name under /out that the job cannot know: it never runs) and on stderr, and exits 127:
+ * <report> is an existing empty file whose name is drawn per run (in a directory the job can
+ * traverse but not list, mounted under the runtime's own /dev: the job never learns the name, so it
+ * can neither remove nor write it). First of all this program writes "init" and a newline to it: the
+ * executor's proof that the runtime started the init (a run without it never ran the job). Then it
+ * checks that no component of any <mount target> is a symlink (the image's: the runtime followed it
+ * and mounted elsewhere, e.g. /out -> /tmp). If it does not exec the command, it writes one line
+ * "<kind> <number>" after "init" (and on stderr) and exits 127:
  *   exec <errno>     the command was found but execve failed, or a name with a slash is not an
  *                    executable file (ENOENT, EACCES, ENOEXEC, ...)
  *   notfound 0       no PATH entry holds the command
+ *   mount <index>    the <index>th (from 0) mount target has a symlink on its path
  *   fork <errno>     a fork failed
  *   pids <pid>       a child got a PID above N before one got N (the runtime used more)
  *   pid1 <pid>       this program is not PID 1 of its namespace
  *   usage 0          bad arguments
+ * When the report cannot be opened it exits 127 with a line on stderr only.
  *
  * Freestanding: raw system calls, no libc (tools/build_init.sh builds it with -nostdlib), so it
  * needs only a C compiler, and it makes no system call the project's seccomp profile refuses.
@@ -28,8 +36,6 @@
 #define SIGCHLD 17
 #define AT_FDCWD (-100)
 #define O_WRONLY 01
-#define O_CREAT 0100
-#define O_EXCL 0200
 #define O_NOFOLLOW 0400000
 #define O_CLOEXEC 02000000
 #define EINTR 4
@@ -37,6 +43,8 @@
 #define EACCES 13
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
+#define S_IFLNK 0120000
+#define AT_SYMLINK_NOFOLLOW 0x100
 #define PATH_BUF 8192
 #define STATUS_FAILED 127
 
@@ -120,19 +128,35 @@ static void put(int fd, const char *s) {
     }
 }
 
-/* The marker file and a line on stderr, then exit 127. */
-static __attribute__((noreturn)) void fail(const char *marker, const char *kind, unsigned long value) {
+static long report = -1;  /* the report's descriptor (close-on-exec) */
+
+/* One line after "init" in the report and on stderr, then exit 127. */
+static __attribute__((noreturn)) void fail(const char *kind, unsigned long value) {
     char digits[24];
     char *number = decimal(digits + sizeof digits, value);
-    if (marker) {
-        long fd = sys6(SYS_openat, AT_FDCWD, (long)marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644, 0, 0);
-        if (fd >= 0) {
-            put((int)fd, kind), put((int)fd, " "), put((int)fd, number), put((int)fd, "\n");
-            sys3(SYS_close, fd, 0, 0);
-        }
+    if (report >= 0) {
+        put((int)report, kind), put((int)report, " "), put((int)report, number), put((int)report, "\n");
+        sys3(SYS_close, report, 0, 0);
     }
     put(2, "depin-init: "), put(2, kind), put(2, " "), put(2, number), put(2, "\n");
     leave(STATUS_FAILED);
+}
+
+/* 1 if a component of the absolute `path` is a symlink (lstat), else 0 (a missing one is none). */
+static int through_symlink(const char *path) {
+    static char prefix[PATH_BUF];
+    unsigned long buf[32];
+    unsigned long n = 0;
+    for (const char *p = path; n + 1 < sizeof prefix; p++) {
+        if ((*p == '/' || !*p) && n > 1) {
+            prefix[n] = 0;
+            long r = sys6(SYS_newfstatat, AT_FDCWD, (long)prefix, (long)buf, AT_SYMLINK_NOFOLLOW, 0, 0);
+            if (r == 0 && (*(unsigned int *)((char *)buf + STAT_MODE_OFFSET) & S_IFMT) == S_IFLNK) return 1;
+        }
+        if (!*p) return 0;
+        prefix[n++] = *p;
+    }
+    return 1;  /* longer than any mount target the executor uses */
 }
 
 /* Go's findExecutable: 0 if `path` is a non-directory with an execute bit, else a negative errno. */
@@ -159,29 +183,39 @@ __attribute__((used, noreturn)) void start_c(long *sp) {
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
     char **envp = argv + argc + 1;
-    if (argc < 5 || !same(argv[3], "--")) fail(argc > 2 ? argv[2] : 0, "usage", 0);
-    const char *marker = argv[2];
+    if (argc < 3) fail("usage", 0);
+    report = sys6(SYS_openat, AT_FDCWD, (long)argv[2], O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0);
+    if (report < 0) {
+        put(2, "depin-init: cannot open its report\n");
+        leave(STATUS_FAILED);
+    }
+    put((int)report, "init\n");
+    long dash = 3;
+    while (dash < argc && !same(argv[dash], "--")) dash++;
+    if (dash + 1 >= argc) fail("usage", 0);
     long target = parse(argv[1]);
-    if (target < 2) fail(marker, "usage", 0);
+    if (target < 2) fail("usage", 0);
+    for (long i = 3; i < dash; i++)
+        if (argv[i][0] != '/' || through_symlink(argv[i])) fail("mount", (unsigned long)(i - 3));
     long self = sys3(SYS_getpid, 0, 0, 0);
-    if (self != 1) fail(marker, "pid1", (unsigned long)self);
+    if (self != 1) fail("pid1", (unsigned long)self);
     for (;;) {
         long pid = sys6(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
         if (pid == 0) leave(0);
-        if (pid < 0) fail(marker, "fork", (unsigned long)-pid);
+        if (pid < 0) fail("fork", (unsigned long)-pid);
         long r;
         do r = sys6(SYS_wait4, pid, 0, 0, 0, 0, 0); while (r == -EINTR);
         if (pid == target) break;
-        if (pid > target) fail(marker, "pids", (unsigned long)pid);
+        if (pid > target) fail("pids", (unsigned long)pid);
     }
-    char **command = argv + 4;
+    char **command = argv + dash + 1;
     const char *name = command[0];
     const char *p;
     for (p = name; *p && *p != '/'; p++) {}
     if (*p == '/') {
         long r = executable(name);
         if (r == 0) r = sys3(SYS_execve, name, command, envp);
-        fail(marker, "exec", (unsigned long)-r);
+        fail("exec", (unsigned long)-r);
     }
     const char *path = 0;
     for (char **e = envp; *e && !path; e++) {  /* the first PATH=, as Go's Getenv */
@@ -206,10 +240,10 @@ __attribute__((used, noreturn)) void start_c(long *sp) {
             candidate[n] = 0;
             if (executable(candidate) == 0) {
                 long r = sys3(SYS_execve, candidate, command, envp);
-                fail(marker, "exec", (unsigned long)-r);
+                fail("exec", (unsigned long)-r);
             }
         }
         path = *end ? end + 1 : 0;
     }
-    fail(marker, "notfound", 0);
+    fail("notfound", 0);
 }

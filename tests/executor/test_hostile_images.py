@@ -107,6 +107,7 @@ def test_an_images_healthcheck_never_runs_in_a_job_container(
     options = containers.container_options(
         spec, image_id=image.id, name=container_name(31337, 8, "healthcheck"), labels={LABEL_EXECUTOR: executor_instance},
         inputs_dir=tmp_path, output=containers.OutputDir(tmp_path, 1, "watch"), seccomp=None,
+        report_dir=tmp_path, init_marker="m",
     )
     created = containers._create(engine, options)
     try:

@@ -32,6 +32,7 @@ from executor.containers import (
     container_name,
     container_options,
     init_failure,
+    prepare_init_report,
     prepare_output_dir,
     release_output_dir,
     remove_container,
@@ -80,13 +81,14 @@ def _without_init(engine: docker.DockerClient, spec: JobSpec, image_id: str, wor
     itself, as before the init. Returns the exit code and the files in /out."""
     (work / "in").mkdir(parents=True)
     output = prepare_output_dir(work / "out", 1 << 20)
+    marker = prepare_init_report(work / "report")
     options = container_options(
         spec, image_id=image_id, name=container_name(31337, 10, f"noinit-{work.name}"), labels={LABEL_EXECUTOR: instance, LABEL_JOB: "10"},
-        inputs_dir=work / "in", output=output, seccomp=seccomp_option(engine),
+        inputs_dir=work / "in", output=output, seccomp=seccomp_option(engine), report_dir=work / "report", init_marker=marker,
     )
     options["entrypoint"] = None
     options["command"] = list(spec.command)
-    options["mounts"] = [m for m in options["mounts"] if m["Target"] != containers.INIT_PATH]
+    options["mounts"] = [m for m in options["mounts"] if m["Target"] not in (containers.INIT_PATH, containers.INIT_REPORT_DIR)]
     created = containers._create(engine, options)
     try:
         created.start()
@@ -247,16 +249,29 @@ def test_the_engine_failing_to_start_the_init_is_never_the_jobs_fault() -> None:
         ("pids 70\n", InitFailed, "used PIDs up to 70"),
         ("pid1 7\n", InitFailed, "is PID 7 of its namespace"),
         ("usage 0\n", InitFailed, "the job init failed: usage 0"),
-        ("", InitFailed, "the job init failed"),
+        ("mount 1\n", CommandRefused, "the image has a symlink on the path '/out'"),
+        ("mount 7\n", InitFailed, "the job init failed: mount 7"),
     ],
 )
 def test_the_inits_reports(tmp_path, report, kind, text) -> None:
     path = tmp_path / "marker"
-    assert init_failure(path, ["x"]) is None  # no report: the command itself exited 127
-    path.write_text(report)
-    found = init_failure(path, ["x"])
+    path.write_text("init\n")
+    assert init_failure(path, ["x"], ["/in", "/out"]) is None  # the init started the command: the run is the job's
+    path.write_text("init\n" + report)
+    found = init_failure(path, ["x"], ["/in", "/out"])
     assert type(found) is kind and text in str(found), found
     assert isinstance(found, ContainerEngineError) and _is_exec_error(found) == (kind is CommandRefused)
+
+
+@pytest.mark.parametrize("report", ["", "exec 2\n", "inits\n"], ids=["empty", "no-proof", "other"])
+def test_a_run_without_the_inits_proof_is_never_a_result(tmp_path, report) -> None:
+    """No "init" line first: the runtime never started the init, so the job never ran; whatever the
+    container's exit code, it is this machine's failure (retried), never a result or BAD_SPEC."""
+    path = tmp_path / "marker"
+    path.write_text(report)
+    found = init_failure(path, ["x"], logs="exec /dev/depin-init: argument list too long")
+    assert type(found) is InitFailed and "never started the job init" in str(found) and "argument list too long" in str(found), found
+    assert not _is_exec_error(found)
 
 
 def _tiny_elf(interpreter: bytes) -> bytes:
@@ -298,3 +313,42 @@ def test_a_program_with_a_broken_elf_interpreter_is_bad_spec(engine, sample_imag
     finally:
         if image_id != base:  # never the shared sample image
             engine.images.remove(image_id, force=True)
+
+
+@pytest.mark.parametrize(
+    ("lines", "command", "path"),
+    [
+        ("RUN ln -s /tmp /out\n", ["no-such-program"], "/out"),  # the init's report was in /out: a result, exit 127
+        ("RUN ln -s /tmp /out\n", ["true"], "/out"),
+        ("RUN mkdir /x && ln -s /x /in\n", ["true"], "/in"),
+    ],
+    ids=["out-missing-command", "out", "in"],
+)
+def test_an_image_with_a_symlink_where_a_job_gets_a_mount_is_bad_spec(
+    engine, sample_images, tmp_path, executor_instance, lines, command, path
+) -> None:
+    """Found by review: an image whose /out is a symlink (/out -> /tmp) had the output tmpfs mounted
+    at /tmp, under or over the /tmp tmpfs as the engine chose, and the init's report (then in /out)
+    lost. The runtime follows such a symlink for any of the job's mounts, so the init refuses them
+    all (BAD_SPEC: the image's doing), and its report is under /dev, which no image can shadow."""
+    base = sample_images["busybox"].split("@", 1)[1]
+    image_id = _build(engine, tmp_path / "ctx", base, "USER 0\n" + lines + "USER 65534\n", {}, f"depin-test/mountlink-{executor_instance}")
+    try:
+        assert image_id != base
+        outcome = _execute(engine, tmp_path, executor_instance, _spec(image_reference("depin-test/mountlink", image_id), command))
+        assert outcome.kind == "failure" and outcome.code == FailureCode.BAD_SPEC, (outcome.kind, outcome.exit_code, outcome.logs_tail)
+        assert f"the image has a symlink on the path {path!r}" in outcome.reason, outcome.reason
+    finally:
+        if image_id != base:  # never the shared sample image
+            engine.images.remove(image_id, force=True)
+
+
+def test_a_job_cannot_find_or_remove_the_inits_report(engine, sample_images, tmp_path, executor_instance) -> None:
+    """The report's directory lets the job's user reach a file it can name, not list or create one:
+    a job that tries to wipe the proof that the init ran (which would make every honest provider
+    retry the job as an engine failure to its deadline) has an ordinary result."""
+    script = f"ls -a {containers.INIT_REPORT_DIR} > /out/ls 2>&1; rm -rf {containers.INIT_REPORT_DIR}/* {containers.INIT_REPORT_DIR}/.??*; touch {containers.INIT_REPORT_DIR}/x 2>> /out/ls; exit 4"
+    outcome = _execute(engine, tmp_path, executor_instance, _spec(sample_images["busybox"], ["sh", "-c", script]))
+    assert outcome.kind == "result" and outcome.exit_code == 4, outcome
+    listing = _files(tmp_path, outcome, tmp_path / "x")["ls"]
+    assert "Permission denied" in listing and INIT_MARKER_PREFIX not in listing, listing

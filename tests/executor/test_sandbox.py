@@ -154,7 +154,7 @@ def test_container_options_keep_every_hardening_option_and_add_the_profile(engin
     )
     options = container_options(
         spec, image_id="sha256:" + "ab" * 32, name="n", labels={}, inputs_dir=tmp_path, output=OutputDir(tmp_path, 1, "watch"),
-        seccomp=option, limits=ContainerLimits(),
+        seccomp=option, limits=ContainerLimits(), report_dir=tmp_path, init_marker="m",
     )
     assert options["security_opt"] == ["no-new-privileges", option]
     assert options["cap_drop"] == ["ALL"] and options["read_only"] is True and options["network_mode"] == "none"
@@ -164,7 +164,7 @@ def test_container_options_keep_every_hardening_option_and_add_the_profile(engin
     tiny = spec.model_copy(update={"resources": spec.resources.model_copy(update={"cpus": 1e-10})})
     tiny_options = container_options(
         tiny, image_id="sha256:" + "ab" * 32, name="n", labels={}, inputs_dir=tmp_path, output=OutputDir(tmp_path, 1, "watch"),
-        seccomp=option, limits=ContainerLimits(),
+        seccomp=option, limits=ContainerLimits(), report_dir=tmp_path, init_marker="m",
     )
     assert tiny_options["nano_cpus"] == 10_000_000
 

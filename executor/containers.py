@@ -492,6 +492,15 @@ def check_image(client: docker.DockerClient, image: str, *, allowed_registries: 
     )
 
 
+# What image_config_fault lets an image's Env, Entrypoint and WorkingDir take of what execve takes
+# (the kernel's MAX_ARG_STRLEN at 4 KiB pages per string, with its NUL; in all, a quarter of the
+# 8 MiB stack that JOB_ULIMITS pins is 2 MiB, of which the spec, JOB_ENV and the init's own
+# arguments take little), and of what chdir takes (PATH_MAX, NAME_MAX).
+MAX_ARG_STRLEN = 32 * 4096
+IMAGE_ARGS_MAX = 1024 * 1024
+PATH_MAX = 4096
+NAME_MAX = 255
+
 # The config of every image check_image found (by image ID, which is the config's sha256, so it
 # cannot change): image_config_fault reads it without another engine request.
 _IMAGE_CONFIGS: dict[str, dict[str, Any]] = {}
@@ -513,7 +522,14 @@ def image_config_fault(image_id: str) -> str | None:
       root, the tmpfs caps and the output cap (a job could fill the provider's disk);
     - a working directory that is not absolute, or any NUL in it, in ``Env``, ``Entrypoint`` or ``Cmd``
       (the OCI runtime refuses them: they are C strings);
-    - a ``StopSignal`` that is no signal (the engine refuses to create the container)."""
+    - a ``StopSignal`` that is no signal (the engine refuses to create the container);
+    - an ``Env`` or ``Entrypoint`` string of :data:`MAX_ARG_STRLEN` bytes or more (with its NUL, over
+      the kernel's limit on 4 KiB-page machines), or all of them over :data:`IMAGE_ARGS_MAX`: the
+      runtime's own execve of the init fails (E2BIG) after the container started, so the run has no
+      proof of the init (an engine failure; it was a result, exit 1, found by review); a
+      ``WorkingDir`` of PATH_MAX bytes or a longer component than NAME_MAX (the runtime's chdir
+      fails). Pinned at 4 KiB pages so that a 64 KiB-page machine refuses the same images.
+      (The image's ``Cmd`` is never used: the spec's command replaces it.)"""
     config = _IMAGE_CONFIGS.get(image_id)
     if config is None:
         return None
@@ -522,9 +538,22 @@ def image_config_fault(image_id: str) -> str | None:
     workdir = config.get("WorkingDir") or ""
     if workdir and (not str(workdir).startswith("/") or "\x00" in str(workdir)):
         return f"the image's working directory {str(workdir)[:100]!r} is not an absolute path"
+    if len(str(workdir).encode()) >= PATH_MAX or any(len(part.encode()) > NAME_MAX for part in str(workdir).split("/")):
+        return f"the image's working directory {str(workdir)[:100]!r}... is longer than the kernel takes"
+    total = len(str(workdir).encode()) + 1
     for key in ("Env", "Entrypoint", "Cmd"):
-        if any("\x00" in str(item) for item in config.get(key) or []):
+        items = config.get(key) or []
+        items = [items] if isinstance(items, str) else list(items)
+        if any("\x00" in str(item) for item in items):
             return f"the image's {key} holds a NUL character"
+        if key == "Cmd":
+            continue
+        sizes = [len(str(item).encode("utf-8", "surrogatepass")) + 1 for item in items]
+        if any(size > MAX_ARG_STRLEN for size in sizes):
+            return f"the image's {key} holds a string of {max(sizes) - 1} bytes: the kernel takes at most {MAX_ARG_STRLEN - 1} in one argument"
+        total += sum(sizes) + 8 * len(sizes)
+    if total > IMAGE_ARGS_MAX:
+        return f"the image's environment and entrypoint take {total} bytes: a job's arguments and environment may take at most {IMAGE_ARGS_MAX}"
     stop = config.get("StopSignal")
     if stop and not _valid_signal(str(stop)):
         return f"the image's stop signal {str(stop)[:40]!r} is no signal"

@@ -81,6 +81,18 @@ def test_an_image_that_declares_a_volume_is_bad_spec_and_never_runs(
         ({"StopSignal": "SIGBOGUS"}, "is no signal"),
         ({"StopSignal": "99"}, "is no signal"),
         ({"Volumes": {"/data": {}, "/out/sub": {}}}, "declares volumes (/data, /out/sub)"),
+        # Over the kernel's execve limits (found by review: runc's execve of the init failed with E2BIG)
+        ({"Env": ["A=" + "x" * (128 * 1024 - 3)], "Entrypoint": ["y" * (128 * 1024 - 1)]}, None),
+        ({"Env": ["A=" + "x" * (128 * 1024 - 2)]}, "Env holds a string of 131072 bytes"),
+        ({"Entrypoint": ["/bin/sh", "y" * 128 * 1024]}, "Entrypoint holds a string of 131072 bytes"),
+        ({"Entrypoint": "y" * 128 * 1024}, "Entrypoint holds a string"),
+        ({"Env": ["A=" + "\u00e9" * 65535]}, "Env holds a string of 131072 bytes"),  # bytes, not characters
+        ({"Cmd": ["y" * 128 * 1024]}, None),  # never used: the spec's command replaces it
+        ({"Env": [f"A{i}=" + "x" * 100_000 for i in range(11)]}, "may take at most 1048576"),
+        ({"Env": ["A="] * 120_000}, "may take at most 1048576"),  # the pointers count
+        ({"WorkingDir": "/" + "d" * 255}, None),
+        ({"WorkingDir": "/" + "d" * 256}, "longer than the kernel takes"),
+        ({"WorkingDir": ("/" + "d" * 200) * 21}, "longer than the kernel takes"),
     ],
 )
 def test_image_config_faults(config: dict, fault: str | None) -> None:

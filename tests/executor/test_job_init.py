@@ -20,6 +20,7 @@ from depin.market import FailureCode
 from depin.outputs import extract_archive
 from depin.spec import JobSpec
 from executor import containers
+from executor import execute as execute_module
 from executor.containers import (
     INIT_MARKER_PREFIX,
     INIT_STATUS,
@@ -352,3 +353,40 @@ def test_a_job_cannot_find_or_remove_the_inits_report(engine, sample_images, tmp
     assert outcome.kind == "result" and outcome.exit_code == 4, outcome
     listing = _files(tmp_path, outcome, tmp_path / "x")["ls"]
     assert "Permission denied" in listing and INIT_MARKER_PREFIX not in listing, listing
+
+
+def test_an_image_env_over_the_kernels_argument_limit_is_bad_spec(engine, sample_images, tmp_path, executor_instance) -> None:
+    """Found by review: the init never ran (runc logs "exec /dev/depin-init: argument list too long"
+    and the container exits 1), and the run became a result whose exit code was the runtime's
+    choice. image_config_fault refuses such an image before any container, as BAD_SPEC."""
+    base = sample_images["busybox"].split("@", 1)[1]
+    image_id = _build(
+        engine, tmp_path / "ctx", base, "ENV BIG=" + "\\\n".join(["x" * 1024] * 132) + "\n", {}, f"depin-test/bigenv-{executor_instance}"
+    )
+    assert image_id != base and any(len(e) > 128 * 1024 for e in engine.api.inspect_image(image_id)["Config"]["Env"])
+    try:
+        outcome = _execute(engine, tmp_path, executor_instance, _spec(image_reference("depin-test/bigenv", image_id), ["true"]))
+        assert outcome.kind == "failure" and outcome.code == FailureCode.BAD_SPEC, (outcome.exit_code, outcome.logs_tail)
+        assert "the image's Env holds a string of" in outcome.reason, outcome.reason
+    finally:
+        if image_id != base:  # never the shared sample image
+            engine.images.remove(image_id, force=True)
+
+
+def test_a_run_the_runtime_never_started_the_init_of_is_never_a_result(engine, sample_images, tmp_path, executor_instance, monkeypatch) -> None:
+    """Without image_config_fault's check the same image shows the second guard: the run has no
+    proof that the init ran (the runtime's execve of it failed), so it is an engine failure, never
+    a result with the runtime's exit code."""
+    base = sample_images["busybox"].split("@", 1)[1]
+    image_id = _build(
+        engine, tmp_path / "ctx", base, "ENV BIG=" + "\\\n".join(["x" * 1024] * 132) + "\n", {}, f"depin-test/bigenv2-{executor_instance}"
+    )
+    monkeypatch.setattr(containers, "image_config_fault", lambda image_id: None)
+    monkeypatch.setattr(execute_module, "image_config_fault", lambda image_id: None)
+    try:
+        with pytest.raises(InitFailed, match="never started the job init") as info:
+            _execute(engine, tmp_path, executor_instance, _spec(image_reference("depin-test/bigenv2", image_id), ["true"]))
+        assert not _is_exec_error(info.value)
+    finally:
+        if image_id != base:  # never the shared sample image
+            engine.images.remove(image_id, force=True)

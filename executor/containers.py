@@ -247,7 +247,6 @@ INIT_PROOF = "init"
 #   ENOMEM        the kernel could not allocate (host memory pressure);
 #   ENFILE EMFILE the host's file table, or descriptors the runtime left open;
 #   ETXTBSY       a host process has the file open for writing (no process of the job exists yet);
-#   EPERM         a host security module (SELinux's no-new-privileges transition) or seccomp;
 #   EFAULT EINTR  a bug or a signal here; ESTALE EUCLEAN EBADMSG ENODEV ENXIO EBUSY: the host's
 #                 storage (a stale or corrupt layer, an fs-verity/IMA appraisal failing);
 #   ENOSYS EOPNOTSUPP: the host's kernel or file system lacks a feature.
@@ -258,10 +257,13 @@ INIT_PROOF = "init"
 # file capability), EIO (a program header, PT_INTERP or interpreter header beyond the end of its
 # file: binfmt_elf's short read; a host disk failing is EIO too, but that machine is broken and its
 # jobs' own reads fail as well), E2BIG (argv and environment over the stack limit, which
-# JOB_ULIMITS pins). An unknown errno counts as the image's: a hostile image must not find one that
+# JOB_ULIMITS pins), EPERM (a "capability-dumb" binary: file capabilities with the effective bit
+# that the job's empty bounding set cannot grant, which an image layer's security.capability xattr
+# carries; a host security module refusing a no-new-privileges transition would refuse every job
+# alike, a misconfiguration the provider sees at once). An unknown errno counts as the image's: a hostile image must not find one that
 # burns every provider's collateral.
 INIT_MACHINE_ERRNOS = frozenset({
-    errno.EAGAIN, errno.ENOMEM, errno.ENFILE, errno.EMFILE, errno.ETXTBSY, errno.EPERM, errno.EFAULT, errno.EINTR,
+    errno.EAGAIN, errno.ENOMEM, errno.ENFILE, errno.EMFILE, errno.ETXTBSY, errno.EFAULT, errno.EINTR,
     errno.ESTALE, errno.EUCLEAN, errno.EBADMSG, errno.ENODEV, errno.ENXIO, errno.EBUSY, errno.ENOSYS, errno.EOPNOTSUPP,
 })
 PROBE_LABEL = "sandbox-probe"

@@ -242,7 +242,7 @@ def test_the_engine_failing_to_start_the_init_is_never_the_jobs_fault() -> None:
         ("exec 7\n", CommandRefused, "(E2BIG)"),
         ("exec 4000\n", CommandRefused, "'x'"),  # no errno this kernel knows: never the provider's fault
         ("exec 26\n", InitFailed, "execve failed (ETXTBSY)"),
-        ("exec 1\n", InitFailed, "execve failed (EPERM)"),
+        ("exec 1\n", CommandRefused, "(EPERM)"),  # file capabilities the empty bounding set cannot grant
         ("exec 11\n", InitFailed, "execve failed (EAGAIN)"),
         ("exec 23\n", InitFailed, "execve failed (ENFILE)"),
         ("exec 12\n", InitFailed, "execve failed (ENOMEM)"),

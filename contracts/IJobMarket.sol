@@ -259,8 +259,6 @@ interface IJobMarket {
 
     // ---------------------------------------------------------------- errors
 
-    /// @notice Rewards must be positive.
-    error ZeroReward();
     /// @notice Deposits must be positive.
     error ZeroDeposit();
     /// @notice A batch call (`postJobs`, `claimJobs`, `submitResults`) needs at least one job.

@@ -672,8 +672,9 @@ contract JobMarket is IJobMarket, JobMarketState, ReentrancyGuardTransient {
         Bounds memory b,
         uint256 maxReward_
     ) private pure {
-        if (terms.reward == 0) revert ZeroReward();
-        if (terms.reward > maxReward_) revert TermOutOfBounds("reward", terms.reward, 1, maxReward_);
+        if (terms.reward < _MIN_REWARD || terms.reward > maxReward_) {
+            revert TermOutOfBounds("reward", terms.reward, _MIN_REWARD, maxReward_);
+        }
         if (terms.verifyMode > 1) revert InvalidVerifyMode(terms.verifyMode);
         if (spec.length == 0) revert EmptySpec();
         bytes32 actual = keccak256(spec);

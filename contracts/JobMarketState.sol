@@ -46,6 +46,10 @@ abstract contract JobMarketState is AccessControl {
     /// @notice F6: each side's availability fee is at least 0.5 % of R, so that neither side drops
     ///         a claimed job for free (an availability failure is the only no-fault exit).
     uint16 internal constant _MIN_NO_FAULT_FEE_BPS = 50; // internal: a getter would move every call's dispatch
+    /// @dev The least reward (base units): any fee rate of 1 bp or more then charges at least 1 unit,
+    ///      so no fee rounds to 0 (below 50 units the 2 % fee and both availability fees did: a free
+    ///      exit, F6, and a fee-free wash job; found by review, stop 39).
+    uint96 internal constant _MIN_REWARD = 10_000;
     /// @notice Each side's availability fee is at most 10 % of R.
     uint16 public constant MAX_NO_FAULT_FEE_BPS = 1000;
     /// @notice The longest draw delay D (blocks), well inside the 256 blocks a block hash lives.

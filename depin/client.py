@@ -87,6 +87,7 @@ TOKEN_DECIMALS = 18
 TOKEN_SYMBOL = "DPC"
 CONTRACT_NAMES = ("RewardToken", "ProviderStaking", "JobMarket", "VerificationCourt")
 BPS = 10_000
+MIN_REWARD = 10_000  # base units, JobMarketState._MIN_REWARD: no fee rate of 1 bp or more rounds to 0 above it
 # Seconds added to the spec's runtime for the job's submit window (maxRuntime) when the caller gives
 # none: providers need time to fetch inputs, archive the output and get the submission mined, and
 # their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN,
@@ -954,8 +955,11 @@ class Client(ContractAddresses):
         if recipient is not None and parsed.delivery is None:
             spec_bytes = with_delivery(spec if isinstance(spec, JobSpec) else spec_bytes, recipient)
             parsed = parse_spec(spec_bytes)  # the size limit and the schema, with the key in
-        if reward <= 0:
-            raise Refused("the reward must be positive", "ZeroReward")
+        if reward < MIN_REWARD:
+            raise Refused(
+                f"the reward {reward} base units is below the market's minimum of {MIN_REWARD} (so that no fee rounds to 0)",
+                "TermOutOfBounds",
+            )
         if reward > p.max_reward:
             raise Refused(
                 f"the reward {format_tokens(reward)} exceeds the market's cap of {format_tokens(p.max_reward)} per job "

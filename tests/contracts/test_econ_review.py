@@ -28,6 +28,7 @@ from .test_court import (
     params_tuple,
     reverts_with,
 )
+from .test_market import b32, reverts
 
 ACTIVE, TALLIED = 1, 2
 
@@ -140,15 +141,15 @@ def test_the_stake_lockout_needs_one_bond_per_audit_not_sigma_r_since_the_reserv
     assert case.phase == ACTIVE and case.round == 1  # its K = 3 jury: before, StakeBelowSigma and Unaudited
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ReviewDefect,
-    reason="review: fees are floor(R * bps / 10000): below 50 base units of reward an availability "
-    "failure costs neither side anything (F6) and a wash job pays no fee",
-)
 def test_an_availability_failure_is_never_a_free_exit_even_for_a_tiny_reward(market, staking, requester, provider, funded, registered):
-    reward = 49  # base units; any R < 10_000 / noFaultFeeBps (= 50 at 2 %) rounds both fees to 0
+    """Fees are floor(R * bps / 10000): below 50 base units of reward an availability failure cost
+    neither side anything (F6) and a wash job paid no fee (review). A reward below 10,000 base units
+    (JobMarketState._MIN_REWARD) is refused; at that minimum every fee is at least 1 unit."""
     spec = make_spec(4242)
+    for tiny in (0, 49, 9_999):
+        with reverts(market.TermOutOfBounds, name=b32("reward"), value=tiny, min=10_000, max=market.maxReward()):
+            market.postJob(keccak(spec), spec, make_terms(reward=tiny), sender=requester)
+    reward = 10_000
     market.postJob(keccak(spec), spec, make_terms(reward=reward), sender=requester)
     job = market.jobCount()
     market.claimJob(job, sender=provider)

@@ -814,11 +814,11 @@ def test_the_reward_cap_bounds_every_post_and_follows_the_court(market, court, o
         market.setParams(base_params(market, maxReward=cap + 1), sender=owner)
     market.setParams(base_params(market, maxReward=cap), sender=owner)
     assert market.maxReward() == cap == market.params().maxReward
-    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=1, max=cap):
+    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=10_000, max=cap):
         post(market, requester, TERMS._replace(reward=cap + 1))
     spec = make_spec(1)
     batch = [(keccak(spec), spec, tuple(TERMS._replace(reward=cap))), (keccak(spec), spec, tuple(TERMS._replace(reward=cap + 1)))]
-    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=1, max=cap):
+    with reverts(market.TermOutOfBounds, name=b32("reward"), value=cap + 1, min=10_000, max=cap):
         market.postJobs(batch, sender=requester)
     post(market, requester, TERMS._replace(reward=cap), n=2)
     assert market.getJob(market.jobCount()).reward == cap

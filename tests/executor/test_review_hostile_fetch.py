@@ -1,0 +1,124 @@
+"""Review (hostile bytes): defects found by an adversarial review of the fetchers, reproduced on real
+components and marked ``xfail(strict=True)`` until fixed (the production code is unchanged here).
+
+1. A redirect whose Location is a malformed internationalised host name (``http://xn--/``,
+   ``http://xn--zz-.com/``) makes httpx raise ``idna.IDNAError`` while it *builds* the redirect
+   request, even with ``follow_redirects=False`` (httpx.Client._send_handling_redirects calls
+   _build_redirect_request before returning). IDNAError is a UnicodeError/ValueError, neither an
+   ``httpx.HTTPError`` nor ``httpx.InvalidURL``, so it escapes every fetcher:
+
+   - executor/inputs.py ``_get_pinned`` (catches InvalidURL and HTTPError only): out of
+     ``fetch_inputs`` and ``execute`` into ``provider.run_job``'s ``except Exception`` (a crash:
+     the job is given up, never submitted, and times out in the honest provider's hands, its
+     collateral slashed). Any requester with a public web server can do it for the price of a post.
+   - depin/fetch.py ``_pinned_chunks`` / ``_http_chunks`` (catch HTTPError only): out of
+     ``download_and_hash``; in ``delivery_check._check_once`` the archive download catches only
+     FetchError, so the juror's child process exits 1 and ``check_delivered_bounded`` raises
+     RuntimeError out of ``verifier.run_seat``: the seat is never committed (an honest juror is
+     a no-show, its bond lost), for every juror of the case alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from depin.addresses import parse_networks, public_resolver
+from depin.delivery_check import check_delivered
+from depin.fetch import FetchError, download_and_hash
+from depin.market import FailureCode
+from depin.spec import InputSpec, JobSpec
+from executor.containers import LABEL_EXECUTOR, container_name
+from executor.execute import execute
+from executor.inputs import InputUnavailable, fetch_input
+from executor.verifier import check_delivered_bounded
+
+from .recording_server import RecordingServer
+
+BAD_IDN = ["http://xn--/", "http://xn--zz-.com/x"]  # httpx.URL() raises idna.IDNAError for both
+PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+JOB = 7
+ALLOWED = ["127.0.0.2/32"]  # 127.0.0.2 stands for the hostile party's public server
+
+
+def _item(uri: str) -> InputSpec:
+    return InputSpec(path="data", uri=uri, sha256="ab" * 32)
+
+
+@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN raises idna.IDNAError out of executor.inputs._get_pinned")
+@pytest.mark.parametrize("location", BAD_IDN)
+def test_an_input_redirected_to_a_malformed_idn_host_is_unavailable_not_a_crash(tmp_path: Path, location: str) -> None:
+    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": location}, b"")}) as hostile, \
+            pytest.raises(InputUnavailable, match="a redirect") as info:
+        fetch_input(_item(hostile.base + "/in"), tmp_path, allow_networks=ALLOWED)
+    assert info.value.retryable is False
+
+
+@pytest.mark.xfail(strict=True, reason="review: IDNAError escapes execute(); provider.run_job gives the claimed job up and it times out")
+def test_execute_reports_an_input_redirected_to_a_malformed_idn_as_an_input_failure(
+    engine, sample_images, work_root, result_store, executor_instance
+) -> None:
+    """What provider.run_job calls: it must get an outcome (a no-fault input failure to submit),
+    not an exception, which run_job takes for a crash and gives the job up (executor/provider.py,
+    ``except Exception`` → give_up): no submission, a TimedOut job, the collateral slashed."""
+    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": BAD_IDN[0]}, b"")}) as hostile:
+        spec = JobSpec.model_validate({
+            "image": sample_images["busybox"], "command": ["sh", "-c", "echo ran > /out/ran"],
+            "inputs": [{"path": "data", "uri": hostile.base + "/in", "sha256": "ab" * 32}],
+            "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 5},
+        })
+        outcome = execute(
+            engine, job_id=9101, spec=spec, work_root=work_root, store=result_store, name=container_name(31337, 9101, "provider"),
+            labels={LABEL_EXECUTOR: executor_instance}, input_allow_networks=ALLOWED,
+        )
+    assert (outcome.kind, outcome.code) == ("failure", FailureCode.INPUT_HASH_MISMATCH)
+
+
+@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN raises idna.IDNAError out of depin.fetch.download_and_hash")
+@pytest.mark.parametrize("pinned", [True, False], ids=["resolver", "plain"])
+def test_a_download_redirected_to_a_malformed_idn_host_is_a_fetch_error(pinned: bool) -> None:
+    """download_and_hash promises FetchError for anything a server does (the requester's
+    `depin job result` turns that into one error line; a juror into a verdict)."""
+    resolver = public_resolver(parse_networks(ALLOWED)) if pinned else None
+    with RecordingServer("127.0.0.2", {"/r": (302, {"Location": BAD_IDN[0]}, b"")}) as hostile, pytest.raises(FetchError):
+        download_and_hash(hostile.base + "/r", max_bytes=1 << 20, resolver=resolver)
+
+
+def _manifest() -> bytes:
+    return json.dumps({"salt": "0x" + "11" * 32}).encode()
+
+
+@pytest.mark.xfail(strict=True, reason="review: check_delivered raises idna.IDNAError (it promises never to raise for what a server does)")
+def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn() -> None:
+    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": BAD_IDN[0]}, b"")}
+    with RecordingServer("127.0.0.2", routes) as hostile:  # type: ignore[arg-type]
+        verdict = check_delivered(f"{hostile.base}/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None,
+                                  max_bytes=1 << 20, timeout=5.0, resolver=public_resolver(parse_networks(ALLOWED)))
+    assert not verdict.delivered
+
+
+@pytest.mark.xfail(strict=True, reason="review: the juror's bounded delivery check raises RuntimeError (child exit 1): the seat is never committed")
+def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn() -> None:
+    """What a juror runs (verifier.check_provider_delivery); a RuntimeError here leaves run_seat
+    without a journaled digest, so the juror never commits and forfeits its bond."""
+    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": BAD_IDN[0]}, b"")}
+    with RecordingServer("127.0.0.2", routes) as hostile:  # type: ignore[arg-type]
+        verdict = check_delivered_bounded(
+            f"{hostile.base}/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None, max_bytes=1 << 20,
+            timeout=5.0, wait=0.0, total_timeout=10.0, allow_networks=ALLOWED,
+        )
+        assert [r.path for r in hostile.requests] == ["/r/x.json", "/r/x"]
+    assert not verdict.delivered
+
+
+def test_httpx_raises_idna_error_building_a_redirect_it_does_not_follow() -> None:
+    """The root cause, pinned so that a fix can tell when an httpx upgrade changes it."""
+    with (
+        RecordingServer("127.0.0.2", {"/r": (302, {"Location": BAD_IDN[0]}, b"")}) as hostile,
+        httpx.Client(follow_redirects=False, trust_env=False) as client,
+        pytest.raises(UnicodeError),
+    ):
+        client.get(hostile.base + "/r")

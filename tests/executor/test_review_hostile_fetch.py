@@ -11,7 +11,8 @@ components and marked ``xfail(strict=True)`` until fixed (the production code is
      ``fetch_inputs`` and ``execute`` into ``provider.run_job``'s ``except Exception`` (a crash:
      the job is given up, never submitted, and times out in the honest provider's hands, its
      collateral slashed). Any requester with a public web server can do it for the price of a post.
-   - depin/fetch.py ``_pinned_chunks`` / ``_http_chunks`` (catch HTTPError only): out of
+   - depin/fetch.py ``_pinned_chunks`` / ``_http_chunks`` (catch HTTPError only; so does
+     ``httpx.InvalidURL``, which httpx raises for a Location such as ``http:b``): out of
      ``download_and_hash``; in ``delivery_check._check_once`` the archive download catches only
      FetchError, so the juror's child process exits 1 and ``check_delivered_bounded`` raises
      RuntimeError out of ``verifier.run_seat``: the seat is never committed (an honest juror is
@@ -39,6 +40,8 @@ from executor.verifier import check_delivered_bounded
 from .recording_server import RecordingServer
 
 BAD_IDN = ["http://xn--/", "http://xn--zz-.com/x"]  # httpx.URL() raises idna.IDNAError for both
+# and what httpx.Client raises httpx.InvalidURL for (not an httpx.HTTPError either), building a redirect
+BAD_LOCATIONS = [BAD_IDN[0], "http:b"]
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 JOB = 7
 ALLOWED = ["127.0.0.2/32"]  # 127.0.0.2 stands for the hostile party's public server
@@ -77,13 +80,14 @@ def test_execute_reports_an_input_redirected_to_a_malformed_idn_as_an_input_fail
     assert (outcome.kind, outcome.code) == ("failure", FailureCode.INPUT_HASH_MISMATCH)
 
 
-@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN raises idna.IDNAError out of depin.fetch.download_and_hash")
+@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN (idna.IDNAError) or to http:b (httpx.InvalidURL) escapes depin.fetch.download_and_hash")
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
 @pytest.mark.parametrize("pinned", [True, False], ids=["resolver", "plain"])
-def test_a_download_redirected_to_a_malformed_idn_host_is_a_fetch_error(pinned: bool) -> None:
+def test_a_download_redirected_to_a_malformed_idn_host_is_a_fetch_error(pinned: bool, location: str) -> None:
     """download_and_hash promises FetchError for anything a server does (the requester's
     `depin job result` turns that into one error line; a juror into a verdict)."""
     resolver = public_resolver(parse_networks(ALLOWED)) if pinned else None
-    with RecordingServer("127.0.0.2", {"/r": (302, {"Location": BAD_IDN[0]}, b"")}) as hostile, pytest.raises(FetchError):
+    with RecordingServer("127.0.0.2", {"/r": (302, {"Location": location}, b"")}) as hostile, pytest.raises(FetchError):
         download_and_hash(hostile.base + "/r", max_bytes=1 << 20, resolver=resolver)
 
 
@@ -91,9 +95,10 @@ def _manifest() -> bytes:
     return json.dumps({"salt": "0x" + "11" * 32}).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="review: check_delivered raises idna.IDNAError (it promises never to raise for what a server does)")
-def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn() -> None:
-    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": BAD_IDN[0]}, b"")}
+@pytest.mark.xfail(strict=True, reason="review: check_delivered raises idna.IDNAError or httpx.InvalidURL (it promises never to raise for what a server does)")
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn(location: str) -> None:
+    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": location}, b"")}
     with RecordingServer("127.0.0.2", routes) as hostile:  # type: ignore[arg-type]
         verdict = check_delivered(f"{hostile.base}/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None,
                                   max_bytes=1 << 20, timeout=5.0, resolver=public_resolver(parse_networks(ALLOWED)))
@@ -101,10 +106,11 @@ def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malfo
 
 
 @pytest.mark.xfail(strict=True, reason="review: the juror's bounded delivery check raises RuntimeError (child exit 1): the seat is never committed")
-def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn() -> None:
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn(location: str) -> None:
     """What a juror runs (verifier.check_provider_delivery); a RuntimeError here leaves run_seat
     without a journaled digest, so the juror never commits and forfeits its bond."""
-    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": BAD_IDN[0]}, b"")}
+    routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": location}, b"")}
     with RecordingServer("127.0.0.2", routes) as hostile:  # type: ignore[arg-type]
         verdict = check_delivered_bounded(
             f"{hostile.base}/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None, max_bytes=1 << 20,
@@ -112,6 +118,13 @@ def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_m
         )
         assert [r.path for r in hostile.requests] == ["/r/x.json", "/r/x"]
     assert not verdict.delivered
+
+
+def test_the_input_fetcher_already_takes_httpx_invalid_url_for_a_bad_redirect(tmp_path: Path) -> None:
+    """executor/inputs.py catches httpx.InvalidURL (not IDNAError): what depin/fetch.py lacks."""
+    with RecordingServer("127.0.0.2", {"/in": (302, {"Location": "http:b"}, b"")}) as hostile, \
+            pytest.raises(InputUnavailable, match="a redirect"):
+        fetch_input(_item(hostile.base + "/in"), tmp_path, allow_networks=ALLOWED)
 
 
 def test_httpx_raises_idna_error_building_a_redirect_it_does_not_follow() -> None:

@@ -135,3 +135,49 @@ def test_httpx_raises_idna_error_building_a_redirect_it_does_not_follow() -> Non
         pytest.raises(UnicodeError),
     ):
         client.get(hostile.base + "/r")
+
+
+# --- 2. the provider's own public address ------------------------------------------------------
+
+_OWN_ADDRESS_SCRIPT = """
+import hashlib, http.server, pathlib, sys, tempfile, threading
+from depin.spec import InputSpec
+from executor.inputs import InputUnavailable, fetch_input
+SECRET = b"an admin page bound to every interface\\n"
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(SECRET))); self.end_headers(); self.wfile.write(SECRET)
+    def log_message(self, *a): pass
+server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), H)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+uri = f"http://{sys.argv[1]}:{server.server_address[1]}/admin"
+try:
+    fetch_input(InputSpec(path="x", uri=uri, sha256=hashlib.sha256(SECRET).hexdigest()), pathlib.Path(tempfile.mkdtemp()))
+    print("fetched")
+except InputUnavailable as exc:
+    print("refused" if "non-public" in str(exc) else f"other: {exc}")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review: an input URL naming the provider's own public address reaches its services bound to 0.0.0.0")
+def test_an_input_at_the_providers_own_public_address_is_refused() -> None:
+    """In a network namespace of its own (so nothing else on this machine is touched), the host
+    holds the public address 8.8.4.4 (as a bare-metal provider holds its own) and a service binds
+    0.0.0.0 (an admin page, a metrics or RPC port, a Redis without protected mode): an input URL
+    naming that address passes every check of depin/addresses.py (the address is public) and
+    the fetch reaches the service on this very machine. depin/addresses.py never asks whether an
+    address is one of the host's own (its interfaces'), so ``[policy]`` has no way to say so either."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare and ip")
+    script = "ip link set lo up && ip addr add 8.8.4.4/32 dev lo && exec \"$0\" -c \"$1\" 8.8.4.4"
+    proc = subprocess.run(["unshare", "-n", "sh", "-c", script, sys.executable, _OWN_ADDRESS_SCRIPT],
+                          capture_output=True, text=True, timeout=60, env={**os.environ}, check=False)
+    if proc.returncode != 0 and "unshare" in proc.stderr:
+        pytest.skip(f"no network namespace here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert proc.stdout.strip() == "refused", proc.stdout

@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -253,12 +254,17 @@ def _main() -> None:
     from depin.addresses import parse_networks  # lazy: start-up
 
     r = json.loads(sys.stdin.read())
-    verdict = check_delivered(
-        r["uri"], provider=r["provider"], job_id=r["job_id"], commitment=bytes.fromhex(r["commitment"]), match=r["match"],
-        encrypt_to=r["encrypt_to"],  # hex: parse_public_key takes it
-        max_bytes=r["max_bytes"], timeout=r["timeout"], wait=r["wait"], total_timeout=r["total_timeout"],
-        resolver=public_resolver(parse_networks(r["allow_networks"])),
-    )
+    try:
+        verdict = check_delivered(
+            r["uri"], provider=r["provider"], job_id=r["job_id"], commitment=bytes.fromhex(r["commitment"]), match=r["match"],
+            encrypt_to=r["encrypt_to"],  # hex: parse_public_key takes it
+            max_bytes=r["max_bytes"], timeout=r["timeout"], wait=r["wait"], total_timeout=r["total_timeout"],
+            resolver=public_resolver(parse_networks(r["allow_networks"])),
+        )
+    except Exception as exc:  # noqa: BLE001 - what the check did not expect: a stopped check, "not delivered" (its caller's doc)
+        traceback.print_exc()
+        reason = f"the check stopped on an unexpected error: {type(exc).__name__}: {exc}"
+        verdict = DeliveryVerdict(False, r["uri"], r["encrypt_to"] is not None, reason=reason[:300], failure=UNAVAILABLE)
     sys.stdout.write(json.dumps(asdict(verdict)))
 
 

@@ -43,6 +43,12 @@ DEFAULT_TIMEOUT = 60.0
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5  # followed with a resolver (httpx's own limit, 20, without one)
 IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is decompressed (the module doc)
+# What httpx may raise for a server's answer besides an httpx.HTTPError: a redirect's Location it
+# cannot parse (httpx.InvalidURL for ``http:b``, idna.IDNAError, a UnicodeError, for ``http://xn--/``:
+# httpx parses it to build the next request even when it does not follow it), and any other parse
+# error of what came back. Caught where a fetch ends (here and in executor.inputs): a server's bytes
+# make a failed fetch, never an exception that escapes the fetcher (found by review).
+UNREADABLE_ANSWER_ERRORS: tuple[type[Exception], ...] = (httpx.InvalidURL, httpx.StreamError, UnicodeError, ValueError)
 Resolver = Callable[[str, int], str]
 """A host and port to the one address to connect to; raises :class:`FetchRefused` (or
 :class:`FetchError`) for a host that must not be reached or cannot be resolved."""
@@ -190,6 +196,31 @@ def _http_chunks(uri: str, timeout: float, deadline: float | None = None) -> Gen
         if watchdog.fired:
             raise FetchError(f"downloading {uri} took too long (stopped at the deadline)") from None
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+    except UNREADABLE_ANSWER_ERRORS as exc:
+        raise _unreadable(uri, exc, watchdog) from None
+
+
+def _unreadable(uri: str, exc: Exception, watchdog: Watchdog) -> FetchError:
+    if watchdog.fired:
+        return FetchError(f"downloading {uri} took too long (stopped at the deadline)")
+    return FetchError(f"downloading {uri} failed: the answer or a redirect could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+class Redirected(Exception):
+    """Raised by :func:`stop_at_redirect` to carry a redirect's Location out of httpx unparsed."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def stop_at_redirect(response: httpx.Response) -> None:
+    """A response hook for a client that follows redirects by hand: httpx parses a redirect's
+    Location (to build the request it would follow) even with ``follow_redirects=False``, and a
+    malformed one raises there (:data:`UNREADABLE_ANSWER_ERRORS`). The hook runs before that: the
+    Location leaves unparsed, for :func:`_http_url` to judge."""
+    if response.has_redirect_location:
+        raise Redirected(response.headers["location"])
 
 
 def _check_answer(uri: str, response: httpx.Response) -> None:
@@ -204,11 +235,26 @@ def _check_answer(uri: str, response: httpx.Response) -> None:
         )
 
 
+def parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """`text` as a URL, or a redirect's Location read against the URL `base` that sent it, strictly:
+    an absolute-form Location without a host (``http:b``) is malformed, not a path (httpx refuses
+    it too when it follows redirects), and so is a host that is no valid IDNA name (``xn--``, which
+    httpx keeps in the URL and fails on only when it reads the host). Raises httpx.InvalidURL or a
+    ValueError (``idna.IDNAError`` is a UnicodeError) for a malformed one."""
+    url = httpx.URL(text)
+    if base is not None:
+        if url.scheme and not url.raw_host:
+            raise httpx.InvalidURL("an absolute URL without a host")
+        url = base.join(url)
+    _ = url.host  # decodes an IDNA ("xn--") host: raises for a malformed one
+    return url
+
+
 def _http_url(uri: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
     """`text` (a redirect's Location when `base` is given) as an absolute http(s) URL with a host."""
     what = "a redirect" if base is not None else "it"
     try:
-        url = base.join(text) if base is not None else httpx.URL(text)
+        url = parse_url(text, base)
     except (httpx.InvalidURL, UnicodeError, ValueError):
         raise FetchRefused(f"downloading {uri} failed: {what} is not a valid http(s) URL") from None
     if url.scheme not in ("http", "https") or not url.raw_host:
@@ -222,24 +268,28 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float
     url = _http_url(uri, uri)
     watchdog = Watchdog(deadline)
     try:
-        with watchdog, httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+        with watchdog, httpx.Client(
+            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False, event_hooks={"response": [stop_at_redirect]}
+        ) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 host = url.raw_host.decode("ascii")
                 address = resolver(host, url.port or (443 if url.scheme == "https" else 80))
                 pinned = url.copy_with(host=address)
                 headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
-                with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host, **watchdog.extensions}) as response:
-                    if response.is_redirect:
-                        url = _http_url(uri, response.headers["location"], base=url)
-                        continue
-                    _check_answer(uri, response)
-                    yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
-                    _check_watchdog(uri, watchdog)
-                    return
+                try:
+                    with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host, **watchdog.extensions}) as response:
+                        _check_answer(uri, response)
+                        yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
+                        _check_watchdog(uri, watchdog)
+                        return
+                except Redirected as redirect:
+                    url = _http_url(uri, redirect.location, base=url)
     except httpx.HTTPError as exc:
         if watchdog.fired:
             raise FetchError(f"downloading {uri} took too long (stopped at the deadline)") from None
         raise FetchError(f"downloading {uri} failed: {exc or type(exc).__name__}") from None
+    except UNREADABLE_ANSWER_ERRORS as exc:
+        raise _unreadable(uri, exc, watchdog) from None
     raise FetchError(f"downloading {uri} failed: more than {MAX_REDIRECTS} redirects")
 
 

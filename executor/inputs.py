@@ -67,7 +67,7 @@ import httpx
 
 from depin.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 from depin.errors import ExecutionError
-from depin.fetch import Watchdog
+from depin.fetch import UNREADABLE_ANSWER_ERRORS, Redirected, Watchdog, parse_url, stop_at_redirect
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
 
@@ -180,7 +180,7 @@ def _parse_http_url(item: InputSpec, text: str, base: httpx.URL | None = None) -
     is refused without saying what a redirect pointed at."""
     what = "a redirect" if base is not None else _short(item.uri)
     try:
-        url = base.join(text) if base is not None else httpx.URL(text)
+        url = parse_url(text, base)
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         log.debug("input URL refused", extra={"path": item.path, "uri": item.uri, "url": text[:300], "error": str(exc)[:300]})
         raise InputUnavailable(f"input {item.path!r}: {what}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
@@ -220,11 +220,11 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
     try:
         with (
             watchdog,
-            httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client,
+            httpx.Client(
+                timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False, event_hooks={"response": [stop_at_redirect]}
+            ) as client,
             client.stream("GET", pinned, headers=headers, extensions=extensions) as response,
         ):
-            if response.is_redirect:
-                return response.headers["location"]
             _check_answer(item, response, sink)
             for chunk in response.iter_raw():  # as the bytes arrive (the deadline is checked per read); never decoded
                 sink.write(chunk)
@@ -232,14 +232,18 @@ def _get_pinned(item: InputSpec, url: httpx.URL, address: IPAddress, sink: _Sink
                     raise _too_slow(item)
             if watchdog.fired:  # cut short at the deadline: a body without Content-Length looks whole
                 raise _too_slow(item)
-    except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
-        log.debug("input redirect refused", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
-        raise InputUnavailable(f"input {item.path!r}: a redirect from {_short(item.uri)}: not a valid http(s) URL", path=item.path, uri=item.uri) from None
+    except Redirected as redirect:
+        return redirect.location
     except httpx.HTTPError as exc:
         if watchdog.fired:
             raise _too_slow(item) from None
         log.debug("input fetch failed", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
         raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} could not be fetched (network error)", path=item.path, uri=item.uri, retryable=True) from None
+    except UNREADABLE_ANSWER_ERRORS as exc:  # what a server's answer may still make httpx raise: its fault, never a crash of the run
+        if watchdog.fired:
+            raise _too_slow(item) from None
+        log.debug("input answer unreadable", extra={"path": item.path, "uri": item.uri, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise InputUnavailable(f"input {item.path!r}: the answer of {_short(item.uri)} could not be read", path=item.path, uri=item.uri) from None
     return None
 
 

@@ -847,8 +847,10 @@ def check_delivered_bounded(
     3.11.10 / 3.12.6 scans in quadratic time (CVE-2024-6232) holding the GIL, so every thread of
     the executor stopped (33 s for a 170 KB archive). A child killed at its deadline is "not
     delivered" (UNAVAILABLE), as a check that ran out of `total_timeout` is. `allow_networks`: the
-    CIDRs the result may come from besides public addresses. A child that fails for any other
-    reason raises RuntimeError: our failure is never a verdict against the provider."""
+    CIDRs the result may come from besides public addresses. A child that ends without a verdict
+    (an exception the check did not expect, found by review: a redirect httpx could not parse) is
+    "not delivered" (UNAVAILABLE) too, logged as an error: a stopped check, never an exception
+    out of the seat's run, which would leave the seat uncommitted and the juror's bond lost."""
     request = {
         "uri": uri, "provider": provider, "job_id": int(job_id), "commitment": bytes(commitment).hex(),
         "match": None if match is None else list(match),
@@ -865,9 +867,19 @@ def check_delivered_bounded(
     except subprocess.TimeoutExpired:
         reason = f"the check did not end within {limit:.0f} s (the server or the archive held it); stopped"
         return DeliveryVerdict(False, uri, encrypt_to is not None, reason=reason, failure=UNAVAILABLE)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the delivery check failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return DeliveryVerdict(**json.loads(proc.stdout))
+    try:
+        if proc.returncode != 0:
+            raise ValueError(f"exit {proc.returncode}")  # one path for every way of ending without a verdict
+        verdict = DeliveryVerdict(**json.loads(proc.stdout))
+    except (ValueError, TypeError) as exc:
+        log.error("the delivery check ended without a verdict; not delivered", extra={
+            "uri": uri, "error": str(exc)[:200], "stderr": proc.stderr.strip()[-1000:],
+        })
+        reason = f"the check ended without a verdict ({str(exc)[:60]}); stopped"
+        return DeliveryVerdict(False, uri, encrypt_to is not None, reason=reason, failure=UNAVAILABLE)
+    if proc.stderr.strip():  # the traceback of an error the check did not expect (its verdict says which)
+        log.warning("the delivery check wrote to stderr", extra={"uri": uri, "stderr": proc.stderr.strip()[-1000:]})
+    return verdict
 
 
 def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:

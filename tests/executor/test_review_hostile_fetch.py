@@ -1,5 +1,11 @@
 """Review (hostile bytes): defects found by an adversarial review of the fetchers, reproduced on real
-components and marked ``xfail(strict=True)`` until fixed (the production code is unchanged here).
+components; kept as regression tests once fixed (a test still marked ``xfail(strict=True)`` is not).
+
+Fixed (1.): a redirect's Location is taken out of httpx unparsed (``depin.fetch.stop_at_redirect``,
+a response hook) and read strictly by ``depin.fetch.parse_url`` (a malformed IDNA host, an
+absolute-form URL without a host: refused, not retried); whatever else httpx may raise for a
+server's answer (``depin.fetch.UNREADABLE_ANSWER_ERRORS``) ends a fetch as FetchError /
+InputUnavailable; and a juror's delivery check that ends without a verdict is "not delivered".
 
 1. A redirect whose Location is a malformed internationalised host name (``http://xn--/``,
    ``http://xn--zz-.com/``) makes httpx raise ``idna.IDNAError`` while it *builds* the redirect
@@ -51,7 +57,6 @@ def _item(uri: str) -> InputSpec:
     return InputSpec(path="data", uri=uri, sha256="ab" * 32)
 
 
-@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN raises idna.IDNAError out of executor.inputs._get_pinned")
 @pytest.mark.parametrize("location", BAD_IDN)
 def test_an_input_redirected_to_a_malformed_idn_host_is_unavailable_not_a_crash(tmp_path: Path, location: str) -> None:
     with RecordingServer("127.0.0.2", {"/in": (302, {"Location": location}, b"")}) as hostile, \
@@ -60,7 +65,6 @@ def test_an_input_redirected_to_a_malformed_idn_host_is_unavailable_not_a_crash(
     assert info.value.retryable is False
 
 
-@pytest.mark.xfail(strict=True, reason="review: IDNAError escapes execute(); provider.run_job gives the claimed job up and it times out")
 def test_execute_reports_an_input_redirected_to_a_malformed_idn_as_an_input_failure(
     engine, sample_images, work_root, result_store, executor_instance
 ) -> None:
@@ -80,7 +84,6 @@ def test_execute_reports_an_input_redirected_to_a_malformed_idn_as_an_input_fail
     assert (outcome.kind, outcome.code) == ("failure", FailureCode.INPUT_HASH_MISMATCH)
 
 
-@pytest.mark.xfail(strict=True, reason="review: a redirect to a malformed IDN (idna.IDNAError) or to http:b (httpx.InvalidURL) escapes depin.fetch.download_and_hash")
 @pytest.mark.parametrize("location", BAD_LOCATIONS)
 @pytest.mark.parametrize("pinned", [True, False], ids=["resolver", "plain"])
 def test_a_download_redirected_to_a_malformed_idn_host_is_a_fetch_error(pinned: bool, location: str) -> None:
@@ -95,7 +98,6 @@ def _manifest() -> bytes:
     return json.dumps({"salt": "0x" + "11" * 32}).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="review: check_delivered raises idna.IDNAError or httpx.InvalidURL (it promises never to raise for what a server does)")
 @pytest.mark.parametrize("location", BAD_LOCATIONS)
 def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn(location: str) -> None:
     routes = {"/r/x.json": (200, {}, _manifest()), "/r/x": (302, {"Location": location}, b"")}
@@ -105,7 +107,6 @@ def test_the_delivery_check_gives_a_verdict_for_an_archive_redirected_to_a_malfo
     assert not verdict.delivered
 
 
-@pytest.mark.xfail(strict=True, reason="review: the juror's bounded delivery check raises RuntimeError (child exit 1): the seat is never committed")
 @pytest.mark.parametrize("location", BAD_LOCATIONS)
 def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_malformed_idn(location: str) -> None:
     """What a juror runs (verifier.check_provider_delivery); a RuntimeError here leaves run_seat
@@ -118,6 +119,68 @@ def test_a_jurors_bounded_check_gives_a_verdict_for_an_archive_redirected_to_a_m
         )
         assert [r.path for r in hostile.requests] == ["/r/x.json", "/r/x"]
     assert not verdict.delivered
+
+
+def test_the_requesters_download_of_a_result_redirected_to_a_malformed_url_is_result_unavailable(tmp_path: Path) -> None:
+    """What `depin job result` calls (Client.download_result's source): one ResultUnavailable (one
+    error line), never an idna.IDNAError traceback."""
+    from depin.client import ResultUnavailable, _ResultSource
+
+    source = _ResultSource(public_resolver(parse_networks(ALLOWED)), ("http", "https"))
+    for location in BAD_LOCATIONS:
+        with RecordingServer("127.0.0.2", {"/r": (302, {"Location": location}, b"")}) as hostile, \
+                pytest.raises(ResultUnavailable, match="not a valid http"):
+            source.download(hostile.base + "/r", tmp_path / "a", 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("location", "valid"),
+    [("http://xn--/", False), ("http://xn--zz-.com/x", False), ("http:b", False), ("http:/b", False), ("/b", True),
+     ("b", True), ("//other.example/b", True), ("https://other.example/b?q", True), ("http://bücher.example/", True)],
+)
+def test_parse_url_reads_a_location_strictly(location: str, valid: bool) -> None:
+    from depin.fetch import parse_url
+
+    base = httpx.URL("http://127.0.0.2:8080/r/x")
+    if valid:
+        assert parse_url(location, base).raw_host
+    else:
+        with pytest.raises((httpx.InvalidURL, ValueError)):
+            parse_url(location, base)
+
+
+def test_a_delivery_check_child_that_stops_on_an_unexpected_error_gives_not_delivered() -> None:
+    """An exception the check does not expect (here a malformed allowed network in the request)
+    is a verdict of the child's, "not delivered", not an exit without one."""
+    verdict = check_delivered_bounded(
+        "http://127.0.0.2:9/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None, max_bytes=1 << 20,
+        timeout=5.0, wait=0.0, total_timeout=10.0, allow_networks=["not-a-network"],
+    )
+    assert not verdict.delivered
+    assert "unexpected error" in verdict.reason
+
+
+@pytest.mark.parametrize(("returncode", "stdout"), [(1, ""), (-9, ""), (0, "not json"), (0, '{"surprise": 1}')])
+def test_a_delivery_check_child_that_ends_without_a_verdict_is_not_delivered(
+    monkeypatch: pytest.MonkeyPatch, returncode: int, stdout: str
+) -> None:
+    """A child killed (the kernel's OOM killer, its memory limit) or crashed before it wrote a
+    verdict: a stopped check, "not delivered", never a RuntimeError out of run_seat (the seat left
+    uncommitted, the juror's bond lost)."""
+    import subprocess
+
+    from executor import verifier
+
+    def ended(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess([], returncode, stdout=stdout, stderr="Traceback: ...")
+
+    monkeypatch.setattr(verifier.subprocess, "run", ended)
+    verdict = check_delivered_bounded(
+        "http://127.0.0.2:9/r/x", provider=PARTY, job_id=JOB, commitment=bytes(32), match=None, encrypt_to=None, max_bytes=1 << 20,
+        timeout=5.0, wait=0.0, total_timeout=10.0, allow_networks=ALLOWED,
+    )
+    assert not verdict.delivered
+    assert "without a verdict" in verdict.reason
 
 
 def test_the_input_fetcher_already_takes_httpx_invalid_url_for_a_bad_redirect(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ SEALED_FORMAT = "depin-sealed-v1"
 CHUNK = 1 << 20  # plaintext bytes per chunk
 TAG = 16
 DATA_KEY_BYTES = 32
-PUBKEY_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{66}|[0-9a-fA-F]{130})$")
+PUBKEY_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{66}|[0-9a-fA-F]{130})\Z")
 _MAX_WRAPPED = 1024
 
 

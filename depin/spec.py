@@ -79,12 +79,13 @@ from depin.errors import SpecError
 from depin.outputs import check_patterns
 
 SPEC_VERSION: Literal[1] = 1
-IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:(?P<digest>[0-9a-f]{64})$")
+# Every pattern ends in \Z, never $: $ also matches before a final newline, so "x\n" would pass (review).
+IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)@sha256:(?P<digest>[0-9a-f]{64})\Z")
 # An input name starts with a letter or digit, so it can never be "." / ".." nor collide with the
 # executor's staging folder (".fetch-*", executor/inputs.py): keep that first character rule.
-INPUT_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+INPUT_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_SPEC_BYTES = 16_384
 # Arrays and objects nest at most this deep in a spec the index calls valid (a version-1 spec nests
 # 3 deep; the HTTP API's serializer refuses values nested ~255 deep). The indexer's check_spec

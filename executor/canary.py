@@ -429,7 +429,7 @@ def summary(rt: Runtime, limit: int = 50) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------------------- bait
 
 
-_PATH = re.compile(r"^/canary/(\d{1,20})/?$")
+_PATH = re.compile(r"^/canary/(\d{1,20})/?\Z")
 
 
 def serve(state: redis.Redis, keys: Any, host: str, port: int, journal: CanaryJournal) -> None:

@@ -216,7 +216,7 @@ LABEL_MANAGED = "depin.managed"
 LABEL_JOB = "depin.job"
 LABEL_EXECUTOR = "depin.executor"
 LABEL_LEASE = "depin.lease"  # the Redis key of the lease its run holds (the reaper's liveness check)
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
 SECCOMP_PROFILE = Path(__file__).resolve().with_name("seccomp.json")
 # The first program of every job container (executor/depin-init.c, built by tools/build_init.sh;
 # see "PID numbers" in the module doc): bind-mounted read-only at INIT_PATH, it forks until a child

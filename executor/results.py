@@ -54,7 +54,7 @@ from depin.commitment import commitment, failure_digest, new_salt
 from depin.delivery import SEALED_FORMAT, parse_public_key, seal_bytes, seal_file
 from depin.errors import ExecutionError
 
-NAME_RE = re.compile(r"^[0-9a-f]{64}$")
+NAME_RE = re.compile(r"^[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 MEDIA_TYPE = "application/x-tar"
 MANIFEST_FORMAT = "depin-result-manifest-v1"

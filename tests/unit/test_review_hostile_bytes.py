@@ -1,5 +1,5 @@
 """Review (hostile bytes): defects in spec validation and archive reading found by an adversarial
-review, reproduced and marked ``xfail(strict=True)`` until fixed (production code unchanged).
+review, reproduced and kept as regression tests once fixed (one still marked ``xfail(strict=True)`` is not).
 
 1. depin/spec.py anchors its patterns with ``$``, which in Python also matches *before a final
    newline*: ``IMAGE_RE``, ``INPUT_PATH_RE``, ``ENV_NAME_RE`` and ``SHA256_RE`` accept ``"x\\n"``.
@@ -22,13 +22,18 @@ review, reproduced and marked ``xfail(strict=True)`` until fixed (production cod
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from depin.delivery import PUBKEY_RE
 from depin.outputs import MAX_ENTRIES, InvalidOutput, UnsafeArchive, build_archive, extract_archive, match_digest
 from depin.spec import JobSpec
+from executor.canary import _PATH as CANARY_PATH
+from executor.containers import NAME_RE as CONTAINER_NAME_RE
+from executor.results import NAME_RE as RESULT_NAME_RE
 
 SHA = "ab" * 32
 
@@ -43,7 +48,6 @@ def _spec(**changes: object) -> dict[str, object]:
     return spec
 
 
-@pytest.mark.xfail(strict=True, reason="review: depin/spec.py patterns end in '$', which matches before a trailing newline")
 @pytest.mark.parametrize(
     "changes",
     [
@@ -57,6 +61,16 @@ def _spec(**changes: object) -> dict[str, object]:
 def test_a_trailing_newline_is_not_a_valid_spec_value(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         JobSpec.model_validate(_spec(**changes))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "good"),
+    [(PUBKEY_RE, "02" + "ab" * 32), (RESULT_NAME_RE, "ab" * 32), (CONTAINER_NAME_RE, "depin-1"), (CANARY_PATH, "/canary/7")],
+    ids=["delivery-public-key", "result-name", "container-name", "canary-path"],
+)
+def test_no_other_validating_pattern_takes_a_trailing_newline(pattern: re.Pattern[str], good: str) -> None:
+    assert pattern.match(good)
+    assert not pattern.match(good + "\n")
 
 
 def _many_entries(path: Path, count: int) -> Path:

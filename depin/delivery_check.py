@@ -254,6 +254,8 @@ def _main() -> None:
     from depin.addresses import parse_networks  # lazy: start-up
 
     r = json.loads(sys.stdin.read())
+    if r.get("max_memory"):
+        _limit_memory(int(r["max_memory"]))
     try:
         verdict = check_delivered(
             r["uri"], provider=r["provider"], job_id=r["job_id"], commitment=bytes.fromhex(r["commitment"]), match=r["match"],
@@ -266,6 +268,19 @@ def _main() -> None:
         reason = f"the check stopped on an unexpected error: {type(exc).__name__}: {exc}"
         verdict = DeliveryVerdict(False, r["uri"], r["encrypt_to"] is not None, reason=reason[:300], failure=UNAVAILABLE)
     sys.stdout.write(json.dumps(asdict(verdict)))
+
+
+def _limit_memory(limit: int) -> None:
+    """Caps this process's address space at `limit` bytes (RLIMIT_AS, soft and hard: never raised
+    again), where the platform has the limit; an allocation past it fails (MemoryError)."""
+    import resource  # lazy: start-up; POSIX only
+
+    try:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (AttributeError, ValueError, OSError):  # a platform without it: the check runs unlimited, as before
+        pass
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ CHUNK = 1 << 20
 MAX_DEPTH = 64
 MAX_PATH_BYTES = 1024
 MAX_ENTRIES = 65_536
+MAX_MEMBERS = MAX_ENTRIES + 2  # what an archive holds at most: exit_code, out/, and MAX_ENTRIES entries below out/
 MAX_PATTERNS = 64
 MAX_PATTERN_BYTES = 1024
 # An output selector applied to an output: its entries times its patterns' components at most (the
@@ -172,12 +173,15 @@ def check_headers(fh: BinaryIO) -> None:
     """Walks an archive's headers the way ``tarfile`` will, before it does, and raises
     :class:`UnsafeArchive` for one the format never writes: a global, Solaris or GNU long-name
     header, a sparse member, a negative size, two extended headers for one member, or an extended
-    header over MAX_PAX_HEADER bytes, malformed, or with a record outside ``_PAX_LIMITS``. A header
+    header over MAX_PAX_HEADER bytes, malformed, or with a record outside ``_PAX_LIMITS``, or more
+    members than the format writes (``MAX_MEMBERS``: ``tarfile`` would hold every one of them in
+    memory, about 1.3 KB each, found by review). A header
     ``tarfile`` would take for the end (zeros, a bad checksum) ends the walk as it ends the reading;
     a broken archive is left for ``tarfile`` to refuse. One read per member."""
     fh.seek(0, os.SEEK_END)
     total = fh.tell()
     offset = 0
+    members = 0
     pax: dict[bytes, bytes] | None = None
     while offset + _BLOCK <= total:
         fh.seek(offset)
@@ -202,6 +206,9 @@ def check_headers(fh: BinaryIO) -> None:
             raise UnsafeArchive(f"unsafe result archive: {shown}: a sparse file (the format stores files whole)")
         if kind in _OTHER_HEADERS:
             raise UnsafeArchive(f"not a {FORMAT} archive: it holds {_OTHER_HEADERS[kind]} at byte {offset}")
+        members += 1
+        if members > MAX_MEMBERS:
+            raise UnsafeArchive(_too_many_entries())
         if pax is not None and b"size" in pax:
             size = int(pax[b"size"])
         pax = None
@@ -211,6 +218,21 @@ def check_headers(fh: BinaryIO) -> None:
         if regular or kind not in tarfile.SUPPORTED_TYPES:
             offset += -(-size // _BLOCK) * _BLOCK
         offset += _BLOCK
+
+
+def _too_many_entries() -> str:
+    return f"not a {FORMAT} archive: more than {MAX_ENTRIES} entries below out/ (the format's limit)"
+
+
+def _members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's members, read one by one (never ``getmembers()`` first), refused past what the
+    format holds (``MAX_MEMBERS``; :func:`check_headers` refuses such an archive already)."""
+    members: list[tarfile.TarInfo] = []
+    for member in tar:
+        members.append(member)
+        if len(members) > MAX_MEMBERS:
+            raise UnsafeArchive(_too_many_entries())
+    return members
 
 
 def _number(field: bytes) -> int | None:
@@ -714,7 +736,7 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
         return file_sha256(archive)
     patterns = check_patterns(select)
     with open_result(archive) as tar:
-        members = tar.getmembers()
+        members = _members(tar)
         exit_code = _exit_code_of(tar)
         rels: list[Entry] = []
         by_rel: dict[str, tarfile.TarInfo] = {}
@@ -817,7 +839,7 @@ def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked;
     UnsafeArchive at the first unsafe one."""
     members = []
-    for member in tar.getmembers():
+    for member in _members(tar):
         if member.name in ("exit_code", "out", "out/"):
             continue
         if not member.name.startswith("out/"):

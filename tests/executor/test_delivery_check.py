@@ -338,6 +338,18 @@ def test_the_bounded_check_gives_the_in_process_verdicts(tmp_path: Path, served:
     assert not wrong and wrong.failure == MISMATCH and "does not give the provider's commitment" in wrong.reason
 
 
+def test_the_bounded_check_runs_under_a_memory_limit(tmp_path: Path, served: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child caps its address space (DELIVERY_CHECK_MAX_MEMORY): the default leaves a normal
+    check room (the test above), and a check that runs out of it is "not delivered", a stopped
+    check, never an exception out of the seat's run."""
+    from executor import verifier
+
+    sub = _publish(tmp_path, served, select=["result.txt"])
+    monkeypatch.setattr(verifier, "DELIVERY_CHECK_MAX_MEMORY", 16 << 20)  # below what the child has mapped at start
+    verdict = _bounded(sub.uri, bytes.fromhex(sub.commitment[2:]), match=["result.txt"])
+    assert not verdict.delivered and verdict.failure == UNAVAILABLE, verdict
+
+
 def test_headers_sent_a_byte_per_read_timeout_end_at_the_total_timeout() -> None:
     """The deadline was checked between body chunks only: a server sending its response head one
     byte per read timeout held the check as long as it liked (found by review, stop 36). Its

@@ -12,6 +12,8 @@ redirect. An address is refused (:func:`refusal` names why) when it is
   (``192.0.2.0/24``, ``198.51.100.0/24``, ``203.0.113.0/24``, ``2001:db8::/32``, ``3fff::/20``,
   ``198.18.0.0/15``) or otherwise not globally routable (the :mod:`ipaddress` properties, plus the
   explicit ranges of :data:`REFUSED_NETWORKS` so that the rule does not depend on the Python version);
+- one of the host's own addresses (:func:`local_networks`, read from the kernel at every check),
+  public ones included: a service bound to every interface answers there;
 - an IPv6 form that carries a refused IPv4 address: IPv4-mapped (``::ffff:127.0.0.1``),
   IPv4-compatible (``::127.0.0.1``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``); Teredo
   (``2001::/32``) is refused whole.
@@ -27,9 +29,11 @@ result_allow_networks`` as its allowed networks, and a requester's client
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from depin.errors import ExecutionError
 from depin.fetch import FetchError, FetchRefused, Resolver
@@ -72,6 +76,8 @@ REFUSED_NETWORKS: tuple[tuple[str, IPNetwork], ...] = tuple(
 )
 
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+PROC_NET = Path("/proc/net")  # where local_networks reads the kernel's tables (this process's network namespace)
+_RTF_LOCAL = 0x80000000  # an IPv6 route to this host itself (/proc/net/ipv6_route's flags)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -144,12 +150,50 @@ def is_allowed(address: IPAddress, allow: Sequence[IPNetwork]) -> bool:
     return any(address in net for net in allow)
 
 
+def local_networks() -> list[IPNetwork]:
+    """What this host (its network namespace) takes as its own, read now from the kernel: every
+    IPv4 route of type local (``/proc/net/fib_trie``: each interface address, and whole ranges
+    routed to this host with ``ip route add local``) and every IPv6 one (``/proc/net/ipv6_route``,
+    flag RTF_LOCAL, and ``/proc/net/if_inet6``). Empty where these files do not exist (not Linux)."""
+    found: list[IPNetwork] = []
+    with contextlib.suppress(OSError, ValueError):
+        last = ""
+        for line in (PROC_NET / "fib_trie").read_text().splitlines():
+            line = line.strip()
+            if line.startswith("|-- "):
+                last = line[4:]
+            elif line.startswith("/") and line.endswith(" host LOCAL") and last:
+                found.append(ipaddress.ip_network(f"{last}/{line[1:].split()[0]}", strict=False))
+    with contextlib.suppress(OSError, ValueError):
+        for line in (PROC_NET / "ipv6_route").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 9 and int(fields[8], 16) & _RTF_LOCAL:
+                found.append(ipaddress.ip_network((int(fields[0], 16), int(fields[1], 16)), strict=False))
+    with contextlib.suppress(OSError, ValueError):
+        for line in (PROC_NET / "if_inet6").read_text().splitlines():
+            if fields := line.split():
+                found.append(ipaddress.ip_network((int(fields[0], 16), 128)))
+    return list(dict.fromkeys(found))
+
+
+def _is_local(address: IPAddress, local: Sequence[IPNetwork]) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in local)
+
+
 def check_addresses(host: str, addresses: Sequence[IPAddress], allow: Sequence[IPNetwork] = ()) -> None:
-    """Raises :class:`AddressRefused` unless *every* one of `addresses` is public or allowed."""
+    """Raises :class:`AddressRefused` unless *every* one of `addresses` is public or allowed. A public
+    address that is this host's own (:func:`local_networks`, read at every check: addresses change)
+    is refused too: a service bound to every interface answers there (found by review)."""
+    local: list[IPNetwork] | None = None
     for address in addresses:
         if is_allowed(address, allow):
             continue
         kind = refusal(address)
+        if kind is None:
+            local = local_networks() if local is None else local
+            kind = "this host's own" if _is_local(address, local) else None
         if kind is not None:
             raise AddressRefused(host, address, kind)
 

@@ -6,6 +6,8 @@ a response hook) and read strictly by ``depin.fetch.parse_url`` (a malformed IDN
 absolute-form URL without a host: refused, not retried); whatever else httpx may raise for a
 server's answer (``depin.fetch.UNREADABLE_ANSWER_ERRORS``) ends a fetch as FetchError /
 InputUnavailable; and a juror's delivery check that ends without a verdict is "not delivered".
+Fixed (2.): an address of the host's own (``depin.addresses.local_networks``, read from the
+kernel's tables at every check) is refused like a private one, unless the operator allows it.
 
 1. A redirect whose Location is a malformed internationalised host name (``http://xn--/``,
    ``http://xn--zz-.com/``) makes httpx raise ``idna.IDNAError`` while it *builds* the redirect
@@ -222,7 +224,6 @@ except InputUnavailable as exc:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review: an input URL naming the provider's own public address reaches its services bound to 0.0.0.0")
 def test_an_input_at_the_providers_own_public_address_is_refused() -> None:
     """In a network namespace of its own (so nothing else on this machine is touched), the host
     holds the public address 8.8.4.4 (as a bare-metal provider holds its own) and a service binds

@@ -138,3 +138,53 @@ def test_the_public_resolver_answers_a_fetch_with_a_checked_address() -> None:
     assert public_resolver()("8.8.8.8", 443) == "8.8.8.8"
     with pytest.raises(FetchError, match="cannot resolve"):
         public_resolver()("no-such-host.invalid", 80)
+
+
+# --- the host's own addresses (review: a public address of the provider's own reached its services)
+
+_FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 8.8.4.0/24 2 0 2
+        |-- 8.8.4.0
+           /24 link UNICAST
+        |-- 8.8.4.4
+           /32 host LOCAL
+        |-- 8.8.4.255
+           /32 link BROADCAST
+     |-- 9.9.9.0
+        /29 host LOCAL
+"""
+_IPV6_ROUTE = (
+    "2a000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n"
+    "2a000000000000000000000000000005 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000004 00000000 80200001     eth0\n"
+)
+_IF_INET6 = "2a000000000000000000000000000006 04 40 00 82     eth0\n"
+
+
+def test_the_hosts_own_addresses_are_read_from_the_kernels_tables(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from depin import addresses
+
+    (tmp_path / "fib_trie").write_text(_FIB_TRIE)
+    (tmp_path / "ipv6_route").write_text(_IPV6_ROUTE)
+    (tmp_path / "if_inet6").write_text(_IF_INET6)
+    monkeypatch.setattr(addresses, "PROC_NET", tmp_path)
+    assert set(map(str, addresses.local_networks())) == {"8.8.4.4/32", "9.9.9.0/29", "2a00::5/128", "2a00::6/128"}
+    for own in ("8.8.4.4", "9.9.9.7", "::ffff:8.8.4.4", "2a00::5", "2a00::6"):
+        with pytest.raises(AddressRefused, match="this host's own"):
+            check_addresses("h", [ipaddress.ip_address(own)])
+    for other in ("8.8.4.5", "8.8.8.8", "2a00::7"):  # on the same link, but not this host's
+        check_addresses("h", [ipaddress.ip_address(other)])
+    check_addresses("h", [ipaddress.ip_address("8.8.4.4")], parse_networks(["8.8.4.4/32"]))  # the operator's allow list wins
+    monkeypatch.setattr(addresses, "PROC_NET", tmp_path / "absent")  # not Linux: nothing more refused
+    assert addresses.local_networks() == []
+    check_addresses("h", [ipaddress.ip_address("8.8.4.4")])
+
+
+def test_this_hosts_loopback_is_among_its_own_addresses() -> None:
+    from depin.addresses import PROC_NET, local_networks
+
+    if not (PROC_NET / "fib_trie").exists():
+        pytest.skip("no /proc/net/fib_trie here")
+    assert any(ipaddress.ip_address("127.0.0.1") in net for net in local_networks() if net.version == 4)

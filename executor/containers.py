@@ -115,6 +115,7 @@ reported as out of memory. A job that SIGKILLs itself is indistinguishable and i
 
 from __future__ import annotations
 
+import base64
 import errno
 import functools
 import json
@@ -589,6 +590,140 @@ def _local_image_by_digest(client: docker.DockerClient, repo: str, digest: str) 
             raise
     if any(d.endswith("@" + digest) for d in img.attrs.get("RepoDigests") or []):
         return _found(img)
+    return None
+
+
+# What the engine mounts, or the runtime makes, at a fixed path of every job container's root: each
+# must be absent from the image (the runtime then creates it), or of the kind the mount needs. A
+# directory target that the image has as a file, FIFO or device (``RUN touch /out``), a file target
+# it has as a directory, or a directory on the way that is a file, makes the OCI runtime fail the
+# start before the job's init runs ("not a directory"), which read as the engine failing: every
+# provider retried it to the deadline and was slashed (found by review). image_mount_fault reads
+# the image's types there before its first run. "dir" and "file" may not be symlinks (the init
+# refuses a symlink on the way to any of the job's mounts anyway; the runtime refuses one at
+# /proc, /sys or /dev); "linkfile" is a file the engine reads to find the job's user (Podman bind-
+# mounts a copy with the user added), which may be a symlink to a file (Nix-built images have
+# them). What lies under /dev is hidden by the runtime's own /dev tmpfs (/dev/shm, INIT_PATH,
+# INIT_REPORT_DIR). container_options' targets are checked against this map by the tests.
+MountKind = Literal["dir", "file", "linkfile", "workdir", "parent"]
+ROOT_MOUNT_KINDS: dict[str, MountKind] = {
+    "/in": "dir", "/out": "dir", "/tmp": "dir", "/var/tmp": "dir", "/run": "dir",
+    "/proc": "dir", "/sys": "dir", "/dev": "dir",
+    "/etc/hosts": "file", "/etc/hostname": "file", "/etc/resolv.conf": "linkfile",
+    "/etc/passwd": "linkfile", "/etc/group": "linkfile",
+}
+# Go's os.FileMode type bits, in which both engines' archive stat gives a path's mode.
+_GO_MODE_DIR = 1 << 31
+_GO_MODE_SYMLINK = 1 << 27
+_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
+# The verdict of image_mount_fault for each image ID it checked (an ID pins the image's files).
+_MOUNT_FAULTS: dict[str, str | None] = {}
+# Engine requests image_mount_fault made (create, one stat per path, remove), for the README's count.
+MOUNT_CHECK_REQUESTS = [0]
+
+
+def _path_stat(client: docker.DockerClient, container_id: str, path: str) -> dict[str, Any] | None:
+    """The engine's stat of `path` in the (created, never started) container's root filesystem, or
+    None when nothing is there. One ``HEAD /containers/{id}/archive`` request: the stat only, no
+    archive. A symlink's ``mode`` has the symlink bit and its ``linkTarget`` is the resolved path
+    (Docker stats the link itself; Podman answers 404 with the stat for a dangling one)."""
+    MOUNT_CHECK_REQUESTS[0] += 1
+    with _engine_call(f"cannot stat {path} in the image"):
+        resp = client.api.head(
+            client.api._url("/containers/{0}/archive", container_id), params={"path": path}, timeout=client.api.timeout
+        )
+    header = resp.headers.get("X-Docker-Container-Path-Stat")
+    if header:
+        try:
+            found = json.loads(base64.b64decode(header))
+        except (ValueError, TypeError) as exc:
+            raise ContainerEngineError(f"the engine's stat of {path} is unreadable: {_one_line(header, 100)}") from exc
+        if isinstance(found, dict) and isinstance(found.get("mode"), int):
+            return found
+        raise ContainerEngineError(f"the engine's stat of {path} has no mode: {_one_line(str(found), 100)}")
+    if resp.status_code == 404:
+        return None
+    raise ContainerEngineError(f"cannot stat {path} in the image: {resp.status_code} {_one_line(resp.text, 200)}")
+
+
+def _kind_name(mode: int) -> str:
+    if mode & _GO_MODE_SYMLINK:
+        return "a symlink"
+    if mode & _GO_MODE_DIR:
+        return "a directory"
+    if mode & _GO_MODE_TYPE:
+        return "a device, FIFO or socket"
+    return "a regular file"
+
+
+def _mount_paths(workdir: str) -> dict[str, MountKind]:
+    """Each path to stat, parents first, with its kind ("parent": a directory on the way, which may
+    be a symlink to one, as the working directory may; the init refuses a symlink on the way to a
+    mount target)."""
+    wanted: dict[str, MountKind] = dict(ROOT_MOUNT_KINDS)
+    if workdir.startswith("/") and workdir.rstrip("/"):
+        wanted.setdefault(os.path.normpath(workdir), "workdir")
+    paths: dict[str, MountKind] = {}
+    for path in sorted(wanted, key=lambda p: (p.count("/"), p)):
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            paths.setdefault("/" + "/".join(parts[:i]), "parent")
+        paths[path] = wanted[path]
+    return dict(sorted(paths.items(), key=lambda kv: (kv[0].count("/"), kv[0])))
+
+
+def image_mount_fault(client: docker.DockerClient, image_id: str, *, name: str, labels: dict[str, str]) -> str | None:
+    """Why the image's own files at the paths of :data:`ROOT_MOUNT_KINDS` (and its working
+    directory) keep the engine from starting any job container of it, or None: the same on every
+    engine and machine, so ``BAD_SPEC``. Checked once per image ID in this process (the first run
+    of an image costs a create, a stat per path and a remove more: :data:`MOUNT_CHECK_REQUESTS`)
+    in a container created under the job's `name` and `labels` (the reaper's rules cover it), never
+    started and without the job's mounts, whose root is the image's. Raises
+    :class:`ContainerEngineError` when the engine fails (nothing is cached then)."""
+    if image_id in _MOUNT_FAULTS:
+        return _MOUNT_FAULTS[image_id]
+    _image_config(client, image_id)
+    workdir = str(_IMAGE_CONFIGS.get(image_id, {}).get("WorkingDir") or "")
+    options = {
+        "image": image_id, "name": name, "labels": {**labels, LABEL_MANAGED: "true"}, "entrypoint": [INIT_PATH], "command": [],
+        "network_mode": "none", "detach": True,
+    }
+    MOUNT_CHECK_REQUESTS[0] += 2
+    container = _create(client, options)
+    try:
+        fault = _check_mount_paths(client, container.id, _mount_paths(workdir))
+    finally:
+        remove_container(client, container.id)
+    _MOUNT_FAULTS[image_id] = fault
+    return fault
+
+
+def _check_mount_paths(client: docker.DockerClient, container_id: str, paths: dict[str, MountKind]) -> str | None:
+    missing: list[str] = []
+    for path, kind in paths.items():
+        if any(path.startswith(m + "/") for m in missing):
+            continue  # the runtime creates the whole way
+        found = _path_stat(client, container_id, path)
+        if found is None:
+            missing.append(path)
+            continue
+        mode = int(found["mode"])
+        if mode & _GO_MODE_SYMLINK:
+            if kind in ("dir", "file"):
+                return f"the image has a symlink at {path!r}, where every job gets a mount of its own"
+            target = str(found.get("linkTarget") or "")
+            resolved = _path_stat(client, container_id, target) if target.startswith("/") and target != path else None
+            if resolved is None:
+                missing.append(path)  # dangling: the runtime follows it and creates its target
+                continue
+            mode = int(resolved["mode"])
+        is_dir = bool(mode & _GO_MODE_DIR) and not mode & (_GO_MODE_TYPE & ~_GO_MODE_DIR)
+        is_file = not mode & _GO_MODE_TYPE
+        if kind in ("dir", "workdir", "parent") and not is_dir:
+            what = {"dir": "a directory to mount on", "workdir": "a directory (the image's working directory)"}.get(kind, "a directory on the way")
+            return f"the image has {_kind_name(mode)} at {path!r}, where the engine needs {what}: no job container could start"
+        if kind in ("file", "linkfile") and not is_file:
+            return f"the image has {_kind_name(mode)} at {path!r}, where the engine needs a regular file: no job container could start"
     return None
 
 

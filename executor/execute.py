@@ -71,6 +71,7 @@ from executor.containers import (
     ImageUnavailable,
     check_image,
     image_config_fault,
+    image_mount_fault,
     prepare_etc_dir,
     prepare_input_dir,
     prepare_output_dir,
@@ -316,7 +317,7 @@ def execute(
             image_id = check_image(client, spec.image, allowed_registries=allowed_registries)
         except ImageUnavailable as exc:
             return fail(FailureCode.IMAGE_UNAVAILABLE, str(exc), durations=Durations(fetch=fetch_s))
-        fault = image_config_fault(image_id)
+        fault = image_config_fault(image_id) or image_mount_fault(client, image_id, name=name, labels=labels)
         if fault is not None:
             return fail(FailureCode.BAD_SPEC, f"the image cannot run a job here: {fault}", durations=Durations(fetch=fetch_s))
         # 3. container

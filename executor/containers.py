@@ -710,7 +710,7 @@ def _check_mount_paths(client: docker.DockerClient, container_id: str, paths: di
         mode = int(found["mode"])
         if mode & _GO_MODE_SYMLINK:
             if kind in ("dir", "file"):
-                return f"the image has a symlink at {path!r}, where every job gets a mount of its own"
+                return f"the image has a symlink on the path {path!r}, where every job gets a mount of its own: the engine would mount it elsewhere"
             target = str(found.get("linkTarget") or "")
             resolved = _path_stat(client, container_id, target) if target.startswith("/") and target != path else None
             if resolved is None:

@@ -325,13 +325,17 @@ def test_a_program_with_a_broken_elf_interpreter_is_bad_spec(engine, sample_imag
     ],
     ids=["out-missing-command", "out", "in"],
 )
+@pytest.mark.parametrize("guard", ["stat", "init"])
 def test_an_image_with_a_symlink_where_a_job_gets_a_mount_is_bad_spec(
-    engine, sample_images, tmp_path, executor_instance, lines, command, path
+    engine, sample_images, tmp_path, executor_instance, monkeypatch, lines, command, path, guard
 ) -> None:
     """Found by review: an image whose /out is a symlink (/out -> /tmp) had the output tmpfs mounted
     at /tmp, under or over the /tmp tmpfs as the engine chose, and the init's report (then in /out)
     lost. The runtime follows such a symlink for any of the job's mounts, so the init refuses them
-    all (BAD_SPEC: the image's doing), and its report is under /dev, which no image can shadow."""
+    all (BAD_SPEC: the image's doing), and its report is under /dev, which no image can shadow.
+    image_mount_fault refuses them before the first run (guard "stat"); without it, the init does."""
+    if guard == "init":
+        monkeypatch.setattr(execute_module, "image_mount_fault", lambda *a, **k: None)
     base = sample_images["busybox"].split("@", 1)[1]
     image_id = _build(engine, tmp_path / "ctx", base, "USER 0\n" + lines + "USER 65534\n", {}, f"depin-test/mountlink-{executor_instance}")
     try:

@@ -460,10 +460,14 @@ class IndexerReader:
     def list_providers(self) -> list[ProviderRecord]:
         """Every registered provider, by provider id."""
 
-        def read_addresses(pipe: Any) -> list[str]:
-            return [_decode(m) for m in pipe.zrange(self.keys.providers, 0, -1)]
+        def read(r: redis.Redis) -> tuple[list[str], list[Any]]:
+            addresses = [_decode(m) for m in cast(list[Any], r.zrange(self.keys.providers, 0, -1))]
+            pipe = r.pipeline(transaction=False)
+            for address in addresses:
+                pipe.hgetall(self.keys.provider(address))
+            return addresses, pipe.execute()
 
-        addresses, hashes = self._snapshot(read_addresses, lambda found: map(self.keys.provider, found))
+        addresses, hashes = self._consistently(read)
         return [_provider_record(a, _decode_hash(h)) for a, h in zip(addresses, hashes, strict=True) if h]
 
     def provider_page(self, limit: int = 100, cursor: int | str | None = None, max_bytes: int | None = None) -> ProviderPage:
@@ -554,36 +558,13 @@ class IndexerReader:
 
     # internals -------------------------------------------------------------------------------
 
-    def _snapshot(
-        self, read_index: Callable[[Any], Any], hash_keys: Callable[[Any], Iterable[str]]
-    ) -> tuple[Any, list[dict]]:
-        """``read_index(pipe)`` then HGETALL of every key in ``hash_keys(result)``, as of one cursor.
-
-        WATCHes the cursor, reads the index, reads the hashes in MULTI/EXEC; retries when the
-        indexer committed in between. After a few lost races (a backfill committing very fast) it
-        settles for an unwatched read, whose hashes are still each atomic and never invented.
-        """
-        for attempt in range(_SNAPSHOT_ATTEMPTS + 1):
-            watched = attempt < _SNAPSHOT_ATTEMPTS
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    if watched:
-                        pipe.watch(self.keys.cursor)
-                    found = read_index(pipe if watched else self.redis)
-                    pipe.multi()
-                    for key in hash_keys(found):
-                        pipe.hgetall(key)
-                    return found, pipe.execute()
-                except redis.WatchError:
-                    continue
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def _consistently(self, read: Callable[[redis.Redis], _T]) -> _T:
         """``read(client)`` as of one cursor: any number of round trips on `client`, between a WATCH
         of the cursor and an empty MULTI/EXEC on another connection. The indexer moves the cursor in
         the transaction of every batch (and rollback), so an EXEC that succeeds proves no batch
         landed while `read` ran; otherwise it runs again. After a few lost races (a backfill
-        committing very fast) it settles for an unwatched read, as :meth:`_snapshot` does."""
+        committing very fast) it settles for an unwatched read, whose hashes are still each atomic
+        and never invented."""
         for attempt in range(_SNAPSHOT_ATTEMPTS + 1):
             watched = attempt < _SNAPSHOT_ATTEMPTS
             with self.redis.pipeline(transaction=True) as pipe:

@@ -272,15 +272,18 @@ def test_a_page_is_read_as_of_one_cursor(r: redis.Redis, reader: IndexerReader, 
     read starts over, so a page never mixes two indexer states."""
     calls = []
 
-    def read_index(pipe):
+    def read(client: redis.Redis) -> tuple[list[int], list[dict]]:
         calls.append(1)
-        found = [int(m) for m in pipe.zrevrange(sample.jobs_all, 0, -1)]
+        found = [int(m) for m in client.zrevrange(sample.jobs_all, 0, -1)]
         if len(calls) == 1:  # an indexer batch lands right now: job 6 appears, the cursor moves
             write_job(r, sample, 6, "Open", REQUESTER_B, None, TOKEN)
             r.set(sample.cursor, json.dumps({"number": 119, "hash": "0x" + "ac" * 32}))
-        return found
+        pipe = client.pipeline(transaction=False)
+        for job_id in found:
+            pipe.hgetall(sample.job(job_id))
+        return found, pipe.execute()
 
-    found, hashes = reader._snapshot(read_index, lambda found: map(sample.job, found))
+    found, hashes = reader._consistently(read)
     assert len(calls) == 2 and found == [6, 5, 4, 3, 2, 1] and all(hashes)
 
 

@@ -32,8 +32,9 @@ import urllib.request
 from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 
@@ -49,6 +50,7 @@ IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is deco
 # error of what came back. Caught where a fetch ends (here and in executor.inputs): a server's bytes
 # make a failed fetch, never an exception that escapes the fetcher (found by review).
 UNREADABLE_ANSWER_ERRORS: tuple[type[Exception], ...] = (httpx.InvalidURL, httpx.StreamError, UnicodeError, ValueError)
+T = TypeVar("T")
 Resolver = Callable[[str, int], str]
 """A host and port to the one address to connect to; raises :class:`FetchRefused` (or
 :class:`FetchError`) for a host that must not be reached or cannot be resolved."""
@@ -273,7 +275,8 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float
         ) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 host = url.raw_host.decode("ascii")
-                address = resolver(host, url.port or (443 if url.scheme == "https" else 80))
+                port = url.port or (443 if url.scheme == "https" else 80)
+                address = by_deadline(partial(resolver, host, port), deadline, f"downloading {uri} took too long (resolving {host})")
                 pinned = url.copy_with(host=address)
                 headers = {"Host": url.netloc.decode("ascii"), **IDENTITY}
                 try:
@@ -291,6 +294,39 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float
     except UNREADABLE_ANSWER_ERRORS as exc:
         raise _unreadable(uri, exc, watchdog) from None
     raise FetchError(f"downloading {uri} failed: more than {MAX_REDIRECTS} redirects")
+
+
+class LookupTimedOut(FetchError):
+    """A name lookup did not end by the fetch's deadline (:func:`by_deadline`)."""
+
+
+def by_deadline(lookup: Callable[[], T], deadline: float | None, what: str) -> T:
+    """`lookup()`'s result (or its exception), or :class:`LookupTimedOut` at `deadline` (a
+    ``time.monotonic()`` instant; None: no bound). For name lookups: one that asks the system
+    (``getaddrinfo``) waits for a name server as long as the system's resolver settings say, once
+    per redirect hop, and a requester's name server that never answers held a provider's input
+    fetch past its deadline (noticed in stop 39). The lookup runs in a daemon thread, left to end on
+    its own when the deadline comes first (one per fetch at most: no later hop is looked up)."""
+    if deadline is None:
+        return lookup()
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, lookup()))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread, which raises it
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="depin-lookup", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise LookupTimedOut(f"{what} did not end by the deadline")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _file_chunks(uri: str) -> Generator[bytes]:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -67,7 +68,7 @@ import httpx
 
 from depin.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 from depin.errors import ExecutionError
-from depin.fetch import UNREADABLE_ANSWER_ERRORS, Redirected, Watchdog, parse_url, stop_at_redirect
+from depin.fetch import UNREADABLE_ANSWER_ERRORS, LookupTimedOut, Redirected, Watchdog, by_deadline, parse_url, stop_at_redirect
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
 
@@ -164,7 +165,7 @@ def _fetch_http(item: InputSpec, sink: _Sink, timeout: float, allow: Sequence[IP
     if job_deadline is not None and job_deadline < deadline:
         deadline = job_deadline
     for hop in range(MAX_REDIRECTS + 1):
-        address = _checked_address(item, url, allow, redirected=hop > 0)
+        address = _checked_address(item, url, allow, deadline, redirected=hop > 0)
         left = deadline - time.monotonic()
         if left <= 0:
             raise _too_slow(item)
@@ -190,12 +191,16 @@ def _parse_http_url(item: InputSpec, text: str, base: httpx.URL | None = None) -
     return url
 
 
-def _checked_address(item: InputSpec, url: httpx.URL, allow: Sequence[IPNetwork], *, redirected: bool) -> IPAddress:
+def _checked_address(item: InputSpec, url: httpx.URL, allow: Sequence[IPNetwork], deadline: float, *, redirected: bool) -> IPAddress:
+    """The one checked address of `url`'s host; the lookup ends by `deadline` (:func:`depin.fetch.by_deadline`)."""
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
     where = f"a redirect from {_short(item.uri)}" if redirected else _short(item.uri)
     try:
-        return resolve_checked(host, port, allow)
+        return by_deadline(functools.partial(resolve_checked, host, port, allow), deadline, f"resolving {host}")
+    except LookupTimedOut:
+        log.debug("input host lookup past the deadline", extra={"path": item.path, "uri": item.uri, "host": host})
+        raise _too_slow(item) from None
     except AddressRefused as exc:
         log.debug("input address refused", extra={"path": item.path, "uri": item.uri, "host": host, "address": str(exc.address), "kind": exc.kind})
         raise InputUnavailable(

@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -434,6 +435,42 @@ def test_the_name_is_resolved_once_and_the_checked_address_is_the_one_connected(
         assert got.path.read_bytes() == DATA
         assert lookups == ["rebind.test"]  # one lookup: the connection did not resolve the name again
         assert [r.host for r in allowed.requests] == [f"rebind.test:{allowed.port}"] and loopback.connections == 0
+
+
+def test_a_name_server_that_never_answers_ends_the_fetch_at_its_deadline(tmp_path, monkeypatch):
+    """A requester's name server that never answers held the input fetch in ``getaddrinfo`` past the
+    job's deadline (the system resolver's own timeouts ended it, once per redirect hop). No DNS
+    server can be run here, so the system resolver blocks for that one name until the test lets it
+    go: the fetch must end, retryable and the requester's, while the lookup still blocks."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+    lookups: list[str] = []
+
+    def silent(host, port, *args, **kwargs):
+        if host == "silent-dns.test":
+            lookups.append(host)
+            release.wait()
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    ended: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            fetch_input(item("http://silent-dns.test/data"), tmp_path, deadline=time.monotonic() + 0.5)
+        except BaseException as exc:  # handed to the test
+            ended.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    try:
+        worker.start()
+        worker.join(60)  # a safety net for the defect (it would wait for the release), not a speed bound
+        assert ended and not release.is_set(), "the fetch waited for the name server"
+        assert isinstance(ended[0], InputUnavailable) and ended[0].retryable is True, ended[0]
+        assert "was not fetched in the time this job leaves for its inputs" in str(ended[0])
+        assert lookups == ["silent-dns.test"]
+    finally:
+        release.set()
 
 
 def _same_port_on(host: str, port: int) -> RecordingServer:

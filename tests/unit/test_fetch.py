@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from depin.fetch import FetchError, FetchTooLarge, download_and_hash
+from depin.fetch import FetchError, FetchRefused, FetchTooLarge, download_and_hash
 
 BODY = b"result bytes " * 1000
 
@@ -113,3 +113,36 @@ def test_unsupported_scheme_and_dead_host() -> None:
         download_and_hash("ftp://example.org/x", max_bytes=1)
     with pytest.raises(FetchError, match="failed"):
         download_and_hash("http://127.0.0.1:9/x", max_bytes=1, timeout=1.0)
+
+
+def test_a_resolver_that_never_answers_ends_at_the_deadline() -> None:
+    """A requester's name server that never answers held the fetch in ``getaddrinfo`` past its
+    deadline, once per redirect hop (the system resolver's own timeouts, not the deadline, ended it).
+    The stand-in resolver blocks until the test lets it go: the fetch must end while it still blocks."""
+    release = threading.Event()
+    asked: list[str] = []
+
+    def silent_resolver(host: str, _port: int) -> str:
+        asked.append(host)
+        release.wait()
+        return "127.0.0.1"
+
+    try:
+        exc = _within(60, lambda: download_and_hash("http://slow-dns.example/input", max_bytes=10, resolver=silent_resolver, deadline=time.monotonic() + 0.5))
+        assert isinstance(exc, FetchError) and "took too long (resolving slow-dns.example) did not end by the deadline" in str(exc), exc
+        assert asked == ["slow-dns.example"] and not release.is_set()
+    finally:
+        release.set()
+
+
+def test_a_resolver_answering_within_the_deadline_is_used(server: str) -> None:
+    """The bounded lookup hands back the resolver's address and its refusals unchanged."""
+    port = int(server.rsplit(":", 1)[1])
+    fetched = download_and_hash(f"http://body.example:{port}/body", max_bytes=len(BODY), resolver=lambda host, _p: "127.0.0.1", deadline=time.monotonic() + 60)
+    assert fetched.size == len(BODY)
+
+    def refusing(host: str, _port: int) -> str:
+        raise FetchRefused(f"{host} refused")
+
+    with pytest.raises(FetchRefused, match="nowhere.example refused"):
+        download_and_hash("http://nowhere.example/x", max_bytes=10, resolver=refusing, deadline=time.monotonic() + 60)

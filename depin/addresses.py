@@ -177,9 +177,12 @@ def local_networks() -> list[IPNetwork]:
 
 
 def _is_local(address: IPAddress, local: Sequence[IPNetwork]) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address.version == net.version and address in net for net in local)
+    """True when `address`, or the IPv4 address it carries (mapped or 6to4: ``2002:a.b.c.d::`` goes
+    through a relay to a.b.c.d, this host's own public address included), is one of `local`."""
+    forms: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and (inner := embedded_ipv4(ipaddress.IPv6Address(int(address)))) is not None:
+        forms.append(inner)
+    return any(form.version == net.version and form in net for form in forms for net in local)
 
 
 def check_addresses(host: str, addresses: Sequence[IPAddress], allow: Sequence[IPNetwork] = ()) -> None:

@@ -23,7 +23,7 @@ from depin.deployment import REPO_ROOT
 from depin.market import JobStatus
 from depinctl.devchain import JobTerms
 
-from .stack import PROVIDER, REQUESTER, TOKEN, Executor, Stack, spec, wait_for
+from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, Executor, Stack, spec, terms_for, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +254,50 @@ def _pool_from(stack: Stack, address: str) -> list[dict[str, Any]]:
         if key.lower() == address.lower():
             return list(txs.values())
     return []
+
+
+@pytest.mark.xfail(strict=True, reason="the signer re-sends a reorged-out claimJob(N) blindly (no still_needed): it claims whatever job "
+                                       "now holds id N, a spec the policy refused; the executor never runs it and it times out in our hands")
+def test_a_reorged_out_claim_is_not_resent_for_the_job_that_took_its_id(stack: Stack) -> None:
+    """Job N (an approved spec) is claimed by the provider and mined; a reorg replaces the block of
+    its post (and every later one, the claim's too) with a block holding another requester's post,
+    which becomes job N: a spec the policy refuses (too much memory). The chain worker's journal
+    still holds the claim, ``claimJob(N)``, sent without a ``still_needed`` check: its heal (the
+    heartbeat) sends the same bytes again at the freed nonce, and the provider ends up holding a job
+    it never approved (collateral locked, a run the policy refuses: slashed at its deadline).
+    Expected: the freed nonce is filled with a no-op (or the claim is re-checked against the
+    approved spec), and job N stays Open."""
+    from depin.spec import spec_hash
+
+    m, p, provider = stack.market, stack.provider, stack.accounts[PROVIDER]
+    other = stack.accounts[REQUESTER2]
+    stack.setup_funded(REQUESTER2)
+    p.stop("worker-compute")  # the claim's run waits in the queue: the job stays Claimed
+    try:
+        job_id = _job(stack, 8)
+        stack.wait_status(job_id, JobStatus.CLAIMED, timeout=60)
+        assert stack.job(job_id)["provider"] == provider
+        posted_at = int(stack.events(job_id, "JobPosted")[0]["block"])
+        nonce_before = _nonce(stack, provider)  # the claim's nonce is below it
+        replacement = spec(stack.images["busybox"], ["true"], memory_mb=4096)
+        call = m.contracts.job_market.post_job(spec_hash(replacement), replacement, terms_for().as_tuple())
+        _rpc(stack, "evm_setAutomine", [False])
+        _rpc(stack, "evm_setIntervalMining", [0])
+        try:
+            signed = _rpc(stack, "eth_signTransaction", [{
+                "from": other, "to": call.to, "data": call.data, "gas": hex(2_000_000), "nonce": hex(_nonce(stack, other)),
+                "maxFeePerGas": hex(100 * 10**9), "maxPriorityFeePerGas": hex(10**9), "chainId": hex(stack.deployment.chain_id),
+            }])
+            raw = signed if isinstance(signed, str) else signed["raw"]
+            _rpc(stack, "anvil_reorg", [_head(stack) - posted_at + 1, [[raw, 0]]])
+            assert stack.job(job_id)["requester"].lower() == other.lower()  # job N is the other post now
+            assert JobStatus(stack.job(job_id)["status"]) == JobStatus.OPEN
+            assert _nonce(stack, provider) < nonce_before  # the claim is undone
+        finally:
+            _resume_mining(stack)
+        # the heartbeat heals the freed nonce (the claim again, or a no-op): wait for it to be used again
+        wait_for(lambda: _nonce(stack, provider) >= nonce_before, 60, "the provider's freed nonce to be used again")
+        stack.synced()
+        assert stack.status(job_id) == JobStatus.OPEN, (stack.job(job_id), stack.exec_record(p, job_id))
+    finally:
+        p.start("worker-compute")

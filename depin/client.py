@@ -34,7 +34,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -518,11 +518,17 @@ class Client(ContractAddresses):
             raise
         return call.decode(out)
 
-    def send(self, call: ContractCall, *, gas: int | None = None, confirmations: int = 1) -> Receipt:
+    def send(
+        self, call: ContractCall, *, gas: int | None = None, confirmations: int = 1,
+        still_needed: Callable[[], bool] | None = None,
+    ) -> Receipt:
         """Signs and sends a bound call (``client.send(client.contracts.job_market.claim_job(7))``);
         waits for and returns the receipt, once `confirmations` blocks hold it (1: mined; more: as it
-        reads after that many blocks, a reorg in between accounted for)."""
-        return self._signer().send(call.to, call.data, gas=gas, what=call.what, confirmations=confirmations)
+        reads after that many blocks, a reorg in between accounted for). `still_needed` is asked
+        before the signer sends it again after a drop or a reorg (:class:`~depin.transactions.PendingTx`):
+        without it the same bytes are sent again, whatever they would do on the chain as it is then."""
+        return self._signer().send(call.to, call.data, gas=gas, what=call.what, confirmations=confirmations,
+                                   still_needed=still_needed)
 
     # ------------------------------------------------------------------ reads
 
@@ -1378,15 +1384,19 @@ class Client(ContractAddresses):
     # Thin and fast: no pre-checks beyond the contract's own (the gas estimate raises TxReverted
     # with the decoded error before anything is sent, e.g. error_name "WrongStatus" on a lost race).
 
-    def claim(self, job_id: int) -> Receipt:
-        return self.send(self.contracts.job_market.claim_job(_job_id(job_id)))
+    def claim(self, job_id: int, *, still_needed: Callable[[], bool] | None = None) -> Receipt:
+        """``claimJob``. It names the job by id only: after a reorg the same bytes claim whatever
+        job holds that id then. `still_needed` (see :meth:`send`) lets the caller re-check the job
+        before the signer sends a reorged-out claim again (the executor does)."""
+        return self.send(self.contracts.job_market.claim_job(_job_id(job_id)), still_needed=still_needed)
 
-    def claim_many(self, job_ids: Sequence[int]) -> Receipt:
+    def claim_many(self, job_ids: Sequence[int], *, still_needed: Callable[[], bool] | None = None) -> Receipt:
         """``claimJobs``: claims every job of `job_ids` in one transaction, with one collateral lock
-        for their sum. All or nothing: a job that cannot be claimed reverts the whole batch."""
+        for their sum. All or nothing: a job that cannot be claimed reverts the whole batch.
+        `still_needed`: as for :meth:`claim`."""
         if not job_ids:
             raise ClientError("claim_many needs at least one job id")
-        return self.send(self.contracts.job_market.claim_jobs([_job_id(j) for j in job_ids]))
+        return self.send(self.contracts.job_market.claim_jobs([_job_id(j) for j in job_ids]), still_needed=still_needed)
 
     def submit_result(self, job_id: int, commitment: bytes, uri: str) -> Receipt:
         """Commits to a result: `commitment` = keccak256(abi.encode(provider, jobId, digest, salt))

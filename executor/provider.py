@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import Task
 
 from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus
-from depin.transactions import TxReverted
+from depin.transactions import TxDropped, TxReverted
 from executor import metrics, queue
 from executor.execute import PolicyRefused
 from executor.execution import (
@@ -37,7 +38,7 @@ from executor.jobtask import transient_errors
 from executor.lease import Lease
 from executor.policy import input_deadline
 from executor.results import Submission, prepare_submission
-from executor.runtime import Runtime
+from executor.runtime import ACTIVE_STATES, Runtime
 
 if TYPE_CHECKING:
     from depin.client import OnchainJob
@@ -100,8 +101,11 @@ def claim_job(rt: Runtime, job_id: int) -> None:
         return
     else:
         try:
-            receipt = rt.client.claim(job_id)
+            receipt = rt.client.claim(job_id, still_needed=claim_wanted(rt, [job]))
             log.info("claimed", extra={"job": job_id, "tx": receipt.tx_hash})
+        except TxDropped:
+            claim_dropped(rt, [job_id])
+            return
         except TxReverted as exc:
             job = rt.job(job_id)
             if job.status == JobStatus.OPEN:
@@ -156,7 +160,8 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
     job lost its race: the call is all or nothing) falls back to :func:`claim_job` for each, so
     the others are still claimed. A crash after the batch is mined is safe: the task runs again
     and :func:`claim_job` finds each job Claimed by us and carries on."""
-    batch = []
+    batch: list[int] = []
+    read: list[OnchainJob] = []
     for job_id in job_ids:
         rec = rt.record(job_id)
         if rec.get("state") not in ("claiming", None):
@@ -165,6 +170,7 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
         approved = rec.get("spec_hash")
         if job.status == JobStatus.OPEN and not (approved and approved != "0x" + job.spec_hash.hex()):
             batch.append(job_id)
+            read.append(job)
         else:
             claim_job(rt, job_id)
     if len(batch) < 2:
@@ -172,7 +178,10 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
             claim_job(rt, job_id)
         return
     try:
-        receipt = rt.client.claim_many(batch)
+        receipt = rt.client.claim_many(batch, still_needed=claim_wanted(rt, read))
+    except TxDropped:
+        claim_dropped(rt, batch)
+        return
     except TxReverted as exc:
         log.info("batch claim reverted; claiming one by one", extra={"jobs": ",".join(map(str, batch)), "error": exc.error_name})
         for job_id in batch:
@@ -183,6 +192,72 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
         rt.set_record(job_id, "claimed", claimed_at=time.time())
         metrics.count(rt, "jobs_claimed")
         queue.send("depin.run", job_id)
+
+
+# Record states in which the executor carries a job on once the chain shows it Claimed by us (its
+# tasks, recovery and reopen_if_undone): a reorged-out claim of such a job is wanted again.
+CLAIM_WANTED_STATES = (*ACTIVE_STATES, "submitted", "finalized")
+
+
+def claim_wanted(rt: Runtime, approved: list[OnchainJob]) -> Callable[[], bool]:
+    """The signer's ``still_needed`` check of a claim (``claimJob``, or ``claimJobs`` of all of
+    `approved`: the jobs as read just before it was sent), asked before a dropped or reorged-out
+    claim is sent again (the heartbeat's heal). ``claimJob(N)`` names the job by id only: after a
+    reorg that gave id N to another post, the same bytes would claim a job the policy never approved
+    (never run, it times out in our hands and the collateral is slashed). So each job must still be
+    Open with the same spec, requester and terms as when the claim was sent (and the spec the
+    record approved), and its record must still say we want it (:data:`CLAIM_WANTED_STATES`, not
+    refused). One job of a batch that fails the check fails the batch: the signer fills the nonce
+    with a no-op, and the waiting task, if any, gets TxDropped (:func:`claim_dropped`). Jobs whose
+    claim was mined before the reorg are handed back by the dispatcher's retraction handling and
+    recovery (their run finds them Open: ``lost``, considered afresh)."""
+
+    def check() -> bool:
+        return all(claim_still_wanted(rt, was) for was in approved)
+
+    return check
+
+
+def claim_still_wanted(rt: Runtime, was: OnchainJob) -> bool:
+    """Whether job `was.job_id` is still the Open job `was` that we approved and want claimed."""
+    job = rt.job(was.job_id)
+    rec = rt.record(was.job_id)
+    approved = rec.get("spec_hash")
+    if job.status != JobStatus.OPEN:
+        why = f"job is {job.status.label}"
+    elif (job.spec_hash, job.reward, job.max_runtime, job.collateral_pct, job.verify_mode) != (
+        was.spec_hash, was.reward, was.max_runtime, was.collateral_pct, was.verify_mode
+    ) or not same(job.requester, was.requester):
+        why = f"id {was.job_id} holds another job now (spec hash 0x{job.spec_hash.hex()}, requester {job.requester})"
+    elif approved and approved != "0x" + job.spec_hash.hex():
+        why = f"the on-chain spec hash is 0x{job.spec_hash.hex()}, not the approved {approved}"
+    elif rec.get("refused") or rec.get("state") not in CLAIM_WANTED_STATES:
+        why = f"the record says {rec.get('state')}" + (" (refused)" if rec.get("refused") else "")
+    else:
+        return True
+    log.warning("reorged-out claim not sent again", extra={"job": was.job_id, "reason": why[:300]})
+    return False
+
+
+def claim_dropped(rt: Runtime, job_ids: list[int]) -> None:
+    """The signer did not send our claim of `job_ids` again after a drop or a reorg (its
+    :func:`claim_wanted` check said no, or its nonce went to another transaction). Each job is read
+    again: one Claimed by us (by another transaction of ours) is carried on; any other whose record
+    still says ``claiming`` is recorded ``lost`` (an Open one goes back to the dispatcher, whose
+    policy judges the job the id holds now, and claims it again if it passes)."""
+    for job_id in job_ids:
+        if rt.record(job_id).get("state") != "claiming":
+            continue  # moved on meanwhile (lost, skipped, or handed back by the dispatcher)
+        job = rt.job(job_id)
+        if submitted_by_us(rt, job_id, job):
+            continue
+        if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
+            rt.set_record(job_id, "claimed", claimed_at=time.time())
+            metrics.count(rt, "jobs_claimed")
+            queue.send("depin.run", job_id)
+            continue
+        mark_lost(rt, job_id, job, f"our claim was not sent again after a reorg or drop (job is {job.status.label})")
+        log.warning("claim dropped by the signer; the job goes back to the dispatcher", extra={"job": job_id, "status": job.status.label})
 
 
 def submitted_by_us(rt: Runtime, job_id: int, job: Any) -> bool:
@@ -306,7 +381,7 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
             # nor a crash after it lets the dispatcher hand the job back to us.
             rt.refuse(job_id, f"we reported an availability failure (code {sub.code}) on it")
         try:
-            receipt = send_recorded(rt, [job_id], fn, *args)
+            receipt = send_recorded(rt, [sub], fn, *args)
             metrics.submitted(rt, sub.kind, sub.code)
         except TxReverted as exc:
             job = rt.job(job_id)
@@ -371,7 +446,7 @@ def submit_with_others(rt: Runtime, sub: Submission) -> bool:
     ids = [s.job_id for s in subs]
     try:
         try:
-            receipt = send_recorded(rt, ids, "submitResults", [s.call()[1] for s in subs])
+            receipt = send_recorded(rt, subs, "submitResults", [s.call()[1] for s in subs])
         except TxReverted as exc:
             log.warning("batch submission reverted; submitting one by one", extra={"job": sub.job_id, "jobs": ",".join(map(str, ids)), "error": exc.reason})
             return False
@@ -417,9 +492,10 @@ def _result_waiting(rec: dict[str, str]) -> bool:
     return rec.get("state") == "outcome" and rec.get("kind") == "result" and not rec.get("tx_pending") and not rec.get("refused")
 
 
-def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
-    """Sends ``JobMarket.fn(args)`` like :meth:`depin.client.Client.transact`, but records the
-    transaction hash in the record of each job of `job_ids` before each version is broadcast: a
+def send_recorded(rt: Runtime, subs: list[Submission], fn: str, *args: Any) -> Any:
+    """Sends ``JobMarket.fn(args)`` (the submission of each of `subs`) like
+    :meth:`depin.client.Client.transact`, but records the transaction hash in the record of each
+    job before each version is broadcast: a
     worker killed at any instant after the transaction can have reached the pool leaves its hash
     behind, and the next attempt waits for that transaction instead of sending a second one (a
     recorded hash that never reached the pool is found unknown, and the next attempt sends anew)."""
@@ -427,6 +503,7 @@ def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
     tx = client.tx
     if tx is None:
         raise RuntimeError("the executor's client has no signing account")
+    job_ids = [s.job_id for s in subs]
     to, data = client.addresses["JobMarket"], client.codec.encode("JobMarket", fn, *args)
     what = f"JobMarket.{fn}"
     gas = tx.estimate_gas(to, data, what=what)  # TxReverted here: nothing was sent
@@ -441,16 +518,24 @@ def send_recorded(rt: Runtime, job_ids: list[int], fn: str, *args: Any) -> Any:
     # a re-send after a drop or a reorg goes through the same "already done on chain?" check
     pending = tx.broadcast(
         to, data, gas=gas, what=what, on_signed=record,
-        still_needed=lambda: all(submission_needed(rt, job_id) for job_id in job_ids),
+        still_needed=lambda: all(submission_needed(rt, s.job_id, s.spec_hash) for s in subs),
     )
     return tx.wait(pending)
 
 
-def submission_needed(rt: Runtime, job_id: int) -> bool:
-    """Whether the job still waits for our submission on chain (Claimed by us): asked by the signer
-    before it sends a dropped or reorged-out submission again."""
+def submission_needed(rt: Runtime, job_id: int, spec_hash: str | None = None) -> bool:
+    """Whether the job still waits for our submission on chain (Claimed by us) and, given
+    `spec_hash` (0x-hex: the spec the outcome belongs to), is still the job of that spec: asked by
+    the signer before it sends a dropped or reorged-out submission again. The submission names the
+    job by id only; after a reorg the id may hold another job (our claim is not sent again for it:
+    :func:`claim_wanted`; this is the second guard)."""
     job = rt.job(job_id)
-    return same(job.provider, rt.address) and job.status == JobStatus.CLAIMED
+    if not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED):
+        return False
+    if spec_hash and spec_hash.lower() != "0x" + job.spec_hash.hex():
+        log.warning("reorged-out submission not sent again: the job's spec changed", extra={"job": job_id, "spec_hash": "0x" + job.spec_hash.hex()})
+        return False
+    return True
 
 
 def wait_for_earlier_submission(rt: Runtime, job_id: int, hashes: list[str]) -> bool:

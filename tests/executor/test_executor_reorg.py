@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 
 from depin.deployment import REPO_ROOT
 from depin.market import JobStatus
@@ -256,8 +257,6 @@ def _pool_from(stack: Stack, address: str) -> list[dict[str, Any]]:
     return []
 
 
-@pytest.mark.xfail(strict=True, reason="the signer re-sends a reorged-out claimJob(N) blindly (no still_needed): it claims whatever job "
-                                       "now holds id N, a spec the policy refused; the executor never runs it and it times out in our hands")
 def test_a_reorged_out_claim_is_not_resent_for_the_job_that_took_its_id(stack: Stack) -> None:
     """Job N (an approved spec) is claimed by the provider and mined; a reorg replaces the block of
     its post (and every later one, the claim's too) with a block holding another requester's post,
@@ -301,3 +300,89 @@ def test_a_reorged_out_claim_is_not_resent_for_the_job_that_took_its_id(stack: S
         assert stack.status(job_id) == JobStatus.OPEN, (stack.job(job_id), stack.exec_record(p, job_id))
     finally:
         p.start("worker-compute")
+
+
+def test_a_reorged_out_batch_claim_is_not_resent_when_one_of_its_ids_went_to_another_job(stack: Stack) -> None:
+    """Job N (requester A) and job N + 1 (requester B; the two may be the other way round) are
+    posted in one block and claimed in one ``claimJobs``, mined. A reorg replaces the posts' block (and every later one, the
+    claim's too) with a block holding A's post again (job N, unchanged) and, at B's nonce, another
+    post of B: a spec the policy refuses (too much memory), which becomes job N + 1. The signer's
+    heal must not send the batch again (it would claim the refused job): the freed nonce gets the
+    no-op. Job N + 1 stays Open and its record ends ``lost`` or ``skipped``; job N, still the job
+    the policy approved, is claimed again through the dispatcher (no record is left ``claiming``)
+    and settles."""
+    from depin.spec import spec_hash
+
+    m, p, provider = stack.market, stack.provider, stack.accounts[PROVIDER]
+    first, other = stack.accounts[REQUESTER], stack.accounts[REQUESTER2]
+    stack.setup_funded(REQUESTER2)
+    chain_id, jm = stack.deployment.chain_id, m.contracts.job_market
+
+    def signed_post(sender: str, spec_bytes: bytes, nonce: int, tip_gwei: int) -> str:
+        call = jm.post_job(spec_hash(spec_bytes), spec_bytes, terms_for().as_tuple())
+        signed = _rpc(stack, "eth_signTransaction", [{
+            "from": sender, "to": call.to, "data": call.data, "gas": hex(2_000_000), "nonce": hex(nonce),
+            "maxFeePerGas": hex(100 * 10**9), "maxPriorityFeePerGas": hex(tip_gwei * 10**9), "chainId": hex(chain_id),
+        }])
+        return signed if isinstance(signed, str) else signed["raw"]
+
+    busybox = stack.images["busybox"]
+    p.stop("worker-compute")  # the claims' runs wait in the queue: the jobs stay Claimed
+    try:
+        other_nonce, before = _nonce(stack, other), m.job_count()
+        raw_a = signed_post(first, spec(busybox, ["sh", "-c", "echo batch a > /out/n"]), _nonce(stack, first), 2)
+        raw_b = signed_post(other, spec(busybox, ["sh", "-c", "echo batch b > /out/n"]), other_nonce, 1)
+        _rpc(stack, "evm_setAutomine", [False])
+        _rpc(stack, "evm_setIntervalMining", [0])
+        try:
+            for raw in (raw_a, raw_b):
+                _rpc(stack, "eth_sendRawTransaction", [raw])
+            _rpc(stack, "anvil_mine", ["0x1"])  # both posts in one block
+        finally:
+            _resume_mining(stack)
+        assert m.job_count() == before + 2
+        a_first = stack.job(before + 1)["requester"].lower() == first.lower()  # the block's order: A's post first, or B's
+        job_a, job_b = (before + 1, before + 2) if a_first else (before + 2, before + 1)
+        assert stack.job(job_a)["requester"].lower() == first.lower() and stack.job(job_b)["requester"].lower() == other.lower()
+        for job_id in (job_a, job_b):
+            stack.wait_status(job_id, JobStatus.CLAIMED, timeout=60)
+        claims = [stack.events(job_id, "JobClaimed") for job_id in (job_a, job_b)]
+        assert claims[0][0]["tx"] == claims[1][0]["tx"], "the two jobs were expected to be claimed in one claimJobs"
+        wait_for(lambda: all(stack.exec_record(p, j).get("state") == "claimed" for j in (job_a, job_b)), 30, "the records to say claimed")
+        posted_at = int(stack.events(job_a, "JobPosted")[0]["block"])
+        nonce_before = _nonce(stack, provider)  # the batch claim's nonce is below it
+        refused = spec(busybox, ["true"], memory_mb=4096)
+        raw_c = signed_post(other, refused, other_nonce, 1)  # B's nonce: B's post can never come back
+        _rpc(stack, "evm_setAutomine", [False])
+        _rpc(stack, "evm_setIntervalMining", [0])
+        try:
+            replacement = [[raw_a, 0], [raw_c, 0]] if a_first else [[raw_c, 0], [raw_a, 0]]  # the same ids again
+            _rpc(stack, "anvil_reorg", [_head(stack) - posted_at + 1, replacement])
+            assert stack.job(job_a)["requester"].lower() == first.lower()  # job N: A's post again
+            assert stack.job(job_b)["requester"].lower() == other.lower()
+            assert _posted_by(stack, job_b) == "0x" + keccak(hexstr=raw_c).hex()  # job N + 1: the refused spec now
+            assert all(JobStatus(stack.job(j)["status"]) == JobStatus.OPEN for j in (job_a, job_b))
+            assert _nonce(stack, provider) < nonce_before  # the batch claim is undone
+        finally:
+            _resume_mining(stack)
+        wait_for(lambda: _nonce(stack, provider) >= nonce_before, 60, "the provider's freed nonce to be used again")
+        stack.synced()
+        assert stack.status(job_b) == JobStatus.OPEN, (stack.job(job_b), stack.exec_record(p, job_b))
+        assert [e for e in _logged(p, "reorged-out claim not sent again") if e.get("job") == job_b]
+    finally:
+        p.start("worker-compute")
+    # the runs find their jobs Open (lost): the dispatcher judges each afresh
+    stack.wait_status(job_a, JobStatus.FINALIZED, timeout=120)
+    assert stack.job(job_a)["provider"] == provider
+    record_b = wait_for(lambda: (r := stack.exec_record(p, job_b)).get("state") in ("lost", "skipped") and r, 60,
+                        "job N + 1's record to end")
+    assert stack.status(job_b) == JobStatus.OPEN and stack.chain_log_count(job_b, "JobClaimed") == 0, record_b
+
+
+def _posted_by(stack: Stack, job_id: int) -> str:
+    """The hash of the transaction whose JobPosted log the chain holds for the job."""
+    topic = "0x" + stack.market.codec.topics[("JobMarket", "JobPosted")].hex()
+    logs = _rpc(stack, "eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": stack.market.market,
+                                        "topics": [topic, "0x" + job_id.to_bytes(32, "big").hex()]}])
+    assert len(logs) == 1, logs
+    return str(logs[0]["transactionHash"]).lower()

@@ -288,6 +288,89 @@ def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytes
     assert not r.exists(rt.xkeys.lease(9))
 
 
+# ------------------------------------------------------------------------------------ reorged-out claims
+
+
+def _onchain(job_id: int, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    from depin.client import OnchainJob
+    from depin.market import VerifyMode
+
+    job = OnchainJob(job_id, b"\x01" * 32, b"\x00" * 32, "0xRequester", TOKEN, 0, 0, JobStatus.OPEN, 0, VerifyMode.NONE, None,
+                     0, 0, 0, 60, 8, 400, 0, 0, 0)
+    return replace(job, **changes)
+
+
+def test_a_reorged_out_claim_is_wanted_again_only_for_the_job_we_approved(r: redis.Redis) -> None:
+    """`claim_wanted`, the signer's still_needed check of a claim (``claimJob`` names the job by id
+    only): the job must still be Open with the spec, requester and terms read when the claim was
+    sent, and the spec the record approved, and the record must still want it. One job of a batch
+    that fails the check fails the batch."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    chain: dict[int, Any] = {}
+    rt.job = lambda job_id: chain[job_id]
+    approved = "0x" + (b"\x01" * 32).hex()
+    sent = {3: _onchain(3), 4: _onchain(4)}
+    for job_id, job in sent.items():
+        chain[job_id] = job
+        rt.set_record(job_id, "claiming", spec_hash=approved)
+    both = provider.claim_wanted(rt, list(sent.values()))
+    assert both() and provider.claim_wanted(rt, [sent[3]])()
+    for state in ("claimed", "running", "outcome", "submitted", "finalized"):  # a claim our work goes on from
+        rt.set_record(4, state)
+        assert both(), state
+    changes: list[tuple[str, Callable[[], None]]] = [
+        ("another spec", lambda: chain.__setitem__(4, _onchain(4, spec_hash=b"\x02" * 32))),
+        ("another requester", lambda: chain.__setitem__(4, _onchain(4, requester="0xOther"))),
+        ("another reward", lambda: chain.__setitem__(4, _onchain(4, reward=TOKEN // 2))),
+        ("claimed already", lambda: chain.__setitem__(4, _onchain(4, status=JobStatus.CLAIMED, provider="0xme"))),
+        ("gone", lambda: chain.__setitem__(4, _onchain(4, status=JobStatus.NONE))),
+        ("record lost", lambda: rt.set_record(4, "lost")),
+        ("record skipped", lambda: rt.set_record(4, "skipped")),
+        ("refused", lambda: rt.refuse(4, "abandoned")),
+        ("record gone", lambda: r.delete(rt.xkeys.job(4))),
+        ("another approved spec", lambda: rt.set_record(4, spec_hash="0x" + "02" * 32)),
+    ]
+    for what, change in changes:
+        chain[4] = sent[4]
+        r.delete(rt.xkeys.job(4))
+        rt.set_record(4, "claimed", spec_hash=approved)
+        assert both(), what
+        change()
+        assert not both(), what  # the batch is not sent again: its nonce gets the no-op
+        assert provider.claim_wanted(rt, [sent[3]])(), what  # a claim of job 3 alone would be
+
+
+def test_a_claim_the_signer_dropped_hands_each_job_back_or_carries_it_on(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`claim_dropped` (the waiting task got TxDropped: the claim's nonce went to the no-op): a job
+    Claimed by us (by another transaction of ours) is carried on; an Open one whose record still says
+    claiming is recorded lost and deferred (the dispatcher judges afresh whatever job the id holds
+    now); a record that moved on is left alone. No record is left ``claiming``."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    chain = {1: _onchain(1, status=JobStatus.CLAIMED, provider="0xme"), 2: _onchain(2), 3: _onchain(3, spec_hash=b"\x02" * 32), 4: _onchain(4)}
+    rt.job = lambda job_id: chain[job_id]
+    for job_id in (1, 2, 3):
+        rt.set_record(job_id, "claiming")
+    rt.set_record(4, "skipped")
+    provider.claim_dropped(rt, [1, 2, 3, 4])
+    assert rt.record(1)["state"] == "claimed" and sent == [("depin.run", 1)]
+    assert rt.record(2)["state"] == "lost" and rt.record(3)["state"] == "lost" and rt.record(4)["state"] == "skipped"
+    assert set(r.zrange(rt.xkeys.deferred, 0, -1)) == {"2", "3"}
+
+
+def test_a_reorged_out_submission_is_wanted_again_only_for_the_spec_it_belongs_to(r: redis.Redis) -> None:
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    chain = {5: _onchain(5, status=JobStatus.CLAIMED, provider="0xme")}
+    rt.job = lambda job_id: chain[job_id]
+    assert provider.submission_needed(rt, 5, "0x" + "01" * 32) and provider.submission_needed(rt, 5)
+    assert not provider.submission_needed(rt, 5, "0x" + "02" * 32)
+    chain[5] = _onchain(5)
+    assert not provider.submission_needed(rt, 5, "0x" + "01" * 32)
+
+
 # ------------------------------------------------------------------------------------ beat
 
 

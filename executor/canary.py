@@ -60,6 +60,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -243,7 +244,7 @@ def step(rt: Runtime, job_id: int) -> int:
             set_record(rt, job_id, "done", reason=f"job {job_id} was posted by {job.requester}, not by the canary")
             return 0
         if job.status == JobStatus.OPEN:
-            receipt = client.claim(job_id)
+            receipt = client.claim(job_id, still_needed=claim_wanted(rt, job_id))
             set_record(rt, job_id, "claimed", claim_tx=receipt.tx_hash, submit_after=_submit_after(rt, job_id))
             job = rt.job(job_id)
         elif job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
@@ -253,6 +254,11 @@ def step(rt: Runtime, job_id: int) -> int:
             return 0
         state = "claimed"
     if state == "claimed":
+        if not same(job.requester, requester(rt).address):
+            # a reorg gave the id to somebody else's job: never commit garbage to it
+            set_record(rt, job_id, "done", reason=f"job {job_id} was posted by {job.requester}, not by the canary")
+            log.error("canary job id taken by another job after a reorg", extra={"job": job_id, "status": job.status.label})
+            return 0
         if job.status == JobStatus.CLAIMED and same(job.provider, rt.address):
             after = record(rt, job_id).get("submit_after")
             if not after:  # a record written before the delay existed: give it one now
@@ -322,6 +328,23 @@ def step(rt: Runtime, job_id: int) -> int:
     set_record(rt, job_id, "exposed", expose_tx=receipt.tx_hash, caught=caught, slashed=slashed, verifiers=",".join(who))
     log.warning("canary exposed", extra={"job": job_id, "caught": caught, "slashed": str(slashed), "verifiers": ",".join(who)})
     return 1
+
+
+def claim_wanted(rt: Runtime, job_id: int) -> Callable[[], bool]:
+    """The signer's ``still_needed`` check of a canary's ``claimJob(job_id)``, asked before a
+    dropped or reorged-out claim is sent again: the claim names the job by id only, and after a
+    reorg the id may hold somebody else's job (which the canary would then commit garbage to). It is
+    wanted while the job is Open, posted by the canary's requester, and the record still says
+    posted or claimed."""
+
+    def check() -> bool:
+        job = rt.job(job_id)
+        if job.status == JobStatus.OPEN and same(job.requester, requester(rt).address) and record(rt, job_id).get("state") in ("posted", "claimed"):
+            return True
+        log.warning("reorged-out canary claim not sent again", extra={"job": job_id, "status": job.status.label, "requester": job.requester})
+        return False
+
+    return check
 
 
 _accounts: dict[tuple[str, str], Any] = {}  # (instance, role) -> the unlocked account (or client), per process

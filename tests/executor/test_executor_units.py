@@ -371,6 +371,27 @@ def test_a_reorged_out_submission_is_wanted_again_only_for_the_spec_it_belongs_t
     assert not provider.submission_needed(rt, 5, "0x" + "01" * 32)
 
 
+def test_a_reorged_out_canary_claim_is_wanted_again_only_for_the_canarys_own_job(r: redis.Redis) -> None:
+    """The canary's claim names the job by id only too: after a reorg gave the id to somebody else's
+    post, the signer must not send it again (the canary would commit garbage to a stranger's job)."""
+    from executor import canary
+
+    rt = SimpleNamespace(state=r, xkeys=ExecKeys(31337, "0xmarket", "canary", "0xme"), address="0xMe",
+                         config=SimpleNamespace(canary=SimpleNamespace(requester=None)), client=SimpleNamespace(address="0xMe"))
+    chain = {7: _onchain(7, requester="0xme")}
+    rt.job = lambda job_id: chain[job_id]
+    canary.set_record(rt, 7, "posted")  # type: ignore[arg-type]
+    wanted = canary.claim_wanted(rt, 7)  # type: ignore[arg-type]
+    assert wanted()
+    chain[7] = _onchain(7, requester="0xStranger")
+    assert not wanted()
+    chain[7] = _onchain(7, requester="0xme", status=JobStatus.CLAIMED, provider="0xme")
+    assert not wanted()
+    chain[7] = _onchain(7, requester="0xme")
+    canary.set_record(rt, 7, "done")  # type: ignore[arg-type]
+    assert not wanted()
+
+
 # ------------------------------------------------------------------------------------ beat
 
 

@@ -298,8 +298,12 @@ def test_a_reorged_out_claim_is_not_resent_for_the_job_that_took_its_id(stack: S
         wait_for(lambda: _nonce(stack, provider) >= nonce_before, 60, "the provider's freed nonce to be used again")
         stack.synced()
         assert stack.status(job_id) == JobStatus.OPEN, (stack.job(job_id), stack.exec_record(p, job_id))
+        assert [e for e in _logged(p, "reorged-out claim not sent again") if e.get("job") == job_id]
     finally:
         p.start("worker-compute")
+    # the run finds the job Open (lost): the dispatcher judges the job N is now, and its policy refuses it
+    record = wait_for(lambda: (r := stack.exec_record(p, job_id)).get("state") in ("lost", "skipped") and r, 60, "job N's record to end")
+    assert stack.status(job_id) == JobStatus.OPEN and stack.chain_log_count(job_id, "JobClaimed") == 0, record
 
 
 def test_a_reorged_out_batch_claim_is_not_resent_when_one_of_its_ids_went_to_another_job(stack: Stack) -> None:

@@ -125,7 +125,7 @@ def after_own_pending(rt: Runtime, job_id: int, job: OnchainJob) -> OnchainJob:
     """The job as it reads once our own pending transactions are mined (at most OWN_PENDING_WAIT
     seconds). A claim whose estimate reverts while the chain still shows the job Open may have met
     our own claim of it in the pool: after a reorg undid our claim, the signer sends it again (same
-    bytes) and the dispatcher, seeing the job Open again, asks for a claim too. Counted lost then,
+    bytes, once :func:`claim_wanted` says the job is still the one approved) and the dispatcher, seeing the job Open again, asks for a claim too. Counted lost then,
     the job was claimed by us on chain and never run, and timed out in our hands."""
     tx = rt.client.tx
     if tx is None:

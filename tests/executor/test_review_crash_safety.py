@@ -59,7 +59,7 @@ def _record(stack: Stack, job_id: int) -> dict[str, str]:
 
 
 @pytest.mark.xfail(strict=True, reason="a paused run woken after its lease was taken over unmounts and deletes its successor's work "
-                   "folder (executor/execute.py:376,383): the live run is lost (InitFailed) and the job runs a third time")
+                   "folder (executor/execute.py:365,383): the live run is lost (InitFailed) and the job runs a third time")
 def test_a_paused_run_woken_late_never_spoils_its_successor(stack: Stack, tmp_path: Path) -> None:
     """The compute worker's process running a job is paused (SIGSTOP: a VM pause, heavy swapping)
     for longer than the job's lease while the job's container runs. Recovery hands the job to
@@ -134,7 +134,7 @@ def _stopped(pid: int) -> bool:
 
 
 @pytest.mark.xfail(strict=True, reason="a run paused between the journal's look-up and its write overwrites the journal entry of the run "
-                   "that took the job over and submitted (executor/results.py:432,463): the journaled salt no longer opens the on-chain commitment")
+                   "that took the job over and submitted (executor/results.py:427,464): the journaled salt no longer opens the on-chain commitment")
 def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack) -> None:
     """The process running a job pauses (a VM pause, heavy swapping: SIGSTOP here, sent by strace
     the instant it has looked the job's journal entry up and found none) after its run ended and
@@ -185,9 +185,9 @@ def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-@pytest.mark.xfail(strict=True, reason="ENOSPC while the result store copies the archive (executor/results.py:202, store.put outside "
-                   "archive_output's errno sorting in executor/execute.py:377) is no ProviderFault: the job is abandoned at once "
-                   "(executor/provider.py:237) and times out in the provider's hands")
+@pytest.mark.xfail(strict=True, reason="ENOSPC while the result store copies the archive (executor/results.py:191, store.put outside "
+                   "archive_output's errno sorting in executor/execute.py:370) is no ProviderFault: the job is abandoned at once "
+                   "(executor/provider.py:246) and times out in the provider's hands")
 def test_a_full_result_store_is_retried_not_abandoned(stack: Stack) -> None:
     """The result store is its own filesystem (a volume for the published archives) and it is full
     when a run stores its archive: the copy fails with ENOSPC. The module's rule is that the

@@ -305,7 +305,8 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             rt.set_record(job_id, "outcome", failure_reason=str(exc)[:500], **submission_fields(sub))
             queue.send("depin.submit", job_id)
             return
-        rt.set_record(job_id, "running", started=time.time())
+        started = str(time.time())  # names this run in the record (holds_job)
+        rt.set_record(job_id, "running", started=started)
         log.info("running", extra={"job": job_id, "image": spec.image})
         # The inputs get what the submit window leaves once the runtime and the submission are
         # kept: a slow input can never push the submission past the deadline.
@@ -319,8 +320,14 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
         except transient_errors():
             raise  # retried with backoff (JobTask.autoretry_for); recovery re-queues after that
         except Exception as exc:  # a bug or a surprise: give up once, never a crash-and-rerun loop
+            if not holds_job(rt, job_id, lease, started):  # a stale run's surprise (its folder went): not ours to give up
+                log.warning("run ended after the job was taken over; nothing recorded", extra={"job": job_id, "error": str(exc)[:300]})
+                return
             give_up(rt, job_id, f"the run crashed: {type(exc).__name__}: {exc}"[:300])
             log.exception("run crashed; job abandoned and never claimed again", extra={"job": job_id, "error": str(exc)[:300]})
+            return
+        if not holds_job(rt, job_id, lease, started):
+            log.warning("run ended after the job was taken over; nothing journaled, recorded or submitted", extra={"job": job_id})
             return
         # Retried only while the window still leaves the inputs time (input_deadline), else reported.
         if (
@@ -333,7 +340,10 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             raise task.retry(countdown=RETRY_FETCH_AFTER, max_retries=None)
         # The salt (and the archive's name) are journaled before the record says "outcome": nothing
         # that carries the commitment is ever sent before its salt is on disk.
-        sub = journal_outcome(rt, job_id, job.spec_hash, outcome)
+        sub = journal_outcome(rt, job_id, job.spec_hash, outcome)  # exclusive: a successor's entry is never replaced
+        if not holds_job(rt, job_id, lease, started):  # paused past the lease while journaling
+            log.warning("run ended after the job was taken over; nothing recorded or submitted", extra={"job": job_id})
+            return
         fields = {**outcome_fields(outcome), **submission_fields(sub)}
         rt.set_record(job_id, "outcome", **fields)
         metrics.outcome(rt, outcome)
@@ -342,6 +352,20 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
     finally:
         lease.release()
     queue.send("depin.submit", job_id)
+
+
+def holds_job(rt: Runtime, job_id: int, lease: Lease, started: str) -> bool:
+    """Whether this run (its record's ``started``) still holds the job: its lease is ours now (a
+    renewal, not only the renewal thread's last look: a process woken from a pause acts before that
+    thread runs), and no other run is named in the record or moved it on (another run may have
+    taken the job over, ended it and let the lease go, which a renewal takes again). A record
+    without ``started`` (the database wiped, the claim adopted from the chain) is still this run's.
+    A run that no longer holds the job journals, records and submits nothing: the run that took it
+    over does."""
+    if lease.lost or not lease.renew():
+        return False
+    rec = rt.record(job_id)
+    return rec.get("state") in (None, "claimed", "running") and rec.get("started") in (None, started)
 
 
 # ---------------------------------------------------------------------------------------- submit

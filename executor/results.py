@@ -29,7 +29,9 @@ per job (``<state>/journal/<instance>/<job>.json``: the job, the spec hash, the 
 the submitted digest, the committed digest, the salt, the commitment, the opaque name and the
 archive's path). A run repeated after a crash (or a restart of the worker) finds the entry and
 reuses it as it is: the salt is never drawn twice for a job, and what was committed can always be
-revealed. :meth:`Submission.call` is the one place that turns an entry into the ``JobMarket``
+revealed. The entry is created exclusively (linked to its name, which fails when it exists): a run
+that paused past its lease and wakes to journal its outcome gets the entry of the run that took
+the job over, never overwrites it. :meth:`Submission.call` is the one place that turns an entry into the ``JobMarket``
 call (``submitResult(jobId, commitment, resultURI)``, ``submitFailure(jobId, code, commitment)``)
 and :meth:`Submission.reveal_args` the one that turns it into the court's ``revealProvider``.
 """
@@ -390,7 +392,42 @@ class SubmissionJournal:
         return Submission(**data)
 
     def write(self, sub: Submission) -> None:
+        """Writes `sub` over whatever entry the job has (no check): :meth:`create` is the writer of
+        a submission."""
         write_durably(self._path(sub.job_id), json.dumps(asdict(sub), sort_keys=True).encode(), mode=0o600)
+
+    def create(self, sub: Submission) -> Submission:
+        """Writes `sub` as the job's entry unless the job has an entry for the same spec already,
+        and returns the entry the journal holds then: `sub`, or the one found. Exclusive: the entry
+        is written to a temporary file, fsync'd, and linked to its name, which fails when the name
+        exists, so of two runs of one job that each looked the entry up and found none (one of
+        them paused past its lease, the other took the job over and submitted) only the first
+        writes; the other gets the first one's entry back, never replaces it (its salt is the one
+        the chain's commitment opens). An entry of another spec (a reorg replaced the job under
+        the same id) is removed first; only that rare case is a look-then-remove."""
+        dest = self._path(sub.job_id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps(asdict(sub), sort_keys=True).encode())
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o600)
+            while True:
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    found = self.load(sub.job_id)
+                    if found is not None and found.spec_hash == sub.spec_hash:
+                        return found
+                    if found is not None:
+                        dest.unlink(missing_ok=True)  # another spec's entry (a reorg): replaced
+                    continue
+                _fsync_dir(dest.parent)
+                return sub
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def forget(self, job_id: int) -> None:
         """Drops the job's entry (once its submission can no longer be asked to reveal)."""
@@ -422,20 +459,36 @@ def prepare_submission(
     archive stored there is missing or does not hash to the journaled digest (a crash or a power
     cut) and the fresh one does. Otherwise a fresh salt is drawn, the
     commitment computed over `committed` (results: the match digest, default `digest`; failures:
-    :func:`depin.commitment.failure_digest` of `code`), the entry written durably and, for a
-    result, the manifest published next to the archive."""
+    :func:`depin.commitment.failure_digest` of `code`), the entry written durably and exclusively
+    (:meth:`SubmissionJournal.create`: when another run of the job journaled it in the meantime,
+    that entry wins and is returned as above) and, for a result, the manifest published next to
+    the archive."""
     existing = journal.load(job_id)
-    if existing is not None and existing.spec_hash == _hex(spec_hash):
-        if store is not None and existing.kind == "result":
-            if kind == "result" and name and name != existing.name and store.has(name):
-                same_bytes = existing.digest == _hex(digest) and not existing.encrypt_to
-                if same_bytes and not store.holds(existing.name, bytes.fromhex(existing.digest[2:])):
-                    # the stored copy is missing or damaged (a crash or power cut): the same bytes again
-                    store.put(store.path(name), name=existing.name, move=True)
-                store.remove(name)  # (a sealed archive cannot be re-made with the same bytes: never renamed)
-            if not store.has_manifest(existing.name):  # a crash between the journal and the manifest
-                store.put_manifest(existing.name, existing.manifest())
-        return existing
+    if existing is None or existing.spec_hash != _hex(spec_hash):
+        fresh = _new_submission(store, job_id=job_id, spec_hash=spec_hash, party=party, kind=kind, digest=digest, committed=committed, name=name, code=code)
+        existing = journal.create(fresh)  # durable before the manifest is published and before any transaction
+        if existing is fresh:
+            if kind == "result" and store is not None:
+                store.put_manifest(name, fresh.manifest())
+            return fresh
+        # another run of the job journaled first (it took the job over): its entry is the one
+    if store is not None and existing.kind == "result":
+        if kind == "result" and name and name != existing.name and store.has(name):
+            same_bytes = existing.digest == _hex(digest) and not existing.encrypt_to
+            if same_bytes and not store.holds(existing.name, bytes.fromhex(existing.digest[2:])):
+                # the stored copy is missing or damaged (a crash or power cut): the same bytes again
+                store.put(store.path(name), name=existing.name, move=True)
+            store.remove(name)  # (a sealed archive cannot be re-made with the same bytes: never renamed)
+        if not store.has_manifest(existing.name):  # a crash between the journal and the manifest
+            store.put_manifest(existing.name, existing.manifest())
+    return existing
+
+
+def _new_submission(
+    store: ResultStore | None, *, job_id: int, spec_hash: bytes, party: str, kind: SubmissionKind, digest: bytes, committed: bytes | None,
+    name: str, code: int,
+) -> Submission:
+    """A fresh submission (a new salt) for :func:`prepare_submission`, not yet journaled."""
     if kind == "result":
         if store is None or not name:
             raise ValueError("a result submission needs the store and the archive's name")
@@ -461,7 +514,4 @@ def prepare_submission(
         encrypt_to=recipient,
         salt_sealed=_hex(seal_bytes(recipient, salt)) if recipient else "",
     )
-    journal.write(sub)  # durable before the manifest is published and before any transaction
-    if kind == "result" and store is not None:
-        store.put_manifest(name, sub.manifest())
     return sub

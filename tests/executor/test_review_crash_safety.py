@@ -133,8 +133,6 @@ def _stopped(pid: int) -> bool:
     return fields[0] in ("T", "t")
 
 
-@pytest.mark.xfail(strict=True, reason="a run paused between the journal's look-up and its write overwrites the journal entry of the run "
-                   "that took the job over and submitted (executor/results.py:427,464): the journaled salt no longer opens the on-chain commitment")
 def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack) -> None:
     """The process running a job pauses (a VM pause, heavy swapping: SIGSTOP here, sent by strace
     the instant it has looked the job's journal entry up and found none) after its run ended and

@@ -92,6 +92,22 @@ def test_a_failure_commits_to_its_code(tmp_path: Path) -> None:
         prepare_submission(journal, None, job_id=11, spec_hash=SPEC_HASH, party=PARTY, kind="result", digest=evidence)
 
 
+
+def test_the_entry_is_created_exclusively(tmp_path: Path) -> None:
+    """Two runs of one job that each looked the entry up and found none (one paused past its lease,
+    the other took the job over): the second to write gets the first one's entry back, the file is
+    never replaced, and no temporary file stays. An entry of another spec (a reorg) is replaced."""
+    journal = SubmissionJournal(tmp_path / "journal")
+    h = "0x" + SPEC_HASH.hex()
+    first = Submission(7, h, PARTY, "failure", "0x" + "ee" * 32, "0x" + "01" * 32, "0x" + "aa" * 32, "0x" + "c1" * 32, code=4)
+    late = Submission(7, h, PARTY, "failure", "0x" + "ee" * 32, "0x" + "01" * 32, "0x" + "bb" * 32, "0x" + "c2" * 32, code=4)
+    assert journal.create(first) is first
+    assert journal.create(late) == first and journal.load(7) == first
+    assert [p.name for p in (tmp_path / "journal").iterdir()] == ["7.json"]
+    assert (tmp_path / "journal" / "7.json").stat().st_mode & 0o777 == 0o600
+    replaced = Submission(7, "0x" + "01" * 32, PARTY, "failure", "0x" + "ee" * 32, "0x" + "01" * 32, "0x" + "dd" * 32, "0x" + "c3" * 32, code=4)
+    assert journal.create(replaced) is replaced and journal.load(7) == replaced
+
 PREPARE_AND_DIE = textwrap.dedent(
     """
     import os, signal, sys

@@ -35,12 +35,16 @@ becomes :class:`ProviderFault` (retried; a provider whose disk stays full times 
 account). A failure outcome is committed and drawn for audit like a result: a verifier that
 archives the same output meets the same error.
 
-Idempotent per job and role: the work folder is ``<work_root>/<name>`` (``name`` is the
-deterministic container name, e.g. :func:`executor.containers.container_name`); a re-run after a
-crash first removes the stale container of that name, unmounts and deletes the stale folder, and
-always deletes its folder at the end. Every run stores its archive under a fresh opaque name
-(:mod:`executor.results`); the provider's submission journal keeps the name it submits and drops
-a re-run's duplicate. A result outcome carries the archive's digest (delivery) and its *match
+Idempotent per job and role: the job's folder is ``<work_root>/<name>`` (``name`` is the
+deterministic container name, e.g. :func:`executor.containers.container_name`) and each attempt
+works in its own folder below it (``run-<random>``); a re-run after a crash first removes the stale
+container of that name, unmounts and deletes the job's folder (every earlier attempt's), and at
+the end deletes only its own attempt's folder (and the job's when it is empty). So an attempt that
+was paused past its lease (a VM pause, heavy swapping) while another took the job over and started
+it again wakes to find its own folder gone, and its way out never touches the live attempt's
+``/out``, ``/in`` and ``/etc`` mounts or its init report. Every run stores its archive under a
+fresh opaque name (:mod:`executor.results`); the provider's submission journal keeps the name it
+submits and drops a re-run's duplicate. A result outcome carries the archive's digest (delivery) and its *match
 digest* (:func:`depin.outputs.match_digest` under the spec's output selector; the same digest when
 the spec selects nothing): independent runs must agree on the match digest.
 """
@@ -48,6 +52,7 @@ the spec selects nothing): independent runs must agree on the match digest.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import socket
 import time
@@ -218,6 +223,29 @@ def _clean(client: docker.DockerClient, name: str, job_dir: Path, *, container: 
     shutil.rmtree(job_dir, ignore_errors=True)
 
 
+def _clean_attempt(attempt_dir: Path) -> None:
+    """Removes this attempt's own folder (mounts first) and the job's folder when no other attempt
+    uses it: never a folder of another attempt (see the module doc)."""
+    unmount_all_under(attempt_dir)
+    shutil.rmtree(attempt_dir, ignore_errors=True)
+    try:
+        attempt_dir.parent.rmdir()
+    except OSError:
+        pass  # another attempt's folder is in it (or it is gone already)
+
+
+def _make_attempt_dir(attempt_dir: Path) -> None:
+    """Creates the attempt's folder (and the job's); a stale attempt's end removing the job's
+    folder, empty, between the two creations is met by creating it again."""
+    for _ in range(3):
+        try:
+            attempt_dir.mkdir(parents=True)
+            return
+        except FileNotFoundError:
+            continue
+    attempt_dir.mkdir(parents=True)
+
+
 def _is_exec_error(exc: BaseException) -> bool:
     return refused_command(exc)
 
@@ -295,11 +323,13 @@ def execute(
     if input_allow_networks is None:
         input_allow_networks = limits_cap.input_allow_networks if limits_cap is not None else ()
     labels = {LABEL_JOB: str(job_id), LABEL_EXECUTOR: DEFAULT_INSTANCE, **(labels or {})}
-    job_dir = Path(work_root) / name
-    _clean(client, name, job_dir)
+    # This attempt's own folder below the job's: the start removes every earlier attempt's (a crash's
+    # leftovers, or a run paused past its lease), the end only its own (see the module doc).
+    job_dir = Path(work_root) / name / f"run-{secrets.token_hex(4)}"
+    _clean(client, name, job_dir.parent)
     fail = lambda code, reason, **kw: Outcome.failure(code, reason, job_id=job_id, image=spec.image, **kw)
     try:
-        job_dir.mkdir(parents=True)
+        _make_attempt_dir(job_dir)
         # 1. inputs
         prepare_input_dir(job_dir / "in")
         try:
@@ -380,4 +410,4 @@ def execute(
             durations=durations,
         )
     finally:
-        _clean(client, name, job_dir, container=False)
+        _clean_attempt(job_dir)

@@ -58,8 +58,6 @@ def _record(stack: Stack, job_id: int) -> dict[str, str]:
     return stack.exec_record(stack.provider, job_id)
 
 
-@pytest.mark.xfail(strict=True, reason="a paused run woken after its lease was taken over unmounts and deletes its successor's work "
-                   "folder (executor/execute.py:365,383): the live run is lost (InitFailed) and the job runs a third time")
 def test_a_paused_run_woken_late_never_spoils_its_successor(stack: Stack, tmp_path: Path) -> None:
     """The compute worker's process running a job is paused (SIGSTOP: a VM pause, heavy swapping)
     for longer than the job's lease while the job's container runs. Recovery hands the job to

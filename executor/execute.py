@@ -32,7 +32,8 @@ task, re-run the job on every recovery and burn the provider's collateral at the
 exception kept apart is an ``OSError`` whose errno says the provider's machine ran out of something
 (:data:`depin.outputs.PROVIDER_ERRNOS`): that is the provider's fault, never blamed on the job; it
 becomes :class:`ProviderFault` (retried; a provider whose disk stays full times out on its own
-account). A failure outcome is committed and drawn for audit like a result: a verifier that
+account). The same holds for storing the archive in the result store (a full store volume) and,
+in :mod:`executor.execution`, for journaling the submission (:func:`provider_faults`). A failure outcome is committed and drawn for audit like a result: a verifier that
 archives the same output meets the same error.
 
 Idempotent per job and role: the job's folder is ``<work_root>/<name>`` (``name`` is the
@@ -51,12 +52,13 @@ the spec selects nothing): independent runs must agree on the match digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -246,6 +248,19 @@ def _make_attempt_dir(attempt_dir: Path) -> None:
     attempt_dir.mkdir(parents=True)
 
 
+@contextlib.contextmanager
+def provider_faults(what: str) -> Iterator[None]:
+    """Turns an ``OSError`` whose errno says this machine ran out of something
+    (:data:`depin.outputs.PROVIDER_ERRNOS`: disk full, descriptors, memory, I/O) into
+    :class:`ProviderFault` (retried, never blamed on the job); other errors pass as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in PROVIDER_ERRNOS:
+            raise ProviderFault(f"this machine failed while {what}: {exc}") from exc
+        raise
+
+
 def _is_exec_error(exc: BaseException) -> bool:
     return refused_command(exc)
 
@@ -397,7 +412,8 @@ def execute(
             matched = selected_digest(archive, spec.match)
         except InvalidOutput as exc:
             return fail(FailureCode.OUTPUT_INVALID, f"the output selector cannot be applied: {exc}", logs_tail=tail, durations=durations)
-        stored = store.put(archive.path, move=True, encrypt_to=spec.encrypt_to)
+        with provider_faults("storing the result archive"):  # a full result store is ours, retried
+            stored = store.put(archive.path, move=True, encrypt_to=spec.encrypt_to)
         durations = Durations(fetch=fetch_s, run=run_s, archive=time.monotonic() - t2)
         return Outcome.result(
             digest=archive.digest,

@@ -14,7 +14,7 @@ from typing import Any
 from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec, spec_hash
 from executor.containers import LABEL_EXECUTOR, LABEL_LEASE, MIB
-from executor.execute import Outcome, execute
+from executor.execute import Outcome, execute, provider_faults
 from executor.results import Submission, prepare_submission
 from executor.runtime import PASSING_RECORD_TTL, Runtime
 
@@ -109,22 +109,31 @@ def outcome_fields(outcome: Any) -> dict[str, Any]:
 def journal_outcome(rt: Runtime, job_id: int, spec_hash: bytes, outcome: Outcome) -> Submission:
     """The job's submission for `outcome`, journaled (salt, commitment, opaque name) before anything
     is sent: :func:`executor.results.prepare_submission` over this executor's journal and store. A
-    job journaled before (a re-run after a crash) gets its first entry back unchanged."""
+    job journaled before (a re-run after a crash, or another run that took the job over) gets that
+    first entry back unchanged. This machine failing to write it (disk full: ``PROVIDER_ERRNOS``)
+    is :class:`~executor.execute.ProviderFault`, retried."""
     if outcome.kind == "result":
         assert outcome.digest is not None
-        return prepare_submission(
-            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result",
-            digest=outcome.digest, committed=outcome.match_digest, name=outcome.name,
-        )
+        return journal_result(rt, job_id, spec_hash, outcome.digest, outcome.match_digest, outcome.name)
     assert outcome.code is not None and outcome.evidence_hash is not None
     return journal_failure(rt, job_id, spec_hash, int(outcome.code), outcome.evidence_hash)
 
 
+def journal_result(rt: Runtime, job_id: int, spec_hash: bytes, digest: bytes, committed: bytes | None, name: str) -> Submission:
+    """:func:`journal_outcome` for a result: the archive's `digest`, the `committed` match digest
+    and its opaque `name` in the store."""
+    with provider_faults("journaling the submission"):
+        return prepare_submission(
+            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result", digest=digest, committed=committed, name=name,
+        )
+
+
 def journal_failure(rt: Runtime, job_id: int, spec_hash: bytes, code: int, evidence_hash: bytes) -> Submission:
     """:func:`journal_outcome` for a failure known without a run (a bad spec)."""
-    return prepare_submission(
-        rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="failure", digest=evidence_hash, code=code
-    )
+    with provider_faults("journaling the submission"):
+        return prepare_submission(
+            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="failure", digest=evidence_hash, code=code
+        )
 
 
 def submission_fields(sub: Submission) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from executor.execution import (
     give_up,
     journal_failure,
     journal_outcome,
+    journal_result,
     load_spec,
     mark_late,
     mark_lost,
@@ -37,7 +38,7 @@ from executor.execution import (
 from executor.jobtask import transient_errors
 from executor.lease import Lease
 from executor.policy import input_deadline
-from executor.results import Submission, prepare_submission
+from executor.results import Submission
 from executor.runtime import ACTIVE_STATES, Runtime
 
 if TYPE_CHECKING:
@@ -443,10 +444,7 @@ def journaled_submission(rt: Runtime, job_id: int, spec_hash: bytes, rec: dict[s
     if rec.get("kind") == "result":
         name = rec.get("name") or rec.get("uri", "").rsplit("/", 1)[-1]
         committed = rec.get("committed") or rec["digest"]
-        return prepare_submission(
-            rt.journal, rt.store, job_id=job_id, spec_hash=spec_hash, party=rt.address, kind="result",
-            digest=bytes.fromhex(rec["digest"][2:]), committed=bytes.fromhex(committed[2:]), name=name,
-        )
+        return journal_result(rt, job_id, spec_hash, bytes.fromhex(rec["digest"][2:]), bytes.fromhex(committed[2:]), name)
     evidence = rec.get("evidence") or "0x" + "00" * 32
     return journal_failure(rt, job_id, spec_hash, int(rec["code"]), bytes.fromhex(evidence[2:]))
 

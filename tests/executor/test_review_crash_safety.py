@@ -181,9 +181,6 @@ def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-@pytest.mark.xfail(strict=True, reason="ENOSPC while the result store copies the archive (executor/results.py:191, store.put outside "
-                   "archive_output's errno sorting in executor/execute.py:370) is no ProviderFault: the job is abandoned at once "
-                   "(executor/provider.py:246) and times out in the provider's hands")
 def test_a_full_result_store_is_retried_not_abandoned(stack: Stack) -> None:
     """The result store is its own filesystem (a volume for the published archives) and it is full
     when a run stores its archive: the copy fails with ENOSPC. The module's rule is that the

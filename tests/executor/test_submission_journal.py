@@ -5,16 +5,20 @@ are written durably before anything carries the commitment, and a re-run or a re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from depin.commitment import commitment, failure_digest
 from depin.market import FailureCode
 from depin.outputs import build_archive, match_digest
+from executor.execute import ProviderFault
+from executor.execution import journal_failure
 from executor.results import ResultStore, Submission, SubmissionJournal, prepare_submission
 
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -107,6 +111,25 @@ def test_the_entry_is_created_exclusively(tmp_path: Path) -> None:
     assert (tmp_path / "journal" / "7.json").stat().st_mode & 0o777 == 0o600
     replaced = Submission(7, "0x" + "01" * 32, PARTY, "failure", "0x" + "ee" * 32, "0x" + "01" * 32, "0x" + "dd" * 32, "0x" + "c3" * 32, code=4)
     assert journal.create(replaced) is replaced and journal.load(7) == replaced
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_journal_disk_is_the_providers_fault(tmp_path: Path) -> None:
+    """The journal's filesystem is full: writing the entry fails with ENOSPC, which is the
+    provider's own machine failing (ProviderFault, retried), never a crash that gives the job up."""
+    root = tmp_path / "journal"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "depin-test-full", str(root)], check=True)
+    try:
+        with open(root / "filler", "wb", buffering=0) as fh, pytest.raises(OSError, match="No space left"):
+            while True:
+                fh.write(b"\0" * 4096)
+        rt = SimpleNamespace(journal=SubmissionJournal(root), store=None, address=PARTY)
+        with pytest.raises(ProviderFault, match="No space left"):
+            journal_failure(rt, 9, SPEC_HASH, int(FailureCode.TIME_LIMIT), b"\xee" * 32)  # type: ignore[arg-type]
+        assert rt.journal.load(9) is None and [p.name for p in root.iterdir()] == ["filler"]
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
 
 PREPARE_AND_DIE = textwrap.dedent(
     """

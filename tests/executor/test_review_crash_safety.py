@@ -158,6 +158,10 @@ def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack)
         wait_for(lambda: Path(f"/proc/{pid}/status").read_text().count("TracerPid:\t0") == 0, 30, "strace to attach")
         release_gate(first)
         wait_for(lambda: _stopped(pid), 60, "the run to pause right after its journal look-up")
+        # Seen stopped may be strace's signal-delivery stop for the SIGSTOP it injects: detached
+        # there (before it restarts the process into the group stop), the signal is dropped and the
+        # run goes on. A SIGSTOP of our own, pending, stops it again on any resume.
+        os.kill(pid, signal.SIGSTOP)
     finally:
         tracer.terminate()
         tracer.wait(10)

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus
 from depin.transactions import TxDropped, TxReverted
 from executor import metrics, queue
-from executor.execute import PolicyRefused
+from executor.execute import PolicyRefused, ProviderFault
 from executor.execution import (
     AFTER_SUBMIT,
     execute_job,
@@ -320,6 +321,13 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             return
         except transient_errors():
             raise  # retried with backoff (JobTask.autoretry_for); recovery re-queues after that
+        except SoftTimeLimitExceeded as exc:
+            # The task outlasted its soft limit (the spec's runtime plus the inputs' and the
+            # overhead's budget): this machine or its engine was too slow (an engine that did not
+            # answer for a minute under load did it). The provider's own fault, retried while the
+            # deadline allows like any other; it used to fall to the catch-all below and abandon
+            # the job, which then timed out in our hands (seen under load, stop 40).
+            raise ProviderFault(f"the run outlasted the task's soft time limit ({type(exc).__name__})") from exc
         except Exception as exc:  # a bug or a surprise: give up once, never a crash-and-rerun loop
             if not holds_job(rt, job_id, lease, started):  # a stale run's surprise (its folder went): not ours to give up
                 log.warning("run ended after the job was taken over; nothing recorded", extra={"job": job_id, "error": str(exc)[:300]})

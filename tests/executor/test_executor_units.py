@@ -278,6 +278,37 @@ def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Red
     assert any(rec.levelname == "ERROR" and "run crashed" in rec.getMessage() for rec in caplog.records)
 
 
+def test_a_run_past_its_soft_time_limit_is_retried_not_abandoned(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery's soft time limit (the runtime plus the inputs' and the overhead's budget) fired in a
+    run whose engine did not answer for a minute under load: the catch-all abandoned the job, which
+    then timed out in the provider's hands (seen under load, stop 40). It is the provider's own
+    fault, retried (ProviderFault) while the deadline allows; the record is neither abandoned nor
+    refused. `execute_job` raises what Celery raises in it: no worker's limit can be made to fire at
+    a chosen instant here."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from executor.execute import ProviderFault
+
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
+                  chain_now=lambda: 1_000)
+    rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
+    rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
+    monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
+    monkeypatch.setattr(provider, "load_spec", lambda rt_, job_id, expected: _spec())
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: None)
+
+    def too_slow(*args: object, **kwargs: object) -> None:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(provider, "execute_job", too_slow)
+    rt.set_record(12, "claimed")
+    with pytest.raises(ProviderFault, match="soft time limit"):  # called directly, Celery's retry re-raises it
+        tasks.run(12)
+    record = rt.record(12)
+    assert record["state"] == "running" and "refused" not in record, record
+    assert not r.exists(rt.xkeys.lease(12))
+
+
 def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), lease_ttl=1)
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 1)

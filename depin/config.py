@@ -76,8 +76,10 @@ file: ``DEPIN_RPC_URL``, ``DEPIN_REDIS_URL``, ``DEPIN_DEPLOYMENT``, ``DEPIN_NAME
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -151,6 +153,32 @@ def parse_host_port(value: str) -> str:
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"must be HOST:PORT with a port from 1 to 65535, not {value!r}")
     return value
+
+
+def env_number(
+    name: str, default: float, *, minimum: float = 0, above: bool = False, integer: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> float:
+    """The number in environment variable `name` (unset or empty: `default`): finite, at least
+    `minimum` (greater than it with `above`), whole with `integer`. Anything else is a
+    :class:`ConfigError` naming the variable (``DEPIN_LEASE_TTL='-1': must be a number above 0``).
+    For the executor's timing knobs, read as its modules load."""
+    text = (os.environ if env is None else env).get(name, "").strip()
+    if not text:
+        return default
+    want = f"{'a whole number' if integer else 'a number'} {'above' if above else 'at least'} {minimum:g}"
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: must be {want}") from None
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
+        raise ConfigError(f"{name}={text!r}: must be {want}")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int = 0, above: bool = False, env: Mapping[str, str] | None = None) -> int:
+    """:func:`env_number` for a whole number."""
+    return int(env_number(name, default, minimum=minimum, above=above, integer=True, env=env))
 
 
 class ExecutorConfig(_Section):

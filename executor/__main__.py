@@ -12,11 +12,15 @@ import argparse
 import sys
 
 from depin.errors import DepinError
-from executor import worker
-from executor.runtime import ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:  # the modules read their DEPIN_* timing knobs as they load: a bad one is a ConfigError line
+        from executor import worker  # lazy: start-up
+        from executor.runtime import ROLES  # lazy: start-up
+    except DepinError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
     parser.add_argument(
         "component", choices=("start", "worker", "beat", "dispatcher", "results", "canary", "flower", "reap")

@@ -13,11 +13,11 @@ Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executor.tasks`
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, cast
 
 from depin.client import BPS
+from depin.config import env_int, env_number
 from depin.deployment import to_wei
 from depin.market import JobStatus
 from depin.transactions import TxReverted
@@ -31,9 +31,9 @@ from executor.runtime import Runtime
 
 log = logging.getLogger("executor.tasks")
 
-RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds without progress
+RECOVER_AFTER = env_number("DEPIN_RECOVER_AFTER", 30, above=True)  # seconds without progress
 FORCED_RECOVER_AFTER = 2.0  # at worker start: anything idle this long whose lease is free
-MAX_RECOVERIES = int(os.environ.get("DEPIN_MAX_RECOVERIES", "5"))  # then each recovery logs an error
+MAX_RECOVERIES = env_int("DEPIN_MAX_RECOVERIES", 5)  # then each recovery logs an error
 POKE_LIMIT = 10  # deadline transitions sent per beat and kind
 FINALIZE_LIMIT = 100  # jobs finalized per beat from our own records
 FINALIZE_INDEX_LIMIT = 200  # and from the index (earliest challenge deadline first)

@@ -51,12 +51,10 @@ start. Task names, queues and broker settings are the ones every running executo
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 from kombu import Exchange, Queue
 
-from depin.config import DepinConfig
+from depin.config import DepinConfig, env_int, env_number
 from depin.keys import UNCONFIGURED_EXEC_PREFIX, broker_prefix
 from executor.inputs import JOB_INPUTS_TIMEOUT
 from executor.retention import PRUNE_INTERVAL
@@ -64,14 +62,14 @@ from executor.runtime import Runtime, broker_url_for
 
 COMPUTE = "compute"
 CHAIN = "chain"
-MAX_DELIVERIES = int(os.environ.get("DEPIN_MAX_DELIVERIES", "3"))
-MAX_RETRIES = int(os.environ.get("DEPIN_MAX_RETRIES", "5"))
-BEAT_INTERVAL = float(os.environ.get("DEPIN_BEAT_INTERVAL", "10"))
+MAX_DELIVERIES = env_int("DEPIN_MAX_DELIVERIES", 3, minimum=1)
+MAX_RETRIES = env_int("DEPIN_MAX_RETRIES", 5)
+BEAT_INTERVAL = env_number("DEPIN_BEAT_INTERVAL", 10, above=True)
 # Our jobs under verification are looked at this often: a reveal phase can be a few seconds long.
-FOLLOW_INTERVAL = float(os.environ.get("DEPIN_FOLLOW_INTERVAL", "2"))
+FOLLOW_INTERVAL = env_number("DEPIN_FOLLOW_INTERVAL", 2, above=True)
 # A drawn verifier has ``startWindow`` seconds to take its seat (4 s on the devnet): the draw is watched this often.
-VERIFY_INTERVAL = float(os.environ.get("DEPIN_VERIFY_INTERVAL", "1"))
-WITHDRAW_INTERVAL = float(os.environ.get("DEPIN_WITHDRAW_INTERVAL", "60"))
+VERIFY_INTERVAL = env_number("DEPIN_VERIFY_INTERVAL", 1, above=True)
+WITHDRAW_INTERVAL = env_number("DEPIN_WITHDRAW_INTERVAL", 60, above=True)
 # Seconds beyond a job's max runtime and its inputs' time (JOB_INPUTS_TIMEOUT) that a compute
 # task may take (container start and kill, archive, store).
 RUN_OVERHEAD = 60

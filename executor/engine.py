@@ -45,6 +45,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from depin.config import env_number
 from depin.errors import ExecutionError
 from executor.containers import ContainerEngineError, ImageUnavailable, probe_sandbox
 from executor.images import ImageBuildError, build_sample_image
@@ -110,7 +111,7 @@ def _ping_until(url: str, wait: float | None = None) -> docker.DockerClient | No
     """Pings `url` until an engine answers or `wait` seconds (default ``DEPIN_ENGINE_WAIT``, 60)
     pass: a freshly started engine on a loaded machine can take longer than one ping's timeout."""
     if wait is None:
-        wait = float(os.environ.get(ENGINE_WAIT_ENV) or DEFAULT_ENGINE_WAIT)
+        wait = env_number(ENGINE_WAIT_ENV, DEFAULT_ENGINE_WAIT)
     deadline = time.monotonic() + wait
     while True:
         remaining = deadline - time.monotonic()

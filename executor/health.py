@@ -24,15 +24,16 @@ from dataclasses import dataclass
 
 import redis
 
+from depin.config import env_number
 from depin.errors import ChainError
 from executor.runtime import Runtime, get_runtime
 
 log = logging.getLogger("executor.health")
 
-HEARTBEAT_INTERVAL = float(os.environ.get("DEPIN_HEARTBEAT_INTERVAL", "5"))
+HEARTBEAT_INTERVAL = env_number("DEPIN_HEARTBEAT_INTERVAL", 5, above=True)
 # default bounds of `depin executor health` and of the devnet's check, in seconds
-MAX_HEARTBEAT_AGE = float(os.environ.get("DEPIN_HEALTH_MAX_HEARTBEAT_AGE", "60"))
-MAX_PENDING_AGE = float(os.environ.get("DEPIN_HEALTH_MAX_PENDING_AGE", "300"))  # the oldest unconfirmed transaction
+MAX_HEARTBEAT_AGE = env_number("DEPIN_HEALTH_MAX_HEARTBEAT_AGE", 60, above=True)
+MAX_PENDING_AGE = env_number("DEPIN_HEALTH_MAX_PENDING_AGE", 300, above=True)  # the oldest unconfirmed transaction
 CHAIN_WORKER = "worker-chain"
 
 

@@ -30,6 +30,8 @@ from typing import Self
 
 import redis
 
+from depin.config import env_number
+
 log = logging.getLogger("executor.lease")
 
 # KEYS: the lease, the record to touch (optional); ARGV: token, TTL in ms, the record's new
@@ -56,7 +58,7 @@ end
 return 0
 """
 
-DEFAULT_TTL = float(os.environ.get("DEPIN_LEASE_TTL", "15"))
+DEFAULT_TTL = env_number("DEPIN_LEASE_TTL", 15, above=True)
 
 
 def new_token() -> str:

@@ -22,22 +22,21 @@ A job is claimed only when every check passes (``[policy]`` in depin.toml):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from depin.config import PolicyConfig
+from depin.config import PolicyConfig, env_int
 from depin.deployment import to_wei
 from depin.spec import JobSpec, cpu_seconds
 
 # Seconds a submit window must leave beyond the spec's runtime for everything but the inputs:
 # starting the container, stopping it at its runtime (KILL_GRACE 10 s, logs 5 s), archiving,
 # journaling and the submit transaction (a few blocks).
-SUBMIT_MARGIN = int(os.environ.get("DEPIN_SUBMIT_MARGIN", "45"))
+SUBMIT_MARGIN = env_int("DEPIN_SUBMIT_MARGIN", 45)
 
 
 # Seconds more a job with http(s) inputs must leave for fetching them (beyond SUBMIT_MARGIN).
-INPUT_MARGIN = int(os.environ.get("DEPIN_INPUT_MARGIN", "30"))
+INPUT_MARGIN = env_int("DEPIN_INPUT_MARGIN", 30)
 
 
 def input_deadline(submit_deadline: int, chain_now: int, runtime: int) -> int:

@@ -7,7 +7,6 @@ Celery task); :mod:`executor.tasks` wraps them. The crash-safety argument is in 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from depin.config import env_number
 from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus
 from depin.transactions import TxDropped, TxReverted
@@ -51,7 +51,7 @@ NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH
 
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
 SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most (as claims: CLAIM_BATCH)
-PENDING_WAIT = float(os.environ.get("DEPIN_PENDING_WAIT", "120"))  # seconds to wait for a pre-crash transaction
+PENDING_WAIT = env_number("DEPIN_PENDING_WAIT", 120)  # seconds to wait for a pre-crash transaction
 OWN_PENDING_WAIT = 60.0  # seconds a reverted claim waits for our own pending transactions before it counts as lost
 
 

@@ -60,11 +60,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from depin.config import env_number
 from executor.runtime import ACTIVE_STATES, Runtime
 
 log = logging.getLogger("depin.executor.retention")
 
-PRUNE_INTERVAL = float(os.environ.get("DEPIN_PRUNE_INTERVAL", "600"))  # seconds between passes
+PRUNE_INTERVAL = env_number("DEPIN_PRUNE_INTERVAL", 600, above=True)  # seconds between passes
 PRUNE_CHAIN_READS = 200  # jobs not yet seen settled whose status is read per pass (all sources together)
 DAY = 86_400.0
 ORPHAN_AGE = 30 * DAY  # an archive no journal entry names and whose job cannot be told: removed this old

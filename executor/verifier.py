@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -102,6 +101,7 @@ from typing import Any, cast
 
 from depin.addresses import parse_networks
 from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
+from depin.config import env_number
 from depin.delivery_check import UNAVAILABLE, DeliveryVerdict
 from depin.deployment import to_wei
 from depin.errors import SpecError
@@ -127,7 +127,7 @@ OUTCOMES = ("None", "ProviderRight", "ProviderWrong", "Split", "Unaudited", "Can
 SCAN_LIMIT = 200  # jobs looked at per status and pass
 # Failures an honest re-run reproduces (the job's doing): committed like the provider commits them.
 JOB_FAILURES = (FailureCode.OUT_OF_MEMORY, FailureCode.TIME_LIMIT, FailureCode.OUTPUT_TOO_LARGE, FailureCode.BAD_SPEC, FailureCode.OUTPUT_INVALID)
-RECOVER_AFTER = float(os.environ.get("DEPIN_RECOVER_AFTER", "30"))  # seconds a seat's task may show no progress
+RECOVER_AFTER = env_number("DEPIN_RECOVER_AFTER", 30, above=True)  # seconds a seat's task may show no progress
 NO_SLOT = "no free slot"
 IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
 INPUT_CACHE_MAX_AGE = 3600  # seconds: a job's input cache with no seat in our hands is removed after this

@@ -45,7 +45,7 @@ from celery.signals import worker_process_init, worker_ready
 
 from depin.accounts import account_from_config
 from depin.client import Client
-from depin.config import ConfigError
+from depin.config import ConfigError, env_int, env_number
 from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
 from depin.keys import broker_prefix
 from executor import metrics
@@ -81,9 +81,9 @@ def components_for(roles: tuple[str, ...] | str) -> tuple[str, ...]:
     """The components an executor of `roles` runs (``"provider,verifier"`` or a tuple)."""
     wanted = set().union(*(ROLE_COMPONENTS[r] for r in (roles.split(",") if isinstance(roles, str) else roles)))
     return tuple(c for c in (*COMPONENTS, "canary") if c in wanted)
-STOP_GRACE = float(os.environ.get("DEPIN_STOP_GRACE", "20"))
-MAX_START_CRASHES = int(os.environ.get("DEPIN_MAX_START_CRASHES", "5"))  # in a row, each within START_WINDOW
-START_WINDOW = float(os.environ.get("DEPIN_START_WINDOW", "30"))  # seconds after a start that count as "at start"
+STOP_GRACE = env_number("DEPIN_STOP_GRACE", 20, above=True)
+MAX_START_CRASHES = env_int("DEPIN_MAX_START_CRASHES", 5, minimum=1)  # in a row, each within START_WINDOW
+START_WINDOW = env_number("DEPIN_START_WINDOW", 30, above=True)  # seconds after a start that count as "at start"
 
 
 def _configure(config: Path | str | None, role: str | None) -> None:

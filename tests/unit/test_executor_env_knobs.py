@@ -8,12 +8,14 @@ DEPIN_EXECUTOR_METRICS is (tests/unit/test_config_errors.py)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from depin.config import ConfigError, env_int, env_number
 from depin.deployment import REPO_ROOT
 
 
@@ -26,8 +28,6 @@ def _start(entry: list[str], config: Path, var: str, value: str) -> subprocess.C
     )
 
 
-@pytest.mark.xfail(strict=True, reason="executor timing knobs are read unchecked at import (executor/worker.py:84, "
-                   "executor/celery.py:67-74, executor/lease.py:59, executor/policy.py:36): garbage and negative values")
 @pytest.mark.parametrize(
     ("entry", "var", "value"),
     [
@@ -47,3 +47,24 @@ def test_a_bad_timing_knob_is_one_error_naming_it_before_anything_starts(
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and var in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("abc", "a number above 0"), ("inf", "a number above 0"), ("nan", "a number above 0"), ("0", "a number above 0"),
+     ("-0.5", "a number above 0")],
+)
+def test_env_number_refuses_what_is_not_a_finite_number_in_bounds(value: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=f"^DEPIN_X='{re.escape(value)}': must be {why}$"):
+        env_number("DEPIN_X", 5, above=True, env={"DEPIN_X": value})
+
+
+def test_env_number_and_env_int_take_a_number_in_bounds_and_default_when_unset() -> None:
+    assert env_number("DEPIN_X", 5, above=True, env={"DEPIN_X": " 0.25 "}) == 0.25
+    assert env_number("DEPIN_X", 5, above=True, env={"DEPIN_X": ""}) == 5
+    assert env_number("DEPIN_X", 5, env={}) == 5
+    assert env_int("DEPIN_X", 45, env={"DEPIN_X": "0"}) == 0
+    with pytest.raises(ConfigError, match="must be a whole number at least 0"):
+        env_int("DEPIN_X", 45, env={"DEPIN_X": "1.5"})
+    with pytest.raises(ConfigError, match="DEPIN_X='-600': must be a whole number at least 0"):
+        env_int("DEPIN_X", 45, env={"DEPIN_X": "-600"})

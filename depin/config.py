@@ -86,7 +86,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from depin.deployment import shown_path
+from depin.deployment import TOKEN_DECIMALS, shown_path, to_wei
 from depin.errors import DepinError
 
 
@@ -95,7 +95,21 @@ class ConfigError(DepinError, ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # TOML has inf and nan: no setting takes them
+
+
+UINT256_MAX = 2**256 - 1
+
+
+def token_amount(value: Decimal, *, positive: bool = False) -> Decimal:
+    """`value` (whole tokens) when its base units fit the contracts' uint256 and, with `positive`,
+    it is at least one base unit (a smaller amount rounds to 0); else ValueError."""
+    units = to_wei(value) if value.adjusted() <= 80 else UINT256_MAX + 1  # (no 10^999999-digit product)
+    if units > UINT256_MAX:
+        raise ValueError(f"{value} tokens is more than a uint256 holds (2^256 - 1 base units)")
+    if positive and units < 1:
+        raise ValueError(f"{value} tokens is less than one base unit (0.{'0' * (TOKEN_DECIMALS - 1)}1 tokens)")
+    return value
 
 
 class NetworkConfig(_Section):
@@ -186,7 +200,7 @@ class ExecutorConfig(_Section):
     concurrency: int = Field(default=2, ge=1, le=64)
     results_url: str = "http://127.0.0.1:8700"
     results_bind: str = "127.0.0.1:8700"
-    withdraw_threshold: Decimal = Decimal(0)
+    withdraw_threshold: Decimal = Field(default=Decimal(0), ge=0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # left from the removed volunteer verifier: ignored
     allow_unmounted_output: bool = False
     result_retention_days: float = Field(default=7, ge=0)  # after settlement; 0 keeps results for good
@@ -202,6 +216,11 @@ class ExecutorConfig(_Section):
     @classmethod
     def _bind(cls, value: str) -> str:
         return parse_host_port(value)
+
+    @field_validator("withdraw_threshold")
+    @classmethod
+    def _amount(cls, value: Decimal) -> Decimal:
+        return token_amount(value)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -223,6 +242,11 @@ class VerifierConfig(_Section):
     def _networks(cls, value: list[str]) -> list[str]:
         return _cidrs(value)
 
+    @field_validator("court_stake")
+    @classmethod
+    def _amount(cls, value: Decimal) -> Decimal:
+        return token_amount(value)
+
 
 class CanaryConfig(_Section):
     """``[canary]``: the canary operator's jobs and its bait endpoint."""
@@ -241,6 +265,11 @@ class CanaryConfig(_Section):
     def _bind(cls, value: str) -> str:
         return parse_host_port(value)
 
+    @field_validator("reward")
+    @classmethod
+    def _amount(cls, value: Decimal) -> Decimal:
+        return token_amount(value, positive=True)
+
 
 class PolicyConfig(_Section):
     images: list[str] = Field(default_factory=list)
@@ -251,7 +280,7 @@ class PolicyConfig(_Section):
     # All of one job's inputs together: their /in is a tmpfs of that size at most, whose pages are the
     # host's (not the job's memory limit), so a provider sizes it to its RAM.
     max_input_mb: int = Field(default=1024, ge=1, le=1024)
-    min_reward_per_cpu_second: Decimal = Decimal(0)
+    min_reward_per_cpu_second: Decimal = Field(default=Decimal(0), ge=0)
     max_concurrent_jobs: int = Field(default=4, ge=1)
     input_allow_networks: list[str] = Field(default_factory=list)
 
@@ -259,6 +288,11 @@ class PolicyConfig(_Section):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return _cidrs(value)
+
+    @field_validator("min_reward_per_cpu_second")
+    @classmethod
+    def _amount(cls, value: Decimal) -> Decimal:
+        return token_amount(value)
 
     @field_validator("images")
     @classmethod
@@ -356,4 +390,10 @@ def load_config(path: Path | None, *, env: dict[str, str] | None = None) -> Depi
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{path or 'config'}: {where}: {first['msg']}") from None
     config.source = path
-    return config.resolve_paths(base)
+    config.resolve_paths(base)
+    if config.engine.state_dir.parent == config.engine.state_dir:  # "/", or a path that resolves to it
+        raise ConfigError(
+            f"{path or 'config'}: engine.state_dir: the file system's root ({config.engine.state_dir}) is not a "
+            "folder of the executor's own (its work folders, result store and journal)"
+        )
+    return config

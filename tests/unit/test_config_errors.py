@@ -2,12 +2,15 @@
 AccountError or ConfigError; on the command line one `error:` line, exit 1, no traceback), and the
 executor and the indexer read one depin.toml alike: password files with CRLF line ends or bytes that
 are not UTF-8, damaged keystore KDF parameters, a section that is not a table, a deployment path
-that is not a string, an `[indexer]` table in the executor's file, a bad --metrics address, and a
-relative DEPIN_DEPLOYMENT (the current folder's, for every program)."""
+that is not a string, an `[indexer]` table in the executor's file, a bad --metrics address, a
+relative DEPIN_DEPLOYMENT (the current folder's, for every program), and settings out of their range
+(TOML's inf and nan, token amounts beyond uint256 or below one base unit, negative amounts, the file
+system's root as the state folder)."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,47 @@ def test_the_canary_keys_paths_are_the_files_folders_like_the_key_section(tmp_pa
     path.write_text('[canary.signer]\nkeystor = "typo.json"\n')
     with pytest.raises(ConfigError, match="keystor"):
         load_config(path, env={})
+
+
+# ------------------------------------------------------------------------------------ values out of range
+
+
+@pytest.mark.parametrize(
+    ("toml", "where", "said"),
+    [
+        ("[canary]\ninterval = inf", "canary.interval", "finite number"),  # TOML has inf and nan
+        ("[canary]\ninterval = nan", "canary.interval", "finite number"),
+        ("[executor]\nresult_retention_days = inf", "executor.result_retention_days", "finite number"),
+        ("[policy]\nmax_cpus = inf", "policy.max_cpus", "finite number"),
+        ("[verifier]\ndelivery_wait = nan", "verifier.delivery_wait", "finite number"),
+        ('[verifier]\ncourt_stake = "2e59"', "verifier.court_stake", "more than a uint256 holds"),  # 2e77 base units
+        ('[verifier]\ncourt_stake = "1e999999"', "verifier.court_stake", "more than a uint256 holds"),
+        ('[canary]\nreward = "1e-19"', "canary.reward", "less than one base unit"),
+        ('[canary]\nreward = 1e300', "canary.reward", "more than a uint256 holds"),
+        ('[executor]\nwithdraw_threshold = "-1"', "executor.withdraw_threshold", "greater than or equal to 0"),
+        ('[policy]\nmin_reward_per_cpu_second = "-0.5"', "policy.min_reward_per_cpu_second", "greater than or equal to 0"),
+        ('[engine]\nstate_dir = "/"', "engine.state_dir", "root"),
+        ('[engine]\nstate_dir = "' + "../" * 64 + '"', "engine.state_dir", "root"),  # resolves to /
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_at_load_naming_it(tmp_path: Path, toml: str, where: str, said: str) -> None:
+    path = tmp_path / "depin.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert f": {where}: " in message and said in message and "\n" not in message, message
+    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path)], env={})
+    assert_one_line_error(result, where, said)
+
+
+def test_amounts_at_their_bounds_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "depin.toml"
+    path.write_text(
+        '[canary]\nreward = "0.000000000000000001"\n[verifier]\ncourt_stake = "1.1e59"\n'
+        '[executor]\nwithdraw_threshold = "0"\n[policy]\nmin_reward_per_cpu_second = "0"\nmax_cpus = 0.5\n'
+        '[engine]\nstate_dir = "state"\n'
+    )
+    config = load_config(path, env={})
+    assert config.canary.reward == Decimal("1e-18") and config.verifier.court_stake == Decimal("1.1e59")
+    assert config.engine.state_dir == tmp_path / "state"

@@ -109,6 +109,7 @@ from depinctl.procs import (
     is_ours,
     port_free,
     proc_cmdline,
+    proc_exe,
     proc_stat,
     reap_children,
     redis_argv,
@@ -744,8 +745,10 @@ class Devnet:
             launched.append((component, record))
         for component, record in launched:
             self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
-            # the command line as the process shows it once it runs (redis-server retitles itself)
+            # the command line as the process shows it once it runs (redis-server retitles itself;
+            # is_ours also knows the retitled form, for a record left by an interrupted `up`)
             record.cmdline = proc_cmdline(record.pid) or record.cmdline
+            record.exe = proc_exe(record.pid) or record.exe
             self._set_record(component.name, record)
             report.started.append(component.name)
             say(f"{component.name}: started (pid {record.pid}), log {record.log}")
@@ -897,7 +900,7 @@ class Devnet:
             raise DevnetError(f"container engine unavailable: the Podman service did not start ({exc})") from None
         stat = proc_stat(pid)
         record = ProcessRecord(
-            pid=pid, cmdline=proc_cmdline(pid) or [], starttime=stat[1] if stat else 0,
+            pid=pid, cmdline=proc_cmdline(pid) or [], starttime=stat[1] if stat else 0, exe=proc_exe(pid) or "",
             log=str(self.log_path(ENGINE)), started_at=time.time(),
         )
         self.state["engine"] = {"kind": "podman", "docker_host": url}

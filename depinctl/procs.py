@@ -7,7 +7,7 @@ Two kinds of process:
   :func:`start_anvil` and :func:`start_redis` return one once the service answers.
 - **Detached** (:func:`spawn`, :class:`ProcessRecord`, :func:`stop_process`): the devnet starts its
   components so that they outlive the command, records enough to find each one again
-  (pid, start time, command line), and later stops only a process it can prove it started.
+  (pid, start time, command line, executable), and later stops only a process it can prove it started.
 
 Both kinds build their command lines with the same :func:`anvil_argv` and :func:`redis_argv`.
 """
@@ -256,15 +256,17 @@ def start_redis(
 
 @dataclass
 class ProcessRecord:
-    """A process the devnet started: enough to find it again and to prove it is still the same one."""
+    """A process the devnet started: enough to find it again and to prove it is still the same one
+    (:func:`is_ours`)."""
 
     pid: int
-    cmdline: list[str]  # /proc/<pid>/cmdline once the process was healthy
+    cmdline: list[str]  # /proc/<pid>/cmdline at start, then once the process was healthy
     starttime: int  # /proc/<pid>/stat field 22 (clock ticks after boot)
     log: str
     started_at: float
     port: int | None = None
     argv: list[str] = field(default_factory=list)  # as launched (cmdline is what /proc shows)
+    exe: str = ""  # /proc/<pid>/exe at start, then once healthy ("": a record written before it was kept)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
@@ -290,6 +292,14 @@ def proc_cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
+def proc_exe(pid: int) -> str | None:
+    """The executable /proc shows for `pid` (the file it runs, symlinks resolved), or None."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:  # no such process, or not ours to read
+        return None
+
+
 def _proc_pgid(pid: int) -> int | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -300,11 +310,20 @@ def _proc_pgid(pid: int) -> int | None:
 
 def is_ours(record: ProcessRecord) -> bool:
     """Whether `record.pid` is alive (not a zombie) and is still the process the devnet started:
-    same start time and same command line. A recycled pid fails both."""
+    the same start time, and either the same command line or the same executable showing its
+    program retitled (redis-server rewrites its command line as it starts, to ``/usr/bin/redis-server
+    127.0.0.1:PORT``: a record taken at the exec, left by an interrupted ``up``, still matches it).
+    A recycled pid has another start time; another program has another command line and executable."""
     stat = proc_stat(record.pid)
-    if stat is None or stat[0] in ("Z", "X"):
+    if stat is None or stat[0] in ("Z", "X") or stat[1] != record.starttime:
         return False
-    return stat[1] == record.starttime and proc_cmdline(record.pid) == record.cmdline
+    cmdline = proc_cmdline(record.pid)
+    if cmdline == record.cmdline:
+        return True
+    if not (record.exe and cmdline and record.cmdline) or proc_exe(record.pid) != record.exe:
+        return False
+    program = record.cmdline[0]
+    return cmdline[0] == program or cmdline[0].startswith(program + " ")  # setproctitle: "PROGRAM TITLE..."
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -351,8 +370,25 @@ def stop_process(record: ProcessRecord, grace: float = STOP_GRACE) -> str:
     return "killed (did not stop on SIGTERM)"
 
 
+def _through_env(argv: list[str], path: str | None) -> list[str]:
+    """`argv` with a script run through ``#!/usr/bin/env PROG`` (npm's anvil) started as ``PROG
+    script …``, PROG found on `path` as env would: the process is PROG from its exec on (through
+    env it is env for a moment, then PROG, and a record taken at the exec would not match it)."""
+    try:
+        with open(argv[0], "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return argv
+    words = first[2:].split() if first.startswith(b"#!") else []
+    if len(words) != 2 or Path(words[0].decode(errors="replace")).name != "env":
+        return argv
+    program = shutil.which(words[1].decode(errors="replace"), path=path)
+    return [program, *argv] if program else argv
+
+
 def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ProcessRecord:
     """Starts `argv` detached: its own session, stdin from /dev/null, stdout+stderr appended to `log_path`."""
+    argv = _through_env(argv, env.get("PATH"))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         if log_path.stat().st_size > LOG_ROTATE_BYTES:  # keep one previous log (anvil logs every call)
@@ -375,6 +411,7 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) ->
         pid=proc.pid,
         cmdline=proc_cmdline(proc.pid) or list(argv),
         starttime=stat[1] if stat else 0,
+        exe=proc_exe(proc.pid) or "",
         log=str(log_path),
         started_at=time.time(),
         argv=list(argv),

@@ -1,7 +1,7 @@
 """`depin devnet up` interrupted while a component starts, then `depin devnet down`: what `up` started
 must be stopped. Real anvil and redis-server, in-process `Devnet` (as test_devnet.py's one-line-error
 tests do); the interrupt is a KeyboardInterrupt raised from the first health probe of redis once the
-redis-server process runs, which is where a Ctrl-C during `make demo`'s start-up lands (and where a
+redis-server process runs (and of anvil, which npm starts through ``#!/usr/bin/env node``), which is where a Ctrl-C during `make demo`'s start-up lands (and where a
 redis that takes longer than its start timeout to load its append-only file makes `up` fail)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 import depinctl.devnet
 from depinctl.devnet import Devnet
-from depinctl.procs import proc_cmdline, proc_stat
+from depinctl.procs import ProcessRecord, free_port, is_ours, proc_cmdline, proc_exe, proc_stat, redis_argv, spawn, stop_process
 from tests.indexer.services import wait_for
 
 
@@ -24,11 +24,6 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] not in ("Z", "X")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="devnet up interrupted while redis starts records redis' pre-retitle command line "
-    "(depinctl/procs.py spawn), so `devnet down` takes the running redis-server for another process and leaves it",
-)
 def test_down_after_an_up_interrupted_while_redis_starts_stops_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state_dir = tmp_path / "dn"
     seen: dict[str, int] = {}
@@ -60,3 +55,58 @@ def test_down_after_an_up_interrupted_while_redis_starts_stops_redis(tmp_path: P
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # our leftover: its own group (spawn's new session)
         Devnet(state_dir).down()
+
+
+def test_down_after_an_up_interrupted_while_anvil_starts_stops_anvil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """npm's anvil is a ``#!/usr/bin/env node`` script: run as it is, the process is env at the exec and node
+    a moment later, and a record taken at the exec matched neither the command line nor the executable."""
+    state_dir = tmp_path / "dn"
+    seen: dict[str, int] = {}
+
+    def interrupted(url: str) -> depinctl.devnet.Health:
+        record = Devnet(state_dir).record("anvil")
+        assert record is not None
+        seen["pid"] = record.pid
+        # started as node itself: what was recorded at the exec is what the process shows (through env it
+        # showed env's command line and executable, or the script's, depending on when it was read)
+        assert (proc_cmdline(record.pid), proc_exe(record.pid)) == (record.cmdline, record.exe)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(depinctl.devnet, "check_anvil", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Devnet(state_dir).up()
+        pid = seen["pid"]
+        assert _alive(pid)
+        monkeypatch.undo()
+        done = Devnet(state_dir).down()
+        assert done.get("anvil") == "stopped", done
+        assert not _alive(pid)
+    finally:
+        pid = seen.get("pid")
+        if pid is not None and _alive(pid) and Path(f"/proc/{pid}/cwd").resolve().is_relative_to(state_dir.resolve()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        Devnet(state_dir).down()
+
+
+def test_a_retitled_process_is_ours_and_a_recycled_pid_never_is(tmp_path: Path) -> None:
+    """The record taken at the exec still proves a retitled redis-server ours; the same pid with another
+    start time (a recycled pid), another executable, or another program's command line is not."""
+    record = spawn(redis_argv(free_port(), tmp_path, persistent=True), env=dict(os.environ), cwd=tmp_path,
+                   log_path=tmp_path / "redis.log")
+    try:
+        wait_for(lambda: proc_cmdline(record.pid) != record.cmdline or None, 10, "redis-server to rename itself")
+        assert record.exe and record.cmdline[0].endswith("redis-server")
+        assert is_ours(record)
+        fields = {k: getattr(record, k) for k in ProcessRecord.__dataclass_fields__}
+        for other in (
+            {"starttime": record.starttime + 1},  # a recycled pid: started at another time
+            {"exe": "/usr/bin/python3"},
+            {"cmdline": ["/usr/bin/some-other-program", "--flag"]},
+            {"cmdline": [record.cmdline[0] + "-x", *record.cmdline[1:]]},
+            {"exe": ""},  # a record from before the executable was kept: the command line must match
+        ):
+            assert not is_ours(ProcessRecord(**{**fields, **other})), other
+    finally:
+        assert stop_process(record, grace=5) == "stopped"

@@ -27,6 +27,16 @@ chain moved during the fetch and the batch is fetched again; such a log is never
 node that keeps disagreeing is waited for); their hashes and per-block undo
 records are stored and pruned once they fall below ``head - 2 * finality_depth``.
 
+Logs missing from an answer carry no hash to compare: a load-balanced node whose log backend lags
+its headers answers ``[]`` for its newest blocks for a moment. Each header's ``logsBloom`` tells
+whether the block may hold logs of the indexed contracts (one of their addresses and one of the
+handled event topics in the bloom): a block whose bloom says so, but of which the answer has no
+log, is not committed yet (the blocks before it are) and the pass ends; the next passes fetch it
+again, and after :data:`LAGGING_LOGS_RETRIES` more answers without its logs it is taken as it is
+(blooms have false positives; a warning is logged). Final batches have only two headers: the same
+check covers their last block (the batch is held whole), not the blocks inside them, which are at
+least ``2 * finality_depth`` blocks old when fetched: far past a lagging backend's moment.
+
 Why twice the finality depth: a reorg to a *shorter* chain (a devnet's ``anvil_revert`` to an older
 snapshot) lowers the head, and blocks that were more than ``finality_depth`` below the old head are
 within ``finality_depth`` of the new cursor again. Such a reorg is at most ``finality_depth`` deep
@@ -76,6 +86,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import redis
+from eth_utils import keccak
 
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, backoff_delay, is_range_error, make_web3
@@ -102,6 +113,11 @@ INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to 
 RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
 IDLE_SLICE = 0.25  # seconds: how soon run() sees a stop request while it waits for a head
 GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a collection during a backfill
+# Polls that a block whose header's logsBloom promises logs of the indexed contracts and events, but
+# whose eth_getLogs answer has none, is fetched again before it is taken as it is (a bloom false
+# positive; logged as a warning). A load-balanced node's log backend that lags its headers answers
+# [] for its newest blocks for a moment; committing that would lose the block's events for good.
+LAGGING_LOGS_RETRIES = 3
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -115,6 +131,25 @@ def load_deployment(path: Path) -> Deployment:
         )
     except DeploymentFileError as exc:
         raise IndexerError(str(exc)) from None
+
+
+def bloom_bits(item: bytes) -> int:
+    """The bits that `item` (a log's 20-byte address or a 32-byte topic) sets in a block header's
+    2048-bit ``logsBloom`` (yellow paper 4.3.1): the low 11 bits of each of the first three byte
+    pairs of its keccak256, as bit numbers of the bloom read as one big-endian integer."""
+    digest = keccak(item)
+    bits = 0
+    for i in (0, 2, 4):
+        bits |= 1 << (((digest[i] << 8) | digest[i + 1]) & 2047)
+    return bits
+
+
+def _log_block(log_: Any) -> int | None:
+    """A raw log's block number (None for a log too malformed to tell: the decoder skips it)."""
+    try:
+        return int(log_.blockNumber if log_.__class__ is RawLog else log_["blockNumber"], 16)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _estimated_bytes(logs: list[Any]) -> int:
@@ -172,6 +207,12 @@ class Indexer:
         self._retained_at = float("-inf")  # monotonic time of the last retention pass
         self._topics = [self.decoder.topics]  # topic0 in any of the handled events
         self._stamp_topics = self.decoder.topics_of(TIMESTAMPED_EVENTS)  # their blocks' headers are needed
+        # logsBloom bits of the indexed contracts and of the handled events (_held_from).
+        self._bloom_addresses = [bloom_bits(bytes.fromhex(a[2:])) for a in self.decoder.addresses]
+        self._bloom_topics = [bloom_bits(bytes.fromhex(t[2:])) for t in self.decoder.topics]
+        self._unanswered: dict[tuple[int, str], tuple[int, int]] = {}  # (block, hash) -> (passes seen, last pass)
+        self._passes = 0  # _sync calls
+        self._held = False  # this pass stopped before a block whose logs the answer lacked
         self.range = max(config.min_range, min(config.max_range, INITIAL_RANGE))
         # Blocks below the head whose hashes and undo records are kept (see the module doc): twice
         # the finality depth, so a reorg to a shorter chain leaves a full finality depth below it.
@@ -330,6 +371,8 @@ class Indexer:
 
     def _sync(self, stop: threading.Event | None) -> int:
         self._check_chain()
+        self._passes += 1
+        self._held = False
         self.head = self.rpc.block_number()
         applied = 0
         moved = 0
@@ -358,7 +401,7 @@ class Indexer:
                         log.info("chain moved during the backfill (%s); re-reading the cursor", exc)
                         continue
                     applied += n
-                    if stop is not None and stop.is_set():
+                    if self._held or (stop is not None and stop.is_set()):
                         return applied
                 while cursor.number < target:
                     try:
@@ -373,8 +416,8 @@ class Indexer:
                         self.head = self.rpc.block_number()
                         break
                     applied += n
-                    if stop is not None and stop.is_set():
-                        return applied
+                    if self._held or (stop is not None and stop.is_set()):
+                        return applied  # held: the next pass fetches the block's logs again
                 else:
                     metrics.progress(self.head, cursor.number, True)
                     metrics.EVENTS_RATE.set(float(self._meta()["eventsPerSecond"]))
@@ -534,6 +577,9 @@ class Indexer:
                         pending = None
                     self._ensure_canonical(self.store.cursor() or cursor)
                     raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+                if self._held_from([end], headers, raw_logs) is not None:
+                    self._held = True  # the batch is fetched again next pass
+                    break
                 new_cursor = Cursor(end, headers[end]["hash"])
                 result = self._reduce(self._decode(raw_logs, start, end, None, headers), None)
                 self._rate.append((time.time(), result.events))
@@ -557,6 +603,8 @@ class Indexer:
                 pending = None
             while len(cache) > self.store.cache_size:
                 cache.popitem(last=False)
+            if self._unanswered:
+                self._unanswered = {k: v for k, v in self._unanswered.items() if k[0] > cursor.number}
             return cursor, applied
         except BaseException:
             cache.clear()
@@ -624,6 +672,9 @@ class Indexer:
                 # The cursor's block was replaced: handled as a reorg on the next pass.
                 self._ensure_canonical(cursor)
                 raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+            if self._held_from([end], headers, raw_logs) is not None:
+                self._held = True  # fetched again next pass
+                return cursor, 0
             new_cursor = Cursor(end, headers[end]["hash"])
             events = self._decode(raw_logs, start, end, None)
             undo_from = None
@@ -657,6 +708,15 @@ class Indexer:
             again = self.rpc.get_block(end)
             if again is None or again["hash"] != blocks[end][0]:
                 raise _ChainMoved(f"block {end} changed while the logs were read")
+            held = self._held_from(range(start, end + 1), headers, raw_logs)
+            if held is not None:  # commit the blocks before it; the next pass fetches it again
+                self._held = True
+                if held == start:
+                    return cursor, 0
+                end = held - 1
+                raw_logs = [lg for lg in raw_logs if (b := _log_block(lg)) is None or b <= end]
+                for n in [n for n in blocks if n > end]:
+                    del blocks[n]
             if start - 1 >= 0:
                 blocks[start - 1] = (cursor.hash, headers[start - 1]["parentHash"])
             new_cursor = Cursor(end, blocks[end][0])
@@ -674,9 +734,55 @@ class Indexer:
         metrics.EVENTS.labels(kind="event").inc(result.events)
         self.store.commit(cursor, new_cursor, result, blocks, prune, self._meta(), result.values, drop_undo=final_undo)
         self._stored = (self._stored | set(blocks)) - set(prune)
+        if self._unanswered:
+            self._unanswered = {k: v for k, v in self._unanswered.items() if k[0] > end}
         if result.events:
             log.debug("applied %d events in blocks %d..%d", result.events, start, end, extra={"from_block": start, "to_block": end, "events": result.events})
         return new_cursor, result.events
+
+    def _promises_logs(self, header: Any) -> bool:
+        """Whether the header's logsBloom has the bits of one of the indexed contracts and of one
+        of the handled events (False for a header without a readable bloom: nothing to check)."""
+        try:
+            bloom = int(header["logsBloom"], 16)
+        except (KeyError, TypeError, ValueError):
+            return False
+        return any(bloom & bits == bits for bits in self._bloom_addresses) and any(
+            bloom & bits == bits for bits in self._bloom_topics
+        )
+
+    def _held_from(self, numbers: Any, headers: dict[int, Any], logs: list[Any]) -> int | None:
+        """The first block of `numbers` not to commit yet: its header's logsBloom promises logs of
+        the indexed contracts and events but the eth_getLogs answer (`logs`) has none of that
+        block, as a node whose log backend lags its headers answers for its newest blocks. Such a
+        block is fetched again on the next LAGGING_LOGS_RETRIES passes; still without logs after
+        that, it is taken as a bloom false positive (a warning). None: commit every block."""
+        held: int | None = None
+        answered: set[int | None] | None = None
+        for n in numbers:
+            header = headers.get(n)
+            if header is None or not self._promises_logs(header):
+                continue
+            if answered is None:
+                answered = {_log_block(lg) for lg in logs}
+            if n in answered:
+                continue
+            key = (n, str(header.get("hash")))
+            seen, last = self._unanswered.get(key, (0, 0))
+            if last != self._passes:
+                seen += 1
+                self._unanswered[key] = (seen, self._passes)
+                if seen == LAGGING_LOGS_RETRIES + 1:
+                    log.warning(
+                        "block %d's logsBloom promises logs of the indexed contracts, but eth_getLogs answered none "
+                        "for it %d times: taken as a bloom false positive", n, seen,
+                        extra={"block": n, "fetches": seen},
+                    )
+            if seen <= LAGGING_LOGS_RETRIES and held is None:
+                held = n
+                log.info("block %d's logsBloom promises logs that eth_getLogs did not return (a lagging node?): "
+                         "fetching it again next pass", n, extra={"block": n, "fetches": seen})
+        return held
 
     def _fetch_logs(self, start: int, end: int) -> tuple[list[Any], int]:
         """Raw logs of [start, end'] where end' <= end is what the node accepted; adapts the range."""

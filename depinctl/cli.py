@@ -622,6 +622,15 @@ def indexer_run(
 
 _redact = redact_url  # the name tests/client/test_cli.py knows
 
+MaxRequestsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-requests", envvar="DEPIN_API_MAX_REQUESTS", min=1,
+        help="Requests served at a time, each until its client has read the answer (this bounds the memory "
+        "slow clients take); more are answered 503 with Retry-After.",
+    ),
+]
+
 
 @indexer_app.command("api")
 @user_errors
@@ -634,6 +643,7 @@ def indexer_api(
     namespace: NamespaceOpt = "depin",
     log_format: LogFormatOpt = "kv",
     log_level: LogLevelOpt = "info",
+    max_requests: MaxRequestsOpt = 8,  # indexer.api.MAX_REQUESTS
 ) -> None:
     """Serve the index as an HTTP JSON API for dashboards until Ctrl-C or SIGTERM.
 
@@ -651,6 +661,7 @@ def indexer_api(
         deployment_file=find_deployment_file(deployment),
         rpc_url=rpc_url or default_rpc_url(),
         namespace=namespace,
+        api_max_requests=max_requests,
     )
     serve(config, host, port)
 
@@ -666,6 +677,7 @@ def explorer(
     namespace: NamespaceOpt = "depin",
     log_format: LogFormatOpt = "kv",
     log_level: LogLevelOpt = "info",
+    max_requests: MaxRequestsOpt = 8,  # indexer.api.MAX_REQUESTS
 ) -> None:
     """Serve the web explorer (live pages over the index) until Ctrl-C or SIGTERM.
 
@@ -676,7 +688,7 @@ def explorer(
     Example: depin explorer --port 8080   (then open http://127.0.0.1:8080/)
     """
     indexer_api(host=host, port=port, redis_url=redis_url, rpc_url=rpc_url, deployment=deployment,
-                namespace=namespace, log_format=log_format, log_level=log_level)
+                namespace=namespace, log_format=log_format, log_level=log_level, max_requests=max_requests)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,18 @@ it has scanned :data:`~indexer.query.SCAN_ENTRIES` entries of the smallest filte
 page's ``nextCursor`` (null on the last page) is the ``cursor`` of the next one; keep following it
 rather than counting on ``limit`` records per page.
 
+Slow clients (bounded memory): at most ``max_requests`` requests (:data:`MAX_REQUESTS`, 8, by
+default; ``DEPIN_API_MAX_REQUESTS``, ``depin indexer api --max-requests``) are in flight at a time,
+from the request until all but the last :data:`BODY_CHUNK` bytes of its answer are handed to the
+connection (:class:`InFlightLimit`: the body is written a chunk at a time, each once the connection
+has drained the previous one); one more is answered 503 at once, with ``Retry-After``. A client that
+asks for a 4 MiB page and reads it slowly, or never, holds a slot, and the page, until it has read
+it: the pages held stay at most ``max_requests``, whatever the number of clients. The explorer's
+live stream (its own limit, ``max_streams``), ``/healthz`` and the static files are not counted.
+The server keeps about :data:`MAX_CONNECTIONS` connections open besides the live streams (uvicorn's
+``limit_concurrency``; a request on one more is answered 503), each holding at most about two
+chunks once its request is out of flight.
+
 The same app serves the explorer's HTML pages (``/``, ``/job/{id}``, ``/provider/{address}``, ...:
 :mod:`indexer.web.app`) and ``/metrics`` (Prometheus text: :mod:`indexer.metrics`).
 
@@ -23,6 +35,7 @@ Run it with ``depin indexer api --host 127.0.0.1 --port 8000`` or ``depin explor
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -30,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import redis
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -65,6 +78,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Requests in flight at a time (InFlightLimit; ApiConfig.api_max_requests): one more is 503. Each
+# holds up to a page (4 MiB of JSON) and the memory its building took: about 13 MB per request for a
+# /jobs page of 1,000 large jobs, so about 100 MB for 8 slow clients, however many there are.
+MAX_REQUESTS = 8
+BODY_CHUNK = 64 * 1024  # bytes of an answer's body handed to the connection at a time (InFlightLimit)
+MAX_CONNECTIONS = 1024  # open connections (uvicorn's limit_concurrency): one more is 503
+BUSY_RETRY_AFTER = 1  # seconds, in the 503 answer to one request in flight too many
+UNCOUNTED_PATHS = frozenset({"/explorer/stream", "/healthz"})  # the live stream has its own limit
+UNCOUNTED_PREFIX = "/static/"  # the explorer's stylesheet: small files, streamed by chunks
+
 JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in JOB_STATUSES[1:]}, type=str)
 JobStatusName.__doc__ = "A job status, lower case."
 
@@ -89,6 +112,70 @@ class ApiConfig:
     rpc_url: str | None = None
     namespace: str = "depin"
     explorer_max_streams: int = STREAM_MAX
+    api_max_requests: int = MAX_REQUESTS
+
+
+class InFlightLimit:
+    """ASGI middleware: at most `limit` HTTP requests in flight (but for :data:`UNCOUNTED_PATHS` and
+    the static files);
+    one more is answered 503 with ``Retry-After`` before the app sees it. A request stays in flight
+    until its answer is sent: its body goes to the server :data:`BODY_CHUNK` bytes at a time, and
+    uvicorn awaits the connection's drain (its flow control: the transport's buffer above 64 KiB)
+    before writing the next one, so a client that does not read keeps its slot, and only about
+    two chunks stay buffered once the request is done. The memory of pages built and not yet read
+    is thus bounded by `limit` pages, whatever the number of clients."""
+
+    def __init__(self, app: Any, limit: int = MAX_REQUESTS) -> None:
+        if limit < 1:
+            raise ValueError("the API needs max_requests >= 1")
+        self.app = app
+        self.limit = limit
+        self.active = 0  # requests in flight (the event loop's thread only: no lock)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in UNCOUNTED_PATHS or path.startswith(UNCOUNTED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            await _busy(send, self.limit)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, _chunked(send))
+        finally:
+            self.active -= 1
+
+
+def _chunked(send: Any) -> Any:
+    """`send` with every body message larger than BODY_CHUNK split into chunks (``more_body``)."""
+
+    async def send_chunks(message: Any) -> None:
+        body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+        if len(body) <= BODY_CHUNK:
+            await send(message)
+            return
+        more = message.get("more_body", False)
+        view = memoryview(body)
+        for at in range(0, len(body), BODY_CHUNK):
+            last = at + BODY_CHUNK >= len(body)
+            await send({"type": "http.response.body", "body": bytes(view[at : at + BODY_CHUNK]), "more_body": more or not last})
+
+    return send_chunks
+
+
+async def _busy(send: Any, limit: int) -> None:
+    body = json.dumps({"detail": f"the API serves at most {limit} requests at a time; retry shortly"}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(BUSY_RETRY_AFTER).encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": body})
 
 
 _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record in the index"}}
@@ -102,6 +189,7 @@ def create_app(
     max_streams: int = STREAM_MAX,
     page_bytes: int = PAGE_BYTES,
     scan_entries: int = SCAN_ENTRIES,
+    max_requests: int = MAX_REQUESTS,
 ) -> FastAPI:
     """The API app over `reader`, with the explorer's pages and ``/metrics``. `chain_head` returns
     the node's head (None when unreachable); without it ``/status`` measures lag against the last
@@ -109,7 +197,8 @@ def create_app(
     the indexer applied each event). `max_streams`: live pages (``/explorer/stream``) served at a
     time; one more is answered 503. `page_bytes`: the byte budget of one page of ``/jobs`` and
     ``/providers`` (see the module doc). `scan_entries`: the index entries one page of ``/jobs``
-    with two or more filters scans at most."""
+    with two or more filters scans at most. `max_requests`: requests in flight at a time
+    (:class:`InFlightLimit`); one more is answered 503."""
     app = FastAPI(
         title="depin-compute indexer API",
         version=__version__,
@@ -199,6 +288,7 @@ def create_app(
 
     add_index_metrics(app, reader, chain_head)
     add_explorer(app, reader, clock, max_streams)
+    app.add_middleware(InFlightLimit, limit=max_requests)  # outermost: a refusal costs no app work
     return app
 
 
@@ -215,5 +305,5 @@ def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int 
         # found; a no-op one lets the process exit 0 after that clean shutdown.
         signal.signal(signal.SIGTERM, lambda *_: None)
     log.info("serving indexer API and explorer", extra={"prefix": reader.keys.prefix, "host": host, "port": port})
-    app = create_app(reader, head, clock, config.explorer_max_streams)
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    app = create_app(reader, head, clock, config.explorer_max_streams, max_requests=config.api_max_requests)
+    uvicorn.run(app, host=host, port=port, log_config=None, limit_concurrency=MAX_CONNECTIONS + config.explorer_max_streams)

@@ -1,23 +1,24 @@
 """Indexer configuration: one pydantic model, read from the environment (devnet defaults).
 
-=========================  ==========================================  ==============================
-environment variable       field                                       devnet default
-=========================  ==========================================  ==============================
-``DEPIN_RPC_URL``          ``rpc_url``                                 ``http://127.0.0.1:8545``
-``DEPIN_REDIS_URL``        ``redis_url``                               ``redis://127.0.0.1:6379/0``
-``DEPIN_DEPLOYMENT``       ``deployment_file``                         ``.devnet/deployments/31337.json``
-``DEPIN_CONFIRMATIONS``    ``confirmations``                           ``0``
-``DEPIN_FINALITY_DEPTH``   ``finality_depth``                          ``64``
-``DEPIN_POLL_INTERVAL``    ``poll_interval`` (seconds)                 ``0.5``
-``DEPIN_WS_URL``           ``ws_url`` (new-head subscription)          a local ``rpc_url`` as ``ws://``
-``DEPIN_MAX_RANGE``        ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
-``DEPIN_MAX_LOGS_BYTES``   ``max_logs_bytes`` (one ``eth_getLogs``)    ``33554432`` (32 MiB; 0: no limit)
-``DEPIN_NAMESPACE``        ``namespace`` (Redis key prefix root)       ``depin``
-``DEPIN_STREAM_MAX_LEN``   ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
-``DEPIN_STREAM_MAX_AGE``   ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
-``DEPIN_COMPACT_AFTER``    ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
-``DEPIN_MAX_STREAMS``      ``explorer_max_streams`` (live pages)       ``100`` (more: HTTP 503)
-=========================  ==========================================  ==============================
+===========================  ==========================================  ==============================
+environment variable         field                                       devnet default
+===========================  ==========================================  ==============================
+``DEPIN_RPC_URL``            ``rpc_url``                                 ``http://127.0.0.1:8545``
+``DEPIN_REDIS_URL``          ``redis_url``                               ``redis://127.0.0.1:6379/0``
+``DEPIN_DEPLOYMENT``         ``deployment_file``                         ``.devnet/deployments/31337.json``
+``DEPIN_CONFIRMATIONS``      ``confirmations``                           ``0``
+``DEPIN_FINALITY_DEPTH``     ``finality_depth``                          ``64``
+``DEPIN_POLL_INTERVAL``      ``poll_interval`` (seconds)                 ``0.5``
+``DEPIN_WS_URL``             ``ws_url`` (new-head subscription)          a local ``rpc_url`` as ``ws://``
+``DEPIN_MAX_RANGE``          ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
+``DEPIN_MAX_LOGS_BYTES``     ``max_logs_bytes`` (one ``eth_getLogs``)    ``33554432`` (32 MiB; 0: no limit)
+``DEPIN_NAMESPACE``          ``namespace`` (Redis key prefix root)       ``depin``
+``DEPIN_STREAM_MAX_LEN``     ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
+``DEPIN_STREAM_MAX_AGE``     ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
+``DEPIN_COMPACT_AFTER``      ``compact_after`` (blocks past finality)    ``7200`` (-1: never compact)
+``DEPIN_MAX_STREAMS``        ``explorer_max_streams`` (live pages)       ``100`` (more: HTTP 503)
+``DEPIN_API_MAX_REQUESTS``   ``api_max_requests`` (API, in flight)       ``8`` (more: HTTP 503)
+===========================  ==========================================  ==============================
 
 The ``eth_getLogs`` range (``max_range``, ``max_logs_bytes``): the indexer adapts the block range of
 each request to the logs it finds (:mod:`indexer.follower`): toward 4,000 logs and a quarter of
@@ -85,6 +86,7 @@ _ENV = {
     "stream_max_age": "DEPIN_STREAM_MAX_AGE",
     "compact_after": "DEPIN_COMPACT_AFTER",
     "explorer_max_streams": "DEPIN_MAX_STREAMS",
+    "api_max_requests": "DEPIN_API_MAX_REQUESTS",
 }
 
 
@@ -124,6 +126,10 @@ class IndexerConfig(BaseModel):
     compact_batch: int = Field(1000, ge=1, description="jobs compacted per Redis script call")
     explorer_max_streams: int = Field(
         100, ge=1, description="concurrent /explorer/stream connections (live pages) the API serves; more get HTTP 503"
+    )
+    api_max_requests: int = Field(
+        8, ge=1, description="requests the API serves at a time, each until its answer is read (slow clients hold "
+        "their page: this bounds the memory they take); more get HTTP 503 (indexer.api.InFlightLimit)"
     )
     # Transport tuning (not in the environment table: rarely changed).
     rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")

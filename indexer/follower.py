@@ -220,6 +220,7 @@ class Indexer:
         self._chain_checked = False
         self._schema_checked = False
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
+        self._stored_changes = 0  # store.cursor_changes when _stored was loaded
         self._rate: deque[tuple[float, int]] = deque()
         self._sleep: Callable[[float], None] = time.sleep
         self._moved = 0  # consecutive fetches that saw the chain change
@@ -386,7 +387,11 @@ class Indexer:
                     self._schema_checked = True
                 cursor = self._ensure_canonical(cursor)
                 metrics.progress(self.head, cursor.number, cursor.number >= self.head - self.config.confirmations)
-                if self._stored is None:
+                if self._stored is None or self._stored_changes != self.store.cursor_changes:
+                    # Reloaded too when the cursor was not this indexer's last commit: a Redis
+                    # restored from an older snapshot (redis-py reconnects without an error) has
+                    # the block hashes and undo records of that time, which must be pruned.
+                    self._stored_changes = self.store.cursor_changes
                     self._stored = set(self.store.block_numbers())
                 target = self.head - self.config.confirmations
                 final_target = min(target, self.head - self.window)

@@ -259,16 +259,21 @@ class Store:
         self.cache: OrderedDict[str, Hash] = OrderedDict()  # key -> value as last committed
         self.cache_size = cache_size
         self._committed: Cursor | None = None  # the cursor of this store's last commit
+        # Times cursor() found a cursor this store did not commit last (a wipe, another writer, a
+        # Redis restarted from an older snapshot): whoever keeps state derived from Redis reloads it.
+        self.cursor_changes = 0
 
     # ------------------------------------------------------------------ reads
 
     def cursor(self) -> Cursor | None:
         """The cursor in Redis. When it is not the one this store last committed (a wipe, another
-        writer), the read cache is dropped."""
+        writer, a Redis restarted from an older snapshot), the read cache is dropped and
+        :attr:`cursor_changes` counts it."""
         cursor = Cursor.loads(self.r.get(self.keys.cursor))
         if cursor != self._committed:
             self.cache.clear()
             self._committed = cursor
+            self.cursor_changes += 1
         return cursor
 
     def read_hashes(self, keys: Iterable[str], cached: bool = True) -> dict[str, Hash]:

@@ -443,7 +443,9 @@ class _State:
     def end_block(self) -> None:
         """Shrinks the current block's undo snapshots to the fields the block changed:
         key -> None (the hash did not exist before) or {field: prior value, None if absent}; a
-        job's ``history`` is left out (a rollback drops its entries above the fork point)."""
+        job's ``history`` is left out (a rollback drops its entries above the fork point), but a
+        hash whose only change is its history keeps an entry, ``{}``, so that a rollback still
+        truncates it (ReserveReleased appends to a job's history and changes nothing else of it)."""
         undo = self.undo
         if undo is None:
             return
@@ -458,6 +460,8 @@ class _State:
             changed.update({f: v for f, v in prior.items() if f not in now})
             if changed:
                 shrunk[key] = changed
+            elif now.get("history") != prior.get("history"):
+                shrunk[key] = {}
         undo["h"] = shrunk
         self.undo = None
 

@@ -98,7 +98,6 @@ def _tallied_audit(chain: Chain) -> int:
     return reserve
 
 
-@pytest.mark.xfail(strict=True, reason="a block whose only change to a job is its history (ReserveReleased) gets no undo entry for the job: a rollback leaves the orphaned history entry")
 def test_a_rolled_back_reserve_release_leaves_no_history_entry(server: RedisServer) -> None:
     """Blocks 1-5 then ReserveReleased in block 6, rolled back to block 5: the index must equal
     one that never saw block 6 (the verifier's stake is restored; so must the job's history be)."""

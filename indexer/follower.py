@@ -33,9 +33,12 @@ whether the block may hold logs of the indexed contracts (one of their addresses
 handled event topics in the bloom): a block whose bloom says so, but of which the answer has no
 log, is not committed yet (the blocks before it are) and the pass ends; the next passes fetch it
 again, and after :data:`LAGGING_LOGS_RETRIES` more answers without its logs it is taken as it is
-(blooms have false positives; a warning is logged). Final batches have only two headers: the same
-check covers their last block (the batch is held whole), not the blocks inside them, which are at
-least ``2 * finality_depth`` blocks old when fetched: far past a lagging backend's moment.
+(blooms have false positives; a warning is logged). A bloom so full that the match is likely by
+chance (over :data:`BLOOM_MAX_CHANCE`: a busy block of a few dozen logs or more) tells nothing and
+holds nothing: on a busy chain, ``confirmations`` (a lagging backend is seconds behind) is the
+safeguard. Final batches have only two headers: the same check covers their last block (the batch
+is held whole), not the blocks inside them, which are at least ``2 * finality_depth`` blocks old
+when fetched: far past a lagging backend's moment.
 
 Why twice the finality depth: a reorg to a *shorter* chain (a devnet's ``anvil_revert`` to an older
 snapshot) lowers the head, and blocks that were more than ``finality_depth`` below the old head are
@@ -80,7 +83,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
@@ -113,11 +116,15 @@ INITIAL_RANGE = 16  # blocks of the first eth_getLogs; the range then adapts to 
 RATE_WINDOW = 10.0  # seconds over which eventsPerSecond is measured
 IDLE_SLICE = 0.25  # seconds: how soon run() sees a stop request while it waits for a head
 GC_YOUNG_LIMIT = 500_000  # objects in the young GC generation that trigger a collection during a backfill
-# Polls that a block whose header's logsBloom promises logs of the indexed contracts and events, but
-# whose eth_getLogs answer has none, is fetched again before it is taken as it is (a bloom false
+# Passes that fetch again a block whose header's logsBloom promises logs of the indexed contracts
+# and events, but whose eth_getLogs answer has none, before it is taken as it is (a bloom false
 # positive; logged as a warning). A load-balanced node's log backend that lags its headers answers
 # [] for its newest blocks for a moment; committing that would lose the block's events for good.
 LAGGING_LOGS_RETRIES = 3
+# A bloom is only trusted when the indexed contracts' and events' bits are unlikely to be all set
+# by chance: a busy block's bloom (a few dozen logs and more) has most of its 2048 bits set and
+# matches anything; such a block is never held.
+BLOOM_MAX_CHANCE = 0.01
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -142,6 +149,16 @@ def bloom_bits(item: bytes) -> int:
     for i in (0, 2, 4):
         bits |= 1 << (((digest[i] << 8) | digest[i + 1]) & 2047)
     return bits
+
+
+def bloom_promises(bloom: int, addresses: Sequence[int], topics: Sequence[int]) -> bool:
+    """Whether a block's logsBloom (as an integer) says it holds a log of one of `addresses` with
+    one of `topics` (their :func:`bloom_bits`), as far as a bloom can tell: False too when the
+    bloom is so full that such a match would happen by chance more often than BLOOM_MAX_CHANCE."""
+    if not (any(bloom & bits == bits for bits in addresses) and any(bloom & bits == bits for bits in topics)):
+        return False
+    p = (bloom.bit_count() / 2048) ** 3  # chance that an item's 3 bits are all set
+    return (1 - (1 - p) ** len(addresses)) * (1 - (1 - p) ** len(topics)) <= BLOOM_MAX_CHANCE
 
 
 def _log_block(log_: Any) -> int | None:
@@ -746,15 +763,13 @@ class Indexer:
         return new_cursor, result.events
 
     def _promises_logs(self, header: Any) -> bool:
-        """Whether the header's logsBloom has the bits of one of the indexed contracts and of one
-        of the handled events (False for a header without a readable bloom: nothing to check)."""
+        """Whether the header's logsBloom says the block holds logs of the indexed contracts and
+        events (:func:`bloom_promises`; False for a header without a readable bloom)."""
         try:
             bloom = int(header["logsBloom"], 16)
         except (KeyError, TypeError, ValueError):
             return False
-        return any(bloom & bits == bits for bits in self._bloom_addresses) and any(
-            bloom & bits == bits for bits in self._bloom_topics
-        )
+        return bloom_promises(bloom, self._bloom_addresses, self._bloom_topics)
 
     def _held_from(self, numbers: Any, headers: dict[int, Any], logs: list[Any]) -> int | None:
         """The first block of `numbers` not to commit yet: its header's logsBloom promises logs of

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from indexer.follower import LAGGING_LOGS_RETRIES
+from indexer.follower import LAGGING_LOGS_RETRIES, bloom_bits, bloom_promises
 
 from .services import ChainEnv, FlakyProxy, dump
 
@@ -125,3 +125,18 @@ def test_logs_missing_from_a_final_batchs_last_block_are_fetched_again(chain_env
     assert r.hget(k.job(1), "status") == "Open"
     env.rebuild(1, finality_depth=2)
     assert dump(r, k) == dump(env.client(1), k)
+
+
+def test_a_bloom_is_trusted_only_while_it_is_sparse() -> None:
+    """bloom_bits follows the yellow paper's 3-of-2048 rule (a known vector: the bloom of the zero
+    address); bloom_promises needs an indexed address and an indexed topic, and refuses a bloom so
+    full that they would match by chance (a busy block: every bit set)."""
+    zero = bloom_bits(b"\x00" * 20)
+    assert zero.bit_count() == 3
+    assert zero == sum(1 << n for n in (896, 1665, 1975))  # bits of keccak256(20 zero bytes): 0x5380c7b7ae81a58e...
+    addresses = [bloom_bits(bytes([i]) * 20) for i in range(1, 4)]
+    topics = [bloom_bits(bytes([i]) * 32) for i in range(1, 40)]
+    assert bloom_promises(addresses[1] | topics[7], addresses, topics)
+    assert not bloom_promises(addresses[1] | bloom_bits(b"\xee" * 32), addresses, topics)  # another event
+    assert not bloom_promises(topics[7], addresses, topics)  # another contract
+    assert not bloom_promises((1 << 2048) - 1, addresses, topics)

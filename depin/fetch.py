@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import socket
 import stat
 import threading
 import time
@@ -34,11 +33,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Self, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
 from depin.errors import DepinError
+from depin.watchdog import SocketWatchdog
 
 DEFAULT_TIMEOUT = 60.0
 CHUNK = 1 << 20
@@ -104,20 +104,14 @@ def download_and_hash(
     raise FetchError(f"cannot download {uri[:200]!r}: unsupported URI scheme ({', '.join(schemes)})")
 
 
-class Watchdog:
+class Watchdog(SocketWatchdog):
     """Shuts down, at `deadline` (``time.monotonic()``; None: never), every connection a request
     made under it, so that the request ends then whatever the server does. A deadline checked
     between body chunks cannot stop a server that sends its response head one byte per read
     timeout (httpcore takes up to 100 KiB of head): found by review, stop 36, holding a provider's
     input fetch past its deadline. Pass :attr:`extensions` with the request (httpcore's ``trace``
-    hook names each TCP connection as it is made); :attr:`fired` tells whether the deadline did."""
-
-    def __init__(self, deadline: float | None) -> None:
-        self.deadline = deadline
-        self.fired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+    hook names each TCP connection as it is made); :attr:`fired` tells whether the deadline did.
+    The mechanism is :class:`depin.watchdog.SocketWatchdog`'s (JSON-RPC calls use it too)."""
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -126,38 +120,7 @@ class Watchdog:
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         if event == "connection.connect_tcp.complete":
             stream = info.get("return_value")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if sock is not None:
-                with self._lock:
-                    self._sockets.append(sock)
-                    fired = self.fired
-                if fired:
-                    self._shut(sock)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._shut(sock)
-
-    @staticmethod
-    def _shut(sock: socket.socket) -> None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread; close() would not
-        except OSError:
-            pass
-
-    def __enter__(self) -> Self:
-        if self.deadline is not None:
-            self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+            self.watch(stream.get_extra_info("socket") if stream is not None else None)
 
 
 def _check_watchdog(uri: str, watchdog: Watchdog) -> None:

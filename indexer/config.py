@@ -11,7 +11,7 @@ environment variable         field                                       devnet 
 ``DEPIN_POLL_INTERVAL``      ``poll_interval`` (seconds)                 ``0.5``
 ``DEPIN_WS_URL``             ``ws_url`` (new-head subscription)          a local ``rpc_url`` as ``ws://``
 ``DEPIN_MAX_RANGE``          ``max_range`` (blocks per ``eth_getLogs``)  ``5000``
-``DEPIN_MAX_LOGS_BYTES``     ``max_logs_bytes`` (one ``eth_getLogs``)    ``33554432`` (32 MiB; 0: no limit)
+``DEPIN_MAX_LOGS_BYTES``     ``max_logs_bytes`` (one ``eth_getLogs``)    ``33554432`` (32 MiB; 0: no budget)
 ``DEPIN_NAMESPACE``          ``namespace`` (Redis key prefix root)       ``depin``
 ``DEPIN_STREAM_MAX_LEN``     ``stream_max_len`` (events stream entries)  ``100000`` (0: unbounded)
 ``DEPIN_STREAM_MAX_AGE``     ``stream_max_age`` (seconds)                ``604800`` (0: no age limit)
@@ -25,8 +25,10 @@ each request to the logs it finds (:mod:`indexer.follower`): toward 4,000 logs a
 ``max_logs_bytes`` per answer. An answer larger than ``max_logs_bytes`` (jobs with big specs: a 1 MB
 spec is a 2 MB log) is dropped without being read and asked again over half the range, so one
 answer, and one batch in memory and in the Redis commit, stays under it; a single block larger than
-the budget (``min_range`` blocks) is still read whole. Raise it when the node is local and answers
-are cheap; lower it when a hosted node caps its answers' size (their errors also halve the range).
+the budget (``min_range`` blocks) is still read whole, up to the gateway's cap of 64 MiB for any one
+answer (``depin.chain.http.RPC_MAX_BYTES``: far above a block's logs). Raise it when the node is
+local and answers are cheap; lower it when a hosted node caps its answers' size (their errors also
+halve the range). ``rpc_timeout`` bounds each request as a whole, the answer's transfer included.
 
 New heads (``ws_url``): the indexer subscribes to ``newHeads`` (``eth_subscribe``) at ``ws_url`` and
 indexes each new block as soon as the node announces it; the poll every ``poll_interval`` stays as
@@ -115,7 +117,7 @@ class IndexerConfig(BaseModel):
         32 * 2**20,
         ge=0,
         description="bytes of one eth_getLogs answer: a larger one is dropped and its range halved (down to "
-        "min_range, whose answer is taken whatever its size); the range aims at a quarter of it; 0: no limit",
+        "min_range, whose answer is taken up to the gateway's 64 MiB cap); the range aims at a quarter of it; 0: none",
     )
     namespace: str = "depin"
     # Retention (see the module doc).
@@ -132,7 +134,7 @@ class IndexerConfig(BaseModel):
         "their page: this bounds the memory they take); more get HTTP 503 (indexer.api.InFlightLimit)"
     )
     # Transport tuning (not in the environment table: rarely changed).
-    rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request")
+    rpc_timeout: float = Field(30.0, gt=0, description="seconds per JSON-RPC request, its whole answer included")
     rpc_retries: int = Field(5, ge=0, description="retries of a transient RPC failure within one call")
     backoff_base: float = Field(0.05, gt=0, description="first retry delay, doubled per attempt")
     backoff_cap: float = Field(5.0, gt=0, description="longest delay between retries, and between polls while the node is down")

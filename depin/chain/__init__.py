@@ -10,8 +10,9 @@ retries transient failures with capped exponential backoff, and turns every fail
 :class:`~depin.errors.ChainError`:
 
 - :class:`RpcUnavailable`: the node could not be reached or answered garbage (connection refused or
-  reset, timeout, HTTP 5xx, a body that is not JSON-RPC). Retried ``retries`` times, then raised;
-  long-running services catch it and keep waiting for the node.
+  reset, timeout, HTTP 5xx, a body that is not JSON-RPC, an answer not complete within the call's
+  timeout or larger than :data:`~depin.chain.http.RPC_MAX_BYTES`: :mod:`depin.chain.http`).
+  Retried ``retries`` times, then raised; long-running services catch it and keep waiting for the node.
 - :class:`RpcError`: the node answered with a JSON-RPC error object (``code``, ``message``). Retried
   only when :func:`is_transient_rpc_error` says so (rate limits, internal errors) and the caller
   allows it; a caller that must react to the error itself (the indexer shrinking an ``eth_getLogs``
@@ -114,12 +115,16 @@ def block_tag(block: BlockTag) -> str:
 
 
 def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """A ``Web3`` over HTTP with web3's own retry turned off (:class:`RpcClient` retries)."""
+    """A ``Web3`` over HTTP without retries of its own (:class:`RpcClient` retries), whose every call
+    ends within `timeout` seconds in all (connect, request, the whole answer) and reads at most
+    :data:`~depin.chain.http.RPC_MAX_BYTES` of answer (:mod:`depin.chain.http`): a node that
+    trickles or never ends its answer cannot hold a call past its timeout, nor fill the memory."""
     # web3 takes seconds to import and only the HTTP transport needs it
-    from web3 import HTTPProvider, Web3  # lazy: start-up
+    from web3 import Web3  # lazy: start-up
 
-    provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
-    return Web3(provider)
+    from depin.chain.provider import BoundedHTTPProvider  # lazy: start-up (imports web3)
+
+    return Web3(BoundedHTTPProvider(rpc_url, timeout))
 
 
 class RpcClient:

@@ -15,7 +15,13 @@ again into plain dicts, which :class:`~indexer.decode.LogDecoder` checks field b
 
 Size: with ``max_bytes``, an answer whose body is larger (by its ``Content-Length``, or once that
 many bytes were read) is not read further: :class:`AnswerTooLarge` is raised and the caller asks for
-a shorter range. The size of the last answer read is in :attr:`LogFetcher.last_bytes`.
+a shorter range. Without, an answer past the gateway's cap (:data:`depin.chain.http.RPC_MAX_BYTES`)
+is a failure (:class:`~depin.chain.RpcUnavailable`). The size of the last answer read is in
+:attr:`LogFetcher.last_bytes`.
+
+Time: ``timeout`` bounds the whole call, as for every call of the gateway (:func:`depin.chain.http.post`):
+an answer not complete by then is :class:`~depin.chain.RpcUnavailable` ("timed out", which the
+follower takes for a range too large).
 """
 
 from __future__ import annotations
@@ -24,9 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import requests
 
-from depin.chain import RpcError, RpcUnavailable
+from depin.chain import RpcError, RpcUnavailable, http
 from depin.errors import ChainError
 from depin.redact import redact_url
 
@@ -89,7 +94,7 @@ class LogFetcher:
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = http.session()
         self._id = 0
         self.last_bytes = 0  # size of the last answer's body
 
@@ -103,30 +108,22 @@ class LogFetcher:
     ) -> list[RawLog] | list[dict[str, Any]]:
         """The logs of `addresses` in [from_block, to_block] (:class:`RawLog` records, or dicts when
         the answer does not fit them). Raises like ``RpcClient.get_logs(..., retries=0)``, and
-        :class:`AnswerTooLarge` when the answer's body exceeds `max_bytes` (None: no limit)."""
+        :class:`AnswerTooLarge` when the answer's body exceeds `max_bytes` (None: no budget; an answer
+        past the gateway's cap, :data:`~depin.chain.http.RPC_MAX_BYTES`, raises RpcUnavailable)."""
         flt: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}
         if topics:
             flt["topics"] = list(topics)
         self._id += 1
         body = _encode({"jsonrpc": "2.0", "method": METHOD, "params": [flt], "id": self._id})
+        cap = max_bytes if max_bytes is not None else http.RPC_MAX_BYTES
         try:
-            with self.session.post(
-                self.url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout, stream=True
-            ) as response:
-                response.raise_for_status()
-                declared = response.headers.get("Content-Length", "")
-                if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise AnswerTooLarge(self.url, int(declared), max_bytes)
-                # One read of the whole body (requests' .content joins 10 kB chunks: a copy more);
-                # with a budget and no Content-Length (chunked), at most one byte more than it.
-                amount = max_bytes + 1 if max_bytes is not None and not declared.isdigit() else None
-                content = response.raw.read(amount, decode_content=True)
-                if max_bytes is not None and len(content) > max_bytes:  # chunked, or compressed
-                    raise AnswerTooLarge(self.url, None if amount is not None else len(content), max_bytes)
-        except AnswerTooLarge:
-            raise
-        except Exception as exc:  # requests' ConnectionError/Timeout/HTTPError, ...
-            raise RpcUnavailable(METHOD, f"{type(exc).__name__}: {exc}", self.url) from exc
+            content = http.post(self.session, self.url, body, timeout=self.timeout, max_bytes=cap)
+        except http.AnswerTooLarge as exc:
+            if max_bytes is None:  # past the gateway's cap: no answer of a node's, whatever the range
+                raise RpcUnavailable(METHOD, f"AnswerTooLarge: {exc}", self.url) from None
+            raise AnswerTooLarge(self.url, exc.size, max_bytes) from None
+        except Exception as exc:  # noqa: BLE001 - the deadline, ConnectionError, HTTPError...: re-raised, from None (the URL)
+            raise RpcUnavailable(METHOD, f"{type(exc).__name__}: {exc}", self.url) from None
         self.last_bytes = len(content)
         try:
             answer = _decode_typed(content)

@@ -2,7 +2,9 @@
 
 :func:`deploy_contracts` is what ``scripts/deploy.py`` (``ape run deploy``) and the contract tests
 call inside ape; :func:`deploy_with_ape` runs that script against a node (tests, benchmarks, the
-devnet) and returns the :class:`~depin.deployment.Deployment` it recorded.
+devnet) and returns the :class:`~depin.deployment.Deployment` it recorded. :class:`DeployJournal`
+records a deploy's progress so that one that stopped halfway is resumed, and :data:`STEP_GAS`
+bounds what each of its transactions costs (the script's check of the deployer's ether).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from depin.chain import RpcClient
+from eth_utils import to_checksum_address, to_hex
+
+from depin.chain import RpcClient, hex_int
 from depin.deployment import (
     REPO_ROOT,
     Deployment,
@@ -145,36 +149,226 @@ def wait_for_receipts_on_interval_mining(provider: Any, probe: float = 1.5) -> b
     return True
 
 
+# Gas each transaction of a deploy (:func:`deploy_steps`, by what it sends) uses at most: measured
+# on anvil (stop 40: RewardToken 1.16 M; BlockhashRandomness 0.18 M, HeaderRandomness 0.42 M,
+# MockRandomness 0.44 M; JobMarket with the ProviderStaking its constructor deploys 8.19 M;
+# CourtEngine with its CourtDesk 9.05 M; VerificationCourt 4.14 M; TestCourt 0.39 M; setParams
+# 0.14 M; a grantRole 0.05 M), plus about 20%. What the cost check before a deploy multiplies by the
+# fee (:func:`deploy_cost`); tests/contracts/test_deploy.py checks a deploy's receipts against it,
+# so a contract that grows past its bound fails there first.
+STEP_GAS = {
+    "RewardToken": 1_400_000,
+    "BlockhashRandomness": 250_000,
+    "HeaderRandomness": 520_000,
+    "MockRandomness": 530_000,
+    "JobMarket": 9_900_000,
+    "CourtEngine": 10_900_000,
+    "VerificationCourt": 5_000_000,
+    "TestCourt": 480_000,
+    "setParams": 200_000,
+    "arbiterRole": 80_000,
+    "minterRole": 80_000,
+}
+RANDOMNESS_CONTRACTS = {"mock": "MockRandomness", "header": "HeaderRandomness", "blockhash": "BlockhashRandomness"}
+PARTIAL_SUFFIX = ".partial"
+
+
+def deploy_steps(params: NetworkParameters, court_name: str) -> list[tuple[str, str]]:
+    """(step, what it sends) for each transaction of a deploy, in order: a step that deploys names the
+    contract (the court's step is "VerificationCourt" whichever contract stands there), a call its
+    function."""
+    steps = [
+        ("RewardToken", "RewardToken"),
+        ("Randomness", RANDOMNESS_CONTRACTS[params.randomness]),
+        ("JobMarket", "JobMarket"),
+    ]
+    if court_name == COURT_CONTRACT:
+        steps.append(("CourtEngine", "CourtEngine"))
+    steps += [("VerificationCourt", court_name), ("setParams", "setParams")]
+    if court_name == COURT_CONTRACT:  # only VerificationCourt has an ARBITER_ROLE
+        steps.append(("arbiterRole", "arbiterRole"))
+    if params.devnet_faucet:
+        steps.append(("minterRole", "minterRole"))
+    return steps
+
+
+def deploy_cost(gas: int, max_fee: int, reserved_gas: int = 0) -> int:
+    """The most wei the transactions of `gas` (the sum of their :data:`STEP_GAS`) cost at `max_fee`
+    wei per gas, plus `reserved_gas` at that fee: what the node wants held for the last one beyond its
+    use (a fixed gas limit, ape's "max" on local networks, is asked up front in whole)."""
+    return (gas + reserved_gas) * max_fee
+
+
+def partial_path(deployment_file: Path) -> Path:
+    """Where a deploy records its progress until the deployment file is written."""
+    return deployment_file.with_name(deployment_file.name + PARTIAL_SUFFIX)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """`data` to `path` atomically (temp file, fsync, rename): a crash leaves the old or the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DeployJournal:
+    """What a deploy has sent, kept in ``<chainId>.json.partial`` (:func:`partial_path`) next to the
+    deployment file until that is written, so that a deploy that stops halfway (the deployer's
+    ether ran out, the node went away, Ctrl-C) is resumed by running it again, not repeated.
+
+    The file holds the chain id, the deployer, the parameters as sent, and per step (:func:`deploy_steps`)
+    the transaction's nonce and hash, recorded before it is broadcast, then the contract's address
+    and the block once it is mined. Every change is written atomically. :meth:`reconcile` settles,
+    against the chain, what a stopped deploy left unsettled. `path` None: kept in memory only."""
+
+    def __init__(self, path: Path | None, chain_id: int, deployer: str, parameters: dict[str, Any], steps: dict[str, dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.chain_id = chain_id
+        self.deployer = deployer
+        self.parameters = parameters
+        self.steps: dict[str, dict[str, Any]] = steps if steps is not None else {}
+
+    @classmethod
+    def load(cls, path: Path) -> DeployJournal | None:
+        """The journal at `path`, None when there is none; raises DeployError when it is unreadable."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(path, int(data["chainId"]), str(data["deployer"]), dict(data["parameters"]), {str(k): dict(v) for k, v in data["steps"].items()})
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DeployError(f"{path} is not a partial deployment record ({type(exc).__name__}: {exc}); move it away") from None
+
+    def save(self) -> None:
+        if self.path is not None:
+            _write_json(self.path, {"chainId": self.chain_id, "deployer": self.deployer, "parameters": self.parameters, "steps": self.steps})
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def done(self, step: str) -> bool:
+        return "block" in self.steps.get(step, {})
+
+    def sent(self, step: str, what: str, nonce: int, tx_hash: str) -> None:
+        self.steps[step] = {"sends": what, "nonce": nonce, "tx": tx_hash}
+        self.save()
+
+    def mined(self, step: str, block: int, address: str | None) -> None:
+        entry = self.steps[step]
+        entry["block"] = block
+        if address is not None:
+            entry["address"] = to_checksum_address(address)
+        self.save()
+
+    def forget(self, step: str) -> None:
+        del self.steps[step]
+        self.save()
+
+    def reconcile(self, rpc: RpcClient, steps: Sequence[tuple[str, str]]) -> None:
+        """Settles each recorded step against the chain: a mined transaction is done (its contract's
+        address from the receipt), one the node does not know was never sent (sent again by the
+        deploy), one still pending, or a recorded contract without code, raises DeployError."""
+        for step, what in steps:
+            entry = self.steps.get(step)
+            if entry is None:
+                continue
+            if entry.get("sends") != what:
+                raise DeployError(f"{shown_path(self.path)} records {entry.get('sends')} for step {step}, this deploy sends {what}; move it away to deploy a new set")
+            if "block" not in entry:
+                receipt = rpc.get_receipt(entry["tx"])
+                if receipt is None:
+                    if rpc.get_transaction(entry["tx"]) is not None:
+                        raise DeployError(f"the {step} transaction {entry['tx']} is not mined yet: wait for it, then run the deploy again")
+                    self.forget(step)  # the node never took it (or dropped it): sent again
+                    continue
+                if hex_int(receipt.get("status")) != 1:
+                    self.forget(step)  # mined but failed: sent again
+                    continue
+                self.mined(step, hex_int(receipt["blockNumber"]), receipt.get("contractAddress"))
+            address = self.steps[step].get("address")
+            if address is not None and rpc.get_code(address) in ("0x", "0x0"):
+                raise DeployError(f"{shown_path(self.path)} records {what} at {address}, which has no code on chain {self.chain_id}; move the file away to deploy a new set")
+
+
+def shown_path(path: Path | None) -> str:
+    return str(path) if path is not None else "the deploy record"
+
+
 def deploy_contracts(
-    deployer: Any, params: NetworkParameters, arbiter: str | None = None, court_contract: str | None = None
+    deployer: Any,
+    params: NetworkParameters,
+    arbiter: str | None = None,
+    court_contract: str | None = None,
+    journal: DeployJournal | None = None,
 ) -> dict[str, Any]:
-    """Deploys and wires the contracts with ape, in the order the verification protocol needs:
-    RewardToken; the randomness source (`params.randomness`: BlockhashRandomness, HeaderRandomness
-    or MockRandomness);
-    JobMarket (which deploys ProviderStaking); the court (`CourtEngine`, then
-    `VerificationCourt(market, token, admin, CourtParams, engine)`, or the TestCourt stand-in while the build has no VerificationCourt); then
-    `market.setParams` with the court (the first parameter version).
+    """Deploys and wires the contracts with ape, in the order the verification protocol needs
+    (:func:`deploy_steps`): RewardToken; the randomness source (`params.randomness`:
+    BlockhashRandomness, HeaderRandomness or MockRandomness); JobMarket (which deploys
+    ProviderStaking); the court (`CourtEngine`, then `VerificationCourt(market, token, admin,
+    CourtParams, engine)`, or the TestCourt stand-in while the build has no VerificationCourt); then
+    `market.setParams` with the court (the first parameter version) and the roles.
 
     `deployer` is an ape account; it becomes admin, governor and guardian everywhere. `arbiter`
     (default: the deployer) receives the court's ARBITER_ROLE when the court has one. Returns the ape contract instances by name ("Randomness" and
     "VerificationCourt" whatever the contract behind them). The bytecode is that of the current
     sources (:func:`ensure_current_build`).
+
+    `journal`: each transaction is recorded there before it is broadcast and once it is mined, and a
+    step the journal records as done (after :meth:`DeployJournal.reconcile`) is not sent again: its
+    contract is taken at the recorded address (None: a journal in memory, nothing resumed).
     """
     from ape import project  # lazy: optional (ape is heavy and only deploys need it)
 
     ensure_current_build(project)
     wait_for_receipts_on_interval_mining(deployer.provider)
+    if journal is None:
+        journal = DeployJournal(None, deployer.provider.chain_id, deployer.address, {})
     t, s, m, c = params.token, params.staking, params.market, params.court
-    token = project.RewardToken.deploy(
-        t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply), sender=deployer
-    )
+    court_name = court_contract_name(project, court_contract)
+    sends = dict(deploy_steps(params, court_name))
+
+    def send(step: str, txn: Any) -> Any:
+        """Prepares (ape: nonce, fees, gas; AccountsError when the balance does not cover it), signs,
+        records, then broadcasts `txn` and waits for its receipt."""
+        txn = deployer.prepare_transaction(txn)
+        signed = deployer.sign_transaction(txn)
+        if signed is None:
+            raise DeployError(f"the {step} transaction was not signed")
+        journal.sent(step, sends[step], int(signed.nonce), to_hex(signed.txn_hash))
+        receipt = deployer.provider.send_transaction(signed)
+        journal.mined(step, int(receipt.block_number), receipt.contract_address or None)
+        return receipt
+
+    def contract(step: str, *args: Any) -> Any:
+        container = getattr(project, sends[step])
+        if not journal.done(step):
+            receipt = send(step, container.constructor.serialize_transaction(*args, sender=deployer))
+            if not receipt.contract_address:
+                raise DeployError(f"the {step} transaction {receipt.txn_hash} created no contract")
+        return container.at(journal.steps[step]["address"], fetch_from_explorer=False, detect_proxy=False)
+
+    def call(step: str, method: Any, *args: Any) -> None:
+        if not journal.done(step):
+            send(step, method.as_transaction(*args, sender=deployer))
+
+    token = contract("RewardToken", t.name, t.symbol, to_wei(t.cap), deployer.address, to_wei(t.initial_supply))
     if params.randomness == "mock":
-        randomness = project.MockRandomness.deploy(deployer.address, b"\x00" * 31 + b"\x01", sender=deployer)
-    elif params.randomness == "header":
-        randomness = project.HeaderRandomness.deploy(sender=deployer)
+        randomness = contract("Randomness", deployer.address, b"\x00" * 31 + b"\x01")
     else:
-        randomness = project.BlockhashRandomness.deploy(sender=deployer)
-    market = project.JobMarket.deploy(
+        randomness = contract("Randomness")
+    market = contract(
+        "JobMarket",
         token.address,
         randomness.address,
         params.randomness == "blockhash",  # nativeBlockhash: the market reads blockhash(anchor) in place
@@ -183,27 +377,18 @@ def deploy_contracts(
         deployer.address,
         to_wei(s.min_stake),
         s.unbonding_delay,
-        sender=deployer,
     )
-    staking = project.ProviderStaking.at(market.staking())
-    court_name = court_contract_name(project, court_contract)
+    staking = project.ProviderStaking.at(market.staking(), fetch_from_explorer=False, detect_proxy=False)
     if court_name == COURT_CONTRACT:
-        engine = project.CourtEngine.deploy(sender=deployer)  # deploys the CourtDesk module too
-        court = project.VerificationCourt.deploy(
-            market.address, token.address, deployer.address, c.as_tuple(), engine.address, sender=deployer
-        )
+        engine = contract("CourtEngine")  # deploys the CourtDesk module too
+        court = contract("VerificationCourt", market.address, token.address, deployer.address, c.as_tuple(), engine.address)
     else:
-        court = project.TestCourt.deploy(
-            market.address,
-            c.required_challenge_window(m.draw_delay),
-            c.max_horizon(m.max_runtime),
-            sender=deployer,
-        )
-    market.setParams(m.as_tuple(court.address), sender=deployer)
-    if hasattr(court, "ARBITER_ROLE"):
-        court.grantRole(court.ARBITER_ROLE(), arbiter or deployer.address, sender=deployer)
-    if params.devnet_faucet:
-        token.grantRole(token.MINTER_ROLE(), deployer.address, sender=deployer)
+        court = contract("VerificationCourt", market.address, c.required_challenge_window(m.draw_delay), c.max_horizon(m.max_runtime))
+    call("setParams", market.setParams, m.as_tuple(court.address))
+    if "arbiterRole" in sends:
+        call("arbiterRole", court.grantRole, court.ARBITER_ROLE(), arbiter or deployer.address)
+    if "minterRole" in sends:
+        call("minterRole", token.grantRole, token.MINTER_ROLE(), deployer.address)
     return {
         "RewardToken": token,
         "ProviderStaking": staking,

@@ -27,6 +27,7 @@ from web3 import Web3
 from depin.artifacts import load_abi
 from depin.deployment import load_parameters, resolved_parameters, to_wei
 from depinctl import procs
+from depinctl.deploy import STEP_GAS, deploy_steps
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIRS = [str(REPO / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
@@ -169,6 +170,22 @@ def test_first_deploy_records_a_wired_deployment(local):
     assert sorted(p.name for p in directory.iterdir()) == ["31337.json"], "no temp files left behind"
     check_deployment(anvil.w3, json.loads(text), 31337, arbiter=DEPLOYER)
 
+
+
+def test_each_transaction_of_the_deploy_stays_within_its_gas_bound(local):
+    """The cost check before a deploy (scripts/deploy.py) bounds each transaction's gas by
+    depinctl.deploy.STEP_GAS: a contract that grows past its bound fails here, not on a testnet."""
+    anvil, directory, _ = local
+    record = json.loads((directory / "31337.json").read_text())
+    steps = deploy_steps(load_parameters(31337), record["parameters"]["courtContract"])
+    assert anvil.w3.eth.get_transaction_count(DEPLOYER) >= len(steps)
+    sent = {}
+    for number in range(1, anvil.w3.eth.block_number + 1):
+        for tx in anvil.w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"] == DEPLOYER and tx["nonce"] < len(steps):
+                sent[tx["nonce"]] = anvil.w3.eth.get_transaction_receipt(tx["hash"])["gasUsed"]
+    for nonce, (step, what) in enumerate(steps):
+        assert sent[nonce] <= STEP_GAS[what], f"{step} ({what}) used {sent[nonce]:,} gas, its bound is {STEP_GAS[what]:,}"
 
 def test_second_run_reports_the_existing_deployment_and_sends_nothing(local):
     anvil, directory, _ = local

@@ -110,15 +110,17 @@ class Watchdog(SocketWatchdog):
     between body chunks cannot stop a server that sends its response head one byte per read
     timeout (httpcore takes up to 100 KiB of head): found by review, stop 36, holding a provider's
     input fetch past its deadline. Pass :attr:`extensions` with the request (httpcore's ``trace``
-    hook names each TCP connection as it is made); :attr:`fired` tells whether the deadline did.
-    The mechanism is :class:`depin.watchdog.SocketWatchdog`'s (JSON-RPC calls use it too)."""
+    hook names each TCP connection as it is made, and its TLS socket once the handshake is done:
+    the TLS wrapping detaches the TCP socket object, whose shutdown then does nothing, which held an
+    HTTPS input fetch past its deadline, found in stop 40); :attr:`fired` tells whether the deadline
+    did. The mechanism is :class:`depin.watchdog.SocketWatchdog`'s (JSON-RPC calls use it too)."""
 
     @property
     def extensions(self) -> dict[str, Any]:
         return {"trace": self._trace}
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             stream = info.get("return_value")
             self.watch(stream.get_extra_info("socket") if stream is not None else None)
 

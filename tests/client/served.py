@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -89,11 +90,14 @@ def trickle(
 
 
 @contextmanager
-def trickle_head(*, every: float = 0.3, host: str = "127.0.0.1", give_up: float = 300.0) -> Iterator[tuple[str, threading.Event]]:
+def trickle_head(
+    *, every: float = 0.3, host: str = "127.0.0.1", give_up: float = 300.0, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, threading.Event]]:
     """Answers every request with a response HEAD that never ends: the status line, then one byte of
     a header every `every` seconds (inside any read timeout), until the client hangs up (the event
     yielded is set then) or `give_up` seconds pass (so that a client that never stops cannot hang
-    the test run). Yields the base URL and that event."""
+    the test run). Yields the base URL and that event. `tls` (a server context): over HTTPS, the
+    URL naming ``localhost``."""
     hung_up = threading.Event()
     closed = threading.Event()
     listener = socket.create_server((host, 0))
@@ -102,6 +106,8 @@ def trickle_head(*, every: float = 0.3, host: str = "127.0.0.1", give_up: float 
         end = time.monotonic() + give_up
         with conn:
             try:
+                if tls is not None:
+                    conn = tls.wrap_socket(conn, server_side=True)
                 conn.recv(65536)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
                 while time.monotonic() < end and not closed.wait(every):
@@ -119,7 +125,8 @@ def trickle_head(*, every: float = 0.3, host: str = "127.0.0.1", give_up: float 
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"http://{host}:{listener.getsockname()[1]}", hung_up
+        base = f"https://localhost:{listener.getsockname()[1]}" if tls is not None else f"http://{host}:{listener.getsockname()[1]}"
+        yield base, hung_up
     finally:
         closed.set()
         listener.close()

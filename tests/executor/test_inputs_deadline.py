@@ -5,6 +5,7 @@ real local server that sends one byte every 50 ms for ever."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 
@@ -42,6 +43,25 @@ def test_an_input_whose_response_head_never_ends_stops_at_the_deadline(tmp_path:
     with trickle_head() as (base, hung_up):
         with pytest.raises(InputUnavailable, match="was not fetched in the time this job leaves for its inputs"):
             fetch_inputs(_spec(f"{base}/head"), tmp_path / "in", timeout=1.0, allow_networks=LOOPBACK, deadline=time.monotonic() + 2)
+        assert hung_up.wait(30)
+
+
+def test_an_https_input_whose_response_head_never_ends_stops_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, localhost_cert: tuple[Path, Path]
+) -> None:
+    """The same over TLS. The watchdog was handed the TCP socket only, which the TLS wrapping
+    detaches (its file descriptor moves to the TLS socket): shutting it down did nothing, and the
+    head trickled past the deadline for as long as the server liked (found in stop 40). The TLS
+    socket is handed too."""
+    import certifi
+
+    cert, key = localhost_cert
+    monkeypatch.setattr(certifi, "where", lambda: str(cert))  # the fetcher trusts this test CA, as it would a public one
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with trickle_head(tls=context, give_up=60) as (base, hung_up):
+        with pytest.raises(InputUnavailable, match="was not fetched in the time this job leaves for its inputs"):
+            fetch_inputs(_spec(f"{base}/head"), tmp_path / "in", timeout=1.0, allow_networks=["127.0.0.0/8", "::1/128"], deadline=time.monotonic() + 2)
         assert hung_up.wait(30)
 
 

@@ -7,13 +7,16 @@ endless body fast fills the memory (about 6 GB in 20 s through `depin job status
 from __future__ import annotations
 
 import http.server
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +90,7 @@ OK = b'{"jsonrpc":"2.0","id":1,"result":"0x7a69"}'
 
 class HostileNode:
     """A JSON-RPC endpoint on raw sockets answering the n-th request of each connection as
-    ``script[n]`` says (the connection is kept alive between requests):
+    ``script[n]`` says (the connection is kept alive between requests; over TLS with `tls`):
 
     - ``ok``: ``eth_chainId``'s answer (31337), with its length;
     - ``trickle_body``: the head at once (``Content-Length`` 100,000, under the cap), the body one byte every 0.2 s;
@@ -98,12 +101,14 @@ class HostileNode:
     Ends each trickle after 5 minutes. `connections` counts the connections made, `requests` the
     requests read."""
 
-    def __init__(self, script: list[str]) -> None:
+    def __init__(self, script: list[str], tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.connections = 0
         self.requests = 0
         self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/v3/{KEY}"
+        port = self._server.getsockname()[1]
+        self.url = f"https://localhost:{port}/v3/{KEY}" if tls else f"http://127.0.0.1:{port}/v3/{KEY}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -117,8 +122,10 @@ class HostileNode:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            reader = conn.makefile("rb")
             try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                reader = conn.makefile("rb")
                 for step in self.script:
                     head = b""
                     while not head.endswith(b"\r\n\r\n"):
@@ -231,6 +238,47 @@ def test_a_kept_alive_connection_is_bounded_too() -> None:
     assert answers[:2] == [31337, 31337]
     _unavailable(answers[2], "timed out")
     assert (node.connections, node.requests) == (1, 3)
+
+
+@pytest.fixture(scope="module")
+def localhost_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for ``localhost`` and a server context holding it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True, capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return cert, context
+
+
+def test_a_call_over_tls_ends_by_its_timeout(localhost_tls: tuple[Path, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS wraps the connection's socket in a new one (the TCP one is detached): the deadline shuts
+    that one down. Two calls: the first answered (its connection kept alive), the second trickled."""
+    cert, context = localhost_tls
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the node's certificate is trusted, as a real node's is
+    node = HostileNode(["ok", "trickle_head"], tls=context)
+    rpc = RpcClient.from_url(node.url, timeout=1.0, retries=0)
+    answers: list[object] = []
+
+    def two_calls() -> None:
+        for _ in range(2):
+            try:
+                answers.append(rpc.chain_id())
+            except RpcUnavailable as exc:
+                answers.append(exc)
+
+    try:
+        _ends(two_calls)
+    finally:
+        node.close()
+    assert answers[0] == 31337, answers
+    _unavailable(answers[1], "timed out")
 
 
 def test_a_batch_ends_by_its_timeout() -> None:

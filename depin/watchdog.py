@@ -12,10 +12,16 @@ Who hands it the sockets: :class:`depin.fetch.Watchdog` (downloads; httpcore's t
 each connection's socket) and ``depin.chain.http`` (JSON-RPC; its urllib3 connections hand theirs).
 A socket wrapped for TLS is a new socket object (the TCP one is detached: shutting that down does
 nothing), so the wrapped one is handed too.
+
+The deadlines are kept by one thread per process (started on first use, again in a forked child),
+not a timer thread per exchange: starting a thread per JSON-RPC call tripled its cost on a local node.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
 import socket
 import threading
 import time
@@ -34,7 +40,6 @@ class SocketWatchdog:
         self._done = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
 
     def watch(self, sock: socket.socket | None) -> None:
         """Shuts `sock` down at the deadline (now, if it has passed)."""
@@ -64,14 +69,72 @@ class SocketWatchdog:
 
     def __enter__(self) -> Self:
         if self.deadline is not None:
-            self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            _scheduler.arm(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         with self._lock:
             self._done = True
             self._sockets.clear()
+        if self.deadline is not None:
+            _scheduler.disarm()
+
+
+class _Scheduler:
+    """Fires armed watchdogs at their deadlines, from one daemon thread. A disarmed watchdog stays in
+    the heap until its deadline comes up (it does nothing then) or the heap is rebuilt without it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, SocketWatchdog]] = []
+        self._order = itertools.count()
+        self._armed = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watchdog: SocketWatchdog) -> None:
+        assert watchdog.deadline is not None
+        with self._cond:
+            self._armed += 1
+            if len(self._heap) > 2 * self._armed + 64:  # mostly disarmed ones: drop them
+                self._heap = [entry for entry in self._heap if not entry[2]._done]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (watchdog.deadline, next(self._order), watchdog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="depin-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is watchdog:
+                self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._armed -= 1
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2]._done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                watchdog = heapq.heappop(self._heap)[2]
+                self._cond.release()
+                try:
+                    watchdog._fire()
+                finally:
+                    self._cond.acquire()
+
+
+_scheduler = _Scheduler()
+
+
+def _after_fork() -> None:
+    global _scheduler
+    _scheduler = _Scheduler()  # the parent's thread is not in the child
+
+
+os.register_at_fork(after_in_child=_after_fork)

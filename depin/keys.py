@@ -283,6 +283,12 @@ class ExecKeys:
         """The verifier's record of one court seat it holds (:mod:`executor.verifier`)."""
         return f"{self.prefix}:seat:{job_id}:{round_}:{seat}"
 
+    def round_delivery(self, job_id: int, round_: int) -> str:
+        """What the verifier's one delivery check of a jury round found (a string, set once, expires
+        after a week): the verdict every seat of ours in that round commits by
+        (:func:`executor.verifier.round_delivery_check`)."""
+        return f"{self.prefix}:delivery:{job_id}:{round_}"
+
     @property
     def seat_pattern(self) -> str:
         """A SCAN pattern matching every seat record of the verifier."""

@@ -34,12 +34,18 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   commits and reveals queued behind the pass.
   Otherwise we decline: unpaid, and the court redraws the seat. Then ``startAudit`` (round 0) or
   ``takeSeat`` (juries) locks the bond, and the re-run is queued (``depin.audit_run``). A seat the
-  chain shows held by us that we have no record of (the ``taking`` write lost with Redis's unsaved
-  writes) is adopted: recorded seated and run (:func:`adopt`).
+  chain shows held by us (not yet committed, its commit deadline not passed) is adopted, recorded
+  seated and run (:func:`adopt`), whatever our record says unless it follows the seat already, is
+  ``done``, or was declined for good (``final``: our own re-run or commit of it failed): a record
+  lost with Redis's unsaved writes, and a seat declined because the chain did not show it ours (a
+  take still in the node's pool at a crash, or whose receipt wait timed out, or that a reorg put
+  back, looks like a take never sent; a re-take's gas estimate on the pending state reverts).
+  A seat with a journal entry of its own is committed from it (no second run, the same salt).
 - **Re-run** (:func:`run_audit`, the ``compute`` queue): the job runs through the provider's own
   path (:func:`executor.execution.load_spec` + :func:`executor.execute.execute`) with the spec's
   ``max_runtime`` raised to ρ × its runtime, its inputs ending by what the commit window leaves; each
-  seat under its own lease, so that our seats of one round run side by side. A seat with no time
+  seat under its own lease, so that our seats of one round run side by side (their delivery
+  check is one, below). A seat with no time
   left for a run of its own (:func:`time_to_run`) when another of our seats of the round has a
   journaled digest commits that digest with a fresh salt (:func:`reuse`). A result gives its match digest; a job-caused failure
   (time limit, memory, output too large or invalid, bad spec) gives
@@ -56,7 +62,10 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   result_allow_networks``; :mod:`depin.addresses`), commit :data:`depin.commitment.NOT_DELIVERED`
   instead of our digest: jurors who agree on it outvote the provider (ProviderWrong). A requester
   who got no archive challenges; a drawn audit checks the same way. After a failure report no
-  archive is due.
+  archive is due. The check, its child's kill slack included, ends before the commit is due
+  (:func:`delivery_budget`); with too little time left it is not run (``not checked``: our
+  digest is committed). One check per (job, round) (:func:`round_delivery_check`): all our seats
+  of a round commit by the same verdict, so one verifier never votes both ways in a round.
 - **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
   (:func:`depin.commitment.seat_commitment`) are written to the audit journal
   (``<state_dir>/journal/<instance>/seat-<job>-<round>-<seat>.json``, fsync'd) by the re-run,
@@ -73,8 +82,10 @@ Records (``{e}:seat:{job}:{round}:{seat}``, a hash): ``state`` (taking → seate
 → committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``kind`` (result,
 failure or not-delivered), ``delivery`` (what the delivery check found), ``commitment``,
 ``taken_tx``, ``commit_tx``, ``reveal_tx``, ``reserve`` and ``reserve_tx`` (the audit's canary
-reserve released early), ``outcome``, ``updated``. ``{e}:seats`` holds the seats
-in hand. ``depin executor status`` reads them (:func:`summary`).
+reserve released early), ``outcome``, ``final`` (a decline the chain's word does not undo),
+``updated``. ``{e}:seats`` holds the seats in hand. ``depin executor status`` reads them
+(:func:`summary`). ``{e}:delivery:{job}:{round}`` (a string, a week) holds the round's delivery
+verdict, and ``{e}:lease:{job}:{round}:delivery`` is the lease of its one check.
 
 Crash safety: every step reads the chain before it acts (the seat's state, the case's phase); the
 journal entry of a seat is written once and reused (same salt) by any re-run; kill -9 between the
@@ -107,7 +118,7 @@ from depin.deployment import to_wei
 from depin.errors import SpecError
 from depin.market import FailureCode, JobStatus
 from depin.spec import JobSpec, parse_spec
-from depin.transactions import TxReverted
+from depin.transactions import TxReverted, TxTimeout
 from executor import anchors, queue
 from executor.containers import LABEL_EXECUTOR, LABEL_LEASE, MIB, ImageUnavailable, check_image, container_name
 from executor.execute import Outcome, PolicyRefused, execute
@@ -133,6 +144,9 @@ IN_HAND = ("taking", "seated", "running", "computed", "committed", "revealed")
 INPUT_CACHE_MAX_AGE = 3600  # seconds: a job's input cache with no seat in our hands is removed after this
 DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt and the commit deadline
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
+MIN_DELIVERY_CHECK = 2.0  # seconds a delivery check needs at least (besides ISOLATION_SLACK); with less it is not run
+DELIVERY_POLL = 0.5  # seconds between looks of a seat waiting for the round's delivery verdict
+ROUND_DELIVERY_TTL = 7 * 86_400  # seconds a round's delivery verdict is kept
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
 MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
 PREFETCH_TIMEOUT = 60.0  # seconds the inputs' check before a seat is taken may take (in the background)
@@ -359,30 +373,69 @@ def consider(rt: Runtime, job_id: int) -> int:
     checked: dict[str, Decision] = {}  # the inputs are fetched once for all our seats of the round
     for seat in range(k):
         rec = seat_record(rt, job_id, round_, seat)
-        if not open_to_us(rec):
+        if not open_to_us(rec) and not reclaimable(rec):
             continue
-        holder = client.read(court.get_seat(job_id, round_, seat))[0]
+        holder, on_chain, *_ = client.read(court.get_seat(job_id, round_, seat))
         if same(holder, rt.address):
-            if rec.get("state") in (None, "taking"):
-                adopt(rt, job_id, round_, seat)  # taken, but our record of it was lost
+            adopt(rt, job_id, round_, seat, rec, int(on_chain))  # ours on chain whatever our record says
             continue
-        if int(holder, 16) != 0 or not seating:
+        if not open_to_us(rec) or int(holder, 16) != 0 or not seating:
             continue
         if same(client.read(court.drawn_for(job_id, round_, seat)), rt.address):
             taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]), checked=checked)
     return taken
 
 
-def adopt(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
-    """A seat the chain shows held by us that we have no record of (the record of ``taking`` was
-    lost with Redis's unsaved writes while the transaction was mined, or the database wiped):
-    recorded seated, idle at once (``updated`` 0), and its re-run left to :func:`follow_seat`'s two
-    looks a lease TTL apart, instead of leaving it to be burned as a no-show. Not queued at once: a
-    re-run of ours may still be live (a wiped database does not end it; it takes its lease back
-    within a third of the TTL), and a second run would remove its container."""
-    set_seat(rt, job_id, round_, seat, "seated", reason="held on chain with no record of ours: adopted")
-    rt.state.hset(rt.xkeys.seat(job_id, round_, seat), "updated", "0")
-    log.warning("seat held on chain without a record: adopted", extra={"job": job_id, "round": round_, "seat": seat})
+def reclaimable(rec: dict[str, str]) -> bool:
+    """Whether our record of a seat lets the chain's word override it: a seat the chain shows held
+    by us is adopted (:func:`adopt`) unless our record follows it already (in hand), it is ``done``,
+    or it was declined for good (``final``: our own re-run or commit of it failed while we held
+    it). Every other decline came from not seeing the seat ours: a take still in the node's pool
+    (a crash, a receipt wait that timed out, a reorg that put it back) looks like a take never sent."""
+    state = rec.get("state")
+    return state in (None, "taking") or (state == "declined" and not rec.get("final"))
+
+
+def adopt(rt: Runtime, job_id: int, round_: int, seat: int, rec: dict[str, str] | None = None, on_chain: int = SEAT_TAKEN) -> None:
+    """A seat the chain shows held by us (`on_chain` its state) whose record is not followed
+    (:func:`reclaimable`), instead of leaving it to be burned as a no-show:
+
+    - no record (the ``taking`` write lost with Redis's unsaved writes while the transaction was
+      mined, or the database wiped): recorded seated, idle at once (``updated`` 0), and its re-run
+      left to :func:`follow_seat`'s two looks a lease TTL apart. Not queued at once: a re-run of ours
+      may still be live (a wiped database does not end it; it takes its lease back within a third
+      of the TTL), and a second run would remove its container.
+    - ``taking`` or ``declined`` (a take mined after the record gave up on it; our take put back by a
+      reorg and mined again): no run of ours is under way (every decline ends a run or comes before
+      one), so the seat is run at once (the seat's lease keeps a second run out all the same); with
+      a journal entry of its own (computed before the reorg) it is committed from that entry, no
+      second run and the same salt; committed on chain already, it is followed to its reveal.
+      Nothing is ever committed but what the seat's own journal entry holds."""
+    rec = {} if rec is None else rec
+    where = {"job": job_id, "round": round_, "seat": seat, "was": rec.get("state") or "", "why": rec.get("reason", "")[:120]}
+    entry = journal(rt).load(job_id, round_, seat)
+    if on_chain >= SEAT_COMMITTED:
+        if entry is None:  # nothing of ours to reveal: given up (not looked at again)
+            decline(rt, job_id, round_, seat, "committed on chain without a journal entry: cannot reveal", final=True)
+            log.error("seat committed on chain without a journal entry: cannot reveal", extra=where)
+            return
+        set_seat(rt, job_id, round_, seat, "committed", reason="committed on chain: adopted", final="")
+        log.warning("seat committed on chain: adopted", extra=where)
+        return
+    if not rec:
+        set_seat(rt, job_id, round_, seat, "seated", reason="held on chain with no record of ours: adopted")
+        rt.state.hset(rt.xkeys.seat(job_id, round_, seat), "updated", "0")
+        log.warning("seat held on chain without a record: adopted", extra=where)
+        return
+    if entry is not None and same(entry.verifier, rt.address):
+        set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind,
+                 reason=f"held on chain after '{rec.get('state')}': adopted, committed from its journal entry", final="")
+        log.warning("seat held on chain: adopted, committed from its journal entry", extra=where)
+        queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+        return
+    set_seat(rt, job_id, round_, seat, "seated", reason=f"held on chain after '{rec.get('state')}': adopted", final="")
+    log.warning("seat held on chain: adopted, its re-run queued", extra=where)
+    queue.send("depin.audit_run", job_id, round=round_, seat=seat)
 
 
 def posted_spec(rt: Runtime, job_id: int) -> JobSpec:
@@ -508,10 +561,19 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     call = court.start_audit(job_id) if round_ == 0 else court.take_seat(job_id, seat)
     try:
         receipt = client.send(call)
+    except TxTimeout as exc:
+        # still in the pool (a fee spike): the record stays `taking`; follow_seat seats it once it is
+        # mined, or declines it, and a decline is undone when the chain shows the seat ours (adopt)
+        set_seat(rt, job_id, round_, seat, reason=f"take not mined in time, may still be: {exc}"[:300])
+        log.warning("seat take not mined in time", extra={"job": job_id, "round": round_, "seat": seat, "error": str(exc)[:200]})
+        return 0
     except TxReverted as exc:
         holder = client.read(court.get_seat(job_id, round_, seat))[0]
         if not same(holder, rt.address):
-            return decline(rt, job_id, round_, seat, f"{'startAudit' if round_ == 0 else 'takeSeat'} reverted: {exc.error_name or exc.reason}")
+            # a take of ours still in the pool (sent before a crash) makes this one revert (BadSeat on
+            # the pending state) while the latest state does not show it: adopted once it is mined
+            return decline(rt, job_id, round_, seat, f"{'startAudit' if round_ == 0 else 'takeSeat'} reverted: {exc.error_name or exc.reason}",
+                           sent=True)
         receipt = None  # taken before a crash
     set_seat(rt, job_id, round_, seat, "seated", taken_tx=receipt.tx_hash if receipt else "")
     log.info("seat taken", extra={"job": job_id, "round": round_, "seat": seat, "tx": receipt.tx_hash if receipt else ""})
@@ -634,11 +696,16 @@ def input_check(rt: Runtime, job_id: int, spec: JobSpec, *, latest: float, wait:
     return decision
 
 
-def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str) -> int:
-    """Records that we do not take (or do not commit on) a seat: unpaid, and the court redraws it."""
-    set_seat(rt, job_id, round_, seat, "declined", reason=reason[:300])
-    log.info("seat declined", extra={"job": job_id, "round": round_, "seat": seat, "reason": reason[:300]})
-    drop_input_cache(rt, job_id)
+def decline(rt: Runtime, job_id: int, round_: int, seat: int, reason: str, *, final: bool = False, sent: bool = False) -> int:
+    """Records that we do not take (or do not commit on) a seat: unpaid, and the court redraws it.
+    Unless `final` (our own re-run or commit of a seat we held failed), a seat the chain shows ours
+    later is adopted all the same (:func:`reclaimable`). `sent`: a take of ours was sent and may
+    still be mined (or mined again after a reorg): the job's checked inputs are kept for the re-run
+    of an adopted seat (the hourly sweep removes them otherwise, :func:`sweep_input_caches`)."""
+    set_seat(rt, job_id, round_, seat, "declined", reason=reason[:300], final="1" if final else "")
+    log.info("seat declined", extra={"job": job_id, "round": round_, "seat": seat, "reason": reason[:300], "final": final})
+    if not sent:
+        drop_input_cache(rt, job_id)
     return 0
 
 
@@ -699,15 +766,15 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
         return rec.get("state") == "computed"
     if journal(rt).load(job_id, round_, seat) is None:
         state = seat_state(rt, job_id, round_, seat)
-        if state != SEAT_TAKEN:
-            decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})")
+        if state != SEAT_TAKEN:  # a reorg put our take back into the pool: adopted if it is mined again
+            decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})", sent=True)
             return False
         set_seat(rt, job_id, round_, seat, "running", started=time.time())
         try:
             posted = posted_spec(rt, job_id)
             spec = audit_spec(posted, rho_pct(rt))
         except SpecError as exc:
-            decline(rt, job_id, round_, seat, f"cannot run: {exc}")
+            decline(rt, job_id, round_, seat, f"cannot run: {exc}", final=True)
             return False
         commit_deadline = int(rt.client.court_case(job_id)["commitDeadline"])
         now = rt.chain_now()
@@ -740,10 +807,10 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
             input_deadline=time.monotonic() + max(1, inputs_left), input_cache=input_cache(rt, job_id),
         )
     except (SpecError, PolicyRefused) as exc:
-        decline(rt, job_id, round_, seat, f"cannot run: {exc}")
+        decline(rt, job_id, round_, seat, f"cannot run: {exc}", final=True)
         return False
     except Exception as exc:
-        decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}")
+        decline(rt, job_id, round_, seat, f"the run failed on this machine: {type(exc).__name__}: {exc}", final=True)
         log.exception("audit run failed; seat declined", extra={"job": job_id})
         return False
     if outcome.kind == "result" and outcome.name:
@@ -755,7 +822,7 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
     elif outcome.kind == "result":
         assert outcome.match_digest is not None
         digest, kind = outcome.match_digest, "result"
-        verdict = round_delivery(rt, job_id, round_, seat) or check_provider_delivery(rt, job_id, spec)
+        verdict = round_delivery_check(rt, job_id, round_, seat, spec)
         set_seat(rt, job_id, round_, seat, delivery=verdict)
         if verdict.startswith("not delivered"):
             digest, kind = NOT_DELIVERED, "not-delivered"
@@ -763,7 +830,7 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
         assert outcome.code is not None
         digest, kind = failure_digest(int(outcome.code)), "failure"
     else:
-        decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300])
+        decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300], final=True)
         return False
     journal(rt).record(rt.address, job_id, round_, seat, digest, kind)
     return True
@@ -809,14 +876,75 @@ def reuse(rt: Runtime, sibling: SeatEntry, seat: int) -> SeatEntry:
 
 
 def round_delivery(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
-    """What another of our seats of the same round found of the provider's delivery ("" when none
-    checked yet): several seats of one jury drawn for us check once (their re-runs take turns on
-    the job's lease, and each would otherwise wait for a withheld archive again)."""
+    """The verdict on the provider's delivery recorded for the round (``{e}:delivery:<job>:<round>``),
+    else what another of our seats of the round found ("" when none checked yet)."""
+    found = rt.state.get(rt.xkeys.round_delivery(job_id, round_))
+    if found:
+        return found.decode() if isinstance(found, bytes) else str(found)
     k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
     for other in range(k):
         if other != seat and (found := seat_record(rt, job_id, round_, other).get("delivery")):
-            return found
+            return record_round_delivery(rt, job_id, round_, found)
     return ""
+
+
+def record_round_delivery(rt: Runtime, job_id: int, round_: int, verdict: str) -> str:
+    """Records `verdict` as the round's unless one is recorded already; the round's verdict (the first
+    recorded wins: every seat of ours in the round commits by the same one)."""
+    key = rt.xkeys.round_delivery(job_id, round_)
+    if rt.state.set(key, verdict, nx=True, ex=ROUND_DELIVERY_TTL):
+        return verdict
+    found = rt.state.get(key)
+    if not found:  # expired in between (a week: not for a live round); ours then
+        rt.state.set(key, verdict, nx=True, ex=ROUND_DELIVERY_TTL)
+        return verdict
+    return found.decode() if isinstance(found, bytes) else str(found)
+
+
+def delivery_lease(rt: Runtime, job_id: int, round_: int) -> Lease:
+    """The lease of the round's one delivery check (:func:`round_delivery_check`)."""
+    return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:delivery", rt.lease_ttl)
+
+
+def round_delivery_check(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec) -> str:
+    """The provider's delivery as all our seats of the round commit it: checked once per (job,
+    round). Several seats of one jury drawn for us re-run side by side (a lease per seat); each
+    checking on its own could find the archive once served and once not (a provider serving it
+    only to its first request, a server that flaps) and vote both ways in one round, losing a bond
+    whatever the tally (found by review, stop 40). So the seat that gets the round's delivery lease
+    checks (:func:`check_provider_delivery`) and records the verdict (:func:`record_round_delivery`);
+    the others wait for it, polling every ``DELIVERY_POLL`` seconds, and take the lease over if its
+    holder died (it expires a lease TTL after). A seat still without a verdict when its commit is
+    due (the commit deadline less the court's ``inclusionTime``; the check itself ends before that,
+    :func:`delivery_budget`, so only a stalled machine gets here) records ``not checked``: our own
+    failure to check is never a verdict against the provider (its digest is committed, as when
+    there was no time left to check); recorded first, it is what the checking seat commits too."""
+    found = round_delivery(rt, job_id, round_, seat)
+    if found:
+        return found
+    case, params = rt.client.court_case(job_id), rt.client.court_params()
+    due = time.monotonic() + (int(case["commitDeadline"]) - int(params["inclusionTime"]) - rt.chain_now())
+    lease = delivery_lease(rt, job_id, round_)
+    waited = False
+    while True:
+        if lease.acquire():
+            try:
+                found = round_delivery(rt, job_id, round_, seat)  # recorded while we asked for the lease
+                if found:
+                    return found
+                return record_round_delivery(rt, job_id, round_, check_provider_delivery(rt, job_id, spec))
+            finally:
+                lease.release()
+        if not waited:
+            log.info("waiting for the round's delivery check", extra={"job": job_id, "round": round_, "seat": seat, "holder": lease.holder()})
+            waited = True
+        if time.monotonic() >= due:
+            log.warning("no delivery verdict for the round by the commit's time; not checked", extra={"job": job_id, "round": round_, "seat": seat})
+            return record_round_delivery(rt, job_id, round_, "not checked: the round's delivery check did not end before the commit was due")
+        time.sleep(DELIVERY_POLL)
+        found = round_delivery(rt, job_id, round_, seat)
+        if found:
+            return found
 
 
 # What a bounded check (:func:`check_delivered_bounded`) allows beyond its `total_timeout`: the
@@ -901,20 +1029,39 @@ def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
         return "not checked: the provider reported a failure"
     case, params = rt.client.court_case(job_id), rt.client.court_params()
     left = int(case["commitDeadline"]) - rt.chain_now() - int(params["inclusionTime"]) - DELIVERY_MARGIN
-    wait = max(0.0, min(float(rt.config.verifier.delivery_wait), float(left)))
     max_bytes = spec.resources.output_mb * 1_048_576 + ARCHIVE_OVERHEAD
-    # the whole check, retries included: a server trickling its bytes (one per read timeout) would
-    # otherwise hold this seat past its commit deadline
-    total = min(wait + DELIVERY_TIMEOUT + max_bytes / MIN_DELIVERY_RATE, max(float(left), DELIVERY_TIMEOUT))
+    budget = delivery_budget(float(left), float(rt.config.verifier.delivery_wait), max_bytes)
+    if budget is None:
+        log.warning("no time left to check the provider's delivery", extra={"job": job_id, "left": left})
+        return f"not checked: no time left for the check before the commit is due ({left} s)"
+    wait, timeout, total = budget
     verdict = check_delivered_bounded(  # in a child killed at its deadline: see its doc
         sub.uri, provider=sub.provider, job_id=job_id, commitment=sub.commitment, match=spec.match, encrypt_to=spec.encrypt_to,
-        max_bytes=max_bytes, timeout=min(DELIVERY_TIMEOUT, max(5.0, wait)), wait=wait, total_timeout=total,
+        max_bytes=max_bytes, timeout=timeout, wait=wait, total_timeout=total,
         allow_networks=[str(n) for n in parse_networks(rt.config.verifier.result_allow_networks)],
     )
     log.info("provider delivery checked", extra={
         "job": job_id, "delivered": verdict.delivered, "uri": sub.uri, "reason": verdict.reason, "attempts": verdict.attempts,
     })
     return verdict.summary()
+
+
+def delivery_budget(left: float, delivery_wait: float, max_bytes: int) -> tuple[float, float, float] | None:
+    """(wait, timeout, total) of a delivery check that must end, its child's ``ISOLATION_SLACK``
+    included, within `left` seconds (the commit deadline less the court's ``inclusionTime`` and
+    ``DELIVERY_MARGIN``): `total` bounds the whole check, retries included (a server trickling its
+    bytes one per read timeout would otherwise hold the seat past its commit deadline), and the child
+    is killed at `total` + ``ISOLATION_SLACK``; `wait` (``[verifier] delivery_wait``) and each
+    request's `timeout` fit in `total`. None when less than ``MIN_DELIVERY_CHECK`` seconds would
+    be left for the check: it is not run (before the review of stop 40 the check then got 30 s
+    anyway and ended up to 40 s past what the commit needed, its seat a no-show)."""
+    room = left - ISOLATION_SLACK
+    if room < MIN_DELIVERY_CHECK:
+        return None
+    wait = max(0.0, min(delivery_wait, room))
+    total = min(wait + DELIVERY_TIMEOUT + max_bytes / MIN_DELIVERY_RATE, room)
+    timeout = min(DELIVERY_TIMEOUT, max(5.0, wait), total)
+    return wait, timeout, total
 
 
 def seat_state(rt: Runtime, job_id: int, round_: int, seat: int) -> int:
@@ -936,17 +1083,20 @@ def commit_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
     if state >= SEAT_COMMITTED:
         set_seat(rt, job_id, round_, seat, "committed", reason="the commitment is on chain already")
         return
-    if state != SEAT_TAKEN:
-        decline(rt, job_id, round_, seat, f"the seat is no longer ours (state {state})")
+    if state != SEAT_TAKEN:  # a reorg put our take back into the pool: adopted (and committed) if it is mined again
+        decline(rt, job_id, round_, seat, f"the seat is no longer ours (state {state})", sent=True)
         return
     court = rt.client.contracts.verification_court
     try:
         receipt = rt.client.send(court.commit(job_id, seat, bytes.fromhex(entry.commitment[2:])))
     except TxReverted as exc:
-        if seat_state(rt, job_id, round_, seat) >= SEAT_COMMITTED:
+        state = seat_state(rt, job_id, round_, seat)
+        if state >= SEAT_COMMITTED:
             set_seat(rt, job_id, round_, seat, "committed", reason="the commitment is on chain already")
             return
-        decline(rt, job_id, round_, seat, f"commit reverted: {exc.error_name or exc.reason}")
+        # final when the seat is still ours (the court refused our commit: adopting it again would
+        # only repeat that), not when a reorg took the take away meanwhile
+        decline(rt, job_id, round_, seat, f"commit reverted: {exc.error_name or exc.reason}", final=state == SEAT_TAKEN, sent=state != SEAT_TAKEN)
         return
     set_seat(rt, job_id, round_, seat, "committed", commit_tx=receipt.tx_hash)
     log.info("seat committed", extra={"job": job_id, "round": round_, "seat": seat, "tx": receipt.tx_hash})
@@ -990,8 +1140,8 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
             if seat_state(rt, job_id, round_, seat) == SEAT_TAKEN:
                 set_seat(rt, job_id, round_, seat, "seated", reason="taken before a crash")
                 queue.send("depin.audit_run", job_id, round=round_, seat=seat)
-            else:
-                decline(rt, job_id, round_, seat, "the seat was not taken (crash before the transaction)")
+            else:  # or still in the pool: adopted (and run) once the chain shows it ours
+                decline(rt, job_id, round_, seat, "the seat is not ours on chain (the take was not sent, or is not mined yet)", sent=True)
         return 0
     case = client.court_case(job_id)
     on_chain = client.read(court.get_seat(job_id, round_, seat))

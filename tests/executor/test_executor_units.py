@@ -26,7 +26,7 @@ from executor.celery import beat_schedule
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
 from executor.runtime import ACTIVE_STATES, TERMINAL_STATES, Runtime, broker_url_for
-from executor.verifier import AuditJournal, open_to_us
+from executor.verifier import AuditJournal, open_to_us, reclaimable
 from executor.worker import components_for
 from tests.executor.stack import wait_for
 from tests.indexer.services import RedisServer
@@ -978,6 +978,37 @@ def test_a_seat_declined_for_want_of_a_slot_may_be_taken_later() -> None:
     assert open_to_us({"state": "declined", "reason": "no free slot (2 seats in hand)"})
     assert not open_to_us({"state": "declined", "reason": "policy: needs 4 CPUs; the policy allows 2"})
     assert not open_to_us({"state": "committed"})
+    # the chain's word (a seat held by us) overrides every record but one that follows the seat, a
+    # done one, and a decline of our own run (final)
+    assert reclaimable({}) and reclaimable({"state": "taking"}) and reclaimable({"state": "declined", "reason": "policy: x", "final": ""})
+    assert not reclaimable({"state": "declined", "final": "1"})
+    assert not any(reclaimable({"state": s}) for s in ("seated", "running", "computed", "committed", "revealed", "done"))
+
+
+def test_a_delivery_check_and_its_kill_slack_end_before_the_commit_is_due() -> None:
+    """Review (stop 40): the check's bound was min(..., max(left, 30)) and its child was killed at
+    that + ISOLATION_SLACK: it could end ISOLATION_SLACK past what the commit needs, and 30 s + the
+    slack past it when less than 30 s was left (the seat then a no-show). Now the child's kill time
+    (total + slack) is within `left` (the commit deadline less inclusionTime and DELIVERY_MARGIN),
+    the wait and each request's timeout within the total, and with less than MIN_DELIVERY_CHECK
+    seconds beyond the slack no check is run."""
+    from executor.verifier import DELIVERY_TIMEOUT, ISOLATION_SLACK, MIN_DELIVERY_CHECK, MIN_DELIVERY_RATE, delivery_budget
+
+    mb = 1_048_576
+    for left in (0, 5, ISOLATION_SLACK, ISOLATION_SLACK + MIN_DELIVERY_CHECK - 0.5, ISOLATION_SLACK + MIN_DELIVERY_CHECK, 15, 29, 30, 31, 45, 100, 10_000):
+        for wait in (0, 10, 60, 600):
+            for max_bytes in (mb, 16 * mb, 1024 * mb):
+                budget = delivery_budget(float(left), float(wait), max_bytes)
+                if left - ISOLATION_SLACK < MIN_DELIVERY_CHECK:
+                    assert budget is None, (left, wait, max_bytes)
+                    continue
+                assert budget is not None, (left, wait, max_bytes)
+                w, timeout, total = budget
+                assert total + ISOLATION_SLACK <= left, (left, wait, max_bytes, budget)
+                assert 0 <= w <= min(wait, total) and 0 < timeout <= min(total, DELIVERY_TIMEOUT), (left, wait, budget)
+                assert total >= min(left - ISOLATION_SLACK, w + DELIVERY_TIMEOUT + max_bytes / MIN_DELIVERY_RATE) - 1e-9
+    # plenty of time: what the check wants (the wait, a request's timeout, the archive at the least rate)
+    assert delivery_budget(10_000.0, 10.0, mb) == (10.0, 10.0, 10.0 + DELIVERY_TIMEOUT + mb / MIN_DELIVERY_RATE)
 
 
 def test_policy_keeps_time_to_stop_and_report_a_job_that_never_exits() -> None:

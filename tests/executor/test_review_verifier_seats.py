@@ -138,10 +138,6 @@ def _undrawn_job(stack: Stack, command: str) -> int:
     pytest.skip(f"all of {MAX_JOBS} jobs were drawn")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a take still in the pool at a crash is declined after the restart (follow_seat: 'taking' and not taken in the "
-    "latest state; a re-take's estimate on the pending state reverts BadSeat) and a declined seat "
-    "the chain shows ours is never adopted (consider: open_to_us before the holder check): no-show, bond lost"))
 def test_a_take_still_in_the_pool_at_a_crash_is_run_and_committed_not_left_to_a_no_show(stack: Stack) -> None:
     m, v = stack.market, stack.verifier
     court = m.contracts.verification_court
@@ -201,10 +197,6 @@ def test_a_take_still_in_the_pool_at_a_crash_is_run_and_committed_not_left_to_a_
     assert not no_shows, f"the verifier's seat ({round_}, {seat_}) held on chain was a no-show (record: {reason}); bond {_words(no_shows[0])[2]}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "two seats of one verifier in one jury check the provider's delivery side by side (one lease per seat; "
-    "verifier.round_delivery reads only a finished check): a provider serving its archive once makes them commit "
-    "different digests, and one of the verifier's bonds is lost whatever the tally"))
 def test_one_verifiers_seats_of_a_jury_agree_on_the_providers_delivery(stack: Stack, proxy: ResultProxy) -> None:
     m, v = stack.market, stack.verifier
     requester = stack.accounts[REQUESTER2]

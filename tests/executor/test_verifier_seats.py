@@ -40,11 +40,12 @@ from typing import Any
 import pytest
 import redis
 
+from depin.commitment import NOT_DELIVERED
 from depin.config import DepinConfig, PolicyConfig, VerifierConfig
 from depin.keys import ExecKeys
 from depin.market import JobStatus
 from depin.spec import JobSpec, parse_spec
-from depin.transactions import TxReverted
+from depin.transactions import TxReverted, TxTimeout
 from executor import queue, verifier
 from executor.execute import Outcome
 from executor.lease import Lease
@@ -76,6 +77,7 @@ class Court:
         self.drawn: dict[tuple[int, int, int], str] = {}
         self.free, self.locked = 100 * BOND, 0
         self.sent: list[tuple[Any, ...]] = []
+        self.refuse: dict[str, Exception] = {}  # transaction name -> what its next send raises (nothing mined)
         self.contracts = SimpleNamespace(verification_court=self, job_market=self)
 
     # views and transactions (bindings)
@@ -105,8 +107,10 @@ class Court:
         raise AssertionError(f"unexpected view {view}")
 
     def send(self, call: tuple[Any, ...]) -> Any:
-        self.sent.append(call)
         name, job_id, *args = call
+        if name in self.refuse:
+            raise self.refuse.pop(name)
+        self.sent.append(call)
         c = self.cases[job_id]
         if name == "take_seat":
             key = (job_id, c["round"], args[0])
@@ -297,6 +301,159 @@ def test_a_jury_seat_held_on_chain_without_a_record_is_adopted_past_the_seat_dea
     assert not _record(rt, 9, 1, 0)  # a seat held by someone else is left alone
     _drain(rt, sent)
     assert len(runs) == 1 and court.seats[(9, 1, 1)][1] == verifier.SEAT_COMMITTED
+
+
+# ------------------------------------------------------------------------------------ C: declined, then ours on chain
+
+
+def _stale(rt: SimpleNamespace, job_id: int, round_: int, seat: int) -> None:
+    rt.state.hset(rt.xkeys.seat(job_id, round_, seat), "updated", f"{time.time() - verifier.RECOVER_AFTER - 60:.3f}")
+
+
+def test_a_take_mined_after_its_seat_was_declined_is_adopted_and_run_at_once(rt, court, specs, sent, runs) -> None:
+    """Review (stop 40): a take still in the node's pool when the chain worker died was declined
+    after the restart (``taking``, and the latest state does not show the seat ours; a re-take's gas
+    estimate on the pending state reverts BadSeat), and a declined seat was never adopted: once the
+    take was mined the seat was ours on chain, nothing ran, and its bond was lost as a no-show.
+    Both ways of declining it (the follow pass; a re-take that reverts) are undone by the chain's
+    word: the seat is adopted on the next scan and its re-run queued at once."""
+    specs[11] = specs[12] = _spec(max_runtime=10)
+    court.jury(11, commit_in=300, mine=(0,))
+    verifier.set_seat(rt, 11, 1, 0, "taking")  # the take in the pool when the worker died
+    _stale(rt, 11, 1, 0)
+    assert verifier.follow_seats(rt) == 0
+    assert _record(rt, 11, 1, 0)["state"] == "declined" and not _record(rt, 11, 1, 0)["final"]
+    court.jury(12, commit_in=300, mine=(0,))
+    court.refuse["take_seat"] = TxReverted("take_seat", "VerificationCourt.BadSeat(jobId=12, seat=0)")  # the estimate on pending
+    assert verifier.consider(rt, 12) == 0
+    assert _record(rt, 12, 1, 0)["state"] == "declined" and court.sent == []
+    for job_id in (11, 12):
+        court.seats[(job_id, 1, 0)] = [ME, verifier.SEAT_TAKEN, BOND]  # the pending take mined
+        court.cases[job_id]["taken"] = 1
+        assert verifier.consider(rt, job_id) == 0
+        rec = _record(rt, job_id, 1, 0)
+        assert rec["state"] == "seated" and "adopted" in rec["reason"], rec
+        assert sent[-1] == ("depin.audit_run", job_id, {"round": 1, "seat": 0})
+    _drain(rt, sent)
+    assert len(runs) == 2 and all(court.seats[(j, 1, 0)][1] == verifier.SEAT_COMMITTED for j in (11, 12))
+    assert all(_record(rt, j, 1, 0)["state"] == "committed" for j in (11, 12))
+
+
+def test_a_take_whose_receipt_wait_timed_out_is_run_once_it_is_mined(rt, court, specs, sent, runs) -> None:
+    """A fee spike: the take is not mined within the transaction timeout (TxTimeout, it may still
+    be): the record stays ``taking``, the pass goes on; mined later, the seat is adopted and run."""
+    specs[14] = _spec(max_runtime=10)
+    court.jury(14, commit_in=300, mine=(0,))
+    court.refuse["take_seat"] = TxTimeout("takeSeat", 7, ["0x" + "ab" * 32], 120)
+    assert verifier.consider(rt, 14) == 0
+    rec = _record(rt, 14, 1, 0)
+    assert rec["state"] == "taking" and "may still be" in rec["reason"], rec
+    court.seats[(14, 1, 0)] = [ME, verifier.SEAT_TAKEN, BOND]
+    court.cases[14]["taken"] = 1
+    assert verifier.consider(rt, 14) == 0 and _record(rt, 14, 1, 0)["state"] == "seated"
+    _drain(rt, sent)
+    assert len(runs) == 1 and court.seats[(14, 1, 0)][1] == verifier.SEAT_COMMITTED
+
+
+def test_a_seat_declined_after_a_reorg_is_committed_from_its_journal_once_ours_again(rt, court, specs, sent, runs) -> None:
+    """A reorg puts our take back into the pool between the re-run and the commit: the commit task
+    declines (the seat is not ours); mined again, the seat is adopted and committed from its journal
+    entry: no second run, the first salt."""
+    specs[15] = _spec(max_runtime=10)
+    court.jury(15, commit_in=300, mine=(0,))
+    assert verifier.consider(rt, 15) == 1
+    assert sent.pop(0) == ("depin.audit_run", 15, {"round": 1, "seat": 0})
+    verifier.run_audit(rt, 15, 1, 0)
+    entry = verifier.journal(rt).load(15, 1, 0)
+    assert entry is not None and _record(rt, 15, 1, 0)["state"] == "computed"
+    held = court.seats.pop((15, 1, 0))  # the reorg
+    _drain(rt, sent)
+    assert _record(rt, 15, 1, 0)["state"] == "declined" and not _record(rt, 15, 1, 0)["final"]
+    court.seats[(15, 1, 0)] = held  # mined again
+    assert verifier.consider(rt, 15) == 0
+    assert _record(rt, 15, 1, 0)["state"] == "computed" and sent == [("depin.audit_commit", 15, {"round": 1, "seat": 0})]
+    _drain(rt, sent)
+    assert len(runs) == 1 and court.seats[(15, 1, 0)][1] == verifier.SEAT_COMMITTED
+    (commit,) = [c for c in court.sent if c[0] == "commit"]
+    assert commit[3] == bytes.fromhex(entry.commitment[2:]) and verifier.journal(rt).load(15, 1, 0) == entry
+
+
+def test_a_seat_whose_own_run_gave_no_digest_stays_declined(rt, court, specs, sent, runs, monkeypatch) -> None:
+    """A decline of our own run (no digest of ours) is final: the seat, still ours on chain, is not
+    adopted and run again on every pass."""
+    specs[16] = _spec(max_runtime=10)
+    court.jury(16, commit_in=300, mine=(0,))
+
+    def broken(client: Any, **kw: Any) -> Outcome:
+        runs.append(kw)
+        raise RuntimeError("the engine is gone")
+
+    monkeypatch.setattr(verifier, "execute", broken)
+    assert verifier.consider(rt, 16) == 1
+    _drain(rt, sent)
+    rec = _record(rt, 16, 1, 0)
+    assert rec["state"] == "declined" and rec["final"] == "1" and rec["reason"].startswith("the run failed"), rec
+    assert verifier.consider(rt, 16) == 0 and sent == [] and len(runs) == 1 and _record(rt, 16, 1, 0)["state"] == "declined"
+
+
+# ------------------------------------------------------------------------------------ B: one delivery check a round
+
+
+def test_our_seats_of_a_round_check_the_delivery_once_and_commit_the_same_verdict(rt, court, specs, sent, runs, monkeypatch) -> None:
+    """Review (stop 40): two seats of one jury checked the provider's delivery side by side (a lease
+    per seat, and round_delivery saw only a finished check): a server serving the archive to its
+    first request only made one seat commit NOT_DELIVERED and the other the run's digest, and one
+    of the two bonds was lost whatever the tally. Now the seat holding the round's delivery lease
+    checks while the other waits for its verdict: one check, one vote."""
+    import threading
+
+    specs[17] = _spec(max_runtime=10)
+    court.jury(17, commit_in=300, mine=(0, 1))
+    assert verifier.consider(rt, 17) == 2
+    calls: list[int] = []
+
+    def check(rt_: Any, job_id: int, spec: JobSpec) -> str:
+        calls.append(job_id)
+        if len(calls) > 1:
+            return "delivered (the second request)"
+        wait_for(lambda: len(runs) == 2, 30, "the other seat's run to end")  # both seats are at their check
+        return "not delivered: 404 (the first request)"
+
+    monkeypatch.setattr(verifier, "check_provider_delivery", check)
+    threads = [threading.Thread(target=verifier.run_audit, args=(rt, 17, 1, s)) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    j = verifier.journal(rt)
+    entries = [j.load(17, 1, s) for s in (0, 1)]
+    assert calls == [17], calls
+    assert all(e is not None and e.digest == "0x" + NOT_DELIVERED.hex() and e.kind == "not-delivered" for e in entries), entries
+    assert {_record(rt, 17, 1, s)["delivery"] for s in (0, 1)} == {"not delivered: 404 (the first request)"}
+
+
+def test_a_seat_without_the_rounds_verdict_when_its_commit_is_due_commits_its_digest(rt, court, specs, sent, runs, monkeypatch) -> None:
+    """The seat checking the delivery stalls (its lease held, no verdict): a waiting seat stops when
+    its commit is due (the commit deadline less the inclusion time) and records ``not checked``
+    (our failure is no verdict against the provider): it commits its digest, and a verdict the
+    stalled check records later loses to it, so our seats still agree."""
+    specs[18] = _spec(max_runtime=1)
+    court.jury(18, commit_in=PARAMS["inclusionTime"] + 2, mine=(0,))
+    court.seats[(18, 1, 0)] = [ME, verifier.SEAT_TAKEN, BOND]
+    verifier.set_seat(rt, 18, 1, 0, "seated")
+    stalled = verifier.delivery_lease(rt, 18, 1)
+    stalled.ttl = 600
+    assert stalled.acquire(renew=False)
+    monkeypatch.setattr(verifier, "check_provider_delivery", lambda rt_, job_id, spec: pytest.fail("checked twice"))
+    try:
+        verifier.run_audit(rt, 18, 1, 0)
+    finally:
+        stalled.release()
+    rec = _record(rt, 18, 1, 0)
+    assert rec["state"] == "computed" and rec["delivery"].startswith("not checked"), rec
+    entry = verifier.journal(rt).load(18, 1, 0)
+    assert entry is not None and entry.digest == "0x" + RUN_DIGEST.hex()
+    assert verifier.record_round_delivery(rt, 18, 1, "not delivered: late") == rec["delivery"]
 
 
 # ------------------------------------------------------------------------------------ D: the image

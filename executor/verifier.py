@@ -849,7 +849,8 @@ def past_time_limit(outcome: Outcome, limit: int, provider_code: Callable[[], in
 def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:
     """The lease of one seat's re-run: our seats of one job run side by side (a lease per job made
     each wait for the other's whole run, past its commit deadline), each seat's at most once. Its
-    renewals keep the seat record's ``updated`` fresh (what :func:`follow_seat` reads)."""
+    renewals keep the seat record's ``updated`` fresh (what :func:`follow_seat` reads). Their check
+    of the provider's delivery is one per round, under :func:`delivery_lease`."""
     return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl, touch=rt.xkeys.seat(job_id, round_, seat))
 
 
@@ -1018,10 +1019,13 @@ def check_delivered_bounded(
 def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
     """Whether the provider served the result it committed to (:func:`depin.delivery_check.check_delivered`
     on its ``ResultSubmitted``: the URI and the commitment), asked for again while it is missing for
-    up to ``[verifier] delivery_wait`` seconds, never past the case's commit deadline less the
-    inclusion time. The record's line: ``delivered (...)``, ``not delivered: <why>``, or ``not
-    checked: <why>`` when the provider reported a failure (no archive is due: our result digest
-    differs from its failure digest anyway)."""
+    up to ``[verifier] delivery_wait`` seconds; the whole check, its child's kill slack included,
+    ends ``DELIVERY_MARGIN`` seconds before the case's commit deadline less the inclusion time
+    (:func:`delivery_budget`). The record's line: ``delivered (...)``, ``not delivered: <why>``, or
+    ``not checked: <why>`` when the provider reported a failure (no archive is due: our result
+    digest differs from its failure digest anyway), when this node shows no submission, or when
+    too little time is left for a check (our own lateness is never a verdict against the provider:
+    the seat commits its digest). Called once per (job, round): :func:`round_delivery_check`."""
     sub = rt.client.submission(job_id)
     if sub is None:  # the case exists, so this node failed us: never a verdict against the provider
         return "not checked: no ResultSubmitted event found on this node"

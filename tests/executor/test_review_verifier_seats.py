@@ -15,6 +15,12 @@ executor (dev account 3, the court's only member: every seat is drawn for it, a 
   side by side (one lease per seat). A provider whose server hands the archive out once (the first
   request of each path) makes one seat commit its re-run digest and the other NOT_DELIVERED: the
   same verifier votes both ways in one round and loses one bond whatever the tally.
+
+Fixed (executor/verifier.py): a seat the chain shows ours is adopted whatever our record says,
+unless it is followed already, done, or declined for good after our own run or commit failed
+(:func:`executor.verifier.reclaimable`, :func:`executor.verifier.adopt`); and the delivery is
+checked once per (job, round), under the round's delivery lease, its verdict recorded for all our
+seats of the round (:func:`executor.verifier.round_delivery_check`).
 """
 
 from __future__ import annotations

@@ -427,7 +427,7 @@ def adopt(rt: Runtime, job_id: int, round_: int, seat: int, rec: dict[str, str] 
         rt.state.hset(rt.xkeys.seat(job_id, round_, seat), "updated", "0")
         log.warning("seat held on chain without a record: adopted", extra=where)
         return
-    if entry is not None and same(entry.verifier, rt.address):
+    if entry is not None:  # the journal is this instance's own (written by our run or reuse only)
         set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind,
                  reason=f"held on chain after '{rec.get('state')}': adopted, committed from its journal entry", final="")
         log.warning("seat held on chain: adopted, committed from its journal entry", extra=where)

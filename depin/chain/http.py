@@ -65,40 +65,34 @@ def _watch(sock: Any) -> None:
         watchdog.watch(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
     """Hands its socket to the call's watchdog: the TCP one as it connects (a tunnel through a proxy
     is read before TLS), the one it ends up with (TLS wraps it in a new object), and the one it
-    has as each request starts (a connection kept alive from an earlier call)."""
+    has as each request starts (a connection kept alive from an earlier call). Mixed into urllib3's
+    HTTP and HTTPS connections."""
+
+    sock: Any
 
     def _new_conn(self) -> Any:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         _watch(sock)
         return sock
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _watch(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    __doc__ = _WatchedHTTPConnection.__doc__
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    __doc__ = _Watched.__doc__
 
-    def _new_conn(self) -> Any:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
 
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    __doc__ = _Watched.__doc__
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

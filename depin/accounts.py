@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eth_typing import HexStr
 
+from depin.atomicfile import write_atomically
 from depin.commitment import canary_authorization
 from depin.deployment import LOCAL_CHAIN_IDS, json_nesting_exceeds, shown_path
 from depin.errors import DepinError
@@ -86,28 +86,9 @@ def _write_private(path: Path, text: str, *, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise AccountError(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp: mode 0600
+        write_atomically(path, text, mode=0o600)
     except OSError as exc:
         raise AccountError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable too
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def _check_password(password: str) -> None:

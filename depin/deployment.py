@@ -56,9 +56,7 @@ binary or deeply nested file, a path too long for the OS) is one :class:`Deploym
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +66,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from depin.atomicfile import write_atomically
 from depin.errors import DepinError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -463,18 +462,8 @@ def load_deployment(
 
 
 def write_deployment(deployment: Deployment, directory: Path = DEFAULT_DEPLOYMENTS_DIR) -> Path:
-    """Writes the deployment file atomically (temp file + rename) and returns its path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Writes the deployment file atomically (:func:`depin.atomicfile.write_atomically`, mode 0644)
+    and returns its path."""
     path = deployment_path(deployment.chain_id, directory)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(deployment.to_json() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_atomically(path, deployment.to_json() + "\n", mode=0o644)
     return path

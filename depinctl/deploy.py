@@ -27,6 +27,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address, to_hex
 
+from depin.atomicfile import write_atomically
 from depin.chain import RpcClient, hex_int
 from depin.deployment import (
     REPO_ROOT,
@@ -205,20 +206,8 @@ def partial_path(deployment_file: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """`data` to `path` atomically (temp file, fsync, rename): a crash leaves the old or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`data` to `path` atomically: a crash leaves the old or the new."""
+    write_atomically(path, json.dumps(data, indent=2) + "\n", mode=0o644)
 
 
 class DeployJournal:

@@ -79,7 +79,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request  # noqa: TID251 - check_http's local health probe, no JSON-RPC
@@ -92,6 +91,7 @@ from typing import Any
 import redis
 
 from depin.accounts import DEV_ADDRESSES
+from depin.atomicfile import write_atomically
 from depin.chain import RpcClient
 from depin.config import load_config
 from depin.deployment import REPO_ROOT, Deployment, to_wei
@@ -600,7 +600,7 @@ class Devnet:
         self.state["version"] = STATE_VERSION
         self.state["state_dir"] = str(self.dir)
         self.state["updated_at"] = time.time()
-        _write_atomic(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        write_atomically(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -624,7 +624,7 @@ class Devnet:
         else:
             self.processes[name] = asdict(record)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(pid_file, f"{record.pid}\n")
+            write_atomically(pid_file, f"{record.pid}\n")
         self.save()
 
     # ------------------------------------------------------------------ up
@@ -1043,7 +1043,7 @@ class Devnet:
                     f"[canary]\ninterval = {CANARY_INTERVAL}\nimage = {json.dumps(busybox)}\nreward = \"1\"\nmax_open = 3\n"
                     f"bind = \"127.0.0.1:{self.ports['canary']}\"\n"
                 )
-            _write_atomic(folder / "depin.toml", text)
+            write_atomically(folder / "depin.toml", text)
             load_config(folder / "depin.toml", env={})  # the schema check: raises ConfigError
 
     def write_env_file(self) -> None:
@@ -1056,7 +1056,7 @@ class Devnet:
         ]
         if self.docker_host:
             lines.append(f"export DOCKER_HOST={shlex.quote(self.docker_host)}")
-        _write_atomic(self.env_file, "\n".join(lines) + "\n")
+        write_atomically(self.env_file, "\n".join(lines) + "\n")
 
     # ------------------------------------------------------------------ down
 
@@ -1223,21 +1223,6 @@ def _executor_toml(
             "",
         ]
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -76,6 +76,17 @@ class DemoFailed(DepinError):
     """A demo step failed or did not happen in time."""
 
 
+def paid_for_other_jobs(finalized: list[dict[str, Any]], job_id: int) -> dict[str, dict[int, int]]:
+    """What each provider (lower-case address) was credited per job by the ``JobFinalized`` events
+    `finalized`, leaving out job `job_id`. The event's `payout` is everything credited (R plus the
+    rebate); its `emission` is the rebate's part of it, not more on top."""
+    paid: dict[str, dict[int, int]] = {}
+    for e in finalized:
+        if int(e["jobId"]) != job_id:
+            paid.setdefault(str(e["provider"]).lower(), {})[int(e["jobId"])] = int(e["payout"])
+    return paid
+
+
 @dataclass
 class Step:
     name: str
@@ -270,12 +281,9 @@ class Demo:
         sc.facts["left_parties"] = str(sc.left_parties)
 
     def other_jobs_flows(self, sc: Scenario, job_id: int) -> None:
-        """Rows taking out what the scenario's parties were paid (``JobFinalized``: payout and
-        emission) for jobs other than `job_id` since the flows were opened."""
-        paid: dict[str, dict[int, int]] = {}
-        for e in self.events("JobMarket", "JobFinalized", from_block=sc.opened_block):
-            if int(e["jobId"]) != job_id:
-                paid.setdefault(str(e["provider"]).lower(), {})[int(e["jobId"])] = int(e["payout"]) + int(e["emission"])
+        """Rows taking out what the scenario's parties were paid (``JobFinalized``'s payout) for jobs
+        other than `job_id` since the flows were opened."""
+        paid = paid_for_other_jobs(self.events("JobMarket", "JobFinalized", from_block=sc.opened_block), job_id)
         for f in list(sc.flows):
             others = paid.get(f.address.lower())
             if others:

@@ -22,6 +22,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import keccak
 
+from depinctl.demo import paid_for_other_jobs
+
 from .conftest import TOKEN, deploy_test_set, make_spec
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -452,6 +454,10 @@ def test_finalize_an_undrawn_job_pays_reward_and_rebate(chain, market, token, st
     tx = market.finalize(submitted, sender=stranger)
     expect_event(tx, market.JobFinalized, jobId=submitted, provider=provider.address, failure=False, payout=REWARD + REBATE, emission=REBATE)
     assert led.changes() == {"credit.provider": REWARD + REBATE, "credit.requester": AUDIT_FEE, "locked.provider": -COLLATERAL, "completed.provider": 1}
+    # the demo takes a party's pay for other jobs out of its flows by these events: the event's payout
+    # is the whole credit (the emission is inside it, not on top)
+    finalized = [dict(log.event_arguments) for log in tx.decode_logs(market.JobFinalized)]
+    assert paid_for_other_jobs(finalized, job_id=submitted + 1) == {provider.address.lower(): {submitted: REWARD + REBATE}}
     assert market.pendingBurn() == BURN
     assert_market_invariant(market, token, everyone)
     supply = token.totalSupply()

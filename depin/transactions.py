@@ -461,6 +461,11 @@ class Transactor:
         if confirmations < 1:
             raise ValueError(f"confirmations must be at least 1 (the block that mines it), not {confirmations}")
         if gas is None:
+            # Healed first, so the estimate runs against a pool that holds again whatever of ours a
+            # reorg or a drop took out: estimated before, a claim of a job whose reorged-out claim of
+            # ours was about to be re-sent passed its estimate and went out a second time (to revert
+            # when mined, after a receipt wait as long as the chain took to mine the first).
+            self.heal()
             gas = self.estimate_gas(to, data, value=value, what=what)
         pending = self.broadcast(to, data, value=value, gas=gas, what=what, still_needed=still_needed)
         receipt = self.wait(pending, timeout=timeout)

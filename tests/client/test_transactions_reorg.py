@@ -15,7 +15,7 @@ import pytest
 from depin.chain import RpcClient
 from depin.client import PostedJob
 from depin.deployment import to_wei
-from depin.transactions import Transactor
+from depin.transactions import Transactor, TxReverted
 from tests.indexer.services import wait_for
 
 from .conftest import Devnet, make_spec
@@ -59,6 +59,30 @@ def test_a_reorged_out_transaction_is_sent_again_before_the_next_one(devnet: Dev
     assert allowance(devnet, tx.address, market) == 11 and allowance(devnet, tx.address, token) == 22
     assert second.status == 1
     assert tx.oldest_unconfirmed_age() == 0
+
+
+def test_the_estimate_sees_the_reorged_out_transaction_that_the_send_puts_back_first(devnet: Devnet) -> None:
+    """A send estimates against a pool that already holds again what a reorg took out of ours: a
+    call that the re-sent transaction makes revert (here: spending the same tokens twice; in the
+    executor: claiming a job our re-sent claim claims) is refused by its estimate, and nothing is
+    sent. Estimated before the heal, it passed against the chain without the re-sent transaction
+    and went out to wait for a receipt, to revert when mined."""
+    tx, token, market = transactor(devnet, receipt_timeout=5, rebroadcast_after=None)
+    account = tx.account
+    devnet.chain.fund([account.address], to_wei(3), approve=False)
+    everything = int(devnet.chain.call("RewardToken", "balanceOf", account.address))
+    start = nonce_of(devnet, tx.address)
+    first = tx.send(token, tx.codec.encode("RewardToken", "transfer", market, everything), gas=100_000, what="first")
+    with devnet.chain.manual_mining():
+        devnet.chain.rpc.call("anvil_reorg", [1, []])
+        assert not known(devnet, first.tx_hash) and nonce_of(devnet, tx.address) == start
+        with pytest.raises(TxReverted):
+            tx.send(token, tx.codec.encode("RewardToken", "transfer", token, everything), what="second")
+        assert known(devnet, first.tx_hash)  # put back by the heal
+        assert nonce_of(devnet, tx.address, "pending") == start + 1  # and nothing after it
+        devnet.chain.mine()
+    assert nonce_of(devnet, tx.address) == start + 1
+    assert int(devnet.chain.call("RewardToken", "balanceOf", market)) >= everything
 
 
 def test_the_wait_heals_a_gap_below_its_transaction(devnet: Devnet) -> None:

@@ -165,6 +165,10 @@ def test_a_claim_that_meets_our_own_resent_claim_in_the_pool_waits_for_it(stack:
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
     assert stack.job(job_id)["provider"] == provider
     assert not [e for e in _logged(p, "claim race lost") if e.get("job") == job_id]
+    # the claim task's estimate saw our re-sent claim in the pool (the signer heals before it
+    # estimates): no second claim went out to wait, unmined, for its receipt timeout
+    timed_out = [e for e in p.log_lines("worker-chain") if "JobMarket.claimJob: not mined within" in str(e.get("msg"))]
+    assert not timed_out, timed_out[0]
     _rpc(stack, "evm_increaseTime", [hex(125)])
     _rpc(stack, "evm_mine")
     stack.wait_status(job_id, JobStatus.FINALIZED, timeout=60)

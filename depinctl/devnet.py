@@ -137,6 +137,9 @@ REQUESTER_FUNDS = 100_000
 
 INDEXER_MAX_LAG = 5  # blocks behind the head still counted healthy
 START_TIMEOUT = 60.0
+# SIGTERM to SIGKILL for a chain worker `up` restarts as unhealthy (see Component.unhealthy_grace):
+# enough for an idle Celery worker's warm shutdown; its tasks survive a kill (acks late, journals)
+CHAIN_UNHEALTHY_GRACE = 4.0
 
 
 class DevnetError(DepinError):
@@ -274,6 +277,10 @@ class Component:
     optional: bool = False
     timeout: float = START_TIMEOUT
     grace: float = STOP_GRACE
+    # the grace when `up` restarts it because its probe says unhealthy (None: `grace`). A chain
+    # worker is unhealthy when a transaction of its waits past the bound: its task waits for that
+    # receipt, so a warm shutdown never ends and the whole grace was spent before the SIGKILL
+    unhealthy_grace: float | None = None
 
 
 def _anvil_argv(dn: Devnet) -> list[str]:
@@ -365,9 +372,10 @@ def _pool_components() -> tuple[Component, ...]:
         out.append(Component(f"{name}-compute", _executor_argv(name, "worker", "--queue", "compute"),
                              partial(_check_compute, name=name), env=_pool_env, grace=20.0))
         out.append(Component(f"{name}-chain", _executor_argv(name, "worker", "--queue", "chain", "--beat"),
-                             partial(_check_chain, name=name), env=_pool_env, grace=20.0))
+                             partial(_check_chain, name=name), env=_pool_env, grace=20.0, unhealthy_grace=CHAIN_UNHEALTHY_GRACE))
     out.append(Component("canary-chain", _executor_argv("canary", "worker", "--queue", "chain", "--beat"),
-                         lambda dn: dn.check_chain_progress("canary"), env=_pool_env, grace=20.0))
+                         lambda dn: dn.check_chain_progress("canary"), env=_pool_env, grace=20.0,
+                         unhealthy_grace=CHAIN_UNHEALTHY_GRACE))
     out.append(Component("canary-results", _executor_argv("canary", "results"),
                          lambda dn: check_http(f"http://127.0.0.1:{dn.ports.get('canary_results', 0)}/healthz"), env=_pool_env,
                          port="canary_results"))
@@ -407,6 +415,7 @@ COMPONENTS: tuple[Component, ...] = (
         lambda dn: dn.check_chain_worker("provider"),
         env=_executor_env,
         grace=20.0,
+        unhealthy_grace=CHAIN_UNHEALTHY_GRACE,
     ),
     Component("beat", _executor_argv("provider", "beat"), _alive, env=_executor_env),
     # the web explorer (+ JSON API and /metrics) over the index: `depin explorer`
@@ -726,7 +735,7 @@ class Devnet:
                     say(f"{name}: running (pid {record.pid}), {health.detail}")
                     continue
                 say(f"{name}: running but unhealthy ({health.detail}); restarting it")
-                stop_process(record, component.grace)
+                stop_process(record, component.grace if component.unhealthy_grace is None else component.unhealthy_grace)
             if record is not None:
                 self._set_record(name, None)
             port = self.ports.get(component.port) if component.port else None

@@ -10,6 +10,11 @@ read), written by :mod:`eth_account`:
   (tests use a smaller one); keystores written elsewhere with scrypt or pbkdf2 load too.
 - **Files** are written atomically (a temporary file in the same folder, fsync, rename) with mode
   0600 from the moment they exist; an existing file is never overwritten unless asked.
+- **Permissions** are checked as ssh checks a private key's: a keystore that group or others may
+  read or write (any of mode 077), or that sits in a folder group or others may write without the
+  sticky bit (they could swap the file), is refused before it is read, in one line naming the file,
+  its mode and the ``chmod`` that fixes it. ``DEPIN_ALLOW_LOOSE_KEYSTORE=1`` lets such a file be
+  used anyway (shared test machines, a file system without Unix modes).
 - **Passwords** come from an explicit argument, a password file (its first line), or the
   ``DEPIN_KEYSTORE_PASSWORD`` environment variable, in that order. They and the keys are never
   printed or logged; errors name the file, never its content.
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from depin.config import KeyConfig
 
 PASSWORD_ENV = "DEPIN_KEYSTORE_PASSWORD"
+LOOSE_ENV = "DEPIN_ALLOW_LOOSE_KEYSTORE"  # "1": use a keystore others may read or replace (the module doc)
 KDF: Literal["scrypt"] = "scrypt"
 MAX_KEYSTORE_BYTES = 64 * 1024  # a keystore is about 500 bytes
 KDF_N = 2**17
@@ -262,6 +268,7 @@ def load_keystore(path: Path | str) -> dict[str, Any]:
         raise AccountError(f"cannot read keystore {shown_path(path)}: {exc.strerror}") from None
     if not stat.S_ISREG(mode):
         raise AccountError(f"keystore {shown_path(path)} is not a regular file (a keystore is a JSON file)")
+    loose = _loose(path, mode)
     try:
         data = _read_keystore_json(path)
     except FileNotFoundError:
@@ -272,7 +279,30 @@ def load_keystore(path: Path | str) -> dict[str, Any]:
         raise AccountError(f"{shown_path(path)} is not a JSON keystore") from None
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
         raise AccountError(f"{shown_path(path)} is not a JSON keystore (no 'crypto' section)")
+    if loose:  # said of a keystore only: a file that is none is named as such above
+        raise AccountError(f"{loose}; or set {LOOSE_ENV}=1 to use it anyway")
     return data
+
+
+def _loose(path: Path, mode: int) -> str:
+    """Why others could read or replace keystore `path` (file mode `mode`), as ssh judges a private
+    key's file; "" when they cannot or ``$DEPIN_ALLOW_LOOSE_KEYSTORE`` is ``1``."""
+    if os.environ.get(LOOSE_ENV) == "1":
+        return ""
+    shown = shown_path(path)
+    if mode & 0o077:
+        return (f"keystore {shown} is {'readable' if mode & 0o044 else 'writable'} by others (mode "
+                f"{stat.S_IMODE(mode):04o}): refusing it; run `chmod 600 {shown}`")
+    folder = path.parent
+    try:
+        folder_mode = os.stat(folder).st_mode
+    except OSError:
+        return ""
+    if folder_mode & 0o022 and not folder_mode & stat.S_ISVTX:
+        shown_folder = shown_path(folder)
+        return (f"keystore {shown} is in {shown_folder}, a folder others may write (mode {stat.S_IMODE(folder_mode):04o}: "
+                f"they could replace the keystore): refusing it; run `chmod go-w {shown_folder}`")
+    return ""
 
 
 def unlock_keystore(path: Path | str, password: str) -> LocalAccount:

@@ -36,10 +36,13 @@ app = typer.Typer(help="Encrypted keystores for provider and requester keys.", *
 
 # ------------------------------------------------------------------------------------ shared options
 
+LOOSE_HELP = (" Refused when group or others may read or write it (`chmod 600 FILE` fixes it) unless"
+              " $DEPIN_ALLOW_LOOSE_KEYSTORE=1.")
 KeystoreOpt = Annotated[
     Path | None,
     typer.Option(
         "--keystore", envvar="DEPIN_KEYSTORE", metavar="FILE", help="Encrypted JSON keystore that signs (`depin keys new`)."
+        + LOOSE_HELP
     ),
 ]
 PasswordFileOpt = Annotated[
@@ -246,7 +249,7 @@ def keys_import(
 @app.command("address")
 @user_errors
 def keys_address(
-    path: Annotated[Path, typer.Argument(metavar="PATH", help="A keystore file.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A keystore file." + LOOSE_HELP)],
     password_file: PasswordFileOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Decrypt the keystore to prove the password.")] = False,
 ) -> None:
@@ -272,7 +275,7 @@ def keys_address(
 @app.command("pubkey")
 @user_errors
 def keys_pubkey(
-    path: Annotated[Path | None, typer.Argument(metavar="[PATH]", help="A keystore file (or --dev-account N).")] = None,
+    path: Annotated[Path | None, typer.Argument(metavar="[PATH]", help="A keystore file (or --dev-account N)." + LOOSE_HELP)] = None,
     password_file: PasswordFileOpt = None,
     dev_account: DevAccountOpt = None,
     uncompressed: Annotated[bool, typer.Option("--uncompressed", help="Print the 65-byte 04... form.")] = False,

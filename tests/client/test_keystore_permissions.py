@@ -33,7 +33,6 @@ def _cli(*args: object, env: dict[str, str] | None = None):
     return CliRunner().invoke(app, [str(a) for a in args], env={"DEPIN_ALLOW_LOOSE_KEYSTORE": None, **(env or {})})
 
 
-@pytest.mark.xfail(strict=True, reason="a keystore readable by group/other (0644) loads without a word")
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o606])
 def test_a_keystore_others_can_read_or_write_is_refused(tmp_path: Path, mode: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEPIN_ALLOW_LOOSE_KEYSTORE", raising=False)
@@ -59,7 +58,6 @@ def test_a_keystore_others_can_read_or_write_is_refused(tmp_path: Path, mode: in
     assert load_account(keystore=path, password="pw").address == address
 
 
-@pytest.mark.xfail(strict=True, reason="a keystore in a folder anyone may write (no sticky bit) loads without a word")
 def test_a_keystore_in_a_folder_others_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEPIN_ALLOW_LOOSE_KEYSTORE", raising=False)
     path, address = _keystore(tmp_path / "keys")
@@ -73,7 +71,6 @@ def test_a_keystore_in_a_folder_others_can_write_is_refused(tmp_path: Path, monk
         os.chmod(path.parent, 0o700)
 
 
-@pytest.mark.xfail(strict=True, reason="the keystore permission rule and its override are not in --help")
 def test_the_override_is_documented_in_help() -> None:
     for command in (["keys", "address"], ["job", "post"], ["provider", "stake"]):
         shown = " ".join(_cli(*command, "--help", env={"COLUMNS": "400", "TERM": "dumb"}).stdout.split())

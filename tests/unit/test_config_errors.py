@@ -104,6 +104,7 @@ def test_a_pbkdf2_keystore_with_too_many_rounds_is_refused(tmp_path: Path) -> No
     keystore.write_text(json.dumps({"version": 3, "address": "00" * 20, "crypto": {
         "kdf": "pbkdf2", "kdfparams": {"c": 10**9, "dklen": 32, "prf": "hmac-sha256", "salt": "00" * 16},
         "cipher": "aes-128-ctr", "cipherparams": {"iv": "00" * 16}, "ciphertext": "00" * 32, "mac": "00" * 32}}))
+    keystore.chmod(0o600)  # else refused first as readable by others
     with pytest.raises(AccountError, match="1000000000 pbkdf2 rounds"):
         unlock_keystore(keystore, "secret")
 

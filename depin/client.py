@@ -1592,8 +1592,9 @@ class _ResultSource:
         deadline = time.monotonic() + DOWNLOAD_TIMEOUT + max_bytes / DOWNLOAD_MIN_RATE
         try:
             with open(dest, "wb") as out:
-                fetched = download_and_hash(
-                    uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT, deadline=deadline, schemes=self.schemes, resolver=self.resolver
+                fetched = download_and_hash(  # an archive (plain or sealed) is never an HTML page: a sign-in page is said to be one
+                    uri, out, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT, deadline=deadline, schemes=self.schemes, resolver=self.resolver,
+                    refuse_html=True,
                 )
         except FetchTooLarge:
             raise ResultUnavailable(f"the result at {uri} exceeds {max_bytes} bytes; refusing it") from None

@@ -10,6 +10,13 @@ Nothing is ever decompressed: every request (every redirect hop too) asks for th
 refused unread, and the body is read raw, so the size cap counts the bytes as sent (a few hundred
 compressed bytes could otherwise decode to gigabytes in one read).
 
+A caller that expects a file (an archive, a data set) passes ``refuse_html``: a 200 answer that is an
+HTML page (``Content-Type`` text/html or application/xhtml+xml, or no type and a body that starts
+as one) is then refused with :class:`FetchGotHtml`, whose message says so (status, content type,
+where redirects led, the page's first bytes): a sign-in page, a captive portal or a proxy's error
+page otherwise passes as the file and is hashed (found by review, stop 41). Text of any other type
+(CSV, JSON, plain text) passes.
+
 A caller fetching a URL that somebody else wrote (a verifier fetching a provider's result) passes a
 `resolver`: every hop's host (the URL's, then each redirect's, at most ``MAX_REDIRECTS``, http(s)
 only) is resolved by it, which refuses an address it must not reach with :class:`FetchRefused`,
@@ -64,6 +71,10 @@ class FetchTooLarge(FetchError):
     """The content exceeds the caller's size cap; the download stopped there."""
 
 
+class FetchGotHtml(FetchError):
+    """The server answered an HTML page where a file was expected (``refuse_html``)."""
+
+
 class FetchRefused(FetchError):
     """The URL (or a redirect) leads where the caller's resolver does not connect: nothing was
     sent there."""
@@ -86,18 +97,20 @@ def download_and_hash(
     deadline: float | None = None,
     schemes: tuple[str, ...] = ("http", "https", "file"),
     resolver: Resolver | None = None,
+    refuse_html: bool = False,
 ) -> Fetched:
     """Streams the content at `uri` into `dest` (None: hash only), stopping past `max_bytes`;
     returns its sha256 and size. `timeout` bounds each connect and each read; `deadline` (a
     ``time.monotonic()`` instant) the whole download, checked at every read, so a server that
     trickles a byte per read timeout cannot hold it for ever. `schemes`: the URI schemes taken.
     `resolver`: where http(s) connections may go (the module doc; None: wherever the URL and its
-    redirects lead). Raises :class:`FetchTooLarge` past the cap, :class:`FetchRefused` when the
+    redirects lead). `refuse_html`: an HTML page is not the file (the module doc). Raises :class:`FetchTooLarge` past the cap, :class:`FetchRefused` when the
     resolver refuses a hop, and :class:`FetchError` for anything else (an HTTP status other than
     200, a compressed answer, a scheme not taken, the deadline, a connection or file error)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https") and scheme in schemes:
-        chunks = _http_chunks(uri, timeout, deadline) if resolver is None else _pinned_chunks(uri, timeout, resolver, deadline)
+        chunks = (_http_chunks(uri, timeout, deadline, refuse_html) if resolver is None
+                  else _pinned_chunks(uri, timeout, resolver, deadline, refuse_html))
         return _hash_chunks(uri, chunks, dest, max_bytes, deadline)
     if scheme == "file" and scheme in schemes:
         return _hash_chunks(uri, _file_chunks(uri), dest, max_bytes, deadline)
@@ -148,7 +161,7 @@ def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_
     return Fetched(h.digest(), size)
 
 
-def _http_chunks(uri: str, timeout: float, deadline: float | None = None) -> Generator[bytes]:
+def _http_chunks(uri: str, timeout: float, deadline: float | None = None, refuse_html: bool = False) -> Generator[bytes]:
     watchdog = Watchdog(deadline)
     try:
         with (
@@ -157,7 +170,7 @@ def _http_chunks(uri: str, timeout: float, deadline: float | None = None) -> Gen
             client.stream("GET", uri, headers=IDENTITY, extensions=watchdog.extensions) as response,
         ):
             _check_answer(uri, response)
-            yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
+            yield from _body(uri, response, str(response.url), refuse_html)  # as the bytes arrive: the deadline is checked per read
             _check_watchdog(uri, watchdog)
     except httpx.HTTPError as exc:
         if watchdog.fired:
@@ -202,6 +215,35 @@ def _check_answer(uri: str, response: httpx.Response) -> None:
         )
 
 
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_HTML_STARTS = (b"<!doctype html", b"<html")
+
+
+def _body(uri: str, response: httpx.Response, final_url: str, refuse_html: bool) -> Generator[bytes]:
+    """The raw body of an accepted answer; with `refuse_html`, :class:`FetchGotHtml` for an HTML page
+    (judged by its type, or by its first bytes when it has none)."""
+    raw = response.iter_raw()
+    if refuse_html:
+        first = next(raw, b"")
+        content_type = response.headers.get("content-type", "").strip()
+        media = content_type.split(";")[0].strip().lower()
+        if media in HTML_TYPES or (not media and first.lstrip().lower().startswith(_HTML_STARTS)):
+            raise FetchGotHtml(_html_message(uri, response.status_code, content_type, final_url, first))
+        if first:
+            yield first
+    yield from raw
+
+
+def _html_message(uri: str, status: int, content_type: str, final_url: str, first: bytes) -> str:
+    start = "".join(c if c.isprintable() else " " for c in first[:400].decode("utf-8", "replace"))
+    start = " ".join(start.split())[:100]
+    where = "" if final_url == uri else f", after redirects to {final_url[:200]}"
+    kind = "".join(c if c.isprintable() else "?" for c in content_type[:100]) or "none"
+    return (f"downloading {uri} failed: the server answered an HTML page, not the file (HTTP {status}, Content-Type "
+            f"{kind}{where}; the page starts {start!r}): a sign-in page, a captive portal or an error page? Open the URL "
+            "in a browser to see it")
+
+
 def parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
     """`text` as a URL, or a redirect's Location read against the URL `base` that sent it, strictly:
     an absolute-form Location without a host (``http:b``) is malformed, not a path (httpx refuses
@@ -229,7 +271,9 @@ def _http_url(uri: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
     return url
 
 
-def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float | None = None) -> Generator[bytes]:
+def _pinned_chunks(
+    uri: str, timeout: float, resolver: Resolver, deadline: float | None = None, refuse_html: bool = False
+) -> Generator[bytes]:
     """GETs `uri`, following redirects by hand: each hop connects only to the address `resolver`
     gave for its host (the module doc). Every connection is shut down at `deadline` (:class:`Watchdog`)."""
     url = _http_url(uri, uri)
@@ -247,7 +291,7 @@ def _pinned_chunks(uri: str, timeout: float, resolver: Resolver, deadline: float
                 try:
                     with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host, **watchdog.extensions}) as response:
                         _check_answer(uri, response)
-                        yield from response.iter_raw()  # as the bytes arrive: the deadline is checked per read
+                        yield from _body(uri, response, str(url), refuse_html)  # as the bytes arrive: the deadline is checked per read
                         _check_watchdog(uri, watchdog)
                         return
                 except Redirected as redirect:

@@ -149,9 +149,14 @@ def _data_uri_bytes(uri: str) -> bytes:
     return urllib.parse.unquote_to_bytes(payload)
 
 
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")  # an input named so may be an HTML page
+
+
 def _input(arg: str, index: int) -> dict[str, str]:
     """One ``--input``: ``[NAME=]FILE`` (a local file; embedded as a data: URI up to 2 KiB, else a
-    file:// URI) or ``[NAME=]URI`` (http, https, file or data; fetched once to compute its sha256)."""
+    file:// URI) or ``[NAME=]URI`` (http, https, file or data; fetched once to compute its sha256:
+    an answer that is an HTML page is refused, as a sign-in page or a captive portal is no input,
+    unless the input's name ends in .html or .htm)."""
     from depin.spec import INPUT_PATH_RE, INPUT_SCHEMES  # lazy: start-up
 
     name: str | None = None
@@ -172,16 +177,21 @@ def _input(arg: str, index: int) -> dict[str, str]:
             " or a local file"
         )
     if lower.startswith(("http://", "https://")):
-        from depin.fetch import FetchError, FetchTooLarge, download_and_hash  # lazy: start-up (httpx)
+        from depin.fetch import FetchError, FetchGotHtml, FetchTooLarge, download_and_hash  # lazy: start-up (httpx)
 
+        default = Path(urllib.parse.urlsplit(source).path).name
+        # an HTML page (a sign-in page, a captive portal) is no input unless its name says it is one
+        wants_html = (name or default).lower().endswith(HTML_SUFFIXES)
         try:
-            fetched = download_and_hash(source, max_bytes=REMOTE_INPUT_MAX)
+            fetched = download_and_hash(source, max_bytes=REMOTE_INPUT_MAX, refuse_html=not wants_html)
         except FetchTooLarge:
             raise ValueError(f"input {source} is larger than {REMOTE_INPUT_MAX} bytes") from None
+        except FetchGotHtml as exc:
+            raise ValueError(f"cannot fetch input {source}: {exc}; if that page is the input, name it so: "
+                             f"--input page.html={source}") from None
         except FetchError as exc:
             raise ValueError(f"cannot fetch input {source}: {exc}") from None
         uri, digest = source, fetched.digest.hex()
-        default = Path(urllib.parse.urlsplit(source).path).name
     elif lower.startswith("data:"):
         uri, digest, default = source, hashlib.sha256(_data_uri_bytes(source)).hexdigest(), ""
     else:
@@ -276,7 +286,8 @@ def job_post(
         typer.Option(
             "--input",
             metavar="[NAME=]FILE_OR_URI",
-            help="An input mounted at /in/NAME: a local file (sha256 computed) or an http(s)/file/data URI. Repeatable.",
+            help="An input mounted at /in/NAME: a local file (sha256 computed) or an http(s)/file/data URI. Repeatable. "
+            "A URL that answers an HTML page (a sign-in page, a captive portal) is refused unless NAME ends in .html or .htm.",
         ),
     ] = [],  # noqa: B006
     cpus: Annotated[float, typer.Option("--cpus", help="CPUs (fractional allowed, 0.01 to 64).")] = 1.0,

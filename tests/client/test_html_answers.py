@@ -72,7 +72,6 @@ def _post(*inputs: str):
     return CliRunner().invoke(app, args)
 
 
-@pytest.mark.xfail(strict=True, reason="an input URL answering an HTML login page is hashed and posted without a word")
 def test_an_input_url_answering_a_login_page_is_named_an_html_page() -> None:
     with portal({"/page.html": ("text/html", LOGIN), "/noname": (None, LOGIN)}) as base:
         line = assert_one_line_error(
@@ -103,7 +102,6 @@ def test_text_inputs_and_html_named_as_such_pass() -> None:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="a result URL answering an HTML page is reported as a result that does not match")
 def test_a_result_url_answering_an_html_page_is_named_one(devnet: Devnet, tmp_path: Path) -> None:
     requester = devnet.client(devnet.new_account(20))
     provider = devnet.client(devnet.new_account(1_000))

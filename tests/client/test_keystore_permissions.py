@@ -77,7 +77,17 @@ def test_the_override_is_documented_in_help() -> None:
         assert "DEPIN_ALLOW_LOOSE_KEYSTORE" in shown, (command, shown)
 
 
+@pytest.mark.xfail(strict=True, reason="under umask 000 `keys new` makes a folder others may write, and its keystore is refused")
 def test_keystores_the_cli_writes_are_0600(tmp_path: Path) -> None:
+    """Even under umask 000 (a keystore it wrote would otherwise be refused for its folder)."""
+    old_umask = os.umask(0)
+    try:
+        _write_keystores(tmp_path)
+    finally:
+        os.umask(old_umask)
+
+
+def _write_keystores(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("pw\n")
     os.chmod(tmp_path / "pw", 0o600)
     made = _cli("keys", "new", tmp_path / "new" / "a.json", "--password-file", tmp_path / "pw")
@@ -86,6 +96,7 @@ def test_keystores_the_cli_writes_are_0600(tmp_path: Path) -> None:
         app, ["keys", "import", str(tmp_path / "b.json"), "--password-file", str(tmp_path / "pw")], input="0x" + "11" * 32 + "\n"
     )
     assert imported.exit_code == 0, imported.stderr
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700  # the folder it made, too
     for path in (tmp_path / "new" / "a.json", tmp_path / "b.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert _cli("keys", "address", path).exit_code == 0  # and they load as written

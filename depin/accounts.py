@@ -92,6 +92,7 @@ def _write_private(path: Path, text: str, *, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise AccountError(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a folder made here is ours alone, whatever the umask
         write_atomically(path, text, mode=0o600)
     except OSError as exc:
         raise AccountError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -77,7 +77,6 @@ def test_the_override_is_documented_in_help() -> None:
         assert "DEPIN_ALLOW_LOOSE_KEYSTORE" in shown, (command, shown)
 
 
-@pytest.mark.xfail(strict=True, reason="under umask 000 `keys new` makes a folder others may write, and its keystore is refused")
 def test_keystores_the_cli_writes_are_0600(tmp_path: Path) -> None:
     """Even under umask 000 (a keystore it wrote would otherwise be refused for its folder)."""
     old_umask = os.umask(0)

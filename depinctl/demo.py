@@ -38,6 +38,7 @@ import io
 import json
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1027,8 +1028,23 @@ def choose(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
 def run(state_dir: Path | None = None, *, challenge_window: int = 10, timeout: float = STEP_TIMEOUT,
         scenarios: tuple[str, ...] = SCENARIOS, console: Console | None = None, json_path: Path | None = None) -> int:
     """Runs the demo; returns the exit status (0: every step happened and checked out)."""
+    from depinctl.devnet import Devnet  # lazy: start-up
+
     console = console or make_console()
     started = time.monotonic()
+    try:
+        # the devnet's folder is the demo's for its whole run: a second demo (same dev accounts, same
+        # chain) or a `devnet up`/`down` meanwhile would step on it, and is refused at once instead
+        with Devnet(state_dir).locked("depin demo"):
+            return _run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=scenarios,
+                        console=console, json_path=json_path, started=started)
+    except DepinError as exc:  # the folder in use, or its state file unreadable: one line, as every command's error
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(state_dir: Path | None, *, challenge_window: int, timeout: float, scenarios: tuple[str, ...], console: Console,
+         json_path: Path | None, started: float) -> int:
     try:
         demo = Demo(state_dir, challenge_window=challenge_window, console=console, timeout=timeout)
     except DepinError as exc:

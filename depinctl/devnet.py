@@ -61,7 +61,8 @@ State folder (default ``.devnet`` in the current directory, ``--state-dir`` or `
     executors/<role>/      depin.toml (rewritten by every `up`) and the executor's state folder
     logs/<component>.log   every component's stdout and stderr; deploy.log
     run/<component>.pid    pid files
-    devnet.lock            one `up`/`down` at a time
+    devnet.lock            one `up`, `down` or `demo` at a time (flock, held for the command's life;
+                           records the holder's pid and command)
 
 ``down`` signals only processes it can prove it started: the recorded pid must be alive with the
 recorded start time *and* command line, so a recycled pid is never signalled. It sends SIGTERM to
@@ -144,6 +145,10 @@ CHAIN_UNHEALTHY_GRACE = 4.0
 
 class DevnetError(DepinError):
     """The devnet cannot do what was asked; the message says what to do."""
+
+
+LOCK_FILE = "devnet.lock"
+_HELD: dict[str, int] = {}  # state folders whose lock this process holds -> how deep (Devnet.locked)
 
 
 # ---------------------------------------------------------------------------------------- health
@@ -612,18 +617,48 @@ class Devnet:
         write_atomically(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One `up` or `down` at a time per state folder."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "devnet.lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DevnetError(f"another `depin devnet` command is working on {self.dir}; wait for it") from None
+    def locked(self, command: str = "depin devnet") -> Iterator[None]:
+        """The state folder's lock, held until the block ends: one `up`, `down` or `demo` (which
+        holds it for its whole run) at a time per folder; another refuses at once with
+        :class:`DevnetError` naming the holder. An ``flock`` on ``devnet.lock``, which the OS drops
+        when its holder dies, so a crash leaves nothing stale; the file's text (the holder's pid and
+        `command`) only feeds that message. Re-entrant within a process (the demo's `up`)."""
+        key = str(self.dir)
+        if key in _HELD:
+            _HELD[key] += 1
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                _HELD[key] -= 1
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # not truncated: the holder's text
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DevnetError(self._in_use(os.pread(fd, 256, 0))) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+            _HELD[key] = 1
+            try:
+                yield
+            finally:
+                del _HELD[key]
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # drops the lock
+
+    def _in_use(self, holder: bytes) -> str:
+        """The refusal when another process holds the folder's lock (`holder`: its lock file's text)."""
+        pid, _, command = holder.decode("utf-8", "replace").strip().partition(" ")
+        command = "".join(c for c in command if c.isprintable())[:60]
+        if pid.isdigit() and command:
+            who, stop = f"`{command}` (pid {pid})", f"wait for it to end or stop it (Ctrl-C where it runs, or `kill {pid}`)"
+        else:
+            who, stop = "another `depin` command", "wait for it to end or stop it"
+        return (f"the devnet in {self.dir} is in use by {who}: {stop}; or run another devnet beside it in its own "
+                "folder: --state-dir DIR")
 
     def _set_record(self, name: str, record: ProcessRecord | None) -> None:
         pid_file = self.run_dir / f"{name}.pid"
@@ -641,7 +676,7 @@ class Devnet:
     def up(self, *, say: Callable[[str], None] = lambda line: None, pinned_ports: dict[str, int] | None = None) -> UpReport:
         """Brings every component up (leaving healthy ones alone) and returns what it did."""
         report = UpReport()
-        with self.locked():
+        with self.locked("depin devnet up"):
             self.dir.mkdir(parents=True, exist_ok=True)
             self.logs_dir.mkdir(exist_ok=True)
             self._assign_ports(pinned_ports or {})
@@ -1072,7 +1107,7 @@ class Devnet:
     def down(self, *, say: Callable[[str], None] = lambda line: None) -> dict[str, str]:
         """Stops every process this devnet started, newest first; returns name -> what happened."""
         done: dict[str, str] = {}
-        with self.locked():
+        with self.locked("depin devnet down"):
             for name in reversed(ORDER):
                 record = self.record(name)
                 if record is None:

@@ -104,7 +104,6 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
                 stop_process(record, grace=5)
 
 
-@pytest.mark.xfail(strict=True, reason="a second `depin demo` on the same devnet runs its scenarios beside the first one's")
 def test_one_devnet_command_at_a_time_per_state_folder(state_dir: Path) -> None:
     # two `up` at once: the second refuses while the first is starting the components
     first = Running(state_dir, "devnet", "up")

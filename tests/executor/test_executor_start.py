@@ -75,6 +75,13 @@ def _case(name: str, tmp: Path, redis: RedisServer) -> tuple[Path, str]:
         (tmp / "key.json").write_text('{"not": "a keystore"}')
         (tmp / "pass").write_text("secret\n")
         return _config(tmp, deployment="31337.json", key='keystore = "key.json"\npassword_file = "pass"'), "is not a JSON keystore"
+    if name == "loose-keystore":  # a real keystore others may read: refused as ssh refuses such a key
+        from depin.accounts import new_keystore
+
+        new_keystore(tmp / "key.json", "secret", kdf_n=2**10)
+        (tmp / "key.json").chmod(0o644)
+        (tmp / "pass").write_text("secret\n")
+        return _config(tmp, deployment="31337.json", key='keystore = "key.json"\npassword_file = "pass"'), "(mode 0644): refusing it; run `chmod 600"
     if name == "results-port-out-of-range":
         return _config(tmp, deployment="31337.json", extra='[executor]\nresults_bind = "127.0.0.1:99999"\n'), "port from 1 to 65535"
     if name == "redis-unreachable":
@@ -93,7 +100,7 @@ def redis(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("name", ["deployment-missing", "deployment-a-directory", "deployment-nested-100000-deep",
-                                  "bad-keystore", "results-port-out-of-range", "redis-unreachable", "rpc-unreachable"])
+                                  "bad-keystore", "loose-keystore", "results-port-out-of-range", "redis-unreachable", "rpc-unreachable"])
 def test_start_refuses_a_broken_config_before_starting_children(name: str, tmp_path: Path, redis: RedisServer) -> None:
     config, expected = _case(name, tmp_path, redis)
     done = _run([str(DEPIN), "executor", "start", "--config", str(config)], _env(), timeout=120)

@@ -33,6 +33,7 @@ amounts are read from the SDK (``client.params()``, ``client.job()``), never har
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -1033,14 +1034,20 @@ def run(state_dir: Path | None = None, *, challenge_window: int = 10, timeout: f
     console = console or make_console()
     started = time.monotonic()
     try:
-        # the devnet's folder is the demo's for its whole run: a second demo (same dev accounts, same
-        # chain) or a `devnet up`/`down` meanwhile would step on it, and is refused at once instead
-        with Devnet(state_dir).locked("depin demo"):
-            return _run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=scenarios,
-                        console=console, json_path=json_path, started=started)
-    except DepinError as exc:  # the folder in use, or its state file unreadable: one line, as every command's error
-        print(f"error: {exc}", file=sys.stderr)
+        devnet = Devnet(state_dir)
+    except DepinError as exc:  # its state file unreadable, say: as any step's failure
+        console.print(f"[red]✗ demo failed:[/] {exc}")
         return 1
+    with contextlib.ExitStack() as hold:
+        try:
+            # the devnet's folder is the demo's for its whole run: a second demo (same dev accounts,
+            # same chain) or a `devnet up`/`down` meanwhile would step on it, and is refused at once
+            hold.enter_context(devnet.locked("depin demo"))
+        except DepinError as exc:  # the folder in use: one line, as every command's error
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return _run(state_dir, challenge_window=challenge_window, timeout=timeout, scenarios=scenarios,
+                    console=console, json_path=json_path, started=started)
 
 
 def _run(state_dir: Path | None, *, challenge_window: int, timeout: float, scenarios: tuple[str, ...], console: Console,

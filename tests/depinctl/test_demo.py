@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from depin.deployment import REPO_ROOT
+from tests.indexer.services import wait_for
 
 BPS = 10_000
 
@@ -32,6 +33,30 @@ def _depin(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     env["PATH"] = os.pathsep.join([str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent), env["PATH"]])
     return subprocess.run([sys.executable, "-m", "depinctl.cli", *args], capture_output=True, text=True, env=env,
                           cwd=REPO_ROOT, timeout=timeout)
+
+
+def _demo_checking_its_lock(state: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str | None]:
+    """Runs `depin demo --state-dir state *args`; once it has brought the devnet up (its own `up` is
+    done, so only the demo's hold of the folder's lock is left), a `depin devnet down` there must be
+    refused at once. Returns the demo's run and what went wrong with the refusal (None: refused)."""
+    from .test_devnet_lock import refused
+
+    env = dict(os.environ, COLUMNS="200")
+    env["PATH"] = os.pathsep.join([str(REPO_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent), env["PATH"]])
+    out_path, err_path = state.parent / "demo.out", state.parent / "demo.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "depinctl.cli", "demo", "--state-dir", str(state), *args],
+                                stdout=out, stderr=err, text=True, env=env, cwd=REPO_ROOT)
+        try:
+            wait_for(lambda: "devnet up in" in out_path.read_text() or proc.poll() is not None, 600, "the demo's devnet")
+            held = refused(state, proc.pid, "depin demo", "devnet", "down") if proc.poll() is None else "the demo ended early"
+            proc.wait(timeout=1_800)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out_path.read_text(), err_path.read_text())
+    return done, held
 
 
 def _alive(pid: int) -> bool:
@@ -51,8 +76,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
         # The devnet first (its start-up is tests/depinctl/test_devnet.py's subject), then the demo.
         up = _depin("devnet", "up", "--state-dir", str(state), timeout=600)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        done = _depin("demo", "--state-dir", str(state), "--challenge-window", "8", "--timeout", "120",
-                      "--json", str(facts_path), timeout=1_800)
+        done, held = _demo_checking_its_lock(state, "--challenge-window", "8", "--timeout", "120", "--json", str(facts_path))
+        assert held is None, held  # the demo held the folder for its run: a `down` meanwhile was refused
         recorded = json.loads((state / "devnet.json").read_text()).get("processes", {}) if (state / "devnet.json").exists() else {}
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
         yield done, state, recorded, facts

@@ -73,9 +73,12 @@ can demand of a provider, a verifier or a requester.
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
 links, devices, fifos are refused); no absolute name, no empty, ``.`` or ``..`` component (each
-path spelled the one way the format writes it), nothing below a symbolic link, no name twice, and every link target relative, resolving inside ``out/`` without stepping
-through another link. A member breaking one of these raises :class:`UnsafeArchive` and nothing
-is extracted; the extraction itself still uses ``tarfile``'s ``data`` filter as a second line.
+path spelled the one way the format writes it), nothing below a symbolic link, no name twice, no
+two names that differ only in case or Unicode normalization (one file on macOS or Windows:
+:func:`_fold`, refused on every system), and every link target relative, resolving inside
+``out/`` without stepping through another link. A member breaking one of these raises
+:class:`UnsafeArchive` and nothing is extracted; the extraction itself still uses ``tarfile``'s
+``data`` filter as a second line, but for symbolic links' targets (:func:`_second_line`).
 Every reader of an archive someone else published (extraction, :func:`match_digest`) opens it as a
 plain tar (:func:`open_result`): a compressed one (gzip, bzip2, xz, ...) is refused before anything
 is decompressed, and a sparse member is refused like a device, so that a download whose size is
@@ -91,6 +94,7 @@ import io
 import os
 import stat
 import tarfile
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -779,24 +783,103 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
 # --- extraction ---------------------------------------------------------------------------------
 
 
-def _escapes(name: str, target: str, links: set[str]) -> bool:
-    """Whether symbolic link `name` -> `target` may point outside ``out/``: an absolute or empty
-    target, one that climbs above ``out/``, or one that steps through another symbolic link of the
-    archive (whose own target would then decide where it lands)."""
-    if not target or target.startswith("/"):
-        return True
-    parts = name.split("/")[:-1]
-    steps = [c for c in target.split("/") if c not in ("", ".")]
-    for i, comp in enumerate(steps):
-        if comp == "..":
-            if not parts:
+def _fold(name: str) -> str:
+    """`name` as a case-insensitive or normalizing file system (macOS, Windows) may take it: Unicode's
+    canonical caseless form, NFD(casefold(NFD(name))). Two names equal here may be one file there
+    (``result.json`` and ``Result.json``; ``café`` composed and decomposed; ``straße`` and ``STRASSE``)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+class _Tree:
+    """The paths of an archive's ``out/`` members, and their parents, as one tree of components in
+    which a node is a name as a case-insensitive, normalizing file system takes it (:func:`_fold`):
+    two spellings of one node (``result.json`` and ``Result.json``, or ``A`` and the ``a`` of
+    ``a/x``) would be one file there, the later member replacing the earlier, checked one or landing
+    below a symbolic link the checks saw nowhere on its path, so :class:`UnsafeArchive` (on every
+    system alike). Each member's path is walked once, component by component (a member whose parent
+    is a member costs one step), so the checks cost what the archive holds, never its paths'
+    lengths squared (joining every prefix of every path cost seconds per thousand members 500 deep,
+    found by review, stop 41)."""
+
+    def __init__(self) -> None:
+        self.children: dict[tuple[int, str], int] = {}  # (parent node, folded component) -> node; 0 is out/
+        self.parent: list[int] = [0]
+        self.name: list[str] = [""]  # each node's component as first spelled
+        self.links: set[int] = set()
+        self.exact: dict[str, int] = {"": 0}  # a member's path as spelled -> its node
+        self._folded: dict[str, str] = {}
+
+    def fold(self, comp: str) -> str:
+        folded = self._folded.get(comp)
+        if folded is None:
+            folded = self._folded[comp] = _fold(comp)
+        return folded
+
+    def path(self, node: int) -> str:
+        parts = []
+        while node:
+            parts.append(self.name[node])
+            node = self.parent[node]
+        return "/".join(reversed(parts))
+
+    def add(self, rel: str) -> int:
+        """The node of path `rel`, made with its parents' as needed; UnsafeArchive when `rel` or a
+        parent is another spelling of a path already there."""
+        parent, _, last = rel.rpartition("/")
+        node = self.exact.get(parent)
+        comps = [last] if node is not None else rel.split("/")
+        node = node or 0
+        for comp in comps:
+            key = (node, self.fold(comp))
+            child = self.children.get(key)
+            if child is None:
+                child = self.children[key] = len(self.parent)
+                self.parent.append(node)
+                self.name.append(comp)
+            elif self.name[child] != comp:
+                spelled = f"{self.path(node)}/{comp}".lstrip("/")
+                raise UnsafeArchive(
+                    f"unsafe result archive: out/{_short(self.path(child))} and out/{_short(spelled)} collide where case or"
+                    " Unicode normalization does not count in a name (macOS, Windows): one would replace the other"
+                )
+            node = child
+        self.exact[rel] = node
+        return node
+
+    def below_link(self, node: int) -> bool:
+        node = self.parent[node]
+        while node:
+            if node in self.links:
                 return True
-            parts.pop()
-            continue
-        parts.append(comp)
-        if "/".join(parts) in links and i < len(steps) - 1:
+            node = self.parent[node]
+        return False
+
+    def escapes(self, node: int, target: str) -> bool:
+        """Whether the symbolic link at `node` -> `target` may point outside ``out/``: an absolute
+        or empty target, one that climbs above ``out/``, or one that steps through another symbolic
+        link of the archive (whose own target would then decide where it lands), spelled in any case."""
+        if not target or target.startswith("/"):
             return True
-    return False
+        where: list[int | None] = []  # the directories from out/ down, None where the archive has none
+        up = self.parent[node]
+        while up:
+            where.append(up)
+            up = self.parent[up]
+        where.append(0)
+        where.reverse()
+        steps = [c for c in target.split("/") if c not in ("", ".")]
+        for i, comp in enumerate(steps):
+            if comp == "..":
+                if len(where) == 1:
+                    return True
+                where.pop()
+                continue
+            here = where[-1]
+            step = None if here is None else self.children.get((here, self.fold(comp)))
+            if step is not None and step in self.links and i < len(steps) - 1:
+                return True
+            where.append(step)
+        return False
 
 
 def _name_fault(rel: str) -> str | None:
@@ -812,18 +895,14 @@ def _name_fault(rel: str) -> str | None:
     return None
 
 
-def unsafe_member(member: tarfile.TarInfo, links: set[str]) -> str | None:
-    """Why `member` (named by its path below ``out/``) may not be extracted, or None. `links` holds
-    the names of every symbolic link of the archive: nothing may be extracted below one."""
+def _unsafe_member(member: tarfile.TarInfo, node: int, tree: _Tree) -> str | None:
+    """Why `member` (named by its path below ``out/``, at `node` of the archive's `tree`) may not
+    be extracted, or None. Nothing may be extracted below a symbolic link."""
     name = member.name
-    why = _name_fault(name)
-    if why is not None:
-        return f"out/{_short(name)}: {why}"
-    parts = name.split("/")
-    if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+    if tree.below_link(node):
         return f"out/{_short(name)}: lies below a symbolic link"
     if member.issym():
-        if _escapes(name, member.linkname, links):
+        if tree.escapes(node, member.linkname):
             return f"out/{_short(name)}: a symbolic link to {_short(member.linkname)!r}, outside the result"
         return None
     if member.islnk():
@@ -845,16 +924,34 @@ def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         if not member.name.startswith("out/"):
             raise UnsafeArchive(f"unsafe result archive: {_short(member.name)} is not part of the {FORMAT} format")
         member.name = member.name[len("out/") :].rstrip("/")
+        why = _name_fault(member.name)
+        if why is not None:
+            raise UnsafeArchive(f"unsafe result archive: out/{_short(member.name)}: {why}")
         members.append(member)
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise UnsafeArchive("unsafe result archive: a path appears twice")
-    links = {m.name for m in members if m.issym()}
-    for member in members:
-        why = unsafe_member(member, links)
+    tree = _Tree()
+    nodes = [tree.add(m.name) for m in members]
+    tree.links.update(node for member, node in zip(members, nodes, strict=True) if member.issym())
+    for member, node in zip(members, nodes, strict=True):
+        why = _unsafe_member(member, node, tree)
         if why is not None:
             raise UnsafeArchive(f"unsafe result archive: {why}")
     return members
+
+
+def _second_line(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``data`` filter, but for a symbolic link's target, which the first line checked
+    (inside ``out/``, through no other link) and which is not resolved again here: the filter's
+    ``os.path.realpath`` of a target follows every link already extracted, afresh for each link and
+    on Python 3.11 recursively, so a committed chain of 1,500 links (``l0 -> l1 -> ...``, stored last
+    first) crashed ``depin job result`` with a RecursionError and a chain under the recursion limit
+    cost the square of its length (found by review, stop 41). The link's own path, owner and mode
+    still pass the filter."""
+    if not member.issym():
+        return tarfile.data_filter(member, dest)
+    return tarfile.data_filter(member.replace(linkname=".", deep=False), dest).replace(linkname=member.linkname, deep=False)
 
 
 def extract_archive(archive: Path, dest: Path) -> int:
@@ -866,7 +963,7 @@ def extract_archive(archive: Path, dest: Path) -> int:
         exit_code = _exit_code_of(tar)
         dest.mkdir(parents=True, exist_ok=True)
         try:
-            tar.extractall(dest, members=members, filter="data")
+            tar.extractall(dest, members=members, filter=_second_line)
         except tarfile.FilterError as exc:  # the second line: the checks above should have caught it
             raise UnsafeArchive(f"unsafe result archive: {exc}") from None
     return exit_code

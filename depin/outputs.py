@@ -73,7 +73,8 @@ can demand of a provider, a verifier or a requester.
 **Extraction** (:func:`extract_archive`) checks every member before writing anything: only
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
 links, devices, fifos are refused); no absolute name, no empty, ``.`` or ``..`` component (each
-path spelled the one way the format writes it), nothing below a symbolic link, no name twice, no
+path spelled the one way the format writes it), every member's folder a directory member before
+it (as the format writes them: so nothing below a symbolic link or a file), no name twice, no
 two names that differ only in case or Unicode normalization (one file on macOS or Windows:
 :func:`_fold`, refused on every system), and every link target relative, resolving inside
 ``out/`` without stepping through another link. A member breaking one of these raises
@@ -791,68 +792,63 @@ def _fold(name: str) -> str:
 
 
 class _Tree:
-    """The paths of an archive's ``out/`` members, and their parents, as one tree of components in
-    which a node is a name as a case-insensitive, normalizing file system takes it (:func:`_fold`):
-    two spellings of one node (``result.json`` and ``Result.json``, or ``A`` and the ``a`` of
-    ``a/x``) would be one file there, the later member replacing the earlier, checked one or landing
-    below a symbolic link the checks saw nowhere on its path, so :class:`UnsafeArchive` (on every
-    system alike). Each member's path is walked once, component by component (a member whose parent
-    is a member costs one step), so the checks cost what the archive holds, never its paths'
-    lengths squared (joining every prefix of every path cost seconds per thousand members 500 deep,
+    """An archive's ``out/`` members as the tree they make, in archive order: a node per member (0
+    is ``out/`` itself), found under its parent by its name as a case-insensitive, normalizing
+    file system takes it (:func:`_fold`). :meth:`add` refuses what the format never writes and what
+    would land elsewhere than the checks saw: a member whose folder is not a directory member before
+    it (the format writes every folder before what it holds; a member below a symbolic link or a
+    file is one), a name twice, and two spellings of one name (``result.json`` and ``Result.json``:
+    one file on macOS or Windows, the later member replacing the earlier, checked one), on every
+    system alike. A member costs one step whatever its depth, and the tree holds one node per
+    member (checking every prefix of every path cost seconds per thousand members 500 deep,
     found by review, stop 41)."""
 
     def __init__(self) -> None:
-        self.children: dict[tuple[int, str], int] = {}  # (parent node, folded component) -> node; 0 is out/
+        self.children: dict[tuple[int, str], int] = {}  # (parent node, folded name) -> node
         self.parent: list[int] = [0]
-        self.name: list[str] = [""]  # each node's component as first spelled
-        self.links: set[int] = set()
+        self.name: list[str] = [""]  # each node's name as spelled
+        self.kind: list[str] = ["dir"]
         self.exact: dict[str, int] = {"": 0}  # a member's path as spelled -> its node
+        self.links: set[int] = set()
         self._folded: dict[str, str] = {}
 
-    def fold(self, comp: str) -> str:
-        folded = self._folded.get(comp)
+    def fold(self, name: str) -> str:
+        folded = self._folded.get(name)
         if folded is None:
-            folded = self._folded[comp] = _fold(comp)
+            folded = self._folded[name] = _fold(name)
         return folded
 
-    def path(self, node: int) -> str:
-        parts = []
-        while node:
-            parts.append(self.name[node])
-            node = self.parent[node]
-        return "/".join(reversed(parts))
-
-    def add(self, rel: str) -> int:
-        """The node of path `rel`, made with its parents' as needed; UnsafeArchive when `rel` or a
-        parent is another spelling of a path already there."""
+    def add(self, member: tarfile.TarInfo) -> int:
+        """`member` (named by its path below ``out/``) as a node of the tree, or UnsafeArchive (the
+        class doc)."""
+        rel = member.name
         parent, _, last = rel.rpartition("/")
-        node = self.exact.get(parent)
-        comps = [last] if node is not None else rel.split("/")
-        node = node or 0
-        for comp in comps:
-            key = (node, self.fold(comp))
-            child = self.children.get(key)
-            if child is None:
-                child = self.children[key] = len(self.parent)
-                self.parent.append(node)
-                self.name.append(comp)
-            elif self.name[child] != comp:
-                spelled = f"{self.path(node)}/{comp}".lstrip("/")
-                raise UnsafeArchive(
-                    f"unsafe result archive: out/{_short(self.path(child))} and out/{_short(spelled)} collide where case or"
-                    " Unicode normalization does not count in a name (macOS, Windows): one would replace the other"
-                )
-            node = child
+        up = self.exact.get(parent)
+        if up is None:
+            raise UnsafeArchive(
+                f"unsafe result archive: out/{_short(rel)}: its folder out/{_short(parent)} is no directory member before it"
+                " (the format writes every folder before what it holds)"
+            )
+        if self.kind[up] != "dir":
+            what = "a symbolic link" if self.kind[up] == "link" else "a file"
+            raise UnsafeArchive(f"unsafe result archive: out/{_short(rel)}: lies below {what} (out/{_short(parent)})")
+        key = (up, self.fold(last))
+        other = self.children.get(key)
+        if other is not None:
+            if self.name[other] == last:
+                raise UnsafeArchive(f"unsafe result archive: out/{_short(rel)} appears twice")
+            raise UnsafeArchive(
+                f"unsafe result archive: out/{_short(rel)} and out/{_short(parent + '/' if parent else '')}{_short(self.name[other])}"
+                " collide where case or Unicode normalization does not count in a name (macOS, Windows): one would replace the other"
+            )
+        node = self.children[key] = len(self.parent)
+        self.parent.append(up)
+        self.name.append(last)
+        self.kind.append("dir" if member.isdir() else "link" if member.issym() else "other")
         self.exact[rel] = node
+        if member.issym():
+            self.links.add(node)
         return node
-
-    def below_link(self, node: int) -> bool:
-        node = self.parent[node]
-        while node:
-            if node in self.links:
-                return True
-            node = self.parent[node]
-        return False
 
     def escapes(self, node: int, target: str) -> bool:
         """Whether the symbolic link at `node` -> `target` may point outside ``out/``: an absolute
@@ -896,11 +892,9 @@ def _name_fault(rel: str) -> str | None:
 
 
 def _unsafe_member(member: tarfile.TarInfo, node: int, tree: _Tree) -> str | None:
-    """Why `member` (named by its path below ``out/``, at `node` of the archive's `tree`) may not
-    be extracted, or None. Nothing may be extracted below a symbolic link."""
+    """Why `member` (named by its path below ``out/``, at `node` of the archive's `tree`, which
+    placed it) may not be extracted, or None."""
     name = member.name
-    if tree.below_link(node):
-        return f"out/{_short(name)}: lies below a symbolic link"
     if member.issym():
         if tree.escapes(node, member.linkname):
             return f"out/{_short(name)}: a symbolic link to {_short(member.linkname)!r}, outside the result"
@@ -928,13 +922,9 @@ def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         if why is not None:
             raise UnsafeArchive(f"unsafe result archive: out/{_short(member.name)}: {why}")
         members.append(member)
-    names = [m.name for m in members]
-    if len(set(names)) != len(names):
-        raise UnsafeArchive("unsafe result archive: a path appears twice")
     tree = _Tree()
-    nodes = [tree.add(m.name) for m in members]
-    tree.links.update(node for member, node in zip(members, nodes, strict=True) if member.issym())
-    for member, node in zip(members, nodes, strict=True):
+    nodes = [tree.add(m) for m in members]
+    for member, node in zip(members, nodes, strict=True):  # a link's target may name a later member
         why = _unsafe_member(member, node, tree)
         if why is not None:
             raise UnsafeArchive(f"unsafe result archive: {why}")

@@ -145,3 +145,26 @@ def test_a_link_target_through_a_link_spelled_in_another_case_is_refused(tmp_pat
     with pytest.raises(UnsafeArchive, match=r"out/e: a symbolic link to 'd/a/\.\.', outside the result"):
         extract_archive(archive, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(
+    ("members", "why"),
+    [
+        ([("file", "a/b/c", "x\n")], r"out/a/b/c: its folder out/a/b is no directory member before it"),
+        ([("file", "a/x", "x\n"), ("dir", "a", "")], r"out/a/x: its folder out/a is no directory member before it"),
+        ([("file", "f", "x\n"), ("file", "f/g", "y\n")], r"out/f/g: lies below a file \(out/f\)"),
+        ([("dir", "d", ""), ("link", "l", "d"), ("file", "l/x", "y\n")], r"out/l/x: lies below a symbolic link \(out/l\)"),
+        ([("file", "f", "x\n"), ("file", "f", "y\n")], r"out/f appears twice"),
+    ],
+    ids=["no-folder", "folder-after", "below-a-file", "below-a-link", "twice"],
+)
+def test_every_member_lies_in_a_folder_written_before_it(tmp_path: Path, members: list, why: str) -> None:
+    """The format writes every folder before what it holds; extraction takes nothing else, so that
+    its checks hold one node per member (a path's 500 parents are never each remembered: thousands
+    of members 500 deep with no folders written cost the old checks seconds per thousand) and
+    nothing lands below a link or a file."""
+    archive = tmp_path / "a.tar"
+    _hostile_archive(archive, members)
+    with pytest.raises(UnsafeArchive, match=why):
+        extract_archive(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()

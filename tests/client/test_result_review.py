@@ -168,3 +168,42 @@ def test_every_member_lies_in_a_folder_written_before_it(tmp_path: Path, members
     with pytest.raises(UnsafeArchive, match=why):
         extract_archive(archive, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="match_digest remembers every prefix of every path: deep paths without folders take ~370 MB per 2 MB of archive")
+def test_a_selected_result_with_deep_paths_and_no_folders_is_refused_before_it_costs_memory(devnet: Devnet, tmp_path: Path) -> None:
+    """With ``output.match`` the requester (and a juror's delivery check) digests the selected part
+    of the archive (``match_digest``), whose selection remembered its automaton state for every
+    prefix of every path. A provider that committed to 1,000 members each 500 folders deep below a
+    folder of its own, none of the folders written (2 MB), made that cost 370 MB and 5 s; 8,000 of
+    them, within the CLI's default 16 MB output, about 3 GB. The format writes every folder before
+    what it holds: an archive that does not is no result archive (ResultMismatch, nothing
+    extracted), refused at its first such member."""
+    import json
+    import tracemalloc
+
+    from depin.client import ResultMismatch
+    from depin.outputs import match_digest
+    from depin.spec import parse_spec
+
+    from .conftest import make_spec
+
+    archive = tmp_path / "deep.tar"
+    data = _hostile_archive(archive, [("dir", f"{k:x}/" + "a/" * 500 + "f", "") for k in range(1_000)])
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsafeArchive, match="is no directory member before it"):
+            match_digest(archive, ["result.json"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    spec = parse_spec({**json.loads(make_spec(400).to_bytes()), "output": {"match": ["result.json"]}})
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        files["/results/deep"] = data
+        requester, job_id = _submitted_job(devnet, b"\x00" * 32, f"{base}/results/deep", files, spec=spec)
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultMismatch, match="is no directory member before it.*nothing extracted"):
+            requester.download_result(job_id, dest)
+    assert not dest.exists()

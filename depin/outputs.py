@@ -745,6 +745,7 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
         exit_code = _exit_code_of(tar)
         rels: list[Entry] = []
         by_rel: dict[str, tarfile.TarInfo] = {}
+        folders = {""}  # the directories so far ("" is out/)
         for member in members:
             if member.name in ("exit_code", "out", "out/"):
                 continue
@@ -754,7 +755,15 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
             why = _name_fault(rel)
             if why is not None or rel in by_rel:
                 raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)}: {why or 'appears twice'}")
+            # The format writes every folder before what it holds; the selection then takes one step
+            # per entry (it remembered a state per prefix of every path: 1,000 folderless entries 500
+            # deep, 2 MB, took 370 MB; found by review, stop 41).
+            parent = rel.rpartition("/")[0]
+            if parent not in folders:
+                raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)}: its folder out/{_short(parent)} is no directory member before it")
             kind: EntryKind = "dir" if member.isdir() else "link" if member.issym() else "file" if member.isreg() else "other"
+            if kind == "dir":
+                folders.add(rel)
             if kind == "other":
                 raise UnsafeArchive(f"not a {FORMAT} archive: out/{_short(rel)} is neither a file, a directory nor a link")
             if _sparse(member):

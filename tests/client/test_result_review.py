@@ -170,7 +170,6 @@ def test_every_member_lies_in_a_folder_written_before_it(tmp_path: Path, members
     assert not (tmp_path / "dest").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="match_digest remembers every prefix of every path: deep paths without folders take ~370 MB per 2 MB of archive")
 def test_a_selected_result_with_deep_paths_and_no_folders_is_refused_before_it_costs_memory(devnet: Devnet, tmp_path: Path) -> None:
     """With ``output.match`` the requester (and a juror's delivery check) digests the selected part
     of the archive (``match_digest``), whose selection remembered its automaton state for every

@@ -53,6 +53,8 @@ path), type, mode class, link target and bytes; nothing else changes. With no se
 match digest is the result digest itself. It is computed from the result archive
 (:func:`match_digest`) or from the output folder (:func:`build_archive` with ``select``); both give
 the same bytes, so a provider, a verifier and a requester holding only the archive agree.
+An archive in which an entry does not follow the directory entry of its folder (as
+:func:`build_archive` writes them) is no result archive to :func:`match_digest`.
 
 A **pattern** is a ``/``-separated path relative to ``out/``: 1 to ``MAX_PATTERN_BYTES`` bytes of
 printable characters, no leading ``/``, no empty, ``.`` or ``..`` component, no backslash. Inside a

@@ -1223,6 +1223,9 @@ class Client(ContractAddresses):
             except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
                 _remove_extracted(dest_dir, keep=(archive, plain))
                 raise ResultUnavailable(f"result of job {job.job_id} matches its hash but cannot be extracted: {exc}; nothing extracted") from None
+            except BaseException:  # anything else (a bug, ^C) keeps its traceback, but leaves no half-extracted result
+                _remove_extracted(dest_dir, keep=(archive, plain))
+                raise
             done = True
         finally:
             archive.unlink(missing_ok=True)

@@ -949,10 +949,13 @@ def _second_line(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     on Python 3.11 recursively, so a committed chain of 1,500 links (``l0 -> l1 -> ...``, stored last
     first) crashed ``depin job result`` with a RecursionError and a chain under the recursion limit
     cost the square of its length (found by review, stop 41). The link's own path, owner and mode
-    still pass the filter."""
+    still pass the filter. Every entry gets the format's mtime, 0, whatever its header says: a time
+    past the platform's time_t (a pax ``mtime`` of ``inf``) made tarfile's utime raise OverflowError,
+    which ended `depin job result` in a traceback with members left in its folder (same review)."""
     if not member.issym():
-        return tarfile.data_filter(member, dest)
-    return tarfile.data_filter(member.replace(linkname=".", deep=False), dest).replace(linkname=member.linkname, deep=False)
+        return tarfile.data_filter(member, dest).replace(mtime=0, deep=False)
+    checked = tarfile.data_filter(member.replace(linkname=".", deep=False), dest)
+    return checked.replace(linkname=member.linkname, mtime=0, deep=False)
 
 
 def extract_archive(archive: Path, dest: Path) -> int:

@@ -208,7 +208,6 @@ def test_a_selected_result_with_deep_paths_and_no_folders_is_refused_before_it_c
     assert not dest.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="a member's pax mtime beyond time_t makes tarfile's utime raise OverflowError: a traceback, files left in --out")
 def test_a_time_beyond_the_clock_is_not_a_traceback(devnet: Devnet, tmp_path: Path) -> None:
     """The format stores mtime 0 for every entry; a provider's pax header may say any number (32
     digits at most). A time past time_t (``99999999999999999999``, ``inf``) made tarfile's utime

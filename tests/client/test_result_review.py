@@ -232,3 +232,34 @@ def test_a_time_beyond_the_clock_is_not_a_traceback(devnet: Devnet, tmp_path: Pa
     for dest in (fetched.path, tmp_path / "cli"):
         assert (dest / "d" / "a").read_text() == "a\n" and (dest / "b").read_text() == "b\n"
         assert {p.stat().st_mtime for p in (dest / "d", dest / "d" / "a", dest / "b")} == {0}
+
+
+@pytest.mark.xfail(strict=True, reason="under output.match, a pax size past a file offset escapes download_result as a bare ValueError")
+def test_a_size_past_any_file_offset_under_an_output_selector_is_a_mismatch(devnet: Devnet, tmp_path: Path) -> None:
+    """A member whose pax size is 10^30 makes tarfile seek past what a file offset holds (a
+    ValueError, not a TarError). Digesting the selected part (``output.match``) let it out of
+    ``download_result`` as it was, no ClientError; it is a ResultMismatch (no result archive),
+    nothing extracted, as the juror's delivery check already judged it."""
+    import json
+
+    from depin.client import ResultMismatch
+    from depin.spec import parse_spec
+
+    from .conftest import make_spec
+
+    archive = tmp_path / "honest.tar"
+    _hostile_archive(archive, [("file", "a", "a\n"), ("file", "b", "b\n")])
+    with tarfile.open(archive) as honest, tarfile.open(tmp_path / "huge.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for member in honest.getmembers():
+            if member.name == "out/a":
+                member.pax_headers = {"size": "1" + "0" * 30}
+            tar.addfile(member, honest.extractfile(member) if member.isreg() else None)
+    data = (tmp_path / "huge.tar").read_bytes()
+    spec = parse_spec({**json.loads(make_spec(401).to_bytes()), "output": {"match": ["a"]}})
+    files: dict[str, bytes] = {"/results/huge": data}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, b"\x00" * 32, f"{base}/results/huge", files, spec=spec)
+        dest = tmp_path / "fetched"
+        with pytest.raises(ResultMismatch, match="not a depin-result-v1 archive.*nothing extracted"):
+            requester.download_result(job_id, dest)
+    assert not dest.exists()

@@ -949,12 +949,17 @@ def _second_line(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     on Python 3.11 recursively, so a committed chain of 1,500 links (``l0 -> l1 -> ...``, stored last
     first) crashed ``depin job result`` with a RecursionError and a chain under the recursion limit
     cost the square of its length (found by review, stop 41). The link's own path, owner and mode
-    still pass the filter. Every entry gets the format's mtime, 0, whatever its header says: a time
+    still pass the filter, and its target a lexical check (``os.path.normpath``: this system's own
+    separators and drives count, nothing is followed) that it stays in `dest`. Every entry gets the format's mtime, 0, whatever its header says: a time
     past the platform's time_t (a pax ``mtime`` of ``inf``) made tarfile's utime raise OverflowError,
     which ended `depin job result` in a traceback with members left in its folder (same review)."""
     if not member.issym():
         return tarfile.data_filter(member, dest).replace(mtime=0, deep=False)
     checked = tarfile.data_filter(member.replace(linkname=".", deep=False), dest)
+    top = os.path.realpath(dest)
+    target = os.path.normpath(os.path.join(top, os.path.dirname(checked.name), member.linkname))
+    if os.path.isabs(member.linkname) or os.path.commonpath([top, target]) != top:
+        raise tarfile.LinkOutsideDestinationError(member, target)
     return checked.replace(linkname=member.linkname, mtime=0, deep=False)
 
 

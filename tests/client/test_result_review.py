@@ -262,3 +262,20 @@ def test_a_size_past_any_file_offset_under_an_output_selector_is_a_mismatch(devn
         with pytest.raises(ResultMismatch, match="not a depin-result-v1 archive.*nothing extracted"):
             requester.download_result(job_id, dest)
     assert not dest.exists()
+
+
+@pytest.mark.parametrize(("name", "target", "inside"), [("l", "a", True), ("d/l", "..", True), ("l", "..", False),
+                                                        ("d/l", "../../x", False), ("l", "/etc", False), ("l", "a/../../b", False)])
+def test_the_second_line_still_keeps_link_targets_inside_without_following_links(tmp_path: Path, name: str, target: str, inside: bool) -> None:
+    """The extraction's second line no longer resolves a link's target through the links already
+    extracted (the chain above), but still refuses, lexically, one that leaves the folder."""
+    from depin.outputs import _second_line
+
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname, member.mtime = tarfile.SYMTYPE, target, 10**30
+    if inside:
+        checked = _second_line(member, str(tmp_path))
+        assert (checked.linkname, checked.mtime, checked.uid, checked.uname) == (target, 0, None, None)
+    else:
+        with pytest.raises(tarfile.FilterError):
+            _second_line(member, str(tmp_path))

@@ -76,7 +76,8 @@ can demand of a provider, a verifier or a requester.
 ``exit_code`` and ``out/...`` members; directories, regular files and symbolic links only (hard
 links, devices, fifos are refused); no absolute name, no empty, ``.`` or ``..`` component (each
 path spelled the one way the format writes it), every member's folder a directory member before
-it (as the format writes them: so nothing below a symbolic link or a file), no name twice, no
+it (as the format writes them: so nothing below a symbolic link or a file), at most ``MAX_DEPTH``
+levels below ``out/``, no name twice, no
 two names that differ only in case or Unicode normalization (one file on macOS or Windows:
 :func:`_fold`, refused on every system), and every link target relative, resolving inside
 ``out/`` without stepping through another link. A member breaking one of these raises
@@ -819,6 +820,7 @@ class _Tree:
         self.parent: list[int] = [0]
         self.name: list[str] = [""]  # each node's name as spelled
         self.kind: list[str] = ["dir"]
+        self.depth: list[int] = [0]
         self.exact: dict[str, int] = {"": 0}  # a member's path as spelled -> its node
         self.links: set[int] = set()
         self._folded: dict[str, str] = {}
@@ -843,6 +845,8 @@ class _Tree:
         if self.kind[up] != "dir":
             what = "a symbolic link" if self.kind[up] == "link" else "a file"
             raise UnsafeArchive(f"unsafe result archive: out/{_short(rel)}: lies below {what} (out/{_short(parent)})")
+        if self.depth[up] >= MAX_DEPTH:  # what the walk refuses a provider (OutputLimits): tarfile's checks cost as much per level
+            raise UnsafeArchive(f"unsafe result archive: out/{_short(rel)} is more than {MAX_DEPTH} levels deep (the format's limit)")
         key = (up, self.fold(last))
         other = self.children.get(key)
         if other is not None:
@@ -854,6 +858,7 @@ class _Tree:
             )
         node = self.children[key] = len(self.parent)
         self.parent.append(up)
+        self.depth.append(self.depth[up] + 1)
         self.name.append(last)
         self.kind.append("dir" if member.isdir() else "link" if member.issym() else "other")
         self.exact[rel] = node

@@ -155,8 +155,9 @@ def test_a_link_target_through_a_link_spelled_in_another_case_is_refused(tmp_pat
         ([("file", "f", "x\n"), ("file", "f/g", "y\n")], r"out/f/g: lies below a file \(out/f\)"),
         ([("dir", "d", ""), ("link", "l", "d"), ("file", "l/x", "y\n")], r"out/l/x: lies below a symbolic link \(out/l\)"),
         ([("file", "f", "x\n"), ("file", "f", "y\n")], r"out/f appears twice"),
+        ([("dir", "/".join(["d"] * k), "") for k in range(1, 66)], r"out/d/d/d.* \(129 characters\) is more than 64 levels deep"),
     ],
-    ids=["no-folder", "folder-after", "below-a-file", "below-a-link", "twice"],
+    ids=["no-folder", "folder-after", "below-a-file", "below-a-link", "twice", "too-deep"],
 )
 def test_every_member_lies_in_a_folder_written_before_it(tmp_path: Path, members: list, why: str) -> None:
     """The format writes every folder before what it holds; extraction takes nothing else, so that
@@ -279,3 +280,11 @@ def test_the_second_line_still_keeps_link_targets_inside_without_following_links
     else:
         with pytest.raises(tarfile.FilterError):
             _second_line(member, str(tmp_path))
+
+
+def test_a_result_64_levels_deep_extracts(tmp_path: Path) -> None:
+    """64 levels below out/ is what the format holds (the walk's limit): extracted."""
+    archive = tmp_path / "deep.tar"
+    _hostile_archive(archive, [*(("dir", "/".join(["d"] * k), "") for k in range(1, 64)), ("file", "/".join(["d"] * 63 + ["f"]), "f\n")])
+    assert extract_archive(archive, tmp_path / "dest") == 0
+    assert (tmp_path / "dest").joinpath(*["d"] * 63, "f").read_text() == "f\n"

@@ -122,6 +122,28 @@ def write_durably(dest: Path, data: bytes, mode: int = 0o644) -> None:
     _fsync_dir(dest.parent)
 
 
+def create_durably(dest: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Writes `data` to `dest` durably unless `dest` exists (a temporary file, fsync, a link to
+    `dest`, fsync of the folder): whether it was written. Of two writers only the first's file is
+    ever seen, whole."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(dest.parent)
+    return True
+
+
 @dataclass(frozen=True)
 class StoredResult:
     """An archive in the store: its opaque name, public URI, sha256 and local path. A sealed

@@ -15,7 +15,8 @@ still ask for them:
 
 What a pass (``depin.prune``, every :data:`PRUNE_INTERVAL` seconds) looks at, by job id:
 
-- the journal's entries: a job's submission entry and the verifier role's seat entries;
+- the journal's entries: a job's submission entry and the verifier role's seat entries and
+  rounds' delivery verdicts (``delivery-<job>-<round>.json``);
 - archives of the store that **no journal entry names** (a crash between storing an archive and
   journaling it, a re-run's spare copy, the canary's decoys): the job is the one its manifest names.
   One without a readable manifest (the store writes the manifest only after the journal entry, so a
@@ -72,7 +73,7 @@ ORPHAN_AGE = 30 * DAY  # an archive no journal entry names and whose job cannot 
 TEMP_AGE = DAY  # a temporary file a crash left behind: removed this long after its last write
 
 _SUBMISSION = re.compile(r"(\d+)\.json")
-_SEAT = re.compile(r"seat-(\d+)-\d+-\d+\.json")
+_SEAT = re.compile(r"(?:seat-(\d+)-\d+-\d+|delivery-(\d+)-\d+)\.json")  # a seat's entry, a round's delivery verdict
 _STORED = re.compile(r"([0-9a-f]{64})\.(tar|json|to)")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _TEMP = re.compile(r"\.(put|seal|bait)-.*")  # write_durably, ResultStore.put / sealing, the bait key's link
@@ -119,7 +120,7 @@ def journal_entries(root: Path, jobs: dict[int, _Job] | None = None) -> dict[int
         mtime = _mtime(entry)
         if mtime is None:
             continue
-        job = jobs.setdefault(int(match.group(1)), _Job())
+        job = jobs.setdefault(int(match.group(1) or match.group(2)), _Job())
         job.seen(mtime)
         if seat is not None:
             job.seats.append(Path(entry.path))

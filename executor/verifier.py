@@ -65,7 +65,10 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   archive is due. The check, its child's kill slack included, ends before the commit is due
   (:func:`delivery_budget`); with too little time left it is not run (``not checked``: our
   digest is committed). One check per (job, round) (:func:`round_delivery_check`): all our seats
-  of a round commit by the same verdict, so one verifier never votes both ways in a round.
+  of a round commit by the same verdict, so one verifier never votes both ways in a round; the
+  verdict is journaled (``<state_dir>/journal/<instance>/delivery-<job>-<round>.json``, fsync'd,
+  the first one kept) before any seat journals a digest derived from it, so a wiped Redis cannot
+  make two seats check apart.
 - **Commit** (:func:`commit_seat`): the salt, the digest and the seat commitment
   (:func:`depin.commitment.seat_commitment`) are written to the audit journal
   (``<state_dir>/journal/<instance>/seat-<job>-<round>-<seat>.json``, fsync'd) by the re-run,
@@ -84,8 +87,9 @@ failure or not-delivered), ``delivery`` (what the delivery check found), ``commi
 ``taken_tx``, ``commit_tx``, ``reveal_tx``, ``reserve`` and ``reserve_tx`` (the audit's canary
 reserve released early), ``outcome``, ``final`` (a decline the chain's word does not undo),
 ``updated``. ``{e}:seats`` holds the seats in hand. ``depin executor status`` reads them
-(:func:`summary`). ``{e}:delivery:{job}:{round}`` (a string, a week) holds the round's delivery
-verdict, and ``{e}:lease:{job}:{round}:delivery`` is the lease of its one check.
+(:func:`summary`). ``{e}:delivery:{job}:{round}`` (a string, a week) mirrors the round's delivery
+verdict (the journal's is the one used), and ``{e}:lease:{job}:{round}:delivery`` is the lease of
+its one check.
 
 Crash safety: every step reads the chain before it acts (the seat's state, the case's phase); the
 journal entry of a seat is written once and reused (same salt) by any re-run; kill -9 between the
@@ -126,7 +130,7 @@ from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
 from executor.lease import IDLE_MARK, Lease, idle_confirmed
 from executor.policy import Decision, Policy
-from executor.results import write_durably
+from executor.results import create_durably, write_durably
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.verifier")
@@ -203,6 +207,25 @@ class AuditJournal:
         )
         write_durably(self.path(job_id, round_, seat), json.dumps(asdict(entry), sort_keys=True).encode(), mode=0o600)
         return entry
+
+
+    def verdict_path(self, job_id: int, round_: int) -> Path:
+        return self.root / f"delivery-{int(job_id)}-{int(round_)}.json"
+
+    def round_verdict(self, job_id: int, round_: int) -> str:
+        """The delivery verdict journaled for the round ("" when none)."""
+        try:
+            return str(json.loads(self.verdict_path(job_id, round_).read_bytes())["verdict"])
+        except FileNotFoundError:
+            return ""
+
+    def record_round_verdict(self, job_id: int, round_: int, verdict: str) -> str:
+        """Journals `verdict` as the round's, durably, unless one is journaled already; the round's
+        verdict (the first journaled: it is never replaced)."""
+        data = json.dumps({"job_id": int(job_id), "round": int(round_), "verdict": verdict}, sort_keys=True).encode()
+        if create_durably(self.verdict_path(job_id, round_), data, mode=0o600):
+            return verdict
+        return self.round_verdict(job_id, round_)
 
 
 def journal(rt: Runtime) -> AuditJournal:
@@ -877,29 +900,31 @@ def reuse(rt: Runtime, sibling: SeatEntry, seat: int) -> SeatEntry:
 
 
 def round_delivery(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
-    """The verdict on the provider's delivery recorded for the round (``{e}:delivery:<job>:<round>``),
-    else what another of our seats of the round found ("" when none checked yet)."""
-    found = rt.state.get(rt.xkeys.round_delivery(job_id, round_))
+    """The verdict on the provider's delivery journaled for the round (:meth:`AuditJournal.round_verdict`),
+    else one recorded in Redis (``{e}:delivery:<job>:<round>``, by a version that kept it there
+    only) or what another of our seats of the round found, journaled now ("" when none checked yet)."""
+    found = journal(rt).round_verdict(job_id, round_)
     if found:
-        return found.decode() if isinstance(found, bytes) else str(found)
+        return found
+    cached = rt.state.get(rt.xkeys.round_delivery(job_id, round_))
+    if cached:
+        return record_round_delivery(rt, job_id, round_, cached.decode() if isinstance(cached, bytes) else str(cached))
     k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
     for other in range(k):
-        if other != seat and (found := seat_record(rt, job_id, round_, other).get("delivery")):
-            return record_round_delivery(rt, job_id, round_, found)
+        if other != seat and (sibling := seat_record(rt, job_id, round_, other).get("delivery")):
+            return record_round_delivery(rt, job_id, round_, sibling)
     return ""
 
 
 def record_round_delivery(rt: Runtime, job_id: int, round_: int, verdict: str) -> str:
     """Records `verdict` as the round's unless one is recorded already; the round's verdict (the first
-    recorded wins: every seat of ours in the round commits by the same one)."""
-    key = rt.xkeys.round_delivery(job_id, round_)
-    if rt.state.set(key, verdict, nx=True, ex=ROUND_DELIVERY_TTL):
-        return verdict
-    found = rt.state.get(key)
-    if not found:  # expired in between (a week: not for a live round); ours then
-        rt.state.set(key, verdict, nx=True, ex=ROUND_DELIVERY_TTL)
-        return verdict
-    return found.decode() if isinstance(found, bytes) else str(found)
+    recorded wins: every seat of ours in the round commits by the same one). The journal holds it,
+    durably, before any seat journals a digest derived from it: a Redis wiped (or restored from an
+    older snapshot) between two seats' checks cannot make them check apart and vote both ways
+    (review, stop 41); ``{e}:delivery:<job>:<round>`` mirrors it."""
+    verdict = journal(rt).record_round_verdict(job_id, round_, verdict)
+    rt.state.set(rt.xkeys.round_delivery(job_id, round_), verdict, ex=ROUND_DELIVERY_TTL)
+    return verdict
 
 
 def delivery_lease(rt: Runtime, job_id: int, round_: int) -> Lease:

@@ -79,6 +79,8 @@ def _submitted(rt: Any, tmp_path: Path, job_id: int, *, seats: int = 0) -> Path:
     rt.journal.write(Submission(job_id, h, "0xme", "result", h, h, h, h, name=stored.name, uri=stored.uri, archive=str(stored.path)))
     for seat in range(seats):
         (tmp_path / "journal" / f"seat-{job_id}-0-{seat}.json").write_text("{}")
+    if seats:  # the round's delivery verdict (executor.verifier.AuditJournal.record_round_verdict)
+        (tmp_path / "journal" / f"delivery-{job_id}-0.json").write_text("{}")
     return stored.path
 
 
@@ -91,7 +93,7 @@ def test_a_settled_job_keeps_its_files_for_the_retention_period_then_loses_them(
     rt = _runtime(r, tmp_path, chain, days=7)
     archive = _submitted(rt, tmp_path, 5, seats=2)
     before = _files(tmp_path)
-    assert {"5.json", "seat-5-0-0.json", "seat-5-0-1.json", archive.name, archive.name.replace(".tar", ".json")} <= before
+    assert {"5.json", "seat-5-0-0.json", "seat-5-0-1.json", "delivery-5-0.json", archive.name, archive.name.replace(".tar", ".json")} <= before
 
     chain.status[5] = JobStatus.SUBMITTED
     assert prune_results(rt, now=T0) == 0

@@ -181,7 +181,6 @@ def _jury(stack: Stack, job_id: int) -> tuple[dict[int, bytes | None], list[list
     return jury, forfeited, records
 
 
-@pytest.mark.xfail(strict=True, reason="the round's delivery verdict lives in Redis only: wiped between two seats' checks, they vote both ways")
 def test_a_wiped_redis_between_two_seats_checks_never_splits_the_verifiers_vote(stack: Stack, proxy: Proxy) -> None:
     m, v = stack.market, stack.verifier
     requester = stack.accounts[REQUESTER2]

@@ -18,7 +18,8 @@ NEXT_TASK = {
 }
 
 
-def send(name: str, job_id: int | None = None, **kwargs: Any) -> None:
-    """Queues task `name` (on its queue) for `job_id`."""
+def send(name: str, job_id: int | None = None, *, countdown: float | None = None, **kwargs: Any) -> None:
+    """Queues task `name` (on its queue) for `job_id`, to run no sooner than `countdown` seconds
+    from now when given."""
     args = [] if job_id is None else [int(job_id)]
-    app.send_task(name, args=args, kwargs=kwargs or None, queue=ROUTES[name])
+    app.send_task(name, args=args, kwargs=kwargs or None, queue=ROUTES[name], countdown=countdown)

@@ -83,7 +83,9 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
 
 Records (``{e}:seat:{job}:{round}:{seat}``, a hash): ``state`` (taking → seated → running → computed
 → committed → revealed → done; ends ``declined`` with a ``reason``), ``digest``, ``kind`` (result,
-failure or not-delivered), ``delivery`` (what the delivery check found), ``commitment``,
+failure or not-delivered), ``delivery`` (what the delivery check found), ``run_digest`` and
+``waiting`` (a re-run's result waiting for the round's delivery verdict: its task ends and is
+queued again ``DELIVERY_POLL`` seconds later, holding no compute process), ``commitment``,
 ``taken_tx``, ``commit_tx``, ``reveal_tx``, ``reserve`` and ``reserve_tx`` (the audit's canary
 reserve released early), ``outcome``, ``final`` (a decline the chain's word does not undo),
 ``updated``. ``{e}:seats`` holds the seats in hand. ``depin executor status`` reads them
@@ -149,7 +151,7 @@ INPUT_CACHE_MAX_AGE = 3600  # seconds: a job's input cache with no seat in our h
 DELIVERY_MARGIN = 5  # seconds kept between the delivery check's last attempt and the commit deadline
 DELIVERY_TIMEOUT = 30.0  # connect/read timeout of one download of the provider's archive
 MIN_DELIVERY_CHECK = 2.0  # seconds a delivery check needs at least (besides ISOLATION_SLACK); with less it is not run
-DELIVERY_POLL = 0.5  # seconds between looks of a seat waiting for the round's delivery verdict
+DELIVERY_POLL = 1.0  # seconds after which a seat waiting for the round's delivery verdict looks again (a new task)
 ROUND_DELIVERY_TTL = 7 * 86_400  # seconds a round's delivery verdict is kept
 ARCHIVE_OVERHEAD = 4 * 1_048_576  # the archive's headers (and a sealed archive's tags) on top of output_mb
 MIN_DELIVERY_RATE = 1_048_576  # bytes/s a provider's server must average: the whole check is bounded
@@ -780,10 +782,14 @@ def run_audit(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
         lease.release()
     if computed:
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)
+    elif computed is None:  # another seat of ours checks the round's delivery: looked at again, no process held meanwhile
+        queue.send("depin.audit_run", job_id, countdown=DELIVERY_POLL, round=round_, seat=seat)
 
 
-def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
-    """:func:`run_audit` under the seat's lease: whether the seat is computed (its commit is due)."""
+def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool | None:
+    """:func:`run_audit` under the seat's lease: whether the seat is computed (its commit is due);
+    None when its re-run's result waits for the round's delivery verdict (the re-run's digest is
+    kept in the record, ``run_digest``: the next task journals it once the verdict is in)."""
     rec = seat_record(rt, job_id, round_, seat)
     if rec.get("state") not in ("seated", "running"):
         return rec.get("state") == "computed"
@@ -792,7 +798,7 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
         if state != SEAT_TAKEN:  # a reorg put our take back into the pool: adopted if it is mined again
             decline(rt, job_id, round_, seat, f"the seat is no longer ours to commit (state {state})", sent=True)
             return False
-        set_seat(rt, job_id, round_, seat, "running", started=time.time())
+        set_seat(rt, job_id, round_, seat, "running", **({} if rec.get("started") else {"started": time.time()}))
         try:
             posted = posted_spec(rt, job_id)
             spec = audit_spec(posted, rho_pct(rt))
@@ -803,12 +809,15 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
         now = rt.chain_now()
         margin = run_margin(rt.client.court_params())
         sibling = sibling_entry(rt, job_id, round_, seat)
-        if sibling is not None and not time_to_run(spec, now, commit_deadline, margin):
+        if rec.get("run_digest", "").startswith("0x"):  # our re-run ended: its result waited for the round's verdict
+            if not (ended := journal_result(rt, job_id, round_, seat, spec, bytes.fromhex(rec["run_digest"][2:]))):
+                return ended
+        elif sibling is not None and not time_to_run(spec, now, commit_deadline, margin):
             reuse(rt, sibling, seat)  # no time left for a run of our own: our other seat's answer, a fresh salt
-        elif not run_seat(
+        elif not (ended := run_seat(
             rt, job_id, round_, seat, spec, commit_deadline - now - spec.resources.max_runtime - margin, limit=posted.resources.max_runtime,
-        ):
-            return False
+        )):
+            return ended
     entry = journal(rt).load(job_id, round_, seat)
     assert entry is not None
     set_seat(rt, job_id, round_, seat, "computed", digest=entry.digest, commitment=entry.commitment, kind=entry.kind)
@@ -816,9 +825,10 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool:
     return True
 
 
-def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, inputs_left: int, *, limit: int | None = None) -> bool:
+def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, inputs_left: int, *, limit: int | None = None) -> bool | None:
     """Runs `spec` for the seat and journals its digest (durably, before any commit); False when the
-    seat was declined instead. The inputs get `inputs_left` seconds (what the commit window leaves
+    seat was declined instead, None when a result waits for the round's delivery verdict
+    (:func:`journal_result`). The inputs get `inputs_left` seconds (what the commit window leaves
     once the run and the commit are kept): a slow input server cannot push the run past it.
     `limit`: the posted spec's runtime (`spec` has ρ times it), for :func:`past_time_limit`."""
     try:
@@ -844,11 +854,8 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
                  extra={"job": job_id, "round": round_, "seat": seat, "run_s": round(outcome.durations.run, 3), "limit": limit})
     elif outcome.kind == "result":
         assert outcome.match_digest is not None
-        digest, kind = outcome.match_digest, "result"
-        verdict = round_delivery_check(rt, job_id, round_, seat, spec)
-        set_seat(rt, job_id, round_, seat, delivery=verdict)
-        if verdict.startswith("not delivered"):
-            digest, kind = NOT_DELIVERED, "not-delivered"
+        set_seat(rt, job_id, round_, seat, run_digest="0x" + outcome.match_digest.hex())
+        return journal_result(rt, job_id, round_, seat, spec, outcome.match_digest)
     elif outcome.code in JOB_FAILURES:
         assert outcome.code is not None
         digest, kind = failure_digest(int(outcome.code)), "failure"
@@ -856,6 +863,25 @@ def run_seat(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, in
         decline(rt, job_id, round_, seat, f"no digest of ours: {outcome.reason}"[:300], final=True)
         return False
     journal(rt).record(rt.address, job_id, round_, seat, digest, kind)
+    return True
+
+
+def journal_result(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec, digest: bytes) -> bool | None:
+    """Journals the seat's re-run result `digest` by the round's delivery verdict
+    (:func:`round_delivery_check`: NOT_DELIVERED when the provider did not deliver); True when
+    journaled, None while another seat of ours checks the delivery (the task then ends and is
+    queued again, :func:`run_audit`: a seat waiting holds no compute process)."""
+    verdict = round_delivery_check(rt, job_id, round_, seat, spec)
+    if verdict is None:
+        rec = seat_record(rt, job_id, round_, seat)
+        if not rec.get("waiting"):
+            log.info("waiting for the round's delivery check", extra={"job": job_id, "round": round_, "seat": seat,
+                                                                      "holder": delivery_lease(rt, job_id, round_).holder()})
+        set_seat(rt, job_id, round_, seat, waiting="1")  # and a touch: follow_seat sees the seat followed
+        return None
+    set_seat(rt, job_id, round_, seat, delivery=verdict, waiting="")
+    kind = "not-delivered" if verdict.startswith("not delivered") else "result"
+    journal(rt).record(rt.address, job_id, round_, seat, NOT_DELIVERED if kind == "not-delivered" else digest, kind)
     return True
 
 
@@ -932,45 +958,41 @@ def delivery_lease(rt: Runtime, job_id: int, round_: int) -> Lease:
     return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:delivery", rt.lease_ttl)
 
 
-def round_delivery_check(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec) -> str:
+def round_delivery_check(rt: Runtime, job_id: int, round_: int, seat: int, spec: JobSpec) -> str | None:
     """The provider's delivery as all our seats of the round commit it: checked once per (job,
     round). Several seats of one jury drawn for us re-run side by side (a lease per seat); each
     checking on its own could find the archive once served and once not (a provider serving it
     only to its first request, a server that flaps) and vote both ways in one round, losing a bond
     whatever the tally (found by review, stop 40). So the seat that gets the round's delivery lease
     checks (:func:`check_provider_delivery`) and records the verdict (:func:`record_round_delivery`);
-    the others wait for it, polling every ``DELIVERY_POLL`` seconds, and take the lease over if its
-    holder died (it expires a lease TTL after). A seat still without a verdict when its commit is
-    due (the commit deadline less the court's ``inclusionTime``; the check itself ends before that,
+    for the others this returns None while the check runs: their task ends and looks again
+    ``DELIVERY_POLL`` seconds later (:func:`run_audit`), so that a waiting seat holds no compute
+    process (one waiting in its task kept the next seat's re-run, or a provider job, from starting
+    for the whole check: review, stop 41), and one of them takes the lease over if its holder died
+    (it expires a lease TTL after). A seat still without a verdict when its commit is due (the
+    commit deadline less the court's ``inclusionTime``; the check itself ends before that,
     :func:`delivery_budget`, so only a stalled machine gets here) records ``not checked``: our own
     failure to check is never a verdict against the provider (its digest is committed, as when
     there was no time left to check); recorded first, it is what the checking seat commits too."""
     found = round_delivery(rt, job_id, round_, seat)
     if found:
         return found
-    case, params = rt.client.court_case(job_id), rt.client.court_params()
-    due = time.monotonic() + (int(case["commitDeadline"]) - int(params["inclusionTime"]) - rt.chain_now())
     lease = delivery_lease(rt, job_id, round_)
-    waited = False
-    while True:
-        if lease.acquire():
-            try:
-                found = round_delivery(rt, job_id, round_, seat)  # recorded while we asked for the lease
-                if found:
-                    return found
-                return record_round_delivery(rt, job_id, round_, check_provider_delivery(rt, job_id, spec))
-            finally:
-                lease.release()
-        if not waited:
-            log.info("waiting for the round's delivery check", extra={"job": job_id, "round": round_, "seat": seat, "holder": lease.holder()})
-            waited = True
-        if time.monotonic() >= due:
-            log.warning("no delivery verdict for the round by the commit's time; not checked", extra={"job": job_id, "round": round_, "seat": seat})
-            return record_round_delivery(rt, job_id, round_, "not checked: the round's delivery check did not end before the commit was due")
-        time.sleep(DELIVERY_POLL)
-        found = round_delivery(rt, job_id, round_, seat)
-        if found:
-            return found
+    if lease.acquire():
+        try:
+            found = round_delivery(rt, job_id, round_, seat)  # recorded while we asked for the lease
+            if found:
+                return found
+            return record_round_delivery(rt, job_id, round_, check_provider_delivery(rt, job_id, spec))
+        finally:
+            lease.release()
+    if (found := round_delivery(rt, job_id, round_, seat)):  # recorded as the lease was let go
+        return found
+    case, params = rt.client.court_case(job_id), rt.client.court_params()
+    if rt.chain_now() >= int(case["commitDeadline"]) - int(params["inclusionTime"]):
+        log.warning("no delivery verdict for the round by the commit's time; not checked", extra={"job": job_id, "round": round_, "seat": seat})
+        return record_round_delivery(rt, job_id, round_, "not checked: the round's delivery check did not end before the commit was due")
+    return None
 
 
 # What a bounded check (:func:`check_delivered_bounded`) allows beyond its `total_timeout`: the

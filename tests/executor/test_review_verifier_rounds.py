@@ -219,7 +219,6 @@ def test_a_wiped_redis_between_two_seats_checks_never_splits_the_verifiers_vote(
     assert not forfeited, summary
 
 
-@pytest.mark.xfail(strict=True, reason="a seat waiting for the round's delivery verdict holds a compute process for the whole check")
 def test_a_seat_waiting_for_the_rounds_delivery_check_holds_no_compute_process(stack: Stack, proxy: Proxy) -> None:
     m, v = stack.market, stack.verifier
     requester = stack.accounts[REQUESTER2]

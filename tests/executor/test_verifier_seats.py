@@ -404,7 +404,9 @@ def test_our_seats_of_a_round_check_the_delivery_once_and_commit_the_same_verdic
     per seat, and round_delivery saw only a finished check): a server serving the archive to its
     first request only made one seat commit NOT_DELIVERED and the other the run's digest, and one
     of the two bonds was lost whatever the tally. Now the seat holding the round's delivery lease
-    checks while the other waits for its verdict: one check, one vote."""
+    checks while the other waits for its verdict: one check, one vote. The waiting seat's task
+    ends while the check runs (review, stop 41: it held a compute process) and is queued again: its
+    next task journals the run's digest by the verdict, without a second run."""
     import threading
 
     specs[17] = _spec(max_runtime=10)
@@ -417,6 +419,7 @@ def test_our_seats_of_a_round_check_the_delivery_once_and_commit_the_same_verdic
         if len(calls) > 1:
             return "delivered (the second request)"
         wait_for(lambda: len(runs) == 2, 30, "the other seat's run to end")  # both seats are at their check
+        wait_for(lambda: [k for n, _j, k in sent if "countdown" in k], 30, "the other seat to defer, its task ended")
         return "not delivered: 404 (the first request)"
 
     monkeypatch.setattr(verifier, "check_provider_delivery", check)
@@ -425,9 +428,14 @@ def test_our_seats_of_a_round_check_the_delivery_once_and_commit_the_same_verdic
         t.start()
     for t in threads:
         t.join(60)
+    deferred = [(n, k) for n, _j, k in sent if "countdown" in k]
+    assert deferred == [("depin.audit_run", {"round": 1, "seat": deferred[0][1]["seat"], "countdown": verifier.DELIVERY_POLL})], sent
+    del sent[:]  # the seats' first runs (queued by consider, run by the threads above)
+    sent.append(("depin.audit_run", 17, deferred[0][1]))
+    _drain(rt, sent)
     j = verifier.journal(rt)
     entries = [j.load(17, 1, s) for s in (0, 1)]
-    assert calls == [17], calls
+    assert calls == [17] and len(runs) == 2, (calls, runs)
     assert all(e is not None and e.digest == "0x" + NOT_DELIVERED.hex() and e.kind == "not-delivered" for e in entries), entries
     assert {_record(rt, 17, 1, s)["delivery"] for s in (0, 1)} == {"not delivered: 404 (the first request)"}
 
@@ -447,8 +455,15 @@ def test_a_seat_without_the_rounds_verdict_when_its_commit_is_due_commits_its_di
     monkeypatch.setattr(verifier, "check_provider_delivery", lambda rt_, job_id, spec: pytest.fail("checked twice"))
     try:
         verifier.run_audit(rt, 18, 1, 0)
+        deferred = ("depin.audit_run", 18, {"countdown": verifier.DELIVERY_POLL, "round": 1, "seat": 0})
+        assert sent == [deferred] and _record(rt, 18, 1, 0)["state"] == "running", sent  # its task ended, queued again
+        verifier.run_audit(rt, 18, 1, 0)  # looked at again before the commit is due: deferred again
+        assert sent == [deferred, deferred] and _record(rt, 18, 1, 0)["state"] == "running", sent
+        court.now = court.cases[18]["commitDeadline"] - PARAMS["inclusionTime"]  # the commit is due
+        verifier.run_audit(rt, 18, 1, 0)
     finally:
         stalled.release()
+    assert len(runs) == 1, runs  # the deferred tasks journal the one run's digest
     rec = _record(rt, 18, 1, 0)
     assert rec["state"] == "computed" and rec["delivery"].startswith("not checked"), rec
     entry = verifier.journal(rt).load(18, 1, 0)

@@ -122,6 +122,10 @@ class Court:
             key = (job_id, c["round"], args[0])
             assert self.seats[key][:2] == [ME, verifier.SEAT_TAKEN] and self.now <= c["commitDeadline"], "CommitClosed"
             self.seats[key][1] = verifier.SEAT_COMMITTED
+        elif name == "reveal":
+            key = (job_id, c["round"], args[0])
+            assert self.seats[key][:2] == [ME, verifier.SEAT_COMMITTED] and c["commitDeadline"] < self.now <= c["revealDeadline"], "RevealNotOpen"
+            self.seats[key][1] = verifier.SEAT_REVEALED
         elif name == "advance":
             raise TxReverted(name, f"VerificationCourt.NothingDue(jobId={job_id})")
         elif name == "release_reserve":  # VerificationCourt.releaseReserve's rule
@@ -301,6 +305,25 @@ def test_a_jury_seat_held_on_chain_without_a_record_is_adopted_past_the_seat_dea
     assert not _record(rt, 9, 1, 0)  # a seat held by someone else is left alone
     _drain(rt, sent)
     assert len(runs) == 1 and court.seats[(9, 1, 1)][1] == verifier.SEAT_COMMITTED
+
+
+@pytest.mark.xfail(strict=True, reason="a committed seat whose record a wiped Redis lost after the commit deadline is never adopted, never revealed")
+def test_a_committed_seat_whose_records_were_wiped_in_the_reveal_phase_is_still_revealed(rt, court, specs, sent, runs) -> None:
+    """Review (stop 41): the verifier's Redis wiped (restarted without persistence, or restored from
+    a snapshot older than the commit) once the commit deadline has passed: the seat's record and the
+    set of seats in hand are gone, so the follow pass never looks at it, and the scan skipped every
+    round past its commit deadline: the committed seat was never revealed (a no-show, its bond lost)
+    though its salt is in the journal."""
+    court.jury(21, commit_in=300, mine=(0,))
+    specs[21] = _spec(max_runtime=10)
+    assert verifier.consider(rt, 21) == 1
+    _drain(rt, sent)
+    assert court.seats[(21, 1, 0)][1] == verifier.SEAT_COMMITTED
+    rt.state.flushdb()  # the verifier's records, leases and queued tasks
+    court.now = court.cases[21]["commitDeadline"] + 1  # the reveal phase
+    verifier.consider(rt, 21)
+    verifier.follow_seats(rt)
+    assert court.seats[(21, 1, 0)][1] == verifier.SEAT_REVEALED, _record(rt, 21, 1, 0)
 
 
 # ------------------------------------------------------------------------------------ C: declined, then ours on chain

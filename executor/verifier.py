@@ -390,8 +390,11 @@ def consider(rt: Runtime, job_id: int) -> int:
     round_ = int(case["round"])
     k = ROUND_SEATS[round_] if round_ < len(ROUND_SEATS) else 0
     seating = now <= int(case["seatDeadline"]) and int(case["taken"]) < k
-    if not seating and (now > int(case["commitDeadline"]) or int(case["taken"]) == 0):
+    if not seating and int(case["taken"]) == 0:
         return 0
+    # Past the commit deadline only a seat we committed is still ours to follow (its reveal): one
+    # whose record a wiped Redis lost is adopted then too, else it was never revealed (review, stop 41).
+    revealing = now > int(case["commitDeadline"])
     if seating and anchors.uses_headers(rt):  # nobody's seat is known until the round's anchor is proved
         anchors.prove_if_due(rt, int(case["anchor"]), lambda: [job_id])
     taken = 0
@@ -402,9 +405,10 @@ def consider(rt: Runtime, job_id: int) -> int:
             continue
         holder, on_chain, *_ = client.read(court.get_seat(job_id, round_, seat))
         if same(holder, rt.address):
-            adopt(rt, job_id, round_, seat, rec, int(on_chain))  # ours on chain whatever our record says
+            if not revealing or int(on_chain) >= SEAT_COMMITTED:
+                adopt(rt, job_id, round_, seat, rec, int(on_chain))  # ours on chain whatever our record says
             continue
-        if not open_to_us(rec) or int(holder, 16) != 0 or not seating:
+        if not open_to_us(rec) or int(holder, 16) != 0 or not seating or revealing:
             continue
         if same(client.read(court.drawn_for(job_id, round_, seat)), rt.address):
             taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]), checked=checked)

@@ -307,7 +307,6 @@ def test_a_jury_seat_held_on_chain_without_a_record_is_adopted_past_the_seat_dea
     assert len(runs) == 1 and court.seats[(9, 1, 1)][1] == verifier.SEAT_COMMITTED
 
 
-@pytest.mark.xfail(strict=True, reason="a committed seat whose record a wiped Redis lost after the commit deadline is never adopted, never revealed")
 def test_a_committed_seat_whose_records_were_wiped_in_the_reveal_phase_is_still_revealed(rt, court, specs, sent, runs) -> None:
     """Review (stop 41): the verifier's Redis wiped (restarted without persistence, or restored from
     a snapshot older than the commit) once the commit deadline has passed: the seat's record and the

@@ -15,6 +15,11 @@ provider's and the seats' re-runs) waits for the test to release it (``/tmp/go``
   verdict inside its task, holding a compute worker process for up to the whole check: with two
   processes, the third seat's re-run (or a provider job of a ``provider,verifier`` executor) could
   not start until the check ended.
+
+Fixed (executor/verifier.py): the round's verdict is journaled (``delivery-<job>-<round>.json``, the
+first kept) before any seat journals a digest from it, and read from there first
+(:func:`executor.verifier.record_round_delivery`); a seat waiting for it ends its task and is queued
+again a moment later, its run's digest kept (:func:`executor.verifier.journal_result`).
 """
 
 from __future__ import annotations

@@ -55,7 +55,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import tempfile
@@ -80,7 +79,7 @@ from depin.outputs import build_archive
 from depin.spec import canonical_json, parse_spec
 from depin.transactions import Receipt, TxReverted
 from executor.execution import same
-from executor.results import sealed_manifest, write_durably
+from executor.results import create_durably, sealed_manifest, write_durably
 from executor.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -127,14 +126,7 @@ class CanaryJournal:
             return bytes.fromhex(path.read_text().strip())
         except FileNotFoundError:
             pass
-        tmp = self.root / f".bait-{secrets.token_hex(8)}"
-        write_durably(tmp, secrets.token_bytes(32).hex().encode(), mode=0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
+        create_durably(path, secrets.token_bytes(32).hex().encode(), mode=0o600)
         return bytes.fromhex(path.read_text().strip())
 
     def secret_for(self, job_id: int) -> bytes:

@@ -428,28 +428,14 @@ class SubmissionJournal:
         the chain's commitment opens). An entry of another spec (a reorg replaced the job under
         the same id) is removed first; only that rare case is a look-then-remove."""
         dest = self._path(sub.job_id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(json.dumps(asdict(sub), sort_keys=True).encode())
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            while True:
-                try:
-                    os.link(tmp, dest)
-                except FileExistsError:
-                    found = self.load(sub.job_id)
-                    if found is not None and found.spec_hash == sub.spec_hash:
-                        return found
-                    if found is not None:
-                        dest.unlink(missing_ok=True)  # another spec's entry (a reorg): replaced
-                    continue
-                _fsync_dir(dest.parent)
-                return sub
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        data = json.dumps(asdict(sub), sort_keys=True).encode()
+        while not create_durably(dest, data, mode=0o600):
+            found = self.load(sub.job_id)
+            if found is not None and found.spec_hash == sub.spec_hash:
+                return found
+            if found is not None:
+                dest.unlink(missing_ok=True)  # another spec's entry (a reorg): replaced
+        return sub
 
     def forget(self, job_id: int) -> None:
         """Drops the job's entry (once its submission can no longer be asked to reveal)."""

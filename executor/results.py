@@ -107,17 +107,11 @@ def write_durably(dest: Path, data: bytes, mode: int = 0o644) -> None:
     """Writes `data` to `dest` atomically and durably: a temporary file in the same folder, fsync,
     rename, fsync of the folder. A reader (or a process after a crash) sees the old file or the new
     one, never half of one."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+    tmp = _synced_temp(dest, data, mode)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(dest.parent)
 
@@ -126,22 +120,33 @@ def create_durably(dest: Path, data: bytes, mode: int = 0o644) -> bool:
     """Writes `data` to `dest` durably unless `dest` exists (a temporary file, fsync, a link to
     `dest`, fsync of the folder): whether it was written. Of two writers only the first's file is
     ever seen, whole."""
+    tmp = _synced_temp(dest, data, mode)
+    try:
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(dest.parent)
+    return True
+
+
+def _synced_temp(dest: Path, data: bytes, mode: int) -> Path:
+    """A temporary file beside `dest` (its folder made if missing) holding `data`, fsync'd, with `mode`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=".put-", suffix=".partial")
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, mode)
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            return False
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _fsync_dir(dest.parent)
-    return True
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 @dataclass(frozen=True)

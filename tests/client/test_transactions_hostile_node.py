@@ -239,3 +239,43 @@ def test_a_lagging_receipt_is_not_taken_for_a_dropped_transaction(devnet: Devnet
     assert receipt.status == 1 and state["looked_up"]
     assert nonce_of(devnet, tx.address) == start + 1 and balance(devnet, DEAD) - before == 10**18
     assert proxy.count("eth_sendRawTransaction") == 1
+
+
+@pytest.mark.xfail(strict=True, reason="wait takes a receipt from a block that is not the node's canonical one")
+@pytest.mark.parametrize("ahead", [0, 1], ids=["orphaned-block", "block-not-served-yet"])
+def test_a_receipt_from_a_block_off_the_canonical_chain_is_not_taken(devnet: Devnet, ahead: int) -> None:
+    """Proxy: while our transaction is not mined (mining is paused), eth_getTransactionReceipt
+    answers a receipt for it from a block that is not canonical: one at the head's height with
+    another hash (a backend that has just reorged, or an orphan served by a load balancer), or one
+    above the head (a backend ahead of this one). The signer must not return it (the caller would
+    act on a transaction that is not mined): it checks eth_getBlockByNumber(receipt.blockNumber)
+    and keeps waiting while that block's hash differs. Once it has looked, the node mines the
+    transaction for real; the receipt returned is that one, from a canonical block."""
+    forged_hash = "0x" + "ee" * 32
+    state: dict[str, Any] = {"number": None, "checked": False}
+
+    def stale_receipt(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        answer = forward()
+        if answer.get("result"):
+            return answer  # mined for real: the true receipt
+        if state["number"] is None:
+            state["number"] = devnet.chain.rpc.block_number() + ahead
+        return {"jsonrpc": "2.0", "id": 1, "result": {
+            "transactionHash": params[0], "blockHash": forged_hash, "blockNumber": hex(state["number"]),
+            "transactionIndex": "0x0", "gasUsed": hex(21_000), "cumulativeGasUsed": hex(21_000), "status": "0x1",
+            "effectiveGasPrice": hex(GWEI), "logs": [], "from": tx.address, "to": DEAD}}
+
+    def block_check(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        answer = forward()
+        if state["number"] is not None and params[0] == hex(state["number"]) and not state["checked"]:
+            state["checked"] = True  # the signer looked: now the node mines our transaction for real
+            devnet.chain.rpc.call("evm_mine")
+        return answer
+
+    tx, _proxy = signer(devnet, {"eth_getTransactionReceipt": stale_receipt, "eth_getBlockByNumber": block_check})
+    with devnet.chain.manual_mining():
+        receipt = tx.send(DEAD, "0x", value=1, gas=21_000, what="pay")
+    canonical = devnet.chain.rpc.get_block(receipt.block_number)
+    assert canonical is not None and receipt.raw["blockHash"] == canonical["hash"] != forged_hash
+    assert state["checked"]
+    assert devnet.chain.rpc.call("eth_getTransactionReceipt", [receipt.tx_hash])["blockHash"] == canonical["hash"]

@@ -35,7 +35,11 @@ accounts. What it does for each transaction:
 4. **Wait** for the receipt. If none arrives within ``rebroadcast_after`` seconds the transaction is
    **re-broadcast with the same nonce and fees raised by 12.5 %** (at least; the node's current
    suggestion if higher), again after each further period, until ``timeout``. Whichever of the
-   versions is mined is the result; the nonce makes it impossible for two to be mined.
+   versions is mined is the result; the nonce makes it impossible for two to be mined. A receipt
+   counts only when its block is the node's canonical one at its height (``eth_getBlockByNumber``
+   has the receipt's ``blockHash``): a receipt from an orphaned block (a node that has just
+   reorged, a load balancer's other backend) or from a block the node's head has not reached is
+   not a mined transaction; the wait goes on.
 5. **Check** the receipt: a mined revert raises :class:`TxReverted` with the decoded error (from a
    ``debug_traceTransaction`` call trace, else an ``eth_call`` replay on the parent block).
 6. **Heal after reorgs and drops** (:meth:`Transactor.heal`): every transaction sent is kept in a
@@ -687,9 +691,21 @@ class Transactor:
     def _receipt_of(self, pending: PendingTx) -> dict[str, Any] | None:
         for tx_hash in reversed(pending.hashes):
             receipt = self.rpc.get_receipt(tx_hash)
-            if receipt is not None and receipt.get("blockNumber"):
+            if receipt is not None and receipt.get("blockNumber") and self._canonical(receipt):
                 return receipt
         return None
+
+    def _canonical(self, receipt: dict[str, Any]) -> bool:
+        """Whether `receipt` is from the node's canonical block at its height: a load-balanced node,
+        or one that has just reorged, can serve a receipt from a block that is not (or no longer)
+        on the chain, or from a block its head has not reached (see the module doc, step 4)."""
+        block = self.rpc.get_block(hex_int(receipt["blockNumber"]))
+        block_hash = block.get("hash") if isinstance(block, dict) else None
+        if isinstance(block_hash, str) and block_hash.lower() == str(receipt.get("blockHash") or "").lower():
+            return True
+        log.debug("receipt of tx=%s is from block %s %s, not the node's canonical one (%s); waiting on",
+                  receipt.get("transactionHash"), receipt.get("blockNumber"), receipt.get("blockHash"), block_hash)
+        return False
 
     def _heal_quietly(self) -> None:
         try:

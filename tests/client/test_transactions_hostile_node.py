@@ -241,7 +241,6 @@ def test_a_lagging_receipt_is_not_taken_for_a_dropped_transaction(devnet: Devnet
     assert proxy.count("eth_sendRawTransaction") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="wait takes a receipt from a block that is not the node's canonical one")
 @pytest.mark.parametrize("ahead", [0, 1], ids=["orphaned-block", "block-not-served-yet"])
 def test_a_receipt_from_a_block_off_the_canonical_chain_is_not_taken(devnet: Devnet, ahead: int) -> None:
     """Proxy: while our transaction is not mined (mining is paused), eth_getTransactionReceipt

@@ -16,6 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from web3 import HTTPProvider
 
 from depin.chain import RpcClient
@@ -278,3 +280,84 @@ def test_a_receipt_from_a_block_off_the_canonical_chain_is_not_taken(devnet: Dev
     assert canonical is not None and receipt.raw["blockHash"] == canonical["hash"] != forged_hash
     assert state["checked"]
     assert devnet.chain.rpc.call("eth_getTransactionReceipt", [receipt.tx_hash])["blockHash"] == canonical["hash"]
+
+
+class HeldTransaction:
+    """What geth does with a transaction priced below the current base fee, which anvil cannot do
+    (anvil drops it from its pool when it mines the next block, and refuses one sent below the base
+    fee): the node keeps it in its pool, pending, for as long as it likes. The rules answer as geth
+    would while it is held: the account's "pending" nonce counts it, ``eth_getTransactionByHash``
+    and ``txpool_content`` show it (no block), and a transaction at its nonce replaces it only with
+    both fees at least 10 % higher ("replacement transaction underpriced" otherwise; the replacement
+    then goes to anvil)."""
+
+    def __init__(self, account: Any, nonce: int, chain_id: int, max_fee: int, tip: int) -> None:
+        fields = {"type": 2, "chainId": chain_id, "nonce": nonce, "to": DEAD, "value": 10**18, "data": "0x",
+                  "gas": 21_000, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+        signed = account.sign_transaction(fields)
+        self.address, self.nonce, self.max_fee, self.tip = account.address, nonce, max_fee, tip
+        self.hash = "0x" + bytes(signed.hash).hex()
+        self.held = True
+        self.view = {"hash": self.hash, "from": account.address, "to": DEAD, "nonce": hex(nonce), "value": hex(10**18),
+                     "gas": hex(21_000), "maxFeePerGas": hex(max_fee), "maxPriorityFeePerGas": hex(tip),
+                     "input": "0x", "type": "0x2", "chainId": hex(chain_id), "blockHash": None, "blockNumber": None,
+                     "transactionIndex": None}
+        self.replaced_by: dict[str, Any] | None = None
+
+    def rules(self) -> dict[str, Rule]:
+        def count(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            answer = forward()
+            if self.held and params[1] == "pending" and params[0].lower() == self.address.lower():
+                answer["result"] = hex(max(int(answer["result"], 16), self.nonce + 1))
+            return answer
+
+        def by_hash(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            if self.held and params[0] == self.hash:
+                return {"jsonrpc": "2.0", "id": 1, "result": dict(self.view)}
+            return forward()
+
+        def pool(_m: str, _params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            answer = forward()
+            if self.held:
+                answer["result"]["pending"].setdefault(self.address, {})[str(self.nonce)] = dict(self.view)
+            return answer
+
+        def send(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            sent = TypedTransaction.from_bytes(HexBytes(params[0])).as_dict()
+            if self.held and sent["nonce"] == self.nonce:
+                if sent["maxFeePerGas"] * 10 < self.max_fee * 11 or sent["maxPriorityFeePerGas"] * 10 < self.tip * 11:
+                    return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "replacement transaction underpriced"}}
+                self.held, self.replaced_by = False, sent
+            return forward()
+
+        return {"eth_getTransactionCount": count, "eth_getTransactionByHash": by_hash, "txpool_content": pool,
+                "eth_sendRawTransaction": send}
+
+
+@pytest.mark.xfail(strict=True, reason="a pre-crash transaction stuck in the pool is never replaced: later ones queue behind it")
+def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op_after_a_bound(devnet: Devnet) -> None:
+    """A signer restarts while the node (geth, simulated: :class:`HeldTransaction`) holds a payment
+    it sent before the crash, at the next nonce, priced below the base fee: it is never mined, and
+    the payment the restarted signer sends now queues behind it (anvil holds it, a nonce gap below).
+    The restarted signer's heal leaves the pre-crash transaction alone while it is younger than the
+    bound (the caller may be waiting for it); past it, it fills the nonce with a no-op priced 10 %+
+    above the held transaction's fees (the node's replacement rule), and the new payment is mined
+    behind it. The held payment is never mined; exactly one payment reaches DEAD."""
+    tx, proxy = signer(devnet, {}, receipt_timeout=10)
+    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
+    held = HeldTransaction(tx.account, start, devnet.deployment.chain_id, max_fee=30 * GWEI, tip=20 * GWEI)
+    proxy.rules.update(held.rules())
+    tx.foreign_stuck_after = 3600.0
+    payment = tx.broadcast(DEAD, "0x", value=10**18 + 1, gas=21_000, what="new payment")
+    assert payment.nonce == start + 1  # behind the held one
+    assert tx.heal() == [] and tx.heal() == []  # younger than the bound: left alone
+    assert held.held and proxy.count("eth_sendRawTransaction") == 1
+    tx.foreign_stuck_after = 0.0
+    receipt = tx.wait(payment)
+    assert receipt.status == 1 and not held.held and held.replaced_by is not None
+    noop = held.replaced_by  # a no-op: 0 ether to ourselves, both fees >= +10 %
+    assert noop["value"] == 0 and noop["to"].hex().lower() == tx.address[2:].lower()
+    assert noop["maxPriorityFeePerGas"] * 10 >= 20 * GWEI * 11 and noop["maxFeePerGas"] * 10 >= 30 * GWEI * 11
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert balance(devnet, DEAD) - before == 10**18 + 1
+    assert tx.heal() == [] and proxy.count("eth_sendRawTransaction") == 2  # the journaled no-op is not replaced

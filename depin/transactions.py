@@ -54,9 +54,16 @@ accounts. What it does for each transaction:
    transaction's ``still_needed`` check (given by the caller, e.g. "is the job still Claimed by us?")
    says no, the nonce is filled with a no-op (0 ether to ourselves) instead. A nonce of ours that
    is not in the journal (another process used the key, or this one restarted) is filled with the
-   no-op too, but only when the node's pool holds no transaction at that nonce: a restarted
-   signer's pre-crash transaction still in the pool is never replaced (the caller waits for it). So a later nonce is never left waiting behind an earlier, unknown one (no gap), and a
-   reorg needs no restart. When a transaction's nonce was consumed by something else (another
+   no-op too when the node's pool holds no transaction at that nonce. When the pool holds one (a
+   restarted signer's pre-crash transaction: the caller may wait for it) it is left alone for
+   ``foreign_stuck_after`` seconds (:data:`FOREIGN_STUCK_AFTER`, counted from when this signer
+   first saw it), then replaced by the no-op with both fees at least 12.5 % above its own (read
+   with ``txpool_contentFrom`` / ``txpool_content``; a node without that API is outbid a further
+   12.5 % on each heal until it takes the no-op): geth keeps a transaction priced below the
+   base fee in its pool for hours, and every later transaction of the key queues behind it. A
+   nonce whose journalled transaction of ours is in the pool is never replaced this way. So a
+   later nonce is never left waiting behind an earlier, unknown one (no gap), and a reorg needs
+   no restart. When a transaction's nonce was consumed by something else (another
    signer with the key; none of its versions has a receipt), the wait re-sends it with a **fresh
    nonce** only if its ``still_needed`` check says it is still needed, else raises
    :class:`TxDropped`: the signer cannot know whether a foreign transaction did the same work.
@@ -109,6 +116,9 @@ NOOP_GAS = 21_000
 MAX_FEE_ENV, DEFAULT_MAX_FEE_GWEI = "DEPIN_MAX_FEE_GWEI", 1000  # cap on maxFeePerGas
 MAX_TIP_ENV, DEFAULT_MAX_TIP_GWEI = "DEPIN_MAX_TIP_GWEI", 100  # cap on maxPriorityFeePerGas
 LOST_ANSWER_TRIES = 4  # sends of the same bytes while the node's answer is lost
+# seconds a pool transaction of our key that is not in the journal may hold its nonce before it is
+# replaced by a no-op (longer than the executor's wait for its own pre-crash transaction)
+FOREIGN_STUCK_AFTER = 180.0
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
@@ -271,6 +281,9 @@ class Transactor:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._journal: dict[int, PendingTx] = {}
+        self.foreign_stuck_after = FOREIGN_STUCK_AFTER
+        self._foreign_since: dict[int, float] = {}  # nonce -> first seen held by a pool transaction not ours
+        self._foreign_fees: dict[int, tuple[int, int]] = {}  # nonce -> the fees of our last refused no-op
 
     def __repr__(self) -> str:  # never the key
         return f"Transactor(address={self.address}, chain_id={self.chain_id})"
@@ -372,6 +385,9 @@ class Transactor:
         for sent in self._journal.values():
             if sent.nonce < latest:
                 sent.mined = True
+        for nonce in [n for n in self._foreign_since if n < latest]:
+            self._foreign_since.pop(nonce, None)
+            self._foreign_fees.pop(nonce, None)
         if self._nonce is None or latest >= self._nonce:
             if self._nonce is None or latest > self._nonce:  # first use, or another process used the key
                 self._nonce = max(latest, self.pending_nonce())
@@ -382,8 +398,13 @@ class Transactor:
         for nonce in range(latest, self._nonce):
             pending = self._journal.get(nonce)
             if pending is None and nonce < pool:
-                # Not ours to replace: a transaction this signer did not send (a pre-crash one of this
-                # process, another process with the key) is in the pool at that nonce. No gap.
+                # A transaction this signer did not send (a pre-crash one of this process, another
+                # process with the key) is in the pool at that nonce: no gap. Left alone (its caller
+                # may wait for it) unless it has held the nonce too long (priced below the base fee,
+                # geth keeps it for hours): then later ones would queue behind it for as long.
+                since = self._foreign_since.setdefault(nonce, time.monotonic())
+                if time.monotonic() - since >= self.foreign_stuck_after and self._replace_stuck(nonce):
+                    healed.append(nonce)
                 continue
             if pending is not None and pending.mined:  # mined once, and a reorg undid it
                 log.warning("a reorg undid %s nonce=%d tx=%s", pending.what, nonce, pending.tx_hash)
@@ -409,14 +430,55 @@ class Transactor:
                 return
         reason = "not in this signer's journal" if pending is None else "no longer needed"
         log.warning("filling nonce %d of %s with a no-op (%s)", nonce, self.address, reason)
-        max_fee, tip = self.suggest_fees()
+        if self._send_noop(nonce, *self.suggest_fees()) == "sent" and pending is not None:
+            pending.mined = True  # it never will be: not counted as waiting any more
+
+    def _send_noop(self, nonce: int, max_fee: int, tip: int) -> str:
+        """Sends a no-op (0 ether to ourselves) at `nonce`, journalled when sent; the outcome of
+        :meth:`_send_version`."""
         fields = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": self.address, "value": 0, "data": "0x",
                   "gas": NOOP_GAS, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
         noop = PendingTx(f"no-op for nonce {nonce}", nonce, fields)
-        if self._send_version(noop, fields) == "sent":
+        outcome = self._send_version(noop, fields)
+        if outcome == "sent":
             self._journal[nonce] = noop
-            if pending is not None:
-                pending.mined = True  # it never will be: not counted as waiting any more
+        return outcome
+
+    def _replace_stuck(self, nonce: int) -> bool:
+        """Replaces the pool transaction at our `nonce` that is not in the journal and has held it
+        longer than ``foreign_stuck_after`` with a no-op, both fees at least 12.5 % above its own
+        (``txpool``; else above our last refused try: each heal offers more) and no less than the
+        node's suggestion, within the caps. True when the node took it."""
+        try:
+            held = self.rpc.pool_transaction(self.address, nonce)
+        except ChainError as exc:  # no txpool API: outbid our own last try, if any
+            log.info("pool lookup of nonce %d of %s failed: %s", nonce, self.address, exc)
+            held = None
+        if held is not None:
+            old_max = hex_int(held.get("maxFeePerGas") or held.get("gasPrice") or "0x0")
+            old_tip = hex_int(held.get("maxPriorityFeePerGas") or held.get("gasPrice") or "0x0")
+        else:
+            old_max, old_tip = self._foreign_fees.get(nonce, (0, 0))
+        max_fee, tip = self.suggest_fees()
+        new_tip = max(tip, math.ceil(old_tip * FEE_BUMP_NUM / FEE_BUMP_DEN))
+        new_max, new_tip = self._capped(max(max_fee, math.ceil(old_max * FEE_BUMP_NUM / FEE_BUMP_DEN), new_tip), new_tip)
+        log.warning(
+            "nonce %d of %s is held by a pool transaction this signer did not send (%s) for over %.0f s; "
+            "replacing it with a no-op (maxFeePerGas=%d tip=%d)",
+            nonce, self.address, held.get("hash") if held else "not shown by the node", self.foreign_stuck_after,
+            new_max, new_tip,
+        )
+        try:
+            outcome = self._send_noop(nonce, new_max, new_tip)
+        except ChainError as exc:
+            log.warning("no-op for nonce %d of %s refused: %s", nonce, self.address, exc)
+            outcome = "refused"
+        if outcome != "sent":
+            self._foreign_fees[nonce] = (new_max, new_tip)
+            return False
+        self._foreign_since.pop(nonce, None)
+        self._foreign_fees.pop(nonce, None)
+        return True
 
     def _resend_same(self, pending: PendingTx) -> str:
         """The latest version's signed bytes, sent again (same hash)."""

@@ -285,6 +285,24 @@ class RpcClient:
         """The transaction, or None when the node does not know it (never sent, dropped, reorged out)."""
         return self.call("eth_getTransactionByHash", [tx_hash])
 
+    def pool_transaction(self, address: str, nonce: int) -> dict[str, Any] | None:
+        """The transaction from `address` at `nonce` in the node's pool (pending or queued), or None
+        when the pool shows none; an RpcError when the node has no ``txpool`` API. Asks for the
+        sender's part of the pool (``txpool_contentFrom``) and, when the node does not know that
+        method (anvil), for the whole pool (``txpool_content``)."""
+        try:
+            sections = self.call("txpool_contentFrom", [address], retries=0)
+            mine = [(sections or {}).get(s) or {} for s in ("pending", "queued")]
+        except RpcError:
+            sections = self.call("txpool_content", retries=0) or {}
+            mine = [txs for s in ("pending", "queued") for sender, txs in ((sections.get(s) or {}).items())
+                    if sender.lower() == address.lower()]
+        for txs in mine:
+            found = txs.get(str(nonce)) if isinstance(txs, dict) else None
+            if isinstance(found, dict):
+                return found
+        return None
+
     def get_receipt(self, tx_hash: str) -> dict[str, Any] | None:
         """The receipt, or None while the transaction is not mined."""
         return self.call("eth_getTransactionReceipt", [tx_hash])

@@ -45,6 +45,9 @@ CASES: list[tuple[Callable[[RpcClient], Any], Any, str, list[Any], Any]] = [
     (lambda r: r.send_transaction({"from": A, "to": A}), H, "eth_sendTransaction", [{"from": A, "to": A}], H),
     (lambda r: r.get_transaction(H), None, "eth_getTransactionByHash", [H], None),
     (lambda r: r.get_receipt(H), {"status": "0x1"}, "eth_getTransactionReceipt", [H], {"status": "0x1"}),
+    (lambda r: r.pool_transaction(A, 2), {"pending": {"2": {"hash": H}}, "queued": {}}, "txpool_contentFrom", [A],
+     {"hash": H}),
+    (lambda r: r.pool_transaction(A, 3), {"pending": {"2": {"hash": H}}, "queued": {}}, "txpool_contentFrom", [A], None),
     (lambda r: r.block_receipts(9), [{"status": "0x1"}], "eth_getBlockReceipts", ["0x9"], [{"status": "0x1"}]),
     (lambda r: r.trace_transaction(H), {"output": "0x"}, "debug_traceTransaction", [H, {"tracer": "callTracer"}],
      {"output": "0x"}),
@@ -68,3 +71,18 @@ def test_latest_block_refuses_a_missing_block() -> None:
 def test_probe_tries_once_and_says_the_node_is_away() -> None:
     with pytest.raises(RpcUnavailable, match="eth_chainId"):
         probe("http://127.0.0.1:9", RpcClient.chain_id, timeout=0.5)
+
+
+def test_pool_transaction_falls_back_to_the_whole_pool() -> None:
+    """A node without ``txpool_contentFrom`` (anvil): the sender's part of ``txpool_content``,
+    whatever the case of its address key."""
+    class Anvil(Recorder):
+        def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+            self.asked.append((method, params))
+            if method == "txpool_contentFrom":
+                return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "Method not found"}}
+            return {"jsonrpc": "2.0", "id": 1, "result": self.result}
+
+    node = Anvil({"pending": {A.upper().replace("0X", "0x"): {"2": {"hash": H}}}, "queued": {}})
+    assert RpcClient(SimpleNamespace(provider=node), retries=0).pool_transaction(A, 2) == {"hash": H}
+    assert [m for m, _ in node.asked] == ["txpool_contentFrom", "txpool_content"]

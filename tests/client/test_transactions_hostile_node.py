@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from eth_account.typed_transactions import TypedTransaction
+from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider
 
@@ -291,17 +292,15 @@ class HeldTransaction:
     both fees at least 10 % higher ("replacement transaction underpriced" otherwise; the replacement
     then goes to anvil)."""
 
-    def __init__(self, account: Any, nonce: int, chain_id: int, max_fee: int, tip: int) -> None:
-        fields = {"type": 2, "chainId": chain_id, "nonce": nonce, "to": DEAD, "value": 10**18, "data": "0x",
-                  "gas": 21_000, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
-        signed = account.sign_transaction(fields)
-        self.address, self.nonce, self.max_fee, self.tip = account.address, nonce, max_fee, tip
-        self.hash = "0x" + bytes(signed.hash).hex()
+    def __init__(self, address: str, raw: str) -> None:
+        sent = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        self.address, self.nonce, self.max_fee, self.tip = address, sent["nonce"], sent["maxFeePerGas"], sent["maxPriorityFeePerGas"]
+        self.hash = "0x" + keccak(HexBytes(raw)).hex()
         self.held = True
-        self.view = {"hash": self.hash, "from": account.address, "to": DEAD, "nonce": hex(nonce), "value": hex(10**18),
-                     "gas": hex(21_000), "maxFeePerGas": hex(max_fee), "maxPriorityFeePerGas": hex(tip),
-                     "input": "0x", "type": "0x2", "chainId": hex(chain_id), "blockHash": None, "blockNumber": None,
-                     "transactionIndex": None}
+        self.view = {"hash": self.hash, "from": address, "to": "0x" + sent["to"].hex(), "nonce": hex(self.nonce),
+                     "value": hex(sent["value"]), "gas": hex(sent["gas"]), "maxFeePerGas": hex(self.max_fee),
+                     "maxPriorityFeePerGas": hex(self.tip), "input": "0x" + sent["data"].hex(), "type": "0x2",
+                     "chainId": hex(sent["chainId"]), "blockHash": None, "blockNumber": None, "transactionIndex": None}
         self.replaced_by: dict[str, Any] | None = None
 
     def rules(self) -> dict[str, Rule]:
@@ -334,7 +333,6 @@ class HeldTransaction:
                 "eth_sendRawTransaction": send}
 
 
-@pytest.mark.xfail(strict=True, reason="a pre-crash transaction stuck in the pool is never replaced: later ones queue behind it")
 def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op_after_a_bound(devnet: Devnet) -> None:
     """A signer restarts while the node (geth, simulated: :class:`HeldTransaction`) holds a payment
     it sent before the crash, at the next nonce, priced below the base fee: it is never mined, and
@@ -345,7 +343,10 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
     behind it. The held payment is never mined; exactly one payment reaches DEAD."""
     tx, proxy = signer(devnet, {}, receipt_timeout=10)
     start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
-    held = HeldTransaction(tx.account, start, devnet.deployment.chain_id, max_fee=30 * GWEI, tip=20 * GWEI)
+    signed = tx.account.sign_transaction({
+        "type": 2, "chainId": devnet.deployment.chain_id, "nonce": start, "to": DEAD, "value": 10**18, "data": "0x",
+        "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
+    held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
     proxy.rules.update(held.rules())
     tx.foreign_stuck_after = 3600.0
     payment = tx.broadcast(DEAD, "0x", value=10**18 + 1, gas=21_000, what="new payment")
@@ -355,9 +356,29 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
     tx.foreign_stuck_after = 0.0
     receipt = tx.wait(payment)
     assert receipt.status == 1 and not held.held and held.replaced_by is not None
+    assert proxy.count("txpool_content") >= 1  # the held transaction's fees, read from the pool
     noop = held.replaced_by  # a no-op: 0 ether to ourselves, both fees >= +10 %
     assert noop["value"] == 0 and noop["to"].hex().lower() == tx.address[2:].lower()
     assert noop["maxPriorityFeePerGas"] * 10 >= 20 * GWEI * 11 and noop["maxFeePerGas"] * 10 >= 30 * GWEI * 11
     assert nonce_of(devnet, tx.address) == start + 2
     assert balance(devnet, DEAD) - before == 10**18 + 1
     assert tx.heal() == [] and proxy.count("eth_sendRawTransaction") == 2  # the journaled no-op is not replaced
+
+
+def test_a_journaled_transaction_held_in_the_pool_is_not_replaced_by_the_heal(devnet: Devnet) -> None:
+    """The same held transaction, but this signer's own (journaled: its waiter bumps it, the heal
+    does not): past the bound, the heal leaves it alone."""
+    tx, proxy = signer(devnet, {})
+    holds: list[HeldTransaction] = []
+
+    def hold(_m: str, params: list[Any], _forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        holds.append(HeldTransaction(tx.address, params[0]))
+        proxy.rules.update(holds[0].rules())  # the node holds it from now on
+        return {"jsonrpc": "2.0", "id": 1, "result": holds[0].hash}
+
+    proxy.rules["eth_sendRawTransaction"] = hold
+    tx.foreign_stuck_after = 0.0
+    pending = tx.broadcast(DEAD, "0x", value=1, gas=21_000, what="ours")
+    assert pending.tx_hash == holds[0].hash
+    assert tx.heal() == [] and tx.heal() == []
+    assert holds[0].held and proxy.count("eth_sendRawTransaction") == 1

@@ -382,3 +382,32 @@ def test_a_journaled_transaction_held_in_the_pool_is_not_replaced_by_the_heal(de
     assert pending.tx_hash == holds[0].hash
     assert tx.heal() == [] and tx.heal() == []
     assert holds[0].held and proxy.count("eth_sendRawTransaction") == 1
+
+
+@pytest.mark.xfail(strict=True, reason="a journaled transaction stuck below the base fee whose waiter is gone is never bumped")
+def test_an_abandoned_journaled_transaction_stuck_in_the_pool_is_bumped_after_the_bound(devnet: Devnet) -> None:
+    """The node holds (as geth does below the base fee) a payment this signer sent and nobody waits
+    for any more (its wait timed out, or its caller died): no waiter bumps it, and the heal leaves
+    a known transaction of ours alone, so every later transaction queues behind it. Past the bound,
+    the heal re-broadcasts it with fees 12.5 % higher (same nonce, same intent); both payments are
+    then mined, each once."""
+    tx, proxy = signer(devnet, {}, receipt_timeout=10)
+    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
+    holds: list[HeldTransaction] = []
+
+    def hold_first(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if holds:
+            return forward()
+        holds.append(HeldTransaction(tx.address, params[0]))
+        proxy.rules.update(holds[0].rules())  # the node holds it from now on, as geth does
+        return {"jsonrpc": "2.0", "id": 1, "result": holds[0].hash}
+
+    proxy.rules["eth_sendRawTransaction"] = hold_first
+    abandoned = tx.broadcast(DEAD, "0x", value=10**18, gas=21_000, what="abandoned payment")  # nobody waits for it
+    assert holds and holds[0].held
+    tx.foreign_stuck_after = 0.0
+    receipt = tx.send(DEAD, "0x", value=2, gas=21_000, what="next payment")
+    assert receipt.status == 1 and not holds[0].held
+    assert nonce_of(devnet, tx.address) == start + 2
+    assert balance(devnet, DEAD) - before == 10**18 + 2  # the abandoned payment mined once (bumped), the next one once
+    assert abandoned.hashes[0] == holds[0].hash and len(abandoned.hashes) >= 2

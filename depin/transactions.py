@@ -56,12 +56,15 @@ accounts. What it does for each transaction:
    is not in the journal (another process used the key, or this one restarted) is filled with the
    no-op too when the node's pool holds no transaction at that nonce. When the pool holds one (a
    restarted signer's pre-crash transaction: the caller may wait for it) it is left alone for
-   ``foreign_stuck_after`` seconds (:data:`FOREIGN_STUCK_AFTER`, counted from when this signer
+   ``stuck_after`` seconds (:data:`STUCK_AFTER`, counted from when this signer
    first saw it), then replaced by the no-op with both fees at least 12.5 % above its own (read
    with ``txpool_contentFrom`` / ``txpool_content``; a node without that API is outbid a further
    12.5 % on each heal until it takes the no-op): geth keeps a transaction priced below the
    base fee in its pool for hours, and every later transaction of the key queues behind it. A
-   nonce whose journalled transaction of ours is in the pool is never replaced this way. So a
+   nonce whose journalled transaction of ours is in the pool is never replaced this way: when it
+   has waited there ``stuck_after`` seconds since its last version was sent (its waiter, which
+   re-broadcasts every ``rebroadcast_after`` seconds, is gone: timed out, or its caller died) the
+   heal re-broadcasts it with fees raised by 12.5 % (same nonce, same intent). So a
    later nonce is never left waiting behind an earlier, unknown one (no gap), and a reorg needs
    no restart. When a transaction's nonce was consumed by something else (another
    signer with the key; none of its versions has a receipt), the wait re-sends it with a **fresh
@@ -116,9 +119,10 @@ NOOP_GAS = 21_000
 MAX_FEE_ENV, DEFAULT_MAX_FEE_GWEI = "DEPIN_MAX_FEE_GWEI", 1000  # cap on maxFeePerGas
 MAX_TIP_ENV, DEFAULT_MAX_TIP_GWEI = "DEPIN_MAX_TIP_GWEI", 100  # cap on maxPriorityFeePerGas
 LOST_ANSWER_TRIES = 4  # sends of the same bytes while the node's answer is lost
-# seconds a pool transaction of our key that is not in the journal may hold its nonce before it is
-# replaced by a no-op (longer than the executor's wait for its own pre-crash transaction)
-FOREIGN_STUCK_AFTER = 180.0
+# seconds a pool transaction of our key may hold its nonce, not bumped, before the heal acts: one not
+# in the journal is replaced by a no-op, one of ours is bumped (longer than the executor's wait for
+# its own pre-crash transaction, and than a waiter's re-broadcast period)
+STUCK_AFTER = 180.0
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
@@ -239,6 +243,7 @@ class PendingTx:
     raws: dict[str, str] = field(default_factory=dict, repr=False)  # hash -> signed bytes
     sent_at: float = field(default_factory=time.time)  # since when it waits to be mined (unix time)
     mined: bool = False  # a receipt was seen (a reorg may undo it: see Transactor.heal)
+    last_bump: float = field(default_factory=time.monotonic)  # when a version was last sent or a bump tried (monotonic)
 
     @property
     def tx_hash(self) -> str:
@@ -281,7 +286,7 @@ class Transactor:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._journal: dict[int, PendingTx] = {}
-        self.foreign_stuck_after = FOREIGN_STUCK_AFTER
+        self.stuck_after = STUCK_AFTER
         self._foreign_since: dict[int, float] = {}  # nonce -> first seen held by a pool transaction not ours
         self._foreign_fees: dict[int, tuple[int, int]] = {}  # nonce -> the fees of our last refused no-op
 
@@ -403,7 +408,7 @@ class Transactor:
                 # may wait for it) unless it has held the nonce too long (priced below the base fee,
                 # geth keeps it for hours): then later ones would queue behind it for as long.
                 since = self._foreign_since.setdefault(nonce, time.monotonic())
-                if time.monotonic() - since >= self.foreign_stuck_after and self._replace_stuck(nonce):
+                if time.monotonic() - since >= self.stuck_after and self._replace_stuck(nonce):
                     healed.append(nonce)
                 continue
             if pending is not None and pending.mined:  # mined once, and a reorg undid it
@@ -411,6 +416,14 @@ class Transactor:
                 pending.mined = False
                 pending.sent_at = time.time()
             if pending is not None and self._any_known(pending):
+                if time.monotonic() - pending.last_bump >= self.stuck_after:
+                    # in the pool and neither mined nor bumped for that long: its waiter is gone (timed
+                    # out, or its caller died), and every later transaction of ours queues behind it
+                    log.warning("%s nonce=%d tx=%s has waited in the pool for over %.0f s; bumping its fees",
+                                pending.what, nonce, pending.tx_hash, self.stuck_after)
+                    pending.last_bump = time.monotonic()  # tried: the next try waits as long
+                    if self.bump(pending) == "sent":
+                        healed.append(nonce)
                 continue
             self._refill(nonce, pending)
             healed.append(nonce)
@@ -446,7 +459,7 @@ class Transactor:
 
     def _replace_stuck(self, nonce: int) -> bool:
         """Replaces the pool transaction at our `nonce` that is not in the journal and has held it
-        longer than ``foreign_stuck_after`` with a no-op, both fees at least 12.5 % above its own
+        longer than ``stuck_after`` with a no-op, both fees at least 12.5 % above its own
         (``txpool``; else above our last refused try: each heal offers more) and no less than the
         node's suggestion, within the caps. True when the node took it."""
         try:
@@ -465,7 +478,7 @@ class Transactor:
         log.warning(
             "nonce %d of %s is held by a pool transaction this signer did not send (%s) for over %.0f s; "
             "replacing it with a no-op (maxFeePerGas=%d tip=%d)",
-            nonce, self.address, held.get("hash") if held else "not shown by the node", self.foreign_stuck_after,
+            nonce, self.address, held.get("hash") if held else "not shown by the node", self.stuck_after,
             new_max, new_tip,
         )
         try:
@@ -662,6 +675,7 @@ class Transactor:
                 raise
             break
         pending.fields = fields
+        pending.last_bump = time.monotonic()
         pending.hashes.append(tx_hash)
         pending.raws[tx_hash] = raw
         return "sent"

@@ -348,12 +348,12 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
         "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
     held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
     proxy.rules.update(held.rules())
-    tx.foreign_stuck_after = 3600.0
+    tx.stuck_after = 3600.0
     payment = tx.broadcast(DEAD, "0x", value=10**18 + 1, gas=21_000, what="new payment")
     assert payment.nonce == start + 1  # behind the held one
     assert tx.heal() == [] and tx.heal() == []  # younger than the bound: left alone
     assert held.held and proxy.count("eth_sendRawTransaction") == 1
-    tx.foreign_stuck_after = 0.0
+    tx.stuck_after = 0.0
     receipt = tx.wait(payment)
     assert receipt.status == 1 and not held.held and held.replaced_by is not None
     assert proxy.count("txpool_content") >= 1  # the held transaction's fees, read from the pool
@@ -362,12 +362,16 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
     assert noop["maxPriorityFeePerGas"] * 10 >= 20 * GWEI * 11 and noop["maxFeePerGas"] * 10 >= 30 * GWEI * 11
     assert nonce_of(devnet, tx.address) == start + 2
     assert balance(devnet, DEAD) - before == 10**18 + 1
-    assert tx.heal() == [] and proxy.count("eth_sendRawTransaction") == 2  # the journaled no-op is not replaced
+    tx.heal()
+    at_start = [raw for m, raw in proxy.calls if m == "eth_sendRawTransaction"
+                and TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"] == start]
+    assert len(at_start) == 1  # the no-op, once: journaled, it is never replaced
 
 
 def test_a_journaled_transaction_held_in_the_pool_is_not_replaced_by_the_heal(devnet: Devnet) -> None:
-    """The same held transaction, but this signer's own (journaled: its waiter bumps it, the heal
-    does not): past the bound, the heal leaves it alone."""
+    """The same held transaction, but this signer's own (journaled): the heal never fills its
+    nonce with a no-op. Younger than the bound it is left alone (its waiter bumps it); past the
+    bound it is bumped: the same payment at higher fees."""
     tx, proxy = signer(devnet, {})
     holds: list[HeldTransaction] = []
 
@@ -377,14 +381,18 @@ def test_a_journaled_transaction_held_in_the_pool_is_not_replaced_by_the_heal(de
         return {"jsonrpc": "2.0", "id": 1, "result": holds[0].hash}
 
     proxy.rules["eth_sendRawTransaction"] = hold
-    tx.foreign_stuck_after = 0.0
+    tx.stuck_after = 3600.0
     pending = tx.broadcast(DEAD, "0x", value=1, gas=21_000, what="ours")
     assert pending.tx_hash == holds[0].hash
     assert tx.heal() == [] and tx.heal() == []
     assert holds[0].held and proxy.count("eth_sendRawTransaction") == 1
+    tx.stuck_after = 0.0
+    assert tx.heal() == [pending.nonce]
+    bumped = holds[0].replaced_by
+    assert bumped is not None and "0x" + bumped["to"].hex() == DEAD.lower() and bumped["value"] == 1  # not a no-op
+    assert tx.wait(pending).tx_hash == pending.tx_hash != holds[0].hash
 
 
-@pytest.mark.xfail(strict=True, reason="a journaled transaction stuck below the base fee whose waiter is gone is never bumped")
 def test_an_abandoned_journaled_transaction_stuck_in_the_pool_is_bumped_after_the_bound(devnet: Devnet) -> None:
     """The node holds (as geth does below the base fee) a payment this signer sent and nobody waits
     for any more (its wait timed out, or its caller died): no waiter bumps it, and the heal leaves
@@ -405,7 +413,7 @@ def test_an_abandoned_journaled_transaction_stuck_in_the_pool_is_bumped_after_th
     proxy.rules["eth_sendRawTransaction"] = hold_first
     abandoned = tx.broadcast(DEAD, "0x", value=10**18, gas=21_000, what="abandoned payment")  # nobody waits for it
     assert holds and holds[0].held
-    tx.foreign_stuck_after = 0.0
+    tx.stuck_after = 0.0
     receipt = tx.send(DEAD, "0x", value=2, gas=21_000, what="next payment")
     assert receipt.status == 1 and not holds[0].held
     assert nonce_of(devnet, tx.address) == start + 2

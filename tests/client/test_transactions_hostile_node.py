@@ -419,3 +419,29 @@ def test_an_abandoned_journaled_transaction_stuck_in_the_pool_is_bumped_after_th
     assert nonce_of(devnet, tx.address) == start + 2
     assert balance(devnet, DEAD) - before == 10**18 + 2  # the abandoned payment mined once (bumped), the next one once
     assert abandoned.hashes[0] == holds[0].hash and len(abandoned.hashes) >= 2
+
+
+@pytest.mark.xfail(strict=True, reason="wait takes a receipt whose transactionHash is another transaction's")
+def test_a_receipt_of_another_transaction_is_not_taken(devnet: Devnet) -> None:
+    """Proxy: a node that mixes up answers (a load balancer pairing replies with the wrong
+    requests) answers eth_getTransactionReceipt for our transaction, not mined yet, with the real
+    receipt of another, mined one: canonical block, status 1, its logs. The signer must not return
+    it (a requester would read another's job id from its logs); once the node has answered it
+    twice, it mines ours, and the receipt returned is ours."""
+    other = signer(devnet, {})[0].send(DEAD, "0x", value=1, gas=21_000, what="someone else's")
+    served = {"wrong": 0}
+
+    def mixed_up(_m: str, params: list[Any], forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        answer = forward()
+        if answer.get("result"):
+            return answer
+        served["wrong"] += 1
+        if served["wrong"] == 2:
+            devnet.chain.rpc.call("evm_mine")
+        return {"jsonrpc": "2.0", "id": 1, "result": dict(other.raw)}
+
+    tx, _proxy = signer(devnet, {"eth_getTransactionReceipt": mixed_up})
+    with devnet.chain.manual_mining():
+        receipt = tx.send(DEAD, "0x", value=1, gas=21_000, what="pay")
+    assert receipt.tx_hash != other.tx_hash and receipt.raw["from"].lower() == tx.address.lower()
+    assert served["wrong"] >= 2

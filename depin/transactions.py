@@ -36,7 +36,7 @@ accounts. What it does for each transaction:
    **re-broadcast with the same nonce and fees raised by 12.5 %** (at least; the node's current
    suggestion if higher), again after each further period, until ``timeout``. Whichever of the
    versions is mined is the result; the nonce makes it impossible for two to be mined. A receipt
-   counts only when its block is the node's canonical one at its height (``eth_getBlockByNumber``
+   counts only when it names the transaction asked about and its block is the node's canonical one at its height (``eth_getBlockByNumber``
    has the receipt's ``blockHash``): a receipt from an orphaned block (a node that has just
    reorged, a load balancer's other backend) or from a block the node's head has not reached is
    not a mined transaction; the wait goes on.
@@ -767,7 +767,13 @@ class Transactor:
     def _receipt_of(self, pending: PendingTx) -> dict[str, Any] | None:
         for tx_hash in reversed(pending.hashes):
             receipt = self.rpc.get_receipt(tx_hash)
-            if receipt is not None and receipt.get("blockNumber") and self._canonical(receipt):
+            if receipt is None or not receipt.get("blockNumber"):
+                continue
+            if str(receipt.get("transactionHash") or "").lower() != tx_hash.lower():
+                log.debug("the node answered the receipt of %s for %s; ignored",
+                          receipt.get("transactionHash"), tx_hash)
+                continue
+            if self._canonical(receipt):
                 return receipt
         return None
 

@@ -421,7 +421,6 @@ def test_an_abandoned_journaled_transaction_stuck_in_the_pool_is_bumped_after_th
     assert abandoned.hashes[0] == holds[0].hash and len(abandoned.hashes) >= 2
 
 
-@pytest.mark.xfail(strict=True, reason="wait takes a receipt whose transactionHash is another transaction's")
 def test_a_receipt_of_another_transaction_is_not_taken(devnet: Devnet) -> None:
     """Proxy: a node that mixes up answers (a load balancer pairing replies with the wrong
     requests) answers eth_getTransactionReceipt for our transaction, not mined yet, with the real

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.text import Text
 
 from depin import __version__
@@ -44,6 +44,7 @@ from depinctl.cliutil import (
     default_rpc_url,
     find_deployment_file,
     format_amount,
+    json_text,
     make_console,
     open_reader,
     print_json,
@@ -307,7 +308,7 @@ def _print_job(console: Console, job: JobRecord) -> None:
     console.print()
     if job.spec is not None:
         console.print("[bold]spec[/bold] (decoded)")
-        console.print(JSON(json.dumps(job.spec), indent=2))
+        console.print(JSONHighlighter()(Text(json_text(job.spec))))
     else:
         raw = _spec_text(job.extra.get("spec", ""))
         console.print("[bold]spec[/bold]: not decoded" + (" (raw bytes as text below)" if raw else ""))

@@ -193,11 +193,20 @@ class DataTable(Table):
         super().add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """`data` as JSON for a terminal: printable non-ASCII kept as it is, every other character that
+    is not printable (the C1 CSI U+009B, bidi overrides, ...) as a JSON escape, as JSON already
+    writes ESC and the other C0 controls. Values from the chain cannot reach the terminal raw."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    # Outside strings JSON is ASCII (and "\n" between lines): only characters inside strings change.
+    return "".join(c if c.isprintable() or c == "\n" else json.dumps(c)[1:-1] for c in text)
+
+
 def print_json(model: Any) -> None:
     if isinstance(model, list):
-        typer.echo(json.dumps([m.model_dump(mode="json", by_alias=True) for m in model], indent=2))
+        typer.echo(json_text([m.model_dump(mode="json", by_alias=True) for m in model]))
     else:
-        typer.echo(model.model_dump_json(by_alias=True, indent=2))
+        typer.echo(json_text(model.model_dump(mode="json", by_alias=True)))
 
 
 def format_amount(value: int | None) -> str:

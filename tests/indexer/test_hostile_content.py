@@ -109,7 +109,6 @@ def test_explorer_and_api_send_security_headers(hostile: tuple[ChainEnv, int, st
     assert pages["/job/x"].status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason="depin jobs show and --json print raw C1 CSI and bidi overrides from an on-chain spec")
 def test_cli_shows_hostile_spec_strings_as_escapes(hostile: tuple[ChainEnv, int, str, str], tmp_path: Path) -> None:
     """`depin jobs show` (its decoded spec), `depin jobs show --json` and `depin jobs list --json`
     print no terminal control (ESC, BEL, the C1 CSI) nor bidi override raw to the operator's

@@ -41,6 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
@@ -59,6 +60,7 @@ from indexer.web.views import (
     parse_job_id_text,
     tokens,
     utc,
+    visible,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,13 @@ STREAM_CLIENT_NAME = "depin-explorer-stream"
 _RENDERS_KEPT = 64  # recent (page, batch) updates shared by the streams at the same point
 _MAX_ID_PART = 2**64 - 1
 PAGES = ("overview", "job", "provider", "requester")
+# The Content-Security-Policy of the pages (indexer.api.SecurityHeaders sends it): the stylesheet,
+# the live-update script (static/explorer.js: no inline script) and the event stream from this
+# origin; no other resource, no plugin, no <base>, forms to this origin, no framing (clickjacking).
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def _short(value: str | None) -> str:
@@ -81,10 +90,19 @@ def _short(value: str | None) -> str:
     return f"{value[:6]}…{value[-4:]}" if len(value) > 14 else value
 
 
+def _shown(value: Any) -> Any:
+    """What a template shows for `value`: strings through :func:`visible` (before autoescaping);
+    markup the app made (rendered fragments, charts) as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.filters.update(tokens=tokens, utc=utc, duration=duration, short=_short)
+    env.finalize = _shown  # every {{ value }}: chain strings show their controls and bidi overrides as escapes
     env.globals["symbol"] = "DPC"
     return templates
 

@@ -65,6 +65,16 @@ def utc(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
+def visible(text: str) -> str:
+    """`text` with every character that is not printable but a line break (ESC and the other C0
+    and C1 controls, bidi overrides and isolates, zero-width characters, ...) as its Python escape,
+    e.g. ``\\u202e``: a string from the chain shows as what it holds, cannot reorder or hide the
+    text around it, and the page carries no terminal control to whoever reads it with curl."""
+    if text.isprintable() or all(c.isprintable() or c == "\n" for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"

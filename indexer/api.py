@@ -70,7 +70,7 @@ from indexer.query import (
     QueryError,
     parse_address,
 )
-from indexer.web.app import STREAM_MAX, add_explorer
+from indexer.web.app import PAGE_POLICY, STREAM_MAX, add_explorer
 from indexer.web.views import BlockClock
 
 if TYPE_CHECKING:
@@ -147,6 +147,39 @@ class InFlightLimit:
             self.active -= 1
 
 
+class SecurityHeaders:
+    """ASGI middleware: every answer carries ``X-Content-Type-Options: nosniff``; every HTML answer
+    a Content-Security-Policy: the explorer's pages :data:`~indexer.web.app.PAGE_POLICY` (scripts,
+    styles and connections from this origin only, no inline script, no framing), a second line
+    behind their escaping of the chain's strings; the OpenAPI pages (``docs_paths``: Swagger UI and
+    ReDoc load their scripts from a CDN) only ``frame-ancestors 'none'``."""
+
+    def __init__(self, app: Any, docs_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = (b"frame-ancestors 'none'" if scope.get("path", "") in self.docs_paths else PAGE_POLICY.encode())
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _SECURITY_HEADER_NAMES]
+                headers.append((b"x-content-type-options", b"nosniff"))
+                kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if kind.startswith(b"text/html"):
+                    headers.append((b"content-security-policy", policy))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+_SECURITY_HEADER_NAMES = (b"x-content-type-options", b"content-security-policy")
+
+
 def _chunked(send: Any) -> Any:
     """`send` with every body message larger than BODY_CHUNK split into chunks (``more_body``)."""
 
@@ -173,6 +206,7 @@ async def _busy(send: Any, limit: int) -> None:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(BUSY_RETRY_AFTER).encode()),
+            (b"x-content-type-options", b"nosniff"),
         ],
     })
     await send({"type": "http.response.body", "body": body})
@@ -288,6 +322,8 @@ def create_app(
 
     add_index_metrics(app, reader, chain_head)
     add_explorer(app, reader, clock, max_streams)
+    docs = frozenset(p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
     app.add_middleware(InFlightLimit, limit=max_requests)  # outermost: a refusal costs no app work
     return app
 

@@ -93,7 +93,6 @@ def test_explorer_pages_escape_hostile_strings(hostile: tuple[ChainEnv, int, str
     assert pages[f"/jobs/{job_id}"].json()["spec"]["env"]["NOTE"] == HOSTILE  # the JSON API serves the data as it is
 
 
-@pytest.mark.xfail(strict=True, reason="the explorer and API send no Content-Security-Policy, nosniff or frame-ancestors header")
 def test_explorer_and_api_send_security_headers(hostile: tuple[ChainEnv, int, str, str]) -> None:
     """Pages are sent with a Content-Security-Policy that allows no inline script nor any other
     origin (a second line behind the escaping) and forbids framing (clickjacking); every answer

@@ -14,7 +14,10 @@ provider's and the seats' re-runs) waits for the test to release it (``/tmp/go``
 - A seat whose re-run ended while another seat of ours checked the round's delivery waited for the
   verdict inside its task, holding a compute worker process for up to the whole check: with two
   processes, the third seat's re-run (or a provider job of a ``provider,verifier`` executor) could
-  not start until the check ended.
+  not start until the check ended. (Its stack reproduction raced a held check's own time-out
+  against a container's start and lost on a loaded CI machine: it was removed; the deferral is
+  checked by tests/executor/test_verifier_seats.py against a simulated court on a real redis-server:
+  the waiting seat's task ends and is queued again, and its next task uses the run's digest.)
 
 Fixed (executor/verifier.py): the round's verdict is journaled (``delivery-<job>-<round>.json``, the
 first kept) before any seat journals a digest from it, and read from there first
@@ -49,13 +52,11 @@ GATED = "while [ ! -e /tmp/go ]; do sleep 0.05; done"
 class Proxy:
     """Forwards GETs to the provider's result server (`target`). ``once``: each path is answered
     from the target for its first request only, later ones get 404 (a provider that withdraws its
-    archive once fetched). ``held``: every request waits until the test sets ``release``."""
+    archive once fetched)."""
 
     def __init__(self) -> None:
         self.target = ""
         self.once = False
-        self.held = False
-        self.release = threading.Event()
         self.requested: set[str] = set()
         self.count = 0
         lock = threading.Lock()
@@ -67,8 +68,6 @@ class Proxy:
                     first = self.path not in owner.requested
                     owner.requested.add(self.path)
                     owner.count += 1
-                if owner.held:
-                    owner.release.wait(300)
                 if owner.once and not first:
                     status, body, ctype = 404, b"", "text/plain"
                 else:
@@ -91,13 +90,11 @@ class Proxy:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def reset(self) -> None:
-        self.once = self.held = False
-        self.release.clear()
+        self.once = False
         self.requested.clear()
         self.count = 0
 
     def close(self) -> None:
-        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -220,49 +217,5 @@ def test_a_wiped_redis_between_two_seats_checks_never_splits_the_verifiers_vote(
     wait_for(lambda: all(_seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 90, "the jury seats' records to close")
     jury, forfeited, records = _jury(stack, job_id)
     summary = f"digests { {k: d.hex()[:8] if d else None for k, d in jury.items()} }; deliveries {[r.get('delivery', '')[:60] for r in records]}; NOT_DELIVERED {NOT_DELIVERED.hex()[:8]}"
-    assert len(set(jury.values())) == 1 and None not in jury.values(), summary
-    assert not forfeited, summary
-
-
-def test_a_seat_waiting_for_the_rounds_delivery_check_holds_no_compute_process(stack: Stack, proxy: Proxy) -> None:
-    m, v = stack.market, stack.verifier
-    requester = stack.accounts[REQUESTER2]
-    m.approve(requester, m.court)
-    job_id = _undrawn_gated_job(stack, "held-check")
-    proxy.reset()
-    proxy.held = True  # the round's check waits on the provider's server until the test lets it go
-    try:
-        m.challenge(requester, job_id)
-        runs = wait_for(lambda: (c := _running(stack, v, job_id)) and len(c) >= 2 and c, 120, "two seats' re-runs")
-        release_gate(runs[0])
-        wait_for(lambda: proxy.count >= 1, 120, "the round's delivery check to reach the provider's server")
-        release_gate(runs[1])  # its re-run ends while the check is under way: it waits for the verdict
-        started = {c.name for c in runs}
-
-        def third_or_verdict() -> str:
-            if [c for c in _running(stack, v, job_id) if c.name not in started]:
-                return "third"
-            if any(_seat(stack, v, job_id, 1, s).get("delivery") for s in range(3)):
-                return "verdict"
-            return ""
-
-        # the check lasts (its retries included) until [verifier] delivery_wait + its timeouts are
-        # spent, tens of seconds: the third seat's re-run must not wait for it
-        seen = wait_for(third_or_verdict, 200, "the third seat's re-run or the round's verdict")
-        proxy.held = False
-        proxy.release.set()
-        assert seen == "third", "the third seat's re-run started only once the round's delivery check had ended"
-
-        def resolved() -> bool:
-            _release_all(stack, v, job_id)
-            return stack.status(job_id) == JobStatus.RESOLVED
-
-        wait_for(resolved, 400, "the jury to resolve the job")
-    finally:
-        proxy.reset()
-        proxy.release.set()
-    wait_for(lambda: all(_seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 90, "the jury seats' records to close")
-    jury, forfeited, records = _jury(stack, job_id)
-    summary = f"digests { {k: d.hex()[:8] if d else None for k, d in jury.items()} }; deliveries {[r.get('delivery', '')[:60] for r in records]}"
     assert len(set(jury.values())) == 1 and None not in jury.values(), summary
     assert not forfeited, summary

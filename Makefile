@@ -73,15 +73,23 @@ LINT_TESTS := tests/test_lint.py tests/test_layers.py
 lint: setup
 	.venv/bin/pytest -q -p no:cacheprovider $(LINT_TESTS)
 
+# The slither gate runs beside the test suite (it needs one core for about 40 s, while the first
+# test modules mostly wait on their devnets and anvils); its output is printed after the tests, and
+# `make test` fails if either fails.
 test: setup lint
-	@if [ "$${SKIP_SLITHER:-0}" = 1 ]; then echo "make test: slither gate SKIPPED (SKIP_SLITHER=1)" >&2; \
-	else .venv/bin/python tools/slither_gate.py; fi
-	@rc=0; .venv/bin/pytest $(PYTEST_XDIST) $(PYTEST_ARGS) $(addprefix --ignore=,$(LINT_TESTS)) tests || rc=$$?; \
+	@slither_log=$$(mktemp); slither_pid=; \
+	if [ "$${SKIP_SLITHER:-0}" = 1 ]; then echo "make test: slither gate SKIPPED (SKIP_SLITHER=1)" >&2; \
+	else .venv/bin/python tools/slither_gate.py >"$$slither_log" 2>&1 & slither_pid=$$!; fi; \
+	rc=0; .venv/bin/pytest $(PYTEST_XDIST) $(PYTEST_ARGS) $(addprefix --ignore=,$(LINT_TESTS)) tests || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 	  if [ "$(ALLOW_NO_TESTS)" = 1 ]; then echo "make test: no tests collected (accepted: ALLOW_NO_TESTS=1)"; rc=0; \
 	  else echo "make test: pytest collected no tests; failing (set ALLOW_NO_TESTS=1 to accept)" >&2; fi; \
 	fi; \
-	exit $$rc
+	if [ -n "$$slither_pid" ]; then \
+	  src=0; wait $$slither_pid || src=$$?; echo "==> slither gate (run beside the tests):"; cat "$$slither_log"; \
+	  if [ $$src -ne 0 ]; then echo "make test: the slither gate failed (exit $$src)" >&2; [ $$rc -ne 0 ] || rc=$$src; fi; \
+	fi; \
+	rm -f "$$slither_log"; exit $$rc
 
 # The newcomer check (tools/fresh_clone_check.sh): a fresh clone of HEAD installs, demos and stops.
 fresh-check:

@@ -311,16 +311,17 @@ class Explorer:
         """The transaction's events still applied, and whether the search stopped at the bound
         (the newest TX_SCAN stream entries) before the stream's oldest entry."""
         wanted = tx_hash.strip().lower()
-        blocks: list[int] = []
+        lowest: list[int] = []  # the lowest block of a matched event (one value: constant time per entry)
 
         def match(_i: str, f: dict[str, str]) -> bool:
             if (f.get("tx") or "").lower() != wanted:
                 return False
-            blocks.append(_int(f.get("block")) or 0)
+            block = _int(f.get("block")) or 0
+            lowest[:] = [min(lowest[0], block)] if lowest else [block]
             return True
 
         def stop(_i: str, f: dict[str, str]) -> bool:  # a transaction's events are all in one block
-            return bool(blocks) and (_int(f.get("block")) or 0) < min(blocks)
+            return bool(lowest) and (_int(f.get("block")) or 0) < lowest[0]
 
         events, ended = self.scan(match, stop=stop)
         return net_events(events), ended == "limit"

@@ -588,3 +588,35 @@ def test_an_agreeing_audit_releases_its_canary_reserve_once_after_the_canary_win
     assert _record(rt, 6)["reserve"] == "nothing due" and "reserve_tx" not in _record(rt, 6)
     assert "reserve" not in _record(rt, 7)  # challenged: its jury decides, nothing to release
     assert verifier.follow_seats(rt) == 0 and sorted(releases()) == [5, 6]  # one transaction per job
+
+
+# ------------------------------------------------------------------------------------ max_audits after a wipe
+
+
+@pytest.mark.xfail(strict=True, reason="a scan takes new seats before it has adopted the seats a wiped Redis lost, past max_audits")
+def test_seats_adopted_after_a_wipe_count_against_max_audits_before_any_new_take(rt, court, specs, sent, runs) -> None:
+    """Review (stop 42): ``[verifier] max_audits`` bounds the seats whose re-run is pending or
+    running (their runs queue on the compute queue's ``[executor] concurrency`` processes). After
+    the verifier's Redis was wiped, every seat the chain shows ours must be adopted (its bond is
+    locked: it is served whatever the cap), but no new seat may be taken while they fill the cap.
+    The scan took a seat of a job listed before the job whose seats it then adopted: three seats in
+    hand with a cap of two. Now a pass adopts first and takes after: the new seat waits
+    (``no free slot``) and is taken by a later pass once the adopted seats are committed."""
+    rt.config = rt.config.model_copy(update={"verifier": VerifierConfig(max_audits=2, court_stake=0)})
+    rt.reader = SimpleNamespace(due_jobs=lambda status, before, limit: [40, 41] if status == "Disputed" else [])
+    specs[40] = specs[41] = _spec(max_runtime=10)
+    court.jury(40, commit_in=300, mine=(0,))  # a seat drawn for us, empty
+    court.jury(41, commit_in=300, mine=(0, 1))  # taken by us before the wipe: two bonds locked
+    for seat in (0, 1):
+        court.seats[(41, 1, seat)] = [ME, verifier.SEAT_TAKEN, BOND]
+    court.cases[41]["taken"] = 2
+    assert verifier.scan(rt) == 0
+    assert {s: _record(rt, 41, 1, s)["state"] for s in (0, 1)} == {0: "seated", 1: "seated"}  # both served
+    assert court.seats_by_us(40) == [] and _record(rt, 40, 1, 0)["reason"].startswith(verifier.NO_SLOT), _record(rt, 40, 1, 0)
+    assert verifier.running_count(rt) == 2
+    # the adopted seats run and commit: the slot frees and the next pass takes the waiting seat
+    for seat in (0, 1):
+        sent.append(("depin.audit_run", 41, {"round": 1, "seat": seat}))
+    _drain(rt, sent)
+    assert all(court.seats[(41, 1, s)][1] == verifier.SEAT_COMMITTED for s in (0, 1))
+    assert verifier.scan(rt) == 1 and len(court.seats_by_us(40)) == 1

@@ -14,7 +14,8 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   market drew it (``isDrawn``; an undrawn job is remembered and not asked again while it stays
   Submitted: a challenge makes it Disputed, with a jury to draw) and whether the
   audit seat (round 0, seat 0) is drawn for us (``drawnFor``); in an open round, every empty seat
-  drawn for us.
+  drawn for us. A pass takes seats only once every listed job was looked at, so the seats it
+  adopts (below) count against ``max_audits`` first.
 - **Take only what we can run** (:func:`take`): the spec is loaded and checked against the policy
   with ρ × its runtime (the court's ``rhoPct``): cpus, memory, output, ρ × runtime <=
   ``[policy] max_runtime``, the image allowed (present locally, or in the allowlist); our court
@@ -113,6 +114,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -324,7 +326,7 @@ def scan(rt: Runtime) -> int:
     _checks.sweep()
     _pass["check_until"] = time.monotonic() + PASS_CHECK_WAIT
     far = rt.chain_now() + 10**9
-    taken = 0
+    takes: list[tuple[int, Callable[[], int]]] = []
     for status in ("Submitted", "Disputed"):
         listed = rt.reader.due_jobs(status, far, limit=SCAN_LIMIT)
         # an undrawn job that is challenged becomes Disputed: its jury is drawn then
@@ -333,9 +335,18 @@ def scan(rt: Runtime) -> int:
             if known and known[n]:
                 continue
             try:
-                taken += consider(rt, job_id)
+                consider(rt, job_id, takes=takes)
             except TxReverted as exc:
                 log.info("seat not taken", extra={"job": job_id, "error": exc.error_name})
+    # The takes come after every listed job was looked at: the seats the chain shows ours that a
+    # wiped Redis lost are adopted first and count against ``max_audits`` (a take of a job listed
+    # before them went past the cap: review, stop 42).
+    taken = 0
+    for job_id, take_seat in takes:
+        try:
+            taken += take_seat()
+        except TxReverted as exc:
+            log.info("seat not taken", extra={"job": job_id, "error": exc.error_name})
     return taken
 
 
@@ -358,8 +369,10 @@ def prune_undrawn(rt: Runtime) -> int:
     return len(gone)
 
 
-def consider(rt: Runtime, job_id: int) -> int:
-    """Takes every seat of the job's current round that is drawn for us and empty (0, 1 or more)."""
+def consider(rt: Runtime, job_id: int, *, takes: list[tuple[int, Callable[[], int]]] | None = None) -> int:
+    """Takes every seat of the job's current round that is drawn for us and empty (0, 1 or more),
+    and adopts those the chain shows ours (:func:`adopt`). With `takes`, the takes are appended to
+    it instead (:func:`scan` runs them once every job is looked at) and 0 is returned."""
     client, court = rt.client, rt.client.contracts.verification_court
     case = client.court_case(job_id)
     phase = int(case["phase"])
@@ -383,7 +396,7 @@ def consider(rt: Runtime, job_id: int) -> int:
         anchors.prove_if_due(rt, job.anchor_block, lambda: [job_id])
         if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or not open_to_us(seat_record(rt, job_id, 0, 0)):
             return 0
-        return take(rt, job_id, 0, 0, platform_class=None)
+        return _take_or_defer(takes, job_id, partial(take, rt, job_id, 0, 0, platform_class=None))
     if phase != PHASE_ACTIVE:
         return 0
     now = rt.chain_now()
@@ -411,8 +424,16 @@ def consider(rt: Runtime, job_id: int) -> int:
         if not open_to_us(rec) or int(holder, 16) != 0 or not seating or revealing:
             continue
         if same(client.read(court.drawn_for(job_id, round_, seat)), rt.address):
-            taken += take(rt, job_id, round_, seat, platform_class=int(case["platformClass"]), checked=checked)
+            taken += _take_or_defer(takes, job_id, partial(take, rt, job_id, round_, seat, platform_class=int(case["platformClass"]),
+                                                           checked=checked))
     return taken
+
+
+def _take_or_defer(takes: list[tuple[int, Callable[[], int]]] | None, job_id: int, take_seat: Callable[[], int]) -> int:
+    if takes is None:
+        return take_seat()
+    takes.append((job_id, take_seat))
+    return 0
 
 
 def reclaimable(rec: dict[str, str]) -> bool:

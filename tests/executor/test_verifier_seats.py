@@ -593,7 +593,6 @@ def test_an_agreeing_audit_releases_its_canary_reserve_once_after_the_canary_win
 # ------------------------------------------------------------------------------------ max_audits after a wipe
 
 
-@pytest.mark.xfail(strict=True, reason="a scan takes new seats before it has adopted the seats a wiped Redis lost, past max_audits")
 def test_seats_adopted_after_a_wipe_count_against_max_audits_before_any_new_take(rt, court, specs, sent, runs) -> None:
     """Review (stop 42): ``[verifier] max_audits`` bounds the seats whose re-run is pending or
     running (their runs queue on the compute queue's ``[executor] concurrency`` processes). After

@@ -18,6 +18,9 @@ An honest verifier never locks a bond it must then lose to what the requester co
   hand and the queued re-run are deleted from its Redis (what a Redis restart loses of unsaved
   writes after ``startAudit`` was mined). Restarted, the verifier finds the seat held by it on chain,
   adopts it, re-runs, commits and reveals: the case concludes ProviderRight, no no-show.
+- C, the reveal phase: the verifier's commit is mined, its Redis wiped (every key of its prefix) and
+  the chain's clock held just past the commit deadline: restarted, it adopts the seat committed on
+  chain and reveals from its on-disk journal entry.
 - E (an input switched after the seat was taken): the verifier checks the input and takes the seat
   with its compute worker down; then the requester's server switches the input. The re-run takes
   the checked bytes from the job's input cache and commits a digest of its own: no decline, no
@@ -323,3 +326,80 @@ def test_a_stake_the_chain_refuses_is_logged_and_the_pass_goes_on(stack: Stack, 
     assert refused and {r.error for r in refused} == {"ERC20InsufficientBalance"}  # type: ignore[attr-defined]
     m = stack.market
     assert not m.read(m.contracts.verification_court.get_verifier(stack.accounts[REQUESTER2]))[0]
+
+
+# ---------------------------------------------------------------------------------------- C, the reveal phase
+
+
+def test_a_committed_seat_whose_records_were_wiped_after_the_commit_deadline_is_revealed_from_its_journal(stack: Stack) -> None:
+    """Review (stop 41, proven here on the real stack at stop 42): the verifier's commit is mined,
+    then its Redis is wiped (every key of its prefix: the records, the seats in hand, the leases, the
+    broker's queues) and the chain's clock passes the commit deadline. Restarted, the verifier finds
+    the seat committed by it on chain, adopts it and reveals the digest and salt of its on-disk
+    journal entry: no no-show.
+
+    Barriers only: a round-0 seat may reveal as soon as it is committed, so no verify pass runs
+    between the commit and the wipe (the beat is stopped and the verify tasks it queued are removed
+    before the chain worker sends the commit); the chain's clock is held still just past the commit
+    deadline (``anvil_setBlockTimestampInterval`` 0) until the reveal is on chain, so the restart
+    does not race the 10 s reveal window."""
+    m, v, r = stack.market, stack.verifier, stack.state()
+    prefix = _prefix(stack, v)
+    court = m.contracts.verification_court
+    v.stop("worker-compute")  # the re-run waits in the queue
+    frozen = False
+    try:
+        job_id = None
+        for n in range(MAX_JOBS):
+            candidate = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo reveal {n} > /out/n"]), terms=terms_for(verify_mode=0, max_runtime=300))
+            stack.wait_status(candidate, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
+            if _wait_drawn(stack, candidate):
+                job_id = candidate
+                break
+        if job_id is None:
+            pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
+        wait_for(lambda: _seat(stack, v, job_id).get("state") == "seated", 60, "the verifier to take the audit seat")
+        wait_for(lambda: r.keys(f"{prefix}:broker:compute*"), 30, "the re-run to be queued")
+        v.stop("beat", "worker-chain")  # no verify pass from here to the wipe
+        stale = r.keys(f"{prefix}:broker:chain*") + r.keys(f"{prefix}:broker:unacked*")
+        if stale:
+            r.delete(*stale)  # the verify passes the beat queued before it stopped
+        v.start("worker-compute")
+        entry_path = v.workdir / "state" / "journal" / v.instance() / f"seat-{job_id}-0-0.json"
+        wait_for(lambda: _seat(stack, v, job_id).get("state") == "computed", 120, "the re-run to journal its digest")
+        assert entry_path.exists()
+        v.start("worker-chain")  # the queued depin.audit_commit only (no beat)
+        wait_for(lambda: _seat(stack, v, job_id).get("state") == "committed", 60, "the commit to be mined")
+        v.stop("worker-chain", "worker-compute")
+        holder, state, *_ = m.read(court.get_seat(job_id, 0, 0))
+        assert holder.lower() == v.address.lower() and int(state) == verifier.SEAT_COMMITTED
+        assert not _court_logs(stack, "SeatRevealed", job_id)
+        # the wipe: every key of the verifier's (its Redis restarted without its data)
+        wiped = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+        assert r.delete(*wiped) == len(wiped) and not _seat(stack, v, job_id)
+        # the reveal phase, held still: past the commit deadline, well inside the reveal window
+        case = m.get_case(job_id)
+        m.rpc.call("anvil_setBlockTimestampInterval", [0])
+        frozen = True
+        m.rpc.call("evm_setNextBlockTimestamp", [hex(int(case["commitDeadline"]) + 1)])
+        m.rpc.call("evm_mine")
+        now = m.timestamp()
+        assert int(case["commitDeadline"]) < now <= int(case["commitDeadline"]) + 2 < int(case["revealDeadline"]), (now, case)
+        v.start()
+        try:
+            wait_for(lambda: _court_logs(stack, "SeatRevealed", job_id), 120, "the adopted seat to be revealed")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; record {_seat(stack, v, job_id)}\n{v.logs()}") from None
+        assert int(m.read(court.get_seat(job_id, 0, 0))[1]) in (verifier.SEAT_REVEALED, verifier.SEAT_SETTLED)
+    finally:
+        if frozen:
+            m.rpc.call("anvil_removeBlockTimestampInterval", [])
+        v.start()
+    entry = verifier.AuditJournal(entry_path.parent).load(job_id, 0, 0)
+    assert entry is not None
+    (revealed,) = _court_logs(stack, "SeatRevealed", job_id)
+    assert entry.digest[2:] in revealed["data"], (entry, revealed)  # the journal's digest
+    adopted = [e for e in v.log_lines("worker-chain") if e.get("msg") == "seat committed on chain: adopted" and e.get("job") == job_id]
+    assert len(adopted) == 1, adopted
+    assert _seat(stack, v, job_id).get("state") in ("revealed", "done")
+    assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1 and not _court_logs(stack, "SeatNoShow", job_id)

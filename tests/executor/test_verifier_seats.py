@@ -619,3 +619,35 @@ def test_seats_adopted_after_a_wipe_count_against_max_audits_before_any_new_take
     _drain(rt, sent)
     assert all(court.seats[(41, 1, s)][1] == verifier.SEAT_COMMITTED for s in (0, 1))
     assert verifier.scan(rt) == 1 and len(court.seats_by_us(40)) == 1
+
+
+# ------------------------------------------------------------------------------------ lost records after the tally
+
+
+@pytest.mark.xfail(strict=True, reason="a revealed seat whose record a wiped Redis lost after the tally is never followed: its canary reserve stays locked")
+def test_a_revealed_audit_whose_record_was_wiped_after_the_tally_still_releases_its_canary_reserve(rt, court) -> None:
+    """Review (stop 42): the verifier's Redis wiped once its agreeing audit was tallied (round 0,
+    ProviderRight, unchallenged, waiting for the job's challenge deadline): the scan looked at
+    Active cases only, so the seat was never followed again and its canary reserve (sigma R less
+    the bond) stayed locked until somebody concluded the case at the challenge deadline, the
+    lockout ``releaseReserve`` exists to end. Now a Tallied (or Arbiter) case's seats the index
+    shows revealed by us, with no record of ours, are adopted ``revealed`` once the chain confirms
+    them: the follow pass releases the reserve, advances the case when due and closes the record."""
+    import json
+
+    rt.config = rt.config.model_copy(update={"verifier": VerifierConfig(max_audits=2, court_stake=0)})
+    index = {50: {"0.0": {"verifier": ME, "state": "Revealed"}}, 51: {"0.0": {"verifier": OTHER, "state": "Revealed"}}}
+    rt.reader = SimpleNamespace(due_jobs=lambda status, before, limit: [50, 51] if status == "Disputed" else [],
+                                job_fields=lambda job_id: {"seats": json.dumps(index[job_id])})
+    for job_id, holder in ((50, ME), (51, OTHER)):
+        court.cases[job_id] = {"phase": verifier.PHASE_TALLIED, "round": 0, "tally": 1, "challenger": ZERO, "canaryEnd": court.now - 1,
+                               "outcome": 0, "providerDigest": b"\0" * 32}
+        court.seats[(job_id, 0, 0)] = [holder, verifier.SEAT_REVEALED, BOND]
+    assert verifier.scan(rt) == 0
+    assert verifier.follow_seats(rt) == 1
+    assert [c[1] for c in court.sent if c[0] == "release_reserve"] == [50]
+    rec = _record(rt, 50)
+    assert rec["reserve"] == "released" and "adopted" in rec["reason"], rec
+    assert not _record(rt, 51)  # somebody else's audit: no record
+    verifier.scan(rt)
+    assert verifier.follow_seats(rt) == 0 and len([c for c in court.sent if c[0] == "release_reserve"]) == 1  # once

@@ -42,6 +42,8 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   take still in the node's pool at a crash, or whose receipt wait timed out, or that a reorg put
   back, looks like a take never sent; a re-take's gas estimate on the pending state reverts).
   A seat with a journal entry of its own is committed from it (no second run, the same salt).
+  Once the round is tallied, a seat revealed by us without a record is adopted ``revealed``
+  (:func:`adopt_revealed`): its canary reserve is released and its case advanced.
 - **Re-run** (:func:`run_audit`, the ``compute`` queue): the job runs through the provider's own
   path (:func:`executor.execution.load_spec` + :func:`executor.execute.execute`) with the spec's
   ``max_runtime`` raised to ρ × its runtime, its inputs ending by what the commit window leaves; each
@@ -397,6 +399,9 @@ def consider(rt: Runtime, job_id: int, *, takes: list[tuple[int, Callable[[], in
         if not same(client.read(court.drawn_for(job_id, 0, 0)), rt.address) or not open_to_us(seat_record(rt, job_id, 0, 0)):
             return 0
         return _take_or_defer(takes, job_id, partial(take, rt, job_id, 0, 0, platform_class=None))
+    if phase in (PHASE_TALLIED, PHASE_ARBITER):
+        adopt_revealed(rt, job_id)
+        return 0
     if phase != PHASE_ACTIVE:
         return 0
     now = rt.chain_now()
@@ -434,6 +439,30 @@ def _take_or_defer(takes: list[tuple[int, Callable[[], int]]] | None, job_id: in
         return take_seat()
     takes.append((job_id, take_seat))
     return 0
+
+
+def adopt_revealed(rt: Runtime, job_id: int) -> int:
+    """A tallied case's seats (Tallied, Arbiter) the index shows revealed by us with no record of
+    ours (a wiped Redis) are recorded ``revealed`` once the chain confirms them, so that
+    :func:`follow_seat` follows them to the conclusion: it releases an agreeing audit's canary
+    reserve after the canary window (else locked until the case concludes at the job's challenge
+    deadline: review, stop 42), advances the case when due and closes the record. The index is read
+    (a local look-up) so that other verifiers' seats cost no chain read on every pass. The number adopted."""
+    try:
+        seats = json.loads(rt.reader.job_fields(job_id).get("seats") or "{}")
+    except ValueError:
+        return 0
+    adopted = 0
+    for key, seat_info in seats.items():
+        if not (isinstance(seat_info, dict) and seat_info.get("state") == "Revealed" and same(str(seat_info.get("verifier", "")), rt.address)):
+            continue
+        round_, seat = (int(x) for x in key.split("."))
+        if seat_record(rt, job_id, round_, seat) or seat_state(rt, job_id, round_, seat) != SEAT_REVEALED:
+            continue
+        set_seat(rt, job_id, round_, seat, "revealed", reason="revealed on chain with no record of ours: adopted")
+        log.warning("seat revealed on chain without a record: adopted", extra={"job": job_id, "round": round_, "seat": seat})
+        adopted += 1
+    return adopted
 
 
 def reclaimable(rec: dict[str, str]) -> bool:

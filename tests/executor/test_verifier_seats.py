@@ -624,7 +624,6 @@ def test_seats_adopted_after_a_wipe_count_against_max_audits_before_any_new_take
 # ------------------------------------------------------------------------------------ lost records after the tally
 
 
-@pytest.mark.xfail(strict=True, reason="a revealed seat whose record a wiped Redis lost after the tally is never followed: its canary reserve stays locked")
 def test_a_revealed_audit_whose_record_was_wiped_after_the_tally_still_releases_its_canary_reserve(rt, court) -> None:
     """Review (stop 42): the verifier's Redis wiped once its agreeing audit was tallied (round 0,
     ProviderRight, unchallenged, waiting for the job's challenge deadline): the scan looked at

@@ -134,13 +134,20 @@ def _ours(stack: Stack, entry: dict[str, Any]) -> bool:
 
 def _undrawn_job(stack: Stack, command: str) -> int:
     """A submitted re-executable job of REQUESTER2 that was not drawn for audit: a challenge takes it
-    straight to a jury of three (nobody fetched its archive or took a seat before)."""
+    straight to a jury of three (nobody fetched its archive or took a seat before).
+
+    A drawn job's audit (its seat is the verifier's: the court's only member) is waited out before
+    the next job: a test that holds the chain's blocks (automine off) must not meet the audit's
+    commit, which the verifier's one chain worker would then wait on for its whole receipt time-out
+    (120 s: seen on a loaded machine) before doing anything the test waits for."""
     for n in range(MAX_JOBS):
         job_spec = spec(stack.images["busybox"], ["sh", "-c", f"{command}; echo {n} > /out/n"])
         job_id = stack.post(job_spec, requester=REQUESTER2, terms=terms_for(verify_mode=0))
         stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED), timeout=120)
         if not wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]:
             return job_id
+        wait_for(lambda j=job_id: _seat(stack, stack.verifier, j, 0, 0).get("state") in ("done", "declined"), 180,
+                 f"the verifier's audit of drawn job {job_id} to end")
     pytest.skip(f"all of {MAX_JOBS} jobs were drawn")
 
 

@@ -368,6 +368,46 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
     assert len(at_start) == 1  # the no-op, once: journaled, it is never replaced
 
 
+def test_without_a_txpool_api_the_no_op_outbids_its_own_refused_tries_until_the_node_takes_it(devnet: Devnet) -> None:
+    """The same held pre-crash payment, priced far above the node's suggestion (30 / 20 gwei against
+    about 1), on a node with no txpool API (``txpool_contentFrom`` and ``txpool_content`` unknown, as
+    on many hosted endpoints): the signer cannot read the held transaction's fees, so its first
+    no-op, at the suggestion, is refused as underpriced. Each later heal offers both fees 12.5 %
+    above its own last refused try, never less, until the node takes one: the nonce is filled, the
+    new payment behind it is mined, and the held one never is. Nothing is sent past the caps."""
+    tx, proxy = signer(devnet, {}, receipt_timeout=10)
+    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
+    signed = tx.account.sign_transaction({
+        "type": 2, "chainId": devnet.deployment.chain_id, "nonce": start, "to": DEAD, "value": 10**18, "data": "0x",
+        "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
+    held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
+    proxy.rules.update(held.rules())
+
+    def unknown(method: str, _params: list[Any], _forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}
+
+    proxy.rules.update({"txpool_content": unknown, "txpool_contentFrom": unknown})
+    payment = tx.broadcast(DEAD, "0x", value=10**18 + 1, gas=21_000, what="new payment")
+    assert payment.nonce == start + 1
+    tx.stuck_after = 0.0
+    heals = 0
+    while held.held:
+        heals += 1
+        assert heals <= 60, "the no-op never outbid the held transaction"
+        tx.heal()
+    tries = [TypedTransaction.from_bytes(HexBytes(raw)).as_dict() for m, raw in proxy.calls if m == "eth_sendRawTransaction"]
+    noops = [t for t in tries if t["nonce"] == start]
+    assert len(noops) >= 2 and held.replaced_by == noops[-1]  # refused at first: the fees were not readable
+    for earlier, later in zip(noops, noops[1:]):
+        assert later["maxPriorityFeePerGas"] * 8 >= earlier["maxPriorityFeePerGas"] * 9
+        assert later["maxFeePerGas"] * 8 >= earlier["maxFeePerGas"] * 9
+    assert all(t["maxFeePerGas"] <= tx.max_fee and t["maxPriorityFeePerGas"] <= tx.max_tip for t in tries)
+    assert noops[-1]["value"] == 0 and noops[-1]["maxPriorityFeePerGas"] * 10 >= 20 * GWEI * 11
+    assert tx.wait(payment).status == 1
+    assert nonce_of(devnet, tx.address) == start + 2 and balance(devnet, DEAD) - before == 10**18 + 1
+    assert proxy.count("txpool_content") + proxy.count("txpool_contentFrom") >= 1  # asked, and told no
+
+
 def test_a_journaled_transaction_held_in_the_pool_is_not_replaced_by_the_heal(devnet: Devnet) -> None:
     """The same held transaction, but this signer's own (journaled): the heal never fills its
     nonce with a no-op. Younger than the bound it is left alone (its waiter bumps it); past the

@@ -7,6 +7,7 @@ import errno
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,41 @@ def test_the_provider_running_out_of_descriptors_is_not_blamed_on_the_output(tmp
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=60)
     assert out.stdout.split() == ["oserror", str(errno.EMFILE)], out.stderr
+
+
+NFC = unicodedata.normalize("NFC", "caf\u00e9")
+NFD = unicodedata.normalize("NFD", "caf\u00e9")
+COLLIDING = {  # names one folder holds, the requester's extraction would refuse as one name on macOS / Windows
+    "case": ["Makefile", "makefile"],
+    "nfc-nfd": [NFC, NFD],
+    "casefold": ["stra\u00dfe", "STRASSE"],
+    "directories": ["D/", "d/"],
+    "file-and-directory": ["Data", "data/"],
+    "below-a-folder": ["sub/", "sub/README", "sub/readme"],
+}
+
+
+def _make(root: Path, names: list[str]) -> None:
+    for name in names:
+        if name.endswith("/"):
+            (root / name).mkdir()
+        else:
+            (root / name).write_text(name + "\n")
+
+
+@pytest.mark.xfail(strict=True, reason="walk_output accepts names that collide under case/normalization, which extraction refuses")
+@pytest.mark.parametrize("case", sorted(COLLIDING))
+def test_names_that_collide_where_case_or_normalization_do_not_count_are_invalid(tmp_path: Path, case: str) -> None:
+    """An output holding two names in one folder that are one name on a case-insensitive or
+    normalizing file system (macOS, Windows) is no result: the requester's extraction refuses it
+    (:func:`depin.outputs._fold`), so the provider's walk does too (OUTPUT_INVALID), and an honest
+    Linux job writing ``Makefile`` and ``makefile`` fails instead of being paid for a result
+    nobody can extract."""
+    out = tmp_path / "out"
+    out.mkdir()
+    _make(out, COLLIDING[case])
+    with pytest.raises(InvalidOutput, match="collide where case or Unicode normalization does not count"):
+        walk_output(out)
+    with pytest.raises(InvalidOutput, match="collide"):
+        build_archive(out, 0, tmp_path / "r.tar")
+    assert not (tmp_path / "r.tar").exists()

@@ -25,7 +25,11 @@ invalid (``FailureCode.OUTPUT_INVALID``), except bytes (``OUTPUT_TOO_LARGE``): a
 (64) levels below ``out/``; at most ``MAX_PATH_BYTES`` (1024) bytes of UTF-8 path below ``out/``
 per entry, and as many in a symbolic link's target; at most ``MAX_ENTRIES`` (65,536, the output tmpfs's inode cap) entries; at most the job's
 output limit in bytes of regular files (apparent sizes; a hard-linked file counts once per name, as
-the archive stores it). The pax format could hold longer paths: the cap is what every requester can
+the archive stores it); no two names in one folder that are one name where case or Unicode
+normalization does not count (``Makefile`` and ``makefile``, :func:`_fold`: one file on macOS or
+Windows, so the requester's extraction refuses them, and an output it could not extract is no
+result; the measurement of a watched run, while the job still writes, leaves this rule to the
+finished output). The pax format could hold longer paths: the cap is what every requester can
 extract below any reasonable destination folder without reaching Linux's 4096-byte PATH_MAX, and
 it keeps a hostile tree from making the walk itself expensive.
 
@@ -347,8 +351,9 @@ class ResultArchive:
 class _Walk:
     """One walk's findings, counted against its limits as they come."""
 
-    def __init__(self, limits: OutputLimits) -> None:
+    def __init__(self, limits: OutputLimits, collisions: bool = True) -> None:
         self.limits = limits
+        self.collisions = collisions
         self.entries: list[tuple[bytes, Entry]] = []
         self.total_bytes = 0
 
@@ -407,6 +412,7 @@ def _list(fd: int, prefix: str, depth: int, walk: _Walk) -> list[str]:
     """Adds the entries of the directory open as `fd` (whose entries have path `prefix` + name and
     are `depth` levels down) and returns the names of its subdirectories."""
     subdirs = []
+    folded: dict[str, str] = {}  # this folder's names so far, by _fold (walk.collisions)
     try:
         with os.scandir(fd) as it:
             for item in it:
@@ -418,6 +424,8 @@ def _list(fd: int, prefix: str, depth: int, walk: _Walk) -> list[str]:
                     if exc.errno in _VANISHED or exc.errno == errno.EINVAL:
                         continue  # vanished, or no longer a link between stat and readlink
                     raise _fault(exc, f"cannot read out/{_short(rel)}") from exc
+                if walk.collisions:
+                    _collide(folded, prefix, item.name)
                 if walk.add(rel, st, depth, linkname).kind == "dir":
                     subdirs.append(item.name)
     except OSError as exc:
@@ -425,11 +433,31 @@ def _list(fd: int, prefix: str, depth: int, walk: _Walk) -> list[str]:
     return subdirs
 
 
-def walk_output(root: Path, limits: OutputLimits = OutputLimits()) -> OutputTree:
+def _collide(folded: dict[str, str], prefix: str, name: str) -> None:
+    """Records `name` among its folder's `folded` names, or raises :class:`InvalidOutput` when an
+    earlier one is the same name where case or Unicode normalization does not count (:func:`_fold`,
+    the rule the requester's extraction applies). The message names both in byte order, whichever
+    the folder listed first, so that every walk of the same tree says the same."""
+    key = _fold(name)
+    other = folded.setdefault(key, name)
+    if other != name:
+        one, two = sorted((other, name), key=lambda n: n.encode("utf-8", "surrogateescape"))
+        raise InvalidOutput(
+            f"out/{_short(prefix + one)} and out/{_short(prefix + two)} collide where case or Unicode normalization does not"
+            " count in a name (one file on macOS or Windows, where the result could not be extracted)"
+        )
+
+
+def walk_output(root: Path, limits: OutputLimits = OutputLimits(), *, collisions: bool = True) -> OutputTree:
     """Every entry below `root` (see the module doc), sorted byte-wise by path, or
-    :class:`InvalidOutput` / :class:`OutputTooLarge` when the tree breaks `limits`. A missing
-    `root` is an empty tree. An ``OSError`` escaping is the provider's (``PROVIDER_ERRNOS``)."""
-    walk = _Walk(limits)
+    :class:`InvalidOutput` / :class:`OutputTooLarge` when the tree breaks `limits` or, with
+    `collisions`, holds two names in one folder that collide where case or Unicode normalization
+    does not count (:func:`_fold`: the requester's extraction refuses them). A measurement while
+    the job still writes passes ``collisions=False``: the rule is the finished output's, and a
+    moment's state (``Foo`` written before ``foo`` is removed) is no verdict another run would
+    reach. A missing `root` is an empty tree. An ``OSError`` escaping is the provider's
+    (``PROVIDER_ERRNOS``)."""
+    walk = _Walk(limits, collisions)
     root_fd = _open_dir(os.fspath(root), None)
     if root_fd is None:
         return OutputTree([], 0)

@@ -831,8 +831,10 @@ def release_output_dir(out: OutputDir | Path) -> None:
 def output_size(path: Path, limits: OutputLimits = DEFAULT_OUTPUT_LIMITS) -> int:
     """Apparent size in bytes of the regular files below `path` (what the result archive holds),
     counted exactly by :func:`depin.outputs.walk_output`: a tree beyond `limits` (depth, path
-    length, entries) raises :class:`~depin.outputs.InvalidOutput` rather than being undercounted."""
-    return walk_output(path, limits).total_bytes
+    length, entries) raises :class:`~depin.outputs.InvalidOutput` rather than being undercounted.
+    Names that collide where case does not count are left to the finished output's walk
+    (:func:`depin.outputs.build_archive`): a job may hold both for a moment while it runs."""
+    return walk_output(path, limits, collisions=False).total_bytes
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -62,7 +62,6 @@ def test_hostile_output_trees_end_as_output_invalid_and_the_next_job_runs(stack:
         assert stack.provider.procs[component].alive(), stack.provider.log(component)[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="an output holding Makefile and makefile is submitted as a result that depin job result refuses to extract")
 def test_names_that_collide_where_case_does_not_count_end_as_output_invalid(stack: Stack) -> None:
     """An honest Linux job that writes ``Makefile`` and ``makefile`` (one file on macOS and Windows,
     where the requester's extraction refuses them) ends with FailureSubmitted(OutputInvalid), its

@@ -18,6 +18,7 @@ from depin.outputs import (
     OutputLimits,
     OutputTooLarge,
     build_archive,
+    extract_archive,
     walk_output,
 )
 from executor.containers import output_size
@@ -190,7 +191,6 @@ def _make(root: Path, names: list[str]) -> None:
             (root / name).write_text(name + "\n")
 
 
-@pytest.mark.xfail(strict=True, reason="walk_output accepts names that collide under case/normalization, which extraction refuses")
 @pytest.mark.parametrize("case", sorted(COLLIDING))
 def test_names_that_collide_where_case_or_normalization_do_not_count_are_invalid(tmp_path: Path, case: str) -> None:
     """An output holding two names in one folder that are one name on a case-insensitive or
@@ -206,3 +206,20 @@ def test_names_that_collide_where_case_or_normalization_do_not_count_are_invalid
     with pytest.raises(InvalidOutput, match="collide"):
         build_archive(out, 0, tmp_path / "r.tar")
     assert not (tmp_path / "r.tar").exists()
+
+
+def test_names_that_differ_elsewhere_still_walk_and_a_running_job_is_only_measured(tmp_path: Path) -> None:
+    """The rule is per folder and folds case and normalization only: ``one/Makefile`` and
+    ``two/makefile``, ``result.json`` and ``result.json5`` are an output, and extract. The
+    measurement of a watched run (:func:`output_size`, while the job still writes) counts a
+    colliding pair without refusing it: the finished output's walk decides."""
+    out = tmp_path / "out"
+    out.mkdir()
+    _make(out, ["one/", "one/Makefile", "two/", "two/makefile", "result.json", "result.json5", NFC])
+    archive = build_archive(out, 0, tmp_path / "r.tar")
+    assert extract_archive(archive.path, tmp_path / "x") == 0
+    assert (tmp_path / "x" / "two" / "makefile").read_text() == "two/makefile\n"
+    _make(out, ["Result.json"])
+    assert output_size(out) == walk_output(out, collisions=False).total_bytes > 0
+    with pytest.raises(InvalidOutput, match="out/Result.json and out/result.json collide"):
+        walk_output(out)

@@ -288,3 +288,26 @@ def test_a_result_64_levels_deep_extracts(tmp_path: Path) -> None:
     _hostile_archive(archive, [*(("dir", "/".join(["d"] * k), "") for k in range(1, 64)), ("file", "/".join(["d"] * 63 + ["f"]), "f\n")])
     assert extract_archive(archive, tmp_path / "dest") == 0
     assert (tmp_path / "dest").joinpath(*["d"] * 63, "f").read_text() == "f\n"
+
+
+@pytest.mark.xfail(strict=True, reason="on Windows a member named aux.c or a:b would open a device or a data stream: no clear refusal")
+def test_a_name_windows_cannot_hold_is_refused_on_windows_with_its_name(devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An honest Linux job may write ``src/aux.c``; on Windows that name is the AUX device. The
+    requester's extraction there (stood in for by depin.outputs._WINDOWS: Windows cannot run here)
+    refuses the result with one line naming the member and saying it extracts on Linux or macOS,
+    nothing extracted; on Linux the same result extracts."""
+    import depin.outputs as outputs_module
+
+    data = _hostile_archive(tmp_path / "aux.tar", [("dir", "src", ""), ("file", "src/aux.c", "int aux;\n")])
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        requester, job_id = _served_job(devnet, data, files, base, "aux")
+        fetched = requester.download_result(job_id, tmp_path / "linux")
+        assert (fetched.path / "src" / "aux.c").read_text() == "int aux;\n"
+        monkeypatch.setattr(outputs_module, "_WINDOWS", True)
+        with pytest.raises(ResultUnsafe, match=r"out/src/aux\.c: .*Windows cannot hold.*nothing extracted"):
+            requester.download_result(job_id, tmp_path / "windows")
+        assert not (tmp_path / "windows").exists()
+        line = fails("job", "result", job_id, "--out", tmp_path / "cli", *net(devnet), match="out/src/aux.c")
+        assert "Windows" in line and "Linux" in line
+        assert not (tmp_path / "cli").exists()

@@ -1,0 +1,85 @@
+"""Names Windows cannot hold, on the requester's side: a result's member named ``aux.c``, ``a:b``
+or ``notes.`` is a fine output on Linux (an honest job may write it, and the provider's walk
+accepts it), but on Windows it would open a device, write an alternate data stream or be silently
+renamed. Extraction on Windows refuses such a result, naming the member, before anything is
+written; elsewhere it extracts. Windows cannot run here, so the rule is tested as a pure function
+and extraction with its platform given (``windows=``)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from depin import outputs
+
+REFUSED = [
+    "CON", "con", "PRN", "AUX", "aux.c", "Aux.tar.gz", "NUL", "nul.txt", "AUX .c", "COM1", "com9.log", "LPT1", "lpt9.x",
+    "COM\u00b9", "lpt\u00b3.txt", "COM0", "LPT0",
+    "notes.", "notes ", "...", "a:b", "stream:$DATA", "a<b", "a>b", 'a"b', "a|b", "a?b", "a*b", "a\\b", "tab\there", "nl\nhere", "\x1f",
+]
+ALLOWED = ["aux_c", "auxiliary.c", "console", "com10", "COM", "lpt", "Makefile", ".hidden", "a.b", "x..y", "caf\u00e9", "a b", "nulls.txt", "CONIN"]
+
+
+@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
+@pytest.mark.parametrize("name", REFUSED)
+def test_names_windows_cannot_hold(name: str) -> None:
+    why = outputs.windows_name_fault(name)
+    assert why is not None and "Windows" in why
+
+
+@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
+@pytest.mark.parametrize("name", ALLOWED)
+def test_names_windows_holds(name: str) -> None:
+    assert outputs.windows_name_fault(name) is None
+
+
+def _archive(path: Path, members: list[tuple[str, str, str]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        code = tarfile.TarInfo("exit_code")
+        code.size = 2
+        tar.addfile(code, io.BytesIO(b"0\n"))
+        top = tarfile.TarInfo("out")
+        top.type, top.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(top)
+        for kind, rel, data in members:
+            info = tarfile.TarInfo(f"out/{rel}")
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "link":
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data, 0o777
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data.encode()))
+    return path
+
+
+CASES = {
+    "device name": ([("dir", "src", ""), ("file", "src/aux.c", "int x;\n")], "out/src/aux.c"),
+    "trailing dot": ([("file", "notes.", "n\n")], "out/notes."),
+    "colon": ([("file", "a:b", "ads\n")], "out/a:b"),
+    "link to a device": ([("link", "l", "sub/../CON")], "out/l"),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
+@pytest.mark.parametrize("platform", ["nt", "posix"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_extraction_refuses_windows_only_names_on_windows_only(tmp_path: Path, platform: str, case: str) -> None:
+    """On Windows the archive is refused with UnsafeArchive naming the member and why, and nothing
+    is written; on Linux (and macOS) it extracts."""
+    members, shown = CASES[case]
+    archive = _archive(tmp_path / "r.tar", members)
+    dest = tmp_path / "dest"
+    if platform == "nt":
+        with pytest.raises(outputs.UnsafeArchive, match=f"{shown}: .*Windows cannot hold") as err:
+            outputs.extract_archive(archive, dest, windows=True)
+        assert "Linux" in str(err.value)
+        assert not dest.exists() or not any(dest.iterdir())
+    else:
+        assert outputs.extract_archive(archive, dest, windows=False) == 0
+        assert (dest / shown.removeprefix("out/")).is_symlink() or (dest / shown.removeprefix("out/")).exists()

@@ -84,7 +84,10 @@ it (as the format writes them: so nothing below a symbolic link or a file), at m
 levels below ``out/``, no name twice, no
 two names that differ only in case or Unicode normalization (one file on macOS or Windows:
 :func:`_fold`, refused on every system), and every link target relative, resolving inside
-``out/`` without stepping through another link. A member breaking one of these raises
+``out/`` without stepping through another link; on Windows only, no name Windows cannot hold
+(:func:`windows_name_fault`: a device name such as ``AUX`` or ``aux.c``, a trailing dot or space,
+``<>:"|?*\\`` or a control character; in a link's target too): an honest Linux output may hold
+``aux.c``, so the provider's walk accepts them and the result extracts on Linux and macOS. A member breaking one of these raises
 :class:`UnsafeArchive` and nothing is extracted; the extraction itself still uses ``tarfile``'s
 ``data`` filter as a second line, but for symbolic links' targets (:func:`_second_line`).
 Every reader of an archive someone else published (extraction, :func:`match_digest`) opens it as a
@@ -935,6 +938,46 @@ def _name_fault(rel: str) -> str | None:
     return None
 
 
+# Names Windows cannot hold (Microsoft's "Naming Files, Paths, and Namespaces"): its reserved device
+# names, with or without an extension (``aux.c`` opens the AUX device), these characters (``:``
+# names an alternate data stream, ``\`` is a separator) and control characters, and a trailing dot
+# or space (silently removed: ``notes.`` would become ``notes``).
+_WINDOWS = os.name == "nt"
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
+)
+_WINDOWS_CHARS = frozenset('<>:"|?*\\') | frozenset(chr(c) for c in range(32))
+
+
+def windows_name_fault(name: str) -> str | None:
+    """Why Windows cannot hold `name` (one component of a path), or None."""
+    bad = sorted({c for c in name if c in _WINDOWS_CHARS})
+    if bad:
+        return "it holds " + ", ".join(repr(c) for c in bad) + ", which Windows does not allow in a name"
+    if name.endswith((".", " ")):
+        return "it ends with a dot or a space, which Windows removes"
+    base = name.split(".", 1)[0].rstrip(" ").upper()
+    if base in _WINDOWS_DEVICES:
+        return f"{base} is a device name on Windows, with any extension"
+    return None
+
+
+def _windows_fault(member: tarfile.TarInfo) -> str | None:
+    """Why `member` (named by its path below ``out/``, its folders checked as members of their own)
+    cannot be extracted on Windows: its name, or a component of its link target, is one Windows
+    cannot hold; or None."""
+    name = member.name.rpartition("/")[2]
+    why = windows_name_fault(name)
+    if why is None and member.issym():
+        for comp in member.linkname.split("/"):
+            if comp not in ("", ".", "..") and (why := windows_name_fault(comp)) is not None:
+                why = f"its link target {_short(member.linkname)!r}: {_short(comp)!r}: {why}"
+                break
+    if why is None:
+        return None
+    return f"out/{_short(member.name)}: a name Windows cannot hold ({why}); this result extracts on Linux or macOS"
+
+
 def _unsafe_member(member: tarfile.TarInfo, node: int, tree: _Tree) -> str | None:
     """Why `member` (named by its path below ``out/``, at `node` of the archive's `tree`, which
     placed it) may not be extracted, or None."""
@@ -952,9 +995,10 @@ def _unsafe_member(member: tarfile.TarInfo, node: int, tree: _Tree) -> str | Non
     return None
 
 
-def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked;
-    UnsafeArchive at the first unsafe one."""
+def _out_members(tar: tarfile.TarFile, windows: bool = False) -> list[tarfile.TarInfo]:
+    """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked
+    (with `windows`, names Windows cannot hold too: :func:`windows_name_fault`); UnsafeArchive at
+    the first unsafe one."""
     members = []
     for member in _members(tar):
         if member.name in ("exit_code", "out", "out/"):
@@ -972,6 +1016,8 @@ def _out_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         why = _unsafe_member(member, node, tree)
         if why is not None:
             raise UnsafeArchive(f"unsafe result archive: {why}")
+        if windows and (why := _windows_fault(member)) is not None:
+            raise UnsafeArchive(why)
     return members
 
 
@@ -996,12 +1042,14 @@ def _second_line(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return checked.replace(linkname=member.linkname, mtime=0, deep=False)
 
 
-def extract_archive(archive: Path, dest: Path) -> int:
+def extract_archive(archive: Path, dest: Path, *, windows: bool | None = None) -> int:
     """Extracts the archive's ``out/`` into `dest` and returns the recorded exit code. Every member
     is checked first (see the module doc): :class:`UnsafeArchive`, and nothing extracted, when one
-    is unsafe; ``tarfile.TarError`` / ``OSError`` for a broken archive."""
+    is unsafe or, on Windows (`windows`; default: this system is Windows), has a name Windows
+    cannot hold (:func:`windows_name_fault`); ``tarfile.TarError`` / ``OSError`` for a broken
+    archive."""
     with open_result(archive) as tar:
-        members = _out_members(tar)
+        members = _out_members(tar, _WINDOWS if windows is None else windows)
         exit_code = _exit_code_of(tar)
         dest.mkdir(parents=True, exist_ok=True)
         try:

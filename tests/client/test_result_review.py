@@ -290,7 +290,6 @@ def test_a_result_64_levels_deep_extracts(tmp_path: Path) -> None:
     assert (tmp_path / "dest").joinpath(*["d"] * 63, "f").read_text() == "f\n"
 
 
-@pytest.mark.xfail(strict=True, reason="on Windows a member named aux.c or a:b would open a device or a data stream: no clear refusal")
 def test_a_name_windows_cannot_hold_is_refused_on_windows_with_its_name(devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An honest Linux job may write ``src/aux.c``; on Windows that name is the AUX device. The
     requester's extraction there (stood in for by depin.outputs._WINDOWS: Windows cannot run here)

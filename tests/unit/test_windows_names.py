@@ -23,14 +23,12 @@ REFUSED = [
 ALLOWED = ["aux_c", "auxiliary.c", "console", "com10", "COM", "lpt", "Makefile", ".hidden", "a.b", "x..y", "caf\u00e9", "a b", "nulls.txt", "CONIN"]
 
 
-@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
 @pytest.mark.parametrize("name", REFUSED)
 def test_names_windows_cannot_hold(name: str) -> None:
     why = outputs.windows_name_fault(name)
     assert why is not None and "Windows" in why
 
 
-@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
 @pytest.mark.parametrize("name", ALLOWED)
 def test_names_windows_holds(name: str) -> None:
     assert outputs.windows_name_fault(name) is None
@@ -66,7 +64,6 @@ CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="extraction has no rule for names Windows cannot hold")
 @pytest.mark.parametrize("platform", ["nt", "posix"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_extraction_refuses_windows_only_names_on_windows_only(tmp_path: Path, platform: str, case: str) -> None:

@@ -451,3 +451,54 @@ def test_a_provider_trickling_its_result_is_cut_off(devnet: Devnet, archive, tmp
             requester.download_result(job_id, dest)
         assert not dest.exists()  # nothing extracted; the folder made for it removed
         assert hung_up.wait(30), "the client kept the connection open"
+
+
+@pytest.mark.xfail(strict=True, reason="a sealed salt that is not 32 bytes is used as it is: a commitment no bytes32 salt makes is accepted")
+@pytest.mark.parametrize("length", [31, 33])
+def test_a_sealed_salt_that_is_not_32_bytes_is_refused(devnet: Devnet, archive, tmp_path: Path, length: int) -> None:
+    """A commitment's salt is a bytes32 (keccak256(abi.encode(provider, jobId, digest, salt))).
+    A provider that seals a salt of another length and commits to keccak256 of the same bytes
+    packed with it had its result accepted as matching the commitment, though no reveal on chain
+    can ever show that salt. The requester refuses it (ResultMismatch naming the length), nothing
+    extracted."""
+    from depin.delivery import seal_bytes, seal_file
+
+    requester_account = devnet.new_account(10)
+    requester = devnet.client(requester_account)
+    mine = public_key_of(bytes(requester_account.key))
+    provider = devnet.client(devnet.new_account(1_000))
+    provider.register(to_wei(200), "http://provider")
+    job_id = requester.post_job(make_spec(108), reward=to_wei(1)).job_id  # sealed to the poster
+    provider.claim(job_id)
+    salt = bytes(range(length))
+    packed = bytes.fromhex(provider.address[2:]).rjust(32, b"\0") + job_id.to_bytes(32, "big") + archive.digest + salt
+    sealed = tmp_path / "sealed"
+    name = seal_file(mine, archive.path, sealed).hex()
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        uri = f"{base}/results/{name}"
+        provider.submit_result(job_id, keccak(packed), uri)
+        files[f"/results/{name}"] = sealed.read_bytes()
+        files[f"/results/{name}.json"] = json.dumps({
+            "job": job_id, "party": provider.address, "sha256": "0x" + name, "encrypt_to": "0x" + mine.hex(),
+            "salt_sealed": "0x" + seal_bytes(mine, salt).hex(),
+        }).encode()
+        with pytest.raises(ResultMismatch, match=f"salt .*{length} bytes.*32.*nothing extracted"):
+            requester.download_result(job_id, tmp_path / "mine")
+    assert not (tmp_path / "mine").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="a manifest salt that is not 32 bytes is reported as no manifest at all")
+def test_a_manifest_salt_that_is_not_32_bytes_is_named_as_such(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """A plaintext delivery whose manifest's salt is 31 bytes is refused saying so (it said there was
+    no manifest), and a salt given to download_result must be 32 bytes (ClientError), nothing extracted."""
+    files: dict[str, bytes] = {}
+    with serve(files) as base:
+        uri = f"{base}/results/short"
+        files["/results/short"] = archive.path.read_bytes()
+        requester, job_id = _submitted_job(devnet, archive.digest, uri, files, salt=SALT[:31])
+        with pytest.raises(ResultMismatch, match=r"manifest at .*short\.json holds no 32-byte salt"):
+            requester.download_result(job_id, tmp_path / "mine")
+        with pytest.raises(ClientError, match="salt must be 32 bytes, not 31"):
+            requester.download_result(job_id, tmp_path / "given", salt=SALT[:31])
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "given").exists()

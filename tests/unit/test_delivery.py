@@ -205,3 +205,30 @@ def test_keys_pubkey_prints_the_key_to_put_in_the_spec(tmp_path: Path) -> None:
     key_hex = result.stdout.strip()
     assert key_hex.startswith("0x04") and parse_public_key(key_hex) == PUB and KEY.hex() not in result.output
     assert parse_spec(_spec(delivery={"encrypt_to": key_hex})).encrypt_to == PUB
+
+
+@pytest.mark.xfail(strict=True, reason="open_file writes the decrypted plaintext with the umask's permissions (0644) and follows a planted link")
+def test_the_opened_plaintext_is_private_and_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """The decrypted archive (a requester's plaintext result: depin job result writes it beside the
+    download as ``<name>.open``) is created 0600 whatever the umask (0o022 here), and only created:
+    a file or a symbolic link already at its name is refused (FileExistsError) and left as it was,
+    never truncated, written through or removed."""
+    plain = tmp_path / "plain.tar"
+    plain.write_bytes(b"the requester's secret result" * 1000)
+    box = tmp_path / "box"
+    seal_file(PUB, plain, box)
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "opened.tar.open"
+        open_file(KEY, box, out)
+        assert out.read_bytes() == plain.read_bytes()
+        assert out.stat().st_mode & 0o777 == 0o600
+        victim = tmp_path / "victim"
+        victim.write_bytes(b"someone else's file")
+        planted = tmp_path / "planted.tar.open"
+        planted.symlink_to(victim)
+        with pytest.raises(FileExistsError):
+            open_file(KEY, box, planted)
+        assert victim.read_bytes() == b"someone else's file" and planted.is_symlink()
+    finally:
+        os.umask(old)

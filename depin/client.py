@@ -51,6 +51,7 @@ from depin.accounts import account_from_config, is_local_chain, refuse_dev_key_o
 from depin.addresses import parse_networks, public_resolver
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
+from depin.commitment import SALT_BYTES
 from depin.contracts import Deployed
 from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, parse_public_key, public_key_of
 from depin.delivery_check import fetch_manifest
@@ -1154,6 +1155,8 @@ class Client(ContractAddresses):
                 f"slashed, {format_tokens(settled.requester_refund)} {TOKEN_SYMBOL} refunded to the requester); "
                 "refusing it (nothing downloaded)"
             )
+        if salt is not None and len(salt) != SALT_BYTES:
+            raise ClientError(f"a commitment's salt must be {SALT_BYTES} bytes, not {len(salt)}")
         spec = self._parsed_spec(job.job_id)
         if max_bytes is None:
             max_bytes = self._output_limit(job.job_id, spec)
@@ -1199,15 +1202,21 @@ class Client(ContractAddresses):
                     ) from None
                 except ValueError:
                     raise ResultMismatch(f"the manifest of job {job.job_id}'s result has a malformed salt_sealed; refusing it") from None
+                if len(opened_salt) != SALT_BYTES:  # a commitment's salt is a bytes32: no reveal on chain could show this one
+                    raise ResultMismatch(
+                        f"the sealed salt of job {job.job_id}'s result is {len(opened_salt)} bytes, not the {SALT_BYTES} of a "
+                        "commitment's salt; refusing it (nothing extracted)"
+                    )
                 os.replace(plain, archive)
                 digest = _sha256_file(archive)
                 salt = salt if salt is not None else opened_salt
             match = self._match_digest(job.job_id, archive, digest)
             used_salt = salt if salt is not None else _salt_of(manifest)
             if used_salt is None:
+                why = f"no manifest at {sub.uri}.json" if manifest is None else f"the manifest at {sub.uri}.json holds no {SALT_BYTES}-byte salt"
                 raise ResultMismatch(
                     f"result of job {job.job_id} from {sub.uri}: no salt to check it against the provider's commitment "
-                    f"(no manifest at {sub.uri}.json; pass the salt); refusing it (nothing extracted)"
+                    f"({why}; pass the salt); refusing it (nothing extracted)"
                 )
             if _commitment(sub.provider, job.job_id, match, used_salt) != sub.commitment:
                 raise ResultMismatch(

@@ -184,10 +184,15 @@ def seal_file(public_key: str | bytes, src: Path, dest: Path) -> bytes:
 
 
 def open_file(private_key: bytes, src: Path, dest: Path, *, what: str = "the sealed archive") -> int:
-    """:func:`open_stream` from file `src` to file `dest`; `dest` is removed when opening fails."""
-    try:
-        with open(src, "rb") as fin, open(dest, "wb") as fout:
-            return open_stream(private_key, fin, fout, what=what)
-    except BaseException:
-        Path(dest).unlink(missing_ok=True)
-        raise
+    """:func:`open_stream` from file `src` to file `dest`; `dest` is removed when opening fails.
+    `dest` holds the plaintext, so it is created here, mode 0600 whatever the umask, and only
+    created: a file or symbolic link already at its name raises FileExistsError and is left as it
+    was (never truncated, written through or removed)."""
+    with open(src, "rb") as fin:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fout:
+                return open_stream(private_key, fin, fout, what=what)
+        except BaseException:
+            Path(dest).unlink(missing_ok=True)
+            raise

@@ -453,7 +453,6 @@ def test_a_provider_trickling_its_result_is_cut_off(devnet: Devnet, archive, tmp
         assert hung_up.wait(30), "the client kept the connection open"
 
 
-@pytest.mark.xfail(strict=True, reason="a sealed salt that is not 32 bytes is used as it is: a commitment no bytes32 salt makes is accepted")
 @pytest.mark.parametrize("length", [31, 33])
 def test_a_sealed_salt_that_is_not_32_bytes_is_refused(devnet: Devnet, archive, tmp_path: Path, length: int) -> None:
     """A commitment's salt is a bytes32 (keccak256(abi.encode(provider, jobId, digest, salt))).
@@ -488,7 +487,6 @@ def test_a_sealed_salt_that_is_not_32_bytes_is_refused(devnet: Devnet, archive, 
     assert not (tmp_path / "mine").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="a manifest salt that is not 32 bytes is reported as no manifest at all")
 def test_a_manifest_salt_that_is_not_32_bytes_is_named_as_such(devnet: Devnet, archive, tmp_path: Path) -> None:
     """A plaintext delivery whose manifest's salt is 31 bytes is refused saying so (it said there was
     no manifest), and a salt given to download_result must be 32 bytes (ClientError), nothing extracted."""

@@ -207,7 +207,6 @@ def test_keys_pubkey_prints_the_key_to_put_in_the_spec(tmp_path: Path) -> None:
     assert parse_spec(_spec(delivery={"encrypt_to": key_hex})).encrypt_to == PUB
 
 
-@pytest.mark.xfail(strict=True, reason="open_file writes the decrypted plaintext with the umask's permissions (0644) and follows a planted link")
 def test_the_opened_plaintext_is_private_and_never_written_through_a_planted_link(tmp_path: Path) -> None:
     """The decrypted archive (a requester's plaintext result: depin job result writes it beside the
     download as ``<name>.open``) is created 0600 whatever the umask (0o022 here), and only created:

@@ -500,3 +500,32 @@ def test_a_manifest_salt_that_is_not_32_bytes_is_named_as_such(devnet: Devnet, a
         with pytest.raises(ClientError, match="salt must be 32 bytes, not 31"):
             requester.download_result(job_id, tmp_path / "given", salt=SALT[:31])
     assert not (tmp_path / "mine").exists() and not (tmp_path / "given").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="entries outside output.match extract without a word, though nothing (no commitment, no verifier) covers them")
+def test_entries_outside_the_output_selection_are_extracted_and_counted(devnet: Devnet, archive, tmp_path: Path) -> None:
+    """Under ``output.match`` the provider's commitment (and a verifier's run) covers only the
+    selected entries; the rest of the archive is extracted as the provider delivered it. The
+    client counts them (FetchedResult.outside_match: ``sub`` and ``sub/data.bin`` of 3 entries,
+    only ``answer.txt`` selected) and `depin job result` says so in one note; a job without a
+    selector has none."""
+    from depin.outputs import match_digest
+
+    from .test_cli import net, ok
+
+    spec = parse_spec({**json.loads(make_spec(109).to_bytes()), "output": {"match": ["answer.txt"]}})
+    files: dict[str, bytes] = {"/results/m": archive.path.read_bytes(), "/results/p": archive.path.read_bytes()}
+    with serve(files) as base:
+        requester, job_id = _submitted_job(devnet, match_digest(archive.path, ["answer.txt"]), f"{base}/results/m", files, spec=spec)
+        fetched = requester.download_result(job_id, tmp_path / "sdk")
+        assert (fetched.outside_match, fetched.entries) == (2, 3)
+        assert (tmp_path / "sdk" / "sub" / "data.bin").read_bytes() == bytes(range(256))  # extracted all the same
+        result = ok("job", "result", job_id, "--out", tmp_path / "cli", *net(devnet))
+        notes = [line for line in result.stderr.splitlines() if "output.match" in line]
+        assert len(notes) == 1 and notes[0].startswith("note: 2 of the result's 3 entries lie outside"), result.stderr
+        assert "extracted" in notes[0] and len(result.stdout.strip().splitlines()) == 1
+        assert (tmp_path / "cli" / "sub" / "data.bin").exists()
+        plain_requester, plain_job = _submitted_job(devnet, archive.digest, f"{base}/results/p", files)
+        assert plain_requester.download_result(plain_job, tmp_path / "plain").outside_match == 0
+        result = ok("job", "result", plain_job, "--out", tmp_path / "cli-plain", *net(devnet))
+        assert "output.match" not in result.stderr

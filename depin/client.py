@@ -371,6 +371,12 @@ class FetchedResult:
     # reproducible and its result unconfirmed; PROVIDER_WRONG is only extracted when allowed.
     status: JobStatus = JobStatus.NONE
     outcome: Outcome | None = None
+    # Under the spec's ``output.match``: how many of the result's entries below out/ (`entries`) lie
+    # outside the selection (not selected, nor a directory on the way to a selected one). They are
+    # extracted, but the commitment (and a verifier's run) covers only the selected part. 0 (and 0
+    # entries counted) without a selector.
+    outside_match: int = 0
+    entries: int = 0
 
 
 @dataclass(frozen=True)
@@ -1210,7 +1216,7 @@ class Client(ContractAddresses):
                 os.replace(plain, archive)
                 digest = _sha256_file(archive)
                 salt = salt if salt is not None else opened_salt
-            match = self._match_digest(job.job_id, archive, digest)
+            match, outside, entries = self._match_digest(job.job_id, archive, digest)
             used_salt = salt if salt is not None else _salt_of(manifest)
             if used_salt is None:
                 why = f"no manifest at {sub.uri}.json" if manifest is None else f"the manifest at {sub.uri}.json holds no {SALT_BYTES}-byte salt"
@@ -1244,7 +1250,7 @@ class Client(ContractAddresses):
         asked = spec is not None and spec.encrypt_to is not None
         return FetchedResult(
             job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed,
-            status=job.status, outcome=outcome,
+            status=job.status, outcome=outcome, outside_match=outside, entries=entries,
         )
 
     def _delivery_key(self, decrypt_key: bytes | None) -> bytes:
@@ -1289,21 +1295,24 @@ class Client(ContractAddresses):
             raise ClientError(f"allowed networks {list(allow_networks)!r}: not networks in CIDR form (such as 10.1.2.0/24): {exc}") from None
         return _ResultSource(public_resolver(networks), ("http", "https", "file") if local else ("http", "https"))
 
-    def _match_digest(self, job_id: int, archive: Path, sha256: bytes) -> bytes:
+    def _match_digest(self, job_id: int, archive: Path, sha256: bytes) -> tuple[bytes, int, int]:
         """The digest the provider committed to: the archive's sha256, or, when the spec selects
-        part of the output (``output.match``), the match digest of that part (depin.outputs)."""
+        part of the output (``output.match``), the match digest of that part (depin.outputs); and
+        how many of the archive's entries below ``out/`` lie outside that part, of how many (0, 0
+        without a selector)."""
         try:
             spec = parse_spec(self.spec_bytes(job_id))
         except (DepinError, ValueError):
-            return sha256
+            return sha256, 0, 0
         patterns = getattr(spec, "match", None)
         if not patterns:
-            return sha256
-        match_digest = getattr(depin_outputs, "match_digest", None)
-        if match_digest is None:  # pragma: no cover - depin.outputs predates output selectors
+            return sha256, 0, 0
+        match_selection = getattr(depin_outputs, "match_selection", None)
+        if match_selection is None:  # pragma: no cover - depin.outputs predates output selectors
             raise ResultUnavailable(f"job {job_id}'s spec selects output entries; this depin cannot digest them")
         try:
-            return bytes(match_digest(archive, patterns))
+            chosen = match_selection(archive, patterns)
+            return bytes(chosen.digest), chosen.outside, chosen.entries
         # what the provider served is no result archive (a ValueError: tarfile seeking past a file offset, as the juror's check knows)
         except (UnsafeArchive, tarfile.TarError, OSError, ValueError) as exc:
             raise ResultMismatch(

@@ -58,7 +58,9 @@ match digest is the result digest itself. It is computed from the result archive
 (:func:`match_digest`) or from the output folder (:func:`build_archive` with ``select``); both give
 the same bytes, so a provider, a verifier and a requester holding only the archive agree.
 An archive in which an entry does not follow the directory entry of its folder (as
-:func:`build_archive` writes them) is no result archive to :func:`match_digest`.
+:func:`build_archive` writes them) is no result archive to :func:`match_digest`. The result is
+still the whole archive: extraction writes every entry, selected or not, and
+:func:`match_selection` counts those no match digest covers (``depin job result`` notes them).
 
 A **pattern** is a ``/``-separated path relative to ``out/``: 1 to ``MAX_PATTERN_BYTES`` bytes of
 printable characters, no leading ``/``, no empty, ``.`` or ``..`` component, no backslash. Inside a
@@ -764,15 +766,35 @@ class _HashSink:
         return self.size
 
 
+@dataclass(frozen=True)
+class MatchSelection:
+    """An archive under an output selector: its match digest, and how many of its entries below
+    ``out/`` the match archive holds (`selected`: the selected ones and the directories on the way)
+    of all of them (`entries`). The others are in the result but no match digest covers them."""
+
+    digest: bytes
+    entries: int
+    selected: int
+
+    @property
+    def outside(self) -> int:
+        return self.entries - self.selected
+
+
 def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
     """The match digest of the ``depin-result-v1`` archive at `archive` under the output selector
     `select` (see the module doc): with None the archive's own sha256; else the sha256 of the
     archive re-emitted with only the selected ``out/`` entries, bit for bit what
     :func:`build_archive` with ``select`` writes from the output folder. Raises ValueError for bad
     patterns and :class:`UnsafeArchive` for an archive that is not of the format."""
-    archive = Path(archive)
     if select is None:
-        return file_sha256(archive)
+        return file_sha256(Path(archive))
+    return match_selection(archive, select).digest
+
+
+def match_selection(archive: Path, select: Sequence[str]) -> MatchSelection:
+    """:func:`match_digest` under the selector `select`, with the counts of :class:`MatchSelection`."""
+    archive = Path(archive)
     patterns = check_patterns(select)
     with open_result(archive) as tar:
         members = _members(tar)
@@ -821,7 +843,7 @@ def match_digest(archive: Path, select: Sequence[str] | None) -> bytes:
                     out.addfile(_info(name, tarfile.SYMTYPE, 0o777, linkname=entry.linkname))
                 else:
                     out.addfile(_info(name, tarfile.REGTYPE, 0o755 if entry.executable else 0o644, entry.size), tar.extractfile(by_rel[entry.rel]))
-    return sink.h.digest()
+    return MatchSelection(sink.h.digest(), len(rels), len(chosen))
 
 
 # --- extraction ---------------------------------------------------------------------------------

@@ -973,6 +973,12 @@ def job_result(
         f"job {fetched.job_id}: result 0x{fetched.digest.hex()} matches the commitment ({fetched.size:,} bytes from {printable(fetched.uri)}){sealed}; "
         f"exit code {fetched.exit_code}; extracted to {fetched.path}{upheld}"
     )
+    if fetched.outside_match:
+        typer.echo(
+            f"note: {fetched.outside_match} of the result's {fetched.entries} entries lie outside the spec's output.match selection: "
+            "extracted as the provider delivered them, but the commitment (and any verifier's run) covers only the selected ones",
+            err=True,
+        )
     if fetched.outcome == Outcome.PROVIDER_WRONG:
         typer.echo(
             f"warning: job {fetched.job_id}'s court ruled this result WRONG (outcome ProviderWrong: the provider's collateral "

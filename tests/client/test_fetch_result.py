@@ -502,7 +502,6 @@ def test_a_manifest_salt_that_is_not_32_bytes_is_named_as_such(devnet: Devnet, a
     assert not (tmp_path / "mine").exists() and not (tmp_path / "given").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="entries outside output.match extract without a word, though nothing (no commitment, no verifier) covers them")
 def test_entries_outside_the_output_selection_are_extracted_and_counted(devnet: Devnet, archive, tmp_path: Path) -> None:
     """Under ``output.match`` the provider's commitment (and a verifier's run) covers only the
     selected entries; the rest of the archive is extracted as the provider delivered it. The

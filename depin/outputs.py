@@ -88,7 +88,8 @@ two names that differ only in case or Unicode normalization (one file on macOS o
 :func:`_fold`, refused on every system), and every link target relative, resolving inside
 ``out/`` without stepping through another link; on Windows only, no name Windows cannot hold
 (:func:`windows_name_fault`: a device name such as ``AUX`` or ``aux.c``, a trailing dot or space,
-``<>:"|?*\\`` or a control character; in a link's target too): an honest Linux output may hold
+``<>:"|?*\\`` or a control character, the form of an 8.3 short name such as ``RESULT~1.JSO``,
+which may be another member's alias; in a link's target too): an honest Linux output may hold
 ``aux.c``, so the provider's walk accepts them and the result extracts on Linux and macOS. A member breaking one of these raises
 :class:`UnsafeArchive` and nothing is extracted; the extraction itself still uses ``tarfile``'s
 ``data`` filter as a second line, but for symbolic links' targets (:func:`_second_line`).
@@ -105,6 +106,7 @@ import fnmatch
 import hashlib
 import io
 import os
+import re
 import stat
 import tarfile
 import unicodedata
@@ -968,6 +970,9 @@ _WINDOWS = os.name == "nt"
 _WINDOWS_DEVICES = frozenset(
     {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
 )
+# An 8.3 short name (``RESULT~1.JSO``): where short names are on, another member's alias, and
+# writing it would overwrite that checked member (git refuses the like for .git, CVE-2019-1353).
+_SHORT_NAME = re.compile(r"([^.]+~[0-9]+)(?:\.[^.]{1,3})?")
 _WINDOWS_CHARS = frozenset('<>:"|?*\\') | frozenset(chr(c) for c in range(32))
 
 
@@ -981,6 +986,9 @@ def windows_name_fault(name: str) -> str | None:
     base = name.split(".", 1)[0].rstrip(" ").upper()
     if base in _WINDOWS_DEVICES:
         return f"{base} is a device name on Windows, with any extension"
+    short = _SHORT_NAME.fullmatch(name)
+    if short is not None and len(short[1]) <= 8:
+        return "it has the form of an 8.3 short name, which on Windows may be another file's alias (RESULT~1.JSO for result.json5)"
     return None
 
 

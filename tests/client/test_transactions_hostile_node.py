@@ -9,6 +9,7 @@ transaction and answers "nonce too low", an absurd fee suggestion, a receipt not
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -398,7 +399,7 @@ def test_without_a_txpool_api_the_no_op_outbids_its_own_refused_tries_until_the_
     tries = [TypedTransaction.from_bytes(HexBytes(raw)).as_dict() for m, raw in proxy.calls if m == "eth_sendRawTransaction"]
     noops = [t for t in tries if t["nonce"] == start]
     assert len(noops) >= 2 and held.replaced_by == noops[-1]  # refused at first: the fees were not readable
-    for earlier, later in zip(noops, noops[1:]):
+    for earlier, later in itertools.pairwise(noops):
         assert later["maxPriorityFeePerGas"] * 8 >= earlier["maxPriorityFeePerGas"] * 9
         assert later["maxFeePerGas"] * 8 >= earlier["maxFeePerGas"] * 9
     assert all(t["maxFeePerGas"] <= tx.max_fee and t["maxPriorityFeePerGas"] <= tx.max_tip for t in tries)

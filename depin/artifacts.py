@@ -57,3 +57,35 @@ def load_artifact(name: str) -> dict[str, Any]:
 def load_abi(name: str) -> list[dict[str, Any]]:
     """The ABI of contract `name`, e.g. ``load_abi("JobMarket")``."""
     return load_artifact(name)["abi"]
+
+
+@cache
+def _runtime_code(name: str) -> bytes:
+    return bytes.fromhex(load_artifact(name)["deployedBytecode"].removeprefix("0x"))
+
+
+def runtime_code_matches(name: str, code: bytes) -> bool:
+    """Whether `code` (what ``eth_getCode`` answers for an address) is the runtime code of the
+    shipped contract `name`, its immutables aside.
+
+    The compiler leaves each immutable as ``PUSH32 0`` in the runtime code and the constructor
+    writes the value in place, so every byte must match but the 32 bytes after a ``PUSH32`` whose
+    operand is zero in the artifact. The metadata trailer (its CBOR, whose last two bytes are its
+    length) matches byte for byte: another build of the sources, or another version's, does not match.
+    """
+    shipped = _runtime_code(name)
+    if len(code) != len(shipped) or len(shipped) < 2:
+        return False
+    trailer = len(shipped) - 2 - int.from_bytes(shipped[-2:], "big")
+    if trailer < 0 or code[trailer:] != shipped[trailer:]:
+        return False
+    i = 0
+    while i < trailer:
+        op = shipped[i]
+        size = op - 0x5F if 0x60 <= op <= 0x7F else 0  # PUSH1..PUSH32 operand bytes
+        operand = shipped[i + 1 : i + 1 + size]
+        immutable = size == 32 and not any(operand)
+        if code[i] != op or (not immutable and code[i + 1 : i + 1 + size] != operand):
+            return False
+        i += 1 + size
+    return True

@@ -15,8 +15,8 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from depin.accounts import DEV_ADDRESSES, dev_account
-from depin.deployment import REPO_ROOT, Deployment, to_wei
+from depin.accounts import dev_account
+from depin.deployment import REPO_ROOT, to_wei
 from depin.outputs import build_archive
 from depinctl import cli_job
 from depinctl.cli import _redact, app
@@ -529,15 +529,11 @@ def test_a_provider_written_uri_cannot_drive_the_terminal(devnet: Devnet, tmp_pa
 def test_dev_account_refused_off_devnet(tmp_path: Path) -> None:
     proc, url = start_anvil(tmp_path / "anvil", args=("--silent", "--chain-id", "11155111"))
     try:
-        market = "0x" + "11" * 20
-        from depin.chain import RpcClient
+        # a real deployment (connect checks the contracts before the key), as a testnet rehearsal deploys it
+        from depinctl.deploy import deploy_with_ape
 
-        RpcClient.from_url(url).call("anvil_setCode", [market, "0x00"])
-        dep = Deployment(11155111, "sepolia", 0, {"JobMarket": market, "RewardToken": "0x" + "22" * 20,
-                                                  "ProviderStaking": "0x" + "33" * 20,
-                                                  "VerificationCourt": "0x" + "44" * 20}, {}, DEV_ADDRESSES[0])
-        (tmp_path / "11155111.json").write_text(dep.to_json())
-        args = ["--rpc-url", url, "--deployment", tmp_path / "11155111.json"]
+        deploy_with_ape(url, tmp_path / "deployments", extra_args=("--account", "TEST::0"), timeout=240)
+        args = ["--rpc-url", url, "--deployment", tmp_path / "deployments" / "11155111.json"]
         fails("provider", "withdraw", "--dev-account", "1", *args, match="refusing Anvil's public development key 1")
         fails("job", "cancel", "1", "--dev-account", "0", *args, match="on chain 11155111")
     finally:

@@ -46,7 +46,6 @@ def test_the_real_deployment_file_connects(devnet: Devnet) -> None:
     assert client.market == devnet.deployment.addresses["JobMarket"]
 
 
-@pytest.mark.xfail(strict=True, reason="connect trusts any code at the file's JobMarket: a deposit approves the attacker's contract")
 def test_a_file_naming_an_attackers_market_gets_no_approval(devnet: Devnet, tmp_path: Path) -> None:
     attacker = attacker_contract(devnet)
     victim = devnet.new_account(tokens=20)
@@ -61,21 +60,18 @@ def test_a_file_naming_an_attackers_market_gets_no_approval(devnet: Devnet, tmp_
     assert "JobMarket" in refused
 
 
-@pytest.mark.xfail(strict=True, reason="connect does not check the file's ProviderStaking against the market's")
 def test_a_file_naming_an_attackers_staking_contract_is_refused(devnet: Devnet, tmp_path: Path) -> None:
     path = hostile_file(devnet, tmp_path, ProviderStaking=attacker_contract(devnet))
     with pytest.raises(ClientError, match="ProviderStaking"):
         Client.connect(devnet.url, path)
 
 
-@pytest.mark.xfail(strict=True, reason="connect does not check that the file's RewardToken has code")
 def test_a_file_naming_an_address_without_code_is_refused(devnet: Devnet, tmp_path: Path) -> None:
     path = hostile_file(devnet, tmp_path, RewardToken=Account.create().address)
     with pytest.raises(ClientError, match="RewardToken"):
         Client.connect(devnet.url, path)
 
 
-@pytest.mark.xfail(strict=True, reason="connect accepts another contract of the deployment as its JobMarket")
 def test_a_file_naming_another_contract_of_the_deployment_as_the_market_is_refused(devnet: Devnet, tmp_path: Path) -> None:
     addresses = devnet.deployment.addresses
     path = hostile_file(devnet, tmp_path, JobMarket=addresses["VerificationCourt"], VerificationCourt=addresses["JobMarket"])
@@ -83,7 +79,6 @@ def test_a_file_naming_another_contract_of_the_deployment_as_the_market_is_refus
         Client.connect(devnet.url, path)
 
 
-@pytest.mark.xfail(strict=True, reason="connect accepts a JobMarket of another build (stale file, other version)")
 def test_a_market_of_another_build_is_refused(devnet: Devnet, tmp_path: Path) -> None:
     """The real market's code with one byte of its metadata hash changed (what another build of the
     sources, or another version's, deploys): it answers every call as the market does."""
@@ -94,7 +89,6 @@ def test_a_market_of_another_build_is_refused(devnet: Devnet, tmp_path: Path) ->
         Client.connect(devnet.url, path)
 
 
-@pytest.mark.xfail(strict=True, reason="connect does not check the file's court and randomness against the market's")
 def test_a_file_whose_court_is_not_the_markets_is_refused(devnet: Devnet, tmp_path: Path) -> None:
     path = hostile_file(devnet, tmp_path, VerificationCourt=attacker_contract(devnet))
     with pytest.raises(ClientError, match="VerificationCourt"):

@@ -193,6 +193,44 @@ def deploy_steps(params: NetworkParameters, court_name: str) -> list[tuple[str, 
     return steps
 
 
+# What each step sends of the parameters (keys of the deployment file's "parameters"; "market" is
+# every market key, "market.drawDelay" that one): a deploy that stopped halfway (setParams refused a
+# value out of the contract's range, say) is resumed with the value fixed when no step it had sent used it.
+STEP_PARAMETERS = {
+    "RewardToken": ("token",),
+    "Randomness": ("randomness",),
+    "JobMarket": ("randomness", "market.drawDelay", "jobSlots", "staking"),
+    "CourtEngine": (),
+    "VerificationCourt": ("court", "courtContract", "market.drawDelay", "market.maxRuntime"),
+    "setParams": ("market",),
+    "arbiterRole": ("arbiter",),
+    "minterRole": ("devnetFaucet",),
+}
+
+
+def _flat(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{key}.{sub}" if isinstance(value, dict) else key: item
+        for key, value in parameters.items()
+        for sub, item in (value.items() if isinstance(value, dict) else [(None, value)])
+    }
+
+
+def parameters_used_and_changed(recorded: dict[str, Any], parameters: dict[str, Any], sent: Sequence[str]) -> list[str]:
+    """The parameters (``step: key``) that differ between `recorded` and `parameters` and that a step
+    in `sent` (those a stopped deploy sent, settled or not) used (:data:`STEP_PARAMETERS`; a step not
+    listed there used all of them)."""
+    old, new = _flat(recorded), _flat(parameters)
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key, None) != new.get(key, None))
+    used = []
+    for step in sent:
+        uses = STEP_PARAMETERS.get(step)
+        for key in changed:
+            if uses is None or any(key == u or key.startswith(u + ".") for u in uses):
+                used.append(f"{step}: {key}")
+    return used
+
+
 def deploy_cost(gas: int, max_fee: int, reserved_gas: int = 0) -> int:
     """The most wei the transactions of `gas` (the sum of their :data:`STEP_GAS`) cost at `max_fee`
     wei per gas, plus `reserved_gas` at that fee: what the node wants held for the last one beyond its

@@ -85,6 +85,7 @@ from depinctl.deploy import (
     deploy_cost,
     deploy_steps,
     ensure_current_build,
+    parameters_used_and_changed,
     partial_path,
 )
 
@@ -219,16 +220,25 @@ def open_journal(
             f"{where} was sent by {journal.deployer}, this deploy's account is {deployer.address}: "
             "run it again with that account (--account), or move the file away to deploy a new set"
         )
-    if journal.parameters != json.loads(json.dumps(parameters)):  # as the record holds them
-        raise click.ClickException(f"{where} used other parameters (the parameters file, --court or --arbiter changed): restore them, or move the file away to deploy a new set")
     first = journal.steps.get("RewardToken", {}).get("address")
     if first is not None and rpc.get_code(first) in ("0x", "0x0"):
         click.echo(f"{where} is not on this chain (no code at its RewardToken {first}); deploying a new set")
         return DeployJournal(path, chain_id, deployer.address, parameters)
     try:
-        journal.reconcile(rpc, steps)
+        journal.reconcile(rpc, steps)  # drops the steps that failed or were never taken
     except DepinError as exc:
         raise click.ClickException(one_line(exc)) from None
+    as_recorded = json.loads(json.dumps(parameters))
+    if journal.parameters != as_recorded:
+        used = parameters_used_and_changed(journal.parameters, as_recorded, list(journal.steps))
+        if used:
+            raise click.ClickException(
+                f"{where} sent other parameters ({', '.join(used)[:200]}; the parameters file, --court or --arbiter "
+                "changed): restore them, or move the file away to deploy a new set"
+            )
+        click.echo(f"{where}: the parameters changed only where it had not sent them; resuming with the new ones")
+        journal.parameters = as_recorded
+        journal.save()
     done = [step for step, _ in steps if journal.done(step)]
     click.echo(f"resuming {where}: {len(done)} of {len(steps)} transactions done ({', '.join(done) or 'none'})")
     return journal

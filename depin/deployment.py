@@ -64,7 +64,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from depin.atomicfile import write_atomically
 from depin.errors import DepinError
@@ -274,10 +274,19 @@ class ParametersError(ValueError):
 def load_parameters(chain_id: int, path: Path = DEFAULT_PARAMETERS_FILE) -> NetworkParameters:
     """The parameters for `chain_id` from the parameters file."""
     with open(path, "rb") as f:
-        data = tomllib.load(f)
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ParametersError(f"{shown_path(path)} is not TOML: {exc}") from None
     for name, entry in data.get("networks", {}).items():
         if chain_id in entry.get("chain_ids", []):
-            return NetworkParameters(name=name, **entry)
+            try:
+                return NetworkParameters(name=name, **entry)
+            except ValidationError as exc:  # a typo'd or missing key, a value of the wrong type
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+                )
+                raise ParametersError(f"{shown_path(path)} [networks.{name}]: {problems[:400]}") from None
     known = {n: e.get("chain_ids") for n, e in data.get("networks", {}).items()}
     raise ParametersError(
         f"no deployment parameters for chain id {chain_id} in {path}; known networks: {known}. "

@@ -33,7 +33,6 @@ def test_a_value_a_sent_contract_was_built_with_may_not() -> None:
     assert parameters_used_and_changed(RECORDED, changed("court", "rhoPct", 300), ["SomeNewStep"]) == ["SomeNewStep: court.rhoPct"]
 
 
-@pytest.mark.xfail(strict=True, reason="a typo'd or malformed parameters file is a pydantic/TOML traceback in the deploy, not a ParametersError line")
 @pytest.mark.parametrize(
     ("edit", "named"),
     [((" fee_bps = 200,", " fee_bsp = 200,"), "fee_bsp"), (("devnet_faucet = true", "devnet_fauset = true"), "devnet_fauset"),

@@ -783,3 +783,39 @@ def test_config_file_supplies_network_and_key(devnet: Devnet, tmp_path: Path) ->
 )
 def test_redact_hides_the_password(url: str, shown: str) -> None:
     assert _redact(url) == shown
+
+
+# ------------------------------------------------------------------------------------ contradictory options
+
+
+@pytest.mark.xfail(strict=True, reason="--keystore and --dev-account together: --dev-account silently ignored")
+def test_two_signing_keys_are_refused_not_one_silently_ignored(tmp_path: Path) -> None:
+    """`--keystore FILE --dev-account N` (or $DEPIN_KEYSTORE set and --dev-account given) signed with
+    the keystore and dropped --dev-account without a word: the post sealed its result to, and paid
+    its escrow from, another account than the one the command line names. Refused, as `keys pubkey`
+    refuses PATH with --dev-account, before any node is asked (here a closed port)."""
+    from depin.accounts import new_keystore
+
+    new_keystore(tmp_path / "k.json", "pw")
+    env = {"DEPIN_KEYSTORE_PASSWORD": "pw"}
+    post = ["job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1"]
+    for extra in (["--dry-run"], ["--rpc-url", "http://127.0.0.1:1"]):
+        line = fails(*post, *extra, "--keystore", tmp_path / "k.json", "--dev-account", "4", env=env,
+                     match="--keystore")
+        assert "--dev-account" in line and "one" in line, line
+    fails(*post, "--dry-run", "--dev-account", "4", env={**env, "DEPIN_KEYSTORE": str(tmp_path / "k.json")},
+          match="$DEPIN_KEYSTORE")
+    fails("provider", "withdraw", "--keystore", tmp_path / "k.json", "--dev-account", "1", "--rpc-url",
+          "http://127.0.0.1:1", env=env, match="--dev-account")
+
+
+@pytest.mark.xfail(strict=True, reason="job watch --interval -1 says 'sleep length must be non-negative'; 0 busy-polls")
+def test_job_watch_refuses_a_useless_interval_or_timeout_before_connecting() -> None:
+    """`job watch 1 --interval -1` printed the job's status, then "error: sleep length must be
+    non-negative" (Python's words, no option named); `--interval 0` asked the node as fast as it
+    could answer, for ever; `--timeout -5` was taken. Each is a usage error naming its option,
+    said before any node is asked (here a closed port)."""
+    for option, value in (("--interval", "-1"), ("--interval", "0"), ("--timeout", "-5")):
+        result = run("job", "watch", "1", option, value, "--rpc-url", "http://127.0.0.1:1")
+        assert result.exit_code == 2, (option, value, result.exit_code, result.stderr)
+        assert option in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -40,6 +40,7 @@ from depinctl.cliutil import (
     RedisUrlOpt,
     RpcUrlOpt,
     ago,
+    check_output_file,
     default_redis_url,
     default_rpc_url,
     find_deployment_file,
@@ -146,6 +147,7 @@ def demo(
     Example: depin demo --scenario wash --scenario cheater
     """
 
+    check_output_file(json_path, "--json")  # written at the end of the run: said now, not after it
     try:
         chosen = demo_mod.choose(scenario)
     except ValueError as exc:
@@ -171,6 +173,7 @@ def sim(
 
     Example: depin sim --json sim.json
     """
+    check_output_file(json_path, "--json")  # written at the end of the run: said now, not after it
     from depinctl.sim import run as sim_run  # lazy: start-up (ape, eth-abi)
 
     raise typer.Exit(sim_run.main(json_path, only=only))

@@ -798,8 +798,10 @@ def job_status(
 @user_errors
 def job_watch(
     job_id: JobIdArg,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 1.0,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks.")] = 1.0,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, show_default="none: until settled", help="Give up after this many seconds (exit 1).")
+    ] = None,
     redis_url: RedisUrlOpt = None,
     namespace: NamespaceOpt = "depin",
     rpc_url: RpcUrlOpt = None,

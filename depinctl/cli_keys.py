@@ -101,6 +101,17 @@ def parse_tokens(text: str, what: str = "amount") -> int:
 _UNITS_DIGITS = 100  # more than any uint256 (78 digits) needs
 
 
+def _one_key(keystore: Path | None, dev_account: int | None) -> None:
+    """Refuses two key options (a --dev-account beside --keystore or $DEPIN_KEYSTORE): which one
+    signs, pays and is sealed to is not for the CLI to guess (it used to drop --dev-account)."""
+    if keystore is not None and dev_account is not None:
+        from depin.accounts import AccountError  # lazy: start-up
+
+        raise AccountError(
+            f"--keystore {keystore} (or $DEPIN_KEYSTORE) and --dev-account {dev_account} name two signing keys: give one of them"
+        )
+
+
 def open_client(
     *,
     rpc_url: str | None,
@@ -116,6 +127,7 @@ def open_client(
     from depin.accounts import load_account  # lazy: start-up
     from depin.client import Client  # lazy: start-up
 
+    _one_key(keystore, dev_account)  # before any node is asked
     cfg = None
     if config is not None:
         from depin.config import load_config  # lazy: start-up
@@ -155,6 +167,7 @@ def signing_account(
         from depin.config import load_config  # lazy: start-up
 
         cfg = load_config(config)
+    _one_key(keystore, dev_account)
     if keystore is None and dev_account is None and cfg is not None:
         keystore, dev_account = cfg.key.keystore, cfg.key.dev_account
         password_file = password_file or cfg.key.password_file

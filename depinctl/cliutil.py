@@ -124,6 +124,27 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def output_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be written as a new or replaced file, or None. For the options naming a file
+    that a long run writes at its end (``sim --json``, ``demo --json``): said before the run, not after."""
+    if path.is_dir():
+        return "is a directory"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    if not os.access(folder if not path.exists() else path, os.W_OK):
+        return "is not writable"
+    return None
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """Exits 2 (a usage error) with one ``error:`` line when `path` cannot be written."""
+    problem = None if path is None else output_file_problem(path)
+    if problem is not None:
+        typer.echo(f"error: {option} {printable(str(path))}: {problem}; name a file in an existing, writable folder", err=True)
+        raise typer.Exit(2)
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 

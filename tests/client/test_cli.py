@@ -788,7 +788,6 @@ def test_redact_hides_the_password(url: str, shown: str) -> None:
 # ------------------------------------------------------------------------------------ contradictory options
 
 
-@pytest.mark.xfail(strict=True, reason="--keystore and --dev-account together: --dev-account silently ignored")
 def test_two_signing_keys_are_refused_not_one_silently_ignored(tmp_path: Path) -> None:
     """`--keystore FILE --dev-account N` (or $DEPIN_KEYSTORE set and --dev-account given) signed with
     the keystore and dropped --dev-account without a word: the post sealed its result to, and paid
@@ -809,7 +808,6 @@ def test_two_signing_keys_are_refused_not_one_silently_ignored(tmp_path: Path) -
           "http://127.0.0.1:1", env=env, match="--dev-account")
 
 
-@pytest.mark.xfail(strict=True, reason="job watch --interval -1 says 'sleep length must be non-negative'; 0 busy-polls")
 def test_job_watch_refuses_a_useless_interval_or_timeout_before_connecting() -> None:
     """`job watch 1 --interval -1` printed the job's status, then "error: sleep length must be
     non-negative" (Python's words, no option named); `--interval 0` asked the node as fast as it

@@ -27,7 +27,6 @@ def _bad_paths(tmp_path: Path) -> list[Path]:
     return [tmp_path / "missing" / "out.json", tmp_path / "a-dir", tmp_path / "a-file" / "out.json"]
 
 
-@pytest.mark.xfail(strict=True, reason="sim/demo --json to an unwritable path: traceback after the run, results lost")
 @pytest.mark.parametrize("command", ["sim", "demo"])
 def test_an_unwritable_json_file_is_refused_before_the_run(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import depinctl.sim.run as sim_run

@@ -611,7 +611,13 @@ def indexer_run(
     if metrics_port:
         from indexer.metrics import serve_metrics  # lazy: start-up
 
-        serve_metrics(metrics_port)
+        try:
+            serve_metrics(metrics_port)
+        except OSError as exc:  # taken: one line, not a traceback
+            raise ValueError(
+                f"--metrics-port {metrics_port}: cannot listen on 127.0.0.1:{metrics_port}: {exc.strerror or exc}; "
+                "choose a free port"
+            ) from None
     started = time.monotonic()
     try:
         Indexer(config).run(stop)

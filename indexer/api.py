@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from pydantic import AfterValidator, BaseModel
 
 from depin import __version__
 from depin.chain import RpcClient, head_reader
+from depin.errors import IndexerError
 from depin.keys import JOB_STATUSES
 from indexer.metrics import add_index_metrics
 from indexer.query import (
@@ -328,12 +330,27 @@ def create_app(
     return app
 
 
+def _check_bind(host: str, port: int) -> None:
+    """Raises :class:`IndexerError` (one line at the CLI) when nothing could listen on `host`:`port`
+    (taken, or no such local address), probed as uvicorn binds (SO_REUSEADDR). A probe: a port
+    taken between it and uvicorn's bind still fails there."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise IndexerError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose a free --port (or another --host)"
+        ) from None
+
+
 def serve(config: ApiConfig | IndexerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serves the API for `config`'s deployment with uvicorn until interrupted (SIGINT/SIGTERM)."""
     import uvicorn  # lazy: start-up (only `depin indexer api` runs it)
 
     reader = IndexerReader.for_deployment(config.redis_url, config.deployment_file, config.namespace)
     reader.ping()  # fail now, with one clear error, when Redis is unreachable
+    _check_bind(host, port)  # and when the port is taken (uvicorn: log lines, exit status 3)
     head = head_reader(config.rpc_url) if config.rpc_url else None
     clock = BlockClock(RpcClient.from_url(config.rpc_url, timeout=5.0).get_blocks) if config.rpc_url else None
     if threading.current_thread() is threading.main_thread():

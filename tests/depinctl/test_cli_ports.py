@@ -57,13 +57,11 @@ def _one_error_line(result: subprocess.CompletedProcess[str], port: int) -> str:
     return errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason="indexer run --metrics-port on a taken port: a traceback")
 def test_indexer_run_metrics_port_taken(tmp_path: Path, taken_port: int) -> None:
     line = _one_error_line(_depin(tmp_path, "indexer", "run", "--metrics-port", str(taken_port)), taken_port)
     assert "--metrics-port" in line
 
 
-@pytest.mark.xfail(strict=True, reason="indexer api / explorer on a taken port: uvicorn log lines and exit status 3")
 @pytest.mark.parametrize("command", [("indexer", "api"), ("explorer",)], ids=["indexer api", "explorer"])
 def test_api_port_taken(tmp_path: Path, taken_port: int, command: tuple[str, ...], redis_url: str) -> None:
     line = _one_error_line(_depin(tmp_path, *command, "--port", str(taken_port), redis=redis_url), taken_port)

@@ -70,6 +70,7 @@ from depin.redact import redact_url
 from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
 from depin.transactions import (
+    PendingTx,
     Receipt,
     Transactor,
     TxReverted,
@@ -523,6 +524,10 @@ class Client(ContractAddresses):
         return Client(
             self.rpc, self.deployment, account, chain_id=self.chain_id, codec=self.codec, **self._transactor_options
         )
+
+    def sent_transactions(self) -> list[PendingTx]:
+        """The transactions this client's signer sent (:meth:`Transactor.sent`); none when read-only."""
+        return [] if self.tx is None else self.tx.sent()
 
     # ------------------------------------------------------------------ addresses
 

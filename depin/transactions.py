@@ -372,6 +372,13 @@ class Transactor:
         waiting = [p.sent_at for p in list(self._journal.values()) if not p.mined]
         return min(waiting) if waiting else None
 
+    def sent(self) -> list[PendingTx]:
+        """The transactions this signer sent that its journal holds (the last :data:`JOURNAL_SIZE`
+        nonces), by nonce, mined or not: what an interrupted caller tells its user it sent. Read
+        without the lock (as :meth:`oldest_unconfirmed_since`): an interrupt may come while it is held."""
+        journal = dict(self._journal)
+        return [journal[n] for n in sorted(journal)]
+
     def oldest_unconfirmed_age(self, now: float | None = None) -> float:
         """Seconds the oldest of our sent transactions has waited to be mined (0 when none waits)."""
         since = self.oldest_unconfirmed_since()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from depinctl.cliutil import (
+    OPEN_CLIENTS,
     TYPER_SETTINGS,
     DeploymentOpt,
     RpcUrlOpt,
@@ -145,7 +146,9 @@ def open_client(
         if need_key:
             load_account(chain_id=client.chain_id)  # raises the "no signing key" explanation
         return client
-    return client.with_account(account)
+    signing = client.with_account(account)
+    OPEN_CLIENTS.append(signing)  # on Ctrl-C, what it sent is said (cliutil.user_errors)
+    return signing
 
 
 def signing_account(

@@ -105,14 +105,44 @@ def user_error_message(exc: BaseException) -> str | None:
     return None
 
 
+# The clients the running command opened (depinctl.cli_keys.open_client): on Ctrl-C, what they sent is said.
+OPEN_CLIENTS: list[Any] = []
+
+
+def interrupted_message() -> str | None:
+    """One line naming the transactions the command's clients sent, mined or not, or None when
+    they sent none: Ctrl-C while a transaction waits to be mined must not leave the user guessing
+    whether it went out (and sending it again, paying twice)."""
+    sent = [p for client in OPEN_CLIENTS for p in client.sent_transactions()]
+    if not sent:
+        return None
+    parts = []
+    for p in sent:
+        state = "mined" if p.mined else "not mined yet"
+        parts.append(f"{p.what} (nonce {p.nonce}, tx {' or '.join(p.hashes)}: {state})")
+    waiting = any(not p.mined for p in sent)
+    return (
+        f"interrupted after sending {len(sent)} transaction{'s' * (len(sent) > 1)}: {'; '.join(parts)}"
+        + ("; one not mined yet may still be mined: check its hash before sending it again" if waiting else "")
+    )
+
+
 def user_errors(command: F) -> F:
-    """Turns the errors a user can cause into one line on stderr and exit status 1."""
+    """Turns the errors a user can cause into one line on stderr and exit status 1 (Ctrl-C after a
+    transaction was sent: one line naming it, exit status 130)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened = len(OPEN_CLIENTS)
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            message = interrupted_message()
+            if message is None:
+                raise
+            typer.echo(f"error: {one_line(message)}", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
             message = user_error_message(exc)
@@ -120,6 +150,8 @@ def user_errors(command: F) -> F:
                 raise
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(1) from None
+        finally:
+            del OPEN_CLIENTS[opened:]  # this command's clients: not the next one's (CliRunner runs many in one process)
 
     return wrapper  # type: ignore[return-value]
 

@@ -822,7 +822,6 @@ def test_job_watch_refuses_a_useless_interval_or_timeout_before_connecting() -> 
 # ------------------------------------------------------------------------------------ Ctrl-C
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl-C while a sent transaction waits to be mined: exit 130 with no word of the tx")
 def test_ctrl_c_after_sending_names_the_transaction(devnet: Devnet, tmp_path: Path) -> None:
     """Ctrl-C while `depin job post` waits for its transaction to be mined ended the command with
     status 130 and nothing on stderr: the post was in the pool and was mined later (the escrow

@@ -433,11 +433,12 @@ def indexer_status(
     table.add_row("prefix", st.prefix)
     if not st.indexed:
         table.add_row("state", "not indexed yet: start `depin indexer run` for this deployment")
+    node = redact_url(rpc)  # its password or API key stays off the terminal
     if chain_head is not None:
-        table.add_row("head", f"{chain_head} (node {rpc})")
+        table.add_row("head", f"{chain_head} (node {node})")
     else:
         seen = f"; the indexer last saw {st.head}" if st.head is not None else ""
-        table.add_row("head", f"unknown (node {rpc} unreachable{seen})")
+        table.add_row("head", f"unknown (node {node} unreachable{seen})")
     cursor = "-" if st.cursor is None else f"{st.cursor} ({st.cursor_hash})" if st.cursor_hash else str(st.cursor)
     table.add_row("cursor", cursor)
     if st.lag is None:

@@ -134,7 +134,6 @@ def test_indexer_status_with_the_node_unreachable(run) -> None:
     assert status["eventsPerSecond"] == 1234.5
 
 
-@pytest.mark.xfail(strict=True, reason="indexer status prints the --rpc-url with its password or API key")
 def test_indexer_status_hides_the_node_urls_secrets(run) -> None:
     """`indexer status` showed the --rpc-url as given, its password or API key included, where every
     other message shows it redacted (depin.redact): a status pasted into a ticket leaked it."""

@@ -203,3 +203,28 @@ def test_post_batch_reads_no_more_than_the_spec_limit(source: str) -> None:
                         stdin=Path("/dev/zero") if source == "-" else None, timeout=60)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-600:]
     assert proc.stderr.startswith("error: ") and "spec is more than 16384 bytes; the limit is 16384" in proc.stderr, proc.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="a password file or stdin with no line end (/dev/zero) is read whole: MemoryError")
+@pytest.mark.parametrize("case", ["keys new --password-file", "keys new stdin", "keys import stdin", "job post --password-file"])
+def test_a_password_or_key_line_is_read_bounded(case: str, tmp_path: Path) -> None:
+    """A password is the first line of --password-file (or of stdin when it is no terminal), a key
+    the first line of stdin: /dev/zero (or any file with no line end: a disk image named by mistake)
+    was read whole for it, a MemoryError traceback under a 1 GB cap (the OOM killer without one).
+    Now refused after a bounded read, one error line."""
+    from depin.accounts import new_keystore
+
+    pw = tmp_path / "pw"
+    pw.write_text("pw\n")
+    new_keystore(tmp_path / "k.json", "pw", kdf_n=2**4)
+    args, stdin = {
+        "keys new --password-file": (["keys", "new", str(tmp_path / "a.json"), "--password-file", "/dev/zero"], None),
+        "keys new stdin": (["keys", "new", str(tmp_path / "b.json")], Path("/dev/zero")),
+        "keys import stdin": (["keys", "import", str(tmp_path / "c.json"), "--password-file", str(pw)], Path("/dev/zero")),
+        "job post --password-file": (["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--dry-run",
+                                      "--keystore", str(tmp_path / "k.json"), "--password-file", "/dev/zero"], None),
+    }[case]
+    proc = _cli_limited(args, mem_bytes=1_000_000_000, stdin=stdin, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-600:]
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-600:]
+    assert "line" in proc.stderr and not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()

@@ -35,7 +35,7 @@ import stat
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from eth_typing import HexStr
 
@@ -189,6 +189,23 @@ def password_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+MAX_LINE = 4_096  # bytes of a password (or private key) line: a file or stream longer without a line end is no password
+
+
+def bounded_line(stream: IO[Any], what: str) -> str:
+    """The first line of `stream` (text or binary), read no further than :data:`MAX_LINE` + 1
+    characters: /dev/zero, or a disk image named by mistake, is refused, not read whole."""
+    data = stream.readline(MAX_LINE + 1)
+    if len(data.splitlines()[0] if data else data) > MAX_LINE:
+        raise AccountError(f"{what} has no line end in its first {MAX_LINE} bytes: not a password or key line")
+    if isinstance(data, bytes):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:  # its text names a byte of the password and where it is
+            raise AccountError(f"{what} is not UTF-8 text") from None
+    return data
+
+
 def read_password(
     password: str | None = None, password_file: Path | str | None = None, env: Mapping[str, str] | None = None
 ) -> str:
@@ -198,13 +215,12 @@ def read_password(
         return password
     if password_file is not None:
         try:
-            text = Path(password_file).read_text(encoding="utf-8")
+            with open(password_file, "rb") as fh:  # its first line only, bounded (a FIFO: `<(pass show x)` works)
+                text = bounded_line(fh, f"password file {password_file}")
         except FileNotFoundError:
             raise AccountError(f"password file {password_file} not found") from None
         except OSError as exc:
             raise AccountError(f"cannot read password file {password_file}: {exc.strerror}") from None
-        except UnicodeDecodeError:  # its text names a byte of the password and where it is
-            raise AccountError(f"password file {password_file} is not UTF-8 text") from None
         line = password_line(text)
         if not line:
             raise AccountError(f"password file {password_file} is empty")

@@ -195,7 +195,7 @@ def signing_account(
 
 
 def _new_password(password_file: Path | None) -> str:
-    from depin.accounts import AccountError, password_line, read_password  # lazy: start-up
+    from depin.accounts import AccountError, bounded_line, password_line, read_password  # lazy: start-up
 
     try:
         return read_password(None, password_file)
@@ -203,7 +203,7 @@ def _new_password(password_file: Path | None) -> str:
         if password_file is not None or not sys.stdin.isatty():
             if password_file is None:
                 # not interactive and no password given: read it from stdin (one line, read as a password file is)
-                line = password_line(sys.stdin.readline())
+                line = password_line(bounded_line(sys.stdin, "standard input"))
                 if line:
                     return line
             raise
@@ -247,12 +247,12 @@ def keys_import(
 
     Example: depin keys import keys/me.json --password-file pw.txt < key.hex
     """
-    from depin.accounts import import_key  # lazy: start-up
+    from depin.accounts import bounded_line, import_key  # lazy: start-up
 
     if sys.stdin.isatty():
         key = typer.prompt("private key (hex)", hide_input=True)
     else:
-        key = sys.stdin.readline().strip()
+        key = bounded_line(sys.stdin, "standard input").strip()
         if not key:
             raise ValueError("no private key on standard input (expected 64 hex digits on the first line)")
     password = _new_password(password_file)

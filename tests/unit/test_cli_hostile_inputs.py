@@ -205,7 +205,6 @@ def test_post_batch_reads_no_more_than_the_spec_limit(source: str) -> None:
     assert proc.stderr.startswith("error: ") and "spec is more than 16384 bytes; the limit is 16384" in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="a password file or stdin with no line end (/dev/zero) is read whole: MemoryError")
 @pytest.mark.parametrize("case", ["keys new --password-file", "keys new stdin", "keys import stdin", "job post --password-file"])
 def test_a_password_or_key_line_is_read_bounded(case: str, tmp_path: Path) -> None:
     """A password is the first line of --password-file (or of stdin when it is no terminal), a key

@@ -9,8 +9,9 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 PYTEST_ARGS ?= --durations=30
 # `make test` runs the suite in PYTEST_WORKERS processes (pytest-xdist), each taking whole test files
 # so that a module's fixtures (a devnet, an anvil) start once; most tests wait on a chain, a container
-# or a devnet, so two workers on two cores about halve the time. PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 2
+# or a devnet, so workers beyond the cores still help: on two cores, three workers ran a fresh
+# clone's suite in 1,112 s against 1,388 s with two (stop 42). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 3
 PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 # pytest exits 5 when it collects no tests. That is a failure here (CI must run real tests);
 # set ALLOW_NO_TESTS=1 to accept it, e.g. while the test suite is still being written.

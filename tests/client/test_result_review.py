@@ -5,7 +5,6 @@ requester's machine when extracted."""
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from depin.client import ClientError, ResultUnsafe
 from depin.deployment import REPO_ROOT
 from depin.outputs import UnsafeArchive, extract_archive
+from tests.archives import result_archive
 
 from .conftest import Devnet
 from .served import serve
@@ -26,28 +26,8 @@ from .test_fetch_result import _submitted_job
 
 
 def _hostile_archive(path: Path, members: list[tuple[str, str, str]]) -> bytes:
-    """A ``depin-result-v1``-shaped archive: exit_code, out/, then `members` in this order, each
-    (kind, path below out/, content or link target) with kind "dir", "file" or "link"."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        code = tarfile.TarInfo("exit_code")
-        code.size = 2
-        tar.addfile(code, io.BytesIO(b"0\n"))
-        top = tarfile.TarInfo("out")
-        top.type, top.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(top)
-        for kind, rel, data in members:
-            info = tarfile.TarInfo(f"out/{rel}")
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif kind == "link":
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data, 0o777
-                tar.addfile(info)
-            else:
-                body = data.encode()
-                info.size, info.mode = len(body), 0o644
-                tar.addfile(info, io.BytesIO(body))
-    return path.read_bytes()
+    """The bytes of :func:`tests.archives.result_archive` (written at `path`)."""
+    return result_archive(path, members).read_bytes()
 
 
 def _served_job(devnet: Devnet, data: bytes, files: dict[str, bytes], base: str, name: str) -> tuple:

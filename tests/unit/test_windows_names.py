@@ -7,13 +7,12 @@ and extraction with its platform given (``windows=``)."""
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from depin import outputs
+from tests.archives import result_archive
 
 REFUSED = [
     "CON", "con", "PRN", "AUX", "aux.c", "Aux.tar.gz", "NUL", "nul.txt", "AUX .c", "COM1", "com9.log", "LPT1", "lpt9.x",
@@ -35,28 +34,6 @@ def test_names_windows_holds(name: str) -> None:
     assert outputs.windows_name_fault(name) is None
 
 
-def _archive(path: Path, members: list[tuple[str, str, str]]) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        code = tarfile.TarInfo("exit_code")
-        code.size = 2
-        tar.addfile(code, io.BytesIO(b"0\n"))
-        top = tarfile.TarInfo("out")
-        top.type, top.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(top)
-        for kind, rel, data in members:
-            info = tarfile.TarInfo(f"out/{rel}")
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif kind == "link":
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data, 0o777
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data.encode()))
-    return path
-
-
 CASES = {
     "device name": ([("dir", "src", ""), ("file", "src/aux.c", "int x;\n")], "out/src/aux.c"),
     "trailing dot": ([("file", "notes.", "n\n")], "out/notes."),
@@ -73,7 +50,7 @@ def test_extraction_refuses_windows_only_names_on_windows_only(tmp_path: Path, p
     """On Windows the archive is refused with UnsafeArchive naming the member and why, and nothing
     is written; on Linux (and macOS) it extracts."""
     members, shown = CASES[case]
-    archive = _archive(tmp_path / "r.tar", members)
+    archive = result_archive(tmp_path / "r.tar", members)
     dest = tmp_path / "dest"
     if platform == "nt":
         with pytest.raises(outputs.UnsafeArchive, match=f"{shown}: .*Windows cannot hold") as err:

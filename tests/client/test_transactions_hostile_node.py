@@ -334,6 +334,18 @@ class HeldTransaction:
                 "eth_sendRawTransaction": send}
 
 
+def signer_behind_a_held_payment(devnet: Devnet) -> tuple[Transactor, Proxy, HeldTransaction]:
+    """A signer whose next nonce the node (geth, simulated) holds with a payment of 1 ether to DEAD
+    it signed before a crash, at 30 / 20 gwei, not in its journal."""
+    tx, proxy = signer(devnet, {}, receipt_timeout=10)
+    signed = tx.account.sign_transaction({
+        "type": 2, "chainId": devnet.deployment.chain_id, "nonce": nonce_of(devnet, tx.address), "to": DEAD, "value": 10**18,
+        "data": "0x", "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
+    held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
+    proxy.rules.update(held.rules())
+    return tx, proxy, held
+
+
 def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op_after_a_bound(devnet: Devnet) -> None:
     """A signer restarts while the node (geth, simulated: :class:`HeldTransaction`) holds a payment
     it sent before the crash, at the next nonce, priced below the base fee: it is never mined, and
@@ -342,13 +354,8 @@ def test_a_pre_crash_transaction_stuck_below_the_base_fee_is_replaced_by_a_no_op
     bound (the caller may be waiting for it); past it, it fills the nonce with a no-op priced 10 %+
     above the held transaction's fees (the node's replacement rule), and the new payment is mined
     behind it. The held payment is never mined; exactly one payment reaches DEAD."""
-    tx, proxy = signer(devnet, {}, receipt_timeout=10)
-    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
-    signed = tx.account.sign_transaction({
-        "type": 2, "chainId": devnet.deployment.chain_id, "nonce": start, "to": DEAD, "value": 10**18, "data": "0x",
-        "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
-    held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
-    proxy.rules.update(held.rules())
+    tx, proxy, held = signer_behind_a_held_payment(devnet)
+    start, before = held.nonce, balance(devnet, DEAD)
     tx.stuck_after = 3600.0
     payment = tx.broadcast(DEAD, "0x", value=10**18 + 1, gas=21_000, what="new payment")
     assert payment.nonce == start + 1  # behind the held one
@@ -376,13 +383,8 @@ def test_without_a_txpool_api_the_no_op_outbids_its_own_refused_tries_until_the_
     no-op, at the suggestion, is refused as underpriced. Each later heal offers both fees 12.5 %
     above its own last refused try, never less, until the node takes one: the nonce is filled, the
     new payment behind it is mined, and the held one never is. Nothing is sent past the caps."""
-    tx, proxy = signer(devnet, {}, receipt_timeout=10)
-    start, before = nonce_of(devnet, tx.address), balance(devnet, DEAD)
-    signed = tx.account.sign_transaction({
-        "type": 2, "chainId": devnet.deployment.chain_id, "nonce": start, "to": DEAD, "value": 10**18, "data": "0x",
-        "gas": 21_000, "maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": 20 * GWEI})
-    held = HeldTransaction(tx.address, "0x" + bytes(signed.raw_transaction).hex())
-    proxy.rules.update(held.rules())
+    tx, proxy, held = signer_behind_a_held_payment(devnet)
+    start, before = held.nonce, balance(devnet, DEAD)
 
     def unknown(method: str, _params: list[Any], _forward: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -249,6 +250,23 @@ def test_an_input_switched_after_the_seat_was_taken_is_run_from_the_checked_byte
 # ---------------------------------------------------------------------------------------- C
 
 
+def _drawn_audit_queued(stack: Stack, label: str) -> tuple[int, list[Any]]:
+    """Posts re-executable jobs (a 300 s window: room for the verifier's restarts) until one is drawn
+    for audit, then waits for the verifier to take its seat and queue the re-run (its compute worker
+    is stopped, so the run waits in the queue). The job and the queue's keys; skips when none of
+    MAX_JOBS was drawn."""
+    v, r = stack.verifier, stack.state()
+    for n in range(MAX_JOBS):
+        candidate = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {label} {n} > /out/n"]), terms=terms_for(verify_mode=0, max_runtime=300))
+        stack.wait_status(candidate, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
+        if _wait_drawn(stack, candidate):
+            break
+    else:
+        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
+    wait_for(lambda: _seat(stack, v, candidate).get("state") == "seated", 60, "the verifier to take the audit seat")
+    return candidate, wait_for(lambda: r.keys(f"{_prefix(stack, v)}:broker:compute*"), 30, "the re-run to be queued")
+
+
 def test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_revealed(stack: Stack) -> None:
     """startAudit is mined and the verifier records the seat (its re-run queued, its compute worker
     down); then every verifier component stops and what Redis would lose of unsaved writes goes: the
@@ -258,18 +276,7 @@ def test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_reveale
     prefix = _prefix(stack, v)
     v.stop("worker-compute")  # the re-run waits in the queue
     try:
-        job_id = None
-        for n in range(MAX_JOBS):
-            # a run of the provider executor; a 300 s window: room for the verifier's restart
-            candidate = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo adopted {n} > /out/n"]), terms=terms_for(verify_mode=0, max_runtime=300))
-            stack.wait_status(candidate, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
-            if _wait_drawn(stack, candidate):
-                job_id = candidate
-                break
-        if job_id is None:
-            pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
-        wait_for(lambda: _seat(stack, v, job_id).get("state") == "seated", 60, "the verifier to take the audit seat")
-        queued = wait_for(lambda: r.keys(f"{prefix}:broker:compute*"), 30, "the re-run to be queued")
+        job_id, queued = _drawn_audit_queued(stack, "adopted")
         v.stop("beat", "worker-chain")
     except BaseException:
         v.start()
@@ -349,17 +356,7 @@ def test_a_committed_seat_whose_records_were_wiped_after_the_commit_deadline_is_
     v.stop("worker-compute")  # the re-run waits in the queue
     frozen = False
     try:
-        job_id = None
-        for n in range(MAX_JOBS):
-            candidate = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo reveal {n} > /out/n"]), terms=terms_for(verify_mode=0, max_runtime=300))
-            stack.wait_status(candidate, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED), timeout=120)
-            if _wait_drawn(stack, candidate):
-                job_id = candidate
-                break
-        if job_id is None:
-            pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
-        wait_for(lambda: _seat(stack, v, job_id).get("state") == "seated", 60, "the verifier to take the audit seat")
-        wait_for(lambda: r.keys(f"{prefix}:broker:compute*"), 30, "the re-run to be queued")
+        job_id, _queued = _drawn_audit_queued(stack, "reveal")
         v.stop("beat", "worker-chain")  # no verify pass from here to the wipe
         stale = r.keys(f"{prefix}:broker:chain*") + r.keys(f"{prefix}:broker:unacked*")
         if stale:

@@ -183,6 +183,21 @@ class Executor:
     def all_log_lines(self) -> list[dict[str, Any]]:
         return [entry for c in components_for(self.role) for entry in self.log_lines(c)]
 
+    def wait_log(self, component: str | None, match: Callable[[dict[str, Any]], bool], what: str,
+                 timeout: float = 30) -> list[dict[str, Any]]:
+        """The lines of `component`'s log (every component's when None) that `match` accepts, once
+        there is one. A component logs after it wrote the record or saw the receipt a test waited
+        for, so a test that saw those waits for the line too; the caller asserts how many."""
+        def found() -> list[dict[str, Any]]:
+            lines = self.all_log_lines() if component is None else self.log_lines(component)
+            return [e for e in lines if match(e)]
+
+        try:
+            wait_for(found, timeout, f"the {self.role}'s log line: {what}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.logs()}") from None
+        return found()
+
 
 class Stack:
     """Chain, Redis, indexer, engine and executors for one test module."""

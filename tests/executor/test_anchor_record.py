@@ -101,7 +101,7 @@ def test_the_executor_records_its_anchor_and_the_draw_outlives_the_blockhash_win
     assert m.read(rnd.status(other_anchor)) == (False, True)
     assert m.is_drawn(other) is True  # the defect, for a job whose anchor nobody recorded
     assert stack.status(job_id) == JobStatus.SUBMITTED  # still inside its one-hour window
-    sent = [e for e in stack.executors[0].all_log_lines() if e.get("msg") == "anchor block hash recorded"]
+    sent = stack.executors[0].wait_log(None, lambda e: e.get("msg") == "anchor block hash recorded", "the anchor recorded")
     assert [e.get("anchor") for e in sent] == [anchor], sent
 
 

@@ -104,7 +104,8 @@ def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stac
         stack.wait_status(j, JobStatus.FINALIZED, timeout=60)
     assert not stack.events(job_id, "JobFinalized")
     # one reveal in all
-    assert len([e for e in ex.log_lines("worker-chain") if e.get("msg") == "revealed to the court" and e.get("job") == job_id]) == 1
+    revealed = ex.wait_log("worker-chain", lambda e: e.get("msg") == "revealed to the court" and e.get("job") == job_id, "the reveal")
+    assert len(revealed) == 1, revealed
     assert provider.lower() == case["provider"].lower()
 
 

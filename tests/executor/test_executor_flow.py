@@ -168,7 +168,7 @@ def test_results_ready_together_are_submitted_in_one_transaction(stack: Stack) -
         stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
     txs = [stack.events(job_id, "ResultSubmitted")[0]["tx"] for job_id in ids]
     assert len(set(txs)) < 3, f"at least two results share a submitResults transaction: {txs}"
-    batched = [line for line in stack.provider.log_lines("worker-chain") if line.get("msg") == "submitted in one batch"]
+    batched = stack.provider.wait_log("worker-chain", lambda e: e.get("msg") == "submitted in one batch", "a batch submitted")
     together = [jobs for line in batched if (jobs := {int(j) for j in line["jobs"].split(",")}) & set(ids)]  # this test's
     assert together and all(len(jobs) >= 2 and jobs <= set(ids) for jobs in together), batched
     for job_id in ids:
@@ -267,8 +267,9 @@ def test_bad_specs_are_skipped_with_a_clear_reason_and_never_crash_a_worker(stac
         assert reason in record["reason"], (job_id, record["reason"])
         if job_id != fake:
             assert stack.status(job_id) == JobStatus.OPEN  # never claimed
-    lines = [e for e in provider.log_lines("dispatcher") if e.get("msg") == "job skipped"]
-    assert {int(e["job"]) for e in lines} >= set(expected)
+    # each record is written before its log line
+    wait_for(lambda: {int(e["job"]) for e in provider.log_lines("dispatcher") if e.get("msg") == "job skipped"} >= set(expected), 30,
+             "a log line for each skipped job")
     for component in ("worker-compute", "worker-chain", "dispatcher"):
         assert provider.procs[component].alive(), provider.log(component)[-3000:]
 
@@ -295,7 +296,7 @@ def test_a_reorg_that_replaces_an_approved_job_is_judged_afresh(stack: Stack) ->
     record = wait_for(lambda: (r := stack.exec_record(provider, job_id)).get("state") == "skipped" and r, 30, "the job to be re-judged")
     assert "memory" in record["reason"]
     assert stack.status(job_id) == JobStatus.OPEN
-    retracted = [e for e in provider.log_lines("dispatcher") if e.get("msg") == "event retracted by a reorg" and e.get("job") == job_id]
+    retracted = provider.wait_log("dispatcher", lambda e: e.get("msg") == "event retracted by a reorg" and e.get("job") == job_id, "the retraction")
     assert retracted
 
 

@@ -99,7 +99,7 @@ def test_a_job_that_outlasts_its_runtime_confirms_the_providers_time_limit(stack
     rec = wait_for(lambda: (r := seat(stack, v, job_id)).get("state") == "done" and r, 30, "the verifier's record to close")
     assert rec["kind"] == "failure" and rec["digest"] == "0x" + failure_digest(int(FailureCode.TIME_LIMIT)).hex()
     assert rec["slashed"] == "0"
-    assert any("agreeing with its TIME_LIMIT" in str(e.get("msg")) for e in v.all_log_lines())
+    assert v.wait_log(None, lambda e: "agreeing with its TIME_LIMIT" in str(e.get("msg")), "agreeing with the TIME_LIMIT")
 
 
 def test_kill_9_between_commit_and_reveal_loses_no_salt_and_sends_nothing_twice(stack: Stack) -> None:

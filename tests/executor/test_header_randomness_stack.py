@@ -118,7 +118,7 @@ def test_the_providers_beat_proves_its_anchor_and_the_job_settles_as_drawn(stack
         _resolved_provider_right(stack, job_id)
     else:
         stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
-    sent = [e for e in stack.provider.all_log_lines() if e.get("msg") == "anchor header proved" and e.get("anchor") == anchor]
+    sent = stack.provider.wait_log(None, lambda e: e.get("msg") == "anchor header proved" and e.get("anchor") == anchor, "the header proved")
     assert [e.get("jobs") for e in sent] == [str(job_id)], sent  # once
 
 
@@ -153,6 +153,6 @@ def test_the_verifier_proves_an_anchor_its_provider_left_unproved(stack: Stack) 
     proof = _proof(stack, anchor)
     assert proof["from"] == stack.accounts[VERIFIER].lower()
     assert proof["block"] >= anchor + FALLBACK_AFTER  # the provider had its chance first
-    sent = [e for e in stack.verifier.all_log_lines() if e.get("msg") == "anchor header proved" and e.get("anchor") == anchor]
+    sent = stack.verifier.wait_log(None, lambda e: e.get("msg") == "anchor header proved" and e.get("anchor") == anchor, "the header proved")
     assert [e.get("jobs") for e in sent] == [str(job_id)], sent
     assert _drawn(stack, job_id) is not None  # the draw is readable now

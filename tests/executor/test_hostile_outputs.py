@@ -99,7 +99,7 @@ def test_a_job_that_timed_out_in_our_hands_is_never_claimed_again(stack: Stack) 
     normal = stack.post(spec(busybox, ["sh", "-c", "echo after > /out/ok"]))
     stack.wait_status(normal, JobStatus.FINALIZED, timeout=60)
     wait_for(lambda: stack.exec_record(provider, job_id).get("state") == "lost", 30, "the stale run task to find the job gone")
-    refusals = [e for e in provider.log_lines("dispatcher") if e.get("msg", "").startswith("job refused") and e.get("job") == job_id]
+    refusals = provider.wait_log("dispatcher", lambda e: e.get("msg", "").startswith("job refused") and e.get("job") == job_id, "the refusal")
     assert refusals, provider.log("dispatcher")[-3000:]
     assert stack.chain_log_count(job_id, "JobClaimed") == 1
     assert stack.status(job_id) == JobStatus.OPEN

@@ -139,9 +139,11 @@ def _no_bond_locked(stack: Stack, job_id: int, stake_before: tuple[int, int]) ->
 
 
 def _declined_log(stack: Stack, job_id: int) -> str:
-    lines = [e for e in stack.verifier.log_lines("worker-chain") if e.get("msg") == "seat declined" and e.get("job") == job_id]
-    assert len(lines) == 1, lines
-    return str(lines[0]["reason"])
+    """The reason the verifier's log gives for declining the job's seat (the line follows the record)."""
+    found = stack.verifier.wait_log("worker-chain", lambda e: e.get("msg") == "seat declined" and e.get("job") == job_id,
+                                    f"job {job_id}'s seat declined")
+    assert len(found) == 1, found
+    return str(found[0]["reason"])
 
 
 # ---------------------------------------------------------------------------------------- A
@@ -303,7 +305,8 @@ def test_a_seat_taken_whose_record_was_lost_is_adopted_run_committed_and_reveale
         rec = wait_for(lambda: (x := _seat(stack, v, job_id)).get("state") in ("revealed", "done") and x, 120, "the adopted seat to be revealed")
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}; record {_seat(stack, v, job_id)}\n{v.logs()}") from None
-    adopted = [e for e in v.log_lines("worker-chain") if e.get("msg") == "seat held on chain without a record: adopted" and e.get("job") == job_id]
+    adopted = v.wait_log("worker-chain", lambda e: e.get("msg") == "seat held on chain without a record: adopted" and e.get("job") == job_id,
+                         "the seat adopted")
     assert len(adopted) == 1, adopted
     assert rec["commit_tx"] and rec["reveal_tx"] and rec["kind"] == "result", rec
     stack.wait_status(job_id, JobStatus.RESOLVED, timeout=120)
@@ -396,7 +399,8 @@ def test_a_committed_seat_whose_records_were_wiped_after_the_commit_deadline_is_
     assert entry is not None
     (revealed,) = _court_logs(stack, "SeatRevealed", job_id)
     assert entry.digest[2:] in revealed["data"], (entry, revealed)  # the journal's digest
-    adopted = [e for e in v.log_lines("worker-chain") if e.get("msg") == "seat committed on chain: adopted" and e.get("job") == job_id]
+    adopted = v.wait_log("worker-chain", lambda e: e.get("msg") == "seat committed on chain: adopted" and e.get("job") == job_id,
+                         "the committed seat adopted")
     assert len(adopted) == 1, adopted
     assert _seat(stack, v, job_id).get("state") in ("revealed", "done")
     assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1 and not _court_logs(stack, "SeatNoShow", job_id)

@@ -339,6 +339,38 @@ def test_from_config(devnet: Devnet, tmp_path: Path) -> None:
     assert client.block_timestamp() > 0 and client.job_count() >= 0
 
 
+def _nonce(devnet: Devnet, address: str) -> int:
+    return int(devnet.chain.rpc.call("eth_getTransactionCount", [address, "pending"]), 16)
+
+
+@pytest.mark.xfail(strict=True, reason="register/set_metadata put any endpoint on chain, 'foo' included")
+def test_an_endpoint_that_is_no_http_url_is_refused_before_any_transaction(devnet: Devnet) -> None:
+    """The endpoint is the public base URL of the provider's result server: `foo` (or a URL
+    carrying a password, which the chain would publish) is refused with nothing sent, no approve."""
+    account = devnet.new_account(1_000)
+    client = devnet.client(account)
+    for endpoint in ("foo", "ftp://results.example.net", "http://", "http://user:pw@results.example.net"):
+        with pytest.raises(ClientError, match=r"endpoint .*http\(s\)://HOST") as info:
+            client.register(to_wei(300), endpoint)
+        assert "pw@" not in str(info.value)
+    assert _nonce(devnet, account.address) == 0 and not client.provider_info().registered
+    provider = _provider(devnet)
+    before = _nonce(devnet, provider.address)
+    with pytest.raises(ClientError, match=r"endpoint 'foo' .*http\(s\)://HOST"):
+        provider.set_metadata("foo")
+    assert _nonce(devnet, provider.address) == before
+
+
+@pytest.mark.xfail(strict=True, reason="request_unstake(0) said 'cannot unstake 0 DPC: available is ...'")
+def test_unstaking_nothing_says_the_amount_must_be_positive_and_sends_nothing(devnet: Devnet) -> None:
+    provider = _provider(devnet)
+    before = _nonce(devnet, provider.address)
+    with pytest.raises(ClientError, match="^the amount must be positive$") as info:
+        provider.request_unstake(0)
+    assert info.value.error_name == "ZeroAmount" and not info.value.sent
+    assert _nonce(devnet, provider.address) == before
+
+
 def test_client_side_refusals_are_tx_reverted_too(devnet: Devnet) -> None:
     """Callers that catch TxReverted to shrug off a lost race see the client's own checks as well."""
     requester = devnet.client(devnet.new_account(10))

@@ -7,6 +7,7 @@ and extraction with its platform given (``windows=``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,22 @@ REFUSED = [
     "RESULT~1.JSO", "progra~1", "A~12.c",
     "notes.", "notes ", "...", "a:b", "stream:$DATA", "a<b", "a>b", 'a"b', "a|b", "a?b", "a*b", "a\\b", "tab\there", "nl\nhere", "\x1f",
 ]
-ALLOWED = ["aux_c", "auxiliary.c", "console", "com10", "COM", "lpt", "Makefile", ".hidden", "a.b", "x..y", "caf\u00e9", "a b", "nulls.txt", "CONIN", "notes.txt~", "a~b", "~1", "longname~1.c", "x~1.json5"]
+# The console devices (Windows 11 reserves them like CON): refused with or without an extension.
+CONSOLE = ["CONIN$", "CONOUT$", "conin$", "Conout$", "CONIN$.txt", "conout$.log.gz", "CONIN$ .c"]
+ALLOWED = ["aux_c", "auxiliary.c", "console", "com10", "COM", "lpt", "Makefile", ".hidden", "a.b", "x..y", "caf\u00e9", "a b", "nulls.txt", "CONIN", "notes.txt~", "a~b", "~1", "longname~1.c", "x~1.json5", "CONOUT", "CONIN$X", "CONOUT$$", "$CONIN", "conin$x.txt"]
 
 
 @pytest.mark.parametrize("name", REFUSED)
 def test_names_windows_cannot_hold(name: str) -> None:
     why = outputs.windows_name_fault(name)
     assert why is not None and "Windows" in why
+
+
+@pytest.mark.xfail(strict=True, reason="CONIN$ and CONOUT$ (Windows console devices) were not refused")
+@pytest.mark.parametrize("name", CONSOLE)
+def test_console_device_names_windows_cannot_hold(name: str) -> None:
+    why = outputs.windows_name_fault(name)
+    assert why is not None and "device name" in why and name.split(".")[0].strip().upper() in why
 
 
 @pytest.mark.parametrize("name", ALLOWED)
@@ -41,6 +51,11 @@ CASES = {
     # with 8.3 names on, RESULT~1.JSO is result.json5's alias: the later member would overwrite the checked one
     "short-name alias": ([("file", "result.json5", "checked\n"), ("file", "RESULT~1.JSO", "swapped\n")], "out/RESULT~1.JSO"),
     "link to a device": ([("link", "l", "sub/../CON")], "out/l"),
+}
+CONSOLE_CASES = {
+    "console input": ([("file", "CONIN$", "x\n")], "out/CONIN$"),
+    "console output with an extension": ([("dir", "d", ""), ("file", "d/conout$.txt", "x\n")], "out/d/conout$.txt"),
+    "link to the console": ([("link", "l", "CONOUT$")], "out/l"),
 }
 
 
@@ -60,3 +75,17 @@ def test_extraction_refuses_windows_only_names_on_windows_only(tmp_path: Path, p
     else:
         assert outputs.extract_archive(archive, dest, windows=False) == 0
         assert (dest / shown.removeprefix("out/")).is_symlink() or (dest / shown.removeprefix("out/")).exists()
+
+
+@pytest.mark.xfail(strict=True, reason="CONIN$ and CONOUT$ (Windows console devices) were not refused")
+@pytest.mark.parametrize("case", sorted(CONSOLE_CASES))
+def test_extraction_on_windows_refuses_the_console_devices(tmp_path: Path, case: str) -> None:
+    """A member (or a link's target) named CONIN$ or CONOUT$ would open the console on Windows:
+    refused there before anything is written; it extracts elsewhere."""
+    members, shown = CONSOLE_CASES[case]
+    archive = result_archive(tmp_path / "r.tar", members)
+    assert outputs.extract_archive(archive, tmp_path / "posix", windows=False) == 0
+    dest = tmp_path / "dest"
+    with pytest.raises(outputs.UnsafeArchive, match=f"{re.escape(shown)}: .*Windows cannot hold .*device name"):
+        outputs.extract_archive(archive, dest, windows=True)
+    assert not dest.exists() or not any(dest.iterdir())

@@ -1,0 +1,157 @@
+"""Options whose bad values the CLI took, or refused in someone else's words: each is refused at the
+option, in one line naming it, before any node or Redis is asked (their URLs point at closed ports),
+through the real entry point (typer's CliRunner on `depinctl.cli.app`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from depin.deployment import Deployment, write_deployment
+from depinctl.cli import app
+from indexer.query import LISTABLE_STATUSES
+
+DEAD_RPC = "http://127.0.0.1:1"
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+IMAGE = "depin/x@sha256:" + "ab" * 32
+KEY = ["--dev-account", "1", "--rpc-url", DEAD_RPC]
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No deployment file, devnet or config in the cwd or the environment: nothing to reach."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DEPIN_CONFIG", "DEPIN_DEPLOYMENT", "DEPIN_RPC_URL", "DEPIN_KEYSTORE", "DEPIN_DEVNET_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _error_line(argv: list[str]) -> str:
+    """The one `error:` line of `depin ARGV`, which must exit 1."""
+    result = CliRunner().invoke(app, argv)
+    output = result.stdout + result.stderr
+    assert result.exit_code == 1, (argv, result.exit_code, output)
+    assert "Traceback" not in output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def _usage_error(argv: list[str]) -> str:
+    """The usage message of `depin ARGV`, which must exit 2, on one line."""
+    result = CliRunner().invoke(app, argv, env={"COLUMNS": "400"})
+    output = result.stdout + result.stderr
+    assert result.exit_code == 2, (argv, result.exit_code, output)
+    assert "Traceback" not in output
+    return " ".join(output.replace("│", " ").split())
+
+
+# ------------------------------------------------------------------------------------ provider register --endpoint
+
+# The endpoint is the public base URL of the provider's result server (`[executor] results_url`):
+# shown by `provider status` and the indexer; requesters fetch results over http(s) from a host.
+BAD_ENDPOINTS = [
+    "foo", "", " ", "127.0.0.1:8700", "ftp://results.example.net", "file:///srv/results", "javascript:alert(1)",
+    "http://", "https://:8700", "http:///results", "http://host:99999", "http://host:port",
+    "http://results example.net", "http://host/\x1b[2J", "http://user:secret@results.example.net",
+]
+
+
+@pytest.mark.xfail(strict=True, reason="provider register took any --endpoint, 'foo' included, and put it on chain")
+@pytest.mark.parametrize("endpoint", BAD_ENDPOINTS)
+def test_provider_register_refuses_an_endpoint_that_is_no_http_url(endpoint: str) -> None:
+    line = _error_line(["provider", "register", "--stake", "500", "--endpoint", endpoint, *KEY])
+    assert "--endpoint" in line and "http(s)://HOST" in line, line
+    assert "secret" not in line and "\x1b" not in line, line
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://203.0.113.7:8700", "https://results.example.net", "http://[::1]:8700/base/", "HTTPS://Host"]
+)
+def test_provider_register_takes_an_http_endpoint(endpoint: str) -> None:
+    """A good endpoint passes the check: the command goes on to its deployment (none here)."""
+    line = _error_line(["provider", "register", "--stake", "500", "--endpoint", endpoint, *KEY])
+    assert "no deployment file" in line, line
+
+
+# ------------------------------------------------------------------------------------ provider unstake 0
+
+
+@pytest.mark.xfail(strict=True, reason="provider unstake 0 said 'cannot unstake 0 DPC: available is ...' after asking the node")
+@pytest.mark.parametrize("command", ["unstake", "stake"])
+@pytest.mark.parametrize("amount", ["0", "0.0", "0e5"])
+def test_a_zero_stake_or_unstake_is_refused_before_the_node_is_asked(command: str, amount: str) -> None:
+    line = _error_line(["provider", command, amount, *KEY])
+    assert "must be positive" in line and repr(amount) in line, line
+
+
+# ------------------------------------------------------------------------------------ job post --cpus
+
+POST = ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--dry-run", "--clear"]
+
+
+@pytest.mark.xfail(strict=True, reason="--cpus inf/nan reached the spec's JCS encoder and got its error text")
+@pytest.mark.parametrize("cpus", ["inf", "-inf", "nan", "1e400", "0", "-1", "0.001", "65"])
+def test_job_post_refuses_cpus_out_of_range_at_the_option(cpus: str) -> None:
+    message = _usage_error([*POST, "--cpus", cpus])
+    assert "--cpus" in message and "0.01 to 64" in message, message
+    assert "JCS" not in message and "resources.cpus" not in message, message
+
+
+def test_job_post_takes_cpus_in_range() -> None:
+    for cpus in ("0.01", "0.5", "64"):
+        result = CliRunner().invoke(app, [*POST, "--cpus", cpus])
+        assert result.exit_code == 0, (cpus, result.stdout, result.stderr)
+
+
+# ------------------------------------------------------------------------------------ jobs list --status
+
+
+@pytest.mark.xfail(strict=True, reason="jobs list --status help omitted pruned, which the index lists jobs by")
+def test_jobs_list_status_help_names_every_status_it_takes(tmp_path: Path) -> None:
+    market = {"JobMarket": "0x" + "33" * 20}
+    file = write_deployment(Deployment(31337, "devnet", 1, market, {}, "0x" + "55" * 20), tmp_path)
+    index = ["--redis-url", DEAD_REDIS, "--deployment", str(file)]
+
+    result = CliRunner().invoke(app, ["jobs", "list", "--help"], env={"COLUMNS": "400", "TERM": "dumb"})
+    assert result.exit_code == 0
+    shown = " ".join(result.stdout.replace("│", " ").split())
+    for status in LISTABLE_STATUSES:
+        assert status.lower() in shown, (status, shown)
+        # and each one it names is taken (by the reader's parser: Redis is not reached before it)
+        line = _error_line(["jobs", "list", "--status", status.lower(), *index])
+        assert "Redis is unreachable" in line, line
+    assert "pruned" in shown
+    line = _error_line(["jobs", "list", "--status", "nosuch", *index])
+    assert all(s.lower() in line for s in LISTABLE_STATUSES), line
+
+
+# ------------------------------------------------------------------------------------ executor --config
+
+
+@pytest.mark.xfail(strict=True, reason="executor --config MISSING was a usage error (exit 2), elsewhere exit 1")
+@pytest.mark.parametrize("command", ["start", "worker", "beat", "dispatcher", "results", "reap", "health", "status"])
+def test_executor_config_that_is_missing_is_one_error_line_like_elsewhere(command: str, tmp_path: Path) -> None:
+    line = _error_line(["executor", command, "--config", str(tmp_path / "missing.toml")])
+    assert "config file" in line and "missing.toml not found" in line, line
+    # as `provider status --config` says it
+    other = _error_line(["provider", "status", "--config", str(tmp_path / "missing.toml")])
+    assert line == other
+    line = _error_line(["executor", command, "--config", str(tmp_path)])
+    assert "cannot read config file" in line, line
+
+
+# ------------------------------------------------------------------------------------ devnet logs -n
+
+
+@pytest.mark.xfail(strict=True, reason="devnet logs -n -1 was taken (and printed nothing)")
+def test_devnet_logs_refuses_a_negative_line_count(tmp_path: Path) -> None:
+    message = _usage_error(["devnet", "logs", "-n", "-1", "--state-dir", str(tmp_path)])
+    assert "--lines" in message and "0" in message, message
+
+
+def test_devnet_logs_takes_zero_lines(tmp_path: Path) -> None:
+    """-n 0: no old lines (with -f, only new ones); here no devnet, which is the error."""
+    line = _error_line(["devnet", "logs", "-n", "0", "--state-dir", str(tmp_path)])
+    assert "no logs" in line, line

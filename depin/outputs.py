@@ -87,7 +87,7 @@ levels below ``out/``, no name twice, no
 two names that differ only in case or Unicode normalization (one file on macOS or Windows:
 :func:`_fold`, refused on every system), and every link target relative, resolving inside
 ``out/`` without stepping through another link; on Windows only, no name Windows cannot hold
-(:func:`windows_name_fault`: a device name such as ``AUX`` or ``aux.c``, a trailing dot or space,
+(:func:`windows_name_fault`: a device name such as ``AUX``, ``aux.c`` or ``CONIN$``, a trailing dot or space,
 ``<>:"|?*\\`` or a control character, the form of an 8.3 short name such as ``RESULT~1.JSO``,
 which may be another member's alias; in a link's target too): an honest Linux output may hold
 ``aux.c``, so the provider's walk accepts them and the result extracts on Linux and macOS. A member breaking one of these raises
@@ -963,12 +963,13 @@ def _name_fault(rel: str) -> str | None:
 
 
 # Names Windows cannot hold (Microsoft's "Naming Files, Paths, and Namespaces"): its reserved device
-# names, with or without an extension (``aux.c`` opens the AUX device), these characters (``:``
+# names, with or without an extension (``aux.c`` opens the AUX device; the console's CONIN$ and
+# CONOUT$ are reserved alike since Windows 11), these characters (``:``
 # names an alternate data stream, ``\`` is a separator) and control characters, and a trailing dot
 # or space (silently removed: ``notes.`` would become ``notes``).
 _WINDOWS = os.name == "nt"
 _WINDOWS_DEVICES = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
 )
 # An 8.3 short name (``RESULT~1.JSO``): where short names are on, another member's alias, and
 # writing it would overwrite that checked member (git refuses the like for .git, CVE-2019-1353).

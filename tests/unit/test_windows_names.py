@@ -32,7 +32,6 @@ def test_names_windows_cannot_hold(name: str) -> None:
     assert why is not None and "Windows" in why
 
 
-@pytest.mark.xfail(strict=True, reason="CONIN$ and CONOUT$ (Windows console devices) were not refused")
 @pytest.mark.parametrize("name", CONSOLE)
 def test_console_device_names_windows_cannot_hold(name: str) -> None:
     why = outputs.windows_name_fault(name)
@@ -77,7 +76,6 @@ def test_extraction_refuses_windows_only_names_on_windows_only(tmp_path: Path, p
         assert (dest / shown.removeprefix("out/")).is_symlink() or (dest / shown.removeprefix("out/")).exists()
 
 
-@pytest.mark.xfail(strict=True, reason="CONIN$ and CONOUT$ (Windows console devices) were not refused")
 @pytest.mark.parametrize("case", sorted(CONSOLE_CASES))
 def test_extraction_on_windows_refuses_the_console_devices(tmp_path: Path, case: str) -> None:
     """A member (or a link's target) named CONIN$ or CONOUT$ would open the console on Windows:

@@ -152,7 +152,9 @@ def status(
 def logs(
     component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker-compute, worker-chain, beat, dispatcher or deploy; all when left out.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to print first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to print first (0: none; with -f, only new lines).")
+    ] = 50,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Print the last lines of a component's log (or of every log, prefixed by the component), and

@@ -145,7 +145,6 @@ def test_executor_config_that_is_missing_is_one_error_line_like_elsewhere(comman
 # ------------------------------------------------------------------------------------ devnet logs -n
 
 
-@pytest.mark.xfail(strict=True, reason="devnet logs -n -1 was taken (and printed nothing)")
 def test_devnet_logs_refuses_a_negative_line_count(tmp_path: Path) -> None:
     message = _usage_error(["devnet", "logs", "-n", "-1", "--state-dir", str(tmp_path)])
     assert "--lines" in message and "0" in message, message

@@ -26,7 +26,9 @@ app = typer.Typer(help="The provider executor: Celery workers that claim, run an
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="depin.toml (default: $DEPIN_CONFIG).", exists=True, dir_okay=False),
+    # Read (and a missing or unreadable file said in one `error:` line, exit 1) by depin.config, as
+    # every other command's --config: not click's exists=True, a usage error (exit 2).
+    typer.Option("--config", "-c", metavar="FILE", help="depin.toml (default: $DEPIN_CONFIG)."),
 ]
 RoleOpt = Annotated[
     str | None,

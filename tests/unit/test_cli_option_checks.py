@@ -130,7 +130,6 @@ def test_jobs_list_status_help_names_every_status_it_takes(tmp_path: Path) -> No
 # ------------------------------------------------------------------------------------ executor --config
 
 
-@pytest.mark.xfail(strict=True, reason="executor --config MISSING was a usage error (exit 2), elsewhere exit 1")
 @pytest.mark.parametrize("command", ["start", "worker", "beat", "dispatcher", "results", "reap", "health", "status"])
 def test_executor_config_that_is_missing_is_one_error_line_like_elsewhere(command: str, tmp_path: Path) -> None:
     line = _error_line(["executor", command, "--config", str(tmp_path / "missing.toml")])

@@ -126,6 +126,9 @@ from __future__ import annotations
 from depin.market import JOB_STATUS_NAMES
 
 JOB_STATUSES = JOB_STATUS_NAMES  # the status names a job hash and the status index use (depin.market)
+# The statuses jobs are listed by (``None`` is the status of a job id never posted): what the
+# indexer's readers take (indexer.query.parse_status, the API's ?status=) and `depin jobs list` names.
+LISTABLE_STATUSES = JOB_STATUSES[1:]
 
 # The fields a compacted settled job keeps (see ``{p}:job:{id}`` above); every other field is dropped,
 # and ``providers`` too when it is just ``provider``. No value is a 66-character hash: every value stays

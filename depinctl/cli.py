@@ -27,6 +27,7 @@ from rich.text import Text
 
 from depin import __version__
 from depin.errors import DepinError
+from depin.keys import LISTABLE_STATUSES
 from depin.redact import redact_url
 from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 from depinctl import demo as demo_mod
@@ -181,6 +182,9 @@ def sim(
 
 # ------------------------------------------------------------------------------------ jobs
 
+# The statuses --status takes, from the list the reader checks it against (indexer.query.parse_status).
+_STATUS_NAMES = ", ".join(s.lower() for s in LISTABLE_STATUSES[:-1]) + f" or {LISTABLE_STATUSES[-1].lower()}"
+
 
 @jobs_app.command("list")
 @user_errors
@@ -190,7 +194,7 @@ def jobs_list(
         typer.Option(
             "--status",
             "-s",
-            help="open, claimed, submitted, disputed, finalized, cancelled, expired, timedout or resolved.",
+            help=f"Only jobs of this status: {_STATUS_NAMES}.",
         ),
     ] = None,
     requester: Annotated[str | None, typer.Option(help="Only jobs posted by this address.")] = None,

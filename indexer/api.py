@@ -55,7 +55,7 @@ from pydantic import AfterValidator, BaseModel
 from depin import __version__
 from depin.chain import RpcClient, head_reader
 from depin.errors import IndexerError
-from depin.keys import JOB_STATUSES
+from depin.keys import LISTABLE_STATUSES
 from indexer.metrics import add_index_metrics
 from indexer.query import (
     MAX_LIMIT,
@@ -90,7 +90,7 @@ BUSY_RETRY_AFTER = 1  # seconds, in the 503 answer to one request in flight too 
 UNCOUNTED_PATHS = frozenset({"/explorer/stream", "/healthz"})  # the live stream has its own limit
 UNCOUNTED_PREFIX = "/static/"  # the explorer's stylesheet: small files, streamed by chunks
 
-JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in JOB_STATUSES[1:]}, type=str)
+JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in LISTABLE_STATUSES}, type=str)
 JobStatusName.__doc__ = "A job status, lower case."
 
 Address = Annotated[str, AfterValidator(parse_address)]

@@ -36,7 +36,7 @@ from redis.retry import Retry
 
 from depin.deployment import DeploymentFileError, load_deployment_file, shown_path
 from depin.errors import IndexerError
-from depin.keys import DUE_STATUSES, JOB_STATUSES, Keys
+from depin.keys import DUE_STATUSES, JOB_STATUSES, LISTABLE_STATUSES, Keys
 from depin.spec import MAX_SPEC_DEPTH, nested_deeper
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -49,8 +49,6 @@ PAGE_BYTES = 4 * 2**20
 # 64-bit range Redis takes for ZRANGE indexes (a larger offset was a Redis error, an HTTP 500).
 MAX_OFFSET = 2**53 - 1
 MAX_UINT256 = 2**256 - 1
-# Statuses a job can be listed by (``None`` is the status of a job id that was never posted).
-LISTABLE_STATUSES = JOB_STATUSES[1:]
 # Due-set entries read per round trip while a provider filter drops entries (:meth:`IndexerReader.due_jobs`).
 _DUE_PAGE = 500
 # Watched snapshot attempts before a read settles for a best-effort (unwatched) read.

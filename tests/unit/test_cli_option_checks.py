@@ -108,7 +108,6 @@ def test_job_post_takes_cpus_in_range() -> None:
 # ------------------------------------------------------------------------------------ jobs list --status
 
 
-@pytest.mark.xfail(strict=True, reason="jobs list --status help omitted pruned, which the index lists jobs by")
 def test_jobs_list_status_help_names_every_status_it_takes(tmp_path: Path) -> None:
     market = {"JobMarket": "0x" + "33" * 20}
     file = write_deployment(Deployment(31337, "devnet", 1, market, {}, "0x" + "55" * 20), tmp_path)

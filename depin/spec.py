@@ -92,6 +92,7 @@ MAX_SPEC_BYTES = 16_384
 # enforces it, with MAX_SPEC_BYTES; parse_spec's schema rejects any deeper spec anyway.
 MAX_SPEC_DEPTH = 64
 MIN_CPUS = 0.01
+MAX_CPUS = 64
 INPUT_SCHEMES = ("http://", "https://", "file://", "data:")
 
 
@@ -206,7 +207,7 @@ class InputSpec(_Strict):
 class Resources(_Strict):
     # At least 0.01 (the engines' smallest CPU quota): a smaller value becomes NanoCpus 0, which
     # the engine reads as no limit at all.
-    cpus: float = Field(ge=MIN_CPUS, le=64)
+    cpus: float = Field(ge=MIN_CPUS, le=MAX_CPUS)
     memory_mb: int = Field(ge=6, le=65_536)
     max_runtime: int = Field(ge=1, le=86_400)
     output_mb: int = Field(default=16, ge=1, le=4_096)

@@ -1425,11 +1425,13 @@ class Client(ContractAddresses):
         info = self.provider_info()
         if not info.registered:
             raise Refused(f"{self.address} is not a registered provider", "NotRegistered")
-        if amount <= 0 or amount > info.available:
+        if amount <= 0:
+            raise Refused("the amount must be positive", "ZeroAmount")
+        if amount > info.available:
             raise Refused(
                 f"cannot unstake {format_tokens(amount)} {TOKEN_SYMBOL}: available (staked minus locked) is "
                 f"{format_tokens(info.available)}",
-                "ZeroAmount" if amount <= 0 else "InsufficientStake",
+                "InsufficientStake",
             )
         return self.send(self.contracts.provider_staking.request_unstake(amount))
 

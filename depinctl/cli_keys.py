@@ -76,8 +76,8 @@ ConfigOpt = Annotated[
 ]
 
 
-def parse_tokens(text: str, what: str = "amount") -> int:
-    """A number of tokens (``"1.5"``) as base units; one-line error for anything else."""
+def parse_tokens(text: str, what: str = "amount", *, positive: bool = False) -> int:
+    """A number of tokens (``"1.5"``) as base units (above 0 when `positive`); one-line error for anything else."""
     from depin.client import TOKEN_DECIMALS, TOKEN_SYMBOL  # lazy: start-up
 
     try:
@@ -96,6 +96,8 @@ def parse_tokens(text: str, what: str = "amount") -> int:
         raise ValueError(f"invalid {what} {text!r}: more than {TOKEN_DECIMALS} decimals")
     if units >= 2**256:  # before int(): int(Decimal("1e999990")) takes a minute
         raise ValueError(f"invalid {what} {text!r}: too large")
+    if positive and units == 0:
+        raise ValueError(f"invalid {what} {text!r}: must be positive (more than 0 {TOKEN_SYMBOL})")
     return int(units)
 
 

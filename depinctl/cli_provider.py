@@ -74,7 +74,7 @@ def provider_stake(
 
     Example: depin provider stake 100 --keystore keys/provider.json
     """
-    value = parse_tokens(amount)
+    value = parse_tokens(amount, positive=True)  # said before any key is unlocked or node asked
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
@@ -103,7 +103,7 @@ def provider_unstake(
 
     Example: depin provider unstake 50 --keystore keys/provider.json
     """
-    value = parse_tokens(amount)
+    value = parse_tokens(amount, positive=True)  # said before any key is unlocked or node asked
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,

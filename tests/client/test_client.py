@@ -361,7 +361,6 @@ def test_an_endpoint_that_is_no_http_url_is_refused_before_any_transaction(devne
     assert _nonce(devnet, provider.address) == before
 
 
-@pytest.mark.xfail(strict=True, reason="request_unstake(0) said 'cannot unstake 0 DPC: available is ...'")
 def test_unstaking_nothing_says_the_amount_must_be_positive_and_sends_nothing(devnet: Devnet) -> None:
     provider = _provider(devnet)
     before = _nonce(devnet, provider.address)

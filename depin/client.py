@@ -1393,7 +1393,9 @@ class Client(ContractAddresses):
     def register(
         self, stake: int, endpoint: str, capability_hash: bytes = ZERO_HASH, *, approve: bool = True
     ) -> Receipt:
-        """Registers this account as a provider with `stake` (approved to the staking contract first)."""
+        """Registers this account as a provider with `stake` (approved to the staking contract first)
+        and `endpoint`, its result server's public URL (:func:`check_endpoint`)."""
+        check_endpoint(endpoint)
         info = self.provider_info()
         if info.registered:
             raise Refused(
@@ -1450,6 +1452,8 @@ class Client(ContractAddresses):
         return self.send(self.contracts.provider_staking.withdraw_unstaked())
 
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
+        """Changes this provider's endpoint (:func:`check_endpoint`) and capability hash."""
+        check_endpoint(endpoint)
         return self.send(self.contracts.provider_staking.set_metadata(endpoint, capability_hash))
 
     # ------------------------------------------------------------------ executor actions
@@ -1543,6 +1547,26 @@ def check_rpc_url(url: str) -> None:
         raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL ({exc}); {expected}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL with a host; {expected}")
+
+
+def check_endpoint(url: str, what: str = "the endpoint") -> None:
+    """:class:`ClientError` unless `url` can be a provider's endpoint: the public base URL of its
+    result server (``[executor] results_url``), which requesters and verifiers fetch results from
+    over http(s) (:mod:`depin.fetch`). So an http(s) URL with a host, nothing a URL cannot hold (a
+    space, a control character), and no user name or password: the chain publishes it."""
+    expected = "expected http(s)://HOST[:PORT][/PATH], your executor's public result server, such as http://203.0.113.7:8700"
+    shown = repr(redact_url(url))
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ClientError(f"{what} {shown} holds a space or a control character; {expected}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ClientError(f"{what} {shown} is not an http(s) URL ({exc}); {expected}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ClientError(f"{what} {shown} is not an http(s) URL with a host; {expected}")
+    if "@" in parts.netloc:
+        raise ClientError(f"{what} {shown} carries a user name or password, which the chain would publish; {expected}")
 
 
 def _job_id(job_id: int | str) -> int:

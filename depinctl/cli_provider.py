@@ -34,7 +34,14 @@ AmountArg = Annotated[str, typer.Argument(metavar="AMOUNT", help=f"{TOKEN_SYMBOL
 @user_errors
 def provider_register(
     stake: Annotated[str, typer.Option("--stake", help=f"Initial stake in {TOKEN_SYMBOL} (at least the minimum).")],
-    endpoint: Annotated[str, typer.Option("--endpoint", help="Public URL of your executor's result server.")],
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            "--endpoint",
+            metavar="URL",
+            help="Public http(s) URL of your executor's result server ([executor] results_url), e.g. http://203.0.113.7:8700.",
+        ),
+    ],
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -46,7 +53,10 @@ def provider_register(
 
     Example: depin provider register --stake 500 --endpoint http://203.0.113.7:8700 --keystore keys/provider.json
     """
+    from depin.client import check_endpoint  # lazy: start-up
+
     amount = parse_tokens(stake, "stake")
+    check_endpoint(endpoint, "--endpoint")  # before any key is unlocked or node asked
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,

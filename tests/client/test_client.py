@@ -343,7 +343,6 @@ def _nonce(devnet: Devnet, address: str) -> int:
     return int(devnet.chain.rpc.call("eth_getTransactionCount", [address, "pending"]), 16)
 
 
-@pytest.mark.xfail(strict=True, reason="register/set_metadata put any endpoint on chain, 'foo' included")
 def test_an_endpoint_that_is_no_http_url_is_refused_before_any_transaction(devnet: Devnet) -> None:
     """The endpoint is the public base URL of the provider's result server: `foo` (or a URL
     carrying a password, which the chain would publish) is refused with nothing sent, no approve."""

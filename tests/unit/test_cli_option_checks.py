@@ -58,7 +58,6 @@ BAD_ENDPOINTS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="provider register took any --endpoint, 'foo' included, and put it on chain")
 @pytest.mark.parametrize("endpoint", BAD_ENDPOINTS)
 def test_provider_register_refuses_an_endpoint_that_is_no_http_url(endpoint: str) -> None:
     line = _error_line(["provider", "register", "--stake", "500", "--endpoint", endpoint, *KEY])

@@ -235,6 +235,7 @@ def build_spec(
 ) -> Any:
     from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
+    _check_cpus(cpus)
     if not IMAGE_RE.match(image):
         raise ValueError(
             f"malformed image reference {image!r}: expected REPOSITORY@sha256:<64 hex digits> (pinned by digest; "
@@ -260,16 +261,15 @@ def build_spec(
 # ------------------------------------------------------------------------------------ commands
 
 
-def _cpus(value: float) -> float:
-    """--cpus within the spec's bounds (``inf`` and ``nan`` parse as floats and pass click's ranges:
-    said here, naming the option, not by the spec's JCS encoder)."""
+def _check_cpus(value: float) -> None:
+    """--cpus within the spec's bounds, said naming the option (``inf`` and ``nan`` parse as floats:
+    they reached the spec's JCS encoder and were refused in its words)."""
     import math  # lazy: start-up
 
     from depin.spec import MAX_CPUS, MIN_CPUS  # lazy: start-up
 
     if not (math.isfinite(value) and MIN_CPUS <= value <= MAX_CPUS):
-        raise typer.BadParameter(f"must be a number of CPUs from {MIN_CPUS:g} to {MAX_CPUS:g}, not {value:g}")
-    return value
+        raise ValueError(f"--cpus must be a number of CPUs from {MIN_CPUS:g} to {MAX_CPUS:g}, not {value:g}")
 
 
 # The terms `job post` and `job post-batch` share.
@@ -303,7 +303,7 @@ def job_post(
         ),
     ] = [],  # noqa: B006
     cpus: Annotated[
-        float, typer.Option("--cpus", callback=_cpus, help="CPUs (fractional allowed, 0.01 to 64).")
+        float, typer.Option("--cpus", help="CPUs (fractional allowed, 0.01 to 64).")
     ] = 1.0,
     memory: Annotated[str, typer.Option("--memory", help="Memory limit in MB (512, 512m, 2g).")] = "256",
     max_runtime: Annotated[int, typer.Option("--max-runtime", help="Seconds the job may run.")] = 60,

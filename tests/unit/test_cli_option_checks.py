@@ -91,8 +91,8 @@ POST = ["job", "post", "--image", IMAGE, "--reward", "1", "--cmd", "true", "--dr
 
 @pytest.mark.parametrize("cpus", ["inf", "-inf", "nan", "1e400", "0", "-1", "0.001", "65"])
 def test_job_post_refuses_cpus_out_of_range_at_the_option(cpus: str) -> None:
-    message = _usage_error([*POST, "--cpus", cpus])
-    assert "--cpus" in message and "0.01 to 64" in message, message
+    message = _error_line([*POST, "--cpus", cpus])
+    assert message.startswith("error: --cpus must be a number of CPUs from 0.01 to 64, not "), message
     assert "JCS" not in message and "resources.cpus" not in message, message
 
 

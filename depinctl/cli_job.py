@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import shlex
 import time
@@ -264,8 +265,6 @@ def build_spec(
 def _check_cpus(value: float) -> None:
     """--cpus within the spec's bounds, said naming the option (``inf`` and ``nan`` parse as floats:
     they reached the spec's JCS encoder and were refused in its words)."""
-    import math  # lazy: start-up
-
     from depin.spec import MAX_CPUS, MIN_CPUS  # lazy: start-up
 
     if not (math.isfinite(value) and MIN_CPUS <= value <= MAX_CPUS):
@@ -808,13 +807,19 @@ def job_status(
     make_console().print(table)
 
 
+MAX_WATCH_INTERVAL = 3600  # seconds between a watch's checks
+
+
 @app.command("watch")
 @user_errors
 def job_watch(
     job_id: JobIdArg,
-    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks.")] = 1.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, max=MAX_WATCH_INTERVAL, help="Seconds between checks.")
+    ] = 1.0,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0, show_default="none: until settled", help="Give up after this many seconds (exit 1).")
+        float | None,
+        typer.Option("--timeout", min=0, show_default="none: until settled", help="Give up after this many seconds (exit 1)."),
     ] = None,
     redis_url: RedisUrlOpt = None,
     namespace: NamespaceOpt = "depin",

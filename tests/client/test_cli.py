@@ -812,8 +812,12 @@ def test_job_watch_refuses_a_useless_interval_or_timeout_before_connecting() -> 
     """`job watch 1 --interval -1` printed the job's status, then "error: sleep length must be
     non-negative" (Python's words, no option named); `--interval 0` asked the node as fast as it
     could answer, for ever; `--timeout -5` was taken. Each is a usage error naming its option,
-    said before any node is asked (here a closed port)."""
-    for option, value in (("--interval", "-1"), ("--interval", "0"), ("--timeout", "-5")):
+    said before any node is asked (here a closed port). So are a non-finite interval (``inf``
+    slept for ever, ``nan`` was Python's "Invalid value NaN"), one beyond an hour, and a ``nan``
+    timeout (never reached)."""
+    cases = [("--interval", "-1"), ("--interval", "0"), ("--timeout", "-5"), ("--interval", "inf"), ("--interval", "nan"),
+             ("--interval", "3601"), ("--timeout", "nan")]
+    for option, value in cases:
         result = run("job", "watch", "1", option, value, "--rpc-url", "http://127.0.0.1:1")
         assert result.exit_code == 2, (option, value, result.exit_code, result.stderr)
         assert option in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -1,0 +1,129 @@
+"""A deployment file that does not name the genuine contracts (handed out by someone else, or
+stale): ``python -m indexer`` must refuse it at start-up with one line and a non-zero exit, before
+it writes anything to Redis, with the check `Client.connect` makes
+(tests/client/test_hostile_deployment.py). A node that is not reachable yet is waited for, not
+taken for a wrong deployment.
+
+On the session's populated chain (read-only: the attacker's code is set at fresh addresses, no
+block is mined) with a fresh redis-server per test.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from indexer.store import Cursor
+
+from .services import ChainEnv, FlakyProxy, indexer_env, start_indexer_process, wait_for
+
+
+def hostile_file(env: ChainEnv, **addresses: str) -> Path:
+    """The session's deployment file with `addresses` replaced."""
+    record = json.loads(env.deployment_file.read_text())
+    record["addresses"].update(addresses)
+    path = env.tmp / "hostile" / f"{record['chainId']}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def another_build_of_the_market(env: ChainEnv) -> str:
+    """A fresh address holding the real market's code with one byte of its metadata hash changed
+    (what another build of the sources deploys): it answers every call as the market does."""
+    code = bytearray(bytes.fromhex(env.market.rpc.get_code(env.deployment.addresses["JobMarket"])[2:]))
+    code[-10] ^= 0xFF  # inside the CBOR metadata trailer
+    address = Account.create().address
+    env.market.rpc.call("anvil_setCode", [address, "0x" + code.hex()])
+    return address
+
+
+HOSTILE = {
+    "the court as the market": lambda a, env: {"JobMarket": a["VerificationCourt"], "VerificationCourt": a["JobMarket"]},
+    "the staking contract as the market": lambda a, env: {"JobMarket": a["ProviderStaking"], "ProviderStaking": a["JobMarket"]},
+    "a market of another build": lambda a, env: {"JobMarket": another_build_of_the_market(env)},
+    "a court that is not the market's": lambda a, env: {"VerificationCourt": a["RewardToken"]},
+    "a staking contract that is not the market's": lambda a, env: {"ProviderStaking": a["VerificationCourt"]},
+}
+
+
+def assert_refused(proc: subprocess.Popen, log_file: Path, env: ChainEnv, *names: str) -> None:
+    """The indexer exited non-zero with one line naming a contract, no traceback, and Redis is empty."""
+    wait_for(lambda: proc.poll() is not None or env.client(0).dbsize(), 60, "the indexer to exit (or write)")
+    written = env.client(0).dbsize()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    text = log_file.read_text()
+    assert written == 0, f"the indexer wrote {written} keys for a deployment that is not the genuine one:\n{text}"
+    assert proc.returncode not in (0, None), text
+    assert "Traceback" not in text, text
+    (line,) = [line for line in text.splitlines() if "level=CRITICAL" in line]
+    assert any(name in line for name in names), line
+
+
+@pytest.mark.xfail(strict=True, reason="the indexer checks only the deployment file's chain id, not its contracts")
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_deployment_file_naming_other_contracts_is_refused(populated_env: ChainEnv, case: str) -> None:
+    env = populated_env
+    path = hostile_file(env, **HOSTILE[case](env.deployment.addresses, env))
+    log_file = env.tmp / "indexer.log"
+    proc = start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), path), "--once", log_file=log_file)
+    assert_refused(proc, log_file, env, "JobMarket", "VerificationCourt", "ProviderStaking")
+
+
+@pytest.mark.xfail(strict=True, reason="the indexer checks only the deployment file's chain id, not its contracts")
+def test_a_node_unreachable_at_start_up_is_waited_for_then_a_wrong_market_refused(populated_env: ChainEnv) -> None:
+    """The node does not answer at start-up (a proxy that drops every request): the indexer keeps
+    retrying and writes nothing; once the node answers, the wrong market is refused."""
+    env = populated_env
+    a = env.deployment.addresses
+    path = hostile_file(env, JobMarket=a["VerificationCourt"], VerificationCourt=a["JobMarket"])
+    proxy = FlakyProxy(env.anvil.url)
+    proxy.down = True
+    log_file = env.tmp / "indexer.log"
+    proc = start_indexer_process(indexer_env(proxy.url, env.redis.url(0), path, DEPIN_WS_URL="off"), log_file=log_file)
+    try:
+        wait_for(lambda: "reading the chain failed" in log_file.read_text(), 60, "the indexer to retry the node")
+        assert proc.poll() is None, log_file.read_text()
+        assert env.client(0).dbsize() == 0
+        proxy.down = False
+        assert_refused(proc, log_file, env, "JobMarket")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proxy.close()
+
+
+def test_a_node_unreachable_at_start_up_is_waited_for_then_the_genuine_deployment_indexed(populated_env: ChainEnv) -> None:
+    """The same outage with the genuine deployment file: no refusal; once the node answers, the
+    indexer backfills to the head (and stops cleanly on SIGTERM)."""
+    env = populated_env
+    proxy = FlakyProxy(env.anvil.url)
+    proxy.down = True
+    log_file = env.tmp / "indexer.log"
+    proc = start_indexer_process(
+        indexer_env(proxy.url, env.redis.url(0), env.deployment_file, DEPIN_WS_URL="off"), log_file=log_file
+    )
+    r, k = env.client(0), env.keys
+    try:
+        wait_for(lambda: "reading the chain failed" in log_file.read_text(), 60, "the indexer to retry the node")
+        assert proc.poll() is None and r.dbsize() == 0, log_file.read_text()
+        proxy.down = False
+        head = env.market.head()
+        wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= head or proc.poll() is not None,
+                 60, "the backfill to reach the head")
+        assert proc.poll() is None, log_file.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log_file.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proxy.close()

@@ -49,7 +49,7 @@ from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
 from depin.accounts import account_from_config, is_local_chain, refuse_dev_key_off_devnet
 from depin.addresses import parse_networks, public_resolver
-from depin.artifacts import load_abi, runtime_code_matches
+from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.commitment import SALT_BYTES
 from depin.contracts import Deployed
@@ -62,6 +62,7 @@ from depin.deployment import (
     DeploymentFileError,
     load_deployment,
 )
+from depin.deployment_check import NotGenuine, check_contracts
 from depin.errors import ChainError, DepinError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
@@ -122,21 +123,6 @@ class NodeUnreachable(ClientError, ChainError):
 
 class WrongNetwork(ClientError):
     """The node's chain is not the deployment's chain (or the contracts are not there)."""
-
-
-def _check_shipped_code(name: str, address: str, code: str, where: str) -> None:
-    """Raises WrongNetwork when `code` (``eth_getCode``'s answer for `address`) is not the shipped
-    runtime code of contract `name` (:func:`depin.artifacts.runtime_code_matches`)."""
-    try:
-        matches = runtime_code_matches(name, bytes.fromhex(code.removeprefix("0x")))
-    except ValueError:  # a node that answers no hex
-        matches = False
-    if not matches:
-        raise WrongNetwork(
-            f"the deployment file's {name} {address} {where} is not the {name} this depin version ships "
-            "(another contract, or another build or version of it): use the deployment file of a deployment "
-            "of this version, or the depin version that deployed it"
-        )
 
 
 class Refused(ClientError, TxReverted):
@@ -458,7 +444,9 @@ class Client(ContractAddresses):
         **transactor_options: Any,
     ) -> Client:
         """Connects to the node at `rpc_url` and checks that it is the deployment's chain and holds
-        its contracts. `account` signs transactions (None: read-only; see :meth:`with_account`)."""
+        its genuine contracts (:func:`depin.deployment_check.check_contracts`: a deployment file handed
+        out by someone else, or a stale one, is refused with :class:`WrongNetwork`). `account` signs
+        transactions (None: read-only; see :meth:`with_account`)."""
         try:
             dep = load_deployment(deployment, hint=f"{DEPLOYMENT_HINT} ({DEVNET_HINT})")
         except DeploymentFileError as exc:
@@ -474,41 +462,11 @@ class Client(ContractAddresses):
                 f"wrong network: the node at {rpc.shown_url} is chain {chain_id} but the deployment is for chain "
                 f"{dep.chain_id}; pass the matching --rpc-url or --deployment"
             )
-        market = dep.addresses.get("JobMarket")
-        code = rpc.get_code(market) if market else "0x"
-        if market and code in ("0x", "0x0"):
-            raise WrongNetwork(
-                f"no JobMarket contract at {market} on the node at {rpc.shown_url} (chain {chain_id}): the deployment "
-                "file belongs to another instance of this chain (was the devnet restarted? deploy again)"
-            )
-        if market:
-            _check_shipped_code("JobMarket", market, code, f"on chain {chain_id} (node {rpc.shown_url})")
-        client = cls(rpc, dep, account, chain_id=chain_id, **transactor_options)
-        client.check_deployment()
-        return client
-
-    def check_deployment(self) -> None:
-        """Checks the deployment file's other addresses against its JobMarket (whose code
-        :meth:`connect` checked first) before anything is approved to them (a file handed out by
-        someone else, or a stale one): the RewardToken's code is the one this package ships
-        (:func:`depin.artifacts.runtime_code_matches`), and the market's own token, staking contract,
-        randomness source and current court are the file's. Raises :class:`WrongNetwork` (one line)
-        when not."""
-        where = f"on chain {self.chain_id} (node {self.rpc.shown_url})"
-        _check_shipped_code("RewardToken", self.token, self.rpc.get_code(self.token), where)
-        market = self.contracts.job_market
-        linked = {
-            "RewardToken": self.read(market.token()),
-            "ProviderStaking": self.read(market.staking()),
-            "Randomness": self.read(market.randomness()),
-            "VerificationCourt": self.read(market.params())[16],  # MarketParams.court: the current court
-        }
-        for name, actual in linked.items():
-            if to_checksum_address(actual) != self.addresses[name]:
-                raise WrongNetwork(
-                    f"the deployment file names {name} {self.addresses[name]}, but its JobMarket {self.market} {where} "
-                    f"uses {to_checksum_address(actual)}: the file is stale or altered; get it again from the deployer"
-                )
+        try:  # the genuine contracts, before anything is approved to them (the indexer's start-up check too)
+            check_contracts(rpc, dep)
+        except NotGenuine as exc:
+            raise WrongNetwork(str(exc)) from None
+        return cls(rpc, dep, account, chain_id=chain_id, **transactor_options)
 
     @classmethod
     def from_config(cls, config: DepinConfig, account: LocalAccount | None = None, **options: Any) -> Client:

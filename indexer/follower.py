@@ -1,5 +1,11 @@
 """The indexer loop: fetch logs, detect reorgs, reduce, commit; then follow the head.
 
+The first pass checks the node against the deployment file before anything is written: its chain
+id, and that the file names the genuine contracts (:func:`depin.deployment_check.check_contracts`,
+the check ``Client.connect`` makes: the market's and token's code are the shipped ones, the
+market's token, staking, randomness and court are the file's). A wrong file stops the indexer
+(:class:`~depin.errors.IndexerError`, one line); a node that does not answer yet is waited for.
+
 One :meth:`Indexer.sync_once` call:
 
 1. reads the head (``eth_blockNumber``) and the cursor from Redis (creating it just before the
@@ -97,6 +103,7 @@ from depin.chain.heads import HeadSubscription
 from depin.chain.logs import AnswerTooLarge, LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError
 from depin.deployment import load_deployment as load_deployment_from
+from depin.deployment_check import NotGenuine, check_contracts
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer import metrics
@@ -350,6 +357,10 @@ class Indexer:
                 f"the node at {self.rpc.shown_url} is chain {chain_id}, but {self.config.deployment_file} "
                 f"records chain {self.deployment.chain_id}: point DEPIN_RPC_URL and DEPIN_DEPLOYMENT at the same chain"
             )
+        try:  # the check Client.connect makes; a node that does not answer is a ChainError: run() waits
+            check_contracts(self.rpc, self.deployment)
+        except NotGenuine as exc:
+            raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
         self._chain_checked = True
 
     def _meta(self) -> dict[str, str]:

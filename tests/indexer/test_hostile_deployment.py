@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
+from depin.deployment import REPO_ROOT
 from indexer.store import Cursor
 
 from .services import ChainEnv, FlakyProxy, indexer_env, start_indexer_process, wait_for
@@ -67,7 +69,6 @@ def assert_refused(proc: subprocess.Popen, log_file: Path, env: ChainEnv, *names
     assert any(name in line for name in names), line
 
 
-@pytest.mark.xfail(strict=True, reason="the indexer checks only the deployment file's chain id, not its contracts")
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_deployment_file_naming_other_contracts_is_refused(populated_env: ChainEnv, case: str) -> None:
     env = populated_env
@@ -77,7 +78,6 @@ def test_a_deployment_file_naming_other_contracts_is_refused(populated_env: Chai
     assert_refused(proc, log_file, env, "JobMarket", "VerificationCourt", "ProviderStaking")
 
 
-@pytest.mark.xfail(strict=True, reason="the indexer checks only the deployment file's chain id, not its contracts")
 def test_a_node_unreachable_at_start_up_is_waited_for_then_a_wrong_market_refused(populated_env: ChainEnv) -> None:
     """The node does not answer at start-up (a proxy that drops every request): the indexer keeps
     retrying and writes nothing; once the node answers, the wrong market is refused."""
@@ -127,3 +127,21 @@ def test_a_node_unreachable_at_start_up_is_waited_for_then_the_genuine_deploymen
             proc.kill()
             proc.wait(10)
         proxy.close()
+
+
+def test_depin_indexer_run_refuses_it_in_one_error_line(populated_env: ChainEnv) -> None:
+    """`depin indexer run` (the same Indexer): exit 1, one ``error:`` line naming the contract (after
+    its structured log lines), nothing written."""
+    env = populated_env
+    a = env.deployment.addresses
+    path = hostile_file(env, JobMarket=a["ProviderStaking"], ProviderStaking=a["JobMarket"])
+    result = subprocess.run(
+        [sys.executable, "-m", "depinctl.cli", "indexer", "run", "--deployment", str(path), "--rpc-url", env.anvil.url,
+         "--redis-url", env.redis.url(0), "--ws-url", "off"],
+        capture_output=True, text=True, env=indexer_env(env.anvil.url, env.redis.url(0), path), cwd=REPO_ROOT, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "JobMarket" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert env.client(0).dbsize() == 0

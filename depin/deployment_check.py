@@ -1,0 +1,83 @@
+"""Whether a deployment file names the genuine contracts of a deployment of this version.
+
+A deployment file (``deployments/<chainId>.json``) is handed around: one from someone else, or a
+stale one, may name another contract as the market (an attacker's, another contract of the same
+deployment, another build of the market), or a token, staking contract, randomness source or court
+that the market does not use. :func:`check_contracts` asks the node: the JobMarket's and the
+RewardToken's runtime code are the ones this package ships (:func:`depin.artifacts.runtime_code_matches`:
+immutables aside, metadata byte for byte), and the market's own ``token()``, ``staking()``,
+``randomness()`` and current court (``params().court``) are the file's addresses.
+
+Its callers check the node's chain id first: ``Client.connect`` (every ``depin`` command, the
+executors) and the indexer at start-up. A node that does not answer raises
+:class:`~depin.chain.RpcUnavailable` (a :class:`~depin.errors.ChainError`: the indexer waits for it);
+only an answer that shows the wrong contracts raises :class:`NotGenuine`.
+"""
+
+from __future__ import annotations
+
+from eth_utils import to_checksum_address
+
+from depin.artifacts import runtime_code_matches
+from depin.chain import RpcClient
+from depin.contracts import Deployed
+from depin.deployment import Deployment
+from depin.errors import DepinError
+
+# The file's addresses that the check covers (the market links the last four).
+CHECKED = ("JobMarket", "RewardToken", "ProviderStaking", "Randomness", "VerificationCourt")
+
+
+class NotGenuine(DepinError):
+    """The deployment file's contracts are not the deployment it claims to be (one line: which, and what to do)."""
+
+
+def _check_shipped_code(name: str, address: str, code: str, where: str) -> None:
+    """Raises NotGenuine when `code` (``eth_getCode``'s answer for `address`) is not the shipped
+    runtime code of contract `name`."""
+    try:
+        matches = runtime_code_matches(name, bytes.fromhex(code.removeprefix("0x")))
+    except ValueError:  # a node that answers no hex
+        matches = False
+    if not matches:
+        raise NotGenuine(
+            f"the deployment file's {name} {address} {where} is not the {name} this depin version ships "
+            "(another contract, or another build or version of it): use the deployment file of a deployment "
+            "of this version, or the depin version that deployed it"
+        )
+
+
+def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
+    """Raises :class:`NotGenuine` (one line) unless `deployment`'s contracts on the node behind
+    `rpc` (whose chain id the caller checked) are the genuine deployment (see the module doc)."""
+    where = f"on chain {deployment.chain_id} (node {rpc.shown_url})"
+    if "JobMarket" in deployment.addresses:  # first: a file of another instance of the chain
+        market = deployment.addresses["JobMarket"]
+        code = rpc.get_code(market)
+        if code in ("0x", "0x0"):
+            raise NotGenuine(
+                f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
+                "chain (was the devnet restarted? deploy again)"
+            )
+        _check_shipped_code("JobMarket", market, code, where)
+    missing = [name for name in CHECKED if name not in deployment.addresses]
+    if missing:
+        raise NotGenuine(f"the deployment file lacks addresses for {', '.join(missing)}; get it again from the deployer")
+    addresses = {name: to_checksum_address(deployment.addresses[name]) for name in CHECKED}
+    market = addresses["JobMarket"]
+    _check_shipped_code("RewardToken", addresses["RewardToken"], rpc.get_code(addresses["RewardToken"]), where)
+    job_market = Deployed(addresses).job_market
+    linked = {
+        "RewardToken": job_market.token(),
+        "ProviderStaking": job_market.staking(),
+        "Randomness": job_market.randomness(),
+        "VerificationCourt": job_market.params(),  # MarketParams.court (index 16): the current court
+    }
+    for name, call in linked.items():
+        answer = call.decode(rpc.eth_call({"to": call.to, "data": call.data}))
+        actual = to_checksum_address(answer[16] if name == "VerificationCourt" else answer)
+        if actual != addresses[name]:
+            raise NotGenuine(
+                f"the deployment file names {name} {addresses[name]}, but its JobMarket {market} {where} "
+                f"uses {actual}: the file is stale or altered; get it again from the deployer"
+            )

@@ -402,5 +402,6 @@ def test_a_committed_seat_whose_records_were_wiped_after_the_commit_deadline_is_
     adopted = v.wait_log("worker-chain", lambda e: e.get("msg") == "seat committed on chain: adopted" and e.get("job") == job_id,
                          "the committed seat adopted")
     assert len(adopted) == 1, adopted
-    assert _seat(stack, v, job_id).get("state") in ("revealed", "done")
+    # the record says revealed once the reveal's receipt is seen, after the SeatRevealed waited for (verifier.follow_seat)
+    wait_for(lambda: _seat(stack, v, job_id).get("state") in ("revealed", "done"), 30, "the seat's record to say revealed")
     assert len(_court_logs(stack, "SeatCommitted", job_id)) == 1 and not _court_logs(stack, "SeatNoShow", job_id)

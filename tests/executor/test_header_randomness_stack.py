@@ -102,13 +102,21 @@ def _resolved_provider_right(stack: Stack, job_id: int) -> None:
 
 
 def test_the_providers_beat_proves_its_anchor_and_the_job_settles_as_drawn(stack: Stack) -> None:
-    job_spec = spec(stack.images["busybox"], ["sh", "-c", "echo header > /out/h"])
-    job_id = stack.post(job_spec, terms=terms_for(verify_mode=0, collateral_pct=1000))
-    stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED), timeout=120)
-    job = stack.job(job_id)
-    anchor, audit_bps = job["anchorBlock"], job["auditBps"]
-    assert 0 < audit_bps < 10_000
-    value = _wait_proved(stack, anchor)
+    # The verifier proves an anchor its provider left unproved FALLBACK_AFTER blocks (executor.verifier
+    # .consider): with one-second blocks a provider's beat slowed down that long (a loaded machine)
+    # would lose to it. The verifier's passes (its beat and chain worker) wait until the proof is on chain.
+    v = stack.verifier
+    v.stop("beat", "worker-chain")
+    try:
+        job_spec = spec(stack.images["busybox"], ["sh", "-c", "echo header > /out/h"])
+        job_id = stack.post(job_spec, terms=terms_for(verify_mode=0, collateral_pct=1000))
+        stack.wait_status(job_id, (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED), timeout=120)
+        job = stack.job(job_id)
+        anchor, audit_bps = job["anchorBlock"], job["auditBps"]
+        assert 0 < audit_bps < 10_000
+        value = _wait_proved(stack, anchor)
+    finally:
+        v.start("beat", "worker-chain")
     assert value == _mix_hash(stack, anchor)
     proof = _proof(stack, anchor)
     assert proof["from"] == stack.accounts[PROVIDER].lower()  # the provider's beat, not the verifier's fallback

@@ -437,6 +437,9 @@ class FlakyProxy:
     - `inject(params, logs)` (optional) may edit the logs an ``eth_getLogs`` returns.
 
     `log_answers` records each ``eth_getLogs`` the node answered: (fromBlock, toBlock, body bytes).
+
+    `hold_logs_to` (optional): an ``eth_getLogs`` reaching that block waits for `released` (set by
+    :meth:`close`) before it goes on: the indexer cannot apply that block until the test lets it.
     """
 
     def __init__(
@@ -460,6 +463,9 @@ class FlakyProxy:
         self.errors500 = 0
         self.rejected = 0
         self.log_answers: list[tuple[int, int, int]] = []
+        self.hold_logs_to: int | None = None
+        self.held = 0
+        self.released = threading.Event()
         self._lock = threading.Lock()
         self._session = requests.Session()
         proxy = self
@@ -510,6 +516,10 @@ class FlakyProxy:
             self.errors500 += 1
             return 500, b'{"error": "internal server error"}'
         req = json.loads(body)
+        if self.hold_logs_to is not None and self._reaches_hold(req):
+            with self._lock:
+                self.held += 1
+            self.released.wait()
         if isinstance(req, dict) and req.get("method") == "eth_getLogs":
             flt = req["params"][0]
             span = int(flt["toBlock"], 16) - int(flt["fromBlock"], 16) + 1
@@ -531,6 +541,14 @@ class FlakyProxy:
                 return 200, json.dumps(data).encode()
         return resp.status_code, resp.content
 
+    def _reaches_hold(self, req: Any) -> bool:
+        for r in req if isinstance(req, list) else [req]:
+            if isinstance(r, dict) and r.get("method") == "eth_getLogs":
+                to = r["params"][0].get("toBlock", "latest")
+                if not (isinstance(to, str) and to.startswith("0x")) or int(to, 16) >= (self.hold_logs_to or 0):
+                    return True
+        return False
+
     def _hide_headers(self, req: list[dict[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         asked = {r["id"]: r for r in req}
         for answer in answers:
@@ -541,6 +559,7 @@ class FlakyProxy:
         return answers
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -681,14 +680,25 @@ def test_job_watch_from_the_index(devnet: Devnet, tmp_path: Path, monkeypatch: p
             requester = devnet.client(devnet.new_account(10))
             job_id = requester.post_job(make_spec(300), reward=to_wei(1)).job_id
             live.wait_synced(devnet.chain.block_number())
-            timer = threading.Timer(1.0, lambda: requester.cancel(job_id))
-            timer.start()
-            result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30",
-                        "--redis-url", server.url(), *net(devnet))
-            timer.join()
-            assert result.stderr == ""  # read from the index: no note about falling back to the chain
-            lines = result.stdout.strip().splitlines()
-            assert lines[0].endswith("Open") and lines[-1].endswith("Cancelled")
+            # a real process, cancelled once it has printed the Open state (a cancel on a timer could
+            # come before its first read on a loaded machine)
+            watcher = subprocess.Popen(
+                [sys.executable, "-m", "depinctl.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
+                 "--redis-url", server.url(), *map(str, net(devnet))],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1"),
+            )
+            try:
+                first = watcher.stdout.readline()  # type: ignore[union-attr]
+                assert first.rstrip().endswith(f"job {job_id}: Open"), first
+                requester.cancel(job_id)
+                rest, err = watcher.communicate(timeout=180)
+            finally:
+                if watcher.poll() is None:
+                    watcher.kill()
+                    watcher.wait()
+            assert watcher.returncode == 0, err
+            assert err == ""  # read from the index: no note about falling back to the chain
+            assert rest.strip().splitlines()[-1].endswith(f"job {job_id}: Cancelled"), rest
             # still Open after the timeout: one line, exit 1
             other = requester.post_job(make_spec(301), reward=to_wei(1)).job_id
             fails("job", "watch", other, "--interval", "0.1", "--timeout", "0.5", "--redis-url", server.url(),

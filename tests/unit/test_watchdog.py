@@ -36,7 +36,10 @@ def test_a_socket_handed_after_the_deadline_is_shut_at_once() -> None:
 def test_a_disarmed_watchdog_shuts_nothing() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        with SocketWatchdog(time.monotonic() + 0.1) as early:
+        # The scheduler's thread cannot fire `early` while this thread holds the scheduler's lock (a
+        # re-entrant one, which arm and disarm take too): disarmed before its deadline however slowly
+        # this thread runs (on a loaded machine 0.1 s may pass between arming and leaving the block).
+        with watchdog_module._scheduler._cond, SocketWatchdog(time.monotonic() + 0.1) as early:
             early.watch(ours)
         with SocketWatchdog(time.monotonic() + 0.3) as later:  # fires after `early`'s deadline passed
             deadline = time.monotonic() + 30

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from eth_abi import decode as abi_decode
 from eth_utils import is_address, keccak, to_checksum_address
@@ -1494,17 +1494,24 @@ _COURT_PARAM_FIELDS = tuple(
 )
 
 
-def check_rpc_url(url: str) -> None:
-    """:class:`ClientError` unless `url` is an http(s) URL with a host (the only transport a node is
-    reached by), shown without its secrets (:func:`depin.redact.redact_url`)."""
-    expected = "expected http(s)://HOST[:PORT][/PATH], such as http://127.0.0.1:8545"
+def _http_url(url: str, what: str, expected: str) -> SplitResult:
+    """`url`'s parts when it is an http(s) URL with a host and a valid port; else :class:`ClientError`
+    naming `what`, shown without its secrets (:func:`depin.redact.redact_url`)."""
+    shown = repr(redact_url(url))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
     except ValueError as exc:
-        raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL ({exc}); {expected}") from None
+        raise ClientError(f"{what} {shown} is not an http(s) URL ({exc}); {expected}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ClientError(f"the RPC URL {redact_url(url)!r} is not an http(s) URL with a host; {expected}")
+        raise ClientError(f"{what} {shown} is not an http(s) URL with a host; {expected}")
+    return parts
+
+
+def check_rpc_url(url: str) -> None:
+    """:class:`ClientError` unless `url` is an http(s) URL with a host (the only transport a node is
+    reached by), shown without its secrets (:func:`depin.redact.redact_url`)."""
+    _http_url(url, "the RPC URL", "expected http(s)://HOST[:PORT][/PATH], such as http://127.0.0.1:8545")
 
 
 def check_endpoint(url: str, what: str = "the endpoint") -> None:
@@ -1513,18 +1520,10 @@ def check_endpoint(url: str, what: str = "the endpoint") -> None:
     over http(s) (:mod:`depin.fetch`). So an http(s) URL with a host, nothing a URL cannot hold (a
     space, a control character), and no user name or password: the chain publishes it."""
     expected = "expected http(s)://HOST[:PORT][/PATH], your executor's public result server, such as http://203.0.113.7:8700"
-    shown = repr(redact_url(url))
     if any(c.isspace() or not c.isprintable() for c in url):
-        raise ClientError(f"{what} {shown} holds a space or a control character; {expected}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError as exc:
-        raise ClientError(f"{what} {shown} is not an http(s) URL ({exc}); {expected}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ClientError(f"{what} {shown} is not an http(s) URL with a host; {expected}")
-    if "@" in parts.netloc:
-        raise ClientError(f"{what} {shown} carries a user name or password, which the chain would publish; {expected}")
+        raise ClientError(f"{what} {redact_url(url)!r} holds a space or a control character; {expected}")
+    if "@" in _http_url(url, what, expected).netloc:
+        raise ClientError(f"{what} {redact_url(url)!r} carries a user name or password, which the chain would publish; {expected}")
 
 
 def _job_id(job_id: int | str) -> int:

@@ -319,7 +319,7 @@ def test_depin_executor_start_runs_every_component_and_stops_cleanly_on_sigterm(
         every = _descendants(proc.pid)
         assert len(every) >= 5 + 2  # the compute worker's two pool processes
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(40) == 0
+        assert proc.wait(120) == 0
         wait_for(lambda: not [p for p in every if _alive(p)], 10, "every component to exit")
         assert set(children) <= set(every)
     finally:

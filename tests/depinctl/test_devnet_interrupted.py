@@ -15,7 +15,7 @@ import pytest
 
 import depinctl.devnet
 from depinctl.devnet import Devnet
-from depinctl.procs import ProcessRecord, free_port, is_ours, proc_cmdline, proc_exe, proc_stat, redis_argv, spawn, stop_process
+from depinctl.procs import ProcessRecord, is_ours, proc_cmdline, proc_exe, proc_stat, redis_argv, spawn, stop_process
 from tests.indexer.services import wait_for
 
 
@@ -94,14 +94,26 @@ def test_down_after_an_up_interrupted_while_anvil_starts_stops_anvil(tmp_path: P
 def test_a_retitled_process_is_ours_and_a_recycled_pid_never_is(tmp_path: Path) -> None:
     """The record taken at the exec still proves a retitled redis-server ours; the same pid with another
     start time (a recycled pid), another executable, or another program's command line is not."""
-    spawned = spawn(redis_argv(free_port(), tmp_path, persistent=True), env=dict(os.environ), cwd=tmp_path,
-                    log_path=tmp_path / "redis.log")
+    # The devnet's redis-server, listening on a socket file instead of a TCP port. In ci76 (a busy
+    # machine) the process was gone by the first is_ours (its log was not kept): a port that free_port
+    # found free and another test's server took before redis bound it is the way we know redis exits
+    # at start, and this test needs no port. A timeout now shows the process's state and log.
+    log = tmp_path / "redis.log"
+    argv = [*redis_argv(0, tmp_path, persistent=True), "--unixsocket", str(tmp_path / "redis.sock")]
+    spawned = spawn(argv, env=dict(os.environ), cwd=tmp_path, log_path=log)
     # The record as taken at the exec, before redis-server renames itself: spawn reads the command
     # line right after the exec, but on a busy machine redis-server may have renamed itself by then
     # (ci74: 7 ms after its start), so the exec-time command line (its argv) is set here.
     record = ProcessRecord(**{**{k: getattr(spawned, k) for k in ProcessRecord.__dataclass_fields__}, "cmdline": list(spawned.argv)})
     try:
-        wait_for(lambda: proc_cmdline(record.pid) != record.cmdline or None, 10, "redis-server to rename itself")
+        # renamed: "/usr/bin/redis-server unixsocket:PATH" (a dead process's empty command line is no rename)
+        retitled = f"{record.cmdline[0]} "
+        try:
+            wait_for(lambda: (c := proc_cmdline(record.pid)) and c[0].startswith(retitled) and _alive(record.pid), 10,
+                     "redis-server to rename itself")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; alive {_alive(record.pid)}, command line {proc_cmdline(record.pid)}\n"
+                               f"{log.read_text(errors='replace')[-3000:]}") from None
         assert record.exe and record.cmdline[0].endswith("redis-server")
         assert is_ours(record)
         fields = {k: getattr(record, k) for k in ProcessRecord.__dataclass_fields__}

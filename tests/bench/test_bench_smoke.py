@@ -45,8 +45,8 @@ def test_bench_indexer_smoke(tmp_path: Path) -> None:
     assert res["backfill"]["interleaved"] is True and res["backfill"]["ratio_of_medians"] > 0
     assert res["raw"]["logs"] == res["backfill"]["events"] > 80  # the same logs on both sides
     assert res["state_check"]["finalized_jobs"] == res["state_check"]["finalized_jobs_expected"] == 20
-    for field in ("indexer_cpu_us_per_event", "redis_cpu_us_per_event"):
-        _spread_ok(res["backfill"][field], 2)
+    for field in ("indexer_cpu_us_per_event", "redis_cpu_us_per_event", "startup_check_seconds"):
+        _spread_ok(res["backfill"][field], 2)  # the start-up check, timed apart from the backfill
     ceil = res["ceilings"]
     # The replay of the recorded commits as plain commands rebuilt the same keys from the same events.
     assert ceil["redis"]["events"] == res["backfill"]["events"] and ceil["redis"]["same_keys"] is True

@@ -94,10 +94,12 @@ def test_down_after_an_up_interrupted_while_anvil_starts_stops_anvil(tmp_path: P
 def test_a_retitled_process_is_ours_and_a_recycled_pid_never_is(tmp_path: Path) -> None:
     """The record taken at the exec still proves a retitled redis-server ours; the same pid with another
     start time (a recycled pid), another executable, or another program's command line is not."""
-    # The devnet's redis-server, listening on a socket file instead of a TCP port. In ci76 (a busy
-    # machine) the process was gone by the first is_ours (its log was not kept): a port that free_port
-    # found free and another test's server took before redis bound it is the way we know redis exits
-    # at start, and this test needs no port. A timeout now shows the process's state and log.
+    # The devnet's redis-server, listening on a socket file (the test needs no TCP port). In ci76 (a
+    # busy machine) is_ours was False for a redis that was alive (still running, retitled, after the
+    # run): the wait below took any command line other than the argv for the rename, and redis'
+    # setproctitle clears its argv area before writing the title, so the wait and is_ours both read
+    # the cleared area (a list of empty strings) while a descheduled redis sat between the two. The
+    # wait now waits for the written title; a timeout shows the process's state and log.
     log = tmp_path / "redis.log"
     argv = [*redis_argv(0, tmp_path, persistent=True), "--unixsocket", str(tmp_path / "redis.sock")]
     spawned = spawn(argv, env=dict(os.environ), cwd=tmp_path, log_path=log)
@@ -106,7 +108,7 @@ def test_a_retitled_process_is_ours_and_a_recycled_pid_never_is(tmp_path: Path) 
     # (ci74: 7 ms after its start), so the exec-time command line (its argv) is set here.
     record = ProcessRecord(**{**{k: getattr(spawned, k) for k in ProcessRecord.__dataclass_fields__}, "cmdline": list(spawned.argv)})
     try:
-        # renamed: "/usr/bin/redis-server unixsocket:PATH" (a dead process's empty command line is no rename)
+        # renamed: "/usr/bin/redis-server unixsocket:PATH" (a cleared argv area, or a dead process, is no rename)
         retitled = f"{record.cmdline[0]} "
         try:
             wait_for(lambda: (c := proc_cmdline(record.pid)) and c[0].startswith(retitled) and _alive(record.pid), 10,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,38 @@ def test_a_retitled_process_is_ours_and_a_recycled_pid_never_is(tmp_path: Path) 
             assert not is_ours(ProcessRecord(**{**fields, **other})), other
     finally:
         assert stop_process(record, grace=5) == "stopped"
+
+
+# A program that clears its own argv area, as redis-server's setproctitle does before it writes its
+# title, and then stays in that state: /proc/PID/cmdline reads as NUL bytes only.
+_CLEARS_ITS_ARGV = """
+import ctypes, signal
+fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49 of stat)
+ctypes.memset(start, 0, end - start)
+print("ARGV AREA CLEARED".lower(), flush=True)  # not in the log's copy of this script
+signal.pause()
+"""
+
+
+def test_a_process_caught_with_its_argv_area_cleared_is_still_ours(tmp_path: Path) -> None:
+    """A devnet process read while it retitles itself (its argv area cleared, the title not yet
+    written) is still ours by its start time and executable, so `devnet down` stops it. is_ours said
+    "not ours" for it (the command line read as empty strings), and down left the process running."""
+    log = tmp_path / "clears.log"
+    record = spawn([sys.executable, "-c", _CLEARS_ITS_ARGV, "--title-to-come"], env=dict(os.environ), cwd=tmp_path, log_path=log)
+    try:
+        wait_for(lambda: "argv area cleared" in log.read_text(errors="replace") or not _alive(record.pid), 30,
+                 "the process to clear its argv area")
+        assert _alive(record.pid), log.read_text(errors="replace")
+        assert not any(proc_cmdline(record.pid) or []), proc_cmdline(record.pid)  # empty strings only
+        assert record.exe and proc_exe(record.pid) == record.exe
+        assert is_ours(record)
+        fields = {k: getattr(record, k) for k in ProcessRecord.__dataclass_fields__}
+        for other in ({"starttime": record.starttime + 1}, {"exe": "/usr/bin/redis-server"}, {"exe": ""}):
+            assert not is_ours(ProcessRecord(**{**fields, **other})), other
+        assert stop_process(record, grace=5) == "stopped"
+        assert proc_stat(record.pid) is None or not _alive(record.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pid, signal.SIGKILL)

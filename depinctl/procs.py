@@ -35,6 +35,7 @@ from depin.errors import ChainError, DepinError
 
 LOG_ROTATE_BYTES = 20 * 2**20  # a detached process's log above this size is moved to <name>.log.1 at its next start
 STOP_GRACE = 10.0
+PORT_TRIES = 5  # free ports tried in turn when another process takes the chosen one first
 
 
 class ServiceError(DepinError):
@@ -193,6 +194,75 @@ def wait_until_ready(proc: ManagedProcess, ready: Callable[[], bool], what: str,
         raise
 
 
+def listener_pids(port: int) -> set[int]:
+    """The pids holding a socket that listens on TCP `port` (IPv4 or IPv6), from /proc: the
+    sockets' inodes in /proc/net/tcp{,6}, then the processes whose descriptors point at one (only
+    processes this user may inspect)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{cols[9]}]")
+    pids: set[int] = set()
+    if not inodes:
+        return pids
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def _listens(proc: ManagedProcess, port: int) -> bool:
+    """Whether a process of `proc`'s group (npm's anvil is a wrapper around the binary) listens on
+    `port`: a service that answers there may be another one that took the port first."""
+    return any(_proc_pgid(pid) == proc.pid for pid in listener_pids(port))
+
+
+class PortTaken(ServiceError):
+    """The service could not listen on its port: another process holds it."""
+
+
+def _start_on_a_free_port(
+    name: str, port: int | None, launch: Callable[[int], tuple[ManagedProcess, str]]
+) -> tuple[ManagedProcess, str]:
+    """`launch(port)` on `port`, or on a free port chosen here; a port chosen here that another
+    process took before the service could bind it (free_port can only say it was free) is
+    replaced by a new one, up to PORT_TRIES times."""
+    if port:
+        return launch(port)
+    for _ in range(PORT_TRIES):
+        with contextlib.suppress(PortTaken):
+            return launch(free_port())
+    raise ServiceError(f"{name}: {PORT_TRIES} free ports in a row were taken by other processes before it could listen")
+
+
+def _wait_listening(proc: ManagedProcess, port: int, answers: Callable[[], bool], what: str, timeout: float) -> None:
+    """Waits until `proc` answers on `port` and is the one listening there (what answers may be
+    another process that took the port); PortTaken when it exits saying the port is in use. Stops
+    `proc` on any failure."""
+    try:
+        wait_until_ready(proc, lambda: answers() and _listens(proc, port), what, timeout)
+    except ServiceError as exc:
+        if not proc.alive() and port_taken_in(proc.log_tail()):
+            raise PortTaken(f"{proc.name}: port {port} is taken") from exc
+        raise
+
+
+def port_taken_in(log_text: str) -> bool:
+    """Whether a service's log says it could not bind its port."""
+    return "Address already in use" in log_text or "address in use" in log_text.lower()
+
+
 def start_anvil(
     workdir: Path,
     *,
@@ -204,24 +274,27 @@ def start_anvil(
     """Starts anvil on 127.0.0.1 (a free port unless given), logging to `workdir`/anvil.log.
     `block_time`: see :func:`anvil_argv` (``--block-time N --mixed-mining``).
 
-    Returns the process and its RPC URL once the node answers.
+    Returns the process and its RPC URL once the node listens there and answers.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    argv = anvil_argv(port, block_time=block_time, args=args)
-    proc = ManagedProcess("anvil", argv, log_path=workdir / "anvil.log", cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
 
-    def answers() -> bool:
-        try:
-            rpc.chain_id()
-        except ChainError:
-            return False
-        return True
+    def launch(chosen: int) -> tuple[ManagedProcess, str]:
+        proc = ManagedProcess("anvil", anvil_argv(chosen, block_time=block_time, args=args),
+                              log_path=workdir / "anvil.log", cwd=workdir)
+        url = f"http://127.0.0.1:{chosen}"
+        rpc = RpcClient.from_url(url, timeout=2.0, retries=0)
 
-    wait_until_ready(proc, answers, f"anvil did not answer on {url}", timeout)
-    return proc, url
+        def answers() -> bool:
+            try:
+                rpc.chain_id()
+            except ChainError:
+                return False
+            return True
+
+        _wait_listening(proc, chosen, answers, f"anvil did not answer on {url}", timeout)
+        return proc, url
+
+    return _start_on_a_free_port("anvil", port, launch)
 
 
 def start_redis(
@@ -229,26 +302,29 @@ def start_redis(
 ) -> tuple[ManagedProcess, str]:
     """Starts redis-server on 127.0.0.1 (a free port unless given), files and redis.log in
     `workdir` (see :func:`redis_argv` for `persistent`). Returns the process and the URL of db 0
-    once it answers PING."""
+    once it listens there and answers PING."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    proc = ManagedProcess(
-        "redis-server", redis_argv(port, workdir, persistent=persistent), log_path=workdir / "redis.log", cwd=workdir
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
 
-    def answers() -> bool:
+    def launch(chosen: int) -> tuple[ManagedProcess, str]:
+        proc = ManagedProcess("redis-server", redis_argv(chosen, workdir, persistent=persistent),
+                              log_path=workdir / "redis.log", cwd=workdir)
+        url = f"redis://127.0.0.1:{chosen}/0"
+        # bounded: what holds the port may be a listener that never answers
+        client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except (redis.ConnectionError, redis.TimeoutError):
+                return False
+
         try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
+            _wait_listening(proc, chosen, answers, f"redis-server did not start on port {chosen}", timeout)
+        finally:
+            client.close()
+        return proc, url
 
-    try:
-        wait_until_ready(proc, answers, f"redis-server did not start on port {port}", timeout)
-    finally:
-        client.close()
-    return proc, url
+    return _start_on_a_free_port("redis-server", port, launch)
 
 
 # ---------------------------------------------------------------------------------------- detached

@@ -22,7 +22,7 @@ from eth_account import Account
 from depin.deployment import REPO_ROOT
 from indexer.store import Cursor
 
-from .services import ChainEnv, FlakyProxy, indexer_env, start_indexer_process, wait_for
+from .services import ChainEnv, FlakyProxy, dump, indexer_env, start_indexer_process, wait_for
 
 
 def hostile_file(env: ChainEnv, **addresses: str) -> Path:
@@ -145,3 +145,26 @@ def test_depin_indexer_run_refuses_it_in_one_error_line(populated_env: ChainEnv)
     assert len(errors) == 1 and "JobMarket" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert env.client(0).dbsize() == 0
+
+
+@pytest.mark.xfail(strict=True, reason="python -m indexer --reset deletes the index before the deployment check refuses the file")
+def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> None:
+    """A file that keeps the genuine market (so the same key prefix) but names another court: an
+    operator who runs ``python -m indexer --reset`` with it is refused, and the index of the
+    genuine deployment is still there, key for key."""
+    env = populated_env
+    r = env.client(0)
+    genuine = start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), env.deployment_file), "--once")
+    assert genuine.wait(120) == 0
+    before = dump(r, env.keys)
+    assert r.dbsize() > 0 and before
+    a = env.deployment.addresses
+    path = hostile_file(env, VerificationCourt=a["RewardToken"])
+    log_file = env.tmp / "indexer.log"
+    proc = start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), path), "--reset", "--once", log_file=log_file)
+    assert proc.wait(120) == 2, log_file.read_text()
+    text = log_file.read_text()
+    assert "Traceback" not in text and "reset: deleted" not in text, text
+    (line,) = [line for line in text.splitlines() if "level=CRITICAL" in line]
+    assert "VerificationCourt" in line, line
+    assert dump(r, env.keys) == before

@@ -2,7 +2,8 @@
 
     python -m indexer            # backfill, then follow the head until SIGTERM / Ctrl-C
     python -m indexer --once     # one sync (backfill to the head) and exit
-    python -m indexer --reset    # delete this deployment's keys first (re-index from scratch)
+    python -m indexer --reset    # delete this deployment's keys first (re-index from scratch),
+                                 # once the node and the deployment file passed the start-up check
     python -m indexer --metrics-port 9101   # also serve Prometheus metrics (or DEPIN_METRICS_PORT)
 
 The user-facing entry point is ``depin indexer run`` (same engine, more options); this one is
@@ -39,9 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         indexer = Indexer(config)
         if args.metrics_port:
             serve_metrics(args.metrics_port)
-        if args.reset:
-            deleted = indexer.store.reset()
-            logging.getLogger("indexer").warning("reset: deleted %d keys under %s", deleted, indexer.keys.prefix)
+        if args.reset:  # after the start-up check: a file naming other contracts deletes nothing
+            indexer.request_reset()
         if args.once:
             applied = indexer.sync_once()
             logging.getLogger("indexer").info("synced once: %d events applied", applied)

@@ -242,6 +242,7 @@ class Indexer:
         # the finality depth, so a reorg to a shorter chain leaves a full finality depth below it.
         self.window = 2 * config.finality_depth
         self._chain_checked = False
+        self._reset_pending = False  # request_reset(): delete the prefix's keys once the check passed
         self._schema_checked = False
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
         self._stored_changes = 0  # store.cursor_changes when _stored was loaded
@@ -259,6 +260,12 @@ class Indexer:
         """One poll: handle a reorg if there is one, then fetch and apply everything up to
         ``head - confirmations``. Returns the number of events applied."""
         return self._sync(None)
+
+    def request_reset(self) -> None:
+        """Deletes the prefix's keys (a re-index from the deployment block) at the start of the
+        next pass, once the node and the deployment file passed the start-up check: a file that
+        keeps the genuine market but names other contracts is refused with the index untouched."""
+        self._reset_pending = True
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Follows the head until `stop` is set or SIGTERM/SIGINT arrives: a pass at once for each
@@ -400,6 +407,11 @@ class Indexer:
 
     def _sync(self, stop: threading.Event | None) -> int:
         self._check_chain()
+        if self._reset_pending:
+            deleted = self.store.reset()
+            self._reset_pending = False
+            self._stored = None
+            log.warning("reset: deleted %d keys under %s", deleted, self.keys.prefix, extra={"prefix": self.keys.prefix})
         self._passes += 1
         self._held = False
         self.head = self.rpc.block_number()

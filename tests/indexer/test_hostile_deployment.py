@@ -147,14 +147,14 @@ def test_depin_indexer_run_refuses_it_in_one_error_line(populated_env: ChainEnv)
     assert env.client(0).dbsize() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="python -m indexer --reset deletes the index before the deployment check refuses the file")
 def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> None:
     """A file that keeps the genuine market (so the same key prefix) but names another court: an
     operator who runs ``python -m indexer --reset`` with it is refused, and the index of the
     genuine deployment is still there, key for key."""
     env = populated_env
     r = env.client(0)
-    genuine = start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), env.deployment_file), "--once")
+    genuine_env = indexer_env(env.anvil.url, env.redis.url(0), env.deployment_file)
+    genuine = start_indexer_process(genuine_env, "--once")
     assert genuine.wait(120) == 0
     before = dump(r, env.keys)
     assert r.dbsize() > 0 and before
@@ -167,4 +167,9 @@ def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> N
     assert "Traceback" not in text and "reset: deleted" not in text, text
     (line,) = [line for line in text.splitlines() if "level=CRITICAL" in line]
     assert "VerificationCourt" in line, line
+    assert dump(r, env.keys) == before
+    # the genuine file: the reset happens (after the check) and the index is rebuilt as it was
+    again = env.tmp / "again.log"
+    assert start_indexer_process(genuine_env, "--reset", "--once", log_file=again).wait(120) == 0, again.read_text()
+    assert "reset: deleted" in again.read_text()
     assert dump(r, env.keys) == before

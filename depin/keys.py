@@ -65,7 +65,7 @@ README's "Redis data model" lists the formats, and tests/unit/test_data_model_do
     older than the reorg window plus ``compact_after`` blocks keeps only :data:`SUMMARY_FIELDS`
     (``providers`` only when someone else claimed it before) and ``compacted`` (``1``) and ``compactedAt`` (the cursor block of the compaction); the spec,
     history, seats and the other bulky fields are dropped. Re-indexing from a block before the job's
-    post (``depin indexer run --reset``) rebuilds them from the chain.
+    post (``python -m indexer --reset``) rebuilds them from the chain.
 ``{p}:jobs:all``, ``{p}:jobs:status:{status}``, ``{p}:jobs:requester:{address}``,
 ``{p}:jobs:provider:{address}`` (sorted sets)
     Job ids, scored by job id. The provider index holds every job the provider ever claimed (also

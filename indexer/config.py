@@ -44,7 +44,7 @@ whose settling block is more than ``2 * finality_depth + compact_after`` blocks 
 (below the blocks a rollback can reach: undo records are kept twice the finality depth, see
 :mod:`indexer.follower`) is compacted to a summary hash (``depin.keys.SUMMARY_FIELDS``): never within the reorg window. Totals
 and indexes are unaffected; the dropped fields (spec, history, seats, ...) are rebuilt by
-re-indexing from the deployment block (``depin indexer run --reset``).
+re-indexing from the deployment block (``python -m indexer --reset``).
 
 A config file (``depin indexer run --config FILE``, or ``DEPIN_CONFIG``) gives the same fields in an
 ``[indexer]`` table or at its top level. It may be an executor's ``depin.toml``

@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from eth_account import Account
 
 from depin.deployment import REPO_ROOT
 from indexer.store import Cursor
 
-from .services import ChainEnv, FlakyProxy, dump, indexer_env, start_indexer_process, wait_for
+from .services import Anvil, ChainEnv, FlakyProxy, deploy, dump, indexer_env, start_indexer_process, wait_for
 
 
 def hostile_file(env: ChainEnv, **addresses: str) -> Path:
@@ -173,3 +174,66 @@ def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> N
     assert start_indexer_process(genuine_env, "--reset", "--once", log_file=again).wait(120) == 0, again.read_text()
     assert "reset: deleted" in again.read_text()
     assert dump(r, env.keys) == before
+
+
+@pytest.mark.xfail(strict=True, reason="a node not yet at the deployment block is refused as another chain instead of waited for")
+def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(populated_env: ChainEnv) -> None:
+    """A fresh node of the same chain id at block 0 (a node still syncing): the deployment's
+    contracts have no code there yet. The indexer logs once that the node is behind the deployment
+    block and waits, writing nothing; the node then gets the deployment (the same deploy
+    transactions from the same account: the same addresses and blocks) and the indexer indexes it."""
+    env = populated_env
+    node = Anvil(env.tmp / "behind")
+    proc: subprocess.Popen | None = None
+    try:
+        head = int(requests_post(node.url, "eth_blockNumber"), 16)
+        assert head < env.deployment.deploy_block
+        log_file = env.tmp / "indexer.log"
+        proc = start_indexer_process(
+            indexer_env(node.url, env.redis.url(0), env.deployment_file, DEPIN_WS_URL="off"), log_file=log_file
+        )
+        wait_for(lambda: "behind the deployment" in log_file.read_text() or proc.poll() is not None, 60,
+                 "the indexer to say it waits for the node")
+        text = log_file.read_text()
+        assert proc.poll() is None, text
+        (line,) = [line for line in text.splitlines() if "behind the deployment" in line]
+        assert f"block {head}" in line and f"block {env.deployment.deploy_block}" in line, line
+        assert env.client(0).dbsize() == 0
+        deployment, _ = deploy(node.url, env.tmp / "behind-deployments")
+        assert deployment.addresses == env.deployment.addresses
+        assert deployment.deploy_block == env.deployment.deploy_block
+        r, k = env.client(0), env.keys
+        target = int(requests_post(node.url, "eth_blockNumber"), 16)
+        wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= target or proc.poll() is not None,
+                 60, "the indexer to index the deployment once the node has it")
+        assert proc.poll() is None, log_file.read_text()
+        assert "level=CRITICAL" not in log_file.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log_file.read_text()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        node.stop()
+
+
+def test_a_node_at_the_deployment_block_without_the_contracts_is_refused(populated_env: ChainEnv) -> None:
+    """The same fresh node mined up to the deployment block: the contracts would be there by now,
+    so their absent code is another instance of the chain (a restarted devnet): refused."""
+    env = populated_env
+    node = Anvil(env.tmp / "other")
+    try:
+        requests_post(node.url, "anvil_mine", [hex(env.deployment.deploy_block)])
+        assert int(requests_post(node.url, "eth_blockNumber"), 16) == env.deployment.deploy_block
+        log_file = env.tmp / "indexer.log"
+        proc = start_indexer_process(
+            indexer_env(node.url, env.redis.url(0), env.deployment_file, DEPIN_WS_URL="off"), log_file=log_file
+        )
+        assert_refused(proc, log_file, env, "no JobMarket contract")
+    finally:
+        node.stop()
+
+
+def requests_post(url: str, method: str, params: list | None = None) -> str:
+    answer = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=30).json()
+    return answer["result"]

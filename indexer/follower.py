@@ -4,7 +4,10 @@ The first pass checks the node against the deployment file before anything is wr
 id, and that the file names the genuine contracts (:func:`depin.deployment_check.check_contracts`,
 the check ``Client.connect`` makes: the market's and token's code are the shipped ones, the
 market's token, staking, randomness and court are the file's). A wrong file stops the indexer
-(:class:`~depin.errors.IndexerError`, one line); a node that does not answer yet is waited for.
+(:class:`~depin.errors.IndexerError`, one line); a node that does not answer yet is waited for, and
+so is one whose head is below the deployment block (still syncing: the contracts have no code
+there yet; logged once); at or past that block, contracts that are absent or wrong are refused.
+``--reset`` deletes the index only after this check passed (:meth:`Indexer.request_reset`).
 
 One :meth:`Indexer.sync_once` call:
 
@@ -367,7 +370,20 @@ class Indexer:
         try:  # the check Client.connect makes; a node that does not answer is a ChainError: run() waits
             check_contracts(self.rpc, self.deployment)
         except NotGenuine as exc:
+            # A node still syncing, below the deployment block, has none of its contracts yet: it
+            # is waited for (read only on a failed check). At or past that block, refused.
+            head = self.rpc.block_number()
+            if head < self.deployment.deploy_block:
+                if not self._lagging:
+                    self._lagging = True
+                    log.warning(
+                        "the node is behind the deployment: its head is block %d, the deployment block %d; "
+                        "waiting for it to catch up (nothing written)",
+                        head, self.deployment.deploy_block, extra={"head": head, "deploy_block": self.deployment.deploy_block},
+                    )
+                raise NodeBehind(f"the node's head {head} is below the deployment block {self.deployment.deploy_block}") from None
             raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
+        self._lagging = False
         self._chain_checked = True
 
     def _meta(self) -> dict[str, str]:

@@ -176,7 +176,6 @@ def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> N
     assert dump(r, env.keys) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a node not yet at the deployment block is refused as another chain instead of waited for")
 def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(populated_env: ChainEnv) -> None:
     """A fresh node of the same chain id at block 0 (a node still syncing): the deployment's
     contracts have no code there yet. The indexer logs once that the node is behind the deployment

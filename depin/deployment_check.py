@@ -81,3 +81,10 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
                 f"the deployment file names {name} {addresses[name]}, but its JobMarket {market} {where} "
                 f"uses {actual}: the file is stale or altered; get it again from the deployer"
             )
+
+
+def current_court(rpc: RpcClient, deployment: Deployment) -> str:
+    """The court the deployment's JobMarket uses now (``params().court``, checksummed): governance
+    may change it (``setParams``, a new parameter version)."""
+    call = Deployed({"JobMarket": deployment.addresses["JobMarket"]}).job_market.params()
+    return to_checksum_address(call.decode(rpc.eth_call({"to": call.to, "data": call.data}))[16])

@@ -7,7 +7,9 @@ market's token, staking, randomness and court are the file's). A wrong file stop
 (:class:`~depin.errors.IndexerError`, one line); a node that does not answer yet is waited for, and
 so is one whose head is below the deployment block (still syncing: the contracts have no code
 there yet; logged once); at or past that block, contracts that are absent or wrong are refused.
-``--reset`` deletes the index only after this check passed (:meth:`Indexer.request_reset`).
+``--reset`` deletes the index only after this check passed (:meth:`Indexer.request_reset`). A
+court changed by governance later (a ``MarketParamsUpdated`` naming a court other than the file's,
+now the market's) stops the indexer before that block (:meth:`Indexer._check_court`).
 
 One :meth:`Indexer.sync_once` call:
 
@@ -106,7 +108,7 @@ from depin.chain.heads import HeadSubscription
 from depin.chain.logs import AnswerTooLarge, LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError
 from depin.deployment import load_deployment as load_deployment_from
-from depin.deployment_check import NotGenuine, check_contracts
+from depin.deployment_check import NotGenuine, check_contracts, current_court
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer import metrics
@@ -253,6 +255,7 @@ class Indexer:
         self._sleep: Callable[[float], None] = time.sleep
         self._moved = 0  # consecutive fetches that saw the chain change
         self._lagging = False  # the node was seen behind the cursor (logged once until it is past it)
+        self._old_courts: set[str] = set()  # earlier courts of the market already logged (_check_court)
         self._wake = threading.Event()  # set by the new-head subscription (and a stop signal)
         self.heads: HeadSubscription | None = None  # run()'s new-head subscription, while it runs
         self.head = 0
@@ -938,8 +941,42 @@ class Indexer:
                     continue
                 dedup.append(ev)
             out = dedup
+        self._check_court(out)
         self._stamp(out, headers)
         return out
+
+    def _check_court(self, events: list[Event]) -> None:
+        """Raises :class:`IndexerError` (one line) before a batch with a ``MarketParamsUpdated``
+        that names another court than the deployment file's, when that court is the market's
+        current one: governance changed the court. This index follows one court (its decoder's
+        address and the court's keys); jobs of earlier versions stay with their court, so neither
+        following the new address instead nor both at once would be right. Nothing of the batch is
+        written (a reorg that drops the change needs no undo). A version naming an earlier court
+        while the file's court is the current one (a re-index of a market whose court changed) is
+        logged once: that court's events are not indexed."""
+        for ev in events:
+            if ev.name != "MarketParamsUpdated" or self.court is None:
+                continue
+            court = ev.args["params"]["court"]
+            if court.lower() == self.court.lower():
+                continue
+            current = current_court(self.rpc, self.deployment)
+            if current.lower() == self.court.lower():
+                if court not in self._old_courts:
+                    self._old_courts.add(court)
+                    log.warning(
+                        "parameters version %d at block %d names court %s; the market's court is now %s (the "
+                        "deployment file's): the earlier court's events are not indexed",
+                        ev.args["version"], ev.block, court, current, extra={"court": court, "block": ev.block},
+                    )
+                continue
+            raise IndexerError(
+                f"the market's court changed: parameters version {ev.args['version']} at block {ev.block} names "
+                f"court {court}, which JobMarket {self.market} uses now, but this index follows the court of "
+                f"{self.config.deployment_file} ({self.court}) only; stopped before block {ev.block}. Restart with "
+                "the deployment file naming the new court (get it again from the deployer) to index on with it; "
+                "the earlier court's later events (jobs posted under earlier versions) are then not indexed"
+            )
 
     def _stamp(self, events: list[Event], known: dict[int, Any] | None = None) -> None:
         """Sets the block timestamp of the events that need one: JobPosted no longer carries the

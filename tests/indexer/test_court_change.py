@@ -4,15 +4,16 @@ its keys for the court (verifiers, juries, the court's parameters) are for one c
 older versions stay with the old court (JobMarket._onlyCourtOf), so following the new address
 instead of the old one would drop the old court's events, and following both would mix two courts
 in one set of keys. The indexer stops before the block of the change with one line that says so,
-instead of indexing on without the new court's events.
+instead of indexing on without the new court's events; the same file is then refused at start-up,
+and the deployer's new file (naming the new court) indexes on, and from scratch.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 
-import pytest
 from eth_account import Account
 
 from indexer.store import Cursor
@@ -32,7 +33,6 @@ def another_court(env: ChainEnv) -> str:
     return address
 
 
-@pytest.mark.xfail(strict=True, reason="the indexer goes on past a court change, without the new court's events")
 def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain_env: ChainEnv) -> None:
     env = chain_env
     m = env.market
@@ -58,7 +58,31 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         assert "Traceback" not in text, text
         (line,) = [line for line in text.splitlines() if "level=CRITICAL" in line]
         assert new_court in line and f"block {changed}" in line, line
-        assert Cursor.loads(r.get(k.cursor)).number < changed
+        stopped = Cursor.loads(r.get(k.cursor)).number
+        assert stopped < changed
+        # The same file again: refused at start-up (its court is not the market's any more).
+        again = env.tmp / "again.log"
+        assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), env.deployment_file), "--once",
+                                     log_file=again).wait(120) == 2
+        assert "VerificationCourt" in again.read_text() and Cursor.loads(r.get(k.cursor)).number == stopped
+        # The deployer's new file (the new court): the index goes on past the change ...
+        record = json.loads(env.deployment_file.read_text())
+        record["addresses"]["VerificationCourt"] = new_court
+        new_file = env.tmp / "new" / env.deployment_file.name
+        new_file.parent.mkdir()
+        new_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        head = m.head()
+        on = env.tmp / "on.log"
+        assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), new_file), "--once",
+                                     log_file=on).wait(120) == 0, on.read_text()
+        assert Cursor.loads(r.get(k.cursor)).number >= head
+        # ... and an index of it from scratch passes the earlier court's version, with one warning.
+        fresh = env.tmp / "fresh.log"
+        assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(1), new_file), "--once",
+                                     log_file=fresh).wait(120) == 0, fresh.read_text()
+        assert Cursor.loads(env.client(1).get(k.cursor)).number >= head
+        (warning,) = [line for line in fresh.read_text().splitlines() if "earlier court's events are not indexed" in line]
+        assert env.deployment.addresses["VerificationCourt"] in warning
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -16,6 +16,12 @@ the chain is checked against:
    actor equals the model's ledger; the court holds exactly what the model sent it; pendingBurn
    and totalSupply (initial - flushed) equal the model's.
 
+The batch calls run in their own rule (postJobs + claimJobs + submitResults + finalizeMany) and
+inside the single ones' rules, with the entries a colluding caller would add: a repeated id, a job
+no longer Open or another provider's, id 0 or an unknown id. postJobs, claimJobs and submitResults
+must then revert as a whole (asserted); finalizeMany skips them, paying each job once (the model
+credits each job once, so a double payment breaks the ledger).
+
 This replaces the v1 machine, which also predicted every revert; here reverts are tolerated (any
 action may be invalid in the state drawn) and only successful transactions move the model.
 Each Hypothesis example starts from the same chain snapshot and restores it at teardown.
@@ -121,10 +127,12 @@ class MarketMachine(RuleBasedStateMachine):
             tx = method(*args, sender=sender)
         except ApeException:
             return None
-        stats = self.env["stats"]
-        key = str(method).split("(")[0].split(".")[-1]
-        stats[key] = stats.get(key, 0) + 1
+        self._count(str(method).split("(")[0].split(".")[-1])
         return tx
+
+    def _count(self, key: str) -> None:
+        stats = self.env["stats"]
+        stats[key] = stats.get(key, 0) + 1
 
     def _job(self, p: int, statuses) -> int | None:
         ids = [i for i, job in self._jobs().items() if job.status in statuses]
@@ -210,6 +218,46 @@ class MarketMachine(RuleBasedStateMachine):
         if self._send(self.court.settle, jid, then, sender=self.acts["X"]) is not None:
             self._settled(job, then)
 
+    @rule(who=st.sampled_from(REQUESTERS), prov=st.sampled_from(PROVIDERS), reward=st.sampled_from([10**15, TOKEN]),
+          mode=st.sampled_from([0, 0, 1]), n=st.sampled_from([2, 3]), then=st.sampled_from(["stop", "finalize", "finalize", "finalize"]),
+          repeat=st.booleans())  # fmt: skip
+    def batch_pipeline(self, who, prov, reward, mode, n, then, repeat):
+        """postJobs + claimJobs + submitResults (+ finalizeMany of every id twice, in both orders,
+        with id 0) in one step, so that the batch paths reach settlement as often as single calls;
+        repeated or foreign entries in each batch call are the other rules' `bad` and `noise`. Small
+        rewards: the collateral a stopped batch keeps locked must leave the single paths stake."""
+        self.post(who, reward, 400, 30, mode, n)
+        last = self.market.jobCount()
+        ids = list(range(last - n + 1, last + 1))
+        if ids[0] < self.first_job or any(self._get(i).status != OPEN for i in ids):
+            return
+        sender = self.acts[prov]
+        if repeat:  # each batch with one id twice first: refused whole, nothing moves
+            assert self._send(self.market.claimJobs, [*ids, ids[0]], sender=sender) is None
+            self._count("claimJobs refused")
+        if self._send(self.market.claimJobs, ids, sender=sender) is None:
+            return
+        results = [(i, keccak(text=f"r{i}"), "http://r") for i in ids]
+        if repeat:
+            assert self._send(self.market.submitResults, [*results, (ids[-1], keccak(b"again"), "u")], sender=sender) is None
+            self._count("submitResults refused")
+        if self._send(self.market.submitResults, results, sender=sender) is None or then == "stop":
+            return
+        jobs = {i: self._get(i) for i in ids}
+        if any(job.auditBps for job in jobs.values()):
+            self.chain.mine(2)
+            for v in range(1, 10_000):  # one anchor block for the batch: a value that draws none
+                value = v.to_bytes(32, "big")
+                if not any(drawn_by(value, i, job.auditBps) for i, job in jobs.items()):
+                    self.rnd.setValue(jobs[ids[0]].anchorBlock, value, sender=self.owner)
+                    break
+        self.chain.pending_timestamp = max(self.chain.pending_timestamp, max(j.deadline for j in jobs.values()) + 1)
+        self.chain.mine(2)
+        if self._send(self.market.finalizeMany, [*ids, 0, *reversed(ids)], sender=self.acts["X"]) is not None:
+            for i, job in jobs.items():
+                if self._get(i).status == FINALIZED:
+                    self._optimistic(job)
+
     @rule(who=st.sampled_from(REQUESTERS), amount=amounts)
     def deposit(self, who, amount):
         self._send(self.market.deposit, amount, sender=self.acts[who])
@@ -223,10 +271,13 @@ class MarketMachine(RuleBasedStateMachine):
         if self._send(self.market.cancelJob, jid, sender=self.acts[who]) is not None:
             self._credit(job.requester, job.reward + job.fee + job.auditFee)
 
-    @rule(who=st.sampled_from(PROVIDERS), p=pick, batch=st.sampled_from([False, False, True]))
-    def claim(self, who, p, batch):
+    @rule(who=st.sampled_from(PROVIDERS), p=pick, batch=st.sampled_from([False, False, True]),
+          bad=st.sampled_from([None, None, "repeat", "taken", "unknown"]))  # fmt: skip
+    def claim(self, who, p, batch, bad):
         """claimJob, or claimJobs of this job and the next open one (one collateral lock), then, for
-        every other `p`, their results in one submitResults."""
+        every other `p`, their results in one submitResults. With `bad`, the batch also holds an
+        entry that cannot be claimed (a repeated id, a job no longer Open, an unknown id): all or
+        nothing, it must revert and move nothing (the invariants check the nothing)."""
         jid = self._job(p, (OPEN,))
         if jid is None:
             return
@@ -235,14 +286,22 @@ class MarketMachine(RuleBasedStateMachine):
             return
         more = self._job(p + 1, (OPEN,))
         ids = sorted({jid, more})
+        extra = {"repeat": jid, "taken": self._job(p, (CLAIMED, SUBMITTED, FINALIZED)), "unknown": 10**6}.get(bad)
+        if extra is not None:
+            ids.insert(p % (len(ids) + 1), extra)
+            assert self._send(self.market.claimJobs, ids, sender=self.acts[who]) is None, f"claimJobs{ids} went through"
+            self._count("claimJobs refused")
+            return
         if self._send(self.market.claimJobs, ids, sender=self.acts[who]) is not None and p % 2:
             results = [(i, keccak(text=f"r{i}"), "http://r") for i in ids]
             self._send(self.market.submitResults, results, sender=self.acts[who])
 
-    @rule(p=pick, code=st.sampled_from([0, 0, 0, 1, 2, 3, 7]), batch=st.sampled_from([False, False, True]))
-    def submit(self, p, code, batch):
+    @rule(p=pick, code=st.sampled_from([0, 0, 0, 1, 2, 3, 7]), batch=st.sampled_from([False, False, True]),
+          bad=st.sampled_from([None, None, "repeat", "others"]))  # fmt: skip
+    def submit(self, p, code, batch, bad):
         """A result or a failure; with `batch`, results for every job its provider holds (before
-        their deadline), in one submitResults."""
+        their deadline), in one submitResults. With `bad`, the batch also holds a repeated id or a
+        job another provider holds: it must revert as a whole."""
         jid = self._job(p, (CLAIMED,))
         if jid is None:
             return
@@ -251,8 +310,17 @@ class MarketMachine(RuleBasedStateMachine):
             return
         provider = self._get(jid).provider
         now = self.chain.pending_timestamp
-        mine = [i for i, j in self._jobs().items() if j.status == CLAIMED and j.provider == provider and j.deadline >= now] or [jid]
+        jobs = self._jobs()
+        mine = [i for i, j in jobs.items() if j.status == CLAIMED and j.provider == provider and j.deadline >= now] or [jid]
+        others = [i for i, j in jobs.items() if j.status == CLAIMED and j.provider != provider]
+        extra = {"repeat": mine[0], "others": others[p % len(others)] if others else None}.get(bad)
         results = [(i, keccak(text=f"r{i}"), "http://r") for i in mine]
+        if extra is not None:
+            results.insert(p % (len(results) + 1), (extra, keccak(text=f"x{extra}"), "http://x"))
+            sent = self._send(self.market.submitResults, results, sender=self.acts[self._name(provider)])
+            assert sent is None, f"submitResults of {[r[0] for r in results]} went through"
+            self._count("submitResults refused")
+            return
         self._send(self.market.submitResults, results, sender=self.acts[self._name(provider)])
 
     def _submit(self, jid, code):
@@ -304,10 +372,21 @@ class MarketMachine(RuleBasedStateMachine):
         if self._send(self.market.finalize, jid, sender=self.acts["X"]) is not None:
             self._optimistic(job)
 
-    @rule(ps=st.lists(pick, max_size=4))
-    def finalize_many(self, ps):
-        ids = sorted({i for i in (self._job(p, (SUBMITTED,)) for p in ps) if i is not None})
-        before = {i: self._get(i) for i in ids}
+    @rule(ps=st.lists(pick, max_size=4), noise=st.lists(st.sampled_from(["repeat", "any", "zero", "unknown"]), max_size=3))
+    def finalize_many(self, ps, noise):
+        """finalizeMany of submitted jobs, with `noise`: repeated ids, jobs in any status, id 0 and
+        an unknown id, in any order. Skip semantics: each ready job is paid once, the rest untouched."""
+        ids = [i for i in (self._job(p, (SUBMITTED,)) for p in ps) if i is not None]
+        everything = list(self._jobs())
+        for k, kind in enumerate(noise):
+            if kind == "repeat" and ids:
+                ids.insert(k % len(ids), ids[-1])
+            elif kind == "any" and everything:
+                ids.append(everything[(sum(ps) + k) % len(everything)])
+            else:
+                ids.insert(0, 0 if kind == "zero" else 10**6)
+        before = {i: self._get(i) for i in set(ids) if 0 < i < 10**6}
+        before = {i: job for i, job in before.items() if job.status == SUBMITTED}
         if self._send(self.market.finalizeMany, ids, sender=self.acts["X"]) is not None:
             for i, job in before.items():
                 if self._get(i).status == FINALIZED:
@@ -455,7 +534,8 @@ def test_market_state_machine(chain, accounts, owner, token, staking, market, co
     # 40 steps sometimes never line up (seen once in about ten runs): then up to two more batches of
     # sequences run. A broken invariant fails the first batch that hits it; only coverage tops up.
     stats = MarketMachine.env["stats"]
-    kinds = ("postJob", "claimJob", "submitResult", "submitFailure", "finalize", "settle", "begin")
+    kinds = ("postJob", "claimJob", "submitResult", "submitFailure", "finalize", "settle", "begin",
+             "postJobs", "claimJobs", "submitResults", "finalizeMany")  # fmt: skip
     for _batch in range(3):
         run_state_machine_as_test(
             MarketMachine,

@@ -11,7 +11,8 @@ immutables aside, metadata byte for byte), and the market's own ``token()``, ``s
 Its callers check the node's chain id first: ``Client.connect`` (every ``depin`` command, the
 executors) and the indexer at start-up. A node that does not answer raises
 :class:`~depin.chain.RpcUnavailable` (a :class:`~depin.errors.ChainError`: the indexer waits for it);
-only an answer that shows the wrong contracts raises :class:`NotGenuine`.
+only an answer that shows the wrong contracts raises :class:`NotGenuine`, and a node whose head is
+still below the deployment block its subclass :class:`NotSyncedYet` (the indexer waits for it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ CHECKED = ("JobMarket", "RewardToken", "ProviderStaking", "Randomness", "Verific
 
 class NotGenuine(DepinError):
     """The deployment file's contracts are not the deployment it claims to be (one line: which, and what to do)."""
+
+
+class NotSyncedYet(NotGenuine):
+    """The node's head is below the deployment block: the contracts are not there *yet* (a node
+    still syncing). Not a verdict on the file: wait for the node, or use a synced one."""
+
+    def __init__(self, head: int, deploy_block: int, where: str) -> None:
+        self.head, self.deploy_block = head, deploy_block
+        super().__init__(
+            f"the node {where} is behind the deployment: its head is block {head}, the deployment block "
+            f"{deploy_block} (still syncing?); wait for it to catch up, or use a synced node"
+        )
 
 
 def _check_shipped_code(name: str, address: str, code: str, where: str) -> None:
@@ -55,6 +68,9 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
         market = deployment.addresses["JobMarket"]
         code = rpc.get_code(market)
         if code in ("0x", "0x0"):
+            head = rpc.block_number()  # read only when the market is absent: a node still syncing?
+            if head < deployment.deploy_block:
+                raise NotSyncedYet(head, deployment.deploy_block, where)
             raise NotGenuine(
                 f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
                 "chain (was the devnet restarted? deploy again)"

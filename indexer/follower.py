@@ -108,7 +108,7 @@ from depin.chain.heads import HeadSubscription
 from depin.chain.logs import AnswerTooLarge, LogFetcher, RawLog
 from depin.deployment import Deployment, DeploymentFileError
 from depin.deployment import load_deployment as load_deployment_from
-from depin.deployment_check import NotGenuine, check_contracts, current_court
+from depin.deployment_check import NotGenuine, NotSyncedYet, check_contracts, current_court
 from depin.errors import ChainError, IndexerError, ReorgTooDeep
 from depin.keys import Keys
 from indexer import metrics
@@ -372,19 +372,16 @@ class Indexer:
             )
         try:  # the check Client.connect makes; a node that does not answer is a ChainError: run() waits
             check_contracts(self.rpc, self.deployment)
-        except NotGenuine as exc:
-            # A node still syncing, below the deployment block, has none of its contracts yet: it
-            # is waited for (read only on a failed check). At or past that block, refused.
-            head = self.rpc.block_number()
-            if head < self.deployment.deploy_block:
-                if not self._lagging:
-                    self._lagging = True
-                    log.warning(
-                        "the node is behind the deployment: its head is block %d, the deployment block %d; "
-                        "waiting for it to catch up (nothing written)",
-                        head, self.deployment.deploy_block, extra={"head": head, "deploy_block": self.deployment.deploy_block},
-                    )
-                raise NodeBehind(f"the node's head {head} is below the deployment block {self.deployment.deploy_block}") from None
+        except NotSyncedYet as exc:  # a node still syncing, below the deployment block: waited for
+            if not self._lagging:
+                self._lagging = True
+                log.warning(
+                    "the node is behind the deployment: its head is block %d, the deployment block %d; "
+                    "waiting for it to catch up (nothing written)",
+                    exc.head, exc.deploy_block, extra={"head": exc.head, "deploy_block": exc.deploy_block},
+                )
+            raise NodeBehind(f"the node's head {exc.head} is below the deployment block {exc.deploy_block}") from None
+        except NotGenuine as exc:  # at or past the deployment block: refused
             raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
         self._lagging = False
         self._chain_checked = True

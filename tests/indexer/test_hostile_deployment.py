@@ -20,6 +20,7 @@ import pytest
 import requests
 from eth_account import Account
 
+from depin.client import Client, WrongNetwork
 from depin.deployment import REPO_ROOT
 from indexer.store import Cursor
 
@@ -198,6 +199,10 @@ def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(po
         (line,) = [line for line in text.splitlines() if "behind the deployment" in line]
         assert f"block {head}" in line and f"block {env.deployment.deploy_block}" in line, line
         assert env.client(0).dbsize() == 0
+        # the same check in the client (every depin command, the executors) says what it is
+        with pytest.raises(WrongNetwork, match=rf"behind the deployment: its head is block {head}, the deployment block "
+                                               rf"{env.deployment.deploy_block} \(still syncing\?\)"):
+            Client.connect(node.url, env.deployment_file)
         deployment, _ = deploy(node.url, env.tmp / "behind-deployments")
         assert deployment.addresses == env.deployment.addresses
         assert deployment.deploy_block == env.deployment.deploy_block

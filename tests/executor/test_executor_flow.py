@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_abi import decode as abi_decode
 from eth_account import Account
+from eth_utils import keccak
 
 from depin.accounts import dev_account
 from depin.client import Client, ResultSealed
@@ -21,7 +23,7 @@ from depin.delivery import public_key_of
 from depin.market import FailureCode, JobStatus
 from depin.outputs import read_exit_code
 
-from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, Stack, spec, wait_for
+from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, TOKEN, Stack, spec, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +182,80 @@ def _failure(stack: Stack, job_id: int) -> dict:
     events = stack.events(job_id, "FailureSubmitted")
     assert len(events) == 1, events
     return events[0]["args"]
+
+
+def _claim_txs(stack: Stack, sender: str, first_block: int) -> list[tuple[str, list[int], bool]]:
+    """Every claimJob / claimJobs transaction of `sender` in blocks `first_block`.. (hash, job ids,
+    success), from the chain's blocks and receipts."""
+    rpc = stack.market.rpc
+    selectors = {"0x" + keccak(text="claimJob(uint256)")[:4].hex(): "uint256", "0x" + keccak(text="claimJobs(uint256[])")[:4].hex(): "uint256[]"}
+    found = []
+    for number in range(first_block, stack.market.block_number() + 1):
+        for tx in rpc.call("eth_getBlockByNumber", [hex(number), True])["transactions"]:
+            data = tx.get("input") or tx.get("data") or "0x"
+            if tx["from"].lower() != sender.lower() or data[:10] not in selectors:
+                continue
+            (ids,) = abi_decode([selectors[data[:10]]], bytes.fromhex(data[10:]))
+            ok = rpc.call("eth_getTransactionReceipt", [tx["hash"]])["status"] == "0x1"
+            found.append((tx["hash"], [int(i) for i in ids] if isinstance(ids, (list, tuple)) else [int(ids)], ok))
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="a reverted claimJobs falls back to one claimJob per job (N sequential transactions)")
+def test_a_batch_claim_that_lost_one_job_claims_the_rest_in_one_more_batch(stack: Stack) -> None:
+    """claimJobs is all or nothing. Mining is held while the executor's batch claim of four jobs
+    waits in the pool; a competitor's claim of one of them (a higher tip) is mined first in the same
+    block, so the batch reverts. The executor reads the jobs again and claims the three still Open
+    in one more claimJobs (not one claimJob each): two claim transactions in all; the lost job is
+    recorded lost, the three are claimed and run."""
+    rpc = stack.market.rpc
+    stack.setup_funded(REQUESTER2)
+    stack.setup_provider(PROVIDER2)  # the competitor (no executor of its own)
+    requester = Client.connect(stack.anvil.url, stack.deployment_file, dev_account(REQUESTER2, stack.deployment.chain_id))
+    specs = [spec(stack.images["busybox"], ["sh", "-c", f"echo race {n} > /out/n.txt"]) for n in range(4)]
+    terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
+    provider, competitor = stack.accounts[PROVIDER], stack.accounts[PROVIDER2]
+    first_block = stack.market.block_number() + 1
+    rpc.call("evm_setAutomine", [False])
+    rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining)
+    try:
+        posted: list = []
+        poster = threading.Thread(target=lambda: posted.extend(requester.post_jobs(specs, **terms)))
+        poster.start()
+        wait_for(lambda: _pool_from(stack, stack.accounts[REQUESTER2]), 30, "the batch post in the pool")
+        rpc.call("anvil_mine", ["0x1"])
+        poster.join(60)
+        ids = [p.job_id for p in posted]
+        assert len(ids) == 4
+        wait_for(lambda: _pool_from(stack, provider), 60, "the executor's batch claim in the pool")
+        pool = rpc.call("txpool_content")["pending"]
+        (held,) = next(txs for sender, txs in pool.items() if sender.lower() == provider.lower()).values()
+        (batch,) = abi_decode(["uint256[]"], bytes.fromhex(held["input"][10:]))
+        assert sorted(batch) == ids, f"the executor's first claim was expected to be one claimJobs of the four jobs: {held['input'][:10]} {batch}"
+        taken = ids[1]
+        call = stack.market.contracts.job_market.claim_job(taken)
+        gwei = 10**9
+        rpc.call("eth_sendTransaction", [{"from": competitor, "to": call.to, "data": call.data, "gas": hex(300_000),
+                                          "maxPriorityFeePerGas": hex(500 * gwei), "maxFeePerGas": hex(1_000 * gwei)}], retries=0)
+        rpc.call("anvil_mine", ["0x1"])  # the competitor's claim first (its tip), then the executor's batch: reverted
+        assert stack.job(taken)["provider"].lower() == competitor.lower()
+        rest = [j for j in ids if j != taken]
+
+        def claimed() -> bool:  # mines a block while the provider has a transaction waiting (its claims)
+            if _pool_from(stack, provider):
+                rpc.call("anvil_mine", ["0x1"])
+            return all(stack.status(j) == JobStatus.CLAIMED and stack.job(j)["provider"].lower() == provider.lower() for j in rest)
+
+        wait_for(claimed, 90, "the three other jobs claimed by the executor")
+    finally:
+        rpc.call("evm_setAutomine", [True])
+        rpc.call("evm_setIntervalMining", [1])
+    claims = _claim_txs(stack, provider, first_block)
+    assert [ok for _, _, ok in claims] == [False, True], f"one reverted batch, then one batch of the rest: {claims}"
+    assert sorted(claims[1][1]) == rest, claims
+    wait_for(lambda: stack.exec_record(stack.provider, taken).get("state") == "lost", 60, "the taken job recorded lost")
+    for job_id in rest:
+        stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
 
 
 def test_hostile_jobs_end_as_failures_and_the_worker_serves_the_next_job(stack: Stack) -> None:

@@ -19,6 +19,7 @@ from depin.config import ConfigError, DepinConfig, ExecutorConfig, PolicyConfig,
 from depin.keys import ExecKeys
 from depin.market import JobStatus
 from depin.spec import parse_spec
+from depin.transactions import TxReverted
 from executor import celery as celery_module
 from executor import jobtask, provider, queue, tasks
 from executor.canary import CanaryJournal
@@ -390,6 +391,95 @@ def test_a_claim_the_signer_dropped_hands_each_job_back_or_carries_it_on(r: redi
     assert rt.record(1)["state"] == "claimed" and sent == [("depin.run", 1)]
     assert rt.record(2)["state"] == "lost" and rt.record(3)["state"] == "lost" and rt.record(4)["state"] == "skipped"
     assert set(r.zrange(rt.xkeys.deferred, 0, -1)) == {"2", "3"}
+
+
+class _ClaimChain(SimpleNamespace):
+    """The chain as `claim_jobs` sees it (jobs by id) and a client whose claims succeed, or revert
+    after `race` changed the chain (the competitor's claim mined first, a reorg, a refusal)."""
+
+    def __init__(self, rt: Any, jobs: dict[int, Any], races: list[Callable[[], None] | None]) -> None:
+        super().__init__(rt=rt, jobs=jobs, races=races, sent=[], tx=None)
+        rt.job = lambda job_id: self.jobs[job_id]
+        rt.client = self
+
+    def _send(self, ids: list[int]) -> SimpleNamespace:
+        race = self.races.pop(0) if self.races else None
+        if race is not None:
+            race()
+            raise TxReverted("claimJobs" if len(ids) > 1 else "claimJob", "JobMarket.WrongStatus()", "0xreverted")
+        for job_id in ids:
+            assert self.jobs[job_id].status == JobStatus.OPEN, f"claimed a job that is not Open: {job_id}"
+            self.jobs[job_id] = _onchain(job_id, spec_hash=self.jobs[job_id].spec_hash, status=JobStatus.CLAIMED, provider="0xme")
+        return SimpleNamespace(tx_hash="0xmined")
+
+    def claim(self, job_id: int, *, still_needed: Any = None) -> SimpleNamespace:
+        self.sent.append(("claimJob", [job_id]))
+        return self._send([job_id])
+
+    def claim_many(self, job_ids: list[int], *, still_needed: Any = None) -> SimpleNamespace:
+        self.sent.append(("claimJobs", list(job_ids)))
+        return self._send(list(job_ids))
+
+
+@pytest.mark.xfail(strict=True, reason="after a reverted claimJobs each job is claimed alone, including one refused meanwhile or whose id holds another post with the same spec (other terms)")
+def test_a_reverted_batch_claim_claims_the_jobs_still_approved_in_one_more_batch(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """claimJobs is all or nothing. After a batch reverts, each of its jobs is read again: one a
+    competitor took is recorded lost, one whose id a reorg gave to another post (other spec, or
+    same spec and other terms) or that was refused meanwhile is recorded lost and never claimed,
+    and the rest go in ONE new batch; each claimed job is recorded claimed, counted and queued."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: sent.append((name, job_id)))
+    approved = "0x" + (b"\x01" * 32).hex()
+    jobs = {j: _onchain(j) for j in range(1, 7)}
+    for job_id in jobs:
+        rt.set_record(job_id, "claiming", spec_hash=approved)
+
+    def race() -> None:
+        jobs[2] = _onchain(2, status=JobStatus.CLAIMED, provider="0xCompetitor")
+        jobs[3] = _onchain(3, spec_hash=b"\x02" * 32)  # a reorg gave id 3 to another post
+        jobs[4] = _onchain(4, reward=TOKEN // 2)  # same spec, other terms: another post too
+        rt.refuse(5, "refused meanwhile")
+
+    chain = _ClaimChain(rt, jobs, [race])
+    provider.claim_jobs(rt, list(jobs))
+    assert chain.sent == [("claimJobs", [1, 2, 3, 4, 5, 6]), ("claimJobs", [1, 6])]
+    for job_id in (1, 6):
+        assert rt.record(job_id)["state"] == "claimed" and float(rt.record(job_id)["claimed_at"]) > 0
+    for job_id in (2, 3, 4, 5):
+        assert rt.record(job_id)["state"] == "lost", job_id
+    assert sent == [("depin.run", 1), ("depin.run", 6)]
+    assert float(r.hget(rt.xkeys.metrics, "jobs_claimed") or 0) == 2
+    assert jobs[3].status == JobStatus.OPEN and jobs[4].status == JobStatus.OPEN  # never claimed
+    assert "refused" in rt.record(5)  # the refusal outlives the lost record
+
+
+@pytest.mark.xfail(strict=True, reason="after a reverted claimJobs the rest is claimed one claimJob per job, never in one more batch")
+def test_a_batch_claim_that_keeps_reverting_ends_one_by_one(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most two batches: a second batch that reverts too is followed by one claimJob per job
+    left. A batch that reverts with nothing changed (every job still Open and approved: the stake,
+    say, does not cover the sum) is not sent again: one by one at once."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: None)
+    jobs = {j: _onchain(j) for j in range(1, 5)}
+    for job_id in jobs:
+        rt.set_record(job_id, "claiming")
+
+    def take(job_id: int) -> Callable[[], None]:
+        return lambda: jobs.__setitem__(job_id, _onchain(job_id, status=JobStatus.CLAIMED, provider="0xCompetitor"))
+
+    chain = _ClaimChain(rt, jobs, [take(1), take(2)])
+    provider.claim_jobs(rt, list(jobs))
+    assert chain.sent == [("claimJobs", [1, 2, 3, 4]), ("claimJobs", [2, 3, 4]), ("claimJob", [3]), ("claimJob", [4])]
+    assert [rt.record(j)["state"] for j in jobs] == ["lost", "lost", "claimed", "claimed"]
+
+    jobs = {j: _onchain(j) for j in range(11, 14)}
+    for job_id in jobs:
+        rt.set_record(job_id, "claiming")
+    chain = _ClaimChain(rt, jobs, [lambda: None])
+    provider.claim_jobs(rt, list(jobs))
+    assert chain.sent == [("claimJobs", [11, 12, 13]), ("claimJob", [11]), ("claimJob", [12]), ("claimJob", [13])]
+    assert all(rt.record(j)["state"] == "claimed" for j in jobs)
 
 
 def test_a_reorged_out_submission_is_wanted_again_only_for_the_spec_it_belongs_to(r: redis.Redis) -> None:

@@ -52,6 +52,7 @@ NO_FAULT_CODES = (int(FailureCode.IMAGE_UNAVAILABLE), int(FailureCode.INPUT_HASH
 RETRY_FETCH_AFTER = 5  # seconds before re-running a job whose input could not be fetched
 SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most (as claims: CLAIM_BATCH)
 PENDING_WAIT = env_number("DEPIN_PENDING_WAIT", 120)  # seconds to wait for a pre-crash transaction
+CLAIM_BATCH_ROUNDS = 2  # claimJobs sent for one claim task, at most (a reverted one is followed by a batch of the rest)
 OWN_PENDING_WAIT = 60.0  # seconds a reverted claim waits for our own pending transactions before it counts as lost
 
 
@@ -159,9 +160,14 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
     queues each run. Only jobs whose record still says ``claiming`` and that the chain shows Open
     with the approved spec go in the batch; any other job (claimed before a crash, lost, changed
     by a reorg) goes through :func:`claim_job`, which knows each case. A batch that reverts (one
-    job lost its race: the call is all or nothing) falls back to :func:`claim_job` for each, so
-    the others are still claimed. A crash after the batch is mined is safe: the task runs again
-    and :func:`claim_job` finds each job Claimed by us and carries on."""
+    job lost its race: the call is all or nothing) is followed by at most CLAIM_BATCH_ROUNDS - 1
+    more: each job of it is read again (:func:`rebatch`) and those still Open and still the job
+    read for the first batch and still wanted (:func:`claim_unwanted`) go in one new batch (a
+    single one: :func:`claim_job`; the same batch again, nothing having changed: one by one at
+    once); after the last round, :func:`claim_job` for each. So a lost race costs one more
+    transaction, not one per job, and a batch that keeps reverting is never looped on. A crash
+    after a batch is mined is safe: the task runs again and :func:`claim_job` finds each job
+    Claimed by us and carries on."""
     batch: list[int] = []
     read: list[OnchainJob] = []
     for job_id in job_ids:
@@ -175,25 +181,56 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
             read.append(job)
         else:
             claim_job(rt, job_id)
-    if len(batch) < 2:
+    first = dict(zip(batch, read, strict=True))  # each job as read for the first batch
+    for round_ in range(CLAIM_BATCH_ROUNDS):
+        if round_:
+            reverted = batch
+            batch, read = rebatch(rt, reverted, first)
+            if batch == reverted:
+                break  # nothing we can see changed: the same batch would revert again (one by one then)
+        if len(batch) < 2:
+            break
+        try:
+            receipt = rt.client.claim_many(batch, still_needed=claim_wanted(rt, read))
+        except TxDropped:
+            claim_dropped(rt, batch)
+            return
+        except TxReverted as exc:
+            log.info("batch claim reverted", extra={"jobs": ",".join(map(str, batch)), "error": exc.error_name})
+            continue
+        log.info("claimed", extra={"jobs": ",".join(map(str, batch)), "tx": receipt.tx_hash})
         for job_id in batch:
-            claim_job(rt, job_id)
+            rt.set_record(job_id, "claimed", claimed_at=time.time())
+            metrics.count(rt, "jobs_claimed")
+            queue.send("depin.run", job_id)
         return
-    try:
-        receipt = rt.client.claim_many(batch, still_needed=claim_wanted(rt, read))
-    except TxDropped:
-        claim_dropped(rt, batch)
-        return
-    except TxReverted as exc:
-        log.info("batch claim reverted; claiming one by one", extra={"jobs": ",".join(map(str, batch)), "error": exc.error_name})
-        for job_id in batch:
-            claim_job(rt, job_id)
-        return
-    log.info("claimed", extra={"jobs": ",".join(map(str, batch)), "tx": receipt.tx_hash})
     for job_id in batch:
-        rt.set_record(job_id, "claimed", claimed_at=time.time())
-        metrics.count(rt, "jobs_claimed")
-        queue.send("depin.run", job_id)
+        claim_job(rt, job_id)
+
+
+def rebatch(rt: Runtime, reverted: list[int], first: dict[int, OnchainJob]) -> tuple[list[int], list[OnchainJob]]:
+    """The jobs of a reverted batch that can go in the next one, and each as read now: those whose
+    record still says ``claiming`` and that are still the Open job `first` read and approved
+    (:func:`claim_unwanted`: same spec, requester and terms, not refused). Every other job is
+    settled here: one that is no longer Open goes through :func:`claim_job` (lost to a competitor,
+    or claimed by a transaction of ours), an Open one that is not the job approved any more (a
+    reorg gave its id to another post) or no longer wanted is recorded ``lost`` (the dispatcher
+    judges afresh whatever job the id holds now), never claimed here."""
+    batch: list[int] = []
+    read: list[OnchainJob] = []
+    for job_id in reverted:
+        if rt.record(job_id).get("state") not in ("claiming", None):
+            continue  # moved on meanwhile
+        job = rt.job(job_id)
+        if job.status != JobStatus.OPEN:
+            claim_job(rt, job_id)
+        elif (why := claim_unwanted(rt, first[job_id], job)) is None:
+            batch.append(job_id)
+            read.append(job)
+        else:
+            mark_lost(rt, job_id, job, why[:300])
+            log.warning("claim skipped: the job is not the one approved any more", extra={"job": job_id, "reason": why[:300]})
+    return batch, read
 
 
 # Record states in which the executor carries a job on once the chain shows it Claimed by us (its
@@ -222,7 +259,16 @@ def claim_wanted(rt: Runtime, approved: list[OnchainJob]) -> Callable[[], bool]:
 
 def claim_still_wanted(rt: Runtime, was: OnchainJob) -> bool:
     """Whether job `was.job_id` is still the Open job `was` that we approved and want claimed."""
-    job = rt.job(was.job_id)
+    why = claim_unwanted(rt, was, rt.job(was.job_id))
+    if why is None:
+        return True
+    log.warning("reorged-out claim not sent again", extra={"job": was.job_id, "reason": why[:300]})
+    return False
+
+
+def claim_unwanted(rt: Runtime, was: OnchainJob, job: OnchainJob) -> str | None:
+    """Why `job` (job `was.job_id` as read now) is not the Open job `was` that we approved and want
+    claimed, or None if it is."""
     rec = rt.record(was.job_id)
     approved = rec.get("spec_hash")
     if job.status != JobStatus.OPEN:
@@ -236,9 +282,8 @@ def claim_still_wanted(rt: Runtime, was: OnchainJob) -> bool:
     elif rec.get("refused") or rec.get("state") not in CLAIM_WANTED_STATES:
         why = f"the record says {rec.get('state')}" + (" (refused)" if rec.get("refused") else "")
     else:
-        return True
-    log.warning("reorged-out claim not sent again", extra={"job": was.job_id, "reason": why[:300]})
-    return False
+        return None
+    return why
 
 
 def claim_dropped(rt: Runtime, job_ids: list[int]) -> None:

@@ -201,7 +201,6 @@ def _claim_txs(stack: Stack, sender: str, first_block: int) -> list[tuple[str, l
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="a reverted claimJobs falls back to one claimJob per job (N sequential transactions)")
 def test_a_batch_claim_that_lost_one_job_claims_the_rest_in_one_more_batch(stack: Stack) -> None:
     """claimJobs is all or nothing. Mining is held while the executor's batch claim of four jobs
     waits in the pool; a competitor's claim of one of them (a higher tip) is mined first in the same

@@ -421,7 +421,6 @@ class _ClaimChain(SimpleNamespace):
         return self._send(list(job_ids))
 
 
-@pytest.mark.xfail(strict=True, reason="after a reverted claimJobs each job is claimed alone, including one refused meanwhile or whose id holds another post with the same spec (other terms)")
 def test_a_reverted_batch_claim_claims_the_jobs_still_approved_in_one_more_batch(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """claimJobs is all or nothing. After a batch reverts, each of its jobs is read again: one a
     competitor took is recorded lost, one whose id a reorg gave to another post (other spec, or
@@ -454,7 +453,6 @@ def test_a_reverted_batch_claim_claims_the_jobs_still_approved_in_one_more_batch
     assert "refused" in rt.record(5)  # the refusal outlives the lost record
 
 
-@pytest.mark.xfail(strict=True, reason="after a reverted claimJobs the rest is claimed one claimJob per job, never in one more batch")
 def test_a_batch_claim_that_keeps_reverting_ends_one_by_one(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     """At most two batches: a second batch that reverts too is followed by one claimJob per job
     left. A batch that reverts with nothing changed (every job still Open and approved: the stake,

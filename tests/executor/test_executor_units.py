@@ -823,6 +823,55 @@ def test_dispatcher_never_claims_a_non_canonical_spec(dispatcher_env: SimpleName
     assert "not canonical JSON (RFC 8785" in rt.record(22)["reason"]
 
 
+@pytest.mark.xfail(strict=True, reason="claim_job and claim_jobs' first pass check only the approved spec hash: a post with the same spec and other terms under the approved id is claimed")
+def test_a_claim_goes_only_to_the_post_the_policy_approved(dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the policy's approval and the claim, a reorg can give the job's id to another post
+    with the same spec bytes but other terms (reward, submit window, collateral, requester, verify
+    mode). ``claimJob`` names the id only: claim_job and claim_jobs' first pass claim only the post
+    on the terms the dispatcher approved; any other is recorded lost, never claimed, and the
+    dispatcher judges the post the id holds now afresh (claimed once its policy accepts it). A
+    record written before terms were recorded (spec hash only) is still claimed on its spec hash."""
+    from depin.market import VerifyMode
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    monkeypatch.setattr(rt.config.policy, "max_concurrent_jobs", 20)
+    requester = "0x" + "aa" * 20
+    terms = {"requester": requester, "collateralPct": "150", "verifyMode": "none"}
+    for job_id in range(31, 38):
+        _post(env, job_id, **terms)
+    _drain(env)
+    assert all(rt.record(j)["state"] == "claiming" for j in range(31, 38))
+    spec = bytes.fromhex(rt.index.hget(rt.index_keys.job(31), "specHash")[2:])
+    rt.state.delete(rt.xkeys.job(36))
+    rt.set_record(36, "claiming", spec_hash="0x" + spec.hex())  # an older version's record: the spec hash only
+
+    def post(job_id: int, **changes: Any) -> Any:
+        return _onchain(job_id, **{"spec_hash": spec, "requester": requester, "collateral_pct": 150, **changes})
+
+    jobs = {31: post(31), 32: post(32, reward=TOKEN // 2), 33: post(33, collateral_pct=400), 34: post(34, requester="0x" + "bb" * 20),
+            35: post(35, verify_mode=VerifyMode.REEXEC), 36: post(36, reward=TOKEN // 2), 37: post(37, max_runtime=600)}
+    assert jobs[31].verify_mode == VerifyMode.NONE
+    chain = _ClaimChain(rt, jobs, [])
+    env.sent.clear()
+    provider.claim_job(rt, 32)
+    provider.claim_jobs(rt, [31, 33, 34, 35, 36, 37])
+    assert chain.sent == [("claimJobs", [31, 36])]
+    assert rt.record(31)["state"] == rt.record(36)["state"] == "claimed"
+    for job_id in (32, 33, 34, 35, 37):
+        assert rt.record(job_id)["state"] == "lost", job_id
+        assert jobs[job_id].status == JobStatus.OPEN, job_id  # never claimed
+    assert set(rt.state.zrange(rt.xkeys.deferred, 0, -1)) == {"32", "33", "34", "35", "37"}
+    # the index catches up with the post job 32 holds now: judged afresh, approved on its own terms and claimed
+    rt.index.hset(rt.index_keys.job(32), "reward", str(TOKEN // 2))
+    env.sent.clear()
+    rt.state.zrem(rt.xkeys.deferred, "33", "34", "35", "37")
+    env.dispatcher.reconsider_deferred()
+    env.dispatcher.queue_claims()
+    assert env.sent == [("depin.claim", 32)] and rt.record(32)["state"] == "claiming"
+    provider.claim_job(rt, 32)
+    assert chain.sent[-1] == ("claimJob", [32]) and rt.record(32)["state"] == "claimed"
+
+
 def test_retractions_requeue_jobs_in_hand_and_forget_the_others(dispatcher_env: SimpleNamespace) -> None:
     env, rt = dispatcher_env, dispatcher_env.rt
     _post(env, 4, specValid="0", specError="not JSON")  # skipped

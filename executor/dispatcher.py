@@ -60,7 +60,7 @@ from executor import queue, verification
 from executor.containers import ImageUnavailable, check_image
 from executor.execution import same
 from executor.policy import JobTermsView, Policy
-from executor.provider import reopen_if_undone
+from executor.provider import approval_fields, reopen_if_undone
 from executor.runtime import ACTIVE_STATES, PASSING_RECORD_TTL, Runtime
 
 log = logging.getLogger("executor.dispatcher")
@@ -248,7 +248,7 @@ class Dispatcher:
             else:
                 self.skip(job_id, f"policy: {decision.reason}", claim_deadline=deadline)
             return
-        rt.set_record(job_id, "claiming", image=spec.image, spec_hash=idx["specHash"].lower())
+        rt.set_record(job_id, "claiming", image=spec.image, **approval_fields(idx))  # what was approved: claimed only on it
         self.accepted.append(job_id)
         log.info("claim accepted", extra={"job": job_id, "image": spec.image, "reward": idx["reward"]})
 

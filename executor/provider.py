@@ -6,9 +6,11 @@ Celery task); :mod:`executor.tasks` wraps them. The crash-safety argument is in 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import Task
@@ -16,7 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from depin.config import env_number
 from depin.errors import ChainError, SpecError
-from depin.market import FailureCode, JobStatus
+from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.transactions import TxDropped, TxReverted
 from executor import metrics, queue
 from executor.execute import PolicyRefused, ProviderFault
@@ -97,10 +99,10 @@ def claim_job(rt: Runtime, job_id: int) -> None:
         mark_lost(rt, job_id, job, f"job is {job.status.label}")
         log.info("claim skipped: job no longer open", extra={"job": job_id, "status": job.status.label})
         return
-    elif rec.get("spec_hash") and rec["spec_hash"] != "0x" + job.spec_hash.hex():
-        # A reorg replaced the job under the same id: the policy approved another spec.
-        mark_lost(rt, job_id, job, f"the on-chain spec hash is 0x{job.spec_hash.hex()}, not the approved {rec['spec_hash']}")
-        log.warning("claim skipped: the job's spec changed since it was approved (reorg)", extra={"job": job_id})
+    elif (why := another_post(approved_post(rec, job), job, "approved")) is not None:
+        # A reorg gave the id to another post: the policy approved another spec or other terms.
+        mark_lost(rt, job_id, job, why[:300])
+        log.warning("claim skipped: the job is not the one approved (reorg)", extra={"job": job_id, "reason": why[:300]})
         return
     else:
         try:
@@ -175,8 +177,7 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
         if rec.get("state") not in ("claiming", None):
             continue
         job = rt.job(job_id)
-        approved = rec.get("spec_hash")
-        if job.status == JobStatus.OPEN and not (approved and approved != "0x" + job.spec_hash.hex()):
+        if job.status == JobStatus.OPEN and another_post(approved_post(rec, job), job, "approved") is None:
             batch.append(job_id)
             read.append(job)
         else:
@@ -270,20 +271,61 @@ def claim_unwanted(rt: Runtime, was: OnchainJob, job: OnchainJob) -> str | None:
     """Why `job` (job `was.job_id` as read now) is not the Open job `was` that we approved and want
     claimed, or None if it is."""
     rec = rt.record(was.job_id)
-    approved = rec.get("spec_hash")
     if job.status != JobStatus.OPEN:
         why = f"job is {job.status.label}"
-    elif (job.spec_hash, job.reward, job.max_runtime, job.collateral_pct, job.verify_mode) != (
-        was.spec_hash, was.reward, was.max_runtime, was.collateral_pct, was.verify_mode
-    ) or not same(job.requester, was.requester):
-        why = f"id {was.job_id} holds another job now (spec hash 0x{job.spec_hash.hex()}, requester {job.requester})"
-    elif approved and approved != "0x" + job.spec_hash.hex():
-        why = f"the on-chain spec hash is 0x{job.spec_hash.hex()}, not the approved {approved}"
+    elif (other := another_post(was, job) or another_post(approved_post(rec, job), job, "approved")) is not None:
+        why = other
     elif rec.get("refused") or rec.get("state") not in CLAIM_WANTED_STATES:
         why = f"the record says {rec.get('state')}" + (" (refused)" if rec.get("refused") else "")
     else:
         return None
     return why
+
+
+def another_post(was: OnchainJob, job: OnchainJob, what: str = "read before") -> str | None:
+    """Why `job` (read now) is another post than `was` (the job `what`: read before, or as the
+    policy approved it, :func:`approved_post`): another spec, requester or terms. None if the same."""
+    fields = ("spec_hash", "requester", "reward", "max_runtime", "collateral_pct", "verify_mode")
+    differ = [f for f in fields if not (same(job.requester, was.requester) if f == "requester" else getattr(job, f) == getattr(was, f))]
+    if not differ:
+        return None
+
+    def shown(j: OnchainJob, f: str) -> str:
+        value = getattr(j, f)
+        return "0x" + value.hex() if isinstance(value, bytes) else str(getattr(value, "label", value))
+
+    return f"id {was.job_id} holds another job now: " + ", ".join(f"{f} {shown(job, f)}, not {shown(was, f)} ({what})" for f in differ)
+
+
+# The index's job fields the policy's approval covers besides the spec (its decision, or what the
+# claim commits us to: the collateral locked, the audits), with the OnchainJob field of each.
+APPROVED_TERMS = {"requester": "requester", "reward": "reward", "maxRuntime": "max_runtime", "collateralPct": "collateral_pct", "verifyMode": "verify_mode"}
+
+
+def approval_fields(idx: dict[str, str]) -> dict[str, Any]:
+    """The record fields of the dispatcher's approval of the index's job `idx`: its spec hash and
+    (``terms``, JSON) its requester and terms, so that a claim is sent only for that post
+    (:func:`approved_post`); a field the index lacks is left out (not compared)."""
+    terms = {name: idx[field] for field, name in APPROVED_TERMS.items() if idx.get(field)}
+    return {"spec_hash": idx["specHash"].lower(), "terms": json.dumps(terms, sort_keys=True)}
+
+
+def approved_post(rec: dict[str, str], job: OnchainJob) -> OnchainJob:
+    """`job` (read now) with what the record says the policy approved in its place: the spec hash
+    and the terms of :func:`approval_fields`. :func:`another_post` of it and `job` says whether the
+    chain's job is still the one approved. A record of an older version (no ``terms``: the spec
+    hash only, or nothing) is compared on what it has."""
+    changes: dict[str, Any] = {}
+    if rec.get("spec_hash"):
+        changes["spec_hash"] = bytes.fromhex(rec["spec_hash"].removeprefix("0x"))
+    for name, value in json.loads(rec.get("terms") or "{}").items():
+        if name == "requester":
+            changes[name] = value
+        elif name == "verify_mode":  # the index's label; an unknown one never equals the chain's mode
+            changes[name] = next((m for m in VerifyMode if m.label == value), value)
+        else:
+            changes[name] = int(value)
+    return replace(job, **changes)
 
 
 def claim_dropped(rt: Runtime, job_ids: list[int]) -> None:

@@ -363,11 +363,12 @@ def test_a_reorged_out_claim_is_wanted_again_only_for_the_job_we_approved(r: red
         ("refused", lambda: rt.refuse(4, "abandoned")),
         ("record gone", lambda: r.delete(rt.xkeys.job(4))),
         ("another approved spec", lambda: rt.set_record(4, spec_hash="0x" + "02" * 32)),
+        ("other approved terms", lambda: rt.set_record(4, terms=json.dumps({"reward": str(TOKEN * 2), "verify_mode": "none"}))),
     ]
     for what, change in changes:
         chain[4] = sent[4]
         r.delete(rt.xkeys.job(4))
-        rt.set_record(4, "claimed", spec_hash=approved)
+        rt.set_record(4, "claimed", spec_hash=approved, terms=json.dumps({"requester": "0xrequester", "reward": str(TOKEN), "verify_mode": "none"}))
         assert both(), what
         change()
         assert not both(), what  # the batch is not sent again: its nonce gets the no-op
@@ -823,7 +824,6 @@ def test_dispatcher_never_claims_a_non_canonical_spec(dispatcher_env: SimpleName
     assert "not canonical JSON (RFC 8785" in rt.record(22)["reason"]
 
 
-@pytest.mark.xfail(strict=True, reason="claim_job and claim_jobs' first pass check only the approved spec hash: a post with the same spec and other terms under the approved id is claimed")
 def test_a_claim_goes_only_to_the_post_the_policy_approved(dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between the policy's approval and the claim, a reorg can give the job's id to another post
     with the same spec bytes but other terms (reward, submit window, collateral, requester, verify
@@ -858,7 +858,7 @@ def test_a_claim_goes_only_to_the_post_the_policy_approved(dispatcher_env: Simpl
     assert chain.sent == [("claimJobs", [31, 36])]
     assert rt.record(31)["state"] == rt.record(36)["state"] == "claimed"
     for job_id in (32, 33, 34, 35, 37):
-        assert rt.record(job_id)["state"] == "lost", job_id
+        assert rt.record(job_id)["state"] == "lost" and "(approved)" in rt.record(job_id)["reason"], job_id
         assert jobs[job_id].status == JobStatus.OPEN, job_id  # never claimed
     assert set(rt.state.zrange(rt.xkeys.deferred, 0, -1)) == {"32", "33", "34", "35", "37"}
     # the index catches up with the post job 32 holds now: judged afresh, approved on its own terms and claimed

@@ -3,6 +3,7 @@ containers and Celery worker processes (tests/executor/stack.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -129,6 +130,30 @@ def _pool_from(stack: Stack, address: str) -> bool:
     return any(key.lower() == address.lower() for key in pending)
 
 
+@contextlib.contextmanager
+def _mining_held(stack: Stack) -> Iterator[None]:
+    """No block is mined but those the test mines (anvil_mine) until the block ends."""
+    rpc = stack.market.rpc
+    rpc.call("evm_setAutomine", [False])
+    rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining)
+    try:
+        yield
+    finally:
+        rpc.call("evm_setAutomine", [True])
+        rpc.call("evm_setIntervalMining", [1])
+
+
+def _post_batch_held(stack: Stack, requester: Client, specs: list, terms: dict) -> list[int]:
+    """With mining held: `requester` posts `specs` in one postJobs, mined in one block; the job ids."""
+    posted: list = []
+    poster = threading.Thread(target=lambda: posted.extend(requester.post_jobs(specs, **terms)))
+    poster.start()
+    wait_for(lambda: _pool_from(stack, requester.address), 30, "the batch post in the pool")
+    stack.market.rpc.call("anvil_mine", ["0x1"])
+    poster.join(60)
+    return [p.job_id for p in posted]
+
+
 def test_results_ready_together_are_submitted_in_one_transaction(stack: Stack) -> None:
     """Mining is held once the three jobs of a batch are claimed: the first result's submission
     waits in the pool (the chain worker waits for its receipt) while the other runs finish and
@@ -141,16 +166,8 @@ def test_results_ready_together_are_submitted_in_one_transaction(stack: Stack) -
     specs = [spec(stack.images["busybox"], ["sh", "-c", f"echo together {n} > /out/n.txt"]) for n in range(3)]
     terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
     provider = stack.accounts[PROVIDER]
-    rpc.call("evm_setAutomine", [False])
-    rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining)
-    try:
-        posted: list = []
-        poster = threading.Thread(target=lambda: posted.extend(requester.post_jobs(specs, **terms)))
-        poster.start()
-        wait_for(lambda: _pool_from(stack, stack.accounts[REQUESTER2]), 30, "the batch post in the pool")
-        rpc.call("anvil_mine", ["0x1"])
-        poster.join(60)
-        ids = [p.job_id for p in posted]
+    with _mining_held(stack):
+        ids = _post_batch_held(stack, requester, specs, terms)
         assert len(ids) == 3
 
         def claimed() -> bool:  # mines a block while the provider has a transaction waiting (the claim)
@@ -162,9 +179,6 @@ def test_results_ready_together_are_submitted_in_one_transaction(stack: Stack) -
         # every run has recorded its outcome, and the first submission waits in the pool
         wait_for(lambda: all(stack.exec_record(stack.provider, j).get("state") == "outcome" for j in ids), 90, "three outcomes")
         wait_for(lambda: _pool_from(stack, provider), 60, "a submission in the pool")
-    finally:
-        rpc.call("evm_setAutomine", [True])
-        rpc.call("evm_setIntervalMining", [1])
     rpc.call("anvil_mine", ["0x1"])
     for job_id in ids:
         stack.wait_status(job_id, JobStatus.FINALIZED, timeout=120)
@@ -215,16 +229,8 @@ def test_a_batch_claim_that_lost_one_job_claims_the_rest_in_one_more_batch(stack
     terms = {"reward": TOKEN, "verify": "none", "challenge_window": 8, "collateral_pct": 400, "claim_window": 600}
     provider, competitor = stack.accounts[PROVIDER], stack.accounts[PROVIDER2]
     first_block = stack.market.block_number() + 1
-    rpc.call("evm_setAutomine", [False])
-    rpc.call("evm_setIntervalMining", [0])  # the stack's anvil also mines every second (--mixed-mining)
-    try:
-        posted: list = []
-        poster = threading.Thread(target=lambda: posted.extend(requester.post_jobs(specs, **terms)))
-        poster.start()
-        wait_for(lambda: _pool_from(stack, stack.accounts[REQUESTER2]), 30, "the batch post in the pool")
-        rpc.call("anvil_mine", ["0x1"])
-        poster.join(60)
-        ids = [p.job_id for p in posted]
+    with _mining_held(stack):
+        ids = _post_batch_held(stack, requester, specs, terms)
         assert len(ids) == 4
         wait_for(lambda: _pool_from(stack, provider), 60, "the executor's batch claim in the pool")
         pool = rpc.call("txpool_content")["pending"]
@@ -246,9 +252,6 @@ def test_a_batch_claim_that_lost_one_job_claims_the_rest_in_one_more_batch(stack
             return all(stack.status(j) == JobStatus.CLAIMED and stack.job(j)["provider"].lower() == provider.lower() for j in rest)
 
         wait_for(claimed, 90, "the three other jobs claimed by the executor")
-    finally:
-        rpc.call("evm_setAutomine", [True])
-        rpc.call("evm_setIntervalMining", [1])
     claims = _claim_txs(stack, provider, first_block)
     assert [ok for _, _, ok in claims] == [False, True], f"one reverted batch, then one batch of the rest: {claims}"
     assert sorted(claims[1][1]) == rest, claims

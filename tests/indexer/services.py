@@ -413,6 +413,18 @@ def indexer_env(rpc_url: str, redis_url: str, deployment_file: Path, **extra: An
     return env
 
 
+def stop_gently(proc: subprocess.Popen) -> None:
+    """SIGTERM to a process the test started, then SIGKILL if it is still there after 30 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def start_indexer_process(env: dict[str, str], *args: str, log_file: Path | None = None) -> subprocess.Popen:
     """``python -m indexer`` as a subprocess (stderr to `log_file`)."""
     err = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child process owns it for its life

@@ -8,7 +8,6 @@ read slowly) each hold a page, and its JSON, in the server's memory: nothing bou
 from __future__ import annotations
 
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from tests.indexer.test_query import (  # noqa: F401  (fixtures)
     write_job,
 )
 
-from .services import wait_for
+from .services import stop_gently, wait_for
 
 SLOW_CLIENTS = 80
 GROWTH_BOUND_MB = 256  # about 36 pages of 7 MB: what a bounded server may hold, whatever the clients
@@ -55,18 +54,11 @@ def _serve(redis_url: str, tmp_path: Path, *options: str) -> tuple[subprocess.Po
     try:
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 15, "the API to serve")
     except BaseException:
-        _stop(proc)
+        stop_gently(proc)
         raise
     return proc, port
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def _slow_clients(port: int, n: int) -> list[socket.socket]:
@@ -108,7 +100,7 @@ def test_slow_clients_do_not_grow_the_servers_memory_without_bound(r: redis.Redi
     finally:
         for s in clients:
             s.close()
-        _stop(proc)
+        stop_gently(proc)
 
 
 def test_requests_over_the_limit_are_refused_at_once_and_served_again_once_slow_clients_go(
@@ -144,4 +136,4 @@ def test_requests_over_the_limit_are_refused_at_once_and_served_again_once_slow_
     finally:
         for s in clients:
             s.close()
-        _stop(proc)
+        stop_gently(proc)

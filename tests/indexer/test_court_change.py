@@ -11,14 +11,12 @@ and the deployer's new file (naming the new court) indexes on, and from scratch.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 
 from eth_account import Account
 
 from indexer.store import Cursor
 
-from .services import ChainEnv, indexer_env, start_indexer_process, wait_for
+from .services import ChainEnv, indexer_env, start_indexer_process, stop_gently, wait_for
 
 
 def another_court(env: ChainEnv) -> str:
@@ -84,10 +82,4 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         (warning,) = [line for line in fresh.read_text().splitlines() if "earlier court's events are not indexed" in line]
         assert env.deployment.addresses["VerificationCourt"] in warning
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_gently(proc)

@@ -875,3 +875,33 @@ def test_ctrl_c_after_sending_names_the_transaction(devnet: Devnet, tmp_path: Pa
     assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
     assert "Traceback" not in err and sent[-1] in lines[0] and "may still be mined" in lines[0], lines[0]
     assert rpc.call("eth_getTransactionReceipt", [sent[-1]])["status"] == "0x1"  # it was: the job is posted
+
+
+@pytest.mark.xfail(strict=True, reason="a Redis URL at a server that is not Redis (or a Redis DB it has not) is a traceback")
+def test_a_redis_url_that_is_no_redis_is_one_line(devnet: Devnet, tmp_path: Path) -> None:
+    """DEPIN_REDIS_URL and DEPIN_RPC_URL mixed up (the Redis URL at the node's HTTP port), or a DB
+    number the server has not: the reads of the index were a traceback of redis-py's
+    ``InvalidResponse`` / ``ResponseError``, and `job watch` died of it instead of following the
+    chain as it does when Redis is unreachable. Now one line naming the URL, and the watch goes on."""
+    from tests.indexer.services import RedisServer
+
+    from .conftest import make_spec
+
+    at_the_node = "redis://" + devnet.url.removeprefix("http://").rstrip("/") + "/0"
+    for command in (["jobs", "list"], ["providers", "list"], ["indexer", "status"], ["jobs", "show", "1"]):
+        line = fails(*command, "--redis-url", at_the_node, "--deployment", devnet.deployment_file,
+                     match="is not a Redis server")
+        assert at_the_node in line, line
+    server = RedisServer(tmp_path / "redis")
+    try:
+        line = fails("jobs", "list", "--redis-url", server.url(99), "--deployment", devnet.deployment_file,
+                     match="DB index is out of range")
+        assert server.url(99) in line, line
+    finally:
+        server.stop()
+    requester = devnet.client(devnet.new_account(10))
+    job_id = requester.post_job(make_spec(400), reward=to_wei(1)).job_id
+    requester.cancel(job_id)
+    result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30", "--redis-url", at_the_node, *net(devnet))
+    assert "following the chain" in result.stderr, result.stderr
+    assert result.stdout.strip().splitlines()[-1].endswith(f"job {job_id}: Cancelled"), result.stdout

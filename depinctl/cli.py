@@ -32,6 +32,7 @@ from depin.redact import redact_url
 from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
 from depinctl import demo as demo_mod
 from depinctl.cliutil import (
+    OPENED_REDIS,
     TOKEN_SYMBOL,
     TYPER_SETTINGS,
     DataTable,
@@ -593,6 +594,7 @@ def indexer_run(
         )
     settings["deployment_file"] = deployment_file
     config = IndexerConfig.from_env(**settings)
+    OPENED_REDIS.append(redact_url(config.redis_url))  # named in an error line about it
     from indexer.follower import Indexer  # lazy: start-up
 
     stop = threading.Event()

@@ -46,6 +46,7 @@ from depinctl.cliutil import (
     find_deployment_file,
     format_amount,
     make_console,
+    one_line,
     printable,
     user_errors,
 )
@@ -906,11 +907,14 @@ def _index_reader(
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
         typer.echo(f"note: Redis at {redact_url(url)} is unreachable; following the chain", err=True)
         return None
+    except redis.RedisError as exc:  # something answered, but no Redis (the node's port) or not this DB
+        typer.echo(f"note: Redis at {redact_url(url)} is unusable ({one_line(str(exc))}); following the chain", err=True)
+        return None
 
     def status(jid: int) -> str | None:
         try:
             record = reader.get_job(jid)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError:
             return None
         return record.status if record is not None else None
 

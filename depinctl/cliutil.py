@@ -88,6 +88,14 @@ def user_error_message(exc: BaseException) -> str | None:
             f"Redis is unreachable ({one_line(exc)}); start redis-server or point --redis-url / "
             "DEPIN_REDIS_URL at it"
         )
+    if isinstance(exc, redis.RedisError):  # something answered, but not as the index's Redis does
+        at = f"at {OPENED_REDIS[-1]}" if OPENED_REDIS else "at the Redis URL"
+        if isinstance(exc, redis.exceptions.InvalidResponse):  # e.g. the node's HTTP port given as the Redis URL
+            return (
+                f"the server {at} is not a Redis server ({one_line(str(exc))}); point --redis-url / DEPIN_REDIS_URL "
+                "at redis-server (not the RPC node)"
+            )
+        return f"Redis {at} refused the read: {one_line(str(exc))}; check --redis-url / DEPIN_REDIS_URL (its /DB number)"
     errors = sys.modules.get("depin.errors")  # loaded iff something could have raised one of its errors
     if errors is not None and isinstance(exc, errors.DepinError):
         return one_line(exc)
@@ -104,6 +112,9 @@ def user_error_message(exc: BaseException) -> str | None:
         return one_line(exc)
     return None
 
+
+# The Redis URLs (passwords masked) the running command opened (open_reader): named in its error line.
+OPENED_REDIS: list[str] = []
 
 # The clients the running command opened (depinctl.cli_keys.open_client): on Ctrl-C, what they sent is said.
 OPEN_CLIENTS: list[Any] = []
@@ -133,7 +144,7 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        opened = len(OPEN_CLIENTS)
+        opened, opened_redis = len(OPEN_CLIENTS), len(OPENED_REDIS)
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt:
@@ -152,6 +163,7 @@ def user_errors(command: F) -> F:
             raise typer.Exit(1) from None
         finally:
             del OPEN_CLIENTS[opened:]  # this command's clients: not the next one's (CliRunner runs many in one process)
+            del OPENED_REDIS[opened_redis:]
 
     return wrapper  # type: ignore[return-value]
 
@@ -214,9 +226,12 @@ def find_deployment_file(option: Path | None) -> Path:
 
 
 def open_reader(redis_url: str | None, deployment: Path | None, namespace: str) -> IndexerReader:
+    from depin.redact import redact_url  # lazy: start-up
     from indexer.query import IndexerReader  # lazy: start-up
 
-    return IndexerReader.for_deployment(redis_url or default_redis_url(), find_deployment_file(deployment), namespace)
+    url = redis_url or default_redis_url()
+    OPENED_REDIS.append(redact_url(url))
+    return IndexerReader.for_deployment(url, find_deployment_file(deployment), namespace)
 
 
 def make_console() -> Console:

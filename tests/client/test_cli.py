@@ -877,7 +877,6 @@ def test_ctrl_c_after_sending_names_the_transaction(devnet: Devnet, tmp_path: Pa
     assert rpc.call("eth_getTransactionReceipt", [sent[-1]])["status"] == "0x1"  # it was: the job is posted
 
 
-@pytest.mark.xfail(strict=True, reason="a Redis URL at a server that is not Redis (or a Redis DB it has not) is a traceback")
 def test_a_redis_url_that_is_no_redis_is_one_line(devnet: Devnet, tmp_path: Path) -> None:
     """DEPIN_REDIS_URL and DEPIN_RPC_URL mixed up (the Redis URL at the node's HTTP port), or a DB
     number the server has not: the reads of the index were a traceback of redis-py's

@@ -904,3 +904,52 @@ def test_a_redis_url_that_is_no_redis_is_one_line(devnet: Devnet, tmp_path: Path
     result = ok("job", "watch", job_id, "--interval", "0.1", "--timeout", "30", "--redis-url", at_the_node, *net(devnet))
     assert "following the chain" in result.stderr, result.stderr
     assert result.stdout.strip().splitlines()[-1].endswith(f"job {job_id}: Cancelled"), result.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="job post sends a local input above 2 KiB as a file:// URI no provider of the chain can read")
+def test_a_local_input_no_provider_can_read_is_refused_before_posting(
+    devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local input above the data: URI limit goes into the spec as a file:// URI, which a provider
+    reads only below its DEPIN_INPUT_FILE_ROOTS: on the devnet the folder holding its state folder,
+    elsewhere none. A file outside was posted all the same; the devnet's provider claimed the job,
+    could not read the input and submitted an availability failure (the requester paid the no-fault
+    fee) and the job sat Open until its claim deadline, with nothing said to the requester. Now
+    refused before anything is sent, naming the file and the way out."""
+    import urllib.parse
+
+    project = tmp_path / "project"
+    (state := project / ".devnet").mkdir(parents=True)
+    # the devnet whose chain is the session's anvil (what `depin devnet up` records in its state file)
+    (state / "devnet.json").write_text(json.dumps({"ports": {"anvil": urllib.parse.urlsplit(devnet.url).port}}))
+    monkeypatch.setenv("DEPIN_DEVNET_DIR", str(state))
+    requester = dev_account(8, 31337).address
+    devnet.chain.fund([requester], to_wei(10), approve=False)
+    client = devnet.client()
+    (outside := tmp_path / "elsewhere" / "big.bin").parent.mkdir()
+    outside.write_bytes(b"y" * 3000)
+    jobs, nonce = client.job_count(), client.rpc.nonce(requester)
+    post = ["job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dev-account", "8", *net(devnet)]
+    line = fails(*post, "--input", outside, match="the devnet's providers read file:// inputs only below")
+    assert str(outside) in line and str(project) in line and "http" in line, line
+    fails(*post, "--input", f"data={outside.as_uri()}", match="the devnet's providers read file:// inputs only below")
+    assert (client.job_count(), client.rpc.nonce(requester)) == (jobs, nonce)  # nothing sent
+    (inside := project / "big.bin").write_bytes(b"y" * 3000)  # below the project folder: posted
+    job_id = int(ok(*post, "--input", inside).stdout)
+    assert json.loads(client.spec_bytes(job_id))["inputs"][0]["uri"] == inside.resolve().as_uri()
+
+    # off a local chain no provider reads a requester's files: refused too, before any key is used to send
+    proc, url = start_anvil(tmp_path / "anvil", args=("--silent", "--chain-id", "11155111"))
+    try:
+        from depinctl.deploy import deploy_with_ape
+
+        deploy_with_ape(url, tmp_path / "deployments", extra_args=("--account", "TEST::0"), timeout=240)
+        (pw := tmp_path / "pw").write_text("pw\n")
+        ok("keys", "new", tmp_path / "me.json", "--password-file", pw)
+        line = fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--input", outside,
+                     "--keystore", tmp_path / "me.json", "--password-file", pw, "--rpc-url", url,
+                     "--deployment", tmp_path / "deployments" / "11155111.json",
+                     match="no provider of chain 11155111 can read")
+        assert str(outside) in line and "https://" in line, line
+    finally:
+        proc.stop()

@@ -50,6 +50,7 @@ from depinctl.cliutil import (
     printable,
     user_errors,
 )
+from depinctl.devnet_state import default_state_dir, discover, input_file_roots
 
 if TYPE_CHECKING:
     from depin.client import Client, OnchainJob
@@ -154,11 +155,12 @@ def _data_uri_bytes(uri: str) -> bytes:
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")  # an input named so may be an HTML page
 
 
-def _input(arg: str, index: int) -> dict[str, str]:
+def _input(arg: str, index: int, from_paths: list[str] | None = None) -> dict[str, str]:
     """One ``--input``: ``[NAME=]FILE`` (a local file; embedded as a data: URI up to 2 KiB, else a
     file:// URI) or ``[NAME=]URI`` (http, https, file or data; fetched once to compute its sha256:
     an answer that is an HTML page is refused, as a sign-in page or a captive portal is no input,
-    unless the input's name ends in .html or .htm)."""
+    unless the input's name ends in .html or .htm). A local file made a file:// URI has its URI
+    appended to `from_paths`."""
     from depin.spec import INPUT_PATH_RE, INPUT_SCHEMES  # lazy: start-up
 
     name: str | None = None
@@ -215,6 +217,8 @@ def _input(arg: str, index: int) -> dict[str, str]:
             uri = "data:;base64," + base64.b64encode(head).decode("ascii")
         else:
             uri = path.resolve().as_uri()
+            if not file_url and from_paths is not None:
+                from_paths.append(uri)
         default = path.name
     if name is None:
         name = default if INPUT_PATH_RE.match(default) and default not in (".", "..") else f"input{index}"
@@ -234,7 +238,9 @@ def build_spec(
     verify: str = "reexec",
     match: list[str] | None = None,
     encrypt_to: str | None = None,
+    from_paths: list[str] | None = None,
 ) -> Any:
+    """The spec the options describe; the file:// URIs it made of local files are appended to `from_paths`."""
     from depin.spec import IMAGE_RE, parse_spec  # lazy: start-up
 
     _check_cpus(cpus)
@@ -248,7 +254,7 @@ def build_spec(
         "image": image,
         "command": _command(cmd),
         "env": _parse_env(env),
-        "inputs": [_input(item, k) for k, item in enumerate(inputs)],
+        "inputs": [_input(item, k, from_paths) for k, item in enumerate(inputs)],
         "resources": {"cpus": cpus, "memory_mb": _parse_memory(memory), "max_runtime": max_runtime, "output_mb": output_mb},
     }
     if verify != "reexec":
@@ -258,6 +264,48 @@ def build_spec(
     if encrypt_to:
         spec["delivery"] = {"encrypt_to": encrypt_to}
     return parse_spec(spec)
+
+
+def _loopback_endpoint(url: str) -> tuple[str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return ("loopback" if host in ("127.0.0.1", "localhost", "::1") else host), parts.port
+
+
+def _check_file_inputs(spec: JobSpec, from_paths: list[str], client: Client) -> None:
+    """Refuses, before anything is sent, a file:// input that no provider of the chain can read: a
+    provider reads file:// inputs only below its DEPIN_INPUT_FILE_ROOTS, which is none by default and
+    the project folder on the devnet. A local file above DATA_URI_MAX becomes such a URI; posted
+    anyway, the provider claimed the job, failed to read it and submitted an availability failure
+    (the requester paying the no-fault fee), and the job sat Open until its claim deadline."""
+    from depin.accounts import is_local_chain  # lazy: start-up
+
+    files = [(i.path, i.uri) for i in spec.inputs if i.uri.lower().startswith("file://")]
+    if not files:
+        return
+    if not is_local_chain(client.chain_id):
+        for name, uri in files:
+            if uri in from_paths:  # a file:// URI written out is the requester's word that a provider reads it
+                raise ValueError(
+                    f"input {name!r}: the local file {urllib.parse.unquote(urllib.parse.urlsplit(uri).path)} is above "
+                    f"{DATA_URI_MAX:,} bytes, so it would be passed as a file:// URI, and no provider of chain "
+                    f"{client.chain_id} can read a file of this machine: serve it over http(s) and give its URL "
+                    f"(--input {name}=https://…); nothing was sent"
+                )
+        return
+    state_dir = default_state_dir()
+    devnet = discover(state_dir)
+    if not devnet or _loopback_endpoint(devnet.get("rpc_url", "")) != _loopback_endpoint(client.rpc.url):
+        return  # a local chain that is not this devnet: its providers' roots are unknown here
+    roots = [root.resolve() for root in input_file_roots(state_dir)]
+    for name, uri in files:
+        path = Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path)).resolve()
+        if not any(path.is_relative_to(root) for root in roots):
+            raise ValueError(
+                f"input {name!r}: {path} is outside {roots[0]}, and the devnet's providers read file:// inputs only "
+                f"below it (a local file above {DATA_URI_MAX:,} bytes is passed as a file:// URI): move the file "
+                f"there, or serve it over http(s) and give its URL; nothing was sent"
+            )
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -379,9 +427,10 @@ def job_post(
         raise ValueError(f"--verify must be reexec or none, not {verify!r}")
     if clear and encrypt_to:
         raise ValueError("--clear and --encrypt-to contradict each other: give one of them")
+    from_paths: list[str] = []
     spec = build_spec(
         image=image, cmd=cmd, inputs=inputs, cpus=cpus, memory=memory, max_runtime=max_runtime,
-        output_mb=output_mb, env=env, verify=verify, match=match, encrypt_to=encrypt_to,
+        output_mb=output_mb, env=env, verify=verify, match=match, encrypt_to=encrypt_to, from_paths=from_paths,
     )
     amount = parse_tokens(reward, "reward")
     if dry_run:
@@ -401,6 +450,7 @@ def job_post(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
     )
+    _check_file_inputs(spec, from_paths, client)
     posted = client.post_job(
         spec, reward=amount, claim_window=claim_window, challenge_window=challenge_window,
         collateral_pct=collateral_pct, permit=permit, seal=not clear, confirmations=_confirmations(client, confirmations),

@@ -100,7 +100,7 @@ from depin.errors import ChainError, DepinError
 from depin.keys import ExecKeys, Keys
 from depinctl.deploy import DeployError, deploy_with_ape
 from depinctl.devchain import DevChain
-from depinctl.devnet_state import CHAIN_ID, STATE_FILE, default_state_dir
+from depinctl.devnet_state import CHAIN_ID, STATE_FILE, default_state_dir, input_file_roots
 from depinctl.procs import (
     STOP_GRACE,
     ProcessRecord,
@@ -327,7 +327,7 @@ def _executor_env(dn: Devnet) -> dict[str, str]:
     env.update(DEPIN_BEAT_INTERVAL="2", DEPIN_WITHDRAW_INTERVAL="10", DEPIN_STOP_GRACE="10")
     # file:// inputs (requester and provider share this machine) are read only below the folder that
     # holds the state folder (the project folder, for the default `.devnet`) and the state folder itself
-    env["DEPIN_INPUT_FILE_ROOTS"] = os.pathsep.join(str(p) for p in (dn.dir.parent, dn.dir))
+    env["DEPIN_INPUT_FILE_ROOTS"] = os.pathsep.join(map(str, input_file_roots(dn.dir)))
     if os.environ.get(ENV_WITH_FLOWER) == "1":
         env["DEPIN_CELERY_EVENTS"] = "1"  # the workers send the events Flower shows
     return env

@@ -22,6 +22,14 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
+def input_file_roots(state_dir: Path) -> tuple[Path, Path]:
+    """The folders the devnet's executors read ``file://`` inputs from (``DEPIN_INPUT_FILE_ROOTS``):
+    the folder holding the state folder (the project folder, for the default ``.devnet``) and the
+    state folder itself. Requester and provider share the machine; nothing else of it is readable."""
+    folder = Path(state_dir).absolute()
+    return folder.parent, folder
+
+
 def discover(state_dir: Path | None = None) -> dict[str, str] | None:
     """Where the devnet of `state_dir` (default: :func:`default_state_dir`) is, for commands that
     were given no URLs: ``{"rpc_url", "redis_url", "deployment", "docker_host"}`` read from its

@@ -906,7 +906,6 @@ def test_a_redis_url_that_is_no_redis_is_one_line(devnet: Devnet, tmp_path: Path
     assert result.stdout.strip().splitlines()[-1].endswith(f"job {job_id}: Cancelled"), result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="job post sends a local input above 2 KiB as a file:// URI no provider of the chain can read")
 def test_a_local_input_no_provider_can_read_is_refused_before_posting(
     devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -162,7 +162,8 @@ def demo(
 def sim(
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the table (and every branch) as JSON here.")] = None,
     only: Annotated[
-        list[str] | None, typer.Option(help="Run only the strategies whose name contains this word (repeatable).")
+        list[str] | None,
+        typer.Option(help="Run only the strategies whose name contains this word (repeatable; case matters), e.g. lazy, wash."),
     ] = None,
 ) -> None:
     """Run every attack strategy as agents against a fresh anvil deployment and print the table.
@@ -177,6 +178,12 @@ def sim(
     """
     check_output_file(json_path, "--json")  # written at the end of the run: said now, not after it
     from depinctl.sim import run as sim_run  # lazy: start-up (ape, eth-abi)
+    from depinctl.sim.strategies import STRATEGY_NAMES  # lazy: start-up (eth-abi)
+
+    for word in only or []:  # a typo ran the whole set-up, no strategy, and passed
+        if not any(word in name for name in STRATEGY_NAMES):
+            typer.echo(f"error: --only {printable(repr(word))} names no strategy; a word of one of: {', '.join(STRATEGY_NAMES)}", err=True)
+            raise typer.Exit(2)
 
     raise typer.Exit(sim_run.main(json_path, only=only))
 

@@ -30,6 +30,15 @@ from depinctl.sim.protocol import (
 )
 from depinctl.sim.world import WAD, SimError, TxFailed, World, seat_commitment
 
+# The rows of `Strategies.all`, in its order: what `depin sim --only WORD` picks from (a word must be
+# part of one of them; checked before anything starts).
+STRATEGY_NAMES = (
+    "lazy k=4", "lazy k=6", "lazy k=10", "draw grinding", "digest leaked", "collusion 0.1", "collusion 0.2",
+    "juror + no-show", "bribe", "self-challenge", "nondeterminism", "input switch", "fake failure",
+    "fake availability failure", "claim hoarding", "unstake (provider)", "unstake (verifier)", "withheld delivery",
+    "wash (reexec)", "wash (none)", "stake grinding", "audit-fee drain",
+)
+
 BPS = 10_000
 
 
@@ -956,6 +965,7 @@ class Strategies:
             ("stake grinding", self.stake_grinding),
             ("audit-fee drain", self.audit_fee_drain),
         ]
+        assert tuple(name for name, _ in plan) == STRATEGY_NAMES, "STRATEGY_NAMES lists the plan"
         rows = []
         for name, build in plan:
             if only and not any(word in name for word in only):

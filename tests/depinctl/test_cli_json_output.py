@@ -41,7 +41,6 @@ def test_an_unwritable_json_file_is_refused_before_the_run(command: str, tmp_pat
         assert str(path) in lines[0] and "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="depin sim --only WORD that names no strategy runs the whole set-up and passes with an empty table")
 def test_sim_only_a_word_that_names_no_strategy_is_refused_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """`depin sim --only lazzy` (a typo) started anvil, deployed, set the actors up, ran no strategy
     and exited 0 under an empty table: a CI step checking one strategy passed having checked

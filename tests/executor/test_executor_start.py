@@ -153,3 +153,38 @@ def test_without_root_a_public_chain_is_refused_unless_accepted(monkeypatch: pyt
             worker.check_output_cap(chain_id, allow_unmounted=allow)
     else:
         worker.check_output_cap(chain_id, allow_unmounted=allow)
+
+
+@pytest.mark.xfail(strict=True, reason="a result server port in use: executor start starts every component (the dispatcher claims jobs) and gives up ~30 s later")
+def test_a_result_server_port_in_use_is_refused_before_starting_children(tmp_path: Path, redis: RedisServer) -> None:
+    """[executor] results_bind at a port another program holds (a second executor's copy of the
+    config, the devnet's result server): `executor start` started every component, the dispatcher
+    and the workers claiming jobs whose results it could not serve, while the result server died on
+    uvicorn's "address already in use" and was restarted until the supervisor gave up and stopped the
+    rest (jobs in hand included). `executor results` alone printed uvicorn's log line and exited 3.
+    Now one line naming the address, exit 1, before anything starts (a Redis and a node that answer:
+    the check is not just the first one failing)."""
+    from tests.indexer.services import Anvil
+
+    anvil = Anvil(tmp_path / "anvil")
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        from tests.indexer.services import deploy
+
+        _, deployment = deploy(anvil.url, tmp_path / "deployments")
+        config = _config(tmp_path, deployment=str(deployment), redis_url=redis.url(0), rpc_url=anvil.url,
+                         extra=f'[executor]\nresults_bind = "127.0.0.1:{port}"\n')
+        for command in ("start", "results"):
+            done = _run([str(DEPIN), "executor", command, "--config", str(config)], _env(), timeout=120)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 1, (command, done.returncode, done.stderr[-2000:])
+            assert len(lines) == 1 and lines[0].startswith("error:"), (command, done.stderr[-2000:])
+            assert f"127.0.0.1:{port}" in lines[0] and "results_bind" in lines[0], lines[0]
+            assert "component started" not in done.stdout + done.stderr
+    finally:
+        held.close()
+        anvil.stop()
+        stop_podman_service(tmp_path / "state")  # the supervisor's engine check starts one (before the fix)

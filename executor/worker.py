@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -166,6 +167,7 @@ def run_results(config: Path | str | None, role: str | None) -> None:
     _configure(config, role)
     setup_logging("results")
     rt = get_runtime()
+    check_listen(rt.config.executor.results_bind, "[executor] results_bind")
     host, _, port = rt.config.executor.results_bind.rpartition(":")
     bind = metrics.bind_from_env()
     if bind:  # the executor's /metrics (every component counts into Redis; this process serves them)
@@ -188,6 +190,7 @@ def run_canary(config: Path | str | None, role: str | None) -> None:
     _configure(config, role)
     setup_logging("canary")
     rt = get_runtime()
+    check_listen(rt.config.canary.bind, "[canary] bind")
     host, _, port = rt.config.canary.bind.rpartition(":")
     serve_canary(rt.state, rt.xkeys, host or "127.0.0.1", int(port), canary_journal(rt))
 
@@ -226,12 +229,36 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
     check_output_cap(deployment.chain_id, allow_unmounted=settings.executor.allow_unmounted_output)
     account_from_config(settings.key, deployment.chain_id)
+    components = components_for(settings.executor.roles)
+    if "results" in components:
+        check_listen(settings.executor.results_bind, "[executor] results_bind")
+    if "canary" in components:
+        check_listen(settings.canary.bind, "[canary] bind")
     client = redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5, socket_timeout=5)
     try:
         client.ping()
     finally:
         client.close()
     Client.connect(settings.network.rpc_url, deployment, timeout=10, retries=1)
+
+
+def check_listen(bind: str, what: str) -> None:
+    """Raises :class:`ConfigError` (one line) when nothing could listen on `bind` (``HOST:PORT``:
+    taken, or no such local address), probed as uvicorn binds (SO_REUSEADDR). Said before the
+    executor starts: its server process died on it again and again (uvicorn's log line, exit 3)
+    while the other components claimed and ran jobs whose results it could not serve. A probe: a
+    port taken between it and uvicorn's bind still fails there."""
+    host, _, port = bind.rpartition(":")
+    host = (host or "127.0.0.1").strip("[]")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, int(port)))
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {bind}: cannot listen there: {exc.strerror or exc}; another program (another executor?) holds "
+            "it: stop that one or choose a free port"
+        ) from None
 
 
 def check_output_cap(chain_id: int, *, allow_unmounted: bool) -> None:

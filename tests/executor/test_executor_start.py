@@ -155,7 +155,6 @@ def test_without_root_a_public_chain_is_refused_unless_accepted(monkeypatch: pyt
         worker.check_output_cap(chain_id, allow_unmounted=allow)
 
 
-@pytest.mark.xfail(strict=True, reason="a result server port in use: executor start starts every component (the dispatcher claims jobs) and gives up ~30 s later")
 def test_a_result_server_port_in_use_is_refused_before_starting_children(tmp_path: Path, redis: RedisServer) -> None:
     """[executor] results_bind at a port another program holds (a second executor's copy of the
     config, the devnet's result server): `executor start` started every component, the dispatcher

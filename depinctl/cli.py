@@ -687,6 +687,7 @@ def indexer_api(
         namespace=namespace,
         api_max_requests=max_requests,
     )
+    OPENED_REDIS.append(redact_url(config.redis_url))  # named in an error line about it
     serve(config, host, port)
 
 

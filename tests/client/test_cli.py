@@ -887,7 +887,8 @@ def test_a_redis_url_that_is_no_redis_is_one_line(devnet: Devnet, tmp_path: Path
     from .conftest import make_spec
 
     at_the_node = "redis://" + devnet.url.removeprefix("http://").rstrip("/") + "/0"
-    for command in (["jobs", "list"], ["providers", "list"], ["indexer", "status"], ["jobs", "show", "1"]):
+    for command in (["jobs", "list"], ["providers", "list"], ["indexer", "status"], ["jobs", "show", "1"],
+                    ["indexer", "api", "--port", str(free_port())]):
         line = fails(*command, "--redis-url", at_the_node, "--deployment", devnet.deployment_file,
                      match="is not a Redis server")
         assert at_the_node in line, line

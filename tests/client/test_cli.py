@@ -953,3 +953,29 @@ def test_a_local_input_no_provider_can_read_is_refused_before_posting(
         assert str(outside) in line and "https://" in line, line
     finally:
         proc.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="job post-batch posts a spec whose file:// input the devnet's providers cannot read")
+def test_post_batch_refuses_a_file_input_the_devnets_providers_cannot_read(
+    devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch twin of the test above: a spec made by `job post --dry-run --input big.bin` from a
+    folder outside the project names a file:// URI the devnet's providers refuse to read; the batch
+    is refused before anything is sent, naming the spec file."""
+    import urllib.parse
+
+    (state := tmp_path / "project" / ".devnet").mkdir(parents=True)
+    (state / "devnet.json").write_text(json.dumps({"ports": {"anvil": urllib.parse.urlsplit(devnet.url).port}}))
+    monkeypatch.setenv("DEPIN_DEVNET_DIR", str(state))
+    requester = dev_account(8, 31337).address
+    devnet.chain.fund([requester], to_wei(10), approve=False)
+    (outside := tmp_path / "elsewhere" / "big.bin").parent.mkdir()
+    outside.write_bytes(b"z" * 3000)
+    spec = ok("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--input", outside, "--dry-run").stdout
+    (first := tmp_path / "a.json").write_text(spec)
+    client = devnet.client()
+    jobs, nonce = client.job_count(), client.rpc.nonce(requester)
+    line = fails("job", "post-batch", first, "--reward", "1", "--dev-account", "8", *net(devnet),
+                 match="the devnet's providers read file:// inputs only below")
+    assert str(first) in line and str(outside) in line, line
+    assert (client.job_count(), client.rpc.nonce(requester)) == (jobs, nonce)  # nothing sent

@@ -272,10 +272,11 @@ def _loopback_endpoint(url: str) -> tuple[str, int | None]:
     return ("loopback" if host in ("127.0.0.1", "localhost", "::1") else host), parts.port
 
 
-def _check_file_inputs(spec: JobSpec, from_paths: list[str], client: Client) -> None:
+def _check_file_inputs(spec: JobSpec, from_paths: list[str], client: Client, where: str = "") -> None:
     """Refuses, before anything is sent, a file:// input that no provider of the chain can read: a
     provider reads file:// inputs only below its DEPIN_INPUT_FILE_ROOTS, which is none by default and
-    the project folder on the devnet. A local file above DATA_URI_MAX becomes such a URI; posted
+    the project folder on the devnet. A local file above DATA_URI_MAX becomes such a URI (listed in
+    `from_paths`; off a local chain only those are refused, a URI written out is taken at its word); posted
     anyway, the provider claimed the job, failed to read it and submitted an availability failure
     (the requester paying the no-fault fee), and the job sat Open until its claim deadline."""
     from depin.accounts import is_local_chain  # lazy: start-up
@@ -302,7 +303,7 @@ def _check_file_inputs(spec: JobSpec, from_paths: list[str], client: Client) -> 
         path = Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path)).resolve()
         if not any(path.is_relative_to(root) for root in roots):
             raise ValueError(
-                f"input {name!r}: {path} is outside {roots[0]}, and the devnet's providers read file:// inputs only "
+                f"{where}input {name!r}: {path} is outside {roots[0]}, and the devnet's providers read file:// inputs only "
                 f"below it (a local file above {DATA_URI_MAX:,} bytes is passed as a file:// URI): move the file "
                 f"there, or serve it over http(s) and give its URL; nothing was sent"
             )
@@ -699,6 +700,8 @@ def job_post_batch(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
     )
+    for where, spec in specs:
+        _check_file_inputs(spec, [], client, where=f"{where}: ")
     posted = client.post_jobs(
         [spec for _, spec in specs], reward=amount, claim_window=claim_window, challenge_window=challenge_window,
         collateral_pct=collateral_pct, approve=approve, seal=not clear, encrypt_to=encrypt_to,

@@ -955,7 +955,6 @@ def test_a_local_input_no_provider_can_read_is_refused_before_posting(
         proc.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="job post-batch posts a spec whose file:// input the devnet's providers cannot read")
 def test_post_batch_refuses_a_file_input_the_devnets_providers_cannot_read(
     devnet: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

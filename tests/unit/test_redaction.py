@@ -155,10 +155,12 @@ def test_client_connect_errors_name_the_node_without_its_secrets(node: Callable[
     with pytest.raises(WrongNetwork, match="is chain 5") as wrong_chain:
         Client.connect(node({"eth_chainId": "0x5"}), deployment)
     with pytest.raises(WrongNetwork, match="no JobMarket contract") as no_market:
-        Client.connect(node({"eth_chainId": hex(31337), "eth_getCode": "0x"}), deployment)
+        Client.connect(node({"eth_chainId": hex(31337), "eth_getCode": "0x", "eth_blockNumber": "0x10"}), deployment)
+    with pytest.raises(WrongNetwork, match="is behind the deployment: its head is block 0") as behind:
+        Client.connect(node({"eth_chainId": hex(31337), "eth_getCode": "0x", "eth_blockNumber": "0x0"}), deployment)
     with pytest.raises(WrongNetwork, match="is not the JobMarket this depin version ships") as not_market:
         Client.connect(node({"eth_chainId": hex(31337), "eth_getCode": "0x00"}), deployment)
-    for caught in (unreachable, wrong_chain, no_market, not_market):
+    for caught in (unreachable, wrong_chain, no_market, behind, not_market):
         message = str(caught.value)
         assert "user:***@127.0.0.1" in message and SECRET not in message and KEY not in message
 

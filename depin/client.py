@@ -53,7 +53,15 @@ from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.commitment import SALT_BYTES
 from depin.contracts import Deployed
-from depin.delivery import DeliveryError, check_content_address, open_bytes, open_file, parse_public_key, public_key_of
+from depin.delivery import (
+    DeliveryError,
+    address_of_public_key,
+    check_content_address,
+    open_bytes,
+    open_file,
+    parse_public_key,
+    public_key_of,
+)
 from depin.delivery_check import fetch_manifest
 from depin.deployment import (
     DEPLOYMENT_HINT,
@@ -1208,10 +1216,8 @@ class Client(ContractAddresses):
                 try:
                     size = open_file(key, archive, plain, what=f"the sealed result of job {job.job_id}")
                     opened_salt = open_bytes(key, bytes.fromhex(str(manifest["salt_sealed"]).removeprefix("0x")), what="the sealed salt")
-                except DeliveryError as exc:
-                    raise ResultSealed(
-                        f"{exc} (it is sealed to {recipient}; the key given has public key 0x{public_key_of(key).hex()}); nothing extracted"
-                    ) from None
+                except DeliveryError:
+                    raise ResultSealed(self._wrong_key(job, spec, recipient, key)) from None
                 except ValueError:
                     raise ResultMismatch(f"the manifest of job {job.job_id}'s result has a malformed salt_sealed; refusing it") from None
                 if len(opened_salt) != SALT_BYTES:  # a commitment's salt is a bytes32: no reveal on chain could show this one
@@ -1258,6 +1264,24 @@ class Client(ContractAddresses):
             job.job_id, dest_dir, digest, size, exit_code, sub.uri, sealed, sealing_ignored=asked and not sealed,
             status=job.status, outcome=outcome, outside_match=outside, entries=entries,
         )
+
+    @staticmethod
+    def _wrong_key(job: OnchainJob, spec: JobSpec | None, recipient: str, key: bytes) -> str:
+        """What to do when `key` does not open job's sealed result: whose key does (the account of
+        the key its posted spec names; the manifest's when the spec cannot be read), and how to give
+        it. Addresses only: no key is printed."""
+        given = address_of_public_key(public_key_of(key))
+        try:
+            owner = address_of_public_key(spec.encrypt_to if spec is not None and spec.encrypt_to else recipient)
+        except DeliveryError:
+            owner = None
+        head = f"cannot open the sealed result of job {job.job_id}: it was not encrypted to this key (the key of {given}), or it was altered"
+        if owner is None:
+            return f"{head}; give the key it is sealed to ({recipient}) with --keystore or --dev-account; nothing extracted"
+        if owner == given:
+            return f"{head}; it is the key the job's spec names, so the provider sealed it to another key or its bytes are damaged; nothing extracted"
+        whose = "the account that posted it" if owner.lower() == job.requester.lower() else "the --encrypt-to key it was posted with"
+        return f"{head}; it is sealed to the key of {owner} ({whose}): give that account's key (--keystore or --dev-account); nothing extracted"
 
     def _delivery_key(self, decrypt_key: bytes | None) -> bytes:
         if decrypt_key is not None:

@@ -84,6 +84,15 @@ def public_key_of(private_key: bytes) -> bytes:
     return PrivateKey(bytes(private_key)).public_key.format(compressed=True)
 
 
+def address_of_public_key(public_key: str | bytes) -> str:
+    """The (checksummed) Ethereum address of a secp256k1 public key in any form
+    :func:`parse_public_key` takes: whose key it is, to say in a message without printing a key."""
+    from eth_utils import keccak, to_checksum_address  # lazy: start-up
+
+    point = PublicKey(parse_public_key(public_key)).format(compressed=False)
+    return to_checksum_address(keccak(point[1:])[-20:])
+
+
 def seal_bytes(public_key: str | bytes, data: bytes) -> bytes:
     """``data`` encrypted to `public_key` with ECIES (eciespy's default: secp256k1, HKDF-SHA256,
     AES-256-GCM); fresh randomness each call."""

@@ -79,6 +79,10 @@ class AccountError(DepinError):
     """A key could not be created, imported or unlocked (no such file, wrong password, ...)."""
 
 
+class KeystoreExists(AccountError):
+    """The keystore file to write exists already (``overwrite`` not given)."""
+
+
 class DevKeyRefused(AccountError):
     """A public development key was asked for on a chain where anyone could drain it."""
 
@@ -90,7 +94,7 @@ def _write_private(path: Path, text: str, *, overwrite: bool) -> None:
     """Writes `text` to `path` atomically, mode 0600 from creation."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise AccountError(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
+        raise KeystoreExists(f"{path} exists already; refusing to overwrite a keystore (move it away first)")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a folder made here is ours alone, whatever the umask
         write_atomically(path, text, mode=0o600)

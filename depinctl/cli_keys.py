@@ -226,10 +226,13 @@ def keys_new(
 
     Example: depin keys new keys/provider.json --password-file keys/provider.pass
     """
-    from depin.accounts import new_keystore  # lazy: start-up
+    from depin.accounts import KeystoreExists, new_keystore  # lazy: start-up
 
     password = _new_password(password_file)
-    address = new_keystore(path, password, overwrite=force)
+    try:
+        address = new_keystore(path, password, overwrite=force)
+    except KeystoreExists as exc:
+        raise KeystoreExists(f"{exc}; --force overwrites it") from None
     typer.echo(address)
     typer.echo(f"wrote encrypted keystore {path} (mode 0600) for {address}", err=True)
 
@@ -249,7 +252,7 @@ def keys_import(
 
     Example: depin keys import keys/me.json --password-file pw.txt < key.hex
     """
-    from depin.accounts import bounded_line, import_key  # lazy: start-up
+    from depin.accounts import KeystoreExists, bounded_line, import_key  # lazy: start-up
 
     if sys.stdin.isatty():
         key = typer.prompt("private key (hex)", hide_input=True)
@@ -258,8 +261,12 @@ def keys_import(
         if not key:
             raise ValueError("no private key on standard input (expected 64 hex digits on the first line)")
     password = _new_password(password_file)
-    address = import_key(key, path, password, overwrite=force)
-    del key, password
+    try:
+        address = import_key(key, path, password, overwrite=force)
+    except KeystoreExists as exc:
+        raise KeystoreExists(f"{exc}; --force overwrites it") from None
+    finally:
+        del key, password
     typer.echo(address)
     typer.echo(f"wrote encrypted keystore {path} (mode 0600) for {address}", err=True)
 

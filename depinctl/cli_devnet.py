@@ -39,7 +39,7 @@ def up(
     redis_port: Annotated[int | None, typer.Option(help="Redis's port, 1-65535 (default: a free port, kept across restarts).", min=1, max=65535)] = None,
     results_port: Annotated[int | None, typer.Option(help="The provider's result server port, 1-65535 (default: a free port).", min=1, max=65535)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
-    with_flower: Annotated[bool, typer.Option("--with-flower", help="Also run Flower, the Celery monitor of the provider executor.")] = False,
+    with_flower: Annotated[bool, typer.Option("--with-flower", "--flower", help="Also run Flower, the Celery monitor of the provider executor.")] = False,
 ) -> None:
     """Start the devnet in the background (or repair it): anvil, Redis, the container engine, the
     contracts (deployed once), funded development accounts and registered providers, the sample job

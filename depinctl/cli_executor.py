@@ -49,7 +49,7 @@ def _check(config: Path | None, role: str | None) -> None:
 def start(
     config: ConfigOpt = None,
     role: RoleOpt = None,
-    flower: Annotated[bool, typer.Option("--flower", help="Also run Flower, the Celery monitor (web UI on 127.0.0.1).")] = False,
+    flower: Annotated[bool, typer.Option("--flower", "--with-flower", help="Also run Flower, the Celery monitor (web UI on 127.0.0.1).")] = False,
     flower_port: Annotated[int, typer.Option(help="Flower's port (1-65535).", min=1, max=65535)] = 5555,
     metrics: Annotated[
         str | None,

@@ -87,7 +87,6 @@ def test_keys_new_import_address(tmp_path: Path) -> None:
           match="out of range for secp256k1")
 
 
-@pytest.mark.xfail(strict=True, reason="`keys new` on an existing file says 'move it away' but not that --force overwrites")
 def test_keys_new_on_an_existing_file_names_force(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
@@ -243,7 +242,6 @@ def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devne
         assert "depin job challenge" in leaked.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="`job result` with the wrong key does not say whose key opens it or how to give it")
 def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, tmp_path: Path) -> None:
     """A sealed result opened with another account's key: the error line names the account whose
     key opens it (the poster, or the --encrypt-to key's account) and the options that give a key;

@@ -166,7 +166,6 @@ def _parsed(command: str, *args: str) -> dict:
     return dict(cmd.make_context(command, list(args)).params)
 
 
-@pytest.mark.xfail(strict=True, reason="`executor start` takes only --flower and `devnet up` only --with-flower")
 def test_both_spellings_of_the_flower_option_work_on_both_commands() -> None:
     """`executor start --flower` and `devnet up --with-flower` mean the same (also run Flower): each
     command accepts the other's spelling too (neither is renamed: scripts use them). The approve

@@ -134,15 +134,16 @@ def trickle_head(
 
 def publish(
     provider: Client, job_id: int, archive: ResultArchive, store: ResultStore, files: dict[str, bytes], tmp: Path,
-    *, ignore_sealing: bool = False,
+    *, ignore_sealing: bool = False, seal_to: bytes | None = None,
 ) -> str:
     """What an executor does with a finished job (executor.execute, executor.results): store the
     archive, sealed to the key the *posted* spec names (``store.put(..., encrypt_to=spec.encrypt_to)``;
-    plaintext when it names none, or with `ignore_sealing`: a provider that disregards the spec),
+    plaintext when it names none, or with `ignore_sealing`: a provider that disregards the spec;
+    `seal_to`: sealed to that key instead, a provider that seals to the wrong key),
     journal the salted commitment, serve the archive and its manifest from `files` and submit;
     returns the stored name."""
     spec = parse_spec(provider.spec_bytes(job_id), provider.job(job_id).spec_hash)
-    stored = store.put(archive.path, encrypt_to=None if ignore_sealing else spec.encrypt_to)
+    stored = store.put(archive.path, encrypt_to=None if ignore_sealing else seal_to or spec.encrypt_to)
     sub = prepare_submission(
         SubmissionJournal(tmp / f"journal-{job_id}"), store, job_id=job_id, spec_hash=spec.hash(), party=provider.address,
         kind="result", digest=archive.digest, name=stored.name,

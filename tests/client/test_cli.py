@@ -254,7 +254,9 @@ def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, t
     devnet.chain.fund([me.address], to_wei(30), approve=False)
     post = ["job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dev-account", "7", *net(devnet)]
     to_me = int(ok(*post).stdout)
-    to_friend = int(ok(*post, "--encrypt-to", ok("keys", "pubkey", "--dev-account", "8").stdout.strip()).stdout)
+    friend_key = ok("keys", "pubkey", "--dev-account", "8").stdout.strip()
+    to_friend = int(ok(*post, "--encrypt-to", friend_key).stdout)
+    missealed = int(ok(*post).stdout)  # its provider seals it to the friend's key, not the spec's
     out = tmp_path / "out"
     out.mkdir()
     archive = build_archive(out, 0, tmp_path / "r.tar")
@@ -267,9 +269,10 @@ def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, t
         from executor.results import ResultStore
 
         store = ResultStore(tmp_path / "store", base)
-        for job_id in (to_me, to_friend):
+        for job_id in (to_me, to_friend, missealed):
             provider.claim(job_id)
-            publish(provider, job_id, archive, store, files, tmp_path)
+            publish(provider, job_id, archive, store, files, tmp_path,
+                    seal_to=bytes.fromhex(friend_key[2:]) if job_id == missealed else None)
         line = fails("job", "result", to_me, "--out", tmp_path / "a", "--dev-account", "8", *net(devnet),
                      match="not encrypted to this key")
         assert f"sealed to the key of {me.address} (the account that posted it)" in line, line
@@ -281,6 +284,10 @@ def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, t
         for account in (me, friend):
             assert account.key.hex().removeprefix("0x") not in line
         ok("job", "result", to_friend, "--out", tmp_path / "c", "--dev-account", "8", *net(devnet))
+        # the poster's own key, which the spec names, does not open it: the provider's doing, not the user's
+        line = fails("job", "result", missealed, "--out", tmp_path / "d", "--dev-account", "7", *net(devnet),
+                     match="not encrypted to this key")
+        assert "it is the key the job's spec names, so the provider sealed it to another key" in line, line
 
 
 def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:

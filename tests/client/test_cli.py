@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from eth_account import Account
@@ -23,6 +24,9 @@ from depinctl.procs import free_port, start_anvil
 
 from .conftest import DIGEST, Devnet
 from .served import serve
+
+if TYPE_CHECKING:
+    from depin.client import Client
 
 IMAGE = f"depin/test@sha256:{DIGEST}"
 
@@ -170,11 +174,20 @@ def test_job_post_status_cancel(devnet: Devnet, tmp_path: Path) -> None:
     assert spec["command"] == ["sh", "-c", "echo hi > /out/x"]
 
 
+def _new_provider(devnet: Devnet) -> Client:
+    """A fresh account with ether, tokens and a registration: a provider that claims and publishes by hand."""
+    from depin.client import Client
+
+    provider = Client.connect(devnet.url, devnet.deployment_file, Account.create())
+    devnet.chain.rpc.call("anvil_setBalance", [provider.address, hex(10**20)])
+    devnet.chain.fund([provider.address], to_wei(1_000), approve=False)
+    provider.register(to_wei(200), "http://provider")
+    return provider
+
 def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devnet, tmp_path: Path) -> None:
     """`job post` adds the signing key's public key as delivery.encrypt_to (in the posted bytes and
     the specHash); --encrypt-to seals to another key, --clear to none; `job result` opens a sealed
     result with the poster's key only. --dry-run shows the key when a key option is given."""
-    from depin.client import Client
     from depin.delivery import public_key_of
     from depin.spec import parse_spec
 
@@ -214,10 +227,7 @@ def test_job_post_seals_the_result_to_the_signing_key_unless_clear(devnet: Devne
     out.mkdir()
     (out / "r.txt").write_text("sealed\n")
     archive = build_archive(out, 0, tmp_path / "r.tar")
-    provider = Client.connect(devnet.url, devnet.deployment_file, Account.create())
-    devnet.chain.rpc.call("anvil_setBalance", [provider.address, hex(10**20)])
-    devnet.chain.fund([provider.address], to_wei(1_000), approve=False)
-    provider.register(to_wei(200), "http://provider")
+    provider = _new_provider(devnet)
     files: dict[str, bytes] = {}
     with serve(files) as base:
         from executor.results import ResultStore
@@ -246,7 +256,6 @@ def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, t
     """A sealed result opened with another account's key: the error line names the account whose
     key opens it (the poster, or the --encrypt-to key's account) and the options that give a key;
     it prints addresses only, never a key."""
-    from depin.client import Client
 
     from .served import publish
 
@@ -260,10 +269,7 @@ def test_job_result_with_the_wrong_key_says_whose_key_opens_it(devnet: Devnet, t
     out = tmp_path / "out"
     out.mkdir()
     archive = build_archive(out, 0, tmp_path / "r.tar")
-    provider = Client.connect(devnet.url, devnet.deployment_file, Account.create())
-    devnet.chain.rpc.call("anvil_setBalance", [provider.address, hex(10**20)])
-    devnet.chain.fund([provider.address], to_wei(1_000), approve=False)
-    provider.register(to_wei(200), "http://provider")
+    provider = _new_provider(devnet)
     files: dict[str, bytes] = {}
     with serve(files) as base:
         from executor.results import ResultStore

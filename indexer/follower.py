@@ -255,6 +255,7 @@ class Indexer:
         self._sleep: Callable[[float], None] = time.sleep
         self._moved = 0  # consecutive fetches that saw the chain change
         self._lagging = False  # the node was seen behind the cursor (logged once until it is past it)
+        self._syncing_logged = False  # the node was seen below the deployment block at start-up (logged once)
         self._old_courts: set[str] = set()  # earlier courts of the market already logged (_check_court)
         self._wake = threading.Event()  # set by the new-head subscription (and a stop signal)
         self.heads: HeadSubscription | None = None  # run()'s new-head subscription, while it runs
@@ -373,8 +374,8 @@ class Indexer:
         try:  # the check Client.connect makes; a node that does not answer is a ChainError: run() waits
             check_contracts(self.rpc, self.deployment)
         except NotSyncedYet as exc:  # a node still syncing, below the deployment block: waited for
-            if not self._lagging:
-                self._lagging = True
+            if not self._syncing_logged:
+                self._syncing_logged = True
                 log.warning(
                     "the node is behind the deployment: its head is block %d, the deployment block %d; "
                     "waiting for it to catch up (nothing written)",
@@ -383,7 +384,6 @@ class Indexer:
             raise NodeBehind(f"the node's head {exc.head} is below the deployment block {exc.deploy_block}") from None
         except NotGenuine as exc:  # at or past the deployment block: refused
             raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
-        self._lagging = False
         self._chain_checked = True
 
     def _meta(self) -> dict[str, str]:

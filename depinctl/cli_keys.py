@@ -212,6 +212,15 @@ def _new_password(password_file: Path | None) -> str:
         return typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
 
 
+def _refuse_existing(path: Path, force: bool) -> None:
+    """An existing PATH without --force is refused before the key or a password is asked for (it
+    was refused only after both had been typed). The write refuses it again (a file made meanwhile)."""
+    from depin.accounts import KeystoreExists  # lazy: start-up
+
+    if not force and (path.exists() or path.is_symlink()):
+        raise KeystoreExists(f"{path} exists already; refusing to overwrite a keystore (move it away first); --force overwrites it")
+
+
 @app.command("new")
 @user_errors
 def keys_new(
@@ -228,6 +237,7 @@ def keys_new(
     """
     from depin.accounts import KeystoreExists, new_keystore  # lazy: start-up
 
+    _refuse_existing(path, force)
     password = _new_password(password_file)
     try:
         address = new_keystore(path, password, overwrite=force)
@@ -254,6 +264,7 @@ def keys_import(
     """
     from depin.accounts import KeystoreExists, bounded_line, import_key  # lazy: start-up
 
+    _refuse_existing(path, force)
     if sys.stdin.isatty():
         key = typer.prompt("private key (hex)", hide_input=True)
     else:

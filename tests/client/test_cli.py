@@ -98,6 +98,10 @@ def test_keys_new_on_an_existing_file_names_force(tmp_path: Path) -> None:
     for command, stdin in (("new", None), ("import", "11" * 32 + "\n")):
         line = fails("keys", command, tmp_path / "a.json", "--password-file", pw, input=stdin, match="exists already")
         assert "--force overwrites it" in line, line
+        # refused before the key or a password is asked for: none given here, and none needed
+        line = fails("keys", command, tmp_path / "a.json", input="", env={"DEPIN_KEYSTORE_PASSWORD": ""},
+                     match="exists already")
+        assert "--force overwrites it" in line, line
     assert ok("keys", "address", tmp_path / "a.json").stdout.strip() == first  # untouched
     second = ok("keys", "new", tmp_path / "a.json", "--password-file", pw, "--force").stdout.strip()
     assert second != first and ok("keys", "address", tmp_path / "a.json").stdout.strip() == second

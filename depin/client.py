@@ -1542,12 +1542,19 @@ def check_endpoint(url: str, what: str = "the endpoint") -> None:
     """:class:`ClientError` unless `url` can be a provider's endpoint: the public base URL of its
     result server (``[executor] results_url``), which requesters and verifiers fetch results from
     over http(s) (:mod:`depin.fetch`). So an http(s) URL with a host, nothing a URL cannot hold (a
-    space, a control character), and no user name or password: the chain publishes it."""
+    space, a control character), no user name or password, and no query or fragment: the chain
+    publishes it (an access token in ``?token=`` would be public), and a base URL has neither."""
     expected = "expected http(s)://HOST[:PORT][/PATH], your executor's public result server, such as http://203.0.113.7:8700"
     if any(c.isspace() or not c.isprintable() for c in url):
         raise ClientError(f"{what} {redact_url(url)!r} holds a space or a control character; {expected}")
-    if "@" in _http_url(url, what, expected).netloc:
+    parts = _http_url(url, what, expected)
+    if "@" in parts.netloc:
         raise ClientError(f"{what} {redact_url(url)!r} carries a user name or password, which the chain would publish; {expected}")
+    if "?" in url or "#" in url:
+        raise ClientError(
+            f"{what} {redact_url(url)!r} carries a query or fragment, which the chain would publish (a token in it would "
+            f"be public) and a base URL cannot hold; {expected}"
+        )
 
 
 def _job_id(job_id: int | str) -> int:

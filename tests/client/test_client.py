@@ -345,13 +345,15 @@ def _nonce(devnet: Devnet, address: str) -> int:
 
 def test_an_endpoint_that_is_no_http_url_is_refused_before_any_transaction(devnet: Devnet) -> None:
     """The endpoint is the public base URL of the provider's result server: `foo` (or a URL
-    carrying a password, which the chain would publish) is refused with nothing sent, no approve."""
+    carrying a password or a query token, which the chain would publish) is refused with nothing
+    sent, no approve."""
     account = devnet.new_account(1_000)
     client = devnet.client(account)
-    for endpoint in ("foo", "ftp://results.example.net", "http://", "http://user:pw@results.example.net"):
+    for endpoint in ("foo", "ftp://results.example.net", "http://", "http://user:pw@results.example.net",
+                     "http://results.example.net/?token=pw2"):
         with pytest.raises(ClientError, match=r"endpoint .*http\(s\)://HOST") as info:
             client.register(to_wei(300), endpoint)
-        assert "pw@" not in str(info.value)
+        assert "pw@" not in str(info.value) and "pw2" not in str(info.value)
     assert _nonce(devnet, account.address) == 0 and not client.provider_info().registered
     provider = _provider(devnet)
     before = _nonce(devnet, provider.address)

@@ -55,6 +55,7 @@ BAD_ENDPOINTS = [
     "foo", "", " ", "127.0.0.1:8700", "ftp://results.example.net", "file:///srv/results", "javascript:alert(1)",
     "http://", "https://:8700", "http:///results", "http://host:99999", "http://host:port",
     "http://results example.net", "http://host/\x1b[2J", "http://user:secret@results.example.net",
+    "http://results.example.net/?token=secret", "https://results.example.net/base?key=secret", "http://results.example.net/#x",
 ]
 
 

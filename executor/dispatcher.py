@@ -139,7 +139,8 @@ class Dispatcher:
         idle for ``reclaim_idle_ms`` (retried without a restart, up to MAX_ENTRY_FAILURES times),
         then a freed slot handed to a deferred job."""
         # while jobs wait for a free slot, wake up often to hand them the slot
-        block = DEFERRED_BLOCK_MS if self.rt.state.zcard(self.rt.xkeys.deferred) else self.block_ms
+        due = self.rt.state.zcount(self.rt.xkeys.deferred, "-inf", time.time())
+        block = DEFERRED_BLOCK_MS if due else self.block_ms
         entries = self.events.read(self.consumer, count=BATCH, block_ms=block)
         if len(entries) == BATCH:  # behind: the trimming may be overtaking us
             self.rescan_if_missed()
@@ -288,7 +289,7 @@ class Dispatcher:
         if "provider" not in rt.roles:
             return
         while rt.active_count() < rt.config.policy.max_concurrent_jobs:
-            first = rt.state.zrange(rt.xkeys.deferred, 0, 0)
+            first = rt.state.zrangebyscore(rt.xkeys.deferred, "-inf", time.time(), start=0, num=1)  # due ones only
             if not first:
                 return
             job_id = int(first[0])

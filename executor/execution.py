@@ -19,6 +19,12 @@ from executor.results import Submission, prepare_submission
 from executor.runtime import PASSING_RECORD_TTL, Runtime
 
 AFTER_SUBMIT = (JobStatus.SUBMITTED, JobStatus.DISPUTED, JobStatus.FINALIZED, JobStatus.RESOLVED)
+# Seconds before the dispatcher looks again at a job whose id holds another post than the one it
+# approved (a reorg the index has not caught up with: the index still shows the approved post, so
+# looking at once approves it again, and the claim finds it lost again, every pass, 50 ms apart,
+# for as long as the index lags). The index's own catching up (the retraction and the new JobPosted)
+# has it judged afresh at once.
+ANOTHER_POST_RETRY = 10.0
 
 
 def same(a: str | None, b: str | None) -> bool:
@@ -33,13 +39,14 @@ def sha256(text: str) -> bytes:
 # ---------------------------------------------------------------------------------------- records
 
 
-def mark_lost(rt: Runtime, job_id: int, job: Any, reason: str) -> None:
+def mark_lost(rt: Runtime, job_id: int, job: Any, reason: str, *, retry_in: float = 0.0) -> None:
     """The job is not ours (any more). When it is Open again (a reorg removed our claim, a timeout
-    reopened it) the dispatcher is asked to consider it afresh."""
+    reopened it) the dispatcher is asked to consider it afresh, `retry_in` seconds from now at the
+    earliest (:data:`ANOTHER_POST_RETRY` for a job whose id holds another post than approved)."""
     keep = bool(rt.record(job_id).get("refused"))  # a refusal outlives the record's other states
     rt.set_record(job_id, "lost", reason=reason, expire_at=None if keep else time.time() + PASSING_RECORD_TTL)
     if job.status == JobStatus.OPEN and "provider" in rt.roles:
-        rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time()}, nx=True)
+        rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time() + retry_in}, nx=True)
 
 
 def give_up(rt: Runtime, job_id: int, reason: str) -> None:

@@ -24,6 +24,7 @@ from executor import metrics, queue
 from executor.execute import PolicyRefused, ProviderFault
 from executor.execution import (
     AFTER_SUBMIT,
+    ANOTHER_POST_RETRY,
     execute_job,
     give_up,
     journal_failure,
@@ -56,6 +57,12 @@ SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most
 PENDING_WAIT = env_number("DEPIN_PENDING_WAIT", 120)  # seconds to wait for a pre-crash transaction
 CLAIM_BATCH_ROUNDS = 2  # claimJobs sent for one claim task, at most (a reverted one is followed by a batch of the rest)
 OWN_PENDING_WAIT = 60.0  # seconds a reverted claim waits for our own pending transactions before it counts as lost
+# A job whose deadline (its claim deadline in claimJobs, its submit deadline in submitResults) is
+# less than this many seconds after the pending block's timestamp goes in a transaction of its own.
+# A batch is estimated at that timestamp but mined later: where the estimate passes (a geth-style
+# node's pending block), one job past its deadline by then reverts the whole batch, and its gas
+# buys nothing. Alone, only that job's own transaction is at stake.
+BATCH_DEADLINE_MARGIN = 30
 
 
 def abandon(rt: Runtime, job_id: int, reason: str) -> None:
@@ -101,7 +108,7 @@ def claim_job(rt: Runtime, job_id: int) -> None:
         return
     elif (why := another_post(approved_post(rec, job), job, "approved")) is not None:
         # A reorg gave the id to another post: the policy approved another spec or other terms.
-        mark_lost(rt, job_id, job, why[:300])
+        mark_lost(rt, job_id, job, why[:300], retry_in=ANOTHER_POST_RETRY)
         log.warning("claim skipped: the job is not the one approved (reorg)", extra={"job": job_id, "reason": why[:300]})
         return
     else:
@@ -172,16 +179,21 @@ def claim_jobs(rt: Runtime, job_ids: list[int]) -> None:
     Claimed by us and carries on."""
     batch: list[int] = []
     read: list[OnchainJob] = []
+    now = rt.chain_now() if len(job_ids) > 1 else 0
     for job_id in job_ids:
         rec = rt.record(job_id)
         if rec.get("state") not in ("claiming", None):
             continue
         job = rt.job(job_id)
-        if job.status == JobStatus.OPEN and another_post(approved_post(rec, job), job, "approved") is None:
+        if (
+            job.status == JobStatus.OPEN
+            and another_post(approved_post(rec, job), job, "approved") is None
+            and job.claim_deadline >= now + BATCH_DEADLINE_MARGIN
+        ):
             batch.append(job_id)
             read.append(job)
         else:
-            claim_job(rt, job_id)
+            claim_job(rt, job_id)  # anything else, and a job close to its claim deadline (BATCH_DEADLINE_MARGIN)
     first = dict(zip(batch, read, strict=True))  # each job as read for the first batch
     for round_ in range(CLAIM_BATCH_ROUNDS):
         if round_:
@@ -216,20 +228,22 @@ def rebatch(rt: Runtime, reverted: list[int], first: dict[int, OnchainJob]) -> t
     settled here: one that is no longer Open goes through :func:`claim_job` (lost to a competitor,
     or claimed by a transaction of ours), an Open one that is not the job approved any more (a
     reorg gave its id to another post) or no longer wanted is recorded ``lost`` (the dispatcher
-    judges afresh whatever job the id holds now), never claimed here."""
+    judges afresh whatever job the id holds now), never claimed here. One close to its claim
+    deadline (:data:`BATCH_DEADLINE_MARGIN`) goes through :func:`claim_job` too."""
     batch: list[int] = []
     read: list[OnchainJob] = []
+    now = rt.chain_now()
     for job_id in reverted:
         if rt.record(job_id).get("state") not in ("claiming", None):
             continue  # moved on meanwhile
         job = rt.job(job_id)
-        if job.status != JobStatus.OPEN:
+        if job.status != JobStatus.OPEN or job.claim_deadline < now + BATCH_DEADLINE_MARGIN:
             claim_job(rt, job_id)
         elif (why := claim_unwanted(rt, first[job_id], job)) is None:
             batch.append(job_id)
             read.append(job)
         else:
-            mark_lost(rt, job_id, job, why[:300])
+            mark_lost(rt, job_id, job, why[:300], retry_in=ANOTHER_POST_RETRY)
             log.warning("claim skipped: the job is not the one approved any more", extra={"job": job_id, "reason": why[:300]})
     return batch, read
 
@@ -492,7 +506,7 @@ def submit_outcome(task: Task, rt: Runtime, job_id: int) -> None:
         if rec.get("tx_pending") and wait_for_earlier_submission(rt, job_id, rec["tx_pending"].split(",")):
             return
         sub = journaled_submission(rt, job_id, job.spec_hash, rec)  # the salt is on disk before any send
-        if sub.kind == "result" and submit_with_others(rt, sub):
+        if sub.kind == "result" and submit_with_others(rt, sub, job.deadline):
             return
         fn, args = sub.call()
         reopens = sub.kind == "failure" and no_fault(sub.code)
@@ -550,13 +564,14 @@ def no_fault(code: int | str | None) -> bool:
     return code not in (None, "") and int(code) in NO_FAULT_CODES
 
 
-def submit_with_others(rt: Runtime, sub: Submission) -> bool:
-    """Submits the result `sub` together with the other results of ours that wait for their
-    submission (a busy chain worker queues them behind this one: a slow block, a long wait for a
-    receipt) in one ``submitResults`` transaction. True when they were submitted; False when there
-    was no other (or the batch would revert: each job then goes through the single path, its own
-    task included)."""
-    others = ready_results(rt, sub.job_id)
+def submit_with_others(rt: Runtime, sub: Submission, deadline: int) -> bool:
+    """Submits the result `sub` (submit deadline `deadline`) together with the other results of
+    ours that wait for their submission (a busy chain worker queues them behind this one: a slow
+    block, a long wait for a receipt) in one ``submitResults`` transaction. True when they were
+    submitted; False when there was no other, or `sub` or the other is close to its deadline
+    (:data:`BATCH_DEADLINE_MARGIN`), or the batch would revert: each job then goes through the
+    single path, its own task included."""
+    others = ready_results(rt, sub.job_id, deadline)
     if not others:
         return False
     subs = [sub, *(other for other, _ in others)]
@@ -577,15 +592,21 @@ def submit_with_others(rt: Runtime, sub: Submission) -> bool:
             lease.release()
 
 
-def ready_results(rt: Runtime, first: int) -> list[tuple[Submission, Lease]]:
-    """Up to SUBMIT_BATCH - 1 jobs besides `first` whose recorded result waits for its submission
-    and nothing was sent for it yet: each one leased (a job whose lease another task holds is left
-    to it), read on chain Claimed by us before its submit deadline, and journaled (its salt durable
-    before anything is sent). The caller releases the leases."""
+def ready_results(rt: Runtime, first: int, first_deadline: int) -> list[tuple[Submission, Lease]]:
+    """Up to SUBMIT_BATCH - 1 jobs besides `first` (submit deadline `first_deadline`) whose
+    recorded result waits for its submission and nothing was sent for it yet: each one leased (a
+    job whose lease another task holds is left to it), read on chain Claimed by us at least
+    :data:`BATCH_DEADLINE_MARGIN` seconds before its submit deadline, and journaled (its salt
+    durable before anything is sent). None when `first` is that close to its own deadline. The
+    caller releases the leases."""
     taken: list[tuple[Submission, Lease]] = []
     members = (int(m) for m in cast(list[str], rt.state.zrange(rt.xkeys.active, 0, -1)))
     waiting = [other for other in members if other != first and _result_waiting(rt.record(other))]
-    now = rt.chain_now() if waiting else 0  # no read of the chain when nothing else waits
+    if not waiting:
+        return taken  # no read of the chain when nothing else waits
+    now = rt.chain_now()
+    if first_deadline < now + BATCH_DEADLINE_MARGIN:
+        return taken
     for other in waiting:
         lease = rt.lease(other)
         if not lease.acquire():
@@ -593,7 +614,11 @@ def ready_results(rt: Runtime, first: int) -> list[tuple[Submission, Lease]]:
         try:
             rec = rt.record(other)  # again, under the lease
             job = rt.job(other) if _result_waiting(rec) else None
-            if job is None or not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED) or job.deadline < now:
+            if (
+                job is None
+                or not (same(job.provider, rt.address) and job.status == JobStatus.CLAIMED)
+                or job.deadline < now + BATCH_DEADLINE_MARGIN
+            ):
                 lease.release()  # its own task settles it
                 continue
             taken.append((journaled_submission(rt, other, job.spec_hash, rec), lease))

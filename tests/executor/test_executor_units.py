@@ -323,6 +323,9 @@ def test_a_finished_delivery_clears_its_count(r: redis.Redis, monkeypatch: pytes
 # ------------------------------------------------------------------------------------ reorged-out claims
 
 
+CHAIN_NOW = 1_000_000  # the pending block's timestamp the scripted chains answer
+
+
 def _onchain(job_id: int, **changes: Any) -> Any:
     from dataclasses import replace
 
@@ -330,7 +333,7 @@ def _onchain(job_id: int, **changes: Any) -> Any:
     from depin.market import VerifyMode
 
     job = OnchainJob(job_id, b"\x01" * 32, b"\x00" * 32, "0xRequester", TOKEN, 0, 0, JobStatus.OPEN, 0, VerifyMode.NONE, None,
-                     0, 0, 0, 60, 8, 400, 0, 0, 0)
+                     CHAIN_NOW + 3_600, 0, 0, 60, 8, 400, 0, 0, 0)
     return replace(job, **changes)
 
 
@@ -401,6 +404,7 @@ class _ClaimChain(SimpleNamespace):
     def __init__(self, rt: Any, jobs: dict[int, Any], races: list[Callable[[], None] | None]) -> None:
         super().__init__(rt=rt, jobs=jobs, races=races, sent=[], tx=None)
         rt.job = lambda job_id: self.jobs[job_id]
+        rt.chain_now = lambda: CHAIN_NOW
         rt.client = self
 
     def _send(self, ids: list[int]) -> SimpleNamespace:
@@ -479,6 +483,56 @@ def test_a_batch_claim_that_keeps_reverting_ends_one_by_one(r: redis.Redis, monk
     provider.claim_jobs(rt, list(jobs))
     assert chain.sent == [("claimJobs", [11, 12, 13]), ("claimJob", [11]), ("claimJob", [12]), ("claimJob", [13])]
     assert all(rt.record(j)["state"] == "claimed" for j in jobs)
+
+
+def test_a_job_close_to_its_claim_deadline_is_claimed_alone(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is estimated at the pending block's timestamp and mined later: one job whose claim
+    deadline falls in between reverts the whole claimJobs where the estimate passed (a geth-style
+    node). A job less than BATCH_DEADLINE_MARGIN seconds from its claim deadline is claimed on its
+    own, in the first pass and after a reverted batch alike; the rest still go in one batch."""
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe")
+    monkeypatch.setattr(queue, "send", lambda name, job_id=None, **kw: None)
+    near = CHAIN_NOW + 10  # ten seconds to go: not late, but inside the margin
+    assert provider.BATCH_DEADLINE_MARGIN > 10
+    jobs = {j: _onchain(j) for j in range(1, 6)}
+    jobs[3] = _onchain(3, claim_deadline=near)
+    for job_id in jobs:
+        rt.set_record(job_id, "claiming")
+
+    def race() -> None:  # a competitor takes job 5, and job 4 comes close to its deadline meanwhile
+        jobs[5] = _onchain(5, status=JobStatus.CLAIMED, provider="0xCompetitor")
+        jobs[4] = _onchain(4, claim_deadline=near)
+
+    chain = _ClaimChain(rt, jobs, [None, race])
+    provider.claim_jobs(rt, list(jobs))
+    assert chain.sent == [("claimJob", [3]), ("claimJobs", [1, 2, 4, 5]), ("claimJob", [4]), ("claimJobs", [1, 2])]
+    assert [rt.record(j)["state"] for j in jobs] == ["claimed", "claimed", "claimed", "claimed", "lost"]
+
+
+def test_a_result_close_to_its_submit_deadline_is_submitted_alone(r: redis.Redis, tmp_path: Path) -> None:
+    """The same for submitResults: `ready_results` (the results a submit task takes along in its
+    batch) leaves out a job less than BATCH_DEADLINE_MARGIN seconds from its submit deadline (its
+    own task submits it alone), and takes none when the task's own job is that close."""
+    from executor.results import ResultStore, SubmissionJournal
+
+    me = "0x" + "11" * 20
+    rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", me), address=me, chain_now=lambda: CHAIN_NOW,
+                  journal=SubmissionJournal(tmp_path / "journal"), store=ResultStore(tmp_path / "results", "http://127.0.0.1:8700"))
+    rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 30, touch=rt.xkeys.job(job_id))
+    far, near = CHAIN_NOW + 600, CHAIN_NOW + 10
+    chain = {j: _onchain(j, status=JobStatus.CLAIMED, provider=me, deadline=near if j == 3 else far) for j in range(1, 5)}
+    rt.job = lambda job_id: chain[job_id]
+    for job_id in chain:
+        name = f"{job_id:02x}" * 32
+        (tmp_path / "results" / name[:2]).mkdir()
+        (tmp_path / "results" / name[:2] / f"{name}.tar").write_bytes(b"archive")
+        rt.set_record(job_id, "outcome", kind="result", digest="0x" + name, name=name)
+        r.zadd(rt.xkeys.active, {str(job_id): job_id})
+    taken = provider.ready_results(rt, 1, far)
+    assert sorted(sub.job_id for sub, _ in taken) == [2, 4]
+    for _, lease in taken:
+        lease.release()
+    assert provider.ready_results(rt, 1, near) == []
 
 
 def test_a_reorged_out_submission_is_wanted_again_only_for_the_spec_it_belongs_to(r: redis.Redis) -> None:
@@ -861,10 +915,21 @@ def test_a_claim_goes_only_to_the_post_the_policy_approved(dispatcher_env: Simpl
         assert rt.record(job_id)["state"] == "lost" and "(approved)" in rt.record(job_id)["reason"], job_id
         assert jobs[job_id].status == JobStatus.OPEN, job_id  # never claimed
     assert set(rt.state.zrange(rt.xkeys.deferred, 0, -1)) == {"32", "33", "34", "35", "37"}
-    # the index catches up with the post job 32 holds now: judged afresh, approved on its own terms and claimed
-    rt.index.hset(rt.index_keys.job(32), "reward", str(TOKEN // 2))
+    # Looked at again only ANOTHER_POST_RETRY seconds later: the index (lagging the reorg) still
+    # shows the approved posts, so looking at once re-approved each and the claim found it lost
+    # again, every dispatcher pass (50 ms apart while anything is deferred), for as long as it lagged.
     env.sent.clear()
+    for _ in range(3):
+        env.dispatcher.reconsider_deferred()
+        env.dispatcher.queue_claims()
+    assert env.sent == [] and all(rt.record(j)["state"] == "lost" for j in (32, 33, 34, 35, 37))
+    due_at = {j: score for j, score in rt.state.zrange(rt.xkeys.deferred, 0, -1, withscores=True)}
+    assert all(score > time.time() + provider.ANOTHER_POST_RETRY - 5 for score in due_at.values()), due_at
+    # the index catches up with the post job 32 holds now and its retry falls due: judged afresh,
+    # approved on its own terms and claimed
+    rt.index.hset(rt.index_keys.job(32), "reward", str(TOKEN // 2))
     rt.state.zrem(rt.xkeys.deferred, "33", "34", "35", "37")
+    rt.state.zadd(rt.xkeys.deferred, {"32": time.time() - 1}, xx=True)
     env.dispatcher.reconsider_deferred()
     env.dispatcher.queue_claims()
     assert env.sent == [("depin.claim", 32)] and rt.record(32)["state"] == "claiming"

@@ -25,7 +25,9 @@ accounts. What it does for each transaction:
    counts as sent too (it may be in the pool: moving to another nonce could pay twice). Only a
    definite "unknown" means another process used the key: the counter is re-read from the node and
    the transaction re-signed (up to 3 times). "already known" means these exact bytes are in the pool
-   already, which counts as sent. A send whose answer was lost is retried with the same bytes (the
+   already, which counts as sent, unless another signer of this process (another Client of the
+   same account) signed the very same bytes (the same call at the same nonce): then this one is
+   re-signed at the next nonce, so that two calls never share one transaction. A send whose answer was lost is retried with the same bytes (the
    same hash: it cannot be sent twice); when every try's answer is lost the version counts as
    *possibly sent*: it is journalled and the counter advances like for any sent transaction, and
    the wait for it goes on (step 4; the node being away does not end it) until it is mined or the
@@ -123,6 +125,13 @@ LOST_ANSWER_TRIES = 4  # sends of the same bytes while the node's answer is lost
 # in the journal is replaced by a no-op, one of ours is bumped (longer than the executor's wait for
 # its own pre-crash transaction, and than a waiter's re-broadcast period)
 STUCK_AFTER = 180.0
+
+# Which signer of this process signed each recent transaction hash (see Transactor._claim): two
+# signers of one key (two Clients of one account) that count the same next nonce sign byte-identical
+# transactions for the same call, and the node answers the second "already known".
+_SIGNED: dict[str, int] = {}
+_SIGNED_LOCK = threading.Lock()
+_SIGNED_SIZE = 4096
 
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
@@ -642,6 +651,13 @@ class Transactor:
         accepted), or "nonce" / "underpriced" when the node refused it for its nonce and does not
         know it (see the module doc, step 3)."""
         raw, tx_hash = self._sign(fields)
+        if not self._claim(tx_hash):
+            # Another signer of this process (another Client of the same account) signed these very
+            # bytes: the same call at the same nonce. "already known" from the node would count it
+            # as sent, and two calls would share one transaction: this one takes another nonce.
+            log.info("%s nonce=%d tx=%s was signed by another signer of %s in this process; taking another nonce",
+                     pending.what, pending.nonce, tx_hash, self.address)
+            return "nonce"
         if pending.on_signed is not None:
             pending.on_signed([*pending.hashes, tx_hash], pending.nonce)
         for lost in range(LOST_ANSWER_TRIES):
@@ -686,6 +702,15 @@ class Transactor:
         pending.hashes.append(tx_hash)
         pending.raws[tx_hash] = raw
         return "sent"
+
+    def _claim(self, tx_hash: str) -> bool:
+        """Records that this signer sends `tx_hash`; False when another signer of this process did."""
+        with _SIGNED_LOCK:
+            owner = _SIGNED.setdefault(tx_hash, id(self))
+            if len(_SIGNED) > _SIGNED_SIZE:
+                for old in list(_SIGNED)[: len(_SIGNED) - _SIGNED_SIZE]:
+                    del _SIGNED[old]
+        return owner == id(self)
 
     def _known(self, tx_hash: str) -> bool:
         return self._lookup(tx_hash) is True

@@ -99,7 +99,6 @@ def test_a_key_string_as_the_account_is_refused_without_echoing_it(devnet: Devne
         assert "4c4c4c" not in str(caught.value) and "account" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason="two clients of one account sign the same transfer at one nonce: one transfer lost, both report it")
 def test_two_clients_of_one_account_each_transfer(devnet: Devnet) -> None:
     """Two Clients of the same account in one process (two parts of one program, each with its own
     Client.connect) each send 1 DPC to a friend (``transact``) while the first transfer waits in the

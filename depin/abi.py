@@ -8,6 +8,7 @@ from typing import Any, ClassVar, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_typing import ABIError, ABIEvent, ABIFunction
 from eth_utils import (
     event_abi_to_log_topic,
@@ -17,7 +18,7 @@ from eth_utils import (
 from eth_utils.abi import get_abi_input_types, get_abi_output_types
 
 from depin.artifacts import load_abi
-from depin.errors import ChainError
+from depin.errors import ArgumentError, ChainError
 
 CONTRACTS = ("RewardToken", "ProviderStaking", "JobMarket", "BlockhashRandomness", "MockRandomness", "HeaderRandomness", "VerificationCourt", "TestCourt")
 
@@ -78,8 +79,20 @@ class Codec:
             raise AbiError(f"{contract} has no function {name!r}") from None
 
     def encode(self, contract: str, name: str, *args: Any) -> str:
+        """The calldata of `contract`.`name`(`args`); :class:`ArgumentError` naming the argument
+        that does not fit its ABI type (a float or a negative number for a uint, bytes for a string)."""
         fn = self.function(contract, name)
-        return "0x" + (fn.selector + abi_encode(fn.input_types, args)).hex()
+        if len(args) != len(fn.input_types):
+            raise ArgumentError(f"{contract}.{name} takes {len(fn.input_types)} arguments ({', '.join(fn.input_types)}), not {len(args)}")
+        try:
+            return "0x" + (fn.selector + abi_encode(fn.input_types, args)).hex()
+        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+            for position, (kind, value) in enumerate(zip(fn.input_types, args, strict=True), 1):
+                try:
+                    abi_encode([kind], [value])
+                except (EncodingError, TypeError, ValueError, OverflowError) as one:
+                    raise ArgumentError(f"{contract}.{name}: argument {position} ({kind}) cannot be {value!r}: {one}") from None
+            raise ArgumentError(f"{contract}.{name}: the arguments do not fit ({', '.join(fn.input_types)}): {exc}") from None
 
     def decode_output(self, contract: str, name: str, data: str) -> tuple[Any, ...]:
         """Return values of a call, addresses checksummed (structs come back as tuples)."""

@@ -22,7 +22,10 @@ subclasses whose message says what to do. When the client's own checks find that
 would revert (challenging a job someone else disputed a moment ago, withdrawing nothing), it raises
 :class:`Refused`, which is also a ``TxReverted`` with the contract error's name in ``error_name``
 (``WrongStatus``, ``ProviderCannotChallenge``, ``NothingToWithdraw``, ...): one ``except TxReverted`` covers
-both the client's and the node's refusals, and nothing was sent in either case.
+both the client's and the node's refusals, and nothing was sent in either case. An argument of the
+wrong type or an impossible value (a float or a negative number of base units or seconds, ``None``
+where bytes go, an unknown contract or spender name) raises :class:`InvalidArgument` (also a
+``ValueError``) naming it, before anything is approved, signed or sent.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -71,7 +76,7 @@ from depin.deployment import (
     load_deployment,
 )
 from depin.deployment_check import NotGenuine, check_contracts
-from depin.errors import ChainError, DepinError
+from depin.errors import ArgumentError, ChainError, DepinError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
@@ -171,6 +176,10 @@ class InsufficientAllowance(Refused):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "ERC20InsufficientAllowance")
+
+
+class InvalidArgument(ClientError, ArgumentError):
+    """An argument has the wrong type or an impossible value (the message names it); nothing was sent."""
 
 
 class NoAccount(ClientError):
@@ -406,7 +415,10 @@ class DeliveryCheck:
 
 class Client(ContractAddresses):
     """One deployment on one node, optionally with a signing account. Thread-safe for reads; the
-    transactions of one client share one nonce sequence (safe from several threads)."""
+    transactions of one client share one nonce sequence (safe from several threads). The calls that
+    check a balance and an allowance, approve (or sign a permit) and spend (post_job, post_jobs,
+    deposit, register, stake, challenge, appeal) go one at a time per account in this process,
+    through one client or several of the same account."""
 
     def __init__(
         self,
@@ -430,6 +442,11 @@ class Client(ContractAddresses):
         self._transactor_options = transactor_options
         self.account = account
         self.tx: Transactor | None = None
+        if account is not None and not (hasattr(account, "address") and callable(getattr(account, "sign_transaction", None))):
+            raise InvalidArgument(  # never the value: it may be a private key
+                f"the account must be a signing account (a LocalAccount: depin.accounts.load_account, or "
+                f"eth_account.Account.from_key), not a {type(account).__name__}"
+            )
         if account is not None:
             refuse_dev_key_off_devnet(account.address, self.chain_id)
             self.tx = Transactor(rpc, account, self.chain_id, codec=self.codec, **transactor_options)
@@ -517,15 +534,33 @@ class Client(ContractAddresses):
             return to_checksum_address(address)
         return self.address
 
+    @contextmanager
+    def _spending(self) -> Iterator[None]:
+        """Held while a call checks this account's balance and allowance, approves (or signs a
+        permit) and spends: the calls of one account in this process, through this client or another
+        of the same account, go one at a time, so that none spends the allowance or the permit
+        nonce that another has just counted on."""
+        key = (self.chain_id, self.address.lower())
+        with _ACCOUNT_LOCKS_GUARD:
+            lock = _ACCOUNT_LOCKS.setdefault(key, threading.RLock())
+        with lock:
+            yield
+
     # ------------------------------------------------------------------ low level
 
     def call(self, contract: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
         """A view call, decoded (one value bare, several as a tuple); a revert raises TxReverted."""
-        return self.read(self.contracts[contract].encode(fn, *args), block=block)
+        return self.read(self._binding(contract).encode(fn, *args), block=block)
 
     def transact(self, contract: str, fn: str, *args: Any, gas: int | None = None) -> Receipt:
         """Signs and sends `contract`.`fn`(`args`); waits for and returns the receipt."""
-        return self.send(self.contracts[contract].encode(fn, *args), gas=gas)
+        return self.send(self._binding(contract).encode(fn, *args), gas=gas)
+
+    def _binding(self, contract: str) -> Any:
+        try:
+            return self.contracts[contract]
+        except (KeyError, TypeError):
+            raise InvalidArgument(f"unknown contract {contract!r}: one of {', '.join(sorted(self.addresses))}") from None
 
     def read(self, call: ContractCall, *, block: int | str = "latest") -> Any:
         """Reads a bound call (``client.read(client.contracts.job_market.get_job(7))``), decoded;
@@ -567,7 +602,14 @@ class Client(ContractAddresses):
 
     def allowance(self, owner: str | None = None, spender: str = "JobMarket") -> int:
         """What `owner` allowed `spender` (a contract name or an address) to pull."""
-        return int(self.read(self.contracts.reward_token.allowance(self._who(owner), self.addresses.get(spender, spender))))
+        return int(self.read(self.contracts.reward_token.allowance(self._who(owner), self._spender(spender))))
+
+    def _spender(self, spender: str) -> str:
+        """A contract name of the deployment, or an address."""
+        address = self.addresses.get(spender, spender) if isinstance(spender, str) else spender
+        if not isinstance(address, str) or not is_address(address):
+            raise InvalidArgument(f"unknown spender {spender!r}: a contract name ({', '.join(sorted(self.addresses))}) or an address")
+        return address
 
     def withdrawable(self, address: str | None = None) -> int:
         """The balance credited to `address` in the market (earnings, refunds, deposits)."""
@@ -768,10 +810,7 @@ class Client(ContractAddresses):
 
     def approve(self, spender: str, amount: int) -> Receipt:
         """Sets the allowance of `spender` (a contract name or an address) to `amount`."""
-        address = self.addresses.get(spender, spender)
-        if not is_address(address):
-            raise ClientError(f"unknown spender {spender!r}: a contract name ({', '.join(sorted(self.addresses))}) or an address")
-        return self.send(self.contracts.reward_token.approve(address, amount))
+        return self.send(self.contracts.reward_token.approve(self._spender(spender), _uint("the amount", amount)))
 
     def _ensure_funds(self, amount: int, what: str) -> None:
         have = self.token_balance()
@@ -794,13 +833,16 @@ class Client(ContractAddresses):
 
     def deposit(self, amount: int, *, approve: bool = True) -> Receipt:
         """Moves `amount` from the wallet into the market balance that later posts draw from."""
-        self._ensure_funds(amount, "the deposit")
-        self._ensure_allowance("JobMarket", amount, approve=approve, what="deposit")
-        return self.send(self.contracts.job_market.deposit(amount))
+        call = self.contracts.job_market.deposit(_uint("the amount", amount))
+        with self._spending():
+            self._ensure_funds(amount, "the deposit")
+            self._ensure_allowance("JobMarket", amount, approve=approve, what="deposit")
+            return self.send(call)
 
     def permit_signature(self, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
         """An ERC-2612 permit of `value` to `spender`, signed by this account: ``(v, r, s)``."""
         account = self._signer().account
+        value, deadline = _uint("the permit value", value), _uint("the permit deadline", deadline)
         _fields, name, version, chain_id, verifying, _salt, _ext = self.read(self.contracts.reward_token.eip712_domain())
         nonce = int(self.read(self.contracts.reward_token.nonces(account.address)))
         signed = account.sign_typed_data(
@@ -816,7 +858,7 @@ class Client(ContractAddresses):
             },
             message_data={
                 "owner": account.address,
-                "spender": self.addresses.get(spender, spender),
+                "spender": self._spender(spender),
                 "value": value,
                 "nonce": nonce,
                 "deadline": deadline,
@@ -875,6 +917,7 @@ class Client(ContractAddresses):
         given in the order posts are mined, so a reorg that puts another post first gives this one
         another id; with 1 (mined), the id is the first receipt's. 2 or 3 on a public network.
         """
+        _check_confirmations(confirmations)
         p = self.params()
         post = self._prepare_post(
             spec, p, reward=reward, claim_window=claim_window, challenge_window=challenge_window,
@@ -882,26 +925,30 @@ class Client(ContractAddresses):
             seal=seal, encrypt_to=encrypt_to,
         )
         spec_hash, spec_bytes, terms, parsed = post.spec_hash, post.spec_bytes, post.terms, post.parsed
+        # encoded before anything is approved or sent: a term that does not fit its type fails here
+        plain = self.contracts.job_market.post_job(spec_hash, spec_bytes, terms)
         mode = VerifyMode(terms[6])
         escrow = p.escrow(reward, mode)
-        credit = self.withdrawable()
-        need = 0 if credit >= escrow else escrow  # the contract takes it all from credit, or all from the wallet
-        if need:
-            self._ensure_funds(
-                need,
-                f"a reward of {format_tokens(reward)} plus fee {format_tokens(p.fee(reward))} and audit fee "
-                f"{format_tokens(p.audit_fee(reward, mode))}",
-            )
-        if need and self.allowance(spender="JobMarket") < need:
-            if permit:
-                deadline = self.block_timestamp() + PERMIT_LIFETIME
-                v, r, s = self.permit_signature("JobMarket", need, deadline)
-                receipt = self.send(
-                    self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s), confirmations=confirmations
+        with self._spending():  # another thread's post must not use the allowance or permit this one counts on
+            credit = self.withdrawable()
+            need = 0 if credit >= escrow else escrow  # the contract takes it all from credit, or all from the wallet
+            if need:
+                self._ensure_funds(
+                    need,
+                    f"a reward of {format_tokens(reward)} plus fee {format_tokens(p.fee(reward))} and audit fee "
+                    f"{format_tokens(p.audit_fee(reward, mode))}",
                 )
-                return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
-            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
-        receipt = self.send(self.contracts.job_market.post_job(spec_hash, spec_bytes, terms), confirmations=confirmations)
+            if need and self.allowance(spender="JobMarket") < need:
+                if permit:
+                    deadline = self.block_timestamp() + PERMIT_LIFETIME
+                    v, r, s = self.permit_signature("JobMarket", need, deadline)
+                    receipt = self.send(
+                        self.contracts.job_market.post_job_with_permit(spec_hash, spec_bytes, terms, deadline, v, r, s),
+                        confirmations=confirmations,
+                    )
+                    return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
+                self._ensure_allowance("JobMarket", need, approve=approve, what="posting the job")
+            receipt = self.send(plain, confirmations=confirmations)
         return PostedJob(self._job_id_from(receipt), receipt.tx_hash, receipt.gas_used, receipt, parsed.encrypt_to)
 
     def post_jobs(
@@ -927,8 +974,11 @@ class Client(ContractAddresses):
         permit variant). All or nothing. Returns one :class:`PostedJob` per spec, in order; they
         share the transaction (`gas_used` is the whole batch's). `confirmations`: as for
         :meth:`post_job`."""
+        if isinstance(specs, (bytes, str, JobSpec)) or not isinstance(specs, Sequence):
+            raise InvalidArgument(f"post_jobs takes a list of specs, not a {type(specs).__name__} (post_job posts one)")
         if not specs:
             raise ClientError("post_jobs needs at least one spec")
+        _check_confirmations(confirmations)
         p = self.params()
         posts = [
             self._prepare_post(
@@ -939,13 +989,14 @@ class Client(ContractAddresses):
             for spec in specs
         ]
         escrow = sum(p.escrow(reward, VerifyMode(post.terms[6])) for post in posts)
-        need = 0 if self.withdrawable() >= escrow else escrow
-        if need:
-            self._ensure_funds(need, f"{len(posts)} jobs with a reward of {format_tokens(reward)} each, plus fees")
-            self._ensure_allowance("JobMarket", need, approve=approve, what="posting the jobs")
-        receipt = self.send(
-            self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts]), confirmations=confirmations
-        )
+        # encoded before anything is approved or sent: a term that does not fit its type fails here
+        call = self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts])
+        with self._spending():
+            need = 0 if self.withdrawable() >= escrow else escrow
+            if need:
+                self._ensure_funds(need, f"{len(posts)} jobs with a reward of {format_tokens(reward)} each, plus fees")
+                self._ensure_allowance("JobMarket", need, approve=approve, what="posting the jobs")
+            receipt = self.send(call, confirmations=confirmations)
         ids = self._job_ids_from(receipt)
         if len(ids) != len(posts):
             raise ClientError(f"transaction {receipt.tx_hash} emitted {len(ids)} JobPosted events for {len(posts)} jobs")
@@ -971,6 +1022,13 @@ class Client(ContractAddresses):
     ) -> _Post:
         """What :meth:`post_job` and :meth:`post_jobs` send for one spec under parameters `p`: the
         checked, sealed spec bytes, their hash and the terms (defaults filled in, bounds checked)."""
+        if isinstance(spec, str):
+            spec = spec.encode()
+        if not isinstance(spec, (JobSpec, bytes, bytearray, memoryview)):
+            raise InvalidArgument(
+                f"a spec is a JobSpec (depin.spec.parse_spec) or its canonical bytes, not a {type(spec).__name__}"
+            )
+        reward = _uint("the reward", reward)
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing
@@ -995,6 +1053,12 @@ class Client(ContractAddresses):
             )
         if p.paused:
             raise Refused("the market is paused: no new jobs are accepted right now", "MarketPaused")
+        for name, value in (("claim_window", claim_window), ("challenge_window", challenge_window),
+                            ("collateral_pct", collateral_pct), ("max_runtime", max_runtime)):
+            if value is not None:
+                _uint(name, value)
+        if cpu_seconds is not None:
+            _uint("cpu_seconds", cpu_seconds, bits=32)
         claim_window = _bounded("claim window", claim_window, DEFAULT_CLAIM_WINDOW, p.min_claim_window, p.max_claim_window)
         challenge_window = _bounded(
             "challenge window", challenge_window, p.min_challenge_window, p.min_challenge_window, p.max_challenge_window
@@ -1077,9 +1141,10 @@ class Client(ContractAddresses):
         if job.verify_mode == VerifyMode.NONE:
             raise Refused(f"job {job.job_id} was posted with verify none: it cannot be challenged", "NotVerifiable")
         bond = self.challenge_bond(job)
-        self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")
-        self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the challenge bond")
-        return self.send(self.contracts.verification_court.challenge(job.job_id))
+        with self._spending():
+            self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")
+            self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the challenge bond")
+            return self.send(self.contracts.verification_court.challenge(job.job_id))
 
     def challenge_bond(self, job: OnchainJob | int) -> int:
         """The bond :meth:`challenge` posts for `job`: the court's challengeBondBps x R."""
@@ -1101,8 +1166,9 @@ class Client(ContractAddresses):
         appeal bond (the next round's K x w; the allowance is set to cover the largest, 15 x w)."""
         job = self.job(job_id)
         w = job.reward * int(self.court_params().get("jurorPayBps", 0)) // BPS
-        self._ensure_allowance("VerificationCourt", 15 * w, approve=approve, what="the appeal bond")
-        return self.send(self.contracts.verification_court.appeal(job.job_id))
+        with self._spending():
+            self._ensure_allowance("VerificationCourt", 15 * w, approve=approve, what="the appeal bond")
+            return self.send(self.contracts.verification_court.appeal(job.job_id))
 
     def fetch_result(
         self,
@@ -1378,6 +1444,7 @@ class Client(ContractAddresses):
         """Registers this account as a provider with `stake` (approved to the staking contract first)
         and `endpoint`, its result server's public URL (:func:`check_endpoint`)."""
         check_endpoint(endpoint)
+        call = self.contracts.provider_staking.register(_uint("the stake", stake), endpoint, _bytes32(capability_hash, "the capability hash"))
         info = self.provider_info()
         if info.registered:
             raise Refused(
@@ -1390,22 +1457,25 @@ class Client(ContractAddresses):
                 f"{format_tokens(minimum)}",
                 "StakeBelowMinimum",
             )
-        self._ensure_funds(stake, "the registration stake")
-        self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
-        return self.send(self.contracts.provider_staking.register(stake, endpoint, capability_hash))
+        with self._spending():
+            self._ensure_funds(stake, "the registration stake")
+            self._ensure_allowance("ProviderStaking", stake, approve=approve, what="the stake")
+            return self.send(call)
 
     def stake(self, amount: int, *, approve: bool = True) -> Receipt:
         """Adds `amount` to this provider's stake."""
-        if amount <= 0:
+        if _uint("the amount", amount) <= 0:
             raise Refused("the amount must be positive", "ZeroAmount")
         if not self.provider_info().registered:
             raise Refused(f"{self.address} is not a registered provider: `register` first", "NotRegistered")
-        self._ensure_funds(amount, "the stake")
-        self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
-        return self.send(self.contracts.provider_staking.stake(amount))
+        with self._spending():
+            self._ensure_funds(amount, "the stake")
+            self._ensure_allowance("ProviderStaking", amount, approve=approve, what="the stake")
+            return self.send(self.contracts.provider_staking.stake(amount))
 
     def request_unstake(self, amount: int) -> Receipt:
         """Starts unbonding `amount` of the available stake (restarts the delay for all unbonding)."""
+        amount = _uint("the amount", amount)
         info = self.provider_info()
         if not info.registered:
             raise Refused(f"{self.address} is not a registered provider", "NotRegistered")
@@ -1436,7 +1506,7 @@ class Client(ContractAddresses):
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
         """Changes this provider's endpoint (:func:`check_endpoint`) and capability hash."""
         check_endpoint(endpoint)
-        return self.send(self.contracts.provider_staking.set_metadata(endpoint, capability_hash))
+        return self.send(self.contracts.provider_staking.set_metadata(endpoint, _bytes32(capability_hash, "the capability hash")))
 
     # ------------------------------------------------------------------ executor actions
     # Thin and fast: no pre-checks beyond the contract's own (the gas estimate raises TxReverted
@@ -1459,22 +1529,26 @@ class Client(ContractAddresses):
     def submit_result(self, job_id: int, commitment: bytes, uri: str) -> Receipt:
         """Commits to a result: `commitment` = keccak256(abi.encode(provider, jobId, digest, salt))
         (never the bare digest), the archive at the opaque `uri`."""
-        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(commitment), uri))
+        return self.send(self.contracts.job_market.submit_result(_job_id(job_id), _bytes32(commitment, "the commitment"), uri))
 
     def submit_results(self, results: Sequence[tuple[int, bytes, str]]) -> Receipt:
         """``submitResults``: :meth:`submit_result` for each ``(job_id, commitment, uri)`` in one
         transaction. All or nothing."""
         if not results:
             raise ClientError("submit_results needs at least one result")
+        if any(not isinstance(r, (tuple, list)) or len(r) != 3 for r in results):
+            raise InvalidArgument("submit_results takes (job_id, commitment, uri) triples")
         return self.send(
-            self.contracts.job_market.submit_results([(_job_id(j), _bytes32(c), uri) for j, c, uri in results])
+            self.contracts.job_market.submit_results([(_job_id(j), _bytes32(c, "the commitment"), uri) for j, c, uri in results])
         )
 
     def submit_failure(self, job_id: int, code: FailureCode | int, commitment: bytes) -> Receipt:
         """Reports failure `code` with `commitment` = keccak256(abi.encode(provider, jobId,
         bytes32(code), salt)). Availability codes (ImageUnavailable, InputHashMismatch) settle at once
         (no fault, 2 % of R from each side)."""
-        return self.send(self.contracts.job_market.submit_failure(_job_id(job_id), int(code), _bytes32(commitment)))
+        return self.send(
+            self.contracts.job_market.submit_failure(_job_id(job_id), _uint("the failure code", code, bits=8), _bytes32(commitment, "the commitment"))
+        )
 
     def finalize(self, job_id: int) -> Receipt:
         """Settles a submitted job after its challenge window unless it was drawn for audit (then the
@@ -1545,6 +1619,8 @@ def check_endpoint(url: str, what: str = "the endpoint") -> None:
     space, a control character), no user name or password, and no query or fragment: the chain
     publishes it (an access token in ``?token=`` would be public), and a base URL has neither."""
     expected = "expected http(s)://HOST[:PORT][/PATH], your executor's public result server, such as http://203.0.113.7:8700"
+    if not isinstance(url, str):
+        raise InvalidArgument(f"{what} must be a URL string, not {type(url).__name__}; {expected}")
     if any(c.isspace() or not c.isprintable() for c in url):
         raise ClientError(f"{what} {redact_url(url)!r} holds a space or a control character; {expected}")
     parts = _http_url(url, what, expected)
@@ -1578,11 +1654,38 @@ def _uint_topic(value: int) -> str:
     return "0x" + value.to_bytes(32, "big").hex()
 
 
-def _bytes32(value: bytes | str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
-    if len(raw) != 32:
-        raise ClientError(f"expected 32 bytes, got {len(raw)}")
+def _bytes32(value: bytes | str, what: str = "the value") -> bytes:
+    """32 bytes, given as bytes or 0x-hex; :class:`InvalidArgument` naming `what` otherwise."""
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{what} must be 32 bytes (bytes or 0x-hex), not {type(value).__name__}") from None
+    if isinstance(value, int) or len(raw) != 32:  # bytes(5) would be five zero bytes
+        raise InvalidArgument(f"{what} must be 32 bytes (bytes or 0x-hex), got {len(raw)}")
     return raw
+
+
+def _uint(name: str, value: Any, bits: int = 256) -> int:
+    """`value` as an unsigned integer of `bits` bits (an int or integer type; never a bool or a
+    float, which would be truncated); :class:`InvalidArgument` naming `name` otherwise."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise InvalidArgument(f"{name} must be a whole number (base units or seconds), not {value!r}") from None
+    if not 0 <= number < 2**bits:
+        raise InvalidArgument(f"{name} must be between 0 and 2**{bits} - 1, not {number}")
+    return number
+
+
+def _check_confirmations(confirmations: Any) -> None:
+    if isinstance(confirmations, bool) or not isinstance(confirmations, int) or confirmations < 1:
+        raise InvalidArgument(f"confirmations must be 1 (mined) or more, not {confirmations!r}")
+
+
+_ACCOUNT_LOCKS: dict[tuple[int, str], Any] = {}  # Client._spending, per (chain id, account)
+_ACCOUNT_LOCKS_GUARD = threading.Lock()
 
 
 def _address_or_none(value: str) -> str | None:

@@ -12,6 +12,12 @@ class DepinError(Exception):
     """Root of every depin-compute error."""
 
 
+class ArgumentError(DepinError, ValueError):
+    """An argument of an SDK call has the wrong type or an impossible value (a float or a negative
+    number where base units or seconds go, ``None`` where bytes go, an unknown contract name); the
+    message names the argument. Raised before anything is signed or sent."""
+
+
 class ChainError(DepinError):
     """Talking to the chain failed: the JSON-RPC node is unreachable, timed out or answered an error."""
 

@@ -25,7 +25,6 @@ def nonce(devnet: Devnet, address: str) -> int:
     return int(devnet.chain.rpc.call("eth_getTransactionCount", [address, "latest"]), 16)
 
 
-@pytest.mark.xfail(strict=True, reason="a post term of the wrong type sends the approve first, then fails with a bare eth_abi error")
 @pytest.mark.parametrize(
     "terms",
     [{"claim_window": 3600.0}, {"cpu_seconds": -1}, {"collateral_pct": 500.0}, {"confirmations": 0}],
@@ -70,7 +69,6 @@ def _cases() -> list[tuple[str, Callable[[Client], Any]]]:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="wrong argument types raise bare eth_abi/TypeError/ValueError/KeyError")
 def test_wrong_argument_types_are_depin_errors_that_name_the_argument(devnet: Devnet) -> None:
     """Each of these raised a bare eth_abi EncodingTypeError, TypeError, ValueError or KeyError (the
     SDK's promise: every failure a depin.errors exception whose message says what to fix)."""
@@ -90,7 +88,6 @@ def test_wrong_argument_types_are_depin_errors_that_name_the_argument(devnet: De
     assert nonce(devnet, requester.address) == 0  # none of them sent anything
 
 
-@pytest.mark.xfail(strict=True, reason="a private key given as the account raises a bare AttributeError")
 def test_a_key_string_as_the_account_is_refused_without_echoing_it(devnet: Devnet) -> None:
     key = "0x" + "4c" * 32
     for make in (lambda: devnet.client(key), lambda: devnet.client().with_account(key)):
@@ -137,7 +134,6 @@ def test_two_clients_of_one_account_each_transfer(devnet: Devnet) -> None:
     assert first.token_balance(friend.address) == to_wei(2)
 
 
-@pytest.mark.xfail(strict=True, reason="two threads posting through one client: the second post reverts (allowance used by the first)")
 def test_two_threads_post_through_one_client(devnet: Devnet) -> None:
     """Two threads share one Client (documented as thread-safe) and each post a job with the
     default permit, the wallet holding enough for both. Both read the same allowance (0) and token

@@ -76,7 +76,7 @@ from depin.deployment import (
     load_deployment,
 )
 from depin.deployment_check import NotGenuine, check_contracts
-from depin.errors import ArgumentError, ChainError, DepinError
+from depin.errors import ArgumentError, ChainError, DepinError, SpecError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
@@ -117,6 +117,9 @@ DOWNLOAD_TIMEOUT = 60.0  # each connect and read of a result download
 DOWNLOAD_MIN_RATE = 1_048_576
 # Where a local devnet's providers serve their results: allowed by default on a local chain only.
 LOCAL_RESULT_NETWORKS = ("127.0.0.0/8", "::1/128")
+# The calldata of one transaction, at most: geth's pool refuses a transaction over 128 KiB (txMaxSize),
+# 4 KiB left for the rest of it. A postJobs batch this size stays well inside a 30M-gas block.
+MAX_TX_DATA = 124 * 1024
 LOG_CHUNK = 10_000  # blocks per eth_getLogs when the node refuses the whole range
 # The statuses of a job with no commitment yet: `OnchainJob.spec_hash` is read from its JobPosted log.
 _BEFORE_COMMITMENT = frozenset({JobStatus.OPEN, JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.TIMED_OUT})
@@ -991,6 +994,13 @@ class Client(ContractAddresses):
         escrow = sum(p.escrow(reward, VerifyMode(post.terms[6])) for post in posts)
         # encoded before anything is approved or sent: a term that does not fit its type fails here
         call = self.contracts.job_market.post_jobs([(post.spec_hash, post.spec_bytes, post.terms) for post in posts])
+        size = len(call.data) // 2 - 1
+        if size > MAX_TX_DATA:
+            fit = max(1, len(posts) * MAX_TX_DATA // size)
+            raise InvalidArgument(
+                f"{len(posts)} jobs make a postJobs transaction of {size} bytes; a node's pool takes at most "
+                f"{MAX_TX_DATA} (geth refuses transactions over 128 KiB): split them into batches of at most {fit}"
+            )
         with self._spending():
             need = 0 if self.withdrawable() >= escrow else escrow
             if need:
@@ -1029,6 +1039,13 @@ class Client(ContractAddresses):
                 f"a spec is a JobSpec (depin.spec.parse_spec) or its canonical bytes, not a {type(spec).__name__}"
             )
         reward = _uint("the reward", reward)
+        if isinstance(spec, JobSpec):
+            # validated again: a JobSpec made without validation (model_copy(update=...), model_construct)
+            # may hold what no executor runs (an image not pinned by digest)
+            try:
+                spec = parse_spec(spec.to_bytes())
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"invalid spec: {exc}") from None
         parsed = spec if isinstance(spec, JobSpec) else parse_spec(bytes(spec))
         if not isinstance(spec, JobSpec):
             check_canonical(bytes(spec))  # executors never run non-canonical bytes: refuse before escrowing

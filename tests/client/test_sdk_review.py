@@ -177,7 +177,6 @@ def test_two_threads_post_through_one_client(devnet: Devnet) -> None:
     assert {client.job(r.job_id).status for r in results.values()} == {JobStatus.OPEN}
 
 
-@pytest.mark.xfail(strict=True, reason="a JobSpec changed with model_copy (not validated) is posted as it is with seal=False")
 def test_a_hand_changed_jobspec_is_validated_before_posting(devnet: Devnet) -> None:
     """``JobSpec.model_copy(update=...)`` (pydantic does not validate it) gave a spec no executor runs
     (an image not pinned by digest): with ``seal=False`` it was posted as it was, its escrow held
@@ -192,7 +191,6 @@ def test_a_hand_changed_jobspec_is_validated_before_posting(devnet: Devnet) -> N
     assert nonce(devnet, requester.address) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="post_jobs with thousands of specs approves the whole escrow, then fails with 'Invalid request'")
 def test_a_batch_too_large_for_one_transaction_is_refused_before_approving(devnet: Devnet) -> None:
     """post_jobs of 2,000 specs approved their whole escrow (10,840 DPC) in a mined transaction, then
     the batch's gas estimate failed with "JSON-RPC error -32600: Invalid request": an allowance and

@@ -96,6 +96,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,8 @@ STUCK_AFTER = 180.0
 # Which signer of this process signed each recent transaction hash (see Transactor._claim): two
 # signers of one key (two Clients of one account) that count the same next nonce sign byte-identical
 # transactions for the same call, and the node answers the second "already known".
-_SIGNED: dict[str, int] = {}
+# Keyed by node and hash; a signer that is gone (garbage) no longer holds its hashes.
+_SIGNED: dict[tuple[str, str], weakref.ref[Transactor]] = {}
 _SIGNED_LOCK = threading.Lock()
 _SIGNED_SIZE = 4096
 
@@ -705,12 +707,17 @@ class Transactor:
 
     def _claim(self, tx_hash: str) -> bool:
         """Records that this signer sends `tx_hash`; False when another signer of this process did."""
+        key = (str(getattr(self.rpc, "url", "")), tx_hash)
         with _SIGNED_LOCK:
-            owner = _SIGNED.setdefault(tx_hash, id(self))
+            owner = _SIGNED.get(key)
+            signer = owner() if owner is not None else None
+            if signer is not None and signer is not self:
+                return False
+            _SIGNED[key] = weakref.ref(self)
             if len(_SIGNED) > _SIGNED_SIZE:
                 for old in list(_SIGNED)[: len(_SIGNED) - _SIGNED_SIZE]:
                     del _SIGNED[old]
-        return owner == id(self)
+        return True
 
     def _known(self, tx_hash: str) -> bool:
         return self._lookup(tx_hash) is True

@@ -6,7 +6,6 @@ approved, for a call that then fails on its own arguments."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -140,24 +139,27 @@ def test_two_threads_post_through_one_client(devnet: Devnet) -> None:
     nonce, both signed a permit for their own escrow; the first post used the permit, the second's
     permit failed inside postJobWithPermit (tolerated as front-run) and its transferFrom found no
     allowance: TxReverted ERC20InsufficientAllowance, which the caller cannot tell from a real
-    refusal. The first thread's permit signing waits (bounded) for the second to reach it too."""
+    refusal. The first thread's permit signing holds until the second has either signed its own
+    permit too (the race) or is waiting for the account's spending lock (serialised posts)."""
     requester = devnet.new_account(20)
     client = devnet.client(requester)
     signers: list[str] = []  # the threads that reached permit_signature, in order
-    real_permit = client.permit_signature
+    queued: list[str] = []  # the threads that asked for the spending lock, in order
+    real_permit, real_spending = client.permit_signature, client._spending
 
     def permit_signature(*args: Any, **kwargs: Any) -> Any:
         signers.append(threading.current_thread().name)
         result = real_permit(*args, **kwargs)
         if threading.current_thread().name == "poster-0":
-            # Hold until the other thread signs too. Serialised posts never let it get here while
-            # this one is in flight: then the hold ends after 10 s and the posts go one by one.
-            deadline = time.monotonic() + 10
-            while len(signers) < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_for(lambda: len(signers) == 2 or "poster-1" in queued, 60, "the other poster at its permit or the lock")
         return result
 
+    def spending() -> Any:
+        queued.append(threading.current_thread().name)
+        return real_spending()
+
     client.permit_signature = permit_signature  # type: ignore[method-assign]
+    client._spending = spending  # type: ignore[method-assign]
     results: dict[int, Any] = {}
 
     def post(i: int) -> None:

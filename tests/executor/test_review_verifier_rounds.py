@@ -214,7 +214,10 @@ def test_a_wiped_redis_between_two_seats_checks_never_splits_the_verifiers_vote(
         wait_for(resolved, 400, "the jury to resolve the job")
     finally:
         proxy.reset()
-    wait_for(lambda: all(_seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 90, "the jury seats' records to close")
+    try:
+        wait_for(lambda: all(_seat(stack, v, job_id, 1, s).get("state") == "done" for s in range(3)), 90, "the jury seats' records to close")
+    except TimeoutError as exc:  # which seat, in which state, and what the verifier logged
+        raise TimeoutError(f"{exc}; seat records {[_seat(stack, v, job_id, 1, s) for s in range(3)]}\n{v.logs()}") from None
     jury, forfeited, records = _jury(stack, job_id)
     summary = f"digests { {k: d.hex()[:8] if d else None for k, d in jury.items()} }; deliveries {[r.get('delivery', '')[:60] for r in records]}; NOT_DELIVERED {NOT_DELIVERED.hex()[:8]}"
     assert len(set(jury.values())) == 1 and None not in jury.values(), summary

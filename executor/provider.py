@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from depin.client import TOKEN_SYMBOL, format_tokens
 from depin.config import env_number
 from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus, VerifyMode
@@ -57,6 +59,10 @@ SUBMIT_BATCH = 20  # results submitted in one submitResults transaction, at most
 PENDING_WAIT = env_number("DEPIN_PENDING_WAIT", 120)  # seconds to wait for a pre-crash transaction
 CLAIM_BATCH_ROUNDS = 2  # claimJobs sent for one claim task, at most (a reverted one is followed by a batch of the rest)
 OWN_PENDING_WAIT = 60.0  # seconds a reverted claim waits for our own pending transactions before it counts as lost
+# Seconds before a job whose claim our own stake could not cover (ProviderStaking's InsufficientStake:
+# the collateral is locked on top of the minimum stake) is looked at again: time to add stake, and no
+# claim estimate at every dispatcher pass meanwhile (review, stop 45).
+STAKE_RETRY = 60.0
 # A job whose deadline (its claim deadline in claimJobs, its submit deadline in submitResults) is
 # less than this many seconds after the pending block's timestamp goes in a transaction of its own.
 # A batch is estimated at that timestamp but mined later: where the estimate passes (a geth-style
@@ -125,12 +131,35 @@ def claim_job(rt: Runtime, job_id: int) -> None:
             if submitted_by_us(rt, job_id, job):
                 return
             if not (job.status == JobStatus.CLAIMED and same(job.provider, rt.address)):
+                if exc.error_name == "InsufficientStake" and job.status == JobStatus.OPEN:
+                    stake_short(rt, job_id, job, exc)
+                    return
                 mark_lost(rt, job_id, job, exc.error_name or exc.reason)
                 log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
                 return
     rt.set_record(job_id, "claimed", claimed_at=time.time())
     metrics.count(rt, "jobs_claimed")
     queue.send("depin.run", job_id)
+
+
+def stake_short(rt: Runtime, job_id: int, job: OnchainJob, exc: TxReverted) -> None:
+    """Our claim of an Open job reverted with ``InsufficientStake``: no race was lost, our free stake
+    (staked minus locked) does not cover the minimum stake plus the job's collateral. Said as a
+    warning naming the shortfall and the command that fixes it; the job is looked at again in
+    :data:`STAKE_RETRY` seconds (it used to be counted a lost race at info level and claimed again at
+    every dispatcher pass, for as long as it stayed Open: a provider registered with exactly the
+    minimum stake claimed nothing and was never told why)."""
+    found = dict(re.findall(r"\b(available|needed)=(\d+)", exc.reason or ""))
+    if "available" in found and "needed" in found:
+        available, needed = int(found["available"]), int(found["needed"])
+        short = (f"this job's claim needs {format_tokens(needed)} {TOKEN_SYMBOL} of free stake (the minimum stake plus its "
+                 f"collateral), we have {format_tokens(available)} free: add at least "
+                 f"{format_tokens(max(needed - available, 0))} {TOKEN_SYMBOL} with `depin provider stake AMOUNT`")
+    else:
+        short = ("our free stake does not cover the minimum stake plus this job's collateral: add stake with "
+                 "`depin provider stake AMOUNT`")
+    mark_lost(rt, job_id, job, f"InsufficientStake: {short}"[:300], retry_in=STAKE_RETRY)
+    log.warning(f"claim refused by the chain: {short}; looked at again in {STAKE_RETRY:.0f} s", extra={"job": job_id})
 
 
 def after_own_pending(rt: Runtime, job_id: int, job: OnchainJob) -> OnchainJob:

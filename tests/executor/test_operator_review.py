@@ -25,7 +25,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a provider staked at the minimum retries each job's claim every second forever, logged as a lost race at info level")
 def test_a_provider_staked_at_the_minimum_is_told_to_add_stake_and_does_not_retry_at_once(stack: Stack) -> None:
     """The contract locks a job's collateral on top of the minimum stake, so a provider staked at
     exactly the minimum (the README's `provider register --stake ...` with the network's minimum)

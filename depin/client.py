@@ -31,6 +31,7 @@ where bytes go, an unknown contract or spender name) raises :class:`InvalidArgum
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import operator
 import os
 import shutil
@@ -1459,8 +1460,10 @@ class Client(ContractAddresses):
         self, stake: int, endpoint: str, capability_hash: bytes = ZERO_HASH, *, approve: bool = True
     ) -> Receipt:
         """Registers this account as a provider with `stake` (approved to the staking contract first)
-        and `endpoint`, its result server's public URL (:func:`check_endpoint`)."""
+        and `endpoint`, its result server's public URL (:func:`check_endpoint`, and
+        :func:`check_reachable_endpoint` off a local devnet)."""
         check_endpoint(endpoint)
+        check_reachable_endpoint(endpoint, self.chain_id)
         call = self.contracts.provider_staking.register(_uint("the stake", stake), endpoint, _bytes32(capability_hash, "the capability hash"))
         info = self.provider_info()
         if info.registered:
@@ -1521,8 +1524,10 @@ class Client(ContractAddresses):
         return self.send(self.contracts.provider_staking.withdraw_unstaked())
 
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
-        """Changes this provider's endpoint (:func:`check_endpoint`) and capability hash."""
+        """Changes this provider's endpoint (:func:`check_endpoint`, :func:`check_reachable_endpoint`)
+        and capability hash."""
         check_endpoint(endpoint)
+        check_reachable_endpoint(endpoint, self.chain_id)
         return self.send(self.contracts.provider_staking.set_metadata(endpoint, _bytes32(capability_hash, "the capability hash")))
 
     # ------------------------------------------------------------------ executor actions
@@ -1647,6 +1652,28 @@ def check_endpoint(url: str, what: str = "the endpoint") -> None:
         raise ClientError(
             f"{what} {redact_url(url)!r} carries a query or fragment, which the chain would publish (a token in it would "
             f"be public) and a base URL cannot hold; {expected}"
+        )
+
+
+def check_reachable_endpoint(url: str, chain_id: int, what: str = "the endpoint") -> None:
+    """:class:`ClientError` when `url` (a checked endpoint, :func:`check_endpoint`) names this
+    machine only, a loopback, unspecified or link-local address or ``localhost``, while `chain_id`
+    is not a local devnet's: the result URIs a provider publishes from it reach nobody else, and a
+    drawn job's verifiers would find its result not delivered. Private networks (10.0.0.0/8, ...)
+    pass: a testnet whose verifiers allow them (``result_allow_networks``) can use them."""
+    if is_local_chain(chain_id):
+        return
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+        local = address.is_loopback or address.is_unspecified or address.is_link_local
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    if local:
+        raise ClientError(
+            f"{what} {redact_url(url)!r} is reachable from this machine only, but chain {chain_id} is public: requesters "
+            "and verifiers fetch results from it; give the public http(s) URL of your result server (such as "
+            "http://203.0.113.7:8700)"
         )
 
 

@@ -45,7 +45,7 @@ import redis
 from celery.signals import worker_process_init, worker_ready
 
 from depin.accounts import account_from_config
-from depin.client import Client
+from depin.client import Client, check_endpoint, check_reachable_endpoint
 from depin.config import ConfigError, env_int, env_number
 from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
 from depin.keys import broker_prefix
@@ -228,8 +228,11 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     settings = load_executor_config(config, role)
     deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
     check_output_cap(deployment.chain_id, allow_unmounted=settings.executor.allow_unmounted_output)
-    account_from_config(settings.key, deployment.chain_id)
     components = components_for(settings.executor.roles)
+    if "results" in components:  # the base of the result URIs published on chain (review, stop 45)
+        check_endpoint(settings.executor.results_url, "[executor] results_url")
+        check_reachable_endpoint(settings.executor.results_url, deployment.chain_id, "[executor] results_url")
+    account_from_config(settings.key, deployment.chain_id)
     if "results" in components:
         check_listen(settings.executor.results_bind, "[executor] results_bind")
     if "canary" in components:

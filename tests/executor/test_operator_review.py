@@ -54,7 +54,6 @@ def test_a_provider_staked_at_the_minimum_is_told_to_add_stake_and_does_not_retr
     assert score - record_updated >= 30, (score, record_updated)
 
 
-@pytest.mark.xfail(strict=True, reason="an executor for a public chain starts with a loopback results_url (the default): its results are unreachable and an audit finds them not delivered")
 @pytest.mark.parametrize("results_url", [None, "http://127.0.0.1:8700", "http://localhost:8700", "http://[::1]:8700", "http://0.0.0.0:8700"])
 def test_a_public_chains_executor_refuses_a_results_url_only_this_machine_reaches(tmp_path: Path, results_url: str | None) -> None:
     """`[executor] results_url` is the base of every result URI the provider publishes on chain;

@@ -220,6 +220,7 @@ def read_password(
     if password_file is not None:
         try:
             with open(password_file, "rb") as fh:  # its first line only, bounded (a FIFO: `<(pass show x)` works)
+                _refuse_loose_password_file(password_file, os.fstat(fh.fileno()).st_mode)
                 text = bounded_line(fh, f"password file {password_file}")
         except FileNotFoundError:
             raise AccountError(f"password file {password_file} not found") from None
@@ -234,6 +235,22 @@ def read_password(
         return value
     raise AccountError(
         f"no keystore password: pass a password file (--password-file / [key] password_file) or set {PASSWORD_ENV}"
+    )
+
+
+def _refuse_loose_password_file(path: Path | str, mode: int) -> None:
+    """:class:`AccountError` when password file `path` (a regular file of mode `mode`) is one that
+    group or others may read or write, as its keystore would be refused (:func:`_loose`; the same
+    ``$DEPIN_ALLOW_LOOSE_KEYSTORE=1`` lets it be used). A FIFO or a descriptor (``<(pass show x)``)
+    is not a file others can open later, and passes. Such a file was read without a word: written
+    with a default umask (0644), it gave any local user the password of the 0600 keystore beside it
+    (review, stop 45)."""
+    if not stat.S_ISREG(mode) or not mode & 0o077 or os.environ.get(LOOSE_ENV) == "1":
+        return
+    shown = shown_path(Path(path))
+    raise AccountError(
+        f"password file {shown} is {'readable' if mode & 0o044 else 'writable'} by others (mode {stat.S_IMODE(mode):04o}): "
+        f"refusing it; run `chmod 600 {shown}`, or set {LOOSE_ENV}=1 to use it anyway"
     )
 
 

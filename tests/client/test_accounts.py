@@ -91,6 +91,7 @@ def test_password_sources_and_wrong_password(tmp_path: Path) -> None:
     address = new_keystore(path, "s3cret", kdf_n=FAST)
     pw_file = tmp_path / "pw"
     pw_file.write_text("s3cret\nignored second line\n")
+    pw_file.chmod(0o600)  # a password file others may read is refused
     assert load_account(keystore=path, password_file=pw_file).address == address
     assert load_account(keystore=path, env={"DEPIN_KEYSTORE_PASSWORD": "s3cret"}).address == address
     with pytest.raises(AccountError, match="wrong password") as info:
@@ -131,6 +132,7 @@ def test_config_key_section(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     address = new_keystore(path, "pw", kdf_n=FAST)
     (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     from depin.accounts import account_from_config
 
     assert account_from_config(KeyConfig(keystore=path, password_file=tmp_path / "pw"), 11155111).address == address

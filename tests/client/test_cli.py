@@ -64,6 +64,7 @@ def net(devnet: Devnet) -> list[str]:
 def test_keys_new_import_address(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
+    pw.chmod(0o600)  # a password file others may read is refused
     result = ok("keys", "new", tmp_path / "a.json", "--password-file", pw)
     address = result.stdout.strip()
     assert address.startswith("0x") and len(address) == 42
@@ -94,6 +95,7 @@ def test_keys_new_import_address(tmp_path: Path) -> None:
 def test_keys_new_on_an_existing_file_names_force(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
+    pw.chmod(0o600)  # a password file others may read is refused
     first = ok("keys", "new", tmp_path / "a.json", "--password-file", pw).stdout.strip()
     for command, stdin in (("new", None), ("import", "11" * 32 + "\n")):
         line = fails("keys", command, tmp_path / "a.json", "--password-file", pw, input=stdin, match="exists already")
@@ -316,6 +318,7 @@ def test_job_post_bad_inputs(devnet: Devnet, tmp_path: Path) -> None:
 
     import_key(poor.key, ks, "pw", kdf_n=2**10)
     (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     fails("job", "post", "--image", IMAGE, "--reward", "2", "--cmd", "true", "--keystore", ks,
           "--password-file", tmp_path / "pw", *net(devnet), match="insufficient DPC balance")
     fails("job", "post", "--image", IMAGE, "--reward", "2", "--cmd", "true", "--keystore", ks,
@@ -844,6 +847,7 @@ def test_config_file_supplies_network_and_key(devnet: Devnet, tmp_path: Path) ->
 
     address = new_keystore(tmp_path / "k.json", "pw", kdf_n=2**10)
     (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     (tmp_path / "depin.toml").write_text(
         f'[network]\nrpc_url = "{devnet.url}"\ndeployment = "{devnet.deployment_file}"\n'
         '[key]\nkeystore = "k.json"\npassword_file = "pw"\n'
@@ -1015,6 +1019,7 @@ def test_a_local_input_no_provider_can_read_is_refused_before_posting(
 
         deploy_with_ape(url, tmp_path / "deployments", extra_args=("--account", "TEST::0"), timeout=240)
         (pw := tmp_path / "pw").write_text("pw\n")
+        pw.chmod(0o600)  # a password file others may read is refused
         ok("keys", "new", tmp_path / "me.json", "--password-file", pw)
         line = fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--input", outside,
                      "--keystore", tmp_path / "me.json", "--password-file", pw, "--rpc-url", url,

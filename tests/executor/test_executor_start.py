@@ -74,6 +74,7 @@ def _case(name: str, tmp: Path, redis: RedisServer) -> tuple[Path, str]:
     if name == "bad-keystore":
         (tmp / "key.json").write_text('{"not": "a keystore"}')
         (tmp / "pass").write_text("secret\n")
+        (tmp / "pass").chmod(0o600)  # a password file others may read is refused
         return _config(tmp, deployment="31337.json", key='keystore = "key.json"\npassword_file = "pass"'), "is not a JSON keystore"
     if name == "loose-keystore":  # a real keystore others may read: refused as ssh refuses such a key
         from depin.accounts import new_keystore
@@ -81,6 +82,7 @@ def _case(name: str, tmp: Path, redis: RedisServer) -> tuple[Path, str]:
         new_keystore(tmp / "key.json", "secret", kdf_n=2**10)
         (tmp / "key.json").chmod(0o644)
         (tmp / "pass").write_text("secret\n")
+        (tmp / "pass").chmod(0o600)  # a password file others may read is refused
         return _config(tmp, deployment="31337.json", key='keystore = "key.json"\npassword_file = "pass"'), "(mode 0644): refusing it; run `chmod 600"
     if name == "results-port-out-of-range":
         return _config(tmp, deployment="31337.json", extra='[executor]\nresults_bind = "127.0.0.1:99999"\n'), "port from 1 to 65535"

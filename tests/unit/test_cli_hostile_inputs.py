@@ -215,6 +215,7 @@ def test_a_password_or_key_line_is_read_bounded(case: str, tmp_path: Path) -> No
 
     pw = tmp_path / "pw"
     pw.write_text("pw\n")
+    pw.chmod(0o600)  # a password file others may read is refused
     new_keystore(tmp_path / "k.json", "pw", kdf_n=2**4)
     args, stdin = {
         "keys new --password-file": (["keys", "new", str(tmp_path / "a.json"), "--password-file", "/dev/zero"], None),

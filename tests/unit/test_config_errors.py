@@ -46,6 +46,7 @@ def test_a_keystore_made_from_a_crlf_line_opens_with_its_crlf_password_file(tmp_
     result = CliRunner().invoke(app, ["keys", "new", str(keystore)], input="secret\r\n")
     assert result.exit_code == 0, result.stderr
     (tmp_path / "pw").write_bytes(b"secret\r\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     assert unlock_keystore(keystore, read_password(None, tmp_path / "pw")).address == result.stdout.strip()
     checked = CliRunner().invoke(app, ["keys", "address", str(keystore), "--check", "--password-file", str(tmp_path / "pw")])
     assert checked.exit_code == 0 and checked.stdout == result.stdout, checked.stderr
@@ -54,6 +55,7 @@ def test_a_keystore_made_from_a_crlf_line_opens_with_its_crlf_password_file(tmp_
 def test_a_password_file_that_is_not_utf8_is_named_without_its_bytes(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_bytes(b"se\xffcret\n")
+    pw.chmod(0o600)  # a password file others may read is refused
     with pytest.raises(AccountError) as caught:
         read_password(None, pw)
     assert str(caught.value) == f"password file {pw} is not UTF-8 text"
@@ -78,6 +80,7 @@ def test_a_keystore_with_damaged_kdf_parameters_is_one_error(tmp_path: Path, dam
     with pytest.raises(AccountError, match="unsupported or damaged keystore"):
         unlock_keystore(keystore, "secret")
     (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     assert_one_line_error(
         CliRunner().invoke(app, ["keys", "address", str(keystore), "--check", "--password-file", str(tmp_path / "pw")]),
         "unsupported or damaged keystore",

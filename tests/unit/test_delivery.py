@@ -200,6 +200,7 @@ def test_keys_pubkey_prints_the_key_to_put_in_the_spec(tmp_path: Path) -> None:
     keystore = tmp_path / "me.json"
     import_key(KEY, keystore, "pw", kdf_n=2**4)
     (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     result = runner.invoke(app, ["keys", "pubkey", str(keystore), "--password-file", str(tmp_path / "pw"), "--uncompressed"])
     assert result.exit_code == 0, result.output
     key_hex = result.stdout.strip()

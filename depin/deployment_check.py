@@ -12,7 +12,9 @@ Its callers check the node's chain id first: ``Client.connect`` (every ``depin``
 executors) and the indexer at start-up. A node that does not answer raises
 :class:`~depin.chain.RpcUnavailable` (a :class:`~depin.errors.ChainError`: the indexer waits for it);
 only an answer that shows the wrong contracts raises :class:`NotGenuine`, and a node whose head is
-still below the deployment block its subclass :class:`NotSyncedYet` (the indexer waits for it).
+still below the deployment block, or one holding the deployment's first transactions but not its
+last (the RewardToken but no JobMarket yet; a JobMarket with no court yet), its subclass
+:class:`NotSyncedYet` (the indexer waits for it).
 """
 
 from __future__ import annotations
@@ -34,14 +36,16 @@ class NotGenuine(DepinError):
 
 
 class NotSyncedYet(NotGenuine):
-    """The node's head is below the deployment block: the contracts are not there *yet* (a node
-    still syncing). Not a verdict on the file: wait for the node, or use a synced one."""
+    """The node has not reached the end of the deployment yet (a node still syncing): its head is
+    below the deployment block, or it holds the deployment's first transactions but not its last
+    (`partial` says which). Not a verdict on the file: wait for the node, or use a synced one."""
 
-    def __init__(self, head: int, deploy_block: int, where: str) -> None:
-        self.head, self.deploy_block = head, deploy_block
+    def __init__(self, head: int, deploy_block: int, where: str, partial: str = "") -> None:
+        self.head, self.deploy_block, self.partial = head, deploy_block, partial
+        at = f"past the deployment block {deploy_block}, but {partial}" if partial else f"the deployment block {deploy_block}"
         super().__init__(
-            f"the node {where} is behind the deployment: its head is block {head}, the deployment block "
-            f"{deploy_block} (still syncing?); wait for it to catch up, or use a synced node"
+            f"the node {where} is behind the deployment: its head is block {head}, {at} (still syncing?); wait for it "
+            "to catch up, or use a synced node"
         )
 
 
@@ -71,6 +75,9 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
             head = rpc.block_number()  # read only when the market is absent: a node still syncing?
             if head < deployment.deploy_block:
                 raise NotSyncedYet(head, deployment.deploy_block, where)
+            token = deployment.addresses.get("RewardToken")
+            if token and rpc.get_code(token) not in ("0x", "0x0"):  # the deploy's first contract, not yet its market
+                raise NotSyncedYet(head, deployment.deploy_block, where, "it holds the RewardToken, not yet the JobMarket")
             raise NotGenuine(
                 f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
                 "chain (was the devnet restarted? deploy again)"
@@ -92,6 +99,8 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
     for name, call in linked.items():
         answer = call.decode(rpc.eth_call({"to": call.to, "data": call.data}))
         actual = to_checksum_address(answer[16] if name == "VerificationCourt" else answer)
+        if name == "VerificationCourt" and int(actual, 16) == 0:  # the deploy's last transaction links it
+            raise NotSyncedYet(rpc.block_number(), deployment.deploy_block, where, "its JobMarket has no court yet")
         if actual != addresses[name]:
             raise NotGenuine(
                 f"the deployment file names {name} {addresses[name]}, but its JobMarket {market} {where} "

@@ -373,15 +373,15 @@ class Indexer:
             )
         try:  # the check Client.connect makes; a node that does not answer is a ChainError: run() waits
             check_contracts(self.rpc, self.deployment)
-        except NotSyncedYet as exc:  # a node still syncing, below the deployment block: waited for
+        except NotSyncedYet as exc:  # a node still syncing (below the deployment block, or in its middle): waited for
             if not self._syncing_logged:
                 self._syncing_logged = True
+                at = f"past the deployment block {exc.deploy_block}, but {exc.partial}" if exc.partial else f"the deployment block {exc.deploy_block}"
                 log.warning(
-                    "the node is behind the deployment: its head is block %d, the deployment block %d; "
-                    "waiting for it to catch up (nothing written)",
-                    exc.head, exc.deploy_block, extra={"head": exc.head, "deploy_block": exc.deploy_block},
+                    "the node is behind the deployment: its head is block %d, %s; waiting for it to catch up (nothing written)",
+                    exc.head, at, extra={"head": exc.head, "deploy_block": exc.deploy_block},
                 )
-            raise NodeBehind(f"the node's head {exc.head} is below the deployment block {exc.deploy_block}") from None
+            raise NodeBehind(f"the node's head {exc.head} has not reached the end of the deployment (block {exc.deploy_block} on)") from None
         except NotGenuine as exc:  # at or past the deployment block: refused
             raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
         self._chain_checked = True

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -221,6 +222,59 @@ def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(po
         node.stop()
 
 
+def test_a_node_in_the_middle_of_the_deployment_is_waited_for(populated_env: ChainEnv) -> None:
+    """A fresh node of the same chain id gets the deployment's own transactions one at a time (the
+    deployer's signed bytes, read back from the populated chain): between the first (the
+    RewardToken, the deployment block) and the last (setParams linking the court), its head is at
+    or past the deployment block but the market is missing, then has no court. Such a node is still
+    syncing, not another instance of the chain: the client says so and the indexer waits, writing
+    nothing, and indexes once the last transaction is in. It exited on "the file is stale or altered"
+    before (a CI run caught the deploy in between: stop 45)."""
+    env = populated_env
+    source = env.anvil.url
+    deployer = env.deployment.deployer.lower()
+    node = Anvil(env.tmp / "middle")
+    proc: subprocess.Popen | None = None
+    try:
+        log_file = env.tmp / "indexer-middle.log"
+        proc = start_indexer_process(
+            indexer_env(node.url, env.redis.url(0), env.deployment_file, DEPIN_WS_URL="off"), log_file=log_file
+        )
+        seen: list[str] = []
+        block = env.deployment.deploy_block
+        done = False
+        while not done:
+            txs = requests_post(source, "eth_getBlockByNumber", [hex(block), True])["transactions"]
+            for tx in (t for t in txs if t["from"].lower() == deployer):
+                raw = requests_post(source, "eth_getRawTransactionByHash", [tx["hash"]])
+                requests_post(node.url, "eth_sendRawTransaction", [raw])  # anvil mines it at once
+                try:
+                    Client.connect(node.url, env.deployment_file)
+                except WrongNetwork as exc:
+                    assert "(still syncing?)" in str(exc), str(exc)  # never "another instance" or "stale"
+                    seen.append(str(exc))
+                    assert proc.poll() is None, log_file.read_text()
+                    assert env.client(0).dbsize() == 0
+                else:
+                    done = True
+                    break
+            block += 1
+            assert block <= env.deployment.deploy_block + 200, "the deployment's transactions never completed it"
+        assert any("it holds the RewardToken, not yet the JobMarket" in m for m in seen), seen
+        assert any("its JobMarket has no court yet" in m for m in seen), seen
+        r, k = env.client(0), env.keys
+        target = int(requests_post(node.url, "eth_blockNumber"), 16)
+        wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= target or proc.poll() is not None,
+                 60, "the indexer to index the deployment once the node has all of it")
+        assert proc.poll() is None, log_file.read_text()
+        assert "level=CRITICAL" not in log_file.read_text()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        node.stop()
+
+
 def test_a_node_at_the_deployment_block_without_the_contracts_is_refused(populated_env: ChainEnv) -> None:
     """The same fresh node mined up to the deployment block: the contracts would be there by now,
     so their absent code is another instance of the chain (a restarted devnet): refused."""
@@ -238,6 +292,6 @@ def test_a_node_at_the_deployment_block_without_the_contracts_is_refused(populat
         node.stop()
 
 
-def requests_post(url: str, method: str, params: list | None = None) -> str:
+def requests_post(url: str, method: str, params: list | None = None) -> Any:
     answer = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=30).json()
     return answer["result"]

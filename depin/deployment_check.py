@@ -13,13 +13,13 @@ executors) and the indexer at start-up. A node that does not answer raises
 :class:`~depin.chain.RpcUnavailable` (a :class:`~depin.errors.ChainError`: the indexer waits for it);
 only an answer that shows the wrong contracts raises :class:`NotGenuine`, and a node whose head is
 still below the deployment block, or one holding the deployment's first transactions but not its
-last (the RewardToken but no JobMarket yet; a JobMarket with no court yet), its subclass
+last (no JobMarket yet where the deployer's next nonces create it; a JobMarket with no court yet), its subclass
 :class:`NotSyncedYet` (the indexer waits for it).
 """
 
 from __future__ import annotations
 
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from depin.artifacts import runtime_code_matches
 from depin.chain import RpcClient
@@ -64,6 +64,38 @@ def _check_shipped_code(name: str, address: str, code: str, where: str) -> None:
         )
 
 
+# How many of the deployer's next nonces a file's absent JobMarket may be created at (the deploy
+# sends a handful of transactions; a node mid-way through them has not seen the rest yet).
+_DEPLOY_NONCES = 32
+
+
+def _still_to_come(rpc: RpcClient, deployment: Deployment, address: str) -> bool:
+    """Whether `address` (absent on the node) is the address a CREATE of the file's deployer makes
+    at one of its next nonces on this node: the deployment's own later transactions will create it
+    (a node in the middle of the deployment), where any other absent address (a file of another
+    instance of the chain, or an altered one) never comes."""
+    deployer = (deployment.deployer or "").lower()
+    if not (deployer.startswith("0x") and len(deployer) == 42):
+        return False
+    sender = bytes.fromhex(deployer[2:])
+    nonce = rpc.nonce(deployment.deployer, "latest")
+    wanted = bytes.fromhex(address.lower().removeprefix("0x"))
+    return any(_create_address(sender, n) == wanted for n in range(nonce, nonce + _DEPLOY_NONCES))
+
+
+def _create_address(sender: bytes, nonce: int) -> bytes:
+    """The address a CREATE by `sender` (20 bytes) at `nonce` makes: keccak(rlp([sender, nonce]))[12:]."""
+    if nonce == 0:
+        encoded_nonce = b"\x80"
+    elif nonce < 0x80:
+        encoded_nonce = bytes([nonce])
+    else:
+        raw = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big")
+        encoded_nonce = bytes([0x80 + len(raw)]) + raw
+    payload = b"\x94" + sender + encoded_nonce
+    return keccak(bytes([0xC0 + len(payload)]) + payload)[12:]
+
+
 def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
     """Raises :class:`NotGenuine` (one line) unless `deployment`'s contracts on the node behind
     `rpc` (whose chain id the caller checked) are the genuine deployment (see the module doc)."""
@@ -75,9 +107,9 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
             head = rpc.block_number()  # read only when the market is absent: a node still syncing?
             if head < deployment.deploy_block:
                 raise NotSyncedYet(head, deployment.deploy_block, where)
-            token = deployment.addresses.get("RewardToken")
-            if token and rpc.get_code(token) not in ("0x", "0x0"):  # the deploy's first contract, not yet its market
-                raise NotSyncedYet(head, deployment.deploy_block, where, "it holds the RewardToken, not yet the JobMarket")
+            token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
+            if token and rpc.get_code(token) not in ("0x", "0x0") and _still_to_come(rpc, deployment, market):
+                raise NotSyncedYet(head, deployment.deploy_block, where, "its deployer has not created the JobMarket yet")
             raise NotGenuine(
                 f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
                 "chain (was the devnet restarted? deploy again)"

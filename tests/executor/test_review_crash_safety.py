@@ -166,7 +166,11 @@ def test_a_paused_run_never_overwrites_the_submitted_journal_entry(stack: Stack)
         tracer.terminate()
         tracer.wait(10)
     try:
-        assert _stopped(pid), "the run resumed when strace detached"
+        # Detached from a ptrace stop, the process is woken and takes the pending SIGSTOP on its way
+        # back to user code, before it runs any: on a busy machine it may not have been scheduled yet
+        # when we look, so wait for the stop, then check that nothing was written meanwhile.
+        wait_for(lambda: _stopped(pid), 30, "the run to stop on the pending SIGSTOP once strace detached")
+        assert not entry.exists(), "the paused run wrote its journal entry when strace detached"
         second = wait_for(lambda: (c := _running_container(stack, p, job_id)) is not None and c.id != first.id and c, 120,
                           "recovery to run the job again in the other process")
         release_gate(second)

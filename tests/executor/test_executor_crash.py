@@ -10,6 +10,7 @@ none depends on another having run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -187,12 +188,27 @@ def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
     try:
         job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo adopted > /out/x"]))
         stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
+        # The claim task goes on after the claim is mined (the receipt, then the record and the
+        # queued run): flushed before it ends, it writes both again and no recovery is needed.
+        wait_for(lambda: _state(stack, job_id) == "claimed" and _run_queued(stack, job_id), 60, "the claimed job's run to be queued")
         stack.synced()
         stack.state().flushdb()  # every record, lease, queued task of the executor
     finally:
         p.start("worker-compute")
     _settled_once(stack, job_id)
     assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
+
+
+def _run_queued(stack: Stack, job_id: int) -> bool:
+    """A ``depin.run`` message for `job_id` waits in one of the broker's queues (no compute worker
+    has taken it)."""
+    st = stack.state()
+    for key in st.scan_iter(_type="list"):
+        for raw in st.lrange(key, 0, -1):
+            headers = json.loads(raw).get("headers") or {}
+            if headers.get("task") == "depin.run" and headers.get("argsrepr") == f"[{job_id}]":
+                return True
+    return False
 
 
 def _recover_passes_after(ex: Executor, after: float) -> int:

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -155,8 +157,24 @@ def test_a_claim_that_meets_our_own_resent_claim_in_the_pool_waits_for_it(stack:
     stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=90)
     wait_for(lambda: stack.exec_record(p, job_id).get("state") == "submitted", 30, "the record to say submitted")
     claimed = stack.events(job_id, "JobClaimed")
-    _reorg_back_to(stack, int(claimed[0]["block"]), resume=False)
+    # The index is held back until the signer has sent the claim again: a dispatcher that saw the
+    # job Open first handed it back (record ``lost``), the signer then filled the claim's nonce with
+    # a no-op and a fresh claim waited, unmined, behind the held mining (ci89): another path, as
+    # safe, but not this test's.
+    assert stack.indexer is not None
+    mark = len(p.log_lines("worker-chain"))
+    os.kill(stack.indexer.pid, signal.SIGSTOP)
     try:
+        _reorg_back_to(stack, int(claimed[0]["block"]), resume=False)
+    except BaseException:
+        os.kill(stack.indexer.pid, signal.SIGCONT)
+        raise
+    try:
+        try:
+            wait_for(lambda: [e for e in p.log_lines("worker-chain")[mark:] if str(e.get("msg", "")).startswith("JobMarket.claimJob nonce=")
+                              and "sending it again" in str(e.get("msg"))], 60, "the signer to send our reorged-out claim again")
+        finally:
+            os.kill(stack.indexer.pid, signal.SIGCONT)
         wait_for(lambda: [e for e in _logged(p, "claim reverted while a transaction of ours is pending; waiting for it") if e.get("job") == job_id],
                  60, "the claim task to wait for our resent claim")
         assert stack.status(job_id) == JobStatus.OPEN  # nothing mined meanwhile

@@ -236,8 +236,15 @@ class ExecKeys:
 
     def __init__(self, chain_id: int, market: str, role: str, address: str) -> None:
         self.prefix = f"depin-exec:{chain_id}:{market.lower()}:{role}:{address.lower()}"
+        self.chain_id = chain_id
         self.role = role
         self.address = address
+
+    @property
+    def signer(self) -> str:
+        """The signing lock of this executor's key on its chain (:mod:`executor.signer_lock`): one
+        key for every role and market, since a key's nonces are the chain's, not the market's."""
+        return f"depin-exec:{self.chain_id}:signer:{self.address.lower()}"
 
     def job(self, job_id: int) -> str:
         return f"{self.prefix}:job:{job_id}"

@@ -143,6 +143,11 @@ class Lease:
         self.release()
 
 
+def release_if(r: redis.Redis, key: str, token: str) -> bool:
+    """Deletes the lease at `key` if `token` still holds it (a dead holder's, taken over)."""
+    return bool(r.eval(_RELEASE, 1, key, token))
+
+
 def is_held(r: redis.Redis, key: str) -> bool:
     """Whether anybody holds the lease at `key` right now."""
     return bool(r.exists(key))

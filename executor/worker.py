@@ -42,14 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from depin.accounts import account_from_config
 from depin.client import Client, check_endpoint, check_reachable_endpoint
 from depin.config import ConfigError, env_int, env_number
 from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
-from depin.keys import broker_prefix
-from executor import metrics
+from depin.keys import ExecKeys, broker_prefix
+from executor import metrics, signer_lock
 from executor.beat import reap_containers
 from executor.canary import journal as canary_journal
 from executor.canary import serve as serve_canary
@@ -60,7 +60,7 @@ from executor.engine import check_sandbox, connect
 from executor.health import start_heartbeat
 from executor.logs import setup_logging
 from executor.results import serve
-from executor.runtime import ENV_CONFIG, ENV_ROLE, Runtime, get_runtime, load_executor_config, set_runtime
+from executor.runtime import ENV_CONFIG, ENV_ROLE, Runtime, broker_url_for, get_runtime, load_executor_config, set_runtime
 
 log = logging.getLogger("executor.worker")
 
@@ -134,6 +134,9 @@ def run_worker(config: Path | str | None, role: str | None, queue: str, *, concu
             pool = ["--pool", "prefork", "--concurrency", str(n)]
     else:
         pool = ["--pool", "solo", "--concurrency", "1"]
+        # the one process that signs with the key: no other may while it runs (executor.signer_lock)
+        signer = signer_lock.take(rt.state, rt.xkeys.signer, rt.address, rt.chain_id)
+        worker_shutdown.connect(lambda **_: signer.release(), weak=False)
         start_heartbeat()  # the chain worker's progress check (executor.health)
     hostname = f"{queue}-{rt.role.replace(',', '+')}-{rt.address[:10].lower()}-{os.getpid()}@%h"
     argv = ["worker", "--queues", queue, *pool, "--hostname", hostname, "--loglevel", os.environ.get("DEPIN_LOG_LEVEL", "INFO"),
@@ -232,7 +235,7 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     if "results" in components:  # the base of the result URIs published on chain (review, stop 45)
         check_endpoint(settings.executor.results_url, "[executor] results_url")
         check_reachable_endpoint(settings.executor.results_url, deployment.chain_id, "[executor] results_url")
-    account_from_config(settings.key, deployment.chain_id)
+    address = account_from_config(settings.key, deployment.chain_id).address
     if "results" in components:
         check_listen(settings.executor.results_bind, "[executor] results_bind")
     if "canary" in components:
@@ -242,6 +245,12 @@ def preflight(config: Path | str | None, role: str | None) -> None:
         client.ping()
     finally:
         client.close()
+    state = redis.Redis.from_url(broker_url_for(settings.redis.url), socket_connect_timeout=5, socket_timeout=5)
+    try:  # another executor's chain worker signing with this key: one line now, not two signers
+        keys = ExecKeys(deployment.chain_id, deployment.addresses["JobMarket"], settings.executor.role, address)
+        signer_lock.refuse_if_held(state, keys.signer, address, deployment.chain_id)
+    finally:
+        state.close()
     Client.connect(settings.network.rpc_url, deployment, timeout=10, retries=1)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from depin.deployment import REPO_ROOT
 from depinctl.procs import free_port
 from tests.indexer.services import TIMEOUT_SCALE
 
@@ -88,3 +89,29 @@ def test_a_public_chains_executor_refuses_a_results_url_only_this_machine_reache
     assert proc.returncode == 1, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "results_url" in lines[0] and "public" in lines[0], proc.stderr
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
+def test_a_second_signer_of_a_running_executors_key_is_refused(stack: Stack) -> None:
+    """Found by the operator review (stop 45; fixed in stop 46): a second chain worker, or a second
+    `executor start` (another role, another config) with the key of a running executor, ran beside
+    it without a word. Two processes signing with one key spend the same nonces: one's transactions
+    are lost or replaced. Both are refused now with one line naming the running signer, and the
+    running executor goes on."""
+    ex = stack.provider
+    signer = ex.procs["worker-chain"]
+    timeout = 120 * TIMEOUT_SCALE
+    worker = subprocess.run([sys.executable, "-m", "executor", "worker", "--queue", "chain", "--config", str(ex.config_path)],
+                            env=ex.env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    assert worker.returncode == 1, worker.stderr[-2000:]
+    said = worker.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"error: another process signs for {ex.address} on chain {stack.deployment.chain_id}: pid {signer.pid} on host"), said
+    depin = Path(sys.executable).with_name("depin")
+    start = subprocess.run([str(depin), "executor", "start", "--config", str(ex.config_path), "--role", "verifier"],
+                           env=ex.env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    assert start.returncode == 1, start.stderr[-2000:]
+    assert start.stderr.count("error:") == 1 and f"pid {signer.pid} on host" in start.stderr, start.stderr[-2000:]
+    assert "flower:" not in start.stdout and signer.alive()
+    # the running executor still signs: its own health check passes
+    health = subprocess.run([str(depin), "executor", "health", "--config", str(ex.config_path)], env=ex.env,
+                            capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    assert health.returncode == 0, health.stdout + health.stderr

@@ -35,6 +35,7 @@ def _start(entry: list[str], config: Path, var: str, value: str) -> subprocess.C
         (["executor"], "DEPIN_BEAT_INTERVAL", "10s"),
         (["depinctl.cli", "executor"], "DEPIN_LEASE_TTL", "-1"),
         (["depinctl.cli", "executor"], "DEPIN_SUBMIT_MARGIN", "-600"),
+        (["executor"], "DEPIN_SIGNER_LOCK_TTL", "0"),
     ],
 )
 def test_a_bad_timing_knob_is_one_error_naming_it_before_anything_starts(

@@ -72,6 +72,7 @@ CLAIM_BATCH = 20  # accepted jobs claimed in one claimJobs transaction, at most
 MAX_ENTRY_FAILURES = 3
 RESCAN_LIMIT = 5_000  # Open jobs looked at when the stream lost entries we never read (earliest claim deadline first)
 RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
+INDEX_LOOK_INTERVAL = 10.0  # seconds between looks for the index while there is none
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
 REOPENING_EVENTS = ("JobTimedOut", "NoFaultFailure")  # with reopened = true: the job is Open again
 
@@ -87,8 +88,29 @@ class Dispatcher:
         self.policy = Policy(rt.config.policy, image_available=self._image_available)
         self.failures: dict[str, int] = {}
         self.accepted: list[int] = []  # jobs whose claim is to be queued (:meth:`queue_claims`)
+        self.index_seen: bool | None = None  # whether the last look found the index (None: not looked yet)
+        self._index_looked = 0.0
 
     # ------------------------------------------------------------------ stream plumbing
+
+    def look_for_index(self) -> bool:
+        """Whether the indexer has written this deployment's index (its cursor) in our Redis. Said
+        once when it is missing (an executor started before its indexer, or given another Redis
+        URL or namespace, waited without a word: review, stop 45) and once when it appears; looked
+        at every :data:`INDEX_LOOK_INTERVAL` seconds while missing."""
+        if self.index_seen:
+            return True
+        if self.index_seen is False and time.monotonic() - self._index_looked < INDEX_LOOK_INTERVAL:
+            return False
+        self._index_looked = time.monotonic()
+        seen = bool(self.rt.index.exists(self.rt.index_keys.cursor))
+        if not seen and self.index_seen is not False:
+            log.warning("no index of this deployment in Redis yet: waiting for it; is `depin indexer run` running with the "
+                        "same deployment, Redis URL and namespace?", extra={"cursor_key": self.rt.index_keys.cursor})
+        elif seen and self.index_seen is False:
+            log.info("index found", extra={"cursor_key": self.rt.index_keys.cursor})
+        self.index_seen = seen
+        return seen
 
     def ensure_group(self) -> None:
         if self.events.ensure():
@@ -103,6 +125,7 @@ class Dispatcher:
         log.info("dispatcher started", extra={"role": self.rt.role, "address": self.rt.address, "group": self.events.group})
         while not stop.is_set():
             try:
+                self.look_for_index()
                 self.ensure_group()
                 self.rescan_if_missed()
                 self.handle_backlog(stop)
@@ -138,6 +161,7 @@ class Dispatcher:
         """New entries (waiting for them a little), then the pending ones that failed and have been
         idle for ``reclaim_idle_ms`` (retried without a restart, up to MAX_ENTRY_FAILURES times),
         then a freed slot handed to a deferred job."""
+        self.look_for_index()
         # while jobs wait for a free slot, wake up often to hand them the slot
         due = self.rt.state.zcount(self.rt.xkeys.deferred, "-inf", time.time())
         block = DEFERRED_BLOCK_MS if due else self.block_ms

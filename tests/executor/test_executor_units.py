@@ -4,6 +4,7 @@ settings' ordering, the broker URL and the redelivery cap."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -844,6 +845,25 @@ def test_dispatcher_claims_once_defers_when_full_and_hands_a_freed_slot_over(dis
     rt.set_record(1, "submitted")  # the slot frees
     _drain(env, until=lambda: len(env.sent) >= 2, what=" and hand the freed slot over")
     assert env.sent == [("depin.claim", 1), ("depin.claim", 2)]
+
+
+def test_dispatcher_says_once_that_there_is_no_index_yet_and_once_that_it_came(
+    dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the operator review (stop 45): an executor started before its indexer (or given
+    another Redis URL or namespace) waited without a word. Its dispatcher says so once, looks again
+    every INDEX_LOOK_INTERVAL, and says once that the index came."""
+    from executor import dispatcher as module
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    monkeypatch.setattr(module, "INDEX_LOOK_INTERVAL", 0.0)
+    with caplog.at_level(logging.INFO, logger="executor.dispatcher"):
+        assert [env.dispatcher.look_for_index() for _ in range(3)] == [False] * 3
+        rt.index.set(rt.index_keys.cursor, '{"number": 1, "hash": "0x1"}')  # the indexer's first commit
+        assert [env.dispatcher.look_for_index() for _ in range(2)] == [True] * 2
+    said = [r.getMessage() for r in caplog.records if r.name == "executor.dispatcher"]
+    assert len([m for m in said if m.startswith("no index of this deployment in Redis yet")]) == 1, said
+    assert said.count("index found") == 1, said
 
 
 def test_dispatcher_rereads_entries_it_never_acknowledged(dispatcher_env: SimpleNamespace) -> None:

@@ -178,6 +178,16 @@ def test_reset_with_a_hostile_file_deletes_nothing(populated_env: ChainEnv) -> N
     assert dump(r, env.keys) == before
 
 
+def _indexes_up_to_the_head(env: ChainEnv, node: Anvil, proc: subprocess.Popen, log_file: Path) -> None:
+    """The indexer (`proc`, still running, nothing critical logged) indexes `node` up to its head."""
+    r, k = env.client(0), env.keys
+    target = int(requests_post(node.url, "eth_blockNumber"), 16)
+    wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= target or proc.poll() is not None,
+             60, "the indexer to index the deployment once the node has all of it")
+    assert proc.poll() is None, log_file.read_text()
+    assert "level=CRITICAL" not in log_file.read_text()
+
+
 def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(populated_env: ChainEnv) -> None:
     """A fresh node of the same chain id at block 0 (a node still syncing): the deployment's
     contracts have no code there yet. The indexer logs once that the node is behind the deployment
@@ -207,12 +217,7 @@ def test_a_node_behind_the_deployment_block_is_waited_for_until_it_catches_up(po
         deployment, _ = deploy(node.url, env.tmp / "behind-deployments")
         assert deployment.addresses == env.deployment.addresses
         assert deployment.deploy_block == env.deployment.deploy_block
-        r, k = env.client(0), env.keys
-        target = int(requests_post(node.url, "eth_blockNumber"), 16)
-        wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= target or proc.poll() is not None,
-                 60, "the indexer to index the deployment once the node has it")
-        assert proc.poll() is None, log_file.read_text()
-        assert "level=CRITICAL" not in log_file.read_text()
+        _indexes_up_to_the_head(env, node, proc, log_file)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log_file.read_text()
     finally:
@@ -262,12 +267,7 @@ def test_a_node_in_the_middle_of_the_deployment_is_waited_for(populated_env: Cha
             assert block <= env.deployment.deploy_block + 200, "the deployment's transactions never completed it"
         assert any("its deployer has not created the JobMarket yet" in m for m in seen), seen
         assert any("its JobMarket has no court yet" in m for m in seen), seen
-        r, k = env.client(0), env.keys
-        target = int(requests_post(node.url, "eth_blockNumber"), 16)
-        wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= target or proc.poll() is not None,
-                 60, "the indexer to index the deployment once the node has all of it")
-        assert proc.poll() is None, log_file.read_text()
-        assert "level=CRITICAL" not in log_file.read_text()
+        _indexes_up_to_the_head(env, node, proc, log_file)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

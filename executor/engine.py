@@ -177,14 +177,14 @@ def check_sandbox(client: docker.DockerClient) -> None:
     _sandbox_verified.add(url)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host lives; a zombie (exited, not yet reaped) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child (the caller started it and never reaped it) counts as dead.
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -195,7 +195,7 @@ def _pid_alive(pid: int) -> bool:
 def _is_our_service(pid: int, url: str) -> bool:
     """True if `pid` is alive and is a ``podman ... system service`` serving `url` (a recorded pid
     may have been reused by an unrelated process after a reboot or a crash: never signal that)."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -313,7 +313,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
                 return
         except ChildProcessError:
             pass
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.05)
     try:

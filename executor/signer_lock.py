@@ -31,11 +31,11 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path
 
 import redis
 
 from depin.config import ConfigError, env_number
+from executor.engine import pid_alive
 from executor.lease import Lease, release_if
 
 log = logging.getLogger("executor.signer_lock")
@@ -60,21 +60,7 @@ def holder_alive(token: str) -> bool | None:
     host, pid = _holder_parts(token)
     if host != socket.gethostname() or pid is None:
         return None
-    if pid == os.getpid():
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def describe(token: str) -> str:

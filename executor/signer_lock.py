@@ -19,7 +19,8 @@ So the chain worker (the executor's one signing process) holds a lease
   or a zombie): a crashed worker's restart is never delayed;
 - waits up to :data:`SIGNER_TTL` plus a few seconds for the lock to lapse when the holder is on
   another host (a container restarted under another host name: a crashed holder stops renewing),
-  and is refused if the holder keeps renewing it.
+  and is refused if the holder keeps renewing it;
+- waits for Redis when it does not answer (a worker restarted during a Redis outage).
 
 The lock lives in the executor's Redis: two executors with the same key on separate Redis servers
 are not seen (the README says to run one signing process per key).
@@ -93,15 +94,27 @@ def take(state: redis.Redis, key: str, address: str, chain_id: int, *, wait: flo
     another host's lock may take to lapse (default :data:`SIGNER_TTL` + :data:`LAPSE_MARGIN`)."""
     lease = Lease(state, key, SIGNER_TTL)
     deadline = time.monotonic() + (SIGNER_TTL + LAPSE_MARGIN if wait is None else wait)
-    told = False
-    while not lease.acquire():
-        token = lease.holder()
-        if token is None:  # released meanwhile
-            continue
-        alive = holder_alive(token)
-        if alive is False:
-            if release_if(state, key, token):
-                log.warning("signer lock of a process that is gone taken over", extra={"holder": describe(token), "address": address})
+    told = unreachable = False
+    while True:
+        try:
+            if lease.acquire():
+                return lease
+            token = lease.holder()
+            if token is None:  # released meanwhile
+                continue
+            alive = holder_alive(token)
+            if alive is False:
+                if release_if(state, key, token):
+                    log.warning("signer lock of a process that is gone taken over", extra={"holder": describe(token), "address": address})
+                continue
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # a worker restarted while its Redis is down waits for it, as Celery waits for its broker
+            # (crashing instead, it would make the supervisor give up on the whole executor)
+            if not unreachable:
+                log.warning("Redis unavailable; waiting to take the signer lock", extra={"error": str(exc)[:300]})
+                unreachable = True
+            time.sleep(1.0)
+            deadline = time.monotonic() + (SIGNER_TTL + LAPSE_MARGIN if wait is None else wait)
             continue
         if alive or time.monotonic() >= deadline:
             raise _busy(token, address, chain_id)
@@ -110,4 +123,3 @@ def take(state: redis.Redis, key: str, address: str, chain_id: int, *, wait: flo
                         extra={"holder": describe(token), "address": address, "ttl": SIGNER_TTL})
             told = True
         time.sleep(1.0)
-    return lease

@@ -6,6 +6,7 @@ is checked on the real stack in tests/executor/test_operator_review.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -134,3 +135,52 @@ def test_another_hosts_lock_kept_renewed_is_refused_after_the_wait(server: Redis
         assert state.get(key) == foreign.token
     finally:
         foreign.release()
+
+
+def test_a_worker_started_while_its_redis_is_down_waits_for_it(tmp_path: Path) -> None:
+    """A chain worker restarted during a Redis outage waits for Redis, as Celery waits for its
+    broker: crashing at start instead, it would make the supervisor give up on the whole executor."""
+    import threading
+
+    import redis
+
+    from depinctl.procs import free_port, start_redis
+
+    port = free_port()
+    state = redis.Redis(host="127.0.0.1", port=port, db=1, decode_responses=True, socket_connect_timeout=1, socket_timeout=1)
+    key = "depin-exec:31337:signer:down"
+    got: list[Lease | BaseException] = []
+
+    def take() -> None:
+        try:
+            got.append(signer_lock.take(state, key, ADDRESS, 31337, wait=0))
+        except BaseException as exc:
+            got.append(exc)
+
+    records: list[str] = []
+    handler = _Recorder(records)
+    signer_lock.log.addHandler(handler)
+    thread = threading.Thread(target=take, daemon=True)
+    try:
+        thread.start()
+        wait_for(lambda: any("Redis unavailable" in m for m in records) or got, 30, "the take to meet the outage")
+        assert not got, got  # still waiting, not failed
+        proc, _ = start_redis(tmp_path / "redis", port=port)
+        try:
+            wait_for(lambda: got, 30, "the take once Redis answers")
+            assert isinstance(got[0], Lease), got
+            assert state.get(key) == got[0].token
+            got[0].release()
+        finally:
+            proc.stop()
+    finally:
+        signer_lock.log.removeHandler(handler)
+
+
+class _Recorder(logging.Handler):
+    def __init__(self, records: list[str]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record.getMessage())

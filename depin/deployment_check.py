@@ -64,21 +64,24 @@ def _check_shipped_code(name: str, address: str, code: str, where: str) -> None:
         )
 
 
+# What eth_getCode answers for an address without code.
+_NO_CODE = ("0x", "0x0")
+
 # How many of the deployer's next nonces a file's absent JobMarket may be created at (the deploy
 # sends a handful of transactions; a node mid-way through them has not seen the rest yet).
 _DEPLOY_NONCES = 32
 
 
-def _still_to_come(rpc: RpcClient, deployment: Deployment, address: str) -> bool:
-    """Whether `address` (absent on the node) is the address a CREATE of the file's deployer makes
-    at one of its next nonces on this node: the deployment's own later transactions will create it
-    (a node in the middle of the deployment), where any other absent address (a file of another
-    instance of the chain, or an altered one) never comes."""
+def _still_to_come(rpc: RpcClient, deployment: Deployment, address: str, block: int) -> bool:
+    """Whether `address` (absent on the node at `block`) is the address a CREATE of the file's
+    deployer makes at one of its next nonces after `block`: the deployment's own later transactions
+    will create it (a node in the middle of the deployment), where any other absent address (a file
+    of another instance of the chain, or an altered one) never comes."""
     deployer = (deployment.deployer or "").lower()
     if not (deployer.startswith("0x") and len(deployer) == 42):
         return False
     sender = bytes.fromhex(deployer[2:])
-    nonce = rpc.nonce(deployment.deployer, "latest")
+    nonce = rpc.nonce(deployment.deployer, block)
     wanted = bytes.fromhex(address.lower().removeprefix("0x"))
     return any(_create_address(sender, n) == wanted for n in range(nonce, nonce + _DEPLOY_NONCES))
 
@@ -103,12 +106,14 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
     if "JobMarket" in deployment.addresses:  # first: a file of another instance of the chain
         market = deployment.addresses["JobMarket"]
         code = rpc.get_code(market)
-        if code in ("0x", "0x0"):
-            head = rpc.block_number()  # read only when the market is absent: a node still syncing?
+        if code in _NO_CODE:  # a node still syncing? Every read below is at one block: a node that
+            head = rpc.block_number()  # mines meanwhile (creating the market) is not another instance
+            code = rpc.get_code(market, head)
+        if code in _NO_CODE:
             if head < deployment.deploy_block:
                 raise NotSyncedYet(head, deployment.deploy_block, where)
             token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
-            if token and rpc.get_code(token) not in ("0x", "0x0") and _still_to_come(rpc, deployment, market):
+            if token and rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head):
                 raise NotSyncedYet(head, deployment.deploy_block, where, "its deployer has not created the JobMarket yet")
             raise NotGenuine(
                 f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "

@@ -21,8 +21,10 @@ import pytest
 import requests
 from eth_account import Account
 
+from depin.chain import BlockTag, RpcClient
 from depin.client import Client, WrongNetwork
-from depin.deployment import REPO_ROOT
+from depin.deployment import REPO_ROOT, load_deployment
+from depin.deployment_check import NotSyncedYet, check_contracts
 from indexer.store import Cursor
 
 from .services import Anvil, ChainEnv, FlakyProxy, deploy, dump, indexer_env, start_indexer_process, wait_for
@@ -272,6 +274,64 @@ def test_a_node_in_the_middle_of_the_deployment_is_waited_for(populated_env: Cha
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        node.stop()
+
+
+class _MinesAfterTheFirstRead(RpcClient):
+    """A client of a real node that has the node mine its pending transaction right after the
+    check's first read of `watched`'s code: the node moves on in the middle of the check."""
+
+    watched = ""
+    mined = False
+
+    def get_code(self, address: str, block: BlockTag = "latest") -> str:
+        code = super().get_code(address, block)
+        if address.lower() == self.watched.lower() and not self.mined:
+            self.mined = True
+            self.call("evm_mine")
+        return code
+
+
+def test_a_node_that_creates_the_market_during_the_check_is_still_syncing(populated_env: ChainEnv) -> None:
+    """The race a CI run of the test above caught (stop 46): a node in the middle of the deployment
+    mines the JobMarket's creation between the check's read of the market's code (none yet) and its
+    read of the deployer's nonce (past the market's now). Read at different blocks, that was "another
+    instance of this chain"; every read of that branch is now at one block, so the node is still
+    syncing. Here the real node mines on cue (automine off), not by chance."""
+    env = populated_env
+    source = env.anvil.url
+    market = env.deployment.addresses["JobMarket"]
+    deployer = env.deployment.deployer.lower()
+    node = Anvil(env.tmp / "racing")
+    try:
+        block = env.deployment.deploy_block
+        pending = False
+        while not pending:
+            txs = requests_post(source, "eth_getBlockByNumber", [hex(block), True])["transactions"]
+            for tx in (t for t in txs if t["from"].lower() == deployer):
+                creates = requests_post(source, "eth_getTransactionReceipt", [tx["hash"]])["contractAddress"]
+                pending = (creates or "").lower() == market.lower()
+                if pending:  # the market's creation waits in the pool for the check's first read
+                    requests_post(node.url, "evm_setAutomine", [False])
+                raw = requests_post(source, "eth_getRawTransactionByHash", [tx["hash"]])
+                requests_post(node.url, "eth_sendRawTransaction", [raw])
+                if pending:
+                    break
+                wait_for(lambda h=tx["hash"]: requests_post(node.url, "eth_getTransactionReceipt", [h]) is not None, 30,
+                         "the node to mine the deployment's transaction")  # anvil answers before it mines
+            block += 1
+            assert block <= env.deployment.deploy_block + 200, "no transaction of the deployment creates its market"
+        head = int(requests_post(node.url, "eth_blockNumber"), 16)
+        assert requests_post(node.url, "eth_getCode", [market, "latest"]) in ("0x", "0x0")
+        rpc = _MinesAfterTheFirstRead.from_url(node.url)
+        assert isinstance(rpc, _MinesAfterTheFirstRead)
+        rpc.watched = market
+        with pytest.raises(NotSyncedYet) as caught:
+            check_contracts(rpc, load_deployment(env.deployment_file))
+        assert rpc.mined and int(requests_post(node.url, "eth_blockNumber"), 16) == head + 1
+        assert requests_post(node.url, "eth_getCode", [market, "latest"]) not in ("0x", "0x0")
+        assert "its JobMarket has no court yet" in str(caught.value), str(caught.value)
+    finally:
         node.stop()
 
 

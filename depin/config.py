@@ -95,7 +95,10 @@ class ConfigError(DepinError, ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # TOML has inf and nan: no setting takes them
+    # TOML has inf and nan: no setting takes them. Strict: a number, a flag or a list is given as one
+    # (`max_cpus = "2"` or `allow_unmounted_output = 1` is an error, not coerced); only paths and token
+    # amounts (a string keeps "0.1" exact) are also read from strings, each marked strict=False.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 UINT256_MAX = 2**256 - 1
@@ -114,7 +117,7 @@ def token_amount(value: Decimal, *, positive: bool = False) -> Decimal:
 
 class NetworkConfig(_Section):
     rpc_url: str = "http://127.0.0.1:8545"
-    deployment: Path = Path("deployments/31337.json")
+    deployment: Path = Field(default=Path("deployments/31337.json"), strict=False)
 
 
 class RedisConfig(_Section):
@@ -123,14 +126,14 @@ class RedisConfig(_Section):
 
 
 class KeyConfig(_Section):
-    keystore: Path | None = None
-    password_file: Path | None = None
+    keystore: Path | None = Field(default=None, strict=False)
+    password_file: Path | None = Field(default=None, strict=False)
     dev_account: int | None = Field(default=None, ge=0, le=9)
 
 
 class EngineConfig(_Section):
     docker_host: str = ""
-    state_dir: Path = Path("state")
+    state_dir: Path = Field(default=Path("state"), strict=False)
 
 
 ROLE_NAMES = ("provider", "verifier", "canary")
@@ -200,7 +203,7 @@ class ExecutorConfig(_Section):
     concurrency: int = Field(default=2, ge=1, le=64)
     results_url: str = "http://127.0.0.1:8700"
     results_bind: str = "127.0.0.1:8700"
-    withdraw_threshold: Decimal = Field(default=Decimal(0), ge=0)
+    withdraw_threshold: Decimal = Field(default=Decimal(0), strict=False, ge=0)
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # left from the removed volunteer verifier: ignored
     allow_unmounted_output: bool = False
     result_retention_days: float = Field(default=7, ge=0)  # after settlement; 0 keeps results for good
@@ -231,7 +234,7 @@ class ExecutorConfig(_Section):
 class VerifierConfig(_Section):
     """``[verifier]``: the verifier role's court stake and limits."""
 
-    court_stake: Decimal = Field(default=Decimal(1000), ge=0)
+    court_stake: Decimal = Field(default=Decimal(1000), strict=False, ge=0)
     platform_class: int = Field(default=0, ge=0, le=255)
     max_audits: int = Field(default=2, ge=1, le=64)
     delivery_wait: float = Field(default=30, ge=0, le=3600)
@@ -254,7 +257,7 @@ class CanaryConfig(_Section):
     interval: float = Field(default=60, gt=0)
     image: str = ""
     command: list[str] = Field(default_factory=lambda: ["sh", "-c", "echo canary > /out/result"])
-    reward: Decimal = Field(default=Decimal(1), gt=0)
+    reward: Decimal = Field(default=Decimal(1), strict=False, gt=0)
     max_open: int = Field(default=4, ge=1, le=100)
     bind: str = "127.0.0.1:8710"
     requester: KeyConfig | None = None  # posts the canary jobs and exposes them (default: [key])
@@ -280,7 +283,7 @@ class PolicyConfig(_Section):
     # All of one job's inputs together: their /in is a tmpfs of that size at most, whose pages are the
     # host's (not the job's memory limit), so a provider sizes it to its RAM.
     max_input_mb: int = Field(default=1024, ge=1, le=1024)
-    min_reward_per_cpu_second: Decimal = Field(default=Decimal(0), ge=0)
+    min_reward_per_cpu_second: Decimal = Field(default=Decimal(0), strict=False, ge=0)
     max_concurrent_jobs: int = Field(default=4, ge=1)
     input_allow_networks: list[str] = Field(default_factory=list)
 

@@ -247,6 +247,49 @@ def test_a_setting_out_of_its_range_is_refused_at_load_naming_it(tmp_path: Path,
     assert_one_line_error(result, where, said)
 
 
+@pytest.mark.parametrize(
+    ("toml", "where", "said"),
+    [
+        ('[policy]\nmax_cpus = "2"', "policy.max_cpus", "valid number"),  # pydantic's lax mode took "2" as 2.0
+        ('[policy]\nmax_memory_mb = "512"', "policy.max_memory_mb", "valid integer"),
+        ("[policy]\nmax_memory_mb = 512.0", "policy.max_memory_mb", "valid integer"),
+        ("[executor]\nconcurrency = true", "executor.concurrency", "valid integer"),  # lax: true was 1
+        ("[executor]\nallow_unmounted_output = 1", "executor.allow_unmounted_output", "valid boolean"),
+        ('[executor]\nallow_unmounted_output = "yes"', "executor.allow_unmounted_output", "valid boolean"),
+        ('[key]\ndev_account = "0"', "key.dev_account", "valid integer"),
+        ("[canary]\nreward = true", "canary.reward", "Decimal input"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_refused_not_coerced(tmp_path: Path, toml: str, where: str, said: str) -> None:
+    """A number, flag or count is written as one: a string or another type is an error naming the
+    setting, as a typo like `max_cpus = "2"` or `allow_unmounted_output = "no"` (which lax coercion
+    would not even have read as false) says more as an error than as a silent guess."""
+    path = tmp_path / "depin.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert f": {where}: " in message and said in message and "\n" not in message, message
+    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path)], env={})
+    assert_one_line_error(result, where, said)
+
+
+def test_paths_and_amounts_are_still_read_from_strings_and_numbers(tmp_path: Path) -> None:
+    """Paths are TOML strings, and a token amount may be an integer, a float or a string (the string
+    keeps "0.1" exact): strict types do not refuse those."""
+    path = tmp_path / "depin.toml"
+    path.write_text(
+        '[network]\ndeployment = "d/31337.json"\n[key]\nkeystore = "k.json"\npassword_file = "pw"\n'
+        '[canary]\nreward = 2\n[verifier]\ncourt_stake = 10.5\n[executor]\nwithdraw_threshold = "0.1"\n'
+        "concurrency = 3\n[policy]\nmax_cpus = 1\n"
+    )
+    config = load_config(path, env={})
+    assert config.network.deployment == tmp_path / "d" / "31337.json" and config.key.keystore == tmp_path / "k.json"
+    assert (config.canary.reward, config.verifier.court_stake, config.executor.withdraw_threshold) == (
+        Decimal(2), Decimal("10.5"), Decimal("0.1"))
+    assert config.executor.concurrency == 3 and config.policy.max_cpus == 1.0
+
+
 def test_amounts_at_their_bounds_are_taken(tmp_path: Path) -> None:
     path = tmp_path / "depin.toml"
     path.write_text(

@@ -254,7 +254,8 @@ def test_a_node_in_the_middle_of_the_deployment_is_waited_for(populated_env: Cha
             txs = requests_post(source, "eth_getBlockByNumber", [hex(block), True])["transactions"]
             for tx in (t for t in txs if t["from"].lower() == deployer):
                 raw = requests_post(source, "eth_getRawTransactionByHash", [tx["hash"]])
-                requests_post(node.url, "eth_sendRawTransaction", [raw])  # anvil mines it at once
+                requests_post(node.url, "eth_sendRawTransaction", [raw])
+                _wait_mined(node, tx["hash"])  # anvil answers before it mines: each state in turn is checked
                 try:
                     Client.connect(node.url, env.deployment_file)
                 except WrongNetwork as exc:
@@ -317,8 +318,7 @@ def test_a_node_that_creates_the_market_during_the_check_is_still_syncing(popula
                 requests_post(node.url, "eth_sendRawTransaction", [raw])
                 if pending:
                     break
-                wait_for(lambda h=tx["hash"]: requests_post(node.url, "eth_getTransactionReceipt", [h]) is not None, 30,
-                         "the node to mine the deployment's transaction")  # anvil answers before it mines
+                _wait_mined(node, tx["hash"])
             block += 1
             assert block <= env.deployment.deploy_block + 200, "no transaction of the deployment creates its market"
         head = int(requests_post(node.url, "eth_blockNumber"), 16)
@@ -350,6 +350,12 @@ def test_a_node_at_the_deployment_block_without_the_contracts_is_refused(populat
         assert_refused(proc, log_file, env, "no JobMarket contract")
     finally:
         node.stop()
+
+
+def _wait_mined(node: Anvil, tx_hash: str) -> None:
+    """Waits for `node` to mine `tx_hash`: anvil answers eth_sendRawTransaction before it mines."""
+    wait_for(lambda: requests_post(node.url, "eth_getTransactionReceipt", [tx_hash]) is not None, 30,
+             f"the node to mine {tx_hash}")
 
 
 def requests_post(url: str, method: str, params: list | None = None) -> Any:

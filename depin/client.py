@@ -79,7 +79,7 @@ from depin.deployment import (
 from depin.deployment_check import NotGenuine, check_contracts
 from depin.errors import ArgumentError, ChainError, DepinError, SpecError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
-from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
+from depin.market import JURY_SIZES, LAST_JURY_ROUND, FailureCode, JobStatus, Outcome, Phase, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.redact import redact_url
 from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
@@ -1165,10 +1165,36 @@ class Client(ContractAddresses):
             return self.send(self.contracts.verification_court.challenge(job.job_id))
 
     def challenge_bond(self, job: OnchainJob | int) -> int:
-        """The bond :meth:`challenge` posts for `job`: the court's challengeBondBps x R."""
+        """The bond :meth:`challenge` posts for `job`: challengeBondBps x R, of the parameters its
+        court case opened with (the current ones when the challenge opens it)."""
         record = job if isinstance(job, OnchainJob) else self.job(job)
-        bps = int(self.court_params().get("challengeBondBps", 0))
+        bps = int(self._case_params(self.court_case(record.job_id)).get("challengeBondBps", 0))
         return record.reward * bps // BPS
+
+    def appeal_bond(self, job_id: int) -> int:
+        """The bond :meth:`appeal` posts now for job `job_id`'s case: the next jury's K x w (7 w after
+        round 1's tally, 15 w after round 2's, and 15 w again to take round 3's tally to the
+        arbiter), where w = jurorPayBps x R of the parameters the case opened with."""
+        return self._appeal_bond(self.court_case(job_id))
+
+    def _appeal_bond(self, case: dict[str, Any]) -> int:
+        k = JURY_SIZES[min(int(case["round"]) + 1, LAST_JURY_ROUND)]
+        w = int(case["reward"]) * int(self._case_params(case).get("jurorPayBps", 0)) // BPS
+        return k * w
+
+    def _case_params(self, case: dict[str, Any]) -> dict[str, Any]:
+        """The court parameters a case settles by: those of the version it opened with (the court
+        keeps each version), the current ones for a case not opened yet."""
+        current = self.court_params()
+        version = int(case.get("paramsVersion", 0))
+        if int(case["phase"]) == Phase.NONE or version == int(self.read(self.contracts.verification_court.params_version())):
+            return current
+        topic = "0x" + version.to_bytes(32, "big").hex()
+        logs = self._latest_logs("VerificationCourt", [self._topic("VerificationCourt", "CourtParamsSet"), topic])
+        if not logs:
+            raise ClientError(f"no CourtParamsSet event of the court's parameter version {version} on this node")
+        values = self._event_values("VerificationCourt", "CourtParamsSet", logs[-1])["params"]
+        return dict(zip(_COURT_PARAM_FIELDS, values, strict=False))
 
     def advance(self, job_id: int) -> Receipt:
         """Moves the job's court case past an elapsed deadline (``VerificationCourt.advance``: tally,
@@ -1180,12 +1206,29 @@ class Client(ContractAddresses):
         return self.send(self.contracts.verification_court.redraw(_job_id(job_id)))
 
     def appeal(self, job_id: int, *, approve: bool = True) -> Receipt:
-        """Appeals the last jury tally of the job's case (the losing side), approving the court for the
-        appeal bond (the next round's K x w; the allowance is set to cover the largest, 15 x w)."""
+        """Appeals the last jury tally of the job's case, within its appeal window: the provider
+        against ProviderWrong, anyone else against any other tally. Posts the appeal bond
+        (:meth:`appeal_bond`), approving the court for exactly that first. A case with no appeal
+        open, or a caller on the winning side, is refused (:class:`Refused`) before anything is
+        approved or sent."""
         job = self.job(job_id)
-        w = job.reward * int(self.court_params().get("jurorPayBps", 0)) // BPS
+        case = self.court_case(job.job_id)
+        phase, round_ = Phase(int(case["phase"])), int(case["round"])
+        if phase is not Phase.TALLIED or round_ == 0 or self.block_timestamp() > int(case["windowEnd"]):
+            state = f"round {round_} {phase.label}" if phase is not Phase.NONE else "no court case"
+            raise Refused(
+                f"job {job.job_id} has no appeal open ({state}): only a jury's tally may be appealed, within its "
+                "appeal window", "AppealClosed")
+        provider_lost = Outcome(int(case["tally"])) is Outcome.PROVIDER_WRONG
+        if provider_lost != (self.address.lower() == str(case["provider"]).lower()):
+            side = "only the provider" if provider_lost else "anyone but the provider"
+            raise Refused(
+                f"the jury's tally of job {job.job_id} is {Outcome(int(case['tally'])).label}: {side} may appeal it",
+                "NotAppellant")
+        bond = self._appeal_bond(case)
         with self._spending():
-            self._ensure_allowance("VerificationCourt", 15 * w, approve=approve, what="the appeal bond")
+            self._ensure_funds(bond, f"the appeal bond of job {job.job_id}")
+            self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the appeal bond")
             return self.send(self.contracts.verification_court.appeal(job.job_id))
 
     def fetch_result(

@@ -109,6 +109,12 @@ class Phase(IntEnum):
         return solidity_name(self.name)
 
 
+# Seats per court round (``CourtBase._k``): round 0 is the audit, rounds 1..LAST_JURY_ROUND juries;
+# an appeal of the last jury goes to the arbiter, with a bond of the last jury's size.
+JURY_SIZES = (1, 3, 7, 15)
+LAST_JURY_ROUND = len(JURY_SIZES) - 1
+
+
 class FailureCode(IntEnum):
     """What a provider may submit instead of a result (``submitFailure``)."""
 

@@ -1,0 +1,164 @@
+"""depin.Client against the real court (test_client.py deploys the TestCourt stand-in): the
+challenge and appeal bonds it posts, of the parameters the case opened with, each approved exactly,
+and its refusals of an appeal that would revert, before anything is approved or sent.
+
+One deployment with the simulation's parameters (the production entry, mock randomness) on a real
+anvil for the module; each case is driven to the state a test needs with the simulation's own moves
+(:mod:`depinctl.sim.protocol`: forced draws, seats taken, commits, reveals, tallies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from depin import Client
+from depin.accounts import DEV_MNEMONIC
+from depin.client import Refused
+from depin.market import JURY_SIZES, Outcome, Phase
+from depinctl.deploy import deploy_with_ape
+from depinctl.procs import start_anvil
+from depinctl.sim.protocol import Actors, Protocol, copy_provider, run_honestly
+from depinctl.sim.run import ACCOUNTS, setup_actors, sim_parameters, write_parameters
+from depinctl.sim.world import WAD, World
+
+BPS = 10_000
+REWARD = 10 * WAD
+K_PCT = 400
+
+
+@dataclass
+class Court:
+    world: World
+    actors: Actors
+    protocol: Protocol
+    url: str
+    deployment_file: Path
+
+    def client(self, address: str) -> Client:
+        """A client signing as `address`, one of the anvil's accounts (keys of the public development
+        mnemonic; the simulation uses 24 of them)."""
+        index = self.world.accounts.index(address)
+        Account.enable_unaudited_hdwallet_features()
+        account = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+        assert account.address == address
+        return Client.connect(self.url, self.deployment_file, account)
+
+    def allowance(self, owner: str) -> int:
+        return int(self.world.read(self.world.token, "allowance", owner, self.world.court.address))
+
+    def balance(self, owner: str) -> int:
+        return int(self.world.read(self.world.token, "balanceOf", owner))
+
+    def approve_nothing(self, owner: str) -> None:
+        """The simulation approves the court for everything; a client must approve what it posts."""
+        self.world.send(owner, self.world.token, "approve", self.world.court.address, 0)
+
+    def set_court_params(self, **changes: int) -> None:
+        """The court's governor sets a new parameter version: the current one with `changes`."""
+        params = {**self.world.view(self.world.court, "params"), **changes}
+        self.world.send(self.world.deployer, self.world.court, "setParams", tuple(params.values()))
+
+    def nonce(self, owner: str) -> int:
+        return self.world.rpc.nonce(owner, "latest")
+
+
+@pytest.fixture(scope="module")
+def court(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Court]:
+    base = tmp_path_factory.mktemp("court-client")
+    anvil, url = start_anvil(base / "anvil", args=["--accounts", str(ACCOUNTS), "--balance", "100000"])
+    try:
+        params_file = write_parameters(base / "parameters.toml", sim_parameters())
+        deployment = deploy_with_ape(url, base / "deployments", extra_args=["--parameters", str(params_file)])
+        addresses = dict(deployment.addresses)
+        addresses.setdefault("MockRandomness", addresses.get("Randomness", ""))
+        world = World(url, addresses, deployment.deployer)
+        actors = setup_actors(world)
+        yield Court(world, actors, Protocol(world, actors), url, base / "deployments" / f"{deployment.chain_id}.json")
+    finally:
+        anvil.stop()
+
+
+def test_a_challenge_posts_the_challenge_bond_approved_exactly(court: Court) -> None:
+    p, a = court.protocol, court.actors
+    job = p.honest_job(a.requester, a.honest_provider, REWARD, K_PCT)
+    p.force_not_drawn(job, "sdk-challenge")
+    court.approve_nothing(a.requester)
+    client = court.client(a.requester)
+    bond = client.challenge_bond(job.id)
+    assert bond == REWARD * int(p.court_params()["challengeBondBps"]) // BPS > 0
+    before = court.balance(a.requester)
+    client.challenge(job.id)
+    assert court.balance(a.requester) == before - bond
+    assert court.allowance(a.requester) == 0  # approved for the bond, and the bond only
+    case = client.court_case(job.id)
+    assert (Phase(case["phase"]), case["round"], case["challenger"], case["challengeBond"]) == (
+        Phase.ACTIVE, 1, a.requester, bond)  # not drawn: the challenge opens the first jury
+
+
+def test_an_appeal_posts_the_next_jurys_bond_approved_exactly_and_is_refused_when_it_would_revert(court: Court) -> None:
+    """An honest auditor and an honest jury of three find the lazy provider wrong (round 1 tallied).
+    Only the provider may appeal that tally: anyone else is refused with nothing sent. The provider's
+    appeal posts 7 w (the next jury's seven seats) at the jurors' pay of the case's parameter version
+    (governance changed it since), approved exactly; an appeal once the next round is open is refused."""
+    p, a = court.protocol, court.actors
+    job = p.lazy_job(a.requester, a.provider, REWARD, K_PCT)
+    p.run_round(job, 0, [("honest", run_honestly)], label="sdk-appeal")
+    p.escalated_to(job, 1)
+    case = p.run_round(job, 1, [("honest", run_honestly)] * 3, label="sdk-appeal-k3")
+    assert (int(case["phase"]), int(case["round"]), int(case["tally"])) == (Phase.TALLIED, 1, Outcome.PROVIDER_WRONG)
+    requester, provider = court.client(a.requester), court.client(a.provider)
+    for who in (a.requester, a.provider):
+        court.approve_nothing(who)
+    nonce = court.nonce(a.requester)
+    with pytest.raises(Refused, match="only the provider may appeal") as refused:
+        requester.appeal(job.id)
+    assert refused.value.error_name == "NotAppellant"
+    assert court.nonce(a.requester) == nonce and court.allowance(a.requester) == 0  # nothing approved or sent
+
+    w = REWARD * int(p.court_params()["jurorPayBps"]) // BPS
+    # governance doubles the jurors' pay meanwhile (and the bonds its bounds tie to it): the case
+    # keeps the parameters it opened with
+    pay = 2 * int(p.court_params()["jurorPayBps"])
+    court.set_court_params(jurorPayBps=pay, auditorBondBps=3 * pay, jurorBondBps=3 * pay, challengeBondBps=3 * pay)
+    assert int(p.court_params()["jurorPayBps"]) * REWARD // BPS == 2 * w
+    bond = provider.appeal_bond(job.id)
+    assert bond == JURY_SIZES[2] * w > 0
+    before = court.balance(a.provider)
+    provider.appeal(job.id)
+    assert court.balance(a.provider) == before - bond
+    assert court.allowance(a.provider) == 0  # 15 w was approved before: 8 w stayed approved to the court
+    case = provider.court_case(job.id)
+    assert (Phase(case["phase"]), case["round"]) == (Phase.ACTIVE, 2)
+
+    nonce = court.nonce(a.provider)
+    with pytest.raises(Refused, match="has no appeal open") as closed:
+        provider.appeal(job.id)
+    assert closed.value.error_name == "AppealClosed"
+    assert court.nonce(a.provider) == nonce and court.allowance(a.provider) == 0
+
+
+def test_anyone_but_the_provider_appeals_a_tally_for_the_provider(court: Court) -> None:
+    """A jury captured by the provider's coalition finds a lazy result right: the provider may not
+    appeal its own win, the honest auditor may, posting 7 w."""
+    p, a = court.protocol, court.actors
+    job = p.lazy_job(a.requester, a.provider, REWARD, K_PCT)
+    p.run_round(job, 0, [("honest", run_honestly)], label="sdk-captured")
+    p.escalated_to(job, 1)
+    auditor = str(p.seat(job.id, 0, 0)["holder"])
+    jury = [("coalition", copy_provider)] * 2 + [("honest", run_honestly)]
+    case = p.run_round(job, 1, jury, label="sdk-captured-k3")
+    assert (int(case["phase"]), int(case["tally"])) == (Phase.TALLIED, Outcome.PROVIDER_RIGHT)
+    nonce = court.nonce(a.provider)
+    with pytest.raises(Refused, match="anyone but the provider may appeal") as refused:
+        court.client(a.provider).appeal(job.id)
+    assert refused.value.error_name == "NotAppellant" and court.nonce(a.provider) == nonce
+    court.approve_nothing(auditor)
+    before = court.balance(auditor)
+    court.client(auditor).appeal(job.id)
+    w = REWARD * int(p.court_params()["jurorPayBps"]) // BPS
+    assert court.balance(auditor) == before - JURY_SIZES[2] * w and court.allowance(auditor) == 0

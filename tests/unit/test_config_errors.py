@@ -218,6 +218,18 @@ def test_the_canary_keys_paths_are_the_files_folders_like_the_key_section(tmp_pa
 # ------------------------------------------------------------------------------------ values out of range
 
 
+def _refused_at_load(path: Path, toml: str, where: str, said: str) -> None:
+    """`toml` in `path` is one ConfigError line naming setting `where` with `said`, and one `error:`
+    line from `depin executor start`."""
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert f": {where}: " in message and said in message and "\n" not in message, message
+    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path)], env={})
+    assert_one_line_error(result, where, said)
+
+
 @pytest.mark.parametrize(
     ("toml", "where", "said"),
     [
@@ -237,14 +249,7 @@ def test_the_canary_keys_paths_are_the_files_folders_like_the_key_section(tmp_pa
     ],
 )
 def test_a_setting_out_of_its_range_is_refused_at_load_naming_it(tmp_path: Path, toml: str, where: str, said: str) -> None:
-    path = tmp_path / "depin.toml"
-    path.write_text(toml + "\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env={})
-    message = str(caught.value)
-    assert f": {where}: " in message and said in message and "\n" not in message, message
-    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path)], env={})
-    assert_one_line_error(result, where, said)
+    _refused_at_load(tmp_path / "depin.toml", toml, where, said)
 
 
 @pytest.mark.parametrize(
@@ -262,16 +267,9 @@ def test_a_setting_out_of_its_range_is_refused_at_load_naming_it(tmp_path: Path,
 )
 def test_a_setting_of_the_wrong_type_is_refused_not_coerced(tmp_path: Path, toml: str, where: str, said: str) -> None:
     """A number, flag or count is written as one: a string or another type is an error naming the
-    setting, as a typo like `max_cpus = "2"` or `allow_unmounted_output = "no"` (which lax coercion
-    would not even have read as false) says more as an error than as a silent guess."""
-    path = tmp_path / "depin.toml"
-    path.write_text(toml + "\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env={})
-    message = str(caught.value)
-    assert f": {where}: " in message and said in message and "\n" not in message, message
-    result = CliRunner().invoke(app, ["executor", "start", "--config", str(path)], env={})
-    assert_one_line_error(result, where, said)
+    setting. Pydantic's lax mode read `max_cpus = "2"` as 2.0, `concurrency = true` as 1 and
+    `allow_unmounted_output = "yes"` as true: a guess at what a mistyped file meant."""
+    _refused_at_load(tmp_path / "depin.toml", toml, where, said)
 
 
 def test_paths_and_amounts_are_still_read_from_strings_and_numbers(tmp_path: Path) -> None:

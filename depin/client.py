@@ -1150,7 +1150,9 @@ class Client(ContractAddresses):
         """Challenges a submitted job in its court (``VerificationCourt.challenge``) within its
         challenge window, posting the court's challenge bond (challengeBondBps x R, approved to the
         court first). The bond comes back with at most beta x R if the provider was wrong; it is
-        lost if the provider was right."""
+        lost if the provider was right. A challenge that would revert (the job's provider, a
+        verify-none job, a closed window, a job challenged already) is refused (:class:`Refused`)
+        before anything is approved or sent."""
         job = self.job(job_id)
         if job.status not in (JobStatus.SUBMITTED, JobStatus.DISPUTED):
             raise Refused(f"job {job.job_id} is {job.status.label}; only a Submitted job can be challenged", "WrongStatus")
@@ -1158,6 +1160,14 @@ class Client(ContractAddresses):
             raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "ProviderCannotChallenge")
         if job.verify_mode == VerifyMode.NONE:
             raise Refused(f"job {job.job_id} was posted with verify none: it cannot be challenged", "NotVerifiable")
+        case = self.court_case(job.job_id)
+        phase = Phase(int(case["phase"]))
+        if self.block_timestamp() > job.deadline or (
+            phase is not Phase.NONE and (int(case["round"]) != 0 or phase not in (Phase.ACTIVE, Phase.TALLIED))
+        ):
+            raise Refused(f"job {job.job_id}'s challenge window is closed (its deadline was {job.deadline})", "ChallengeClosed")
+        if phase is not Phase.NONE and int(case["challenger"], 16) != 0:
+            raise Refused(f"job {job.job_id} was challenged already, by {case['challenger']}", "AlreadyChallenged")
         bond = self.challenge_bond(job)
         with self._spending():
             self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")

@@ -98,6 +98,26 @@ def test_a_challenge_posts_the_challenge_bond_approved_exactly(court: Court) -> 
     case = client.court_case(job.id)
     assert (Phase(case["phase"]), case["round"], case["challenger"], case["challengeBond"]) == (
         Phase.ACTIVE, 1, a.requester, bond)  # not drawn: the challenge opens the first jury
+    other = a.honest[0]
+    court.approve_nothing(other)
+    nonce = court.nonce(other)
+    with pytest.raises(Refused, match="challenge window is closed") as again:
+        court.client(other).challenge(job.id)  # the jury is out: the contract says ChallengeClosed
+    assert again.value.error_name == "ChallengeClosed" and court.nonce(other) == nonce and court.allowance(other) == 0
+
+
+def test_a_challenge_after_the_window_is_refused_before_anything_is_approved(court: Court) -> None:
+    p, a = court.protocol, court.actors
+    job = p.honest_job(a.requester, a.honest_provider, REWARD, K_PCT)
+    p.force_not_drawn(job, "sdk-late")
+    deadline = int(p.job_view(job.id)["deadline"])
+    court.world.warp_to(deadline + 1)
+    court.approve_nothing(a.requester)
+    nonce = court.nonce(a.requester)
+    with pytest.raises(Refused, match="challenge window is closed") as late:
+        court.client(a.requester).challenge(job.id)
+    assert late.value.error_name == "ChallengeClosed"
+    assert court.nonce(a.requester) == nonce and court.allowance(a.requester) == 0
 
 
 def test_an_appeal_posts_the_next_jurys_bond_approved_exactly_and_is_refused_when_it_would_revert(court: Court) -> None:

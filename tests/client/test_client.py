@@ -11,6 +11,7 @@ from eth_utils import keccak
 
 from depin import Client
 from depin.accounts import DevKeyRefused, dev_account
+from depin.chain import RpcUnavailable
 from depin.client import (
     SUBMIT_MARGIN,
     ClientError,
@@ -29,6 +30,7 @@ from depin.market import FailureCode, JobStatus, Outcome, VerifyMode
 from depin.spec import cpu_seconds, parse_spec, with_delivery
 from depin.transactions import TxReverted
 from depinctl.procs import free_port
+from tests.indexer.services import FlakyProxy
 
 from .conftest import Devnet, make_spec
 
@@ -289,6 +291,25 @@ def test_failures_no_fault_expire_and_timeout(devnet: Devnet) -> None:
     anyone.timeout(slow)
     assert requester.job(slow).status is JobStatus.TIMED_OUT
     assert provider.provider_info().jobs_slashed == 2  # the no-fault fee, then the timeout
+
+
+def test_a_node_lost_after_connecting_is_a_chain_error_not_a_client_error(devnet: Devnet) -> None:
+    """At connect a node that does not answer is NodeUnreachable (both a ClientError and a
+    ChainError); once connected, a node that stops answering raises RpcUnavailable, a ChainError
+    only, as the README's "Errors" says: a script retrying on a lost node catches ChainError."""
+    proxy = FlakyProxy(devnet.url)
+    try:
+        client = Client.connect(proxy.url, devnet.deployment_file, retries=0)
+        assert client.job_count() >= 0
+        proxy.down = True
+        with pytest.raises(ChainError) as lost:
+            client.job_count()
+        assert isinstance(lost.value, RpcUnavailable) and not isinstance(lost.value, ClientError)
+        with pytest.raises(NodeUnreachable) as at_connect:
+            Client.connect(proxy.url, devnet.deployment_file, retries=0)
+        assert isinstance(at_connect.value, ChainError) and isinstance(at_connect.value, ClientError)
+    finally:
+        proxy.close()
 
 
 def test_read_errors(devnet: Devnet, tmp_path: Path) -> None:

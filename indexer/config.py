@@ -167,6 +167,18 @@ _SHARED = {("network", "rpc_url"): "rpc_url", ("network", "deployment"): "deploy
            ("redis", "url"): "redis_url", ("redis", "namespace"): "namespace"}
 
 
+# The TOML kinds of IndexerConfig's numeric fields (the environment's strings are read laxly instead).
+_TOML_KINDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _is_kind(value: Any, annotation: Any) -> bool:
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def settings_from_toml(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """IndexerConfig fields from a parsed TOML file: the shared ``[network]`` and ``[redis]`` keys of
     a depin.toml, overridden by the ``[indexer]`` table (or, without one, by the top-level keys);
@@ -181,6 +193,12 @@ def settings_from_toml(data: dict[str, Any], base: Path) -> dict[str, Any]:
         values.update(own)
     else:
         values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+    for key, value in values.items():  # TOML has types: "0.5" for a number is a mistake, not coerced
+        field = IndexerConfig.model_fields.get(key)
+        annotation = field.annotation if field is not None else None
+        kind = _TOML_KINDS.get(annotation)
+        if kind is not None and not _is_kind(value, annotation):
+            raise ConfigError(f"{key} must be {kind}, not {value!r}")
     if "deployment_file" in values:
         given = values["deployment_file"]
         if not isinstance(given, str):

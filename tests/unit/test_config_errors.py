@@ -10,6 +10,7 @@ system's root as the state folder)."""
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -165,6 +166,25 @@ def test_an_indexer_deployment_path_that_is_not_a_string_is_one_error(tmp_path: 
     with pytest.raises(ConfigError, match="deployment_file must be a path"):
         read_config_file(path)
     assert_one_line_error(CliRunner().invoke(app, ["indexer", "run", "--config", str(path)]), "deployment_file must be a path")
+
+
+@pytest.mark.parametrize(("toml", "said"), [
+    ('[indexer]\npoll_interval = "0.5"', "poll_interval must be a number, not '0.5'"),
+    ("[indexer]\nconfirmations = 2.0", "confirmations must be an integer, not 2.0"),
+    ("[indexer]\nmax_range = true", "max_range must be an integer, not True"),
+    ('compact_after = "-1"', "compact_after must be an integer, not '-1'"),  # top-level keys of an indexer file
+])
+def test_an_indexer_setting_of_the_wrong_type_is_one_error(tmp_path: Path, toml: str, said: str) -> None:
+    """The indexer's file keeps TOML's types as the executor's does (its environment variables are
+    strings, read as numbers): pydantic's lax mode read "0.5" as 0.5 and true as 1."""
+    path = tmp_path / "indexer.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        read_config_file(path)
+    assert_one_line_error(CliRunner().invoke(app, ["indexer", "run", "--config", str(path)]), said)
+    path.write_text("[indexer]\npoll_interval = 1\nconfirmations = 2\nstream_max_age = 3600\n")
+    settings = read_config_file(path)  # an integer is a number
+    assert IndexerConfig(**settings).poll_interval == 1.0 and settings["confirmations"] == 2
 
 
 def test_a_relative_depin_deployment_is_the_current_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -194,8 +194,8 @@ def settings_from_toml(data: dict[str, Any], base: Path) -> dict[str, Any]:
     else:
         values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
     for key, value in values.items():  # TOML has types: "0.5" for a number is a mistake, not coerced
-        field = IndexerConfig.model_fields.get(key)
-        annotation = field.annotation if field is not None else None
+        info = IndexerConfig.model_fields.get(key)
+        annotation = info.annotation if info is not None else None
         kind = _TOML_KINDS.get(annotation)
         if kind is not None and not _is_kind(value, annotation):
             raise ConfigError(f"{key} must be {kind}, not {value!r}")

@@ -149,7 +149,13 @@ def _release_all(stack: Stack, ex: Executor, job_id: int) -> None:
 
 def _undrawn_gated_job(stack: Stack, tag: str) -> int:
     """A submitted re-executable job of REQUESTER2 whose runs wait for the test, not drawn for audit:
-    a challenge takes it straight to a jury of three."""
+    a challenge takes it straight to a jury of three.
+
+    A drawn job's audit (the verifier's seat: the court's only member) is released and waited out
+    before the next job. Left gated, its re-run timed out, the audit failed and the case escalated
+    through juries of 3, 7 and 15 seats, all the verifier's: they held its `max_audits` slots, so the
+    test's jury found no free slot for its third seat (CI at a55c08a: seat 2 "declined: no free
+    slot (4 seats in hand)", its record never written)."""
     for n in range(MAX_JOBS):
         job_spec = spec(stack.images["busybox"], ["sh", "-c", f"{GATED}; echo {tag} {n} > /out/r"], max_runtime=20)
         job_id = stack.post(job_spec, requester=REQUESTER2, terms=terms_for(verify_mode=0))
@@ -161,6 +167,12 @@ def _undrawn_gated_job(stack: Stack, tag: str) -> int:
         wait_for(submitted, 120, f"job {job_id} to be submitted")
         if not wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]:
             return job_id
+
+        def audit_over(j: int = job_id) -> bool:
+            _release_all(stack, stack.verifier, j)
+            return _seat(stack, stack.verifier, j, 0, 0).get("state") in ("done", "declined")
+
+        wait_for(audit_over, 240, f"the verifier's audit of drawn job {job_id} to end")
     pytest.skip(f"all of {MAX_JOBS} jobs were drawn")
 
 
@@ -188,6 +200,8 @@ def test_a_wiped_redis_between_two_seats_checks_never_splits_the_verifiers_vote(
     requester = stack.accounts[REQUESTER2]
     m.approve(requester, m.court)
     job_id = _undrawn_gated_job(stack, "wiped-verdict")
+    seats = exec_prefix(stack, v) + ":seats"  # the jury of three needs three free slots of max_audits
+    wait_for(lambda: stack.state().zcard(seats) == 0, 60, f"the verifier to hold no seat (it held {stack.state().zrange(seats, 0, -1)} when the wait began)")
     proxy.reset()
     proxy.once = True
     try:

@@ -15,16 +15,20 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from typer.testing import CliRunner
 
 from depin import Client
 from depin.accounts import DEV_MNEMONIC
 from depin.client import Refused
 from depin.market import JURY_SIZES, Outcome, Phase
+from depinctl.cli import app
+from depinctl.cliutil import format_amount
 from depinctl.deploy import deploy_with_ape
 from depinctl.procs import start_anvil
 from depinctl.sim.protocol import Actors, Protocol, copy_provider, run_honestly
 from depinctl.sim.run import ACCOUNTS, setup_actors, sim_parameters, write_parameters
 from depinctl.sim.world import WAD, World
+from tests.cli_errors import assert_one_line_error
 
 BPS = 10_000
 REWARD = 10 * WAD
@@ -104,6 +108,24 @@ def test_a_challenge_posts_the_challenge_bond_approved_exactly(court: Court) -> 
     with pytest.raises(Refused, match="challenge window is closed") as again:
         court.client(other).challenge(job.id)  # the jury is out: the contract says ChallengeClosed
     assert again.value.error_name == "ChallengeClosed" and court.nonce(other) == nonce and court.allowance(other) == 0
+
+
+def test_depin_job_challenge_posts_the_bond_and_says_how_much(court: Court) -> None:
+    """The CLI's challenge on the real court: one line with the bond it posted (the court's
+    challengeBondBps x R), approved exactly; a second challenge is one `error:` line."""
+    p, a = court.protocol, court.actors
+    job = p.honest_job(a.requester, a.honest_provider, REWARD, K_PCT)
+    p.force_not_drawn(job, "cli-challenge")
+    court.approve_nothing(a.requester)
+    before = court.balance(a.requester)
+    args = ["job", "challenge", str(job.id), "--rpc-url", court.url, "--deployment", str(court.deployment_file),
+            "--dev-account", str(court.world.accounts.index(a.requester))]
+    result = CliRunner().invoke(app, args, env={})
+    assert result.exit_code == 0, result.output
+    bond = REWARD * int(p.court_params()["challengeBondBps"]) // BPS
+    assert f"challenged job {job.id} in its court with a bond of {format_amount(bond)} DPC" in result.stdout, result.stdout
+    assert court.balance(a.requester) == before - bond and court.allowance(a.requester) == 0
+    assert_one_line_error(CliRunner().invoke(app, args, env={}), "challenge window is closed")
 
 
 def test_a_challenge_after_the_window_is_refused_before_anything_is_approved(court: Court) -> None:

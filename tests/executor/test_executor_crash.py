@@ -40,6 +40,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, engine, sample_images) -> It
         s.close()
 
 
+@pytest.fixture(autouse=True)
+def _components_back(stack: Stack) -> Iterator[None]:
+    """After each test, every component of the provider runs again: a test that failed after it
+    killed one must not leave the next test a stack without it (CI at b8597d9: a failure after
+    `kill9("worker-chain")` left the next test waiting 360 s for a claim)."""
+    yield
+    stack.provider.start()
+
+
 def _state(stack: Stack, job_id: int) -> str | None:
     return stack.exec_record(stack.provider, job_id).get("state")
 

@@ -1168,7 +1168,7 @@ class Client(ContractAddresses):
             raise Refused(f"job {job.job_id}'s challenge window is closed (its deadline was {job.deadline})", "ChallengeClosed")
         if phase is not Phase.NONE and int(case["challenger"], 16) != 0:
             raise Refused(f"job {job.job_id} was challenged already, by {case['challenger']}", "AlreadyChallenged")
-        bond = self.challenge_bond(job)
+        bond = self._challenge_bond(job, case)
         with self._spending():
             self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")
             self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the challenge bond")
@@ -1178,8 +1178,10 @@ class Client(ContractAddresses):
         """The bond :meth:`challenge` posts for `job`: challengeBondBps x R, of the parameters its
         court case opened with (the current ones when the challenge opens it)."""
         record = job if isinstance(job, OnchainJob) else self.job(job)
-        bps = int(self._case_params(self.court_case(record.job_id)).get("challengeBondBps", 0))
-        return record.reward * bps // BPS
+        return self._challenge_bond(record, self.court_case(record.job_id))
+
+    def _challenge_bond(self, job: OnchainJob, case: dict[str, Any]) -> int:
+        return job.reward * int(self._case_params(case).get("challengeBondBps", 0)) // BPS
 
     def appeal_bond(self, job_id: int) -> int:
         """The bond :meth:`appeal` posts now for job `job_id`'s case: the next jury's K x w (7 w after
@@ -1195,10 +1197,9 @@ class Client(ContractAddresses):
     def _case_params(self, case: dict[str, Any]) -> dict[str, Any]:
         """The court parameters a case settles by: those of the version it opened with (the court
         keeps each version), the current ones for a case not opened yet."""
-        current = self.court_params()
         version = int(case.get("paramsVersion", 0))
         if int(case["phase"]) == Phase.NONE or version == int(self.read(self.contracts.verification_court.params_version())):
-            return current
+            return self.court_params()
         topic = "0x" + version.to_bytes(32, "big").hex()
         logs = self._latest_logs("VerificationCourt", [self._topic("VerificationCourt", "CourtParamsSet"), topic])
         if not logs:

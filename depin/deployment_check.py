@@ -109,16 +109,16 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
         if code in _NO_CODE:  # a node still syncing? Every read below is at one block: a node that
             head = rpc.block_number()  # mines meanwhile (creating the market) is not another instance
             code = rpc.get_code(market, head)
-        if code in _NO_CODE:
-            if head < deployment.deploy_block:
-                raise NotSyncedYet(head, deployment.deploy_block, where)
-            token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
-            if token and rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head):
-                raise NotSyncedYet(head, deployment.deploy_block, where, "its deployer has not created the JobMarket yet")
-            raise NotGenuine(
-                f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
-                "chain (was the devnet restarted? deploy again)"
-            )
+            if code in _NO_CODE:
+                if head < deployment.deploy_block:
+                    raise NotSyncedYet(head, deployment.deploy_block, where)
+                token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
+                if token and rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head):
+                    raise NotSyncedYet(head, deployment.deploy_block, where, "its deployer has not created the JobMarket yet")
+                raise NotGenuine(
+                    f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "
+                    "chain (was the devnet restarted? deploy again)"
+                )
         _check_shipped_code("JobMarket", market, code, where)
     missing = [name for name in CHECKED if name not in deployment.addresses]
     if missing:

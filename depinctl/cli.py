@@ -58,7 +58,7 @@ from depinctl.cliutil import (
 from executor.logs import StderrHandler
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
 
     from indexer.query import IndexerReader, JobRecord
 
@@ -230,8 +230,11 @@ def jobs_list(
         _hint_if_not_indexed(reader)
         return
     table = DataTable(box=None, pad_edge=False)
-    for column, justify in (("ID", "right"), ("STATUS", "left"), ("REQUESTER", "left"), ("PROVIDER", "left"),
-                            (f"REWARD {TOKEN_SYMBOL}", "right"), ("SPEC", "left"), ("BLOCK", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("ID", "right"), ("STATUS", "left"), ("REQUESTER", "left"), ("PROVIDER", "left"),
+        (f"REWARD {TOKEN_SYMBOL}", "right"), ("SPEC", "left"), ("BLOCK", "right"),
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
     for job in page.jobs:
         last_block = job.extra.get("updatedBlock") or (job.history[-1].get("block") if job.history else None)
@@ -291,8 +294,8 @@ def _print_job(console: Console, job: JobRecord) -> None:
     fields.add_row("provider", job.provider or "-")
     if job.providers and job.providers != [job.provider]:
         fields.add_row("providers", ", ".join(job.providers) + " (everyone who claimed it)")
-    for name, value in (("reward", job.reward), ("collateral", job.collateral)):
-        shown = "-" if value is None else f"{format_amount(value)} {TOKEN_SYMBOL} ({value} base units)"
+    for name, amount in (("reward", job.reward), ("collateral", job.collateral)):
+        shown = "-" if amount is None else f"{format_amount(amount)} {TOKEN_SYMBOL} ({amount} base units)"
         fields.add_row(name, shown)
     fields.add_row("specHash", job.spec_hash or "-")
     fields.add_row(

@@ -70,10 +70,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as de
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def one_line(text: str) -> str:
-    """`text` on one line, its control and format characters shown as escapes (:func:`printable`):
-    an error message may quote what somebody else wrote (a provider's result URI, a server's
-    answer), which must not move the cursor, retitle the terminal or hide the rest of the line."""
+def one_line(text: object) -> str:
+    """`text` (a string, an exception or anything else: its str()) on one line, its control and
+    format characters shown as escapes (:func:`printable`): an error message may quote what somebody
+    else wrote (a provider's result URI, a server's answer), which must not move the cursor, retitle
+    the terminal or hide the rest of the line."""
     return printable(" ".join(str(text).split()))
 
 
@@ -99,7 +100,7 @@ def user_error_message(exc: BaseException) -> str | None:
     errors = sys.modules.get("depin.errors")  # loaded iff something could have raised one of its errors
     if errors is not None and isinstance(exc, errors.DepinError):
         return one_line(exc)
-    if hasattr(exc, "errors") and callable(exc.errors) and isinstance(exc, ValueError):  # pydantic ValidationError
+    if isinstance(exc, ValueError) and hasattr(exc, "errors") and callable(exc.errors):  # pydantic ValidationError
         problems = "; ".join(
             f"{'.'.join(map(str, e.get('loc', ()))) or 'value'}: {e.get('msg')}" for e in exc.errors()
         )

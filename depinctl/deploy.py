@@ -80,7 +80,9 @@ def ensure_current_build(project: Any = None) -> str | None:
     changed, or something else (``ape compile``, an ape session) rewrote the manifest since. Under an
     exclusive lock, so concurrent deploys compile once; a current build is (re)read from disk."""
     if project is None:
-        from ape import project  # lazy: optional (ape is heavy and only deploys need it)
+        from ape import project as local_project  # lazy: optional (ape is heavy and only deploys need it)
+
+        project = local_project
     manifest = Path(project.manifest_path)
     build_dir = manifest.parent
     build_dir.mkdir(parents=True, exist_ok=True)

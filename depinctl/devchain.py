@@ -250,7 +250,7 @@ class DevChain(ContractAddresses):
 
     def new_accounts(self, count: int, *, ether: int = 1_000, seed: str = "depin-devchain") -> list[str]:
         """`count` more accounts, unlocked by impersonation and given `ether` (deterministic per seed)."""
-        addresses = [to_checksum_address(keccak(f"{seed}:{i}".encode())[-20:]) for i in range(count)]
+        addresses: list[str] = [to_checksum_address(keccak(f"{seed}:{i}".encode())[-20:]) for i in range(count)]
         calls: list[tuple[str, Sequence[Any]]] = []
         for a in addresses:
             calls += [("anvil_impersonateAccount", [a]), ("anvil_setBalance", [a, hex(ether * 10**18)])]

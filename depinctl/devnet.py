@@ -932,7 +932,7 @@ class Devnet:
             report.not_wired[ENGINE] = f"no Docker engine answers and {reason}"
             say(f"engine: {report.not_wired[ENGINE]}")
             return
-        from executor.engine import start_podman_service  # type: ignore[import-not-found]  # lazy: start-up
+        from executor.engine import start_podman_service  # lazy: start-up
 
         if record is not None:
             stop_process(record)
@@ -1042,7 +1042,7 @@ class Devnet:
         if not self.docker_host:
             return
         try:
-            from executor import images as images_mod  # type: ignore[attr-defined]  # lazy: start-up
+            from executor import images as images_mod  # lazy: start-up
 
             build_sample_images = images_mod.build_sample_images
         except (ImportError, AttributeError):
@@ -1131,7 +1131,7 @@ class Devnet:
         executor.engine clean up its pid file and socket."""
         outcome = stop_process(record)
         with contextlib.suppress(Exception):
-            from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
+            from executor import engine as engine_mod  # lazy: start-up
 
             engine_mod.stop_podman_service(self.engine_dir)  # finds it gone: removes pid file and socket
         return outcome
@@ -1202,7 +1202,7 @@ class Devnet:
 def _engine_available() -> str | None:
     """None when this checkout can start a Podman service (executor.engine), else why not."""
     try:
-        from executor import engine as engine_mod  # type: ignore[attr-defined]  # lazy: start-up
+        from executor import engine as engine_mod  # lazy: start-up
     except ImportError:
         return "executor.engine (start_podman_service) is not in this checkout yet"
     if not hasattr(engine_mod, "start_podman_service"):

@@ -90,7 +90,8 @@ BUSY_RETRY_AFTER = 1  # seconds, in the 503 answer to one request in flight too 
 UNCOUNTED_PATHS = frozenset({"/explorer/stream", "/healthz"})  # the live stream has its own limit
 UNCOUNTED_PREFIX = "/static/"  # the explorer's stylesheet: small files, streamed by chunks
 
-JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in LISTABLE_STATUSES}, type=str)
+# Members made from depin.keys' list, so mypy sees an Enum without knowing its members ([misc]).
+JobStatusName = Enum("JobStatusName", {s.lower(): s.lower() for s in LISTABLE_STATUSES}, type=str)  # type: ignore[misc]
 JobStatusName.__doc__ = "A job status, lower case."
 
 Address = Annotated[str, AfterValidator(parse_address)]
@@ -214,8 +215,9 @@ async def _busy(send: Any, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record in the index"}}
-_UNAVAILABLE = {503: {"model": ErrorResponse, "description": "Redis is unreachable"}}
+# FastAPI's `responses`: status code -> OpenAPI response (its type, as FastAPI declares the parameter).
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such record in the index"}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": ErrorResponse, "description": "Redis is unreachable"}}
 
 
 def create_app(

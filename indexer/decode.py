@@ -24,13 +24,16 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from eth_utils.abi import collapse_if_tuple
 
 from depin.chain.logs import RawLog
+
+if TYPE_CHECKING:
+    from eth_typing import ABIEvent
 
 log = logging.getLogger("indexer.decode")
 
@@ -189,10 +192,10 @@ def _hash_topic(topic: str) -> str:
 class EventDecoder:
     """Decodes one event type of one contract. Built once; :meth:`decode_data` is the hot path."""
 
-    def __init__(self, contract: str, abi: Mapping[str, Any]) -> None:
+    def __init__(self, contract: str, abi: ABIEvent) -> None:
         self.contract = contract
         self.name: str = abi["name"]
-        self.topic0: str = "0x" + event_abi_to_log_topic(dict(abi)).hex()
+        self.topic0: str = "0x" + event_abi_to_log_topic(abi).hex()
         inputs = abi["inputs"]
         self.abi_inputs = list(inputs)
         self.indexed: list[tuple[str, Callable[[str], Any]]] = [
@@ -407,8 +410,13 @@ def _compile(dec: EventDecoder, data_inputs: list[tuple[str, str]]) -> Callable[
     lines.append("    return {" + ", ".join(f"{name!r}: {var}" for name, var in values) + "}")
     exec(compile("\n".join(lines), f"<decoder {dec.contract}.{dec.name}>", "exec"), ns)  # noqa: S102
     fn = ns["decode_args"]
-    fn.source = "\n".join(lines)  # type: ignore[attr-defined]
+    fn.source = "\n".join(lines)
     return fn
+
+
+def _is_event_abi(item: Mapping[str, Any]) -> TypeGuard[ABIEvent]:
+    """An item of a contract's ABI that describes an event (its name and inputs are read as such)."""
+    return item.get("type") == "event"
 
 
 class LogDecoder:
@@ -425,7 +433,7 @@ class LogDecoder:
             addr = address.lower()
             self.addresses.append(addr)
             for item in abi:
-                if item.get("type") != "event" or item.get("anonymous"):
+                if not _is_event_abi(item) or item.get("anonymous"):
                     continue
                 if wanted is not None and item["name"] not in wanted:
                     continue

@@ -726,7 +726,8 @@ class Indexer:
             raw_logs, end = self._fetch_logs(start, end)
             numbers = [start - 1, end] if start - 1 >= 0 else [end]
             headers = dict(zip(numbers, self.rpc.get_blocks(numbers)))
-            if headers.get(end) is None:
+            last = headers.get(end)
+            if last is None:
                 raise _ChainMoved(f"block {end} vanished")
             parent = headers.get(start - 1)
             if start - 1 >= 0 and (parent is None or parent["hash"] != cursor.hash):
@@ -736,7 +737,7 @@ class Indexer:
             if self._held_from([end], headers, raw_logs) is not None:
                 self._held = True  # fetched again next pass
                 return cursor, 0
-            new_cursor = Cursor(end, headers[end]["hash"])
+            new_cursor = Cursor(end, last["hash"])
             events = self._decode(raw_logs, start, end, None)
             undo_from = None
         else:
@@ -750,11 +751,13 @@ class Indexer:
                 fetched += self.rpc.get_blocks(numbers[i : i + HEADER_BATCH])
             headers = dict(zip(numbers, fetched))
             prev_hash = cursor.hash
+            cursor_header: dict[str, Any] | None = None  # block start - 1's, when there is one
             if start - 1 >= 0:
                 parent = headers[start - 1]
                 if parent is None or parent["hash"] != cursor.hash:
                     self._ensure_canonical(cursor)
                     raise _ChainMoved(f"block {cursor.number} is no longer canonical")
+                cursor_header = parent
             for n in range(start, end + 1):
                 h = headers.get(n)
                 if h is None:
@@ -778,8 +781,8 @@ class Indexer:
                 raw_logs = [lg for lg in raw_logs if (b := _log_block(lg)) is None or b <= end]
                 for n in [n for n in blocks if n > end]:
                     del blocks[n]
-            if start - 1 >= 0:
-                blocks[start - 1] = (cursor.hash, headers[start - 1]["parentHash"])
+            if cursor_header is not None:  # start - 1 >= 0
+                blocks[start - 1] = (cursor.hash, cursor_header["parentHash"])
             new_cursor = Cursor(end, blocks[end][0])
             events = self._decode(raw_logs, start, end, blocks, headers)
             undo_from = start

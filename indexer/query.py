@@ -807,7 +807,7 @@ def _int(value: str | int | None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        return int(value, 16) if str(value).startswith("0x") else None
+        return int(value, 16) if isinstance(value, str) and value.startswith("0x") else None  # only a str fails int()
 
 
 def _float(value: str | None) -> float | None:

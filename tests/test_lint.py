@@ -32,7 +32,7 @@ VENV_BIN = Path(sys.executable).parent
 LINT_IMPORTS = ROOT / ".venv-lint" / "bin" / "lint-imports"
 BASELINE = ROOT / "tools" / "mypy-baseline.txt"
 # The baseline may only shrink: lower this number by hand when it does.
-MAX_BASELINE_ERRORS = 70
+MAX_BASELINE_ERRORS = 35
 
 
 # import-linter contracts broken today -> who fixes them (the lead empties this at merge).

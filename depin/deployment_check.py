@@ -13,7 +13,8 @@ executors) and the indexer at start-up. A node that does not answer raises
 :class:`~depin.chain.RpcUnavailable` (a :class:`~depin.errors.ChainError`: the indexer waits for it);
 only an answer that shows the wrong contracts raises :class:`NotGenuine`, and a node whose head is
 still below the deployment block, or one holding the deployment's first transactions but not its
-last (no JobMarket yet where the deployer's next nonces create it; a JobMarket with no court yet), its subclass
+last (no JobMarket yet where the deployer's next nonces create it; a JobMarket with no court yet), or
+one with no state at the head it names (a load balancer's backends out of step), its subclass
 :class:`NotSyncedYet` (the indexer waits for it).
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from eth_utils import keccak, to_checksum_address
 
 from depin.artifacts import runtime_code_matches
-from depin.chain import RpcClient
+from depin.chain import RpcClient, RpcError
 from depin.contracts import Deployed
 from depin.deployment import Deployment
 from depin.errors import DepinError
@@ -108,12 +109,23 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
         code = rpc.get_code(market)
         if code in _NO_CODE:  # a node still syncing? Every read below is at one block: a node that
             head = rpc.block_number()  # mines meanwhile (creating the market) is not another instance
-            code = rpc.get_code(market, head)
+            try:
+                code = rpc.get_code(market, head)
+                token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
+                to_come = bool(code in _NO_CODE and head >= deployment.deploy_block and token and (
+                    rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head)
+                ))
+            except RpcError as exc:  # no state at the head it gave: a load balancer whose backends are not in step
+                if head < deployment.deploy_block:
+                    raise NotSyncedYet(head, deployment.deploy_block, where) from None
+                raise NotSyncedYet(
+                    head, deployment.deploy_block, where,
+                    f"it has no state at that block ({exc.rpc_message[:120]}; a load-balanced node whose backends are not in step?)",
+                ) from None
             if code in _NO_CODE:
                 if head < deployment.deploy_block:
                     raise NotSyncedYet(head, deployment.deploy_block, where)
-                token = deployment.addresses.get("RewardToken")  # the deploy's first contract: there, then the rest is to come
-                if token and rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head):
+                if to_come:
                     raise NotSyncedYet(head, deployment.deploy_block, where, "its deployer has not created the JobMarket yet")
                 raise NotGenuine(
                     f"no JobMarket contract at {market} {where}: the deployment file belongs to another instance of this "

@@ -24,7 +24,7 @@ from eth_account import Account
 from depin.chain import BlockTag, RpcClient
 from depin.client import Client, WrongNetwork
 from depin.deployment import REPO_ROOT, load_deployment
-from depin.deployment_check import NotSyncedYet, check_contracts
+from depin.deployment_check import NotGenuine, NotSyncedYet, check_contracts
 from indexer.store import Cursor
 
 from .services import Anvil, ChainEnv, FlakyProxy, deploy, dump, indexer_env, start_indexer_process, wait_for
@@ -331,6 +331,37 @@ def test_a_node_that_creates_the_market_during_the_check_is_still_syncing(popula
         assert rpc.mined and int(requests_post(node.url, "eth_blockNumber"), 16) == head + 1
         assert requests_post(node.url, "eth_getCode", [market, "latest"]) not in ("0x", "0x0")
         assert "its JobMarket has no court yet" in str(caught.value), str(caught.value)
+    finally:
+        node.stop()
+
+
+class _HeadFromABackendAhead(RpcClient):
+    """A load-balanced node whose backends are not in step: the head comes from a backend `ahead`
+    blocks in front of the one that answers the reads (a real anvil, which refuses a block past its
+    head: "BlockOutOfRangeError")."""
+
+    ahead = 3
+
+    def block_number(self) -> int:
+        return super().block_number() + self.ahead
+
+
+def test_a_load_balanced_node_out_of_step_is_not_called_another_instance(populated_env: ChainEnv) -> None:
+    """The market-absent check reads at one block, the head it was told; a backend behind that head
+    answers an error there. That is a node not yet in step (NotSyncedYet, which the indexer waits
+    for), not a JSON-RPC failure for `depin` commands, nor a verdict on the deployment file."""
+    env = populated_env
+    node = Anvil(env.tmp / "out-of-step")
+    try:
+        requests_post(node.url, "anvil_mine", [hex(env.deployment.deploy_block + 2)])
+        rpc = _HeadFromABackendAhead.from_url(node.url)
+        with pytest.raises(NotSyncedYet) as caught:
+            check_contracts(rpc, load_deployment(env.deployment_file))
+        text = str(caught.value)
+        assert f"its head is block {env.deployment.deploy_block + 2 + 3}" in text, text
+        assert "it has no state at that block (BlockOutOfRangeError" in text, text
+        with pytest.raises(NotGenuine, match="no JobMarket contract"):  # in step, the same node is another instance
+            check_contracts(RpcClient.from_url(node.url), load_deployment(env.deployment_file))
     finally:
         node.stop()
 

@@ -116,12 +116,10 @@ def check_contracts(rpc: RpcClient, deployment: Deployment) -> None:
                     rpc.get_code(token, head) not in _NO_CODE and _still_to_come(rpc, deployment, market, head)
                 ))
             except RpcError as exc:  # no state at the head it gave: a load balancer whose backends are not in step
-                if head < deployment.deploy_block:
-                    raise NotSyncedYet(head, deployment.deploy_block, where) from None
-                raise NotSyncedYet(
-                    head, deployment.deploy_block, where,
-                    f"it has no state at that block ({exc.rpc_message[:120]}; a load-balanced node whose backends are not in step?)",
-                ) from None
+                partial = "" if head < deployment.deploy_block else (
+                    f"it has no state at that block ({exc.rpc_message[:120]}; a load-balanced node whose backends are not in step?)"
+                )
+                raise NotSyncedYet(head, deployment.deploy_block, where, partial) from None
             if code in _NO_CODE:
                 if head < deployment.deploy_block:
                     raise NotSyncedYet(head, deployment.deploy_block, where)

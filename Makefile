@@ -10,8 +10,9 @@ PYTEST_ARGS ?= --durations=30
 # `make test` runs the suite in PYTEST_WORKERS processes (pytest-xdist), each taking whole test files
 # so that a module's fixtures (a devnet, an anvil) start once; most tests wait on a chain, a container
 # or a devnet, so workers beyond the cores still help: on two cores, three workers ran a fresh
-# clone's suite in 1,112 s against 1,388 s with two (stop 42). PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 3
+# clone's suite in 1,112 s against 1,388 s with two (stop 42), and four in 1,486 s against 1,683 s
+# with three (2026-12-07, both cores busy 96-100 % of the run with four). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 4
 PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 # pytest exits 5 when it collects no tests. That is a failure here (CI must run real tests);
 # set ALLOW_NO_TESTS=1 to accept it, e.g. while the test suite is still being written.
@@ -43,7 +44,7 @@ help:
 	@echo "make compile   ape compile"
 	@echo "make artifacts fresh compile, then write the shipped ABIs/bytecode in depin/artifacts/"
 	@echo "make lint      ruff, lint-imports (layers), mypy against tools/mypy-baseline.txt, forge fmt --check"
-	@echo "make test      setup, lint, slither gate, then pytest tests (PYTEST_ARGS=..., PYTEST_WORKERS=2, ALLOW_NO_TESTS=1)"
+	@echo "make test      setup, lint, slither gate, then pytest tests (PYTEST_ARGS=..., PYTEST_WORKERS=4, ALLOW_NO_TESTS=1)"
 	@echo "make fresh-check  the newcomer check: clone HEAD into a temp folder, setup from nothing, demo, devnet down"
 	@echo "make test-loaded  the executor and devnet tests 3 times in a row with 2 busy loops per core (LOADED_ARGS=...)"
 	@echo "make slither   slither gate: fails on High/Medium findings not in slither-triage.json (SLITHER_ARGS=...)"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,23 @@ def _patient_anvil_start() -> None:
 
 ANVIL_START_TIMEOUT = 180
 _patient_anvil_start()
+
+# tests/indexer/services.py's deployed chains: one folder per test run, made by the process that
+# starts it (pytest-xdist's workers inherit its environment) and removed when it ends.
+_DEPLOY_CACHE_ENV = "DEPIN_TEST_DEPLOY_CACHE"
+_made_deploy_cache: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(_DEPLOY_CACHE_ENV) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        _made_deploy_cache.append(tempfile.mkdtemp(prefix="depin-deployed-chains-"))
+        os.environ[_DEPLOY_CACHE_ENV] = _made_deploy_cache[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _made_deploy_cache:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_DEPLOY_CACHE_ENV, None)
 
 
 @pytest.fixture(autouse=True)

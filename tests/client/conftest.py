@@ -19,9 +19,9 @@ from eth_account.signers.local import LocalAccount
 from depin.client import Client
 from depin.deployment import Deployment, to_wei
 from depin.spec import JobSpec, parse_spec
-from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import DevChain
-from depinctl.procs import ManagedProcess, start_anvil
+from depinctl.procs import ManagedProcess
+from tests.indexer.services import TEST_COURT, deployed_anvil
 
 DIGEST = "ab" * 32
 
@@ -48,14 +48,12 @@ class Devnet:
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     workdir = tmp_path_factory.mktemp("client-devnet")
-    proc, url = start_anvil(workdir / "anvil", args=("--silent",))
+    # the TestCourt stand-in: the client tests settle a disputed job by hand (Disputed -> Resolved)
+    anvil, deployment, path = deployed_anvil(workdir, deploy_args=TEST_COURT, timeout=240)
     try:
-        # the TestCourt stand-in: the client tests settle a disputed job by hand (Disputed -> Resolved)
-        deployment = deploy_with_ape(url, workdir / "deployments", extra_args=("--court", "TestCourt"), timeout=240)
-        yield Devnet(url, deployment, workdir / "deployments" / f"{deployment.chain_id}.json",
-                     DevChain(url, deployment), proc)
+        yield Devnet(anvil.url, deployment, path, DevChain(anvil.url, deployment), anvil.proc)
     finally:
-        proc.stop()
+        anvil.stop()
 
 
 def make_spec(n: int = 0, *, runtime: int = 60, cpus: float = 1, inputs: list[dict] | None = None) -> JobSpec:

@@ -36,15 +36,15 @@ import redis
 import requests
 import tomli_w
 
+from depin.accounts import DEV_ADDRESSES
 from depin.deployment import REPO_ROOT
 from depin.keys import Keys
 from depin.market import JobStatus
 from depin.spec import canonical_json
-from depinctl.deploy import deploy_with_ape
 from depinctl.devchain import JobTerms, TxFailed
 from depinctl.procs import ManagedProcess, free_port
 from executor.worker import components_for
-from tests.indexer.services import TIMEOUT_SCALE, Anvil, Market, RedisServer, indexer_env, wait_for
+from tests.indexer.services import TIMEOUT_SCALE, Market, RedisServer, deployed_anvil, indexer_env, wait_for
 
 TOKEN = 10**18
 PROVIDER, REQUESTER, VERIFIER, PROVIDER2, ARBITER, REQUESTER2 = 1, 2, 3, 4, 5, 6
@@ -218,12 +218,11 @@ class Stack:
         self.docker_host = docker_host_of(engine)
         self.executors: list[Executor] = []
         self.indexer: ManagedProcess | None = None
-        self.anvil = Anvil(tmp / "anvil", "--block-time", "1", "--mixed-mining")
+        # the arbiter role goes to its own account (anvil's development accounts)
+        self.anvil, self.deployment, self.deployment_file = deployed_anvil(
+            tmp, ("--block-time", "1", "--mixed-mining"), ("--arbiter", DEV_ADDRESSES[ARBITER], *deploy_args)
+        )
         try:
-            accounts = _rpc_accounts(self.anvil.url)  # the arbiter role goes to its own account
-            self.deployment = deploy_with_ape(self.anvil.url, tmp / "deployments", extra_args=("--arbiter", accounts[ARBITER], *deploy_args),
-                                            timeout=180)
-            self.deployment_file = tmp / "deployments" / f"{self.deployment.chain_id}.json"
             self.redis = RedisServer(tmp / "redis")
             self.market = Market(self.anvil.url, self.deployment)
             self.keys = Keys(self.deployment.chain_id, self.deployment.addresses["JobMarket"])
@@ -406,12 +405,6 @@ class Stack:
         resp = requests.get(uri, timeout=10)
         resp.raise_for_status()
         return resp.content
-
-
-def _rpc_accounts(url: str) -> list[str]:
-    from depin.chain import RpcClient
-
-    return RpcClient.from_url(url).call("eth_accounts")
 
 
 def drawn(stack: Stack, job_id: int) -> bool | None:

@@ -11,9 +11,12 @@ with ``eth_sendTransaction`` from anvil's unlocked development accounts: account
 
 from __future__ import annotations
 
+import fcntl
+import gzip
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -105,13 +108,96 @@ class Anvil:
         self.proc.stop()
 
 
+# ---------------------------------------------------------------------------------------- deployed chains
+
+# The deploy script costs about 6 s, 5 of them CPU, per chain (ape starting up, mostly), and the
+# suite starts about 50 chains with the contracts deployed: the first chain of each set of arguments
+# in a test run is deployed by the script, and its state (``anvil_dumpState``: accounts, storage,
+# blocks, transactions and their logs) is kept in this folder; later chains of the same arguments
+# start from it (``anvil --load-state``): the same contracts at the same addresses, the same blocks
+# and logs, the same deployment file. The root conftest sets it for one test run (every worker
+# shares it). Unset, every chain is deployed by the script. tests/contracts/test_deploy.py, the
+# devnet's and the devchain's tests run the script on every chain they start.
+DEPLOY_CACHE_ENV = "DEPIN_TEST_DEPLOY_CACHE"
+
+
+def deployed_anvil(
+    workdir: Path, anvil_args: Sequence[str] = (), deploy_args: Sequence[str] = (), timeout: float = 180
+) -> tuple[Anvil, Deployment, Path]:
+    """A fresh anvil (``anvil --silent *anvil_args``) holding the deployment of ``ape run deploy
+    *deploy_args``, deployed by the script or loaded from this test run's first such deployment
+    (:data:`DEPLOY_CACHE_ENV`); returns it, the deployment and its file in `workdir`/deployments."""
+    deployments = workdir / "deployments"
+    cache_root = os.environ.get(DEPLOY_CACHE_ENV, "")
+    if not cache_root:
+        return _deployed_by_the_script(workdir, anvil_args, deploy_args, timeout)
+    entry = Path(cache_root) / _deploy_key(anvil_args, deploy_args)
+    with open(f"{entry}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker deploys; the others wait and load its state
+        if not (entry / "state.json").exists():
+            anvil, deployment, path = _deployed_by_the_script(workdir, anvil_args, deploy_args, timeout)
+            try:
+                _keep_state(anvil.url, path, entry)
+            except BaseException:
+                anvil.stop()
+                raise
+            return anvil, deployment, path
+    anvil = Anvil(workdir / "anvil", *anvil_args, "--load-state", str(entry / "state.json"))
+    try:
+        deployments.mkdir(parents=True, exist_ok=True)
+        (kept,) = (entry / "deployments").iterdir()
+        path = Path(shutil.copy(kept, deployments / kept.name))
+        deployment = Deployment.from_json(path.read_text())
+        head = int(requests.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}, timeout=30).json()["result"], 16)
+        assert head >= deployment.deploy_block, f"the loaded chain ends at block {head}, before its deployment"
+    except BaseException:
+        anvil.stop()
+        raise
+    return anvil, deployment, path
+
+
+def _deployed_by_the_script(
+    workdir: Path, anvil_args: Sequence[str], deploy_args: Sequence[str], timeout: float
+) -> tuple[Anvil, Deployment, Path]:
+    anvil = Anvil(workdir / "anvil", *anvil_args)
+    try:
+        deployment = deploy_with_ape(anvil.url, workdir / "deployments", extra_args=deploy_args, timeout=timeout)
+    except BaseException:
+        anvil.stop()
+        raise
+    return anvil, deployment, workdir / "deployments" / f"{deployment.chain_id}.json"
+
+
+def _deploy_key(anvil_args: Sequence[str], deploy_args: Sequence[str]) -> str:
+    """The arguments, with the content of each that names a file (``--parameters FILE``)."""
+    parts = [*anvil_args, "|", *(Path(a).read_text() if Path(a).is_file() else a for a in deploy_args)]
+    return keccak("\0".join(parts).encode()).hex()[:24]
+
+
+def _keep_state(url: str, deployment_file: Path, entry: Path) -> None:
+    """Writes the chain's state (anvil_dumpState, gzip inflated) and the deployment file under
+    `entry`, renamed into place complete."""
+    answer = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_dumpState"}, timeout=60).json()
+    raw = bytes.fromhex(answer["result"].removeprefix("0x"))
+    tmp = entry.with_name(entry.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "state.json").write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    (tmp / "deployments").mkdir()
+    shutil.copy(deployment_file, tmp / "deployments" / deployment_file.name)
+    tmp.rename(entry)
+
+
+TEST_COURT = ("--court", "TestCourt")  # the deploy arguments of the indexer tests' chains (see deploy)
+
+
 def deploy(rpc_url: str, directory: Path) -> tuple[Deployment, Path]:
     """Deploys the contracts with the project's ape script; returns the deployment and its file.
     The court is the TestCourt stand-in: the scenarios end re-executed jobs with every Outcome by
     hand, so the indexer sees each settlement (the real court's flows: tests/contracts/test_court.py,
     tests/sim, tests/executor/test_executor_court.py)."""
     directory.mkdir(parents=True, exist_ok=True)
-    deployment = deploy_with_ape(rpc_url, directory, extra_args=("--court", "TestCourt"), timeout=180)
+    deployment = deploy_with_ape(rpc_url, directory, extra_args=TEST_COURT, timeout=180)
     return deployment, directory / f"{deployment.chain_id}.json"
 
 
@@ -655,9 +741,8 @@ class LiveIndexer:
 
 
 def _make_env(tmp: Path) -> ChainEnv:
-    anvil = Anvil(tmp / "anvil")
+    anvil, deployment, path = deployed_anvil(tmp, deploy_args=TEST_COURT)
     try:
-        deployment, path = deploy(anvil.url, tmp / "deployments")
         server = RedisServer(tmp / "redis")
     except BaseException:
         anvil.stop()

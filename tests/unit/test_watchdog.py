@@ -56,7 +56,11 @@ def test_disarmed_watchdogs_do_not_pile_up() -> None:
     for _ in range(10_000):
         with SocketWatchdog(time.monotonic() + 3600):
             pass
-    assert len(watchdog_module._scheduler._heap) <= 2 * watchdog_module._scheduler._armed + 65
+    # arm() rebuilds the heap when it holds more than 2 * armed + 64 entries, counting the one being
+    # armed, and then pushes it: up to 2 * (armed + 1) + 65 entries once that one is disarmed. The
+    # scheduler thread also pops disarmed entries off the top when it wakes, which shifts where in
+    # that cycle the loop ends: a bound of 2 * armed + 65 failed once in a CI run (66 entries).
+    assert len(watchdog_module._scheduler._heap) <= 2 * watchdog_module._scheduler._armed + 67
 
 
 def test_a_forked_child_has_a_watchdog_thread_of_its_own() -> None:

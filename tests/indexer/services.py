@@ -34,6 +34,7 @@ import redis
 import requests
 from eth_utils import keccak
 
+from depin.chain import RpcClient
 from depin.deployment import REPO_ROOT, Deployment
 from depin.keys import Keys
 from depin.spec import example_spec
@@ -148,7 +149,7 @@ def deployed_anvil(
         (kept,) = (entry / "deployments").iterdir()
         path = Path(shutil.copy(kept, deployments / kept.name))
         deployment = Deployment.from_json(path.read_text())
-        head = int(requests.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}, timeout=30).json()["result"], 16)
+        head = RpcClient.from_url(anvil.url).block_number()
         assert head >= deployment.deploy_block, f"the loaded chain ends at block {head}, before its deployment"
     except BaseException:
         anvil.stop()
@@ -177,8 +178,7 @@ def _deploy_key(anvil_args: Sequence[str], deploy_args: Sequence[str]) -> str:
 def _keep_state(url: str, deployment_file: Path, entry: Path) -> None:
     """Writes the chain's state (anvil_dumpState, gzip inflated) and the deployment file under
     `entry`, renamed into place complete."""
-    answer = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_dumpState"}, timeout=60).json()
-    raw = bytes.fromhex(answer["result"].removeprefix("0x"))
+    raw = bytes.fromhex(RpcClient.from_url(url, timeout=60).call("anvil_dumpState").removeprefix("0x"))
     tmp = entry.with_name(entry.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

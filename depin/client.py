@@ -58,7 +58,7 @@ from depin.addresses import parse_networks, public_resolver
 from depin.artifacts import load_abi
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.commitment import SALT_BYTES
-from depin.contracts import Deployed
+from depin.contracts import Deployed, VerificationCourt
 from depin.delivery import (
     DeliveryError,
     address_of_public_key,
@@ -443,6 +443,7 @@ class Client(ContractAddresses):
         if missing:
             raise ClientError(f"the deployment file lacks addresses for {', '.join(missing)}")
         self.contracts = Deployed(self.addresses, self.codec)  # one binding per contract function
+        self._courts: dict[int, VerificationCourt] = {}  # job id -> its court (court_of)
         self._transactor_options = transactor_options
         self.account = account
         self.tx: Transactor | None = None
@@ -695,14 +696,43 @@ class Client(ContractAddresses):
     def pending_burn(self) -> int:
         return int(self.read(self.contracts.job_market.pending_burn()))
 
+    def court_of(self, job_id: int) -> VerificationCourt:
+        """The court of job `job_id`: the one its parameter version named when it was posted
+        (``verificationInfo(jobId).court``). That is the deployment file's court, except for jobs
+        posted before governance moved the market to another court (``setParams``): those stay with
+        the court they were posted under (``JobMarket._onlyCourtOf``), and their cases, seats,
+        challenges and appeals are that court's. An unknown or pruned job gets the file's court (as
+        before). Remembered per job: a job's court never changes."""
+        jid = _job_id(job_id)
+        court = self._courts.get(jid)
+        if court is not None:
+            return court
+        current = self.contracts.verification_court
+        try:
+            address = str(self.read(self.contracts.job_market.verification_info(jid))[_INFO_COURT])
+        except TxReverted as exc:
+            if exc.error_name == "UnknownJob":
+                return current  # no such job (yet): nothing to remember
+            raise
+        if int(address, 16) == 0:
+            return current  # a pruned job: its case, if any, is long over
+        court = current if address.lower() == current.address.lower() else VerificationCourt(address, self.codec)
+        if len(self._courts) >= _COURT_CACHE:
+            self._courts.clear()
+        self._courts[jid] = court
+        return court
+
     def court_case(self, job_id: int) -> dict[str, Any]:
-        """The court's case of job `job_id` (``VerificationCourt.getCase``) by field name."""
-        values = self.read(self.contracts.verification_court.get_case(_job_id(job_id)))
+        """The case of job `job_id` in its court (:meth:`court_of`; ``VerificationCourt.getCase``)
+        by field name."""
+        values = self.read(self.court_of(job_id).get_case(_job_id(job_id)))
         return dict(zip(_CASE_FIELDS, values, strict=False))
 
-    def court_params(self) -> dict[str, Any]:
-        """The court's current ``CourtParams`` by field name."""
-        return dict(zip(_COURT_PARAM_FIELDS, self.read(self.contracts.verification_court.params()), strict=False))
+    def court_params(self, job_id: int | None = None) -> dict[str, Any]:
+        """The current ``CourtParams`` by field name of the deployment's court, or with `job_id`
+        of that job's court (:meth:`court_of`)."""
+        court = self.contracts.verification_court if job_id is None else self.court_of(job_id)
+        return dict(zip(_COURT_PARAM_FIELDS, self.read(court.params()), strict=False))
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
         who = self._who(address)
@@ -714,10 +744,11 @@ class Client(ContractAddresses):
     def _topic(self, contract: str, event: str) -> str:
         return self.contracts[contract].TOPICS[event]
 
-    def _latest_logs(self, contract: str, topics: list[Any]) -> list[dict[str, Any]]:
+    def _latest_logs(self, contract: str, topics: list[Any], at: str | None = None) -> list[dict[str, Any]]:
         """The matching logs of the newest block range that has any (the whole range at once when
-        the node allows, else chunks from the head backwards)."""
-        address = [self.addresses[contract]]
+        the node allows, else chunks from the head backwards); of the deployment's `contract`, or of
+        `contract`'s code at address `at` (an earlier court)."""
+        address = [at or self.addresses[contract]]
         first = self.deployment.deploy_block
         head = self.rpc.block_number()
         try:
@@ -823,6 +854,11 @@ class Client(ContractAddresses):
                 f"insufficient {TOKEN_SYMBOL} balance for {what}: have {format_tokens(have)}, "
                 f"need {format_tokens(amount)} (account {self.address})"
             )
+
+    def _court_spender(self, court: VerificationCourt) -> str:
+        """The spender to approve for `court`: its contract name when it is the file's court (as
+        before), else its address (an earlier court, :meth:`court_of`)."""
+        return "VerificationCourt" if court is self.contracts.verification_court else court.address
 
     def _ensure_allowance(self, spender: str, amount: int, *, approve: bool, what: str) -> None:
         current = self.allowance(spender=spender)
@@ -1160,6 +1196,7 @@ class Client(ContractAddresses):
             raise Refused(f"{self.address} is job {job.job_id}'s provider and may not challenge it", "ProviderCannotChallenge")
         if job.verify_mode == VerifyMode.NONE:
             raise Refused(f"job {job.job_id} was posted with verify none: it cannot be challenged", "NotVerifiable")
+        court = self.court_of(job.job_id)
         case = self.court_case(job.job_id)
         phase = Phase(int(case["phase"]))
         if self.block_timestamp() > job.deadline or (
@@ -1171,8 +1208,8 @@ class Client(ContractAddresses):
         bond = self._challenge_bond(job, case)
         with self._spending():
             self._ensure_funds(bond, f"the challenge bond of job {job.job_id}")
-            self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the challenge bond")
-            return self.send(self.contracts.verification_court.challenge(job.job_id))
+            self._ensure_allowance(self._court_spender(court), bond, approve=approve, what="the challenge bond")
+            return self.send(court.challenge(job.job_id))
 
     def challenge_bond(self, job: OnchainJob | int) -> int:
         """The bond :meth:`challenge` posts for `job`: challengeBondBps x R, of the parameters its
@@ -1181,40 +1218,41 @@ class Client(ContractAddresses):
         return self._challenge_bond(record, self.court_case(record.job_id))
 
     def _challenge_bond(self, job: OnchainJob, case: dict[str, Any]) -> int:
-        return job.reward * int(self._case_params(case).get("challengeBondBps", 0)) // BPS
+        return job.reward * int(self._case_params(case, self.court_of(job.job_id)).get("challengeBondBps", 0)) // BPS
 
     def appeal_bond(self, job_id: int) -> int:
         """The bond :meth:`appeal` posts now for job `job_id`'s case: the next jury's K x w (7 w after
         round 1's tally, 15 w after round 2's, and 15 w again to take round 3's tally to the
         arbiter), where w = jurorPayBps x R of the parameters the case opened with."""
-        return self._appeal_bond(self.court_case(job_id))
+        return self._appeal_bond(self.court_case(job_id), self.court_of(job_id))
 
-    def _appeal_bond(self, case: dict[str, Any]) -> int:
+    def _appeal_bond(self, case: dict[str, Any], court: VerificationCourt) -> int:
         k = JURY_SIZES[min(int(case["round"]) + 1, LAST_JURY_ROUND)]
-        w = int(case["reward"]) * int(self._case_params(case).get("jurorPayBps", 0)) // BPS
+        w = int(case["reward"]) * int(self._case_params(case, court).get("jurorPayBps", 0)) // BPS
         return k * w
 
-    def _case_params(self, case: dict[str, Any]) -> dict[str, Any]:
-        """The court parameters a case settles by: those of the version it opened with (the court
-        keeps each version), the current ones for a case not opened yet."""
+    def _case_params(self, case: dict[str, Any], court: VerificationCourt) -> dict[str, Any]:
+        """The parameters of `court` (the case's job's, :meth:`court_of`) that a case settles by:
+        those of the version it opened with (the court keeps each version), the current ones for a
+        case not opened yet."""
         version = int(case.get("paramsVersion", 0))
-        if int(case["phase"]) == Phase.NONE or version == int(self.read(self.contracts.verification_court.params_version())):
-            return self.court_params()
+        if int(case["phase"]) == Phase.NONE or version == int(self.read(court.params_version())):
+            return dict(zip(_COURT_PARAM_FIELDS, self.read(court.params()), strict=False))
         topic = "0x" + version.to_bytes(32, "big").hex()
-        logs = self._latest_logs("VerificationCourt", [self._topic("VerificationCourt", "CourtParamsSet"), topic])
+        logs = self._latest_logs("VerificationCourt", [self._topic("VerificationCourt", "CourtParamsSet"), topic], at=court.address)
         if not logs:
-            raise ClientError(f"no CourtParamsSet event of the court's parameter version {version} on this node")
+            raise ClientError(f"no CourtParamsSet event of the parameter version {version} of court {court.address} on this node")
         values = self._event_values("VerificationCourt", "CourtParamsSet", logs[-1])["params"]
         return dict(zip(_COURT_PARAM_FIELDS, values, strict=False))
 
     def advance(self, job_id: int) -> Receipt:
         """Moves the job's court case past an elapsed deadline (``VerificationCourt.advance``: tally,
         conclude, no-shows); anyone may call it."""
-        return self.send(self.contracts.verification_court.advance(_job_id(job_id)))
+        return self.send(self.court_of(job_id).advance(_job_id(job_id)))
 
     def redraw(self, job_id: int) -> Receipt:
         """Redraws the empty seats of the job's court case once its seat deadline passed (anyone)."""
-        return self.send(self.contracts.verification_court.redraw(_job_id(job_id)))
+        return self.send(self.court_of(job_id).redraw(_job_id(job_id)))
 
     def appeal(self, job_id: int, *, approve: bool = True) -> Receipt:
         """Appeals the last jury tally of the job's case, within its appeal window: the provider
@@ -1236,11 +1274,12 @@ class Client(ContractAddresses):
             raise Refused(
                 f"the jury's tally of job {job.job_id} is {Outcome(int(case['tally'])).label}: {side} may appeal it",
                 "NotAppellant")
-        bond = self._appeal_bond(case)
+        court = self.court_of(job.job_id)
+        bond = self._appeal_bond(case, court)
         with self._spending():
             self._ensure_funds(bond, f"the appeal bond of job {job.job_id}")
-            self._ensure_allowance("VerificationCourt", bond, approve=approve, what="the appeal bond")
-            return self.send(self.contracts.verification_court.appeal(job.job_id))
+            self._ensure_allowance(self._court_spender(court), bond, approve=approve, what="the appeal bond")
+            return self.send(court.appeal(job.job_id))
 
     def fetch_result(
         self,
@@ -1652,6 +1691,9 @@ class Client(ContractAddresses):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+_INFO_COURT = 12  # IJobMarket.VerificationInfo.court
+_COURT_CACHE = 10_000  # jobs whose court a client remembers (court_of)
 
 # IVerificationCourt.CaseView and CourtParams field names, in ABI order.
 _CASE_FIELDS = tuple(

@@ -282,7 +282,7 @@ def step(rt: Runtime, job_id: int) -> int:
     entry = found
     case = client.court_case(job_id)
     phase = int(case["phase"])
-    court = client.contracts.verification_court
+    court = client.court_of(job_id)
     if phase == PHASE_NONE:
         if job.status == JobStatus.SUBMITTED and rt.chain_now() > job.deadline and client.is_drawn(job_id) is False:
             receipt = client.finalize_many([job_id])  # as a provider's beat finalizes (finalize() would stand out)

@@ -52,7 +52,6 @@ FOLLOW_LIMIT = 200  # jobs under verification read on chain per pass (the index 
 # IVerificationCourt.Phase and the CaseView fields the provider reads (positions in the struct)
 PHASE_NONE, PHASE_ACTIVE, PHASE_TALLIED, PHASE_ARBITER, PHASE_CONCLUDED = range(5)
 _PHASE, _PROVIDER_REVEALED, _PROVIDER, _REVEAL_DEADLINE, _COMMITTED = 0, 6, 7, 18, 21
-_INFO_COURT = 12  # IJobMarket.VerificationInfo.court
 
 
 # The job record's field that keeps the draw's answer once read (executor.beat.check_draws):
@@ -80,12 +79,6 @@ def watch(rt: Runtime, job_id: int, reason: str) -> None:
 def watched(rt: Runtime) -> set[int]:
     members: list[str] = rt.state.zrange(verifying_key(rt), 0, -1)  # type: ignore[assignment]
     return {int(j) for j in members}
-
-
-def court_of(rt: Runtime, job_id: int) -> VerificationCourt:
-    """The court snapshotted for the job at post (``verificationInfo(jobId).court``)."""
-    info = rt.client.read(rt.client.contracts.job_market.verification_info(job_id))
-    return VerificationCourt(info[_INFO_COURT], rt.client.codec)
 
 
 def follow_verifications(rt: Runtime) -> int:
@@ -123,7 +116,7 @@ def follow(rt: Runtime, job_id: int) -> int:
         return 0
     if job.status == JobStatus.SUBMITTED and rt.chain_now() <= job.deadline:
         return 0  # drawn, no case yet (a case makes it Disputed): its auditor has until the seat deadline
-    court = court_of(rt, job_id)
+    court = rt.client.court_of(job_id)  # the court snapshotted for the job at post
     case = rt.client.read(court.get_case(job_id))
     phase = int(case[_PHASE])
     if phase == PHASE_ACTIVE and not case[_PROVIDER_REVEALED] and same(case[_PROVIDER], rt.address) and int(case[_COMMITTED]) > 0:

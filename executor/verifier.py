@@ -15,7 +15,11 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   Submitted: a challenge makes it Disputed, with a jury to draw) and whether the
   audit seat (round 0, seat 0) is drawn for us (``drawnFor``); in an open round, every empty seat
   drawn for us. A pass takes seats only once every listed job was looked at, so the seats it
-  adopts (below) count against ``max_audits`` first.
+  adopts (below) count against ``max_audits`` first. Each job's case is in the job's own court
+  (``Client.court_of``): after governance moved the market to another court, the jobs posted
+  before stay with the old one, and so does everything this role does for them; their Disputed
+  cases, which the index (following the new court) has no deadline for, are listed by the court
+  the market named (``disputed_in_other_courts``).
 - **Take only what we can run** (:func:`take`): the spec is loaded and checked against the policy
   with ρ × its runtime (the court's ``rhoPct``): cpus, memory, output, ρ × runtime <=
   ``[policy] max_runtime``, the image allowed (present locally, or in the allowlist); our court
@@ -331,6 +335,9 @@ def scan(rt: Runtime) -> int:
     takes: list[tuple[int, Callable[[], int]]] = []
     for status in ("Submitted", "Disputed"):
         listed = rt.reader.due_jobs(status, far, limit=SCAN_LIMIT)
+        if status == "Disputed":  # and the cases of jobs posted before a court change, in their own court
+            listed += [j for j in rt.reader.disputed_in_other_courts(rt.client.contracts.verification_court.address, limit=SCAN_LIMIT)
+                       if j not in listed]
         # an undrawn job that is challenged becomes Disputed: its jury is drawn then
         known = cast(list[int], rt.state.smismember(rt.xkeys.undrawn, [str(j) for j in listed])) if status == "Submitted" and listed else []
         for n, job_id in enumerate(listed):
@@ -375,7 +382,7 @@ def consider(rt: Runtime, job_id: int, *, takes: list[tuple[int, Callable[[], in
     """Takes every seat of the job's current round that is drawn for us and empty (0, 1 or more),
     and adopts those the chain shows ours (:func:`adopt`). With `takes`, the takes are appended to
     it instead (:func:`scan` runs them once every job is looked at) and 0 is returned."""
-    client, court = rt.client, rt.client.contracts.verification_court
+    client, court = rt.client, rt.client.court_of(job_id)  # the job's court, an earlier one's after a court change
     case = client.court_case(job_id)
     phase = int(case["phase"])
     if phase == PHASE_NONE:
@@ -533,8 +540,9 @@ def open_to_us(rec: dict[str, str]) -> bool:
     return state in (None, "taking") or (state == "declined" and rec.get("reason", "").startswith(NO_SLOT))
 
 
-def rho_pct(rt: Runtime) -> int:
-    return int(rt.client.court_params()["rhoPct"])
+def rho_pct(rt: Runtime, job_id: int) -> int:
+    """The re-run's runtime factor (percent) of job `job_id`'s court."""
+    return int(rt.client.court_params(job_id)["rhoPct"])
 
 
 def seat_deadlines(rt: Runtime, job_id: int, case: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> tuple[int, int]:
@@ -546,7 +554,7 @@ def seat_deadlines(rt: Runtime, job_id: int, case: dict[str, Any] | None = None,
     case = rt.client.court_case(job_id) if case is None else case
     if int(case["phase"]) != PHASE_NONE:
         return int(case["seatDeadline"]), int(case["commitDeadline"])
-    p = rt.client.court_params() if params is None else params
+    p = rt.client.court_params(job_id) if params is None else params
     market = rt.client.contracts.job_market
     info = rt.client.read(market.verification_info(job_id))
     max_runtime, submit_time = int(info[8]), int(info[9])
@@ -606,11 +614,11 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken.
     `checked` keeps :func:`runnable_here`'s answer for the other seats of the same pass."""
     checked = {} if checked is None else checked
-    client, court = rt.client, rt.client.contracts.verification_court
+    client, court = rt.client, rt.client.court_of(job_id)
     if running_count(rt) >= rt.config.verifier.max_audits:
         return decline(rt, job_id, round_, seat, f"{NO_SLOT} ({rt.config.verifier.max_audits} seats in hand)")
     try:
-        spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt))
+        spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt, job_id))
     except SpecError as exc:
         return decline(rt, job_id, round_, seat, f"the spec cannot be read: {exc}")
     decision = can_run(rt, spec)
@@ -619,7 +627,7 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
     mine = int(client.read(court.get_verifier(rt.address))[1])
     if platform_class is not None and mine != platform_class:
         return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})")
-    params = rt.client.court_params()
+    params = rt.client.court_params(job_id)
     seat_deadline, commit_deadline = seat_deadlines(rt, job_id, params=params)
     now = rt.chain_now()
     decision = time_to_run(spec, now, commit_deadline, run_margin(params))
@@ -855,13 +863,13 @@ def compute_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> bool | Non
         set_seat(rt, job_id, round_, seat, "running", **({} if rec.get("started") else {"started": time.time()}))
         try:
             posted = posted_spec(rt, job_id)
-            spec = audit_spec(posted, rho_pct(rt))
+            spec = audit_spec(posted, rho_pct(rt, job_id))
         except SpecError as exc:
             decline(rt, job_id, round_, seat, f"cannot run: {exc}", final=True)
             return False
         commit_deadline = int(rt.client.court_case(job_id)["commitDeadline"])
         now = rt.chain_now()
-        margin = run_margin(rt.client.court_params())
+        margin = run_margin(rt.client.court_params(job_id))
         sibling = sibling_entry(rt, job_id, round_, seat)
         if rec.get("run_digest", "").startswith("0x"):  # our re-run ended: its result waited for the round's verdict
             if not (ended := journal_result(rt, job_id, round_, seat, spec, bytes.fromhex(rec["run_digest"][2:]))):
@@ -1042,7 +1050,7 @@ def round_delivery_check(rt: Runtime, job_id: int, round_: int, seat: int, spec:
             lease.release()
     if (found := round_delivery(rt, job_id, round_, seat)):  # recorded as the lease was let go
         return found
-    case, params = rt.client.court_case(job_id), rt.client.court_params()
+    case, params = rt.client.court_case(job_id), rt.client.court_params(job_id)
     if rt.chain_now() >= int(case["commitDeadline"]) - int(params["inclusionTime"]):
         log.warning("no delivery verdict for the round by the commit's time; not checked", extra={"job": job_id, "round": round_, "seat": seat})
         return record_round_delivery(rt, job_id, round_, "not checked: the round's delivery check did not end before the commit was due")
@@ -1132,7 +1140,7 @@ def check_provider_delivery(rt: Runtime, job_id: int, spec: JobSpec) -> str:
         return "not checked: no ResultSubmitted event found on this node"
     if sub.failure:
         return "not checked: the provider reported a failure"
-    case, params = rt.client.court_case(job_id), rt.client.court_params()
+    case, params = rt.client.court_case(job_id), rt.client.court_params(job_id)
     left = int(case["commitDeadline"]) - rt.chain_now() - int(params["inclusionTime"]) - DELIVERY_MARGIN
     max_bytes = spec.resources.output_mb * 1_048_576 + ARCHIVE_OVERHEAD
     budget = delivery_budget(float(left), float(rt.config.verifier.delivery_wait), max_bytes)
@@ -1171,7 +1179,7 @@ def delivery_budget(left: float, delivery_wait: float, max_bytes: int) -> tuple[
 
 def seat_state(rt: Runtime, job_id: int, round_: int, seat: int) -> int:
     """The seat's on-chain state when we hold it, else -1."""
-    holder, state, *_ = rt.client.read(rt.client.contracts.verification_court.get_seat(job_id, round_, seat))
+    holder, state, *_ = rt.client.read(rt.client.court_of(job_id).get_seat(job_id, round_, seat))
     return int(state) if same(holder, rt.address) else -1
 
 
@@ -1191,7 +1199,7 @@ def commit_seat(rt: Runtime, job_id: int, round_: int, seat: int) -> None:
     if state != SEAT_TAKEN:  # a reorg put our take back into the pool: adopted (and committed) if it is mined again
         decline(rt, job_id, round_, seat, f"the seat is no longer ours (state {state})", sent=True)
         return
-    court = rt.client.contracts.verification_court
+    court = rt.client.court_of(job_id)
     try:
         receipt = rt.client.send(court.commit(job_id, seat, bytes.fromhex(entry.commitment[2:])))
     except TxReverted as exc:
@@ -1226,7 +1234,7 @@ def follow_seats(rt: Runtime) -> int:
 def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[int]) -> int:
     rec = seat_record(rt, job_id, round_, seat)
     state = rec.get("state")
-    client, court = rt.client, rt.client.contracts.verification_court
+    client, court = rt.client, rt.client.court_of(job_id)
     if state == "computed":
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
@@ -1301,7 +1309,7 @@ def release_reserve(rt: Runtime, job_id: int, case: dict[str, Any], rec: dict[st
     if int(str(case["challenger"]), 16) != 0 or rt.chain_now() <= int(case["canaryEnd"]):
         return 0
     try:
-        receipt = rt.client.send(rt.client.contracts.verification_court.release_reserve(job_id))
+        receipt = rt.client.send(rt.client.court_of(job_id).release_reserve(job_id))
     except TxReverted as exc:
         if exc.error_name != "NothingDue":
             raise

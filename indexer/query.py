@@ -419,6 +419,28 @@ class IndexerReader:
             offset += len(ids)
         return found[:limit]
 
+    def disputed_in_other_courts(self, court: str, *, limit: int = 100) -> list[int]:
+        """Ids of Disputed jobs whose case is in a court other than `court`, lowest first, at most
+        `limit`. The court of each is the one the market's ``VerificationStarted`` named: the court
+        the job was posted under, which stays its court after governance moved the market to
+        another (``setParams``). This index follows one court's events, so those jobs have no
+        ``courtDeadline`` and :meth:`due_jobs` does not list them; their court's verifiers still
+        serve their seats (the executor's verifier role)."""
+        if limit < 1:
+            raise QueryError(f"limit must be 1 or more, not {limit}")
+        here = parse_address(court).lower()
+        key = self.keys.jobs_by_status("Disputed")
+        found: list[int] = []
+        offset = 0
+        while len(found) < limit:
+            ids = cast(list[str], self.redis.zrange(key, offset, offset + _DUE_PAGE - 1))
+            if not ids:
+                break
+            courts = self.jobs_fields(ids, ["court"])
+            found += [int(j) for j, f in zip(ids, courts, strict=True) if f.get("court") and f["court"].lower() != here]
+            offset += len(ids)
+        return found[:limit]
+
     def verifier_fields(self, address: str) -> dict[str, str]:
         """A court verifier's record as the indexer wrote it (``{p}:verifier:{address}``: free,
         locked, unbonding, releaseAt, platformClass, seats, paid, bondsForfeited, noShows, slashed);

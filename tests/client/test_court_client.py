@@ -204,3 +204,17 @@ def test_anyone_but_the_provider_appeals_a_tally_for_the_provider(court: Court) 
     court.client(auditor).appeal(job.id)
     w = REWARD * int(p.court_params()["jurorPayBps"]) // BPS
     assert court.balance(auditor) == before - JURY_SIZES[2] * w and court.allowance(auditor) == 0
+
+
+def test_court_of_names_the_court_each_job_was_posted_under(court: Court) -> None:
+    """`Client.court_of`: the court ``verificationInfo`` names for the job (here the file's, the only
+    one: a job of an earlier court, tests/executor/test_court_change_stack.py), remembered; an
+    unknown job gets the file's court and is not remembered, so its calls say what they said before."""
+    p, a = court.protocol, court.actors
+    job = p.honest_job(a.requester, a.honest_provider, REWARD, K_PCT)
+    client = court.client(a.requester)
+    assert client.court_of(job.id) is client.contracts.verification_court
+    assert job.id in client._courts and client.court_params(job.id) == client.court_params()
+    unknown = job.id + 10**6
+    assert client.court_of(unknown) is client.contracts.verification_court and unknown not in client._courts
+    assert Phase(client.court_case(unknown)["phase"]) is Phase.NONE

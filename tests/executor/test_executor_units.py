@@ -1090,9 +1090,6 @@ def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis
     reveal_open = {"value": False}
 
     class Court:
-        def __init__(self, address, codec) -> None:
-            pass
-
         def get_case(self, job_id):
             return ("getCase", job_id)
 
@@ -1103,7 +1100,8 @@ def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis
             return ("advance", job_id)
 
     def read(call):
-        return tuple(case) if call[0] == "getCase" else ("info",) + (None,) * 11 + ("0xcourt",)
+        assert call[0] == "getCase", call
+        return tuple(case)
 
     def send(call):
         if call[0] == "revealProvider" and not reveal_open["value"]:
@@ -1113,28 +1111,22 @@ def test_follow_reveals_from_the_journal_once_and_only_in_the_reveal_phase(redis
         sent.append(call)
         return SimpleNamespace(tx_hash="0xr")
 
-    client = SimpleNamespace(read=read, send=send, codec=None,
-                             contracts=SimpleNamespace(job_market=SimpleNamespace(verification_info=lambda j: ("info", j))))
+    client = SimpleNamespace(read=read, send=send, court_of=lambda job_id: Court())
     rt = _Runtime(state=state, xkeys=ExecKeys(31337, "0x" + "22" * 20, "provider", me), role="provider", address=me, client=client,
                   chain_now=lambda: 1_900_000_000, journal=journal, job=lambda j: SimpleNamespace(status=status["job"]),
                   reader=SimpleNamespace(jobs_fields=lambda ids, fields: [{} for _ in ids]))
-    original = verification.VerificationCourt
-    verification.VerificationCourt = Court  # type: ignore[misc]
-    try:
-        verification.watch(rt, 5, "drawn for audit")
-        assert verification.follow_verifications(rt) == 0 and sent == []  # no commitment yet: nothing to reveal
-        case[21] = 1  # a seat committed
-        assert verification.follow_verifications(rt) == 0 and sent == []  # reveal not open yet
-        reveal_open["value"] = True
-        assert verification.follow_verifications(rt) == 1
-        assert sent == [("revealProvider", 5, bytes.fromhex(sub.committed[2:]), bytes.fromhex(sub.salt[2:]))]
-        case[6] = True  # the chain shows the reveal
-        assert verification.follow_verifications(rt) == 0 and len(sent) == 1
-        status["job"] = JobStatus.RESOLVED
-        verification.follow_verifications(rt)
-        assert verification.watched(rt) == set()
-    finally:
-        verification.VerificationCourt = original  # type: ignore[misc]
+    verification.watch(rt, 5, "drawn for audit")
+    assert verification.follow_verifications(rt) == 0 and sent == []  # no commitment yet: nothing to reveal
+    case[21] = 1  # a seat committed
+    assert verification.follow_verifications(rt) == 0 and sent == []  # reveal not open yet
+    reveal_open["value"] = True
+    assert verification.follow_verifications(rt) == 1
+    assert sent == [("revealProvider", 5, bytes.fromhex(sub.committed[2:]), bytes.fromhex(sub.salt[2:]))]
+    case[6] = True  # the chain shows the reveal
+    assert verification.follow_verifications(rt) == 0 and len(sent) == 1
+    status["job"] = JobStatus.RESOLVED
+    verification.follow_verifications(rt)
+    assert verification.watched(rt) == set()
 
 
 def test_roles_parse_to_one_canonical_string_and_each_role_runs_its_components() -> None:

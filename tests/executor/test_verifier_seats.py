@@ -143,8 +143,11 @@ class Court:
     def court_case(self, job_id: int) -> dict[str, Any]:
         return dict(self.cases[job_id])
 
-    def court_params(self) -> dict[str, Any]:
+    def court_params(self, job_id: int | None = None) -> dict[str, Any]:
         return dict(PARAMS)
+
+    def court_of(self, job_id: int) -> Court:
+        return self  # one court here (a job of an earlier court: tests/executor/test_court_change_stack.py)
 
     def seats_by_us(self, job_id: int) -> list[tuple[Any, ...]]:
         return [c for c in self.sent if c[0] == "take_seat" and c[1] == job_id]
@@ -602,7 +605,8 @@ def test_seats_adopted_after_a_wipe_count_against_max_audits_before_any_new_take
     hand with a cap of two. Now a pass adopts first and takes after: the new seat waits
     (``no free slot``) and is taken by a later pass once the adopted seats are committed."""
     rt.config = rt.config.model_copy(update={"verifier": VerifierConfig(max_audits=2, court_stake=0)})
-    rt.reader = SimpleNamespace(due_jobs=lambda status, before, limit: [40, 41] if status == "Disputed" else [])
+    rt.reader = SimpleNamespace(due_jobs=lambda status, before, limit: [40, 41] if status == "Disputed" else [],
+                                disputed_in_other_courts=lambda court, limit: [])
     specs[40] = specs[41] = _spec(max_runtime=10)
     court.jury(40, commit_in=300, mine=(0,))  # a seat drawn for us, empty
     court.jury(41, commit_in=300, mine=(0, 1))  # taken by us before the wipe: two bonds locked
@@ -637,7 +641,7 @@ def test_a_revealed_audit_whose_record_was_wiped_after_the_tally_still_releases_
     rt.config = rt.config.model_copy(update={"verifier": VerifierConfig(max_audits=2, court_stake=0)})
     index = {50: {"0.0": {"verifier": ME, "state": "Revealed"}}, 51: {"0.0": {"verifier": OTHER, "state": "Revealed"}}}
     rt.reader = SimpleNamespace(due_jobs=lambda status, before, limit: [50, 51] if status == "Disputed" else [],
-                                job_fields=lambda job_id: {"seats": json.dumps(index[job_id])})
+                                disputed_in_other_courts=lambda court, limit: [], job_fields=lambda job_id: {"seats": json.dumps(index[job_id])})
     for job_id, holder in ((50, ME), (51, OTHER)):
         court.cases[job_id] = {"phase": verifier.PHASE_TALLIED, "round": 0, "tally": 1, "challenger": ZERO, "canaryEnd": court.now - 1,
                                "outcome": 0, "providerDigest": b"\0" * 32}

@@ -154,6 +154,25 @@ def test_a_reorg_undoes_a_deadline_move(market: Chain, reader: IndexerReader) ->
     assert reader.due_jobs("Submitted", NOW, limit=1_000) == _past_due()
 
 
+def test_disputed_jobs_of_an_earlier_court_are_listed_apart(market: Chain, reader: IndexerReader) -> None:
+    """After governance moved the market to another court, the cases of jobs posted before stay in
+    their own court, whose events this index does not follow (no courtDeadline, so not in the
+    Disputed due set): ``disputed_in_other_courts`` lists them from the court the market's
+    ``VerificationStarted`` named, lowest id first, and not the index's own court's cases."""
+    old_court = "0x" + "0d" * 20
+    before = market.cursor
+    market.block(4, [("VerificationStarted", {"jobId": j, "court": court})
+                     for j, court in ((560, old_court), (552, RESOLVER), (551, old_court.upper().replace("0X", "0x")))], undo=True)
+    assert reader.due_jobs("Disputed", NOW + 10**6) == []  # no court deadline for any of them
+    assert reader.disputed_in_other_courts(RESOLVER) == [551, 560]  # 552 is the index's own court's
+    assert reader.disputed_in_other_courts(RESOLVER.lower(), limit=1) == [551]
+    assert reader.disputed_in_other_courts(old_court) == [552]
+    with pytest.raises(QueryError):
+        reader.disputed_in_other_courts(RESOLVER, limit=0)
+    market.rollback(before, [4])
+    assert reader.disputed_in_other_courts(RESOLVER) == []
+
+
 def test_an_index_of_the_older_schema_gets_its_due_sets_on_upgrade(server: RedisServer, market: Chain, reader: IndexerReader) -> None:
     client = server.client(0)
     assert market.store.schema() == INDEX_SCHEMA  # a new index is written at the current schema

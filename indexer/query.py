@@ -420,25 +420,25 @@ class IndexerReader:
         return found[:limit]
 
     def disputed_in_other_courts(self, court: str, *, limit: int = 100) -> list[int]:
-        """Ids of Disputed jobs whose case is in a court other than `court`, lowest first, at most
-        `limit`. The court of each is the one the market's ``VerificationStarted`` named: the court
-        the job was posted under, which stays its court after governance moved the market to
-        another (``setParams``). This index follows one court's events, so those jobs have no
-        ``courtDeadline`` and :meth:`due_jobs` does not list them; their court's verifiers still
-        serve their seats (the executor's verifier role)."""
+        """Ids of Disputed jobs with no court deadline in this index whose case is in a court other
+        than `court`, lowest first, at most `limit`. The court of each is the one the market's
+        ``VerificationStarted`` named: the court the job was posted under, which stays its court
+        after governance moved the market to another (``setParams``). This index follows one
+        court's events, so a case opened in an earlier court after the change has no
+        ``courtDeadline`` and :meth:`due_jobs` does not list it; its court's verifiers still serve
+        its seats (the executor's verifier role). Only the Disputed jobs outside the Disputed due
+        set are read (``ZDIFF``), so a market whose cases all have deadlines costs one command."""
         if limit < 1:
             raise QueryError(f"limit must be 1 or more, not {limit}")
         here = parse_address(court).lower()
-        key = self.keys.jobs_by_status("Disputed")
+        ids = cast(list[str], self.redis.zdiff([self.keys.jobs_by_status("Disputed"), self.keys.due("Disputed")]))
         found: list[int] = []
-        offset = 0
-        while len(found) < limit:
-            ids = cast(list[str], self.redis.zrange(key, offset, offset + _DUE_PAGE - 1))
-            if not ids:
+        for first in range(0, len(ids), _DUE_PAGE):
+            page = ids[first : first + _DUE_PAGE]
+            courts = self.jobs_fields(page, ["court"])
+            found += [int(j) for j, f in zip(page, courts, strict=True) if f.get("court") and f["court"].lower() != here]
+            if len(found) >= limit:
                 break
-            courts = self.jobs_fields(ids, ["court"])
-            found += [int(j) for j, f in zip(ids, courts, strict=True) if f.get("court") and f["court"].lower() != here]
-            offset += len(ids)
         return found[:limit]
 
     def verifier_fields(self, address: str) -> dict[str, str]:

@@ -169,7 +169,13 @@ def test_disputed_jobs_of_an_earlier_court_are_listed_apart(market: Chain, reade
     assert reader.disputed_in_other_courts(old_court) == [552]
     with pytest.raises(QueryError):
         reader.disputed_in_other_courts(RESOLVER, limit=0)
-    market.rollback(before, [4])
+    # a case whose deadline the index knows (its court's events indexed before the change) is in
+    # the due set, listed by due_jobs, and not again here
+    market.block(5, [("SeatsDrawn", {"jobId": 560, "round": 1, "k": 3, "redraws": 0, "anchor": 5, "seatDeadline": NOW + 5,
+                                     "commitDeadline": NOW + 100, "revealDeadline": NOW + 200})], undo=True)
+    assert reader.due_jobs("Disputed", NOW + 10**6) == [560]
+    assert reader.disputed_in_other_courts(RESOLVER) == [551]
+    market.rollback(before, [4, 5])
     assert reader.disputed_in_other_courts(RESOLVER) == []
 
 

@@ -19,12 +19,10 @@ from collections.abc import Iterator
 
 import pytest
 from eth_abi import encode
-from eth_utils import keccak
 from eth_utils.abi import collapse_if_tuple
 
 from depin.accounts import dev_account
 from depin.artifacts import load_artifact
-from depin.chain import RpcError
 from depin.client import Client
 from depin.contracts import VerificationCourt
 from depin.market import JobStatus, Phase
@@ -32,50 +30,17 @@ from depin.market import JobStatus, Phase
 from .stack import PROVIDER, REQUESTER, REQUESTER2, VERIFIER, Executor, Stack, exec_prefix, spec, terms_for, wait_for
 from .stack import court_logs as _court_logs
 
-_DESK = "0x" + keccak(text="desk()")[:4].hex()
-
-
-def _immutables(code: bytes, shipped: bytes) -> list[bytes]:
-    """The immutables' values in deployed `code`: the operands of the ``PUSH32 0`` of the
-    artifact's runtime code `shipped` (see depin.artifacts.runtime_code_matches)."""
-    out, i = [], 0
-    while i < len(shipped):
-        op = shipped[i]
-        size = op - 0x5F if 0x60 <= op <= 0x7F else 0
-        if size == 32 and not any(shipped[i + 1 : i + 33]):
-            out.append(code[i + 1 : i + 33])
-        i += 1 + size
-    return out
-
-
-def _court_engine(stack: Stack, court: str) -> str:
-    """The CourtEngine a deployed VerificationCourt delegatecalls: the immutable that answers desk()."""
-    rpc = stack.market.rpc
-    shipped = bytes.fromhex(load_artifact("VerificationCourt")["deployedBytecode"].removeprefix("0x"))
-    code = bytes.fromhex(rpc.call("eth_getCode", [court, "latest"]).removeprefix("0x"))
-    for word in _immutables(code, shipped):
-        address = "0x" + word[-20:].hex()
-        if int(address, 16) == 0 or address.lower() == court.lower():
-            continue
-        try:
-            answer = rpc.call("eth_call", [{"to": address, "data": _DESK}, "latest"])
-        except RpcError:  # the CourtDesk (delegatecall only) or no code
-            continue
-        if len(answer) == 66 and int(answer, 16) != 0:
-            return address
-    raise AssertionError(f"no CourtEngine among the immutables of {court}")
-
 
 def _deploy_second_court(stack: Stack) -> str:
     """A new VerificationCourt of the same market, token and admin (the deployer), with the first
     court's current parameters and CourtEngine; returns its address."""
-    m, old = stack.market, stack.deployment.addresses["VerificationCourt"]
+    m = stack.market
     artifact = load_artifact("VerificationCourt")
     (ctor,) = [item for item in artifact["abi"] if item["type"] == "constructor"]
     params = tuple(m.read(m.contracts.verification_court.params()))
     args = encode([collapse_if_tuple(i) for i in ctor["inputs"]],
                   [stack.deployment.addresses["JobMarket"], stack.deployment.addresses["RewardToken"], m.deployer, params,
-                   _court_engine(stack, old)])
+                   m.read(m.contracts.verification_court.modules())[0]])  # its CourtEngine
     tx_hash = m.rpc.call("eth_sendTransaction", [{"from": m.deployer, "data": artifact["bytecode"] + args.hex(), "gas": hex(25_000_000)}],
                          retries=0)
     receipt = m.wait_for_receipt(tx_hash, timeout=60)

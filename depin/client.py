@@ -55,7 +55,7 @@ from depin import outputs as depin_outputs
 from depin.abi import Codec, ContractCall
 from depin.accounts import account_from_config, is_local_chain, refuse_dev_key_off_devnet
 from depin.addresses import parse_networks, public_resolver
-from depin.artifacts import load_abi
+from depin.artifacts import load_abi, runtime_code_matches
 from depin.chain import RpcClient, RpcError, RpcUnavailable, hex_int, is_range_error
 from depin.commitment import SALT_BYTES
 from depin.contracts import Deployed, VerificationCourt
@@ -320,6 +320,20 @@ class ProviderInfo:
     def available(self) -> int:
         """Stake neither locked as collateral nor unbonding."""
         return self.staked - self.locked
+
+
+@dataclass(frozen=True)
+class VerifierInfo:
+    """``VerificationCourt.getVerifier`` of one court (all zero when never joined)."""
+
+    address: str
+    court: str
+    joined: bool
+    platform_class: int
+    free: int  # stake that can take seats, or leave
+    locked: int  # bonds of the seats in hand
+    unbonding: int  # left (requestLeave), withdrawable from release_at
+    release_at: int
 
 
 @dataclass(frozen=True)
@@ -733,6 +747,63 @@ class Client(ContractAddresses):
         of that job's court (:meth:`court_of`)."""
         court = self.contracts.verification_court if job_id is None else self.court_of(job_id)
         return dict(zip(_COURT_PARAM_FIELDS, self.read(court.params()), strict=False))
+
+    def court_at(self, address: str | None = None) -> VerificationCourt:
+        """The deployment file's court, or with `address` another court of this market: an earlier
+        one, where a verifier's stake stays after governance moved the market (``setParams``) until
+        it leaves. Refused (:class:`InvalidArgument`) unless the code there is the shipped
+        VerificationCourt's and its ``market()`` is this deployment's market."""
+        current = self.contracts.verification_court
+        if address is None or (is_address(address) and address.lower() == current.address.lower()):
+            return current
+        if not is_address(address):
+            raise InvalidArgument(f"the court must be a 0x address of 40 hex digits, not {address!r}")
+        code = bytes.fromhex(self.rpc.get_code(address).removeprefix("0x"))
+        court = VerificationCourt(address, self.codec)
+        if not runtime_code_matches("VerificationCourt", code) or str(self.read(court.market())).lower() != self.market.lower():
+            raise InvalidArgument(f"{court.address} is not a VerificationCourt of market {self.market} on this node")
+        return court
+
+    def verifier_info(self, address: str | None = None, *, court: str | None = None) -> VerifierInfo:
+        """A verifier's stake in the file's court, or in `court` (:meth:`court_at`)."""
+        who, at = self._who(address), self.court_at(court)
+        joined, cls, free, locked, unbonding, release_at = self.read(at.get_verifier(who))
+        return VerifierInfo(who, at.address, bool(joined), int(cls), int(free), int(locked), int(unbonding), int(release_at))
+
+    def request_leave(self, amount: int, *, court: str | None = None) -> Receipt:
+        """Starts leaving the court (the file's, or `court`, :meth:`court_at`): `amount` of the free
+        stake unbonds for the court's ``leaveDelay`` (a later request restarts the delay for all of
+        it); :meth:`withdraw_left` then. A verifier executor tops the stake of the file's court back
+        up to ``[verifier] court_stake``: stop it first, or set that to 0."""
+        amount = _uint("the amount", amount)
+        at = self.court_at(court)
+        info = self.verifier_info(court=at.address)
+        if not info.joined:
+            raise Refused(f"{self.address} is not a member of court {at.address}", "NotJoined")
+        if amount <= 0:
+            raise Refused("the amount must be positive", "ZeroAmount")
+        if amount > info.free:
+            raise Refused(
+                f"cannot leave with {format_tokens(amount)} {TOKEN_SYMBOL}: the free stake in court {at.address} is "
+                f"{format_tokens(info.free)} ({format_tokens(info.locked)} is locked in the bonds of seats in hand)",
+                "InsufficientFreeStake",
+            )
+        return self.send(at.request_leave(amount))
+
+    def withdraw_left(self, *, court: str | None = None) -> Receipt:
+        """Withdraws the stake that left the court (the file's, or `court`) once its delay passed."""
+        at = self.court_at(court)
+        info = self.verifier_info(court=at.address)
+        if info.unbonding == 0:
+            raise Refused(f"{self.address} has nothing leaving court {at.address}", "NothingToWithdraw")
+        now = self.block_timestamp()
+        if now < info.release_at:
+            raise Refused(
+                f"the {format_tokens(info.unbonding)} {TOKEN_SYMBOL} leaving court {at.address} is released at "
+                f"{info.release_at} (in {info.release_at - now} s)",
+                "LeaveNotReady",
+            )
+        return self.send(at.withdraw_left())
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
         who = self._who(address)

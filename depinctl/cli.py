@@ -29,7 +29,7 @@ from depin import __version__
 from depin.errors import DepinError
 from depin.keys import LISTABLE_STATUSES
 from depin.redact import redact_url
-from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider
+from depinctl import cli_devnet, cli_executor, cli_job, cli_keys, cli_provider, cli_verifier
 from depinctl import demo as demo_mod
 from depinctl.cliutil import (
     OPENED_REDIS,
@@ -86,7 +86,8 @@ app.add_typer(indexer_app, name="indexer")
 def _add_groups() -> None:
 
     for module, name in (
-        (cli_job, "job"), (cli_provider, "provider"), (cli_keys, "keys"), (cli_executor, "executor"), (cli_devnet, "devnet"),
+        (cli_job, "job"), (cli_provider, "provider"), (cli_verifier, "verifier"), (cli_keys, "keys"), (cli_executor, "executor"),
+        (cli_devnet, "devnet"),
     ):
         app.add_typer(module.app, name=name)
 

@@ -9,6 +9,7 @@ anvil for the module; each case is driven to the state a test needs with the sim
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +219,68 @@ def test_court_of_names_the_court_each_job_was_posted_under(court: Court) -> Non
     unknown = job.id + 10**6
     assert client.court_of(unknown) is client.contracts.verification_court and unknown not in client._courts
     assert Phase(client.court_case(unknown)["phase"]) is Phase.NONE
+
+
+def test_a_verifier_leaves_the_court_and_withdraws_its_stake(court: Court, tmp_path: Path) -> None:
+    """`depin verifier status / leave / withdraw` and the SDK's verifier_info, request_leave and
+    withdraw_left on the real court: a new member leaves with all of its free stake, is refused a
+    withdrawal before the leave delay and one more leave than it has (nothing sent), and gets the
+    stake back after the delay, its membership ended. ``--court`` takes only a VerificationCourt of
+    this market."""
+    from depin.accounts import import_key
+    from depin.client import InvalidArgument
+
+    w, p = court.world, court.protocol
+    me = w.accounts[21]  # none of the simulation's actors
+    index = w.accounts.index(me)
+    Account.enable_unaudited_hdwallet_features()
+    key = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key
+    stake = 2_000 * WAD
+    p.fund([me], stake)
+    p.join_court(me, stake)
+    keystore, password = tmp_path / "verifier.json", tmp_path / "password"
+    import_key(key, keystore, "leave and withdraw", kdf_n=2**4)
+    password.write_text("leave and withdraw\n")
+    password.chmod(0o600)
+    common = ["--rpc-url", court.url, "--deployment", str(court.deployment_file)]
+    signed = [*common, "--keystore", str(keystore), "--password-file", str(password)]
+
+    shown = CliRunner().invoke(app, ["verifier", "status", me, "--json", *common], env={})
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) | {"releaseAt": 0} == {
+        "address": me, "court": w.court.address, "joined": True, "platformClass": 0, "free": str(stake), "locked": "0",
+        "unbonding": "0", "releaseAt": 0}
+
+    client = court.client(me)
+    nonce = court.nonce(me)
+    with pytest.raises(Refused) as more:
+        client.request_leave(stake + 1)
+    assert more.value.error_name == "InsufficientFreeStake" and court.nonce(me) == nonce
+    assert_one_line_error(CliRunner().invoke(app, ["verifier", "withdraw", *signed], env={}), "nothing leaving court")
+
+    left = CliRunner().invoke(app, ["verifier", "leave", "all", *signed], env={})
+    assert left.exit_code == 0, left.output
+    assert f"leaving court {w.court.address} with {format_amount(stake)} DPC" in left.stdout, left.stdout
+    info = client.verifier_info()
+    assert (info.joined, info.free, info.locked, info.unbonding) == (True, 0, 0, stake) and info.release_at > client.block_timestamp()
+    assert_one_line_error(CliRunner().invoke(app, ["verifier", "leave", "all", *signed], env={}), "no free stake")
+    with pytest.raises(Refused) as early:
+        client.withdraw_left()
+    assert early.value.error_name == "LeaveNotReady" and court.nonce(me) == nonce + 1  # the leave only
+
+    w.anvil.advance(info.release_at - client.block_timestamp() + 1)
+    before = court.balance(me)
+    out = CliRunner().invoke(app, ["verifier", "withdraw", *signed], env={})
+    assert out.exit_code == 0, out.output
+    assert f"withdrew {format_amount(stake)} DPC from court {w.court.address}" in out.stdout, out.stdout
+    assert court.balance(me) == before + stake
+    after = client.verifier_info()
+    assert (after.joined, after.free, after.unbonding) == (False, 0, 0)  # fully withdrawn: its class slot is free again
+
+    # --court: the file's court by address is the same court; anything else must be this market's court
+    assert client.verifier_info(court=w.court.address.lower()).court == w.court.address
+    for bad in (w.market.address, "0x12"):
+        with pytest.raises(InvalidArgument):
+            client.verifier_info(court=bad)
+    assert_one_line_error(CliRunner().invoke(app, ["verifier", "status", me, "--court", w.market.address, *common], env={}),
+                          "is not a VerificationCourt of market")

@@ -794,15 +794,7 @@ class Client(ContractAddresses):
         """Withdraws the stake that left the court (the file's, or `court`) once its delay passed."""
         at = self.court_at(court)
         info = self.verifier_info(court=at.address)
-        if info.unbonding == 0:
-            raise Refused(f"{self.address} has nothing leaving court {at.address}", "NothingToWithdraw")
-        now = self.block_timestamp()
-        if now < info.release_at:
-            raise Refused(
-                f"the {format_tokens(info.unbonding)} {TOKEN_SYMBOL} leaving court {at.address} is released at "
-                f"{info.release_at} (in {info.release_at - now} s)",
-                "LeaveNotReady",
-            )
+        self._refuse_unreleased(info.unbonding, info.release_at, f"leaving court {at.address}", "NothingToWithdraw", "LeaveNotReady")
         return self.send(at.withdraw_left())
 
     def provider_info(self, address: str | None = None) -> ProviderInfo:
@@ -1676,16 +1668,18 @@ class Client(ContractAddresses):
     def withdraw_unstaked(self) -> Receipt:
         """Withdraws the unbonded stake once the unbonding delay has passed."""
         info = self.provider_info()
-        if info.unbonding == 0:
-            raise Refused(f"{self.address} has nothing unbonding", "NothingUnbonding")
-        now = self.block_timestamp()
-        if now < info.release_at:
-            raise Refused(
-                f"the unbonding stake of {format_tokens(info.unbonding)} {TOKEN_SYMBOL} is released at "
-                f"{info.release_at} (in {info.release_at - now} s)",
-                "UnbondingNotReady",
-            )
+        self._refuse_unreleased(info.unbonding, info.release_at, "unbonding", "NothingUnbonding", "UnbondingNotReady")
         return self.send(self.contracts.provider_staking.withdraw_unstaked())
+
+    def _refuse_unreleased(self, amount: int, release_at: int, what: str, nothing: str, not_ready: str) -> None:
+        """Refuses a withdrawal of stake `what` (unbonding, leaving a court) when there is none
+        (`nothing`, the contract's error name) or its delay has not passed (`not_ready`)."""
+        if amount == 0:
+            raise Refused(f"{self.address} has nothing {what}", nothing)
+        now = self.block_timestamp()
+        if now < release_at:
+            raise Refused(
+                f"the {format_tokens(amount)} {TOKEN_SYMBOL} {what} is released at {release_at} (in {release_at - now} s)", not_ready)
 
     def set_metadata(self, endpoint: str, capability_hash: bytes = ZERO_HASH) -> Receipt:
         """Changes this provider's endpoint (:func:`check_endpoint`, :func:`check_reachable_endpoint`)

@@ -135,7 +135,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import docker
 import requests
@@ -1287,12 +1287,28 @@ def probe_problems(run: RunResult, report: str) -> list[str]:
 # --- the reaper ---------------------------------------------------------------------------------
 
 
-def managed_containers(client: docker.DockerClient, *, instance: str | None = None) -> list[Container]:
-    """Every container (running or not) labelled by this project, or by executor `instance` (one
-    removed while they are listed is left out, not an engine error)."""
+class ManagedContainer(NamedTuple):
+    """One listed container: its id, name and labels as the engine's list gave them."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+
+
+def managed_containers(client: docker.DockerClient, *, instance: str | None = None) -> list[ManagedContainer]:
+    """Every container (running or not) labelled by this project, or by executor `instance`, from
+    the engine's one list request. A container removed while they are listed is in it or not, never
+    an engine error: docker-py's ``containers.list`` inspects each listed container afterwards, and
+    Podman answers one removed in between with 500 "no such container" rather than 404, which its
+    ``ignore_removed`` does not catch (the reaper's pass failed while the executor's own tasks
+    removed their containers)."""
     label = f"{LABEL_EXECUTOR}={instance}" if instance is not None else LABEL_MANAGED
     with _engine_call("cannot list containers"):
-        return client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        rows = client.api.containers(all=True, filters={"label": label})
+    return [
+        ManagedContainer(str(row["Id"]), str((row.get("Names") or [""])[0]).lstrip("/"), dict(row.get("Labels") or {}))
+        for row in rows
+    ]
 
 
 def reap_orphans(

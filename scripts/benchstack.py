@@ -224,14 +224,14 @@ class BenchStack:
         """Removes the containers of this stack's executors only (their ``depin.executor`` label)."""
         import hashlib
 
-        from executor.containers import LABEL_EXECUTOR, remove_container
+        from executor.containers import managed_containers, remove_container
 
         for ex in self.executors:
             state_dir = (ex.workdir / "state").resolve()
             ident = f"{self.deployment.chain_id}:{self.deployment.addresses['JobMarket'].lower()}:provider:{ex.address.lower()}:{state_dir}"
             instance = f"provider-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
             try:
-                for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}):
+                for c in managed_containers(self.engine, instance=instance):
                     remove_container(self.engine, c.id)
             except Exception:  # noqa: S110 - best-effort cleanup
                 pass

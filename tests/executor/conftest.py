@@ -24,7 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from executor.containers import LABEL_EXECUTOR, remove_container
+from executor.containers import managed_containers, remove_container
 from executor.engine import connect, start_podman_service, stop_podman_service
 from executor.images import build_sample_images
 from executor.results import ResultStore
@@ -66,7 +66,7 @@ def engine(executor_instance: str) -> Iterator[docker.DockerClient]:
 
 
 def _remove_instance_containers(client: docker.DockerClient, instance: str) -> None:
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}, ignore_removed=True):
+    for container in managed_containers(client, instance=instance):
         remove_container(client, container.id)
 
 

@@ -311,12 +311,11 @@ class Stack:
         self._remove_containers()
 
     def _remove_containers(self) -> None:
-        from executor.containers import LABEL_EXECUTOR, remove_container
+        from executor.containers import managed_containers, remove_container
 
         for ex in self.executors:
-            instance = ex.instance()
             try:
-                for c in self.engine.containers.list(all=True, filters={"label": f"{LABEL_EXECUTOR}={instance}"}, ignore_removed=True):
+                for c in managed_containers(self.engine, instance=ex.instance()):
                     remove_container(self.engine, c.id)
             except Exception:  # noqa: S110 - best-effort cleanup of a test stack
                 pass

@@ -32,6 +32,7 @@ from executor.containers import (
     OutputDir,
     check_image,
     container_name,
+    managed_containers,
     prepare_output_dir,
     reap_orphans,
     release_output_dir,
@@ -344,6 +345,45 @@ def _labelled(engine, sample_images, name: str, instance: str, *, job: str = "1"
         network_mode="none",
         ulimits=[docker.types.Ulimit(name="nofile", soft=64, hard=64), docker.types.Ulimit(name="nproc", soft=4096, hard=4096)],
     )
+
+
+def test_listing_the_managed_containers_while_they_are_removed_is_never_an_engine_error(engine, sample_images, executor_instance):
+    """The reaper lists this executor's containers while its own tasks remove theirs. docker-py's
+    ``containers.list`` inspects each listed container, and Podman answers one removed in between
+    with 500 "no such container", not 404, which ``ignore_removed`` does not cover: the listing
+    failed as an engine error (a CI run of a test doing the same, ci110). The listing is now the
+    engine's one summary request: a container removed meanwhile is in it or not, never an error."""
+    suffix = os.urandom(3).hex()
+    created = [_labelled(engine, sample_images, f"depin-job-1-{n}-gone-{suffix}", executor_instance) for n in range(16)]
+    names = {c.name for c in created}
+    errors: list[BaseException] = []
+    listings: list[set[str]] = []
+    started = threading.Event()
+
+    def remove_all() -> None:
+        started.wait(10)
+        for c in created:
+            try:
+                c.remove(force=True)
+            except Exception as exc:  # reported by the assertion below
+                errors.append(exc)
+
+    remover = threading.Thread(target=remove_all)
+    remover.start()
+    try:
+        while True:
+            listed = {c.name for c in managed_containers(engine, instance=executor_instance)}
+            listings.append(listed)
+            started.set()
+            if not listed & names:
+                break
+    finally:
+        remover.join(60)
+    assert not errors
+    assert len(listings) >= 2 and listings[0] == names  # all of them listed first, none last
+    assert all(listed <= names for listed in listings)
+    got = managed_containers(engine, instance=executor_instance)
+    assert got == []
 
 
 def test_stale_container_and_work_dir_of_the_same_name_are_replaced(engine, sample_images, work_root, result_store, executor_instance):

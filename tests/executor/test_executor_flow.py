@@ -23,6 +23,7 @@ from depin.commitment import commitment
 from depin.delivery import public_key_of
 from depin.market import FailureCode, JobStatus
 from depin.outputs import read_exit_code
+from executor.containers import managed_containers
 
 from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, TOKEN, Stack, spec, wait_for
 
@@ -273,7 +274,7 @@ def test_hostile_jobs_end_as_failures_and_the_worker_serves_the_next_job(stack: 
     assert not stack.events(nxt, "FailureSubmitted")
     # the hostile containers are gone
     instance = stack.provider.instance()
-    names = [c.name for c in stack.engine.containers.list(all=True, ignore_removed=True)]  # another test's may go meanwhile
+    names = [c.name for c in managed_containers(stack.engine, instance=instance)]  # one list request: others may go meanwhile
     assert not [n for n in names if n.endswith((f"-{loop}-{instance}", f"-{hog}-{instance}"))]
 
 

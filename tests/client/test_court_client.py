@@ -264,6 +264,9 @@ def test_a_verifier_leaves_the_court_and_withdraws_its_stake(court: Court, tmp_p
     info = client.verifier_info()
     assert (info.joined, info.free, info.locked, info.unbonding) == (True, 0, 0, stake) and info.release_at > client.block_timestamp()
     assert_one_line_error(CliRunner().invoke(app, ["verifier", "leave", "all", *signed], env={}), "no free stake")
+    table = CliRunner().invoke(app, ["verifier", "status", me, *common], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "yes, platform class 0" in table.stdout and f"{format_amount(stake)} DPC, withdrawable from" in table.stdout, table.stdout
     with pytest.raises(Refused) as early:
         client.withdraw_left()
     assert early.value.error_name == "LeaveNotReady" and court.nonce(me) == nonce + 1  # the leave only

@@ -6,7 +6,7 @@ random name, 32 bytes from :mod:`secrets` in hex, that has nothing to do with it
 ``<root>/<name[:2]>/<name>.tar``, next to its manifest ``<name>.json`` (the job, the party and the
 salt of the commitment, so that a requester can check the archive against the commitment). The
 public URI of an archive is ``<base_url>/results/<name>``, its manifest's ``<base_url>/results/
-<name>.json``; :func:`create_app` serves ``GET``/``HEAD`` on those paths and nothing addressed by a
+<name>.json``; :func:`executor.result_server.create_app` serves ``GET``/``HEAD`` on those paths and nothing addressed by a
 digest, so the server is no existence oracle: asking whether a result with a guessed digest exists
 gets nowhere (VERIFICATION-ANALYSIS F2(c)). Storing is atomic (a temporary file in the same folder,
 fsync, rename), so a reader never sees half an archive. A requester or a verifier fetches it with
@@ -48,9 +48,6 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, JSONResponse, Response
 
 from depin.commitment import commitment, failure_digest, new_salt
 from depin.delivery import SEALED_FORMAT, parse_public_key, seal_bytes, seal_file
@@ -299,44 +296,6 @@ class ResultStore:
         self._path(check_name(name)).unlink(missing_ok=True)
         self._recipient_path(name).unlink(missing_ok=True)
         self._manifest_path(name).unlink(missing_ok=True)
-
-
-def create_app(store: ResultStore) -> FastAPI:
-    """The result server: ``GET``/``HEAD /results/<name>`` (the archive), ``/results/<name>.json``
-    (its manifest) and ``GET /healthz``. Nothing is addressed by a digest."""
-    app = FastAPI(title="depin result store", docs_url=None, redoc_url=None)
-
-    @app.api_route("/results/{name}", methods=["GET", "HEAD"], response_class=FileResponse)
-    def get_result(name: str) -> Response:
-        manifest = name.endswith(".json")
-        base = name.removesuffix(".json")
-        if NAME_RE.match(base) is None:
-            raise HTTPException(status_code=400, detail="expected /results/<name> or /results/<name>.json (a name is 64 lower-case hex digits)")
-        try:
-            path = store.manifest_path(base) if manifest else store.path(base)
-        except ResultNotFound:
-            raise HTTPException(status_code=404, detail=f"no result {name} here") from None
-        if manifest:
-            return JSONResponse(json.loads(path.read_bytes()), headers={"Cache-Control": "no-cache"})
-        return FileResponse(
-            path,
-            media_type=MEDIA_TYPE,
-            filename=f"{base}.tar",
-            headers={"ETag": f'"{base}"', "Cache-Control": "public, max-age=31536000, immutable"},
-        )
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
-
-
-def serve(store: ResultStore, host: str = "127.0.0.1", port: int = 8700) -> None:
-    """Runs the result server in the foreground (uvicorn) until interrupted."""
-    import uvicorn  # lazy: start-up (only the result server runs it)
-
-    uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)
 
 
 # --- the submission journal ---------------------------------------------------------------------

@@ -59,7 +59,6 @@ from executor.dispatcher import Dispatcher
 from executor.engine import check_sandbox, connect
 from executor.health import start_heartbeat
 from executor.logs import setup_logging
-from executor.results import serve
 from executor.runtime import ENV_CONFIG, ENV_ROLE, Runtime, broker_url_for, get_runtime, load_executor_config, set_runtime
 
 log = logging.getLogger("executor.worker")
@@ -175,6 +174,8 @@ def run_results(config: Path | str | None, role: str | None) -> None:
     bind = metrics.bind_from_env()
     if bind:  # the executor's /metrics (every component counts into Redis; this process serves them)
         metrics.serve(rt, bind, {broker_prefix(rt.xkeys.prefix) + q: q for q in (COMPUTE, CHAIN)})
+    from executor.result_server import serve  # lazy: only this component imports FastAPI
+
     serve(rt.store, host or "127.0.0.1", int(port))
 
 

@@ -42,7 +42,8 @@ from executor.containers import (
 from executor.engine import EngineUnavailable, connect, start_podman_service, stop_podman_service
 from executor.execute import Outcome, execute
 from executor.images import build_sample_images
-from executor.results import ResultStore, create_app
+from executor.result_server import create_app
+from executor.results import ResultStore
 
 from .stack import release_gate, wait_for
 

@@ -27,7 +27,8 @@ from depin.delivery_check import MISMATCH, NO_MANIFEST, NO_URI, TOO_LARGE, UNAVA
 from depin.fetch import MAX_REDIRECTS
 from depin.outputs import build_archive, match_digest
 from depinctl.procs import free_port
-from executor.results import ResultStore, Submission, SubmissionJournal, create_app, prepare_submission
+from executor.result_server import create_app
+from executor.results import ResultStore, Submission, SubmissionJournal, prepare_submission
 from executor.verifier import check_delivered_bounded
 from tests.client.served import serve, trickle, trickle_head
 from tests.executor.recording_server import Answer, RecordingServer

@@ -17,7 +17,8 @@ from unittest import mock
 from fastapi.testclient import TestClient
 
 from depin.outputs import build_archive, match_digest
-from executor.results import ResultStore, SubmissionJournal, create_app, prepare_submission
+from executor.result_server import create_app
+from executor.results import ResultStore, SubmissionJournal, prepare_submission
 
 PARTY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 SPEC_HASH = b"\x5c" * 32

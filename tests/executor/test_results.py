@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 
 from depin.fetch import FetchError, FetchTooLarge, download_and_hash
 from depin.outputs import build_archive, extract_archive
+from executor.result_server import create_app
 from executor.results import (
     NAME_RE,
     ResultNotFound,
     ResultStore,
-    create_app,
     new_name,
 )
 

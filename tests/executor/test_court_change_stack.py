@@ -4,7 +4,7 @@ do what the README says, update ``addresses.VerificationCourt`` in the deploymen
 and everything of that job must still go to its own court: the SDK's challenge (and its bond's
 approve), the provider's reveal, and the verifier's seats (take, commit, reveal, advance). Before,
 the SDK and the verifier sent them to the file's court, the new one: the challenge reverted
-(``NotCourt``) and a verifier's seats in the old court became no-shows, its bonds forfeited.
+(``WrongCourt``) and a verifier's seats in the old court became no-shows, its bonds forfeited.
 
 On real services (tests/executor/stack.py): the old court's only member (dev account 3) is the
 verifier; the new court is a second, genuine VerificationCourt of the same market (the shipped

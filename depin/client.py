@@ -745,7 +745,9 @@ class Client(ContractAddresses):
     def court_params(self, job_id: int | None = None) -> dict[str, Any]:
         """The current ``CourtParams`` by field name of the deployment's court, or with `job_id`
         of that job's court (:meth:`court_of`)."""
-        court = self.contracts.verification_court if job_id is None else self.court_of(job_id)
+        return self._params_of(self.contracts.verification_court if job_id is None else self.court_of(job_id))
+
+    def _params_of(self, court: VerificationCourt) -> dict[str, Any]:
         return dict(zip(_COURT_PARAM_FIELDS, self.read(court.params()), strict=False))
 
     def court_at(self, address: str | None = None) -> VerificationCourt:
@@ -766,7 +768,9 @@ class Client(ContractAddresses):
 
     def verifier_info(self, address: str | None = None, *, court: str | None = None) -> VerifierInfo:
         """A verifier's stake in the file's court, or in `court` (:meth:`court_at`)."""
-        who, at = self._who(address), self.court_at(court)
+        return self._verifier_in(self._who(address), self.court_at(court))
+
+    def _verifier_in(self, who: str, at: VerificationCourt) -> VerifierInfo:
         joined, cls, free, locked, unbonding, release_at = self.read(at.get_verifier(who))
         return VerifierInfo(who, at.address, bool(joined), int(cls), int(free), int(locked), int(unbonding), int(release_at))
 
@@ -777,7 +781,7 @@ class Client(ContractAddresses):
         up to ``[verifier] court_stake``: stop it first, or set that to 0."""
         amount = _uint("the amount", amount)
         at = self.court_at(court)
-        info = self.verifier_info(court=at.address)
+        info = self._verifier_in(self._who(None), at)
         if not info.joined:
             raise Refused(f"{self.address} is not a member of court {at.address}", "NotJoined")
         if amount <= 0:
@@ -793,7 +797,7 @@ class Client(ContractAddresses):
     def withdraw_left(self, *, court: str | None = None) -> Receipt:
         """Withdraws the stake that left the court (the file's, or `court`) once its delay passed."""
         at = self.court_at(court)
-        info = self.verifier_info(court=at.address)
+        info = self._verifier_in(self._who(None), at)
         self._refuse_unreleased(info.unbonding, info.release_at, f"leaving court {at.address}", "NothingToWithdraw", "LeaveNotReady")
         return self.send(at.withdraw_left())
 
@@ -1300,7 +1304,7 @@ class Client(ContractAddresses):
         case not opened yet."""
         version = int(case.get("paramsVersion", 0))
         if int(case["phase"]) == Phase.NONE or version == int(self.read(court.params_version())):
-            return dict(zip(_COURT_PARAM_FIELDS, self.read(court.params()), strict=False))
+            return self._params_of(court)
         topic = "0x" + version.to_bytes(32, "big").hex()
         logs = self._latest_logs("VerificationCourt", [self._topic("VerificationCourt", "CourtParamsSet"), topic], at=court.address)
         if not logs:

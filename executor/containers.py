@@ -135,7 +135,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import docker
 import requests
@@ -1031,7 +1031,7 @@ def remove_container(client: docker.DockerClient, name_or_id: str) -> bool:
         except NotFound:
             return False
         except APIError as exc:
-            if exc.status_code == 404 or "no such container" in str(exc).lower():
+            if _no_such_container(exc):
                 return False
             refused = exc
         # Podman answers 500 while a removal is already in progress; wait for it.
@@ -1096,8 +1096,10 @@ def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int
     with _engine_call(f"lost the engine while waiting for container {container_id[:12]}"):
         try:
             result = client.api.wait(container_id, timeout=max(0.05, timeout))
-        except NotFound as exc:
-            raise ContainerGone(gone) from exc
+        except APIError as exc:
+            if _no_such_container(exc):
+                raise ContainerGone(gone) from exc
+            raise
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             pass  # the timeout (a lost engine fails the inspect below)
         else:
@@ -1107,18 +1109,29 @@ def _wait(client: docker.DockerClient, container_id: str, timeout: float) -> int
                 return int(result.get("StatusCode", -1))
             # The wait failed (Podman answers one on a container removed meanwhile with StatusCode 0
             # and an Error): its StatusCode is no exit code.
-            try:
-                client.api.inspect_container(container_id)
-            except NotFound as exc:
-                raise ContainerGone(gone) from exc
+            _state(client, container_id, gone)
             raise ContainerEngineError(f"the engine failed to wait for container {container_id[:12]}: {_one_line(message)}")
-        try:  # a timed-out wait can race with the exit: ask the state
-            state = client.api.inspect_container(container_id)["State"]
-        except NotFound as exc:
-            raise ContainerGone(gone) from exc
+        state = _state(client, container_id, gone)  # a timed-out wait can race with the exit: ask the state
     if state.get("Status") in ("exited", "stopped", "dead"):
         return int(state.get("ExitCode", -1))
     return None
+
+
+def _state(client: docker.DockerClient, container_id: str, gone: str) -> dict[str, Any]:
+    """The container's ``State``; :class:`ContainerGone` (message `gone`) when it no longer exists
+    or is being removed."""
+    try:
+        return cast(dict[str, Any], client.api.inspect_container(container_id)["State"])
+    except APIError as exc:
+        if _no_such_container(exc):
+            raise ContainerGone(gone) from exc
+        raise
+
+
+def _no_such_container(exc: APIError) -> bool:
+    """Whether the engine's error says the container does not exist: 404 (``NotFound``), or Podman's
+    500 "no such container", its answer about a container whose removal is under way."""
+    return exc.status_code == 404 or "no such container" in str(exc).lower()
 
 
 def _gone(name: str) -> str:
@@ -1203,11 +1216,8 @@ def _run(
             exit_code = None
         elif exit_code == 137:  # SIGKILL: the kernel's OOM killer, or the job killed itself
             with _engine_call(f"cannot inspect container {name}"):
-                try:
-                    state = client.api.inspect_container(container.id)["State"]
-                    oom_flag = bool(state.get("OOMKilled"))
-                except NotFound as exc:  # removed under us (its SIGKILL is not the job's doing)
-                    raise ContainerGone(_gone(name)) from exc
+                try:  # gone: removed under us (its SIGKILL is not the job's doing)
+                    oom_flag = bool(_state(client, container.id, _gone(name)).get("OOMKilled"))
                 except DockerException:
                     pass  # the flag is a hint only (see the module doc)
             if oom_flag or options["mem_limit"]:

@@ -28,6 +28,7 @@ from executor.containers import (
     LABEL_MANAGED,
     MIB,
     OUT_SLACK_BYTES,
+    ContainerGone,
     ImageUnavailable,
     OutputDir,
     check_image,
@@ -39,6 +40,7 @@ from executor.containers import (
     remove_container,
     run_container,
 )
+from executor.containers import _wait as wait_for_exit
 from executor.engine import EngineUnavailable, connect, start_podman_service, stop_podman_service
 from executor.execute import Outcome, execute
 from executor.images import build_sample_images
@@ -385,6 +387,53 @@ def test_listing_the_managed_containers_while_they_are_removed_is_never_an_engin
     assert all(listed <= names for listed in listings)
     got = managed_containers(engine, instance=executor_instance)
     assert got == []
+
+
+def test_waiting_on_containers_while_something_removes_them_ends_as_gone_not_as_an_engine_error(engine, sample_images, executor_instance):
+    """A run waits for its container in short slices, asking the engine for the container's state
+    after each. When something else removes the container meanwhile, Podman answers that inspect
+    with 500 "no such container" while the removal is under way (not 404): the wait must end as
+    :class:`ContainerGone` (or with the exit code it saw), never as an engine error, which would
+    stop the executor's task as if the engine had failed."""
+    suffix = os.urandom(3).hex()
+    created = [_labelled(engine, sample_images, f"depin-job-1-{n}-waited-{suffix}", executor_instance) for n in range(12)]
+    for c in created:
+        c.start()
+    ends: dict[str, object] = {}
+    waited = threading.Barrier(len(created) + 1, timeout=60)
+
+    def wait_until_gone(container_id: str) -> None:
+        first = True
+        try:
+            while True:
+                code = wait_for_exit(engine, container_id, 0.02)
+                if first:
+                    first = False
+                    waited.wait()
+                if code is not None:
+                    ends[container_id] = code
+                    return
+        except ContainerGone:
+            ends[container_id] = "gone"
+        except BaseException as exc:  # reported by the assertion below
+            ends[container_id] = exc
+            if first:
+                waited.abort()
+
+    waiters = [threading.Thread(target=wait_until_gone, args=(c.id,)) for c in created]
+    for t in waiters:
+        t.start()
+    try:
+        waited.wait()  # every waiter is in its loop
+        for c in created:
+            remove_container(engine, c.id)
+    finally:
+        for t in waiters:
+            t.join(60)
+    assert not [t for t in waiters if t.is_alive()]
+    errors = {cid[:12]: end for cid, end in ends.items() if not (end == "gone" or isinstance(end, int))}
+    assert not errors, errors
+    assert len(ends) == len(created)
 
 
 def test_stale_container_and_work_dir_of_the_same_name_are_replaced(engine, sample_images, work_root, result_store, executor_instance):

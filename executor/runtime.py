@@ -155,6 +155,8 @@ class Runtime:
         self.broker_url = broker_url_for(config.redis.url)
         self.lease_ttl = DEFAULT_TTL
         self._lock = threading.RLock()
+        # The verifier's court membership as this process last saw it, per court (executor.verifier.ensure_stake)
+        self.court_memberships: dict[str, Any] = {}  # court address -> executor.verifier.Membership
 
     # ------------------------------------------------------------------ connections
 

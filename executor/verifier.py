@@ -8,7 +8,10 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   court in ``[verifier] platform_class`` with ``[verifier] court_stake`` tokens, or tops the stake up
   to it (after a slash too). ``court_stake = 0`` never stakes. One the chain refuses (the wallet
   short of tokens; a full class whose smallest unlocked member stakes as much: ``ClassFull``) is
-  logged and tried again next pass, and the pass goes on to follow the seats in hand.
+  logged and tried again next pass, and the pass goes on to follow the seats in hand. The
+  operator's ``depin verifier leave`` is not undone: stake that is leaving is not topped up, and a
+  court left with all of the stake is not joined again until the executor restarts
+  (:func:`stake_state`).
 - **Watch the draw** (:func:`scan`, the beat's ``depin.verify`` every ``VERIFY_INTERVAL`` seconds):
   every job the index shows Submitted or Disputed is looked at: before its case opens, whether the
   market drew it (``isDrawn``; an undrawn job is remembered and not asked again while it stays
@@ -122,7 +125,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from depin.addresses import parse_networks
 from depin.commitment import NOT_DELIVERED, failure_digest, new_salt, seat_commitment
@@ -293,12 +296,26 @@ def live_containers(rt: Runtime) -> set[str]:
 
 def ensure_stake(rt: Runtime) -> str | None:
     """Joins the court, or tops the stake up, to ``[verifier] court_stake``; the transaction hash
-    when one was sent."""
+    when one was sent. It never undoes a leave of this key's (``depin verifier leave`` while the
+    executor runs; see :func:`stake_state`): a stake that is leaving is not topped up, and a court
+    this process saw the key leave with all of its stake is not joined again until the executor
+    restarts, which applies ``court_stake`` again."""
     want = to_wei(rt.config.verifier.court_stake)
     if want <= 0:
         return None
     court = rt.client.contracts.verification_court
-    joined, _cls, free, locked, _unbonding, _release = rt.client.read(court.get_verifier(rt.address))
+    joined, _cls, free, locked, leaving, release_at = rt.client.read(court.get_verifier(rt.address))
+    previous = rt.court_memberships.get(court.address)
+    seen = rt.court_memberships[court.address] = stake_state(previous, bool(joined), int(leaving))
+    state = seen.state
+    if state in ("leaving", "left"):
+        if previous is None or state != previous.state:
+            log.warning(
+                "court stake leaving: not topped up" if state == "leaving" else
+                "left the court: not joining it again until the executor restarts (court_stake = 0 to stay out)",
+                extra={"court": court.address, "leaving": str(leaving), "release_at": int(release_at)},
+            )
+        return None
     have = int(free) + int(locked)
     if joined and have >= want:
         return None
@@ -319,6 +336,42 @@ def ensure_stake(rt: Runtime) -> str | None:
         return None
     log.info("court stake added", extra={"amount": str(need), "joined": bool(joined), "tx": receipt.tx_hash})
     return receipt.tx_hash
+
+
+StakeState = Literal["outside", "member", "leaving", "displaced", "left"]
+
+
+class Membership(NamedTuple):
+    """What this process made of its key's court membership at a pass (:func:`stake_state`)."""
+
+    state: StakeState
+    displaced: int = 0  # of the stake leaving, what a displacement moved out (not the operator's leave)
+
+
+def stake_state(previous: Membership | None, joined: bool, leaving: int) -> Membership:
+    """What this process makes of its key's court membership, from the court's ``getVerifier`` and
+    what it made of it at the previous pass (None: not looked at since the executor started).
+
+    - ``member``: joined, nothing of the operator's leaving: joined or topped up to ``court_stake``.
+    - ``leaving``: joined, with stake leaving that no displacement moved. Only the key's own
+      ``requestLeave`` moves a member's stake out while it stays a member, so topping up would undo
+      the operator's ``depin verifier leave``: not done. (After a restart the first pass cannot tell
+      a displaced stake from a leave: it takes it for a leave.)
+    - ``displaced``: not a member, stake leaving: a larger joiner took the place
+      (``VerifierDisplaced``); joining again is tried, as a first join is, and the stake the
+      displacement moved out does not count as a leave once joined again.
+    - ``left``: not a member, nothing leaving, after this process saw it a member: the key withdrew
+      all of its stake (``withdrawLeft``), so the operator left the court; this process does not join
+      it again. A restarted executor starts from None and joins: ``court_stake`` is what the
+      operator's configuration asks for (0 stays out).
+    - ``outside``: never a member, as far as this process saw: joined.
+    """
+    if joined:
+        displaced = min(previous.displaced, leaving) if previous else 0
+        return Membership("leaving" if leaving > displaced else "member", displaced)
+    if leaving:
+        return Membership("displaced", leaving)
+    return Membership("left" if previous and previous.state != "outside" else "outside")
 
 
 # ---------------------------------------------------------------------------------------- draw

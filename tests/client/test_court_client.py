@@ -287,3 +287,63 @@ def test_a_verifier_leaves_the_court_and_withdraws_its_stake(court: Court, tmp_p
             client.verifier_info(court=bad)
     assert_one_line_error(CliRunner().invoke(app, ["verifier", "status", me, "--court", w.market.address, *common], env={}),
                           "is not a VerificationCourt of market")
+
+
+def test_a_running_verifier_executor_does_not_undo_its_operators_leave(court: Court, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The verifier executor keeps its key's court stake at ``[verifier] court_stake`` at every pass
+    (``executor.verifier.ensure_stake``). It used to undo the operator's ``depin verifier leave``
+    sent while it ran: the next pass topped the leaving stake up again from the wallet, and once the
+    stake was withdrawn, joined the court again. Now a stake that is leaving is not topped up, and a
+    court the key left with all of its stake is not joined again by that process (one warning each);
+    a restarted executor joins again, since ``court_stake`` asks it to."""
+    import tomli_w
+
+    from depin.accounts import import_key
+    from executor import verifier
+    from executor.runtime import Runtime, load_executor_config
+
+    w, p = court.world, court.protocol
+    me = w.accounts[22]  # none of the simulation's actors
+    Account.enable_unaudited_hdwallet_features()
+    key = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{w.accounts.index(me)}").key
+    stake = 2_000 * WAD
+    p.fund([me], 3 * stake)
+    keystore, password = tmp_path / "verifier.json", tmp_path / "password"
+    import_key(key, keystore, "keeps its stake", kdf_n=2**4)
+    password.write_text("keeps its stake\n")
+    password.chmod(0o600)
+    config = tmp_path / "depin.toml"
+    config.write_text(tomli_w.dumps({
+        "network": {"rpc_url": court.url, "deployment": str(court.deployment_file)},
+        "key": {"keystore": str(keystore), "password_file": str(password)},
+        "executor": {"role": "verifier"},
+        "engine": {"state_dir": str(tmp_path / "state")},
+        "verifier": {"court_stake": "2000"},
+    }))
+    rt = Runtime(load_executor_config(config))
+    client = rt.client
+
+    assert verifier.ensure_stake(rt) is not None  # joins with court_stake
+    assert (client.verifier_info().joined, client.verifier_info().free) == (True, stake)
+    client.request_leave(stake // 4)  # the operator, while the executor runs
+    nonce = court.nonce(me)
+    with caplog.at_level("WARNING", logger="executor.verifier"):
+        for _ in range(2):  # two passes
+            assert verifier.ensure_stake(rt) is None
+        info = client.verifier_info()
+        assert (info.joined, info.free, info.unbonding) == (True, stake - stake // 4, stake // 4) and court.nonce(me) == nonce
+        client.request_leave(stake - stake // 4)
+        w.anvil.advance(client.verifier_info().release_at - client.block_timestamp() + 1)
+        client.withdraw_left()
+        assert not client.verifier_info().joined
+        nonce = court.nonce(me)
+        for _ in range(2):
+            assert verifier.ensure_stake(rt) is None
+        assert not client.verifier_info().joined and court.nonce(me) == nonce
+    warned = [r.getMessage() for r in caplog.records if r.name == "executor.verifier"]
+    assert warned == ["court stake leaving: not topped up",
+                      "left the court: not joining it again until the executor restarts (court_stake = 0 to stay out)"], warned
+
+    restarted = Runtime(load_executor_config(config))
+    assert verifier.ensure_stake(restarted) is not None
+    assert (client.verifier_info().joined, client.verifier_info().free) == (True, stake)

@@ -791,7 +791,8 @@ class Devnet:
             self._wait_healthy(component, record, timeout=component.timeout, raise_on_fail=True)
             # the command line as the process shows it once it runs (redis-server retitles itself;
             # is_ours also knows the retitled form, for a record left by an interrupted `up`)
-            record.cmdline = proc_cmdline(record.pid) or record.cmdline
+            # (one read mid-retitle, its argv area cleared, keeps the record's)
+            record.cmdline = shown if (shown := proc_cmdline(record.pid)) and any(shown) else record.cmdline
             record.exe = proc_exe(record.pid) or record.exe
             self._set_record(component.name, record)
             report.started.append(component.name)

@@ -401,20 +401,23 @@ def is_ours(record: ProcessRecord) -> bool:
     program retitled (redis-server rewrites its command line as it starts, to ``/usr/bin/redis-server
     127.0.0.1:PORT``: a record taken at the exec, left by an interrupted ``up``, still matches it).
     A process caught mid-retitle (its argv area cleared, the title not yet written: the command line
-    reads as empty strings) is ours by its start time and executable alone.
+    reads as empty strings) is ours by its start time and executable alone; so is one whose record
+    was taken mid-retitle (a cleared command line is no identity: it needs the executable too).
     A recycled pid has another start time; another program has another command line and executable."""
     stat = proc_stat(record.pid)
     if stat is None or stat[0] in ("Z", "X") or stat[1] != record.starttime:
         return False
     cmdline = proc_cmdline(record.pid)
-    if cmdline == record.cmdline:
+    if cmdline == record.cmdline and any(record.cmdline):
         return True
     if not (record.exe and cmdline is not None and record.cmdline) or proc_exe(record.pid) != record.exe:
         return False
     if not any(cmdline):  # the argv area cleared by a setproctitle that has not written its title yet
         return True
-    program = record.cmdline[0]
-    return cmdline[0] == program or cmdline[0].startswith(program + " ")  # setproctitle: "PROGRAM TITLE..."
+    # A record taken mid-retitle (a busy machine: the process cleared its argv area before it was
+    # read) names no program: the one launched does.
+    program = record.cmdline[0] or (record.argv[0] if record.argv else "")
+    return bool(program) and (cmdline[0] == program or cmdline[0].startswith(program + " "))  # setproctitle: "PROGRAM TITLE..."
 
 
 def _group_members(pgid: int) -> list[int]:

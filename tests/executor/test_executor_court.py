@@ -26,7 +26,7 @@ from .stack import drawn as _drawn
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT = 1
-MAX_JOBS = 12  # p_job is about 0.31 at 400 % collateral: 12 jobs all undrawn has odds of 1 in 90
+MAX_JOBS = 26  # p_job is about 0.31 at 400 % collateral: 26 jobs all undrawn has odds of about 1 in 15,000
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stac
             break
         undrawn.append(job_id)
     if drawn_job is None:
-        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 90)")
+        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 15,000)")
     job_id = drawn_job
     ex = stack.provider
     if not _real_court(stack):

@@ -54,7 +54,7 @@ from .stack import seat_record as _seat
 
 PHASE_NONE, PHASE_CONCLUDED = 0, 4
 OUTCOME_PROVIDER_RIGHT = 1
-MAX_JOBS = 14  # p_job is about 0.3 at 400 % collateral: 14 jobs all undrawn has odds of about 1 in 150
+MAX_JOBS = 26  # p_job is about 0.3 at 400 % collateral: 26 jobs all undrawn has odds of about 1 in 10,000
 INPUT = b"the requester's input\n"
 INPUT_SHA = hashlib.sha256(INPUT).hexdigest()
 
@@ -109,7 +109,7 @@ def _by_hand_drawn(stack: Stack, make_spec: Callable[[int], bytes], terms: JobTe
         assert stack.status(job_id) == JobStatus.SUBMITTED
         if _wait_drawn(stack, job_id):
             return job_id
-    pytest.skip(f"none of {MAX_JOBS} jobs was drawn (odds about 1 in 150)")
+    pytest.skip(f"none of {MAX_JOBS} jobs was drawn (odds about 1 in 10,000)")
 
 
 def _court_stake(stack: Stack) -> tuple[int, int]:
@@ -264,7 +264,7 @@ def _drawn_audit_queued(stack: Stack, label: str) -> tuple[int, list[Any]]:
         if _wait_drawn(stack, candidate):
             break
     else:
-        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 150)")
+        pytest.skip(f"none of {MAX_JOBS} re-executable jobs was drawn (odds about 1 in 10,000)")
     wait_for(lambda: _seat(stack, v, candidate).get("state") == "seated", 60, "the verifier to take the audit seat")
     return candidate, wait_for(lambda: r.keys(f"{_prefix(stack, v)}:broker:compute*"), 30, "the re-run to be queued")
 

@@ -50,6 +50,7 @@ from typing import Any
 import click
 from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand
+from ape.logging import logger
 from eth_utils import keccak
 
 from depin.deployment import load_parameters, to_wei
@@ -298,6 +299,9 @@ def cli(
         raise click.UsageError("the gas benchmark deploys fresh contracts: run it on a local network")
     if batches > 0 and job_slots < batch_size:
         raise click.UsageError(f"--job-slots {job_slots} is below --batch-size {batch_size}: a batch would not fit in the ring")
+    # ape logs a line per confirmed transaction (hundreds here) between the tables: warnings and
+    # errors only, so that the printed figures are the output.
+    logger.set_level("WARNING")
     deployer, requester, provider = accounts.test_accounts[0:3]
     params = load_parameters(chain.chain_id)
     params = params.model_copy(update={"market": params.market.model_copy(update={"job_slots": job_slots})})

@@ -96,23 +96,26 @@ def test_bench_load_smoke(tmp_path: Path) -> None:
     assert "`jobs_per_minute`" in table
 
 
-def test_bench_gas_prints_its_tables_and_figures_not_a_log_line_per_transaction(tmp_path: Path) -> None:
-    """`make bench` (scripts/bench_gas.py through `ape run`) with tiny sizes: its JSON has the issue's
-    figures, and what it prints is the tables and the targets, not ape's line per confirmed
-    transaction (hundreds of them between the tables before)."""
+def test_bench_gas_meets_issue_15s_gas_targets_and_prints_tables_not_a_line_per_transaction(tmp_path: Path) -> None:
+    """`make bench` (scripts/bench_gas.py through `ape run`, its default sizes): gas is deterministic
+    on a fresh anvil, so the targets the README reports as met are checked here, where a contract
+    change that breaks one fails CI: the optimistic path from the wallet with a withdrawal between
+    jobs <= 230,000 and the batch calls <= 130,000 per job in batches of 20. What it prints is the
+    tables and the targets, not ape's line per confirmed transaction (hundreds of them before)."""
     out = tmp_path / "gas.json"
     ape = Path(sys.executable).with_name("ape")
     proc = subprocess.run(
-        [str(ape), "run", "bench_gas", "--network", "ethereum:local:foundry",
-         "--jobs", "6", "--withdraw-jobs", "4", "--batches", "1", "--json", str(out)],
+        [str(ape), "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     res = json.loads(out.read_text())
-    assert res["optimistic_wallet"] > 0 and res["optimistic_wallet_withdraw"] > 0 and res["batch_per_job"] > 0
-    assert res["single_target"] == 230_000 and res["batch_target"] == 130_000
+    assert res["single_target"] == 230_000 and res["batch_target"] == 130_000 and res["batch_size"] == 20
+    assert 0 < res["optimistic_wallet_withdraw"] <= res["single_target"], res
+    assert 0 < res["batch_per_job"] <= res["batch_target"], res
+    assert 0 < res["optimistic_wallet"] <= res["optimistic_wallet_first_lap"] <= 290_265, res  # +10 % of 263,878
     assert "== unaudited optimistic path (not drawn), escrow from the wallet" in proc.stdout
-    assert "Target (issue 15): batch calls in batches of 20" in proc.stdout
+    assert "with withdrawals" in proc.stdout and "(meets the target by" in proc.stdout
     assert "Confirmed" not in proc.stdout + proc.stderr, proc.stdout[:2000]
 
 

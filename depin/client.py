@@ -777,8 +777,9 @@ class Client(ContractAddresses):
     def request_leave(self, amount: int, *, court: str | None = None) -> Receipt:
         """Starts leaving the court (the file's, or `court`, :meth:`court_at`): `amount` of the free
         stake unbonds for the court's ``leaveDelay`` (a later request restarts the delay for all of
-        it); :meth:`withdraw_left` then. A verifier executor tops the stake of the file's court back
-        up to ``[verifier] court_stake``: stop it first, or set that to 0."""
+        it); :meth:`withdraw_left` then. A running verifier executor of this key does not top the
+        stake back up while it is leaving, nor join again once all of it is withdrawn; a restarted
+        one applies ``[verifier] court_stake`` again: set that to 0 to stay out."""
         amount = _uint("the amount", amount)
         at = self.court_at(court)
         info = self._verifier_in(self._who(None), at)

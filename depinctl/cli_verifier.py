@@ -103,8 +103,9 @@ def verifier_leave(
     """Start leaving the court: AMOUNT of your free stake unbonds for the court's leave delay (withdraw
     it with `depin verifier withdraw` after). A later request restarts the delay for all of it.
 
-    Stop your verifier executor first, or set `[verifier] court_stake = 0`: it tops the stake of the
-    deployment file's court back up. Stake locked in the bonds of seats in hand cannot leave yet.
+    A running verifier executor of this key does not top the stake back up while it is leaving, nor
+    join again once you have withdrawn it all; a restarted one stakes `[verifier] court_stake` again:
+    set that to 0 to stay out. Stake locked in the bonds of seats in hand cannot leave yet.
 
     Example: depin verifier leave all --court 0xA51c1fc2f0D1a1b8494Ed1FE312d7C3a78Ed91C0 --keystore keys/verifier.json
     """

@@ -398,6 +398,9 @@ class Indexer:
             "eventsPerSecond": f"{rate:.1f}",
             "confirmations": str(self.config.confirmations),
             "finalityDepth": str(self.config.finality_depth),
+            # The court whose events this index follows (the deployment file's): written at every
+            # pass, so that a restart with the deployer's new file after a court change says so.
+            "court": self.court or "",
         }
 
     def _initialize(self) -> Cursor:

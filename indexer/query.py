@@ -203,6 +203,9 @@ class IndexerStatus(_Model):
     chain_id: int | None = None
     market: str | None = None
     staking: str | None = None
+    court: str | None = Field(
+        None, description="The VerificationCourt whose events the index follows (its deployment file's); null: none"
+    )
     deploy_block: int | None = None
     confirmations: int | None = None
     finality_depth: int | None = None
@@ -556,6 +559,7 @@ class IndexerReader:
             chain_id=_int(meta.get("chainId")),
             market=meta.get("market") or None,
             staking=meta.get("staking") or None,
+            court=meta.get("court") or None,
             deploy_block=_int(meta.get("deployBlock")),
             confirmations=_int(meta.get("confirmations")),
             finality_depth=_int(meta.get("finalityDepth")),

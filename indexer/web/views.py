@@ -453,6 +453,7 @@ class Explorer:
         return {
             "job": record,
             "extra": extra,
+            "court_note": self.court_note(job_id, extra.get("court")),
             "spec_text": spec_text,
             "terms": terms,
             "deadlines": deadlines,
@@ -476,6 +477,21 @@ class Explorer:
                 ) if extra.get(name) not in (None, "")
             ],
         }
+
+    def court_note(self, job_id: int, court: str | None) -> str | None:
+        """Why the job's case may look stale here: its court (the one the market named when the case
+        opened: the court the job was posted under) is not the court this index follows. After
+        governance moved the market to another court, an index of the deployer's new file follows
+        the new court only, so an earlier court's later events (seats, phase, payments) are not in
+        it; the chain has them."""
+        followed = self.reader.status().court
+        if not court or not followed or court.lower() == followed.lower():
+            return None
+        return (
+            f"This job's case is in court {court}, an earlier court of the market; this index follows court "
+            f"{followed}, so the case's seats, phase and payments after the market moved to it are not indexed "
+            f"here. `depin job status {job_id}` reads them from the chain."
+        )
 
     # ------------------------------------------------------------------ parties
 

@@ -11,12 +11,16 @@ and the deployer's new file (naming the new court) indexes on, and from scratch.
 from __future__ import annotations
 
 import json
+import re
 
 from eth_account import Account
+from fastapi.testclient import TestClient
 
+from indexer.api import create_app
+from indexer.query import IndexerReader
 from indexer.store import Cursor
 
-from .services import ChainEnv, indexer_env, start_indexer_process, stop_gently, wait_for
+from .services import REEXEC, ChainEnv, indexer_env, start_indexer_process, stop_gently, wait_for
 
 
 def another_court(env: ChainEnv) -> str:
@@ -43,6 +47,18 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         wait_for(lambda: (raw := r.get(k.cursor)) is not None and Cursor.loads(raw).number >= head or proc.poll() is not None,
                  60, "the indexer to reach the head")
         assert proc.poll() is None, log_file.read_text()
+        old_court = env.deployment.addresses["VerificationCourt"]
+        assert (IndexerReader(r, k).status().court or "").lower() == old_court.lower()
+        # A job whose case opens in the old court before the change (the market's VerificationStarted
+        # names the court; the job stays with it).
+        requester, provider = m.accounts[1:3]
+        for account in (requester, provider):
+            m.fund(account)
+        m.register(provider)
+        disputed = m.post(requester, terms=REEXEC, n=1)  # re-executable: verifiable
+        m.claim(provider, disputed)
+        m.submit(provider, disputed)
+        m.begin(disputed)
         new_court = another_court(env)
         params = list(m.read(m.contracts.job_market.params()))
         params[16] = new_court
@@ -74,6 +90,18 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), new_file), "--once",
                                      log_file=on).wait(120) == 0, on.read_text()
         assert Cursor.loads(r.get(k.cursor)).number >= head
+        # The index names the court it follows now, and the explorer's page of the old court's case
+        # says that its court's later events are not indexed here (before: nothing said so).
+        reader = IndexerReader(r, k)
+        assert (reader.status().court or "").lower() == new_court.lower()
+        assert (reader.job_fields(disputed).get("court") or "").lower() == old_court.lower()
+        with TestClient(create_app(reader)) as client:
+            page = client.get(f"/job/{disputed}")
+            assert page.status_code == 200, page.text[-500:]
+            found = re.search(r'id="court-note">([^<]*)<', page.text)
+            assert found is not None, page.text[-3000:]
+            note = found.group(1).lower()
+            assert old_court.lower() in note and new_court.lower() in note and f"depin job status {disputed}" in note
         # ... and an index of it from scratch passes the earlier court's version, with one warning.
         fresh = env.tmp / "fresh.log"
         assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(1), new_file), "--once",

@@ -490,7 +490,8 @@ class Explorer:
         return (
             f"This job's case is in court {court}, an earlier court of the market; this index follows court "
             f"{followed}, so the case's seats, phase and payments after the market moved to it are not indexed "
-            f"here. `depin job status {job_id}` reads them from the chain."
+            f"here. The chain has them: `depin job status {job_id}` the job's status and the court's outcome, "
+            f"the SDK's `Client.court_case({job_id})` the case itself (phase, round, deadlines)."
         )
 
     # ------------------------------------------------------------------ parties

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from depin.market import JobStatus, Outcome, VerifyMode
+from depin.market import JURY_SIZES, JobStatus, Outcome, Phase, VerifyMode
 from depinctl.cli_keys import (
     ConfigOpt,
     DevAccountOpt,
@@ -771,6 +771,8 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
             d["resultURI"] = sub.uri
     if job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED) and job.verify_mode == VerifyMode.REEXEC:
         d["drawn"] = client.is_drawn(job.job_id)  # None until the anchor block's randomness is readable
+    if job.status == JobStatus.DISPUTED:
+        d["case"] = _case_dict(client, job.job_id)
     if job.status in (JobStatus.RESOLVED, JobStatus.PRUNED):
         settled = client.settlement(job.job_id)  # the court's ruling: JobSettled (a Finalized job has none)
         if settled is not None:
@@ -784,6 +786,29 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
                 "tx": settled.tx_hash,
             }
     return d
+
+
+def _case_dict(client: Client, job_id: int) -> dict[str, Any]:
+    """A Disputed job's case in its own court (the one it was posted under: :meth:`Client.court_of`),
+    read from the chain: phase, round (0 the audit, then the juries), the round's seats and deadlines,
+    the challenger."""
+    case = client.court_case(job_id)
+    round_ = int(case["round"])
+    return {
+        "court": client.court_of(job_id).address,
+        "phase": Phase(int(case["phase"])).label,
+        "round": round_,
+        "roundSeats": JURY_SIZES[round_] if round_ < len(JURY_SIZES) else None,
+        "redraws": int(case["redraws"]),
+        "taken": int(case["taken"]),
+        "committed": int(case["committed"]),
+        "revealed": int(case["revealed"]),
+        "seatDeadline": int(case["seatDeadline"]),
+        "commitDeadline": int(case["commitDeadline"]),
+        "revealDeadline": int(case["revealDeadline"]),
+        "windowEnd": int(case["windowEnd"]),
+        "challenger": case["challenger"] if int(case["challenger"], 16) else None,
+    }
 
 
 def _deadline_label(job: OnchainJob) -> str:
@@ -805,8 +830,10 @@ def job_status(
     config: ConfigOpt = None,
 ) -> None:
     """Show a job as the chain has it now: status, parties, amounts and fees, verify mode and audit
-    rate, deadlines, commitment, anchor block, whether it was drawn for audit, result URI, and for a
-    job its court settled (Resolved) the court's outcome: ProviderRight (the result upheld),
+    rate, deadlines, commitment, anchor block, whether it was drawn for audit, result URI; for a job
+    in court (Disputed) its case in the court it was posted under: phase, round (the audit, then
+    juries of 3, 7 and 15), seats taken, committed and revealed, the round's deadlines, the
+    challenger; and for a job its court settled (Resolved) the court's outcome: ProviderRight (the result upheld),
     ProviderWrong (ruled wrong, the provider slashed: do not use the result), Split (jurors
     disagreed: not reproducible, the result unconfirmed), Unaudited (drawn but nobody audited it) or
     Canary, with who was paid.
@@ -850,6 +877,20 @@ def job_status(
     for key, label in (("resultURI", "result URI"), ("failureCode", "failure")):
         if key in d:
             table.add_row(label, str(d[key]))
+    if "case" in d:
+        case = d["case"]
+        kind = "the audit" if case["round"] == 0 else f"jury round {case['round']}"
+        seats = f"{case['roundSeats']} seats: " if case["roundSeats"] else ""
+        table.add_row("court", case["court"])
+        table.add_row(
+            "case",
+            f"{case['phase']}, {kind} ({seats}{case['taken']} taken, {case['committed']} committed, {case['revealed']} revealed)"
+            + (f", challenged by {case['challenger']}" if case["challenger"] else ""),
+        )
+        for key, label in (("seatDeadline", "seats taken until"), ("commitDeadline", "commits until"),
+                           ("revealDeadline", "reveals until"), ("windowEnd", "appeal window ends")):
+            if case[key]:
+                table.add_row(label, _when(case[key], now))
     if "outcome" in d:
         table.add_row("court outcome", f"{d['outcome']}: {d['outcomeMeaning']}")
         paid = d["settlement"]

@@ -490,8 +490,8 @@ class Explorer:
         return (
             f"This job's case is in court {court}, an earlier court of the market; this index follows court "
             f"{followed}, so the case's seats, phase and payments after the market moved to it are not indexed "
-            f"here. The chain has them: `depin job status {job_id}` the job's status and the court's outcome, "
-            f"the SDK's `Client.court_case({job_id})` the case itself (phase, round, deadlines)."
+            f"here. `depin job status {job_id}` reads the case from the chain (its phase, round, seats and "
+            f"deadlines; the SDK: `Client.court_case({job_id})`)."
         )
 
     # ------------------------------------------------------------------ parties

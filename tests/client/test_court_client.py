@@ -127,6 +127,19 @@ def test_depin_job_challenge_posts_the_bond_and_says_how_much(court: Court) -> N
     assert f"challenged job {job.id} in its court with a bond of {format_amount(bond)} DPC" in result.stdout, result.stdout
     assert court.balance(a.requester) == before - bond and court.allowance(a.requester) == 0
     assert_one_line_error(CliRunner().invoke(app, args, env={}), "challenge window is closed")
+    # `depin job status` shows the case from the chain: the first jury, its seats, the challenger.
+    net = ["--rpc-url", court.url, "--deployment", str(court.deployment_file)]
+    shown = CliRunner().invoke(app, ["job", "status", str(job.id), "--json", *net], env={})
+    assert shown.exit_code == 0, shown.output
+    d = json.loads(shown.stdout)
+    case = court.client(a.requester).court_case(job.id)
+    assert d["status"] == "Disputed" and d["case"]["court"].lower() == court.world.court.address.lower(), d
+    assert (d["case"]["phase"], d["case"]["round"], d["case"]["roundSeats"]) == ("Active", 1, 3), d
+    assert d["case"]["challenger"].lower() == a.requester.lower() and d["case"]["taken"] == int(case["taken"])
+    assert d["case"]["seatDeadline"] == int(case["seatDeadline"]) > 0
+    text = CliRunner().invoke(app, ["job", "status", str(job.id), *net], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    assert f"Active, jury round 1 (3 seats: {d['case']['taken']} taken" in text.stdout and "seats taken until" in text.stdout
 
 
 def test_a_challenge_after_the_window_is_refused_before_anything_is_approved(court: Court) -> None:

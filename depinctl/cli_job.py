@@ -771,8 +771,8 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
             d["resultURI"] = sub.uri
     if job.status in (JobStatus.SUBMITTED, JobStatus.DISPUTED) and job.verify_mode == VerifyMode.REEXEC:
         d["drawn"] = client.is_drawn(job.job_id)  # None until the anchor block's randomness is readable
-    if job.status == JobStatus.DISPUTED:
-        d["case"] = _case_dict(client, job.job_id)
+    if job.status == JobStatus.DISPUTED and (case := _case_dict(client, job.job_id)) is not None:
+        d["case"] = case
     if job.status in (JobStatus.RESOLVED, JobStatus.PRUNED):
         settled = client.settlement(job.job_id)  # the court's ruling: JobSettled (a Finalized job has none)
         if settled is not None:
@@ -788,11 +788,17 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
     return d
 
 
-def _case_dict(client: Client, job_id: int) -> dict[str, Any]:
+def _case_dict(client: Client, job_id: int) -> dict[str, Any] | None:
     """A Disputed job's case in its own court (the one it was posted under: :meth:`Client.court_of`),
     read from the chain: phase, round (0 the audit, then the juries), the round's seats and deadlines,
-    the challenger."""
-    case = client.court_case(job_id)
+    the challenger. None from a court with no cases to read (the TestCourt stand-in of local test
+    deployments, which tests settle by hand)."""
+    from depin.transactions import TxReverted  # lazy: start-up
+
+    try:
+        case = client.court_case(job_id)
+    except TxReverted:
+        return None
     round_ = int(case["round"])
     return {
         "court": client.court_of(job_id).address,

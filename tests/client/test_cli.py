@@ -670,6 +670,11 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
     # deploy the TestCourt stand-in, settled by hand)
     court = devnet.chain.contracts.test_court
     devnet.chain.send(devnet.chain.deployer, court.begin(job_id))
+    # `job status` of a Disputed job: the stand-in court has no case to show (a real court's is
+    # shown: test_court_client.py), and says nothing of one rather than failing
+    status = json.loads(ok("job", "status", job_id, "--json", *net(devnet)).stdout)
+    assert status["status"] == "Disputed" and "case" not in status, status
+    assert "Disputed" in ok("job", "status", job_id, *net(devnet)).stdout
     watcher = subprocess.Popen(
         [sys.executable, "-m", "depinctl.cli", "job", "watch", str(job_id), "--interval", "0.1", "--timeout", "120",
          "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *map(str, net(devnet))],

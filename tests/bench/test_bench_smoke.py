@@ -5,6 +5,7 @@ benchmark starts its own throwaway services (anvil, redis-server, Podman) on fre
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from depin.deployment import REPO_ROOT
+from depinctl.procs import start_anvil
 
 
 def _run(tmp_path: Path, script: str, *args: str, timeout: float = 900) -> tuple[dict[str, Any], str]:
@@ -104,10 +106,17 @@ def test_bench_gas_meets_issue_15s_gas_targets_and_prints_tables_not_a_line_per_
     tables and the targets, not ape's line per confirmed transaction (hundreds of them before)."""
     out = tmp_path / "gas.json"
     ape = Path(sys.executable).with_name("ape")
-    proc = subprocess.run(
-        [str(ape), "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )
+    # A fresh anvil of our own, started with the project's patient readiness wait: ape's own start
+    # of one gives up after 20 s, which a busy CI machine exceeded (the npm package's node launcher).
+    anvil, url = start_anvil(tmp_path / "anvil", args=["--silent"], timeout=180)
+    try:
+        proc = subprocess.run(
+            [str(ape), "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(out)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+            env=dict(os.environ, APE_FOUNDRY_HOST=url),
+        )
+    finally:
+        anvil.stop()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     res = json.loads(out.read_text())
     assert res["single_target"] == 230_000 and res["batch_target"] == 130_000 and res["batch_size"] == 20

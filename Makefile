@@ -105,9 +105,10 @@ test-loaded: setup
 slither: setup
 	.venv/bin/python tools/slither_gate.py $(if $(strip $(SLITHER_ARGS)),-- $(SLITHER_ARGS))
 
-# Gas of each job-market operation and of the optimistic path (fresh contracts on a throwaway anvil).
+# Gas of each job-market operation and of the optimistic path (fresh contracts on a throwaway anvil,
+# started by scripts/with_anvil.py with the project's patient readiness wait, not ape's 20 s one).
 bench: setup
-	ape run bench_gas --network ethereum:local:foundry
+	.venv/bin/python scripts/with_anvil.py ape run bench_gas --network ethereum:local:foundry
 
 # Indexer backfill rate against the raw eth_getLogs rate, live lag and Redis memory per job, on a
 # throwaway anvil + redis-server (scripts/bench_indexer.py; e.g. BENCH_INDEXER_ARGS="--jobs 2000").

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/bench_report.py [--out DIR] [--quick]
 
 Runs, one after the other (each on its own throwaway services, so that they do not compete):
-the gas benchmark (``make bench``: ``ape run bench_gas --json``, its table also kept as text), the
+the gas benchmark (``make bench``: ``ape run bench_gas --json`` on an anvil of
+``scripts/with_anvil.py``, its table also kept as text), the
 indexer benchmark (``scripts/bench_indexer.py --json``), the executor benchmark
 (``scripts/bench_executor.py --json``), the load benchmark (``scripts/bench_load.py --json``), the
 output selector's cost (``scripts/bench_selector.py --json``) and the
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench-all] {name} ...", file=sys.stderr, flush=True)
         if name == "gas":
             json_path = out / "gas.json"
-            cmd = ["ape", "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(json_path)]
+            cmd = [sys.executable, str(REPO / "scripts" / "with_anvil.py"), "ape", "run", "bench_gas", "--network",
+                   "ethereum:local:foundry", "--json", str(json_path)]
             status, stdout, seconds = _run(cmd, out / "gas.log")
             (out / "gas.txt").write_text(stdout)
             entry: dict[str, Any] = {"status": status, "seconds": seconds, "text": "gas.txt", "json": json_path.name}

@@ -5,7 +5,6 @@ benchmark starts its own throwaway services (anvil, redis-server, Podman) on fre
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 
 from depin.deployment import REPO_ROOT
-from depinctl.procs import start_anvil
 
 
 def _run(tmp_path: Path, script: str, *args: str, timeout: float = 900) -> tuple[dict[str, Any], str]:
@@ -105,18 +103,13 @@ def test_bench_gas_meets_issue_15s_gas_targets_and_prints_tables_not_a_line_per_
     jobs <= 230,000 and the batch calls <= 130,000 per job in batches of 20. What it prints is the
     tables and the targets, not ape's line per confirmed transaction (hundreds of them before)."""
     out = tmp_path / "gas.json"
-    ape = Path(sys.executable).with_name("ape")
-    # A fresh anvil of our own, started with the project's patient readiness wait: ape's own start
-    # of one gives up after 20 s, which a busy CI machine exceeded (the npm package's node launcher).
-    anvil, url = start_anvil(tmp_path / "anvil", args=["--silent"], timeout=180)
-    try:
-        proc = subprocess.run(
-            [str(ape), "run", "bench_gas", "--network", "ethereum:local:foundry", "--json", str(out)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
-            env=dict(os.environ, APE_FOUNDRY_HOST=url),
-        )
-    finally:
-        anvil.stop()
+    # make bench's command: the anvil is started by scripts/with_anvil.py with the project's patient
+    # readiness wait; ape's own start of one gives up after 20 s, which a busy CI machine exceeded
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "with_anvil.py"), "ape", "run", "bench_gas", "--network",
+         "ethereum:local:foundry", "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     res = json.loads(out.read_text())
     assert res["single_target"] == 230_000 and res["batch_target"] == 130_000 and res["batch_size"] == 20

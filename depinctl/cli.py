@@ -130,7 +130,10 @@ def demo(
     challenge_window: Annotated[
         int, typer.Option(min=8, max=3600, help="Challenge window of the demo job, seconds (the devnet allows 8-3600).")
     ] = 10,
-    timeout: Annotated[float, typer.Option(min=5, help="Longest wait for any one step, seconds.")] = 120.0,
+    timeout: Annotated[float, typer.Option(min=5, help=(
+        "Longest wait for any one step, seconds. Waits for a random draw are bounded by draws instead (the "
+        "cheater's up to 64 jobs, the lazy verifier's up to 64 canary jobs); the canary wait fails at 4x this "
+        "if no job is posted at all."))] = 120.0,
     scenario: Annotated[
         list[str] | None,
         typer.Option(help="all, honest, cheater, canary or wash (repeatable; default all)."),

@@ -868,6 +868,7 @@ class Demo:
                 canary_lower = str(canary_address).lower()
                 progress = [0, time.monotonic()]  # the job count, when it last grew
                 stall = self.timeout * 4
+                from depinctl.devnet import CANARY_INTERVAL  # lazy: start-up
 
                 def bait(job_id: int) -> bytes | None:
                     from depin.fetch import FetchError, download_and_hash  # lazy: start-up
@@ -885,13 +886,13 @@ class Demo:
                     if count > progress[0]:
                         progress[:] = [count, time.monotonic()]
                     elif time.monotonic() - progress[1] > stall:
-                        raise DemoFailed(f"no job was posted for {stall:.0f} s (the canary posts one every 20 s): "
+                        raise DemoFailed(f"no job was posted for {stall:.0f} s (the canary posts one every {CANARY_INTERVAL} s): "
                                          "is the devnet's canary running? (`depin devnet status`)")
                     if len(looked) >= CANARY_MAX_JOBS:
                         raise DemoFailed(f"the lazy verifier was not drawn for any of {len(looked)} canary jobs (about 1e-8 by "
                                          "chance): is the randomness source broken?")
                     status.update(f"the lazy verifier waits to be drawn for a canary job ({len(looked)} looked at; "
-                                  "the canary posts one every 20 s)…")
+                                  f"the canary posts one every {CANARY_INTERVAL} s)…")
                     for job_id in range(max(1, count - 12), count + 1):
                         if job_id in seen:
                             continue

@@ -155,7 +155,7 @@ def test_a_drawn_job_is_audited_by_the_verifier_pool(up_devnet: tuple[Path, subp
     wait_for(lambda: all(client.read(court.get_verifier(v))[0] for v in pool), 120, "the pool to join the court")
     image = json.loads((state_dir / "devnet.json").read_text())["images"]["busybox"]
     drawn = None
-    for n in range(26):  # p_job is about 0.3: 26 undrawn jobs in a row have odds of about 1 in 10,000
+    for n in range(64):  # p_job is about 0.3: the first drawn job ends the loop; 64 undrawn in a row is ~1e-10
         spec = canonical_json({"v": 1, "image": image, "command": ["sh", "-c", f"echo pool {n} > /out/n"], "env": {}, "inputs": [],
                                "resources": {"cpus": 1, "memory_mb": 64, "max_runtime": 10, "output_mb": 1}})
         job_id = client.post_job(spec, reward=10**18, verify="reexec").job_id
@@ -164,7 +164,7 @@ def test_a_drawn_job_is_audited_by_the_verifier_pool(up_devnet: tuple[Path, subp
             drawn = job_id
             break
     if drawn is None:
-        pytest.skip("none of 26 jobs was drawn (odds about 1 in 10,000)")
+        pytest.fail("none of 64 jobs was drawn (about 1e-10 by chance): is the randomness source broken?")
     wait_for(lambda: client.job(drawn).status == JobStatus.RESOLVED, 180, "the court to settle the drawn job")
     case = client.court_case(drawn)
     assert case["outcome"] == 1, case  # ProviderRight: audited by the pool, not Unaudited (4)

@@ -15,7 +15,9 @@ temporary directory removed at exit unless ``--keep``):
    (a node may serve a few thousand logs per request faster than tens of thousands); (b) backfills
    an empty Redis with a new ``Indexer`` (``sync_once`` until at the head). Median, min, max and
    standard deviation of each, and the ratio of the medians; per event, the CPU each backfill cost
-   the indexer process, redis-server and the node (and the node's per log in the raw read);
+   the indexer process, redis-server and the node (and the node's per log in the raw read), and
+   where the indexer's main thread spent the backfill's wall time (decode, reduce, commit: send
+   and wait for Redis, the rest: waiting for the fetch thread) with the fetch thread's CPU;
    (b') **ceilings**: one more backfill into a spare Redis database records every commit, whose
    writes are then sent again as plain ``MULTI``/``EXEC`` commands (Redis's CPU without the commit
    script), and ``INFO commandstats`` times the write commands the script ran (Redis's cost of the
@@ -181,6 +183,8 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float, node_pid: 
         return logs, last
 
     indexer._fetch_logs = recording
+    phases = dict.fromkeys(PHASES, 0.0)
+    _time_phases(indexer, phases)
     # The start-up check (the node's chain id, the deployment file's contracts: their code and the
     # market's links) runs once per process, before its first pass: timed on its own, not per event.
     t_check = time.perf_counter()
@@ -199,6 +203,7 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float, node_pid: 
             raise DevChainError(f"backfill not at head {head} after {timeout:.0f} s (cursor {at}, {events} events)")
     seconds = time.perf_counter() - t0
     cpu, redis_seconds, node = time.process_time() - cpu0, redis_cpu(r) - redis0, process_cpu(node_pid) - node0
+    phases["rest"] = seconds - sum(phases[name] for name in MAIN_PHASES)
     return {
         "events": events,
         "seconds": seconds,
@@ -209,7 +214,56 @@ def backfill(indexer: Any, r: redis.Redis, head: int, timeout: float, node_pid: 
         "node_cpu_us_per_event": node / max(events, 1) * 1e6,
         "ranges": sorted(ranges),
         "startup_check_seconds": check_seconds,
+        "phases_us_per_event": {name: value / max(events, 1) * 1e6 for name, value in phases.items()},
     }
+
+
+# Where a backfill's time goes, per event: the main thread's wall time in each step of a pass
+# (MAIN_PHASES; wall time, so it includes the moments the fetch thread holds the GIL; "rest" is the
+# rest of the backfill's wall time: waiting for the fetch thread's next range, and the pass's other
+# steps), and the fetch thread's CPU (it overlaps the main thread, sharing its GIL).
+MAIN_PHASES = ("decode", "reduce", "commit_send", "commit_wait")
+PHASES = (*MAIN_PHASES, "fetch_thread_cpu")
+PHASE_LABELS = {
+    "decode": "decode (ABI decoding, order and court checks, timestamps)",
+    "reduce": "reduce (reads, handlers, changed fields, memberships, stream lines)",
+    "commit_send": "commit: encode and send",
+    "commit_wait": "commit: wait for Redis",
+    "rest": "rest: waiting for the fetch thread, the pass's other steps",
+    "fetch_thread_cpu": "fetch thread CPU (eth_getLogs, msgspec parse, headers; overlapped)",
+}
+
+
+def _time_phases(indexer: Any, phases: dict[str, float]) -> None:
+    """Wraps the indexer's backfill steps (per batch, not per event: no measurable overhead) to add
+    their times to `phases`."""
+
+    def timed(name: str, fn: Any, clock: Any = time.perf_counter) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] += clock() - t
+
+        return wrapper
+
+    commit = indexer.store.commit
+
+    def commit_timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            pending = commit(*args, **kwargs)
+        finally:
+            phases["commit_send"] += time.perf_counter() - t
+        if pending is not None:
+            pending.wait = timed("commit_wait", pending.wait)
+        return pending
+
+    indexer._decode = timed("decode", indexer._decode)
+    indexer._reduce = timed("reduce", indexer._reduce)
+    indexer.store.commit = commit_timed
+    indexer._fetch_final = timed("fetch_thread_cpu", indexer._fetch_final, time.thread_time)
 
 
 # The write commands the commit script runs (INFO commandstats times them inside EVALSHA too).
@@ -562,6 +616,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[ManagedProcess]) 
         "redis_cpu_us_per_event": spread([f["redis_cpu_us_per_event"] for f in fill_runs]),
         "node_cpu_us_per_event": spread([f["node_cpu_us_per_event"] for f in fill_runs]),
         "startup_check_seconds": spread([f["startup_check_seconds"] for f in fill_runs]),
+        "phases_us_per_event": {name: spread([f["phases_us_per_event"][name] for f in fill_runs]) for name in PHASE_LABELS},
     }
 
     keys = indexer.keys
@@ -675,6 +730,10 @@ def markdown(results: dict[str, Any]) -> str:
     out.append(f"| indexer process CPU per event (us; all threads, one GIL) | "
                f"{b['indexer_cpu_us_per_event']['median']:,.1f} | {b['indexer_cpu_us_per_event']['min']:,.1f} | "
                f"{b['indexer_cpu_us_per_event']['max']:,.1f} | `backfill.indexer_cpu_us_per_event` |")
+    for name, label in PHASE_LABELS.items():
+        ph = b["phases_us_per_event"][name]
+        out.append(f"| backfill, {label} (us per event) | {ph['median']:,.1f} | {ph['min']:,.1f} | {ph['max']:,.1f} | "
+                   f"`backfill.phases_us_per_event.{name}` |")
     out.append(f"| redis-server CPU per event (us), during the backfill | {b['redis_cpu_us_per_event']['median']:,.1f} | "
                f"{b['redis_cpu_us_per_event']['min']:,.1f} | {b['redis_cpu_us_per_event']['max']:,.1f} | "
                "`backfill.redis_cpu_us_per_event` |")

@@ -47,6 +47,14 @@ def test_bench_indexer_smoke(tmp_path: Path) -> None:
     assert res["state_check"]["finalized_jobs"] == res["state_check"]["finalized_jobs_expected"] == 20
     for field in ("indexer_cpu_us_per_event", "redis_cpu_us_per_event", "startup_check_seconds"):
         _spread_ok(res["backfill"][field], 2)  # the start-up check, timed apart from the backfill
+    # Where the backfill's time went: every step was timed, and the main thread's steps are
+    # disjoint parts of its wall time (the rest, waiting for the fetch thread and the loop, is >= 0).
+    phases = res["backfill"]["phases_us_per_event"]
+    assert set(phases) == {"decode", "reduce", "commit_send", "commit_wait", "rest", "fetch_thread_cpu"}
+    for name in ("decode", "reduce", "commit_send", "fetch_thread_cpu"):
+        assert phases[name]["min"] > 0, (name, phases[name])
+    assert phases["commit_wait"]["min"] >= 0 and phases["rest"]["min"] >= 0
+    assert "`backfill.phases_us_per_event.reduce`" in table
     ceil = res["ceilings"]
     # The replay of the recorded commits as plain commands rebuilt the same keys from the same events.
     assert ceil["redis"]["events"] == res["backfill"]["events"] and ceil["redis"]["same_keys"] is True

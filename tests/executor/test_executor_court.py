@@ -21,14 +21,11 @@ from depin.commitment import new_salt, seat_commitment
 from depin.market import JobStatus
 from depinctl.devchain import TxFailed
 
-from .stack import PROVIDER, REQUESTER, TOKEN, VERIFIER, Executor, Stack, exec_prefix, spec, terms_for, wait_for
+from .stack import MAX_JOBS, PROVIDER, REQUESTER, TOKEN, VERIFIER, Executor, Stack, exec_prefix, never_drawn, spec, terms_for, wait_for
 from .stack import drawn as _drawn
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT = 1
-MAX_JOBS = 64  # p_job is about 0.31 at 400 % collateral. The first drawn job ends the loop (3.3 jobs on
-# average); the cap only bounds a broken draw: P(64 undrawn) = 0.69^64 ~ 5e-11, so reaching it fails the
-# test. At 26 it was about 1 in 15,000, and the test skipped, losing its coverage that run.
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +65,7 @@ def test_undrawn_jobs_finalize_and_a_drawn_job_is_revealed_audited_and_paid(stac
             break
         undrawn.append(job_id)
     if drawn_job is None:
-        pytest.fail(f"none of {MAX_JOBS} re-executable jobs was drawn (about 5e-11 by chance): is the randomness source broken?")
+        never_drawn()
     job_id = drawn_job
     ex = stack.provider
     if not _real_court(stack):

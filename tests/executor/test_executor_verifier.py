@@ -23,16 +23,13 @@ from depin.commitment import NOT_DELIVERED, failure_digest
 from depin.market import FailureCode, JobStatus
 from executor.containers import LABEL_EXECUTOR, LABEL_JOB
 
-from .stack import PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, release_gate, spec, terms_for, wait_for
+from .stack import MAX_JOBS, PROVIDER, REQUESTER, REQUESTER2, TOKEN, VERIFIER, Stack, never_drawn, release_gate, spec, terms_for, wait_for
 from .stack import court_logs as _court_logs
 from .stack import drawn as _drawn
 from .stack import seat_record as seat
 
 PHASE_CONCLUDED = 4
 OUTCOME_PROVIDER_RIGHT, OUTCOME_PROVIDER_WRONG, OUTCOME_SPLIT = 1, 2, 3
-MAX_JOBS = 64  # p_job is about 0.3 at 400 % collateral. The first drawn job ends the loop (3.3 jobs on
-# average); the cap only bounds a broken draw: P(64 undrawn) = 0.7^64 ~ 1e-10, so reaching it fails the
-# test. At 26 it was about 1 in 10,000, and the test skipped, losing its coverage that run.
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +56,7 @@ def _drawn_job(stack: Stack, command: str, max_runtime: int = 10) -> int:
         drawn = wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]
         if drawn:
             return job_id
-    pytest.fail(f"none of {MAX_JOBS} re-executable jobs was drawn (about 1e-10 by chance): is the randomness source broken?")
+    never_drawn()
 
 
 def test_a_drawn_job_is_audited_by_the_verifier_executor(stack: Stack) -> None:
@@ -174,7 +171,7 @@ def test_a_wiped_database_never_restarts_or_removes_a_live_audit_run(stack: Stac
         if wait_for(lambda j=job_id: (d := _drawn(stack, j)) is not None and (d,), 30, "the anchor block")[0]:
             break
     else:
-        pytest.fail(f"none of {MAX_JOBS} re-executable jobs was drawn (about 1e-10 by chance): is the randomness source broken?")
+        never_drawn()
     first = wait_for(lambda: _running(stack, v, job_id), 120, "the verifier's re-run")
     state = stack.state()
     lease_key = f"{exec_prefix(stack, v)}:lease:{job_id}:0:0"

@@ -46,7 +46,7 @@ from depinctl.devchain import JobTerms
 from executor import verifier
 
 from .recording_server import RecordingServer
-from .stack import PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, VERIFIER, Stack, spec, terms_for, wait_for
+from .stack import MAX_JOBS, PROVIDER, PROVIDER2, REQUESTER, REQUESTER2, VERIFIER, Stack, never_drawn, spec, terms_for, wait_for
 from .stack import court_logs as _court_logs
 from .stack import drawn as _drawn
 from .stack import exec_prefix as _prefix
@@ -54,9 +54,6 @@ from .stack import seat_record as _seat
 
 PHASE_NONE, PHASE_CONCLUDED = 0, 4
 OUTCOME_PROVIDER_RIGHT = 1
-MAX_JOBS = 64  # p_job is about 0.3 at 400 % collateral. The first drawn job ends the loop (3.3 jobs on
-# average); the cap only bounds a broken draw: P(64 undrawn) = 0.7^64 ~ 1e-10, so reaching it fails the
-# test. At 26 it was about 1 in 10,000, and the test skipped, losing its coverage that run.
 INPUT = b"the requester's input\n"
 INPUT_SHA = hashlib.sha256(INPUT).hexdigest()
 
@@ -111,7 +108,7 @@ def _by_hand_drawn(stack: Stack, make_spec: Callable[[int], bytes], terms: JobTe
         assert stack.status(job_id) == JobStatus.SUBMITTED
         if _wait_drawn(stack, job_id):
             return job_id
-    pytest.fail(f"none of {MAX_JOBS} jobs was drawn (about 1e-10 by chance): is the randomness source broken?")
+    never_drawn("jobs")
 
 
 def _court_stake(stack: Stack) -> tuple[int, int]:
@@ -266,7 +263,7 @@ def _drawn_audit_queued(stack: Stack, label: str) -> tuple[int, list[Any]]:
         if _wait_drawn(stack, candidate):
             break
     else:
-        pytest.fail(f"none of {MAX_JOBS} re-executable jobs was drawn (about 1e-10 by chance): is the randomness source broken?")
+        never_drawn()
     wait_for(lambda: _seat(stack, v, candidate).get("state") == "seated", 60, "the verifier to take the audit seat")
     return candidate, wait_for(lambda: r.keys(f"{_prefix(stack, v)}:broker:compute*"), 30, "the re-run to be queued")
 

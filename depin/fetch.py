@@ -107,7 +107,10 @@ def download_and_hash(
     redirects lead). `refuse_html`: an HTML page is not the file (the module doc). Raises :class:`FetchTooLarge` past the cap, :class:`FetchRefused` when the
     resolver refuses a hop, and :class:`FetchError` for anything else (an HTTP status other than
     200, a compressed answer, a scheme not taken, the deadline, a connection or file error)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    except ValueError:  # e.g. an unbalanced '[' in the host part
+        raise FetchError(f"cannot download {uri[:200]!r}: not a URI") from None
     if scheme in ("http", "https") and scheme in schemes:
         chunks = (_http_chunks(uri, timeout, deadline, refuse_html) if resolver is None
                   else _pinned_chunks(uri, timeout, resolver, deadline, refuse_html))
@@ -338,21 +341,37 @@ def by_deadline(lookup: Callable[[], T], deadline: float | None, what: str) -> T
     return value
 
 
-def _file_chunks(uri: str) -> Generator[bytes]:
-    """The bytes of a ``file://`` URI's regular file. Opened without blocking and without following a
-    final symbolic link, then refused unless it is a regular file: a FIFO, a terminal or another
-    device (``/dev/zero``, ``/dev/tty``) would block the open or never end, past any deadline (a
-    deadline is checked between reads only)."""
-    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
+def open_regular_file(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of the regular file at `path`, opened without blocking and without
+    following a final symbolic link; OSError otherwise (``ELOOP`` for a link, ``EINVAL`` for a path
+    with a NUL in it or a file that is not regular). A FIFO, a terminal or another device
+    (``/dev/zero``, ``/dev/tty``) would block the open or never end, past any deadline (a deadline
+    is checked between reads only)."""
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except ValueError:  # "embedded null byte"
+        raise OSError(errno.EINVAL, "not a file path (it has a NUL in it)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _file_chunks(uri: str) -> Generator[bytes]:
+    """The bytes of a ``file://`` URI's regular file (:func:`open_regular_file`)."""
+    try:
+        source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
+        fd = open_regular_file(source)
+    except ValueError:  # urlsplit: an unbalanced '[' in the host part
+        raise FetchError(f"downloading {uri[:200]!r} failed: not a file URI") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise FetchError(f"downloading {uri} failed: it names a symbolic link (not followed)") from None
         raise FetchError(f"downloading {uri} failed: {exc}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FetchError(f"downloading {uri} failed: not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as src:
             while chunk := src.read(CHUNK):
                 yield chunk

@@ -18,10 +18,10 @@
   (see :mod:`executor.inputs`); the caller should retry later and submit it only as a last resort.
 
 What is *not* an outcome but an exception: the engine failing (:class:`ContainerEngineError`, retry
-the task), the provider's own machine failing while it handles the output (:class:`ProviderFault`:
-disk full, out of descriptors or memory, I/O error; retry the task) and a spec outside this
-executor's policy (:class:`PolicyRefused`: the dispatcher should not have claimed it; clamping the
-limits instead would change the job's result).
+the task), the provider's own machine failing while it fetches the inputs or handles the output
+(:class:`ProviderFault`: disk full, out of descriptors or memory, I/O error; retry the task) and a
+spec outside this executor's policy (:class:`PolicyRefused`: the dispatcher should not have claimed
+it; clamping the limits instead would change the job's result).
 
 **Output handling never crashes a run.** Once the container has ended, whatever the job left in
 ``/out`` is turned into an outcome: the walk's limits give ``OUTPUT_TOO_LARGE`` / ``OUTPUT_INVALID``,
@@ -348,14 +348,20 @@ def execute(
         # 1. inputs
         prepare_input_dir(job_dir / "in")
         try:
-            fetch_inputs(
-                spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots, allow_networks=input_allow_networks,
-                deadline=input_deadline, cache_dir=input_cache,
-            )
+            with provider_faults("fetching the inputs"):  # a full disk is ours, retried
+                fetch_inputs(
+                    spec, job_dir / "in", max_bytes=max_input_bytes, timeout=input_timeout, file_roots=file_roots,
+                    allow_networks=input_allow_networks, deadline=input_deadline, cache_dir=input_cache,
+                )
         except InputHashMismatch as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))
         except InputUnavailable as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, f"unavailable: {exc}", retryable=exc.retryable, durations=Durations(fetch=time.monotonic() - t0))
+        except (ValueError, TypeError, LookupError) as exc:
+            # A parser met the requester's text on a path no check foresaw: the job's failure (audited
+            # like any), not a crash, which gives the job up and burns the collateral at its timeout.
+            reason = f"unavailable: an input's URI could not be used ({type(exc).__name__}: {str(exc)[:200]})"
+            return fail(FailureCode.INPUT_HASH_MISMATCH, reason, durations=Durations(fetch=time.monotonic() - t0))
         fetch_s = time.monotonic() - t0
         # 2. image
         try:

@@ -68,7 +68,16 @@ import httpx
 
 from depin.addresses import AddressRefused, HostUnresolvable, IPAddress, IPNetwork, parse_networks, resolve_checked
 from depin.errors import ExecutionError
-from depin.fetch import UNREADABLE_ANSWER_ERRORS, LookupTimedOut, Redirected, Watchdog, by_deadline, parse_url, stop_at_redirect
+from depin.fetch import (
+    UNREADABLE_ANSWER_ERRORS,
+    LookupTimedOut,
+    Redirected,
+    Watchdog,
+    by_deadline,
+    open_regular_file,
+    parse_url,
+    stop_at_redirect,
+)
 from depin.market import FailureCode
 from depin.spec import InputSpec, JobSpec
 
@@ -306,21 +315,47 @@ def _fetch_data(item: InputSpec, sink: _Sink) -> None:
 
 
 def _fetch_file(item: InputSpec, sink: _Sink, roots: list[Path]) -> None:
-    parsed = urllib.parse.urlparse(item.uri)
+    """A ``file://`` input below one of `roots` (a devnet's: none is set by default). The URI is the
+    requester's text: every way it can fail to name a readable regular file is InputUnavailable,
+    never another exception (a ``ValueError`` from a NUL or an unbalanced '[' ended the provider's
+    run as a give-up, which left the claimed job to time out and slash its collateral)."""
+
+    def unavailable(why: str) -> InputUnavailable:
+        return InputUnavailable(f"input {item.path!r}: {_short(item.uri)} {why}", path=item.path, uri=item.uri)
+
+    if not roots:  # the default: refused before the text is parsed at all
+        raise unavailable(f"is outside the allowed file roots (none is set: {FILE_ROOTS_ENV} on a devnet)")
+    try:
+        parsed = urllib.parse.urlsplit(item.uri)
+    except ValueError:
+        raise unavailable("is not a file URI") from None
     if parsed.netloc not in ("", "localhost"):
         raise InputUnavailable(f"input {item.path!r}: file:// URIs must name a local path", path=item.path, uri=item.uri)
-    path = Path(urllib.parse.unquote(parsed.path)).resolve()
+    text = urllib.parse.unquote(parsed.path)
+    try:
+        if "\x00" in text:
+            raise ValueError("a NUL in the path")
+        path = Path(text).resolve()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symbolic link loop (Python 3.11)
+        raise unavailable("is not a path a readable file can have") from None
     if not any(path == root or root in path.parents for root in roots):
         log.debug("file input outside the roots", extra={"path": item.path, "uri": item.uri, "roots": os.pathsep.join(map(str, roots))})
-        hint = "" if roots else f" (none is set: {FILE_ROOTS_ENV} on a devnet)"
-        raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} is outside the allowed file roots{hint}", path=item.path, uri=item.uri)
+        raise unavailable("is outside the allowed file roots")
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                sink.write(chunk)
+        fh = os.fdopen(open_regular_file(path), "rb")  # a FIFO or a device below a root would block or never end
     except OSError as exc:
         log.debug("file input unreadable", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
-        raise InputUnavailable(f"input {item.path!r}: {_short(item.uri)} cannot be read", path=item.path, uri=item.uri) from None
+        raise unavailable("cannot be read (not there, or not a regular file)") from None
+    with fh:
+        while True:
+            try:
+                chunk = fh.read(CHUNK)
+            except OSError as exc:
+                log.debug("file input unreadable", extra={"path": item.path, "uri": item.uri, "error": str(exc)[:300]})
+                raise unavailable("cannot be read") from None
+            if not chunk:
+                return
+            sink.write(chunk)  # the provider's disk: its errors are its own (not the input's)
 
 
 def fetch_input(

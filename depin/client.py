@@ -82,7 +82,7 @@ from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, downl
 from depin.market import JURY_SIZES, LAST_JURY_ROUND, FailureCode, JobStatus, Outcome, Phase, VerifyMode
 from depin.outputs import UnsafeArchive, extract_archive
 from depin.redact import redact_url
-from depin.spec import JobSpec, check_canonical, check_spec_size, parse_spec, with_delivery
+from depin.spec import JobSpec, check_canonical, check_spec_size, fetches_http, parse_spec, policy_window, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
 from depin.transactions import (
     PendingTx,
@@ -107,8 +107,9 @@ BPS = 10_000
 MIN_REWARD = 10_000  # base units, JobMarketState._MIN_REWARD: no fee rate of 1 bp or more rounds to 0 above it
 # Seconds added to the spec's runtime for the job's submit window (maxRuntime) when the caller gives
 # none: providers need time to fetch inputs, archive the output and get the submission mined, and
-# their policy refuses jobs whose window leaves no room for that (executor.policy.SUBMIT_MARGIN,
-# 45 s by default, and INPUT_MARGIN, 30 s more for http(s) inputs).
+# their policy refuses jobs whose window leaves no room for that (depin.spec.policy_window: 45 s by
+# default, 30 s more for http(s) inputs). Where the market's bound cuts the window below what the
+# policy takes, the post is refused instead (the job would wait unclaimed until it expired).
 SUBMIT_MARGIN = 120
 DEFAULT_CLAIM_WINDOW = 3_600
 PERMIT_LIFETIME = 3_600
@@ -1013,7 +1014,9 @@ class Client(ContractAddresses):
         :attr:`PostedJob.sealed_to` says which key the result is sealed to (None: plaintext).
 
         `max_runtime` (the on-chain submit window, from claim to submission) defaults to the spec's
-        ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound;
+        ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound (a
+        spec whose runtime leaves, within that bound, less than a provider's claim policy keeps,
+        :func:`depin.spec.policy_window`, is refused: no provider would claim it);
         `cpu_seconds` to :func:`depin.spec.cpu_seconds` of the spec; `claim_window` to an hour, `challenge_window` and
         `collateral_pct` to the market's minimums (each clamped into the market's bounds when
         defaulted, checked when given). With `permit` the wallet part is approved by an ERC-2612
@@ -1190,6 +1193,15 @@ class Client(ContractAddresses):
             unit="%",
         )
         if max_runtime is None:  # the submit window: the run itself plus time to fetch, archive and submit
+            needed = policy_window(parsed)
+            if needed > p.max_runtime:  # clamped to the bound, the window would be one no provider takes
+                runtime = parsed.resources.max_runtime
+                raise Refused(
+                    f"the spec's runtime of {runtime} s leaves no submit window a provider takes: its policy needs "
+                    f"{needed} s (the runtime + {needed - runtime} s to stop, archive and submit"
+                    f"{' and to fetch the http(s) inputs' if fetches_http(parsed) else ''}), and the market allows at most "
+                    f"{p.max_runtime} s; lower resources.max_runtime to {p.max_runtime - (needed - runtime)} s or less"
+                )
             max_runtime = min(parsed.resources.max_runtime + SUBMIT_MARGIN, p.max_runtime)
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds

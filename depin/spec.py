@@ -366,6 +366,24 @@ def cpu_seconds(spec: JobSpec) -> int:
     return max(1, math.ceil(spec.resources.cpus * spec.resources.max_runtime))
 
 
+# What a provider's claim policy keeps of a job's submit window (the on-chain maxRuntime) beyond the
+# spec's runtime, by default (executor.policy: DEPIN_SUBMIT_MARGIN, DEPIN_INPUT_MARGIN): stopping the
+# container at its runtime, archiving and submitting; and fetching http(s) inputs.
+POLICY_SUBMIT_MARGIN = 45
+POLICY_INPUT_MARGIN = 30
+
+
+def fetches_http(spec: JobSpec) -> bool:
+    """Whether the job has an http(s) input (its submit window must leave POLICY_INPUT_MARGIN more)."""
+    return any(i.uri.startswith(("http://", "https://")) for i in spec.inputs)
+
+
+def policy_window(spec: JobSpec, submit_margin: int = POLICY_SUBMIT_MARGIN, input_margin: int = POLICY_INPUT_MARGIN) -> int:
+    """The shortest submit window a provider's claim policy takes for `spec` (its runtime and the
+    margins)."""
+    return spec.resources.max_runtime + submit_margin + (input_margin if fetches_http(spec) else 0)
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:3]:

@@ -27,16 +27,16 @@ from dataclasses import dataclass
 
 from depin.config import PolicyConfig, env_int
 from depin.deployment import to_wei
-from depin.spec import JobSpec, cpu_seconds
+from depin.spec import POLICY_INPUT_MARGIN, POLICY_SUBMIT_MARGIN, JobSpec, cpu_seconds, fetches_http
 
 # Seconds a submit window must leave beyond the spec's runtime for everything but the inputs:
 # starting the container, stopping it at its runtime (KILL_GRACE 10 s, logs 5 s), archiving,
 # journaling and the submit transaction (a few blocks).
-SUBMIT_MARGIN = env_int("DEPIN_SUBMIT_MARGIN", 45)
+SUBMIT_MARGIN = env_int("DEPIN_SUBMIT_MARGIN", POLICY_SUBMIT_MARGIN)
 
 
 # Seconds more a job with http(s) inputs must leave for fetching them (beyond SUBMIT_MARGIN).
-INPUT_MARGIN = env_int("DEPIN_INPUT_MARGIN", 30)
+INPUT_MARGIN = env_int("DEPIN_INPUT_MARGIN", POLICY_INPUT_MARGIN)
 
 
 def input_deadline(submit_deadline: int, chain_now: int, runtime: int) -> int:
@@ -102,7 +102,7 @@ class Policy:
                 f"the submit window is {terms.max_runtime} s, less than the spec's runtime {r.max_runtime} s "
                 f"+ {SUBMIT_MARGIN} s to stop it at its runtime, archive and submit",
             )
-        if any(i.uri.startswith(("http://", "https://")) for i in spec.inputs) and terms.max_runtime < r.max_runtime + SUBMIT_MARGIN + INPUT_MARGIN:
+        if fetches_http(spec) and terms.max_runtime < r.max_runtime + SUBMIT_MARGIN + INPUT_MARGIN:
             return Decision(
                 False,
                 f"the submit window is {terms.max_runtime} s, less than the spec's runtime {r.max_runtime} s "

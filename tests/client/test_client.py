@@ -104,6 +104,31 @@ def test_allowance_and_balance_errors_are_clear_and_send_nothing(devnet: Devnet)
     assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
 
 
+def test_a_runtime_whose_window_no_provider_takes_is_refused_before_anything_is_sent(devnet: Devnet) -> None:
+    """The default submit window is the spec's runtime + SUBMIT_MARGIN, clamped to the market's
+    maxRuntime. Clamped below what a provider's claim policy keeps (runtime + 45 s; 30 s more with
+    http(s) inputs: depin.spec.policy_window, the executor's defaults), the post went through and the
+    job waited unclaimed, its escrow held, until its claim window expired (found by review, stop 55).
+    Now refused, with the runtime that would fit; at that runtime the post goes through and its
+    window is one the policy takes."""
+    from depin.spec import POLICY_INPUT_MARGIN, POLICY_SUBMIT_MARGIN, policy_window
+    from executor.policy import INPUT_MARGIN, SUBMIT_MARGIN
+
+    assert (SUBMIT_MARGIN, INPUT_MARGIN) == (POLICY_SUBMIT_MARGIN, POLICY_INPUT_MARGIN)  # one source
+    requester = devnet.new_account(100)
+    client = devnet.client(requester)
+    bound = client.params().max_runtime
+    http = [{"path": "data", "uri": "https://example.org/data", "sha256": "ab" * 32}]
+    for inputs, margin in ((None, POLICY_SUBMIT_MARGIN), (http, POLICY_SUBMIT_MARGIN + POLICY_INPUT_MARGIN)):
+        with pytest.raises(ClientError, match=rf"needs {bound + 1} s .* allows at most {bound} s; lower resources.max_runtime to {bound - margin} s or less"):
+            client.post_job(make_spec(70, runtime=bound - margin + 1, inputs=inputs), reward=to_wei(1))
+    assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
+    for n, (inputs, margin) in enumerate(((None, POLICY_SUBMIT_MARGIN), (http, POLICY_SUBMIT_MARGIN + POLICY_INPUT_MARGIN))):
+        spec = make_spec(71 + n, runtime=bound - margin, inputs=inputs)
+        job = client.job(client.post_job(spec, reward=to_wei(1)).job_id)
+        assert job.max_runtime == bound >= policy_window(spec)
+
+
 def test_a_spec_over_the_size_limit_is_refused_before_anything_is_escrowed(devnet: Devnet) -> None:
     """Executors and the indexer refuse spec bytes over MAX_SPEC_BYTES (parse_spec with the on-chain
     hash): such a job could never be claimed, its escrow held until the claim window expires. A

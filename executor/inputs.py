@@ -293,7 +293,7 @@ def _check_answer(item: InputSpec, response: httpx.Response, sink: _Sink) -> Non
             retryable=False,
         )
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > sink.budget:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > sink.budget:
         log.debug("input larger than the cap", extra={"path": item.path, "uri": item.uri, "declared": declared})
         raise InputUnavailable(
             f"input {item.path!r} ({_short(item.uri)}) exceeds the executor's input cap ({sink.budget} bytes left for this job)",

@@ -749,7 +749,7 @@ def _parse_cursor(cursor: int | str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
     text = str(cursor).strip()
-    if not text.isdigit() or len(text) > 30:
+    if not (text.isascii() and text.isdigit()) or len(text) > 30:  # "²" is a digit int() refuses
         raise QueryError(f"cursor must be a page's nextCursor (an id), not {str(cursor)[:40]!r}")
     return int(text)
 

@@ -140,7 +140,7 @@ def post(http: requests.Session, url: str, body: bytes, *, timeout: float, max_b
         with watchdog, http.post(url, data=body, headers=HEADERS, timeout=timeout, stream=True) as response:
             response.raise_for_status()
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
                 raise AnswerTooLarge(int(declared), max_bytes)
             # One read (requests' .content joins 10 kB chunks: a copy more), of one byte past
             # the cap at most (a chunked or compressed body).

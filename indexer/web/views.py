@@ -174,7 +174,7 @@ class StreamEvent:
                 text = v[:6] + "…" + v[-4:]
             elif isinstance(v, str) and v.startswith("0x") and len(v) > 20:
                 text = v[:10] + "…"
-            elif isinstance(v, str) and v.isdigit() and len(v) > 15:
+            elif isinstance(v, str) and v.isascii() and v.isdigit() and len(v) > 15:  # not "²": int() refuses it
                 text = tokens(v)
             elif isinstance(v, (dict, list)):
                 text = "…"

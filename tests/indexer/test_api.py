@@ -102,6 +102,9 @@ def test_unknown_ids_are_404_with_a_json_error(client: TestClient) -> None:
         "/jobs?limit=100000",
         "/jobs?offset=-1",
         "/jobs?cursor=abc",
+        "/jobs?cursor=%C2%B2",  # "²": str.isdigit() says yes, int() refuses it (a 500 before)
+        "/jobs?cursor=%D9%A3",  # an Arabic-Indic 3: was read as cursor 3
+        "/providers?cursor=%C2%B2",
         "/jobs?cursor=3&offset=1",
         "/providers?limit=0",
         "/providers?cursor=-1",

@@ -12,6 +12,7 @@ the reader sees.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,27 @@ def test_cli_shows_hostile_spec_strings_as_escapes(hostile: tuple[ChainEnv, int,
         data = json.loads(out.stdout)
         job = data if "spec" in data else data["jobs"][0]
         assert job["spec"]["env"]["NOTE"] == HOSTILE
+
+
+def test_a_result_uri_of_unicode_digits_renders(chain_env: ChainEnv) -> None:
+    """The timeline showed an argument of 16 or more digits as tokens, and str.isdigit() is true of
+    "²", which int() refuses: a provider whose result URI (or endpoint) was "²" x 16 made its job's
+    page and its transaction's page a 500 (found by review, stop 55). ASCII digits only now."""
+    env, m = chain_env, chain_env.market
+    requester, provider = m.accounts[1], m.accounts[2]
+    m.fund(requester)
+    m.fund(provider)
+    m.register(provider, endpoint="\u00b2" * 16)
+    job_id = m.post(requester, spec=_hostile_spec())
+    m.claim(provider, job_id)
+    m.submit(provider, job_id, uri="\u00b2" * 16)
+    env.indexer().sync_once()
+    with TestClient(create_app(IndexerReader(env.client(0), env.keys))) as client:
+        page = client.get(f"/job/{job_id}")
+        assert page.status_code == 200, page.text[-300:]
+        assert "\u00b2" * 16 in page.text
+        txs = re.findall(r'data-tx="(0x[0-9a-f]{64})"', page.text)
+        assert len(txs) == 3  # posted, claimed, submitted
+        for tx in txs:
+            assert client.get(f"/tx/{tx}").status_code == 200, tx
+        assert client.get(f"/provider/{provider}").status_code == 200

@@ -60,11 +60,11 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, Underflow
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from depin.atomicfile import write_atomically
 from depin.errors import DepinError
@@ -113,8 +113,41 @@ def shown_path(path: object, limit: int = SHOWN_PATH_CHARS) -> str:
 
 
 def to_wei(tokens: float | str | Decimal) -> int:
-    """Whole tokens (as written in the parameters file) to base units."""
-    return int(Decimal(str(tokens)) * (10**TOKEN_DECIMALS))
+    """Whole tokens (as written in the parameters file) to base units, exactly: ValueError for an
+    amount that is not a whole number of base units (more than 18 decimals) or not a number.
+
+    Scaled in a context that traps any rounding (as depinctl's parse_tokens does): the default
+    context keeps 28 digits, which turned 12345678901.123456789012345678 into ...680 and dropped
+    sub-wei digits without a word."""
+    try:
+        value = Decimal(str(tokens).strip())
+    except InvalidOperation:
+        raise ValueError(f"{str(tokens)[:80]!r} is not a number of tokens") from None
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a number of tokens")
+    try:
+        units = value.scaleb(TOKEN_DECIMALS, _EXACT)
+    except DecimalException:
+        raise ValueError(f"{value} tokens: out of range (too large, or too many digits to count in base units exactly)") from None
+    if units != units.to_integral_value():
+        if abs(units) < 1:
+            raise ValueError(f"{value} tokens is less than one base unit (0.{'0' * (TOKEN_DECIMALS - 1)}1 tokens)")
+        raise ValueError(f"{value} tokens is not a whole number of base units: more than {TOKEN_DECIMALS} decimals")
+    return int(units)
+
+
+# Exact or an error: no rounding, overflow or underflow. 100 digits: more than any uint256 (78) needs,
+# with its 18 decimals.
+_EXACT = Context(prec=100, traps=[InvalidOperation, Overflow, Underflow, Inexact])
+
+
+def _whole_base_units(tokens: Decimal) -> Decimal:
+    to_wei(tokens)  # ValueError: load_parameters names the field
+    return tokens
+
+
+# An amount of whole tokens in the parameters file: a whole number of base units.
+Tokens = Annotated[Decimal, AfterValidator(_whole_base_units)]
 
 
 class _Strict(BaseModel):
@@ -124,12 +157,12 @@ class _Strict(BaseModel):
 class TokenParameters(_Strict):
     name: str
     symbol: str
-    cap: Decimal = Field(gt=0)
-    initial_supply: Decimal = Field(ge=0)
+    cap: Tokens = Field(gt=0)
+    initial_supply: Tokens = Field(ge=0)
 
 
 class StakingParameters(_Strict):
-    min_stake: Decimal = Field(gt=0)
+    min_stake: Tokens = Field(gt=0)
     unbonding_delay: int = Field(ge=0)
 
 
@@ -152,7 +185,7 @@ class MarketParameters(_Strict):
     no_fault_fee_bps: int
     # Whole tokens: the largest reward a post may offer; at most the court's minStake / canarySlashMul
     # (a seat needs sigma * R of stake: above it a draw could seat nobody and the job settle Unaudited).
-    max_reward: Decimal = Field(gt=0)
+    max_reward: Tokens = Field(gt=0)
     draw_delay: int = Field(ge=1)
     # Entries of the market's job ring (fixed at deployment; not part of MarketParams): a job reuses
     # the storage of the job `job_slots` ids before it once that one has settled.
@@ -225,7 +258,7 @@ class CourtParameters(_Strict):
     activationDelayBlocks: int
     blockTime: int
     betaBps: int
-    minStake: Decimal = Field(gt=0)
+    minStake: Tokens = Field(gt=0)
 
     def as_dict(self) -> dict[str, int]:
         """The struct by field name (in declaration order; `minStake` in base units)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from depinctl.cliutil import TYPER_SETTINGS, DataTable, make_console, user_errors
 
@@ -147,10 +148,26 @@ def status(
         raise typer.Exit(1)
 
 
-@app.command("logs")
+class _LogsCommand(TyperCommand):
+    """`devnet logs`, whose COMPONENT help names every log the command accepts (the devnet's
+    components and the deploy), from :data:`depinctl.devnet.ORDER` as the command itself checks
+    them: read when the help is shown, as importing that module takes seconds every other command
+    would pay at start-up."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from depinctl.devnet import ORDER  # lazy: start-up
+
+        *names, last = (*ORDER, "deploy")
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.name == "component":
+                param.help = f"{', '.join(names)} or {last}; all when left out."
+        super().format_help(ctx, formatter)
+
+
+@app.command("logs", cls=_LogsCommand)
 @user_errors
 def logs(
-    component: Annotated[str | None, typer.Argument(help="anvil, redis, engine, indexer, results, worker-compute, worker-chain, beat, dispatcher or deploy; all when left out.")] = None,
+    component: Annotated[str | None, typer.Argument(help="A component of the devnet (--help lists them); all when left out.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[
         int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to print first (0: none; with -f, only new lines).")

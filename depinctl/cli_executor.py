@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from depinctl.cliutil import TYPER_SETTINGS, user_errors
+from depinctl.cliutil import TYPER_SETTINGS, one_line, user_errors
 
 app = typer.Typer(help="The provider executor: Celery workers that claim, run and settle jobs.", **TYPER_SETTINGS)
 
@@ -233,15 +233,19 @@ def status(
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     typer.echo(f"executor {rt.address} ({rt.role})")
-    for row in report.get("seats", []):
+    # The records' fields are shown as text, never as terminal controls: a decline reason quotes what
+    # the requester wrote (an input URI), a delivery what the provider published.
+    for seat in report.get("seats", []):
+        row = {k: one_line(v) for k, v in seat.items()}
         typer.echo(
             f"  seat job {row.get('job')} round {row.get('round')} seat {row.get('seat')}: {row.get('state')}"
             + (f" ({row['outcome']})" if row.get("outcome") else "") + (f" - {row['reason']}" if row.get("reason") else "")
             + (f"; provider's archive {row['delivery']}" if row.get("delivery") else "")
             + (" SLASHED" if row.get("slashed") == "1" else "")
         )
-    for row in report.get("canary_jobs", []):
+    for canary_job in report.get("canary_jobs", []):
+        row = {k: one_line(v) for k, v in canary_job.items()}
         typer.echo(f"  canary job {row.get('job')}: {row.get('state')}" + (
             f", caught {row.get('caught')} seat(s) of {row.get('verifiers')}, slashed {row.get('slashed')} wei" if row.get("verifiers") else ""))
     if "caught" in report:
-        typer.echo(f"  verifiers caught: {', '.join(report['caught']) or 'none'}")
+        typer.echo(f"  verifiers caught: {one_line(', '.join(report['caught'])) or 'none'}")

@@ -103,6 +103,17 @@ def _job_id(text: str) -> int:
     return value
 
 
+def _check_networks(cidrs: list[str]) -> None:
+    """Refuses an --allow-network that is no network in CIDR form (the client parses them again)."""
+    from depin.addresses import parse_networks  # lazy: start-up
+
+    for cidr in cidrs:
+        try:
+            parse_networks([cidr])
+        except ValueError as exc:
+            raise ValueError(f"--allow-network {cidr!r} is not a network in CIDR form (such as 10.1.2.0/24): {exc}") from None
+
+
 # ------------------------------------------------------------------------------------ spec building
 
 
@@ -365,8 +376,9 @@ def job_post(
         str,
         typer.Option(
             "--verify",
-            help="reexec (default): drawn verifiers may re-run it (the audit fee, 1.1x the reward, is escrowed and "
-            "refunded unless drawn); none: never audited, no audit fee, shown as unverified.",
+            help="reexec (default): drawn verifiers may re-run it (the audit escrow E = A + 3w, 4.4x the reward at the "
+            "default parameters, is escrowed: credited back unless the job is drawn for audit, and what the court does "
+            "not use is refunded); none: never audited, no audit escrow, shown as unverified.",
         ),
     ] = "reexec",
     match: Annotated[
@@ -847,8 +859,9 @@ def job_status(
     Example: depin job status 7
     """
 
+    jid = _job_id(job_id)  # before any node is asked
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
-    job = client.job(_job_id(job_id))
+    job = client.job(jid)
     d = _job_dict(client, job)
     if as_json:
         typer.echo(json.dumps(d, indent=2))
@@ -935,8 +948,8 @@ def job_watch(
 
     Example: depin job watch 7
     """
+    jid = _job_id(job_id)  # before any node is asked
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
-    jid = _job_id(job_id)
     client.job(jid)  # unknown job id: fail now
     index_read = _index_reader(redis_url, deployment, config, namespace, client)
 
@@ -1075,11 +1088,14 @@ def job_result(
 
     Example: depin job result 7 --out ./result-7 --keystore keys/me.json
     """
+    # the arguments are checked before any node is asked or password read
+    jid = _job_id(job_id)
     salt_bytes = None
-    if salt is not None:  # checked before any node is asked
+    if salt is not None:
         if not re.fullmatch(r"(0[xX])?[0-9a-fA-F]{64}", salt.strip()):
             raise ValueError(f"--salt must be 0x + 64 hex digits (32 bytes), not {salt[:80]!r}")
         salt_bytes = bytes.fromhex(salt.strip()[-64:])
+    _check_networks(allow_network or [])
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account, need_key=False,
@@ -1088,7 +1104,7 @@ def job_result(
 
     try:
         fetched = client.download_result(
-            _job_id(job_id), out, salt=salt_bytes, allow_networks=allow_network or None, allow_ruled_wrong=force
+            jid, out, salt=salt_bytes, allow_networks=allow_network or None, allow_ruled_wrong=force
         )
     except ResultRuledWrong as exc:
         raise ResultRuledWrong(f"{exc}; --force extracts it anyway") from None
@@ -1146,11 +1162,11 @@ def job_cancel(
 
     Example: depin job cancel 7 --keystore keys/me.json
     """
+    jid = _job_id(job_id)  # before any node is asked or password read
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
     )
-    jid = _job_id(job_id)
     receipt = client.cancel(jid)
     typer.echo(
         f"cancelled job {jid} (tx {receipt.tx_hash}); the reward is in your market balance: "
@@ -1179,11 +1195,11 @@ def job_challenge(
 
     Example: depin job challenge 7 --keystore keys/me.json
     """
+    jid = _job_id(job_id)  # before any node is asked or password read
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
     )
-    jid = _job_id(job_id)
     receipt = client.challenge(jid)
     bond = client.challenge_bond(jid)
     typer.echo(

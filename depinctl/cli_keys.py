@@ -153,6 +153,20 @@ def open_client(
     return signing
 
 
+def keystore_password(keystore: Path, password_file: Path | None) -> str:
+    """The password of `keystore`: the first line of `password_file`, else
+    ``$DEPIN_KEYSTORE_PASSWORD``, else a hidden prompt when standard input is a terminal (else the
+    AccountError that says how to give one)."""
+    from depin.accounts import AccountError, read_password  # lazy: start-up
+
+    try:
+        return read_password(None, password_file)
+    except AccountError:
+        if password_file is not None or not sys.stdin.isatty():
+            raise
+        return typer.prompt(f"password for {keystore}", hide_input=True)
+
+
 def signing_account(
     *,
     config: Path | None,
@@ -165,7 +179,7 @@ def signing_account(
     """The signing account the common key options name (options first, then the --config file's
     [key] section), unlocked; None when they name none. Without a `chain_id` (no node asked: ``job
     post --dry-run``) a dev account is taken as on the local devnet."""
-    from depin.accounts import AccountError, load_account, load_keystore, read_password  # lazy: start-up
+    from depin.accounts import load_account, load_keystore  # lazy: start-up
     from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
 
     if cfg is None and config is not None:
@@ -181,12 +195,7 @@ def signing_account(
     chain = min(LOCAL_CHAIN_IDS) if chain_id is None else chain_id
     if keystore is not None:
         load_keystore(keystore)  # missing, not a file, not a keystore: said before a password is asked for
-        try:
-            password = read_password(None, password_file)
-        except AccountError:
-            if password_file is not None or not sys.stdin.isatty():
-                raise
-            password = typer.prompt(f"password for {keystore}", hide_input=True)
+        password = keystore_password(keystore, password_file)
         account = load_account(keystore=keystore, password=password, chain_id=chain)
         del password
         return account
@@ -293,17 +302,12 @@ def keys_address(
 
     Example: depin keys address keys/provider.json
     """
-    from depin.accounts import (  # lazy: start-up
-        keystore_address,
-        load_keystore,
-        read_password,
-        unlock_keystore,
-    )
+    from depin.accounts import keystore_address, load_keystore, unlock_keystore  # lazy: start-up
 
     load_keystore(path)  # missing, not a regular file, not a keystore: said before any password is asked for
     address = keystore_address(path)
     if check or address is None:
-        account = unlock_keystore(path, read_password(None, password_file))
+        account = unlock_keystore(path, keystore_password(path, password_file))
         address = account.address
     typer.echo(address)
 
@@ -322,7 +326,7 @@ def keys_pubkey(
 
     Example: depin keys pubkey keys/me.json --password-file keys/me.pass
     """
-    from depin.accounts import AccountError, load_keystore, read_password, unlock_keystore  # lazy: start-up
+    from depin.accounts import AccountError, load_keystore, unlock_keystore  # lazy: start-up
     from depin.accounts import dev_account as dev_key  # lazy: start-up
     from depin.delivery import public_key_of  # lazy: start-up
     from depin.deployment import LOCAL_CHAIN_IDS  # lazy: start-up
@@ -331,7 +335,7 @@ def keys_pubkey(
         raise AccountError("give a keystore PATH or --dev-account N (one of them)")
     if path is not None:
         load_keystore(path)  # checked before the password is asked for
-        account = unlock_keystore(path, read_password(None, password_file))
+        account = unlock_keystore(path, keystore_password(path, password_file))
     else:
         assert dev_account is not None
         account = dev_key(dev_account, min(LOCAL_CHAIN_IDS))

@@ -38,14 +38,28 @@ def discover(state_dir: Path | None = None) -> dict[str, str] | None:
     path = Path(state_dir or default_state_dir()) / STATE_FILE
     try:
         data = json.loads(path.read_text())
-        ports = data["ports"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, RecursionError):
+        return None
+    # A damaged file (of another shape than `depin devnet up` writes) is no devnet either.
+    if not isinstance(data, dict):
+        return None
+    ports, engine = data.get("ports"), data.get("engine") or {}
+    if not isinstance(ports, dict) or not isinstance(engine, dict):
+        return None
+    if any(name in ports and not _is_port(ports[name]) for name in ("anvil", "redis")):
+        return None
+    docker_host = engine.get("docker_host", "")
+    if not isinstance(docker_host, str):
         return None
     folder = path.parent.absolute()
     found = {
         "rpc_url": f"http://127.0.0.1:{ports['anvil']}" if "anvil" in ports else "",
         "redis_url": f"redis://127.0.0.1:{ports['redis']}/0" if "redis" in ports else "",
         "deployment": str(folder / "deployments" / f"{CHAIN_ID}.json"),
-        "docker_host": str((data.get("engine") or {}).get("docker_host", "")),
+        "docker_host": docker_host,
     }
     return {k: v for k, v in found.items() if v}
+
+
+def _is_port(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535

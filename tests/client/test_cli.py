@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +20,8 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from depin.accounts import dev_account
-from depin.deployment import REPO_ROOT, to_wei
+from depin.accounts import dev_account, new_keystore
+from depin.deployment import REPO_ROOT, Deployment, to_wei, write_deployment
 from depin.outputs import build_archive
 from depinctl import cli_job
 from depinctl.cli import _redact, app
@@ -127,6 +132,62 @@ def test_keys_address_of_what_is_no_keystore_says_so(tmp_path: Path) -> None:
         fails("keys", command, tmp_path / "missing.json", match="not found", env=no_password)
     fails("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run", "--keystore", notes,
           match="not a JSON keystore", env=no_password)
+
+
+def in_terminal(*args: str, answer: str, prompt: bytes = b"password for ", timeout: float = 60) -> tuple[int, str]:
+    """`depin ARGS` run in a new pseudo-terminal that is its controlling terminal (as a shell gives
+    it; getpass reads /dev/tty), with no password in its environment: types `answer` and Enter once
+    `prompt` shows. Its exit status and all it wrote to the terminal."""
+    hidden = ("DEPIN_KEYSTORE_PASSWORD", "DEPIN_PASSWORD_FILE", "DEPIN_KEYSTORE", "DEPIN_CONFIG")
+    env = {k: v for k, v in os.environ.items() if k not in hidden} | {"PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "depinctl.cli", *map(str, args)]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: nothing of pytest runs here
+        try:
+            os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(127)
+    out, answered, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not answered and prompt in out and not termios.tcgetattr(fd)[3] & termios.ECHO:
+                # typed once getpass has turned echo off (it flushes what was typed before)
+                os.write(fd, answer.encode() + b"\r")
+                answered = True
+            if not select.select([fd], [], [], 0.05)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return status, out.decode(errors="replace")
+
+
+def test_a_keystore_password_is_asked_for_on_a_terminal(tmp_path: Path) -> None:
+    """`keys pubkey FILE` and `keys address FILE --check` said "no keystore password" on a terminal,
+    where their --password-file help promises a prompt: they ask for it, as `job post --keystore`
+    does (all three through cli_keys.keystore_password), and the typed password is not echoed."""
+    keystore = tmp_path / "me.json"
+    address = new_keystore(keystore, "s3cret words")
+    pubkey = ok("keys", "pubkey", keystore, env={"DEPIN_KEYSTORE_PASSWORD": "s3cret words"}).stdout.strip()
+    for args, shown in (
+        (("keys", "pubkey", keystore), pubkey),
+        (("keys", "address", keystore, "--check"), address),
+        (("job", "post", "--image", IMAGE, "--cmd", "true", "--reward", "1", "--dry-run", "--keystore", keystore), pubkey),
+    ):
+        status, out = in_terminal(*args, answer="s3cret words")
+        assert status == 0 and f"password for {keystore}" in out, (args, out)
+        assert shown.lower() in out.lower() and "s3cret" not in out, (args, out)
+    status, out = in_terminal("keys", "address", keystore, "--check", answer="wrong words")
+    assert status == 1 and f"password for {keystore}" in out and "error: " in out and "Traceback" not in out, out
 
 
 # ------------------------------------------------------------------------------------ job
@@ -558,6 +619,26 @@ def test_network_errors(devnet: Devnet, tmp_path: Path) -> None:
     fails("job", "cancel", "999999", "--dev-account", "1", *net(devnet), match="unknown job id")
 
 
+def test_a_damaged_devnet_state_file_is_no_devnet(tmp_path: Path) -> None:
+    """A devnet.json of another shape than `devnet up` writes (the engine a string, the ports a list
+    or a string, a port not a number) made every command that takes its defaults from it crash
+    with a traceback (AttributeError: 'str' object has no attribute 'get'): it counts as no devnet,
+    as an unreadable one does."""
+    env = {"DEPIN_DEVNET_DIR": str(tmp_path), "DEPIN_RPC_URL": "", "DEPIN_DEPLOYMENT": "", "DEPIN_CONFIG": ""}
+    no_devnet = fails("job", "status", "1", env=env, match="no deployment file")
+    for damaged in (
+        {"ports": {"anvil": 18604}, "engine": "podman"},
+        {"ports": ["anvil", "redis"]},
+        {"ports": "anvil"},
+        {"ports": {"anvil": "18604/x"}},
+        {"ports": {"anvil": True}},
+        {"ports": {"anvil": 18604}, "engine": {"docker_host": ["unix:///x"]}},
+        [{"ports": {"anvil": 18604}}],
+    ):
+        (tmp_path / "devnet.json").write_text(json.dumps(damaged))
+        assert fails("job", "status", "1", env=env, match="no deployment file") == no_devnet, damaged
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [("ftp://x", "'ftp://x'"), ("foo", "'foo'"), ("http://[::1", "'http://[::1' is not an http(s) URL (Invalid IPv6 URL)"),
@@ -577,6 +658,25 @@ def test_job_result_checks_the_salt_before_connecting(tmp_path: Path) -> None:
         fails("job", "result", "1", "--out", tmp_path / "o", "--salt", salt, "--rpc-url", "http://127.0.0.1:1",
               match="--salt must be 0x + 64 hex digits (32 bytes)")
     assert not (tmp_path / "o").exists()
+
+
+def test_job_arguments_are_checked_before_connecting(tmp_path: Path) -> None:
+    """A bad job id (`job status abc --deployment F`) was said only once connected: for a node that
+    does not answer, "no JSON-RPC node answers at …" instead, and the commands that sign asked for
+    the keystore password first. The id, and job result's --allow-network networks, are checked
+    before any node is asked (the node here is a closed port)."""
+    addresses = {name: "0x" + f"{i}" * 40 for i, name in enumerate(("RewardToken", "ProviderStaking", "JobMarket"), 1)}
+    deployment = write_deployment(Deployment(31337, "devnet", 1, addresses, {}, "0x" + "55" * 20), tmp_path)
+    dead = ["--rpc-url", "http://127.0.0.1:9", "--deployment", deployment]
+    key = ["--keystore", tmp_path / "me.json"]
+    for args in (["status", "abc"], ["watch", "0"], ["result", "1x", "--out", tmp_path / "o"], ["cancel", "x", *key],
+                 ["challenge", "1.5", *key]):
+        fails("job", *args, *dead, match=f"invalid job id {args[1]!r}", env={"DEPIN_KEYSTORE_PASSWORD": ""})
+    for network in ("10.0.0.1/8", "lan", "10.0.0.0/33"):
+        fails("job", "result", "1", "--out", tmp_path / "o", "--allow-network", "127.0.0.0/8", "--allow-network", network,
+              *dead, match=f"--allow-network {network!r} is not a network in CIDR form")
+    assert not (tmp_path / "o").exists()
+    fails("job", "status", "1", *dead, match="no JSON-RPC node answers at http://127.0.0.1:9")  # a good id gets that far
 
 
 def test_a_provider_written_uri_cannot_drive_the_terminal(devnet: Devnet, tmp_path: Path) -> None:
@@ -646,7 +746,7 @@ def test_job_challenge_result_and_watch(devnet: Devnet, tmp_path: Path) -> None:
         fails("job", "result", job_id, "--out", tmp_path / "lan", "--allow-network", "10.0.0.0/8", *net(devnet),
               match="127.0.0.1 resolves to a loopback address")
         fails("job", "result", job_id, "--out", tmp_path / "typo", "--allow-network", "10.0.0.1/8", *net(devnet),
-              match="not networks in CIDR form")
+              match="--allow-network '10.0.0.1/8' is not a network in CIDR form")
         result = ok("job", "result", job_id, "--out", tmp_path / "got", "--allow-network", "127.0.0.1/32", *net(devnet))
         assert "matches the commitment" in result.stdout and (tmp_path / "got" / "r.txt").read_text() == "result\n"
         files["/r"] = archive.path.read_bytes().replace(b"result\n", b"rezult\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +67,34 @@ def test_help_shows_every_word(path: tuple[str, ...], cmd: Any) -> None:
     # Every word is shown as written (not taken for emphasis: f*R*x), code spans included.
     missing = [w for text in texts for w in text.replace("`", "").split() if w not in shown]
     assert not missing, f"depin {' '.join(path)} --help does not show {missing}"
+
+
+def test_job_post_verify_help_states_the_audit_escrow() -> None:
+    """`--verify` said the audit fee was "1.1x the reward" (the auditor's pay A alone); what `job
+    post` escrows is the audit escrow E = A + 3w, parameters.toml's audit_fee_bps (4.4x), as the
+    command's own description says."""
+    from depin.deployment import load_parameters
+
+    result = CliRunner().invoke(app, ["job", "post", "--help"], env={"COLUMNS": "400", "TERM": "dumb"})
+    assert result.exit_code == 0, result.stdout
+    shown = _squash(result.stdout)
+    verify = shown[shown.index("reexec (default):"):]  # the option's own text
+    verify = verify[: verify.index("[default: reexec]")]
+    assert "1.1x" not in verify
+    rate = load_parameters(31337).market.audit_fee_bps / 10_000
+    assert f"E = A + 3w, {rate:g}x the reward at the default parameters" in verify, verify
+    assert f"E = A + 3w ({rate:g} R at the default parameters" in shown
+
+
+def test_devnet_logs_help_names_every_component_it_accepts(tmp_path: Path) -> None:
+    """COMPONENT's help named 10 of the 21 logs `devnet logs` accepts (not the explorer, Flower, the
+    pool verifiers' or the canary's processes): it names those the command checks a name against,
+    as its refusal of an unknown name lists them."""
+    refused = CliRunner().invoke(app, ["devnet", "logs", "no-such-part", "--state-dir", str(tmp_path)])
+    assert refused.exit_code == 1 and "one of: " in refused.stderr, refused.stderr
+    accepted = refused.stderr.strip().split("one of: ", 1)[1].split(", ")
+    assert {"anvil", "deploy", "explorer", "verifier-3-chain", "canary-bait"} <= set(accepted)
+    result = CliRunner().invoke(app, ["devnet", "logs", "--help"], env={"COLUMNS": "400", "TERM": "dumb"})
+    assert result.exit_code == 0, result.stdout
+    listed = ", ".join(accepted[:-1]) + " or " + accepted[-1]
+    assert f"{listed}; all when left out." in _squash(result.stdout), result.stdout

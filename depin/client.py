@@ -548,11 +548,7 @@ class Client(ContractAddresses):
         return self.tx
 
     def _who(self, address: str | None) -> str:
-        if address is not None:
-            if not is_address(address):
-                raise ClientError(f"{address!r} is not an Ethereum address")
-            return to_checksum_address(address)
-        return self.address
+        return self.address if address is None else checked_address(address)
 
     @contextmanager
     def _spending(self) -> Iterator[None]:
@@ -759,8 +755,7 @@ class Client(ContractAddresses):
         current = self.contracts.verification_court
         if address is None or (is_address(address) and address.lower() == current.address.lower()):
             return current
-        if not is_address(address):
-            raise InvalidArgument(f"the court must be a 0x address of 40 hex digits, not {address!r}")
+        check_court_address(address)
         code = bytes.fromhex(self.rpc.get_code(address).removeprefix("0x"))
         court = VerificationCourt(address, self.codec)
         if not runtime_code_matches("VerificationCourt", code) or str(self.read(court.market())).lower() != self.market.lower():
@@ -1912,6 +1907,19 @@ _ACCOUNT_LOCKS_GUARD = threading.Lock()
 
 def _address_or_none(value: str) -> str | None:
     return None if int(value, 16) == 0 else value
+
+
+def checked_address(address: str) -> str:
+    """`address` checksummed; ClientError unless it is an Ethereum address (checked before a node is asked)."""
+    if not is_address(address):
+        raise ClientError(f"{address!r} is not an Ethereum address")
+    return to_checksum_address(address)
+
+
+def check_court_address(address: str) -> None:
+    """InvalidArgument unless `address` (a court's ``--court``) is an Ethereum address."""
+    if not is_address(address):
+        raise InvalidArgument(f"the court must be a 0x address of 40 hex digits, not {address!r}")
 
 
 def _bounded(name: str, value: int | None, default: int | None, low: int, high: int, unit: str = " s") -> int:

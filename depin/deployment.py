@@ -112,13 +112,26 @@ def shown_path(path: object, limit: int = SHOWN_PATH_CHARS) -> str:
     return f"{text[: limit // 2]}…{text[-(limit // 4):]} ({len(text)} characters)"
 
 
-def to_wei(tokens: float | str | Decimal) -> int:
-    """Whole tokens (as written in the parameters file) to base units, exactly: ValueError for an
-    amount that is not a whole number of base units (more than 18 decimals) or not a number.
+def base_units(value: Decimal) -> int:
+    """`value` whole tokens as base units, exactly; ValueError saying why not ("out of range (too
+    large, or too many digits)", "more than 18 decimals"). Scaled in a context that traps any
+    rounding: the default context keeps 28 digits, which turned 12345678901.123456789012345678 into
+    ...680 and dropped sub-unit digits without a word. The one scaling of the SDK, the parameters
+    file, the config and the CLI (depinctl's parse_tokens)."""
+    try:
+        units = value.scaleb(TOKEN_DECIMALS, _EXACT)
+    except DecimalException:
+        raise ValueError("out of range (too large, or too many digits)") from None
+    if units != units.to_integral_value():
+        raise ValueError(f"more than {TOKEN_DECIMALS} decimals")
+    if units.adjusted() >= _EXACT.prec:  # before int(): int(Decimal("1e999970")) takes a minute
+        raise ValueError("out of range (too large, or too many digits)")
+    return int(units)
 
-    Scaled in a context that traps any rounding (as depinctl's parse_tokens does): the default
-    context keeps 28 digits, which turned 12345678901.123456789012345678 into ...680 and dropped
-    sub-wei digits without a word."""
+
+def to_wei(tokens: float | str | Decimal) -> int:
+    """Whole tokens (as written in the parameters file) to base units, exactly (:func:`base_units`):
+    ValueError for an amount that is not a whole number of base units or not a number."""
     try:
         value = Decimal(str(tokens).strip())
     except InvalidOperation:
@@ -126,14 +139,11 @@ def to_wei(tokens: float | str | Decimal) -> int:
     if not value.is_finite():
         raise ValueError(f"{value} is not a number of tokens")
     try:
-        units = value.scaleb(TOKEN_DECIMALS, _EXACT)
-    except DecimalException:
-        raise ValueError(f"{value} tokens: out of range (too large, or too many digits to count in base units exactly)") from None
-    if units != units.to_integral_value():
-        if abs(units) < 1:
-            raise ValueError(f"{value} tokens is less than one base unit (0.{'0' * (TOKEN_DECIMALS - 1)}1 tokens)")
-        raise ValueError(f"{value} tokens is not a whole number of base units: more than {TOKEN_DECIMALS} decimals")
-    return int(units)
+        return base_units(value)
+    except ValueError as exc:
+        if 0 < abs(value) < Decimal(1).scaleb(-TOKEN_DECIMALS):
+            raise ValueError(f"{value} tokens is less than one base unit (0.{'0' * (TOKEN_DECIMALS - 1)}1 tokens)") from None
+        raise ValueError(f"{value} tokens: {exc}") from None
 
 
 # Exact or an error: no rounding, overflow or underflow. 100 digits: more than any uint256 (78) needs,

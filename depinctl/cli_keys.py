@@ -11,7 +11,7 @@ hidden prompt; passwords come from a file, ``$DEPIN_KEYSTORE_PASSWORD`` or a hid
 from __future__ import annotations
 
 import sys
-from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow, Underflow
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,7 +78,8 @@ ConfigOpt = Annotated[
 
 def parse_tokens(text: str, what: str = "amount", *, positive: bool = False) -> int:
     """A number of tokens (``"1.5"``) as base units (above 0 when `positive`); one-line error for anything else."""
-    from depin.client import TOKEN_DECIMALS, TOKEN_SYMBOL  # lazy: start-up
+    from depin.client import TOKEN_SYMBOL  # lazy: start-up
+    from depin.deployment import base_units  # lazy: start-up
 
     try:
         value = Decimal(text.strip())
@@ -86,22 +87,15 @@ def parse_tokens(text: str, what: str = "amount", *, positive: bool = False) -> 
         raise ValueError(f"invalid {what} {text!r}: expected a number of {TOKEN_SYMBOL} tokens, like 1.5") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"invalid {what} {text!r}: expected a non-negative number of {TOKEN_SYMBOL} tokens")
-    # exact or an error: no rounding, no overflow (1e999999), no underflow to 0 (1e-9999999)
-    exact = Context(prec=_UNITS_DIGITS, traps=[InvalidOperation, Overflow, Underflow, Inexact])
     try:
-        units = value.scaleb(TOKEN_DECIMALS, exact)
-    except DecimalException:
-        raise ValueError(f"invalid {what} {text!r}: out of range (too large, or too many digits)") from None
-    if units != units.to_integral_value():
-        raise ValueError(f"invalid {what} {text!r}: more than {TOKEN_DECIMALS} decimals")
-    if units >= 2**256:  # before int(): int(Decimal("1e999990")) takes a minute
+        units = base_units(value)  # exact or an error: no rounding, no overflow (1e999999), no underflow to 0
+    except ValueError as exc:
+        raise ValueError(f"invalid {what} {text!r}: {exc}") from None
+    if units >= 2**256:
         raise ValueError(f"invalid {what} {text!r}: too large")
     if positive and units == 0:
         raise ValueError(f"invalid {what} {text!r}: must be positive (more than 0 {TOKEN_SYMBOL})")
-    return int(units)
-
-
-_UNITS_DIGITS = 100  # more than any uint256 (78 digits) needs
+    return units
 
 
 def _one_key(keystore: Path | None, dev_account: int | None) -> None:

@@ -40,6 +40,16 @@ def _when(timestamp: int) -> str:
     return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _check_arguments(address: str | None, court: str | None) -> None:
+    """The addresses given, checked before any key is unlocked or node asked."""
+    from depin.client import check_court_address, checked_address  # lazy: start-up
+
+    if address is not None:
+        checked_address(address)
+    if court is not None:
+        check_court_address(court)
+
+
 @app.command("status")
 @user_errors
 def verifier_status(
@@ -59,6 +69,7 @@ def verifier_status(
 
     Example: depin verifier status 0x90F79bf6EB2c4f870365E785982E1f101E93b906
     """
+    _check_arguments(address, court)
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account, need_key=address is None,
@@ -111,6 +122,7 @@ def verifier_leave(
     """
     everything = amount.strip().lower() == "all"
     value = 0 if everything else parse_tokens(amount, positive=True)  # said before any key is unlocked or node asked
+    _check_arguments(None, court)
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
@@ -142,6 +154,7 @@ def verifier_withdraw(
 
     Example: depin verifier withdraw --keystore keys/verifier.json
     """
+    _check_arguments(None, court)
     client = open_client(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,

@@ -607,6 +607,9 @@ class Devnet:
             raise DevnetError(f"{self.state_file} is unreadable ({exc}); move it away, or remove {self.dir}") from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise DevnetError(f"{self.state_file} is not a devnet state file of version {STATE_VERSION}")
+        for key in ("ports", "processes", "engine", "accounts", "images"):  # what the code indexes into
+            if not isinstance(data.get(key, {}), dict):
+                raise DevnetError(f"{self.state_file} is damaged ({key!r} is not an object); move it away, or remove {self.dir}")
         return data
 
     def save(self) -> None:

@@ -637,6 +637,11 @@ def test_a_damaged_devnet_state_file_is_no_devnet(tmp_path: Path) -> None:
     ):
         (tmp_path / "devnet.json").write_text(json.dumps(damaged))
         assert fails("job", "status", "1", env=env, match="no deployment file") == no_devnet, damaged
+    from depinctl.devnet import STATE_VERSION
+
+    for key, damaged_value in (("engine", "podman"), ("ports", ["anvil"]), ("processes", "x")):  # `devnet status` reads the rest
+        (tmp_path / "devnet.json").write_text(json.dumps({"version": STATE_VERSION, key: damaged_value}))
+        fails("devnet", "status", env=env, match=f"devnet.json is damaged ('{key}' is not an object)")
 
 
 @pytest.mark.parametrize(
@@ -677,6 +682,11 @@ def test_job_arguments_are_checked_before_connecting(tmp_path: Path) -> None:
               *dead, match=f"--allow-network {network!r} is not a network in CIDR form")
     assert not (tmp_path / "o").exists()
     fails("job", "status", "1", *dead, match="no JSON-RPC node answers at http://127.0.0.1:9")  # a good id gets that far
+    # `depin verifier`: the verifier's address and --court likewise
+    fails("verifier", "status", "0x1234", *dead, match="'0x1234' is not an Ethereum address")
+    for args in (["status", "--court", "court"], ["leave", "all", "--court", "court", *key], ["withdraw", "--court", "court", *key]):
+        fails("verifier", *args, *dead, match="the court must be a 0x address of 40 hex digits, not 'court'", env={"DEPIN_KEYSTORE_PASSWORD": ""})
+    fails("verifier", "status", "0x" + "12" * 20, *dead, match="no JSON-RPC node answers at http://127.0.0.1:9")
 
 
 def test_a_provider_written_uri_cannot_drive_the_terminal(devnet: Devnet, tmp_path: Path) -> None:

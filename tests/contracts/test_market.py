@@ -271,7 +271,8 @@ def disputed(market, court, submitted, stranger):
 
 
 def test_post_escrows_reward_fee_and_audit_fee_from_the_wallet(market, token, requester, registered, ledger):
-    """postJob escrows R + f*R + A (A = 1.1 R) from the wallet and snapshots p_job and the version."""
+    """postJob escrows R + f*R + A (the audit escrow E = A + 3w, 4.4 R at the default parameters) from
+    the wallet and snapshots p_job and the version."""
     led = ledger()
     tx = post(market, requester)
     assert led.changes() == {"market": ESCROW, "requester": -ESCROW}

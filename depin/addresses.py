@@ -206,7 +206,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     C library accepts, such as ``2130706433``), in its order, without duplicates."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, OverflowError, ValueError) as exc:  # OverflowError: a port of 2**63 or more
         raise HostUnresolvable(f"cannot resolve {host}: {exc}") from exc
     out: list[IPAddress] = []
     for family, _type, _proto, _name, sockaddr in infos:

@@ -300,10 +300,13 @@ class PolicyConfig(_Section):
     @field_validator("images")
     @classmethod
     def _digests(cls, value: list[str]) -> list[str]:
-        bad = [d for d in value if not (d.startswith("sha256:") and len(d) == 71)]
+        """sha256:<64 hex>, lower-cased as digests are everywhere else: a digest written in capitals
+        passed the dispatcher's check (which lower-cases) and failed the run's (which compared as
+        written), so every job of that image was claimed and given up (found by review, stop 55)."""
+        bad = [d for d in value if not (d.startswith("sha256:") and len(d) == 71 and all(c in "0123456789abcdefABCDEF" for c in d[7:]))]
         if bad:
             raise ValueError(f"image digests must be sha256:<64 hex>: {', '.join(bad)}")
-        return value
+        return [d.lower() for d in value]
 
 
 class DepinConfig(_Section):

@@ -55,8 +55,9 @@ IDENTITY = {"Accept-Encoding": "identity"}  # the content as is: nothing is deco
 # cannot parse (httpx.InvalidURL for ``http:b``, idna.IDNAError, a UnicodeError, for ``http://xn--/``:
 # httpx parses it to build the next request even when it does not follow it), and any other parse
 # error of what came back. Caught where a fetch ends (here and in executor.inputs): a server's bytes
-# make a failed fetch, never an exception that escapes the fetcher (found by review).
-UNREADABLE_ANSWER_ERRORS: tuple[type[Exception], ...] = (httpx.InvalidURL, httpx.StreamError, UnicodeError, ValueError)
+# make a failed fetch, never an exception that escapes the fetcher (found by review). OverflowError:
+# a port of 2**63 or more in a URL or a redirect's Location, which the socket layer cannot take.
+UNREADABLE_ANSWER_ERRORS: tuple[type[Exception], ...] = (httpx.InvalidURL, httpx.StreamError, UnicodeError, ValueError, OverflowError)
 T = TypeVar("T")
 Resolver = Callable[[str, int], str]
 """A host and port to the one address to connect to; raises :class:`FetchRefused` (or
@@ -165,6 +166,7 @@ def _hash_chunks(uri: str, chunks: Generator[bytes], dest: BinaryIO | None, max_
 
 
 def _http_chunks(uri: str, timeout: float, deadline: float | None = None, refuse_html: bool = False) -> Generator[bytes]:
+    _http_url(uri, uri)  # read strictly first (a port out of range), as the pinned fetch does
     watchdog = Watchdog(deadline)
     try:
         with (
@@ -252,13 +254,17 @@ def parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
     an absolute-form Location without a host (``http:b``) is malformed, not a path (httpx refuses
     it too when it follows redirects), and so is a host that is no valid IDNA name (``xn--``, which
     httpx keeps in the URL and fails on only when it reads the host). Raises httpx.InvalidURL or a
-    ValueError (``idna.IDNAError`` is a UnicodeError) for a malformed one."""
+    ValueError (``idna.IDNAError`` is a UnicodeError) for a malformed one, and for a port outside
+    1-65535: httpx takes any number of digits, and the socket layer then raised OverflowError (from
+    2**63) or quietly connected to the port modulo 65536 (found by review, stop 55)."""
     url = httpx.URL(text)
     if base is not None:
         if url.scheme and not url.raw_host:
             raise httpx.InvalidURL("an absolute URL without a host")
         url = base.join(url)
     _ = url.host  # decodes an IDNA ("xn--") host: raises for a malformed one
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise httpx.InvalidURL(f"port {str(url.port)[:20]} is out of range")
     return url
 
 

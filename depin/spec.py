@@ -147,12 +147,18 @@ def noncanonical_reason(raw: bytes, parsed: Any) -> str | None:
     )
 
 
+def _json_object(raw: bytes) -> Any:
+    """`raw` parsed as UTF-8 JSON; SpecError otherwise (not UTF-8, not JSON, nested past the
+    recursion limit, or an integer of over 4,300 digits, which json raises as a plain ValueError)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise SpecError(f"spec is not UTF-8 JSON: {str(exc)[:200]}") from None
+
+
 def check_canonical(raw: bytes) -> None:
     """Raises :class:`SpecError` unless `raw` is a JSON document in its RFC 8785 canonical form."""
-    try:
-        parsed = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+    parsed = _json_object(raw)
     reason = noncanonical_reason(raw, parsed)
     if reason is not None:
         raise SpecError(reason)
@@ -349,10 +355,7 @@ def with_delivery(spec: JobSpec | bytes, public_key: str | bytes) -> bytes:
     if isinstance(spec, JobSpec):
         sealed = spec.model_copy(update={"delivery": Delivery(encrypt_to=key)}).to_bytes()
     else:
-        try:
-            obj = json.loads(bytes(spec).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+        obj = _json_object(bytes(spec))
         if not isinstance(obj, dict):
             raise SpecError("spec must be a JSON object")
         obj["delivery"] = {"encrypt_to": key}
@@ -407,10 +410,7 @@ def parse_spec(data: bytes | str | dict[str, Any], expected_hash: bytes | str | 
     else:
         raw = data.encode() if isinstance(data, str) else bytes(data)
         check_spec_size(raw)
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise SpecError(f"spec is not UTF-8 JSON: {exc}") from None
+        obj = _json_object(raw)
     if expected_hash is not None:
         expected = expected_hash if isinstance(expected_hash, bytes) else bytes.fromhex(expected_hash.removeprefix("0x"))
         actual = spec_hash(raw)

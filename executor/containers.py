@@ -572,8 +572,11 @@ def image_config_fault(image_id: str) -> str | None:
 
 
 def _valid_signal(text: str) -> bool:
+    """Whether the image's StopSignal names a signal: a number below NSIG in ASCII digits ("²" is
+    a digit to str.isdigit() that int() refuses, and 5,000 digits are past int()'s limit: either
+    raised out of execute(), and the run was given up; found by review, stop 55), or a name."""
     if text.isdigit():
-        return 0 < int(text) < signal.NSIG
+        return text.isascii() and len(text) <= 3 and 0 < int(text) < signal.NSIG
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
     return name in signal.Signals.__members__ or name.startswith(("SIGRTMIN", "SIGRTMAX"))

@@ -357,7 +357,7 @@ def execute(
             return fail(FailureCode.INPUT_HASH_MISMATCH, str(exc), durations=Durations(fetch=time.monotonic() - t0))
         except InputUnavailable as exc:
             return fail(FailureCode.INPUT_HASH_MISMATCH, f"unavailable: {exc}", retryable=exc.retryable, durations=Durations(fetch=time.monotonic() - t0))
-        except (ValueError, TypeError, LookupError) as exc:
+        except (ValueError, TypeError, LookupError, ArithmeticError) as exc:
             # A parser met the requester's text on a path no check foresaw: the job's failure (audited
             # like any), not a crash, which gives the job up and burns the collateral at its timeout.
             reason = f"unavailable: an input's URI could not be used ({type(exc).__name__}: {str(exc)[:200]})"

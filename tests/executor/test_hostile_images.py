@@ -80,6 +80,12 @@ def test_an_image_that_declares_a_volume_is_bad_spec_and_never_runs(
         ({"Cmd": ["x\x00"]}, "Cmd holds a NUL"),
         ({"StopSignal": "SIGBOGUS"}, "is no signal"),
         ({"StopSignal": "99"}, "is no signal"),
+        # str.isdigit() digits int() refuses, and past int()'s 4,300 digits: a ValueError out of
+        # execute(), the run given up (found by review, stop 55); an Arabic-Indic 3 is no signal either
+        ({"StopSignal": "\u00b2"}, "is no signal"),
+        ({"StopSignal": "9" * 5000}, "is no signal"),
+        ({"StopSignal": "\u0663"}, "is no signal"),
+        ({"StopSignal": "015"}, None),
         ({"Volumes": {"/data": {}, "/out/sub": {}}}, "declares volumes (/data, /out/sub)"),
         # Over the kernel's execve limits (found by review: runc's execve of the init failed with E2BIG)
         ({"Env": ["A=" + "x" * (128 * 1024 - 3)], "Entrypoint": ["y" * (128 * 1024 - 1)]}, None),

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from depin.spec import InputSpec, JobSpec, canonical_json, parse_spec
 from executor.containers import LABEL_EXECUTOR, container_name
 from executor.execute import ProviderFault, execute
 from executor.inputs import InputUnavailable, fetch_input
+from tests.blocking import raised_within
 
 NOT_PATHS = ["file:///%00", "file:///tmp/a%00b", "file://localhost/x%00y", "file://[/x", "file://a]/x"]
 
@@ -48,25 +48,6 @@ def _spec(images: dict[str, str], uri: str) -> JobSpec:
         "inputs": [{"path": "data", "uri": uri, "sha256": "ab" * 32}],
         "resources": {"cpus": 1, "memory_mb": 16, "max_runtime": 5},
     })
-
-
-def _returns(fetch) -> BaseException | None:
-    """Runs `fetch` in a thread: its exception (None if it returned); fails if it is still blocked
-    after a minute (the defect this guards against blocks for ever)."""
-    raised: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            fetch()
-            raised.append(None)
-        except BaseException as exc:  # handed to the test
-            raised.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(60)
-    assert raised, "the fetch still blocks"
-    return raised[0]
 
 
 @pytest.mark.parametrize("uri", NOT_PATHS)
@@ -98,7 +79,7 @@ def test_a_fifo_a_device_or_a_link_loop_below_a_root_is_unavailable_at_once(tmp_
     try:
         for uri, roots, message in (((root / "fifo").as_uri(), [root], "cannot be read"), ("file:///dev/zero", [Path("/dev")], "cannot be read"),
                                     ((root / "loop").as_uri(), [root], "is not a path")):
-            exc = _returns(lambda uri=uri, roots=roots: fetch_input(_item(uri), dest, file_roots=roots))
+            exc = raised_within(60, lambda uri=uri, roots=roots: fetch_input(_item(uri), dest, file_roots=roots))
             assert isinstance(exc, InputUnavailable) and message in str(exc) and exc.retryable is False, (uri, exc)
     finally:  # had a reader blocked in open() (the defect), a writer lets it go
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, download_and_hash
+from tests.blocking import raised_within
 
 BODY = b"result bytes " * 1000
 
@@ -70,24 +71,6 @@ def test_file_uri_hash_only(tmp_path: Path) -> None:
         download_and_hash((tmp_path / "none").as_uri(), max_bytes=1)
 
 
-def _within(seconds: float, fetch) -> BaseException | None:
-    """Runs `fetch` in a thread; its exception (None if it returned), or fails when it blocks."""
-    raised: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            fetch()
-            raised.append(None)
-        except BaseException as exc:  # handed to the test
-            raised.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert raised, f"the download still blocks after {seconds} s"
-    return raised[0]
-
-
 def test_file_uri_of_a_fifo_device_or_link_is_refused_at_once(tmp_path: Path) -> None:
     """A file:// URI (a devnet provider's result) naming a FIFO, a device or a symbolic link: a
     blocking open() of a FIFO (or /dev/tty) held the requester past any deadline (the deadline is
@@ -99,7 +82,7 @@ def test_file_uri_of_a_fifo_device_or_link_is_refused_at_once(tmp_path: Path) ->
     try:
         for uri, message in ((fifo.as_uri(), "not a regular file"), ("file:///dev/zero", "not a regular file"),
                              (link.as_uri(), "symbolic link")):
-            exc = _within(10, lambda uri=uri: download_and_hash(uri, max_bytes=1024, deadline=time.monotonic() + 1))
+            exc = raised_within(10, lambda uri=uri: download_and_hash(uri, max_bytes=1024, deadline=time.monotonic() + 1))
             assert isinstance(exc, FetchError) and message in str(exc), (uri, exc)
     finally:  # had a reader blocked in open() (the defect), a writer lets it go
         try:
@@ -128,7 +111,7 @@ def test_a_resolver_that_never_answers_ends_at_the_deadline() -> None:
         return "127.0.0.1"
 
     try:
-        exc = _within(60, lambda: download_and_hash("http://slow-dns.example/input", max_bytes=10, resolver=silent_resolver, deadline=time.monotonic() + 0.5))
+        exc = raised_within(60, lambda: download_and_hash("http://slow-dns.example/input", max_bytes=10, resolver=silent_resolver, deadline=time.monotonic() + 0.5))
         assert isinstance(exc, FetchError) and "took too long (resolving slow-dns.example) did not end by the deadline" in str(exc), exc
         assert asked == ["slow-dns.example"] and not release.is_set()
     finally:

@@ -838,7 +838,13 @@ class Client(ContractAddresses):
     def _event_values(self, contract: str, event: str, log: dict[str, Any]) -> dict[str, Any]:
         item = next(i for i in load_abi(contract) if i.get("type") == "event" and i["name"] == event)
         plain = [i for i in item["inputs"] if not i["indexed"]]
-        values = abi_decode([collapse_if_tuple(i) for i in plain], bytes.fromhex(log["data"].removeprefix("0x")))
+        # A string is whatever bytes its emitter passed: Solidity does not check them for UTF-8 (a
+        # provider's result URI of b"\xff" made eth_abi raise UnicodeDecodeError out of
+        # `submission`, so every verifier's delivery check crashed: no-shows, the job Unaudited;
+        # found by review, stop 55). Read as bytes, decoded with replacement, as the index does.
+        types = ["bytes" if i["type"] == "string" else collapse_if_tuple(i) for i in plain]
+        values = abi_decode(types, bytes.fromhex(log["data"].removeprefix("0x")))
+        values = [bytes(v).decode("utf-8", "replace") if i["type"] == "string" else v for i, v in zip(plain, values, strict=True)]
         out = dict(zip((i["name"] for i in plain), values, strict=True))
         indexed = [i for i in item["inputs"] if i["indexed"]]
         for i, topic in zip(indexed, log["topics"][1:], strict=False):

@@ -122,9 +122,16 @@ def prune() -> int:
 
 @app.task(name="depin.verify", base=JobTask, max_retries=0, autoretry_for=())
 def verify() -> int:
-    """The verifier's pass: stake, take the seats drawn for us, reveal, advance (:mod:`executor.verifier`)."""
+    """The verifier's pass: stake, take the seats drawn for us, reveal, advance (:mod:`executor.verifier`).
+    The seats in hand are followed (committed, revealed, advanced) even when the scan for new ones
+    fails: an engine that does not answer failed every scan, and the committed seats, whose reveal
+    needs no engine, then missed their reveal windows and lost their bonds (found by review, stop 55)."""
     rt = get_runtime()
-    return verifier.scan(rt) + verifier.follow_seats(rt)
+    try:
+        taken = verifier.scan(rt)
+    finally:
+        followed = verifier.follow_seats(rt)
+    return taken + followed
 
 
 @job_task("depin.audit_run")

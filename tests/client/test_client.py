@@ -181,6 +181,25 @@ def _provider(devnet: Devnet) -> Client:
     return client
 
 
+def test_a_result_uri_that_is_not_utf8_is_read_with_replacement(devnet: Devnet) -> None:
+    """Solidity takes any bytes as a string: a provider's result URI of b"...\\xff" made eth_abi raise
+    UnicodeDecodeError out of Client.submission, which every verifier's delivery check, the
+    requester's download and its delivery check call (found by review, stop 55: every honest
+    auditor's seat crashed before its commit, and the job settled Unaudited). Read with
+    replacement, as the index does."""
+    from eth_abi import encode as abi_encode
+
+    requester = devnet.client(devnet.new_account(10))
+    provider = _provider(devnet)
+    job_id = requester.post_job(make_spec(6), reward=to_wei(1), verify="none").job_id
+    provider.claim(job_id)
+    selector = keccak(text="submitResult(uint256,bytes32,string)")[:4]
+    data = "0x" + (selector + abi_encode(["uint256", "bytes32", "bytes"], [job_id, b"\x07" * 32, b"http://provider/\xff"])).hex()
+    provider._signer().send(provider.market, data, what="submitResult with a URI that is not UTF-8")
+    sub = requester.submission(job_id)
+    assert sub is not None and sub.uri == "http://provider/\ufffd" and sub.commitment == b"\x07" * 32 and not sub.failure
+
+
 def test_claim_race_submit_finalize_and_withdraw(devnet: Devnet) -> None:
     requester = devnet.client(devnet.new_account(10))
     p1, p2 = _provider(devnet), _provider(devnet)

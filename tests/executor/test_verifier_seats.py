@@ -654,3 +654,34 @@ def test_a_revealed_audit_whose_record_was_wiped_after_the_tally_still_releases_
     assert not _record(rt, 51)  # somebody else's audit: no record
     verifier.scan(rt)
     assert verifier.follow_seats(rt) == 0 and len([c for c in court.sent if c[0] == "release_reserve"]) == 1  # once
+
+
+def test_the_verify_pass_follows_the_seats_in_hand_when_the_scan_fails(rt, court, specs, sent, runs, monkeypatch, tmp_path) -> None:
+    """Review (stop 55): the verify pass was ``scan(rt) + follow_seats(rt)``, and with the container
+    engine down the scan raised (``image_present`` asks the engine before a take: a
+    ContainerEngineError, as below against a socket nobody serves) before the follow pass ran, on
+    every pass: the committed seats, whose reveal needs no engine, missed their reveal windows and
+    lost their bonds. The seats in hand are followed whatever the scan does."""
+    import docker
+
+    from executor import containers, tasks
+    from executor.containers import ContainerEngineError
+
+    dead = docker.DockerClient(base_url=f"unix://{tmp_path / 'no-engine.sock'}", version="1.41", timeout=5)
+    with pytest.raises(ContainerEngineError):  # what verifier.image_present lets through (check_image is stubbed here)
+        containers.check_image(dead, "depin/x@" + DIGEST)
+    court.jury(41, commit_in=300, mine=(0,))
+    specs[41] = _spec(max_runtime=10)
+    assert verifier.consider(rt, 41) == 1
+    _drain(rt, sent)
+    assert court.seats[(41, 1, 0)][1] == verifier.SEAT_COMMITTED
+    court.now = court.cases[41]["commitDeadline"] + 1  # the reveal phase
+
+    def engine_down(rt_: Any) -> int:
+        raise ContainerEngineError("cannot inspect image: the engine does not answer")
+
+    monkeypatch.setattr(verifier, "scan", engine_down)
+    monkeypatch.setattr(tasks, "get_runtime", lambda: rt)
+    with pytest.raises(ContainerEngineError):
+        tasks.verify.run()
+    assert court.seats[(41, 1, 0)][1] == verifier.SEAT_REVEALED, _record(rt, 41, 1, 0)

@@ -843,8 +843,8 @@ class Client(ContractAddresses):
         # `submission`, so every verifier's delivery check crashed: no-shows, the job Unaudited;
         # found by review, stop 55). Read as bytes, decoded with replacement, as the index does.
         types = ["bytes" if i["type"] == "string" else collapse_if_tuple(i) for i in plain]
-        values = abi_decode(types, bytes.fromhex(log["data"].removeprefix("0x")))
-        values = [bytes(v).decode("utf-8", "replace") if i["type"] == "string" else v for i, v in zip(plain, values, strict=True)]
+        decoded = abi_decode(types, bytes.fromhex(log["data"].removeprefix("0x")))
+        values = [bytes(v).decode("utf-8", "replace") if i["type"] == "string" else v for i, v in zip(plain, decoded, strict=True)]
         out = dict(zip((i["name"] for i in plain), values, strict=True))
         indexed = [i for i in item["inputs"] if i["indexed"]]
         for i, topic in zip(indexed, log["topics"][1:], strict=False):

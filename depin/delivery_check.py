@@ -18,7 +18,11 @@ whose own re-run yields a result also fetches what the provider published (:func
 
 Anything else (no URI, the archive or the manifest missing or unreachable, bytes over the size cap,
 a mismatch, a delivery of the other kind than the spec asks for) is *not delivered*, and the
-verifier commits :data:`depin.commitment.NOT_DELIVERED` instead of its re-run digest. Missing or
+verifier commits :data:`depin.commitment.NOT_DELIVERED` instead of its re-run digest. The checker's
+own machine failing while it checks (its disk or temporary folder full, out of descriptors, an I/O
+error: :data:`depin.outputs.PROVIDER_ERRNOS`) is *not checked* (``not-checked``), never a verdict
+against the provider: the verifier then commits its re-run digest (it was "not delivered" before
+the review of stop 55, a vote against an honest provider whenever a verifier's /tmp filled up). Missing or
 unreachable content is asked for again every `retry_every` seconds until `wait` seconds have passed
 (a provider's server restarting is not a withheld result); a mismatch is final.
 
@@ -51,7 +55,7 @@ from depin.commitment import commitment as commitment_of
 from depin.delivery import DeliveryError, check_content_address, parse_public_key
 from depin.deployment import json_nesting_exceeds
 from depin.fetch import Fetched, FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
-from depin.outputs import UnsafeArchive, match_digest
+from depin.outputs import PROVIDER_ERRNOS, UnsafeArchive, match_digest
 
 MANIFEST_MAX_BYTES = 65_536
 MANIFEST_MAX_DEPTH = 8  # a manifest is one flat object
@@ -60,6 +64,7 @@ DEFAULT_TIMEOUT = 30.0
 UNAVAILABLE, NO_MANIFEST, MISMATCH, TOO_LARGE, NO_URI, WRONG_KIND = (
     "unavailable", "no-manifest", "mismatch", "too-large", "no-uri", "wrong-kind",
 )
+NOT_CHECKED = "not-checked"  # the checker's own machine failed: no verdict on the provider
 RETRIED = (UNAVAILABLE, NO_MANIFEST)
 HTTP = ("http", "https")  # what a delivery is fetched over
 
@@ -85,7 +90,17 @@ class DeliveryVerdict:
         <reason>``."""
         if self.delivered:
             return f"delivered ({'sealed' if self.sealed else 'plaintext'}, {self.size} bytes)"
+        if self.failure == NOT_CHECKED:
+            return f"not checked: {self.reason}"
         return f"not delivered: {self.reason}"
+
+
+def machine_failed(uri: str, sealed: bool, exc: BaseException) -> DeliveryVerdict | None:
+    """The *not checked* verdict when `exc` is this machine failing (an OSError whose errno is one of
+    :data:`depin.outputs.PROVIDER_ERRNOS`), else None."""
+    if isinstance(exc, OSError) and exc.errno in PROVIDER_ERRNOS:
+        return DeliveryVerdict(False, uri, sealed, reason=f"this machine failed while checking: {str(exc)[:200]}", failure=NOT_CHECKED)
+    return None
 
 
 # one download of the check: (uri, dest or None, max_bytes) -> what came
@@ -205,6 +220,21 @@ def _check_once(
     if bool(manifest.get("salt_sealed")) != sealed:
         asked = "sealed to the requester" if sealed else "in plaintext"
         return no(WRONG_KIND, f"the spec asks for a delivery {asked}; the manifest at {uri}.json is of the other kind")
+    try:
+        return _check_archive(uri, manifest, get, no, provider=provider, job_id=job_id, commitment=commitment, match=match,
+                              sealed=sealed, key=key, max_bytes=max_bytes)
+    except OSError as exc:  # this machine's own failure (the archive's folder full): not the provider's doing
+        verdict = machine_failed(uri, sealed, exc)
+        if verdict is None:
+            raise
+        return verdict
+
+
+def _check_archive(
+    uri: str, manifest: dict[str, Any], get: _Get, no: Callable[..., DeliveryVerdict], *, provider: str, job_id: int,
+    commitment: bytes, match: Sequence[str] | None, sealed: bool, key: bytes | None, max_bytes: int,
+) -> DeliveryVerdict:
+    """The archive's part of :func:`check_delivered`, once the manifest is read."""
     with tempfile.TemporaryDirectory(prefix="depin-delivery-") as tmp:
         archive = Path(tmp) / "archive"
         keep = not sealed and bool(match)  # the match digest needs the archive; else hashing is enough
@@ -239,6 +269,8 @@ def _check_once(
         try:
             digest = match_digest(archive, list(match)) if match else fetched.digest
         except (UnsafeArchive, ValueError, OSError, tarfile.TarError) as exc:
+            if machine_failed(uri, sealed, exc) is not None:
+                raise  # reading our own copy failed (EIO): not the archive's doing
             return no(MISMATCH, f"the archive at {uri} is not a result archive: {exc}", fetched.size)
         if commitment_of(provider, job_id, digest, salt) != commitment:
             return no(MISMATCH, f"the archive at {uri} (digest 0x{digest.hex()}) with its manifest's salt does not give the provider's commitment", fetched.size)
@@ -266,7 +298,9 @@ def _main() -> None:
     except Exception as exc:  # noqa: BLE001 - what the check did not expect: a stopped check, "not delivered" (its caller's doc)
         traceback.print_exc()
         reason = f"the check stopped on an unexpected error: {type(exc).__name__}: {exc}"
-        verdict = DeliveryVerdict(False, r["uri"], r["encrypt_to"] is not None, reason=reason[:300], failure=UNAVAILABLE)
+        verdict = machine_failed(r["uri"], r["encrypt_to"] is not None, exc) or DeliveryVerdict(
+            False, r["uri"], r["encrypt_to"] is not None, reason=reason[:300], failure=UNAVAILABLE
+        )
     sys.stdout.write(json.dumps(asdict(verdict)))
 
 

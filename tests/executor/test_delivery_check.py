@@ -388,3 +388,32 @@ def test_an_archive_that_would_stall_the_tar_parser_is_refused_unread() -> None:
     with RecordingServer("127.0.0.1", routes) as server:
         verdict = _bounded(f"http://127.0.0.1:{server.port}/r/x", bytes(32), match=["result.txt"])
     assert not verdict and verdict.failure == MISMATCH and "an extended header of 400000 bytes" in verdict.reason, verdict
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_the_checkers_own_full_disk_is_not_checked_never_not_delivered(tmp_path: Path, served: ResultStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review (stop 55): with an output selector the check keeps the archive in a temporary folder;
+    when this machine's /tmp was full, the write's ENOSPC ended the check as "not delivered" (in
+    process, an OSError out of check_delivered; in the child, its catch-all made it UNAVAILABLE):
+    a vote against an honest provider for the verifier's own disk. It is "not checked" now, so the
+    seat commits its re-run digest; the same honest delivery with room is delivered."""
+    import subprocess
+    import tempfile
+
+    from depin.delivery_check import NOT_CHECKED
+
+    sub = _publish(tmp_path, served, select=["result.txt"])
+    commitment = bytes.fromhex(sub.commitment[2:])
+    small = tmp_path / "small-tmp"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "depin-test-full-tmp", str(small)], check=True)
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))  # in process
+        monkeypatch.setenv("TMPDIR", str(small))  # the bounded check's child
+        for verdict in (_check(sub, match=["result.txt"]), _bounded(sub.uri, commitment, match=["result.txt"])):
+            assert not verdict.delivered and verdict.failure == NOT_CHECKED, verdict
+            assert verdict.summary().startswith("not checked: this machine failed while checking") and "No space left" in verdict.reason
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    monkeypatch.undo()
+    assert _check(sub, match=["result.txt"]).delivered and _bounded(sub.uri, commitment, match=["result.txt"]).delivered

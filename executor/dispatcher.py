@@ -72,6 +72,7 @@ CLAIM_BATCH = 20  # accepted jobs claimed in one claimJobs transaction, at most
 MAX_ENTRY_FAILURES = 3
 RESCAN_LIMIT = 5_000  # Open jobs looked at when the stream lost entries we never read (earliest claim deadline first)
 RECLAIM_IDLE_MS = 5_000  # a failed entry is handled again once it has been pending this long
+DEFERRED_RETRY = 5.0  # seconds before a deferred job whose look failed is looked at again
 INDEX_LOOK_INTERVAL = 10.0  # seconds between looks for the index while there is none
 WORK_EVENTS = ("JobClaimed", "ResultSubmitted", "FailureSubmitted")  # a provider's own work on a job
 REOPENING_EVENTS = ("JobTimedOut", "NoFaultFailure")  # with reopened = true: the job is Open again
@@ -290,7 +291,12 @@ class Dispatcher:
         log.warning("the event stream was trimmed past entries this dispatcher never read; rescanning the Open jobs",
                     extra={"jobs": len(ids), "group": self.events.group})
         for job_id in ids:
-            self.consider(job_id)
+            try:
+                self.consider(job_id)
+            except (redis.ConnectionError, redis.TimeoutError, RpcUnavailable):
+                raise  # run() waits, then rescans
+            except Exception as exc:  # one job's error must not stop the rescan, nor the dispatcher
+                log.exception("job not considered in the rescan", extra={"job": job_id, "error": str(exc)[:300]})
         self.queue_claims()
         return len(ids)
 
@@ -318,7 +324,17 @@ class Dispatcher:
                 return
             job_id = int(first[0])
             rt.state.zrem(rt.xkeys.deferred, first[0])
-            self.consider(job_id)
+            try:
+                self.consider(job_id)
+            except Exception as exc:
+                # Deferred again (looked at once more in DEFERRED_RETRY seconds): a node or an engine that
+                # did not answer lost the job from the set before, and any other error left run() (found
+                # by review, stop 55). What run() waits out (Redis, the node) goes on to it.
+                rt.state.zadd(rt.xkeys.deferred, {str(job_id): time.time() + DEFERRED_RETRY})
+                if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RpcUnavailable)):
+                    raise
+                log.exception("deferred job not considered; deferred again", extra={"job": job_id, "error": str(exc)[:300]})
+                return
 
     def retracted(self, event: str, job_id: int, args: dict[str, Any]) -> None:
         rt = self.rt

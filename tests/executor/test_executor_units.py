@@ -847,6 +847,32 @@ def test_dispatcher_claims_once_defers_when_full_and_hands_a_freed_slot_over(dis
     assert env.sent == [("depin.claim", 1), ("depin.claim", 2)]
 
 
+@pytest.mark.parametrize("error", ["node", "surprise"])
+def test_a_deferred_job_whose_look_fails_stays_deferred_and_is_claimed_later(dispatcher_env: SimpleNamespace, error: str) -> None:
+    """Review (stop 55): a deferred job was taken out of the deferred set before it was looked at
+    again, so a node that did not answer then (run() waits it out) lost it for good, and any other
+    error left run() and stopped the dispatcher. It is deferred again and claimed once the look works."""
+    from depin.chain import RpcUnavailable
+
+    env, rt = dispatcher_env, dispatcher_env.rt
+    _post(env, 61)
+    _post(env, 62)
+    _drain(env)
+    assert env.sent == [("depin.claim", 61)] and rt.state.zrange(rt.xkeys.deferred, 0, -1) == ["62"]
+    fails = {"left": 1}
+
+    def chain_now() -> int:
+        if fails["left"]:
+            fails["left"] -= 1
+            raise RpcUnavailable("eth_getBlockByNumber", "connection refused") if error == "node" else ValueError("a surprise")
+        return int(time.time())
+
+    rt.chain_now = chain_now  # type: ignore[method-assign]
+    rt.set_record(61, "submitted")  # the slot frees: job 62's look fails once
+    _drain(env, until=lambda: ("depin.claim", 62) in env.sent, what=" and claim the deferred job once its look works")
+    assert env.sent == [("depin.claim", 61), ("depin.claim", 62)] and fails["left"] == 0
+
+
 def test_dispatcher_says_once_that_there_is_no_index_yet_and_once_that_it_came(
     dispatcher_env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -80,7 +80,7 @@ from depin.deployment_check import NotGenuine, check_contracts
 from depin.errors import ArgumentError, ChainError, DepinError, SpecError
 from depin.fetch import FetchError, FetchRefused, FetchTooLarge, Resolver, download_and_hash
 from depin.market import JURY_SIZES, LAST_JURY_ROUND, FailureCode, JobStatus, Outcome, Phase, VerifyMode
-from depin.outputs import UnsafeArchive, extract_archive
+from depin.outputs import UnsafeArchive, VcsMetadata, extract_archive
 from depin.redact import redact_url
 from depin.spec import JobSpec, check_canonical, check_spec_size, fetches_http, parse_spec, policy_window, with_delivery
 from depin.spec import cpu_seconds as spec_cpu_seconds
@@ -212,7 +212,8 @@ class ResultRuledWrong(ClientError):
 
 class ResultUnsafe(ClientError):
     """The result archive matches its hash but holds a member that extraction refuses (an absolute
-    or escaping symbolic link, a hard link, a device, a ``..`` path): nothing was extracted."""
+    or escaping symbolic link, a hard link, a device, a ``..`` path, a ``.git`` folder): nothing
+    was extracted."""
 
 
 def format_tokens(amount: int) -> str:
@@ -1390,6 +1391,7 @@ class Client(ContractAddresses):
         decrypt_key: bytes | None = None,
         allow_networks: Sequence[str] | None = None,
         allow_ruled_wrong: bool = False,
+        allow_vcs: bool = False,
     ) -> FetchedResult:
         """:meth:`fetch_result` with the details. The check: the archive's digest (its sha256; the
         match digest of the spec's output selector when it has one) with the provider's `salt` must
@@ -1415,7 +1417,12 @@ class Client(ContractAddresses):
         :attr:`FetchedResult.outcome`. When the court ruled the result wrong (ProviderWrong: the
         provider's collateral slashed, the requester refunded), the result may match the commitment
         but is the wrong answer: :class:`ResultRuledWrong`, nothing downloaded, unless
-        `allow_ruled_wrong` (to look at what the provider delivered)."""
+        `allow_ruled_wrong` (to look at what the provider delivered).
+
+        A result holding a version-control tool's metadata folder (``out/.git``, ``.hg``: its
+        settings name commands that ``git status`` in the folder runs) is refused like an unsafe
+        one (:class:`ResultUnsafe`, nothing extracted) unless `allow_vcs`: only for a result whose
+        provider you trust (:func:`depin.outputs.vcs_name_fault`)."""
         job = self.job(job_id)
         sub = self.submission(job.job_id)
         if job.status in (JobStatus.OPEN, JobStatus.CLAIMED) or sub is None:
@@ -1501,7 +1508,13 @@ class Client(ContractAddresses):
                     "(nothing extracted)"
                 )
             try:
-                exit_code = extract_archive(archive, dest_dir)
+                exit_code = extract_archive(archive, dest_dir, allow_vcs=allow_vcs)
+            except VcsMetadata as exc:
+                _remove_extracted(dest_dir, keep=(archive, plain))
+                raise ResultUnsafe(
+                    f"result of job {job.job_id} matches its hash but is not safe to extract ({exc}); nothing extracted "
+                    "(allow_vcs=True, `depin job result --allow-vcs`, extracts it: only for a provider you trust)"
+                ) from None
             except UnsafeArchive as exc:
                 _remove_extracted(dest_dir, keep=(archive, plain))  # tarfile's filter, the second line, stops mid-way
                 raise ResultUnsafe(f"result of job {job.job_id} matches its hash but is not safe to extract ({exc}); nothing extracted") from None

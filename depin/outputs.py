@@ -90,7 +90,12 @@ two names that differ only in case or Unicode normalization (one file on macOS o
 (:func:`windows_name_fault`: a device name such as ``AUX``, ``aux.c`` or ``CONIN$``, a trailing dot or space,
 ``<>:"|?*\\`` or a control character, the form of an 8.3 short name such as ``RESULT~1.JSO``,
 which may be another member's alias; in a link's target too): an honest Linux output may hold
-``aux.c``, so the provider's walk accepts them and the result extracts on Linux and macOS. A member breaking one of these raises
+``aux.c``, so the provider's walk accepts them and the result extracts on Linux and macOS. Unless
+the caller allows it (`allow_vcs`), no name that a version-control tool reads as its metadata
+(:func:`vcs_name_fault`: ``.git``, ``.hg`` and the spellings git itself treats as ``.git`` on macOS
+and Windows): a ``.git`` folder's ``config`` names commands (``core.fsmonitor``) that a plain
+``git status`` runs, and many shells' prompts run one on entering a folder, so a provider's archive
+could run its commands on the requester's machine (found by review, stop 56). A member breaking one of these raises
 :class:`UnsafeArchive` and nothing is extracted; the extraction itself still uses ``tarfile``'s
 ``data`` filter as a second line, but for symbolic links' targets (:func:`_second_line`).
 Every reader of an archive someone else published (extraction, :func:`match_digest`) opens it as a
@@ -150,6 +155,11 @@ class UnsafeArchive(ExecutionError, ValueError):
     """A result archive holds a member that extraction refuses (an absolute or ``..`` path, an
     absolute or escaping symbolic link, a hard link, a device, a sparse file, ...), or is not a
     plain tar (a compressed one)."""
+
+
+class VcsMetadata(UnsafeArchive):
+    """A result archive holds a version-control tool's metadata folder (``.git``, ``.hg``:
+    :func:`vcs_name_fault`), which extraction refuses unless the caller allows it."""
 
 
 # Magic numbers of the compressions ``tarfile.open(mode="r")`` would undo on its own. The format is
@@ -993,6 +1003,39 @@ def windows_name_fault(name: str) -> str | None:
     return None
 
 
+# Folders a version-control tool takes as its own metadata when it finds them in a working tree:
+# git's (its config names commands: core.fsmonitor, core.sshCommand, hooks) and Mercurial's (hgrc:
+# hooks, extensions loaded from a path). Compared as git's own path check compares ``.git``
+# (read-tree's verify_path): case-insensitively, without the code points macOS's HFS+ ignores,
+# without trailing dots and spaces (Windows drops them), and in the 8.3 short form Windows gives.
+_VCS_FOLDERS = frozenset({".git", ".hg"})
+_VCS_SHORT = frozenset({"git~1", "hg~1"})
+_HFS_IGNORED = dict.fromkeys(
+    [0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x206A, 0x206B, 0x206C, 0x206D, 0x206E, 0x206F, 0xFEFF]
+)
+
+
+def vcs_name_fault(name: str) -> str | None:
+    """Why `name` (one component of a path) is a version-control tool's metadata folder (``.git``,
+    ``.hg``, however spelled for macOS or Windows), or None."""
+    bare = name.translate(_HFS_IGNORED).rstrip(". ")
+    for form in {bare.lower(), bare.casefold()}:
+        if form in _VCS_FOLDERS or form in _VCS_SHORT:
+            return f"{form.lstrip('.').split('~')[0]}'s metadata folder, whose settings name commands that the tool runs"
+    return None
+
+
+def _vcs_fault(member: tarfile.TarInfo) -> str | None:
+    """Why `member` (named by its path below ``out/``) lies in a version-control tool's metadata
+    folder, or None."""
+    for comp in member.name.split("/"):
+        why = vcs_name_fault(comp)
+        if why is not None:
+            return (f"out/{_short(member.name)}: {_short(comp)!r} is {why} (a git status in the folder would run them); "
+                    "allow it only for a result you trust")
+    return None
+
+
 def _windows_fault(member: tarfile.TarInfo) -> str | None:
     """Why `member` (named by its path below ``out/``, its folders checked as members of their own)
     cannot be extracted on Windows: its name, or a component of its link target, is one Windows
@@ -1026,10 +1069,11 @@ def _unsafe_member(member: tarfile.TarInfo, node: int, tree: _Tree) -> str | Non
     return None
 
 
-def _out_members(tar: tarfile.TarFile, windows: bool = False) -> list[tarfile.TarInfo]:
+def _out_members(tar: tarfile.TarFile, windows: bool = False, allow_vcs: bool = False) -> list[tarfile.TarInfo]:
     """The archive's ``out/`` members, renamed to their path below ``out/``, every one checked
-    (with `windows`, names Windows cannot hold too: :func:`windows_name_fault`); UnsafeArchive at
-    the first unsafe one."""
+    (with `windows`, names Windows cannot hold too: :func:`windows_name_fault`; without
+    `allow_vcs`, no version-control metadata: :func:`vcs_name_fault`); UnsafeArchive at the first
+    unsafe one."""
     members = []
     for member in _members(tar):
         if member.name in ("exit_code", "out", "out/"):
@@ -1049,6 +1093,8 @@ def _out_members(tar: tarfile.TarFile, windows: bool = False) -> list[tarfile.Ta
             raise UnsafeArchive(f"unsafe result archive: {why}")
         if windows and (why := _windows_fault(member)) is not None:
             raise UnsafeArchive(why)
+        if not allow_vcs and (why := _vcs_fault(member)) is not None:
+            raise VcsMetadata(f"unsafe result archive: {why}")
     return members
 
 
@@ -1073,14 +1119,15 @@ def _second_line(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return checked.replace(linkname=member.linkname, mtime=0, deep=False)
 
 
-def extract_archive(archive: Path, dest: Path, *, windows: bool | None = None) -> int:
+def extract_archive(archive: Path, dest: Path, *, windows: bool | None = None, allow_vcs: bool = False) -> int:
     """Extracts the archive's ``out/`` into `dest` and returns the recorded exit code. Every member
     is checked first (see the module doc): :class:`UnsafeArchive`, and nothing extracted, when one
-    is unsafe or, on Windows (`windows`; default: this system is Windows), has a name Windows
-    cannot hold (:func:`windows_name_fault`); ``tarfile.TarError`` / ``OSError`` for a broken
-    archive."""
+    is unsafe, lies in a version-control tool's metadata folder (``.git``: :func:`vcs_name_fault`;
+    unless `allow_vcs`) or, on Windows (`windows`; default: this system is Windows), has a name
+    Windows cannot hold (:func:`windows_name_fault`); ``tarfile.TarError`` / ``OSError`` for a
+    broken archive."""
     with open_result(archive) as tar:
-        members = _out_members(tar, _WINDOWS if windows is None else windows)
+        members = _out_members(tar, _WINDOWS if windows is None else windows, allow_vcs)
         exit_code = _exit_code_of(tar)
         dest.mkdir(parents=True, exist_ok=True)
         try:

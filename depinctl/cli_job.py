@@ -1055,6 +1055,10 @@ def job_result(
         bool,
         typer.Option("--force", help="Extract a result its court ruled wrong (ProviderWrong) anyway, with a warning."),
     ] = False,
+    allow_vcs: Annotated[
+        bool,
+        typer.Option("--allow-vcs", help="Extract a result holding a .git or .hg folder (its settings can run commands: only from a provider you trust)."),
+    ] = False,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     keystore: KeystoreOpt = None,
@@ -1068,7 +1072,9 @@ def job_result(
     provider's salt (from the manifest published beside the archive, `URI.json`, or --salt) must
     give the commitment. A result that does not is refused and nothing is extracted; so is one
     holding a member that could write or point outside --out (an absolute or escaping symbolic
-    link, a hard link, a device, a '..' path).
+    link, a hard link, a device, a '..' path), and one holding a .git or .hg folder unless
+    --allow-vcs: its settings name commands that a `git status` in the folder runs (many shell
+    prompts run one when you enter it).
 
     A result sealed to the requester (the spec's "delivery": {"encrypt_to": ...}; `job post` seals to
     the signing key unless --clear) is first checked
@@ -1104,7 +1110,7 @@ def job_result(
 
     try:
         fetched = client.download_result(
-            jid, out, salt=salt_bytes, allow_networks=allow_network or None, allow_ruled_wrong=force
+            jid, out, salt=salt_bytes, allow_networks=allow_network or None, allow_ruled_wrong=force, allow_vcs=allow_vcs
         )
     except ResultRuledWrong as exc:
         raise ResultRuledWrong(f"{exc}; --force extracts it anyway") from None

@@ -23,7 +23,7 @@ from depin.market import JobStatus
 from depin.transactions import TxReverted
 from executor import anchors, queue, verification, verifier
 from executor.containers import LABEL_LEASE, reap_orphans
-from executor.execution import same
+from executor.execution import mark_submitted, same
 from executor.lease import IDLE_MARK
 from executor.lease import idle_confirmed as lease_idle_confirmed
 from executor.provider import reopen_if_undone
@@ -286,6 +286,7 @@ def recover_jobs(rt: Runtime, force: bool = False) -> int:
         log.log(level, "job recovered", extra={"job": job_id, "state": state, "task": queue.NEXT_TASK[state], "attempt": tries})
     if "provider" in rt.roles:
         adopt_orphaned_claims(rt)  # recorded only: the next passes' two looks queue their runs
+        adopt_orphaned_submissions(rt)
         requeued += recheck_submitted(rt)
     reap(rt, active)
     if "provider" in rt.roles:
@@ -315,24 +316,58 @@ def recheck_submitted(rt: Runtime) -> int:
     return handed_back
 
 
+# Record states that say a job is not in our hands, which the chain can contradict: the dispatcher
+# passed it over (skipped) or our claim was lost. A database restored from an older snapshot holds
+# them for jobs claimed since (found by review, stop 56); any other state is a job we know of.
+ORPHAN_STATES = ("", "lost", "skipped")
+
+
+def _orphans(rt: Runtime, status: str) -> list[int]:
+    """Our jobs the index shows in `status` whose local record is missing or in :data:`ORPHAN_STATES`."""
+    ids = sorted(rt.reader.held_by(rt.address, status))
+    pipe = rt.state.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hget(rt.xkeys.job(job_id), "state")
+    return [j for j, state in zip(ids, pipe.execute(), strict=True) if (state or "") in ORPHAN_STATES]
+
+
 def adopt_orphaned_claims(rt: Runtime) -> int:
-    """Jobs the chain (through the index) shows Claimed by us but that have no local record: the
-    executor's database was lost or wiped. They are ours to finish: recorded as claimed, idle at
-    once (``updated`` 0), and left to recovery's two looks (:func:`recover_jobs`), which queue the
-    run a lease TTL later unless a live task holds the job: a wiped database does not end a running
-    task, which takes its lease back and, now that the record exists again, keeps it fresh. A run
-    queued at once could take the lease before that task does and remove its live container."""
+    """Jobs the chain (through the index) shows Claimed by us but that have no local record (the
+    executor's database was lost or wiped), or one that says we do not hold them (``lost`` or
+    ``skipped``: a database restored from an older snapshot). They are ours to finish, or our
+    collateral goes when they time out: recorded as claimed, idle at once (``updated`` 0), and left
+    to recovery's two looks (:func:`recover_jobs`), which queue the run a lease TTL later unless a
+    live task holds the job: a wiped database does not end a running task, which takes its lease
+    back and, now that the record exists again, keeps it fresh. A run queued at once could take the
+    lease before that task does and remove its live container. A run finds an outcome journaled
+    before the loss and submits it (:func:`executor.provider.journaled_outcome`)."""
     adopted = 0
-    for job_id in sorted(rt.reader.claimed_by(rt.address)):
-        if rt.state.exists(rt.xkeys.job(job_id)):
-            continue
+    for job_id in _orphans(rt, "Claimed"):
         job = rt.job(job_id)
         if job.status != JobStatus.CLAIMED or not same(job.provider, rt.address):
             continue
-        rt.set_record(job_id, "claimed", reason="found claimed on chain without a local record")
+        rt.set_record(job_id, "claimed", reason="found claimed on chain without a local record that says so")
         rt.state.hset(rt.xkeys.job(job_id), "updated", "0")
         adopted += 1
         log.warning("claimed job adopted from the chain", extra={"job": job_id})
+    return adopted
+
+
+def adopt_orphaned_submissions(rt: Runtime) -> int:
+    """Jobs the index shows Submitted by us whose local record is missing or says we do not hold
+    them (:func:`adopt_orphaned_claims`' states): recorded submitted with the chain's challenge
+    deadline, so that they are in the set of jobs to finalize and their anchor hashes get recorded
+    (:func:`record_anchors`: without that, a job whose window outlasts the block hash window counts
+    as drawn and waits for a whole audit; found by review, stop 56). Each is read on the chain
+    first; at most :data:`RECHECK_LIMIT` per pass."""
+    adopted = 0
+    for job_id in _orphans(rt, "Submitted")[:RECHECK_LIMIT]:
+        job = rt.job(job_id)
+        if job.status != JobStatus.SUBMITTED or not same(job.provider, rt.address):
+            continue
+        mark_submitted(rt, job_id, job.deadline, reason="found submitted on chain without a local record that says so")
+        adopted += 1
+        log.warning("submitted job adopted from the chain", extra={"job": job_id})
     return adopted
 
 

@@ -23,7 +23,7 @@ from depin.errors import ChainError, SpecError
 from depin.market import FailureCode, JobStatus, VerifyMode
 from depin.transactions import TxDropped, TxReverted
 from executor import metrics, queue
-from executor.execute import PolicyRefused, ProviderFault
+from executor.execute import PolicyRefused, ProviderFault, provider_faults
 from executor.execution import (
     AFTER_SUBMIT,
     ANOTHER_POST_RETRY,
@@ -429,6 +429,12 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
             mark_late(rt, job_id, f"submit deadline {job.deadline} passed")
             log.error("submit deadline passed before the run", extra={"job": job_id, "deadline": job.deadline})
             return
+        sub = journaled_outcome(rt, job_id, job.spec_hash)
+        if sub is not None:  # computed before the record was lost: submitted as it is, not run again
+            rt.set_record(job_id, "outcome", reason="the outcome journaled before the record was lost", **submission_fields(sub))
+            log.warning("outcome found in the journal; submitting it without running the job again", extra={"job": job_id, "kind": sub.kind})
+            queue.send("depin.submit", job_id)
+            return
         try:
             spec = load_spec(rt, job_id, job.spec_hash)
         except SpecError as exc:
@@ -491,6 +497,30 @@ def run_job(task: Task, rt: Runtime, job_id: int) -> None:
     finally:
         lease.release()
     queue.send("depin.submit", job_id)
+
+
+def journaled_outcome(rt: Runtime, job_id: int, spec_hash: bytes) -> Submission | None:
+    """The outcome this executor journaled for the job's spec `spec_hash` before, when it can be
+    submitted as it is, or None (run the job). A record says ``claimed`` over a journaled outcome
+    when the executor's database was wiped, or restored from a snapshot, after the run (the claim
+    adopted from the chain: :func:`executor.beat.adopt_orphaned_claims`); running the whole job
+    again could outlast its submit deadline, and the job would time out in our hands with our
+    collateral (found by review, stop 56). A re-run would submit that entry anyway
+    (:func:`executor.results.prepare_submission` keeps a job's first entry). A result counts only
+    while the store holds its archive with the journaled digest (its manifest is published again if
+    it went; a damaged archive is run again, whose same bytes restore it); an availability failure
+    (which reopens the job) is looked at afresh."""
+    sub = rt.journal.load(job_id)
+    if sub is None or sub.spec_hash != "0x" + spec_hash.hex():
+        return None
+    if sub.kind != "result":
+        return None if no_fault(sub.code) else sub
+    if not rt.store.holds(sub.name, bytes.fromhex(sub.digest.removeprefix("0x"))):
+        return None
+    if not rt.store.has_manifest(sub.name):
+        with provider_faults("publishing the result's manifest"):
+            rt.store.put_manifest(sub.name, sub.manifest())
+    return sub
 
 
 def holds_job(rt: Runtime, job_id: int, lease: Lease, started: str) -> bool:

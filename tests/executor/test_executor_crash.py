@@ -208,6 +208,73 @@ def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
     assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
 
 
+def test_a_wiped_database_keeps_a_journaled_outcome_and_a_submitted_job(stack: Stack) -> None:
+    """Found by review, stop 56: the executor's Redis wiped after a job's outcome was journaled but
+    before its submission (the chain worker down). Recovery adopts the claim from the chain and
+    queued the run again, which ran the whole job a second time: a long job then missed its submit
+    deadline and the provider's collateral went. Now the run finds the journaled outcome and submits
+    it (one run in all, the journal's commitment on chain). Wiped again once the job is Submitted,
+    the job is adopted as submitted (into the set whose anchors are recorded and which is
+    finalized), where before no record came back."""
+    from executor.results import SubmissionJournal
+
+    from .stack import exec_prefix
+
+    p, m = stack.provider, stack.market
+    job_id = stack.post(spec(stack.images["busybox"], GATED, max_runtime=30), terms=terms_for(challenge_window=600))
+    container = wait_for(lambda: _running_container(stack, p, job_id), 120, "the job's container to run")
+    p.stop("worker-chain")  # the submission waits in the queue
+    try:
+        release_gate(container)
+        wait_for(lambda: _state(stack, job_id) == "outcome", 120, "the outcome to be journaled and recorded")
+        stack.synced()
+        stack.state().flushdb()  # the record and the queued submission are gone; the journal is on disk
+    finally:
+        p.start("worker-chain")
+    stack.wait_status(job_id, JobStatus.SUBMITTED, timeout=180)
+    assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
+    assert _log_entries(p, "worker-compute", "outcome found in the journal; submitting it without running the job again", job_id)
+    assert len(_log_entries(p, "worker-compute", "running", job_id)) == 1, "the job was run again"
+    entry = SubmissionJournal(p.workdir / "state" / "journal" / p.instance()).load(job_id)
+    submitted = stack.events(job_id, "ResultSubmitted")
+    assert entry is not None and [e["args"]["commitment"].lower() for e in submitted] == [entry.commitment]
+    stack.synced()
+    state = stack.state()
+    state.flushdb()
+    wait_for(lambda: _state(stack, job_id) == "submitted", 120, "the submitted job to be adopted from the chain")
+    assert state.zscore(f"{exec_prefix(stack, p)}:submitted", str(job_id)) is not None
+    m.advance_time(601)
+    _settled_once(stack, job_id)
+
+
+def test_a_restored_record_that_says_lost_does_not_lose_a_claimed_job(stack: Stack) -> None:
+    """Found by review, stop 56: the executor's Redis restored from an older snapshot, whose record
+    of a job we have claimed since says ``lost`` (an earlier claim of it reverted). Recovery adopted
+    only jobs with no record at all, the dispatcher passes over a Claimed job, and our own beat would
+    time the job out: the collateral went. Now a record saying we do not hold a job the chain shows
+    Claimed by us is adopted like a missing one."""
+    import time
+
+    from .stack import exec_prefix
+
+    p = stack.provider
+    p.stop("worker-compute")
+    try:
+        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo restored > /out/x"]))
+        stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
+        wait_for(lambda: _state(stack, job_id) == "claimed" and _run_queued(stack, job_id), 60, "the claimed job's run to be queued")
+        stack.synced()
+        state = stack.state()
+        state.flushdb()  # the snapshot: the job's old record, nothing queued, nothing in hand
+        state.hset(f"{exec_prefix(stack, p)}:job:{job_id}", mapping={
+            "state": "lost", "reason": "InsufficientStake (the snapshot's record)", "updated": f"{time.time():.3f}",
+        })
+    finally:
+        p.start("worker-compute")
+    _settled_once(stack, job_id)
+    assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
+
+
 def _run_queued(stack: Stack, job_id: int) -> bool:
     """A ``depin.run`` message for `job_id` waits in one of the broker's queues (no compute worker
     has taken it)."""

@@ -27,6 +27,7 @@ from executor.canary import CanaryJournal
 from executor.celery import beat_schedule
 from executor.lease import Lease
 from executor.policy import JobTermsView, Policy
+from executor.results import SubmissionJournal
 from executor.runtime import ACTIVE_STATES, TERMINAL_STATES, Runtime, broker_url_for
 from executor.verifier import AuditJournal, open_to_us, reclaimable
 from executor.worker import components_for
@@ -252,13 +253,13 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up_loudly(r: redis.Redis, 
     assert sent == [("depin.submit", 8)]
 
 
-def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     """An unexpected exception from a run (a bug; output handling itself never raises for the
     job's doing) ends the task quietly: the record says abandoned and refused, no submission is
     queued, and nothing is left for recovery to re-run. `execute_job` is replaced by one that raises:
     there is no real input that crashes it any more."""
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
-                  chain_now=lambda: 1_000)
+                  chain_now=lambda: 1_000, journal=SubmissionJournal(tmp_path / "journal"))
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
     rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
     monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)
@@ -280,7 +281,7 @@ def test_a_run_that_crashes_is_abandoned_once_and_refused_not_rerun(r: redis.Red
     assert any(rec.levelname == "ERROR" and "run crashed" in rec.getMessage() for rec in caplog.records)
 
 
-def test_a_run_past_its_soft_time_limit_is_retried_not_abandoned(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_past_its_soft_time_limit_is_retried_not_abandoned(r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Celery's soft time limit (the runtime plus the inputs' and the overhead's budget) fired in a
     run whose engine did not answer for a minute under load: the catch-all abandoned the job, which
     then timed out in the provider's hands (seen under load, stop 40). It is the provider's own
@@ -292,7 +293,7 @@ def test_a_run_past_its_soft_time_limit_is_retried_not_abandoned(r: redis.Redis,
     from executor.execute import ProviderFault
 
     rt = _Runtime(state=r, xkeys=ExecKeys(31337, "0xmarket", "provider", "0xme"), address="0xMe", config=None,
-                  chain_now=lambda: 1_000)
+                  chain_now=lambda: 1_000, journal=SubmissionJournal(tmp_path / "journal"))
     rt.lease = lambda job_id: Lease(r, rt.xkeys.lease(job_id), 5)
     rt.job = lambda job_id: SimpleNamespace(provider="0xme", status=JobStatus.CLAIMED, deadline=2_000, spec_hash=b"h")
     monkeypatch.setattr(jobtask, "get_runtime", lambda: rt)

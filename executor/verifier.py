@@ -86,7 +86,9 @@ roles). Plain functions over a :class:`~executor.runtime.Runtime`; :mod:`executo
   is committed already.
 - **Reveal and advance** (:func:`follow_seats`, every pass): a committed seat reveals from the
   journal once the reveal phase is open (``RevealNotOpen`` at the gas estimate sends nothing), and
-  the case is advanced when that is due (the permissionless ``advance``). An agreeing audit of ours
+  the case is advanced when that is due (the permissionless ``advance``). A record behind the chain
+  (Redis restored from an older snapshot: ``running`` while the seat is committed on chain and
+  journaled) is set committed and revealed in the same pass (:func:`committed_behind`). An agreeing audit of ours
   waiting for its job's challenge deadline gets its canary reserve back once the canary window is
   over (:func:`release_reserve`, one ``releaseReserve`` per seat). The seat's record ends
   ``revealed`` → ``done`` with the case's outcome (and ``slashed`` when a canary caught it).
@@ -276,9 +278,14 @@ def seats_in_hand(rt: Runtime) -> list[tuple[int, int, int]]:
     return [tuple(int(x) for x in m.split(":")) for m in members]  # type: ignore[misc]
 
 
-def running_count(rt: Runtime) -> int:
-    """Seats whose re-run is still to come or under way (what ``max_audits`` bounds)."""
-    return sum(1 for j, r, s in seats_in_hand(rt) if seat_record(rt, j, r, s).get("state") in ("taking", "seated", "running"))
+def running_count(rt: Runtime, besides: tuple[int, int, int] | None = None) -> int:
+    """Seats whose re-run is still to come or under way (what ``max_audits`` bounds), `besides` (a
+    seat ``(job, round, seat)``) left out: a seat whose take is looked at again (its record
+    ``taking``: a receipt wait that timed out) is not a slot of its own to wait for. Counting it
+    declined it "no free slot" at ``max_audits`` and dropped its checked inputs while the take could
+    still be mined, and the seat then adopted ran without them (found by review, stop 56)."""
+    return sum(1 for j, r, s in seats_in_hand(rt)
+               if (j, r, s) != besides and seat_record(rt, j, r, s).get("state") in ("taking", "seated", "running"))
 
 
 def audit_container(rt: Runtime, job_id: int, round_: int, seat: int) -> str:
@@ -665,27 +672,33 @@ def image_present(rt: Runtime, image: str) -> bool:
 
 def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: int | None, checked: dict[str, Decision] | None = None) -> int:
     """Takes one seat drawn for us when we can run the job (see the module doc); 1 when taken.
-    `checked` keeps :func:`runnable_here`'s answer for the other seats of the same pass."""
+    `checked` keeps :func:`runnable_here`'s answer for the other seats of the same pass. A seat
+    looked at again after its take's receipt wait timed out (``taking``) is not counted against
+    ``max_audits`` by itself, and a decline of it keeps the job's checked inputs (``sent``)."""
     checked = {} if checked is None else checked
     client, court = rt.client, rt.client.court_of(job_id)
-    if running_count(rt) >= rt.config.verifier.max_audits:
-        return decline(rt, job_id, round_, seat, f"{NO_SLOT} ({rt.config.verifier.max_audits} seats in hand)")
+    # A `taking` record: a take of ours was sent and may still be mined (its receipt wait timed out,
+    # or a crash came after it was sent): a decline keeps the checked inputs for the adopted seat's
+    # re-run (found by review, stop 56).
+    pending = seat_record(rt, job_id, round_, seat).get("state") == "taking"
+    if running_count(rt, besides=(job_id, round_, seat)) >= rt.config.verifier.max_audits:
+        return decline(rt, job_id, round_, seat, f"{NO_SLOT} ({rt.config.verifier.max_audits} seats in hand)", sent=pending)
     try:
         spec = audit_spec(posted_spec(rt, job_id), rho_pct(rt, job_id))
     except SpecError as exc:
-        return decline(rt, job_id, round_, seat, f"the spec cannot be read: {exc}")
+        return decline(rt, job_id, round_, seat, f"the spec cannot be read: {exc}", sent=pending)
     decision = can_run(rt, spec)
     if not decision:
-        return decline(rt, job_id, round_, seat, f"policy: {decision.reason}")
+        return decline(rt, job_id, round_, seat, f"policy: {decision.reason}", sent=pending)
     mine = int(client.read(court.get_verifier(rt.address))[1])
     if platform_class is not None and mine != platform_class:
-        return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})")
+        return decline(rt, job_id, round_, seat, f"platform class {platform_class} is not ours ({mine})", sent=pending)
     params = rt.client.court_params(job_id)
     seat_deadline, commit_deadline = seat_deadlines(rt, job_id, params=params)
     now = rt.chain_now()
     decision = time_to_run(spec, now, commit_deadline, run_margin(params))
     if not decision:
-        return decline(rt, job_id, round_, seat, decision.reason)
+        return decline(rt, job_id, round_, seat, decision.reason, sent=pending)
     # nothing is locked yet: what a re-run needs must be here now (a requester who removed or changed
     # an input after the provider ran would otherwise make our run decline with our bond locked)
     if "inputs" not in checked or (checked["inputs"] and not inputs_cached(rt, job_id, spec)):
@@ -696,7 +709,7 @@ def take(rt: Runtime, job_id: int, round_: int, seat: int, *, platform_class: in
         checked["inputs"] = found
     decision = checked["inputs"]
     if not decision:
-        return decline(rt, job_id, round_, seat, decision.reason)
+        return decline(rt, job_id, round_, seat, decision.reason, sent=pending)
     set_seat(rt, job_id, round_, seat, "taking", image=spec.image)
     call = court.start_audit(job_id) if round_ == 0 else court.take_seat(job_id, seat)
     try:
@@ -1014,7 +1027,9 @@ def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:
     """The lease of one seat's re-run: our seats of one job run side by side (a lease per job made
     each wait for the other's whole run, past its commit deadline), each seat's at most once. Its
     renewals keep the seat record's ``updated`` fresh (what :func:`follow_seat` reads). Their check
-    of the provider's delivery is one per round, under :func:`delivery_lease`."""
+    of the provider's delivery is one per round, under :func:`delivery_lease`. The redelivery cap
+    reads the same key (:func:`executor.jobtask.delivery_scope`, which spells it alike): a seat task
+    delivered past the cap while it is held is a live re-run's duplicate, not given up."""
     return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl, touch=rt.xkeys.seat(job_id, round_, seat))
 
 
@@ -1285,9 +1300,15 @@ def follow_seats(rt: Runtime) -> int:
 
 
 def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[int]) -> int:
+    """One pass over one seat in hand: its lost commit task or dead re-run queued again, a timed-out
+    take seated or declined, a committed seat revealed, its case advanced or closed; the number of
+    transactions sent. A record behind the chain (:func:`committed_behind`) is caught up first."""
     rec = seat_record(rt, job_id, round_, seat)
     state = rec.get("state")
     client, court = rt.client, rt.client.court_of(job_id)
+    if committed_behind(rt, job_id, round_, seat, rec):
+        rec = seat_record(rt, job_id, round_, seat)
+        state = rec.get("state")
     if state == "computed":
         queue.send("depin.audit_commit", job_id, round=round_, seat=seat)  # a lost commit task
         return 0
@@ -1348,6 +1369,28 @@ def follow_seat(rt: Runtime, job_id: int, round_: int, seat: int, advanced: set[
             log.info("court advanced", extra={"job": job_id, "tx": receipt.tx_hash})
             sent += 1
     return sent
+
+
+def committed_behind(rt: Runtime, job_id: int, round_: int, seat: int, rec: dict[str, str]) -> bool:
+    """Whether the seat's record was behind the chain and is now ``committed``: a record that says
+    ``taking``, ``seated``, ``running`` or ``computed`` while the seat is committed (or revealed) by
+    us on chain and the journal holds its entry (the one its commitment was made from). Redis
+    restored from an older snapshot leaves such a record: it is not :func:`reclaimable`, so
+    :func:`consider` does not adopt it, and :func:`follow_seat` revealed only from ``committed``: it
+    waited two looks a lease TTL apart and queued a re-run on the compute queue, whose slots may all
+    be busy, and the reveal window passed, the bond lost to a no-show (found by review, stop 56). The
+    record is set as :func:`adopt` sets a seat committed on chain, and the same pass reveals it. The
+    chain is read only for a seat whose journal entry exists (none: nothing committed by us to catch
+    up with)."""
+    if rec.get("state") not in ("taking", "seated", "running", "computed") or journal(rt).load(job_id, round_, seat) is None:
+        return False
+    on_chain = seat_state(rt, job_id, round_, seat)
+    if on_chain < SEAT_COMMITTED:
+        return False
+    set_seat(rt, job_id, round_, seat, "committed", reason=f"committed on chain after '{rec.get('state')}': adopted", final="")
+    log.warning("seat committed on chain while its record was behind: adopted", extra={
+        "job": job_id, "round": round_, "seat": seat, "was": rec.get("state"), "on_chain": on_chain})
+    return True
 
 
 def release_reserve(rt: Runtime, job_id: int, case: dict[str, Any], rec: dict[str, str]) -> int:

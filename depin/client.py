@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -169,6 +170,15 @@ class UnknownJob(Refused):
         super().__init__(message, "UnknownJob")
 
 
+class NothingDue(Refused):
+    """:meth:`Client.advance_job` found no permissionless step due for the job now; `due` is what
+    :meth:`Client.due_step` found (what the job waits for, until when, and what comes then)."""
+
+    def __init__(self, due: DueStep) -> None:
+        super().__init__(due.describe(), "NothingDue")
+        self.due = due
+
+
 class InsufficientBalance(Refused):
     """The account holds too few tokens for the operation."""
 
@@ -214,6 +224,16 @@ class ResultUnsafe(ClientError):
     """The result archive matches its hash but holds a member that extraction refuses (an absolute
     or escaping symbolic link, a hard link, a device, a ``..`` path, a ``.git`` folder): nothing
     was extracted."""
+
+
+def _chain_time(timestamp: int, now: int | None = None) -> str:
+    """A chain timestamp for people: ``2025-01-02 03:04:05 UTC (chain time, in 30 s)`` (the
+    relative part against `now`, the latest block's timestamp, when given)."""
+    at = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if now is None:
+        return f"{at} (chain time)"
+    delta = timestamp - now
+    return f"{at} (chain time, {'in ' + str(delta) + ' s' if delta >= 0 else str(-delta) + ' s ago'})"
 
 
 def format_tokens(amount: int) -> str:
@@ -428,6 +448,72 @@ class DeliveryCheck:
     sha256: bytes
     size: int
     encrypt_to: str  # the recipient's public key (0x-hex)
+
+
+# The permissionless steps :meth:`Client.due_step` may find due: the market's expireJob, timeoutJob
+# and finalize, and the court's advance (which is also its redraw: one code path in CourtEngine).
+DUE_STEPS = ("expire", "timeout", "finalize", "advance")
+
+
+@dataclass(frozen=True)
+class DueStep:
+    """Which permissionless step a job's deadlines allow now (:meth:`Client.due_step`).
+
+    `step` is the one due now (one of :data:`DUE_STEPS`; :meth:`Client.advance_job` sends it) and
+    `does` says what it does; None when nothing is due: then `waits_for` says what the job waits
+    for, `until` the chain time (unix seconds) that wait lasts at most (None: no deadline, e.g. a
+    settled job, or one waiting for its anchor block's randomness), `then` the step due after it and
+    `then_does` what that step will do. `meanwhile` names an action the requester may take before
+    (``"cancel"``, ``"challenge"``, ``"appeal"``: :meth:`Client.cancel`, :meth:`Client.challenge`,
+    :meth:`Client.appeal`). `now` is the chain time it was read at (the latest block's timestamp)."""
+
+    job_id: int
+    status: JobStatus
+    now: int
+    step: str | None = None
+    does: str = ""
+    waits_for: str = ""
+    until: int | None = None
+    then: str | None = None
+    then_does: str = ""
+    meanwhile: str | None = None
+    court: str | None = None  # the court whose ``advance`` the step is (the job's: Client.court_of)
+
+    @property
+    def due(self) -> bool:
+        return self.step is not None
+
+    def describe(self) -> str:
+        """One line for people (no CLI commands named)."""
+        if self.due:
+            return f"job {self.job_id} is {self.status.label}: {self.step} is due: it {self.does}"
+        if self.status.settled:
+            return f"job {self.job_id} is {self.status.label}: it is settled, nothing is due"
+        text = f"nothing is due for job {self.job_id} now: it is {self.status.label} and waits for {self.waits_for}"
+        if self.until is not None:
+            text += f" until {_chain_time(self.until, self.now)}"
+        if self.then is not None:
+            text += f"; then {self.then} {self.then_does}"
+        return text
+
+
+@dataclass(frozen=True)
+class AdvancedJob:
+    """What :meth:`Client.advance_job` sent and what came of it, read from its receipt's events:
+    `did` says what happened; `credited` is what the job's requester got credited to its market
+    balance (:meth:`Client.withdraw` moves it to its wallet), `paid` what the court transferred to the
+    requester's wallet (the audit escrow its ruling left unused, a challenge bond returned)."""
+
+    job_id: int
+    step: str
+    did: str
+    status: JobStatus  # the job's status after it
+    requester: str
+    credited: int
+    paid: int
+    tx_hash: str
+    gas_used: int
+    receipt: Receipt | None = field(default=None, repr=False, compare=False)
 
 
 # ------------------------------------------------------------------------------------ the client
@@ -1256,7 +1342,9 @@ class Client(ContractAddresses):
         ]
 
     def cancel(self, job_id: int) -> Receipt:
-        """Cancels an open job of this account's; the reward is credited back (see :meth:`withdraw`)."""
+        """Cancels an open job of this account's (also past its claim deadline, until someone expires
+        it); its whole escrow (the reward, the fee and the audit escrow) is credited back to this
+        account's market balance (:meth:`withdraw` moves it to the wallet)."""
         job = self.job(job_id)
         if job.requester != self.address:
             raise Refused(f"job {job.job_id} was posted by {job.requester}, not by {self.address}", "NotRequester")
@@ -1362,6 +1450,261 @@ class Client(ContractAddresses):
             self._ensure_funds(bond, f"the appeal bond of job {job.job_id}")
             self._ensure_allowance(self._court_spender(court), bond, approve=approve, what="the appeal bond")
             return self.send(court.appeal(job.job_id))
+
+    # ------------------------------------------------------------------ permissionless steps
+
+    def due_step(self, job_id: int) -> DueStep:
+        """Which permissionless step job `job_id`'s deadlines allow now, read from the chain (the
+        job, its draw, its court case); nothing is sent. :meth:`advance_job` sends it.
+
+        - Open past its claim deadline: ``expire`` (its whole escrow, reward + fee + audit escrow,
+          credited back to the requester); before, it waits for a claim (the requester may cancel);
+        - Claimed past its submit deadline: ``timeout`` (the provider's collateral is burned; the
+          escrow is credited back, or the job reopens while its claim deadline has not passed);
+        - Submitted past its challenge deadline and not drawn for audit: ``finalize`` (the provider
+          is paid and the unused audit escrow A credited back to the requester; a failure report
+          gets the whole escrow back); before, it waits out its window (it may be challenged);
+        - Submitted and drawn for audit, or Disputed: the court's ``advance`` (also its ``redraw``:
+          one code path) once its case's deadlines allow it: no verifier took the drawn audit by its
+          seat deadline (the case opens, the seat is redrawn), a round's seat or reveal deadline
+          passed, a tally's appeal window (or the audit's canary and challenge windows) ended, the
+          arbiter's window or timelock passed. The court is asked by a call that sends nothing
+          (``NothingDue`` there: not yet; the wait is read from the case's deadlines). Starting the
+          drawn audit (``startAudit``) and taking seats are the drawn verifiers' alone;
+        - settled (Finalized, Cancelled, Expired, TimedOut, Resolved, Pruned): nothing.
+        """
+        return self._due(self.job(job_id))[0]
+
+    def _due(self, job: OnchainJob) -> tuple[DueStep, OnchainJob]:
+        now = self.block_timestamp()
+
+        def at(**fields: Any) -> DueStep:
+            return DueStep(job.job_id, job.status, now, **fields)
+
+        refund = f"crediting its whole escrow of {format_tokens(job.escrow)} {TOKEN_SYMBOL} (reward + fee + audit escrow) back to the requester"
+        if job.status == JobStatus.OPEN:
+            if now > job.claim_deadline:
+                return at(step="expire", does=f"expires it (nobody claimed it by its claim deadline), {refund}"), job
+            return at(waits_for="a provider to claim it", until=job.claim_deadline, then="expire",
+                      then_does=f"expires it, {refund}", meanwhile="cancel"), job
+        if job.status == JobStatus.CLAIMED:
+            def timeout_does(when: int) -> str:  # the job reopens when timed out by its claim deadline
+                head = f"times it out: its provider's collateral of {format_tokens(job.collateral)} {TOKEN_SYMBOL} is burned"
+                if when <= job.claim_deadline:
+                    return f"{head} and the job reopens for other providers until its claim deadline (nothing is refunded then)"
+                return f"{head}, {refund}"
+
+            if now > job.deadline:
+                return at(step="timeout", does=timeout_does(now + 1)), job
+            return at(waits_for=f"the result of its provider {job.provider}", until=job.deadline, then="timeout",
+                      then_does=timeout_does(job.deadline + 1)), job
+        if job.status == JobStatus.SUBMITTED:
+            drawn = self.is_drawn(job.job_id)
+            if drawn:
+                return self._court_due(job, now), job
+            finalize = self._finalize_does(job)
+            challenge = "challenge" if job.verify_mode == VerifyMode.REEXEC else None
+            if now <= job.deadline:
+                unless = " unless it is drawn for audit (then its court settles it)" if drawn is None else ""
+                return at(waits_for="the end of its challenge window", until=job.deadline, then="finalize",
+                          then_does=finalize + unless, meanwhile=challenge), job
+            if drawn is None:
+                return at(waits_for=f"the randomness of its anchor block {job.anchor_block} (the chain is at block "
+                          f"{self.block_number()}), which decides whether it is audited", then="finalize",
+                          then_does=f"{finalize} unless it is drawn for audit (then its court settles it)"), job
+            return at(step="finalize", does=finalize), job
+        if job.status == JobStatus.DISPUTED:
+            return self._court_due(job, now), job
+        return at(waits_for="nothing (it is settled)"), job
+
+    @staticmethod
+    def _finalize_does(job: OnchainJob) -> str:
+        if job.failure:
+            return (f"finalizes its failure report: its whole escrow of {format_tokens(job.escrow)} {TOKEN_SYMBOL} is "
+                    "credited back to the requester")
+        if not job.audit_fee:
+            return "finalizes it: the provider is paid (a verify-none job: nothing comes back to the requester)"
+        return (f"finalizes it: the provider is paid and the unused audit escrow of {format_tokens(job.audit_fee)} "
+                f"{TOKEN_SYMBOL} is credited back to the requester")
+
+    def _court_due(self, job: OnchainJob, now: int) -> DueStep:
+        """:meth:`due_step` of a job in its court's hands: drawn for audit, or Disputed."""
+        court = self.court_of(job.job_id)
+
+        def at(**fields: Any) -> DueStep:
+            return DueStep(job.job_id, job.status, now, court=court.address, **fields)
+
+        try:
+            case = self.court_case(job.job_id)
+        except TxReverted:  # the TestCourt stand-in of local test deployments: settled by hand
+            return at(waits_for=f"its court {court.address} to settle it (a court without cases: no permissionless step moves it)")
+        blocked = self._reverts(court.advance(job.job_id))
+        phase, round_ = Phase(int(case["phase"])), int(case["round"])
+        if blocked is None:
+            return at(step="advance", does=self._advance_does(case, court, now))
+        if blocked.error_name != "NothingDue":
+            return at(waits_for=f"its court case, which its court refuses to advance now ({blocked.reason})")
+        open_to_challenge = int(case["challenger"], 16) == 0 and (phase is Phase.NONE or (round_ == 0 and phase in (Phase.ACTIVE, Phase.TALLIED)))
+        challenge = "challenge" if now <= job.deadline and open_to_challenge else None
+        if phase is Phase.NONE:  # drawn, and no verifier has opened the case yet
+            seat_deadline = job.deadline - job.challenge_window + int(self.read(court.required_challenge_window()))
+            return at(waits_for="its drawn auditor to take the audit", until=seat_deadline, then="advance",
+                      then_does="opens its court case and redraws the auditor (or settles it Unaudited when no verifier can take it)",
+                      meanwhile=challenge)
+        name, k = _round_name(round_), JURY_SIZES[min(round_, LAST_JURY_ROUND)]
+        if phase is Phase.ACTIVE:
+            taken = int(case["taken"])
+            if taken < k and now <= int(case["seatDeadline"]):
+                seats = "its drawn auditor to take the audit" if round_ == 0 else f"the drawn verifiers to take the seats of {name} ({taken} of {k} taken)"
+                return at(waits_for=seats,
+                          until=int(case["seatDeadline"]), then="advance",
+                          then_does=f"redraws the empty seats of {name} (or ends the round when no redraw is left)",
+                          meanwhile=challenge)
+            return at(waits_for=f"the commits and reveals of {name} ({case['committed']} committed and {case['revealed']} "
+                      f"revealed of {taken} seats taken)", until=int(case["revealDeadline"]), then="advance",
+                      then_does=f"ends {name}: its no-shows forfeit their bonds, then its votes are tallied (or its empty seats redrawn)",
+                      meanwhile=challenge)
+        if phase is Phase.TALLIED:
+            tally = Outcome(int(case["tally"]))
+            if round_ == 0:
+                waits = f"the end of the audit's canary and challenge windows (its tally: {tally.label})"
+                meanwhile = challenge
+            else:
+                waits = f"the end of the appeal window of the tally of jury round {round_} ({tally.label})"
+                meanwhile = "appeal" if tally is not Outcome.PROVIDER_WRONG else None  # only the provider appeals ProviderWrong
+            return at(waits_for=waits, until=int(case["windowEnd"]), then="advance",
+                      then_does="concludes the case with that tally: the job settles", meanwhile=meanwhile)
+        if phase is Phase.ARBITER:
+            if now <= int(case["windowEnd"]):
+                return at(waits_for="the arbiter's ruling (a ruling then waits out its timelock)", until=int(case["windowEnd"]),
+                          then="advance", then_does="concludes the case with the last tally, or with the arbiter's ruling once its timelock passed")
+            return at(waits_for="the timelock of the arbiter's ruling", then="advance", then_does="concludes the case with the ruling")
+        return at(waits_for=f"its court case ({phase.label}) to settle the job")
+
+    def _advance_does(self, case: dict[str, Any], court: VerificationCourt, now: int) -> str:
+        """What the court's ``advance`` does to `case` now (it does not revert: see :meth:`_court_due`)."""
+        phase, round_ = Phase(int(case["phase"])), int(case["round"])
+        if phase is Phase.NONE:
+            return ("opens the court case of its drawn audit, which no verifier took by its seat deadline: the auditor is "
+                    "redrawn, or the job settles Unaudited when no verifier can take it")
+        name, k = _round_name(round_), JURY_SIZES[min(round_, LAST_JURY_ROUND)]
+        if phase is Phase.ACTIVE:
+            if int(self.read(court.class_stake_at(int(case["platformClass"]), int(case["snapshotBlock"])))) == 0:
+                return "settles it Unaudited: no verifier of its platform class can ever be drawn"
+            taken = int(case["taken"])
+            if taken < k and int(case["revealed"]) == 0 and now <= int(case["revealDeadline"]):
+                return (f"redraws the empty seats of {name} ({taken} of {k} were taken by its seat deadline), or ends "
+                        "the round when no redraw is left")
+            return (f"ends {name} (its reveal deadline passed, or every vote is in): its no-shows forfeit their bonds, "
+                    "then its votes are tallied (or its empty seats redrawn)")
+        if phase is Phase.TALLIED:
+            return f"concludes the case with the tally of {name} ({Outcome(int(case['tally'])).label}): the job settles"
+        return "concludes the case: with the arbiter's ruling once its timelock passed, else with the last tally"
+
+    def _reverts(self, call: ContractCall) -> TxReverted | None:
+        """The revert a call of `call` meets now (from this client's account when it has one), or
+        None when it would go through; nothing is sent."""
+        tx: dict[str, Any] = {"to": call.to, "data": call.data}
+        if self.tx is not None:
+            tx["from"] = self.address
+        try:
+            self.rpc.eth_call(tx, "latest")
+        except RpcError as exc:
+            if looks_like_revert(exc):
+                raw = revert_data(exc)
+                return TxReverted(call.what, self.codec.decode_error(raw), data=raw)
+            raise
+        return None
+
+    def advance_job(self, job_id: int) -> AdvancedJob:
+        """Sends the step :meth:`due_step` finds due for job `job_id` now (permissionless: any
+        account may send it and pays only the gas) and says what came of it and what the job's
+        requester got back (:class:`AdvancedJob`). :class:`NothingDue` (a :class:`Refused`; nothing
+        sent) when no step is due: its ``due`` says what the job waits for and until when."""
+        due, job = self._due(self.job(job_id))
+        if due.step is None:
+            raise NothingDue(due)
+        market = self.contracts.job_market
+        if due.step == "advance":
+            call = self.court_of(job.job_id).advance(job.job_id)
+        else:
+            call = {"expire": market.expire_job, "timeout": market.timeout_job, "finalize": market.finalize}[due.step](job.job_id)
+        receipt = self.send(call)
+        return self._advanced(job, due.step, receipt)
+
+    def _advanced(self, job: OnchainJob, step: str, receipt: Receipt) -> AdvancedJob:
+        """What `receipt` (of `step` for `job`) did, from its events: the market's (the refund
+        credited to the requester), the court's (its case's moves) and the token's (what the court
+        paid to the requester's wallet)."""
+        market, court = self.market.lower(), self.court_of(job.job_id).address.lower()
+        token = self.contracts.reward_token.address.lower()
+        names = {
+            "JobMarket": {topic: name for name, topic in self.contracts.job_market.TOPICS.items()},
+            "VerificationCourt": {topic: name for name, topic in self.contracts.verification_court.TOPICS.items()},
+        }
+        mine = _uint_topic(job.job_id)
+        transfer = self.contracts.reward_token.TOPICS["Transfer"]
+        requester = "0x" + "00" * 12 + job.requester.lower().removeprefix("0x")
+        credited = paid = 0
+        did: list[str] = []
+        no_shows = 0
+        opened = False
+        for entry in receipt.logs:
+            topics = [str(t).lower() for t in entry["topics"]]
+            address = str(entry["address"]).lower()
+            if not topics:
+                continue
+            if address == token and topics[0] == transfer and len(topics) == 3:
+                if topics[1] == "0x" + "00" * 12 + court.removeprefix("0x") and topics[2] == requester:
+                    paid += int(entry["data"], 16)
+                continue
+            contract = "JobMarket" if address == market else "VerificationCourt" if address == court else None
+            if contract is None or len(topics) < 2 or topics[1] != mine:
+                continue
+            name = names[contract].get(topics[0])
+            if name is None:
+                continue
+            v = self._event_values(contract, name, entry)
+            if name == "JobExpired":
+                credited += int(v["refund"])
+                did.append("expired it (nobody claimed it by its claim deadline)")
+            elif name == "JobTimedOut":
+                credited += int(v["refund"])
+                burned = f"timed it out: its provider's collateral of {format_tokens(int(v['slashed']))} {TOKEN_SYMBOL} was burned"
+                did.append(f"{burned}; the job is Open again until its claim deadline" if v["reopened"] else burned)
+            elif name == "JobFinalized":
+                credited += job.audit_fee + (int(v["payout"]) if v["failure"] else 0)
+                did.append("finalized its failure report" if v["failure"]
+                           else f"finalized it: the provider was paid {format_tokens(int(v['payout']))} {TOKEN_SYMBOL}")
+            elif name == "JobSettled":
+                credited += int(v["requesterRefund"])
+                did.append(f"the job settled {Outcome(int(v['outcome'])).label} (the provider was paid "
+                           f"{format_tokens(int(v['providerPayout']))} {TOKEN_SYMBOL})")
+            elif name == "CaseOpened":
+                opened = True
+                did.append("opened its court case (the drawn audit nobody had taken)")
+            elif name == "SeatsDrawn":
+                round_, redraws = int(v["round"]), int(v["redraws"])
+                if redraws:
+                    did.append(f"redrew the empty seats of {_round_name(round_)} (redraw {redraws})")
+                elif not (opened and round_ == 0):
+                    did.append(f"drew {_round_name(round_)}")
+            elif name == "SeatNoShow":
+                no_shows += 1
+            elif name == "RoundTallied":
+                if no_shows:
+                    did.append(f"{no_shows} no-show seat{'s' * (no_shows > 1)} forfeited {'their bonds' if no_shows > 1 else 'its bond'}")
+                    no_shows = 0
+                did.append(f"tallied {_round_name(int(v['round']))}: {Outcome(int(v['tally'])).label}")
+            elif name == "CaseConcluded":
+                did.append(f"concluded the case: {Outcome(int(v['outcome'])).label}")
+        if no_shows:
+            did.append(f"{no_shows} no-show seat{'s' * (no_shows > 1)} forfeited {'their bonds' if no_shows > 1 else 'its bond'}")
+        return AdvancedJob(
+            job_id=job.job_id, step=step, did="; ".join(did) or f"sent {step}", status=self.job(job.job_id).status,
+            requester=job.requester, credited=credited, paid=paid, tx_hash=receipt.tx_hash, gas_used=receipt.gas_used,
+            receipt=receipt,
+        )
 
     def fetch_result(
         self,
@@ -1548,7 +1891,16 @@ class Client(ContractAddresses):
             owner = None
         head = f"cannot open the sealed result of job {job.job_id}: it was not encrypted to this key (the key of {given}), or it was altered"
         if owner is None:
-            return f"{head}; give the key it is sealed to ({recipient}) with --keystore or --dev-account; nothing extracted"
+            # the manifest's encrypt_to is the provider's text (up to a manifest's 64 KiB): shown only
+            # as the public key it parses as, in its short form (33 bytes), else not at all
+            named = "an invalid key"
+            if len(recipient) <= _PUBLIC_KEY_TEXT:
+                try:
+                    named = f"the key 0x{parse_public_key(recipient).hex()}"
+                except DeliveryError:
+                    pass
+            return (f"{head}; its manifest names {named} as its recipient: give the key it is sealed to with --keystore "
+                    "or --dev-account; nothing extracted")
         if owner == given:
             return f"{head}; it is the key the job's spec names, so the provider sealed it to another key or its bytes are damaged; nothing extracted"
         whose = "the account that posted it" if owner.lower() == job.requester.lower() else "the --encrypt-to key it was posted with"
@@ -1789,6 +2141,7 @@ class Client(ContractAddresses):
 # ------------------------------------------------------------------------------------ helpers
 
 _INFO_COURT = 12  # IJobMarket.VerificationInfo.court
+_PUBLIC_KEY_TEXT = 160  # the longest text a public key is (0x + 65 bytes in hex, blanks around): a longer one is no key
 _COURT_CACHE = 10_000  # jobs whose court a client remembers (court_of)
 
 # IVerificationCourt.CaseView and CourtParams field names, in ABI order.
@@ -1884,6 +2237,11 @@ def _job_id(job_id: int | str) -> int:
     if value <= 0 or value >= 2**256:
         raise UnknownJob(f"{job_id!r} is not a job id (a positive integer)")
     return value
+
+
+def _round_name(round_: int) -> str:
+    """A court round for people: round 0 is the audit, 1 to 3 the juries (3, 7, 15 seats)."""
+    return "the audit" if round_ == 0 else f"jury round {round_} ({JURY_SIZES[min(round_, LAST_JURY_ROUND)]} seats)"
 
 
 def _uint_topic(value: int) -> str:

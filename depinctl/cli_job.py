@@ -1,4 +1,5 @@
-"""`depin job …`: requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.
+"""`depin job …`: requester tools: post a job, follow it, fetch and verify its result, cancel,
+challenge or appeal it, move it past a passed deadline (`advance`) and withdraw what came back.
 
 Transactions are signed locally (``--keystore`` + ``--password-file`` / ``$DEPIN_KEYSTORE_PASSWORD``,
 ``--dev-account N`` on a local devnet, or the ``[key]`` section of ``--config depin.toml``) and sent
@@ -53,11 +54,12 @@ from depinctl.cliutil import (
 from depinctl.devnet_state import default_state_dir, discover, input_file_roots
 
 if TYPE_CHECKING:
-    from depin.client import Client, OnchainJob
+    from depin.client import Client, DueStep, OnchainJob
     from depin.spec import JobSpec
 
 app = typer.Typer(
-    help="Requester tools: post a job, follow it, fetch and verify its result, cancel or challenge it.",
+    help="Requester tools: post a job, follow it, fetch and verify its result, cancel, challenge or appeal it, "
+    "move it past a passed deadline (advance), withdraw refunds.",
     **TYPER_SETTINGS,
 )
 
@@ -854,7 +856,9 @@ def job_status(
     challenger; and for a job its court settled (Resolved) the court's outcome: ProviderRight (the result upheld),
     ProviderWrong (ruled wrong, the provider slashed: do not use the result), Split (jurors
     disagreed: not reproducible, the result unconfirmed), Unaudited (drawn but nobody audited it) or
-    Canary, with who was paid.
+    Canary, with who was paid. A job one of whose deadlines has passed shows the step now due
+    (expire, time out, finalize, or move its court case on), which `depin job advance` sends;
+    otherwise what it waits for and until when.
 
     Example: depin job status 7
     """
@@ -863,6 +867,9 @@ def job_status(
     client = open_client(rpc_url=rpc_url, deployment=deployment, config=config, need_key=False)
     job = client.job(jid)
     d = _job_dict(client, job)
+    due = None if job.status.settled else client.due_step(jid)
+    if due is not None and due.due:
+        d["dueStep"] = {"step": due.step, "does": due.does, "command": f"depin job advance {jid}"}
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
@@ -918,6 +925,10 @@ def job_status(
             f"provider paid {format_amount(int(paid['providerPayout']))} {TOKEN_SYMBOL}, requester refunded "
             f"{format_amount(int(paid['requesterRefund']))} {TOKEN_SYMBOL}, court {format_amount(int(paid['toCourt']))} {TOKEN_SYMBOL}",
         )
+    if due is not None and due.due:
+        table.add_row("due now", f"`depin job advance {jid}` {due.does}")
+    elif due is not None:
+        table.add_row("waits for", _waiting(due))
     make_console().print(table)
 
 
@@ -1164,7 +1175,13 @@ def job_cancel(
     dev_account: DevAccountOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Cancel an open job of yours; its reward is credited back to your market balance.
+    """Cancel an open job of yours (also past its claim deadline, until someone expires it): its
+    whole escrow, the reward, the fee and the audit escrow, is credited back to your market
+    balance; `depin job withdraw` moves it to your wallet.
+
+    A job no longer Open cannot be cancelled; one whose deadline has passed (a claimed job whose
+    provider missed its submit deadline, a result whose challenge window ended) is moved on by
+    `depin job advance`.
 
     Example: depin job cancel 7 --keystore keys/me.json
     """
@@ -1173,10 +1190,21 @@ def job_cancel(
         rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
         dev_account=dev_account,
     )
-    receipt = client.cancel(jid)
+    from depin.client import Refused  # lazy: start-up
+
+    job = client.job(jid)
+    try:
+        receipt = client.cancel(jid)
+    except Refused as exc:
+        if exc.error_name == "WrongStatus":
+            due = client.due_step(jid)
+            if due.due:
+                raise Refused(f"{exc}; {_passed(job, due)}: `depin job advance {jid}` {due.does}", exc.error_name) from None
+        raise
     typer.echo(
-        f"cancelled job {jid} (tx {receipt.tx_hash}); the reward is in your market balance: "
-        f"{format_amount(client.withdrawable())} {TOKEN_SYMBOL} withdrawable"
+        f"cancelled job {jid} (tx {receipt.tx_hash}); its escrow of {format_amount(job.escrow)} {TOKEN_SYMBOL} (reward + fee "
+        f"+ audit escrow) is credited to your market balance, now {format_amount(client.withdrawable())} {TOKEN_SYMBOL}: "
+        f"`depin job withdraw` moves it to your wallet"
     )
 
 
@@ -1212,3 +1240,178 @@ def job_challenge(
         f"challenged job {jid} in its court with a bond of {format_amount(bond)} {TOKEN_SYMBOL} (tx {receipt.tx_hash}); "
         f"follow it with `depin job watch {jid}`"
     )
+
+
+@app.command("appeal")
+@user_errors
+def job_appeal(
+    job_id: JobIdArg,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Appeal the last jury tally of a job's court case within its appeal window, posting the
+    appeal bond: the next jury's seats times w, the jurors' pay (w = 1.1x the reward at the default
+    parameters): 7 w after the first jury's tally, 15 w after the second's, and 15 w again to take
+    the third's to the arbiter.
+
+    Anyone but the job's provider may appeal a tally for the provider (ProviderRight) or a Split;
+    only the provider may appeal ProviderWrong. The bond pays the next jury; a winning appellant is
+    repaid from what the losing side forfeits. `depin job status` shows the tally and when its
+    appeal window ends; once it has ended, `depin job advance` concludes the case.
+
+    Example: depin job appeal 7 --keystore keys/me.json
+    """
+    jid = _job_id(job_id)  # before any node is asked or password read
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    case = client.court_case(jid)
+    bond = client.appeal_bond(jid)
+    receipt = client.appeal(jid)
+    round_ = int(case["round"])
+    following = f"jury round {round_ + 1} ({JURY_SIZES[round_ + 1]} seats)" if round_ + 1 < len(JURY_SIZES) else "the arbiter"
+    typer.echo(
+        f"appealed the {Outcome(int(case['tally'])).label} tally of job {jid}'s jury round {round_} with a bond of "
+        f"{format_amount(bond)} {TOKEN_SYMBOL}: {following} decides next (tx {receipt.tx_hash}); follow it with "
+        f"`depin job watch {jid}`"
+    )
+
+
+# What the requester may do while a job waits (DueStep.meanwhile): the command's effect.
+_MEANWHILE = {
+    "cancel": "cancels it, crediting its whole escrow back to you",
+    "challenge": "challenges its result in its court (posting the challenge bond)",
+    "appeal": "appeals the tally (posting the next jury's bond)",
+}
+
+
+def _waiting(due: DueStep) -> str:
+    """What a job with nothing due waits for, until when (chain time), and what comes then."""
+    text = due.waits_for
+    if due.until is not None:
+        text += f" until {_when(due.until, due.now)} (chain time)"
+    if due.then is not None:
+        text += f"; then `depin job advance {due.job_id}` {due.then_does}"
+    if due.meanwhile is not None:
+        text += f"; until then `depin job {due.meanwhile} {due.job_id}` {_MEANWHILE.get(due.meanwhile, '')}".rstrip()
+    return text
+
+
+def _passed(job: OnchainJob, due: DueStep) -> str:
+    """Which deadline of `job` passed, making `due` due (for messages)."""
+    if due.step == "advance":
+        return "a deadline of its court case has passed"
+    return {"expire": "its claim deadline has passed"}.get(due.step or "", f"its {_deadline_label(job)} has passed")
+
+
+@app.command("advance")
+@user_errors
+def job_advance(
+    job_id: JobIdArg,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Move a job past a deadline that has passed: send the permissionless step its deadlines
+    allow now, and say what it did and what the requester got back.
+
+    An Open job past its claim deadline is expired (its whole escrow, reward + fee + audit escrow,
+    is credited back); a Claimed job past its submit deadline is timed out (the provider's
+    collateral is burned; the escrow is credited back, or the job reopens while its claim deadline
+    has not passed); a Submitted job past its challenge window that was not drawn for audit is
+    finalized (the provider is paid, the unused audit escrow is credited back; a failure report
+    gets the whole escrow back). A job drawn for audit, or in court (Disputed), has its court case
+    moved on once one of its deadlines has passed: a drawn audit nobody took is opened and its
+    auditor redrawn, empty seats are redrawn, a round is tallied, a case whose appeal window ended
+    is concluded (what the ruling leaves of the audit escrow is paid to the requester's wallet).
+    Refunds credited to the market balance are withdrawn with `depin job withdraw`.
+
+    Anyone may send these steps (the sender pays only the gas). When nothing is due yet the command
+    sends nothing, exits 1 and says what the job waits for, until when (chain time), and which
+    command applies then.
+
+    Example: depin job advance 7 --keystore keys/me.json
+    """
+    jid = _job_id(job_id)  # before any node is asked or password read
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    from depin.client import NothingDue  # lazy: start-up
+
+    try:
+        done = client.advance_job(jid)
+    except NothingDue as exc:
+        due = exc.due
+        if due.status.settled:
+            raise ValueError(
+                f"job {jid} is {due.status.label}: it is settled, nothing is due; `depin job withdraw` withdraws what it "
+                "credited to your market balance"
+            ) from None
+        raise ValueError(f"nothing is due for job {jid} yet: it is {due.status.label} and waits for {_waiting(due)}") from None
+    yours = client.address.lower() == done.requester.lower()
+    who, whose = ("you", "your") if yours else (f"the requester {done.requester}", "its")
+    back = done.credited + done.paid
+    if back:
+        parts = []
+        if done.credited:
+            parts.append(f"{format_amount(done.credited)} {TOKEN_SYMBOL} credited to {whose} market balance")
+        if done.paid:
+            parts.append(f"{format_amount(done.paid)} {TOKEN_SYMBOL} paid to {whose} wallet")
+        got = f"{who} got back {format_amount(back)} {TOKEN_SYMBOL}: {' and '.join(parts)}"
+        if done.credited and yours:
+            got += (f" (`depin job withdraw` moves your market balance, now {format_amount(client.withdrawable())} "
+                    f"{TOKEN_SYMBOL}, to your wallet)")
+    elif done.status.settled:
+        got = f"{who} got nothing back (the escrow paid for the work)"
+    else:
+        got = f"{who} got nothing back yet (it comes when the job settles)"
+    typer.echo(f"job {jid}: {done.did} (tx {done.tx_hash}); now {done.status.label}; {got}")
+
+
+def withdraw_market_balance(client: Client, what: str) -> str | None:
+    """Withdraws the signing account's whole market balance to its wallet (:meth:`Client.withdraw`)
+    and returns the line that says so (`what` names what the balance holds), or None when it is
+    empty (nothing sent). `depin job withdraw` and `depin provider withdraw` share it."""
+    amount = client.withdrawable()
+    if not amount:
+        return None
+    receipt = client.withdraw()
+    return f"withdrew {format_amount(amount)} {TOKEN_SYMBOL} of {what} (tx {receipt.tx_hash})"
+
+
+@app.command("withdraw")
+@user_errors
+def job_withdraw(
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    dev_account: DevAccountOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Withdraw your market balance to your wallet: the escrow credited back by a cancel, an
+    expiry or a timeout, the unused audit escrow of a finalized job, a court's refund, and any
+    earnings.
+
+    Example: depin job withdraw --keystore keys/me.json
+    """
+    client = open_client(
+        rpc_url=rpc_url, deployment=deployment, config=config, keystore=keystore, password_file=password_file,
+        dev_account=dev_account,
+    )
+    line = withdraw_market_balance(client, "refunds and earnings from the market")
+    if line is None:
+        raise ValueError(
+            f"nothing to withdraw: {client.address} has no balance in the market (refunds of cancelled, expired, timed-out "
+            "and finalized jobs are credited there; `depin job advance` sends a step that is due)"
+        )
+    typer.echo(f"{line}; your wallet holds {format_amount(client.token_balance())} {TOKEN_SYMBOL} now")

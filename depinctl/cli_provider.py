@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from depinctl.cli_job import withdraw_market_balance
 from depinctl.cli_keys import ConfigOpt, DevAccountOpt, KeystoreOpt, PasswordFileOpt, open_client, parse_tokens
 from depinctl.cliutil import (
     TOKEN_SYMBOL,
@@ -137,7 +138,8 @@ def provider_withdraw(
     dev_account: DevAccountOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Withdraw your earnings from the market and your unbonded stake once its delay has passed.
+    """Withdraw your earnings from the market and your unbonded stake once its delay has passed
+    (the market balance as `depin job withdraw` does).
 
     Example: depin provider withdraw --keystore keys/provider.json
     """
@@ -146,10 +148,9 @@ def provider_withdraw(
         dev_account=dev_account,
     )
     done = []
-    earnings = client.withdrawable()
-    if earnings:
-        receipt = client.withdraw()
-        done.append(f"withdrew {format_amount(earnings)} {TOKEN_SYMBOL} of earnings (tx {receipt.tx_hash})")
+    earnings = withdraw_market_balance(client, "earnings")
+    if earnings is not None:
+        done.append(earnings)
     info = client.provider_info()
     now = client.block_timestamp()
     if info.unbonding and now >= info.release_at:

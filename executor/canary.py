@@ -79,7 +79,7 @@ from depin.outputs import build_archive
 from depin.spec import canonical_json, parse_spec
 from depin.transactions import Receipt, TxReverted
 from executor.execution import same
-from executor.results import create_durably, sealed_manifest, write_durably
+from executor.results import create_durably, create_or_load, sealed_manifest
 from executor.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -140,7 +140,8 @@ class CanaryJournal:
 
     def record(self, provider: str, job_id: int) -> CanaryEntry:
         """The job's entry: the existing one, else its secret (:meth:`secret_for`) and a fresh salt
-        written durably."""
+        written durably and exclusively: a second writer gets the first one's entry back, never
+        replaces the salt its commitment was made with (review, stop 56)."""
         existing = self.load(job_id)
         if existing is not None:
             return existing
@@ -150,8 +151,8 @@ class CanaryJournal:
             job_id=int(job_id), provider=provider, secret="0x" + secret.hex(), salt="0x" + salt.hex(), digest="0x" + digest.hex(),
             commitment="0x" + commitment(provider, int(job_id), digest, salt).hex(),
         )
-        write_durably(self.root / f"{int(job_id)}.json", json.dumps(asdict(entry), sort_keys=True).encode(), mode=0o600)
-        return entry
+        data = json.dumps(asdict(entry), sort_keys=True).encode()
+        return create_or_load(self.root / f"{int(job_id)}.json", data, entry, lambda: self.load(job_id))
 
 
 def journal(rt: Runtime) -> CanaryJournal:

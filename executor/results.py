@@ -45,13 +45,16 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from depin.commitment import commitment, failure_digest, new_salt
 from depin.delivery import SEALED_FORMAT, parse_public_key, seal_bytes, seal_file
 from depin.errors import ExecutionError
+
+T = TypeVar("T")
 
 NAME_RE = re.compile(r"^[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
@@ -127,6 +130,19 @@ def create_durably(dest: Path, data: bytes, mode: int = 0o644) -> bool:
         tmp.unlink(missing_ok=True)
     _fsync_dir(dest.parent)
     return True
+
+
+def create_or_load(dest: Path, data: bytes, made: T, load: Callable[[], T | None], mode: int = 0o600) -> T:
+    """`made` once `data` (its serialized form) is written to `dest` by :func:`create_durably`, or,
+    when another writer's entry is there first, that entry (`load()`): a journal's first entry is
+    never replaced (its salt is the one a commitment on chain was made with)."""
+    for _ in range(3):  # the first writer's entry, unless retention removed it in between
+        if create_durably(dest, data, mode=mode):
+            return made
+        first = load()
+        if first is not None:
+            return first
+    raise RuntimeError(f"the journal entry {dest} keeps appearing and vanishing")
 
 
 def _synced_temp(dest: Path, data: bytes, mode: int) -> Path:

@@ -145,7 +145,7 @@ from executor.execution import load_spec, same
 from executor.inputs import InputError, fetch_inputs
 from executor.lease import IDLE_MARK, Lease, idle_confirmed
 from executor.policy import Decision, Policy
-from executor.results import create_durably, write_durably
+from executor.results import create_durably, create_or_load
 from executor.runtime import Runtime
 
 log = logging.getLogger("executor.verifier")
@@ -211,7 +211,11 @@ class AuditJournal:
 
     def record(self, verifier: str, job_id: int, round_: int, seat: int, digest: bytes, kind: str) -> SeatEntry:
         """The seat's entry: the existing one (a re-run after a crash keeps its first salt), else a
-        fresh salt and commitment, written durably."""
+        fresh salt and commitment, written durably and exclusively (:func:`create_or_load`): of two
+        re-runs of one seat that each found no entry (one paused past the seat's lease while the
+        other took it over and committed) only the first writes, and the other gets that entry back.
+        Writing over it replaced the salt that the commitment on chain was made with, and the
+        seat's reveal could then never match: a no-show, its bond lost (found by review, stop 56)."""
         existing = self.load(job_id, round_, seat)
         if existing is not None:
             return existing
@@ -220,8 +224,8 @@ class AuditJournal:
             job_id=int(job_id), round=int(round_), seat=int(seat), verifier=verifier, digest="0x" + digest.hex(), salt="0x" + salt.hex(),
             commitment="0x" + seat_commitment(verifier, int(job_id), int(round_), int(seat), digest, salt).hex(), kind=kind,
         )
-        write_durably(self.path(job_id, round_, seat), json.dumps(asdict(entry), sort_keys=True).encode(), mode=0o600)
-        return entry
+        data = json.dumps(asdict(entry), sort_keys=True).encode()
+        return create_or_load(self.path(job_id, round_, seat), data, entry, lambda: self.load(job_id, round_, seat))
 
 
     def verdict_path(self, job_id: int, round_: int) -> Path:

@@ -1188,6 +1188,39 @@ def test_the_audit_journal_keeps_its_first_salt_and_the_commitment_opens(tmp_pat
     assert j.load(7, 1, 3) is None
 
 
+def test_a_second_writer_never_replaces_a_journaled_salt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review, stop 56: two runs of one seat (one paused past the seat's lease, the other
+    took it over and committed) each looked the entry up and found none; the later writer replaced
+    the file, so the salt on disk no longer opened the commitment on chain (a no-show, the bond
+    lost). The entry is now created exclusively: the late writer gets the first entry back and the
+    file is unchanged. The same holds for the canary journal."""
+    me = "0x" + "ab" * 20
+    j = AuditJournal(tmp_path / "journal")
+    first = j.record(me, 7, 0, 0, b"\x11" * 32, "result")
+    on_disk = (tmp_path / "journal" / "seat-7-0-0.json").read_bytes()
+    monkeypatch.setattr(AuditJournal, "load", _stale_once(AuditJournal.load))  # its look-up came before the first write
+    assert j.record(me, 7, 0, 0, b"\x22" * 32, "result") == first
+    assert (tmp_path / "journal" / "seat-7-0-0.json").read_bytes() == on_disk
+
+    c = CanaryJournal(tmp_path / "canary")
+    entry = c.record(me, 5)
+    on_disk = (tmp_path / "canary" / "5.json").read_bytes()
+    monkeypatch.setattr(CanaryJournal, "load", _stale_once(CanaryJournal.load))
+    assert c.record(me, 5) == entry
+    assert (tmp_path / "canary" / "5.json").read_bytes() == on_disk
+
+
+def _stale_once(load: Callable[..., Any]) -> Callable[..., Any]:
+    """`load`, but its first call finds nothing: a writer that looked before another one wrote."""
+    calls: list[int] = []
+
+    def stale(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else load(self, *args)
+
+    return stale
+
+
 def test_the_canary_journal_commits_to_the_canary_digest(tmp_path: Path) -> None:
     """The canary's commitment covers keccak("depin-canary", secret) with its salt: what exposeCanary checks."""
     j = CanaryJournal(tmp_path / "canary")

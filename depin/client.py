@@ -1104,7 +1104,8 @@ class Client(ContractAddresses):
         `max_runtime` (the on-chain submit window, from claim to submission) defaults to the spec's
         ``resources.max_runtime`` plus :data:`SUBMIT_MARGIN` seconds, within the market's bound (a
         spec whose runtime leaves, within that bound, less than a provider's claim policy keeps,
-        :func:`depin.spec.policy_window`, is refused: no provider would claim it);
+        :func:`depin.spec.policy_window`, is refused: no provider would claim it); one given
+        shorter than the spec's runtime is refused too;
         `cpu_seconds` to :func:`depin.spec.cpu_seconds` of the spec; `claim_window` to an hour, `challenge_window` and
         `collateral_pct` to the market's minimums (each clamped into the market's bounds when
         defaulted, checked when given). With `permit` the wallet part is approved by an ERC-2612
@@ -1291,6 +1292,14 @@ class Client(ContractAddresses):
                     f"{p.max_runtime} s; lower resources.max_runtime to {p.max_runtime - (needed - runtime)} s or less"
                 )
             max_runtime = min(parsed.resources.max_runtime + SUBMIT_MARGIN, p.max_runtime)
+        elif max_runtime < parsed.resources.max_runtime:  # a window no run that uses its runtime fits in
+            raise Refused(
+                f"the submit window max_runtime={max_runtime} s is shorter than the spec's runtime of "
+                f"{parsed.resources.max_runtime} s: a run that uses its runtime could not be submitted in time, and providers "
+                f"refuse such a job (their policy keeps {policy_window(parsed)} s); give at least that, or leave it out "
+                "(the default is the runtime + 120 s)",
+                "TermOutOfBounds",
+            )
         _bounded("max runtime", max_runtime, None, p.min_runtime, p.max_runtime)
         cpu_seconds = spec_cpu_seconds(parsed) if cpu_seconds is None else cpu_seconds
         try:

@@ -129,6 +129,20 @@ def test_a_runtime_whose_window_no_provider_takes_is_refused_before_anything_is_
         assert job.max_runtime == bound >= policy_window(spec)
 
 
+def test_an_explicit_submit_window_shorter_than_the_runtime_is_refused_before_anything_is_sent(devnet: Devnet) -> None:
+    """A window shorter than the spec's own runtime was posted as given (review, stop 55): a run
+    that uses its runtime could never be submitted in time, so no provider's policy claims it and the
+    escrow waited out the claim window. Refused now, naming what the policy keeps; the runtime
+    itself is accepted (a provider with smaller margins may take it)."""
+    requester = devnet.new_account(100)
+    client = devnet.client(requester)
+    spec = make_spec(80, runtime=60)
+    with pytest.raises(ClientError, match=r"max_runtime=59 s is shorter than the spec's runtime of 60 s.*policy keeps 105 s"):
+        client.post_job(spec, reward=to_wei(1), max_runtime=59)
+    assert int(devnet.chain.rpc.call("eth_getTransactionCount", [requester.address, "pending"]), 16) == 0
+    assert client.job(client.post_job(spec, reward=to_wei(1), max_runtime=60).job_id).max_runtime == 60
+
+
 def test_a_spec_over_the_size_limit_is_refused_before_anything_is_escrowed(devnet: Devnet) -> None:
     """Executors and the indexer refuse spec bytes over MAX_SPEC_BYTES (parse_spec with the on-chain
     hash): such a job could never be claimed, its escrow held until the claim window expires. A

@@ -249,6 +249,7 @@ class Indexer:
         self._chain_checked = False
         self._reset_pending = False  # request_reset(): delete the prefix's keys once the check passed
         self._schema_checked = False
+        self._built_with_checked = False  # _check_built_with ran (once per process, before meta is written)
         self._stored: set[int] | None = None  # block numbers in {p}:blocks (None: reload)
         self._stored_changes = 0  # store.cursor_changes when _stored was loaded
         self._rate: deque[tuple[float, int]] = deque()
@@ -386,6 +387,36 @@ class Indexer:
             raise IndexerError(f"{self.config.deployment_file}: {exc}") from None
         self._chain_checked = True
 
+    def _check_built_with(self) -> None:
+        """Compares the index in Redis with the deployment file before anything is written (the
+        meta's ``court`` is rewritten at every pass). An index built from another deployment block
+        is refused with one line: built from a later block it lacks events, from an earlier one it
+        holds what this file says is not the deployment's (`--reset` rebuilds it from the file's).
+        An index that followed another court is rebuilt from the deployment block, with a warning:
+        after governance moved the market to a new court, the restart the stop asked for went on
+        from the cursor, so the new court's events from before it (verifiers joining and staking
+        before the switch, its parameters) were never fetched and its later events were applied
+        onto the old court's verifiers and totals (found by review, stop 56). The index is a cache
+        of the chain: a rebuild loses nothing the chain holds."""
+        meta = self.store.read_meta()
+        if not meta or self.store.cursor() is None:
+            return
+        built = meta.get("deployBlock", "")
+        if built and built != str(self.deployment.deploy_block):
+            raise IndexerError(
+                f"the index under {self.keys.prefix} was built from block {built}, but {self.config.deployment_file} "
+                f"names block {self.deployment.deploy_block} as the deployment block; run with --reset to rebuild it "
+                "from the file's block (or use the file the index was built with)"
+            )
+        followed, court = meta.get("court", ""), self.court or ""
+        if followed and followed.lower() != court.lower():
+            log.warning(
+                "the index followed court %s; %s names court %s: rebuilding the index from the deployment block, so "
+                "that the new court's earlier events are indexed and nothing of the old court's verifiers is mixed in",
+                followed, self.config.deployment_file, court or "(none)", extra={"court": court, "followed": followed},
+            )
+            self._reset_pending = True
+
     def _meta(self) -> dict[str, str]:
         now = time.time()
         while self._rate and self._rate[0][0] < now - RATE_WINDOW:
@@ -426,6 +457,9 @@ class Indexer:
 
     def _sync(self, stop: threading.Event | None) -> int:
         self._check_chain()
+        if not self._built_with_checked:
+            self._check_built_with()
+            self._built_with_checked = True
         if self._reset_pending:
             deleted = self.store.reset()
             self._reset_pending = False
@@ -977,8 +1011,9 @@ class Indexer:
                 f"the market's court changed: parameters version {ev.args['version']} at block {ev.block} names "
                 f"court {court}, which JobMarket {self.market} uses now, but this index follows the court of "
                 f"{self.config.deployment_file} ({self.court}) only; stopped before block {ev.block}. Restart with "
-                "the deployment file naming the new court (get it again from the deployer) to index on with it; "
-                "the earlier court's later events (jobs posted under earlier versions) are then not indexed"
+                "the deployment file naming the new court (get it again from the deployer): the index is then rebuilt "
+                "from the deployment block following it, and the earlier court's events (jobs posted under earlier "
+                "versions) are not indexed"
             )
 
     def _stamp(self, events: list[Event], known: dict[int, Any] | None = None) -> None:

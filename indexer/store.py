@@ -39,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis
@@ -609,6 +609,10 @@ class Store:
                     queued += len(members)
         self.cache.clear()
         return queued
+
+    def read_meta(self) -> dict[str, str]:
+        """The index's meta hash (empty for no index)."""
+        return cast(dict[str, str], self.r.hgetall(self.keys.meta))
 
     def touch_meta(self, meta: dict[str, str]) -> None:
         """Updates progress fields of meta (head, rate, time) outside any batch."""

@@ -5,7 +5,9 @@ older versions stay with the old court (JobMarket._onlyCourtOf), so following th
 instead of the old one would drop the old court's events, and following both would mix two courts
 in one set of keys. The indexer stops before the block of the change with one line that says so,
 instead of indexing on without the new court's events; the same file is then refused at start-up,
-and the deployer's new file (naming the new court) indexes on, and from scratch.
+and the deployer's new file (naming the new court) rebuilds the index following it: restarted from
+the cursor, the new court's events from before it (a verifier that joined before the switch) were
+never fetched (review, stop 56). An index built from another deployment block is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import re
 
 from eth_account import Account
+from eth_utils import keccak
 from fastapi.testclient import TestClient
 
 from indexer.api import create_app
@@ -60,6 +63,7 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         m.submit(provider, disputed)
         m.begin(disputed)
         new_court = another_court(env)
+        joiner = _join_before_the_switch(env, new_court, amount=777)
         params = list(m.read(m.contracts.job_market.params()))
         params[16] = new_court
         changed = int(m.send(m.deployer, m.contracts.job_market.set_params(tuple(params)))["blockNumber"], 16)
@@ -90,6 +94,11 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), new_file), "--once",
                                      log_file=on).wait(120) == 0, on.read_text()
         assert Cursor.loads(r.get(k.cursor)).number >= head
+        assert "rebuilding the index from the deployment block" in on.read_text(), on.read_text()
+        # The new court's verifier that joined before the switch is indexed (the restart from the
+        # cursor never fetched that block's court events), and nothing of the old court is mixed in.
+        assert r.hgetall(k.verifier(joiner)).get("free") == "777"
+        assert r.hget(k.totals, "verifiers") == "1" and r.hget(k.totals, "courtStaked") == "777"
         # The index names the court it follows now, and the explorer's page of the old court's case
         # says that its court's later events are not indexed here (before: nothing said so).
         reader = IndexerReader(r, k)
@@ -109,5 +118,37 @@ def test_a_court_changed_by_governance_stops_the_indexer_before_the_change(chain
         assert Cursor.loads(env.client(1).get(k.cursor)).number >= head
         (warning,) = [line for line in fresh.read_text().splitlines() if "earlier court's events are not indexed" in line]
         assert env.deployment.addresses["VerificationCourt"] in warning
+        # A file naming another deployment block than the index was built from: refused, nothing written.
+        record["deployBlock"] = int(record["deployBlock"]) + 1
+        moved = env.tmp / "moved" / env.deployment_file.name
+        moved.parent.mkdir()
+        moved.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        cursor = r.get(k.cursor)
+        refused = env.tmp / "refused.log"
+        assert start_indexer_process(indexer_env(env.anvil.url, env.redis.url(0), moved), "--once", log_file=refused).wait(120) == 2
+        assert "was built from block" in refused.read_text() and "--reset" in refused.read_text(), refused.read_text()
+        assert r.get(k.cursor) == cursor
     finally:
         stop_gently(proc)
+
+
+# Runtime code that emits LOG3 with the call's first 96 bytes as topics and the rest as data.
+_EMITTER = "366000600037604051602051600051606036036060a300"
+
+
+def _join_before_the_switch(env: ChainEnv, court: str, amount: int) -> str:
+    """A ``VerifierJoined(verifier, class 0, amount)`` log from `court`'s address, emitted by code
+    swapped in for one transaction (the TestCourt copy has no staking): what a verifier joining the
+    new court before governance points the market at it leaves on chain. Returns the verifier."""
+    rpc = env.market.rpc
+    saved = rpc.get_code(court)
+    verifier = env.market.accounts[5]
+    topic0 = keccak(text="VerifierJoined(address,uint8,uint96)").hex()
+    data = "0x" + topic0 + verifier[2:].lower().rjust(64, "0") + "00" * 32 + hex(amount)[2:].rjust(64, "0")
+    rpc.call("anvil_setCode", [court, "0x" + _EMITTER])
+    try:
+        tx = rpc.call("eth_sendTransaction", [{"from": verifier, "to": court, "data": data, "gas": hex(100_000)}])
+        wait_for(lambda: rpc.call("eth_getTransactionReceipt", [tx]) is not None, 30, "the join's receipt")
+    finally:
+        rpc.call("anvil_setCode", [court, saved])
+    return verifier

@@ -134,6 +134,9 @@ def claim_job(rt: Runtime, job_id: int) -> None:
                 if exc.error_name == "InsufficientStake" and job.status == JobStatus.OPEN:
                     stake_short(rt, job_id, job, exc)
                     return
+                if exc.error_name == "NotRegistered" and job.status == JobStatus.OPEN:
+                    not_registered(rt, job_id, job)
+                    return
                 mark_lost(rt, job_id, job, exc.error_name or exc.reason)
                 log.info("claim race lost", extra={"job": job_id, "error": exc.error_name, "status": job.status.label})
                 return
@@ -160,6 +163,17 @@ def stake_short(rt: Runtime, job_id: int, job: OnchainJob, exc: TxReverted) -> N
                  "`depin provider stake AMOUNT`")
     mark_lost(rt, job_id, job, f"InsufficientStake: {short}"[:300], retry_in=STAKE_RETRY)
     log.warning(f"claim refused by the chain: {short}; looked at again in {STAKE_RETRY:.0f} s", extra={"job": job_id})
+
+
+def not_registered(rt: Runtime, job_id: int, job: OnchainJob) -> None:
+    """Our claim of an Open job reverted with ``NotRegistered``: this executor's account is no
+    provider of the staking contract. Said as a warning naming the command that fixes it, and the
+    job looked at again in :data:`STAKE_RETRY` seconds, as for a short stake; it was a lost race at
+    info level, re-claimed (a gas estimate each time) about every second for as long as any job
+    stayed Open (found by review, stop 56)."""
+    why = f"this executor's account {rt.address} is not registered as a provider: `depin provider register --stake AMOUNT`"
+    mark_lost(rt, job_id, job, f"NotRegistered: {why}"[:300], retry_in=STAKE_RETRY)
+    log.warning(f"claim refused by the chain: {why}; looked at again in {STAKE_RETRY:.0f} s", extra={"job": job_id})
 
 
 def after_own_pending(rt: Runtime, job_id: int, job: OnchainJob) -> OnchainJob:

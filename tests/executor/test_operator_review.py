@@ -17,7 +17,7 @@ from depin.deployment import REPO_ROOT
 from depinctl.procs import free_port
 from tests.indexer.services import TIMEOUT_SCALE
 
-from .stack import PROVIDER, REQUESTER, Stack, exec_prefix, spec
+from .stack import PROVIDER, PROVIDER2, REQUESTER, Stack, exec_prefix, spec
 
 MIN_STAKE = 100  # [networks.devnet] staking.min_stake
 
@@ -53,6 +53,28 @@ def test_a_provider_staked_at_the_minimum_is_told_to_add_stake_and_does_not_retr
     assert score is not None
     record_updated = float(stack.exec_record(ex, job_id).get("updated") or 0)
     assert score - record_updated >= 30, (score, record_updated)
+
+
+def test_an_unregistered_provider_is_told_to_register_and_does_not_retry_at_once(stack: Stack) -> None:
+    """Found by review, stop 56: an executor whose account has tokens but never ran `depin provider
+    register` had each claim revert `NotRegistered`, logged as a lost race at info level, and
+    claimed the job again about every second for as long as it stayed Open. It says so once, as a
+    warning naming the command, and looks at the job again only after a pause."""
+    stack.setup_funded(PROVIDER2)
+    ex = stack.executor("unregistered", "provider", PROVIDER2, policy={"images": []})
+    try:
+        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo hi > /out/a"]))
+        lines = ex.wait_log(
+            None, lambda e: e.get("job") == job_id and e.get("level") == "warning" and "depin provider register" in e.get("msg", ""),
+            "the registration warning", timeout=60,
+        )
+        assert ex.address.lower() in lines[0]["msg"].lower()
+        assert "NotRegistered" in stack.exec_record(ex, job_id).get("reason", "")
+        score = stack.state().zscore(f"{exec_prefix(stack, ex)}:deferred", str(job_id))
+        assert score is not None
+        assert score - float(stack.exec_record(ex, job_id).get("updated") or 0) >= 30
+    finally:
+        ex.stop()
 
 
 @pytest.mark.parametrize("results_url", [None, "http://127.0.0.1:8700", "http://localhost:8700", "http://[::1]:8700", "http://0.0.0.0:8700"])

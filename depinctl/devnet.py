@@ -79,6 +79,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 import urllib.error
@@ -734,8 +735,16 @@ class Devnet:
                     stop_process(record, component.grace)
                     self._set_record(component.name, None)
             _redis_client(self.redis_url).flushall()
-            say("chain: anvil started a new chain (its saved state was missing); the index and queues in Redis were cleared")
-            report.steps.append("cleared Redis for a new chain")
+            # The executors' journals too: their entries are named by job id, round and seat, which
+            # the new chain's jobs reuse, so a verifier committed the old chain's digest for the new
+            # job of the same id without running it, and a provider's journal answered for the old
+            # job's salt (found by review, stop 56).
+            for folder in sorted(self.dir.glob("executors/*/state")):
+                for journal in (folder / "journal", folder / "canary"):
+                    shutil.rmtree(journal, ignore_errors=True)
+            say("chain: anvil started a new chain (its saved state was missing); the index and queues in Redis and the "
+                "executors' journals were cleared")
+            report.steps.append("cleared Redis and the executors' journals for a new chain")
         self.state["chain_identity"] = identity
         self.save()
 

@@ -355,8 +355,17 @@ def test_up_after_the_chain_was_lost_clears_the_index(
     anvil = recorded(state_dir)["anvil"]
     stop_process(anvil, grace=10)
     (state_dir / "anvil-state.json").unlink()
+    # the old chain's journal entries, named by job id, round and seat (review, stop 56: a verifier
+    # committed such a seat's digest for the new chain's job of the same id without running it)
+    states = sorted(state_dir.glob("executors/*/state"))
+    assert states
+    stale = [folder / "journal" / "instance" / "seat-1-0-0.json" for folder in states] + [states[0] / "canary" / "1.json"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
     proc = devnet(state_dir, "up", check=True)
-    assert "deploying" in proc.stdout and "cleared" in proc.stdout, proc.stdout
+    assert "deploying" in proc.stdout and "cleared" in proc.stdout and "journals" in proc.stdout, proc.stdout
+    assert not [path for path in stale if path.exists()]
     healthy_status(state_dir)  # the indexer and the executors follow the new chain
 
 

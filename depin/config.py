@@ -322,10 +322,15 @@ class DepinConfig(_Section):
     source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
     def resolve_paths(self, base: Path) -> DepinConfig:
-        """Relative paths made absolute against `base` (the config file's folder)."""
+        """Relative paths made absolute against `base` (the config file's folder); a leading ``~`` is
+        the user's home, as for the indexer (it was a folder named ``~`` below `base`: one file
+        named two places; found by review, stop 56)."""
 
-        def fix(p: Path | None) -> Path | None:
-            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+        def fix(p: Path | None) -> Path | None:  # `~` as the indexer reads it (indexer.config): the user's home
+            if p is None:
+                return None
+            p = p.expanduser()
+            return p if p.is_absolute() else (base / p).resolve()
 
         self.network.deployment = fix(self.network.deployment)  # type: ignore[assignment]
         for key in (self.key, self.canary.requester, self.canary.signer):

@@ -73,7 +73,7 @@ def up(
     typer.echo("")
     typer.echo(f"use it:  source {info['env_file']}   # then: depin jobs list, depin providers list, depin indexer status")
     typer.echo("         depin devnet status | depin devnet logs [COMPONENT] -f | depin devnet down")
-    typer.echo("         development keys: Anvil's public accounts (0 deployer/arbiter, 1-2 providers, 3 funded for verifiers, 4-9 requesters)")
+    typer.echo("         development keys: Anvil's public accounts (0 deployer/arbiter, 1-2 providers, 3 funded for verifiers, 4-5 requesters, 6-8 the verifier pool, 9 the canary)")
 
 
 @app.command("down")

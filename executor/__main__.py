@@ -9,6 +9,7 @@ functions); this one starts faster, which the supervisor and the tests use.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from depin.errors import DepinError
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "component", choices=("start", "worker", "beat", "dispatcher", "results", "canary", "flower", "reap")
     )
-    parser.add_argument("--config", default=None, help="depin.toml (default: $DEPIN_CONFIG)")
+    parser.add_argument("--config", default=os.environ.get("DEPIN_CONFIG") or None, help="depin.toml (default: $DEPIN_CONFIG)")
     parser.add_argument("--role", default=None, help=f"one or more of {', '.join(ROLES)}, joined by commas (provider,verifier)")
     parser.add_argument("--beat", action="store_true", help="worker --queue chain: run the beat embedded in it")
     parser.add_argument("--queue", choices=("compute", "chain"), default="compute")

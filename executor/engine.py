@@ -260,7 +260,10 @@ def _start_locked(state_dir: Path, url: str, sock: Path) -> tuple[int, str]:
     conf = state_dir / CONF_FILE
     conf.write_text(CONTAINERS_CONF)
     sock.unlink(missing_ok=True)
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    # The service outlives the executor (it is never stopped: --time=0), and its environment is in
+    # /proc/<pid>/environ for as long: a keystore's password must not be (found by review, stop 56).
+    env = {k: v for k, v in os.environ.items() if not _secret_variable(k)}
+    env["CONTAINERS_CONF"] = str(conf)
     with open(state_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
             [podman, "--runtime", "runc", "system", "service", "--time=0", url],
@@ -372,3 +375,10 @@ def connect(docker_host: str = "", state_dir: Path | None = None) -> docker.Dock
     if client is None:
         raise EngineUnavailable(f"the Podman service at {url} stopped answering right after it started; see its podman.log")
     return client
+
+
+def _secret_variable(name: str) -> bool:
+    """Whether environment variable `name` may hold a key's password (``DEPIN_KEYSTORE_PASSWORD``,
+    ape's ``APE_ACCOUNTS_<alias>_PASSPHRASE``, anything named like a password or secret)."""
+    upper = name.upper()
+    return upper.startswith("APE_ACCOUNTS_") or any(word in upper for word in ("PASSWORD", "PASSPHRASE", "SECRET", "PRIVATE_KEY"))

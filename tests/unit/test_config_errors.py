@@ -318,3 +318,48 @@ def test_amounts_at_their_bounds_are_taken(tmp_path: Path) -> None:
     config = load_config(path, env={})
     assert config.canary.reward == Decimal("1e-18") and config.verifier.court_stake == Decimal("1.1e59")
     assert config.engine.state_dir == tmp_path / "state"
+
+
+def test_a_home_relative_path_names_one_file_for_the_executor_and_the_indexer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review, stop 56: `deployment = "~/d/31337.json"` in one depin.toml was the user's home
+    for the indexer (indexer.config expands `~`) and a folder named `~` below the config's folder for
+    the executor. Both read the home's file now."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    path = tmp_path / "cfg" / "depin.toml"
+    path.parent.mkdir()
+    path.write_text('[network]\ndeployment = "~/d/31337.json"\n[engine]\nstate_dir = "~/state"\n')
+    config = load_config(path)
+    assert config.network.deployment == home / "d" / "31337.json"
+    assert config.engine.state_dir == home / "state"
+    assert read_config_file(path)["deployment_file"] == config.network.deployment  # the indexer's reading of the same file
+
+
+def test_the_podman_service_never_inherits_a_password() -> None:
+    """Found by review, stop 56: the Podman service the executor starts is never stopped, and it got
+    the executor's whole environment, DEPIN_KEYSTORE_PASSWORD included, readable in its
+    /proc/<pid>/environ long after. Such variables are left out."""
+    from executor.engine import _secret_variable
+
+    for name in ("DEPIN_KEYSTORE_PASSWORD", "APE_ACCOUNTS_deployer_PASSPHRASE", "MY_SECRET", "ETH_PRIVATE_KEY", "db_password"):
+        assert _secret_variable(name), name
+    for name in ("PATH", "HOME", "XDG_RUNTIME_DIR", "DOCKER_HOST", "CONTAINERS_CONF", "DEPIN_CONFIG"):
+        assert not _secret_variable(name), name
+
+
+def test_python_m_executor_start_reads_depin_config(tmp_path: Path) -> None:
+    """Found by review, stop 56: `--config` says its default is $DEPIN_CONFIG, but `start` refused
+    without the option ("start needs --config"). It reads the variable's file now (here one that
+    does not exist, named in the error)."""
+    import os
+    import subprocess
+    import sys
+
+    from depin.deployment import REPO_ROOT
+
+    missing = tmp_path / "nowhere" / "depin.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPIN_")}
+    env.update(DEPIN_CONFIG=str(missing), PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "executor", "start"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "start needs --config" not in proc.stderr and str(missing) in proc.stderr, proc.stderr

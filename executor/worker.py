@@ -46,8 +46,8 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from depin.accounts import account_from_config
 from depin.client import Client, check_endpoint, check_reachable_endpoint
-from depin.config import ConfigError, env_int, env_number
-from depin.deployment import LOCAL_CHAIN_IDS, load_deployment_file
+from depin.config import ConfigError, DepinConfig, env_int, env_number
+from depin.deployment import LOCAL_CHAIN_IDS, Deployment, load_deployment_file
 from depin.keys import ExecKeys, broker_prefix
 from executor import metrics, signer_lock
 from executor.beat import reap_containers
@@ -94,9 +94,11 @@ def _configure(config: Path | str | None, role: str | None) -> None:
 
 
 def configured_runtime(config: Path | str | None, role: str | None) -> Runtime:
-    """This process's runtime for `config` and `role`, applied to the Celery app."""
+    """This process's runtime for `config` and `role`, applied to the Celery app, once the public
+    chain's settings are checked (:func:`check_public_chain_settings`)."""
     _configure(config, role)
     rt = get_runtime()
+    check_public_chain_settings(rt.config)
     configure_app(app, rt)
     metrics.install(rt)  # count transaction re-sends and task retries
     return rt
@@ -169,6 +171,7 @@ def run_results(config: Path | str | None, role: str | None) -> None:
     _configure(config, role)
     setup_logging("results")
     rt = get_runtime()
+    check_public_chain_settings(rt.config)
     check_listen(rt.config.executor.results_bind, "[executor] results_bind")
     host, _, port = rt.config.executor.results_bind.rpartition(":")
     bind = metrics.bind_from_env()
@@ -230,12 +233,8 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     that crash and restart: the config, the deployment file, the signing key (keystore and password),
     Redis, and the JSON-RPC node (the deployment's chain, holding its contracts)."""
     settings = load_executor_config(config, role)
-    deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
-    check_output_cap(deployment.chain_id, allow_unmounted=settings.executor.allow_unmounted_output)
+    deployment = check_public_chain_settings(settings)
     components = components_for(settings.executor.roles)
-    if "results" in components:  # the base of the result URIs published on chain (review, stop 45)
-        check_endpoint(settings.executor.results_url, "[executor] results_url")
-        check_reachable_endpoint(settings.executor.results_url, deployment.chain_id, "[executor] results_url")
     address = account_from_config(settings.key, deployment.chain_id).address
     if "results" in components:
         check_listen(settings.executor.results_bind, "[executor] results_bind")
@@ -253,6 +252,21 @@ def preflight(config: Path | str | None, role: str | None) -> None:
     finally:
         state.close()
     Client.connect(settings.network.rpc_url, deployment, timeout=10, retries=1)
+
+
+def check_public_chain_settings(settings: DepinConfig) -> Deployment:
+    """The deployment, once the settings that keep an executor on a public chain safe are checked:
+    ``/out`` size-capped (:func:`check_output_cap`) and, for a provider, a ``results_url`` that others
+    can reach (the base of the result URIs published on chain; review, stop 45). :func:`preflight`
+    runs it for ``start``, and every component runs it too: one started on its own by a process
+    manager (``python -m executor worker|dispatcher|results``, ``depin executor worker ...``) skipped
+    both checks and ran uncapped, publishing result URIs nobody could fetch (found by review, stop 56)."""
+    deployment = load_deployment_file(settings.network.deployment, hint="set [network] deployment in depin.toml")
+    check_output_cap(deployment.chain_id, allow_unmounted=settings.executor.allow_unmounted_output)
+    if "results" in components_for(settings.executor.roles):
+        check_endpoint(settings.executor.results_url, "[executor] results_url")
+        check_reachable_endpoint(settings.executor.results_url, deployment.chain_id, "[executor] results_url")
+    return deployment
 
 
 def check_listen(bind: str, what: str) -> None:

@@ -221,6 +221,12 @@ def open_journal(
             "run it again with that account (--account), or move the file away to deploy a new set"
         )
     first = journal.steps.get("RewardToken", {}).get("address")
+    if first is not None and rpc.get_code(first) in ("0x", "0x0") and chain_id not in LOCAL_CHAIN_IDS:
+        raise click.ClickException(
+            f"{where} records a RewardToken at {first}, which has no code on this node; a public chain keeps its "
+            "contracts, so the node is behind, out of step or on another network: use a synced node of the right "
+            "network (or move the file away to deploy a new set)"
+        )
     if first is not None and rpc.get_code(first) in ("0x", "0x0"):
         click.echo(f"{where} is not on this chain (no code at its RewardToken {first}); deploying a new set")
         return DeployJournal(path, chain_id, deployer.address, parameters)
@@ -313,6 +319,15 @@ def cli(account, arbiter, force, deployments_dir, parameters_file, autosign, cou
                 click.echo(f"NOTE: {journal_path} records a new set deployed halfway (--force finishes it).")
             click.echo("Nothing sent. Pass --force to deploy a new set.")
             return
+        if status == "missing" and chain_id not in LOCAL_CHAIN_IDS:
+            # A public chain does not lose its contracts: a node that shows no code there is behind,
+            # out of step behind a load balancer, or another network's. Redeploying would overwrite
+            # the committed file with a second set (found by review, stop 56).
+            raise click.ClickException(
+                f"recorded deployment {path} shows no code on this node ({why}); a public chain keeps its contracts, so "
+                "the node is behind, out of step or on another network: use a synced node of the right network, or "
+                "pass --force to deploy a new set and overwrite the file"
+            )
         if status == "missing":
             click.echo(f"recorded deployment {path} is not on this chain ({why}); deploying again")
         else:

@@ -255,6 +255,24 @@ def test_testnet_chain_id_uses_testnet_parameters_and_needs_an_explicit_account(
     assert record["parameters"]["devnetFaucet"] is False
 
 
+def test_a_public_chain_that_shows_no_code_is_never_redeployed(start_anvil, tmp_path):
+    """Found by review, stop 56: "no code at the recorded contracts" meant a restarted devnet on
+    every chain, so a testnet node that was behind, out of step or another network's made the
+    script deploy a second set over the committed file. On a public chain id it is refused now,
+    nothing sent and the file untouched; --force still deploys a new set."""
+    first = start_anvil(chain_id=11155111)
+    _ok(run_deploy(first, tmp_path, "--account", "TEST::0"))
+    record = tmp_path / "11155111.json"
+    before = record.read_bytes()
+    behind = start_anvil(chain_id=11155111)  # the same network id, none of its contracts
+    proc = run_deploy(behind, tmp_path, "--account", "TEST::0")
+    assert proc.returncode != 0
+    said = proc.stderr + proc.stdout
+    assert "public chain keeps its contracts" in said and "--force" in said, said
+    assert record.read_bytes() == before
+    assert behind.w3.eth.get_transaction_count(DEPLOYER) == 0
+
+
 def test_testnet_deploy_with_an_imported_account(start_anvil, tmp_path):
     """The operator path: a keyfile account as `ape accounts import` stores it, unlocked from the
     environment (APE_ACCOUNTS_<alias>_PASSPHRASE) with --autosign; nothing secret is printed."""

@@ -5,7 +5,7 @@ decimal strings (base units), addresses checksummed, field names camelCase as in
 
 Errors are JSON ``{"detail": "..."}``: 404 for an unknown job or provider, 422 for a bad parameter
 (unknown status, malformed address, negative id, limit or offset out of range, a malformed cursor),
-503 when Redis is unreachable.
+503 when Redis is unreachable (a fixed detail: the error, which names Redis' address, is logged only).
 
 Listings are paged: ``/jobs`` (by ``offset`` or ``cursor``) and ``/providers`` (by ``cursor``) answer
 at most ``limit`` records and about :data:`~indexer.query.PAGE_BYTES` (4 MiB) of them: a page whose
@@ -22,7 +22,8 @@ connection (:class:`InFlightLimit`: the body is written a chunk at a time, each 
 has drained the previous one); one more is answered 503 at once, with ``Retry-After``. A client that
 asks for a 4 MiB page and reads it slowly, or never, holds a slot, and the page, until it has read
 it: the pages held stay at most ``max_requests``, whatever the number of clients. The explorer's
-live stream (its own limit, ``max_streams``), ``/healthz`` and the static files are not counted.
+live stream (its own limits: ``max_streams`` streams, :data:`~indexer.web.app.STREAM_RENDERS`
+renders at a time), ``/healthz`` and the static files are not counted.
 The server keeps about :data:`MAX_CONNECTIONS` connections open besides the live streams (uvicorn's
 ``limit_concurrency``; a request on one more is answered 503), each holding at most about two
 chunks once its request is out of flight.
@@ -72,7 +73,7 @@ from indexer.query import (
     QueryError,
     parse_address,
 )
-from indexer.web.app import PAGE_POLICY, STREAM_MAX, add_explorer
+from indexer.web.app import PAGE_POLICY, REDIS_UNREACHABLE, STREAM_MAX, add_explorer
 from indexer.web.views import BlockClock
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ MAX_REQUESTS = 8
 BODY_CHUNK = 64 * 1024  # bytes of an answer's body handed to the connection at a time (InFlightLimit)
 MAX_CONNECTIONS = 1024  # open connections (uvicorn's limit_concurrency): one more is 503
 BUSY_RETRY_AFTER = 1  # seconds, in the 503 answer to one request in flight too many
-UNCOUNTED_PATHS = frozenset({"/explorer/stream", "/healthz"})  # the live stream has its own limit
+# The live stream has its own limits: max_streams, and STREAM_RENDERS renders at a time.
+UNCOUNTED_PATHS = frozenset({"/explorer/stream", "/healthz"})
 UNCOUNTED_PREFIX = "/static/"  # the explorer's stylesheet: small files, streamed by chunks
 
 # Members made from depin.keys' list, so mypy sees an Enum without knowing its members ([misc]).
@@ -251,8 +253,10 @@ def create_app(
     @app.exception_handler(redis.ConnectionError)
     @app.exception_handler(redis.TimeoutError)
     async def redis_unreachable(request: Request, exc: redis.RedisError) -> JSONResponse:
+        """503 with a fixed detail: the error names Redis' address or socket path, so it is logged
+        here and not sent (found by review, stop 56)."""
         log.warning("redis unreachable: %s", exc)
-        return JSONResponse(status_code=503, content={"detail": f"Redis is unreachable: {exc}"})
+        return JSONResponse(status_code=503, content={"detail": REDIS_UNREACHABLE})
 
     @app.exception_handler(QueryError)
     async def bad_query(request: Request, exc: QueryError) -> JSONResponse:

@@ -21,6 +21,16 @@ The streams of one app share one asyncio Redis client (:class:`StreamHub`: a poo
 blocks on ``XREAD`` for all of them, each stream reads its new entries with a non-blocking ``XREAD``,
 and a page's update for a batch is rendered once for every stream at the same point. At most
 ``max_streams`` streams are served at a time; one more is answered 503 with ``Retry-After``.
+
+A stream's ``key`` is made canonical before it takes a slot (:func:`stream_key`: ``""`` for the
+overview, whatever was given; the job id's decimal digits; the checksummed address), and a bad one is
+400, so streams of one page share its renders however the key is spelled; the overview's update
+is shared by every stream at the same newest entry. At most ``STREAM_RENDERS`` renders run at a time
+(worker threads the synchronous routes keep), and a stream whose Redis fails (its shared pool
+exhausted, the server gone) ends with a comment, as an idle page would reconnect. Found by review,
+stop 56: 100 overview streams with distinct keys each re-rendered the overview for every new entry
+(131 s of summed render time for 50 entries; ``/totals`` took 6.6 s), and their pool's exhaustion
+ended the streams with an ASGI traceback.
 """
 
 from __future__ import annotations
@@ -70,11 +80,15 @@ STREAM_BLOCK_MS = 1000  # an idle stream sends a comment this often (and notices
 STREAM_BATCH = 500
 STREAM_MAX = 100  # concurrent /explorer/stream connections per app (IndexerConfig.explorer_max_streams)
 STREAM_CONNECTIONS = 4  # the streams' shared asyncio Redis pool: the watcher's XREAD and short reads
+STREAM_RENDERS = 2  # the streams' renders running at a time (worker threads; the others wait their turn)
 STREAM_RETRY_AFTER = 30  # seconds, in the 503 answer to one stream too many
 STREAM_CLIENT_NAME = "depin-explorer-stream"
 _RENDERS_KEPT = 64  # recent (page, batch) updates shared by the streams at the same point
 _MAX_ID_PART = 2**64 - 1
 PAGES = ("overview", "job", "provider", "requester")
+# What a page and the API say when Redis fails; the error itself (it names Redis' address or socket
+# path) goes to the server's log only (found by review, stop 56).
+REDIS_UNREACHABLE = "Redis is unreachable; the server's log has the error"
 # The Content-Security-Policy of the pages (indexer.api.SecurityHeaders sends it): the stylesheet,
 # the live-update script (static/explorer.js: no inline script) and the event stream from this
 # origin; no other resource, no plugin, no <base>, forms to this origin, no framing (clickjacking).
@@ -127,15 +141,24 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 class StreamHub:
     """The live updates of one app (see the module doc): the shared asyncio client, the watcher task,
-    the count of open streams against `max_streams`, and the recent rendered updates."""
+    the count of open streams against `max_streams`, the recent rendered updates, and the turns of
+    the renders (at most `max_renders` at a time: :meth:`render`)."""
 
-    def __init__(self, reader: IndexerReader, max_streams: int = STREAM_MAX, connections: int = STREAM_CONNECTIONS) -> None:
-        if max_streams < 1 or connections < 2:
-            raise ValueError("a StreamHub needs max_streams >= 1 and connections >= 2 (the watcher holds one)")
+    def __init__(
+        self, reader: IndexerReader, max_streams: int = STREAM_MAX, connections: int = STREAM_CONNECTIONS,
+        max_renders: int = STREAM_RENDERS,
+    ) -> None:
+        if max_streams < 1 or connections < 2 or max_renders < 1:
+            raise ValueError("a StreamHub needs max_streams >= 1, connections >= 2 (the watcher holds one) and max_renders >= 1")
         self.reader = reader
         self.max_streams = max_streams
         self.connections = connections
+        self.max_renders = max_renders
         self.active = 0  # streams open now (the event loop's thread only: no lock needed)
+        self.renders = 0  # renders started, ever (:meth:`render`)
+        self.rendering = 0  # renders running now (at most max_renders)
+        self.waiting = 0  # renders waiting for one of the max_renders turns
+        self._render_turns = asyncio.Semaphore(max_renders)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: aioredis.Redis | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -154,6 +177,7 @@ class StreamHub:
             self._newest = None
             self._wake = asyncio.Event()
             self._renders = OrderedDict()
+            self._render_turns = asyncio.Semaphore(self.max_renders)
         return self._client
 
     async def start(self) -> None:
@@ -231,13 +255,39 @@ class StreamHub:
         return []
 
     async def shared(self, key: tuple[str, ...], render: Callable[[], Awaitable[Any]]) -> Any:
-        """``await render()``, once for every caller with the same `key` (a page and a batch)."""
+        """``await render()``, once for every caller with the same `key` (a page and a batch). A
+        render that failed is forgotten (its callers get its error; the next caller renders again)."""
         future = self._renders.get(key)
         if future is None:
             future = self._renders[key] = asyncio.ensure_future(render())
+            future.add_done_callback(lambda done: self._forget_failed(key, done))
             while len(self._renders) > _RENDERS_KEPT:
                 self._renders.popitem(last=False)
         return await asyncio.shield(future)
+
+    def _forget_failed(self, key: tuple[str, ...], done: asyncio.Future[Any]) -> None:
+        if (done.cancelled() or done.exception() is not None) and self._renders.get(key) is done:
+            del self._renders[key]
+
+    async def render(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, at most `max_renders` at a time (the others wait their
+        turn here, on the event loop): the streams' renders, however many streams, leave the
+        thread pool to the synchronous routes (found by review, stop 56: 100 streams' renders made
+        ``/totals`` wait 6.6 s)."""
+        self.client()  # the turns of the running loop
+        turns = self._render_turns
+        self.waiting += 1
+        try:
+            await turns.acquire()
+        finally:
+            self.waiting -= 1
+        self.renders += 1
+        self.rendering += 1
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            self.rendering -= 1
+            turns.release()
 
 
 class _SlotStream(StreamingResponse):
@@ -292,7 +342,9 @@ def add_explorer(
         except NotFound as exc:
             return error_page(request, 404, "Not found", str(exc))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            return error_page(request, 503, "Index unavailable", f"Redis is unreachable: {exc}")
+            # The error names Redis' address or socket path: logged here, not shown (found by review, stop 56).
+            log.warning("explorer: redis unreachable: %s", exc)
+            return error_page(request, 503, "Index unavailable", REDIS_UNREACHABLE)
 
     # ------------------------------------------------------------------ fragments
 
@@ -417,6 +469,10 @@ def add_explorer(
     async def stream(request: Request, after: str = "", page: str = "overview", key: str = "") -> Response:
         if page not in PAGES:
             return error_page(request, 400, "Bad request", f"unknown page {page[:40]!r}; one of {', '.join(PAGES)}")
+        try:
+            key = stream_key(page, key)
+        except BadInput as exc:
+            return error_page(request, 400, "Bad request", str(exc))
         start = request.headers.get("last-event-id") or after
         if start and not _stream_id_ok(start):
             return error_page(request, 400, "Bad request", f"{start[:40]!r} is not a stream entry id")
@@ -427,6 +483,17 @@ def add_explorer(
             return busy
 
         async def events() -> AsyncIterator[str]:
+            try:
+                async for message in updates():
+                    yield message
+            except redis.RedisError as exc:
+                # The shared pool exhausted, Redis gone: this stream ends (the page reconnects
+                # after `retry`), with no traceback (found by review, stop 56); the error, which
+                # names Redis' address, is logged only.
+                log.warning("explorer stream ended: redis: %s", exc)
+                yield ": index unavailable\n\n"
+
+        async def updates() -> AsyncIterator[str]:
             # No position given: from now on (a page passes the stream id it was rendered at).
             last = start or await hub.newest_id()
             yield "retry: 1000\n\n"
@@ -449,9 +516,12 @@ def add_explorer(
                         first, last, batch = last, newest, None
 
                 async def render(last: str = last, batch: list[tuple[str, dict[str, str]]] | None = batch) -> Any:
-                    return await run_in_threadpool(update, last, page, key, batch)
+                    return await hub.render(update, last, page, key, batch)
 
-                payload = await hub.shared((page, key, first, last), render)
+                # The overview's update does not depend on the batch (every entry concerns it): one
+                # render per newest entry, whatever `after` each stream started from.
+                shared_as = (page, key, last) if page == "overview" else (page, key, first, last)
+                payload = await hub.shared(shared_as, render)
                 if payload is None:
                     yield f"id: {last}\n: nothing for this page\n\n"
                     continue
@@ -501,6 +571,24 @@ def add_explorer(
         return {"last": last, "fragments": frags, "rendered_ms": round((time.monotonic() - started) * 1000, 1)}
 
     return explorer
+
+
+def stream_key(page: str, key: str) -> str:
+    """The canonical `key` of a stream of `page` (one of :data:`PAGES`): ``""`` for the overview,
+    whatever was given (it shows no subject); for a job page the id in decimal (``007`` is ``7``;
+    ASCII digits only, at most 2^256-1); for a provider or requester page the checksummed address
+    (any case). Raises :class:`BadInput` for a key that names no job or address. Streams of one page
+    thus share its renders however the key is spelled (found by review, stop 56: every distinct
+    key, even on the overview, cost one more render of the page for every new entry)."""
+    if page == "overview":
+        return ""
+    if page == "job":
+        if not (key.isascii() and key.isdigit()):
+            raise BadInput(f"{key[:80]!r} is not a job id: a job id is a whole number (ASCII digits)")
+        return str(parse_job_id_text(key))
+    if page in ("provider", "requester"):
+        return parse_address_text(key)
+    raise BadInput(f"unknown page {page[:40]!r}; one of {', '.join(PAGES)}")
 
 
 def _args(fields: dict[str, str]) -> Any:

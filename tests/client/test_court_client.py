@@ -74,7 +74,12 @@ class Court:
 
 @pytest.fixture(scope="module")
 def court(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Court]:
-    base = tmp_path_factory.mktemp("court-client")
+    yield from deployed_court(tmp_path_factory.mktemp("court-client"))
+
+
+def deployed_court(base: Path) -> Iterator[Court]:
+    """A fresh anvil with the real court deployed (the simulation's parameters and actors), for the
+    life of the generator: what a module's court fixture yields."""
     anvil, url = start_anvil(base / "anvil", args=["--accounts", str(ACCOUNTS), "--balance", "100000"])
     try:
         params_file = write_parameters(base / "parameters.toml", sim_parameters())

@@ -29,16 +29,13 @@ from depin.market import JURY_SIZES, FailureCode, JobStatus, Outcome, Phase
 from depin.outputs import build_archive
 from depinctl.cli import app
 from depinctl.cliutil import format_amount
-from depinctl.deploy import deploy_with_ape
-from depinctl.procs import start_anvil
-from depinctl.sim.protocol import Protocol, copy_provider, run_honestly
-from depinctl.sim.run import ACCOUNTS, setup_actors, sim_parameters, write_parameters
-from depinctl.sim.world import WAD, World
+from depinctl.sim.protocol import copy_provider, run_honestly
+from depinctl.sim.world import WAD
 
 from .conftest import Devnet, make_spec
 from .served import publish, serve
 from .test_cli import fails, net, ok
-from .test_court_client import Court
+from .test_court_client import Court, deployed_court
 
 PASSWORD = "advance-pw"
 ENV = {"DEPIN_KEYSTORE_PASSWORD": PASSWORD, "COLUMNS": "400"}
@@ -257,18 +254,7 @@ K_PCT = 400
 
 @pytest.fixture(scope="module")
 def court(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Court]:
-    base = tmp_path_factory.mktemp("advance-court")
-    anvil, url = start_anvil(base / "anvil", args=["--accounts", str(ACCOUNTS), "--balance", "100000"])
-    try:
-        params_file = write_parameters(base / "parameters.toml", sim_parameters())
-        deployment = deploy_with_ape(url, base / "deployments", extra_args=["--parameters", str(params_file)])
-        addresses = dict(deployment.addresses)
-        addresses.setdefault("MockRandomness", addresses.get("Randomness", ""))
-        world = World(url, addresses, deployment.deployer)
-        actors = setup_actors(world)
-        yield Court(world, actors, Protocol(world, actors), url, base / "deployments" / f"{deployment.chain_id}.json")
-    finally:
-        anvil.stop()
+    yield from deployed_court(tmp_path_factory.mktemp("advance-court"))
 
 
 def _cli(court: Court, who: str) -> list[str]:

@@ -195,12 +195,7 @@ def test_a_wiped_executor_database_loses_no_claimed_job(stack: Stack) -> None:
     p = stack.provider
     p.stop("worker-compute")
     try:
-        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo adopted > /out/x"]))
-        stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
-        # The claim task goes on after the claim is mined (the receipt, then the record and the
-        # queued run): flushed before it ends, it writes both again and no recovery is needed.
-        wait_for(lambda: _state(stack, job_id) == "claimed" and _run_queued(stack, job_id), 60, "the claimed job's run to be queued")
-        stack.synced()
+        job_id = _claimed_and_queued(stack, "adopted")
         stack.state().flushdb()  # every record, lease, queued task of the executor
     finally:
         p.start("worker-compute")
@@ -260,10 +255,7 @@ def test_a_restored_record_that_says_lost_does_not_lose_a_claimed_job(stack: Sta
     p = stack.provider
     p.stop("worker-compute")
     try:
-        job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", "echo restored > /out/x"]))
-        stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
-        wait_for(lambda: _state(stack, job_id) == "claimed" and _run_queued(stack, job_id), 60, "the claimed job's run to be queued")
-        stack.synced()
+        job_id = _claimed_and_queued(stack, "restored")
         state = stack.state()
         state.flushdb()  # the snapshot: the job's old record, nothing queued, nothing in hand
         state.hset(f"{exec_prefix(stack, p)}:job:{job_id}", mapping={
@@ -273,6 +265,19 @@ def test_a_restored_record_that_says_lost_does_not_lose_a_claimed_job(stack: Sta
         p.start("worker-compute")
     _settled_once(stack, job_id)
     assert _log_entries(p, "worker-chain", "claimed job adopted from the chain", job_id)
+
+
+def _claimed_and_queued(stack: Stack, word: str) -> int:
+    """A job posted while the compute worker is stopped, once it is claimed, its record says so and
+    its run waits in the broker, and the index has seen it: the moment a wipe or a restored
+    snapshot can hit."""
+    job_id = stack.post(spec(stack.images["busybox"], ["sh", "-c", f"echo {word} > /out/x"]))
+    stack.wait_status(job_id, JobStatus.CLAIMED, timeout=120)
+    # The claim task goes on after the claim is mined (the receipt, then the record and the
+    # queued run): flushed before it ends, it writes both again and no recovery is needed.
+    wait_for(lambda: _state(stack, job_id) == "claimed" and _run_queued(stack, job_id), 60, "the claimed job's run to be queued")
+    stack.synced()
+    return job_id
 
 
 def _run_queued(stack: Stack, job_id: int) -> bool:

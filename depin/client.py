@@ -317,6 +317,10 @@ class Settlement:
     burned: int
     block_number: int
     tx_hash: str
+    # What the job's court transferred to the requester's wallet in the same transaction: the audit
+    # escrow its ruling left unused, a challenge bond returned and its bounty (`requester_refund` is
+    # the market's share only, credited to the requester's market balance).
+    court_paid: int = 0
 
 
 @dataclass(frozen=True)
@@ -972,7 +976,21 @@ class Client(ContractAddresses):
             burned=values["burned"],
             block_number=hex_int(log["blockNumber"]),
             tx_hash=log["transactionHash"],
+            court_paid=self._court_paid(job_id, log),
         )
+
+    def _court_paid(self, job_id: int, settled: dict[str, Any]) -> int:
+        """The reward tokens the job's court transferred to its requester in the transaction of the
+        `settled` log (its ``JobSettled``): the court pays its refunds to the wallet directly, which
+        the market's event does not show (found by review, stop 56: `job status` showed an agreeing
+        audit's requester refunded 0 when 3 w of its escrow had come back)."""
+        job = self.job(job_id)
+        court = self.court_of(job_id).address
+        block = hex_int(settled["blockNumber"])
+        token = self.contracts.reward_token
+        logs = self.rpc.get_logs(block, block, [token.address], [token.TOPICS["Transfer"], _address_topic(court), _address_topic(job.requester)],
+                                 retries=2)
+        return sum(int(entry["data"], 16) for entry in logs if entry["transactionHash"] == settled["transactionHash"])
 
     def submission(self, job_id: int) -> Submission | None:
         """The job's latest result or failure submission (from the events), or None."""
@@ -2251,6 +2269,10 @@ def _job_id(job_id: int | str) -> int:
 def _round_name(round_: int) -> str:
     """A court round for people: round 0 is the audit, 1 to 3 the juries (3, 7, 15 seats)."""
     return "the audit" if round_ == 0 else f"jury round {round_} ({JURY_SIZES[min(round_, LAST_JURY_ROUND)]} seats)"
+
+
+def _address_topic(address: str) -> str:
+    return "0x" + "00" * 12 + address.lower().removeprefix("0x")
 
 
 def _uint_topic(value: int) -> str:

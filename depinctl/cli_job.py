@@ -795,6 +795,7 @@ def _job_dict(client: Client, job: OnchainJob) -> dict[str, Any]:
             d["settlement"] = {
                 "providerPayout": str(settled.provider_payout),
                 "requesterRefund": str(settled.requester_refund),
+                "courtPaidRequester": str(settled.court_paid),
                 "toCourt": str(settled.to_court),
                 "burned": str(settled.burned),
                 "tx": settled.tx_hash,
@@ -923,7 +924,9 @@ def job_status(
         table.add_row(
             "settled",
             f"provider paid {format_amount(int(paid['providerPayout']))} {TOKEN_SYMBOL}, requester refunded "
-            f"{format_amount(int(paid['requesterRefund']))} {TOKEN_SYMBOL}, court {format_amount(int(paid['toCourt']))} {TOKEN_SYMBOL}",
+            f"{format_amount(int(paid['requesterRefund']))} {TOKEN_SYMBOL} to its market balance and paid "
+            f"{format_amount(int(paid['courtPaidRequester']))} {TOKEN_SYMBOL} to its wallet by the court, court "
+            f"{format_amount(int(paid['toCourt']))} {TOKEN_SYMBOL}",
         )
     if due is not None and due.due:
         table.add_row("due now", f"`depin job advance {jid}` {due.does}")

@@ -365,6 +365,12 @@ def test_an_agreeing_audit_waits_out_its_windows_then_advance_pays_the_unused_es
     assert (done.step, done.status, done.credited, done.paid) == ("advance", JobStatus.RESOLVED, 0, 3 * w)
     assert _balances(court, requester) == (credit, wallet + done.paid) and onchain.audit_fee > done.paid
     assert "concluded the case: ProviderRight" in done.did and "the job settled ProviderRight" in done.did, done.did
+    # `job status` shows what the court paid to the wallet, not only the market's refund (review, stop 56:
+    # it showed "requester refunded 0")
+    settled = requester.settlement(job.id)
+    assert settled is not None and (settled.requester_refund, settled.court_paid) == (0, done.paid)
+    shown = _squash(_court_ok(court, "job", "status", str(job.id), "--rpc-url", court.url, "--deployment", str(court.deployment_file)))
+    assert f"paid {_dpc(done.paid)} to its wallet by the court" in shown, shown
 
 
 def test_a_requester_appeals_a_jury_tally_for_a_lazy_provider_and_advance_says_so_before(court: Court) -> None:

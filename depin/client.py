@@ -1671,7 +1671,7 @@ class Client(ContractAddresses):
         }
         mine = _uint_topic(job.job_id)
         transfer = self.contracts.reward_token.TOPICS["Transfer"]
-        requester = "0x" + "00" * 12 + job.requester.lower().removeprefix("0x")
+        requester = _address_topic(job.requester)
         credited = paid = 0
         did: list[str] = []
         no_shows = 0
@@ -1682,7 +1682,7 @@ class Client(ContractAddresses):
             if not topics:
                 continue
             if address == token and topics[0] == transfer and len(topics) == 3:
-                if topics[1] == "0x" + "00" * 12 + court.removeprefix("0x") and topics[2] == requester:
+                if topics[1] == _address_topic(court) and topics[2] == requester:
                     paid += int(entry["data"], 16)
                 continue
             contract = "JobMarket" if address == market else "VerificationCourt" if address == court else None

@@ -257,8 +257,16 @@ class ExecKeys:
     def lease(self, job_id: int) -> str:
         return f"{self.prefix}:lease:{job_id}"
 
+    def seat_lease(self, job_id: int, round_: int, seat: int) -> str:
+        """The lease of one seat's re-run (the verifier's; the redelivery cap reads it too)."""
+        return f"{self.lease(job_id)}:{int(round_)}:{int(seat)}"
+
     def deliveries(self, task: str, job_id: int) -> str:
         return f"{self.prefix}:deliveries:{task}:{job_id}"
+
+    def seat_deliveries(self, task: str, job_id: int, round_: int, seat: int) -> str:
+        """The redelivery count of one seat's task (executor.jobtask.delivery_scope)."""
+        return f"{self.deliveries(task, job_id)}:{int(round_)}:{int(seat)}"
 
     @property
     def active(self) -> str:

@@ -112,7 +112,7 @@ def delivery_scope(rt: Runtime, name: str, job_id: int, args: tuple[Any, ...], k
         return key, lease
     round_ = int(kwargs.get("round", args[0] if args else 0))
     seat = int(kwargs.get("seat", args[1] if len(args) > 1 else 0))
-    return f"{key}:{round_}:{seat}", f"{lease}:{round_}:{seat}"
+    return rt.xkeys.seat_deliveries(name, job_id, round_, seat), rt.xkeys.seat_lease(job_id, round_, seat)
 
 
 def _count_off(rt: Runtime, key: str) -> None:

@@ -1032,9 +1032,9 @@ def seat_lease(rt: Runtime, job_id: int, round_: int, seat: int) -> Lease:
     each wait for the other's whole run, past its commit deadline), each seat's at most once. Its
     renewals keep the seat record's ``updated`` fresh (what :func:`follow_seat` reads). Their check
     of the provider's delivery is one per round, under :func:`delivery_lease`. The redelivery cap
-    reads the same key (:func:`executor.jobtask.delivery_scope`, which spells it alike): a seat task
-    delivered past the cap while it is held is a live re-run's duplicate, not given up."""
-    return Lease(rt.state, f"{rt.xkeys.lease(job_id)}:{int(round_)}:{int(seat)}", rt.lease_ttl, touch=rt.xkeys.seat(job_id, round_, seat))
+    reads the same key (``ExecKeys.seat_lease``, :func:`executor.jobtask.delivery_scope`): a seat
+    task delivered past the cap while it is held is a live re-run's duplicate, not given up."""
+    return Lease(rt.state, rt.xkeys.seat_lease(job_id, round_, seat), rt.lease_ttl, touch=rt.xkeys.seat(job_id, round_, seat))
 
 
 def sibling_entry(rt: Runtime, job_id: int, round_: int, seat: int) -> SeatEntry | None:
